@@ -1,0 +1,290 @@
+/* Reverse-mode autodiff over the graph (see autodiff.h).
+ *
+ *   1. forward layers switch to training mode: batchnorm uses batch statistics and saves
+ *      them (two extra outputs), dropout draws a mask (one extra output);
+ *   2. the loss node reads output 0 (for cross_entropy, the input of a final softmax, which
+ *      the loss then includes) and the labels, and makes the loss and its gradient;
+ *   3. forward nodes are visited in reverse; each one's registry gradient rule appends its
+ *      backward nodes; a value read by several nodes gets the sum of their contributions
+ *      (an add node) before its producer is visited;
+ *   4. one optimiser update node per trainable parameter, reading its gradient and state. */
+#include "compiler/autodiff.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/registry.h"
+
+typedef struct contrib {
+    int value;   /* the gradient value contributed */
+    int next;    /* next contribution to the same value, or -1 */
+} contrib;
+
+typedef struct ad_state {
+    ir_graph *g;
+    int nfwd_vals;
+    int *head;            /* per forward value: first contribution, or -1 */
+    contrib *list;
+    int nlist, caplist;
+    int *total;           /* per forward value: its summed gradient once materialised, or -1 */
+} ad_state;
+
+static int add_contrib(ad_state *s, int v, int gv)
+{
+    if (s->nlist == s->caplist) {
+        int cap = s->caplist ? s->caplist * 2 : 64;
+        contrib *l = realloc(s->list, sizeof(contrib) * (size_t)cap);
+        if (!l)
+            return -1;
+        s->list = l;
+        s->caplist = cap;
+    }
+    s->list[s->nlist] = (contrib){gv, s->head[v]};
+    s->head[v] = s->nlist++;
+    return 0;
+}
+
+/* The gradient of forward value v: its one contribution, or their sum (add nodes of at most
+ * IR_MAX_IN inputs, chained).  -1: no gradient reaches v; -2: error. */
+static int materialise(ad_state *s, int v, char *err, size_t errlen)
+{
+    if (s->total[v] >= 0 || s->head[v] < 0)
+        return s->total[v];
+    ir_graph *g = s->g;
+    int m = 0;
+    for (int c = s->head[v]; c >= 0; c = s->list[c].next)
+        m++;
+    int *order = malloc(sizeof(int) * (size_t)m);
+    if (!order)
+        goto oom;
+    int i = m;
+    for (int c = s->head[v]; c >= 0; c = s->list[c].next)
+        order[--i] = s->list[c].value; /* the list runs newest first */
+    int acc = order[0];
+    for (i = 1; i < m;) {
+        int ins[IR_MAX_IN], n = 0;
+        ins[n++] = acc;
+        while (i < m && n < IR_MAX_IN)
+            ins[n++] = order[i++];
+        const ir_value first = g->vals[ins[0]];
+        char name[IR_NAME_MAX];
+        snprintf(name, sizeof name, "d(%.*s)+", IR_NAME_MAX - 5, g->vals[v].name);
+        int sum = ir_add_value(g, first.kind, &first.shape, first.batched, name);
+        if (sum < 0) {
+            free(order);
+            goto oom;
+        }
+        g->vals[sum].param_of = first.param_of;
+        ir_attrs a;
+        memset(&a, 0, sizeof a);
+        snprintf(name, sizeof name, "d(%.*s).sum", IR_NAME_MAX - 8, g->vals[v].name);
+        if (ir_add_node(g, IR_OP_ADD, &a, n, ins, 1, &sum, name, (lang_span){0, 0, 0, 0}) < 0) {
+            free(order);
+            goto oom;
+        }
+        acc = sum;
+    }
+    free(order);
+    s->total[v] = acc;
+    return acc;
+oom:
+    snprintf(err, errlen, "out of memory in autodiff");
+    return -2;
+}
+
+static int switch_to_training(ir_graph *g, int nfwd, char *err, size_t errlen)
+{
+    for (int n = 0; n < nfwd; n++) {
+        ir_node *nd = &g->nodes[n];
+        if (nd->dead)
+            continue;
+        if (nd->op == IR_OP_BATCHNORM) {
+            int x = nd->in[0];
+            ir_shape c = {.rank = 1, .d = {g->vals[x].shape.d[0]}};
+            char name[IR_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.save_mean", IR_NAME_MAX - 12, nd->name);
+            int mean = ir_add_value(g, IR_VAL_SCRATCH, &c, false, name);
+            snprintf(name, sizeof name, "%.*s.save_invstd", IR_NAME_MAX - 14, nd->name);
+            int invstd = ir_add_value(g, IR_VAL_SCRATCH, &c, false, name);
+            if (mean < 0 || invstd < 0)
+                goto oom;
+            nd = &g->nodes[n];
+            nd->attrs.bn.training = true;
+            nd->out[1] = mean;
+            nd->out[2] = invstd;
+            nd->nout = 3;
+            g->vals[mean].producer = n;
+            g->vals[invstd].producer = n;
+        } else if (nd->op == IR_OP_DROPOUT) {
+            int x = nd->in[0];
+            ir_shape sh = g->vals[x].shape;
+            char name[IR_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.mask", IR_NAME_MAX - 6, nd->name);
+            int mask = ir_add_value(g, IR_VAL_SCRATCH, &sh, true, name);
+            if (mask < 0)
+                goto oom;
+            nd = &g->nodes[n];
+            nd->attrs.dropout.training = true;
+            nd->out[1] = mask;
+            nd->nout = 2;
+            g->vals[mask].producer = n;
+        }
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory in autodiff");
+    return -1;
+}
+
+/* Appends the loss; returns the gradient of the value the loss reads (and which value). */
+static int append_loss(ir_graph *g, const ad_options *opt, int *logits_out, char *err, size_t errlen)
+{
+    int out = g->outputs[0];
+    const ir_value *ov = &g->vals[out];
+    int logits = out;
+    if (opt->loss == AD_LOSS_CROSS_ENTROPY) {
+        if (ov->shape.rank != 1) {
+            char sh[64];
+            snprintf(err, errlen, "cross_entropy needs a vector output ([classes]); %s is %s", g->output_names[0],
+                     ir_shape_str(&ov->shape, sh, sizeof sh));
+            return -1;
+        }
+        int p = ov->producer;
+        if (p >= 0 && g->nodes[p].op == IR_OP_SOFTMAX)
+            logits = g->nodes[p].in[0]; /* the final softmax is part of the loss */
+    }
+    ir_shape label_shape = {.rank = 1, .d = {1}};
+    if (opt->loss == AD_LOSS_MSE)
+        label_shape = g->vals[logits].shape;
+    int label = ir_add_value(g, IR_VAL_LABEL, &label_shape, true, "labels");
+    ir_shape scalar = {.rank = 0};
+    int loss = ir_add_value(g, IR_VAL_SCRATCH, &scalar, false, "loss");
+    ir_shape lsh = g->vals[logits].shape;
+    char name[IR_NAME_MAX];
+    snprintf(name, sizeof name, "d(%.*s)", IR_NAME_MAX - 4, g->vals[logits].name);
+    int dlogits = ir_add_value(g, IR_VAL_GRAD, &lsh, true, name);
+    if (label < 0 || loss < 0 || dlogits < 0) {
+        snprintf(err, errlen, "out of memory in autodiff");
+        return -1;
+    }
+    ir_attrs a;
+    memset(&a, 0, sizeof a);
+    int in[2] = {logits, label}, outs[2] = {loss, dlogits};
+    ir_op op = opt->loss == AD_LOSS_MSE ? IR_OP_MSE_LOSS : IR_OP_XENT_LOSS;
+    if (ir_add_node(g, op, &a, 2, in, 2, outs, ir_op_name(op), (lang_span){0, 0, 0, 0}) < 0) {
+        snprintf(err, errlen, "out of memory in autodiff");
+        return -1;
+    }
+    g->loss = loss;
+    g->label = label;
+    *logits_out = logits;
+    return dlogits;
+}
+
+static int append_updates(ad_state *s, const ad_options *opt, char *err, size_t errlen)
+{
+    ir_graph *g = s->g;
+    for (int v = 0; v < s->nfwd_vals; v++) {
+        if (g->vals[v].kind != IR_VAL_PARAM)
+            continue;
+        int gv = materialise(s, v, err, errlen);
+        if (gv == -2)
+            return -1;
+        if (gv < 0)
+            continue; /* no gradient reaches it (unused parameter) */
+        ir_attrs a;
+        memset(&a, 0, sizeof a);
+        a.optim = opt->optim;
+        int in[4] = {v, gv, -1, -1}, nin = 2;
+        const char *states[2] = {NULL, NULL};
+        if (opt->optimizer == AD_OPTIM_ADAM)
+            states[0] = "exp_avg", states[1] = "exp_avg_sq";
+        else if (opt->optim.momentum != 0.0)
+            states[0] = "momentum_buffer";
+        ir_shape sh = g->vals[v].shape;
+        for (int k = 0; k < 2 && states[k]; k++) {
+            char name[IR_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.%s", IR_NAME_MAX - 20, g->vals[v].name, states[k]);
+            int sv = ir_add_value(g, IR_VAL_OPTSTATE, &sh, false, name);
+            if (sv < 0)
+                goto oom;
+            g->vals[sv].param_of = v;
+            in[nin++] = sv;
+        }
+        char name[IR_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s.update", IR_NAME_MAX - 8, g->vals[v].name);
+        ir_op op = opt->optimizer == AD_OPTIM_ADAM ? IR_OP_ADAM_UPDATE : IR_OP_SGD_UPDATE;
+        if (ir_add_node(g, op, &a, nin, in, 0, NULL, name, (lang_span){0, 0, 0, 0}) < 0)
+            goto oom;
+    }
+    return 0;
+oom:
+    snprintf(err, errlen, "out of memory in autodiff");
+    return -1;
+}
+
+int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
+{
+    if (g->noutputs < 1) {
+        snprintf(err, errlen, "the network has no output to train");
+        return -1;
+    }
+    int nfwd_nodes = g->nnodes;
+    if (switch_to_training(g, nfwd_nodes, err, errlen) != 0)
+        return -1;
+    ad_state s = {.g = g, .nfwd_vals = g->nvals};
+    s.head = malloc(sizeof(int) * (size_t)s.nfwd_vals);
+    s.total = malloc(sizeof(int) * (size_t)s.nfwd_vals);
+    int rc = -1;
+    if (!s.head || !s.total) {
+        snprintf(err, errlen, "out of memory in autodiff");
+        goto done;
+    }
+    for (int v = 0; v < s.nfwd_vals; v++)
+        s.head[v] = s.total[v] = -1;
+    int logits;
+    int dlogits = append_loss(g, opt, &logits, err, errlen);
+    if (dlogits < 0 || add_contrib(&s, logits, dlogits) != 0)
+        goto done;
+    for (int n = nfwd_nodes - 1; n >= 0; n--) {
+        if (g->nodes[n].dead)
+            continue;
+        int gout[IR_MAX_OUT], gin[IR_MAX_IN];
+        bool any = false;
+        for (int k = 0; k < g->nodes[n].nout; k++) {
+            gout[k] = materialise(&s, g->nodes[n].out[k], err, errlen);
+            if (gout[k] == -2)
+                goto done;
+            any |= gout[k] >= 0;
+        }
+        if (!any)
+            continue;
+        const ir_opdef *def = ir_opdef_get(g->nodes[n].op);
+        if (!def->grad) {
+            snprintf(err, errlen, "%s: %s has no gradient rule", g->nodes[n].name, def->name);
+            goto done;
+        }
+        for (int k = 0; k < IR_MAX_IN; k++)
+            gin[k] = -1;
+        ir_err e = {.msg = "", .arg = -1};
+        int nin = g->nodes[n].nin;
+        int ins[IR_MAX_IN];
+        memcpy(ins, g->nodes[n].in, sizeof ins);
+        if (def->grad(g, n, gout, gin, &e) != 0) {
+            snprintf(err, errlen, "%s", e.msg);
+            goto done;
+        }
+        for (int k = 0; k < nin; k++)
+            if (gin[k] >= 0 && ins[k] < s.nfwd_vals && add_contrib(&s, ins[k], gin[k]) != 0) {
+                snprintf(err, errlen, "out of memory in autodiff");
+                goto done;
+            }
+    }
+    rc = append_updates(&s, opt, err, errlen);
+done:
+    free(s.head);
+    free(s.total);
+    free(s.list);
+    return rc;
+}

@@ -1,0 +1,204 @@
+/* The graph container of compiler/ir.h: growable arrays of values and nodes, cloning, and
+ * small shape helpers.  No op-specific knowledge lives here (that is compiler/registry.c). */
+#include "compiler/ir.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void copy_name(char *dst, const char *src)
+{
+    if (!src) {
+        dst[0] = '\0';
+        return;
+    }
+    size_t n = strlen(src);
+    if (n >= IR_NAME_MAX)
+        n = IR_NAME_MAX - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+ir_graph *ir_graph_create(const char *name)
+{
+    ir_graph *g = calloc(1, sizeof *g);
+    if (!g)
+        return NULL;
+    copy_name(g->name, name);
+    g->loss = -1;
+    g->label = -1;
+    return g;
+}
+
+void ir_graph_destroy(ir_graph *g)
+{
+    if (!g)
+        return;
+    free(g->vals);
+    free(g->nodes);
+    free(g);
+}
+
+ir_graph *ir_graph_clone(const ir_graph *g)
+{
+    if (!g)
+        return NULL;
+    ir_graph *c = malloc(sizeof *c);
+    if (!c)
+        return NULL;
+    *c = *g;
+    c->vals = NULL;
+    c->nodes = NULL;
+    c->capvals = g->nvals;
+    c->capnodes = g->nnodes;
+    if (g->nvals > 0) {
+        c->vals = malloc((size_t)g->nvals * sizeof *c->vals);
+        if (!c->vals)
+            goto oom;
+        memcpy(c->vals, g->vals, (size_t)g->nvals * sizeof *c->vals);
+    }
+    if (g->nnodes > 0) {
+        c->nodes = malloc((size_t)g->nnodes * sizeof *c->nodes);
+        if (!c->nodes)
+            goto oom;
+        memcpy(c->nodes, g->nodes, (size_t)g->nnodes * sizeof *c->nodes);
+    }
+    return c;
+oom:
+    ir_graph_destroy(c);
+    return NULL;
+}
+
+/* Grows an array of `size`-byte items so that it holds at least need; 0 or -1. */
+static int grow(void **items, int *cap, int need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    int ncap = *cap > 0 ? *cap : 16;
+    while (ncap < need) {
+        if (ncap > INT32_MAX / 2)
+            return -1;
+        ncap *= 2;
+    }
+    void *p = realloc(*items, (size_t)ncap * size);
+    if (!p)
+        return -1;
+    *items = p;
+    *cap = ncap;
+    return 0;
+}
+
+int ir_add_value(ir_graph *g, ir_valkind kind, const ir_shape *shape, bool batched, const char *name)
+{
+    void *items = g->vals;
+    if (grow(&items, &g->capvals, g->nvals + 1, sizeof *g->vals) != 0)
+        return -1;
+    g->vals = items;
+    ir_value *v = &g->vals[g->nvals];
+    memset(v, 0, sizeof *v);
+    if (shape)
+        v->shape = *shape;
+    v->batched = batched;
+    v->kind = kind;
+    copy_name(v->name, name);
+    v->producer = -1;
+    v->param_of = -1;
+    return g->nvals++;
+}
+
+int ir_add_node(ir_graph *g, ir_op op, const ir_attrs *attrs, int nin, const int *in, int nout,
+                const int *out, const char *name, lang_span span)
+{
+    if (nin < 0 || nin > IR_MAX_IN || nout < 0 || nout > IR_MAX_OUT)
+        return -1;
+    void *items = g->nodes;
+    if (grow(&items, &g->capnodes, g->nnodes + 1, sizeof *g->nodes) != 0)
+        return -1;
+    g->nodes = items;
+    int idx = g->nnodes;
+    ir_node *n = &g->nodes[idx];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    if (attrs)
+        n->attrs = *attrs;
+    n->nin = nin;
+    n->nout = nout;
+    for (int k = 0; k < nin; k++)
+        n->in[k] = in[k];
+    for (int k = 0; k < nout; k++) {
+        n->out[k] = out[k];
+        if (out[k] >= 0 && out[k] < g->nvals)
+            g->vals[out[k]].producer = idx;
+    }
+    copy_name(n->name, name);
+    n->span = span;
+    g->nnodes++;
+    return idx;
+}
+
+int64_t ir_shape_numel(const ir_shape *s)
+{
+    int64_t n = 1;
+    for (int k = 0; k < s->rank; k++)
+        n *= s->d[k];
+    return n;
+}
+
+bool ir_shape_equal(const ir_shape *a, const ir_shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int k = 0; k < a->rank; k++)
+        if (a->d[k] != b->d[k])
+            return false;
+    return true;
+}
+
+char *ir_shape_str(const ir_shape *s, char *buf, size_t n)
+{
+    if (!buf || n == 0)
+        return buf;
+    size_t len = 0;
+    buf[0] = '\0';
+    int w = snprintf(buf, n, "[");
+    len = w > 0 ? (size_t)w : 0;
+    for (int k = 0; k < s->rank && len < n; k++) {
+        w = snprintf(buf + len, n - len, "%s%" PRId64, k ? ", " : "", s->d[k]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+    return buf;
+}
+
+const char *ir_act_name(ir_act a)
+{
+    switch (a) {
+    case IR_ACT_NONE: return "none";
+    case IR_ACT_RELU: return "relu";
+    case IR_ACT_SIGMOID: return "sigmoid";
+    case IR_ACT_TANH: return "tanh";
+    case IR_ACT_LEAKY_RELU: return "leaky_relu";
+    }
+    return "?";
+}
+
+int ir_value_readers(const ir_graph *g, int v)
+{
+    int count = 0;
+    for (int i = 0; i < g->nnodes; i++) {
+        const ir_node *n = &g->nodes[i];
+        if (n->dead)
+            continue;
+        for (int k = 0; k < n->nin; k++) {
+            if (n->in[k] == v) {
+                count++;
+                break;
+            }
+        }
+    }
+    return count;
+}

@@ -1,0 +1,196 @@
+/* Fusion: folds cheap elementwise and pooling layers into the convolution or dense layer that
+ * feeds them, so they run as that kernel's epilogue and no intermediate tensor is written:
+ *
+ *   add -> activation                      add with a fused activation
+ *   conv/dense -> activation               conv/dense with a fused activation
+ *   conv -> add(with another tensor)       conv with a residual input (ResNet's block tail;
+ *                                          the add's fused activation moves along)
+ *   conv(+act) -> maxpool                  conv with fused max pooling
+ *   dense -> softmax                       dense with a fused softmax (inference)
+ *
+ * A producer is fused with its consumer only when the consumer is its only reader and the
+ * producer's output is not a graph output: so in training graphs every tensor the backward
+ * nodes read is still made (act_bwd reads the activation's output, which the fused node now
+ * makes; maxpool_bwd reads the pool's input, which keeps it unfused). */
+#include "compiler/passes.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static bool is_output(const ir_graph *g, int v)
+{
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return v == g->loss;
+}
+
+/* The single live node reading v, or -1 (none, several, or v is an output). */
+static int sole_reader(const ir_graph *g, int v)
+{
+    if (is_output(g, v))
+        return -1;
+    int reader = -1;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        if (nd->dead)
+            continue;
+        for (int k = 0; k < nd->nin; k++)
+            if (nd->in[k] == v) {
+                if (reader >= 0 && reader != n)
+                    return -1;
+                if (reader == n) /* read twice by the same node */
+                    return -1;
+                reader = n;
+            }
+    }
+    return reader;
+}
+
+/* `into` takes over `from`'s output 0; `from` dies. */
+static void absorb(ir_graph *g, int into, int from)
+{
+    ir_node *a = &g->nodes[into], *b = &g->nodes[from];
+    int old = a->out[0];
+    a->out[0] = b->out[0];
+    g->vals[b->out[0]].producer = into;
+    g->vals[old].producer = -1;
+    pass_note_fused(a, b);
+    b->dead = true;
+}
+
+static ir_act act_of(const ir_node *nd)
+{
+    switch (nd->op) {
+    case IR_OP_RELU: return IR_ACT_RELU;
+    case IR_OP_SIGMOID: return IR_ACT_SIGMOID;
+    case IR_OP_TANH: return IR_ACT_TANH;
+    case IR_OP_LEAKY_RELU: return IR_ACT_LEAKY_RELU;
+    default: return IR_ACT_NONE;
+    }
+}
+
+static bool is_conv(const ir_node *nd) { return nd->op == IR_OP_CONV1D || nd->op == IR_OP_CONV2D; }
+
+/* producer -> activation */
+static int fuse_activations(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *p = &g->nodes[n];
+        if (p->dead || p->nout != 1)
+            continue;
+        ir_act *slot = NULL;
+        float *alpha = NULL;
+        if (is_conv(p) && p->attrs.conv.act == IR_ACT_NONE && !p->attrs.conv.pool)
+            slot = &p->attrs.conv.act, alpha = &p->attrs.conv.alpha;
+        else if (p->op == IR_OP_DENSE && p->attrs.dense.act == IR_ACT_NONE && !p->attrs.dense.softmax)
+            slot = &p->attrs.dense.act, alpha = &p->attrs.dense.alpha;
+        else if (p->op == IR_OP_ADD && p->attrs.act.act == IR_ACT_NONE)
+            slot = &p->attrs.act.act, alpha = &p->attrs.act.alpha;
+        if (!slot)
+            continue;
+        int r = sole_reader(g, p->out[0]);
+        if (r < 0 || act_of(&g->nodes[r]) == IR_ACT_NONE)
+            continue;
+        *slot = act_of(&g->nodes[r]);
+        *alpha = g->nodes[r].attrs.act.alpha;
+        absorb(g, n, r);
+        changes++;
+    }
+    return changes;
+}
+
+/* conv -> add(conv's output, other): the conv adds `other` before its activation */
+static int fuse_residuals(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *add = &g->nodes[n];
+        if (add->dead || add->op != IR_OP_ADD || add->nin != 2)
+            continue;
+        /* the later-made conv input takes the residual, so the other is ready before it runs */
+        int best = -1, other = -1;
+        for (int k = 0; k < 2; k++) {
+            int p = g->vals[add->in[k]].producer;
+            if (p < 0 || !is_conv(&g->nodes[p]) || g->nodes[p].dead)
+                continue;
+            const ir_conv_attrs *c = &g->nodes[p].attrs.conv;
+            if (c->residual || c->act != IR_ACT_NONE || c->pool || sole_reader(g, add->in[k]) != n)
+                continue;
+            int o = add->in[1 - k];
+            int op = g->vals[o].producer;
+            if (op >= p)
+                continue;
+            if (best < 0 || p > best)
+                best = p, other = o;
+        }
+        if (best < 0)
+            continue;
+        ir_node *conv = &g->nodes[best];
+        if (conv->nin >= IR_MAX_IN)
+            continue;
+        conv->attrs.conv.residual = true;
+        conv->attrs.conv.act = add->attrs.act.act;
+        conv->attrs.conv.alpha = add->attrs.act.alpha;
+        conv->in[conv->nin++] = other;
+        absorb(g, best, n);
+        changes++;
+    }
+    return changes;
+}
+
+/* conv(+act) -> maxpool */
+static int fuse_pools(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *p = &g->nodes[n];
+        if (p->dead || !is_conv(p) || p->attrs.conv.pool)
+            continue;
+        int r = sole_reader(g, p->out[0]);
+        if (r < 0 || g->nodes[r].op != IR_OP_MAXPOOL)
+            continue;
+        const ir_pool_attrs *pa = &g->nodes[r].attrs.pool;
+        ir_conv_attrs *c = &p->attrs.conv;
+        c->pool = true;
+        for (int k = 0; k < 2; k++) {
+            c->pool_size[k] = pa->size[k];
+            c->pool_stride[k] = pa->stride[k];
+            c->pool_pad[k] = pa->pad[k];
+        }
+        absorb(g, n, r);
+        changes++;
+    }
+    return changes;
+}
+
+/* dense -> softmax, in inference graphs */
+static int fuse_softmax(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *p = &g->nodes[n];
+        if (p->dead || p->op != IR_OP_DENSE || p->attrs.dense.softmax)
+            continue;
+        int r = sole_reader(g, p->out[0]);
+        if (r < 0 || g->nodes[r].op != IR_OP_SOFTMAX)
+            continue;
+        p->attrs.dense.softmax = true;
+        absorb(g, n, r);
+        changes++;
+    }
+    return changes;
+}
+
+int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    (void)err, (void)errlen;
+    /* order matters: add+act first, so the residual fusion carries the activation along */
+    *changes += fuse_activations(g);
+    *changes += fuse_residuals(g);
+    *changes += fuse_pools(g);
+    if (!ctx->training)
+        *changes += fuse_softmax(g);
+    return 0;
+}

@@ -1,0 +1,49 @@
+/* Graph passes and their pipeline.  One file per pass (compiler/pass_*.c); the table in
+ * compiler/passes.c lists them in order with the bit that switches each on.  After every pass
+ * the verifier checks the graph (always in debug builds, on request otherwise). */
+#ifndef CNN_PASSES_H
+#define CNN_PASSES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "compiler/ir.h"
+
+/* The bits match CNN_PASS_* in runtime/cnn.h. */
+enum {
+    PASS_DCE = 1u << 0,
+    PASS_FOLD_BN = 1u << 1,
+    PASS_FUSE = 1u << 2,
+    PASS_PLAN = 1u << 3,     /* read by compiler/plan.c, not a graph rewrite */
+    PASS_INPLACE = 1u << 4,  /* likewise */
+};
+
+typedef struct pass_ctx {
+    bool training;           /* the graph holds backward and update nodes */
+} pass_ctx;
+
+typedef struct pass_info {
+    const char *name;        /* "dce", "fold_bn", "fuse" */
+    unsigned bit;
+    /* Rewrites g; returns 0, or -1 with a message.  *changes counts what it did. */
+    int (*run)(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+} pass_info;
+
+/* The pipeline, in order, NULL-name terminated. */
+const pass_info *pass_pipeline(void);
+/* Runs every pass whose bit is in `passes`, verifying after each when `verify`. */
+int pass_run_pipeline(ir_graph *g, unsigned passes, const pass_ctx *ctx, bool verify, char *err,
+                      size_t errlen);
+/* Structural checks: indices in range, each value made by at most one live node, nodes read
+ * only values made earlier (or from outside), shapes agree with the op's shape rule. */
+int pass_verify(const ir_graph *g, char *err, size_t errlen);
+
+/* Records in into->fused that `from` (and whatever was fused into it) now runs inside `into`:
+ * "conv2d_1+batchnorm_1+relu_1", truncated to the field. */
+void pass_note_fused(ir_node *into, const ir_node *from);
+
+int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,331 @@
+/* Scheduling and memory planning: turns an optimised graph into an ir_plan.
+ *
+ * The schedule is the graph's live nodes in order (every pass keeps the node list
+ * topologically ordered).  Each arena value gets a live range over the schedule: from the
+ * step that makes it to the last step that reads it; graph inputs, labels, outputs and the
+ * loss are pinned for the whole run.  An elementwise op whose registry entry declares it
+ * in-place-safe writes over its first input when that input has no other reader.  Buffers
+ * are then placed greedily by size: each at the lowest offset where it overlaps no buffer
+ * live at the same time (as in ggml's and TFLite's arena planners). */
+#include "compiler/plan.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/registry.h"
+
+#define PLAN_ALIGN 64
+
+static size_t align_up(size_t n) { return (n + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
+
+static bool value_pinned(const ir_graph *g, int v)
+{
+    const ir_value *val = &g->vals[v];
+    if (val->kind == IR_VAL_INPUT || val->kind == IR_VAL_LABEL)
+        return true;
+    if (v == g->loss)
+        return true;
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+static int root_of(const plan_value *pv, int v)
+{
+    while (pv[v].alias_of >= 0)
+        v = pv[v].alias_of;
+    return v;
+}
+
+static op_backend choose_backend(ir_op op, plan_backend_choice c)
+{
+    static const op_backend order_auto[] = {OP_BACKEND_ONEDNN, OP_BACKEND_NATIVE, OP_BACKEND_REF};
+    switch (c) {
+    case PLAN_BACKEND_REF: return OP_BACKEND_REF;
+    case PLAN_BACKEND_NATIVE: return op_kernel_get(op, OP_BACKEND_NATIVE) ? OP_BACKEND_NATIVE : OP_BACKEND_REF;
+    case PLAN_BACKEND_ONEDNN: return op_kernel_get(op, OP_BACKEND_ONEDNN) ? OP_BACKEND_ONEDNN : OP_BACKEND_REF;
+    case PLAN_BACKEND_AUTO: break;
+    }
+    for (size_t i = 0; i < sizeof order_auto / sizeof order_auto[0]; i++)
+        if (op_kernel_get(op, order_auto[i]))
+            return order_auto[i];
+    return OP_BACKEND_REF;
+}
+
+/* Live ranges and locations of every value; in-place aliases when allowed. */
+static void compute_liveness(ir_plan *p, const plan_options *opt, const int *step_of_node)
+{
+    ir_graph *g = p->graph;
+    int last_step = p->nsteps - 1;
+    for (int v = 0; v < g->nvals; v++) {
+        plan_value *pv = &p->vals[v];
+        const ir_value *val = &g->vals[v];
+        pv->loc = PLAN_LOC_NONE;
+        pv->alias_of = -1;
+        pv->first = -1;
+        pv->last = -1;
+        int64_t n = ir_shape_numel(&val->shape) * (val->batched ? p->batch : 1);
+        pv->bytes = (size_t)n * sizeof(float);
+        switch (val->kind) {
+        case IR_VAL_PARAM: case IR_VAL_STATE: pv->loc = PLAN_LOC_WEIGHTS; break;
+        case IR_VAL_OPTSTATE: pv->loc = PLAN_LOC_OPTSTATE; break;
+        default: pv->loc = PLAN_LOC_ARENA; break;
+        }
+        if (val->producer >= 0 && !g->nodes[val->producer].dead)
+            pv->first = pv->last = step_of_node[val->producer];
+    }
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < nd->nin; k++) {
+            plan_value *pv = &p->vals[nd->in[k]];
+            if (pv->first < 0)
+                pv->first = s;
+            if (s > pv->last)
+                pv->last = s;
+        }
+    }
+    for (int v = 0; v < g->nvals; v++) {
+        plan_value *pv = &p->vals[v];
+        if (pv->loc != PLAN_LOC_ARENA)
+            continue;
+        if (value_pinned(g, v)) {
+            pv->first = 0;
+            pv->last = last_step;
+        } else if (pv->first < 0) {
+            pv->loc = PLAN_LOC_NONE; /* made and read by nothing that runs */
+        }
+    }
+    /* weights-only steps (batchnorm folding): their outputs live outside the arena */
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        bool constant = nd->nin > 0 && nd->nout > 0;
+        for (int k = 0; k < nd->nin && constant; k++) {
+            plan_loc l = p->vals[nd->in[k]].loc;
+            constant = l == PLAN_LOC_WEIGHTS || l == PLAN_LOC_CONST;
+        }
+        if (nd->op == IR_OP_BATCHNORM || nd->op == IR_OP_SGD_UPDATE || nd->op == IR_OP_ADAM_UPDATE)
+            constant = false; /* they change what they read */
+        p->steps[s].constant = constant;
+        if (constant)
+            for (int k = 0; k < nd->nout; k++)
+                p->vals[nd->out[k]].loc = PLAN_LOC_CONST;
+    }
+    if (!opt->inplace)
+        return;
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        const ir_opdef *def = ir_opdef_get(nd->op);
+        if (!def->inplace || nd->nin < 1 || nd->nout < 1)
+            continue;
+        int in = nd->in[0], out = nd->out[0];
+        int r = root_of(p->vals, in);
+        if (p->vals[in].loc != PLAN_LOC_ARENA || p->vals[out].loc != PLAN_LOC_ARENA)
+            continue;
+        if (value_pinned(g, in) || value_pinned(g, r) || value_pinned(g, out))
+            continue;
+        if (p->vals[in].bytes != p->vals[out].bytes || ir_value_readers(g, in) != 1)
+            continue;
+        if (p->vals[r].last != s) /* another alias of the same memory is read later */
+            continue;
+        bool used_twice = false; /* the node reads the same memory through another input */
+        for (int k = 1; k < nd->nin; k++)
+            if (p->vals[nd->in[k]].loc == PLAN_LOC_ARENA && root_of(p->vals, nd->in[k]) == r)
+                used_twice = true;
+        if (used_twice)
+            continue;
+        p->vals[out].alias_of = r;
+        if (p->vals[out].last > p->vals[r].last)
+            p->vals[r].last = p->vals[out].last;
+    }
+}
+
+typedef struct placed {
+    size_t offset, bytes;
+    int first, last;
+} placed;
+
+static int cmp_by_size(const void *a, const void *b, void *ctx)
+{
+    const plan_value *pv = ctx;
+    const plan_value *x = &pv[*(const int *)a], *y = &pv[*(const int *)b];
+    if (x->bytes != y->bytes)
+        return x->bytes > y->bytes ? -1 : 1;
+    if (x->first != y->first)
+        return x->first < y->first ? -1 : 1;
+    return *(const int *)a - *(const int *)b;
+}
+
+static int cmp_placed(const void *a, const void *b)
+{
+    const placed *x = a, *y = b;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* Greedy by size: biggest buffers first, each at the lowest offset that is free for its whole
+ * live range. */
+static int place_buffers(ir_plan *p, const plan_options *opt)
+{
+    ir_graph *g = p->graph;
+    int *roots = malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    placed *done = malloc(sizeof(placed) * (size_t)(g->nvals + 1));
+    placed *overlap = malloc(sizeof(placed) * (size_t)(g->nvals + 1));
+    if (!roots || !done || !overlap) {
+        free(roots), free(done), free(overlap);
+        return -1;
+    }
+    int nroots = 0;
+    for (int v = 0; v < g->nvals; v++)
+        if (p->vals[v].loc == PLAN_LOC_ARENA && p->vals[v].alias_of < 0)
+            roots[nroots++] = v;
+    size_t arena = 0;
+    if (!opt->plan_memory) {
+        for (int i = 0; i < nroots; i++) {
+            p->vals[roots[i]].offset = arena;
+            arena += align_up(p->vals[roots[i]].bytes);
+        }
+    } else {
+        qsort_r(roots, (size_t)nroots, sizeof(int), cmp_by_size, p->vals);
+        int ndone = 0;
+        for (int i = 0; i < nroots; i++) {
+            plan_value *pv = &p->vals[roots[i]];
+            int nov = 0;
+            for (int j = 0; j < ndone; j++)
+                if (done[j].first <= pv->last && pv->first <= done[j].last)
+                    overlap[nov++] = done[j];
+            qsort(overlap, (size_t)nov, sizeof(placed), cmp_placed);
+            size_t off = 0, need = align_up(pv->bytes);
+            for (int j = 0; j < nov; j++) {
+                if (overlap[j].offset >= off + need)
+                    break;
+                size_t end = overlap[j].offset + align_up(overlap[j].bytes);
+                if (end > off)
+                    off = end;
+            }
+            pv->offset = off;
+            done[ndone++] = (placed){off, pv->bytes, pv->first, pv->last};
+            if (off + need > arena)
+                arena = off + need;
+        }
+    }
+    for (int v = 0; v < g->nvals; v++)
+        if (p->vals[v].loc == PLAN_LOC_ARENA && p->vals[v].alias_of >= 0)
+            p->vals[v].offset = p->vals[root_of(p->vals, v)].offset;
+    p->arena_bytes = arena;
+
+    /* the figures: naive (each value its own buffer) and the live-set lower bound */
+    p->naive_bytes = 0;
+    for (int v = 0; v < g->nvals; v++)
+        if (p->vals[v].loc == PLAN_LOC_ARENA)
+            p->naive_bytes += align_up(p->vals[v].bytes);
+    p->lower_bound = 0;
+    for (int s = 0; s < p->nsteps; s++) {
+        size_t live = 0;
+        for (int i = 0; i < nroots; i++) {
+            const plan_value *pv = &p->vals[roots[i]];
+            if (pv->first <= s && s <= pv->last)
+                live += align_up(pv->bytes);
+        }
+        if (live > p->lower_bound)
+            p->lower_bound = live;
+    }
+    free(roots);
+    free(done);
+    free(overlap);
+    return 0;
+}
+
+ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t errlen)
+{
+    ir_plan *p = calloc(1, sizeof *p);
+    int *step_of_node = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
+    if (!p || !step_of_node) {
+        snprintf(err, errlen, "out of memory while planning");
+        free(p), free(step_of_node);
+        ir_graph_destroy(g);
+        return NULL;
+    }
+    p->graph = g;
+    p->batch = opt->batch;
+    p->vals = calloc((size_t)g->nvals + 1, sizeof(plan_value));
+    p->steps = calloc((size_t)g->nnodes + 1, sizeof(plan_step));
+    if (!p->vals || !p->steps) {
+        snprintf(err, errlen, "out of memory while planning");
+        free(step_of_node);
+        plan_destroy(p);
+        return NULL;
+    }
+    for (int n = 0; n < g->nnodes; n++) {
+        step_of_node[n] = -1;
+        if (g->nodes[n].dead)
+            continue;
+        step_of_node[n] = p->nsteps;
+        p->steps[p->nsteps].node = n;
+        p->steps[p->nsteps].backend = choose_backend(g->nodes[n].op, opt->backend);
+        p->nsteps++;
+    }
+    /* the schedule must read only what earlier steps (or the outside) made */
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < nd->nin; k++) {
+            int prod = g->vals[nd->in[k]].producer;
+            if (prod >= 0 && (g->nodes[prod].dead || step_of_node[prod] >= s)) {
+                snprintf(err, errlen, "internal error: %s reads %s before it is made", nd->name,
+                         g->vals[nd->in[k]].name);
+                free(step_of_node);
+                plan_destroy(p);
+                return NULL;
+            }
+        }
+    }
+    compute_liveness(p, opt, step_of_node);
+    free(step_of_node);
+    if (place_buffers(p, opt) != 0) {
+        snprintf(err, errlen, "out of memory while planning");
+        plan_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+void plan_destroy(ir_plan *p)
+{
+    if (!p)
+        return;
+    ir_graph_destroy(p->graph);
+    free(p->vals);
+    free(p->steps);
+    free(p);
+}
+
+int plan_check_overlap(const ir_plan *p, char *err, size_t errlen)
+{
+    const ir_graph *g = p->graph;
+    for (int a = 0; a < g->nvals; a++) {
+        const plan_value *x = &p->vals[a];
+        if (x->loc != PLAN_LOC_ARENA)
+            continue;
+        int ra = root_of(p->vals, a);
+        for (int b = a + 1; b < g->nvals; b++) {
+            const plan_value *y = &p->vals[b];
+            if (y->loc != PLAN_LOC_ARENA || root_of(p->vals, b) == ra)
+                continue;
+            /* the root's range covers all its aliases */
+            const plan_value *rx = &p->vals[ra], *ry = &p->vals[root_of(p->vals, b)];
+            bool time = rx->first <= ry->last && ry->first <= rx->last;
+            bool space = x->offset < y->offset + y->bytes && y->offset < x->offset + x->bytes;
+            if (time && space && x->bytes && y->bytes) {
+                snprintf(err, errlen, "%s [%zu, +%zu) steps %d..%d overlaps %s [%zu, +%zu) steps %d..%d",
+                         g->vals[a].name, x->offset, x->bytes, rx->first, rx->last, g->vals[b].name,
+                         y->offset, y->bytes, ry->first, ry->last);
+                return -1;
+            }
+            if (x->offset + x->bytes > p->arena_bytes) {
+                snprintf(err, errlen, "%s ends past the arena", g->vals[a].name);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}

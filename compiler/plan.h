@@ -1,0 +1,69 @@
+/* The plan: what the compiler hands the runtime.  An immutable schedule of kernel calls (one
+ * per live node, in topological order), each node's backend, and where every value lives:
+ * at an offset in one activation arena, in the weights store (parameters, running
+ * statistics) or in the optimiser store.  Made by compiler/plan.c for one batch size. */
+#ifndef CNN_PLAN_H
+#define CNN_PLAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler/ir.h"
+#include "ops/kernels.h"
+
+typedef enum plan_loc {
+    PLAN_LOC_NONE,     /* not used by any live node */
+    PLAN_LOC_ARENA,    /* activations, gradients, inputs, outputs, scratch */
+    PLAN_LOC_WEIGHTS,  /* PARAM and STATE values: the session's weights store, by name */
+    PLAN_LOC_OPTSTATE, /* optimiser state: the session's own store, by name */
+    PLAN_LOC_CONST,    /* made by weights-only steps (folded weights): the session's own
+                        * buffers, kept between runs */
+} plan_loc;
+
+typedef struct plan_value {
+    plan_loc loc;
+    size_t offset;     /* PLAN_LOC_ARENA: byte offset in the arena */
+    size_t bytes;      /* for the whole batch */
+    int first, last;   /* live range over steps (inclusive); pinned values span everything */
+    int alias_of;      /* shares the memory of this value (in-place), or -1 */
+} plan_value;
+
+typedef struct plan_step {
+    int node;
+    op_backend backend;
+    bool constant;     /* reads only weights (or other constant steps' outputs): rerun only
+                        * when the weights change */
+} plan_step;
+
+typedef enum plan_backend_choice {
+    PLAN_BACKEND_AUTO, PLAN_BACKEND_REF, PLAN_BACKEND_NATIVE, PLAN_BACKEND_ONEDNN
+} plan_backend_choice;
+
+typedef struct plan_options {
+    int64_t batch;
+    plan_backend_choice backend;
+    bool plan_memory;   /* false: every arena value gets its own buffer */
+    bool inplace;       /* reuse an input's buffer for ops that declare it safe */
+} plan_options;
+
+typedef struct ir_plan {
+    ir_graph *graph;    /* owned */
+    int64_t batch;
+    plan_value *vals;   /* one per graph value */
+    plan_step *steps;
+    int nsteps;
+    size_t arena_bytes;  /* planned */
+    size_t naive_bytes;  /* every arena value its own buffer, no in-place */
+    size_t lower_bound;  /* the largest total of buffers live at one step */
+} ir_plan;
+
+/* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
+ * on failure (g is freed then too). */
+ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t errlen);
+void plan_destroy(ir_plan *p);
+/* Checks that no two arena values live at the same step overlap in memory (aliases aside).
+ * Returns 0, or -1 with the first conflict described in err. */
+int plan_check_overlap(const ir_plan *p, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,62 @@
+/* The kernel interface: how the executor calls one op on one backend.  Kernels join the op
+ * registry by op kind: ops/kernels.c fills a table [op][backend] once at start-up.
+ *
+ * Tensors are float32, dense, row-major, batch first: activations are [N, C, H, W] for
+ * images, [N, C, L] for signals, [N, F] for vectors; parameters have no batch axis and use
+ * PyTorch's layouts (spec section 6).  A kernel reads node->attrs for its parameters, and the
+ * order of in[]/out[] for each op is written next to it in ops/ref.h. */
+#ifndef CNN_OPS_KERNELS_H
+#define CNN_OPS_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler/ir.h"
+
+typedef enum op_backend { OP_BACKEND_REF, OP_BACKEND_NATIVE, OP_BACKEND_ONEDNN, OP_BACKEND_COUNT } op_backend;
+
+#define OP_MAX_DIMS (IR_MAX_RANK + 1)
+
+/* One tensor as a kernel sees it: data and its full shape, batch axis included when the
+ * value is batched. */
+typedef struct op_tensor {
+    float *data;
+    int rank;
+    int64_t d[OP_MAX_DIMS];
+} op_tensor;
+
+typedef struct op_call {
+    const ir_node *node;   /* op and attributes */
+    int nin, nout;
+    op_tensor in[IR_MAX_IN];
+    op_tensor out[IR_MAX_OUT];
+    int64_t batch;
+    int nthreads;          /* threads this call may use (OpenMP) */
+    uint64_t seed;         /* dropout: a per-step seed */
+    int64_t step;          /* optimiser updates: 1 for the first step */
+    void *state;           /* backend state made by prepare(), or NULL */
+    float *scratch;        /* scratch()'s bytes, or NULL */
+} op_call;
+
+typedef struct op_kernel {
+    /* Runs the op. Returns 0, or -1 after writing a message to err. */
+    int (*run)(op_call *c, char *err, size_t errlen);
+    /* Optional: plan-time set-up (oneDNN primitives) from a call whose shapes are final (data
+     * pointers may be NULL).  Stores its state in c->state. 0 or -1 with err. */
+    int (*prepare)(op_call *c, char *err, size_t errlen);
+    void (*release)(void *state);
+    /* Optional: scratch bytes the kernel needs per call. */
+    size_t (*scratch)(const op_call *c);
+} op_kernel;
+
+/* The kernel for op on backend, or NULL when that backend has none. */
+const op_kernel *op_kernel_get(ir_op op, op_backend b);
+const char *op_backend_name(op_backend b);
+
+#ifdef CNN_HAVE_ONEDNN
+/* The oneDNN backend's kernel for op, or NULL (ops/onednn/); op_kernel_get() forwards to it. */
+const op_kernel *op_onednn_kernel(ir_op op);
+#endif
+
+#endif

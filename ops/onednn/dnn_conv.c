@@ -1,0 +1,312 @@
+/* oneDNN convolutions: forward with the fused epilogue (bias, residual as a sum post-op,
+ * activation as an eltwise post-op, max pooling as a second primitive), backward data and
+ * backward weights (with the bias gradient).  1-D convolutions run as 2-D ones of height 1.
+ * Activations and weights take the layouts oneDNN chooses (format "any"), with reorders
+ * from and to our plain NCHW / OIHW (goihw with groups) around the primitive.
+ *
+ *   conv:             x [N,C,H,W], w [F,C/g,kh,kw], b [F]?, r [N,F,OH,OW]?  ->  y
+ *   conv_bwd_data:    dy [N,F,OH,OW], w  ->  dx [N,C,H,W]
+ *   conv_bwd_weights: dy, x  ->  dw [F,C/g,kh,kw], db [F]? */
+#include <string.h>
+
+#include "ops/onednn/dnn_common.h"
+
+typedef struct conv_geom {
+    op_dnn_nchw x;           /* source */
+    int64_t f, g;            /* filters, groups */
+    int64_t kh, kw;
+    int64_t oh, ow;          /* conv output size */
+    dnnl_dims_t stride, dil, pad;
+    int wnd;                 /* weights ndims: 4 (oihw) or 5 (goihw) */
+    int64_t wdims[5];
+} conv_geom;
+
+/* Reads the geometry from the attributes and the source shape `xt`; checks w's shape. */
+static int conv_geom_read(const ir_conv_attrs *a, const op_tensor *xt, const op_tensor *wt,
+                          conv_geom *g, char *err, size_t errlen)
+{
+    memset(g, 0, sizeof *g);
+    if (op_dnn_as_nchw(xt, &g->x, err, errlen)) return -1;
+    if (xt->rank != (a->sdims == 1 ? 3 : 4))
+        return op_dnn_errf(err, errlen, "oneDNN conv: a %d-D convolution got a rank-%d source",
+                           a->sdims, xt->rank);
+    g->f = wt->d[0];
+    if (a->filters > 0 && a->filters != g->f)
+        return op_dnn_errf(err, errlen, "oneDNN conv: attributes say %lld filters, the weights have %lld",
+                           (long long)a->filters, (long long)g->f);
+    g->g = a->groups > 0 ? a->groups : 1;
+    g->kh = a->sdims == 1 ? 1 : a->kernel[0];
+    g->kw = a->kernel[1];
+    int64_t sh = a->sdims == 1 ? 1 : a->stride[0], ph = a->sdims == 1 ? 0 : a->pad[0];
+    int64_t dh = a->sdims == 1 ? 1 : a->dilation[0];
+    g->stride[0] = sh;
+    g->stride[1] = a->stride[1];
+    g->dil[0] = dh - 1; /* oneDNN counts the gaps: PyTorch's dilation minus one */
+    g->dil[1] = a->dilation[1] - 1;
+    g->pad[0] = ph;
+    g->pad[1] = a->pad[1];
+    g->oh = (g->x.h + 2 * ph - dh * (g->kh - 1) - 1) / sh + 1;
+    g->ow = (g->x.w + 2 * a->pad[1] - a->dilation[1] * (g->kw - 1) - 1) / a->stride[1] + 1;
+    if (g->oh < 1 || g->ow < 1 || g->f % g->g || g->x.c % g->g)
+        return op_dnn_errf(err, errlen, "oneDNN conv: inconsistent geometry");
+    int64_t cg = g->x.c / g->g;
+    bool wok = wt->d[0] == g->f && wt->d[1] == cg &&
+               (a->sdims == 1 ? wt->rank == 3 && wt->d[2] == g->kw
+                              : wt->rank == 4 && wt->d[2] == g->kh && wt->d[3] == g->kw);
+    if (!wok) return op_dnn_errf(err, errlen, "oneDNN conv: weights do not match the attributes");
+    if (g->g == 1) {
+        g->wnd = 4;
+        int64_t d[4] = {g->f, cg, g->kh, g->kw};
+        memcpy(g->wdims, d, sizeof d);
+    } else {
+        g->wnd = 5;
+        int64_t d[5] = {g->g, g->f / g->g, cg, g->kh, g->kw};
+        memcpy(g->wdims, d, sizeof d);
+    }
+    return 0;
+}
+
+static void conv_mds(const conv_geom *g, dnnl_memory_desc_t *x, dnnl_memory_desc_t *w,
+                     dnnl_memory_desc_t *y, bool any)
+{
+    int64_t xd[4] = {g->x.n, g->x.c, g->x.h, g->x.w};
+    int64_t yd[4] = {g->x.n, g->f, g->oh, g->ow};
+    *x = any ? op_dnn_md_any(4, xd) : op_dnn_md(4, xd);
+    *w = any ? op_dnn_md_any(g->wnd, g->wdims) : op_dnn_md(g->wnd, g->wdims);
+    *y = any ? op_dnn_md_any(4, yd) : op_dnn_md(4, yd);
+}
+
+/* The forward primitive descriptor (also the hint of the backward ones). */
+static int conv_fwd_pd(const conv_geom *g, bool bias, dnnl_prop_kind_t prop, const_dnnl_primitive_attr_t attr,
+                       dnnl_primitive_desc_t *pd, char *err, size_t errlen)
+{
+    dnnl_memory_desc_t x, w, y;
+    conv_mds(g, &x, &w, &y, true);
+    dnnl_memory_desc_t b = op_dnn_md(1, &g->f);
+    dnnl_convolution_desc_t d;
+    OP_DNN_TRY(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, &x, &w,
+                                                          bias ? &b : NULL, &y, g->stride, g->dil,
+                                                          g->pad, g->pad),
+               "convolution descriptor");
+    OP_DNN_TRY(dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL), "convolution");
+    return 0;
+}
+
+/* ---- forward with the epilogue */
+
+static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g, int conv_dst,
+                           char *err, size_t errlen)
+{
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    int one = a->sdims == 1;
+    dnnl_dims_t kernel = {one ? 1 : a->pool_size[0], a->pool_size[1]};
+    dnnl_dims_t stride = {one ? 1 : a->pool_stride[0], a->pool_stride[1]};
+    dnnl_dims_t pad = {one ? 0 : a->pool_pad[0], a->pool_pad[1]};
+    int64_t ph = (g->oh + 2 * pad[0] - kernel[0]) / stride[0] + 1;
+    int64_t pw = (g->ow + 2 * pad[1] - kernel[1]) / stride[1] + 1;
+    op_dnn_nchw yo;
+    if (op_dnn_as_nchw(&c->out[0], &yo, err, errlen)) return -1;
+    if (yo.n != g->x.n || yo.c != g->f || yo.h != ph || yo.w != pw)
+        return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
+    int64_t yd[4] = {g->x.n, g->f, ph, pw};
+    dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd), y_plain = op_dnn_md(4, yd);
+    dnnl_pooling_desc_t d;
+    OP_DNN_TRY(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max,
+                                              op_dnn_mem_md(p, conv_dst), &y_any, stride, kernel, pad, pad),
+               "fused pooling descriptor");
+    dnnl_primitive_attr_t attr;
+    if (op_dnn_attr(&attr, err, errlen)) return -1;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_status_t s = dnnl_primitive_desc_create(&pd, &d, attr, op_dnn_engine(), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) return op_dnn_fail(s, "fused pooling", err, errlen);
+    int user, rc = -1;
+    int dst = op_dnn_output(p, &y_plain, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0),
+                            OP_DNN_OUT, 0, &user, err, errlen);
+    if (dst >= 0 && op_dnn_prim(p, pd, err, errlen, 2, DNNL_ARG_SRC, conv_dst, DNNL_ARG_DST, dst) >= 0)
+        rc = user >= 0 && op_dnn_reorder(p, dst, user, false, err, errlen) < 0 ? -1 : 0;
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+{
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    int nin = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
+    if (c->nin != nin || c->nout != 1)
+        return op_dnn_errf(err, errlen, "oneDNN conv: expected %d inputs and 1 output", nin);
+    conv_geom g;
+    if (conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
+    if (!a->pool) {
+        op_dnn_nchw yo;
+        if (op_dnn_as_nchw(&c->out[0], &yo, err, errlen)) return -1;
+        if (yo.n != g.x.n || yo.c != g.f || yo.h != g.oh || yo.w != g.ow)
+            return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the attributes");
+    }
+    dnnl_primitive_attr_t attr;
+    if (op_dnn_attr(&attr, err, errlen)) return -1;
+    if (op_dnn_attr_act(attr, a->act, a->alpha, a->residual, err, errlen)) {
+        dnnl_primitive_attr_destroy(attr);
+        return -1;
+    }
+    dnnl_primitive_desc_t pd = NULL;
+    int rc = conv_fwd_pd(&g, a->bias, dnnl_forward_inference, attr, &pd, err, errlen);
+    dnnl_primitive_attr_destroy(attr);
+    if (rc) return -1;
+
+    rc = -1;
+    dnnl_memory_desc_t xp, wp, yp;
+    conv_mds(&g, &xp, &wp, &yp, false);
+    dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
+    int x = op_dnn_input(p, &xp, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), OP_DNN_IN, 0,
+                         err, errlen);
+    int w = x < 0 ? -1
+                  : op_dnn_weights(p, &wp, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1,
+                                   err, errlen);
+    int b = w < 0 || !a->bias ? -1
+                              : op_dnn_input(p, &bp, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
+                                             OP_DNN_IN, 2, err, errlen);
+    if (w < 0 || (a->bias && b < 0)) goto done;
+    const dnnl_memory_desc_t *ywant = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
+    int user = -1, y;
+    if (a->pool)
+        y = op_dnn_mem_own(p, ywant, err, errlen);
+    else
+        y = op_dnn_output(p, &yp, ywant, OP_DNN_OUT, 0, &user, err, errlen);
+    if (y < 0) goto done;
+    if (a->residual) {
+        /* the sum post-op adds what dst holds: put the residual there first */
+        int r = op_dnn_mem_bound(p, &yp, OP_DNN_IN, nin - 1, err, errlen);
+        if (r < 0 || op_dnn_reorder(p, r, y, true, err, errlen) < 0) goto done;
+    }
+    p->main_step = a->bias ? op_dnn_prim(p, pd, err, errlen, 4, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
+                                         DNNL_ARG_BIAS, b, DNNL_ARG_DST, y)
+                           : op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
+                                         DNNL_ARG_DST, y);
+    if (p->main_step < 0) goto done;
+    if (a->pool)
+        rc = conv_build_pool(p, c, &g, y, err, errlen);
+    else
+        rc = user >= 0 && op_dnn_reorder(p, y, user, false, err, errlen) < 0 ? -1 : 0;
+done:
+    dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build);
+
+/* ---- backward data: dy, w -> dx */
+
+static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+{
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    if (c->nin != 2 || c->nout != 1)
+        return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: expected 2 inputs and 1 output");
+    conv_geom g;
+    if (conv_geom_read(a, &c->out[0], &c->in[1], &g, err, errlen)) return -1;
+    op_dnn_nchw dy;
+    if (op_dnn_as_nchw(&c->in[0], &dy, err, errlen)) return -1;
+    if (dy.n != g.x.n || dy.c != g.f || dy.h != g.oh || dy.w != g.ow)
+        return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: dy does not match the attributes");
+    dnnl_primitive_attr_t attr;
+    if (op_dnn_attr(&attr, err, errlen)) return -1;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    int rc = -1;
+    if (conv_fwd_pd(&g, false, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
+    conv_mds(&g, &xa, &wa, &ya, true);
+    conv_mds(&g, &xp, &wp, &yp, false);
+    dnnl_convolution_desc_t d;
+    dnnl_status_t s = dnnl_dilated_convolution_backward_data_desc_init(
+        &d, dnnl_convolution_direct, &xa, &wa, &ya, g.stride, g.dil, g.pad, g.pad);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &d, attr, op_dnn_engine(), hint);
+    if (s != dnnl_success) {
+        op_dnn_fail(s, "convolution backward data", err, errlen);
+        goto done;
+    }
+    int dyid = op_dnn_input(p, &yp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0),
+                            OP_DNN_IN, 0, err, errlen);
+    int w = dyid < 0 ? -1
+                     : op_dnn_weights(p, &wp, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0), 1,
+                                      err, errlen);
+    int user = -1;
+    int dx = w < 0 ? -1
+                   : op_dnn_output(p, &xp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_src_md, 0),
+                                   OP_DNN_OUT, 0, &user, err, errlen);
+    if (dx < 0) goto done;
+    p->main_step = op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_DIFF_DST, dyid, DNNL_ARG_WEIGHTS, w,
+                               DNNL_ARG_DIFF_SRC, dx);
+    if (p->main_step < 0) goto done;
+    rc = user >= 0 && op_dnn_reorder(p, dx, user, false, err, errlen) < 0 ? -1 : 0;
+done:
+    dnnl_primitive_attr_destroy(attr);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build);
+
+/* ---- backward weights: dy, x -> dw, db */
+
+static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+{
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    int nout = a->bias ? 2 : 1;
+    if (c->nin != 2 || c->nout != nout)
+        return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: expected 2 inputs and %d outputs", nout);
+    conv_geom g;
+    if (conv_geom_read(a, &c->in[1], &c->out[0], &g, err, errlen)) return -1;
+    op_dnn_nchw dy;
+    if (op_dnn_as_nchw(&c->in[0], &dy, err, errlen)) return -1;
+    if (dy.n != g.x.n || dy.c != g.f || dy.h != g.oh || dy.w != g.ow)
+        return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: dy does not match the attributes");
+    if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != g.f))
+        return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: db must be [F]");
+    dnnl_primitive_attr_t attr;
+    if (op_dnn_attr(&attr, err, errlen)) return -1;
+    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    int rc = -1;
+    if (conv_fwd_pd(&g, a->bias, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
+    conv_mds(&g, &xa, &wa, &ya, true);
+    conv_mds(&g, &xp, &wp, &yp, false);
+    dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
+    dnnl_convolution_desc_t d;
+    dnnl_status_t s = dnnl_dilated_convolution_backward_weights_desc_init(
+        &d, dnnl_convolution_direct, &xa, &wa, a->bias ? &bp : NULL, &ya, g.stride, g.dil, g.pad, g.pad);
+    if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &d, attr, op_dnn_engine(), hint);
+    if (s != dnnl_success) {
+        op_dnn_fail(s, "convolution backward weights", err, errlen);
+        goto done;
+    }
+    int dyid = op_dnn_input(p, &yp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0),
+                            OP_DNN_IN, 0, err, errlen);
+    int x = dyid < 0 ? -1
+                     : op_dnn_input(p, &xp, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
+                                    OP_DNN_IN, 1, err, errlen);
+    int wuser = -1, buser = -1;
+    int dw = x < 0 ? -1
+                   : op_dnn_output(p, &wp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 0),
+                                   OP_DNN_OUT, 0, &wuser, err, errlen);
+    int db = dw < 0 || !a->bias
+                 ? -1
+                 : op_dnn_output(p, &bp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_weights_md, 1),
+                                 OP_DNN_OUT, 1, &buser, err, errlen);
+    if (dw < 0 || (a->bias && db < 0)) goto done;
+    p->main_step = a->bias ? op_dnn_prim(p, pd, err, errlen, 4, DNNL_ARG_DIFF_DST, dyid, DNNL_ARG_SRC, x,
+                                         DNNL_ARG_DIFF_WEIGHTS, dw, DNNL_ARG_DIFF_BIAS, db)
+                           : op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_DIFF_DST, dyid, DNNL_ARG_SRC, x,
+                                         DNNL_ARG_DIFF_WEIGHTS, dw);
+    if (p->main_step < 0) goto done;
+    if (wuser >= 0 && op_dnn_reorder(p, dw, wuser, false, err, errlen) < 0) goto done;
+    if (buser >= 0 && op_dnn_reorder(p, db, buser, false, err, errlen) < 0) goto done;
+    rc = 0;
+done:
+    dnnl_primitive_attr_destroy(attr);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build);

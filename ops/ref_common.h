@@ -1,0 +1,133 @@
+/* Helpers shared by the reference kernels (ops/ref_*.c): argument checking with messages,
+ * element counts, the 4-D view of 1-D and 2-D activations, and the softmax every kernel that
+ * needs one uses (so fused and unfused paths round identically).  Internal to ops/. */
+#ifndef CNN_OPS_REF_COMMON_H
+#define CNN_OPS_REF_COMMON_H
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "ops/ref.h"
+
+/* Writes a message into err and returns -1, so a check reads `return ref_fail(...)`. */
+static inline int ref_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static inline int ref_fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen > 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+/* Elements of a tensor (1 for rank 0). */
+static inline int64_t ref_numel(const op_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++)
+        n *= t->d[i];
+    return n;
+}
+
+/* Elements per batch item (all axes after the first). */
+static inline int64_t ref_inner(const op_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 1; i < t->rank; i++)
+        n *= t->d[i];
+    return n;
+}
+
+/* Elements per channel of one batch item (all axes after the second; 1 for rank 2). */
+static inline int64_t ref_spatial(const op_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 2; i < t->rank; i++)
+        n *= t->d[i];
+    return n;
+}
+
+/* "[2, 3, 5]" into buf; returns buf. */
+static inline const char *ref_shape_str(const op_tensor *t, char *buf, size_t n)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(buf, n, "[");
+    for (int i = 0; i < t->rank && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->d[i]);
+    if (k < n)
+        snprintf(buf + k, n - k, "]");
+    return buf;
+}
+
+static inline bool ref_same_shape(const op_tensor *a, const op_tensor *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->d[i] != b->d[i])
+            return false;
+    return true;
+}
+
+/* Threads a kernel may use (at least 1). */
+static inline int ref_threads(const op_call *c)
+{
+    return c->nthreads > 0 ? c->nthreads : 1;
+}
+
+/* Checks the node, the tensor counts and that every tensor has data and sane dimensions.
+ * name is the op's name for messages. */
+static inline int ref_check_call(const op_call *c, const char *name, int min_in, int max_in,
+                                 int min_out, int max_out, char *err, size_t errlen)
+{
+    if (!c->node)
+        return ref_fail(err, errlen, "%s: call has no node (attributes)", name);
+    if (c->nin < min_in || c->nin > max_in) {
+        if (min_in == max_in)
+            return ref_fail(err, errlen, "%s: expected %d inputs, got %d", name, min_in, c->nin);
+        return ref_fail(err, errlen, "%s: expected %d to %d inputs, got %d", name, min_in, max_in,
+                        c->nin);
+    }
+    if (c->nout < min_out || c->nout > max_out) {
+        if (min_out == max_out)
+            return ref_fail(err, errlen, "%s: expected %d outputs, got %d", name, min_out,
+                            c->nout);
+        return ref_fail(err, errlen, "%s: expected %d to %d outputs, got %d", name, min_out,
+                        max_out, c->nout);
+    }
+    for (int k = 0; k < c->nin + c->nout; k++) {
+        const op_tensor *t = k < c->nin ? &c->in[k] : &c->out[k - c->nin];
+        const char *what = k < c->nin ? "input" : "output";
+        int idx = k < c->nin ? k : k - c->nin;
+        if (t->rank < 0 || t->rank > OP_MAX_DIMS)
+            return ref_fail(err, errlen, "%s: %s %d has rank %d", name, what, idx, t->rank);
+        for (int i = 0; i < t->rank; i++)
+            if (t->d[i] < 0)
+                return ref_fail(err, errlen, "%s: %s %d has a negative dimension", name, what,
+                                idx);
+        if (!t->data && ref_numel(t) > 0)
+            return ref_fail(err, errlen, "%s: %s %d has no data", name, what, idx);
+    }
+    return 0;
+}
+
+/* Softmax of k values spaced stride apart, from x into y (which may be x).  The maximum is
+ * subtracted; exponentials and their sum are in double. */
+static inline void ref_softmax_strided(const float *x, float *y, int64_t k, int64_t stride)
+{
+    float m = -INFINITY;
+    for (int64_t i = 0; i < k; i++)
+        if (x[i * stride] > m)
+            m = x[i * stride];
+    double s = 0.0;
+    for (int64_t i = 0; i < k; i++)
+        s += exp((double)x[i * stride] - (double)m);
+    for (int64_t i = 0; i < k; i++)
+        y[i * stride] = (float)(exp((double)x[i * stride] - (double)m) / s);
+}
+
+#endif

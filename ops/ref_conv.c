@@ -1,0 +1,420 @@
+/* Reference convolution: forward (1-D and 2-D, stride, padding, dilation, groups, and the fused
+ * epilogue bias -> + residual -> activation -> max pooling), backward to the data and to the
+ * weights and bias.  Cross-correlation as in PyTorch.  1-D tensors [N,C,W] are read as
+ * [N,C,1,W]; the attributes then hold the trivial height at index 0.  Sums are in double; each
+ * output element is computed by one thread in a fixed order, so results do not depend on the
+ * thread count. */
+#include <stdlib.h>
+
+#include "ops/ref_common.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static int thread_index(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* Everything the loops need, in the 4-D view. */
+typedef struct conv_geom {
+    int64_t n, c, h, w;        /* input x [n, c, h, w] */
+    int64_t f, g, cpg, fpg;    /* filters, groups, channels and filters per group */
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw;
+    int64_t oh, ow;            /* convolution output (before any fused pooling) */
+} conv_geom;
+
+/* Reads [N,C,(H,)W] as 4-D (h = 1 for a rank-3 tensor). */
+static void view4(const op_tensor *t, int64_t *n, int64_t *c, int64_t *h, int64_t *w)
+{
+    *n = t->d[0];
+    *c = t->d[1];
+    *h = t->rank == 4 ? t->d[2] : 1;
+    *w = t->d[t->rank - 1];
+}
+
+/* Checks the attributes against the input shape x and the weight shape wt and fills g. */
+static int conv_geom_make(const ir_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
+                          const char *name, conv_geom *g, char *err, size_t errlen)
+{
+    char s1[64], s2[64];
+    if (a->sdims != 1 && a->sdims != 2)
+        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2", name, a->sdims);
+    if (x->rank != a->sdims + 2)
+        return ref_fail(err, errlen, "%s: %d-D convolution needs a rank-%d input, got %s", name,
+                        a->sdims, a->sdims + 2, ref_shape_str(x, s1, sizeof s1));
+    if (wt->rank != a->sdims + 2)
+        return ref_fail(err, errlen, "%s: %d-D convolution needs a rank-%d weight, got %s", name,
+                        a->sdims, a->sdims + 2, ref_shape_str(wt, s1, sizeof s1));
+    if (a->sdims == 1 && (a->kernel[0] != 1 || a->stride[0] != 1 || a->pad[0] != 0 ||
+                          a->dilation[0] != 1))
+        return ref_fail(err, errlen,
+                        "%s: 1-D convolution needs kernel 1, stride 1, pad 0, dilation 1 at "
+                        "index 0, got %lld, %lld, %lld, %lld", name, (long long)a->kernel[0],
+                        (long long)a->stride[0], (long long)a->pad[0],
+                        (long long)a->dilation[0]);
+    for (int i = 0; i < 2; i++)
+        if (a->kernel[i] < 1 || a->stride[i] < 1 || a->dilation[i] < 1 || a->pad[i] < 0)
+            return ref_fail(err, errlen,
+                            "%s: bad geometry kernel %lld, stride %lld, dilation %lld, pad %lld",
+                            name, (long long)a->kernel[i], (long long)a->stride[i],
+                            (long long)a->dilation[i], (long long)a->pad[i]);
+    view4(x, &g->n, &g->c, &g->h, &g->w);
+    g->f = wt->d[0];
+    g->g = a->groups;
+    if (g->g < 1 || g->c % g->g != 0 || g->f % g->g != 0)
+        return ref_fail(err, errlen, "%s: %lld groups do not divide %lld channels and %lld filters",
+                        name, (long long)g->g, (long long)g->c, (long long)g->f);
+    if (a->filters > 0 && a->filters != g->f)
+        return ref_fail(err, errlen, "%s: attributes say %lld filters, the weight has %lld", name,
+                        (long long)a->filters, (long long)g->f);
+    g->cpg = g->c / g->g;
+    g->fpg = g->f / g->g;
+    g->kh = a->kernel[0];
+    g->kw = a->kernel[1];
+    g->sh = a->stride[0];
+    g->sw = a->stride[1];
+    g->ph = a->pad[0];
+    g->pw = a->pad[1];
+    g->dh = a->dilation[0];
+    g->dw = a->dilation[1];
+    int64_t wkh = a->sdims == 2 ? wt->d[2] : 1;
+    if (wt->d[1] != g->cpg || wkh != g->kh || wt->d[wt->rank - 1] != g->kw)
+        return ref_fail(err, errlen,
+                        "%s: weight %s does not fit input %s with %lld groups and kernel %lldx%lld",
+                        name, ref_shape_str(wt, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
+                        (long long)g->g, (long long)g->kh, (long long)g->kw);
+    g->oh = (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1) / g->sh + 1;
+    g->ow = (g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1) / g->sw + 1;
+    if (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1 < 0 ||
+        g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1 < 0)
+        return ref_fail(err, errlen, "%s: input %s is smaller than the kernel", name,
+                        ref_shape_str(x, s1, sizeof s1));
+    return 0;
+}
+
+/* Checks that t is [n, c, (h,) w] in the rank of the convolution. */
+static int check_act_shape(const op_tensor *t, int sdims, int64_t n, int64_t c, int64_t h,
+                           int64_t w, const char *name, const char *what, char *err,
+                           size_t errlen)
+{
+    char s1[64];
+    bool ok = t->rank == sdims + 2 && t->d[0] == n && t->d[1] == c &&
+              (sdims == 1 ? h == 1 : t->d[2] == h) && t->d[t->rank - 1] == w;
+    if (ok)
+        return 0;
+    if (sdims == 1)
+        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld, %lld]", name, what,
+                        ref_shape_str(t, s1, sizeof s1), (long long)n, (long long)c,
+                        (long long)w);
+    return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld, %lld, %lld]", name, what,
+                    ref_shape_str(t, s1, sizeof s1), (long long)n, (long long)c, (long long)h,
+                    (long long)w);
+}
+
+/* Checks a [f] bias vector. */
+static int check_bias(const op_tensor *b, int64_t f, const char *name, const char *what,
+                      char *err, size_t errlen)
+{
+    if (ref_numel(b) != f || b->rank != 1)
+        return ref_fail(err, errlen, "%s: %s has %lld elements, expected [%lld]", name, what,
+                        (long long)ref_numel(b), (long long)f);
+    return 0;
+}
+
+/* The outputs o in [*lo, *hi) of a sweep with stride s and padding p whose tap at offset off
+ * (tap index times dilation) lands inside an input of size in: 0 <= o*s - p + off < in. */
+static void tap_range(int64_t out, int64_t in, int64_t s, int64_t p, int64_t off, int64_t *lo,
+                      int64_t *hi)
+{
+    int64_t first = p - off;          /* o*s >= first */
+    int64_t last = in - 1 + p - off;  /* o*s <= last */
+    int64_t l = first <= 0 ? 0 : (first + s - 1) / s;
+    int64_t h = last < 0 ? 0 : last / s + 1;
+    if (h > out)
+        h = out;
+    if (l > h)
+        l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* The raw convolution of filter f over batch item n into acc (oh*ow doubles).  Every element
+ * sums its terms in the same order: input channel, tap row, tap column. */
+static void conv_plane(const conv_geom *g, const float *x, const float *w, int64_t n, int64_t f,
+                       double *acc)
+{
+    int64_t grp = f / g->fpg;
+    for (int64_t k = 0; k < g->oh * g->ow; k++)
+        acc[k] = 0.0;
+    for (int64_t cl = 0; cl < g->cpg; cl++) {
+        const float *xc = x + (n * g->c + grp * g->cpg + cl) * g->h * g->w;
+        const float *wc = w + (f * g->cpg + cl) * g->kh * g->kw;
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t oh0, oh1;
+            tap_range(g->oh, g->h, g->sh, g->ph, i * g->dh, &oh0, &oh1);
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t ow0, ow1, col = j * g->dw - g->pw;
+                tap_range(g->ow, g->w, g->sw, g->pw, j * g->dw, &ow0, &ow1);
+                double wv = wc[i * g->kw + j];
+                for (int64_t oh = oh0; oh < oh1; oh++) {
+                    const float *xr = xc + (oh * g->sh - g->ph + i * g->dh) * g->w;
+                    double *ar = acc + oh * g->ow;
+                    for (int64_t ow = ow0; ow < ow1; ow++)
+                        ar[ow] += (double)xr[ow * g->sw + col] * wv;
+                }
+            }
+        }
+    }
+}
+
+/* Output size of a floor-mode pooling window sweep. */
+static int64_t pool_out(int64_t in, int64_t size, int64_t stride, int64_t pad)
+{
+    return (in + 2 * pad - size) / stride + 1;
+}
+
+OP_REF_KERNEL(op_ref_conv)
+{
+    const char *name = "conv";
+    if (ref_check_call(c, name, 2, 4, 1, 1, err, errlen))
+        return -1;
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    int want = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
+    if (c->nin != want)
+        return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
+                        name, want, a->bias ? "on" : "off", a->residual ? "on" : "off", c->nin);
+    conv_geom g;
+    if (conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
+        return -1;
+    const float *x = c->in[0].data, *w = c->in[1].data, *b = NULL, *r = NULL;
+    int k = 2;
+    if (a->bias) {
+        if (check_bias(&c->in[k], g.f, name, "bias", err, errlen))
+            return -1;
+        b = c->in[k++].data;
+    }
+    if (a->residual) {
+        if (check_act_shape(&c->in[k], a->sdims, g.n, g.f, g.oh, g.ow, name, "residual", err,
+                            errlen))
+            return -1;
+        r = c->in[k++].data;
+    }
+    int64_t yh = g.oh, yw = g.ow, psh = 1, psw = 1, pst_h = 1, pst_w = 1, pph = 0, ppw = 0;
+    if (a->pool) {
+        psh = a->pool_size[0];
+        psw = a->pool_size[1];
+        pst_h = a->pool_stride[0];
+        pst_w = a->pool_stride[1];
+        pph = a->pool_pad[0];
+        ppw = a->pool_pad[1];
+        if (a->sdims == 1 && (psh != 1 || pst_h != 1 || pph != 0))
+            return ref_fail(err, errlen,
+                            "%s: fused 1-D pooling needs size 1, stride 1, pad 0 at index 0", name);
+        if (psh < 1 || psw < 1 || pst_h < 1 || pst_w < 1 || pph < 0 || ppw < 0 || pph >= psh ||
+            ppw >= psw)
+            return ref_fail(err, errlen,
+                            "%s: bad fused pooling size %lldx%lld stride %lldx%lld pad %lldx%lld",
+                            name, (long long)psh, (long long)psw, (long long)pst_h,
+                            (long long)pst_w, (long long)pph, (long long)ppw);
+        if (g.oh + 2 * pph < psh || g.ow + 2 * ppw < psw)
+            return ref_fail(err, errlen, "%s: fused pooling window larger than the %lldx%lld "
+                            "convolution output", name, (long long)g.oh, (long long)g.ow);
+        yh = pool_out(g.oh, psh, pst_h, pph);
+        yw = pool_out(g.ow, psw, pst_w, ppw);
+    }
+    if (check_act_shape(&c->out[0], a->sdims, g.n, g.f, yh, yw, name, "output", err, errlen))
+        return -1;
+    float *y = c->out[0].data;
+
+    int nt = ref_threads(c);
+    size_t plane = (size_t)(g.oh * g.ow) > 0 ? (size_t)(g.oh * g.ow) : 1;
+    double *acc = malloc((size_t)nt * plane * sizeof(double));
+    float *act = a->pool ? malloc((size_t)nt * plane * sizeof(float)) : NULL;
+    if (!acc || (a->pool && !act)) {
+        free(acc);
+        free(act);
+        return ref_fail(err, errlen, "%s: out of memory", name);
+    }
+
+    /* y is (N, F, yh, yw); each (n, f) plane is written by one thread */
+#pragma omp parallel num_threads(nt)
+    {
+        double *accp = acc + (size_t)thread_index() * plane;
+        float *actp = act ? act + (size_t)thread_index() * plane : NULL;
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t n = 0; n < g.n; n++) {
+            for (int64_t f = 0; f < g.f; f++) {
+                conv_plane(&g, x, w, n, f, accp);
+                /* epilogue: act((float)(sum + b) + r), rounded as the unfused sequence
+                 * conv(+bias) -> add -> activation rounds */
+                float *yp = y + (n * g.f + f) * yh * yw;
+                float *vp = actp ? actp : yp;
+                const float *rp = r ? r + (n * g.f + f) * g.oh * g.ow : NULL;
+                for (int64_t e = 0; e < g.oh * g.ow; e++) {
+                    double sum = accp[e];
+                    if (b)
+                        sum += (double)b[f];
+                    float v = (float)sum;
+                    if (rp)
+                        v += rp[e];
+                    vp[e] = op_apply_act(a->act, a->alpha, v);
+                }
+                if (!actp)
+                    continue;
+                /* max pooling of the activated plane; padding is never chosen */
+                for (int64_t oy = 0; oy < yh; oy++) {
+                    for (int64_t ox = 0; ox < yw; ox++) {
+                        float m = -INFINITY;
+                        for (int64_t i = 0; i < psh; i++) {
+                            int64_t ch = oy * pst_h - pph + i;
+                            if (ch < 0 || ch >= g.oh)
+                                continue;
+                            for (int64_t j = 0; j < psw; j++) {
+                                int64_t cw = ox * pst_w - ppw + j;
+                                if (cw >= 0 && cw < g.ow && actp[ch * g.ow + cw] > m)
+                                    m = actp[ch * g.ow + cw];
+                            }
+                        }
+                        yp[oy * yw + ox] = m;
+                    }
+                }
+            }
+        }
+    }
+    free(acc);
+    free(act);
+    return 0;
+}
+
+/* dx[n,c,ih,iw] = sum over the filters f of c's group, taps (i,j) and outputs (oh,ow) with
+ * oh*sh - ph + i*dh = ih and ow*sw - pw + j*dw = iw of dy[n,f,oh,ow] * w[f,c-group*cpg,i,j]:
+ * the forward's loops run backwards, scattering into a per-thread double plane. */
+OP_REF_KERNEL(op_ref_conv_bwd_data)
+{
+    const char *name = "conv_bwd_data";
+    if (ref_check_call(c, name, 2, 2, 1, 1, err, errlen))
+        return -1;
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    conv_geom g;
+    if (conv_geom_make(a, &c->out[0], &c->in[1], name, &g, err, errlen))
+        return -1;
+    if (check_act_shape(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
+        return -1;
+    const float *dy = c->in[0].data, *w = c->in[1].data;
+    float *dx = c->out[0].data;
+    int nt = ref_threads(c);
+    size_t plane = (size_t)(g.h * g.w);
+    double *acc = malloc((size_t)nt * (plane > 0 ? plane : 1) * sizeof(double));
+    if (!acc)
+        return ref_fail(err, errlen, "%s: out of memory", name);
+
+    /* dx is (N, C, H, W); each (n, c) plane is written by one thread */
+#pragma omp parallel num_threads(nt)
+    {
+        double *dxd = acc + (size_t)thread_index() * plane;
+#pragma omp for collapse(2) schedule(static)
+        for (int64_t n = 0; n < g.n; n++) {
+            for (int64_t ch = 0; ch < g.c; ch++) {
+                int64_t grp = ch / g.cpg, cl = ch % g.cpg;
+                for (size_t k = 0; k < plane; k++)
+                    dxd[k] = 0.0;
+                for (int64_t f = grp * g.fpg; f < (grp + 1) * g.fpg; f++) {
+                    const float *dyp = dy + (n * g.f + f) * g.oh * g.ow;
+                    const float *wp = w + (f * g.cpg + cl) * g.kh * g.kw;
+                    for (int64_t i = 0; i < g.kh; i++) {
+                        int64_t oh0, oh1;
+                        tap_range(g.oh, g.h, g.sh, g.ph, i * g.dh, &oh0, &oh1);
+                        for (int64_t j = 0; j < g.kw; j++) {
+                            int64_t ow0, ow1, col = j * g.dw - g.pw;
+                            tap_range(g.ow, g.w, g.sw, g.pw, j * g.dw, &ow0, &ow1);
+                            double wv = wp[i * g.kw + j];
+                            for (int64_t oh = oh0; oh < oh1; oh++) {
+                                double *dr = dxd + (oh * g.sh - g.ph + i * g.dh) * g.w;
+                                const float *dyr = dyp + oh * g.ow;
+                                for (int64_t ow = ow0; ow < ow1; ow++)
+                                    dr[ow * g.sw + col] += (double)dyr[ow] * wv;
+                            }
+                        }
+                    }
+                }
+                float *dxp = dx + (n * g.c + ch) * (int64_t)plane;
+                for (size_t k = 0; k < plane; k++)
+                    dxp[k] = (float)dxd[k];
+            }
+        }
+    }
+    free(acc);
+    return 0;
+}
+
+/* dw[f,cl,i,j] = sum over n, oh, ow of dy[n,f,oh,ow] * x[n, group*cpg+cl, ih, iw];
+ * db[f] = sum over n, oh, ow of dy[n,f,oh,ow].  Parallel over filters: no two threads write
+ * the same gradient element. */
+OP_REF_KERNEL(op_ref_conv_bwd_weights)
+{
+    const char *name = "conv_bwd_weights";
+    if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
+        return -1;
+    const ir_conv_attrs *a = &c->node->attrs.conv;
+    int want = a->bias ? 2 : 1;
+    if (c->nout != want)
+        return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name, want,
+                        a->bias ? "on" : "off", c->nout);
+    conv_geom g;
+    if (conv_geom_make(a, &c->in[1], &c->out[0], name, &g, err, errlen))
+        return -1;
+    if (check_act_shape(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
+        return -1;
+    if (a->bias && check_bias(&c->out[1], g.f, name, "bias gradient", err, errlen))
+        return -1;
+    const float *dy = c->in[0].data, *x = c->in[1].data;
+    float *dw = c->out[0].data, *db = a->bias ? c->out[1].data : NULL;
+    int nt = ref_threads(c);
+
+    /* dw is (F, C/g, kh, kw) */
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
+    for (int64_t f = 0; f < g.f; f++) {
+        for (int64_t cl = 0; cl < g.cpg; cl++) {
+            int64_t ch = (f / g.fpg) * g.cpg + cl;
+            for (int64_t i = 0; i < g.kh; i++) {
+                int64_t oh0, oh1;
+                tap_range(g.oh, g.h, g.sh, g.ph, i * g.dh, &oh0, &oh1);
+                for (int64_t j = 0; j < g.kw; j++) {
+                    int64_t ow0, ow1, col = j * g.dw - g.pw;
+                    tap_range(g.ow, g.w, g.sw, g.pw, j * g.dw, &ow0, &ow1);
+                    double acc = 0.0;
+                    for (int64_t n = 0; n < g.n; n++) {
+                        const float *dyp = dy + (n * g.f + f) * g.oh * g.ow;
+                        const float *xp = x + (n * g.c + ch) * g.h * g.w;
+                        for (int64_t oh = oh0; oh < oh1; oh++) {
+                            const float *xr = xp + (oh * g.sh - g.ph + i * g.dh) * g.w;
+                            const float *dyr = dyp + oh * g.ow;
+                            for (int64_t ow = ow0; ow < ow1; ow++)
+                                acc += (double)dyr[ow] * (double)xr[ow * g.sw + col];
+                        }
+                    }
+                    dw[((f * g.cpg + cl) * g.kh + i) * g.kw + j] = (float)acc;
+                }
+            }
+        }
+    }
+    if (db) {
+#pragma omp parallel for schedule(static) num_threads(nt)
+        for (int64_t f = 0; f < g.f; f++) {
+            double acc = 0.0;
+            for (int64_t n = 0; n < g.n; n++) {
+                const float *dyp = dy + (n * g.f + f) * g.oh * g.ow;
+                for (int64_t k = 0; k < g.oh * g.ow; k++)
+                    acc += dyp[k];
+            }
+            db[f] = (float)acc;
+        }
+    }
+    return 0;
+}

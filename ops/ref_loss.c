@@ -1,0 +1,97 @@
+/* Reference losses, mean over the batch as PyTorch's default reduction: cross-entropy on
+ * logits with integer class labels (stable: the row maximum is subtracted), and mean squared
+ * error.  Each writes the scalar loss to out[0] and, when a second output is given, the
+ * gradient with respect to its first input.  Losses are cheap, so they run on one thread and
+ * sum in a fixed order in double. */
+#include "ops/ref_common.h"
+
+/* loss = mean over n of (logsumexp(x[n,:]) - x[n,label]);
+ * dlogits[n,k] = (softmax(x[n,:])[k] - (k == label)) / N. */
+OP_REF_KERNEL(op_ref_xent_loss)
+{
+    const char *name = "cross_entropy";
+    char s1[64], s2[64];
+    if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
+        return -1;
+    const op_tensor *xt = &c->in[0], *lt = &c->in[1];
+    if (xt->rank != 2)
+        return ref_fail(err, errlen, "%s: logits are %s, expected [N, K]", name,
+                        ref_shape_str(xt, s1, sizeof s1));
+    int64_t n = xt->d[0], k = xt->d[1];
+    if (lt->rank < 1 || lt->d[0] != n || ref_inner(lt) != 1)
+        return ref_fail(err, errlen, "%s: labels are %s, expected [%lld, 1] for logits %s", name,
+                        ref_shape_str(lt, s1, sizeof s1), (long long)n,
+                        ref_shape_str(xt, s2, sizeof s2));
+    if (ref_numel(&c->out[0]) != 1)
+        return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
+                        ref_shape_str(&c->out[0], s1, sizeof s1));
+    if (c->nout > 1 && !ref_same_shape(&c->out[1], xt))
+        return ref_fail(err, errlen, "%s: dlogits is %s, logits are %s", name,
+                        ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(xt, s2, sizeof s2));
+    if (n < 1 || k < 1)
+        return ref_fail(err, errlen, "%s: empty logits %s", name, ref_shape_str(xt, s1, sizeof s1));
+    const float *x = xt->data, *labels = lt->data;
+    for (int64_t i = 0; i < n; i++) {
+        float l = labels[i];
+        if (!(l >= 0.0f && l < (float)k))
+            return ref_fail(err, errlen, "%s: label %g out of range [0, %lld) at example %lld",
+                            name, (double)l, (long long)k, (long long)i);
+        if (l != floorf(l))
+            return ref_fail(err, errlen, "%s: label %g is not a class index at example %lld",
+                            name, (double)l, (long long)i);
+    }
+    float *dx = c->nout > 1 ? c->out[1].data : NULL;
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *xr = x + i * k;
+        int64_t label = (int64_t)labels[i];
+        float m = -INFINITY;
+        for (int64_t j = 0; j < k; j++)
+            if (xr[j] > m)
+                m = xr[j];
+        double s = 0.0;
+        for (int64_t j = 0; j < k; j++)
+            s += exp((double)xr[j] - (double)m);
+        total += log(s) + (double)m - (double)xr[label];
+        if (dx)
+            for (int64_t j = 0; j < k; j++) {
+                double p = exp((double)xr[j] - (double)m) / s;
+                dx[i * k + j] = (float)((p - (j == label ? 1.0 : 0.0)) / (double)n);
+            }
+    }
+    c->out[0].data[0] = (float)(total / (double)n);
+    return 0;
+}
+
+/* loss = mean over all elements of (pred - target)^2; dpred = 2 (pred - target) / count. */
+OP_REF_KERNEL(op_ref_mse_loss)
+{
+    const char *name = "mse";
+    char s1[64], s2[64];
+    if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
+        return -1;
+    const op_tensor *pt = &c->in[0], *tt = &c->in[1];
+    if (pt->rank < 1 || tt->rank < 1 || ref_numel(tt) != ref_numel(pt) || tt->d[0] != pt->d[0])
+        return ref_fail(err, errlen, "%s: target is %s, prediction is %s", name,
+                        ref_shape_str(tt, s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
+    if (ref_numel(&c->out[0]) != 1)
+        return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
+                        ref_shape_str(&c->out[0], s1, sizeof s1));
+    if (c->nout > 1 && !ref_same_shape(&c->out[1], pt))
+        return ref_fail(err, errlen, "%s: dpred is %s, prediction is %s", name,
+                        ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
+    int64_t count = ref_numel(pt);
+    if (count < 1)
+        return ref_fail(err, errlen, "%s: empty prediction", name);
+    const float *p = pt->data, *t = tt->data;
+    float *dp = c->nout > 1 ? c->out[1].data : NULL;
+    double total = 0.0;
+    for (int64_t i = 0; i < count; i++) {
+        double d = (double)p[i] - (double)t[i];
+        total += d * d;
+        if (dp)
+            dp[i] = (float)(2.0 * d / (double)count);
+    }
+    c->out[0].data[0] = (float)(total / (double)count);
+    return 0;
+}

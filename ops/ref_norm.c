@@ -1,0 +1,208 @@
+/* Reference batch normalisation over axis 1 of [N, C, ...] (rank 2 allowed), PyTorch's
+ * semantics: inference uses the running statistics; training normalises with the batch mean
+ * and biased variance, saves the mean and 1/sqrt(var+eps) for the backward, and updates the
+ * running statistics in place with the unbiased variance.  Statistics are in double (two
+ * passes: mean, then squared deviations).  Work is split over channels. */
+#include "ops/ref_common.h"
+
+/* Checks a per-channel vector [C]. */
+static int check_vec(const op_tensor *t, int64_t ch, const char *name, const char *what,
+                     char *err, size_t errlen)
+{
+    char s1[64];
+    if (t->rank != 1 || t->d[0] != ch)
+        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld]", name, what,
+                        ref_shape_str(t, s1, sizeof s1), (long long)ch);
+    return 0;
+}
+
+static int check_act(const op_tensor *t, const op_tensor *x, const char *name, const char *what,
+                     char *err, size_t errlen)
+{
+    char s1[64], s2[64];
+    if (!ref_same_shape(t, x))
+        return ref_fail(err, errlen, "%s: %s is %s, x is %s", name, what,
+                        ref_shape_str(t, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2));
+    return 0;
+}
+
+OP_REF_KERNEL(op_ref_batchnorm)
+{
+    const char *name = "batchnorm";
+    if (ref_check_call(c, name, 5, 5, 1, 3, err, errlen))
+        return -1;
+    const ir_bn_attrs *a = &c->node->attrs.bn;
+    const op_tensor *xt = &c->in[0];
+    if (xt->rank < 2)
+        return ref_fail(err, errlen, "%s: input has rank %d, expected [N, C, ...]", name,
+                        xt->rank);
+    int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s;
+    static const char *const vec_names[] = {"gamma", "beta", "running_mean", "running_var"};
+    for (int k = 1; k < 5; k++)
+        if (check_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
+            return -1;
+    if (check_act(&c->out[0], xt, name, "output", err, errlen))
+        return -1;
+    if (!(a->eps >= 0.0f) || !(a->momentum >= 0.0f && a->momentum <= 1.0f))
+        return ref_fail(err, errlen, "%s: bad eps %g or momentum %g", name, (double)a->eps,
+                        (double)a->momentum);
+    const float *x = xt->data, *gamma = c->in[1].data, *beta = c->in[2].data;
+    float *rmean = c->in[3].data, *rvar = c->in[4].data, *y = c->out[0].data;
+    double eps = a->eps;
+
+    if (!a->training) {
+        if (c->nout != 1)
+            return ref_fail(err, errlen, "%s: inference makes 1 output, got %d", name, c->nout);
+        for (int64_t k = 0; k < ch; k++)
+            if (!((double)rvar[k] + eps > 0.0))
+                return ref_fail(err, errlen, "%s: running_var[%lld] = %g is not positive", name,
+                                (long long)k, (double)rvar[k]);
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+        for (int64_t k = 0; k < ch; k++) {
+            double invstd = 1.0 / sqrt((double)rvar[k] + eps), mu = rmean[k];
+            double g = gamma[k], b = beta[k];
+            for (int64_t i = 0; i < n; i++) {
+                const float *xp = x + (i * ch + k) * s;
+                float *yp = y + (i * ch + k) * s;
+                for (int64_t j = 0; j < s; j++)
+                    yp[j] = (float)(((double)xp[j] - mu) * invstd * g + b);
+            }
+        }
+        return 0;
+    }
+
+    if (c->nout != 3)
+        return ref_fail(err, errlen, "%s: training makes 3 outputs (y, save_mean, save_invstd), "
+                        "got %d", name, c->nout);
+    if (check_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
+        check_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
+        return -1;
+    if (m < 2)
+        return ref_fail(err, errlen, "%s: training needs more than 1 value per channel, got %lld",
+                        name, (long long)m);
+    float *save_mean = c->out[1].data, *save_invstd = c->out[2].data;
+    double mom = a->momentum;
+
+    /* x is (N, C, S): per channel k, mean and variance over N*S values */
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t k = 0; k < ch; k++) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * ch + k) * s;
+            for (int64_t j = 0; j < s; j++)
+                sum += xp[j];
+        }
+        double mu = sum / (double)m, sq = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * ch + k) * s;
+            for (int64_t j = 0; j < s; j++) {
+                double d = (double)xp[j] - mu;
+                sq += d * d;
+            }
+        }
+        double var = sq / (double)m, invstd = 1.0 / sqrt(var + eps);
+        double g = gamma[k], b = beta[k];
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * ch + k) * s;
+            float *yp = y + (i * ch + k) * s;
+            for (int64_t j = 0; j < s; j++)
+                yp[j] = (float)(((double)xp[j] - mu) * invstd * g + b);
+        }
+        save_mean[k] = (float)mu;
+        save_invstd[k] = (float)invstd;
+        rmean[k] = (float)((1.0 - mom) * rmean[k] + mom * mu);
+        rvar[k] = (float)((1.0 - mom) * rvar[k] + mom * var * (double)m / (double)(m - 1));
+    }
+    return 0;
+}
+
+/* With xhat = (x - mean) * invstd and M = N*S values per channel:
+ *   dbeta = sum dy,  dgamma = sum dy*xhat,
+ *   dx = gamma * invstd * (dy - dbeta/M - xhat * dgamma/M). */
+OP_REF_KERNEL(op_ref_batchnorm_bwd)
+{
+    const char *name = "batchnorm_bwd";
+    if (ref_check_call(c, name, 5, 5, 1, 3, err, errlen))
+        return -1;
+    const op_tensor *dyt = &c->in[0], *xt = &c->in[1];
+    if (xt->rank < 2)
+        return ref_fail(err, errlen, "%s: x has rank %d, expected [N, C, ...]", name, xt->rank);
+    int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s;
+    if (check_act(dyt, xt, name, "dy", err, errlen) ||
+        check_act(&c->out[0], xt, name, "dx", err, errlen) ||
+        check_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
+        check_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
+        check_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
+        (c->nout > 1 && check_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
+        (c->nout > 2 && check_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
+        return -1;
+    if (m < 1)
+        return ref_fail(err, errlen, "%s: no values per channel", name);
+    const float *dy = dyt->data, *x = xt->data, *gamma = c->in[2].data;
+    const float *mean = c->in[3].data, *invstd = c->in[4].data;
+    float *dx = c->out[0].data;
+    float *dgamma = c->nout > 1 ? c->out[1].data : NULL;
+    float *dbeta = c->nout > 2 ? c->out[2].data : NULL;
+
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t k = 0; k < ch; k++) {
+        double mu = mean[k], is = invstd[k], sdy = 0.0, sdyx = 0.0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * ch + k) * s, *dyp = dy + (i * ch + k) * s;
+            for (int64_t j = 0; j < s; j++) {
+                sdy += dyp[j];
+                sdyx += (double)dyp[j] * (((double)xp[j] - mu) * is);
+            }
+        }
+        double scale = (double)gamma[k] * is, mdy = sdy / (double)m, mdyx = sdyx / (double)m;
+        for (int64_t i = 0; i < n; i++) {
+            const float *xp = x + (i * ch + k) * s, *dyp = dy + (i * ch + k) * s;
+            float *dxp = dx + (i * ch + k) * s;
+            for (int64_t j = 0; j < s; j++) {
+                double xhat = ((double)xp[j] - mu) * is;
+                dxp[j] = (float)(scale * ((double)dyp[j] - mdy - xhat * mdyx));
+            }
+        }
+        if (dgamma)
+            dgamma[k] = (float)sdyx;
+        if (dbeta)
+            dbeta[k] = (float)sdy;
+    }
+    return 0;
+}
+
+/* Batchnorm folded into the layer before it (weights-only):
+ *   s = gamma / sqrt(var + eps);  w' = w * s per output channel;  b' = (b - mean) * s + beta
+ * in: w [F, ...], b [F] (when nin is 6), gamma, beta, running_mean, running_var [F]
+ * out: w' (w's shape), b' [F] */
+OP_REF_KERNEL(op_ref_bn_fold)
+{
+    const char *name = "bn_fold";
+    if (ref_check_call(c, name, 5, 6, 2, 2, err, errlen))
+        return -1;
+    bool has_bias = c->nin == 6;
+    const op_tensor *w = &c->in[0];
+    int64_t f = w->rank >= 1 ? w->d[0] : 0;
+    if (f < 1 || ref_numel(&c->out[0]) != ref_numel(w))
+        return ref_fail(err, errlen, "%s: the folded weight does not match the weight", name);
+    int first = has_bias ? 2 : 1;
+    if ((has_bias && check_vec(&c->in[1], f, name, "bias", err, errlen)) ||
+        check_vec(&c->in[first], f, name, "gamma", err, errlen) ||
+        check_vec(&c->in[first + 1], f, name, "beta", err, errlen) ||
+        check_vec(&c->in[first + 2], f, name, "running_mean", err, errlen) ||
+        check_vec(&c->in[first + 3], f, name, "running_var", err, errlen) ||
+        check_vec(&c->out[1], f, name, "folded bias", err, errlen))
+        return -1;
+    const float *b = has_bias ? c->in[1].data : NULL;
+    const float *gamma = c->in[first].data, *beta = c->in[first + 1].data;
+    const float *mean = c->in[first + 2].data, *var = c->in[first + 3].data;
+    double eps = c->node->attrs.bn.eps;
+    int64_t per = ref_numel(w) / f;
+    for (int64_t k = 0; k < f; k++) {
+        double s = (double)gamma[k] / sqrt((double)var[k] + eps);
+        for (int64_t i = 0; i < per; i++)
+            c->out[0].data[k * per + i] = (float)((double)w->data[k * per + i] * s);
+        c->out[1].data[k] = (float)(((b ? (double)b[k] : 0.0) - (double)mean[k]) * s + (double)beta[k]);
+    }
+    return 0;
+}

@@ -1,0 +1,284 @@
+/* Reference pooling: max and average pooling (1-D and 2-D, stride, padding, PyTorch's floor
+ * mode), global average pooling, and their backward.  Max pooling pads with -inf (padding is
+ * never chosen) and sends the gradient to the first maximum of each window in row-major scan
+ * order; average pooling counts padding as zeros (divides by size_h*size_w always).  1-D
+ * tensors [N,C,W] are read as [N,C,1,W].  Work is split over (batch, channel) planes, so no
+ * two threads write the same element. */
+#include <string.h>
+
+#include "ops/ref_common.h"
+
+typedef struct pool_geom {
+    int64_t n, c, h, w;   /* input [n, c, h, w] */
+    int64_t kh, kw, sh, sw, ph, pw;
+    int64_t oh, ow;
+} pool_geom;
+
+/* Checks the attributes against the input shape x and fills g.  max: padding must be smaller
+ * than the window so that every window holds at least one real element. */
+static int pool_geom_make(const ir_pool_attrs *a, const op_tensor *x, bool max, const char *name,
+                          pool_geom *g, char *err, size_t errlen)
+{
+    char s1[64];
+    if (a->sdims != 1 && a->sdims != 2)
+        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2", name, a->sdims);
+    if (x->rank != a->sdims + 2)
+        return ref_fail(err, errlen, "%s: %d-D pooling needs a rank-%d tensor, got %s", name,
+                        a->sdims, a->sdims + 2, ref_shape_str(x, s1, sizeof s1));
+    if (a->sdims == 1 && (a->size[0] != 1 || a->stride[0] != 1 || a->pad[0] != 0))
+        return ref_fail(err, errlen,
+                        "%s: 1-D pooling needs size 1, stride 1, pad 0 at index 0, got %lld, "
+                        "%lld, %lld", name, (long long)a->size[0], (long long)a->stride[0],
+                        (long long)a->pad[0]);
+    for (int i = 0; i < 2; i++) {
+        if (a->size[i] < 1 || a->stride[i] < 1 || a->pad[i] < 0)
+            return ref_fail(err, errlen, "%s: bad geometry size %lld, stride %lld, pad %lld",
+                            name, (long long)a->size[i], (long long)a->stride[i],
+                            (long long)a->pad[i]);
+        if (max && a->pad[i] >= a->size[i])
+            return ref_fail(err, errlen, "%s: pad %lld must be smaller than size %lld", name,
+                            (long long)a->pad[i], (long long)a->size[i]);
+    }
+    g->n = x->d[0];
+    g->c = x->d[1];
+    g->h = x->rank == 4 ? x->d[2] : 1;
+    g->w = x->d[x->rank - 1];
+    g->kh = a->size[0];
+    g->kw = a->size[1];
+    g->sh = a->stride[0];
+    g->sw = a->stride[1];
+    g->ph = a->pad[0];
+    g->pw = a->pad[1];
+    if (g->h + 2 * g->ph < g->kh || g->w + 2 * g->pw < g->kw)
+        return ref_fail(err, errlen, "%s: input %s is smaller than the %lldx%lld window", name,
+                        ref_shape_str(x, s1, sizeof s1), (long long)g->kh, (long long)g->kw);
+    g->oh = (g->h + 2 * g->ph - g->kh) / g->sh + 1;
+    g->ow = (g->w + 2 * g->pw - g->kw) / g->sw + 1;
+    return 0;
+}
+
+/* Checks that t is the pooled shape [n, c, (oh,) ow]. */
+static int check_pooled(const op_tensor *t, const op_tensor *x, const pool_geom *g,
+                        const char *name, const char *what, char *err, size_t errlen)
+{
+    char s1[64], s2[64];
+    bool ok = t->rank == x->rank && t->d[0] == g->n && t->d[1] == g->c &&
+              (t->rank == 3 || t->d[2] == g->oh) && t->d[t->rank - 1] == g->ow;
+    if (ok)
+        return 0;
+    return ref_fail(err, errlen, "%s: %s is %s, input %s pools to %lldx%lld", name, what,
+                    ref_shape_str(t, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
+                    (long long)g->oh, (long long)g->ow);
+}
+
+/* The row-major index within the (h, w) plane of the first maximum of window (oy, ox). */
+static int64_t max_index(const pool_geom *g, const float *xp, int64_t oy, int64_t ox)
+{
+    float m = -INFINITY;
+    int64_t best = -1;
+    for (int64_t i = 0; i < g->kh; i++) {
+        int64_t ih = oy * g->sh - g->ph + i;
+        if (ih < 0 || ih >= g->h)
+            continue;
+        for (int64_t j = 0; j < g->kw; j++) {
+            int64_t iw = ox * g->sw - g->pw + j;
+            if (iw < 0 || iw >= g->w)
+                continue;
+            float v = xp[ih * g->w + iw];
+            if (best < 0 || v > m) {
+                m = v;
+                best = ih * g->w + iw;
+            }
+        }
+    }
+    return best;
+}
+
+OP_REF_KERNEL(op_ref_maxpool)
+{
+    const char *name = "maxpool";
+    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+        return -1;
+    pool_geom g;
+    if (pool_geom_make(&c->node->attrs.pool, &c->in[0], true, name, &g, err, errlen) ||
+        check_pooled(&c->out[0], &c->in[0], &g, name, "output", err, errlen))
+        return -1;
+    const float *x = c->in[0].data;
+    float *y = c->out[0].data;
+
+    /* x is (N, C, H, W), y is (N, C, OH, OW) */
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t p = 0; p < g.n * g.c; p++) {
+        const float *xp = x + p * g.h * g.w;
+        float *yp = y + p * g.oh * g.ow;
+        for (int64_t oy = 0; oy < g.oh; oy++)
+            for (int64_t ox = 0; ox < g.ow; ox++)
+                yp[oy * g.ow + ox] = xp[max_index(&g, xp, oy, ox)];
+    }
+    return 0;
+}
+
+OP_REF_KERNEL(op_ref_maxpool_bwd)
+{
+    const char *name = "maxpool_bwd";
+    char s1[64], s2[64];
+    if (ref_check_call(c, name, 2, 2, 1, 1, err, errlen))
+        return -1;
+    pool_geom g;
+    if (pool_geom_make(&c->node->attrs.pool, &c->in[1], true, name, &g, err, errlen) ||
+        check_pooled(&c->in[0], &c->in[1], &g, name, "dy", err, errlen))
+        return -1;
+    if (!ref_same_shape(&c->out[0], &c->in[1]))
+        return ref_fail(err, errlen, "%s: dx is %s, x is %s", name,
+                        ref_shape_str(&c->out[0], s1, sizeof s1),
+                        ref_shape_str(&c->in[1], s2, sizeof s2));
+    const float *dy = c->in[0].data, *x = c->in[1].data;
+    float *dx = c->out[0].data;
+
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t p = 0; p < g.n * g.c; p++) {
+        const float *xp = x + p * g.h * g.w;
+        const float *dyp = dy + p * g.oh * g.ow;
+        float *dxp = dx + p * g.h * g.w;
+        memset(dxp, 0, (size_t)(g.h * g.w) * sizeof(float));
+        for (int64_t oy = 0; oy < g.oh; oy++)
+            for (int64_t ox = 0; ox < g.ow; ox++)
+                dxp[max_index(&g, xp, oy, ox)] += dyp[oy * g.ow + ox];
+    }
+    return 0;
+}
+
+OP_REF_KERNEL(op_ref_avgpool)
+{
+    const char *name = "avgpool";
+    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+        return -1;
+    pool_geom g;
+    if (pool_geom_make(&c->node->attrs.pool, &c->in[0], false, name, &g, err, errlen) ||
+        check_pooled(&c->out[0], &c->in[0], &g, name, "output", err, errlen))
+        return -1;
+    const float *x = c->in[0].data;
+    float *y = c->out[0].data;
+    double area = (double)(g.kh * g.kw);
+
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t p = 0; p < g.n * g.c; p++) {
+        const float *xp = x + p * g.h * g.w;
+        float *yp = y + p * g.oh * g.ow;
+        for (int64_t oy = 0; oy < g.oh; oy++) {
+            for (int64_t ox = 0; ox < g.ow; ox++) {
+                double s = 0.0;
+                for (int64_t i = 0; i < g.kh; i++) {
+                    int64_t ih = oy * g.sh - g.ph + i;
+                    if (ih < 0 || ih >= g.h)
+                        continue;
+                    for (int64_t j = 0; j < g.kw; j++) {
+                        int64_t iw = ox * g.sw - g.pw + j;
+                        if (iw >= 0 && iw < g.w)
+                            s += xp[ih * g.w + iw];
+                    }
+                }
+                yp[oy * g.ow + ox] = (float)(s / area);
+            }
+        }
+    }
+    return 0;
+}
+
+/* dx[ih,iw] = sum over the windows that contain (ih,iw) of dy / (size_h*size_w).  dx's shape
+ * comes from out[0]. */
+OP_REF_KERNEL(op_ref_avgpool_bwd)
+{
+    const char *name = "avgpool_bwd";
+    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+        return -1;
+    pool_geom g;
+    if (pool_geom_make(&c->node->attrs.pool, &c->out[0], false, name, &g, err, errlen) ||
+        check_pooled(&c->in[0], &c->out[0], &g, name, "dy", err, errlen))
+        return -1;
+    const float *dy = c->in[0].data;
+    float *dx = c->out[0].data;
+    double area = (double)(g.kh * g.kw);
+
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t p = 0; p < g.n * g.c; p++) {
+        const float *dyp = dy + p * g.oh * g.ow;
+        float *dxp = dx + p * g.h * g.w;
+        for (int64_t ih = 0; ih < g.h; ih++) {
+            for (int64_t iw = 0; iw < g.w; iw++) {
+                /* windows oy with oy*sh - ph <= ih < oy*sh - ph + kh, likewise for ox */
+                double s = 0.0;
+                for (int64_t i = 0; i < g.kh; i++) {
+                    int64_t th = ih + g.ph - i;
+                    if (th < 0 || th % g.sh != 0 || th / g.sh >= g.oh)
+                        continue;
+                    for (int64_t j = 0; j < g.kw; j++) {
+                        int64_t tw = iw + g.pw - j;
+                        if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.ow)
+                            continue;
+                        s += dyp[(th / g.sh) * g.ow + tw / g.sw];
+                    }
+                }
+                dxp[ih * g.w + iw] = (float)(s / area);
+            }
+        }
+    }
+    return 0;
+}
+
+OP_REF_KERNEL(op_ref_global_avgpool)
+{
+    const char *name = "global_avgpool";
+    char s1[64];
+    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+        return -1;
+    const op_tensor *xt = &c->in[0], *yt = &c->out[0];
+    if (xt->rank < 2)
+        return ref_fail(err, errlen, "%s: input %s has no channel axis", name,
+                        ref_shape_str(xt, s1, sizeof s1));
+    int64_t nc = xt->d[0] * xt->d[1], s = ref_spatial(xt);
+    if (yt->rank != 2 || yt->d[0] != xt->d[0] || yt->d[1] != xt->d[1])
+        return ref_fail(err, errlen, "%s: output is %s, expected [%lld, %lld]", name,
+                        ref_shape_str(yt, s1, sizeof s1), (long long)xt->d[0],
+                        (long long)xt->d[1]);
+    if (s == 0)
+        return ref_fail(err, errlen, "%s: input has no spatial elements", name);
+    const float *x = xt->data;
+    float *y = yt->data;
+
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t p = 0; p < nc; p++) {
+        double acc = 0.0;
+        for (int64_t k = 0; k < s; k++)
+            acc += x[p * s + k];
+        y[p] = (float)(acc / (double)s);
+    }
+    return 0;
+}
+
+OP_REF_KERNEL(op_ref_global_avgpool_bwd)
+{
+    const char *name = "global_avgpool_bwd";
+    char s1[64];
+    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+        return -1;
+    const op_tensor *dyt = &c->in[0], *dxt = &c->out[0];
+    if (dxt->rank < 2)
+        return ref_fail(err, errlen, "%s: dx %s has no channel axis", name,
+                        ref_shape_str(dxt, s1, sizeof s1));
+    int64_t nc = dxt->d[0] * dxt->d[1], s = ref_spatial(dxt);
+    if (dyt->rank != 2 || dyt->d[0] != dxt->d[0] || dyt->d[1] != dxt->d[1])
+        return ref_fail(err, errlen, "%s: dy is %s, expected [%lld, %lld]", name,
+                        ref_shape_str(dyt, s1, sizeof s1), (long long)dxt->d[0],
+                        (long long)dxt->d[1]);
+    const float *dy = dyt->data;
+    float *dx = dxt->data;
+
+#pragma omp parallel for schedule(static) num_threads(ref_threads(c))
+    for (int64_t p = 0; p < nc; p++) {
+        float v = (float)((double)dy[p] / (double)s);
+        for (int64_t k = 0; k < s; k++)
+            dx[p * s + k] = v;
+    }
+    return 0;
+}

@@ -1,0 +1,207 @@
+/* cnn.h — the public C API of cnnc's runtime: compile a .cnn network, hold its weights, run
+ * inference and training on a planned arena with OpenMP threads.  The `cnnc` command is built
+ * on this header alone.
+ *
+ * Conventions (as SQLite's): every call returns a cnn_status; objects are opaque handles
+ * returned through out-parameters; each handle keeps the message of its last error
+ * (cnn_*_errmsg); _destroy(NULL) is a no-op.  The library never prints and never exits.
+ * Thread-safety: a handle may be used by one thread at a time; distinct handles are
+ * independent, except that a session reads (and, when training, writes) the cnn_weights it
+ * was created with, so two sessions on one cnn_weights must not run at the same time.
+ *
+ * Tensors are float32, dense, row-major, batch first ([N, C, H, W], [N, C, L], [N, F]). */
+#ifndef CNN_H
+#define CNN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define CNN_API __attribute__((visibility("default")))
+#else
+#define CNN_API
+#endif
+
+/* Result codes.  The numeric values of the first four are the `cnnc` exit statuses. */
+typedef enum cnn_status {
+    CNN_OK = 0,
+    CNN_ERR_INPUT = 1,    /* bad source, weights, tensors or data */
+    CNN_ERR_USAGE = 2,    /* a call or option that makes no sense (wrong index, bad batch) */
+    CNN_ERR_INTERNAL = 3, /* a bug, or out of memory */
+} cnn_status;
+
+typedef enum cnn_backend {
+    CNN_BACKEND_AUTO = 0, /* per op: the fastest backend that has a kernel for it */
+    CNN_BACKEND_REF,      /* reference kernels only (the ground truth) */
+    CNN_BACKEND_NATIVE,   /* native SIMD kernels, reference where none */
+    CNN_BACKEND_ONEDNN,   /* oneDNN kernels, reference where none */
+} cnn_backend;
+
+/* Graph passes, for cnn_options.passes (a bit set).  -O0 is 0, -O1 CNN_PASSES_O1, -O2 all. */
+enum {
+    CNN_PASS_DCE = 1u << 0,       /* dead-node elimination */
+    CNN_PASS_FOLD_BN = 1u << 1,   /* batchnorm folded into the preceding conv/dense (inference) */
+    CNN_PASS_FUSE = 1u << 2,      /* conv/dense + bias + activation, + residual, + maxpool, + softmax */
+    CNN_PASS_PLAN = 1u << 3,      /* memory planning (off: every tensor its own buffer) */
+    CNN_PASS_INPLACE = 1u << 4,   /* in-place reuse of an input for elementwise ops */
+};
+#define CNN_PASSES_O1 (CNN_PASS_DCE | CNN_PASS_FOLD_BN)
+#define CNN_PASSES_O2 (CNN_PASS_DCE | CNN_PASS_FOLD_BN | CNN_PASS_FUSE | CNN_PASS_PLAN | CNN_PASS_INPLACE)
+
+typedef struct cnn_options {
+    unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
+    cnn_backend backend;  /* default CNN_BACKEND_AUTO */
+    int threads;          /* 0: all cores */
+    uint64_t seed;        /* dropout masks, shuffling */
+} cnn_options;
+
+/* Fills *o with the defaults. */
+CNN_API void cnn_options_default(cnn_options *o);
+
+/* ---- models: a checked, compiled network ---- */
+
+typedef struct cnn_model cnn_model;
+
+/* Compiles `source` (len bytes) named `filename` in messages; `network` picks one of several
+ * networks (NULL: the only one).  *out is set even on failure (unless out of memory), so that
+ * cnn_model_errmsg can tell what went wrong: all diagnostics, rendered as a compiler does. */
+CNN_API cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source,
+                                     size_t len, const char *network);
+/* Reads the file at path and compiles it, as cnn_model_compile. */
+CNN_API cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network);
+CNN_API void cnn_model_destroy(cnn_model *m);
+CNN_API const char *cnn_model_errmsg(const cnn_model *m);
+CNN_API const char *cnn_model_name(const cnn_model *m);
+
+CNN_API int cnn_model_input_count(const cnn_model *m);
+CNN_API int cnn_model_output_count(const cnn_model *m);
+/* Shape of one example (no batch axis): writes up to 4 dims, returns the rank (-1: bad index). */
+CNN_API int cnn_model_input_shape(const cnn_model *m, int i, int64_t dims[4]);
+CNN_API int cnn_model_output_shape(const cnn_model *m, int i, int64_t dims[4]);
+CNN_API const char *cnn_model_input_name(const cnn_model *m, int i);
+CNN_API const char *cnn_model_output_name(const cnn_model *m, int i);
+
+/* The train section's settings (spec section 7 defaults where the file has none). */
+typedef struct cnn_train_config {
+    int loss;             /* 0 cross_entropy, 1 mse */
+    int optimizer;        /* 0 sgd, 1 adam */
+    double lr, momentum, weight_decay, beta1, beta2, eps;
+    bool nesterov;
+    int64_t batch, epochs;
+} cnn_train_config;
+CNN_API void cnn_model_train_config(const cnn_model *m, cnn_train_config *cfg);
+
+/* A text report of the model compiled with `opt` at `batch`: the layer table (name, kind,
+ * output shape, parameters, FLOPs, backend), totals, the fusions made and the memory figures
+ * (naive, planned, lower bound) for inference, and for training when `training`.  *text is
+ * malloc'd; free it with cnn_free. */
+CNN_API cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch,
+                                     bool training, char **text);
+/* The graph at a stage ("parsed", "optimized", "training") as "text" or "dot". */
+CNN_API cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stage,
+                                  const char *format, char **text);
+CNN_API void cnn_free(void *p);
+
+/* ---- weights ---- */
+
+typedef struct cnn_weights cnn_weights;
+
+/* Weights for model m, initialised as PyTorch does (Kaiming-uniform a=sqrt(5), bias uniform
+ * in +-1/sqrt(fan_in), batchnorm 1, 0, 0, 1) from `seed`.  The model must outlive them. */
+CNN_API cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t seed);
+CNN_API void cnn_weights_destroy(cnn_weights *w);
+CNN_API const char *cnn_weights_errmsg(const cnn_weights *w);
+/* Loads a safetensors file: every tensor the network needs must be there with its shape;
+ * unknown keys are an error unless allow_extra. On error the weights are unchanged. */
+CNN_API cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra);
+CNN_API cnn_status cnn_weights_save(cnn_weights *w, const char *path);
+CNN_API int cnn_weights_count(const cnn_weights *w);
+/* Tensor i: its name, rank and dims (up to 4), and its data (read-write). */
+CNN_API float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, int64_t dims[4]);
+
+/* ---- sessions: a plan, an arena and the buffers for one batch size ---- */
+
+typedef struct cnn_session cnn_session;
+
+typedef enum cnn_mode { CNN_MODE_INFER = 0, CNN_MODE_TRAIN = 1 } cnn_mode;
+
+/* Plans model m for `batch` examples in `mode` with options `opt` (NULL: defaults), on
+ * weights w (not owned; must outlive the session).  A training session uses `train` (NULL:
+ * the model's train section) and keeps the optimiser state.  *out is set even on failure,
+ * for cnn_session_errmsg. */
+CNN_API cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w,
+                                      const cnn_options *opt, int64_t batch, cnn_mode mode,
+                                      const cnn_train_config *train);
+CNN_API void cnn_session_destroy(cnn_session *s);
+CNN_API const char *cnn_session_errmsg(const cnn_session *s);
+CNN_API int64_t cnn_session_batch(const cnn_session *s);
+
+/* The buffer of input i ([batch, ...input shape]); write the examples there, then run. */
+CNN_API float *cnn_session_input(cnn_session *s, int i);
+/* The buffer of output i after a run ([batch, ...output shape]). */
+CNN_API const float *cnn_session_output(const cnn_session *s, int i);
+/* Inference session: computes the outputs from the inputs.  Training session: the same with
+ * training-mode layers (batch statistics, dropout) and no update. */
+CNN_API cnn_status cnn_session_run(cnn_session *s);
+/* Training session: one optimiser step on the batch in the input buffer with `labels` (one
+ * class index per example for cross_entropy; for mse, targets of the output's shape, or class
+ * indices turned into one-hot targets when `labels_are_classes`).  Writes the mean loss and the
+ * number of correct top-1 predictions (cross_entropy; 0 for mse targets) when not NULL. */
+CNN_API cnn_status cnn_session_train_step(cnn_session *s, const float *labels,
+                                          bool labels_are_classes, float *loss, int64_t *correct);
+/* Memory figures of the session's plan, in bytes of activations (and gradients). */
+typedef struct cnn_memory_info {
+    size_t naive;        /* every tensor its own buffer */
+    size_t planned;      /* the arena */
+    size_t lower_bound;  /* the largest set of tensors live at one time */
+} cnn_memory_info;
+CNN_API void cnn_session_memory(const cnn_session *s, cnn_memory_info *info);
+
+/* ---- data: MNIST-format folders (spec section 10) ---- */
+
+typedef struct cnn_dataset cnn_dataset;
+/* Loads `split` ("train" or "test") of the IDX folder dir.  CNN_ERR_INPUT with a message
+ * naming the file when it is missing or broken; *absent is set when the split's files are
+ * simply not there (so a missing test set can be skipped). */
+CNN_API cnn_status cnn_dataset_load(cnn_dataset **out, const char *dir, const char *split,
+                                    bool *absent, char *err, size_t errlen);
+CNN_API void cnn_dataset_destroy(cnn_dataset *d);
+CNN_API int64_t cnn_dataset_count(const cnn_dataset *d);
+/* Checks that the dataset's images fit input 0 of the model; CNN_ERR_INPUT with a message. */
+CNN_API cnn_status cnn_dataset_check(const cnn_dataset *d, const cnn_model *m, char *err, size_t errlen);
+/* Copies examples order[first .. first+n) into x (n * image floats, [0,1]) and their labels
+ * into labels (as floats). */
+CNN_API void cnn_dataset_batch(const cnn_dataset *d, const int64_t *order, int64_t first, int64_t n,
+                               float *x, float *labels);
+
+/* Mean loss and top-1 accuracy of an inference session over a whole dataset. */
+typedef struct cnn_eval_result {
+    double loss;          /* cross_entropy on the output's logits, or mse against one-hot targets */
+    double accuracy;      /* fraction of examples whose top class is the label */
+    int64_t count;
+} cnn_eval_result;
+/* Runs inference session s over every example of d in order (the last partial batch padded
+ * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss). */
+CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
+
+/* ---- tensors: .npy files ---- */
+
+/* Reads a float32 C-order .npy file; *data malloc'd (free with cnn_free). */
+CNN_API cnn_status cnn_npy_read(const char *path, float **data, int *rank, int64_t dims[8],
+                                char *err, size_t errlen);
+CNN_API cnn_status cnn_npy_write(const char *path, const float *data, int rank, const int64_t *dims,
+                                 char *err, size_t errlen);
+
+CNN_API const char *cnn_version(void);
+/* The number of threads "all cores" means here. */
+CNN_API int cnn_default_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

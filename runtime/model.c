@@ -1,0 +1,495 @@
+/* Models: compile a source into a checked inference graph; report on it (summary, emit). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/autodiff.h"
+#include "compiler/build.h"
+#include "compiler/passes.h"
+#include "compiler/registry.h"
+#include "runtime/rt.h"
+#include "runtime/strbuf.h"
+
+cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, RT_ERR_MAX, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+void cnn_free(void *p) { free(p); }
+
+const char *cnn_version(void) { return "0.1.0"; }
+
+void cnn_options_default(cnn_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->passes = CNN_PASSES_O2;
+    o->backend = CNN_BACKEND_AUTO;
+}
+
+unsigned rt_pass_bits(const cnn_options *opt)
+{
+    _Static_assert((unsigned)CNN_PASS_DCE == (unsigned)PASS_DCE &&
+                       (unsigned)CNN_PASS_FOLD_BN == (unsigned)PASS_FOLD_BN &&
+                       (unsigned)CNN_PASS_FUSE == (unsigned)PASS_FUSE &&
+                       (unsigned)CNN_PASS_PLAN == (unsigned)PASS_PLAN &&
+                       (unsigned)CNN_PASS_INPLACE == (unsigned)PASS_INPLACE,
+                   "public and compiler pass bits agree");
+    return opt->passes;
+}
+
+static cnn_model *model_new(const char *filename)
+{
+    cnn_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->filename = strdup(filename ? filename : "<input>");
+    m->errmsg = strdup("");
+    if (!m->filename || !m->errmsg) {
+        cnn_model_destroy(m);
+        return NULL;
+    }
+    return m;
+}
+
+static void model_set_error(cnn_model *m, char *msg)
+{
+    free(m->errmsg);
+    m->errmsg = msg ? msg : strdup("out of memory");
+}
+
+cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source, size_t len,
+                             const char *network)
+{
+    *out = NULL;
+    cnn_model *m = model_new(filename);
+    if (!m)
+        return CNN_ERR_INTERNAL;
+    *out = m;
+    m->source = malloc(len + 1);
+    if (!m->source) {
+        model_set_error(m, NULL);
+        return CNN_ERR_INTERNAL;
+    }
+    memcpy(m->source, source, len);
+    m->source[len] = '\0';
+    m->source_len = len;
+
+    diag_list d;
+    diag_init(&d, m->filename, m->source, len);
+    m->program = lang_compile(m->source, len, &d);
+    if (!m->program) {
+        diag_free(&d);
+        model_set_error(m, NULL);
+        return CNN_ERR_INTERNAL;
+    }
+    if (d.errors == 0) {
+        m->net = lang_program_network(m->program, network);
+        if (!m->net) {
+            lang_span none = {0, 0, 0, 0};
+            if (network)
+                diag_add(&d, DIAG_ERROR, none, "no network named '%s' in this file", network);
+            else if (m->program->nnetworks == 0)
+                diag_add(&d, DIAG_ERROR, none, "no network in this file");
+            else
+                diag_add(&d, DIAG_ERROR, none,
+                         "%d networks in this file; choose one with --network NAME", m->program->nnetworks);
+        } else {
+            m->graph = ir_build(m->net, &d);
+        }
+    }
+    cnn_status st = CNN_OK;
+    if (d.errors > 0 || !m->graph) {
+        st = CNN_ERR_INPUT;
+        if (d.errors == 0)
+            diag_add(&d, DIAG_ERROR, (lang_span){0, 0, 0, 0}, "could not build the graph");
+    }
+    if (d.count > 0)
+        model_set_error(m, diag_render(&d));
+    diag_free(&d);
+    return st;
+}
+
+cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cnn_model *m = model_new(path);
+        if (!m)
+            return CNN_ERR_INTERNAL;
+        char msg[RT_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s: error: cannot open: %s\n", path, strerror(errno));
+        model_set_error(m, strdup(msg));
+        *out = m;
+        return CNN_ERR_INPUT;
+    }
+    strbuf sb;
+    sb_init(&sb);
+    char chunk[65536];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        sb_append(&sb, chunk, n);
+    bool bad = ferror(f);
+    fclose(f);
+    if (bad || sb.oom) {
+        cnn_model *m = model_new(path);
+        sb_free(&sb);
+        if (!m)
+            return CNN_ERR_INTERNAL;
+        char msg[RT_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s: error: cannot read the file\n", path);
+        model_set_error(m, strdup(msg));
+        *out = m;
+        return CNN_ERR_INPUT;
+    }
+    cnn_status st = cnn_model_compile(out, path, sb.data ? sb.data : "", sb.len, network);
+    sb_free(&sb);
+    return st;
+}
+
+void cnn_model_destroy(cnn_model *m)
+{
+    if (!m)
+        return;
+    ir_graph_destroy(m->graph);
+    lang_program_free(m->program);
+    free(m->source);
+    free(m->filename);
+    free(m->errmsg);
+    free(m);
+}
+
+const char *cnn_model_errmsg(const cnn_model *m) { return m ? m->errmsg : "out of memory"; }
+const char *cnn_model_name(const cnn_model *m) { return m->graph ? m->graph->name : ""; }
+int cnn_model_input_count(const cnn_model *m) { return m->graph ? m->graph->ninputs : 0; }
+int cnn_model_output_count(const cnn_model *m) { return m->graph ? m->graph->noutputs : 0; }
+
+static int value_shape(const ir_graph *g, int v, int64_t dims[4])
+{
+    const ir_shape *s = &g->vals[v].shape;
+    for (int k = 0; k < s->rank && k < 4; k++)
+        dims[k] = s->d[k];
+    return s->rank;
+}
+
+int cnn_model_input_shape(const cnn_model *m, int i, int64_t dims[4])
+{
+    if (!m->graph || i < 0 || i >= m->graph->ninputs)
+        return -1;
+    return value_shape(m->graph, m->graph->inputs[i], dims);
+}
+
+int cnn_model_output_shape(const cnn_model *m, int i, int64_t dims[4])
+{
+    if (!m->graph || i < 0 || i >= m->graph->noutputs)
+        return -1;
+    return value_shape(m->graph, m->graph->outputs[i], dims);
+}
+
+const char *cnn_model_input_name(const cnn_model *m, int i)
+{
+    if (!m->graph || i < 0 || i >= m->graph->ninputs)
+        return NULL;
+    return m->graph->vals[m->graph->inputs[i]].name;
+}
+
+const char *cnn_model_output_name(const cnn_model *m, int i)
+{
+    if (!m->graph || i < 0 || i >= m->graph->noutputs)
+        return NULL;
+    return m->graph->output_names[i];
+}
+
+void cnn_model_train_config(const cnn_model *m, cnn_train_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    const lang_train *t = m->net ? &m->net->train : NULL;
+    if (!t || !t->present) {
+        cfg->loss = 0;
+        cfg->optimizer = 0;
+        cfg->lr = 0.01;
+        cfg->beta1 = 0.9, cfg->beta2 = 0.999, cfg->eps = 1e-8;
+        cfg->batch = 64;
+        cfg->epochs = 1;
+        return;
+    }
+    cfg->loss = t->loss == LANG_LOSS_MSE ? 1 : 0;
+    cfg->optimizer = t->optimizer == LANG_OPTIM_ADAM ? 1 : 0;
+    cfg->lr = t->lr, cfg->momentum = t->momentum, cfg->weight_decay = t->weight_decay;
+    cfg->beta1 = t->beta1, cfg->beta2 = t->beta2, cfg->eps = t->eps;
+    cfg->nesterov = t->nesterov;
+    cfg->batch = t->batch, cfg->epochs = t->epochs;
+}
+
+/* ---- reports ---- */
+
+static void fmt_count(char *buf, size_t n, int64_t v)
+{
+    /* 61706 -> "61,706" */
+    char raw[32];
+    snprintf(raw, sizeof raw, "%" PRId64, v < 0 ? -v : v);
+    size_t len = strlen(raw), o = 0;
+    if (v < 0 && o + 1 < n)
+        buf[o++] = '-';
+    for (size_t i = 0; i < len && o + 2 < n; i++) {
+        buf[o++] = raw[i];
+        if ((len - i - 1) % 3 == 0 && i + 1 < len)
+            buf[o++] = ',';
+    }
+    buf[o] = '\0';
+}
+
+static void fmt_bytes(char *buf, size_t n, size_t b)
+{
+    if (b >= (size_t)1 << 30)
+        snprintf(buf, n, "%.2f GiB", (double)b / (double)((size_t)1 << 30));
+    else if (b >= (size_t)1 << 20)
+        snprintf(buf, n, "%.2f MiB", (double)b / (double)((size_t)1 << 20));
+    else if (b >= 1024)
+        snprintf(buf, n, "%.1f KiB", (double)b / 1024.0);
+    else
+        snprintf(buf, n, "%zu B", b);
+}
+
+static int64_t node_params(const ir_graph *g, const ir_node *nd)
+{
+    int64_t p = 0;
+    for (int k = 0; k < nd->nin; k++)
+        if (g->vals[nd->in[k]].kind == IR_VAL_PARAM)
+            p += ir_shape_numel(&g->vals[nd->in[k]].shape);
+    return p;
+}
+
+static int64_t node_flops(const ir_graph *g, const ir_node *nd)
+{
+    const ir_opdef *def = ir_opdef_get(nd->op);
+    if (!def->flops || nd->nout < 1)
+        return 0;
+    ir_shape in[IR_MAX_IN];
+    int nin = 0;
+    for (int k = 0; k < nd->nin; k++)
+        if (g->vals[nd->in[k]].kind != IR_VAL_PARAM && g->vals[nd->in[k]].kind != IR_VAL_STATE)
+            in[nin++] = g->vals[nd->in[k]].shape;
+    return def->flops(&nd->attrs, in, nin, &g->vals[nd->out[0]].shape);
+}
+
+/* Builds the plan the options ask for (inference or training) from the model's graph. */
+static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                           const cnn_train_config *tc, char *err, size_t errlen)
+{
+    ir_graph *g = ir_graph_clone(m->graph);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (training) {
+        ad_options ad;
+        memset(&ad, 0, sizeof ad);
+        ad.loss = tc->loss == 1 ? AD_LOSS_MSE : AD_LOSS_CROSS_ENTROPY;
+        ad.optimizer = tc->optimizer == 1 ? AD_OPTIM_ADAM : AD_OPTIM_SGD;
+        ad.optim.lr = tc->lr;
+        ad.optim.momentum = tc->momentum;
+        ad.optim.weight_decay = tc->weight_decay;
+        ad.optim.beta1 = tc->beta1;
+        ad.optim.beta2 = tc->beta2;
+        ad.optim.eps = tc->eps;
+        ad.optim.nesterov = tc->nesterov;
+        if (ir_autodiff(g, &ad, err, errlen) != 0) {
+            ir_graph_destroy(g);
+            return NULL;
+        }
+    }
+    /* the naive figure: every tensor of the unoptimised graph in its own buffer */
+    size_t naive = 0;
+    for (int v = 0; v < g->nvals; v++) {
+        const ir_value *val = &g->vals[v];
+        if (val->kind == IR_VAL_PARAM || val->kind == IR_VAL_STATE || val->kind == IR_VAL_OPTSTATE)
+            continue;
+        size_t bytes = (size_t)ir_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
+        naive += (bytes + 63) / 64 * 64;
+    }
+    pass_ctx ctx = {.training = training};
+#ifdef NDEBUG
+    bool verify = false;
+#else
+    bool verify = true;
+#endif
+    if (pass_run_pipeline(g, rt_pass_bits(opt), &ctx, verify, err, errlen) != 0) {
+        ir_graph_destroy(g);
+        return NULL;
+    }
+    plan_options po = {
+        .batch = batch,
+        .backend = (plan_backend_choice)opt->backend,
+        .plan_memory = (opt->passes & CNN_PASS_PLAN) != 0,
+        .inplace = (opt->passes & CNN_PASS_INPLACE) != 0,
+    };
+    ir_plan *p = plan_create(g, &po, err, errlen);
+    if (p)
+        p->naive_bytes = naive;
+    return p;
+}
+
+ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                       const cnn_train_config *tc, char *err, size_t errlen)
+{
+    return model_plan(m, opt, batch, training, tc, err, errlen);
+}
+
+static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
+{
+    char a[32], b[32], c[32];
+    fmt_bytes(a, sizeof a, p->naive_bytes);
+    fmt_bytes(b, sizeof b, p->arena_bytes);
+    fmt_bytes(c, sizeof c, p->lower_bound);
+    sb_printf(sb, "memory (%s, batch %" PRId64 "): naive %s (%zu B), planned arena %s (%zu B), lower bound %s (%zu B)\n",
+              what, p->batch, a, p->naive_bytes, b, p->arena_bytes, c, p->lower_bound);
+}
+
+cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                             char **text)
+{
+    *text = NULL;
+    if (!m->graph)
+        return CNN_ERR_USAGE;
+    cnn_options dflt;
+    if (!opt) {
+        cnn_options_default(&dflt);
+        opt = &dflt;
+    }
+    char err[RT_ERR_MAX];
+    ir_plan *p = model_plan(m, opt, batch, false, NULL, err, sizeof err);
+    if (!p) {
+        model_set_error(m, strdup(err));
+        return CNN_ERR_INTERNAL;
+    }
+    const ir_graph *g = m->graph, *og = p->graph;
+    strbuf sb;
+    sb_init(&sb);
+    sb_printf(&sb, "network %s\n", g->name);
+    for (int i = 0; i < g->ninputs; i++) {
+        char sh[64];
+        sb_printf(&sb, "input %s %s\n", g->vals[g->inputs[i]].name,
+                  ir_shape_str(&g->vals[g->inputs[i]].shape, sh, sizeof sh));
+    }
+    sb_printf(&sb, "\n%-16s %-16s %-16s %12s %14s  %s\n", "layer", "kind", "output", "params", "FLOPs", "backend");
+    int64_t tparams = 0, tflops = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        char sh[64], pc[32], fc[32];
+        int64_t np = node_params(g, nd), nf = node_flops(g, nd);
+        tparams += np, tflops += nf;
+        fmt_count(pc, sizeof pc, np);
+        fmt_count(fc, sizeof fc, nf);
+        /* which optimised node runs this layer, and on which backend */
+        const char *backend = "-";
+        for (int s = 0; s < p->nsteps; s++) {
+            const ir_node *on = &og->nodes[p->steps[s].node];
+            const char *f = on->fused;
+            size_t len = strlen(nd->name);
+            bool in_fused = false;
+            while ((f = strstr(f, nd->name)) != NULL) {
+                if ((f == on->fused || f[-1] == '+') && (f[len] == '\0' || f[len] == '+'))
+                    in_fused = true;
+                f += len;
+            }
+            if (strcmp(on->name, nd->name) == 0 || in_fused) {
+                backend = op_backend_name(p->steps[s].backend);
+                break;
+            }
+        }
+        sb_printf(&sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, ir_op_name(nd->op),
+                  nd->nout ? ir_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc, backend);
+    }
+    char pc[32], fc[32];
+    fmt_count(pc, sizeof pc, tparams);
+    fmt_count(fc, sizeof fc, tflops);
+    sb_printf(&sb, "\ntotal: %d layers, %s parameters, %s FLOPs per example\n", g->nnodes, pc, fc);
+    for (int i = 0; i < g->noutputs; i++) {
+        char sh[64];
+        sb_printf(&sb, "output %s %s\n", g->output_names[i],
+                  ir_shape_str(&g->vals[g->outputs[i]].shape, sh, sizeof sh));
+    }
+    int nf = 0;
+    for (int s = 0; s < p->nsteps; s++)
+        if (og->nodes[p->steps[s].node].fused[0])
+            nf++;
+    sb_printf(&sb, "\nfusions: %d\n", nf);
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        if (on->fused[0])
+            sb_printf(&sb, "  %s: %s\n", on->name, on->fused);
+    }
+    sb_putc(&sb, '\n');
+    summary_memory(&sb, "inference", p);
+    plan_destroy(p);
+    if (training) {
+        cnn_train_config tc;
+        cnn_model_train_config(m, &tc);
+        ir_plan *tp = model_plan(m, opt, batch, true, &tc, err, sizeof err);
+        if (tp) {
+            summary_memory(&sb, "training", tp);
+            plan_destroy(tp);
+        } else {
+            sb_printf(&sb, "memory (training): not available: %s\n", err);
+        }
+    }
+    if (sb.oom) {
+        sb_free(&sb);
+        return CNN_ERR_INTERNAL;
+    }
+    *text = sb_take(&sb);
+    return CNN_OK;
+}
+
+cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stage, const char *format,
+                          char **text)
+{
+    *text = NULL;
+    if (!m->graph)
+        return CNN_ERR_USAGE;
+    bool dot;
+    if (strcmp(format, "text") == 0)
+        dot = false;
+    else if (strcmp(format, "dot") == 0)
+        dot = true;
+    else {
+        model_set_error(m, strdup("unknown --format: expected text or dot"));
+        return CNN_ERR_USAGE;
+    }
+    cnn_options dflt;
+    if (!opt) {
+        cnn_options_default(&dflt);
+        opt = &dflt;
+    }
+    if (strcmp(stage, "parsed") == 0) {
+        *text = dot ? ir_graph_dump_dot(m->graph) : ir_graph_dump_text(m->graph);
+        return *text ? CNN_OK : CNN_ERR_INTERNAL;
+    }
+    bool training;
+    if (strcmp(stage, "optimized") == 0)
+        training = false;
+    else if (strcmp(stage, "training") == 0)
+        training = true;
+    else {
+        model_set_error(m, strdup("unknown --stage: expected parsed, optimized or training"));
+        return CNN_ERR_USAGE;
+    }
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    char err[RT_ERR_MAX];
+    ir_plan *p = model_plan(m, opt, 1, training, &tc, err, sizeof err);
+    if (!p) {
+        model_set_error(m, strdup(err));
+        return CNN_ERR_INTERNAL;
+    }
+    *text = dot ? ir_graph_dump_dot(p->graph) : ir_graph_dump_text(p->graph);
+    plan_destroy(p);
+    return *text ? CNN_OK : CNN_ERR_INTERNAL;
+}

@@ -1,0 +1,81 @@
+/* The runtime's private structures, shared by its files (model.c, weights.c, session.c,
+ * data.c).  Nothing outside runtime/ includes this. */
+#ifndef CNN_RT_H
+#define CNN_RT_H
+
+#include <stdarg.h>
+
+#include "compiler/ir.h"
+#include "compiler/plan.h"
+#include "lang/lang.h"
+#include "ops/kernels.h"
+#include "runtime/cnn.h"
+
+#define RT_ERR_MAX 4096
+
+struct cnn_model {
+    char *filename;
+    char *source;
+    size_t source_len;
+    lang_program *program;
+    const lang_network *net;  /* the chosen network, inside program */
+    ir_graph *graph;          /* the checked inference graph ("parsed" stage) */
+    char *errmsg;             /* all diagnostics, rendered; "" when fine */
+};
+
+typedef struct rt_tensor {
+    char name[IR_NAME_MAX];
+    ir_shape shape;           /* parameter shapes have no batch axis */
+    bool trainable;
+    float *data;
+} rt_tensor;
+
+struct cnn_weights {
+    const cnn_model *model;
+    int count;
+    rt_tensor *t;
+    uint64_t version;         /* bumped whenever the tensors may have changed */
+    char err[RT_ERR_MAX];
+};
+
+struct cnn_session {
+    cnn_model *model;
+    cnn_weights *weights;
+    cnn_options opt;
+    cnn_mode mode;
+    cnn_train_config train;
+    int64_t batch;
+    int nthreads;
+    ir_plan *plan;
+    float *arena;
+    float **data;             /* per graph value: where its data is (NULL: nowhere) */
+    op_call *calls;           /* per step, prepared at creation */
+    const op_kernel **kernels;/* per step */
+    rt_tensor *optstate;      /* training: optimiser state, zeroed at creation */
+    int noptstate;
+    float **consts;           /* buffers of weights-only steps' outputs (PLAN_LOC_CONST) */
+    int nconsts;
+    uint64_t weights_seen;    /* the weights' version the constant steps last ran on */
+    bool consts_valid;
+    int64_t step;             /* optimiser steps taken (and runs, for dropout seeds) */
+    char err[RT_ERR_MAX];
+};
+
+/* Formats an error into buf (RT_ERR_MAX) and returns status. */
+cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The weight index of the tensor called name, or -1. */
+int rt_weights_find(const cnn_weights *w, const char *name);
+
+/* Clones the model's graph, makes it a training graph when `training`, runs the passes the
+ * options ask for and plans it for `batch`.  NULL with err on failure. */
+ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                       const cnn_train_config *tc, char *err, size_t errlen);
+
+/* Runs every step of the session's plan. */
+cnn_status rt_execute(cnn_session *s);
+
+/* The compiler's pass bits from the public options. */
+unsigned rt_pass_bits(const cnn_options *opt);
+
+#endif

@@ -1,0 +1,330 @@
+/* Sessions: a plan for one batch size, its arena, the binding of every value to memory, the
+ * prepared kernel calls, and the executor that runs them.
+ *
+ * Threading policy: the executor runs the steps in order on the calling thread; each kernel
+ * opens its own OpenMP region of c->nthreads threads (reference kernels) or lets oneDNN, which
+ * uses the same OpenMP runtime, do so.  omp_set_num_threads() is set to the session's count
+ * before every run, so oneDNN and our kernels use the same number, and nothing nests. */
+#include <inttypes.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/registry.h"
+#include "runtime/rng.h"
+#include "runtime/rt.h"
+
+int cnn_default_threads(void) { return omp_get_num_procs(); }
+
+static float *arena_ptr(cnn_session *s, size_t offset) { return (float *)((char *)s->arena + offset); }
+
+static int optstate_find(const cnn_session *s, const char *name)
+{
+    for (int i = 0; i < s->noptstate; i++)
+        if (strcmp(s->optstate[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Binds every value of the plan to memory. */
+static cnn_status bind_values(cnn_session *s)
+{
+    const ir_plan *p = s->plan;
+    const ir_graph *g = p->graph;
+    s->data = calloc((size_t)g->nvals + 1, sizeof(float *));
+    if (!s->data)
+        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+    int nopt = 0;
+    for (int v = 0; v < g->nvals; v++)
+        if (p->vals[v].loc == PLAN_LOC_OPTSTATE)
+            nopt++;
+    s->optstate = calloc((size_t)nopt + 1, sizeof(rt_tensor));
+    if (!s->optstate)
+        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+    for (int v = 0; v < g->nvals; v++) {
+        const plan_value *pv = &p->vals[v];
+        const ir_value *val = &g->vals[v];
+        switch (pv->loc) {
+        case PLAN_LOC_NONE: break;
+        case PLAN_LOC_ARENA: s->data[v] = arena_ptr(s, pv->offset); break;
+        case PLAN_LOC_WEIGHTS: {
+            int i = rt_weights_find(s->weights, val->name);
+            if (i < 0)
+                return rt_fail(s->err, CNN_ERR_USAGE, "the weights have no tensor %s", val->name);
+            if (!ir_shape_equal(&s->weights->t[i].shape, &val->shape))
+                return rt_fail(s->err, CNN_ERR_USAGE, "the weights' %s has another shape", val->name);
+            s->data[v] = s->weights->t[i].data;
+            break;
+        }
+        case PLAN_LOC_CONST: {
+            int64_t n = ir_shape_numel(&val->shape) * (val->batched ? s->batch : 1);
+            float *buf = calloc((size_t)n + 1, sizeof(float));
+            float **list = realloc(s->consts, sizeof(float *) * (size_t)(s->nconsts + 1));
+            if (!buf || !list) {
+                free(buf);
+                if (list)
+                    s->consts = list;
+                return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+            }
+            s->consts = list;
+            s->consts[s->nconsts++] = buf;
+            s->data[v] = buf;
+            break;
+        }
+        case PLAN_LOC_OPTSTATE: {
+            int i = optstate_find(s, val->name);
+            if (i < 0) {
+                rt_tensor *t = &s->optstate[s->noptstate];
+                snprintf(t->name, sizeof t->name, "%s", val->name);
+                t->shape = val->shape;
+                t->data = calloc((size_t)ir_shape_numel(&val->shape) + 1, sizeof(float));
+                if (!t->data)
+                    return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+                i = s->noptstate++;
+            }
+            s->data[v] = s->optstate[i].data;
+            break;
+        }
+        }
+    }
+    return CNN_OK;
+}
+
+static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
+{
+    const ir_value *val = &s->plan->graph->vals[v];
+    t->data = s->data[v];
+    t->rank = 0;
+    if (val->batched)
+        t->d[t->rank++] = s->batch;
+    for (int k = 0; k < val->shape.rank; k++)
+        t->d[t->rank++] = val->shape.d[k];
+}
+
+/* Makes each step's op_call and lets its kernel prepare (oneDNN primitives). */
+static cnn_status prepare_calls(cnn_session *s)
+{
+    const ir_plan *p = s->plan;
+    const ir_graph *g = p->graph;
+    s->calls = calloc((size_t)p->nsteps + 1, sizeof(op_call));
+    s->kernels = calloc((size_t)p->nsteps + 1, sizeof(op_kernel *));
+    if (!s->calls || !s->kernels)
+        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+    for (int st = 0; st < p->nsteps; st++) {
+        const ir_node *nd = &g->nodes[p->steps[st].node];
+        op_call *c = &s->calls[st];
+        c->node = nd;
+        c->nin = nd->nin;
+        c->nout = nd->nout;
+        for (int k = 0; k < nd->nin; k++)
+            fill_tensor(s, nd->in[k], &c->in[k]);
+        for (int k = 0; k < nd->nout; k++)
+            fill_tensor(s, nd->out[k], &c->out[k]);
+        c->batch = s->batch;
+        c->nthreads = s->nthreads;
+        const op_kernel *k = op_kernel_get(nd->op, p->steps[st].backend);
+        if (!k)
+            k = op_kernel_get(nd->op, OP_BACKEND_REF);
+        if (!k || !k->run)
+            return rt_fail(s->err, CNN_ERR_INTERNAL, "no kernel for %s (%s)", nd->name, ir_op_name(nd->op));
+        s->kernels[st] = k;
+        if (k->prepare) {
+            char msg[1024];
+            if (k->prepare(c, msg, sizeof msg) != 0)
+                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend): %s", nd->name,
+                               ir_op_name(nd->op), op_backend_name(p->steps[st].backend), msg);
+        }
+        if (k->scratch) {
+            size_t bytes = k->scratch(c);
+            if (bytes) {
+                c->scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+                if (!c->scratch)
+                    return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
+                              int64_t batch, cnn_mode mode, const cnn_train_config *train)
+{
+    *out = NULL;
+    cnn_session *s = calloc(1, sizeof *s);
+    if (!s)
+        return CNN_ERR_INTERNAL;
+    *out = s;
+    s->model = m;
+    s->weights = w;
+    s->mode = mode;
+    s->batch = batch;
+    if (opt)
+        s->opt = *opt;
+    else
+        cnn_options_default(&s->opt);
+    if (!m->graph)
+        return rt_fail(s->err, CNN_ERR_USAGE, "the model did not compile");
+    if (!w || w->model != m)
+        return rt_fail(s->err, CNN_ERR_USAGE, "the weights belong to another model");
+    if (batch < 1 || batch > (1 << 24))
+        return rt_fail(s->err, CNN_ERR_USAGE, "batch must be between 1 and %d, got %" PRId64, 1 << 24, batch);
+    if (s->opt.threads < 0)
+        return rt_fail(s->err, CNN_ERR_USAGE, "threads must be positive, got %d", s->opt.threads);
+    s->nthreads = s->opt.threads > 0 ? s->opt.threads : omp_get_num_procs();
+    if (train)
+        s->train = *train;
+    else
+        cnn_model_train_config(m, &s->train);
+    s->plan = rt_model_plan(m, &s->opt, batch, mode == CNN_MODE_TRAIN, &s->train, s->err, sizeof s->err);
+    if (!s->plan)
+        return CNN_ERR_INTERNAL;
+    size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;
+    s->arena = aligned_alloc(64, bytes ? bytes : 64);
+    if (!s->arena)
+        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory: the arena needs %zu bytes", bytes);
+    memset(s->arena, 0, bytes);
+    cnn_status st = bind_values(s);
+    if (st == CNN_OK)
+        st = prepare_calls(s);
+    return st;
+}
+
+void cnn_session_destroy(cnn_session *s)
+{
+    if (!s)
+        return;
+    if (s->calls && s->kernels)
+        for (int st = 0; st < s->plan->nsteps; st++) {
+            if (s->kernels[st] && s->kernels[st]->release && s->calls[st].state)
+                s->kernels[st]->release(s->calls[st].state);
+            free(s->calls[st].scratch);
+        }
+    free(s->calls);
+    free(s->kernels);
+    for (int i = 0; i < s->noptstate; i++)
+        free(s->optstate[i].data);
+    for (int i = 0; i < s->nconsts; i++)
+        free(s->consts[i]);
+    free(s->consts);
+    free(s->optstate);
+    free(s->data);
+    free(s->arena);
+    plan_destroy(s->plan);
+    free(s);
+}
+
+const char *cnn_session_errmsg(const cnn_session *s) { return s ? s->err : "out of memory"; }
+int64_t cnn_session_batch(const cnn_session *s) { return s->batch; }
+
+float *cnn_session_input(cnn_session *s, int i)
+{
+    const ir_graph *g = s->plan ? s->plan->graph : NULL;
+    if (!g || i < 0 || i >= g->ninputs)
+        return NULL;
+    return s->data[g->inputs[i]];
+}
+
+const float *cnn_session_output(const cnn_session *s, int i)
+{
+    const ir_graph *g = s->plan ? s->plan->graph : NULL;
+    if (!g || i < 0 || i >= g->noutputs)
+        return NULL;
+    return s->data[g->outputs[i]];
+}
+
+cnn_status rt_execute(cnn_session *s)
+{
+    if (!s->plan)
+        return rt_fail(s->err, CNN_ERR_USAGE, "the session was not created");
+    omp_set_num_threads(s->nthreads);
+    uint64_t seed_base = s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
+    s->step++;
+    bool refresh = !s->consts_valid || s->weights_seen != s->weights->version;
+    for (int st = 0; st < s->plan->nsteps; st++) {
+        op_call *c = &s->calls[st];
+        if (s->plan->steps[st].constant && !refresh)
+            continue;
+        uint64_t x = seed_base + (uint64_t)st;
+        c->seed = rt_splitmix64(&x);
+        c->step = s->step;
+        char msg[1024];
+        msg[0] = '\0';
+        if (s->kernels[st]->run(c, msg, sizeof msg) != 0)
+            return rt_fail(s->err, CNN_ERR_INPUT, "%s (%s): %s", c->node->name, ir_op_name(c->node->op), msg);
+    }
+    if (s->mode == CNN_MODE_TRAIN)
+        s->weights->version++; /* the step updated them */
+    s->weights_seen = s->weights->version;
+    s->consts_valid = true;
+    return CNN_OK;
+}
+
+cnn_status cnn_session_run(cnn_session *s)
+{
+    if (s->mode == CNN_MODE_TRAIN)
+        return rt_fail(s->err, CNN_ERR_USAGE, "a training session runs with cnn_session_train_step");
+    return rt_execute(s);
+}
+
+cnn_status cnn_session_train_step(cnn_session *s, const float *labels, bool labels_are_classes, float *loss,
+                                  int64_t *correct)
+{
+    if (!s->plan || s->mode != CNN_MODE_TRAIN)
+        return rt_fail(s->err, CNN_ERR_USAGE, "not a training session");
+    const ir_graph *g = s->plan->graph;
+    if (g->label < 0 || g->loss < 0 || g->noutputs < 1)
+        return rt_fail(s->err, CNN_ERR_INTERNAL, "the training plan has no loss");
+    float *lab = s->data[g->label];
+    const ir_value *out = &g->vals[g->outputs[0]];
+    int64_t per = ir_shape_numel(&out->shape);
+    bool xent = s->train.loss == 0;
+    if (xent || labels_are_classes) {
+        for (int64_t i = 0; i < s->batch; i++) {
+            float l = labels[i];
+            if (!(l >= 0.0f && l < (float)per) || l != floorf(l))
+                return rt_fail(s->err, CNN_ERR_INPUT, "label %g of example %" PRId64 " is not a class in [0, %" PRId64 ")",
+                               (double)l, i, per);
+        }
+    }
+    if (xent) {
+        memcpy(lab, labels, sizeof(float) * (size_t)s->batch);
+    } else if (labels_are_classes) {
+        memset(lab, 0, sizeof(float) * (size_t)(s->batch * per));
+        for (int64_t i = 0; i < s->batch; i++)
+            lab[i * per + (int64_t)labels[i]] = 1.0f;
+    } else {
+        memcpy(lab, labels, sizeof(float) * (size_t)(s->batch * per));
+    }
+    cnn_status st = rt_execute(s);
+    if (st != CNN_OK)
+        return st;
+    if (loss)
+        *loss = s->data[g->loss][0];
+    if (correct) {
+        *correct = 0;
+        if (xent || labels_are_classes) {
+            const float *y = s->data[g->outputs[0]];
+            for (int64_t i = 0; i < s->batch; i++) {
+                int64_t best = 0;
+                for (int64_t k = 1; k < per; k++)
+                    if (y[i * per + k] > y[i * per + best])
+                        best = k;
+                if (best == (int64_t)labels[i])
+                    (*correct)++;
+            }
+        }
+    }
+    return CNN_OK;
+}
+
+void cnn_session_memory(const cnn_session *s, cnn_memory_info *info)
+{
+    memset(info, 0, sizeof *info);
+    if (!s->plan)
+        return;
+    info->naive = s->plan->naive_bytes;
+    info->planned = s->plan->arena_bytes;
+    info->lower_bound = s->plan->lower_bound;
+}

@@ -1,0 +1,212 @@
+/* The weights store: every parameter and running statistic of a model, by its spec name
+ * (conv2d_1.weight, batchnorm_1.running_var...); PyTorch-style seeded initialisation; load
+ * and save as safetensors with every mismatch reported by file and tensor. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/rng.h"
+#include "runtime/rt.h"
+#include "runtime/safetensors.h"
+
+int rt_weights_find(const cnn_weights *w, const char *name)
+{
+    for (int i = 0; i < w->count; i++)
+        if (strcmp(w->t[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* The node that reads parameter value v (its owner), or NULL. */
+static const ir_node *owner_of(const ir_graph *g, int v)
+{
+    for (int n = 0; n < g->nnodes; n++)
+        for (int k = 0; k < g->nodes[n].nin; k++)
+            if (g->nodes[n].in[k] == v)
+                return &g->nodes[n];
+    return NULL;
+}
+
+/* PyTorch's defaults: conv and dense weights Kaiming-uniform with a=sqrt(5), which is uniform
+ * in +-1/sqrt(fan_in); their biases uniform in +-1/sqrt(fan_in) of the weight; batchnorm
+ * weight 1, bias 0, running mean 0, running var 1. */
+static void init_tensor(const ir_graph *g, int v, rt_tensor *t, rt_rng *rng)
+{
+    const ir_node *own = owner_of(g, v);
+    int64_t n = ir_shape_numel(&t->shape);
+    const char *suffix = strrchr(t->name, '.');
+    suffix = suffix ? suffix + 1 : t->name;
+    if (own && own->op == IR_OP_BATCHNORM) {
+        float val = (strcmp(suffix, "weight") == 0 || strcmp(suffix, "running_var") == 0) ? 1.0f : 0.0f;
+        for (int64_t i = 0; i < n; i++)
+            t->data[i] = val;
+        return;
+    }
+    int64_t fan_in = 1;
+    if (own) {
+        /* the owner's weight is its first parameter input; fan_in = numel / out_features */
+        for (int k = 0; k < own->nin; k++) {
+            const ir_value *pv = &g->vals[own->in[k]];
+            if (pv->kind == IR_VAL_PARAM && pv->shape.rank >= 2) {
+                fan_in = ir_shape_numel(&pv->shape) / pv->shape.d[0];
+                break;
+            }
+        }
+    }
+    double bound = fan_in > 0 ? 1.0 / sqrt((double)fan_in) : 0.0;
+    for (int64_t i = 0; i < n; i++)
+        t->data[i] = (float)((2.0 * rt_rng_uniform(rng) - 1.0) * bound);
+}
+
+cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t seed)
+{
+    *out = NULL;
+    cnn_weights *w = calloc(1, sizeof *w);
+    if (!w)
+        return CNN_ERR_INTERNAL;
+    *out = w;
+    w->model = m;
+    const ir_graph *g = m->graph;
+    if (!g)
+        return rt_fail(w->err, CNN_ERR_USAGE, "the model did not compile");
+    int n = 0;
+    for (int v = 0; v < g->nvals; v++)
+        if (g->vals[v].kind == IR_VAL_PARAM || g->vals[v].kind == IR_VAL_STATE)
+            n++;
+    w->t = calloc((size_t)n + 1, sizeof(rt_tensor));
+    if (!w->t)
+        return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory");
+    rt_rng rng;
+    rt_rng_seed(&rng, seed);
+    for (int v = 0; v < g->nvals; v++) {
+        const ir_value *val = &g->vals[v];
+        if (val->kind != IR_VAL_PARAM && val->kind != IR_VAL_STATE)
+            continue;
+        rt_tensor *t = &w->t[w->count];
+        snprintf(t->name, sizeof t->name, "%s", val->name);
+        t->shape = val->shape;
+        t->trainable = val->kind == IR_VAL_PARAM;
+        t->data = malloc(sizeof(float) * (size_t)ir_shape_numel(&val->shape));
+        if (!t->data)
+            return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory for %s", t->name);
+        w->count++;
+        init_tensor(g, v, t, &rng);
+    }
+    return CNN_OK;
+}
+
+void cnn_weights_destroy(cnn_weights *w)
+{
+    if (!w)
+        return;
+    for (int i = 0; i < w->count; i++)
+        free(w->t[i].data);
+    free(w->t);
+    free(w);
+}
+
+const char *cnn_weights_errmsg(const cnn_weights *w) { return w ? w->err : "out of memory"; }
+int cnn_weights_count(const cnn_weights *w) { return w->count; }
+
+float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, int64_t dims[4])
+{
+    if (i < 0 || i >= w->count)
+        return NULL;
+    rt_tensor *t = &w->t[i];
+    w->version++; /* the caller may write through the pointer */
+    if (name)
+        *name = t->name;
+    if (rank)
+        *rank = t->shape.rank;
+    if (dims)
+        for (int k = 0; k < t->shape.rank && k < 4; k++)
+            dims[k] = t->shape.d[k];
+    return t->data;
+}
+
+static bool shape_matches(const rt_st_tensor *st, const ir_shape *s)
+{
+    if (st->rank != s->rank)
+        return false;
+    for (int k = 0; k < s->rank; k++)
+        if (st->dims[k] != s->d[k])
+            return false;
+    return true;
+}
+
+cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
+{
+    rt_st_file *f = NULL;
+    char msg[RT_ERR_MAX];
+    if (rt_st_read(&f, path, msg, sizeof msg) != RT_ST_OK)
+        return rt_fail(w->err, CNN_ERR_INPUT, "%s", msg);
+    cnn_status st = CNN_OK;
+    /* check everything first, so a failed load changes nothing */
+    for (int i = 0; i < w->count && st == CNN_OK; i++) {
+        const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
+        if (!t) {
+            st = rt_fail(w->err, CNN_ERR_INPUT, "%s: missing tensor %s", path, w->t[i].name);
+        } else if (!shape_matches(t, &w->t[i].shape)) {
+            char have[128], need[128];
+            int64_t nd[IR_MAX_RANK];
+            for (int k = 0; k < w->t[i].shape.rank; k++)
+                nd[k] = w->t[i].shape.d[k];
+            rt_st_format_shape(have, sizeof have, t->rank, t->dims);
+            rt_st_format_shape(need, sizeof need, w->t[i].shape.rank, nd);
+            st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s has shape %s, the network needs %s", path,
+                         w->t[i].name, have, need);
+        }
+    }
+    if (st == CNN_OK && !allow_extra) {
+        for (int i = 0; i < f->count; i++)
+            if (rt_weights_find(w, f->tensors[i].name) < 0) {
+                st = rt_fail(w->err, CNN_ERR_INPUT,
+                             "%s: unknown tensor %s: the network has no such weight (--allow-extra ignores it)",
+                             path, f->tensors[i].name);
+                break;
+            }
+    }
+    if (st == CNN_OK) {
+        for (int i = 0; i < w->count; i++) {
+            const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
+            for (int64_t k = 0; k < t->numel; k++)
+                if (!isfinite(t->data[k])) {
+                    st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s holds a non-finite value at index %lld",
+                                 path, w->t[i].name, (long long)k);
+                    break;
+                }
+            if (st != CNN_OK)
+                break;
+        }
+    }
+    if (st == CNN_OK) {
+        for (int i = 0; i < w->count; i++) {
+            const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
+            memcpy(w->t[i].data, t->data, sizeof(float) * (size_t)t->numel);
+        }
+        w->version++;
+    }
+    rt_st_free(f);
+    return st;
+}
+
+cnn_status cnn_weights_save(cnn_weights *w, const char *path)
+{
+    rt_st_tensor *ts = calloc((size_t)w->count + 1, sizeof *ts);
+    if (!ts)
+        return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory");
+    for (int i = 0; i < w->count; i++) {
+        ts[i].name = w->t[i].name;
+        ts[i].rank = w->t[i].shape.rank;
+        for (int k = 0; k < w->t[i].shape.rank; k++)
+            ts[i].dims[k] = w->t[i].shape.d[k];
+        ts[i].data = w->t[i].data;
+    }
+    char msg[RT_ERR_MAX];
+    rt_st_status rs = rt_st_write(path, w->count, ts, msg, sizeof msg);
+    free(ts);
+    if (rs != RT_ST_OK)
+        return rt_fail(w->err, rs == RT_ST_EIO ? CNN_ERR_INPUT : CNN_ERR_INTERNAL, "%s", msg);
+    return CNN_OK;
+}

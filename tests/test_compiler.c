@@ -1,0 +1,1345 @@
+/* Tests of compiler/registry.c, compiler/ir.c and compiler/build.c on hand-made expanded
+ * networks (lang_network structs filled here, arguments from the registry's schemas): shape
+ * inference for every layer, each shape error and where it is reported, parameter and FLOP
+ * counts, and the text and dot dumps. */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/build.h"
+#include "compiler/ir.h"
+#include "compiler/registry.h"
+#include "lang/diag.h"
+#include "lang/lang.h"
+
+/* ---------------------------------------------------------------- a hand-made network */
+
+#define TN_MAX_LAYERS 512
+
+typedef struct tnet {
+    lang_network net;
+    lang_layer *layers; /* TN_MAX_LAYERS */
+    diag_list diags;
+    ir_graph *g;
+} tnet;
+
+static lang_span mkspan(int line, int col, int len)
+{
+    lang_span s = {line, col, line, col + len};
+    return s;
+}
+
+/* The span given to argument a of layer k when written in the "source". */
+static lang_span arg_span(int k, int a)
+{
+    return mkspan(k + 1, 20 + 6 * a, 3);
+}
+
+static lang_span layer_span(int k)
+{
+    return mkspan(k + 1, 5, 12);
+}
+
+static void tn_init(tnet *t, const char *name)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(t->net.name, sizeof t->net.name, "%s", name);
+    t->layers = calloc(TN_MAX_LAYERS, sizeof *t->layers);
+    cr_assert_not_null(t->layers);
+    t->net.layers = t->layers;
+    diag_init(&t->diags, "test.cnn", NULL, 0);
+}
+
+static void tn_fini(tnet *t)
+{
+    ir_graph_destroy(t->g);
+    t->g = NULL;
+    free(t->layers);
+    t->layers = NULL;
+    diag_free(&t->diags);
+}
+
+/* Adds an input of the given rank and dims; returns its tensor id. */
+static int tn_input(tnet *t, const char *name, int rank, ...)
+{
+    lang_input *in = &t->net.inputs[t->net.ninputs];
+    snprintf(in->name, sizeof in->name, "%s", name);
+    in->shape.rank = rank;
+    va_list ap;
+    va_start(ap, rank);
+    for (int k = 0; k < rank; k++)
+        in->shape.d[k] = va_arg(ap, int64_t);
+    va_end(ap);
+    in->span = mkspan(100 + t->net.ninputs, 1, 5);
+    return t->net.ninputs++;
+}
+
+/* Parses one argument value written as in .cnn ("6", "(3,5)", "same", "true", "0.5",
+ * "\"x\"") into v, as the schema's type wants it. */
+static void parse_value(const ir_argspec *spec, const char *text, ir_argval *v)
+{
+    v->present = true;
+    switch (spec->type) {
+    case IR_ARG_INT:
+        v->n = 1;
+        v->i[0] = strtoll(text, NULL, 10);
+        break;
+    case IR_ARG_FLOAT:
+        v->f = strtod(text, NULL);
+        break;
+    case IR_ARG_BOOL:
+        v->b = strcmp(text, "true") == 0;
+        break;
+    case IR_ARG_STRING: {
+        const char *s = text[0] == '"' ? text + 1 : text;
+        snprintf(v->s, sizeof v->s, "%s", s);
+        size_t n = strlen(v->s);
+        if (n > 0 && v->s[n - 1] == '"')
+            v->s[n - 1] = '\0';
+        break;
+    }
+    case IR_ARG_INTS:
+    case IR_ARG_PAD:
+        if (strcmp(text, "same") == 0 || strcmp(text, "\"same\"") == 0) {
+            v->same = true;
+            v->n = 0;
+        } else if (text[0] == '(') {
+            char *end;
+            v->n = 2;
+            v->i[0] = strtoll(text + 1, &end, 10);
+            v->i[1] = strtoll(end + 1, NULL, 10);
+        } else {
+            v->n = 1;
+            v->i[0] = strtoll(text, NULL, 10);
+            v->i[1] = 0; /* only i[0] is meaningful for a single int */
+        }
+        break;
+    }
+}
+
+/* Adds a layer of kind `op` named `name` (NULL: "<op>_<k>"), with arguments written as in
+ * .cnn, separated by spaces ("6 5 pad=2 stride=(1,2)"), reading nin tensors; returns its
+ * tensor id.  Unwritten arguments get the schema's defaults, as lang/sema.c does. */
+static int tn_layer(tnet *t, const char *opname, const char *args, int nin, ...)
+{
+    int k = t->net.nlayers++;
+    cr_assert(k < TN_MAX_LAYERS);
+    lang_layer *L = &t->layers[k];
+    memset(L, 0, sizeof *L);
+    L->op = ir_opdef_find_layer(opname);
+    if (!L->op && strcmp(opname, "add") == 0)
+        L->op = ir_opdef_get(IR_OP_ADD);
+    cr_assert_not_null(L->op, "no layer %s", opname);
+    snprintf(L->name, sizeof L->name, "%s_%d", opname, k + 1);
+    L->span = layer_span(k);
+    va_list ap;
+    va_start(ap, nin);
+    for (int i = 0; i < nin; i++)
+        L->inputs[i] = va_arg(ap, int);
+    va_end(ap);
+    L->ninputs = nin;
+
+    const ir_opdef *op = L->op;
+    bool given[IR_MAX_ARGS] = {false};
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", args ? args : "");
+    int pos = 0;
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
+        char *eq = strchr(tok, '=');
+        int a = -1;
+        const char *val = tok;
+        if (eq && tok[0] != '"') {
+            *eq = '\0';
+            for (int j = 0; j < op->nargs; j++)
+                if (strcmp(op->args[j].name, tok) == 0)
+                    a = j;
+            val = eq + 1;
+        } else {
+            a = pos++;
+        }
+        cr_assert(a >= 0 && a < op->nargs, "bad argument %s for %s", tok, opname);
+        parse_value(&op->args[a], val, &L->args[a]);
+        L->args[a].given = true;
+        L->args[a].span = arg_span(k, a);
+        given[a] = true;
+        if (op->args[a].type == IR_ARG_STRING && strcmp(op->args[a].name, "name") == 0)
+            memcpy(L->name, L->args[a].s, sizeof L->name); /* both IR_NAME_MAX, terminated */
+    }
+    for (int a = 0; a < op->nargs; a++) {
+        if (given[a] || !op->args[a].dflt || op->args[a].dflt[0] == '=')
+            continue;
+        L->args[a].span = L->span;
+        if (op->args[a].dflt[0] != '\0')
+            parse_value(&op->args[a], op->args[a].dflt, &L->args[a]);
+    }
+    for (int a = 0; a < op->nargs; a++) {
+        if (given[a] || !op->args[a].dflt || op->args[a].dflt[0] != '=')
+            continue;
+        for (int j = 0; j < op->nargs; j++)
+            if (strcmp(op->args[j].name, op->args[a].dflt + 1) == 0)
+                L->args[a] = L->args[j];
+        L->args[a].given = false;
+        L->args[a].span = L->span;
+    }
+    return t->net.ninputs + k;
+}
+
+static void tn_output(tnet *t, const char *name, int tensor)
+{
+    lang_output *o = &t->net.outputs[t->net.noutputs++];
+    snprintf(o->name, sizeof o->name, "%s", name);
+    o->tensor = tensor;
+}
+
+static ir_graph *tn_build(tnet *t)
+{
+    t->g = ir_build(&t->net, &t->diags);
+    return t->g;
+}
+
+/* The value made for tensor id `tensor` (a layer's output): found by the layer's name. */
+static const ir_value *tn_val(const tnet *t, int tensor)
+{
+    cr_assert_not_null(t->g);
+    const char *name = tensor < t->net.ninputs ? t->net.inputs[tensor].name
+                                                : t->layers[tensor - t->net.ninputs].name;
+    for (int v = 0; v < t->g->nvals; v++)
+        if (strcmp(t->g->vals[v].name, name) == 0)
+            return &t->g->vals[v];
+    cr_assert_fail("no value %s", name);
+    return NULL;
+}
+
+static const ir_node *tn_node(const tnet *t, int tensor)
+{
+    const ir_value *v = tn_val(t, tensor);
+    cr_assert(v->producer >= 0);
+    return &t->g->nodes[v->producer];
+}
+
+static int tn_node_index(const tnet *t, int tensor)
+{
+    return tn_val(t, tensor)->producer;
+}
+
+static const ir_value *tn_named(const tnet *t, const char *name)
+{
+    for (int v = 0; v < t->g->nvals; v++)
+        if (strcmp(t->g->vals[v].name, name) == 0)
+            return &t->g->vals[v];
+    return NULL;
+}
+
+static char shbuf[8][128];
+static int shnext;
+static const char *S(const ir_shape *s)
+{
+    char *b = shbuf[shnext++ % 8];
+    return ir_shape_str(s, b, 128);
+}
+
+#define assert_shape(val, text) cr_assert_str_eq(S(&(val)->shape), (text))
+
+/* Builds a one-layer network on an input of the given shape and checks the output shape. */
+static void one_layer(tnet *t, const char *op, const char *args, const char *expect, int rank, ...)
+{
+    tn_init(t, "one");
+    lang_input *in = &t->net.inputs[0];
+    snprintf(in->name, sizeof in->name, "x");
+    in->shape.rank = rank;
+    va_list ap;
+    va_start(ap, rank);
+    for (int k = 0; k < rank; k++)
+        in->shape.d[k] = va_arg(ap, int64_t);
+    va_end(ap);
+    t->net.ninputs = 1;
+    int y = tn_layer(t, op, args, 1, 0);
+    tn_output(t, "y", y);
+    tn_build(t);
+    if (expect) {
+        cr_assert_not_null(t->g, "%s(%s) on %s: %s", op, args, S(&in->shape),
+                           t->diags.count ? t->diags.items[0].message : "");
+        assert_shape(tn_val(t, y), expect);
+        cr_assert_str_eq(S(&t->g->vals[t->g->outputs[0]].shape), expect);
+    }
+}
+
+#define D(x) ((int64_t)(x))
+
+/* The only diagnostic; checks its text and place. */
+static void assert_one_error(const tnet *t, const char *msg, lang_span where)
+{
+    cr_assert_null(t->g);
+    cr_assert_eq(t->diags.errors, 1, "errors: %d (first: %s)", t->diags.errors,
+                 t->diags.count ? t->diags.items[0].message : "");
+    cr_assert_str_eq(t->diags.items[0].message, msg);
+    cr_assert_eq(t->diags.items[0].span.line, where.line);
+    cr_assert_eq(t->diags.items[0].span.col, where.col);
+}
+
+/* ---------------------------------------------------------------- registry */
+
+Test(registry, table_matches_ops_def)
+{
+    static const char *const names[] = {
+#define X(e, s) s,
+#include "compiler/ops.def"
+#undef X
+    };
+    for (int op = 0; op < IR_OP_COUNT; op++) {
+        const ir_opdef *d = ir_opdef_get((ir_op)op);
+        cr_assert_not_null(d);
+        cr_assert_eq(d->op, (ir_op)op);
+        cr_assert_str_eq(d->name, names[op]);
+        cr_assert_str_eq(ir_op_name((ir_op)op), names[op]);
+        cr_assert_null(d->grad, "%s: gradients come later", d->name);
+        cr_assert(d->nargs >= 0 && d->nargs <= IR_MAX_ARGS);
+        if (d->is_layer) {
+            cr_assert(op <= IR_OP_ADD, "%s", d->name);
+            cr_assert_not_null(d->shape, "%s", d->name);
+        } else {
+            cr_assert(!d->callable);
+        }
+    }
+    cr_assert_null(ir_opdef_get(IR_OP_COUNT));
+}
+
+Test(registry, layer_names_are_the_callable_layers)
+{
+    const char *const *names = ir_layer_names();
+    int n = 0;
+    for (; names[n]; n++) {
+        const ir_opdef *d = ir_opdef_find_layer(names[n]);
+        cr_assert_not_null(d, "%s", names[n]);
+        cr_assert(d->is_layer && d->callable);
+        cr_assert_str_eq(d->name, names[n]);
+    }
+    int callable = 0;
+    for (int op = 0; op < IR_OP_COUNT; op++)
+        callable += ir_opdef_get((ir_op)op)->callable;
+    cr_assert_eq(n, callable);
+    cr_assert_eq(n, 15);
+    /* add is a layer (it gets a name) but only '+' makes it */
+    const ir_opdef *add = ir_opdef_get(IR_OP_ADD);
+    cr_assert(add->is_layer);
+    cr_assert(!add->callable);
+    cr_assert_null(ir_opdef_find_layer("add"));
+    cr_assert_null(ir_opdef_find_layer("conv_bwd_data"));
+    cr_assert_null(ir_opdef_find_layer("maxpol"));
+    cr_assert_null(ir_opdef_find_layer(NULL));
+}
+
+static void assert_arg(const ir_opdef *d, int k, const char *name, ir_argtype type, unsigned flags,
+                       const char *dflt)
+{
+    cr_assert(k < d->nargs, "%s has no argument %d", d->name, k);
+    cr_assert_str_eq(d->args[k].name, name, "%s argument %d", d->name, k);
+    cr_assert_eq(d->args[k].type, type, "%s.%s type", d->name, name);
+    cr_assert_eq(d->args[k].flags, flags, "%s.%s flags", d->name, name);
+    if (dflt)
+        cr_assert_str_eq(d->args[k].dflt, dflt, "%s.%s default", d->name, name);
+    else
+        cr_assert_null(d->args[k].dflt, "%s.%s is required", d->name, name);
+}
+
+Test(registry, conv_schemas)
+{
+    for (int two = 0; two <= 1; two++) {
+        const ir_opdef *d = ir_opdef_find_layer(two ? "conv2d" : "conv1d");
+        unsigned t = two ? IR_ARGF_TUPLE_OK : 0;
+        cr_assert_eq(d->nargs, 8);
+        assert_arg(d, 0, "filters", IR_ARG_INT, IR_ARGF_POSITIVE, NULL);
+        assert_arg(d, 1, "kernel", IR_ARG_INTS, IR_ARGF_POSITIVE | t, NULL);
+        assert_arg(d, 2, "stride", IR_ARG_INTS, IR_ARGF_POSITIVE | t, "1");
+        assert_arg(d, 3, "pad", IR_ARG_PAD, IR_ARGF_NONNEG | t, "0");
+        assert_arg(d, 4, "dilation", IR_ARG_INTS, IR_ARGF_POSITIVE | t, "1");
+        assert_arg(d, 5, "groups", IR_ARG_INT, IR_ARGF_POSITIVE, "1");
+        assert_arg(d, 6, "bias", IR_ARG_BOOL, 0, "true");
+        assert_arg(d, 7, "name", IR_ARG_STRING, 0, "");
+        cr_assert_eq(d->min_inputs, 1);
+        cr_assert_eq(d->max_inputs, 1);
+        cr_assert_not_null(d->params);
+        cr_assert(!d->inplace);
+    }
+}
+
+Test(registry, other_schemas)
+{
+    const char *pools[] = {"maxpool", "avgpool"};
+    for (int k = 0; k < 2; k++) {
+        const ir_opdef *d = ir_opdef_find_layer(pools[k]);
+        cr_assert_eq(d->nargs, 3);
+        assert_arg(d, 0, "size", IR_ARG_INTS, IR_ARGF_POSITIVE | IR_ARGF_TUPLE_OK, NULL);
+        assert_arg(d, 1, "stride", IR_ARG_INTS, IR_ARGF_POSITIVE | IR_ARGF_TUPLE_OK, "=size");
+        assert_arg(d, 2, "pad", IR_ARG_INTS, IR_ARGF_NONNEG | IR_ARGF_TUPLE_OK, "0");
+    }
+    const ir_opdef *d = ir_opdef_find_layer("dense");
+    cr_assert_eq(d->nargs, 3);
+    assert_arg(d, 0, "units", IR_ARG_INT, IR_ARGF_POSITIVE, NULL);
+    assert_arg(d, 1, "bias", IR_ARG_BOOL, 0, "true");
+    assert_arg(d, 2, "name", IR_ARG_STRING, 0, "");
+    d = ir_opdef_find_layer("batchnorm");
+    cr_assert_eq(d->nargs, 3);
+    assert_arg(d, 0, "eps", IR_ARG_FLOAT, IR_ARGF_FPOS, "1e-5");
+    assert_arg(d, 1, "momentum", IR_ARG_FLOAT, 0, "0.1");
+    assert_arg(d, 2, "name", IR_ARG_STRING, 0, "");
+    d = ir_opdef_find_layer("dropout");
+    cr_assert_eq(d->nargs, 1);
+    assert_arg(d, 0, "p", IR_ARG_FLOAT, IR_ARGF_UNIT, "0.5");
+    d = ir_opdef_find_layer("leaky_relu");
+    cr_assert_eq(d->nargs, 1);
+    assert_arg(d, 0, "alpha", IR_ARG_FLOAT, 0, "0.01");
+    const char *noargs[] = {"global_avgpool", "flatten", "relu", "sigmoid", "tanh", "softmax", "concat"};
+    for (int k = 0; k < 7; k++)
+        cr_assert_eq(ir_opdef_find_layer(noargs[k])->nargs, 0, "%s", noargs[k]);
+    d = ir_opdef_find_layer("concat");
+    cr_assert_eq(d->min_inputs, 2);
+    cr_assert_eq(d->max_inputs, IR_MAX_IN);
+    d = ir_opdef_get(IR_OP_ADD);
+    cr_assert_eq(d->min_inputs, 2);
+    cr_assert_eq(d->max_inputs, 2);
+    cr_assert(ir_opdef_find_layer("relu")->inplace);
+    cr_assert(!ir_opdef_find_layer("softmax")->inplace);
+}
+
+/* Backward ops: shapes where the inputs decide them, FLOPs equal to the forward's
+ * multiply-adds, and rules that never read a parameter input. */
+Test(registry, backward_rules)
+{
+    ir_attrs a;
+    memset(&a, 0, sizeof a);
+    ir_conv_attrs *c = &a.conv;
+    c->sdims = 2;
+    c->filters = 8;
+    c->groups = 2;
+    c->bias = true;
+    for (int k = 0; k < 2; k++) {
+        c->kernel[k] = 3;
+        c->stride[k] = 1;
+        c->dilation[k] = 1;
+        c->pad[k] = 1;
+    }
+    ir_shape x = {.rank = 3, .d = {4, 6, 6}}, dy = {.rank = 3, .d = {8, 6, 6}};
+    ir_shape w = {.rank = 4, .d = {8, 2, 3, 3}};
+    ir_shape out, in2[2];
+    ir_err e = {.arg = -1};
+    const ir_opdef *fw = ir_opdef_get(IR_OP_CONV2D);
+    int64_t fwd = fw->flops(&a, &x, 1, &dy) - 8 * 36; /* without the bias adds */
+
+    const ir_opdef *d = ir_opdef_get(IR_OP_CONV_BWD_WEIGHTS);
+    in2[0] = dy;
+    in2[1] = x;
+    cr_assert_eq(d->shape(&a, in2, 2, &out, &e), 0);
+    cr_assert(ir_shape_equal(&out, &w));
+    cr_assert_eq(d->flops(&a, in2, 2, &out), fwd + 8 * 36);
+    d = ir_opdef_get(IR_OP_CONV_BWD_DATA);
+    cr_assert_null(d->shape, "a strided conv's dx is ambiguous: its maker gives the shape");
+    in2[1] = w;
+    cr_assert_eq(d->flops(&a, in2, 2, &x), fwd);
+    cr_assert_eq(d->flops(&a, in2, 1, &x), fwd, "the weight is not read");
+
+    memset(&a, 0, sizeof a);
+    a.dense.units = 10;
+    a.dense.bias = true;
+    ir_shape feat = {.rank = 3, .d = {4, 5, 5}}, dz = {.rank = 1, .d = {10}};
+    d = ir_opdef_get(IR_OP_DENSE_BWD_WEIGHTS);
+    in2[0] = dz;
+    in2[1] = feat;
+    cr_assert_eq(d->shape(&a, in2, 2, &out, &e), 0);
+    cr_assert_eq(out.rank, 2);
+    cr_assert_eq(out.d[0], 10);
+    cr_assert_eq(out.d[1], 100);
+    cr_assert_eq(d->flops(&a, in2, 2, &out), 2 * 1000 + 10);
+    d = ir_opdef_get(IR_OP_DENSE_BWD_DATA);
+    cr_assert_eq(d->flops(&a, in2, 1, &feat), 2 * 1000);
+
+    memset(&a, 0, sizeof a);
+    ir_shape p = {.rank = 3, .d = {4, 3, 3}};
+    in2[0] = p;
+    in2[1] = x;
+    cr_assert_eq(ir_opdef_get(IR_OP_MAXPOOL_BWD)->shape(&a, in2, 2, &out, &e), 0);
+    cr_assert(ir_shape_equal(&out, &x));
+    cr_assert_eq(ir_opdef_get(IR_OP_ACT_BWD)->shape(&a, in2, 2, &out, &e), 0);
+    cr_assert(ir_shape_equal(&out, &p));
+    cr_assert(ir_opdef_get(IR_OP_ACT_BWD)->inplace);
+    ir_shape logits = {.rank = 1, .d = {10}};
+    cr_assert_eq(ir_opdef_get(IR_OP_XENT_LOSS)->shape(&a, &logits, 2, &out, &e), 0);
+    cr_assert_eq(out.rank, 0);
+    cr_assert_eq(ir_opdef_get(IR_OP_GLOBAL_AVGPOOL_BWD)->flops(&a, &logits, 1, &x), 4 * 36);
+}
+
+/* ---------------------------------------------------------------- ir helpers */
+
+Test(ir, shape_helpers)
+{
+    char b[64];
+    ir_shape s = {.rank = 3, .d = {6, 28, 28}};
+    cr_assert_str_eq(ir_shape_str(&s, b, sizeof b), "[6, 28, 28]");
+    cr_assert_eq(ir_shape_numel(&s), 6 * 28 * 28);
+    ir_shape v = {.rank = 1, .d = {10}};
+    cr_assert_str_eq(ir_shape_str(&v, b, sizeof b), "[10]");
+    ir_shape z = {.rank = 0};
+    cr_assert_str_eq(ir_shape_str(&z, b, sizeof b), "[]");
+    cr_assert_eq(ir_shape_numel(&z), 1);
+    char small[6];
+    cr_assert_str_eq(ir_shape_str(&s, small, sizeof small), "[6, 2"); /* truncated, terminated */
+    ir_shape s2 = s;
+    cr_assert(ir_shape_equal(&s, &s2));
+    s2.d[2] = 27;
+    cr_assert(!ir_shape_equal(&s, &s2));
+    cr_assert(!ir_shape_equal(&s, &v));
+    cr_assert_str_eq(ir_act_name(IR_ACT_RELU), "relu");
+    cr_assert_str_eq(ir_act_name(IR_ACT_LEAKY_RELU), "leaky_relu");
+}
+
+Test(ir, values_nodes_clone_readers)
+{
+    ir_graph *g = ir_graph_create("g");
+    cr_assert_eq(g->loss, -1);
+    cr_assert_eq(g->label, -1);
+    ir_shape s = {.rank = 1, .d = {4}};
+    int v[40];
+    for (int k = 0; k < 40; k++) /* past the first growth */
+        v[k] = ir_add_value(g, IR_VAL_ACT, &s, true, "v");
+    cr_assert_eq(v[39], 39);
+    cr_assert_eq(g->vals[5].producer, -1);
+    cr_assert_eq(g->vals[5].param_of, -1);
+    int n0 = ir_add_node(g, IR_OP_RELU, NULL, 1, &v[0], 1, &v[1], "relu_1", (lang_span){0});
+    int in2[2] = {v[1], v[0]};
+    int n1 = ir_add_node(g, IR_OP_ADD, NULL, 2, in2, 1, &v[2], "add_1", (lang_span){1, 2, 1, 3});
+    int n2 = ir_add_node(g, IR_OP_RELU, NULL, 1, &v[1], 1, &v[3], "relu_2", (lang_span){0});
+    cr_assert_eq(n0, 0);
+    cr_assert_eq(n1, 1);
+    cr_assert_eq(g->vals[v[1]].producer, n0);
+    cr_assert_eq(g->vals[v[2]].producer, n1);
+    cr_assert_str_eq(g->nodes[n1].name, "add_1");
+    cr_assert_eq(g->nodes[n1].span.col, 2);
+    cr_assert_eq(ir_value_readers(g, v[1]), 2);
+    cr_assert_eq(ir_value_readers(g, v[0]), 2);
+    g->nodes[n2].dead = true;
+    cr_assert_eq(ir_value_readers(g, v[1]), 1);
+
+    ir_graph *c = ir_graph_clone(g);
+    cr_assert_eq(c->nvals, 40);
+    cr_assert_eq(c->nnodes, 3);
+    c->nodes[0].dead = true;
+    c->vals[0].shape.d[0] = 99;
+    cr_assert(!g->nodes[0].dead);
+    cr_assert_eq(g->vals[0].shape.d[0], 4);
+    cr_assert(ir_add_value(c, IR_VAL_ACT, &s, true, "w") == 40);
+    ir_graph_destroy(c);
+    ir_graph_destroy(g);
+    ir_graph_destroy(NULL);
+}
+
+/* ---------------------------------------------------------------- shapes: convolutions */
+
+Test(shape, conv2d_basic_and_params)
+{
+    tnet t;
+    one_layer(&t, "conv2d", "6 5 pad=2", "[6, 28, 28]", 3, D(1), D(28), D(28));
+    const ir_node *n = tn_node(&t, 1);
+    cr_assert_eq(n->op, IR_OP_CONV2D);
+    cr_assert_str_eq(n->name, "conv2d_1");
+    cr_assert_eq(n->attrs.conv.sdims, 2);
+    cr_assert_eq(n->attrs.conv.kernel[0], 5);
+    cr_assert_eq(n->attrs.conv.kernel[1], 5);
+    cr_assert_eq(n->attrs.conv.pad[0], 2);
+    cr_assert_eq(n->attrs.conv.pad[1], 2);
+    cr_assert_eq(n->attrs.conv.stride[0], 1);
+    cr_assert_eq(n->attrs.conv.dilation[1], 1);
+    cr_assert_eq(n->attrs.conv.groups, 1);
+    cr_assert(n->attrs.conv.bias);
+    cr_assert_eq(n->attrs.conv.act, IR_ACT_NONE);
+    cr_assert(!n->attrs.conv.pool && !n->attrs.conv.residual);
+    /* x, weight, bias */
+    cr_assert_eq(n->nin, 3);
+    cr_assert_eq(n->nout, 1);
+    const ir_value *w = &t.g->vals[n->in[1]], *b = &t.g->vals[n->in[2]];
+    cr_assert_str_eq(t.g->vals[n->in[0]].name, "x");
+    cr_assert_eq(t.g->vals[n->in[0]].kind, IR_VAL_INPUT);
+    cr_assert_str_eq(w->name, "conv2d_1.weight");
+    cr_assert_str_eq(b->name, "conv2d_1.bias");
+    cr_assert_eq(w->kind, IR_VAL_PARAM);
+    cr_assert(!w->batched);
+    assert_shape(w, "[6, 1, 5, 5]");
+    assert_shape(b, "[6]");
+    const ir_value *y = tn_val(&t, 1);
+    cr_assert_eq(y->kind, IR_VAL_ACT);
+    cr_assert(y->batched);
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 156);
+    /* 2 * 6*28*28 outputs * 25 taps, plus a bias add per output */
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * 6 * 28 * 28 * 25 + 6 * 28 * 28);
+    tn_fini(&t);
+
+    one_layer(&t, "conv2d", "16 5", "[16, 10, 10]", 3, D(6), D(14), D(14));
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 16 * 6 * 25 + 16);
+    tn_fini(&t);
+}
+
+Test(shape, conv2d_stride_dilation_groups)
+{
+    tnet t;
+    /* AlexNet's first layer: floor((224 + 4 - 10 - 1) / 4) + 1 = 55 */
+    one_layer(&t, "conv2d", "64 11 stride=4 pad=2", "[64, 55, 55]", 3, D(3), D(224), D(224));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.stride[1], 4);
+    tn_fini(&t);
+    /* dilation 2: effective kernel 5 */
+    one_layer(&t, "conv2d", "8 3 dilation=2", "[8, 28, 28]", 3, D(3), D(32), D(32));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.dilation[0], 2);
+    tn_fini(&t);
+    /* stride 2, pad 1 on an even size: ResNet's downsampling */
+    one_layer(&t, "conv2d", "32 3 stride=2 pad=1 bias=false", "[32, 16, 16]", 3, D(16), D(32), D(32));
+    const ir_node *n = tn_node(&t, 1);
+    cr_assert(!n->attrs.conv.bias);
+    cr_assert_eq(n->nin, 2);
+    cr_assert_null(tn_named(&t, "conv2d_1.bias"));
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 32 * 16 * 9);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2LL * 32 * 16 * 16 * 16 * 9);
+    tn_fini(&t);
+    /* groups: weight [F, C/g, kh, kw], FLOPs per group */
+    one_layer(&t, "conv2d", "8 3 groups=2", "[8, 6, 6]", 3, D(4), D(8), D(8));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.groups, 2);
+    assert_shape(tn_named(&t, "conv2d_1.weight"), "[8, 2, 3, 3]");
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * 8 * 36 * 2 * 9 + 8 * 36);
+    tn_fini(&t);
+    /* depthwise */
+    one_layer(&t, "conv2d", "8 3 groups=8 pad=1", "[8, 8, 8]", 3, D(8), D(8), D(8));
+    assert_shape(tn_named(&t, "conv2d_1.weight"), "[8, 1, 3, 3]");
+    tn_fini(&t);
+    /* a stride that does not divide: floor */
+    one_layer(&t, "conv2d", "2 3 stride=3", "[2, 3, 3]", 3, D(1), D(10), D(11));
+    tn_fini(&t);
+    /* a kernel as large as the input: 1x1 output */
+    one_layer(&t, "conv2d", "2 7", "[2, 1, 1]", 3, D(1), D(7), D(7));
+    tn_fini(&t);
+}
+
+Test(shape, conv2d_tuples)
+{
+    tnet t;
+    /* H: 32 + 2 - 2 - 1 + 1 = 32; W: floor((16 + 4 - 4 - 1) / 2) + 1 = 8 */
+    one_layer(&t, "conv2d", "4 (3,5) stride=(1,2) pad=(1,2)", "[4, 32, 8]", 3, D(3), D(32), D(16));
+    const ir_conv_attrs *c = &tn_node(&t, 1)->attrs.conv;
+    cr_assert_eq(c->kernel[0], 3);
+    cr_assert_eq(c->kernel[1], 5);
+    cr_assert_eq(c->stride[0], 1);
+    cr_assert_eq(c->stride[1], 2);
+    cr_assert_eq(c->pad[0], 1);
+    cr_assert_eq(c->pad[1], 2);
+    assert_shape(tn_named(&t, "conv2d_1.weight"), "[4, 3, 3, 5]");
+    tn_fini(&t);
+    one_layer(&t, "conv2d", "4 3 dilation=(1,3)", "[4, 8, 4]", 3, D(3), D(10), D(10));
+    tn_fini(&t);
+}
+
+Test(shape, conv_pad_same)
+{
+    tnet t;
+    one_layer(&t, "conv2d", "4 5 pad=same", "[4, 17, 17]", 3, D(3), D(17), D(17));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[0], 2);
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[1], 2);
+    tn_fini(&t);
+    /* dilation 2, kernel 3: effective 5 */
+    one_layer(&t, "conv2d", "4 3 pad=same dilation=2", "[4, 9, 12]", 3, D(3), D(9), D(12));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[1], 2);
+    tn_fini(&t);
+    one_layer(&t, "conv2d", "4 (3,5) pad=same", "[4, 6, 7]", 3, D(3), D(6), D(7));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[0], 1);
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[1], 2);
+    tn_fini(&t);
+    one_layer(&t, "conv1d", "4 7 pad=same", "[4, 50]", 2, D(2), D(50));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[1], 3);
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad[0], 0);
+    tn_fini(&t);
+}
+
+Test(shape, conv_pad_same_errors)
+{
+    tnet t;
+    one_layer(&t, "conv2d", "4 3 stride=2 pad=same", NULL, 3, D(3), D(16), D(16));
+    assert_one_error(&t, "conv2d: pad=\"same\" needs stride 1, got stride 2", arg_span(0, 3));
+    tn_fini(&t);
+    one_layer(&t, "conv2d", "4 4 pad=same", NULL, 3, D(3), D(16), D(16));
+    assert_one_error(&t, "conv2d: pad=\"same\" needs an odd effective kernel, got 4 (kernel 4, dilation 1)",
+                     arg_span(0, 3));
+    tn_fini(&t);
+    one_layer(&t, "conv2d", "4 (3,2) pad=same", NULL, 3, D(3), D(16), D(16));
+    assert_one_error(&t, "conv2d: pad=\"same\" needs an odd effective kernel, got 2 (kernel 2, dilation 1)",
+                     arg_span(0, 3));
+    tn_fini(&t);
+    one_layer(&t, "conv1d", "4 3 stride=3 pad=same", NULL, 2, D(3), D(16));
+    assert_one_error(&t, "conv1d: pad=\"same\" needs stride 1, got stride 3", arg_span(0, 3));
+    tn_fini(&t);
+}
+
+Test(shape, conv1d)
+{
+    tnet t;
+    one_layer(&t, "conv1d", "16 5 pad=2", "[16, 128]", 2, D(1), D(128));
+    const ir_node *n = tn_node(&t, 1);
+    const ir_conv_attrs *c = &n->attrs.conv;
+    cr_assert_eq(n->op, IR_OP_CONV1D);
+    cr_assert_eq(c->sdims, 1);
+    /* the length's numbers at index 1; height 1/1/0/1 at index 0 */
+    cr_assert_eq(c->kernel[1], 5);
+    cr_assert_eq(c->pad[1], 2);
+    cr_assert_eq(c->kernel[0], 1);
+    cr_assert_eq(c->stride[0], 1);
+    cr_assert_eq(c->pad[0], 0);
+    cr_assert_eq(c->dilation[0], 1);
+    assert_shape(tn_named(&t, "conv1d_1.weight"), "[16, 1, 5]");
+    assert_shape(tn_named(&t, "conv1d_1.bias"), "[16]");
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 96);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * 16 * 128 * 5 + 16 * 128);
+    tn_fini(&t);
+    /* floor((100 - 2*2 - 1) / 2) + 1 = 48 */
+    one_layer(&t, "conv1d", "4 3 stride=2 dilation=2", "[4, 48]", 2, D(2), D(100));
+    c = &tn_node(&t, 1)->attrs.conv;
+    cr_assert_eq(c->stride[1], 2);
+    cr_assert_eq(c->dilation[1], 2);
+    cr_assert_eq(c->stride[0], 1);
+    cr_assert_eq(c->dilation[0], 1);
+    tn_fini(&t);
+    one_layer(&t, "conv1d", "6 3 groups=3 bias=false", "[6, 8]", 2, D(3), D(10));
+    assert_shape(tn_named(&t, "conv1d_1.weight"), "[6, 1, 3]");
+    cr_assert_null(tn_named(&t, "conv1d_1.bias"));
+    tn_fini(&t);
+}
+
+/* ---------------------------------------------------------------- shapes: pools */
+
+Test(shape, pools_2d)
+{
+    tnet t;
+    one_layer(&t, "maxpool", "2", "[6, 14, 14]", 3, D(6), D(28), D(28));
+    const ir_pool_attrs *p = &tn_node(&t, 1)->attrs.pool;
+    cr_assert_eq(tn_node(&t, 1)->op, IR_OP_MAXPOOL);
+    cr_assert_eq(p->sdims, 2);
+    cr_assert_eq(p->size[0], 2);
+    cr_assert_eq(p->stride[0], 2); /* stride defaults to size */
+    cr_assert_eq(p->stride[1], 2);
+    cr_assert_eq(p->pad[1], 0);
+    cr_assert_eq(tn_node(&t, 1)->nin, 1);
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 0);
+    /* one comparison per window element per output */
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 6 * 14 * 14 * 4);
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "3 stride=2", "[64, 27, 27]", 3, D(64), D(55), D(55));
+    tn_fini(&t);
+    /* ResNet-18's stem pool */
+    one_layer(&t, "maxpool", "3 stride=2 pad=1", "[64, 56, 56]", 3, D(64), D(112), D(112));
+    cr_assert_eq(tn_node(&t, 1)->attrs.pool.pad[0], 1);
+    tn_fini(&t);
+    /* odd input: floor */
+    one_layer(&t, "avgpool", "2", "[3, 3, 3]", 3, D(3), D(7), D(7));
+    cr_assert_eq(tn_node(&t, 1)->op, IR_OP_AVGPOOL);
+    tn_fini(&t);
+    /* tuples; the stride default copies the tuple */
+    one_layer(&t, "maxpool", "(2,1)", "[3, 4, 7]", 3, D(3), D(8), D(7));
+    p = &tn_node(&t, 1)->attrs.pool;
+    cr_assert_eq(p->size[0], 2);
+    cr_assert_eq(p->size[1], 1);
+    cr_assert_eq(p->stride[0], 2);
+    cr_assert_eq(p->stride[1], 1);
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "(3,2) stride=(1,2) pad=(1,0)", "[3, 8, 4]", 3, D(3), D(8), D(8));
+    tn_fini(&t);
+    /* pad exactly half the window is allowed */
+    one_layer(&t, "maxpool", "2 pad=1", "[1, 5, 5]", 3, D(1), D(8), D(8));
+    tn_fini(&t);
+}
+
+Test(shape, pools_1d)
+{
+    tnet t;
+    one_layer(&t, "maxpool", "2", "[16, 64]", 2, D(16), D(128));
+    const ir_pool_attrs *p = &tn_node(&t, 1)->attrs.pool;
+    cr_assert_eq(p->sdims, 1);
+    cr_assert_eq(p->size[1], 2);
+    cr_assert_eq(p->stride[1], 2);
+    cr_assert_eq(p->size[0], 1);
+    cr_assert_eq(p->stride[0], 1);
+    cr_assert_eq(p->pad[0], 0);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 16 * 64 * 2);
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "3 stride=1 pad=1", "[4, 10]", 2, D(4), D(10));
+    tn_fini(&t);
+}
+
+Test(shape, pool_errors)
+{
+    tnet t;
+    one_layer(&t, "maxpool", "(2,2)", NULL, 2, D(16), D(128));
+    assert_one_error(&t, "maxpool: 'size' takes one int for a [C, L] input, got a tuple (2, 2)", arg_span(0, 0));
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "2 stride=(1,2)", NULL, 2, D(16), D(128));
+    assert_one_error(&t, "avgpool: 'stride' takes one int for a [C, L] input, got a tuple (1, 2)", arg_span(0, 1));
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "3 pad=2", NULL, 3, D(3), D(16), D(16));
+    assert_one_error(&t, "maxpool: pad 2 is more than half the window size 3", arg_span(0, 2));
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "(4,2) pad=(2,2)", NULL, 3, D(3), D(16), D(16));
+    assert_one_error(&t, "avgpool: pad 2 is more than half the window size 2", arg_span(0, 2));
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "2", NULL, 3, D(16), D(1), D(1));
+    assert_one_error(&t, "maxpool: output height would be 0: input [16, 1, 1], size 2, stride 2, pad 0",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "(1,3)", NULL, 3, D(16), D(4), D(2));
+    assert_one_error(&t, "avgpool: output width would be 0: input [16, 4, 2], size 3, stride 3, pad 0",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "4", NULL, 2, D(16), D(3));
+    assert_one_error(&t, "maxpool: output length would be 0: input [16, 3], size 4, stride 4, pad 0",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "2", NULL, 1, D(120));
+    assert_one_error(&t, "maxpool expects a [C, L] or [C, H, W] input, got [120]", layer_span(0));
+    tn_fini(&t);
+}
+
+Test(shape, global_avgpool)
+{
+    tnet t;
+    one_layer(&t, "global_avgpool", "", "[64]", 3, D(64), D(7), D(7));
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 64 * 49);
+    tn_fini(&t);
+    one_layer(&t, "global_avgpool", "", "[64]", 2, D(64), D(32));
+    tn_fini(&t);
+    one_layer(&t, "global_avgpool", "", NULL, 1, D(64));
+    assert_one_error(&t, "global_avgpool expects a [C, L] or [C, H, W] input, got [64]", layer_span(0));
+    tn_fini(&t);
+}
+
+/* ---------------------------------------------------------------- shapes: the rest */
+
+Test(shape, dense_and_flatten)
+{
+    tnet t;
+    /* dense reads any rank in C,H,W order */
+    one_layer(&t, "dense", "120", "[120]", 3, D(16), D(5), D(5));
+    const ir_node *n = tn_node(&t, 1);
+    cr_assert_eq(n->attrs.dense.units, 120);
+    cr_assert(n->attrs.dense.bias);
+    cr_assert_eq(n->nin, 3);
+    assert_shape(tn_named(&t, "dense_1.weight"), "[120, 400]");
+    assert_shape(tn_named(&t, "dense_1.bias"), "[120]");
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 48120);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * 120 * 400 + 120);
+    tn_fini(&t);
+    one_layer(&t, "dense", "10 bias=false", "[10]", 1, D(84));
+    cr_assert_eq(tn_node(&t, 1)->nin, 2);
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 840);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * 840);
+    tn_fini(&t);
+    one_layer(&t, "dense", "4", "[4]", 2, D(64), D(3));
+    assert_shape(tn_named(&t, "dense_1.weight"), "[4, 192]");
+    tn_fini(&t);
+    one_layer(&t, "flatten", "", "[400]", 3, D(16), D(5), D(5));
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 0);
+    cr_assert_eq(tn_node(&t, 1)->nin, 1);
+    tn_fini(&t);
+    one_layer(&t, "flatten", "", "[10]", 1, D(10));
+    tn_fini(&t);
+}
+
+Test(shape, batchnorm)
+{
+    tnet t;
+    one_layer(&t, "batchnorm", "", "[16, 32, 32]", 3, D(16), D(32), D(32));
+    const ir_node *n = tn_node(&t, 1);
+    cr_assert_float_eq(n->attrs.bn.eps, 1e-5f, 1e-12);
+    cr_assert_float_eq(n->attrs.bn.momentum, 0.1f, 1e-7);
+    cr_assert(!n->attrs.bn.training);
+    /* x, weight, bias, running_mean, running_var */
+    cr_assert_eq(n->nin, 5);
+    const char *suffix[4] = {"weight", "bias", "running_mean", "running_var"};
+    for (int k = 0; k < 4; k++) {
+        const ir_value *v = &t.g->vals[n->in[k + 1]];
+        char want[64];
+        snprintf(want, sizeof want, "batchnorm_1.%s", suffix[k]);
+        cr_assert_str_eq(v->name, want);
+        assert_shape(v, "[16]");
+        cr_assert_eq(v->kind, k < 2 ? IR_VAL_PARAM : IR_VAL_STATE, "%s", v->name);
+        cr_assert(!v->batched);
+    }
+    /* running statistics are not parameters */
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 32);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * 16 * 32 * 32);
+    tn_fini(&t);
+    one_layer(&t, "batchnorm", "eps=0.001 momentum=0.3", "[8, 20]", 2, D(8), D(20));
+    cr_assert_float_eq(tn_node(&t, 1)->attrs.bn.eps, 1e-3f, 1e-9);
+    cr_assert_float_eq(tn_node(&t, 1)->attrs.bn.momentum, 0.3f, 1e-7);
+    tn_fini(&t);
+    one_layer(&t, "batchnorm", "momentum=1", "[100]", 1, D(100));
+    tn_fini(&t);
+    one_layer(&t, "batchnorm", "momentum=1.5", NULL, 1, D(100));
+    assert_one_error(&t, "batchnorm: 'momentum' must be between 0 and 1, got 1.5", arg_span(0, 1));
+    tn_fini(&t);
+    one_layer(&t, "batchnorm", "", NULL, 4, D(2), D(3), D(4), D(5));
+    assert_one_error(&t, "batchnorm expects a [C], [C, L] or [C, H, W] input, got [2, 3, 4, 5]", layer_span(0));
+    tn_fini(&t);
+}
+
+Test(shape, elementwise_layers)
+{
+    tnet t;
+    const char *acts[] = {"relu", "sigmoid", "tanh", "leaky_relu"};
+    const ir_act kinds[] = {IR_ACT_RELU, IR_ACT_SIGMOID, IR_ACT_TANH, IR_ACT_LEAKY_RELU};
+    for (int k = 0; k < 4; k++) {
+        one_layer(&t, acts[k], "", "[6, 28, 28]", 3, D(6), D(28), D(28));
+        cr_assert_eq(tn_node(&t, 1)->attrs.act.act, kinds[k], "%s", acts[k]);
+        cr_assert_eq(tn_node(&t, 1)->nin, 1);
+        cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 6 * 28 * 28);
+        tn_fini(&t);
+    }
+    one_layer(&t, "leaky_relu", "", "[5]", 1, D(5));
+    cr_assert_float_eq(tn_node(&t, 1)->attrs.act.alpha, 0.01f, 1e-9);
+    tn_fini(&t);
+    one_layer(&t, "leaky_relu", "alpha=0.2", "[5, 3]", 2, D(5), D(3));
+    cr_assert_float_eq(tn_node(&t, 1)->attrs.act.alpha, 0.2f, 1e-9);
+    tn_fini(&t);
+    one_layer(&t, "dropout", "", "[4096]", 1, D(4096));
+    cr_assert_float_eq(tn_node(&t, 1)->attrs.dropout.p, 0.5f, 1e-9);
+    cr_assert(!tn_node(&t, 1)->attrs.dropout.training);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 0);
+    tn_fini(&t);
+    one_layer(&t, "dropout", "0.25", "[3, 4, 4]", 3, D(3), D(4), D(4));
+    cr_assert_float_eq(tn_node(&t, 1)->attrs.dropout.p, 0.25f, 1e-9);
+    tn_fini(&t);
+    one_layer(&t, "softmax", "", "[10]", 1, D(10));
+    tn_fini(&t);
+    one_layer(&t, "softmax", "", "[5, 4, 4]", 3, D(5), D(4), D(4));
+    tn_fini(&t);
+}
+
+Test(shape, concat_and_add)
+{
+    tnet t;
+    tn_init(&t, "branches");
+    int x = tn_input(&t, "x", 3, D(3), D(8), D(8));
+    int a = tn_layer(&t, "conv2d", "6 3 pad=1", 1, x);
+    int b = tn_layer(&t, "conv2d", "10 1", 1, x);
+    int c = tn_layer(&t, "concat", "", 2, a, b);
+    int d = tn_layer(&t, "concat", "", 3, c, x, a);
+    int e = tn_layer(&t, "conv2d", "16 3 pad=1", 1, x);
+    int s = tn_layer(&t, "add", "", 2, c, e);
+    tn_output(&t, "cat", d);
+    tn_output(&t, "sum", s);
+    cr_assert_not_null(tn_build(&t));
+    assert_shape(tn_val(&t, c), "[16, 8, 8]");
+    assert_shape(tn_val(&t, d), "[25, 8, 8]");
+    assert_shape(tn_val(&t, s), "[16, 8, 8]");
+    const ir_node *cn = tn_node(&t, d);
+    cr_assert_eq(cn->op, IR_OP_CONCAT);
+    cr_assert_eq(cn->nin, 3);
+    cr_assert_str_eq(t.g->vals[cn->in[1]].name, "x");
+    const ir_node *an = tn_node(&t, s);
+    cr_assert_eq(an->op, IR_OP_ADD);
+    cr_assert_str_eq(an->name, "add_6");
+    cr_assert_eq(an->attrs.act.act, IR_ACT_NONE);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, s)), 16 * 64);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, d)), 0);
+    cr_assert_eq(t.g->noutputs, 2);
+    cr_assert_str_eq(t.g->output_names[0], "cat");
+    cr_assert_str_eq(t.g->output_names[1], "sum");
+    assert_shape(&t.g->vals[t.g->outputs[1]], "[16, 8, 8]");
+    tn_fini(&t);
+
+    /* concat of vectors */
+    tn_init(&t, "vec");
+    int u = tn_input(&t, "u", 1, D(5));
+    int v = tn_input(&t, "v", 1, D(7));
+    tn_output(&t, "y", tn_layer(&t, "concat", "", 2, u, v));
+    cr_assert_not_null(tn_build(&t));
+    assert_shape(&t.g->vals[t.g->outputs[0]], "[12]");
+    cr_assert_eq(t.g->ninputs, 2);
+    tn_fini(&t);
+}
+
+Test(shape, concat_and_add_errors)
+{
+    tnet t;
+    tn_init(&t, "bad");
+    int x = tn_input(&t, "x", 3, D(6), D(28), D(28));
+    int y = tn_input(&t, "y", 3, D(16), D(14), D(14));
+    tn_output(&t, "o", tn_layer(&t, "concat", "", 2, x, y));
+    cr_assert_null(tn_build(&t));
+    assert_one_error(&t,
+                     "concat: input 2 has shape [16, 14, 14], which does not match input 1's [6, 28, 28] outside "
+                     "the channel axis",
+                     layer_span(0));
+    tn_fini(&t);
+
+    tn_init(&t, "bad");
+    x = tn_input(&t, "x", 3, D(6), D(28), D(28));
+    y = tn_input(&t, "y", 2, D(6), D(28));
+    tn_output(&t, "o", tn_layer(&t, "concat", "", 2, x, y));
+    cr_assert_null(tn_build(&t));
+    assert_one_error(
+        &t, "concat: input 2 has shape [6, 28], which does not match input 1's [6, 28, 28] outside the channel axis",
+        layer_span(0));
+    tn_fini(&t);
+
+    tn_init(&t, "bad");
+    x = tn_input(&t, "x", 3, D(16), D(32), D(32));
+    y = tn_input(&t, "y", 3, D(32), D(16), D(16));
+    tn_output(&t, "o", tn_layer(&t, "add", "", 2, x, y));
+    cr_assert_null(tn_build(&t));
+    assert_one_error(&t, "add: the shapes differ: [16, 32, 32] + [32, 16, 16]", layer_span(0));
+    tn_fini(&t);
+}
+
+/* ---------------------------------------------------------------- shape errors */
+
+Test(errors, wrong_rank)
+{
+    tnet t;
+    one_layer(&t, "conv2d", "6 5", NULL, 2, D(6), D(28));
+    assert_one_error(&t, "conv2d expects a [C, H, W] input, got [6, 28]", layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "conv1d", "6 5", NULL, 3, D(1), D(28), D(28));
+    assert_one_error(&t, "conv1d expects a [C, L] input, got [1, 28, 28]", layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "conv2d", "6 5", NULL, 1, D(400));
+    assert_one_error(&t, "conv2d expects a [C, H, W] input, got [400]", layer_span(0));
+    tn_fini(&t);
+}
+
+Test(errors, groups)
+{
+    tnet t;
+    one_layer(&t, "conv2d", "8 3 groups=2", NULL, 3, D(3), D(8), D(8));
+    assert_one_error(&t, "conv2d: input channels 3 are not divisible by groups 2", arg_span(0, 5));
+    tn_fini(&t);
+    one_layer(&t, "conv1d", "6 3 groups=4", NULL, 2, D(8), D(8));
+    assert_one_error(&t, "conv1d: filters 6 are not divisible by groups 4", arg_span(0, 5));
+    tn_fini(&t);
+}
+
+Test(errors, output_below_one)
+{
+    tnet t;
+    one_layer(&t, "conv2d", "8 5", NULL, 3, D(3), D(4), D(4));
+    assert_one_error(&t, "conv2d: output height would be 0: input [3, 4, 4], kernel 5, stride 1, pad 0, dilation 1",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "conv2d", "8 (1,3) dilation=(1,4)", NULL, 3, D(3), D(4), D(6));
+    assert_one_error(&t, "conv2d: output width would be -2: input [3, 4, 6], kernel 3, stride 1, pad 0, dilation 4",
+                     layer_span(0));
+    tn_fini(&t);
+    /* a true floor: floor((2 - 4 - 1) / 2) + 1 = -1, where truncation would give 0 */
+    one_layer(&t, "conv1d", "2 5 stride=2", NULL, 2, D(1), D(2));
+    assert_one_error(&t, "conv1d: output length would be -1: input [1, 2], kernel 5, stride 2, pad 0, dilation 1",
+                     layer_span(0));
+    tn_fini(&t);
+}
+
+Test(errors, several_in_one_run)
+{
+    tnet t;
+    tn_init(&t, "two");
+    int x = tn_input(&t, "x", 3, D(3), D(8), D(8));
+    int a = tn_layer(&t, "maxpool", "16", 1, x);          /* error 1 */
+    int a2 = tn_layer(&t, "conv2d", "4 3", 1, a);         /* reads a failed tensor: silent */
+    int a3 = tn_layer(&t, "relu", "", 1, a2);
+    int b = tn_layer(&t, "conv2d", "8 3 groups=2", 1, x); /* error 2, at groups */
+    int c = tn_layer(&t, "conv2d", "8 3", 1, x);          /* fine */
+    int d = tn_layer(&t, "flatten", "", 1, c);
+    int e = tn_layer(&t, "conv2d", "2 3", 1, d);          /* error 3: rank */
+    tn_output(&t, "a", a3);
+    tn_output(&t, "b", b);
+    tn_output(&t, "e", e);
+    cr_assert_null(tn_build(&t));
+    cr_assert_eq(t.diags.errors, 3);
+    cr_assert_str_eq(t.diags.items[0].message,
+                     "maxpool: output height would be 0: input [3, 8, 8], size 16, stride 16, pad 0");
+    cr_assert_eq(t.diags.items[0].span.line, 1);
+    cr_assert_str_eq(t.diags.items[1].message, "conv2d: input channels 3 are not divisible by groups 2");
+    cr_assert_eq(t.diags.items[1].span.line, arg_span(3, 5).line);
+    cr_assert_eq(t.diags.items[1].span.col, arg_span(3, 5).col);
+    cr_assert_str_eq(t.diags.items[2].message, "conv2d expects a [C, H, W] input, got [288]");
+    cr_assert_eq(t.diags.items[2].span.line, 7);
+    tn_fini(&t);
+}
+
+Test(errors, bad_input_and_missing_argument)
+{
+    tnet t;
+    tn_init(&t, "bad");
+    int x = tn_input(&t, "x", 3, D(3), D(0), D(8));
+    tn_output(&t, "y", tn_layer(&t, "relu", "", 1, x));
+    cr_assert_null(tn_build(&t));
+    cr_assert_eq(t.diags.errors, 1);
+    cr_assert_str_eq(t.diags.items[0].message, "input 'x' has an invalid shape [3, 0, 8]");
+    tn_fini(&t);
+
+    tn_init(&t, "missing");
+    x = tn_input(&t, "x", 1, D(8));
+    int y = tn_layer(&t, "dense", "", 1, x);
+    t.layers[0].args[0].present = false;
+    tn_output(&t, "y", y);
+    cr_assert_null(tn_build(&t));
+    assert_one_error(&t, "dense: missing argument 'units'", layer_span(0));
+    tn_fini(&t);
+}
+
+/* ---------------------------------------------------------------- whole networks */
+
+static void build_lenet5(tnet *t)
+{
+    tn_init(t, "lenet5");
+    int h = tn_input(t, "image", 3, D(1), D(28), D(28));
+    h = tn_layer(t, "conv2d", "6 5 pad=2", 1, h);
+    h = tn_layer(t, "relu", "", 1, h);
+    h = tn_layer(t, "maxpool", "2", 1, h);
+    h = tn_layer(t, "conv2d", "16 5", 1, h);
+    h = tn_layer(t, "relu", "", 1, h);
+    h = tn_layer(t, "maxpool", "2", 1, h);
+    h = tn_layer(t, "flatten", "", 1, h);
+    h = tn_layer(t, "dense", "120", 1, h);
+    h = tn_layer(t, "relu", "", 1, h);
+    h = tn_layer(t, "dense", "84", 1, h);
+    h = tn_layer(t, "relu", "", 1, h);
+    h = tn_layer(t, "dense", "10", 1, h);
+    tn_output(t, "logits", h);
+}
+
+Test(network, lenet5_counts)
+{
+    tnet t;
+    build_lenet5(&t);
+    cr_assert_not_null(tn_build(&t));
+    cr_assert_eq(t.g->nnodes, 12);
+    cr_assert_eq(t.g->ninputs, 1);
+    cr_assert_eq(t.g->noutputs, 1);
+    assert_shape(&t.g->vals[t.g->outputs[0]], "[10]");
+    cr_assert_str_eq(t.g->output_names[0], "logits");
+    cr_assert_str_eq(t.g->name, "lenet5");
+    cr_assert_eq(t.g->loss, -1);
+    int64_t params = -1, flops = -1;
+    ir_graph_totals(t.g, &params, &flops);
+    cr_assert_eq(params, 61706);
+    int64_t expect = (2 * 6 * 784 * 25 + 6 * 784) + 6 * 784 + 6 * 196 * 4      /* conv, relu, pool */
+                     + (2 * 16 * 100 * 150 + 1600) + 1600 + 400 * 4            /* conv, relu, pool */
+                     + 0                                                        /* flatten */
+                     + (2 * 120 * 400 + 120) + 120 + (2 * 84 * 120 + 84) + 84 + (2 * 10 * 84 + 10);
+    cr_assert_eq(flops, expect);
+    int64_t sum = 0;
+    for (int n = 0; n < t.g->nnodes; n++)
+        sum += ir_node_params(t.g, n);
+    cr_assert_eq(sum, 61706);
+    /* dead nodes do not count */
+    t.g->nodes[11].dead = true;
+    ir_graph_totals(t.g, &params, NULL);
+    cr_assert_eq(params, 61706 - 850);
+    tn_fini(&t);
+}
+
+/* A basic residual block with batchnorm, as in ResNet: counts and the add. */
+Test(network, residual_block)
+{
+    tnet t;
+    tn_init(&t, "res");
+    int x = tn_input(&t, "x", 3, D(16), D(32), D(32));
+    int h = tn_layer(&t, "conv2d", "16 3 pad=1 bias=false", 1, x);
+    h = tn_layer(&t, "batchnorm", "", 1, h);
+    h = tn_layer(&t, "relu", "", 1, h);
+    h = tn_layer(&t, "conv2d", "16 3 pad=1 bias=false name=\"second\"", 1, h);
+    h = tn_layer(&t, "batchnorm", "", 1, h);
+    h = tn_layer(&t, "add", "", 2, h, x);
+    h = tn_layer(&t, "relu", "", 1, h);
+    tn_output(&t, "y", h);
+    cr_assert_not_null(tn_build(&t));
+    cr_assert_not_null(tn_named(&t, "second.weight"));
+    int64_t params;
+    ir_graph_totals(t.g, &params, NULL);
+    cr_assert_eq(params, 2 * (16 * 16 * 9) + 2 * 32);
+    int states = 0;
+    for (int v = 0; v < t.g->nvals; v++)
+        states += t.g->vals[v].kind == IR_VAL_STATE;
+    cr_assert_eq(states, 4);
+    assert_shape(&t.g->vals[t.g->outputs[0]], "[16, 32, 32]");
+    tn_fini(&t);
+}
+
+/* The examples' blocks, expanded by hand as lang/sema.c would. */
+static int res_basic(tnet *t, int x, int c)
+{
+    char a[64];
+    snprintf(a, sizeof a, "%d 3 pad=1 bias=false", c);
+    int y = tn_layer(t, "conv2d", a, 1, x);
+    y = tn_layer(t, "batchnorm", "", 1, y);
+    y = tn_layer(t, "relu", "", 1, y);
+    y = tn_layer(t, "conv2d", a, 1, y);
+    y = tn_layer(t, "batchnorm", "", 1, y);
+    return tn_layer(t, "relu", "", 1, tn_layer(t, "add", "", 2, y, x));
+}
+
+static int res_down(tnet *t, int x, int c)
+{
+    char a[64];
+    snprintf(a, sizeof a, "%d 3 stride=2 pad=1 bias=false", c);
+    int y = tn_layer(t, "conv2d", a, 1, x);
+    y = tn_layer(t, "batchnorm", "", 1, y);
+    y = tn_layer(t, "relu", "", 1, y);
+    snprintf(a, sizeof a, "%d 3 pad=1 bias=false", c);
+    y = tn_layer(t, "conv2d", a, 1, y);
+    y = tn_layer(t, "batchnorm", "", 1, y);
+    snprintf(a, sizeof a, "%d 1 stride=2 bias=false", c);
+    int s = tn_layer(t, "conv2d", a, 1, x);
+    s = tn_layer(t, "batchnorm", "", 1, s);
+    return tn_layer(t, "relu", "", 1, tn_layer(t, "add", "", 2, y, s));
+}
+
+Test(network, resnet20_by_hand)
+{
+    tnet t;
+    tn_init(&t, "resnet20");
+    int h = tn_input(&t, "image", 3, D(3), D(32), D(32));
+    h = tn_layer(&t, "conv2d", "16 3 pad=1 bias=false", 1, h);
+    h = tn_layer(&t, "batchnorm", "", 1, h);
+    h = tn_layer(&t, "relu", "", 1, h);
+    for (int k = 0; k < 3; k++)
+        h = res_basic(&t, h, 16);
+    h = res_down(&t, h, 32);
+    for (int k = 0; k < 2; k++)
+        h = res_basic(&t, h, 32);
+    h = res_down(&t, h, 64);
+    for (int k = 0; k < 2; k++)
+        h = res_basic(&t, h, 64);
+    h = tn_layer(&t, "global_avgpool", "", 1, h);
+    h = tn_layer(&t, "dense", "10", 1, h);
+    tn_output(&t, "logits", h);
+    cr_assert_not_null(tn_build(&t), "%s", t.diags.count ? t.diags.items[0].message : "");
+    int64_t params;
+    ir_graph_totals(t.g, &params, NULL);
+    cr_assert_eq(params, 272474);
+    assert_shape(&t.g->vals[t.g->outputs[0]], "[10]");
+    tn_fini(&t);
+}
+
+Test(network, vgg_small_by_hand)
+{
+    tnet t;
+    tn_init(&t, "vgg_small");
+    int h = tn_input(&t, "image", 3, D(3), D(32), D(32));
+    const int widths[3] = {64, 128, 256};
+    for (int s = 0; s < 3; s++) {
+        char a[32];
+        snprintf(a, sizeof a, "%d 3 pad=1", widths[s]);
+        for (int k = 0; k < 2; k++)
+            h = tn_layer(&t, "relu", "", 1, tn_layer(&t, "conv2d", a, 1, h));
+        h = tn_layer(&t, "maxpool", "2", 1, h);
+    }
+    h = tn_layer(&t, "flatten", "", 1, h);
+    h = tn_layer(&t, "relu", "", 1, tn_layer(&t, "dense", "256", 1, h));
+    h = tn_layer(&t, "dense", "10", 1, h);
+    tn_output(&t, "logits", h);
+    cr_assert_not_null(tn_build(&t));
+    int64_t params;
+    ir_graph_totals(t.g, &params, NULL);
+    cr_assert_eq(params, 2196810);
+    assert_shape(&t.g->vals[t.g->outputs[0]], "[10]");
+    tn_fini(&t);
+}
+
+Test(network, signal1d_by_hand)
+{
+    tnet t;
+    tn_init(&t, "signal1d");
+    int h = tn_input(&t, "signal", 2, D(1), D(128));
+    h = tn_layer(&t, "maxpool", "2", 1, tn_layer(&t, "relu", "", 1, tn_layer(&t, "conv1d", "16 5 pad=2", 1, h)));
+    h = tn_layer(&t, "maxpool", "2", 1, tn_layer(&t, "relu", "", 1, tn_layer(&t, "conv1d", "32 5 pad=2", 1, h)));
+    h = tn_layer(&t, "relu", "", 1, tn_layer(&t, "conv1d", "64 3 pad=1", 1, h));
+    assert_shape(&t.net.inputs[0], "[1, 128]");
+    h = tn_layer(&t, "global_avgpool", "", 1, h);
+    h = tn_layer(&t, "dense", "4", 1, h);
+    tn_output(&t, "logits", h);
+    cr_assert_not_null(tn_build(&t));
+    int64_t params;
+    ir_graph_totals(t.g, &params, NULL);
+    cr_assert_eq(params, 9156);
+    assert_shape(&t.g->vals[t.g->outputs[0]], "[4]");
+    tn_fini(&t);
+}
+
+/* ---------------------------------------------------------------- dumps */
+
+Test(dump, text)
+{
+    tnet t;
+    tn_init(&t, "tiny");
+    int x = tn_input(&t, "image", 3, D(1), D(8), D(8));
+    int h = tn_layer(&t, "conv2d", "4 3 pad=1", 1, x);
+    h = tn_layer(&t, "relu", "", 1, h);
+    h = tn_layer(&t, "maxpool", "3 stride=2", 1, h);
+    h = tn_layer(&t, "dense", "10 bias=false", 1, h);
+    tn_output(&t, "logits", h);
+    cr_assert_not_null(tn_build(&t));
+    char *s = ir_graph_dump_text(t.g);
+    cr_assert_not_null(s);
+    cr_assert_str_eq(s, "network tiny\n"
+                        "  input image [1, 8, 8]\n"
+                        "  conv2d_1: conv2d 4x3x3 (image, conv2d_1.weight, conv2d_1.bias) -> [4, 8, 8]\n"
+                        "  relu_2: relu (conv2d_1) -> [4, 8, 8]\n"
+                        "  maxpool_3: maxpool 3x3/2 (relu_2) -> [4, 3, 3]\n"
+                        "  dense_4: dense 10 (maxpool_3, dense_4.weight) -> [10]\n"
+                        "  output logits = dense_4 [10]\n");
+    free(s);
+    t.g->nodes[1].dead = true;
+    snprintf(t.g->nodes[0].fused, IR_NAME_MAX, "relu_2");
+    t.g->nodes[0].attrs.conv.act = IR_ACT_RELU;
+    s = ir_graph_dump_text(t.g);
+    cr_assert_not_null(strstr(s, "  conv2d_1: conv2d 4x3x3 +relu (image, conv2d_1.weight, conv2d_1.bias) -> "
+                                 "[4, 8, 8]  [fused: relu_2]\n"));
+    cr_assert_null(strstr(s, "relu_2: relu"));
+    free(s);
+    tn_fini(&t);
+}
+
+Test(dump, dot)
+{
+    tnet t;
+    build_lenet5(&t);
+    cr_assert_not_null(tn_build(&t));
+    char *s = ir_graph_dump_dot(t.g);
+    cr_assert_not_null(s);
+    cr_assert(strncmp(s, "digraph \"lenet5\" {\n", 19) == 0, "%s", s);
+    cr_assert_not_null(strstr(s, "  v0 [shape=ellipse, label=\"image\\n[1,28,28]\"];\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "  n0 [label=\"conv2d_1\\nconv2d 6x5x5\\n[6,28,28]\"];\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "  n2 [label=\"maxpool_3\\nmaxpool 2x2\\n[6,14,14]\"];\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "  n7 [label=\"dense_8\\ndense 120\\n[120]\"];\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "  n1 [label=\"relu_2\\nrelu\\n[6,28,28]\"];\n"), "%s", s);
+    cr_assert_not_null(strstr(s, "  v0 -> n0;\n"));
+    cr_assert_not_null(strstr(s, "  n0 -> n1;\n"));
+    cr_assert_not_null(strstr(s, "  n10 -> n11;\n"));
+    cr_assert_not_null(strstr(s, "  out0 [shape=ellipse, label=\"logits\\n[10]\"];\n  n11 -> out0;\n"));
+    cr_assert_null(strstr(s, "weight"), "parameters are not drawn");
+    size_t len = strlen(s);
+    cr_assert_str_eq(s + len - 2, "}\n");
+    free(s);
+    tn_fini(&t);
+}
+
+Test(dump, summaries)
+{
+    tnet t;
+    tn_init(&t, "sum");
+    int x = tn_input(&t, "x", 2, D(4), D(64));
+    int a = tn_layer(&t, "conv1d", "8 5 stride=2 dilation=2 groups=2", 1, x);
+    int b = tn_layer(&t, "avgpool", "2 pad=1", 1, a);
+    int c = tn_layer(&t, "dropout", "0.25", 1, b);
+    int d = tn_layer(&t, "leaky_relu", "alpha=0.2", 1, c);
+    tn_output(&t, "y", d);
+    cr_assert_not_null(tn_build(&t));
+    char buf[128];
+    cr_assert_str_eq(ir_node_summary(tn_node(&t, a), buf, sizeof buf), "8x5 stride 2 dilation 2 groups 2");
+    cr_assert_str_eq(ir_node_summary(tn_node(&t, b), buf, sizeof buf), "2 pad 1");
+    cr_assert_str_eq(ir_node_summary(tn_node(&t, c), buf, sizeof buf), "p=0.25");
+    cr_assert_str_eq(ir_node_summary(tn_node(&t, d), buf, sizeof buf), "alpha=0.2");
+    tn_fini(&t);
+}
