@@ -7,7 +7,7 @@
  *
  *   bench_conv_onednn [seconds-per-measurement, default 0.25] [case-name filter]
  * With BENCH_STEPS set in the environment it also prints each step's time (reorders and the
- * primitive, marked *). */
+ * primitive, marked *); BENCH_THREADS=n measures n threads only (default: 1, then 2). */
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -103,12 +103,14 @@ int main(int argc, char **argv)
 {
     double budget = argc > 1 ? atof(argv[1]) : 0.25;
     bool steps = getenv("BENCH_STEPS") != NULL;
+    int tmin = 1, tmax = 2;
+    if (getenv("BENCH_THREADS")) tmin = tmax = atoi(getenv("BENCH_THREADS"));
     if (budget <= 0) budget = 0.25;
     printf("%-32s %3s  %10s  %10s  %s\n", "case", "thr", "prim GF/s", "kernel GF/s", "implementation");
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const bcase *b = &cases[ci];
         if (argc > 2 && !strstr(b->name, argv[2])) continue;
-        for (int nt = 1; nt <= 2; nt++) {
+        for (int nt = tmin; nt <= tmax; nt++) {
             ir_node node;
             memset(&node, 0, sizeof node);
             op_call c;

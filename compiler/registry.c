@@ -15,7 +15,7 @@
  * - FLOP rules read in[0] (and in[1] only where it is an activation: the backward weight
  *   ops' x) and the output shape, never a parameter input, so callers may pass the shapes
  *   of all of a node's inputs or of its non-parameter inputs only.
- * - grad is NULL for now: the gradient rules belong to compiler/autodiff.c. */
+ * - grad: the gradient rules live with autodiff (compiler/grad.h); NULL where an op has none. */
 #include "compiler/registry.h"
 #include "compiler/grad.h"
 

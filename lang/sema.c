@@ -920,6 +920,7 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
 {
     sema *s = E->s;
     bool ok = true;
+    bool misplaced = false;   /* an argument that went nowhere: "missing" would be noise */
     bool given[IR_MAX_ARGS] = {false};
     int pos = 0;
     bool named = false;
@@ -930,6 +931,7 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
         if (!a->name) {
             if (named) {   /* reported by resolution */
                 ok = false;
+                misplaced = true;
                 continue;
             }
             if (pos >= nspec) {
@@ -954,6 +956,7 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
                     suggest_try(&g, spec[k].name);
                 error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, callee, suggest_text(&g));
                 ok = false;
+                misplaced = true;
                 continue;
             }
             if (given[slot]) {
@@ -976,7 +979,8 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
         out[k].span = call_span;
         const char *d = spec[k].dflt;
         if (!d) {
-            error(s, call_span, "missing argument '%s' for %s", spec[k].name, callee);
+            if (!misplaced)
+                error(s, call_span, "missing argument '%s' for %s", spec[k].name, callee);
             ok = false;
         } else if (d[0] != '\0' && d[0] != '=') {
             default_arg(&spec[k], &out[k]);

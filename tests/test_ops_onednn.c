@@ -224,6 +224,8 @@ static const cgeom conv_geoms[] = {
     {2, 7, 1, 28, 28, 6, {5, 5}, {1, 1}, {2, 2}, {1, 1}, 1, true},     /* LeNet c1 */
     {2, 1, 3, 10, 12, 5, {3, 5}, {2, 1}, {1, 2}, {1, 2}, 1, true},     /* rectangular */
     {2, 7, 32, 9, 9, 32, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 2, false},    /* groups 2, blocked */
+    {2, 2, 3, 8, 10, 4, {2, 2}, {3, 3}, {0, 0}, {1, 1}, 1, true},      /* stride 3: rows never read */
+    {2, 1, 6, 11, 11, 6, {3, 3}, {2, 2}, {2, 2}, {2, 2}, 3, true},     /* groups 3, stride 2, dilation 2 */
     {1, 1, 4, 1, 17, 6, {1, 3}, {1, 2}, {0, 1}, {1, 2}, 1, true},      /* 1-D, stride 2, dilation 2 */
     {1, 7, 6, 1, 20, 6, {1, 5}, {1, 1}, {0, 2}, {1, 1}, 2, false},     /* 1-D, groups 2 */
     {1, 2, 8, 1, 16, 8, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 8, true},      /* 1-D depthwise */
@@ -312,7 +314,7 @@ Test(onednn_conv, forward_geometries)
 /* Every fused epilogue on a few geometries (2-D plain, stride 2, blocked, 1-D). */
 Test(onednn_conv, forward_epilogues)
 {
-    static const int geoms[] = {0, 2, 8, 12, 5};
+    static const int geoms[] = {0, 2, 8, 14, 5};
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const cgeom *g = &conv_geoms[geoms[gi]];
         for (int e = 0; e < 11; e++) {
@@ -485,6 +487,44 @@ Test(onednn_conv, weights_reordered_only_when_changed)
         run_and_compare(tc, &c, in, "middle weight changed");
         dnn->release(c.state);
         for (int i = 0; i < tc->nin; i++) free(in[i]);
+    }
+}
+
+/* The residual may share the output's memory (the planner's in-place add): the copy into
+ * the output is skipped and the sum post-op adds to it. */
+Test(onednn_conv, residual_in_place)
+{
+    static const int geoms[] = {0, 8};
+    for (int gi = 0; gi < 2; gi++) {
+        const cgeom *g = &conv_geoms[geoms[gi]];
+        ir_conv_attrs a = conv_attrs(g);
+        a.residual = true;
+        a.act = IR_ACT_RELU;
+        tcase tc = conv_fwd_case(g, &a);
+        const op_kernel *ref = op_kernel_get(tc.node.op, OP_BACKEND_REF), *dnn = op_onednn_kernel(tc.node.op);
+        char err[256] = "";
+        op_call c, r;
+        make_call(&c, &tc, 2);
+        omp_set_num_threads(2);
+        cr_assert_eq(dnn->prepare(&c, err, sizeof err), 0, "%s", err);
+        for (int round = 0; round < 2; round++) {
+            uint64_t s = 5 + (uint64_t)round;
+            float *in[4];
+            for (int i = 0; i < tc.nin; i++) in[i] = alloc_filled(&tc.in[i], &s);
+            int64_t n = numel(&tc.out[0]);
+            float *ry = calloc((size_t)n, sizeof(float));
+            make_call(&r, &tc, 1);
+            for (int i = 0; i < tc.nin; i++) r.in[i].data = in[i];
+            r.out[0].data = ry;
+            cr_assert_eq(ref->run(&r, err, sizeof err), 0, "%s", err);
+            for (int i = 0; i < tc.nin; i++) c.in[i].data = in[i];
+            c.out[0].data = in[tc.nin - 1]; /* y over r */
+            cr_assert_eq(dnn->run(&c, err, sizeof err), 0, "%s", err);
+            expect_close(in[tc.nin - 1], ry, n, "conv residual in place", "output", 0, 2);
+            for (int i = 0; i < tc.nin; i++) free(in[i]);
+            free(ry);
+        }
+        dnn->release(c.state);
     }
 }
 
@@ -921,19 +961,22 @@ Test(onednn_norm, batchnorm_backward)
 
 /* ---- the table */
 
-Test(onednn_table, leaves_the_rest_to_other_backends)
+Test(onednn_table, covers_its_ops_and_leaves_the_rest)
 {
+    static const ir_op have[] = {
+        IR_OP_CONV1D, IR_OP_CONV2D, IR_OP_MAXPOOL, IR_OP_AVGPOOL, IR_OP_GLOBAL_AVGPOOL, IR_OP_DENSE,
+        IR_OP_BATCHNORM, IR_OP_RELU, IR_OP_SIGMOID, IR_OP_TANH, IR_OP_LEAKY_RELU, IR_OP_SOFTMAX,
+        IR_OP_CONCAT, IR_OP_ADD, IR_OP_CONV_BWD_DATA, IR_OP_CONV_BWD_WEIGHTS, IR_OP_MAXPOOL_BWD,
+        IR_OP_AVGPOOL_BWD, IR_OP_GLOBAL_AVGPOOL_BWD, IR_OP_DENSE_BWD_DATA, IR_OP_DENSE_BWD_WEIGHTS,
+        IR_OP_BATCHNORM_BWD, IR_OP_ACT_BWD, IR_OP_SOFTMAX_BWD, IR_OP_CONCAT_BWD};
     static const ir_op none[] = {IR_OP_FLATTEN, IR_OP_DROPOUT, IR_OP_DROPOUT_BWD, IR_OP_XENT_LOSS,
                                  IR_OP_MSE_LOSS, IR_OP_SGD_UPDATE, IR_OP_ADAM_UPDATE};
-    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) cr_expect_null(op_onednn_kernel(none[i]));
-    int have = 0;
-    for (int op = 0; op < IR_OP_COUNT; op++) {
-        const op_kernel *k = op_onednn_kernel((ir_op)op);
-        if (!k) continue;
-        have++;
-        cr_expect_not_null(k->run);
-        cr_expect_not_null(k->prepare);
-        cr_expect_not_null(k->release);
+    for (size_t i = 0; i < sizeof have / sizeof have[0]; i++) {
+        const op_kernel *k = op_onednn_kernel(have[i]);
+        cr_assert_not_null(k, "no oneDNN kernel for %s", ir_op_name(have[i]));
+        cr_expect(k->run && k->prepare && k->release && !k->scratch);
+        cr_expect_eq(op_kernel_get(have[i], OP_BACKEND_ONEDNN), k);
     }
-    cr_expect_eq(have, IR_OP_COUNT - 7);
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) cr_expect_null(op_onednn_kernel(none[i]));
+    cr_expect_null(op_onednn_kernel(IR_OP_COUNT));
 }

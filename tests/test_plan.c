@@ -1,0 +1,282 @@
+/* The optimiser and the memory planner on every example network: the overlap checker on
+ * every plan (inference and training), the planned arena against the lower bound and the
+ * naive total, -O2 against -O0 outputs, and what the passes did (fusions, folding, DCE). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/plan.h"
+#include "runtime/cnn.h"
+#include "runtime/rt.h"
+
+static const char *examples[] = {"lenet5", "vgg_small", "resnet20", "alexnet", "vgg16", "resnet18", "signal1d"};
+#define NEXAMPLES (int)(sizeof examples / sizeof examples[0])
+
+static bool quick(void) { return getenv("CNN_TEST_QUICK") != NULL; }
+
+static bool big(const char *name)
+{
+    return strcmp(name, "alexnet") == 0 || strcmp(name, "vgg16") == 0 || strcmp(name, "resnet18") == 0;
+}
+
+static cnn_model *load_example(const char *name)
+{
+    char path[1024];
+    const char *dir = getenv("CNN_EXAMPLES");
+    snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "../shared/examples", name);
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, path, NULL), CNN_OK, "%s: %s", path, cnn_model_errmsg(m));
+    return m;
+}
+
+static ir_plan *plan_of(cnn_model *m, unsigned passes, int64_t batch, bool training)
+{
+    cnn_options o;
+    cnn_options_default(&o);
+    o.passes = passes;
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    char err[4096];
+    ir_plan *p = rt_model_plan(m, &o, batch, training, &tc, err, sizeof err);
+    cr_assert_not_null(p, "%s: %s", cnn_model_name(m), err);
+    return p;
+}
+
+Test(plan, no_overlap_and_near_lower_bound_for_every_example, .timeout = 300)
+{
+    for (int i = 0; i < NEXAMPLES; i++) {
+        cnn_model *m = load_example(examples[i]);
+        for (int training = 0; training < 2; training++) {
+            unsigned levels[] = {0, CNN_PASSES_O1, CNN_PASSES_O2, CNN_PASSES_O2 & ~(unsigned)CNN_PASS_INPLACE};
+            for (size_t l = 0; l < sizeof levels / sizeof levels[0]; l++) {
+                ir_plan *p = plan_of(m, levels[l], 64, training);
+                char err[1024];
+                cr_expect_eq(plan_check_overlap(p, err, sizeof err), 0, "%s %s passes %#x: %s", examples[i],
+                             training ? "training" : "inference", levels[l], err);
+                cr_expect_geq(p->arena_bytes, p->lower_bound, "%s: the arena is below the lower bound", examples[i]);
+                if (levels[l] == CNN_PASSES_O2 && !training) {
+                    cr_expect_leq((double)p->arena_bytes, 1.1 * (double)p->lower_bound,
+                                  "%s: arena %zu > 1.1 x lower bound %zu", examples[i], p->arena_bytes, p->lower_bound);
+                    cr_expect_leq(2 * p->arena_bytes, p->naive_bytes, "%s: arena %zu > half of naive %zu", examples[i],
+                                  p->arena_bytes, p->naive_bytes);
+                }
+                if (levels[l] == 0) /* no planning: every arena tensor its own buffer */
+                    cr_expect_geq(p->arena_bytes, p->lower_bound);
+                plan_destroy(p);
+            }
+        }
+        cnn_model_destroy(m);
+    }
+}
+
+/* The checker must catch a real overlap. */
+Test(plan, overlap_checker_catches_a_conflict)
+{
+    cnn_model *m = load_example("lenet5");
+    ir_plan *p = plan_of(m, CNN_PASSES_O2, 4, false);
+    char err[1024];
+    cr_assert_eq(plan_check_overlap(p, err, sizeof err), 0, "%s", err);
+    /* move every arena value to offset 0: the input and the output are both live throughout */
+    for (int v = 0; v < p->graph->nvals; v++)
+        if (p->vals[v].loc == PLAN_LOC_ARENA)
+            p->vals[v].offset = 0;
+    cr_expect_eq(plan_check_overlap(p, err, sizeof err), -1);
+    cr_expect(strstr(err, "overlaps") != NULL, "%s", err);
+    plan_destroy(p);
+    cnn_model_destroy(m);
+}
+
+static int count_ops(const ir_graph *g, ir_op op)
+{
+    int n = 0;
+    for (int i = 0; i < g->nnodes; i++)
+        n += !g->nodes[i].dead && g->nodes[i].op == op;
+    return n;
+}
+
+Test(plan, passes_fold_and_fuse_resnet20)
+{
+    cnn_model *m = load_example("resnet20");
+    ir_plan *o0 = plan_of(m, 0, 1, false), *o1 = plan_of(m, CNN_PASSES_O1, 1, false),
+            *o2 = plan_of(m, CNN_PASSES_O2, 1, false);
+    cr_expect_eq(count_ops(o0->graph, IR_OP_BATCHNORM), 21);
+    cr_expect_eq(count_ops(o1->graph, IR_OP_BATCHNORM), 0, "-O1 folds every batchnorm");
+    cr_expect_eq(count_ops(o1->graph, IR_OP_BN_FOLD), 21);
+    cr_expect_eq(count_ops(o2->graph, IR_OP_RELU), 0, "-O2 fuses every relu");
+    cr_expect_eq(count_ops(o2->graph, IR_OP_ADD), 0, "-O2 fuses every residual add");
+    int residual = 0;
+    for (int i = 0; i < o2->graph->nnodes; i++) {
+        const ir_node *nd = &o2->graph->nodes[i];
+        if (!nd->dead && nd->op == IR_OP_CONV2D && nd->attrs.conv.residual) {
+            residual++;
+            cr_expect_eq(nd->attrs.conv.act, IR_ACT_RELU, "%s", nd->name);
+        }
+    }
+    cr_expect_eq(residual, 9, "the nine blocks' tails are conv + add + relu");
+    /* the bn_fold steps are weights-only */
+    int constant = 0;
+    for (int s = 0; s < o2->nsteps; s++)
+        constant += o2->steps[s].constant;
+    cr_expect_eq(constant, 21);
+    plan_destroy(o0), plan_destroy(o1), plan_destroy(o2);
+    cnn_model_destroy(m);
+}
+
+Test(plan, training_keeps_what_backward_needs)
+{
+    cnn_model *m = load_example("lenet5");
+    ir_plan *p = plan_of(m, CNN_PASSES_O2, 8, true);
+    /* maxpool's backward reads the pool input, so conv+relu fuses but maxpool stays */
+    cr_expect_eq(count_ops(p->graph, IR_OP_MAXPOOL), 2);
+    cr_expect_eq(count_ops(p->graph, IR_OP_RELU), 0);
+    cr_expect_eq(count_ops(p->graph, IR_OP_SGD_UPDATE), 10, "one update per parameter tensor");
+    cr_expect_eq(count_ops(p->graph, IR_OP_XENT_LOSS), 1);
+    plan_destroy(p);
+    cnn_model_destroy(m);
+}
+
+Test(plan, dce_removes_what_no_output_needs)
+{
+    const char *src = "network t { input x[4];\n"
+                      "  unused = x -> dense(3);\n"
+                      "  output y = x -> dense(2);\n}\n";
+    cnn_model *m;
+    cr_assert_eq(cnn_model_compile(&m, "t.cnn", src, strlen(src), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    ir_plan *o0 = plan_of(m, 0, 1, false), *o1 = plan_of(m, CNN_PASS_DCE, 1, false);
+    cr_expect_eq(o0->nsteps, 2);
+    cr_expect_eq(o1->nsteps, 1);
+    plan_destroy(o0), plan_destroy(o1);
+    cnn_model_destroy(m);
+}
+
+/* -O2 equals -O0 (within 1e-5 relative) on every example, batch 1 and 7 */
+Test(plan, optimised_outputs_equal_unoptimised, .timeout = 900)
+{
+    for (int i = 0; i < NEXAMPLES; i++) {
+        if (quick() && big(examples[i]))
+            continue;
+        cnn_model *m = load_example(examples[i]);
+        cnn_weights *w;
+        cr_assert_eq(cnn_weights_create(&w, m, 7), CNN_OK);
+        /* non-trivial running statistics, so folding is really tested */
+        for (int t = 0; t < cnn_weights_count(w); t++) {
+            const char *name;
+            int rank;
+            int64_t dims[4];
+            float *d = cnn_weights_tensor(w, t, &name, &rank, dims);
+            if (strstr(name, "running_var") || strstr(name, "running_mean") ||
+                (strstr(name, "batchnorm") && strstr(name, "weight")))
+                for (int64_t k = 0; k < dims[0]; k++)
+                    d[k] = strstr(name, "mean") ? 0.1f * (float)(k % 7) - 0.3f : 0.5f + 0.05f * (float)(k % 11);
+        }
+        int64_t batches[] = {1, 7};
+        for (int b = 0; b < 2; b++) {
+            float *ref = NULL;
+            for (int c = 0; c < 2; c++) {
+                cnn_options o;
+                cnn_options_default(&o);
+                o.passes = c == 0 ? 0 : CNN_PASSES_O2;
+                /* the big networks on oneDNN at both levels (ref would take minutes) */
+                o.backend = big(examples[i]) ? CNN_BACKEND_ONEDNN : CNN_BACKEND_REF;
+                cnn_session *s;
+                cr_assert_eq(cnn_session_create(&s, m, w, &o, batches[b], CNN_MODE_INFER, NULL), CNN_OK, "%s",
+                             cnn_session_errmsg(s));
+                int64_t dims[4];
+                int rank = cnn_model_input_shape(m, 0, dims);
+                int64_t n = batches[b];
+                for (int k = 0; k < rank; k++)
+                    n *= dims[k];
+                float *x = cnn_session_input(s, 0);
+                for (int64_t k = 0; k < n; k++)
+                    x[k] = (float)((k * 7919) % 997) / 997.0f;
+                cr_assert_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+                rank = cnn_model_output_shape(m, 0, dims);
+                int64_t on = batches[b];
+                for (int k = 0; k < rank; k++)
+                    on *= dims[k];
+                const float *y = cnn_session_output(s, 0);
+                if (c == 0) {
+                    ref = malloc(sizeof(float) * (size_t)on);
+                    memcpy(ref, y, sizeof(float) * (size_t)on);
+                } else {
+                    double scale = 0;
+                    for (int64_t k = 0; k < on; k++)
+                        scale = fmax(scale, fabs(ref[k]));
+                    for (int64_t k = 0; k < on; k++)
+                        cr_expect(fabs(y[k] - ref[k]) <= 1e-5 * fabs(ref[k]) + 1e-6 * scale,
+                                  "%s batch %lld: output %lld is %.8g at -O2, %.8g at -O0", examples[i],
+                                  (long long)batches[b], (long long)k, (double)y[k], (double)ref[k]);
+                }
+                cnn_session_destroy(s);
+            }
+            free(ref);
+        }
+        cnn_weights_destroy(w);
+        cnn_model_destroy(m);
+    }
+}
+
+/* A training step at -O2 equals one at -O0 (fusion keeps the backward pass exact). */
+Test(plan, optimised_training_step_equals_unoptimised, .timeout = 300)
+{
+    const char *nets[] = {"lenet5", "resnet20", "signal1d"};
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++) {
+        cnn_model *m = load_example(nets[i]);
+        float *after[2] = {NULL, NULL};
+        int64_t total = 0;
+        for (int c = 0; c < 2; c++) {
+            cnn_weights *w;
+            cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+            cnn_options o;
+            cnn_options_default(&o);
+            o.passes = c == 0 ? 0 : CNN_PASSES_O2;
+            o.backend = CNN_BACKEND_REF;
+            cnn_session *s;
+            cr_assert_eq(cnn_session_create(&s, m, w, &o, 4, CNN_MODE_TRAIN, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+            int64_t dims[4];
+            int rank = cnn_model_input_shape(m, 0, dims);
+            int64_t n = 4;
+            for (int k = 0; k < rank; k++)
+                n *= dims[k];
+            float labels[4] = {0, 1, 2, 3};
+            for (int step = 0; step < 2; step++) {
+                float *x = cnn_session_input(s, 0);
+                for (int64_t k = 0; k < n; k++)
+                    x[k] = (float)((k * 31 + step * 17) % 101) / 101.0f;
+                cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+            }
+            total = 0;
+            for (int t = 0; t < cnn_weights_count(w); t++) {
+                int rank2;
+                int64_t d2[4];
+                cnn_weights_tensor(w, t, NULL, &rank2, d2);
+                int64_t e = 1;
+                for (int k = 0; k < rank2; k++)
+                    e *= d2[k];
+                total += e;
+            }
+            after[c] = malloc(sizeof(float) * (size_t)total);
+            int64_t off = 0;
+            for (int t = 0; t < cnn_weights_count(w); t++) {
+                int rank2;
+                int64_t d2[4];
+                float *d = cnn_weights_tensor(w, t, NULL, &rank2, d2);
+                int64_t e = 1;
+                for (int k = 0; k < rank2; k++)
+                    e *= d2[k];
+                memcpy(after[c] + off, d, sizeof(float) * (size_t)e);
+                off += e;
+            }
+            cnn_session_destroy(s);
+            cnn_weights_destroy(w);
+        }
+        for (int64_t k = 0; k < total; k++)
+            cr_expect(fabs(after[1][k] - after[0][k]) <= 1e-5 * fabs(after[0][k]) + 1e-7, "%s: weight %lld: %.8g vs %.8g",
+                      nets[i], (long long)k, (double)after[1][k], (double)after[0][k]);
+        free(after[0]);
+        free(after[1]);
+        cnn_model_destroy(m);
+    }
+}
