@@ -301,10 +301,13 @@ static const binding *scope_find(const scope *sc, const char *name)
     return NULL;
 }
 
-/* Binds name (a second binding of a name is ignored: resolution reported it). */
+static block_def *find_block(const sema *s, const char *name);
+
+/* Binds name.  A second binding, or one of a block's or layer's name, is ignored:
+ * resolution reported it, and the name keeps meaning what it meant there. */
 static void scope_add(sema *s, scope *sc, const char *name, value v)
 {
-    if (scope_find(sc, name))
+    if (scope_find(sc, name) || find_block(s, name) || ir_opdef_find_layer(name))
         return;
     if (!grow(s, (void **)&sc->b, &sc->cap, sc->n + 1, sizeof *sc->b))
         return;
@@ -602,7 +605,7 @@ static void resolve_network(sema *s, const ast_item *it)
             bind_name(&r, st->name, st->name_span);
             break;
         case AST_STMT_RETURN:
-            error(s, keyword_span(st, 6), "'return' is only allowed in a block; a network has 'output's");
+            error(s, keyword_span(st, 6), "'return' is only allowed in a block; a network names its results with 'output'");
             resolve_expr(&r, st->value, false);
             break;
         }
@@ -1260,8 +1263,45 @@ static int expand_block(sema *s, const block_def *b, const value *params, int t,
     return result;
 }
 
-/* Applies layer L to tensor t; returns the resulting tensor id, or -1. */
+static int apply_one(sema *s, const layer_val *L, int t);
+
+/* Applies layer L to tensor t; returns the resulting tensor id, or -1.  A composition
+ * a -> b -> c ... is nested to the left, as long as it was written: its spine is walked
+ * with an explicit stack. */
 static int apply(sema *s, const layer_val *L, int t)
+{
+    if (L->kind != LV_SEQ)
+        return apply_one(s, L, t);
+    const layer_val *small[32];
+    const layer_val **rest = small;
+    int n = 0, cap = 32;
+    const layer_val *x = L;
+    for (; x->kind == LV_SEQ; x = x->a) {
+        if (n == cap) {
+            const layer_val **bigger = malloc((size_t)cap * 2 * sizeof *bigger);
+            if (!bigger) {
+                s->oom = true;
+                t = -1;
+                goto out;
+            }
+            memcpy(bigger, rest, (size_t)n * sizeof *bigger);
+            if (rest != small)
+                free(rest);
+            rest = bigger;
+            cap *= 2;
+        }
+        rest[n++] = x->b;
+    }
+    t = apply_one(s, x, t);
+    for (int k = n - 1; k >= 0 && t >= 0; k--)
+        t = apply(s, rest[k], t);
+out:
+    if (rest != small)
+        free(rest);
+    return t;
+}
+
+static int apply_one(sema *s, const layer_val *L, int t)
 {
     if (s->aborted || t < 0)
         return -1;
@@ -1271,19 +1311,29 @@ static int apply(sema *s, const layer_val *L, int t)
         s->aborted = true;
         return -1;
     }
+    if (s->depth >= MAX_DEPTH) {
+        error(s, L->span, "layers nested too deeply");
+        s->aborted = true;
+        return -1;
+    }
+    s->depth++;
     switch (L->kind) {
     case LV_OP:
-        return emit(s, L->op, L->args, &t, 1, L->span);
-    case LV_SEQ:
-        return apply(s, L->b, apply(s, L->a, t));
+        t = emit(s, L->op, L->args, &t, 1, L->span);
+        break;
+    case LV_SEQ:   /* not reached: apply walks compositions */
+        t = -1;
+        break;
     case LV_REPEAT:
         for (int64_t k = 0; k < L->count && t >= 0; k++)
             t = apply(s, L->a, t);
-        return t;
+        break;
     case LV_BLOCK:
-        return expand_block(s, L->block, L->params, t, L->span);
+        t = expand_block(s, L->block, L->params, t, L->span);
+        break;
     }
-    return -1;
+    s->depth--;
+    return t;
 }
 
 /* ---- expressions ---- */

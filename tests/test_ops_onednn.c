@@ -418,6 +418,12 @@ Test(onednn_conv, rebuilds_for_a_new_batch)
     cr_assert_eq(dnn->run(&c3, err, sizeof err), 0, "%s", err);
     expect_close(dy, ry, n, "conv rebuilt for batch 3", "output", 0, 2);
     dnn->release(c3.state);
+    for (int i = 0; i < small.nin; i++) {
+        free(in[i]);
+        free(rin[i]);
+    }
+    free(ry);
+    free(dy);
 }
 
 /* Runs the prepared call c (inputs in[]) and the reference on copies; compares outputs. */

@@ -1,0 +1,280 @@
+/* End-to-end tests of the `cnnc` command: every subcommand on good input, and bad input of
+ * every kind (source, flags, weights, tensors, data) giving a clear message and the exit
+ * status of spec section 8, never a crash. */
+#include <criterion/criterion.h>
+#include <criterion/redirect.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runtime/cnn.h"
+
+static char tmpdir[256];
+
+static void make_tmp(void)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/cnnc-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(tmpdir));
+}
+
+static void remove_tmp(void)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(cli, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
+
+static const char *cnnc(void)
+{
+    const char *p = getenv("CNNC");
+    return p ? p : "build/cnnc";
+}
+
+static const char *fx(const char *name)
+{
+    static char buf[8][1024];
+    static int k;
+    k = (k + 1) % 8;
+    const char *d = getenv("CNN_FIXTURES");
+    snprintf(buf[k], sizeof buf[k], "%s/%s", d ? d : "tests/fixtures", name);
+    return buf[k];
+}
+
+static const char *ex(const char *name)
+{
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) % 4;
+    const char *d = getenv("CNN_EXAMPLES");
+    snprintf(buf[k], sizeof buf[k], "%s/%s.cnn", d ? d : "../shared/examples", name);
+    return buf[k];
+}
+
+static const char *tmp(const char *name)
+{
+    static char buf[8][1024];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmpdir, name);
+    return buf[k];
+}
+
+/* Runs cnnc with the arguments (a shell-quoted string); returns the exit status and the
+ * combined output in *out (malloc'd). */
+static int run(char **out, const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", cnnc(), args);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t cap = 4096, len = 0;
+    char *buf = malloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, p)) > 0) {
+        len += n;
+        if (cap - len < 1024)
+            buf = realloc(buf, cap *= 2);
+    }
+    buf[len] = '\0';
+    int st = pclose(p);
+    *out = buf;
+    cr_assert(WIFEXITED(st), "cnnc %s did not exit normally (status %d):\n%s", args, st, buf);
+    return WEXITSTATUS(st);
+}
+
+#define EXPECT_RUN(code, needle, ...)                                                              \
+    do {                                                                                           \
+        char args_[8192], *out_;                                                                   \
+        snprintf(args_, sizeof args_, __VA_ARGS__);                                                \
+        int rc_ = run(&out_, args_);                                                               \
+        cr_expect_eq(rc_, code, "cnnc %s: exit %d, expected %d; output:\n%s", args_, rc_, code, out_); \
+        cr_expect(strstr(out_, needle) != NULL, "cnnc %s: output lacks \"%s\":\n%s", args_, needle, out_); \
+        free(out_);                                                                                \
+    } while (0)
+
+static void write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    cr_assert_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+}
+
+static void write_text(const char *path, const char *text) { write_file(path, text, strlen(text)); }
+
+Test(cli, help_version_and_usage_errors)
+{
+    EXPECT_RUN(0, "usage: cnnc", "--help");
+    EXPECT_RUN(0, "cnnc 0.1.0", "--version");
+    EXPECT_RUN(2, "no source file given", "%s", "");
+    EXPECT_RUN(2, "unknown flag '--frobnicate'", "%s --frobnicate", ex("lenet5"));
+    EXPECT_RUN(2, "--threads takes an integer", "%s --threads 0", ex("lenet5"));
+    EXPECT_RUN(2, "--backend takes auto, native, onednn or ref, got 'gpu'", "%s --backend gpu", ex("lenet5"));
+    EXPECT_RUN(2, "--batch needs a value", "run %s --batch", ex("lenet5"));
+    EXPECT_RUN(2, "--batch takes an integer", "run %s --batch -3", ex("lenet5"));
+    EXPECT_RUN(2, "cnnc train needs --data DIR", "train %s", ex("lenet5"));
+    EXPECT_RUN(2, "cnnc eval needs --data DIR", "eval %s -w x", ex("lenet5"));
+    EXPECT_RUN(2, "unknown --format", "emit %s --format svg", ex("lenet5"));
+}
+
+Test(cli, compile_prints_the_table)
+{
+    EXPECT_RUN(0, "61,706 parameters", "%s", ex("lenet5"));
+    EXPECT_RUN(0, "conv2d_1+relu_1+maxpool_1", "%s", ex("lenet5"));
+    EXPECT_RUN(0, "planned arena", "%s --batch 64", ex("resnet20"));
+    EXPECT_RUN(0, "memory (training, batch 8)", "%s --batch 8 --train", ex("resnet20"));
+    EXPECT_RUN(0, "fusions: 0", "%s -O0", ex("lenet5"));
+    EXPECT_RUN(0, "digraph", "emit %s --format dot", ex("resnet20"));
+    EXPECT_RUN(0, "conv2d_1", "emit %s --stage optimized", ex("lenet5"));
+    EXPECT_RUN(0, "sgd_update", "emit %s --stage training", ex("lenet5"));
+}
+
+Test(cli, bad_sources)
+{
+    EXPECT_RUN(1, "cannot open", "%s", tmp("missing.cnn"));
+    write_text(tmp("bad.cnn"), "network n {\n    input x[1, 8, 8];\n    output y = x -> conv2d(-3, 5);\n}\n");
+    EXPECT_RUN(1, "bad.cnn:3:28: error: conv2d: 'filters' must be a positive integer, got -3", "%s", tmp("bad.cnn"));
+    write_text(tmp("shape.cnn"), "network n {\n    input x[1, 4, 4];\n    output y = x -> maxpool(8);\n}\n");
+    EXPECT_RUN(1, "shape.cnn:3:21: error: maxpool", "%s", tmp("shape.cnn"));
+    write_text(tmp("two.cnn"), "network a { input x[2]; output y = x -> relu; }\nnetwork b { input x[2]; output y = x; }\n");
+    EXPECT_RUN(1, "--network", "%s", tmp("two.cnn"));
+    EXPECT_RUN(1, "no network named 'c'", "%s --network c", tmp("two.cnn"));
+    EXPECT_RUN(0, "network a", "%s --network a", tmp("two.cnn"));
+    write_file(tmp("binary.cnn"), "\x00\xff\x7f{{{->", 9);
+    EXPECT_RUN(1, "error", "%s", tmp("binary.cnn"));
+}
+
+Test(cli, run_matches_pytorch_and_writes_npy)
+{
+    EXPECT_RUN(0, "logits[6]", "run %s -w %s -i %s -o %s", fx("lenet5.cnn"), fx("lenet5.safetensors"), fx("lenet5.in7.npy"),
+               tmp("out.npy"));
+    float *got, *want;
+    int rank, rank2;
+    int64_t dims[8], dims2[8];
+    char err[512];
+    cr_assert_eq(cnn_npy_read(tmp("out.npy"), &got, &rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    cr_assert_eq(cnn_npy_read(fx("lenet5.out7.npy"), &want, &rank2, dims2, err, sizeof err), CNN_OK, "%s", err);
+    cr_assert_eq(rank, 2);
+    cr_assert_eq(dims[0], 7);
+    cr_assert_eq(dims[1], 10);
+    for (int i = 0; i < 70; i++)
+        cr_expect_float_eq(got[i], want[i], 2e-5 + 1e-4 * (want[i] < 0 ? -want[i] : want[i]));
+    free(got);
+    free(want);
+    /* a second output goes to OUT.NAME.npy */
+    EXPECT_RUN(0, "time:", "run %s -w %s -i %s -o %s", fx("two_outputs.cnn"), fx("two_outputs.safetensors"),
+               fx("two_outputs.in1.npy"), tmp("two.npy"));
+    struct stat sb;
+    cr_expect_eq(stat(tmp("two.aux.npy"), &sb), 0, "two.aux.npy was not written");
+    /* random input, every example network */
+    const char *nets[] = {"lenet5", "vgg_small", "resnet20", "signal1d"};
+    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+        EXPECT_RUN(0, "logits[2]", "run %s --batch 3", ex(nets[i]));
+}
+
+Test(cli, bad_weights)
+{
+    EXPECT_RUN(1, "cannot open", "run %s -w %s", fx("lenet5.cnn"), tmp("none.safetensors"));
+    write_file(tmp("short.safetensors"), "abc", 3);
+    EXPECT_RUN(1, "too short", "run %s -w %s", fx("lenet5.cnn"), tmp("short.safetensors"));
+    /* the weights of another network: missing tensors */
+    EXPECT_RUN(1, "missing tensor conv2d_1.weight", "run %s -w %s", fx("lenet5.cnn"), fx("bn_dense.safetensors"));
+    /* same names, other shapes */
+    write_text(tmp("k3.cnn"), "network lenet5 { input image[1, 28, 28];\n output logits = image\n"
+                              " -> conv2d(6, 3, pad=2) -> relu -> maxpool(2) -> conv2d(16, 5) -> relu -> maxpool(2)\n"
+                              " -> flatten -> dense(120) -> relu -> dense(84) -> relu -> dense(10); }\n");
+    EXPECT_RUN(1, "conv2d_1.weight has shape [6,1,5,5], the network needs [6,1,3,3]", "run %s -w %s", tmp("k3.cnn"),
+               fx("lenet5.safetensors"));
+    /* extra tensors: an error unless --allow-extra */
+    write_text(tmp("small.cnn"), "network s { input image[1, 28, 28];\n output y = image -> conv2d(6, 5, pad=2); }\n");
+    EXPECT_RUN(1, "unknown tensor", "run %s -w %s", tmp("small.cnn"), fx("lenet5.safetensors"));
+    EXPECT_RUN(0, "time:", "run %s -w %s --allow-extra", tmp("small.cnn"), fx("lenet5.safetensors"));
+    /* truncated data */
+    FILE *f = fopen(fx("lenet5.safetensors"), "rb");
+    cr_assert_not_null(f);
+    char *buf = malloc(300000);
+    size_t n = fread(buf, 1, 300000, f);
+    fclose(f);
+    write_file(tmp("trunc.safetensors"), buf, n - 100);
+    free(buf);
+    EXPECT_RUN(1, "trunc.safetensors", "run %s -w %s", fx("lenet5.cnn"), tmp("trunc.safetensors"));
+}
+
+Test(cli, bad_tensors)
+{
+    EXPECT_RUN(1, "cannot open", "run %s -i %s", fx("lenet5.cnn"), tmp("none.npy"));
+    /* wrong shape: a [7,3,16,16] input for a [1,28,28] network */
+    EXPECT_RUN(1, "does not fit the network's input [1, 28, 28]", "run %s -i %s", fx("lenet5.cnn"), fx("vgg_tiny.in7.npy"));
+    /* wrong dtype and Fortran order, written by hand */
+    const char hdr8[] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 28, 28), }";
+    char file[128 + 6272];
+    memset(file, 0, sizeof file);
+    memcpy(file, hdr8, sizeof hdr8 - 1);
+    memset(file + sizeof hdr8 - 1, ' ', 128 - (sizeof hdr8 - 1));
+    file[127] = '\n';
+    write_file(tmp("f8.npy"), file, 128 + 6272);
+    EXPECT_RUN(1, "'<f8' is not supported", "run %s -i %s", fx("lenet5.cnn"), tmp("f8.npy"));
+    const char hdrf[] = "\x93NUMPY\x01\x00\x76\x00{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1, 28, 28), }";
+    memset(file, 0, sizeof file);
+    memcpy(file, hdrf, sizeof hdrf - 1);
+    memset(file + sizeof hdrf - 1, ' ', 128 - (sizeof hdrf - 1));
+    file[127] = '\n';
+    write_file(tmp("fortran.npy"), file, 128 + 3136);
+    EXPECT_RUN(1, "fortran_order is True", "run %s -i %s", fx("lenet5.cnn"), tmp("fortran.npy"));
+    /* truncated: header says 28x28 but data is short */
+    memcpy(file, hdrf, sizeof hdrf - 1);
+    memcpy(file + 28, "False,", 6);
+    write_file(tmp("short.npy"), file, 128 + 100);
+    EXPECT_RUN(1, "short.npy", "run %s -i %s", fx("lenet5.cnn"), tmp("short.npy"));
+    EXPECT_RUN(2, "holds 7 examples but --batch is 3", "run %s -i %s --batch 3", fx("lenet5.cnn"), fx("lenet5.in7.npy"));
+}
+
+Test(cli, train_save_eval_on_small_data)
+{
+    EXPECT_RUN(0, "test accuracy", "train %s --data %s -w %s --no-shuffle --save %s --log %s", fx("train_res.sgd.cnn"),
+               fx("train_res_data"), fx("train_res.init.safetensors"), tmp("w.safetensors"), tmp("m.csv"));
+    FILE *f = fopen(tmp("m.csv"), "r");
+    cr_assert_not_null(f);
+    char line[256];
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    cr_expect_str_eq(line, "epoch,step,loss,accuracy,images_per_s\n");
+    int lines = 0;
+    while (fgets(line, sizeof line, f))
+        lines++;
+    fclose(f);
+    cr_expect_eq(lines, 3, "12 images at batch 4: 3 steps logged");
+    EXPECT_RUN(0, "test: loss", "eval %s -w %s --data %s", fx("train_res.sgd.cnn"), tmp("w.safetensors"),
+               fx("train_res_data"));
+    EXPECT_RUN(0, "epoch 2", "train %s --data %s --epochs 3 --steps 8 --batch 2 --lr 0.01", fx("train_plain.cnn"),
+               fx("train_plain_data"));
+}
+
+Test(cli, bad_data)
+{
+    EXPECT_RUN(1, "cannot open the data folder", "train %s --data %s", fx("train_res.cnn"), tmp("nodata"));
+    mkdir(tmp("empty"), 0755);
+    EXPECT_RUN(1, "missing", "train %s --data %s", fx("train_res.cnn"), tmp("empty"));
+    /* images that do not fit the network */
+    EXPECT_RUN(1, "images are 8x8", "train %s --data %s", ex("lenet5"), fx("train_res_data"));
+    /* a labels file with the images' magic number */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp %s/train-images-idx3-ubyte* '%s'/ && cp %s/train-images-idx3-ubyte '%s'/train-labels-idx1-ubyte 2>/dev/null || cp %s/train-images-idx3-ubyte.gz '%s'/train-labels-idx1-ubyte.gz",
+             tmp("badlab"), fx("train_res_data"), tmp("badlab"), fx("train_res_data"), tmp("badlab"), fx("train_res_data"),
+             tmp("badlab"));
+    cr_assert_eq(system(cmd), 0);
+    EXPECT_RUN(1, "bad magic number 0x00000803, expected 0x00000801", "train %s --data %s", fx("train_res.cnn"),
+               tmp("badlab"));
+    EXPECT_RUN(2, "larger than the 12 training examples", "train %s --data %s --batch 64", fx("train_res.cnn"),
+               fx("train_res_data"));
+}
+
+Test(cli, bench_prints_a_table_and_json)
+{
+    EXPECT_RUN(0, "images/s", "bench %s --batch 4 --repeat 2", ex("lenet5"));
+    EXPECT_RUN(0, "\"results\": [", "bench %s --batch 4 --repeat 2 --json --train", ex("lenet5"));
+}
