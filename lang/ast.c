@@ -23,12 +23,12 @@ struct ast_arena {
 
 enum { ARENA_CHUNK = 64 * 1024 };
 
-ast_arena *ast_arena_create(void)
+ast_arena *lang_ast_arena_create(void)
 {
     return calloc(1, sizeof(ast_arena));
 }
 
-void ast_arena_destroy(ast_arena *a)
+void lang_ast_arena_destroy(ast_arena *a)
 {
     if (!a)
         return;
@@ -41,7 +41,7 @@ void ast_arena_destroy(ast_arena *a)
     free(a);
 }
 
-void *ast_arena_alloc(ast_arena *a, size_t n)
+void *lang_ast_arena_alloc(ast_arena *a, size_t n)
 {
     if (!a || a->failed)
         return NULL;
@@ -71,11 +71,11 @@ fail:
     return NULL;
 }
 
-char *ast_arena_strndup(ast_arena *a, const char *s, size_t n)
+char *lang_ast_arena_strndup(ast_arena *a, const char *s, size_t n)
 {
     if (n == SIZE_MAX)
         return NULL;
-    char *p = ast_arena_alloc(a, n + 1);
+    char *p = lang_ast_arena_alloc(a, n + 1);
     if (!p)
         return NULL;
     if (n)
@@ -84,7 +84,7 @@ char *ast_arena_strndup(ast_arena *a, const char *s, size_t n)
     return p;
 }
 
-bool ast_arena_failed(const ast_arena *a)
+bool lang_ast_arena_failed(const ast_arena *a)
 {
     return !a || a->failed;
 }
@@ -104,17 +104,17 @@ bool ast_arena_failed(const ast_arena *a)
         return l;                       \
     } while (0)
 
-ast_expr_list ast_expr_list_add(ast_expr_list l, ast_expr *x) { LIST_ADD(l, x); }
-ast_arg_list ast_arg_list_add(ast_arg_list l, ast_arg *x) { LIST_ADD(l, x); }
-ast_stmt_list ast_stmt_list_add(ast_stmt_list l, ast_stmt *x) { LIST_ADD(l, x); }
-ast_param_list ast_param_list_add(ast_param_list l, ast_param *x) { LIST_ADD(l, x); }
-ast_setting_list ast_setting_list_add(ast_setting_list l, ast_setting *x) { LIST_ADD(l, x); }
+ast_expr_list lang_ast_expr_list_add(ast_expr_list l, ast_expr *x) { LIST_ADD(l, x); }
+ast_arg_list lang_ast_arg_list_add(ast_arg_list l, ast_arg *x) { LIST_ADD(l, x); }
+ast_stmt_list lang_ast_stmt_list_add(ast_stmt_list l, ast_stmt *x) { LIST_ADD(l, x); }
+ast_param_list lang_ast_param_list_add(ast_param_list l, ast_param *x) { LIST_ADD(l, x); }
+ast_setting_list lang_ast_setting_list_add(ast_setting_list l, ast_setting *x) { LIST_ADD(l, x); }
 
 /* ---------------------------------------------------------------- expressions */
 
 static ast_expr *new_expr(ast_arena *a, ast_expr_kind kind, lang_span sp)
 {
-    ast_expr *e = ast_arena_alloc(a, sizeof *e);
+    ast_expr *e = lang_ast_arena_alloc(a, sizeof *e);
     if (e) {
         e->kind = kind;
         e->span = sp;
@@ -122,7 +122,7 @@ static ast_expr *new_expr(ast_arena *a, ast_expr_kind kind, lang_span sp)
     return e;
 }
 
-ast_expr *ast_int(ast_arena *a, lang_span sp, int64_t v)
+ast_expr *lang_ast_int(ast_arena *a, lang_span sp, int64_t v)
 {
     ast_expr *e = new_expr(a, AST_INT, sp);
     if (e)
@@ -130,7 +130,7 @@ ast_expr *ast_int(ast_arena *a, lang_span sp, int64_t v)
     return e;
 }
 
-ast_expr *ast_float(ast_arena *a, lang_span sp, double v)
+ast_expr *lang_ast_float(ast_arena *a, lang_span sp, double v)
 {
     ast_expr *e = new_expr(a, AST_FLOAT, sp);
     if (e)
@@ -138,7 +138,7 @@ ast_expr *ast_float(ast_arena *a, lang_span sp, double v)
     return e;
 }
 
-ast_expr *ast_string(ast_arena *a, lang_span sp, const char *s)
+ast_expr *lang_ast_string(ast_arena *a, lang_span sp, const char *s)
 {
     if (!s)
         return NULL;
@@ -148,7 +148,7 @@ ast_expr *ast_string(ast_arena *a, lang_span sp, const char *s)
     return e;
 }
 
-ast_expr *ast_bool(ast_arena *a, lang_span sp, bool v)
+ast_expr *lang_ast_bool(ast_arena *a, lang_span sp, bool v)
 {
     ast_expr *e = new_expr(a, AST_BOOL, sp);
     if (e)
@@ -156,7 +156,7 @@ ast_expr *ast_bool(ast_arena *a, lang_span sp, bool v)
     return e;
 }
 
-ast_expr *ast_name(ast_arena *a, lang_span sp, const char *name)
+ast_expr *lang_ast_name(ast_arena *a, lang_span sp, const char *name)
 {
     if (!name)
         return NULL;
@@ -166,17 +166,17 @@ ast_expr *ast_name(ast_arena *a, lang_span sp, const char *name)
     return e;
 }
 
-ast_expr *ast_in(ast_arena *a, lang_span sp)
+ast_expr *lang_ast_in(ast_arena *a, lang_span sp)
 {
     return new_expr(a, AST_IN, sp);
 }
 
-ast_expr *ast_error(ast_arena *a, lang_span sp)
+ast_expr *lang_ast_error(ast_arena *a, lang_span sp)
 {
     return new_expr(a, AST_ERROR, sp);
 }
 
-ast_expr *ast_call(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_arg_list args)
+ast_expr *lang_ast_call(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_arg_list args)
 {
     if (!name)
         return NULL;
@@ -190,7 +190,7 @@ ast_expr *ast_call(ast_arena *a, lang_span sp, const char *name, lang_span name_
     return e;
 }
 
-ast_expr *ast_tuple(ast_arena *a, lang_span sp, ast_expr_list items)
+ast_expr *lang_ast_tuple(ast_arena *a, lang_span sp, ast_expr_list items)
 {
     ast_expr *e = new_expr(a, AST_TUPLE, sp);
     if (e) {
@@ -200,7 +200,7 @@ ast_expr *ast_tuple(ast_arena *a, lang_span sp, ast_expr_list items)
     return e;
 }
 
-ast_expr *ast_binary(ast_arena *a, lang_span sp, ast_binop op, lang_span op_span, ast_expr *lhs,
+ast_expr *lang_ast_binary(ast_arena *a, lang_span sp, ast_binop op, lang_span op_span, ast_expr *lhs,
                      ast_expr *rhs)
 {
     if (!lhs || !rhs)
@@ -215,7 +215,7 @@ ast_expr *ast_binary(ast_arena *a, lang_span sp, ast_binop op, lang_span op_span
     return e;
 }
 
-ast_expr *ast_neg(ast_arena *a, lang_span sp, ast_expr *operand)
+ast_expr *lang_ast_neg(ast_arena *a, lang_span sp, ast_expr *operand)
 {
     if (!operand)
         return NULL;
@@ -225,11 +225,11 @@ ast_expr *ast_neg(ast_arena *a, lang_span sp, ast_expr *operand)
     return e;
 }
 
-ast_arg *ast_arg_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_expr *value)
+ast_arg *lang_ast_arg_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_expr *value)
 {
     if (!value)
         return NULL;
-    ast_arg *g = ast_arena_alloc(a, sizeof *g);
+    ast_arg *g = lang_ast_arena_alloc(a, sizeof *g);
     if (g) {
         g->name = name;
         g->name_span = name_span;
@@ -239,7 +239,7 @@ ast_arg *ast_arg_new(ast_arena *a, lang_span sp, const char *name, lang_span nam
     return g;
 }
 
-const char *ast_binop_str(ast_binop op)
+const char *lang_ast_binop_str(ast_binop op)
 {
     switch (op) {
     case AST_OP_ARROW: return "->";
@@ -253,12 +253,12 @@ const char *ast_binop_str(ast_binop op)
 
 /* ---------------------------------------------------------------- statements and items */
 
-ast_stmt *ast_stmt_input(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_stmt *lang_ast_stmt_input(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                          const ast_expr_list *dims)
 {
     if (!name)
         return NULL;
-    ast_stmt *s = ast_arena_alloc(a, sizeof *s);
+    ast_stmt *s = lang_ast_arena_alloc(a, sizeof *s);
     if (s) {
         s->kind = AST_STMT_INPUT;
         s->span = sp;
@@ -270,12 +270,12 @@ ast_stmt *ast_stmt_input(ast_arena *a, lang_span sp, const char *name, lang_span
     return s;
 }
 
-ast_stmt *ast_stmt_new(ast_arena *a, ast_stmt_kind kind, lang_span sp, const char *name,
+ast_stmt *lang_ast_stmt_new(ast_arena *a, ast_stmt_kind kind, lang_span sp, const char *name,
                        lang_span name_span, ast_expr *value)
 {
     if (!value || (kind != AST_STMT_RETURN && !name))
         return NULL;
-    ast_stmt *s = ast_arena_alloc(a, sizeof *s);
+    ast_stmt *s = lang_ast_arena_alloc(a, sizeof *s);
     if (s) {
         s->kind = kind;
         s->span = sp;
@@ -286,11 +286,11 @@ ast_stmt *ast_stmt_new(ast_arena *a, ast_stmt_kind kind, lang_span sp, const cha
     return s;
 }
 
-ast_param *ast_param_new(ast_arena *a, const char *name, lang_span name_span, ast_expr *dflt)
+ast_param *lang_ast_param_new(ast_arena *a, const char *name, lang_span name_span, ast_expr *dflt)
 {
     if (!name)
         return NULL;
-    ast_param *p = ast_arena_alloc(a, sizeof *p);
+    ast_param *p = lang_ast_arena_alloc(a, sizeof *p);
     if (p) {
         p->name = name;
         p->name_span = name_span;
@@ -299,12 +299,12 @@ ast_param *ast_param_new(ast_arena *a, const char *name, lang_span name_span, as
     return p;
 }
 
-ast_setting *ast_setting_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_setting *lang_ast_setting_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                              ast_expr *value)
 {
     if (!name || !value)
         return NULL;
-    ast_setting *s = ast_arena_alloc(a, sizeof *s);
+    ast_setting *s = lang_ast_arena_alloc(a, sizeof *s);
     if (s) {
         s->name = name;
         s->name_span = name_span;
@@ -319,7 +319,7 @@ static ast_item *new_item(ast_arena *a, ast_item_kind kind, lang_span sp, const 
 {
     if (!name)
         return NULL;
-    ast_item *it = ast_arena_alloc(a, sizeof *it);
+    ast_item *it = lang_ast_arena_alloc(a, sizeof *it);
     if (it) {
         it->kind = kind;
         it->span = sp;
@@ -329,7 +329,7 @@ static ast_item *new_item(ast_arena *a, ast_item_kind kind, lang_span sp, const 
     return it;
 }
 
-ast_item *ast_network(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_item *lang_ast_network(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                       ast_stmt_list stmts)
 {
     ast_item *it = new_item(a, AST_NETWORK, sp, name, name_span);
@@ -340,7 +340,7 @@ ast_item *ast_network(ast_arena *a, lang_span sp, const char *name, lang_span na
     return it;
 }
 
-ast_item *ast_block(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_item *lang_ast_block(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                     ast_param_list params, ast_stmt_list stmts)
 {
     ast_item *it = new_item(a, AST_BLOCK, sp, name, name_span);
@@ -353,7 +353,7 @@ ast_item *ast_block(ast_arena *a, lang_span sp, const char *name, lang_span name
     return it;
 }
 
-ast_item *ast_train(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_item *lang_ast_train(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                     ast_setting_list settings)
 {
     ast_item *it = new_item(a, AST_TRAIN, sp, name, name_span);

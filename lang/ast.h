@@ -17,15 +17,15 @@
 typedef struct ast_arena ast_arena;
 
 /* NULL when out of memory. */
-ast_arena *ast_arena_create(void);
+ast_arena *lang_ast_arena_create(void);
 /* Frees the arena and everything allocated in it; NULL is a no-op. */
-void ast_arena_destroy(ast_arena *a);
-/* n zeroed bytes, aligned for any type; NULL when out of memory (ast_arena_failed then
+void lang_ast_arena_destroy(ast_arena *a);
+/* n zeroed bytes, aligned for any type; NULL when out of memory (lang_ast_arena_failed then
  * returns true for good). */
-void *ast_arena_alloc(ast_arena *a, size_t n);
+void *lang_ast_arena_alloc(ast_arena *a, size_t n);
 /* A NUL-terminated copy of the n bytes at s; NULL when out of memory. */
-char *ast_arena_strndup(ast_arena *a, const char *s, size_t n);
-bool ast_arena_failed(const ast_arena *a);
+char *lang_ast_arena_strndup(ast_arena *a, const char *s, size_t n);
+bool lang_ast_arena_failed(const ast_arena *a);
 
 /* ---- expressions ---- */
 
@@ -144,44 +144,44 @@ typedef struct ast_setting_list { ast_setting *head, *tail; int n; } ast_setting
 
 /* Each returns the list with x appended; a NULL x (out of memory, or a statement lost to
  * error recovery) leaves the list as it is. */
-ast_expr_list ast_expr_list_add(ast_expr_list l, ast_expr *x);
-ast_arg_list ast_arg_list_add(ast_arg_list l, ast_arg *x);
-ast_stmt_list ast_stmt_list_add(ast_stmt_list l, ast_stmt *x);
-ast_param_list ast_param_list_add(ast_param_list l, ast_param *x);
-ast_setting_list ast_setting_list_add(ast_setting_list l, ast_setting *x);
+ast_expr_list lang_ast_expr_list_add(ast_expr_list l, ast_expr *x);
+ast_arg_list lang_ast_arg_list_add(ast_arg_list l, ast_arg *x);
+ast_stmt_list lang_ast_stmt_list_add(ast_stmt_list l, ast_stmt *x);
+ast_param_list lang_ast_param_list_add(ast_param_list l, ast_param *x);
+ast_setting_list lang_ast_setting_list_add(ast_setting_list l, ast_setting *x);
 
 /* ---- constructors: each returns NULL when out of memory, and accepts NULL children ---- */
 
-ast_expr *ast_int(ast_arena *a, lang_span sp, int64_t v);
-ast_expr *ast_float(ast_arena *a, lang_span sp, double v);
-ast_expr *ast_string(ast_arena *a, lang_span sp, const char *s);
-ast_expr *ast_bool(ast_arena *a, lang_span sp, bool v);
-ast_expr *ast_name(ast_arena *a, lang_span sp, const char *name);
-ast_expr *ast_in(ast_arena *a, lang_span sp);
-ast_expr *ast_error(ast_arena *a, lang_span sp);
-ast_expr *ast_call(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_arg_list args);
-ast_expr *ast_tuple(ast_arena *a, lang_span sp, ast_expr_list items);
-ast_expr *ast_binary(ast_arena *a, lang_span sp, ast_binop op, lang_span op_span, ast_expr *lhs,
+ast_expr *lang_ast_int(ast_arena *a, lang_span sp, int64_t v);
+ast_expr *lang_ast_float(ast_arena *a, lang_span sp, double v);
+ast_expr *lang_ast_string(ast_arena *a, lang_span sp, const char *s);
+ast_expr *lang_ast_bool(ast_arena *a, lang_span sp, bool v);
+ast_expr *lang_ast_name(ast_arena *a, lang_span sp, const char *name);
+ast_expr *lang_ast_in(ast_arena *a, lang_span sp);
+ast_expr *lang_ast_error(ast_arena *a, lang_span sp);
+ast_expr *lang_ast_call(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_arg_list args);
+ast_expr *lang_ast_tuple(ast_arena *a, lang_span sp, ast_expr_list items);
+ast_expr *lang_ast_binary(ast_arena *a, lang_span sp, ast_binop op, lang_span op_span, ast_expr *lhs,
                      ast_expr *rhs);
-ast_expr *ast_neg(ast_arena *a, lang_span sp, ast_expr *operand);
-ast_arg *ast_arg_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_expr *value);
+ast_expr *lang_ast_neg(ast_arena *a, lang_span sp, ast_expr *operand);
+ast_arg *lang_ast_arg_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span, ast_expr *value);
 
-ast_stmt *ast_stmt_input(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_stmt *lang_ast_stmt_input(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                          const ast_expr_list *dims);
-ast_stmt *ast_stmt_new(ast_arena *a, ast_stmt_kind kind, lang_span sp, const char *name,
+ast_stmt *lang_ast_stmt_new(ast_arena *a, ast_stmt_kind kind, lang_span sp, const char *name,
                        lang_span name_span, ast_expr *value);
-ast_param *ast_param_new(ast_arena *a, const char *name, lang_span name_span, ast_expr *dflt);
-ast_setting *ast_setting_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_param *lang_ast_param_new(ast_arena *a, const char *name, lang_span name_span, ast_expr *dflt);
+ast_setting *lang_ast_setting_new(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                              ast_expr *value);
 
-ast_item *ast_network(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_item *lang_ast_network(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                       ast_stmt_list stmts);
-ast_item *ast_block(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_item *lang_ast_block(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                     ast_param_list params, ast_stmt_list stmts);
-ast_item *ast_train(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
+ast_item *lang_ast_train(ast_arena *a, lang_span sp, const char *name, lang_span name_span,
                     ast_setting_list settings);
 
-const char *ast_binop_str(ast_binop op);
+const char *lang_ast_binop_str(ast_binop op);
 
 /* ---- the parser (lang/parser.y, lang/lexer.l) ---- */
 

@@ -35,10 +35,6 @@ void lang_parser_error(lang_parser *p, lang_span sp, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 }
 
-%code provides {
-int lang_yyparse(yyscan_t scanner, lang_parser *ctx);
-}
-
 %code {
 #include <stdarg.h>
 #include <stdio.h>
@@ -153,17 +149,17 @@ file
     ;
 
 item
-    : "network" IDENT "{" stmts "}"         { $$ = finish_item(ctx, ast_network(A, @$, $2, @2, $4)); }
+    : "network" IDENT "{" stmts "}"         { $$ = finish_item(ctx, lang_ast_network(A, @$, $2, @2, $4)); }
     | "network" IDENT "{" stmts error "}"   { ctx->recovered = true;
-                                              $$ = finish_item(ctx, ast_network(A, @$, $2, @2, $4)); }
+                                              $$ = finish_item(ctx, lang_ast_network(A, @$, $2, @2, $4)); }
     | "block" IDENT "(" params_opt ")" "{" stmts "}"
-                                            { $$ = finish_item(ctx, ast_block(A, @$, $2, @2, $4, $7)); }
+                                            { $$ = finish_item(ctx, lang_ast_block(A, @$, $2, @2, $4, $7)); }
     | "block" IDENT "(" params_opt ")" "{" stmts error "}"
                                             { ctx->recovered = true;
-                                              $$ = finish_item(ctx, ast_block(A, @$, $2, @2, $4, $7)); }
-    | "train" IDENT "{" settings "}"        { $$ = finish_item(ctx, ast_train(A, @$, $2, @2, $4)); }
+                                              $$ = finish_item(ctx, lang_ast_block(A, @$, $2, @2, $4, $7)); }
+    | "train" IDENT "{" settings "}"        { $$ = finish_item(ctx, lang_ast_train(A, @$, $2, @2, $4)); }
     | "train" IDENT "{" settings error "}"  { ctx->recovered = true;
-                                              $$ = finish_item(ctx, ast_train(A, @$, $2, @2, $4)); }
+                                              $$ = finish_item(ctx, lang_ast_train(A, @$, $2, @2, $4)); }
     | error                                 { $$ = finish_item(ctx, NULL); }
     ;
 
@@ -173,93 +169,93 @@ params_opt
     ;
 
 params
-    : param                                 { $$ = ast_param_list_add((ast_param_list){0}, $1); }
-    | params "," param                      { $$ = ast_param_list_add($1, $3); }
+    : param                                 { $$ = lang_ast_param_list_add((ast_param_list){0}, $1); }
+    | params "," param                      { $$ = lang_ast_param_list_add($1, $3); }
     ;
 
 param
-    : IDENT                                 { $$ = ast_param_new(A, $1, @1, NULL); }
-    | IDENT "=" expr                        { $$ = ast_param_new(A, $1, @1, $3); }
+    : IDENT                                 { $$ = lang_ast_param_new(A, $1, @1, NULL); }
+    | IDENT "=" expr                        { $$ = lang_ast_param_new(A, $1, @1, $3); }
     ;
 
 stmts
     : %empty                                { $$ = (ast_stmt_list){0}; }
-    | stmts stmt                            { $$ = ast_stmt_list_add($1, $2); }
+    | stmts stmt                            { $$ = lang_ast_stmt_list_add($1, $2); }
     ;
 
 stmt
-    : "input" IDENT "[" dims "]" ";"        { $$ = ast_stmt_input(A, @$, $2, @2, &$4); }
-    | "input" IDENT error ";"               { ctx->recovered = true; $$ = ast_stmt_input(A, @$, $2, @2, NULL); }
-    | IDENT "=" expr ";"                    { $$ = ast_stmt_new(A, AST_STMT_BIND, @$, $1, @1, $3); }
+    : "input" IDENT "[" dims "]" ";"        { $$ = lang_ast_stmt_input(A, @$, $2, @2, &$4); }
+    | "input" IDENT error ";"               { ctx->recovered = true; $$ = lang_ast_stmt_input(A, @$, $2, @2, NULL); }
+    | IDENT "=" expr ";"                    { $$ = lang_ast_stmt_new(A, AST_STMT_BIND, @$, $1, @1, $3); }
     | IDENT "=" error ";"                   { ctx->recovered = true;
-                                              $$ = ast_stmt_new(A, AST_STMT_BIND, @$, $1, @1, ast_error(A, @3)); }
-    | "output" IDENT "=" expr ";"           { $$ = ast_stmt_new(A, AST_STMT_OUTPUT, @$, $2, @2, $4); }
+                                              $$ = lang_ast_stmt_new(A, AST_STMT_BIND, @$, $1, @1, lang_ast_error(A, @3)); }
+    | "output" IDENT "=" expr ";"           { $$ = lang_ast_stmt_new(A, AST_STMT_OUTPUT, @$, $2, @2, $4); }
     | "output" IDENT "=" error ";"          { ctx->recovered = true;
-                                              $$ = ast_stmt_new(A, AST_STMT_OUTPUT, @$, $2, @2, ast_error(A, @4)); }
-    | "return" expr ";"                     { $$ = ast_stmt_new(A, AST_STMT_RETURN, @$, NULL, @1, $2); }
+                                              $$ = lang_ast_stmt_new(A, AST_STMT_OUTPUT, @$, $2, @2, lang_ast_error(A, @4)); }
+    | "return" expr ";"                     { $$ = lang_ast_stmt_new(A, AST_STMT_RETURN, @$, NULL, @1, $2); }
     | "return" error ";"                    { ctx->recovered = true;
-                                              $$ = ast_stmt_new(A, AST_STMT_RETURN, @$, NULL, @1, ast_error(A, @2)); }
+                                              $$ = lang_ast_stmt_new(A, AST_STMT_RETURN, @$, NULL, @1, lang_ast_error(A, @2)); }
     | error ";"                             { ctx->recovered = true; $$ = NULL; }
     ;
 
 dims
-    : dim                                   { $$ = ast_expr_list_add((ast_expr_list){0}, $1); }
-    | dims "," dim                          { $$ = ast_expr_list_add($1, $3); }
+    : dim                                   { $$ = lang_ast_expr_list_add((ast_expr_list){0}, $1); }
+    | dims "," dim                          { $$ = lang_ast_expr_list_add($1, $3); }
     ;
 
 dim
-    : INT                                   { $$ = $1.ok ? ast_int(A, @1, $1.v) : ast_error(A, @1); }
+    : INT                                   { $$ = $1.ok ? lang_ast_int(A, @1, $1.v) : lang_ast_error(A, @1); }
     ;
 
 settings
     : %empty                                { $$ = (ast_setting_list){0}; }
-    | settings setting                      { $$ = ast_setting_list_add($1, $2); }
+    | settings setting                      { $$ = lang_ast_setting_list_add($1, $2); }
     ;
 
 setting
-    : IDENT "=" expr ";"                    { $$ = ast_setting_new(A, @$, $1, @1, $3); }
+    : IDENT "=" expr ";"                    { $$ = lang_ast_setting_new(A, @$, $1, @1, $3); }
     | IDENT "=" error ";"                   { ctx->recovered = true;
-                                              $$ = ast_setting_new(A, @$, $1, @1, ast_error(A, @3)); }
+                                              $$ = lang_ast_setting_new(A, @$, $1, @1, lang_ast_error(A, @3)); }
     | error ";"                             { ctx->recovered = true; $$ = NULL; }
     ;
 
 expr
-    : expr "->" expr                        { $$ = ast_binary(A, @$, AST_OP_ARROW, @2, $1, $3); }
-    | expr "+" expr                         { $$ = ast_binary(A, @$, AST_OP_ADD, @2, $1, $3); }
-    | expr "-" expr                         { $$ = ast_binary(A, @$, AST_OP_SUB, @2, $1, $3); }
-    | expr "*" expr                         { $$ = ast_binary(A, @$, AST_OP_MUL, @2, $1, $3); }
-    | expr "/" expr                         { $$ = ast_binary(A, @$, AST_OP_DIV, @2, $1, $3); }
-    | "-" expr %prec NEG                    { $$ = ast_neg(A, @$, $2); }
+    : expr "->" expr                        { $$ = lang_ast_binary(A, @$, AST_OP_ARROW, @2, $1, $3); }
+    | expr "+" expr                         { $$ = lang_ast_binary(A, @$, AST_OP_ADD, @2, $1, $3); }
+    | expr "-" expr                         { $$ = lang_ast_binary(A, @$, AST_OP_SUB, @2, $1, $3); }
+    | expr "*" expr                         { $$ = lang_ast_binary(A, @$, AST_OP_MUL, @2, $1, $3); }
+    | expr "/" expr                         { $$ = lang_ast_binary(A, @$, AST_OP_DIV, @2, $1, $3); }
+    | "-" expr %prec NEG                    { $$ = lang_ast_neg(A, @$, $2); }
     | primary
     ;
 
 primary
-    : IDENT                                 { $$ = ast_name(A, @1, $1); }
-    | INT                                   { $$ = $1.ok ? ast_int(A, @1, $1.v) : ast_error(A, @1); }
-    | FLOAT                                 { $$ = $1.ok ? ast_float(A, @1, $1.v) : ast_error(A, @1); }
-    | STRING                                { $$ = $1 ? ast_string(A, @1, $1) : ast_error(A, @1); }
-    | "true"                                { $$ = ast_bool(A, @1, true); }
-    | "false"                               { $$ = ast_bool(A, @1, false); }
-    | "in"                                  { $$ = ast_in(A, @1); }
-    | IDENT "(" ")"                         { $$ = ast_call(A, @$, $1, @1, (ast_arg_list){0}); }
-    | IDENT "(" args ")"                    { $$ = ast_call(A, @$, $1, @1, $3); }
+    : IDENT                                 { $$ = lang_ast_name(A, @1, $1); }
+    | INT                                   { $$ = $1.ok ? lang_ast_int(A, @1, $1.v) : lang_ast_error(A, @1); }
+    | FLOAT                                 { $$ = $1.ok ? lang_ast_float(A, @1, $1.v) : lang_ast_error(A, @1); }
+    | STRING                                { $$ = $1 ? lang_ast_string(A, @1, $1) : lang_ast_error(A, @1); }
+    | "true"                                { $$ = lang_ast_bool(A, @1, true); }
+    | "false"                               { $$ = lang_ast_bool(A, @1, false); }
+    | "in"                                  { $$ = lang_ast_in(A, @1); }
+    | IDENT "(" ")"                         { $$ = lang_ast_call(A, @$, $1, @1, (ast_arg_list){0}); }
+    | IDENT "(" args ")"                    { $$ = lang_ast_call(A, @$, $1, @1, $3); }
     | "(" expr ")"                          { $$ = $2; }
-    | "(" tuple ")"                         { $$ = ast_tuple(A, @$, $2); }
+    | "(" tuple ")"                         { $$ = lang_ast_tuple(A, @$, $2); }
     ;
 
 tuple
-    : expr "," expr                         { $$ = ast_expr_list_add(ast_expr_list_add((ast_expr_list){0}, $1), $3); }
-    | tuple "," expr                        { $$ = ast_expr_list_add($1, $3); }
+    : expr "," expr                         { $$ = lang_ast_expr_list_add(lang_ast_expr_list_add((ast_expr_list){0}, $1), $3); }
+    | tuple "," expr                        { $$ = lang_ast_expr_list_add($1, $3); }
     ;
 
 args
-    : arg                                   { $$ = ast_arg_list_add((ast_arg_list){0}, $1); }
-    | args "," arg                          { $$ = ast_arg_list_add($1, $3); }
+    : arg                                   { $$ = lang_ast_arg_list_add((ast_arg_list){0}, $1); }
+    | args "," arg                          { $$ = lang_ast_arg_list_add($1, $3); }
     ;
 
 arg
-    : expr                                  { $$ = ast_arg_new(A, @$, NULL, @1, $1); }
-    | IDENT "=" expr                        { $$ = ast_arg_new(A, @$, $1, @1, $3); }
+    : expr                                  { $$ = lang_ast_arg_new(A, @$, NULL, @1, $1); }
+    | IDENT "=" expr                        { $$ = lang_ast_arg_new(A, @$, $1, @1, $3); }
     ;
 
 %%

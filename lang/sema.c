@@ -129,8 +129,8 @@ static bool span_equal(lang_span a, lang_span b)
 
 /* Reports an error unless the same message at the same place is there already (a block
  * body is checked at each expansion). */
-static void error(sema *s, lang_span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void error(sema *s, lang_span sp, const char *fmt, ...)
+static void sema_error(sema *s, lang_span sp, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void sema_error(sema *s, lang_span sp, const char *fmt, ...)
 {
     diag_list *d = s->diags;
     if (d->count - s->diag_start >= MAX_COLLECTED) {
@@ -270,7 +270,7 @@ static const char *suggest_text(suggestion *g)
 
 static void *sema_alloc(sema *s, size_t n)
 {
-    void *p = ast_arena_alloc(s->arena, n);
+    void *p = lang_ast_arena_alloc(s->arena, n);
     if (!p)
         s->oom = true;
     return p;
@@ -340,7 +340,7 @@ static void copy_name(sema *s, char *dst, const char *name, lang_span sp)
 {
     size_t n = strlen(name);
     if (n >= IR_NAME_MAX) {
-        error(s, sp, "name '%.20s...' is too long (at most %d characters)", name, IR_NAME_MAX - 1);
+        sema_error(s, sp, "name '%.20s...' is too long (at most %d characters)", name, IR_NAME_MAX - 1);
         n = IR_NAME_MAX - 1;
     }
     memcpy(dst, name, n);
@@ -448,7 +448,7 @@ static void resolve_name(resolver *r, const char *name, lang_span sp, bool as_ca
     sema *s = r->s;
     if (scope_find(&r->names, name)) {
         if (as_call)
-            error(s, sp, "'%s' is a variable, not a layer or block; it cannot be called", name);
+            sema_error(s, sp, "'%s' is a variable, not a layer or block; it cannot be called", name);
         return;
     }
     const block_def *b = find_block(s, name);
@@ -459,11 +459,11 @@ static void resolve_name(resolver *r, const char *name, lang_span sp, bool as_ca
     if (ir_opdef_find_layer(name))
         return;
     if (!as_call && bound_later(r, name)) {
-        error(s, sp, "'%s' is used before it is bound", name);
+        sema_error(s, sp, "'%s' is used before it is bound", name);
         return;
     }
     if (strcmp(name, "add") == 0) {
-        error(s, sp, "unknown layer 'add'; tensors are added with '+'");
+        sema_error(s, sp, "unknown layer 'add'; tensors are added with '+'");
         return;
     }
     suggestion g;
@@ -480,7 +480,7 @@ static void resolve_name(resolver *r, const char *name, lang_span sp, bool as_ca
     if (layer)
         for (int i = 0; i < r->names.n; i++)
             suggest_try(&g, r->names.b[i].name);
-    error(s, sp, "unknown %s '%s'%s", layer ? "layer" : "name", name, suggest_text(&g));
+    sema_error(s, sp, "unknown %s '%s'%s", layer ? "layer" : "name", name, suggest_text(&g));
 }
 
 static void resolve_expr(resolver *r, const ast_expr *e, bool layer_pos);
@@ -493,7 +493,7 @@ static void resolve_call(resolver *r, const ast_expr *e)
         if (a->name)
             named = true;
         else if (named)
-            error(r->s, a->span, "positional argument after named argument");
+            sema_error(r->s, a->span, "positional argument after named argument");
         resolve_expr(r, a->value, false);
     }
 }
@@ -507,7 +507,7 @@ static void resolve_expr(resolver *r, const ast_expr *e, bool layer_pos)
             return;
         case AST_IN:
             if (!r->in_ok)
-                error(r->s, e->span, r->block ? "'in' cannot be used in a parameter's default value"
+                sema_error(r->s, e->span, r->block ? "'in' cannot be used in a parameter's default value"
                                               : "'in' is only allowed inside a block");
             return;
         case AST_CALL:
@@ -543,15 +543,15 @@ static void bind_name(resolver *r, const char *name, lang_span sp)
 {
     sema *s = r->s;
     if (scope_find(&r->names, name)) {
-        error(s, sp, "'%s' is already bound", name);
+        sema_error(s, sp, "'%s' is already bound", name);
         return;
     }
     if (find_block(s, name)) {
-        error(s, sp, "cannot bind '%s': it is the name of a block", name);
+        sema_error(s, sp, "cannot bind '%s': it is the name of a block", name);
         return;
     }
     if (ir_opdef_find_layer(name)) {
-        error(s, sp, "cannot bind '%s': it is the name of a layer", name);
+        sema_error(s, sp, "cannot bind '%s': it is the name of a layer", name);
         return;
     }
     scope_add(s, &r->names, name, err_value(sp));
@@ -568,7 +568,7 @@ static bool check_input_shape(sema *s, const ast_stmt *st)
         while (last->next)
             last = last->next;
         lang_span sp = {st->dims->span.line, st->dims->span.col, last->span.end_line, last->span.end_col};
-        error(s, sp, "input '%s' has %d dimensions; 1 to 3 are supported ([F], [C, L] or [C, H, W])",
+        sema_error(s, sp, "input '%s' has %d dimensions; 1 to 3 are supported ([F], [C, L] or [C, H, W])",
               st->name, st->ndims);
         ok = false;
     }
@@ -576,7 +576,7 @@ static bool check_input_shape(sema *s, const ast_stmt *st)
         if (d->kind != AST_INT) {
             ok = false;
         } else if (d->u.ival <= 0) {
-            error(s, d->span, "input '%s': dimensions must be positive, got %" PRId64, st->name, d->u.ival);
+            sema_error(s, d->span, "input '%s': dimensions must be positive, got %" PRId64, st->name, d->u.ival);
             ok = false;
         }
     }
@@ -605,15 +605,15 @@ static void resolve_network(sema *s, const ast_item *it)
             bind_name(&r, st->name, st->name_span);
             break;
         case AST_STMT_RETURN:
-            error(s, keyword_span(st, 6), "'return' is only allowed in a block; a network names its results with 'output'");
+            sema_error(s, keyword_span(st, 6), "'return' is only allowed in a block; a network names its results with 'output'");
             resolve_expr(&r, st->value, false);
             break;
         }
     }
     if (!has_input && !it->syntax_error)
-        error(s, it->name_span, "network '%s' has no input", it->name);
+        sema_error(s, it->name_span, "network '%s' has no input", it->name);
     if (!has_output && !it->syntax_error)
-        error(s, it->name_span, "network '%s' has no output", it->name);
+        sema_error(s, it->name_span, "network '%s' has no output", it->name);
     scope_free(&r.names);
 }
 
@@ -634,11 +634,13 @@ static void resolve_block(sema *s, block_def *b)
         last = st;
         switch (st->kind) {
         case AST_STMT_INPUT:
-            error(s, keyword_span(st, 5), "'input' is only allowed in a network; a block's input is 'in'");
+            sema_error(s, keyword_span(st, 5), "'input' is only allowed in a network; a block's input is 'in'");
+            bind_name(&r, st->name, st->name_span);
             break;
         case AST_STMT_OUTPUT:
-            error(s, keyword_span(st, 6), "'output' is only allowed in a network; a block ends with 'return'");
+            sema_error(s, keyword_span(st, 6), "'output' is only allowed in a network; a block ends with 'return'");
             resolve_expr(&r, st->value, false);
+            bind_name(&r, st->name, st->name_span);
             break;
         case AST_STMT_BIND:
             resolve_expr(&r, st->value, false);
@@ -648,12 +650,12 @@ static void resolve_block(sema *s, block_def *b)
             nreturn++;
             resolve_expr(&r, st->value, false);
             if (st->next)
-                error(s, keyword_span(st, 6), "'return' must be the last statement of block '%s'", it->name);
+                sema_error(s, keyword_span(st, 6), "'return' must be the last statement of block '%s'", it->name);
             break;
         }
     }
     if (nreturn == 0 && !it->syntax_error)
-        error(s, it->name_span, "block '%s' has no 'return' statement", it->name);
+        sema_error(s, it->name_span, "block '%s' has no 'return' statement", it->name);
     b->returns = last && last->kind == AST_STMT_RETURN;
     scope_free(&r.names);
 }
@@ -711,7 +713,7 @@ static void find_recursion(sema *s)
                 snprintf(path + len, sizeof path - len, "%.60s", s->blocks[v].item->name);
                 const block_def *first = &s->blocks[stack[pos]];
                 lang_span at = first->calls[next[stack[pos]] - 1].at;
-                error(s, at, "block '%s' is recursive: %s", first->item->name, path);
+                sema_error(s, at, "block '%s' is recursive: %s", first->item->name, path);
             }
         }
     }
@@ -887,11 +889,11 @@ static bool check_value(sema *s, const char *callee, const ir_argspec *sp, const
     if (sp->type == IR_ARG_STRING && strcmp(sp->name, "name") == 0 && v->t == V_STRING) {
         size_t len = strlen(v->s);
         if (len == 0) {
-            error(s, v->span, "%s: 'name' must not be empty", callee);
+            sema_error(s, v->span, "%s: 'name' must not be empty", callee);
             return false;
         }
         if (len > MAX_LAYER_NAME) {
-            error(s, v->span, "%s: 'name' is too long (at most %d characters)", callee, MAX_LAYER_NAME);
+            sema_error(s, v->span, "%s: 'name' is too long (at most %d characters)", callee, MAX_LAYER_NAME);
             return false;
         }
     }
@@ -903,7 +905,7 @@ static bool check_value(sema *s, const char *callee, const ir_argspec *sp, const
         snprintf(got, sizeof got, "a string of %zu characters", strlen(v->s));
     else
         describe(v, got, sizeof got);
-    error(s, v->span, "%s: '%s' must be %s, got %s", callee, sp->name, want, got);
+    sema_error(s, v->span, "%s: '%s' must be %s, got %s", callee, sp->name, want, got);
     return false;
 }
 
@@ -940,9 +942,9 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
             if (pos >= nspec) {
                 if (pos == nspec) {
                     if (nspec == 0)
-                        error(s, a->span, "too many arguments for %s: it takes none", callee);
+                        sema_error(s, a->span, "too many arguments for %s: it takes none", callee);
                     else
-                        error(s, a->span, "too many arguments for %s: it takes at most %d", callee, nspec);
+                        sema_error(s, a->span, "too many arguments for %s: it takes at most %d", callee, nspec);
                 }
                 pos++;
                 ok = false;
@@ -957,13 +959,13 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
                 suggest_init(&g, a->name);
                 for (int k = 0; k < nspec; k++)
                     suggest_try(&g, spec[k].name);
-                error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, callee, suggest_text(&g));
+                sema_error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, callee, suggest_text(&g));
                 ok = false;
                 misplaced = true;
                 continue;
             }
             if (given[slot]) {
-                error(s, a->name_span, "argument '%s' for %s is given twice", spec[slot].name, callee);
+                sema_error(s, a->name_span, "argument '%s' for %s is given twice", spec[slot].name, callee);
                 ok = false;
                 continue;
             }
@@ -983,7 +985,7 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
         const char *d = spec[k].dflt;
         if (!d) {
             if (!misplaced)
-                error(s, call_span, "missing argument '%s' for %s", spec[k].name, callee);
+                sema_error(s, call_span, "missing argument '%s' for %s", spec[k].name, callee);
             ok = false;
         } else if (d[0] != '\0' && d[0] != '=') {
             default_arg(&spec[k], &out[k]);
@@ -1067,9 +1069,9 @@ static value make_block_layer(env *E, const block_def *b, const ast_arg *args, l
             if (pos >= n) {
                 if (pos == n) {
                     if (n == 0)
-                        error(s, a->span, "too many arguments for %s: it takes none", bname);
+                        sema_error(s, a->span, "too many arguments for %s: it takes none", bname);
                     else
-                        error(s, a->span, "too many arguments for %s: it takes at most %d", bname, n);
+                        sema_error(s, a->span, "too many arguments for %s: it takes at most %d", bname, n);
                 }
                 pos++;
                 ok = false;
@@ -1088,19 +1090,19 @@ static value make_block_layer(env *E, const block_def *b, const ast_arg *args, l
                 suggest_init(&g, a->name);
                 for (int j = 0; j < n; j++)
                     suggest_try(&g, params[j]->name);
-                error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, bname, suggest_text(&g));
+                sema_error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, bname, suggest_text(&g));
                 ok = false;
                 continue;
             }
             if (given[slot]) {
-                error(s, a->name_span, "argument '%s' for %s is given twice", params[slot]->name, bname);
+                sema_error(s, a->name_span, "argument '%s' for %s is given twice", params[slot]->name, bname);
                 ok = false;
                 continue;
             }
         }
         given[slot] = true;
         if (v.t == V_TENSOR) {
-            error(s, v.span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[slot]->name);
+            sema_error(s, v.span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[slot]->name);
             ok = false;
         } else if (v.t == V_ERROR) {
             ok = false;
@@ -1114,14 +1116,14 @@ static value make_block_layer(env *E, const block_def *b, const ast_arg *args, l
     for (int j = 0; j < n && ok; j++) {
         if (!given[j]) {
             if (!params[j]->dflt) {
-                error(s, sp, "missing argument '%s' for %s", params[j]->name, bname);
+                sema_error(s, sp, "missing argument '%s' for %s", params[j]->name, bname);
                 ok = false;
                 continue;
             }
             env D = {.s = s, .sc = &sc};
             vals[j] = eval(&D, params[j]->dflt);
             if (vals[j].t == V_TENSOR) {
-                error(s, vals[j].span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[j]->name);
+                sema_error(s, vals[j].span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[j]->name);
                 ok = false;
             } else if (vals[j].t == V_ERROR) {
                 ok = false;
@@ -1157,7 +1159,7 @@ static int emit(sema *s, const ir_opdef *op, const ir_argval *args, const int *i
     if (!net || s->aborted)
         return -1;
     if (net->nlayers >= MAX_LAYERS) {
-        error(s, sp, "network '%s' has more than %d layers", net->name, MAX_LAYERS);
+        sema_error(s, sp, "network '%s' has more than %d layers", net->name, MAX_LAYERS);
         s->aborted = true;
         return -1;
     }
@@ -1198,16 +1200,16 @@ static value apply_multi(env *E, const ir_opdef *op, const ast_arg *args, lang_s
         idx++;
         value v = eval(E, a->value);
         if (a->name) {
-            error(s, a->name_span, "unknown argument '%s' for %s", a->name, op->name);
+            sema_error(s, a->name_span, "unknown argument '%s' for %s", a->name, op->name);
             ok = false;
         } else if (v.t == V_TENSOR) {
             if (n < max)
                 ins[n] = (int)v.i;
             else if (n == max)
-                error(s, a->span, "too many arguments for %s: it takes at most %d tensors", op->name, max);
+                sema_error(s, a->span, "too many arguments for %s: it takes at most %d tensors", op->name, max);
             n++;
         } else if (v.t != V_ERROR) {
-            error(s, v.span, "%s: argument %d must be a tensor, got %s", op->name, idx, describe(&v, got, sizeof got));
+            sema_error(s, v.span, "%s: argument %d must be a tensor, got %s", op->name, idx, describe(&v, got, sizeof got));
             ok = false;
         } else {
             ok = false;
@@ -1216,7 +1218,7 @@ static value apply_multi(env *E, const ir_opdef *op, const ast_arg *args, lang_s
     if (!ok || n > max)
         return err_value(sp);
     if (n < op->min_inputs) {
-        error(s, sp, "%s needs at least %d tensors, got %d", op->name, op->min_inputs, n);
+        sema_error(s, sp, "%s needs at least %d tensors, got %d", op->name, op->min_inputs, n);
         return err_value(sp);
     }
     int t = emit(s, op, NULL, ins, n, sp);
@@ -1233,7 +1235,7 @@ static int expand_block(sema *s, const block_def *b, const value *params, int t,
     if (b->recursive || !b->returns)
         return -1;
     if (s->block_depth >= MAX_BLOCK_DEPTH) {
-        error(s, call_span, "blocks are nested more than %d deep", MAX_BLOCK_DEPTH);
+        sema_error(s, call_span, "blocks are nested more than %d deep", MAX_BLOCK_DEPTH);
         s->aborted = true;
         return -1;
     }
@@ -1254,7 +1256,7 @@ static int expand_block(sema *s, const block_def *b, const value *params, int t,
             if (v.t == V_TENSOR)
                 result = (int)v.i;
             else if (v.t != V_ERROR)
-                error(s, v.span, "block '%s' must return a tensor, got %s", b->item->name,
+                sema_error(s, v.span, "block '%s' must return a tensor, got %s", b->item->name,
                       describe(&v, got, sizeof got));
         }
     }
@@ -1306,13 +1308,13 @@ static int apply_one(sema *s, const layer_val *L, int t)
     if (s->aborted || t < 0)
         return -1;
     if (++s->steps > MAX_STEPS) {
-        error(s, L->span, "network '%s' is too large to expand (more than %d steps)", s->net ? s->net->name : "?",
+        sema_error(s, L->span, "network '%s' is too large to expand (more than %d steps)", s->net ? s->net->name : "?",
               MAX_STEPS);
         s->aborted = true;
         return -1;
     }
     if (s->depth >= MAX_DEPTH) {
-        error(s, L->span, "layers nested too deeply");
+        sema_error(s, L->span, "layers nested too deeply");
         s->aborted = true;
         return -1;
     }
@@ -1351,7 +1353,7 @@ static value eval_name(env *E, const ast_expr *e)
     const ir_opdef *op = ir_opdef_find_layer(name);
     if (op) {
         if (op->max_inputs > 1) {
-            error(s, e->span, "%s needs its input tensors as arguments, as in %s(a, b)", name, name);
+            sema_error(s, e->span, "%s needs its input tensors as arguments, as in %s(a, b)", name, name);
             return err_value(e->span);
         }
         return make_op_layer(E, op, NULL, e->span);
@@ -1389,7 +1391,7 @@ static value eval_tuple(env *E, const ast_expr *e)
                 r.tup[r.n] = v.i;
         } else {
             if (v.t != V_ERROR)
-                error(E->s, v.span, "tuple items must be integers, got %s", describe(&v, got, sizeof got));
+                sema_error(E->s, v.span, "tuple items must be integers, got %s", describe(&v, got, sizeof got));
             ok = false;
         }
         r.n++;
@@ -1403,7 +1405,7 @@ static value eval_neg(env *E, const ast_expr *e)
     value r = err_value(e->span);
     if (v.t == V_INT) {
         if (v.i == INT64_MIN) {
-            error(E->s, e->span, "integer overflow in '-'");
+            sema_error(E->s, e->span, "integer overflow in '-'");
             return r;
         }
         r.t = V_INT;
@@ -1412,7 +1414,7 @@ static value eval_neg(env *E, const ast_expr *e)
         r.t = V_FLOAT;
         r.f = -v.f;
     } else if (v.t != V_ERROR) {
-        error(E->s, e->span, "invalid operand to unary '-': %s", type_name(v.t));
+        sema_error(E->s, e->span, "invalid operand to unary '-': %s", type_name(v.t));
     }
     return r;
 }
@@ -1426,7 +1428,7 @@ static bool is_number(const value *v)
 static value arith(sema *s, const ast_expr *node, const value *a, const value *b)
 {
     value r = err_value(node->span);
-    const char *opname = ast_binop_str(node->u.bin.op);
+    const char *opname = lang_ast_binop_str(node->u.bin.op);
     ast_binop op = node->u.bin.op;
     if (a->t == V_INT && b->t == V_INT) {
         int64_t x = a->i, y = b->i, z = 0;
@@ -1437,7 +1439,7 @@ static value arith(sema *s, const ast_expr *node, const value *a, const value *b
         case AST_OP_MUL: overflow = __builtin_mul_overflow(x, y, &z); break;
         case AST_OP_DIV:
             if (y == 0) {
-                error(s, b->span, "division by zero");
+                sema_error(s, b->span, "division by zero");
                 return r;
             }
             if (x == INT64_MIN && y == -1) {
@@ -1445,7 +1447,7 @@ static value arith(sema *s, const ast_expr *node, const value *a, const value *b
                 break;
             }
             if (x % y != 0) {
-                error(s, node->span, "integer division %" PRId64 " / %" PRId64 " is not exact", x, y);
+                sema_error(s, node->span, "integer division %" PRId64 " / %" PRId64 " is not exact", x, y);
                 return r;
             }
             z = x / y;
@@ -1453,7 +1455,7 @@ static value arith(sema *s, const ast_expr *node, const value *a, const value *b
         case AST_OP_ARROW: return r;
         }
         if (overflow) {
-            error(s, node->u.bin.op_span, "integer overflow in '%s'", opname);
+            sema_error(s, node->u.bin.op_span, "integer overflow in '%s'", opname);
             return r;
         }
         r.t = V_INT;
@@ -1469,7 +1471,7 @@ static value arith(sema *s, const ast_expr *node, const value *a, const value *b
     case AST_OP_MUL: z = x * y; break;
     case AST_OP_DIV:
         if (y == 0) {
-            error(s, b->span, "division by zero");
+            sema_error(s, b->span, "division by zero");
             return r;
         }
         z = x / y;
@@ -1477,7 +1479,7 @@ static value arith(sema *s, const ast_expr *node, const value *a, const value *b
     case AST_OP_ARROW: return r;
     }
     if (!isfinite(z)) {
-        error(s, node->u.bin.op_span, "result of '%s' is out of range", opname);
+        sema_error(s, node->u.bin.op_span, "result of '%s' is out of range", opname);
         return r;
     }
     r.t = V_FLOAT;
@@ -1496,7 +1498,7 @@ static value combine(env *E, const ast_expr *node, const value *a, const value *
     lang_span op_span = node->u.bin.op_span;
     if (op == AST_OP_ARROW) {
         if (b->t != V_LAYER) {
-            error(s, b->span, "the right side of '->' must be a layer, got %s", describe(b, got, sizeof got));
+            sema_error(s, b->span, "the right side of '->' must be a layer, got %s", describe(b, got, sizeof got));
             return r;
         }
         if (a->t == V_TENSOR) {
@@ -1517,7 +1519,7 @@ static value combine(env *E, const ast_expr *node, const value *a, const value *
             L->b = b->layer;
             return layer_value(L, node->span);
         }
-        error(s, a->span, "the left side of '->' must be a tensor or a layer, got %s", describe(a, got, sizeof got));
+        sema_error(s, a->span, "the left side of '->' must be a tensor or a layer, got %s", describe(a, got, sizeof got));
         return r;
     }
     if (is_number(a) && is_number(b))
@@ -1533,7 +1535,7 @@ static value combine(env *E, const ast_expr *node, const value *a, const value *
     }
     if (op == AST_OP_MUL && a->t == V_LAYER) {
         if (b->t != V_INT || b->i <= 0) {
-            error(s, b->span, "repetition count must be a positive integer, got %s", describe(b, got, sizeof got));
+            sema_error(s, b->span, "repetition count must be a positive integer, got %s", describe(b, got, sizeof got));
             return r;
         }
         layer_val *L = sema_alloc(s, sizeof *L);
@@ -1546,11 +1548,11 @@ static value combine(env *E, const ast_expr *node, const value *a, const value *
         return layer_value(L, node->span);
     }
     if (op == AST_OP_MUL && b->t == V_LAYER && a->t == V_INT) {
-        error(s, op_span, "invalid operands to '*': int and layer; to repeat a layer, write the layer first (layer * %" PRId64 ")",
+        sema_error(s, op_span, "invalid operands to '*': int and layer; to repeat a layer, write the layer first (layer * %" PRId64 ")",
               a->i);
         return r;
     }
-    error(s, op_span, "invalid operands to '%s': %s and %s", ast_binop_str(op), type_name(a->t), type_name(b->t));
+    sema_error(s, op_span, "invalid operands to '%s': %s and %s", lang_ast_binop_str(op), type_name(a->t), type_name(b->t));
     return r;
 }
 
@@ -1597,7 +1599,7 @@ static value eval(env *E, const ast_expr *e)
     if (s->aborted || s->oom)
         return v;
     if (s->depth >= MAX_DEPTH) {
-        error(s, e->span, "expression nested too deeply");
+        sema_error(s, e->span, "expression nested too deeply");
         s->aborted = true;
         return v;
     }
@@ -1688,11 +1690,11 @@ static void check_layer_names(sema *s, lang_network *net)
                 if (!explicit_name(L, &sp))
                     continue;
                 if (has_auto)
-                    error(s, sp, "layer name '%s' is the automatic name of another layer", L->name);
+                    sema_error(s, sp, "layer name '%s' is the automatic name of another layer", L->name);
                 else if (!first && span_equal(sp, first_span))
-                    error(s, sp, "duplicate layer name '%s' (this layer is expanded more than once)", L->name);
+                    sema_error(s, sp, "duplicate layer name '%s' (this layer is expanded more than once)", L->name);
                 else if (!first)
-                    error(s, sp, "duplicate layer name '%s'", L->name);
+                    sema_error(s, sp, "duplicate layer name '%s'", L->name);
                 if (first)
                     first_span = sp;
                 first = false;
@@ -1724,7 +1726,7 @@ static void expand_network(sema *s, const ast_item *it, lang_network *net)
         if (k < MAX_IO)
             tensor_of[k] = -1;
         if (k == MAX_IO)
-            error(s, st->name_span, "network '%s' has more than %d inputs", it->name, MAX_IO);
+            sema_error(s, st->name_span, "network '%s' has more than %d inputs", it->name, MAX_IO);
         if (k >= MAX_IO || !st->dims || st->ndims > 3)
             continue;
         lang_input *in = &net->inputs[net->ninputs];
@@ -1773,10 +1775,10 @@ static void expand_network(sema *s, const ast_item *it, lang_network *net)
                     o->tensor = (int)v.i;
                     o->span = st->span;
                 } else {
-                    error(s, st->name_span, "network '%s' has more than %d outputs", it->name, MAX_IO);
+                    sema_error(s, st->name_span, "network '%s' has more than %d outputs", it->name, MAX_IO);
                 }
             } else if (v.t != V_ERROR) {
-                error(s, v.span, "output '%s' must be a tensor, got %s", st->name, describe(&v, got, sizeof got));
+                sema_error(s, v.span, "output '%s' must be a tensor, got %s", st->name, describe(&v, got, sizeof got));
             }
             scope_add(s, &sc, st->name, v);
             break;
@@ -1842,7 +1844,7 @@ static void train_loss(sema *s, const ast_expr *e, lang_train *t)
     if (e->kind == AST_ERROR)
         return;
     if (!w || (e->kind == AST_CALL && e->u.call.nargs > 0)) {
-        error(s, e->span, "'loss' must be cross_entropy or mse");
+        sema_error(s, e->span, "'loss' must be cross_entropy or mse");
         return;
     }
     if (strcmp(w, "cross_entropy") == 0) {
@@ -1854,7 +1856,7 @@ static void train_loss(sema *s, const ast_expr *e, lang_train *t)
         suggest_init(&g, w);
         suggest_try(&g, "cross_entropy");
         suggest_try(&g, "mse");
-        error(s, e->span, "unknown loss '%s'%s", w, g.best ? suggest_text(&g) : "; expected cross_entropy or mse");
+        sema_error(s, e->span, "unknown loss '%s'%s", w, g.best ? suggest_text(&g) : "; expected cross_entropy or mse");
     }
 }
 
@@ -1864,7 +1866,7 @@ static void train_optimizer(sema *s, const ast_expr *e, lang_train *t)
         return;
     const char *w = e->kind == AST_NAME || e->kind == AST_CALL ? setting_word(e) : NULL;
     if (!w) {
-        error(s, e->span, "'optimizer' must be sgd(...) or adam(...)");
+        sema_error(s, e->span, "'optimizer' must be sgd(...) or adam(...)");
         return;
     }
     const ast_arg *args = e->kind == AST_CALL ? e->u.call.args : NULL;
@@ -1874,7 +1876,7 @@ static void train_optimizer(sema *s, const ast_expr *e, lang_train *t)
         suggest_init(&g, w);
         suggest_try(&g, "sgd");
         suggest_try(&g, "adam");
-        error(s, e->kind == AST_CALL ? e->u.call.name_span : e->span, "unknown optimizer '%s'%s", w,
+        sema_error(s, e->kind == AST_CALL ? e->u.call.name_span : e->span, "unknown optimizer '%s'%s", w,
               g.best ? suggest_text(&g) : "; expected sgd or adam");
         return;
     }
@@ -1894,7 +1896,7 @@ static void train_optimizer(sema *s, const ast_expr *e, lang_train *t)
         t->nesterov = v[2].b;
         t->weight_decay = v[3].f;
         if (t->nesterov && !(t->momentum > 0))
-            error(s, v[2].span, "sgd: nesterov needs a positive momentum");
+            sema_error(s, v[2].span, "sgd: nesterov needs a positive momentum");
     } else {
         if (!check_args(&E, "adam", adam_args, 5, args, e->span, v))
             return;
@@ -1920,7 +1922,7 @@ static void train_count(sema *s, const char *setting, const ast_expr *e, int64_t
     if (v.t == V_ERROR)
         return;
     if (v.t != V_INT || v.i <= 0) {
-        error(s, v.span, "'%s' must be a positive integer, got %s", setting, describe(&v, got, sizeof got));
+        sema_error(s, v.span, "'%s' must be a positive integer, got %s", setting, describe(&v, got, sizeof got));
         return;
     }
     *out = v.i;
@@ -1937,11 +1939,11 @@ static void check_train(sema *s, const ast_item *it, lang_program *prog)
         suggest_init(&g, it->name);
         for (int i = 0; i < prog->nnetworks; i++)
             suggest_try(&g, prog->networks[i].name);
-        error(s, it->name_span, "train section for unknown network '%s'%s", it->name, suggest_text(&g));
+        sema_error(s, it->name_span, "train section for unknown network '%s'%s", it->name, suggest_text(&g));
         return;
     }
     if (net->train.present) {
-        error(s, it->name_span, "network '%s' already has a train section", it->name);
+        sema_error(s, it->name_span, "network '%s' already has a train section", it->name);
         return;
     }
     lang_train t = train_defaults();
@@ -1954,7 +1956,7 @@ static void check_train(sema *s, const ast_item *it, lang_program *prog)
                 k = j;
         if (k < 0) {
             if (find_spec(sgd_args, 4, st->name) >= 0 || find_spec(adam_args, 5, st->name) >= 0) {
-                error(s, st->name_span, "unknown setting '%s' in train section; '%s' is an argument of the optimizer, as in optimizer = sgd(%s=...)",
+                sema_error(s, st->name_span, "unknown setting '%s' in train section; '%s' is an argument of the optimizer, as in optimizer = sgd(%s=...)",
                       st->name, st->name, st->name);
                 continue;
             }
@@ -1962,11 +1964,11 @@ static void check_train(sema *s, const ast_item *it, lang_program *prog)
             suggest_init(&g, st->name);
             for (int j = 0; j < 4; j++)
                 suggest_try(&g, train_settings[j]);
-            error(s, st->name_span, "unknown setting '%s' in train section%s", st->name, suggest_text(&g));
+            sema_error(s, st->name_span, "unknown setting '%s' in train section%s", st->name, suggest_text(&g));
             continue;
         }
         if (seen[k]) {
-            error(s, st->name_span, "setting '%s' is given twice", st->name);
+            sema_error(s, st->name_span, "setting '%s' is given twice", st->name);
             continue;
         }
         seen[k] = true;
@@ -2001,9 +2003,9 @@ static void collect_blocks(sema *s)
         block_def *b = &s->blocks[s->nblocks];
         b->item = it;
         if (ir_opdef_find_layer(it->name) || strcmp(it->name, "add") == 0)
-            error(s, it->name_span, "block '%s' has the name of a built-in layer", it->name);
+            sema_error(s, it->name_span, "block '%s' has the name of a built-in layer", it->name);
         else if (find_block(s, it->name))
-            error(s, it->name_span, "block '%s' is already defined", it->name);
+            sema_error(s, it->name_span, "block '%s' is already defined", it->name);
         else
             b->valid = true;
         s->nblocks++;
@@ -2044,10 +2046,12 @@ const lang_network *lang_program_network(const lang_program *p, const char *name
 lang_program *lang_compile(const char *source, size_t len, diag_list *diags)
 {
     lang_program *prog = calloc(1, sizeof *prog);
-    ast_arena *tree = ast_arena_create();
+    ast_arena *tree = lang_ast_arena_create();
     sema s = {.diags = diags, .diag_start = diags->count};
-    s.arena = ast_arena_create();
+    s.arena = lang_ast_arena_create();
     ast_item *items = NULL;
+    if (!source)
+        len = 0;
     if (!prog || !tree || !s.arena || lang_parse(source, len, tree, diags, &items) != 0) {
         s.oom = true;
         goto out;
@@ -2078,7 +2082,7 @@ lang_program *lang_compile(const char *source, size_t len, diag_list *diags)
             if (o->kind == AST_NETWORK && strcmp(o->name, it->name) == 0)
                 dup = true;
         if (dup) {
-            error(&s, it->name_span, "network '%s' is already defined", it->name);
+            sema_error(&s, it->name_span, "network '%s' is already defined", it->name);
             continue;
         }
         resolve_network(&s, it);
@@ -2093,8 +2097,8 @@ lang_program *lang_compile(const char *source, size_t len, diag_list *diags)
 out:
     finish_diags(&s);
     free_blocks(&s);
-    ast_arena_destroy(s.arena);
-    ast_arena_destroy(tree);
+    lang_ast_arena_destroy(s.arena);
+    lang_ast_arena_destroy(tree);
     if (s.oom) {
         lang_program_free(prog);
         return NULL;

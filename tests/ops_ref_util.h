@@ -24,7 +24,21 @@ static inline int64_t t_numel(const op_tensor *t)
     return n;
 }
 
-/* A zero-filled tensor (tests run in their own process; tensors are not freed). */
+/* Every tensor a test makes is recorded here and freed after the test (the suites' .fini),
+ * so the sanitizer build sees no leaks. */
+static float **t_allocs;
+static size_t t_nallocs, t_capallocs;
+
+static inline void t_free_all(void)
+{
+    for (size_t i = 0; i < t_nallocs; i++)
+        free(t_allocs[i]);
+    free(t_allocs);
+    t_allocs = NULL;
+    t_nallocs = t_capallocs = 0;
+}
+
+/* A zero-filled tensor, freed by t_free_all. */
 static inline op_tensor t_new(const int64_t *d, int rank)
 {
     op_tensor t = {0};
@@ -33,6 +47,12 @@ static inline op_tensor t_new(const int64_t *d, int rank)
         t.d[i] = d[i];
     t.data = calloc((size_t)(t_numel(&t) > 0 ? t_numel(&t) : 1), sizeof(float));
     cr_assert_not_null(t.data);
+    if (t_nallocs == t_capallocs) {
+        t_capallocs = t_capallocs ? 2 * t_capallocs : 64;
+        t_allocs = realloc(t_allocs, sizeof(float *) * t_capallocs);
+        cr_assert_not_null(t_allocs);
+    }
+    t_allocs[t_nallocs++] = t.data;
     return t;
 }
 

@@ -11,6 +11,9 @@ static op_tensor scalar(void)
 
 /* ---- worked examples ---- */
 
+
+TestSuite(ops_ref, .fini = t_free_all);
+
 Test(ops_ref, conv1d_lecture_example)
 {
     /* input [0,1,0,1,1], filter [-1,1]: y[i] = -x[i] + x[i+1] = [1,-1,1,0] */

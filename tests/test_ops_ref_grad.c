@@ -76,6 +76,9 @@ static void check_conv_grad(const conv_case *cc, uint64_t seed)
         fd_check("conv db", b.data, t_numel(&b), db.data, &o, FD_EPS, FD_RTOL, FD_ATOL);
 }
 
+
+TestSuite(ops_ref_grad, .fini = t_free_all);
+
 Test(ops_ref_grad, conv2d_plain)
 {
     conv_case cc = {2, 2, 3, 5, 6, 4, 3, 3, 1, 1, 0, 0, 1, 1, 1, true};
