@@ -1,14 +1,42 @@
 #!/usr/bin/env bash
-# The whole test suite: set up, build (release with assertions), run every Criterion suite;
-# then the same suites under AddressSanitizer and UndefinedBehaviorSanitizer.
-set -euo pipefail
+# The whole test suite: set up, build (optimised, with assertions), run every Criterion suite;
+# then the same suites under AddressSanitizer and UndefinedBehaviorSanitizer (the slowest
+# cases trimmed by CNN_TEST_QUICK).  Ends with one line: "tests: N passed, M failed".
+set -uo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/deps.sh
+bash scripts/deps.sh || exit 1
 jobs=$(nproc)
-[ -d build-test ] || meson setup build-test --buildtype=debugoptimized
-ninja -C build-test -j "$jobs"
-meson test -C build-test --print-errorlogs --num-processes 1
-[ -d build-asan ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false
-ninja -C build-asan -j "$jobs"
-ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    CNN_TEST_QUICK=1 meson test -C build-asan --print-errorlogs --num-processes 1
+status=0
+
+# prints "passed failed" over the Criterion tests of a build folder's last meson test run
+count() {
+    python3 - "$1/meson-logs/testlog.json" <<'PY'
+import json, re, sys
+ok = bad = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    m = re.search(r"Tested: (\d+) \| Passing: (\d+) \| Failing: (\d+) \| Crashing: (\d+)", r.get("stdout", "") + r.get("stderr", ""))
+    if m:
+        ok += int(m.group(2))
+        bad += int(m.group(3)) + int(m.group(4))
+    if r.get("result") not in ("OK", "SKIP", "EXPECTEDFAIL") and not (m and int(m.group(3)) + int(m.group(4))):
+        bad += 1  # a suite that failed without a failing test (crash, timeout, sanitizer)
+print(ok, bad)
+PY
+}
+
+[ -d build-test ] || meson setup build-test --buildtype=debugoptimized || exit 1
+ninja -C build-test -j "$jobs" || exit 1
+meson test -C build-test --print-errorlogs --num-processes 1 || status=1
+read -r p1 f1 < <(count build-test)
+
+[ -d build-asan ] || meson setup build-asan --buildtype=debug -Db_sanitize=address,undefined -Db_lundef=false || exit 1
+ninja -C build-asan -j "$jobs" || exit 1
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 CNN_TEST_QUICK=1 \
+    meson test -C build-asan --print-errorlogs --num-processes 1 || status=1
+read -r p2 f2 < <(count build-asan)
+
+echo "suites: plain build $p1 passed, $f1 failed; sanitizer build $p2 passed, $f2 failed"
+echo "tests: $((p1 + p2)) passed, $((f1 + f2)) failed"
+exit $status

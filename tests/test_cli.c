@@ -172,8 +172,9 @@ Test(cli, run_matches_pytorch_and_writes_npy)
     struct stat sb;
     cr_expect_eq(stat(tmp("two.aux.npy"), &sb), 0, "two.aux.npy was not written");
     /* random input, every example network */
-    const char *nets[] = {"lenet5", "vgg_small", "resnet20", "signal1d"};
-    for (size_t i = 0; i < sizeof nets / sizeof nets[0]; i++)
+    const char *nets[] = {"lenet5", "vgg_small", "resnet20", "signal1d", "alexnet", "resnet18", "vgg16"};
+    size_t nnets = getenv("CNN_TEST_QUICK") ? 4 : sizeof nets / sizeof nets[0];
+    for (size_t i = 0; i < nnets; i++)
         EXPECT_RUN(0, "logits[2]", "run %s --batch 3", ex(nets[i]));
 }
 

@@ -1,0 +1,36 @@
+/* The native SIMD backend (ops/native/): convolution forward and backward, dense forward and
+ * backward, as a packed SGEMM (register-blocked micro-kernel per ISA) with im2col packing and
+ * fused epilogues.  The instruction set is chosen once, at the first call, from the CPU's
+ * features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces a
+ * lower one (never a higher one than the CPU has).  Kernels follow ops/kernels.h and the
+ * in/out order and math of ops/ref.h. */
+#ifndef CNN_OPS_NATIVE_H
+#define CNN_OPS_NATIVE_H
+
+#include "ops/kernels.h"
+
+/* The native kernel for op, or NULL when the native backend has none (the planner then falls
+ * back).  op_kernel_get(op, OP_BACKEND_NATIVE) forwards here. */
+const op_kernel *op_native_kernel(ir_op op);
+
+/* Instruction-set levels, lowest first. */
+typedef enum op_native_isa_level {
+    OP_NATIVE_SCALAR,
+    OP_NATIVE_AVX2,     /* AVX2 + FMA */
+    OP_NATIVE_AVX512,   /* AVX-512 F + VL + FMA */
+    OP_NATIVE_ISA_COUNT
+} op_native_isa_level;
+
+/* The highest level this CPU (and this build) supports, ignoring any override. */
+op_native_isa_level op_native_isa_supported(void);
+/* The level the kernels use now: the supported one, lowered by CNN_ISA at the first call or by
+ * op_native_force_isa(). */
+op_native_isa_level op_native_isa_active(void);
+/* "scalar", "avx2", "avx512" */
+const char *op_native_isa_name(op_native_isa_level level);
+/* Testing and benchmarking: makes the kernels use level from now on.  Returns 0, or -1 (and
+ * changes nothing) when the CPU does not support it.  Not to be called while a native kernel
+ * runs on another thread. */
+int op_native_force_isa(op_native_isa_level level);
+
+#endif
