@@ -3,6 +3,7 @@
  * before any data is read; the data is read in chunks into arrays that grow as it arrives, so a
  * header that claims far more images than the file holds fails as truncated without first
  * allocating what it claims. */
+#include "runtime/fileio.h"
 #include "runtime/idx.h"
 
 #include <errno.h>
@@ -26,15 +27,10 @@ static const char *const LABELS_NAME[2] = {"train-labels-idx1-ubyte", "t10k-labe
 static rt_idx_status __attribute__((format(printf, 5, 6)))
 fail(char *err, size_t errlen, rt_idx_status st, const char *where, const char *fmt, ...)
 {
-    if (err && errlen > 0) {
-        int k = snprintf(err, errlen, "%s: ", where ? where : "(null)");
-        if (k >= 0 && (size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rt_vformat_error(err, errlen, where, fmt, ap);
+    va_end(ap);
     return st;
 }
 

@@ -2,6 +2,7 @@
  * literal such as "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", is parsed by a
  * small recursive-descent parser that accepts what Python's literal syntax allows for these three
  * keys and names the byte where anything else appears. */
+#include "runtime/fileio.h"
 #include "runtime/npy.h"
 
 #include <errno.h>
@@ -18,27 +19,16 @@
 #define GROWTH_DIGITS 21         /* numpy.save leaves room for the first axis to grow */
 #define TEXT_MAX 64              /* longest descr or key kept for messages */
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define HOST_BIG_ENDIAN 1
-#else
-#define HOST_BIG_ENDIAN 0
-#endif
-
 static const char MAGIC[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
 /* Formats "path: message" into err and returns st. */
 static rt_npy_status __attribute__((format(printf, 5, 6)))
 fail(char *err, size_t errlen, rt_npy_status st, const char *path, const char *fmt, ...)
 {
-    if (err && errlen > 0) {
-        int k = snprintf(err, errlen, "%s: ", path ? path : "(null)");
-        if (k >= 0 && (size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rt_vformat_error(err, errlen, path, fmt, ap);
+    va_end(ap);
     return st;
 }
 
@@ -51,18 +41,6 @@ static const char *shape_text(char *buf, size_t buflen, int rank, const int64_t 
     if (len < buflen)
         snprintf(buf + len, buflen - len, "]");
     return buf;
-}
-
-static void swap_floats(float *p, size_t n)
-{
-    unsigned char *b = (unsigned char *)p;
-    for (size_t i = 0; i < n; i++, b += 4) {
-        unsigned char t0 = b[0], t1 = b[1];
-        b[0] = b[3];
-        b[1] = b[2];
-        b[2] = t1;
-        b[3] = t0;
-    }
 }
 
 /* ---- the header dict ---- */
@@ -393,8 +371,8 @@ rt_npy_status rt_npy_read(rt_npy_array *out, const char *path, char *err, size_t
         st = fail(err, errlen, RT_NPY_EIO, path, "read error in the data");
         goto done;
     }
-    if (HOST_BIG_ENDIAN)
-        swap_floats(data, (size_t)numel);
+    if (RT_HOST_BIG_ENDIAN)
+        rt_swap_floats(data, (size_t)numel);
     out->rank = h.rank;
     memcpy(out->dims, h.dims, sizeof out->dims);
     out->numel = numel;
@@ -409,53 +387,6 @@ done:
 
 /* ---- writing ---- */
 
-/* Creates path.PID-K.tmp exclusively, with the default permissions. */
-static FILE *create_temp(const char *path, char **tmp_out)
-{
-    size_t len = strlen(path) + 48;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return NULL;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, len, "%s.%ld-%d.tmp", path, (long)getpid(), attempt);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            FILE *fp = fdopen(fd, "wb");
-            if (!fp) {
-                int e = errno;
-                close(fd);
-                unlink(tmp);
-                errno = e;
-                break;
-            }
-            *tmp_out = tmp;
-            return fp;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    int e = errno;
-    free(tmp);
-    errno = e;
-    return NULL;
-}
-
-static int write_floats(FILE *fp, const float *data, int64_t numel)
-{
-    if (numel == 0)
-        return 1;
-    if (!HOST_BIG_ENDIAN)
-        return fwrite(data, 4, (size_t)numel, fp) == (size_t)numel;
-    float chunk[1024];
-    for (int64_t i = 0; i < numel; i += 1024) {
-        size_t k = (size_t)(numel - i < 1024 ? numel - i : 1024);
-        memcpy(chunk, data + i, k * 4);
-        swap_floats(chunk, k);
-        if (fwrite(chunk, 4, k, fp) != k)
-            return 0;
-    }
-    return 1;
-}
 
 /* The version 1.0 preamble and header numpy.save writes for this shape; returns its length. */
 static size_t make_header(char *buf, size_t cap, int rank, const int64_t *dims)
@@ -509,25 +440,19 @@ rt_npy_status rt_npy_write(const char *path, int rank, const int64_t *dims, cons
     size_t hlen = make_header(hdr, sizeof hdr, rank, dims);
 
     char *tmp = NULL;
-    FILE *fp = create_temp(path, &tmp);
+    FILE *fp = rt_create_temp(path, &tmp);
     if (!fp)
         return fail(err, errlen, RT_NPY_EIO, path, "cannot create a temporary file next to it: %s",
                     strerror(errno));
-    int ok = fwrite(hdr, 1, hlen, fp) == hlen && write_floats(fp, data, numel) &&
-             fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    int e = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    rt_npy_status st = RT_NPY_OK;
-    if (!ok)
-        st = fail(err, errlen, RT_NPY_EIO, path, "write error: %s", strerror(e));
-    else if (rename(tmp, path) != 0)
-        st = fail(err, errlen, RT_NPY_EIO, path, "cannot rename %s to it: %s", tmp,
-                  strerror(errno));
-    if (st != RT_NPY_OK)
+    char msg[512];
+    if (fwrite(hdr, 1, hlen, fp) != hlen || !rt_write_floats(fp, data, numel)) {
+        snprintf(msg, sizeof msg, "write error: %s", strerror(errno));
+        fclose(fp);
         unlink(tmp);
-    free(tmp);
-    return st;
+        free(tmp);
+        return fail(err, errlen, RT_NPY_EIO, path, "%s", msg);
+    }
+    if (rt_commit_temp(fp, tmp, path, msg, sizeof msg) != 0)
+        return fail(err, errlen, RT_NPY_EIO, path, "%s", msg);
+    return RT_NPY_OK;
 }

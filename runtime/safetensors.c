@@ -1,6 +1,7 @@
 /* safetensors reader and writer for F32 tensors (see safetensors.h).  The header is parsed with
  * cJSON and checked in full before any data is read; the data area is read in one piece and the
  * tensors point into it. */
+#include "runtime/fileio.h"
 #include "runtime/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -17,25 +18,14 @@
 #define HEADER_LIMIT 100000000ull          /* bytes; a longer header is rejected as absurd */
 #define JSON_INT_LIMIT 9007199254740992.0  /* 2^53: larger JSON numbers are not exact */
 
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define HOST_BIG_ENDIAN 1
-#else
-#define HOST_BIG_ENDIAN 0
-#endif
-
 /* Formats "path: message" into err and returns st. */
 static rt_st_status __attribute__((format(printf, 5, 6)))
 fail(char *err, size_t errlen, rt_st_status st, const char *path, const char *fmt, ...)
 {
-    if (err && errlen > 0) {
-        int k = snprintf(err, errlen, "%s: ", path ? path : "(null)");
-        if (k >= 0 && (size_t)k < errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(err + k, errlen - (size_t)k, fmt, ap);
-            va_end(ap);
-        }
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    rt_vformat_error(err, errlen, path, fmt, ap);
+    va_end(ap);
     return st;
 }
 
@@ -56,18 +46,6 @@ int rt_st_format_shape(char *buf, size_t buflen, int rank, const int64_t *dims)
         len += strlen(piece);
     }
     return (int)len;
-}
-
-static void swap_floats(float *p, size_t n)
-{
-    unsigned char *b = (unsigned char *)p;
-    for (size_t i = 0; i < n; i++, b += 4) {
-        unsigned char t0 = b[0], t1 = b[1];
-        b[0] = b[3];
-        b[1] = b[2];
-        b[2] = t1;
-        b[3] = t0;
-    }
 }
 
 /* ---- reading ---- */
@@ -350,8 +328,8 @@ static rt_st_status read_tensors(rt_st_file **out, const char *path, FILE *fp, c
                                (unsigned long long)data_len);
         goto done;
     }
-    if (HOST_BIG_ENDIAN)
-        swap_floats(data, (size_t)data_len / 4);
+    if (RT_HOST_BIG_ENDIAN)
+        rt_swap_floats(data, (size_t)data_len / 4);
     st = build_file(out, path, entries, n, data, err, errlen);
     data = NULL;
 done:
@@ -514,53 +492,6 @@ static void sb_json_string(sbuf *b, const char *s)
     sb_add(b, "\"", 1);
 }
 
-/* Creates path.PID-K.tmp exclusively, with the default permissions. */
-static FILE *create_temp(const char *path, char **tmp_out)
-{
-    size_t len = strlen(path) + 48;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return NULL;
-    for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, len, "%s.%ld-%d.tmp", path, (long)getpid(), attempt);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            FILE *fp = fdopen(fd, "wb");
-            if (!fp) {
-                int e = errno;
-                close(fd);
-                unlink(tmp);
-                errno = e;
-                break;
-            }
-            *tmp_out = tmp;
-            return fp;
-        }
-        if (errno != EEXIST)
-            break;
-    }
-    int e = errno;
-    free(tmp);
-    errno = e;
-    return NULL;
-}
-
-static int write_floats(FILE *fp, const float *data, int64_t numel)
-{
-    if (numel == 0)
-        return 1;
-    if (!HOST_BIG_ENDIAN)
-        return fwrite(data, 4, (size_t)numel, fp) == (size_t)numel;
-    float chunk[1024];
-    for (int64_t i = 0; i < numel; i += 1024) {
-        size_t k = (size_t)(numel - i < 1024 ? numel - i : 1024);
-        memcpy(chunk, data + i, k * 4);
-        swap_floats(chunk, k);
-        if (fwrite(chunk, 4, k, fp) != k)
-            return 0;
-    }
-    return 1;
-}
 
 /* Checks the caller's tensors and stores each one's element count in numel[]. */
 static rt_st_status check_write_args(const char *path, int n, const rt_st_tensor *t,
@@ -651,7 +582,7 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
         goto done;
     }
 
-    fp = create_temp(path, &tmp);
+    fp = rt_create_temp(path, &tmp);
     if (!fp) {
         st = fail(err, errlen, RT_ST_EIO, path, "cannot create a temporary file next to it: %s",
                   strerror(errno));
@@ -662,24 +593,16 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
         lenbuf[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
     int ok = fwrite(lenbuf, 1, 8, fp) == 8 && fwrite(h.s, 1, h.len, fp) == h.len;
     for (int i = 0; ok && i < n; i++)
-        ok = write_floats(fp, tensors[i].data, numel[i]);
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
-    int e = errno;
-    if (fclose(fp) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    fp = NULL;
+        ok = rt_write_floats(fp, tensors[i].data, numel[i]);
+    char msg[512];
     if (!ok) {
-        st = fail(err, errlen, RT_ST_EIO, path, "write error: %s", strerror(e));
+        st = fail(err, errlen, RT_ST_EIO, path, "write error: %s", strerror(errno));
+        fclose(fp);
         goto done;
     }
-    if (rename(tmp, path) != 0) {
-        st = fail(err, errlen, RT_ST_EIO, path, "cannot rename %s to it: %s", tmp, strerror(errno));
-        goto done;
-    }
-    free(tmp);
-    tmp = NULL;
+    if (rt_commit_temp(fp, tmp, path, msg, sizeof msg) != 0)
+        st = fail(err, errlen, RT_ST_EIO, path, "%s", msg);
+    tmp = NULL; /* rt_commit_temp freed it */
 done:
     if (tmp) {
         unlink(tmp);
