@@ -416,6 +416,10 @@ char *ir_node_summary(const ir_node *node, char *buf, size_t n)
     case IR_OP_ACT_BWD:
         sb_printf(&sb, "%s", ir_act_name(a->act.act));
         break;
+    case IR_OP_REORDER:
+        sb_printf(&sb, "%s->%s", a->reorder.from == IR_LAYOUT_NHWC ? "nhwc" : "nchw",
+                  a->reorder.to == IR_LAYOUT_NHWC ? "nhwc" : "nchw");
+        break;
     default:
         break;
     }
@@ -464,8 +468,11 @@ char *ir_graph_dump_text(const ir_graph *g)
         for (int k = 0; k < node->nin; k++)
             sb_printf(&sb, "%s%s", k ? ", " : "", g->vals[node->in[k]].name);
         sb_printf(&sb, ")");
-        for (int k = 0; k < node->nout; k++)
-            sb_printf(&sb, "%s%s", k ? ", " : " -> ", ir_shape_str(&g->vals[node->out[k]].shape, sh, sizeof sh));
+        for (int k = 0; k < node->nout; k++) {
+            const ir_value *v = &g->vals[node->out[k]];
+            sb_printf(&sb, "%s%s%s", k ? ", " : " -> ", ir_shape_str(&v->shape, sh, sizeof sh),
+                      v->layout == IR_LAYOUT_NHWC ? " channels-last" : "");
+        }
         if (node->fused[0])
             sb_printf(&sb, "  [fused: %s]", node->fused);
         sb_printf(&sb, "\n");

@@ -28,6 +28,14 @@ typedef struct ir_shape {
     int64_t d[IR_MAX_RANK];
 } ir_shape;
 
+/* The memory order of a batched activation.  The logical shape (ir_value.shape, and the dims
+ * a kernel sees) stays [C, H, W] / [C, L] in both; only the order of the elements differs.
+ * Set by compiler/pass_layout.c; everything the public API exposes stays plain. */
+typedef enum ir_layout {
+    IR_LAYOUT_PLAIN = 0,   /* NCHW, NCL, NC: the public layout and the reference kernels' */
+    IR_LAYOUT_NHWC,        /* channels last: NHWC for images, NWC for signals */
+} ir_layout;
+
 typedef enum ir_act { IR_ACT_NONE, IR_ACT_RELU, IR_ACT_SIGMOID, IR_ACT_TANH, IR_ACT_LEAKY_RELU } ir_act;
 
 /* conv1d, conv2d and their backward ops.  1-D convolutions use index 1 (width) of each pair
@@ -83,6 +91,11 @@ typedef struct ir_slice_attrs {
     int64_t offset;        /* concat_bwd: first channel of this input in the concatenation */
 } ir_slice_attrs;
 
+/* reorder (made by pass_layout): the value's memory order before and after */
+typedef struct ir_reorder_attrs {
+    ir_layout from, to;
+} ir_reorder_attrs;
+
 typedef union ir_attrs {
     ir_conv_attrs conv;
     ir_pool_attrs pool;
@@ -92,6 +105,7 @@ typedef union ir_attrs {
     ir_dropout_attrs dropout;
     ir_optim_attrs optim;
     ir_slice_attrs slice;
+    ir_reorder_attrs reorder;
 } ir_attrs;
 
 typedef enum ir_valkind {
@@ -113,6 +127,7 @@ typedef struct ir_value {
     char name[IR_NAME_MAX];  /* weight name for PARAM/STATE/OPTSTATE, else a readable name */
     int producer;            /* node index, or -1 */
     int param_of;            /* PGRAD/OPTSTATE: the PARAM value it belongs to, else -1 */
+    ir_layout layout;        /* memory order (batched activations only; plain by default) */
 } ir_value;
 
 typedef struct ir_node {

@@ -11,6 +11,7 @@ static const pass_info pipeline[] = {
     {"fold_bn", PASS_FOLD_BN, pass_fold_bn},
     {"fuse", PASS_FUSE, pass_fuse},
     {"dce", PASS_DCE, pass_dce},
+    {"layout", PASS_LAYOUT, pass_layout}, /* last: it needs the final nodes and their backends */
     {NULL, 0, NULL},
 };
 

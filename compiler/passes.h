@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "compiler/ir.h"
+#include "compiler/plan.h"
 
 /* The bits match CNN_PASS_* in runtime/cnn.h. */
 enum {
@@ -16,14 +17,16 @@ enum {
     PASS_FUSE = 1u << 2,
     PASS_PLAN = 1u << 3,     /* read by compiler/plan.c, not a graph rewrite */
     PASS_INPLACE = 1u << 4,  /* likewise */
+    PASS_LAYOUT = 1u << 5,
 };
 
 typedef struct pass_ctx {
-    bool training;           /* the graph holds backward and update nodes */
+    bool training;                /* the graph holds backward and update nodes */
+    plan_backend_choice backend;  /* the backends the plan will use (plan_choose_backend) */
 } pass_ctx;
 
 typedef struct pass_info {
-    const char *name;        /* "dce", "fold_bn", "fuse" */
+    const char *name;        /* "dce", "fold_bn", "fuse", "layout" */
     unsigned bit;
     /* Rewrites g; returns 0, or -1 with a message.  *changes counts what it did. */
     int (*run)(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
@@ -45,5 +48,6 @@ void pass_note_fused(ir_node *into, const ir_node *from);
 int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 
 #endif

@@ -39,7 +39,7 @@ static int root_of(const plan_value *pv, int v)
     return v;
 }
 
-static op_backend choose_backend(ir_op op, plan_backend_choice c)
+op_backend plan_choose_backend(ir_op op, plan_backend_choice c)
 {
     static const op_backend order_auto[] = {OP_BACKEND_ONEDNN, OP_BACKEND_NATIVE, OP_BACKEND_REF};
     switch (c) {
@@ -262,7 +262,7 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t err
             continue;
         step_of_node[n] = p->nsteps;
         p->steps[p->nsteps].node = n;
-        p->steps[p->nsteps].backend = choose_backend(g->nodes[n].op, opt->backend);
+        p->steps[p->nsteps].backend = plan_choose_backend(g->nodes[n].op, opt->backend);
         p->nsteps++;
     }
     /* the schedule must read only what earlier steps (or the outside) made */

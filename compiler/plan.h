@@ -58,6 +58,11 @@ typedef struct ir_plan {
     size_t lower_bound;  /* the largest total of buffers live at one step */
 } ir_plan;
 
+/* The backend that runs op under choice c: the first of oneDNN, native, reference with a
+ * kernel for it (auto), or the one asked for, reference where it has none.  The layout pass
+ * and the planner both ask here, so they agree. */
+op_backend plan_choose_backend(ir_op op, plan_backend_choice c);
+
 /* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
  * on failure (g is freed then too). */
 ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t errlen);

@@ -872,6 +872,11 @@ static int64_t conv_bwd_weights_flops(const ir_attrs *a, const ir_shape *in, int
 #define OPDEF_SGD_UPDATE INTERNAL(2, 3), NOARGS, .flops = sgd_flops
 #define OPDEF_ADAM_UPDATE INTERNAL(4, 4), NOARGS, .flops = adam_flops
 
+/* A change of memory order (attrs.reorder), made by compiler/pass_layout.c after autodiff: a
+ * copy, so no FLOPs and no gradient rule; never in place (it reads and writes every element
+ * at another position). */
+#define OPDEF_REORDER INTERNAL(1, 1), NOARGS, .shape = same_shape
+
 static const ir_opdef op_table[IR_OP_COUNT] = {
 #define X(e, s) [IR_OP_##e] = {.op = IR_OP_##e, .name = s, OPDEF_##e},
 #include "compiler/ops.def"

@@ -1,8 +1,10 @@
 /* The kernel table: for each op kind and backend, the kernel that runs it.  The reference
- * backend covers every op; the native SIMD backend has no kernels yet; the oneDNN backend's
- * table lives in ops/onednn/ and is reached through op_onednn_kernel() when the build has
- * oneDNN. */
+ * backend covers every op; the native SIMD backend's table (conv and dense, forward and
+ * backward) lives in ops/native/ and is reached through op_native_kernel(); the oneDNN
+ * backend's table lives in ops/onednn/ and is reached through op_onednn_kernel() when the
+ * build has oneDNN. */
 #include "ops/kernels.h"
+#include "ops/native/native.h"
 #include "ops/ref.h"
 #ifdef CNN_HAVE_ONEDNN
 #include "ops/onednn/onednn.h"
@@ -44,6 +46,7 @@ static const op_kernel ref_kernels[IR_OP_COUNT] = {
     [IR_OP_MSE_LOSS] = {.run = op_ref_mse_loss},
     [IR_OP_SGD_UPDATE] = {.run = op_ref_sgd_update},
     [IR_OP_ADAM_UPDATE] = {.run = op_ref_adam_update},
+    [IR_OP_REORDER] = {.run = op_ref_reorder, .layouts = OP_LAYOUT_EITHER},
 };
 
 const op_kernel *op_kernel_get(ir_op op, op_backend b)
@@ -54,8 +57,8 @@ const op_kernel *op_kernel_get(ir_op op, op_backend b)
     case OP_BACKEND_REF:
         return ref_kernels[op].run ? &ref_kernels[op] : NULL;
     case OP_BACKEND_NATIVE:
-        /* native SIMD kernels: not written yet */
-        return NULL;
+        /* native SIMD kernels: ops/native/ provides the table */
+        return op_native_kernel(op);
     case OP_BACKEND_ONEDNN:
         /* oneDNN kernels: ops/onednn/ provides the table */
 #ifdef CNN_HAVE_ONEDNN

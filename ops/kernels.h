@@ -3,7 +3,9 @@
  *
  * Tensors are float32, dense, row-major, batch first: activations are [N, C, H, W] for
  * images, [N, C, L] for signals, [N, F] for vectors; parameters have no batch axis and use
- * PyTorch's layouts (spec section 6).  A kernel reads node->attrs for its parameters, and the
+ * PyTorch's layouts (spec section 6).  Kernels that declare it (op_kernel.layouts) may also
+ * get activations in channels-last order (op_tensor.layout); reference kernels never do, except
+ * reorder's.  A kernel reads node->attrs for its parameters, and the
  * order of in[]/out[] for each op is written next to it in ops/ref.h. */
 #ifndef CNN_OPS_KERNELS_H
 #define CNN_OPS_KERNELS_H
@@ -24,6 +26,8 @@ typedef struct op_tensor {
     float *data;
     int rank;
     int64_t d[OP_MAX_DIMS];
+    int layout;            /* 0: plain (NCHW, NCL, NC); 1: channels-last (NHWC, NWC): the
+                            * elements in that order, d[] still N, C, H, W (ir_layout) */
 } op_tensor;
 
 typedef struct op_call {
@@ -39,6 +43,16 @@ typedef struct op_call {
     float *scratch;        /* scratch()'s bytes, or NULL */
 } op_call;
 
+/* What a kernel accepts for its batched activation tensors (op_tensor.layout).  A kernel that
+ * takes channels-last takes it for all of them at once: the layout pass gives every batched
+ * activation of such a node one layout (except tensors whose two orders coincide: rank 2, one
+ * channel, or one position, which stay plain and may be read either way). */
+typedef enum op_layout_support {
+    OP_LAYOUT_PLAIN_ONLY = 0,  /* plain tensors only (the default) */
+    OP_LAYOUT_EITHER,          /* either layout, at about the same speed */
+    OP_LAYOUT_PREFERS_CL,      /* either layout, clearly faster in channels-last */
+} op_layout_support;
+
 typedef struct op_kernel {
     /* Runs the op. Returns 0, or -1 after writing a message to err. */
     int (*run)(op_call *c, char *err, size_t errlen);
@@ -48,6 +62,8 @@ typedef struct op_kernel {
     void (*release)(void *state);
     /* Optional: scratch bytes the kernel needs per call. */
     size_t (*scratch)(const op_call *c);
+    /* Which activation layouts it takes (compiler/pass_layout.c decides from this). */
+    op_layout_support layouts;
 } op_kernel;
 
 /* The kernel for op on backend, or NULL when that backend has none. */

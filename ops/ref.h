@@ -9,6 +9,7 @@
  *   ops/ref_norm.c     batchnorm (inference and training), batchnorm_bwd
  *   ops/ref_loss.c     cross_entropy, mse
  *   ops/ref_optim.c    sgd_update, adam_update
+ *   ops/ref_layout.c   reorder (the one reference kernel that sees channels-last tensors)
  *
  * Tensor order per op (c->in[], c->out[]); N is the batch; shapes as in ops/kernels.h.
  *
@@ -76,6 +77,12 @@
  *   ADAM_UPDATE in: param, grad, m, v
  *               g = grad + wd*param; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
  *               param -= lr * (m/(1-b1^t)) / (sqrt(v/(1-b2^t)) + eps)   (PyTorch's Adam)
+ *
+ * Layout (compiler/pass_layout.c inserts it; every other reference kernel takes plain tensors)
+ *   REORDER     in: x [N,C,...]  out: y, the same shape, in the other memory order:
+ *               attrs.reorder.from is x's layout (c->in[0].layout), .to is y's (c->out[0].layout).
+ *               Plain [N,C,S] <-> channels-last [N,S,C], S the spatial positions (H*W or L);
+ *               equal layouts copy.  Never in place.
  */
 #ifndef CNN_OPS_REF_H
 #define CNN_OPS_REF_H
@@ -113,6 +120,7 @@ OP_REF_KERNEL(op_ref_xent_loss);
 OP_REF_KERNEL(op_ref_mse_loss);
 OP_REF_KERNEL(op_ref_sgd_update);
 OP_REF_KERNEL(op_ref_adam_update);
+OP_REF_KERNEL(op_ref_reorder);
 
 /* Applies an activation to one value (shared by every backend's epilogues). */
 static inline float op_apply_act(ir_act act, float alpha, float x);

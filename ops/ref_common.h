@@ -79,8 +79,8 @@ static inline int ref_threads(const op_call *c)
     return c->nthreads > 0 ? c->nthreads : 1;
 }
 
-/* Checks the node, the tensor counts and that every tensor has data and sane dimensions.
- * name is the op's name for messages. */
+/* Checks the node, the tensor counts and that every tensor has data, sane dimensions and the
+ * plain layout.  name is the op's name for messages. */
 static inline int ref_check_call(const op_call *c, const char *name, int min_in, int max_in,
                                  int min_out, int max_out, char *err, size_t errlen)
 {
@@ -111,6 +111,9 @@ static inline int ref_check_call(const op_call *c, const char *name, int min_in,
                                 idx);
         if (!t->data && ref_numel(t) > 0)
             return ref_fail(err, errlen, "%s: %s %d has no data", name, what, idx);
+        if (t->layout != 0) /* the layout pass never gives them one */
+            return ref_fail(err, errlen, "%s: %s %d is channels-last; reference kernels take plain tensors",
+                            name, what, idx);
     }
     return 0;
 }

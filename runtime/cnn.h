@@ -49,9 +49,11 @@ enum {
     CNN_PASS_FUSE = 1u << 2,      /* conv/dense + bias + activation, + residual, + maxpool, + softmax */
     CNN_PASS_PLAN = 1u << 3,      /* memory planning (off: every tensor its own buffer) */
     CNN_PASS_INPLACE = 1u << 4,   /* in-place reuse of an input for elementwise ops */
+    CNN_PASS_LAYOUT = 1u << 5,    /* channels-last tensors between oneDNN kernels, reorders at the edges */
 };
 #define CNN_PASSES_O1 (CNN_PASS_DCE | CNN_PASS_FOLD_BN)
-#define CNN_PASSES_O2 (CNN_PASS_DCE | CNN_PASS_FOLD_BN | CNN_PASS_FUSE | CNN_PASS_PLAN | CNN_PASS_INPLACE)
+#define CNN_PASSES_O2 \
+    (CNN_PASS_DCE | CNN_PASS_FOLD_BN | CNN_PASS_FUSE | CNN_PASS_PLAN | CNN_PASS_INPLACE | CNN_PASS_LAYOUT)
 
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */

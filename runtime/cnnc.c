@@ -35,6 +35,7 @@ typedef struct args {
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra;
     int repeat;            /* bench: runs per configuration */
+    unsigned disabled;     /* passes switched off by --no-* flags (bench applies them to every row) */
     cnn_options opt;
 } args;
 
@@ -54,7 +55,8 @@ static const char usage_text[] =
     "  --threads N        threads (default: all cores)\n"
     "  --backend B        auto|native|onednn|ref (default auto)\n"
     "  -O0 -O1 -O2        graph optimisation level (default -O2)\n"
-    "  --no-dce --no-fold-bn --no-fuse --no-plan --no-inplace   switch one pass off\n"
+    "  --no-dce --no-fold-bn --no-fuse --no-plan --no-inplace --no-layout\n"
+    "                     switch one pass off (bench: in every configuration)\n"
     "  --seed S           seed for weights, random inputs, shuffling, dropout (default 0)\n"
     "  --allow-extra      ignore tensors in -w files that the network does not have\n"
     "  -q                 quiet: results only\n"
@@ -173,14 +175,22 @@ static int parse_args(int argc, char **argv, args *a)
             a->opt.passes = CNN_PASSES_O2;
         } else if (strcmp(f, "--no-dce") == 0) {
             a->opt.passes &= ~(unsigned)CNN_PASS_DCE;
+            a->disabled |= CNN_PASS_DCE;
         } else if (strcmp(f, "--no-fold-bn") == 0) {
             a->opt.passes &= ~(unsigned)CNN_PASS_FOLD_BN;
+            a->disabled |= CNN_PASS_FOLD_BN;
         } else if (strcmp(f, "--no-fuse") == 0) {
             a->opt.passes &= ~(unsigned)CNN_PASS_FUSE;
+            a->disabled |= CNN_PASS_FUSE;
         } else if (strcmp(f, "--no-plan") == 0) {
             a->opt.passes &= ~(unsigned)CNN_PASS_PLAN;
+            a->disabled |= CNN_PASS_PLAN;
         } else if (strcmp(f, "--no-inplace") == 0) {
             a->opt.passes &= ~(unsigned)CNN_PASS_INPLACE;
+            a->disabled |= CNN_PASS_INPLACE;
+        } else if (strcmp(f, "--no-layout") == 0) {
+            a->opt.passes &= ~(unsigned)CNN_PASS_LAYOUT;
+            a->disabled |= CNN_PASS_LAYOUT;
         } else if (strcmp(f, "--seed") == 0) {
             NEED_VALUE();
             if (!parse_u64(val, &a->opt.seed))
@@ -785,6 +795,7 @@ static int cmd_bench(const args *a)
     cfgs[ncfg++] = (bench_config){"plan only", CNN_PASS_PLAN | CNN_PASS_INPLACE, chosen};
     cfgs[ncfg++] = (bench_config){"-O1", CNN_PASSES_O1, chosen};
     cfgs[ncfg++] = (bench_config){"-O2", CNN_PASSES_O2, chosen};
+    cfgs[ncfg++] = (bench_config){"-O2 no layout", CNN_PASSES_O2 & ~(unsigned)CNN_PASS_LAYOUT, chosen};
     for (size_t b = 0; b < sizeof backends / sizeof backends[0]; b++)
         if (backends[b] != chosen)
             cfgs[ncfg++] = (bench_config){"-O2", CNN_PASSES_O2, backends[b]};
@@ -811,7 +822,7 @@ static int cmd_bench(const args *a)
     bool first = true;
     for (int c = 0; c < ncfg; c++) {
         cnn_options o = a->opt;
-        o.passes = cfgs[c].passes;
+        o.passes = cfgs[c].passes & ~a->disabled;
         o.backend = cfgs[c].backend;
         cnn_session *s = NULL;
         cnn_status st = cnn_session_create(&s, m, w, &o, batch, train ? CNN_MODE_TRAIN : CNN_MODE_INFER, NULL);

@@ -38,7 +38,8 @@ unsigned rt_pass_bits(const cnn_options *opt)
                        (unsigned)CNN_PASS_FOLD_BN == (unsigned)PASS_FOLD_BN &&
                        (unsigned)CNN_PASS_FUSE == (unsigned)PASS_FUSE &&
                        (unsigned)CNN_PASS_PLAN == (unsigned)PASS_PLAN &&
-                       (unsigned)CNN_PASS_INPLACE == (unsigned)PASS_INPLACE,
+                       (unsigned)CNN_PASS_INPLACE == (unsigned)PASS_INPLACE &&
+                       (unsigned)CNN_PASS_LAYOUT == (unsigned)PASS_LAYOUT,
                    "public and compiler pass bits agree");
     return opt->passes;
 }
@@ -314,7 +315,7 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         size_t bytes = (size_t)ir_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
         naive += (bytes + 63) / 64 * 64;
     }
-    pass_ctx ctx = {.training = training};
+    pass_ctx ctx = {.training = training, .backend = (plan_backend_choice)opt->backend};
 #ifdef NDEBUG
     bool verify = false;
 #else
@@ -425,6 +426,18 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
         const ir_node *on = &og->nodes[p->steps[s].node];
         if (on->fused[0])
             sb_printf(&sb, "  %s: %s\n", on->name, on->fused);
+    }
+    int nr = 0, ncl = 0;
+    for (int s = 0; s < p->nsteps; s++)
+        nr += og->nodes[p->steps[s].node].op == IR_OP_REORDER;
+    for (int v = 0; v < og->nvals; v++)
+        ncl += og->vals[v].layout == IR_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
+    sb_printf(&sb, "\nlayout: %d tensors channels-last, %d reorders\n", ncl, nr);
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        if (on->op == IR_OP_REORDER)
+            sb_printf(&sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
+                      on->attrs.reorder.to == IR_LAYOUT_NHWC ? "channels-last" : "plain");
     }
     sb_putc(&sb, '\n');
     summary_memory(&sb, "inference", p);

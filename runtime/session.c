@@ -4,7 +4,11 @@
  * Threading policy: the executor runs the steps in order on the calling thread; each kernel
  * opens its own OpenMP region of c->nthreads threads (reference kernels) or lets oneDNN, which
  * uses the same OpenMP runtime, do so.  omp_set_num_threads() is set to the session's count
- * before every run, so oneDNN and our kernels use the same number, and nothing nests. */
+ * before every run, so oneDNN and our kernels use the same number, and nothing nests.
+ *
+ * Each tensor of a call carries its value's memory order (op_tensor.layout, from the layout
+ * pass); a kernel that takes plain tensors only is never given a channels-last one (checked
+ * when the calls are prepared). */
 #include <inttypes.h>
 #include <math.h>
 #include <omp.h>
@@ -96,6 +100,7 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
 {
     const ir_value *val = &s->plan->graph->vals[v];
     t->data = s->data[v];
+    t->layout = val->layout == IR_LAYOUT_NHWC ? 1 : 0;
     t->rank = 0;
     if (val->batched)
         t->d[t->rank++] = s->batch;
@@ -130,6 +135,11 @@ static cnn_status prepare_calls(cnn_session *s)
         if (!k || !k->run)
             return rt_fail(s->err, CNN_ERR_INTERNAL, "no kernel for %s (%s)", nd->name, ir_op_name(nd->op));
         s->kernels[st] = k;
+        /* the layout pass gives channels-last tensors only to kernels that take them */
+        for (int t = 0; t < c->nin + c->nout && k->layouts == OP_LAYOUT_PLAIN_ONLY; t++)
+            if ((t < c->nin ? c->in[t] : c->out[t - c->nin]).layout != 0)
+                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a channels-last tensor",
+                               nd->name, ir_op_name(nd->op), op_backend_name(p->steps[st].backend));
         if (k->prepare) {
             char msg[1024];
             if (k->prepare(c, msg, sizeof msg) != 0)
@@ -234,6 +244,15 @@ const float *cnn_session_output(const cnn_session *s, int i)
     return s->data[g->outputs[i]];
 }
 
+/* FNV-1a of a node's name. */
+static uint64_t name_hash(const char *name)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        h = (h ^ *p) * 0x100000001b3ULL;
+    return h;
+}
+
 cnn_status rt_execute(cnn_session *s)
 {
     if (!s->plan)
@@ -246,7 +265,9 @@ cnn_status rt_execute(cnn_session *s)
         op_call *c = &s->calls[st];
         if (s->plan->steps[st].constant && !refresh)
             continue;
-        uint64_t x = seed_base + (uint64_t)st;
+        /* per node by name, not by step index: passes that add or remove steps (fusion, the
+         * layout pass's reorders) leave every dropout mask as it was */
+        uint64_t x = seed_base ^ name_hash(c->node->name);
         c->seed = rt_splitmix64(&x);
         c->step = s->step;
         char msg[1024];

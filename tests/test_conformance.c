@@ -188,6 +188,8 @@ Test(conformance, fixtures_match_pytorch, .timeout = 600)
             {CNN_BACKEND_ONEDNN, CNN_PASSES_O2, 1},
             {CNN_BACKEND_ONEDNN, CNN_PASSES_O2, 2},
             {CNN_BACKEND_AUTO, CNN_PASSES_O2, 2},
+            {CNN_BACKEND_NATIVE, 0, 1},
+            {CNN_BACKEND_NATIVE, CNN_PASSES_O2, 2},
         };
         int ncfg = quick() ? 2 : (int)(sizeof cfgs / sizeof cfgs[0]);
         cJSON *inputs = cJSON_GetObjectItem(fx, "inputs");
@@ -312,6 +314,7 @@ Test(conformance, training_steps_match_pytorch, .timeout = 600)
         {CNN_BACKEND_REF, CNN_PASSES_O2, 2},
         {CNN_BACKEND_ONEDNN, CNN_PASSES_O2, 2},
         {CNN_BACKEND_AUTO, CNN_PASSES_O2, 1},
+        {CNN_BACKEND_NATIVE, CNN_PASSES_O2, 2},
     };
     int ncfg = quick() ? 2 : (int)(sizeof cfgs / sizeof cfgs[0]);
     int n = 0;

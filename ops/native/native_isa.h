@@ -20,6 +20,16 @@ typedef struct op_native_convg {
     int64_t oh, ow;
 } op_native_convg;
 
+/* A run of consecutive GEMM columns read from one input row: columns dst .. dst+len of a
+ * panel take the input at src, src + s, ..., src + (len-1) s (s the convolution's stride),
+ * relative to each patch row's offset. */
+typedef struct op_native_seg {
+    int64_t src;
+    int32_t dst, len;
+} op_native_seg;
+
+#define OP_NATIVE_MAX_NR 64  /* the widest micro-tile of any level */
+
 typedef struct op_native_isa {
     const char *name;
     int mr, nr;     /* micro-tile: MR rows of C by NR columns */
@@ -35,18 +45,20 @@ typedef struct op_native_isa {
                      const float *res, ir_act act, float alpha);
     /* y = softmax(y) over n values (maximum subtracted) */
     void (*softmax)(float *y, int64_t n);
-    /* im2col into column panels: rows k0..k0+kc of the patch matrix (k = (c*kh + i)*kw + j) and
-     * output positions p0..p0+ncols (ncols <= width) of the group's image x, as
-     * dst[(k-k0)*width + (p-p0)]; columns ncols..width zero. */
-    void (*im2col)(const op_native_convg *g, const float *x, int64_t k0, int64_t kc, int64_t p0,
-                   int64_t ncols, int width, float *dst);
-    /* Transposed im2col for the weight gradient: dst[(p-p0)*width + (k-k0)] for patch rows
-     * k0..k0+nk (nk <= width, the rest zero) and positions p0..p0+np. */
-    void (*im2col_t)(const op_native_convg *g, const float *x, int64_t k0, int64_t nk, int64_t p0,
-                     int64_t np, int width, float *dst);
+    /* im2col from a padded input into a column panel: for kk < kc, row kk of dst (width
+     * floats) takes base[koff[kk] + seg.src + t*stride] at column seg.dst + t for each of the
+     * nseg segments; columns ncols..width are zero.  base[0 .. avail) may be read (runs are
+     * read in whole vectors where that stays inside). */
+    void (*pack_seg)(const float *base, int64_t avail, const int64_t *koff, int64_t kc,
+                     const op_native_seg *seg, int nseg, int64_t stride, int64_t ncols, int width,
+                     float *dst);
     /* Direct convolution of one output plane: acc[oh*ow] = sum over the g->c channels of x and
      * their taps of w[c][kh][kw] (used when a group has too few filters for the GEMM). */
     void (*conv_plane)(const op_native_convg *g, const float *x, const float *w, float *acc);
+    /* Weight gradient of one (input channel, filter) pair over one image, added to acc:
+     * acc[i*kw + j] += sum over outputs of dy[oy][ox] * x[oy*sh - ph + i*dh][ox*sw - pw + j*dw]
+     * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
+    void (*conv_wgrad)(const op_native_convg *g, const float *x, const float *dy, double *acc);
 } op_native_isa;
 
 extern const op_native_isa op_native_isa_scalar;
@@ -58,12 +70,13 @@ extern const op_native_isa op_native_isa_avx512;
 
 /* The per-ISA convolution packers (conv_<isa>.c), gathered into the tables by gemm_<isa>.c. */
 #define OP_NATIVE_CONV_DECL(sfx)                                                                  \
-    void op_native_im2col_##sfx(const op_native_convg *g, const float *x, int64_t k0, int64_t kc,  \
-                                int64_t p0, int64_t ncols, int width, float *dst);                \
-    void op_native_im2col_t_##sfx(const op_native_convg *g, const float *x, int64_t k0,            \
-                                  int64_t nk, int64_t p0, int64_t np, int width, float *dst);     \
+    void op_native_pack_seg_##sfx(const float *base, int64_t avail, const int64_t *koff,          \
+                                  int64_t kc, const op_native_seg *seg, int nseg, int64_t stride, \
+                                  int64_t ncols, int width, float *dst);                          \
     void op_native_conv_plane_##sfx(const op_native_convg *g, const float *x, const float *w,      \
-                                    float *acc);
+                                    float *acc);                                                  \
+    void op_native_conv_wgrad_##sfx(const op_native_convg *g, const float *x, const float *dy,     \
+                                    double *acc);
 OP_NATIVE_CONV_DECL(scalar)
 OP_NATIVE_CONV_DECL(avx2)
 OP_NATIVE_CONV_DECL(avx512)

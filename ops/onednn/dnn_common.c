@@ -98,6 +98,57 @@ dnnl_memory_desc_t op_dnn_md_any(int ndims, const int64_t *dims)
     return dnn_md_tag(ndims, dims, dnnl_format_tag_any);
 }
 
+dnnl_memory_desc_t op_dnn_md_layout(int ndims, const int64_t *dims, bool cl)
+{
+    static const dnnl_format_tag_t last[] = {dnnl_acb, dnnl_acdb, dnnl_acdeb};
+    if (!cl || ndims < 3 || ndims > 5) return op_dnn_md(ndims, dims);
+    return dnn_md_tag(ndims, dims, last[ndims - 3]);
+}
+
+/* ---- layouts */
+
+bool op_dnn_layout_free(const op_tensor *t)
+{
+    if (t->rank <= 2) return true;
+    int64_t spatial = 1;
+    for (int k = 2; k < t->rank; k++) spatial *= t->d[k];
+    return t->d[1] == 1 || spatial == 1;
+}
+
+bool op_dnn_call_cl(const op_call *c)
+{
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].layout == 1) return true;
+    for (int i = 0; i < c->nout; i++)
+        if (c->out[i].layout == 1) return true;
+    return false;
+}
+
+bool op_dnn_tensor_cl(const op_call *c, const op_tensor *t)
+{
+    return t->layout == 1 || (op_dnn_layout_free(t) && op_dnn_call_cl(c));
+}
+
+int op_dnn_one_layout(const op_call *c, const char *what, char *err, size_t errlen)
+{
+    int seen = -1;
+    for (int i = 0; i < c->nin + c->nout; i++) {
+        const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
+        if (op_dnn_layout_free(t)) continue;
+        if (seen >= 0 && t->layout != seen)
+            return op_dnn_errf(err, errlen, "oneDNN %s: the tensors mix plain and channels-last layouts", what);
+        seen = t->layout;
+    }
+    return 0;
+}
+
+int op_dnn_plain_only(const op_tensor *t, const char *what, char *err, size_t errlen)
+{
+    if (t->layout != 0 && !op_dnn_layout_free(t))
+        return op_dnn_errf(err, errlen, "oneDNN %s: takes plain tensors, got a channels-last one", what);
+    return 0;
+}
+
 int op_dnn_attr(dnnl_primitive_attr_t *attr, char *err, size_t errlen)
 {
     *attr = NULL;
@@ -326,6 +377,7 @@ static void dnn_record_shapes(op_dnn_prog *p, const op_call *c)
     for (int i = 0; i < c->nin + c->nout && i < IR_MAX_IN + IR_MAX_OUT; i++) {
         const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
         p->rank[i] = t->rank;
+        p->layout[i] = t->layout;
         for (int k = 0; k < OP_MAX_DIMS; k++) p->dims[i][k] = k < t->rank ? t->d[k] : 0;
     }
 }
@@ -335,7 +387,7 @@ static bool dnn_same_shapes(const op_dnn_prog *p, const op_call *c)
     if (p->nthreads != c->nthreads || p->nin != c->nin || p->nout != c->nout) return false;
     for (int i = 0; i < c->nin + c->nout && i < IR_MAX_IN + IR_MAX_OUT; i++) {
         const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
-        if (p->rank[i] != t->rank) return false;
+        if (p->rank[i] != t->rank || p->layout[i] != t->layout) return false;
         for (int k = 0; k < t->rank; k++)
             if (p->dims[i][k] != t->d[k]) return false;
     }

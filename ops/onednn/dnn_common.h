@@ -54,6 +54,7 @@ typedef struct op_dnn_prog {
     /* what the program was built for: rebuilt when a call differs */
     int nthreads, nin, nout;
     int rank[IR_MAX_IN + IR_MAX_OUT];
+    int layout[IR_MAX_IN + IR_MAX_OUT];
     int64_t dims[IR_MAX_IN + IR_MAX_OUT][OP_MAX_DIMS];
 } op_dnn_prog;
 
@@ -80,6 +81,23 @@ int op_dnn_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
 dnnl_memory_desc_t op_dnn_md(int ndims, const int64_t *dims);
 /* A descriptor with format "any", for a primitive to choose. */
 dnnl_memory_desc_t op_dnn_md_any(int ndims, const int64_t *dims);
+/* Dense f32 descriptor of ndims (1..6) dims [N, C, spatial...]: plain, or channels-last
+ * (N, spatial..., C: nwc, nhwc, ndhwc) when cl and ndims is 3 to 5. */
+dnnl_memory_desc_t op_dnn_md_layout(int ndims, const int64_t *dims, bool cl);
+
+/* ---- layouts (op_tensor.layout; compiler/pass_layout.c decides them)
+ * A call runs channels-last when one of its tensors is.  A tensor whose two orders coincide
+ * (rank <= 2, one channel, or one spatial position) is then described channels-last too, so
+ * that every activation descriptor of the primitive has one format. */
+bool op_dnn_layout_free(const op_tensor *t);
+bool op_dnn_call_cl(const op_call *c);
+/* Whether to describe tensor t of call c channels-last. */
+bool op_dnn_tensor_cl(const op_call *c, const op_tensor *t);
+/* Checks that the call's tensors agree on one layout (those whose orders coincide aside), as
+ * kernels that view their tensors flat need.  0, or -1 with err. */
+int op_dnn_one_layout(const op_call *c, const char *what, char *err, size_t errlen);
+/* Checks that tensor t is plain (kernels that read C,H,W order).  0, or -1 with err. */
+int op_dnn_plain_only(const op_tensor *t, const char *what, char *err, size_t errlen);
 
 /* A primitive attribute in user scratchpad mode (free with dnnl_primitive_attr_destroy). */
 int op_dnn_attr(dnnl_primitive_attr_t *attr, char *err, size_t errlen);
@@ -127,8 +145,8 @@ int op_dnn_exec(op_dnn_prog *p, const op_call *c, int from, int to, char *err, s
 void op_dnn_release(void *state);
 
 /* Defines the run/prepare functions and the op_kernel `name` for a kernel whose run is
- * "execute every step". */
-#define OP_DNN_SIMPLE_KERNEL(name, build)                                            \
+ * "execute every step"; layouts is its op_layout_support. */
+#define OP_DNN_SIMPLE_KERNEL(name, build, layouts)                                   \
     static int name##_prepare(op_call *c, char *err, size_t errlen)                  \
     {                                                                                \
         return op_dnn_prepare(c, build, err, errlen);                                \
@@ -138,7 +156,7 @@ void op_dnn_release(void *state);
         op_dnn_prog *p = op_dnn_ready(c, build, err, errlen);                        \
         return p ? op_dnn_exec(p, c, 0, p->nsteps, err, errlen) : -1;                \
     }                                                                                \
-    const op_kernel name = {name##_run, name##_prepare, op_dnn_release, NULL}
+    const op_kernel name = {name##_run, name##_prepare, op_dnn_release, NULL, layouts}
 
 /* Spatial geometry of an op as 2-D (1-D signals get height 1): batch, channels, H, W. */
 typedef struct op_dnn_nchw {
@@ -157,5 +175,6 @@ extern const op_kernel op_dnn_maxpool_bwd_kernel, op_dnn_avgpool_bwd_kernel, op_
 extern const op_kernel op_dnn_act_kernel, op_dnn_act_bwd_kernel, op_dnn_softmax_kernel, op_dnn_softmax_bwd_kernel;
 extern const op_kernel op_dnn_add_kernel, op_dnn_concat_kernel, op_dnn_concat_bwd_kernel;
 extern const op_kernel op_dnn_batchnorm_kernel, op_dnn_batchnorm_bwd_kernel;
+extern const op_kernel op_dnn_reorder_kernel;
 
 #endif

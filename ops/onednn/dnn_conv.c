@@ -1,8 +1,10 @@
 /* oneDNN convolutions: forward with the fused epilogue (bias, residual as a sum post-op,
  * activation as an eltwise post-op, max pooling as a second primitive), backward data and
  * backward weights (with the bias gradient).  1-D convolutions run as 2-D ones of height 1.
- * Activations and weights take the layouts oneDNN chooses (format "any"), with reorders
- * from and to our plain NCHW / OIHW (goihw with groups) around the primitive.
+ * Weights take the layout oneDNN chooses (format "any"), reordered from our plain OIHW
+ * (goihw with groups) when they change.  Channels-last activations (op_tensor.layout, NHWC and
+ * NWC) are given to the primitive as they are, so brgconv reads and writes them directly; plain
+ * ones are described "any" and reordered from and to NCHW around the primitive.
  *
  *   conv:             x [N,C,H,W], w [F,C/g,kh,kw], b [F]?, r [N,F,OH,OW]?  ->  y
  *   conv_bwd_data:    dy [N,F,OH,OW], w  ->  dx [N,C,H,W]
@@ -66,22 +68,29 @@ static int conv_geom_read(const ir_conv_attrs *a, const op_tensor *xt, const op_
     return 0;
 }
 
-static void conv_mds(const conv_geom *g, dnnl_memory_desc_t *x, dnnl_memory_desc_t *w,
-                     dnnl_memory_desc_t *y, bool any)
+/* Which activations of a call are channels-last: the source side x and the output side y. */
+typedef struct conv_layouts {
+    bool x, y;
+} conv_layouts;
+
+/* Descriptors for the primitive (prim: channels-last activations as they are, else "any";
+ * weights "any") or of the call's tensors (activations in their layouts, weights plain). */
+static void conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory_desc_t *x,
+                     dnnl_memory_desc_t *w, dnnl_memory_desc_t *y)
 {
     int64_t xd[4] = {g->x.n, g->x.c, g->x.h, g->x.w};
     int64_t yd[4] = {g->x.n, g->f, g->oh, g->ow};
-    *x = any ? op_dnn_md_any(4, xd) : op_dnn_md(4, xd);
-    *w = any ? op_dnn_md_any(g->wnd, g->wdims) : op_dnn_md(g->wnd, g->wdims);
-    *y = any ? op_dnn_md_any(4, yd) : op_dnn_md(4, yd);
+    *x = prim && !cl.x ? op_dnn_md_any(4, xd) : op_dnn_md_layout(4, xd, cl.x);
+    *w = prim ? op_dnn_md_any(g->wnd, g->wdims) : op_dnn_md(g->wnd, g->wdims);
+    *y = prim && !cl.y ? op_dnn_md_any(4, yd) : op_dnn_md_layout(4, yd, cl.y);
 }
 
 /* The forward primitive descriptor (also the hint of the backward ones). */
-static int conv_fwd_pd(const conv_geom *g, bool bias, dnnl_prop_kind_t prop, const_dnnl_primitive_attr_t attr,
-                       dnnl_primitive_desc_t *pd, char *err, size_t errlen)
+static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_prop_kind_t prop,
+                       const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, char *err, size_t errlen)
 {
     dnnl_memory_desc_t x, w, y;
-    conv_mds(g, &x, &w, &y, true);
+    conv_mds(g, cl, true, &x, &w, &y);
     dnnl_memory_desc_t b = op_dnn_md(1, &g->f);
     dnnl_convolution_desc_t d;
     OP_DNN_TRY(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, &x, &w,
@@ -109,7 +118,8 @@ static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
     if (yo.n != g->x.n || yo.c != g->f || yo.h != ph || yo.w != pw)
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
     int64_t yd[4] = {g->x.n, g->f, ph, pw};
-    dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd), y_plain = op_dnn_md(4, yd);
+    dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
+    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_cl(c, &c->out[0]));
     dnnl_pooling_desc_t d;
     OP_DNN_TRY(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max,
                                               op_dnn_mem_md(p, conv_dst), &y_any, stride, kernel, pad, pad),
@@ -149,14 +159,15 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
         dnnl_primitive_attr_destroy(attr);
         return -1;
     }
+    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[0]), op_dnn_tensor_cl(c, &c->out[0])};
     dnnl_primitive_desc_t pd = NULL;
-    int rc = conv_fwd_pd(&g, a->bias, dnnl_forward_inference, attr, &pd, err, errlen);
+    int rc = conv_fwd_pd(&g, cl, a->bias, dnnl_forward_inference, attr, &pd, err, errlen);
     dnnl_primitive_attr_destroy(attr);
     if (rc) return -1;
 
     rc = -1;
     dnnl_memory_desc_t xp, wp, yp;
-    conv_mds(&g, &xp, &wp, &yp, false);
+    conv_mds(&g, cl, false, &xp, &wp, &yp);
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
     int x = op_dnn_input(p, &xp, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), OP_DNN_IN, 0,
                          err, errlen);
@@ -176,7 +187,9 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
     if (y < 0) goto done;
     if (a->residual) {
         /* the sum post-op adds what dst holds: put the residual there first */
-        int r = op_dnn_mem_bound(p, &yp, OP_DNN_IN, nin - 1, err, errlen);
+        int64_t rd[4] = {g.x.n, g.f, g.oh, g.ow};
+        dnnl_memory_desc_t rp = op_dnn_md_layout(4, rd, op_dnn_tensor_cl(c, &c->in[nin - 1]));
+        int r = op_dnn_mem_bound(p, &rp, OP_DNN_IN, nin - 1, err, errlen);
         if (r < 0 || op_dnn_reorder(p, r, y, true, err, errlen) < 0) goto done;
     }
     p->main_step = a->bias ? op_dnn_prim(p, pd, err, errlen, 4, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
@@ -193,7 +206,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build, OP_LAYOUT_PREFERS_CL);
 
 /* ---- backward data: dy, w -> dx */
 
@@ -210,12 +223,13 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: dy does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
+    conv_layouts cl = {op_dnn_tensor_cl(c, &c->out[0]), op_dnn_tensor_cl(c, &c->in[0])};
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (conv_fwd_pd(&g, false, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (conv_fwd_pd(&g, cl, false, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
-    conv_mds(&g, &xa, &wa, &ya, true);
-    conv_mds(&g, &xp, &wp, &yp, false);
+    conv_mds(&g, cl, true, &xa, &wa, &ya);
+    conv_mds(&g, cl, false, &xp, &wp, &yp);
     dnnl_convolution_desc_t d;
     dnnl_status_t s = dnnl_dilated_convolution_backward_data_desc_init(
         &d, dnnl_convolution_direct, &xa, &wa, &ya, g.stride, g.dil, g.pad, g.pad);
@@ -245,7 +259,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build, OP_LAYOUT_PREFERS_CL);
 
 /* ---- backward weights: dy, x -> dw, db */
 
@@ -265,12 +279,13 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: db must be [F]");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
+    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[1]), op_dnn_tensor_cl(c, &c->in[0])};
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (conv_fwd_pd(&g, a->bias, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (conv_fwd_pd(&g, cl, a->bias, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
-    conv_mds(&g, &xa, &wa, &ya, true);
-    conv_mds(&g, &xp, &wp, &yp, false);
+    conv_mds(&g, cl, true, &xa, &wa, &ya);
+    conv_mds(&g, cl, false, &xp, &wp, &yp);
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
     dnnl_convolution_desc_t d;
     dnnl_status_t s = dnnl_dilated_convolution_backward_weights_desc_init(
@@ -309,4 +324,4 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build, OP_LAYOUT_PREFERS_CL);

@@ -1,6 +1,7 @@
 /* oneDNN inner products: dense forward (fused activation as an eltwise post-op, fused
  * softmax as a softmax primitive run in place on the output), backward data and backward
- * weights.  The source of any rank is read as [N, F] (C,H,W order); weights take the layout
+ * weights.  The source of any rank is read as [N, F] (C,H,W order), so it must be plain (the
+ * layout pass reorders channels-last tensors before a dense layer); weights take the layout
  * oneDNN chooses, reordered from our [U, F] each run.
  *
  *   dense:             x [N,...] as [N,F], w [U,F], b [U]?  ->  y [N,U]
@@ -61,7 +62,9 @@ static int dense_build(op_dnn_prog *p, const op_call *c, char *err, size_t errle
     if (c->nin != nin || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN dense: expected %d inputs and 1 output", nin);
     dense_geom g;
-    if (dense_geom_read(&c->in[0], &c->in[1], &g, err, errlen)) return -1;
+    if (dense_geom_read(&c->in[0], &c->in[1], &g, err, errlen) ||
+        op_dnn_plain_only(&c->in[0], "dense", err, errlen))
+        return -1;
     if (op_dnn_inner(&c->out[0]) != g.u || c->out[0].d[0] != g.n)
         return op_dnn_errf(err, errlen, "oneDNN dense: output must be [N, %lld]", (long long)g.u);
     dnnl_primitive_attr_t attr;
@@ -104,7 +107,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_dense_kernel, dense_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_dense_kernel, dense_build, OP_LAYOUT_PLAIN_ONLY);
 
 /* ---- backward data: dy, w -> dx */
 
@@ -113,7 +116,9 @@ static int dense_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, siz
     if (c->nin != 2 || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN dense_bwd_data: expected 2 inputs and 1 output");
     dense_geom g;
-    if (dense_geom_read(&c->out[0], &c->in[1], &g, err, errlen)) return -1;
+    if (dense_geom_read(&c->out[0], &c->in[1], &g, err, errlen) ||
+        op_dnn_plain_only(&c->out[0], "dense_bwd_data", err, errlen))
+        return -1;
     if (c->in[0].d[0] != g.n || op_dnn_inner(&c->in[0]) != g.u)
         return op_dnn_errf(err, errlen, "oneDNN dense_bwd_data: dy must be [N, %lld]", (long long)g.u);
     dnnl_primitive_attr_t attr;
@@ -152,7 +157,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_data_kernel, dense_bwd_data_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_data_kernel, dense_bwd_data_build, OP_LAYOUT_PLAIN_ONLY);
 
 /* ---- backward weights: dy, x -> dw, db */
 
@@ -163,7 +168,9 @@ static int dense_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, 
     if (c->nin != 2 || c->nout != nout)
         return op_dnn_errf(err, errlen, "oneDNN dense_bwd_weights: expected 2 inputs and %d outputs", nout);
     dense_geom g;
-    if (dense_geom_read(&c->in[1], &c->out[0], &g, err, errlen)) return -1;
+    if (dense_geom_read(&c->in[1], &c->out[0], &g, err, errlen) ||
+        op_dnn_plain_only(&c->in[1], "dense_bwd_weights", err, errlen))
+        return -1;
     if (c->in[0].d[0] != g.n || op_dnn_inner(&c->in[0]) != g.u)
         return op_dnn_errf(err, errlen, "oneDNN dense_bwd_weights: dy must be [N, %lld]", (long long)g.u);
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != g.u))
@@ -213,4 +220,4 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_weights_kernel, dense_bwd_weights_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_weights_kernel, dense_bwd_weights_build, OP_LAYOUT_PLAIN_ONLY);

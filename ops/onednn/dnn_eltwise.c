@@ -1,4 +1,4 @@
-/* oneDNN elementwise and channel ops on plain layouts: activations (relu, sigmoid, tanh,
+/* oneDNN elementwise and channel ops, on plain or channels-last tensors: activations (relu, sigmoid, tanh,
  * leaky_relu) and act_bwd, softmax over axis 1 and softmax_bwd, add of k inputs with the
  * fused activation (a sum primitive, then an eltwise in place), concat along axis 1 and
  * concat_bwd (a reorder out of a channel slice of dy).
@@ -6,7 +6,9 @@
  *   relu/sigmoid/tanh/leaky_relu:  x -> y            act_bwd:     dy, y (or x) -> dx
  *   softmax:  x [N,C,...] -> y (over C)              softmax_bwd: dy, y -> dx
  *   add:      x1..xk -> y = act(sum)                 concat:      x1..xk [N,Ci,...] -> y
- *   concat_bwd: dy [N,Ctot,...] -> dx [N,C,...], channels [offset, offset+C) */
+ *   concat_bwd: dy [N,Ctot,...] -> dx [N,C,...], channels [offset, offset+C)
+ * The elementwise ops view their tensors flat, which holds in either layout as long as all of
+ * them share it (checked); the channel ops describe each tensor in its own layout. */
 #include "ops/onednn/dnn_common.h"
 
 /* [N, inner] view of a tensor (elementwise ops do not care about the rest). */
@@ -21,13 +23,14 @@ static bool same_numel(const op_tensor *a, const op_tensor *b)
     return (a->rank > 0 ? a->d[0] : 1) * op_dnn_inner(a) == (b->rank > 0 ? b->d[0] : 1) * op_dnn_inner(b);
 }
 
-/* [N, C, S] view (S = the product of the spatial axes), or [N, C] for rank 2. */
-static dnnl_memory_desc_t ncs_md(const op_tensor *t, int *ndims)
+/* [N, C, S] view (S = the product of the spatial axes), or [N, C] for rank 2, in plain order
+ * or (cl) channels-last [N, S, C]. */
+static dnnl_memory_desc_t ncs_md(const op_tensor *t, bool cl, int *ndims)
 {
     int64_t d[3] = {t->d[0], t->rank > 1 ? t->d[1] : 1, 1};
     for (int k = 2; k < t->rank; k++) d[2] *= t->d[k];
     *ndims = t->rank > 2 ? 3 : 2;
-    return op_dnn_md(*ndims, d);
+    return op_dnn_md_layout(*ndims, d, cl);
 }
 
 static int simple_pd(dnnl_primitive_desc_t *pd, const void *desc, const_dnnl_primitive_desc_t hint,
@@ -47,6 +50,7 @@ static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     if (c->nin != 1 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]))
         return op_dnn_errf(err, errlen, "oneDNN activation: expected x and y of one shape");
+    if (op_dnn_one_layout(c, "activation", err, errlen)) return -1;
     ir_act act = c->node->attrs.act.act;
     switch (c->node->op) {
     case IR_OP_RELU: act = IR_ACT_RELU; break;
@@ -71,7 +75,7 @@ static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     return y < 0 || p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_act_kernel, act_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_act_kernel, act_build, OP_LAYOUT_EITHER);
 
 /* act_bwd: relu and leaky_relu decide on the sign of the tensor given (y, or x when
  * alpha <= 0), which is oneDNN's relu backward "from src" applied to that tensor; sigmoid
@@ -81,6 +85,7 @@ static int act_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     if (c->nin != 2 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]) ||
         !same_numel(&c->in[0], &c->in[1]))
         return op_dnn_errf(err, errlen, "oneDNN act_bwd: expected dy, y and dx of one shape");
+    if (op_dnn_one_layout(c, "act_bwd", err, errlen)) return -1;
     const ir_act_attrs *a = &c->node->attrs.act;
     dnnl_alg_kind_t alg;
     float alpha = 0.0f;
@@ -114,7 +119,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_act_bwd_kernel, act_bwd_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_act_bwd_kernel, act_bwd_build, OP_LAYOUT_EITHER);
 
 /* ---- softmax over axis 1 */
 
@@ -122,8 +127,9 @@ static int softmax_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
 {
     if (c->nin != 1 || c->nout != 1 || c->in[0].rank < 2 || !same_numel(&c->in[0], &c->out[0]))
         return op_dnn_errf(err, errlen, "oneDNN softmax: expected x [N,C,...] and y of its shape");
+    if (op_dnn_one_layout(c, "softmax", err, errlen)) return -1;
     int nd;
-    dnnl_memory_desc_t md = ncs_md(&c->in[0], &nd);
+    dnnl_memory_desc_t md = ncs_md(&c->in[0], op_dnn_call_cl(c), &nd);
     dnnl_softmax_desc_t d;
     OP_DNN_TRY(dnnl_softmax_forward_desc_init(&d, dnnl_forward_inference, &md, 1), "softmax descriptor");
     dnnl_primitive_desc_t pd = NULL;
@@ -135,15 +141,16 @@ static int softmax_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     return y < 0 || p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_kernel, softmax_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_kernel, softmax_build, OP_LAYOUT_EITHER);
 
 static int softmax_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     if (c->nin != 2 || c->nout != 1 || c->in[0].rank < 2 || !same_numel(&c->in[0], &c->out[0]) ||
         !same_numel(&c->in[0], &c->in[1]))
         return op_dnn_errf(err, errlen, "oneDNN softmax_bwd: expected dy, y and dx of one shape");
+    if (op_dnn_one_layout(c, "softmax_bwd", err, errlen)) return -1;
     int nd;
-    dnnl_memory_desc_t md = ncs_md(&c->in[0], &nd);
+    dnnl_memory_desc_t md = ncs_md(&c->in[0], op_dnn_call_cl(c), &nd);
     dnnl_softmax_desc_t fd, bd;
     OP_DNN_TRY(dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &md, 1), "softmax descriptor");
     OP_DNN_TRY(dnnl_softmax_backward_desc_init(&bd, &md, &md, 1), "softmax backward descriptor");
@@ -165,7 +172,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_bwd_kernel, softmax_bwd_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_bwd_kernel, softmax_bwd_build, OP_LAYOUT_EITHER);
 
 /* ---- add: a sum primitive, then the activation in place */
 
@@ -173,6 +180,7 @@ static int add_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     if (c->nin < 2 || c->nin > IR_MAX_IN || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN add: expected 2 to %d inputs and 1 output", IR_MAX_IN);
+    if (op_dnn_one_layout(c, "add", err, errlen)) return -1;
     dnnl_memory_desc_t md = flat_md(&c->out[0]), srcs[IR_MAX_IN];
     float scales[IR_MAX_IN];
     int mem[IR_MAX_IN];
@@ -223,7 +231,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_add_kernel, add_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_add_kernel, add_build, OP_LAYOUT_EITHER);
 
 /* ---- concat along axis 1 and its backward */
 
@@ -237,10 +245,10 @@ static int concat_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     for (int i = 0; i < c->nin; i++) {
         if (c->in[i].rank != c->out[0].rank)
             return op_dnn_errf(err, errlen, "oneDNN concat: input %d differs in rank", i + 1);
-        srcs[i] = ncs_md(&c->in[i], &nd);
+        srcs[i] = ncs_md(&c->in[i], op_dnn_tensor_cl(c, &c->in[i]), &nd);
         ctot += c->in[i].d[1];
     }
-    dnnl_memory_desc_t ymd = ncs_md(&c->out[0], &nd);
+    dnnl_memory_desc_t ymd = ncs_md(&c->out[0], op_dnn_tensor_cl(c, &c->out[0]), &nd);
     if (ctot != c->out[0].d[1])
         return op_dnn_errf(err, errlen, "oneDNN concat: channels do not add up to the output's");
     dnnl_primitive_attr_t attr;
@@ -267,14 +275,15 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_concat_kernel, concat_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_concat_kernel, concat_build, OP_LAYOUT_EITHER);
 
 static int concat_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     if (c->nin != 1 || c->nout != 1 || c->in[0].rank < 2 || c->in[0].rank != c->out[0].rank)
         return op_dnn_errf(err, errlen, "oneDNN concat_bwd: expected dy and dx of one rank");
     int nd;
-    dnnl_memory_desc_t dymd = ncs_md(&c->in[0], &nd), dxmd = ncs_md(&c->out[0], &nd);
+    dnnl_memory_desc_t dymd = ncs_md(&c->in[0], op_dnn_tensor_cl(c, &c->in[0]), &nd);
+    dnnl_memory_desc_t dxmd = ncs_md(&c->out[0], op_dnn_tensor_cl(c, &c->out[0]), &nd);
     int64_t off = c->node->attrs.slice.offset;
     if (off < 0 || off + c->out[0].d[1] > c->in[0].d[1] || op_dnn_inner(&c->in[0]) / c->in[0].d[1] !=
                                                                 op_dnn_inner(&c->out[0]) / c->out[0].d[1])
@@ -290,4 +299,4 @@ static int concat_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t 
     return p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_concat_bwd_kernel, concat_bwd_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_concat_bwd_kernel, concat_bwd_build, OP_LAYOUT_EITHER);

@@ -31,6 +31,7 @@ const op_kernel *op_onednn_kernel(ir_op op)
     case IR_OP_CONCAT_BWD: return &op_dnn_concat_bwd_kernel;
     case IR_OP_BATCHNORM: return &op_dnn_batchnorm_kernel;
     case IR_OP_BATCHNORM_BWD: return &op_dnn_batchnorm_bwd_kernel;
+    case IR_OP_REORDER: return &op_dnn_reorder_kernel;
     default: break;
     }
     return NULL;

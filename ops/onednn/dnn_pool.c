@@ -1,7 +1,7 @@
 /* oneDNN pooling: max and average (padding counted, pooling_avg_include_padding), global
- * average (average pooling over the whole plane) and their backward.  Tensors stay in our
- * plain NCHW layout (pooling is bandwidth-bound; oneDNN's jit pooling handles NCHW); 1-D
- * pools run as 2-D ones of height 1, reading size/stride/pad at index 1 as convolutions do.
+ * average (average pooling over the whole plane) and their backward.  Tensors are used in
+ * their own layout, plain NCHW or channels-last NHWC (pooling is bandwidth-bound; oneDNN's jit
+ * pooling handles both, no reorder); 1-D pools run as 2-D ones of height 1, reading size/stride/pad at index 1 as convolutions do.
  * Max-pool backward needs oneDNN's workspace (which element won each window): it runs a
  * forward-training pooling of x first, then the backward primitive.
  *
@@ -54,18 +54,19 @@ static int pool_check_out(const pool_geom *g, const op_tensor *yt, char *err, si
     return 0;
 }
 
-static void pool_mds(const pool_geom *g, dnnl_memory_desc_t *x, dnnl_memory_desc_t *y)
+/* The descriptors of the source side (x, dx) and the pooled side (y, dy) in the call's layout. */
+static void pool_mds(const pool_geom *g, bool cl, dnnl_memory_desc_t *x, dnnl_memory_desc_t *y)
 {
     int64_t xd[4] = {g->x.n, g->x.c, g->x.h, g->x.w}, yd[4] = {g->x.n, g->x.c, g->oh, g->ow};
-    *x = op_dnn_md(4, xd);
-    *y = op_dnn_md(4, yd);
+    *x = op_dnn_md_layout(4, xd, cl);
+    *y = op_dnn_md_layout(4, yd, cl);
 }
 
-static int pool_fwd_pd(const pool_geom *g, dnnl_prop_kind_t prop, dnnl_alg_kind_t alg, dnnl_primitive_desc_t *pd,
-                       char *err, size_t errlen)
+static int pool_fwd_pd(const pool_geom *g, bool cl, dnnl_prop_kind_t prop, dnnl_alg_kind_t alg,
+                       dnnl_primitive_desc_t *pd, char *err, size_t errlen)
 {
     dnnl_memory_desc_t x, y;
-    pool_mds(g, &x, &y);
+    pool_mds(g, cl, &x, &y);
     dnnl_pooling_desc_t d;
     OP_DNN_TRY(dnnl_pooling_forward_desc_init(&d, prop, alg, &x, &y, g->stride, g->kernel, g->pad, g->pad),
                "pooling descriptor");
@@ -85,12 +86,14 @@ static int pool_build_fwd(op_dnn_prog *p, const op_call *c, dnnl_alg_kind_t alg,
     if (c->nin != 1 || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN pool: expected 1 input and 1 output");
     pool_geom g;
-    if (pool_geom_read(c, &c->in[0], global, &g, err, errlen) || pool_check_out(&g, &c->out[0], err, errlen))
+    if (pool_geom_read(c, &c->in[0], global, &g, err, errlen) || pool_check_out(&g, &c->out[0], err, errlen) ||
+        op_dnn_one_layout(c, "pool", err, errlen))
         return -1;
+    bool cl = op_dnn_call_cl(c);
     dnnl_primitive_desc_t pd = NULL;
-    if (pool_fwd_pd(&g, dnnl_forward_inference, alg, &pd, err, errlen)) return -1;
+    if (pool_fwd_pd(&g, cl, dnnl_forward_inference, alg, &pd, err, errlen)) return -1;
     dnnl_memory_desc_t xp, yp;
-    pool_mds(&g, &xp, &yp);
+    pool_mds(&g, cl, &xp, &yp);
     int x = op_dnn_mem_bound(p, &xp, OP_DNN_IN, 0, err, errlen);
     int y = x < 0 ? -1 : op_dnn_mem_bound(p, &yp, OP_DNN_OUT, 0, err, errlen);
     if (y >= 0) p->main_step = op_dnn_prim(p, pd, err, errlen, 2, DNNL_ARG_SRC, x, DNNL_ARG_DST, y);
@@ -113,9 +116,9 @@ static int global_avgpool_build(op_dnn_prog *p, const op_call *c, char *err, siz
     return pool_build_fwd(p, c, dnnl_pooling_avg_include_padding, true, err, errlen);
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_kernel, maxpool_build);
-OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_kernel, avgpool_build);
-OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_kernel, global_avgpool_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_kernel, maxpool_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_kernel, avgpool_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_kernel, global_avgpool_build, OP_LAYOUT_EITHER);
 
 /* ---- backward */
 
@@ -134,11 +137,13 @@ static int pool_build_bwd(op_dnn_prog *p, const op_call *c, dnnl_alg_kind_t alg,
         if (x.n != g.x.n || x.c != g.x.c || x.h != g.x.h || x.w != g.x.w)
             return op_dnn_errf(err, errlen, "oneDNN maxpool_bwd: x and dx differ in shape");
     }
+    if (op_dnn_one_layout(c, "pool backward", err, errlen)) return -1;
+    bool cl = op_dnn_call_cl(c);
     dnnl_memory_desc_t xp, yp;
-    pool_mds(&g, &xp, &yp);
+    pool_mds(&g, cl, &xp, &yp);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (pool_fwd_pd(&g, dnnl_forward_training, alg, &hint, err, errlen)) return -1;
+    if (pool_fwd_pd(&g, cl, dnnl_forward_training, alg, &hint, err, errlen)) return -1;
     dnnl_pooling_desc_t d;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_status_t s = dnnl_pooling_backward_desc_init(&d, alg, &xp, &yp, g.stride, g.kernel, g.pad, g.pad);
@@ -190,6 +195,6 @@ static int global_avgpool_bwd_build(op_dnn_prog *p, const op_call *c, char *err,
     return pool_build_bwd(p, c, dnnl_pooling_avg_include_padding, true, err, errlen);
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_bwd_kernel, maxpool_bwd_build);
-OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_bwd_kernel, avgpool_bwd_build);
-OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_bwd_kernel, global_avgpool_bwd_build);
+OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_bwd_kernel, maxpool_bwd_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_bwd_kernel, avgpool_bwd_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_bwd_kernel, global_avgpool_bwd_build, OP_LAYOUT_EITHER);

@@ -1,0 +1,305 @@
+/* Benchmark of the native SIMD kernels (ops/native/) against the reference kernels and, when
+ * the build has it, oneDNN's (op_kernel_get(op, OP_BACKEND_ONEDNN), its whole run: reorders
+ * from and to NCHW/OIHW included).  For each case and thread count (1, then 2: both
+ * omp_set_num_threads and op_call.nthreads) it prints GFLOP/s (a multiply-add counts 2), the
+ * median of RUNS timed runs, each run repeating the call until it lasts about 20 ms (the
+ * reference: one call per run).  Native is measured at every ISA level the CPU has.
+ *
+ *   bench_native [--no-ref] [--bwd] [case-name filter]
+ * --no-ref skips the (slow) reference; --bwd adds the backward kernels (data and weights) of
+ * every case.  Compare with /work/shared/perf-anchors.md: peak 117 GFLOP/s per core. */
+#include <math.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ops/kernels.h"
+#include "ops/native/native.h"
+
+#define RUNS 11
+#define RUN_SECONDS 0.02
+
+typedef struct bcase {
+    const char *name;
+    int64_t n, c, h, w, f, k, pad;
+    int64_t units; /* > 0: dense [n, c] -> [n, units] */
+} bcase;
+
+static const bcase cases[] = {
+    {"conv 3x3 64->64 56x56 b1", 1, 64, 56, 56, 64, 3, 1, 0},
+    {"conv 3x3 128->128 16x16 b8", 8, 128, 16, 16, 128, 3, 1, 0},
+    {"LeNet c1 1->6 k5 28x28 p2 b64", 64, 1, 28, 28, 6, 5, 2, 0},
+    {"LeNet c2 6->16 k5 14x14 b64", 64, 6, 14, 14, 16, 5, 0, 0},
+    {"dense 64x1024->1024", 64, 1024, 1, 1, 0, 0, 0, 1024},
+};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static float *random_buffer(int64_t n, unsigned *seed)
+{
+    float *p = aligned_alloc(64, ((size_t)(n > 0 ? n : 1) * sizeof(float) + 63) / 64 * 64);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < n; i++)
+        p[i] = (float)rand_r(seed) / (float)RAND_MAX - 0.5f;
+    return p;
+}
+
+static void set_t(op_tensor *t, float *data, int rank, const int64_t *d)
+{
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->rank = rank;
+    for (int i = 0; i < rank; i++)
+        t->d[i] = d[i];
+}
+
+typedef enum which { FWD, BWD_DATA, BWD_WEIGHTS } which;
+
+/* One call of a case, with its buffers. */
+typedef struct bcall {
+    ir_node node;
+    op_call c;
+    float *bufs[8];
+    int nbufs;
+    double flops;
+} bcall;
+
+static float *buf(bcall *b, int64_t n, unsigned *seed)
+{
+    return b->bufs[b->nbufs++] = random_buffer(n, seed);
+}
+
+static void make_call(bcall *b, const bcase *bc, which w, int nt)
+{
+    memset(b, 0, sizeof *b);
+    unsigned seed = 42;
+    op_call *c = &b->c;
+    if (bc->units > 0) {
+        int64_t x[2] = {bc->n, bc->c}, wt[2] = {bc->units, bc->c}, bias[1] = {bc->units};
+        int64_t y[2] = {bc->n, bc->units};
+        b->node.attrs.dense.units = bc->units;
+        b->node.attrs.dense.bias = w != BWD_DATA;
+        b->flops = 2.0 * (double)bc->n * (double)bc->c * (double)bc->units;
+        switch (w) {
+        case FWD:
+            b->node.op = IR_OP_DENSE;
+            set_t(&c->in[0], buf(b, bc->n * bc->c, &seed), 2, x);
+            set_t(&c->in[1], buf(b, bc->units * bc->c, &seed), 2, wt);
+            set_t(&c->in[2], buf(b, bc->units, &seed), 1, bias);
+            set_t(&c->out[0], buf(b, bc->n * bc->units, &seed), 2, y);
+            c->nin = 3;
+            c->nout = 1;
+            break;
+        case BWD_DATA:
+            b->node.op = IR_OP_DENSE_BWD_DATA;
+            set_t(&c->in[0], buf(b, bc->n * bc->units, &seed), 2, y);
+            set_t(&c->in[1], buf(b, bc->units * bc->c, &seed), 2, wt);
+            set_t(&c->out[0], buf(b, bc->n * bc->c, &seed), 2, x);
+            c->nin = 2;
+            c->nout = 1;
+            break;
+        case BWD_WEIGHTS:
+            b->node.op = IR_OP_DENSE_BWD_WEIGHTS;
+            set_t(&c->in[0], buf(b, bc->n * bc->units, &seed), 2, y);
+            set_t(&c->in[1], buf(b, bc->n * bc->c, &seed), 2, x);
+            set_t(&c->out[0], buf(b, bc->units * bc->c, &seed), 2, wt);
+            set_t(&c->out[1], buf(b, bc->units, &seed), 1, bias);
+            c->nin = 2;
+            c->nout = 2;
+            break;
+        }
+    } else {
+        ir_conv_attrs *a = &b->node.attrs.conv;
+        a->sdims = 2;
+        a->filters = bc->f;
+        a->kernel[0] = a->kernel[1] = bc->k;
+        a->stride[0] = a->stride[1] = 1;
+        a->pad[0] = a->pad[1] = bc->pad;
+        a->dilation[0] = a->dilation[1] = 1;
+        a->groups = 1;
+        a->bias = true;
+        int64_t oh = bc->h + 2 * bc->pad - bc->k + 1, ow = bc->w + 2 * bc->pad - bc->k + 1;
+        int64_t x[4] = {bc->n, bc->c, bc->h, bc->w}, wt[4] = {bc->f, bc->c, bc->k, bc->k};
+        int64_t bias[1] = {bc->f}, y[4] = {bc->n, bc->f, oh, ow};
+        b->flops = 2.0 * (double)(bc->n * bc->f * oh * ow) * (double)(bc->c * bc->k * bc->k);
+        switch (w) {
+        case FWD:
+            b->node.op = IR_OP_CONV2D;
+            set_t(&c->in[0], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
+            set_t(&c->in[1], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
+            set_t(&c->in[2], buf(b, bc->f, &seed), 1, bias);
+            set_t(&c->out[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
+            c->nin = 3;
+            c->nout = 1;
+            break;
+        case BWD_DATA:
+            b->node.op = IR_OP_CONV_BWD_DATA;
+            a->bias = false;
+            set_t(&c->in[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
+            set_t(&c->in[1], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
+            set_t(&c->out[0], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
+            c->nin = 2;
+            c->nout = 1;
+            break;
+        case BWD_WEIGHTS:
+            b->node.op = IR_OP_CONV_BWD_WEIGHTS;
+            set_t(&c->in[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
+            set_t(&c->in[1], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
+            set_t(&c->out[0], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
+            set_t(&c->out[1], buf(b, bc->f, &seed), 1, bias);
+            c->nin = 2;
+            c->nout = 2;
+            break;
+        }
+    }
+    c->node = &b->node;
+    c->batch = bc->n;
+    c->nthreads = nt;
+}
+
+static void free_call(bcall *b)
+{
+    for (int i = 0; i < b->nbufs; i++)
+        free(b->bufs[i]);
+}
+
+static void run_or_die(const op_kernel *k, op_call *c, const char *what)
+{
+    char err[512];
+    if (k->run(c, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: %s\n", what, err);
+        exit(1);
+    }
+}
+
+/* Median GFLOP/s of kernel k on call b (prepare/scratch as the runtime does), or NAN. */
+static double measure(const op_kernel *k, bcall *b, bool single, const char *what)
+{
+    if (!k)
+        return NAN;
+    op_call *c = &b->c;
+    char err[512];
+    c->state = NULL;
+    c->scratch = NULL;
+    if (k->prepare && k->prepare(c, err, sizeof err) != 0) {
+        fprintf(stderr, "%s: prepare: %s\n", what, err);
+        exit(1);
+    }
+    void *scratch = NULL;
+    if (k->scratch) {
+        size_t bytes = k->scratch(c);
+        if (bytes) {
+            scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+            c->scratch = scratch;
+        }
+    }
+    run_or_die(k, c, what); /* warm up: caches, pages, oneDNN's first reorders */
+    int iters = 1;
+    if (!single) {
+        for (;;) {
+            double t0 = now();
+            for (int i = 0; i < iters; i++)
+                run_or_die(k, c, what);
+            if (now() - t0 >= RUN_SECONDS || iters >= (1 << 20))
+                break;
+            iters *= 2;
+        }
+    }
+    double rate[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now();
+        for (int i = 0; i < iters; i++)
+            run_or_die(k, c, what);
+        double dt = (now() - t0) / iters;
+        rate[r] = b->flops / dt * 1e-9;
+    }
+    qsort(rate, RUNS, sizeof rate[0], cmp_double);
+    if (k->release)
+        k->release(c->state);
+    c->state = NULL;
+    c->scratch = NULL;
+    free(scratch);
+    return rate[RUNS / 2];
+}
+
+static void print_gf(double v)
+{
+    if (isnan(v))
+        printf(" %9s", "-");
+    else
+        printf(" %9.1f", v);
+}
+
+int main(int argc, char **argv)
+{
+    bool ref = true, bwd = false;
+    const char *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--no-ref") == 0)
+            ref = false;
+        else if (strcmp(argv[i], "--bwd") == 0)
+            bwd = true;
+        else
+            filter = argv[i];
+    }
+    op_native_isa_level top = op_native_isa_supported();
+    printf("GFLOP/s, median of %d runs; native ISA levels up to %s; peak 117 per core\n", RUNS,
+           op_native_isa_name(top));
+    printf("%-34s %3s", "case", "thr");
+    for (int l = (int)top; l >= 0; l--) {
+        char h[32];
+        snprintf(h, sizeof h, "nat-%s", op_native_isa_name((op_native_isa_level)l));
+        printf(" %9s", h);
+    }
+    printf(" %9s %9s\n", "ref", "onednn");
+    static const char *const wname[] = {"", " bwd-data", " bwd-wts"};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const bcase *bc = &cases[ci];
+        if (filter && !strstr(bc->name, filter))
+            continue;
+        for (int w = FWD; w <= (bwd ? BWD_WEIGHTS : FWD); w++) {
+            for (int nt = 1; nt <= 2; nt++) {
+                bcall b;
+                make_call(&b, bc, (which)w, nt);
+                omp_set_num_threads(nt);
+                char label[80];
+                snprintf(label, sizeof label, "%s%s", bc->name, wname[w]);
+                printf("%-34s %3d", label, nt);
+                fflush(stdout);
+                for (int l = (int)top; l >= 0; l--) {
+                    op_native_force_isa((op_native_isa_level)l);
+                    print_gf(measure(op_kernel_get(b.node.op, OP_BACKEND_NATIVE), &b, false,
+                                     "native"));
+                    fflush(stdout);
+                }
+                op_native_force_isa(top);
+                print_gf(ref ? measure(op_kernel_get(b.node.op, OP_BACKEND_REF), &b, true, "ref")
+                             : NAN);
+                fflush(stdout);
+                print_gf(measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false,
+                                 "onednn"));
+                printf("\n");
+                fflush(stdout);
+                free_call(&b);
+            }
+        }
+    }
+    return 0;
+}

@@ -1,0 +1,192 @@
+/* Layout choice: keeps activations in channels-last order (NHWC, NWC) between the kernels
+ * that take it, and inserts reorder nodes only where a value must change order.
+ *
+ * Which kernel runs a node is known here (plan_choose_backend, the planner's own choice), and
+ * each kernel declares what it takes (op_kernel.layouts).  In schedule order, each live node
+ * gets a layout:
+ *   - a kernel that takes plain tensors only (reference kernels, flatten, dense, losses) runs
+ *     plain;
+ *   - a kernel clearly faster in channels-last (oneDNN convolutions) runs channels-last;
+ *   - a kernel indifferent to the layout (oneDNN pools, activations, add, batchnorm, concat,
+ *     softmax and their backward) follows its inputs: channels-last when at least half of its
+ *     layout-bearing inputs are (or it has none), so a chain of them never flips order.
+ * A node's layout-bearing outputs take its layout.  Layout-bearing means a batched value of
+ * shape [C, L] or [C, H, W] with more than one channel and more than one position: for the
+ * others (vectors, one channel, one position) both orders are the same bytes, so they stay
+ * plain and are never reordered.  Values made by no node (graph inputs, labels) are plain.
+ *
+ * Then every read of a value in the other order than the reader's goes through a reorder:
+ * one per value and target order, placed just before the first node that needs it and shared
+ * by every later reader (gradients are ordinary values, so training graphs follow the same
+ * rule).  Graph outputs must be plain for the public API: a channels-last output is reordered
+ * at the end and the output points at the plain copy.  The graph's node order stays a valid
+ * schedule (a reorder comes after the value's maker and before its reader).
+ *
+ * Runs last: it needs the final nodes.  Gradients are made before the passes run, so a
+ * reorder never needs a gradient rule. */
+#include "compiler/passes.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/plan.h"
+#include "compiler/registry.h"
+#include "ops/kernels.h"
+
+/* A value whose two orders are different bytes (see the header comment). */
+static bool layout_bearing(const ir_value *v)
+{
+    if (!v->batched || v->shape.rank < 2)
+        return false;
+    int64_t spatial = 1;
+    for (int k = 1; k < v->shape.rank; k++)
+        spatial *= v->shape.d[k];
+    return v->shape.d[0] > 1 && spatial > 1;
+}
+
+static op_layout_support node_support(const ir_node *nd, plan_backend_choice c)
+{
+    const op_kernel *k = op_kernel_get(nd->op, plan_choose_backend(nd->op, c));
+    return k ? k->layouts : OP_LAYOUT_PLAIN_ONLY;
+}
+
+/* Decides every live node's layout (cl[n]) and sets the layouts of the values they make. */
+static void choose_layouts(ir_graph *g, plan_backend_choice backend, bool *cl)
+{
+    for (int v = 0; v < g->nvals; v++)
+        g->vals[v].layout = IR_LAYOUT_PLAIN;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        cl[n] = false;
+        if (nd->dead)
+            continue;
+        switch (node_support(nd, backend)) {
+        case OP_LAYOUT_PLAIN_ONLY:
+            break;
+        case OP_LAYOUT_PREFERS_CL:
+            cl[n] = true;
+            break;
+        case OP_LAYOUT_EITHER: {
+            int ncl = 0, nplain = 0;
+            for (int k = 0; k < nd->nin; k++) {
+                const ir_value *v = &g->vals[nd->in[k]];
+                if (layout_bearing(v) && v->layout == IR_LAYOUT_NHWC)
+                    ncl++;
+                else if (layout_bearing(v))
+                    nplain++;
+            }
+            cl[n] = ncl >= nplain;
+            break;
+        }
+        }
+        if (cl[n])
+            for (int k = 0; k < nd->nout; k++)
+                if (layout_bearing(&g->vals[nd->out[k]]))
+                    g->vals[nd->out[k]].layout = IR_LAYOUT_NHWC;
+    }
+}
+
+typedef struct rewrite {
+    ir_graph *g;
+    ir_node *nodes;       /* the new node list */
+    int nnodes, cap;
+    int *copy[2];         /* per original value: its copy in plain [0] / channels-last [1], or -1 */
+    int nvals0;           /* values before the pass */
+    int made;             /* reorders made */
+} rewrite;
+
+/* The copy of value v in layout `to`, made by a reorder appended to the new list now if there
+ * is none yet.  Returns the value, or -1 when out of memory. */
+static int copy_in(rewrite *r, int v, ir_layout to)
+{
+    int *slot = &r->copy[to == IR_LAYOUT_NHWC][v];
+    if (*slot >= 0)
+        return *slot;
+    ir_graph *g = r->g;
+    const ir_value src = g->vals[v];
+    const char *order = to == IR_LAYOUT_NHWC ? (src.shape.rank == 2 ? "nwc" : "nhwc")
+                                              : (src.shape.rank == 2 ? "ncl" : "nchw");
+    char name[IR_NAME_MAX];
+    snprintf(name, sizeof name, "%.*s.%s", IR_NAME_MAX - 6, src.name, order);
+    /* the copy is an activation like its source, but never an input or label (those are
+     * pinned and the public API's) */
+    ir_valkind kind = src.kind == IR_VAL_INPUT || src.kind == IR_VAL_LABEL ? IR_VAL_ACT : src.kind;
+    int c = ir_add_value(g, kind, &src.shape, true, name);
+    if (c < 0 || r->nnodes >= r->cap)
+        return -1;
+    g->vals[c].layout = to;
+    ir_node *nd = &r->nodes[r->nnodes];
+    memset(nd, 0, sizeof *nd);
+    nd->op = IR_OP_REORDER;
+    nd->attrs.reorder.from = src.layout;
+    nd->attrs.reorder.to = to;
+    nd->nin = 1;
+    nd->in[0] = v;
+    nd->nout = 1;
+    nd->out[0] = c;
+    snprintf(nd->name, sizeof nd->name, "reorder_%d", ++r->made);
+    g->vals[c].producer = r->nnodes++;
+    *slot = c;
+    return c;
+}
+
+int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    rewrite r = {.g = g, .nvals0 = g->nvals};
+    /* at most one reorder per value and order */
+    r.cap = g->nnodes + 2 * g->nvals + 1;
+    r.nodes = malloc(sizeof(ir_node) * (size_t)r.cap);
+    r.copy[0] = malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    r.copy[1] = malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    int *newidx = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
+    bool *cl = malloc(sizeof(bool) * (size_t)(g->nnodes + 1));
+    if (!r.nodes || !r.copy[0] || !r.copy[1] || !newidx || !cl)
+        goto oom;
+    for (int v = 0; v < g->nvals; v++)
+        r.copy[0][v] = r.copy[1][v] = -1;
+    choose_layouts(g, ctx->backend, cl);
+
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node nd = g->nodes[n];
+        if (!nd.dead) {
+            ir_layout want = cl[n] ? IR_LAYOUT_NHWC : IR_LAYOUT_PLAIN;
+            for (int k = 0; k < nd.nin; k++) {
+                int v = nd.in[k];
+                if (v >= r.nvals0 || !layout_bearing(&g->vals[v]) || g->vals[v].layout == want)
+                    continue;
+                if ((nd.in[k] = copy_in(&r, v, want)) < 0)
+                    goto oom;
+            }
+        }
+        newidx[n] = r.nnodes;
+        r.nodes[r.nnodes++] = nd;
+    }
+    for (int i = 0; i < g->noutputs; i++) {
+        int v = g->outputs[i];
+        if (g->vals[v].layout == IR_LAYOUT_NHWC && (g->outputs[i] = copy_in(&r, v, IR_LAYOUT_PLAIN)) < 0)
+            goto oom;
+    }
+    /* the new list replaces the old; producers move with their nodes */
+    for (int v = 0; v < r.nvals0; v++)
+        if (g->vals[v].producer >= 0)
+            g->vals[v].producer = newidx[g->vals[v].producer];
+    free(g->nodes);
+    g->nodes = r.nodes;
+    g->nnodes = r.nnodes;
+    g->capnodes = r.cap;
+    *changes += r.made;
+    free(r.copy[0]);
+    free(r.copy[1]);
+    free(newidx);
+    free(cl);
+    return 0;
+oom:
+    free(r.nodes);
+    free(r.copy[0]);
+    free(r.copy[1]);
+    free(newidx);
+    free(cl);
+    snprintf(err, errlen, "out of memory in the layout pass");
+    return -1;
+}

@@ -1,0 +1,100 @@
+/* The native backend's op table and its ISA choice.  The level is decided once (pthread_once)
+ * from __builtin_cpu_supports: AVX-512 (avx512f + avx512vl + fma), AVX2 (avx2 + fma), else
+ * scalar; CNN_ISA=avx512|avx2|scalar in the environment lowers it (a higher level than the CPU
+ * has is ignored).  op_native_force_isa() changes it afterwards, for tests and benchmarks. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/native/native.h"
+#include "ops/native/native_ops.h"
+
+static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
+static op_native_isa_level isa_supported = OP_NATIVE_SCALAR;
+static _Atomic int isa_active = OP_NATIVE_SCALAR;
+
+static const char *const isa_names[OP_NATIVE_ISA_COUNT] = {
+    [OP_NATIVE_SCALAR] = "scalar",
+    [OP_NATIVE_AVX2] = "avx2",
+    [OP_NATIVE_AVX512] = "avx512",
+};
+
+static void isa_init(void)
+{
+    op_native_isa_level best = OP_NATIVE_SCALAR;
+#ifdef OP_NATIVE_HAVE_X86
+    __builtin_cpu_init();
+    bool fma = __builtin_cpu_supports("fma");
+    if (fma && __builtin_cpu_supports("avx2"))
+        best = OP_NATIVE_AVX2;
+    if (fma && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        best = OP_NATIVE_AVX512;
+#endif
+    isa_supported = best;
+    op_native_isa_level use = best;
+    const char *env = getenv("CNN_ISA");
+    if (env) {
+        for (int l = 0; l < OP_NATIVE_ISA_COUNT; l++)
+            if (strcmp(env, isa_names[l]) == 0 && (op_native_isa_level)l < use)
+                use = (op_native_isa_level)l;
+    }
+    atomic_store(&isa_active, (int)use);
+}
+
+op_native_isa_level op_native_isa_supported(void)
+{
+    pthread_once(&isa_once, isa_init);
+    return isa_supported;
+}
+
+op_native_isa_level op_native_isa_active(void)
+{
+    pthread_once(&isa_once, isa_init);
+    return (op_native_isa_level)atomic_load(&isa_active);
+}
+
+const char *op_native_isa_name(op_native_isa_level level)
+{
+    if ((int)level < 0 || level >= OP_NATIVE_ISA_COUNT)
+        return "unknown";
+    return isa_names[level];
+}
+
+int op_native_force_isa(op_native_isa_level level)
+{
+    if ((int)level < 0 || level > op_native_isa_supported())
+        return -1;
+    atomic_store(&isa_active, (int)level);
+    return 0;
+}
+
+const op_native_isa *op_native_isa_table(void)
+{
+    switch (op_native_isa_active()) {
+#ifdef OP_NATIVE_HAVE_X86
+    case OP_NATIVE_AVX512: return &op_native_isa_avx512;
+    case OP_NATIVE_AVX2: return &op_native_isa_avx2;
+#endif
+    default: return &op_native_isa_scalar;
+    }
+}
+
+#define K(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch}
+
+static const op_kernel native_kernels[IR_OP_COUNT] = {
+    [IR_OP_CONV1D] = K(conv),
+    [IR_OP_CONV2D] = K(conv),
+    [IR_OP_CONV_BWD_DATA] = K(conv_bwd_data),
+    [IR_OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
+    [IR_OP_DENSE] = K(dense),
+    [IR_OP_DENSE_BWD_DATA] = K(dense_bwd_data),
+    [IR_OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
+};
+
+const op_kernel *op_native_kernel(ir_op op)
+{
+    if ((int)op < 0 || op >= IR_OP_COUNT)
+        return NULL;
+    return native_kernels[op].run ? &native_kernels[op] : NULL;
+}

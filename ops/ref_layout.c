@@ -1,0 +1,53 @@
+/* Reference reorder: moves a batched activation between the plain order (NCHW, NCL) and
+ * channels-last (NHWC, NWC).  The only reference kernel that sees channels-last tensors: the
+ * layout pass (compiler/pass_layout.c) inserts it where a oneDNN region meets the rest. */
+#include <string.h>
+
+#include "ops/ref_common.h"
+
+/* x [N,C,S...] -> y of the same shape; attrs.reorder says from which order to which, and the
+ * tensors' layout fields must agree.  Plain index (n*C + c)*S + s, channels-last (n*S + s)*C + c. */
+OP_REF_KERNEL(op_ref_reorder)
+{
+    const char *name = "reorder";
+    char s1[64], s2[64];
+    if (!c->node)
+        return ref_fail(err, errlen, "%s: call has no node (attributes)", name);
+    if (c->nin != 1 || c->nout != 1)
+        return ref_fail(err, errlen, "%s: expected 1 input and 1 output, got %d and %d", name, c->nin, c->nout);
+    const op_tensor *x = &c->in[0], *y = &c->out[0];
+    if (!ref_same_shape(x, y) || x->rank < 1 || x->rank > OP_MAX_DIMS)
+        return ref_fail(err, errlen, "%s: output %s differs from input %s", name, ref_shape_str(y, s1, sizeof s1),
+                        ref_shape_str(x, s2, sizeof s2));
+    const ir_reorder_attrs *a = &c->node->attrs.reorder;
+    if ((int)a->from != x->layout || (int)a->to != y->layout)
+        return ref_fail(err, errlen, "%s: attributes say layout %d -> %d, the tensors are %d -> %d", name,
+                        (int)a->from, (int)a->to, x->layout, y->layout);
+    int64_t total = ref_numel(x);
+    if (total == 0)
+        return 0;
+    if (!x->data || !y->data)
+        return ref_fail(err, errlen, "%s: a tensor has no data", name);
+    if (x->data == y->data)
+        return ref_fail(err, errlen, "%s: output aliases the input", name);
+    if (a->from == a->to || x->rank < 3) {
+        memcpy(y->data, x->data, (size_t)total * sizeof(float));
+        return 0;
+    }
+    int64_t n = x->d[0], ch = x->d[1], sp = ref_spatial(x);
+    bool to_cl = a->to == IR_LAYOUT_NHWC;
+    const float *src = x->data;
+    float *dst = y->data;
+
+#pragma omp parallel for collapse(2) schedule(static) num_threads(ref_threads(c))
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t s = 0; s < sp; s++)
+            for (int64_t k = 0; k < ch; k++) {
+                int64_t plain = (b * ch + k) * sp + s, cl = (b * sp + s) * ch + k;
+                if (to_cl)
+                    dst[cl] = src[plain];
+                else
+                    dst[plain] = src[cl];
+            }
+    return 0;
+}

@@ -1,0 +1,680 @@
+/* The native SIMD kernels (ops/native/) against the reference kernels (ops/ref_*.c): random
+ * inputs on many shapes (C = 3, 5, 7, 17; H, W = 1, 5, 13; F not a multiple of any vector
+ * width; stride 2 and 3, padding, dilation 2, groups 2 and 3, depthwise; 1-D and 2-D; batch 1
+ * and 7; bias on and off; every fused epilogue; shapes large enough for several K blocks,
+ * column chunks and row blocks), at every ISA level this CPU supports, at 1 and 2 threads.
+ *
+ * Agreement, for every output tensor y of a call and the reference's r:
+ *     max_i |y_i - r_i| <= 1e-5 * max_i |r_i|
+ * (NaN anywhere fails; outputs are filled with NaN before the run, so an unwritten element
+ * fails too).  Inputs must be unchanged by the run.  At one ISA level the results at 1 and 2
+ * threads must be bitwise equal (the kernels sum each element in an order fixed by the
+ * shapes).  The 2-thread runs use the scratch the kernel asks for through scratch(), the
+ * 1-thread runs let the kernel allocate its own. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ops/kernels.h"
+#include "ops/native/native.h"
+#include "ops/ref.h"
+
+#define RTOL 1e-5
+
+typedef struct tspec {
+    int rank;
+    int64_t d[OP_MAX_DIMS];
+} tspec;
+
+typedef struct tcase {
+    ir_node node;
+    int nin, nout;
+    tspec in[IR_MAX_IN], out[IR_MAX_OUT];
+    int residual_in_place; /* the residual input (index) is also the output's memory, or -1 */
+} tcase;
+
+static tspec ts(int rank, const int64_t *d)
+{
+    tspec t = {.rank = rank};
+    for (int i = 0; i < rank; i++)
+        t.d[i] = d[i];
+    return t;
+}
+#define TS(...) ts((int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)), \
+                   (const int64_t[]){__VA_ARGS__})
+
+static int64_t numel(const tspec *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++)
+        n *= t->d[i];
+    return n;
+}
+
+static size_t bytes_of(const tspec *t)
+{
+    int64_t n = numel(t);
+    return (size_t)(n > 0 ? n : 1) * sizeof(float);
+}
+
+/* ---- a seeded generator: uniform in [-1, 1) */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static uint64_t label_seed(const char *label)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = label; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static float *alloc_random(const tspec *t, uint64_t *s)
+{
+    float *p = malloc(bytes_of(t));
+    cr_assert_not_null(p);
+    for (int64_t i = 0; i < numel(t); i++)
+        p[i] = (float)((double)(rng_next(s) >> 11) * (2.0 / 9007199254740992.0) - 1.0);
+    return p;
+}
+
+static float *alloc_nan(const tspec *t)
+{
+    float *p = malloc(bytes_of(t));
+    cr_assert_not_null(p);
+    for (int64_t i = 0; i < numel(t); i++)
+        p[i] = NAN;
+    return p;
+}
+
+static float *clone(const float *src, const tspec *t)
+{
+    float *p = malloc(bytes_of(t));
+    cr_assert_not_null(p);
+    memcpy(p, src, bytes_of(t));
+    return p;
+}
+
+static void make_call(op_call *c, const tcase *tc, int nthreads)
+{
+    memset(c, 0, sizeof *c);
+    c->node = &tc->node;
+    c->nin = tc->nin;
+    c->nout = tc->nout;
+    c->batch = tc->in[0].d[0];
+    c->nthreads = nthreads;
+    for (int i = 0; i < tc->nin; i++) {
+        c->in[i].rank = tc->in[i].rank;
+        memcpy(c->in[i].d, tc->in[i].d, sizeof c->in[i].d);
+    }
+    for (int i = 0; i < tc->nout; i++) {
+        c->out[i].rank = tc->out[i].rank;
+        memcpy(c->out[i].d, tc->out[i].d, sizeof c->out[i].d);
+    }
+}
+
+/* max |got - ref| <= RTOL * max |ref|, NaN failing */
+static void expect_close(const float *got, const float *ref, int64_t n, const char *label,
+                         const char *what, int idx)
+{
+    double maxref = 0.0, maxdiff = 0.0;
+    int64_t worst = 0;
+    for (int64_t i = 0; i < n; i++) {
+        if (fabs(ref[i]) > maxref)
+            maxref = fabs(ref[i]);
+        double d = fabs((double)got[i] - (double)ref[i]);
+        if (!(d <= maxdiff)) {
+            maxdiff = isnan(d) ? INFINITY : d;
+            worst = i;
+        }
+    }
+    cr_assert(maxdiff <= RTOL * maxref || (maxdiff == 0.0 && maxref == 0.0),
+              "%s: %s %d: max |diff| %g at %lld (native %.9g, ref %.9g), max |ref| %g", label,
+              what, idx, maxdiff, (long long)worst, n > 0 ? (double)got[worst] : 0.0,
+              n > 0 ? (double)ref[worst] : 0.0, maxref);
+}
+
+/* Runs the case through the reference, then through the native kernel at every ISA level
+ * and at 1 and 2 threads; see the file comment for what is checked. */
+static void check_case(const tcase *tc, const char *label)
+{
+    const op_kernel *ref = op_kernel_get(tc->node.op, OP_BACKEND_REF);
+    const op_kernel *nat = op_kernel_get(tc->node.op, OP_BACKEND_NATIVE);
+    cr_assert_not_null(ref, "%s: no reference kernel", label);
+    cr_assert_not_null(nat, "%s: no native kernel", label);
+    cr_assert_eq(nat, op_native_kernel(tc->node.op));
+    char err[256];
+    uint64_t s = label_seed(label);
+    float *in[IR_MAX_IN], *rout[IR_MAX_OUT];
+    for (int i = 0; i < tc->nin; i++)
+        in[i] = alloc_random(&tc->in[i], &s);
+    op_call rc;
+    make_call(&rc, tc, 1);
+    for (int i = 0; i < tc->nin; i++)
+        rc.in[i].data = clone(in[i], &tc->in[i]);
+    for (int i = 0; i < tc->nout; i++)
+        rc.out[i].data = rout[i] = alloc_nan(&tc->out[i]);
+    err[0] = '\0';
+    cr_assert_eq(ref->run(&rc, err, sizeof err), 0, "%s: reference: %s", label, err);
+    for (int i = 0; i < tc->nin; i++)
+        free(rc.in[i].data);
+
+    op_native_isa_level top = op_native_isa_supported();
+    for (int level = OP_NATIVE_SCALAR; level <= (int)top; level++) {
+        cr_assert_eq(op_native_force_isa((op_native_isa_level)level), 0);
+        float *first[IR_MAX_OUT] = {0};
+        for (int nt = 1; nt <= 2; nt++) {
+            char what[200];
+            snprintf(what, sizeof what, "%s [%s, %d thread%s]", label,
+                     op_native_isa_name((op_native_isa_level)level), nt, nt > 1 ? "s" : "");
+            op_call c;
+            make_call(&c, tc, nt);
+            float *din[IR_MAX_IN], *dout[IR_MAX_OUT];
+            for (int i = 0; i < tc->nin; i++)
+                c.in[i].data = din[i] = clone(in[i], &tc->in[i]);
+            for (int i = 0; i < tc->nout; i++)
+                c.out[i].data = dout[i] = alloc_nan(&tc->out[i]);
+            if (tc->residual_in_place >= 0) {
+                /* y over r: the output's memory holds the residual */
+                int k = tc->residual_in_place;
+                memcpy(dout[0], din[k], bytes_of(&tc->in[k]));
+                c.in[k].data = dout[0];
+            }
+            void *scratch = NULL;
+            if (nt == 2 && nat->scratch) {
+                size_t bytes = nat->scratch(&c);
+                if (bytes > 0) {
+                    scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+                    cr_assert_not_null(scratch);
+                    c.scratch = scratch;
+                }
+            }
+            omp_set_num_threads(nt);
+            err[0] = '\0';
+            cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
+            for (int i = 0; i < tc->nout; i++)
+                expect_close(dout[i], rout[i], numel(&tc->out[i]), what, "output", i);
+            for (int i = 0; i < tc->nin; i++) {
+                if (i == tc->residual_in_place)
+                    continue;
+                cr_assert(memcmp(din[i], in[i], bytes_of(&tc->in[i])) == 0,
+                          "%s: input %d changed by the run", what, i);
+            }
+            for (int i = 0; i < tc->nout; i++) {
+                if (nt == 1) {
+                    first[i] = dout[i];
+                    continue;
+                }
+                cr_assert(memcmp(first[i], dout[i], bytes_of(&tc->out[i])) == 0,
+                          "%s: output %d differs from the 1-thread run", what, i);
+                free(first[i]);
+                free(dout[i]);
+            }
+            free(scratch);
+            for (int i = 0; i < tc->nin; i++)
+                free(din[i]);
+        }
+    }
+    cr_assert_eq(op_native_force_isa(top), 0);
+    for (int i = 0; i < tc->nin; i++)
+        free(in[i]);
+    for (int i = 0; i < tc->nout; i++)
+        free(rout[i]);
+}
+
+/* ---- convolution */
+
+typedef struct cgeom {
+    int sdims;
+    int64_t n, c, h, w, f;
+    int64_t k[2], s[2], p[2], d[2];
+    int64_t g;
+    bool bias;
+} cgeom;
+
+static const cgeom conv_geoms[] = {
+    {2, 1, 3, 13, 13, 8, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},
+    {2, 7, 3, 5, 5, 17, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},
+    {2, 1, 5, 13, 13, 7, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 1, true},      /* stride 2 */
+    {2, 7, 7, 13, 5, 5, {3, 3}, {1, 1}, {2, 2}, {2, 2}, 1, true},       /* dilation 2 */
+    {2, 1, 17, 5, 13, 17, {3, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},     /* uneven padding */
+    {2, 7, 6, 13, 13, 10, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 2, true},     /* groups 2 (GEMM) */
+    {2, 7, 6, 13, 13, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 2, false},     /* groups 2 (direct) */
+    {2, 1, 7, 13, 13, 7, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 7, true},      /* depthwise */
+    {2, 7, 5, 13, 5, 10, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 5, false},     /* depthwise x2, stride 2 */
+    {2, 1, 5, 1, 1, 7, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 1x1 image */
+    {2, 7, 3, 1, 13, 5, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},       /* height 1 */
+    {2, 1, 17, 13, 13, 17, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},    /* 1x1 kernel */
+    {2, 1, 3, 13, 5, 7, {3, 5}, {2, 1}, {1, 2}, {1, 2}, 1, true},       /* rectangular */
+    {2, 1, 5, 13, 13, 7, {2, 2}, {3, 3}, {0, 0}, {1, 1}, 1, true},      /* stride 3: rows unread */
+    {2, 7, 1, 28, 28, 6, {5, 5}, {1, 1}, {2, 2}, {1, 1}, 1, true},      /* LeNet c1 */
+    {2, 1, 6, 11, 11, 9, {3, 3}, {2, 2}, {2, 2}, {2, 2}, 3, true},      /* groups 3 (direct) */
+    {2, 1, 12, 11, 11, 12, {3, 3}, {2, 2}, {2, 2}, {2, 2}, 3, true},    /* groups 3 (GEMM) */
+    {2, 1, 3, 5, 5, 4, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, true},        /* pad beyond the kernel */
+    {2, 2, 40, 20, 21, 33, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},    /* K blocks, chunks */
+    {2, 1, 64, 9, 9, 600, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, false},    /* row blocks */
+    {2, 2, 16, 13, 13, 24, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 1, true},    /* strided, wider */
+    {1, 1, 3, 1, 13, 5, {1, 3}, {1, 2}, {0, 1}, {1, 2}, 1, true},       /* 1-D stride 2 dil 2 */
+    {1, 7, 6, 1, 13, 10, {1, 5}, {1, 1}, {0, 2}, {1, 1}, 2, false},     /* 1-D groups 2 */
+    {1, 1, 7, 1, 13, 7, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 7, true},       /* 1-D depthwise */
+    {1, 7, 17, 1, 50, 33, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},     /* 1-D wider */
+    {1, 1, 5, 1, 1, 3, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 1-D length 1 */
+};
+#define NGEOMS ((int)(sizeof conv_geoms / sizeof conv_geoms[0]))
+
+static ir_conv_attrs conv_attrs(const cgeom *g)
+{
+    ir_conv_attrs a;
+    memset(&a, 0, sizeof a);
+    a.sdims = g->sdims;
+    a.filters = g->f;
+    for (int i = 0; i < 2; i++) {
+        a.kernel[i] = g->k[i];
+        a.stride[i] = g->s[i];
+        a.pad[i] = g->p[i];
+        a.dilation[i] = g->d[i];
+    }
+    a.groups = g->g;
+    a.bias = g->bias;
+    return a;
+}
+
+static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
+{
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
+
+static tspec act_spec(const cgeom *g, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    return g->sdims == 1 ? TS(n, c, w) : TS(n, c, h, w);
+}
+
+static tspec weight_spec(const cgeom *g)
+{
+    return g->sdims == 1 ? TS(g->f, g->c / g->g, g->k[1])
+                         : TS(g->f, g->c / g->g, g->k[0], g->k[1]);
+}
+
+static tcase conv_fwd_case(const cgeom *g, const ir_conv_attrs *a)
+{
+    tcase tc;
+    memset(&tc, 0, sizeof tc);
+    tc.residual_in_place = -1;
+    tc.node.op = g->sdims == 1 ? IR_OP_CONV1D : IR_OP_CONV2D;
+    tc.node.attrs.conv = *a;
+    int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
+    int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
+    tc.in[tc.nin++] = act_spec(g, g->n, g->c, g->h, g->w);
+    tc.in[tc.nin++] = weight_spec(g);
+    if (a->bias)
+        tc.in[tc.nin++] = TS(g->f);
+    if (a->residual)
+        tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
+    if (a->pool) {
+        oh = (oh + 2 * a->pool_pad[0] - a->pool_size[0]) / a->pool_stride[0] + 1;
+        ow = (ow + 2 * a->pool_pad[1] - a->pool_size[1]) / a->pool_stride[1] + 1;
+    }
+    tc.out[tc.nout++] = act_spec(g, g->n, g->f, oh, ow);
+    return tc;
+}
+
+static void set_pool(ir_conv_attrs *a, int64_t size, int64_t stride, int64_t pad)
+{
+    bool one = a->sdims == 1;
+    a->pool = true;
+    a->pool_size[0] = one ? 1 : size;
+    a->pool_stride[0] = one ? 1 : stride;
+    a->pool_pad[0] = one ? 0 : pad;
+    a->pool_size[1] = size;
+    a->pool_stride[1] = stride;
+    a->pool_pad[1] = pad;
+}
+
+Test(native_conv, forward_geometries, .timeout = 600)
+{
+    for (int i = 0; i < NGEOMS; i++) {
+        ir_conv_attrs a = conv_attrs(&conv_geoms[i]);
+        tcase tc = conv_fwd_case(&conv_geoms[i], &a);
+        char label[64];
+        snprintf(label, sizeof label, "conv fwd geometry %d", i);
+        check_case(&tc, label);
+    }
+}
+
+/* Applies epilogue variant e (0..11) to a. */
+static void set_epilogue(ir_conv_attrs *a, int e)
+{
+    switch (e) {
+    case 0: a->act = IR_ACT_RELU; break;
+    case 1: a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.1f; break;
+    case 2: a->act = IR_ACT_SIGMOID; break;
+    case 3: a->act = IR_ACT_TANH; break;
+    case 4: a->residual = true; break;
+    case 5: a->residual = true; a->act = IR_ACT_RELU; break;
+    case 6: set_pool(a, 2, 2, 0); break;
+    case 7: set_pool(a, 3, 2, 1); a->act = IR_ACT_RELU; break;
+    case 8: a->residual = true; a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.2f; set_pool(a, 2, 2, 0); break;
+    case 9: a->residual = true; a->act = IR_ACT_TANH; set_pool(a, 3, 1, 1); break;
+    case 10: a->bias = !a->bias; a->residual = true; a->act = IR_ACT_SIGMOID; set_pool(a, 2, 1, 0); break;
+    default: a->bias = !a->bias; a->act = IR_ACT_TANH; break;
+    }
+}
+#define NEPILOGUES 12
+
+/* Every fused epilogue on GEMM and direct geometries, 2-D and 1-D. */
+Test(native_conv, forward_epilogues, .timeout = 600)
+{
+    static const int geoms[] = {0, 2, 5, 7, 14, 18, 21, 23, 24};
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        const cgeom *g = &conv_geoms[geoms[gi]];
+        for (int e = 0; e < NEPILOGUES; e++) {
+            ir_conv_attrs a = conv_attrs(g);
+            set_epilogue(&a, e);
+            tcase tc = conv_fwd_case(g, &a);
+            char label[64];
+            snprintf(label, sizeof label, "conv fwd geometry %d epilogue %d", geoms[gi], e);
+            check_case(&tc, label);
+        }
+    }
+}
+
+/* The residual may share the output's memory (an in-place add folded into the conv). */
+Test(native_conv, residual_in_place)
+{
+    static const int geoms[] = {0, 7, 18, 24};
+    for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
+        const cgeom *g = &conv_geoms[geoms[gi]];
+        ir_conv_attrs a = conv_attrs(g);
+        a.residual = true;
+        a.act = IR_ACT_RELU;
+        tcase tc = conv_fwd_case(g, &a);
+        tc.residual_in_place = tc.nin - 1;
+        char label[64];
+        snprintf(label, sizeof label, "conv residual in place geometry %d", geoms[gi]);
+        check_case(&tc, label);
+    }
+}
+
+Test(native_conv, backward_data, .timeout = 600)
+{
+    for (int i = 0; i < NGEOMS; i++) {
+        const cgeom *g = &conv_geoms[i];
+        tcase tc;
+        memset(&tc, 0, sizeof tc);
+        tc.residual_in_place = -1;
+        tc.node.op = IR_OP_CONV_BWD_DATA;
+        tc.node.attrs.conv = conv_attrs(g);
+        int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
+        int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
+        tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
+        tc.in[tc.nin++] = weight_spec(g);
+        tc.out[tc.nout++] = act_spec(g, g->n, g->c, g->h, g->w);
+        char label[64];
+        snprintf(label, sizeof label, "conv bwd data geometry %d", i);
+        check_case(&tc, label);
+    }
+}
+
+Test(native_conv, backward_weights, .timeout = 600)
+{
+    for (int i = 0; i < NGEOMS; i++) {
+        const cgeom *g = &conv_geoms[i];
+        for (int bias = 0; bias < 2; bias++) {
+            tcase tc;
+            memset(&tc, 0, sizeof tc);
+            tc.residual_in_place = -1;
+            tc.node.op = IR_OP_CONV_BWD_WEIGHTS;
+            tc.node.attrs.conv = conv_attrs(g);
+            tc.node.attrs.conv.bias = bias;
+            int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
+            int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
+            tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
+            tc.in[tc.nin++] = act_spec(g, g->n, g->c, g->h, g->w);
+            tc.out[tc.nout++] = weight_spec(g);
+            if (bias)
+                tc.out[tc.nout++] = TS(g->f);
+            char label[64];
+            snprintf(label, sizeof label, "conv bwd weights geometry %d bias %d", i, bias);
+            check_case(&tc, label);
+        }
+    }
+}
+
+/* Many images, few weights: the weight gradient splits the images into parts. */
+Test(native_conv, backward_weights_split_batch)
+{
+    static const cgeom gs[] = {
+        {2, 37, 3, 13, 13, 5, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},
+        {2, 9, 2, 28, 28, 6, {5, 5}, {1, 1}, {2, 2}, {1, 1}, 1, true},
+        {1, 23, 4, 1, 13, 8, {1, 3}, {1, 2}, {0, 1}, {1, 1}, 2, false},
+    };
+    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
+        const cgeom *g = &gs[i];
+        tcase tc;
+        memset(&tc, 0, sizeof tc);
+        tc.residual_in_place = -1;
+        tc.node.op = IR_OP_CONV_BWD_WEIGHTS;
+        tc.node.attrs.conv = conv_attrs(g);
+        int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
+        int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
+        tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
+        tc.in[tc.nin++] = act_spec(g, g->n, g->c, g->h, g->w);
+        tc.out[tc.nout++] = weight_spec(g);
+        if (g->bias)
+            tc.out[tc.nout++] = TS(g->f);
+        char label[64];
+        snprintf(label, sizeof label, "conv bwd weights split batch %zu", i);
+        check_case(&tc, label);
+    }
+}
+
+Test(native_conv, rejects_bad_shapes)
+{
+    const cgeom *g = &conv_geoms[0];
+    ir_conv_attrs a = conv_attrs(g);
+    tcase tc = conv_fwd_case(g, &a);
+    tc.in[1].d[1] += 1; /* wrong channels per group */
+    float *bufs[4];
+    op_call c;
+    make_call(&c, &tc, 1);
+    for (int i = 0; i < tc.nin; i++)
+        c.in[i].data = bufs[i] = calloc((size_t)numel(&tc.in[i]), sizeof(float));
+    float *y = calloc((size_t)numel(&tc.out[0]), sizeof(float));
+    c.out[0].data = y;
+    char err[256] = "";
+    const op_kernel *k = op_native_kernel(IR_OP_CONV2D);
+    cr_assert_eq(k->run(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "native conv") && strstr(err, "does not fit"), "message: %s", err);
+    cr_assert_eq(k->scratch(&c), 0);
+    for (int i = 0; i < tc.nin; i++)
+        free(bufs[i]);
+    free(y);
+}
+
+/* ---- dense */
+
+typedef struct dgeom {
+    int64_t n;
+    int xrank;
+    int64_t xd[3]; /* after the batch */
+    int64_t u;
+    bool bias;
+} dgeom;
+
+static const dgeom dense_geoms[] = {
+    {1, 1, {10}, 7, true},
+    {7, 1, {33}, 10, false},
+    {7, 3, {4, 3, 5}, 9, true},  /* image input read as [N, 60] */
+    {2, 1, {64}, 33, true},
+    {5, 2, {2, 11}, 17, false},
+    {16, 1, {256}, 128, true},
+    {9, 1, {300}, 50, true},     /* two K blocks */
+    {3, 1, {17}, 600, true},     /* several column chunks */
+    {600, 1, {20}, 5, false},    /* several row blocks */
+    {1, 1, {1}, 1, true},
+};
+#define NDENSE ((int)(sizeof dense_geoms / sizeof dense_geoms[0]))
+
+static tspec dense_x(const dgeom *g)
+{
+    tspec t = {.rank = g->xrank + 1};
+    t.d[0] = g->n;
+    for (int i = 0; i < g->xrank; i++)
+        t.d[i + 1] = g->xd[i];
+    return t;
+}
+
+static int64_t dense_f(const dgeom *g)
+{
+    int64_t f = 1;
+    for (int i = 0; i < g->xrank; i++)
+        f *= g->xd[i];
+    return f;
+}
+
+Test(native_dense, forward_and_epilogues, .timeout = 600)
+{
+    for (int i = 0; i < NDENSE; i++) {
+        const dgeom *g = &dense_geoms[i];
+        for (int e = 0; e < 7; e++) {
+            tcase tc;
+            memset(&tc, 0, sizeof tc);
+            tc.residual_in_place = -1;
+            tc.node.op = IR_OP_DENSE;
+            ir_dense_attrs *a = &tc.node.attrs.dense;
+            a->units = g->u;
+            a->bias = g->bias;
+            switch (e) {
+            case 1: a->act = IR_ACT_RELU; break;
+            case 2: a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.05f; break;
+            case 3: a->act = IR_ACT_SIGMOID; break;
+            case 4: a->act = IR_ACT_TANH; break;
+            case 5: a->softmax = true; break;
+            case 6: a->act = IR_ACT_RELU; a->softmax = true; break;
+            default: break;
+            }
+            tc.in[tc.nin++] = dense_x(g);
+            tc.in[tc.nin++] = TS(g->u, dense_f(g));
+            if (g->bias)
+                tc.in[tc.nin++] = TS(g->u);
+            tc.out[tc.nout++] = TS(g->n, g->u);
+            char label[64];
+            snprintf(label, sizeof label, "dense geometry %d epilogue %d", i, e);
+            check_case(&tc, label);
+        }
+    }
+}
+
+Test(native_dense, backward, .timeout = 600)
+{
+    for (int i = 0; i < NDENSE; i++) {
+        const dgeom *g = &dense_geoms[i];
+        tcase tc;
+        memset(&tc, 0, sizeof tc);
+        tc.residual_in_place = -1;
+        tc.node.op = IR_OP_DENSE_BWD_DATA;
+        tc.node.attrs.dense.units = g->u;
+        tc.node.attrs.dense.bias = g->bias;
+        tc.in[tc.nin++] = TS(g->n, g->u);
+        tc.in[tc.nin++] = TS(g->u, dense_f(g));
+        tc.out[tc.nout++] = dense_x(g);
+        char label[64];
+        snprintf(label, sizeof label, "dense bwd data geometry %d", i);
+        check_case(&tc, label);
+
+        memset(&tc, 0, sizeof tc);
+        tc.residual_in_place = -1;
+        tc.node.op = IR_OP_DENSE_BWD_WEIGHTS;
+        tc.node.attrs.dense.units = g->u;
+        tc.node.attrs.dense.bias = g->bias;
+        tc.in[tc.nin++] = TS(g->n, g->u);
+        tc.in[tc.nin++] = dense_x(g);
+        tc.out[tc.nout++] = TS(g->u, dense_f(g));
+        if (g->bias)
+            tc.out[tc.nout++] = TS(g->u);
+        snprintf(label, sizeof label, "dense bwd weights geometry %d", i);
+        check_case(&tc, label);
+    }
+}
+
+/* ---- the table and the ISA choice */
+
+Test(native_table, covers_conv_and_dense_only)
+{
+    static const ir_op covered[] = {IR_OP_CONV1D, IR_OP_CONV2D, IR_OP_CONV_BWD_DATA,
+                                    IR_OP_CONV_BWD_WEIGHTS, IR_OP_DENSE, IR_OP_DENSE_BWD_DATA,
+                                    IR_OP_DENSE_BWD_WEIGHTS};
+    for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) {
+        const op_kernel *k = op_kernel_get(covered[i], OP_BACKEND_NATIVE);
+        cr_assert_not_null(k);
+        cr_assert_not_null(k->run);
+        cr_assert_not_null(k->scratch);
+        cr_assert_eq(k->layouts, OP_LAYOUT_PLAIN_ONLY);
+    }
+    cr_assert_null(op_kernel_get(IR_OP_MAXPOOL, OP_BACKEND_NATIVE));
+    cr_assert_null(op_kernel_get(IR_OP_BATCHNORM, OP_BACKEND_NATIVE));
+    cr_assert_null(op_native_kernel(IR_OP_COUNT));
+}
+
+Test(native_isa, levels_and_override)
+{
+    op_native_isa_level top = op_native_isa_supported();
+    cr_assert_str_eq(op_native_isa_name(OP_NATIVE_SCALAR), "scalar");
+    cr_assert_str_eq(op_native_isa_name(OP_NATIVE_AVX2), "avx2");
+    cr_assert_str_eq(op_native_isa_name(OP_NATIVE_AVX512), "avx512");
+    cr_assert_str_eq(op_native_isa_name(OP_NATIVE_ISA_COUNT), "unknown");
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("fma"))
+        cr_assert_eq(top, OP_NATIVE_AVX512);
+    else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        cr_assert_eq(top, OP_NATIVE_AVX2);
+#endif
+    for (int l = 0; l <= (int)top; l++) {
+        cr_assert_eq(op_native_force_isa((op_native_isa_level)l), 0);
+        cr_assert_eq(op_native_isa_active(), (op_native_isa_level)l);
+    }
+    if (top + 1 < OP_NATIVE_ISA_COUNT) /* never above what the CPU has */
+        cr_assert_eq(op_native_force_isa(top + 1), -1);
+    cr_assert_eq(op_native_force_isa(OP_NATIVE_ISA_COUNT), -1);
+    cr_assert_eq(op_native_isa_active(), top);
+}
+
+/* CNN_ISA, read once at the first use, in a fresh child process each. */
+static int level_with_env(const char *value)
+{
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        setenv("CNN_ISA", value, 1);
+        _exit((int)op_native_isa_active());
+    }
+    int status = 0;
+    cr_assert_eq(waitpid(pid, &status, 0), pid);
+    cr_assert(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
+Test(native_isa, environment_lowers_never_raises)
+{
+    /* the children must be forked before this process makes its own choice */
+    int scalar = level_with_env("scalar"), avx2 = level_with_env("avx2");
+    int avx512 = level_with_env("avx512"), bogus = level_with_env("sse9");
+    op_native_isa_level top = op_native_isa_supported();
+    cr_assert_eq(scalar, OP_NATIVE_SCALAR);
+    cr_assert_eq(avx2, top < OP_NATIVE_AVX2 ? (int)top : OP_NATIVE_AVX2);
+    cr_assert_eq(avx512, (int)top);
+    cr_assert_eq(bogus, (int)top);
+}
