@@ -6,6 +6,7 @@
  * thread count. */
 #include <stdlib.h>
 
+#include "ops/conv_geom.h"
 #include "ops/ref_common.h"
 
 #ifdef _OPENMP
@@ -22,100 +23,6 @@ static int thread_index(void)
 }
 
 /* Everything the loops need, in the 4-D view. */
-typedef struct conv_geom {
-    int64_t n, c, h, w;        /* input x [n, c, h, w] */
-    int64_t f, g, cpg, fpg;    /* filters, groups, channels and filters per group */
-    int64_t kh, kw, sh, sw, ph, pw, dh, dw;
-    int64_t oh, ow;            /* convolution output (before any fused pooling) */
-} conv_geom;
-
-/* Reads [N,C,(H,)W] as 4-D (h = 1 for a rank-3 tensor). */
-static void view4(const op_tensor *t, int64_t *n, int64_t *c, int64_t *h, int64_t *w)
-{
-    *n = t->d[0];
-    *c = t->d[1];
-    *h = t->rank == 4 ? t->d[2] : 1;
-    *w = t->d[t->rank - 1];
-}
-
-/* Checks the attributes against the input shape x and the weight shape wt and fills g. */
-static int conv_geom_make(const ir_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
-                          const char *name, conv_geom *g, char *err, size_t errlen)
-{
-    char s1[64], s2[64];
-    if (a->sdims != 1 && a->sdims != 2)
-        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2", name, a->sdims);
-    if (x->rank != a->sdims + 2)
-        return ref_fail(err, errlen, "%s: %d-D convolution needs a rank-%d input, got %s", name,
-                        a->sdims, a->sdims + 2, ref_shape_str(x, s1, sizeof s1));
-    if (wt->rank != a->sdims + 2)
-        return ref_fail(err, errlen, "%s: %d-D convolution needs a rank-%d weight, got %s", name,
-                        a->sdims, a->sdims + 2, ref_shape_str(wt, s1, sizeof s1));
-    if (a->sdims == 1 && (a->kernel[0] != 1 || a->stride[0] != 1 || a->pad[0] != 0 ||
-                          a->dilation[0] != 1))
-        return ref_fail(err, errlen,
-                        "%s: 1-D convolution needs kernel 1, stride 1, pad 0, dilation 1 at "
-                        "index 0, got %lld, %lld, %lld, %lld", name, (long long)a->kernel[0],
-                        (long long)a->stride[0], (long long)a->pad[0],
-                        (long long)a->dilation[0]);
-    for (int i = 0; i < 2; i++)
-        if (a->kernel[i] < 1 || a->stride[i] < 1 || a->dilation[i] < 1 || a->pad[i] < 0)
-            return ref_fail(err, errlen,
-                            "%s: bad geometry kernel %lld, stride %lld, dilation %lld, pad %lld",
-                            name, (long long)a->kernel[i], (long long)a->stride[i],
-                            (long long)a->dilation[i], (long long)a->pad[i]);
-    view4(x, &g->n, &g->c, &g->h, &g->w);
-    g->f = wt->d[0];
-    g->g = a->groups;
-    if (g->g < 1 || g->c % g->g != 0 || g->f % g->g != 0)
-        return ref_fail(err, errlen, "%s: %lld groups do not divide %lld channels and %lld filters",
-                        name, (long long)g->g, (long long)g->c, (long long)g->f);
-    if (a->filters > 0 && a->filters != g->f)
-        return ref_fail(err, errlen, "%s: attributes say %lld filters, the weight has %lld", name,
-                        (long long)a->filters, (long long)g->f);
-    g->cpg = g->c / g->g;
-    g->fpg = g->f / g->g;
-    g->kh = a->kernel[0];
-    g->kw = a->kernel[1];
-    g->sh = a->stride[0];
-    g->sw = a->stride[1];
-    g->ph = a->pad[0];
-    g->pw = a->pad[1];
-    g->dh = a->dilation[0];
-    g->dw = a->dilation[1];
-    int64_t wkh = a->sdims == 2 ? wt->d[2] : 1;
-    if (wt->d[1] != g->cpg || wkh != g->kh || wt->d[wt->rank - 1] != g->kw)
-        return ref_fail(err, errlen,
-                        "%s: weight %s does not fit input %s with %lld groups and kernel %lldx%lld",
-                        name, ref_shape_str(wt, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
-                        (long long)g->g, (long long)g->kh, (long long)g->kw);
-    g->oh = (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1) / g->sh + 1;
-    g->ow = (g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1) / g->sw + 1;
-    if (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1 < 0 ||
-        g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1 < 0)
-        return ref_fail(err, errlen, "%s: input %s is smaller than the kernel", name,
-                        ref_shape_str(x, s1, sizeof s1));
-    return 0;
-}
-
-/* Checks that t is [n, c, (h,) w] in the rank of the convolution. */
-static int check_act_shape(const op_tensor *t, int sdims, int64_t n, int64_t c, int64_t h,
-                           int64_t w, const char *name, const char *what, char *err,
-                           size_t errlen)
-{
-    char s1[64];
-    bool ok = t->rank == sdims + 2 && t->d[0] == n && t->d[1] == c &&
-              (sdims == 1 ? h == 1 : t->d[2] == h) && t->d[t->rank - 1] == w;
-    if (ok)
-        return 0;
-    if (sdims == 1)
-        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld, %lld]", name, what,
-                        ref_shape_str(t, s1, sizeof s1), (long long)n, (long long)c,
-                        (long long)w);
-    return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld, %lld, %lld]", name, what,
-                    ref_shape_str(t, s1, sizeof s1), (long long)n, (long long)c, (long long)h,
-                    (long long)w);
-}
 
 /* Checks a [f] bias vector. */
 static int check_bias(const op_tensor *b, int64_t f, const char *name, const char *what,
@@ -146,7 +53,7 @@ static void tap_range(int64_t out, int64_t in, int64_t s, int64_t p, int64_t off
 
 /* The raw convolution of filter f over batch item n into acc (oh*ow doubles).  Every element
  * sums its terms in the same order: input channel, tap row, tap column. */
-static void conv_plane(const conv_geom *g, const float *x, const float *w, int64_t n, int64_t f,
+static void conv_plane(const op_conv_geom *g, const float *x, const float *w, int64_t n, int64_t f,
                        double *acc)
 {
     int64_t grp = f / g->fpg;
@@ -189,8 +96,8 @@ OP_REF_KERNEL(op_ref_conv)
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
                         name, want, a->bias ? "on" : "off", a->residual ? "on" : "off", c->nin);
-    conv_geom g;
-    if (conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
+    op_conv_geom g;
+    if (op_conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
     const float *x = c->in[0].data, *w = c->in[1].data, *b = NULL, *r = NULL;
     int k = 2;
@@ -200,7 +107,7 @@ OP_REF_KERNEL(op_ref_conv)
         b = c->in[k++].data;
     }
     if (a->residual) {
-        if (check_act_shape(&c->in[k], a->sdims, g.n, g.f, g.oh, g.ow, name, "residual", err,
+        if (op_conv_check_act(&c->in[k], a->sdims, g.n, g.f, g.oh, g.ow, name, "residual", err,
                             errlen))
             return -1;
         r = c->in[k++].data;
@@ -228,7 +135,7 @@ OP_REF_KERNEL(op_ref_conv)
         yh = pool_out(g.oh, psh, pst_h, pph);
         yw = pool_out(g.ow, psw, pst_w, ppw);
     }
-    if (check_act_shape(&c->out[0], a->sdims, g.n, g.f, yh, yw, name, "output", err, errlen))
+    if (op_conv_check_act(&c->out[0], a->sdims, g.n, g.f, yh, yw, name, "output", err, errlen))
         return -1;
     float *y = c->out[0].data;
 
@@ -301,10 +208,10 @@ OP_REF_KERNEL(op_ref_conv_bwd_data)
     if (ref_check_call(c, name, 2, 2, 1, 1, err, errlen))
         return -1;
     const ir_conv_attrs *a = &c->node->attrs.conv;
-    conv_geom g;
-    if (conv_geom_make(a, &c->out[0], &c->in[1], name, &g, err, errlen))
+    op_conv_geom g;
+    if (op_conv_geom_make(a, &c->out[0], &c->in[1], name, &g, err, errlen))
         return -1;
-    if (check_act_shape(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
+    if (op_conv_check_act(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
         return -1;
     const float *dy = c->in[0].data, *w = c->in[1].data;
     float *dx = c->out[0].data;
@@ -366,10 +273,10 @@ OP_REF_KERNEL(op_ref_conv_bwd_weights)
     if (c->nout != want)
         return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name, want,
                         a->bias ? "on" : "off", c->nout);
-    conv_geom g;
-    if (conv_geom_make(a, &c->in[1], &c->out[0], name, &g, err, errlen))
+    op_conv_geom g;
+    if (op_conv_geom_make(a, &c->in[1], &c->out[0], name, &g, err, errlen))
         return -1;
-    if (check_act_shape(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
+    if (op_conv_check_act(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
         return -1;
     if (a->bias && check_bias(&c->out[1], g.f, name, "bias gradient", err, errlen))
         return -1;

@@ -226,6 +226,7 @@ Test(conformance, fixtures_match_pytorch, .timeout = 600)
         cnn_model_destroy(m);
     }
     cr_assert_gt(checked, 10);
+    cr_log_info("%d fixture runs compared with PyTorch and the reference", checked);
     cJSON_Delete(man);
 }
 
@@ -325,5 +326,6 @@ Test(conformance, training_steps_match_pytorch, .timeout = 600)
         n++;
     }
     cr_assert_gt(n, 2);
+    cr_log_info("%d training fixtures, %d configurations each", n, ncfg);
     cJSON_Delete(man);
 }

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/conv_geom.h"
 #include "ops/native/native_common.h"
 #include "ops/native/native_gemm.h"
 
@@ -49,91 +50,31 @@ typedef struct cshape {
     op_native_convg g;       /* one group of one image */
 } cshape;
 
-static void view4(const op_tensor *t, int64_t *n, int64_t *c, int64_t *h, int64_t *w)
-{
-    *n = t->d[0];
-    *c = t->d[1];
-    *h = t->rank == 4 ? t->d[2] : 1;
-    *w = t->d[t->rank - 1];
-}
-
-/* Checks the attributes against input x and weight wt (as the reference does) and fills s. */
+/* Checks the attributes against input x and weight wt (op_conv_geom_make, as every backend
+ * does) and fills s. */
 static int conv_shape(const ir_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
                       const char *name, cshape *s, char *err, size_t errlen)
 {
-    char s1[64], s2[64];
     memset(s, 0, sizeof *s);
-    if (a->sdims != 1 && a->sdims != 2)
-        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2", name, a->sdims);
-    if (x->rank != a->sdims + 2 || wt->rank != a->sdims + 2)
-        return ref_fail(err, errlen, "%s: %d-D convolution needs rank-%d input and weight, got "
-                        "%s and %s", name, a->sdims, a->sdims + 2,
-                        ref_shape_str(x, s1, sizeof s1), ref_shape_str(wt, s2, sizeof s2));
-    if (a->sdims == 1 && (a->kernel[0] != 1 || a->stride[0] != 1 || a->pad[0] != 0 ||
-                          a->dilation[0] != 1))
-        return ref_fail(err, errlen, "%s: 1-D convolution needs kernel 1, stride 1, pad 0, "
-                        "dilation 1 at index 0", name);
-    for (int i = 0; i < 2; i++)
-        if (a->kernel[i] < 1 || a->stride[i] < 1 || a->dilation[i] < 1 || a->pad[i] < 0)
-            return ref_fail(err, errlen, "%s: bad geometry kernel %lld, stride %lld, dilation "
-                            "%lld, pad %lld", name, (long long)a->kernel[i],
-                            (long long)a->stride[i], (long long)a->dilation[i],
-                            (long long)a->pad[i]);
+    op_conv_geom cg;
+    if (op_conv_geom_make(a, x, wt, name, &cg, err, errlen))
+        return -1;
     s->sdims = a->sdims;
-    view4(x, &s->n, &s->c, &s->h, &s->w);
-    s->f = wt->d[0];
-    s->groups = a->groups;
-    if (s->groups < 1 || s->c % s->groups != 0 || s->f % s->groups != 0)
-        return ref_fail(err, errlen, "%s: %lld groups do not divide %lld channels and %lld "
-                        "filters", name, (long long)s->groups, (long long)s->c, (long long)s->f);
-    if (a->filters > 0 && a->filters != s->f)
-        return ref_fail(err, errlen, "%s: attributes say %lld filters, the weight has %lld", name,
-                        (long long)a->filters, (long long)s->f);
-    s->cpg = s->c / s->groups;
-    s->fpg = s->f / s->groups;
+    s->n = cg.n, s->c = cg.c, s->h = cg.h, s->w = cg.w;
+    s->f = cg.f, s->groups = cg.g, s->cpg = cg.cpg, s->fpg = cg.fpg;
     op_native_convg *g = &s->g;
-    g->c = s->cpg;
-    g->h = s->h;
-    g->w = s->w;
-    g->kh = a->kernel[0];
-    g->kw = a->kernel[1];
-    g->sh = a->stride[0];
-    g->sw = a->stride[1];
-    g->ph = a->pad[0];
-    g->pw = a->pad[1];
-    g->dh = a->dilation[0];
-    g->dw = a->dilation[1];
-    int64_t wkh = a->sdims == 2 ? wt->d[2] : 1;
-    if (wt->d[1] != s->cpg || wkh != g->kh || wt->d[wt->rank - 1] != g->kw)
-        return ref_fail(err, errlen, "%s: weight %s does not fit input %s with %lld groups and "
-                        "kernel %lldx%lld", name, ref_shape_str(wt, s1, sizeof s1),
-                        ref_shape_str(x, s2, sizeof s2), (long long)s->groups,
-                        (long long)g->kh, (long long)g->kw);
-    int64_t eh = g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1;
-    int64_t ew = g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1;
-    if (eh < 0 || ew < 0)
-        return ref_fail(err, errlen, "%s: input %s is smaller than the kernel", name,
-                        ref_shape_str(x, s1, sizeof s1));
-    g->oh = eh / g->sh + 1;
-    g->ow = ew / g->sw + 1;
+    g->c = cg.cpg;
+    g->h = cg.h;
+    g->w = cg.w;
+    g->kh = cg.kh, g->kw = cg.kw, g->sh = cg.sh, g->sw = cg.sw;
+    g->ph = cg.ph, g->pw = cg.pw, g->dh = cg.dh, g->dw = cg.dw;
+    g->oh = cg.oh;
+    g->ow = cg.ow;
     s->kf = s->cpg * g->kh * g->kw;
     s->p = g->oh * g->ow;
     return 0;
 }
 
-/* Checks that t is [n, c, (h,) w] in the convolution's rank. */
-static int check_act(const op_tensor *t, int sdims, int64_t n, int64_t c, int64_t h, int64_t w,
-                     const char *name, const char *what, char *err, size_t errlen)
-{
-    char s1[64];
-    bool ok = t->rank == sdims + 2 && t->d[0] == n && t->d[1] == c &&
-              (sdims == 1 ? h == 1 : t->d[2] == h) && t->d[t->rank - 1] == w;
-    if (ok)
-        return 0;
-    return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld, %lld, %lld]%s", name, what,
-                    ref_shape_str(t, s1, sizeof s1), (long long)n, (long long)c, (long long)h,
-                    (long long)w, sdims == 1 ? " without the height" : "");
-}
 
 /* ---- the zero-padded input the GEMM paths read (im2col without bounds checks) ---- */
 
@@ -273,7 +214,7 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
         k++;
     }
     if (a->residual &&
-        check_act(&c->in[k], a->sdims, s->n, s->f, s->g.oh, s->g.ow, name, "residual", err, errlen))
+        op_conv_check_act(&c->in[k], a->sdims, s->n, s->f, s->g.oh, s->g.ow, name, "residual", err, errlen))
         return -1;
     f->act = a->act;
     f->alpha = a->alpha;
@@ -302,7 +243,7 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
         f->yh = (s->g.oh + 2 * f->pph - f->psh) / f->pst_h + 1;
         f->yw = (s->g.ow + 2 * f->ppw - f->psw) / f->pst_w + 1;
     }
-    if (check_act(&c->out[0], a->sdims, s->n, s->f, f->yh, f->yw, name, "output", err, errlen))
+    if (op_conv_check_act(&c->out[0], a->sdims, s->n, s->f, f->yh, f->yw, name, "output", err, errlen))
         return -1;
     f->direct = s->fpg < DIRECT_FPG;
     return 0;
@@ -532,7 +473,7 @@ static int bwd_data_setup(const op_call *c, bool data, conv_bwd_data *d, char *e
         return -1;
     const cshape *s = &d->s;
     const op_native_convg *g = &s->g;
-    if (check_act(&c->in[0], a->sdims, s->n, s->f, g->oh, g->ow, name, "dy", err, errlen))
+    if (op_conv_check_act(&c->in[0], a->sdims, s->n, s->f, g->oh, g->ow, name, "dy", err, errlen))
         return -1;
     d->transform = g->sh == 1 && g->sw == 1 && g->ph <= g->dh * (g->kh - 1) &&
                    g->pw <= g->dw * (g->kw - 1);
@@ -772,7 +713,7 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
     if (conv_shape(a, &c->in[1], &c->out[0], name, &d->s, err, errlen))
         return -1;
     const cshape *s = &d->s;
-    if (check_act(&c->in[0], a->sdims, s->n, s->f, s->g.oh, s->g.ow, name, "dy", err, errlen))
+    if (op_conv_check_act(&c->in[0], a->sdims, s->n, s->f, s->g.oh, s->g.ow, name, "dy", err, errlen))
         return -1;
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != s->f))
         return ref_fail(err, errlen, "%s: bias gradient has %lld elements, expected [%lld]",
