@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "ops/kernels.h"
 #include "ops/native/native.h"
 
@@ -35,19 +36,6 @@ static const bcase cases[] = {
     {"LeNet c2 6->16 k5 14x14 b64", 64, 6, 14, 14, 16, 5, 0, 0},
     {"dense 64x1024->1024", 64, 1024, 1, 1, 0, 0, 0, 1024},
 };
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static float *random_buffer(int64_t n, unsigned *seed)
 {

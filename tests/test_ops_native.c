@@ -12,6 +12,8 @@
  * shapes).  The 2-thread runs use the scratch the kernel asks for through scratch(), the
  * 1-thread runs let the kernel allocate its own. */
 #include <criterion/criterion.h>
+
+#include "tests/conv_test_util.h"
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -236,13 +238,6 @@ static void check_case(const tcase *tc, const char *label)
 
 /* ---- convolution */
 
-typedef struct cgeom {
-    int sdims;
-    int64_t n, c, h, w, f;
-    int64_t k[2], s[2], p[2], d[2];
-    int64_t g;
-    bool bias;
-} cgeom;
 
 static const cgeom conv_geoms[] = {
     {2, 1, 3, 13, 13, 8, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},
@@ -273,28 +268,6 @@ static const cgeom conv_geoms[] = {
     {1, 1, 5, 1, 1, 3, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 1-D length 1 */
 };
 #define NGEOMS ((int)(sizeof conv_geoms / sizeof conv_geoms[0]))
-
-static ir_conv_attrs conv_attrs(const cgeom *g)
-{
-    ir_conv_attrs a;
-    memset(&a, 0, sizeof a);
-    a.sdims = g->sdims;
-    a.filters = g->f;
-    for (int i = 0; i < 2; i++) {
-        a.kernel[i] = g->k[i];
-        a.stride[i] = g->s[i];
-        a.pad[i] = g->p[i];
-        a.dilation[i] = g->d[i];
-    }
-    a.groups = g->g;
-    a.bias = g->bias;
-    return a;
-}
-
-static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
-{
-    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
-}
 
 static tspec act_spec(const cgeom *g, int64_t n, int64_t c, int64_t h, int64_t w)
 {

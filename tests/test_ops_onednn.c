@@ -9,6 +9,8 @@
  *     max_i |onednn_i - ref_i| <= 1e-4 * max_i |ref_i|
  * i.e. a relative error of 1e-4 measured against the tensor's largest magnitude. */
 #include <criterion/criterion.h>
+
+#include "tests/conv_test_util.h"
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -203,13 +205,6 @@ static void check_case(const tcase *tc, const char *label)
 
 /* ---- convolution cases */
 
-typedef struct cgeom {
-    int sdims;
-    int64_t n, c, h, w, f;
-    int64_t k[2], s[2], p[2], d[2];
-    int64_t g;
-    bool bias;
-} cgeom;
 
 static const cgeom conv_geoms[] = {
     {2, 1, 3, 9, 11, 8, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},
@@ -232,28 +227,6 @@ static const cgeom conv_geoms[] = {
     {1, 3, 16, 1, 33, 32, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},    /* 1-D, blocked */
 };
 #define NGEOMS ((int)(sizeof conv_geoms / sizeof conv_geoms[0]))
-
-static ir_conv_attrs conv_attrs(const cgeom *g)
-{
-    ir_conv_attrs a;
-    memset(&a, 0, sizeof a);
-    a.sdims = g->sdims;
-    a.filters = g->f;
-    for (int i = 0; i < 2; i++) {
-        a.kernel[i] = g->k[i];
-        a.stride[i] = g->s[i];
-        a.pad[i] = g->p[i];
-        a.dilation[i] = g->d[i];
-    }
-    a.groups = g->g;
-    a.bias = g->bias;
-    return a;
-}
-
-static int64_t conv_out(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
-{
-    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
-}
 
 /* An activation-shaped spec [n, c, (h,) w] in the rank of the geometry. */
 static tspec act_spec(const cgeom *g, int fill, int64_t n, int64_t c, int64_t h, int64_t w)
