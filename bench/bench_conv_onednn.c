@@ -99,7 +99,7 @@ int main(int argc, char **argv)
         const bcase *b = &cases[ci];
         if (argc > 2 && !strstr(b->name, argv[2])) continue;
         for (int nt = tmin; nt <= tmax; nt++) {
-            ir_node node;
+            op_node node;
             memset(&node, 0, sizeof node);
             op_call c;
             memset(&c, 0, sizeof c);
@@ -107,7 +107,7 @@ int main(int argc, char **argv)
             double flops;
             float *bufs[4];
             if (b->units > 0) {
-                node.op = IR_OP_DENSE;
+                node.op = OP_DENSE;
                 node.attrs.dense.units = b->units;
                 node.attrs.dense.bias = true;
                 set_t(&c.in[0], bufs[0] = random_buffer(b->n * b->c, &seed), 2, (int64_t[]){b->n, b->c});
@@ -116,8 +116,8 @@ int main(int argc, char **argv)
                 set_t(&c.out[0], bufs[3] = random_buffer(b->n * b->units, &seed), 2, (int64_t[]){b->n, b->units});
                 flops = 2.0 * (double)b->n * (double)b->c * (double)b->units;
             } else {
-                node.op = IR_OP_CONV2D;
-                ir_conv_attrs *a = &node.attrs.conv;
+                node.op = OP_CONV2D;
+                op_conv_attrs *a = &node.attrs.conv;
                 a->sdims = 2;
                 a->filters = b->f;
                 a->kernel[0] = a->kernel[1] = b->k;

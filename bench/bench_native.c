@@ -62,7 +62,7 @@ typedef enum which { FWD, BWD_DATA, BWD_WEIGHTS } which;
 
 /* One call of a case, with its buffers. */
 typedef struct bcall {
-    ir_node node;
+    op_node node;
     op_call c;
     float *bufs[8];
     int nbufs;
@@ -87,7 +87,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
         b->flops = 2.0 * (double)bc->n * (double)bc->c * (double)bc->units;
         switch (w) {
         case FWD:
-            b->node.op = IR_OP_DENSE;
+            b->node.op = OP_DENSE;
             set_t(&c->in[0], buf(b, bc->n * bc->c, &seed), 2, x);
             set_t(&c->in[1], buf(b, bc->units * bc->c, &seed), 2, wt);
             set_t(&c->in[2], buf(b, bc->units, &seed), 1, bias);
@@ -96,7 +96,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
             c->nout = 1;
             break;
         case BWD_DATA:
-            b->node.op = IR_OP_DENSE_BWD_DATA;
+            b->node.op = OP_DENSE_BWD_DATA;
             set_t(&c->in[0], buf(b, bc->n * bc->units, &seed), 2, y);
             set_t(&c->in[1], buf(b, bc->units * bc->c, &seed), 2, wt);
             set_t(&c->out[0], buf(b, bc->n * bc->c, &seed), 2, x);
@@ -104,7 +104,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
             c->nout = 1;
             break;
         case BWD_WEIGHTS:
-            b->node.op = IR_OP_DENSE_BWD_WEIGHTS;
+            b->node.op = OP_DENSE_BWD_WEIGHTS;
             set_t(&c->in[0], buf(b, bc->n * bc->units, &seed), 2, y);
             set_t(&c->in[1], buf(b, bc->n * bc->c, &seed), 2, x);
             set_t(&c->out[0], buf(b, bc->units * bc->c, &seed), 2, wt);
@@ -114,7 +114,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
             break;
         }
     } else {
-        ir_conv_attrs *a = &b->node.attrs.conv;
+        op_conv_attrs *a = &b->node.attrs.conv;
         a->sdims = 2;
         a->filters = bc->f;
         a->kernel[0] = a->kernel[1] = bc->k;
@@ -129,7 +129,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
         b->flops = 2.0 * (double)(bc->n * bc->f * oh * ow) * (double)(bc->c * bc->k * bc->k);
         switch (w) {
         case FWD:
-            b->node.op = IR_OP_CONV2D;
+            b->node.op = OP_CONV2D;
             set_t(&c->in[0], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
             set_t(&c->in[1], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
             set_t(&c->in[2], buf(b, bc->f, &seed), 1, bias);
@@ -138,7 +138,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
             c->nout = 1;
             break;
         case BWD_DATA:
-            b->node.op = IR_OP_CONV_BWD_DATA;
+            b->node.op = OP_CONV_BWD_DATA;
             a->bias = false;
             set_t(&c->in[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
             set_t(&c->in[1], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
@@ -147,7 +147,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
             c->nout = 1;
             break;
         case BWD_WEIGHTS:
-            b->node.op = IR_OP_CONV_BWD_WEIGHTS;
+            b->node.op = OP_CONV_BWD_WEIGHTS;
             set_t(&c->in[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
             set_t(&c->in[1], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
             set_t(&c->out[0], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);

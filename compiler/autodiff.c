@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 
 typedef struct contrib {
     int value;   /* the gradient value contributed */
@@ -46,7 +46,7 @@ static int add_contrib(ad_state *s, int v, int gv)
 }
 
 /* The gradient of forward value v: its one contribution, or their sum (add nodes of at most
- * IR_MAX_IN inputs, chained).  -1: no gradient reaches v; -2: error. */
+ * OP_MAX_IN inputs, chained).  -1: no gradient reaches v; -2: error. */
 static int materialise(ad_state *s, int v, char *err, size_t errlen)
 {
     if (s->total[v] >= 0 || s->head[v] < 0)
@@ -63,23 +63,23 @@ static int materialise(ad_state *s, int v, char *err, size_t errlen)
         order[--i] = s->list[c].value; /* the list runs newest first */
     int acc = order[0];
     for (i = 1; i < m;) {
-        int ins[IR_MAX_IN], n = 0;
+        int ins[OP_MAX_IN], n = 0;
         ins[n++] = acc;
-        while (i < m && n < IR_MAX_IN)
+        while (i < m && n < OP_MAX_IN)
             ins[n++] = order[i++];
         const ir_value first = g->vals[ins[0]];
-        char name[IR_NAME_MAX];
-        snprintf(name, sizeof name, "d(%.*s)+", IR_NAME_MAX - 5, g->vals[v].name);
+        char name[OP_NAME_MAX];
+        snprintf(name, sizeof name, "d(%.*s)+", OP_NAME_MAX - 5, g->vals[v].name);
         int sum = ir_add_value(g, first.kind, &first.shape, first.batched, name);
         if (sum < 0) {
             free(order);
             goto oom;
         }
         g->vals[sum].param_of = first.param_of;
-        ir_attrs a;
+        op_attrs a;
         memset(&a, 0, sizeof a);
-        snprintf(name, sizeof name, "d(%.*s).sum", IR_NAME_MAX - 8, g->vals[v].name);
-        if (ir_add_node(g, IR_OP_ADD, &a, n, ins, 1, &sum, name, (lang_span){0, 0, 0, 0}) < 0) {
+        snprintf(name, sizeof name, "d(%.*s).sum", OP_NAME_MAX - 8, g->vals[v].name);
+        if (ir_add_node(g, OP_ADD, &a, n, ins, 1, &sum, name, (lang_span){0, 0, 0, 0}) < 0) {
             free(order);
             goto oom;
         }
@@ -99,13 +99,13 @@ static int switch_to_training(ir_graph *g, int nfwd, char *err, size_t errlen)
         ir_node *nd = &g->nodes[n];
         if (nd->dead)
             continue;
-        if (nd->op == IR_OP_BATCHNORM) {
+        if (nd->op == OP_BATCHNORM) {
             int x = nd->in[0];
-            ir_shape c = {.rank = 1, .d = {g->vals[x].shape.d[0]}};
-            char name[IR_NAME_MAX];
-            snprintf(name, sizeof name, "%.*s.save_mean", IR_NAME_MAX - 12, nd->name);
+            op_shape c = {.rank = 1, .d = {g->vals[x].shape.d[0]}};
+            char name[OP_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.save_mean", OP_NAME_MAX - 12, nd->name);
             int mean = ir_add_value(g, IR_VAL_SCRATCH, &c, false, name);
-            snprintf(name, sizeof name, "%.*s.save_invstd", IR_NAME_MAX - 14, nd->name);
+            snprintf(name, sizeof name, "%.*s.save_invstd", OP_NAME_MAX - 14, nd->name);
             int invstd = ir_add_value(g, IR_VAL_SCRATCH, &c, false, name);
             if (mean < 0 || invstd < 0)
                 goto oom;
@@ -116,11 +116,11 @@ static int switch_to_training(ir_graph *g, int nfwd, char *err, size_t errlen)
             nd->nout = 3;
             g->vals[mean].producer = n;
             g->vals[invstd].producer = n;
-        } else if (nd->op == IR_OP_DROPOUT) {
+        } else if (nd->op == OP_DROPOUT) {
             int x = nd->in[0];
-            ir_shape sh = g->vals[x].shape;
-            char name[IR_NAME_MAX];
-            snprintf(name, sizeof name, "%.*s.mask", IR_NAME_MAX - 6, nd->name);
+            op_shape sh = g->vals[x].shape;
+            char name[OP_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.mask", OP_NAME_MAX - 6, nd->name);
             int mask = ir_add_value(g, IR_VAL_SCRATCH, &sh, true, name);
             if (mask < 0)
                 goto oom;
@@ -137,6 +137,48 @@ oom:
     return -1;
 }
 
+/* The gradient rules' view of the graph (ops/registry.h, op_grad_ctx). */
+typedef struct grad_graph {
+    ir_graph *g;
+    lang_span span;   /* the forward node's, given to its backward nodes */
+} grad_graph;
+
+static bool ctx_wants_grad(const op_grad_ctx *c, int v)
+{
+    const ir_graph *g = ((const grad_graph *)c->graph)->g;
+    ir_valkind k = g->vals[v].kind;
+    return k == IR_VAL_ACT || k == IR_VAL_PARAM;
+}
+
+/* A new gradient value shaped like v: GRAD for activations, PGRAD for parameters. */
+static int ctx_grad_value(const op_grad_ctx *c, int v)
+{
+    ir_graph *g = ((const grad_graph *)c->graph)->g;
+    char name[OP_NAME_MAX];
+    snprintf(name, sizeof name, "d(%.*s)", OP_NAME_MAX - 4, g->vals[v].name);
+    ir_value src = g->vals[v];
+    bool param = src.kind == IR_VAL_PARAM;
+    int gv = ir_add_value(g, param ? IR_VAL_PGRAD : IR_VAL_GRAD, &src.shape, src.batched, name);
+    if (gv >= 0)
+        g->vals[gv].param_of = param ? v : -1;
+    return gv;
+}
+
+static const op_shape *ctx_shape(const op_grad_ctx *c, int v)
+{
+    return &((const grad_graph *)c->graph)->g->vals[v].shape;
+}
+
+static int ctx_emit(const op_grad_ctx *c, op_kind op, const op_attrs *a, int nin, const int *in, int nout,
+                    const int *out, const char *what)
+{
+    const grad_graph *gg = c->graph;
+    char name[OP_NAME_MAX + 32];
+    snprintf(name, sizeof name, "%s.%s", c->fwd->name, what);
+    name[OP_NAME_MAX - 1] = '\0';
+    return ir_add_node(gg->g, op, a, nin, in, nout, out, name, gg->span) < 0 ? -1 : 0;
+}
+
 /* Appends the loss; returns the gradient of the value the loss reads (and which value). */
 static int append_loss(ir_graph *g, const ad_options *opt, int *logits_out, char *err, size_t errlen)
 {
@@ -147,32 +189,32 @@ static int append_loss(ir_graph *g, const ad_options *opt, int *logits_out, char
         if (ov->shape.rank != 1) {
             char sh[64];
             snprintf(err, errlen, "cross_entropy needs a vector output ([classes]); %s is %s", g->output_names[0],
-                     ir_shape_str(&ov->shape, sh, sizeof sh));
+                     op_shape_str(&ov->shape, sh, sizeof sh));
             return -1;
         }
         int p = ov->producer;
-        if (p >= 0 && g->nodes[p].op == IR_OP_SOFTMAX)
+        if (p >= 0 && g->nodes[p].op == OP_SOFTMAX)
             logits = g->nodes[p].in[0]; /* the final softmax is part of the loss */
     }
-    ir_shape label_shape = {.rank = 1, .d = {1}};
+    op_shape label_shape = {.rank = 1, .d = {1}};
     if (opt->loss == AD_LOSS_MSE)
         label_shape = g->vals[logits].shape;
     int label = ir_add_value(g, IR_VAL_LABEL, &label_shape, true, "labels");
-    ir_shape scalar = {.rank = 0};
+    op_shape scalar = {.rank = 0};
     int loss = ir_add_value(g, IR_VAL_SCRATCH, &scalar, false, "loss");
-    ir_shape lsh = g->vals[logits].shape;
-    char name[IR_NAME_MAX];
-    snprintf(name, sizeof name, "d(%.*s)", IR_NAME_MAX - 4, g->vals[logits].name);
+    op_shape lsh = g->vals[logits].shape;
+    char name[OP_NAME_MAX];
+    snprintf(name, sizeof name, "d(%.*s)", OP_NAME_MAX - 4, g->vals[logits].name);
     int dlogits = ir_add_value(g, IR_VAL_GRAD, &lsh, true, name);
     if (label < 0 || loss < 0 || dlogits < 0) {
         snprintf(err, errlen, "out of memory in autodiff");
         return -1;
     }
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     int in[2] = {logits, label}, outs[2] = {loss, dlogits};
-    ir_op op = opt->loss == AD_LOSS_MSE ? IR_OP_MSE_LOSS : IR_OP_XENT_LOSS;
-    if (ir_add_node(g, op, &a, 2, in, 2, outs, ir_op_name(op), (lang_span){0, 0, 0, 0}) < 0) {
+    op_kind op = opt->loss == AD_LOSS_MSE ? OP_MSE_LOSS : OP_XENT_LOSS;
+    if (ir_add_node(g, op, &a, 2, in, 2, outs, op_name(op), (lang_span){0, 0, 0, 0}) < 0) {
         snprintf(err, errlen, "out of memory in autodiff");
         return -1;
     }
@@ -193,7 +235,7 @@ static int append_updates(ad_state *s, const ad_options *opt, char *err, size_t 
             return -1;
         if (gv < 0)
             continue; /* no gradient reaches it (unused parameter) */
-        ir_attrs a;
+        op_attrs a;
         memset(&a, 0, sizeof a);
         a.optim = opt->optim;
         int in[4] = {v, gv, -1, -1}, nin = 2;
@@ -202,19 +244,19 @@ static int append_updates(ad_state *s, const ad_options *opt, char *err, size_t 
             states[0] = "exp_avg", states[1] = "exp_avg_sq";
         else if (opt->optim.momentum != 0.0)
             states[0] = "momentum_buffer";
-        ir_shape sh = g->vals[v].shape;
+        op_shape sh = g->vals[v].shape;
         for (int k = 0; k < 2 && states[k]; k++) {
-            char name[IR_NAME_MAX];
-            snprintf(name, sizeof name, "%.*s.%s", IR_NAME_MAX - 20, g->vals[v].name, states[k]);
+            char name[OP_NAME_MAX];
+            snprintf(name, sizeof name, "%.*s.%s", OP_NAME_MAX - 20, g->vals[v].name, states[k]);
             int sv = ir_add_value(g, IR_VAL_OPTSTATE, &sh, false, name);
             if (sv < 0)
                 goto oom;
             g->vals[sv].param_of = v;
             in[nin++] = sv;
         }
-        char name[IR_NAME_MAX];
-        snprintf(name, sizeof name, "%.*s.update", IR_NAME_MAX - 8, g->vals[v].name);
-        ir_op op = opt->optimizer == AD_OPTIM_ADAM ? IR_OP_ADAM_UPDATE : IR_OP_SGD_UPDATE;
+        char name[OP_NAME_MAX];
+        snprintf(name, sizeof name, "%.*s.update", OP_NAME_MAX - 8, g->vals[v].name);
+        op_kind op = opt->optimizer == AD_OPTIM_ADAM ? OP_ADAM_UPDATE : OP_SGD_UPDATE;
         if (ir_add_node(g, op, &a, nin, in, 0, NULL, name, (lang_span){0, 0, 0, 0}) < 0)
             goto oom;
     }
@@ -250,7 +292,7 @@ int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
     for (int n = nfwd_nodes - 1; n >= 0; n--) {
         if (g->nodes[n].dead)
             continue;
-        int gout[IR_MAX_OUT], gin[IR_MAX_IN];
+        int gout[OP_MAX_OUT], gin[OP_MAX_IN];
         bool any = false;
         for (int k = 0; k < g->nodes[n].nout; k++) {
             gout[k] = materialise(&s, g->nodes[n].out[k], err, errlen);
@@ -260,18 +302,25 @@ int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
         }
         if (!any)
             continue;
-        const ir_opdef *def = ir_opdef_get(g->nodes[n].op);
+        const op_def *def = op_def_get(g->nodes[n].op);
         if (!def->grad) {
             snprintf(err, errlen, "%s: %s has no gradient rule", g->nodes[n].name, def->name);
             goto done;
         }
-        for (int k = 0; k < IR_MAX_IN; k++)
+        for (int k = 0; k < OP_MAX_IN; k++)
             gin[k] = -1;
-        ir_err e = {.msg = "", .arg = -1};
+        op_err e = {.msg = "", .arg = -1};
         int nin = g->nodes[n].nin;
-        int ins[IR_MAX_IN];
+        int ins[OP_MAX_IN], outs[OP_MAX_OUT];
         memcpy(ins, g->nodes[n].in, sizeof ins);
-        if (def->grad(g, n, gout, gin, &e) != 0) {
+        memcpy(outs, g->nodes[n].out, sizeof outs);
+        op_node fwd = {.op = g->nodes[n].op, .attrs = g->nodes[n].attrs};
+        memcpy(fwd.name, g->nodes[n].name, sizeof fwd.name);
+        grad_graph gg = {.g = g, .span = g->nodes[n].span};
+        op_grad_ctx c = {.fwd = &fwd, .nin = nin, .nout = g->nodes[n].nout, .in = ins, .out = outs,
+                         .gout = gout, .gin = gin, .graph = &gg, .wants_grad = ctx_wants_grad,
+                         .grad_value = ctx_grad_value, .shape = ctx_shape, .emit = ctx_emit};
+        if (def->grad(&c, &e) != 0) {
             snprintf(err, errlen, "%s", e.msg);
             goto done;
         }

@@ -15,7 +15,7 @@ typedef enum ad_optim { AD_OPTIM_SGD, AD_OPTIM_ADAM } ad_optim;
 typedef struct ad_options {
     ad_loss loss;
     ad_optim optimizer;
-    ir_optim_attrs optim;
+    op_optim_attrs optim;
 } ad_options;
 
 /* Rewrites g (an inference graph from ir_build) into a training graph on output 0.  Sets

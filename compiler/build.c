@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 
 /* ---------------------------------------------------------------- building */
 
@@ -26,12 +26,12 @@ static bool span_empty(lang_span s)
     return s.line == 0 && s.col == 0 && s.end_line == 0 && s.end_col == 0;
 }
 
-/* Reports an ir_err of layer L: at the argument's span when it names one. */
-static void report(builder *b, const lang_layer *L, const ir_err *e)
+/* Reports an op_err of layer L: at the argument's span when it names one. */
+static void report(builder *b, const lang_layer *L, const op_err *e)
 {
     lang_span sp = L->span;
-    if (e->arg >= 0 && e->arg < L->op->nargs && e->arg < IR_MAX_ARGS && !span_empty(L->args[e->arg].span))
-        sp = L->args[e->arg].span;
+    if (e->arg >= 0 && e->arg < L->op->nargs && e->arg < OP_MAX_ARGS && !span_empty(L->arg_spans[e->arg]))
+        sp = L->arg_spans[e->arg];
     diag_add(b->diags, DIAG_ERROR, sp, "%s", e->msg);
 }
 
@@ -47,14 +47,14 @@ static int build_layer(builder *b, int k)
 {
     const lang_network *net = b->net;
     const lang_layer *L = &net->layers[k];
-    const ir_opdef *op = L->op;
+    const op_def *op = L->op;
     int tensor_id = net->ninputs + k;
 
     if (!op) {
         diag_add(b->diags, DIAG_ERROR, L->span, "layer '%s' has no op", L->name);
         return -1;
     }
-    if (L->ninputs < op->min_inputs || L->ninputs > op->max_inputs || L->ninputs > IR_MAX_IN) {
+    if (L->ninputs < op->min_inputs || L->ninputs > op->max_inputs || L->ninputs > OP_MAX_IN) {
         if (op->min_inputs == op->max_inputs)
             diag_add(b->diags, DIAG_ERROR, L->span, "%s takes %d input tensor%s, got %d", op->name,
                      op->min_inputs, op->min_inputs == 1 ? "" : "s", L->ninputs);
@@ -64,8 +64,8 @@ static int build_layer(builder *b, int k)
         return -1;
     }
 
-    int in[IR_MAX_IN + IR_MAX_PARAMS];
-    ir_shape shapes[IR_MAX_IN];
+    int in[OP_MAX_IN + OP_MAX_PARAMS];
+    op_shape shapes[OP_MAX_IN];
     for (int i = 0; i < L->ninputs; i++) {
         int t = L->inputs[i];
         if (t < 0 || t >= tensor_id) {
@@ -84,14 +84,14 @@ static int build_layer(builder *b, int k)
         }
     }
 
-    ir_attrs attrs;
+    op_attrs attrs;
     memset(&attrs, 0, sizeof attrs);
-    ir_err e = {.msg = "", .arg = -1};
+    op_err e = {.msg = "", .arg = -1};
     if (op->make_attrs && op->make_attrs(&attrs, L->args, shapes, L->ninputs, &e) != 0) {
         report(b, L, &e);
         return -1;
     }
-    ir_shape out;
+    op_shape out;
     memset(&out, 0, sizeof out);
     e.arg = -1;
     if (!op->shape) {
@@ -105,12 +105,12 @@ static int build_layer(builder *b, int k)
 
     int nin = L->ninputs;
     if (op->params) {
-        const char *suffix[IR_MAX_PARAMS];
-        ir_shape pshape[IR_MAX_PARAMS];
-        bool trainable[IR_MAX_PARAMS];
+        const char *suffix[OP_MAX_PARAMS];
+        op_shape pshape[OP_MAX_PARAMS];
+        bool trainable[OP_MAX_PARAMS];
         int np = op->params(&attrs, shapes, suffix, pshape, trainable);
         for (int p = 0; p < np; p++) {
-            char name[IR_NAME_MAX];
+            char name[OP_NAME_MAX];
             int w = snprintf(name, sizeof name, "%s.%s", L->name, suffix[p]);
             if (w < 0 || (size_t)w >= sizeof name) {
                 diag_add(b->diags, DIAG_ERROR, L->span, "layer name '%s' is too long for its weight names",
@@ -152,13 +152,13 @@ ir_graph *ir_build(const lang_network *net, diag_list *diags)
 
     for (int i = 0; i < net->ninputs; i++) {
         const lang_input *in = &net->inputs[i];
-        bool ok = in->shape.rank >= 1 && in->shape.rank <= IR_MAX_RANK;
+        bool ok = in->shape.rank >= 1 && in->shape.rank <= OP_MAX_RANK;
         for (int d = 0; ok && d < in->shape.rank; d++)
             ok = in->shape.d[d] >= 1;
         if (!ok) {
             char buf[128];
             diag_add(diags, DIAG_ERROR, in->span, "input '%s' has an invalid shape %s", in->name,
-                     ir_shape_str(&in->shape, buf, sizeof buf));
+                     op_shape_str(&in->shape, buf, sizeof buf));
             b.tval[i] = -1;
             continue;
         }
@@ -184,7 +184,7 @@ ir_graph *ir_build(const lang_network *net, diag_list *diags)
         if (v < 0)
             continue;
         b.g->outputs[b.g->noutputs] = v;
-        snprintf(b.g->output_names[b.g->noutputs], IR_NAME_MAX, "%s", o->name);
+        snprintf(b.g->output_names[b.g->noutputs], OP_NAME_MAX, "%s", o->name);
         b.g->noutputs++;
     }
     if (diags->errors > errors_before)
@@ -206,7 +206,7 @@ int64_t ir_node_params(const ir_graph *g, int n)
     for (int k = 0; k < node->nin; k++) {
         const ir_value *v = &g->vals[node->in[k]];
         if (v->kind == IR_VAL_PARAM)
-            total += ir_shape_numel(&v->shape);
+            total += op_shape_numel(&v->shape);
     }
     return total;
 }
@@ -214,13 +214,13 @@ int64_t ir_node_params(const ir_graph *g, int n)
 int64_t ir_node_flops(const ir_graph *g, int n)
 {
     const ir_node *node = &g->nodes[n];
-    const ir_opdef *op = ir_opdef_get(node->op);
+    const op_def *op = op_def_get(node->op);
     if (!op || !op->flops)
         return 0;
-    ir_shape in[IR_MAX_IN];
+    op_shape in[OP_MAX_IN];
     for (int k = 0; k < node->nin; k++)
         in[k] = g->vals[node->in[k]].shape;
-    const ir_shape *out = node->nout > 0 ? &g->vals[node->out[0]].shape : NULL;
+    const op_shape *out = node->nout > 0 ? &g->vals[node->out[0]].shape : NULL;
     return op->flops(&node->attrs, in, node->nin, out);
 }
 
@@ -242,7 +242,7 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
                     continue;
                 read[v] = true;
             }
-            p += ir_shape_numel(&g->vals[v].shape);
+            p += op_shape_numel(&g->vals[v].shape);
         }
     }
     free(read);
@@ -307,7 +307,7 @@ static char *sb_finish(strbuf *sb)
 }
 
 /* "[6,28,28]": the shape without spaces, for dot labels. */
-static char *shape_compact(const ir_shape *s, char *buf, size_t n)
+static char *shape_compact(const op_shape *s, char *buf, size_t n)
 {
     size_t len = 0;
     int w = snprintf(buf, n, "[");
@@ -356,11 +356,11 @@ char *ir_node_summary(const ir_node *node, char *buf, size_t n)
         return buf;
     strbuf sb = {0};
     char w[64];
-    const ir_attrs *a = &node->attrs;
+    const op_attrs *a = &node->attrs;
     switch (node->op) {
-    case IR_OP_CONV1D:
-    case IR_OP_CONV2D: {
-        const ir_conv_attrs *c = &a->conv;
+    case OP_CONV1D:
+    case OP_CONV2D: {
+        const op_conv_attrs *c = &a->conv;
         window_str(w, sizeof w, c->sdims, c->kernel);
         sb_printf(&sb, "%" PRId64 "x%s", c->filters, w);
         if (!pair_is(c->sdims, c->stride, 1))
@@ -371,8 +371,8 @@ char *ir_node_summary(const ir_node *node, char *buf, size_t n)
             sb_printf(&sb, " groups %" PRId64, c->groups);
         if (c->residual)
             sb_printf(&sb, " +add");
-        if (c->act != IR_ACT_NONE)
-            sb_printf(&sb, " +%s", ir_act_name(c->act));
+        if (c->act != OP_ACT_NONE)
+            sb_printf(&sb, " +%s", op_act_name(c->act));
         if (c->pool) {
             window_str(w, sizeof w, c->sdims, c->pool_size);
             sb_printf(&sb, " +maxpool %s", w);
@@ -381,9 +381,9 @@ char *ir_node_summary(const ir_node *node, char *buf, size_t n)
         }
         break;
     }
-    case IR_OP_MAXPOOL:
-    case IR_OP_AVGPOOL: {
-        const ir_pool_attrs *p = &a->pool;
+    case OP_MAXPOOL:
+    case OP_AVGPOOL: {
+        const op_pool_attrs *p = &a->pool;
         window_str(w, sizeof w, p->sdims, p->size);
         sb_printf(&sb, "%s", w);
         if (!pair_eq(p->sdims, p->stride, p->size)) {
@@ -396,29 +396,29 @@ char *ir_node_summary(const ir_node *node, char *buf, size_t n)
             pair_suffix(&sb, "pad", p->sdims, p->pad);
         break;
     }
-    case IR_OP_DENSE:
+    case OP_DENSE:
         sb_printf(&sb, "%" PRId64, a->dense.units);
-        if (a->dense.act != IR_ACT_NONE)
-            sb_printf(&sb, " +%s", ir_act_name(a->dense.act));
+        if (a->dense.act != OP_ACT_NONE)
+            sb_printf(&sb, " +%s", op_act_name(a->dense.act));
         if (a->dense.softmax)
             sb_printf(&sb, " +softmax");
         break;
-    case IR_OP_DROPOUT:
+    case OP_DROPOUT:
         sb_printf(&sb, "p=%g", (double)a->dropout.p);
         break;
-    case IR_OP_LEAKY_RELU:
+    case OP_LEAKY_RELU:
         sb_printf(&sb, "alpha=%g", (double)a->act.alpha);
         break;
-    case IR_OP_ADD:
-        if (a->act.act != IR_ACT_NONE)
-            sb_printf(&sb, "+%s", ir_act_name(a->act.act));
+    case OP_ADD:
+        if (a->act.act != OP_ACT_NONE)
+            sb_printf(&sb, "+%s", op_act_name(a->act.act));
         break;
-    case IR_OP_ACT_BWD:
-        sb_printf(&sb, "%s", ir_act_name(a->act.act));
+    case OP_ACT_BWD:
+        sb_printf(&sb, "%s", op_act_name(a->act.act));
         break;
-    case IR_OP_REORDER:
-        sb_printf(&sb, "%s->%s", a->reorder.from == IR_LAYOUT_NHWC ? "nhwc" : "nchw",
-                  a->reorder.to == IR_LAYOUT_NHWC ? "nhwc" : "nchw");
+    case OP_REORDER:
+        sb_printf(&sb, "%s->%s", a->reorder.from == OP_LAYOUT_NHWC ? "nhwc" : "nchw",
+                  a->reorder.to == OP_LAYOUT_NHWC ? "nhwc" : "nchw");
         break;
     default:
         break;
@@ -452,26 +452,26 @@ char *ir_graph_dump_text(const ir_graph *g)
     sb_printf(&sb, "network %s\n", g->name);
     for (int i = 0; i < g->ninputs; i++) {
         const ir_value *v = &g->vals[g->inputs[i]];
-        sb_printf(&sb, "  input %s %s\n", v->name, ir_shape_str(&v->shape, sh, sizeof sh));
+        sb_printf(&sb, "  input %s %s\n", v->name, op_shape_str(&v->shape, sh, sizeof sh));
     }
     for (int i = 0; i < g->nvals; i++) {
         const ir_value *v = &g->vals[i];
         if (v->kind == IR_VAL_LABEL)
-            sb_printf(&sb, "  %s %s %s\n", valkind_name(v->kind), v->name, ir_shape_str(&v->shape, sh, sizeof sh));
+            sb_printf(&sb, "  %s %s %s\n", valkind_name(v->kind), v->name, op_shape_str(&v->shape, sh, sizeof sh));
     }
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *node = &g->nodes[n];
         if (node->dead)
             continue;
         ir_node_summary(node, sum, sizeof sum);
-        sb_printf(&sb, "  %s: %s%s%s (", node->name, ir_op_name(node->op), sum[0] ? " " : "", sum);
+        sb_printf(&sb, "  %s: %s%s%s (", node->name, op_name(node->op), sum[0] ? " " : "", sum);
         for (int k = 0; k < node->nin; k++)
             sb_printf(&sb, "%s%s", k ? ", " : "", g->vals[node->in[k]].name);
         sb_printf(&sb, ")");
         for (int k = 0; k < node->nout; k++) {
             const ir_value *v = &g->vals[node->out[k]];
-            sb_printf(&sb, "%s%s%s", k ? ", " : " -> ", ir_shape_str(&v->shape, sh, sizeof sh),
-                      v->layout == IR_LAYOUT_NHWC ? " channels-last" : "");
+            sb_printf(&sb, "%s%s%s", k ? ", " : " -> ", op_shape_str(&v->shape, sh, sizeof sh),
+                      v->layout == OP_LAYOUT_NHWC ? " channels-last" : "");
         }
         if (node->fused[0])
             sb_printf(&sb, "  [fused: %s]", node->fused);
@@ -480,7 +480,7 @@ char *ir_graph_dump_text(const ir_graph *g)
     for (int i = 0; i < g->noutputs; i++) {
         const ir_value *v = &g->vals[g->outputs[i]];
         sb_printf(&sb, "  output %s = %s %s\n", g->output_names[i], v->name,
-                  ir_shape_str(&v->shape, sh, sizeof sh));
+                  op_shape_str(&v->shape, sh, sizeof sh));
     }
     if (g->loss >= 0)
         sb_printf(&sb, "  loss = %s\n", g->vals[g->loss].name);
@@ -521,7 +521,7 @@ char *ir_graph_dump_dot(const ir_graph *g)
         ir_node_summary(node, sum, sizeof sum);
         sb_printf(&sb, "  n%d [label=\"", n);
         dot_escaped(&sb, node->name);
-        sb_printf(&sb, "\\n%s%s", ir_op_name(node->op), sum[0] ? " " : "");
+        sb_printf(&sb, "\\n%s%s", op_name(node->op), sum[0] ? " " : "");
         dot_escaped(&sb, sum);
         for (int k = 0; k < node->nout; k++)
             sb_printf(&sb, "%s%s", k ? " " : "\\n", shape_compact(&g->vals[node->out[k]].shape, sh, sizeof sh));

@@ -14,8 +14,8 @@ static void copy_name(char *dst, const char *src)
         return;
     }
     size_t n = strlen(src);
-    if (n >= IR_NAME_MAX)
-        n = IR_NAME_MAX - 1;
+    if (n >= OP_NAME_MAX)
+        n = OP_NAME_MAX - 1;
     memcpy(dst, src, n);
     dst[n] = '\0';
 }
@@ -89,7 +89,7 @@ static int grow(void **items, int *cap, int need, size_t size)
     return 0;
 }
 
-int ir_add_value(ir_graph *g, ir_valkind kind, const ir_shape *shape, bool batched, const char *name)
+int ir_add_value(ir_graph *g, ir_valkind kind, const op_shape *shape, bool batched, const char *name)
 {
     void *items = g->vals;
     if (grow(&items, &g->capvals, g->nvals + 1, sizeof *g->vals) != 0)
@@ -107,10 +107,10 @@ int ir_add_value(ir_graph *g, ir_valkind kind, const ir_shape *shape, bool batch
     return g->nvals++;
 }
 
-int ir_add_node(ir_graph *g, ir_op op, const ir_attrs *attrs, int nin, const int *in, int nout,
+int ir_add_node(ir_graph *g, op_kind op, const op_attrs *attrs, int nin, const int *in, int nout,
                 const int *out, const char *name, lang_span span)
 {
-    if (nin < 0 || nin > IR_MAX_IN || nout < 0 || nout > IR_MAX_OUT)
+    if (nin < 0 || nin > OP_MAX_IN || nout < 0 || nout > OP_MAX_OUT)
         return -1;
     void *items = g->nodes;
     if (grow(&items, &g->capnodes, g->nnodes + 1, sizeof *g->nodes) != 0)
@@ -135,55 +135,6 @@ int ir_add_node(ir_graph *g, ir_op op, const ir_attrs *attrs, int nin, const int
     n->span = span;
     g->nnodes++;
     return idx;
-}
-
-int64_t ir_shape_numel(const ir_shape *s)
-{
-    int64_t n = 1;
-    for (int k = 0; k < s->rank; k++)
-        n *= s->d[k];
-    return n;
-}
-
-bool ir_shape_equal(const ir_shape *a, const ir_shape *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int k = 0; k < a->rank; k++)
-        if (a->d[k] != b->d[k])
-            return false;
-    return true;
-}
-
-char *ir_shape_str(const ir_shape *s, char *buf, size_t n)
-{
-    if (!buf || n == 0)
-        return buf;
-    size_t len = 0;
-    buf[0] = '\0';
-    int w = snprintf(buf, n, "[");
-    len = w > 0 ? (size_t)w : 0;
-    for (int k = 0; k < s->rank && len < n; k++) {
-        w = snprintf(buf + len, n - len, "%s%" PRId64, k ? ", " : "", s->d[k]);
-        if (w < 0)
-            break;
-        len += (size_t)w;
-    }
-    if (len < n)
-        snprintf(buf + len, n - len, "]");
-    return buf;
-}
-
-const char *ir_act_name(ir_act a)
-{
-    switch (a) {
-    case IR_ACT_NONE: return "none";
-    case IR_ACT_RELU: return "relu";
-    case IR_ACT_SIGMOID: return "sigmoid";
-    case IR_ACT_TANH: return "tanh";
-    case IR_ACT_LEAKY_RELU: return "leaky_relu";
-    }
-    return "?";
 }
 
 int ir_value_readers(const ir_graph *g, int v)

@@ -8,7 +8,7 @@
 
 static bool has_effects(const ir_node *nd)
 {
-    return nd->nout == 0 || (nd->op == IR_OP_BATCHNORM && nd->attrs.bn.training);
+    return nd->nout == 0 || (nd->op == OP_BATCHNORM && nd->attrs.bn.training);
 }
 
 int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)

@@ -41,10 +41,10 @@ static bool foldable_producer(const ir_node *p)
 {
     if (p->dead)
         return false;
-    if (p->op == IR_OP_CONV1D || p->op == IR_OP_CONV2D)
-        return !p->attrs.conv.residual && p->attrs.conv.act == IR_ACT_NONE && !p->attrs.conv.pool;
-    if (p->op == IR_OP_DENSE)
-        return p->attrs.dense.act == IR_ACT_NONE && !p->attrs.dense.softmax;
+    if (p->op == OP_CONV1D || p->op == OP_CONV2D)
+        return !p->attrs.conv.residual && p->attrs.conv.act == OP_ACT_NONE && !p->attrs.conv.pool;
+    if (p->op == OP_DENSE)
+        return p->attrs.dense.act == OP_ACT_NONE && !p->attrs.dense.softmax;
     return false;
 }
 
@@ -63,7 +63,7 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
     if (ctx->training)
         return 0; /* batch statistics in training: nothing to fold */
     for (int n = 0; n < g->nnodes; n++) {
-        if (g->nodes[n].dead || g->nodes[n].op != IR_OP_BATCHNORM || g->nodes[n].attrs.bn.training)
+        if (g->nodes[n].dead || g->nodes[n].op != OP_BATCHNORM || g->nodes[n].attrs.bn.training)
             continue;
         int x = g->nodes[n].in[0];
         int pi = g->vals[x].producer;
@@ -71,14 +71,14 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
             continue;
         /* a dense layer on a rank-3 input feeds batchnorm a rank-1 tensor: channels = units */
         ir_node p = g->nodes[pi], bn = g->nodes[n];
-        bool bias = p.op == IR_OP_DENSE ? p.attrs.dense.bias : p.attrs.conv.bias;
+        bool bias = p.op == OP_DENSE ? p.attrs.dense.bias : p.attrs.conv.bias;
         int w = p.in[1], b = bias ? p.in[2] : -1;
-        char name[IR_NAME_MAX + 16];
+        char name[OP_NAME_MAX + 16];
         snprintf(name, sizeof name, "%s.weight(folded)", p.name);
-        ir_shape wsh = g->vals[w].shape;
+        op_shape wsh = g->vals[w].shape;
         int wf = ir_add_value(g, IR_VAL_SCRATCH, &wsh, false, name);
         snprintf(name, sizeof name, "%s.bias(folded)", p.name);
-        ir_shape bsh = {.rank = 1, .d = {wsh.d[0]}};
+        op_shape bsh = {.rank = 1, .d = {wsh.d[0]}};
         int bf = ir_add_value(g, IR_VAL_SCRATCH, &bsh, false, name);
         if (wf < 0 || bf < 0) {
             snprintf(err, errlen, "out of memory");
@@ -92,7 +92,7 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
             in[nin++] = bn.in[k]; /* gamma, beta, running_mean, running_var */
         int out[2] = {wf, bf};
         snprintf(name, sizeof name, "%s.fold", bn.name);
-        int f = ir_add_node(g, IR_OP_BN_FOLD, &bn.attrs, nin, in, 2, out, name, bn.span);
+        int f = ir_add_node(g, OP_BN_FOLD, &bn.attrs, nin, in, 2, out, name, bn.span);
         if (f < 0) {
             snprintf(err, errlen, "out of memory");
             return -1;
@@ -104,7 +104,7 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         pp->in[2] = bf;
         if (!bias) {
             pp->nin = 3;
-            if (pp->op == IR_OP_DENSE)
+            if (pp->op == OP_DENSE)
                 pp->attrs.dense.bias = true;
             else
                 pp->attrs.conv.bias = true;

@@ -59,18 +59,18 @@ static void absorb(ir_graph *g, int into, int from)
     b->dead = true;
 }
 
-static ir_act act_of(const ir_node *nd)
+static op_act act_of(const ir_node *nd)
 {
     switch (nd->op) {
-    case IR_OP_RELU: return IR_ACT_RELU;
-    case IR_OP_SIGMOID: return IR_ACT_SIGMOID;
-    case IR_OP_TANH: return IR_ACT_TANH;
-    case IR_OP_LEAKY_RELU: return IR_ACT_LEAKY_RELU;
-    default: return IR_ACT_NONE;
+    case OP_RELU: return OP_ACT_RELU;
+    case OP_SIGMOID: return OP_ACT_SIGMOID;
+    case OP_TANH: return OP_ACT_TANH;
+    case OP_LEAKY_RELU: return OP_ACT_LEAKY_RELU;
+    default: return OP_ACT_NONE;
     }
 }
 
-static bool is_conv(const ir_node *nd) { return nd->op == IR_OP_CONV1D || nd->op == IR_OP_CONV2D; }
+static bool is_conv(const ir_node *nd) { return nd->op == OP_CONV1D || nd->op == OP_CONV2D; }
 
 /* producer -> activation */
 static int fuse_activations(ir_graph *g)
@@ -80,18 +80,18 @@ static int fuse_activations(ir_graph *g)
         ir_node *p = &g->nodes[n];
         if (p->dead || p->nout != 1)
             continue;
-        ir_act *slot = NULL;
+        op_act *slot = NULL;
         float *alpha = NULL;
-        if (is_conv(p) && p->attrs.conv.act == IR_ACT_NONE && !p->attrs.conv.pool)
+        if (is_conv(p) && p->attrs.conv.act == OP_ACT_NONE && !p->attrs.conv.pool)
             slot = &p->attrs.conv.act, alpha = &p->attrs.conv.alpha;
-        else if (p->op == IR_OP_DENSE && p->attrs.dense.act == IR_ACT_NONE && !p->attrs.dense.softmax)
+        else if (p->op == OP_DENSE && p->attrs.dense.act == OP_ACT_NONE && !p->attrs.dense.softmax)
             slot = &p->attrs.dense.act, alpha = &p->attrs.dense.alpha;
-        else if (p->op == IR_OP_ADD && p->attrs.act.act == IR_ACT_NONE)
+        else if (p->op == OP_ADD && p->attrs.act.act == OP_ACT_NONE)
             slot = &p->attrs.act.act, alpha = &p->attrs.act.alpha;
         if (!slot)
             continue;
         int r = sole_reader(g, p->out[0]);
-        if (r < 0 || act_of(&g->nodes[r]) == IR_ACT_NONE)
+        if (r < 0 || act_of(&g->nodes[r]) == OP_ACT_NONE)
             continue;
         *slot = act_of(&g->nodes[r]);
         *alpha = g->nodes[r].attrs.act.alpha;
@@ -107,7 +107,7 @@ static int fuse_residuals(ir_graph *g)
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *add = &g->nodes[n];
-        if (add->dead || add->op != IR_OP_ADD || add->nin != 2)
+        if (add->dead || add->op != OP_ADD || add->nin != 2)
             continue;
         /* the later-made conv input takes the residual, so the other is ready before it runs */
         int best = -1, other = -1;
@@ -115,8 +115,8 @@ static int fuse_residuals(ir_graph *g)
             int p = g->vals[add->in[k]].producer;
             if (p < 0 || !is_conv(&g->nodes[p]) || g->nodes[p].dead)
                 continue;
-            const ir_conv_attrs *c = &g->nodes[p].attrs.conv;
-            if (c->residual || c->act != IR_ACT_NONE || c->pool || sole_reader(g, add->in[k]) != n)
+            const op_conv_attrs *c = &g->nodes[p].attrs.conv;
+            if (c->residual || c->act != OP_ACT_NONE || c->pool || sole_reader(g, add->in[k]) != n)
                 continue;
             int o = add->in[1 - k];
             int op = g->vals[o].producer;
@@ -128,7 +128,7 @@ static int fuse_residuals(ir_graph *g)
         if (best < 0)
             continue;
         ir_node *conv = &g->nodes[best];
-        if (conv->nin >= IR_MAX_IN)
+        if (conv->nin >= OP_MAX_IN)
             continue;
         conv->attrs.conv.residual = true;
         conv->attrs.conv.act = add->attrs.act.act;
@@ -149,10 +149,10 @@ static int fuse_pools(ir_graph *g)
         if (p->dead || !is_conv(p) || p->attrs.conv.pool)
             continue;
         int r = sole_reader(g, p->out[0]);
-        if (r < 0 || g->nodes[r].op != IR_OP_MAXPOOL)
+        if (r < 0 || g->nodes[r].op != OP_MAXPOOL)
             continue;
-        const ir_pool_attrs *pa = &g->nodes[r].attrs.pool;
-        ir_conv_attrs *c = &p->attrs.conv;
+        const op_pool_attrs *pa = &g->nodes[r].attrs.pool;
+        op_conv_attrs *c = &p->attrs.conv;
         c->pool = true;
         for (int k = 0; k < 2; k++) {
             c->pool_size[k] = pa->size[k];
@@ -171,10 +171,10 @@ static int fuse_softmax(ir_graph *g)
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *p = &g->nodes[n];
-        if (p->dead || p->op != IR_OP_DENSE || p->attrs.dense.softmax)
+        if (p->dead || p->op != OP_DENSE || p->attrs.dense.softmax)
             continue;
         int r = sole_reader(g, p->out[0]);
-        if (r < 0 || g->nodes[r].op != IR_OP_SOFTMAX)
+        if (r < 0 || g->nodes[r].op != OP_SOFTMAX)
             continue;
         p->attrs.dense.softmax = true;
         absorb(g, n, r);

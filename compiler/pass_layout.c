@@ -31,7 +31,7 @@
 #include <string.h>
 
 #include "compiler/plan.h"
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "ops/kernels.h"
 
 /* A value whose two orders are different bytes (see the header comment). */
@@ -55,7 +55,7 @@ static op_layout_support node_support(const ir_node *nd, plan_backend_choice c)
 static void choose_layouts(ir_graph *g, plan_backend_choice backend, bool *cl)
 {
     for (int v = 0; v < g->nvals; v++)
-        g->vals[v].layout = IR_LAYOUT_PLAIN;
+        g->vals[v].layout = OP_LAYOUT_PLAIN;
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
         cl[n] = false;
@@ -71,7 +71,7 @@ static void choose_layouts(ir_graph *g, plan_backend_choice backend, bool *cl)
             int ncl = 0, nplain = 0;
             for (int k = 0; k < nd->nin; k++) {
                 const ir_value *v = &g->vals[nd->in[k]];
-                if (layout_bearing(v) && v->layout == IR_LAYOUT_NHWC)
+                if (layout_bearing(v) && v->layout == OP_LAYOUT_NHWC)
                     ncl++;
                 else if (layout_bearing(v))
                     nplain++;
@@ -83,7 +83,7 @@ static void choose_layouts(ir_graph *g, plan_backend_choice backend, bool *cl)
         if (cl[n])
             for (int k = 0; k < nd->nout; k++)
                 if (layout_bearing(&g->vals[nd->out[k]]))
-                    g->vals[nd->out[k]].layout = IR_LAYOUT_NHWC;
+                    g->vals[nd->out[k]].layout = OP_LAYOUT_NHWC;
     }
 }
 
@@ -98,17 +98,17 @@ typedef struct rewrite {
 
 /* The copy of value v in layout `to`, made by a reorder appended to the new list now if there
  * is none yet.  Returns the value, or -1 when out of memory. */
-static int copy_in(rewrite *r, int v, ir_layout to)
+static int copy_in(rewrite *r, int v, op_layout to)
 {
-    int *slot = &r->copy[to == IR_LAYOUT_NHWC][v];
+    int *slot = &r->copy[to == OP_LAYOUT_NHWC][v];
     if (*slot >= 0)
         return *slot;
     ir_graph *g = r->g;
     const ir_value src = g->vals[v];
-    const char *order = to == IR_LAYOUT_NHWC ? (src.shape.rank == 2 ? "nwc" : "nhwc")
+    const char *order = to == OP_LAYOUT_NHWC ? (src.shape.rank == 2 ? "nwc" : "nhwc")
                                               : (src.shape.rank == 2 ? "ncl" : "nchw");
-    char name[IR_NAME_MAX];
-    snprintf(name, sizeof name, "%.*s.%s", IR_NAME_MAX - 6, src.name, order);
+    char name[OP_NAME_MAX];
+    snprintf(name, sizeof name, "%.*s.%s", OP_NAME_MAX - 6, src.name, order);
     /* the copy is an activation like its source, but never an input or label (those are
      * pinned and the public API's) */
     ir_valkind kind = src.kind == IR_VAL_INPUT || src.kind == IR_VAL_LABEL ? IR_VAL_ACT : src.kind;
@@ -118,7 +118,7 @@ static int copy_in(rewrite *r, int v, ir_layout to)
     g->vals[c].layout = to;
     ir_node *nd = &r->nodes[r->nnodes];
     memset(nd, 0, sizeof *nd);
-    nd->op = IR_OP_REORDER;
+    nd->op = OP_REORDER;
     nd->attrs.reorder.from = src.layout;
     nd->attrs.reorder.to = to;
     nd->nin = 1;
@@ -150,7 +150,7 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
     for (int n = 0; n < g->nnodes; n++) {
         ir_node nd = g->nodes[n];
         if (!nd.dead) {
-            ir_layout want = cl[n] ? IR_LAYOUT_NHWC : IR_LAYOUT_PLAIN;
+            op_layout want = cl[n] ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
             for (int k = 0; k < nd.nin; k++) {
                 int v = nd.in[k];
                 if (v >= r.nvals0 || !layout_bearing(&g->vals[v]) || g->vals[v].layout == want)
@@ -164,7 +164,7 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
     }
     for (int i = 0; i < g->noutputs; i++) {
         int v = g->outputs[i];
-        if (g->vals[v].layout == IR_LAYOUT_NHWC && (g->outputs[i] = copy_in(&r, v, IR_LAYOUT_PLAIN)) < 0)
+        if (g->vals[v].layout == OP_LAYOUT_NHWC && (g->outputs[i] = copy_in(&r, v, OP_LAYOUT_PLAIN)) < 0)
             goto oom;
     }
     /* the new list replaces the old; producers move with their nodes */

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 
 static const pass_info pipeline[] = {
     {"fold_bn", PASS_FOLD_BN, pass_fold_bn},
@@ -71,8 +71,8 @@ int pass_verify(const ir_graph *g, char *err, size_t errlen)
         const ir_node *nd = &g->nodes[n];
         if (nd->dead)
             continue;
-        if ((unsigned)nd->op >= IR_OP_COUNT || nd->nin < 0 || nd->nin > IR_MAX_IN || nd->nout < 0 ||
-            nd->nout > IR_MAX_OUT) {
+        if ((unsigned)nd->op >= OP_COUNT || nd->nin < 0 || nd->nin > OP_MAX_IN || nd->nout < 0 ||
+            nd->nout > OP_MAX_OUT) {
             snprintf(err, errlen, "node %d (%s): bad op or arity", n, nd->name);
             rc = -1;
             break;

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 
 #define PLAN_ALIGN 64
 
@@ -39,7 +39,7 @@ static int root_of(const plan_value *pv, int v)
     return v;
 }
 
-op_backend plan_choose_backend(ir_op op, plan_backend_choice c)
+op_backend plan_choose_backend(op_kind op, plan_backend_choice c)
 {
     static const op_backend order_auto[] = {OP_BACKEND_ONEDNN, OP_BACKEND_NATIVE, OP_BACKEND_REF};
     switch (c) {
@@ -66,7 +66,7 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
         pv->alias_of = -1;
         pv->first = -1;
         pv->last = -1;
-        int64_t n = ir_shape_numel(&val->shape) * (val->batched ? p->batch : 1);
+        int64_t n = op_shape_numel(&val->shape) * (val->batched ? p->batch : 1);
         pv->bytes = (size_t)n * sizeof(float);
         switch (val->kind) {
         case IR_VAL_PARAM: case IR_VAL_STATE: pv->loc = PLAN_LOC_WEIGHTS; break;
@@ -105,7 +105,7 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
             plan_loc l = p->vals[nd->in[k]].loc;
             constant = l == PLAN_LOC_WEIGHTS || l == PLAN_LOC_CONST;
         }
-        if (nd->op == IR_OP_BATCHNORM || nd->op == IR_OP_SGD_UPDATE || nd->op == IR_OP_ADAM_UPDATE)
+        if (nd->op == OP_BATCHNORM || nd->op == OP_SGD_UPDATE || nd->op == OP_ADAM_UPDATE)
             constant = false; /* they change what they read */
         p->steps[s].constant = constant;
         if (constant)
@@ -116,7 +116,7 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
         return;
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *nd = &g->nodes[p->steps[s].node];
-        const ir_opdef *def = ir_opdef_get(nd->op);
+        const op_def *def = op_def_get(nd->op);
         if (!def->inplace || nd->nin < 1 || nd->nout < 1)
             continue;
         int in = nd->in[0], out = nd->out[0];

@@ -61,7 +61,7 @@ typedef struct ir_plan {
 /* The backend that runs op under choice c: the first of oneDNN, native, reference with a
  * kernel for it (auto), or the one asked for, reference where it has none.  The layout pass
  * and the planner both ask here, so they agree. */
-op_backend plan_choose_backend(ir_op op, plan_backend_choice c);
+op_backend plan_choose_backend(op_kind op, plan_backend_choice c);
 
 /* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
  * on failure (g is freed then too). */

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "lang/diag.h"
 #include "lang/span.h"
 
@@ -15,22 +15,23 @@
  * network's inputs, ninputs + k is the output of layer k.  A layer only reads tensors made
  * before it. */
 typedef struct lang_layer {
-    const ir_opdef *op;
-    char name[IR_NAME_MAX];         /* "conv2d_1", a name= argument, "relu_3", "add_1" ... */
+    const op_def *op;
+    char name[OP_NAME_MAX];         /* "conv2d_1", a name= argument, "relu_3", "add_1" ... */
     int ninputs;
-    int inputs[IR_MAX_IN];          /* tensor ids */
-    ir_argval args[IR_MAX_ARGS];    /* one per op->args slot, defaults filled in */
+    int inputs[OP_MAX_IN];          /* tensor ids */
+    op_argval args[OP_MAX_ARGS];    /* one per op->args slot, defaults filled in */
+    lang_span arg_spans[OP_MAX_ARGS]; /* where each was written; the call's span for defaults */
     lang_span span;                 /* the call (or the '+' for add) */
 } lang_layer;
 
 typedef struct lang_input {
-    char name[IR_NAME_MAX];
-    ir_shape shape;
+    char name[OP_NAME_MAX];
+    op_shape shape;
     lang_span span;
 } lang_input;
 
 typedef struct lang_output {
-    char name[IR_NAME_MAX];
+    char name[OP_NAME_MAX];
     int tensor;
     lang_span span;
 } lang_output;
@@ -49,7 +50,7 @@ typedef struct lang_train {
 } lang_train;
 
 typedef struct lang_network {
-    char name[IR_NAME_MAX];
+    char name[OP_NAME_MAX];
     lang_span span;
     int ninputs;
     lang_input inputs[16];

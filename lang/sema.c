@@ -70,8 +70,9 @@ typedef enum lv_kind { LV_OP, LV_BLOCK, LV_SEQ, LV_REPEAT } lv_kind;
 struct layer_val {
     lv_kind kind;
     lang_span span;             /* the call (LV_OP, LV_BLOCK) */
-    const ir_opdef *op;         /* LV_OP */
-    const ir_argval *args;      /* LV_OP: op->nargs checked values */
+    const op_def *op;         /* LV_OP */
+    const op_argval *args;      /* LV_OP: op->nargs checked values */
+    const lang_span *arg_spans; /* LV_OP: where each was written (the call for defaults) */
     const block_def *block;     /* LV_BLOCK */
     const value *params;        /* LV_BLOCK: one per block parameter */
     const layer_val *a, *b;     /* LV_SEQ: a then b; LV_REPEAT: a, count times */
@@ -113,7 +114,7 @@ typedef struct sema {
     /* the network being expanded */
     lang_network *net;
     int cap_layers;
-    int counters[IR_OP_COUNT];
+    int counters[OP_COUNT];
     long steps;
     bool aborted;               /* a limit was hit: everything fails quietly from here */
     int dropped;                /* errors not kept (more than MAX_COLLECTED) */
@@ -307,7 +308,7 @@ static block_def *find_block(const sema *s, const char *name);
  * resolution reported it, and the name keeps meaning what it meant there. */
 static void scope_add(sema *s, scope *sc, const char *name, value v)
 {
-    if (scope_find(sc, name) || find_block(s, name) || ir_opdef_find_layer(name))
+    if (scope_find(sc, name) || find_block(s, name) || op_def_find_layer(name))
         return;
     if (!grow(s, (void **)&sc->b, &sc->cap, sc->n + 1, sizeof *sc->b))
         return;
@@ -339,9 +340,9 @@ static lang_span keyword_span(const ast_stmt *st, int len)
 static void copy_name(sema *s, char *dst, const char *name, lang_span sp)
 {
     size_t n = strlen(name);
-    if (n >= IR_NAME_MAX) {
-        sema_error(s, sp, "name '%.20s...' is too long (at most %d characters)", name, IR_NAME_MAX - 1);
-        n = IR_NAME_MAX - 1;
+    if (n >= OP_NAME_MAX) {
+        sema_error(s, sp, "name '%.20s...' is too long (at most %d characters)", name, OP_NAME_MAX - 1);
+        n = OP_NAME_MAX - 1;
     }
     memcpy(dst, name, n);
     dst[n] = '\0';
@@ -456,7 +457,7 @@ static void resolve_name(resolver *r, const char *name, lang_span sp, bool as_ca
         add_call(r, b, sp);
         return;
     }
-    if (ir_opdef_find_layer(name))
+    if (op_def_find_layer(name))
         return;
     if (!as_call && bound_later(r, name)) {
         sema_error(s, sp, "'%s' is used before it is bound", name);
@@ -472,7 +473,7 @@ static void resolve_name(resolver *r, const char *name, lang_span sp, bool as_ca
     if (!layer)
         for (int i = 0; i < r->names.n; i++)
             suggest_try(&g, r->names.b[i].name);
-    for (const char *const *l = ir_layer_names(); l && *l; l++)
+    for (const char *const *l = op_layer_names(); l && *l; l++)
         suggest_try(&g, *l);
     for (int i = 0; i < s->nblocks; i++)
         if (s->blocks[i].valid)
@@ -550,7 +551,7 @@ static void bind_name(resolver *r, const char *name, lang_span sp)
         sema_error(s, sp, "cannot bind '%s': it is the name of a block", name);
         return;
     }
-    if (ir_opdef_find_layer(name)) {
+    if (op_def_find_layer(name)) {
         sema_error(s, sp, "cannot bind '%s': it is the name of a layer", name);
         return;
     }
@@ -739,37 +740,37 @@ static int apply(sema *s, const layer_val *L, int t);
 
 static const char *int_kind(unsigned flags)
 {
-    return flags & IR_ARGF_POSITIVE ? "positive integer" : flags & IR_ARGF_NONNEG ? "non-negative integer" : "integer";
+    return flags & OP_ARGF_POSITIVE ? "positive integer" : flags & OP_ARGF_NONNEG ? "non-negative integer" : "integer";
 }
 
 /* What an argument must be, for "must be ..." messages. */
-static void describe_spec(const ir_argspec *sp, char *buf, size_t cap)
+static void describe_spec(const op_argspec *sp, char *buf, size_t cap)
 {
     const char *k = int_kind(sp->flags);
-    const char *a = sp->flags & (IR_ARGF_POSITIVE | IR_ARGF_NONNEG) ? "a" : "an";
-    bool tuple = sp->flags & IR_ARGF_TUPLE_OK;
+    const char *a = sp->flags & (OP_ARGF_POSITIVE | OP_ARGF_NONNEG) ? "a" : "an";
+    bool tuple = sp->flags & OP_ARGF_TUPLE_OK;
     switch (sp->type) {
-    case IR_ARG_INT:
+    case OP_ARG_INT:
         snprintf(buf, cap, "%s %s", a, k);
         break;
-    case IR_ARG_FLOAT:
-        snprintf(buf, cap, "%s", sp->flags & IR_ARGF_UNIT ? "a number in [0, 1)"
-                                 : sp->flags & (IR_ARGF_FPOS | IR_ARGF_POSITIVE) ? "a positive number"
-                                 : sp->flags & IR_ARGF_NONNEG ? "a non-negative number" : "a number");
+    case OP_ARG_FLOAT:
+        snprintf(buf, cap, "%s", sp->flags & OP_ARGF_UNIT ? "a number in [0, 1)"
+                                 : sp->flags & (OP_ARGF_FPOS | OP_ARGF_POSITIVE) ? "a positive number"
+                                 : sp->flags & OP_ARGF_NONNEG ? "a non-negative number" : "a number");
         break;
-    case IR_ARG_BOOL:
+    case OP_ARG_BOOL:
         snprintf(buf, cap, "true or false");
         break;
-    case IR_ARG_STRING:
+    case OP_ARG_STRING:
         snprintf(buf, cap, "a string");
         break;
-    case IR_ARG_INTS:
+    case OP_ARG_INTS:
         if (tuple)
             snprintf(buf, cap, "%s %s or a pair of %ss", a, k, k);
         else
             snprintf(buf, cap, "%s %s", a, k);
         break;
-    case IR_ARG_PAD:
+    case OP_ARG_PAD:
         if (tuple)
             snprintf(buf, cap, "%s %s, a pair of %ss, or \"same\"", a, k, k);
         else
@@ -780,24 +781,24 @@ static void describe_spec(const ir_argspec *sp, char *buf, size_t cap)
 
 static bool int_ok(unsigned flags, int64_t v)
 {
-    if ((flags & IR_ARGF_POSITIVE) && v <= 0)
+    if ((flags & OP_ARGF_POSITIVE) && v <= 0)
         return false;
-    if ((flags & IR_ARGF_NONNEG) && v < 0)
+    if ((flags & OP_ARGF_NONNEG) && v < 0)
         return false;
     return true;
 }
 
 /* Converts a checked value into an argument slot; false when it does not fit the spec. */
-static bool convert_arg(const ir_argspec *sp, const value *v, ir_argval *out)
+static bool convert_arg(const op_argspec *sp, const value *v, op_argval *out)
 {
     switch (sp->type) {
-    case IR_ARG_INT:
+    case OP_ARG_INT:
         if (v->t != V_INT || !int_ok(sp->flags, v->i))
             return false;
         out->n = 1;
         out->i[0] = out->i[1] = v->i;
         return true;
-    case IR_ARG_FLOAT: {
+    case OP_ARG_FLOAT: {
         double f;
         if (v->t == V_INT)
             f = (double)v->i;
@@ -805,26 +806,26 @@ static bool convert_arg(const ir_argspec *sp, const value *v, ir_argval *out)
             f = v->f;
         else
             return false;
-        if ((sp->flags & IR_ARGF_UNIT) && !(f >= 0.0 && f < 1.0))
+        if ((sp->flags & OP_ARGF_UNIT) && !(f >= 0.0 && f < 1.0))
             return false;
-        if ((sp->flags & (IR_ARGF_FPOS | IR_ARGF_POSITIVE)) && !(f > 0.0))
+        if ((sp->flags & (OP_ARGF_FPOS | OP_ARGF_POSITIVE)) && !(f > 0.0))
             return false;
-        if ((sp->flags & IR_ARGF_NONNEG) && !(f >= 0.0))
+        if ((sp->flags & OP_ARGF_NONNEG) && !(f >= 0.0))
             return false;
         out->f = f;
         return true;
     }
-    case IR_ARG_BOOL:
+    case OP_ARG_BOOL:
         if (v->t != V_BOOL)
             return false;
         out->b = v->b;
         return true;
-    case IR_ARG_STRING:
-        if (v->t != V_STRING || strlen(v->s) >= IR_NAME_MAX)
+    case OP_ARG_STRING:
+        if (v->t != V_STRING || strlen(v->s) >= OP_NAME_MAX)
             return false;
         strcpy(out->s, v->s);
         return true;
-    case IR_ARG_PAD:
+    case OP_ARG_PAD:
         if (v->t == V_STRING && strcmp(v->s, "same") == 0) {
             out->same = true;
             out->n = 1;
@@ -832,13 +833,13 @@ static bool convert_arg(const ir_argspec *sp, const value *v, ir_argval *out)
             return true;
         }
         /* fall through */
-    case IR_ARG_INTS:
+    case OP_ARG_INTS:
         if (v->t == V_INT && int_ok(sp->flags, v->i)) {
             out->n = 1;
             out->i[0] = out->i[1] = v->i;
             return true;
         }
-        if (v->t == V_TUPLE && v->n == 2 && (sp->flags & IR_ARGF_TUPLE_OK) && int_ok(sp->flags, v->tup[0]) &&
+        if (v->t == V_TUPLE && v->n == 2 && (sp->flags & OP_ARGF_TUPLE_OK) && int_ok(sp->flags, v->tup[0]) &&
             int_ok(sp->flags, v->tup[1])) {
             out->n = 2;
             out->i[0] = v->tup[0];
@@ -851,15 +852,15 @@ static bool convert_arg(const ir_argspec *sp, const value *v, ir_argval *out)
 }
 
 /* Fills a slot from the schema's default text ("1", "0.5", "true", "1e-5", "same"). */
-static void default_arg(const ir_argspec *sp, ir_argval *out)
+static void default_arg(const op_argspec *sp, op_argval *out)
 {
     const char *t = sp->dflt;
     out->present = true;
     switch (sp->type) {
-    case IR_ARG_INT:
-    case IR_ARG_INTS:
-    case IR_ARG_PAD:
-        if (sp->type == IR_ARG_PAD && strcmp(t, "same") == 0) {
+    case OP_ARG_INT:
+    case OP_ARG_INTS:
+    case OP_ARG_PAD:
+        if (sp->type == OP_ARG_PAD && strcmp(t, "same") == 0) {
             out->same = true;
             out->n = 1;
             break;
@@ -867,14 +868,14 @@ static void default_arg(const ir_argspec *sp, ir_argval *out)
         out->n = 1;
         out->i[0] = out->i[1] = strtoll(t, NULL, 10);
         break;
-    case IR_ARG_FLOAT:
+    case OP_ARG_FLOAT:
         if (!lang_strtod(t, strlen(t), &out->f))
             out->f = 0;
         break;
-    case IR_ARG_BOOL:
+    case OP_ARG_BOOL:
         out->b = strcmp(t, "true") == 0;
         break;
-    case IR_ARG_STRING:
+    case OP_ARG_STRING:
         snprintf(out->s, sizeof out->s, "%s", t);
         break;
     }
@@ -882,11 +883,11 @@ static void default_arg(const ir_argspec *sp, ir_argval *out)
 
 /* Checks one argument value for callee's argument sp; reports and returns false when it
  * does not fit. */
-static bool check_value(sema *s, const char *callee, const ir_argspec *sp, const value *v, ir_argval *out)
+static bool check_value(sema *s, const char *callee, const op_argspec *sp, const value *v, op_argval *out)
 {
     if (v->t == V_ERROR)
         return false;
-    if (sp->type == IR_ARG_STRING && strcmp(sp->name, "name") == 0 && v->t == V_STRING) {
+    if (sp->type == OP_ARG_STRING && strcmp(sp->name, "name") == 0 && v->t == V_STRING) {
         size_t len = strlen(v->s);
         if (len == 0) {
             sema_error(s, v->span, "%s: 'name' must not be empty", callee);
@@ -901,7 +902,7 @@ static bool check_value(sema *s, const char *callee, const ir_argspec *sp, const
         return true;
     char want[128], got[128];
     describe_spec(sp, want, sizeof want);
-    if (v->t == V_STRING && sp->type == IR_ARG_STRING)
+    if (v->t == V_STRING && sp->type == OP_ARG_STRING)
         snprintf(got, sizeof got, "a string of %zu characters", strlen(v->s));
     else
         describe(v, got, sizeof got);
@@ -909,7 +910,7 @@ static bool check_value(sema *s, const char *callee, const ir_argspec *sp, const
     return false;
 }
 
-static int find_spec(const ir_argspec *spec, int nspec, const char *name)
+static int find_spec(const op_argspec *spec, int nspec, const char *name)
 {
     for (int k = 0; k < nspec; k++)
         if (strcmp(spec[k].name, name) == 0)
@@ -920,13 +921,13 @@ static int find_spec(const ir_argspec *spec, int nspec, const char *name)
 /* Checks a call's arguments against a schema: positional ones in order, then named ones;
  * fills out[0..nspec) (given, present, value, span) with the schema's defaults where absent.
  * Returns false when anything was wrong (all of it reported). */
-static bool check_args(env *E, const char *callee, const ir_argspec *spec, int nspec, const ast_arg *args,
-                       lang_span call_span, ir_argval *out)
+static bool check_args(env *E, const char *callee, const op_argspec *spec, int nspec, const ast_arg *args,
+                       lang_span call_span, op_argval *out, lang_span *spans)
 {
     sema *s = E->s;
     bool ok = true;
     bool misplaced = false;   /* an argument that went nowhere: "missing" would be noise */
-    bool given[IR_MAX_ARGS] = {false};
+    bool given[OP_MAX_ARGS] = {false};
     int pos = 0;
     bool named = false;
     memset(out, 0, (size_t)nspec * sizeof *out);
@@ -976,12 +977,12 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
             continue;
         }
         out[slot].given = out[slot].present = true;
-        out[slot].span = a->value->span;
+        spans[slot] = a->value->span;
     }
     for (int k = 0; k < nspec; k++) {
         if (given[k])
             continue;
-        out[k].span = call_span;
+        spans[k] = call_span;
         const char *d = spec[k].dflt;
         if (!d) {
             if (!misplaced)
@@ -1000,7 +1001,7 @@ static bool check_args(env *E, const char *callee, const ir_argspec *spec, int n
         if (ref >= 0 && ref != k) {
             out[k] = out[ref];
             out[k].given = false;
-            out[k].span = call_span;
+            spans[k] = call_span;
         }
     }
     return ok;
@@ -1018,13 +1019,14 @@ static value layer_value(const layer_val *L, lang_span sp)
     return v;
 }
 
-static value make_op_layer(env *E, const ir_opdef *op, const ast_arg *args, lang_span sp)
+static value make_op_layer(env *E, const op_def *op, const ast_arg *args, lang_span sp)
 {
     sema *s = E->s;
-    ir_argval *vals = sema_alloc(s, (size_t)(op->nargs > 0 ? op->nargs : 1) * sizeof *vals);
-    if (!vals)
+    op_argval *vals = sema_alloc(s, (size_t)(op->nargs > 0 ? op->nargs : 1) * sizeof *vals);
+    lang_span *spans = sema_alloc(s, (size_t)(op->nargs > 0 ? op->nargs : 1) * sizeof *spans);
+    if (!vals || !spans)
         return err_value(sp);
-    if (!check_args(E, op->name, op->args, op->nargs, args, sp, vals))
+    if (!check_args(E, op->name, op->args, op->nargs, args, sp, vals, spans))
         return err_value(sp);
     layer_val *L = sema_alloc(s, sizeof *L);
     if (L) {
@@ -1032,6 +1034,7 @@ static value make_op_layer(env *E, const ir_opdef *op, const ast_arg *args, lang
         L->span = sp;
         L->op = op;
         L->args = vals;
+        L->arg_spans = spans;
     }
     return layer_value(L, sp);
 }
@@ -1144,16 +1147,17 @@ static value make_block_layer(env *E, const block_def *b, const ast_arg *args, l
     return layer_value(L, sp);
 }
 
-static int name_arg(const ir_opdef *op)
+static int name_arg(const op_def *op)
 {
     for (int k = 0; k < op->nargs; k++)
-        if (op->args[k].type == IR_ARG_STRING && strcmp(op->args[k].name, "name") == 0)
+        if (op->args[k].type == OP_ARG_STRING && strcmp(op->args[k].name, "name") == 0)
             return k;
     return -1;
 }
 
 /* Appends a layer application; returns its output tensor id, or -1. */
-static int emit(sema *s, const ir_opdef *op, const ir_argval *args, const int *ins, int nin, lang_span sp)
+static int emit(sema *s, const op_def *op, const op_argval *args, const lang_span *spans, const int *ins, int nin,
+                lang_span sp)
 {
     lang_network *net = s->net;
     if (!net || s->aborted)
@@ -1170,13 +1174,12 @@ static int emit(sema *s, const ir_opdef *op, const ir_argval *args, const int *i
     L->op = op;
     L->span = sp;
     L->ninputs = nin;
-    for (int i = 0; i < nin && i < IR_MAX_IN; i++)
+    for (int i = 0; i < nin && i < OP_MAX_IN; i++)
         L->inputs[i] = ins[i];
-    for (int k = 0; k < op->nargs && k < IR_MAX_ARGS; k++) {
+    for (int k = 0; k < op->nargs && k < OP_MAX_ARGS; k++) {
         if (args)
             L->args[k] = args[k];
-        else
-            L->args[k].span = sp;
+        L->arg_spans[k] = args ? spans[k] : sp;
     }
     int k = ++s->counters[op->op];
     int na = name_arg(op);
@@ -1188,12 +1191,12 @@ static int emit(sema *s, const ir_opdef *op, const ir_argval *args, const int *i
 }
 
 /* concat(t1, t2, ...): a layer whose arguments are its input tensors, applied at once. */
-static value apply_multi(env *E, const ir_opdef *op, const ast_arg *args, lang_span sp)
+static value apply_multi(env *E, const op_def *op, const ast_arg *args, lang_span sp)
 {
     sema *s = E->s;
-    int ins[IR_MAX_IN];
+    int ins[OP_MAX_IN];
     int n = 0, idx = 0;
-    int max = op->max_inputs < IR_MAX_IN ? op->max_inputs : IR_MAX_IN;
+    int max = op->max_inputs < OP_MAX_IN ? op->max_inputs : OP_MAX_IN;
     bool ok = true;
     char got[128];
     for (const ast_arg *a = args; a; a = a->next) {
@@ -1221,7 +1224,7 @@ static value apply_multi(env *E, const ir_opdef *op, const ast_arg *args, lang_s
         sema_error(s, sp, "%s needs at least %d tensors, got %d", op->name, op->min_inputs, n);
         return err_value(sp);
     }
-    int t = emit(s, op, NULL, ins, n, sp);
+    int t = emit(s, op, NULL, NULL, ins, n, sp);
     if (t < 0)
         return err_value(sp);
     value r = err_value(sp);
@@ -1321,7 +1324,7 @@ static int apply_one(sema *s, const layer_val *L, int t)
     s->depth++;
     switch (L->kind) {
     case LV_OP:
-        t = emit(s, L->op, L->args, &t, 1, L->span);
+        t = emit(s, L->op, L->args, L->arg_spans, &t, 1, L->span);
         break;
     case LV_SEQ:   /* not reached: apply walks compositions */
         t = -1;
@@ -1350,7 +1353,7 @@ static value eval_name(env *E, const ast_expr *e)
     const block_def *blk = find_block(s, name);
     if (blk)
         return make_block_layer(E, blk, NULL, e->span);
-    const ir_opdef *op = ir_opdef_find_layer(name);
+    const op_def *op = op_def_find_layer(name);
     if (op) {
         if (op->max_inputs > 1) {
             sema_error(s, e->span, "%s needs its input tensors as arguments, as in %s(a, b)", name, name);
@@ -1370,7 +1373,7 @@ static value eval_call(env *E, const ast_expr *e)
     const block_def *blk = find_block(s, name);
     if (blk)
         return make_block_layer(E, blk, e->u.call.args, e->span);
-    const ir_opdef *op = ir_opdef_find_layer(name);
+    const op_def *op = op_def_find_layer(name);
     if (!op)
         return err_value(e->span);
     if (op->max_inputs > 1)
@@ -1526,7 +1529,7 @@ static value combine(env *E, const ast_expr *node, const value *a, const value *
         return arith(s, node, a, b);
     if (op == AST_OP_ADD && a->t == V_TENSOR && b->t == V_TENSOR) {
         int ins[2] = {(int)a->i, (int)b->i};
-        int t = emit(s, ir_opdef_get(IR_OP_ADD), NULL, ins, 2, op_span);
+        int t = emit(s, op_def_get(OP_ADD), NULL, NULL, ins, 2, op_span);
         if (t >= 0) {
             r.t = V_TENSOR;
             r.i = t;
@@ -1654,7 +1657,7 @@ static bool explicit_name(const lang_layer *L, lang_span *sp)
     int na = name_arg(L->op);
     if (na < 0 || !L->args[na].given)
         return false;
-    *sp = L->args[na].span;
+    *sp = L->arg_spans[na];
     return true;
 }
 
@@ -1793,19 +1796,19 @@ static void expand_network(sema *s, const ast_item *it, lang_network *net)
 
 /* ================================================================ train sections */
 
-static const ir_argspec sgd_args[] = {
-    {"lr", IR_ARG_FLOAT, IR_ARGF_FPOS, NULL},
-    {"momentum", IR_ARG_FLOAT, IR_ARGF_NONNEG, "0"},
-    {"nesterov", IR_ARG_BOOL, 0, "false"},
-    {"weight_decay", IR_ARG_FLOAT, IR_ARGF_NONNEG, "0"},
+static const op_argspec sgd_args[] = {
+    {"lr", OP_ARG_FLOAT, OP_ARGF_FPOS, NULL},
+    {"momentum", OP_ARG_FLOAT, OP_ARGF_NONNEG, "0"},
+    {"nesterov", OP_ARG_BOOL, 0, "false"},
+    {"weight_decay", OP_ARG_FLOAT, OP_ARGF_NONNEG, "0"},
 };
 
-static const ir_argspec adam_args[] = {
-    {"lr", IR_ARG_FLOAT, IR_ARGF_FPOS, "0.001"},
-    {"beta1", IR_ARG_FLOAT, IR_ARGF_UNIT, "0.9"},
-    {"beta2", IR_ARG_FLOAT, IR_ARGF_UNIT, "0.999"},
-    {"eps", IR_ARG_FLOAT, IR_ARGF_FPOS, "1e-8"},
-    {"weight_decay", IR_ARG_FLOAT, IR_ARGF_NONNEG, "0"},
+static const op_argspec adam_args[] = {
+    {"lr", OP_ARG_FLOAT, OP_ARGF_FPOS, "0.001"},
+    {"beta1", OP_ARG_FLOAT, OP_ARGF_UNIT, "0.9"},
+    {"beta2", OP_ARG_FLOAT, OP_ARGF_UNIT, "0.999"},
+    {"eps", OP_ARG_FLOAT, OP_ARGF_FPOS, "1e-8"},
+    {"weight_decay", OP_ARG_FLOAT, OP_ARGF_NONNEG, "0"},
 };
 
 static const char *const train_settings[] = {"loss", "optimizer", "batch", "epochs"};
@@ -1886,9 +1889,10 @@ static void train_optimizer(sema *s, const ast_expr *e, lang_train *t)
         resolve_expr(&r, a->value, false);
     scope sc = {0};
     env E = {.s = s, .sc = &sc};
-    ir_argval v[IR_MAX_ARGS];
+    op_argval v[OP_MAX_ARGS];
+    lang_span vspan[OP_MAX_ARGS];
     if (sgd) {
-        if (!check_args(&E, "sgd", sgd_args, 4, args, e->span, v))
+        if (!check_args(&E, "sgd", sgd_args, 4, args, e->span, v, vspan))
             return;
         t->optimizer = LANG_OPTIM_SGD;
         t->lr = v[0].f;
@@ -1896,9 +1900,9 @@ static void train_optimizer(sema *s, const ast_expr *e, lang_train *t)
         t->nesterov = v[2].b;
         t->weight_decay = v[3].f;
         if (t->nesterov && !(t->momentum > 0))
-            sema_error(s, v[2].span, "sgd: nesterov needs a positive momentum");
+            sema_error(s, vspan[2], "sgd: nesterov needs a positive momentum");
     } else {
-        if (!check_args(&E, "adam", adam_args, 5, args, e->span, v))
+        if (!check_args(&E, "adam", adam_args, 5, args, e->span, v, vspan))
             return;
         t->optimizer = LANG_OPTIM_ADAM;
         t->lr = v[0].f;
@@ -2002,7 +2006,7 @@ static void collect_blocks(sema *s)
             continue;
         block_def *b = &s->blocks[s->nblocks];
         b->item = it;
-        if (ir_opdef_find_layer(it->name) || strcmp(it->name, "add") == 0)
+        if (op_def_find_layer(it->name) || strcmp(it->name, "add") == 0)
             sema_error(s, it->name_span, "block '%s' has the name of a built-in layer", it->name);
         else if (find_block(s, it->name))
             sema_error(s, it->name_span, "block '%s' is already defined", it->name);

@@ -21,7 +21,7 @@ void op_conv_view4(const op_tensor *t, int64_t *n, int64_t *c, int64_t *h, int64
 
 /* Checks the attributes against the input shape x and the weight shape wt and fills g;
  * 0, or -1 with a message that starts with name. */
-int op_conv_geom_make(const ir_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
+int op_conv_geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
                       const char *name, op_conv_geom *g, char *err, size_t errlen);
 
 /* Checks that t is [n, c, (h,) w] in the rank of the convolution; 0, or -1 with a message. */

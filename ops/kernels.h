@@ -14,11 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "compiler/ir.h"
+#include "ops/op.h"
 
 typedef enum op_backend { OP_BACKEND_REF, OP_BACKEND_NATIVE, OP_BACKEND_ONEDNN, OP_BACKEND_COUNT } op_backend;
 
-#define OP_MAX_DIMS (IR_MAX_RANK + 1)
+#define OP_MAX_DIMS (OP_MAX_RANK + 1)
 
 /* One tensor as a kernel sees it: data and its full shape, batch axis included when the
  * value is batched. */
@@ -27,14 +27,14 @@ typedef struct op_tensor {
     int rank;
     int64_t d[OP_MAX_DIMS];
     int layout;            /* 0: plain (NCHW, NCL, NC); 1: channels-last (NHWC, NWC): the
-                            * elements in that order, d[] still N, C, H, W (ir_layout) */
+                            * elements in that order, d[] still N, C, H, W (op_layout) */
 } op_tensor;
 
 typedef struct op_call {
-    const ir_node *node;   /* op and attributes */
+    const op_node *node;   /* op, attributes and name */
     int nin, nout;
-    op_tensor in[IR_MAX_IN];
-    op_tensor out[IR_MAX_OUT];
+    op_tensor in[OP_MAX_IN];
+    op_tensor out[OP_MAX_OUT];
     int64_t batch;
     int nthreads;          /* threads this call may use (OpenMP) */
     uint64_t seed;         /* dropout: a per-step seed */
@@ -67,12 +67,12 @@ typedef struct op_kernel {
 } op_kernel;
 
 /* The kernel for op on backend, or NULL when that backend has none. */
-const op_kernel *op_kernel_get(ir_op op, op_backend b);
+const op_kernel *op_kernel_get(op_kind op, op_backend b);
 const char *op_backend_name(op_backend b);
 
 #ifdef CNN_HAVE_ONEDNN
 /* The oneDNN backend's kernel for op, or NULL (ops/onednn/); op_kernel_get() forwards to it. */
-const op_kernel *op_onednn_kernel(ir_op op);
+const op_kernel *op_onednn_kernel(op_kind op);
 #endif
 
 #endif

@@ -123,17 +123,17 @@ OP_REF_KERNEL(op_ref_adam_update);
 OP_REF_KERNEL(op_ref_reorder);
 
 /* Applies an activation to one value (shared by every backend's epilogues). */
-static inline float op_apply_act(ir_act act, float alpha, float x);
+static inline float op_apply_act(op_act act, float alpha, float x);
 
 #include <math.h>
-static inline float op_apply_act(ir_act act, float alpha, float x)
+static inline float op_apply_act(op_act act, float alpha, float x)
 {
     switch (act) {
-    case IR_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    case IR_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case IR_ACT_TANH: return tanhf(x);
-    case IR_ACT_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
-    case IR_ACT_NONE: break;
+    case OP_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case OP_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case OP_ACT_TANH: return tanhf(x);
+    case OP_ACT_LEAKY_RELU: return x > 0.0f ? x : alpha * x;
+    case OP_ACT_NONE: break;
     }
     return x;
 }

@@ -91,7 +91,7 @@ OP_REF_KERNEL(op_ref_conv)
     const char *name = "conv";
     if (ref_check_call(c, name, 2, 4, 1, 1, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int want = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
@@ -207,7 +207,7 @@ OP_REF_KERNEL(op_ref_conv_bwd_data)
     const char *name = "conv_bwd_data";
     if (ref_check_call(c, name, 2, 2, 1, 1, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     op_conv_geom g;
     if (op_conv_geom_make(a, &c->out[0], &c->in[1], name, &g, err, errlen))
         return -1;
@@ -268,7 +268,7 @@ OP_REF_KERNEL(op_ref_conv_bwd_weights)
     const char *name = "conv_bwd_weights";
     if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int want = a->bias ? 2 : 1;
     if (c->nout != want)
         return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name, want,

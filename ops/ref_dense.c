@@ -21,7 +21,7 @@ static int thread_index(void)
 }
 
 /* Checks w [U, F] against x's per-item size F and (when the attributes give it) the units. */
-static int check_weight(const ir_dense_attrs *a, const op_tensor *w, int64_t f, const char *name,
+static int check_weight(const op_dense_attrs *a, const op_tensor *w, int64_t f, const char *name,
                         char *err, size_t errlen)
 {
     char s1[64];
@@ -48,7 +48,7 @@ OP_REF_KERNEL(op_ref_dense)
     const char *name = "dense";
     if (ref_check_call(c, name, 2, 3, 1, 1, err, errlen))
         return -1;
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     if (c->nin != (a->bias ? 3 : 2))
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s), got %d", name,
                         a->bias ? 3 : 2, a->bias ? "on" : "off", c->nin);
@@ -97,7 +97,7 @@ OP_REF_KERNEL(op_ref_dense_bwd_data)
     const char *name = "dense_bwd_data";
     if (ref_check_call(c, name, 2, 2, 1, 1, err, errlen))
         return -1;
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     const op_tensor *dxt = &c->out[0];
     if (dxt->rank < 2)
         return ref_fail(err, errlen, "%s: dx has rank %d, expected a batch axis and features",
@@ -143,7 +143,7 @@ OP_REF_KERNEL(op_ref_dense_bwd_weights)
     const char *name = "dense_bwd_weights";
     if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
         return -1;
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     if (c->nout != (a->bias ? 2 : 1))
         return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name,
                         a->bias ? 2 : 1, a->bias ? "on" : "off", c->nout);

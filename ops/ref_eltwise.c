@@ -19,10 +19,10 @@ static int check_same(const op_tensor *a, const op_tensor *b, const char *name, 
     return 0;
 }
 
-static bool act_known(ir_act act)
+static bool act_known(op_act act)
 {
-    return act == IR_ACT_NONE || act == IR_ACT_RELU || act == IR_ACT_SIGMOID ||
-           act == IR_ACT_TANH || act == IR_ACT_LEAKY_RELU;
+    return act == OP_ACT_NONE || act == OP_ACT_RELU || act == OP_ACT_SIGMOID ||
+           act == OP_ACT_TANH || act == OP_ACT_LEAKY_RELU;
 }
 
 /* y = act(x) element-wise, act and alpha from attrs.act (which must name an activation). */
@@ -31,8 +31,8 @@ OP_REF_KERNEL(op_ref_act)
     const char *name = "activation";
     if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
         return -1;
-    ir_act act = c->node->attrs.act.act;
-    if (act == IR_ACT_NONE || !act_known(act))
+    op_act act = c->node->attrs.act.act;
+    if (act == OP_ACT_NONE || !act_known(act))
         return ref_fail(err, errlen, "%s: attrs.act names no activation (%d)", name, (int)act);
     if (check_same(&c->out[0], &c->in[0], name, "output", "input", err, errlen))
         return -1;
@@ -56,7 +56,7 @@ OP_REF_KERNEL(op_ref_act_bwd)
     if (check_same(&c->in[1], &c->in[0], name, "y", "dy", err, errlen) ||
         check_same(&c->out[0], &c->in[0], name, "dx", "dy", err, errlen))
         return -1;
-    ir_act act = c->node->attrs.act.act;
+    op_act act = c->node->attrs.act.act;
     float alpha = c->node->attrs.act.alpha;
     if (!act_known(act))
         return ref_fail(err, errlen, "%s: unknown activation %d", name, (int)act);
@@ -68,11 +68,11 @@ OP_REF_KERNEL(op_ref_act_bwd)
     for (int64_t i = 0; i < total; i++) {
         float g = dy[i], v = y[i];
         switch (act) {
-        case IR_ACT_RELU: g = v > 0.0f ? g : 0.0f; break;
-        case IR_ACT_SIGMOID: g = g * v * (1.0f - v); break;
-        case IR_ACT_TANH: g = g * (1.0f - v * v); break;
-        case IR_ACT_LEAKY_RELU: g = v > 0.0f ? g : alpha * g; break;
-        case IR_ACT_NONE: break;
+        case OP_ACT_RELU: g = v > 0.0f ? g : 0.0f; break;
+        case OP_ACT_SIGMOID: g = g * v * (1.0f - v); break;
+        case OP_ACT_TANH: g = g * (1.0f - v * v); break;
+        case OP_ACT_LEAKY_RELU: g = v > 0.0f ? g : alpha * g; break;
+        case OP_ACT_NONE: break;
         }
         dx[i] = g;
     }
@@ -85,14 +85,14 @@ OP_REF_KERNEL(op_ref_act_bwd)
 OP_REF_KERNEL(op_ref_add)
 {
     const char *name = "add";
-    if (ref_check_call(c, name, 2, IR_MAX_IN, 1, 1, err, errlen))
+    if (ref_check_call(c, name, 2, OP_MAX_IN, 1, 1, err, errlen))
         return -1;
     for (int k = 1; k < c->nin; k++)
         if (check_same(&c->in[k], &c->in[0], name, "an input", "input 0", err, errlen))
             return -1;
     if (check_same(&c->out[0], &c->in[0], name, "output", "input 0", err, errlen))
         return -1;
-    ir_act act = c->node->attrs.act.act;
+    op_act act = c->node->attrs.act.act;
     float alpha = c->node->attrs.act.alpha;
     if (!act_known(act))
         return ref_fail(err, errlen, "%s: unknown activation %d", name, (int)act);
@@ -146,7 +146,7 @@ OP_REF_KERNEL(op_ref_dropout)
     const char *name = "dropout";
     if (ref_check_call(c, name, 1, 1, 1, 2, err, errlen))
         return -1;
-    const ir_dropout_attrs *a = &c->node->attrs.dropout;
+    const op_dropout_attrs *a = &c->node->attrs.dropout;
     if (check_same(&c->out[0], &c->in[0], name, "output", "input", err, errlen))
         return -1;
     const float *x = c->in[0].data;
@@ -273,7 +273,7 @@ OP_REF_KERNEL(op_ref_concat)
 {
     const char *name = "concat";
     char s1[64], s2[64];
-    if (ref_check_call(c, name, 1, IR_MAX_IN, 1, 1, err, errlen))
+    if (ref_check_call(c, name, 1, OP_MAX_IN, 1, 1, err, errlen))
         return -1;
     const op_tensor *y = &c->out[0];
     int64_t total_c = 0;

@@ -19,7 +19,7 @@ OP_REF_KERNEL(op_ref_reorder)
     if (!ref_same_shape(x, y) || x->rank < 1 || x->rank > OP_MAX_DIMS)
         return ref_fail(err, errlen, "%s: output %s differs from input %s", name, ref_shape_str(y, s1, sizeof s1),
                         ref_shape_str(x, s2, sizeof s2));
-    const ir_reorder_attrs *a = &c->node->attrs.reorder;
+    const op_reorder_attrs *a = &c->node->attrs.reorder;
     if ((int)a->from != x->layout || (int)a->to != y->layout)
         return ref_fail(err, errlen, "%s: attributes say layout %d -> %d, the tensors are %d -> %d", name,
                         (int)a->from, (int)a->to, x->layout, y->layout);
@@ -35,7 +35,7 @@ OP_REF_KERNEL(op_ref_reorder)
         return 0;
     }
     int64_t n = x->d[0], ch = x->d[1], sp = ref_spatial(x);
-    bool to_cl = a->to == IR_LAYOUT_NHWC;
+    bool to_cl = a->to == OP_LAYOUT_NHWC;
     const float *src = x->data;
     float *dst = y->data;
 

@@ -31,7 +31,7 @@ OP_REF_KERNEL(op_ref_batchnorm)
     const char *name = "batchnorm";
     if (ref_check_call(c, name, 5, 5, 1, 3, err, errlen))
         return -1;
-    const ir_bn_attrs *a = &c->node->attrs.bn;
+    const op_bn_attrs *a = &c->node->attrs.bn;
     const op_tensor *xt = &c->in[0];
     if (xt->rank < 2)
         return ref_fail(err, errlen, "%s: input has rank %d, expected [N, C, ...]", name,

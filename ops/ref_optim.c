@@ -21,7 +21,7 @@ OP_REF_KERNEL(op_ref_sgd_update)
     const char *name = "sgd_update";
     if (ref_check_call(c, name, 2, 3, 0, 0, err, errlen))
         return -1;
-    const ir_optim_attrs *a = &c->node->attrs.optim;
+    const op_optim_attrs *a = &c->node->attrs.optim;
     bool momentum = a->momentum != 0.0f;
     if (c->nin != (momentum ? 3 : 2))
         return ref_fail(err, errlen, "%s: expected %d inputs (momentum %g), got %d", name,
@@ -57,7 +57,7 @@ OP_REF_KERNEL(op_ref_adam_update)
     const char *name = "adam_update";
     if (ref_check_call(c, name, 4, 4, 0, 0, err, errlen))
         return -1;
-    const ir_optim_attrs *a = &c->node->attrs.optim;
+    const op_optim_attrs *a = &c->node->attrs.optim;
     if (c->step < 1)
         return ref_fail(err, errlen, "%s: step is %lld, steps count from 1", name,
                         (long long)c->step);

@@ -16,7 +16,7 @@ typedef struct pool_geom {
 
 /* Checks the attributes against the input shape x and fills g.  max: padding must be smaller
  * than the window so that every window holds at least one real element. */
-static int pool_geom_make(const ir_pool_attrs *a, const op_tensor *x, bool max, const char *name,
+static int pool_geom_make(const op_pool_attrs *a, const op_tensor *x, bool max, const char *name,
                           pool_geom *g, char *err, size_t errlen)
 {
     char s1[64];

@@ -94,9 +94,9 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
     if (s->mode != CNN_MODE_INFER)
         return rt_fail(s->err, CNN_ERR_USAGE, "cnn_evaluate needs an inference session");
     const ir_graph *g = s->plan->graph;
-    int64_t per_out = ir_shape_numel(&g->vals[g->outputs[0]].shape);
+    int64_t per_out = op_shape_numel(&g->vals[g->outputs[0]].shape);
     int64_t per_in = d->set.rows * d->set.cols;
-    if (ir_shape_numel(&g->vals[g->inputs[0]].shape) != per_in)
+    if (op_shape_numel(&g->vals[g->inputs[0]].shape) != per_in)
         return rt_fail(s->err, CNN_ERR_INPUT, "the images do not fit the network's input");
     float *labels = malloc(sizeof(float) * (size_t)s->batch);
     if (!labels)

@@ -8,7 +8,7 @@
 #include "compiler/autodiff.h"
 #include "compiler/build.h"
 #include "compiler/passes.h"
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "runtime/rt.h"
 #include "runtime/strbuf.h"
 
@@ -173,7 +173,7 @@ int cnn_model_output_count(const cnn_model *m) { return m->graph ? m->graph->nou
 
 static int value_shape(const ir_graph *g, int v, int64_t dims[4])
 {
-    const ir_shape *s = &g->vals[v].shape;
+    const op_shape *s = &g->vals[v].shape;
     for (int k = 0; k < s->rank && k < 4; k++)
         dims[k] = s->d[k];
     return s->rank;
@@ -263,16 +263,16 @@ static int64_t node_params(const ir_graph *g, const ir_node *nd)
     int64_t p = 0;
     for (int k = 0; k < nd->nin; k++)
         if (g->vals[nd->in[k]].kind == IR_VAL_PARAM)
-            p += ir_shape_numel(&g->vals[nd->in[k]].shape);
+            p += op_shape_numel(&g->vals[nd->in[k]].shape);
     return p;
 }
 
 static int64_t node_flops(const ir_graph *g, const ir_node *nd)
 {
-    const ir_opdef *def = ir_opdef_get(nd->op);
+    const op_def *def = op_def_get(nd->op);
     if (!def->flops || nd->nout < 1)
         return 0;
-    ir_shape in[IR_MAX_IN];
+    op_shape in[OP_MAX_IN];
     int nin = 0;
     for (int k = 0; k < nd->nin; k++)
         if (g->vals[nd->in[k]].kind != IR_VAL_PARAM && g->vals[nd->in[k]].kind != IR_VAL_STATE)
@@ -312,7 +312,7 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         const ir_value *val = &g->vals[v];
         if (val->kind == IR_VAL_PARAM || val->kind == IR_VAL_STATE || val->kind == IR_VAL_OPTSTATE)
             continue;
-        size_t bytes = (size_t)ir_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
+        size_t bytes = (size_t)op_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
         naive += (bytes + 63) / 64 * 64;
     }
     pass_ctx ctx = {.training = training, .backend = (plan_backend_choice)opt->backend};
@@ -377,7 +377,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     for (int i = 0; i < g->ninputs; i++) {
         char sh[64];
         sb_printf(&sb, "input %s %s\n", g->vals[g->inputs[i]].name,
-                  ir_shape_str(&g->vals[g->inputs[i]].shape, sh, sizeof sh));
+                  op_shape_str(&g->vals[g->inputs[i]].shape, sh, sizeof sh));
     }
     sb_printf(&sb, "\n%-16s %-16s %-16s %12s %14s  %s\n", "layer", "kind", "output", "params", "FLOPs", "backend");
     int64_t tparams = 0, tflops = 0;
@@ -405,8 +405,8 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
                 break;
             }
         }
-        sb_printf(&sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, ir_op_name(nd->op),
-                  nd->nout ? ir_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc, backend);
+        sb_printf(&sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, op_name(nd->op),
+                  nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc, backend);
     }
     char pc[32], fc[32];
     fmt_count(pc, sizeof pc, tparams);
@@ -415,7 +415,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     for (int i = 0; i < g->noutputs; i++) {
         char sh[64];
         sb_printf(&sb, "output %s %s\n", g->output_names[i],
-                  ir_shape_str(&g->vals[g->outputs[i]].shape, sh, sizeof sh));
+                  op_shape_str(&g->vals[g->outputs[i]].shape, sh, sizeof sh));
     }
     int nf = 0;
     for (int s = 0; s < p->nsteps; s++)
@@ -429,15 +429,15 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     }
     int nr = 0, ncl = 0;
     for (int s = 0; s < p->nsteps; s++)
-        nr += og->nodes[p->steps[s].node].op == IR_OP_REORDER;
+        nr += og->nodes[p->steps[s].node].op == OP_REORDER;
     for (int v = 0; v < og->nvals; v++)
-        ncl += og->vals[v].layout == IR_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
+        ncl += og->vals[v].layout == OP_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
     sb_printf(&sb, "\nlayout: %d tensors channels-last, %d reorders\n", ncl, nr);
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *on = &og->nodes[p->steps[s].node];
-        if (on->op == IR_OP_REORDER)
+        if (on->op == OP_REORDER)
             sb_printf(&sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
-                      on->attrs.reorder.to == IR_LAYOUT_NHWC ? "channels-last" : "plain");
+                      on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
     }
     sb_putc(&sb, '\n');
     summary_memory(&sb, "inference", p);

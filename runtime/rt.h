@@ -24,8 +24,8 @@ struct cnn_model {
 };
 
 typedef struct rt_tensor {
-    char name[IR_NAME_MAX];
-    ir_shape shape;           /* parameter shapes have no batch axis */
+    char name[OP_NAME_MAX];
+    op_shape shape;           /* parameter shapes have no batch axis */
     bool trainable;
     float *data;
 } rt_tensor;
@@ -51,6 +51,7 @@ struct cnn_session {
     float **data;             /* per graph value: where its data is (NULL: nowhere) */
     op_call *calls;           /* per step, prepared at creation */
     const op_kernel **kernels;/* per step */
+    op_node *nodes;           /* per step: what its kernel sees of the node */
     rt_tensor *optstate;      /* training: optimiser state, zeroed at creation */
     int noptstate;
     float **consts;           /* buffers of weights-only steps' outputs (PLAN_LOC_CONST) */

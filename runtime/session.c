@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
 
@@ -57,13 +57,13 @@ static cnn_status bind_values(cnn_session *s)
             int i = rt_weights_find(s->weights, val->name);
             if (i < 0)
                 return rt_fail(s->err, CNN_ERR_USAGE, "the weights have no tensor %s", val->name);
-            if (!ir_shape_equal(&s->weights->t[i].shape, &val->shape))
+            if (!op_shape_equal(&s->weights->t[i].shape, &val->shape))
                 return rt_fail(s->err, CNN_ERR_USAGE, "the weights' %s has another shape", val->name);
             s->data[v] = s->weights->t[i].data;
             break;
         }
         case PLAN_LOC_CONST: {
-            int64_t n = ir_shape_numel(&val->shape) * (val->batched ? s->batch : 1);
+            int64_t n = op_shape_numel(&val->shape) * (val->batched ? s->batch : 1);
             float *buf = calloc((size_t)n + 1, sizeof(float));
             float **list = realloc(s->consts, sizeof(float *) * (size_t)(s->nconsts + 1));
             if (!buf || !list) {
@@ -83,7 +83,7 @@ static cnn_status bind_values(cnn_session *s)
                 rt_tensor *t = &s->optstate[s->noptstate];
                 snprintf(t->name, sizeof t->name, "%s", val->name);
                 t->shape = val->shape;
-                t->data = calloc((size_t)ir_shape_numel(&val->shape) + 1, sizeof(float));
+                t->data = calloc((size_t)op_shape_numel(&val->shape) + 1, sizeof(float));
                 if (!t->data)
                     return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
                 i = s->noptstate++;
@@ -100,7 +100,7 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
 {
     const ir_value *val = &s->plan->graph->vals[v];
     t->data = s->data[v];
-    t->layout = val->layout == IR_LAYOUT_NHWC ? 1 : 0;
+    t->layout = val->layout == OP_LAYOUT_NHWC ? 1 : 0;
     t->rank = 0;
     if (val->batched)
         t->d[t->rank++] = s->batch;
@@ -115,12 +115,17 @@ static cnn_status prepare_calls(cnn_session *s)
     const ir_graph *g = p->graph;
     s->calls = calloc((size_t)p->nsteps + 1, sizeof(op_call));
     s->kernels = calloc((size_t)p->nsteps + 1, sizeof(op_kernel *));
-    if (!s->calls || !s->kernels)
+    s->nodes = calloc((size_t)p->nsteps + 1, sizeof(op_node));
+    if (!s->calls || !s->kernels || !s->nodes)
         return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
     for (int st = 0; st < p->nsteps; st++) {
         const ir_node *nd = &g->nodes[p->steps[st].node];
         op_call *c = &s->calls[st];
-        c->node = nd;
+        op_node *kn = &s->nodes[st];
+        kn->op = nd->op;
+        kn->attrs = nd->attrs;
+        memcpy(kn->name, nd->name, sizeof kn->name);
+        c->node = kn;
         c->nin = nd->nin;
         c->nout = nd->nout;
         for (int k = 0; k < nd->nin; k++)
@@ -133,18 +138,18 @@ static cnn_status prepare_calls(cnn_session *s)
         if (!k)
             k = op_kernel_get(nd->op, OP_BACKEND_REF);
         if (!k || !k->run)
-            return rt_fail(s->err, CNN_ERR_INTERNAL, "no kernel for %s (%s)", nd->name, ir_op_name(nd->op));
+            return rt_fail(s->err, CNN_ERR_INTERNAL, "no kernel for %s (%s)", nd->name, op_name(nd->op));
         s->kernels[st] = k;
         /* the layout pass gives channels-last tensors only to kernels that take them */
         for (int t = 0; t < c->nin + c->nout && k->layouts == OP_LAYOUT_PLAIN_ONLY; t++)
             if ((t < c->nin ? c->in[t] : c->out[t - c->nin]).layout != 0)
                 return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a channels-last tensor",
-                               nd->name, ir_op_name(nd->op), op_backend_name(p->steps[st].backend));
+                               nd->name, op_name(nd->op), op_backend_name(p->steps[st].backend));
         if (k->prepare) {
             char msg[1024];
             if (k->prepare(c, msg, sizeof msg) != 0)
                 return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend): %s", nd->name,
-                               ir_op_name(nd->op), op_backend_name(p->steps[st].backend), msg);
+                               op_name(nd->op), op_backend_name(p->steps[st].backend), msg);
         }
         if (k->scratch) {
             size_t bytes = k->scratch(c);
@@ -213,6 +218,7 @@ void cnn_session_destroy(cnn_session *s)
         }
     free(s->calls);
     free(s->kernels);
+    free(s->nodes);
     for (int i = 0; i < s->noptstate; i++)
         free(s->optstate[i].data);
     for (int i = 0; i < s->nconsts; i++)
@@ -273,7 +279,7 @@ cnn_status rt_execute(cnn_session *s)
         char msg[1024];
         msg[0] = '\0';
         if (s->kernels[st]->run(c, msg, sizeof msg) != 0)
-            return rt_fail(s->err, CNN_ERR_INPUT, "%s (%s): %s", c->node->name, ir_op_name(c->node->op), msg);
+            return rt_fail(s->err, CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
     }
     if (s->mode == CNN_MODE_TRAIN)
         s->weights->version++; /* the step updated them */
@@ -299,7 +305,7 @@ cnn_status cnn_session_train_step(cnn_session *s, const float *labels, bool labe
         return rt_fail(s->err, CNN_ERR_INTERNAL, "the training plan has no loss");
     float *lab = s->data[g->label];
     const ir_value *out = &g->vals[g->outputs[0]];
-    int64_t per = ir_shape_numel(&out->shape);
+    int64_t per = op_shape_numel(&out->shape);
     bool xent = s->train.loss == 0;
     if (xent || labels_are_classes) {
         for (int64_t i = 0; i < s->batch; i++) {

@@ -34,10 +34,10 @@ static const ir_node *owner_of(const ir_graph *g, int v)
 static void init_tensor(const ir_graph *g, int v, rt_tensor *t, rt_rng *rng)
 {
     const ir_node *own = owner_of(g, v);
-    int64_t n = ir_shape_numel(&t->shape);
+    int64_t n = op_shape_numel(&t->shape);
     const char *suffix = strrchr(t->name, '.');
     suffix = suffix ? suffix + 1 : t->name;
-    if (own && own->op == IR_OP_BATCHNORM) {
+    if (own && own->op == OP_BATCHNORM) {
         float val = (strcmp(suffix, "weight") == 0 || strcmp(suffix, "running_var") == 0) ? 1.0f : 0.0f;
         for (int64_t i = 0; i < n; i++)
             t->data[i] = val;
@@ -49,7 +49,7 @@ static void init_tensor(const ir_graph *g, int v, rt_tensor *t, rt_rng *rng)
         for (int k = 0; k < own->nin; k++) {
             const ir_value *pv = &g->vals[own->in[k]];
             if (pv->kind == IR_VAL_PARAM && pv->shape.rank >= 2) {
-                fan_in = ir_shape_numel(&pv->shape) / pv->shape.d[0];
+                fan_in = op_shape_numel(&pv->shape) / pv->shape.d[0];
                 break;
             }
         }
@@ -87,7 +87,7 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
         snprintf(t->name, sizeof t->name, "%s", val->name);
         t->shape = val->shape;
         t->trainable = val->kind == IR_VAL_PARAM;
-        t->data = malloc(sizeof(float) * (size_t)ir_shape_numel(&val->shape));
+        t->data = malloc(sizeof(float) * (size_t)op_shape_numel(&val->shape));
         if (!t->data)
             return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory for %s", t->name);
         w->count++;
@@ -125,7 +125,7 @@ float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, i
     return t->data;
 }
 
-static bool shape_matches(const rt_st_tensor *st, const ir_shape *s)
+static bool shape_matches(const rt_st_tensor *st, const op_shape *s)
 {
     if (st->rank != s->rank)
         return false;
@@ -149,7 +149,7 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
             st = rt_fail(w->err, CNN_ERR_INPUT, "%s: missing tensor %s", path, w->t[i].name);
         } else if (!shape_matches(t, &w->t[i].shape)) {
             char have[128], need[128];
-            int64_t nd[IR_MAX_RANK];
+            int64_t nd[OP_MAX_RANK];
             for (int k = 0; k < w->t[i].shape.rank; k++)
                 nd[k] = w->t[i].shape.d[k];
             rt_st_format_shape(have, sizeof have, t->rank, t->dims);

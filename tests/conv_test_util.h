@@ -17,9 +17,9 @@ typedef struct cgeom {
     bool bias;
 } cgeom;
 
-static inline ir_conv_attrs conv_attrs(const cgeom *g)
+static inline op_conv_attrs conv_attrs(const cgeom *g)
 {
-    ir_conv_attrs a;
+    op_conv_attrs a;
     memset(&a, 0, sizeof a);
     a.sdims = g->sdims;
     a.filters = g->f;

@@ -118,19 +118,19 @@ static inline op_tensor t_distinct(uint64_t *s, double lo, double step, const in
 /* ---- one kernel call ---- */
 
 typedef struct kcall {
-    ir_op op;
-    ir_attrs attrs;
+    op_kind op;
+    op_attrs attrs;
     int nin, nout;
-    op_tensor in[IR_MAX_IN];
-    op_tensor out[IR_MAX_OUT];
+    op_tensor in[OP_MAX_IN];
+    op_tensor out[OP_MAX_OUT];
     int nthreads;
     uint64_t seed;
     int64_t step;
-    ir_node node;
+    op_node node;
     char err[256];
 } kcall;
 
-static inline kcall kc_make(ir_op op, const ir_attrs *attrs)
+static inline kcall kc_make(op_kind op, const op_attrs *attrs)
 {
     kcall k;
     memset(&k, 0, sizeof k);
@@ -154,8 +154,6 @@ static inline int kc_run(kcall *k)
     memset(&k->node, 0, sizeof k->node);
     k->node.op = k->op;
     k->node.attrs = k->attrs;
-    k->node.nin = k->nin;
-    k->node.nout = k->nout;
     op_call c;
     memset(&c, 0, sizeof c);
     c.node = &k->node;
@@ -182,11 +180,11 @@ static inline void kc_ok(kcall *k)
 
 /* ---- attributes ---- */
 
-static inline ir_attrs conv_attrs(int sdims, int64_t filters, int64_t kh, int64_t kw, int64_t sh,
+static inline op_attrs conv_attrs(int sdims, int64_t filters, int64_t kh, int64_t kw, int64_t sh,
                                   int64_t sw, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
                                   int64_t groups, bool bias)
 {
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     a.conv.sdims = sdims;
     a.conv.filters = filters;
@@ -203,16 +201,16 @@ static inline ir_attrs conv_attrs(int sdims, int64_t filters, int64_t kh, int64_
     return a;
 }
 
-static inline ir_attrs conv1d_attrs(int64_t filters, int64_t k, int64_t s, int64_t p, int64_t d,
+static inline op_attrs conv1d_attrs(int64_t filters, int64_t k, int64_t s, int64_t p, int64_t d,
                                     int64_t groups, bool bias)
 {
     return conv_attrs(1, filters, 1, k, 1, s, 0, p, 1, d, groups, bias);
 }
 
-static inline ir_attrs pool_attrs(int sdims, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+static inline op_attrs pool_attrs(int sdims, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                                   int64_t ph, int64_t pw)
 {
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     a.pool.sdims = sdims;
     a.pool.size[0] = kh;
@@ -224,9 +222,9 @@ static inline ir_attrs pool_attrs(int sdims, int64_t kh, int64_t kw, int64_t sh,
     return a;
 }
 
-static inline ir_attrs act_attrs(ir_act act, float alpha)
+static inline op_attrs act_attrs(op_act act, float alpha)
 {
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     a.act.act = act;
     a.act.alpha = alpha;

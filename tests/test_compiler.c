@@ -10,7 +10,7 @@
 
 #include "compiler/build.h"
 #include "compiler/ir.h"
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "lang/diag.h"
 #include "lang/lang.h"
 
@@ -78,21 +78,21 @@ static int tn_input(tnet *t, const char *name, int rank, ...)
 
 /* Parses one argument value written as in .cnn ("6", "(3,5)", "same", "true", "0.5",
  * "\"x\"") into v, as the schema's type wants it. */
-static void parse_value(const ir_argspec *spec, const char *text, ir_argval *v)
+static void parse_value(const op_argspec *spec, const char *text, op_argval *v)
 {
     v->present = true;
     switch (spec->type) {
-    case IR_ARG_INT:
+    case OP_ARG_INT:
         v->n = 1;
         v->i[0] = strtoll(text, NULL, 10);
         break;
-    case IR_ARG_FLOAT:
+    case OP_ARG_FLOAT:
         v->f = strtod(text, NULL);
         break;
-    case IR_ARG_BOOL:
+    case OP_ARG_BOOL:
         v->b = strcmp(text, "true") == 0;
         break;
-    case IR_ARG_STRING: {
+    case OP_ARG_STRING: {
         const char *s = text[0] == '"' ? text + 1 : text;
         snprintf(v->s, sizeof v->s, "%s", s);
         size_t n = strlen(v->s);
@@ -100,8 +100,8 @@ static void parse_value(const ir_argspec *spec, const char *text, ir_argval *v)
             v->s[n - 1] = '\0';
         break;
     }
-    case IR_ARG_INTS:
-    case IR_ARG_PAD:
+    case OP_ARG_INTS:
+    case OP_ARG_PAD:
         if (strcmp(text, "same") == 0 || strcmp(text, "\"same\"") == 0) {
             v->same = true;
             v->n = 0;
@@ -128,9 +128,9 @@ static int tn_layer(tnet *t, const char *opname, const char *args, int nin, ...)
     cr_assert(k < TN_MAX_LAYERS);
     lang_layer *L = &t->layers[k];
     memset(L, 0, sizeof *L);
-    L->op = ir_opdef_find_layer(opname);
+    L->op = op_def_find_layer(opname);
     if (!L->op && strcmp(opname, "add") == 0)
-        L->op = ir_opdef_get(IR_OP_ADD);
+        L->op = op_def_get(OP_ADD);
     cr_assert_not_null(L->op, "no layer %s", opname);
     snprintf(L->name, sizeof L->name, "%s_%d", opname, k + 1);
     L->span = layer_span(k);
@@ -141,8 +141,8 @@ static int tn_layer(tnet *t, const char *opname, const char *args, int nin, ...)
     va_end(ap);
     L->ninputs = nin;
 
-    const ir_opdef *op = L->op;
-    bool given[IR_MAX_ARGS] = {false};
+    const op_def *op = L->op;
+    bool given[OP_MAX_ARGS] = {false};
     char buf[256];
     snprintf(buf, sizeof buf, "%s", args ? args : "");
     int pos = 0;
@@ -162,15 +162,15 @@ static int tn_layer(tnet *t, const char *opname, const char *args, int nin, ...)
         cr_assert(a >= 0 && a < op->nargs, "bad argument %s for %s", tok, opname);
         parse_value(&op->args[a], val, &L->args[a]);
         L->args[a].given = true;
-        L->args[a].span = arg_span(k, a);
+        L->arg_spans[a] = arg_span(k, a);
         given[a] = true;
-        if (op->args[a].type == IR_ARG_STRING && strcmp(op->args[a].name, "name") == 0)
-            memcpy(L->name, L->args[a].s, sizeof L->name); /* both IR_NAME_MAX, terminated */
+        if (op->args[a].type == OP_ARG_STRING && strcmp(op->args[a].name, "name") == 0)
+            memcpy(L->name, L->args[a].s, sizeof L->name); /* both OP_NAME_MAX, terminated */
     }
     for (int a = 0; a < op->nargs; a++) {
         if (given[a] || !op->args[a].dflt || op->args[a].dflt[0] == '=')
             continue;
-        L->args[a].span = L->span;
+        L->arg_spans[a] = L->span;
         if (op->args[a].dflt[0] != '\0')
             parse_value(&op->args[a], op->args[a].dflt, &L->args[a]);
     }
@@ -181,7 +181,7 @@ static int tn_layer(tnet *t, const char *opname, const char *args, int nin, ...)
             if (strcmp(op->args[j].name, op->args[a].dflt + 1) == 0)
                 L->args[a] = L->args[j];
         L->args[a].given = false;
-        L->args[a].span = L->span;
+        L->arg_spans[a] = L->span;
     }
     return t->net.ninputs + k;
 }
@@ -234,10 +234,10 @@ static const ir_value *tn_named(const tnet *t, const char *name)
 
 static char shbuf[8][128];
 static int shnext;
-static const char *S(const ir_shape *s)
+static const char *S(const op_shape *s)
 {
     char *b = shbuf[shnext++ % 8];
-    return ir_shape_str(s, b, 128);
+    return op_shape_str(s, b, 128);
 }
 
 #define assert_shape(val, text) cr_assert_str_eq(S(&(val)->shape), (text))
@@ -284,53 +284,53 @@ static void assert_one_error(const tnet *t, const char *msg, lang_span where)
 Test(registry, table_matches_ops_def)
 {
     static const char *const names[] = {
-#define X(e, s) s,
-#include "compiler/ops.def"
+#define X(e, s) #s,
+#include "ops/ops.def"
 #undef X
     };
-    for (int op = 0; op < IR_OP_COUNT; op++) {
-        const ir_opdef *d = ir_opdef_get((ir_op)op);
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_def *d = op_def_get((op_kind)op);
         cr_assert_not_null(d);
-        cr_assert_eq(d->op, (ir_op)op);
+        cr_assert_eq(d->op, (op_kind)op);
         cr_assert_str_eq(d->name, names[op]);
-        cr_assert_str_eq(ir_op_name((ir_op)op), names[op]);
-        cr_assert(d->nargs >= 0 && d->nargs <= IR_MAX_ARGS);
+        cr_assert_str_eq(op_name((op_kind)op), names[op]);
+        cr_assert(d->nargs >= 0 && d->nargs <= OP_MAX_ARGS);
         if (d->is_layer) {
-            cr_assert(op <= IR_OP_ADD, "%s", d->name);
+            cr_assert(op <= OP_ADD, "%s", d->name);
             cr_assert_not_null(d->shape, "%s", d->name);
         } else {
             cr_assert(!d->callable);
         }
     }
-    cr_assert_null(ir_opdef_get(IR_OP_COUNT));
+    cr_assert_null(op_def_get(OP_COUNT));
 }
 
 Test(registry, layer_names_are_the_callable_layers)
 {
-    const char *const *names = ir_layer_names();
+    const char *const *names = op_layer_names();
     int n = 0;
     for (; names[n]; n++) {
-        const ir_opdef *d = ir_opdef_find_layer(names[n]);
+        const op_def *d = op_def_find_layer(names[n]);
         cr_assert_not_null(d, "%s", names[n]);
         cr_assert(d->is_layer && d->callable);
         cr_assert_str_eq(d->name, names[n]);
     }
     int callable = 0;
-    for (int op = 0; op < IR_OP_COUNT; op++)
-        callable += ir_opdef_get((ir_op)op)->callable;
+    for (int op = 0; op < OP_COUNT; op++)
+        callable += op_def_get((op_kind)op)->callable;
     cr_assert_eq(n, callable);
     cr_assert_eq(n, 15);
     /* add is a layer (it gets a name) but only '+' makes it */
-    const ir_opdef *add = ir_opdef_get(IR_OP_ADD);
+    const op_def *add = op_def_get(OP_ADD);
     cr_assert(add->is_layer);
     cr_assert(!add->callable);
-    cr_assert_null(ir_opdef_find_layer("add"));
-    cr_assert_null(ir_opdef_find_layer("conv_bwd_data"));
-    cr_assert_null(ir_opdef_find_layer("maxpol"));
-    cr_assert_null(ir_opdef_find_layer(NULL));
+    cr_assert_null(op_def_find_layer("add"));
+    cr_assert_null(op_def_find_layer("conv_bwd_data"));
+    cr_assert_null(op_def_find_layer("maxpol"));
+    cr_assert_null(op_def_find_layer(NULL));
 }
 
-static void assert_arg(const ir_opdef *d, int k, const char *name, ir_argtype type, unsigned flags,
+static void assert_arg(const op_def *d, int k, const char *name, op_argtype type, unsigned flags,
                        const char *dflt)
 {
     cr_assert(k < d->nargs, "%s has no argument %d", d->name, k);
@@ -346,17 +346,17 @@ static void assert_arg(const ir_opdef *d, int k, const char *name, ir_argtype ty
 Test(registry, conv_schemas)
 {
     for (int two = 0; two <= 1; two++) {
-        const ir_opdef *d = ir_opdef_find_layer(two ? "conv2d" : "conv1d");
-        unsigned t = two ? IR_ARGF_TUPLE_OK : 0;
+        const op_def *d = op_def_find_layer(two ? "conv2d" : "conv1d");
+        unsigned t = two ? OP_ARGF_TUPLE_OK : 0;
         cr_assert_eq(d->nargs, 8);
-        assert_arg(d, 0, "filters", IR_ARG_INT, IR_ARGF_POSITIVE, NULL);
-        assert_arg(d, 1, "kernel", IR_ARG_INTS, IR_ARGF_POSITIVE | t, NULL);
-        assert_arg(d, 2, "stride", IR_ARG_INTS, IR_ARGF_POSITIVE | t, "1");
-        assert_arg(d, 3, "pad", IR_ARG_PAD, IR_ARGF_NONNEG | t, "0");
-        assert_arg(d, 4, "dilation", IR_ARG_INTS, IR_ARGF_POSITIVE | t, "1");
-        assert_arg(d, 5, "groups", IR_ARG_INT, IR_ARGF_POSITIVE, "1");
-        assert_arg(d, 6, "bias", IR_ARG_BOOL, 0, "true");
-        assert_arg(d, 7, "name", IR_ARG_STRING, 0, "");
+        assert_arg(d, 0, "filters", OP_ARG_INT, OP_ARGF_POSITIVE, NULL);
+        assert_arg(d, 1, "kernel", OP_ARG_INTS, OP_ARGF_POSITIVE | t, NULL);
+        assert_arg(d, 2, "stride", OP_ARG_INTS, OP_ARGF_POSITIVE | t, "1");
+        assert_arg(d, 3, "pad", OP_ARG_PAD, OP_ARGF_NONNEG | t, "0");
+        assert_arg(d, 4, "dilation", OP_ARG_INTS, OP_ARGF_POSITIVE | t, "1");
+        assert_arg(d, 5, "groups", OP_ARG_INT, OP_ARGF_POSITIVE, "1");
+        assert_arg(d, 6, "bias", OP_ARG_BOOL, 0, "true");
+        assert_arg(d, 7, "name", OP_ARG_STRING, 0, "");
         cr_assert_eq(d->min_inputs, 1);
         cr_assert_eq(d->max_inputs, 1);
         cr_assert_not_null(d->params);
@@ -368,48 +368,48 @@ Test(registry, other_schemas)
 {
     const char *pools[] = {"maxpool", "avgpool"};
     for (int k = 0; k < 2; k++) {
-        const ir_opdef *d = ir_opdef_find_layer(pools[k]);
+        const op_def *d = op_def_find_layer(pools[k]);
         cr_assert_eq(d->nargs, 3);
-        assert_arg(d, 0, "size", IR_ARG_INTS, IR_ARGF_POSITIVE | IR_ARGF_TUPLE_OK, NULL);
-        assert_arg(d, 1, "stride", IR_ARG_INTS, IR_ARGF_POSITIVE | IR_ARGF_TUPLE_OK, "=size");
-        assert_arg(d, 2, "pad", IR_ARG_INTS, IR_ARGF_NONNEG | IR_ARGF_TUPLE_OK, "0");
+        assert_arg(d, 0, "size", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, NULL);
+        assert_arg(d, 1, "stride", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, "=size");
+        assert_arg(d, 2, "pad", OP_ARG_INTS, OP_ARGF_NONNEG | OP_ARGF_TUPLE_OK, "0");
     }
-    const ir_opdef *d = ir_opdef_find_layer("dense");
+    const op_def *d = op_def_find_layer("dense");
     cr_assert_eq(d->nargs, 3);
-    assert_arg(d, 0, "units", IR_ARG_INT, IR_ARGF_POSITIVE, NULL);
-    assert_arg(d, 1, "bias", IR_ARG_BOOL, 0, "true");
-    assert_arg(d, 2, "name", IR_ARG_STRING, 0, "");
-    d = ir_opdef_find_layer("batchnorm");
+    assert_arg(d, 0, "units", OP_ARG_INT, OP_ARGF_POSITIVE, NULL);
+    assert_arg(d, 1, "bias", OP_ARG_BOOL, 0, "true");
+    assert_arg(d, 2, "name", OP_ARG_STRING, 0, "");
+    d = op_def_find_layer("batchnorm");
     cr_assert_eq(d->nargs, 3);
-    assert_arg(d, 0, "eps", IR_ARG_FLOAT, IR_ARGF_FPOS, "1e-5");
-    assert_arg(d, 1, "momentum", IR_ARG_FLOAT, 0, "0.1");
-    assert_arg(d, 2, "name", IR_ARG_STRING, 0, "");
-    d = ir_opdef_find_layer("dropout");
+    assert_arg(d, 0, "eps", OP_ARG_FLOAT, OP_ARGF_FPOS, "1e-5");
+    assert_arg(d, 1, "momentum", OP_ARG_FLOAT, 0, "0.1");
+    assert_arg(d, 2, "name", OP_ARG_STRING, 0, "");
+    d = op_def_find_layer("dropout");
     cr_assert_eq(d->nargs, 1);
-    assert_arg(d, 0, "p", IR_ARG_FLOAT, IR_ARGF_UNIT, "0.5");
-    d = ir_opdef_find_layer("leaky_relu");
+    assert_arg(d, 0, "p", OP_ARG_FLOAT, OP_ARGF_UNIT, "0.5");
+    d = op_def_find_layer("leaky_relu");
     cr_assert_eq(d->nargs, 1);
-    assert_arg(d, 0, "alpha", IR_ARG_FLOAT, 0, "0.01");
+    assert_arg(d, 0, "alpha", OP_ARG_FLOAT, 0, "0.01");
     const char *noargs[] = {"global_avgpool", "flatten", "relu", "sigmoid", "tanh", "softmax", "concat"};
     for (int k = 0; k < 7; k++)
-        cr_assert_eq(ir_opdef_find_layer(noargs[k])->nargs, 0, "%s", noargs[k]);
-    d = ir_opdef_find_layer("concat");
+        cr_assert_eq(op_def_find_layer(noargs[k])->nargs, 0, "%s", noargs[k]);
+    d = op_def_find_layer("concat");
     cr_assert_eq(d->min_inputs, 2);
-    cr_assert_eq(d->max_inputs, IR_MAX_IN);
-    d = ir_opdef_get(IR_OP_ADD);
+    cr_assert_eq(d->max_inputs, OP_MAX_IN);
+    d = op_def_get(OP_ADD);
     cr_assert_eq(d->min_inputs, 2);
     cr_assert_eq(d->max_inputs, 2);
-    cr_assert(ir_opdef_find_layer("relu")->inplace);
-    cr_assert(!ir_opdef_find_layer("softmax")->inplace);
+    cr_assert(op_def_find_layer("relu")->inplace);
+    cr_assert(!op_def_find_layer("softmax")->inplace);
 }
 
 /* Backward ops: shapes where the inputs decide them, FLOPs equal to the forward's
  * multiply-adds, and rules that never read a parameter input. */
 Test(registry, backward_rules)
 {
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
-    ir_conv_attrs *c = &a.conv;
+    op_conv_attrs *c = &a.conv;
     c->sdims = 2;
     c->filters = 8;
     c->groups = 2;
@@ -420,20 +420,20 @@ Test(registry, backward_rules)
         c->dilation[k] = 1;
         c->pad[k] = 1;
     }
-    ir_shape x = {.rank = 3, .d = {4, 6, 6}}, dy = {.rank = 3, .d = {8, 6, 6}};
-    ir_shape w = {.rank = 4, .d = {8, 2, 3, 3}};
-    ir_shape out, in2[2];
-    ir_err e = {.arg = -1};
-    const ir_opdef *fw = ir_opdef_get(IR_OP_CONV2D);
+    op_shape x = {.rank = 3, .d = {4, 6, 6}}, dy = {.rank = 3, .d = {8, 6, 6}};
+    op_shape w = {.rank = 4, .d = {8, 2, 3, 3}};
+    op_shape out, in2[2];
+    op_err e = {.arg = -1};
+    const op_def *fw = op_def_get(OP_CONV2D);
     int64_t fwd = fw->flops(&a, &x, 1, &dy) - 8 * 36; /* without the bias adds */
 
-    const ir_opdef *d = ir_opdef_get(IR_OP_CONV_BWD_WEIGHTS);
+    const op_def *d = op_def_get(OP_CONV_BWD_WEIGHTS);
     in2[0] = dy;
     in2[1] = x;
     cr_assert_eq(d->shape(&a, in2, 2, &out, &e), 0);
-    cr_assert(ir_shape_equal(&out, &w));
+    cr_assert(op_shape_equal(&out, &w));
     cr_assert_eq(d->flops(&a, in2, 2, &out), fwd + 8 * 36);
-    d = ir_opdef_get(IR_OP_CONV_BWD_DATA);
+    d = op_def_get(OP_CONV_BWD_DATA);
     cr_assert_null(d->shape, "a strided conv's dx is ambiguous: its maker gives the shape");
     in2[1] = w;
     cr_assert_eq(d->flops(&a, in2, 2, &x), fwd);
@@ -442,8 +442,8 @@ Test(registry, backward_rules)
     memset(&a, 0, sizeof a);
     a.dense.units = 10;
     a.dense.bias = true;
-    ir_shape feat = {.rank = 3, .d = {4, 5, 5}}, dz = {.rank = 1, .d = {10}};
-    d = ir_opdef_get(IR_OP_DENSE_BWD_WEIGHTS);
+    op_shape feat = {.rank = 3, .d = {4, 5, 5}}, dz = {.rank = 1, .d = {10}};
+    d = op_def_get(OP_DENSE_BWD_WEIGHTS);
     in2[0] = dz;
     in2[1] = feat;
     cr_assert_eq(d->shape(&a, in2, 2, &out, &e), 0);
@@ -451,22 +451,22 @@ Test(registry, backward_rules)
     cr_assert_eq(out.d[0], 10);
     cr_assert_eq(out.d[1], 100);
     cr_assert_eq(d->flops(&a, in2, 2, &out), 2 * 1000 + 10);
-    d = ir_opdef_get(IR_OP_DENSE_BWD_DATA);
+    d = op_def_get(OP_DENSE_BWD_DATA);
     cr_assert_eq(d->flops(&a, in2, 1, &feat), 2 * 1000);
 
     memset(&a, 0, sizeof a);
-    ir_shape p = {.rank = 3, .d = {4, 3, 3}};
+    op_shape p = {.rank = 3, .d = {4, 3, 3}};
     in2[0] = p;
     in2[1] = x;
-    cr_assert_eq(ir_opdef_get(IR_OP_MAXPOOL_BWD)->shape(&a, in2, 2, &out, &e), 0);
-    cr_assert(ir_shape_equal(&out, &x));
-    cr_assert_eq(ir_opdef_get(IR_OP_ACT_BWD)->shape(&a, in2, 2, &out, &e), 0);
-    cr_assert(ir_shape_equal(&out, &p));
-    cr_assert(ir_opdef_get(IR_OP_ACT_BWD)->inplace);
-    ir_shape logits = {.rank = 1, .d = {10}};
-    cr_assert_eq(ir_opdef_get(IR_OP_XENT_LOSS)->shape(&a, &logits, 2, &out, &e), 0);
+    cr_assert_eq(op_def_get(OP_MAXPOOL_BWD)->shape(&a, in2, 2, &out, &e), 0);
+    cr_assert(op_shape_equal(&out, &x));
+    cr_assert_eq(op_def_get(OP_ACT_BWD)->shape(&a, in2, 2, &out, &e), 0);
+    cr_assert(op_shape_equal(&out, &p));
+    cr_assert(op_def_get(OP_ACT_BWD)->inplace);
+    op_shape logits = {.rank = 1, .d = {10}};
+    cr_assert_eq(op_def_get(OP_XENT_LOSS)->shape(&a, &logits, 2, &out, &e), 0);
     cr_assert_eq(out.rank, 0);
-    cr_assert_eq(ir_opdef_get(IR_OP_GLOBAL_AVGPOOL_BWD)->flops(&a, &logits, 1, &x), 4 * 36);
+    cr_assert_eq(op_def_get(OP_GLOBAL_AVGPOOL_BWD)->flops(&a, &logits, 1, &x), 4 * 36);
 }
 
 /* ---------------------------------------------------------------- ir helpers */
@@ -474,23 +474,23 @@ Test(registry, backward_rules)
 Test(ir, shape_helpers)
 {
     char b[64];
-    ir_shape s = {.rank = 3, .d = {6, 28, 28}};
-    cr_assert_str_eq(ir_shape_str(&s, b, sizeof b), "[6, 28, 28]");
-    cr_assert_eq(ir_shape_numel(&s), 6 * 28 * 28);
-    ir_shape v = {.rank = 1, .d = {10}};
-    cr_assert_str_eq(ir_shape_str(&v, b, sizeof b), "[10]");
-    ir_shape z = {.rank = 0};
-    cr_assert_str_eq(ir_shape_str(&z, b, sizeof b), "[]");
-    cr_assert_eq(ir_shape_numel(&z), 1);
+    op_shape s = {.rank = 3, .d = {6, 28, 28}};
+    cr_assert_str_eq(op_shape_str(&s, b, sizeof b), "[6, 28, 28]");
+    cr_assert_eq(op_shape_numel(&s), 6 * 28 * 28);
+    op_shape v = {.rank = 1, .d = {10}};
+    cr_assert_str_eq(op_shape_str(&v, b, sizeof b), "[10]");
+    op_shape z = {.rank = 0};
+    cr_assert_str_eq(op_shape_str(&z, b, sizeof b), "[]");
+    cr_assert_eq(op_shape_numel(&z), 1);
     char small[6];
-    cr_assert_str_eq(ir_shape_str(&s, small, sizeof small), "[6, 2"); /* truncated, terminated */
-    ir_shape s2 = s;
-    cr_assert(ir_shape_equal(&s, &s2));
+    cr_assert_str_eq(op_shape_str(&s, small, sizeof small), "[6, 2"); /* truncated, terminated */
+    op_shape s2 = s;
+    cr_assert(op_shape_equal(&s, &s2));
     s2.d[2] = 27;
-    cr_assert(!ir_shape_equal(&s, &s2));
-    cr_assert(!ir_shape_equal(&s, &v));
-    cr_assert_str_eq(ir_act_name(IR_ACT_RELU), "relu");
-    cr_assert_str_eq(ir_act_name(IR_ACT_LEAKY_RELU), "leaky_relu");
+    cr_assert(!op_shape_equal(&s, &s2));
+    cr_assert(!op_shape_equal(&s, &v));
+    cr_assert_str_eq(op_act_name(OP_ACT_RELU), "relu");
+    cr_assert_str_eq(op_act_name(OP_ACT_LEAKY_RELU), "leaky_relu");
 }
 
 Test(ir, values_nodes_clone_readers)
@@ -498,17 +498,17 @@ Test(ir, values_nodes_clone_readers)
     ir_graph *g = ir_graph_create("g");
     cr_assert_eq(g->loss, -1);
     cr_assert_eq(g->label, -1);
-    ir_shape s = {.rank = 1, .d = {4}};
+    op_shape s = {.rank = 1, .d = {4}};
     int v[40];
     for (int k = 0; k < 40; k++) /* past the first growth */
         v[k] = ir_add_value(g, IR_VAL_ACT, &s, true, "v");
     cr_assert_eq(v[39], 39);
     cr_assert_eq(g->vals[5].producer, -1);
     cr_assert_eq(g->vals[5].param_of, -1);
-    int n0 = ir_add_node(g, IR_OP_RELU, NULL, 1, &v[0], 1, &v[1], "relu_1", (lang_span){0});
+    int n0 = ir_add_node(g, OP_RELU, NULL, 1, &v[0], 1, &v[1], "relu_1", (lang_span){0});
     int in2[2] = {v[1], v[0]};
-    int n1 = ir_add_node(g, IR_OP_ADD, NULL, 2, in2, 1, &v[2], "add_1", (lang_span){1, 2, 1, 3});
-    int n2 = ir_add_node(g, IR_OP_RELU, NULL, 1, &v[1], 1, &v[3], "relu_2", (lang_span){0});
+    int n1 = ir_add_node(g, OP_ADD, NULL, 2, in2, 1, &v[2], "add_1", (lang_span){1, 2, 1, 3});
+    int n2 = ir_add_node(g, OP_RELU, NULL, 1, &v[1], 1, &v[3], "relu_2", (lang_span){0});
     cr_assert_eq(n0, 0);
     cr_assert_eq(n1, 1);
     cr_assert_eq(g->vals[v[1]].producer, n0);
@@ -540,7 +540,7 @@ Test(shape, conv2d_basic_and_params)
     tnet t;
     one_layer(&t, "conv2d", "6 5 pad=2", "[6, 28, 28]", 3, D(1), D(28), D(28));
     const ir_node *n = tn_node(&t, 1);
-    cr_assert_eq(n->op, IR_OP_CONV2D);
+    cr_assert_eq(n->op, OP_CONV2D);
     cr_assert_str_eq(n->name, "conv2d_1");
     cr_assert_eq(n->attrs.conv.sdims, 2);
     cr_assert_eq(n->attrs.conv.kernel[0], 5);
@@ -551,7 +551,7 @@ Test(shape, conv2d_basic_and_params)
     cr_assert_eq(n->attrs.conv.dilation[1], 1);
     cr_assert_eq(n->attrs.conv.groups, 1);
     cr_assert(n->attrs.conv.bias);
-    cr_assert_eq(n->attrs.conv.act, IR_ACT_NONE);
+    cr_assert_eq(n->attrs.conv.act, OP_ACT_NONE);
     cr_assert(!n->attrs.conv.pool && !n->attrs.conv.residual);
     /* x, weight, bias */
     cr_assert_eq(n->nin, 3);
@@ -621,7 +621,7 @@ Test(shape, conv2d_tuples)
     tnet t;
     /* H: 32 + 2 - 2 - 1 + 1 = 32; W: floor((16 + 4 - 4 - 1) / 2) + 1 = 8 */
     one_layer(&t, "conv2d", "4 (3,5) stride=(1,2) pad=(1,2)", "[4, 32, 8]", 3, D(3), D(32), D(16));
-    const ir_conv_attrs *c = &tn_node(&t, 1)->attrs.conv;
+    const op_conv_attrs *c = &tn_node(&t, 1)->attrs.conv;
     cr_assert_eq(c->kernel[0], 3);
     cr_assert_eq(c->kernel[1], 5);
     cr_assert_eq(c->stride[0], 1);
@@ -679,8 +679,8 @@ Test(shape, conv1d)
     tnet t;
     one_layer(&t, "conv1d", "16 5 pad=2", "[16, 128]", 2, D(1), D(128));
     const ir_node *n = tn_node(&t, 1);
-    const ir_conv_attrs *c = &n->attrs.conv;
-    cr_assert_eq(n->op, IR_OP_CONV1D);
+    const op_conv_attrs *c = &n->attrs.conv;
+    cr_assert_eq(n->op, OP_CONV1D);
     cr_assert_eq(c->sdims, 1);
     /* the length's numbers at index 1; height 1/1/0/1 at index 0 */
     cr_assert_eq(c->kernel[1], 5);
@@ -714,8 +714,8 @@ Test(shape, pools_2d)
 {
     tnet t;
     one_layer(&t, "maxpool", "2", "[6, 14, 14]", 3, D(6), D(28), D(28));
-    const ir_pool_attrs *p = &tn_node(&t, 1)->attrs.pool;
-    cr_assert_eq(tn_node(&t, 1)->op, IR_OP_MAXPOOL);
+    const op_pool_attrs *p = &tn_node(&t, 1)->attrs.pool;
+    cr_assert_eq(tn_node(&t, 1)->op, OP_MAXPOOL);
     cr_assert_eq(p->sdims, 2);
     cr_assert_eq(p->size[0], 2);
     cr_assert_eq(p->stride[0], 2); /* stride defaults to size */
@@ -734,7 +734,7 @@ Test(shape, pools_2d)
     tn_fini(&t);
     /* odd input: floor */
     one_layer(&t, "avgpool", "2", "[3, 3, 3]", 3, D(3), D(7), D(7));
-    cr_assert_eq(tn_node(&t, 1)->op, IR_OP_AVGPOOL);
+    cr_assert_eq(tn_node(&t, 1)->op, OP_AVGPOOL);
     tn_fini(&t);
     /* tuples; the stride default copies the tuple */
     one_layer(&t, "maxpool", "(2,1)", "[3, 4, 7]", 3, D(3), D(8), D(7));
@@ -755,7 +755,7 @@ Test(shape, pools_1d)
 {
     tnet t;
     one_layer(&t, "maxpool", "2", "[16, 64]", 2, D(16), D(128));
-    const ir_pool_attrs *p = &tn_node(&t, 1)->attrs.pool;
+    const op_pool_attrs *p = &tn_node(&t, 1)->attrs.pool;
     cr_assert_eq(p->sdims, 1);
     cr_assert_eq(p->size[1], 2);
     cr_assert_eq(p->stride[1], 2);
@@ -887,7 +887,7 @@ Test(shape, elementwise_layers)
 {
     tnet t;
     const char *acts[] = {"relu", "sigmoid", "tanh", "leaky_relu"};
-    const ir_act kinds[] = {IR_ACT_RELU, IR_ACT_SIGMOID, IR_ACT_TANH, IR_ACT_LEAKY_RELU};
+    const op_act kinds[] = {OP_ACT_RELU, OP_ACT_SIGMOID, OP_ACT_TANH, OP_ACT_LEAKY_RELU};
     for (int k = 0; k < 4; k++) {
         one_layer(&t, acts[k], "", "[6, 28, 28]", 3, D(6), D(28), D(28));
         cr_assert_eq(tn_node(&t, 1)->attrs.act.act, kinds[k], "%s", acts[k]);
@@ -933,13 +933,13 @@ Test(shape, concat_and_add)
     assert_shape(tn_val(&t, d), "[25, 8, 8]");
     assert_shape(tn_val(&t, s), "[16, 8, 8]");
     const ir_node *cn = tn_node(&t, d);
-    cr_assert_eq(cn->op, IR_OP_CONCAT);
+    cr_assert_eq(cn->op, OP_CONCAT);
     cr_assert_eq(cn->nin, 3);
     cr_assert_str_eq(t.g->vals[cn->in[1]].name, "x");
     const ir_node *an = tn_node(&t, s);
-    cr_assert_eq(an->op, IR_OP_ADD);
+    cr_assert_eq(an->op, OP_ADD);
     cr_assert_str_eq(an->name, "add_6");
-    cr_assert_eq(an->attrs.act.act, IR_ACT_NONE);
+    cr_assert_eq(an->attrs.act.act, OP_ACT_NONE);
     cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, s)), 16 * 64);
     cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, d)), 0);
     cr_assert_eq(t.g->noutputs, 2);
@@ -1290,8 +1290,8 @@ Test(dump, text)
                         "  output logits = dense_4 [10]\n");
     free(s);
     t.g->nodes[1].dead = true;
-    snprintf(t.g->nodes[0].fused, IR_NAME_MAX, "relu_2");
-    t.g->nodes[0].attrs.conv.act = IR_ACT_RELU;
+    snprintf(t.g->nodes[0].fused, OP_NAME_MAX, "relu_2");
+    t.g->nodes[0].attrs.conv.act = OP_ACT_RELU;
     s = ir_graph_dump_text(t.g);
     cr_assert_not_null(strstr(s, "  conv2d_1: conv2d 4x3x3 +relu (image, conv2d_1.weight, conv2d_1.bias) -> "
                                  "[4, 8, 8]  [fused: relu_2]\n"));

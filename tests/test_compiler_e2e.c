@@ -102,7 +102,7 @@ static void check_example(const char *file, int64_t params, const char *out_shap
     cr_assert_gt(f, 0);
     cr_assert_eq(c.g->noutputs, noutputs);
     char sh[64];
-    cr_assert_str_eq(ir_shape_str(&c.g->vals[c.g->outputs[0]].shape, sh, sizeof sh), out_shape, "%s", file);
+    cr_assert_str_eq(op_shape_str(&c.g->vals[c.g->outputs[0]].shape, sh, sizeof sh), out_shape, "%s", file);
     cr_assert_str_eq(c.g->output_names[0], "logits");
     /* every node's inputs come before it, every PARAM has a dotted weight name */
     for (int n = 0; n < c.g->nnodes; n++)
@@ -168,7 +168,7 @@ Test(examples, resnet18_weight_names)
         const ir_value *v = find_value(c.g, expect[k].name);
         cr_assert_not_null(v, "no %s", expect[k].name);
         cr_assert_eq(v->kind, expect[k].kind, "%s", expect[k].name);
-        cr_assert_str_eq(ir_shape_str(&v->shape, sh, sizeof sh), expect[k].shape, "%s", expect[k].name);
+        cr_assert_str_eq(op_shape_str(&v->shape, sh, sizeof sh), expect[k].shape, "%s", expect[k].name);
     }
     cr_assert_null(find_value(c.g, "conv2d_21.weight"));
     cr_assert_null(find_value(c.g, "conv2d_1.bias"));

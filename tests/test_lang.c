@@ -100,7 +100,7 @@ static compiled *compile_example(const char *name)
     return c;
 }
 
-static int count_op(const lang_network *n, ir_op op)
+static int count_op(const lang_network *n, op_kind op)
 {
     int k = 0;
     for (int i = 0; i < n->nlayers; i++)
@@ -128,13 +128,23 @@ static int tensor_of(const lang_network *n, const char *name)
     return n->ninputs + layer_index(n, name);
 }
 
-static const ir_argval *arg(const lang_layer *L, const char *name)
+static const op_argval *arg(const lang_layer *L, const char *name)
 {
     for (int k = 0; k < L->op->nargs; k++)
         if (strcmp(L->op->args[k].name, name) == 0)
             return &L->args[k];
     cr_assert_fail("%s has no argument %s", L->op->name, name);
     return NULL;
+}
+
+/* Where argument `name` of L was written (the call's span for a default). */
+static lang_span arg_span(const lang_layer *L, const char *name)
+{
+    for (int k = 0; k < L->op->nargs; k++)
+        if (strcmp(L->op->args[k].name, name) == 0)
+            return L->arg_spans[k];
+    cr_assert_fail("%s has no argument %s", L->op->name, name);
+    return L->span;
 }
 
 static bool span_is(lang_span s, int line, int col, int end_line, int end_col)
@@ -209,7 +219,7 @@ Test(lang_examples, lenet5)
     cr_assert_eq(n->inputs[0].shape.d[2], 28);
 
     const lang_layer *c1 = layer_named(n, "conv2d_1");
-    cr_assert_eq(c1->op, ir_opdef_find_layer("conv2d"));
+    cr_assert_eq(c1->op, op_def_find_layer("conv2d"));
     cr_assert_eq(arg(c1, "filters")->i[0], 6);
     cr_assert_eq(arg(c1, "kernel")->i[0], 5);
     cr_assert_eq(arg(c1, "pad")->i[0], 2);
@@ -220,9 +230,9 @@ Test(lang_examples, lenet5)
     /* "        -> conv2d(6, 5, pad=2)" on line 6 */
     cr_assert(span_is(c1->span, 6, 12, 6, 31), "span %d:%d-%d:%d", c1->span.line, c1->span.col,
               c1->span.end_line, c1->span.end_col);
-    cr_assert(span_is(arg(c1, "filters")->span, 6, 19, 6, 20));
-    cr_assert(span_is(arg(c1, "pad")->span, 6, 29, 6, 30));
-    cr_assert(span_is(arg(c1, "stride")->span, 6, 12, 6, 31), "a default sits at the call");
+    cr_assert(span_is(arg_span(c1, "filters"), 6, 19, 6, 20));
+    cr_assert(span_is(arg_span(c1, "pad"), 6, 29, 6, 30));
+    cr_assert(span_is(arg_span(c1, "stride"), 6, 12, 6, 31), "a default sits at the call");
 
     const lang_layer *mp = layer_named(n, "maxpool_1");
     cr_assert_eq(arg(mp, "size")->i[0], 2);
@@ -250,19 +260,19 @@ Test(lang_examples, resnet20_weight_names)
 {
     compiled *c = compile_example("resnet20");
     const lang_network *n = only_network(c);
-    cr_assert_eq(count_op(n, IR_OP_CONV2D), 21);
-    cr_assert_eq(count_op(n, IR_OP_BATCHNORM), 21);
-    cr_assert_eq(count_op(n, IR_OP_RELU), 19);
-    cr_assert_eq(count_op(n, IR_OP_ADD), 9);
-    cr_assert_eq(count_op(n, IR_OP_DENSE), 1);
-    cr_assert_eq(count_op(n, IR_OP_GLOBAL_AVGPOOL), 1);
+    cr_assert_eq(count_op(n, OP_CONV2D), 21);
+    cr_assert_eq(count_op(n, OP_BATCHNORM), 21);
+    cr_assert_eq(count_op(n, OP_RELU), 19);
+    cr_assert_eq(count_op(n, OP_ADD), 9);
+    cr_assert_eq(count_op(n, OP_DENSE), 1);
+    cr_assert_eq(count_op(n, OP_GLOBAL_AVGPOOL), 1);
     cr_assert_eq(n->nlayers, 72);
 
     /* the k-th conv2d in expansion order is conv2d_k, and likewise for every kind */
-    int seen[IR_OP_COUNT] = {0};
+    int seen[OP_COUNT] = {0};
     for (int k = 0; k < n->nlayers; k++) {
         const lang_layer *L = &n->layers[k];
-        char want[IR_NAME_MAX];
+        char want[OP_NAME_MAX];
         snprintf(want, sizeof want, "%s_%d", L->op->name, ++seen[L->op->op]);
         cr_assert_str_eq(L->name, want);
     }
@@ -303,10 +313,10 @@ Test(lang_examples, resnet18_counts)
 {
     compiled *c = compile_example("resnet18");
     const lang_network *n = only_network(c);
-    cr_assert_eq(count_op(n, IR_OP_CONV2D), 20);
-    cr_assert_eq(count_op(n, IR_OP_BATCHNORM), 20);
-    cr_assert_eq(count_op(n, IR_OP_ADD), 8);
-    cr_assert_eq(count_op(n, IR_OP_MAXPOOL), 1);
+    cr_assert_eq(count_op(n, OP_CONV2D), 20);
+    cr_assert_eq(count_op(n, OP_BATCHNORM), 20);
+    cr_assert_eq(count_op(n, OP_ADD), 8);
+    cr_assert_eq(count_op(n, OP_MAXPOOL), 1);
     const lang_layer *mp = layer_named(n, "maxpool_1");
     cr_assert_eq(arg(mp, "size")->i[0], 3);
     cr_assert_eq(arg(mp, "stride")->i[0], 2);
@@ -323,10 +333,10 @@ Test(lang_examples, vgg16_repetition)
 {
     compiled *c = compile_example("vgg16");
     const lang_network *n = only_network(c);
-    cr_assert_eq(count_op(n, IR_OP_CONV2D), 13);
-    cr_assert_eq(count_op(n, IR_OP_MAXPOOL), 5);
-    cr_assert_eq(count_op(n, IR_OP_DENSE), 3);
-    cr_assert_eq(count_op(n, IR_OP_DROPOUT), 2);
+    cr_assert_eq(count_op(n, OP_CONV2D), 13);
+    cr_assert_eq(count_op(n, OP_MAXPOOL), 5);
+    cr_assert_eq(count_op(n, OP_DENSE), 3);
+    cr_assert_eq(count_op(n, OP_DROPOUT), 2);
     cr_assert_str_eq(n->layers[0].name, "conv2d_1");
     cr_assert_str_eq(n->layers[1].name, "relu_1");
     cr_assert_str_eq(n->layers[2].name, "conv2d_2");
@@ -348,7 +358,7 @@ Test(lang_examples, signal1d_and_alexnet)
 {
     compiled *c = compile_example("signal1d");
     const lang_network *n = only_network(c);
-    cr_assert_eq(count_op(n, IR_OP_CONV1D), 3);
+    cr_assert_eq(count_op(n, OP_CONV1D), 3);
     cr_assert_eq(n->inputs[0].shape.rank, 2);
     cr_assert_eq(n->inputs[0].shape.d[1], 128);
     cr_assert_str_eq(n->layers[0].name, "conv1d_1");
@@ -356,8 +366,8 @@ Test(lang_examples, signal1d_and_alexnet)
 
     c = compile_example("alexnet");
     n = only_network(c);
-    cr_assert_eq(count_op(n, IR_OP_CONV2D), 5);
-    cr_assert_eq(count_op(n, IR_OP_MAXPOOL), 3);
+    cr_assert_eq(count_op(n, OP_CONV2D), 5);
+    cr_assert_eq(count_op(n, OP_MAXPOOL), 3);
     const lang_layer *c1 = layer_named(n, "conv2d_1");
     cr_assert_eq(arg(c1, "kernel")->i[0], 11);
     cr_assert_eq(arg(c1, "stride")->i[0], 4);
@@ -387,9 +397,9 @@ Test(lang_examples, fixtures_compile)
             const lang_network *n = &c->p->networks[0];
             /* a name= layer counts: side is the 7th conv2d, head the 1st dense */
             const lang_layer *side = layer_named(n, "side");
-            cr_assert_eq(side->op->op, IR_OP_CONV2D);
+            cr_assert_eq(side->op->op, OP_CONV2D);
             cr_assert_eq(arg(layer_named(n, "conv2d_6"), "filters")->i[0], 4);
-            cr_assert_eq(layer_named(n, "head")->op->op, IR_OP_DENSE);
+            cr_assert_eq(layer_named(n, "head")->op->op, OP_DENSE);
             /* basic(c, k=3): pad=(k - 1) / 2 */
             cr_assert_eq(arg(layer_named(n, "conv2d_2"), "pad")->i[0], 1);
             const lang_layer *cat = layer_named(n, "concat_1");
@@ -428,9 +438,9 @@ Test(lang_expand, blocks_and_repetition)
                           "}\n");
     const lang_network *n = only_network(c);
     /* 5 blocks of 2 convs, 1 add and 2 relus; 4 x (conv, relu); 6 relus */
-    cr_assert_eq(count_op(n, IR_OP_CONV2D), 5 * 2 + 4);
-    cr_assert_eq(count_op(n, IR_OP_ADD), 5);
-    cr_assert_eq(count_op(n, IR_OP_RELU), 5 * 2 + 4 + 6);
+    cr_assert_eq(count_op(n, OP_CONV2D), 5 * 2 + 4);
+    cr_assert_eq(count_op(n, OP_ADD), 5);
+    cr_assert_eq(count_op(n, OP_RELU), 5 * 2 + 4 + 6);
     cr_assert_eq(n->nlayers, 5 * 5 + 8 + 6);
     layer_named(n, "conv2d_14");
     layer_named(n, "add_5");
@@ -539,7 +549,7 @@ Test(lang_expand, defaults_tuples_and_same)
     cr_assert_float_eq(arg(layer_named(n, "leaky_relu_1"), "alpha")->f, 0.01, 1e-12);
 
     const lang_layer *last = layer_named(n, "last");
-    cr_assert_eq(last->op->op, IR_OP_CONV2D);
+    cr_assert_eq(last->op->op, OP_CONV2D);
     cr_assert(!arg(last, "bias")->b);
     cr_assert(arg(last, "name")->given && arg(last, "name")->present);
     cr_assert_str_eq(arg(last, "name")->s, "last");
@@ -582,7 +592,7 @@ Test(lang_expand, tensor_ids)
     cr_assert_eq(n->inputs[1].shape.rank, 2);
     cr_assert_eq(n->nlayers, 3);
     cr_assert_eq(n->layers[0].inputs[0], 0);
-    cr_assert_eq(n->layers[1].op->op, IR_OP_ADD);
+    cr_assert_eq(n->layers[1].op->op, OP_ADD);
     cr_assert_eq(n->layers[1].inputs[0], 2);
     cr_assert_eq(n->layers[1].inputs[1], 2);
     const lang_layer *cat = &n->layers[2];

@@ -13,7 +13,7 @@
 #include <sys/wait.h>
 
 #include "compiler/plan.h"
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "ops/ref.h"
 #include "runtime/cnn.h"
 #include "runtime/rt.h"
@@ -212,7 +212,7 @@ static int count_cl(const ir_plan *p)
 {
     int n = 0;
     for (int v = 0; v < p->graph->nvals; v++)
-        n += p->graph->vals[v].layout == IR_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
+        n += p->graph->vals[v].layout == OP_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
     return n;
 }
 
@@ -220,7 +220,7 @@ static int count_reorders(const ir_plan *p)
 {
     int n = 0;
     for (int s = 0; s < p->nsteps; s++)
-        n += p->graph->nodes[p->steps[s].node].op == IR_OP_REORDER;
+        n += p->graph->nodes[p->steps[s].node].op == OP_REORDER;
     return n;
 }
 
@@ -236,7 +236,7 @@ static int count_reorders(const ir_plan *p)
  * elements exactly.  At the end both runs' weights (updated in place) must agree. */
 
 typedef struct kept {
-    char key[IR_NAME_MAX + 8];
+    char key[OP_NAME_MAX + 8];
     float *data;       /* plain order */
     int64_t n;
 } kept;
@@ -321,7 +321,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
     /* the run without the pass, every output kept */
     omp_set_num_threads(threads);
     int nkept = 0;
-    kept *k = calloc((size_t)pa->nsteps * IR_MAX_OUT + 1, sizeof(kept));
+    kept *k = calloc((size_t)pa->nsteps * OP_MAX_OUT + 1, sizeof(kept));
     for (int st = 0; st < pa->nsteps; st++) {
         run_step(a, st, what);
         const op_call *c = &a->calls[st];
@@ -339,7 +339,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
     int checked = 0;
     for (int st = 0; st < pb->nsteps; st++) {
         op_call *c = &b->calls[st];
-        if (c->node->op == IR_OP_REORDER) {
+        if (c->node->op == OP_REORDER) {
             const op_tensor *x = &c->in[0], *y = &c->out[0];
             float *want = malloc(sizeof(float) * (size_t)(tensor_numel(x) + 1));
             run_step(b, st, what);
@@ -351,7 +351,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
         }
         run_step(b, st, what);
         for (int o = 0; o < c->nout; o++) {
-            char key[IR_NAME_MAX + 8];
+            char key[OP_NAME_MAX + 8];
             snprintf(key, sizeof key, "%s#%d", c->node->name, o);
             const kept *e = NULL;
             for (int j = 0; j < nkept && !e; j++)
@@ -366,7 +366,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
             else
                 memcpy(plain, y->data, sizeof(float) * (size_t)e->n);
             char w2[400];
-            snprintf(w2, sizeof w2, "%s: %s (%s, output %d)", what, c->node->name, ir_op_name(c->node->op), o);
+            snprintf(w2, sizeof w2, "%s: %s (%s, output %d)", what, c->node->name, op_name(c->node->op), o);
             expect_equal(plain, e->data, e->n, w2);
             checked++;
             if (y->layout == 1) /* the next nodes start from the same values */
@@ -508,8 +508,8 @@ Test(layout, the_pass_alone_on_unfused_graphs, .timeout = 300)
             for (int s = 0; s < p->nsteps; s++) {
                 const ir_node *nd = &p->graph->nodes[p->steps[s].node];
                 const op_kernel *k = op_kernel_get(nd->op, p->steps[s].backend);
-                if (k->layouts == OP_LAYOUT_EITHER && nd->op != IR_OP_REORDER && nd->nout > 0 &&
-                    p->graph->vals[nd->out[0]].layout == IR_LAYOUT_NHWC)
+                if (k->layouts == OP_LAYOUT_EITHER && nd->op != OP_REORDER && nd->nout > 0 &&
+                    p->graph->vals[nd->out[0]].layout == OP_LAYOUT_NHWC)
                     either++;
             }
             cr_expect_gt(either, 0, "%s: no pool, activation or batchnorm runs channels-last", names[i]);
@@ -526,7 +526,7 @@ Test(layout, the_pass_alone_on_unfused_graphs, .timeout = 300)
 static const ir_node *reorder_at(const ir_plan *p, int s)
 {
     const ir_node *nd = &p->graph->nodes[p->steps[s].node];
-    return nd->op == IR_OP_REORDER ? nd : NULL;
+    return nd->op == OP_REORDER ? nd : NULL;
 }
 
 /* The first step reading value v, or -1. */
@@ -558,22 +558,22 @@ Test(layout, resnet20_has_one_reorder_at_the_input)
             if (!r)
                 continue;
             cr_expect_eq(r->in[0], g->inputs[0], "the reorder reads %s, not the image", g->vals[r->in[0]].name);
-            cr_expect_eq(r->attrs.reorder.from, IR_LAYOUT_PLAIN);
-            cr_expect_eq(r->attrs.reorder.to, IR_LAYOUT_NHWC);
-            cr_expect_eq(g->vals[r->out[0]].layout, IR_LAYOUT_NHWC);
+            cr_expect_eq(r->attrs.reorder.from, OP_LAYOUT_PLAIN);
+            cr_expect_eq(r->attrs.reorder.to, OP_LAYOUT_NHWC);
+            cr_expect_eq(g->vals[r->out[0]].layout, OP_LAYOUT_NHWC);
             int reader = first_reader(p, r->out[0]);
             cr_assert_geq(reader, 0);
-            cr_expect_eq(g->nodes[p->steps[reader].node].op, IR_OP_CONV2D);
+            cr_expect_eq(g->nodes[p->steps[reader].node].op, OP_CONV2D);
         }
         /* every convolution, forward and backward, runs channels-last */
         int convs = 0;
         for (int s = 0; s < p->nsteps; s++) {
             const ir_node *nd = &g->nodes[p->steps[s].node];
-            if (nd->op != IR_OP_CONV2D && nd->op != IR_OP_CONV_BWD_DATA && nd->op != IR_OP_CONV_BWD_WEIGHTS)
+            if (nd->op != OP_CONV2D && nd->op != OP_CONV_BWD_DATA && nd->op != OP_CONV_BWD_WEIGHTS)
                 continue;
             convs++;
-            int act = nd->op == IR_OP_CONV_BWD_WEIGHTS ? nd->in[1] : nd->in[0];
-            cr_expect_eq(g->vals[act].layout, IR_LAYOUT_NHWC, "%s reads a plain %s", nd->name, g->vals[act].name);
+            int act = nd->op == OP_CONV_BWD_WEIGHTS ? nd->in[1] : nd->in[0];
+            cr_expect_eq(g->vals[act].layout, OP_LAYOUT_NHWC, "%s reads a plain %s", nd->name, g->vals[act].name);
         }
         cr_expect_eq(convs, training ? 21 * 3 - 1 : 21);
         plan_destroy(p);
@@ -638,15 +638,15 @@ Test(layout, plans_keep_the_layout_rules, .timeout = 300)
             char err[1024];
             cr_expect_eq(plan_check_overlap(p, err, sizeof err), 0, "%s %s: %s", nets[i].label, mode, err);
             for (int k = 0; k < g->ninputs; k++)
-                cr_expect_eq(g->vals[g->inputs[k]].layout, IR_LAYOUT_PLAIN);
+                cr_expect_eq(g->vals[g->inputs[k]].layout, OP_LAYOUT_PLAIN);
             for (int k = 0; k < g->noutputs; k++)
-                cr_expect_eq(g->vals[g->outputs[k]].layout, IR_LAYOUT_PLAIN, "%s: output %s is channels-last",
+                cr_expect_eq(g->vals[g->outputs[k]].layout, OP_LAYOUT_PLAIN, "%s: output %s is channels-last",
                              nets[i].label, g->output_names[k]);
             if (g->label >= 0)
-                cr_expect_eq(g->vals[g->label].layout, IR_LAYOUT_PLAIN);
+                cr_expect_eq(g->vals[g->label].layout, OP_LAYOUT_PLAIN);
             for (int v = 0; v < g->nvals; v++)
                 if (!g->vals[v].batched)
-                    cr_expect_eq(g->vals[v].layout, IR_LAYOUT_PLAIN, "%s: unbatched %s is channels-last", nets[i].label,
+                    cr_expect_eq(g->vals[v].layout, OP_LAYOUT_PLAIN, "%s: unbatched %s is channels-last", nets[i].label,
                                  g->vals[v].name);
             for (int s = 0; s < p->nsteps; s++) {
                 const ir_node *nd = &g->nodes[p->steps[s].node];
@@ -657,15 +657,15 @@ Test(layout, plans_keep_the_layout_rules, .timeout = 300)
                     int v = t < nd->nin ? nd->in[t] : nd->out[t - nd->nin];
                     const ir_value *val = &g->vals[v];
                     bool bears = val->batched && val->shape.rank >= 2 && val->shape.d[0] > 1 &&
-                                 ir_shape_numel(&val->shape) > val->shape.d[0];
-                    if (val->layout == IR_LAYOUT_NHWC) {
+                                 op_shape_numel(&val->shape) > val->shape.d[0];
+                    if (val->layout == OP_LAYOUT_NHWC) {
                         ncl++;
                         cr_expect(bears, "%s: %s is channels-last but has one order", nets[i].label, val->name);
                     } else if (bears) {
                         nplain++;
                     }
                 }
-                if (nd->op == IR_OP_REORDER) {
+                if (nd->op == OP_REORDER) {
                     cr_expect_eq(g->vals[nd->in[0]].layout, nd->attrs.reorder.from);
                     cr_expect_eq(g->vals[nd->out[0]].layout, nd->attrs.reorder.to);
                     cr_expect_neq(nd->attrs.reorder.from, nd->attrs.reorder.to);
@@ -679,7 +679,7 @@ Test(layout, plans_keep_the_layout_rules, .timeout = 300)
                 }
                 if (k->layouts == OP_LAYOUT_PLAIN_ONLY || p->steps[s].backend == OP_BACKEND_REF)
                     cr_expect_eq(ncl, 0, "%s %s: %s (%s, %s) sees a channels-last tensor", nets[i].label, mode, nd->name,
-                                 ir_op_name(nd->op), op_backend_name(p->steps[s].backend));
+                                 op_name(nd->op), op_backend_name(p->steps[s].backend));
                 else
                     cr_expect(ncl == 0 || nplain == 0, "%s %s: %s mixes layouts", nets[i].label, mode, nd->name);
             }
@@ -712,7 +712,7 @@ Test(layout, one_reorder_per_value_however_many_readers)
         int h_plain = -1;
         for (int s = 0; s < p->nsteps; s++) {
             const ir_node *r = reorder_at(p, s);
-            if (r && r->attrs.reorder.to == IR_LAYOUT_PLAIN && strcmp(g->vals[r->in[0]].name, "relu_1") == 0)
+            if (r && r->attrs.reorder.to == OP_LAYOUT_PLAIN && strcmp(g->vals[r->in[0]].name, "relu_1") == 0)
                 h_plain = r->out[0];
         }
         cr_assert_geq(h_plain, 0, "no plain copy of h");
@@ -751,7 +751,7 @@ Test(layout, onednn_keeps_brgconv)
     int convs = 0;
     for (int st = 0; st < s->plan->nsteps; st++) {
         const op_call *c = &s->calls[st];
-        if (c->node->op != IR_OP_CONV2D)
+        if (c->node->op != OP_CONV2D)
             continue;
         convs++;
         cr_expect_eq(c->in[0].layout, 1, "%s", c->node->name);
@@ -768,7 +768,7 @@ Test(layout, onednn_keeps_brgconv)
 
 /* ---- the reorder kernels */
 
-static op_call reorder_call(const ir_node *nd, float *x, float *y, const int64_t *d, int rank, int nthreads)
+static op_call reorder_call(const op_node *nd, float *x, float *y, const int64_t *d, int rank, int nthreads)
 {
     op_call c;
     memset(&c, 0, sizeof c);
@@ -780,8 +780,8 @@ static op_call reorder_call(const ir_node *nd, float *x, float *y, const int64_t
     c.in[0].rank = c.out[0].rank = rank;
     for (int k = 0; k < rank; k++)
         c.in[0].d[k] = c.out[0].d[k] = d[k];
-    c.in[0].layout = nd->attrs.reorder.from == IR_LAYOUT_NHWC;
-    c.out[0].layout = nd->attrs.reorder.to == IR_LAYOUT_NHWC;
+    c.in[0].layout = nd->attrs.reorder.from == OP_LAYOUT_NHWC;
+    c.out[0].layout = nd->attrs.reorder.to == OP_LAYOUT_NHWC;
     c.batch = d[0];
     return c;
 }
@@ -801,12 +801,12 @@ Test(layout, reorder_kernels)
               *z = malloc(sizeof(float) * (size_t)n);
         for (int64_t k = 0; k < n; k++)
             x[k] = (float)k;
-        ir_node to_cl = {.op = IR_OP_REORDER, .nin = 1, .nout = 1};
-        to_cl.attrs.reorder.from = IR_LAYOUT_PLAIN;
-        to_cl.attrs.reorder.to = IR_LAYOUT_NHWC;
-        ir_node to_plain = to_cl;
-        to_plain.attrs.reorder.from = IR_LAYOUT_NHWC;
-        to_plain.attrs.reorder.to = IR_LAYOUT_PLAIN;
+        op_node to_cl = {.op = OP_REORDER};
+        to_cl.attrs.reorder.from = OP_LAYOUT_PLAIN;
+        to_cl.attrs.reorder.to = OP_LAYOUT_NHWC;
+        op_node to_plain = to_cl;
+        to_plain.attrs.reorder.from = OP_LAYOUT_NHWC;
+        to_plain.attrs.reorder.to = OP_LAYOUT_PLAIN;
         char err[256] = "";
         for (int threads = 1; threads <= 2; threads++) {
             op_call c = reorder_call(&to_cl, x, y, d, rank, threads);
@@ -819,7 +819,7 @@ Test(layout, reorder_kernels)
             cr_assert_eq(op_ref_reorder(&c, err, sizeof err), 0, "%s", err);
             cr_assert_eq(memcmp(x, z, sizeof(float) * (size_t)n), 0);
 #ifdef CNN_HAVE_ONEDNN
-            const op_kernel *k = op_kernel_get(IR_OP_REORDER, OP_BACKEND_ONEDNN);
+            const op_kernel *k = op_kernel_get(OP_REORDER, OP_BACKEND_ONEDNN);
             cr_assert_not_null(k);
             cr_expect_eq(k->layouts, OP_LAYOUT_EITHER);
             float *yd = calloc((size_t)n, sizeof(float)), *zd = calloc((size_t)n, sizeof(float));
@@ -853,8 +853,8 @@ Test(layout, reference_kernels_refuse_channels_last)
     float x[2 * 3 * 4], y[2 * 3 * 4];
     for (int k = 0; k < 24; k++)
         x[k] = (float)k - 10.0f;
-    ir_node relu = {.op = IR_OP_RELU, .nin = 1, .nout = 1};
-    relu.attrs.act.act = IR_ACT_RELU;
+    op_node relu = {.op = OP_RELU};
+    relu.attrs.act.act = OP_ACT_RELU;
     op_call c;
     memset(&c, 0, sizeof c);
     c.node = &relu;

@@ -35,9 +35,9 @@ typedef struct tspec {
 } tspec;
 
 typedef struct tcase {
-    ir_node node;
+    op_node node;
     int nin, nout;
-    tspec in[IR_MAX_IN], out[IR_MAX_OUT];
+    tspec in[OP_MAX_IN], out[OP_MAX_OUT];
     int residual_in_place; /* the residual input (index) is also the output's memory, or -1 */
 } tcase;
 
@@ -159,7 +159,7 @@ static void check_case(const tcase *tc, const char *label)
     cr_assert_eq(nat, op_native_kernel(tc->node.op));
     char err[256];
     uint64_t s = label_seed(label);
-    float *in[IR_MAX_IN], *rout[IR_MAX_OUT];
+    float *in[OP_MAX_IN], *rout[OP_MAX_OUT];
     for (int i = 0; i < tc->nin; i++)
         in[i] = alloc_random(&tc->in[i], &s);
     op_call rc;
@@ -176,14 +176,14 @@ static void check_case(const tcase *tc, const char *label)
     op_native_isa_level top = op_native_isa_supported();
     for (int level = OP_NATIVE_SCALAR; level <= (int)top; level++) {
         cr_assert_eq(op_native_force_isa((op_native_isa_level)level), 0);
-        float *first[IR_MAX_OUT] = {0};
+        float *first[OP_MAX_OUT] = {0};
         for (int nt = 1; nt <= 2; nt++) {
             char what[200];
             snprintf(what, sizeof what, "%s [%s, %d thread%s]", label,
                      op_native_isa_name((op_native_isa_level)level), nt, nt > 1 ? "s" : "");
             op_call c;
             make_call(&c, tc, nt);
-            float *din[IR_MAX_IN], *dout[IR_MAX_OUT];
+            float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
             for (int i = 0; i < tc->nin; i++)
                 c.in[i].data = din[i] = clone(in[i], &tc->in[i]);
             for (int i = 0; i < tc->nout; i++)
@@ -280,12 +280,12 @@ static tspec weight_spec(const cgeom *g)
                          : TS(g->f, g->c / g->g, g->k[0], g->k[1]);
 }
 
-static tcase conv_fwd_case(const cgeom *g, const ir_conv_attrs *a)
+static tcase conv_fwd_case(const cgeom *g, const op_conv_attrs *a)
 {
     tcase tc;
     memset(&tc, 0, sizeof tc);
     tc.residual_in_place = -1;
-    tc.node.op = g->sdims == 1 ? IR_OP_CONV1D : IR_OP_CONV2D;
+    tc.node.op = g->sdims == 1 ? OP_CONV1D : OP_CONV2D;
     tc.node.attrs.conv = *a;
     int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
     int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
@@ -303,7 +303,7 @@ static tcase conv_fwd_case(const cgeom *g, const ir_conv_attrs *a)
     return tc;
 }
 
-static void set_pool(ir_conv_attrs *a, int64_t size, int64_t stride, int64_t pad)
+static void set_pool(op_conv_attrs *a, int64_t size, int64_t stride, int64_t pad)
 {
     bool one = a->sdims == 1;
     a->pool = true;
@@ -318,7 +318,7 @@ static void set_pool(ir_conv_attrs *a, int64_t size, int64_t stride, int64_t pad
 Test(native_conv, forward_geometries, .timeout = 600)
 {
     for (int i = 0; i < NGEOMS; i++) {
-        ir_conv_attrs a = conv_attrs(&conv_geoms[i]);
+        op_conv_attrs a = conv_attrs(&conv_geoms[i]);
         tcase tc = conv_fwd_case(&conv_geoms[i], &a);
         char label[64];
         snprintf(label, sizeof label, "conv fwd geometry %d", i);
@@ -327,21 +327,21 @@ Test(native_conv, forward_geometries, .timeout = 600)
 }
 
 /* Applies epilogue variant e (0..11) to a. */
-static void set_epilogue(ir_conv_attrs *a, int e)
+static void set_epilogue(op_conv_attrs *a, int e)
 {
     switch (e) {
-    case 0: a->act = IR_ACT_RELU; break;
-    case 1: a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.1f; break;
-    case 2: a->act = IR_ACT_SIGMOID; break;
-    case 3: a->act = IR_ACT_TANH; break;
+    case 0: a->act = OP_ACT_RELU; break;
+    case 1: a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.1f; break;
+    case 2: a->act = OP_ACT_SIGMOID; break;
+    case 3: a->act = OP_ACT_TANH; break;
     case 4: a->residual = true; break;
-    case 5: a->residual = true; a->act = IR_ACT_RELU; break;
+    case 5: a->residual = true; a->act = OP_ACT_RELU; break;
     case 6: set_pool(a, 2, 2, 0); break;
-    case 7: set_pool(a, 3, 2, 1); a->act = IR_ACT_RELU; break;
-    case 8: a->residual = true; a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.2f; set_pool(a, 2, 2, 0); break;
-    case 9: a->residual = true; a->act = IR_ACT_TANH; set_pool(a, 3, 1, 1); break;
-    case 10: a->bias = !a->bias; a->residual = true; a->act = IR_ACT_SIGMOID; set_pool(a, 2, 1, 0); break;
-    default: a->bias = !a->bias; a->act = IR_ACT_TANH; break;
+    case 7: set_pool(a, 3, 2, 1); a->act = OP_ACT_RELU; break;
+    case 8: a->residual = true; a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.2f; set_pool(a, 2, 2, 0); break;
+    case 9: a->residual = true; a->act = OP_ACT_TANH; set_pool(a, 3, 1, 1); break;
+    case 10: a->bias = !a->bias; a->residual = true; a->act = OP_ACT_SIGMOID; set_pool(a, 2, 1, 0); break;
+    default: a->bias = !a->bias; a->act = OP_ACT_TANH; break;
     }
 }
 #define NEPILOGUES 12
@@ -353,7 +353,7 @@ Test(native_conv, forward_epilogues, .timeout = 600)
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const cgeom *g = &conv_geoms[geoms[gi]];
         for (int e = 0; e < NEPILOGUES; e++) {
-            ir_conv_attrs a = conv_attrs(g);
+            op_conv_attrs a = conv_attrs(g);
             set_epilogue(&a, e);
             tcase tc = conv_fwd_case(g, &a);
             char label[64];
@@ -369,9 +369,9 @@ Test(native_conv, residual_in_place)
     static const int geoms[] = {0, 7, 18, 24};
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const cgeom *g = &conv_geoms[geoms[gi]];
-        ir_conv_attrs a = conv_attrs(g);
+        op_conv_attrs a = conv_attrs(g);
         a.residual = true;
-        a.act = IR_ACT_RELU;
+        a.act = OP_ACT_RELU;
         tcase tc = conv_fwd_case(g, &a);
         tc.residual_in_place = tc.nin - 1;
         char label[64];
@@ -387,7 +387,7 @@ Test(native_conv, backward_data, .timeout = 600)
         tcase tc;
         memset(&tc, 0, sizeof tc);
         tc.residual_in_place = -1;
-        tc.node.op = IR_OP_CONV_BWD_DATA;
+        tc.node.op = OP_CONV_BWD_DATA;
         tc.node.attrs.conv = conv_attrs(g);
         int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
         int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
@@ -408,7 +408,7 @@ Test(native_conv, backward_weights, .timeout = 600)
             tcase tc;
             memset(&tc, 0, sizeof tc);
             tc.residual_in_place = -1;
-            tc.node.op = IR_OP_CONV_BWD_WEIGHTS;
+            tc.node.op = OP_CONV_BWD_WEIGHTS;
             tc.node.attrs.conv = conv_attrs(g);
             tc.node.attrs.conv.bias = bias;
             int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
@@ -438,7 +438,7 @@ Test(native_conv, backward_weights_split_batch)
         tcase tc;
         memset(&tc, 0, sizeof tc);
         tc.residual_in_place = -1;
-        tc.node.op = IR_OP_CONV_BWD_WEIGHTS;
+        tc.node.op = OP_CONV_BWD_WEIGHTS;
         tc.node.attrs.conv = conv_attrs(g);
         int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
         int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
@@ -456,7 +456,7 @@ Test(native_conv, backward_weights_split_batch)
 Test(native_conv, rejects_bad_shapes)
 {
     const cgeom *g = &conv_geoms[0];
-    ir_conv_attrs a = conv_attrs(g);
+    op_conv_attrs a = conv_attrs(g);
     tcase tc = conv_fwd_case(g, &a);
     tc.in[1].d[1] += 1; /* wrong channels per group */
     float *bufs[4];
@@ -467,7 +467,7 @@ Test(native_conv, rejects_bad_shapes)
     float *y = calloc((size_t)numel(&tc.out[0]), sizeof(float));
     c.out[0].data = y;
     char err[256] = "";
-    const op_kernel *k = op_native_kernel(IR_OP_CONV2D);
+    const op_kernel *k = op_native_kernel(OP_CONV2D);
     cr_assert_eq(k->run(&c, err, sizeof err), -1);
     cr_assert(strstr(err, "native conv") && strstr(err, "does not fit"), "message: %s", err);
     cr_assert_eq(k->scratch(&c), 0);
@@ -525,17 +525,17 @@ Test(native_dense, forward_and_epilogues, .timeout = 600)
             tcase tc;
             memset(&tc, 0, sizeof tc);
             tc.residual_in_place = -1;
-            tc.node.op = IR_OP_DENSE;
-            ir_dense_attrs *a = &tc.node.attrs.dense;
+            tc.node.op = OP_DENSE;
+            op_dense_attrs *a = &tc.node.attrs.dense;
             a->units = g->u;
             a->bias = g->bias;
             switch (e) {
-            case 1: a->act = IR_ACT_RELU; break;
-            case 2: a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.05f; break;
-            case 3: a->act = IR_ACT_SIGMOID; break;
-            case 4: a->act = IR_ACT_TANH; break;
+            case 1: a->act = OP_ACT_RELU; break;
+            case 2: a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.05f; break;
+            case 3: a->act = OP_ACT_SIGMOID; break;
+            case 4: a->act = OP_ACT_TANH; break;
             case 5: a->softmax = true; break;
-            case 6: a->act = IR_ACT_RELU; a->softmax = true; break;
+            case 6: a->act = OP_ACT_RELU; a->softmax = true; break;
             default: break;
             }
             tc.in[tc.nin++] = dense_x(g);
@@ -557,7 +557,7 @@ Test(native_dense, backward, .timeout = 600)
         tcase tc;
         memset(&tc, 0, sizeof tc);
         tc.residual_in_place = -1;
-        tc.node.op = IR_OP_DENSE_BWD_DATA;
+        tc.node.op = OP_DENSE_BWD_DATA;
         tc.node.attrs.dense.units = g->u;
         tc.node.attrs.dense.bias = g->bias;
         tc.in[tc.nin++] = TS(g->n, g->u);
@@ -569,7 +569,7 @@ Test(native_dense, backward, .timeout = 600)
 
         memset(&tc, 0, sizeof tc);
         tc.residual_in_place = -1;
-        tc.node.op = IR_OP_DENSE_BWD_WEIGHTS;
+        tc.node.op = OP_DENSE_BWD_WEIGHTS;
         tc.node.attrs.dense.units = g->u;
         tc.node.attrs.dense.bias = g->bias;
         tc.in[tc.nin++] = TS(g->n, g->u);
@@ -586,9 +586,9 @@ Test(native_dense, backward, .timeout = 600)
 
 Test(native_table, covers_conv_and_dense_only)
 {
-    static const ir_op covered[] = {IR_OP_CONV1D, IR_OP_CONV2D, IR_OP_CONV_BWD_DATA,
-                                    IR_OP_CONV_BWD_WEIGHTS, IR_OP_DENSE, IR_OP_DENSE_BWD_DATA,
-                                    IR_OP_DENSE_BWD_WEIGHTS};
+    static const op_kind covered[] = {OP_CONV1D, OP_CONV2D, OP_CONV_BWD_DATA,
+                                    OP_CONV_BWD_WEIGHTS, OP_DENSE, OP_DENSE_BWD_DATA,
+                                    OP_DENSE_BWD_WEIGHTS};
     for (size_t i = 0; i < sizeof covered / sizeof covered[0]; i++) {
         const op_kernel *k = op_kernel_get(covered[i], OP_BACKEND_NATIVE);
         cr_assert_not_null(k);
@@ -596,9 +596,9 @@ Test(native_table, covers_conv_and_dense_only)
         cr_assert_not_null(k->scratch);
         cr_assert_eq(k->layouts, OP_LAYOUT_PLAIN_ONLY);
     }
-    cr_assert_null(op_kernel_get(IR_OP_MAXPOOL, OP_BACKEND_NATIVE));
-    cr_assert_null(op_kernel_get(IR_OP_BATCHNORM, OP_BACKEND_NATIVE));
-    cr_assert_null(op_native_kernel(IR_OP_COUNT));
+    cr_assert_null(op_kernel_get(OP_MAXPOOL, OP_BACKEND_NATIVE));
+    cr_assert_null(op_kernel_get(OP_BATCHNORM, OP_BACKEND_NATIVE));
+    cr_assert_null(op_native_kernel(OP_COUNT));
 }
 
 Test(native_isa, levels_and_override)

@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/registry.h"
+#include "ops/registry.h"
 #include "ops/kernels.h"
 #include "ops/onednn/onednn.h"
 #include "ops/ref.h"
@@ -34,9 +34,9 @@ typedef struct tspec {
 } tspec;
 
 typedef struct tcase {
-    ir_node node;
+    op_node node;
     int nin, nout;
-    tspec in[IR_MAX_IN], out[IR_MAX_OUT];
+    tspec in[OP_MAX_IN], out[OP_MAX_OUT];
 } tcase;
 
 static tspec ts(int fill, int rank, const int64_t *d)
@@ -162,7 +162,7 @@ static void check_case(const tcase *tc, const char *label)
     }
     for (int round = 0; round < 2; round++) {
         uint64_t s = label_seed(label, round);
-        float *in[IR_MAX_IN], *rin[IR_MAX_IN], *rout[IR_MAX_OUT];
+        float *in[OP_MAX_IN], *rin[OP_MAX_IN], *rout[OP_MAX_OUT];
         for (int i = 0; i < tc->nin; i++) in[i] = alloc_filled(&tc->in[i], &s);
         op_call rc;
         make_call(&rc, tc, 1);
@@ -176,7 +176,7 @@ static void check_case(const tcase *tc, const char *label)
         cr_assert_eq(ref->run(&rc, err, sizeof err), 0, "%s: reference: %s", label, err);
         for (int t = 0; t < 2; t++) {
             op_call *c = &dc[t];
-            float *din[IR_MAX_IN], *dout[IR_MAX_OUT];
+            float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
             for (int i = 0; i < tc->nin; i++) c->in[i].data = din[i] = clone(in[i], &tc->in[i]);
             for (int i = 0; i < tc->nout; i++) {
                 int64_t n = numel(&tc->out[i]);
@@ -241,11 +241,11 @@ static tspec weight_spec(const cgeom *g)
 }
 
 /* Forward conv case; epilogue in a (residual, act, pool fields). */
-static tcase conv_fwd_case(const cgeom *g, const ir_conv_attrs *a)
+static tcase conv_fwd_case(const cgeom *g, const op_conv_attrs *a)
 {
     tcase tc;
     memset(&tc, 0, sizeof tc);
-    tc.node.op = g->sdims == 1 ? IR_OP_CONV1D : IR_OP_CONV2D;
+    tc.node.op = g->sdims == 1 ? OP_CONV1D : OP_CONV2D;
     tc.node.attrs.conv = *a;
     int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
     int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
@@ -261,7 +261,7 @@ static tcase conv_fwd_case(const cgeom *g, const ir_conv_attrs *a)
     return tc;
 }
 
-static void set_pool(ir_conv_attrs *a, int64_t size, int64_t stride, int64_t pad)
+static void set_pool(op_conv_attrs *a, int64_t size, int64_t stride, int64_t pad)
 {
     a->pool = true;
     bool one = a->sdims == 1;
@@ -276,7 +276,7 @@ static void set_pool(ir_conv_attrs *a, int64_t size, int64_t stride, int64_t pad
 Test(onednn_conv, forward_geometries)
 {
     for (int i = 0; i < NGEOMS; i++) {
-        ir_conv_attrs a = conv_attrs(&conv_geoms[i]);
+        op_conv_attrs a = conv_attrs(&conv_geoms[i]);
         tcase tc = conv_fwd_case(&conv_geoms[i], &a);
         char label[64];
         snprintf(label, sizeof label, "conv fwd geometry %d", i);
@@ -291,19 +291,19 @@ Test(onednn_conv, forward_epilogues)
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const cgeom *g = &conv_geoms[geoms[gi]];
         for (int e = 0; e < 11; e++) {
-            ir_conv_attrs a = conv_attrs(g);
+            op_conv_attrs a = conv_attrs(g);
             switch (e) {
-            case 0: a.act = IR_ACT_RELU; break;
-            case 1: a.act = IR_ACT_LEAKY_RELU; a.alpha = 0.1f; break;
-            case 2: a.act = IR_ACT_SIGMOID; break;
-            case 3: a.act = IR_ACT_TANH; break;
+            case 0: a.act = OP_ACT_RELU; break;
+            case 1: a.act = OP_ACT_LEAKY_RELU; a.alpha = 0.1f; break;
+            case 2: a.act = OP_ACT_SIGMOID; break;
+            case 3: a.act = OP_ACT_TANH; break;
             case 4: a.residual = true; break;
-            case 5: a.residual = true; a.act = IR_ACT_RELU; break;
+            case 5: a.residual = true; a.act = OP_ACT_RELU; break;
             case 6: set_pool(&a, 2, 2, 0); break;
-            case 7: set_pool(&a, 3, 2, 1); a.act = IR_ACT_RELU; break;
-            case 8: a.residual = true; a.act = IR_ACT_LEAKY_RELU; a.alpha = 0.2f; set_pool(&a, 2, 2, 0); break;
-            case 9: a.residual = true; a.act = IR_ACT_TANH; set_pool(&a, 3, 1, 1); break;
-            default: a.bias = !a.bias; a.residual = true; a.act = IR_ACT_SIGMOID; set_pool(&a, 2, 1, 0); break;
+            case 7: set_pool(&a, 3, 2, 1); a.act = OP_ACT_RELU; break;
+            case 8: a.residual = true; a.act = OP_ACT_LEAKY_RELU; a.alpha = 0.2f; set_pool(&a, 2, 2, 0); break;
+            case 9: a.residual = true; a.act = OP_ACT_TANH; set_pool(&a, 3, 1, 1); break;
+            default: a.bias = !a.bias; a.residual = true; a.act = OP_ACT_SIGMOID; set_pool(&a, 2, 1, 0); break;
             }
             tcase tc = conv_fwd_case(g, &a);
             char label[64];
@@ -319,7 +319,7 @@ Test(onednn_conv, backward_data)
         const cgeom *g = &conv_geoms[i];
         tcase tc;
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_CONV_BWD_DATA;
+        tc.node.op = OP_CONV_BWD_DATA;
         tc.node.attrs.conv = conv_attrs(g);
         int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
         int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
@@ -338,7 +338,7 @@ Test(onednn_conv, backward_weights)
         const cgeom *g = &conv_geoms[i];
         tcase tc;
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_CONV_BWD_WEIGHTS;
+        tc.node.op = OP_CONV_BWD_WEIGHTS;
         tc.node.attrs.conv = conv_attrs(g);
         int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
         int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
@@ -356,13 +356,13 @@ Test(onednn_conv, backward_weights)
 Test(onednn_conv, rebuilds_for_a_new_batch)
 {
     const cgeom *g = &conv_geoms[8];
-    ir_conv_attrs a = conv_attrs(g);
-    a.act = IR_ACT_RELU;
+    op_conv_attrs a = conv_attrs(g);
+    a.act = OP_ACT_RELU;
     tcase big = conv_fwd_case(g, &a);
     cgeom g3 = *g;
     g3.n = 3;
     tcase small = conv_fwd_case(&g3, &a);
-    const op_kernel *dnn = op_onednn_kernel(IR_OP_CONV2D), *ref = op_kernel_get(IR_OP_CONV2D, OP_BACKEND_REF);
+    const op_kernel *dnn = op_onednn_kernel(OP_CONV2D), *ref = op_kernel_get(OP_CONV2D, OP_BACKEND_REF);
     char err[256] = "";
     op_call c;
     make_call(&c, &big, 2);
@@ -406,7 +406,7 @@ static void run_and_compare(const tcase *tc, op_call *c, float **in, const char 
     char err[256] = "";
     op_call r;
     make_call(&r, tc, 1);
-    float *rout[IR_MAX_OUT], *dout[IR_MAX_OUT];
+    float *rout[OP_MAX_OUT], *dout[OP_MAX_OUT];
     for (int i = 0; i < tc->nin; i++) r.in[i].data = c->in[i].data = in[i];
     for (int i = 0; i < tc->nout; i++) {
         int64_t n = numel(&tc->out[i]);
@@ -427,11 +427,11 @@ static void run_and_compare(const tcase *tc, op_call *c, float **in, const char 
  * element changes (first, last), whether or not the data pointer moves. */
 Test(onednn_conv, weights_reordered_only_when_changed)
 {
-    ir_conv_attrs a = conv_attrs(&conv_geoms[8]);
+    op_conv_attrs a = conv_attrs(&conv_geoms[8]);
     tcase tcs[2];
     tcs[0] = conv_fwd_case(&conv_geoms[8], &a);
     memset(&tcs[1], 0, sizeof tcs[1]);
-    tcs[1].node.op = IR_OP_DENSE;
+    tcs[1].node.op = OP_DENSE;
     tcs[1].node.attrs.dense.units = 97;
     tcs[1].node.attrs.dense.bias = true;
     tcs[1].in[tcs[1].nin++] = TS(F_RAND, 16, 256);
@@ -476,9 +476,9 @@ Test(onednn_conv, residual_in_place)
     static const int geoms[] = {0, 8};
     for (int gi = 0; gi < 2; gi++) {
         const cgeom *g = &conv_geoms[geoms[gi]];
-        ir_conv_attrs a = conv_attrs(g);
+        op_conv_attrs a = conv_attrs(g);
         a.residual = true;
-        a.act = IR_ACT_RELU;
+        a.act = OP_ACT_RELU;
         tcase tc = conv_fwd_case(g, &a);
         const op_kernel *ref = op_kernel_get(tc.node.op, OP_BACKEND_REF), *dnn = op_onednn_kernel(tc.node.op);
         char err[256] = "";
@@ -510,12 +510,12 @@ Test(onednn_conv, residual_in_place)
 Test(onednn_conv, reports_its_implementation)
 {
     const cgeom *g = &conv_geoms[8];
-    ir_conv_attrs a = conv_attrs(g);
+    op_conv_attrs a = conv_attrs(g);
     tcase tc = conv_fwd_case(g, &a);
     op_call c;
     make_call(&c, &tc, 1);
     char err[256] = "";
-    const op_kernel *dnn = op_onednn_kernel(IR_OP_CONV2D);
+    const op_kernel *dnn = op_onednn_kernel(OP_CONV2D);
     cr_assert_eq(dnn->prepare(&c, err, sizeof err), 0, "%s", err);
     cr_assert_gt(strlen(op_onednn_impl_name(c.state)), 0);
     cr_assert_str_eq(op_onednn_impl_name(NULL), "");
@@ -525,13 +525,13 @@ Test(onednn_conv, reports_its_implementation)
 Test(onednn_conv, rejects_mismatched_weights)
 {
     const cgeom *g = &conv_geoms[0];
-    ir_conv_attrs a = conv_attrs(g);
+    op_conv_attrs a = conv_attrs(g);
     tcase tc = conv_fwd_case(g, &a);
     tc.in[1].d[1] += 1; /* wrong channels per group */
     op_call c;
     make_call(&c, &tc, 1);
     char err[256] = "";
-    cr_assert_eq(op_onednn_kernel(IR_OP_CONV2D)->prepare(&c, err, sizeof err), -1);
+    cr_assert_eq(op_onednn_kernel(OP_CONV2D)->prepare(&c, err, sizeof err), -1);
     cr_assert_null(c.state);
     cr_assert(strstr(err, "oneDNN conv") != NULL, "message: %s", err);
 }
@@ -578,17 +578,17 @@ Test(onednn_dense, forward_and_epilogues)
         for (int e = 0; e < 7; e++) {
             tcase tc;
             memset(&tc, 0, sizeof tc);
-            tc.node.op = IR_OP_DENSE;
-            ir_dense_attrs *a = &tc.node.attrs.dense;
+            tc.node.op = OP_DENSE;
+            op_dense_attrs *a = &tc.node.attrs.dense;
             a->units = g->u;
             a->bias = g->bias;
             switch (e) {
-            case 1: a->act = IR_ACT_RELU; break;
-            case 2: a->act = IR_ACT_LEAKY_RELU; a->alpha = 0.05f; break;
-            case 3: a->act = IR_ACT_SIGMOID; break;
-            case 4: a->act = IR_ACT_TANH; break;
+            case 1: a->act = OP_ACT_RELU; break;
+            case 2: a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.05f; break;
+            case 3: a->act = OP_ACT_SIGMOID; break;
+            case 4: a->act = OP_ACT_TANH; break;
             case 5: a->softmax = true; break;
-            case 6: a->act = IR_ACT_RELU; a->softmax = true; break;
+            case 6: a->act = OP_ACT_RELU; a->softmax = true; break;
             default: break;
             }
             tc.in[tc.nin++] = dense_x(g);
@@ -608,7 +608,7 @@ Test(onednn_dense, backward)
         const dgeom *g = &dense_geoms[i];
         tcase tc;
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_DENSE_BWD_DATA;
+        tc.node.op = OP_DENSE_BWD_DATA;
         tc.node.attrs.dense.units = g->u;
         tc.node.attrs.dense.bias = g->bias;
         tc.in[tc.nin++] = TS(F_RAND, g->n, g->u);
@@ -619,7 +619,7 @@ Test(onednn_dense, backward)
         check_case(&tc, label);
 
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_DENSE_BWD_WEIGHTS;
+        tc.node.op = OP_DENSE_BWD_WEIGHTS;
         tc.node.attrs.dense.units = g->u;
         tc.node.attrs.dense.bias = g->bias;
         tc.in[tc.nin++] = TS(F_RAND, g->n, g->u);
@@ -655,12 +655,12 @@ static tspec pool_act(const pgeom *g, int fill, int64_t h, int64_t w)
     return g->sdims == 1 ? TS(fill, g->n, g->c, w) : TS(fill, g->n, g->c, h, w);
 }
 
-static tcase pool_case(const pgeom *g, ir_op op, int fill)
+static tcase pool_case(const pgeom *g, op_kind op, int fill)
 {
     tcase tc;
     memset(&tc, 0, sizeof tc);
     tc.node.op = op;
-    ir_pool_attrs *a = &tc.node.attrs.pool;
+    op_pool_attrs *a = &tc.node.attrs.pool;
     a->sdims = g->sdims;
     for (int i = 0; i < 2; i++) {
         a->size[i] = g->k[i];
@@ -671,12 +671,12 @@ static tcase pool_case(const pgeom *g, ir_op op, int fill)
     int64_t ow = (g->w + 2 * g->p[1] - g->k[1]) / g->s[1] + 1;
     tspec x = pool_act(g, fill, g->h, g->w), y = pool_act(g, F_RAND, oh, ow);
     switch (op) {
-    case IR_OP_MAXPOOL:
-    case IR_OP_AVGPOOL:
+    case OP_MAXPOOL:
+    case OP_AVGPOOL:
         tc.in[tc.nin++] = x;
         tc.out[tc.nout++] = y;
         break;
-    case IR_OP_MAXPOOL_BWD:
+    case OP_MAXPOOL_BWD:
         tc.in[tc.nin++] = y;
         tc.in[tc.nin++] = x;
         tc.out[tc.nout++] = x;
@@ -691,12 +691,12 @@ static tcase pool_case(const pgeom *g, ir_op op, int fill)
 
 Test(onednn_pool, max_and_avg)
 {
-    static const ir_op ops[] = {IR_OP_MAXPOOL, IR_OP_AVGPOOL, IR_OP_MAXPOOL_BWD, IR_OP_AVGPOOL_BWD};
+    static const op_kind ops[] = {OP_MAXPOOL, OP_AVGPOOL, OP_MAXPOOL_BWD, OP_AVGPOOL_BWD};
     for (int i = 0; i < NPOOL; i++)
         for (int o = 0; o < 4; o++) {
             tcase tc = pool_case(&pool_geoms[i], ops[o], F_RAND);
             char label[64];
-            snprintf(label, sizeof label, "%s geometry %d", ir_op_name(ops[o]), i);
+            snprintf(label, sizeof label, "%s geometry %d", op_name(ops[o]), i);
             check_case(&tc, label);
         }
 }
@@ -705,11 +705,11 @@ Test(onednn_pool, max_and_avg)
 Test(onednn_pool, max_with_ties)
 {
     for (int i = 0; i < NPOOL; i++) {
-        tcase tc = pool_case(&pool_geoms[i], IR_OP_MAXPOOL_BWD, F_RELU);
+        tcase tc = pool_case(&pool_geoms[i], OP_MAXPOOL_BWD, F_RELU);
         char label[64];
         snprintf(label, sizeof label, "maxpool_bwd ties geometry %d", i);
         check_case(&tc, label);
-        tc = pool_case(&pool_geoms[i], IR_OP_MAXPOOL, F_RELU);
+        tc = pool_case(&pool_geoms[i], OP_MAXPOOL, F_RELU);
         snprintf(label, sizeof label, "maxpool ties geometry %d", i);
         check_case(&tc, label);
     }
@@ -722,14 +722,14 @@ Test(onednn_pool, global_avg)
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
         tcase tc;
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_GLOBAL_AVGPOOL;
+        tc.node.op = OP_GLOBAL_AVGPOOL;
         tc.in[tc.nin++] = xs[i];
         tc.out[tc.nout++] = TS(F_RAND, xs[i].d[0], xs[i].d[1]);
         char label[64];
         snprintf(label, sizeof label, "global_avgpool %zu", i);
         check_case(&tc, label);
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_GLOBAL_AVGPOOL_BWD;
+        tc.node.op = OP_GLOBAL_AVGPOOL_BWD;
         tc.in[tc.nin++] = TS(F_RAND, xs[i].d[0], xs[i].d[1]);
         tc.out[tc.nout++] = xs[i];
         snprintf(label, sizeof label, "global_avgpool_bwd %zu", i);
@@ -744,19 +744,19 @@ static const tspec elt_shapes[] = {{4, {7, 5, 3, 4}, F_RAND}, {2, {1, 33}, F_RAN
 
 Test(onednn_eltwise, activations)
 {
-    static const ir_op ops[] = {IR_OP_RELU, IR_OP_SIGMOID, IR_OP_TANH, IR_OP_LEAKY_RELU};
-    static const ir_act acts[] = {IR_ACT_RELU, IR_ACT_SIGMOID, IR_ACT_TANH, IR_ACT_LEAKY_RELU};
+    static const op_kind ops[] = {OP_RELU, OP_SIGMOID, OP_TANH, OP_LEAKY_RELU};
+    static const op_act acts[] = {OP_ACT_RELU, OP_ACT_SIGMOID, OP_ACT_TANH, OP_ACT_LEAKY_RELU};
     for (int i = 0; i < NELT; i++)
         for (int o = 0; o < 4; o++) {
             tcase tc;
             memset(&tc, 0, sizeof tc);
             tc.node.op = ops[o];
             tc.node.attrs.act.act = acts[o];
-            tc.node.attrs.act.alpha = ops[o] == IR_OP_LEAKY_RELU ? 0.01f : 0.0f;
+            tc.node.attrs.act.alpha = ops[o] == OP_LEAKY_RELU ? 0.01f : 0.0f;
             tc.in[tc.nin++] = elt_shapes[i];
             tc.out[tc.nout++] = elt_shapes[i];
             char label[64];
-            snprintf(label, sizeof label, "%s shape %d", ir_op_name(ops[o]), i);
+            snprintf(label, sizeof label, "%s shape %d", op_name(ops[o]), i);
             check_case(&tc, label);
         }
 }
@@ -764,15 +764,15 @@ Test(onednn_eltwise, activations)
 Test(onednn_eltwise, act_backward)
 {
     /* leaky_relu with alpha <= 0 gets the forward input: any sign is meaningful there */
-    static const struct { ir_act act; float alpha; int fill; } v[] = {
-        {IR_ACT_RELU, 0.0f, F_RELU},       {IR_ACT_SIGMOID, 0.0f, F_UNIT}, {IR_ACT_TANH, 0.0f, F_RAND},
-        {IR_ACT_LEAKY_RELU, 0.1f, F_RAND}, {IR_ACT_LEAKY_RELU, -0.2f, F_RAND}, {IR_ACT_RELU, 0.0f, F_RAND},
+    static const struct { op_act act; float alpha; int fill; } v[] = {
+        {OP_ACT_RELU, 0.0f, F_RELU},       {OP_ACT_SIGMOID, 0.0f, F_UNIT}, {OP_ACT_TANH, 0.0f, F_RAND},
+        {OP_ACT_LEAKY_RELU, 0.1f, F_RAND}, {OP_ACT_LEAKY_RELU, -0.2f, F_RAND}, {OP_ACT_RELU, 0.0f, F_RAND},
     };
     for (int i = 0; i < NELT; i++)
         for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
             tcase tc;
             memset(&tc, 0, sizeof tc);
-            tc.node.op = IR_OP_ACT_BWD;
+            tc.node.op = OP_ACT_BWD;
             tc.node.attrs.act.act = v[k].act;
             tc.node.attrs.act.alpha = v[k].alpha;
             tc.in[tc.nin++] = elt_shapes[i];
@@ -792,14 +792,14 @@ Test(onednn_eltwise, softmax)
     for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) {
         tcase tc;
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_SOFTMAX;
+        tc.node.op = OP_SOFTMAX;
         tc.in[tc.nin++] = xs[i];
         tc.out[tc.nout++] = xs[i];
         char label[64];
         snprintf(label, sizeof label, "softmax %zu", i);
         check_case(&tc, label);
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_SOFTMAX_BWD;
+        tc.node.op = OP_SOFTMAX_BWD;
         tc.in[tc.nin++] = xs[i];
         tc.in[tc.nin] = xs[i];
         tc.in[tc.nin++].fill = F_UNIT;
@@ -811,14 +811,14 @@ Test(onednn_eltwise, softmax)
 
 Test(onednn_eltwise, add)
 {
-    static const struct { int k; ir_act act; float alpha; int shape; } v[] = {
-        {2, IR_ACT_NONE, 0.0f, 0}, {3, IR_ACT_RELU, 0.0f, 1}, {2, IR_ACT_LEAKY_RELU, 0.1f, 2},
-        {4, IR_ACT_SIGMOID, 0.0f, 0}, {5, IR_ACT_TANH, 0.0f, 2}, {16, IR_ACT_RELU, 0.0f, 1},
+    static const struct { int k; op_act act; float alpha; int shape; } v[] = {
+        {2, OP_ACT_NONE, 0.0f, 0}, {3, OP_ACT_RELU, 0.0f, 1}, {2, OP_ACT_LEAKY_RELU, 0.1f, 2},
+        {4, OP_ACT_SIGMOID, 0.0f, 0}, {5, OP_ACT_TANH, 0.0f, 2}, {16, OP_ACT_RELU, 0.0f, 1},
     };
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
         tcase tc;
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_ADD;
+        tc.node.op = OP_ADD;
         tc.node.attrs.act.act = v[i].act;
         tc.node.attrs.act.alpha = v[i].alpha;
         for (int k = 0; k < v[i].k; k++) tc.in[tc.nin++] = elt_shapes[v[i].shape];
@@ -833,7 +833,7 @@ Test(onednn_eltwise, concat)
 {
     tcase tc;
     memset(&tc, 0, sizeof tc);
-    tc.node.op = IR_OP_CONCAT;
+    tc.node.op = OP_CONCAT;
     tc.in[tc.nin++] = TS(F_RAND, 2, 3, 4, 5);
     tc.in[tc.nin++] = TS(F_RAND, 2, 5, 4, 5);
     tc.in[tc.nin++] = TS(F_RAND, 2, 1, 4, 5);
@@ -841,14 +841,14 @@ Test(onednn_eltwise, concat)
     check_case(&tc, "concat 4-D");
 
     memset(&tc, 0, sizeof tc);
-    tc.node.op = IR_OP_CONCAT;
+    tc.node.op = OP_CONCAT;
     tc.in[tc.nin++] = TS(F_RAND, 7, 3);
     tc.in[tc.nin++] = TS(F_RAND, 7, 8);
     tc.out[tc.nout++] = TS(F_RAND, 7, 11);
     check_case(&tc, "concat 2-D");
 
     memset(&tc, 0, sizeof tc);
-    tc.node.op = IR_OP_CONCAT;
+    tc.node.op = OP_CONCAT;
     tc.in[tc.nin++] = TS(F_RAND, 1, 16, 9);
     tc.in[tc.nin++] = TS(F_RAND, 1, 32, 9);
     tc.out[tc.nout++] = TS(F_RAND, 1, 48, 9);
@@ -858,7 +858,7 @@ Test(onednn_eltwise, concat)
     static const int64_t cs[] = {3, 5, 1};
     for (int i = 0; i < 3; i++) {
         memset(&tc, 0, sizeof tc);
-        tc.node.op = IR_OP_CONCAT_BWD;
+        tc.node.op = OP_CONCAT_BWD;
         tc.node.attrs.slice.offset = offs[i];
         tc.in[tc.nin++] = TS(F_RAND, 2, 9, 4, 5);
         tc.out[tc.nout++] = TS(F_RAND, 2, cs[i], 4, 5);
@@ -867,7 +867,7 @@ Test(onednn_eltwise, concat)
         check_case(&tc, label);
     }
     memset(&tc, 0, sizeof tc);
-    tc.node.op = IR_OP_CONCAT_BWD;
+    tc.node.op = OP_CONCAT_BWD;
     tc.node.attrs.slice.offset = 3;
     tc.in[tc.nin++] = TS(F_RAND, 7, 11);
     tc.out[tc.nout++] = TS(F_RAND, 7, 8);
@@ -884,7 +884,7 @@ static tcase bn_case(const tspec *x, bool training)
 {
     tcase tc;
     memset(&tc, 0, sizeof tc);
-    tc.node.op = IR_OP_BATCHNORM;
+    tc.node.op = OP_BATCHNORM;
     tc.node.attrs.bn.eps = 1e-5f;
     tc.node.attrs.bn.momentum = 0.1f;
     tc.node.attrs.bn.training = training;
@@ -921,7 +921,7 @@ Test(onednn_norm, batchnorm_backward)
             int64_t ch = x->d[1];
             tcase tc;
             memset(&tc, 0, sizeof tc);
-            tc.node.op = IR_OP_BATCHNORM_BWD;
+            tc.node.op = OP_BATCHNORM_BWD;
             tc.node.attrs.bn.eps = 1e-5f;
             tc.node.attrs.bn.momentum = 0.1f;
             tc.node.attrs.bn.training = true;
@@ -942,20 +942,20 @@ Test(onednn_norm, batchnorm_backward)
 
 Test(onednn_table, covers_its_ops_and_leaves_the_rest)
 {
-    static const ir_op have[] = {
-        IR_OP_CONV1D, IR_OP_CONV2D, IR_OP_MAXPOOL, IR_OP_AVGPOOL, IR_OP_GLOBAL_AVGPOOL, IR_OP_DENSE,
-        IR_OP_BATCHNORM, IR_OP_RELU, IR_OP_SIGMOID, IR_OP_TANH, IR_OP_LEAKY_RELU, IR_OP_SOFTMAX,
-        IR_OP_CONCAT, IR_OP_ADD, IR_OP_CONV_BWD_DATA, IR_OP_CONV_BWD_WEIGHTS, IR_OP_MAXPOOL_BWD,
-        IR_OP_AVGPOOL_BWD, IR_OP_GLOBAL_AVGPOOL_BWD, IR_OP_DENSE_BWD_DATA, IR_OP_DENSE_BWD_WEIGHTS,
-        IR_OP_BATCHNORM_BWD, IR_OP_ACT_BWD, IR_OP_SOFTMAX_BWD, IR_OP_CONCAT_BWD};
-    static const ir_op none[] = {IR_OP_FLATTEN, IR_OP_DROPOUT, IR_OP_DROPOUT_BWD, IR_OP_XENT_LOSS,
-                                 IR_OP_MSE_LOSS, IR_OP_SGD_UPDATE, IR_OP_ADAM_UPDATE};
+    static const op_kind have[] = {
+        OP_CONV1D, OP_CONV2D, OP_MAXPOOL, OP_AVGPOOL, OP_GLOBAL_AVGPOOL, OP_DENSE,
+        OP_BATCHNORM, OP_RELU, OP_SIGMOID, OP_TANH, OP_LEAKY_RELU, OP_SOFTMAX,
+        OP_CONCAT, OP_ADD, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS, OP_MAXPOOL_BWD,
+        OP_AVGPOOL_BWD, OP_GLOBAL_AVGPOOL_BWD, OP_DENSE_BWD_DATA, OP_DENSE_BWD_WEIGHTS,
+        OP_BATCHNORM_BWD, OP_ACT_BWD, OP_SOFTMAX_BWD, OP_CONCAT_BWD};
+    static const op_kind none[] = {OP_FLATTEN, OP_DROPOUT, OP_DROPOUT_BWD, OP_XENT_LOSS,
+                                 OP_MSE_LOSS, OP_SGD_UPDATE, OP_ADAM_UPDATE};
     for (size_t i = 0; i < sizeof have / sizeof have[0]; i++) {
         const op_kernel *k = op_onednn_kernel(have[i]);
-        cr_assert_not_null(k, "no oneDNN kernel for %s", ir_op_name(have[i]));
+        cr_assert_not_null(k, "no oneDNN kernel for %s", op_name(have[i]));
         cr_expect(k->run && k->prepare && k->release && !k->scratch);
         cr_expect_eq(op_kernel_get(have[i], OP_BACKEND_ONEDNN), k);
     }
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) cr_expect_null(op_onednn_kernel(none[i]));
-    cr_expect_null(op_onednn_kernel(IR_OP_COUNT));
+    cr_expect_null(op_onednn_kernel(OP_COUNT));
 }

@@ -28,7 +28,7 @@ static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
 static void check_conv_grad(const conv_case *cc, uint64_t seed)
 {
     uint64_t rng = seed;
-    ir_attrs a = conv_attrs(cc->sdims, cc->f, cc->kh, cc->kw, cc->sh, cc->sw, cc->ph, cc->pw,
+    op_attrs a = conv_attrs(cc->sdims, cc->f, cc->kh, cc->kw, cc->sh, cc->sw, cc->ph, cc->pw,
                             cc->dh, cc->dw, cc->groups, cc->bias);
     int64_t oh = out_size(cc->h, cc->kh, cc->sh, cc->ph, cc->dh);
     int64_t ow = out_size(cc->w, cc->kw, cc->sw, cc->pw, cc->dw);
@@ -46,21 +46,21 @@ static void check_conv_grad(const conv_case *cc, uint64_t seed)
     op_tensor b = t_rand(&rng, -1, 1, SHAPE(cc->f));
     dy = t_rand(&rng, -1, 1, y.d, y.rank);
 
-    kcall fwd = kc_make(cc->sdims == 2 ? IR_OP_CONV2D : IR_OP_CONV1D, &a);
+    kcall fwd = kc_make(cc->sdims == 2 ? OP_CONV2D : OP_CONV1D, &a);
     kc_in(&fwd, x);
     kc_in(&fwd, w);
     if (cc->bias)
         kc_in(&fwd, b);
     kc_out(&fwd, y);
 
-    kcall bd = kc_make(IR_OP_CONV_BWD_DATA, &a);
+    kcall bd = kc_make(OP_CONV_BWD_DATA, &a);
     op_tensor dx = t_like(&x);
     kc_in(&bd, dy);
     kc_in(&bd, w);
     kc_out(&bd, dx);
     kc_ok(&bd);
 
-    kcall bw = kc_make(IR_OP_CONV_BWD_WEIGHTS, &a);
+    kcall bw = kc_make(OP_CONV_BWD_WEIGHTS, &a);
     op_tensor dw = t_like(&w), db = t_like(&b);
     kc_in(&bw, dy);
     kc_in(&bw, x);
@@ -130,7 +130,7 @@ static void check_pool_grad(bool max, int sdims, const int64_t *xd, int xr, int6
                             uint64_t seed)
 {
     uint64_t rng = seed;
-    ir_attrs a = pool_attrs(sdims, kh, kw, sh, sw, ph, pw);
+    op_attrs a = pool_attrs(sdims, kh, kw, sh, sw, ph, pw);
     /* distinct values 0.1 apart: no window max changes within +-eps */
     op_tensor x = max ? t_distinct(&rng, -3.0, 0.1, xd, xr) : t_rand(&rng, -1, 1, xd, xr);
     int64_t h = xr == 4 ? xd[2] : 1, w = xd[xr - 1];
@@ -138,10 +138,10 @@ static void check_pool_grad(bool max, int sdims, const int64_t *xd, int xr, int6
     op_tensor y = xr == 4 ? t_new(SHAPE(xd[0], xd[1], oh, ow)) : t_new(SHAPE(xd[0], xd[1], ow));
     op_tensor dy = t_rand(&rng, -1, 1, y.d, y.rank), dx = t_like(&x);
 
-    kcall fwd = kc_make(max ? IR_OP_MAXPOOL : IR_OP_AVGPOOL, &a);
+    kcall fwd = kc_make(max ? OP_MAXPOOL : OP_AVGPOOL, &a);
     kc_in(&fwd, x);
     kc_out(&fwd, y);
-    kcall bwd = kc_make(max ? IR_OP_MAXPOOL_BWD : IR_OP_AVGPOOL_BWD, &a);
+    kcall bwd = kc_make(max ? OP_MAXPOOL_BWD : OP_AVGPOOL_BWD, &a);
     kc_in(&bwd, dy);
     if (max)
         kc_in(&bwd, x);
@@ -188,10 +188,10 @@ static void check_global_avgpool_grad(const int64_t *xd, int xr, uint64_t seed)
     uint64_t rng = seed;
     op_tensor x = t_rand(&rng, -1, 1, xd, xr), y = t_new(SHAPE(xd[0], xd[1]));
     op_tensor dy = t_rand(&rng, -1, 1, y.d, y.rank), dx = t_like(&x);
-    kcall fwd = kc_make(IR_OP_GLOBAL_AVGPOOL, NULL);
+    kcall fwd = kc_make(OP_GLOBAL_AVGPOOL, NULL);
     kc_in(&fwd, x);
     kc_out(&fwd, y);
-    kcall bwd = kc_make(IR_OP_GLOBAL_AVGPOOL_BWD, NULL);
+    kcall bwd = kc_make(OP_GLOBAL_AVGPOOL_BWD, NULL);
     kc_in(&bwd, dy);
     kc_out(&bwd, dx);
     kc_ok(&bwd);
@@ -210,7 +210,7 @@ Test(ops_ref_grad, global_avgpool)
 static void check_dense_grad(const int64_t *xd, int xr, int64_t units, bool bias, uint64_t seed)
 {
     uint64_t rng = seed;
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     a.dense.units = units;
     a.dense.bias = bias;
@@ -219,7 +219,7 @@ static void check_dense_grad(const int64_t *xd, int xr, int64_t units, bool bias
     op_tensor w = t_rand(&rng, -1, 1, SHAPE(units, f)), b = t_rand(&rng, -1, 1, SHAPE(units));
     op_tensor y = t_new(SHAPE(xd[0], units)), dy = t_rand(&rng, -1, 1, y.d, y.rank);
 
-    kcall fwd = kc_make(IR_OP_DENSE, &a);
+    kcall fwd = kc_make(OP_DENSE, &a);
     kc_in(&fwd, x);
     kc_in(&fwd, w);
     if (bias)
@@ -227,12 +227,12 @@ static void check_dense_grad(const int64_t *xd, int xr, int64_t units, bool bias
     kc_out(&fwd, y);
 
     op_tensor dx = t_like(&x), dw = t_like(&w), db = t_like(&b);
-    kcall bd = kc_make(IR_OP_DENSE_BWD_DATA, &a);
+    kcall bd = kc_make(OP_DENSE_BWD_DATA, &a);
     kc_in(&bd, dy);
     kc_in(&bd, w);
     kc_out(&bd, dx);
     kc_ok(&bd);
-    kcall bw = kc_make(IR_OP_DENSE_BWD_WEIGHTS, &a);
+    kcall bw = kc_make(OP_DENSE_BWD_WEIGHTS, &a);
     kc_in(&bw, dy);
     kc_in(&bw, x);
     kc_out(&bw, dw);
@@ -264,7 +264,7 @@ static void check_bn_grad(const int64_t *xd, int xr, uint64_t seed)
 {
     uint64_t rng = seed;
     int64_t ch = xd[1];
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     a.bn.eps = 1e-5f;
     a.bn.momentum = 0.1f;
@@ -275,7 +275,7 @@ static void check_bn_grad(const int64_t *xd, int xr, uint64_t seed)
     op_tensor y = t_like(&x), mean = t_new(SHAPE(ch)), invstd = t_new(SHAPE(ch));
     op_tensor dy = t_rand(&rng, -1, 1, x.d, x.rank);
 
-    kcall fwd = kc_make(IR_OP_BATCHNORM, &a);
+    kcall fwd = kc_make(OP_BATCHNORM, &a);
     kc_in(&fwd, x);
     kc_in(&fwd, gamma);
     kc_in(&fwd, beta);
@@ -287,7 +287,7 @@ static void check_bn_grad(const int64_t *xd, int xr, uint64_t seed)
     kc_ok(&fwd);
 
     op_tensor dx = t_like(&x), dgamma = t_like(&gamma), dbeta = t_like(&beta);
-    kcall bwd = kc_make(IR_OP_BATCHNORM_BWD, &a);
+    kcall bwd = kc_make(OP_BATCHNORM_BWD, &a);
     kc_in(&bwd, dy);
     kc_in(&bwd, x);
     kc_in(&bwd, gamma);
@@ -326,11 +326,11 @@ static void check_softmax_grad(const int64_t *xd, int xr, uint64_t seed)
     uint64_t rng = seed;
     op_tensor x = t_rand(&rng, -2, 2, xd, xr), y = t_like(&x);
     op_tensor dy = t_rand(&rng, -1, 1, xd, xr), dx = t_like(&x);
-    kcall fwd = kc_make(IR_OP_SOFTMAX, NULL);
+    kcall fwd = kc_make(OP_SOFTMAX, NULL);
     kc_in(&fwd, x);
     kc_out(&fwd, y);
     kc_ok(&fwd);
-    kcall bwd = kc_make(IR_OP_SOFTMAX_BWD, NULL);
+    kcall bwd = kc_make(OP_SOFTMAX_BWD, NULL);
     kc_in(&bwd, dy);
     kc_in(&bwd, y);
     kc_out(&bwd, dx);
@@ -352,18 +352,18 @@ Test(ops_ref_grad, concat)
     op_tensor x[3] = {t_rand(&rng, -1, 1, SHAPE(2, 2, 3, 2)), t_rand(&rng, -1, 1, SHAPE(2, 3, 3, 2)),
                       t_rand(&rng, -1, 1, SHAPE(2, 1, 3, 2))};
     op_tensor y = t_new(SHAPE(2, 6, 3, 2)), dy = t_rand(&rng, -1, 1, SHAPE(2, 6, 3, 2));
-    kcall fwd = kc_make(IR_OP_CONCAT, NULL);
+    kcall fwd = kc_make(OP_CONCAT, NULL);
     for (int k = 0; k < 3; k++)
         kc_in(&fwd, x[k]);
     kc_out(&fwd, y);
     fd_objective o = {&fwd, dy.data};
     int64_t offset = 0;
     for (int k = 0; k < 3; k++) {
-        ir_attrs a;
+        op_attrs a;
         memset(&a, 0, sizeof a);
         a.slice.offset = offset;
         op_tensor dx = t_like(&x[k]);
-        kcall bwd = kc_make(IR_OP_CONCAT_BWD, &a);
+        kcall bwd = kc_make(OP_CONCAT_BWD, &a);
         kc_in(&bwd, dy);
         kc_out(&bwd, dx);
         kc_ok(&bwd);
@@ -372,10 +372,10 @@ Test(ops_ref_grad, concat)
     }
 }
 
-static void check_act_grad(const char *what, ir_op op, ir_act act, float alpha, uint64_t seed)
+static void check_act_grad(const char *what, op_kind op, op_act act, float alpha, uint64_t seed)
 {
     uint64_t rng = seed;
-    ir_attrs a = act_attrs(act, alpha);
+    op_attrs a = act_attrs(act, alpha);
     /* values 0.05 apart from -1.525: none within 2*eps of the kink at 0 */
     op_tensor x = t_distinct(&rng, -1.525, 0.05, SHAPE(3, 4, 5));
     op_tensor y = t_like(&x), dy = t_rand(&rng, -1, 1, SHAPE(3, 4, 5)), dx = t_like(&x);
@@ -385,7 +385,7 @@ static void check_act_grad(const char *what, ir_op op, ir_act act, float alpha, 
     kc_in(&fwd, x);
     kc_out(&fwd, y);
     kc_ok(&fwd);
-    kcall bwd = kc_make(IR_OP_ACT_BWD, &a);
+    kcall bwd = kc_make(OP_ACT_BWD, &a);
     kc_in(&bwd, dy);
     kc_in(&bwd, y);
     kc_out(&bwd, dx);
@@ -397,28 +397,28 @@ static void check_act_grad(const char *what, ir_op op, ir_act act, float alpha, 
 
 Test(ops_ref_grad, act_bwd_each_activation)
 {
-    check_act_grad("relu dx", IR_OP_RELU, IR_ACT_RELU, 0.0f, 71);
-    check_act_grad("sigmoid dx", IR_OP_SIGMOID, IR_ACT_SIGMOID, 0.0f, 72);
-    check_act_grad("tanh dx", IR_OP_TANH, IR_ACT_TANH, 0.0f, 73);
-    check_act_grad("leaky_relu dx", IR_OP_LEAKY_RELU, IR_ACT_LEAKY_RELU, 0.1f, 74);
+    check_act_grad("relu dx", OP_RELU, OP_ACT_RELU, 0.0f, 71);
+    check_act_grad("sigmoid dx", OP_SIGMOID, OP_ACT_SIGMOID, 0.0f, 72);
+    check_act_grad("tanh dx", OP_TANH, OP_ACT_TANH, 0.0f, 73);
+    check_act_grad("leaky_relu dx", OP_LEAKY_RELU, OP_ACT_LEAKY_RELU, 0.1f, 74);
 }
 
 Test(ops_ref_grad, dropout)
 {
     uint64_t rng = 81;
-    ir_attrs a;
+    op_attrs a;
     memset(&a, 0, sizeof a);
     a.dropout.p = 0.4f;
     a.dropout.training = true;
     op_tensor x = t_rand(&rng, -1, 1, SHAPE(3, 4, 5)), y = t_like(&x), mask = t_like(&x);
     op_tensor dy = t_rand(&rng, -1, 1, SHAPE(3, 4, 5)), dx = t_like(&x);
-    kcall fwd = kc_make(IR_OP_DROPOUT, &a);
+    kcall fwd = kc_make(OP_DROPOUT, &a);
     fwd.seed = 12345;
     kc_in(&fwd, x);
     kc_out(&fwd, y);
     kc_out(&fwd, mask);
     kc_ok(&fwd);
-    kcall bwd = kc_make(IR_OP_DROPOUT_BWD, &a);
+    kcall bwd = kc_make(OP_DROPOUT_BWD, &a);
     kc_in(&bwd, dy);
     kc_in(&bwd, mask);
     kc_out(&bwd, dx);
@@ -436,7 +436,7 @@ Test(ops_ref_grad, cross_entropy)
     for (int i = 0; i < 5; i++)
         labels.data[i] = (float)(rng_next(&rng) % 7);
     op_tensor loss = t_new(NULL, 0), dx = t_like(&x);
-    kcall k = kc_make(IR_OP_XENT_LOSS, NULL);
+    kcall k = kc_make(OP_XENT_LOSS, NULL);
     kc_in(&k, x);
     kc_in(&k, labels);
     kc_out(&k, loss);
@@ -452,7 +452,7 @@ Test(ops_ref_grad, mse)
     uint64_t rng = 92;
     op_tensor p = t_rand(&rng, -1, 1, SHAPE(3, 2, 4)), t = t_rand(&rng, -1, 1, SHAPE(3, 2, 4));
     op_tensor loss = t_new(NULL, 0), dp = t_like(&p);
-    kcall k = kc_make(IR_OP_MSE_LOSS, NULL);
+    kcall k = kc_make(OP_MSE_LOSS, NULL);
     kc_in(&k, p);
     kc_in(&k, t);
     kc_out(&k, loss);

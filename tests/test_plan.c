@@ -88,7 +88,7 @@ Test(plan, overlap_checker_catches_a_conflict)
     cnn_model_destroy(m);
 }
 
-static int count_ops(const ir_graph *g, ir_op op)
+static int count_ops(const ir_graph *g, op_kind op)
 {
     int n = 0;
     for (int i = 0; i < g->nnodes; i++)
@@ -101,17 +101,17 @@ Test(plan, passes_fold_and_fuse_resnet20)
     cnn_model *m = load_example("resnet20");
     ir_plan *o0 = plan_of(m, 0, 1, false), *o1 = plan_of(m, CNN_PASSES_O1, 1, false),
             *o2 = plan_of(m, CNN_PASSES_O2, 1, false);
-    cr_expect_eq(count_ops(o0->graph, IR_OP_BATCHNORM), 21);
-    cr_expect_eq(count_ops(o1->graph, IR_OP_BATCHNORM), 0, "-O1 folds every batchnorm");
-    cr_expect_eq(count_ops(o1->graph, IR_OP_BN_FOLD), 21);
-    cr_expect_eq(count_ops(o2->graph, IR_OP_RELU), 0, "-O2 fuses every relu");
-    cr_expect_eq(count_ops(o2->graph, IR_OP_ADD), 0, "-O2 fuses every residual add");
+    cr_expect_eq(count_ops(o0->graph, OP_BATCHNORM), 21);
+    cr_expect_eq(count_ops(o1->graph, OP_BATCHNORM), 0, "-O1 folds every batchnorm");
+    cr_expect_eq(count_ops(o1->graph, OP_BN_FOLD), 21);
+    cr_expect_eq(count_ops(o2->graph, OP_RELU), 0, "-O2 fuses every relu");
+    cr_expect_eq(count_ops(o2->graph, OP_ADD), 0, "-O2 fuses every residual add");
     int residual = 0;
     for (int i = 0; i < o2->graph->nnodes; i++) {
         const ir_node *nd = &o2->graph->nodes[i];
-        if (!nd->dead && nd->op == IR_OP_CONV2D && nd->attrs.conv.residual) {
+        if (!nd->dead && nd->op == OP_CONV2D && nd->attrs.conv.residual) {
             residual++;
-            cr_expect_eq(nd->attrs.conv.act, IR_ACT_RELU, "%s", nd->name);
+            cr_expect_eq(nd->attrs.conv.act, OP_ACT_RELU, "%s", nd->name);
         }
     }
     cr_expect_eq(residual, 9, "the nine blocks' tails are conv + add + relu");
@@ -129,10 +129,10 @@ Test(plan, training_keeps_what_backward_needs)
     cnn_model *m = load_example("lenet5");
     ir_plan *p = plan_of(m, CNN_PASSES_O2, 8, true);
     /* maxpool's backward reads the pool input, so conv+relu fuses but maxpool stays */
-    cr_expect_eq(count_ops(p->graph, IR_OP_MAXPOOL), 2);
-    cr_expect_eq(count_ops(p->graph, IR_OP_RELU), 0);
-    cr_expect_eq(count_ops(p->graph, IR_OP_SGD_UPDATE), 10, "one update per parameter tensor");
-    cr_expect_eq(count_ops(p->graph, IR_OP_XENT_LOSS), 1);
+    cr_expect_eq(count_ops(p->graph, OP_MAXPOOL), 2);
+    cr_expect_eq(count_ops(p->graph, OP_RELU), 0);
+    cr_expect_eq(count_ops(p->graph, OP_SGD_UPDATE), 10, "one update per parameter tensor");
+    cr_expect_eq(count_ops(p->graph, OP_XENT_LOSS), 1);
     plan_destroy(p);
     cnn_model_destroy(m);
 }

@@ -60,7 +60,7 @@ static void check_gradients(const char *src, int64_t batch, int classes)
         /* only the summed gradient that reaches the update node */
         bool final = false;
         for (int nd = 0; nd < g->nnodes; nd++)
-            if (!g->nodes[nd].dead && (g->nodes[nd].op == IR_OP_SGD_UPDATE) && g->nodes[nd].in[1] == v)
+            if (!g->nodes[nd].dead && (g->nodes[nd].op == OP_SGD_UPDATE) && g->nodes[nd].in[1] == v)
                 final = true;
         if (!final)
             continue;
@@ -68,7 +68,7 @@ static void check_gradients(const char *src, int64_t batch, int classes)
         int wi = rt_weights_find(w, pname);
         cr_assert_geq(wi, 0);
         float *p = w->t[wi].data;
-        int64_t count = ir_shape_numel(&w->t[wi].shape);
+        int64_t count = op_shape_numel(&w->t[wi].shape);
         float *grad = malloc(sizeof(float) * (size_t)count);
         loss_of(s, x, n, labels);
         memcpy(grad, s->data[v], sizeof(float) * (size_t)count);

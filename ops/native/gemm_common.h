@@ -137,7 +137,7 @@ static inline float gc_tanh(float x)
 }
 
 static void gc_epilogue(float *y, const float *c, int64_t n, float bias, const float *bias_vec,
-                        const float *res, ir_act act, float alpha)
+                        const float *res, op_act act, float alpha)
 {
     if (bias_vec && res) {
 #pragma GCC ivdep
@@ -157,23 +157,23 @@ static void gc_epilogue(float *y, const float *c, int64_t n, float bias, const f
             y[j] = c[j] + bias;
     }
     switch (act) {
-    case IR_ACT_RELU:
+    case OP_ACT_RELU:
         for (int64_t j = 0; j < n; j++)
             y[j] = y[j] > 0.0f ? y[j] : 0.0f;
         break;
-    case IR_ACT_LEAKY_RELU:
+    case OP_ACT_LEAKY_RELU:
         for (int64_t j = 0; j < n; j++)
             y[j] = y[j] > 0.0f ? y[j] : alpha * y[j];
         break;
-    case IR_ACT_SIGMOID:
+    case OP_ACT_SIGMOID:
         for (int64_t j = 0; j < n; j++)
             y[j] = gc_sigmoid(y[j]);
         break;
-    case IR_ACT_TANH:
+    case OP_ACT_TANH:
         for (int64_t j = 0; j < n; j++)
             y[j] = gc_tanh(y[j]);
         break;
-    case IR_ACT_NONE:
+    case OP_ACT_NONE:
         break;
     }
 }

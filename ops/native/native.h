@@ -11,7 +11,7 @@
 
 /* The native kernel for op, or NULL when the native backend has none (the planner then falls
  * back).  op_kernel_get(op, OP_BACKEND_NATIVE) forwards here. */
-const op_kernel *op_native_kernel(ir_op op);
+const op_kernel *op_native_kernel(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {

@@ -22,9 +22,9 @@ static inline int nat_check_call(const op_call *c, const char *name, int min_in,
         return ref_check_call(c, name, min_in, max_in, min_out, max_out, err, errlen);
     op_call probe = *c;
     static float dummy;
-    for (int k = 0; k < IR_MAX_IN; k++)
+    for (int k = 0; k < OP_MAX_IN; k++)
         probe.in[k].data = &dummy;
-    for (int k = 0; k < IR_MAX_OUT; k++)
+    for (int k = 0; k < OP_MAX_OUT; k++)
         probe.out[k].data = &dummy;
     return ref_check_call(&probe, name, min_in, max_in, min_out, max_out, err, errlen);
 }

@@ -52,7 +52,7 @@ typedef struct cshape {
 
 /* Checks the attributes against input x and weight wt (op_conv_geom_make, as every backend
  * does) and fills s. */
-static int conv_shape(const ir_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
+static int conv_shape(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
                       const char *name, cshape *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
@@ -183,7 +183,7 @@ typedef struct conv_fwd {
     const float *x, *w, *b, *r;
     float *y;             /* the output */
     float *t;             /* the convolution's output before pooling (y without pooling) */
-    ir_act act;
+    op_act act;
     float alpha;
     bool pool;
     int64_t psh, psw, pst_h, pst_w, pph, ppw, yh, yw;
@@ -198,7 +198,7 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
     memset(f, 0, sizeof *f);
     if (nat_check_call(c, name, 2, 4, 1, 1, data, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int want = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
@@ -429,7 +429,7 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     conv_fwd f;
     if (fwd_setup(c, true, &f, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int k = 2;
     f.x = c->in[0].data;
     f.w = c->in[1].data;
@@ -468,7 +468,7 @@ static int bwd_data_setup(const op_call *c, bool data, conv_bwd_data *d, char *e
     memset(d, 0, sizeof *d);
     if (nat_check_call(c, name, 2, 2, 1, 1, data, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     if (conv_shape(a, &c->out[0], &c->in[1], name, &d->s, err, errlen))
         return -1;
     const cshape *s = &d->s;
@@ -499,7 +499,7 @@ static int bwd_data_setup(const op_call *c, bool data, conv_bwd_data *d, char *e
         t->g.ow = s->w;
         t->kf = t->cpg * g->kh * g->kw;
         t->p = s->h * s->w;
-        f->act = IR_ACT_NONE;
+        f->act = OP_ACT_NONE;
         f->yh = s->h;
         f->yw = s->w;
         f->direct = t->fpg < DIRECT_FPG;
@@ -705,7 +705,7 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
     memset(d, 0, sizeof *d);
     if (nat_check_call(c, name, 2, 2, 1, 2, data, err, errlen))
         return -1;
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int want = a->bias ? 2 : 1;
     if (c->nout != want)
         return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name, want,

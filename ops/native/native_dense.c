@@ -14,12 +14,12 @@ typedef struct dense_job {
     int64_t n, f, u;
     const float *x, *w, *b, *dy;
     float *y, *dx, *dw, *db;
-    ir_act act;
+    op_act act;
     float alpha;
     bool softmax;
 } dense_job;
 
-static int check_weight(const ir_dense_attrs *a, const op_tensor *w, int64_t f, const char *name,
+static int check_weight(const op_dense_attrs *a, const op_tensor *w, int64_t f, const char *name,
                         char *err, size_t errlen)
 {
     char s1[64];
@@ -74,7 +74,7 @@ static int fwd_setup(const op_call *c, bool data, dense_job *d, char *err, size_
     memset(d, 0, sizeof *d);
     if (nat_check_call(c, name, 2, 3, 1, 1, data, err, errlen))
         return -1;
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     if (c->nin != (a->bias ? 3 : 2))
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s), got %d", name,
                         a->bias ? 3 : 2, a->bias ? "on" : "off", c->nin);
@@ -180,7 +180,7 @@ static int bd_setup(const op_call *c, bool data, dense_job *d, char *err, size_t
     memset(d, 0, sizeof *d);
     if (nat_check_call(c, name, 2, 2, 1, 1, data, err, errlen))
         return -1;
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     if (c->out[0].rank < 2)
         return ref_fail(err, errlen, "%s: dx has rank %d, expected a batch axis and features",
                         name, c->out[0].rank);
@@ -264,7 +264,7 @@ static int bw_setup(const op_call *c, bool data, dense_job *d, char *err, size_t
     memset(d, 0, sizeof *d);
     if (nat_check_call(c, name, 2, 2, 1, 2, data, err, errlen))
         return -1;
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     if (c->nout != (a->bias ? 2 : 1))
         return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name,
                         a->bias ? 2 : 1, a->bias ? "on" : "off", c->nout);

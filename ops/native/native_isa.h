@@ -10,7 +10,7 @@
 
 #include <stdint.h>
 
-#include "compiler/ir.h"
+#include "ops/op.h"
 
 /* A convolution as the packers see one group of one image: cpg input channels of h x w, the
  * kernel and its sweep, and the oh x ow output (before any fused pooling). */
@@ -42,7 +42,7 @@ typedef struct op_native_isa {
     /* y[j] = act(c[j] + (bias_vec ? bias_vec[j] : bias) + (res ? res[j] : 0)), j < n; y may be
      * res or c (same elements). */
     void (*epilogue)(float *y, const float *c, int64_t n, float bias, const float *bias_vec,
-                     const float *res, ir_act act, float alpha);
+                     const float *res, op_act act, float alpha);
     /* y = softmax(y) over n values (maximum subtracted) */
     void (*softmax)(float *y, int64_t n);
     /* im2col from a padded input into a column panel: for kk < kc, row kk of dst (width

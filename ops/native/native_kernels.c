@@ -82,19 +82,19 @@ const op_native_isa *op_native_isa_table(void)
 
 #define K(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch}
 
-static const op_kernel native_kernels[IR_OP_COUNT] = {
-    [IR_OP_CONV1D] = K(conv),
-    [IR_OP_CONV2D] = K(conv),
-    [IR_OP_CONV_BWD_DATA] = K(conv_bwd_data),
-    [IR_OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
-    [IR_OP_DENSE] = K(dense),
-    [IR_OP_DENSE_BWD_DATA] = K(dense_bwd_data),
-    [IR_OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
+static const op_kernel native_kernels[OP_COUNT] = {
+    [OP_CONV1D] = K(conv),
+    [OP_CONV2D] = K(conv),
+    [OP_CONV_BWD_DATA] = K(conv_bwd_data),
+    [OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
+    [OP_DENSE] = K(dense),
+    [OP_DENSE_BWD_DATA] = K(dense_bwd_data),
+    [OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
 };
 
-const op_kernel *op_native_kernel(ir_op op)
+const op_kernel *op_native_kernel(op_kind op)
 {
-    if ((int)op < 0 || op >= IR_OP_COUNT)
+    if ((int)op < 0 || op >= OP_COUNT)
         return NULL;
     return native_kernels[op].run ? &native_kernels[op] : NULL;
 }

@@ -162,28 +162,28 @@ int op_dnn_attr(dnnl_primitive_attr_t *attr, char *err, size_t errlen)
     return 0;
 }
 
-dnnl_alg_kind_t op_dnn_act_alg(ir_act act, float alpha, float *dnn_alpha)
+dnnl_alg_kind_t op_dnn_act_alg(op_act act, float alpha, float *dnn_alpha)
 {
     *dnn_alpha = 0.0f;
     switch (act) {
-    case IR_ACT_RELU: return dnnl_eltwise_relu;
-    case IR_ACT_LEAKY_RELU: *dnn_alpha = alpha; return dnnl_eltwise_relu;
-    case IR_ACT_SIGMOID: return dnnl_eltwise_logistic;
-    case IR_ACT_TANH: return dnnl_eltwise_tanh;
-    case IR_ACT_NONE: break;
+    case OP_ACT_RELU: return dnnl_eltwise_relu;
+    case OP_ACT_LEAKY_RELU: *dnn_alpha = alpha; return dnnl_eltwise_relu;
+    case OP_ACT_SIGMOID: return dnnl_eltwise_logistic;
+    case OP_ACT_TANH: return dnnl_eltwise_tanh;
+    case OP_ACT_NONE: break;
     }
     return dnnl_alg_kind_undef;
 }
 
-int op_dnn_attr_act(dnnl_primitive_attr_t attr, ir_act act, float alpha, bool with_sum,
+int op_dnn_attr_act(dnnl_primitive_attr_t attr, op_act act, float alpha, bool with_sum,
                     char *err, size_t errlen)
 {
-    if (act == IR_ACT_NONE && !with_sum) return 0;
+    if (act == OP_ACT_NONE && !with_sum) return 0;
     dnnl_post_ops_t po = NULL;
     OP_DNN_TRY(dnnl_post_ops_create(&po), "post-ops");
     dnnl_status_t s = dnnl_success;
     if (with_sum) s = dnnl_post_ops_append_sum(po, 1.0f);
-    if (s == dnnl_success && act != IR_ACT_NONE) {
+    if (s == dnnl_success && act != OP_ACT_NONE) {
         float a;
         dnnl_alg_kind_t alg = op_dnn_act_alg(act, alpha, &a);
         s = dnnl_post_ops_append_eltwise(po, 1.0f, alg, a, 0.0f);
@@ -374,7 +374,7 @@ static void dnn_record_shapes(op_dnn_prog *p, const op_call *c)
     p->nthreads = c->nthreads;
     p->nin = c->nin;
     p->nout = c->nout;
-    for (int i = 0; i < c->nin + c->nout && i < IR_MAX_IN + IR_MAX_OUT; i++) {
+    for (int i = 0; i < c->nin + c->nout && i < OP_MAX_IN + OP_MAX_OUT; i++) {
         const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
         p->rank[i] = t->rank;
         p->layout[i] = t->layout;
@@ -385,7 +385,7 @@ static void dnn_record_shapes(op_dnn_prog *p, const op_call *c)
 static bool dnn_same_shapes(const op_dnn_prog *p, const op_call *c)
 {
     if (p->nthreads != c->nthreads || p->nin != c->nin || p->nout != c->nout) return false;
-    for (int i = 0; i < c->nin + c->nout && i < IR_MAX_IN + IR_MAX_OUT; i++) {
+    for (int i = 0; i < c->nin + c->nout && i < OP_MAX_IN + OP_MAX_OUT; i++) {
         const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
         if (p->rank[i] != t->rank || p->layout[i] != t->layout) return false;
         for (int k = 0; k < t->rank; k++)
@@ -402,7 +402,7 @@ static op_dnn_prog *dnn_build(const op_call *c, op_dnn_build_fn build, char *err
         op_dnn_errf(err, errlen, "oneDNN: could not create the CPU engine");
         return NULL;
     }
-    if (c->nin > IR_MAX_IN || c->nout > IR_MAX_OUT) {
+    if (c->nin > OP_MAX_IN || c->nout > OP_MAX_OUT) {
         op_dnn_errf(err, errlen, "oneDNN: too many tensors in the call");
         return NULL;
     }

@@ -19,7 +19,7 @@
 
 #define OP_DNN_MAX_MEMS 40
 #define OP_DNN_MAX_STEPS 24
-#define OP_DNN_MAX_ARGS (IR_MAX_IN + 4)
+#define OP_DNN_MAX_ARGS (OP_MAX_IN + 4)
 
 typedef enum op_dnn_bind { OP_DNN_OWN, OP_DNN_IN, OP_DNN_OUT } op_dnn_bind;
 
@@ -53,9 +53,9 @@ typedef struct op_dnn_prog {
     int memid[4];
     /* what the program was built for: rebuilt when a call differs */
     int nthreads, nin, nout;
-    int rank[IR_MAX_IN + IR_MAX_OUT];
-    int layout[IR_MAX_IN + IR_MAX_OUT];
-    int64_t dims[IR_MAX_IN + IR_MAX_OUT][OP_MAX_DIMS];
+    int rank[OP_MAX_IN + OP_MAX_OUT];
+    int layout[OP_MAX_IN + OP_MAX_OUT];
+    int64_t dims[OP_MAX_IN + OP_MAX_OUT][OP_MAX_DIMS];
 } op_dnn_prog;
 
 /* Builds the program for the call (data pointers may be NULL).  0, or -1 with err. */
@@ -101,11 +101,11 @@ int op_dnn_plain_only(const op_tensor *t, const char *what, char *err, size_t er
 
 /* A primitive attribute in user scratchpad mode (free with dnnl_primitive_attr_destroy). */
 int op_dnn_attr(dnnl_primitive_attr_t *attr, char *err, size_t errlen);
-/* Appends a fused activation (eltwise post-op); IR_ACT_NONE appends nothing. */
-int op_dnn_attr_act(dnnl_primitive_attr_t attr, ir_act act, float alpha, bool with_sum,
+/* Appends a fused activation (eltwise post-op); OP_ACT_NONE appends nothing. */
+int op_dnn_attr_act(dnnl_primitive_attr_t attr, op_act act, float alpha, bool with_sum,
                     char *err, size_t errlen);
 /* The oneDNN eltwise algorithm and alpha for one of our activations. */
-dnnl_alg_kind_t op_dnn_act_alg(ir_act act, float alpha, float *dnn_alpha);
+dnnl_alg_kind_t op_dnn_act_alg(op_act act, float alpha, float *dnn_alpha);
 
 /* Memory ids.  A memory bound to a tensor of the call, described by md. */
 int op_dnn_mem_bound(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_dnn_bind bind, int idx,

@@ -24,7 +24,7 @@ typedef struct conv_geom {
 } conv_geom;
 
 /* Reads the geometry from the attributes and the source shape `xt`; checks w's shape. */
-static int conv_geom_read(const ir_conv_attrs *a, const op_tensor *xt, const op_tensor *wt,
+static int conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_tensor *wt,
                           conv_geom *g, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
@@ -106,7 +106,7 @@ static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_prop
 static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g, int conv_dst,
                            char *err, size_t errlen)
 {
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int one = a->sdims == 1;
     dnnl_dims_t kernel = {one ? 1 : a->pool_size[0], a->pool_size[1]};
     dnnl_dims_t stride = {one ? 1 : a->pool_stride[0], a->pool_stride[1]};
@@ -141,7 +141,7 @@ static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
 
 static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int nin = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
     if (c->nin != nin || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN conv: expected %d inputs and 1 output", nin);
@@ -212,7 +212,7 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build, OP_LAYOUT_PREFERS_CL);
 
 static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     if (c->nin != 2 || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: expected 2 inputs and 1 output");
     conv_geom g;
@@ -265,7 +265,7 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build, OP_LAYOUT
 
 static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_conv_attrs *a = &c->node->attrs.conv;
+    const op_conv_attrs *a = &c->node->attrs.conv;
     int nout = a->bias ? 2 : 1;
     if (c->nin != 2 || c->nout != nout)
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: expected 2 inputs and %d outputs", nout);

@@ -57,7 +57,7 @@ static int dense_softmax_step(op_dnn_prog *p, int y, char *err, size_t errlen)
 
 static int dense_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     int nin = a->bias ? 3 : 2;
     if (c->nin != nin || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN dense: expected %d inputs and 1 output", nin);
@@ -163,7 +163,7 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_data_kernel, dense_bwd_data_build, OP_LAYO
 
 static int dense_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_dense_attrs *a = &c->node->attrs.dense;
+    const op_dense_attrs *a = &c->node->attrs.dense;
     int nout = a->bias ? 2 : 1;
     if (c->nin != 2 || c->nout != nout)
         return op_dnn_errf(err, errlen, "oneDNN dense_bwd_weights: expected 2 inputs and %d outputs", nout);

@@ -51,15 +51,15 @@ static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     if (c->nin != 1 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]))
         return op_dnn_errf(err, errlen, "oneDNN activation: expected x and y of one shape");
     if (op_dnn_one_layout(c, "activation", err, errlen)) return -1;
-    ir_act act = c->node->attrs.act.act;
+    op_act act = c->node->attrs.act.act;
     switch (c->node->op) {
-    case IR_OP_RELU: act = IR_ACT_RELU; break;
-    case IR_OP_SIGMOID: act = IR_ACT_SIGMOID; break;
-    case IR_OP_TANH: act = IR_ACT_TANH; break;
-    case IR_OP_LEAKY_RELU: act = IR_ACT_LEAKY_RELU; break;
+    case OP_RELU: act = OP_ACT_RELU; break;
+    case OP_SIGMOID: act = OP_ACT_SIGMOID; break;
+    case OP_TANH: act = OP_ACT_TANH; break;
+    case OP_LEAKY_RELU: act = OP_ACT_LEAKY_RELU; break;
     default: break;
     }
-    if (act == IR_ACT_NONE) return op_dnn_errf(err, errlen, "oneDNN activation: no activation given");
+    if (act == OP_ACT_NONE) return op_dnn_errf(err, errlen, "oneDNN activation: no activation given");
     float alpha;
     dnnl_alg_kind_t alg = op_dnn_act_alg(act, c->node->attrs.act.alpha, &alpha);
     dnnl_memory_desc_t md = flat_md(&c->in[0]);
@@ -86,15 +86,15 @@ static int act_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
         !same_numel(&c->in[0], &c->in[1]))
         return op_dnn_errf(err, errlen, "oneDNN act_bwd: expected dy, y and dx of one shape");
     if (op_dnn_one_layout(c, "act_bwd", err, errlen)) return -1;
-    const ir_act_attrs *a = &c->node->attrs.act;
+    const op_act_attrs *a = &c->node->attrs.act;
     dnnl_alg_kind_t alg;
     float alpha = 0.0f;
     int data_arg = DNNL_ARG_SRC;
     switch (a->act) {
-    case IR_ACT_RELU: alg = dnnl_eltwise_relu; break;
-    case IR_ACT_LEAKY_RELU: alg = dnnl_eltwise_relu; alpha = a->alpha; break;
-    case IR_ACT_SIGMOID: alg = dnnl_eltwise_logistic_use_dst_for_bwd; data_arg = DNNL_ARG_DST; break;
-    case IR_ACT_TANH: alg = dnnl_eltwise_tanh_use_dst_for_bwd; data_arg = DNNL_ARG_DST; break;
+    case OP_ACT_RELU: alg = dnnl_eltwise_relu; break;
+    case OP_ACT_LEAKY_RELU: alg = dnnl_eltwise_relu; alpha = a->alpha; break;
+    case OP_ACT_SIGMOID: alg = dnnl_eltwise_logistic_use_dst_for_bwd; data_arg = DNNL_ARG_DST; break;
+    case OP_ACT_TANH: alg = dnnl_eltwise_tanh_use_dst_for_bwd; data_arg = DNNL_ARG_DST; break;
     default: return op_dnn_errf(err, errlen, "oneDNN act_bwd: no activation given");
     }
     dnnl_memory_desc_t md = flat_md(&c->in[0]);
@@ -178,12 +178,12 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_bwd_kernel, softmax_bwd_build, OP_LAYOUT_EIT
 
 static int add_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    if (c->nin < 2 || c->nin > IR_MAX_IN || c->nout != 1)
-        return op_dnn_errf(err, errlen, "oneDNN add: expected 2 to %d inputs and 1 output", IR_MAX_IN);
+    if (c->nin < 2 || c->nin > OP_MAX_IN || c->nout != 1)
+        return op_dnn_errf(err, errlen, "oneDNN add: expected 2 to %d inputs and 1 output", OP_MAX_IN);
     if (op_dnn_one_layout(c, "add", err, errlen)) return -1;
-    dnnl_memory_desc_t md = flat_md(&c->out[0]), srcs[IR_MAX_IN];
-    float scales[IR_MAX_IN];
-    int mem[IR_MAX_IN];
+    dnnl_memory_desc_t md = flat_md(&c->out[0]), srcs[OP_MAX_IN];
+    float scales[OP_MAX_IN];
+    int mem[OP_MAX_IN];
     for (int i = 0; i < c->nin; i++) {
         if (!same_numel(&c->in[i], &c->out[0]))
             return op_dnn_errf(err, errlen, "oneDNN add: input %d differs in shape", i + 1);
@@ -209,8 +209,8 @@ static int add_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
         st->mem[st->nargs++] = mem[i];
     }
     p->main_step = k;
-    const ir_act_attrs *a = &c->node->attrs.act;
-    if (a->act != IR_ACT_NONE) {
+    const op_act_attrs *a = &c->node->attrs.act;
+    if (a->act != OP_ACT_NONE) {
         float alpha;
         dnnl_alg_kind_t alg = op_dnn_act_alg(a->act, a->alpha, &alpha);
         dnnl_eltwise_desc_t d;
@@ -237,10 +237,10 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_add_kernel, add_build, OP_LAYOUT_EITHER);
 
 static int concat_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    if (c->nin < 1 || c->nin > IR_MAX_IN || c->nout != 1 || c->out[0].rank < 2)
+    if (c->nin < 1 || c->nin > OP_MAX_IN || c->nout != 1 || c->out[0].rank < 2)
         return op_dnn_errf(err, errlen, "oneDNN concat: expected inputs [N,Ci,...] and one output");
-    dnnl_memory_desc_t srcs[IR_MAX_IN];
-    int mem[IR_MAX_IN], nd;
+    dnnl_memory_desc_t srcs[OP_MAX_IN];
+    int mem[OP_MAX_IN], nd;
     int64_t ctot = 0;
     for (int i = 0; i < c->nin; i++) {
         if (c->in[i].rank != c->out[0].rank)

@@ -13,7 +13,7 @@ static int reorder_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     bool same = x->rank == y->rank && x->rank >= 1 && x->rank <= OP_MAX_DIMS;
     for (int k = 0; same && k < x->rank; k++) same = x->d[k] == y->d[k];
     if (!same) return op_dnn_errf(err, errlen, "oneDNN reorder: x and y differ in shape");
-    const ir_reorder_attrs *a = &c->node->attrs.reorder;
+    const op_reorder_attrs *a = &c->node->attrs.reorder;
     if ((int)a->from != x->layout || (int)a->to != y->layout)
         return op_dnn_errf(err, errlen, "oneDNN reorder: attributes say layout %d -> %d, the tensors are %d -> %d",
                            (int)a->from, (int)a->to, x->layout, y->layout);

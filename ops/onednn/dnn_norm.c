@@ -45,7 +45,7 @@ static int bn_pd(const void *desc, const_dnnl_primitive_desc_t hint, dnnl_primit
 
 static int bn_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_bn_attrs *a = &c->node->attrs.bn;
+    const op_bn_attrs *a = &c->node->attrs.bn;
     if (c->nin != 5 || c->nout != (a->training ? 3 : 1))
         return op_dnn_errf(err, errlen, "oneDNN batchnorm: expected 5 inputs and %d outputs", a->training ? 3 : 1);
     int64_t dims[4];
@@ -99,7 +99,7 @@ static int bn_run(op_call *c, char *err, size_t errlen)
 {
     op_dnn_prog *p = op_dnn_ready(c, bn_build, err, errlen);
     if (!p || op_dnn_exec(p, c, 0, p->nsteps, err, errlen)) return -1;
-    const ir_bn_attrs *a = &c->node->attrs.bn;
+    const op_bn_attrs *a = &c->node->attrs.bn;
     if (!a->training) return 0;
     /* saved inverse std and the running statistics (unbiased variance), per channel */
     int64_t ch = c->in[0].d[1], count = c->in[0].d[0] * (op_dnn_inner(&c->in[0]) / ch);
@@ -121,7 +121,7 @@ const op_kernel op_dnn_batchnorm_kernel = {bn_run, bn_prepare, op_dnn_release, N
 
 static int bn_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    const ir_bn_attrs *a = &c->node->attrs.bn;
+    const op_bn_attrs *a = &c->node->attrs.bn;
     if (c->nin != 5 || c->nout < 1 || c->nout > 3)
         return op_dnn_errf(err, errlen, "oneDNN batchnorm_bwd: expected 5 inputs and 1 to 3 outputs");
     int64_t dims[4];
@@ -181,7 +181,7 @@ static int bn_bwd_run(op_call *c, char *err, size_t errlen)
 {
     op_dnn_prog *p = op_dnn_ready(c, bn_bwd_build, err, errlen);
     if (!p) return -1;
-    const ir_bn_attrs *a = &c->node->attrs.bn;
+    const op_bn_attrs *a = &c->node->attrs.bn;
     int64_t ch = c->in[1].d[1];
     const float *invstd = c->in[4].data;
     float *var = op_dnn_mem_data(p, p->memid[0]);

@@ -26,7 +26,7 @@ static int pool_geom_read(const op_call *c, const op_tensor *xt, bool global, po
         g->kernel[1] = g->stride[1] = g->x.w;
         g->pad[0] = g->pad[1] = 0;
     } else {
-        const ir_pool_attrs *a = &c->node->attrs.pool;
+        const op_pool_attrs *a = &c->node->attrs.pool;
         bool one = xt->rank == 3;
         if (xt->rank != 3 && xt->rank != 4)
             return op_dnn_errf(err, errlen, "oneDNN pool: expected a [N,C,L] or [N,C,H,W] source");

@@ -13,7 +13,7 @@
 
 /* The oneDNN kernel for op, or NULL when this backend leaves it to another (flatten,
  * dropout, losses, optimiser updates). */
-const op_kernel *op_onednn_kernel(ir_op op);
+const op_kernel *op_onednn_kernel(op_kind op);
 
 /* The name of the implementation oneDNN chose for the main primitive of a prepared call
  * ("brgconv:avx512_core", "jit:avx512_core", ...), or "" when there is none.  For reports

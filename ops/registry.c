@@ -16,8 +16,8 @@
  *   ops' x) and the output shape, never a parameter input, so callers may pass the shapes
  *   of all of a node's inputs or of its non-parameter inputs only.
  * - grad: the gradient rules live with autodiff (compiler/grad.h); NULL where an op has none. */
-#include "compiler/registry.h"
-#include "compiler/grad.h"
+#include "ops/registry.h"
+#include "ops/grad.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -26,8 +26,8 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-static int fail(ir_err *e, int arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(ir_err *e, int arg, const char *fmt, ...)
+static int fail(op_err *e, int arg, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(op_err *e, int arg, const char *fmt, ...)
 {
     if (e) {
         va_list ap;
@@ -42,20 +42,20 @@ static int fail(ir_err *e, int arg, const char *fmt, ...)
 #define SHAPE_BUF 128
 
 /* "[6, 28]" for messages; each call needs its own buffer. */
-static const char *sstr(const ir_shape *s, char *buf)
+static const char *sstr(const op_shape *s, char *buf)
 {
-    return ir_shape_str(s, buf, SHAPE_BUF);
+    return op_shape_str(s, buf, SHAPE_BUF);
 }
 
-static ir_shape shape1(int64_t a)
+static op_shape shape1(int64_t a)
 {
-    ir_shape s = {.rank = 1, .d = {a}};
+    op_shape s = {.rank = 1, .d = {a}};
     return s;
 }
 
-static ir_shape shape2(int64_t a, int64_t b)
+static op_shape shape2(int64_t a, int64_t b)
 {
-    ir_shape s = {.rank = 2, .d = {a, b}};
+    op_shape s = {.rank = 2, .d = {a, b}};
     return s;
 }
 
@@ -81,10 +81,10 @@ static const char *axis_name(int sdims, int axis)
     return sdims == 1 ? "length" : axis_names[axis];
 }
 
-/* Reads an IR_ARG_INTS (or numeric IR_ARG_PAD) value into attribute order [h, w].  1-D layers
+/* Reads an OP_ARG_INTS (or numeric OP_ARG_PAD) value into attribute order [h, w].  1-D layers
  * put the value at index 1 and `h1` at index 0, and take no tuple. */
-static int read_pair(const char *op, const char *argname, int argi, const ir_argval *v, int sdims,
-                     int64_t h1, int64_t out[2], ir_err *e)
+static int read_pair(const char *op, const char *argname, int argi, const op_argval *v, int sdims,
+                     int64_t h1, int64_t out[2], op_err *e)
 {
     if (sdims == 1) {
         if (v->n == 2)
@@ -101,7 +101,7 @@ static int read_pair(const char *op, const char *argname, int argi, const ir_arg
     return 0;
 }
 
-static bool any_tensor(int nin, const ir_shape *in)
+static bool any_tensor(int nin, const op_shape *in)
 {
     return nin >= 1 && in != NULL;
 }
@@ -115,7 +115,7 @@ static const char *conv_name(int sdims)
     return sdims == 1 ? "conv1d" : "conv2d";
 }
 
-static int conv_check_rank(int sdims, const ir_shape *in, int nin, ir_err *e)
+static int conv_check_rank(int sdims, const op_shape *in, int nin, op_err *e)
 {
     char b[SHAPE_BUF];
     if (!any_tensor(nin, in))
@@ -126,13 +126,13 @@ static int conv_check_rank(int sdims, const ir_shape *in, int nin, ir_err *e)
     return 0;
 }
 
-static int conv_make_attrs(int sdims, ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin,
-                           ir_err *e)
+static int conv_make_attrs(int sdims, op_attrs *a, const op_argval *args, const op_shape *in, int nin,
+                           op_err *e)
 {
     const char *op = conv_name(sdims);
     if (conv_check_rank(sdims, in, nin, e) != 0)
         return -1;
-    ir_conv_attrs *c = &a->conv;
+    op_conv_attrs *c = &a->conv;
     memset(c, 0, sizeof *c);
     c->sdims = sdims;
     c->filters = args[CV_FILTERS].i[0];
@@ -168,22 +168,22 @@ static int conv_make_attrs(int sdims, ir_attrs *a, const ir_argval *args, const 
         return fail(e, CV_GROUPS, "%s: filters %" PRId64 " are not divisible by groups %" PRId64, op,
                     c->filters, c->groups);
     c->bias = args[CV_BIAS].b;
-    c->act = IR_ACT_NONE;
+    c->act = OP_ACT_NONE;
     return 0;
 }
 
-static int conv1d_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int conv1d_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     return conv_make_attrs(1, a, args, in, nin, e);
 }
 
-static int conv2d_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int conv2d_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     return conv_make_attrs(2, a, args, in, nin, e);
 }
 
 /* The convolution's own output [F, H', W'] (or [F, L']), before any fused pooling. */
-static int conv_out_shape(const ir_conv_attrs *c, const ir_shape *x, ir_shape *out, ir_err *e)
+static int conv_out_shape(const op_conv_attrs *c, const op_shape *x, op_shape *out, op_err *e)
 {
     int sdims = c->sdims;
     const char *op = conv_name(sdims);
@@ -199,12 +199,12 @@ static int conv_out_shape(const ir_conv_attrs *c, const ir_shape *x, ir_shape *o
                         op, axis_name(sdims, ax), o[ax], sstr(x, b), c->kernel[ax], c->stride[ax], c->pad[ax],
                         c->dilation[ax]);
     }
-    *out = sdims == 1 ? shape2(c->filters, o[1]) : (ir_shape){.rank = 3, .d = {c->filters, o[0], o[1]}};
+    *out = sdims == 1 ? shape2(c->filters, o[1]) : (op_shape){.rank = 3, .d = {c->filters, o[0], o[1]}};
     return 0;
 }
 
 /* Pooled size along one axis, for the fused max pooling of a conv epilogue. */
-static int fused_pool_out(const ir_conv_attrs *c, const ir_shape *conv_out, ir_shape *out, ir_err *e)
+static int fused_pool_out(const op_conv_attrs *c, const op_shape *conv_out, op_shape *out, op_err *e)
 {
     int sdims = c->sdims;
     char b[SHAPE_BUF];
@@ -223,15 +223,15 @@ static int fused_pool_out(const ir_conv_attrs *c, const ir_shape *conv_out, ir_s
     return 0;
 }
 
-static int conv_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int conv_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
-    const ir_conv_attrs *c = &a->conv;
+    const op_conv_attrs *c = &a->conv;
     if (conv_check_rank(c->sdims, in, nin, e) != 0)
         return -1;
     if (c->groups < 1 || in[0].d[0] % c->groups != 0)
         return fail(e, -1, "%s: input channels %" PRId64 " are not divisible by groups %" PRId64,
                     conv_name(c->sdims), in[0].d[0], c->groups);
-    ir_shape y;
+    op_shape y;
     if (conv_out_shape(c, &in[0], &y, e) != 0)
         return -1;
     if (c->pool)
@@ -241,18 +241,18 @@ static int conv_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *
 }
 
 /* The weight's shape [F, C/g, kh, kw] or [F, C/g, k] for input channels C. */
-static ir_shape conv_weight_shape(const ir_conv_attrs *c, int64_t C)
+static op_shape conv_weight_shape(const op_conv_attrs *c, int64_t C)
 {
     int64_t cg = c->groups > 0 ? C / c->groups : C;
     if (c->sdims == 1)
-        return (ir_shape){.rank = 3, .d = {c->filters, cg, c->kernel[1]}};
-    return (ir_shape){.rank = 4, .d = {c->filters, cg, c->kernel[0], c->kernel[1]}};
+        return (op_shape){.rank = 3, .d = {c->filters, cg, c->kernel[1]}};
+    return (op_shape){.rank = 4, .d = {c->filters, cg, c->kernel[0], c->kernel[1]}};
 }
 
-static int conv_params(const ir_attrs *a, const ir_shape *in, const char **suffix, ir_shape *shapes,
+static int conv_params(const op_attrs *a, const op_shape *in, const char **suffix, op_shape *shapes,
                        bool *trainable)
 {
-    const ir_conv_attrs *c = &a->conv;
+    const op_conv_attrs *c = &a->conv;
     int n = 0;
     suffix[n] = "weight";
     shapes[n] = conv_weight_shape(c, in[0].d[0]);
@@ -267,25 +267,25 @@ static int conv_params(const ir_attrs *a, const ir_shape *in, const char **suffi
 
 /* 2 per multiply-add; then, per conv output element, 1 each for the bias, the residual add
  * and the activation; a fused max pool adds its window comparisons per pooled element. */
-static int64_t conv_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t conv_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
-    const ir_conv_attrs *c = &a->conv;
+    const op_conv_attrs *c = &a->conv;
     if (!any_tensor(nin, in) || c->groups < 1)
         return 0;
-    ir_shape y;
+    op_shape y;
     if (conv_out_shape(c, &in[0], &y, NULL) != 0)
         return 0;
-    int64_t nout = ir_shape_numel(&y);
+    int64_t nout = op_shape_numel(&y);
     int64_t macs = nout * (in[0].d[0] / c->groups) * c->kernel[0] * c->kernel[1];
     int64_t f = 2 * macs;
     if (c->bias)
         f += nout;
     if (c->residual)
         f += nout;
-    if (c->act != IR_ACT_NONE)
+    if (c->act != OP_ACT_NONE)
         f += nout;
     if (c->pool && out)
-        f += ir_shape_numel(out) * c->pool_size[0] * c->pool_size[1];
+        f += op_shape_numel(out) * c->pool_size[0] * c->pool_size[1];
     return f;
 }
 
@@ -293,7 +293,7 @@ static int64_t conv_flops(const ir_attrs *a, const ir_shape *in, int nin, const 
 
 enum { PL_SIZE, PL_STRIDE, PL_PAD, PL_NARGS };
 
-static int pool_check_rank(const char *op, const ir_shape *in, int nin, ir_err *e)
+static int pool_check_rank(const char *op, const op_shape *in, int nin, op_err *e)
 {
     char b[SHAPE_BUF];
     if (!any_tensor(nin, in))
@@ -303,12 +303,12 @@ static int pool_check_rank(const char *op, const ir_shape *in, int nin, ir_err *
     return 0;
 }
 
-static int pool_make_attrs(const char *op, ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin,
-                           ir_err *e)
+static int pool_make_attrs(const char *op, op_attrs *a, const op_argval *args, const op_shape *in, int nin,
+                           op_err *e)
 {
     if (pool_check_rank(op, in, nin, e) != 0)
         return -1;
-    ir_pool_attrs *p = &a->pool;
+    op_pool_attrs *p = &a->pool;
     memset(p, 0, sizeof *p);
     int sdims = in[0].rank - 1;
     p->sdims = sdims;
@@ -325,19 +325,19 @@ static int pool_make_attrs(const char *op, ir_attrs *a, const ir_argval *args, c
     return 0;
 }
 
-static int maxpool_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int maxpool_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     return pool_make_attrs("maxpool", a, args, in, nin, e);
 }
 
-static int avgpool_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int avgpool_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     return pool_make_attrs("avgpool", a, args, in, nin, e);
 }
 
-static int pool_shape(const char *op, const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int pool_shape(const char *op, const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
-    const ir_pool_attrs *p = &a->pool;
+    const op_pool_attrs *p = &a->pool;
     char b[SHAPE_BUF];
     if (pool_check_rank(op, in, nin, e) != 0)
         return -1;
@@ -358,33 +358,33 @@ static int pool_shape(const char *op, const ir_attrs *a, const ir_shape *in, int
     return 0;
 }
 
-static int maxpool_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int maxpool_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     return pool_shape("maxpool", a, in, nin, out, e);
 }
 
-static int avgpool_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int avgpool_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     return pool_shape("avgpool", a, in, nin, out, e);
 }
 
 /* One comparison (max) or add (average) per window element per output element; the
  * average's division is folded into a scale and not counted separately. */
-static int64_t pool_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t pool_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)in;
     (void)nin;
-    return out ? ir_shape_numel(out) * a->pool.size[0] * a->pool.size[1] : 0;
+    return out ? op_shape_numel(out) * a->pool.size[0] * a->pool.size[1] : 0;
 }
 
 /* backward: in[0] is dy, one op per window element per dy element */
-static int64_t pool_bwd_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t pool_bwd_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    return any_tensor(nin, in) ? ir_shape_numel(&in[0]) * a->pool.size[0] * a->pool.size[1] : 0;
+    return any_tensor(nin, in) ? op_shape_numel(&in[0]) * a->pool.size[0] * a->pool.size[1] : 0;
 }
 
-static int global_avgpool_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int global_avgpool_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     char b[SHAPE_BUF];
@@ -397,27 +397,27 @@ static int global_avgpool_shape(const ir_attrs *a, const ir_shape *in, int nin, 
 }
 
 /* one add per input element */
-static int64_t global_avgpool_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t global_avgpool_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)a;
     (void)out;
-    return any_tensor(nin, in) ? ir_shape_numel(&in[0]) : 0;
+    return any_tensor(nin, in) ? op_shape_numel(&in[0]) : 0;
 }
 
 /* one per dx element */
-static int64_t global_avgpool_bwd_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t global_avgpool_bwd_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)a;
     (void)in;
     (void)nin;
-    return out ? ir_shape_numel(out) : 0;
+    return out ? op_shape_numel(out) : 0;
 }
 
 /* ---------------------------------------------------------------- dense, flatten */
 
 enum { DN_UNITS, DN_BIAS, DN_NAME, DN_NARGS };
 
-static int dense_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int dense_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     (void)in;
     (void)nin;
@@ -425,11 +425,11 @@ static int dense_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *
     memset(&a->dense, 0, sizeof a->dense);
     a->dense.units = args[DN_UNITS].i[0];
     a->dense.bias = args[DN_BIAS].b;
-    a->dense.act = IR_ACT_NONE;
+    a->dense.act = OP_ACT_NONE;
     return 0;
 }
 
-static int dense_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int dense_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     char b[SHAPE_BUF];
     if (!any_tensor(nin, in))
@@ -440,12 +440,12 @@ static int dense_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape 
     return 0;
 }
 
-static int dense_params(const ir_attrs *a, const ir_shape *in, const char **suffix, ir_shape *shapes,
+static int dense_params(const op_attrs *a, const op_shape *in, const char **suffix, op_shape *shapes,
                         bool *trainable)
 {
     int n = 0;
     suffix[n] = "weight";
-    shapes[n] = shape2(a->dense.units, ir_shape_numel(&in[0]));
+    shapes[n] = shape2(a->dense.units, op_shape_numel(&in[0]));
     trainable[n++] = true;
     if (a->dense.bias) {
         suffix[n] = "bias";
@@ -457,16 +457,16 @@ static int dense_params(const ir_attrs *a, const ir_shape *in, const char **suff
 
 /* 2 per multiply-add, 1 per unit each for the bias and a fused activation, 3 per unit for a
  * fused softmax (exponential, sum, division). */
-static int64_t dense_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t dense_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
     if (!any_tensor(nin, in))
         return 0;
-    const ir_dense_attrs *d = &a->dense;
-    int64_t f = 2 * d->units * ir_shape_numel(&in[0]);
+    const op_dense_attrs *d = &a->dense;
+    int64_t f = 2 * d->units * op_shape_numel(&in[0]);
     if (d->bias)
         f += d->units;
-    if (d->act != IR_ACT_NONE)
+    if (d->act != OP_ACT_NONE)
         f += d->units;
     if (d->softmax)
         f += 3 * d->units;
@@ -474,38 +474,38 @@ static int64_t dense_flops(const ir_attrs *a, const ir_shape *in, int nin, const
 }
 
 /* in: dy [U] (w not read); out: dx: one multiply-add per weight */
-static int64_t dense_bwd_data_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t dense_bwd_data_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)a;
     if (!any_tensor(nin, in) || !out)
         return 0;
-    return 2 * ir_shape_numel(&in[0]) * ir_shape_numel(out);
+    return 2 * op_shape_numel(&in[0]) * op_shape_numel(out);
 }
 
 /* in: dy [U], x [...]: one multiply-add per weight, plus the bias gradient's sum */
-static int64_t dense_bwd_weights_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t dense_bwd_weights_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
     if (nin < 2)
         return 0;
-    int64_t u = ir_shape_numel(&in[0]);
-    return 2 * u * ir_shape_numel(&in[1]) + (a->dense.bias ? u : 0);
+    int64_t u = op_shape_numel(&in[0]);
+    return 2 * u * op_shape_numel(&in[1]) + (a->dense.bias ? u : 0);
 }
 
-static int dense_bwd_weights_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int dense_bwd_weights_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     if (nin < 2)
         return fail(e, -1, "dense_bwd_weights expects dy and x");
-    *out = shape2(a->dense.units, ir_shape_numel(&in[1]));
+    *out = shape2(a->dense.units, op_shape_numel(&in[1]));
     return 0;
 }
 
-static int flatten_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int flatten_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     if (!any_tensor(nin, in))
         return fail(e, -1, "flatten expects one input tensor");
-    *out = shape1(ir_shape_numel(&in[0]));
+    *out = shape1(op_shape_numel(&in[0]));
     return 0;
 }
 
@@ -513,7 +513,7 @@ static int flatten_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shap
 
 enum { BN_EPS, BN_MOMENTUM, BN_NAME, BN_NARGS };
 
-static int bn_check_rank(const ir_shape *in, int nin, ir_err *e)
+static int bn_check_rank(const op_shape *in, int nin, op_err *e)
 {
     char b[SHAPE_BUF];
     if (!any_tensor(nin, in))
@@ -523,7 +523,7 @@ static int bn_check_rank(const ir_shape *in, int nin, ir_err *e)
     return 0;
 }
 
-static int bn_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int bn_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     if (bn_check_rank(in, nin, e) != 0)
         return -1;
@@ -539,7 +539,7 @@ static int bn_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in,
     return 0;
 }
 
-static int bn_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int bn_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     if (bn_check_rank(in, nin, e) != 0)
@@ -548,7 +548,7 @@ static int bn_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *ou
     return 0;
 }
 
-static int bn_params(const ir_attrs *a, const ir_shape *in, const char **suffix, ir_shape *shapes,
+static int bn_params(const op_attrs *a, const op_shape *in, const char **suffix, op_shape *shapes,
                      bool *trainable)
 {
     (void)a;
@@ -563,23 +563,23 @@ static int bn_params(const ir_attrs *a, const ir_shape *in, const char **suffix,
 
 /* inference: one scale and one shift per element (mean and variance folded into them);
  * training adds about 3 per element for the batch statistics. */
-static int64_t bn_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t bn_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
     if (!any_tensor(nin, in))
         return 0;
-    return ir_shape_numel(&in[0]) * (a->bn.training ? 5 : 2);
+    return op_shape_numel(&in[0]) * (a->bn.training ? 5 : 2);
 }
 
 /* about 8 per element: two reductions and the input gradient */
-static int64_t bn_bwd_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t bn_bwd_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)a;
     (void)out;
-    return any_tensor(nin, in) ? 8 * ir_shape_numel(&in[0]) : 0;
+    return any_tensor(nin, in) ? 8 * op_shape_numel(&in[0]) : 0;
 }
 
-static int dropout_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int dropout_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     (void)in;
     (void)nin;
@@ -592,15 +592,15 @@ static int dropout_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape
 }
 
 /* identity at inference; one multiply per element in training */
-static int64_t dropout_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t dropout_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    return any_tensor(nin, in) && a->dropout.training ? ir_shape_numel(&in[0]) : 0;
+    return any_tensor(nin, in) && a->dropout.training ? op_shape_numel(&in[0]) : 0;
 }
 
 /* ---------------------------------------------------------------- elementwise */
 
-static int same_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int same_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     if (!any_tensor(nin, in))
@@ -610,7 +610,7 @@ static int same_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *
 }
 
 /* output 0 has the shape of in[1] (maxpool_bwd's and batchnorm_bwd's x) */
-static int shape_of_second(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int shape_of_second(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     if (nin < 2 || !in)
@@ -619,7 +619,7 @@ static int shape_of_second(const ir_attrs *a, const ir_shape *in, int nin, ir_sh
     return 0;
 }
 
-static int scalar_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int scalar_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     (void)in;
@@ -630,44 +630,44 @@ static int scalar_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape
     return 0;
 }
 
-static int set_act(ir_attrs *a, ir_act act, float alpha)
+static int set_act(op_attrs *a, op_act act, float alpha)
 {
     a->act.act = act;
     a->act.alpha = alpha;
     return 0;
 }
 
-static int relu_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int relu_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     (void)args, (void)in, (void)nin, (void)e;
-    return set_act(a, IR_ACT_RELU, 0.0f);
+    return set_act(a, OP_ACT_RELU, 0.0f);
 }
 
-static int sigmoid_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int sigmoid_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     (void)args, (void)in, (void)nin, (void)e;
-    return set_act(a, IR_ACT_SIGMOID, 0.0f);
+    return set_act(a, OP_ACT_SIGMOID, 0.0f);
 }
 
-static int tanh_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int tanh_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     (void)args, (void)in, (void)nin, (void)e;
-    return set_act(a, IR_ACT_TANH, 0.0f);
+    return set_act(a, OP_ACT_TANH, 0.0f);
 }
 
-static int leaky_relu_make_attrs(ir_attrs *a, const ir_argval *args, const ir_shape *in, int nin, ir_err *e)
+static int leaky_relu_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
 {
     (void)in, (void)nin, (void)e;
-    return set_act(a, IR_ACT_LEAKY_RELU, (float)args[0].f);
+    return set_act(a, OP_ACT_LEAKY_RELU, (float)args[0].f);
 }
 
 /* k per element of input 0 */
 #define ELTWISE_FLOPS(fname, k)                                                                    \
-    static int64_t fname(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)      \
+    static int64_t fname(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)      \
     {                                                                                              \
         (void)a;                                                                                   \
         (void)out;                                                                                 \
-        return any_tensor(nin, in) ? (int64_t)(k)*ir_shape_numel(&in[0]) : 0;                      \
+        return any_tensor(nin, in) ? (int64_t)(k)*op_shape_numel(&in[0]) : 0;                      \
     }
 ELTWISE_FLOPS(flops_1, 1)        /* activations, dropout_bwd */
 ELTWISE_FLOPS(flops_2, 2)        /* act_bwd: a test and a multiply */
@@ -676,7 +676,7 @@ ELTWISE_FLOPS(flops_4, 4)        /* softmax_bwd; cross_entropy (exp, sum, log, s
 ELTWISE_FLOPS(flops_12, 12)      /* adam's update per parameter element */
 #undef ELTWISE_FLOPS
 
-static int softmax_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int softmax_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     char b[SHAPE_BUF];
@@ -690,7 +690,7 @@ static int softmax_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shap
 
 /* ---------------------------------------------------------------- concat, add */
 
-static int concat_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int concat_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     char b0[SHAPE_BUF], b1[SHAPE_BUF];
@@ -710,32 +710,32 @@ static int concat_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape
     return 0;
 }
 
-static int add_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int add_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
     char b0[SHAPE_BUF], b1[SHAPE_BUF];
     if (nin < 2 || !in)
         return fail(e, -1, "add expects at least 2 input tensors, got %d", nin);
     for (int k = 1; k < nin; k++)
-        if (!ir_shape_equal(&in[k], &in[0]))
+        if (!op_shape_equal(&in[k], &in[0]))
             return fail(e, -1, "add: the shapes differ: %s + %s", sstr(&in[0], b0), sstr(&in[k], b1));
     *out = in[0];
     return 0;
 }
 
 /* (inputs - 1) adds per element, plus 1 for a fused activation */
-static int64_t add_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t add_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
     if (nin < 2 || !in)
         return 0;
-    int64_t n = ir_shape_numel(&in[0]);
-    return (nin - 1) * n + (a->act.act != IR_ACT_NONE ? n : 0);
+    int64_t n = op_shape_numel(&in[0]);
+    return (nin - 1) * n + (a->act.act != OP_ACT_NONE ? n : 0);
 }
 
 /* ---------------------------------------------------------------- backward conv */
 
-static int conv_bwd_weights_shape(const ir_attrs *a, const ir_shape *in, int nin, ir_shape *out, ir_err *e)
+static int conv_bwd_weights_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     if (nin < 2 || !in)
         return fail(e, -1, "conv_bwd_weights expects dy and x");
@@ -745,22 +745,22 @@ static int conv_bwd_weights_shape(const ir_attrs *a, const ir_shape *in, int nin
 
 /* in: dy (w not read); out: dx [C, ...]: one multiply-add per (dy element, weight element of
  * its filter), as in the forward conv */
-static int64_t conv_bwd_data_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t conv_bwd_data_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
-    const ir_conv_attrs *c = &a->conv;
+    const op_conv_attrs *c = &a->conv;
     if (!any_tensor(nin, in) || !out || out->rank < 1 || c->groups < 1)
         return 0;
-    return 2 * ir_shape_numel(&in[0]) * (out->d[0] / c->groups) * c->kernel[0] * c->kernel[1];
+    return 2 * op_shape_numel(&in[0]) * (out->d[0] / c->groups) * c->kernel[0] * c->kernel[1];
 }
 
 /* in: dy, x: as the forward multiply-adds, plus the bias gradient's sum */
-static int64_t conv_bwd_weights_flops(const ir_attrs *a, const ir_shape *in, int nin, const ir_shape *out)
+static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    const ir_conv_attrs *c = &a->conv;
+    const op_conv_attrs *c = &a->conv;
     if (nin < 2 || !in || c->groups < 1)
         return 0;
-    int64_t ndy = ir_shape_numel(&in[0]);
+    int64_t ndy = op_shape_numel(&in[0]);
     int64_t f = 2 * ndy * (in[1].d[0] / c->groups) * c->kernel[0] * c->kernel[1];
     return f + (c->bias ? ndy : 0);
 }
@@ -777,69 +777,69 @@ static int64_t conv_bwd_weights_flops(const ir_attrs *a, const ir_shape *in, int
 #define CONV_ARGS(tuple)                                                                           \
     .nargs = CV_NARGS,                                                                             \
     .args = {                                                                                      \
-        {"filters", IR_ARG_INT, IR_ARGF_POSITIVE, NULL},                                           \
-        {"kernel", IR_ARG_INTS, IR_ARGF_POSITIVE | (tuple), NULL},                                 \
-        {"stride", IR_ARG_INTS, IR_ARGF_POSITIVE | (tuple), "1"},                                  \
-        {"pad", IR_ARG_PAD, IR_ARGF_NONNEG | (tuple), "0"},                                        \
-        {"dilation", IR_ARG_INTS, IR_ARGF_POSITIVE | (tuple), "1"},                                \
-        {"groups", IR_ARG_INT, IR_ARGF_POSITIVE, "1"},                                             \
-        {"bias", IR_ARG_BOOL, 0, "true"},                                                          \
-        {"name", IR_ARG_STRING, 0, ""},                                                            \
+        {"filters", OP_ARG_INT, OP_ARGF_POSITIVE, NULL},                                           \
+        {"kernel", OP_ARG_INTS, OP_ARGF_POSITIVE | (tuple), NULL},                                 \
+        {"stride", OP_ARG_INTS, OP_ARGF_POSITIVE | (tuple), "1"},                                  \
+        {"pad", OP_ARG_PAD, OP_ARGF_NONNEG | (tuple), "0"},                                        \
+        {"dilation", OP_ARG_INTS, OP_ARGF_POSITIVE | (tuple), "1"},                                \
+        {"groups", OP_ARG_INT, OP_ARGF_POSITIVE, "1"},                                             \
+        {"bias", OP_ARG_BOOL, 0, "true"},                                                          \
+        {"name", OP_ARG_STRING, 0, ""},                                                            \
     }
 #define POOL_ARGS                                                                                  \
     .nargs = PL_NARGS,                                                                             \
     .args = {                                                                                      \
-        {"size", IR_ARG_INTS, IR_ARGF_POSITIVE | IR_ARGF_TUPLE_OK, NULL},                          \
-        {"stride", IR_ARG_INTS, IR_ARGF_POSITIVE | IR_ARGF_TUPLE_OK, "=size"},                     \
-        {"pad", IR_ARG_INTS, IR_ARGF_NONNEG | IR_ARGF_TUPLE_OK, "0"},                              \
+        {"size", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, NULL},                          \
+        {"stride", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, "=size"},                     \
+        {"pad", OP_ARG_INTS, OP_ARGF_NONNEG | OP_ARGF_TUPLE_OK, "0"},                              \
     }
 #define LAYER(lo, hi) .is_layer = true, .callable = true, .min_inputs = (lo), .max_inputs = (hi)
 #define INTERNAL(lo, hi) .is_layer = false, .callable = false, .min_inputs = (lo), .max_inputs = (hi)
 
 /* One OPDEF_<ENUM> per X(ENUM, ...) of ops.def: the fields after op and name. */
 #define OPDEF_CONV1D LAYER(1, 1), CONV_ARGS(0), .make_attrs = conv1d_make_attrs, .shape = conv_shape, \
-    .params = conv_params, .flops = conv_flops, .grad = ir_grad_conv
-#define OPDEF_CONV2D LAYER(1, 1), CONV_ARGS(IR_ARGF_TUPLE_OK), .make_attrs = conv2d_make_attrs, \
-    .shape = conv_shape, .params = conv_params, .flops = conv_flops, .grad = ir_grad_conv
+    .params = conv_params, .flops = conv_flops, .grad = op_grad_conv
+#define OPDEF_CONV2D LAYER(1, 1), CONV_ARGS(OP_ARGF_TUPLE_OK), .make_attrs = conv2d_make_attrs, \
+    .shape = conv_shape, .params = conv_params, .flops = conv_flops, .grad = op_grad_conv
 #define OPDEF_MAXPOOL LAYER(1, 1), POOL_ARGS, .make_attrs = maxpool_make_attrs, .shape = maxpool_shape, \
-    .flops = pool_flops, .grad = ir_grad_maxpool
+    .flops = pool_flops, .grad = op_grad_maxpool
 #define OPDEF_AVGPOOL LAYER(1, 1), POOL_ARGS, .make_attrs = avgpool_make_attrs, .shape = avgpool_shape, \
-    .flops = pool_flops, .grad = ir_grad_avgpool
+    .flops = pool_flops, .grad = op_grad_avgpool
 #define OPDEF_GLOBAL_AVGPOOL LAYER(1, 1), NOARGS, .shape = global_avgpool_shape, .flops = global_avgpool_flops, \
-    .grad = ir_grad_global_avgpool
+    .grad = op_grad_global_avgpool
 #define OPDEF_DENSE LAYER(1, 1), .nargs = DN_NARGS,                                                \
     .args = {                                                                                      \
-        {"units", IR_ARG_INT, IR_ARGF_POSITIVE, NULL},                                             \
-        {"bias", IR_ARG_BOOL, 0, "true"},                                                          \
-        {"name", IR_ARG_STRING, 0, ""},                                                            \
+        {"units", OP_ARG_INT, OP_ARGF_POSITIVE, NULL},                                             \
+        {"bias", OP_ARG_BOOL, 0, "true"},                                                          \
+        {"name", OP_ARG_STRING, 0, ""},                                                            \
     },                                                                                             \
     .make_attrs = dense_make_attrs, .shape = dense_shape, .params = dense_params, .flops = dense_flops, \
-    .grad = ir_grad_dense
-#define OPDEF_FLATTEN LAYER(1, 1), NOARGS, .shape = flatten_shape, .grad = ir_grad_flatten
+    .grad = op_grad_dense
+#define OPDEF_FLATTEN LAYER(1, 1), NOARGS, .shape = flatten_shape, .grad = op_grad_flatten
 #define OPDEF_BATCHNORM LAYER(1, 1), .nargs = BN_NARGS,                                            \
     .args = {                                                                                      \
-        {"eps", IR_ARG_FLOAT, IR_ARGF_FPOS, "1e-5"},                                               \
-        {"momentum", IR_ARG_FLOAT, 0, "0.1"},                                                      \
-        {"name", IR_ARG_STRING, 0, ""},                                                            \
+        {"eps", OP_ARG_FLOAT, OP_ARGF_FPOS, "1e-5"},                                               \
+        {"momentum", OP_ARG_FLOAT, 0, "0.1"},                                                      \
+        {"name", OP_ARG_STRING, 0, ""},                                                            \
     },                                                                                             \
     .make_attrs = bn_make_attrs, .shape = bn_shape, .params = bn_params, .flops = bn_flops, \
-    .grad = ir_grad_batchnorm
-#define OPDEF_DROPOUT LAYER(1, 1), .nargs = 1, .args = {{"p", IR_ARG_FLOAT, IR_ARGF_UNIT, "0.5"}},  \
+    .grad = op_grad_batchnorm
+#define OPDEF_DROPOUT LAYER(1, 1), .nargs = 1, .args = {{"p", OP_ARG_FLOAT, OP_ARGF_UNIT, "0.5"}},  \
     .make_attrs = dropout_make_attrs, .shape = same_shape, .flops = dropout_flops, .inplace = true, \
-    .grad = ir_grad_dropout
-#define OPDEF_RELU LAYER(1, 1), NOARGS, .make_attrs = relu_make_attrs, .shape = same_shape, \
-    .flops = flops_1, .inplace = true, .grad = ir_grad_act
-#define OPDEF_SIGMOID LAYER(1, 1), NOARGS, .make_attrs = sigmoid_make_attrs, .shape = same_shape, \
-    .flops = flops_1, .inplace = true, .grad = ir_grad_act
-#define OPDEF_TANH LAYER(1, 1), NOARGS, .make_attrs = tanh_make_attrs, .shape = same_shape, \
-    .flops = flops_1, .inplace = true, .grad = ir_grad_act
-#define OPDEF_LEAKY_RELU LAYER(1, 1), .nargs = 1, .args = {{"alpha", IR_ARG_FLOAT, 0, "0.01"}},     \
+    .grad = op_grad_dropout
+#define OPDEF_RELU LAYER(1, 1), .act = OP_ACT_RELU, NOARGS, .make_attrs = relu_make_attrs, .shape = same_shape, \
+    .flops = flops_1, .inplace = true, .grad = op_grad_act
+#define OPDEF_SIGMOID LAYER(1, 1), .act = OP_ACT_SIGMOID, NOARGS, .make_attrs = sigmoid_make_attrs, .shape = same_shape, \
+    .flops = flops_1, .inplace = true, .grad = op_grad_act
+#define OPDEF_TANH LAYER(1, 1), .act = OP_ACT_TANH, NOARGS, .make_attrs = tanh_make_attrs, .shape = same_shape, \
+    .flops = flops_1, .inplace = true, .grad = op_grad_act
+#define OPDEF_LEAKY_RELU LAYER(1, 1), .act = OP_ACT_LEAKY_RELU, .nargs = 1, .args = {{"alpha", OP_ARG_FLOAT, 0, "0.01"}},     \
     .make_attrs = leaky_relu_make_attrs, .shape = same_shape, .flops = flops_1, .inplace = true, \
-    .grad = ir_grad_act
-#define OPDEF_SOFTMAX LAYER(1, 1), NOARGS, .shape = softmax_shape, .flops = flops_3, .grad = ir_grad_softmax
-#define OPDEF_CONCAT LAYER(2, IR_MAX_IN), NOARGS, .shape = concat_shape, .grad = ir_grad_concat
+    .grad = op_grad_act
+#define OPDEF_SOFTMAX LAYER(1, 1), NOARGS, .shape = softmax_shape, .flops = flops_3, .grad = op_grad_softmax
+#define OPDEF_CONCAT LAYER(2, OP_MAX_IN), NOARGS, .shape = concat_shape, .grad = op_grad_concat
 #define OPDEF_ADD .is_layer = true, .callable = false, .min_inputs = 2, .max_inputs = 2, NOARGS,    \
-    .shape = add_shape, .flops = add_flops, .inplace = true, .grad = ir_grad_add
+    .shape = add_shape, .flops = add_flops, .inplace = true, .grad = op_grad_add
 
 /* Backward ops: output shapes come from the forward values.  Where input shapes determine
  * output 0 a shape rule is given (the verifier checks it); where they do not (a strided
@@ -877,9 +877,9 @@ static int64_t conv_bwd_weights_flops(const ir_attrs *a, const ir_shape *in, int
  * at another position). */
 #define OPDEF_REORDER INTERNAL(1, 1), NOARGS, .shape = same_shape
 
-static const ir_opdef op_table[IR_OP_COUNT] = {
-#define X(e, s) [IR_OP_##e] = {.op = IR_OP_##e, .name = s, OPDEF_##e},
-#include "compiler/ops.def"
+static const op_def op_table[OP_COUNT] = {
+#define X(e, s) [OP_##e] = {.op = OP_##e, .name = #s, OPDEF_##e},
+#include "ops/ops.def"
 #undef X
 };
 
@@ -890,31 +890,31 @@ static const char *const layer_names[] = {
     "dropout", "relu", "sigmoid", "tanh", "leaky_relu", "softmax", "concat", NULL,
 };
 
-const ir_opdef *ir_opdef_get(ir_op op)
+const op_def *op_def_get(op_kind op)
 {
-    if ((int)op < 0 || op >= IR_OP_COUNT)
+    if ((int)op < 0 || op >= OP_COUNT)
         return NULL;
     return &op_table[op];
 }
 
-const ir_opdef *ir_opdef_find_layer(const char *name)
+const op_def *op_def_find_layer(const char *name)
 {
     if (!name)
         return NULL;
-    for (int k = 0; k < IR_OP_COUNT; k++)
+    for (int k = 0; k < OP_COUNT; k++)
         if (op_table[k].is_layer && op_table[k].callable && strcmp(op_table[k].name, name) == 0)
             return &op_table[k];
     return NULL;
 }
 
-const char *ir_op_name(ir_op op)
+const char *op_name(op_kind op)
 {
-    if ((int)op < 0 || op >= IR_OP_COUNT)
+    if ((int)op < 0 || op >= OP_COUNT)
         return "?";
     return op_table[op].name;
 }
 
-const char *const *ir_layer_names(void)
+const char *const *op_layer_names(void)
 {
     return layer_names;
 }

@@ -1,0 +1,55 @@
+/* Shapes and activation names (ops/op.h). */
+#include "ops/op.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+
+int64_t op_shape_numel(const op_shape *s)
+{
+    int64_t n = 1;
+    for (int k = 0; k < s->rank; k++)
+        n *= s->d[k];
+    return n;
+}
+
+bool op_shape_equal(const op_shape *a, const op_shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int k = 0; k < a->rank; k++)
+        if (a->d[k] != b->d[k])
+            return false;
+    return true;
+}
+
+char *op_shape_str(const op_shape *s, char *buf, size_t n)
+{
+    if (!buf || n == 0)
+        return buf;
+    size_t len = 0;
+    buf[0] = '\0';
+    int w = snprintf(buf, n, "[");
+    len = w > 0 ? (size_t)w : 0;
+    for (int k = 0; k < s->rank && len < n; k++) {
+        w = snprintf(buf + len, n - len, "%s%" PRId64, k ? ", " : "", s->d[k]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    if (len < n)
+        snprintf(buf + len, n - len, "]");
+    return buf;
+}
+
+const char *op_act_name(op_act a)
+{
+    switch (a) {
+    case OP_ACT_NONE: return "none";
+#define X(e, s)
+#define ACT(e, s) case OP_ACT_##e: return #s;
+#include "ops/ops.def"
+#undef ACT
+#undef X
+    }
+    return "?";
+}

@@ -1,0 +1,135 @@
+/* What an op is, below every stage: the op kinds (ops/ops.def), shapes without the batch axis,
+ * the typed attributes of each op family, and the instance a kernel runs (kind, attributes,
+ * name).  lang/ checks calls against these, compiler/ builds graphs of them, runtime/ runs them;
+ * this header includes none of those. */
+#ifndef CNN_OPS_OP_H
+#define CNN_OPS_OP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define OP_MAX_RANK 4  /* without the batch axis: [C, H, W] at most, plus room */
+#define OP_MAX_IN 16   /* a node's inputs: concat is the widest */
+#define OP_MAX_OUT 4
+#define OP_NAME_MAX 96
+
+typedef enum op_kind {
+#define X(e, s) OP_##e,
+#include "ops/ops.def"
+#undef X
+    OP_COUNT
+} op_kind;
+
+/* A shape without the batch axis.  rank 0 is a scalar (a loss). */
+typedef struct op_shape {
+    int rank;
+    int64_t d[OP_MAX_RANK];
+} op_shape;
+
+/* The memory order of a batched activation.  The logical shape (ir_value.shape, and the dims
+ * a kernel sees) stays [C, H, W] / [C, L] in both; only the order of the elements differs.
+ * Set by compiler/pass_layout.c; everything the public API exposes stays plain. */
+typedef enum op_layout {
+    OP_LAYOUT_PLAIN = 0,   /* NCHW, NCL, NC: the public layout and the reference kernels' */
+    OP_LAYOUT_NHWC,        /* channels last: NHWC for images, NWC for signals */
+} op_layout;
+
+/* The activation kinds: none, then one per ACT(...) op of ops/ops.def, in that order. */
+typedef enum op_act {
+    OP_ACT_NONE,
+#define X(e, s)
+#define ACT(e, s) OP_ACT_##e,
+#include "ops/ops.def"
+#undef ACT
+#undef X
+} op_act;
+
+/* conv1d, conv2d and their backward ops.  1-D convolutions use index 1 (width) of each pair
+ * and treat height as 1 with kernel 1, stride 1, pad 0, dilation 1, so kernels see one form. */
+typedef struct op_conv_attrs {
+    int sdims;             /* 1, 2 or 3 spatial dims */
+    int64_t filters;
+    int64_t kernel[2], stride[2], pad[2], dilation[2]; /* [h, w] */
+    /* 3-D convolutions only (sdims 3): the depth axis; 1, 1, 0, 1 for the others */
+    int64_t kernel_d, stride_d, pad_d, dilation_d;
+    int64_t groups;
+    bool bias;
+    /* fused epilogue, in this order: + residual (input after the bias), activation, maxpool */
+    bool residual;         /* an extra input: added to the conv output before act */
+    op_act act;
+    float alpha;           /* leaky_relu slope */
+    bool pool;             /* fused max pooling of the activated output */
+    int64_t pool_size[2], pool_stride[2], pool_pad[2];
+} op_conv_attrs;
+
+typedef struct op_pool_attrs {
+    int sdims;             /* 1, 2 or 3 */
+    int64_t size[2], stride[2], pad[2]; /* [h, w] */
+    int64_t size_d, stride_d, pad_d;    /* 3-D pools only (sdims 3): the depth axis */
+} op_pool_attrs;
+
+typedef struct op_dense_attrs {
+    int64_t units;
+    bool bias;
+    op_act act;            /* fused activation */
+    float alpha;
+    bool softmax;          /* fused softmax (inference) */
+} op_dense_attrs;
+
+typedef struct op_bn_attrs {
+    float eps, momentum;
+    bool training;         /* batch statistics, running-statistics update, saved mean/invstd */
+} op_bn_attrs;
+
+typedef struct op_act_attrs {
+    op_act act;            /* for the activation ops and act_bwd */
+    float alpha;
+} op_act_attrs;
+
+typedef struct op_dropout_attrs {
+    float p;
+    bool training;
+} op_dropout_attrs;
+
+typedef struct op_optim_attrs {
+    double lr, momentum, weight_decay, beta1, beta2, eps; /* double: 1 - beta2 exactly as PyTorch */
+    bool nesterov;
+} op_optim_attrs;
+
+typedef struct op_slice_attrs {
+    int64_t offset;        /* concat_bwd: first channel of this input in the concatenation */
+} op_slice_attrs;
+
+/* reorder (made by pass_layout): the value's memory order before and after */
+typedef struct op_reorder_attrs {
+    op_layout from, to;
+} op_reorder_attrs;
+
+typedef union op_attrs {
+    op_conv_attrs conv;
+    op_pool_attrs pool;
+    op_dense_attrs dense;
+    op_bn_attrs bn;
+    op_act_attrs act;
+    op_dropout_attrs dropout;
+    op_optim_attrs optim;
+    op_slice_attrs slice;
+    op_reorder_attrs reorder;
+} op_attrs;
+
+/* One op instance as a kernel sees it: the compiler's node reduced to what the kernels read. */
+typedef struct op_node {
+    op_kind op;
+    op_attrs attrs;
+    char name[OP_NAME_MAX];  /* the layer's name (conv2d_1, relu_3, ...) for messages */
+} op_node;
+
+/* Elements in one example of a shape (product of its dims). */
+int64_t op_shape_numel(const op_shape *s);
+bool op_shape_equal(const op_shape *a, const op_shape *b);
+/* "[6, 28, 28]" into buf; returns buf. */
+char *op_shape_str(const op_shape *s, char *buf, size_t n);
+const char *op_act_name(op_act a);
+
+#endif
