@@ -28,7 +28,8 @@ enum {
     OP_ARGF_NONNEG = 1 << 1,     /* every int >= 0 */
     OP_ARGF_UNIT = 1 << 2,       /* float in [0, 1) */
     OP_ARGF_FPOS = 1 << 3,       /* float > 0 */
-    OP_ARGF_TUPLE_OK = 1 << 4,   /* OP_ARG_INTS/PAD: a 2-tuple is allowed (2-D layers) */
+    OP_ARGF_TUPLE_OK = 1 << 4,   /* OP_ARG_INTS/PAD: a 2-tuple (h, w) is allowed (2-D layers) */
+    OP_ARGF_TRIPLE_OK = 1 << 5,  /* OP_ARG_INTS/PAD: a 3-tuple (d, h, w) is allowed (3-D layers) */
 };
 
 /* A checked compile-time argument value. */
