@@ -12,13 +12,15 @@ void op_conv_view4(const op_tensor *t, int64_t *n, int64_t *c, int64_t *h, int64
     *w = t->d[t->rank - 1];
 }
 
-/* Checks the attributes against the input shape x and the weight shape wt and fills g. */
-int op_conv_geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
-                      const char *name, op_conv_geom *g, char *err, size_t errlen)
+/* Checks the attributes against the input shape x and the weight shape wt and fills g;
+ * sdims 3 only when allow3. */
+static int geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
+                     const char *name, op_conv_geom *g, bool allow3, char *err, size_t errlen)
 {
     char s1[64], s2[64];
-    if (a->sdims != 1 && a->sdims != 2)
-        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2", name, a->sdims);
+    if (a->sdims != 1 && a->sdims != 2 && !(allow3 && a->sdims == 3))
+        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2%s", name, a->sdims,
+                        allow3 ? " or 3" : "");
     if (x->rank != a->sdims + 2)
         return ref_fail(err, errlen, "%s: %d-D convolution needs a rank-%d input, got %s", name,
                         a->sdims, a->sdims + 2, ref_shape_str(x, s1, sizeof s1));
@@ -38,7 +40,17 @@ int op_conv_geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tenso
                             "%s: bad geometry kernel %lld, stride %lld, dilation %lld, pad %lld",
                             name, (long long)a->kernel[i], (long long)a->stride[i],
                             (long long)a->dilation[i], (long long)a->pad[i]);
-    op_conv_view4(x, &g->n, &g->c, &g->h, &g->w);
+    bool three = a->sdims == 3;
+    if (three && (a->kernel_d < 1 || a->stride_d < 1 || a->dilation_d < 1 || a->pad_d < 0))
+        return ref_fail(err, errlen,
+                        "%s: bad depth geometry kernel %lld, stride %lld, dilation %lld, pad %lld",
+                        name, (long long)a->kernel_d, (long long)a->stride_d,
+                        (long long)a->dilation_d, (long long)a->pad_d);
+    g->n = x->d[0];
+    g->c = x->d[1];
+    g->d = three ? x->d[2] : 1;
+    g->h = x->rank >= 4 ? x->d[x->rank - 2] : 1;
+    g->w = x->d[x->rank - 1];
     g->f = wt->d[0];
     g->g = a->groups;
     if (g->g < 1 || g->c % g->g != 0 || g->f % g->g != 0)
@@ -57,19 +69,45 @@ int op_conv_geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tenso
     g->pw = a->pad[1];
     g->dh = a->dilation[0];
     g->dw = a->dilation[1];
-    int64_t wkh = a->sdims == 2 ? wt->d[2] : 1;
-    if (wt->d[1] != g->cpg || wkh != g->kh || wt->d[wt->rank - 1] != g->kw)
+    g->kd = three ? a->kernel_d : 1;
+    g->sd = three ? a->stride_d : 1;
+    g->pd = three ? a->pad_d : 0;
+    g->dd = three ? a->dilation_d : 1;
+    int64_t wkh = a->sdims >= 2 ? wt->d[wt->rank - 2] : 1;
+    int64_t wkd = three ? wt->d[2] : 1;
+    if (wt->d[1] != g->cpg || wkd != g->kd || wkh != g->kh || wt->d[wt->rank - 1] != g->kw) {
+        if (three)
+            return ref_fail(err, errlen,
+                            "%s: weight %s does not fit input %s with %lld groups and kernel "
+                            "%lldx%lldx%lld", name, ref_shape_str(wt, s1, sizeof s1),
+                            ref_shape_str(x, s2, sizeof s2), (long long)g->g, (long long)g->kd,
+                            (long long)g->kh, (long long)g->kw);
         return ref_fail(err, errlen,
                         "%s: weight %s does not fit input %s with %lld groups and kernel %lldx%lld",
                         name, ref_shape_str(wt, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
                         (long long)g->g, (long long)g->kh, (long long)g->kw);
+    }
+    g->od = (g->d + 2 * g->pd - g->dd * (g->kd - 1) - 1) / g->sd + 1;
     g->oh = (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1) / g->sh + 1;
     g->ow = (g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1) / g->sw + 1;
-    if (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1 < 0 ||
+    if (g->d + 2 * g->pd - g->dd * (g->kd - 1) - 1 < 0 ||
+        g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1 < 0 ||
         g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1 < 0)
         return ref_fail(err, errlen, "%s: input %s is smaller than the kernel", name,
                         ref_shape_str(x, s1, sizeof s1));
     return 0;
+}
+
+int op_conv_geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
+                      const char *name, op_conv_geom *g, char *err, size_t errlen)
+{
+    return geom_make(a, x, wt, name, g, false, err, errlen);
+}
+
+int op_conv_geom_make3(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
+                       const char *name, op_conv_geom *g, char *err, size_t errlen)
+{
+    return geom_make(a, x, wt, name, g, true, err, errlen);
 }
 
 /* Checks that t is [n, c, (h,) w] in the rank of the convolution. */
@@ -90,3 +128,17 @@ int op_conv_check_act(const op_tensor *t, int sdims, int64_t n, int64_t c, int64
                     (long long)w);
 }
 
+
+int op_conv_check_act3(const op_tensor *t, int sdims, int64_t n, int64_t c, int64_t d, int64_t h,
+                       int64_t w, const char *name, const char *what, char *err, size_t errlen)
+{
+    char s1[64];
+    if (sdims != 3)
+        return op_conv_check_act(t, sdims, n, c, h, w, name, what, err, errlen);
+    if (t->rank == 5 && t->d[0] == n && t->d[1] == c && t->d[2] == d && t->d[3] == h &&
+        t->d[4] == w)
+        return 0;
+    return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld, %lld, %lld, %lld]", name,
+                    what, ref_shape_str(t, s1, sizeof s1), (long long)n, (long long)c,
+                    (long long)d, (long long)h, (long long)w);
+}

@@ -1,7 +1,9 @@
-/* Reference convolution: forward (1-D and 2-D, stride, padding, dilation, groups, and the fused
- * epilogue bias -> + residual -> activation -> max pooling), backward to the data and to the
- * weights and bias.  Cross-correlation as in PyTorch.  1-D tensors [N,C,W] are read as
- * [N,C,1,W]; the attributes then hold the trivial height at index 0.  Sums are in double; each
+/* Reference convolution: forward (1-D, 2-D and 3-D, stride, padding, dilation, groups, and the
+ * fused epilogue bias -> + residual -> activation -> max pooling; the fused pooling is 2-D and
+ * 1-D only), backward to the data and to the weights and bias.  Cross-correlation as in
+ * PyTorch.  Every convolution runs as a 3-D one: 2-D tensors [N,C,H,W] are read as
+ * [N,C,1,H,W] and 1-D ones [N,C,W] as [N,C,1,1,W]; the attributes then hold the trivial height
+ * at index 0 and the depth geometry is 1, 1, 0, 1 (op_conv_geom_make3).  Sums are in double; each
  * output element is computed by one thread in a fixed order, so results do not depend on the
  * thread count. */
 #include <stdlib.h>
@@ -51,29 +53,37 @@ static void tap_range(int64_t out, int64_t in, int64_t s, int64_t p, int64_t off
     *hi = h;
 }
 
-/* The raw convolution of filter f over batch item n into acc (oh*ow doubles).  Every element
- * sums its terms in the same order: input channel, tap row, tap column. */
+/* The raw convolution of filter f over batch item n into acc (od*oh*ow doubles).  Every
+ * element sums its terms in the same order: input channel, tap slice, tap row, tap column. */
 static void conv_plane(const op_conv_geom *g, const float *x, const float *w, int64_t n, int64_t f,
                        double *acc)
 {
-    int64_t grp = f / g->fpg;
-    for (int64_t k = 0; k < g->oh * g->ow; k++)
+    int64_t grp = f / g->fpg, hw = g->h * g->w, ohw = g->oh * g->ow;
+    for (int64_t k = 0; k < g->od * ohw; k++)
         acc[k] = 0.0;
     for (int64_t cl = 0; cl < g->cpg; cl++) {
-        const float *xc = x + (n * g->c + grp * g->cpg + cl) * g->h * g->w;
-        const float *wc = w + (f * g->cpg + cl) * g->kh * g->kw;
-        for (int64_t i = 0; i < g->kh; i++) {
-            int64_t oh0, oh1;
-            tap_range(g->oh, g->h, g->sh, g->ph, i * g->dh, &oh0, &oh1);
-            for (int64_t j = 0; j < g->kw; j++) {
-                int64_t ow0, ow1, col = j * g->dw - g->pw;
-                tap_range(g->ow, g->w, g->sw, g->pw, j * g->dw, &ow0, &ow1);
-                double wv = wc[i * g->kw + j];
-                for (int64_t oh = oh0; oh < oh1; oh++) {
-                    const float *xr = xc + (oh * g->sh - g->ph + i * g->dh) * g->w;
-                    double *ar = acc + oh * g->ow;
-                    for (int64_t ow = ow0; ow < ow1; ow++)
-                        ar[ow] += (double)xr[ow * g->sw + col] * wv;
+        const float *xc = x + (n * g->c + grp * g->cpg + cl) * g->d * hw;
+        const float *wc = w + (f * g->cpg + cl) * g->kd * g->kh * g->kw;
+        for (int64_t t = 0; t < g->kd; t++) {
+            int64_t od0, od1;
+            tap_range(g->od, g->d, g->sd, g->pd, t * g->dd, &od0, &od1);
+            for (int64_t i = 0; i < g->kh; i++) {
+                int64_t oh0, oh1;
+                tap_range(g->oh, g->h, g->sh, g->ph, i * g->dh, &oh0, &oh1);
+                for (int64_t j = 0; j < g->kw; j++) {
+                    int64_t ow0, ow1, col = j * g->dw - g->pw;
+                    tap_range(g->ow, g->w, g->sw, g->pw, j * g->dw, &ow0, &ow1);
+                    double wv = wc[(t * g->kh + i) * g->kw + j];
+                    for (int64_t od = od0; od < od1; od++) {
+                        const float *xs = xc + (od * g->sd - g->pd + t * g->dd) * hw;
+                        double *as = acc + od * ohw;
+                        for (int64_t oh = oh0; oh < oh1; oh++) {
+                            const float *xr = xs + (oh * g->sh - g->ph + i * g->dh) * g->w;
+                            double *ar = as + oh * g->ow;
+                            for (int64_t ow = ow0; ow < ow1; ow++)
+                                ar[ow] += (double)xr[ow * g->sw + col] * wv;
+                        }
+                    }
                 }
             }
         }
@@ -97,8 +107,11 @@ OP_REF_KERNEL(op_ref_conv)
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
                         name, want, a->bias ? "on" : "off", a->residual ? "on" : "off", c->nin);
     op_conv_geom g;
-    if (op_conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
+    if (op_conv_geom_make3(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
+    if (a->pool && a->sdims == 3)
+        return ref_fail(err, errlen, "%s: fused pooling is for 1-D and 2-D convolutions only",
+                        name);
     const float *x = c->in[0].data, *w = c->in[1].data, *b = NULL, *r = NULL;
     int k = 2;
     if (a->bias) {
@@ -107,8 +120,8 @@ OP_REF_KERNEL(op_ref_conv)
         b = c->in[k++].data;
     }
     if (a->residual) {
-        if (op_conv_check_act(&c->in[k], a->sdims, g.n, g.f, g.oh, g.ow, name, "residual", err,
-                            errlen))
+        if (op_conv_check_act3(&c->in[k], a->sdims, g.n, g.f, g.od, g.oh, g.ow, name, "residual",
+                               err, errlen))
             return -1;
         r = c->in[k++].data;
     }
@@ -135,12 +148,14 @@ OP_REF_KERNEL(op_ref_conv)
         yh = pool_out(g.oh, psh, pst_h, pph);
         yw = pool_out(g.ow, psw, pst_w, ppw);
     }
-    if (op_conv_check_act(&c->out[0], a->sdims, g.n, g.f, yh, yw, name, "output", err, errlen))
+    if (op_conv_check_act3(&c->out[0], a->sdims, g.n, g.f, g.od, yh, yw, name, "output", err,
+                           errlen))
         return -1;
     float *y = c->out[0].data;
 
     int nt = ref_threads(c);
-    size_t plane = (size_t)(g.oh * g.ow) > 0 ? (size_t)(g.oh * g.ow) : 1;
+    int64_t ovol = g.od * g.oh * g.ow, yvol = g.od * yh * yw; /* od is 1 when pooling */
+    size_t plane = (size_t)ovol > 0 ? (size_t)ovol : 1;
     double *acc = malloc((size_t)nt * plane * sizeof(double));
     float *act = a->pool ? malloc((size_t)nt * plane * sizeof(float)) : NULL;
     if (!acc || (a->pool && !act)) {
@@ -149,7 +164,7 @@ OP_REF_KERNEL(op_ref_conv)
         return ref_fail(err, errlen, "%s: out of memory", name);
     }
 
-    /* y is (N, F, yh, yw); each (n, f) plane is written by one thread */
+    /* y is (N, F, (od,) yh, yw); each (n, f) volume is written by one thread */
 #pragma omp parallel num_threads(nt)
     {
         double *accp = acc + (size_t)thread_index() * plane;
@@ -160,10 +175,10 @@ OP_REF_KERNEL(op_ref_conv)
                 conv_plane(&g, x, w, n, f, accp);
                 /* epilogue: act((float)(sum + b) + r), rounded as the unfused sequence
                  * conv(+bias) -> add -> activation rounds */
-                float *yp = y + (n * g.f + f) * yh * yw;
+                float *yp = y + (n * g.f + f) * yvol;
                 float *vp = actp ? actp : yp;
-                const float *rp = r ? r + (n * g.f + f) * g.oh * g.ow : NULL;
-                for (int64_t e = 0; e < g.oh * g.ow; e++) {
+                const float *rp = r ? r + (n * g.f + f) * ovol : NULL;
+                for (int64_t e = 0; e < ovol; e++) {
                     double sum = accp[e];
                     if (b)
                         sum += (double)b[f];
@@ -209,19 +224,21 @@ OP_REF_KERNEL(op_ref_conv_bwd_data)
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
     op_conv_geom g;
-    if (op_conv_geom_make(a, &c->out[0], &c->in[1], name, &g, err, errlen))
+    if (op_conv_geom_make3(a, &c->out[0], &c->in[1], name, &g, err, errlen))
         return -1;
-    if (op_conv_check_act(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
+    if (op_conv_check_act3(&c->in[0], a->sdims, g.n, g.f, g.od, g.oh, g.ow, name, "dy", err,
+                           errlen))
         return -1;
     const float *dy = c->in[0].data, *w = c->in[1].data;
     float *dx = c->out[0].data;
     int nt = ref_threads(c);
-    size_t plane = (size_t)(g.h * g.w);
+    int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
+    size_t plane = (size_t)(g.d * hw);
     double *acc = malloc((size_t)nt * (plane > 0 ? plane : 1) * sizeof(double));
     if (!acc)
         return ref_fail(err, errlen, "%s: out of memory", name);
 
-    /* dx is (N, C, H, W); each (n, c) plane is written by one thread */
+    /* dx is (N, C, (D,) H, W); each (n, c) volume is written by one thread */
 #pragma omp parallel num_threads(nt)
     {
         double *dxd = acc + (size_t)thread_index() * plane;
@@ -232,20 +249,28 @@ OP_REF_KERNEL(op_ref_conv_bwd_data)
                 for (size_t k = 0; k < plane; k++)
                     dxd[k] = 0.0;
                 for (int64_t f = grp * g.fpg; f < (grp + 1) * g.fpg; f++) {
-                    const float *dyp = dy + (n * g.f + f) * g.oh * g.ow;
-                    const float *wp = w + (f * g.cpg + cl) * g.kh * g.kw;
-                    for (int64_t i = 0; i < g.kh; i++) {
-                        int64_t oh0, oh1;
-                        tap_range(g.oh, g.h, g.sh, g.ph, i * g.dh, &oh0, &oh1);
-                        for (int64_t j = 0; j < g.kw; j++) {
-                            int64_t ow0, ow1, col = j * g.dw - g.pw;
-                            tap_range(g.ow, g.w, g.sw, g.pw, j * g.dw, &ow0, &ow1);
-                            double wv = wp[i * g.kw + j];
-                            for (int64_t oh = oh0; oh < oh1; oh++) {
-                                double *dr = dxd + (oh * g.sh - g.ph + i * g.dh) * g.w;
-                                const float *dyr = dyp + oh * g.ow;
-                                for (int64_t ow = ow0; ow < ow1; ow++)
-                                    dr[ow * g.sw + col] += (double)dyr[ow] * wv;
+                    const float *dyp = dy + (n * g.f + f) * g.od * ohw;
+                    const float *wp = w + (f * g.cpg + cl) * g.kd * g.kh * g.kw;
+                    for (int64_t t = 0; t < g.kd; t++) {
+                        int64_t od0, od1;
+                        tap_range(g.od, g.d, g.sd, g.pd, t * g.dd, &od0, &od1);
+                        for (int64_t i = 0; i < g.kh; i++) {
+                            int64_t oh0, oh1;
+                            tap_range(g.oh, g.h, g.sh, g.ph, i * g.dh, &oh0, &oh1);
+                            for (int64_t j = 0; j < g.kw; j++) {
+                                int64_t ow0, ow1, col = j * g.dw - g.pw;
+                                tap_range(g.ow, g.w, g.sw, g.pw, j * g.dw, &ow0, &ow1);
+                                double wv = wp[(t * g.kh + i) * g.kw + j];
+                                for (int64_t od = od0; od < od1; od++) {
+                                    double *ds = dxd + (od * g.sd - g.pd + t * g.dd) * hw;
+                                    const float *dys = dyp + od * ohw;
+                                    for (int64_t oh = oh0; oh < oh1; oh++) {
+                                        double *dr = ds + (oh * g.sh - g.ph + i * g.dh) * g.w;
+                                        const float *dyr = dys + oh * g.ow;
+                                        for (int64_t ow = ow0; ow < ow1; ow++)
+                                            dr[ow * g.sw + col] += (double)dyr[ow] * wv;
+                                    }
+                                }
                             }
                         }
                     }
@@ -274,9 +299,10 @@ OP_REF_KERNEL(op_ref_conv_bwd_weights)
         return ref_fail(err, errlen, "%s: expected %d outputs (bias %s), got %d", name, want,
                         a->bias ? "on" : "off", c->nout);
     op_conv_geom g;
-    if (op_conv_geom_make(a, &c->in[1], &c->out[0], name, &g, err, errlen))
+    if (op_conv_geom_make3(a, &c->in[1], &c->out[0], name, &g, err, errlen))
         return -1;
-    if (op_conv_check_act(&c->in[0], a->sdims, g.n, g.f, g.oh, g.ow, name, "dy", err, errlen))
+    if (op_conv_check_act3(&c->in[0], a->sdims, g.n, g.f, g.od, g.oh, g.ow, name, "dy", err,
+                           errlen))
         return -1;
     if (a->bias && check_bias(&c->out[1], g.f, name, "bias gradient", err, errlen))
         return -1;
@@ -284,29 +310,39 @@ OP_REF_KERNEL(op_ref_conv_bwd_weights)
     float *dw = c->out[0].data, *db = a->bias ? c->out[1].data : NULL;
     int nt = ref_threads(c);
 
-    /* dw is (F, C/g, kh, kw) */
+    int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
+
+    /* dw is (F, C/g, (kd,) kh, kw) */
 #pragma omp parallel for collapse(2) schedule(static) num_threads(nt)
     for (int64_t f = 0; f < g.f; f++) {
         for (int64_t cl = 0; cl < g.cpg; cl++) {
             int64_t ch = (f / g.fpg) * g.cpg + cl;
-            for (int64_t i = 0; i < g.kh; i++) {
-                int64_t oh0, oh1;
-                tap_range(g.oh, g.h, g.sh, g.ph, i * g.dh, &oh0, &oh1);
-                for (int64_t j = 0; j < g.kw; j++) {
-                    int64_t ow0, ow1, col = j * g.dw - g.pw;
-                    tap_range(g.ow, g.w, g.sw, g.pw, j * g.dw, &ow0, &ow1);
-                    double acc = 0.0;
-                    for (int64_t n = 0; n < g.n; n++) {
-                        const float *dyp = dy + (n * g.f + f) * g.oh * g.ow;
-                        const float *xp = x + (n * g.c + ch) * g.h * g.w;
-                        for (int64_t oh = oh0; oh < oh1; oh++) {
-                            const float *xr = xp + (oh * g.sh - g.ph + i * g.dh) * g.w;
-                            const float *dyr = dyp + oh * g.ow;
-                            for (int64_t ow = ow0; ow < ow1; ow++)
-                                acc += (double)dyr[ow] * (double)xr[ow * g.sw + col];
+            for (int64_t t = 0; t < g.kd; t++) {
+                int64_t od0, od1;
+                tap_range(g.od, g.d, g.sd, g.pd, t * g.dd, &od0, &od1);
+                for (int64_t i = 0; i < g.kh; i++) {
+                    int64_t oh0, oh1;
+                    tap_range(g.oh, g.h, g.sh, g.ph, i * g.dh, &oh0, &oh1);
+                    for (int64_t j = 0; j < g.kw; j++) {
+                        int64_t ow0, ow1, col = j * g.dw - g.pw;
+                        tap_range(g.ow, g.w, g.sw, g.pw, j * g.dw, &ow0, &ow1);
+                        double acc = 0.0;
+                        for (int64_t n = 0; n < g.n; n++) {
+                            const float *dyp = dy + (n * g.f + f) * g.od * ohw;
+                            const float *xp = x + (n * g.c + ch) * g.d * hw;
+                            for (int64_t od = od0; od < od1; od++) {
+                                const float *xs = xp + (od * g.sd - g.pd + t * g.dd) * hw;
+                                const float *dys = dyp + od * ohw;
+                                for (int64_t oh = oh0; oh < oh1; oh++) {
+                                    const float *xr = xs + (oh * g.sh - g.ph + i * g.dh) * g.w;
+                                    const float *dyr = dys + oh * g.ow;
+                                    for (int64_t ow = ow0; ow < ow1; ow++)
+                                        acc += (double)dyr[ow] * (double)xr[ow * g.sw + col];
+                                }
+                            }
                         }
+                        dw[(((f * g.cpg + cl) * g.kd + t) * g.kh + i) * g.kw + j] = (float)acc;
                     }
-                    dw[((f * g.cpg + cl) * g.kh + i) * g.kw + j] = (float)acc;
                 }
             }
         }
@@ -316,8 +352,8 @@ OP_REF_KERNEL(op_ref_conv_bwd_weights)
         for (int64_t f = 0; f < g.f; f++) {
             double acc = 0.0;
             for (int64_t n = 0; n < g.n; n++) {
-                const float *dyp = dy + (n * g.f + f) * g.oh * g.ow;
-                for (int64_t k = 0; k < g.oh * g.ow; k++)
+                const float *dyp = dy + (n * g.f + f) * g.od * ohw;
+                for (int64_t k = 0; k < g.od * ohw; k++)
                     acc += dyp[k];
             }
             db[f] = (float)acc;

@@ -1,17 +1,19 @@
-/* Reference pooling: max and average pooling (1-D and 2-D, stride, padding, PyTorch's floor
- * mode), global average pooling, and their backward.  Max pooling pads with -inf (padding is
- * never chosen) and sends the gradient to the first maximum of each window in row-major scan
- * order; average pooling counts padding as zeros (divides by size_h*size_w always).  1-D
- * tensors [N,C,W] are read as [N,C,1,W].  Work is split over (batch, channel) planes, so no
- * two threads write the same element. */
+/* Reference pooling: max and average pooling (1-D, 2-D and 3-D, stride, padding, PyTorch's
+ * floor mode), global average pooling, and their backward.  Max pooling pads with -inf (padding
+ * is never chosen) and sends the gradient to the first maximum of each window in row-major scan
+ * order (slice, row, column); average pooling counts padding as zeros (divides by
+ * size_d*size_h*size_w always).  Every pool runs as a 3-D one: 2-D tensors [N,C,H,W] are read
+ * as [N,C,1,H,W] and 1-D ones [N,C,W] as [N,C,1,1,W], with depth size 1, stride 1, pad 0.
+ * Work is split over (batch, channel) volumes, so no two threads write the same element. */
 #include <string.h>
 
 #include "ops/ref_common.h"
 
 typedef struct pool_geom {
-    int64_t n, c, h, w;   /* input [n, c, h, w] */
-    int64_t kh, kw, sh, sw, ph, pw;
-    int64_t oh, ow;
+    int sdims;
+    int64_t n, c, d, h, w;   /* input [n, c, (d,) (h,) w] */
+    int64_t kd, kh, kw, sd, sh, sw, pd, ph, pw;
+    int64_t od, oh, ow;
 } pool_geom;
 
 /* Checks the attributes against the input shape x and fills g.  max: padding must be smaller
@@ -20,8 +22,8 @@ static int pool_geom_make(const op_pool_attrs *a, const op_tensor *x, bool max, 
                           pool_geom *g, char *err, size_t errlen)
 {
     char s1[64];
-    if (a->sdims != 1 && a->sdims != 2)
-        return ref_fail(err, errlen, "%s: sdims is %d, expected 1 or 2", name, a->sdims);
+    if (a->sdims != 1 && a->sdims != 2 && a->sdims != 3)
+        return ref_fail(err, errlen, "%s: sdims is %d, expected 1, 2 or 3", name, a->sdims);
     if (x->rank != a->sdims + 2)
         return ref_fail(err, errlen, "%s: %d-D pooling needs a rank-%d tensor, got %s", name,
                         a->sdims, a->sdims + 2, ref_shape_str(x, s1, sizeof s1));
@@ -39,55 +41,88 @@ static int pool_geom_make(const op_pool_attrs *a, const op_tensor *x, bool max, 
             return ref_fail(err, errlen, "%s: pad %lld must be smaller than size %lld", name,
                             (long long)a->pad[i], (long long)a->size[i]);
     }
+    bool three = a->sdims == 3;
+    if (three) {
+        if (a->size_d < 1 || a->stride_d < 1 || a->pad_d < 0)
+            return ref_fail(err, errlen, "%s: bad depth geometry size %lld, stride %lld, pad %lld",
+                            name, (long long)a->size_d, (long long)a->stride_d,
+                            (long long)a->pad_d);
+        if (max && a->pad_d >= a->size_d)
+            return ref_fail(err, errlen, "%s: depth pad %lld must be smaller than size %lld",
+                            name, (long long)a->pad_d, (long long)a->size_d);
+    }
+    g->sdims = a->sdims;
     g->n = x->d[0];
     g->c = x->d[1];
-    g->h = x->rank == 4 ? x->d[2] : 1;
+    g->d = three ? x->d[2] : 1;
+    g->h = x->rank >= 4 ? x->d[x->rank - 2] : 1;
     g->w = x->d[x->rank - 1];
+    g->kd = three ? a->size_d : 1;
     g->kh = a->size[0];
     g->kw = a->size[1];
+    g->sd = three ? a->stride_d : 1;
     g->sh = a->stride[0];
     g->sw = a->stride[1];
+    g->pd = three ? a->pad_d : 0;
     g->ph = a->pad[0];
     g->pw = a->pad[1];
+    if (three && (g->d + 2 * g->pd < g->kd || g->h + 2 * g->ph < g->kh ||
+                  g->w + 2 * g->pw < g->kw))
+        return ref_fail(err, errlen, "%s: input %s is smaller than the %lldx%lldx%lld window",
+                        name, ref_shape_str(x, s1, sizeof s1), (long long)g->kd,
+                        (long long)g->kh, (long long)g->kw);
     if (g->h + 2 * g->ph < g->kh || g->w + 2 * g->pw < g->kw)
         return ref_fail(err, errlen, "%s: input %s is smaller than the %lldx%lld window", name,
                         ref_shape_str(x, s1, sizeof s1), (long long)g->kh, (long long)g->kw);
+    g->od = (g->d + 2 * g->pd - g->kd) / g->sd + 1;
     g->oh = (g->h + 2 * g->ph - g->kh) / g->sh + 1;
     g->ow = (g->w + 2 * g->pw - g->kw) / g->sw + 1;
     return 0;
 }
 
-/* Checks that t is the pooled shape [n, c, (oh,) ow]. */
+/* Checks that t is the pooled shape [n, c, (od,) (oh,) ow]. */
 static int check_pooled(const op_tensor *t, const op_tensor *x, const pool_geom *g,
                         const char *name, const char *what, char *err, size_t errlen)
 {
     char s1[64], s2[64];
     bool ok = t->rank == x->rank && t->d[0] == g->n && t->d[1] == g->c &&
-              (t->rank == 3 || t->d[2] == g->oh) && t->d[t->rank - 1] == g->ow;
+              (t->rank != 5 || t->d[2] == g->od) && (t->rank == 3 || t->d[t->rank - 2] == g->oh) &&
+              t->d[t->rank - 1] == g->ow;
     if (ok)
         return 0;
+    if (g->sdims == 3)
+        return ref_fail(err, errlen, "%s: %s is %s, input %s pools to %lldx%lldx%lld", name,
+                        what, ref_shape_str(t, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
+                        (long long)g->od, (long long)g->oh, (long long)g->ow);
     return ref_fail(err, errlen, "%s: %s is %s, input %s pools to %lldx%lld", name, what,
                     ref_shape_str(t, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
                     (long long)g->oh, (long long)g->ow);
 }
 
-/* The row-major index within the (h, w) plane of the first maximum of window (oy, ox). */
-static int64_t max_index(const pool_geom *g, const float *xp, int64_t oy, int64_t ox)
+/* The row-major index within the (d, h, w) volume of the first maximum of window
+ * (oz, oy, ox). */
+static int64_t max_index(const pool_geom *g, const float *xp, int64_t oz, int64_t oy, int64_t ox)
 {
     float m = -INFINITY;
     int64_t best = -1;
-    for (int64_t i = 0; i < g->kh; i++) {
-        int64_t ih = oy * g->sh - g->ph + i;
-        if (ih < 0 || ih >= g->h)
+    for (int64_t t = 0; t < g->kd; t++) {
+        int64_t id = oz * g->sd - g->pd + t;
+        if (id < 0 || id >= g->d)
             continue;
-        for (int64_t j = 0; j < g->kw; j++) {
-            int64_t iw = ox * g->sw - g->pw + j;
-            if (iw < 0 || iw >= g->w)
+        for (int64_t i = 0; i < g->kh; i++) {
+            int64_t ih = oy * g->sh - g->ph + i;
+            if (ih < 0 || ih >= g->h)
                 continue;
-            float v = xp[ih * g->w + iw];
-            if (best < 0 || v > m) {
-                m = v;
-                best = ih * g->w + iw;
+            for (int64_t j = 0; j < g->kw; j++) {
+                int64_t iw = ox * g->sw - g->pw + j;
+                if (iw < 0 || iw >= g->w)
+                    continue;
+                int64_t k = (id * g->h + ih) * g->w + iw;
+                float v = xp[k];
+                if (best < 0 || v > m) {
+                    m = v;
+                    best = k;
+                }
             }
         }
     }
@@ -106,14 +141,15 @@ OP_REF_KERNEL(op_ref_maxpool)
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
 
-    /* x is (N, C, H, W), y is (N, C, OH, OW) */
+    /* x is (N, C, D, H, W), y is (N, C, OD, OH, OW) */
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t p = 0; p < g.n * g.c; p++) {
-        const float *xp = x + p * g.h * g.w;
-        float *yp = y + p * g.oh * g.ow;
-        for (int64_t oy = 0; oy < g.oh; oy++)
-            for (int64_t ox = 0; ox < g.ow; ox++)
-                yp[oy * g.ow + ox] = xp[max_index(&g, xp, oy, ox)];
+        const float *xp = x + p * g.d * g.h * g.w;
+        float *yp = y + p * g.od * g.oh * g.ow;
+        for (int64_t oz = 0; oz < g.od; oz++)
+            for (int64_t oy = 0; oy < g.oh; oy++)
+                for (int64_t ox = 0; ox < g.ow; ox++)
+                    yp[(oz * g.oh + oy) * g.ow + ox] = xp[max_index(&g, xp, oz, oy, ox)];
     }
     return 0;
 }
@@ -137,13 +173,14 @@ OP_REF_KERNEL(op_ref_maxpool_bwd)
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t p = 0; p < g.n * g.c; p++) {
-        const float *xp = x + p * g.h * g.w;
-        const float *dyp = dy + p * g.oh * g.ow;
-        float *dxp = dx + p * g.h * g.w;
-        memset(dxp, 0, (size_t)(g.h * g.w) * sizeof(float));
-        for (int64_t oy = 0; oy < g.oh; oy++)
-            for (int64_t ox = 0; ox < g.ow; ox++)
-                dxp[max_index(&g, xp, oy, ox)] += dyp[oy * g.ow + ox];
+        const float *xp = x + p * g.d * g.h * g.w;
+        const float *dyp = dy + p * g.od * g.oh * g.ow;
+        float *dxp = dx + p * g.d * g.h * g.w;
+        memset(dxp, 0, (size_t)(g.d * g.h * g.w) * sizeof(float));
+        for (int64_t oz = 0; oz < g.od; oz++)
+            for (int64_t oy = 0; oy < g.oh; oy++)
+                for (int64_t ox = 0; ox < g.ow; ox++)
+                    dxp[max_index(&g, xp, oz, oy, ox)] += dyp[(oz * g.oh + oy) * g.ow + ox];
     }
     return 0;
 }
@@ -159,34 +196,42 @@ OP_REF_KERNEL(op_ref_avgpool)
         return -1;
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
-    double area = (double)(g.kh * g.kw);
+    double area = (double)(g.kd * g.kh * g.kw);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t p = 0; p < g.n * g.c; p++) {
-        const float *xp = x + p * g.h * g.w;
-        float *yp = y + p * g.oh * g.ow;
-        for (int64_t oy = 0; oy < g.oh; oy++) {
-            for (int64_t ox = 0; ox < g.ow; ox++) {
-                double s = 0.0;
-                for (int64_t i = 0; i < g.kh; i++) {
-                    int64_t ih = oy * g.sh - g.ph + i;
-                    if (ih < 0 || ih >= g.h)
-                        continue;
-                    for (int64_t j = 0; j < g.kw; j++) {
-                        int64_t iw = ox * g.sw - g.pw + j;
-                        if (iw >= 0 && iw < g.w)
-                            s += xp[ih * g.w + iw];
+        const float *xp = x + p * g.d * g.h * g.w;
+        float *yp = y + p * g.od * g.oh * g.ow;
+        for (int64_t oz = 0; oz < g.od; oz++) {
+            for (int64_t oy = 0; oy < g.oh; oy++) {
+                for (int64_t ox = 0; ox < g.ow; ox++) {
+                    double s = 0.0;
+                    for (int64_t t = 0; t < g.kd; t++) {
+                        int64_t id = oz * g.sd - g.pd + t;
+                        if (id < 0 || id >= g.d)
+                            continue;
+                        const float *xs = xp + id * g.h * g.w;
+                        for (int64_t i = 0; i < g.kh; i++) {
+                            int64_t ih = oy * g.sh - g.ph + i;
+                            if (ih < 0 || ih >= g.h)
+                                continue;
+                            for (int64_t j = 0; j < g.kw; j++) {
+                                int64_t iw = ox * g.sw - g.pw + j;
+                                if (iw >= 0 && iw < g.w)
+                                    s += xs[ih * g.w + iw];
+                            }
+                        }
                     }
+                    yp[(oz * g.oh + oy) * g.ow + ox] = (float)(s / area);
                 }
-                yp[oy * g.ow + ox] = (float)(s / area);
             }
         }
     }
     return 0;
 }
 
-/* dx[ih,iw] = sum over the windows that contain (ih,iw) of dy / (size_h*size_w).  dx's shape
- * comes from out[0]. */
+/* dx[id,ih,iw] = sum over the windows that contain (id,ih,iw) of dy / (size_d*size_h*size_w).
+ * dx's shape comes from out[0]. */
 OP_REF_KERNEL(op_ref_avgpool_bwd)
 {
     const char *name = "avgpool_bwd";
@@ -198,28 +243,36 @@ OP_REF_KERNEL(op_ref_avgpool_bwd)
         return -1;
     const float *dy = c->in[0].data;
     float *dx = c->out[0].data;
-    double area = (double)(g.kh * g.kw);
+    double area = (double)(g.kd * g.kh * g.kw);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t p = 0; p < g.n * g.c; p++) {
-        const float *dyp = dy + p * g.oh * g.ow;
-        float *dxp = dx + p * g.h * g.w;
-        for (int64_t ih = 0; ih < g.h; ih++) {
-            for (int64_t iw = 0; iw < g.w; iw++) {
-                /* windows oy with oy*sh - ph <= ih < oy*sh - ph + kh, likewise for ox */
-                double s = 0.0;
-                for (int64_t i = 0; i < g.kh; i++) {
-                    int64_t th = ih + g.ph - i;
-                    if (th < 0 || th % g.sh != 0 || th / g.sh >= g.oh)
-                        continue;
-                    for (int64_t j = 0; j < g.kw; j++) {
-                        int64_t tw = iw + g.pw - j;
-                        if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.ow)
+        const float *dyp = dy + p * g.od * g.oh * g.ow;
+        float *dxp = dx + p * g.d * g.h * g.w;
+        for (int64_t id = 0; id < g.d; id++) {
+            for (int64_t ih = 0; ih < g.h; ih++) {
+                for (int64_t iw = 0; iw < g.w; iw++) {
+                    /* windows oy with oy*sh - ph <= ih < oy*sh - ph + kh, likewise for oz, ox */
+                    double s = 0.0;
+                    for (int64_t t = 0; t < g.kd; t++) {
+                        int64_t td = id + g.pd - t;
+                        if (td < 0 || td % g.sd != 0 || td / g.sd >= g.od)
                             continue;
-                        s += dyp[(th / g.sh) * g.ow + tw / g.sw];
+                        const float *dys = dyp + (td / g.sd) * g.oh * g.ow;
+                        for (int64_t i = 0; i < g.kh; i++) {
+                            int64_t th = ih + g.ph - i;
+                            if (th < 0 || th % g.sh != 0 || th / g.sh >= g.oh)
+                                continue;
+                            for (int64_t j = 0; j < g.kw; j++) {
+                                int64_t tw = iw + g.pw - j;
+                                if (tw < 0 || tw % g.sw != 0 || tw / g.sw >= g.ow)
+                                    continue;
+                                s += dys[(th / g.sh) * g.ow + tw / g.sw];
+                            }
+                        }
                     }
+                    dxp[(id * g.h + ih) * g.w + iw] = (float)(s / area);
                 }
-                dxp[ih * g.w + iw] = (float)(s / area);
             }
         }
     }

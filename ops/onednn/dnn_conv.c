@@ -1,70 +1,118 @@
 /* oneDNN convolutions: forward with the fused epilogue (bias, residual as a sum post-op,
- * activation as an eltwise post-op, max pooling as a second primitive), backward data and
- * backward weights (with the bias gradient).  1-D convolutions run as 2-D ones of height 1.
- * Weights take the layout oneDNN chooses (format "any"), reordered from our plain OIHW
- * (goihw with groups) when they change.  Channels-last activations (op_tensor.layout, NHWC and
- * NWC) are given to the primitive as they are, so brgconv reads and writes them directly; plain
- * ones are described "any" and reordered from and to NCHW around the primitive.
+ * activation as an eltwise post-op, max pooling as a second primitive; the fused pooling 1-D
+ * and 2-D only), backward data and backward weights (with the bias gradient).  1-D
+ * convolutions run as 2-D ones of height 1; 3-D ones as oneDNN's 3-D convolutions.
+ * Weights take the layout oneDNN chooses (format "any"), reordered from our plain OI(D)HW
+ * (goi(d)hw with groups) when they change.  Channels-last activations (op_tensor.layout, NDHWC,
+ * NHWC and NWC) are given to the primitive as they are, so brgconv reads and writes them
+ * directly; plain ones are described "any" and reordered from and to NC(D)HW around the
+ * primitive.
  *
- *   conv:             x [N,C,H,W], w [F,C/g,kh,kw], b [F]?, r [N,F,OH,OW]?  ->  y
- *   conv_bwd_data:    dy [N,F,OH,OW], w  ->  dx [N,C,H,W]
- *   conv_bwd_weights: dy, x  ->  dw [F,C/g,kh,kw], db [F]? */
+ *   conv:             x [N,C,(D,)H,W], w [F,C/g,(kd,)kh,kw], b [F]?, r [N,F,(OD,)OH,OW]?  ->  y
+ *   conv_bwd_data:    dy [N,F,(OD,)OH,OW], w  ->  dx [N,C,(D,)H,W]
+ *   conv_bwd_weights: dy, x  ->  dw [F,C/g,(kd,)kh,kw], db [F]? */
 #include <string.h>
 
 #include "ops/onednn/dnn_common.h"
 
 typedef struct conv_geom {
-    op_dnn_nchw x;           /* source */
+    int64_t n, c;            /* source batch and channels */
+    int sp;                  /* spatial dims given to oneDNN: 2 (1-D as height 1) or 3 */
+    int64_t in[3], k[3], out[3]; /* source size, kernel, conv output: (d,) h, w */
     int64_t f, g;            /* filters, groups */
-    int64_t kh, kw;
-    int64_t oh, ow;          /* conv output size */
     dnnl_dims_t stride, dil, pad;
-    int wnd;                 /* weights ndims: 4 (oihw) or 5 (goihw) */
-    int64_t wdims[5];
+    int wnd;                 /* weights ndims: 2 + sp (oi(d)hw) or 3 + sp (goi(d)hw) */
+    int64_t wdims[6];
 } conv_geom;
+
+/* The spatial sizes of activation t as the oneDNN view of sp dims: [N,C,D,H,W] for sp 3,
+ * [N,C,H,W] or [N,C,L] (H = 1) for sp 2.  0, or -1 when t has another rank. */
+static int act_view(const op_tensor *t, int sp, int64_t v[5])
+{
+    if (sp == 3) {
+        if (t->rank != 5) return -1;
+        for (int k = 0; k < 5; k++) v[k] = t->d[k];
+        return 0;
+    }
+    if (t->rank != 3 && t->rank != 4) return -1;
+    v[0] = t->d[0];
+    v[1] = t->d[1];
+    v[2] = t->rank == 4 ? t->d[2] : 1;
+    v[3] = t->d[t->rank - 1];
+    return 0;
+}
+
+/* Whether activation t is [n, ch, sizes...] in the view of g. */
+static bool act_is(const conv_geom *g, const op_tensor *t, int64_t ch, const int64_t *sizes)
+{
+    int64_t v[5];
+    if (act_view(t, g->sp, v)) return false;
+    if (v[0] != g->n || v[1] != ch) return false;
+    for (int i = 0; i < g->sp; i++)
+        if (v[2 + i] != sizes[i]) return false;
+    return true;
+}
 
 /* Reads the geometry from the attributes and the source shape `xt`; checks w's shape. */
 static int conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_tensor *wt,
                           conv_geom *g, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
-    if (op_dnn_as_nchw(xt, &g->x, err, errlen)) return -1;
-    if (xt->rank != (a->sdims == 1 ? 3 : 4))
+    if (a->sdims < 1 || a->sdims > 3 || xt->rank != a->sdims + 2)
         return op_dnn_errf(err, errlen, "oneDNN conv: a %d-D convolution got a rank-%d source",
                            a->sdims, xt->rank);
+    g->sp = a->sdims == 3 ? 3 : 2;
+    int64_t v[5];
+    if (act_view(xt, g->sp, v)) return op_dnn_errf(err, errlen, "oneDNN conv: bad source rank");
+    g->n = v[0];
+    g->c = v[1];
     g->f = wt->d[0];
     if (a->filters > 0 && a->filters != g->f)
         return op_dnn_errf(err, errlen, "oneDNN conv: attributes say %lld filters, the weights have %lld",
                            (long long)a->filters, (long long)g->f);
     g->g = a->groups > 0 ? a->groups : 1;
-    g->kh = a->sdims == 1 ? 1 : a->kernel[0];
-    g->kw = a->kernel[1];
-    int64_t sh = a->sdims == 1 ? 1 : a->stride[0], ph = a->sdims == 1 ? 0 : a->pad[0];
-    int64_t dh = a->sdims == 1 ? 1 : a->dilation[0];
-    g->stride[0] = sh;
-    g->stride[1] = a->stride[1];
-    g->dil[0] = dh - 1; /* oneDNN counts the gaps: PyTorch's dilation minus one */
-    g->dil[1] = a->dilation[1] - 1;
-    g->pad[0] = ph;
-    g->pad[1] = a->pad[1];
-    g->oh = (g->x.h + 2 * ph - dh * (g->kh - 1) - 1) / sh + 1;
-    g->ow = (g->x.w + 2 * a->pad[1] - a->dilation[1] * (g->kw - 1) - 1) / a->stride[1] + 1;
-    if (g->oh < 1 || g->ow < 1 || g->f % g->g || g->x.c % g->g)
-        return op_dnn_errf(err, errlen, "oneDNN conv: inconsistent geometry");
-    int64_t cg = g->x.c / g->g;
-    bool wok = wt->d[0] == g->f && wt->d[1] == cg &&
-               (a->sdims == 1 ? wt->rank == 3 && wt->d[2] == g->kw
-                              : wt->rank == 4 && wt->d[2] == g->kh && wt->d[3] == g->kw);
-    if (!wok) return op_dnn_errf(err, errlen, "oneDNN conv: weights do not match the attributes");
-    if (g->g == 1) {
-        g->wnd = 4;
-        int64_t d[4] = {g->f, cg, g->kh, g->kw};
-        memcpy(g->wdims, d, sizeof d);
+    /* per spatial axis in oneDNN's order: kernel, stride, pad, dilation */
+    int64_t k[3], st[3], pd[3], dl[3];
+    if (g->sp == 3) {
+        int64_t kk[3] = {a->kernel_d, a->kernel[0], a->kernel[1]};
+        int64_t ss[3] = {a->stride_d, a->stride[0], a->stride[1]};
+        int64_t pp[3] = {a->pad_d, a->pad[0], a->pad[1]};
+        int64_t dd[3] = {a->dilation_d, a->dilation[0], a->dilation[1]};
+        memcpy(k, kk, sizeof k), memcpy(st, ss, sizeof st), memcpy(pd, pp, sizeof pd), memcpy(dl, dd, sizeof dl);
     } else {
-        g->wnd = 5;
-        int64_t d[5] = {g->g, g->f / g->g, cg, g->kh, g->kw};
-        memcpy(g->wdims, d, sizeof d);
+        bool one = a->sdims == 1;
+        int64_t kk[2] = {one ? 1 : a->kernel[0], a->kernel[1]};
+        int64_t ss[2] = {one ? 1 : a->stride[0], a->stride[1]};
+        int64_t pp[2] = {one ? 0 : a->pad[0], a->pad[1]};
+        int64_t dd[2] = {one ? 1 : a->dilation[0], a->dilation[1]};
+        memcpy(k, kk, sizeof kk), memcpy(st, ss, sizeof ss), memcpy(pd, pp, sizeof pp), memcpy(dl, dd, sizeof dd);
     }
+    for (int i = 0; i < g->sp; i++) {
+        if (k[i] < 1 || st[i] < 1 || dl[i] < 1 || pd[i] < 0)
+            return op_dnn_errf(err, errlen, "oneDNN conv: inconsistent geometry");
+        int64_t span = v[2 + i] + 2 * pd[i] - dl[i] * (k[i] - 1) - 1;
+        if (span < 0) return op_dnn_errf(err, errlen, "oneDNN conv: inconsistent geometry");
+        g->in[i] = v[2 + i];
+        g->k[i] = k[i];
+        g->out[i] = span / st[i] + 1;
+        g->stride[i] = st[i];
+        g->dil[i] = dl[i] - 1; /* oneDNN counts the gaps: PyTorch's dilation minus one */
+        g->pad[i] = pd[i];
+    }
+    if (g->f % g->g || g->c % g->g)
+        return op_dnn_errf(err, errlen, "oneDNN conv: inconsistent geometry");
+    int64_t cg = g->c / g->g;
+    bool wok = wt->rank == a->sdims + 2 && wt->d[0] == g->f && wt->d[1] == cg;
+    /* the weight's kernel axes are the last sdims of k (1-D: only the width) */
+    for (int i = 0; wok && i < a->sdims; i++)
+        wok = wt->d[2 + i] == k[g->sp - a->sdims + i];
+    if (!wok) return op_dnn_errf(err, errlen, "oneDNN conv: weights do not match the attributes");
+    int nd = 0;
+    if (g->g > 1) g->wdims[nd++] = g->g;
+    g->wdims[nd++] = g->f / g->g;
+    g->wdims[nd++] = cg;
+    for (int i = 0; i < g->sp; i++) g->wdims[nd++] = g->k[i];
+    g->wnd = nd;
     return 0;
 }
 
@@ -78,11 +126,15 @@ typedef struct conv_layouts {
 static void conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory_desc_t *x,
                      dnnl_memory_desc_t *w, dnnl_memory_desc_t *y)
 {
-    int64_t xd[4] = {g->x.n, g->x.c, g->x.h, g->x.w};
-    int64_t yd[4] = {g->x.n, g->f, g->oh, g->ow};
-    *x = prim && !cl.x ? op_dnn_md_any(4, xd) : op_dnn_md_layout(4, xd, cl.x);
+    int nd = 2 + g->sp;
+    int64_t xd[5] = {g->n, g->c}, yd[5] = {g->n, g->f};
+    for (int i = 0; i < g->sp; i++) {
+        xd[2 + i] = g->in[i];
+        yd[2 + i] = g->out[i];
+    }
+    *x = prim && !cl.x ? op_dnn_md_any(nd, xd) : op_dnn_md_layout(nd, xd, cl.x);
     *w = prim ? op_dnn_md_any(g->wnd, g->wdims) : op_dnn_md(g->wnd, g->wdims);
-    *y = prim && !cl.y ? op_dnn_md_any(4, yd) : op_dnn_md_layout(4, yd, cl.y);
+    *y = prim && !cl.y ? op_dnn_md_any(nd, yd) : op_dnn_md_layout(nd, yd, cl.y);
 }
 
 /* The forward primitive descriptor (also the hint of the backward ones). */
@@ -111,13 +163,13 @@ static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
     dnnl_dims_t kernel = {one ? 1 : a->pool_size[0], a->pool_size[1]};
     dnnl_dims_t stride = {one ? 1 : a->pool_stride[0], a->pool_stride[1]};
     dnnl_dims_t pad = {one ? 0 : a->pool_pad[0], a->pool_pad[1]};
-    int64_t ph = (g->oh + 2 * pad[0] - kernel[0]) / stride[0] + 1;
-    int64_t pw = (g->ow + 2 * pad[1] - kernel[1]) / stride[1] + 1;
-    op_dnn_nchw yo;
-    if (op_dnn_as_nchw(&c->out[0], &yo, err, errlen)) return -1;
-    if (yo.n != g->x.n || yo.c != g->f || yo.h != ph || yo.w != pw)
+    if (g->sp != 2)
+        return op_dnn_errf(err, errlen, "oneDNN conv: fused pooling is for 1-D and 2-D convolutions only");
+    int64_t pooled[2] = {(g->out[0] + 2 * pad[0] - kernel[0]) / stride[0] + 1,
+                         (g->out[1] + 2 * pad[1] - kernel[1]) / stride[1] + 1};
+    if (!act_is(g, &c->out[0], g->f, pooled))
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
-    int64_t yd[4] = {g->x.n, g->f, ph, pw};
+    int64_t yd[4] = {g->n, g->f, pooled[0], pooled[1]};
     dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
     dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_cl(c, &c->out[0]));
     dnnl_pooling_desc_t d;
@@ -147,12 +199,12 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
         return op_dnn_errf(err, errlen, "oneDNN conv: expected %d inputs and 1 output", nin);
     conv_geom g;
     if (conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
-    if (!a->pool) {
-        op_dnn_nchw yo;
-        if (op_dnn_as_nchw(&c->out[0], &yo, err, errlen)) return -1;
-        if (yo.n != g.x.n || yo.c != g.f || yo.h != g.oh || yo.w != g.ow)
-            return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the attributes");
-    }
+    if (a->pool && g.sp != 2)
+        return op_dnn_errf(err, errlen, "oneDNN conv: fused pooling is for 1-D and 2-D convolutions only");
+    if (!a->pool && !act_is(&g, &c->out[0], g.f, g.out))
+        return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the attributes");
+    if (a->residual && !act_is(&g, &c->in[nin - 1], g.f, g.out))
+        return op_dnn_errf(err, errlen, "oneDNN conv: residual shape does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
     if (op_dnn_attr_act(attr, a->act, a->alpha, a->residual, err, errlen)) {
@@ -187,8 +239,9 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
     if (y < 0) goto done;
     if (a->residual) {
         /* the sum post-op adds what dst holds: put the residual there first */
-        int64_t rd[4] = {g.x.n, g.f, g.oh, g.ow};
-        dnnl_memory_desc_t rp = op_dnn_md_layout(4, rd, op_dnn_tensor_cl(c, &c->in[nin - 1]));
+        int64_t rd[5] = {g.n, g.f};
+        for (int i = 0; i < g.sp; i++) rd[2 + i] = g.out[i];
+        dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g.sp, rd, op_dnn_tensor_cl(c, &c->in[nin - 1]));
         int r = op_dnn_mem_bound(p, &rp, OP_DNN_IN, nin - 1, err, errlen);
         if (r < 0 || op_dnn_reorder(p, r, y, true, err, errlen) < 0) goto done;
     }
@@ -217,9 +270,7 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: expected 2 inputs and 1 output");
     conv_geom g;
     if (conv_geom_read(a, &c->out[0], &c->in[1], &g, err, errlen)) return -1;
-    op_dnn_nchw dy;
-    if (op_dnn_as_nchw(&c->in[0], &dy, err, errlen)) return -1;
-    if (dy.n != g.x.n || dy.c != g.f || dy.h != g.oh || dy.w != g.ow)
+    if (!act_is(&g, &c->in[0], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: dy does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
@@ -271,9 +322,7 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: expected 2 inputs and %d outputs", nout);
     conv_geom g;
     if (conv_geom_read(a, &c->in[1], &c->out[0], &g, err, errlen)) return -1;
-    op_dnn_nchw dy;
-    if (op_dnn_as_nchw(&c->in[0], &dy, err, errlen)) return -1;
-    if (dy.n != g.x.n || dy.c != g.f || dy.h != g.oh || dy.w != g.ow)
+    if (!act_is(&g, &c->in[0], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: dy does not match the attributes");
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != g.f))
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: db must be [F]");
