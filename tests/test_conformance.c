@@ -240,7 +240,7 @@ static void check_weights_match(cnn_weights *w, const char *expected_path, doubl
     for (int i = 0; i < cnn_weights_count(w); i++) {
         const char *name;
         int rank;
-        int64_t dims[4];
+        int64_t dims[4]; /* the API writes at most 4 (conv3d weights have 5) */
         float *d = cnn_weights_tensor(w, i, &name, &rank, dims);
         const rt_st_tensor *t = rt_st_find(f, name);
         cr_assert_not_null(t, "%s: %s missing from %s", what, name, expected_path);
@@ -265,12 +265,31 @@ static void train_fixture(cJSON *fx, const run_config *rc)
     cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
     cr_assert_eq(cnn_weights_load(w, fixture_path(cJSON_GetObjectItem(fx, "init")->valuestring), false), CNN_OK, "%s: %s",
                  what, cnn_weights_errmsg(w));
-    cnn_dataset *d;
+    cnn_dataset *d = NULL;
     char err[1024];
     bool absent;
-    cr_assert_eq(cnn_dataset_load(&d, fixture_path(cJSON_GetObjectItem(fx, "data_dir")->valuestring), "train", &absent,
+    /* volumes come as .npy (IDX holds images): [N, 1, D, H, W] already scaled, labels [N] */
+    cJSON *fmt = cJSON_GetObjectItem(fx, "data_format");
+    bool npy = cJSON_IsString(fmt) && strcmp(fmt->valuestring, "npy") == 0;
+    float *npy_x = NULL, *npy_y = NULL;
+    int64_t npy_per = 1;
+    if (npy) {
+        int xr, yr;
+        int64_t xd[8], yd[8];
+        cr_assert_eq(cnn_npy_read(fixture_path(cJSON_GetObjectItem(fx, "train_inputs")->valuestring), &npy_x, &xr, xd,
                                   err, sizeof err),
-                 CNN_OK, "%s", err);
+                     CNN_OK, "%s", err);
+        cr_assert_eq(cnn_npy_read(fixture_path(cJSON_GetObjectItem(fx, "train_labels")->valuestring), &npy_y, &yr, yd,
+                                  err, sizeof err),
+                     CNN_OK, "%s", err);
+        cr_assert(yr == 1 && yd[0] == xd[0], "%s: labels do not match the inputs", what);
+        for (int k = 1; k < xr; k++)
+            npy_per *= xd[k];
+    } else {
+        cr_assert_eq(cnn_dataset_load(&d, fixture_path(cJSON_GetObjectItem(fx, "data_dir")->valuestring), "train",
+                                      &absent, err, sizeof err),
+                     CNN_OK, "%s", err);
+    }
     cnn_train_config tc;
     cnn_model_train_config(m, &tc);
     int64_t batch = cJSON_GetObjectItem(fx, "batch")->valueint;
@@ -288,7 +307,12 @@ static void train_fixture(cJSON *fx, const run_config *rc)
     float labels[64];
     cJSON *losses = cJSON_GetObjectItem(fx, "step_losses");
     for (int st = 0; st < steps; st++) {
-        cnn_dataset_batch(d, NULL, st * batch, batch, cnn_session_input(s, 0), labels);
+        if (npy) {
+            memcpy(cnn_session_input(s, 0), npy_x + st * batch * npy_per, sizeof(float) * (size_t)(batch * npy_per));
+            memcpy(labels, npy_y + st * batch, sizeof(float) * (size_t)batch);
+        } else {
+            cnn_dataset_batch(d, NULL, st * batch, batch, cnn_session_input(s, 0), labels);
+        }
         float loss;
         int64_t correct;
         cr_assert_eq(cnn_session_train_step(s, labels, true, &loss, &correct), CNN_OK, "%s: %s", what,
@@ -301,7 +325,10 @@ static void train_fixture(cJSON *fx, const run_config *rc)
     check_weights_match(w, fixture_path(cJSON_GetObjectItem(fx, "expected")->valuestring),
                         cJSON_GetObjectItem(tol, "atol")->valuedouble, 1e-4, what);
     cnn_session_destroy(s);
-    cnn_dataset_destroy(d);
+    if (d)
+        cnn_dataset_destroy(d);
+    free(npy_x);
+    free(npy_y);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
 }
