@@ -51,7 +51,7 @@ static const char *ex(const char *name)
     static int k;
     k = (k + 1) % 4;
     const char *d = getenv("CNN_EXAMPLES");
-    snprintf(buf[k], sizeof buf[k], "%s/%s.cnn", d ? d : "../shared/examples", name);
+    snprintf(buf[k], sizeof buf[k], "%s/%s.cnn", d ? d : "examples", name);
     return buf[k];
 }
 

@@ -39,7 +39,7 @@ static net example(const char *name)
     net n;
     memset(&n, 0, sizeof n);
     const char *dir = getenv("CNN_EXAMPLES");
-    snprintf(n.path, sizeof n.path, "%s/%s.cnn", dir ? dir : "../shared/examples", name);
+    snprintf(n.path, sizeof n.path, "%s/%s.cnn", dir ? dir : "examples", name);
     snprintf(n.label, sizeof n.label, "%s", name);
     return n;
 }
