@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lang/strbuf.h"
 #include "ops/registry.h"
 
 /* ---------------------------------------------------------------- building */
@@ -254,57 +255,6 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
 
 /* ---------------------------------------------------------------- dumps */
 
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} strbuf;
-
-static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *sb, const char *fmt, ...)
-{
-    if (sb->oom)
-        return;
-    for (;;) {
-        size_t room = sb->cap - sb->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(sb->s ? sb->s + sb->len : NULL, sb->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            sb->oom = true;
-            return;
-        }
-        if (sb->s && (size_t)w < room) {
-            sb->len += (size_t)w;
-            return;
-        }
-        size_t ncap = sb->cap ? sb->cap : 256;
-        while (ncap < sb->len + (size_t)w + 1)
-            ncap *= 2;
-        char *p = realloc(sb->s, ncap);
-        if (!p) {
-            sb->oom = true;
-            return;
-        }
-        sb->s = p;
-        sb->cap = ncap;
-    }
-}
-
-static char *sb_finish(strbuf *sb)
-{
-    if (sb->oom) {
-        free(sb->s);
-        return NULL;
-    }
-    if (!sb->s) {
-        sb->s = malloc(1);
-        if (sb->s)
-            sb->s[0] = '\0';
-    }
-    return sb->s;
-}
 
 /* "[6,28,28]": the shape without spaces, for dot labels. */
 static char *shape_compact(const op_shape *s, char *buf, size_t n)
@@ -423,9 +373,9 @@ char *ir_node_summary(const ir_node *node, char *buf, size_t n)
     default:
         break;
     }
-    const char *s = sb.s && !sb.oom ? sb.s : "";
+    const char *s = sb.data && !sb.oom ? sb.data : "";
     snprintf(buf, n, "%s", s);
-    free(sb.s);
+    sb_free(&sb);
     return buf;
 }
 
@@ -484,7 +434,7 @@ char *ir_graph_dump_text(const ir_graph *g)
     }
     if (g->loss >= 0)
         sb_printf(&sb, "  loss = %s\n", g->vals[g->loss].name);
-    return sb_finish(&sb);
+    return sb_take(&sb);
 }
 
 /* Writes s as the inside of a dot string: quotes and backslashes escaped. */
@@ -556,5 +506,5 @@ char *ir_graph_dump_dot(const ir_graph *g)
             sb_printf(&sb, "  n%d -> out%d;\n", val->producer, i);
     }
     sb_printf(&sb, "}\n");
-    return sb_finish(&sb);
+    return sb_take(&sb);
 }

@@ -10,7 +10,7 @@
 #include "compiler/passes.h"
 #include "ops/registry.h"
 #include "runtime/rt.h"
-#include "runtime/strbuf.h"
+#include "lang/strbuf.h"
 
 cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...)
 {
