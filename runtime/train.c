@@ -69,8 +69,8 @@ static cnn_status run_epoch(train_run *r, int64_t epoch, cnn_train_epoch_info *e
             return st;
         if (!isfinite(loss))
             return rt_fail(s->err, CNN_ERR_DIVERGED,
-                           "the loss became %g at step %" PRId64 " (epoch %" PRId64 ", step %" PRId64 " of the epoch)",
-                           (double)loss, r->res->steps + 1, epoch, step + 1);
+                           "the loss became %s at step %" PRId64 " (epoch %" PRId64 ", step %" PRId64 " of the epoch)",
+                           isnan(loss) ? "NaN" : loss > 0 ? "inf" : "-inf", r->res->steps + 1, epoch, step + 1);
         r->res->steps++;
         loss_sum += loss * (double)r->batch;
         correct_sum += correct;
