@@ -106,16 +106,16 @@ int op_grad_global_avgpool(const op_grad_ctx *c, op_err *e)
     return grad_unary(c, e, OP_GLOBAL_AVGPOOL_BWD, -1, NULL);
 }
 
-/* flatten's gradient is the same copy back into the input's shape */
+/* flatten's gradient is a copy back into the input's shape */
 int op_grad_flatten(const op_grad_ctx *c, op_err *e)
 {
-    return grad_unary(c, e, OP_FLATTEN, -1, NULL);
+    return grad_unary(c, e, OP_COPY, -1, NULL);
 }
 
 int op_grad_dropout(const op_grad_ctx *c, op_err *e)
 {
     if (!c->fwd->attrs.dropout.training || c->nout < 2) /* identity outside training */
-        return grad_unary(c, e, OP_FLATTEN, -1, NULL);
+        return grad_unary(c, e, OP_COPY, -1, NULL);
     return grad_unary(c, e, OP_DROPOUT_BWD, c->out[1], NULL);
 }
 

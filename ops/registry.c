@@ -859,6 +859,7 @@ static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int
 #define OPDEF_ACT_BWD INTERNAL(2, 2), NOARGS, .shape = same_shape, .flops = flops_2, .inplace = true
 #define OPDEF_SOFTMAX_BWD INTERNAL(2, 2), NOARGS, .shape = same_shape, .flops = flops_4
 #define OPDEF_CONCAT_BWD INTERNAL(1, 1), NOARGS
+#define OPDEF_COPY INTERNAL(1, 1), NOARGS
 
 /* Weight transforms.  bn_fold (compiler/pass_fold_bn.c): in: w, b (when the layer has a
  * bias), gamma, beta, running_mean, running_var; out: w', b'.  Output 0 has w's shape.  It
