@@ -1,7 +1,11 @@
-/* Semantic analysis: binding a call's arguments (see lang/sema.c, step 3).  Layer calls and
- * the train section's optimizer calls are checked against a schema (ops/registry.h's
- * op_argspec): positional and named arguments, defaults (also "=other": a copy of another
- * argument), each value checked and converted into an op_argval. */
+/* Semantic analysis: binding a call's arguments (see lang/sema.c, step 3).  One binder
+ * places positional and named arguments for every kind of call and reports what does not
+ * fit; what is done with each value, and how absent ones are filled, depends on the callee:
+ * - layer calls and the train section's optimizer calls follow a schema (ops/registry.h's
+ *   op_argspec): each value checked and converted into an op_argval, defaults from the
+ *   schema's text, "=other" defaults copying another argument;
+ * - block calls take compile-time values for the block's parameters, and the defaults are
+ *   expressions evaluated with the parameters before them in scope. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,34 +193,57 @@ int sema_find_spec(const op_argspec *spec, int nspec, const char *name)
     return -1;
 }
 
-/* Checks a call's arguments against a schema: positional ones in order, then named ones;
- * fills out[0..nspec) (given, present, value, span) with the schema's defaults where absent.
- * Returns false when anything was wrong (all of it reported). */
-bool sema_bind_spec_args(env *E, const char *callee, const op_argspec *spec, int nspec, const ast_arg *args,
-                       lang_span call_span, op_argval *out, lang_span *spans)
+/* ---------------------------------------------------------------- the binder */
+
+/* What a call's arguments are bound to: the callee's argument names, and what to do with a
+ * value given for one.  take checks the value written for slot k (at arg), keeps it, and
+ * returns false when it does not fit (reported). */
+typedef struct binder {
+    env *E;
+    const char *callee;
+    int n;
+    const char *const *names;
+    bool (*take)(void *ctx, int k, const ast_arg *arg, const value *v);
+    void *ctx;
+} binder;
+
+static int find_name(const binder *B, const char *name)
 {
-    sema *s = E->s;
+    for (int k = 0; k < B->n; k++)
+        if (strcmp(B->names[k], name) == 0)
+            return k;
+    return -1;
+}
+
+/* Binds a call's arguments to slots: positional ones in order, then named ones.  Every
+ * argument is evaluated, in order, and each one that lands in a slot goes to B->take.
+ * Fills given[0..B->n); *misplaced tells whether an argument went nowhere ("missing" would
+ * then be noise).  Returns false when anything was wrong (reported). */
+static bool bind(const binder *B, const ast_arg *args, bool *given, bool *misplaced)
+{
+    sema *s = B->E->s;
+    const char *callee = B->callee;
+    int n = B->n;
     bool ok = true;
-    bool misplaced = false;   /* an argument that went nowhere: "missing" would be noise */
-    bool given[OP_MAX_ARGS] = {false};
     int pos = 0;
     bool named = false;
-    memset(out, 0, (size_t)nspec * sizeof *out);
+    memset(given, 0, (size_t)n * sizeof *given);
+    *misplaced = false;
     for (const ast_arg *a = args; a; a = a->next) {
-        value v = sema_eval(E, a->value);
+        value v = sema_eval(B->E, a->value);
         int slot;
         if (!a->name) {
             if (named) {   /* reported by resolution */
                 ok = false;
-                misplaced = true;
+                *misplaced = true;
                 continue;
             }
-            if (pos >= nspec) {
-                if (pos == nspec) {
-                    if (nspec == 0)
+            if (pos >= n) {
+                if (pos == n) {
+                    if (n == 0)
                         sema_error(s, a->span, "too many arguments for %s: it takes none", callee);
                     else
-                        sema_error(s, a->span, "too many arguments for %s: it takes at most %d", callee, nspec);
+                        sema_error(s, a->span, "too many arguments for %s: it takes at most %d", callee, n);
                 }
                 pos++;
                 ok = false;
@@ -225,31 +252,63 @@ bool sema_bind_spec_args(env *E, const char *callee, const op_argspec *spec, int
             slot = pos++;
         } else {
             named = true;
-            slot = sema_find_spec(spec, nspec, a->name);
+            slot = find_name(B, a->name);
             if (slot < 0) {
                 suggestion g;
                 sema_suggest_init(&g, a->name);
-                for (int k = 0; k < nspec; k++)
-                    sema_suggest_try(&g, spec[k].name);
+                for (int k = 0; k < n; k++)
+                    sema_suggest_try(&g, B->names[k]);
                 sema_error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, callee, sema_suggest_text(&g));
                 ok = false;
-                misplaced = true;
+                *misplaced = true;
                 continue;
             }
             if (given[slot]) {
-                sema_error(s, a->name_span, "argument '%s' for %s is given twice", spec[slot].name, callee);
+                sema_error(s, a->name_span, "argument '%s' for %s is given twice", B->names[slot], callee);
                 ok = false;
                 continue;
             }
         }
         given[slot] = true;
-        if (!check_value(s, callee, &spec[slot], &v, &out[slot])) {
+        if (!B->take(B->ctx, slot, a, &v))
             ok = false;
-            continue;
-        }
-        out[slot].given = out[slot].present = true;
-        spans[slot] = a->value->span;
     }
+    return ok;
+}
+
+/* ---------------------------------------------------------------- schemas */
+
+typedef struct spec_ctx {
+    sema *s;
+    const char *callee;
+    const op_argspec *spec;
+    op_argval *out;
+    lang_span *spans;
+} spec_ctx;
+
+static bool take_spec_arg(void *ctx, int k, const ast_arg *arg, const value *v)
+{
+    spec_ctx *c = ctx;
+    if (!check_value(c->s, c->callee, &c->spec[k], v, &c->out[k]))
+        return false;
+    c->out[k].given = c->out[k].present = true;
+    c->spans[k] = arg->value->span;
+    return true;
+}
+
+bool sema_bind_spec_args(env *E, const char *callee, const op_argspec *spec, int nspec, const ast_arg *args,
+                         lang_span call_span, op_argval *out, lang_span *spans)
+{
+    sema *s = E->s;
+    const char *names[OP_MAX_ARGS];
+    bool given[OP_MAX_ARGS];
+    bool misplaced;
+    for (int k = 0; k < nspec; k++)
+        names[k] = spec[k].name;
+    memset(out, 0, (size_t)nspec * sizeof *out);
+    spec_ctx c = {s, callee, spec, out, spans};
+    binder B = {E, callee, nspec, names, take_spec_arg, &c};
+    bool ok = bind(&B, args, given, &misplaced);
     for (int k = 0; k < nspec; k++) {
         if (given[k])
             continue;
@@ -275,5 +334,78 @@ bool sema_bind_spec_args(env *E, const char *callee, const op_argspec *spec, int
             spans[k] = call_span;
         }
     }
+    return ok;
+}
+
+/* ---------------------------------------------------------------- block parameters */
+
+typedef struct block_ctx {
+    sema *s;
+    const char *callee;
+    const char *const *names;
+    value *vals;
+} block_ctx;
+
+/* A block's arguments are compile-time values of any type. */
+static bool take_block_arg(void *ctx, int k, const ast_arg *arg, const value *v)
+{
+    block_ctx *c = ctx;
+    bool ok = true;
+    (void)arg;
+    if (v->t == V_TENSOR) {
+        sema_error(c->s, v->span, "%s: '%s' must be a compile-time value, got a tensor", c->callee, c->names[k]);
+        ok = false;
+    } else if (v->t == V_ERROR) {
+        ok = false;
+    }
+    c->vals[k] = *v;
+    return ok;
+}
+
+bool sema_bind_block_args(env *E, const block_def *b, const ast_arg *args, lang_span call_span, value *vals)
+{
+    sema *s = E->s;
+    const ast_item *it = b->item;
+    const char *bname = it->name;
+    int n = it->nparams;
+    size_t cap = (size_t)(n > 0 ? n : 1);
+    bool *given = sema_alloc(s, cap * sizeof *given);
+    const ast_param **params = sema_alloc(s, cap * sizeof *params);
+    const char **names = sema_alloc(s, cap * sizeof *names);
+    if (!given || !params || !names)
+        return false;
+    int k = 0;
+    for (const ast_param *p = it->params; p && k < n; p = p->next) {
+        names[k] = p->name;
+        params[k++] = p;
+    }
+    block_ctx c = {s, bname, names, vals};
+    binder B = {E, bname, n, names, take_block_arg, &c};
+    bool misplaced;
+    if (!bind(&B, args, given, &misplaced))
+        return false;
+
+    /* the defaults, in order, up to the first that fails */
+    bool ok = true;
+    scope sc = {0};
+    for (int j = 0; j < n && ok; j++) {
+        if (!given[j]) {
+            if (!params[j]->dflt) {
+                sema_error(s, call_span, "missing argument '%s' for %s", params[j]->name, bname);
+                ok = false;
+                continue;
+            }
+            env D = {.s = s, .sc = &sc};
+            vals[j] = sema_eval(&D, params[j]->dflt);
+            if (vals[j].t == V_TENSOR) {
+                sema_error(s, vals[j].span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[j]->name);
+                ok = false;
+            } else if (vals[j].t == V_ERROR) {
+                ok = false;
+            }
+        }
+        sema_scope_add(s, &sc, params[j]->name, vals[j]);
+    }
+    sema_scope_free(&sc);
     return ok;
 }

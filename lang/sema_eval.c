@@ -47,103 +47,15 @@ static value make_op_layer(env *E, const op_def *op, const ast_arg *args, lang_s
     return layer_value(L, sp);
 }
 
-/* A block called with arguments: its parameters bound (positional, then named, then the
- * defaults, each evaluated with the parameters before it in scope). */
+/* A block called with arguments: its parameters bound (lang/sema_args.c). */
 static value make_block_layer(env *E, const block_def *b, const ast_arg *args, lang_span sp)
 {
     sema *s = E->s;
-    const ast_item *it = b->item;
-    const char *bname = it->name;
-    int n = it->nparams;
+    int n = b->item->nparams;
     value *vals = sema_alloc(s, (size_t)(n > 0 ? n : 1) * sizeof *vals);
-    bool *given = sema_alloc(s, (size_t)(n > 0 ? n : 1) * sizeof *given);
-    if (!vals || !given)
+    if (!vals)
         return sema_err_value(sp);
-    const ast_param **params = sema_alloc(s, (size_t)(n > 0 ? n : 1) * sizeof *params);
-    if (!params)
-        return sema_err_value(sp);
-    int k = 0;
-    for (const ast_param *p = it->params; p && k < n; p = p->next)
-        params[k++] = p;
-
-    bool ok = true;
-    int pos = 0;
-    bool named = false;
-    for (const ast_arg *a = args; a; a = a->next) {
-        value v = sema_eval(E, a->value);
-        int slot = -1;
-        if (!a->name) {
-            if (named) {
-                ok = false;
-                continue;
-            }
-            if (pos >= n) {
-                if (pos == n) {
-                    if (n == 0)
-                        sema_error(s, a->span, "too many arguments for %s: it takes none", bname);
-                    else
-                        sema_error(s, a->span, "too many arguments for %s: it takes at most %d", bname, n);
-                }
-                pos++;
-                ok = false;
-                continue;
-            }
-            slot = pos++;
-        } else {
-            named = true;
-            for (int j = 0; j < n; j++)
-                if (strcmp(params[j]->name, a->name) == 0) {
-                    slot = j;
-                    break;
-                }
-            if (slot < 0) {
-                suggestion g;
-                sema_suggest_init(&g, a->name);
-                for (int j = 0; j < n; j++)
-                    sema_suggest_try(&g, params[j]->name);
-                sema_error(s, a->name_span, "unknown argument '%s' for %s%s", a->name, bname, sema_suggest_text(&g));
-                ok = false;
-                continue;
-            }
-            if (given[slot]) {
-                sema_error(s, a->name_span, "argument '%s' for %s is given twice", params[slot]->name, bname);
-                ok = false;
-                continue;
-            }
-        }
-        given[slot] = true;
-        if (v.t == V_TENSOR) {
-            sema_error(s, v.span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[slot]->name);
-            ok = false;
-        } else if (v.t == V_ERROR) {
-            ok = false;
-        }
-        vals[slot] = v;
-    }
-    if (!ok)
-        return sema_err_value(sp);
-
-    scope sc = {0};
-    for (int j = 0; j < n && ok; j++) {
-        if (!given[j]) {
-            if (!params[j]->dflt) {
-                sema_error(s, sp, "missing argument '%s' for %s", params[j]->name, bname);
-                ok = false;
-                continue;
-            }
-            env D = {.s = s, .sc = &sc};
-            vals[j] = sema_eval(&D, params[j]->dflt);
-            if (vals[j].t == V_TENSOR) {
-                sema_error(s, vals[j].span, "%s: '%s' must be a compile-time value, got a tensor", bname, params[j]->name);
-                ok = false;
-            } else if (vals[j].t == V_ERROR) {
-                ok = false;
-            }
-        }
-        sema_scope_add(s, &sc, params[j]->name, vals[j]);
-    }
-    sema_scope_free(&sc);
-    if (!ok || b->recursive || !b->returns)
+    if (!sema_bind_block_args(E, b, args, sp, vals) || b->recursive || !b->returns)
         return sema_err_value(sp);
     layer_val *L = sema_alloc(s, sizeof *L);
     if (L) {
