@@ -2,8 +2,9 @@
  * places positional and named arguments for every kind of call and reports what does not
  * fit; what is done with each value, and how absent ones are filled, depends on the callee:
  * - layer calls and the train section's optimizer calls follow a schema (ops/registry.h's
- *   op_argspec): each value checked and converted into an op_argval, defaults from the
- *   schema's text, "=other" defaults copying another argument;
+ *   op_argspec): each value checked and converted into an op_argval (an int, or where the
+ *   schema allows, a pair (h, w) or a triple (d, h, w)), defaults from the schema's text,
+ *   "=other" defaults copying another argument;
  * - block calls take compile-time values for the block's parameters, and the defaults are
  *   expressions evaluated with the parameters before them in scope. */
 #include <inttypes.h>
@@ -18,12 +19,26 @@ static const char *int_kind(unsigned flags)
     return flags & OP_ARGF_POSITIVE ? "positive integer" : flags & OP_ARGF_NONNEG ? "non-negative integer" : "integer";
 }
 
-/* What an argument must be, for "must be ..." messages. */
-static void describe_spec(const op_argspec *sp, char *buf, size_t cap)
+/* The tuples an OP_ARG_INTS/PAD argument takes besides an int, for "must be ..." messages
+ * about value v: "a pair of", "a triple of", or NULL for none.  An argument that takes
+ * both (the pools: 2-D or 3-D by their input) is described by pairs, as 2-D layers are,
+ * unless v is a tuple of another length; then it is "a pair or triple of". */
+static const char *tuple_words(unsigned flags, const value *v)
+{
+    bool pair = flags & OP_ARGF_TUPLE_OK, triple = flags & OP_ARGF_TRIPLE_OK;
+    if (pair && triple)
+        return v->t == V_TUPLE && v->n != 2 ? "a pair or triple of" : "a pair of";
+    return pair ? "a pair of" : triple ? "a triple of" : NULL;
+}
+
+/* What an argument must be, for "must be ..." messages about value v. */
+static void describe_spec(const op_argspec *sp, const value *v, char *buf, size_t cap)
 {
     const char *k = int_kind(sp->flags);
     const char *a = sp->flags & (OP_ARGF_POSITIVE | OP_ARGF_NONNEG) ? "a" : "an";
-    bool tuple = sp->flags & OP_ARGF_TUPLE_OK;
+    const char *tuple = tuple_words(sp->flags, v);
+    /* "a pair or triple of" is set off by a comma: "a positive integer, or a pair or ..." */
+    const char *sep = tuple && strstr(tuple, " or ") ? ", or" : " or";
     switch (sp->type) {
     case OP_ARG_INT:
         snprintf(buf, cap, "%s %s", a, k);
@@ -41,13 +56,13 @@ static void describe_spec(const op_argspec *sp, char *buf, size_t cap)
         break;
     case OP_ARG_INTS:
         if (tuple)
-            snprintf(buf, cap, "%s %s or a pair of %ss", a, k, k);
+            snprintf(buf, cap, "%s %s%s %s %ss", a, k, sep, tuple, k);
         else
             snprintf(buf, cap, "%s %s", a, k);
         break;
     case OP_ARG_PAD:
         if (tuple)
-            snprintf(buf, cap, "%s %s, a pair of %ss, or \"same\"", a, k, k);
+            snprintf(buf, cap, "%s %s, %s %ss, or \"same\"", a, k, tuple, k);
         else
             snprintf(buf, cap, "%s %s or \"same\"", a, k);
         break;
@@ -71,7 +86,7 @@ static bool convert_arg(const op_argspec *sp, const value *v, op_argval *out)
         if (v->t != V_INT || !int_ok(sp->flags, v->i))
             return false;
         out->n = 1;
-        out->i[0] = out->i[1] = v->i;
+        out->i[0] = out->i[1] = out->i[2] = v->i;
         return true;
     case OP_ARG_FLOAT: {
         double f;
@@ -111,14 +126,18 @@ static bool convert_arg(const op_argspec *sp, const value *v, op_argval *out)
     case OP_ARG_INTS:
         if (v->t == V_INT && int_ok(sp->flags, v->i)) {
             out->n = 1;
-            out->i[0] = out->i[1] = v->i;
+            out->i[0] = out->i[1] = out->i[2] = v->i;
             return true;
         }
-        if (v->t == V_TUPLE && v->n == 2 && (sp->flags & OP_ARGF_TUPLE_OK) && int_ok(sp->flags, v->tup[0]) &&
-            int_ok(sp->flags, v->tup[1])) {
-            out->n = 2;
-            out->i[0] = v->tup[0];
-            out->i[1] = v->tup[1];
+        /* a pair (h, w) where the spec allows one, a triple (d, h, w) likewise */
+        if (v->t == V_TUPLE && ((v->n == 2 && (sp->flags & OP_ARGF_TUPLE_OK)) ||
+                                (v->n == 3 && (sp->flags & OP_ARGF_TRIPLE_OK)))) {
+            for (int k = 0; k < v->n; k++)
+                if (!int_ok(sp->flags, v->tup[k]))
+                    return false;
+            out->n = v->n;
+            for (int k = 0; k < v->n; k++)
+                out->i[k] = v->tup[k];
             return true;
         }
         return false;
@@ -141,7 +160,7 @@ static void default_arg(const op_argspec *sp, op_argval *out)
             break;
         }
         out->n = 1;
-        out->i[0] = out->i[1] = strtoll(t, NULL, 10);
+        out->i[0] = out->i[1] = out->i[2] = strtoll(t, NULL, 10);
         break;
     case OP_ARG_FLOAT:
         if (!lang_strtod(t, strlen(t), &out->f))
@@ -176,7 +195,7 @@ static bool check_value(sema *s, const char *callee, const op_argspec *sp, const
     if (convert_arg(sp, v, out))
         return true;
     char want[128], got[128];
-    describe_spec(sp, want, sizeof want);
+    describe_spec(sp, v, want, sizeof want);
     if (v->t == V_STRING && sp->type == OP_ARG_STRING)
         snprintf(got, sizeof got, "a string of %zu characters", strlen(v->s));
     else
