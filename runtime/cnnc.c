@@ -160,7 +160,7 @@ static const command *find_command(const char *word, const command **misspelt)
         return NULL;
     int best = 1 << 30;
     for (int i = 0; i < NCOMMANDS; i++) {
-        int d = edit_distance(word, commands[i].name);
+        int d = flags_edit_distance(word, commands[i].name);
         if (d < best && d <= 2 && d < (int)strlen(word))
             best = d, *misspelt = &commands[i];
     }

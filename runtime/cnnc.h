@@ -54,7 +54,7 @@ int flags_parse(int argc, char **argv, int first, args *a);
  * commands when `common`, else the others. */
 void flags_print_help(unsigned mask, bool common);
 /* The Levenshtein distance of a and b (both short). */
-int edit_distance(const char *a, const char *b);
+int flags_edit_distance(const char *a, const char *b);
 
 /* cnnc.c: the commands' help and shared helpers. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -78,7 +78,7 @@ static const flag_def flags[] = {
 };
 enum { NFLAGS = sizeof flags / sizeof flags[0], LONG_VAL = 256 };
 
-int edit_distance(const char *a, const char *b)
+int flags_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     if (la > 63 || lb > 63)
@@ -145,7 +145,7 @@ static int unknown_flag(const char *arg)
     for (int i = 0; i < NFLAGS; i++) {
         if (!flags[i].name)
             continue;
-        int d = edit_distance(given, flags[i].name);
+        int d = flags_edit_distance(given, flags[i].name);
         if (d < best_d)
             best_d = d, best = &flags[i];
         if (len > 0 && strncmp(flags[i].name, given, len) == 0)

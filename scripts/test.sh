@@ -6,6 +6,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
+# the stages include one way only (ops <- lang <- compiler <- runtime)
+bash scripts/include-graph.sh || exit 1
 jobs=$(nproc)
 status=0
 
