@@ -108,7 +108,8 @@ static int build_layer(builder *b, int k)
         const char *suffix[OP_MAX_PARAMS];
         op_shape pshape[OP_MAX_PARAMS];
         bool trainable[OP_MAX_PARAMS];
-        int np = op->params(&attrs, shapes, suffix, pshape, trainable);
+        op_init init[OP_MAX_PARAMS];
+        int np = op->params(&attrs, shapes, suffix, pshape, trainable, init);
         for (int p = 0; p < np; p++) {
             char name[OP_NAME_MAX];
             int w = snprintf(name, sizeof name, "%s.%s", L->name, suffix[p]);
