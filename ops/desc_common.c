@@ -91,6 +91,7 @@ int desc_scalar_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *
         (void)out;                                                                                 \
         return desc_any_tensor(nin, in) ? (int64_t)(k)*op_shape_numel(&in[0]) : 0;                 \
     }
+ELTWISE_FLOPS(desc_flops_0, 0)
 ELTWISE_FLOPS(desc_flops_1, 1)
 ELTWISE_FLOPS(desc_flops_2, 2)
 ELTWISE_FLOPS(desc_flops_3, 3)

@@ -71,7 +71,8 @@ int desc_same_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *ou
 int desc_shape_of_second(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e);
 int desc_scalar_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e);
 
-/* k FLOPs per element of input 0 */
+/* k FLOPs per element of input 0 (0: copies such as flatten and concat) */
+int64_t desc_flops_0(const op_attrs *a, const op_shape *in, int nin, const op_shape *out);
 int64_t desc_flops_1(const op_attrs *a, const op_shape *in, int nin, const op_shape *out);
 int64_t desc_flops_2(const op_attrs *a, const op_shape *in, int nin, const op_shape *out);
 int64_t desc_flops_3(const op_attrs *a, const op_shape *in, int nin, const op_shape *out);

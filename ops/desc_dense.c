@@ -164,7 +164,7 @@ const op_def op_def_dense = {
 
 const op_def op_def_flatten = {
     .op = OP_FLATTEN, .name = "flatten", .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1,
-    .shape = flatten_shape, .grad = flatten_grad,
+    .shape = flatten_shape, .flops = desc_flops_0, .grad = flatten_grad,
 };
 
 /* dense_bwd_data's dx takes the forward input's shape (a flattened input is not determined

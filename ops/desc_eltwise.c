@@ -207,7 +207,7 @@ const op_def op_def_softmax = {
 
 const op_def op_def_concat = {
     .op = OP_CONCAT, .name = "concat", .is_layer = true, .callable = true, .min_inputs = 2,
-    .max_inputs = OP_MAX_IN, .shape = concat_shape, .grad = concat_grad,
+    .max_inputs = OP_MAX_IN, .shape = concat_shape, .flops = desc_flops_0, .grad = concat_grad,
 };
 
 /* a layer (it gets a name, add_1, ...) that only '+' makes */
