@@ -13,11 +13,11 @@ static const char *conv_name(int sdims)
 static int conv_check_rank(int sdims, const op_shape *in, int nin, op_err *e)
 {
     char b[SHAPE_BUF];
-    if (!desc_any_tensor(nin, in))
-        return desc_fail(e, -1, "%s expects one input tensor", conv_name(sdims));
+    if (!op_desc_any_tensor(nin, in))
+        return op_desc_fail(e, -1, "%s expects one input tensor", conv_name(sdims));
     if (in[0].rank != sdims + 1)
-        return desc_fail(e, -1, "%s expects a %s input, got %s", conv_name(sdims),
-                    sdims == 1 ? "[C, L]" : "[C, H, W]", desc_sstr(&in[0], b));
+        return op_desc_fail(e, -1, "%s expects a %s input, got %s", conv_name(sdims),
+                            sdims == 1 ? "[C, L]" : "[C, H, W]", op_desc_sstr(&in[0], b));
     return 0;
 }
 
@@ -31,37 +31,37 @@ static int conv_make_attrs(int sdims, op_attrs *a, const op_argval *args, const 
     memset(c, 0, sizeof *c);
     c->sdims = sdims;
     c->filters = args[CV_FILTERS].i[0];
-    if (desc_read_pair(op, "kernel", CV_KERNEL, &args[CV_KERNEL], sdims, 1, c->kernel, e) != 0 ||
-        desc_read_pair(op, "stride", CV_STRIDE, &args[CV_STRIDE], sdims, 1, c->stride, e) != 0 ||
-        desc_read_pair(op, "dilation", CV_DILATION, &args[CV_DILATION], sdims, 1, c->dilation, e) != 0)
+    if (op_desc_read_pair(op, "kernel", CV_KERNEL, &args[CV_KERNEL], sdims, 1, c->kernel, e) != 0 ||
+        op_desc_read_pair(op, "stride", CV_STRIDE, &args[CV_STRIDE], sdims, 1, c->stride, e) != 0 ||
+        op_desc_read_pair(op, "dilation", CV_DILATION, &args[CV_DILATION], sdims, 1, c->dilation, e) != 0)
         return -1;
     if (args[CV_PAD].same) {
         c->pad[0] = 0;
         for (int ax = 2 - sdims; ax < 2; ax++) {
             int64_t span = c->dilation[ax] * (c->kernel[ax] - 1);
             if (c->stride[ax] != 1)
-                return desc_fail(e, CV_PAD, "%s: pad=\"same\" needs stride 1, got stride %" PRId64, op,
-                            c->stride[ax]);
+                return op_desc_fail(e, CV_PAD, "%s: pad=\"same\" needs stride 1, got stride %" PRId64, op,
+                                    c->stride[ax]);
             if (span % 2 != 0)
-                return desc_fail(e, CV_PAD,
-                            "%s: pad=\"same\" needs an odd effective kernel, got %" PRId64
-                            " (kernel %" PRId64 ", dilation %" PRId64 ")",
-                            op, span + 1, c->kernel[ax], c->dilation[ax]);
+                return op_desc_fail(e, CV_PAD,
+                                    "%s: pad=\"same\" needs an odd effective kernel, got %" PRId64
+                                    " (kernel %" PRId64 ", dilation %" PRId64 ")",
+                                    op, span + 1, c->kernel[ax], c->dilation[ax]);
             c->pad[ax] = span / 2;
         }
-    } else if (desc_read_pair(op, "pad", CV_PAD, &args[CV_PAD], sdims, 0, c->pad, e) != 0) {
+    } else if (op_desc_read_pair(op, "pad", CV_PAD, &args[CV_PAD], sdims, 0, c->pad, e) != 0) {
         return -1;
     }
     c->groups = args[CV_GROUPS].i[0];
     int64_t C = in[0].d[0];
     if (c->groups < 1)
-        return desc_fail(e, CV_GROUPS, "%s: 'groups' must be a positive integer, got %" PRId64, op, c->groups);
+        return op_desc_fail(e, CV_GROUPS, "%s: 'groups' must be a positive integer, got %" PRId64, op, c->groups);
     if (C % c->groups != 0)
-        return desc_fail(e, CV_GROUPS, "%s: input channels %" PRId64 " are not divisible by groups %" PRId64, op,
-                    C, c->groups);
+        return op_desc_fail(e, CV_GROUPS, "%s: input channels %" PRId64 " are not divisible by groups %" PRId64, op,
+                            C, c->groups);
     if (c->filters % c->groups != 0)
-        return desc_fail(e, CV_GROUPS, "%s: filters %" PRId64 " are not divisible by groups %" PRId64, op,
-                    c->filters, c->groups);
+        return op_desc_fail(e, CV_GROUPS, "%s: filters %" PRId64 " are not divisible by groups %" PRId64, op,
+                            c->filters, c->groups);
     c->bias = args[CV_BIAS].b;
     c->act = OP_ACT_NONE;
     return 0;
@@ -86,15 +86,16 @@ static int conv_out_shape(const op_conv_attrs *c, const op_shape *x, op_shape *o
     int64_t o[2] = {1, 1};
     for (int ax = 2 - sdims; ax < 2; ax++) {
         int64_t inl = x->d[1 + ax - (2 - sdims)];
-        o[ax] = desc_window_out(inl, c->kernel[ax], c->stride[ax], c->pad[ax], c->dilation[ax]);
+        o[ax] = op_desc_window_out(inl, c->kernel[ax], c->stride[ax], c->pad[ax], c->dilation[ax]);
         if (o[ax] < 1)
-            return desc_fail(e, -1,
-                        "%s: output %s would be %" PRId64 ": input %s, kernel %" PRId64 ", stride %" PRId64
-                        ", pad %" PRId64 ", dilation %" PRId64,
-                        op, desc_axis_name(sdims, ax), o[ax], desc_sstr(x, b), c->kernel[ax], c->stride[ax], c->pad[ax],
-                        c->dilation[ax]);
+            return op_desc_fail(e, -1,
+                                "%s: output %s would be %" PRId64 ": input %s, kernel %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64 ", dilation %" PRId64,
+                                op, op_desc_axis_name(sdims, ax), o[ax], op_desc_sstr(x, b), c->kernel[ax],
+                                c->stride[ax], c->pad[ax],
+                                c->dilation[ax]);
     }
-    *out = sdims == 1 ? desc_shape2(c->filters, o[1]) : (op_shape){.rank = 3, .d = {c->filters, o[0], o[1]}};
+    *out = sdims == 1 ? op_desc_shape2(c->filters, o[1]) : (op_shape){.rank = 3, .d = {c->filters, o[0], o[1]}};
     return 0;
 }
 
@@ -106,13 +107,14 @@ static int fused_pool_out(const op_conv_attrs *c, const op_shape *conv_out, op_s
     *out = *conv_out;
     for (int ax = 2 - sdims; ax < 2; ax++) {
         int dim = 1 + ax - (2 - sdims);
-        int64_t o = desc_window_out(conv_out->d[dim], c->pool_size[ax], c->pool_stride[ax], c->pool_pad[ax], 1);
+        int64_t o = op_desc_window_out(conv_out->d[dim], c->pool_size[ax], c->pool_stride[ax], c->pool_pad[ax], 1);
         if (o < 1)
-            return desc_fail(e, -1,
-                        "maxpool: output %s would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
-                        ", pad %" PRId64,
-                        desc_axis_name(sdims, ax), o, desc_sstr(conv_out, b), c->pool_size[ax], c->pool_stride[ax],
-                        c->pool_pad[ax]);
+            return op_desc_fail(e, -1,
+                                "maxpool: output %s would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64,
+                                op_desc_axis_name(sdims, ax), o, op_desc_sstr(conv_out, b), c->pool_size[ax],
+                                c->pool_stride[ax],
+                                c->pool_pad[ax]);
         out->d[dim] = o;
     }
     return 0;
@@ -124,8 +126,8 @@ static int conv_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *
     if (conv_check_rank(c->sdims, in, nin, e) != 0)
         return -1;
     if (c->groups < 1 || in[0].d[0] % c->groups != 0)
-        return desc_fail(e, -1, "%s: input channels %" PRId64 " are not divisible by groups %" PRId64,
-                    conv_name(c->sdims), in[0].d[0], c->groups);
+        return op_desc_fail(e, -1, "%s: input channels %" PRId64 " are not divisible by groups %" PRId64,
+                            conv_name(c->sdims), in[0].d[0], c->groups);
     op_shape y;
     if (conv_out_shape(c, &in[0], &y, e) != 0)
         return -1;
@@ -155,7 +157,7 @@ static int conv_params(const op_attrs *a, const op_shape *in, const char **suffi
     trainable[n++] = true;
     if (c->bias) {
         suffix[n] = "bias";
-        shapes[n] = desc_shape1(c->filters);
+        shapes[n] = op_desc_shape1(c->filters);
         init[n] = OP_INIT_BIAS_FAN_IN_UNIFORM;
         trainable[n++] = true;
     }
@@ -167,7 +169,7 @@ static int conv_params(const op_attrs *a, const op_shape *in, const char **suffi
 static int64_t conv_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     const op_conv_attrs *c = &a->conv;
-    if (!desc_any_tensor(nin, in) || c->groups < 1)
+    if (!op_desc_any_tensor(nin, in) || c->groups < 1)
         return 0;
     op_shape y;
     if (conv_out_shape(c, &in[0], &y, NULL) != 0)
@@ -213,23 +215,23 @@ static void conv_describe(const op_attrs *a, char *buf, size_t n)
     const op_conv_attrs *c = &a->conv;
     size_t len = 0;
     char w[64];
-    desc_window_str(w, sizeof w, c->sdims, c->kernel);
-    desc_printf(buf, n, &len, "%" PRId64 "x%s", c->filters, w);
-    if (!desc_pair_is(c->sdims, c->stride, 1))
-        desc_pair_suffix(buf, n, &len, "stride", c->sdims, c->stride);
-    if (!desc_pair_is(c->sdims, c->dilation, 1))
-        desc_pair_suffix(buf, n, &len, "dilation", c->sdims, c->dilation);
+    op_desc_window_str(w, sizeof w, c->sdims, c->kernel);
+    op_desc_printf(buf, n, &len, "%" PRId64 "x%s", c->filters, w);
+    if (!op_desc_pair_is(c->sdims, c->stride, 1))
+        op_desc_pair_suffix(buf, n, &len, "stride", c->sdims, c->stride);
+    if (!op_desc_pair_is(c->sdims, c->dilation, 1))
+        op_desc_pair_suffix(buf, n, &len, "dilation", c->sdims, c->dilation);
     if (c->groups != 1)
-        desc_printf(buf, n, &len, " groups %" PRId64, c->groups);
+        op_desc_printf(buf, n, &len, " groups %" PRId64, c->groups);
     if (c->residual)
-        desc_printf(buf, n, &len, " +add");
+        op_desc_printf(buf, n, &len, " +add");
     if (c->act != OP_ACT_NONE)
-        desc_printf(buf, n, &len, " +%s", op_act_name(c->act));
+        op_desc_printf(buf, n, &len, " +%s", op_act_name(c->act));
     if (c->pool) {
-        desc_window_str(w, sizeof w, c->sdims, c->pool_size);
-        desc_printf(buf, n, &len, " +maxpool %s", w);
-        if (!desc_pair_eq(c->sdims, c->pool_stride, c->pool_size))
-            desc_printf(buf, n, &len, "/%" PRId64, c->pool_stride[1]);
+        op_desc_window_str(w, sizeof w, c->sdims, c->pool_size);
+        op_desc_printf(buf, n, &len, " +maxpool %s", w);
+        if (!op_desc_pair_eq(c->sdims, c->pool_stride, c->pool_size))
+            op_desc_printf(buf, n, &len, "/%" PRId64, c->pool_stride[1]);
     }
 }
 
@@ -242,7 +244,7 @@ static int conv_grad(const op_grad_ctx *c, op_err *e)
         snprintf(e->msg, sizeof e->msg, "%s: a fused convolution has no gradient rule", c->fwd->name);
         return -1;
     }
-    return desc_grad_linear(c, e, a->bias, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS);
+    return op_desc_grad_linear(c, e, a->bias, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS);
 }
 
 /* ---------------------------------------------------------------- backward conv */
@@ -250,7 +252,7 @@ static int conv_grad(const op_grad_ctx *c, op_err *e)
 static int conv_bwd_weights_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     if (nin < 2 || !in)
-        return desc_fail(e, -1, "conv_bwd_weights expects dy and x");
+        return op_desc_fail(e, -1, "conv_bwd_weights expects dy and x");
     *out = conv_weight_shape(&a->conv, in[1].d[0]);
     return 0;
 }
@@ -260,7 +262,7 @@ static int conv_bwd_weights_shape(const op_attrs *a, const op_shape *in, int nin
 static int64_t conv_bwd_data_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     const op_conv_attrs *c = &a->conv;
-    if (!desc_any_tensor(nin, in) || !out || out->rank < 1 || c->groups < 1)
+    if (!op_desc_any_tensor(nin, in) || !out || out->rank < 1 || c->groups < 1)
         return 0;
     return 2 * op_shape_numel(&in[0]) * (out->d[0] / c->groups) * c->kernel[0] * c->kernel[1];
 }

@@ -20,11 +20,11 @@ static int dense_make_attrs(op_attrs *a, const op_argval *args, const op_shape *
 static int dense_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     char b[SHAPE_BUF];
-    if (!desc_any_tensor(nin, in))
-        return desc_fail(e, -1, "dense expects one input tensor");
+    if (!op_desc_any_tensor(nin, in))
+        return op_desc_fail(e, -1, "dense expects one input tensor");
     if (in[0].rank < 1)
-        return desc_fail(e, -1, "dense expects a tensor of rank 1 or more, got %s", desc_sstr(&in[0], b));
-    *out = desc_shape1(a->dense.units);
+        return op_desc_fail(e, -1, "dense expects a tensor of rank 1 or more, got %s", op_desc_sstr(&in[0], b));
+    *out = op_desc_shape1(a->dense.units);
     return 0;
 }
 
@@ -33,12 +33,12 @@ static int dense_params(const op_attrs *a, const op_shape *in, const char **suff
 {
     int n = 0;
     suffix[n] = "weight";
-    shapes[n] = desc_shape2(a->dense.units, op_shape_numel(&in[0]));
+    shapes[n] = op_desc_shape2(a->dense.units, op_shape_numel(&in[0]));
     init[n] = OP_INIT_FAN_IN_UNIFORM;
     trainable[n++] = true;
     if (a->dense.bias) {
         suffix[n] = "bias";
-        shapes[n] = desc_shape1(a->dense.units);
+        shapes[n] = op_desc_shape1(a->dense.units);
         init[n] = OP_INIT_BIAS_FAN_IN_UNIFORM;
         trainable[n++] = true;
     }
@@ -50,7 +50,7 @@ static int dense_params(const op_attrs *a, const op_shape *in, const char **suff
 static int64_t dense_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    if (!desc_any_tensor(nin, in))
+    if (!op_desc_any_tensor(nin, in))
         return 0;
     const op_dense_attrs *d = &a->dense;
     int64_t f = 2 * d->units * op_shape_numel(&in[0]);
@@ -67,7 +67,7 @@ static int64_t dense_flops(const op_attrs *a, const op_shape *in, int nin, const
 static int64_t dense_bwd_data_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)a;
-    if (!desc_any_tensor(nin, in) || !out)
+    if (!op_desc_any_tensor(nin, in) || !out)
         return 0;
     return 2 * op_shape_numel(&in[0]) * op_shape_numel(out);
 }
@@ -85,17 +85,17 @@ static int64_t dense_bwd_weights_flops(const op_attrs *a, const op_shape *in, in
 static int dense_bwd_weights_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     if (nin < 2)
-        return desc_fail(e, -1, "dense_bwd_weights expects dy and x");
-    *out = desc_shape2(a->dense.units, op_shape_numel(&in[1]));
+        return op_desc_fail(e, -1, "dense_bwd_weights expects dy and x");
+    *out = op_desc_shape2(a->dense.units, op_shape_numel(&in[1]));
     return 0;
 }
 
 static int flatten_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
 {
     (void)a;
-    if (!desc_any_tensor(nin, in))
-        return desc_fail(e, -1, "flatten expects one input tensor");
-    *out = desc_shape1(op_shape_numel(&in[0]));
+    if (!op_desc_any_tensor(nin, in))
+        return op_desc_fail(e, -1, "flatten expects one input tensor");
+    *out = op_desc_shape1(op_shape_numel(&in[0]));
     return 0;
 }
 
@@ -124,11 +124,11 @@ static bool dense_epilogue(const op_attrs *a)
 static void dense_describe(const op_attrs *a, char *buf, size_t n)
 {
     size_t len = 0;
-    desc_printf(buf, n, &len, "%" PRId64, a->dense.units);
+    op_desc_printf(buf, n, &len, "%" PRId64, a->dense.units);
     if (a->dense.act != OP_ACT_NONE)
-        desc_printf(buf, n, &len, " +%s", op_act_name(a->dense.act));
+        op_desc_printf(buf, n, &len, " +%s", op_act_name(a->dense.act));
     if (a->dense.softmax)
-        desc_printf(buf, n, &len, " +softmax");
+        op_desc_printf(buf, n, &len, " +softmax");
 }
 
 static int dense_grad(const op_grad_ctx *c, op_err *e)
@@ -138,13 +138,13 @@ static int dense_grad(const op_grad_ctx *c, op_err *e)
         snprintf(e->msg, sizeof e->msg, "%s: a fused dense layer has no gradient rule", c->fwd->name);
         return -1;
     }
-    return desc_grad_linear(c, e, d->bias, OP_DENSE_BWD_DATA, OP_DENSE_BWD_WEIGHTS);
+    return op_desc_grad_linear(c, e, d->bias, OP_DENSE_BWD_DATA, OP_DENSE_BWD_WEIGHTS);
 }
 
 /* flatten's gradient is the same copy back into the input's shape */
 static int flatten_grad(const op_grad_ctx *c, op_err *e)
 {
-    return desc_grad_unary(c, e, OP_FLATTEN, -1, NULL);
+    return op_desc_grad_unary(c, e, OP_FLATTEN, -1, NULL);
 }
 
 /* ---------------------------------------------------------------- entries */
@@ -164,7 +164,7 @@ const op_def op_def_dense = {
 
 const op_def op_def_flatten = {
     .op = OP_FLATTEN, .name = "flatten", .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1,
-    .shape = flatten_shape, .flops = desc_flops_0, .grad = flatten_grad,
+    .shape = flatten_shape, .flops = op_desc_flops_0, .grad = flatten_grad,
 };
 
 /* dense_bwd_data's dx takes the forward input's shape (a flattened input is not determined

@@ -38,10 +38,10 @@ static int softmax_shape(const op_attrs *a, const op_shape *in, int nin, op_shap
 {
     (void)a;
     char b[SHAPE_BUF];
-    if (!desc_any_tensor(nin, in))
-        return desc_fail(e, -1, "softmax expects one input tensor");
+    if (!op_desc_any_tensor(nin, in))
+        return op_desc_fail(e, -1, "softmax expects one input tensor");
     if (in[0].rank < 1)
-        return desc_fail(e, -1, "softmax expects a tensor of rank 1 or more, got %s", desc_sstr(&in[0], b));
+        return op_desc_fail(e, -1, "softmax expects a tensor of rank 1 or more, got %s", op_desc_sstr(&in[0], b));
     *out = in[0];
     return 0;
 }
@@ -53,16 +53,16 @@ static int concat_shape(const op_attrs *a, const op_shape *in, int nin, op_shape
     (void)a;
     char b0[SHAPE_BUF], b1[SHAPE_BUF];
     if (nin < 2 || !in)
-        return desc_fail(e, -1, "concat expects at least 2 input tensors, got %d", nin);
+        return op_desc_fail(e, -1, "concat expects at least 2 input tensors, got %d", nin);
     *out = in[0];
     for (int k = 1; k < nin; k++) {
         bool ok = in[k].rank == in[0].rank && in[k].rank >= 1;
         for (int d = 1; ok && d < in[0].rank; d++)
             ok = in[k].d[d] == in[0].d[d];
         if (!ok)
-            return desc_fail(e, -1,
-                        "concat: input %d has shape %s, which does not match input 1's %s outside the channel axis",
-                        k + 1, desc_sstr(&in[k], b0), desc_sstr(&in[0], b1));
+            return op_desc_fail(e, -1,
+                                "concat: input %d has shape %s, which does not match input 1's %s outside the channel axis",
+                                k + 1, op_desc_sstr(&in[k], b0), op_desc_sstr(&in[0], b1));
         out->d[0] += in[k].d[0];
     }
     return 0;
@@ -73,10 +73,11 @@ static int add_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *o
     (void)a;
     char b0[SHAPE_BUF], b1[SHAPE_BUF];
     if (nin < 2 || !in)
-        return desc_fail(e, -1, "add expects at least 2 input tensors, got %d", nin);
+        return op_desc_fail(e, -1, "add expects at least 2 input tensors, got %d", nin);
     for (int k = 1; k < nin; k++)
         if (!op_shape_equal(&in[k], &in[0]))
-            return desc_fail(e, -1, "add: the shapes differ: %s + %s", desc_sstr(&in[0], b0), desc_sstr(&in[k], b1));
+            return op_desc_fail(e, -1, "add: the shapes differ: %s + %s", op_desc_sstr(&in[0], b0),
+                                op_desc_sstr(&in[k], b1));
     *out = in[0];
     return 0;
 }
@@ -109,7 +110,7 @@ static void add_describe(const op_attrs *a, char *buf, size_t n)
 {
     size_t len = 0;
     if (a->act.act != OP_ACT_NONE)
-        desc_printf(buf, n, &len, "+%s", op_act_name(a->act.act));
+        op_desc_printf(buf, n, &len, "+%s", op_act_name(a->act.act));
 }
 
 static void leaky_relu_describe(const op_attrs *a, char *buf, size_t n)
@@ -134,12 +135,12 @@ static int act_grad(const op_grad_ctx *c, op_err *e)
     /* act_bwd reads the forward output, except leaky_relu with a slope <= 0, whose output's
      * sign no longer tells the input's */
     int t = (a.act.act == OP_ACT_LEAKY_RELU && a.act.alpha <= 0.0f) ? c->in[0] : c->out[0];
-    return desc_grad_unary(c, e, OP_ACT_BWD, t, &a);
+    return op_desc_grad_unary(c, e, OP_ACT_BWD, t, &a);
 }
 
 static int softmax_grad(const op_grad_ctx *c, op_err *e)
 {
-    return desc_grad_unary(c, e, OP_SOFTMAX_BWD, c->out[0], NULL);
+    return op_desc_grad_unary(c, e, OP_SOFTMAX_BWD, c->out[0], NULL);
 }
 
 static int concat_grad(const op_grad_ctx *c, op_err *e)
@@ -154,13 +155,13 @@ static int concat_grad(const op_grad_ctx *c, op_err *e)
         if (c->wants_grad(c, x)) {
             int dx = c->grad_value(c, x);
             if (dx < 0)
-                return desc_grad_oom(e);
+                return op_desc_grad_oom(e);
             op_attrs a;
             memset(&a, 0, sizeof a);
             a.slice.offset = offset;
             char what[32];
             snprintf(what, sizeof what, "bwd%d", k + 1);
-            if (desc_grad_emit(c, OP_CONCAT_BWD, &a, 1, &dy, 1, &dx, what, e))
+            if (op_desc_grad_emit(c, OP_CONCAT_BWD, &a, 1, &dy, 1, &dx, what, e))
                 return -1;
             c->gin[k] = dx;
         }
@@ -187,7 +188,7 @@ static int add_grad(const op_grad_ctx *c, op_err *e)
  * (pass_fuse moves it into a producer's act_slot). */
 #define ACT_LAYER(E, s)                                                                            \
     .op = OP_##E, .name = #s, .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1, \
-    .act = OP_ACT_##E, .make_attrs = s##_make_attrs, .shape = desc_same_shape, .flops = desc_flops_1, \
+    .act = OP_ACT_##E, .make_attrs = s##_make_attrs, .shape = op_desc_same_shape, .flops = op_desc_flops_1, \
     .inplace = true, .grad = act_grad
 
 const op_def op_def_relu = {ACT_LAYER(RELU, relu)};
@@ -202,12 +203,12 @@ const op_def op_def_leaky_relu = {
  * loss (compiler/autodiff.c). */
 const op_def op_def_softmax = {
     .op = OP_SOFTMAX, .name = "softmax", .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1,
-    .shape = softmax_shape, .flops = desc_flops_3, .grad = softmax_grad, .props = OP_PROP_FOLDS_INTO_XENT,
+    .shape = softmax_shape, .flops = op_desc_flops_3, .grad = softmax_grad, .props = OP_PROP_FOLDS_INTO_XENT,
 };
 
 const op_def op_def_concat = {
     .op = OP_CONCAT, .name = "concat", .is_layer = true, .callable = true, .min_inputs = 2,
-    .max_inputs = OP_MAX_IN, .shape = concat_shape, .flops = desc_flops_0, .grad = concat_grad,
+    .max_inputs = OP_MAX_IN, .shape = concat_shape, .flops = op_desc_flops_0, .grad = concat_grad,
 };
 
 /* a layer (it gets a name, add_1, ...) that only '+' makes */
@@ -219,13 +220,13 @@ const op_def op_def_add = {
 
 /* act_bwd: a test and a multiply per element */
 const op_def op_def_act_bwd = {
-    .op = OP_ACT_BWD, .name = "act_bwd", .min_inputs = 2, .max_inputs = 2, .shape = desc_same_shape,
-    .flops = desc_flops_2, .inplace = true, .describe = act_bwd_describe, .props = OP_PROP_TRAINING_ONLY,
+    .op = OP_ACT_BWD, .name = "act_bwd", .min_inputs = 2, .max_inputs = 2, .shape = op_desc_same_shape,
+    .flops = op_desc_flops_2, .inplace = true, .describe = act_bwd_describe, .props = OP_PROP_TRAINING_ONLY,
 };
 
 const op_def op_def_softmax_bwd = {
-    .op = OP_SOFTMAX_BWD, .name = "softmax_bwd", .min_inputs = 2, .max_inputs = 2, .shape = desc_same_shape,
-    .flops = desc_flops_4, .props = OP_PROP_TRAINING_ONLY,
+    .op = OP_SOFTMAX_BWD, .name = "softmax_bwd", .min_inputs = 2, .max_inputs = 2, .shape = op_desc_same_shape,
+    .flops = op_desc_flops_4, .props = OP_PROP_TRAINING_ONLY,
 };
 
 /* a slice of dy: its shape comes from the forward input */

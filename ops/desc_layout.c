@@ -15,6 +15,6 @@ static void reorder_describe(const op_attrs *a, char *buf, size_t n)
 }
 
 const op_def op_def_reorder = {
-    .op = OP_REORDER, .name = "reorder", .min_inputs = 1, .max_inputs = 1, .shape = desc_same_shape,
+    .op = OP_REORDER, .name = "reorder", .min_inputs = 1, .max_inputs = 1, .shape = op_desc_same_shape,
     .describe = reorder_describe,
 };

@@ -9,10 +9,11 @@ enum { BN_EPS, BN_MOMENTUM, BN_NAME, BN_NARGS };
 static int bn_check_rank(const op_shape *in, int nin, op_err *e)
 {
     char b[SHAPE_BUF];
-    if (!desc_any_tensor(nin, in))
-        return desc_fail(e, -1, "batchnorm expects one input tensor");
+    if (!op_desc_any_tensor(nin, in))
+        return op_desc_fail(e, -1, "batchnorm expects one input tensor");
     if (in[0].rank < 1 || in[0].rank > 3)
-        return desc_fail(e, -1, "batchnorm expects a [C], [C, L] or [C, H, W] input, got %s", desc_sstr(&in[0], b));
+        return op_desc_fail(e, -1, "batchnorm expects a [C], [C, L] or [C, H, W] input, got %s",
+                            op_desc_sstr(&in[0], b));
     return 0;
 }
 
@@ -22,9 +23,9 @@ static int bn_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in,
         return -1;
     double eps = args[BN_EPS].f, mom = args[BN_MOMENTUM].f;
     if (!(eps > 0.0))
-        return desc_fail(e, BN_EPS, "batchnorm: 'eps' must be a positive number, got %g", eps);
+        return op_desc_fail(e, BN_EPS, "batchnorm: 'eps' must be a positive number, got %g", eps);
     if (!(mom >= 0.0 && mom <= 1.0))
-        return desc_fail(e, BN_MOMENTUM, "batchnorm: 'momentum' must be between 0 and 1, got %g", mom);
+        return op_desc_fail(e, BN_MOMENTUM, "batchnorm: 'momentum' must be between 0 and 1, got %g", mom);
     memset(&a->bn, 0, sizeof a->bn);
     a->bn.eps = (float)eps;
     a->bn.momentum = (float)mom;
@@ -50,7 +51,7 @@ static int bn_params(const op_attrs *a, const op_shape *in, const char **suffix,
     static const op_init inits[4] = {OP_INIT_ONE, OP_INIT_ZERO, OP_INIT_ZERO, OP_INIT_ONE};
     for (int k = 0; k < 4; k++) {
         suffix[k] = names[k];
-        shapes[k] = desc_shape1(in[0].d[0]);
+        shapes[k] = op_desc_shape1(in[0].d[0]);
         trainable[k] = k < 2;
         init[k] = inits[k];
     }
@@ -62,7 +63,7 @@ static int bn_params(const op_attrs *a, const op_shape *in, const char **suffix,
 static int64_t bn_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    if (!desc_any_tensor(nin, in))
+    if (!op_desc_any_tensor(nin, in))
         return 0;
     return op_shape_numel(&in[0]) * (a->bn.training ? 5 : 2);
 }
@@ -72,7 +73,7 @@ static int64_t bn_bwd_flops(const op_attrs *a, const op_shape *in, int nin, cons
 {
     (void)a;
     (void)out;
-    return desc_any_tensor(nin, in) ? 8 * op_shape_numel(&in[0]) : 0;
+    return op_desc_any_tensor(nin, in) ? 8 * op_shape_numel(&in[0]) : 0;
 }
 
 static int dropout_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
@@ -81,7 +82,7 @@ static int dropout_make_attrs(op_attrs *a, const op_argval *args, const op_shape
     (void)nin;
     double p = args[0].f;
     if (!(p >= 0.0 && p < 1.0))
-        return desc_fail(e, 0, "dropout: 'p' must be in [0, 1), got %g", p);
+        return op_desc_fail(e, 0, "dropout: 'p' must be in [0, 1), got %g", p);
     a->dropout.p = (float)p;
     a->dropout.training = false;
     return 0;
@@ -91,7 +92,7 @@ static int dropout_make_attrs(op_attrs *a, const op_argval *args, const op_shape
 static int64_t dropout_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    return desc_any_tensor(nin, in) && a->dropout.training ? op_shape_numel(&in[0]) : 0;
+    return op_desc_any_tensor(nin, in) && a->dropout.training ? op_shape_numel(&in[0]) : 0;
 }
 
 /* ---------------------------------------------------------------- training mode */
@@ -102,7 +103,7 @@ static int bn_train_outputs(op_attrs *a, const op_shape *in0, op_shape *shapes, 
                             const char **suffix)
 {
     a->bn.training = true;
-    shapes[0] = shapes[1] = desc_shape1(in0->d[0]);
+    shapes[0] = shapes[1] = op_desc_shape1(in0->d[0]);
     batched[0] = batched[1] = false;
     suffix[0] = "save_mean";
     suffix[1] = "save_invstd";
@@ -144,9 +145,9 @@ static int bn_grad(const op_grad_ctx *c, op_err *e)
     int x = c->in[0], gamma = c->in[1], beta = c->in[2];
     int dx = c->grad_value(c, x), dgamma = c->grad_value(c, gamma), dbeta = c->grad_value(c, beta);
     if (dx < 0 || dgamma < 0 || dbeta < 0)
-        return desc_grad_oom(e);
+        return op_desc_grad_oom(e);
     int in[5] = {dy, x, gamma, c->out[1], c->out[2]}, out[3] = {dx, dgamma, dbeta};
-    if (desc_grad_emit(c, OP_BATCHNORM_BWD, &c->fwd->attrs, 5, in, 3, out, "bwd", e))
+    if (op_desc_grad_emit(c, OP_BATCHNORM_BWD, &c->fwd->attrs, 5, in, 3, out, "bwd", e))
         return -1;
     /* a network input's gradient is computed (batchnorm_bwd always makes dx) but not passed on */
     c->gin[0] = c->wants_grad(c, x) ? dx : -1;
@@ -158,8 +159,8 @@ static int bn_grad(const op_grad_ctx *c, op_err *e)
 static int dropout_grad(const op_grad_ctx *c, op_err *e)
 {
     if (!c->fwd->attrs.dropout.training || c->nout < 2) /* identity outside training */
-        return desc_grad_unary(c, e, OP_FLATTEN, -1, NULL);
-    return desc_grad_unary(c, e, OP_DROPOUT_BWD, c->out[1], NULL);
+        return op_desc_grad_unary(c, e, OP_FLATTEN, -1, NULL);
+    return op_desc_grad_unary(c, e, OP_DROPOUT_BWD, c->out[1], NULL);
 }
 
 /* ---------------------------------------------------------------- entries */
@@ -179,23 +180,23 @@ const op_def op_def_batchnorm = {
 const op_def op_def_dropout = {
     .op = OP_DROPOUT, .name = "dropout", .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1,
     .nargs = 1, .args = {{"p", OP_ARG_FLOAT, OP_ARGF_UNIT, "0.5"}},
-    .make_attrs = dropout_make_attrs, .shape = desc_same_shape, .flops = dropout_flops, .inplace = true,
+    .make_attrs = dropout_make_attrs, .shape = op_desc_same_shape, .flops = dropout_flops, .inplace = true,
     .grad = dropout_grad, .train_outputs = dropout_train_outputs, .describe = dropout_describe,
 };
 
 const op_def op_def_batchnorm_bwd = {
     .op = OP_BATCHNORM_BWD, .name = "batchnorm_bwd", .min_inputs = 5, .max_inputs = 5,
-    .shape = desc_shape_of_second, .flops = bn_bwd_flops, .props = OP_PROP_TRAINING_ONLY,
+    .shape = op_desc_shape_of_second, .flops = bn_bwd_flops, .props = OP_PROP_TRAINING_ONLY,
 };
 
 const op_def op_def_dropout_bwd = {
-    .op = OP_DROPOUT_BWD, .name = "dropout_bwd", .min_inputs = 2, .max_inputs = 2, .shape = desc_same_shape,
-    .flops = desc_flops_1, .inplace = true, .props = OP_PROP_TRAINING_ONLY,
+    .op = OP_DROPOUT_BWD, .name = "dropout_bwd", .min_inputs = 2, .max_inputs = 2, .shape = op_desc_same_shape,
+    .flops = op_desc_flops_1, .inplace = true, .props = OP_PROP_TRAINING_ONLY,
 };
 
 /* A weight transform (compiler/pass_fold_bn.c): in: w, b (when the layer has a bias), gamma,
  * beta, running_mean, running_var; out: w', b'.  Output 0 has w's shape.  It runs when the
  * weights change, not per example: no FLOPs counted. */
 const op_def op_def_bn_fold = {
-    .op = OP_BN_FOLD, .name = "bn_fold", .min_inputs = 5, .max_inputs = 6, .shape = desc_same_shape,
+    .op = OP_BN_FOLD, .name = "bn_fold", .min_inputs = 5, .max_inputs = 6, .shape = op_desc_same_shape,
 };
