@@ -90,7 +90,8 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
             plan_loc l = p->vals[nd->in[k]].loc;
             constant = l == PLAN_LOC_WEIGHTS || l == PLAN_LOC_CONST;
         }
-        if (nd->op == OP_BATCHNORM || nd->op == OP_SGD_UPDATE || nd->op == OP_ADAM_UPDATE)
+        const op_def *def = op_def_get(nd->op);
+        if (def->updates_inputs && def->updates_inputs(&nd->attrs))
             constant = false; /* they change what they read */
         p->steps[s].constant = constant;
         if (constant)

@@ -258,28 +258,6 @@ static void fmt_bytes(char *buf, size_t n, size_t b)
         snprintf(buf, n, "%zu B", b);
 }
 
-static int64_t node_params(const ir_graph *g, const ir_node *nd)
-{
-    int64_t p = 0;
-    for (int k = 0; k < nd->nin; k++)
-        if (g->vals[nd->in[k]].kind == IR_VAL_PARAM)
-            p += op_shape_numel(&g->vals[nd->in[k]].shape);
-    return p;
-}
-
-static int64_t node_flops(const ir_graph *g, const ir_node *nd)
-{
-    const op_def *def = op_def_get(nd->op);
-    if (!def->flops || nd->nout < 1)
-        return 0;
-    op_shape in[OP_MAX_IN];
-    int nin = 0;
-    for (int k = 0; k < nd->nin; k++)
-        if (g->vals[nd->in[k]].kind != IR_VAL_PARAM && g->vals[nd->in[k]].kind != IR_VAL_STATE)
-            in[nin++] = g->vals[nd->in[k]].shape;
-    return def->flops(&nd->attrs, in, nin, &g->vals[nd->out[0]].shape);
-}
-
 /* Builds the plan the options ask for (inference or training) from the model's graph. */
 static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                            const cnn_train_config *tc, char *err, size_t errlen)
@@ -359,7 +337,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
         char sh[64], pc[32], fc[32];
-        int64_t np = node_params(g, nd), nf = node_flops(g, nd);
+        int64_t np = ir_node_params(g, n), nf = ir_node_flops(g, n);
         tparams += np, tflops += nf;
         fmt_count(pc, sizeof pc, np);
         fmt_count(fc, sizeof fc, nf);
