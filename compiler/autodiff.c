@@ -99,36 +99,26 @@ static int switch_to_training(ir_graph *g, int nfwd, char *err, size_t errlen)
         ir_node *nd = &g->nodes[n];
         if (nd->dead)
             continue;
-        if (nd->op == OP_BATCHNORM) {
-            int x = nd->in[0];
-            op_shape c = {.rank = 1, .d = {g->vals[x].shape.d[0]}};
+        const op_def *def = op_def_get(nd->op);
+        if (!def->train_outputs || nd->nin < 1)
+            continue;
+        /* the op switches its attributes to training mode and names the outputs it adds
+         * (batchnorm: save_mean, save_invstd; dropout: mask) */
+        op_shape shapes[OP_MAX_OUT];
+        bool batched[OP_MAX_OUT];
+        const char *suffix[OP_MAX_OUT];
+        op_shape in0 = g->vals[nd->in[0]].shape;
+        int extra = def->train_outputs(&nd->attrs, &in0, shapes, batched, suffix);
+        for (int k = 0; k < extra && nd->nout < OP_MAX_OUT; k++) {
             char name[OP_NAME_MAX];
-            snprintf(name, sizeof name, "%.*s.save_mean", OP_NAME_MAX - 12, nd->name);
-            int mean = ir_add_value(g, IR_VAL_SCRATCH, &c, false, name);
-            snprintf(name, sizeof name, "%.*s.save_invstd", OP_NAME_MAX - 14, nd->name);
-            int invstd = ir_add_value(g, IR_VAL_SCRATCH, &c, false, name);
-            if (mean < 0 || invstd < 0)
+            snprintf(name, sizeof name, "%.*s.%s", (int)(OP_NAME_MAX - 2 - strlen(suffix[k])), nd->name,
+                     suffix[k]);
+            int v = ir_add_value(g, IR_VAL_SCRATCH, &shapes[k], batched[k], name);
+            if (v < 0)
                 goto oom;
             nd = &g->nodes[n];
-            nd->attrs.bn.training = true;
-            nd->out[1] = mean;
-            nd->out[2] = invstd;
-            nd->nout = 3;
-            g->vals[mean].producer = n;
-            g->vals[invstd].producer = n;
-        } else if (nd->op == OP_DROPOUT) {
-            int x = nd->in[0];
-            op_shape sh = g->vals[x].shape;
-            char name[OP_NAME_MAX];
-            snprintf(name, sizeof name, "%.*s.mask", OP_NAME_MAX - 6, nd->name);
-            int mask = ir_add_value(g, IR_VAL_SCRATCH, &sh, true, name);
-            if (mask < 0)
-                goto oom;
-            nd = &g->nodes[n];
-            nd->attrs.dropout.training = true;
-            nd->out[1] = mask;
-            nd->nout = 2;
-            g->vals[mask].producer = n;
+            nd->out[nd->nout++] = v;
+            g->vals[v].producer = n;
         }
     }
     return 0;
@@ -193,7 +183,7 @@ static int append_loss(ir_graph *g, const ad_options *opt, int *logits_out, char
             return -1;
         }
         int p = ov->producer;
-        if (p >= 0 && g->nodes[p].op == OP_SOFTMAX)
+        if (p >= 0 && (op_def_get(g->nodes[p].op)->props & OP_PROP_FOLDS_INTO_XENT))
             logits = g->nodes[p].in[0]; /* the final softmax is part of the loss */
     }
     op_shape label_shape = {.rank = 1, .d = {1}};

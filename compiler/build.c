@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lang/strbuf.h"
 #include "ops/registry.h"
 
 /* ---------------------------------------------------------------- building */
@@ -108,7 +109,8 @@ static int build_layer(builder *b, int k)
         const char *suffix[OP_MAX_PARAMS];
         op_shape pshape[OP_MAX_PARAMS];
         bool trainable[OP_MAX_PARAMS];
-        int np = op->params(&attrs, shapes, suffix, pshape, trainable);
+        op_init init[OP_MAX_PARAMS];
+        int np = op->params(&attrs, shapes, suffix, pshape, trainable, init);
         for (int p = 0; p < np; p++) {
             char name[OP_NAME_MAX];
             int w = snprintf(name, sizeof name, "%s.%s", L->name, suffix[p]);
@@ -254,57 +256,6 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
 
 /* ---------------------------------------------------------------- dumps */
 
-typedef struct strbuf {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} strbuf;
-
-static void sb_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *sb, const char *fmt, ...)
-{
-    if (sb->oom)
-        return;
-    for (;;) {
-        size_t room = sb->cap - sb->len;
-        va_list ap;
-        va_start(ap, fmt);
-        int w = vsnprintf(sb->s ? sb->s + sb->len : NULL, sb->s ? room : 0, fmt, ap);
-        va_end(ap);
-        if (w < 0) {
-            sb->oom = true;
-            return;
-        }
-        if (sb->s && (size_t)w < room) {
-            sb->len += (size_t)w;
-            return;
-        }
-        size_t ncap = sb->cap ? sb->cap : 256;
-        while (ncap < sb->len + (size_t)w + 1)
-            ncap *= 2;
-        char *p = realloc(sb->s, ncap);
-        if (!p) {
-            sb->oom = true;
-            return;
-        }
-        sb->s = p;
-        sb->cap = ncap;
-    }
-}
-
-static char *sb_finish(strbuf *sb)
-{
-    if (sb->oom) {
-        free(sb->s);
-        return NULL;
-    }
-    if (!sb->s) {
-        sb->s = malloc(1);
-        if (sb->s)
-            sb->s[0] = '\0';
-    }
-    return sb->s;
-}
 
 /* "[6,28,28]": the shape without spaces, for dot labels. */
 static char *shape_compact(const op_shape *s, char *buf, size_t n)
@@ -323,109 +274,15 @@ static char *shape_compact(const op_shape *s, char *buf, size_t n)
     return buf;
 }
 
-/* "5x5", "5" (1-D) or "3x5": a window pair in attribute order; 1-D windows use index 1. */
-static void window_str(char *buf, size_t n, int sdims, const int64_t v[2])
-{
-    if (sdims == 1)
-        snprintf(buf, n, "%" PRId64, v[1]);
-    else
-        snprintf(buf, n, "%" PRId64 "x%" PRId64, v[0], v[1]);
-}
-
-static bool pair_is(int sdims, const int64_t v[2], int64_t x)
-{
-    return v[1] == x && (sdims == 1 || v[0] == x);
-}
-
-static bool pair_eq(int sdims, const int64_t a[2], const int64_t b[2])
-{
-    return a[1] == b[1] && (sdims == 1 || a[0] == b[0]);
-}
-
-static void pair_suffix(strbuf *sb, const char *label, int sdims, const int64_t v[2])
-{
-    if (sdims == 1 || v[0] == v[1])
-        sb_printf(sb, " %s %" PRId64, label, v[1]);
-    else
-        sb_printf(sb, " %s %" PRId64 "x%" PRId64, label, v[0], v[1]);
-}
-
+/* The layer table's attribute column: the op's registry summary (describe). */
 char *ir_node_summary(const ir_node *node, char *buf, size_t n)
 {
     if (!buf || n == 0)
         return buf;
-    strbuf sb = {0};
-    char w[64];
-    const op_attrs *a = &node->attrs;
-    switch (node->op) {
-    case OP_CONV1D:
-    case OP_CONV2D: {
-        const op_conv_attrs *c = &a->conv;
-        window_str(w, sizeof w, c->sdims, c->kernel);
-        sb_printf(&sb, "%" PRId64 "x%s", c->filters, w);
-        if (!pair_is(c->sdims, c->stride, 1))
-            pair_suffix(&sb, "stride", c->sdims, c->stride);
-        if (!pair_is(c->sdims, c->dilation, 1))
-            pair_suffix(&sb, "dilation", c->sdims, c->dilation);
-        if (c->groups != 1)
-            sb_printf(&sb, " groups %" PRId64, c->groups);
-        if (c->residual)
-            sb_printf(&sb, " +add");
-        if (c->act != OP_ACT_NONE)
-            sb_printf(&sb, " +%s", op_act_name(c->act));
-        if (c->pool) {
-            window_str(w, sizeof w, c->sdims, c->pool_size);
-            sb_printf(&sb, " +maxpool %s", w);
-            if (!pair_eq(c->sdims, c->pool_stride, c->pool_size))
-                sb_printf(&sb, "/%" PRId64, c->pool_stride[1]);
-        }
-        break;
-    }
-    case OP_MAXPOOL:
-    case OP_AVGPOOL: {
-        const op_pool_attrs *p = &a->pool;
-        window_str(w, sizeof w, p->sdims, p->size);
-        sb_printf(&sb, "%s", w);
-        if (!pair_eq(p->sdims, p->stride, p->size)) {
-            if (p->sdims == 1 || p->stride[0] == p->stride[1])
-                sb_printf(&sb, "/%" PRId64, p->stride[1]);
-            else
-                sb_printf(&sb, "/%" PRId64 "x%" PRId64, p->stride[0], p->stride[1]);
-        }
-        if (!pair_is(p->sdims, p->pad, 0))
-            pair_suffix(&sb, "pad", p->sdims, p->pad);
-        break;
-    }
-    case OP_DENSE:
-        sb_printf(&sb, "%" PRId64, a->dense.units);
-        if (a->dense.act != OP_ACT_NONE)
-            sb_printf(&sb, " +%s", op_act_name(a->dense.act));
-        if (a->dense.softmax)
-            sb_printf(&sb, " +softmax");
-        break;
-    case OP_DROPOUT:
-        sb_printf(&sb, "p=%g", (double)a->dropout.p);
-        break;
-    case OP_LEAKY_RELU:
-        sb_printf(&sb, "alpha=%g", (double)a->act.alpha);
-        break;
-    case OP_ADD:
-        if (a->act.act != OP_ACT_NONE)
-            sb_printf(&sb, "+%s", op_act_name(a->act.act));
-        break;
-    case OP_ACT_BWD:
-        sb_printf(&sb, "%s", op_act_name(a->act.act));
-        break;
-    case OP_REORDER:
-        sb_printf(&sb, "%s->%s", a->reorder.from == OP_LAYOUT_NHWC ? "nhwc" : "nchw",
-                  a->reorder.to == OP_LAYOUT_NHWC ? "nhwc" : "nchw");
-        break;
-    default:
-        break;
-    }
-    const char *s = sb.s && !sb.oom ? sb.s : "";
-    snprintf(buf, n, "%s", s);
-    free(sb.s);
+    buf[0] = '\0';
+    const op_def *def = op_def_get(node->op);
+    if (def && def->describe)
+        def->describe(&node->attrs, buf, n);
     return buf;
 }
 
@@ -484,7 +341,7 @@ char *ir_graph_dump_text(const ir_graph *g)
     }
     if (g->loss >= 0)
         sb_printf(&sb, "  loss = %s\n", g->vals[g->loss].name);
-    return sb_finish(&sb);
+    return sb_take(&sb);
 }
 
 /* Writes s as the inside of a dot string: quotes and backslashes escaped. */
@@ -556,5 +413,5 @@ char *ir_graph_dump_dot(const ir_graph *g)
             sb_printf(&sb, "  n%d -> out%d;\n", val->producer, i);
     }
     sb_printf(&sb, "}\n");
-    return sb_finish(&sb);
+    return sb_take(&sb);
 }

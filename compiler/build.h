@@ -25,7 +25,8 @@ ir_graph *ir_build(const lang_network *net, diag_list *diags);
 /* Trainable parameter elements read by node n (IR_VAL_PARAM inputs; running statistics are
  * not counted, as in PyTorch's parameters()). */
 int64_t ir_node_params(const ir_graph *g, int n);
-/* FLOPs of node n per example, by its registry rule (see compiler/registry.c). */
+/* FLOPs of node n per example, by its registry rule (op_def.flops, given every input's shape):
+ * the one FLOP count, used by the totals and the model summary alike. */
 int64_t ir_node_flops(const ir_graph *g, int n);
 /* Totals over the live nodes: trainable parameter elements (each PARAM value counted once,
  * if some live node reads it) and FLOPs per example.  Either pointer may be NULL. */

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lang/span.h"
+#include "ops/caps.h"
 #include "ops/op.h"
 
 typedef enum ir_valkind {
@@ -42,6 +43,7 @@ typedef struct ir_node {
     char name[OP_NAME_MAX];  /* the layer's name (conv2d_1, relu_3, ...) */
     lang_span span;          /* where it came from in the source, or all zero */
     bool dead;               /* removed by a pass; skipped everywhere */
+    op_backend backend;      /* which backend runs it (compiler/pass_backend.c) */
     char fused[OP_NAME_MAX]; /* names of the layers folded into it, for reports */
 } ir_node;
 

@@ -2,13 +2,15 @@
  * is read by a node that stays, or when it has effects beyond its outputs (optimiser updates,
  * training-mode batchnorm updating running statistics).  Everything else is marked dead. */
 #include "compiler/passes.h"
+#include "ops/registry.h"
 
 #include <stdlib.h>
 #include <stdio.h>
 
 static bool has_effects(const ir_node *nd)
 {
-    return nd->nout == 0 || (nd->op == OP_BATCHNORM && nd->attrs.bn.training);
+    const op_def *def = op_def_get(nd->op);
+    return nd->nout == 0 || (def->updates_inputs && def->updates_inputs(&nd->attrs));
 }
 
 int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)

@@ -9,6 +9,7 @@
  * weights-only step, which the executor reruns only when the weights change.  The layer then
  * reads W' and b' and makes the batchnorm's output itself. */
 #include "compiler/passes.h"
+#include "ops/registry.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,15 +38,16 @@ static void move_node_before(ir_graph *g, int from, int to)
     }
 }
 
+/* A layer with weights whose bias flag the registry locates (conv, dense: it reads x, weight
+ * [, bias]) and no fused epilogue. */
 static bool foldable_producer(const ir_node *p)
 {
     if (p->dead)
         return false;
-    if (p->op == OP_CONV1D || p->op == OP_CONV2D)
-        return !p->attrs.conv.residual && p->attrs.conv.act == OP_ACT_NONE && !p->attrs.conv.pool;
-    if (p->op == OP_DENSE)
-        return p->attrs.dense.act == OP_ACT_NONE && !p->attrs.dense.softmax;
-    return false;
+    const op_def *def = op_def_get(p->op);
+    if (!def->bias_flag || !def->params)
+        return false;
+    return !(def->epilogue && def->epilogue(&p->attrs));
 }
 
 static int readers(const ir_graph *g, int v)
@@ -71,7 +73,8 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
             continue;
         /* a dense layer on a rank-3 input feeds batchnorm a rank-1 tensor: channels = units */
         ir_node p = g->nodes[pi], bn = g->nodes[n];
-        bool bias = p.op == OP_DENSE ? p.attrs.dense.bias : p.attrs.conv.bias;
+        const op_def *pdef = op_def_get(p.op);
+        bool bias = *pdef->bias_flag(&p.attrs);
         int w = p.in[1], b = bias ? p.in[2] : -1;
         char name[OP_NAME_MAX + 16];
         snprintf(name, sizeof name, "%s.weight(folded)", p.name);
@@ -104,10 +107,7 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         pp->in[2] = bf;
         if (!bias) {
             pp->nin = 3;
-            if (pp->op == OP_DENSE)
-                pp->attrs.dense.bias = true;
-            else
-                pp->attrs.conv.bias = true;
+            *pdef->bias_flag(&pp->attrs) = true;
         }
         int old = pp->out[0];
         pp->out[0] = g->nodes[n].out[0];

@@ -13,6 +13,7 @@
  * nodes read is still made (act_bwd reads the activation's output, which the fused node now
  * makes; maxpool_bwd reads the pool's input, which keeps it unfused). */
 #include "compiler/passes.h"
+#include "ops/registry.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -59,18 +60,23 @@ static void absorb(ir_graph *g, int into, int from)
     b->dead = true;
 }
 
+/* The activation an activation op applies (its registry entry's .act), else OP_ACT_NONE. */
 static op_act act_of(const ir_node *nd)
 {
-    switch (nd->op) {
-    case OP_RELU: return OP_ACT_RELU;
-    case OP_SIGMOID: return OP_ACT_SIGMOID;
-    case OP_TANH: return OP_ACT_TANH;
-    case OP_LEAKY_RELU: return OP_ACT_LEAKY_RELU;
-    default: return OP_ACT_NONE;
-    }
+    return op_def_get(nd->op)->act;
 }
 
-static bool is_conv(const ir_node *nd) { return nd->op == OP_CONV1D || nd->op == OP_CONV2D; }
+static bool is_conv(const ir_node *nd)
+{
+    return (op_def_get(nd->op)->props & OP_PROP_CONV) != 0;
+}
+
+/* True when the node carries a fused epilogue already (registry: epilogue). */
+static bool has_epilogue(const ir_node *nd)
+{
+    const op_def *def = op_def_get(nd->op);
+    return def->epilogue && def->epilogue(&nd->attrs);
+}
 
 /* producer -> activation */
 static int fuse_activations(ir_graph *g)
@@ -80,15 +86,11 @@ static int fuse_activations(ir_graph *g)
         ir_node *p = &g->nodes[n];
         if (p->dead || p->nout != 1)
             continue;
-        op_act *slot = NULL;
+        /* where the producer takes a fused activation (registry: act_slot), if it is free */
+        const op_def *def = op_def_get(p->op);
         float *alpha = NULL;
-        if (is_conv(p) && p->attrs.conv.act == OP_ACT_NONE && !p->attrs.conv.pool)
-            slot = &p->attrs.conv.act, alpha = &p->attrs.conv.alpha;
-        else if (p->op == OP_DENSE && p->attrs.dense.act == OP_ACT_NONE && !p->attrs.dense.softmax)
-            slot = &p->attrs.dense.act, alpha = &p->attrs.dense.alpha;
-        else if (p->op == OP_ADD && p->attrs.act.act == OP_ACT_NONE)
-            slot = &p->attrs.act.act, alpha = &p->attrs.act.alpha;
-        if (!slot)
+        op_act *slot = def->act_slot ? def->act_slot(&p->attrs, &alpha) : NULL;
+        if (!slot || *slot != OP_ACT_NONE)
             continue;
         int r = sole_reader(g, p->out[0]);
         if (r < 0 || act_of(&g->nodes[r]) == OP_ACT_NONE)
@@ -115,8 +117,7 @@ static int fuse_residuals(ir_graph *g)
             int p = g->vals[add->in[k]].producer;
             if (p < 0 || !is_conv(&g->nodes[p]) || g->nodes[p].dead)
                 continue;
-            const op_conv_attrs *c = &g->nodes[p].attrs.conv;
-            if (c->residual || c->act != OP_ACT_NONE || c->pool || sole_reader(g, add->in[k]) != n)
+            if (has_epilogue(&g->nodes[p]) || sole_reader(g, add->in[k]) != n)
                 continue;
             int o = add->in[1 - k];
             int op = g->vals[o].producer;

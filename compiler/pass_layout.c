@@ -1,8 +1,8 @@
 /* Layout choice: keeps activations in channels-last order (NHWC, NWC) between the kernels
  * that take it, and inserts reorder nodes only where a value must change order.
  *
- * Which kernel runs a node is known here (plan_choose_backend, the planner's own choice), and
- * each kernel declares what it takes (op_kernel.layouts).  In schedule order, each live node
+ * Which backend runs a node is known here (ir_node.backend, from the backend pass), and the
+ * capability table says what its kernel takes (op_caps.layouts).  In schedule order, each live node
  * gets a layout:
  *   - a kernel that takes plain tensors only (reference kernels, flatten, dense, losses) runs
  *     plain;
@@ -32,7 +32,6 @@
 
 #include "compiler/plan.h"
 #include "ops/registry.h"
-#include "ops/kernels.h"
 
 /* A value whose two orders are different bytes (see the header comment). */
 static bool layout_bearing(const ir_value *v)
@@ -45,14 +44,13 @@ static bool layout_bearing(const ir_value *v)
     return v->shape.d[0] > 1 && spatial > 1;
 }
 
-static op_layout_support node_support(const ir_node *nd, plan_backend_choice c)
+static op_layout_support node_support(const ir_node *nd, const op_caps *caps)
 {
-    const op_kernel *k = op_kernel_get(nd->op, plan_choose_backend(nd->op, c));
-    return k ? k->layouts : OP_LAYOUT_PLAIN_ONLY;
+    return caps->has[nd->op][nd->backend] ? caps->layouts[nd->op][nd->backend] : OP_LAYOUT_PLAIN_ONLY;
 }
 
 /* Decides every live node's layout (cl[n]) and sets the layouts of the values they make. */
-static void choose_layouts(ir_graph *g, plan_backend_choice backend, bool *cl)
+static void choose_layouts(ir_graph *g, const op_caps *caps, bool *cl)
 {
     for (int v = 0; v < g->nvals; v++)
         g->vals[v].layout = OP_LAYOUT_PLAIN;
@@ -61,7 +59,7 @@ static void choose_layouts(ir_graph *g, plan_backend_choice backend, bool *cl)
         cl[n] = false;
         if (nd->dead)
             continue;
-        switch (node_support(nd, backend)) {
+        switch (node_support(nd, caps)) {
         case OP_LAYOUT_PLAIN_ONLY:
             break;
         case OP_LAYOUT_PREFERS_CL:
@@ -94,6 +92,7 @@ typedef struct rewrite {
     int *copy[2];         /* per original value: its copy in plain [0] / channels-last [1], or -1 */
     int nvals0;           /* values before the pass */
     int made;             /* reorders made */
+    op_backend reorder_backend; /* where the reorders run */
 } rewrite;
 
 /* The copy of value v in layout `to`, made by a reorder appended to the new list now if there
@@ -119,6 +118,7 @@ static int copy_in(rewrite *r, int v, op_layout to)
     ir_node *nd = &r->nodes[r->nnodes];
     memset(nd, 0, sizeof *nd);
     nd->op = OP_REORDER;
+    nd->backend = r->reorder_backend;
     nd->attrs.reorder.from = src.layout;
     nd->attrs.reorder.to = to;
     nd->nin = 1;
@@ -133,7 +133,8 @@ static int copy_in(rewrite *r, int v, op_layout to)
 
 int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
 {
-    rewrite r = {.g = g, .nvals0 = g->nvals};
+    rewrite r = {.g = g, .nvals0 = g->nvals,
+                 .reorder_backend = pass_choose_backend(ctx->caps, OP_REORDER, ctx->backend)};
     /* at most one reorder per value and order */
     r.cap = g->nnodes + 2 * g->nvals + 1;
     r.nodes = malloc(sizeof(ir_node) * (size_t)r.cap);
@@ -145,7 +146,7 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
         goto oom;
     for (int v = 0; v < g->nvals; v++)
         r.copy[0][v] = r.copy[1][v] = -1;
-    choose_layouts(g, ctx->backend, cl);
+    choose_layouts(g, ctx->caps, cl);
 
     for (int n = 0; n < g->nnodes; n++) {
         ir_node nd = g->nodes[n];

@@ -11,6 +11,7 @@ static const pass_info pipeline[] = {
     {"fold_bn", PASS_FOLD_BN, pass_fold_bn},
     {"fuse", PASS_FUSE, pass_fuse},
     {"dce", PASS_DCE, pass_dce},
+    {"backend", 0, pass_backend},         /* always: every node gets its backend */
     {"layout", PASS_LAYOUT, pass_layout}, /* last: it needs the final nodes and their backends */
     {NULL, 0, NULL},
 };
@@ -41,7 +42,7 @@ int pass_run_pipeline(ir_graph *g, unsigned passes, const pass_ctx *ctx, bool ve
     if (verify && pass_verify(g, err, errlen) != 0)
         return -1;
     for (const pass_info *p = pipeline; p->name; p++) {
-        if (!(passes & p->bit))
+        if (p->bit && !(passes & p->bit))
             continue;
         int changes = 0;
         if (p->run(g, ctx, &changes, err, errlen) != 0)
@@ -53,6 +54,40 @@ int pass_run_pipeline(ir_graph *g, unsigned passes, const pass_ctx *ctx, bool ve
             snprintf(err, errlen, "%s", msg);
             return -1;
         }
+    }
+    return 0;
+}
+
+/* Node n's output 0 against its op's shape rule.  Layer ops' rules read their tensor inputs
+ * (the batched ones before the parameters, as compiler/build.c gives them); the compiler's own
+ * ops' rules read all their inputs.  Ops without a rule are not checked. */
+static int verify_shape(const ir_graph *g, int n, char *err, size_t errlen)
+{
+    const ir_node *nd = &g->nodes[n];
+    const op_def *def = op_def_get(nd->op);
+    if (!def || !def->shape || nd->nout < 1)
+        return 0;
+    op_shape in[OP_MAX_IN];
+    int nin = 0;
+    for (int k = 0; k < nd->nin; k++) {
+        const ir_value *v = &g->vals[nd->in[k]];
+        if (def->is_layer && !v->batched)
+            break;
+        in[nin++] = v->shape;
+    }
+    op_shape out;
+    memset(&out, 0, sizeof out);
+    op_err e = {.msg = "", .arg = -1};
+    const op_shape *have = &g->vals[nd->out[0]].shape;
+    if (def->shape(&nd->attrs, in, nin, &out, &e) != 0) {
+        snprintf(err, errlen, "node %s (%s): its shape rule fails: %s", nd->name, def->name, e.msg);
+        return -1;
+    }
+    if (!op_shape_equal(&out, have)) {
+        char a[64], b[64];
+        snprintf(err, errlen, "node %s (%s): output %s has shape %s, its shape rule gives %s", nd->name, def->name,
+                 g->vals[nd->out[0]].name, op_shape_str(have, a, sizeof a), op_shape_str(&out, b, sizeof b));
+        return -1;
     }
     return 0;
 }
@@ -100,6 +135,9 @@ int pass_verify(const ir_graph *g, char *err, size_t errlen)
             }
         }
     }
+    for (int n = 0; n < g->nnodes && rc == 0; n++)
+        if (!g->nodes[n].dead)
+            rc = verify_shape(g, n, err, errlen);
     for (int i = 0; i < g->noutputs && rc == 0; i++) {
         int v = g->outputs[i];
         if (v < 0 || v >= g->nvals || (g->vals[v].producer >= 0 && made_by[v] < 0)) {

@@ -22,12 +22,13 @@ enum {
 
 typedef struct pass_ctx {
     bool training;                /* the graph holds backward and update nodes */
-    plan_backend_choice backend;  /* the backends the plan will use (plan_choose_backend) */
+    plan_backend_choice backend;  /* the backends asked for */
+    const op_caps *caps;          /* which kernels exist (the caller's; ops/caps.h) */
 } pass_ctx;
 
 typedef struct pass_info {
-    const char *name;        /* "dce", "fold_bn", "fuse", "layout" */
-    unsigned bit;
+    const char *name;        /* "dce", "fold_bn", "fuse", "backend", "layout" */
+    unsigned bit;            /* the PASS_* bit that switches it on; 0: always runs */
     /* Rewrites g; returns 0, or -1 with a message.  *changes counts what it did. */
     int (*run)(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 } pass_info;
@@ -48,6 +49,12 @@ void pass_note_fused(ir_node *into, const ir_node *from);
 int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+
+/* The backend that runs op under choice c, from the capability table: the first of oneDNN,
+ * native, reference with a kernel for it (auto), or the one asked for, reference where it
+ * has none.  The backend pass and the layout pass (for the reorders it makes) both ask here. */
+op_backend pass_choose_backend(const op_caps *caps, op_kind op, plan_backend_choice c);
 
 #endif

@@ -39,21 +39,6 @@ static int root_of(const plan_value *pv, int v)
     return v;
 }
 
-op_backend plan_choose_backend(op_kind op, plan_backend_choice c)
-{
-    static const op_backend order_auto[] = {OP_BACKEND_ONEDNN, OP_BACKEND_NATIVE, OP_BACKEND_REF};
-    switch (c) {
-    case PLAN_BACKEND_REF: return OP_BACKEND_REF;
-    case PLAN_BACKEND_NATIVE: return op_kernel_get(op, OP_BACKEND_NATIVE) ? OP_BACKEND_NATIVE : OP_BACKEND_REF;
-    case PLAN_BACKEND_ONEDNN: return op_kernel_get(op, OP_BACKEND_ONEDNN) ? OP_BACKEND_ONEDNN : OP_BACKEND_REF;
-    case PLAN_BACKEND_AUTO: break;
-    }
-    for (size_t i = 0; i < sizeof order_auto / sizeof order_auto[0]; i++)
-        if (op_kernel_get(op, order_auto[i]))
-            return order_auto[i];
-    return OP_BACKEND_REF;
-}
-
 /* Live ranges and locations of every value; in-place aliases when allowed. */
 static void compute_liveness(ir_plan *p, const plan_options *opt, const int *step_of_node)
 {
@@ -105,7 +90,8 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
             plan_loc l = p->vals[nd->in[k]].loc;
             constant = l == PLAN_LOC_WEIGHTS || l == PLAN_LOC_CONST;
         }
-        if (nd->op == OP_BATCHNORM || nd->op == OP_SGD_UPDATE || nd->op == OP_ADAM_UPDATE)
+        const op_def *def = op_def_get(nd->op);
+        if (def->updates_inputs && def->updates_inputs(&nd->attrs))
             constant = false; /* they change what they read */
         p->steps[s].constant = constant;
         if (constant)
@@ -262,7 +248,7 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t err
             continue;
         step_of_node[n] = p->nsteps;
         p->steps[p->nsteps].node = n;
-        p->steps[p->nsteps].backend = plan_choose_backend(g->nodes[n].op, opt->backend);
+        p->steps[p->nsteps].backend = g->nodes[n].backend;
         p->nsteps++;
     }
     /* the schedule must read only what earlier steps (or the outside) made */

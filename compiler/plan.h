@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 #include "compiler/ir.h"
-#include "ops/kernels.h"
+#include "ops/caps.h"
 
 typedef enum plan_loc {
     PLAN_LOC_NONE,     /* not used by any live node */
@@ -57,11 +57,6 @@ typedef struct ir_plan {
     size_t naive_bytes;  /* every arena value its own buffer, no in-place */
     size_t lower_bound;  /* the largest total of buffers live at one step */
 } ir_plan;
-
-/* The backend that runs op under choice c: the first of oneDNN, native, reference with a
- * kernel for it (auto), or the one asked for, reference where it has none.  The layout pass
- * and the planner both ask here, so they agree. */
-op_backend plan_choose_backend(op_kind op, plan_backend_choice c);
 
 /* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
  * on failure (g is freed then too). */

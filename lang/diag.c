@@ -4,6 +4,7 @@
  * of it on that line).  Columns count bytes.  The caret line copies the source line's tabs
  * and skips UTF-8 continuation bytes, so the marks line up under the text on a terminal. */
 #include "lang/diag.h"
+#include "lang/strbuf.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -65,66 +66,6 @@ void diag_add(diag_list *d, diag_severity sev, lang_span span, const char *fmt, 
 }
 
 /* ---------------------------------------------------------------- rendering */
-
-typedef struct strbuf {
-    char *p;
-    size_t len, cap;
-    bool failed;
-} strbuf;
-
-static void sb_reserve(strbuf *b, size_t extra)
-{
-    if (b->failed || b->len + extra + 1 <= b->cap)
-        return;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1)
-        cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->failed = true;
-        return;
-    }
-    b->p = p;
-    b->cap = cap;
-    b->p[b->len] = '\0';
-}
-
-static void sb_putc(strbuf *b, char c)
-{
-    sb_reserve(b, 1);
-    if (b->failed)
-        return;
-    b->p[b->len++] = c;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(strbuf *b, const char *s)
-{
-    size_t n = strlen(s);
-    sb_reserve(b, n);
-    if (b->failed)
-        return;
-    memcpy(b->p + b->len, s, n + 1);
-    b->len += n;
-}
-
-static void sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(strbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    sb_reserve(b, (size_t)n);
-    if (b->failed)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 static const char *severity_name(diag_severity s)
 {
@@ -214,7 +155,6 @@ static void render_source(strbuf *b, const diag_list *d, lang_span sp)
 char *diag_render(const diag_list *d)
 {
     strbuf b = {0};
-    sb_reserve(&b, 0);
     const char *file = d->file ? d->file : "<input>";
     for (int i = 0; i < d->count; i++) {
         const diag *g = &d->items[i];
@@ -227,9 +167,9 @@ char *diag_render(const diag_list *d)
         sb_printf(&b, "%s:%d:%d: %s: %s\n", file, g->span.line, g->span.col, sev, msg);
         render_source(&b, d, g->span);
     }
-    if (b.failed) {
-        free(b.p);
+    if (b.oom) {
+        free(b.data);
         return NULL;
     }
-    return b.p;
+    return sb_take(&b);
 }

@@ -20,6 +20,7 @@ static const op_kernel ref_kernels[OP_COUNT] = {
     [OP_GLOBAL_AVGPOOL] = {.run = op_ref_global_avgpool},
     [OP_DENSE] = {.run = op_ref_dense},
     [OP_FLATTEN] = {.run = op_ref_flatten},
+    [OP_COPY] = {.run = op_ref_flatten},
     [OP_BATCHNORM] = {.run = op_ref_batchnorm},
     [OP_DROPOUT] = {.run = op_ref_dropout},
     [OP_RELU] = {.run = op_ref_act},
@@ -82,4 +83,14 @@ const char *op_backend_name(op_backend b)
     if ((int)b < 0 || b >= OP_BACKEND_COUNT)
         return "unknown";
     return names[b];
+}
+
+void op_kernel_caps(op_caps *caps)
+{
+    for (int op = 0; op < OP_COUNT; op++)
+        for (int b = 0; b < OP_BACKEND_COUNT; b++) {
+            const op_kernel *k = op_kernel_get((op_kind)op, (op_backend)b);
+            caps->has[op][b] = k != NULL;
+            caps->layouts[op][b] = k ? k->layouts : OP_LAYOUT_PLAIN_ONLY;
+        }
 }

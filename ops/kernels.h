@@ -14,9 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ops/caps.h"
 #include "ops/op.h"
-
-typedef enum op_backend { OP_BACKEND_REF, OP_BACKEND_NATIVE, OP_BACKEND_ONEDNN, OP_BACKEND_COUNT } op_backend;
 
 #define OP_MAX_DIMS (OP_MAX_RANK + 1)
 
@@ -43,16 +42,6 @@ typedef struct op_call {
     float *scratch;        /* scratch()'s bytes, or NULL */
 } op_call;
 
-/* What a kernel accepts for its batched activation tensors (op_tensor.layout).  A kernel that
- * takes channels-last takes it for all of them at once: the layout pass gives every batched
- * activation of such a node one layout (except tensors whose two orders coincide: rank 2, one
- * channel, or one position, which stay plain and may be read either way). */
-typedef enum op_layout_support {
-    OP_LAYOUT_PLAIN_ONLY = 0,  /* plain tensors only (the default) */
-    OP_LAYOUT_EITHER,          /* either layout, at about the same speed */
-    OP_LAYOUT_PREFERS_CL,      /* either layout, clearly faster in channels-last */
-} op_layout_support;
-
 typedef struct op_kernel {
     /* Runs the op. Returns 0, or -1 after writing a message to err. */
     int (*run)(op_call *c, char *err, size_t errlen);
@@ -68,7 +57,8 @@ typedef struct op_kernel {
 
 /* The kernel for op on backend, or NULL when that backend has none. */
 const op_kernel *op_kernel_get(op_kind op, op_backend b);
-const char *op_backend_name(op_backend b);
+/* Fills caps from the kernel tables: what the compiler is told about the kernels. */
+void op_kernel_caps(op_caps *caps);
 
 #ifdef CNN_HAVE_ONEDNN
 /* The oneDNN backend's kernel for op, or NULL (ops/onednn/); op_kernel_get() forwards to it. */

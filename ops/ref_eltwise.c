@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ops/ref_common.h"
+#include "ops/registry.h"
 
 /* ---- activations ---- */
 
@@ -113,7 +114,7 @@ OP_REF_KERNEL(op_ref_add)
 
 OP_REF_KERNEL(op_ref_flatten)
 {
-    const char *name = "flatten";
+    const char *name = c->node ? op_name(c->node->op) : "flatten"; /* or copy (its gradient) */
     char s1[64], s2[64];
     if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
         return -1;

@@ -1,12 +1,16 @@
-/* The op registry: one entry per op kind (compiler/ops.def), carrying everything the stages
- * need to know about it: the layer's argument schema (read by lang/sema.c to check calls),
- * how to turn checked arguments into typed attributes, the shape rule, the FLOP count, the
- * parameter tensors it owns, and its gradient rule (compiler/autodiff.c).  Kernels per
- * backend join by op kind in ops/kernels.h. */
+/* The op registry: one entry per op kind (ops/ops.def), carrying everything the stages need
+ * to know about it: the layer's argument schema (read by lang/sema.c to check calls), how to
+ * turn checked arguments into typed attributes, the shape rule, the FLOP count, the parameter
+ * tensors it owns and how they are initialised, its gradient rule (compiler/autodiff.c), what
+ * training mode changes, where a fused activation or a folded bias goes, a one-line summary of
+ * its attributes, and its properties.  The passes ask these fields instead of testing op kinds.
+ * The entries live by op family in ops/desc_*.c (op_def_<name>); ops/registry.c indexes them.
+ * Kernels per backend join by op kind in ops/kernels.h. */
 #ifndef CNN_REGISTRY_H
 #define CNN_REGISTRY_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "ops/op.h"
@@ -84,6 +88,23 @@ struct op_grad_ctx {
                 const int *out, const char *what);
 };
 
+/* How a parameter tensor is initialised (runtime/weights.c, PyTorch's defaults). */
+typedef enum op_init {
+    OP_INIT_NONE = 0,               /* not a parameter (never reported by params) */
+    OP_INIT_FAN_IN_UNIFORM,         /* uniform in +-1/sqrt(fan_in), fan_in = numel / dim 0 */
+    OP_INIT_BIAS_FAN_IN_UNIFORM,    /* uniform in +-1/sqrt(fan_in) of the layer's weight */
+    OP_INIT_ONE,
+    OP_INIT_ZERO,
+} op_init;
+
+/* op_def.props */
+enum {
+    OP_PROP_TRAINING_ONLY = 1u << 0,   /* made for training graphs only: backward ops, losses, updates */
+    OP_PROP_HAS_WEIGHTS = 1u << 1,     /* owns parameter tensors (params != NULL) */
+    OP_PROP_CONV = 1u << 2,            /* a convolution (attrs.conv): the conv epilogue fusions apply */
+    OP_PROP_FOLDS_INTO_XENT = 1u << 3, /* as a graph's last op, part of a cross-entropy loss (softmax) */
+};
+
 typedef struct op_def {
     op_kind op;
     const char *name;
@@ -97,16 +118,42 @@ typedef struct op_def {
     /* Output shape of output 0 from the tensor input shapes; 0 or -1 with e filled. */
     int (*shape)(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e);
     /* Parameters (weights) the layer owns, in order; writes their suffix ("weight", "bias",
-     * "running_mean"...), shapes and whether trainable.  Returns the count. */
+     * "running_mean"...), shapes, whether trainable and how initialised.  Returns the count. */
     int (*params)(const op_attrs *a, const op_shape *in, const char **suffix, op_shape *shapes,
-                  bool *trainable);
-    /* Multiply-adds counted as 2 FLOPs, per example, for one node. */
+                  bool *trainable, op_init *init);
+    /* Multiply-adds counted as 2 FLOPs, per example, for one node.  in[k] is the shape of the
+     * node's input k, parameters included (nin of them); out the shape of output 0, or NULL
+     * for an op without outputs (updates). */
     int64_t (*flops)(const op_attrs *a, const op_shape *in, int nin, const op_shape *out);
     /* Gradient rule: given the forward node and the gradient values of its outputs, append
      * the backward nodes through c and write the gradient value of each input into c->gin
      * (-1 where none; parameters included).  0, or -1 with e filled.  NULL: the op is not
      * differentiable. */
     int (*grad)(const op_grad_ctx *c, op_err *e);
+    /* True when the op writes some of its inputs (optimiser updates; batchnorm in training,
+     * its running statistics).  NULL: never. */
+    bool (*updates_inputs)(const op_attrs *a);
+    /* Switches a to training mode and returns how many outputs the op makes beyond output 0
+     * when training (at most OP_MAX_OUT - 1), with each one's shape, whether it has the batch
+     * axis, and its name suffix ("mask", "save_mean").  in0: input 0's shape.  NULL: training
+     * changes nothing. */
+    int (*train_outputs)(op_attrs *a, const op_shape *in0, op_shape *shapes, bool *batched,
+                         const char **suffix);
+    /* Where a following activation can be fused into this node (and its slope in *alpha), or
+     * NULL when it cannot take one now (e.g. a conv with a fused pool).  The slot holds
+     * OP_ACT_NONE while free.  NULL: the op never takes one. */
+    op_act *(*act_slot)(op_attrs *a, float **alpha);
+    /* Where the layer's bias flag lives (conv, dense): the layer reads (x, weight[, bias]), and
+     * a batchnorm following it can be folded into its weight and bias.  NULL otherwise. */
+    bool *(*bias_flag)(op_attrs *a);
+    /* True when the node carries fused work after its main computation (residual add,
+     * activation, pooling, softmax).  NULL: it never does. */
+    bool (*epilogue)(const op_attrs *a);
+    /* The one-line attribute summary of the layer table ("6x5x5 +relu", "p=0.5"); writes ""
+     * or nothing when there is none to say.  NULL: none. */
+    void (*describe)(const op_attrs *a, char *buf, size_t n);
+    /* OP_PROP_* */
+    unsigned props;
     /* True when output 0 may share input 0's memory (elementwise ops). */
     bool inplace;
     /* The activation ops (ACT entries of ops.def): which activation they apply. */
@@ -125,7 +172,8 @@ const op_def *op_def_get(op_kind op);
 /* The layer called `name`, or NULL. */
 const op_def *op_def_find_layer(const char *name);
 const char *op_name(op_kind op);
-/* All layer names, NULL-terminated, for "did you mean" suggestions. */
+/* All callable layer names (is_layer && callable), NULL-terminated, in ops.def order, for "did
+ * you mean" suggestions: derived from the table once. */
 const char *const *op_layer_names(void);
 
 #endif

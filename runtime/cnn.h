@@ -8,6 +8,8 @@
  * Thread-safety: a handle may be used by one thread at a time; distinct handles are
  * independent, except that a session reads (and, when training, writes) the cnn_weights it
  * was created with, so two sessions on one cnn_weights must not run at the same time.
+ * OpenMP: a call may change the thread count (omp_set_num_threads) while it runs, and puts
+ * the caller's setting back before it returns.
  *
  * Tensors are float32, dense, row-major, batch first ([N, C, H, W], [N, C, L], [N, F]). */
 #ifndef CNN_H
@@ -33,6 +35,7 @@ typedef enum cnn_status {
     CNN_ERR_INPUT = 1,    /* bad source, weights, tensors or data */
     CNN_ERR_USAGE = 2,    /* a call or option that makes no sense (wrong index, bad batch) */
     CNN_ERR_INTERNAL = 3, /* a bug, or out of memory */
+    CNN_ERR_DIVERGED = 4, /* training stopped: the loss became NaN or infinite (cnnc exits 1) */
 } cnn_status;
 
 typedef enum cnn_backend {
@@ -190,6 +193,82 @@ typedef struct cnn_eval_result {
 /* Runs inference session s over every example of d in order (the last partial batch padded
  * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss). */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
+
+/* ---- the training loop ---- */
+
+/* What the step callback is told after every optimiser step. */
+typedef struct cnn_train_step_info {
+    int64_t step;            /* optimiser steps taken in this cnn_train call, from 1 */
+    int64_t epoch, epochs;   /* the current epoch (from 1) and the number asked for */
+    int64_t epoch_step;      /* the step within the epoch, from 1 */
+    int64_t steps_per_epoch; /* examples / batch (a last partial batch is dropped) */
+    int64_t batch;
+    double loss;             /* this batch's mean loss */
+    double accuracy;         /* this batch's top-1 accuracy (0 for mse targets) */
+    double epoch_loss;       /* mean loss over the epoch's steps so far */
+    double epoch_accuracy;   /* accuracy over the epoch's examples so far */
+    double images_per_s;     /* over the epoch so far */
+    double seconds;          /* since the epoch started */
+} cnn_train_step_info;
+
+/* What the epoch callback is told at the end of every epoch (after the test evaluation). */
+typedef struct cnn_train_epoch_info {
+    int64_t epoch, epochs;
+    int64_t steps;           /* the epoch's steps (fewer than steps_per_epoch when max_steps ends it) */
+    int64_t total_steps;     /* optimiser steps taken in this call so far */
+    double train_loss, train_accuracy; /* means over the epoch's training batches */
+    double images_per_s;
+    double seconds;          /* the epoch's training time, without the evaluation */
+    bool has_test;           /* a test set was given: the two fields below are set */
+    double test_loss, test_accuracy;
+} cnn_train_epoch_info;
+
+/* Callbacks return 0 to go on, nonzero to stop training cleanly (cnn_train returns CNN_OK
+ * with cnn_train_result.stopped set).  They run on the calling thread, between steps; they may
+ * read or save the session's weights but must not destroy the session or the datasets. */
+typedef int (*cnn_train_step_fn)(const cnn_train_step_info *info, void *user);
+typedef int (*cnn_train_epoch_fn)(const cnn_train_epoch_info *info, void *user);
+
+typedef struct cnn_train_options {
+    int64_t epochs;          /* 0: the session's train config (the train section, or 1) */
+    int64_t max_steps;       /* stop after this many optimiser steps; 0: no limit */
+    bool shuffle;            /* reshuffle the examples every epoch (default true) */
+    uint64_t seed;           /* the shuffle's seed (default 0; cnnc passes --seed) */
+    int64_t eval_batch;      /* batch of the test-set evaluation; 0: 256 */
+    cnn_train_step_fn on_step;   /* may be NULL */
+    cnn_train_epoch_fn on_epoch; /* may be NULL */
+    void *user;              /* passed to both callbacks */
+} cnn_train_options;
+
+typedef struct cnn_train_result {
+    int64_t steps;           /* optimiser steps taken */
+    int64_t epochs;          /* epochs begun */
+    bool stopped;            /* a callback asked to stop */
+    double train_loss, train_accuracy; /* of the last epoch */
+    bool has_test;
+    double test_loss, test_accuracy;   /* of the last evaluation */
+    double seconds;          /* the whole call */
+} cnn_train_result;
+
+/* Fills *o with the defaults (epochs from the session, no step limit, shuffled, seed 0, no
+ * callbacks). */
+CNN_API void cnn_train_options_default(cnn_train_options *o);
+
+/* Trains session s (CNN_MODE_TRAIN; its weights are updated in place) on `train` for
+ * opt->epochs epochs of cnn_session_batch(s) examples per step, in an order reshuffled every
+ * epoch (Fisher-Yates driven by a xorshift64 seeded with seed ^ 0x5eed, carried across epochs)
+ * unless !opt->shuffle.  After each epoch, when `test` is not NULL, evaluates it with
+ * cnn_evaluate on an inference session of its own (same model, weights and options).
+ * opt NULL: the defaults; res may be NULL.
+ * Returns CNN_OK when the epochs or max_steps are done or a callback stopped it;
+ * CNN_ERR_DIVERGED when a step's loss is NaN or infinite (the message names the epoch and the
+ * step; the weights are then those of that step); CNN_ERR_USAGE for a session that is not a
+ * training session or a batch larger than the dataset; any error of the steps or the
+ * evaluation.  The message is in cnn_session_errmsg(s).
+ * Thread-safety: as the session; the datasets are only read, so other calls may read them at
+ * the same time.  The caller's OpenMP settings are the same after the call as before. */
+CNN_API cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset *test,
+                             const cnn_train_options *opt, cnn_train_result *res);
 
 /* ---- tensors: .npy files ---- */
 

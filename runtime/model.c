@@ -5,12 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "compiler/autodiff.h"
 #include "compiler/build.h"
+#include "compiler/compile.h"
 #include "compiler/passes.h"
 #include "ops/registry.h"
 #include "runtime/rt.h"
-#include "runtime/strbuf.h"
+#include "lang/strbuf.h"
 
 cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...)
 {
@@ -101,7 +101,7 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
                 diag_add(&d, DIAG_ERROR, none,
                          "%d networks in this file; choose one with --network NAME", m->program->nnetworks);
         } else {
-            m->graph = ir_build(m->net, &d);
+            m->graph = compile_graph(m->net, &d);
         }
     }
     cnn_status st = CNN_OK;
@@ -258,83 +258,36 @@ static void fmt_bytes(char *buf, size_t n, size_t b)
         snprintf(buf, n, "%zu B", b);
 }
 
-static int64_t node_params(const ir_graph *g, const ir_node *nd)
-{
-    int64_t p = 0;
-    for (int k = 0; k < nd->nin; k++)
-        if (g->vals[nd->in[k]].kind == IR_VAL_PARAM)
-            p += op_shape_numel(&g->vals[nd->in[k]].shape);
-    return p;
-}
-
-static int64_t node_flops(const ir_graph *g, const ir_node *nd)
-{
-    const op_def *def = op_def_get(nd->op);
-    if (!def->flops || nd->nout < 1)
-        return 0;
-    op_shape in[OP_MAX_IN];
-    int nin = 0;
-    for (int k = 0; k < nd->nin; k++)
-        if (g->vals[nd->in[k]].kind != IR_VAL_PARAM && g->vals[nd->in[k]].kind != IR_VAL_STATE)
-            in[nin++] = g->vals[nd->in[k]].shape;
-    return def->flops(&nd->attrs, in, nin, &g->vals[nd->out[0]].shape);
-}
-
 /* Builds the plan the options ask for (inference or training) from the model's graph. */
 static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                            const cnn_train_config *tc, char *err, size_t errlen)
 {
-    ir_graph *g = ir_graph_clone(m->graph);
-    if (!g) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    if (training) {
-        ad_options ad;
-        memset(&ad, 0, sizeof ad);
-        ad.loss = tc->loss == 1 ? AD_LOSS_MSE : AD_LOSS_CROSS_ENTROPY;
-        ad.optimizer = tc->optimizer == 1 ? AD_OPTIM_ADAM : AD_OPTIM_SGD;
-        ad.optim.lr = tc->lr;
-        ad.optim.momentum = tc->momentum;
-        ad.optim.weight_decay = tc->weight_decay;
-        ad.optim.beta1 = tc->beta1;
-        ad.optim.beta2 = tc->beta2;
-        ad.optim.eps = tc->eps;
-        ad.optim.nesterov = tc->nesterov;
-        if (ir_autodiff(g, &ad, err, errlen) != 0) {
-            ir_graph_destroy(g);
-            return NULL;
-        }
-    }
-    /* the naive figure: every tensor of the unoptimised graph in its own buffer */
-    size_t naive = 0;
-    for (int v = 0; v < g->nvals; v++) {
-        const ir_value *val = &g->vals[v];
-        if (val->kind == IR_VAL_PARAM || val->kind == IR_VAL_STATE || val->kind == IR_VAL_OPTSTATE)
-            continue;
-        size_t bytes = (size_t)op_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
-        naive += (bytes + 63) / 64 * 64;
-    }
-    pass_ctx ctx = {.training = training, .backend = (plan_backend_choice)opt->backend};
-#ifdef NDEBUG
-    bool verify = false;
-#else
-    bool verify = true;
-#endif
-    if (pass_run_pipeline(g, rt_pass_bits(opt), &ctx, verify, err, errlen) != 0) {
-        ir_graph_destroy(g);
-        return NULL;
-    }
-    plan_options po = {
+    op_caps caps;
+    op_kernel_caps(&caps);
+    compile_options co = {
         .batch = batch,
+        .training = training,
+        .passes = rt_pass_bits(opt),
         .backend = (plan_backend_choice)opt->backend,
-        .plan_memory = (opt->passes & CNN_PASS_PLAN) != 0,
-        .inplace = (opt->passes & CNN_PASS_INPLACE) != 0,
+        .caps = &caps,
+#ifdef NDEBUG
+        .verify = false,
+#else
+        .verify = true,
+#endif
     };
-    ir_plan *p = plan_create(g, &po, err, errlen);
-    if (p)
-        p->naive_bytes = naive;
-    return p;
+    if (training) {
+        co.ad.loss = tc->loss == 1 ? AD_LOSS_MSE : AD_LOSS_CROSS_ENTROPY;
+        co.ad.optimizer = tc->optimizer == 1 ? AD_OPTIM_ADAM : AD_OPTIM_SGD;
+        co.ad.optim.lr = tc->lr;
+        co.ad.optim.momentum = tc->momentum;
+        co.ad.optim.weight_decay = tc->weight_decay;
+        co.ad.optim.beta1 = tc->beta1;
+        co.ad.optim.beta2 = tc->beta2;
+        co.ad.optim.eps = tc->eps;
+        co.ad.optim.nesterov = tc->nesterov;
+    }
+    return compile_plan(m->graph, &co, err, errlen);
 }
 
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
@@ -384,7 +337,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
         char sh[64], pc[32], fc[32];
-        int64_t np = node_params(g, nd), nf = node_flops(g, nd);
+        int64_t np = ir_node_params(g, n), nf = ir_node_flops(g, n);
         tparams += np, tflops += nf;
         fmt_count(pc, sizeof pc, np);
         fmt_count(fc, sizeof fc, nf);

@@ -4,7 +4,8 @@
  * Threading policy: the executor runs the steps in order on the calling thread; each kernel
  * opens its own OpenMP region of c->nthreads threads (reference kernels) or lets oneDNN, which
  * uses the same OpenMP runtime, do so.  omp_set_num_threads() is set to the session's count
- * before every run, so oneDNN and our kernels use the same number, and nothing nests.
+ * for the duration of every run, so oneDNN and our kernels use the same number, and nothing
+ * nests; the caller's setting (omp_get_max_threads()) is restored before the run returns.
  *
  * Each tensor of a call carries its value's memory order (op_tensor.layout, from the layout
  * pass); a kernel that takes plain tensors only is never given a channels-last one (checked
@@ -259,11 +260,23 @@ static uint64_t name_hash(const char *name)
     return h;
 }
 
+static cnn_status execute_steps(cnn_session *s);
+
 cnn_status rt_execute(cnn_session *s)
 {
     if (!s->plan)
         return rt_fail(s->err, CNN_ERR_USAGE, "the session was not created");
-    omp_set_num_threads(s->nthreads);
+    int caller_threads = omp_get_max_threads();
+    if (caller_threads != s->nthreads)
+        omp_set_num_threads(s->nthreads);
+    cnn_status st = execute_steps(s);
+    if (caller_threads != s->nthreads)
+        omp_set_num_threads(caller_threads);
+    return st;
+}
+
+static cnn_status execute_steps(cnn_session *s)
+{
     uint64_t seed_base = s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
     s->step++;
     bool refresh = !s->consts_valid || s->weights_seen != s->weights->version;

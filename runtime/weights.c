@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/registry.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
 #include "runtime/safetensors.h"
@@ -28,24 +29,47 @@ static const ir_node *owner_of(const ir_graph *g, int v)
     return NULL;
 }
 
-/* PyTorch's defaults: conv and dense weights Kaiming-uniform with a=sqrt(5), which is uniform
- * in +-1/sqrt(fan_in); their biases uniform in +-1/sqrt(fan_in) of the weight; batchnorm
- * weight 1, bias 0, running mean 0, running var 1. */
+/* How the owner's registry entry initialises the parameter called `suffix` (op_def.params);
+ * uniform in +-1/sqrt(fan_in) when it does not say. */
+static op_init init_rule(const ir_graph *g, const ir_node *own, const char *suffix)
+{
+    const op_def *def = own ? op_def_get(own->op) : NULL;
+    if (!def || !def->params || own->nin < 1)
+        return OP_INIT_FAN_IN_UNIFORM;
+    const char *sfx[OP_MAX_PARAMS];
+    op_shape shapes[OP_MAX_PARAMS];
+    bool trainable[OP_MAX_PARAMS];
+    op_init init[OP_MAX_PARAMS];
+    op_shape in0 = g->vals[own->in[0]].shape;
+    int np = def->params(&own->attrs, &in0, sfx, shapes, trainable, init);
+    for (int k = 0; k < np; k++)
+        if (strcmp(sfx[k], suffix) == 0)
+            return init[k];
+    return OP_INIT_FAN_IN_UNIFORM;
+}
+
+/* PyTorch's defaults, as the registry gives them per parameter (op_init): conv and dense
+ * weights Kaiming-uniform with a=sqrt(5), which is uniform in +-1/sqrt(fan_in); their biases
+ * uniform in +-1/sqrt(fan_in) of the weight; batchnorm weight 1, bias 0, running mean 0,
+ * running var 1.  The random draws go in parameter order, one per element. */
 static void init_tensor(const ir_graph *g, int v, rt_tensor *t, rt_rng *rng)
 {
     const ir_node *own = owner_of(g, v);
     int64_t n = op_shape_numel(&t->shape);
     const char *suffix = strrchr(t->name, '.');
     suffix = suffix ? suffix + 1 : t->name;
-    if (own && own->op == OP_BATCHNORM) {
-        float val = (strcmp(suffix, "weight") == 0 || strcmp(suffix, "running_var") == 0) ? 1.0f : 0.0f;
+    op_init rule = init_rule(g, own, suffix);
+    if (rule == OP_INIT_ONE || rule == OP_INIT_ZERO) {
+        float val = rule == OP_INIT_ONE ? 1.0f : 0.0f;
         for (int64_t i = 0; i < n; i++)
             t->data[i] = val;
         return;
     }
+    /* OP_INIT_FAN_IN_UNIFORM and OP_INIT_BIAS_FAN_IN_UNIFORM: the fan-in of the layer's
+     * weight, its first parameter input of rank 2 or more (the weight itself for a weight) */
     int64_t fan_in = 1;
     if (own) {
-        /* the owner's weight is its first parameter input; fan_in = numel / out_features */
+        /* fan_in = numel / out_features */
         for (int k = 0; k < own->nin; k++) {
             const ir_value *pv = &g->vals[own->in[k]];
             if (pv->kind == IR_VAL_PARAM && pv->shape.rank >= 2) {

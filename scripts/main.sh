@@ -5,8 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 [ -d build ] || meson setup build --buildtype=release
 ninja -C build cnnc
-examples=../shared/examples
-[ -f "$examples/lenet5.cnn" ] || examples=docs/examples
+examples=examples
 data=/usr/share/datasets/fashion-mnist
 ./build/cnnc "$examples/lenet5.cnn"
 ./build/cnnc train "$examples/lenet5.cnn" --data "$data" --save lenet5.safetensors --log lenet5-metrics.csv

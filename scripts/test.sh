@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: set up, build (optimised, with assertions), run every Criterion suite;
-# then the same suites under AddressSanitizer and UndefinedBehaviorSanitizer (the slowest
-# cases trimmed by CNN_TEST_QUICK).  Ends with one line: "tests: N passed, M failed".
+# then the same suites under AddressSanitizer and UndefinedBehaviorSanitizer, and in a build
+# without oneDNN (the slowest cases trimmed by CNN_TEST_QUICK in both).  Ends with one line:
+# "tests: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
+# the stages include one way only (ops <- lang <- compiler <- runtime)
+bash scripts/include-graph.sh || exit 1
 jobs=$(nproc)
 status=0
 
@@ -37,6 +40,13 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 LSAN_OPTIONS=suppressions=$PWD/test
     meson test -C build-asan --print-errorlogs --num-processes 1 || status=1
 read -r p2 f2 < <(count build-asan)
 
-echo "suites: plain build $p1 passed, $f1 failed; sanitizer build $p2 passed, $f2 failed"
-echo "tests: $((p1 + p2)) passed, $((f1 + f2)) failed"
+# the configuration without oneDNN (native and reference kernels only) must build and pass too
+[ -d build-nodnn ] || meson setup build-nodnn --buildtype=debugoptimized -Donednn=disabled || exit 1
+ninja -C build-nodnn -j "$jobs" || exit 1
+CNN_TEST_QUICK=1 meson test -C build-nodnn --print-errorlogs --num-processes 1 || status=1
+read -r p3 f3 < <(count build-nodnn)
+
+echo "suites: plain build $p1 passed, $f1 failed; sanitizer build $p2 passed, $f2 failed;" \
+     "without oneDNN $p3 passed, $f3 failed"
+echo "tests: $((p1 + p2 + p3)) passed, $((f1 + f2 + f3)) failed"
 exit $status

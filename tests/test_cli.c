@@ -51,7 +51,7 @@ static const char *ex(const char *name)
     static int k;
     k = (k + 1) % 4;
     const char *d = getenv("CNN_EXAMPLES");
-    snprintf(buf[k], sizeof buf[k], "%s/%s.cnn", d ? d : "../shared/examples", name);
+    snprintf(buf[k], sizeof buf[k], "%s/%s.cnn", d ? d : "examples", name);
     return buf[k];
 }
 
@@ -120,6 +120,33 @@ Test(cli, help_version_and_usage_errors)
     EXPECT_RUN(2, "cnnc train needs --data DIR", "train %s", ex("lenet5"));
     EXPECT_RUN(2, "cnnc eval needs --data DIR", "eval %s -w x", ex("lenet5"));
     EXPECT_RUN(2, "unknown --format", "emit %s --format svg", ex("lenet5"));
+}
+
+Test(cli, flag_forms_command_help_and_suggestions)
+{
+    /* --flag=value and --flag value */
+    EXPECT_RUN(0, "epoch 2", "train %s --data=%s --epochs=2 --batch=2 --lr=0.01 --steps 8", fx("train_plain.cnn"),
+               fx("train_plain_data"));
+    EXPECT_RUN(2, "--epochs takes an integer", "train %s --data %s --epochs=0", fx("train_plain.cnn"), fx("train_plain_data"));
+    EXPECT_RUN(2, "--no-shuffle takes no value", "train %s --data %s --no-shuffle=1", fx("train_plain.cnn"),
+               fx("train_plain_data"));
+    EXPECT_RUN(0, "fusions: 0", "%s -O0", ex("lenet5"));
+    EXPECT_RUN(2, "-O takes 0, 1 or 2", "%s -O7", ex("lenet5"));
+    /* a command's help: its usage and its flags from the table */
+    EXPECT_RUN(0, "usage: cnnc train NET.cnn --data DIR", "train --help");
+    EXPECT_RUN(0, "--epochs N", "train --help");
+    EXPECT_RUN(0, "--log METRICS.csv", "train -h");
+    EXPECT_RUN(0, "--stage STAGE", "emit --help");
+    /* misspelt commands and flags */
+    EXPECT_RUN(2, "unknown command 'trian'; did you mean 'train'?", "trian %s", ex("lenet5"));
+    EXPECT_RUN(2, "unknown command 'evl'; did you mean 'eval'?", "evl");
+    EXPECT_RUN(2, "unknown flag '--epoch'; did you mean '--epochs'?", "train %s --data %s --epoch 2",
+               fx("train_plain.cnn"), fx("train_plain_data"));
+    EXPECT_RUN(2, "unknown flag '--bacth'; did you mean '--batch'?", "run %s --bacth=3", ex("lenet5"));
+    EXPECT_RUN(2, "unknown flag '--frobnicate'", "%s --frobnicate", ex("lenet5"));
+    /* a diverging run says where, and exits 1 */
+    EXPECT_RUN(1, "the loss became", "train %s --data %s --lr 1e30 --batch 2", fx("train_plain.cnn"),
+               fx("train_plain_data"));
 }
 
 Test(cli, compile_prints_the_table)

@@ -305,9 +305,12 @@ Test(registry, table_matches_ops_def)
     cr_assert_null(op_def_get(OP_COUNT));
 }
 
+/* The list is derived from the table: exactly the callable layers, in ops.def order, and the
+ * same list on every call. */
 Test(registry, layer_names_are_the_callable_layers)
 {
     const char *const *names = op_layer_names();
+    cr_assert_eq(op_layer_names(), names);
     int n = 0;
     for (; names[n]; n++) {
         const op_def *d = op_def_find_layer(names[n]);
@@ -315,11 +318,19 @@ Test(registry, layer_names_are_the_callable_layers)
         cr_assert(d->is_layer && d->callable);
         cr_assert_str_eq(d->name, names[n]);
     }
-    int callable = 0;
-    for (int op = 0; op < OP_COUNT; op++)
-        callable += op_def_get((op_kind)op)->callable;
-    cr_assert_eq(n, callable);
-    cr_assert_eq(n, 15);
+    int k = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_def *d = op_def_get((op_kind)op);
+        if (d->is_layer && d->callable) {
+            cr_assert(k < n, "%s is missing from the list", d->name);
+            cr_assert_str_eq(names[k], d->name, "list entry %d", k);
+            k++;
+        }
+    }
+    cr_assert_eq(n, k);
+    cr_assert_str_eq(names[0], "conv1d");
+    for (int i = 0; i < n; i++)
+        cr_assert(strcmp(names[i], "add") != 0);
     /* add is a layer (it gets a name) but only '+' makes it */
     const op_def *add = op_def_get(OP_ADD);
     cr_assert(add->is_layer);
@@ -328,6 +339,187 @@ Test(registry, layer_names_are_the_callable_layers)
     cr_assert_null(op_def_find_layer("conv_bwd_data"));
     cr_assert_null(op_def_find_layer("maxpol"));
     cr_assert_null(op_def_find_layer(NULL));
+}
+
+/* Every ACT op of ops.def carries its activation kind, and no other op does. */
+Test(registry, activation_ops_carry_their_kind)
+{
+    static const op_act acts[OP_COUNT] = {
+#define X(e, s)
+#define ACT(e, s) [OP_##e] = OP_ACT_##e,
+#include "ops/ops.def"
+#undef ACT
+#undef X
+    };
+    int nact = 0;
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_def *d = op_def_get((op_kind)op);
+        cr_assert_eq(d->act, acts[op], "%s", d->name);
+        if (d->act != OP_ACT_NONE) {
+            nact++;
+            cr_assert(d->is_layer && d->inplace, "%s", d->name);
+            cr_assert_str_eq(op_act_name(d->act), d->name);
+        }
+    }
+    cr_assert_eq(nact, 4);
+}
+
+/* Layers have a shape rule and a FLOP count; an op with parameters says how each is
+ * initialised and carries OP_PROP_HAS_WEIGHTS; backward ops, losses and updates are
+ * training-only and never layers. */
+Test(registry, every_entry_is_complete)
+{
+    op_shape x = {.rank = 3, .d = {4, 8, 8}};
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_def *d = op_def_get((op_kind)op);
+        if (d->is_layer) {
+            cr_assert_not_null(d->shape, "%s", d->name);
+            cr_assert_not_null(d->flops, "%s", d->name);
+            cr_assert(!(d->props & OP_PROP_TRAINING_ONLY), "%s", d->name);
+        }
+        cr_assert_eq(d->params != NULL, (d->props & OP_PROP_HAS_WEIGHTS) != 0, "%s", d->name);
+        if (d->bias_flag)
+            cr_assert_not_null(d->params, "%s: a bias flag without parameters", d->name);
+        if (!d->params)
+            continue;
+        op_attrs a;
+        memset(&a, 0, sizeof a);
+        a.conv.sdims = 2;
+        a.conv.filters = 6;
+        a.conv.groups = 1;
+        a.conv.kernel[0] = a.conv.kernel[1] = 3;
+        if (op == OP_DENSE) {
+            memset(&a, 0, sizeof a);
+            a.dense.units = 10;
+        }
+        if (d->bias_flag)
+            *d->bias_flag(&a) = true;
+        const char *suffix[OP_MAX_PARAMS];
+        op_shape shapes[OP_MAX_PARAMS];
+        bool trainable[OP_MAX_PARAMS];
+        op_init init[OP_MAX_PARAMS];
+        for (int k = 0; k < OP_MAX_PARAMS; k++)
+            init[k] = OP_INIT_NONE;
+        int np = d->params(&a, &x, suffix, shapes, trainable, init);
+        cr_assert(np >= 1 && np <= OP_MAX_PARAMS, "%s", d->name);
+        for (int k = 0; k < np; k++)
+            cr_assert_neq(init[k], OP_INIT_NONE, "%s.%s has no init rule", d->name, suffix[k]);
+    }
+    const op_kind training_only[] = {OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS, OP_MAXPOOL_BWD, OP_AVGPOOL_BWD,
+                                     OP_GLOBAL_AVGPOOL_BWD, OP_DENSE_BWD_DATA, OP_DENSE_BWD_WEIGHTS,
+                                     OP_BATCHNORM_BWD, OP_DROPOUT_BWD, OP_ACT_BWD, OP_SOFTMAX_BWD,
+                                     OP_CONCAT_BWD, OP_XENT_LOSS, OP_MSE_LOSS, OP_SGD_UPDATE, OP_ADAM_UPDATE};
+    for (size_t k = 0; k < sizeof training_only / sizeof training_only[0]; k++)
+        cr_assert(op_def_get(training_only[k])->props & OP_PROP_TRAINING_ONLY, "%s", op_name(training_only[k]));
+    cr_assert(!(op_def_get(OP_REORDER)->props & OP_PROP_TRAINING_ONLY));
+    cr_assert(!(op_def_get(OP_BN_FOLD)->props & OP_PROP_TRAINING_ONLY));
+}
+
+/* The properties the passes ask for instead of op kinds. */
+Test(registry, properties)
+{
+    op_attrs a;
+    memset(&a, 0, sizeof a);
+    /* batchnorm: its init rules, training outputs and in-place updates */
+    const op_def *bn = op_def_get(OP_BATCHNORM);
+    op_shape x = {.rank = 3, .d = {4, 8, 8}};
+    const char *suffix[OP_MAX_PARAMS];
+    op_shape shapes[OP_MAX_PARAMS];
+    bool trainable[OP_MAX_PARAMS], batched[OP_MAX_OUT];
+    op_init init[OP_MAX_PARAMS];
+    cr_assert_eq(bn->params(&a, &x, suffix, shapes, trainable, init), 4);
+    cr_assert_eq(init[0], OP_INIT_ONE);
+    cr_assert_eq(init[1], OP_INIT_ZERO);
+    cr_assert_eq(init[2], OP_INIT_ZERO);
+    cr_assert_eq(init[3], OP_INIT_ONE);
+    cr_assert(!bn->updates_inputs(&a));
+    op_shape extra[OP_MAX_OUT];
+    const char *names[OP_MAX_OUT];
+    cr_assert_eq(bn->train_outputs(&a, &x, extra, batched, names), 2);
+    cr_assert(a.bn.training);
+    cr_assert(bn->updates_inputs(&a));
+    cr_assert_str_eq(names[0], "save_mean");
+    cr_assert_str_eq(names[1], "save_invstd");
+    cr_assert_eq(extra[0].rank, 1);
+    cr_assert_eq(extra[0].d[0], 4);
+    cr_assert(!batched[0] && !batched[1]);
+    /* dropout: a mask shaped like its input */
+    memset(&a, 0, sizeof a);
+    const op_def *dr = op_def_get(OP_DROPOUT);
+    cr_assert_eq(dr->train_outputs(&a, &x, extra, batched, names), 1);
+    cr_assert(a.dropout.training);
+    cr_assert(op_shape_equal(&extra[0], &x));
+    cr_assert(batched[0]);
+    cr_assert_str_eq(names[0], "mask");
+    cr_assert(op_def_get(OP_SGD_UPDATE)->updates_inputs(&a));
+    cr_assert(op_def_get(OP_ADAM_UPDATE)->updates_inputs(&a));
+    for (int op = 0; op < OP_COUNT; op++) {
+        const op_def *d = op_def_get((op_kind)op);
+        if (op != OP_BATCHNORM && op != OP_DROPOUT)
+            cr_assert_null(d->train_outputs, "%s", d->name);
+        if (op != OP_BATCHNORM && op != OP_SGD_UPDATE && op != OP_ADAM_UPDATE)
+            cr_assert_null(d->updates_inputs, "%s", d->name);
+    }
+    /* fusion slots: a conv with a fused pool, and a dense with a fused softmax, take no
+     * activation; add takes one in its act attributes */
+    float *alpha = NULL;
+    memset(&a, 0, sizeof a);
+    const op_def *cv = op_def_get(OP_CONV2D);
+    cr_assert(cv->props & OP_PROP_CONV);
+    cr_assert(op_def_get(OP_CONV1D)->props & OP_PROP_CONV);
+    cr_assert(!(op_def_get(OP_DENSE)->props & OP_PROP_CONV));
+    cr_assert_eq(cv->act_slot(&a, &alpha), &a.conv.act);
+    cr_assert_eq(alpha, &a.conv.alpha);
+    cr_assert(!cv->epilogue(&a));
+    a.conv.pool = true;
+    cr_assert_null(cv->act_slot(&a, &alpha));
+    cr_assert(cv->epilogue(&a));
+    cr_assert_eq(cv->bias_flag(&a), &a.conv.bias);
+    memset(&a, 0, sizeof a);
+    const op_def *dn = op_def_get(OP_DENSE);
+    cr_assert_eq(dn->act_slot(&a, &alpha), &a.dense.act);
+    cr_assert_eq(dn->bias_flag(&a), &a.dense.bias);
+    a.dense.softmax = true;
+    cr_assert_null(dn->act_slot(&a, &alpha));
+    cr_assert(dn->epilogue(&a));
+    memset(&a, 0, sizeof a);
+    cr_assert_eq(op_def_get(OP_ADD)->act_slot(&a, &alpha), &a.act.act);
+    cr_assert_null(op_def_get(OP_ADD)->bias_flag);
+    cr_assert_null(op_def_get(OP_MAXPOOL)->act_slot);
+    cr_assert_null(op_def_get(OP_BATCHNORM)->bias_flag);
+    /* softmax is the one op folded into a cross-entropy loss */
+    for (int op = 0; op < OP_COUNT; op++)
+        cr_assert_eq((op_def_get((op_kind)op)->props & OP_PROP_FOLDS_INTO_XENT) != 0, op == OP_SOFTMAX);
+}
+
+/* The summaries the layer table prints. */
+Test(registry, describe)
+{
+    char buf[128];
+    op_attrs a;
+    memset(&a, 0, sizeof a);
+    a.conv.sdims = 2;
+    a.conv.filters = 6;
+    a.conv.groups = 1;
+    for (int k = 0; k < 2; k++) {
+        a.conv.kernel[k] = 5;
+        a.conv.stride[k] = 1;
+        a.conv.dilation[k] = 1;
+    }
+    a.conv.act = OP_ACT_RELU;
+    op_def_get(OP_CONV2D)->describe(&a, buf, sizeof buf);
+    cr_assert_str_eq(buf, "6x5x5 +relu");
+    op_def_get(OP_CONV2D)->describe(&a, buf, 4);
+    cr_assert_str_eq(buf, "6x5");
+    memset(&a, 0, sizeof a);
+    a.dropout.p = 0.25f;
+    op_def_get(OP_DROPOUT)->describe(&a, buf, sizeof buf);
+    cr_assert_str_eq(buf, "p=0.25");
+    memset(&a, 0, sizeof a);
+    a.reorder.from = OP_LAYOUT_PLAIN;
+    a.reorder.to = OP_LAYOUT_NHWC;
+    op_def_get(OP_REORDER)->describe(&a, buf, sizeof buf);
+    cr_assert_str_eq(buf, "nchw->nhwc");
 }
 
 static void assert_arg(const op_def *d, int k, const char *name, op_argtype type, unsigned flags,

@@ -227,12 +227,12 @@ Test(lang_examples, lenet5)
     cr_assert(!arg(c1, "stride")->given);
     cr_assert(arg(c1, "stride")->present);
     cr_assert_eq(arg(c1, "stride")->i[0], 1);
-    /* "        -> conv2d(6, 5, pad=2)" on line 6 */
-    cr_assert(span_is(c1->span, 6, 12, 6, 31), "span %d:%d-%d:%d", c1->span.line, c1->span.col,
+    /* "        -> conv2d(6, 5, pad=2)" on line 8 */
+    cr_assert(span_is(c1->span, 8, 12, 8, 31), "span %d:%d-%d:%d", c1->span.line, c1->span.col,
               c1->span.end_line, c1->span.end_col);
-    cr_assert(span_is(arg_span(c1, "filters"), 6, 19, 6, 20));
-    cr_assert(span_is(arg_span(c1, "pad"), 6, 29, 6, 30));
-    cr_assert(span_is(arg_span(c1, "stride"), 6, 12, 6, 31), "a default sits at the call");
+    cr_assert(span_is(arg_span(c1, "filters"), 8, 19, 8, 20));
+    cr_assert(span_is(arg_span(c1, "pad"), 8, 29, 8, 30));
+    cr_assert(span_is(arg_span(c1, "stride"), 8, 12, 8, 31), "a default sits at the call");
 
     const lang_layer *mp = layer_named(n, "maxpool_1");
     cr_assert_eq(arg(mp, "size")->i[0], 2);
@@ -296,8 +296,8 @@ Test(lang_examples, resnet20_weight_names)
     const lang_layer *a1 = layer_named(n, "add_1");
     cr_assert_eq(a1->inputs[0], tensor_of(n, "batchnorm_3"));
     cr_assert_eq(a1->inputs[1], tensor_of(n, "relu_1"));
-    /* "    return (y + in) -> relu;" on line 5: the add's span is the '+' */
-    cr_assert(span_is(a1->span, 5, 15, 5, 16));
+    /* "    return (y + in) -> relu;" on line 9: the add's span is the '+' */
+    cr_assert(span_is(a1->span, 9, 15, 9, 16));
 
     const lang_train *t = &n->train;
     cr_assert(t->present);

@@ -25,7 +25,7 @@ static cnn_model *load_example(const char *name)
 {
     char path[1024];
     const char *dir = getenv("CNN_EXAMPLES");
-    snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "../shared/examples", name);
+    snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "examples", name);
     cnn_model *m;
     cr_assert_eq(cnn_model_load(&m, path, NULL), CNN_OK, "%s: %s", path, cnn_model_errmsg(m));
     return m;

@@ -65,7 +65,7 @@ Test(robust, every_prefix_of_every_example, .timeout = 600)
     const char *dir = getenv("CNN_EXAMPLES");
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "../shared/examples", sources[i]);
+        snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "examples", sources[i]);
         size_t len;
         char *src = slurp(path, &len);
         size_t step = quick() ? 7 : 1;
@@ -116,7 +116,7 @@ Test(robust, mutated_examples, .timeout = 600)
     static const char repl[] = "0129-+*/(){}[];,=>x\"#\n ";
     for (size_t i = 0; i < sizeof sources / sizeof sources[0]; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "../shared/examples", sources[i]);
+        snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "examples", sources[i]);
         size_t len;
         char *src = slurp(path, &len);
         int rounds = quick() ? 40 : 300;

@@ -130,7 +130,7 @@ Test(train, lenet5_learns_fashion_mnist, .timeout = 600)
     cr_assert_eq(cnn_dataset_load(&test, dir, "test", &absent, err, sizeof err), CNN_OK, "%s", err);
     const char *ex = getenv("CNN_EXAMPLES");
     char path[1024];
-    snprintf(path, sizeof path, "%s/lenet5.cnn", ex ? ex : "../shared/examples");
+    snprintf(path, sizeof path, "%s/lenet5.cnn", ex ? ex : "examples");
     cnn_model *m;
     cr_assert_eq(cnn_model_load(&m, path, NULL), CNN_OK, "%s", cnn_model_errmsg(m));
     cnn_weights *w;

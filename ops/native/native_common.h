@@ -1,4 +1,4 @@
-/* Helpers shared by the native backend's op drivers (native_conv.c, native_dense.c): call
+/* Helpers shared by the native backend's op drivers (native_conv*.c, native_dense.c): call
  * checking (as the reference does, but with data optional so that scratch() can size a call
  * before its buffers exist), scratch handling, and the ISA tables by level.  Internal to
  * ops/native/. */

@@ -10,6 +10,7 @@
  * The elementwise ops view their tensors flat, which holds in either layout as long as all of
  * them share it (checked); the channel ops describe each tensor in its own layout. */
 #include "ops/onednn/dnn_common.h"
+#include "ops/registry.h"
 
 /* [N, inner] view of a tensor (elementwise ops do not care about the rest). */
 static dnnl_memory_desc_t flat_md(const op_tensor *t)
@@ -51,14 +52,9 @@ static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     if (c->nin != 1 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]))
         return op_dnn_errf(err, errlen, "oneDNN activation: expected x and y of one shape");
     if (op_dnn_one_layout(c, "activation", err, errlen)) return -1;
-    op_act act = c->node->attrs.act.act;
-    switch (c->node->op) {
-    case OP_RELU: act = OP_ACT_RELU; break;
-    case OP_SIGMOID: act = OP_ACT_SIGMOID; break;
-    case OP_TANH: act = OP_ACT_TANH; break;
-    case OP_LEAKY_RELU: act = OP_ACT_LEAKY_RELU; break;
-    default: break;
-    }
+    /* the activation ops carry their kind in the registry (.act); others in their attributes */
+    const op_def *def = op_def_get(c->node->op);
+    op_act act = def && def->act != OP_ACT_NONE ? def->act : c->node->attrs.act.act;
     if (act == OP_ACT_NONE) return op_dnn_errf(err, errlen, "oneDNN activation: no activation given");
     float alpha;
     dnnl_alg_kind_t alg = op_dnn_act_alg(act, c->node->attrs.act.alpha, &alpha);

@@ -1,5 +1,5 @@
 /* A growable string for building reports. */
-#include "runtime/strbuf.h"
+#include "lang/strbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,3 +66,5 @@ char *sb_take(strbuf *sb)
     sb_init(sb);
     return d;
 }
+
+void sb_puts(strbuf *sb, const char *s) { sb_append(sb, s, strlen(s)); }

@@ -1,0 +1,56 @@
+/* The compile pipeline (compiler/compile.h): graph -> [autodiff] -> passes -> plan. */
+#include "compiler/compile.h"
+
+#include <stdio.h>
+
+#include "compiler/build.h"
+#include "compiler/passes.h"
+
+ir_graph *compile_graph(const lang_network *net, diag_list *diags)
+{
+    return ir_build(net, diags);
+}
+
+/* Every tensor of the unoptimised graph in its own buffer, 64-byte aligned: what planning
+ * is measured against. */
+static size_t naive_bytes(const ir_graph *g, int64_t batch)
+{
+    size_t naive = 0;
+    for (int v = 0; v < g->nvals; v++) {
+        const ir_value *val = &g->vals[v];
+        if (val->kind == IR_VAL_PARAM || val->kind == IR_VAL_STATE || val->kind == IR_VAL_OPTSTATE)
+            continue;
+        size_t bytes = (size_t)op_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
+        naive += (bytes + 63) / 64 * 64;
+    }
+    return naive;
+}
+
+ir_plan *compile_plan(const ir_graph *src, const compile_options *o, char *err, size_t errlen)
+{
+    ir_graph *g = ir_graph_clone(src);
+    if (!g) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    if (o->training && ir_autodiff(g, &o->ad, err, errlen) != 0) {
+        ir_graph_destroy(g);
+        return NULL;
+    }
+    size_t naive = naive_bytes(g, o->batch);
+    pass_ctx ctx = {.training = o->training, .backend = o->backend, .caps = o->caps};
+    if (pass_run_pipeline(g, o->passes, &ctx, o->verify, err, errlen) != 0) {
+        ir_graph_destroy(g);
+        return NULL;
+    }
+    plan_options po = {
+        .batch = o->batch,
+        .backend = o->backend,
+        .plan_memory = (o->passes & PASS_PLAN) != 0,
+        .inplace = (o->passes & PASS_INPLACE) != 0,
+    };
+    ir_plan *p = plan_create(g, &po, err, errlen);
+    if (p)
+        p->naive_bytes = naive;
+    return p;
+}

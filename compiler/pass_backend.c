@@ -1,0 +1,48 @@
+/* Backend assignment: records in every live node which backend runs it, from the capability
+ * table the caller hands in (pass_ctx.caps, filled by the runtime from the kernel tables) and
+ * the backend asked for.  Runs after the rewriting passes, so it sees the final ops (fused
+ * ones included), and before the layout pass, which reads the backends.  It always runs,
+ * even at -O0: the planner takes each step's backend from its node. */
+#include "compiler/passes.h"
+
+#include <stdio.h>
+
+#include "ops/registry.h"
+
+op_backend pass_choose_backend(const op_caps *caps, op_kind op, plan_backend_choice c)
+{
+    static const op_backend order_auto[] = {OP_BACKEND_ONEDNN, OP_BACKEND_NATIVE, OP_BACKEND_REF};
+    if (!caps || (int)op < 0 || op >= OP_COUNT)
+        return OP_BACKEND_REF;
+    switch (c) {
+    case PLAN_BACKEND_REF: return OP_BACKEND_REF;
+    case PLAN_BACKEND_NATIVE: return caps->has[op][OP_BACKEND_NATIVE] ? OP_BACKEND_NATIVE : OP_BACKEND_REF;
+    case PLAN_BACKEND_ONEDNN: return caps->has[op][OP_BACKEND_ONEDNN] ? OP_BACKEND_ONEDNN : OP_BACKEND_REF;
+    case PLAN_BACKEND_AUTO: break;
+    }
+    for (size_t i = 0; i < sizeof order_auto / sizeof order_auto[0]; i++)
+        if (caps->has[op][order_auto[i]])
+            return order_auto[i];
+    return OP_BACKEND_REF;
+}
+
+int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    if (!ctx->caps) {
+        snprintf(err, errlen, "no kernel capability table given to the compiler");
+        return -1;
+    }
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *nd = &g->nodes[n];
+        if (nd->dead)
+            continue;
+        op_backend b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);
+        if (!ctx->caps->has[nd->op][b]) {
+            snprintf(err, errlen, "%s (%s): no kernel on any backend", nd->name, op_name(nd->op));
+            return -1;
+        }
+        *changes += nd->backend != b;
+        nd->backend = b;
+    }
+    return 0;
+}

@@ -1,0 +1,31 @@
+/* What the kernels can do, as plain data: per op and backend, whether a kernel exists and which
+ * activation layouts it takes.  ops/kernels.c fills it from the kernel tables
+ * (op_kernel_caps); the runtime hands it to the compiler, whose backend-assignment and layout
+ * passes read only this table, never the kernel tables themselves. */
+#ifndef CNN_OPS_CAPS_H
+#define CNN_OPS_CAPS_H
+
+#include <stdbool.h>
+
+#include "ops/op.h"
+
+typedef enum op_backend { OP_BACKEND_REF, OP_BACKEND_NATIVE, OP_BACKEND_ONEDNN, OP_BACKEND_COUNT } op_backend;
+
+/* What a kernel accepts for its batched activation tensors (op_tensor.layout).  A kernel that
+ * takes channels-last takes it for all of them at once: the layout pass gives every batched
+ * activation of such a node one layout (except tensors whose two orders coincide: rank 2, one
+ * channel, or one position, which stay plain and may be read either way). */
+typedef enum op_layout_support {
+    OP_LAYOUT_PLAIN_ONLY = 0,  /* plain tensors only (the default) */
+    OP_LAYOUT_EITHER,          /* either layout, at about the same speed */
+    OP_LAYOUT_PREFERS_CL,      /* either layout, clearly faster in channels-last */
+} op_layout_support;
+
+typedef struct op_caps {
+    bool has[OP_COUNT][OP_BACKEND_COUNT];
+    op_layout_support layouts[OP_COUNT][OP_BACKEND_COUNT];
+} op_caps;
+
+const char *op_backend_name(op_backend b);
+
+#endif

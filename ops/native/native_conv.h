@@ -1,0 +1,154 @@
+/* Internal to the native convolution, shared by its three files: native_conv.c (checks a
+ * call, picks a path, sizes the scratch; the kernel entry points), native_conv_fwd.c (the
+ * forward paths and the zero-padded input the GEMM paths gather im2col from) and
+ * native_conv_bwd.c (backward to the data and to the weights).  Internal to ops/native/. */
+#ifndef CNN_OPS_NATIVE_CONV_H
+#define CNN_OPS_NATIVE_CONV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/native/native_gemm.h"
+#include "ops/native/native_isa.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static inline int nconv_thread_num(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* ---- geometry ---- */
+
+typedef struct cshape {
+    int sdims;
+    int64_t n, c, h, w, f, groups, cpg, fpg;
+    int64_t kf, p;           /* patch length cpg*kh*kw, output positions oh*ow */
+    op_native_convg g;       /* one group of one image */
+} cshape;
+
+/* ---- the zero-padded input the GEMM paths read (im2col without bounds checks) ---- */
+
+typedef struct padded_in {
+    const float *x;        /* [n][c][h][w] */
+    const float *xp;       /* its zero-padded copy [n][c][hp][wp], or x without padding */
+    int64_t n, c, h, w, ph, pw, hp, wp;
+    bool padded;
+    int64_t *koff;         /* per patch row (c, i, j) of a group: c*hp*wp + i*dh*wp + j*dw */
+} padded_in;
+
+/* Floats in the (padded) input. */
+static inline int64_t nconv_pad_total(const padded_in *pi)
+{
+    return pi->n * pi->c * pi->hp * pi->wp;
+}
+
+/* The padded input's dimensions (nothing placed yet). */
+void nconv_pad_layout(padded_in *pi, const cshape *s);
+/* Floats of scratch for the padded copy and the offsets. */
+size_t nconv_pad_floats(const padded_in *pi, const cshape *s);
+/* Places the padded copy and the offsets in scratch (nconv_pad_floats of it) and fills the
+ * offsets. */
+void nconv_pad_bind(padded_in *pi, const cshape *s, const float *x, float *scratch);
+/* Input plane item (n*C + c) into its zero-padded copy. */
+void nconv_pad_item(const padded_in *pi, int64_t item);
+
+/* The runs of output positions col0 .. col0+ncols (numbered over the whole batch, n*P + p)
+ * as segments of the padded input; returns their number (at most ncols + 1).  Inline: called
+ * for every B panel the GEMM paths pack. */
+static inline int nconv_make_segs(const cshape *s, const padded_in *pi, int64_t col0,
+                                  int64_t ncols, op_native_seg *seg)
+{
+    const op_native_convg *g = &s->g;
+    int nseg = 0;
+    int64_t n = col0 / s->p, p = col0 % s->p, oy = p / g->ow, ox = p % g->ow;
+    int64_t img = pi->c * pi->hp * pi->wp;
+    for (int64_t done = 0; done < ncols;) {
+        int64_t len = g->ow - ox < ncols - done ? g->ow - ox : ncols - done;
+        seg[nseg].src = n * img + oy * g->sh * pi->wp + ox * g->sw;
+        seg[nseg].dst = (int32_t)done;
+        seg[nseg].len = (int32_t)len;
+        nseg++;
+        done += len;
+        ox = 0;
+        if (++oy == g->oh) {
+            oy = 0;
+            n++;
+        }
+    }
+    return nseg;
+}
+
+/* ---- forward ---- */
+
+typedef struct conv_fwd {
+    cshape s;
+    const float *x, *w, *b, *r;
+    float *y;             /* the output */
+    float *t;             /* the convolution's output before pooling (y without pooling) */
+    op_act act;
+    float alpha;
+    bool pool;
+    int64_t psh, psw, pst_h, pst_w, pph, ppw, yh, yw;
+    bool direct;
+    padded_in in;         /* the GEMM path's view of x */
+} conv_fwd;
+
+/* Scratch of a forward convolution, in this order: the GEMM's (or the direct loop's planes),
+ * the unpooled output when pooling is fused, the padded input and the patch offsets. */
+typedef struct fwd_scratch {
+    size_t gemm, pool, pad;  /* floats */
+} fwd_scratch;
+
+/* Floats of each part of the forward scratch on isa (sc) and their bytes in total; lays out
+ * f->in for the GEMM path. */
+size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fwd_scratch *sc);
+/* Runs a set-up forward convolution (data pointers filled in) on the path f->direct names. */
+void nconv_fwd_run(conv_fwd *f, const op_native_isa *isa, int nt, float *scratch);
+
+/* ---- backward to the data ---- */
+
+typedef struct conv_bwd_data {
+    cshape s;              /* the forward convolution: x = dx, y = dy */
+    bool transform;        /* stride 1: a forward convolution of dy with flipped weights */
+    conv_fwd fw;           /* that convolution */
+    const float *dy, *w;
+    float *dx;
+} conv_bwd_data;
+
+/* The transformed weights W'[g*cpg + c][f][i][j] = W[g*fpg + f][c][kh-1-i][kw-1-j]. */
+void nconv_flip_weights(const conv_bwd_data *d, float *wt);
+/* Bytes of scratch of either path on isa: the flipped weights and the forward convolution's,
+ * or the col2im GEMM's. */
+size_t nconv_bd_scratch_bytes(conv_bwd_data *d, const op_native_isa *isa, int nt);
+/* The col2im path (where the transform does not apply): col = W^T dY per image and group,
+ * scattered into dx. */
+void nconv_bd_col2im(conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
+
+/* ---- backward to the weights ---- */
+
+typedef struct conv_bwd_w {
+    cshape s;
+    const float *dy, *x;
+    float *dw, *db;
+    int64_t ksplit;
+    padded_in in;
+    bool direct;           /* few filters per group: per (filter, channel) pair, no GEMM */
+} conv_bwd_w;
+
+/* Floats of the GEMM path's own scratch (the largest over the ISA levels); the padded input
+ * and the offsets follow it. */
+size_t nconv_bw_gemm_floats(conv_bwd_w *d, int nt);
+/* The direct path: few filters per group. */
+void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
+/* The GEMM path: dW = dY im2col(X)^T over the images, db with it when bias. */
+void nconv_bw_gemm(conv_bwd_w *d, bool bias, const op_native_isa *isa, int nt, float *scratch);
+
+#endif

@@ -1,0 +1,293 @@
+/* Native convolution, backward paths (native_conv.c checks the call and picks one):
+ *   backward data  stride 1: the forward convolution (native_conv_fwd.c) of dY with the
+ *                  flipped, transposed weights (nconv_flip_weights; padding dil*(k-1) - pad);
+ *                  otherwise col = W^T dY per image and group, scattered back (col2im) by
+ *                  jobs that own whole input channels.
+ *   backward wts   dW[fpg][cpg*kh*kw] = sum over images of dY * im2col(X)^T, the images
+ *                  being the GEMM's K (split into fixed parts when columns are few), im2col
+ *                  gathered from the padded input and transposed in registers; direct loops
+ *                  for few filters per group; db sums dY. */
+#include <string.h>
+
+#include "ops/native/native_common.h"
+#include "ops/native/native_conv.h"
+
+/* ---- backward to the data ---- */
+
+/* The transformed weights W'[g*cpg + c][f][i][j] = W[g*fpg + f][c][kh-1-i][kw-1-j]. */
+void nconv_flip_weights(const conv_bwd_data *d, float *wt)
+{
+    const cshape *s = &d->s;
+    int64_t khw = s->g.kh * s->g.kw;
+    for (int64_t g = 0; g < s->groups; g++)
+        for (int64_t f = 0; f < s->fpg; f++)
+            for (int64_t ch = 0; ch < s->cpg; ch++) {
+                const float *src = d->w + ((g * s->fpg + f) * s->cpg + ch) * khw;
+                float *dst = wt + ((g * s->cpg + ch) * s->fpg + f) * khw;
+                for (int64_t t = 0; t < khw; t++)
+                    dst[t] = src[khw - 1 - t];
+            }
+}
+
+static void bd_pack_a(void *ctx, const op_native_isa *isa, int64_t a, int64_t row0,
+                      int64_t nrows, int64_t k0, int64_t kc, float *dst)
+{
+    const conv_bwd_data *d = ctx;
+    const float *src = d->w + (a * d->s.fpg + k0) * d->s.kf + row0;
+    isa->pack_n(src, d->s.kf, nrows, kc, isa->mr, dst);
+}
+
+static void bd_pack_b(void *ctx, const op_native_isa *isa, int64_t b, int64_t col0,
+                      int64_t ncols, int64_t k0, int64_t kc, float *dst)
+{
+    const conv_bwd_data *d = ctx;
+    int64_t n = b / d->s.groups, g = b % d->s.groups;
+    const float *src = d->dy + (n * d->s.f + g * d->s.fpg + k0) * d->s.p + col0;
+    isa->pack_n(src, d->s.p, ncols, kc, isa->nr, dst);
+}
+
+/* The outputs o in [*lo, *hi) whose tap at offset off (tap index times dilation) reads inside
+ * an input of size in: 0 <= o*s - p + off < in. */
+static void tap_range(int64_t out, int64_t in, int64_t s, int64_t p, int64_t off, int64_t *lo,
+                      int64_t *hi)
+{
+    int64_t first = p - off, last = in - 1 + p - off;
+    int64_t l = first <= 0 ? 0 : (first + s - 1) / s;
+    int64_t h = last < 0 ? 0 : last / s + 1;
+    *hi = h > out ? out : h;
+    *lo = l > *hi ? *hi : l;
+}
+
+/* col2im: adds rows (c, i, j) of the column block to dx, an output row's run at a time. */
+static void bd_store(void *ctx, const op_native_isa *isa, int64_t b, int64_t row0,
+                     int64_t nrows, int64_t col0, int64_t ncols, float *src, int64_t ld)
+{
+    (void)isa;
+    const conv_bwd_data *d = ctx;
+    const cshape *s = &d->s;
+    const op_native_convg *g = &s->g;
+    int64_t n = b / s->groups, grp = b % s->groups, khw = g->kh * g->kw;
+    /* the block's columns as runs within output rows: (oy, first ox, length, first column) */
+    int64_t nrun = 0, cap = ncols / (g->ow > 0 ? g->ow : 1) + 2;
+    int64_t runs[cap][4];
+    for (int64_t q = 0, p = col0; q < ncols;) {
+        int64_t oy = p / g->ow, ox = p % g->ow;
+        int64_t len = g->ow - ox < ncols - q ? g->ow - ox : ncols - q;
+        runs[nrun][0] = oy;
+        runs[nrun][1] = ox;
+        runs[nrun][2] = len;
+        runs[nrun][3] = q;
+        nrun++;
+        q += len;
+        p += len;
+    }
+    for (int64_t r = 0; r < nrows; r++) {
+        int64_t m = row0 + r, ch = m / khw, i = (m % khw) / g->kw, j = m % g->kw;
+        float *dxp = d->dx + (n * s->c + grp * s->cpg + ch) * s->h * s->w;
+        const float *sr = src + r * ld;
+        int64_t lo, hi, xoff = j * g->dw - g->pw;
+        tap_range(g->ow, s->w, g->sw, g->pw, j * g->dw, &lo, &hi);
+        for (int64_t u = 0; u < nrun; u++) {
+            int64_t iy = runs[u][0] * g->sh - g->ph + i * g->dh;
+            if (iy < 0 || iy >= s->h)
+                continue;
+            int64_t a0 = lo > runs[u][1] ? lo : runs[u][1];
+            int64_t a1 = hi < runs[u][1] + runs[u][2] ? hi : runs[u][1] + runs[u][2];
+            const float *sv = sr + runs[u][3] + (a0 - runs[u][1]);
+            float *dv = dxp + iy * s->w + a0 * g->sw + xoff;
+            if (g->sw == 1) {
+                for (int64_t t = 0; t < a1 - a0; t++)
+                    dv[t] += sv[t];
+            } else {
+                for (int64_t t = 0; t < a1 - a0; t++)
+                    dv[t * g->sw] += sv[t];
+            }
+        }
+    }
+}
+
+static void bd_zero(void *ctx, const op_native_isa *isa, int64_t item)
+{
+    (void)isa;
+    const conv_bwd_data *d = ctx;
+    memset(d->dx + item * d->s.h * d->s.w, 0, (size_t)(d->s.h * d->s.w) * sizeof(float));
+}
+
+static void bd_gemm_spec(conv_bwd_data *d, op_native_gemm *gm)
+{
+    memset(gm, 0, sizeof *gm);
+    gm->m = d->s.kf;
+    gm->n = d->s.p;
+    gm->k = d->s.fpg;
+    gm->nprob = d->s.n * d->s.groups;
+    gm->na = d->s.groups;
+    gm->own_rows = true;
+    gm->row_align = d->s.g.kh * d->s.g.kw;
+    gm->ksplit = 1;
+    gm->ctx = d;
+    gm->pack_a = bd_pack_a;
+    gm->pack_b = bd_pack_b;
+    gm->store = bd_store;
+    gm->pre = bd_zero;
+    gm->npre = d->s.n * d->s.c;
+}
+
+size_t nconv_bd_scratch_bytes(conv_bwd_data *d, const op_native_isa *isa, int nt)
+{
+    fwd_scratch sc;
+    if (d->transform)
+        return op_native_round16((size_t)(d->s.f * d->s.kf)) * sizeof(float) +
+               nconv_fwd_scratch_parts(&d->fw, isa, nt, &sc);
+    op_native_gemm gm;
+    bd_gemm_spec(d, &gm);
+    return op_native_gemm_scratch(&gm, isa, nt);
+}
+
+/* The col2im path: the GEMM's stores scatter into dx, zeroed by its pre phase. */
+void nconv_bd_col2im(conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
+{
+    op_native_gemm gm;
+    bd_gemm_spec(d, &gm);
+    op_native_gemm_run(&gm, isa, nt, scratch);
+}
+
+/* ---- backward to the weights ---- */
+
+static void bw_pack_a(void *ctx, const op_native_isa *isa, int64_t a, int64_t row0,
+                      int64_t nrows, int64_t k0, int64_t kc, float *dst)
+{
+    const conv_bwd_w *d = ctx;
+    int64_t img = k0 / d->s.p, p0 = k0 % d->s.p;
+    const float *src = d->dy + (img * d->s.f + a * d->s.fpg + row0) * d->s.p + p0;
+    isa->pack_t(src, d->s.p, nrows, kc, isa->mr, dst);
+}
+
+/* B = im2col(x)^T of one image: the patch rows gathered from the padded input into a
+ * row-major block (pack_seg), then transposed into the panel (pack_t). */
+static void bw_pack_b(void *ctx, const op_native_isa *isa, int64_t b, int64_t col0,
+                      int64_t ncols, int64_t k0, int64_t kc, float *dst)
+{
+    const conv_bwd_w *d = ctx;
+    op_native_seg seg[OP_NATIVE_KC_MAX + 1];
+    float rows[OP_NATIVE_MAX_NR * OP_NATIVE_KC_MAX];
+    int nseg = nconv_make_segs(&d->s, &d->in, k0, kc, seg);
+    int64_t off = b * d->s.cpg * d->in.hp * d->in.wp;
+    isa->pack_seg(d->in.xp + off, nconv_pad_total(&d->in) - off, d->in.koff + col0, ncols, seg,
+                  nseg, d->s.g.sw, kc, (int)kc, rows);
+    isa->pack_t(rows, kc, ncols, kc, isa->nr, dst);
+}
+
+static void bw_pad_item(void *ctx, const op_native_isa *isa, int64_t item)
+{
+    (void)isa;
+    nconv_pad_item(&((const conv_bwd_w *)ctx)->in, item);
+}
+
+static void bw_store(void *ctx, const op_native_isa *isa, int64_t b, int64_t row0,
+                     int64_t nrows, int64_t col0, int64_t ncols, float *src, int64_t ld)
+{
+    (void)isa;
+    const conv_bwd_w *d = ctx;
+    for (int64_t r = 0; r < nrows; r++)
+        memcpy(d->dw + (b * d->s.fpg + row0 + r) * d->s.kf + col0, src + r * ld,
+               (size_t)ncols * sizeof(float));
+}
+
+/* db[f]: each image's plane summed in 8 float lanes, the images' sums added in double. */
+static void bw_bias(void *ctx, const op_native_isa *isa, int64_t f)
+{
+    (void)isa;
+    const conv_bwd_w *d = ctx;
+    double acc = 0.0;
+    for (int64_t n = 0; n < d->s.n; n++) {
+        const float *p = d->dy + (n * d->s.f + f) * d->s.p;
+        float lane[8] = {0};
+        int64_t k = 0;
+        for (; k + 8 <= d->s.p; k += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += p[k + l];
+        double part = 0.0;
+        for (int l = 0; l < 8; l++)
+            part += lane[l];
+        for (; k < d->s.p; k++)
+            part += p[k];
+        acc += part;
+    }
+    d->db[f] = (float)acc;
+}
+
+static void bw_gemm_spec(conv_bwd_w *d, bool bias, op_native_gemm *gm)
+{
+    memset(gm, 0, sizeof *gm);
+    gm->m = d->s.fpg;
+    gm->n = d->s.kf;
+    gm->k = d->s.n * d->s.p;
+    gm->kseg = d->s.p;
+    gm->nprob = d->s.groups;
+    gm->na = d->s.groups;
+    gm->ksplit = d->ksplit;
+    gm->ctx = d;
+    gm->pack_a = bw_pack_a;
+    gm->pack_b = bw_pack_b;
+    gm->store = bw_store;
+    if (d->in.padded) {
+        gm->pre = bw_pad_item;
+        gm->npre = d->s.n * d->s.c;
+    }
+    if (bias) {
+        gm->post = bw_bias;
+        gm->npost = d->s.f;
+    }
+}
+
+/* The GEMM's scratch in floats (the largest over the ISA levels); the padded input and the
+ * offsets follow it. */
+size_t nconv_bw_gemm_floats(conv_bwd_w *d, int nt)
+{
+    op_native_gemm gm;
+    bw_gemm_spec(d, false, &gm);
+    size_t best = 0;
+    for (int l = 0; l <= (int)op_native_isa_supported(); l++) {
+        size_t b = op_native_gemm_scratch(&gm, nat_isa_level(l), nt);
+        best = b > best ? b : best;
+    }
+    return op_native_round16(best / sizeof(float));
+}
+
+/* Direct path: one (filter, channel) pair per item, summed over the images in order; then the
+ * bias gradient. */
+void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
+{
+    const cshape *s = &d->s;
+    int64_t khw = s->g.kh * s->g.kw, items = s->f * s->cpg;
+    size_t per = op_native_round16((size_t)(2 * khw));
+#pragma omp parallel num_threads(nt)
+    {
+        double *acc = (double *)(scratch + (size_t)nconv_thread_num() * per);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < items; it++) {
+            int64_t f = it / s->cpg, cl = it % s->cpg, ch = (f / s->fpg) * s->cpg + cl;
+            for (int64_t t = 0; t < khw; t++)
+                acc[t] = 0.0;
+            for (int64_t n = 0; n < s->n; n++)
+                isa->conv_wgrad(&s->g, d->x + (n * s->c + ch) * s->h * s->w,
+                                d->dy + (n * s->f + f) * s->p, acc);
+            for (int64_t t = 0; t < khw; t++)
+                d->dw[it * khw + t] = (float)acc[t];
+        }
+        if (d->db) {
+#pragma omp for schedule(static)
+            for (int64_t f = 0; f < s->f; f++)
+                bw_bias(d, isa, f);
+        }
+    }
+}
+
+/* The GEMM path: the padded input and offsets after the GEMM's own scratch. */
+void nconv_bw_gemm(conv_bwd_w *d, bool bias, const op_native_isa *isa, int nt, float *scratch)
+{
+    nconv_pad_bind(&d->in, &d->s, d->x, scratch + nconv_bw_gemm_floats(d, nt));
+    op_native_gemm gm;
+    bw_gemm_spec(d, bias, &gm);
+    op_native_gemm_run(&gm, isa, nt, scratch);
+}

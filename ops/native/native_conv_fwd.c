@@ -1,0 +1,231 @@
+/* Native convolution, forward paths (native_conv.c checks the call and picks one):
+ *   GEMM     per group: Y[fpg][N*P] = W[fpg][cpg*kh*kw] * im2col(X)[..][N*P], the columns
+ *            running over the whole batch, B packed from a zero-padded copy of the input
+ *            (runs of an input row copied whole, no bounds checks; the same copy serves the
+ *            backward-weights GEMM), the store applying the fused epilogue bias -> + residual
+ *            -> activation; fused max pooling runs over the finished planes.
+ *   direct   groups with few filters (depthwise): one output plane per item through the ISA's
+ *            direct loop, then the same epilogue and pooling.
+ * Also the forward half of backward data at stride 1 (native_conv_bwd.c). */
+#include <math.h>
+#include <string.h>
+
+#include "ops/native/native_conv.h"
+
+/* ---- the zero-padded input the GEMM paths read (im2col without bounds checks) ---- */
+
+/* The padded input's dimensions (nothing placed yet). */
+void nconv_pad_layout(padded_in *pi, const cshape *s)
+{
+    pi->n = s->n;
+    pi->c = s->c;
+    pi->h = s->h;
+    pi->w = s->w;
+    pi->ph = s->g.ph;
+    pi->pw = s->g.pw;
+    pi->padded = pi->ph > 0 || pi->pw > 0;
+    pi->hp = pi->h + 2 * pi->ph;
+    pi->wp = pi->w + 2 * pi->pw;
+}
+
+/* Floats of scratch for the padded copy and the offsets. */
+size_t nconv_pad_floats(const padded_in *pi, const cshape *s)
+{
+    size_t f = op_native_round16((size_t)s->kf * 2);
+    if (pi->padded)
+        f += op_native_round16((size_t)(pi->n * pi->c * pi->hp * pi->wp));
+    return f;
+}
+
+/* Places the padded copy and the offsets in scratch (nconv_pad_floats of it) and fills the
+ * offsets. */
+void nconv_pad_bind(padded_in *pi, const cshape *s, const float *x, float *scratch)
+{
+    pi->x = x;
+    pi->xp = pi->padded ? scratch : x;
+    pi->koff = (int64_t *)(scratch + (pi->padded ? op_native_round16((size_t)(pi->n * pi->c *
+                                                                             pi->hp * pi->wp))
+                                                 : 0));
+    const op_native_convg *g = &s->g;
+    int64_t k = 0;
+    for (int64_t ch = 0; ch < s->cpg; ch++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++)
+                pi->koff[k++] = ch * pi->hp * pi->wp + i * g->dh * pi->wp + j * g->dw;
+}
+
+/* Input plane item (n*C + c) into its zero-padded copy (plain loops: the rows are short,
+ * library calls would cost more than the copying). */
+void nconv_pad_item(const padded_in *pi, int64_t item)
+{
+    const float *src = pi->x + item * pi->h * pi->w;
+    float *dst = (float *)pi->xp + item * pi->hp * pi->wp;
+    int64_t ph = pi->ph, pw = pi->pw, w = pi->w, wp = pi->wp;
+    for (int64_t k = 0; k < ph * wp; k++)
+        dst[k] = 0.0f;
+    for (int64_t i = 0; i < pi->h; i++) {
+        float *d = dst + (i + ph) * wp;
+        const float *r = src + i * w;
+        for (int64_t k = 0; k < pw; k++)
+            d[k] = 0.0f;
+        for (int64_t k = 0; k < w; k++)
+            d[pw + k] = r[k];
+        for (int64_t k = pw + w; k < wp; k++)
+            d[k] = 0.0f;
+    }
+    float *tail = dst + (ph + pi->h) * wp;
+    for (int64_t k = 0; k < ph * wp; k++)
+        tail[k] = 0.0f;
+}
+
+/* ---- forward ---- */
+
+/* Max pooling of one activated plane src [oh][ow] into dst [yh][yw]; padding never wins. */
+static void pool_plane(const conv_fwd *f, const float *src, float *dst)
+{
+    int64_t oh = f->s.g.oh, ow = f->s.g.ow;
+    for (int64_t oy = 0; oy < f->yh; oy++) {
+        int64_t h0 = oy * f->pst_h - f->pph, h1 = h0 + f->psh;
+        h0 = h0 < 0 ? 0 : h0;
+        h1 = h1 > oh ? oh : h1;
+        for (int64_t ox = 0; ox < f->yw; ox++) {
+            int64_t w0 = ox * f->pst_w - f->ppw, w1 = w0 + f->psw;
+            w0 = w0 < 0 ? 0 : w0;
+            w1 = w1 > ow ? ow : w1;
+            float m = -INFINITY;
+            for (int64_t i = h0; i < h1; i++)
+                for (int64_t j = w0; j < w1; j++)
+                    m = src[i * ow + j] > m ? src[i * ow + j] : m;
+            dst[oy * f->yw + ox] = m;
+        }
+    }
+}
+
+static void fwd_pad_item(void *ctx, const op_native_isa *isa, int64_t item)
+{
+    (void)isa;
+    nconv_pad_item(&((const conv_fwd *)ctx)->in, item);
+}
+
+static void fwd_pack_a(void *ctx, const op_native_isa *isa, int64_t a, int64_t row0,
+                       int64_t nrows, int64_t k0, int64_t kc, float *dst)
+{
+    const conv_fwd *f = ctx;
+    const float *src = f->w + (a * f->s.fpg + row0) * f->s.kf + k0;
+    isa->pack_t(src, f->s.kf, nrows, kc, isa->mr, dst);
+}
+
+/* B of group b: columns are (image, output position) pairs over the whole batch. */
+static void fwd_pack_b(void *ctx, const op_native_isa *isa, int64_t b, int64_t col0,
+                       int64_t ncols, int64_t k0, int64_t kc, float *dst)
+{
+    const conv_fwd *f = ctx;
+    op_native_seg seg[OP_NATIVE_MAX_NR + 1];
+    int nseg = nconv_make_segs(&f->s, &f->in, col0, ncols, seg);
+    int64_t off = b * f->s.cpg * f->in.hp * f->in.wp;
+    isa->pack_seg(f->in.xp + off, nconv_pad_total(&f->in) - off, f->in.koff + k0, kc, seg,
+                  nseg, f->s.g.sw, ncols, isa->nr, dst);
+}
+
+static void fwd_store(void *ctx, const op_native_isa *isa, int64_t b, int64_t row0,
+                      int64_t nrows, int64_t col0, int64_t ncols, float *src, int64_t ld)
+{
+    const conv_fwd *f = ctx;
+    for (int64_t r = 0; r < nrows; r++) {
+        int64_t ch = b * f->s.fpg + row0 + r;
+        float bias = f->b ? f->b[ch] : 0.0f;
+        for (int64_t col = col0; col < col0 + ncols;) {
+            int64_t n = col / f->s.p, p = col % f->s.p;
+            int64_t len = f->s.p - p < col0 + ncols - col ? f->s.p - p : col0 + ncols - col;
+            int64_t off = (n * f->s.f + ch) * f->s.p + p;
+            isa->epilogue(f->t + off, src + r * ld + (col - col0), len, bias, NULL,
+                          f->r ? f->r + off : NULL, f->act, f->alpha);
+            col += len;
+        }
+    }
+}
+
+static void fwd_pool_item(void *ctx, const op_native_isa *isa, int64_t item)
+{
+    (void)isa;
+    const conv_fwd *f = ctx;
+    pool_plane(f, f->t + item * f->s.p, f->y + item * f->yh * f->yw);
+}
+
+static void fwd_gemm_spec(conv_fwd *f, op_native_gemm *gm)
+{
+    memset(gm, 0, sizeof *gm);
+    gm->m = f->s.fpg;
+    gm->n = f->s.n * f->s.p;
+    gm->k = f->s.kf;
+    gm->nprob = f->s.groups;
+    gm->na = f->s.groups;
+    gm->ksplit = 1;
+    gm->ctx = f;
+    gm->pack_a = fwd_pack_a;
+    gm->pack_b = fwd_pack_b;
+    gm->store = fwd_store;
+    if (f->in.padded) {
+        gm->pre = fwd_pad_item;
+        gm->npre = f->s.n * f->s.c;
+    }
+    if (f->pool) {
+        gm->post = fwd_pool_item;
+        gm->npost = f->s.n * f->s.f;
+    }
+}
+
+/* Fills sc for isa (laying out f->in on the GEMM path); returns the bytes of all parts. */
+size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fwd_scratch *sc)
+{
+    memset(sc, 0, sizeof *sc);
+    if (f->direct) {
+        sc->gemm = (size_t)nt * op_native_round16((size_t)f->s.p);
+    } else {
+        op_native_gemm gm;
+        nconv_pad_layout(&f->in, &f->s);
+        fwd_gemm_spec(f, &gm);
+        sc->gemm = op_native_gemm_scratch(&gm, isa, nt) / sizeof(float);
+        if (f->pool)
+            sc->pool = op_native_round16((size_t)(f->s.n * f->s.f * f->s.p));
+        sc->pad = nconv_pad_floats(&f->in, &f->s);
+    }
+    return (sc->gemm + sc->pool + sc->pad) * sizeof(float);
+}
+
+/* Direct path: one output plane per item, into the thread's plane, then epilogue and pool. */
+static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
+{
+    const cshape *s = &f->s;
+    size_t plane = op_native_round16((size_t)s->p);
+    int64_t items = s->n * s->f;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
+    for (int64_t it = 0; it < items; it++) {
+        float *acc = scratch + (size_t)nconv_thread_num() * plane;
+        int64_t n = it / s->f, ch = it % s->f, g = ch / s->fpg;
+        const float *x = f->x + (n * s->c + g * s->cpg) * s->h * s->w;
+        isa->conv_plane(&s->g, x, f->w + ch * s->kf, acc);
+        float *dst = f->pool ? acc : f->y + it * s->p;
+        isa->epilogue(dst, acc, s->p, f->b ? f->b[ch] : 0.0f, NULL,
+                      f->r ? f->r + it * s->p : NULL, f->act, f->alpha);
+        if (f->pool)
+            pool_plane(f, acc, f->y + it * f->yh * f->yw);
+    }
+}
+
+/* Runs a set-up forward convolution (data pointers filled in) on its path. */
+void nconv_fwd_run(conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
+{
+    if (f->direct) {
+        fwd_direct(f, isa, nt, scratch);
+        return;
+    }
+    fwd_scratch sc;
+    nconv_fwd_scratch_parts(f, isa, nt, &sc);
+    float *pool = scratch + sc.gemm;
+    f->t = f->pool ? pool : f->y;
+    nconv_pad_bind(&f->in, &f->s, f->x, pool + sc.pool);
+    op_native_gemm gm;
+    fwd_gemm_spec(f, &gm);
+    op_native_gemm_run(&gm, isa, nt, scratch);
+}

@@ -1,0 +1,79 @@
+/* The `cnnc` driver's private header: its parsed arguments, the flag table and the commands.
+ * The driver is built on runtime/cnn.h alone; nothing else includes this. */
+#ifndef CNNC_DRIVER_H
+#define CNNC_DRIVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "runtime/cnn.h"
+
+enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+
+/* The commands, as bits for the flag table's `commands` masks. */
+enum {
+    CMD_COMPILE = 1u << 0,
+    CMD_RUN = 1u << 1,
+    CMD_TRAIN = 1u << 2,
+    CMD_EVAL = 1u << 3,
+    CMD_BENCH = 1u << 4,
+    CMD_EMIT = 1u << 5,
+    CMD_ALL = 0x3f,
+};
+
+typedef struct args {
+    unsigned command;      /* one CMD_* bit */
+    const char *command_name;
+    const char *source;
+    const char *network;
+    const char *weights;   /* -w */
+    const char *input;     /* -i */
+    const char *output;    /* -o */
+    const char *data;      /* --data */
+    const char *save;      /* --save */
+    const char *log;       /* --log */
+    const char *stage;     /* emit --stage */
+    const char *format;    /* emit --format */
+    int64_t batch;         /* 0: not given */
+    int64_t epochs;        /* 0: not given */
+    int64_t steps;         /* 0: no limit */
+    double lr;             /* 0: not given */
+    bool no_shuffle, quiet, train_flag, json, allow_extra;
+    int repeat;            /* bench: runs per configuration */
+    unsigned disabled;     /* passes switched off by --no-* flags (bench applies them to every row) */
+    cnn_options opt;
+} args;
+
+extern const char *prog;
+
+/* cnnc_flags.c: parses argv[first..argc) into *a (flags over getopt_long, both --flag value
+ * and --flag=value).  Returns -1 to go on, or an exit status (--help, --version, a usage
+ * error, already reported). */
+int flags_parse(int argc, char **argv, int first, args *a);
+/* Prints the flags that apply to the commands in `mask`, one a line: those common to all
+ * commands when `common`, else the others. */
+void flags_print_help(unsigned mask, bool common);
+/* The Levenshtein distance of a and b (both short). */
+int flags_edit_distance(const char *a, const char *b);
+
+/* cnnc.c: the commands' help and shared helpers. */
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void print_usage(void);
+int print_command_help(unsigned command);
+int exit_for(cnn_status st);
+double now_seconds(void);
+int load_model(const args *a, cnn_model **m);
+int make_weights(const args *a, cnn_model *m, cnn_weights **w);
+int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const cnn_options *opt, int64_t batch,
+                 cnn_mode mode, const cnn_train_config *tc);
+int64_t example_numel(int rank, const int64_t *dims);
+
+/* The commands, one function each; they return the exit status. */
+int cmd_compile(const args *a); /* cnnc_model.c */
+int cmd_emit(const args *a);    /* cnnc_model.c */
+int cmd_run(const args *a);     /* cnnc_model.c */
+int cmd_train(const args *a);   /* cnnc_train.c */
+int cmd_eval(const args *a);    /* cnnc_train.c */
+int cmd_bench(const args *a);   /* cnnc_bench.c */
+
+#endif

@@ -1,0 +1,389 @@
+/* cnnc's flags: one table, parsed with getopt_long (so `--flag value` and `--flag=value` both
+ * work, and short flags -w -i -o -q -O0/-O1/-O2), with "did you mean" for a misspelt flag.
+ * Long flags must be spelt out in full: getopt_long's abbreviations are turned off by checking
+ * every --name against the table first. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cnnc.h"
+
+typedef enum flag_kind {
+    F_STR,       /* const char * at offset */
+    F_INT64,     /* int64_t at offset, in [lo, hi] */
+    F_INT,       /* int at offset, in [lo, hi] */
+    F_U64,       /* uint64_t at offset */
+    F_POS_DOUBLE,/* double at offset, > 0 */
+    F_BOOL,      /* bool at offset, set */
+    F_PASS_OFF,  /* switches pass bits `lo` off */
+    F_BACKEND,
+    F_OLEVEL,
+    F_HELP,
+    F_VERSION,
+} flag_kind;
+
+typedef struct flag_def {
+    const char *name;     /* long name (without --), or NULL */
+    char short_name;      /* or 0 */
+    const char *metavar;  /* the value's name; NULL: takes none */
+    flag_kind kind;
+    size_t offset;        /* into args */
+    int64_t lo, hi;
+    unsigned commands;    /* CMD_* bits of the commands it applies to */
+    const char *help;
+} flag_def;
+
+#define OFF(field) offsetof(args, field)
+#define TRAINING (CMD_TRAIN)
+#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH)
+
+static const flag_def flags[] = {
+    {"help", 'h', NULL, F_HELP, 0, 0, 0, CMD_ALL, "describe the command and its flags"},
+    {"version", 0, NULL, F_VERSION, 0, 0, 0, CMD_ALL, "print the version"},
+    {"network", 0, "NAME", F_STR, OFF(network), 0, 0, CMD_ALL, "the network to use when the file has several"},
+    {"threads", 0, "N", F_INT, OFF(opt.threads), 1, 1024, CMD_ALL, "threads (default: all cores)"},
+    {"backend", 0, "B", F_BACKEND, 0, 0, 0, CMD_ALL, "auto|native|onednn|ref (default auto)"},
+    {NULL, 'O', "LEVEL", F_OLEVEL, 0, 0, 0, CMD_ALL, "-O0 -O1 -O2: graph optimisation level (default -O2)"},
+    {"no-dce", 0, NULL, F_PASS_OFF, 0, CNN_PASS_DCE, 0, CMD_ALL, "switch dead-node elimination off"},
+    {"no-fold-bn", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FOLD_BN, 0, CMD_ALL, "switch batchnorm folding off"},
+    {"no-fuse", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FUSE, 0, CMD_ALL, "switch fusion off"},
+    {"no-plan", 0, NULL, F_PASS_OFF, 0, CNN_PASS_PLAN, 0, CMD_ALL, "switch memory planning off"},
+    {"no-inplace", 0, NULL, F_PASS_OFF, 0, CNN_PASS_INPLACE, 0, CMD_ALL, "switch in-place reuse off"},
+    {"no-layout", 0, NULL, F_PASS_OFF, 0, CNN_PASS_LAYOUT, 0, CMD_ALL,
+     "switch the channels-last layout pass off (bench: --no-* apply to every row)"},
+    {"seed", 0, "S", F_U64, OFF(opt.seed), 0, 0, CMD_ALL, "seed for weights, random inputs, shuffling, dropout (default 0)"},
+    {"allow-extra", 0, NULL, F_BOOL, OFF(allow_extra), 0, 0, WITH_WEIGHTS,
+     "ignore tensors in -w files that the network does not have"},
+    {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
+    {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
+    {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
+    {NULL, 'o', "OUT.npy", F_STR, OFF(output), 0, 0, CMD_RUN, "write the outputs (a second output to OUT.NAME.npy)"},
+    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)CMD_EMIT, "examples per batch"},
+    {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL, "an MNIST-format (IDX) data folder"},
+    {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
+    {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},
+    {"lr", 0, "X", F_POS_DOUBLE, OFF(lr), 0, 0, TRAINING, "learning rate (default: the train section's)"},
+    {"steps", 0, "N", F_INT64, OFF(steps), 1, INT64_MAX / 2, TRAINING, "stop after N optimiser steps"},
+    {"no-shuffle", 0, NULL, F_BOOL, OFF(no_shuffle), 0, 0, TRAINING, "keep the data order, for reproducible runs"},
+    {"log", 0, "METRICS.csv", F_STR, OFF(log), 0, 0, TRAINING, "write per-step metrics as CSV"},
+    {"train", 0, NULL, F_BOOL, OFF(train_flag), 0, 0, CMD_COMPILE | CMD_BENCH, "the training graph (or step)"},
+    {"json", 0, NULL, F_BOOL, OFF(json), 0, 0, CMD_BENCH, "print JSON instead of a table"},
+    {"repeat", 0, "N", F_INT, OFF(repeat), 1, 100000, CMD_BENCH, "runs per configuration (default 10)"},
+    {"stage", 0, "STAGE", F_STR, OFF(stage), 0, 0, CMD_EMIT, "parsed|optimized|training (default parsed)"},
+    {"format", 0, "FORMAT", F_STR, OFF(format), 0, 0, CMD_EMIT, "text|dot (default text)"},
+};
+enum { NFLAGS = sizeof flags / sizeof flags[0], LONG_VAL = 256 };
+
+int flags_edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63)
+        return 64;
+    int row[64];
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int diag = row[0];
+        row[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int up = row[j];
+            int best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The flag's name as the user writes it: "--batch" or "-w". */
+static const char *flag_label(const flag_def *f)
+{
+    static char buf[4][64];
+    static int k;
+    k = (k + 1) % 4;
+    if (f->name)
+        snprintf(buf[k], sizeof buf[k], "--%s", f->name);
+    else
+        snprintf(buf[k], sizeof buf[k], "-%c", f->short_name);
+    return buf[k];
+}
+
+static const flag_def *find_long(const char *name, size_t len)
+{
+    for (int i = 0; i < NFLAGS; i++)
+        if (flags[i].name && strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0)
+            return &flags[i];
+    return NULL;
+}
+
+static const flag_def *find_short(char c)
+{
+    for (int i = 0; i < NFLAGS; i++)
+        if (flags[i].short_name == c)
+            return &flags[i];
+    return NULL;
+}
+
+/* Reports an unknown flag, with the closest long flag when one is near (or it abbreviates one). */
+static int unknown_flag(const char *arg)
+{
+    const char *name = arg + strspn(arg, "-");
+    size_t len = strcspn(name, "=");
+    char given[64];
+    snprintf(given, sizeof given, "%.*s", (int)(len < 63 ? len : 63), name);
+    const flag_def *best = NULL;
+    int best_d = 1 << 30, prefix_of = 0;
+    const flag_def *prefixed = NULL;
+    for (int i = 0; i < NFLAGS; i++) {
+        if (!flags[i].name)
+            continue;
+        int d = flags_edit_distance(given, flags[i].name);
+        if (d < best_d)
+            best_d = d, best = &flags[i];
+        if (len > 0 && strncmp(flags[i].name, given, len) == 0)
+            prefix_of++, prefixed = &flags[i];
+    }
+    if (best && best_d <= (len >= 5 ? 2 : 1))
+        return usage_error("unknown flag '%.*s'; did you mean '--%s'?", (int)strcspn(arg, "="), arg, best->name);
+    if (prefix_of == 1)
+        return usage_error("unknown flag '%.*s'; did you mean '--%s'?", (int)strcspn(arg, "="), arg, prefixed->name);
+    return usage_error("unknown flag '%.*s'", (int)strcspn(arg, "="), arg);
+}
+
+/* Checks every flag against the table before getopt_long sees them: long names spelt out in
+ * full, known short flags, no value given to a flag that takes none. */
+static int prescan(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            break;
+        if (arg[0] != '-' || arg[1] == '\0')
+            continue;
+        const flag_def *f;
+        if (arg[1] == '-') {
+            size_t len = strcspn(arg + 2, "=");
+            if (!(f = find_long(arg + 2, len)))
+                return unknown_flag(arg);
+            if (!f->metavar && arg[2 + len] == '=')
+                return usage_error("--%s takes no value", f->name);
+            if (f->metavar && arg[2 + len] != '=')
+                i++; /* its value, whatever it looks like */
+        } else {
+            if (!(f = find_short(arg[1])))
+                return unknown_flag(arg);
+            if (f->metavar && arg[2] == '\0')
+                i++;
+            else if (!f->metavar && arg[2] != '\0')
+                return unknown_flag(arg);
+        }
+    }
+    return -1;
+}
+
+static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s == '-')
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return false;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v))
+        return false;
+    *out = v;
+    return true;
+}
+
+static int set_backend(args *a, const char *val)
+{
+    static const struct { const char *name; cnn_backend b; } names[] = {
+        {"auto", CNN_BACKEND_AUTO}, {"native", CNN_BACKEND_NATIVE}, {"onednn", CNN_BACKEND_ONEDNN}, {"ref", CNN_BACKEND_REF}};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        if (strcmp(val, names[k].name) == 0) {
+            a->opt.backend = names[k].b;
+            return -1;
+        }
+    return usage_error("--backend takes auto, native, onednn or ref, got '%s'", val);
+}
+
+/* Applies one flag (with its value, or NULL).  Returns -1 to go on, or an exit status. */
+static int apply_flag(const flag_def *f, const char *val, args *a)
+{
+    char *field = (char *)a + f->offset;
+    int64_t v;
+    switch (f->kind) {
+    case F_HELP: return a->command_name ? print_command_help(a->command) : (print_usage(), EXIT_OK);
+    case F_VERSION: printf("cnnc %s\n", cnn_version()); return EXIT_OK;
+    case F_STR: *(const char **)field = val; return -1;
+    case F_BOOL: *(bool *)field = true; return -1;
+    case F_BACKEND: return set_backend(a, val);
+    case F_PASS_OFF:
+        a->opt.passes &= ~(unsigned)f->lo;
+        a->disabled |= (unsigned)f->lo;
+        return -1;
+    case F_OLEVEL:
+        if (strcmp(val, "0") == 0)
+            a->opt.passes = 0;
+        else if (strcmp(val, "1") == 0)
+            a->opt.passes = CNN_PASSES_O1;
+        else if (strcmp(val, "2") == 0)
+            a->opt.passes = CNN_PASSES_O2;
+        else
+            return usage_error("-O takes 0, 1 or 2 (-O0, -O1, -O2), got '%s'", val);
+        return -1;
+    case F_U64:
+        if (!parse_u64(val, (uint64_t *)field))
+            return usage_error("%s takes a non-negative integer, got '%s'", flag_label(f), val);
+        return -1;
+    case F_POS_DOUBLE:
+        if (!parse_double(val, (double *)field) || *(double *)field <= 0)
+            return usage_error("%s takes a positive number, got '%s'", flag_label(f), val);
+        return -1;
+    case F_INT:
+    case F_INT64:
+        if (!parse_int(val, f->lo, f->hi, &v)) {
+            if (f->hi <= (1 << 20))
+                return usage_error("%s takes an integer from %lld to %lld, got '%s'", flag_label(f), (long long)f->lo,
+                                   (long long)f->hi, val);
+            return usage_error("%s takes a positive integer, got '%s'", flag_label(f), val);
+        }
+        if (f->kind == F_INT)
+            *(int *)field = (int)v;
+        else
+            *(int64_t *)field = v;
+        return -1;
+    }
+    return -1;
+}
+
+/* The getopt_long tables for the flag table; option values are the short letter, or
+ * LONG_VAL + the index for long-only flags. */
+static void build_getopt(struct option *longopts, char *shortopts)
+{
+    int nl = 0;
+    char *s = shortopts;
+    *s++ = ':'; /* a missing value is ':', not '?' */
+    for (int i = 0; i < NFLAGS; i++) {
+        int val = flags[i].short_name ? flags[i].short_name : LONG_VAL + i;
+        if (flags[i].name)
+            longopts[nl++] = (struct option){flags[i].name, flags[i].metavar ? required_argument : no_argument, NULL, val};
+        if (flags[i].short_name) {
+            *s++ = flags[i].short_name;
+            if (flags[i].metavar)
+                *s++ = ':';
+        }
+    }
+    *s = '\0';
+    longopts[nl] = (struct option){NULL, 0, NULL, 0};
+}
+
+static const flag_def *flag_of_val(int val)
+{
+    if (val >= LONG_VAL && val < LONG_VAL + NFLAGS)
+        return &flags[val - LONG_VAL];
+    return val > 0 && val < LONG_VAL ? find_short((char)val) : NULL;
+}
+
+/* Takes the positional arguments (the source) left after the flags. */
+static int take_positionals(int argc, char **argv, int from, args *a)
+{
+    for (int i = from; i < argc; i++) {
+        if (!a->source)
+            a->source = argv[i];
+        else
+            return usage_error("unexpected argument '%s' (the source is '%s')", argv[i], a->source);
+    }
+    if (!a->source)
+        return usage_error("no source file given");
+    return -1;
+}
+
+int flags_parse(int argc, char **argv, int first, args *a)
+{
+    /* getopt sees argv[first..] after a program name */
+    char **av = calloc((size_t)(argc - first + 2), sizeof *av);
+    if (!av)
+        return EXIT_INTERNAL;
+    int ac = 0;
+    av[ac++] = argv[0];
+    for (int i = first; i < argc; i++)
+        av[ac++] = argv[i];
+    struct option longopts[NFLAGS + 1];
+    char shortopts[2 * NFLAGS + 2];
+    build_getopt(longopts, shortopts);
+    bool seen[NFLAGS] = {false};
+    int rc = prescan(ac, av);
+    opterr = 0;
+    optind = 0; /* reinitialise getopt */
+    int c;
+    while (rc < 0 && (c = getopt_long(ac, av, shortopts, longopts, NULL)) != -1) {
+        const flag_def *f = flag_of_val(c == ':' || c == '?' ? optopt : c);
+        if (c == ':')
+            rc = usage_error("%s needs a value", f ? flag_label(f) : av[optind - 1]);
+        else if (c == '?')
+            rc = f ? usage_error("%s takes no value", flag_label(f)) : unknown_flag(av[optind - 1]);
+        else if (f) {
+            seen[f - flags] = true;
+            rc = apply_flag(f, optarg, a);
+        }
+    }
+    if (rc < 0)
+        rc = take_positionals(ac, av, optind, a);
+    for (int i = 0; rc < 0 && i < NFLAGS; i++)
+        if (seen[i] && !(flags[i].commands & a->command))
+            fprintf(stderr, "%s: warning: cnnc %s does not use %s\n", prog, a->command_name ? a->command_name : "compile",
+                    flag_label(&flags[i]));
+    free(av);
+    return rc;
+}
+
+void flags_print_help(unsigned mask, bool common)
+{
+    for (int i = 0; i < NFLAGS; i++) {
+        const flag_def *f = &flags[i];
+        if (!(f->commands & mask) || common != (f->commands == CMD_ALL))
+            continue;
+        char left[64];
+        if (f->kind == F_OLEVEL)
+            snprintf(left, sizeof left, "-O0 -O1 -O2");
+        else if (f->kind == F_HELP)
+            snprintf(left, sizeof left, "-h, --help");
+        else
+            snprintf(left, sizeof left, "%s%s%s", flag_label(f), f->metavar ? " " : "", f->metavar ? f->metavar : "");
+        printf("  %-22s %s\n", left, f->kind == F_OLEVEL ? "graph optimisation level (default -O2)" : f->help);
+    }
+}
