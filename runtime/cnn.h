@@ -126,8 +126,11 @@ CNN_API const char *cnn_weights_errmsg(const cnn_weights *w);
 CNN_API cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra);
 CNN_API cnn_status cnn_weights_save(cnn_weights *w, const char *path);
 CNN_API int cnn_weights_count(const cnn_weights *w);
-/* Tensor i: its name, rank and dims (up to 4), and its data (read-write). */
-CNN_API float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, int64_t dims[4]);
+/* The most dims a weight tensor has: conv3d's [filters, C/groups, kd, kh, kw]. */
+#define CNN_WEIGHT_MAX_RANK 5
+/* Tensor i: its name, rank and dims (up to CNN_WEIGHT_MAX_RANK), and its data (read-write). */
+CNN_API float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank,
+                                  int64_t dims[CNN_WEIGHT_MAX_RANK]);
 
 /* ---- sessions: a plan, an arena and the buffers for one batch size ---- */
 

@@ -133,7 +133,9 @@ void cnn_weights_destroy(cnn_weights *w)
 const char *cnn_weights_errmsg(const cnn_weights *w) { return w ? w->err : "out of memory"; }
 int cnn_weights_count(const cnn_weights *w) { return w->count; }
 
-float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, int64_t dims[4])
+_Static_assert(CNN_WEIGHT_MAX_RANK >= OP_MAX_RANK, "cnn_weights_tensor reports every dim of a weight");
+
+float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, int64_t dims[CNN_WEIGHT_MAX_RANK])
 {
     if (i < 0 || i >= w->count)
         return NULL;
@@ -144,7 +146,7 @@ float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, i
     if (rank)
         *rank = t->shape.rank;
     if (dims)
-        for (int k = 0; k < t->shape.rank && k < 4; k++)
+        for (int k = 0; k < t->shape.rank && k < CNN_WEIGHT_MAX_RANK; k++)
             dims[k] = t->shape.d[k];
     return t->data;
 }

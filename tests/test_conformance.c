@@ -240,7 +240,7 @@ static void check_weights_match(cnn_weights *w, const char *expected_path, doubl
     for (int i = 0; i < cnn_weights_count(w); i++) {
         const char *name;
         int rank;
-        int64_t dims[4]; /* the API writes at most 4 (conv3d weights have 5) */
+        int64_t dims[CNN_WEIGHT_MAX_RANK];
         float *d = cnn_weights_tensor(w, i, &name, &rank, dims);
         const rt_st_tensor *t = rt_st_find(f, name);
         cr_assert_not_null(t, "%s: %s missing from %s", what, name, expected_path);

@@ -381,7 +381,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
     for (int t = 0; t < cnn_weights_count(wa); t++) {
         const char *name;
         int rank;
-        int64_t dims[4];
+        int64_t dims[CNN_WEIGHT_MAX_RANK];
         const float *x = cnn_weights_tensor(wa, t, &name, &rank, dims);
         const float *y = cnn_weights_tensor(wb, t, NULL, &rank, dims);
         char w2[400];
@@ -424,7 +424,7 @@ Test(layout, inference_outputs_equal_without_the_pass, .timeout = 900, .disabled
         for (int t = 0; t < cnn_weights_count(w); t++) {
             const char *name;
             int rank;
-            int64_t dims[4];
+            int64_t dims[CNN_WEIGHT_MAX_RANK];
             float *d = cnn_weights_tensor(w, t, &name, &rank, dims);
             if (strstr(name, "running_var") || strstr(name, "running_mean"))
                 for (int64_t k = 0; k < dims[0]; k++)

@@ -164,7 +164,7 @@ Test(plan, optimised_outputs_equal_unoptimised, .timeout = 900)
         for (int t = 0; t < cnn_weights_count(w); t++) {
             const char *name;
             int rank;
-            int64_t dims[4];
+            int64_t dims[CNN_WEIGHT_MAX_RANK];
             float *d = cnn_weights_tensor(w, t, &name, &rank, dims);
             if (strstr(name, "running_var") || strstr(name, "running_mean") ||
                 (strstr(name, "batchnorm") && strstr(name, "weight")))
@@ -250,7 +250,7 @@ Test(plan, optimised_training_step_equals_unoptimised, .timeout = 300)
             total = 0;
             for (int t = 0; t < cnn_weights_count(w); t++) {
                 int rank2;
-                int64_t d2[4];
+                int64_t d2[CNN_WEIGHT_MAX_RANK];
                 cnn_weights_tensor(w, t, NULL, &rank2, d2);
                 int64_t e = 1;
                 for (int k = 0; k < rank2; k++)
@@ -261,7 +261,7 @@ Test(plan, optimised_training_step_equals_unoptimised, .timeout = 300)
             int64_t off = 0;
             for (int t = 0; t < cnn_weights_count(w); t++) {
                 int rank2;
-                int64_t d2[4];
+                int64_t d2[CNN_WEIGHT_MAX_RANK];
                 float *d = cnn_weights_tensor(w, t, NULL, &rank2, d2);
                 int64_t e = 1;
                 for (int k = 0; k < rank2; k++)
