@@ -150,7 +150,8 @@ static int fuse_pools(ir_graph *g)
         if (p->dead || !is_conv(p) || p->attrs.conv.pool)
             continue;
         int r = sole_reader(g, p->out[0]);
-        if (r < 0 || g->nodes[r].op != OP_MAXPOOL)
+        /* the epilogue's pooling is 1-D/2-D: its attributes have no depth axis */
+        if (r < 0 || g->nodes[r].op != OP_MAXPOOL || g->nodes[r].attrs.pool.sdims == 3)
             continue;
         const op_pool_attrs *pa = &g->nodes[r].attrs.pool;
         op_conv_attrs *c = &p->attrs.conv;

@@ -662,7 +662,7 @@ void sema_expand_network(sema *s, const ast_item *it, lang_network *net)
             tensor_of[k] = -1;
         if (k == MAX_IO)
             sema_error(s, st->name_span, "network '%s' has more than %d inputs", it->name, MAX_IO);
-        if (k >= MAX_IO || !st->dims || st->ndims > 3)
+        if (k >= MAX_IO || !st->dims || st->ndims > 4)
             continue;
         lang_input *in = &net->inputs[net->ninputs];
         copy_name(s, in->name, st->name, st->name_span);

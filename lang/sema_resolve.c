@@ -171,18 +171,18 @@ static lang_span keyword_span(const ast_stmt *st, int len)
     return (lang_span){st->span.line, st->span.col, st->span.line, st->span.col + len};
 }
 
-/* An input's shape: rank 1 to 3, positive dimensions.  False when it is unusable. */
+/* An input's shape: rank 1 to 4, positive dimensions.  False when it is unusable. */
 static bool check_input_shape(sema *s, const ast_stmt *st)
 {
     if (!st->dims)
         return false;   /* a syntax error, reported */
     bool ok = true;
-    if (st->ndims > 3) {
+    if (st->ndims > 4) {
         const ast_expr *last = st->dims;
         while (last->next)
             last = last->next;
         lang_span sp = {st->dims->span.line, st->dims->span.col, last->span.end_line, last->span.end_col};
-        sema_error(s, sp, "input '%s' has %d dimensions; 1 to 3 are supported ([F], [C, L] or [C, H, W])",
+        sema_error(s, sp, "input '%s' has %d dimensions; 1 to 4 are supported ([F], [C, L], [C, H, W] or [C, D, H, W])",
               st->name, st->ndims);
         ok = false;
     }

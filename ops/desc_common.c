@@ -38,6 +38,11 @@ const char *op_desc_axis_name(int sdims, int axis)
 int op_desc_read_pair(const char *op, const char *argname, int argi, const op_argval *v, int sdims, int64_t h1,
                       int64_t out[2], op_err *e)
 {
+    if (v->n == 3) /* only flagged OP_ARGF_TRIPLE_OK, for layers that also take [C, D, H, W] */
+        return op_desc_fail(e, argi,
+                            "%s: '%s' takes %s input, got a triple (%" PRId64 ", %" PRId64 ", %" PRId64 ")",
+                            op, argname, sdims == 1 ? "one int for a [C, L]" : "an int or a pair for a [C, H, W]",
+                            v->i[0], v->i[1], v->i[2]);
     if (sdims == 1) {
         if (v->n == 2)
             return op_desc_fail(e, argi, "%s: '%s' takes one int for a [C, L] input, got a tuple (%" PRId64 ", %" PRId64 ")",
@@ -51,6 +56,32 @@ int op_desc_read_pair(const char *op, const char *argname, int argi, const op_ar
         out[0] = out[1] = v->i[0];
     }
     return 0;
+}
+
+int op_desc_read_triple(const char *op, const char *argname, int argi, const op_argval *v, int64_t *d,
+                        int64_t out[2], op_err *e)
+{
+    if (v->n == 2)
+        return op_desc_fail(e, argi,
+                            "%s: '%s' takes an int or a triple for a [C, D, H, W] input, got a pair (%" PRId64
+                            ", %" PRId64 ")",
+                            op, argname, v->i[0], v->i[1]);
+    if (v->n == 3) {
+        *d = v->i[0];
+        out[0] = v->i[1];
+        out[1] = v->i[2];
+    } else {
+        *d = out[0] = out[1] = v->i[0];
+    }
+    return 0;
+}
+
+void op_desc_window_str3(char *buf, size_t n, int64_t d, const int64_t v[2])
+{
+    if (d == v[0] && d == v[1])
+        snprintf(buf, n, "%" PRId64, d);
+    else
+        snprintf(buf, n, "%" PRId64 "x%" PRId64 "x%" PRId64, d, v[0], v[1]);
 }
 
 /* ---------------------------------------------------------------- shared shape and FLOP rules */

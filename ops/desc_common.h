@@ -5,7 +5,8 @@
  * Conventions
  * - 1-D layers (conv1d, and the pools on a [C, L] input) keep their numbers at index 1 of
  *   each [h, w] attribute pair and 1/1/0/1 (kernel or size, stride, pad, dilation) at index
- *   0, so that kernels can treat [C, L] as [C, 1, L].
+ *   0, so that kernels can treat [C, L] as [C, 1, L].  3-D layers (conv3d, and the pools on a
+ *   [C, D, H, W] input) keep [h, w] in the pairs and the depth in the *_d fields.
  * - Output size per spatial axis: floor((in + 2*pad - dilation*(kernel-1) - 1) / stride) + 1
  *   (pools: dilation 1), with a true floor, so a negative numerator gives 0 or less.
  * - FLOPs are per example: a multiply-add counts 2; every other arithmetic operation on an
@@ -65,6 +66,11 @@ const char *op_desc_axis_name(int sdims, int axis);
 int op_desc_read_pair(const char *op, const char *argname, int argi, const op_argval *v, int sdims, int64_t h1,
                    int64_t out[2], op_err *e);
 
+/* The same for 3-D layers ([C, D, H, W] inputs): an int or a (d, h, w) triple, the depth into
+ * *d and [h, w] into out. */
+int op_desc_read_triple(const char *op, const char *argname, int argi, const op_argval *v, int64_t *d,
+                        int64_t out[2], op_err *e);
+
 /* Shape rules: output 0 like input 0; like input 1 (maxpool_bwd's and batchnorm_bwd's x); a
  * scalar (losses). */
 int op_desc_same_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e);
@@ -83,6 +89,8 @@ int64_t op_desc_flops_12(const op_attrs *a, const op_shape *in, int nin, const o
 void op_desc_printf(char *buf, size_t n, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* "5x5", "5" (1-D) or "3x5": a window pair in attribute order; 1-D windows use index 1. */
 void op_desc_window_str(char *buf, size_t n, int sdims, const int64_t v[2]);
+/* "3" or "1x3x3": a 3-D window, depth first */
+void op_desc_window_str3(char *buf, size_t n, int64_t d, const int64_t v[2]);
 bool op_desc_pair_is(int sdims, const int64_t v[2], int64_t x);
 bool op_desc_pair_eq(int sdims, const int64_t a[2], const int64_t b[2]);
 /* " <label> 2" or " <label> 2x3" */

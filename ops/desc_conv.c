@@ -1,4 +1,5 @@
-/* Convolutions: conv1d, conv2d and their backward ops (conv_bwd_data, conv_bwd_weights). */
+/* Convolutions: conv1d, conv2d, conv3d and their backward ops (conv_bwd_data, conv_bwd_weights,
+ * shared by all three: the attributes' sdims says which). */
 #include "ops/desc_common.h"
 
 /* ---------------------------------------------------------------- convolution */
@@ -7,7 +8,13 @@ enum { CV_FILTERS, CV_KERNEL, CV_STRIDE, CV_PAD, CV_DILATION, CV_GROUPS, CV_BIAS
 
 static const char *conv_name(int sdims)
 {
-    return sdims == 1 ? "conv1d" : "conv2d";
+    return sdims == 1 ? "conv1d" : sdims == 2 ? "conv2d" : "conv3d";
+}
+
+/* The kernel's depth (1 below 3-D) */
+static int64_t conv_kd(const op_conv_attrs *c)
+{
+    return c->sdims == 3 ? c->kernel_d : 1;
 }
 
 static int conv_check_rank(int sdims, const op_shape *in, int nin, op_err *e)
@@ -17,7 +24,8 @@ static int conv_check_rank(int sdims, const op_shape *in, int nin, op_err *e)
         return op_desc_fail(e, -1, "%s expects one input tensor", conv_name(sdims));
     if (in[0].rank != sdims + 1)
         return op_desc_fail(e, -1, "%s expects a %s input, got %s", conv_name(sdims),
-                            sdims == 1 ? "[C, L]" : "[C, H, W]", op_desc_sstr(&in[0], b));
+                            sdims == 1 ? "[C, L]" : sdims == 2 ? "[C, H, W]" : "[C, D, H, W]",
+                            op_desc_sstr(&in[0], b));
     return 0;
 }
 
@@ -31,25 +39,41 @@ static int conv_make_attrs(int sdims, op_attrs *a, const op_argval *args, const 
     memset(c, 0, sizeof *c);
     c->sdims = sdims;
     c->filters = args[CV_FILTERS].i[0];
-    if (op_desc_read_pair(op, "kernel", CV_KERNEL, &args[CV_KERNEL], sdims, 1, c->kernel, e) != 0 ||
-        op_desc_read_pair(op, "stride", CV_STRIDE, &args[CV_STRIDE], sdims, 1, c->stride, e) != 0 ||
-        op_desc_read_pair(op, "dilation", CV_DILATION, &args[CV_DILATION], sdims, 1, c->dilation, e) != 0)
+    /* the depth axis: 1, 1, 0, 1 below 3-D */
+    c->kernel_d = c->stride_d = c->dilation_d = 1;
+    c->pad_d = 0;
+    if (sdims == 3) {
+        if (op_desc_read_triple(op, "kernel", CV_KERNEL, &args[CV_KERNEL], &c->kernel_d, c->kernel, e) != 0 ||
+            op_desc_read_triple(op, "stride", CV_STRIDE, &args[CV_STRIDE], &c->stride_d, c->stride, e) != 0 ||
+            op_desc_read_triple(op, "dilation", CV_DILATION, &args[CV_DILATION], &c->dilation_d, c->dilation, e) !=
+                0)
+            return -1;
+    } else if (op_desc_read_pair(op, "kernel", CV_KERNEL, &args[CV_KERNEL], sdims, 1, c->kernel, e) != 0 ||
+               op_desc_read_pair(op, "stride", CV_STRIDE, &args[CV_STRIDE], sdims, 1, c->stride, e) != 0 ||
+               op_desc_read_pair(op, "dilation", CV_DILATION, &args[CV_DILATION], sdims, 1, c->dilation, e) != 0) {
         return -1;
+    }
     if (args[CV_PAD].same) {
         c->pad[0] = 0;
-        for (int ax = 2 - sdims; ax < 2; ax++) {
-            int64_t span = c->dilation[ax] * (c->kernel[ax] - 1);
-            if (c->stride[ax] != 1)
+        /* axes in the order depth (3-D only), height, width: pointers into the attributes */
+        int64_t *k[3] = {&c->kernel_d, &c->kernel[0], &c->kernel[1]};
+        int64_t *s[3] = {&c->stride_d, &c->stride[0], &c->stride[1]};
+        int64_t *d[3] = {&c->dilation_d, &c->dilation[0], &c->dilation[1]};
+        int64_t *p[3] = {&c->pad_d, &c->pad[0], &c->pad[1]};
+        for (int ax = sdims == 3 ? 0 : 3 - sdims; ax < 3; ax++) {
+            int64_t span = *d[ax] * (*k[ax] - 1);
+            if (*s[ax] != 1)
                 return op_desc_fail(e, CV_PAD, "%s: pad=\"same\" needs stride 1, got stride %" PRId64, op,
-                                    c->stride[ax]);
+                                    *s[ax]);
             if (span % 2 != 0)
                 return op_desc_fail(e, CV_PAD,
                                     "%s: pad=\"same\" needs an odd effective kernel, got %" PRId64
                                     " (kernel %" PRId64 ", dilation %" PRId64 ")",
-                                    op, span + 1, c->kernel[ax], c->dilation[ax]);
-            c->pad[ax] = span / 2;
+                                    op, span + 1, *k[ax], *d[ax]);
+            *p[ax] = span / 2;
         }
-    } else if (op_desc_read_pair(op, "pad", CV_PAD, &args[CV_PAD], sdims, 0, c->pad, e) != 0) {
+    } else if (sdims == 3 ? op_desc_read_triple(op, "pad", CV_PAD, &args[CV_PAD], &c->pad_d, c->pad, e) != 0
+                          : op_desc_read_pair(op, "pad", CV_PAD, &args[CV_PAD], sdims, 0, c->pad, e) != 0) {
         return -1;
     }
     c->groups = args[CV_GROUPS].i[0];
@@ -77,12 +101,34 @@ static int conv2d_make_attrs(op_attrs *a, const op_argval *args, const op_shape 
     return conv_make_attrs(2, a, args, in, nin, e);
 }
 
-/* The convolution's own output [F, H', W'] (or [F, L']), before any fused pooling. */
+static int conv3d_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)
+{
+    return conv_make_attrs(3, a, args, in, nin, e);
+}
+
+/* The convolution's own output [F, H', W'] (or [F, L'], [F, D', H', W']), before any fused
+ * pooling. */
 static int conv_out_shape(const op_conv_attrs *c, const op_shape *x, op_shape *out, op_err *e)
 {
     int sdims = c->sdims;
     const char *op = conv_name(sdims);
     char b[SHAPE_BUF];
+    if (sdims == 3) {
+        static const char *const names[3] = {"depth", "height", "width"};
+        int64_t k[3] = {c->kernel_d, c->kernel[0], c->kernel[1]}, s[3] = {c->stride_d, c->stride[0], c->stride[1]};
+        int64_t p[3] = {c->pad_d, c->pad[0], c->pad[1]}, d[3] = {c->dilation_d, c->dilation[0], c->dilation[1]};
+        *out = (op_shape){.rank = 4, .d = {c->filters}};
+        for (int ax = 0; ax < 3; ax++) {
+            int64_t o = op_desc_window_out(x->d[1 + ax], k[ax], s[ax], p[ax], d[ax]);
+            if (o < 1)
+                return op_desc_fail(e, -1,
+                                    "%s: output %s would be %" PRId64 ": input %s, kernel %" PRId64 ", stride %" PRId64
+                                    ", pad %" PRId64 ", dilation %" PRId64,
+                                    op, names[ax], o, op_desc_sstr(x, b), k[ax], s[ax], p[ax], d[ax]);
+            out->d[1 + ax] = o;
+        }
+        return 0;
+    }
     int64_t o[2] = {1, 1};
     for (int ax = 2 - sdims; ax < 2; ax++) {
         int64_t inl = x->d[1 + ax - (2 - sdims)];
@@ -104,6 +150,8 @@ static int fused_pool_out(const op_conv_attrs *c, const op_shape *conv_out, op_s
 {
     int sdims = c->sdims;
     char b[SHAPE_BUF];
+    if (sdims == 3) /* the epilogue's pooling has no depth axis: nothing fuses one */
+        return op_desc_fail(e, -1, "conv3d: a fused max pooling is for 1-D and 2-D convolutions only");
     *out = *conv_out;
     for (int ax = 2 - sdims; ax < 2; ax++) {
         int dim = 1 + ax - (2 - sdims);
@@ -137,10 +185,12 @@ static int conv_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *
     return 0;
 }
 
-/* The weight's shape [F, C/g, kh, kw] or [F, C/g, k] for input channels C. */
+/* The weight's shape [F, C/g, kh, kw], [F, C/g, k] or [F, C/g, kd, kh, kw] for input channels C. */
 static op_shape conv_weight_shape(const op_conv_attrs *c, int64_t C)
 {
     int64_t cg = c->groups > 0 ? C / c->groups : C;
+    if (c->sdims == 3)
+        return (op_shape){.rank = 5, .d = {c->filters, cg, c->kernel_d, c->kernel[0], c->kernel[1]}};
     if (c->sdims == 1)
         return (op_shape){.rank = 3, .d = {c->filters, cg, c->kernel[1]}};
     return (op_shape){.rank = 4, .d = {c->filters, cg, c->kernel[0], c->kernel[1]}};
@@ -175,7 +225,7 @@ static int64_t conv_flops(const op_attrs *a, const op_shape *in, int nin, const 
     if (conv_out_shape(c, &in[0], &y, NULL) != 0)
         return 0;
     int64_t nout = op_shape_numel(&y);
-    int64_t macs = nout * (in[0].d[0] / c->groups) * c->kernel[0] * c->kernel[1];
+    int64_t macs = nout * (in[0].d[0] / c->groups) * conv_kd(c) * c->kernel[0] * c->kernel[1];
     int64_t f = 2 * macs;
     if (c->bias)
         f += nout;
@@ -215,12 +265,29 @@ static void conv_describe(const op_attrs *a, char *buf, size_t n)
     const op_conv_attrs *c = &a->conv;
     size_t len = 0;
     char w[64];
-    op_desc_window_str(w, sizeof w, c->sdims, c->kernel);
-    op_desc_printf(buf, n, &len, "%" PRId64 "x%s", c->filters, w);
-    if (!op_desc_pair_is(c->sdims, c->stride, 1))
-        op_desc_pair_suffix(buf, n, &len, "stride", c->sdims, c->stride);
-    if (!op_desc_pair_is(c->sdims, c->dilation, 1))
-        op_desc_pair_suffix(buf, n, &len, "dilation", c->sdims, c->dilation);
+    if (c->sdims == 3) {
+        /* "4x3x3x3 stride 1x2x2 dilation 2x1x1" */
+        op_desc_window_str3(w, sizeof w, c->kernel_d, c->kernel);
+        if (c->kernel_d == c->kernel[0] && c->kernel_d == c->kernel[1])
+            op_desc_printf(buf, n, &len, "%" PRId64 "x%sx%sx%s", c->filters, w, w, w);
+        else
+            op_desc_printf(buf, n, &len, "%" PRId64 "x%s", c->filters, w);
+        if (c->stride_d != 1 || c->stride[0] != 1 || c->stride[1] != 1) {
+            op_desc_window_str3(w, sizeof w, c->stride_d, c->stride);
+            op_desc_printf(buf, n, &len, " stride %s", w);
+        }
+        if (c->dilation_d != 1 || c->dilation[0] != 1 || c->dilation[1] != 1) {
+            op_desc_window_str3(w, sizeof w, c->dilation_d, c->dilation);
+            op_desc_printf(buf, n, &len, " dilation %s", w);
+        }
+    } else {
+        op_desc_window_str(w, sizeof w, c->sdims, c->kernel);
+        op_desc_printf(buf, n, &len, "%" PRId64 "x%s", c->filters, w);
+        if (!op_desc_pair_is(c->sdims, c->stride, 1))
+            op_desc_pair_suffix(buf, n, &len, "stride", c->sdims, c->stride);
+        if (!op_desc_pair_is(c->sdims, c->dilation, 1))
+            op_desc_pair_suffix(buf, n, &len, "dilation", c->sdims, c->dilation);
+    }
     if (c->groups != 1)
         op_desc_printf(buf, n, &len, " groups %" PRId64, c->groups);
     if (c->residual)
@@ -264,7 +331,7 @@ static int64_t conv_bwd_data_flops(const op_attrs *a, const op_shape *in, int ni
     const op_conv_attrs *c = &a->conv;
     if (!op_desc_any_tensor(nin, in) || !out || out->rank < 1 || c->groups < 1)
         return 0;
-    return 2 * op_shape_numel(&in[0]) * (out->d[0] / c->groups) * c->kernel[0] * c->kernel[1];
+    return 2 * op_shape_numel(&in[0]) * (out->d[0] / c->groups) * conv_kd(c) * c->kernel[0] * c->kernel[1];
 }
 
 /* in: dy, x: as the forward multiply-adds, plus the bias gradient's sum */
@@ -275,7 +342,7 @@ static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int
     if (nin < 2 || !in || c->groups < 1)
         return 0;
     int64_t ndy = op_shape_numel(&in[0]);
-    int64_t f = 2 * ndy * (in[1].d[0] / c->groups) * c->kernel[0] * c->kernel[1];
+    int64_t f = 2 * ndy * (in[1].d[0] / c->groups) * conv_kd(c) * c->kernel[0] * c->kernel[1];
     return f + (c->bias ? ndy : 0);
 }
 
@@ -305,6 +372,12 @@ const op_def op_def_conv1d = {
 
 const op_def op_def_conv2d = {
     .op = OP_CONV2D, .name = "conv2d", CONV_COMMON, CONV_ARGS(OP_ARGF_TUPLE_OK), .make_attrs = conv2d_make_attrs,
+};
+
+/* [C, D, H, W] -> [F, D', H', W'], weights [F, C/groups, kd, kh, kw]; the conv epilogue's fused
+ * max pooling is 2-D only, so a conv3d never takes one (fused_pool_out refuses it). */
+const op_def op_def_conv3d = {
+    .op = OP_CONV3D, .name = "conv3d", CONV_COMMON, CONV_ARGS(OP_ARGF_TRIPLE_OK), .make_attrs = conv3d_make_attrs,
 };
 
 /* Backward ops: output shapes come from the forward values.  Where input shapes determine

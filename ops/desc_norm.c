@@ -11,8 +11,8 @@ static int bn_check_rank(const op_shape *in, int nin, op_err *e)
     char b[SHAPE_BUF];
     if (!op_desc_any_tensor(nin, in))
         return op_desc_fail(e, -1, "batchnorm expects one input tensor");
-    if (in[0].rank < 1 || in[0].rank > 3)
-        return op_desc_fail(e, -1, "batchnorm expects a [C], [C, L] or [C, H, W] input, got %s",
+    if (in[0].rank < 1 || in[0].rank > 4)
+        return op_desc_fail(e, -1, "batchnorm expects a [C], [C, L], [C, H, W] or [C, D, H, W] input, got %s",
                             op_desc_sstr(&in[0], b));
     return 0;
 }

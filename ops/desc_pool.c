@@ -1,4 +1,5 @@
-/* Pooling: maxpool, avgpool, global_avgpool and their backward ops. */
+/* Pooling: maxpool, avgpool (on [C, L], [C, H, W] and [C, D, H, W]), global_avgpool and their
+ * backward ops. */
 #include "ops/desc_common.h"
 
 /* ---------------------------------------------------------------- pooling */
@@ -10,8 +11,9 @@ static int pool_check_rank(const char *op, const op_shape *in, int nin, op_err *
     char b[SHAPE_BUF];
     if (!op_desc_any_tensor(nin, in))
         return op_desc_fail(e, -1, "%s expects one input tensor", op);
-    if (in[0].rank != 2 && in[0].rank != 3)
-        return op_desc_fail(e, -1, "%s expects a [C, L] or [C, H, W] input, got %s", op, op_desc_sstr(&in[0], b));
+    if (in[0].rank < 2 || in[0].rank > 4)
+        return op_desc_fail(e, -1, "%s expects a [C, L], [C, H, W] or [C, D, H, W] input, got %s", op,
+                            op_desc_sstr(&in[0], b));
     return 0;
 }
 
@@ -24,11 +26,22 @@ static int pool_make_attrs(const char *op, op_attrs *a, const op_argval *args, c
     memset(p, 0, sizeof *p);
     int sdims = in[0].rank - 1;
     p->sdims = sdims;
-    if (op_desc_read_pair(op, "size", PL_SIZE, &args[PL_SIZE], sdims, 1, p->size, e) != 0 ||
-        op_desc_read_pair(op, "stride", PL_STRIDE, &args[PL_STRIDE], sdims, 1, p->stride, e) != 0 ||
-        op_desc_read_pair(op, "pad", PL_PAD, &args[PL_PAD], sdims, 0, p->pad, e) != 0)
-        return -1;
-    for (int ax = 2 - sdims; ax < 2; ax++) {
+    if (sdims == 3) {
+        if (op_desc_read_triple(op, "size", PL_SIZE, &args[PL_SIZE], &p->size_d, p->size, e) != 0 ||
+            op_desc_read_triple(op, "stride", PL_STRIDE, &args[PL_STRIDE], &p->stride_d, p->stride, e) != 0 ||
+            op_desc_read_triple(op, "pad", PL_PAD, &args[PL_PAD], &p->pad_d, p->pad, e) != 0)
+            return -1;
+        if (p->pad_d > p->size_d / 2)
+            return op_desc_fail(e, PL_PAD, "%s: pad %" PRId64 " is more than half the window size %" PRId64, op,
+                                p->pad_d, p->size_d);
+    } else {
+        p->size_d = p->stride_d = 1; /* no depth axis */
+        if (op_desc_read_pair(op, "size", PL_SIZE, &args[PL_SIZE], sdims, 1, p->size, e) != 0 ||
+            op_desc_read_pair(op, "stride", PL_STRIDE, &args[PL_STRIDE], sdims, 1, p->stride, e) != 0 ||
+            op_desc_read_pair(op, "pad", PL_PAD, &args[PL_PAD], sdims, 0, p->pad, e) != 0)
+            return -1;
+    }
+    for (int ax = sdims == 3 ? 0 : 2 - sdims; ax < 2; ax++) {
         /* PyTorch's rule: pad at most half the window */
         if (p->pad[ax] > p->size[ax] / 2)
             return op_desc_fail(e, PL_PAD, "%s: pad %" PRId64 " is more than half the window size %" PRId64, op,
@@ -58,14 +71,23 @@ static int pool_shape(const char *op, const op_attrs *a, const op_shape *in, int
         return op_desc_fail(e, -1, "%s: attributes are for a %d-D input, got %s", op, p->sdims,
                             op_desc_sstr(&in[0], b));
     *out = in[0];
-    for (int ax = 2 - sdims; ax < 2; ax++) {
-        int dim = 1 + ax - (2 - sdims);
+    if (sdims == 3) {
+        int64_t o = op_desc_window_out(in[0].d[1], p->size_d, p->stride_d, p->pad_d, 1);
+        if (o < 1)
+            return op_desc_fail(e, -1,
+                                "%s: output depth would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64,
+                                op, o, op_desc_sstr(&in[0], b), p->size_d, p->stride_d, p->pad_d);
+        out->d[1] = o;
+    }
+    for (int ax = sdims == 3 ? 0 : 2 - sdims; ax < 2; ax++) {
+        int dim = sdims == 3 ? 2 + ax : 1 + ax - (2 - sdims);
         int64_t o = op_desc_window_out(in[0].d[dim], p->size[ax], p->stride[ax], p->pad[ax], 1);
         if (o < 1)
             return op_desc_fail(e, -1,
                                 "%s: output %s would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
                                 ", pad %" PRId64,
-                                op, op_desc_axis_name(sdims, ax), o, op_desc_sstr(&in[0], b), p->size[ax],
+                                op, op_desc_axis_name(sdims == 3 ? 2 : sdims, ax), o, op_desc_sstr(&in[0], b), p->size[ax],
                                 p->stride[ax], p->pad[ax]);
         out->d[dim] = o;
     }
@@ -82,20 +104,28 @@ static int avgpool_shape(const op_attrs *a, const op_shape *in, int nin, op_shap
     return pool_shape("avgpool", a, in, nin, out, e);
 }
 
+/* The window's depth (1 below 3-D) */
+static int64_t pool_window_d(const op_pool_attrs *p)
+{
+    return p->sdims == 3 ? p->size_d : 1;
+}
+
 /* One comparison (max) or add (average) per window element per output element; the
  * average's division is folded into a scale and not counted separately. */
 static int64_t pool_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)in;
     (void)nin;
-    return out ? op_shape_numel(out) * a->pool.size[0] * a->pool.size[1] : 0;
+    return out ? op_shape_numel(out) * pool_window_d(&a->pool) * a->pool.size[0] * a->pool.size[1] : 0;
 }
 
 /* backward: in[0] is dy, one op per window element per dy element */
 static int64_t pool_bwd_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)out;
-    return op_desc_any_tensor(nin, in) ? op_shape_numel(&in[0]) * a->pool.size[0] * a->pool.size[1] : 0;
+    return op_desc_any_tensor(nin, in)
+               ? op_shape_numel(&in[0]) * pool_window_d(&a->pool) * a->pool.size[0] * a->pool.size[1]
+               : 0;
 }
 
 static int global_avgpool_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)
@@ -136,6 +166,20 @@ static void pool_describe(const op_attrs *a, char *buf, size_t n)
     const op_pool_attrs *p = &a->pool;
     size_t len = 0;
     char w[64];
+    if (p->sdims == 3) {
+        /* "2x2x2", "3/2" (stride), "1x2x2/1x2x2", " pad 1x0x0" */
+        op_desc_window_str3(w, sizeof w, p->size_d, p->size);
+        op_desc_printf(buf, n, &len, "%s", w);
+        if (p->stride_d != p->size_d || p->stride[0] != p->size[0] || p->stride[1] != p->size[1]) {
+            op_desc_window_str3(w, sizeof w, p->stride_d, p->stride);
+            op_desc_printf(buf, n, &len, "/%s", w);
+        }
+        if (p->pad_d != 0 || p->pad[0] != 0 || p->pad[1] != 0) {
+            op_desc_window_str3(w, sizeof w, p->pad_d, p->pad);
+            op_desc_printf(buf, n, &len, " pad %s", w);
+        }
+        return;
+    }
     op_desc_window_str(w, sizeof w, p->sdims, p->size);
     op_desc_printf(buf, n, &len, "%s", w);
     if (!op_desc_pair_eq(p->sdims, p->stride, p->size)) {
@@ -168,9 +212,9 @@ static int global_avgpool_grad(const op_grad_ctx *c, op_err *e)
 #define POOL_ARGS                                                                                  \
     .nargs = PL_NARGS,                                                                             \
     .args = {                                                                                      \
-        {"size", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, NULL},                          \
-        {"stride", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, "=size"},                     \
-        {"pad", OP_ARG_INTS, OP_ARGF_NONNEG | OP_ARGF_TUPLE_OK, "0"},                              \
+        {"size", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK | OP_ARGF_TRIPLE_OK, NULL},      \
+        {"stride", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK | OP_ARGF_TRIPLE_OK, "=size"}, \
+        {"pad", OP_ARG_INTS, OP_ARGF_NONNEG | OP_ARGF_TUPLE_OK | OP_ARGF_TRIPLE_OK, "0"},          \
     }
 #define POOL_LAYER .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1
 

@@ -10,11 +10,12 @@
 #include "ops/onednn/onednn.h"
 #endif
 
-/* Reference kernels, indexed by op kind.  CONV1D and CONV2D share one kernel (1-D is the
- * height-1 case), as do the four activations. */
+/* Reference kernels, indexed by op kind.  CONV1D, CONV2D and CONV3D share one kernel (1-D and
+ * 2-D are the depth-1 cases), as do the four activations. */
 static const op_kernel ref_kernels[OP_COUNT] = {
     [OP_CONV1D] = {.run = op_ref_conv},
     [OP_CONV2D] = {.run = op_ref_conv},
+    [OP_CONV3D] = {.run = op_ref_conv},
     [OP_MAXPOOL] = {.run = op_ref_maxpool},
     [OP_AVGPOOL] = {.run = op_ref_avgpool},
     [OP_GLOBAL_AVGPOOL] = {.run = op_ref_global_avgpool},

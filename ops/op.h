@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define OP_MAX_RANK 4  /* without the batch axis: [C, H, W] at most, plus room */
+#define OP_MAX_RANK 5  /* without the batch axis: [C, D, H, W] activations, [F, C/g, kd, kh, kw]
+                        * conv3d weights */
 #define OP_MAX_IN 16   /* a node's inputs: concat is the widest */
 #define OP_MAX_OUT 4
 #define OP_NAME_MAX 96

@@ -1,6 +1,6 @@
 /* Reference kernels: scalar, written for obvious correctness; the ground truth that every
  * other backend, fusion and pass is tested against.  One file per op family:
- *   ops/ref_conv.c     conv (1-D and 2-D, stride, pad, dilation, groups, fused epilogue),
+ *   ops/ref_conv.c     conv (1-D, 2-D and 3-D, stride, pad, dilation, groups, fused epilogue),
  *                      conv_bwd_data, conv_bwd_weights
  *   ops/ref_pool.c     maxpool, avgpool, global_avgpool and their backward
  *   ops/ref_dense.c    dense (fused activation / softmax), dense_bwd_data, dense_bwd_weights
@@ -14,12 +14,15 @@
  * Tensor order per op (c->in[], c->out[]); N is the batch; shapes as in ops/kernels.h.
  *
  * Forward
- *   CONV1D/CONV2D  in: x [N,C,(H,)W], w [F,C/g,(kh,)kw], b [F] if attrs.bias,
+ *   CONV1D/CONV2D/CONV3D  in: x [N,C,((D,)H,)W], w [F,C/g,((kd,)kh,)kw], b [F] if attrs.bias,
  *                      r (same shape as the conv output) if attrs.residual
  *                  out: y.  y = pool(act(conv(x,w) + b + r)); act and pool per attrs
- *                  (pool: max pooling with attrs.pool_size/stride/pad, -inf padding).
+ *                  (pool: max pooling with attrs.pool_size/stride/pad, -inf padding; 1-D and
+ *                  2-D only).
  *                  1-D convs: attrs hold kernel/stride/pad/dilation at index 1 and 1/1/0/1 at
- *                  index 0; x is [N,C,W], treat as [N,C,1,W].
+ *                  index 0; x is [N,C,W], treat as [N,C,1,W].  3-D convs (sdims 3): the depth
+ *                  axis in kernel_d/stride_d/pad_d/dilation_d.
+ *                  MAXPOOL/AVGPOOL on [N,C,D,H,W] (sdims 3): the depth in size_d/stride_d/pad_d.
  *   MAXPOOL        in: x  out: y.  Padding is -inf (never chosen).  PyTorch's floor mode.
  *   AVGPOOL        in: x  out: y.  Padding counts as zeros: divide by size_h*size_w always
  *                  (PyTorch count_include_pad=True; windows never extend past the padding).

@@ -106,10 +106,15 @@ static void parse_value(const op_argspec *spec, const char *text, op_argval *v)
             v->same = true;
             v->n = 0;
         } else if (text[0] == '(') {
+            /* "(h,w)" or "(d,h,w)" */
             char *end;
             v->n = 2;
             v->i[0] = strtoll(text + 1, &end, 10);
-            v->i[1] = strtoll(end + 1, NULL, 10);
+            v->i[1] = strtoll(end + 1, &end, 10);
+            if (*end == ',') {
+                v->n = 3;
+                v->i[2] = strtoll(end + 1, NULL, 10);
+            }
         } else {
             v->n = 1;
             v->i[0] = strtoll(text, NULL, 10);
@@ -537,9 +542,13 @@ static void assert_arg(const op_def *d, int k, const char *name, op_argtype type
 
 Test(registry, conv_schemas)
 {
-    for (int two = 0; two <= 1; two++) {
-        const op_def *d = op_def_find_layer(two ? "conv2d" : "conv1d");
-        unsigned t = two ? OP_ARGF_TUPLE_OK : 0;
+    static const char *const names[] = {"conv1d", "conv2d", "conv3d"};
+    static const unsigned tuples[] = {0, OP_ARGF_TUPLE_OK, OP_ARGF_TRIPLE_OK};
+    for (int two = 0; two <= 2; two++) {
+        const op_def *d = op_def_find_layer(names[two]);
+        unsigned t = tuples[two];
+        cr_assert_not_null(d, "%s", names[two]);
+        cr_assert(d->props & OP_PROP_CONV, "%s", names[two]);
         cr_assert_eq(d->nargs, 8);
         assert_arg(d, 0, "filters", OP_ARG_INT, OP_ARGF_POSITIVE, NULL);
         assert_arg(d, 1, "kernel", OP_ARG_INTS, OP_ARGF_POSITIVE | t, NULL);
@@ -562,9 +571,10 @@ Test(registry, other_schemas)
     for (int k = 0; k < 2; k++) {
         const op_def *d = op_def_find_layer(pools[k]);
         cr_assert_eq(d->nargs, 3);
-        assert_arg(d, 0, "size", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, NULL);
-        assert_arg(d, 1, "stride", OP_ARG_INTS, OP_ARGF_POSITIVE | OP_ARGF_TUPLE_OK, "=size");
-        assert_arg(d, 2, "pad", OP_ARG_INTS, OP_ARGF_NONNEG | OP_ARGF_TUPLE_OK, "0");
+        unsigned t = OP_ARGF_TUPLE_OK | OP_ARGF_TRIPLE_OK; /* (h, w) and (d, h, w) */
+        assert_arg(d, 0, "size", OP_ARG_INTS, OP_ARGF_POSITIVE | t, NULL);
+        assert_arg(d, 1, "stride", OP_ARG_INTS, OP_ARGF_POSITIVE | t, "=size");
+        assert_arg(d, 2, "pad", OP_ARG_INTS, OP_ARGF_NONNEG | t, "0");
     }
     const op_def *d = op_def_find_layer("dense");
     cr_assert_eq(d->nargs, 3);
@@ -767,6 +777,130 @@ Test(shape, conv2d_basic_and_params)
 
     one_layer(&t, "conv2d", "16 5", "[16, 10, 10]", 3, D(6), D(14), D(14));
     cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 16 * 6 * 25 + 16);
+    tn_fini(&t);
+}
+
+Test(shape, conv3d_shapes_params_flops)
+{
+    tnet t;
+    one_layer(&t, "conv3d", "4 3 pad=1", "[4, 6, 8, 8]", 4, D(2), D(6), D(8), D(8));
+    const ir_node *n = tn_node(&t, 1);
+    cr_assert_eq(n->op, OP_CONV3D);
+    cr_assert_str_eq(n->name, "conv3d_1");
+    cr_assert_eq(n->attrs.conv.sdims, 3);
+    cr_assert_eq(n->attrs.conv.kernel_d, 3);
+    cr_assert_eq(n->attrs.conv.kernel[0], 3);
+    cr_assert_eq(n->attrs.conv.kernel[1], 3);
+    cr_assert_eq(n->attrs.conv.pad_d, 1);
+    cr_assert_eq(n->attrs.conv.stride_d, 1);
+    cr_assert_eq(n->attrs.conv.dilation_d, 1);
+    cr_assert_eq(n->nin, 3);
+    assert_shape(tn_named(&t, "conv3d_1.weight"), "[4, 2, 3, 3, 3]");
+    assert_shape(tn_named(&t, "conv3d_1.bias"), "[4]");
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 4 * 2 * 27 + 4);
+    char d3[128];
+    op_def_get(OP_CONV3D)->describe(&n->attrs, d3, sizeof d3);
+    cr_assert_str_eq(d3, "4x3x3x3");
+    /* 2 * outputs * C * taps, plus a bias add per output */
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * (4 * 6 * 8 * 8) * 2 * 27 + 4 * 6 * 8 * 8);
+    tn_fini(&t);
+    /* tuples (d, h, w): only height and width strided */
+    one_layer(&t, "conv3d", "6 (1,3,3) stride=(1,2,2) pad=(0,1,1)", "[6, 3, 2, 2]", 4, D(4), D(3), D(4), D(4));
+    n = tn_node(&t, 1);
+    cr_assert_eq(n->attrs.conv.kernel_d, 1);
+    cr_assert_eq(n->attrs.conv.stride_d, 1);
+    cr_assert_eq(n->attrs.conv.stride[0], 2);
+    cr_assert_eq(n->attrs.conv.pad[1], 1);
+    assert_shape(tn_named(&t, "conv3d_1.weight"), "[6, 4, 1, 3, 3]");
+    char desc[128];
+    op_def_get(OP_CONV3D)->describe(&n->attrs, desc, sizeof desc);
+    cr_assert_str_eq(desc, "6x1x3x3 stride 1x2x2");
+    tn_fini(&t);
+    /* depth dilation and padding, groups, no bias */
+    one_layer(&t, "conv3d", "8 (3,1,1) pad=(2,0,0) dilation=(2,1,1) groups=2 bias=false", "[8, 4, 1, 1]", 4, D(6),
+              D(4), D(1), D(1));
+    n = tn_node(&t, 1);
+    cr_assert_eq(n->attrs.conv.dilation_d, 2);
+    cr_assert_eq(n->attrs.conv.pad_d, 2);
+    cr_assert_eq(n->nin, 2);
+    assert_shape(tn_named(&t, "conv3d_1.weight"), "[8, 3, 3, 1, 1]");
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 2 * (8 * 4) * 3 * 3);
+    tn_fini(&t);
+    /* pad="same" on every axis */
+    one_layer(&t, "conv3d", "2 3 pad=same", "[2, 5, 5, 5]", 4, D(1), D(5), D(5), D(5));
+    cr_assert_eq(tn_node(&t, 1)->attrs.conv.pad_d, 1);
+    tn_fini(&t);
+    /* 2-D convolutions keep the trivial depth 1, 1, 0, 1 */
+    one_layer(&t, "conv2d", "2 3", "[2, 3, 3]", 3, D(1), D(5), D(5));
+    n = tn_node(&t, 1);
+    cr_assert(n->attrs.conv.kernel_d == 1 && n->attrs.conv.stride_d == 1 && n->attrs.conv.pad_d == 0 &&
+              n->attrs.conv.dilation_d == 1);
+    tn_fini(&t);
+}
+
+Test(shape, conv3d_errors_are_located)
+{
+    tnet t;
+    /* a kernel deeper than the padded volume names the layer, the input and the numbers */
+    one_layer(&t, "conv3d", "4 (4,3,3)", NULL, 4, D(2), D(2), D(5), D(5));
+    assert_one_error(&t, "conv3d: output depth would be -1: input [2, 2, 5, 5], kernel 4, stride 1, pad 0, dilation 1",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "conv3d", "4 3 pad=(1,0,0)", NULL, 4, D(2), D(3), D(2), D(5));
+    assert_one_error(&t, "conv3d: output height would be 0: input [2, 3, 2, 5], kernel 3, stride 1, pad 0, dilation 1",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "conv3d", "4 3", NULL, 3, D(3), D(8), D(8));
+    assert_one_error(&t, "conv3d expects a [C, D, H, W] input, got [3, 8, 8]", layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "conv3d", "4 (3,3)", NULL, 4, D(2), D(4), D(8), D(8));
+    assert_one_error(&t, "conv3d: 'kernel' takes an int or a triple for a [C, D, H, W] input, got a pair (3, 3)",
+                     arg_span(0, 1));
+    tn_fini(&t);
+    one_layer(&t, "conv3d", "6 3 groups=4", NULL, 4, D(8), D(4), D(4), D(4));
+    assert_one_error(&t, "conv3d: filters 6 are not divisible by groups 4", arg_span(0, 5));
+    tn_fini(&t);
+    one_layer(&t, "conv3d", "2 (2,3,3) pad=same", NULL, 4, D(1), D(5), D(5), D(5));
+    assert_one_error(&t, "conv3d: pad=\"same\" needs an odd effective kernel, got 2 (kernel 2, dilation 1)",
+                     arg_span(0, 3));
+    tn_fini(&t);
+}
+
+Test(shape, pools_3d)
+{
+    tnet t;
+    one_layer(&t, "maxpool", "2", "[4, 3, 4, 4]", 4, D(4), D(6), D(8), D(8));
+    const ir_node *n = tn_node(&t, 1);
+    cr_assert_eq(n->attrs.pool.sdims, 3);
+    cr_assert_eq(n->attrs.pool.size_d, 2);
+    cr_assert_eq(n->attrs.pool.stride_d, 2);
+    cr_assert_eq(ir_node_flops(t.g, tn_node_index(&t, 1)), 4 * 3 * 4 * 4 * 8);
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "(2,2,2) stride=1 pad=(1,0,0)", "[6, 4, 1, 1]", 4, D(6), D(3), D(2), D(2));
+    n = tn_node(&t, 1);
+    cr_assert_eq(n->attrs.pool.pad_d, 1);
+    cr_assert_eq(n->attrs.pool.stride_d, 1);
+    char dp[128];
+    op_def_get(OP_AVGPOOL)->describe(&n->attrs, dp, sizeof dp);
+    cr_assert_str_eq(dp, "2/1 pad 1x0x0");
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "(1,2,2)", "[3, 5, 3, 3]", 4, D(3), D(5), D(7), D(6));
+    tn_fini(&t);
+    /* errors name the layer, the input and the numbers; 'depth' for the new axis */
+    one_layer(&t, "maxpool", "(3,2,2)", NULL, 4, D(2), D(2), D(5), D(5));
+    assert_one_error(&t, "maxpool: output depth would be 0: input [2, 2, 5, 5], size 3, stride 3, pad 0",
+                     layer_span(0));
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "(2,2,2) pad=(2,0,0)", NULL, 4, D(2), D(4), D(5), D(5));
+    assert_one_error(&t, "avgpool: pad 2 is more than half the window size 2", arg_span(0, 2));
+    tn_fini(&t);
+    one_layer(&t, "maxpool", "(2,2,2)", NULL, 3, D(2), D(8), D(8));
+    assert_one_error(&t, "maxpool: 'size' takes an int or a pair for a [C, H, W] input, got a triple (2, 2, 2)",
+                     arg_span(0, 0));
+    tn_fini(&t);
+    one_layer(&t, "avgpool", "(2,2)", NULL, 4, D(2), D(4), D(8), D(8));
+    assert_one_error(&t, "avgpool: 'size' takes an int or a triple for a [C, D, H, W] input, got a pair (2, 2)",
+                     arg_span(0, 0));
     tn_fini(&t);
 }
 
@@ -988,7 +1122,7 @@ Test(shape, pool_errors)
                      layer_span(0));
     tn_fini(&t);
     one_layer(&t, "maxpool", "2", NULL, 1, D(120));
-    assert_one_error(&t, "maxpool expects a [C, L] or [C, H, W] input, got [120]", layer_span(0));
+    assert_one_error(&t, "maxpool expects a [C, L], [C, H, W] or [C, D, H, W] input, got [120]", layer_span(0));
     tn_fini(&t);
 }
 
@@ -1070,8 +1204,12 @@ Test(shape, batchnorm)
     one_layer(&t, "batchnorm", "momentum=1.5", NULL, 1, D(100));
     assert_one_error(&t, "batchnorm: 'momentum' must be between 0 and 1, got 1.5", arg_span(0, 1));
     tn_fini(&t);
-    one_layer(&t, "batchnorm", "", NULL, 4, D(2), D(3), D(4), D(5));
-    assert_one_error(&t, "batchnorm expects a [C], [C, L] or [C, H, W] input, got [2, 3, 4, 5]", layer_span(0));
+    one_layer(&t, "batchnorm", "", "[2, 3, 4, 5]", 4, D(2), D(3), D(4), D(5)); /* a volume */
+    cr_assert_eq(ir_node_params(t.g, tn_node_index(&t, 1)), 4);
+    tn_fini(&t);
+    one_layer(&t, "batchnorm", "", NULL, 5, D(2), D(3), D(4), D(5), D(6));
+    assert_one_error(&t, "batchnorm expects a [C], [C, L], [C, H, W] or [C, D, H, W] input, got [2, 3, 4, 5, 6]",
+                     layer_span(0));
     tn_fini(&t);
 }
 

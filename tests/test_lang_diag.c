@@ -465,15 +465,15 @@ GOLDEN(sem_call_variable,
 GOLDEN(sem_input_shape,
        "network n {\n"
        "    input x[3, 0, 8];\n"
-       "    input z[1, 2, 3, 4];\n"
+       "    input z[1, 2, 3, 4, 5];\n"
        "    output y = x;\n"
        "}\n",
        "t.cnn:2:16: error: input 'x': dimensions must be positive, got 0\n"
        "        input x[3, 0, 8];\n"
        "                   ^\n"
-       "t.cnn:3:13: error: input 'z' has 4 dimensions; 1 to 3 are supported ([F], [C, L] or [C, H, W])\n"
-       "        input z[1, 2, 3, 4];\n"
-       "                ^~~~~~~~~~\n")
+       "t.cnn:3:13: error: input 'z' has 5 dimensions; 1 to 4 are supported ([F], [C, L], [C, H, W] or [C, D, H, W])\n"
+       "        input z[1, 2, 3, 4, 5];\n"
+       "                ^~~~~~~~~~~~~\n")
 
 GOLDEN(sem_duplicate_layer_names,
        "network n {\n"

@@ -3,8 +3,7 @@
  * difference checks of both convolution backward kernels and the pool backwards, a 3-D
  * convolution and pool of depth 1 equal to the 2-D ones, the refusals (fused pooling, a
  * kernel larger than the padded volume), and the oneDNN kernels against the reference in both
- * layouts (NCDHW, NDHWC) at 1 and 2 threads.  3-D convolutions run through the conv2d kernel
- * entry here (every backend's conv kernel reads attrs.sdims). */
+ * layouts (NCDHW, NDHWC) at 1 and 2 threads. */
 #include "tests/ops_ref_util.h"
 
 #include <stdio.h>
@@ -13,7 +12,7 @@
 #include "ops/onednn/onednn.h"
 #endif
 
-#define CONV3D_OP OP_CONV2D
+#define CONV3D_OP OP_CONV3D
 
 #define FD_EPS 1e-2
 #define FD_RTOL 2e-3

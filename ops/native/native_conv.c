@@ -18,6 +18,9 @@
  * Every output element is computed in an order fixed by the shapes, so results do not depend
  * on the thread count.
  *
+ * 3-D convolutions (attrs.sdims 3) have no native path: the entry points hand them to the
+ * reference kernels (the same results; native then needs no scratch for them).
+ *
  * This file checks each call, picks its path (direct or GEMM, the stride-1 transform or col2im)
  * and sizes its scratch, and holds the kernel entry points; the paths run in
  * native_conv_fwd.c and native_conv_bwd.c, sharing ops/native/native_conv.h. */
@@ -27,6 +30,13 @@
 #include "ops/conv_geom.h"
 #include "ops/native/native_common.h"
 #include "ops/native/native_conv.h"
+#include "ops/ref.h"
+
+/* A 3-D convolution: run by the reference kernel (see the header comment) */
+static bool is_3d(const op_call *c)
+{
+    return c->node && c->node->attrs.conv.sdims == 3;
+}
 
 #define DIRECT_FPG 4  /* groups with fewer filters than this use the direct loop */
 
@@ -139,6 +149,8 @@ size_t op_native_conv_scratch(const op_call *c)
 
 int op_native_conv(op_call *c, char *err, size_t errlen)
 {
+    if (is_3d(c))
+        return op_ref_conv(c, err, errlen);
     conv_fwd f;
     if (fwd_setup(c, true, &f, err, errlen))
         return -1;
@@ -233,6 +245,8 @@ size_t op_native_conv_bwd_data_scratch(const op_call *c)
 
 int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
 {
+    if (is_3d(c))
+        return op_ref_conv_bwd_data(c, err, errlen);
     conv_bwd_data d;
     if (bwd_data_setup(c, true, &d, err, errlen))
         return -1;
@@ -314,6 +328,8 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
 
 int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
 {
+    if (is_3d(c))
+        return op_ref_conv_bwd_weights(c, err, errlen);
     conv_bwd_w d;
     if (bwd_w_setup(c, true, &d, err, errlen))
         return -1;

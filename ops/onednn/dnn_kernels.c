@@ -8,6 +8,7 @@
 static const op_kernel *const onednn_kernels[OP_COUNT] = {
     [OP_CONV1D] = &op_dnn_conv_kernel,
     [OP_CONV2D] = &op_dnn_conv_kernel,
+    [OP_CONV3D] = &op_dnn_conv_kernel,
     [OP_CONV_BWD_DATA] = &op_dnn_conv_bwd_data_kernel,
     [OP_CONV_BWD_WEIGHTS] = &op_dnn_conv_bwd_weights_kernel,
     [OP_DENSE] = &op_dnn_dense_kernel,
