@@ -96,6 +96,37 @@ static int count_ops(const ir_graph *g, op_kind op)
     return n;
 }
 
+/* conv3d: bias and activation fuse at -O2 (batchnorm folds first), a 3-D maxpool does not:
+ * the conv epilogue's pooling is 2-D */
+Test(plan, conv3d_fuses_bias_and_activation_not_a_3d_pool)
+{
+    char path[1024];
+    const char *dir = getenv("CNN_FIXTURES");
+    snprintf(path, sizeof path, "%s/vol3d.cnn", dir ? dir : "tests/fixtures");
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, path, NULL), CNN_OK, "%s: %s", path, cnn_model_errmsg(m));
+    ir_plan *o0 = plan_of(m, 0, 2, false), *o2 = plan_of(m, CNN_PASSES_O2, 2, false);
+    cr_expect_eq(count_ops(o0->graph, OP_CONV3D), 3);
+    cr_expect_eq(count_ops(o0->graph, OP_RELU), 2);
+    cr_expect_eq(count_ops(o2->graph, OP_RELU), 0, "-O2 fuses both relus");
+    cr_expect_eq(count_ops(o2->graph, OP_LEAKY_RELU), 0);
+    cr_expect_eq(count_ops(o2->graph, OP_BATCHNORM), 0, "-O2 folds the batchnorm");
+    cr_expect_eq(count_ops(o2->graph, OP_MAXPOOL), 1, "the 3-D maxpool stays a node");
+    for (int i = 0; i < o2->graph->nnodes; i++) {
+        const ir_node *nd = &o2->graph->nodes[i];
+        if (nd->dead || nd->op != OP_CONV3D)
+            continue;
+        cr_expect_neq(nd->attrs.conv.act, OP_ACT_NONE, "%s", nd->name);
+        cr_expect(!nd->attrs.conv.pool, "%s", nd->name);
+    }
+    plan_destroy(o0), plan_destroy(o2);
+    /* training: the same, the pool still separate */
+    ir_plan *t2 = plan_of(m, CNN_PASSES_O2, 2, true);
+    cr_expect_eq(count_ops(t2->graph, OP_MAXPOOL), 1);
+    plan_destroy(t2);
+    cnn_model_destroy(m);
+}
+
 Test(plan, passes_fold_and_fuse_resnet20)
 {
     cnn_model *m = load_example("resnet20");
