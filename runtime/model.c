@@ -306,6 +306,79 @@ static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
               what, p->batch, a, p->naive_bytes, b, p->arena_bytes, c, p->lower_bound);
 }
 
+/* The backend that runs layer nd of the unoptimised graph: its own node's, or that of the
+ * optimised node it was fused into; "-" when it runs nowhere (removed). */
+static const char *layer_backend(const ir_plan *p, const ir_node *nd)
+{
+    const ir_graph *og = p->graph;
+    size_t len = strlen(nd->name);
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        const char *f = on->fused;
+        bool in_fused = false;
+        while ((f = strstr(f, nd->name)) != NULL) {
+            if ((f == on->fused || f[-1] == '+') && (f[len] == '\0' || f[len] == '+'))
+                in_fused = true;
+            f += len;
+        }
+        if (strcmp(on->name, nd->name) == 0 || in_fused)
+            return op_backend_name(p->steps[s].backend);
+    }
+    return "-";
+}
+
+/* One row per layer of the source (name, kind, output shape, parameters, FLOPs, backend),
+ * then the totals and the outputs. */
+static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
+{
+    sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %s\n", "layer", "kind", "output", "params", "FLOPs", "backend");
+    int64_t tparams = 0, tflops = 0;
+    char sh[64], pc[32], fc[32];
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        int64_t np = ir_node_params(g, n), nf = ir_node_flops(g, n);
+        tparams += np, tflops += nf;
+        fmt_count(pc, sizeof pc, np);
+        fmt_count(fc, sizeof fc, nf);
+        sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, op_name(nd->op),
+                  nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc,
+                  layer_backend(p, nd));
+    }
+    fmt_count(pc, sizeof pc, tparams);
+    fmt_count(fc, sizeof fc, tflops);
+    sb_printf(sb, "\ntotal: %d layers, %s parameters, %s FLOPs per example\n", g->nnodes, pc, fc);
+    for (int i = 0; i < g->noutputs; i++)
+        sb_printf(sb, "output %s %s\n", g->output_names[i], op_shape_str(&g->vals[g->outputs[i]].shape, sh, sizeof sh));
+}
+
+/* The fusions the optimiser made and the reorders the layout pass put in. */
+static void summary_rewrites(strbuf *sb, const ir_plan *p)
+{
+    const ir_graph *og = p->graph;
+    int nf = 0;
+    for (int s = 0; s < p->nsteps; s++)
+        if (og->nodes[p->steps[s].node].fused[0])
+            nf++;
+    sb_printf(sb, "\nfusions: %d\n", nf);
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        if (on->fused[0])
+            sb_printf(sb, "  %s: %s\n", on->name, on->fused);
+    }
+    int nr = 0, ncl = 0;
+    for (int s = 0; s < p->nsteps; s++)
+        nr += og->nodes[p->steps[s].node].op == OP_REORDER;
+    for (int v = 0; v < og->nvals; v++)
+        ncl += og->vals[v].layout == OP_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
+    sb_printf(sb, "\nlayout: %d tensors channels-last, %d reorders\n", ncl, nr);
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        if (on->op == OP_REORDER)
+            sb_printf(sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
+                      on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
+    }
+}
+
 cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                              char **text)
 {
@@ -323,7 +396,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
         model_set_error(m, strdup(err));
         return CNN_ERR_INTERNAL;
     }
-    const ir_graph *g = m->graph, *og = p->graph;
+    const ir_graph *g = m->graph;
     strbuf sb;
     sb_init(&sb);
     sb_printf(&sb, "network %s\n", g->name);
@@ -332,66 +405,8 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
         sb_printf(&sb, "input %s %s\n", g->vals[g->inputs[i]].name,
                   op_shape_str(&g->vals[g->inputs[i]].shape, sh, sizeof sh));
     }
-    sb_printf(&sb, "\n%-16s %-16s %-16s %12s %14s  %s\n", "layer", "kind", "output", "params", "FLOPs", "backend");
-    int64_t tparams = 0, tflops = 0;
-    for (int n = 0; n < g->nnodes; n++) {
-        const ir_node *nd = &g->nodes[n];
-        char sh[64], pc[32], fc[32];
-        int64_t np = ir_node_params(g, n), nf = ir_node_flops(g, n);
-        tparams += np, tflops += nf;
-        fmt_count(pc, sizeof pc, np);
-        fmt_count(fc, sizeof fc, nf);
-        /* which optimised node runs this layer, and on which backend */
-        const char *backend = "-";
-        for (int s = 0; s < p->nsteps; s++) {
-            const ir_node *on = &og->nodes[p->steps[s].node];
-            const char *f = on->fused;
-            size_t len = strlen(nd->name);
-            bool in_fused = false;
-            while ((f = strstr(f, nd->name)) != NULL) {
-                if ((f == on->fused || f[-1] == '+') && (f[len] == '\0' || f[len] == '+'))
-                    in_fused = true;
-                f += len;
-            }
-            if (strcmp(on->name, nd->name) == 0 || in_fused) {
-                backend = op_backend_name(p->steps[s].backend);
-                break;
-            }
-        }
-        sb_printf(&sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, op_name(nd->op),
-                  nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc, backend);
-    }
-    char pc[32], fc[32];
-    fmt_count(pc, sizeof pc, tparams);
-    fmt_count(fc, sizeof fc, tflops);
-    sb_printf(&sb, "\ntotal: %d layers, %s parameters, %s FLOPs per example\n", g->nnodes, pc, fc);
-    for (int i = 0; i < g->noutputs; i++) {
-        char sh[64];
-        sb_printf(&sb, "output %s %s\n", g->output_names[i],
-                  op_shape_str(&g->vals[g->outputs[i]].shape, sh, sizeof sh));
-    }
-    int nf = 0;
-    for (int s = 0; s < p->nsteps; s++)
-        if (og->nodes[p->steps[s].node].fused[0])
-            nf++;
-    sb_printf(&sb, "\nfusions: %d\n", nf);
-    for (int s = 0; s < p->nsteps; s++) {
-        const ir_node *on = &og->nodes[p->steps[s].node];
-        if (on->fused[0])
-            sb_printf(&sb, "  %s: %s\n", on->name, on->fused);
-    }
-    int nr = 0, ncl = 0;
-    for (int s = 0; s < p->nsteps; s++)
-        nr += og->nodes[p->steps[s].node].op == OP_REORDER;
-    for (int v = 0; v < og->nvals; v++)
-        ncl += og->vals[v].layout == OP_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
-    sb_printf(&sb, "\nlayout: %d tensors channels-last, %d reorders\n", ncl, nr);
-    for (int s = 0; s < p->nsteps; s++) {
-        const ir_node *on = &og->nodes[p->steps[s].node];
-        if (on->op == OP_REORDER)
-            sb_printf(&sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
-                      on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
-    }
+    summary_layers(&sb, g, p);
+    summary_rewrites(&sb, p);
     sb_putc(&sb, '\n');
     summary_memory(&sb, "inference", p);
     plan_destroy(p);

@@ -25,9 +25,10 @@ static inline int64_t t_numel(const op_tensor *t)
 }
 
 /* Every tensor a test makes is recorded here and freed after the test (the suites' .fini),
- * so the sanitizer build sees no leaks. */
-static float **t_allocs;
-static size_t t_nallocs, t_capallocs;
+ * so the sanitizer build sees no leaks.  Weak, so that the files of one suite share a single
+ * record and the suite's .fini (in one of them) frees the tensors of the tests in all. */
+__attribute__((weak)) float **t_allocs;
+__attribute__((weak)) size_t t_nallocs, t_capallocs;
 
 static inline void t_free_all(void)
 {
@@ -54,6 +55,12 @@ static inline op_tensor t_new(const int64_t *d, int rank)
     }
     t_allocs[t_nallocs++] = t.data;
     return t;
+}
+
+/* A rank-0 tensor (one element), freed by t_free_all. */
+static inline op_tensor scalar(void)
+{
+    return t_new(NULL, 0);
 }
 
 static inline op_tensor t_from(const float *vals, const int64_t *d, int rank)
@@ -228,6 +235,40 @@ static inline op_attrs act_attrs(op_act act, float alpha)
     memset(&a, 0, sizeof a);
     a.act.act = act;
     a.act.alpha = alpha;
+    return a;
+}
+
+/* The optimisers' attributes (Adam's betas and eps at their usual values). */
+static inline op_attrs optim_attrs(float lr, float momentum, bool nesterov, float wd)
+{
+    op_attrs a;
+    memset(&a, 0, sizeof a);
+    a.optim.lr = lr;
+    a.optim.momentum = momentum;
+    a.optim.nesterov = nesterov;
+    a.optim.weight_decay = wd;
+    a.optim.beta1 = 0.9f;
+    a.optim.beta2 = 0.999f;
+    a.optim.eps = 1e-8f;
+    return a;
+}
+
+static inline op_attrs bn_attrs(float eps, float momentum, bool training)
+{
+    op_attrs a;
+    memset(&a, 0, sizeof a);
+    a.bn.eps = eps;
+    a.bn.momentum = momentum;
+    a.bn.training = training;
+    return a;
+}
+
+static inline op_attrs dropout_attrs(float p, bool training)
+{
+    op_attrs a;
+    memset(&a, 0, sizeof a);
+    a.dropout.p = p;
+    a.dropout.training = training;
     return a;
 }
 

@@ -1,0 +1,155 @@
+/* The compile pipeline without the runtime: compile_plan over a capability table made by hand
+ * (no kernel table involved), the backend pass's choices, and the verifier, which re-checks
+ * every node against its op's shape rule after every pass. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "compiler/compile.h"
+#include "compiler/passes.h"
+
+static const char *const tiny_src =
+    "network tiny {\n"
+    "    input x[3, 8, 8];\n"
+    "    h = x -> conv2d(4, 3, pad=1) -> batchnorm -> relu -> maxpool(2);\n"
+    "    output y = (h + (h -> conv2d(4, 3, pad=1))) -> flatten -> dense(5);\n"
+    "}\n";
+
+typedef struct built {
+    diag_list diags;
+    lang_program *prog;
+    ir_graph *g;
+} built;
+
+static void build(built *b, const char *src)
+{
+    memset(b, 0, sizeof *b);
+    diag_init(&b->diags, "t.cnn", src, strlen(src));
+    b->prog = lang_compile(src, strlen(src), &b->diags);
+    cr_assert_not_null(b->prog);
+    cr_assert_eq(b->diags.errors, 0);
+    b->g = compile_graph(lang_program_network(b->prog, NULL), &b->diags);
+    cr_assert_not_null(b->g);
+}
+
+static void built_free(built *b)
+{
+    ir_graph_destroy(b->g);
+    lang_program_free(b->prog);
+    diag_free(&b->diags);
+}
+
+/* Every op has a reference kernel; `native` ops also a native one. */
+static void caps_with(op_caps *caps, const op_kind *native, int nnative)
+{
+    memset(caps, 0, sizeof *caps);
+    for (int op = 0; op < OP_COUNT; op++)
+        caps->has[op][OP_BACKEND_REF] = true;
+    for (int k = 0; k < nnative; k++)
+        caps->has[native[k]][OP_BACKEND_NATIVE] = true;
+}
+
+static compile_options options(const op_caps *caps, bool training)
+{
+    compile_options o;
+    memset(&o, 0, sizeof o);
+    o.batch = 2;
+    o.training = training;
+    o.ad.loss = AD_LOSS_CROSS_ENTROPY;
+    o.ad.optimizer = AD_OPTIM_SGD;
+    o.ad.optim.lr = 0.1;
+    o.passes = PASS_DCE | PASS_FOLD_BN | PASS_FUSE | PASS_PLAN | PASS_INPLACE | PASS_LAYOUT;
+    o.backend = PLAN_BACKEND_AUTO;
+    o.caps = caps;
+    o.verify = true;
+    return o;
+}
+
+Test(compile, plans_with_a_hand_made_capability_table)
+{
+    built b;
+    build(&b, tiny_src);
+    op_kind native[] = {OP_CONV2D, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS};
+    op_caps caps;
+    caps_with(&caps, native, 3);
+    for (int training = 0; training <= 1; training++) {
+        compile_options o = options(&caps, training);
+        char err[512] = "";
+        ir_plan *p = compile_plan(b.g, &o, err, sizeof err);
+        cr_assert_not_null(p, "%s", err);
+        int nconv = 0;
+        for (int s = 0; s < p->nsteps; s++) {
+            const ir_node *nd = &p->graph->nodes[p->steps[s].node];
+            op_backend want = caps.has[nd->op][OP_BACKEND_NATIVE] ? OP_BACKEND_NATIVE : OP_BACKEND_REF;
+            cr_assert_eq(p->steps[s].backend, want, "%s (%s) runs on %s", nd->name, op_name(nd->op),
+                         op_backend_name(p->steps[s].backend));
+            cr_assert_eq(nd->backend, p->steps[s].backend);
+            nconv += nd->op == OP_CONV2D;
+        }
+        cr_assert_eq(nconv, 2);
+        /* no kernel takes channels-last in this table: the layout pass leaves all plain */
+        for (int v = 0; v < p->graph->nvals; v++)
+            cr_assert_eq(p->graph->vals[v].layout, OP_LAYOUT_PLAIN);
+        plan_destroy(p);
+    }
+    /* the source graph is not changed by planning */
+    cr_assert_eq(b.g->nodes[0].backend, OP_BACKEND_REF);
+    built_free(&b);
+}
+
+Test(compile, asking_for_a_backend_falls_back_to_the_reference)
+{
+    op_kind native[] = {OP_DENSE};
+    op_caps caps;
+    caps_with(&caps, native, 1);
+    cr_assert_eq(pass_choose_backend(&caps, OP_DENSE, PLAN_BACKEND_NATIVE), OP_BACKEND_NATIVE);
+    cr_assert_eq(pass_choose_backend(&caps, OP_RELU, PLAN_BACKEND_NATIVE), OP_BACKEND_REF);
+    cr_assert_eq(pass_choose_backend(&caps, OP_DENSE, PLAN_BACKEND_ONEDNN), OP_BACKEND_REF);
+    cr_assert_eq(pass_choose_backend(&caps, OP_DENSE, PLAN_BACKEND_REF), OP_BACKEND_REF);
+    caps.has[OP_DENSE][OP_BACKEND_ONEDNN] = true;
+    cr_assert_eq(pass_choose_backend(&caps, OP_DENSE, PLAN_BACKEND_AUTO), OP_BACKEND_ONEDNN);
+}
+
+Test(compile, an_op_without_any_kernel_is_an_error)
+{
+    built b;
+    build(&b, tiny_src);
+    op_caps caps;
+    caps_with(&caps, NULL, 0);
+    caps.has[OP_DENSE][OP_BACKEND_REF] = false;
+    compile_options o = options(&caps, false);
+    char err[512] = "";
+    ir_plan *p = compile_plan(b.g, &o, err, sizeof err);
+    cr_assert_null(p);
+    cr_assert(strstr(err, "dense_1 (dense)") && strstr(err, "no kernel"), "%s", err);
+    built_free(&b);
+}
+
+Test(compile, the_verifier_checks_shapes_against_the_rules)
+{
+    built b;
+    build(&b, tiny_src);
+    char err[512] = "";
+    cr_assert_eq(pass_verify(b.g, err, sizeof err), 0, "%s", err);
+    /* a conv output one channel short of what its rule gives */
+    int conv = -1;
+    for (int n = 0; n < b.g->nnodes && conv < 0; n++)
+        if (b.g->nodes[n].op == OP_CONV2D)
+            conv = n;
+    cr_assert_geq(conv, 0);
+    ir_value *out = &b.g->vals[b.g->nodes[conv].out[0]];
+    out->shape.d[0] = 3;
+    cr_assert_neq(pass_verify(b.g, err, sizeof err), 0);
+    cr_assert(strstr(err, "conv2d_1") && strstr(err, "[3, 8, 8]") && strstr(err, "[4, 8, 8]"), "%s", err);
+    out->shape.d[0] = 4;
+    /* an attribute that no longer matches the output: pooling 4 instead of 2 */
+    for (int n = 0; n < b.g->nnodes; n++)
+        if (b.g->nodes[n].op == OP_MAXPOOL) {
+            b.g->nodes[n].attrs.pool.size[0] = b.g->nodes[n].attrs.pool.size[1] = 4;
+            b.g->nodes[n].attrs.pool.stride[0] = b.g->nodes[n].attrs.pool.stride[1] = 4;
+        }
+    cr_assert_neq(pass_verify(b.g, err, sizeof err), 0);
+    cr_assert(strstr(err, "maxpool_1") && strstr(err, "shape rule"), "%s", err);
+    built_free(&b);
+}
