@@ -60,6 +60,15 @@ static cJSON *load_manifest(void)
 
 static bool quick(void) { return getenv("CNN_TEST_QUICK") != NULL; }
 
+/* max over elements of |a-b| */
+static double max_abs_diff(const float *a, const float *b, int64_t n)
+{
+    double m = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        m = fmax(m, fabs((double)a[i] - (double)b[i]));
+    return m;
+}
+
 /* max over elements of |a-b| / (atol + rtol*|b|); <= 1 passes */
 static double worst_ratio(const float *a, const float *b, int64_t n, double atol, double rtol, int64_t *where)
 {
@@ -192,6 +201,7 @@ Test(conformance, fixtures_match_pytorch, .timeout = 600)
             {CNN_BACKEND_NATIVE, CNN_PASSES_O2, 2},
         };
         int ncfg = quick() ? 2 : (int)(sizeof cfgs / sizeof cfgs[0]);
+        double worst[CNN_BACKEND_ONEDNN + 1] = {0}; /* per backend: max |cnnc - PyTorch| */
         cJSON *inputs = cJSON_GetObjectItem(fx, "inputs");
         for (int bi = 0; bi < cJSON_GetArraySize(inputs); bi++) {
             int64_t nexp;
@@ -206,6 +216,7 @@ Test(conformance, fixtures_match_pytorch, .timeout = 600)
                                          &batch, what);
                 int64_t where = 0;
                 double r = worst_ratio(got, exp, nexp, atol, rtol, &where);
+                worst[cfgs[c].backend] = fmax(worst[cfgs[c].backend], max_abs_diff(got, exp, nexp));
                 cr_expect(r <= 1.0, "%s: output %lld is %.8g, PyTorch %.8g (%.2fx the tolerance)", what,
                           (long long)where, (double)got[where], (double)exp[where], r);
                 if (c == 0) {
@@ -222,6 +233,9 @@ Test(conformance, fixtures_match_pytorch, .timeout = 600)
             free(o0);
             free(exp);
         }
+        cr_log_info("%s: max |cnnc - PyTorch| over batches 1 and 7: ref %.2g, onednn %.2g, native %.2g, auto %.2g", name,
+                    worst[CNN_BACKEND_REF], worst[CNN_BACKEND_ONEDNN], worst[CNN_BACKEND_NATIVE],
+                    worst[CNN_BACKEND_AUTO]);
         cnn_weights_destroy(w);
         cnn_model_destroy(m);
     }
@@ -232,8 +246,11 @@ Test(conformance, fixtures_match_pytorch, .timeout = 600)
 
 /* ---- training parity ---- */
 
-static void check_weights_match(cnn_weights *w, const char *expected_path, double atol, double rtol, const char *what)
+/* Checks every tensor of w against the file's; returns the largest absolute difference. */
+static double check_weights_match(cnn_weights *w, const char *expected_path, double atol, double rtol,
+                                  const char *what)
 {
+    double worst = 0.0;
     rt_st_file *f;
     char err[1024];
     cr_assert_eq(rt_st_read(&f, expected_path, err, sizeof err), RT_ST_OK, "%s", err);
@@ -246,10 +263,12 @@ static void check_weights_match(cnn_weights *w, const char *expected_path, doubl
         cr_assert_not_null(t, "%s: %s missing from %s", what, name, expected_path);
         int64_t where = 0;
         double r = worst_ratio(d, t->data, t->numel, atol, rtol, &where);
+        worst = fmax(worst, max_abs_diff(d, t->data, t->numel));
         cr_expect(r <= 1.0, "%s: %s[%lld] is %.8g, PyTorch %.8g (%.2fx the tolerance)", what, name, (long long)where,
                   (double)d[where], (double)t->data[where], r);
     }
     rt_st_free(f);
+    return worst;
 }
 
 static void train_fixture(cJSON *fx, const run_config *rc)
@@ -322,8 +341,9 @@ static void train_fixture(cJSON *fx, const run_config *rc)
                   (double)loss, want);
     }
     cJSON *tol = cJSON_GetObjectItem(fx, "tolerance");
-    check_weights_match(w, fixture_path(cJSON_GetObjectItem(fx, "expected")->valuestring),
-                        cJSON_GetObjectItem(tol, "atol")->valuedouble, 1e-4, what);
+    double dw = check_weights_match(w, fixture_path(cJSON_GetObjectItem(fx, "expected")->valuestring),
+                                    cJSON_GetObjectItem(tol, "atol")->valuedouble, 1e-4, what);
+    cr_log_info("%s: after %d steps, max |w - PyTorch's w| %.2g", what, steps, dw);
     cnn_session_destroy(s);
     if (d)
         cnn_dataset_destroy(d);
