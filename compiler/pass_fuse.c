@@ -147,11 +147,10 @@ static int fuse_pools(ir_graph *g)
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *p = &g->nodes[n];
-        if (p->dead || !is_conv(p) || p->attrs.conv.pool)
+        if (p->dead || !(op_def_get(p->op)->props & OP_PROP_POOL_EPILOGUE) || p->attrs.conv.pool)
             continue;
         int r = sole_reader(g, p->out[0]);
-        /* the epilogue's pooling is 1-D/2-D: its attributes have no depth axis */
-        if (r < 0 || g->nodes[r].op != OP_MAXPOOL || g->nodes[r].attrs.pool.sdims == 3)
+        if (r < 0 || g->nodes[r].op != OP_MAXPOOL)
             continue;
         const op_pool_attrs *pa = &g->nodes[r].attrs.pool;
         op_conv_attrs *c = &p->attrs.conv;

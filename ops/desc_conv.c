@@ -363,21 +363,24 @@ static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int
 #define CONV_COMMON                                                                                \
     .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1, .shape = conv_shape,     \
     .params = conv_params, .flops = conv_flops, .grad = conv_grad, .act_slot = conv_act_slot,      \
-    .bias_flag = conv_bias_flag, .epilogue = conv_epilogue, .describe = conv_describe,             \
-    .props = OP_PROP_HAS_WEIGHTS | OP_PROP_CONV
+    .bias_flag = conv_bias_flag, .epilogue = conv_epilogue, .describe = conv_describe
 
 const op_def op_def_conv1d = {
     .op = OP_CONV1D, .name = "conv1d", CONV_COMMON, CONV_ARGS(0), .make_attrs = conv1d_make_attrs,
+    .props = OP_PROP_HAS_WEIGHTS | OP_PROP_CONV | OP_PROP_POOL_EPILOGUE,
 };
 
 const op_def op_def_conv2d = {
     .op = OP_CONV2D, .name = "conv2d", CONV_COMMON, CONV_ARGS(OP_ARGF_TUPLE_OK), .make_attrs = conv2d_make_attrs,
+    .props = OP_PROP_HAS_WEIGHTS | OP_PROP_CONV | OP_PROP_POOL_EPILOGUE,
 };
 
 /* [C, D, H, W] -> [F, D', H', W'], weights [F, C/groups, kd, kh, kw]; the conv epilogue's fused
- * max pooling is 2-D only, so a conv3d never takes one (fused_pool_out refuses it). */
+ * max pooling is 1-D/2-D only, so a conv3d takes none (no OP_PROP_POOL_EPILOGUE; fused_pool_out
+ * refuses one too). */
 const op_def op_def_conv3d = {
     .op = OP_CONV3D, .name = "conv3d", CONV_COMMON, CONV_ARGS(OP_ARGF_TRIPLE_OK), .make_attrs = conv3d_make_attrs,
+    .props = OP_PROP_HAS_WEIGHTS | OP_PROP_CONV,
 };
 
 /* Backward ops: output shapes come from the forward values.  Where input shapes determine

@@ -103,6 +103,7 @@ enum {
     OP_PROP_HAS_WEIGHTS = 1u << 1,     /* owns parameter tensors (params != NULL) */
     OP_PROP_CONV = 1u << 2,            /* a convolution (attrs.conv): the conv epilogue fusions apply */
     OP_PROP_FOLDS_INTO_XENT = 1u << 3, /* as a graph's last op, part of a cross-entropy loss (softmax) */
+    OP_PROP_POOL_EPILOGUE = 1u << 4,   /* a following max pooling fuses into its epilogue (1-D, 2-D conv) */
 };
 
 typedef struct op_def {
