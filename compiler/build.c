@@ -257,23 +257,6 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
 /* ---------------------------------------------------------------- dumps */
 
 
-/* "[6,28,28]": the shape without spaces, for dot labels. */
-static char *shape_compact(const op_shape *s, char *buf, size_t n)
-{
-    size_t len = 0;
-    int w = snprintf(buf, n, "[");
-    len = w > 0 ? (size_t)w : 0;
-    for (int k = 0; k < s->rank && len < n; k++) {
-        w = snprintf(buf + len, n - len, "%s%" PRId64, k ? "," : "", s->d[k]);
-        if (w < 0)
-            break;
-        len += (size_t)w;
-    }
-    if (len < n)
-        snprintf(buf + len, n - len, "]");
-    return buf;
-}
-
 /* The layer table's attribute column: the op's registry summary (describe). */
 char *ir_node_summary(const ir_node *node, char *buf, size_t n)
 {
@@ -369,7 +352,7 @@ char *ir_graph_dump_dot(const ir_graph *g)
             continue;
         sb_printf(&sb, "  v%d [shape=ellipse, label=\"", i);
         dot_escaped(&sb, v->name);
-        sb_printf(&sb, "\\n%s\"];\n", shape_compact(&v->shape, sh, sizeof sh));
+        sb_printf(&sb, "\\n%s\"];\n", op_shape_format(&v->shape, ",", sh, sizeof sh));
     }
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *node = &g->nodes[n];
@@ -381,7 +364,7 @@ char *ir_graph_dump_dot(const ir_graph *g)
         sb_printf(&sb, "\\n%s%s", op_name(node->op), sum[0] ? " " : "");
         dot_escaped(&sb, sum);
         for (int k = 0; k < node->nout; k++)
-            sb_printf(&sb, "%s%s", k ? " " : "\\n", shape_compact(&g->vals[node->out[k]].shape, sh, sizeof sh));
+            sb_printf(&sb, "%s%s", k ? " " : "\\n", op_shape_format(&g->vals[node->out[k]].shape, ",", sh, sizeof sh));
         if (node->fused[0]) {
             sb_printf(&sb, "\\nfused: ");
             dot_escaped(&sb, node->fused);
@@ -406,7 +389,7 @@ char *ir_graph_dump_dot(const ir_graph *g)
         const ir_value *val = &g->vals[v];
         sb_printf(&sb, "  out%d [shape=ellipse, label=\"", i);
         dot_escaped(&sb, g->output_names[i]);
-        sb_printf(&sb, "\\n%s\"];\n", shape_compact(&val->shape, sh, sizeof sh));
+        sb_printf(&sb, "\\n%s\"];\n", op_shape_format(&val->shape, ",", sh, sizeof sh));
         if (val->kind == IR_VAL_INPUT)
             sb_printf(&sb, "  v%d -> out%d;\n", v, i);
         else if (val->producer >= 0)

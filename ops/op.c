@@ -24,6 +24,11 @@ bool op_shape_equal(const op_shape *a, const op_shape *b)
 
 char *op_shape_str(const op_shape *s, char *buf, size_t n)
 {
+    return op_shape_format(s, ", ", buf, n);
+}
+
+char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n)
+{
     if (!buf || n == 0)
         return buf;
     size_t len = 0;
@@ -31,7 +36,7 @@ char *op_shape_str(const op_shape *s, char *buf, size_t n)
     int w = snprintf(buf, n, "[");
     len = w > 0 ? (size_t)w : 0;
     for (int k = 0; k < s->rank && len < n; k++) {
-        w = snprintf(buf + len, n - len, "%s%" PRId64, k ? ", " : "", s->d[k]);
+        w = snprintf(buf + len, n - len, "%s%" PRId64, k ? sep : "", s->d[k]);
         if (w < 0)
             break;
         len += (size_t)w;

@@ -131,6 +131,8 @@ int64_t op_shape_numel(const op_shape *s);
 bool op_shape_equal(const op_shape *a, const op_shape *b);
 /* "[6, 28, 28]" into buf; returns buf. */
 char *op_shape_str(const op_shape *s, char *buf, size_t n);
+/* The same with another separator between the sizes ("," for compact labels). */
+char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n);
 const char *op_act_name(op_act a);
 
 #endif
