@@ -96,6 +96,65 @@ static int64_t pool_out(int64_t in, int64_t size, int64_t stride, int64_t pad)
     return (in + 2 * pad - size) / stride + 1;
 }
 
+/* The fused max pooling of a convolution's epilogue: window, stride, padding per [h, w], and
+ * the pooled output size. */
+typedef struct fused_pool {
+    int64_t sh, sw, st_h, st_w, ph, pw;
+    int64_t yh, yw;
+} fused_pool;
+
+/* Reads and checks a's fused pooling against the convolution output g.oh x g.ow; without one,
+ * a 1x1 window that keeps the output. */
+static int fused_pool_make(const op_conv_attrs *a, const op_conv_geom *g, const char *name, fused_pool *p,
+                           char *err, size_t errlen)
+{
+    *p = (fused_pool){1, 1, 1, 1, 0, 0, g->oh, g->ow};
+    if (!a->pool)
+        return 0;
+    if (a->sdims == 3)
+        return ref_fail(err, errlen, "%s: fused pooling is for 1-D and 2-D convolutions only", name);
+    p->sh = a->pool_size[0];
+    p->sw = a->pool_size[1];
+    p->st_h = a->pool_stride[0];
+    p->st_w = a->pool_stride[1];
+    p->ph = a->pool_pad[0];
+    p->pw = a->pool_pad[1];
+    if (a->sdims == 1 && (p->sh != 1 || p->st_h != 1 || p->ph != 0))
+        return ref_fail(err, errlen, "%s: fused 1-D pooling needs size 1, stride 1, pad 0 at index 0", name);
+    if (p->sh < 1 || p->sw < 1 || p->st_h < 1 || p->st_w < 1 || p->ph < 0 || p->pw < 0 || p->ph >= p->sh ||
+        p->pw >= p->sw)
+        return ref_fail(err, errlen, "%s: bad fused pooling size %lldx%lld stride %lldx%lld pad %lldx%lld", name,
+                        (long long)p->sh, (long long)p->sw, (long long)p->st_h, (long long)p->st_w,
+                        (long long)p->ph, (long long)p->pw);
+    if (g->oh + 2 * p->ph < p->sh || g->ow + 2 * p->pw < p->sw)
+        return ref_fail(err, errlen, "%s: fused pooling window larger than the %lldx%lld convolution output",
+                        name, (long long)g->oh, (long long)g->ow);
+    p->yh = pool_out(g->oh, p->sh, p->st_h, p->ph);
+    p->yw = pool_out(g->ow, p->sw, p->st_w, p->pw);
+    return 0;
+}
+
+/* Max pooling of one activated oh x ow plane into yp; padding is never chosen. */
+static void pool_plane(const fused_pool *p, const float *actp, int64_t oh, int64_t ow, float *yp)
+{
+    for (int64_t oy = 0; oy < p->yh; oy++) {
+        for (int64_t ox = 0; ox < p->yw; ox++) {
+            float m = -INFINITY;
+            for (int64_t i = 0; i < p->sh; i++) {
+                int64_t ch = oy * p->st_h - p->ph + i;
+                if (ch < 0 || ch >= oh)
+                    continue;
+                for (int64_t j = 0; j < p->sw; j++) {
+                    int64_t cw = ox * p->st_w - p->pw + j;
+                    if (cw >= 0 && cw < ow && actp[ch * ow + cw] > m)
+                        m = actp[ch * ow + cw];
+                }
+            }
+            yp[oy * p->yw + ox] = m;
+        }
+    }
+}
+
 OP_REF_KERNEL(op_ref_conv)
 {
     const char *name = "conv";
@@ -109,9 +168,9 @@ OP_REF_KERNEL(op_ref_conv)
     op_conv_geom g;
     if (op_conv_geom_make3(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
-    if (a->pool && a->sdims == 3)
-        return ref_fail(err, errlen, "%s: fused pooling is for 1-D and 2-D convolutions only",
-                        name);
+    fused_pool pool;
+    if (fused_pool_make(a, &g, name, &pool, err, errlen))
+        return -1;
     const float *x = c->in[0].data, *w = c->in[1].data, *b = NULL, *r = NULL;
     int k = 2;
     if (a->bias) {
@@ -125,36 +184,13 @@ OP_REF_KERNEL(op_ref_conv)
             return -1;
         r = c->in[k++].data;
     }
-    int64_t yh = g.oh, yw = g.ow, psh = 1, psw = 1, pst_h = 1, pst_w = 1, pph = 0, ppw = 0;
-    if (a->pool) {
-        psh = a->pool_size[0];
-        psw = a->pool_size[1];
-        pst_h = a->pool_stride[0];
-        pst_w = a->pool_stride[1];
-        pph = a->pool_pad[0];
-        ppw = a->pool_pad[1];
-        if (a->sdims == 1 && (psh != 1 || pst_h != 1 || pph != 0))
-            return ref_fail(err, errlen,
-                            "%s: fused 1-D pooling needs size 1, stride 1, pad 0 at index 0", name);
-        if (psh < 1 || psw < 1 || pst_h < 1 || pst_w < 1 || pph < 0 || ppw < 0 || pph >= psh ||
-            ppw >= psw)
-            return ref_fail(err, errlen,
-                            "%s: bad fused pooling size %lldx%lld stride %lldx%lld pad %lldx%lld",
-                            name, (long long)psh, (long long)psw, (long long)pst_h,
-                            (long long)pst_w, (long long)pph, (long long)ppw);
-        if (g.oh + 2 * pph < psh || g.ow + 2 * ppw < psw)
-            return ref_fail(err, errlen, "%s: fused pooling window larger than the %lldx%lld "
-                            "convolution output", name, (long long)g.oh, (long long)g.ow);
-        yh = pool_out(g.oh, psh, pst_h, pph);
-        yw = pool_out(g.ow, psw, pst_w, ppw);
-    }
-    if (op_conv_check_act3(&c->out[0], a->sdims, g.n, g.f, g.od, yh, yw, name, "output", err,
+    if (op_conv_check_act3(&c->out[0], a->sdims, g.n, g.f, g.od, pool.yh, pool.yw, name, "output", err,
                            errlen))
         return -1;
     float *y = c->out[0].data;
 
     int nt = ref_threads(c);
-    int64_t ovol = g.od * g.oh * g.ow, yvol = g.od * yh * yw; /* od is 1 when pooling */
+    int64_t ovol = g.od * g.oh * g.ow, yvol = g.od * pool.yh * pool.yw; /* od is 1 when pooling */
     size_t plane = (size_t)ovol > 0 ? (size_t)ovol : 1;
     double *acc = malloc((size_t)nt * plane * sizeof(double));
     float *act = a->pool ? malloc((size_t)nt * plane * sizeof(float)) : NULL;
@@ -187,25 +223,8 @@ OP_REF_KERNEL(op_ref_conv)
                         v += rp[e];
                     vp[e] = op_apply_act(a->act, a->alpha, v);
                 }
-                if (!actp)
-                    continue;
-                /* max pooling of the activated plane; padding is never chosen */
-                for (int64_t oy = 0; oy < yh; oy++) {
-                    for (int64_t ox = 0; ox < yw; ox++) {
-                        float m = -INFINITY;
-                        for (int64_t i = 0; i < psh; i++) {
-                            int64_t ch = oy * pst_h - pph + i;
-                            if (ch < 0 || ch >= g.oh)
-                                continue;
-                            for (int64_t j = 0; j < psw; j++) {
-                                int64_t cw = ox * pst_w - ppw + j;
-                                if (cw >= 0 && cw < g.ow && actp[ch * g.ow + cw] > m)
-                                    m = actp[ch * g.ow + cw];
-                            }
-                        }
-                        yp[oy * yw + ox] = m;
-                    }
-                }
+                if (actp)
+                    pool_plane(&pool, actp, g.oh, g.ow, yp);
             }
         }
     }
