@@ -27,14 +27,16 @@ typedef struct bcase {
     const char *name;
     int64_t n, c, h, w, f, k, pad;
     int64_t units; /* > 0: dense [n, c] -> [n, units] */
+    int64_t d;     /* > 0: a 3-D convolution of depth d (kernel k x k x k, pad on every axis) */
 } bcase;
 
 static const bcase cases[] = {
-    {"conv 3x3 64->64 56x56 b1", 1, 64, 56, 56, 64, 3, 1, 0},
-    {"conv 3x3 128->128 16x16 b8", 8, 128, 16, 16, 128, 3, 1, 0},
-    {"LeNet c1 1->6 k5 28x28 p2 b64", 64, 1, 28, 28, 6, 5, 2, 0},
-    {"LeNet c2 6->16 k5 14x14 b64", 64, 6, 14, 14, 16, 5, 0, 0},
-    {"dense 64x1024->1024", 64, 1024, 1, 1, 0, 0, 0, 1024},
+    {"conv 3x3 64->64 56x56 b1", 1, 64, 56, 56, 64, 3, 1, 0, 0},
+    {"conv 3x3 128->128 16x16 b8", 8, 128, 16, 16, 128, 3, 1, 0, 0},
+    {"LeNet c1 1->6 k5 28x28 p2 b64", 64, 1, 28, 28, 6, 5, 2, 0, 0},
+    {"LeNet c2 6->16 k5 14x14 b64", 64, 6, 14, 14, 16, 5, 0, 0, 0},
+    {"dense 64x1024->1024", 64, 1024, 1, 1, 0, 0, 0, 1024, 0},
+    {"conv3d 3x3x3 16->32 16^3 b8", 8, 16, 16, 16, 32, 3, 1, 0, 16},
 };
 
 static float *random_buffer(int64_t n, unsigned *seed)
@@ -72,6 +74,68 @@ typedef struct bcall {
 static float *buf(bcall *b, int64_t n, unsigned *seed)
 {
     return b->bufs[b->nbufs++] = random_buffer(n, seed);
+}
+
+/* A convolution case: 2-D, or 3-D (depth bc->d, a k x k x k kernel, pad on every axis). */
+static void make_conv(bcall *b, const bcase *bc, which w, unsigned *seed)
+{
+    op_call *c = &b->c;
+    op_conv_attrs *a = &b->node.attrs.conv;
+    bool three = bc->d > 0;
+    int r = three ? 5 : 4;
+    a->sdims = three ? 3 : 2;
+    a->filters = bc->f;
+    a->kernel[0] = a->kernel[1] = bc->k;
+    a->stride[0] = a->stride[1] = 1;
+    a->pad[0] = a->pad[1] = bc->pad;
+    a->dilation[0] = a->dilation[1] = 1;
+    a->kernel_d = three ? bc->k : 1;
+    a->stride_d = a->dilation_d = 1;
+    a->pad_d = three ? bc->pad : 0;
+    a->groups = 1;
+    a->bias = true;
+    int64_t od = three ? bc->d + 2 * bc->pad - bc->k + 1 : 1, id = three ? bc->d : 1;
+    int64_t kd = three ? bc->k : 1;
+    int64_t oh = bc->h + 2 * bc->pad - bc->k + 1, ow = bc->w + 2 * bc->pad - bc->k + 1;
+    int64_t x[5] = {bc->n, bc->c, id, bc->h, bc->w}, wt[5] = {bc->f, bc->c, kd, bc->k, bc->k};
+    int64_t bias[1] = {bc->f}, y[5] = {bc->n, bc->f, od, oh, ow};
+    if (!three) { /* drop the depth */
+        memmove(x + 2, x + 3, 2 * sizeof x[0]);
+        memmove(wt + 2, wt + 3, 2 * sizeof wt[0]);
+        memmove(y + 2, y + 3, 2 * sizeof y[0]);
+    }
+    int64_t nx = bc->n * bc->c * id * bc->h * bc->w, nw = bc->f * bc->c * kd * bc->k * bc->k;
+    int64_t ny = bc->n * bc->f * od * oh * ow;
+    b->flops = 2.0 * (double)ny * (double)(bc->c * kd * bc->k * bc->k);
+    switch (w) {
+    case FWD:
+        b->node.op = three ? OP_CONV3D : OP_CONV2D;
+        set_t(&c->in[0], buf(b, nx, seed), r, x);
+        set_t(&c->in[1], buf(b, nw, seed), r, wt);
+        set_t(&c->in[2], buf(b, bc->f, seed), 1, bias);
+        set_t(&c->out[0], buf(b, ny, seed), r, y);
+        c->nin = 3;
+        c->nout = 1;
+        break;
+    case BWD_DATA:
+        b->node.op = OP_CONV_BWD_DATA;
+        a->bias = false;
+        set_t(&c->in[0], buf(b, ny, seed), r, y);
+        set_t(&c->in[1], buf(b, nw, seed), r, wt);
+        set_t(&c->out[0], buf(b, nx, seed), r, x);
+        c->nin = 2;
+        c->nout = 1;
+        break;
+    case BWD_WEIGHTS:
+        b->node.op = OP_CONV_BWD_WEIGHTS;
+        set_t(&c->in[0], buf(b, ny, seed), r, y);
+        set_t(&c->in[1], buf(b, nx, seed), r, x);
+        set_t(&c->out[0], buf(b, nw, seed), r, wt);
+        set_t(&c->out[1], buf(b, bc->f, seed), 1, bias);
+        c->nin = 2;
+        c->nout = 2;
+        break;
+    }
 }
 
 static void make_call(bcall *b, const bcase *bc, which w, int nt)
@@ -114,48 +178,7 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
             break;
         }
     } else {
-        op_conv_attrs *a = &b->node.attrs.conv;
-        a->sdims = 2;
-        a->filters = bc->f;
-        a->kernel[0] = a->kernel[1] = bc->k;
-        a->stride[0] = a->stride[1] = 1;
-        a->pad[0] = a->pad[1] = bc->pad;
-        a->dilation[0] = a->dilation[1] = 1;
-        a->groups = 1;
-        a->bias = true;
-        int64_t oh = bc->h + 2 * bc->pad - bc->k + 1, ow = bc->w + 2 * bc->pad - bc->k + 1;
-        int64_t x[4] = {bc->n, bc->c, bc->h, bc->w}, wt[4] = {bc->f, bc->c, bc->k, bc->k};
-        int64_t bias[1] = {bc->f}, y[4] = {bc->n, bc->f, oh, ow};
-        b->flops = 2.0 * (double)(bc->n * bc->f * oh * ow) * (double)(bc->c * bc->k * bc->k);
-        switch (w) {
-        case FWD:
-            b->node.op = OP_CONV2D;
-            set_t(&c->in[0], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
-            set_t(&c->in[1], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
-            set_t(&c->in[2], buf(b, bc->f, &seed), 1, bias);
-            set_t(&c->out[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
-            c->nin = 3;
-            c->nout = 1;
-            break;
-        case BWD_DATA:
-            b->node.op = OP_CONV_BWD_DATA;
-            a->bias = false;
-            set_t(&c->in[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
-            set_t(&c->in[1], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
-            set_t(&c->out[0], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
-            c->nin = 2;
-            c->nout = 1;
-            break;
-        case BWD_WEIGHTS:
-            b->node.op = OP_CONV_BWD_WEIGHTS;
-            set_t(&c->in[0], buf(b, bc->n * bc->f * oh * ow, &seed), 4, y);
-            set_t(&c->in[1], buf(b, bc->n * bc->c * bc->h * bc->w, &seed), 4, x);
-            set_t(&c->out[0], buf(b, bc->f * bc->c * bc->k * bc->k, &seed), 4, wt);
-            set_t(&c->out[1], buf(b, bc->f, &seed), 1, bias);
-            c->nin = 2;
-            c->nout = 2;
-            break;
-        }
+        make_conv(b, bc, w, &seed);
     }
     c->node = &b->node;
     c->batch = bc->n;

@@ -1,6 +1,7 @@
-/* Native convolution: forward (1-D and 2-D, stride, padding, dilation, groups, fused epilogue
- * bias -> + residual -> activation -> max pooling), backward to the data and to the weights
- * and bias.  Layouts as in ops/ref.h (NCHW activations, OIHW weights; 1-D read as height 1).
+/* Native convolution: forward (1-D, 2-D and 3-D, stride, padding, dilation, groups, fused
+ * epilogue bias -> + residual -> activation -> max pooling (not 3-D)), backward to the data
+ * and to the weights and bias.  Layouts as in ops/ref.h (NCHW / NCDHW activations, OIHW /
+ * OIDHW weights; 1-D read as height 1, below 3-D depth 1).
  *
  *   forward        per group: Y[fpg][N*P] = W[fpg][cpg*kh*kw] * im2col(X)[..][N*P], a GEMM
  *                  whose columns run over the whole batch (small images fill the tiles), whose
@@ -18,8 +19,9 @@
  * Every output element is computed in an order fixed by the shapes, so results do not depend
  * on the thread count.
  *
- * 3-D convolutions (attrs.sdims 3) have no native path: the entry points hand them to the
- * reference kernels (the same results; native then needs no scratch for them).
+ * 3-D convolutions (attrs.sdims 3) always take the GEMM paths (the direct loops and their ISA
+ * routines are 2-D): im2col becomes vol2col (patch rows (c, a, i, j) over output positions
+ * (oz, oy, ox)), col2im col2vol; a 3-D convolution never has a fused pool.
  *
  * This file checks each call, picks its path (direct or GEMM, the stride-1 transform or col2im)
  * and sizes its scratch, and holds the kernel entry points; the paths run in
@@ -32,24 +34,18 @@
 #include "ops/native/native_conv.h"
 #include "ops/ref.h"
 
-/* A 3-D convolution: run by the reference kernel (see the header comment) */
-static bool is_3d(const op_call *c)
-{
-    return c->node && c->node->attrs.conv.sdims == 3;
-}
-
 #define DIRECT_FPG 4  /* groups with fewer filters than this use the direct loop */
 
 /* ---- geometry ---- */
 
-/* Checks the attributes against input x and weight wt (op_conv_geom_make, as every backend
+/* Checks the attributes against input x and weight wt (op_conv_geom_make3, as every backend
  * does) and fills s. */
 static int conv_shape(const op_conv_attrs *a, const op_tensor *x, const op_tensor *wt,
                       const char *name, cshape *s, char *err, size_t errlen)
 {
     memset(s, 0, sizeof *s);
     op_conv_geom cg;
-    if (op_conv_geom_make(a, x, wt, name, &cg, err, errlen))
+    if (op_conv_geom_make3(a, x, wt, name, &cg, err, errlen))
         return -1;
     s->sdims = a->sdims;
     s->n = cg.n, s->c = cg.c, s->h = cg.h, s->w = cg.w;
@@ -62,9 +58,16 @@ static int conv_shape(const op_conv_attrs *a, const op_tensor *x, const op_tenso
     g->ph = cg.ph, g->pw = cg.pw, g->dh = cg.dh, g->dw = cg.dw;
     g->oh = cg.oh;
     g->ow = cg.ow;
-    s->kf = s->cpg * g->kh * g->kw;
-    s->p = g->oh * g->ow;
+    g->d = cg.d, g->kd = cg.kd, g->sd = cg.sd, g->pd = cg.pd, g->dd = cg.dd, g->od = cg.od;
+    s->kf = s->cpg * g->kd * g->kh * g->kw;
+    s->p = g->od * g->oh * g->ow;
     return 0;
+}
+
+/* The direct loops (few filters per group) are 2-D: 3-D always takes the GEMM path. */
+static bool use_direct(const cshape *s)
+{
+    return s->fpg < DIRECT_FPG && s->sdims != 3;
 }
 
 /* ---- forward ---- */
@@ -92,12 +95,15 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
         k++;
     }
     if (a->residual &&
-        op_conv_check_act(&c->in[k], a->sdims, s->n, s->f, s->g.oh, s->g.ow, name, "residual", err, errlen))
+        op_conv_check_act3(&c->in[k], a->sdims, s->n, s->f, s->g.od, s->g.oh, s->g.ow, name,
+                           "residual", err, errlen))
         return -1;
     f->act = a->act;
     f->alpha = a->alpha;
     f->yh = s->g.oh;
     f->yw = s->g.ow;
+    if (a->pool && a->sdims == 3)
+        return ref_fail(err, errlen, "%s: a 3-D convolution has no fused pooling", name);
     if (a->pool) {
         f->pool = true;
         f->psh = a->pool_size[0];
@@ -121,9 +127,10 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
         f->yh = (s->g.oh + 2 * f->pph - f->psh) / f->pst_h + 1;
         f->yw = (s->g.ow + 2 * f->ppw - f->psw) / f->pst_w + 1;
     }
-    if (op_conv_check_act(&c->out[0], a->sdims, s->n, s->f, f->yh, f->yw, name, "output", err, errlen))
+    if (op_conv_check_act3(&c->out[0], a->sdims, s->n, s->f, s->g.od, f->yh, f->yw, name,
+                           "output", err, errlen))
         return -1;
-    f->direct = s->fpg < DIRECT_FPG;
+    f->direct = use_direct(s);
     return 0;
 }
 
@@ -149,8 +156,6 @@ size_t op_native_conv_scratch(const op_call *c)
 
 int op_native_conv(op_call *c, char *err, size_t errlen)
 {
-    if (is_3d(c))
-        return op_ref_conv(c, err, errlen);
     conv_fwd f;
     if (fwd_setup(c, true, &f, err, errlen))
         return -1;
@@ -190,10 +195,11 @@ static int bwd_data_setup(const op_call *c, bool data, conv_bwd_data *d, char *e
         return -1;
     const cshape *s = &d->s;
     const op_native_convg *g = &s->g;
-    if (op_conv_check_act(&c->in[0], a->sdims, s->n, s->f, g->oh, g->ow, name, "dy", err, errlen))
+    if (op_conv_check_act3(&c->in[0], a->sdims, s->n, s->f, g->od, g->oh, g->ow, name, "dy",
+                           err, errlen))
         return -1;
     d->transform = g->sh == 1 && g->sw == 1 && g->ph <= g->dh * (g->kh - 1) &&
-                   g->pw <= g->dw * (g->kw - 1);
+                   g->pw <= g->dw * (g->kw - 1) && g->sd == 1 && g->pd <= g->dd * (g->kd - 1);
     if (d->transform) {
         conv_fwd *f = &d->fw;
         cshape *t = &f->s;
@@ -214,12 +220,15 @@ static int bwd_data_setup(const op_call *c, bool data, conv_bwd_data *d, char *e
         t->g.pw = g->dw * (g->kw - 1) - g->pw;
         t->g.oh = s->h;
         t->g.ow = s->w;
-        t->kf = t->cpg * g->kh * g->kw;
-        t->p = s->h * s->w;
+        t->g.d = g->od;
+        t->g.pd = g->dd * (g->kd - 1) - g->pd;
+        t->g.od = g->d;
+        t->kf = t->cpg * g->kd * g->kh * g->kw;
+        t->p = g->d * s->h * s->w;
         f->act = OP_ACT_NONE;
         f->yh = s->h;
         f->yw = s->w;
-        f->direct = t->fpg < DIRECT_FPG;
+        f->direct = use_direct(t);
     }
     return 0;
 }
@@ -245,8 +254,6 @@ size_t op_native_conv_bwd_data_scratch(const op_call *c)
 
 int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
 {
-    if (is_3d(c))
-        return op_ref_conv_bwd_data(c, err, errlen);
     conv_bwd_data d;
     if (bwd_data_setup(c, true, &d, err, errlen))
         return -1;
@@ -293,7 +300,8 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
     if (conv_shape(a, &c->in[1], &c->out[0], name, &d->s, err, errlen))
         return -1;
     const cshape *s = &d->s;
-    if (op_conv_check_act(&c->in[0], a->sdims, s->n, s->f, s->g.oh, s->g.ow, name, "dy", err, errlen))
+    if (op_conv_check_act3(&c->in[0], a->sdims, s->n, s->f, s->g.od, s->g.oh, s->g.ow, name,
+                           "dy", err, errlen))
         return -1;
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != s->f))
         return ref_fail(err, errlen, "%s: bias gradient has %lld elements, expected [%lld]",
@@ -305,7 +313,7 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
     if (d->ksplit > s->n)
         d->ksplit = s->n > 0 ? s->n : 1;
     nconv_pad_layout(&d->in, s);
-    d->direct = s->fpg < DIRECT_FPG;
+    d->direct = use_direct(s);
     return 0;
 }
 
@@ -328,8 +336,6 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
 
 int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
 {
-    if (is_3d(c))
-        return op_ref_conv_bwd_weights(c, err, errlen);
     conv_bwd_w d;
     if (bwd_w_setup(c, true, &d, err, errlen))
         return -1;

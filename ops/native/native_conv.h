@@ -30,24 +30,26 @@ static inline int nconv_thread_num(void)
 typedef struct cshape {
     int sdims;
     int64_t n, c, h, w, f, groups, cpg, fpg;
-    int64_t kf, p;           /* patch length cpg*kh*kw, output positions oh*ow */
+    int64_t kf, p;           /* patch length cpg*kd*kh*kw, output positions od*oh*ow */
     op_native_convg g;       /* one group of one image */
 } cshape;
 
 /* ---- the zero-padded input the GEMM paths read (im2col without bounds checks) ---- */
 
 typedef struct padded_in {
-    const float *x;        /* [n][c][h][w] */
-    const float *xp;       /* its zero-padded copy [n][c][hp][wp], or x without padding */
-    int64_t n, c, h, w, ph, pw, hp, wp;
+    const float *x;        /* [n][c][d][h][w] (d = 1 below 3-D) */
+    const float *xp;       /* its zero-padded copy [n][c][dp][hp][wp], or x without padding */
+    int64_t n, c, d, h, w, pd, ph, pw, dp, hp, wp;
+    int64_t plane;         /* dp*hp*wp, one channel of the padded input */
     bool padded;
-    int64_t *koff;         /* per patch row (c, i, j) of a group: c*hp*wp + i*dh*wp + j*dw */
+    int64_t *koff;         /* per patch row (c, a, i, j) of a group:
+                            * c*dp*hp*wp + a*dd*hp*wp + i*dh*wp + j*dw */
 } padded_in;
 
 /* Floats in the (padded) input. */
 static inline int64_t nconv_pad_total(const padded_in *pi)
 {
-    return pi->n * pi->c * pi->hp * pi->wp;
+    return pi->n * pi->c * pi->plane;
 }
 
 /* The padded input's dimensions (nothing placed yet). */
@@ -57,7 +59,8 @@ size_t nconv_pad_floats(const padded_in *pi, const cshape *s);
 /* Places the padded copy and the offsets in scratch (nconv_pad_floats of it) and fills the
  * offsets. */
 void nconv_pad_bind(padded_in *pi, const cshape *s, const float *x, float *scratch);
-/* Input plane item (n*C + c) into its zero-padded copy. */
+/* Input channel item (n*C + c) into its zero-padded copy (whole zero depth slices first and
+ * last). */
 void nconv_pad_item(const padded_in *pi, int64_t item);
 
 /* The runs of output positions col0 .. col0+ncols (numbered over the whole batch, n*P + p)
@@ -68,11 +71,12 @@ static inline int nconv_make_segs(const cshape *s, const padded_in *pi, int64_t 
 {
     const op_native_convg *g = &s->g;
     int nseg = 0;
-    int64_t n = col0 / s->p, p = col0 % s->p, oy = p / g->ow, ox = p % g->ow;
-    int64_t img = pi->c * pi->hp * pi->wp;
+    int64_t n = col0 / s->p, p = col0 % s->p, ohw = g->oh * g->ow;
+    int64_t oz = p / ohw, oy = (p % ohw) / g->ow, ox = p % g->ow;
+    int64_t img = pi->c * pi->plane, slice = g->sd * pi->hp * pi->wp;
     for (int64_t done = 0; done < ncols;) {
         int64_t len = g->ow - ox < ncols - done ? g->ow - ox : ncols - done;
-        seg[nseg].src = n * img + oy * g->sh * pi->wp + ox * g->sw;
+        seg[nseg].src = n * img + oz * slice + oy * g->sh * pi->wp + ox * g->sw;
         seg[nseg].dst = (int32_t)done;
         seg[nseg].len = (int32_t)len;
         nseg++;
@@ -80,7 +84,10 @@ static inline int nconv_make_segs(const cshape *s, const padded_in *pi, int64_t 
         ox = 0;
         if (++oy == g->oh) {
             oy = 0;
-            n++;
+            if (++oz == g->od) {
+                oz = 0;
+                n++;
+            }
         }
     }
     return nseg;
@@ -123,7 +130,7 @@ typedef struct conv_bwd_data {
     float *dx;
 } conv_bwd_data;
 
-/* The transformed weights W'[g*cpg + c][f][i][j] = W[g*fpg + f][c][kh-1-i][kw-1-j]. */
+/* The transformed weights W'[g*cpg + c][f][a][i][j] = W[g*fpg + f][c][kd-1-a][kh-1-i][kw-1-j]. */
 void nconv_flip_weights(const conv_bwd_data *d, float *wt);
 /* Bytes of scratch of either path on isa: the flipped weights and the forward convolution's,
  * or the col2im GEMM's. */

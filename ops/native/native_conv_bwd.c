@@ -1,4 +1,5 @@
-/* Native convolution, backward paths (native_conv.c checks the call and picks one):
+/* Native convolution, backward paths (native_conv.c checks the call and picks one; 3-D
+ * convolutions take the GEMM paths, with vol2col in place of im2col):
  *   backward data  stride 1: the forward convolution (native_conv_fwd.c) of dY with the
  *                  flipped, transposed weights (nconv_flip_weights; padding dil*(k-1) - pad);
  *                  otherwise col = W^T dY per image and group, scattered back (col2im) by
@@ -14,11 +15,12 @@
 
 /* ---- backward to the data ---- */
 
-/* The transformed weights W'[g*cpg + c][f][i][j] = W[g*fpg + f][c][kh-1-i][kw-1-j]. */
+/* The transformed weights W'[g*cpg + c][f][a][i][j] = W[g*fpg + f][c][kd-1-a][kh-1-i][kw-1-j]
+ * (the taps of a channel reversed as one run flip every axis). */
 void nconv_flip_weights(const conv_bwd_data *d, float *wt)
 {
     const cshape *s = &d->s;
-    int64_t khw = s->g.kh * s->g.kw;
+    int64_t khw = s->g.kd * s->g.kh * s->g.kw;
     for (int64_t g = 0; g < s->groups; g++)
         for (int64_t f = 0; f < s->fpg; f++)
             for (int64_t ch = 0; ch < s->cpg; ch++) {
@@ -58,7 +60,28 @@ static void tap_range(int64_t out, int64_t in, int64_t s, int64_t p, int64_t off
     *lo = l > *hi ? *hi : l;
 }
 
-/* col2im: adds rows (c, i, j) of the column block to dx, an output row's run at a time. */
+/* The block's columns col0 .. col0+ncols as runs within output rows: (oz, oy, first ox,
+ * length, first column); returns their number. */
+static int64_t bd_runs(const op_native_convg *g, int64_t col0, int64_t ncols, int64_t (*runs)[5])
+{
+    int64_t nrun = 0, ohw = g->oh * g->ow;
+    for (int64_t q = 0, p = col0; q < ncols;) {
+        int64_t ox = p % g->ow;
+        int64_t len = g->ow - ox < ncols - q ? g->ow - ox : ncols - q;
+        runs[nrun][0] = p / ohw;
+        runs[nrun][1] = (p % ohw) / g->ow;
+        runs[nrun][2] = ox;
+        runs[nrun][3] = len;
+        runs[nrun][4] = q;
+        nrun++;
+        q += len;
+        p += len;
+    }
+    return nrun;
+}
+
+/* col2im (col2vol): adds rows (c, a, i, j) of the column block to dx, an output row's run at
+ * a time. */
 static void bd_store(void *ctx, const op_native_isa *isa, int64_t b, int64_t row0,
                      int64_t nrows, int64_t col0, int64_t ncols, float *src, int64_t ld)
 {
@@ -66,35 +89,26 @@ static void bd_store(void *ctx, const op_native_isa *isa, int64_t b, int64_t row
     const conv_bwd_data *d = ctx;
     const cshape *s = &d->s;
     const op_native_convg *g = &s->g;
-    int64_t n = b / s->groups, grp = b % s->groups, khw = g->kh * g->kw;
-    /* the block's columns as runs within output rows: (oy, first ox, length, first column) */
-    int64_t nrun = 0, cap = ncols / (g->ow > 0 ? g->ow : 1) + 2;
-    int64_t runs[cap][4];
-    for (int64_t q = 0, p = col0; q < ncols;) {
-        int64_t oy = p / g->ow, ox = p % g->ow;
-        int64_t len = g->ow - ox < ncols - q ? g->ow - ox : ncols - q;
-        runs[nrun][0] = oy;
-        runs[nrun][1] = ox;
-        runs[nrun][2] = len;
-        runs[nrun][3] = q;
-        nrun++;
-        q += len;
-        p += len;
-    }
+    int64_t n = b / s->groups, grp = b % s->groups, khw = g->kh * g->kw, kvol = g->kd * khw;
+    int64_t cap = ncols / (g->ow > 0 ? g->ow : 1) + 2;
+    int64_t runs[cap][5];
+    int64_t nrun = bd_runs(g, col0, ncols, runs);
     for (int64_t r = 0; r < nrows; r++) {
-        int64_t m = row0 + r, ch = m / khw, i = (m % khw) / g->kw, j = m % g->kw;
-        float *dxp = d->dx + (n * s->c + grp * s->cpg + ch) * s->h * s->w;
+        int64_t m = row0 + r, ch = m / kvol, a = (m % kvol) / khw;
+        int64_t i = (m % khw) / g->kw, j = m % g->kw;
+        float *dxp = d->dx + (n * s->c + grp * s->cpg + ch) * g->d * s->h * s->w;
         const float *sr = src + r * ld;
         int64_t lo, hi, xoff = j * g->dw - g->pw;
         tap_range(g->ow, s->w, g->sw, g->pw, j * g->dw, &lo, &hi);
         for (int64_t u = 0; u < nrun; u++) {
-            int64_t iy = runs[u][0] * g->sh - g->ph + i * g->dh;
-            if (iy < 0 || iy >= s->h)
+            int64_t iz = runs[u][0] * g->sd - g->pd + a * g->dd;
+            int64_t iy = runs[u][1] * g->sh - g->ph + i * g->dh;
+            if (iz < 0 || iz >= g->d || iy < 0 || iy >= s->h)
                 continue;
-            int64_t a0 = lo > runs[u][1] ? lo : runs[u][1];
-            int64_t a1 = hi < runs[u][1] + runs[u][2] ? hi : runs[u][1] + runs[u][2];
-            const float *sv = sr + runs[u][3] + (a0 - runs[u][1]);
-            float *dv = dxp + iy * s->w + a0 * g->sw + xoff;
+            int64_t a0 = lo > runs[u][2] ? lo : runs[u][2];
+            int64_t a1 = hi < runs[u][2] + runs[u][3] ? hi : runs[u][2] + runs[u][3];
+            const float *sv = sr + runs[u][4] + (a0 - runs[u][2]);
+            float *dv = dxp + (iz * s->h + iy) * s->w + a0 * g->sw + xoff;
             if (g->sw == 1) {
                 for (int64_t t = 0; t < a1 - a0; t++)
                     dv[t] += sv[t];
@@ -110,7 +124,8 @@ static void bd_zero(void *ctx, const op_native_isa *isa, int64_t item)
 {
     (void)isa;
     const conv_bwd_data *d = ctx;
-    memset(d->dx + item * d->s.h * d->s.w, 0, (size_t)(d->s.h * d->s.w) * sizeof(float));
+    int64_t vol = d->s.g.d * d->s.h * d->s.w;
+    memset(d->dx + item * vol, 0, (size_t)vol * sizeof(float));
 }
 
 static void bd_gemm_spec(conv_bwd_data *d, op_native_gemm *gm)
@@ -122,7 +137,7 @@ static void bd_gemm_spec(conv_bwd_data *d, op_native_gemm *gm)
     gm->nprob = d->s.n * d->s.groups;
     gm->na = d->s.groups;
     gm->own_rows = true;
-    gm->row_align = d->s.g.kh * d->s.g.kw;
+    gm->row_align = d->s.g.kd * d->s.g.kh * d->s.g.kw;
     gm->ksplit = 1;
     gm->ctx = d;
     gm->pack_a = bd_pack_a;
@@ -171,7 +186,7 @@ static void bw_pack_b(void *ctx, const op_native_isa *isa, int64_t b, int64_t co
     op_native_seg seg[OP_NATIVE_KC_MAX + 1];
     float rows[OP_NATIVE_MAX_NR * OP_NATIVE_KC_MAX];
     int nseg = nconv_make_segs(&d->s, &d->in, k0, kc, seg);
-    int64_t off = b * d->s.cpg * d->in.hp * d->in.wp;
+    int64_t off = b * d->s.cpg * d->in.plane;
     isa->pack_seg(d->in.xp + off, nconv_pad_total(&d->in) - off, d->in.koff + col0, ncols, seg,
                   nseg, d->s.g.sw, kc, (int)kc, rows);
     isa->pack_t(rows, kc, ncols, kc, isa->nr, dst);

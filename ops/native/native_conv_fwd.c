@@ -1,5 +1,6 @@
 /* Native convolution, forward paths (native_conv.c checks the call and picks one):
- *   GEMM     per group: Y[fpg][N*P] = W[fpg][cpg*kh*kw] * im2col(X)[..][N*P], the columns
+ *   GEMM     per group: Y[fpg][N*P] = W[fpg][cpg*kd*kh*kw] * im2col(X)[..][N*P] (vol2col for
+ *            3-D: P = od*oh*ow), the columns
  *            running over the whole batch, B packed from a zero-padded copy of the input
  *            (runs of an input row copied whole, no bounds checks; the same copy serves the
  *            backward-weights GEMM), the store applying the fused epilogue bias -> + residual
@@ -19,13 +20,17 @@ void nconv_pad_layout(padded_in *pi, const cshape *s)
 {
     pi->n = s->n;
     pi->c = s->c;
+    pi->d = s->g.d;
     pi->h = s->h;
     pi->w = s->w;
+    pi->pd = s->g.pd;
     pi->ph = s->g.ph;
     pi->pw = s->g.pw;
-    pi->padded = pi->ph > 0 || pi->pw > 0;
+    pi->padded = pi->pd > 0 || pi->ph > 0 || pi->pw > 0;
+    pi->dp = pi->d + 2 * pi->pd;
     pi->hp = pi->h + 2 * pi->ph;
     pi->wp = pi->w + 2 * pi->pw;
+    pi->plane = pi->dp * pi->hp * pi->wp;
 }
 
 /* Floats of scratch for the padded copy and the offsets. */
@@ -33,49 +38,58 @@ size_t nconv_pad_floats(const padded_in *pi, const cshape *s)
 {
     size_t f = op_native_round16((size_t)s->kf * 2);
     if (pi->padded)
-        f += op_native_round16((size_t)(pi->n * pi->c * pi->hp * pi->wp));
+        f += op_native_round16((size_t)nconv_pad_total(pi));
     return f;
 }
 
 /* Places the padded copy and the offsets in scratch (nconv_pad_floats of it) and fills the
- * offsets. */
+ * offsets: vol2col (im2col for 2-D) as a table of patch-row offsets. */
 void nconv_pad_bind(padded_in *pi, const cshape *s, const float *x, float *scratch)
 {
     pi->x = x;
     pi->xp = pi->padded ? scratch : x;
-    pi->koff = (int64_t *)(scratch + (pi->padded ? op_native_round16((size_t)(pi->n * pi->c *
-                                                                             pi->hp * pi->wp))
-                                                 : 0));
+    pi->koff = (int64_t *)(scratch +
+                           (pi->padded ? op_native_round16((size_t)nconv_pad_total(pi)) : 0));
     const op_native_convg *g = &s->g;
-    int64_t k = 0;
+    int64_t k = 0, hwp = pi->hp * pi->wp;
     for (int64_t ch = 0; ch < s->cpg; ch++)
-        for (int64_t i = 0; i < g->kh; i++)
-            for (int64_t j = 0; j < g->kw; j++)
-                pi->koff[k++] = ch * pi->hp * pi->wp + i * g->dh * pi->wp + j * g->dw;
+        for (int64_t a = 0; a < g->kd; a++)
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++)
+                    pi->koff[k++] = ch * pi->plane + a * g->dd * hwp + i * g->dh * pi->wp +
+                                    j * g->dw;
 }
 
-/* Input plane item (n*C + c) into its zero-padded copy (plain loops: the rows are short,
- * library calls would cost more than the copying). */
+/* Input channel item (n*C + c) into its zero-padded copy (plain loops: the rows are short,
+ * library calls would cost more than the copying); pd whole zero slices before and after. */
 void nconv_pad_item(const padded_in *pi, int64_t item)
 {
-    const float *src = pi->x + item * pi->h * pi->w;
-    float *dst = (float *)pi->xp + item * pi->hp * pi->wp;
-    int64_t ph = pi->ph, pw = pi->pw, w = pi->w, wp = pi->wp;
-    for (int64_t k = 0; k < ph * wp; k++)
-        dst[k] = 0.0f;
-    for (int64_t i = 0; i < pi->h; i++) {
-        float *d = dst + (i + ph) * wp;
-        const float *r = src + i * w;
-        for (int64_t k = 0; k < pw; k++)
-            d[k] = 0.0f;
-        for (int64_t k = 0; k < w; k++)
-            d[pw + k] = r[k];
-        for (int64_t k = pw + w; k < wp; k++)
-            d[k] = 0.0f;
+    int64_t ph = pi->ph, pw = pi->pw, w = pi->w, wp = pi->wp, hwp = pi->hp * wp;
+    float *base = (float *)pi->xp + item * pi->plane;
+    for (int64_t k = 0; k < pi->pd * hwp; k++)
+        base[k] = 0.0f;
+    for (int64_t z = 0; z < pi->d; z++) {
+        const float *src = pi->x + (item * pi->d + z) * pi->h * w;
+        float *dst = base + (pi->pd + z) * hwp;
+        for (int64_t k = 0; k < ph * wp; k++)
+            dst[k] = 0.0f;
+        for (int64_t i = 0; i < pi->h; i++) {
+            float *d = dst + (i + ph) * wp;
+            const float *r = src + i * w;
+            for (int64_t k = 0; k < pw; k++)
+                d[k] = 0.0f;
+            for (int64_t k = 0; k < w; k++)
+                d[pw + k] = r[k];
+            for (int64_t k = pw + w; k < wp; k++)
+                d[k] = 0.0f;
+        }
+        float *tail = dst + (ph + pi->h) * wp;
+        for (int64_t k = 0; k < ph * wp; k++)
+            tail[k] = 0.0f;
     }
-    float *tail = dst + (ph + pi->h) * wp;
-    for (int64_t k = 0; k < ph * wp; k++)
-        tail[k] = 0.0f;
+    float *after = base + (pi->pd + pi->d) * hwp;
+    for (int64_t k = 0; k < pi->pd * hwp; k++)
+        after[k] = 0.0f;
 }
 
 /* ---- forward ---- */
@@ -122,7 +136,7 @@ static void fwd_pack_b(void *ctx, const op_native_isa *isa, int64_t b, int64_t c
     const conv_fwd *f = ctx;
     op_native_seg seg[OP_NATIVE_MAX_NR + 1];
     int nseg = nconv_make_segs(&f->s, &f->in, col0, ncols, seg);
-    int64_t off = b * f->s.cpg * f->in.hp * f->in.wp;
+    int64_t off = b * f->s.cpg * f->in.plane;
     isa->pack_seg(f->in.xp + off, nconv_pad_total(&f->in) - off, f->in.koff + k0, kc, seg,
                   nseg, f->s.g.sw, ncols, isa->nr, dst);
 }

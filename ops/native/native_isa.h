@@ -13,11 +13,14 @@
 #include "ops/op.h"
 
 /* A convolution as the packers see one group of one image: cpg input channels of h x w, the
- * kernel and its sweep, and the oh x ow output (before any fused pooling). */
+ * kernel and its sweep, and the oh x ow output (before any fused pooling).  The depth axis
+ * (3-D convolutions; depth 1, kernel 1, stride 1, pad 0, dilation 1 otherwise) is read only
+ * by the GEMM drivers: the ISA routines that take this struct see 2-D planes. */
 typedef struct op_native_convg {
     int64_t c, h, w;
     int64_t kh, kw, sh, sw, ph, pw, dh, dw;
     int64_t oh, ow;
+    int64_t d, kd, sd, pd, dd, od;
 } op_native_convg;
 
 /* A run of consecutive GEMM columns read from one input row: columns dst .. dst+len of a

@@ -85,6 +85,7 @@ const op_native_isa *op_native_isa_table(void)
 static const op_kernel native_kernels[OP_COUNT] = {
     [OP_CONV1D] = K(conv),
     [OP_CONV2D] = K(conv),
+    [OP_CONV3D] = K(conv),
     [OP_CONV_BWD_DATA] = K(conv_bwd_data),
     [OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
     [OP_DENSE] = K(dense),
