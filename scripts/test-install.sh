@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the library, installs it into a fresh temporary prefix and uses it the way an
 # embedding program would: examples/embed/app.c compiled with pkg-config against libcnn.so and
-# against libcnn.a, and the installed cnnc.  Ends with one line:
+# against libcnn.a, the installed cnnc and the installed Python module.  Ends with one line:
 # "install: N passed, M failed".
 # The build folder (build-install, or $CNN_INSTALL_BUILD) keeps its objects between runs; only
 # its prefix changes.  Fashion-MNIST comes from $CNNC_DATA (default: Debian's package's folder).
@@ -37,19 +37,20 @@ check "meson install" meson install -C "$build" --no-rebuild --quiet
 echo "installed into $prefix:"
 (cd "$prefix" && find . -type f -o -type l | sort | sed 's|^\./|  |')
 libdir=$(dirname "$(find "$prefix" -name libcnn.so.0.1.0 | head -1)")
+pydir=$(dirname "$(dirname "$(find "$prefix" -path '*/cnnc/__init__.py' | head -1)")")
 export PKG_CONFIG_PATH=$libdir/pkgconfig
 share=$prefix/share/cnnc
 net=$share/examples/lenet5.cnn
 
 has_tree() {
     for f in "$libdir/libcnn.so.0.1.0" "$libdir/libcnn.a" "$prefix/include/cnn.h" "$libdir/pkgconfig/cnn.pc" \
-             "$net" "$share/examples/embed/app.c" "$share/docs/language.md" \
+             "$net" "$share/examples/embed/app.c" "$share/docs/language.md" "$pydir/cnnc/_paths.py" \
              "$prefix/bin/cnnc"; do
         [ -f "$f" ] || { echo "missing: $f"; return 1; }
     done
     [ "$(readlink "$libdir/libcnn.so.0")" = libcnn.so.0.1.0 ] && [ "$(readlink "$libdir/libcnn.so")" = libcnn.so.0 ]
 }
-check "tree: library, links, header, cnn.pc, examples, docs" has_tree
+check "tree: library, links, header, cnn.pc, examples, docs, python module" has_tree
 check "soname libcnn.so.0" bash -c "readelf -d '$libdir/libcnn.so.0.1.0' | grep -q 'SONAME.*\[libcnn.so.0\]'"
 only_api() { # the shared library exports cnn_ symbols only
     local other
@@ -96,4 +97,18 @@ check "app trains 20 steps with cnn_train and saves" bash -c "grep -q 'trained 2
 "$work/app-static" "$net" batch.npy trained.safetensors >load.out 2>&1
 "$prefix/bin/cnnc" run "$net" -i batch.npy -w trained.safetensors >cnnc2.out 2>&1
 check "app loads the trained weights (classes as cnnc run -w)" bash -c "diff <(grep class load.out) <(grep class cnnc2.out)"
+pycheck() {
+    env -u CNNC_LIB -u LD_LIBRARY_PATH PYTHONPATH="$pydir" /usr/bin/python3 - "$net" <<'PY'
+import subprocess, sys
+import numpy as np
+import cnnc
+y = cnnc.Model(sys.argv[1]).run(np.load("batch.npy"))
+want = [l for l in open("app.out").read().splitlines() if "class" in l]
+got = ["logits[%d]: class %d (%g)" % (i, r.argmax(), r.max()) for i, r in enumerate(y)]
+assert [g.split(" (")[0] for g in got] == [w.split(" (")[0] for w in want], (got, want)
+print(cnnc.__file__, cnnc._lib._name)
+PY
+}
+check "installed python module finds libcnn.so.0 and agrees" pycheck
+sed 's/^/  /' "$work/last.log"
 finish
