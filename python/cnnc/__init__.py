@@ -1,0 +1,433 @@
+"""cnnc: compile, run and train .cnn networks from Python (ctypes over libcnn.so, numpy arrays).
+
+    import numpy as np, cnnc
+    m = cnnc.Model("examples/lenet5.cnn")          # fresh weights from seed 0
+    y = m.run(np.zeros((8, *m.inputs[0]), np.float32))
+    m.train("/usr/share/datasets/fashion-mnist", steps=100, on_epoch=print)
+    m.save_weights("lenet5.safetensors")
+
+The library is found through $CNNC_LIB (a path to libcnn.so.0), else next to this package
+or where `meson install` put it, else through the dynamic loader.  Every failure raises
+cnnc.Error with the library's message.
+"""
+import ctypes as C
+import os
+
+import numpy as np
+
+__all__ = ["Model", "Weights", "Error", "version"]
+
+_BACKENDS = {"auto": 0, "ref": 1, "native": 2, "onednn": 3}
+
+
+class Error(Exception):
+    """A failed library call; str(e) is the library's message, e.status its cnn_status."""
+
+    def __init__(self, message, status=1):
+        super().__init__(message)
+        self.status = status
+
+
+def _load():
+    names = []
+    if os.environ.get("CNNC_LIB"):
+        names.append(os.environ["CNNC_LIB"])
+    here = os.path.dirname(os.path.abspath(__file__))
+    names.append(os.path.join(here, "libcnn.so.0"))
+    try:
+        from . import _paths
+        names.append(os.path.join(_paths.LIBDIR, "libcnn.so.0"))
+    except ImportError:
+        pass
+    names.append("libcnn.so.0")
+    errors = []
+    for n in names:
+        if os.path.sep in n and not os.path.exists(n):
+            continue
+        try:
+            return C.CDLL(n)
+        except OSError as e:
+            errors.append(str(e))
+    raise ImportError("cnnc: cannot load libcnn.so.0 (set CNNC_LIB to its path): " + "; ".join(errors))
+
+
+_lib = _load()
+_P = C.c_void_p
+_i64p = C.POINTER(C.c_int64)
+_f32p = C.POINTER(C.c_float)
+
+
+class _Options(C.Structure):
+    _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64)]
+
+
+class _TrainConfig(C.Structure):
+    _fields_ = [("loss", C.c_int), ("optimizer", C.c_int), ("lr", C.c_double), ("momentum", C.c_double),
+                ("weight_decay", C.c_double), ("beta1", C.c_double), ("beta2", C.c_double),
+                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64)]
+
+
+class _StepInfo(C.Structure):
+    _fields_ = [(n, C.c_int64) for n in ("step", "epoch", "epochs", "epoch_step", "steps_per_epoch", "batch")] + \
+               [(n, C.c_double) for n in ("loss", "accuracy", "epoch_loss", "epoch_accuracy", "images_per_s",
+                                          "seconds")]
+
+
+class _EpochInfo(C.Structure):
+    _fields_ = [(n, C.c_int64) for n in ("epoch", "epochs", "steps", "total_steps")] + \
+               [(n, C.c_double) for n in ("train_loss", "train_accuracy", "images_per_s", "seconds")] + \
+               [("has_test", C.c_bool), ("test_loss", C.c_double), ("test_accuracy", C.c_double)]
+
+
+_STEP_FN = C.CFUNCTYPE(C.c_int, C.POINTER(_StepInfo), C.c_void_p)
+_EPOCH_FN = C.CFUNCTYPE(C.c_int, C.POINTER(_EpochInfo), C.c_void_p)
+
+
+class _TrainOptions(C.Structure):
+    _fields_ = [("epochs", C.c_int64), ("max_steps", C.c_int64), ("shuffle", C.c_bool), ("seed", C.c_uint64),
+                ("eval_batch", C.c_int64), ("on_step", _STEP_FN), ("on_epoch", _EPOCH_FN), ("user", C.c_void_p)]
+
+
+class _TrainResult(C.Structure):
+    _fields_ = [("steps", C.c_int64), ("epochs", C.c_int64), ("stopped", C.c_bool),
+                ("train_loss", C.c_double), ("train_accuracy", C.c_double), ("has_test", C.c_bool),
+                ("test_loss", C.c_double), ("test_accuracy", C.c_double), ("seconds", C.c_double)]
+
+
+class _EvalResult(C.Structure):
+    _fields_ = [("loss", C.c_double), ("accuracy", C.c_double), ("count", C.c_int64)]
+
+
+def _sig(name, res, *args):
+    f = getattr(_lib, name)
+    f.restype, f.argtypes = res, list(args)
+
+
+_sig("cnn_version", C.c_char_p)
+_sig("cnn_options_default", None, C.POINTER(_Options))
+_sig("cnn_model_load", C.c_int, C.POINTER(_P), C.c_char_p, C.c_char_p)
+_sig("cnn_model_compile", C.c_int, C.POINTER(_P), C.c_char_p, C.c_char_p, C.c_size_t, C.c_char_p)
+_sig("cnn_model_destroy", None, _P)
+_sig("cnn_model_errmsg", C.c_char_p, _P)
+_sig("cnn_model_name", C.c_char_p, _P)
+for _io in ("input", "output"):
+    _sig("cnn_model_%s_count" % _io, C.c_int, _P)
+    _sig("cnn_model_%s_shape" % _io, C.c_int, _P, C.c_int, _i64p)
+    _sig("cnn_model_%s_name" % _io, C.c_char_p, _P, C.c_int)
+_sig("cnn_model_train_config", None, _P, C.POINTER(_TrainConfig))
+_sig("cnn_model_summary", C.c_int, _P, C.POINTER(_Options), C.c_int64, C.c_bool, C.POINTER(C.c_void_p))
+_sig("cnn_free", None, C.c_void_p)
+_sig("cnn_weights_create", C.c_int, C.POINTER(_P), _P, C.c_uint64)
+_sig("cnn_weights_destroy", None, _P)
+_sig("cnn_weights_errmsg", C.c_char_p, _P)
+_sig("cnn_weights_load", C.c_int, _P, C.c_char_p, C.c_bool)
+_sig("cnn_weights_save", C.c_int, _P, C.c_char_p)
+_sig("cnn_weights_count", C.c_int, _P)
+_sig("cnn_weights_tensor", _f32p, _P, C.c_int, C.POINTER(C.c_char_p), C.POINTER(C.c_int), _i64p)
+_sig("cnn_session_create", C.c_int, C.POINTER(_P), _P, _P, C.POINTER(_Options), C.c_int64, C.c_int,
+     C.POINTER(_TrainConfig))
+_sig("cnn_session_destroy", None, _P)
+_sig("cnn_session_errmsg", C.c_char_p, _P)
+_sig("cnn_session_input", _f32p, _P, C.c_int)
+_sig("cnn_session_output", _f32p, _P, C.c_int)
+_sig("cnn_session_run", C.c_int, _P)
+_sig("cnn_dataset_load", C.c_int, C.POINTER(_P), C.c_char_p, C.c_char_p, C.POINTER(C.c_bool), C.c_char_p,
+     C.c_size_t)
+_sig("cnn_dataset_destroy", None, _P)
+_sig("cnn_dataset_check", C.c_int, _P, _P, C.c_char_p, C.c_size_t)
+_sig("cnn_evaluate", C.c_int, _P, _P, C.c_int, C.POINTER(_EvalResult))
+_sig("cnn_train_options_default", None, C.POINTER(_TrainOptions))
+_sig("cnn_train", C.c_int, _P, _P, _P, C.POINTER(_TrainOptions), C.POINTER(_TrainResult))
+
+
+def version():
+    return _lib.cnn_version().decode()
+
+
+def _b(s):
+    return None if s is None else os.fsencode(s)
+
+
+def _msg(p):
+    return p.decode(errors="replace") if p else "unknown error"
+
+
+class _Dataset:
+    def __init__(self, path, split, optional=False):
+        self.h = _P()
+        absent = C.c_bool(False)
+        err = C.create_string_buffer(1024)
+        st = _lib.cnn_dataset_load(C.byref(self.h), _b(path), split.encode(), C.byref(absent), err, 1024)
+        self.absent = st != 0 and absent.value and optional
+        if st != 0 and not self.absent:
+            raise Error(_msg(err.value), st)
+
+    def __del__(self):
+        if getattr(self, "h", None):
+            _lib.cnn_dataset_destroy(self.h)
+
+
+class _ModelHandle:
+    """Owns a cnn_model; the Model and its Weights both hold it, so it outlives them."""
+
+    def __init__(self, h):
+        self.h = h
+
+    def __del__(self):
+        _lib.cnn_model_destroy(self.h)
+
+
+class Weights:
+    """The weights of a Model: a mapping from tensor names to read-only numpy arrays that are
+    views of the library's own buffers (no copies)."""
+
+    def __init__(self, model, seed=0):
+        self._mh = model._mh  # the model must outlive the weights
+        self.h = _P()
+        st = _lib.cnn_weights_create(C.byref(self.h), self._mh.h, seed)
+        if st != 0:
+            raise Error(_msg(_lib.cnn_weights_errmsg(self.h)), st)
+
+    def __del__(self):
+        if getattr(self, "h", None):
+            _lib.cnn_weights_destroy(self.h)
+
+    def _check(self, st):
+        if st != 0:
+            raise Error(_msg(_lib.cnn_weights_errmsg(self.h)), st)
+
+    def load(self, path, allow_extra=False):
+        self._check(_lib.cnn_weights_load(self.h, _b(path), allow_extra))
+
+    def save(self, path):
+        self._check(_lib.cnn_weights_save(self.h, _b(path)))
+
+    def _tensor(self, i):
+        name, rank, dims = C.c_char_p(), C.c_int(), (C.c_int64 * 5)()
+        p = _lib.cnn_weights_tensor(self.h, i, C.byref(name), C.byref(rank), dims)
+        a = np.ctypeslib.as_array(p, shape=tuple(dims[:rank.value]) or (1,))
+        a.flags.writeable = False  # sessions cache derived constants (folded batchnorm, reorders)
+        return name.value.decode(), a
+
+    def __len__(self):
+        return _lib.cnn_weights_count(self.h)
+
+    def keys(self):
+        return [self._tensor(i)[0] for i in range(len(self))]
+
+    def items(self):
+        return [self._tensor(i) for i in range(len(self))]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __getitem__(self, key):
+        for n, a in self.items():
+            if n == key:
+                return a
+        raise KeyError(key)
+
+
+class Model:
+    """A compiled network with its weights (fresh from `seed`, or loaded with load_weights).
+
+    path: a .cnn file (or source=TEXT to compile a string); network: which network of the file.
+    backend: "auto", "ref", "native" or "onednn"; threads: 0 for all cores."""
+
+    _sessions = {}
+
+    def __init__(self, path=None, network=None, *, source=None, seed=0, backend="auto", threads=0, opt_level=2):
+        self.h = _P()
+        if source is not None:
+            data = source.encode()
+            st = _lib.cnn_model_compile(C.byref(self.h), _b(path or "<string>"), data, len(data), _b(network))
+        else:
+            st = _lib.cnn_model_load(C.byref(self.h), _b(path), _b(network))
+        if st != 0:
+            msg = _msg(_lib.cnn_model_errmsg(self.h))
+            _lib.cnn_model_destroy(self.h)
+            raise Error(msg, st)
+        self._mh = _ModelHandle(self.h)
+        self._opt = _Options()
+        _lib.cnn_options_default(C.byref(self._opt))
+        if backend not in _BACKENDS:
+            raise Error("unknown backend %r (one of %s)" % (backend, ", ".join(_BACKENDS)), 2)
+        self._opt.backend = _BACKENDS[backend]
+        self._opt.threads = threads
+        self._opt.seed = seed
+        if opt_level == 0:
+            self._opt.passes = 0
+        elif opt_level == 1:
+            self._opt.passes = 1 | 2
+        self.weights = Weights(self, seed)
+        self._sessions = {}
+
+    def __del__(self):
+        for s in getattr(self, "_sessions", {}).values():
+            _lib.cnn_session_destroy(s)
+        self._sessions = {}
+
+    @property
+    def name(self):
+        return _lib.cnn_model_name(self.h).decode()
+
+    def _shapes(self, io):
+        out = []
+        for i in range(getattr(_lib, "cnn_model_%s_count" % io)(self.h)):
+            dims = (C.c_int64 * 4)()
+            r = getattr(_lib, "cnn_model_%s_shape" % io)(self.h, i, dims)
+            out.append(tuple(dims[:r]))
+        return out
+
+    def _names(self, io):
+        f = getattr(_lib, "cnn_model_%s_name" % io)
+        return [f(self.h, i).decode() for i in range(getattr(_lib, "cnn_model_%s_count" % io)(self.h))]
+
+    @property
+    def inputs(self):
+        """The shape of one example of each input (no batch axis)."""
+        return self._shapes("input")
+
+    @property
+    def outputs(self):
+        return self._shapes("output")
+
+    @property
+    def input_names(self):
+        return self._names("input")
+
+    @property
+    def output_names(self):
+        return self._names("output")
+
+    @property
+    def train_config(self):
+        c = _TrainConfig()
+        _lib.cnn_model_train_config(self.h, C.byref(c))
+        return {n: getattr(c, n) for n, _ in c._fields_}
+
+    def summary(self, batch=1, training=False):
+        p = C.c_void_p()
+        st = _lib.cnn_model_summary(self.h, C.byref(self._opt), batch, training, C.byref(p))
+        if st != 0:
+            raise Error(_msg(_lib.cnn_model_errmsg(self.h)), st)
+        try:
+            return C.string_at(p).decode()
+        finally:
+            _lib.cnn_free(p)
+
+    def load_weights(self, path, allow_extra=False):
+        self.weights.load(path, allow_extra)
+
+    def save_weights(self, path):
+        self.weights.save(path)
+
+    def _session(self, batch, mode=0, cfg=None):
+        s = _P()
+        st = _lib.cnn_session_create(C.byref(s), self.h, self.weights.h, C.byref(self._opt), batch, mode,
+                                     C.byref(cfg) if cfg is not None else None)
+        if st != 0:
+            msg = _msg(_lib.cnn_session_errmsg(s))
+            _lib.cnn_session_destroy(s)
+            raise Error(msg, st)
+        return s
+
+    def run(self, *xs):
+        """Inference on a batch: one array per input, shaped [N, *input shape] (float32; other
+        dtypes are converted).  Returns the output as a new float32 array [N, *output shape],
+        or a tuple of them when the network has several outputs."""
+        shapes = self.inputs
+        if len(xs) != len(shapes):
+            raise Error("the network has %d input(s); run() was given %d" % (len(shapes), len(xs)), 2)
+        xs = [np.ascontiguousarray(x, dtype=np.float32) for x in xs]
+        n = xs[0].shape[0] if xs[0].ndim else 0
+        for i, (x, shp) in enumerate(zip(xs, shapes)):
+            if x.shape[1:] != shp or x.ndim == 0 or x.shape[0] != n or n < 1:
+                raise Error("input %d: shape %s does not fit the network's input %s: expected [N, %s]"
+                            % (i, list(x.shape), list(shp), ", ".join(map(str, shp))), 1)
+        s = self._sessions.get(n)
+        if s is None:
+            s = self._sessions[n] = self._session(n)
+        for i, x in enumerate(xs):
+            C.memmove(_lib.cnn_session_input(s, i), x.ctypes.data, x.nbytes)
+        st = _lib.cnn_session_run(s)
+        if st != 0:
+            raise Error(_msg(_lib.cnn_session_errmsg(s)), st)
+        # a copy: the session's output buffer is part of its arena and the next run overwrites it
+        ys = [np.ctypeslib.as_array(_lib.cnn_session_output(s, o), shape=(n,) + shp).copy()
+              for o, shp in enumerate(self.outputs)]
+        return ys[0] if len(ys) == 1 else tuple(ys)
+
+    def train(self, data_dir, epochs=None, steps=0, batch=None, lr=None, shuffle=True, seed=None,
+              test=True, on_step=None, on_epoch=None):
+        """Trains the weights in place on the IDX folder data_dir with cnn_train (the network's
+        train section gives the defaults).  steps: stop after that many optimiser steps.  The
+        callbacks get a dict per step / per epoch and may return True to stop.  Returns a dict
+        (steps, epochs, stopped, train_loss, train_accuracy, test_loss, test_accuracy, seconds)."""
+        tr = _Dataset(data_dir, "train")
+        te = _Dataset(data_dir, "test", optional=True) if test else None
+        if te is not None and te.absent:
+            te = None
+        err = C.create_string_buffer(1024)
+        st = _lib.cnn_dataset_check(tr.h, self.h, err, 1024)
+        if st != 0:
+            raise Error(_msg(err.value), st)
+        cfg = _TrainConfig()
+        _lib.cnn_model_train_config(self.h, C.byref(cfg))
+        if batch:
+            cfg.batch = batch
+        if lr is not None:
+            cfg.lr = lr
+        o = _TrainOptions()
+        _lib.cnn_train_options_default(C.byref(o))
+        o.epochs = epochs or 0
+        o.max_steps = steps or 0
+        o.shuffle = shuffle
+        o.seed = self._opt.seed if seed is None else seed
+        raised = []
+
+        def wrap(fn, kind):
+            def cb(info, user):
+                try:
+                    i = info.contents
+                    return 1 if fn({n: getattr(i, n) for n, _ in i._fields_}) else 0
+                except BaseException as e:  # noqa: B036 - re-raised after cnn_train returns
+                    raised.append(e)
+                    return 1
+            return kind(cb)
+
+        if on_step:
+            o.on_step = wrap(on_step, _STEP_FN)
+        if on_epoch:
+            o.on_epoch = wrap(on_epoch, _EPOCH_FN)
+        s = self._session(cfg.batch, 1, cfg)
+        try:
+            r = _TrainResult()
+            st = _lib.cnn_train(s, tr.h, te.h if te else None, C.byref(o), C.byref(r))
+            if raised:
+                raise raised[0]
+            if st != 0:
+                raise Error(_msg(_lib.cnn_session_errmsg(s)), st)
+        finally:
+            _lib.cnn_session_destroy(s)
+        res = {n: getattr(r, n) for n, _ in r._fields_}
+        if not r.has_test:
+            res.pop("test_loss"), res.pop("test_accuracy")
+        return res
+
+    def evaluate(self, data_dir, batch=256, split="test"):
+        """Mean loss and top-1 accuracy over a split of an IDX folder: a dict (loss, accuracy, count)."""
+        d = _Dataset(data_dir, split)
+        err = C.create_string_buffer(1024)
+        st = _lib.cnn_dataset_check(d.h, self.h, err, 1024)
+        if st != 0:
+            raise Error(_msg(err.value), st)
+        s = self._session(batch)
+        try:
+            r = _EvalResult()
+            st = _lib.cnn_evaluate(s, d.h, self.train_config["loss"], C.byref(r))
+            if st != 0:
+                raise Error(_msg(_lib.cnn_session_errmsg(s)), st)
+        finally:
+            _lib.cnn_session_destroy(s)
+        return {"loss": r.loss, "accuracy": r.accuracy, "count": r.count}
