@@ -296,6 +296,11 @@ ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool
     return model_plan(m, opt, batch, training, tc, err, errlen);
 }
 
+cnn_status rt_plan_status(void)
+{
+    return plan_last_status() == PLAN_TOO_LARGE ? CNN_ERR_INPUT : CNN_ERR_INTERNAL;
+}
+
 static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
 {
     char a[32], b[32], c[32];
@@ -394,7 +399,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     ir_plan *p = model_plan(m, opt, batch, false, NULL, err, sizeof err);
     if (!p) {
         model_set_error(m, strdup(err));
-        return CNN_ERR_INTERNAL;
+        return rt_plan_status();
     }
     const ir_graph *g = m->graph;
     strbuf sb;
@@ -468,7 +473,7 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     ir_plan *p = model_plan(m, opt, 1, training, &tc, err, sizeof err);
     if (!p) {
         model_set_error(m, strdup(err));
-        return CNN_ERR_INTERNAL;
+        return rt_plan_status();
     }
     *text = dot ? ir_graph_dump_dot(p->graph) : ir_graph_dump_text(p->graph);
     plan_destroy(p);
