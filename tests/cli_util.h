@@ -34,12 +34,13 @@ static inline const char *tmp(const char *name)
     return buf[k];
 }
 
-/* Runs cnnc with args; its exit status, the output in *out (malloc'd). */
-static inline int run_cnnc(char **out, const char *args)
+/* Runs cnnc with args followed by redirections (after its stderr went to the pipe); its exit
+ * status, the output in *out (malloc'd). */
+static inline int run_cnnc_redirected(char **out, const char *args, const char *redirect)
 {
     char cmd[4096];
     const char *c = getenv("CNNC");
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1", c ? c : "build/cnnc", args);
+    snprintf(cmd, sizeof cmd, "'%s' %s 2>&1 %s", c ? c : "build/cnnc", args, redirect);
     FILE *p = popen(cmd, "r");
     cr_assert_not_null(p);
     size_t cap = 1 << 16, len = 0, n;
@@ -51,6 +52,12 @@ static inline int run_cnnc(char **out, const char *args)
     *out = buf;
     cr_assert(WIFEXITED(st), "cnnc %s: status %d\n%s", args, st, buf);
     return WEXITSTATUS(st);
+}
+
+/* Runs cnnc with args; its exit status, the output in *out (malloc'd). */
+static inline int run_cnnc(char **out, const char *args)
+{
+    return run_cnnc_redirected(out, args, "");
 }
 
 #endif

@@ -96,3 +96,46 @@ Test(files, mode_and_symlinks_are_kept)
     cr_expect_eq(sb.st_size, NPY_BYTES, "the file the link names was not written");
     cr_expect_eq(sb.st_mode & 07777, 0600);
 }
+
+static const char *fx(const char *name)
+{
+    static char buf[8][1024];
+    static int k;
+    k = (k + 1) % 8;
+    const char *d = getenv("CNN_FIXTURES");
+    snprintf(buf[k], sizeof buf[k], "%s/%s", d ? d : "tests/fixtures", name);
+    return buf[k];
+}
+
+/* cnnc ARGS with standard output on /dev/full: exit 1 and the needle on stderr */
+static void expect_full(const char *needle, const char *args, const char *redirect)
+{
+    char *out;
+    int rc = run_cnnc_redirected(&out, args, redirect);
+    cr_expect_eq(rc, 1, "cnnc %s %s: exit %d\n%s", args, redirect, rc, out);
+    cr_expect(strstr(out, needle) != NULL, "cnnc %s %s: output lacks \"%s\":\n%s", args, redirect, needle, out);
+    free(out);
+}
+
+Test(files, write_errors_are_errors)
+{
+    if (access("/dev/full", W_OK) != 0)
+        cr_skip_test("no /dev/full");
+    char args[4096];
+    const char *stdout_full = "cannot write to standard output: No space left on device";
+    const char *ex = getenv("CNN_EXAMPLES");
+    snprintf(args, sizeof args, "emit '%s/lenet5.cnn'", ex ? ex : "examples");
+    expect_full(stdout_full, args, ">/dev/full");
+    snprintf(args, sizeof args, "'%s/lenet5.cnn'", ex ? ex : "examples");
+    expect_full(stdout_full, args, ">/dev/full");
+    snprintf(args, sizeof args, "run '%s'", fx("lenet5.cnn"));
+    expect_full(stdout_full, args, ">/dev/full");
+    snprintf(args, sizeof args, "eval '%s' -w '%s' --data '%s'", fx("train_res.sgd.cnn"),
+             fx("train_res.init.safetensors"), fx("train_res_data"));
+    expect_full(stdout_full, args, ">/dev/full");
+    snprintf(args, sizeof args, "train '%s' --data '%s' --steps 5", fx("train_res.sgd.cnn"), fx("train_res_data"));
+    expect_full(stdout_full, args, ">/dev/full");
+    snprintf(args, sizeof args, "train '%s' --data '%s' --log /dev/full --steps 5", fx("train_res.sgd.cnn"),
+             fx("train_res_data"));
+    expect_full("cannot write the log /dev/full: No space left on device", args, ">/dev/null");
+}
