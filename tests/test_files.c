@@ -1,9 +1,11 @@
 /* Files the runtime and `cnnc` write and read: writers never replace what is not a regular
  * file (a FIFO, /dev/null) and keep a file's mode and symlinks; write errors on standard output
- * or a log are errors (exit 1 with a message); a source read is capped in size. */
+ * or a log are errors (exit 1 with a message); a source is capped in size (16 MiB), also when
+ * read from /dev/zero or a FIFO that never ends. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "runtime/cnn.h"
 #include "runtime/npy.h"
 
 #include "cli_util.h"
@@ -138,4 +141,54 @@ Test(files, write_errors_are_errors)
     snprintf(args, sizeof args, "train '%s' --data '%s' --log /dev/full --steps 5", fx("train_res.sgd.cnn"),
              fx("train_res_data"));
     expect_full("cannot write the log /dev/full: No space left on device", args, ">/dev/null");
+}
+
+/* cnnc SOURCE under a 20 s timeout: exit 1 with the limit named */
+static void expect_too_big(const char *source)
+{
+    char cmd[2048];
+    const char *c = getenv("CNNC");
+    snprintf(cmd, sizeof cmd, "timeout 20 '%s' '%s' 2>&1", c ? c : "build/cnnc", source);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf - 1, p);
+    buf[n] = '\0';
+    int st = pclose(p);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 1, "cnnc %s: status %d\n%s", source, st, buf);
+    cr_expect(strstr(buf, "error: the source is larger than 16777216 bytes (16 MiB), the limit") != NULL,
+              "cnnc %s:\n%s", source, buf);
+}
+
+Test(files, sources_are_capped)
+{
+    if (access("/dev/zero", R_OK) == 0)
+        expect_too_big("/dev/zero");
+    const char *fifo = tmp("src.cnn");
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) { /* an endless writer; ends with SIGPIPE or the alarm */
+        alarm(30);
+        int fd = open(fifo, O_WRONLY);
+        char spaces[4096];
+        memset(spaces, ' ', sizeof spaces);
+        while (fd >= 0 && write(fd, spaces, sizeof spaces) > 0)
+            ;
+        _exit(0);
+    }
+    expect_too_big(fifo);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+
+    size_t len = CNN_MAX_SOURCE_BYTES + 1;
+    char *src = malloc(len);
+    cr_assert_not_null(src);
+    memset(src, ' ', len);
+    cnn_model *m = NULL;
+    cr_expect_eq(cnn_model_compile(&m, "big.cnn", src, len, NULL), CNN_ERR_INPUT);
+    cr_expect(strstr(cnn_model_errmsg(m), "big.cnn: error: the source is 16777217 bytes, more than the limit") != NULL,
+              "%s", cnn_model_errmsg(m));
+    cnn_model_destroy(m);
+    free(src);
 }
