@@ -146,7 +146,8 @@ int64_t example_numel(int rank, const int64_t *dims)
 {
     int64_t n = 1;
     for (int k = 0; k < rank; k++)
-        n *= dims[k];
+        if (__builtin_mul_overflow(n, dims[k], &n))
+            return INT64_MAX; /* saturated: never for a compiled model's shapes (2^40 at most) */
     return n;
 }
 
