@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lang/strbuf.h"
+#include "ops/checked.h"
 #include "ops/registry.h"
 
 /* ---------------------------------------------------------------- building */
@@ -41,6 +42,19 @@ static void report_oom(builder *b)
     if (!b->oom)
         diag_add(b->diags, DIAG_ERROR, b->net->span, "out of memory while building the graph");
     b->oom = true;
+}
+
+/* True when a tensor of shape s fits OP_MAX_NUMEL (ops/checked.h); else reports "<who>: <what>
+ * of A x B elements is too large" at sp. */
+static bool size_ok(builder *b, lang_span sp, const char *who, const char *what, const op_shape *s)
+{
+    int64_t n;
+    if (op_shape_numel_checked(s, &n) && n <= OP_MAX_NUMEL)
+        return true;
+    char dims[OP_MAX_RANK * 24];
+    diag_add(b->diags, DIAG_ERROR, sp, "%s: %s of %s elements is too large (the limit is %" PRId64 " per tensor)",
+             who, what, op_shape_dims_str(s, dims, sizeof dims), OP_MAX_NUMEL);
+    return false;
 }
 
 /* Makes layer k; returns its output value index, or -1. */
@@ -111,6 +125,9 @@ static int build_layer(builder *b, int k)
         bool trainable[OP_MAX_PARAMS];
         op_init init[OP_MAX_PARAMS];
         int np = op->params(&attrs, shapes, suffix, pshape, trainable, init);
+        for (int p = 0; p < np; p++)
+            if (!size_ok(b, L->span, L->name, suffix[p], &pshape[p]))
+                return -1;
         for (int p = 0; p < np; p++) {
             char name[OP_NAME_MAX];
             int w = snprintf(name, sizeof name, "%s.%s", L->name, suffix[p]);
@@ -127,6 +144,8 @@ static int build_layer(builder *b, int k)
             in[nin++] = v;
         }
     }
+    if (!size_ok(b, L->span, L->name, "output", &out))
+        return -1;
     int v = ir_add_value(b->g, IR_VAL_ACT, &out, true, L->name);
     if (v < 0 || ir_add_node(b->g, op->op, &attrs, nin, in, 1, &v, L->name, L->span) < 0) {
         report_oom(b);
@@ -161,6 +180,10 @@ ir_graph *ir_build(const lang_network *net, diag_list *diags)
             char buf[128];
             diag_add(diags, DIAG_ERROR, in->span, "input '%s' has an invalid shape %s", in->name,
                      op_shape_str(&in->shape, buf, sizeof buf));
+            b.tval[i] = -1;
+            continue;
+        }
+        if (!size_ok(&b, in->span, in->name, "input", &in->shape)) {
             b.tval[i] = -1;
             continue;
         }
@@ -208,7 +231,7 @@ int64_t ir_node_params(const ir_graph *g, int n)
     for (int k = 0; k < node->nin; k++) {
         const ir_value *v = &g->vals[node->in[k]];
         if (v->kind == IR_VAL_PARAM)
-            total += op_shape_numel(&v->shape);
+            total = ck_sat_add_i64(total, op_shape_numel(&v->shape));
     }
     return total;
 }
@@ -234,7 +257,7 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
         const ir_node *node = &g->nodes[n];
         if (node->dead)
             continue;
-        f += ir_node_flops(g, n);
+        f = ck_sat_add_i64(f, ir_node_flops(g, n));
         for (int k = 0; k < node->nin; k++) {
             int v = node->in[k];
             if (g->vals[v].kind != IR_VAL_PARAM)
@@ -244,7 +267,7 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
                     continue;
                 read[v] = true;
             }
-            p += op_shape_numel(&g->vals[v].shape);
+            p = ck_sat_add_i64(p, op_shape_numel(&g->vals[v].shape));
         }
     }
     free(read);

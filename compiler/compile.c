@@ -1,10 +1,12 @@
 /* The compile pipeline (compiler/compile.h): graph -> [autodiff] -> passes -> plan. */
 #include "compiler/compile.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "compiler/build.h"
 #include "compiler/passes.h"
+#include "ops/checked.h"
 
 ir_graph *compile_graph(const lang_network *net, diag_list *diags)
 {
@@ -20,14 +22,17 @@ static size_t naive_bytes(const ir_graph *g, int64_t batch)
         const ir_value *val = &g->vals[v];
         if (val->kind == IR_VAL_PARAM || val->kind == IR_VAL_STATE || val->kind == IR_VAL_OPTSTATE)
             continue;
-        size_t bytes = (size_t)op_shape_numel(&val->shape) * (val->batched ? (size_t)batch : 1) * sizeof(float);
-        naive += (bytes + 63) / 64 * 64;
+        size_t bytes;
+        if (!ck_bytes(op_shape_numel(&val->shape), val->batched ? batch : 1, sizeof(float), &bytes) ||
+            !ck_align_up(bytes, 64, &bytes) || !ck_add_size(naive, bytes, &naive))
+            return SIZE_MAX; /* saturated: the planner refuses such a graph */
     }
     return naive;
 }
 
 ir_plan *compile_plan(const ir_graph *src, const compile_options *o, char *err, size_t errlen)
 {
+    plan_reset_status();
     ir_graph *g = ir_graph_clone(src);
     if (!g) {
         snprintf(err, errlen, "out of memory");

@@ -9,15 +9,42 @@
  * live at the same time (as in ggml's and TFLite's arena planners). */
 #include "compiler/plan.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/checked.h"
 #include "ops/registry.h"
 
 #define PLAN_ALIGN 64
 
-static size_t align_up(size_t n) { return (n + PLAN_ALIGN - 1) / PLAN_ALIGN * PLAN_ALIGN; }
+/* Every value's bytes are at most OP_MAX_BYTES when this is called (compute_liveness), so
+ * the sums below stay far from overflow; they saturate anyway. */
+static size_t align_up(size_t n)
+{
+    size_t r;
+    return ck_align_up(n, PLAN_ALIGN, &r) ? r : SIZE_MAX;
+}
+
+static size_t sat_add(size_t a, size_t b)
+{
+    size_t r;
+    return ck_add_size(a, b, &r) ? r : SIZE_MAX;
+}
+
+/* "2.00 PiB" */
+static void human_bytes(char *buf, size_t n, size_t b)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    double x = (double)b;
+    int u = 0;
+    while (x >= 1024.0 && u < 6) {
+        x /= 1024.0;
+        u++;
+    }
+    snprintf(buf, n, u ? "%.2f %s" : "%.0f %s", x, units[u]);
+}
 
 static bool value_pinned(const ir_graph *g, int v)
 {
@@ -39,6 +66,31 @@ static int root_of(const plan_value *pv, int v)
     return v;
 }
 
+/* The bytes of every value for the whole batch; -1 with err filled when one is larger than
+ * OP_MAX_BYTES (or than any size_t). */
+static int value_bytes(ir_plan *p, char *err, size_t errlen)
+{
+    const ir_graph *g = p->graph;
+    for (int v = 0; v < g->nvals; v++) {
+        const ir_value *val = &g->vals[v];
+        int64_t n = op_shape_numel(&val->shape), batch = val->batched ? p->batch : 1;
+        size_t bytes;
+        if (!ck_bytes(n, batch, sizeof(float), &bytes) || bytes > OP_MAX_BYTES) {
+            char dims[OP_MAX_RANK * 24], h[32];
+            op_shape_dims_str(&val->shape, dims, sizeof dims);
+            bool fits = ck_bytes(n, batch, sizeof(float), &bytes);
+            if (fits)
+                human_bytes(h, sizeof h, bytes);
+            snprintf(err, errlen, "%s: %" PRId64 " x %s floats need %s%zu bytes%s%s%s; the limit is %zu bytes (1 TiB)",
+                     val->name, batch, dims[0] ? dims : "1", fits ? "" : "more than ", fits ? bytes : SIZE_MAX,
+                     fits ? " (" : "", fits ? h : "", fits ? ")" : "", OP_MAX_BYTES);
+            return -1;
+        }
+        p->vals[v].bytes = bytes;
+    }
+    return 0;
+}
+
 /* Live ranges and locations of every value; in-place aliases when allowed. */
 static void compute_liveness(ir_plan *p, const plan_options *opt, const int *step_of_node)
 {
@@ -51,8 +103,6 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
         pv->alias_of = -1;
         pv->first = -1;
         pv->last = -1;
-        int64_t n = op_shape_numel(&val->shape) * (val->batched ? p->batch : 1);
-        pv->bytes = (size_t)n * sizeof(float);
         switch (val->kind) {
         case IR_VAL_PARAM: case IR_VAL_STATE: pv->loc = PLAN_LOC_WEIGHTS; break;
         case IR_VAL_OPTSTATE: pv->loc = PLAN_LOC_OPTSTATE; break;
@@ -169,7 +219,7 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
     if (!opt->plan_memory) {
         for (int i = 0; i < nroots; i++) {
             p->vals[roots[i]].offset = arena;
-            arena += align_up(p->vals[roots[i]].bytes);
+            arena = sat_add(arena, align_up(p->vals[roots[i]].bytes));
         }
     } else {
         qsort_r(roots, (size_t)nroots, sizeof(int), cmp_by_size, p->vals);
@@ -183,16 +233,16 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
             qsort(overlap, (size_t)nov, sizeof(placed), cmp_placed);
             size_t off = 0, need = align_up(pv->bytes);
             for (int j = 0; j < nov; j++) {
-                if (overlap[j].offset >= off + need)
+                if (overlap[j].offset >= sat_add(off, need))
                     break;
-                size_t end = overlap[j].offset + align_up(overlap[j].bytes);
+                size_t end = sat_add(overlap[j].offset, align_up(overlap[j].bytes));
                 if (end > off)
                     off = end;
             }
             pv->offset = off;
             done[ndone++] = (placed){off, pv->bytes, pv->first, pv->last};
-            if (off + need > arena)
-                arena = off + need;
+            if (sat_add(off, need) > arena)
+                arena = sat_add(off, need);
         }
     }
     for (int v = 0; v < g->nvals; v++)
@@ -204,14 +254,14 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
     p->naive_bytes = 0;
     for (int v = 0; v < g->nvals; v++)
         if (p->vals[v].loc == PLAN_LOC_ARENA)
-            p->naive_bytes += align_up(p->vals[v].bytes);
+            p->naive_bytes = sat_add(p->naive_bytes, align_up(p->vals[v].bytes));
     p->lower_bound = 0;
     for (int s = 0; s < p->nsteps; s++) {
         size_t live = 0;
         for (int i = 0; i < nroots; i++) {
             const plan_value *pv = &p->vals[roots[i]];
             if (pv->first <= s && s <= pv->last)
-                live += align_up(pv->bytes);
+                live = sat_add(live, align_up(pv->bytes));
         }
         if (live > p->lower_bound)
             p->lower_bound = live;
@@ -222,8 +272,14 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
     return 0;
 }
 
+static _Thread_local plan_status last_status;
+
+plan_status plan_last_status(void) { return last_status; }
+void plan_reset_status(void) { last_status = PLAN_FAILED; }
+
 ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t errlen)
 {
+    last_status = PLAN_FAILED;
     ir_plan *p = calloc(1, sizeof *p);
     int *step_of_node = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     if (!p || !step_of_node) {
@@ -265,6 +321,12 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t err
             }
         }
     }
+    if (value_bytes(p, err, errlen) != 0) {
+        last_status = PLAN_TOO_LARGE;
+        free(step_of_node);
+        plan_destroy(p);
+        return NULL;
+    }
     compute_liveness(p, opt, step_of_node);
     free(step_of_node);
     if (place_buffers(p, opt) != 0) {
@@ -272,6 +334,17 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t err
         plan_destroy(p);
         return NULL;
     }
+    if (p->arena_bytes > OP_MAX_BYTES) {
+        char h[32];
+        human_bytes(h, sizeof h, p->arena_bytes);
+        snprintf(err, errlen, "the activations need an arena of %s%zu bytes (%s) at batch %" PRId64
+                 "; the limit is %zu bytes (1 TiB)", p->arena_bytes == SIZE_MAX ? "more than " : "", p->arena_bytes,
+                 h, p->batch, OP_MAX_BYTES);
+        last_status = PLAN_TOO_LARGE;
+        plan_destroy(p);
+        return NULL;
+    }
+    last_status = PLAN_OK;
     return p;
 }
 

@@ -1,6 +1,7 @@
 /* Convolution geometry shared by every backend's convolution kernels (see conv_geom.h). */
 #include "ops/conv_geom.h"
 
+#include "ops/desc_common.h"
 #include "ops/ref_common.h"
 
 /* Reads [N,C,(H,)W] as 4-D (h = 1 for a rank-3 tensor). */
@@ -87,12 +88,11 @@ static int geom_make(const op_conv_attrs *a, const op_tensor *x, const op_tensor
                         name, ref_shape_str(wt, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2),
                         (long long)g->g, (long long)g->kh, (long long)g->kw);
     }
-    g->od = (g->d + 2 * g->pd - g->dd * (g->kd - 1) - 1) / g->sd + 1;
-    g->oh = (g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1) / g->sh + 1;
-    g->ow = (g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1) / g->sw + 1;
-    if (g->d + 2 * g->pd - g->dd * (g->kd - 1) - 1 < 0 ||
-        g->h + 2 * g->ph - g->dh * (g->kh - 1) - 1 < 0 ||
-        g->w + 2 * g->pw - g->dw * (g->kw - 1) - 1 < 0)
+    if (!op_desc_window_out(g->d, g->kd, g->sd, g->pd, g->dd, &g->od) ||
+        !op_desc_window_out(g->h, g->kh, g->sh, g->ph, g->dh, &g->oh) ||
+        !op_desc_window_out(g->w, g->kw, g->sw, g->pw, g->dw, &g->ow))
+        return ref_fail(err, errlen, "%s: output of input %s is too large", name, ref_shape_str(x, s1, sizeof s1));
+    if (g->od < 1 || g->oh < 1 || g->ow < 1)
         return ref_fail(err, errlen, "%s: input %s is smaller than the kernel", name,
                         ref_shape_str(x, s1, sizeof s1));
     return 0;

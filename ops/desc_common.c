@@ -23,9 +23,14 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q;
 }
 
-int64_t op_desc_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation)
+bool op_desc_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, int64_t *out)
 {
-    return floor_div(in + 2 * pad - dilation * (kernel - 1) - 1, stride) + 1;
+    int64_t pad2, span, num, q;
+    if (stride < 1 || !ck_mul_i64(pad, 2, &pad2) || !ck_add_i64(in, pad2, &num) || !ck_sub_i64(kernel, 1, &span) ||
+        !ck_mul_i64(dilation, span, &span) || !ck_sub_i64(num, span, &num) || !ck_sub_i64(num, 1, &num))
+        return false;
+    q = floor_div(num, stride);
+    return ck_add_i64(q, 1, out);
 }
 
 static const char *const axis_names[2] = {"height", "width"};
@@ -120,7 +125,7 @@ int op_desc_scalar_shape(const op_attrs *a, const op_shape *in, int nin, op_shap
     {                                                                                              \
         (void)a;                                                                                   \
         (void)out;                                                                                 \
-        return op_desc_any_tensor(nin, in) ? (int64_t)(k)*op_shape_numel(&in[0]) : 0;                 \
+        return op_desc_any_tensor(nin, in) ? ck_sat_mul_i64(k, op_shape_numel(&in[0])) : 0;           \
     }
 ELTWISE_FLOPS(op_desc_flops_0, 0)
 ELTWISE_FLOPS(op_desc_flops_1, 1)

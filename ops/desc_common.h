@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ops/checked.h"
 #include "ops/registry.h"
 
 /* Fills e (when given) and returns -1. */
@@ -57,8 +58,9 @@ static inline bool op_desc_any_tensor(int nin, const op_shape *in)
     return nin >= 1 && in != NULL;
 }
 
-/* Spatial output size of a window op along one axis. */
-int64_t op_desc_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation);
+/* Spatial output size of a window op along one axis into *out; false when a step of the
+ * formula overflows int64_t (huge pad, dilation or kernel) or stride < 1. */
+bool op_desc_window_out(int64_t in, int64_t kernel, int64_t stride, int64_t pad, int64_t dilation, int64_t *out);
 /* The axis name for messages: "length" for 1-D layers, else "height" or "width". */
 const char *op_desc_axis_name(int sdims, int axis);
 /* Reads an OP_ARG_INTS (or numeric OP_ARG_PAD) value into attribute order [h, w].  1-D layers

@@ -61,7 +61,10 @@ static int conv_make_attrs(int sdims, op_attrs *a, const op_argval *args, const 
         int64_t *d[3] = {&c->dilation_d, &c->dilation[0], &c->dilation[1]};
         int64_t *p[3] = {&c->pad_d, &c->pad[0], &c->pad[1]};
         for (int ax = sdims == 3 ? 0 : 3 - sdims; ax < 3; ax++) {
-            int64_t span = *d[ax] * (*k[ax] - 1);
+            int64_t span;
+            if (!ck_mul_i64(*d[ax], *k[ax] - 1, &span))
+                return op_desc_fail(e, CV_PAD, "%s: pad=\"same\": kernel %" PRId64 " with dilation %" PRId64
+                                    " is too large", op, *k[ax], *d[ax]);
             if (*s[ax] != 1)
                 return op_desc_fail(e, CV_PAD, "%s: pad=\"same\" needs stride 1, got stride %" PRId64, op,
                                     *s[ax]);
@@ -119,7 +122,12 @@ static int conv_out_shape(const op_conv_attrs *c, const op_shape *x, op_shape *o
         int64_t p[3] = {c->pad_d, c->pad[0], c->pad[1]}, d[3] = {c->dilation_d, c->dilation[0], c->dilation[1]};
         *out = (op_shape){.rank = 4, .d = {c->filters}};
         for (int ax = 0; ax < 3; ax++) {
-            int64_t o = op_desc_window_out(x->d[1 + ax], k[ax], s[ax], p[ax], d[ax]);
+            int64_t o = 0;
+            if (!op_desc_window_out(x->d[1 + ax], k[ax], s[ax], p[ax], d[ax], &o))
+                return op_desc_fail(e, -1,
+                                    "%s: output %s is too large: input %s, kernel %" PRId64 ", stride %" PRId64
+                                    ", pad %" PRId64 ", dilation %" PRId64,
+                                    op, names[ax], op_desc_sstr(x, b), k[ax], s[ax], p[ax], d[ax]);
             if (o < 1)
                 return op_desc_fail(e, -1,
                                     "%s: output %s would be %" PRId64 ": input %s, kernel %" PRId64 ", stride %" PRId64
@@ -132,7 +140,12 @@ static int conv_out_shape(const op_conv_attrs *c, const op_shape *x, op_shape *o
     int64_t o[2] = {1, 1};
     for (int ax = 2 - sdims; ax < 2; ax++) {
         int64_t inl = x->d[1 + ax - (2 - sdims)];
-        o[ax] = op_desc_window_out(inl, c->kernel[ax], c->stride[ax], c->pad[ax], c->dilation[ax]);
+        if (!op_desc_window_out(inl, c->kernel[ax], c->stride[ax], c->pad[ax], c->dilation[ax], &o[ax]))
+            return op_desc_fail(e, -1,
+                                "%s: output %s is too large: input %s, kernel %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64 ", dilation %" PRId64,
+                                op, op_desc_axis_name(sdims, ax), op_desc_sstr(x, b), c->kernel[ax], c->stride[ax],
+                                c->pad[ax], c->dilation[ax]);
         if (o[ax] < 1)
             return op_desc_fail(e, -1,
                                 "%s: output %s would be %" PRId64 ": input %s, kernel %" PRId64 ", stride %" PRId64
@@ -155,7 +168,12 @@ static int fused_pool_out(const op_conv_attrs *c, const op_shape *conv_out, op_s
     *out = *conv_out;
     for (int ax = 2 - sdims; ax < 2; ax++) {
         int dim = 1 + ax - (2 - sdims);
-        int64_t o = op_desc_window_out(conv_out->d[dim], c->pool_size[ax], c->pool_stride[ax], c->pool_pad[ax], 1);
+        int64_t o = 0;
+        if (!op_desc_window_out(conv_out->d[dim], c->pool_size[ax], c->pool_stride[ax], c->pool_pad[ax], 1, &o))
+            return op_desc_fail(e, -1, "maxpool: output %s is too large: input %s, size %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64,
+                                op_desc_axis_name(sdims, ax), op_desc_sstr(conv_out, b), c->pool_size[ax],
+                                c->pool_stride[ax], c->pool_pad[ax]);
         if (o < 1)
             return op_desc_fail(e, -1,
                                 "maxpool: output %s would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
@@ -214,6 +232,13 @@ static int conv_params(const op_attrs *a, const op_shape *in, const char **suffi
     return n;
 }
 
+/* Multiply-adds of n output elements over C input channels (saturated at INT64_MAX). */
+static int64_t conv_macs(const op_conv_attrs *c, int64_t n, int64_t C)
+{
+    int64_t k = ck_sat_mul_i64(ck_sat_mul_i64(conv_kd(c), c->kernel[0]), c->kernel[1]);
+    return ck_sat_mul_i64(ck_sat_mul_i64(n, C / c->groups), k);
+}
+
 /* 2 per multiply-add; then, per conv output element, 1 each for the bias, the residual add
  * and the activation; a fused max pool adds its window comparisons per pooled element. */
 static int64_t conv_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
@@ -225,16 +250,11 @@ static int64_t conv_flops(const op_attrs *a, const op_shape *in, int nin, const 
     if (conv_out_shape(c, &in[0], &y, NULL) != 0)
         return 0;
     int64_t nout = op_shape_numel(&y);
-    int64_t macs = nout * (in[0].d[0] / c->groups) * conv_kd(c) * c->kernel[0] * c->kernel[1];
-    int64_t f = 2 * macs;
-    if (c->bias)
-        f += nout;
-    if (c->residual)
-        f += nout;
-    if (c->act != OP_ACT_NONE)
-        f += nout;
+    int64_t f = ck_sat_mul_i64(2, conv_macs(c, nout, in[0].d[0]));
+    int64_t per_out = (c->bias ? 1 : 0) + (c->residual ? 1 : 0) + (c->act != OP_ACT_NONE ? 1 : 0);
+    f = ck_sat_add_i64(f, ck_sat_mul_i64(per_out, nout));
     if (c->pool && out)
-        f += op_shape_numel(out) * c->pool_size[0] * c->pool_size[1];
+        f = ck_sat_add_i64(f, ck_sat_mul_i64(op_shape_numel(out), ck_sat_mul_i64(c->pool_size[0], c->pool_size[1])));
     return f;
 }
 
@@ -331,7 +351,7 @@ static int64_t conv_bwd_data_flops(const op_attrs *a, const op_shape *in, int ni
     const op_conv_attrs *c = &a->conv;
     if (!op_desc_any_tensor(nin, in) || !out || out->rank < 1 || c->groups < 1)
         return 0;
-    return 2 * op_shape_numel(&in[0]) * (out->d[0] / c->groups) * conv_kd(c) * c->kernel[0] * c->kernel[1];
+    return ck_sat_mul_i64(2, conv_macs(c, op_shape_numel(&in[0]), out->d[0]));
 }
 
 /* in: dy, x: as the forward multiply-adds, plus the bias gradient's sum */
@@ -342,8 +362,8 @@ static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int
     if (nin < 2 || !in || c->groups < 1)
         return 0;
     int64_t ndy = op_shape_numel(&in[0]);
-    int64_t f = 2 * ndy * (in[1].d[0] / c->groups) * conv_kd(c) * c->kernel[0] * c->kernel[1];
-    return f + (c->bias ? ndy : 0);
+    int64_t f = ck_sat_mul_i64(2, conv_macs(c, ndy, in[1].d[0]));
+    return ck_sat_add_i64(f, c->bias ? ndy : 0);
 }
 
 /* ---------------------------------------------------------------- entries */

@@ -53,14 +53,9 @@ static int64_t dense_flops(const op_attrs *a, const op_shape *in, int nin, const
     if (!op_desc_any_tensor(nin, in))
         return 0;
     const op_dense_attrs *d = &a->dense;
-    int64_t f = 2 * d->units * op_shape_numel(&in[0]);
-    if (d->bias)
-        f += d->units;
-    if (d->act != OP_ACT_NONE)
-        f += d->units;
-    if (d->softmax)
-        f += 3 * d->units;
-    return f;
+    int64_t f = ck_sat_mul_i64(2, ck_sat_mul_i64(d->units, op_shape_numel(&in[0])));
+    int64_t per_unit = (d->bias ? 1 : 0) + (d->act != OP_ACT_NONE ? 1 : 0) + (d->softmax ? 3 : 0);
+    return ck_sat_add_i64(f, ck_sat_mul_i64(per_unit, d->units));
 }
 
 /* in: dy [U] (w not read); out: dx: one multiply-add per weight */
@@ -69,7 +64,7 @@ static int64_t dense_bwd_data_flops(const op_attrs *a, const op_shape *in, int n
     (void)a;
     if (!op_desc_any_tensor(nin, in) || !out)
         return 0;
-    return 2 * op_shape_numel(&in[0]) * op_shape_numel(out);
+    return ck_sat_mul_i64(2, ck_sat_mul_i64(op_shape_numel(&in[0]), op_shape_numel(out)));
 }
 
 /* in: dy [U], x [...]: one multiply-add per weight, plus the bias gradient's sum */
@@ -79,7 +74,7 @@ static int64_t dense_bwd_weights_flops(const op_attrs *a, const op_shape *in, in
     if (nin < 2)
         return 0;
     int64_t u = op_shape_numel(&in[0]);
-    return 2 * u * op_shape_numel(&in[1]) + (a->dense.bias ? u : 0);
+    return ck_sat_add_i64(ck_sat_mul_i64(2, ck_sat_mul_i64(u, op_shape_numel(&in[1]))), a->dense.bias ? u : 0);
 }
 
 static int dense_bwd_weights_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *out, op_err *e)

@@ -63,7 +63,8 @@ static int concat_shape(const op_attrs *a, const op_shape *in, int nin, op_shape
             return op_desc_fail(e, -1,
                                 "concat: input %d has shape %s, which does not match input 1's %s outside the channel axis",
                                 k + 1, op_desc_sstr(&in[k], b0), op_desc_sstr(&in[0], b1));
-        out->d[0] += in[k].d[0];
+        if (!ck_add_i64(out->d[0], in[k].d[0], &out->d[0]))
+            return op_desc_fail(e, -1, "concat: the channels add up to more than %" PRId64, INT64_MAX);
     }
     return 0;
 }
@@ -89,7 +90,7 @@ static int64_t add_flops(const op_attrs *a, const op_shape *in, int nin, const o
     if (nin < 2 || !in)
         return 0;
     int64_t n = op_shape_numel(&in[0]);
-    return (nin - 1) * n + (a->act.act != OP_ACT_NONE ? n : 0);
+    return ck_sat_mul_i64(nin - 1 + (a->act.act != OP_ACT_NONE ? 1 : 0), n);
 }
 
 /* ---------------------------------------------------------------- fusion, summaries */

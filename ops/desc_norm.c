@@ -65,7 +65,7 @@ static int64_t bn_flops(const op_attrs *a, const op_shape *in, int nin, const op
     (void)out;
     if (!op_desc_any_tensor(nin, in))
         return 0;
-    return op_shape_numel(&in[0]) * (a->bn.training ? 5 : 2);
+    return ck_sat_mul_i64(op_shape_numel(&in[0]), a->bn.training ? 5 : 2);
 }
 
 /* about 8 per element: two reductions and the input gradient */
@@ -73,7 +73,7 @@ static int64_t bn_bwd_flops(const op_attrs *a, const op_shape *in, int nin, cons
 {
     (void)a;
     (void)out;
-    return op_desc_any_tensor(nin, in) ? 8 * op_shape_numel(&in[0]) : 0;
+    return op_desc_any_tensor(nin, in) ? ck_sat_mul_i64(8, op_shape_numel(&in[0])) : 0;
 }
 
 static int dropout_make_attrs(op_attrs *a, const op_argval *args, const op_shape *in, int nin, op_err *e)

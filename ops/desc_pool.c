@@ -72,7 +72,10 @@ static int pool_shape(const char *op, const op_attrs *a, const op_shape *in, int
                             op_desc_sstr(&in[0], b));
     *out = in[0];
     if (sdims == 3) {
-        int64_t o = op_desc_window_out(in[0].d[1], p->size_d, p->stride_d, p->pad_d, 1);
+        int64_t o = 0;
+        if (!op_desc_window_out(in[0].d[1], p->size_d, p->stride_d, p->pad_d, 1, &o))
+            return op_desc_fail(e, -1, "%s: output depth is too large: input %s, size %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64, op, op_desc_sstr(&in[0], b), p->size_d, p->stride_d, p->pad_d);
         if (o < 1)
             return op_desc_fail(e, -1,
                                 "%s: output depth would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
@@ -82,7 +85,11 @@ static int pool_shape(const char *op, const op_attrs *a, const op_shape *in, int
     }
     for (int ax = sdims == 3 ? 0 : 2 - sdims; ax < 2; ax++) {
         int dim = sdims == 3 ? 2 + ax : 1 + ax - (2 - sdims);
-        int64_t o = op_desc_window_out(in[0].d[dim], p->size[ax], p->stride[ax], p->pad[ax], 1);
+        int64_t o = 0;
+        if (!op_desc_window_out(in[0].d[dim], p->size[ax], p->stride[ax], p->pad[ax], 1, &o))
+            return op_desc_fail(e, -1, "%s: output %s is too large: input %s, size %" PRId64 ", stride %" PRId64
+                                ", pad %" PRId64, op, op_desc_axis_name(sdims == 3 ? 2 : sdims, ax),
+                                op_desc_sstr(&in[0], b), p->size[ax], p->stride[ax], p->pad[ax]);
         if (o < 1)
             return op_desc_fail(e, -1,
                                 "%s: output %s would be %" PRId64 ": input %s, size %" PRId64 ", stride %" PRId64
@@ -110,13 +117,19 @@ static int64_t pool_window_d(const op_pool_attrs *p)
     return p->sdims == 3 ? p->size_d : 1;
 }
 
+/* Elements of one window (saturated) */
+static int64_t pool_window(const op_pool_attrs *p)
+{
+    return ck_sat_mul_i64(ck_sat_mul_i64(pool_window_d(p), p->size[0]), p->size[1]);
+}
+
 /* One comparison (max) or add (average) per window element per output element; the
  * average's division is folded into a scale and not counted separately. */
 static int64_t pool_flops(const op_attrs *a, const op_shape *in, int nin, const op_shape *out)
 {
     (void)in;
     (void)nin;
-    return out ? op_shape_numel(out) * pool_window_d(&a->pool) * a->pool.size[0] * a->pool.size[1] : 0;
+    return out ? ck_sat_mul_i64(op_shape_numel(out), pool_window(&a->pool)) : 0;
 }
 
 /* backward: in[0] is dy, one op per window element per dy element */
@@ -124,7 +137,7 @@ static int64_t pool_bwd_flops(const op_attrs *a, const op_shape *in, int nin, co
 {
     (void)out;
     return op_desc_any_tensor(nin, in)
-               ? op_shape_numel(&in[0]) * pool_window_d(&a->pool) * a->pool.size[0] * a->pool.size[1]
+               ? ck_sat_mul_i64(op_shape_numel(&in[0]), pool_window(&a->pool))
                : 0;
 }
 

@@ -4,12 +4,39 @@
 #include <inttypes.h>
 #include <stdio.h>
 
+#include "ops/checked.h"
+
+bool op_shape_numel_checked(const op_shape *s, int64_t *n)
+{
+    int64_t p = 1;
+    if (s->rank < 0 || s->rank > OP_MAX_RANK)
+        return false;
+    for (int k = 0; k < s->rank; k++)
+        if (s->d[k] < 0 || !ck_mul_i64(p, s->d[k], &p))
+            return false;
+    *n = p;
+    return true;
+}
+
 int64_t op_shape_numel(const op_shape *s)
 {
-    int64_t n = 1;
-    for (int k = 0; k < s->rank; k++)
-        n *= s->d[k];
-    return n;
+    int64_t n;
+    return op_shape_numel_checked(s, &n) ? n : INT64_MAX;
+}
+
+char *op_shape_dims_str(const op_shape *s, char *buf, size_t n)
+{
+    if (!buf || n == 0)
+        return buf;
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int k = 0; k < s->rank && len < n; k++) {
+        int w = snprintf(buf + len, n - len, "%s%" PRId64, k ? " x " : "", s->d[k]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return buf;
 }
 
 bool op_shape_equal(const op_shape *a, const op_shape *b)

@@ -126,8 +126,13 @@ typedef struct op_node {
     char name[OP_NAME_MAX];  /* the layer's name (conv2d_1, relu_3, ...) for messages */
 } op_node;
 
-/* Elements in one example of a shape (product of its dims). */
+/* Elements in one example of a shape (product of its dims), or INT64_MAX when the product
+ * overflows or a dim is negative (saturated: compare with OP_MAX_NUMEL of ops/checked.h). */
 int64_t op_shape_numel(const op_shape *s);
+/* The same, exact: false when the product overflows int64_t or a dim is negative. */
+bool op_shape_numel_checked(const op_shape *s, int64_t *n);
+/* "16 x 4611686018427387904" (the dims joined by " x ", for size messages) into buf. */
+char *op_shape_dims_str(const op_shape *s, char *buf, size_t n);
 bool op_shape_equal(const op_shape *a, const op_shape *b);
 /* "[6, 28, 28]" into buf; returns buf. */
 char *op_shape_str(const op_shape *s, char *buf, size_t n);

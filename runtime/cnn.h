@@ -77,6 +77,9 @@ typedef struct cnn_model cnn_model;
  * cnn_model_errmsg can tell what went wrong: all diagnostics, rendered as a compiler does. */
 CNN_API cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source,
                                      size_t len, const char *network);
+/* The largest source cnn_model_compile and cnn_model_load take: 16 MiB.  cnn_model_load reads
+ * no further (a FIFO or /dev/zero ends there with an error). */
+#define CNN_MAX_SOURCE_BYTES (16u << 20)
 /* Reads the file at path and compiles it, as cnn_model_compile. */
 CNN_API cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network);
 CNN_API void cnn_model_destroy(cnn_model *m);

@@ -5,7 +5,9 @@
  *
  * Exit status: 0 success, 1 bad input (source, data, weights, tensors), 2 bad usage,
  * 3 internal error. */
+#include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,7 +146,8 @@ int64_t example_numel(int rank, const int64_t *dims)
 {
     int64_t n = 1;
     for (int k = 0; k < rank; k++)
-        n *= dims[k];
+        if (__builtin_mul_overflow(n, dims[k], &n))
+            return INT64_MAX; /* saturated: never for a compiled model's shapes (2^40 at most) */
     return n;
 }
 
@@ -167,6 +170,32 @@ static const command *find_command(const char *word, const command **misspelt)
     return NULL;
 }
 
+static int stdout_errno; /* of the first failed flush_stdout */
+
+void flush_stdout(void)
+{
+    if (fflush(stdout) != 0 && !stdout_errno)
+        stdout_errno = errno;
+}
+
+/* Standard output is checked once, at the end of every command: a write that failed (a full
+ * disk, /dev/full) makes the command fail with exit 1 (or its own failure status). */
+static int finish_stdout(int rc)
+{
+    errno = 0;
+    bool bad = fflush(stdout) != 0;
+    int e = stdout_errno ? stdout_errno : errno;
+    bad = ferror(stdout) || bad;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = true;
+        e = errno;
+    }
+    if (!bad)
+        return rc;
+    fprintf(stderr, "%s: error: cannot write to standard output: %s\n", prog, e ? strerror(e) : "write error");
+    return rc ? rc : EXIT_INPUT;
+}
+
 int main(int argc, char **argv)
 {
     args a;
@@ -187,6 +216,6 @@ int main(int argc, char **argv)
     }
     int rc = flags_parse(argc, argv, cmd ? 2 : 1, &a);
     if (rc >= 0)
-        return rc;
-    return cmd ? cmd->run(&a) : cmd_compile(&a);
+        return finish_stdout(rc);
+    return finish_stdout(cmd ? cmd->run(&a) : cmd_compile(&a));
 }

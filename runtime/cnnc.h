@@ -61,6 +61,8 @@ int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void print_usage(void);
 int print_command_help(unsigned command);
 int exit_for(cnn_status st);
+/* fflush(stdout), remembering the first failure's errno for the check at exit. */
+void flush_stdout(void);
 double now_seconds(void);
 int load_model(const args *a, cnn_model **m);
 int make_weights(const args *a, cnn_model *m, cnn_weights **w);

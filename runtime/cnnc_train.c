@@ -78,6 +78,7 @@ done:
 typedef struct train_display {
     const args *a;
     FILE *log;         /* --log, or NULL */
+    int log_errno;     /* a write to the log failed: its errno (training stops) */
     bool tty;          /* stdout is a terminal and not -q: draw the progress line */
     bool has_test;
     double last_draw;  /* seconds into the epoch of the last progress line */
@@ -97,9 +98,12 @@ static void format_duration(char *buf, size_t n, double s)
 static int on_step(const cnn_train_step_info *si, void *user)
 {
     train_display *d = user;
-    if (d->log)
-        fprintf(d->log, "%" PRId64 ",%" PRId64 ",%.6f,%.6f,%.1f\n", si->epoch, si->step, si->loss, si->accuracy,
-                si->images_per_s);
+    if (d->log && (fprintf(d->log, "%" PRId64 ",%" PRId64 ",%.6f,%.6f,%.1f\n", si->epoch, si->step, si->loss,
+                           si->accuracy, si->images_per_s) < 0 ||
+                   fflush(d->log) != 0)) {
+        d->log_errno = errno ? errno : EIO;
+        return 1; /* stop: the log is what was asked for */
+    }
     if (si->epoch_step == 1)
         d->last_draw = -1.0;
     if (d->tty && (si->seconds - d->last_draw > 0.1 || si->epoch_step == si->steps_per_epoch)) {
@@ -110,7 +114,7 @@ static int on_step(const cnn_train_step_info *si, void *user)
         printf("\repoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f%%  %.0f img/s  %s left   ",
                si->epoch, si->epochs, si->epoch_step, si->steps_per_epoch, si->epoch_loss, 100.0 * si->epoch_accuracy,
                si->images_per_s, left);
-        fflush(stdout);
+        flush_stdout();
     }
     return 0;
 }
@@ -128,7 +132,7 @@ static int on_epoch(const cnn_train_epoch_info *ei, void *user)
         printf("%stest loss %.4f, test accuracy %.2f%%", train_part ? "; " : "", ei->test_loss,
                ei->test_accuracy * 100.0);
     printf("\n");
-    fflush(stdout);
+    flush_stdout();
     return 0;
 }
 
@@ -144,6 +148,12 @@ static void train_config(const args *a, cnn_model *m, cnn_train_config *tc)
         tc->lr = a->lr;
 }
 
+static int log_error(const args *a, int e)
+{
+    fprintf(stderr, "%s: error: cannot write the log %s: %s\n", prog, a->log, strerror(e));
+    return EXIT_INPUT;
+}
+
 /* Runs cnn_train with the display's callbacks and saves the weights. */
 static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const cnn_dataset *train,
                           const cnn_dataset *test, const cnn_train_config *tc, train_display *d)
@@ -157,7 +167,10 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     to.on_step = on_step;
     to.on_epoch = on_epoch;
     to.user = d;
+    errno = 0;
     cnn_status st = cnn_train(s, train, test, &to, NULL);
+    if (d->log_errno)
+        return log_error(a, d->log_errno);
     if (st != CNN_OK) {
         if (d->tty)
             printf("\n");
@@ -209,7 +222,10 @@ int cmd_train(const args *a)
             rc = EXIT_INPUT;
             goto done;
         }
-        fprintf(d.log, "epoch,step,loss,accuracy,images_per_s\n");
+        if (fprintf(d.log, "epoch,step,loss,accuracy,images_per_s\n") < 0 || fflush(d.log) != 0) {
+            rc = log_error(a, errno);
+            goto done;
+        }
     }
     if (!a->quiet)
         printf("training %s on %" PRId64 " examples%s: %" PRId64 " epochs, batch %" PRId64 ", %s lr %g\n",
@@ -217,8 +233,8 @@ int cmd_train(const args *a)
                tc.optimizer ? "adam" : "sgd", tc.lr);
     rc = train_and_save(a, s, w, train, test, &tc, &d);
 done:
-    if (d.log)
-        fclose(d.log);
+    if (d.log && fclose(d.log) != 0 && rc == EXIT_OK)
+        rc = log_error(a, errno);
     cnn_dataset_destroy(train);
     cnn_dataset_destroy(test);
     cnn_session_destroy(s);

@@ -3,8 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void rt_vformat_error(char *err, size_t errlen, const char *where, const char *fmt, va_list ap)
@@ -45,54 +47,133 @@ int rt_write_floats(FILE *fp, const float *data, int64_t numel)
     return 1;
 }
 
-FILE *rt_create_temp(const char *path, char **tmp_out)
+/* Writers to standard output: "-", /dev/stdout, /dev/stderr (never renamed over: they are
+ * whatever the caller's descriptors are). */
+static int std_stream_fd(const char *path)
 {
-    size_t len = strlen(path) + 48;
-    char *tmp = malloc(len);
-    if (!tmp)
-        return NULL;
+    if (strcmp(path, "-") == 0 || strcmp(path, "/dev/stdout") == 0)
+        return STDOUT_FILENO;
+    if (strcmp(path, "/dev/stderr") == 0)
+        return STDERR_FILENO;
+    return -1;
+}
+
+/* Opens fd as o->fp; closes fd on failure.  0 or -1 with errno. */
+static int out_fdopen(rt_outfile *o, int fd)
+{
+    o->fp = fdopen(fd, "wb");
+    if (!o->fp) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates target.PID-K.tmp exclusively with the given mode. */
+static int create_temp(rt_outfile *o, mode_t mode, bool keep_mode)
+{
+    size_t len = strlen(o->target) + 48;
+    o->tmp = malloc(len);
+    if (!o->tmp)
+        return -1;
     for (int attempt = 0; attempt < 100; attempt++) {
-        snprintf(tmp, len, "%s.%ld-%d.tmp", path, (long)getpid(), attempt);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        snprintf(o->tmp, len, "%s.%ld-%d.tmp", o->target, (long)getpid(), attempt);
+        int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd >= 0) {
-            FILE *fp = fdopen(fd, "wb");
-            if (!fp) {
+            if ((keep_mode && fchmod(fd, mode) != 0) || out_fdopen(o, fd) != 0) {
                 int e = errno;
-                close(fd);
-                unlink(tmp);
+                if (o->fp)
+                    fclose(o->fp);
+                o->fp = NULL;
+                unlink(o->tmp);
                 errno = e;
                 break;
             }
-            *tmp_out = tmp;
-            return fp;
+            return 0;
         }
         if (errno != EEXIST)
             break;
     }
     int e = errno;
-    free(tmp);
+    free(o->tmp);
+    o->tmp = NULL;
     errno = e;
-    return NULL;
+    return -1;
 }
 
-int rt_commit_temp(FILE *fp, char *tmp, const char *path, char *msg, size_t msglen)
+int rt_out_open(rt_outfile *o, const char *path)
 {
-    int ok = fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    memset(o, 0, sizeof *o);
+    int sfd = std_stream_fd(path);
+    if (sfd >= 0) {
+        int fd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
+        return fd < 0 ? -1 : out_fdopen(o, fd);
+    }
+    struct stat st;
+    bool exists = stat(path, &st) == 0; /* follows a symlink to what it names */
+    if (exists && !S_ISREG(st.st_mode)) {
+        /* a device, FIFO or socket (or a directory, which open refuses): write to it in place */
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOCTTY);
+        return fd < 0 ? -1 : out_fdopen(o, fd);
+    }
+    /* a regular file, or nothing yet: write a temporary file beside the real target (through
+     * a symlink, so that the link stays a link) and rename it over on commit */
+    struct stat lst;
+    if (exists && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+        o->target = realpath(path, NULL);
+    else
+        o->target = strdup(path);
+    if (!o->target)
+        return -1;
+    if (create_temp(o, st.st_mode & 07777, exists) != 0) {
+        int e = errno;
+        free(o->target);
+        o->target = NULL;
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+static void out_free(rt_outfile *o)
+{
+    free(o->tmp);
+    free(o->target);
+    o->tmp = o->target = NULL;
+    o->fp = NULL;
+}
+
+void rt_out_abort(rt_outfile *o)
+{
+    if (o->fp)
+        fclose(o->fp);
+    if (o->tmp)
+        unlink(o->tmp);
+    out_free(o);
+}
+
+int rt_out_commit(rt_outfile *o, char *msg, size_t msglen)
+{
+    /* no fsync in place: a pipe or device has nothing to sync (and refuses it) */
+    int ok = fflush(o->fp) == 0 && (!o->tmp || fsync(fileno(o->fp)) == 0);
     int e = errno;
-    if (fclose(fp) != 0 && ok) {
+    if (fclose(o->fp) != 0 && ok) {
         ok = 0;
         e = errno;
     }
+    o->fp = NULL;
     int rc = 0;
     if (!ok) {
         snprintf(msg, msglen, "write error: %s", strerror(e));
         rc = -1;
-    } else if (rename(tmp, path) != 0) {
-        snprintf(msg, msglen, "cannot rename %s to it: %s", tmp, strerror(errno));
+    } else if (o->tmp && rename(o->tmp, o->target) != 0) {
+        snprintf(msg, msglen, "cannot rename %s to it: %s", o->tmp, strerror(errno));
         rc = -1;
     }
-    if (rc != 0)
-        unlink(tmp);
-    free(tmp);
+    if (rc != 0 && o->tmp)
+        unlink(o->tmp);
+    out_free(o);
     return rc;
 }

@@ -1,6 +1,6 @@
 /* Small file helpers shared by the format modules (safetensors.c, npy.c, idx.c): error text
- * "where: message", little-endian float I/O, and atomic replacement of a file (write a
- * temporary file next to it, then rename it over). */
+ * "where: message", little-endian float I/O, and writing a file: atomic replacement of a
+ * regular file (a temporary file next to it, renamed over it), in place for anything else. */
 #ifndef CNN_FILEIO_H
 #define CNN_FILEIO_H
 
@@ -24,13 +24,26 @@ void rt_swap_floats(float *p, size_t n);
 /* Writes numel floats little-endian; returns 1 on success, 0 on a write error. */
 int rt_write_floats(FILE *fp, const float *data, int64_t numel);
 
-/* Creates path.PID-K.tmp exclusively and opens it for writing; *tmp_out gets its malloc'd
- * name.  NULL with errno set on failure. */
-FILE *rt_create_temp(const char *path, char **tmp_out);
+/* A file being written: rt_out_open, writes to fp, then rt_out_commit or rt_out_abort.
+ * - A regular file (or a new one) is replaced atomically: a temporary file target.PID-K.tmp is
+ *   written beside it, synced and renamed over it on commit; an existing file's mode is kept,
+ *   and through a symlink the file it names is replaced (the link stays a link).
+ * - What exists and is not a regular file (a device such as /dev/null, a FIFO, a socket) is
+ *   written in place (opened O_WRONLY | O_TRUNC, never created or replaced); so are "-",
+ *   /dev/stdout (standard output) and /dev/stderr. */
+typedef struct rt_outfile {
+    FILE *fp;
+    char *tmp;     /* the temporary file, or NULL when writing in place */
+    char *target;  /* what tmp replaces: the path, or the file a symlink at the path names */
+} rt_outfile;
 
-/* Flushes, syncs and closes fp (made by rt_create_temp as tmp), then renames tmp over path.
- * Returns 0; on failure removes tmp, writes "write error: ..." or "cannot rename ..." into msg
- * and returns -1.  Frees tmp either way. */
-int rt_commit_temp(FILE *fp, char *tmp, const char *path, char *msg, size_t msglen);
+/* 0, or -1 with errno set (nothing left to clean up). */
+int rt_out_open(rt_outfile *o, const char *path);
+/* Flushes, syncs and closes, then renames the temporary file over the target.  Returns 0; on
+ * failure removes the temporary file, writes "write error: ..." or "cannot rename ..." into
+ * msg and returns -1. */
+int rt_out_commit(rt_outfile *o, char *msg, size_t msglen);
+/* Closes and removes the temporary file (after a write error). */
+void rt_out_abort(rt_outfile *o);
 
 #endif

@@ -72,6 +72,13 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
     if (!m)
         return CNN_ERR_INTERNAL;
     *out = m;
+    if (len > CNN_MAX_SOURCE_BYTES) {
+        char msg[RT_ERR_MAX];
+        snprintf(msg, sizeof msg, "%s: error: the source is %zu bytes, more than the limit of %u (16 MiB)\n",
+                 m->filename, len, (unsigned)CNN_MAX_SOURCE_BYTES);
+        model_set_error(m, strdup(msg));
+        return CNN_ERR_INPUT;
+    }
     m->source = malloc(len + 1);
     if (!m->source) {
         model_set_error(m, NULL);
@@ -116,38 +123,49 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
     return st;
 }
 
+/* A model holding only the message "PATH: error: ..." (a source that could not be read). */
+static cnn_status load_failed(cnn_model **out, const char *path, const char *fmt, ...)
+{
+    cnn_model *m = model_new(path);
+    if (!m)
+        return CNN_ERR_INTERNAL;
+    char msg[RT_ERR_MAX];
+    int k = snprintf(msg, sizeof msg, "%s: error: ", path);
+    va_list ap;
+    va_start(ap, fmt);
+    if (k >= 0 && (size_t)k < sizeof msg)
+        vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
+    va_end(ap);
+    model_set_error(m, strdup(msg));
+    *out = m;
+    return CNN_ERR_INPUT;
+}
+
 cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        cnn_model *m = model_new(path);
-        if (!m)
-            return CNN_ERR_INTERNAL;
-        char msg[RT_ERR_MAX];
-        snprintf(msg, sizeof msg, "%s: error: cannot open: %s\n", path, strerror(errno));
-        model_set_error(m, strdup(msg));
-        *out = m;
-        return CNN_ERR_INPUT;
-    }
+    if (!f)
+        return load_failed(out, path, "cannot open: %s\n", strerror(errno));
     strbuf sb;
     sb_init(&sb);
     char chunk[65536];
     size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
+    /* reads at most one byte past the limit: /dev/zero or an endless pipe stops there */
+    while (sb.len <= CNN_MAX_SOURCE_BYTES && !sb.oom &&
+           (n = fread(chunk, 1, sizeof chunk < CNN_MAX_SOURCE_BYTES + 1 - sb.len ? sizeof chunk
+                                                                               : CNN_MAX_SOURCE_BYTES + 1 - sb.len,
+                      f)) > 0)
         sb_append(&sb, chunk, n);
     bool bad = ferror(f);
     fclose(f);
-    if (bad || sb.oom) {
-        cnn_model *m = model_new(path);
+    if (bad || sb.oom || sb.len > CNN_MAX_SOURCE_BYTES) {
+        bool big = !bad && !sb.oom;
         sb_free(&sb);
-        if (!m)
-            return CNN_ERR_INTERNAL;
-        char msg[RT_ERR_MAX];
-        snprintf(msg, sizeof msg, "%s: error: cannot read the file\n", path);
-        model_set_error(m, strdup(msg));
-        *out = m;
-        return CNN_ERR_INPUT;
+        if (big)
+            return load_failed(out, path, "the source is larger than %u bytes (16 MiB), the limit\n",
+                               (unsigned)CNN_MAX_SOURCE_BYTES);
+        return load_failed(out, path, "cannot read the file\n");
     }
     cnn_status st = cnn_model_compile(out, path, sb.data ? sb.data : "", sb.len, network);
     sb_free(&sb);
@@ -296,6 +314,11 @@ ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool
     return model_plan(m, opt, batch, training, tc, err, errlen);
 }
 
+cnn_status rt_plan_status(void)
+{
+    return plan_last_status() == PLAN_TOO_LARGE ? CNN_ERR_INPUT : CNN_ERR_INTERNAL;
+}
+
 static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
 {
     char a[32], b[32], c[32];
@@ -394,7 +417,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     ir_plan *p = model_plan(m, opt, batch, false, NULL, err, sizeof err);
     if (!p) {
         model_set_error(m, strdup(err));
-        return CNN_ERR_INTERNAL;
+        return rt_plan_status();
     }
     const ir_graph *g = m->graph;
     strbuf sb;
@@ -468,7 +491,7 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     ir_plan *p = model_plan(m, opt, 1, training, &tc, err, sizeof err);
     if (!p) {
         model_set_error(m, strdup(err));
-        return CNN_ERR_INTERNAL;
+        return rt_plan_status();
     }
     *text = dot ? ir_graph_dump_dot(p->graph) : ir_graph_dump_text(p->graph);
     plan_destroy(p);

@@ -439,20 +439,17 @@ rt_npy_status rt_npy_write(const char *path, int rank, const int64_t *dims, cons
     char hdr[512];
     size_t hlen = make_header(hdr, sizeof hdr, rank, dims);
 
-    char *tmp = NULL;
-    FILE *fp = rt_create_temp(path, &tmp);
-    if (!fp)
+    rt_outfile out;
+    if (rt_out_open(&out, path) != 0)
         return fail(err, errlen, RT_NPY_EIO, path, "cannot create a temporary file next to it: %s",
                     strerror(errno));
     char msg[512];
-    if (fwrite(hdr, 1, hlen, fp) != hlen || !rt_write_floats(fp, data, numel)) {
+    if (fwrite(hdr, 1, hlen, out.fp) != hlen || !rt_write_floats(out.fp, data, numel)) {
         snprintf(msg, sizeof msg, "write error: %s", strerror(errno));
-        fclose(fp);
-        unlink(tmp);
-        free(tmp);
+        rt_out_abort(&out);
         return fail(err, errlen, RT_NPY_EIO, path, "%s", msg);
     }
-    if (rt_commit_temp(fp, tmp, path, msg, sizeof msg) != 0)
+    if (rt_out_commit(&out, msg, sizeof msg) != 0)
         return fail(err, errlen, RT_NPY_EIO, path, "%s", msg);
     return RT_NPY_OK;
 }

@@ -72,6 +72,9 @@ int rt_weights_find(const cnn_weights *w, const char *name);
  * options ask for and plans it for `batch`.  NULL with err on failure. */
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                        const cnn_train_config *tc, char *err, size_t errlen);
+/* The status of the last failed plan of this thread: CNN_ERR_INPUT when the network is too
+ * large for the limits of ops/checked.h, else CNN_ERR_INTERNAL. */
+cnn_status rt_plan_status(void);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

@@ -538,8 +538,7 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
     int64_t *numel = malloc((size_t)(n > 0 ? n : 1) * sizeof *numel);
     const char *const **order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
     sbuf h = {NULL, 0, 0, 1};
-    char *tmp = NULL;
-    FILE *fp = NULL;
+    rt_outfile out;
     rt_st_status st;
     if (!numel || !order) {
         st = fail(err, errlen, RT_ST_ENOMEM, path, "out of memory");
@@ -582,8 +581,7 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
         goto done;
     }
 
-    fp = rt_create_temp(path, &tmp);
-    if (!fp) {
+    if (rt_out_open(&out, path) != 0) {
         st = fail(err, errlen, RT_ST_EIO, path, "cannot create a temporary file next to it: %s",
                   strerror(errno));
         goto done;
@@ -591,23 +589,18 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
     unsigned char lenbuf[8];
     for (int i = 0; i < 8; i++)
         lenbuf[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
-    int ok = fwrite(lenbuf, 1, 8, fp) == 8 && fwrite(h.s, 1, h.len, fp) == h.len;
+    int ok = fwrite(lenbuf, 1, 8, out.fp) == 8 && fwrite(h.s, 1, h.len, out.fp) == h.len;
     for (int i = 0; ok && i < n; i++)
-        ok = rt_write_floats(fp, tensors[i].data, numel[i]);
+        ok = rt_write_floats(out.fp, tensors[i].data, numel[i]);
     char msg[512];
     if (!ok) {
         st = fail(err, errlen, RT_ST_EIO, path, "write error: %s", strerror(errno));
-        fclose(fp);
+        rt_out_abort(&out);
         goto done;
     }
-    if (rt_commit_temp(fp, tmp, path, msg, sizeof msg) != 0)
+    if (rt_out_commit(&out, msg, sizeof msg) != 0)
         st = fail(err, errlen, RT_ST_EIO, path, "%s", msg);
-    tmp = NULL; /* rt_commit_temp freed it */
 done:
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
     free(h.s);
     free(order);
     free(numel);

@@ -64,8 +64,7 @@ static cnn_status bind_values(cnn_session *s)
             break;
         }
         case PLAN_LOC_CONST: {
-            int64_t n = op_shape_numel(&val->shape) * (val->batched ? s->batch : 1);
-            float *buf = calloc((size_t)n + 1, sizeof(float));
+            float *buf = calloc(pv->bytes / sizeof(float) + 1, sizeof(float)); /* bytes: checked by the plan */
             float **list = realloc(s->consts, sizeof(float *) * (size_t)(s->nconsts + 1));
             if (!buf || !list) {
                 free(buf);
@@ -195,7 +194,7 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
         cnn_model_train_config(m, &s->train);
     s->plan = rt_model_plan(m, &s->opt, batch, mode == CNN_MODE_TRAIN, &s->train, s->err, sizeof s->err);
     if (!s->plan)
-        return CNN_ERR_INTERNAL;
+        return rt_plan_status();
     size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;
     s->arena = aligned_alloc(64, bytes ? bytes : 64);
     if (!s->arena)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/checked.h"
 #include "ops/registry.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
@@ -98,6 +99,16 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
     for (int v = 0; v < g->nvals; v++)
         if (g->vals[v].kind == IR_VAL_PARAM || g->vals[v].kind == IR_VAL_STATE)
             n++;
+    size_t total = 0;
+    for (int v = 0; v < g->nvals; v++) {
+        const ir_value *val = &g->vals[v];
+        size_t bytes;
+        if ((val->kind == IR_VAL_PARAM || val->kind == IR_VAL_STATE) &&
+            (!ck_bytes(op_shape_numel(&val->shape), 1, sizeof(float), &bytes) || !ck_add_size(total, bytes, &total) ||
+             total > OP_MAX_BYTES))
+            return rt_fail(w->err, CNN_ERR_USAGE, "the weights exceed the limit of %zu bytes (1 TiB) at %s",
+                           OP_MAX_BYTES, val->name);
+    }
     w->t = calloc((size_t)n + 1, sizeof(rt_tensor));
     if (!w->t)
         return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory");
@@ -111,7 +122,7 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
         snprintf(t->name, sizeof t->name, "%s", val->name);
         t->shape = val->shape;
         t->trainable = val->kind == IR_VAL_PARAM;
-        t->data = malloc(sizeof(float) * (size_t)op_shape_numel(&val->shape));
+        t->data = malloc(sizeof(float) * (size_t)op_shape_numel(&val->shape) + 1);
         if (!t->data)
             return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory for %s", t->name);
         w->count++;
