@@ -30,9 +30,12 @@ static size_t naive_bytes(const ir_graph *g, int64_t batch)
     return naive;
 }
 
-ir_plan *compile_plan(const ir_graph *src, const compile_options *o, char *err, size_t errlen)
+ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
 {
-    plan_reset_status();
+    plan_status ignored;
+    if (!why)
+        why = &ignored;
+    *why = PLAN_FAILED;
     ir_graph *g = ir_graph_clone(src);
     if (!g) {
         snprintf(err, errlen, "out of memory");
@@ -54,7 +57,7 @@ ir_plan *compile_plan(const ir_graph *src, const compile_options *o, char *err, 
         .plan_memory = (o->passes & PASS_PLAN) != 0,
         .inplace = (o->passes & PASS_INPLACE) != 0,
     };
-    ir_plan *p = plan_create(g, &po, err, errlen);
+    ir_plan *p = plan_create(g, &po, why, err, errlen);
     if (p)
         p->naive_bytes = naive;
     return p;

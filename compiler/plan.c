@@ -272,14 +272,12 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
     return 0;
 }
 
-static _Thread_local plan_status last_status;
-
-plan_status plan_last_status(void) { return last_status; }
-void plan_reset_status(void) { last_status = PLAN_FAILED; }
-
-ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t errlen)
+ir_plan *plan_create(ir_graph *g, const plan_options *opt, plan_status *why, char *err, size_t errlen)
 {
-    last_status = PLAN_FAILED;
+    plan_status ignored;
+    if (!why)
+        why = &ignored;
+    *why = PLAN_FAILED;
     ir_plan *p = calloc(1, sizeof *p);
     int *step_of_node = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     if (!p || !step_of_node) {
@@ -322,7 +320,7 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t err
         }
     }
     if (value_bytes(p, err, errlen) != 0) {
-        last_status = PLAN_TOO_LARGE;
+        *why = PLAN_TOO_LARGE;
         free(step_of_node);
         plan_destroy(p);
         return NULL;
@@ -340,11 +338,11 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t err
         snprintf(err, errlen, "the activations need an arena of %s%zu bytes (%s) at batch %" PRId64
                  "; the limit is %zu bytes (1 TiB)", p->arena_bytes == SIZE_MAX ? "more than " : "", p->arena_bytes,
                  h, p->batch, OP_MAX_BYTES);
-        last_status = PLAN_TOO_LARGE;
+        *why = PLAN_TOO_LARGE;
         plan_destroy(p);
         return NULL;
     }
-    last_status = PLAN_OK;
+    *why = PLAN_OK;
     return p;
 }
 

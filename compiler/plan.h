@@ -58,17 +58,15 @@ typedef struct ir_plan {
     size_t lower_bound;  /* the largest total of buffers live at one step */
 } ir_plan;
 
-/* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
- * on failure (g is freed then too). */
-ir_plan *plan_create(ir_graph *g, const plan_options *opt, char *err, size_t errlen);
-void plan_destroy(ir_plan *p);
-/* Why this thread's last plan_create failed: PLAN_TOO_LARGE when a value or the arena passes
- * the limits of ops/checked.h (bad input: the message names the size needed), else
- * PLAN_FAILED (out of memory, an internal error); PLAN_OK after a success. */
+/* Why planning failed: PLAN_TOO_LARGE when a value or the arena passes the size limits (the
+ * input's fault: a network or batch too large), PLAN_FAILED otherwise (out of memory, an
+ * internal error); PLAN_OK after a success. */
 typedef enum plan_status { PLAN_OK, PLAN_FAILED, PLAN_TOO_LARGE } plan_status;
-plan_status plan_last_status(void);
-/* Sets it to PLAN_FAILED (compile_plan, before steps that fail without planning). */
-void plan_reset_status(void);
+
+/* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
+ * and the reason in *why (may be NULL) on failure (g is freed then too). */
+ir_plan *plan_create(ir_graph *g, const plan_options *opt, plan_status *why, char *err, size_t errlen);
+void plan_destroy(ir_plan *p);
 /* Checks that no two arena values live at the same step overlap in memory (aliases aside).
  * Returns 0, or -1 with the first conflict described in err. */
 int plan_check_overlap(const ir_plan *p, char *err, size_t errlen);

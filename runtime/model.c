@@ -278,7 +278,7 @@ static void fmt_bytes(char *buf, size_t n, size_t b)
 
 /* Builds the plan the options ask for (inference or training) from the model's graph. */
 static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
-                           const cnn_train_config *tc, char *err, size_t errlen)
+                           const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen)
 {
     op_caps caps;
     op_kernel_caps(&caps);
@@ -305,18 +305,17 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         co.ad.optim.eps = tc->eps;
         co.ad.optim.nesterov = tc->nesterov;
     }
-    return compile_plan(m->graph, &co, err, errlen);
+    plan_status why;
+    ir_plan *p = compile_plan(m->graph, &co, &why, err, errlen);
+    if (st)
+        *st = p ? CNN_OK : why == PLAN_TOO_LARGE ? CNN_ERR_INPUT : CNN_ERR_INTERNAL;
+    return p;
 }
 
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
-                       const cnn_train_config *tc, char *err, size_t errlen)
+                       const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen)
 {
-    return model_plan(m, opt, batch, training, tc, err, errlen);
-}
-
-cnn_status rt_plan_status(void)
-{
-    return plan_last_status() == PLAN_TOO_LARGE ? CNN_ERR_INPUT : CNN_ERR_INTERNAL;
+    return model_plan(m, opt, batch, training, tc, st, err, errlen);
 }
 
 static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
@@ -414,10 +413,11 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
         opt = &dflt;
     }
     char err[RT_ERR_MAX];
-    ir_plan *p = model_plan(m, opt, batch, false, NULL, err, sizeof err);
+    cnn_status st;
+    ir_plan *p = model_plan(m, opt, batch, false, NULL, &st, err, sizeof err);
     if (!p) {
         model_set_error(m, strdup(err));
-        return rt_plan_status();
+        return st;
     }
     const ir_graph *g = m->graph;
     strbuf sb;
@@ -436,7 +436,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     if (training) {
         cnn_train_config tc;
         cnn_model_train_config(m, &tc);
-        ir_plan *tp = model_plan(m, opt, batch, true, &tc, err, sizeof err);
+        ir_plan *tp = model_plan(m, opt, batch, true, &tc, NULL, err, sizeof err);
         if (tp) {
             summary_memory(&sb, "training", tp);
             plan_destroy(tp);
@@ -488,10 +488,11 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     cnn_train_config tc;
     cnn_model_train_config(m, &tc);
     char err[RT_ERR_MAX];
-    ir_plan *p = model_plan(m, opt, 1, training, &tc, err, sizeof err);
+    cnn_status st;
+    ir_plan *p = model_plan(m, opt, 1, training, &tc, &st, err, sizeof err);
     if (!p) {
         model_set_error(m, strdup(err));
-        return rt_plan_status();
+        return st;
     }
     *text = dot ? ir_graph_dump_dot(p->graph) : ir_graph_dump_text(p->graph);
     plan_destroy(p);

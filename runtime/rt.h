@@ -69,12 +69,10 @@ cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...) __attribu
 int rt_weights_find(const cnn_weights *w, const char *name);
 
 /* Clones the model's graph, makes it a training graph when `training`, runs the passes the
- * options ask for and plans it for `batch`.  NULL with err on failure. */
+ * options ask for and plans it for `batch`.  NULL with err on failure, and in *st (may be NULL)
+ * CNN_ERR_INPUT when the network is too large for the limits, else CNN_ERR_INTERNAL. */
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
-                       const cnn_train_config *tc, char *err, size_t errlen);
-/* The status of the last failed plan of this thread: CNN_ERR_INPUT when the network is too
- * large for the limits of ops/checked.h, else CNN_ERR_INTERNAL. */
-cnn_status rt_plan_status(void);
+                       const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

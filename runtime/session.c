@@ -192,15 +192,16 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
         s->train = *train;
     else
         cnn_model_train_config(m, &s->train);
-    s->plan = rt_model_plan(m, &s->opt, batch, mode == CNN_MODE_TRAIN, &s->train, s->err, sizeof s->err);
+    cnn_status st;
+    s->plan = rt_model_plan(m, &s->opt, batch, mode == CNN_MODE_TRAIN, &s->train, &st, s->err, sizeof s->err);
     if (!s->plan)
-        return rt_plan_status();
+        return st;
     size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;
     s->arena = aligned_alloc(64, bytes ? bytes : 64);
     if (!s->arena)
         return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory: the arena needs %zu bytes", bytes);
     memset(s->arena, 0, bytes);
-    cnn_status st = bind_values(s);
+    st = bind_values(s);
     if (st == CNN_OK)
         st = prepare_calls(s);
     return st;

@@ -136,7 +136,7 @@ static inline ir_plan *plan_of(cnn_model *m, unsigned passes, cnn_backend backen
     cnn_train_config tc;
     cnn_model_train_config(m, &tc);
     char err[4096];
-    ir_plan *p = rt_model_plan(m, &o, batch, training, &tc, err, sizeof err);
+    ir_plan *p = rt_model_plan(m, &o, batch, training, &tc, NULL, err, sizeof err);
     cr_assert_not_null(p, "%s: %s", cnn_model_name(m), err);
     return p;
 }

@@ -76,7 +76,7 @@ Test(compile, plans_with_a_hand_made_capability_table)
     for (int training = 0; training <= 1; training++) {
         compile_options o = options(&caps, training);
         char err[512] = "";
-        ir_plan *p = compile_plan(b.g, &o, err, sizeof err);
+        ir_plan *p = compile_plan(b.g, &o, NULL, err, sizeof err);
         cr_assert_not_null(p, "%s", err);
         int nconv = 0;
         for (int s = 0; s < p->nsteps; s++) {
@@ -120,7 +120,7 @@ Test(compile, an_op_without_any_kernel_is_an_error)
     caps.has[OP_DENSE][OP_BACKEND_REF] = false;
     compile_options o = options(&caps, false);
     char err[512] = "";
-    ir_plan *p = compile_plan(b.g, &o, err, sizeof err);
+    ir_plan *p = compile_plan(b.g, &o, NULL, err, sizeof err);
     cr_assert_null(p);
     cr_assert(strstr(err, "dense_1 (dense)") && strstr(err, "no kernel"), "%s", err);
     built_free(&b);
