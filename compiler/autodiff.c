@@ -9,6 +9,7 @@
  *      (an add node) before its producer is visited;
  *   4. one optimiser update node per trainable parameter, reading its gradient and state. */
 #include "compiler/autodiff.h"
+#include "ops/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +35,7 @@ static int add_contrib(ad_state *s, int v, int gv)
 {
     if (s->nlist == s->caplist) {
         int cap = s->caplist ? s->caplist * 2 : 64;
-        contrib *l = realloc(s->list, sizeof(contrib) * (size_t)cap);
+        contrib *l = cnn_mem_realloc(s->list, sizeof(contrib) * (size_t)cap);
         if (!l)
             return -1;
         s->list = l;
@@ -55,7 +56,7 @@ static int materialise(ad_state *s, int v, char *err, size_t errlen)
     int m = 0;
     for (int c = s->head[v]; c >= 0; c = s->list[c].next)
         m++;
-    int *order = malloc(sizeof(int) * (size_t)m);
+    int *order = cnn_mem_malloc(sizeof(int) * (size_t)m);
     if (!order)
         goto oom;
     int i = m;
@@ -72,7 +73,7 @@ static int materialise(ad_state *s, int v, char *err, size_t errlen)
         snprintf(name, sizeof name, "d(%.*s)+", OP_NAME_MAX - 5, g->vals[v].name);
         int sum = ir_add_value(g, first.kind, &first.shape, first.batched, name);
         if (sum < 0) {
-            free(order);
+            cnn_mem_free(order);
             goto oom;
         }
         g->vals[sum].param_of = first.param_of;
@@ -80,12 +81,12 @@ static int materialise(ad_state *s, int v, char *err, size_t errlen)
         memset(&a, 0, sizeof a);
         snprintf(name, sizeof name, "d(%.*s).sum", OP_NAME_MAX - 8, g->vals[v].name);
         if (ir_add_node(g, OP_ADD, &a, n, ins, 1, &sum, name, (lang_span){0, 0, 0, 0}) < 0) {
-            free(order);
+            cnn_mem_free(order);
             goto oom;
         }
         acc = sum;
     }
-    free(order);
+    cnn_mem_free(order);
     s->total[v] = acc;
     return acc;
 oom:
@@ -266,8 +267,8 @@ int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
     if (switch_to_training(g, nfwd_nodes, err, errlen) != 0)
         return -1;
     ad_state s = {.g = g, .nfwd_vals = g->nvals};
-    s.head = malloc(sizeof(int) * (size_t)s.nfwd_vals);
-    s.total = malloc(sizeof(int) * (size_t)s.nfwd_vals);
+    s.head = cnn_mem_malloc(sizeof(int) * (size_t)s.nfwd_vals);
+    s.total = cnn_mem_malloc(sizeof(int) * (size_t)s.nfwd_vals);
     int rc = -1;
     if (!s.head || !s.total) {
         snprintf(err, errlen, "out of memory in autodiff");
@@ -322,8 +323,8 @@ int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
     }
     rc = append_updates(&s, opt, err, errlen);
 done:
-    free(s.head);
-    free(s.total);
-    free(s.list);
+    cnn_mem_free(s.head);
+    cnn_mem_free(s.total);
+    cnn_mem_free(s.list);
     return rc;
 }

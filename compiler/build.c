@@ -2,6 +2,7 @@
  * registry (make_attrs, shape, params), with errors turned into diagnostics.  Also the
  * per-node and total parameter and FLOP counts, and the text and dot dumps of a graph. */
 #include "compiler/build.h"
+#include "ops/mem.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -42,6 +43,7 @@ static void report_oom(builder *b)
     if (!b->oom)
         diag_add(b->diags, DIAG_ERROR, b->net->span, "out of memory while building the graph");
     b->oom = true;
+    b->diags->oom = true;
 }
 
 /* True when a tensor of shape s fits OP_MAX_NUMEL (ops/checked.h); else reports "<who>: <what>
@@ -160,7 +162,7 @@ ir_graph *ir_build(const lang_network *net, diag_list *diags)
     builder b = {.net = net, .diags = diags};
     b.g = ir_graph_create(net->name);
     int ntensors = net->ninputs + net->nlayers;
-    b.tval = malloc((size_t)(ntensors > 0 ? ntensors : 1) * sizeof *b.tval);
+    b.tval = cnn_mem_malloc((size_t)(ntensors > 0 ? ntensors : 1) * sizeof *b.tval);
     if (!b.g || !b.tval) {
         report_oom(&b);
         goto fail;
@@ -214,10 +216,10 @@ ir_graph *ir_build(const lang_network *net, diag_list *diags)
     }
     if (diags->errors > errors_before)
         goto fail;
-    free(b.tval);
+    cnn_mem_free(b.tval);
     return b.g;
 fail:
-    free(b.tval);
+    cnn_mem_free(b.tval);
     ir_graph_destroy(b.g);
     return NULL;
 }
@@ -252,7 +254,7 @@ int64_t ir_node_flops(const ir_graph *g, int n)
 void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
 {
     int64_t p = 0, f = 0;
-    bool *read = calloc((size_t)(g->nvals > 0 ? g->nvals : 1), sizeof *read);
+    bool *read = cnn_mem_calloc((size_t)(g->nvals > 0 ? g->nvals : 1), sizeof *read);
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *node = &g->nodes[n];
         if (node->dead)
@@ -270,7 +272,7 @@ void ir_graph_totals(const ir_graph *g, int64_t *params, int64_t *flops)
             p = ck_sat_add_i64(p, op_shape_numel(&g->vals[v].shape));
         }
     }
-    free(read);
+    cnn_mem_free(read);
     if (params)
         *params = p;
     if (flops)

@@ -7,6 +7,7 @@
 #include "compiler/build.h"
 #include "compiler/passes.h"
 #include "ops/checked.h"
+#include "ops/mem.h"
 
 ir_graph *compile_graph(const lang_network *net, diag_list *diags)
 {
@@ -30,7 +31,7 @@ static size_t naive_bytes(const ir_graph *g, int64_t batch)
     return naive;
 }
 
-ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
+static ir_plan *compile_plan_(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
 {
     plan_status ignored;
     if (!why)
@@ -60,5 +61,19 @@ ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status
     ir_plan *p = plan_create(g, &po, why, err, errlen);
     if (p)
         p->naive_bytes = naive;
+    return p;
+}
+
+ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
+{
+    plan_status ignored;
+    if (!why)
+        why = &ignored;
+    if (errlen)
+        err[0] = '\0';
+    ir_plan *p = compile_plan_(src, o, why, err, errlen);
+    /* the passes, autodiff and the planner report running out of memory in their message */
+    if (!p && *why == PLAN_FAILED && cnn_mem_is_oom(err))
+        *why = PLAN_NOMEM;
     return p;
 }

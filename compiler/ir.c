@@ -1,6 +1,7 @@
 /* The graph container of compiler/ir.h: growable arrays of values and nodes, cloning, and
  * small shape helpers.  No op-specific knowledge lives here (that is compiler/registry.c). */
 #include "compiler/ir.h"
+#include "ops/mem.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ static void copy_name(char *dst, const char *src)
 
 ir_graph *ir_graph_create(const char *name)
 {
-    ir_graph *g = calloc(1, sizeof *g);
+    ir_graph *g = cnn_mem_calloc(1, sizeof *g);
     if (!g)
         return NULL;
     copy_name(g->name, name);
@@ -35,16 +36,16 @@ void ir_graph_destroy(ir_graph *g)
 {
     if (!g)
         return;
-    free(g->vals);
-    free(g->nodes);
-    free(g);
+    cnn_mem_free(g->vals);
+    cnn_mem_free(g->nodes);
+    cnn_mem_free(g);
 }
 
 ir_graph *ir_graph_clone(const ir_graph *g)
 {
     if (!g)
         return NULL;
-    ir_graph *c = malloc(sizeof *c);
+    ir_graph *c = cnn_mem_malloc(sizeof *c);
     if (!c)
         return NULL;
     *c = *g;
@@ -53,13 +54,13 @@ ir_graph *ir_graph_clone(const ir_graph *g)
     c->capvals = g->nvals;
     c->capnodes = g->nnodes;
     if (g->nvals > 0) {
-        c->vals = malloc((size_t)g->nvals * sizeof *c->vals);
+        c->vals = cnn_mem_malloc((size_t)g->nvals * sizeof *c->vals);
         if (!c->vals)
             goto oom;
         memcpy(c->vals, g->vals, (size_t)g->nvals * sizeof *c->vals);
     }
     if (g->nnodes > 0) {
-        c->nodes = malloc((size_t)g->nnodes * sizeof *c->nodes);
+        c->nodes = cnn_mem_malloc((size_t)g->nnodes * sizeof *c->nodes);
         if (!c->nodes)
             goto oom;
         memcpy(c->nodes, g->nodes, (size_t)g->nnodes * sizeof *c->nodes);
@@ -81,7 +82,7 @@ static int grow(void **items, int *cap, int need, size_t size)
             return -1;
         ncap *= 2;
     }
-    void *p = realloc(*items, (size_t)ncap * size);
+    void *p = cnn_mem_realloc(*items, (size_t)ncap * size);
     if (!p)
         return -1;
     *items = p;

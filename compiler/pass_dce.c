@@ -2,6 +2,7 @@
  * is read by a node that stays, or when it has effects beyond its outputs (optimiser updates,
  * training-mode batchnorm updating running statistics).  Everything else is marked dead. */
 #include "compiler/passes.h"
+#include "ops/mem.h"
 #include "ops/registry.h"
 
 #include <stdlib.h>
@@ -16,7 +17,7 @@ static bool has_effects(const ir_node *nd)
 int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
 {
     (void)ctx;
-    bool *needed = calloc((size_t)g->nvals + 1, sizeof(bool));
+    bool *needed = cnn_mem_calloc((size_t)g->nvals + 1, sizeof(bool));
     if (!needed) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -41,6 +42,6 @@ int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t e
         for (int k = 0; k < nd->nin; k++)
             needed[nd->in[k]] = true;
     }
-    free(needed);
+    cnn_mem_free(needed);
     return 0;
 }

@@ -25,6 +25,7 @@
  * Runs last: it needs the final nodes.  Gradients are made before the passes run, so a
  * reorder never needs a gradient rule. */
 #include "compiler/passes.h"
+#include "ops/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,11 +138,11 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
                  .reorder_backend = pass_choose_backend(ctx->caps, OP_REORDER, ctx->backend)};
     /* at most one reorder per value and order */
     r.cap = g->nnodes + 2 * g->nvals + 1;
-    r.nodes = malloc(sizeof(ir_node) * (size_t)r.cap);
-    r.copy[0] = malloc(sizeof(int) * (size_t)(g->nvals + 1));
-    r.copy[1] = malloc(sizeof(int) * (size_t)(g->nvals + 1));
-    int *newidx = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
-    bool *cl = malloc(sizeof(bool) * (size_t)(g->nnodes + 1));
+    r.nodes = cnn_mem_malloc(sizeof(ir_node) * (size_t)r.cap);
+    r.copy[0] = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    r.copy[1] = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    int *newidx = cnn_mem_malloc(sizeof(int) * (size_t)(g->nnodes + 1));
+    bool *cl = cnn_mem_malloc(sizeof(bool) * (size_t)(g->nnodes + 1));
     if (!r.nodes || !r.copy[0] || !r.copy[1] || !newidx || !cl)
         goto oom;
     for (int v = 0; v < g->nvals; v++)
@@ -172,22 +173,22 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
     for (int v = 0; v < r.nvals0; v++)
         if (g->vals[v].producer >= 0)
             g->vals[v].producer = newidx[g->vals[v].producer];
-    free(g->nodes);
+    cnn_mem_free(g->nodes);
     g->nodes = r.nodes;
     g->nnodes = r.nnodes;
     g->capnodes = r.cap;
     *changes += r.made;
-    free(r.copy[0]);
-    free(r.copy[1]);
-    free(newidx);
-    free(cl);
+    cnn_mem_free(r.copy[0]);
+    cnn_mem_free(r.copy[1]);
+    cnn_mem_free(newidx);
+    cnn_mem_free(cl);
     return 0;
 oom:
-    free(r.nodes);
-    free(r.copy[0]);
-    free(r.copy[1]);
-    free(newidx);
-    free(cl);
+    cnn_mem_free(r.nodes);
+    cnn_mem_free(r.copy[0]);
+    cnn_mem_free(r.copy[1]);
+    cnn_mem_free(newidx);
+    cnn_mem_free(cl);
     snprintf(err, errlen, "out of memory in the layout pass");
     return -1;
 }

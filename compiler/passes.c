@@ -1,5 +1,6 @@
 /* The pass pipeline table and the graph verifier. */
 #include "compiler/passes.h"
+#include "ops/mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,7 +95,7 @@ static int verify_shape(const ir_graph *g, int n, char *err, size_t errlen)
 
 int pass_verify(const ir_graph *g, char *err, size_t errlen)
 {
-    int *made_by = malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    int *made_by = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
     if (!made_by) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -145,6 +146,6 @@ int pass_verify(const ir_graph *g, char *err, size_t errlen)
             rc = -1;
         }
     }
-    free(made_by);
+    cnn_mem_free(made_by);
     return rc;
 }

@@ -8,6 +8,7 @@
  * are then placed greedily by size: each at the lowest offset where it overlaps no buffer
  * live at the same time (as in ggml's and TFLite's arena planners). */
 #include "compiler/plan.h"
+#include "ops/mem.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -204,11 +205,11 @@ static int cmp_placed(const void *a, const void *b)
 static int place_buffers(ir_plan *p, const plan_options *opt)
 {
     ir_graph *g = p->graph;
-    int *roots = malloc(sizeof(int) * (size_t)(g->nvals + 1));
-    placed *done = malloc(sizeof(placed) * (size_t)(g->nvals + 1));
-    placed *overlap = malloc(sizeof(placed) * (size_t)(g->nvals + 1));
+    int *roots = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    placed *done = cnn_mem_malloc(sizeof(placed) * (size_t)(g->nvals + 1));
+    placed *overlap = cnn_mem_malloc(sizeof(placed) * (size_t)(g->nvals + 1));
     if (!roots || !done || !overlap) {
-        free(roots), free(done), free(overlap);
+        cnn_mem_free(roots), cnn_mem_free(done), cnn_mem_free(overlap);
         return -1;
     }
     int nroots = 0;
@@ -266,9 +267,9 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
         if (live > p->lower_bound)
             p->lower_bound = live;
     }
-    free(roots);
-    free(done);
-    free(overlap);
+    cnn_mem_free(roots);
+    cnn_mem_free(done);
+    cnn_mem_free(overlap);
     return 0;
 }
 
@@ -278,21 +279,21 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, plan_status *why, cha
     if (!why)
         why = &ignored;
     *why = PLAN_FAILED;
-    ir_plan *p = calloc(1, sizeof *p);
-    int *step_of_node = malloc(sizeof(int) * (size_t)(g->nnodes + 1));
+    ir_plan *p = cnn_mem_calloc(1, sizeof *p);
+    int *step_of_node = cnn_mem_malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     if (!p || !step_of_node) {
         snprintf(err, errlen, "out of memory while planning");
-        free(p), free(step_of_node);
+        cnn_mem_free(p), cnn_mem_free(step_of_node);
         ir_graph_destroy(g);
         return NULL;
     }
     p->graph = g;
     p->batch = opt->batch;
-    p->vals = calloc((size_t)g->nvals + 1, sizeof(plan_value));
-    p->steps = calloc((size_t)g->nnodes + 1, sizeof(plan_step));
+    p->vals = cnn_mem_calloc((size_t)g->nvals + 1, sizeof(plan_value));
+    p->steps = cnn_mem_calloc((size_t)g->nnodes + 1, sizeof(plan_step));
     if (!p->vals || !p->steps) {
         snprintf(err, errlen, "out of memory while planning");
-        free(step_of_node);
+        cnn_mem_free(step_of_node);
         plan_destroy(p);
         return NULL;
     }
@@ -313,7 +314,7 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, plan_status *why, cha
             if (prod >= 0 && (g->nodes[prod].dead || step_of_node[prod] >= s)) {
                 snprintf(err, errlen, "internal error: %s reads %s before it is made", nd->name,
                          g->vals[nd->in[k]].name);
-                free(step_of_node);
+                cnn_mem_free(step_of_node);
                 plan_destroy(p);
                 return NULL;
             }
@@ -321,12 +322,12 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, plan_status *why, cha
     }
     if (value_bytes(p, err, errlen) != 0) {
         *why = PLAN_TOO_LARGE;
-        free(step_of_node);
+        cnn_mem_free(step_of_node);
         plan_destroy(p);
         return NULL;
     }
     compute_liveness(p, opt, step_of_node);
-    free(step_of_node);
+    cnn_mem_free(step_of_node);
     if (place_buffers(p, opt) != 0) {
         snprintf(err, errlen, "out of memory while planning");
         plan_destroy(p);
@@ -351,9 +352,9 @@ void plan_destroy(ir_plan *p)
     if (!p)
         return;
     ir_graph_destroy(p->graph);
-    free(p->vals);
-    free(p->steps);
-    free(p);
+    cnn_mem_free(p->vals);
+    cnn_mem_free(p->steps);
+    cnn_mem_free(p);
 }
 
 int plan_check_overlap(const ir_plan *p, char *err, size_t errlen)

@@ -2,6 +2,7 @@
  * calls, list building, and the locale-independent number conversion the lexer and sema
  * share. */
 #include "lang/ast.h"
+#include "ops/mem.h"
 
 #include <locale.h>
 #include <stdalign.h>
@@ -25,7 +26,7 @@ enum { ARENA_CHUNK = 64 * 1024 };
 
 ast_arena *lang_ast_arena_create(void)
 {
-    return calloc(1, sizeof(ast_arena));
+    return cnn_mem_calloc(1, sizeof(ast_arena));
 }
 
 void lang_ast_arena_destroy(ast_arena *a)
@@ -35,10 +36,10 @@ void lang_ast_arena_destroy(ast_arena *a)
     arena_chunk *c = a->chunks;
     while (c) {
         arena_chunk *next = c->next;
-        free(c);
+        cnn_mem_free(c);
         c = next;
     }
-    free(a);
+    cnn_mem_free(a);
 }
 
 void *lang_ast_arena_alloc(ast_arena *a, size_t n)
@@ -54,7 +55,7 @@ void *lang_ast_arena_alloc(ast_arena *a, size_t n)
     arena_chunk *c = a->chunks;
     if (!c || c->size - c->used < n) {
         size_t size = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        c = malloc(sizeof(arena_chunk) + size);
+        c = cnn_mem_malloc(sizeof(arena_chunk) + size);
         if (!c)
             goto fail;
         c->size = size;
@@ -369,7 +370,7 @@ bool lang_strtod(const char *s, size_t n, double *out)
     char small[128];
     if (n == 0 || n == SIZE_MAX)
         return false;
-    char *buf = n < sizeof small ? small : malloc(n + 1);
+    char *buf = n < sizeof small ? small : cnn_mem_malloc(n + 1);
     if (!buf)
         return false;
     memcpy(buf, s, n);
@@ -386,6 +387,6 @@ bool lang_strtod(const char *s, size_t n, double *out)
         }
     }
     if (buf != small)
-        free(buf);
+        cnn_mem_free(buf);
     return ok;
 }

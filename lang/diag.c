@@ -4,6 +4,7 @@
  * of it on that line).  Columns count bytes.  The caret line copies the source line's tabs
  * and skips UTF-8 continuation bytes, so the marks line up under the text on a terminal. */
 #include "lang/diag.h"
+#include "ops/mem.h"
 #include "lang/strbuf.h"
 
 #include <stdarg.h>
@@ -25,8 +26,8 @@ void diag_free(diag_list *d)
     if (!d)
         return;
     for (int i = 0; i < d->count; i++)
-        free(d->items[i].message);
-    free(d->items);
+        cnn_mem_free(d->items[i].message);
+    cnn_mem_free(d->items);
     d->items = NULL;
     d->count = d->cap = 0;
     d->errors = 0;
@@ -38,9 +39,11 @@ void diag_vadd(diag_list *d, diag_severity sev, lang_span span, const char *fmt,
         d->errors++;   /* counted even when memory runs out, so that the failure shows */
     if (d->count == d->cap) {
         int cap = d->cap ? d->cap * 2 : 16;
-        diag *items = realloc(d->items, (size_t)cap * sizeof *items);
-        if (!items)
+        diag *items = cnn_mem_realloc(d->items, (size_t)cap * sizeof *items);
+        if (!items) {
+            d->oom = true;
             return;
+        }
         d->items = items;
         d->cap = cap;
     }
@@ -50,9 +53,11 @@ void diag_vadd(diag_list *d, diag_severity sev, lang_span span, const char *fmt,
     va_end(aq);
     if (n < 0)
         return;
-    char *msg = malloc((size_t)n + 1);
-    if (!msg)
+    char *msg = cnn_mem_malloc((size_t)n + 1);
+    if (!msg) {
+        d->oom = true;
         return;
+    }
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
     d->items[d->count++] = (diag){.severity = sev, .span = span, .message = msg};
 }
@@ -168,7 +173,7 @@ char *diag_render(const diag_list *d)
         render_source(&b, d, g->span);
     }
     if (b.oom) {
-        free(b.data);
+        cnn_mem_free(b.data);
         return NULL;
     }
     return sb_take(&b);

@@ -10,6 +10,7 @@
 #define CNN_LANG_DIAG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "lang/span.h"
@@ -29,6 +30,7 @@ typedef struct diag_list {
     diag *items;
     int count, cap;
     int errors;
+    bool oom;            /* an allocation failed: a diagnostic may be missing */
 } diag_list;
 
 void diag_init(diag_list *d, const char *file, const char *source, size_t source_len);

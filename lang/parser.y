@@ -28,6 +28,7 @@ typedef struct lang_parser {
     bool stop;                  /* too many errors: the scanner reports the end of input */
     bool recovered;             /* a syntax error was recovered from in the current item */
     jmp_buf fatal;              /* the scanner's fatal errors (out of memory) land here */
+    void *scan_blocks;          /* the scanner's live allocations, freed after a fatal error */
 } lang_parser;
 
 /* Adds an error at sp, unless too many were reported already (then the parse winds down). */
@@ -37,6 +38,8 @@ void lang_parser_error(lang_parser *p, lang_span sp, const char *fmt, ...)
 
 %code {
 #include <stdarg.h>
+
+#include "ops/mem.h"
 #include <stdio.h>
 #include <string.h>
 
@@ -63,6 +66,9 @@ static void lang_yyerror(const lang_span *loc, yyscan_t scanner, lang_parser *ct
 /* Bounds the parser stack, and so the nesting of parentheses and unary minus (and the
  * recursion of everything that walks the tree); deeper input is an error. */
 #define YYMAXDEPTH 1000
+/* A deeper stack than YYINITDEPTH is allocated through the library's allocator. */
+#define YYMALLOC cnn_mem_malloc
+#define YYFREE cnn_mem_free
 
 /* Marks an item that held a syntax error (sema then skips the checks that a lost
  * statement would make fail, like "has no output"). */

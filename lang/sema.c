@@ -25,6 +25,7 @@
  * steps share (lang/sema_int.h); step 2 is lang/sema_resolve.c, step 3 lang/sema_eval.c
  * with call arguments bound by lang/sema_args.c, step 4 lang/sema_train.c. */
 #include "lang/lang.h"
+#include "ops/mem.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -50,22 +51,21 @@ void sema_error(sema *s, lang_span sp, const char *fmt, ...)
         s->dropped++;
         return;
     }
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    int n = vasprintf(&msg, fmt, ap);
+    char *msg = cnn_mem_vasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0) {
+    if (!msg) {
         s->oom = true;
         return;
     }
     for (int i = s->diag_start; i < d->count; i++)
         if (d->items[i].message && sema_span_equal(d->items[i].span, sp) && strcmp(d->items[i].message, msg) == 0) {
-            free(msg);
+            cnn_mem_free(msg);
             return;
         }
     diag_add(d, DIAG_ERROR, sp, "%s", msg);
-    free(msg);
+    cnn_mem_free(msg);
 }
 
 static int diag_cmp(const void *pa, const void *pb)
@@ -98,7 +98,7 @@ static void finish_diags(sema *s)
     }
     if (n > MAX_ERRORS) {
         for (int i = MAX_ERRORS; i < n; i++)
-            free(items[i].message);
+            cnn_mem_free(items[i].message);
         d->count = s->diag_start + MAX_ERRORS;
         diag_add(d, DIAG_NOTE, (lang_span){0, 0, 0, 0}, "too many errors; %d more not shown",
                  n - MAX_ERRORS + s->dropped);
@@ -188,7 +188,7 @@ bool sema_grow(sema *s, void **p, int *cap, int need, size_t elem)
     int cap2 = *cap ? *cap : 8;
     while (cap2 < need)
         cap2 *= 2;
-    void *q = realloc(*p, (size_t)cap2 * elem);
+    void *q = cnn_mem_realloc(*p, (size_t)cap2 * elem);
     if (!q) {
         s->oom = true;
         return false;
@@ -217,7 +217,7 @@ void sema_scope_add(sema *s, scope *sc, const char *name, value v)
 
 void sema_scope_free(scope *sc)
 {
-    free(sc->b);
+    cnn_mem_free(sc->b);
     sc->b = NULL;
     sc->n = sc->cap = 0;
 }
@@ -298,7 +298,7 @@ static void collect_blocks(sema *s)
             n++;
     if (n == 0)
         return;
-    s->blocks = calloc((size_t)n, sizeof *s->blocks);
+    s->blocks = cnn_mem_calloc((size_t)n, sizeof *s->blocks);
     if (!s->blocks) {
         s->oom = true;
         return;
@@ -321,8 +321,8 @@ static void collect_blocks(sema *s)
 static void free_blocks(sema *s)
 {
     for (int i = 0; i < s->nblocks; i++)
-        free(s->blocks[i].calls);
-    free(s->blocks);
+        cnn_mem_free(s->blocks[i].calls);
+    cnn_mem_free(s->blocks);
     s->blocks = NULL;
     s->nblocks = 0;
 }
@@ -332,9 +332,9 @@ void lang_program_free(lang_program *p)
     if (!p)
         return;
     for (int i = 0; i < p->nnetworks; i++)
-        free(p->networks[i].layers);
-    free(p->networks);
-    free(p);
+        cnn_mem_free(p->networks[i].layers);
+    cnn_mem_free(p->networks);
+    cnn_mem_free(p);
 }
 
 const lang_network *lang_program_network(const lang_program *p, const char *name)
@@ -351,7 +351,7 @@ const lang_network *lang_program_network(const lang_program *p, const char *name
 
 lang_program *lang_compile(const char *source, size_t len, diag_list *diags)
 {
-    lang_program *prog = calloc(1, sizeof *prog);
+    lang_program *prog = cnn_mem_calloc(1, sizeof *prog);
     ast_arena *tree = lang_ast_arena_create();
     sema s = {.diags = diags, .diag_start = diags->count};
     s.arena = lang_ast_arena_create();
@@ -374,7 +374,7 @@ lang_program *lang_compile(const char *source, size_t len, diag_list *diags)
         if (it->kind == AST_NETWORK)
             nnet++;
     if (nnet > 0) {
-        prog->networks = calloc((size_t)nnet, sizeof *prog->networks);
+        prog->networks = cnn_mem_calloc((size_t)nnet, sizeof *prog->networks);
         if (!prog->networks) {
             s.oom = true;
             goto out;

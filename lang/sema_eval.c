@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "lang/sema_int.h"
+#include "ops/mem.h"
 
 static int apply(sema *s, const layer_val *L, int t);
 
@@ -203,7 +204,7 @@ static int apply(sema *s, const layer_val *L, int t)
     const layer_val *x = L;
     for (; x->kind == LV_SEQ; x = x->a) {
         if (n == cap) {
-            const layer_val **bigger = malloc((size_t)cap * 2 * sizeof *bigger);
+            const layer_val **bigger = cnn_mem_malloc((size_t)cap * 2 * sizeof *bigger);
             if (!bigger) {
                 s->oom = true;
                 t = -1;
@@ -211,7 +212,7 @@ static int apply(sema *s, const layer_val *L, int t)
             }
             memcpy(bigger, rest, (size_t)n * sizeof *bigger);
             if (rest != small)
-                free(rest);
+                cnn_mem_free(rest);
             rest = bigger;
             cap *= 2;
         }
@@ -222,7 +223,7 @@ static int apply(sema *s, const layer_val *L, int t)
         t = apply(s, rest[k], t);
 out:
     if (rest != small)
-        free(rest);
+        cnn_mem_free(rest);
     return t;
 }
 
@@ -489,16 +490,16 @@ static value eval_binary(env *E, const ast_expr *e)
     int n = 0, cap = 32;
     for (const ast_expr *x = e; x->kind == AST_BINARY; x = x->u.bin.lhs) {
         if (n == cap) {
-            const ast_expr **bigger = malloc((size_t)cap * 2 * sizeof *bigger);
+            const ast_expr **bigger = cnn_mem_malloc((size_t)cap * 2 * sizeof *bigger);
             if (!bigger) {
                 s->oom = true;
                 if (spine != small)
-                    free(spine);
+                    cnn_mem_free(spine);
                 return sema_err_value(e->span);
             }
             memcpy(bigger, spine, (size_t)n * sizeof *bigger);
             if (spine != small)
-                free(spine);
+                cnn_mem_free(spine);
             spine = bigger;
             cap *= 2;
         }
@@ -511,7 +512,7 @@ static value eval_binary(env *E, const ast_expr *e)
         acc.span = spine[k]->span;
     }
     if (spine != small)
-        free(spine);
+        cnn_mem_free(spine);
     return acc;
 }
 
@@ -600,7 +601,7 @@ static void check_layer_names(sema *s, lang_network *net)
     int n = net->nlayers;
     if (n < 2)
         return;
-    int *idx = malloc((size_t)n * sizeof *idx);
+    int *idx = cnn_mem_malloc((size_t)n * sizeof *idx);
     if (!idx) {
         s->oom = true;
         return;
@@ -637,7 +638,7 @@ static void check_layer_names(sema *s, lang_network *net)
         }
         i = j;
     }
-    free(idx);
+    cnn_mem_free(idx);
 }
 
 void sema_expand_network(sema *s, const ast_item *it, lang_network *net)

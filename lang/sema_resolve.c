@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "lang/sema_int.h"
+#include "ops/mem.h"
 
 typedef struct resolver {
     sema *s;
@@ -282,9 +283,9 @@ void sema_find_recursion(sema *s)
     int n = s->nblocks;
     if (n == 0)
         return;
-    int *color = calloc((size_t)n, sizeof *color);   /* 0 new, 1 on the stack, 2 done */
-    int *stack = malloc((size_t)n * sizeof *stack);
-    int *next = calloc((size_t)n, sizeof *next);     /* per block: the next edge to follow */
+    int *color = cnn_mem_calloc((size_t)n, sizeof *color);   /* 0 new, 1 on the stack, 2 done */
+    int *stack = cnn_mem_malloc((size_t)n * sizeof *stack);
+    int *next = cnn_mem_calloc((size_t)n, sizeof *next);     /* per block: the next edge to follow */
     if (!color || !stack || !next) {
         s->oom = true;
         goto out;
@@ -332,7 +333,7 @@ void sema_find_recursion(sema *s)
         }
     }
 out:
-    free(color);
-    free(stack);
-    free(next);
+    cnn_mem_free(color);
+    cnn_mem_free(stack);
+    cnn_mem_free(next);
 }

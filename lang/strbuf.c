@@ -1,5 +1,6 @@
 /* A growable string for building reports. */
 #include "lang/strbuf.h"
+#include "ops/mem.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,7 +11,7 @@ void sb_init(strbuf *sb) { memset(sb, 0, sizeof *sb); }
 
 void sb_free(strbuf *sb)
 {
-    free(sb->data);
+    cnn_mem_free(sb->data);
     sb_init(sb);
 }
 
@@ -23,7 +24,7 @@ static bool sb_reserve(strbuf *sb, size_t extra)
     size_t cap = sb->cap ? sb->cap : 256;
     while (cap < sb->len + extra + 1)
         cap *= 2;
-    char *d = realloc(sb->data, cap);
+    char *d = cnn_mem_realloc(sb->data, cap);
     if (!d) {
         sb->oom = true;
         return false;
@@ -62,7 +63,7 @@ char *sb_take(strbuf *sb)
 {
     if (sb->oom)
         return NULL;
-    char *d = sb->data ? sb->data : strdup("");
+    char *d = sb->data ? sb->data : cnn_mem_strdup("");
     sb_init(sb);
     return d;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "ops/conv_geom.h"
+#include "ops/mem.h"
 #include "ops/ref_common.h"
 
 #ifdef _OPENMP
@@ -192,11 +193,11 @@ OP_REF_KERNEL(op_ref_conv)
     int nt = ref_threads(c);
     int64_t ovol = g.od * g.oh * g.ow, yvol = g.od * pool.yh * pool.yw; /* od is 1 when pooling */
     size_t plane = (size_t)ovol > 0 ? (size_t)ovol : 1;
-    double *acc = malloc((size_t)nt * plane * sizeof(double));
-    float *act = a->pool ? malloc((size_t)nt * plane * sizeof(float)) : NULL;
+    double *acc = cnn_mem_malloc((size_t)nt * plane * sizeof(double));
+    float *act = a->pool ? cnn_mem_malloc((size_t)nt * plane * sizeof(float)) : NULL;
     if (!acc || (a->pool && !act)) {
-        free(acc);
-        free(act);
+        cnn_mem_free(acc);
+        cnn_mem_free(act);
         return ref_fail(err, errlen, "%s: out of memory", name);
     }
 
@@ -228,8 +229,8 @@ OP_REF_KERNEL(op_ref_conv)
             }
         }
     }
-    free(acc);
-    free(act);
+    cnn_mem_free(acc);
+    cnn_mem_free(act);
     return 0;
 }
 
@@ -253,7 +254,7 @@ OP_REF_KERNEL(op_ref_conv_bwd_data)
     int nt = ref_threads(c);
     int64_t hw = g.h * g.w, ohw = g.oh * g.ow;
     size_t plane = (size_t)(g.d * hw);
-    double *acc = malloc((size_t)nt * (plane > 0 ? plane : 1) * sizeof(double));
+    double *acc = cnn_mem_malloc((size_t)nt * (plane > 0 ? plane : 1) * sizeof(double));
     if (!acc)
         return ref_fail(err, errlen, "%s: out of memory", name);
 
@@ -300,7 +301,7 @@ OP_REF_KERNEL(op_ref_conv_bwd_data)
             }
         }
     }
-    free(acc);
+    cnn_mem_free(acc);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "ops/ref_common.h"
+#include "ops/mem.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -111,7 +112,7 @@ OP_REF_KERNEL(op_ref_dense_bwd_data)
     const float *dy = c->in[0].data, *w = c->in[1].data;
     float *dx = dxt->data;
     int nt = ref_threads(c);
-    double *acc = malloc((size_t)nt * (size_t)(f > 0 ? f : 1) * sizeof(double));
+    double *acc = cnn_mem_malloc((size_t)nt * (size_t)(f > 0 ? f : 1) * sizeof(double));
     if (!acc)
         return ref_fail(err, errlen, "%s: out of memory", name);
 
@@ -132,7 +133,7 @@ OP_REF_KERNEL(op_ref_dense_bwd_data)
                 dx[i * f + j] = (float)row[j];
         }
     }
-    free(acc);
+    cnn_mem_free(acc);
     return 0;
 }
 
@@ -163,7 +164,7 @@ OP_REF_KERNEL(op_ref_dense_bwd_weights)
     const float *dy = c->in[0].data, *x = xt->data;
     float *dw = c->out[0].data, *db = a->bias ? c->out[1].data : NULL;
     int nt = ref_threads(c);
-    double *acc = malloc((size_t)nt * (size_t)(f > 0 ? f : 1) * sizeof(double));
+    double *acc = cnn_mem_malloc((size_t)nt * (size_t)(f > 0 ? f : 1) * sizeof(double));
     if (!acc)
         return ref_fail(err, errlen, "%s: out of memory", name);
 
@@ -188,6 +189,6 @@ OP_REF_KERNEL(op_ref_dense_bwd_weights)
                 db[k] = (float)bsum;
         }
     }
-    free(acc);
+    cnn_mem_free(acc);
     return 0;
 }

@@ -34,8 +34,9 @@ typedef enum cnn_status {
     CNN_OK = 0,
     CNN_ERR_INPUT = 1,    /* bad source, weights, tensors or data */
     CNN_ERR_USAGE = 2,    /* a call or option that makes no sense (wrong index, bad batch) */
-    CNN_ERR_INTERNAL = 3, /* a bug, or out of memory */
+    CNN_ERR_INTERNAL = 3, /* a bug */
     CNN_ERR_DIVERGED = 4, /* training stopped: the loss became NaN or infinite (cnnc exits 1) */
+    CNN_ERR_NOMEM = 5,    /* out of memory: an allocation failed (cnnc exits 3) */
 } cnn_status;
 
 typedef enum cnn_backend {
@@ -283,6 +284,24 @@ CNN_API cnn_status cnn_npy_read(const char *path, float **data, int *rank, int64
                                 char *err, size_t errlen);
 CNN_API cnn_status cnn_npy_write(const char *path, const float *data, int rank, const int64_t *dims,
                                  char *err, size_t errlen);
+
+/* ---- memory ---- */
+
+/* An embedder's allocator: malloc(n) for n >= 1 returns memory aligned for any type (or NULL),
+ * realloc and free as the C library's; ud is passed to each. */
+typedef struct cnn_allocator {
+    void *(*malloc)(size_t n, void *ud);
+    void *(*realloc)(void *p, size_t n, void *ud);
+    void (*free)(void *p, void *ud);
+    void *ud;
+} cnn_allocator;
+/* Makes every allocation of the library go through a (copied); NULL (or a NULL function)
+ * restores the C library's.  Process-wide and not thread-safe: call it once at the start,
+ * before any other call, or at least while no object of the library exists (an object must be
+ * freed by the allocator that made it).  When an allocation fails the call returns
+ * CNN_ERR_NOMEM and frees what it had made.  Outside it: oneDNN's and OpenMP's (libgomp's)
+ * internal allocations, cJSON's (safetensors headers) and zlib's. */
+CNN_API void cnn_set_allocator(const cnn_allocator *a);
 
 CNN_API const char *cnn_version(void);
 /* The number of threads "all cores" means here. */

@@ -91,6 +91,7 @@ int exit_for(cnn_status st)
     case CNN_ERR_INPUT: return EXIT_INPUT;
     case CNN_ERR_USAGE: return EXIT_USAGE;
     case CNN_ERR_DIVERGED: return EXIT_INPUT;
+    case CNN_ERR_NOMEM: return EXIT_INTERNAL; /* out of memory */
     default: return EXIT_INTERNAL;
     }
 }

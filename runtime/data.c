@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/idx.h"
+#include "ops/mem.h"
 #include "runtime/rt.h"
 
 struct cnn_dataset {
@@ -27,17 +28,17 @@ cnn_status cnn_dataset_load(cnn_dataset **out, const char *dir, const char *spli
         snprintf(err, errlen, "unknown split '%s': expected train or test", split);
         return CNN_ERR_USAGE;
     }
-    cnn_dataset *d = calloc(1, sizeof *d);
+    cnn_dataset *d = cnn_mem_calloc(1, sizeof *d);
     if (!d) {
         snprintf(err, errlen, "out of memory");
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     }
     rt_idx_status st = rt_idx_load(&d->set, dir, sp, err, errlen);
     if (st != RT_IDX_OK) {
-        free(d);
+        cnn_mem_free(d);
         if (st == RT_IDX_ABSENT && absent)
             *absent = true;
-        return st == RT_IDX_ENOMEM ? CNN_ERR_INTERNAL : CNN_ERR_INPUT;
+        return st == RT_IDX_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INPUT;
     }
     *out = d;
     return CNN_OK;
@@ -48,7 +49,7 @@ void cnn_dataset_destroy(cnn_dataset *d)
     if (!d)
         return;
     rt_idx_free(&d->set);
-    free(d);
+    cnn_mem_free(d);
 }
 
 int64_t cnn_dataset_count(const cnn_dataset *d) { return d->set.count; }
@@ -98,9 +99,9 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
     int64_t per_in = d->set.rows * d->set.cols;
     if (op_shape_numel(&g->vals[g->inputs[0]].shape) != per_in)
         return rt_fail(s->err, CNN_ERR_INPUT, "the images do not fit the network's input");
-    float *labels = malloc(sizeof(float) * (size_t)s->batch);
+    float *labels = cnn_mem_malloc(sizeof(float) * (size_t)s->batch);
     if (!labels)
-        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     double loss = 0;
     int64_t correct = 0, n = d->set.count;
     float *x = cnn_session_input(s, 0);
@@ -111,7 +112,7 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
             memset(x + take * per_in, 0, sizeof(float) * (size_t)((s->batch - take) * per_in));
         cnn_status st = rt_execute(s);
         if (st != CNN_OK) {
-            free(labels);
+            cnn_mem_free(labels);
             return st;
         }
         const float *y = cnn_session_output(s, 0);
@@ -139,7 +140,7 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
             }
         }
     }
-    free(labels);
+    cnn_mem_free(labels);
     r->count = n;
     r->loss = loss / (double)n;
     r->accuracy = (double)correct / (double)n;

@@ -1,5 +1,6 @@
 /* Small file helpers shared by the format modules. */
 #include "runtime/fileio.h"
+#include "ops/mem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +76,7 @@ static int out_fdopen(rt_outfile *o, int fd)
 static int create_temp(rt_outfile *o, mode_t mode, bool keep_mode)
 {
     size_t len = strlen(o->target) + 48;
-    o->tmp = malloc(len);
+    o->tmp = cnn_mem_malloc(len);
     if (!o->tmp)
         return -1;
     for (int attempt = 0; attempt < 100; attempt++) {
@@ -97,7 +98,7 @@ static int create_temp(rt_outfile *o, mode_t mode, bool keep_mode)
             break;
     }
     int e = errno;
-    free(o->tmp);
+    cnn_mem_free(o->tmp);
     o->tmp = NULL;
     errno = e;
     return -1;
@@ -122,14 +123,18 @@ int rt_out_open(rt_outfile *o, const char *path)
      * a symlink, so that the link stays a link) and rename it over on commit */
     struct stat lst;
     if (exists && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
-        o->target = realpath(path, NULL);
+    {
+        char *real = realpath(path, NULL); /* the C library's malloc */
+        o->target = real ? cnn_mem_strdup(real) : NULL;
+        free(real);
+    }
     else
-        o->target = strdup(path);
+        o->target = cnn_mem_strdup(path);
     if (!o->target)
         return -1;
     if (create_temp(o, st.st_mode & 07777, exists) != 0) {
         int e = errno;
-        free(o->target);
+        cnn_mem_free(o->target);
         o->target = NULL;
         errno = e;
         return -1;
@@ -139,8 +144,8 @@ int rt_out_open(rt_outfile *o, const char *path)
 
 static void out_free(rt_outfile *o)
 {
-    free(o->tmp);
-    free(o->target);
+    cnn_mem_free(o->tmp);
+    cnn_mem_free(o->target);
     o->tmp = o->target = NULL;
     o->fp = NULL;
 }

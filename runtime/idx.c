@@ -4,6 +4,7 @@
  * header that claims far more images than the file holds fails as truncated without first
  * allocating what it claims. */
 #include "runtime/fileio.h"
+#include "ops/mem.h"
 #include "runtime/idx.h"
 
 #include <errno.h>
@@ -46,7 +47,7 @@ static void close_file(idx_file *f)
 {
     if (f->gz)
         gzclose_r(f->gz);
-    free(f->path);
+    cnn_mem_free(f->path);
     memset(f, 0, sizeof *f);
 }
 
@@ -56,7 +57,7 @@ static char *join(const char *dir, const char *name, const char *suffix)
     size_t n = strlen(dir);
     const char *sep = n > 0 && dir[n - 1] == '/' ? "" : "/";
     size_t len = n + strlen(sep) + strlen(name) + strlen(suffix) + 1;
-    char *p = malloc(len);
+    char *p = cnn_mem_malloc(len);
     if (p)
         snprintf(p, len, "%s%s%s%s", dir, sep, name, suffix);
     return p;
@@ -80,10 +81,10 @@ static rt_idx_status locate(const char *dir, const char *name, char **found,
         int e = errno;
         if (e != ENOENT) {
             rt_idx_status st = fail(err, errlen, RT_IDX_EIO, p, "cannot open: %s", strerror(e));
-            free(p);
+            cnn_mem_free(p);
             return st;
         }
-        free(p);
+        cnn_mem_free(p);
     }
     return RT_IDX_OK;
 }
@@ -174,7 +175,7 @@ static int grow(void **buf, int64_t *cap, int64_t need, int64_t limit, size_t el
         c *= 2;
     if (c > limit)
         c = limit;
-    void *p = realloc(*buf, (size_t)c * elem);
+    void *p = cnn_mem_realloc(*buf, (size_t)c * elem);
     if (!p)
         return 0;
     *buf = p;
@@ -232,7 +233,7 @@ static rt_idx_status read_images(idx_file *f, rt_idx_set *s, char *err, size_t e
         scale[v] = (float)v / 255.0f;
     int64_t image = f->rows * f->cols;
     int64_t per_chunk = CHUNK / image > 0 ? CHUNK / image : 1;
-    unsigned char *raw = malloc((size_t)(per_chunk * image));
+    unsigned char *raw = cnn_mem_malloc((size_t)(per_chunk * image));
     if (!raw)
         return fail(err, errlen, RT_IDX_ENOMEM, f->path, "out of memory");
     rt_idx_status st = RT_IDX_OK;
@@ -257,7 +258,7 @@ static rt_idx_status read_images(idx_file *f, rt_idx_set *s, char *err, size_t e
                       (long long)(done + got / image), (long long)f->count);
         done += n;
     }
-    free(raw);
+    cnn_mem_free(raw);
     return st != RT_IDX_OK ? st : check_end(f, "images", err, errlen);
 }
 
@@ -265,9 +266,9 @@ void rt_idx_free(rt_idx_set *s)
 {
     if (!s)
         return;
-    free(s->pixels);
-    free(s->labels);
-    free(s->images_path);
+    cnn_mem_free(s->pixels);
+    cnn_mem_free(s->labels);
+    cnn_mem_free(s->images_path);
     memset(s, 0, sizeof *s);
 }
 
@@ -308,7 +309,7 @@ rt_idx_status rt_idx_load(rt_idx_set *out, const char *dir, rt_idx_split split,
         st = fail(err, errlen, RT_IDX_EIO, missing ? missing : dir,
                   "no such file (nor with .gz), though %s is there",
                   images_path ? images_path : labels_path);
-        free(missing);
+        cnn_mem_free(missing);
         goto done;
     }
 
@@ -336,8 +337,8 @@ rt_idx_status rt_idx_load(rt_idx_set *out, const char *dir, rt_idx_split split,
         im.path = NULL;
     }
 done:
-    free(images_path);
-    free(labels_path);
+    cnn_mem_free(images_path);
+    cnn_mem_free(labels_path);
     close_file(&im);
     close_file(&lb);
     if (st != RT_IDX_OK)

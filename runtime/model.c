@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "compiler/build.h"
+#include "ops/mem.h"
 #include "compiler/compile.h"
 #include "compiler/passes.h"
 #include "ops/registry.h"
@@ -21,7 +22,22 @@ cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...)
     return status;
 }
 
-void cnn_free(void *p) { free(p); }
+void cnn_free(void *p) { cnn_mem_free(p); }
+
+void cnn_set_allocator(const cnn_allocator *a)
+{
+    _Static_assert(sizeof(cnn_allocator) == sizeof(cnn_mem_hooks) &&
+                       offsetof(cnn_allocator, realloc) == offsetof(cnn_mem_hooks, realloc) &&
+                       offsetof(cnn_allocator, free) == offsetof(cnn_mem_hooks, free) &&
+                       offsetof(cnn_allocator, ud) == offsetof(cnn_mem_hooks, ud),
+                   "cnn_allocator and cnn_mem_hooks agree");
+    if (!a) {
+        cnn_mem_set_hooks(NULL);
+        return;
+    }
+    cnn_mem_hooks h = {a->malloc, a->realloc, a->free, a->ud};
+    cnn_mem_set_hooks(&h);
+}
 
 const char *cnn_version(void) { return "0.1.0"; }
 
@@ -46,11 +62,11 @@ unsigned rt_pass_bits(const cnn_options *opt)
 
 static cnn_model *model_new(const char *filename)
 {
-    cnn_model *m = calloc(1, sizeof *m);
+    cnn_model *m = cnn_mem_calloc(1, sizeof *m);
     if (!m)
         return NULL;
-    m->filename = strdup(filename ? filename : "<input>");
-    m->errmsg = strdup("");
+    m->filename = cnn_mem_strdup(filename ? filename : "<input>");
+    m->errmsg = cnn_mem_strdup("");
     if (!m->filename || !m->errmsg) {
         cnn_model_destroy(m);
         return NULL;
@@ -60,8 +76,8 @@ static cnn_model *model_new(const char *filename)
 
 static void model_set_error(cnn_model *m, char *msg)
 {
-    free(m->errmsg);
-    m->errmsg = msg ? msg : strdup("out of memory");
+    cnn_mem_free(m->errmsg);
+    m->errmsg = msg ? msg : cnn_mem_strdup("out of memory");
 }
 
 cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source, size_t len,
@@ -70,19 +86,19 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
     *out = NULL;
     cnn_model *m = model_new(filename);
     if (!m)
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     *out = m;
     if (len > CNN_MAX_SOURCE_BYTES) {
         char msg[RT_ERR_MAX];
         snprintf(msg, sizeof msg, "%s: error: the source is %zu bytes, more than the limit of %u (16 MiB)\n",
                  m->filename, len, (unsigned)CNN_MAX_SOURCE_BYTES);
-        model_set_error(m, strdup(msg));
+        model_set_error(m, cnn_mem_strdup(msg));
         return CNN_ERR_INPUT;
     }
-    m->source = malloc(len + 1);
+    m->source = cnn_mem_malloc(len + 1);
     if (!m->source) {
         model_set_error(m, NULL);
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     }
     memcpy(m->source, source, len);
     m->source[len] = '\0';
@@ -94,7 +110,7 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
     if (!m->program) {
         diag_free(&d);
         model_set_error(m, NULL);
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     }
     if (d.errors == 0) {
         m->net = lang_program_network(m->program, network);
@@ -112,13 +128,24 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
         }
     }
     cnn_status st = CNN_OK;
-    if (d.errors > 0 || !m->graph) {
+    if (d.oom) {
+        st = CNN_ERR_NOMEM;
+        ir_graph_destroy(m->graph);
+        m->graph = NULL;
+    } else if (d.errors > 0 || !m->graph) {
         st = CNN_ERR_INPUT;
         if (d.errors == 0)
             diag_add(&d, DIAG_ERROR, (lang_span){0, 0, 0, 0}, "could not build the graph");
     }
-    if (d.count > 0)
-        model_set_error(m, diag_render(&d));
+    if (d.count > 0 || d.oom) {
+        char *msg = diag_render(&d);
+        if (!msg && st == CNN_OK) {
+            st = CNN_ERR_NOMEM;
+            ir_graph_destroy(m->graph);
+            m->graph = NULL;
+        }
+        model_set_error(m, msg);
+    }
     diag_free(&d);
     return st;
 }
@@ -136,7 +163,7 @@ static cnn_status load_failed(cnn_model **out, const char *path, const char *fmt
     if (k >= 0 && (size_t)k < sizeof msg)
         vsnprintf(msg + k, sizeof msg - (size_t)k, fmt, ap);
     va_end(ap);
-    model_set_error(m, strdup(msg));
+    model_set_error(m, cnn_mem_strdup(msg));
     *out = m;
     return CNN_ERR_INPUT;
 }
@@ -178,13 +205,13 @@ void cnn_model_destroy(cnn_model *m)
         return;
     ir_graph_destroy(m->graph);
     lang_program_free(m->program);
-    free(m->source);
-    free(m->filename);
-    free(m->errmsg);
-    free(m);
+    cnn_mem_free(m->source);
+    cnn_mem_free(m->filename);
+    cnn_mem_free(m->errmsg);
+    cnn_mem_free(m);
 }
 
-const char *cnn_model_errmsg(const cnn_model *m) { return m ? m->errmsg : "out of memory"; }
+const char *cnn_model_errmsg(const cnn_model *m) { return m && m->errmsg ? m->errmsg : "out of memory"; }
 const char *cnn_model_name(const cnn_model *m) { return m->graph ? m->graph->name : ""; }
 int cnn_model_input_count(const cnn_model *m) { return m->graph ? m->graph->ninputs : 0; }
 int cnn_model_output_count(const cnn_model *m) { return m->graph ? m->graph->noutputs : 0; }
@@ -308,7 +335,7 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
     plan_status why;
     ir_plan *p = compile_plan(m->graph, &co, &why, err, errlen);
     if (st)
-        *st = p ? CNN_OK : why == PLAN_TOO_LARGE ? CNN_ERR_INPUT : CNN_ERR_INTERNAL;
+        *st = p ? CNN_OK : why == PLAN_TOO_LARGE ? CNN_ERR_INPUT : why == PLAN_NOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL;
     return p;
 }
 
@@ -416,7 +443,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     cnn_status st;
     ir_plan *p = model_plan(m, opt, batch, false, NULL, &st, err, sizeof err);
     if (!p) {
-        model_set_error(m, strdup(err));
+        model_set_error(m, cnn_mem_strdup(err));
         return st;
     }
     const ir_graph *g = m->graph;
@@ -446,7 +473,7 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     }
     if (sb.oom) {
         sb_free(&sb);
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     }
     *text = sb_take(&sb);
     return CNN_OK;
@@ -464,7 +491,7 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     else if (strcmp(format, "dot") == 0)
         dot = true;
     else {
-        model_set_error(m, strdup("unknown --format: expected text or dot"));
+        model_set_error(m, cnn_mem_strdup("unknown --format: expected text or dot"));
         return CNN_ERR_USAGE;
     }
     cnn_options dflt;
@@ -474,7 +501,7 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     }
     if (strcmp(stage, "parsed") == 0) {
         *text = dot ? ir_graph_dump_dot(m->graph) : ir_graph_dump_text(m->graph);
-        return *text ? CNN_OK : CNN_ERR_INTERNAL;
+        return *text ? CNN_OK : CNN_ERR_NOMEM;
     }
     bool training;
     if (strcmp(stage, "optimized") == 0)
@@ -482,7 +509,7 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     else if (strcmp(stage, "training") == 0)
         training = true;
     else {
-        model_set_error(m, strdup("unknown --stage: expected parsed, optimized or training"));
+        model_set_error(m, cnn_mem_strdup("unknown --stage: expected parsed, optimized or training"));
         return CNN_ERR_USAGE;
     }
     cnn_train_config tc;
@@ -491,10 +518,10 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     cnn_status st;
     ir_plan *p = model_plan(m, opt, 1, training, &tc, &st, err, sizeof err);
     if (!p) {
-        model_set_error(m, strdup(err));
+        model_set_error(m, cnn_mem_strdup(err));
         return st;
     }
     *text = dot ? ir_graph_dump_dot(p->graph) : ir_graph_dump_text(p->graph);
     plan_destroy(p);
-    return *text ? CNN_OK : CNN_ERR_INTERNAL;
+    return *text ? CNN_OK : CNN_ERR_NOMEM;
 }

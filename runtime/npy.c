@@ -3,6 +3,7 @@
  * small recursive-descent parser that accepts what Python's literal syntax allows for these three
  * keys and names the byte where anything else appears. */
 #include "runtime/fileio.h"
+#include "ops/mem.h"
 #include "runtime/npy.h"
 
 #include <errno.h>
@@ -244,7 +245,7 @@ void rt_npy_free(rt_npy_array *a)
 {
     if (!a)
         return;
-    free(a->data);
+    cnn_mem_free(a->data);
     memset(a, 0, sizeof *a);
 }
 
@@ -272,7 +273,7 @@ static rt_npy_status read_header(header *h, FILE *fp, uint64_t size, int major, 
         return fail(err, errlen, RT_NPY_EFORMAT, path,
                     "truncated header: its length is %llu bytes, the file has %llu after it",
                     (unsigned long long)hlen, (unsigned long long)(size - 8 - lenbytes));
-    char *buf = malloc(hlen > 0 ? (size_t)hlen : 1);
+    char *buf = cnn_mem_malloc(hlen > 0 ? (size_t)hlen : 1);
     if (!buf)
         return fail(err, errlen, RT_NPY_ENOMEM, path, "out of memory for the header");
     *buf_out = buf;
@@ -361,7 +362,7 @@ rt_npy_status rt_npy_read(rt_npy_array *out, const char *path, char *err, size_t
                   (unsigned long long)(have - need), shape_text(shape, sizeof shape, h.rank, h.dims));
         goto done;
     }
-    data = malloc(need > 0 ? (size_t)need : 1);
+    data = cnn_mem_malloc(need > 0 ? (size_t)need : 1);
     if (!data) {
         st = fail(err, errlen, RT_NPY_ENOMEM, path, "out of memory for %llu bytes of data",
                   (unsigned long long)need);
@@ -379,8 +380,8 @@ rt_npy_status rt_npy_read(rt_npy_array *out, const char *path, char *err, size_t
     out->data = data;
     data = NULL;
 done:
-    free(data);
-    free(hbuf);
+    cnn_mem_free(data);
+    cnn_mem_free(hbuf);
     fclose(fp);
     return st;
 }

@@ -2,6 +2,7 @@
  * cJSON and checked in full before any data is read; the data area is read in one piece and the
  * tensors point into it. */
 #include "runtime/fileio.h"
+#include "ops/mem.h"
 #include "runtime/safetensors.h"
 
 #include <cjson/cJSON.h>
@@ -200,7 +201,7 @@ static rt_st_status check_layout(const char *path, entry *entries, int n, uint64
                     "truncated: %s needs bytes up to %llu of the data area, which has only %llu",
                     last->name, (unsigned long long)last->end, (unsigned long long)data_len);
 
-    entry **order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    entry **order = cnn_mem_malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
     if (!order)
         return fail(err, errlen, RT_ST_ENOMEM, path, "out of memory");
     for (int i = 0; i < n; i++)
@@ -223,7 +224,7 @@ static rt_st_status check_layout(const char *path, entry *entries, int n, uint64
         expect = e->end;
         prev = e;
     }
-    free(order);
+    cnn_mem_free(order);
     if (st == RT_ST_OK && expect < data_len)
         st = fail(err, errlen, RT_ST_EFORMAT, path,
                   "bytes %llu to %llu of the data area, after the last tensor, belong to no tensor",
@@ -236,26 +237,26 @@ void rt_st_free(rt_st_file *f)
     st_file *s = (st_file *)f;
     if (!s)
         return;
-    free(s->tensors);
-    free(s->names);
-    free(s->data);
-    free(s);
+    cnn_mem_free(s->tensors);
+    cnn_mem_free(s->names);
+    cnn_mem_free(s->data);
+    cnn_mem_free(s);
 }
 
 /* Builds the file from checked entries and the data area already in memory. */
 static rt_st_status build_file(rt_st_file **out, const char *path, const entry *entries, int n,
                                float *data, char *err, size_t errlen)
 {
-    st_file *s = calloc(1, sizeof *s);
+    st_file *s = cnn_mem_calloc(1, sizeof *s);
     size_t names_len = 0;
     for (int i = 0; i < n; i++)
         names_len += strlen(entries[i].name) + 1;
     if (s) {
-        s->tensors = calloc((size_t)(n > 0 ? n : 1), sizeof *s->tensors);
-        s->names = malloc(names_len > 0 ? names_len : 1);
+        s->tensors = cnn_mem_calloc((size_t)(n > 0 ? n : 1), sizeof *s->tensors);
+        s->names = cnn_mem_malloc(names_len > 0 ? names_len : 1);
     }
     if (!s || !s->tensors || !s->names) {
-        free(data);
+        cnn_mem_free(data);
         rt_st_free((rt_st_file *)s);
         return fail(err, errlen, RT_ST_ENOMEM, path, "out of memory");
     }
@@ -287,8 +288,8 @@ static rt_st_status read_tensors(rt_st_file **out, const char *path, FILE *fp, c
     cJSON_ArrayForEach(item, root)
         if (strcmp(item->string, "__metadata__") != 0)
             n++;
-    entry *entries = calloc((size_t)(n > 0 ? n : 1), sizeof *entries);
-    const char *const **order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    entry *entries = cnn_mem_calloc((size_t)(n > 0 ? n : 1), sizeof *entries);
+    const char *const **order = cnn_mem_malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
     float *data = NULL;
     rt_st_status st = RT_ST_OK;
     if (!entries || !order) {
@@ -314,7 +315,7 @@ static rt_st_status read_tensors(rt_st_file **out, const char *path, FILE *fp, c
 
     /* The entries tile the data area and each is a multiple of 4 bytes, so every tensor starts
      * on a float boundary. */
-    data = malloc(data_len > 0 ? (size_t)data_len : 1);
+    data = cnn_mem_malloc(data_len > 0 ? (size_t)data_len : 1);
     if (!data) {
         st = fail(err, errlen, RT_ST_ENOMEM, path, "out of memory for %llu bytes of data",
                   (unsigned long long)data_len);
@@ -333,9 +334,9 @@ static rt_st_status read_tensors(rt_st_file **out, const char *path, FILE *fp, c
     st = build_file(out, path, entries, n, data, err, errlen);
     data = NULL;
 done:
-    free(data);
-    free(order);
-    free(entries);
+    cnn_mem_free(data);
+    cnn_mem_free(order);
+    cnn_mem_free(entries);
     return st;
 }
 
@@ -383,7 +384,7 @@ rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t er
                   (unsigned long long)hlen, (unsigned long long)(size - 8));
         goto done;
     }
-    header = malloc((size_t)hlen + 1);
+    header = cnn_mem_malloc((size_t)hlen + 1);
     if (!header) {
         st = fail(err, errlen, RT_ST_ENOMEM, path, "out of memory for the header");
         goto done;
@@ -417,7 +418,7 @@ rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t er
     st = read_tensors(out, path, fp, root, size - 8 - hlen, err, errlen);
 done:
     cJSON_Delete(root);
-    free(header);
+    cnn_mem_free(header);
     fclose(fp);
     return st;
 }
@@ -449,7 +450,7 @@ static void sb_add(sbuf *b, const char *s, size_t n)
         size_t cap = b->cap ? b->cap : 256;
         while (b->len + n + 1 > cap)
             cap *= 2;
-        char *p = realloc(b->s, cap);
+        char *p = cnn_mem_realloc(b->s, cap);
         if (!p) {
             b->ok = 0;
             return;
@@ -535,8 +536,8 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
     if (n < 0 || (n > 0 && !tensors))
         return fail(err, errlen, RT_ST_EARG, path, "bad tensor list");
 
-    int64_t *numel = malloc((size_t)(n > 0 ? n : 1) * sizeof *numel);
-    const char *const **order = malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
+    int64_t *numel = cnn_mem_malloc((size_t)(n > 0 ? n : 1) * sizeof *numel);
+    const char *const **order = cnn_mem_malloc((size_t)(n > 0 ? n : 1) * sizeof *order);
     sbuf h = {NULL, 0, 0, 1};
     rt_outfile out;
     rt_st_status st;
@@ -601,8 +602,8 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
     if (rt_out_commit(&out, msg, sizeof msg) != 0)
         st = fail(err, errlen, RT_ST_EIO, path, "%s", msg);
 done:
-    free(h.s);
-    free(order);
-    free(numel);
+    cnn_mem_free(h.s);
+    cnn_mem_free(order);
+    cnn_mem_free(numel);
     return st;
 }

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ops/registry.h"
+#include "ops/mem.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
 
@@ -38,16 +39,16 @@ static cnn_status bind_values(cnn_session *s)
 {
     const ir_plan *p = s->plan;
     const ir_graph *g = p->graph;
-    s->data = calloc((size_t)g->nvals + 1, sizeof(float *));
+    s->data = cnn_mem_calloc((size_t)g->nvals + 1, sizeof(float *));
     if (!s->data)
-        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     int nopt = 0;
     for (int v = 0; v < g->nvals; v++)
         if (p->vals[v].loc == PLAN_LOC_OPTSTATE)
             nopt++;
-    s->optstate = calloc((size_t)nopt + 1, sizeof(rt_tensor));
+    s->optstate = cnn_mem_calloc((size_t)nopt + 1, sizeof(rt_tensor));
     if (!s->optstate)
-        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     for (int v = 0; v < g->nvals; v++) {
         const plan_value *pv = &p->vals[v];
         const ir_value *val = &g->vals[v];
@@ -64,13 +65,13 @@ static cnn_status bind_values(cnn_session *s)
             break;
         }
         case PLAN_LOC_CONST: {
-            float *buf = calloc(pv->bytes / sizeof(float) + 1, sizeof(float)); /* bytes: checked by the plan */
-            float **list = realloc(s->consts, sizeof(float *) * (size_t)(s->nconsts + 1));
+            float *buf = cnn_mem_calloc(pv->bytes / sizeof(float) + 1, sizeof(float)); /* bytes: checked by the plan */
+            float **list = cnn_mem_realloc(s->consts, sizeof(float *) * (size_t)(s->nconsts + 1));
             if (!buf || !list) {
-                free(buf);
+                cnn_mem_free(buf);
                 if (list)
                     s->consts = list;
-                return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+                return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
             }
             s->consts = list;
             s->consts[s->nconsts++] = buf;
@@ -83,9 +84,9 @@ static cnn_status bind_values(cnn_session *s)
                 rt_tensor *t = &s->optstate[s->noptstate];
                 snprintf(t->name, sizeof t->name, "%s", val->name);
                 t->shape = val->shape;
-                t->data = calloc((size_t)op_shape_numel(&val->shape) + 1, sizeof(float));
+                t->data = cnn_mem_calloc((size_t)op_shape_numel(&val->shape) + 1, sizeof(float));
                 if (!t->data)
-                    return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+                    return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
                 i = s->noptstate++;
             }
             s->data[v] = s->optstate[i].data;
@@ -113,11 +114,11 @@ static cnn_status prepare_calls(cnn_session *s)
 {
     const ir_plan *p = s->plan;
     const ir_graph *g = p->graph;
-    s->calls = calloc((size_t)p->nsteps + 1, sizeof(op_call));
-    s->kernels = calloc((size_t)p->nsteps + 1, sizeof(op_kernel *));
-    s->nodes = calloc((size_t)p->nsteps + 1, sizeof(op_node));
+    s->calls = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(op_call));
+    s->kernels = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(op_kernel *));
+    s->nodes = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(op_node));
     if (!s->calls || !s->kernels || !s->nodes)
-        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     for (int st = 0; st < p->nsteps; st++) {
         const ir_node *nd = &g->nodes[p->steps[st].node];
         op_call *c = &s->calls[st];
@@ -148,15 +149,16 @@ static cnn_status prepare_calls(cnn_session *s)
         if (k->prepare) {
             char msg[1024];
             if (k->prepare(c, msg, sizeof msg) != 0)
-                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend): %s", nd->name,
+                return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL,
+                               "%s (%s, %s backend): %s", nd->name,
                                op_name(nd->op), op_backend_name(p->steps[st].backend), msg);
         }
         if (k->scratch) {
             size_t bytes = k->scratch(c);
             if (bytes) {
-                c->scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+                c->scratch = cnn_mem_aligned_alloc(64, (bytes + 63) / 64 * 64, 0);
                 if (!c->scratch)
-                    return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+                    return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
             }
         }
     }
@@ -167,9 +169,9 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
                               int64_t batch, cnn_mode mode, const cnn_train_config *train)
 {
     *out = NULL;
-    cnn_session *s = calloc(1, sizeof *s);
+    cnn_session *s = cnn_mem_calloc(1, sizeof *s);
     if (!s)
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     *out = s;
     s->model = m;
     s->weights = w;
@@ -197,9 +199,9 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
     if (!s->plan)
         return st;
     size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;
-    s->arena = aligned_alloc(64, bytes ? bytes : 64);
+    s->arena = cnn_mem_aligned_alloc(64, bytes ? bytes : 64, 0);
     if (!s->arena)
-        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory: the arena needs %zu bytes", bytes);
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory: the arena needs %zu bytes", bytes);
     memset(s->arena, 0, bytes);
     st = bind_values(s);
     if (st == CNN_OK)
@@ -215,21 +217,21 @@ void cnn_session_destroy(cnn_session *s)
         for (int st = 0; st < s->plan->nsteps; st++) {
             if (s->kernels[st] && s->kernels[st]->release && s->calls[st].state)
                 s->kernels[st]->release(s->calls[st].state);
-            free(s->calls[st].scratch);
+            cnn_mem_aligned_free(s->calls[st].scratch);
         }
-    free(s->calls);
-    free(s->kernels);
-    free(s->nodes);
+    cnn_mem_free(s->calls);
+    cnn_mem_free(s->kernels);
+    cnn_mem_free(s->nodes);
     for (int i = 0; i < s->noptstate; i++)
-        free(s->optstate[i].data);
+        cnn_mem_free(s->optstate[i].data);
     for (int i = 0; i < s->nconsts; i++)
-        free(s->consts[i]);
-    free(s->consts);
-    free(s->optstate);
-    free(s->data);
-    free(s->arena);
+        cnn_mem_free(s->consts[i]);
+    cnn_mem_free(s->consts);
+    cnn_mem_free(s->optstate);
+    cnn_mem_free(s->data);
+    cnn_mem_aligned_free(s->arena);
     plan_destroy(s->plan);
-    free(s);
+    cnn_mem_free(s);
 }
 
 const char *cnn_session_errmsg(const cnn_session *s) { return s ? s->err : "out of memory"; }
@@ -292,7 +294,7 @@ static cnn_status execute_steps(cnn_session *s)
         char msg[1024];
         msg[0] = '\0';
         if (s->kernels[st]->run(c, msg, sizeof msg) != 0)
-            return rt_fail(s->err, CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
+            return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
     }
     if (s->mode == CNN_MODE_TRAIN)
         s->weights->version++; /* the step updated them */

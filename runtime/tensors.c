@@ -11,7 +11,7 @@ cnn_status cnn_npy_read(const char *path, float **data, int *rank, int64_t dims[
     *data = NULL;
     rt_npy_status st = rt_npy_read(&a, path, err, errlen);
     if (st != RT_NPY_OK)
-        return st == RT_NPY_ENOMEM ? CNN_ERR_INTERNAL : CNN_ERR_INPUT;
+        return st == RT_NPY_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INPUT;
     *data = a.data;
     *rank = a.rank;
     for (int k = 0; k < a.rank; k++)
@@ -24,5 +24,5 @@ cnn_status cnn_npy_write(const char *path, const float *data, int rank, const in
     rt_npy_status st = rt_npy_write(path, rank, dims, data, err, errlen);
     if (st == RT_NPY_OK)
         return CNN_OK;
-    return st == RT_NPY_EIO ? CNN_ERR_INPUT : st == RT_NPY_EARG ? CNN_ERR_USAGE : CNN_ERR_INTERNAL;
+    return st == RT_NPY_EIO ? CNN_ERR_INPUT : st == RT_NPY_EARG ? CNN_ERR_USAGE : st == RT_NPY_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL;
 }

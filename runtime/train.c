@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "runtime/rt.h"
+#include "ops/mem.h"
 
 static double now_seconds(void)
 {
@@ -143,10 +144,10 @@ static cnn_status train_setup(train_run *r)
                        r->batch, r->n);
     r->epochs = r->opt.epochs ? r->opt.epochs : (s->train.epochs > 0 ? s->train.epochs : 1);
     r->steps_per_epoch = r->n / r->batch; /* the last partial batch is dropped, as drop_last */
-    r->order = malloc(sizeof(int64_t) * (size_t)r->n);
-    r->labels = malloc(sizeof(float) * (size_t)r->batch);
+    r->order = cnn_mem_malloc(sizeof(int64_t) * (size_t)r->n);
+    r->labels = cnn_mem_malloc(sizeof(float) * (size_t)r->batch);
     if (!r->order || !r->labels)
-        return rt_fail(s->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < r->n; i++)
         r->order[i] = i;
     if (r->test) {
@@ -190,7 +191,7 @@ cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset
     r.res->stopped = stop && st == CNN_OK;
     r.res->seconds = now_seconds() - t_start;
     cnn_session_destroy(r.ev);
-    free(r.order);
-    free(r.labels);
+    cnn_mem_free(r.order);
+    cnn_mem_free(r.labels);
     return st;
 }

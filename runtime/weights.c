@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/checked.h"
+#include "ops/mem.h"
 #include "ops/registry.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
@@ -87,9 +88,9 @@ static void init_tensor(const ir_graph *g, int v, rt_tensor *t, rt_rng *rng)
 cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t seed)
 {
     *out = NULL;
-    cnn_weights *w = calloc(1, sizeof *w);
+    cnn_weights *w = cnn_mem_calloc(1, sizeof *w);
     if (!w)
-        return CNN_ERR_INTERNAL;
+        return CNN_ERR_NOMEM;
     *out = w;
     w->model = m;
     const ir_graph *g = m->graph;
@@ -109,9 +110,9 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
             return rt_fail(w->err, CNN_ERR_USAGE, "the weights exceed the limit of %zu bytes (1 TiB) at %s",
                            OP_MAX_BYTES, val->name);
     }
-    w->t = calloc((size_t)n + 1, sizeof(rt_tensor));
+    w->t = cnn_mem_calloc((size_t)n + 1, sizeof(rt_tensor));
     if (!w->t)
-        return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
     rt_rng rng;
     rt_rng_seed(&rng, seed);
     for (int v = 0; v < g->nvals; v++) {
@@ -122,9 +123,9 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
         snprintf(t->name, sizeof t->name, "%s", val->name);
         t->shape = val->shape;
         t->trainable = val->kind == IR_VAL_PARAM;
-        t->data = malloc(sizeof(float) * (size_t)op_shape_numel(&val->shape) + 1);
+        t->data = cnn_mem_malloc(sizeof(float) * (size_t)op_shape_numel(&val->shape) + 1);
         if (!t->data)
-            return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory for %s", t->name);
+            return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory for %s", t->name);
         w->count++;
         init_tensor(g, v, t, &rng);
     }
@@ -136,9 +137,9 @@ void cnn_weights_destroy(cnn_weights *w)
     if (!w)
         return;
     for (int i = 0; i < w->count; i++)
-        free(w->t[i].data);
-    free(w->t);
-    free(w);
+        cnn_mem_free(w->t[i].data);
+    cnn_mem_free(w->t);
+    cnn_mem_free(w);
 }
 
 const char *cnn_weights_errmsg(const cnn_weights *w) { return w ? w->err : "out of memory"; }
@@ -176,8 +177,9 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
 {
     rt_st_file *f = NULL;
     char msg[RT_ERR_MAX];
-    if (rt_st_read(&f, path, msg, sizeof msg) != RT_ST_OK)
-        return rt_fail(w->err, CNN_ERR_INPUT, "%s", msg);
+    rt_st_status rs = rt_st_read(&f, path, msg, sizeof msg);
+    if (rs != RT_ST_OK)
+        return rt_fail(w->err, rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s", msg);
     cnn_status st = CNN_OK;
     /* check everything first, so a failed load changes nothing */
     for (int i = 0; i < w->count && st == CNN_OK; i++) {
@@ -230,9 +232,9 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
 
 cnn_status cnn_weights_save(cnn_weights *w, const char *path)
 {
-    rt_st_tensor *ts = calloc((size_t)w->count + 1, sizeof *ts);
+    rt_st_tensor *ts = cnn_mem_calloc((size_t)w->count + 1, sizeof *ts);
     if (!ts)
-        return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory");
+        return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < w->count; i++) {
         ts[i].name = w->t[i].name;
         ts[i].rank = w->t[i].shape.rank;
@@ -242,8 +244,8 @@ cnn_status cnn_weights_save(cnn_weights *w, const char *path)
     }
     char msg[RT_ERR_MAX];
     rt_st_status rs = rt_st_write(path, w->count, ts, msg, sizeof msg);
-    free(ts);
+    cnn_mem_free(ts);
     if (rs != RT_ST_OK)
-        return rt_fail(w->err, rs == RT_ST_EIO ? CNN_ERR_INPUT : CNN_ERR_INTERNAL, "%s", msg);
+        return rt_fail(w->err, rs == RT_ST_EIO ? CNN_ERR_INPUT : rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL, "%s", msg);
     return CNN_OK;
 }

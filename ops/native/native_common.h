@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include "ops/mem.h"
 #include "ops/native/native.h"
 #include "ops/native/native_ops.h"
 #include "ops/ref_common.h"
@@ -51,7 +52,7 @@ static inline float *nat_scratch(op_call *c, size_t bytes, bool *owned)
     if (c->scratch)
         return c->scratch;
     *owned = true;
-    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+    return cnn_mem_aligned_alloc(64, (bytes + 63) / 64 * 64, 0);
 }
 
 #endif

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "ops/conv_geom.h"
+#include "ops/mem.h"
 #include "ops/native/native_common.h"
 #include "ops/native/native_conv.h"
 #include "ops/ref.h"
@@ -177,7 +178,7 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
         return ref_fail(err, errlen, "native conv: out of memory");
     nconv_fwd_run(&f, isa, nt, scratch);
     if (owned)
-        free(scratch);
+        cnn_mem_aligned_free(scratch);
     return 0;
 }
 
@@ -280,7 +281,7 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
         nconv_bd_col2im(&d, isa, nt, scratch);
     }
     if (owned)
-        free(scratch);
+        cnn_mem_aligned_free(scratch);
     return 0;
 }
 
@@ -354,11 +355,11 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     if (d.direct) {
         nconv_bw_direct(&d, isa, nt, scratch);
         if (owned)
-            free(scratch);
+            cnn_mem_aligned_free(scratch);
         return 0;
     }
     nconv_bw_gemm(&d, bias, isa, nt, scratch);
     if (owned)
-        free(scratch);
+        cnn_mem_aligned_free(scratch);
     return 0;
 }

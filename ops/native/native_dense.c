@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ops/native/native_common.h"
+#include "ops/mem.h"
 #include "ops/native/native_gemm.h"
 
 typedef struct dense_job {
@@ -62,7 +63,7 @@ static int run_gemm(op_call *c, const op_native_gemm *gm, const char *name, char
         return ref_fail(err, errlen, "%s: out of memory", name);
     op_native_gemm_run(gm, op_native_isa_table(), nt, scratch);
     if (owned)
-        free(scratch);
+        cnn_mem_aligned_free(scratch);
     return 0;
 }
 

@@ -2,6 +2,7 @@
  * messages, memory descriptors, and the build/run machinery of a kernel's program (see
  * dnn_common.h). */
 #include "ops/onednn/dnn_common.h"
+#include "ops/mem.h"
 
 #include <omp.h>
 #include <pthread.h>
@@ -221,9 +222,7 @@ static void *dnn_alloc(size_t bytes)
 {
     size_t n = (bytes + 63) / 64 * 64;
     if (n == 0) n = 64;
-    void *b = aligned_alloc(64, n);
-    if (b) memset(b, 0, n);
-    return b;
+    return cnn_mem_aligned_alloc(64, n, 1);
 }
 
 int op_dnn_mem_own(op_dnn_prog *p, const dnnl_memory_desc_t *md, char *err, size_t errlen)
@@ -232,7 +231,7 @@ int op_dnn_mem_own(op_dnn_prog *p, const dnnl_memory_desc_t *md, char *err, size
     if (!buf) return op_dnn_errf(err, errlen, "oneDNN: out of memory");
     int id = dnn_add_mem(p, md, buf, OP_DNN_OWN, -1, err, errlen);
     if (id < 0) {
-        free(buf);
+        cnn_mem_aligned_free(buf);
         return -1;
     }
     p->own[id] = buf;
@@ -354,14 +353,14 @@ static void dnn_prog_free(op_dnn_prog *p)
     for (int i = 0; i < p->nsteps; i++) {
         if (p->step[i].prim) dnnl_primitive_destroy(p->step[i].prim);
         if (p->step[i].scratch) dnnl_memory_destroy(p->step[i].scratch);
-        free(p->step[i].snapshot);
+        cnn_mem_aligned_free(p->step[i].snapshot);
     }
     for (int i = 0; i < p->nmem; i++) {
         dnnl_memory_destroy(p->mem[i]);
-        free(p->own[i]);
+        cnn_mem_aligned_free(p->own[i]);
     }
-    free(p->scratchpad);
-    free(p);
+    cnn_mem_aligned_free(p->scratchpad);
+    cnn_mem_free(p);
 }
 
 void op_dnn_release(void *state)
@@ -406,7 +405,7 @@ static op_dnn_prog *dnn_build(const op_call *c, op_dnn_build_fn build, char *err
         op_dnn_errf(err, errlen, "oneDNN: too many tensors in the call");
         return NULL;
     }
-    op_dnn_prog *p = calloc(1, sizeof *p);
+    op_dnn_prog *p = cnn_mem_calloc(1, sizeof *p);
     if (!p) {
         op_dnn_errf(err, errlen, "oneDNN: out of memory");
         return NULL;
