@@ -118,8 +118,22 @@ int load_model(const args *a, cnn_model **m)
 int make_weights(const args *a, cnn_model *m, cnn_weights **w)
 {
     cnn_status st = cnn_weights_create(w, m, a->opt.seed);
-    if (st == CNN_OK && a->weights)
-        st = cnn_weights_load(*w, a->weights, a->allow_extra);
+    if (st == CNN_OK && a->weights) {
+        /* --rename FROM=TO: FROM copied out of the argument, TO points into it */
+        cnn_rename rn[CNNC_MAX_RENAMES];
+        char from[CNNC_MAX_RENAMES][256];
+        for (int k = 0; k < a->nrenames; k++) {
+            const char *eq = strchr(a->renames[k], '=');
+            snprintf(from[k], sizeof from[k], "%.*s", (int)(eq - a->renames[k]), a->renames[k]);
+            rn[k] = (cnn_rename){from[k], eq + 1};
+        }
+        cnn_load_options lo;
+        cnn_load_options_default(&lo);
+        lo.allow_extra = a->allow_extra;
+        lo.renames = rn;
+        lo.nrenames = a->nrenames;
+        st = cnn_weights_load_opts(*w, a->weights, &lo);
+    }
     if (st != CNN_OK) {
         fprintf(stderr, "%s: error: %s\n", prog, cnn_weights_errmsg(*w));
         cnn_weights_destroy(*w);

@@ -21,6 +21,8 @@ enum {
     CMD_ALL = 0x3f,
 };
 
+enum { CNNC_MAX_RENAMES = 64 };
+
 typedef struct args {
     unsigned command;      /* one CMD_* bit */
     const char *command_name;
@@ -39,6 +41,8 @@ typedef struct args {
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra;
+    const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
+    int nrenames;
     int repeat;            /* bench: runs per configuration */
     unsigned disabled;     /* passes switched off by --no-* flags (bench applies them to every row) */
     cnn_options opt;
