@@ -193,10 +193,12 @@ static int edit_distance(const char *a, const char *b)
     return row[lb];
 }
 
-/* The network name closest to key: among those the file lacks, one with the same suffix
- * (".weight") first, then the smallest edit distance; when the file lacks none, a name within a
- * few edits.  NULL when there is none. */
-static const char *closest(const cnn_weights *w, const char *key, const int *idx)
+static bool shape_fits(const rt_st_tensor *st, const op_shape *s);
+
+/* The network name closest to key (a tensor t of the file): among those the file lacks, one of
+ * t's shape first, then one with the same suffix (".weight"), then the smallest edit distance;
+ * when the file lacks none, a name within a few edits.  NULL when there is none. */
+static const char *closest(const cnn_weights *w, const char *key, const rt_st_tensor *t, const int *idx)
 {
     const char *ks = strrchr(key, '.');
     const char *best = NULL;
@@ -213,7 +215,7 @@ static const char *closest(const cnn_weights *w, const char *key, const int *idx
         int d = edit_distance(key, w->t[i].name);
         if (!any_missing && d > near)
             continue;
-        long score = d + (same_suffix ? 0 : 10000);
+        long score = d + (same_suffix ? 0 : 10000) + (shape_fits(t, &w->t[i].shape) ? 0 : 20000);
         if (!best || score < best_score)
             best = w->t[i].name, best_score = score;
     }
@@ -274,7 +276,7 @@ static void report_line(wbuf *b, const cnn_weights *w, const rt_st_file *f, char
     }
     case P_UNKNOWN: {
         const rt_st_tensor *t = &f->tensors[j];
-        const char *near = closest(w, keys[j], idx);
+        const char *near = closest(w, keys[j], t, idx);
         rt_st_format_shape(have, sizeof have, t->rank, t->dims);
         wb_printf(b, "unknown tensor %s%s", keys[j], from_key(fk, sizeof fk, keys[j], t->name));
         if (single)

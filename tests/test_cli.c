@@ -209,11 +209,16 @@ Test(cli, weights_mismatch_lists_every_problem)
         "\n  missing tensor conv2d_2.bias [16]\n",
         "\n  dense_1.weight has shape [16,90], the network needs [120,400]\n",
         "\n  dense_3.bias has shape [4], the network needs [10]\n",
-        "\n  unknown tensor batchnorm_1.weight [16]: did you mean conv2d_1.weight?\n",
+        "\n  unknown tensor batchnorm_1.weight [16]: did you mean conv2d_2.bias?\n", /* same shape */
         "\n  unknown tensor batchnorm_2.bias [8]: did you mean conv2d_2.bias?\n",
         "\n  unknown tensor batchnorm_2.running_var [8]: did you mean conv2d_2.weight?\n",
         "\n  (--rename FROM=TO renames keys; --allow-extra ignores unknown ones)",
     };
+    /* keys of another tool: each suggestion is the missing tensor of its shape and suffix */
+    EXPECT_RUN(1, "unknown tensor features.0.weight (key conv2d_1.weight) [6,1,5,5]: did you mean conv2d_1.weight?\n"
+                  "  unknown tensor features.0.bias (key conv2d_1.bias) [6]: did you mean conv2d_1.bias?\n"
+                  "  unknown tensor fc.weight (key dense_3.weight) [10,84]: did you mean dense_3.weight?\n",
+               "run %s -w %s --rename conv2d_1.=features.0. --rename dense_3.=fc.", fx("lenet5.cnn"), fx("lenet5.safetensors"));
     for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
         cr_expect(strstr(out, lines[k]), "no \"%s\" in:\n%s", lines[k], out);
     free(out);
