@@ -147,8 +147,9 @@ typedef struct cnn_rename {
  *     ("3.bias" -> "conv2d_2.bias" when 0 and 3 are the first two such integers).  Integers
  *     beyond the network's layers keep their key (and are then unknown).
  * Every mismatch is reported at once: cnn_weights_errmsg lists every missing tensor, every
- * tensor of the wrong shape and every unknown key (with the closest name the file lacks: same shape, then suffix, then spelling), one a line
- * after a summary line; a single problem is reported on one line as cnn_weights_load does. */
+ * tensor of the wrong shape and every unknown key (with the closest name the file lacks: of
+ * its shape, then its suffix, then spelling), one a line after a summary line; a single
+ * problem is reported on one line as cnn_weights_load does. */
 typedef struct cnn_load_options {
     bool allow_extra;          /* ignore keys that name no tensor of the network */
     const cnn_rename *renames; /* nrenames rules (may be NULL when nrenames is 0) */

@@ -67,8 +67,8 @@ void print_usage(void)
         printf("%s%s\n", i ? "       " : "", commands[i].usage);
     printf("\ncommon flags:\n");
     flags_print_help(CMD_ALL, true);
-    printf("\nFlags take their value as --flag value or --flag=value.  cnnc COMMAND --help describes a\n"
-           "command and its own flags.\n");
+    printf("\nFlags take their value as --flag value or --flag=value, before or after the command.\n"
+           "cnnc COMMAND --help describes a command and its own flags.\n");
 }
 
 int print_command_help(unsigned bit)
@@ -219,17 +219,32 @@ int main(int argc, char **argv)
     a.stage = "parsed";
     a.format = "text";
     const command *cmd = NULL, *misspelt = NULL;
-    if (argc > 1 && (cmd = find_command(argv[1], &misspelt)) != NULL) {
+    /* the command is the first word that is no flag or flag value: common flags may come
+     * before it (cnnc --threads 2 run NET.cnn) as well as after */
+    int at = flags_first_positional(argc, argv, 1);
+    if (at < argc && (cmd = find_command(argv[at], &misspelt)) != NULL) {
         a.command = cmd->bit;
         a.command_name = cmd->name;
         static char hint[64];
         snprintf(hint, sizeof hint, "cnnc %s --help", cmd->name);
         help_hint = hint;
     } else if (misspelt) {
-        return usage_error("unknown command '%s'; did you mean '%s'?", argv[1], misspelt->name);
+        return usage_error("unknown command '%s'; did you mean '%s'?", argv[at], misspelt->name);
     }
-    int rc = flags_parse(argc, argv, cmd ? 2 : 1, &a);
-    if (rc >= 0)
+    /* the arguments without the command word */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return EXIT_INTERNAL;
+    int nrest = 0;
+    for (int i = 0; i < argc; i++)
+        if (!cmd || i != at)
+            rest[nrest++] = argv[i];
+    int rc = flags_parse(nrest, rest, 1, &a);
+    if (rc >= 0) {
+        free(rest);
         return finish_stdout(rc);
-    return finish_stdout(cmd ? cmd->run(&a) : cmd_compile(&a));
+    }
+    rc = cmd ? cmd->run(&a) : cmd_compile(&a);
+    free(rest);
+    return finish_stdout(rc);
 }

@@ -54,6 +54,9 @@ extern const char *prog;
  * and --flag=value).  Returns -1 to go on, or an exit status (--help, --version, a usage
  * error, already reported). */
 int flags_parse(int argc, char **argv, int first, args *a);
+/* The index of the first argument from argv[first] on that is neither a flag nor a flag's value
+ * (argc when there is none): where the command word is, so that flags may come before it. */
+int flags_first_positional(int argc, char **argv, int first);
 /* Prints the flags that apply to the commands in `mask`, one a line: those common to all
  * commands when `common`, else the others. */
 void flags_print_help(unsigned mask, bool common);

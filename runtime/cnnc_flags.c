@@ -192,6 +192,26 @@ static int prescan(int argc, char **argv)
     return -1;
 }
 
+int flags_first_positional(int argc, char **argv, int first)
+{
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            return argc;
+        if (arg[0] != '-' || arg[1] == '\0')
+            return i;
+        const flag_def *f;
+        if (arg[1] == '-') {
+            size_t len = strcspn(arg + 2, "=");
+            if ((f = find_long(arg + 2, len)) && f->metavar && arg[2 + len] != '=')
+                i++; /* its value */
+        } else if ((f = find_short(arg[1])) && f->metavar && arg[2] == '\0') {
+            i++;
+        }
+    }
+    return argc;
+}
+
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (!s || !*s)

@@ -150,6 +150,25 @@ Test(cli, flag_forms_command_help_and_suggestions)
                fx("train_plain_data"));
 }
 
+Test(cli, common_flags_before_the_command)
+{
+    /* cnnc [common flags] COMMAND ...: the same as after the command */
+    EXPECT_RUN(0, "logits[1]", "--threads 2 run %s --batch 2", ex("lenet5"));
+    EXPECT_RUN(0, "logits[2]", "--threads=1 --batch 3 --seed 4 run %s", ex("lenet5"));
+    EXPECT_RUN(0, "\"batch\": 4, \"mode\": \"infer\", \"threads\": 1", "-O0 --threads 1 --batch 4 bench %s --repeat 1 --json",
+               ex("lenet5"));
+    EXPECT_RUN(0, "digraph", "-O1 emit %s --format dot", ex("lenet5"));
+    EXPECT_RUN(0, "fusions: 0", "-O0 compile %s", ex("lenet5"));
+    EXPECT_RUN(0, "usage: cnnc run NET.cnn", "--help run");
+    /* flags with values that look like commands are values, not commands */
+    EXPECT_RUN(1, "no network named 'run'", "--network run %s", ex("lenet5"));
+    EXPECT_RUN(2, "unknown command 'trian'; did you mean 'train'?", "--threads 2 trian %s", ex("lenet5"));
+    EXPECT_RUN(2, "--threads takes an integer", "--threads 0 run %s", ex("lenet5"));
+    EXPECT_RUN(2, "unknown flag '--bacth'; did you mean '--batch'?", "--bacth 3 run %s", ex("lenet5"));
+    /* a flag the command does not use still warns */
+    EXPECT_RUN(0, "cnnc run does not use --epochs", "--epochs 2 run %s", ex("lenet5"));
+}
+
 /* cnnc run NET -w W -i IN -o tmp(OUT) matches the PyTorch output file `want` within 2e-5. */
 static void expect_run_matches(const char *net, const char *weights, const char *extra, const char *in,
                                const char *want_path)
