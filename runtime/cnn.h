@@ -126,8 +126,41 @@ CNN_API cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uin
 CNN_API void cnn_weights_destroy(cnn_weights *w);
 CNN_API const char *cnn_weights_errmsg(const cnn_weights *w);
 /* Loads a safetensors file: every tensor the network needs must be there with its shape;
- * unknown keys are an error unless allow_extra. On error the weights are unchanged. */
+ * unknown keys are an error unless allow_extra. On error the weights are unchanged.  The same as
+ * cnn_weights_load_opts with no renames (so an nn.Sequential file still maps by position). */
 CNN_API cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra);
+
+/* A renaming of the keys of a weights file, for files written by other tools: a key that
+ * starts with `from` (not empty) gets `to` in place of that prefix ("" removes it).  E.g.
+ * {"model.", ""} turns "model.0.weight" into "0.weight"; {"fc1.", "dense_1."} turns
+ * "fc1.bias" into "dense_1.bias". */
+typedef struct cnn_rename {
+    const char *from;
+    const char *to;
+} cnn_rename;
+
+/* How cnn_weights_load_opts matches a file's keys to the network's tensor names:
+ *  1. the renames, in order, each applied to every key as the ones before left it;
+ *  2. then, when no key is one of the network's names and every key has the form
+ *     "<integer>.<suffix>" (a PyTorch nn.Sequential state_dict: "0.weight", "3.bias",
+ *     "7.running_mean"), the keys map by position: the k-th smallest integer becomes the k-th
+ *     layer with weights in expansion order (spec section 6), keeping the suffix
+ *     ("3.bias" -> "conv2d_2.bias" when 0 and 3 are the first two such integers).  Integers
+ *     beyond the network's layers keep their key (and are then unknown).
+ * Every mismatch is reported at once: cnn_weights_errmsg lists every missing tensor, every
+ * tensor of the wrong shape and every unknown key (with the closest name the file lacks: of
+ * its shape, then its suffix, then spelling), one a line after a summary line; a single
+ * problem is reported on one line as cnn_weights_load does. */
+typedef struct cnn_load_options {
+    bool allow_extra;          /* ignore keys that name no tensor of the network */
+    const cnn_rename *renames; /* nrenames rules (may be NULL when nrenames is 0) */
+    int nrenames;
+} cnn_load_options;
+/* Fills *o with the defaults: no extra keys allowed, no renames. */
+CNN_API void cnn_load_options_default(cnn_load_options *o);
+/* cnn_weights_load with renaming (opt NULL: the defaults).  On error the weights are unchanged;
+ * CNN_ERR_USAGE for a rename whose `from` is NULL or empty. */
+CNN_API cnn_status cnn_weights_load_opts(cnn_weights *w, const char *path, const cnn_load_options *opt);
 CNN_API cnn_status cnn_weights_save(cnn_weights *w, const char *path);
 CNN_API int cnn_weights_count(const cnn_weights *w);
 /* The most dims a weight tensor has: conv3d's [filters, C/groups, kd, kh, kw]. */

@@ -67,8 +67,8 @@ void print_usage(void)
         printf("%s%s\n", i ? "       " : "", commands[i].usage);
     printf("\ncommon flags:\n");
     flags_print_help(CMD_ALL, true);
-    printf("\nFlags take their value as --flag value or --flag=value.  cnnc COMMAND --help describes a\n"
-           "command and its own flags.\n");
+    printf("\nFlags take their value as --flag value or --flag=value, before or after the command.\n"
+           "cnnc COMMAND --help describes a command and its own flags.\n");
 }
 
 int print_command_help(unsigned bit)
@@ -119,8 +119,22 @@ int load_model(const args *a, cnn_model **m)
 int make_weights(const args *a, cnn_model *m, cnn_weights **w)
 {
     cnn_status st = cnn_weights_create(w, m, a->opt.seed);
-    if (st == CNN_OK && a->weights)
-        st = cnn_weights_load(*w, a->weights, a->allow_extra);
+    if (st == CNN_OK && a->weights) {
+        /* --rename FROM=TO: FROM copied out of the argument, TO points into it */
+        cnn_rename rn[CNNC_MAX_RENAMES];
+        char from[CNNC_MAX_RENAMES][256];
+        for (int k = 0; k < a->nrenames; k++) {
+            const char *eq = strchr(a->renames[k], '=');
+            snprintf(from[k], sizeof from[k], "%.*s", (int)(eq - a->renames[k]), a->renames[k]);
+            rn[k] = (cnn_rename){from[k], eq + 1};
+        }
+        cnn_load_options lo;
+        cnn_load_options_default(&lo);
+        lo.allow_extra = a->allow_extra;
+        lo.renames = rn;
+        lo.nrenames = a->nrenames;
+        st = cnn_weights_load_opts(*w, a->weights, &lo);
+    }
     if (st != CNN_OK) {
         fprintf(stderr, "%s: error: %s\n", prog, cnn_weights_errmsg(*w));
         cnn_weights_destroy(*w);
@@ -206,17 +220,32 @@ int main(int argc, char **argv)
     a.stage = "parsed";
     a.format = "text";
     const command *cmd = NULL, *misspelt = NULL;
-    if (argc > 1 && (cmd = find_command(argv[1], &misspelt)) != NULL) {
+    /* the command is the first word that is no flag or flag value: common flags may come
+     * before it (cnnc --threads 2 run NET.cnn) as well as after */
+    int at = flags_first_positional(argc, argv, 1);
+    if (at < argc && (cmd = find_command(argv[at], &misspelt)) != NULL) {
         a.command = cmd->bit;
         a.command_name = cmd->name;
         static char hint[64];
         snprintf(hint, sizeof hint, "cnnc %s --help", cmd->name);
         help_hint = hint;
     } else if (misspelt) {
-        return usage_error("unknown command '%s'; did you mean '%s'?", argv[1], misspelt->name);
+        return usage_error("unknown command '%s'; did you mean '%s'?", argv[at], misspelt->name);
     }
-    int rc = flags_parse(argc, argv, cmd ? 2 : 1, &a);
-    if (rc >= 0)
+    /* the arguments without the command word */
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
+    if (!rest)
+        return EXIT_INTERNAL;
+    int nrest = 0;
+    for (int i = 0; i < argc; i++)
+        if (!cmd || i != at)
+            rest[nrest++] = argv[i];
+    int rc = flags_parse(nrest, rest, 1, &a);
+    if (rc >= 0) {
+        free(rest);
         return finish_stdout(rc);
-    return finish_stdout(cmd ? cmd->run(&a) : cmd_compile(&a));
+    }
+    rc = cmd ? cmd->run(&a) : cmd_compile(&a);
+    free(rest);
+    return finish_stdout(rc);
 }

@@ -21,6 +21,8 @@ enum {
     CMD_ALL = 0x3f,
 };
 
+enum { CNNC_MAX_RENAMES = 64 };
+
 typedef struct args {
     unsigned command;      /* one CMD_* bit */
     const char *command_name;
@@ -39,6 +41,8 @@ typedef struct args {
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra;
+    const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
+    int nrenames;
     int repeat;            /* bench: runs per configuration */
     unsigned disabled;     /* passes switched off by --no-* flags (bench applies them to every row) */
     cnn_options opt;
@@ -50,6 +54,9 @@ extern const char *prog;
  * and --flag=value).  Returns -1 to go on, or an exit status (--help, --version, a usage
  * error, already reported). */
 int flags_parse(int argc, char **argv, int first, args *a);
+/* The index of the first argument from argv[first] on that is neither a flag nor a flag's value
+ * (argc when there is none): where the command word is, so that flags may come before it. */
+int flags_first_positional(int argc, char **argv, int first);
 /* Prints the flags that apply to the commands in `mask`, one a line: those common to all
  * commands when `common`, else the others. */
 void flags_print_help(unsigned mask, bool common);

@@ -22,6 +22,7 @@ typedef enum flag_kind {
     F_PASS_OFF,  /* switches pass bits `lo` off */
     F_BACKEND,
     F_OLEVEL,
+    F_RENAME,    /* appended to args.renames */
     F_HELP,
     F_VERSION,
 } flag_kind;
@@ -58,6 +59,8 @@ static const flag_def flags[] = {
     {"seed", 0, "S", F_U64, OFF(opt.seed), 0, 0, CMD_ALL, "seed for weights, random inputs, shuffling, dropout (default 0)"},
     {"allow-extra", 0, NULL, F_BOOL, OFF(allow_extra), 0, 0, WITH_WEIGHTS,
      "ignore tensors in -w files that the network does not have"},
+    {"rename", 0, "FROM=TO", F_RENAME, 0, 0, 0, WITH_WEIGHTS,
+     "a -w key starting with FROM starts with TO instead (repeatable, applied in order)"},
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
@@ -189,6 +192,26 @@ static int prescan(int argc, char **argv)
     return -1;
 }
 
+int flags_first_positional(int argc, char **argv, int first)
+{
+    for (int i = first; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--") == 0)
+            return argc;
+        if (arg[0] != '-' || arg[1] == '\0')
+            return i;
+        const flag_def *f;
+        if (arg[1] == '-') {
+            size_t len = strcspn(arg + 2, "=");
+            if ((f = find_long(arg + 2, len)) && f->metavar && arg[2 + len] != '=')
+                i++; /* its value */
+        } else if ((f = find_short(arg[1])) && f->metavar && arg[2] == '\0') {
+            i++;
+        }
+    }
+    return argc;
+}
+
 static bool parse_int(const char *s, int64_t lo, int64_t hi, int64_t *out)
 {
     if (!s || !*s)
@@ -251,6 +274,13 @@ static int apply_flag(const flag_def *f, const char *val, args *a)
     case F_STR: *(const char **)field = val; return -1;
     case F_BOOL: *(bool *)field = true; return -1;
     case F_BACKEND: return set_backend(a, val);
+    case F_RENAME:
+        if (!strchr(val, '=') || val[0] == '=')
+            return usage_error("--rename takes FROM=TO (FROM not empty), got '%s'", val);
+        if (a->nrenames == CNNC_MAX_RENAMES)
+            return usage_error("at most %d --rename flags", CNNC_MAX_RENAMES);
+        a->renames[a->nrenames++] = val;
+        return -1;
     case F_PASS_OFF:
         a->opt.passes &= ~(unsigned)f->lo;
         a->disabled |= (unsigned)f->lo;

@@ -36,6 +36,7 @@ struct cnn_weights {
     rt_tensor *t;
     uint64_t version;         /* bumped whenever the tensors may have changed */
     char err[RT_ERR_MAX];
+    char *long_err;           /* a message longer than err (a load's full mismatch report), or NULL */
 };
 
 struct cnn_session {
@@ -67,6 +68,15 @@ cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...) __attribu
 
 /* The weight index of the tensor called name, or -1. */
 int rt_weights_find(const cnn_weights *w, const char *name);
+
+struct rt_st_file;
+/* weights_rename.c: matches the keys of safetensors file f (read from path) to w's tensors as
+ * cnn_weights_load_opts describes (renames, then the nn.Sequential mapping) and checks their
+ * shapes.  On success idx[i] is the file tensor for weight i.  Otherwise the message lists every
+ * problem, in w->err or, when longer, w->long_err (malloc'd; the caller frees any previous one
+ * first), and the result is CNN_ERR_INPUT (CNN_ERR_USAGE for a bad rename). */
+cnn_status rt_weights_match(cnn_weights *w, const char *path, const struct rt_st_file *f,
+                            const cnn_load_options *opt, int *idx);
 
 /* Clones the model's graph, makes it a training graph when `training`, runs the passes the
  * options ask for and plans it for `batch`.  NULL with err on failure, and in *st (may be NULL)

@@ -1,6 +1,7 @@
 /* The weights store: every parameter and running statistic of a model, by its spec name
  * (conv2d_1.weight, batchnorm_1.running_var...); PyTorch-style seeded initialisation; load
- * and save as safetensors with every mismatch reported by file and tensor. */
+ * and save as safetensors with every mismatch reported by file and tensor (the matching of a
+ * file's keys to the network, renames included, is in weights_rename.c). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,10 +140,11 @@ void cnn_weights_destroy(cnn_weights *w)
     for (int i = 0; i < w->count; i++)
         cnn_mem_free(w->t[i].data);
     cnn_mem_free(w->t);
+    cnn_mem_free(w->long_err);
     cnn_mem_free(w);
 }
 
-const char *cnn_weights_errmsg(const cnn_weights *w) { return w ? w->err : "out of memory"; }
+const char *cnn_weights_errmsg(const cnn_weights *w) { return !w ? "out of memory" : w->long_err ? w->long_err : w->err; }
 int cnn_weights_count(const cnn_weights *w) { return w->count; }
 
 _Static_assert(CNN_WEIGHT_MAX_RANK >= OP_MAX_RANK, "cnn_weights_tensor reports every dim of a weight");
@@ -163,52 +165,39 @@ float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, i
     return t->data;
 }
 
-static bool shape_matches(const rt_st_tensor *st, const op_shape *s)
+void cnn_load_options_default(cnn_load_options *o)
 {
-    if (st->rank != s->rank)
-        return false;
-    for (int k = 0; k < s->rank; k++)
-        if (st->dims[k] != s->d[k])
-            return false;
-    return true;
+    memset(o, 0, sizeof *o);
 }
 
 cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
 {
+    cnn_load_options o;
+    cnn_load_options_default(&o);
+    o.allow_extra = allow_extra;
+    return cnn_weights_load_opts(w, path, &o);
+}
+
+cnn_status cnn_weights_load_opts(cnn_weights *w, const char *path, const cnn_load_options *opt)
+{
+    cnn_load_options defaults;
+    if (!opt) {
+        cnn_load_options_default(&defaults);
+        opt = &defaults;
+    }
+    cnn_mem_free(w->long_err);
+    w->long_err = NULL;
     rt_st_file *f = NULL;
     char msg[RT_ERR_MAX];
     rt_st_status rs = rt_st_read(&f, path, msg, sizeof msg);
     if (rs != RT_ST_OK)
         return rt_fail(w->err, rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s", msg);
-    cnn_status st = CNN_OK;
     /* check everything first, so a failed load changes nothing */
-    for (int i = 0; i < w->count && st == CNN_OK; i++) {
-        const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
-        if (!t) {
-            st = rt_fail(w->err, CNN_ERR_INPUT, "%s: missing tensor %s", path, w->t[i].name);
-        } else if (!shape_matches(t, &w->t[i].shape)) {
-            char have[128], need[128];
-            int64_t nd[OP_MAX_RANK];
-            for (int k = 0; k < w->t[i].shape.rank; k++)
-                nd[k] = w->t[i].shape.d[k];
-            rt_st_format_shape(have, sizeof have, t->rank, t->dims);
-            rt_st_format_shape(need, sizeof need, w->t[i].shape.rank, nd);
-            st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s has shape %s, the network needs %s", path,
-                         w->t[i].name, have, need);
-        }
-    }
-    if (st == CNN_OK && !allow_extra) {
-        for (int i = 0; i < f->count; i++)
-            if (rt_weights_find(w, f->tensors[i].name) < 0) {
-                st = rt_fail(w->err, CNN_ERR_INPUT,
-                             "%s: unknown tensor %s: the network has no such weight (--allow-extra ignores it)",
-                             path, f->tensors[i].name);
-                break;
-            }
-    }
+    int *idx = cnn_mem_malloc(sizeof(int) * ((size_t)w->count + 1));
+    cnn_status st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
     if (st == CNN_OK) {
         for (int i = 0; i < w->count; i++) {
-            const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
+            const rt_st_tensor *t = &f->tensors[idx[i]];
             for (int64_t k = 0; k < t->numel; k++)
                 if (!isfinite(t->data[k])) {
                     st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s holds a non-finite value at index %lld",
@@ -221,17 +210,20 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
     }
     if (st == CNN_OK) {
         for (int i = 0; i < w->count; i++) {
-            const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
+            const rt_st_tensor *t = &f->tensors[idx[i]];
             memcpy(w->t[i].data, t->data, sizeof(float) * (size_t)t->numel);
         }
         w->version++;
     }
+    cnn_mem_free(idx);
     rt_st_free(f);
     return st;
 }
 
 cnn_status cnn_weights_save(cnn_weights *w, const char *path)
 {
+    cnn_mem_free(w->long_err);
+    w->long_err = NULL;
     rt_st_tensor *ts = cnn_mem_calloc((size_t)w->count + 1, sizeof *ts);
     if (!ts)
         return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");

@@ -58,6 +58,17 @@ only_api() { # the shared library exports cnn_ symbols only
     [ -z "$other" ] || { echo "exported: $other"; return 1; }
 }
 check "libcnn.so exports only cnn_ symbols" only_api
+static_only_api() { # libcnn.a is one prelinked object whose only global symbols are cnn_*
+    local other members
+    members=$(ar t "$libdir/libcnn.a")
+    other=$(nm -A -g --defined-only "$libdir/libcnn.a" | grep -v ' cnn_')
+    echo "libcnn.a members: $members"
+    [ "$members" = libcnn.o ] && [ -z "$other" ] || { echo "global: $other"; return 1; }
+    # the same API as the shared library
+    diff <(nm -D --defined-only "$libdir/libcnn.so.0.1.0" | awk '{print $3}' | sort) \
+         <(nm -g --defined-only "$libdir/libcnn.a" | awk 'NF == 3 {print $3}' | sort)
+}
+check "libcnn.a defines only cnn_ symbols globally (nm -g --defined-only)" static_only_api
 echo "pkg-config --cflags --libs cnn: $(pkg-config --cflags --libs cnn)"
 echo "pkg-config --static --cflags --libs cnn: $(pkg-config --static --cflags --libs cnn)"
 check "pkg-config --static names OpenMP, oneDNN, zlib, cJSON, libm" \
@@ -71,6 +82,12 @@ check "cc app.c \$(pkg-config --cflags --libs cnn)" cc "$app" $(pkg-config --cfl
 static_flags=$(pkg-config --static --cflags --libs cnn | sed 's/-lcnn\b/-l:libcnn.a/')
 # shellcheck disable=SC2086
 check "cc app.c \$(pkg-config --static --cflags --libs cnn) with -l:libcnn.a" cc "$app" $static_flags -o "$work/app-static"
+# a program with functions named as ours (rt_fail, op_name, sb_init) links libcnn.a without a clash
+printf 'int rt_fail(void) { return 7; }\nconst char *op_name(int op) { return op ? "mine" : ""; }\nvoid sb_init(void) {}\n' \
+    >"$work/clash.c"
+# shellcheck disable=SC2086
+check "an app defining rt_fail, op_name, sb_init links libcnn.a and runs" bash -c \
+    "cc '$app' '$work/clash.c' $static_flags -o '$work/app-clash' && '$work/app-clash' '$net' '$work/clash.npy' | grep -q class"
 check "app-static does not need libcnn.so" bash -c "! readelf -d '$work/app-static' | grep -q 'NEEDED.*libcnn'"
 # shellcheck disable=SC2086
 if cc "$app" $static_flags -static -o "$work/app-full-static" >"$work/full.log" 2>&1; then

@@ -3,6 +3,7 @@
  * status of spec section 8, never a crash. */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -147,6 +148,165 @@ Test(cli, flag_forms_command_help_and_suggestions)
     /* a diverging run says where, and exits 1 */
     EXPECT_RUN(1, "the loss became", "train %s --data %s --lr 1e30 --batch 2", fx("train_plain.cnn"),
                fx("train_plain_data"));
+}
+
+Test(cli, common_flags_before_the_command)
+{
+    /* cnnc [common flags] COMMAND ...: the same as after the command */
+    EXPECT_RUN(0, "logits[1]", "--threads 2 run %s --batch 2", ex("lenet5"));
+    EXPECT_RUN(0, "logits[2]", "--threads=1 --batch 3 --seed 4 run %s", ex("lenet5"));
+    EXPECT_RUN(0, "\"batch\": 4, \"mode\": \"infer\", \"threads\": 1", "-O0 --threads 1 --batch 4 bench %s --repeat 1 --json",
+               ex("lenet5"));
+    EXPECT_RUN(0, "digraph", "-O1 emit %s --format dot", ex("lenet5"));
+    EXPECT_RUN(0, "fusions: 0", "-O0 compile %s", ex("lenet5"));
+    EXPECT_RUN(0, "usage: cnnc run NET.cnn", "--help run");
+    /* flags with values that look like commands are values, not commands */
+    EXPECT_RUN(1, "no network named 'run'", "--network run %s", ex("lenet5"));
+    EXPECT_RUN(2, "unknown command 'trian'; did you mean 'train'?", "--threads 2 trian %s", ex("lenet5"));
+    EXPECT_RUN(2, "--threads takes an integer", "--threads 0 run %s", ex("lenet5"));
+    EXPECT_RUN(2, "unknown flag '--bacth'; did you mean '--batch'?", "--bacth 3 run %s", ex("lenet5"));
+    /* a flag the command does not use still warns */
+    EXPECT_RUN(0, "cnnc run does not use --epochs", "--epochs 2 run %s", ex("lenet5"));
+}
+
+/* cnnc run NET -w W -i IN -o tmp(OUT) matches the PyTorch output file `want` within 2e-5. */
+static void expect_run_matches(const char *net, const char *weights, const char *extra, const char *in,
+                               const char *want_path)
+{
+    EXPECT_RUN(0, "logits[2]", "run %s -w %s %s -i %s -o %s", net, weights, extra, in, tmp("seq.npy"));
+    float *got, *want;
+    int rank, rank2;
+    int64_t dims[8], dims2[8];
+    char err[512];
+    cr_assert_eq(cnn_npy_read(tmp("seq.npy"), &got, &rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    cr_assert_eq(cnn_npy_read(want_path, &want, &rank2, dims2, err, sizeof err), CNN_OK, "%s", err);
+    cr_assert_eq(rank, 2);
+    cr_assert_eq(rank2, 2);
+    cr_assert_eq(dims[0], 3);
+    cr_assert_eq(dims[1], 10);
+    cr_assert_eq(dims2[0], 3);
+    for (int i = 0; i < 30; i++)
+        cr_expect(fabsf(got[i] - want[i]) <= 2e-5f, "%s: output %d is %g, PyTorch's %g", extra, i, got[i], want[i]);
+    free(got);
+    free(want);
+}
+
+Test(cli, weights_from_a_pytorch_sequential)
+{
+    /* the state_dict of an nn.Sequential twin of lenet5 (make_sequential.py): keys 0, 3, 7, 9,
+     * 11 map by position to conv2d_1, conv2d_2, dense_1, dense_2, dense_3 (11 sorts after 9) */
+    expect_run_matches(ex("lenet5"), fx("lenet5_seq.safetensors"), "", fx("lenet5_seq.in3.npy"),
+                       fx("lenet5_seq.out3.npy"));
+    /* the same by explicit prefix renames, applied in order ("1" then "11." is never reached) */
+    expect_run_matches(ex("lenet5"), fx("lenet5_seq.safetensors"),
+                       "--rename 11.=dense_3. --rename 0.=conv2d_1. --rename=3.=conv2d_2. --rename 7.=dense_1. "
+                       "--rename 9.=dense_2.",
+                       fx("lenet5_seq.in3.npy"), fx("lenet5_seq.out3.npy"));
+    /* renames run before the positional rule: a "model." prefix removed, then by position */
+    expect_run_matches(ex("lenet5"), fx("lenet5_seq.safetensors"), "--rename 0.=model.0. --rename model.=",
+                       fx("lenet5_seq.in3.npy"), fx("lenet5_seq.out3.npy"));
+    EXPECT_RUN(2, "--rename takes FROM=TO", "run %s -w %s --rename x", ex("lenet5"), fx("lenet5_seq.safetensors"));
+    EXPECT_RUN(2, "--rename takes FROM=TO", "run %s -w %s --rename =x", ex("lenet5"), fx("lenet5_seq.safetensors"));
+    /* a positional file for a network it does not fit: every shape named, by key */
+    EXPECT_RUN(1, "conv2d_2.weight (key 3.weight) has shape [16,6,5,5], the network needs [8,8,3,3]", "run %s -w %s",
+               fx("vgg_tiny.cnn"), fx("lenet5_seq.safetensors"));
+    EXPECT_RUN(1, "keys mapped by position as an nn.Sequential state_dict's", "run %s -w %s", fx("vgg_tiny.cnn"),
+               fx("lenet5_seq.safetensors"));
+}
+
+Test(cli, weights_mismatch_lists_every_problem)
+{
+    char *out, args[4096];
+    snprintf(args, sizeof args, "run '%s' -w '%s'", fx("lenet5.cnn"), fx("bn_dense.safetensors"));
+    int rc = run(&out, args);
+    cr_expect_eq(rc, 1);
+    const char *lines[] = {
+        "bn_dense.safetensors: the tensors do not fit the network (4 missing, 6 of another shape, 8 unknown):\n",
+        "\n  missing tensor conv2d_1.weight [6,1,5,5]\n",
+        "\n  missing tensor conv2d_1.bias [6]\n",
+        "\n  missing tensor conv2d_2.weight [16,6,5,5]\n",
+        "\n  missing tensor conv2d_2.bias [16]\n",
+        "\n  dense_1.weight has shape [16,90], the network needs [120,400]\n",
+        "\n  dense_3.bias has shape [4], the network needs [10]\n",
+        "\n  unknown tensor batchnorm_1.weight [16]: did you mean conv2d_2.bias?\n", /* same shape */
+        "\n  unknown tensor batchnorm_2.bias [8]: did you mean conv2d_2.bias?\n",
+        "\n  unknown tensor batchnorm_2.running_var [8]: did you mean conv2d_2.weight?\n",
+        "\n  (--rename FROM=TO renames keys; --allow-extra ignores unknown ones)",
+    };
+    /* keys of another tool: each suggestion is the missing tensor of its shape and suffix */
+    EXPECT_RUN(1, "unknown tensor features.0.weight (key conv2d_1.weight) [6,1,5,5]: did you mean conv2d_1.weight?\n"
+                  "  unknown tensor features.0.bias (key conv2d_1.bias) [6]: did you mean conv2d_1.bias?\n"
+                  "  unknown tensor fc.weight (key dense_3.weight) [10,84]: did you mean dense_3.weight?\n",
+               "run %s -w %s --rename conv2d_1.=features.0. --rename dense_3.=fc.", fx("lenet5.cnn"), fx("lenet5.safetensors"));
+    for (size_t k = 0; k < sizeof lines / sizeof lines[0]; k++)
+        cr_expect(strstr(out, lines[k]), "no \"%s\" in:\n%s", lines[k], out);
+    free(out);
+    /* with --allow-extra only the missing and misshapen ones */
+    EXPECT_RUN(1, "(4 missing, 6 of another shape):", "run %s -w %s --allow-extra", fx("lenet5.cnn"),
+               fx("bn_dense.safetensors"));
+    /* two keys renamed to one name */
+    EXPECT_RUN(1, "keys conv2d_1.weight and conv2d_2.weight both give tensor conv2d_1.weight", "run %s -w %s --rename %s",
+               fx("lenet5.cnn"), fx("lenet5.safetensors"), "conv2d_2.=conv2d_1.");
+    /* a renamed unknown key names its key in the file */
+    EXPECT_RUN(1, "unknown tensor x.weight (key conv2d_1.weight) [6,1,5,5]: did you mean conv2d_1.weight?",
+               "run %s -w %s --rename conv2d_1.=x.", fx("lenet5.cnn"), fx("lenet5.safetensors"));
+}
+
+Test(cli, weights_load_opts_api)
+{
+    /* one problem: the one-line message */
+    cnn_model *m = NULL, *m2 = NULL;
+    const char *src = "network s { input image[1, 28, 28];\n output y = image -> conv2d(6, 5, pad=2); }\n";
+    const char *src2 = "network s { input image[1, 28, 28];\n output y = image -> conv2d(6, 5, pad=2, bias=false); }\n";
+    cr_assert_eq(cnn_model_compile(&m, "s.cnn", src, strlen(src), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    cr_assert_eq(cnn_model_compile(&m2, "s2.cnn", src2, strlen(src2), NULL), CNN_OK, "%s", cnn_model_errmsg(m2));
+    cnn_weights *w = NULL, *w2 = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cr_assert_eq(cnn_weights_create(&w2, m2, 2), CNN_OK);
+    cr_assert_eq(cnn_weights_save(w, tmp("s.safetensors")), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cr_expect_eq(cnn_weights_load(w2, tmp("s.safetensors"), false), CNN_ERR_INPUT);
+    char want[2048];
+    snprintf(want, sizeof want,
+             "%s: unknown tensor conv2d_1.bias: the network has no such weight (--allow-extra ignores it)",
+             tmp("s.safetensors"));
+    cr_expect_str_eq(cnn_weights_errmsg(w2), want);
+    cr_expect_eq(cnn_weights_load(w2, tmp("s.safetensors"), true), CNN_OK, "%s", cnn_weights_errmsg(w2));
+    /* renames through the API: the file's conv2d_1.* as c.*, renamed back */
+    cnn_rename back[] = {{"c.", "conv2d_1."}}, away[] = {{"conv2d_1.", "c."}};
+    cnn_load_options o;
+    cnn_load_options_default(&o);
+    cr_expect_eq(o.nrenames, 0);
+    cr_expect(!o.allow_extra);
+    o.renames = away;
+    o.nrenames = 1;
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("s.safetensors"), &o), CNN_ERR_INPUT);
+    cr_expect(strstr(cnn_weights_errmsg(w), "(2 missing, 2 unknown)"), "%s", cnn_weights_errmsg(w));
+    cr_expect(strstr(cnn_weights_errmsg(w), "unknown tensor c.bias (key conv2d_1.bias) [6]: did you mean conv2d_1.bias?"),
+              "%s", cnn_weights_errmsg(w));
+    o.renames = back;
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("s.safetensors"), &o), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("s.safetensors"), NULL), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cnn_rename bad[] = {{"", "x"}};
+    o.renames = bad;
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("s.safetensors"), &o), CNN_ERR_USAGE);
+    cnn_weights_destroy(w);
+    cnn_weights_destroy(w2);
+    cnn_model_destroy(m);
+    cnn_model_destroy(m2);
+    /* a report longer than any fixed buffer: resnet20 given lenet5's weights names all 100+ */
+    cr_assert_eq(cnn_model_load(&m, ex("resnet20"), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    cr_expect_eq(cnn_weights_load(w, fx("lenet5.safetensors"), false), CNN_ERR_INPUT);
+    const char *msg = cnn_weights_errmsg(w);
+    cr_expect(strlen(msg) > 4096, "%zu", strlen(msg));
+    cr_expect(strstr(msg, "\n  missing tensor batchnorm_21.running_var [64]\n"), "%s", msg);
+    cr_expect(strstr(msg, "\n  dense_1.bias has shape [120], the network needs [10]\n"), "%s", msg);
+    cr_expect(strstr(msg, "unknown tensor dense_3.weight [10,84]"), "%s", msg);
+    /* a later success clears it */
+    cr_expect_eq(cnn_weights_save(w, tmp("r.safetensors")), CNN_OK);
+    cr_expect_eq(cnn_weights_load(w, tmp("r.safetensors"), false), CNN_OK);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
 }
 
 Test(cli, compile_prints_the_table)
