@@ -25,6 +25,7 @@
  * steps share (lang/sema_int.h); step 2 is lang/sema_resolve.c, step 3 lang/sema_eval.c
  * with call arguments bound by lang/sema_args.c, step 4 lang/sema_train.c. */
 #include "lang/lang.h"
+#include "lang/suggest.h"
 #include "ops/mem.h"
 
 #include <inttypes.h>
@@ -107,40 +108,6 @@ static void finish_diags(sema *s)
 
 /* ---------------------------------------------------------------- "did you mean" */
 
-static int lower(int c)
-{
-    return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
-
-/* Optimal string alignment distance (a swap of neighbours counts 1), ignoring case;
- * anything above limit comes back as limit + 1. */
-static int edit_distance(const char *a, const char *b, int limit)
-{
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (abs(la - lb) > limit)
-        return limit + 1;
-    if (lb > 64 || la > 64)
-        return limit + 1;
-    int d[65][65];
-    for (int i = 0; i <= la; i++)
-        d[i][0] = i;
-    for (int j = 0; j <= lb; j++)
-        d[0][j] = j;
-    for (int i = 1; i <= la; i++)
-        for (int j = 1; j <= lb; j++) {
-            int cost = lower((unsigned char)a[i - 1]) != lower((unsigned char)b[j - 1]);
-            int v = d[i - 1][j] + 1;
-            if (d[i][j - 1] + 1 < v)
-                v = d[i][j - 1] + 1;
-            if (d[i - 1][j - 1] + cost < v)
-                v = d[i - 1][j - 1] + cost;
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
-                v = d[i - 2][j - 2] + 1;
-            d[i][j] = v;
-        }
-    return d[la][lb] > limit ? limit + 1 : d[la][lb];
-}
-
 void sema_suggest_init(suggestion *g, const char *name)
 {
     int len = (int)strlen(name);
@@ -157,7 +124,7 @@ void sema_suggest_try(suggestion *g, const char *candidate)
 {
     if (!candidate || strcmp(candidate, g->name) == 0)
         return;
-    int d = edit_distance(g->name, candidate, g->limit);
+    int d = lang_edit_distance(g->name, candidate, g->limit);
     if (d < g->dist) {
         g->dist = d;
         g->best = candidate;

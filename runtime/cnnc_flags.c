@@ -81,6 +81,8 @@ static const flag_def flags[] = {
 };
 enum { NFLAGS = sizeof flags / sizeof flags[0], LONG_VAL = 256 };
 
+/* Levenshtein distance for the driver's suggestions.  The library's own (lang/suggest.h) is
+ * internal; the driver is built on cnn.h alone, so it keeps this small one. */
 int flags_edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);

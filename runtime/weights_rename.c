@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lang/strbuf.h"
+#include "lang/suggest.h"
 #include "ops/mem.h"
 #include "runtime/rt.h"
 #include "runtime/safetensors.h"
@@ -130,31 +131,6 @@ static bool map_sequential(const cnn_weights *w, char **keys, int n, bool *appli
 
 /* ---- the closest network name ---- */
 
-static int edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 255)
-        la = 255;
-    if (lb > 255)
-        lb = 255;
-    int row[256];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best)
-                best = up + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
 
 static bool shape_fits(const rt_st_tensor *st, const op_shape *s);
 
@@ -175,7 +151,7 @@ static const char *closest(const cnn_weights *w, const char *key, const rt_st_te
             continue;
         const char *ns = strrchr(w->t[i].name, '.');
         bool same_suffix = ks && ns && strcmp(ks, ns) == 0;
-        int d = edit_distance(key, w->t[i].name);
+        int d = lang_edit_distance(key, w->t[i].name, LANG_SUGGEST_MAX);
         if (!any_missing && d > near)
             continue;
         long score = d + (same_suffix ? 0 : 10000) + (shape_fits(t, &w->t[i].shape) ? 0 : 20000);
