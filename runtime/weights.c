@@ -12,6 +12,26 @@
 #include "runtime/rt.h"
 #include "runtime/safetensors.h"
 
+bool rt_weights_claim_read(cnn_weights *w)
+{
+    unsigned c = atomic_load(&w->claims);
+    do {
+        if (c & RT_CLAIM_WRITE || c + 1 == RT_CLAIM_WRITE)
+            return false;
+    } while (!atomic_compare_exchange_weak(&w->claims, &c, c + 1));
+    return true;
+}
+
+void rt_weights_release_read(cnn_weights *w) { atomic_fetch_sub(&w->claims, 1); }
+
+bool rt_weights_claim_write(cnn_weights *w)
+{
+    unsigned idle = 0;
+    return atomic_compare_exchange_strong(&w->claims, &idle, RT_CLAIM_WRITE);
+}
+
+void rt_weights_release_write(cnn_weights *w) { atomic_store(&w->claims, 0u); }
+
 int rt_weights_find(const cnn_weights *w, const char *name)
 {
     for (int i = 0; i < w->count; i++)
@@ -151,7 +171,7 @@ float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, i
     if (i < 0 || i >= w->count)
         return NULL;
     rt_tensor *t = &w->t[i];
-    w->version++; /* the caller may write through the pointer */
+    atomic_fetch_add(&w->version, 1); /* the caller may write through the pointer */
     if (name)
         *name = t->name;
     if (rank)
@@ -172,12 +192,16 @@ static bool shape_matches(const rt_st_tensor *st, const op_shape *s)
     return true;
 }
 
-cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
+/* Checks the tensors of f (read from `path`, the name in messages) against the weights and, when
+ * all is well, copies them in; frees f. */
+static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, bool allow_extra)
 {
-    rt_st_file *f = NULL;
-    char msg[RT_ERR_MAX];
-    if (rt_st_read(&f, path, msg, sizeof msg) != RT_ST_OK)
-        return rt_fail(w->err, CNN_ERR_INPUT, "%s", msg);
+    if (!rt_weights_claim_write(w)) {
+        rt_st_free(f);
+        return rt_fail(w->err, CNN_ERR_USAGE,
+                       "%s: the weights are in use by a session running on another thread; loading "
+                       "would change them under it", path);
+    }
     cnn_status st = CNN_OK;
     /* check everything first, so a failed load changes nothing */
     for (int i = 0; i < w->count && st == CNN_OK; i++) {
@@ -222,17 +246,43 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
             const rt_st_tensor *t = rt_st_find(f, w->t[i].name);
             memcpy(w->t[i].data, t->data, sizeof(float) * (size_t)t->numel);
         }
-        w->version++;
+        atomic_fetch_add(&w->version, 1);
     }
+    rt_weights_release_write(w);
     rt_st_free(f);
     return st;
 }
 
+cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
+{
+    rt_st_file *f = NULL;
+    char msg[RT_ERR_MAX];
+    if (rt_st_read(&f, path, msg, sizeof msg) != RT_ST_OK)
+        return rt_fail(w->err, CNN_ERR_INPUT, "%s", msg);
+    return load_tensors(w, f, path, allow_extra);
+}
+
+cnn_status cnn_weights_load_memory(cnn_weights *w, const void *data, size_t len, bool allow_extra)
+{
+    rt_st_file *f = NULL;
+    char msg[RT_ERR_MAX];
+    rt_st_status rs = rt_st_read_memory(&f, "<memory>", data, len, msg, sizeof msg);
+    if (rs != RT_ST_OK)
+        return rt_fail(w->err, rs == RT_ST_EARG ? CNN_ERR_USAGE : CNN_ERR_INPUT, "%s", msg);
+    return load_tensors(w, f, "<memory>", allow_extra);
+}
+
 cnn_status cnn_weights_save(cnn_weights *w, const char *path)
 {
+    /* a reader, as inference: it may run beside inference sessions, not beside a training step */
+    if (!rt_weights_claim_read(w))
+        return rt_fail(w->err, CNN_ERR_USAGE,
+                       "%s: the weights are being written by a training step on another thread", path);
     rt_st_tensor *ts = calloc((size_t)w->count + 1, sizeof *ts);
-    if (!ts)
+    if (!ts) {
+        rt_weights_release_read(w);
         return rt_fail(w->err, CNN_ERR_INTERNAL, "out of memory");
+    }
     for (int i = 0; i < w->count; i++) {
         ts[i].name = w->t[i].name;
         ts[i].rank = w->t[i].shape.rank;
@@ -242,6 +292,7 @@ cnn_status cnn_weights_save(cnn_weights *w, const char *path)
     }
     char msg[RT_ERR_MAX];
     rt_st_status rs = rt_st_write(path, w->count, ts, msg, sizeof msg);
+    rt_weights_release_read(w);
     free(ts);
     if (rs != RT_ST_OK)
         return rt_fail(w->err, rs == RT_ST_EIO ? CNN_ERR_INPUT : CNN_ERR_INTERNAL, "%s", msg);
