@@ -6,8 +6,20 @@
  * returned through out-parameters; each handle keeps the message of its last error
  * (cnn_*_errmsg); _destroy(NULL) is a no-op.  The library never prints and never exits.
  * Thread-safety: a handle may be used by one thread at a time; distinct handles are
- * independent, except that a session reads (and, when training, writes) the cnn_weights it
- * was created with, so two sessions on one cnn_weights must not run at the same time.
+ * independent, except for what sessions share:
+ *  - a cnn_model is only read by the sessions planned on it (cnn_session_create,
+ *    cnn_session_run...), so any number of threads may create and run sessions on one model
+ *    at the same time; the model's own calls (summary, emit: they may set its message) are
+ *    not to run beside each other.
+ *  - a cnn_weights object may be shared by sessions on several threads.  Inference runs only
+ *    read it, so any number of inference sessions on one weights object may run at the same
+ *    time.  Writers need it to themselves: a training step (cnn_session_train_step, cnn_train)
+ *    and cnn_weights_load.  Nothing waits: a run or load that would overlap a conflicting one
+ *    on another thread fails with CNN_ERR_USAGE and says so in its handle's message, so a
+ *    training session never silently races with inference sessions.  (A training session and
+ *    inference sessions may all live on one weights object, as cnn_train's evaluation does;
+ *    only their runs must not overlap.)  Pointers from cnn_weights_tensor are not guarded:
+ *    write through them only while no session on the weights is running.
  * OpenMP: a call may change the thread count (omp_set_num_threads) while it runs, and puts
  * the caller's setting back before it returns.
  *
@@ -127,7 +139,8 @@ CNN_API void cnn_weights_destroy(cnn_weights *w);
 CNN_API const char *cnn_weights_errmsg(const cnn_weights *w);
 /* Loads a safetensors file: every tensor the network needs must be there with its shape;
  * unknown keys are an error unless allow_extra. On error the weights are unchanged.  The same as
- * cnn_weights_load_opts with no renames (so an nn.Sequential file still maps by position). */
+ * cnn_weights_load_opts with no renames (so an nn.Sequential file still maps by position).
+ * A writer: CNN_ERR_USAGE while a session on w runs on another thread (see the top). */
 CNN_API cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra);
 
 /* A renaming of the keys of a weights file, for files written by other tools: a key that
@@ -159,13 +172,20 @@ typedef struct cnn_load_options {
 /* Fills *o with the defaults: no extra keys allowed, no renames. */
 CNN_API void cnn_load_options_default(cnn_load_options *o);
 /* cnn_weights_load with renaming (opt NULL: the defaults).  On error the weights are unchanged;
- * CNN_ERR_USAGE for a rename whose `from` is NULL or empty. */
+ * CNN_ERR_USAGE for a rename whose `from` is NULL or empty.  A writer, as cnn_weights_load. */
 CNN_API cnn_status cnn_weights_load_opts(cnn_weights *w, const char *path, const cnn_load_options *opt);
+/* As cnn_weights_load, from the len bytes of a safetensors file at data (not kept after the
+ * call); the same checks and messages, naming "<memory>" instead of a path.  CNN_ERR_USAGE
+ * when data is NULL and len is not 0. */
+CNN_API cnn_status cnn_weights_load_memory(cnn_weights *w, const void *data, size_t len, bool allow_extra);
+/* Writes the weights as a safetensors file.  A reader: it may run while inference sessions on
+ * w run on other threads; CNN_ERR_USAGE while a training step on w runs. */
 CNN_API cnn_status cnn_weights_save(cnn_weights *w, const char *path);
 CNN_API int cnn_weights_count(const cnn_weights *w);
 /* The most dims a weight tensor has: conv3d's [filters, C/groups, kd, kh, kw]. */
 #define CNN_WEIGHT_MAX_RANK 5
-/* Tensor i: its name, rank and dims (up to CNN_WEIGHT_MAX_RANK), and its data (read-write). */
+/* Tensor i: its name, rank and dims (up to CNN_WEIGHT_MAX_RANK), and its data (read-write;
+ * sessions on w see writes through it at their next run; not while one runs, see the top). */
 CNN_API float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank,
                                   int64_t dims[CNN_WEIGHT_MAX_RANK]);
 
@@ -178,7 +198,13 @@ typedef enum cnn_mode { CNN_MODE_INFER = 0, CNN_MODE_TRAIN = 1 } cnn_mode;
 /* Plans model m for `batch` examples in `mode` with options `opt` (NULL: defaults), on
  * weights w (not owned; must outlive the session).  A training session uses `train` (NULL:
  * the model's train section) and keeps the optimiser state.  *out is set even on failure,
- * for cnn_session_errmsg. */
+ * for cnn_session_errmsg.
+ * Sharing (see the top): sessions on one model and one weights object may be created and
+ * used on different threads, each session by one thread at a time.  Inference sessions run
+ * together; a training session's steps update w in place and need it alone: a step that
+ * would overlap another session's run on w fails (CNN_ERR_USAGE), and so does an inference
+ * run that would overlap a training step.  Each session keeps its own kernel state (oneDNN
+ * primitives, reordered weights, constant folding), so nothing it caches is shared. */
 CNN_API cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w,
                                       const cnn_options *opt, int64_t batch, cnn_mode mode,
                                       const cnn_train_config *train);
@@ -191,12 +217,17 @@ CNN_API float *cnn_session_input(cnn_session *s, int i);
 /* The buffer of output i after a run ([batch, ...output shape]). */
 CNN_API const float *cnn_session_output(const cnn_session *s, int i);
 /* Inference session: computes the outputs from the inputs.  Training session: the same with
- * training-mode layers (batch statistics, dropout) and no update. */
+ * training-mode layers (batch statistics, dropout) and no update.
+ * Thread-safety: the session is this thread's for the call; the model and the weights are
+ * only read, beside any other inference run on them (CNN_ERR_USAGE during a training step on
+ * the same weights). */
 CNN_API cnn_status cnn_session_run(cnn_session *s);
 /* Training session: one optimiser step on the batch in the input buffer with `labels` (one
  * class index per example for cross_entropy; for mse, targets of the output's shape, or class
  * indices turned into one-hot targets when `labels_are_classes`).  Writes the mean loss and the
- * number of correct top-1 predictions (cross_entropy; 0 for mse targets) when not NULL. */
+ * number of correct top-1 predictions (cross_entropy; 0 for mse targets) when not NULL.
+ * The step writes the session's weights, alone: CNN_ERR_USAGE, with nothing changed, when
+ * another session on them is running on another thread. */
 CNN_API cnn_status cnn_session_train_step(cnn_session *s, const float *labels,
                                           bool labels_are_classes, float *loss, int64_t *correct);
 /* Memory figures of the session's plan, in bytes of activations (and gradients). */

@@ -4,6 +4,7 @@
 #define CNN_RT_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 
 #include "compiler/ir.h"
 #include "compiler/plan.h"
@@ -34,10 +35,16 @@ struct cnn_weights {
     const cnn_model *model;
     int count;
     rt_tensor *t;
-    uint64_t version;         /* bumped whenever the tensors may have changed */
-    char err[RT_ERR_MAX];
+    /* Shared by the sessions on these weights, which may run on other threads: */
+    _Atomic uint64_t version; /* bumped whenever the tensors may have changed */
+    _Atomic unsigned claims;  /* RT_CLAIM_WRITE, or the number of readers running now */
+    char err[RT_ERR_MAX];     /* written only by calls on the weights handle itself */
     char *long_err;           /* a message longer than err (a load's full mismatch report), or NULL */
 };
+
+/* The claim a writer (a training step, cnn_weights_load) holds on the weights; readers
+ * (inference runs, cnn_weights_save) count in the bits below it. */
+#define RT_CLAIM_WRITE 0x80000000u
 
 struct cnn_session {
     cnn_model *model;
@@ -65,6 +72,14 @@ struct cnn_session {
 
 /* Formats an error into buf (RT_ERR_MAX) and returns status. */
 cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Claims the weights for reading (any number of readers at once) or for writing (alone).
+ * Never waits: false when the claim conflicts with one held on another thread.  Each
+ * successful claim is released with the matching release. */
+bool rt_weights_claim_read(cnn_weights *w);
+void rt_weights_release_read(cnn_weights *w);
+bool rt_weights_claim_write(cnn_weights *w);
+void rt_weights_release_write(cnn_weights *w);
 
 /* The weight index of the tensor called name, or -1. */
 int rt_weights_find(const cnn_weights *w, const char *name);

@@ -1,6 +1,7 @@
 /* safetensors reader and writer for F32 tensors (see safetensors.h).  The header is parsed with
  * cJSON and checked in full before any data is read; the data area is read in one piece and the
- * tensors point into it. */
+ * tensors point into it.  Files and buffers in memory go through the same parser (parse(), over
+ * a source), so they are checked alike and fail with the same messages. */
 #include "runtime/fileio.h"
 #include "ops/mem.h"
 #include "runtime/safetensors.h"
@@ -279,8 +280,31 @@ static rt_st_status build_file(rt_st_file **out, const char *path, const entry *
     return RT_ST_OK;
 }
 
-/* Checks the parsed header and reads the data area that follows it in fp. */
-static rt_st_status read_tensors(rt_st_file **out, const char *path, FILE *fp, const cJSON *root,
+/* Where the bytes come from: an open file, or a buffer in memory (fp NULL). */
+typedef struct source {
+    FILE *fp;
+    const unsigned char *mem;
+    uint64_t size, pos;  /* the whole length, and how far reading has got */
+} source;
+
+static size_t src_read(source *src, void *dst, size_t n)
+{
+    size_t got;
+    if (src->fp) {
+        got = fread(dst, 1, n, src->fp);
+    } else {
+        got = src->size - src->pos < n ? (size_t)(src->size - src->pos) : n;
+        if (got)
+            memcpy(dst, src->mem + src->pos, got);
+    }
+    src->pos += got;
+    return got;
+}
+
+static int src_error(const source *src) { return src->fp ? ferror(src->fp) : 0; }
+
+/* Checks the parsed header and reads the data area that follows it. */
+static rt_st_status read_tensors(rt_st_file **out, const char *path, source *src, const cJSON *root,
                                  uint64_t data_len, char *err, size_t errlen)
 {
     int n = 0;
@@ -321,9 +345,9 @@ static rt_st_status read_tensors(rt_st_file **out, const char *path, FILE *fp, c
                   (unsigned long long)data_len);
         goto done;
     }
-    size_t got = fread(data, 1, (size_t)data_len, fp);
+    size_t got = src_read(src, data, (size_t)data_len);
     if (got != data_len) {
-        st = ferror(fp) ? fail(err, errlen, RT_ST_EIO, path, "read error: %s", strerror(errno))
+        st = src_error(src) ? fail(err, errlen, RT_ST_EIO, path, "read error: %s", strerror(errno))
                         : fail(err, errlen, RT_ST_EFORMAT, path,
                                "truncated: the data area ends after %zu of %llu bytes", got,
                                (unsigned long long)data_len);
@@ -340,30 +364,15 @@ done:
     return st;
 }
 
-rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t errlen)
+/* Parses the safetensors bytes of src (named path in messages). */
+static rt_st_status parse(rt_st_file **out, const char *path, source *src, char *err, size_t errlen)
 {
-    if (err && errlen > 0)
-        err[0] = '\0';
-    if (!out)
-        return fail(err, errlen, RT_ST_EARG, path, "no place for the result");
-    *out = NULL;
-    if (!path)
-        return fail(err, errlen, RT_ST_EARG, path, "no file name");
-
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return fail(err, errlen, RT_ST_EIO, path, "cannot open: %s", strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return fail(err, errlen, RT_ST_EIO, path, "not a regular file");
-    }
-    uint64_t size = (uint64_t)sb.st_size;
+    uint64_t size = src->size;
     char *header = NULL;
     cJSON *root = NULL;
     rt_st_status st;
     unsigned char lenbuf[8];
-    if (size < 8 || fread(lenbuf, 1, 8, fp) != 8) {
+    if (size < 8 || src_read(src, lenbuf, 8) != 8) {
         st = fail(err, errlen, RT_ST_EFORMAT, path,
                   "file is %llu bytes, too short for the 8-byte header length",
                   (unsigned long long)size);
@@ -389,7 +398,7 @@ rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t er
         st = fail(err, errlen, RT_ST_ENOMEM, path, "out of memory for the header");
         goto done;
     }
-    if (fread(header, 1, (size_t)hlen, fp) != hlen) {
+    if (src_read(src, header, (size_t)hlen) != hlen) {
         st = fail(err, errlen, RT_ST_EIO, path, "read error in the header");
         goto done;
     }
@@ -415,12 +424,51 @@ rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t er
         st = fail(err, errlen, RT_ST_EFORMAT, path, "header is not a JSON object");
         goto done;
     }
-    st = read_tensors(out, path, fp, root, size - 8 - hlen, err, errlen);
+    st = read_tensors(out, path, src, root, size - 8 - hlen, err, errlen);
 done:
     cJSON_Delete(root);
     cnn_mem_free(header);
+    return st;
+}
+
+rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t errlen)
+{
+    if (err && errlen > 0)
+        err[0] = '\0';
+    if (!out)
+        return fail(err, errlen, RT_ST_EARG, path, "no place for the result");
+    *out = NULL;
+    if (!path)
+        return fail(err, errlen, RT_ST_EARG, path, "no file name");
+
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        return fail(err, errlen, RT_ST_EIO, path, "cannot open: %s", strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        return fail(err, errlen, RT_ST_EIO, path, "not a regular file");
+    }
+    source src = {.fp = fp, .size = (uint64_t)sb.st_size};
+    rt_st_status st = parse(out, path, &src, err, errlen);
     fclose(fp);
     return st;
+}
+
+rt_st_status rt_st_read_memory(rt_st_file **out, const char *name, const void *data, size_t len,
+                               char *err, size_t errlen)
+{
+    if (err && errlen > 0)
+        err[0] = '\0';
+    if (!name)
+        name = "<memory>";
+    if (!out)
+        return fail(err, errlen, RT_ST_EARG, name, "no place for the result");
+    *out = NULL;
+    if (!data && len > 0)
+        return fail(err, errlen, RT_ST_EARG, name, "no data");
+    source src = {.mem = data, .size = (uint64_t)len};
+    return parse(out, name, &src, err, errlen);
 }
 
 const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name)

@@ -47,6 +47,11 @@ typedef struct rt_st_file {
  * lie inside the data area, not overlap and leave no byte unused, and names must be unique. */
 rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t errlen);
 
+/* As rt_st_read, from the len bytes at data (a whole safetensors file), which are copied;
+ * messages name `name` (NULL: "<memory>") where rt_st_read's name the path. */
+rt_st_status rt_st_read_memory(rt_st_file **out, const char *name, const void *data, size_t len,
+                               char *err, size_t errlen);
+
 /* The tensor called name, or NULL.  Linear in the number of tensors. */
 const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name);
 

@@ -268,12 +268,28 @@ cnn_status rt_execute(cnn_session *s)
 {
     if (!s->plan)
         return rt_fail(s->err, CNN_ERR_USAGE, "the session was not created");
+    /* inference reads the weights (with any number of other inference runs); a training step
+     * writes them, so it runs alone: a conflict is an error, never a wait or a race */
+    bool train = s->mode == CNN_MODE_TRAIN;
+    if (train ? !rt_weights_claim_write(s->weights) : !rt_weights_claim_read(s->weights)) {
+        if (train)
+            return rt_fail(s->err, CNN_ERR_USAGE,
+                           "the weights are in use by another session running on another thread; a training "
+                           "step needs them to itself (see cnn_session_create)");
+        return rt_fail(s->err, CNN_ERR_USAGE,
+                       "the weights are being written (a training step or cnn_weights_load on another thread); "
+                       "inference may not run on them meanwhile (see cnn_session_create)");
+    }
     int caller_threads = omp_get_max_threads();
     if (caller_threads != s->nthreads)
         omp_set_num_threads(s->nthreads);
     cnn_status st = execute_steps(s);
     if (caller_threads != s->nthreads)
         omp_set_num_threads(caller_threads);
+    if (train)
+        rt_weights_release_write(s->weights);
+    else
+        rt_weights_release_read(s->weights);
     return st;
 }
 
@@ -281,7 +297,8 @@ static cnn_status execute_steps(cnn_session *s)
 {
     uint64_t seed_base = s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
     s->step++;
-    bool refresh = !s->consts_valid || s->weights_seen != s->weights->version;
+    uint64_t version = atomic_load(&s->weights->version);
+    bool refresh = !s->consts_valid || s->weights_seen != version;
     for (int st = 0; st < s->plan->nsteps; st++) {
         op_call *c = &s->calls[st];
         if (s->plan->steps[st].constant && !refresh)
@@ -297,8 +314,8 @@ static cnn_status execute_steps(cnn_session *s)
             return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
     }
     if (s->mode == CNN_MODE_TRAIN)
-        s->weights->version++; /* the step updated them */
-    s->weights_seen = s->weights->version;
+        version = atomic_fetch_add(&s->weights->version, 1) + 1; /* the step updated them */
+    s->weights_seen = version;
     s->consts_valid = true;
     return CNN_OK;
 }

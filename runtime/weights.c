@@ -147,6 +147,26 @@ void cnn_weights_destroy(cnn_weights *w)
 const char *cnn_weights_errmsg(const cnn_weights *w) { return !w ? "out of memory" : w->long_err ? w->long_err : w->err; }
 int cnn_weights_count(const cnn_weights *w) { return w->count; }
 
+bool rt_weights_claim_read(cnn_weights *w)
+{
+    unsigned c = atomic_load(&w->claims);
+    do {
+        if (c & RT_CLAIM_WRITE || c + 1 == RT_CLAIM_WRITE)
+            return false;
+    } while (!atomic_compare_exchange_weak(&w->claims, &c, c + 1));
+    return true;
+}
+
+void rt_weights_release_read(cnn_weights *w) { atomic_fetch_sub(&w->claims, 1); }
+
+bool rt_weights_claim_write(cnn_weights *w)
+{
+    unsigned idle = 0;
+    return atomic_compare_exchange_strong(&w->claims, &idle, RT_CLAIM_WRITE);
+}
+
+void rt_weights_release_write(cnn_weights *w) { atomic_store(&w->claims, 0u); }
+
 _Static_assert(CNN_WEIGHT_MAX_RANK >= OP_MAX_RANK, "cnn_weights_tensor reports every dim of a weight");
 
 float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, int64_t dims[CNN_WEIGHT_MAX_RANK])
@@ -154,7 +174,7 @@ float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank, i
     if (i < 0 || i >= w->count)
         return NULL;
     rt_tensor *t = &w->t[i];
-    w->version++; /* the caller may write through the pointer */
+    atomic_fetch_add(&w->version, 1); /* the caller may write through the pointer */
     if (name)
         *name = t->name;
     if (rank)
@@ -178,6 +198,47 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
     return cnn_weights_load_opts(w, path, &o);
 }
 
+/* Matches the tensors of f (read from `path`, the name in messages) to the weights as opt says
+ * and, when all is well, copies them in; frees f.  A writer of the weights. */
+static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, const cnn_load_options *opt)
+{
+    if (!rt_weights_claim_write(w)) {
+        rt_st_free(f);
+        return rt_fail(w->err, CNN_ERR_USAGE,
+                       "%s: the weights are in use by a session running on another thread; loading "
+                       "would change them under it", path);
+    }
+    /* check everything first, so a failed load changes nothing */
+    int *idx = cnn_mem_malloc(sizeof(int) * ((size_t)w->count + 1));
+    cnn_status st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < w->count && st == CNN_OK; i++) {
+        const rt_st_tensor *t = &f->tensors[idx[i]];
+        for (int64_t k = 0; k < t->numel; k++)
+            if (!isfinite(t->data[k])) {
+                st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s holds a non-finite value at index %lld", path,
+                             w->t[i].name, (long long)k);
+                break;
+            }
+    }
+    if (st == CNN_OK) {
+        for (int i = 0; i < w->count; i++) {
+            const rt_st_tensor *t = &f->tensors[idx[i]];
+            memcpy(w->t[i].data, t->data, sizeof(float) * (size_t)t->numel);
+        }
+        atomic_fetch_add(&w->version, 1);
+    }
+    rt_weights_release_write(w);
+    cnn_mem_free(idx);
+    rt_st_free(f);
+    return st;
+}
+
+static cnn_status read_failed(cnn_weights *w, rt_st_status rs, const char *msg)
+{
+    return rt_fail(w->err, rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : rs == RT_ST_EARG ? CNN_ERR_USAGE : CNN_ERR_INPUT,
+                   "%s", msg);
+}
+
 cnn_status cnn_weights_load_opts(cnn_weights *w, const char *path, const cnn_load_options *opt)
 {
     cnn_load_options defaults;
@@ -191,42 +252,38 @@ cnn_status cnn_weights_load_opts(cnn_weights *w, const char *path, const cnn_loa
     char msg[RT_ERR_MAX];
     rt_st_status rs = rt_st_read(&f, path, msg, sizeof msg);
     if (rs != RT_ST_OK)
-        return rt_fail(w->err, rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s", msg);
-    /* check everything first, so a failed load changes nothing */
-    int *idx = cnn_mem_malloc(sizeof(int) * ((size_t)w->count + 1));
-    cnn_status st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
-    if (st == CNN_OK) {
-        for (int i = 0; i < w->count; i++) {
-            const rt_st_tensor *t = &f->tensors[idx[i]];
-            for (int64_t k = 0; k < t->numel; k++)
-                if (!isfinite(t->data[k])) {
-                    st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s holds a non-finite value at index %lld",
-                                 path, w->t[i].name, (long long)k);
-                    break;
-                }
-            if (st != CNN_OK)
-                break;
-        }
-    }
-    if (st == CNN_OK) {
-        for (int i = 0; i < w->count; i++) {
-            const rt_st_tensor *t = &f->tensors[idx[i]];
-            memcpy(w->t[i].data, t->data, sizeof(float) * (size_t)t->numel);
-        }
-        w->version++;
-    }
-    cnn_mem_free(idx);
-    rt_st_free(f);
-    return st;
+        return read_failed(w, rs, msg);
+    return load_tensors(w, f, path, opt);
+}
+
+cnn_status cnn_weights_load_memory(cnn_weights *w, const void *data, size_t len, bool allow_extra)
+{
+    cnn_load_options o;
+    cnn_load_options_default(&o);
+    o.allow_extra = allow_extra;
+    cnn_mem_free(w->long_err);
+    w->long_err = NULL;
+    rt_st_file *f = NULL;
+    char msg[RT_ERR_MAX];
+    rt_st_status rs = rt_st_read_memory(&f, "<memory>", data, len, msg, sizeof msg);
+    if (rs != RT_ST_OK)
+        return read_failed(w, rs, msg);
+    return load_tensors(w, f, "<memory>", &o);
 }
 
 cnn_status cnn_weights_save(cnn_weights *w, const char *path)
 {
     cnn_mem_free(w->long_err);
     w->long_err = NULL;
+    /* a reader, as inference: it may run beside inference sessions, not beside a training step */
+    if (!rt_weights_claim_read(w))
+        return rt_fail(w->err, CNN_ERR_USAGE,
+                       "%s: the weights are being written by a training step on another thread", path);
     rt_st_tensor *ts = cnn_mem_calloc((size_t)w->count + 1, sizeof *ts);
-    if (!ts)
+    if (!ts) {
+        rt_weights_release_read(w);
         return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
+    }
     for (int i = 0; i < w->count; i++) {
         ts[i].name = w->t[i].name;
         ts[i].rank = w->t[i].shape.rank;
@@ -236,8 +293,10 @@ cnn_status cnn_weights_save(cnn_weights *w, const char *path)
     }
     char msg[RT_ERR_MAX];
     rt_st_status rs = rt_st_write(path, w->count, ts, msg, sizeof msg);
+    rt_weights_release_read(w);
     cnn_mem_free(ts);
     if (rs != RT_ST_OK)
-        return rt_fail(w->err, rs == RT_ST_EIO ? CNN_ERR_INPUT : rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL, "%s", msg);
+        return rt_fail(w->err, rs == RT_ST_EIO ? CNN_ERR_INPUT : rs == RT_ST_ENOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL,
+                       "%s", msg);
     return CNN_OK;
 }

@@ -13,35 +13,24 @@
 
 #include "ops/onednn/onednn.h"
 
-/* ---- engine and stream: created once, never destroyed (they live as long as the process) */
+/* ---- the engine: created once, never destroyed (it lives as long as the process).  Each
+ * program has a stream of its own (cheap on the CPU), so programs of sessions on different
+ * threads share nothing oneDNN does not make thread-safe: the engine, the primitive cache. */
 
 static pthread_once_t dnn_once = PTHREAD_ONCE_INIT;
 static dnnl_engine_t dnn_engine_obj;
-static dnnl_stream_t dnn_stream_obj;
 
 static void dnn_init_once(void)
 {
     dnnl_engine_t e = NULL;
-    dnnl_stream_t s = NULL;
     if (dnnl_engine_create(&e, dnnl_cpu, 0) != dnnl_success) return;
-    if (dnnl_stream_create(&s, e, dnnl_stream_default_flags) != dnnl_success) {
-        dnnl_engine_destroy(e);
-        return;
-    }
     dnn_engine_obj = e;
-    dnn_stream_obj = s;
 }
 
 dnnl_engine_t op_dnn_engine(void)
 {
     pthread_once(&dnn_once, dnn_init_once);
     return dnn_engine_obj;
-}
-
-dnnl_stream_t op_dnn_stream(void)
-{
-    pthread_once(&dnn_once, dnn_init_once);
-    return dnn_stream_obj;
 }
 
 const char *op_dnn_status_str(dnnl_status_t s)
@@ -360,6 +349,8 @@ static void dnn_prog_free(op_dnn_prog *p)
         cnn_mem_aligned_free(p->own[i]);
     }
     cnn_mem_aligned_free(p->scratchpad);
+    if (p->stream)
+        dnnl_stream_destroy(p->stream);
     cnn_mem_free(p);
 }
 
@@ -397,7 +388,7 @@ static bool dnn_same_shapes(const op_dnn_prog *p, const op_call *c)
  * partitioning when primitives are created). */
 static op_dnn_prog *dnn_build(const op_call *c, op_dnn_build_fn build, char *err, size_t errlen)
 {
-    if (!op_dnn_engine() || !op_dnn_stream()) {
+    if (!op_dnn_engine()) {
         op_dnn_errf(err, errlen, "oneDNN: could not create the CPU engine");
         return NULL;
     }
@@ -412,6 +403,13 @@ static op_dnn_prog *dnn_build(const op_call *c, op_dnn_build_fn build, char *err
     }
     p->main_step = -1;
     for (int i = 0; i < 4; i++) p->mark[i] = p->memid[i] = -1;
+    dnnl_status_t ss = dnnl_stream_create(&p->stream, op_dnn_engine(), dnnl_stream_default_flags);
+    if (ss != dnnl_success) {
+        p->stream = NULL;
+        op_dnn_fail(ss, "stream", err, errlen);
+        dnn_prog_free(p);
+        return NULL;
+    }
     int prev = omp_get_max_threads();
     if (c->nthreads > 0 && c->nthreads != prev) omp_set_num_threads(c->nthreads);
     int rc = build(p, c, err, errlen);
@@ -457,7 +455,7 @@ int op_dnn_exec(op_dnn_prog *p, const op_call *c, int from, int to, char *err, s
         if (!t->data) return op_dnn_errf(err, errlen, "oneDNN: a tensor of the call has no data");
         OP_DNN_TRY(dnnl_memory_set_data_handle(p->mem[i], t->data), "binding a tensor");
     }
-    dnnl_stream_t stream = op_dnn_stream();
+    dnnl_stream_t stream = p->stream;
     for (int k = from; k < to; k++) {
         op_dnn_step *s = &p->step[k];
         dnnl_exec_arg_t args[OP_DNN_MAX_ARGS];

@@ -48,6 +48,8 @@ typedef struct op_dnn_prog {
     void *scratchpad;
     size_t scratchpad_size;
     int main_step;                       /* the step whose implementation is reported */
+    dnnl_stream_t stream;                /* the program's own: sessions on other threads run
+                                            their programs at the same time */
     /* kernel-specific marks: step boundaries and memory ids for work between steps */
     int mark[4];
     int memid[4];
@@ -61,9 +63,9 @@ typedef struct op_dnn_prog {
 /* Builds the program for the call (data pointers may be NULL).  0, or -1 with err. */
 typedef int (*op_dnn_build_fn)(op_dnn_prog *p, const op_call *c, char *err, size_t errlen);
 
-/* The engine and stream, created once (thread-safe); NULL when oneDNN failed to start. */
+/* The engine, created once (thread-safe) and shared (oneDNN engines are); NULL when oneDNN
+ * failed to start.  Streams are per program (op_dnn_prog.stream), never shared. */
 dnnl_engine_t op_dnn_engine(void);
-dnnl_stream_t op_dnn_stream(void);
 const char *op_dnn_status_str(dnnl_status_t s);
 
 /* Writes "oneDNN: what: <status>" into err and returns -1. */
