@@ -98,7 +98,7 @@ static void check_gradients(const char *src, int64_t batch, int classes)
     cnn_model_destroy(m);
 }
 
-Test(train, gradients_of_2d_layers, .timeout = 120)
+Test(train, gradients_of_2d_layers, .timeout = 600)
 {
     check_gradients("block res(c) {\n"
                     "  y = in -> conv2d(c, 3, pad=1) -> batchnorm -> leaky_relu(0.1) -> conv2d(c, 3, pad=1);\n"
@@ -111,7 +111,7 @@ Test(train, gradients_of_2d_layers, .timeout = 120)
                     4, 3);
 }
 
-Test(train, gradients_of_1d_layers, .timeout = 120)
+Test(train, gradients_of_1d_layers, .timeout = 600)
 {
     check_gradients("network s { input x[2, 11];\n"
                     "  output y = x -> conv1d(4, 3, pad=1, dilation=2, stride=1) -> relu -> maxpool(2)\n"
