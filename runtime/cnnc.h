@@ -9,6 +9,8 @@
 #include "runtime/cnn.h"
 
 enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+/* cnnc train stopped by SIGINT / SIGTERM: 128 + the signal's number, as a shell reports it. */
+enum { EXIT_SIGINT = 130, EXIT_SIGTERM = 143 };
 
 /* The commands, as bits for the flag table's `commands` masks. */
 enum {

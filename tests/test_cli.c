@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,4 +466,95 @@ Test(cli, bench_prints_a_table_and_json)
 {
     EXPECT_RUN(0, "images/s", "bench %s --batch 4 --repeat 2", ex("lenet5"));
     EXPECT_RUN(0, "\"results\": [", "bench %s --batch 4 --repeat 2 --json --train", ex("lenet5"));
+}
+
+/* Counts the complete lines of a file (0 when it cannot be read). */
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Starts a long `cnnc train` with --log and --save, sends sig once the log has a few steps and
+ * checks the exit status, the message, the log's last line and the saved weights. */
+static void interrupt_training(int sig, int want_status, const char *sig_name)
+{
+    char log[1024], save[1024], out[1024];
+    snprintf(log, sizeof log, "%s", tmp(sig == SIGINT ? "int.csv" : "term.csv"));
+    snprintf(save, sizeof save, "%s", tmp(sig == SIGINT ? "int.safetensors" : "term.safetensors"));
+    snprintf(out, sizeof out, "%s", tmp(sig == SIGINT ? "int.out" : "term.out"));
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        FILE *o = freopen(out, "w", stdout);
+        if (!o || dup2(fileno(stdout), 2) < 0)
+            _exit(99);
+        execl(cnnc(), cnnc(), "train", fx("train_plain.cnn"), "--data", fx("train_plain_data"), "--epochs", "1000000",
+              "--batch", "4", "--lr", "0.01", "--threads", "1", "--log", log, "--save", save, (char *)NULL);
+        _exit(98);
+    }
+    /* wait for the header and at least 5 steps (up to a minute) */
+    int st;
+    for (int i = 0; i < 600 && count_lines(log) < 6; i++) {
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "cnnc train ended early (status %d)", st);
+        usleep(100000);
+    }
+    cr_assert_geq(count_lines(log), 6, "the log did not grow");
+    cr_assert_eq(kill(pid, sig), 0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    char *msg = NULL;
+    FILE *f = fopen(out, "r");
+    cr_assert_not_null(f);
+    size_t cap = 1 << 16;
+    msg = calloc(cap, 1);
+    size_t got = fread(msg, 1, cap - 1, f);
+    fclose(f);
+    msg[got] = '\0';
+    cr_assert(WIFEXITED(st), "cnnc train was killed by the signal (status %d):\n%s", st, msg);
+    cr_expect_eq(WEXITSTATUS(st), want_status, "exit %d, expected %d:\n%s", WEXITSTATUS(st), want_status, msg);
+    char want[64];
+    snprintf(want, sizeof want, "interrupted by %s after step", sig_name);
+    cr_expect(strstr(msg, want) != NULL, "no \"%s\" in:\n%s", want, msg);
+    cr_expect(strstr(msg, "saved the weights as they are") != NULL, "%s", msg);
+    free(msg);
+    /* the log ends on a complete line of 5 fields */
+    f = fopen(log, "rb");
+    cr_assert_not_null(f);
+    char *text = calloc(1 << 20, 1);
+    size_t len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    cr_assert_gt(len, 0);
+    cr_expect_eq(text[len - 1], '\n', "the log ends mid-line");
+    text[len - 1] = '\0';
+    const char *last = strrchr(text, '\n');
+    cr_assert_not_null(last);
+    last++;
+    int commas = 0;
+    for (const char *p = last; *p; p++)
+        commas += *p == ',';
+    cr_expect_eq(commas, 4, "last line '%s'", last);
+    long long epoch, step;
+    double loss, acc, ips;
+    cr_expect_eq(sscanf(last, "%lld,%lld,%lf,%lf,%lf", &epoch, &step, &loss, &acc, &ips), 5, "last line '%s'", last);
+    free(text);
+    /* the saved weights load */
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, fx("train_plain.cnn"), NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    cr_expect_eq(cnn_weights_load(w, save, false), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(cli, train_interrupted_by_sigint_and_sigterm)
+{
+    interrupt_training(SIGINT, 130, "SIGINT");
+    interrupt_training(SIGTERM, 143, "SIGTERM");
 }
