@@ -63,6 +63,12 @@ int cmd_eval(const args *a)
         rc = exit_for(st);
         goto done;
     }
+    if (!isfinite(r.loss) && !a->allow_nonfinite) {
+        fprintf(stderr, "%s: error: the test-set loss is %s, not a finite number: the network's outputs overflow "
+                "with these weights (--allow-nonfinite to print it anyway)\n", prog, isnan(r.loss) ? "NaN" : "inf");
+        rc = EXIT_INPUT;
+        goto done;
+    }
     printf("test: loss %.4f, accuracy %.2f%% (%" PRId64 " examples, %.0f images/s)\n", r.loss, r.accuracy * 100.0,
            cnn_dataset_count(test), (double)cnn_dataset_count(test) / (t1 - t0));
 done:

@@ -558,3 +558,98 @@ Test(cli, train_interrupted_by_sigint_and_sigterm)
     interrupt_training(SIGINT, 130, "SIGINT");
     interrupt_training(SIGTERM, 143, "SIGTERM");
 }
+
+/* Writes the weights of `net` (from `from`, or fresh from seed 0 when NULL) to `to`, after
+ * setting element `at` of tensor `which` to v, or, when `at` is -1, every element of the last
+ * two tensors (the last dense layer's weight and bias) to v. */
+static void write_weights_with(const char *net, const char *from, const char *to, int which, int64_t at, float v)
+{
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, net, NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    if (from)
+        cr_assert_eq(cnn_weights_load(w, from, false), CNN_OK, "%s", cnn_weights_errmsg(w));
+    int count = cnn_weights_count(w);
+    for (int i = 0; i < count; i++) {
+        const char *name;
+        int rank;
+        int64_t dims[CNN_WEIGHT_MAX_RANK], n = 1;
+        float *data = cnn_weights_tensor(w, i, &name, &rank, dims);
+        for (int k = 0; k < rank; k++)
+            n *= dims[k];
+        if (at >= 0 && i == which)
+            data[at] = v;
+        else if (at < 0 && i >= count - 2) {
+            cr_assert(strstr(name, "dense") != NULL, "%s", name);
+            for (int64_t k = 0; k < n; k++)
+                data[k] = v;
+        }
+    }
+    cr_assert_eq(cnn_weights_save(w, to), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(cli, nonfinite_inputs_weights_outputs_and_losses)
+{
+    /* NaN and Inf in -i: named by input and index; --allow-nonfinite runs it */
+    float *x;
+    int rank;
+    int64_t dims[8];
+    char err[512];
+    cr_assert_eq(cnn_npy_read(fx("lenet5.in1.npy"), &x, &rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    x[100] = NAN;
+    cr_assert_eq(cnn_npy_write(tmp("nan.npy"), x, rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    x[100] = 0.5f;
+    x[5] = -INFINITY;
+    cr_assert_eq(cnn_npy_write(tmp("inf.npy"), x, rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    free(x);
+    EXPECT_RUN(1, "input image[0, 0, 3, 16] (element 100) is NaN", "run %s -w %s -i %s", fx("lenet5.cnn"),
+               fx("lenet5.safetensors"), tmp("nan.npy"));
+    EXPECT_RUN(1, "input image[0, 0, 0, 5] (element 5) is -inf", "run %s -w %s -i %s", fx("lenet5.cnn"),
+               fx("lenet5.safetensors"), tmp("inf.npy"));
+    EXPECT_RUN(0, "logits[0]: class", "run %s -w %s -i %s --allow-nonfinite", fx("lenet5.cnn"),
+               fx("lenet5.safetensors"), tmp("nan.npy"));
+
+    /* NaN in -w: refused at load unless --allow-nonfinite (here relu drops the NaN) */
+    write_weights_with(fx("lenet5.cnn"), fx("lenet5.safetensors"), tmp("nanw.safetensors"), 0, 7, NAN);
+    EXPECT_RUN(1, "conv2d_1.weight holds a non-finite value (NaN) at index 7", "run %s -w %s", fx("lenet5.cnn"),
+               tmp("nanw.safetensors"));
+    EXPECT_RUN(0, "logits[0]: class", "run %s -w %s --allow-nonfinite", fx("lenet5.cnn"), tmp("nanw.safetensors"));
+    /* ... and through the library's load options */
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, fx("lenet5.cnn"), NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    cnn_load_options lo;
+    cnn_load_options_default(&lo);
+    cr_expect(!lo.allow_nonfinite);
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("nanw.safetensors"), &lo), CNN_ERR_INPUT);
+    lo.allow_nonfinite = true;
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("nanw.safetensors"), &lo), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cr_expect(isnan(cnn_weights_tensor(w, 0, NULL, NULL, NULL)[7]));
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+
+    /* finite weights (3e38) whose outputs overflow: an error naming the output and index */
+    write_weights_with(fx("lenet5.cnn"), fx("lenet5.safetensors"), tmp("big.safetensors"), 0, -1, 3e38f);
+    EXPECT_RUN(1, "output logits[0, 0] is inf", "run %s -w %s -i %s -o %s", fx("lenet5.cnn"), tmp("big.safetensors"),
+               fx("lenet5.in1.npy"), tmp("big_out.npy"));
+    struct stat sb;
+    cr_expect_neq(stat(tmp("big_out.npy"), &sb), 0, "-o was written with non-finite outputs");
+    EXPECT_RUN(0, "(inf)", "run %s -w %s -i %s --allow-nonfinite", fx("lenet5.cnn"), tmp("big.safetensors"),
+               fx("lenet5.in1.npy"));
+
+    /* eval: a non-finite test-set loss is an error, not a printed inf or nan */
+    write_weights_with(fx("train_plain.cnn"), NULL, tmp("plain_big.safetensors"), 0, -1, 3e38f);
+    char args[4096], *out;
+    snprintf(args, sizeof args, "eval %s -w %s --data %s", fx("train_plain.cnn"), tmp("plain_big.safetensors"),
+             fx("train_plain_data"));
+    int rc = run(&out, args);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "error: the test-set loss is") != NULL && strstr(out, "not a finite number") != NULL, "%s",
+              out);
+    cr_expect(strstr(out, "test: loss") == NULL, "%s", out);
+    free(out);
+}
