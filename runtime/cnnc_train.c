@@ -120,6 +120,10 @@ typedef struct train_display {
     bool has_test;
     double last_draw;  /* seconds into the epoch of the last progress line */
     int64_t steps, epoch; /* the last step taken and its epoch */
+    int64_t classes;   /* the output vector's length (0: not a vector output) */
+    bool mse;          /* mse loss: the training accuracy is not measured */
+    double first_loss; /* the first step's loss */
+    bool warned;       /* the divergence warning was printed */
 } train_display;
 
 static void format_duration(char *buf, size_t n, double s)
@@ -142,6 +146,8 @@ static int on_step(const cnn_train_step_info *si, void *user)
         d->log_errno = errno ? errno : EIO;
         return 1; /* stop: the log is what was asked for */
     }
+    if (si->step == 1)
+        d->first_loss = si->loss;
     d->steps = si->step;
     d->epoch = si->epoch;
     if (stop_signal)
@@ -161,6 +167,24 @@ static int on_step(const cnn_train_step_info *si, void *user)
     return 0;
 }
 
+/* Training that went wrong without the loss becoming inf or NaN: accuracy at chance level (at
+ * most 1/classes + 0.02, on the test set when there is one) while the epoch's loss is more than
+ * 3 times the first step's.  A warning, once: the run goes on. */
+static void warn_if_diverged(const cnn_train_epoch_info *ei, train_display *d)
+{
+    if (d->warned || d->classes < 2 || !(d->first_loss > 0) || (d->mse && !ei->has_test))
+        return;
+    double acc = ei->has_test ? ei->test_accuracy : ei->train_accuracy;
+    double chance = 1.0 / (double)d->classes;
+    if (acc > chance + 0.02 || !(ei->train_loss > 3.0 * d->first_loss))
+        return;
+    d->warned = true;
+    fprintf(stderr, "%s: warning: training has diverged: after epoch %" PRId64 " the %s accuracy is %.2f%%, chance "
+            "level for %" PRId64 " classes, and the loss %.4g is %.1f times the first step's %.4g; try a smaller --lr\n",
+            prog, ei->epoch, ei->has_test ? "test" : "training", 100.0 * acc, d->classes, ei->train_loss,
+            ei->train_loss / d->first_loss, d->first_loss);
+}
+
 static int on_epoch(const cnn_train_epoch_info *ei, void *user)
 {
     train_display *d = user;
@@ -175,6 +199,7 @@ static int on_epoch(const cnn_train_epoch_info *ei, void *user)
                ei->test_accuracy * 100.0);
     printf("\n");
     flush_stdout();
+    warn_if_diverged(ei, d);
     return stop_signal != 0;
 }
 
@@ -281,6 +306,10 @@ int cmd_train(const args *a)
     d.has_test = test != NULL;
     cnn_train_config tc;
     train_config(a, m, &tc);
+    int64_t odims[4];
+    if (cnn_model_output_shape(m, 0, odims) == 1)
+        d.classes = odims[0];
+    d.mse = tc.loss == 1;
     int64_t n = cnn_dataset_count(train);
     if (tc.batch > n) {
         fprintf(stderr, "%s: error: batch %" PRId64 " is larger than the %" PRId64 " training examples\n", prog,

@@ -653,3 +653,21 @@ Test(cli, nonfinite_inputs_weights_outputs_and_losses)
     cr_expect(strstr(out, "test: loss") == NULL, "%s", out);
     free(out);
 }
+
+Test(cli, training_that_diverges_is_warned_about)
+{
+    /* no test split: the training accuracy is the one compared with chance (4 classes) */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp %s/train-* '%s'/", tmp("notest"), fx("train_plain_data"),
+             tmp("notest"));
+    cr_assert_eq(system(cmd), 0);
+    EXPECT_RUN(0, "warning: training has diverged: after epoch 1 the training accuracy is 25.00%, chance level for 4 classes",
+               "train %s --data %s --epochs 2 --batch 4 --lr 100 --no-shuffle", fx("train_plain.cnn"), tmp("notest"));
+    /* a run that learns is not warned about */
+    char args[4096], *out;
+    snprintf(args, sizeof args, "train %s --data %s --epochs 20 --batch 4 --lr 0.05 --no-shuffle", fx("train_plain.cnn"),
+             tmp("notest"));
+    cr_expect_eq(run(&out, args), 0, "%s", out);
+    cr_expect(strstr(out, "warning") == NULL, "%s", out);
+    free(out);
+}
