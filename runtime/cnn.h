@@ -168,8 +168,9 @@ typedef struct cnn_load_options {
     bool allow_extra;          /* ignore keys that name no tensor of the network */
     const cnn_rename *renames; /* nrenames rules (may be NULL when nrenames is 0) */
     int nrenames;
+    bool allow_nonfinite;      /* accept NaN and Inf values (otherwise an error naming tensor and index) */
 } cnn_load_options;
-/* Fills *o with the defaults: no extra keys allowed, no renames. */
+/* Fills *o with the defaults: no extra keys allowed, no renames, finite values only. */
 CNN_API void cnn_load_options_default(cnn_load_options *o);
 /* cnn_weights_load with renaming (opt NULL: the defaults).  On error the weights are unchanged;
  * CNN_ERR_USAGE for a rename whose `from` is NULL or empty.  A writer, as cnn_weights_load. */

@@ -6,6 +6,8 @@
  * Exit status: 0 success, 1 bad input (source, data, weights, tensors), 2 bad usage,
  * 3 internal error. */
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -131,6 +133,7 @@ int make_weights(const args *a, cnn_model *m, cnn_weights **w)
         cnn_load_options lo;
         cnn_load_options_default(&lo);
         lo.allow_extra = a->allow_extra;
+        lo.allow_nonfinite = a->allow_nonfinite;
         lo.renames = rn;
         lo.nrenames = a->nrenames;
         st = cnn_weights_load_opts(*w, a->weights, &lo);
@@ -164,6 +167,31 @@ int64_t example_numel(int rank, const int64_t *dims)
         if (__builtin_mul_overflow(n, dims[k], &n))
             return INT64_MAX; /* saturated: never for a compiled model's shapes (2^40 at most) */
     return n;
+}
+
+int64_t first_nonfinite(const float *data, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(data[i]))
+            return i;
+    return -1;
+}
+
+const char *nonfinite_name(float v) { return isnan(v) ? "NaN" : v > 0 ? "inf" : "-inf"; }
+
+void index_text(char *buf, size_t n, int64_t flat, int rank, const int64_t *dims)
+{
+    int64_t pos[9];
+    for (int k = rank - 1; k >= 0; k--) {
+        pos[k + 1] = dims[k] > 0 ? flat % dims[k] : 0;
+        flat = dims[k] > 0 ? flat / dims[k] : 0;
+    }
+    pos[0] = flat;
+    size_t o = 0;
+    for (int k = 0; k <= rank && o < n; k++)
+        o += (size_t)snprintf(buf + o, n - o, "%s%" PRId64, k ? ", " : "[", pos[k]);
+    if (o < n)
+        snprintf(buf + o, n - o, "]");
 }
 
 /* The command named by argv[1], or NULL.  Sets *misspelt when argv[1] is no file and is close

@@ -9,6 +9,8 @@
 #include "runtime/cnn.h"
 
 enum { EXIT_OK = 0, EXIT_INPUT = 1, EXIT_USAGE = 2, EXIT_INTERNAL = 3 };
+/* cnnc train stopped by SIGINT / SIGTERM: 128 + the signal's number, as a shell reports it. */
+enum { EXIT_SIGINT = 130, EXIT_SIGTERM = 143 };
 
 /* The commands, as bits for the flag table's `commands` masks. */
 enum {
@@ -41,6 +43,7 @@ typedef struct args {
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra;
+    bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;
     int repeat;            /* bench: runs per configuration */
@@ -76,6 +79,13 @@ int make_weights(const args *a, cnn_model *m, cnn_weights **w);
 int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const cnn_options *opt, int64_t batch,
                  cnn_mode mode, const cnn_train_config *tc);
 int64_t example_numel(int rank, const int64_t *dims);
+/* The first non-finite value of data[0..n) (-1 when all are finite). */
+int64_t first_nonfinite(const float *data, int64_t n);
+/* "NaN", "inf" or "-inf". */
+const char *nonfinite_name(float v);
+/* Writes "[b, i, j, ...]", the position of flat index `flat` in a batch of examples of shape
+ * dims[0..rank). */
+void index_text(char *buf, size_t n, int64_t flat, int rank, const int64_t *dims);
 
 /* The commands, one function each; they return the exit status. */
 int cmd_compile(const args *a); /* cnnc_model.c */

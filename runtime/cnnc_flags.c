@@ -59,6 +59,8 @@ static const flag_def flags[] = {
     {"seed", 0, "S", F_U64, OFF(opt.seed), 0, 0, CMD_ALL, "seed for weights, random inputs, shuffling, dropout (default 0)"},
     {"allow-extra", 0, NULL, F_BOOL, OFF(allow_extra), 0, 0, WITH_WEIGHTS,
      "ignore tensors in -w files that the network does not have"},
+    {"allow-nonfinite", 0, NULL, F_BOOL, OFF(allow_nonfinite), 0, 0, WITH_WEIGHTS,
+     "accept NaN and Inf in -w and -i values, and report non-finite outputs and losses instead of failing"},
     {"rename", 0, "FROM=TO", F_RENAME, 0, 0, 0, WITH_WEIGHTS,
      "a -w key starting with FROM starts with TO instead (repeatable, applied in order)"},
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},

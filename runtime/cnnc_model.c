@@ -58,7 +58,7 @@ static char *output_path(const char *base, const char *name)
 
 /* Reads -i into *in (malloc'd) after checking it fits the network's input of per-example
  * shape idims; sets *batch to its example count. */
-static int read_input(const args *a, int irank, const int64_t *idims, float **in, int64_t *batch)
+static int read_input(const args *a, const char *name, int irank, const int64_t *idims, float **in, int64_t *batch)
 {
     char err[1024];
     int rank;
@@ -84,12 +84,35 @@ static int read_input(const args *a, int irank, const int64_t *idims, float **in
         return EXIT_USAGE;
     }
     *batch = dims[0];
-    int64_t n = *batch * example_numel(irank, idims);
-    for (int64_t i = 0; i < n; i++)
-        if (!isfinite((*in)[i])) {
-            fprintf(stderr, "%s: error: %s: element %" PRId64 " is not a finite number\n", prog, a->input, i);
+    int64_t bad = a->allow_nonfinite ? -1 : first_nonfinite(*in, *batch * example_numel(irank, idims));
+    if (bad >= 0) {
+        char at[160];
+        index_text(at, sizeof at, bad, irank, idims);
+        fprintf(stderr, "%s: error: %s: input %s%s (element %" PRId64 ") is %s, not a finite number (--allow-nonfinite to run it anyway)\n",
+                prog, a->input, name, at, bad, nonfinite_name((*in)[bad]));
+        return EXIT_INPUT;
+    }
+    return EXIT_OK;
+}
+
+/* A non-finite value in any output is an error (unless --allow-nonfinite): reported naming the
+ * output and the index, before anything is printed or written. */
+static int check_outputs(const args *a, cnn_model *m, cnn_session *s, int64_t batch)
+{
+    for (int o = 0; o < cnn_model_output_count(m) && !a->allow_nonfinite; o++) {
+        int64_t odims[4];
+        int orank = cnn_model_output_shape(m, o, odims);
+        const float *y = cnn_session_output(s, o);
+        int64_t bad = first_nonfinite(y, batch * example_numel(orank, odims));
+        if (bad >= 0) {
+            char at[160];
+            index_text(at, sizeof at, bad, orank, odims);
+            fprintf(stderr, "%s: error: output %s%s is %s: the network overflowed or its weights or input are "
+                    "not numbers (--allow-nonfinite to print it anyway)\n",
+                    prog, cnn_model_output_name(m, o), at, nonfinite_name(y[bad]));
             return EXIT_INPUT;
         }
+    }
     return EXIT_OK;
 }
 
@@ -146,7 +169,7 @@ int cmd_run(const args *a)
     int irank = cnn_model_input_shape(m, 0, idims);
     int64_t per = example_numel(irank, idims);
     int64_t batch = a->batch ? a->batch : 1;
-    if (a->input && (rc = read_input(a, irank, idims, &in, &batch)))
+    if (a->input && (rc = read_input(a, cnn_model_input_name(m, 0), irank, idims, &in, &batch)))
         goto done;
     if ((rc = make_session(&s, m, w, &a->opt, batch, CNN_MODE_INFER, NULL)))
         goto done;
@@ -168,6 +191,7 @@ int cmd_run(const args *a)
         rc = exit_for(st);
         goto done;
     }
+    rc = check_outputs(a, m, s, batch);
     for (int o = 0; o < cnn_model_output_count(m) && rc == EXIT_OK; o++)
         rc = print_output(a, m, s, o, batch);
     if (rc == EXIT_OK && !a->quiet)

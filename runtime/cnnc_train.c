@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -62,6 +63,12 @@ int cmd_eval(const args *a)
         rc = exit_for(st);
         goto done;
     }
+    if (!isfinite(r.loss) && !a->allow_nonfinite) {
+        fprintf(stderr, "%s: error: the test-set loss is %s, not a finite number: the network's outputs overflow "
+                "with these weights (--allow-nonfinite to print it anyway)\n", prog, isnan(r.loss) ? "NaN" : "inf");
+        rc = EXIT_INPUT;
+        goto done;
+    }
     printf("test: loss %.4f, accuracy %.2f%% (%" PRId64 " examples, %.0f images/s)\n", r.loss, r.accuracy * 100.0,
            cnn_dataset_count(test), (double)cnn_dataset_count(test) / (t1 - t0));
 done:
@@ -74,6 +81,36 @@ done:
 
 /* ---- cnnc train ---- */
 
+/* SIGINT and SIGTERM during training: the handler only records the signal; the step callback
+ * sees it and stops cnn_train after the step it is in, and cmd_train then closes the log,
+ * writes --save and exits 130 (SIGINT) or 143 (SIGTERM).  SA_RESETHAND: a second signal of
+ * the same kind ends the process at once. */
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop_signal(int sig) { stop_signal = sig; }
+
+typedef struct saved_handlers {
+    struct sigaction intr, term;
+} saved_handlers;
+
+static void install_stop_handlers(saved_handlers *old)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART | SA_RESETHAND;
+    stop_signal = 0;
+    sigaction(SIGINT, &sa, &old->intr);
+    sigaction(SIGTERM, &sa, &old->term);
+}
+
+static void restore_handlers(const saved_handlers *old)
+{
+    sigaction(SIGINT, &old->intr, NULL);
+    sigaction(SIGTERM, &old->term, NULL);
+}
+
 /* What the callbacks print to. */
 typedef struct train_display {
     const args *a;
@@ -82,6 +119,11 @@ typedef struct train_display {
     bool tty;          /* stdout is a terminal and not -q: draw the progress line */
     bool has_test;
     double last_draw;  /* seconds into the epoch of the last progress line */
+    int64_t steps, epoch; /* the last step taken and its epoch */
+    int64_t classes;   /* the output vector's length (0: not a vector output) */
+    bool mse;          /* mse loss: the training accuracy is not measured */
+    double first_loss; /* the first step's loss */
+    bool warned;       /* the divergence warning was printed */
 } train_display;
 
 static void format_duration(char *buf, size_t n, double s)
@@ -104,6 +146,12 @@ static int on_step(const cnn_train_step_info *si, void *user)
         d->log_errno = errno ? errno : EIO;
         return 1; /* stop: the log is what was asked for */
     }
+    if (si->step == 1)
+        d->first_loss = si->loss;
+    d->steps = si->step;
+    d->epoch = si->epoch;
+    if (stop_signal)
+        return 1; /* SIGINT or SIGTERM: stop after this step */
     if (si->epoch_step == 1)
         d->last_draw = -1.0;
     if (d->tty && (si->seconds - d->last_draw > 0.1 || si->epoch_step == si->steps_per_epoch)) {
@@ -117,6 +165,24 @@ static int on_step(const cnn_train_step_info *si, void *user)
         flush_stdout();
     }
     return 0;
+}
+
+/* Training that went wrong without the loss becoming inf or NaN: accuracy at chance level (at
+ * most 1/classes + 0.02, on the test set when there is one) while the epoch's loss is more than
+ * 3 times the first step's.  A warning, once: the run goes on. */
+static void warn_if_diverged(const cnn_train_epoch_info *ei, train_display *d)
+{
+    if (d->warned || d->classes < 2 || !(d->first_loss > 0) || (d->mse && !ei->has_test))
+        return;
+    double acc = ei->has_test ? ei->test_accuracy : ei->train_accuracy;
+    double chance = 1.0 / (double)d->classes;
+    if (acc > chance + 0.02 || !(ei->train_loss > 3.0 * d->first_loss))
+        return;
+    d->warned = true;
+    fprintf(stderr, "%s: warning: training has diverged: after epoch %" PRId64 " the %s accuracy is %.2f%%, chance "
+            "level for %" PRId64 " classes, and the loss %.4g is %.1f times the first step's %.4g; try a smaller --lr\n",
+            prog, ei->epoch, ei->has_test ? "test" : "training", 100.0 * acc, d->classes, ei->train_loss,
+            ei->train_loss / d->first_loss, d->first_loss);
 }
 
 static int on_epoch(const cnn_train_epoch_info *ei, void *user)
@@ -133,7 +199,8 @@ static int on_epoch(const cnn_train_epoch_info *ei, void *user)
                ei->test_accuracy * 100.0);
     printf("\n");
     flush_stdout();
-    return 0;
+    warn_if_diverged(ei, d);
+    return stop_signal != 0;
 }
 
 /* The train section's settings with the command line's overrides. */
@@ -154,6 +221,32 @@ static int log_error(const args *a, int e)
     return EXIT_INPUT;
 }
 
+/* cnn_train stopped on signal sig: closes the log (every line of it complete: each is written
+ * and flushed whole), writes --save with the weights as they are and reports, on one line. */
+static int interrupted(const args *a, cnn_weights *w, train_display *d, int sig)
+{
+    if (d->tty)
+        printf("\n");
+    flush_stdout();
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    if (d->log) {
+        FILE *f = d->log;
+        d->log = NULL;
+        if (fclose(f) != 0)
+            return log_error(a, errno);
+    }
+    if (a->save && cnn_weights_save(w, a->save) != CNN_OK) {
+        fprintf(stderr, "%s: error: interrupted by %s after step %" PRId64 ", and cannot save the weights: %s\n",
+                prog, name, d->steps, cnn_weights_errmsg(w));
+        return EXIT_INPUT;
+    }
+    fprintf(stderr, "%s: interrupted by %s after step %" PRId64 " (epoch %" PRId64 ")%s%s%s%s\n", prog, name,
+            d->steps, d->epoch, a->log ? "; the log is complete to that step" : "",
+            a->save ? "; saved the weights as they are, mid-training, to " : "", a->save ? a->save : "",
+            a->save ? "" : "; nothing saved (no --save)");
+    return sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM;
+}
+
 /* Runs cnn_train with the display's callbacks and saves the weights. */
 static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const cnn_dataset *train,
                           const cnn_dataset *test, const cnn_train_config *tc, train_display *d)
@@ -168,9 +261,15 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     to.on_epoch = on_epoch;
     to.user = d;
     errno = 0;
+    saved_handlers old;
+    install_stop_handlers(&old);
     cnn_status st = cnn_train(s, train, test, &to, NULL);
+    restore_handlers(&old);
+    int sig = stop_signal;
     if (d->log_errno)
         return log_error(a, d->log_errno);
+    if (sig && st == CNN_OK)
+        return interrupted(a, w, d, sig);
     if (st != CNN_OK) {
         if (d->tty)
             printf("\n");
@@ -207,6 +306,10 @@ int cmd_train(const args *a)
     d.has_test = test != NULL;
     cnn_train_config tc;
     train_config(a, m, &tc);
+    int64_t odims[4];
+    if (cnn_model_output_shape(m, 0, odims) == 1)
+        d.classes = odims[0];
+    d.mse = tc.loss == 1;
     int64_t n = cnn_dataset_count(train);
     if (tc.batch > n) {
         fprintf(stderr, "%s: error: batch %" PRId64 " is larger than the %" PRId64 " training examples\n", prog,

@@ -211,12 +211,13 @@ static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, 
     /* check everything first, so a failed load changes nothing */
     int *idx = cnn_mem_malloc(sizeof(int) * ((size_t)w->count + 1));
     cnn_status st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < w->count && st == CNN_OK; i++) {
+    for (int i = 0; i < w->count && st == CNN_OK && !opt->allow_nonfinite; i++) {
         const rt_st_tensor *t = &f->tensors[idx[i]];
         for (int64_t k = 0; k < t->numel; k++)
             if (!isfinite(t->data[k])) {
-                st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s holds a non-finite value at index %lld", path,
-                             w->t[i].name, (long long)k);
+                st = rt_fail(w->err, CNN_ERR_INPUT, "%s: %s holds a non-finite value (%s) at index %lld", path,
+                             w->t[i].name, isnan(t->data[k]) ? "NaN" : t->data[k] > 0 ? "inf" : "-inf",
+                             (long long)k);
                 break;
             }
     }

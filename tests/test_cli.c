@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -465,4 +466,208 @@ Test(cli, bench_prints_a_table_and_json)
 {
     EXPECT_RUN(0, "images/s", "bench %s --batch 4 --repeat 2", ex("lenet5"));
     EXPECT_RUN(0, "\"results\": [", "bench %s --batch 4 --repeat 2 --json --train", ex("lenet5"));
+}
+
+/* Counts the complete lines of a file (0 when it cannot be read). */
+static int count_lines(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    int n = 0, c;
+    while ((c = fgetc(f)) != EOF)
+        n += c == '\n';
+    fclose(f);
+    return n;
+}
+
+/* Starts a long `cnnc train` with --log and --save, sends sig once the log has a few steps and
+ * checks the exit status, the message, the log's last line and the saved weights. */
+static void interrupt_training(int sig, int want_status, const char *sig_name)
+{
+    char log[1024], save[1024], out[1024];
+    snprintf(log, sizeof log, "%s", tmp(sig == SIGINT ? "int.csv" : "term.csv"));
+    snprintf(save, sizeof save, "%s", tmp(sig == SIGINT ? "int.safetensors" : "term.safetensors"));
+    snprintf(out, sizeof out, "%s", tmp(sig == SIGINT ? "int.out" : "term.out"));
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        FILE *o = freopen(out, "w", stdout);
+        if (!o || dup2(fileno(stdout), 2) < 0)
+            _exit(99);
+        execl(cnnc(), cnnc(), "train", fx("train_plain.cnn"), "--data", fx("train_plain_data"), "--epochs", "1000000",
+              "--batch", "4", "--lr", "0.01", "--threads", "1", "--log", log, "--save", save, (char *)NULL);
+        _exit(98);
+    }
+    /* wait for the header and at least 5 steps (up to a minute) */
+    int st;
+    for (int i = 0; i < 600 && count_lines(log) < 6; i++) {
+        cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "cnnc train ended early (status %d)", st);
+        usleep(100000);
+    }
+    cr_assert_geq(count_lines(log), 6, "the log did not grow");
+    cr_assert_eq(kill(pid, sig), 0);
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    char *msg = NULL;
+    FILE *f = fopen(out, "r");
+    cr_assert_not_null(f);
+    size_t cap = 1 << 16;
+    msg = calloc(cap, 1);
+    size_t got = fread(msg, 1, cap - 1, f);
+    fclose(f);
+    msg[got] = '\0';
+    cr_assert(WIFEXITED(st), "cnnc train was killed by the signal (status %d):\n%s", st, msg);
+    cr_expect_eq(WEXITSTATUS(st), want_status, "exit %d, expected %d:\n%s", WEXITSTATUS(st), want_status, msg);
+    char want[64];
+    snprintf(want, sizeof want, "interrupted by %s after step", sig_name);
+    cr_expect(strstr(msg, want) != NULL, "no \"%s\" in:\n%s", want, msg);
+    cr_expect(strstr(msg, "saved the weights as they are") != NULL, "%s", msg);
+    free(msg);
+    /* the log ends on a complete line of 5 fields */
+    f = fopen(log, "rb");
+    cr_assert_not_null(f);
+    char *text = calloc(1 << 20, 1);
+    size_t len = fread(text, 1, (1 << 20) - 1, f);
+    fclose(f);
+    cr_assert_gt(len, 0);
+    cr_expect_eq(text[len - 1], '\n', "the log ends mid-line");
+    text[len - 1] = '\0';
+    const char *last = strrchr(text, '\n');
+    cr_assert_not_null(last);
+    last++;
+    int commas = 0;
+    for (const char *p = last; *p; p++)
+        commas += *p == ',';
+    cr_expect_eq(commas, 4, "last line '%s'", last);
+    long long epoch, step;
+    double loss, acc, ips;
+    cr_expect_eq(sscanf(last, "%lld,%lld,%lf,%lf,%lf", &epoch, &step, &loss, &acc, &ips), 5, "last line '%s'", last);
+    free(text);
+    /* the saved weights load */
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, fx("train_plain.cnn"), NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    cr_expect_eq(cnn_weights_load(w, save, false), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(cli, train_interrupted_by_sigint_and_sigterm)
+{
+    interrupt_training(SIGINT, 130, "SIGINT");
+    interrupt_training(SIGTERM, 143, "SIGTERM");
+}
+
+/* Writes the weights of `net` (from `from`, or fresh from seed 0 when NULL) to `to`, after
+ * setting element `at` of tensor `which` to v, or, when `at` is -1, every element of the last
+ * two tensors (the last dense layer's weight and bias) to v. */
+static void write_weights_with(const char *net, const char *from, const char *to, int which, int64_t at, float v)
+{
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, net, NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    if (from)
+        cr_assert_eq(cnn_weights_load(w, from, false), CNN_OK, "%s", cnn_weights_errmsg(w));
+    int count = cnn_weights_count(w);
+    for (int i = 0; i < count; i++) {
+        const char *name;
+        int rank;
+        int64_t dims[CNN_WEIGHT_MAX_RANK], n = 1;
+        float *data = cnn_weights_tensor(w, i, &name, &rank, dims);
+        for (int k = 0; k < rank; k++)
+            n *= dims[k];
+        if (at >= 0 && i == which)
+            data[at] = v;
+        else if (at < 0 && i >= count - 2) {
+            cr_assert(strstr(name, "dense") != NULL, "%s", name);
+            for (int64_t k = 0; k < n; k++)
+                data[k] = v;
+        }
+    }
+    cr_assert_eq(cnn_weights_save(w, to), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(cli, nonfinite_inputs_weights_outputs_and_losses)
+{
+    /* NaN and Inf in -i: named by input and index; --allow-nonfinite runs it */
+    float *x;
+    int rank;
+    int64_t dims[8];
+    char err[512];
+    cr_assert_eq(cnn_npy_read(fx("lenet5.in1.npy"), &x, &rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    x[100] = NAN;
+    cr_assert_eq(cnn_npy_write(tmp("nan.npy"), x, rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    x[100] = 0.5f;
+    x[5] = -INFINITY;
+    cr_assert_eq(cnn_npy_write(tmp("inf.npy"), x, rank, dims, err, sizeof err), CNN_OK, "%s", err);
+    free(x);
+    EXPECT_RUN(1, "input image[0, 0, 3, 16] (element 100) is NaN", "run %s -w %s -i %s", fx("lenet5.cnn"),
+               fx("lenet5.safetensors"), tmp("nan.npy"));
+    EXPECT_RUN(1, "input image[0, 0, 0, 5] (element 5) is -inf", "run %s -w %s -i %s", fx("lenet5.cnn"),
+               fx("lenet5.safetensors"), tmp("inf.npy"));
+    EXPECT_RUN(0, "logits[0]: class", "run %s -w %s -i %s --allow-nonfinite", fx("lenet5.cnn"),
+               fx("lenet5.safetensors"), tmp("nan.npy"));
+
+    /* NaN in -w: refused at load unless --allow-nonfinite (here relu drops the NaN) */
+    write_weights_with(fx("lenet5.cnn"), fx("lenet5.safetensors"), tmp("nanw.safetensors"), 0, 7, NAN);
+    EXPECT_RUN(1, "conv2d_1.weight holds a non-finite value (NaN) at index 7", "run %s -w %s", fx("lenet5.cnn"),
+               tmp("nanw.safetensors"));
+    EXPECT_RUN(0, "logits[0]: class", "run %s -w %s --allow-nonfinite", fx("lenet5.cnn"), tmp("nanw.safetensors"));
+    /* ... and through the library's load options */
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, fx("lenet5.cnn"), NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    cnn_load_options lo;
+    cnn_load_options_default(&lo);
+    cr_expect(!lo.allow_nonfinite);
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("nanw.safetensors"), &lo), CNN_ERR_INPUT);
+    lo.allow_nonfinite = true;
+    cr_expect_eq(cnn_weights_load_opts(w, tmp("nanw.safetensors"), &lo), CNN_OK, "%s", cnn_weights_errmsg(w));
+    cr_expect(isnan(cnn_weights_tensor(w, 0, NULL, NULL, NULL)[7]));
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+
+    /* finite weights (3e38) whose outputs overflow: an error naming the output and index */
+    write_weights_with(fx("lenet5.cnn"), fx("lenet5.safetensors"), tmp("big.safetensors"), 0, -1, 3e38f);
+    EXPECT_RUN(1, "output logits[0, 0] is inf", "run %s -w %s -i %s -o %s", fx("lenet5.cnn"), tmp("big.safetensors"),
+               fx("lenet5.in1.npy"), tmp("big_out.npy"));
+    struct stat sb;
+    cr_expect_neq(stat(tmp("big_out.npy"), &sb), 0, "-o was written with non-finite outputs");
+    EXPECT_RUN(0, "(inf)", "run %s -w %s -i %s --allow-nonfinite", fx("lenet5.cnn"), tmp("big.safetensors"),
+               fx("lenet5.in1.npy"));
+
+    /* eval: a non-finite test-set loss is an error, not a printed inf or nan */
+    write_weights_with(fx("train_plain.cnn"), NULL, tmp("plain_big.safetensors"), 0, -1, 3e38f);
+    char args[4096], *out;
+    snprintf(args, sizeof args, "eval %s -w %s --data %s", fx("train_plain.cnn"), tmp("plain_big.safetensors"),
+             fx("train_plain_data"));
+    int rc = run(&out, args);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect(strstr(out, "error: the test-set loss is") != NULL && strstr(out, "not a finite number") != NULL, "%s",
+              out);
+    cr_expect(strstr(out, "test: loss") == NULL, "%s", out);
+    free(out);
+}
+
+Test(cli, training_that_diverges_is_warned_about)
+{
+    /* no test split: the training accuracy is the one compared with chance (4 classes) */
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && cp %s/train-* '%s'/", tmp("notest"), fx("train_plain_data"),
+             tmp("notest"));
+    cr_assert_eq(system(cmd), 0);
+    EXPECT_RUN(0, "warning: training has diverged: after epoch 1 the training accuracy is 25.00%, chance level for 4 classes",
+               "train %s --data %s --epochs 2 --batch 4 --lr 100 --no-shuffle", fx("train_plain.cnn"), tmp("notest"));
+    /* a run that learns is not warned about */
+    char args[4096], *out;
+    snprintf(args, sizeof args, "train %s --data %s --epochs 20 --batch 4 --lr 0.05 --no-shuffle", fx("train_plain.cnn"),
+             tmp("notest"));
+    cr_expect_eq(run(&out, args), 0, "%s", out);
+    cr_expect(strstr(out, "warning") == NULL, "%s", out);
+    free(out);
 }
