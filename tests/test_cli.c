@@ -165,8 +165,13 @@ Test(cli, common_flags_before_the_command)
     EXPECT_RUN(2, "unknown command 'trian'; did you mean 'train'?", "--threads 2 trian %s", ex("lenet5"));
     EXPECT_RUN(2, "--threads takes an integer", "--threads 0 run %s", ex("lenet5"));
     EXPECT_RUN(2, "unknown flag '--bacth'; did you mean '--batch'?", "--bacth 3 run %s", ex("lenet5"));
-    /* a flag the command does not use still warns */
-    EXPECT_RUN(0, "cnnc run does not use --epochs", "--epochs 2 run %s", ex("lenet5"));
+    /* a flag the command does not use is refused, before or after the command */
+    EXPECT_RUN(2, "cnnc run: --epochs is not a flag of run (see cnnc run --help)", "--epochs 2 run %s", ex("lenet5"));
+    EXPECT_RUN(2, "cnnc run: --save is not a flag of run (see cnnc run --help)", "run %s --save x.safetensors",
+               ex("lenet5"));
+    EXPECT_RUN(2, "cnnc compile: -w is not a flag of compile (see cnnc compile --help)", "%s -w x.safetensors",
+               ex("lenet5"));
+    EXPECT_RUN(2, "cnnc emit: --batch is not a flag of emit", "emit %s --batch 2", ex("lenet5"));
 }
 
 /* cnnc run NET -w W -i IN -o tmp(OUT) matches the PyTorch output file `want` within 2e-5. */
