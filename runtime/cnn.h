@@ -87,7 +87,9 @@ typedef struct cnn_model cnn_model;
 
 /* Compiles `source` (len bytes) named `filename` in messages; `network` picks one of several
  * networks (NULL: the only one).  *out is set even on failure (unless out of memory), so that
- * cnn_model_errmsg can tell what went wrong: all diagnostics, rendered as a compiler does. */
+ * cnn_model_errmsg can tell what went wrong: all diagnostics, rendered as a compiler does.
+ * CNN_ERR_INPUT for an error in the source; CNN_ERR_USAGE when the source is sound but has no
+ * network named `network`. */
 CNN_API cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source,
                                      size_t len, const char *network);
 /* The largest source cnn_model_compile and cnn_model_load take: 16 MiB.  cnn_model_load reads

@@ -1,0 +1,89 @@
+/* One command line per error class of spec section 8, pinned to its exit status: 0 success,
+ * 1 bad input (source, data, weights; a network too large), 2 bad usage (flags, commands, a
+ * --network the file lacks, a --batch too large where batch 1 fits).  Interrupts (130) are not
+ * covered here. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/cli_util.h"
+
+TestSuite(cli_exit, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* %F: the fixtures folder, %E: the examples folder, %T: the test's temporary folder */
+static void expand(char *out, size_t n, const char *in)
+{
+    const char *fx = getenv("CNN_FIXTURES"), *ex = getenv("CNN_EXAMPLES");
+    size_t o = 0;
+    for (const char *p = in; *p && o + 1 < n; p++) {
+        const char *sub = NULL;
+        if (p[0] == '%' && p[1] == 'F')
+            sub = fx ? fx : "tests/fixtures";
+        else if (p[0] == '%' && p[1] == 'E')
+            sub = ex ? ex : "examples";
+        else if (p[0] == '%' && p[1] == 'T')
+            sub = tmpdir;
+        if (sub) {
+            o += (size_t)snprintf(out + o, n - o, "%s", sub);
+            p++;
+        } else {
+            out[o++] = *p;
+        }
+        if (o >= n)
+            o = n - 1;
+    }
+    out[o] = '\0';
+}
+
+Test(cli_exit, one_command_line_per_error_class)
+{
+    write_text(tmp("bad.cnn"), "network n {\n    input x[1, 8, 8];\n    output y = x -> conv2d(-3, 5);\n}\n");
+    write_text(tmp("short.safetensors"), "abc");
+    /* 4 TB of dense weights: past the 1 TiB limit at any batch */
+    write_text(tmp("big.cnn"), "network big { input x[1000000];\n output y = x -> dense(1000000); }\n");
+    /* 512 MiB per example: fine at batch 1, 1.5 TiB of arena at batch 1024 */
+    write_text(tmp("wide.cnn"), "network t {\n  input x[1, 134217728];\n  output y = x -> relu -> relu;\n}\n");
+    /* an image output: cross_entropy cannot train it */
+    write_text(tmp("img.cnn"), "network img { input x[1, 8, 8];\n output y = x -> conv2d(2, 3); }\n");
+    static const struct {
+        const char *what;
+        int status;
+        const char *args;
+        const char *needle;
+    } cases[] = {
+        {"success", 0, "%E/lenet5.cnn", "61,706 parameters"},
+        {"source error", 1, "%T/bad.cnn", "bad.cnn:3:28: error: conv2d: 'filters' must be a positive integer"},
+        {"missing file", 1, "run %T/missing.cnn", "cannot open"},
+        {"bad weights", 1, "run %E/lenet5.cnn -w %T/short.safetensors", "too short"},
+        {"bad data folder", 1, "train %F/train_res.cnn --data %T/nodata", "cannot open the data folder"},
+        {"too-large network", 1, "run %T/big.cnn", "the limit"},
+        {"training an image output", 1, "emit %T/img.cnn --stage training", "cross_entropy needs a vector output"},
+        {"bench: every configuration failed", 1, "bench %T/img.cnn --train --repeat 1", "every configuration failed"},
+        {"bad flag", 2, "%E/lenet5.cnn --frobnicate", "unknown flag '--frobnicate'"},
+        {"bad flag value", 2, "%E/lenet5.cnn --threads 0", "--threads takes an integer"},
+        {"a flag of another command", 2, "run %E/lenet5.cnn --save %T/w.safetensors", "--save is not a flag of run"},
+        {"unknown command", 2, "trian %E/lenet5.cnn", "unknown command 'trian'"},
+        {"unknown network", 2, "%E/lenet5.cnn --network zz", "no network named 'zz'"},
+        {"too-large batch", 2, "%T/wide.cnn --batch 1024", "arena of 1649267441664 bytes"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[2048], *out;
+        expand(args, sizeof args, cases[i].args);
+        int rc = run_cnnc(&out, args);
+        cr_expect_eq(rc, cases[i].status, "%s: cnnc %s: exit %d, expected %d\n%s", cases[i].what, args, rc,
+                     cases[i].status, out);
+        cr_expect(strstr(out, cases[i].needle) != NULL, "%s: cnnc %s: output lacks \"%s\":\n%s", cases[i].what, args,
+                  cases[i].needle, out);
+        cr_expect(strstr(out, "runtime error") == NULL && strstr(out, "libgomp") == NULL, "%s", out);
+        free(out);
+    }
+}
