@@ -74,7 +74,7 @@ enum {
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
-    int threads;          /* 0: all cores */
+    int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE) */
     uint64_t seed;        /* dropout masks, shuffling */
 } cnn_options;
 
@@ -372,6 +372,10 @@ CNN_API void cnn_set_allocator(const cnn_allocator *a);
 CNN_API const char *cnn_version(void);
 /* The number of threads "all cores" means here. */
 CNN_API int cnn_default_threads(void);
+/* The most threads a session takes: 4 per core, 256 at most.  cnn_session_create refuses more
+ * (CNN_ERR_USAGE), so that the OpenMP runtime is never asked for a team it cannot start (libgomp
+ * ends the process then). */
+CNN_API int cnn_max_threads(void);
 
 #ifdef __cplusplus
 }

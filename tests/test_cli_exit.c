@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/cnn.h"
 #include "tests/cli_util.h"
 
 TestSuite(cli_exit, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
@@ -74,6 +75,7 @@ Test(cli_exit, one_command_line_per_error_class)
         {"unknown command", 2, "trian %E/lenet5.cnn", "unknown command 'trian'"},
         {"unknown network", 2, "%E/lenet5.cnn --network zz", "no network named 'zz'"},
         {"too-large batch", 2, "%T/wide.cnn --batch 1024", "arena of 1649267441664 bytes"},
+        {"too many threads", 2, "--threads 1024 run %E/lenet5.cnn", "threads must be at most"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[2048], *out;
@@ -86,4 +88,34 @@ Test(cli_exit, one_command_line_per_error_class)
         cr_expect(strstr(out, "runtime error") == NULL && strstr(out, "libgomp") == NULL, "%s", out);
         free(out);
     }
+}
+
+/* The library refuses a team OpenMP could not start, instead of libgomp ending the process. */
+Test(cli_exit, absurd_thread_counts_are_refused_by_the_library)
+{
+    const char *src = "network t { input x[4];\n output y = x -> dense(3); }\n";
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "t.cnn", src, strlen(src), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cr_expect_geq(cnn_max_threads(), cnn_default_threads());
+    cr_expect_leq(cnn_max_threads(), 256);
+    cnn_options o;
+    cnn_options_default(&o);
+    const int counts[] = {cnn_max_threads() + 1, 1024, 1 << 30};
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+        o.threads = counts[i];
+        cnn_session *s = NULL;
+        cr_expect_eq(cnn_session_create(&s, m, w, &o, 1, CNN_MODE_INFER, NULL), CNN_ERR_USAGE, "threads %d", counts[i]);
+        cr_expect(strstr(cnn_session_errmsg(s), "threads must be at most") != NULL, "%s", cnn_session_errmsg(s));
+        cnn_session_destroy(s);
+    }
+    o.threads = cnn_max_threads();
+    cnn_session *s = NULL;
+    cr_expect_eq(cnn_session_create(&s, m, w, &o, 1, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    if (s)
+        cr_expect_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
 }
