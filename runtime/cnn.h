@@ -264,7 +264,9 @@ typedef struct cnn_eval_result {
     int64_t count;
 } cnn_eval_result;
 /* Runs inference session s over every example of d in order (the last partial batch padded
- * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss). */
+ * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss).
+ * A label that is no index of the output (cnn_dataset_check not called) is CNN_ERR_INPUT with a
+ * message, before anything runs; another loss_kind is CNN_ERR_USAGE. */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
 
 /* ---- the training loop ---- */

@@ -3,6 +3,8 @@
  * --network the file lacks, a --batch too large where batch 1 fits).  Interrupts (130) are not
  * covered here. */
 #include <criterion/criterion.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +117,69 @@ Test(cli_exit, absurd_thread_counts_are_refused_by_the_library)
     cr_expect_eq(cnn_session_create(&s, m, w, &o, 1, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
     if (s)
         cr_expect_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+static void put_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
+    cr_assert_eq(fwrite(b, 1, 4, f), 4);
+}
+
+/* A train split of three 2x2 images with the given labels, in folder dir. */
+static void write_tiny_idx(const char *dir, const unsigned char labels[3])
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    FILE *fi = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    FILE *fl = fopen(path, "wb");
+    cr_assert(fi && fl);
+    put_be32(fi, 0x803), put_be32(fi, 3), put_be32(fi, 2), put_be32(fi, 2);
+    put_be32(fl, 0x801), put_be32(fl, 3);
+    const unsigned char px[12] = {0, 50, 100, 150, 200, 250, 10, 20, 30, 40, 60, 70};
+    cr_assert_eq(fwrite(px, 1, sizeof px, fi), sizeof px);
+    cr_assert_eq(fwrite(labels, 1, 3, fl), 3);
+    fclose(fi);
+    fclose(fl);
+}
+
+/* cnn_evaluate on its own: a label past the output's classes (cnn_dataset_check skipped) is an
+ * error with a message, never a read past the output row. */
+Test(cli_exit, evaluate_refuses_labels_past_the_output)
+{
+    const char *src = "network t { input x[1, 2, 2];\n output y = x -> flatten -> dense(3); }\n";
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "t.cnn", src, strlen(src), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, NULL, 2, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    const unsigned char bad[3] = {0, 200, 1}, good[3] = {0, 2, 1};
+    char err[512];
+    bool absent = false;
+    cnn_dataset *d = NULL;
+    cnn_eval_result r;
+    for (int kind = 0; kind < 2; kind++) {
+        write_tiny_idx(tmpdir, bad);
+        cr_assert_eq(cnn_dataset_load(&d, tmpdir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
+        cr_expect_eq(cnn_dataset_check(d, m, err, sizeof err), CNN_ERR_INPUT);
+        cr_expect_eq(cnn_evaluate(s, d, kind, &r), CNN_ERR_INPUT);
+        cr_expect(strstr(cnn_session_errmsg(s), "label 200 of example 1 is not a class in [0, 3)") != NULL, "%s",
+                  cnn_session_errmsg(s));
+        cnn_dataset_destroy(d);
+        write_tiny_idx(tmpdir, good);
+        cr_assert_eq(cnn_dataset_load(&d, tmpdir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
+        cr_expect_eq(cnn_evaluate(s, d, kind, &r), CNN_OK, "%s", cnn_session_errmsg(s));
+        cr_expect_eq(r.count, 3);
+        cr_expect(isfinite(r.loss));
+        cnn_dataset_destroy(d);
+    }
+    cr_assert_eq(cnn_dataset_load(&d, tmpdir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
+    cr_expect_eq(cnn_evaluate(s, d, 7, &r), CNN_ERR_USAGE);
+    cnn_dataset_destroy(d);
     cnn_session_destroy(s);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
