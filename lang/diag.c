@@ -1,7 +1,9 @@
 /* Diagnostics (lang/diag.h): a growable list of messages with spans, and their rendering as
  * a compiler prints them: "file:line:col: error: message", the source line indented by four
  * spaces, and a caret line marking the span ("^" under its first column, "~" under the rest
- * of it on that line).  Columns count bytes.  The caret line copies the source line's tabs
+ * of it on that line).  Columns count bytes.  Lines longer than LINE_WINDOW bytes are shown
+ * as a window around the span, and identifiers longer than WORD_MAX in messages as their start
+ * and "...", so that a 10 MB name is never echoed whole.  The caret line copies the source line's tabs
  * and skips UTF-8 continuation bytes, so the marks line up under the text on a terminal. */
 #include "lang/diag.h"
 #include "ops/mem.h"
@@ -33,6 +35,40 @@ void diag_free(diag_list *d)
     d->errors = 0;
 }
 
+/* Identifiers may be as long as the source (16 MiB): in a message, a run of identifier
+ * characters longer than WORD_MAX is cut to its first WORD_KEEP bytes and "...", in place. */
+enum { WORD_MAX = 64, WORD_KEEP = 60 };
+
+static bool is_word_byte(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static void window_long_words(char *msg)
+{
+    char *out = msg;
+    for (const char *p = msg; *p;) {
+        if (!is_word_byte(*p)) {
+            *out++ = *p++;
+            continue;
+        }
+        const char *e = p;
+        while (is_word_byte(*e))
+            e++;
+        size_t n = (size_t)(e - p);
+        if (n > WORD_MAX) {
+            memmove(out, p, WORD_KEEP);
+            memcpy(out + WORD_KEEP, "...", 3);
+            out += WORD_KEEP + 3;
+        } else {
+            memmove(out, p, n);
+            out += n;
+        }
+        p = e;
+    }
+    *out = '\0';
+}
+
 void diag_vadd(diag_list *d, diag_severity sev, lang_span span, const char *fmt, va_list ap)
 {
     if (sev == DIAG_ERROR)
@@ -59,6 +95,7 @@ void diag_vadd(diag_list *d, diag_severity sev, lang_span span, const char *fmt,
         return;
     }
     vsnprintf(msg, (size_t)n + 1, fmt, ap);
+    window_long_words(msg);
     d->items[d->count++] = (diag){.severity = sev, .span = span, .message = msg};
 }
 
@@ -89,6 +126,8 @@ static bool find_line(const diag_list *d, int line, const char **start, size_t *
     if (!d->source || line < 1)
         return false;
     const char *s = d->source, *end = d->source + d->source_len;
+    if (d->source_len >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
+        s += 3; /* a byte-order mark: the scanner skips it, columns count from after it */
     for (int l = 1; l < line; l++) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         if (!nl)

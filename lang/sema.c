@@ -325,6 +325,10 @@ lang_program *lang_compile(const char *source, size_t len, diag_list *diags)
     ast_item *items = NULL;
     if (!source)
         len = 0;
+    /* a UTF-8 byte-order mark is no part of the text: skipped, and columns of line 1 count from
+     * after it (lang/diag.c skips it too when quoting the line) */
+    if (len >= 3 && memcmp(source, "\xef\xbb\xbf", 3) == 0)
+        source += 3, len -= 3;
     if (!prog || !tree || !s.arena || lang_parse(source, len, tree, diags, &items) != 0) {
         s.oom = true;
         goto out;

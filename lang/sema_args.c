@@ -175,6 +175,45 @@ static void default_arg(const op_argspec *sp, op_argval *out)
     }
 }
 
+/* The offset of the first byte of name that is a control character or not part of valid UTF-8
+ * (overlong forms, surrogates and code points past U+10FFFF included), or -1: layer names
+ * become keys of the weights files' JSON headers and are printed in tables. */
+static long bad_name_byte(const char *name)
+{
+    const unsigned char *u = (const unsigned char *)name;
+    for (long i = 0; u[i];) {
+        unsigned c = u[i];
+        if (c < 0x20 || c == 0x7f)
+            return i;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int n = c >= 0xc2 && c <= 0xdf ? 1 : c >= 0xe0 && c <= 0xef ? 2 : c >= 0xf0 && c <= 0xf4 ? 3 : -1;
+        if (n < 0)
+            return i;
+        unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+        else if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+        if (u[i + 1] < lo || u[i + 1] > hi)
+            return i;
+        for (int k = 2; k <= n; k++)
+            if (u[i + k] < 0x80 || u[i + k] > 0xbf)
+                return i;
+        /* C1 control characters (U+0080..U+009F) */
+        if (c == 0xc2 && u[i + 1] < 0xa0)
+            return i;
+        i += n + 1;
+    }
+    return -1;
+}
+
 /* Checks one argument value for callee's argument sp; reports and returns false when it
  * does not fit. */
 static bool check_value(sema *s, const char *callee, const op_argspec *sp, const value *v, op_argval *out)
@@ -189,6 +228,13 @@ static bool check_value(sema *s, const char *callee, const op_argspec *sp, const
         }
         if (len > MAX_LAYER_NAME) {
             sema_error(s, v->span, "%s: 'name' is too long (at most %d characters)", callee, MAX_LAYER_NAME);
+            return false;
+        }
+        long bad = bad_name_byte(v->s);
+        if (bad >= 0) {
+            sema_error(s, v->span,
+                       "%s: 'name' must be UTF-8 text without control characters; byte %ld is 0x%02x", callee, bad,
+                       (unsigned char)v->s[bad]);
             return false;
         }
     }

@@ -74,7 +74,7 @@ enum {
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
-    int threads;          /* 0: all cores */
+    int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE) */
     uint64_t seed;        /* dropout masks, shuffling */
 } cnn_options;
 
@@ -87,7 +87,9 @@ typedef struct cnn_model cnn_model;
 
 /* Compiles `source` (len bytes) named `filename` in messages; `network` picks one of several
  * networks (NULL: the only one).  *out is set even on failure (unless out of memory), so that
- * cnn_model_errmsg can tell what went wrong: all diagnostics, rendered as a compiler does. */
+ * cnn_model_errmsg can tell what went wrong: all diagnostics, rendered as a compiler does.
+ * CNN_ERR_INPUT for an error in the source; CNN_ERR_USAGE when the source is sound but has no
+ * network named `network`. */
 CNN_API cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source,
                                      size_t len, const char *network);
 /* The largest source cnn_model_compile and cnn_model_load take: 16 MiB.  cnn_model_load reads
@@ -263,7 +265,9 @@ typedef struct cnn_eval_result {
     int64_t count;
 } cnn_eval_result;
 /* Runs inference session s over every example of d in order (the last partial batch padded
- * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss). */
+ * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss).
+ * A label that is no index of the output (cnn_dataset_check not called) is CNN_ERR_INPUT with a
+ * message, before anything runs; another loss_kind is CNN_ERR_USAGE. */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
 
 /* ---- the training loop ---- */
@@ -371,6 +375,10 @@ CNN_API void cnn_set_allocator(const cnn_allocator *a);
 CNN_API const char *cnn_version(void);
 /* The number of threads "all cores" means here. */
 CNN_API int cnn_default_threads(void);
+/* The most threads a session takes: 4 per core, 256 at most.  cnn_session_create refuses more
+ * (CNN_ERR_USAGE), so that the OpenMP runtime is never asked for a team it cannot start (libgomp
+ * ends the process then). */
+CNN_API int cnn_max_threads(void);
 
 #ifdef __cplusplus
 }

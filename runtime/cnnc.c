@@ -3,8 +3,9 @@
  * emit, run), cnnc_train.c (train, eval) and cnnc_bench.c.  Everything it does goes through
  * runtime/cnn.h, as an embedding program would.
  *
- * Exit status: 0 success, 1 bad input (source, data, weights, tensors), 2 bad usage,
- * 3 internal error. */
+ * Exit status: 0 success, 1 bad input (source, data, weights, tensors; a network too large
+ * for the limits or for memory), 2 bad usage (also a --batch too large where batch 1 fits, and
+ * a --network name the file lacks), 3 internal error. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -112,15 +113,39 @@ int load_model(const args *a, cnn_model **m)
         fputs(cnn_model_errmsg(*m), stderr);
         cnn_model_destroy(*m);
         *m = NULL;
-        /* no network by that name is a usage error; everything else is bad input */
+        /* no network by that name is a usage error (CNN_ERR_USAGE); everything else is bad input */
         return exit_for(st);
     }
     return EXIT_OK;
 }
 
+int size_exit(const args *a, cnn_model *m, cnn_status st, bool training)
+{
+    if (st != CNN_ERR_INPUT && st != CNN_ERR_NOMEM)
+        return exit_for(st);
+    if (a->batch > 1) {
+        /* the same network at batch 1: when it plans, the --batch asked for is what is too large */
+        char *text = NULL;
+        cnn_status one = cnn_model_emit(m, &a->opt, training ? "training" : "optimized", "text", &text);
+        cnn_free(text);
+        if (one == CNN_OK) {
+            fprintf(stderr, "%s: note: the network fits at batch 1; try a smaller --batch\n", prog);
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_INPUT;
+}
+
 int make_weights(const args *a, cnn_model *m, cnn_weights **w)
 {
     cnn_status st = cnn_weights_create(w, m, a->opt.seed);
+    if (st == CNN_ERR_USAGE || st == CNN_ERR_NOMEM) {
+        /* the model's weights past the size limit, or more than memory holds: the network's fault */
+        fprintf(stderr, "%s: error: %s\n", prog, cnn_weights_errmsg(*w));
+        cnn_weights_destroy(*w);
+        *w = NULL;
+        return EXIT_INPUT;
+    }
     if (st == CNN_OK && a->weights) {
         /* --rename FROM=TO: FROM copied out of the argument, TO points into it */
         cnn_rename rn[CNNC_MAX_RENAMES];
@@ -147,15 +172,15 @@ int make_weights(const args *a, cnn_model *m, cnn_weights **w)
     return EXIT_OK;
 }
 
-int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const cnn_options *opt, int64_t batch, cnn_mode mode,
+int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const args *a, int64_t batch, cnn_mode mode,
                  const cnn_train_config *tc)
 {
-    cnn_status st = cnn_session_create(s, m, w, opt, batch, mode, tc);
+    cnn_status st = cnn_session_create(s, m, w, &a->opt, batch, mode, tc);
     if (st != CNN_OK) {
         fprintf(stderr, "%s: error: %s\n", prog, cnn_session_errmsg(*s));
         cnn_session_destroy(*s);
         *s = NULL;
-        return exit_for(st);
+        return size_exit(a, m, st, mode == CNN_MODE_TRAIN);
     }
     return EXIT_OK;
 }

@@ -76,8 +76,13 @@ void flush_stdout(void);
 double now_seconds(void);
 int load_model(const args *a, cnn_model **m);
 int make_weights(const args *a, cnn_model *m, cnn_weights **w);
-int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const cnn_options *opt, int64_t batch,
+/* A session of a->opt, reported and mapped to an exit status as size_exit does. */
+int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const args *a, int64_t batch,
                  cnn_mode mode, const cnn_train_config *tc);
+/* The exit status of a failure to plan or allocate (CNN_ERR_INPUT, CNN_ERR_NOMEM) at the batch
+ * asked for: 2 when --batch N > 1 was given and the network plans at batch 1 (with a note),
+ * else 1 (the network itself is too large); other statuses as exit_for. */
+int size_exit(const args *a, cnn_model *m, cnn_status st, bool training);
 int64_t example_numel(int rank, const int64_t *dims);
 /* The first non-finite value of data[0..n) (-1 when all are finite). */
 int64_t first_nonfinite(const float *data, int64_t n);

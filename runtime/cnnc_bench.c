@@ -53,10 +53,10 @@ static int make_configs(cnn_backend chosen, bench_config *cfgs)
     return n;
 }
 
-/* Times one configuration: two warm-up runs, then `repeat` timed ones.  False (after a
- * warning) when the configuration cannot run. */
-static bool time_config(const args *a, cnn_model *m, cnn_weights *w, const bench_config *cfg, int64_t batch,
-                        const float *labels, int repeat, bench_row *row)
+/* Times one configuration: two warm-up runs, then `repeat` timed ones.  Its failure status
+ * (after a warning) when the configuration cannot run. */
+static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const bench_config *cfg, int64_t batch,
+                              const float *labels, int repeat, bench_row *row)
 {
     cnn_options o = a->opt;
     o.passes = cfg->passes & ~a->disabled;
@@ -83,13 +83,13 @@ static bool time_config(const args *a, cnn_model *m, cnn_weights *w, const bench
         fprintf(stderr, "%s: warning: %s on %s: %s\n", prog, cfg->name, backend_name(cfg->backend),
                 cnn_session_errmsg(s));
         cnn_session_destroy(s);
-        return false;
+        return st;
     }
     qsort(times, (size_t)nt, sizeof(double), cmp_double);
     row->ms_median = nt % 2 ? times[nt / 2] : 0.5 * (times[nt / 2 - 1] + times[nt / 2]);
     cnn_session_memory(s, &row->mem);
     cnn_session_destroy(s);
-    return true;
+    return CNN_OK;
 }
 
 static void print_header(const args *a, cnn_model *m, int64_t batch, int repeat)
@@ -131,10 +131,14 @@ int cmd_bench(const args *a)
     print_header(a, m, batch, repeat);
     double base = 0;
     bool first = true;
+    cnn_status failed = CNN_OK; /* the last configuration's failure */
     for (int c = 0; c < ncfg; c++) {
         bench_row row;
-        if (!time_config(a, m, w, &cfgs[c], batch, labels, repeat, &row))
+        cnn_status st = time_config(a, m, w, &cfgs[c], batch, labels, repeat, &row);
+        if (st != CNN_OK) {
+            failed = st;
             continue;
+        }
         double med = row.ms_median;
         if (c == 0)
             base = med;
@@ -150,6 +154,11 @@ int cmd_bench(const args *a)
     }
     if (a->json)
         printf("]}\n");
+    if (first) {
+        /* not one configuration ran: the warnings said why */
+        fprintf(stderr, "%s: error: every configuration failed\n", prog);
+        rc = size_exit(a, m, failed, a->train_flag);
+    }
 done:
     free(labels);
     cnn_weights_destroy(w);

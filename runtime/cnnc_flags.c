@@ -397,10 +397,14 @@ int flags_parse(int argc, char **argv, int first, args *a)
     }
     if (rc < 0)
         rc = take_positionals(ac, av, optind, a);
+    /* a flag the command does not use is refused: it would otherwise be silently ignored */
     for (int i = 0; rc < 0 && i < NFLAGS; i++)
-        if (seen[i] && !(flags[i].commands & a->command))
-            fprintf(stderr, "%s: warning: cnnc %s does not use %s\n", prog, a->command_name ? a->command_name : "compile",
-                    flag_label(&flags[i]));
+        if (seen[i] && !(flags[i].commands & a->command)) {
+            const char *cmd = a->command_name ? a->command_name : "compile";
+            fprintf(stderr, "%s %s: %s is not a flag of %s (see cnnc %s --help)\n", prog, cmd, flag_label(&flags[i]), cmd,
+                    cmd);
+            rc = EXIT_USAGE;
+        }
     free(av);
     return rc;
 }

@@ -21,8 +21,9 @@ static int print_model_text(const args *a, bool emit)
                          : cnn_model_summary(m, &a->opt, a->batch ? a->batch : 1, a->train_flag, &text);
     if (st != CNN_OK) {
         fprintf(stderr, "%s: error: %s\n", prog, cnn_model_errmsg(m));
+        rc = emit ? exit_for(st) : size_exit(a, m, st, a->train_flag);
         cnn_model_destroy(m);
-        return exit_for(st);
+        return rc;
     }
     fputs(text, stdout);
     cnn_free(text);
@@ -171,7 +172,7 @@ int cmd_run(const args *a)
     int64_t batch = a->batch ? a->batch : 1;
     if (a->input && (rc = read_input(a, cnn_model_input_name(m, 0), irank, idims, &in, &batch)))
         goto done;
-    if ((rc = make_session(&s, m, w, &a->opt, batch, CNN_MODE_INFER, NULL)))
+    if ((rc = make_session(&s, m, w, a, batch, CNN_MODE_INFER, NULL)))
         goto done;
     float *x = cnn_session_input(s, 0);
     if (in) {

@@ -52,7 +52,7 @@ int cmd_eval(const args *a)
         goto done;
     cnn_train_config tc;
     cnn_model_train_config(m, &tc);
-    if ((rc = make_session(&s, m, w, &a->opt, a->batch ? a->batch : 256, CNN_MODE_INFER, NULL)))
+    if ((rc = make_session(&s, m, w, a, a->batch ? a->batch : 256, CNN_MODE_INFER, NULL)))
         goto done;
     cnn_eval_result r;
     double t0 = now_seconds();
@@ -317,7 +317,7 @@ int cmd_train(const args *a)
         rc = EXIT_USAGE;
         goto done;
     }
-    if ((rc = make_session(&s, m, w, &a->opt, tc.batch, CNN_MODE_TRAIN, &tc)))
+    if ((rc = make_session(&s, m, w, a, tc.batch, CNN_MODE_TRAIN, &tc)))
         goto done;
     if (a->log) {
         if (!(d.log = fopen(a->log, "w"))) {

@@ -99,6 +99,15 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
     int64_t per_in = d->set.rows * d->set.cols;
     if (op_shape_numel(&g->vals[g->inputs[0]].shape) != per_in)
         return rt_fail(s->err, CNN_ERR_INPUT, "the images do not fit the network's input");
+    if (loss_kind != 0 && loss_kind != 1)
+        return rt_fail(s->err, CNN_ERR_USAGE, "cnn_evaluate: loss_kind is 0 (cross_entropy) or 1 (mse), got %d", loss_kind);
+    /* every label must index the output row (cnn_dataset_check may not have been called) */
+    for (int64_t i = 0; i < d->set.count; i++)
+        if ((int64_t)d->set.labels[i] >= per_out)
+            return rt_fail(s->err, CNN_ERR_INPUT,
+                           "%s: label %d of example %" PRId64 " is not a class in [0, %" PRId64
+                           "): the network's output %s has %" PRId64 " values per example",
+                           d->set.images_path, d->set.labels[i], i, per_out, g->output_names[0], per_out);
     float *labels = cnn_mem_malloc(sizeof(float) * (size_t)s->batch);
     if (!labels)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");

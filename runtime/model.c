@@ -112,8 +112,10 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
         model_set_error(m, NULL);
         return CNN_ERR_NOMEM;
     }
+    bool no_such_network = false; /* the caller named a network the file lacks: a usage error */
     if (d.errors == 0) {
         m->net = lang_program_network(m->program, network);
+        no_such_network = !m->net && network;
         if (!m->net) {
             lang_span none = {0, 0, 0, 0};
             if (network)
@@ -133,7 +135,7 @@ cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *
         ir_graph_destroy(m->graph);
         m->graph = NULL;
     } else if (d.errors > 0 || !m->graph) {
-        st = CNN_ERR_INPUT;
+        st = no_such_network ? CNN_ERR_USAGE : CNN_ERR_INPUT;
         if (d.errors == 0)
             diag_add(&d, DIAG_ERROR, (lang_span){0, 0, 0, 0}, "could not build the graph");
     }
@@ -336,6 +338,10 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
     ir_plan *p = compile_plan(m->graph, &co, &why, err, errlen);
     if (st)
         *st = p ? CNN_OK : why == PLAN_TOO_LARGE ? CNN_ERR_INPUT : why == PLAN_NOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL;
+    /* cross_entropy on an output that is no vector: the network's fault (autodiff said why) */
+    if (!p && st && why == PLAN_FAILED && training && co.ad.loss == AD_LOSS_CROSS_ENTROPY && m->graph->noutputs > 0 &&
+        m->graph->vals[m->graph->outputs[0]].shape.rank != 1)
+        *st = CNN_ERR_INPUT;
     return p;
 }
 

@@ -24,6 +24,12 @@
 
 int cnn_default_threads(void) { return omp_get_num_procs(); }
 
+int cnn_max_threads(void)
+{
+    int procs = omp_get_num_procs();
+    return procs > 64 ? 256 : 4 * (procs > 0 ? procs : 1);
+}
+
 static float *arena_ptr(cnn_session *s, size_t offset) { return (float *)((char *)s->arena + offset); }
 
 static int optstate_find(const cnn_session *s, const char *name)
@@ -189,7 +195,14 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
         return rt_fail(s->err, CNN_ERR_USAGE, "batch must be between 1 and %d, got %" PRId64, 1 << 24, batch);
     if (s->opt.threads < 0)
         return rt_fail(s->err, CNN_ERR_USAGE, "threads must be positive, got %d", s->opt.threads);
-    s->nthreads = s->opt.threads > 0 ? s->opt.threads : omp_get_num_procs();
+    /* libgomp ends the process when it cannot start a team's threads: absurd counts are refused
+     * here, before any parallel region asks for them */
+    int procs = omp_get_num_procs();
+    int max_threads = cnn_max_threads();
+    if (s->opt.threads > max_threads)
+        return rt_fail(s->err, CNN_ERR_USAGE, "threads must be at most %d (4 per core on %d core%s, 256 at most), got %d",
+                       max_threads, procs, procs == 1 ? "" : "s", s->opt.threads);
+    s->nthreads = s->opt.threads > 0 ? s->opt.threads : procs;
     if (train)
         s->train = *train;
     else

@@ -162,12 +162,17 @@ Test(cli, common_flags_before_the_command)
     EXPECT_RUN(0, "fusions: 0", "-O0 compile %s", ex("lenet5"));
     EXPECT_RUN(0, "usage: cnnc run NET.cnn", "--help run");
     /* flags with values that look like commands are values, not commands */
-    EXPECT_RUN(1, "no network named 'run'", "--network run %s", ex("lenet5"));
+    EXPECT_RUN(2, "no network named 'run'", "--network run %s", ex("lenet5"));
     EXPECT_RUN(2, "unknown command 'trian'; did you mean 'train'?", "--threads 2 trian %s", ex("lenet5"));
     EXPECT_RUN(2, "--threads takes an integer", "--threads 0 run %s", ex("lenet5"));
     EXPECT_RUN(2, "unknown flag '--bacth'; did you mean '--batch'?", "--bacth 3 run %s", ex("lenet5"));
-    /* a flag the command does not use still warns */
-    EXPECT_RUN(0, "cnnc run does not use --epochs", "--epochs 2 run %s", ex("lenet5"));
+    /* a flag the command does not use is refused, before or after the command */
+    EXPECT_RUN(2, "cnnc run: --epochs is not a flag of run (see cnnc run --help)", "--epochs 2 run %s", ex("lenet5"));
+    EXPECT_RUN(2, "cnnc run: --save is not a flag of run (see cnnc run --help)", "run %s --save x.safetensors",
+               ex("lenet5"));
+    EXPECT_RUN(2, "cnnc compile: -w is not a flag of compile (see cnnc compile --help)", "%s -w x.safetensors",
+               ex("lenet5"));
+    EXPECT_RUN(2, "cnnc emit: --batch is not a flag of emit", "emit %s --batch 2", ex("lenet5"));
 }
 
 /* cnnc run NET -w W -i IN -o tmp(OUT) matches the PyTorch output file `want` within 2e-5. */
@@ -331,7 +336,7 @@ Test(cli, bad_sources)
     EXPECT_RUN(1, "shape.cnn:3:21: error: maxpool", "%s", tmp("shape.cnn"));
     write_text(tmp("two.cnn"), "network a { input x[2]; output y = x -> relu; }\nnetwork b { input x[2]; output y = x; }\n");
     EXPECT_RUN(1, "--network", "%s", tmp("two.cnn"));
-    EXPECT_RUN(1, "no network named 'c'", "%s --network c", tmp("two.cnn"));
+    EXPECT_RUN(2, "no network named 'c'", "%s --network c", tmp("two.cnn"));
     EXPECT_RUN(0, "network a", "%s --network a", tmp("two.cnn"));
     write_file(tmp("binary.cnn"), "\x00\xff\x7f{{{->", 9);
     EXPECT_RUN(1, "error", "%s", tmp("binary.cnn"));

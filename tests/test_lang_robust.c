@@ -213,6 +213,87 @@ Test(lang_render, long_lines_are_cut)
     free(t);
 }
 
+/* A UTF-8 byte-order mark is skipped silently: line 1's columns count from after it, and
+ * the quoted line leaves it out. */
+Test(lang_lex, a_byte_order_mark_is_skipped)
+{
+    compiled *c = compile("\xef\xbb\xbfnetwork n { input x[4]; output y = x -> relu; }\n");
+    cr_expect_eq(c->d.count, 0, "%s", c->text);
+    only_network(c);
+    compiled_free(c);
+    const char *bom = "\xef\xbb\xbfnetwork n { input x[4]; output y = x -> dense(-3); }\n";
+    expect_diags(bom, strlen(bom),
+                 "t.cnn:1:47: error: dense: 'units' must be a positive integer, got -3\n"
+                 "    network n { input x[4]; output y = x -> dense(-3); }\n"
+                 "                                                  ^~\n");
+    /* only at the very start */
+    c = compile("network n { input x[4]; output y = x -> relu; }\n\xef\xbb\xbf");
+    cr_expect_gt(c->d.errors, 0);
+    compiled_free(c);
+}
+
+/* Layer names become keys of the weights files' JSON: control characters and bytes that are
+ * not UTF-8 are refused where the string is. */
+Test(lang_diag, layer_names_must_be_utf8_text)
+{
+    const char *ctl = "network n { input x[4];\n output y = x -> dense(3, name=\"a\x01" "b\"); }\n";
+    expect_diags(ctl, strlen(ctl),
+                 "t.cnn:2:32: error: dense: 'name' must be UTF-8 text without control characters; byte 1 is 0x01\n"
+                 "     output y = x -> dense(3, name=\"a b\"); }\n"
+                 "                                   ^~~~~\n");
+    const char *bad[] = {"a\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xe2\x82", "tab\there",
+                         "\xc2\x85", "x\x7f"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char src[256];
+        snprintf(src, sizeof src, "network n { input x[4]; output y = x -> dense(3, name=\"%s\"); }\n", bad[i]);
+        compiled *c = compile(src);
+        cr_expect(strstr(c->text, "'name' must be UTF-8 text without control characters") != NULL, "%zu: %s", i,
+                  c->text);
+        compiled_free(c);
+    }
+    /* UTF-8 text is a name */
+    compiled *c = compile("network n { input x[4]; output y = x -> dense(3, name=\"caf\xc3\xa9 \xe2\x82\xac\xf0\x9f\x98\x80\"); }\n");
+    cr_expect_eq(c->d.errors, 0, "%s", c->text);
+    compiled_free(c);
+}
+
+/* A 10 MB identifier is echoed in the message as its first 60 characters and "...", and the
+ * source line as a window around the caret: the output stays small. */
+Test(lang_render, long_identifiers_are_windowed)
+{
+    size_t n = 10u << 20;
+    const char *head = "network n { input x[4];\n output y = x -> ", *tail = "; }\n";
+    size_t hl = strlen(head), tl = strlen(tail);
+    char *src = malloc(hl + n + tl + 1);
+    cr_assert_not_null(src);
+    memcpy(src, head, hl);
+    memset(src + hl, 'q', n);
+    memcpy(src + hl + n, tail, tl + 1);
+    compiled *c = compile(src);
+    char want[128];
+    snprintf(want, sizeof want, "t.cnn:2:18: error: unknown layer '%.60s...'\n", src + hl);
+    cr_expect(strncmp(c->text, want, strlen(want)) == 0, "%.300s", c->text);
+    cr_expect_lt(strlen(c->text), 1000, "%zu bytes of diagnostics", strlen(c->text));
+    compiled_free(c);
+    /* as a name used before it is defined */
+    memset(src + hl - 5, ' ', 5); /* "x -> " becomes spaces: the identifier is the value */
+    c = compile(src);
+    cr_expect(strstr(c->text, "...'") != NULL, "%.300s", c->text);
+    cr_expect_lt(strlen(c->text), 1000, "%zu bytes of diagnostics", strlen(c->text));
+    compiled_free(c);
+    free(src);
+    /* identifiers up to 64 characters are quoted whole */
+    char id[65];
+    memset(id, 'w', 64);
+    id[64] = '\0';
+    char small[256];
+    snprintf(small, sizeof small, "network n { input x[4]; output y = x -> %s; }\n", id);
+    c = compile(small);
+    snprintf(want, sizeof want, "unknown layer '%s'", id);
+    cr_expect(strstr(c->text, want) != NULL, "%s", c->text);
+    compiled_free(c);
+}
+
 /* ---------------------------------------------------------------- robustness */
 
 static uint64_t rng_next(uint64_t *s)
