@@ -516,8 +516,12 @@ static void interrupt_training(int sig, int want_status, const char *sig_name)
     char *msg = NULL;
     FILE *f = fopen(out, "r");
     cr_assert_not_null(f);
+    /* the end of the output: a fast machine prints many epochs before the signal lands */
     size_t cap = 1 << 16;
     msg = calloc(cap, 1);
+    cr_assert_eq(fseek(f, 0, SEEK_END), 0);
+    long size = ftell(f);
+    cr_assert_eq(fseek(f, size > (long)cap - 1 ? size - ((long)cap - 1) : 0, SEEK_SET), 0);
     size_t got = fread(msg, 1, cap - 1, f);
     fclose(f);
     msg[got] = '\0';
