@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "tests/file_util.h"
 #include "runtime/idx.h"
 #include "runtime/npy.h"
 #include "runtime/safetensors.h"
@@ -52,21 +53,6 @@ static inline void write_file(const char *name, const void *data, size_t len)
     cr_assert_not_null(fp, "cannot create %s", name);
     cr_assert_eq(fwrite(data, 1, len, fp), len);
     cr_assert_eq(fclose(fp), 0);
-}
-
-static inline unsigned char *read_whole(const char *name, size_t *len)
-{
-    FILE *fp = fopen(name, "rb");
-    cr_assert_not_null(fp, "cannot open %s", name);
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, fp), (size_t)n);
-    fclose(fp);
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
 }
 
 /* Number of entries in the working folder (to see that no temporary file is left). */

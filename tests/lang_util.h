@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/file_util.h"
 #include "lang/lang.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -62,22 +63,6 @@ static inline const lang_network *only_network(const compiled *c)
     return n;
 }
 
-static inline char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_not_null(buf);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = '\0';
-    *len = (size_t)n;
-    return buf;
-}
-
 static const char *const example_names[] = {
     "alexnet", "lenet5", "resnet18", "resnet20", "signal1d", "vgg16", "vgg_small",
 };
@@ -89,7 +74,7 @@ static inline char *read_example(const char *name, size_t *len)
     cr_assert_not_null(dir, "CNN_EXAMPLES is not set");
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.cnn", dir, name);
-    return read_file(path, len);
+    return test_read_file(path, len);
 }
 
 static inline compiled *compile_example(const char *name)

@@ -14,6 +14,7 @@
 #include <omp.h>
 #include <sys/wait.h>
 
+#include "tests/file_util.h"
 #include "compiler/plan.h"
 #include "ops/registry.h"
 #include "ops/ref.h"
@@ -46,25 +47,6 @@ static inline net example(const char *name)
     return n;
 }
 
-static inline char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)len + 1);
-    if (buf && fread(buf, 1, (size_t)len, f) != (size_t)len) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[len] = '\0';
-    fclose(f);
-    return buf;
-}
-
 /* Every fixture network, each .cnn file once (inference and training entries).  Returns the
  * count written into out (at most max). */
 static inline int fixture_nets(net *out, int max)
@@ -72,7 +54,7 @@ static inline int fixture_nets(net *out, int max)
     const char *dir = getenv("CNN_FIXTURES");
     char path[1024];
     snprintf(path, sizeof path, "%s/manifest.json", dir ? dir : "tests/fixtures");
-    char *text = slurp(path);
+    char *text = test_file_bytes(path, NULL);
     cr_assert_not_null(text, "cannot read %s", path);
     cJSON *man = cJSON_Parse(text);
     free(text);

@@ -7,35 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/file_util.h"
 #include "compiler/build.h"
 #include "compiler/ir.h"
 #include "lang/diag.h"
 #include "lang/lang.h"
-
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = cap ? 2 * cap : 8192;
-            char *p = realloc(buf, cap);
-            cr_assert_not_null(p);
-            buf = p;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        n += r;
-        if (r == 0)
-            break;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
 
 typedef struct compiled {
     char *src;
@@ -86,7 +62,7 @@ static void check_example(const char *file, int64_t params, const char *out_shap
     char path[1024];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     size_t len;
-    char *src = read_file(path, &len);
+    char *src = test_file_bytes(path, &len);
     cr_assert_not_null(src, "cannot read %s", path);
     compiled c;
     compile_text(&c, file, src);
@@ -139,7 +115,7 @@ Test(examples, resnet18_weight_names)
     char path[1024];
     snprintf(path, sizeof path, "%s/resnet18.cnn", dir);
     size_t len;
-    char *src = read_file(path, &len);
+    char *src = test_file_bytes(path, &len);
     cr_assert_not_null(src);
     compiled c;
     compile_text(&c, "resnet18.cnn", src);

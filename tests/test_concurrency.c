@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/file_util.h"
 #include "runtime/cnn.h"
 #include "runtime/rt.h" /* rt_weights_claim_*: a writer or reader "on another thread", on cue */
 #include "tests/concurrency_util.h"
@@ -136,20 +137,6 @@ Test(concurrency, messages_are_per_handle)
 
 /* ---- weights from memory ---- */
 
-static unsigned char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    cr_assert_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
 static void write_all(const char *path, const unsigned char *b, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -179,7 +166,7 @@ Test(weights_memory, equals_the_file_and_fails_alike)
     close(fd), close(fd2);
     cr_assert_eq(cnn_weights_save(src, path), CNN_OK, "%s", cnn_weights_errmsg(src));
     size_t len;
-    unsigned char *bytes = read_all(path, &len);
+    unsigned char *bytes = test_read_file(path, &len);
 
     cr_assert_eq(cnn_weights_load(a, path, false), CNN_OK, "%s", cnn_weights_errmsg(a));
     cr_assert_eq(cnn_weights_load_memory(b, bytes, len, false), CNN_OK, "%s", cnn_weights_errmsg(b));

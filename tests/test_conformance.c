@@ -9,29 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/file_util.h"
 #include "compiler/plan.h"
 #include "runtime/cnn.h"
 #include "runtime/rt.h"
 #include "runtime/safetensors.h"
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf)
-        buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
 
 static const char *fixtures(void)
 {
@@ -50,7 +32,7 @@ static char *fixture_path(const char *name)
 
 static cJSON *load_manifest(void)
 {
-    char *text = slurp(fixture_path("manifest.json"));
+    char *text = test_file_bytes(fixture_path("manifest.json"), NULL);
     cr_assert_not_null(text, "cannot read %s", fixture_path("manifest.json"));
     cJSON *m = cJSON_Parse(text);
     free(text);

@@ -195,7 +195,7 @@ Test(idx, truncated_and_corrupt_gzip)
     write_labels("d/train-labels-idx1-ubyte", 0x801, 4, -1);
     write_images("d/train-images-idx3-ubyte.gz", 0x803, 4, 3, 3, -1);
     size_t len;
-    unsigned char *gz = read_whole("d/train-images-idx3-ubyte.gz", &len);
+    unsigned char *gz = test_read_file("d/train-images-idx3-ubyte.gz", &len);
     /* Without its 8-byte trailer the data is all there but the stream is cut. */
     write_file("d/train-images-idx3-ubyte.gz", gz, len - 8);
     idx_fails(RT_IDX_TRAIN, RT_IDX_EFORMAT, "d/train-images-idx3-ubyte.gz: truncated gzip stream");

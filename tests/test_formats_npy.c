@@ -71,7 +71,7 @@ Test(npy, round_trip_ranks_0_to_4)
         cr_assert_eq(rt_npy_write("a.npy", ranks[k], shapes[k], x, err, sizeof err), RT_NPY_OK,
                      "%s", err);
         size_t len;
-        unsigned char *raw = read_whole("a.npy", &len);
+        unsigned char *raw = test_read_file("a.npy", &len);
         size_t hlen = raw[8] | (size_t)raw[9] << 8;
         cr_assert_eq((10 + hlen) % 64, 0, "data must start at a multiple of 64");
         cr_assert_eq(raw[10 + hlen - 1], '\n');
@@ -96,7 +96,7 @@ Test(npy, written_header_matches_numpy)
     const char *dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
     cr_assert_eq(rt_npy_write("b.npy", 2, (const int64_t[]){2, 3}, x, err, sizeof err), RT_NPY_OK);
     size_t len;
-    unsigned char *raw = read_whole("b.npy", &len);
+    unsigned char *raw = test_read_file("b.npy", &len);
     cr_assert_eq(len, 128 + 24);
     cr_assert_eq(memcmp(raw, "\x93NUMPY\x01\x00\x76\x00", 10), 0);
     cr_assert_eq(memcmp(raw + 10, dict, strlen(dict)), 0, "header: %.118s", raw + 10);
@@ -107,13 +107,13 @@ Test(npy, written_header_matches_numpy)
 
     const char *d1 = "{'descr': '<f4', 'fortran_order': False, 'shape': (5,), }";
     cr_assert_eq(rt_npy_write("c.npy", 1, (const int64_t[]){5}, x, err, sizeof err), RT_NPY_OK);
-    raw = read_whole("c.npy", &len);
+    raw = test_read_file("c.npy", &len);
     cr_assert_eq(memcmp(raw + 10, d1, strlen(d1)), 0, "header: %.118s", raw + 10);
     free(raw);
 
     const char *d0 = "{'descr': '<f4', 'fortran_order': False, 'shape': (), }";
     cr_assert_eq(rt_npy_write("d.npy", 0, NULL, x, err, sizeof err), RT_NPY_OK);
-    raw = read_whole("d.npy", &len);
+    raw = test_read_file("d.npy", &len);
     cr_assert_eq(len, 128 + 4);
     cr_assert_eq(memcmp(raw + 10, d0, strlen(d0)), 0, "header: %.54s", raw + 10);
     free(raw);

@@ -98,7 +98,7 @@ Test(safetensors, written_bytes_follow_the_reference_layout)
     char err[512];
     cr_assert_eq(rt_st_write("x.safetensors", 2, t, err, sizeof err), RT_ST_OK, "%s", err);
     size_t len;
-    unsigned char *buf = read_whole("x.safetensors", &len);
+    unsigned char *buf = test_read_file("x.safetensors", &len);
     const char *json = "{\"b.weight\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
                        "\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[8,12]}}";
     size_t jl = strlen(json), hlen = (jl + 7) / 8 * 8;

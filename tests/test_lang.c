@@ -216,7 +216,7 @@ Test(lang_examples, fixtures_compile)
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.cnn", dir, fixtures[i]);
         size_t len;
-        char *src = read_file(path, &len);
+        char *src = test_read_file(path, &len);
         compiled *c = compile_n(src, len);
         free(src);
         cr_assert_eq(c->d.count, 0, "%s:\n%s", fixtures[i], c->text);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "tests/file_util.h"
 #include "runtime/cnn.h"
 
 /* The same count in every build: the sanitizer build runs all four readers in about 16 s.
@@ -67,21 +68,6 @@ static void leave_tmpdir(void)
 }
 
 TestSuite(mutate, .init = enter_tmpdir, .fini = leave_tmpdir);
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    buf[n] = 0;
-    *len = (size_t)n;
-    return buf;
-}
 
 static void spill(const char *path, const void *data, size_t len)
 {
@@ -390,7 +376,7 @@ Test(mutate, cnn_source, .timeout = 60)
         char path[4096];
         snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "examples", names[f]);
         size_t len;
-        unsigned char *seed = slurp(path, &len);
+        unsigned char *seed = test_read_file(path, &len);
         int k = 0;
         /* the seed itself, then every truncation (the sources are small) */
         for (size_t n = len + 1; n-- > 0 && k < per_seed / 3; k++) {
@@ -427,7 +413,7 @@ Test(mutate, safetensors, .timeout = 60)
     snprintf(path, sizeof path, "%s/lenet5.safetensors", tmpdir);
     cr_assert_eq(cnn_weights_save(w, path), CNN_OK, "%s", cnn_weights_errmsg(w));
     size_t len;
-    unsigned char *seed = slurp(path, &len);
+    unsigned char *seed = test_read_file(path, &len);
     cr_assert_gt(len, 8);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--)
@@ -564,7 +550,7 @@ Test(mutate, npy, .timeout = 60)
     char err[512];
     cr_assert_eq(cnn_npy_write(path, v, 3, dims, err, sizeof err), CNN_OK, "%s", err);
     size_t len1;
-    unsigned char *v1 = slurp(path, &len1);
+    unsigned char *v1 = test_read_file(path, &len1);
     size_t hlen1 = v1[8] | (size_t)v1[9] << 8;
     /* the same array as a version 2.0 file: a 4-byte header length */
     size_t len2 = len1 + 2;
@@ -668,9 +654,9 @@ Test(mutate, idx, .timeout = 60)
     size_t gzilen, gzllen;
     char path[4096];
     snprintf(path, sizeof path, "%s/%s.gz", dirs[1], idx_names[0]);
-    unsigned char *gzimages = slurp(path, &gzilen);
+    unsigned char *gzimages = test_read_file(path, &gzilen);
     snprintf(path, sizeof path, "%s/%s.gz", dirs[1], idx_names[1]);
-    unsigned char *gzlabels = slurp(path, &gzllen);
+    unsigned char *gzlabels = test_read_file(path, &gzllen);
 
     static const uint32_t fields[] = {0, 1, 2, IDX_COUNT - 1, IDX_COUNT + 1, IDX_SIDE - 1, IDX_SIDE + 1,
                                       0x801, 0x803, 0x802, 0x804, 0x808, 0xc03, 0x10803, 65535, 65536,

@@ -7,23 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/file_util.h"
 #include "runtime/cnn.h"
 
 static bool quick(void) { return getenv("CNN_TEST_QUICK") != NULL; }
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "%s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *len = (size_t)n;
-    return buf;
-}
 
 static int compiled_ok;
 
@@ -67,7 +54,7 @@ Test(robust, every_prefix_of_every_example, .timeout = 600)
         char path[1024];
         snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "examples", sources[i]);
         size_t len;
-        char *src = slurp(path, &len);
+        char *src = test_read_file(path, &len);
         size_t step = quick() ? 7 : 1;
         for (size_t n = 0; n <= len; n += step)
             compile_one(src, n, n == len || n % 97 == 0);
@@ -118,7 +105,7 @@ Test(robust, mutated_examples, .timeout = 600)
         char path[1024];
         snprintf(path, sizeof path, "%s/%s.cnn", dir ? dir : "examples", sources[i]);
         size_t len;
-        char *src = slurp(path, &len);
+        char *src = test_read_file(path, &len);
         int rounds = quick() ? 40 : 300;
         for (int r = 0; r < rounds; r++) {
             char *copy = malloc(len + 1);
