@@ -24,21 +24,6 @@ int64_t op_shape_numel(const op_shape *s)
     return op_shape_numel_checked(s, &n) ? n : INT64_MAX;
 }
 
-char *op_shape_dims_str(const op_shape *s, char *buf, size_t n)
-{
-    if (!buf || n == 0)
-        return buf;
-    size_t len = 0;
-    buf[0] = '\0';
-    for (int k = 0; k < s->rank && len < n; k++) {
-        int w = snprintf(buf + len, n - len, "%s%" PRId64, k ? " x " : "", s->d[k]);
-        if (w < 0)
-            break;
-        len += (size_t)w;
-    }
-    return buf;
-}
-
 bool op_shape_equal(const op_shape *a, const op_shape *b)
 {
     if (a->rank != b->rank)
@@ -49,19 +34,15 @@ bool op_shape_equal(const op_shape *a, const op_shape *b)
     return true;
 }
 
-char *op_shape_str(const op_shape *s, char *buf, size_t n)
-{
-    return op_shape_format(s, ", ", buf, n);
-}
-
-char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n)
+/* The sizes of s between open and close, separated by sep, into buf (cut to n bytes). */
+static char *format_dims(const op_shape *s, const char *open, const char *sep, const char *close, char *buf,
+                         size_t n)
 {
     if (!buf || n == 0)
         return buf;
-    size_t len = 0;
     buf[0] = '\0';
-    int w = snprintf(buf, n, "[");
-    len = w > 0 ? (size_t)w : 0;
+    int w = snprintf(buf, n, "%s", open);
+    size_t len = w > 0 ? (size_t)w : 0;
     for (int k = 0; k < s->rank && len < n; k++) {
         w = snprintf(buf + len, n - len, "%s%" PRId64, k ? sep : "", s->d[k]);
         if (w < 0)
@@ -69,8 +50,23 @@ char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n)
         len += (size_t)w;
     }
     if (len < n)
-        snprintf(buf + len, n - len, "]");
+        snprintf(buf + len, n - len, "%s", close);
     return buf;
+}
+
+char *op_shape_str(const op_shape *s, char *buf, size_t n)
+{
+    return format_dims(s, "[", ", ", "]", buf, n);
+}
+
+char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n)
+{
+    return format_dims(s, "[", sep, "]", buf, n);
+}
+
+char *op_shape_dims_str(const op_shape *s, char *buf, size_t n)
+{
+    return format_dims(s, "", " x ", "", buf, n);
 }
 
 const char *op_act_name(op_act a)

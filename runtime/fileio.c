@@ -5,10 +5,28 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+FILE *rt_open_regular(const char *path, uint64_t *size, char *msg, size_t msglen)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        snprintf(msg, msglen, "cannot open: %s", strerror(errno));
+        return NULL;
+    }
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(fp);
+        snprintf(msg, msglen, "not a regular file");
+        return NULL;
+    }
+    *size = (uint64_t)sb.st_size;
+    return fp;
+}
 
 void rt_vformat_error(char *err, size_t errlen, const char *where, const char *fmt, va_list ap)
 {

@@ -18,6 +18,10 @@
 /* Writes "where: <fmt...>" into err (errlen bytes; nothing when err is NULL or errlen 0). */
 void rt_vformat_error(char *err, size_t errlen, const char *where, const char *fmt, va_list ap);
 
+/* Opens path for reading when it is a regular file and stores its size; NULL with the reason
+ * ("cannot open: <strerror>" or "not a regular file") in msg otherwise. */
+FILE *rt_open_regular(const char *path, uint64_t *size, char *msg, size_t msglen);
+
 /* Reverses the bytes of n 4-byte floats in place. */
 void rt_swap_floats(float *p, size_t n);
 

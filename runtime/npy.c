@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER_LIMIT (1u << 20)  /* bytes; a longer header is rejected as absurd */
@@ -303,15 +302,11 @@ rt_npy_status rt_npy_read(rt_npy_array *out, const char *path, char *err, size_t
     if (!path)
         return fail(err, errlen, RT_NPY_EARG, path, "no file name");
 
-    FILE *fp = fopen(path, "rb");
+    char msg[256];
+    uint64_t size;
+    FILE *fp = rt_open_regular(path, &size, msg, sizeof msg);
     if (!fp)
-        return fail(err, errlen, RT_NPY_EIO, path, "cannot open: %s", strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return fail(err, errlen, RT_NPY_EIO, path, "not a regular file");
-    }
-    uint64_t size = (uint64_t)sb.st_size;
+        return fail(err, errlen, RT_NPY_EIO, path, "%s", msg);
     header h = {.path = path, .err = err, .errlen = errlen};
     char *hbuf = NULL;
     float *data = NULL;

@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #define HEADER_LIMIT 100000000ull          /* bytes; a longer header is rejected as absurd */
@@ -441,15 +440,12 @@ rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t er
     if (!path)
         return fail(err, errlen, RT_ST_EARG, path, "no file name");
 
-    FILE *fp = fopen(path, "rb");
+    char msg[256];
+    uint64_t size;
+    FILE *fp = rt_open_regular(path, &size, msg, sizeof msg);
     if (!fp)
-        return fail(err, errlen, RT_ST_EIO, path, "cannot open: %s", strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return fail(err, errlen, RT_ST_EIO, path, "not a regular file");
-    }
-    source src = {.fp = fp, .size = (uint64_t)sb.st_size};
+        return fail(err, errlen, RT_ST_EIO, path, "%s", msg);
+    source src = {.fp = fp, .size = size};
     rt_st_status st = parse(out, path, &src, err, errlen);
     fclose(fp);
     return st;
