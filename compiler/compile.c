@@ -31,24 +31,38 @@ static size_t naive_bytes(const ir_graph *g, int64_t batch)
     return naive;
 }
 
-static ir_plan *compile_plan_(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
+/* Why a step failed that reports only a message: autodiff, the passes and the planner say
+ * "out of memory" when that was the cause. */
+static plan_status failure(const char *err, plan_status otherwise)
+{
+    return cnn_mem_is_oom(err) ? PLAN_NOMEM : otherwise;
+}
+
+ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
 {
     plan_status ignored;
     if (!why)
         why = &ignored;
+    if (errlen)
+        err[0] = '\0';
     *why = PLAN_FAILED;
     ir_graph *g = ir_graph_clone(src);
     if (!g) {
         snprintf(err, errlen, "out of memory");
+        *why = PLAN_NOMEM;
         return NULL;
     }
+    /* autodiff refuses networks it cannot train as asked (cross_entropy on an output that is
+     * no vector): the network's fault */
     if (o->training && ir_autodiff(g, &o->ad, err, errlen) != 0) {
+        *why = failure(err, PLAN_INVALID);
         ir_graph_destroy(g);
         return NULL;
     }
     size_t naive = naive_bytes(g, o->batch);
     pass_ctx ctx = {.training = o->training, .backend = o->backend, .caps = o->caps};
     if (pass_run_pipeline(g, o->passes, &ctx, o->verify, err, errlen) != 0) {
+        *why = failure(err, PLAN_FAILED);
         ir_graph_destroy(g);
         return NULL;
     }
@@ -61,19 +75,7 @@ static ir_plan *compile_plan_(const ir_graph *src, const compile_options *o, pla
     ir_plan *p = plan_create(g, &po, why, err, errlen);
     if (p)
         p->naive_bytes = naive;
-    return p;
-}
-
-ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status *why, char *err, size_t errlen)
-{
-    plan_status ignored;
-    if (!why)
-        why = &ignored;
-    if (errlen)
-        err[0] = '\0';
-    ir_plan *p = compile_plan_(src, o, why, err, errlen);
-    /* the passes, autodiff and the planner report running out of memory in their message */
-    if (!p && *why == PLAN_FAILED && cnn_mem_is_oom(err))
-        *why = PLAN_NOMEM;
+    else if (*why == PLAN_FAILED)
+        *why = failure(err, PLAN_FAILED);
     return p;
 }

@@ -30,7 +30,8 @@ typedef struct compile_options {
 ir_graph *compile_graph(const lang_network *net, diag_list *diags);
 
 /* Plans a copy of g (which is not changed) as o asks.  Returns NULL with a message in err and
- * the reason in *why (may be NULL): PLAN_TOO_LARGE when the sizes pass the limits. */
+ * the reason in *why (may be NULL): PLAN_TOO_LARGE when the sizes pass the limits, PLAN_INVALID
+ * when the network cannot be trained as asked, PLAN_NOMEM when out of memory. */
 ir_plan *compile_plan(const ir_graph *g, const compile_options *o, plan_status *why, char *err, size_t errlen);
 
 #endif

@@ -59,9 +59,11 @@ typedef struct ir_plan {
 } ir_plan;
 
 /* Why planning failed: PLAN_TOO_LARGE when a value or the arena passes the size limits (the
- * input's fault: a network or batch too large), PLAN_NOMEM when out of memory (set by
- * compile_plan), PLAN_FAILED otherwise (an internal error); PLAN_OK after a success. */
-typedef enum plan_status { PLAN_OK, PLAN_FAILED, PLAN_TOO_LARGE, PLAN_NOMEM } plan_status;
+ * input's fault: a network or batch too large), PLAN_INVALID when the network cannot be
+ * compiled as asked (training a loss its output does not fit; set by compile_plan),
+ * PLAN_NOMEM when out of memory (set by compile_plan), PLAN_FAILED otherwise (an internal
+ * error); PLAN_OK after a success. */
+typedef enum plan_status { PLAN_OK, PLAN_FAILED, PLAN_TOO_LARGE, PLAN_INVALID, PLAN_NOMEM } plan_status;
 
 /* Plans graph g (taken over: the plan owns and frees it).  Returns NULL with a message in err
  * and the reason in *why (may be NULL) on failure (g is freed then too). */

@@ -337,11 +337,10 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
     plan_status why;
     ir_plan *p = compile_plan(m->graph, &co, &why, err, errlen);
     if (st)
-        *st = p ? CNN_OK : why == PLAN_TOO_LARGE ? CNN_ERR_INPUT : why == PLAN_NOMEM ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL;
-    /* cross_entropy on an output that is no vector: the network's fault (autodiff said why) */
-    if (!p && st && why == PLAN_FAILED && training && co.ad.loss == AD_LOSS_CROSS_ENTROPY && m->graph->noutputs > 0 &&
-        m->graph->vals[m->graph->outputs[0]].shape.rank != 1)
-        *st = CNN_ERR_INPUT;
+        *st = p                                                  ? CNN_OK
+              : why == PLAN_TOO_LARGE || why == PLAN_INVALID ? CNN_ERR_INPUT
+              : why == PLAN_NOMEM                            ? CNN_ERR_NOMEM
+                                                             : CNN_ERR_INTERNAL;
     return p;
 }
 
