@@ -37,7 +37,11 @@ typedef struct lang_output {
 } lang_output;
 
 typedef enum lang_loss { LANG_LOSS_CROSS_ENTROPY, LANG_LOSS_MSE } lang_loss;
-typedef enum lang_optim { LANG_OPTIM_SGD, LANG_OPTIM_ADAM } lang_optim;
+typedef enum lang_optim { LANG_OPTIM_SGD, LANG_OPTIM_ADAM, LANG_OPTIM_ADAMW } lang_optim;
+typedef enum lang_schedule { LANG_SCHEDULE_CONSTANT, LANG_SCHEDULE_STEP, LANG_SCHEDULE_COSINE } lang_schedule;
+typedef enum lang_augment { LANG_AUGMENT_RANDOM_CROP = 1, LANG_AUGMENT_RANDOM_FLIP = 2 } lang_augment;
+#define LANG_MAX_AUGMENT 8
+#define LANG_MAX_NORMALIZE 16
 
 /* The train section, with spec section 7's defaults where a setting is absent. */
 typedef struct lang_train {
@@ -47,6 +51,16 @@ typedef struct lang_train {
     double lr, momentum, weight_decay, beta1, beta2, eps;
     bool nesterov;
     int64_t batch, epochs;
+    double label_smoothing;         /* cross_entropy(label_smoothing=...) */
+    lang_schedule schedule;
+    int64_t schedule_every;         /* step(every, gamma) */
+    double schedule_gamma;
+    double warmup_epochs;           /* cosine(warmup) */
+    double clip_grad_norm;          /* 0: none */
+    int naugment;
+    struct { lang_augment kind; int64_t pad; } augment[LANG_MAX_AUGMENT];
+    int nnormalize;                 /* 0 none, 1 for all channels, else per channel */
+    double mean[LANG_MAX_NORMALIZE], std[LANG_MAX_NORMALIZE];
 } lang_train;
 
 typedef struct lang_network {

@@ -39,6 +39,8 @@ lang_train sema_train_defaults(void)
         .nesterov = false,
         .batch = 64,
         .epochs = 1,
+        .schedule = LANG_SCHEDULE_CONSTANT,
+        .schedule_gamma = 0.1,
     };
 }
 

@@ -110,14 +110,43 @@ CNN_API const char *cnn_model_input_name(const cnn_model *m, int i);
 CNN_API const char *cnn_model_output_name(const cnn_model *m, int i);
 
 /* The train section's settings (spec section 7 defaults where the file has none). */
+typedef enum cnn_schedule_kind {
+    CNN_SCHEDULE_CONSTANT = 0,
+    CNN_SCHEDULE_STEP = 1,    /* lr * gamma^floor(epoch / every) */
+    CNN_SCHEDULE_COSINE = 2,  /* linear warmup, then half a cosine to 0 */
+} cnn_schedule_kind;
+typedef enum cnn_augment_kind {
+    CNN_AUGMENT_RANDOM_CROP = 1, /* zero-pad `pad` on each side, crop back at a random offset */
+    CNN_AUGMENT_RANDOM_FLIP = 2, /* horizontal, p = 0.5 */
+} cnn_augment_kind;
+#define CNN_MAX_AUGMENT 8
+#define CNN_MAX_NORMALIZE 16
+typedef struct cnn_augment_step {
+    int kind;                 /* cnn_augment_kind */
+    int64_t pad;              /* random_crop */
+} cnn_augment_step;
 typedef struct cnn_train_config {
     int loss;             /* 0 cross_entropy, 1 mse */
-    int optimizer;        /* 0 sgd, 1 adam */
+    int optimizer;        /* 0 sgd, 1 adam, 2 adamw (decoupled weight decay) */
     double lr, momentum, weight_decay, beta1, beta2, eps;
     bool nesterov;
     int64_t batch, epochs;
+    double label_smoothing;   /* cross_entropy(label_smoothing=...), 0 none */
+    int schedule;             /* cnn_schedule_kind */
+    int64_t schedule_every;   /* step: epochs between decays */
+    double schedule_gamma;    /* step: the factor */
+    double warmup_epochs;     /* cosine: warmup length in epochs */
+    double clip_grad_norm;    /* gradients scaled to this global L2 norm at most; 0 none */
+    int naugment;             /* training-only augmentation pipeline, in order */
+    cnn_augment_step augment[CNN_MAX_AUGMENT];
+    int nnormalize;           /* 0 none; 1: one mean/std for every channel; else one per channel */
+    double mean[CNN_MAX_NORMALIZE], std[CNN_MAX_NORMALIZE];
 } cnn_train_config;
+/* Fills cfg with the model's train section (or the spec's defaults). */
 CNN_API void cnn_model_train_config(const cnn_model *m, cnn_train_config *cfg);
+/* The learning rate of optimiser step t (from 0) of a run of total_steps steps with
+ * steps_per_epoch steps per epoch, by cfg's schedule exactly as spec section 7 writes it. */
+CNN_API double cnn_train_lr(const cnn_train_config *cfg, int64_t t, int64_t steps_per_epoch, int64_t total_steps);
 
 /* A text report of the model compiled with `opt` at `batch`: the layer table (name, kind,
  * output shape, parameters, FLOPs, backend), totals, the fusions made and the memory figures
@@ -233,6 +262,10 @@ CNN_API cnn_status cnn_session_run(cnn_session *s);
  * another session on them is running on another thread. */
 CNN_API cnn_status cnn_session_train_step(cnn_session *s, const float *labels,
                                           bool labels_are_classes, float *loss, int64_t *correct);
+/* Training session: the learning rate the following steps use (a schedule calls it before every
+ * step).  CNN_ERR_USAGE on an inference session or a rate that is not a positive finite number. */
+CNN_API cnn_status cnn_session_set_lr(cnn_session *s, double lr);
+
 /* Memory figures of the session's plan, in bytes of activations (and gradients). */
 typedef struct cnn_memory_info {
     size_t naive;        /* every tensor its own buffer */

@@ -1,6 +1,7 @@
 /* Models: compile a source into a checked inference graph; report on it (summary, emit). */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,14 +266,63 @@ void cnn_model_train_config(const cnn_model *m, cnn_train_config *cfg)
         cfg->beta1 = 0.9, cfg->beta2 = 0.999, cfg->eps = 1e-8;
         cfg->batch = 64;
         cfg->epochs = 1;
+        cfg->schedule = CNN_SCHEDULE_CONSTANT;
+        cfg->schedule_gamma = 0.1;
         return;
     }
     cfg->loss = t->loss == LANG_LOSS_MSE ? 1 : 0;
-    cfg->optimizer = t->optimizer == LANG_OPTIM_ADAM ? 1 : 0;
+    cfg->optimizer = t->optimizer == LANG_OPTIM_ADAMW ? 2 : t->optimizer == LANG_OPTIM_ADAM ? 1 : 0;
     cfg->lr = t->lr, cfg->momentum = t->momentum, cfg->weight_decay = t->weight_decay;
     cfg->beta1 = t->beta1, cfg->beta2 = t->beta2, cfg->eps = t->eps;
     cfg->nesterov = t->nesterov;
     cfg->batch = t->batch, cfg->epochs = t->epochs;
+    cfg->label_smoothing = t->label_smoothing;
+    cfg->schedule = t->schedule == LANG_SCHEDULE_COSINE ? CNN_SCHEDULE_COSINE
+                    : t->schedule == LANG_SCHEDULE_STEP ? CNN_SCHEDULE_STEP
+                                                        : CNN_SCHEDULE_CONSTANT;
+    cfg->schedule_every = t->schedule_every;
+    cfg->schedule_gamma = t->schedule_gamma;
+    cfg->warmup_epochs = t->warmup_epochs;
+    cfg->clip_grad_norm = t->clip_grad_norm;
+    cfg->naugment = t->naugment < CNN_MAX_AUGMENT ? t->naugment : CNN_MAX_AUGMENT;
+    for (int i = 0; i < cfg->naugment; i++) {
+        cfg->augment[i].kind = t->augment[i].kind == LANG_AUGMENT_RANDOM_FLIP ? CNN_AUGMENT_RANDOM_FLIP
+                                                                              : CNN_AUGMENT_RANDOM_CROP;
+        cfg->augment[i].pad = t->augment[i].pad;
+    }
+    cfg->nnormalize = t->nnormalize < CNN_MAX_NORMALIZE ? t->nnormalize : CNN_MAX_NORMALIZE;
+    for (int i = 0; i < cfg->nnormalize; i++)
+        cfg->mean[i] = t->mean[i], cfg->std[i] = t->std[i];
+}
+
+/* Spec section 7: step lr * gamma^floor(epoch / every); cosine lr * (t+1)/W while t < W, then
+ * lr * (1 + cos(pi (t - W) / (T - W))) / 2, with W = warmup epochs * steps per epoch. */
+double cnn_train_lr(const cnn_train_config *cfg, int64_t t, int64_t steps_per_epoch, int64_t total_steps)
+{
+    if (t < 0)
+        t = 0;
+    if (steps_per_epoch < 1)
+        steps_per_epoch = 1;
+    switch (cfg->schedule) {
+    case CNN_SCHEDULE_STEP: {
+        int64_t epoch = t / steps_per_epoch, every = cfg->schedule_every > 0 ? cfg->schedule_every : 1;
+        return cfg->lr * pow(cfg->schedule_gamma, (double)(epoch / every));
+    }
+    case CNN_SCHEDULE_COSINE: {
+        double w = floor(cfg->warmup_epochs * (double)steps_per_epoch);
+        if ((double)t < w)
+            return cfg->lr * ((double)t + 1.0) / w;
+        double span = (double)total_steps - w;
+        if (span <= 0)
+            return cfg->lr;
+        double x = ((double)t - w) / span;
+        if (x > 1)
+            x = 1;
+        return cfg->lr * 0.5 * (1.0 + cos(M_PI * x));
+    }
+    default:
+        return cfg->lr;
+    }
 }
 
 /* ---- reports ---- */

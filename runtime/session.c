@@ -333,6 +333,19 @@ static cnn_status execute_steps(cnn_session *s)
     return CNN_OK;
 }
 
+cnn_status cnn_session_set_lr(cnn_session *s, double lr)
+{
+    if (s->mode != CNN_MODE_TRAIN || !s->plan)
+        return rt_fail(s->err, CNN_ERR_USAGE, "cnn_session_set_lr needs a training session");
+    if (!(lr > 0) || !isfinite(lr))
+        return rt_fail(s->err, CNN_ERR_USAGE, "the learning rate must be a positive number, got %g", lr);
+    s->train.lr = lr;
+    for (int st = 0; st < s->plan->nsteps; st++)
+        if (s->nodes[st].op == OP_SGD_UPDATE || s->nodes[st].op == OP_ADAM_UPDATE)
+            s->nodes[st].attrs.optim.lr = lr;
+    return CNN_OK;
+}
+
 cnn_status cnn_session_run(cnn_session *s)
 {
     if (s->mode == CNN_MODE_TRAIN)

@@ -349,3 +349,67 @@ Test(train_api, the_callers_openmp_setting_is_restored)
     cnn_session_destroy(inf);
     teardown(&f);
 }
+
+/* Spec section 7's formulas, value by value. */
+Test(train_api, schedule_formulas)
+{
+    cnn_train_config c;
+    memset(&c, 0, sizeof c);
+    c.lr = 0.1;
+    cr_expect_eq(cnn_train_lr(&c, 123, 10, 500), 0.1);
+    c.schedule = CNN_SCHEDULE_STEP, c.schedule_every = 3, c.schedule_gamma = 0.5;
+    cr_expect_eq(cnn_train_lr(&c, 29, 10, 500), 0.1, "epoch 2 is before the first decay");
+    cr_expect_float_eq(cnn_train_lr(&c, 30, 10, 500), 0.05, 1e-15);
+    cr_expect_float_eq(cnn_train_lr(&c, 69, 10, 500), 0.025, 1e-15);
+    c.schedule = CNN_SCHEDULE_COSINE, c.warmup_epochs = 2;
+    cr_expect_float_eq(cnn_train_lr(&c, 0, 10, 120), 0.1 * 1 / 20, 1e-15);
+    cr_expect_float_eq(cnn_train_lr(&c, 19, 10, 120), 0.1, 1e-15);
+    cr_expect_float_eq(cnn_train_lr(&c, 20, 10, 120), 0.1, 1e-15);
+    cr_expect_float_eq(cnn_train_lr(&c, 70, 10, 120), 0.05, 1e-12);
+    cr_expect_float_eq(cnn_train_lr(&c, 119, 10, 120), 0.1 * 0.5 * (1 + cos(M_PI * 99.0 / 100.0)), 1e-15);
+    c.warmup_epochs = 0;
+    cr_expect_float_eq(cnn_train_lr(&c, 0, 10, 120), 0.1, 1e-15);
+}
+
+/* A rate set between steps is the one the next update uses: a session made at lr 0.01 and set
+ * to 0.3 takes the same step, bit for bit, as one made at 0.3. */
+static void one_step(fixture *f)
+{
+    float *x = cnn_session_input(f->s, 0), labels[64];
+    int64_t order[64];
+    for (int i = 0; i < 64; i++)
+        order[i] = i;
+    cnn_dataset_batch(f->train, order, 0, cnn_session_batch(f->s), x, labels);
+    float loss;
+    cr_assert_eq(cnn_session_train_step(f->s, labels, true, &loss, NULL), CNN_OK, "%s", cnn_session_errmsg(f->s));
+}
+
+Test(train_api, set_lr_changes_the_next_step)
+{
+    fixture f, g;
+    setup(&f, 0.3);
+    setup(&g, 0.01);
+    cr_assert_eq(cnn_session_set_lr(g.s, 0.3), CNN_OK);
+    one_step(&f);
+    one_step(&g);
+    int changed = 0;
+    for (int i = 0; i < cnn_weights_count(f.w); i++) {
+        int rank;
+        int64_t dims[8], n = 1;
+        const char *name;
+        float *a = cnn_weights_tensor(f.w, i, &name, &rank, dims), *b = cnn_weights_tensor(g.w, i, &name, &rank, dims);
+        for (int k = 0; k < rank; k++)
+            n *= dims[k];
+        cr_expect(memcmp(a, b, sizeof(float) * (size_t)n) == 0, "%s differs", name);
+        changed++;
+    }
+    cr_expect_gt(changed, 0);
+    cr_expect_eq(cnn_session_set_lr(g.s, -1), CNN_ERR_USAGE);
+    cr_expect_eq(cnn_session_set_lr(g.s, NAN), CNN_ERR_USAGE);
+    cnn_session *inf;
+    cr_assert_eq(cnn_session_create(&inf, f.m, f.w, NULL, 8, CNN_MODE_INFER, NULL), CNN_OK);
+    cr_expect_eq(cnn_session_set_lr(inf, 0.1), CNN_ERR_USAGE);
+    cnn_session_destroy(inf);
+    teardown(&f);
+    teardown(&g);
+}
