@@ -283,6 +283,11 @@ typedef struct cnn_dataset cnn_dataset;
 CNN_API cnn_status cnn_dataset_load(cnn_dataset **out, const char *dir, const char *split,
                                     bool *absent, char *err, size_t errlen);
 CNN_API void cnn_dataset_destroy(cnn_dataset *d);
+/* A new dataset holding examples [first, first + count) of d (copied: d may be destroyed
+ * first); `--val N` holds out the last N training examples with it.  CNN_ERR_USAGE when the
+ * range is not inside d or empty. */
+CNN_API cnn_status cnn_dataset_subset(const cnn_dataset *d, int64_t first, int64_t count, cnn_dataset **out,
+                                      char *err, size_t errlen);
 CNN_API int64_t cnn_dataset_count(const cnn_dataset *d);
 /* Checks that the dataset's images fit input 0 of the model; CNN_ERR_INPUT with a message. */
 CNN_API cnn_status cnn_dataset_check(const cnn_dataset *d, const cnn_model *m, char *err, size_t errlen);

@@ -54,6 +54,38 @@ void cnn_dataset_destroy(cnn_dataset *d)
 
 int64_t cnn_dataset_count(const cnn_dataset *d) { return d->set.count; }
 
+cnn_status cnn_dataset_subset(const cnn_dataset *d, int64_t first, int64_t count, cnn_dataset **out, char *err,
+                              size_t errlen)
+{
+    *out = NULL;
+    if (first < 0 || count < 1 || first > d->set.count || count > d->set.count - first) {
+        snprintf(err, errlen, "examples [%" PRId64 ", %" PRId64 ") are not a part of the %" PRId64 " examples of %s",
+                 first, first + count, d->set.count, d->set.images_path);
+        return CNN_ERR_USAGE;
+    }
+    cnn_dataset *v = cnn_mem_calloc(1, sizeof *v);
+    int64_t per = d->set.rows * d->set.cols; /* fits: the whole set is in memory */
+    if (v) {
+        v->set = d->set;
+        v->set.count = count;
+        v->set.pixels = cnn_mem_malloc(sizeof(float) * (size_t)(per * count));
+        v->set.labels = cnn_mem_malloc((size_t)count);
+        v->set.images_path = cnn_mem_malloc(strlen(d->set.images_path) + 1);
+    }
+    if (!v || !v->set.pixels || !v->set.labels || !v->set.images_path) {
+        if (v)
+            rt_idx_free(&v->set);
+        cnn_mem_free(v);
+        snprintf(err, errlen, "out of memory");
+        return CNN_ERR_NOMEM;
+    }
+    memcpy(v->set.pixels, d->set.pixels + first * per, sizeof(float) * (size_t)(per * count));
+    memcpy(v->set.labels, d->set.labels + first, (size_t)count);
+    strcpy(v->set.images_path, d->set.images_path);
+    *out = v;
+    return CNN_OK;
+}
+
 cnn_status cnn_dataset_check(const cnn_dataset *d, const cnn_model *m, char *err, size_t errlen)
 {
     if (cnn_model_input_count(m) != 1) {

@@ -413,3 +413,29 @@ Test(train_api, set_lr_changes_the_next_step)
     teardown(&f);
     teardown(&g);
 }
+
+/* --val's hold-out: a subset is a copy of the range, and a range outside the set is refused. */
+Test(train_api, dataset_subset)
+{
+    fixture f;
+    setup(&f, 0);
+    char err[512];
+    cnn_dataset *v = NULL;
+    cr_assert_eq(cnn_dataset_subset(f.train, NTRAIN - 10, 10, &v, err, sizeof err), CNN_OK, "%s", err);
+    cr_expect_eq(cnn_dataset_count(v), 10);
+    enum { PER = SIDE * SIDE };
+    float a[10 * PER], b[10 * PER], la[10], lb[10];
+    int64_t order[10];
+    for (int i = 0; i < 10; i++)
+        order[i] = NTRAIN - 10 + i;
+    cnn_dataset_batch(f.train, order, 0, 10, a, la);
+    cnn_dataset_batch(v, NULL, 0, 10, b, lb);
+    cr_expect(memcmp(a, b, sizeof a) == 0 && memcmp(la, lb, sizeof la) == 0);
+    cnn_dataset_destroy(v);
+    cr_expect_eq(cnn_dataset_subset(f.train, NTRAIN - 10, 11, &v, err, sizeof err), CNN_ERR_USAGE);
+    cr_expect_null(v);
+    cr_expect(strstr(err, "are not a part of") != NULL, "%s", err);
+    cr_expect_eq(cnn_dataset_subset(f.train, -1, 3, &v, err, sizeof err), CNN_ERR_USAGE);
+    cr_expect_eq(cnn_dataset_subset(f.train, 0, 0, &v, err, sizeof err), CNN_ERR_USAGE);
+    teardown(&f);
+}
