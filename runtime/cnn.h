@@ -384,6 +384,56 @@ CNN_API void cnn_train_options_default(cnn_train_options *o);
 CNN_API cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset *test,
                              const cnn_train_options *opt, cnn_train_result *res);
 
+/* ---- many machines: data-parallel training on MPI (spec section 8; docs/distributed.md) ----
+ *
+ * Built in with the `mpi` Meson option (Open MPI).  While a communicator of P > 1 processes is
+ * set (cnn_dist_init under mpirun, or cnn_dist_set_comm), the library trains data-parallel:
+ *  - a training session is a replica: its first step after creation and after cnn_train starts
+ *    checks that every process has the same plan, weights and optimiser state (refused with
+ *    CNN_ERR_INPUT otherwise) and then copies rank 0's;
+ *  - cnn_session_train_step is collective: the gradients are averaged over the processes
+ *    (MPI_Iallreduce in buckets of a few MB, started while the backward pass still runs)
+ *    before the update, and the loss it reports is the mean over the processes' batches; the
+ *    batch is per process (the global batch is P x batch) and the learning rate is not scaled
+ *    (see docs/distributed.md for the linear-scaling rule);
+ *  - cnn_train gives each process every P-th example of the epoch's order (its rank first;
+ *    steps per epoch: examples / (P x batch)), reports metrics over all processes, runs the
+ *    callbacks on every process and stops all of them when one asks to stop;
+ *  - cnn_evaluate is collective: each process evaluates its share and the results are summed;
+ *    batchnorm running statistics are rank 0's (copied to every process before an evaluation
+ *    and when cnn_train returns);
+ *  - an error on one process stops every process at the next collective call with a non-zero
+ *    status; the process that saw it has the message, the others have
+ *    cnn_dist_failed_elsewhere() true.
+ * MPI is called only from the thread that calls the library (MPI_THREAD_FUNNELED). */
+
+/* True when the library was built with MPI. */
+CNN_API bool cnn_dist_available(void);
+/* Under mpirun (OMPI_COMM_WORLD_SIZE in the environment): initialises MPI (MPI_Init_thread
+ * with MPI_THREAD_FUNNELED) unless the program already did, and works data-parallel on a
+ * duplicate of MPI_COMM_WORLD.  Not under mpirun: does nothing (one process, as always).
+ * CNN_ERR_USAGE with a message in err when started by mpirun with P > 1 but built without
+ * MPI (P copies would each train alone and write the same files). */
+CNN_API cnn_status cnn_dist_init(char *err, size_t errlen);
+/* For a program that uses MPI itself: mpi_comm points to an MPI_Comm (kept by the caller; the
+ * library duplicates it); MPI must be initialised with at least MPI_THREAD_FUNNELED.  NULL
+ * leaves data-parallel mode.  Call it while no training session exists.  CNN_ERR_USAGE when
+ * built without MPI. */
+CNN_API cnn_status cnn_dist_set_comm(const void *mpi_comm, char *err, size_t errlen);
+/* This process's rank (0 outside data-parallel mode) and the number of processes (1). */
+CNN_API int cnn_dist_rank(void);
+CNN_API int cnn_dist_size(void);
+/* Collective: every process passes its own status; returns CNN_OK when all are CNN_OK, else
+ * the largest failing status, on every process (cnn_dist_failed_elsewhere() then tells the
+ * processes whose own status was CNN_OK).  For the points where processes can diverge
+ * before training: loading the network, the weights, the data. */
+CNN_API cnn_status cnn_dist_check(cnn_status local);
+/* True when the last failing collective call failed because another process did (that process
+ * reports the error): print nothing, exit with the status. */
+CNN_API bool cnn_dist_failed_elsewhere(void);
+/* Leaves data-parallel mode and, when cnn_dist_init initialised MPI, finalises it. */
+CNN_API void cnn_dist_finalize(void);
+
 /* ---- tensors: .npy files ---- */
 
 /* Reads a float32 C-order .npy file; *data malloc'd (free with cnn_free). */

@@ -44,6 +44,7 @@ typedef struct args {
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra;
     bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
+    bool lr_scale_by_world; /* train: lr x the number of processes (mpirun) */
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;
     int repeat;            /* bench: runs per configuration */
@@ -99,5 +100,14 @@ int cmd_run(const args *a);     /* cnnc_model.c */
 int cmd_train(const args *a);   /* cnnc_train.c */
 int cmd_eval(const args *a);    /* cnnc_train.c */
 int cmd_bench(const args *a);   /* cnnc_bench.c */
+
+/* cnnc_dist.c: data-parallel train and eval under mpirun.  dist_begin starts it (on ranks
+ * other than 0, *a becomes local: no --save, --log, quiet, stdout to /dev/null); dist_check(rc)
+ * is the collective agreement on the setup, called once just before the collective work (the
+ * status of the whole run, or this process's rc); dist_end(rc) joins that agreement when this
+ * process failed before it, leaves data-parallel mode and returns the exit status. */
+int dist_begin(const args **a, args *local);
+int dist_check(int rc);
+int dist_end(int rc);
 
 #endif

@@ -72,6 +72,8 @@ static const flag_def flags[] = {
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
     {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},
     {"lr", 0, "X", F_POS_DOUBLE, OFF(lr), 0, 0, TRAINING, "learning rate (default: the train section's)"},
+    {"lr-scale-by-world", 0, NULL, F_BOOL, OFF(lr_scale_by_world), 0, 0, TRAINING,
+     "under mpirun: multiply the learning rate by the number of processes (linear scaling; see docs/distributed.md)"},
     {"steps", 0, "N", F_INT64, OFF(steps), 1, INT64_MAX / 2, TRAINING, "stop after N optimiser steps"},
     {"no-shuffle", 0, NULL, F_BOOL, OFF(no_shuffle), 0, 0, TRAINING, "keep the data order, for reproducible runs"},
     {"log", 0, "METRICS.csv", F_STR, OFF(log), 0, 0, TRAINING, "write per-step metrics as CSV"},

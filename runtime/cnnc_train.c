@@ -35,7 +35,16 @@ static int load_split(const args *a, const char *split, cnn_model *m, cnn_datase
 
 /* ---- cnnc eval ---- */
 
+static int eval_command(const args *a);
+
 int cmd_eval(const args *a)
+{
+    args local;
+    int rc = dist_begin(&a, &local);
+    return dist_end(rc ? rc : eval_command(a));
+}
+
+static int eval_command(const args *a)
 {
     if (!a->data)
         return usage_error("cnnc eval needs --data DIR");
@@ -54,12 +63,15 @@ int cmd_eval(const args *a)
     cnn_model_train_config(m, &tc);
     if ((rc = make_session(&s, m, w, a, a->batch ? a->batch : 256, CNN_MODE_INFER, NULL)))
         goto done;
+    if ((rc = dist_check(rc)))
+        goto done;
     cnn_eval_result r;
     double t0 = now_seconds();
     cnn_status st = cnn_evaluate(s, test, tc.loss, &r);
     double t1 = now_seconds();
     if (st != CNN_OK) {
-        fprintf(stderr, "%s: error: %s\n", prog, cnn_session_errmsg(s));
+        if (!cnn_dist_failed_elsewhere())
+            fprintf(stderr, "%s: error: %s\n", prog, cnn_session_errmsg(s));
         rc = exit_for(st);
         goto done;
     }
@@ -172,7 +184,7 @@ static int on_step(const cnn_train_step_info *si, void *user)
  * 3 times the first step's.  A warning, once: the run goes on. */
 static void warn_if_diverged(const cnn_train_epoch_info *ei, train_display *d)
 {
-    if (d->warned || d->classes < 2 || !(d->first_loss > 0) || (d->mse && !ei->has_test))
+    if (d->warned || d->classes < 2 || !(d->first_loss > 0) || (d->mse && !ei->has_test) || cnn_dist_rank() != 0)
         return;
     double acc = ei->has_test ? ei->test_accuracy : ei->train_accuracy;
     double chance = 1.0 / (double)d->classes;
@@ -213,6 +225,8 @@ static void train_config(const args *a, cnn_model *m, cnn_train_config *tc)
         tc->epochs = a->epochs;
     if (a->lr > 0)
         tc->lr = a->lr;
+    if (a->lr_scale_by_world) /* linear scaling for the global batch of P x batch */
+        tc->lr *= cnn_dist_size();
 }
 
 static int log_error(const args *a, int e)
@@ -273,8 +287,9 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     if (st != CNN_OK) {
         if (d->tty)
             printf("\n");
-        fprintf(stderr, "%s: error: %s%s\n", prog, cnn_session_errmsg(s),
-                st == CNN_ERR_DIVERGED ? "; try a smaller --lr" : "");
+        if (!cnn_dist_failed_elsewhere()) /* data-parallel: the process that failed says why */
+            fprintf(stderr, "%s: error: %s%s\n", prog, cnn_session_errmsg(s),
+                    st == CNN_ERR_DIVERGED ? "; try a smaller --lr" : "");
         return exit_for(st);
     }
     if (a->save) {
@@ -288,7 +303,16 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     return EXIT_OK;
 }
 
+static int train_command(const args *a);
+
 int cmd_train(const args *a)
+{
+    args local;
+    int rc = dist_begin(&a, &local);
+    return dist_end(rc ? rc : train_command(a));
+}
+
+static int train_command(const args *a)
 {
     if (!a->data)
         return usage_error("cnnc train needs --data DIR");
@@ -334,6 +358,8 @@ int cmd_train(const args *a)
         printf("training %s on %" PRId64 " examples%s: %" PRId64 " epochs, batch %" PRId64 ", %s lr %g\n",
                cnn_model_name(m), n, test ? " (with a test set)" : "", tc.epochs, tc.batch,
                tc.optimizer ? "adam" : "sgd", tc.lr);
+    if ((rc = dist_check(rc)))
+        goto done;
     rc = train_and_save(a, s, w, train, test, &tc, &d);
 done:
     if (d.log && fclose(d.log) != 0 && rc == EXIT_OK)

@@ -67,6 +67,7 @@ struct cnn_session {
     uint64_t weights_seen;    /* the weights' version the constant steps last ran on */
     bool consts_valid;
     int64_t step;             /* optimiser steps taken (and runs, for dropout seeds) */
+    struct rt_dist_session *dist; /* data-parallel training: the replica's state (runtime/dist.c), or NULL */
     char err[RT_ERR_MAX];
 };
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/dist.h"
 #include "runtime/rt.h"
 #include "ops/mem.h"
 
@@ -46,6 +47,7 @@ typedef struct train_run {
     cnn_train_result *res;
     int64_t n, batch, epochs, steps_per_epoch;
     int64_t *order;
+    int64_t *shard;          /* data-parallel: this process's share of the epoch's order, or NULL */
     float *labels;
 } train_run;
 
@@ -62,7 +64,8 @@ static cnn_status run_epoch(train_run *r, int64_t epoch, cnn_train_epoch_info *e
     double loss_sum = 0, t0 = now_seconds();
     int64_t correct_sum = 0, seen = 0, step;
     for (step = 0; step < r->steps_per_epoch && !step_limit_reached(r); step++) {
-        cnn_dataset_batch(r->train, r->order, step * r->batch, r->batch, cnn_session_input(s, 0), r->labels);
+        cnn_dataset_batch(r->train, r->shard ? r->shard : r->order, step * r->batch, r->batch, cnn_session_input(s, 0),
+                          r->labels);
         float loss;
         int64_t correct;
         cnn_status st = cnn_session_train_step(s, r->labels, true, &loss, &correct);
@@ -73,20 +76,25 @@ static cnn_status run_epoch(train_run *r, int64_t epoch, cnn_train_epoch_info *e
                            "the loss became %s at step %" PRId64 " (epoch %" PRId64 ", step %" PRId64 " of the epoch)",
                            isnan(loss) ? "NaN" : loss > 0 ? "inf" : "-inf", r->res->steps + 1, epoch, step + 1);
         r->res->steps++;
-        loss_sum += loss * (double)r->batch;
+        if ((st = rt_dist_sum_and_stop(s, &correct, stop)) != CNN_OK) /* data-parallel: over every process */
+            return st;
+        int64_t images = r->batch * rt_dist_size();
+        loss_sum += loss * (double)images;
         correct_sum += correct;
-        seen += r->batch;
+        seen += images;
         double t = now_seconds();
         if (r->opt.on_step) {
             cnn_train_step_info si = {
                 .step = r->res->steps, .epoch = epoch, .epochs = r->epochs, .epoch_step = step + 1,
                 .steps_per_epoch = r->steps_per_epoch, .batch = r->batch, .loss = loss,
-                .accuracy = (double)correct / (double)r->batch, .epoch_loss = loss_sum / (double)seen,
+                .accuracy = (double)correct / (double)images, .epoch_loss = loss_sum / (double)seen,
                 .epoch_accuracy = (double)correct_sum / (double)seen, .images_per_s = (double)seen / (t - t0),
                 .seconds = t - t0,
             };
-            if (r->opt.on_step(&si, r->opt.user) != 0) {
-                *stop = true;
+            *stop = r->opt.on_step(&si, r->opt.user) != 0;
+            if ((st = rt_dist_sum_and_stop(s, NULL, stop)) != CNN_OK) /* one process stops: all do */
+                return st;
+            if (*stop) {
                 step++;
                 break;
             }
@@ -139,11 +147,14 @@ static cnn_status train_setup(train_run *r)
         return rt_fail(s->err, CNN_ERR_USAGE, "cnn_train: epochs, max_steps and eval_batch must not be negative");
     r->n = cnn_dataset_count(r->train);
     r->batch = s->batch;
-    if (r->batch > r->n)
-        return rt_fail(s->err, CNN_ERR_USAGE, "batch %" PRId64 " is larger than the %" PRId64 " training examples",
-                       r->batch, r->n);
+    int64_t world = rt_dist_size(); /* data-parallel: the global batch is world x batch */
+    if (r->batch * world > r->n)
+        return rt_fail(s->err, CNN_ERR_USAGE, "batch %" PRId64 "%s is larger than the %" PRId64 " training examples",
+                       r->batch * world, world > 1 ? " (over all processes)" : "", r->n);
     r->epochs = r->opt.epochs ? r->opt.epochs : (s->train.epochs > 0 ? s->train.epochs : 1);
-    r->steps_per_epoch = r->n / r->batch; /* the last partial batch is dropped, as drop_last */
+    r->steps_per_epoch = r->n / (r->batch * world); /* the last partial batch is dropped, as drop_last */
+    if (world > 1 && !(r->shard = cnn_mem_malloc(sizeof(int64_t) * (size_t)r->n)))
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     r->order = cnn_mem_malloc(sizeof(int64_t) * (size_t)r->n);
     r->labels = cnn_mem_malloc(sizeof(float) * (size_t)r->batch);
     if (!r->order || !r->labels)
@@ -173,11 +184,16 @@ cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset
     else
         cnn_train_options_default(&r.opt);
     cnn_status st = train_setup(&r);
+    /* data-parallel: every process agrees on the setup; the first step copies rank 0's state */
+    st = rt_dist_train_begin(s, st, r.n, test ? cnn_dataset_count(test) : -1, r.epochs, r.opt.max_steps,
+                             r.opt.shuffle, r.opt.seed);
     uint64_t shuffle_state = r.opt.seed ^ 0x5eedULL;
     bool stop = false;
     for (int64_t epoch = 1; st == CNN_OK && !stop && epoch <= r.epochs && !step_limit_reached(&r); epoch++) {
         if (r.opt.shuffle)
             shuffle_order(r.order, r.n, &shuffle_state);
+        if (r.shard) /* every P-th example of the same order, this process's rank first */
+            rt_dist_shard(r.order, r.n, r.batch, r.shard);
         r.res->epochs = epoch;
         cnn_train_epoch_info ei;
         st = run_epoch(&r, epoch, &ei, &stop);
@@ -187,11 +203,16 @@ cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset
             break;
         if (r.opt.on_epoch && r.opt.on_epoch(&ei, r.opt.user) != 0)
             stop = true;
+        if ((st = rt_dist_sum_and_stop(s, NULL, &stop)) != CNN_OK)
+            break;
     }
+    if (st == CNN_OK) /* data-parallel: the running statistics are rank 0's */
+        st = rt_dist_sync_state(s->weights, s->err);
     r.res->stopped = stop && st == CNN_OK;
     r.res->seconds = now_seconds() - t_start;
     cnn_session_destroy(r.ev);
     cnn_mem_free(r.order);
+    cnn_mem_free(r.shard);
     cnn_mem_free(r.labels);
     return st;
 }
