@@ -287,7 +287,8 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     if (st != CNN_OK) {
         if (d->tty)
             printf("\n");
-        if (!cnn_dist_failed_elsewhere()) /* data-parallel: the process that failed says why */
+        /* data-parallel: the process that failed says why (a divergence, seen by all: rank 0) */
+        if (!cnn_dist_failed_elsewhere() && (st != CNN_ERR_DIVERGED || cnn_dist_rank() == 0))
             fprintf(stderr, "%s: error: %s%s\n", prog, cnn_session_errmsg(s),
                     st == CNN_ERR_DIVERGED ? "; try a smaller --lr" : "");
         return exit_for(st);

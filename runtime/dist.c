@@ -166,8 +166,8 @@ void cnn_dist_finalize(void)
 }
 
 /* Agreement on a status: every process passes its own; returns the largest failing status on
- * every process (CNN_OK when none failed) and sets dist_failed_elsewhere_ on the processes
- * that did not fail themselves.  *first_failed: the lowest failing rank. */
+ * every process (CNN_OK when none failed) and sets dist_failed_elsewhere_ on every process but
+ * the lowest failing rank (the one that reports).  *first_failed: that rank. */
 static cnn_status agree(cnn_status local, double *extra, int nextra, char *err, int *first_failed)
 {
     /* [0..NS): how many processes failed with each status; then the extras, summed */
@@ -187,12 +187,17 @@ static cnn_status agree(cnn_status local, double *extra, int nextra, char *err, 
     for (int k = 1; k < NS; k++)
         if (buf[k] > 0)
             worst = (cnn_status)k;
-    if (first_failed && worst != CNN_OK) { /* every process knows worst: all or none come here */
-        int me = local != CNN_OK ? dist_rank_ : dist_size_, lowest = 0;
-        rc = MPI_Allreduce(&me, &lowest, 1, MPI_INT, MPI_MIN, dist_comm);
-        *first_failed = rc == MPI_SUCCESS ? lowest : 0;
+    int lowest = 0;
+    if (worst != CNN_OK) { /* every process knows worst: all or none come here */
+        int me = local != CNN_OK ? dist_rank_ : dist_size_;
+        if (MPI_Allreduce(&me, &lowest, 1, MPI_INT, MPI_MIN, dist_comm) != MPI_SUCCESS)
+            lowest = 0;
     }
-    dist_failed_elsewhere_ = worst != CNN_OK && local == CNN_OK;
+    if (first_failed)
+        *first_failed = lowest;
+    /* the lowest failing rank reports; when several failed (the same bad setting everywhere),
+     * the others stay quiet too, so that the error is printed once */
+    dist_failed_elsewhere_ = worst != CNN_OK && lowest != dist_rank_;
     return worst;
 }
 
