@@ -8,7 +8,8 @@
  *              [--bucket-mb X]
  *   mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 bench_dist NET.cnn ...
  *
- * --no-overlap starts every bucket after the whole backward pass (no overlap with it). */
+ * --no-overlap starts every bucket after the whole backward pass (no overlap with it);
+ * --bucket-mb 0 (the default) is the library's bucket size. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ int main(int argc, char **argv)
     int64_t batch = 32;
     int steps = 10, warmup = 2, threads = 1;
     bool overlap = true;
-    double bucket_mb = 4;
+    double bucket_mb = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--batch") && i + 1 < argc)
             batch = atoll(argv[++i]);
@@ -46,7 +47,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!net || batch < 1 || steps < 1 || warmup < 0 || threads < 1 || !(bucket_mb > 0)) {
+    if (!net || batch < 1 || steps < 1 || warmup < 0 || threads < 1 || !(bucket_mb >= 0)) {
         fprintf(stderr, "usage: bench_dist NET.cnn [--batch N] [--steps N] [--warmup N] [--threads N] [--no-overlap] "
                         "[--bucket-mb X]\n");
         return 2;

@@ -22,7 +22,7 @@ static MPI_Comm dist_comm = MPI_COMM_NULL;
 static int dist_rank_ = 0, dist_size_ = 1;
 static bool dist_inited_mpi;      /* cnn_dist_init called MPI_Init_thread */
 static bool dist_failed_elsewhere_;
-static size_t dist_bucket_bytes = RT_DIST_BUCKET_BYTES;
+static size_t dist_bucket_bytes = 0; /* 0: bucket_cap() */
 static bool dist_overlap = true;
 
 typedef struct dist_bucket {
@@ -67,8 +67,20 @@ int rt_dist_size(void) { return dist_size_; }
 
 void rt_dist_set_buckets(size_t bytes, bool overlap)
 {
-    dist_bucket_bytes = bytes ? bytes : RT_DIST_BUCKET_BYTES;
+    dist_bucket_bytes = bytes;
     dist_overlap = overlap;
+}
+
+/* The bucket size: RT_DIST_BUCKET_BYTES, but at least 4 buckets for a small network (and none
+ * under 256 KiB), so that its first gradients too start moving during the backward pass. */
+static size_t bucket_cap(size_t grad_bytes)
+{
+    if (dist_bucket_bytes)
+        return dist_bucket_bytes;
+    size_t cap = grad_bytes / 4;
+    if (cap > RT_DIST_BUCKET_BYTES)
+        cap = RT_DIST_BUCKET_BYTES;
+    return cap < ((size_t)256 << 10) ? (size_t)256 << 10 : cap;
 }
 
 /* ---- the public calls ---- */
@@ -336,10 +348,11 @@ cnn_status rt_dist_session_init(cnn_session *s)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     }
     s->dist = d;
+    size_t cap = bucket_cap(p->grad_bytes);
     for (int i = 0; i < p->ngrads; i++) {
         const plan_grad *gr = &p->grads[i];
         dist_bucket *b = d->nbuckets ? &d->b[d->nbuckets - 1] : NULL;
-        if (!b || b->bytes >= dist_bucket_bytes) {
+        if (!b || b->bytes >= cap) {
             b = &d->b[d->nbuckets++];
             b->offset = gr->offset;
             b->req = MPI_REQUEST_NULL;

@@ -25,7 +25,8 @@
 
 #include "runtime/cnn.h"
 
-/* Default bucket size: a few MB, so that the first buckets start early in the backward pass. */
+/* Bucket size: a few MB, so that the first buckets start early in the backward pass (a
+ * network of less than 16 MB of gradients gets 4 buckets, none under 256 KiB). */
 #define RT_DIST_BUCKET_BYTES ((size_t)4 << 20)
 
 /* What a data-parallel session measured (bench/bench_dist.c). */
@@ -42,8 +43,8 @@ typedef struct rt_dist_stats {
 bool rt_dist_active(void);
 int rt_dist_rank(void);
 int rt_dist_size(void);
-/* Bucket size and overlap for sessions created from now on (overlap false: every bucket starts
- * at the wait, after the whole backward pass). */
+/* Bucket size (0: the default above) and overlap for sessions created from now on (overlap
+ * false: every bucket starts at the wait, after the whole backward pass). */
 void rt_dist_set_buckets(size_t bytes, bool overlap);
 
 /* session.c */
