@@ -8,6 +8,8 @@
  *              [--bucket-mb X]
  *   mpirun --allow-run-as-root --oversubscribe --bind-to none -np 2 bench_dist NET.cnn ...
  *
+ *   mpirun ... -np 2 bench_dist --allreduce-mb X   (the allreduce alone: X MB of floats, median of 20)
+ *
  * --no-overlap starts every bucket after the whole backward pass (no overlap with it);
  * --bucket-mb 0 (the default) is the library's bucket size. */
 #include <inttypes.h>
@@ -15,12 +17,49 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mpi.h>
+
 #include "bench/bench_util.h"
 #include "runtime/dist.h"
 #include "runtime/rt.h"
 
+/* The time of one blocking MPI_Allreduce of mb MB of floats on MPI_COMM_WORLD. */
+static int allreduce_only(double mb)
+{
+    int n = (int)(mb * 1048576.0 / sizeof(float)), rank, size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    float *x = calloc((size_t)n + 1, sizeof(float));
+    double t[20];
+    for (int i = -2; i < 20; i++) {
+        MPI_Barrier(MPI_COMM_WORLD);
+        double t0 = now();
+        MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        if (i >= 0)
+            t[i] = now() - t0;
+    }
+    qsort(t, 20, sizeof(double), cmp_double);
+    if (rank == 0)
+        printf("allreduce of %.2f MB over %d processes: median %.2f ms (min %.2f, max %.2f), %.2f GB/s of bus "
+               "bandwidth (2(P-1)/P x bytes / time)\n",
+               mb, size, t[10] * 1e3, t[0] * 1e3, t[19] * 1e3,
+               2.0 * (size - 1) / size * (double)n * sizeof(float) / t[10] / 1e9);
+    free(x);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && !strcmp(argv[1], "--allreduce-mb")) {
+        char err[256];
+        if (cnn_dist_init(err, sizeof err) != CNN_OK || cnn_dist_size() < 2) {
+            fprintf(stderr, "bench_dist --allreduce-mb: run under mpirun with 2 or more processes\n");
+            return 2;
+        }
+        int rc = allreduce_only(atof(argv[2]));
+        cnn_dist_finalize();
+        return rc;
+    }
     const char *net = NULL;
     int64_t batch = 32;
     int steps = 10, warmup = 2, threads = 1;

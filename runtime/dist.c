@@ -127,6 +127,11 @@ cnn_status cnn_dist_init(char *err, size_t errlen)
     int inited = 0, provided = 0;
     MPI_Initialized(&inited);
     if (!inited) {
+        /* a process waiting for the others yields its core instead of spinning: on a machine
+         * with no core to spare (more processes and threads than cores) spinning takes the
+         * time the process being waited for needs (docs/distributed.md); the environment may
+         * say otherwise */
+        setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
         if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
             snprintf(err, errlen, "MPI_Init_thread failed");
             return CNN_ERR_INTERNAL;
