@@ -95,8 +95,8 @@ static int value_bytes(ir_plan *p, char *err, size_t errlen)
 }
 
 /* The parameters' final gradients (plan.h): for each parameter, the first-made PGRAD value
- * that no add node reads (an add node sums a shared parameter's contributions), in the order
- * the steps make them; marks them in is_grad.  -1 when out of memory. */
+ * that no sum of its contributions reads (a shared parameter's), in the order the steps make
+ * them; marks them in is_grad.  -1 when out of memory. */
 static int find_grads(ir_plan *p, const int *step_of_node, bool *is_grad)
 {
     const ir_graph *g = p->graph;
@@ -107,11 +107,19 @@ static int find_grads(ir_plan *p, const int *step_of_node, bool *is_grad)
         cnn_mem_free(summed), cnn_mem_free(best);
         return -1;
     }
+    /* a step whose inputs, two or more, are all gradients of the parameter whose gradient it
+     * makes sums that parameter's contributions (a gradient-norm or scaling step reads other
+     * tensors too: the gradients it reads stay final) */
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *nd = &g->nodes[p->steps[s].node];
-        if (nd->op == OP_ADD && nd->nout > 0 && g->vals[nd->out[0]].kind == IR_VAL_PGRAD)
-            for (int k = 0; k < nd->nin; k++)
-                summed[nd->in[k]] = true;
+        if (nd->nin < 2 || nd->nout < 1 || g->vals[nd->out[0]].kind != IR_VAL_PGRAD)
+            continue;
+        int pr = g->vals[nd->out[0]].param_of;
+        bool sum = pr >= 0;
+        for (int k = 0; k < nd->nin && sum; k++)
+            sum = g->vals[nd->in[k]].kind == IR_VAL_PGRAD && g->vals[nd->in[k]].param_of == pr;
+        for (int k = 0; k < nd->nin && sum; k++)
+            summed[nd->in[k]] = true;
     }
     for (int v = 0; v < g->nvals; v++)
         best[v] = -1;

@@ -68,9 +68,9 @@ typedef struct ir_plan {
      * (the backward pass: last layer first), placed one after the other (64-byte aligned) in
      * [grad_offset, grad_offset + grad_bytes) of the arena, so that a data-parallel run can
      * average them in a few contiguous pieces as soon as they are made (runtime/dist.c).  A
-     * final gradient is a PGRAD value no add node sums further (the sum of a shared
-     * parameter's contributions is); each keeps its own live range, so the region serves
-     * activations before the backward pass reaches it.  grads_read_step: the first step that
+     * final gradient is a parameter's first PGRAD value that no step sums further (a step
+     * reading only gradients of that parameter and making one); each keeps its own live
+     * range, so the region serves activations before the backward pass reaches it.  grads_read_step: the first step that
      * reads a final gradient (an optimiser update, a gradient-norm step), nsteps if none. */
     plan_grad *grads;
     int ngrads;
