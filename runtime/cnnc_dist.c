@@ -3,6 +3,8 @@
  * files to rank 0.  A process that fails prints its own error; the others exit with the same
  * status, quietly. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "runtime/cnnc.h"
 
@@ -23,7 +25,9 @@ int dist_begin(const args **a, args *local)
     char err[1024];
     cnn_status st = cnn_dist_init(err, sizeof err);
     if (st != CNN_OK) {
-        fprintf(stderr, "%s: error: %s\n", prog, err);
+        const char *rank = getenv("OMPI_COMM_WORLD_RANK"); /* said once, not by every copy */
+        if (!rank || strcmp(rank, "0") == 0)
+            fprintf(stderr, "%s: error: %s\n", prog, err);
         cnn_dist_finalize();
         return exit_for(st);
     }
