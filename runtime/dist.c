@@ -295,21 +295,41 @@ static cnn_status bcast_floats(float *p, int64_t n, char *err)
     return CNN_OK;
 }
 
+static cnn_status sync_checked(cnn_session *s, const uint64_t mine[3], uint64_t *all);
+
 /* Checks that every process has rank 0's plan, weights and optimiser state, then copies rank
  * 0's (bit for bit: what each process computes from them is then the same). */
 static cnn_status sync_replica(cnn_session *s)
 {
-    struct rt_dist_session *d = s->dist;
     uint64_t mine[3] = {plan_hash(s), tensors_hash(s->weights->t, s->weights->count),
                         tensors_hash(s->optstate, s->noptstate)};
     uint64_t *all = cnn_mem_malloc(sizeof(uint64_t) * 3 * (size_t)dist_size_);
-    cnn_status st = all ? CNN_OK : CNN_ERR_NOMEM;
-    st = agree(st, NULL, 0, s->err, NULL);
+    /* the broadcast writes the weights: as a training step, it needs them to itself */
+    bool claimed = rt_weights_claim_write(s->weights);
+    cnn_status local = !all ? CNN_ERR_NOMEM : !claimed ? CNN_ERR_USAGE : CNN_OK;
+    cnn_status st = agree(local, NULL, 0, s->err, NULL);
     if (st != CNN_OK) {
         cnn_mem_free(all);
-        return dist_failed_elsewhere_ ? rt_fail(s->err, st, "another process failed (it reports the error)")
-                                      : rt_fail(s->err, st, "out of memory");
+        if (claimed)
+            rt_weights_release_write(s->weights);
+        if (dist_failed_elsewhere_)
+            return rt_fail(s->err, st, "another process failed (it reports the error)");
+        return local == CNN_ERR_NOMEM ? rt_fail(s->err, st, "out of memory")
+                                      : rt_fail(s->err, local, "the weights are in use by another session running on "
+                                                "another thread; a training step needs them to itself");
     }
+    st = sync_checked(s, mine, all);
+    rt_weights_release_write(s->weights);
+    if (st == CNN_OK)
+        atomic_fetch_add(&s->weights->version, 1);
+    return st;
+}
+
+/* sync_replica once the weights are claimed: compares the checksums, broadcasts rank 0's. */
+static cnn_status sync_checked(cnn_session *s, const uint64_t mine[3], uint64_t *all)
+{
+    struct rt_dist_session *d = s->dist;
+    cnn_status st = CNN_OK;
     int rc = MPI_Allgather(mine, 3, MPI_UINT64_T, all, 3, MPI_UINT64_T, dist_comm);
     if (rc != MPI_SUCCESS) {
         cnn_mem_free(all);
