@@ -526,6 +526,14 @@ cnn_status rt_dist_step_end(cnn_session *s, cnn_status st, float *loss)
     return st;
 }
 
+cnn_status rt_dist_fail_step(cnn_session *s, cnn_status st)
+{
+    if (!s->dist || rt_dist_step_begin(s) != CNN_OK)
+        return st;
+    rt_dist_step_end(s, st, NULL);
+    return st;
+}
+
 /* ---- the training loop ---- */
 
 cnn_status rt_dist_train_begin(cnn_session *s, cnn_status st, int64_t ntrain, int64_t ntest, int64_t epochs,

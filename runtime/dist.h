@@ -55,6 +55,9 @@ cnn_status rt_dist_before_step(cnn_session *s, int step);
 void rt_dist_after_step(cnn_session *s, int step);
 cnn_status rt_dist_step_end(cnn_session *s, cnn_status st, float *loss);
 void rt_dist_session_stats(const cnn_session *s, rt_dist_stats *out);
+/* A step this process cannot take (its batch could not be fetched: st): joins the step's
+ * collectives as a failed step, so the others stop too instead of waiting.  Returns st. */
+cnn_status rt_dist_fail_step(cnn_session *s, cnn_status st);
 
 /* train.c: agrees on the setup (status, dataset sizes, batch, epochs...) and makes the next step
  * check and broadcast the state again (what a resume loaded). */
@@ -87,6 +90,11 @@ static inline void rt_dist_after_step(cnn_session *s, int step) { (void)s, (void
 static inline cnn_status rt_dist_step_end(cnn_session *s, cnn_status st, float *loss)
 {
     (void)s, (void)loss;
+    return st;
+}
+static inline cnn_status rt_dist_fail_step(cnn_session *s, cnn_status st)
+{
+    (void)s;
     return st;
 }
 static inline cnn_status rt_dist_train_begin(cnn_session *s, cnn_status st, int64_t ntrain, int64_t ntest,

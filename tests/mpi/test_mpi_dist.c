@@ -4,8 +4,9 @@
  *    weights one process reaches at batch 2B (shuffled, several epochs, sgd with momentum and
  *    adam), within float rounding; the two replicas are bit for bit the same; the sharded test
  *    evaluation gives the one-process figures;
- *  - a step that fails on one process (a bad label) fails on both, without a hang, without an
- *    update, with the message on the process that saw it; the next step works;
+ *  - a step that fails on one process (a bad label, a batch it could not fetch) fails on both,
+ *    without a hang, without an update, with the message on the process that saw it; the next
+ *    step works;
  *  - different weights or networks across processes are refused at the first step;
  *  - cnn_dist_check agrees on a status.
  * `test_mpi_dist --write-data DIR` (no mpirun) writes the IDX data folder run.sh uses. */
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "runtime/cnn.h"
+#include "runtime/dist.h"
 
 enum { SIDE = 12, NTRAIN = 100, NTEST = 30, CLASSES = 4, B = 8 };
 
@@ -252,6 +254,16 @@ static void test_step_failure(void)
     CHECK(cnn_session_train_step(s, labels, true, &loss, &correct) == CNN_OK, "the step after: %s",
           cnn_session_errmsg(s));
     CHECK(!cnn_dist_failed_elsewhere(), "flag cleared");
+    /* rank 1 cannot even fetch its batch (the training loop's data path): it joins as failed */
+    free(before);
+    before = flat_weights(w, &n);
+    st = rank == 1 ? rt_dist_fail_step(s, CNN_ERR_INPUT) : cnn_session_train_step(s, labels, true, &loss, &correct);
+    CHECK(st == CNN_ERR_INPUT && cnn_dist_failed_elsewhere() == (rank == 0), "a failed fetch: %d", st);
+    free(after);
+    after = flat_weights(w, &n);
+    CHECK(memcmp(before, after, sizeof(float) * (size_t)n) == 0, "a failed fetch changed the weights");
+    CHECK(cnn_session_train_step(s, labels, true, &loss, &correct) == CNN_OK, "after the failed fetch: %s",
+          cnn_session_errmsg(s));
     free(before);
     free(after);
     cnn_session_destroy(s);
