@@ -478,8 +478,9 @@ static cnn_status finish_and_agree(cnn_session *s, cnn_status local)
     if (local == CNN_OK)
         for (int i = 0; i < d->nbuckets; i++) {
             float *x = (float *)((char *)s->arena + d->b[i].offset);
-            size_t n = d->b[i].bytes / sizeof(float);
-            for (size_t k = 0; k < n; k++)
+            int64_t n = (int64_t)(d->b[i].bytes / sizeof(float));
+#pragma omp parallel for num_threads(s->nthreads) if (n > (1 << 18)) schedule(static)
+            for (int64_t k = 0; k < n; k++)
                 x[k] *= scale;
         }
     double loss = local == CNN_OK && g->loss >= 0 ? (double)s->data[g->loss][0] : 0.0;
