@@ -411,7 +411,9 @@ CNN_API cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn
 CNN_API bool cnn_dist_available(void);
 /* Under mpirun (OMPI_COMM_WORLD_SIZE in the environment): initialises MPI (MPI_Init_thread
  * with MPI_THREAD_FUNNELED) unless the program already did, and works data-parallel on a
- * duplicate of MPI_COMM_WORLD.  Not under mpirun: does nothing (one process, as always).
+ * duplicate of MPI_COMM_WORLD.  Before initialising MPI it sets OMPI_MCA_mpi_yield_when_idle=1
+ * in the environment unless it is set (waiting processes yield their core; see
+ * docs/distributed.md).  Not under mpirun: does nothing (one process, as always).
  * CNN_ERR_USAGE with a message in err when started by mpirun with P > 1 but built without
  * MPI (P copies would each train alone and write the same files). */
 CNN_API cnn_status cnn_dist_init(char *err, size_t errlen);
