@@ -321,6 +321,7 @@ static cnn_status execute_steps(cnn_session *s)
         uint64_t x = seed_base ^ name_hash(c->node->name);
         c->seed = rt_splitmix64(&x);
         c->step = s->step;
+        c->weights_version = version;
         char msg[1024];
         msg[0] = '\0';
         if (s->kernels[st]->run(c, msg, sizeof msg) != 0)
