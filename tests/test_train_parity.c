@@ -13,7 +13,9 @@
 #include <string.h>
 
 #include "tests/file_util.h"
+#include "compiler/plan.h"
 #include "runtime/cnn.h"
+#include "runtime/rt.h"
 #include "runtime/safetensors.h"
 
 static const char *fixtures(void)
@@ -281,4 +283,63 @@ Test(train_parity, a_clip_that_never_binds_is_no_clip)
     cnn_weights_destroy(wb);
     cnn_model_destroy(ma);
     cnn_model_destroy(mb);
+}
+
+/* The training plan of a network with more parameters than one node reads (resnet20: 64):
+ * grad_sqnorm steps chained through partial sums after every gradient is made, one clip_scale,
+ * and every update after it reading its factor last; adamw's state has Adam's names. */
+Test(train_parity, clipping_is_its_own_steps_after_every_gradient)
+{
+    const char *ex = getenv("CNN_EXAMPLES");
+    char path[1024];
+    snprintf(path, sizeof path, "%.900s/resnet20.cnn", ex ? ex : "examples");
+    cnn_model *m;
+    cr_assert_eq(cnn_model_load(&m, path, NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    tc.optimizer = 2, tc.lr = 0.001, tc.weight_decay = 0.01, tc.clip_grad_norm = 1.0, tc.label_smoothing = 0.1;
+    cnn_session *s;
+    cr_assert_eq(cnn_session_create(&s, m, w, NULL, 2, CNN_MODE_TRAIN, &tc), CNN_OK, "%s", cnn_session_errmsg(s));
+    const ir_plan *p = s->plan;
+    const ir_graph *g = p->graph;
+    int last_grad = -1, first_norm = -1, nnorm = 0, scale_step = -1, scale_val = -1, nupd = 0, nparams = 0;
+    for (int st = 0; st < p->nsteps; st++) {
+        const ir_node *nd = &g->nodes[p->steps[st].node];
+        for (int k = 0; k < nd->nout; k++)
+            if (g->vals[nd->out[k]].kind == IR_VAL_PGRAD)
+                last_grad = st;
+        if (nd->op == OP_GRAD_SQNORM) {
+            if (first_norm < 0)
+                first_norm = st;
+            cr_expect_eq(nd->attrs.clip.accumulate, nnorm > 0, "%s", nd->name);
+            nnorm++;
+        } else if (nd->op == OP_CLIP_SCALE) {
+            cr_expect_eq(scale_step, -1, "one clip_scale");
+            scale_step = st;
+            scale_val = nd->out[0];
+            cr_expect_eq(nd->attrs.clip.max_norm, 1.0);
+        } else if (nd->op == OP_ADAMW_UPDATE) {
+            cr_expect_gt(st, scale_step, "%s runs after clip_scale", nd->name);
+            cr_expect(nd->attrs.optim.clip, "%s", nd->name);
+            cr_expect_eq(nd->in[nd->nin - 1], scale_val, "%s reads the clip factor last", nd->name);
+            cr_expect(strstr(g->vals[nd->in[2]].name, ".exp_avg") != NULL, "%s", g->vals[nd->in[2]].name);
+            cr_expect(strstr(g->vals[nd->in[3]].name, ".exp_avg_sq") != NULL, "%s", g->vals[nd->in[3]].name);
+            nupd++;
+        } else if (nd->op == OP_XENT_LOSS) {
+            cr_expect_float_eq(nd->attrs.loss.label_smoothing, 0.1, 1e-15);
+        }
+        cr_expect(nd->op != OP_SGD_UPDATE && nd->op != OP_ADAM_UPDATE, "%s", nd->name);
+    }
+    for (int v = 0; v < g->nvals; v++)
+        nparams += g->vals[v].kind == IR_VAL_PGRAD;
+    cr_assert_gt(nparams, 2 * 16, "enough gradients to chain");
+    cr_expect_gt(first_norm, last_grad, "the norm is taken once every gradient is final");
+    cr_expect_gt(scale_step, first_norm);
+    cr_expect_eq(nupd, nparams, "an update per parameter");
+    cr_expect_eq(nnorm, 1 + (nparams - 16 + 14) / 15, "%d grad_sqnorm steps for %d gradients", nnorm, nparams);
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
 }
