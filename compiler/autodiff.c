@@ -15,6 +15,7 @@
 #include "compiler/autodiff.h"
 #include "ops/mem.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -324,6 +325,14 @@ int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
 {
     if (g->noutputs < 1) {
         snprintf(err, errlen, "the network has no output to train");
+        return -1;
+    }
+    if (!(opt->label_smoothing >= 0.0 && opt->label_smoothing < 1.0)) {
+        snprintf(err, errlen, "label_smoothing must be in [0, 1), got %g", opt->label_smoothing);
+        return -1;
+    }
+    if (!(opt->clip_grad_norm >= 0.0) || isinf(opt->clip_grad_norm)) {
+        snprintf(err, errlen, "clip_grad_norm must be a positive number (or 0 for none), got %g", opt->clip_grad_norm);
         return -1;
     }
     int nfwd_nodes = g->nnodes;

@@ -343,3 +343,41 @@ Test(train_parity, clipping_is_its_own_steps_after_every_gradient)
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
 }
+
+/* A train config made by hand with values the language would refuse: refused when the session
+ * is made, with a message, not at the first step. */
+Test(train_parity, bad_config_values_are_refused)
+{
+    const char *src = "network n {\n    input x[4];\n    output y = x -> dense(3);\n}\n";
+    cnn_model *m;
+    cr_assert_eq(cnn_model_compile(&m, "n.cnn", src, strlen(src), NULL), CNN_OK);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    const struct {
+        double smoothing, clip;
+        const char *msg;
+    } bad[] = {
+        {1.0, 0, "label_smoothing must be in [0, 1), got 1"},
+        {-0.1, 0, "label_smoothing must be in [0, 1)"},
+        {NAN, 0, "label_smoothing must be in [0, 1)"},
+        {0, -1, "clip_grad_norm must be a positive number"},
+        {0, NAN, "clip_grad_norm must be a positive number"},
+        {0, INFINITY, "clip_grad_norm must be a positive number"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cnn_train_config tc;
+        cnn_model_train_config(m, &tc);
+        tc.label_smoothing = bad[i].smoothing;
+        tc.clip_grad_norm = bad[i].clip;
+        cnn_session *s = NULL;
+        cnn_status st = cnn_session_create(&s, m, w, NULL, 2, CNN_MODE_TRAIN, &tc);
+        cr_expect_neq(st, CNN_OK, "case %zu accepted", i);
+        cr_expect_not_null(s, "case %zu: no session to tell why", i);
+        if (s) {
+            cr_expect(strstr(cnn_session_errmsg(s), bad[i].msg) != NULL, "case %zu: %s", i, cnn_session_errmsg(s));
+            cnn_session_destroy(s);
+        }
+    }
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
