@@ -348,7 +348,8 @@ cnn_status cnn_session_set_lr(cnn_session *s, double lr)
         return rt_fail(s->err, CNN_ERR_USAGE, "the learning rate must be a positive number, got %g", lr);
     s->train.lr = lr;
     for (int st = 0; st < s->plan->nsteps; st++)
-        if (s->nodes[st].op == OP_SGD_UPDATE || s->nodes[st].op == OP_ADAM_UPDATE)
+        if (s->nodes[st].op == OP_SGD_UPDATE || s->nodes[st].op == OP_ADAM_UPDATE ||
+            s->nodes[st].op == OP_ADAMW_UPDATE)
             s->nodes[st].attrs.optim.lr = lr;
     return CNN_OK;
 }
