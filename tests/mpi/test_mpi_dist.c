@@ -1,8 +1,8 @@
 /* Data-parallel training under `mpirun -np 2` (tests/mpi/run.sh): the program hands the library
  * its own communicator (cnn_dist_set_comm) and checks
  *  - equality: for a network without batchnorm or dropout, 2 processes at batch B end with the
- *    weights one process reaches at batch 2B (shuffled, several epochs, sgd with momentum and
- *    adam), within float rounding; the two replicas are bit for bit the same; the sharded test
+ *    weights one process reaches at batch 2B (shuffled, several epochs, sgd with momentum,
+ *    adam, adamw with gradient clipping and label smoothing), within float rounding; the two replicas are bit for bit the same; the sharded test
  *    evaluation gives the one-process figures;
  *  - a step that fails on one process (a bad label, a batch it could not fetch) fails on both,
  *    without a hang, without an update, with the message on the process that saw it; the next
@@ -140,6 +140,11 @@ static float *train(const char *dir, int optimizer, int64_t batch, int64_t *n, c
     if (optimizer == 1) {
         tc.optimizer = 1;
         tc.lr = 0.01;
+    } else if (optimizer == 2) { /* clipping reads the averaged gradients: the global norm is P's */
+        tc.optimizer = 2;
+        tc.lr = 0.01;
+        tc.clip_grad_norm = 0.5;
+        tc.label_smoothing = 0.1;
     }
     cnn_options o;
     cnn_options_default(&o);
@@ -190,7 +195,7 @@ static void test_equality(const char *dir, int optimizer, double *worst)
     if (rank == 0)
         printf("%s: %lld weights after %lld steps: worst |2 ranks at batch %d - 1 process at batch %d| = %.3g "
                "(largest weight %.3g); train loss %.6f vs %.6f, test loss %.6f vs %.6f, test accuracy %.4f vs %.4f\n",
-               optimizer ? "adam" : "sgd momentum", (long long)n, (long long)rd.steps, B, 2 * B, maxabs, maxw,
+               optimizer == 2 ? "adamw, clip_grad_norm 0.5, label smoothing 0.1" : optimizer ? "adam" : "sgd momentum", (long long)n, (long long)rd.steps, B, 2 * B, maxabs, maxw,
                rd.train_loss, r1.train_loss, rd.test_loss, r1.test_loss, rd.test_accuracy, r1.test_accuracy);
     (void)moved;
     CHECK(maxabs < 1e-4, "weights differ by %g", maxabs);
@@ -338,6 +343,7 @@ int main(int argc, char **argv)
     double worst = 0;
     test_equality(dir, 0, &worst);
     test_equality(dir, 1, &worst);
+    test_equality(dir, 2, &worst);
     test_step_failure();
     test_mismatch(16, 2, "weights");
     test_mismatch(15, 1, "network");
