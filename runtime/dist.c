@@ -7,6 +7,7 @@
  * session take the same branches everywhere, because every decision that could differ (a
  * failure, a stop, the sizes of the data) is itself agreed on by a collective first. */
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@ struct rt_dist_session {
     bool in_step;          /* between step_begin and step_end */
     bool agreed;           /* this step's agreement is done */
     bool synced;           /* checked and broadcast since creation / cnn_train's start */
+    int mpi_err;           /* the first failure of a bucket's MPI call in this step, or MPI_SUCCESS */
     double loss;           /* the mean loss over the processes, from the agreement */
     rt_dist_stats stats;
     char err[256];
@@ -384,6 +386,9 @@ cnn_status rt_dist_session_init(cnn_session *s)
         }
         b->bytes = gr->offset + gr->bytes - b->offset;
         b->last_step = gr->step;
+        if (b->bytes / sizeof(float) > (size_t)INT_MAX) /* one MPI call counts in int */
+            return rt_fail(s->err, CNN_ERR_INPUT, "%s's gradient has more than %d floats: too large for "
+                           "data-parallel training", s->plan->graph->vals[gr->value].name, INT_MAX);
     }
     d->wait_step = p->grads_read_step;
     d->stats.nbuckets = d->nbuckets;
@@ -421,6 +426,7 @@ cnn_status rt_dist_step_begin(cnn_session *s)
     d->in_step = true;
     d->agreed = false;
     d->next = 0;
+    d->mpi_err = MPI_SUCCESS;
     for (int i = 0; i < d->nbuckets; i++)
         d->b[i].started = d->b[i].done = false;
     return CNN_OK;
@@ -438,14 +444,18 @@ void rt_dist_after_step(cnn_session *s, int step)
     struct rt_dist_session *d = s->dist;
     if (!dist_overlap)
         return;
-    while (d->next < d->nbuckets && d->b[d->next].last_step <= step && step < d->wait_step)
-        start_bucket(s, &d->b[d->next++]); /* an error shows at the wait */
+    while (d->next < d->nbuckets && d->b[d->next].last_step <= step && step < d->wait_step) {
+        int rc = start_bucket(s, &d->b[d->next++]);
+        if (rc != MPI_SUCCESS && d->mpi_err == MPI_SUCCESS)
+            d->mpi_err = rc; /* reported at the wait */
+    }
     /* progress: Open MPI moves a nonblocking collective on only inside MPI calls */
     for (int i = 0; i < d->next; i++)
         if (!d->b[i].done) {
-            int flag = 0;
-            MPI_Test(&d->b[i].req, &flag, MPI_STATUS_IGNORE);
-            d->b[i].done = flag != 0;
+            int flag = 0, rc = MPI_Test(&d->b[i].req, &flag, MPI_STATUS_IGNORE);
+            if (rc != MPI_SUCCESS && d->mpi_err == MPI_SUCCESS)
+                d->mpi_err = rc;
+            d->b[i].done = flag != 0 || rc != MPI_SUCCESS;
             break;
         }
 }
@@ -457,7 +467,7 @@ static cnn_status finish_and_agree(cnn_session *s, cnn_status local)
     struct rt_dist_session *d = s->dist;
     const ir_graph *g = s->plan->graph;
     double t0 = now_s();
-    int rc = MPI_SUCCESS;
+    int rc = d->mpi_err;
     while (d->next < d->nbuckets) {
         int r = start_bucket(s, &d->b[d->next++]);
         if (r != MPI_SUCCESS && rc == MPI_SUCCESS)
