@@ -4,6 +4,9 @@
  *    weights one process reaches at batch 2B (shuffled, several epochs, sgd with momentum,
  *    adam, adamw with gradient clipping and label smoothing), within float rounding; the two replicas are bit for bit the same; the sharded test
  *    evaluation gives the one-process figures;
+ *  - a second cnn_train on the same session (as after a resume) checks and copies rank 0's
+ *    state again: it continues as one process does, and a process whose weights changed in
+ *    between is refused;
  *  - a step that fails on one process (a bad label, a batch it could not fetch) fails on both,
  *    without a hang, without an update, with the message on the process that saw it; the next
  *    step works;
@@ -208,6 +211,73 @@ static void test_equality(const char *dir, int optimizer, double *worst)
     free(w1);
 }
 
+/* Two cnn_train calls on one session (the second as a resume would: the weights and the
+ * optimiser state carried over, a new seed): the same as one process at 2B doing the same; then
+ * a process whose weights changed between the calls (another checkpoint) is refused. */
+static float *train_twice(const char *dir, int64_t batch, bool perturb, cnn_status *second, int64_t *n)
+{
+    cnn_model *m = compile(16);
+    cnn_weights *w = NULL;
+    cnn_session *s = NULL;
+    cnn_dataset *tr = NULL;
+    char err[1024];
+    bool absent;
+    CHECK(cnn_dataset_load(&tr, dir, "train", &absent, err, sizeof err) == CNN_OK, "%s", err);
+    CHECK(cnn_weights_create(&w, m, 1) == CNN_OK, "weights");
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    tc.batch = batch;
+    cnn_options o;
+    cnn_options_default(&o);
+    o.threads = 1;
+    CHECK(cnn_session_create(&s, m, w, &o, batch, CNN_MODE_TRAIN, &tc) == CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_train_options to;
+    cnn_train_options_default(&to);
+    to.epochs = 1;
+    to.seed = 5;
+    CHECK(cnn_train(s, tr, NULL, &to, NULL) == CNN_OK, "first call: %s", cnn_session_errmsg(s));
+    if (perturb) {
+        int rk;
+        int64_t d[CNN_WEIGHT_MAX_RANK];
+        cnn_weights_tensor(w, 0, NULL, &rk, d)[0] += 1.0f;
+    }
+    to.seed = 6;
+    *second = cnn_train(s, tr, NULL, &to, NULL);
+    float *flat = flat_weights(w, n);
+    cnn_session_destroy(s);
+    cnn_dataset_destroy(tr);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+    return flat;
+}
+
+static void test_continue(const char *dir, double *worst)
+{
+    MPI_Comm world = MPI_COMM_WORLD;
+    char err[256];
+    cnn_dist_set_comm(&world, err, sizeof err);
+    cnn_status st;
+    int64_t n, n1;
+    float *wd = train_twice(dir, B, false, &st, &n);
+    CHECK(st == CNN_OK, "second call: %d", st);
+    cnn_status refused;
+    float *bad = train_twice(dir, B, rank == 1, &refused, &n);
+    CHECK(refused == CNN_ERR_INPUT && cnn_dist_failed_elsewhere() == (rank == 1),
+          "weights changed on rank 1 between the calls: status %d", refused);
+    free(bad);
+    cnn_dist_set_comm(NULL, err, sizeof err);
+    float *w1 = train_twice(dir, 2 * B, false, &st, &n1);
+    double maxabs = 0;
+    for (int64_t i = 0; i < n && i < n1; i++)
+        maxabs = fmax(maxabs, fabs((double)wd[i] - (double)w1[i]));
+    if (rank == 0)
+        printf("two cnn_train calls (continued state): worst difference %.3g\n", maxabs);
+    CHECK(n == n1 && maxabs < 1e-4, "continued training differs by %g", maxabs);
+    *worst = fmax(*worst, maxabs);
+    free(wd);
+    free(w1);
+}
+
 /* A session of batch B on the tiny network, in data-parallel mode. */
 static void make(cnn_model **m, cnn_weights **w, cnn_session **s, int units, uint64_t seed)
 {
@@ -344,6 +414,7 @@ int main(int argc, char **argv)
     test_equality(dir, 0, &worst);
     test_equality(dir, 1, &worst);
     test_equality(dir, 2, &worst);
+    test_continue(dir, &worst);
     test_step_failure();
     test_mismatch(16, 2, "weights");
     test_mismatch(15, 1, "network");
