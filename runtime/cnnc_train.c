@@ -254,10 +254,11 @@ static int interrupted(const args *a, cnn_weights *w, train_display *d, int sig)
                 prog, name, d->steps, cnn_weights_errmsg(w));
         return EXIT_INPUT;
     }
-    fprintf(stderr, "%s: interrupted by %s after step %" PRId64 " (epoch %" PRId64 ")%s%s%s%s\n", prog, name,
-            d->steps, d->epoch, a->log ? "; the log is complete to that step" : "",
-            a->save ? "; saved the weights as they are, mid-training, to " : "", a->save ? a->save : "",
-            a->save ? "" : "; nothing saved (no --save)");
+    if (cnn_dist_rank() == 0) /* data-parallel: every process stopped after the same step; rank 0 says so */
+        fprintf(stderr, "%s: interrupted by %s after step %" PRId64 " (epoch %" PRId64 ")%s%s%s%s\n", prog, name,
+                d->steps, d->epoch, a->log ? "; the log is complete to that step" : "",
+                a->save ? "; saved the weights as they are, mid-training, to " : "", a->save ? a->save : "",
+                a->save ? "" : "; nothing saved (no --save)");
     return sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM;
 }
 
