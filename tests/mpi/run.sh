@@ -44,6 +44,15 @@ grep -q 'lr 0.1$' "$tmp/out" || fail "--lr-scale-by-world did not double the rat
 # 100 examples / (2 x 8) = 6 steps per epoch, 12 in all: one log line each, from rank 0 only
 [ "$(wc -l <"$tmp/log.csv")" = 13 ] || fail "the log has $(wc -l <"$tmp/log.csv") lines, not 13"
 
+# 1b. the same through cnnc: 2 processes at batch 8 give the weights of one at batch 16
+"$cnnc" "${common[@]}" --data "$tmp/good" --batch 16 --save "$tmp/w1.safetensors" -q >/dev/null 2>&1 ||
+    fail "one process at batch 16"
+timeout 120 "${run[@]}" -np 2 "$cnnc" "${common[@]}" --data "$tmp/good" --batch 8 --save "$tmp/w2.safetensors" -q \
+    >/dev/null 2>&1 || fail "2 processes at batch 8"
+worst=$("$test_prog" --compare "$tmp/w1.safetensors" "$tmp/w2.safetensors")
+echo "cnnc train: 2 processes at batch 8 against one at batch 16: worst weight difference $worst"
+awk -v w="$worst" 'BEGIN { exit !(w < 1e-4) }' || fail "cnnc: the weights differ by $worst"
+
 # 2. rank 1's data is broken: both stop, the error printed once, a non-zero exit, no hang
 timeout 120 "${run[@]}" -np 1 "$cnnc" "${common[@]}" --data "$tmp/good" : -np 1 "$cnnc" "${common[@]}" \
     --data "$tmp/bad" >"$tmp/out" 2>"$tmp/err"

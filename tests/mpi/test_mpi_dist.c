@@ -12,7 +12,8 @@
  *    step works;
  *  - different weights or networks across processes are refused at the first step;
  *  - cnn_dist_check agrees on a status.
- * `test_mpi_dist --write-data DIR` (no mpirun) writes the IDX data folder run.sh uses. */
+ * `test_mpi_dist --write-data DIR` (no mpirun) writes the IDX data folder run.sh uses;
+ * `--compare A B` prints the largest difference between two of the network's weights files. */
 #include <math.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -383,10 +384,34 @@ static void test_check(void)
     cnn_dist_set_comm(NULL, err, sizeof err);
 }
 
+/* --compare A B: the largest difference between two weights files of the tiny network. */
+static int compare_files(const char *a, const char *b)
+{
+    cnn_model *m = compile(16);
+    cnn_weights *wa = NULL, *wb = NULL;
+    if (failures || cnn_weights_create(&wa, m, 1) != CNN_OK || cnn_weights_create(&wb, m, 1) != CNN_OK ||
+        cnn_weights_load(wa, a, false) != CNN_OK || cnn_weights_load(wb, b, false) != CNN_OK) {
+        fprintf(stderr, "cannot load %s and %s: %s %s\n", a, b, cnn_weights_errmsg(wa), cnn_weights_errmsg(wb));
+        return 2;
+    }
+    int64_t n, nb;
+    float *x = flat_weights(wa, &n), *y = flat_weights(wb, &nb);
+    double worst = 0;
+    for (int64_t i = 0; i < n && i < nb; i++)
+        worst = fmax(worst, fabs((double)x[i] - (double)y[i]));
+    printf("%.3g\n", worst);
+    free(x), free(y);
+    cnn_weights_destroy(wa), cnn_weights_destroy(wb);
+    cnn_model_destroy(m);
+    return n == nb ? 0 : 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--write-data") == 0)
         return write_data(argv[2]) == 0 ? 0 : 1;
+    if (argc == 4 && strcmp(argv[1], "--compare") == 0)
+        return compare_files(argv[2], argv[3]);
     int provided;
     MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
     int size;
