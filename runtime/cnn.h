@@ -308,6 +308,23 @@ typedef struct cnn_eval_result {
  * message, before anything runs; another loss_kind is CNN_ERR_USAGE. */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
 
+/* What cnn_evaluate_report measures. */
+typedef struct cnn_eval_report {
+    double loss;          /* as cnn_eval_result */
+    double accuracy;      /* top-1 */
+    double top5;          /* fraction whose label is among the 5 highest outputs (has_top5) */
+    bool has_top5;        /* the output has 5 classes or more */
+    int64_t count;
+    int64_t classes;      /* the output's length */
+} cnn_eval_report;
+/* cnn_evaluate with top-5 accuracy and, when confusion is not NULL, the confusion matrix:
+ * confusion[label * classes + predicted] counts the examples of each label by their top class
+ * (the caller's array of classes x classes, classes being the output's length: the diagonal over
+ * a row's sum is that class's accuracy).  Another `classes` is CNN_ERR_USAGE; the rest as
+ * cnn_evaluate (a label that is no class: CNN_ERR_INPUT, found before its batch runs). */
+CNN_API cnn_status cnn_evaluate_report(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_report *r,
+                                       int64_t *confusion, int64_t classes);
+
 /* ---- the training loop ---- */
 
 /* What the step callback is told after every optimiser step. */

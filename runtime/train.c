@@ -202,10 +202,15 @@ static const char *divergence_warning(train_run *r, const cnn_train_epoch_info *
     const char *which = ei->has_val ? "validation" : ei->has_test ? "test" : "training";
     double acc = ei->has_val ? ei->val_accuracy : ei->has_test ? ei->test_accuracy : ei->train_accuracy;
     bool chance = r->classes >= 2 && acc <= 1.0 / (double)r->classes + 0.02;
-    if (chance && (loss > 3.0 * first || (ei->epoch >= 2 && loss >= 0.9 * first)))
+    if (chance && loss > 3.0 * first)
         snprintf(r->warning, sizeof r->warning,
                  "training has diverged: after epoch %" PRId64 " the %s accuracy is %.2f%%, chance level for %" PRId64
                  " classes, and the loss %.4g is %.1f times the first step's %.4g",
+                 ei->epoch, which, 100.0 * acc, r->classes, loss, loss / first, first);
+    else if (chance && ei->epoch >= 2 && loss >= 0.9 * first)
+        snprintf(r->warning, sizeof r->warning,
+                 "training is not learning: after epoch %" PRId64 " the %s accuracy is %.2f%%, chance level for %" PRId64
+                 " classes, and the loss %.4g is still %.2f times the first step's %.4g",
                  ei->epoch, which, 100.0 * acc, r->classes, loss, loss / first, first);
     else if (loss > 10.0 * first)
         snprintf(r->warning, sizeof r->warning,
