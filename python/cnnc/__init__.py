@@ -61,10 +61,19 @@ class _Options(C.Structure):
     _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64)]
 
 
+class _AugmentStep(C.Structure):
+    _fields_ = [("kind", C.c_int), ("pad", C.c_int64)]
+
+
 class _TrainConfig(C.Structure):
+    # the whole of cnn_train_config: the library writes all of it
     _fields_ = [("loss", C.c_int), ("optimizer", C.c_int), ("lr", C.c_double), ("momentum", C.c_double),
                 ("weight_decay", C.c_double), ("beta1", C.c_double), ("beta2", C.c_double),
-                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64)]
+                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64),
+                ("label_smoothing", C.c_double), ("schedule", C.c_int), ("schedule_every", C.c_int64),
+                ("schedule_gamma", C.c_double), ("warmup_epochs", C.c_double), ("clip_grad_norm", C.c_double),
+                ("naugment", C.c_int), ("augment", _AugmentStep * 8), ("nnormalize", C.c_int),
+                ("mean", C.c_double * 16), ("std", C.c_double * 16)]
 
 
 class _StepInfo(C.Structure):
@@ -315,7 +324,10 @@ class Model:
     def train_config(self):
         c = _TrainConfig()
         _lib.cnn_model_train_config(self.h, C.byref(c))
-        return {n: getattr(c, n) for n, _ in c._fields_}
+        d = {n: getattr(c, n) for n, _ in c._fields_}
+        d["augment"] = [(a.kind, a.pad) for a in c.augment[:c.naugment]]
+        d["mean"], d["std"] = list(c.mean[:c.nnormalize]), list(c.std[:c.nnormalize])
+        return d
 
     def summary(self, batch=1, training=False):
         p = C.c_void_p()
@@ -370,11 +382,14 @@ class Model:
         return ys[0] if len(ys) == 1 else tuple(ys)
 
     def train(self, data_dir, epochs=None, steps=0, batch=None, lr=None, shuffle=True, seed=None,
-              test=True, on_step=None, on_epoch=None):
+              test=True, on_step=None, on_epoch=None, val=0, patience=0, checkpoint=None, resume=None):
         """Trains the weights in place on the IDX folder data_dir with cnn_train (the network's
-        train section gives the defaults).  steps: stop after that many optimiser steps.  The
+        train section gives the defaults).  steps: stop after that many optimiser steps.  val:
+        hold out the last val examples; patience: stop after that many epochs without a better
+        validation (else test) accuracy, ending with the best weights; checkpoint: a folder for
+        last.safetensors and best.safetensors; resume: a checkpoint to continue exactly.  The
         callbacks get a dict per step / per epoch and may return True to stop.  Returns a dict
-        (steps, epochs, stopped, train_loss, train_accuracy, test_loss, test_accuracy, seconds)."""
+        (steps, epochs, stopped, train_loss, train_accuracy, val_*, test_*, best_epoch, seconds...)."""
         tr = _Dataset(data_dir, "train")
         te = _Dataset(data_dir, "test", optional=True) if test else None
         if te is not None and te.absent:
@@ -395,6 +410,10 @@ class Model:
         o.max_steps = steps or 0
         o.shuffle = shuffle
         o.seed = self._opt.seed if seed is None else seed
+        o.val = val
+        o.patience = patience
+        keep = [os.fsencode(p) if p is not None else None for p in (checkpoint, resume)]
+        o.checkpoint_dir, o.resume = keep
         raised = []
 
         def wrap(fn, kind):
