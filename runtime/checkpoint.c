@@ -390,9 +390,14 @@ cnn_status rt_ckpt_read(cnn_session *s, const char *path, const rt_ckpt_state *w
     cs->test_accuracy = get_f64(&r, "test_accuracy");
     if (r.bad)
         goto done;
-    if (cs->steps_per_epoch < 1 || cs->epoch_step > cs->steps_per_epoch || cs->epoch_seen < 0) {
-        snprintf(err, errlen, "%s: the checkpoint's position (step %" PRId64 " of an epoch of %" PRId64 ") is not one",
-                 path, cs->epoch_step, cs->steps_per_epoch);
+    int64_t at;
+    if (cs->steps_per_epoch < 1 || cs->epoch_step > cs->steps_per_epoch ||
+        __builtin_mul_overflow(cs->epochs_done, cs->steps_per_epoch, &at) ||
+        __builtin_add_overflow(at, cs->epoch_step, &at) || at != cs->step) {
+        snprintf(err, errlen,
+                 "%s: the checkpoint's position is not one: step %" PRId64 " after %" PRId64 " epochs of %" PRId64
+                 " steps and %" PRId64 " more",
+                 path, cs->step, cs->epochs_done, cs->steps_per_epoch, cs->epoch_step);
         goto done;
     }
     /* the set-up must be this run's */

@@ -370,12 +370,14 @@ static cnn_status resume(train_run *r)
         return rt_fail(s->err, CNN_ERR_INPUT,
                        "%s: the checkpoint has %" PRId64 " steps per epoch, this run %" PRId64, r->opt.resume,
                        got.steps_per_epoch, r->steps_per_epoch);
-    /* the orders of the epochs begun, from the seed: the same permutations, the same state */
+    /* the orders of the epochs begun, from the seed: the same permutations, the same state
+     * (not when the run has no epoch left: then nothing trains) */
     int64_t shuffles = got.epochs_done + (got.epoch_step > 0 ? 1 : 0);
+    bool replay = got.shuffle && shuffles > 0 && shuffles <= r->epochs;
     uint64_t state = r->cs.shuffle_state;
-    for (int64_t e = 0; got.shuffle && e < shuffles; e++)
+    for (int64_t e = 0; replay && e < shuffles; e++)
         shuffle_order(r->order, r->n, &state);
-    if (got.shuffle && shuffles > 0 && state != got.shuffle_state)
+    if (replay && state != got.shuffle_state)
         return rt_fail(s->err, CNN_ERR_INPUT,
                        "%s: the shuffle state after %" PRId64 " epochs is not the checkpoint's: another training set?",
                        r->opt.resume, shuffles);

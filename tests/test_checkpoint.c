@@ -613,3 +613,45 @@ Test(checkpoint, the_schedule_sets_the_rate_of_every_step)
     cr_expect_float_eq(got.lr[0], 0.05 / 12, 1e-15);
     teardown(&f);
 }
+
+/* Rewrites checkpoint `from` to `to` with metadata key set to value. */
+static void rewrite_meta(const char *from, const char *to, const char *key, const char *value)
+{
+    rt_st_file *sf;
+    char err[1024];
+    cr_assert_eq(rt_st_read(&sf, from, err, sizeof err), RT_ST_OK, "%s", err);
+    const char *keys[64], *vals[64];
+    int nm = 0;
+    for (int i = 0; i < sf->nmeta && nm < 64; i++) {
+        keys[nm] = sf->meta_keys[i];
+        vals[nm] = strcmp(sf->meta_keys[i], key) == 0 ? value : sf->meta_values[i];
+        nm++;
+    }
+    cr_assert_eq(rt_st_write_meta(to, sf->count, sf->tensors, nm, keys, vals, err, sizeof err), RT_ST_OK, "%s", err);
+    rt_st_free(sf);
+}
+
+Test(checkpoint, broken_metadata_is_a_located_error)
+{
+    const char *ckpt = one_epoch_checkpoint("broken");
+    char src[512];
+    snprintf(src, sizeof src, "%s", ckpt);
+    static const struct {
+        const char *key, *value, *want;
+    } cases[] = {
+        {"epochs_done", "1000000000000000", "position is not one"},
+        {"epoch_step", "99", "position is not one"},
+        {"step", "-3", "not a non-negative integer"},
+        {"batch", "eight", "'batch' is 'eight'"},
+        {"shuffle", "maybe", "not true or false"},
+        {"lr", "fast", "not a number"},
+        {"version", "7", "version 7"},
+        {"format", "something", "not a cnnc checkpoint"},
+        {"shuffle_state", "12", "shuffle state"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        rewrite_meta(src, path_in("bad.safetensors"), cases[k].key, cases[k].value);
+        expect_refused(path_in("bad.safetensors"), (setup_opts){0}, 12,
+                       (const char *const[]){"bad.safetensors", cases[k].want}, 2);
+    }
+}
