@@ -396,7 +396,8 @@ typedef struct cnn_train_options {
                               * callback stops training, DIR/best.safetensors whenever the
                               * validation (else test) accuracy improves; created when missing;
                               * NULL: no checkpoints */
-    const char *resume;      /* a checkpoint to continue from exactly; NULL: a new run */
+    const char *resume;      /* a checkpoint to continue from exactly (with patience, its folder's
+                              * best.safetensors too); NULL: a new run */
     cnn_train_step_fn on_step;   /* may be NULL */
     cnn_train_epoch_fn on_epoch; /* may be NULL */
     void *user;              /* passed to both callbacks */

@@ -65,7 +65,8 @@ typedef struct st_file {
     rt_st_tensor *tensors;
     char *names;
     float *data;
-    char **meta;        /* nmeta keys then nmeta values, each malloc'd */
+    char **meta;        /* meta_slots keys then meta_slots values, each malloc'd (or NULL) */
+    int meta_slots;
 } st_file;
 
 static int cmp_name(const void *a, const void *b)
@@ -238,7 +239,7 @@ void rt_st_free(rt_st_file *f)
     st_file *s = (st_file *)f;
     if (!s)
         return;
-    for (int i = 0; s->meta && i < 2 * s->pub.nmeta; i++)
+    for (int i = 0; s->meta && i < 2 * s->meta_slots; i++)
         cnn_mem_free(s->meta[i]);
     cnn_mem_free(s->meta);
     cnn_mem_free(s->tensors);
@@ -259,6 +260,7 @@ static int copy_meta(st_file *s, const cJSON *meta)
     s->meta = cnn_mem_calloc((size_t)(2 * nm + 1), sizeof *s->meta);
     if (!s->meta)
         return -1;
+    s->meta_slots = nm; /* freed by rt_st_free from here on */
     int k = 0;
     if (nm > 0)
         cJSON_ArrayForEach(item, meta) {
@@ -266,11 +268,11 @@ static int copy_meta(st_file *s, const cJSON *meta)
                 continue;
             s->meta[k] = cnn_mem_strdup(item->string);
             s->meta[nm + k] = cnn_mem_strdup(item->valuestring);
-            s->pub.nmeta = k + 1; /* freed by rt_st_free from here on */
             if (!s->meta[k] || !s->meta[nm + k])
                 return -1;
             k++;
         }
+    s->pub.nmeta = nm;
     s->pub.meta_keys = (const char *const *)s->meta;
     s->pub.meta_values = (const char *const *)s->meta + nm;
     return 0;

@@ -385,9 +385,10 @@ static cnn_status resume(train_run *r)
     r->cs = got;
     r->elapsed0 = got.elapsed;
     r->res->resumed_step = got.step;
-    /* patience: the best epoch's weights, from best.safetensors beside the checkpoint */
+    /* patience: the best epoch's weights, from best.safetensors beside the checkpoint (the
+     * folder of the run that wrote it) */
     if (r->best_w && got.best_epoch > 0) {
-        char *dir = r->opt.checkpoint_dir ? cnn_mem_strdup(r->opt.checkpoint_dir) : dir_of(r->opt.resume);
+        char *dir = dir_of(r->opt.resume); /* the run's own best, beside its checkpoint */
         char *best = dir ? join_path(dir, "best.safetensors") : NULL;
         cnn_mem_free(dir);
         if (!best)

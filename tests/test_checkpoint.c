@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -654,4 +655,81 @@ Test(checkpoint, broken_metadata_is_a_located_error)
         expect_refused(path_in("bad.safetensors"), (setup_opts){0}, 12,
                        (const char *const[]){"bad.safetensors", cases[k].want}, 2);
     }
+}
+
+/* ---- out of memory: every allocation of a resumed run with validation, patience and
+ * checkpoints failed in turn comes back as CNN_ERR_NOMEM (or, failing the checkpoint's own
+ * write or read, an error naming it), with everything freed */
+
+static atomic_long calls, live;
+static long fail_at;
+
+static void *f_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (atomic_fetch_add(&calls, 1) + 1 == fail_at)
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        atomic_fetch_add(&live, 1);
+    return p;
+}
+
+static void *f_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (atomic_fetch_add(&calls, 1) + 1 == fail_at)
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        atomic_fetch_add(&live, 1);
+    return q;
+}
+
+static void f_free(void *p, void *ud)
+{
+    (void)ud;
+    if (p)
+        atomic_fetch_sub(&live, 1);
+    free(p);
+}
+
+Test(checkpoint, every_failed_allocation_is_reported)
+{
+    one_epoch_checkpoint("oom_src"); /* with best.safetensors beside it */
+    char ckpt[512], dir[512];
+    snprintf(ckpt, sizeof ckpt, "%s", path_in("oom_src/last.safetensors"));
+    snprintf(dir, sizeof dir, "%s", path_in("oom_dst"));
+    fixture f;
+    setup(&f, (setup_opts){0});
+    int stride = getenv("CNN_TEST_QUICK") ? 7 : 1;
+    long k;
+    for (k = 1;; k += stride) {
+        cnn_train_options to;
+        stopper sp = {0};
+        train_opts(&to, &sp, 2);
+        to.patience = 2;
+        to.resume = ckpt;
+        to.checkpoint_dir = dir;
+        atomic_store(&calls, 0);
+        atomic_store(&live, 0);
+        fail_at = k;
+        cnn_allocator a = {f_malloc, f_realloc, f_free, NULL};
+        cnn_set_allocator(&a);
+        cnn_train_result res;
+        cnn_status st = cnn_train(f.s, f.train, f.test, &to, &res);
+        cnn_set_allocator(NULL);
+        cr_assert_eq(atomic_load(&live), 0, "failing allocation %ld: %ld blocks not freed (status %d: %s)", k, atomic_load(&live), st, cnn_session_errmsg(f.s));
+        if (atomic_load(&calls) < k) {
+            cr_assert_eq(st, CNN_OK, "no allocation failed, yet: %s", cnn_session_errmsg(f.s));
+            break;
+        }
+        cr_assert(st == CNN_ERR_NOMEM || st == CNN_ERR_INPUT, "failing allocation %ld: status %d (%s)", k, st,
+                  cnn_session_errmsg(f.s));
+        const char *msg = cnn_session_errmsg(f.s);
+        cr_assert(strstr(msg, "out of memory") != NULL || strstr(msg, "memory") != NULL,
+                  "failing allocation %ld: '%s'", k, msg);
+    }
+    cr_expect_gt(k, 20, "only %ld allocations", k);
+    teardown(&f);
 }
