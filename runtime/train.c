@@ -499,7 +499,8 @@ static cnn_status train_setup(train_run *r)
 static cnn_status train_loop(train_run *r, bool *stop)
 {
     rt_ckpt_state *cs = &r->cs;
-    while (cs->epochs_done < r->epochs && !(step_limit_reached(r) && cs->epoch_step == 0)) {
+    /* (a run resumed at its step limit has nothing to do: not even the evaluation again) */
+    while (cs->epochs_done < r->epochs && !step_limit_reached(r)) {
         int64_t epoch = cs->epochs_done + 1;
         if (!r->order_ready && cs->shuffle)
             shuffle_order(r->order, r->n, &cs->shuffle_state);

@@ -208,7 +208,8 @@ static void train_opts(cnn_train_options *to, stopper *sp, int64_t epochs)
 
 /* N epochs straight against a run stopped (at epoch stop_epoch, or after step stop_step) and
  * resumed from its last.safetensors. */
-static void resume_equals_straight(setup_opts so, int64_t epochs, int64_t at_epoch, int64_t at_step, const char *dir)
+static void resume_equals_straight_limit(setup_opts so, int64_t epochs, int64_t at_epoch, int64_t at_step,
+                                         int64_t max_steps, const char *dir)
 {
     fixture a, b, c;
     cnn_train_options to;
@@ -222,11 +223,12 @@ static void resume_equals_straight(setup_opts so, int64_t epochs, int64_t at_epo
 
     setup(&b, so);
     train_opts(&to, &sb, epochs);
+    to.max_steps = max_steps;
     char cdir[512];
     snprintf(cdir, sizeof cdir, "%s", path_in(dir));
     to.checkpoint_dir = cdir;
     cr_assert_eq(cnn_train(b.s, b.train, b.test, &to, &rb), CNN_OK, "%s", cnn_session_errmsg(b.s));
-    cr_assert(rb.stopped);
+    cr_assert(rb.stopped || max_steps);
     cr_assert_lt(rb.steps, ra.steps);
 
     char last[512];
@@ -248,6 +250,17 @@ static void resume_equals_straight(setup_opts so, int64_t epochs, int64_t at_epo
     teardown(&a);
     teardown(&b);
     teardown(&c);
+}
+
+static void resume_equals_straight(setup_opts so, int64_t epochs, int64_t at_epoch, int64_t at_step, const char *dir)
+{
+    resume_equals_straight_limit(so, epochs, at_epoch, at_step, 0, dir);
+}
+
+Test(checkpoint, resume_after_a_step_limit_mid_epoch_is_exact)
+{
+    /* --steps 16 ends in epoch 2 (evaluated, checkpointed there); the resume goes on from it */
+    resume_equals_straight_limit((setup_opts){.optimizer = 1}, 3, 0, 0, 16, "limit_mid");
 }
 
 Test(checkpoint, resume_at_an_epoch_boundary_is_exact_sgd_momentum)
