@@ -275,7 +275,9 @@ static void panel(const curves *c, double xlo, double xhi, const double *tr, con
     plcol0(15);
     plwidth(1.0);
     plwind(xlo, xhi, lo, hi);
-    plbox("bcnst", 0.0, 0, "bcnstv", 0.0, 0);
+    /* whole epochs on the axis while they fit, else PLplot's own spacing */
+    double xtick = xhi - xlo <= 16 ? 1.0 : 0.0;
+    plbox("bcnst", xtick, xtick > 0 ? 1 : 0, "bcnstv", 0.0, 0);
     pllab("epoch", ylabel, title);
     PLINT colours[3] = {9, 3, 1};
     const char *symbols[3] = {"●", "■", "▲"};

@@ -132,13 +132,15 @@ static long long checkpoint_step(const char *path)
     return step;
 }
 
-Test(cli_train, sigint_writes_the_checkpoint_and_resume_goes_on)
+/* Sends sig to a long `cnnc train --checkpoint` once its log has a few steps: exit 128 + sig, the
+ * checkpoint written and loadable, --save not written, the log whole; then resumes it. */
+static void interrupt_with_checkpoint(int sig, const char *name)
 {
     char log[1024], save[1024], out[1024], dir[1024];
-    snprintf(log, sizeof log, "%s", tmp("int.csv"));
-    snprintf(save, sizeof save, "%s", tmp("int.safetensors"));
-    snprintf(out, sizeof out, "%s", tmp("int.out"));
-    snprintf(dir, sizeof dir, "%s", tmp("ck"));
+    snprintf(log, sizeof log, "%s/%s.csv", tmpdir, name);
+    snprintf(save, sizeof save, "%s/%s.safetensors", tmpdir, name);
+    snprintf(out, sizeof out, "%s/%s.out", tmpdir, name);
+    snprintf(dir, sizeof dir, "%s/%s.ck", tmpdir, name);
     pid_t pid = fork();
     cr_assert_neq(pid, -1);
     if (pid == 0) {
@@ -155,15 +157,17 @@ Test(cli_train, sigint_writes_the_checkpoint_and_resume_goes_on)
         cr_assert_eq(waitpid(pid, &st, WNOHANG), 0, "cnnc train ended early (status %d)", st);
         usleep(100000);
     }
-    cr_assert_eq(kill(pid, SIGINT), 0);
+    cr_assert_eq(kill(pid, sig), 0);
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     size_t len;
     char *msg = read_text(out, &len);
     cr_assert_not_null(msg);
     cr_assert(WIFEXITED(st), "killed by the signal (status %d)", st);
-    cr_expect_eq(WEXITSTATUS(st), 130);
+    cr_expect_eq(WEXITSTATUS(st), 128 + sig);
     const char *tail = len > 2000 ? msg + len - 2000 : msg;
-    cr_expect(strstr(tail, "interrupted by SIGINT after step") != NULL, "%s", tail);
+    char want_msg[64];
+    snprintf(want_msg, sizeof want_msg, "interrupted by %s after step", name);
+    cr_expect(strstr(tail, want_msg) != NULL, "%s", tail);
     cr_expect(strstr(tail, "wrote the checkpoint") != NULL, "%s", tail);
     free(msg);
     /* the checkpoint is there and loads as weights; --save waits for the end of training */
@@ -204,6 +208,12 @@ Test(cli_train, sigint_writes_the_checkpoint_and_resume_goes_on)
     cr_expect_eq(strstr(text + 1, "kind,epoch"), NULL, "a second header");
     free(text);
     cr_expect_eq(checkpoint_step(last), at + 5);
+}
+
+Test(cli_train, sigint_and_sigterm_write_the_checkpoint_and_resume_goes_on)
+{
+    interrupt_with_checkpoint(SIGINT, "SIGINT");
+    interrupt_with_checkpoint(SIGTERM, "SIGTERM");
 }
 
 Test(cli_train, a_resume_of_another_setup_is_refused_and_writes_nothing)
