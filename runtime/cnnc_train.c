@@ -438,6 +438,24 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     return EXIT_OK;
 }
 
+/* The header line's "adamw lr 0.001, cosine schedule (warmup 1 epochs)": the optimizer, its
+ * rate, and the schedule when there is one. */
+static const char *optimizer_text(const cnn_train_config *tc, char *buf, size_t n)
+{
+    const char *name = tc->optimizer == 2 ? "adamw" : tc->optimizer == 1 ? "adam" : "sgd";
+    if (tc->schedule == CNN_SCHEDULE_STEP)
+        snprintf(buf, n, "%s lr %g, step schedule (x%g every %" PRId64 " epoch%s)", name, tc->lr, tc->schedule_gamma,
+                 tc->schedule_every, tc->schedule_every == 1 ? "" : "s");
+    else if (tc->schedule == CNN_SCHEDULE_COSINE && tc->warmup_epochs > 0)
+        snprintf(buf, n, "%s lr %g, cosine schedule (warmup %g epoch%s)", name, tc->lr, tc->warmup_epochs,
+                 tc->warmup_epochs == 1 ? "" : "s");
+    else if (tc->schedule == CNN_SCHEDULE_COSINE)
+        snprintf(buf, n, "%s lr %g, cosine schedule", name, tc->lr);
+    else
+        snprintf(buf, n, "%s lr %g", name, tc->lr);
+    return buf;
+}
+
 /* --resume onto an existing log of ours: its rows go on (no second header). */
 static bool log_continues(const args *a)
 {
@@ -465,8 +483,8 @@ static void print_header(const args *a, cnn_model *m, const cnn_train_config *tc
         printf("%" PRId64 " steps (epochs of %" PRId64 " steps), ", a->steps, per_epoch);
     else
         printf("%" PRId64 " epochs of %" PRId64 " steps, ", tc->epochs, per_epoch);
-    printf("batch %" PRId64 ", %s lr %g\n", tc->batch,
-           tc->optimizer ? "adam" : "sgd", tc->lr);
+    char opt_text[160];
+    printf("batch %" PRId64 ", %s\n", tc->batch, optimizer_text(tc, opt_text, sizeof opt_text));
     if (a->resume)
         printf("resuming from %s\n", a->resume);
 }

@@ -66,7 +66,7 @@ class _AugmentStep(C.Structure):
 
 
 class _TrainConfig(C.Structure):
-    # the whole of cnn_train_config: the library writes all of it
+    # cnn_train_config of cnn.h, field for field (CNN_MAX_AUGMENT 8, CNN_MAX_NORMALIZE 16)
     _fields_ = [("loss", C.c_int), ("optimizer", C.c_int), ("lr", C.c_double), ("momentum", C.c_double),
                 ("weight_decay", C.c_double), ("beta1", C.c_double), ("beta2", C.c_double),
                 ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64),
@@ -74,6 +74,13 @@ class _TrainConfig(C.Structure):
                 ("schedule_gamma", C.c_double), ("warmup_epochs", C.c_double), ("clip_grad_norm", C.c_double),
                 ("naugment", C.c_int), ("augment", _AugmentStep * 8), ("nnormalize", C.c_int),
                 ("mean", C.c_double * 16), ("std", C.c_double * 16)]
+
+    def as_dict(self):
+        d = {n: getattr(self, n) for n, _ in self._fields_ if n not in ("augment", "mean", "std")}
+        d["augment"] = [(self.augment[i].kind, self.augment[i].pad) for i in range(min(self.naugment, 8))]
+        d["mean"] = list(self.mean[:min(self.nnormalize, 16)])
+        d["std"] = list(self.std[:min(self.nnormalize, 16)])
+        return d
 
 
 class _StepInfo(C.Structure):
@@ -324,10 +331,7 @@ class Model:
     def train_config(self):
         c = _TrainConfig()
         _lib.cnn_model_train_config(self.h, C.byref(c))
-        d = {n: getattr(c, n) for n, _ in c._fields_}
-        d["augment"] = [(a.kind, a.pad) for a in c.augment[:c.naugment]]
-        d["mean"], d["std"] = list(c.mean[:c.nnormalize]), list(c.std[:c.nnormalize])
-        return d
+        return c.as_dict()
 
     def summary(self, batch=1, training=False):
         p = C.c_void_p()
