@@ -331,77 +331,146 @@ typedef struct cnn_eval_result {
  * message, before anything runs; another loss_kind is CNN_ERR_USAGE. */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
 
+/* What cnn_evaluate_report measures. */
+typedef struct cnn_eval_report {
+    double loss;          /* as cnn_eval_result */
+    double accuracy;      /* top-1 */
+    double top5;          /* fraction whose label is among the 5 highest outputs (has_top5) */
+    bool has_top5;        /* the output has 5 classes or more */
+    int64_t count;
+    int64_t classes;      /* the output's length */
+} cnn_eval_report;
+/* cnn_evaluate with top-5 accuracy and, when confusion is not NULL, the confusion matrix:
+ * confusion[label * classes + predicted] counts the examples of each label by their top class
+ * (the caller's array of classes x classes, classes being the output's length: the diagonal over
+ * a row's sum is that class's accuracy).  Another `classes` is CNN_ERR_USAGE; the rest as
+ * cnn_evaluate (a label that is no class: CNN_ERR_INPUT, found before its batch runs). */
+CNN_API cnn_status cnn_evaluate_report(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_report *r,
+                                       int64_t *confusion, int64_t classes);
+
 /* ---- the training loop ---- */
 
 /* What the step callback is told after every optimiser step. */
 typedef struct cnn_train_step_info {
-    int64_t step;            /* optimiser steps taken in this cnn_train call, from 1 */
+    int64_t step;            /* optimiser steps of the run, from 1 (a resumed run goes on counting) */
     int64_t epoch, epochs;   /* the current epoch (from 1) and the number asked for */
     int64_t epoch_step;      /* the step within the epoch, from 1 */
-    int64_t steps_per_epoch; /* examples / batch (a last partial batch is dropped) */
+    int64_t steps_per_epoch; /* training examples / batch (a last partial batch is dropped) */
+    int64_t run_steps;       /* the steps the run will take: epochs x steps_per_epoch, or max_steps */
+    int64_t call_steps;      /* steps taken in this cnn_train call (a resumed run: since the resume) */
     int64_t batch;
+    double lr;               /* the learning rate this step used (the schedule's) */
     double loss;             /* this batch's mean loss */
-    double accuracy;         /* this batch's top-1 accuracy (0 for mse targets) */
+    double accuracy;         /* this batch's top-1 accuracy */
     double epoch_loss;       /* mean loss over the epoch's steps so far */
     double epoch_accuracy;   /* accuracy over the epoch's examples so far */
-    double images_per_s;     /* over the epoch so far */
-    double seconds;          /* since the epoch started */
+    double images_per_s;     /* over the epoch so far (in this call) */
+    double seconds;          /* since the epoch started (in this call) */
+    double call_seconds;     /* since this cnn_train call started */
+    double wall_seconds;     /* of the whole run, a resumed run's earlier part included */
 } cnn_train_step_info;
 
-/* What the epoch callback is told at the end of every epoch (after the test evaluation). */
+/* What the epoch callback is told at the end of every epoch (after the evaluations and the
+ * checkpoints). */
 typedef struct cnn_train_epoch_info {
     int64_t epoch, epochs;
     int64_t steps;           /* the epoch's steps (fewer than steps_per_epoch when max_steps ends it) */
-    int64_t total_steps;     /* optimiser steps taken in this call so far */
+    int64_t total_steps;     /* optimiser steps of the run so far */
+    double lr;               /* the rate of the epoch's last step */
     double train_loss, train_accuracy; /* means over the epoch's training batches */
     double images_per_s;
     double seconds;          /* the epoch's training time, without the evaluation */
+    double wall_seconds;     /* of the whole run so far */
+    bool has_val;            /* opt->val examples held out: the two fields below are set */
+    double val_loss, val_accuracy;
     bool has_test;           /* a test set was given: the two fields below are set */
     double test_loss, test_accuracy;
+    bool improved;           /* the validation (else test) accuracy is the best so far */
+    int64_t best_epoch;      /* the epoch of the best validation (else test) accuracy; 0: none */
+    double best_accuracy;
+    int64_t epochs_without_improvement;
+    bool early_stop;         /* opt->patience epochs without improvement: training ends here */
+    bool checkpointed;       /* opt->checkpoint_dir: last.safetensors (and best when improved) written */
+    /* Not NULL when training looks broken after this epoch (the accuracy at chance level with
+     * the loss above the first step's, or the loss far above it): a sentence saying so (valid
+     * during the callback).  Training goes on; the caller decides. */
+    const char *warning;
 } cnn_train_epoch_info;
 
 /* Callbacks return 0 to go on, nonzero to stop training cleanly (cnn_train returns CNN_OK
- * with cnn_train_result.stopped set).  They run on the calling thread, between steps; they may
- * read or save the session's weights but must not destroy the session or the datasets. */
+ * with cnn_train_result.stopped set, after writing opt->checkpoint_dir's last.safetensors at
+ * that step when there is one).  They run on the calling thread, between steps; they may read
+ * or save the session's weights but must not destroy the session or the datasets. */
 typedef int (*cnn_train_step_fn)(const cnn_train_step_info *info, void *user);
 typedef int (*cnn_train_epoch_fn)(const cnn_train_epoch_info *info, void *user);
 
 typedef struct cnn_train_options {
     int64_t epochs;          /* 0: the session's train config (the train section, or 1) */
-    int64_t max_steps;       /* stop after this many optimiser steps; 0: no limit */
+    int64_t max_steps;       /* stop when the run has taken this many optimiser steps (a resumed
+                              * run's earlier steps count); 0: no limit */
     bool shuffle;            /* reshuffle the examples every epoch (default true) */
     uint64_t seed;           /* the shuffle's seed (default 0; cnnc passes --seed) */
-    int64_t eval_batch;      /* batch of the test-set evaluation; 0: 256 */
+    int64_t eval_batch;      /* batch of the evaluations; 0: 256 */
+    int64_t val;             /* hold out the last `val` training examples and evaluate them after
+                              * every epoch; 0: none */
+    int64_t patience;        /* stop after this many epochs without a better validation (else
+                              * test) accuracy, and end with the best epoch's weights; 0: never */
+    const char *checkpoint_dir; /* write DIR/last.safetensors after every epoch and when a
+                              * callback stops training, DIR/best.safetensors whenever the
+                              * validation (else test) accuracy improves; created when missing;
+                              * NULL: no checkpoints */
+    const char *resume;      /* a checkpoint to continue from exactly (with patience, its folder's
+                              * best.safetensors too); NULL: a new run */
     cnn_train_step_fn on_step;   /* may be NULL */
     cnn_train_epoch_fn on_epoch; /* may be NULL */
     void *user;              /* passed to both callbacks */
 } cnn_train_options;
 
 typedef struct cnn_train_result {
-    int64_t steps;           /* optimiser steps taken */
+    int64_t steps;           /* optimiser steps of the run (a resumed run's earlier ones included) */
     int64_t epochs;          /* epochs begun */
+    int64_t resumed_step;    /* opt->resume: the step the checkpoint was at (0: a new run) */
     bool stopped;            /* a callback asked to stop */
+    bool early_stopped;      /* opt->patience ended it */
+    bool restored_best;      /* opt->patience: the weights were set back to best_epoch's */
     double train_loss, train_accuracy; /* of the last epoch */
+    bool has_val;
+    double val_loss, val_accuracy;     /* of the last evaluation */
     bool has_test;
     double test_loss, test_accuracy;   /* of the last evaluation */
+    int64_t best_epoch;      /* of the best validation (else test) accuracy; 0: none */
+    double best_accuracy;
     double seconds;          /* the whole call */
 } cnn_train_result;
 
 /* Fills *o with the defaults (epochs from the session, no step limit, shuffled, seed 0, no
- * callbacks). */
+ * validation, patience, checkpoints or resume, no callbacks). */
 CNN_API void cnn_train_options_default(cnn_train_options *o);
 
 /* Trains session s (CNN_MODE_TRAIN; its weights are updated in place) on `train` for
  * opt->epochs epochs of cnn_session_batch(s) examples per step, in an order reshuffled every
  * epoch (Fisher-Yates driven by a xorshift64 seeded with seed ^ 0x5eed, carried across epochs)
- * unless !opt->shuffle.  After each epoch, when `test` is not NULL, evaluates it with
- * cnn_evaluate on an inference session of its own (same model, weights and options).
+ * unless !opt->shuffle.  Before every step the learning rate is set by the session's schedule
+ * (cnn_train_lr with the rate the session had when the call began; the session has that rate
+ * again when the call returns).  After each epoch the held-out validation examples (opt->val)
+ * and `test` (when not NULL) are evaluated with cnn_evaluate on an inference session of its own
+ * (same model, weights and options); then the checkpoints are written and the epoch callback
+ * runs.
+ * Checkpoints (opt->checkpoint_dir) hold the weights, the optimiser state and the run's
+ * position; opt->resume continues from one so that the run ends with the same weights, bit for
+ * bit, as one that was never stopped (same threads and backend), whether it stopped at an epoch
+ * boundary or mid-epoch.  A checkpoint of another network (tensors or shapes), batch,
+ * optimiser, seed, shuffling, validation or training-set size is refused (CNN_ERR_INPUT, the
+ * message naming the file and both values) before anything changes.  The checkpoint folder is
+ * created and checked (a writable folder) before the first step.
  * opt NULL: the defaults; res may be NULL.
- * Returns CNN_OK when the epochs or max_steps are done or a callback stopped it;
- * CNN_ERR_DIVERGED when a step's loss is NaN or infinite (the message names the epoch and the
- * step; the weights are then those of that step); CNN_ERR_USAGE for a session that is not a
- * training session or a batch larger than the dataset; any error of the steps or the
- * evaluation.  The message is in cnn_session_errmsg(s).
+ * Returns CNN_OK when the epochs or max_steps are done, patience ended it or a callback stopped
+ * it; CNN_ERR_DIVERGED when a step's loss is NaN or infinite (the message names the epoch and
+ * the step; the weights are then those of that step); CNN_ERR_USAGE for a session that is not a
+ * training session, a batch larger than the training examples (after the validation hold-out)
+ * or patience without a validation or test set; CNN_ERR_INPUT for a checkpoint that cannot be
+ * read, written or resumed; any error of the steps or the evaluation.  The message is in
+ * cnn_session_errmsg(s).
  * Thread-safety: as the session; the datasets are only read, so other calls may read them at
  * the same time.  The caller's OpenMP settings are the same after the call as before. */
 CNN_API cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset *test,

@@ -20,7 +20,8 @@ enum {
     CMD_EVAL = 1u << 3,
     CMD_BENCH = 1u << 4,
     CMD_EMIT = 1u << 5,
-    CMD_ALL = 0x3f,
+    CMD_PLOT = 1u << 6,
+    CMD_ALL = 0x7f,
 };
 
 enum { CNNC_MAX_RENAMES = 64 };
@@ -36,6 +37,11 @@ typedef struct args {
     const char *data;      /* --data */
     const char *save;      /* --save */
     const char *log;       /* --log */
+    const char *checkpoint;/* --checkpoint DIR */
+    const char *resume;    /* --resume CKPT */
+    int64_t val;           /* --val N: 0 none */
+    int64_t patience;      /* --patience N: 0 never */
+    int width, height;     /* plot: the image's size in pixels (0: the default) */
     const char *stage;     /* emit --stage */
     const char *format;    /* emit --format */
     int64_t batch;         /* 0: not given */
@@ -100,6 +106,7 @@ int cmd_run(const args *a);     /* cnnc_model.c */
 int cmd_train(const args *a);   /* cnnc_train.c */
 int cmd_eval(const args *a);    /* cnnc_train.c */
 int cmd_bench(const args *a);   /* cnnc_bench.c */
+int cmd_plot(const args *a);    /* cnnc_plot.c */
 
 /* cnnc_dist.c: data-parallel train and eval under mpirun.  dist_begin starts it (on ranks
  * other than 0, *a becomes local: no --save, --log, quiet, stdout to /dev/null); dist_check(rc)

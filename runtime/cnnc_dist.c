@@ -37,6 +37,7 @@ int dist_begin(const args **a, args *local)
         *local = **a;
         local->save = NULL;
         local->log = NULL;
+        local->checkpoint = NULL; /* every process may --resume; rank 0 alone writes checkpoints */
         local->quiet = true;
         *a = local;
         fflush(stdout);

@@ -66,7 +66,8 @@ static const flag_def flags[] = {
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
-    {NULL, 'o', "OUT.npy", F_STR, OFF(output), 0, 0, CMD_RUN, "write the outputs (a second output to OUT.NAME.npy)"},
+    {NULL, 'o', "OUT", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_PLOT,
+     "run: write the outputs to OUT.npy (a second output to OUT.NAME.npy); plot: the PNG to draw"},
     {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)CMD_EMIT, "examples per batch"},
     {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL, "an MNIST-format (IDX) data folder"},
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
@@ -76,7 +77,19 @@ static const flag_def flags[] = {
      "under mpirun: multiply the learning rate by the number of processes (linear scaling; see docs/distributed.md)"},
     {"steps", 0, "N", F_INT64, OFF(steps), 1, INT64_MAX / 2, TRAINING, "stop after N optimiser steps"},
     {"no-shuffle", 0, NULL, F_BOOL, OFF(no_shuffle), 0, 0, TRAINING, "keep the data order, for reproducible runs"},
-    {"log", 0, "METRICS.csv", F_STR, OFF(log), 0, 0, TRAINING, "write per-step metrics as CSV"},
+    {"log", 0, "METRICS.csv", F_STR, OFF(log), 0, 0, TRAINING,
+     "write metrics as CSV: a row per step and per epoch (columns in docs/commands.md)"},
+    {"checkpoint", 0, "DIR", F_STR, OFF(checkpoint), 0, 0, TRAINING,
+     "write DIR/last.safetensors after every epoch and on Ctrl-C, DIR/best.safetensors when the validation (else "
+     "test) accuracy improves"},
+    {"resume", 0, "CKPT", F_STR, OFF(resume), 0, 0, TRAINING,
+     "continue the run of checkpoint CKPT exactly (same network, batch, optimiser, seed, data)"},
+    {"val", 0, "N", F_INT64, OFF(val), 1, INT64_MAX / 2, TRAINING,
+     "hold out the last N training examples and evaluate them after every epoch"},
+    {"patience", 0, "N", F_INT64, OFF(patience), 1, 1000000, TRAINING,
+     "stop after N epochs without a better validation (else test) accuracy; --save gets the best weights"},
+    {"width", 0, "PX", F_INT, OFF(width), 200, 8000, CMD_PLOT, "the image's width in pixels (default 1200)"},
+    {"height", 0, "PX", F_INT, OFF(height), 150, 8000, CMD_PLOT, "the image's height in pixels (default 800)"},
     {"train", 0, NULL, F_BOOL, OFF(train_flag), 0, 0, CMD_COMPILE | CMD_BENCH, "the training graph (or step)"},
     {"json", 0, NULL, F_BOOL, OFF(json), 0, 0, CMD_BENCH, "print JSON instead of a table"},
     {"repeat", 0, "N", F_INT, OFF(repeat), 1, 100000, CMD_BENCH, "runs per configuration (default 10)"},
@@ -365,7 +378,7 @@ static int take_positionals(int argc, char **argv, int from, args *a)
             return usage_error("unexpected argument '%s' (the source is '%s')", argv[i], a->source);
     }
     if (!a->source)
-        return usage_error("no source file given");
+        return usage_error(a->command == CMD_PLOT ? "cnnc plot needs the METRICS.csv to draw" : "no source file given");
     return -1;
 }
 

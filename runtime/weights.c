@@ -10,6 +10,7 @@
 #include "ops/checked.h"
 #include "ops/mem.h"
 #include "ops/registry.h"
+#include "runtime/checkpoint.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
 #include "runtime/safetensors.h"
@@ -198,12 +199,40 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
     return cnn_weights_load_opts(w, path, &o);
 }
 
+/* A training checkpoint (checkpoint.h) loads as weights: its optimiser state (NAME.exp_avg ...
+ * of the network's tensors) is left out of view, so that only other unknown keys are errors.
+ * *view is f itself, or f without those keys (its tensors array in *kept, to free). */
+static bool checkpoint_view(const cnn_weights *w, const rt_st_file *f, rt_st_file *view, rt_st_tensor **kept)
+{
+    *view = *f;
+    *kept = NULL;
+    const char *fmt = rt_st_meta(f, "format");
+    if (!fmt || strcmp(fmt, RT_CKPT_FORMAT) != 0)
+        return true;
+    if (!(*kept = cnn_mem_calloc((size_t)f->count + 1, sizeof **kept)))
+        return false;
+    int n = 0;
+    for (int j = 0; j < f->count; j++)
+        if (!rt_ckpt_is_optstate_key(w, f->tensors[j].name))
+            (*kept)[n++] = f->tensors[j];
+    view->count = n;
+    view->tensors = *kept;
+    return true;
+}
+
 /* Matches the tensors of f (read from `path`, the name in messages) to the weights as opt says
  * and, when all is well, copies them in; frees f.  A writer of the weights. */
-static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, const cnn_load_options *opt)
+static cnn_status load_tensors(cnn_weights *w, rt_st_file *file, const char *path, const cnn_load_options *opt)
 {
+    rt_st_file view, *f = &view;
+    rt_st_tensor *kept;
+    if (!checkpoint_view(w, file, &view, &kept)) {
+        rt_st_free(file);
+        return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
+    }
     if (!rt_weights_claim_write(w)) {
-        rt_st_free(f);
+        cnn_mem_free(kept);
+        rt_st_free(file);
         return rt_fail(w->err, CNN_ERR_USAGE,
                        "%s: the weights are in use by a session running on another thread; loading "
                        "would change them under it", path);
@@ -230,7 +259,8 @@ static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, 
     }
     rt_weights_release_write(w);
     cnn_mem_free(idx);
-    rt_st_free(f);
+    cnn_mem_free(kept);
+    rt_st_free(file);
     return st;
 }
 

@@ -41,8 +41,10 @@ rc=$?
 [ "$(grep -o 'epoch 2: train loss' "$tmp/out" | wc -l)" = 1 ] || { fail "the epoch line is not printed once"; cat "$tmp/out"; }
 grep -q 'lr 0.1$' "$tmp/out" || fail "--lr-scale-by-world did not double the rate: $(head -1 "$tmp/out")"
 [ -s "$tmp/w.safetensors" ] || fail "no --save file"
-# 100 examples / (2 x 8) = 6 steps per epoch, 12 in all: one log line each, from rank 0 only
-[ "$(wc -l <"$tmp/log.csv")" = 13 ] || fail "the log has $(wc -l <"$tmp/log.csv") lines, not 13"
+# 100 examples / (2 x 8) = 6 steps per epoch, 12 in all: one step row each and one row per
+# epoch, from rank 0 only
+[ "$(grep -c '^step,' "$tmp/log.csv")" = 12 ] || fail "the log has $(grep -c '^step,' "$tmp/log.csv") step rows, not 12"
+[ "$(grep -c '^epoch,' "$tmp/log.csv")" = 2 ] || fail "the log has $(grep -c '^epoch,' "$tmp/log.csv") epoch rows, not 2"
 
 # 1b. the same through cnnc: 2 processes at batch 8 give the weights of one at batch 16
 "$cnnc" "${common[@]}" --data "$tmp/good" --batch 16 --save "$tmp/w1.safetensors" -q >/dev/null 2>&1 ||
