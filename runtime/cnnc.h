@@ -20,7 +20,9 @@ enum {
     CMD_EVAL = 1u << 3,
     CMD_BENCH = 1u << 4,
     CMD_EMIT = 1u << 5,
-    CMD_ALL = 0x3f,
+    CMD_IMPORT = 1u << 6,
+    CMD_EXPORT = 1u << 7,
+    CMD_ALL = 0xff,
 };
 
 enum { CNNC_MAX_RENAMES = 64 };
@@ -43,6 +45,7 @@ typedef struct args {
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra;
+    bool fold_bn;          /* export --fold-bn */
     bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;
@@ -99,5 +102,7 @@ int cmd_run(const args *a);     /* cnnc_model.c */
 int cmd_train(const args *a);   /* cnnc_train.c */
 int cmd_eval(const args *a);    /* cnnc_train.c */
 int cmd_bench(const args *a);   /* cnnc_bench.c */
+int cmd_import(const args *a);  /* cnnc_onnx.c */
+int cmd_export(const args *a);  /* cnnc_onnx.c */
 
 #endif

@@ -40,7 +40,7 @@ typedef struct flag_def {
 
 #define OFF(field) offsetof(args, field)
 #define TRAINING (CMD_TRAIN)
-#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH)
+#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_EXPORT)
 
 static const flag_def flags[] = {
     {"help", 'h', NULL, F_HELP, 0, 0, 0, CMD_ALL, "describe the command and its flags"},
@@ -66,8 +66,10 @@ static const flag_def flags[] = {
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
-    {NULL, 'o', "OUT.npy", F_STR, OFF(output), 0, 0, CMD_RUN, "write the outputs (a second output to OUT.NAME.npy)"},
-    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)CMD_EMIT, "examples per batch"},
+    {NULL, 'o', "OUT.npy", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_IMPORT | CMD_EXPORT,
+     "write the outputs (a second output to OUT.NAME.npy); import: NET.cnn, export: MODEL.onnx"},
+    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_IMPORT | CMD_EXPORT),
+     "examples per batch"},
     {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL, "an MNIST-format (IDX) data folder"},
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
     {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},
@@ -80,6 +82,8 @@ static const flag_def flags[] = {
     {"repeat", 0, "N", F_INT, OFF(repeat), 1, 100000, CMD_BENCH, "runs per configuration (default 10)"},
     {"stage", 0, "STAGE", F_STR, OFF(stage), 0, 0, CMD_EMIT, "parsed|optimized|training (default parsed)"},
     {"format", 0, "FORMAT", F_STR, OFF(format), 0, 0, CMD_EMIT, "text|dot (default text)"},
+    {"fold-bn", 0, NULL, F_BOOL, OFF(fold_bn), 0, 0, CMD_EXPORT,
+     "fold each batchnorm into the conv or dense layer before it (default: BatchNormalization nodes)"},
 };
 enum { NFLAGS = sizeof flags / sizeof flags[0], LONG_VAL = 256 };
 
