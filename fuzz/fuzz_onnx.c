@@ -1,6 +1,6 @@
 /* libFuzzer target for the ONNX reader: the bytes as a model (cnn_model_load_onnx_memory),
  * then, when it loads, its weights and one inference run at batch 1, as `cnnc run MODEL.onnx`
- * would.  Seeds: tests/fixtures/onnx/*.onnx. */
+ * would.  Seeds: the .onnx files of tests/fixtures/onnx. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
