@@ -58,4 +58,13 @@ for f in "$top"/tests/fixtures/onnx/*.out.npy; do
         node "$here/ort_run.js" "$tmp/$b.$variant.onnx" "$n.in.npy" "$f" | sed "s|$tmp/||" || fail=1
     done
 done
+echo "conformance fixtures (tests/fixtures/*.cnn with PyTorch's weights) exported by cnnc, in ONNX Runtime"
+echo "against PyTorch's outputs (batch 7):"
+for f in "$top"/tests/fixtures/*.out7.npy; do
+    n=${f%.out7.npy}
+    b=$(basename "$n")
+    [ -f "$n.cnn" ] && [ -f "$n.safetensors" ] || continue
+    "$cnnc" export -q "$n.cnn" -w "$n.safetensors" -o "$tmp/$b.onnx" || { echo "$b: export failed"; fail=1; continue; }
+    node "$here/ort_run.js" "$tmp/$b.onnx" "$n.in7.npy" "$f" | sed "s|$tmp/||" || fail=1
+done
 exit $fail
