@@ -275,7 +275,13 @@ static bool window_attrs(onnx_imp *im, const ov *x, window *w, bool has_dilation
         } else if (strcmp(autopad, "SAME_UPPER") == 0 || strcmp(autopad, "SAME_LOWER") == 0) {
             for (int i = 0; i < sd; i++) {
                 int64_t in = x->dims[i + 1], out = (in + w->s[i] - 1) / w->s[i];
-                int64_t total = (out - 1) * w->s[i] + (w->k[i] - 1) * w->d[i] + 1 - in;
+                int64_t a, b;
+                if (!ck_mul_i64(out - 1, w->s[i], &a) || !ck_mul_i64(w->k[i] - 1, w->d[i], &b) || a > OP_MAX_NUMEL ||
+                    b > OP_MAX_NUMEL) {
+                    onnx_node_error(im, "the window on spatial axis %d is too large", i);
+                    return false;
+                }
+                int64_t total = a + b + 1 - in;
                 if (total < 0)
                     total = 0;
                 pb[i] = autopad[5] == 'U' ? total / 2 : total - total / 2;
@@ -300,7 +306,13 @@ static bool window_attrs(onnx_imp *im, const ov *x, window *w, bool has_dilation
             return false;
         }
         w->p[i] = pb[i];
-        int64_t span = (w->k[i] - 1) * w->d[i] + 1, room = x->dims[i + 1] + 2 * w->p[i] - span;
+        int64_t span;
+        if (!ck_mul_i64(w->k[i] - 1, w->d[i], &span) || span >= OP_MAX_NUMEL) {
+            onnx_node_error(im, "the window on spatial axis %d is too large", i);
+            return false;
+        }
+        span += 1;
+        int64_t room = x->dims[i + 1] + 2 * w->p[i] - span;
         if (room < 0) {
             onnx_node_error(im, "the window (%" PRId64 ") is larger than the padded input (%" PRId64 ") on spatial axis %d",
                             span, x->dims[i + 1] + 2 * w->p[i], i);
@@ -657,11 +669,19 @@ static void op_matmul(onnx_imp *im)
 }
 
 /* Flatten (axis 1) and Reshape to [batch, -1]: a flatten layer, or nothing for a vector. */
-static void flatten_to(onnx_imp *im, ov *x)
+/* Elements of one example of x (saturated at INT64_MAX). */
+static int64_t act_numel(const ov *x)
 {
     int64_t n = 1;
     for (int d = 0; d < x->rank; d++)
-        n *= x->dims[d];
+        if (!ck_mul_i64(n, x->dims[d], &n))
+            return INT64_MAX;
+    return n;
+}
+
+static void flatten_to(onnx_imp *im, ov *x)
+{
+    int64_t n = act_numel(x);
     int tensor = x->tensor;
     if (x->shape.rank != 1) {
         if (!onnx_add_layer(im, OP_FLATTEN, NULL, 1, &x->tensor))
@@ -703,9 +723,7 @@ static void op_reshape(onnx_imp *im)
         onnx_node_error(im, "attribute 'allowzero' = 1 is not supported");
         return;
     }
-    int64_t n = 1;
-    for (int d = 0; d < x->rank; d++)
-        n *= x->dims[d];
+    int64_t n = act_numel(x);
     bool ok = sh->numel == 2;
     if (ok) {
         int64_t a = sh->i[0], b = sh->i[1];

@@ -66,8 +66,9 @@ static const flag_def flags[] = {
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
-    {NULL, 'o', "OUT.npy", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_IMPORT | CMD_EXPORT,
-     "write the outputs (a second output to OUT.NAME.npy); import: NET.cnn, export: MODEL.onnx"},
+    {NULL, 'o', "FILE", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_IMPORT | CMD_EXPORT,
+     "run: write the outputs to FILE (OUT.npy; a second output to OUT.NAME.npy); import: the NET.cnn to "
+     "write; export: the MODEL.onnx to write"},
     {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_IMPORT | CMD_EXPORT),
      "examples per batch"},
     {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL, "an MNIST-format (IDX) data folder"},

@@ -217,10 +217,18 @@ Test(onnx, examples_round_trip)
 /* The printer: each example's expanded network printed and compiled again is the same network. */
 Test(onnx, printed_source_compiles_to_the_same_network)
 {
-    static const char *const ex[] = {"lenet5", "signal1d", "resnet20", "resnet18", "vgg_small", "alexnet", "vgg16"};
+    /* the examples, and fixtures with several outputs, branches and 3-D layers */
+    static const char *const ex[] = {"lenet5",    "signal1d", "resnet20",    "resnet18", "vgg_small", "alexnet",
+                                     "vgg16",     "@two_outputs", "@branches", "@vol3d",   "@conv_args", "@pools"};
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
-        size_t len;
-        char *text = test_file_bytes(example(ex[i]), &len);
+        size_t len = 0;
+        char path[1024];
+        const char *fd = getenv("CNN_FIXTURES");
+        if (ex[i][0] == '@')
+            snprintf(path, sizeof path, "%s/%s.cnn", fd ? fd : "tests/fixtures", ex[i] + 1);
+        else
+            snprintf(path, sizeof path, "%s", example(ex[i]));
+        char *text = test_file_bytes(path, &len);
         cr_assert_not_null(text);
         diag_list d;
         diag_init(&d, ex[i], text, len);
