@@ -423,8 +423,10 @@ lang_tensor *onnx_find_tensor(onnx_imp *im, const char *name)
 
 static void *pb_alloc(void *ud, size_t n)
 {
-    (void)ud;
-    return cnn_mem_malloc(n ? n : 1);
+    void *p = cnn_mem_malloc(n ? n : 1);
+    if (!p)
+        oom(ud); /* protobuf-c then fails as for a corrupt message: this tells them apart */
+    return p;
 }
 
 static void pb_free(void *ud, void *p)
@@ -762,6 +764,8 @@ static void graph_nodes(onnx_imp *im)
         if (!failed && !missing) {
             int before = im->d->errors;
             onnx_translate(im);
+            if (im->oom)
+                break;
             failed = im->d->errors > before;
         } else {
             failed = true;
@@ -828,8 +832,10 @@ lang_onnx *lang_onnx_import(const void *data, size_t len, diag_list *diags)
         onnx_error(&im, "the model is %zu bytes, more than the limit of 2 GiB", len);
         goto fail;
     }
-    ProtobufCAllocator alloc = {pb_alloc, pb_free, NULL};
+    ProtobufCAllocator alloc = {pb_alloc, pb_free, &im};
     Onnx__ModelProto *m = onnx__model_proto__unpack(&alloc, len, data);
+    if (!m && im.oom)
+        goto fail;
     if (!m) {
         onnx_error(&im, "not an ONNX model: the protobuf is truncated or corrupt (%zu bytes)", len);
         goto fail;

@@ -50,7 +50,7 @@ cnn_status cnn_model_load_onnx_memory(cnn_model **out, const char *filename, con
     lang_onnx *x = lang_onnx_import(data ? data : "", len, &d);
     if (!x || d.errors || d.oom) {
         bool nomem = d.oom && d.errors == 0;
-        char *msg = diag_render(&d);
+        char *msg = nomem ? NULL : diag_render(&d); /* NULL: "out of memory" */
         diag_free(&d);
         lang_onnx_free(x);
         return failed_model(out, filename, msg, nomem ? CNN_ERR_NOMEM : CNN_ERR_INPUT);
@@ -78,13 +78,17 @@ cnn_status cnn_model_load_onnx_memory(cnn_model **out, const char *filename, con
     cnn_model *m = *out;
     if (m) {
         /* messages name the model file; the printed source's places say "(as .cnn)" */
-        cnn_mem_free(m->filename);
-        m->filename = cnn_mem_strdup(filename);
+        char *name = cnn_mem_strdup(filename);
         m->imported = cnn_mem_calloc((size_t)x->ntensors + 1, sizeof *m->imported);
-        if (!m->filename || !m->imported) {
+        if (!name || !m->imported) {
+            cnn_mem_free(name);
+            cnn_mem_free(m->errmsg);
+            m->errmsg = cnn_mem_strdup("out of memory");
             lang_onnx_free(x);
             return CNN_ERR_NOMEM;
         }
+        cnn_mem_free(m->filename);
+        m->filename = name;
         for (int k = 0; k < x->ntensors; k++) {
             rt_import_tensor *t = &m->imported[k];
             snprintf(t->name, sizeof t->name, "%s", x->tensors[k].name);

@@ -349,3 +349,74 @@ Test(onnx, cli_import_run_export)
     cr_expect_eq(run_cnnc(&out, args), 2, "%s", out);
     free(out);
 }
+
+/* ---- out of memory: every allocation of an import failed in turn */
+
+static long oom_calls, oom_live, oom_fail_at;
+
+static void *oom_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (++oom_calls == oom_fail_at)
+        return NULL;
+    void *p = malloc(n);
+    oom_live += p != NULL;
+    return p;
+}
+
+static void *oom_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (++oom_calls == oom_fail_at)
+        return NULL;
+    void *q = realloc(p, n);
+    oom_live += q && !p;
+    return q;
+}
+
+static void oom_free(void *p, void *ud)
+{
+    (void)ud;
+    oom_live -= p != NULL;
+    free(p);
+}
+
+static cnn_status import_chain(const void *data, size_t len)
+{
+    cnn_model *m = NULL;
+    cnn_status st = cnn_model_load_onnx_memory(&m, "signal1d.onnx", data, len, NULL);
+    if (st == CNN_OK) {
+        cnn_weights *w = NULL;
+        st = cnn_weights_create(&w, m, 0);
+        cnn_weights_destroy(w);
+    } else if (m) {
+        cr_assert(cnn_model_errmsg(m)[0], "a failed import (status %d, allocation %ld) without a message", st, oom_fail_at);
+    }
+    cnn_model_destroy(m);
+    return st;
+}
+
+Test(onnx, out_of_memory_at_every_allocation, .timeout = 300)
+{
+    size_t len = 0;
+    void *data = test_file_bytes(fx("signal1d", ".onnx"), &len);
+    cr_assert_not_null(data);
+    cnn_allocator a = {oom_malloc, oom_realloc, oom_free, NULL};
+    oom_calls = oom_live = 0, oom_fail_at = 0;
+    cnn_set_allocator(&a);
+    cnn_status st = import_chain(data, len);
+    cnn_set_allocator(NULL);
+    cr_assert_eq(st, CNN_OK);
+    long total = oom_calls;
+    long stride = getenv("CNN_TEST_QUICK") ? 5 : 1;
+    for (long k = 1; k <= total; k += stride) {
+        oom_calls = oom_live = 0, oom_fail_at = k;
+        cnn_set_allocator(&a);
+        st = import_chain(data, len);
+        cnn_set_allocator(NULL);
+        cr_assert(st == CNN_ERR_NOMEM || st == CNN_OK, "allocation %ld of %ld failed: status %d, not out of memory", k,
+                  total, st);
+        cr_assert_eq(oom_live, 0, "allocation %ld of %ld failed: %ld blocks leaked", k, total, oom_live);
+    }
+    free(data);
+}
