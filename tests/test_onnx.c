@@ -15,7 +15,7 @@
 #include "tests/cli_util.h"
 #include "tests/file_util.h"
 
-static const char *const nets[] = {"lenet5", "resnet20_folded", "resnet20_bn", "branches", "signal1d"};
+static const char *const nets[] = {"lenet5", "resnet20_folded", "resnet20_bn", "branches", "signal1d", "misc"};
 enum { NNETS = sizeof nets / sizeof nets[0] };
 
 static const char *fx(const char *name, const char *ext)
