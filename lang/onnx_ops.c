@@ -757,8 +757,7 @@ static bool fold_bias(onnx_imp *im, ov *x, const ov *c, int xval)
     if (k < 0 || k != net->nlayers - 1 || im->uses[xval] != 1)
         return false;
     lang_layer *L = &net->layers[k];
-    op_kind op = L->op->op;
-    if (op != OP_DENSE && op != OP_CONV1D && op != OP_CONV2D && op != OP_CONV3D)
+    if (!L->op->bias_flag) /* the registry: a layer with a bias (conv, dense) */
         return false;
     int64_t M = x->dims[0];
     /* the constant must vary along the channel axis only: [M], [1, M] for dense, [M, 1, 1] or
@@ -771,7 +770,7 @@ static bool fold_bias(onnx_imp *im, ov *x, const ov *c, int xval)
                 first = d;
                 break;
             }
-        ok = first >= 0 && r - first == (op == OP_DENSE ? 1 : x->rank) && (r <= x->rank + 1);
+        ok = first >= 0 && r - first == x->rank && r <= x->rank + 1;
     }
     if (!ok)
         return false;
@@ -1284,47 +1283,64 @@ void onnx_check_attrs(onnx_imp *im)
 
 /* ---------------------------------------------------------------- the table */
 
+static void op_relu(onnx_imp *im) { op_activation(im, OP_RELU); }
+static void op_leaky_relu(onnx_imp *im) { op_activation(im, OP_LEAKY_RELU); }
+static void op_sigmoid(onnx_imp *im) { op_activation(im, OP_SIGMOID); }
+static void op_tanh(onnx_imp *im) { op_activation(im, OP_TANH); }
+static void op_maxpool(onnx_imp *im) { op_pool(im, false); }
+static void op_avgpool(onnx_imp *im) { op_pool(im, true); }
+static void op_unsqueeze(onnx_imp *im) { op_squeeze(im, true); }
+static void op_squeeze_axes(onnx_imp *im) { op_squeeze(im, false); }
+
+/* Every operator the importer knows: its attributes (any other is refused) and its translation. */
 typedef struct onnx_op {
     const char *name;
     const char *attrs[12];
+    void (*translate)(onnx_imp *im);
 } onnx_op;
 
 static const onnx_op table[] = {
-    {"Conv", {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}},
-    {"Relu", {0}},
-    {"LeakyRelu", {"alpha"}},
-    {"Sigmoid", {0}},
-    {"Tanh", {0}},
-    {"Clip", {0}},
-    {"MaxPool", {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}},
-    {"AveragePool", {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"}},
-    {"GlobalAveragePool", {0}},
-    {"Gemm", {"alpha", "beta", "transA", "transB"}},
-    {"MatMul", {0}},
-    {"Flatten", {"axis"}},
-    {"Reshape", {"allowzero"}},
-    {"BatchNormalization", {"epsilon", "momentum", "training_mode"}},
-    {"Add", {0}},
-    {"Concat", {"axis"}},
-    {"Softmax", {"axis"}},
-    {"Dropout", {"seed", "ratio"}},
-    {"Identity", {0}},
-    {"Constant", {"value", "value_float", "value_floats", "value_int", "value_ints"}},
-    {"Shape", {"start", "end"}},
-    {"Gather", {"axis"}},
-    {"Unsqueeze", {"axes"}},
-    {"Squeeze", {"axes"}},
-    {"Pad", {"mode"}},
+    {"Conv", {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"}, op_conv},
+    {"Relu", {0}, op_relu},
+    {"LeakyRelu", {"alpha"}, op_leaky_relu},
+    {"Sigmoid", {0}, op_sigmoid},
+    {"Tanh", {0}, op_tanh},
+    {"Clip", {0}, op_clip},
+    {"MaxPool", {"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"}, op_maxpool},
+    {"AveragePool", {"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"}, op_avgpool},
+    {"GlobalAveragePool", {0}, op_global_avgpool},
+    {"Gemm", {"alpha", "beta", "transA", "transB"}, op_gemm},
+    {"MatMul", {0}, op_matmul},
+    {"Flatten", {"axis"}, op_flatten},
+    {"Reshape", {"allowzero"}, op_reshape},
+    {"BatchNormalization", {"epsilon", "momentum", "training_mode"}, op_batchnorm},
+    {"Add", {0}, op_add},
+    {"Concat", {"axis"}, op_concat},
+    {"Softmax", {"axis"}, op_softmax},
+    {"Dropout", {"seed", "ratio"}, op_dropout},
+    {"Identity", {0}, op_identity},
+    {"Constant", {"value", "value_float", "value_floats", "value_int", "value_ints"}, op_constant},
+    {"Shape", {"start", "end"}, op_shape_of},
+    {"Gather", {"axis"}, op_gather},
+    {"Unsqueeze", {"axes"}, op_unsqueeze},
+    {"Squeeze", {"axes"}, op_squeeze_axes},
+    {"Pad", {"mode"}, op_pad},
 };
+
+static const onnx_op *find_op(const char *op_type)
+{
+    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
+        if (strcmp(table[k].name, op_type) == 0)
+            return &table[k];
+    return NULL;
+}
 
 bool onnx_known_op(const char *op_type, const char *const **attrs)
 {
-    for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
-        if (strcmp(table[k].name, op_type) == 0) {
-            *attrs = table[k].attrs;
-            return true;
-        }
-    return false;
+    const onnx_op *op = find_op(op_type);
+    if (op)
+        *attrs = op->attrs;
+    return op != NULL;
 }
 
 const char *lang_onnx_operators(void)
@@ -1337,57 +1353,9 @@ const char *lang_onnx_operators(void)
 
 void onnx_translate(onnx_imp *im)
 {
-    const char *t = im->node->op_type;
-    if (strcmp(t, "Conv") == 0)
-        op_conv(im);
-    else if (strcmp(t, "Relu") == 0)
-        op_activation(im, OP_RELU);
-    else if (strcmp(t, "LeakyRelu") == 0)
-        op_activation(im, OP_LEAKY_RELU);
-    else if (strcmp(t, "Sigmoid") == 0)
-        op_activation(im, OP_SIGMOID);
-    else if (strcmp(t, "Tanh") == 0)
-        op_activation(im, OP_TANH);
-    else if (strcmp(t, "Clip") == 0)
-        op_clip(im);
-    else if (strcmp(t, "MaxPool") == 0)
-        op_pool(im, false);
-    else if (strcmp(t, "AveragePool") == 0)
-        op_pool(im, true);
-    else if (strcmp(t, "GlobalAveragePool") == 0)
-        op_global_avgpool(im);
-    else if (strcmp(t, "Gemm") == 0)
-        op_gemm(im);
-    else if (strcmp(t, "MatMul") == 0)
-        op_matmul(im);
-    else if (strcmp(t, "Flatten") == 0)
-        op_flatten(im);
-    else if (strcmp(t, "Reshape") == 0)
-        op_reshape(im);
-    else if (strcmp(t, "BatchNormalization") == 0)
-        op_batchnorm(im);
-    else if (strcmp(t, "Add") == 0)
-        op_add(im);
-    else if (strcmp(t, "Concat") == 0)
-        op_concat(im);
-    else if (strcmp(t, "Softmax") == 0)
-        op_softmax(im);
-    else if (strcmp(t, "Dropout") == 0)
-        op_dropout(im);
-    else if (strcmp(t, "Identity") == 0)
-        op_identity(im);
-    else if (strcmp(t, "Constant") == 0)
-        op_constant(im);
-    else if (strcmp(t, "Shape") == 0)
-        op_shape_of(im);
-    else if (strcmp(t, "Gather") == 0)
-        op_gather(im);
-    else if (strcmp(t, "Unsqueeze") == 0)
-        op_squeeze(im, true);
-    else if (strcmp(t, "Squeeze") == 0)
-        op_squeeze(im, false);
-    else if (strcmp(t, "Pad") == 0)
-        op_pad(im);
+    const onnx_op *op = find_op(im->node->op_type);
+    if (op)
+        op->translate(im);
     else
-        onnx_node_error(im, "operator %s is not supported", t);
+        onnx_node_error(im, "operator %s is not supported", im->node->op_type);
 }

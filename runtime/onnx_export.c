@@ -248,7 +248,7 @@ static int folds_into(const ir_graph *g, int n)
     if (p < 0)
         return -1;
     const ir_node *pn = &g->nodes[p];
-    if (pn->op != OP_CONV1D && pn->op != OP_CONV2D && pn->op != OP_CONV3D && pn->op != OP_DENSE)
+    if (!op_def_get(pn->op)->bias_flag) /* the registry: a batchnorm after it folds into it */
         return -1;
     for (int k = 0; k < g->nnodes; k++)
         for (int i = 0; i < g->nodes[k].nin; i++)
@@ -260,10 +260,224 @@ static int folds_into(const ir_graph *g, int n)
     return p;
 }
 
+/* What a layer's writer sees: the message being built, the weights, the graph, the node, its
+ * first input's and its output's ONNX names, and which batchnorm folds into which layer. */
+typedef struct wctx {
+    ex *e;
+    cnn_weights *w;
+    const ir_graph *g;
+    int n;                  /* the node */
+    const ir_node *nd;
+    const char *x, *out;
+    const op_shape *xs;
+    const int *folded_bn;   /* per node: the batchnorm folded into it + 1, or 0 */
+    const char *onnx;       /* the ONNX operator of the writers' table */
+    char *err;
+} wctx;
+
+/* conv1d/2d/3d and dense: Conv or Gemm (after a Flatten when dense reads more than a vector),
+ * with a following batchnorm folded in when asked. */
+static cnn_status write_conv_dense(wctx *c)
+{
+    ex *e = c->e;
+    const ir_node *nd = c->nd;
+    bool conv = strcmp(c->onnx, "Conv") == 0;
+    char buf[OP_NAME_MAX + 32], wname[OP_NAME_MAX + 16], bname[OP_NAME_MAX + 16];
+    snprintf(wname, sizeof wname, "%s.weight", nd->name);
+    snprintf(bname, sizeof bname, "%s.bias", nd->name);
+    bool bias = conv ? nd->attrs.conv.bias : nd->attrs.dense.bias;
+    const char *in = c->x;
+    if (!conv && c->xs->rank > 1) {
+        snprintf(buf, sizeof buf, "%s.flat", nd->name);
+        Onnx__NodeProto *f = ex_node(e, "Flatten", buf, 1, &in, buf);
+        attr_int(e, f, "axis", 1);
+        in = buf;
+    }
+    const char *final_out = c->out;
+    if (c->folded_bn[c->n]) {
+        /* w' = w * gamma / sqrt(var + eps) per output, b' = (b - mean) * that + beta */
+        const ir_node *bn = &c->g->nodes[c->folded_bn[c->n] - 1];
+        final_out = c->g->vals[bn->out[0]].name;
+        char pn[4][OP_NAME_MAX + 16];
+        static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
+        const float *p[4];
+        for (int k = 0; k < 4; k++) {
+            snprintf(pn[k], sizeof pn[k], "%s.%s", bn->name, sfx[k]);
+            p[k] = weight_of(c->w, pn[k], NULL);
+        }
+        const op_shape *ws;
+        const float *wd = weight_of(c->w, wname, &ws);
+        const float *bd = bias ? weight_of(c->w, bname, NULL) : NULL;
+        if (!wd || !p[0] || !p[1] || !p[2] || !p[3] || (bias && !bd))
+            return rt_fail(c->err, CNN_ERR_INTERNAL, "missing weights of %s", nd->name);
+        int64_t M = ws->d[0], per = op_shape_numel(ws) / M;
+        float *nw = cnn_mem_malloc(sizeof(float) * (size_t)(M * per) + 1);
+        float *nb = cnn_mem_malloc(sizeof(float) * (size_t)M + 1);
+        if (!nw || !nb) {
+            cnn_mem_free(nw);
+            cnn_mem_free(nb);
+            return rt_fail(c->err, CNN_ERR_NOMEM, "out of memory");
+        }
+        for (int64_t o = 0; o < M; o++) {
+            double s = (double)p[0][o] / sqrt((double)p[3][o] + (double)bn->attrs.bn.eps);
+            for (int64_t k = 0; k < per; k++)
+                nw[o * per + k] = (float)((double)wd[o * per + k] * s);
+            nb[o] = (float)(((bd ? (double)bd[o] : 0.0) - (double)p[2][o]) * s + (double)p[1][o]);
+        }
+        ex_init(e, wname, ws->rank, ws->d, nw, M * per);
+        ex_init(e, bname, 1, &M, nb, M);
+        cnn_mem_free(nw);
+        cnn_mem_free(nb);
+        bias = true;
+    } else {
+        add_param(e, c->w, wname);
+        if (bias)
+            add_param(e, c->w, bname);
+    }
+    const char *ins[3] = {in, wname, bname};
+    Onnx__NodeProto *o = ex_node(e, c->onnx, nd->name, bias ? 3 : 2, ins, final_out);
+    if (!conv) {
+        attr_int(e, o, "transB", 1);
+        return CNN_OK;
+    }
+    const op_conv_attrs *ca = &nd->attrs.conv;
+    int64_t v[3], pads[6];
+    int k = spatial(ca->sdims, ca->kernel_d, ca->kernel, v);
+    attr_ints(e, o, "kernel_shape", k, v);
+    spatial(ca->sdims, ca->stride_d, ca->stride, v);
+    attr_ints(e, o, "strides", k, v);
+    spatial(ca->sdims, ca->dilation_d, ca->dilation, v);
+    attr_ints(e, o, "dilations", k, v);
+    spatial(ca->sdims, ca->pad_d, ca->pad, pads);
+    memcpy(pads + k, pads, sizeof(int64_t) * (size_t)k);
+    attr_ints(e, o, "pads", 2 * k, pads);
+    attr_int(e, o, "group", ca->groups);
+    return CNN_OK;
+}
+
+static cnn_status write_pool(wctx *c)
+{
+    bool max = strcmp(c->onnx, "MaxPool") == 0;
+    Onnx__NodeProto *p = ex_node(c->e, c->onnx, c->nd->name, 1, &c->x, c->out);
+    const op_pool_attrs *pa = &c->nd->attrs.pool;
+    int64_t v[6];
+    int k = spatial(pa->sdims, pa->size_d, pa->size, v);
+    attr_ints(c->e, p, "kernel_shape", k, v);
+    spatial(pa->sdims, pa->stride_d, pa->stride, v);
+    attr_ints(c->e, p, "strides", k, v);
+    spatial(pa->sdims, pa->pad_d, pa->pad, v);
+    memcpy(v + k, v, sizeof(int64_t) * (size_t)k);
+    attr_ints(c->e, p, "pads", 2 * k, v);
+    if (!max)
+        attr_int(c->e, p, "count_include_pad", 1);
+    return CNN_OK;
+}
+
+/* cnnc's global_avgpool makes [C]: GlobalAveragePool, then Flatten. */
+static cnn_status write_global_avgpool(wctx *c)
+{
+    char pooled[OP_NAME_MAX + 16], flat[OP_NAME_MAX + 16];
+    snprintf(pooled, sizeof pooled, "%s.pooled", c->nd->name);
+    snprintf(flat, sizeof flat, "%s.flat", c->nd->name);
+    ex_node(c->e, "GlobalAveragePool", c->nd->name, 1, &c->x, pooled);
+    const char *pin = pooled;
+    attr_int(c->e, ex_node(c->e, "Flatten", flat, 1, &pin, c->out), "axis", 1);
+    return CNN_OK;
+}
+
+static cnn_status write_flatten(wctx *c)
+{
+    attr_int(c->e, ex_node(c->e, "Flatten", c->nd->name, 1, &c->x, c->out), "axis", 1);
+    return CNN_OK;
+}
+
+static cnn_status write_batchnorm(wctx *c)
+{
+    for (int p = 0; p < c->g->nnodes; p++)
+        if (c->folded_bn[p] == c->n + 1)
+            return CNN_OK; /* folded into the layer before it */
+    static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
+    char pn[4][OP_NAME_MAX + 16];
+    const char *ins[5] = {c->x, pn[0], pn[1], pn[2], pn[3]};
+    for (int k = 0; k < 4; k++) {
+        snprintf(pn[k], sizeof pn[k], "%s.%s", c->nd->name, sfx[k]);
+        add_param(c->e, c->w, pn[k]);
+    }
+    Onnx__NodeProto *b = ex_node(c->e, "BatchNormalization", c->nd->name, 5, ins, c->out);
+    attr_float(c->e, b, "epsilon", c->nd->attrs.bn.eps);
+    attr_float(c->e, b, "momentum", 1.0f - c->nd->attrs.bn.momentum);
+    return CNN_OK;
+}
+
+static cnn_status write_dropout(wctx *c)
+{
+    char ratio[OP_NAME_MAX + 16];
+    snprintf(ratio, sizeof ratio, "%s.ratio", c->nd->name);
+    ex_init(c->e, ratio, 0, NULL, &c->nd->attrs.dropout.p, 1);
+    const char *ins[2] = {c->x, ratio};
+    ex_node(c->e, "Dropout", c->nd->name, 2, ins, c->out);
+    return CNN_OK;
+}
+
+static cnn_status write_unary(wctx *c)
+{
+    ex_node(c->e, c->onnx, c->nd->name, 1, &c->x, c->out);
+    return CNN_OK;
+}
+
+static cnn_status write_leaky_relu(wctx *c)
+{
+    attr_float(c->e, ex_node(c->e, "LeakyRelu", c->nd->name, 1, &c->x, c->out), "alpha", c->nd->attrs.act.alpha);
+    return CNN_OK;
+}
+
+static cnn_status write_softmax(wctx *c)
+{
+    attr_int(c->e, ex_node(c->e, "Softmax", c->nd->name, 1, &c->x, c->out), "axis", 1);
+    return CNN_OK;
+}
+
+/* concat and add: every input by name. */
+static cnn_status write_nary(wctx *c)
+{
+    const char *ins[OP_MAX_IN];
+    for (int k = 0; k < c->nd->nin && k < OP_MAX_IN; k++)
+        ins[k] = c->g->vals[c->nd->in[k]].name;
+    Onnx__NodeProto *o = ex_node(c->e, c->onnx, c->nd->name, c->nd->nin, ins, c->out);
+    if (strcmp(c->onnx, "Concat") == 0)
+        attr_int(c->e, o, "axis", 1);
+    return CNN_OK;
+}
+
+/* The ONNX form of each layer kind. */
+static const struct {
+    op_kind op;
+    const char *onnx;
+    cnn_status (*write)(wctx *c);
+} writers[] = {
+    {OP_CONV1D, "Conv", write_conv_dense},
+    {OP_CONV2D, "Conv", write_conv_dense},
+    {OP_CONV3D, "Conv", write_conv_dense},
+    {OP_DENSE, "Gemm", write_conv_dense},
+    {OP_MAXPOOL, "MaxPool", write_pool},
+    {OP_AVGPOOL, "AveragePool", write_pool},
+    {OP_GLOBAL_AVGPOOL, "GlobalAveragePool", write_global_avgpool},
+    {OP_FLATTEN, "Flatten", write_flatten},
+    {OP_BATCHNORM, "BatchNormalization", write_batchnorm},
+    {OP_DROPOUT, "Dropout", write_dropout},
+    {OP_RELU, "Relu", write_unary},
+    {OP_SIGMOID, "Sigmoid", write_unary},
+    {OP_TANH, "Tanh", write_unary},
+    {OP_LEAKY_RELU, "LeakyRelu", write_leaky_relu},
+    {OP_SOFTMAX, "Softmax", write_softmax},
+    {OP_CONCAT, "Concat", write_nary},
+    {OP_ADD, "Add", write_nary},
+};
+
 static cnn_status export_graph(cnn_model *m, cnn_weights *w, ex *e, bool fold_bn, char *err)
 {
     const ir_graph *g = m->graph;
-    int *folded_bn = cnn_mem_calloc((size_t)g->nnodes + 1, sizeof *folded_bn); /* conv -> its batchnorm + 1 */
+    int *folded_bn = cnn_mem_calloc((size_t)g->nnodes + 1, sizeof *folded_bn);
     if (!folded_bn)
         return rt_fail(err, CNN_ERR_NOMEM, "out of memory");
     if (fold_bn)
@@ -275,177 +489,17 @@ static cnn_status export_graph(cnn_model *m, cnn_weights *w, ex *e, bool fold_bn
     cnn_status st = CNN_OK;
     for (int n = 0; n < g->nnodes && !e->oom && st == CNN_OK; n++) {
         const ir_node *nd = &g->nodes[n];
-        const char *out = g->vals[nd->out[0]].name;
-        const char *x = nd->nin > 0 ? g->vals[nd->in[0]].name : "";
-        const op_shape *xs = nd->nin > 0 ? &g->vals[nd->in[0]].shape : NULL;
-        const op_attrs *a = &nd->attrs;
-        char buf[OP_NAME_MAX + 32], wname[OP_NAME_MAX + 16], bname[OP_NAME_MAX + 16];
-        switch (nd->op) {
-        case OP_CONV1D:
-        case OP_CONV2D:
-        case OP_CONV3D:
-        case OP_DENSE: {
-            bool conv = nd->op != OP_DENSE;
-            snprintf(wname, sizeof wname, "%s.weight", nd->name);
-            snprintf(bname, sizeof bname, "%s.bias", nd->name);
-            bool bias = conv ? a->conv.bias : a->dense.bias;
-            const char *in = x;
-            if (!conv && xs->rank > 1) {
-                snprintf(buf, sizeof buf, "%s.flat", nd->name);
-                Onnx__NodeProto *f = ex_node(e, "Flatten", buf, 1, &in, buf);
-                attr_int(e, f, "axis", 1);
-                in = buf;
-            }
-            const char *final_out = out;
-            if (folded_bn[n]) {
-                /* w' = w * gamma / sqrt(var + eps) per output, b' = (b - mean) * that + beta */
-                const ir_node *bn = &g->nodes[folded_bn[n] - 1];
-                final_out = g->vals[bn->out[0]].name;
-                char pn[4][OP_NAME_MAX + 16];
-                static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
-                const float *p[4];
-                for (int k = 0; k < 4; k++) {
-                    snprintf(pn[k], sizeof pn[k], "%s.%s", bn->name, sfx[k]);
-                    p[k] = weight_of(w, pn[k], NULL);
-                }
-                const op_shape *ws;
-                const float *wd = weight_of(w, wname, &ws);
-                const float *bd = bias ? weight_of(w, bname, NULL) : NULL;
-                if (!wd || !p[0] || !p[1] || !p[2] || !p[3] || (bias && !bd)) {
-                    st = rt_fail(err, CNN_ERR_INTERNAL, "missing weights of %s", nd->name);
-                    break;
-                }
-                int64_t M = ws->d[0], per = op_shape_numel(ws) / M;
-                float *nw = cnn_mem_malloc(sizeof(float) * (size_t)(M * per) + 1);
-                float *nb = cnn_mem_malloc(sizeof(float) * (size_t)M + 1);
-                if (!nw || !nb) {
-                    cnn_mem_free(nw);
-                    cnn_mem_free(nb);
-                    st = rt_fail(err, CNN_ERR_NOMEM, "out of memory");
-                    break;
-                }
-                for (int64_t o = 0; o < M; o++) {
-                    double s = (double)p[0][o] / sqrt((double)p[3][o] + (double)bn->attrs.bn.eps);
-                    for (int64_t k = 0; k < per; k++)
-                        nw[o * per + k] = (float)((double)wd[o * per + k] * s);
-                    nb[o] = (float)(((bd ? (double)bd[o] : 0.0) - (double)p[2][o]) * s + (double)p[1][o]);
-                }
-                ex_init(e, wname, ws->rank, ws->d, nw, M * per);
-                ex_init(e, bname, 1, &M, nb, M);
-                cnn_mem_free(nw);
-                cnn_mem_free(nb);
-                bias = true;
-            } else {
-                add_param(e, w, wname);
-                if (bias)
-                    add_param(e, w, bname);
-            }
-            const char *ins[3] = {in, wname, bname};
-            Onnx__NodeProto *c = ex_node(e, conv ? "Conv" : "Gemm", nd->name, bias ? 3 : 2, ins, final_out);
-            if (conv) {
-                const op_conv_attrs *ca = &a->conv;
-                int64_t v[3];
-                int k = spatial(ca->sdims, ca->kernel_d, ca->kernel, v);
-                attr_ints(e, c, "kernel_shape", k, v);
-                spatial(ca->sdims, ca->stride_d, ca->stride, v);
-                attr_ints(e, c, "strides", k, v);
-                spatial(ca->sdims, ca->dilation_d, ca->dilation, v);
-                attr_ints(e, c, "dilations", k, v);
-                int64_t pads[6];
-                spatial(ca->sdims, ca->pad_d, ca->pad, pads);
-                memcpy(pads + k, pads, sizeof(int64_t) * (size_t)k);
-                attr_ints(e, c, "pads", 2 * k, pads);
-                attr_int(e, c, "group", ca->groups);
-            } else {
-                attr_int(e, c, "transB", 1);
-            }
-            break;
-        }
-        case OP_MAXPOOL:
-        case OP_AVGPOOL: {
-            Onnx__NodeProto *p = ex_node(e, nd->op == OP_MAXPOOL ? "MaxPool" : "AveragePool", nd->name, 1, &x, out);
-            const op_pool_attrs *pa = &a->pool;
-            int64_t v[6];
-            int k = spatial(pa->sdims, pa->size_d, pa->size, v);
-            attr_ints(e, p, "kernel_shape", k, v);
-            spatial(pa->sdims, pa->stride_d, pa->stride, v);
-            attr_ints(e, p, "strides", k, v);
-            spatial(pa->sdims, pa->pad_d, pa->pad, v);
-            memcpy(v + k, v, sizeof(int64_t) * (size_t)k);
-            attr_ints(e, p, "pads", 2 * k, v);
-            if (nd->op == OP_AVGPOOL)
-                attr_int(e, p, "count_include_pad", 1);
-            break;
-        }
-        case OP_GLOBAL_AVGPOOL: {
-            snprintf(buf, sizeof buf, "%s.pooled", nd->name);
-            ex_node(e, "GlobalAveragePool", nd->name, 1, &x, buf);
-            const char *pin = buf;
-            char fname[OP_NAME_MAX + 16];
-            snprintf(fname, sizeof fname, "%s.flat", nd->name);
-            Onnx__NodeProto *f = ex_node(e, "Flatten", fname, 1, &pin, out);
-            attr_int(e, f, "axis", 1);
-            break;
-        }
-        case OP_FLATTEN:
-            attr_int(e, ex_node(e, "Flatten", nd->name, 1, &x, out), "axis", 1);
-            break;
-        case OP_BATCHNORM: {
-            bool skip = false;
-            for (int p = 0; p < g->nnodes && !skip; p++)
-                skip = folded_bn[p] == n + 1;
-            if (skip)
-                break;
-            static const char *const sfx[4] = {"weight", "bias", "running_mean", "running_var"};
-            char pn[4][OP_NAME_MAX + 16];
-            const char *ins[5] = {x, pn[0], pn[1], pn[2], pn[3]};
-            for (int k = 0; k < 4; k++) {
-                snprintf(pn[k], sizeof pn[k], "%s.%s", nd->name, sfx[k]);
-                add_param(e, w, pn[k]);
-            }
-            Onnx__NodeProto *b = ex_node(e, "BatchNormalization", nd->name, 5, ins, out);
-            attr_float(e, b, "epsilon", a->bn.eps);
-            attr_float(e, b, "momentum", 1.0f - a->bn.momentum);
-            break;
-        }
-        case OP_DROPOUT: {
-            snprintf(buf, sizeof buf, "%s.ratio", nd->name);
-            ex_init(e, buf, 0, NULL, &a->dropout.p, 1);
-            const char *ins[2] = {x, buf};
-            ex_node(e, "Dropout", nd->name, 2, ins, out);
-            break;
-        }
-        case OP_RELU:
-            ex_node(e, "Relu", nd->name, 1, &x, out);
-            break;
-        case OP_SIGMOID:
-            ex_node(e, "Sigmoid", nd->name, 1, &x, out);
-            break;
-        case OP_TANH:
-            ex_node(e, "Tanh", nd->name, 1, &x, out);
-            break;
-        case OP_LEAKY_RELU:
-            attr_float(e, ex_node(e, "LeakyRelu", nd->name, 1, &x, out), "alpha", a->act.alpha);
-            break;
-        case OP_SOFTMAX:
-            attr_int(e, ex_node(e, "Softmax", nd->name, 1, &x, out), "axis", 1);
-            break;
-        case OP_CONCAT: {
-            const char *ins[OP_MAX_IN];
-            for (int k = 0; k < nd->nin; k++)
-                ins[k] = g->vals[nd->in[k]].name;
-            attr_int(e, ex_node(e, "Concat", nd->name, nd->nin, ins, out), "axis", 1);
-            break;
-        }
-        case OP_ADD: {
-            const char *ins[2] = {g->vals[nd->in[0]].name, g->vals[nd->in[1]].name};
-            ex_node(e, "Add", nd->name, 2, ins, out);
-            break;
-        }
-        default:
-            st = rt_fail(err, CNN_ERR_INTERNAL, "layer %s (%s) has no ONNX form", nd->name, op_name(nd->op));
-            break;
-        }
+        wctx c = {.e = e, .w = w, .g = g, .n = n, .nd = nd, .x = nd->nin > 0 ? g->vals[nd->in[0]].name : "",
+                  .out = g->vals[nd->out[0]].name, .xs = nd->nin > 0 ? &g->vals[nd->in[0]].shape : NULL,
+                  .folded_bn = folded_bn, .err = err};
+        size_t k = 0;
+        while (k < sizeof writers / sizeof writers[0] && writers[k].op != nd->op)
+            k++;
+        if (k < sizeof writers / sizeof writers[0])
+            c.onnx = writers[k].onnx;
+        st = k < sizeof writers / sizeof writers[0]
+                 ? writers[k].write(&c)
+                 : rt_fail(err, CNN_ERR_INTERNAL, "layer %s (%s) has no ONNX form", nd->name, op_name(nd->op));
     }
     cnn_mem_free(folded_bn);
     return st;
