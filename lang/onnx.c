@@ -630,9 +630,14 @@ static bool node_known_attrs(onnx_imp *im, const Onnx__NodeProto *n)
         bool known = false;
         for (int k = 0; attrs && attrs[k] && !known; k++)
             known = strcmp(attrs[k], at->name) == 0;
+        const char *kind = known ? onnx_attr_kind_error(at) : NULL;
         if (!known || (at->ref_attr_name && at->ref_attr_name[0])) {
             im->node = n;
             onnx_node_error(im, "attribute '%.100s' is not supported", at->name);
+            ok = false;
+        } else if (kind) {
+            im->node = n;
+            onnx_node_error(im, "attribute '%.100s' must be %s", at->name, kind);
             ok = false;
         }
     }

@@ -82,6 +82,8 @@ lang_tensor *onnx_find_tensor(onnx_imp *im, const char *name);
 
 /* lang/onnx_ops.c: translates im->node (its inputs are all made).  Reports its own errors. */
 void onnx_translate(onnx_imp *im);
+/* "an int", "a float"... when attribute a is not of the kind its name takes, else NULL. */
+const char *onnx_attr_kind_error(const Onnx__AttributeProto *a);
 /* Reports the attribute values of im->node that no translation takes. */
 void onnx_check_attrs(onnx_imp *im);
 /* True when op_type is one the importer knows; *attrs its attribute names (NULL-terminated). */

@@ -23,16 +23,38 @@ static const Onnx__AttributeProto *attr(onnx_imp *im, const char *name)
     return NULL;
 }
 
+/* An attribute of the wrong kind is an error (reported once per node and name), never a
+ * silent default. */
+static bool attr_kind(onnx_imp *im, const Onnx__AttributeProto *a, bool ok, const char *kind)
+{
+    if (ok)
+        return true;
+    char msg[160];
+    snprintf(msg, sizeof msg, "attribute '%.60s' must be %s", a->name, kind);
+    for (int k = 0; k < im->d->count; k++)
+        if (im->d->items[k].message && strstr(im->d->items[k].message, msg) &&
+            strstr(im->d->items[k].message, im->node->name ? im->node->name : ""))
+            return false;
+    onnx_node_error(im, "%s", msg);
+    return false;
+}
+
 static int64_t attr_int(onnx_imp *im, const char *name, int64_t dflt)
 {
     const Onnx__AttributeProto *a = attr(im, name);
-    return a && a->has_i ? a->i : dflt;
+    if (!a || !attr_kind(im, a, a->has_i && (!a->has_type || a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT),
+                         "an int"))
+        return dflt;
+    return a->i;
 }
 
 static double attr_float(onnx_imp *im, const char *name, double dflt)
 {
     const Onnx__AttributeProto *a = attr(im, name);
-    return a && a->has_f ? a->f : dflt;
+    if (!a || !attr_kind(im, a, a->has_f && (!a->has_type || a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT),
+                         "a float"))
+        return dflt;
+    return a->f;
 }
 
 /* The ints of attribute name: their count (-1 when absent; -2, reported, when more than max). */
@@ -41,6 +63,8 @@ static int attr_ints(onnx_imp *im, const char *name, int64_t *out, int max)
     const Onnx__AttributeProto *a = attr(im, name);
     if (!a)
         return -1;
+    if (!attr_kind(im, a, !a->has_type || a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, "a list of ints"))
+        return -2;
     if (a->n_ints > (size_t)max) {
         onnx_node_error(im, "attribute '%s' has %zu values, at most %d are expected", name, a->n_ints, max);
         return -2;
@@ -54,7 +78,8 @@ static int attr_ints(onnx_imp *im, const char *name, int64_t *out, int max)
 static const char *attr_str(onnx_imp *im, const char *name, char *buf, size_t n)
 {
     const Onnx__AttributeProto *a = attr(im, name);
-    if (!a || !a->has_s)
+    if (!a || !attr_kind(im, a, a->has_s && (!a->has_type || a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING),
+                         "a string"))
         return NULL;
     size_t len = a->s.len < n - 1 ? a->s.len : n - 1;
     memcpy(buf, a->s.data, len);
@@ -1223,6 +1248,42 @@ static void op_pad(onnx_imp *im)
 }
 
 /* ---------------------------------------------------------------- attribute values */
+
+const char *onnx_attr_kind_error(const Onnx__AttributeProto *a)
+{
+    static const struct {
+        const char *names[16];
+        Onnx__AttributeProto__AttributeType type;
+        const char *kind;
+    } kinds[] = {
+        {{"group", "ceil_mode", "storage_order", "count_include_pad", "transA", "transB", "axis", "allowzero",
+          "training_mode", "seed", "start", "end", "value_int"},
+         ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT, "an int"},
+        {{"alpha", "beta", "epsilon", "momentum", "ratio", "value_float"}, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT,
+         "a float"},
+        {{"dilations", "kernel_shape", "pads", "strides", "axes", "value_ints"},
+         ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS, "a list of ints"},
+        {{"auto_pad", "mode"}, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING, "a string"},
+        {{"value_floats"}, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS, "a list of floats"},
+        {{"value"}, ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR, "a tensor"},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++)
+        for (int j = 0; j < 16 && kinds[k].names[j]; j++)
+            if (strcmp(kinds[k].names[j], a->name) == 0) {
+                Onnx__AttributeProto__AttributeType t = kinds[k].type;
+                bool ok = !a->has_type || a->type == t;
+                if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)
+                    ok = ok && a->has_i;
+                else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)
+                    ok = ok && a->has_f;
+                else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING)
+                    ok = ok && a->has_s;
+                else if (t == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR)
+                    ok = ok && a->t != NULL;
+                return ok ? NULL : kinds[k].kind;
+            }
+    return NULL;
+}
 
 /* The attribute values no translation could take, whatever the inputs: checked on every node
  * before anything is translated, so that they are all listed at once. */
