@@ -297,6 +297,10 @@ Test(onnx, bad_models_are_refused_clearly)
     expect_refused("bad_dangling", (const char *const[]){"node 'add1'", "'nowhere'", NULL});
     expect_refused("bad_dynamic", (const char *const[]){"graph input 'x'", "'C'", NULL});
     expect_refused("bad_opset", (const char *const[]){"opset 9", "11 to 17", NULL});
+    expect_refused("bad_attrs", (const char *const[]){"node 'conv_g' (Conv, opset 13): attribute 'group' must be an int",
+                                                      "node 'pool_c' (MaxPool, opset 13): attribute 'ceil_mode' = 1",
+                                                      NULL});
+    expect_refused("bad_clip6", (const char *const[]){"node 'relu6' (Clip, opset 13)", "[0, 6]", NULL});
 }
 
 Test(onnx, truncated_and_corrupt_bytes)
