@@ -82,7 +82,8 @@ static const char *attr_str(onnx_imp *im, const char *name, char *buf, size_t n)
                          "a string"))
         return NULL;
     size_t len = a->s.len < n - 1 ? a->s.len : n - 1;
-    memcpy(buf, a->s.data, len);
+    if (len > 0)
+        memcpy(buf, a->s.data, len);
     buf[len] = '\0';
     return buf;
 }

@@ -141,7 +141,8 @@ static void ex_init(ex *e, const char *name, int rank, const int64_t *dims, cons
     t->name = ex_str(e, name);
     t->has_data_type = true;
     t->data_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
-    memcpy(d, dims, sizeof(int64_t) * (size_t)rank);
+    if (rank > 0)
+        memcpy(d, dims, sizeof(int64_t) * (size_t)rank);
     t->n_dims = (size_t)rank;
     t->dims = d;
     for (int64_t k = 0; k < n; k++) {
