@@ -95,8 +95,27 @@ CNN_API cnn_status cnn_model_compile(cnn_model **out, const char *filename, cons
 /* The largest source cnn_model_compile and cnn_model_load take: 16 MiB.  cnn_model_load reads
  * no further (a FIFO or /dev/zero ends there with an error). */
 #define CNN_MAX_SOURCE_BYTES (16u << 20)
-/* Reads the file at path and compiles it, as cnn_model_compile. */
+/* Reads the file at path and compiles it, as cnn_model_compile.  A path ending in .onnx is
+ * an ONNX model (spec section 10), imported as cnn_model_load_onnx_memory does. */
 CNN_API cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network);
+
+/* ---- ONNX (spec sections 8 and 10; docs/commands.md lists the operators) ---- */
+
+/* True when the library was built with ONNX support (-Donnx); without it the calls below
+ * fail with CNN_ERR_INPUT and say so. */
+CNN_API bool cnn_onnx_available(void);
+/* Imports the len bytes of an ONNX model, named `filename` in messages: its graph becomes a
+ * network (printed as .cnn source: cnn_model_source) and its weights the ones
+ * cnn_weights_create starts from.  Unsupported operators and attributes are all listed in the
+ * message; a corrupt file, external data (never opened), a dtype other than float32, a cycle,
+ * a dangling name or an unresolved dynamic shape are CNN_ERR_INPUT with a message. */
+CNN_API cnn_status cnn_model_load_onnx_memory(cnn_model **out, const char *filename, const void *data,
+                                              size_t len, const char *network);
+/* The model's .cnn source: the text compiled, or for an imported model the printed network
+ * (len may be NULL). */
+CNN_API const char *cnn_model_source(const cnn_model *m, size_t *len);
+/* Writes the model's .cnn source (cnn_model_source) to path. */
+CNN_API cnn_status cnn_model_save_source(cnn_model *m, const char *path);
 CNN_API void cnn_model_destroy(cnn_model *m);
 CNN_API const char *cnn_model_errmsg(const cnn_model *m);
 CNN_API const char *cnn_model_name(const cnn_model *m);
@@ -220,6 +239,12 @@ CNN_API int cnn_weights_count(const cnn_weights *w);
  * sessions on w see writes through it at their next run; not while one runs, see the top). */
 CNN_API float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank,
                                   int64_t dims[CNN_WEIGHT_MAX_RANK]);
+
+/* Writes the model with weights w as an ONNX model (opset 13, a dynamic batch axis, the
+ * weights as initializers with their spec names).  Batchnorm stays BatchNormalization unless
+ * fold_bn, which folds each batchnorm that directly follows a conv or dense layer (and is its
+ * only reader) into that layer's weight and bias. */
+CNN_API cnn_status cnn_model_export_onnx(cnn_model *m, cnn_weights *w, const char *path, bool fold_bn);
 
 /* ---- sessions: a plan, an arena and the buffers for one batch size ---- */
 

@@ -61,6 +61,14 @@ static const command commands[] = {
     {"plot", CMD_PLOT, cmd_plot, "cnnc plot METRICS.csv -o CURVES.png [--width PX] [--height PX]",
      "Draws the loss and accuracy curves (train, validation and test against the epoch) of a\n"
      "`cnnc train --log` CSV as a PNG image, with PLplot."},
+    {"import", CMD_IMPORT, cmd_import, "cnnc import MODEL.onnx [-o NET.cnn]",
+     "Translates an ONNX model into a .cnn source (default: MODEL.cnn beside the model) and its\n"
+     "weights (NET.safetensors beside NET.cnn).  Every command that takes NET.cnn also takes\n"
+     "MODEL.onnx directly, with the model's weights unless -w is given."},
+    {"export", CMD_EXPORT, cmd_export, "cnnc export NET.cnn [-w W.safetensors] -o MODEL.onnx [--fold-bn]",
+     "Writes the network and its weights (without -w: initialised from --seed) as an ONNX model:\n"
+     "opset 13, a dynamic batch axis, weights as initializers with their .cnn names, batchnorm as\n"
+     "BatchNormalization unless --fold-bn folds it into the conv or dense layer before it."},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -21,7 +21,9 @@ enum {
     CMD_BENCH = 1u << 4,
     CMD_EMIT = 1u << 5,
     CMD_PLOT = 1u << 6,
-    CMD_ALL = 0x7f,
+    CMD_IMPORT = 1u << 7,
+    CMD_EXPORT = 1u << 8,
+    CMD_ALL = 0x1ff,
 };
 
 enum { CNNC_MAX_RENAMES = 64 };
@@ -49,6 +51,7 @@ typedef struct args {
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra, profile;
+    bool fold_bn;          /* export --fold-bn */
     bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
     bool lr_scale_by_world; /* train: lr x the number of processes (mpirun) */
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
@@ -116,5 +119,7 @@ int cmd_plot(const args *a);    /* cnnc_plot.c */
 int dist_begin(const args **a, args *local);
 int dist_check(int rc);
 int dist_end(int rc);
+int cmd_import(const args *a);  /* cnnc_onnx.c */
+int cmd_export(const args *a);  /* cnnc_onnx.c */
 
 #endif

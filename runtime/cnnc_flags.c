@@ -40,7 +40,7 @@ typedef struct flag_def {
 
 #define OFF(field) offsetof(args, field)
 #define TRAINING (CMD_TRAIN)
-#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH)
+#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_EXPORT)
 
 static const flag_def flags[] = {
     {"help", 'h', NULL, F_HELP, 0, 0, 0, CMD_ALL, "describe the command and its flags"},
@@ -66,9 +66,11 @@ static const flag_def flags[] = {
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
-    {NULL, 'o', "OUT", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_PLOT,
-     "run: write the outputs to OUT.npy (a second output to OUT.NAME.npy); plot: the PNG to draw"},
-    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)CMD_EMIT, "examples per batch"},
+    {NULL, 'o', "FILE", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_PLOT | CMD_IMPORT | CMD_EXPORT,
+     "run: write the outputs to FILE (OUT.npy; a second output to OUT.NAME.npy); plot: the PNG to draw; "
+     "import: the NET.cnn to write; export: the MODEL.onnx to write"},
+    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20,
+     CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_PLOT | CMD_IMPORT | CMD_EXPORT), "examples per batch"},
     {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL, "an MNIST-format (IDX) data folder"},
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
     {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},
@@ -96,6 +98,8 @@ static const flag_def flags[] = {
     {"profile", 0, NULL, F_BOOL, OFF(profile), 0, 0, CMD_BENCH, "then time every node of the -O2 plan (median, spread, GFLOP/s, share)"},
     {"stage", 0, "STAGE", F_STR, OFF(stage), 0, 0, CMD_EMIT, "parsed|optimized|training (default parsed)"},
     {"format", 0, "FORMAT", F_STR, OFF(format), 0, 0, CMD_EMIT, "text|dot (default text)"},
+    {"fold-bn", 0, NULL, F_BOOL, OFF(fold_bn), 0, 0, CMD_EXPORT,
+     "fold each batchnorm into the conv or dense layer before it (default: BatchNormalization nodes)"},
 };
 enum { NFLAGS = sizeof flags / sizeof flags[0], LONG_VAL = 256 };
 

@@ -131,6 +131,14 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
         w->count++;
         init_tensor(g, v, t, &rng);
     }
+    /* an imported model's weights (ONNX) replace the initial values */
+    for (int k = 0; k < m->nimported; k++) {
+        int i = rt_weights_find(w, m->imported[k].name);
+        if (i < 0 || !op_shape_equal(&w->t[i].shape, &m->imported[k].shape))
+            return rt_fail(w->err, CNN_ERR_INTERNAL, "the imported tensor %s does not fit the network",
+                           m->imported[k].name);
+        memcpy(w->t[i].data, m->imported[k].data, sizeof(float) * (size_t)op_shape_numel(&w->t[i].shape));
+    }
     return CNN_OK;
 }
 
