@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runtime/data.h"
 #include "runtime/rt.h"
 #include "ops/mem.h"
 
@@ -47,6 +48,7 @@ typedef struct train_run {
     int64_t n, batch, epochs, steps_per_epoch;
     int64_t *order;
     float *labels;
+    cnn_loader *loader;      /* makes the batches (augmented, normalised) on a background thread */
 } train_run;
 
 static bool step_limit_reached(const train_run *r)
@@ -61,8 +63,14 @@ static cnn_status run_epoch(train_run *r, int64_t epoch, cnn_train_epoch_info *e
     cnn_session *s = r->s;
     double loss_sum = 0, t0 = now_seconds();
     int64_t correct_sum = 0, seen = 0, step;
+    cnn_status lst = cnn_loader_start(r->loader, r->order, r->n, epoch, 0);
+    if (lst != CNN_OK)
+        return rt_fail(s->err, lst, "cnn_train: the loader refused epoch %" PRId64, epoch);
     for (step = 0; step < r->steps_per_epoch && !step_limit_reached(r); step++) {
-        cnn_dataset_batch(r->train, r->order, step * r->batch, r->batch, cnn_session_input(s, 0), r->labels);
+        int64_t got = 0;
+        cnn_loader_next(r->loader, cnn_session_input(s, 0), r->labels, &got);
+        if (got != r->batch)
+            return rt_fail(s->err, CNN_ERR_INTERNAL, "cnn_train: the loader gave %" PRId64 " examples, not a batch", got);
         float loss;
         int64_t correct;
         cnn_status st = cnn_session_train_step(s, r->labels, true, &loss, &correct);
@@ -150,9 +158,24 @@ static cnn_status train_setup(train_run *r)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < r->n; i++)
         r->order[i] = i;
+    /* the batches: converted to the input's channels, augmented and normalised by the session's
+     * train config, on a background thread */
+    int64_t dims[4];
+    cnn_loader_options lo;
+    cnn_loader_options_default(&lo);
+    lo.batch = r->batch;
+    lo.augment = true;
+    lo.seed = r->opt.seed;
+    lo.drop_last = true;
+    if (rt_dataset_fit(r->train, cnn_model_input_shape(s->model, 0, dims), dims, &lo.channels, err, sizeof err) != CNN_OK)
+        return rt_fail(s->err, CNN_ERR_INPUT, "%s", err);
+    cnn_status lst = cnn_loader_create(&r->loader, r->train, &s->train, &lo, err, sizeof err);
+    if (lst != CNN_OK)
+        return rt_fail(s->err, lst, "%s", err);
     if (r->test) {
+        /* evaluated with the training session's config: the same normalisation */
         cnn_status st = cnn_session_create(&r->ev, s->model, s->weights, &s->opt,
-                                           r->opt.eval_batch ? r->opt.eval_batch : 256, CNN_MODE_INFER, NULL);
+                                           r->opt.eval_batch ? r->opt.eval_batch : 256, CNN_MODE_INFER, &s->train);
         if (st != CNN_OK)
             return rt_fail(s->err, st, "the evaluation session: %s", cnn_session_errmsg(r->ev));
     }
@@ -191,6 +214,7 @@ cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset
     r.res->stopped = stop && st == CNN_OK;
     r.res->seconds = now_seconds() - t_start;
     cnn_session_destroy(r.ev);
+    cnn_loader_destroy(r.loader);
     cnn_mem_free(r.order);
     cnn_mem_free(r.labels);
     return st;
