@@ -189,23 +189,23 @@ bool cnn_loader_background(const cnn_loader *l) { return l->background; }
 cnn_status cnn_loader_start(cnn_loader *l, const int64_t *order, int64_t count, int64_t epoch, int64_t first_batch)
 {
     const cnn_dataset *d = l->maker.d;
+    cnn_status st = CNN_OK;
     if (count < 0 || (!order && count > d->count) || first_batch < 0)
-        return CNN_ERR_USAGE;
-    if (order)
-        for (int64_t i = 0; i < count; i++)
-            if (order[i] < 0 || order[i] >= d->count)
-                return CNN_ERR_USAGE;
-    int64_t nbatches = l->drop_last ? count / l->batch : (count + l->batch - 1) / l->batch;
+        st = CNN_ERR_USAGE;
+    for (int64_t i = 0; order && st == CNN_OK && i < count; i++)
+        if (order[i] < 0 || order[i] >= d->count)
+            st = CNN_ERR_USAGE;
+    int64_t nbatches = st != CNN_OK ? 0 : l->drop_last ? count / l->batch : (count + l->batch - 1) / l->batch;
     if (first_batch > nbatches)
-        return CNN_ERR_USAGE;
+        st = CNN_ERR_USAGE;
+    /* the epoch before ends here, whatever follows */
     if (l->running) {
         pthread_mutex_lock(&l->mu);
         l->generation++;
         while (l->busy)
             pthread_cond_wait(&l->cv, &l->mu);
     }
-    cnn_status st = CNN_OK;
-    if (order && count > l->order_cap) {
+    if (st == CNN_OK && order && count > l->order_cap) {
         int64_t *p = cnn_mem_realloc(l->order, sizeof(int64_t) * (size_t)count);
         if (p) {
             l->order = p;
@@ -222,10 +222,10 @@ cnn_status cnn_loader_start(cnn_loader *l, const int64_t *order, int64_t count, 
         l->epoch = epoch;
         l->nbatches = nbatches;
         l->next = l->produce = first_batch;
-        l->slot[0].ready = l->slot[1].ready = false;
     } else {
         l->count = l->nbatches = l->next = l->produce = 0;
     }
+    l->slot[0].ready = l->slot[1].ready = false;
     if (l->running) {
         pthread_cond_broadcast(&l->cv);
         pthread_mutex_unlock(&l->mu);
