@@ -767,7 +767,7 @@ Test(data, resnet20_learns_on_cifar, .timeout = 600)
     cr_assert_eq(cnn_dataset_check(tr, m, err, sizeof err), CNN_OK, "%s", err);
     cnn_train_config tc;
     cnn_model_train_config(m, &tc);
-    tc.batch = 16;
+    tc.batch = 8;
     tc.lr = 0.02;
     tc.naugment = 0;
     tc.augment[tc.naugment++] = (cnn_augment_step){CNN_AUGMENT_RANDOM_CROP, 2};
