@@ -314,7 +314,8 @@ CNN_API void cnn_dataset_batch(const cnn_dataset *d, const int64_t *order, int64
 /* A loader makes batches of a dataset as a network takes them: augmented (training), converted
  * to the input's channel count, scaled to [0, 1] and normalised ((x - mean[c]) / std[c], as
  * torchvision's ToTensor and Normalize), by default on a background thread that prepares the
- * next two batches while the caller trains on the current one.  The batches do not depend on
+ * next two batches while the caller trains on the current one, in CPU time the training
+ * leaves idle.  The batches do not depend on
  * the mode: a background loader gives the same batches, bit for bit, as a synchronous one.
  * Augmentation (cnn_train_config.augment, when cnn_loader_options.augment): random_crop(pad)
  * zero-pads (black, 0 before normalisation) each side and crops back at an offset uniform in
@@ -341,7 +342,12 @@ CNN_API void cnn_loader_options_default(cnn_loader_options *o);
 CNN_API cnn_status cnn_loader_create(cnn_loader **out, const cnn_dataset *d, const cnn_train_config *tc,
                                      const cnn_loader_options *opt, char *err, size_t errlen);
 CNN_API void cnn_loader_destroy(cnn_loader *l);
+/* Whether a background thread makes the batches. */
 CNN_API bool cnn_loader_background(const cnn_loader *l);
+/* The batches made on the caller's thread so far: all of them in synchronous mode; in
+ * background mode, those the thread had not made when they were asked for (the thread takes
+ * only CPU time nothing else wants, and the caller never waits for it). */
+CNN_API int64_t cnn_loader_caller_made(const cnn_loader *l);
 /* Starts an epoch (numbered `epoch`, for the augmentation) over the `count` examples order[0 ..
  * count) (copied; order NULL: examples 0 .. count-1), from batch first_batch on (0: the start;
  * more to resume).  Batch k holds positions [k * batch, (k + 1) * batch).  Any batches of an
@@ -351,7 +357,8 @@ CNN_API cnn_status cnn_loader_start(cnn_loader *l, const int64_t *order, int64_t
                                     int64_t first_batch);
 /* Copies the epoch's next batch into x (*n examples of channels x H x W floats) and labels
  * (*n floats); *n is the batch, less for a last partial batch, and 0 when the epoch's batches
- * are all taken.  Waits for the background thread when the batch is not ready yet. */
+ * are all taken.  Never waits for the background thread: a batch it has not made yet is made
+ * here. */
 CNN_API cnn_status cnn_loader_next(cnn_loader *l, float *x, float *labels, int64_t *n);
 
 /* Mean loss and top-1 accuracy of an inference session over a whole dataset. */

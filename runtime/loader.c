@@ -1,14 +1,19 @@
 /* The batch loader (cnn.h): batches made by rt_batch_make (data_batch.c), on a background
  * thread into two slots while the caller trains on the batch before, or on the caller's thread
  * (synchronous mode).  Both modes make every batch with the same function from the same
- * inputs, so their batches are the same bit for bit.
+ * inputs, so their batches are the same bit for bit, whoever made them.
  *
  * The worker makes batch k into slot k % 2 once the caller has taken batch k - 2 out of it; it
  * works outside the lock, on the epoch's order copied by cnn_loader_start, which waits for the
  * batch in progress before it changes anything the worker reads.  No OpenMP in here: the
- * worker is one thread beside the training step's team. */
+ * worker is one thread beside the training step's team, scheduled SCHED_IDLE: it takes only
+ * CPU time nothing else wants, so the step's threads are never preempted for it (on two
+ * cores, an OpenMP team that loses one thread to another for a moment waits for it at every
+ * barrier).  The caller never waits for it either: a batch that is not ready when asked for
+ * is made on the caller's thread, and the worker drops its copy and goes on with the next. */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -42,6 +47,7 @@ struct cnn_loader {
     bool quit, busy;
     uint64_t generation;        /* bumped by cnn_loader_start: older work is dropped */
     int64_t produce;            /* the batch the worker makes next */
+    int64_t made_here;          /* batches the caller made because the worker had not */
     loader_slot slot[2];
     uint8_t *worker_scratch;
 };
@@ -62,6 +68,12 @@ static int64_t batch_size(const cnn_loader *l, int64_t k)
 static void *worker(void *arg)
 {
     cnn_loader *l = arg;
+#ifdef SCHED_IDLE
+    /* only the CPU time nothing else wants: the training step's threads are never preempted
+     * for a batch (which the caller makes itself when the worker got no time for it) */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+#endif
     pthread_mutex_lock(&l->mu);
     while (!l->quit) {
         int64_t k = l->produce;
@@ -78,7 +90,7 @@ static void *worker(void *arg)
                       l->worker_scratch);
         pthread_mutex_lock(&l->mu);
         l->busy = false;
-        if (gen == l->generation) {
+        if (gen == l->generation && l->produce == k) { /* else dropped: a new epoch, or made by the caller */
             s->index = k;
             s->n = n;
             s->ready = true;
@@ -186,6 +198,8 @@ void cnn_loader_destroy(cnn_loader *l)
 
 bool cnn_loader_background(const cnn_loader *l) { return l->background; }
 
+int64_t cnn_loader_caller_made(const cnn_loader *l) { return l->made_here; }
+
 cnn_status cnn_loader_start(cnn_loader *l, const int64_t *order, int64_t count, int64_t epoch, int64_t first_batch)
 {
     const cnn_dataset *d = l->maker.d;
@@ -244,12 +258,26 @@ cnn_status cnn_loader_next(cnn_loader *l, float *x, float *labels, int64_t *n)
         *n = batch_size(l, k);
         rt_batch_make(&l->maker, l->identity ? NULL : l->order, k * l->batch, *n, l->epoch, x, labels, l->scratch);
         l->next++;
+        l->made_here++;
         return CNN_OK;
     }
     loader_slot *s = &l->slot[k % 2];
     pthread_mutex_lock(&l->mu);
-    while (!(s->ready && s->index == k))
-        pthread_cond_wait(&l->cv, &l->mu);
+    if (!(s->ready && s->index == k)) {
+        /* not ready: the worker had no CPU time for it.  Never wait: make it here, and let the
+         * worker drop it (if it is making it now) and go on with the next one. */
+        if (l->produce <= k)
+            l->produce = k + 1;
+        pthread_cond_broadcast(&l->cv);
+        pthread_mutex_unlock(&l->mu);
+        *n = batch_size(l, k);
+        rt_batch_make(&l->maker, l->identity ? NULL : l->order, k * l->batch, *n, l->epoch, x, labels, l->scratch);
+        pthread_mutex_lock(&l->mu);
+        l->next++;
+        pthread_mutex_unlock(&l->mu);
+        l->made_here++; /* the caller's own count */
+        return CNN_OK;
+    }
     pthread_mutex_unlock(&l->mu);
     /* the slot stays ready (the worker leaves it alone) while it is copied out */
     *n = s->n;

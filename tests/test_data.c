@@ -320,7 +320,7 @@ Test(data, channel_conversion)
 Test(data, bad_image_folders)
 {
     enum { W = 4, H = 4 };
-    uint8_t g[W * H * 3];
+    uint8_t g[(W + 1) * H * 3];
     fill(g, sizeof g, 9);
     tmkdirs("d/train/cat"), tmkdirs("d/train/dog");
     write_png8(tpath("d/train/cat/a.png"), W, H, 1, g);
