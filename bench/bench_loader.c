@@ -7,7 +7,8 @@
  *
  * Defaults: examples/lenet5.cnn, /usr/share/datasets/fashion-mnist, 300 steps, 5 repeats,
  * 2 threads, the network's batch.  Prints images/s (median, min, max) for each mode and the
- * ratio of the medians. */
+ * ratios of the medians.  Modes: "overlapped" is the default loader (a background thread at idle
+ * priority, never waited for), "waited for" a plain double-buffered thread at normal priority. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,10 +27,12 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
-/* Images per second of `steps` training steps with batches from a loader (background or not). */
+/* Images per second of `steps` training steps with batches from a loader: synchronous (mode 0),
+ * background at idle priority, never waited for (1, the default), background waited for (2). */
 static double train_run(cnn_session *s, const cnn_dataset *d, const cnn_train_config *tc, int64_t channels,
-                        const int64_t *order, int64_t steps, int64_t epoch, bool background)
+                        const int64_t *order, int64_t steps, int64_t epoch, int mode)
 {
+    bool background = mode > 0;
     int64_t batch = cnn_session_batch(s);
     cnn_loader_options o;
     cnn_loader_options_default(&o);
@@ -39,6 +42,7 @@ static double train_run(cnn_session *s, const cnn_dataset *d, const cnn_train_co
     o.seed = 1;
     o.drop_last = true;
     o.background = background;
+    o.wait_for_thread = mode == 2;
     cnn_loader *l;
     char err[1024];
     if (cnn_loader_create(&l, d, tc, &o, err, sizeof err) != CNN_OK)
@@ -56,7 +60,7 @@ static double train_run(cnn_session *s, const cnn_dataset *d, const cnn_train_co
             die("train step", cnn_session_errmsg(s));
     }
     double t = now() - t0;
-    if (background) {
+    if (mode == 1) {
         overlapped_steps += steps;
         overlapped_made_here += cnn_loader_caller_made(l);
     }
@@ -170,28 +174,27 @@ int main(int argc, char **argv)
     printf("%s on %s: %" PRId64 " steps of batch %" PRId64 ", %d threads, random_crop(2) -> random_flip, normalize; "
            "%d interleaved repeats\n",
            cnn_model_name(m), data, steps, tc.batch, threads, repeats);
-    train_run(s, d, &tc, channels, order, steps < 20 ? steps : 20, 1, true); /* warm-up */
+    train_run(s, d, &tc, channels, order, steps < 20 ? steps : 20, 1, 1); /* warm-up */
     overlapped_steps = overlapped_made_here = 0;
-    double over[MAX_REPEATS], sync[MAX_REPEATS], alone_sync[MAX_REPEATS], alone_bg[MAX_REPEATS];
+    double over[MAX_REPEATS], sync[MAX_REPEATS], waited[MAX_REPEATS], alone_sync[MAX_REPEATS], alone_bg[MAX_REPEATS];
+    double *by_mode[3] = {sync, over, waited};
     for (int r = 0; r < repeats; r++) {
-        if (r % 2 == 0) {
-            over[r] = train_run(s, d, &tc, channels, order, steps, r + 1, true);
-            sync[r] = train_run(s, d, &tc, channels, order, steps, r + 1, false);
-        } else {
-            sync[r] = train_run(s, d, &tc, channels, order, steps, r + 1, false);
-            over[r] = train_run(s, d, &tc, channels, order, steps, r + 1, true);
+        for (int k = 0; k < 3; k++) { /* the three modes in a rotating order */
+            int mode = (r + k) % 3;
+            by_mode[mode][r] = train_run(s, d, &tc, channels, order, steps, r + 1, mode);
         }
         alone_sync[r] = loader_run(d, &tc, channels, per, tc.batch, order, n, false);
         alone_bg[r] = loader_run(d, &tc, channels, per, tc.batch, order, n, true);
     }
     double mo, ms;
-    summary("training, loader overlapped", over, repeats);
+    summary("training, loader overlapped (idle)", over, repeats);
     mo = over[repeats / 2];
     summary("training, loader synchronous", sync, repeats);
     ms = sync[repeats / 2];
-    printf("overlapped / synchronous: %.3f (overlapped runs: %.1f%% of the batches made on the training thread, "
-           "the background thread having had no idle CPU for them)\n",
-           mo / ms, 100.0 * (double)overlapped_made_here / (double)overlapped_steps);
+    summary("training, loader waited for", waited, repeats);
+    printf("overlapped / synchronous: %.3f, waited for / synchronous: %.3f (overlapped runs: %.1f%% of the batches "
+           "made on the training thread, the background thread having had no idle CPU for them)\n",
+           mo / ms, waited[repeats / 2] / ms, 100.0 * (double)overlapped_made_here / (double)overlapped_steps);
     summary("loader alone, synchronous", alone_sync, repeats);
     summary("loader alone, background thread", alone_bg, repeats);
     free(order);

@@ -330,6 +330,9 @@ typedef struct cnn_loader_options {
     uint64_t seed;        /* the augmentation's seed */
     bool background;      /* prepare batches on a background thread (default true) */
     bool drop_last;       /* an epoch's last partial batch is dropped (default false) */
+    bool wait_for_thread; /* background: the caller waits for the thread's batches, and the thread
+                             runs at normal priority (a plain double-buffered loader, for tests and
+                             measurements); default false: idle priority, never waited for */
 } cnn_loader_options;
 /* Fills *o with the defaults. */
 CNN_API void cnn_loader_options_default(cnn_loader_options *o);

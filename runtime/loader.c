@@ -32,7 +32,7 @@ typedef struct loader_slot {
 struct cnn_loader {
     rt_batch_maker maker;
     int64_t batch, per;         /* examples per batch, floats per example */
-    bool background, drop_last;
+    bool background, drop_last, wait;
     /* the epoch (written by cnn_loader_start only while the worker is idle) */
     int64_t *order;
     int64_t order_cap, count, epoch, nbatches;
@@ -71,8 +71,10 @@ static void *worker(void *arg)
 #ifdef SCHED_IDLE
     /* only the CPU time nothing else wants: the training step's threads are never preempted
      * for a batch (which the caller makes itself when the worker got no time for it) */
-    struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    if (!l->wait) {
+        struct sched_param sp = {0};
+        pthread_setschedparam(pthread_self(), SCHED_IDLE, &sp);
+    }
 #endif
     pthread_mutex_lock(&l->mu);
     while (!l->quit) {
@@ -131,6 +133,7 @@ cnn_status cnn_loader_create(cnn_loader **out, const cnn_dataset *d, const cnn_t
     l->batch = opt->batch;
     l->per = l->maker.channels * d->height * d->width;
     l->drop_last = opt->drop_last;
+    l->wait = opt->wait_for_thread;
     size_t xbytes, sbytes = rt_batch_scratch_bytes(&l->maker);
     if (!ck_bytes(l->per, l->batch, sizeof(float), &xbytes) || xbytes > OP_MAX_BYTES) {
         cnn_mem_free(l);
@@ -263,6 +266,8 @@ cnn_status cnn_loader_next(cnn_loader *l, float *x, float *labels, int64_t *n)
     }
     loader_slot *s = &l->slot[k % 2];
     pthread_mutex_lock(&l->mu);
+    while (l->wait && !(s->ready && s->index == k))
+        pthread_cond_wait(&l->cv, &l->mu);
     if (!(s->ready && s->index == k)) {
         /* not ready: the worker had no CPU time for it.  Never wait: make it here, and let the
          * worker drop it (if it is making it now) and go on with the next one. */

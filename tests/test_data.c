@@ -526,6 +526,20 @@ Test(data, determinism_and_background_loader)
     cnn_loader *sync = loader(d, &tc, B, true, 11, false), *bg = loader(d, &tc, B, true, 11, true);
     float *a = all_batches(sync, order, N, B, EPOCHS, 0), *b = all_batches(bg, order, N, B, EPOCHS, 0);
     cr_assert_eq(memcmp(a, b, floats * sizeof(float)), 0, "background and synchronous loaders differ");
+    /* a background thread the caller waits for (at normal priority): every batch the thread's */
+    cnn_loader_options wo;
+    cnn_loader_options_default(&wo);
+    wo.batch = B, wo.augment = true, wo.seed = 11, wo.wait_for_thread = true;
+    cnn_loader *waiting = NULL;
+    char werr[512];
+    cr_assert_eq(cnn_loader_create(&waiting, d, &tc, &wo, werr, sizeof werr), CNN_OK, "%s", werr);
+    cr_assert(cnn_loader_background(waiting));
+    float *wb = all_batches(waiting, order, N, B, EPOCHS, 0);
+    cr_assert_eq(memcmp(a, wb, floats * sizeof(float)), 0, "the thread's batches differ from the synchronous ones");
+    cr_assert_eq(cnn_loader_caller_made(waiting), 0);
+    cr_assert_eq(cnn_loader_caller_made(sync), EPOCHS * ((N + B - 1) / B));
+    free(wb);
+    cnn_loader_destroy(waiting);
     /* resumed from batch 3: the same batches 3 onwards */
     float *r = all_batches(bg, order, N, B, 1, 3);
     cr_assert_eq(memcmp(a + (size_t)3 * B * 3072, r + (size_t)3 * B * 3072, (size_t)(N - 3 * B) * 3072 * sizeof(float)), 0);
