@@ -7,10 +7,15 @@
  *   3. forward nodes are visited in reverse; each one's registry gradient rule appends its
  *      backward nodes; a value read by several nodes gets the sum of their contributions
  *      (an add node) before its producer is visited;
- *   4. one optimiser update node per trainable parameter, reading its gradient and state. */
+ *   4. with clip_grad_norm, grad_sqnorm nodes (up to OP_MAX_IN gradients each, chained
+ *      through a partial sum) after every gradient is final, and a clip_scale node;
+ *   5. one optimiser update node per trainable parameter, reading its gradient and state
+ *      (and clip_scale's factor).  Clipping is its own steps so that anything that must
+ *      happen to the final gradients first (averaging across processes) can go before it. */
 #include "compiler/autodiff.h"
 #include "ops/mem.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +208,8 @@ static int append_loss(ir_graph *g, const ad_options *opt, int *logits_out, char
     }
     op_attrs a;
     memset(&a, 0, sizeof a);
+    if (opt->loss == AD_LOSS_CROSS_ENTROPY)
+        a.loss.label_smoothing = opt->label_smoothing;
     int in[2] = {logits, label}, outs[2] = {loss, dlogits};
     op_kind op = opt->loss == AD_LOSS_MSE ? OP_MSE_LOSS : OP_XENT_LOSS;
     if (ir_add_node(g, op, &a, 2, in, 2, outs, op_name(op), (lang_span){0, 0, 0, 0}) < 0) {
@@ -215,23 +222,71 @@ static int append_loss(ir_graph *g, const ad_options *opt, int *logits_out, char
     return dlogits;
 }
 
+/* The clip_grad_norm steps over the parameters' gradients grads[0..n): returns the value
+ * of the scale the updates read, -1 when out of memory. */
+static int append_clip(ir_graph *g, const ad_options *opt, const int *grads, int n)
+{
+    op_shape scalar = {.rank = 0};
+    int acc = -1, chunk = 0;
+    for (int i = 0; i < n; chunk++) {
+        int ins[OP_MAX_IN], nin = 0;
+        op_attrs a;
+        memset(&a, 0, sizeof a);
+        if (acc >= 0) {
+            ins[nin++] = acc;
+            a.clip.accumulate = true;
+        }
+        while (i < n && nin < OP_MAX_IN)
+            ins[nin++] = grads[i++];
+        char name[OP_NAME_MAX];
+        snprintf(name, sizeof name, "grad_sqnorm.%d", chunk);
+        int out = ir_add_value(g, IR_VAL_SCRATCH, &scalar, false, name);
+        if (out < 0 || ir_add_node(g, OP_GRAD_SQNORM, &a, nin, ins, 1, &out, name, (lang_span){0, 0, 0, 0}) < 0)
+            return -1;
+        acc = out;
+    }
+    op_attrs a;
+    memset(&a, 0, sizeof a);
+    a.clip.max_norm = opt->clip_grad_norm;
+    int scale = ir_add_value(g, IR_VAL_SCRATCH, &scalar, false, "clip_scale");
+    if (scale < 0 || ir_add_node(g, OP_CLIP_SCALE, &a, 1, &acc, 1, &scale, "clip_scale", (lang_span){0, 0, 0, 0}) < 0)
+        return -1;
+    return scale;
+}
+
 static int append_updates(ad_state *s, const ad_options *opt, char *err, size_t errlen)
 {
     ir_graph *g = s->g;
+    /* every parameter's final gradient first: clipping reads them all */
+    int *params = cnn_mem_malloc(sizeof(int) * (size_t)(s->nfwd_vals + 1));
+    int *grads = cnn_mem_malloc(sizeof(int) * (size_t)(s->nfwd_vals + 1));
+    int n = 0;
+    if (!params || !grads)
+        goto oom;
     for (int v = 0; v < s->nfwd_vals; v++) {
         if (g->vals[v].kind != IR_VAL_PARAM)
             continue;
         int gv = materialise(s, v, err, errlen);
         if (gv == -2)
-            return -1;
+            goto fail;
         if (gv < 0)
             continue; /* no gradient reaches it (unused parameter) */
+        params[n] = v;
+        grads[n++] = gv;
+    }
+    int scale = -1;
+    if (opt->clip_grad_norm > 0 && n > 0 && (scale = append_clip(g, opt, grads, n)) < 0)
+        goto oom;
+    bool adam = opt->optimizer == AD_OPTIM_ADAM || opt->optimizer == AD_OPTIM_ADAMW;
+    for (int i = 0; i < n; i++) {
+        int v = params[i], gv = grads[i];
         op_attrs a;
         memset(&a, 0, sizeof a);
         a.optim = opt->optim;
-        int in[4] = {v, gv, -1, -1}, nin = 2;
+        a.optim.clip = scale >= 0;
+        int in[5] = {v, gv, -1, -1, -1}, nin = 2;
         const char *states[2] = {NULL, NULL};
-        if (opt->optimizer == AD_OPTIM_ADAM)
+        if (adam)
             states[0] = "exp_avg", states[1] = "exp_avg_sq";
         else if (opt->optim.momentum != 0.0)
             states[0] = "momentum_buffer";
@@ -245,15 +300,24 @@ static int append_updates(ad_state *s, const ad_options *opt, char *err, size_t 
             g->vals[sv].param_of = v;
             in[nin++] = sv;
         }
+        if (scale >= 0)
+            in[nin++] = scale;
         char name[OP_NAME_MAX];
         snprintf(name, sizeof name, "%.*s.update", OP_NAME_MAX - 8, g->vals[v].name);
-        op_kind op = opt->optimizer == AD_OPTIM_ADAM ? OP_ADAM_UPDATE : OP_SGD_UPDATE;
+        op_kind op = opt->optimizer == AD_OPTIM_ADAMW ? OP_ADAMW_UPDATE
+                     : opt->optimizer == AD_OPTIM_ADAM ? OP_ADAM_UPDATE
+                                                       : OP_SGD_UPDATE;
         if (ir_add_node(g, op, &a, nin, in, 0, NULL, name, (lang_span){0, 0, 0, 0}) < 0)
             goto oom;
     }
+    cnn_mem_free(params);
+    cnn_mem_free(grads);
     return 0;
 oom:
     snprintf(err, errlen, "out of memory in autodiff");
+fail:
+    cnn_mem_free(params);
+    cnn_mem_free(grads);
     return -1;
 }
 
@@ -261,6 +325,14 @@ int ir_autodiff(ir_graph *g, const ad_options *opt, char *err, size_t errlen)
 {
     if (g->noutputs < 1) {
         snprintf(err, errlen, "the network has no output to train");
+        return -1;
+    }
+    if (!(opt->label_smoothing >= 0.0 && opt->label_smoothing < 1.0)) {
+        snprintf(err, errlen, "label_smoothing must be in [0, 1), got %g", opt->label_smoothing);
+        return -1;
+    }
+    if (!(opt->clip_grad_norm >= 0.0) || isinf(opt->clip_grad_norm)) {
+        snprintf(err, errlen, "clip_grad_norm must be a positive number (or 0 for none), got %g", opt->clip_grad_norm);
         return -1;
     }
     int nfwd_nodes = g->nnodes;

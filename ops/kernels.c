@@ -48,6 +48,9 @@ static const op_kernel ref_kernels[OP_COUNT] = {
     [OP_MSE_LOSS] = {.run = op_ref_mse_loss},
     [OP_SGD_UPDATE] = {.run = op_ref_sgd_update},
     [OP_ADAM_UPDATE] = {.run = op_ref_adam_update},
+    [OP_ADAMW_UPDATE] = {.run = op_ref_adamw_update},
+    [OP_GRAD_SQNORM] = {.run = op_ref_grad_sqnorm},
+    [OP_CLIP_SCALE] = {.run = op_ref_clip_scale},
     [OP_REORDER] = {.run = op_ref_reorder, .layouts = OP_LAYOUT_EITHER},
 };
 

@@ -38,6 +38,9 @@ typedef struct op_call {
     int nthreads;          /* threads this call may use (OpenMP) */
     uint64_t seed;         /* dropout: a per-step seed */
     int64_t step;          /* optimiser updates: 1 for the first step */
+    uint64_t weights_version; /* changes whenever the weights may have changed: a kernel may keep
+                             * what it derived from a weights slot (which holds the weights or
+                             * values computed from them alone) while this stays the same */
     void *state;           /* backend state made by prepare(), or NULL */
     float *scratch;        /* scratch()'s bytes, or NULL */
 } op_call;

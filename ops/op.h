@@ -96,7 +96,18 @@ typedef struct op_dropout_attrs {
 typedef struct op_optim_attrs {
     double lr, momentum, weight_decay, beta1, beta2, eps; /* double: 1 - beta2 exactly as PyTorch */
     bool nesterov;
+    bool clip;             /* the last input is clip_scale's scalar: the gradient is scaled by it */
 } op_optim_attrs;
+
+typedef struct op_loss_attrs {
+    double label_smoothing; /* cross_entropy: (1 - e) CE + e mean_k(-log p_k), as PyTorch */
+} op_loss_attrs;
+
+/* grad_sqnorm and clip_scale (clip_grad_norm) */
+typedef struct op_clip_attrs {
+    double max_norm;       /* clip_scale: scale = min(1, max_norm / (sqrt(sum) + 1e-6)) */
+    bool accumulate;       /* grad_sqnorm: in[0] is a partial sum to add to, not a gradient */
+} op_clip_attrs;
 
 typedef struct op_slice_attrs {
     int64_t offset;        /* concat_bwd: first channel of this input in the concatenation */
@@ -115,6 +126,8 @@ typedef union op_attrs {
     op_act_attrs act;
     op_dropout_attrs dropout;
     op_optim_attrs optim;
+    op_loss_attrs loss;
+    op_clip_attrs clip;
     op_slice_attrs slice;
     op_reorder_attrs reorder;
 } op_attrs;

@@ -123,6 +123,9 @@ OP_REF_KERNEL(op_ref_xent_loss);
 OP_REF_KERNEL(op_ref_mse_loss);
 OP_REF_KERNEL(op_ref_sgd_update);
 OP_REF_KERNEL(op_ref_adam_update);
+OP_REF_KERNEL(op_ref_adamw_update);
+OP_REF_KERNEL(op_ref_grad_sqnorm);
+OP_REF_KERNEL(op_ref_clip_scale);
 OP_REF_KERNEL(op_ref_reorder);
 
 /* Applies an activation to one value (shared by every backend's epilogues). */

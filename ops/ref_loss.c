@@ -5,8 +5,10 @@
  * sum in a fixed order in double. */
 #include "ops/ref_common.h"
 
-/* loss = mean over n of (logsumexp(x[n,:]) - x[n,label]);
- * dlogits[n,k] = (softmax(x[n,:])[k] - (k == label)) / N. */
+/* With label smoothing e (attrs.loss, 0 without), as PyTorch's
+ * CrossEntropyLoss(label_smoothing=e):
+ * loss = mean over n of (1-e) (lse - x[n,label]) + e mean_k (lse - x[n,k]), lse = logsumexp(x[n,:]);
+ * dlogits[n,k] = (softmax(x[n,:])[k] - (1-e) (k == label) - e/K) / N. */
 OP_REF_KERNEL(op_ref_xent_loss)
 {
     const char *name = "cross_entropy";
@@ -30,6 +32,9 @@ OP_REF_KERNEL(op_ref_xent_loss)
                         ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(xt, s2, sizeof s2));
     if (n < 1 || k < 1)
         return ref_fail(err, errlen, "%s: empty logits %s", name, ref_shape_str(xt, s1, sizeof s1));
+    double eps = c->node->attrs.loss.label_smoothing;
+    if (!(eps >= 0.0 && eps < 1.0))
+        return ref_fail(err, errlen, "%s: label smoothing %g is not in [0, 1)", name, eps);
     const float *x = xt->data, *labels = lt->data;
     for (int64_t i = 0; i < n; i++) {
         float l = labels[i];
@@ -49,14 +54,19 @@ OP_REF_KERNEL(op_ref_xent_loss)
         for (int64_t j = 0; j < k; j++)
             if (xr[j] > m)
                 m = xr[j];
-        double s = 0.0;
-        for (int64_t j = 0; j < k; j++)
+        double s = 0.0, sx = 0.0;
+        for (int64_t j = 0; j < k; j++) {
             s += exp((double)xr[j] - (double)m);
-        total += log(s) + (double)m - (double)xr[label];
+            sx += (double)xr[j];
+        }
+        double lse = log(s) + (double)m;
+        double nll = lse - (double)xr[label];
+        total += eps == 0.0 ? nll : (1.0 - eps) * nll + eps * (lse - sx / (double)k);
         if (dx)
             for (int64_t j = 0; j < k; j++) {
                 double p = exp((double)xr[j] - (double)m) / s;
-                dx[i * k + j] = (float)((p - (j == label ? 1.0 : 0.0)) / (double)n);
+                double target = (j == label ? 1.0 - eps : 0.0) + eps / (double)k;
+                dx[i * k + j] = (float)((p - target) / (double)n);
             }
     }
     c->out[0].data[0] = (float)(total / (double)n);

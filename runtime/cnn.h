@@ -266,6 +266,29 @@ CNN_API cnn_status cnn_session_train_step(cnn_session *s, const float *labels,
  * step).  CNN_ERR_USAGE on an inference session or a rate that is not a positive finite number. */
 CNN_API cnn_status cnn_session_set_lr(cnn_session *s, double lr);
 
+/* The CPU's model name (from /proc/cpuinfo, or "unknown") and the instruction set the native
+ * kernels use ("avx512", "avx2" or "scalar", with "+vnni" / "+bf16" where the CPU has them). */
+CNN_API const char *cnn_cpu_model(void);
+CNN_API const char *cnn_cpu_isa(void);
+
+/* Per-node profiling (cnnc bench --profile).  cnn_session_profile_start clears the record and
+ * times every step of the next `runs` runs (or training steps); later runs are not recorded.
+ * 0 turns it off.  cnn_session_profile_steps is the number of plan steps; entry i describes step
+ * i with its times over the recorded runs (strings live as long as the session). */
+typedef struct cnn_profile_entry {
+    const char *name;        /* the node: a layer's name, or what autodiff made for it */
+    const char *op;          /* its op kind */
+    const char *backend;     /* ref, native, onednn */
+    const char *layout;      /* its first input's memory order: nchw or nhwc (channels last) */
+    const char *phase;       /* forward, backward or update */
+    double flops;            /* per run, at the session's batch; 0 when the op has no count */
+    int runs;                /* runs recorded */
+    double min_s, median_s, max_s;
+} cnn_profile_entry;
+CNN_API cnn_status cnn_session_profile_start(cnn_session *s, int runs);
+CNN_API int cnn_session_profile_steps(const cnn_session *s);
+CNN_API cnn_status cnn_session_profile_entry(const cnn_session *s, int i, cnn_profile_entry *e);
+
 /* Memory figures of the session's plan, in bytes of activations (and gradients). */
 typedef struct cnn_memory_info {
     size_t naive;        /* every tensor its own buffer */

@@ -42,7 +42,7 @@ typedef struct args {
     int64_t epochs;        /* 0: not given */
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
-    bool no_shuffle, quiet, train_flag, json, allow_extra;
+    bool no_shuffle, quiet, train_flag, json, allow_extra, profile;
     bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;

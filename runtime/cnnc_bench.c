@@ -1,5 +1,7 @@
 /* cnnc bench: times inference (or a training step) at each optimisation level on the chosen
- * backend, then -O2 on every other backend; a table of medians, or JSON. */
+ * backend, then -O2 on every other backend; a table of medians with their spread (a speed-up
+ * whose range overlaps the first row's is marked not significant), or JSON.  --profile then
+ * times every node of the -O2 plan on the chosen backend. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +15,7 @@ typedef struct bench_config {
 } bench_config;
 
 typedef struct bench_row {
-    double ms_median;
+    double min, median, max; /* seconds per run */
     cnn_memory_info mem;
 } bench_row;
 
@@ -53,10 +55,12 @@ static int make_configs(cnn_backend chosen, bench_config *cfgs)
     return n;
 }
 
-/* Times one configuration: two warm-up runs, then `repeat` timed ones.  Its failure status
- * (after a warning) when the configuration cannot run. */
+static void print_profile(const args *a, cnn_session *s, const bench_config *cfg, int64_t batch, int runs);
+
+/* Times one configuration: two warm-up runs, then `repeat` timed ones (with every node timed
+ * too when profile).  Its failure status (after a warning) when the configuration cannot run. */
 static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const bench_config *cfg, int64_t batch,
-                              const float *labels, int repeat, bench_row *row)
+                              const float *labels, int repeat, bool profile, bench_row *row)
 {
     cnn_options o = a->opt;
     o.passes = cfg->passes & ~a->disabled;
@@ -74,6 +78,8 @@ static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const
     double times[1000];
     int nt = repeat < 1000 ? repeat : 1000;
     for (int r = -2; r < nt && st == CNN_OK; r++) {
+        if (r == 0 && profile)
+            st = cnn_session_profile_start(s, nt);
         double t0 = now_seconds();
         st = a->train_flag ? cnn_session_train_step(s, labels, true, NULL, NULL) : cnn_session_run(s);
         if (r >= 0)
@@ -86,22 +92,92 @@ static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const
         return st;
     }
     qsort(times, (size_t)nt, sizeof(double), cmp_double);
-    row->ms_median = nt % 2 ? times[nt / 2] : 0.5 * (times[nt / 2 - 1] + times[nt / 2]);
+    row->median = nt % 2 ? times[nt / 2] : 0.5 * (times[nt / 2 - 1] + times[nt / 2]);
+    row->min = times[0];
+    row->max = times[nt - 1];
     cnn_session_memory(s, &row->mem);
+    if (profile)
+        print_profile(a, s, cfg, batch, nt);
     cnn_session_destroy(s);
     return CNN_OK;
+}
+
+typedef struct prof_row {
+    int step;
+    cnn_profile_entry e;
+} prof_row;
+
+static int cmp_prof(const void *x, const void *y)
+{
+    const prof_row *a = x, *b = y;
+    return a->e.median_s > b->e.median_s ? -1 : a->e.median_s < b->e.median_s ? 1 : a->step - b->step;
+}
+
+/* The per-node table (or JSON array), slowest node first, with each node's share of the summed
+ * medians. */
+static void print_profile(const args *a, cnn_session *s, const bench_config *cfg, int64_t batch, int runs)
+{
+    int n = cnn_session_profile_steps(s);
+    prof_row *rows = calloc((size_t)(n > 0 ? n : 1), sizeof *rows);
+    if (!rows)
+        return;
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+        rows[i].step = i;
+        cnn_session_profile_entry(s, i, &rows[i].e);
+        total += rows[i].e.median_s;
+    }
+    qsort(rows, (size_t)n, sizeof *rows, cmp_prof);
+    if (a->json)
+        printf(", \"profile\": {\"passes\": \"%s\", \"backend\": \"%s\", \"runs\": %d, \"nodes\": [", cfg->name,
+               backend_name(cfg->backend), runs);
+    else
+        printf("\nprofile: %s on %s, batch %" PRId64 ", %d runs; nodes by median time, slowest first\n"
+               "%4s  %-28s %-16s %-8s %-7s %-6s %10s %21s %9s %6s\n",
+               cfg->name, backend_name(cfg->backend), batch, runs, "step", "node", "op", "phase", "backend", "layout",
+               "median ms", "[min - max] ms", "GFLOP/s", "share");
+    for (int i = 0; i < n; i++) {
+        const cnn_profile_entry *e = &rows[i].e;
+        double gf = e->flops > 0 && e->median_s > 0 ? e->flops / e->median_s * 1e-9 : 0;
+        if (a->json)
+            printf("%s{\"step\": %d, \"node\": \"%s\", \"op\": \"%s\", \"phase\": \"%s\", \"backend\": \"%s\", "
+                   "\"layout\": \"%s\", \"ms\": {\"min\": %.5f, \"median\": %.5f, \"max\": %.5f}, \"gflops\": %.3f, "
+                   "\"share\": %.5f}",
+                   i ? ", " : "", rows[i].step, e->name, e->op, e->phase, e->backend, e->layout, e->min_s * 1e3,
+                   e->median_s * 1e3, e->max_s * 1e3, gf, total > 0 ? e->median_s / total : 0);
+        else {
+            char range[40], gfs[16];
+            snprintf(range, sizeof range, "[%.3f - %.3f]", e->min_s * 1e3, e->max_s * 1e3);
+            if (gf > 0)
+                snprintf(gfs, sizeof gfs, "%.1f", gf);
+            else
+                snprintf(gfs, sizeof gfs, "-");
+            printf("%4d  %-28.28s %-16.16s %-8s %-7s %-6s %10.3f %21s %9s %5.1f%%\n", rows[i].step, e->name, e->op,
+                   e->phase, e->backend, e->layout, e->median_s * 1e3, range, gfs,
+                   total > 0 ? 100.0 * e->median_s / total : 0);
+        }
+    }
+    if (a->json)
+        printf("], \"sum_of_medians_ms\": %.4f}", total * 1e3);
+    else
+        printf("%4s  %-28s %-16s %-8s %-7s %-6s %10.3f\n\n", "", "sum of the medians", "", "", "", "", total * 1e3);
+    free(rows);
 }
 
 static void print_header(const args *a, cnn_model *m, int64_t batch, int repeat)
 {
     int threads = a->opt.threads ? a->opt.threads : cnn_default_threads();
     if (a->json)
-        printf("{\"network\": \"%s\", \"batch\": %" PRId64 ", \"mode\": \"%s\", \"threads\": %d, \"results\": [",
-               cnn_model_name(m), batch, a->train_flag ? "train" : "infer", threads);
+        printf("{\"cnnc_version\": \"%s\", \"cpu\": \"%s\", \"isa\": \"%s\", \"network\": \"%s\", \"batch\": %" PRId64
+               ", \"mode\": \"%s\", \"threads\": %d, \"repeat\": %d, \"results\": [",
+               cnn_version(), cnn_cpu_model(), cnn_cpu_isa(), cnn_model_name(m), batch, a->train_flag ? "train" : "infer",
+               threads, repeat);
     else
-        printf("%s, batch %" PRId64 ", %s, %d threads, median of %d runs\n\n%-14s %-8s %12s %12s %12s %12s\n",
-               cnn_model_name(m), batch, a->train_flag ? "training step" : "inference", threads, repeat, "passes",
-               "backend", "ms/batch", "images/s", "arena", "speed-up");
+        printf("%s, batch %" PRId64 ", %s, %d threads, %d runs per row (cnnc %s, %s, %s)\n\n"
+               "%-14s %-8s %10s %21s %10s %10s %12s\n",
+               cnn_model_name(m), batch, a->train_flag ? "training step" : "inference", threads, repeat, cnn_version(),
+               cnn_cpu_model(), cnn_cpu_isa(), "passes", "backend", "median ms", "[min - max] ms", "images/s", "arena",
+               "speed-up");
 }
 
 int cmd_bench(const args *a)
@@ -129,31 +205,52 @@ int cmd_bench(const args *a)
     for (int64_t i = 0; i < batch; i++)
         labels[i] = (float)(i % (orank >= 1 ? example_numel(orank, od) : 1));
     print_header(a, m, batch, repeat);
-    double base = 0;
-    bool first = true;
+    bench_row base = {0};
+    bool first = true, any_ns = false;
     cnn_status failed = CNN_OK; /* the last configuration's failure */
     for (int c = 0; c < ncfg; c++) {
         bench_row row;
-        cnn_status st = time_config(a, m, w, &cfgs[c], batch, labels, repeat, &row);
+        cnn_status st = time_config(a, m, w, &cfgs[c], batch, labels, repeat, false, &row);
         if (st != CNN_OK) {
             failed = st;
             continue;
         }
-        double med = row.ms_median;
-        if (c == 0)
-            base = med;
+        double med = row.median;
+        if (first)
+            base = row;
+        /* the ranges overlap: the speed-up is within the noise */
+        bool ns = !first && row.min <= base.max && base.min <= row.max;
+        any_ns |= ns;
         if (a->json)
-            printf("%s{\"passes\": \"%s\", \"backend\": \"%s\", \"ms\": %.4f, \"images_per_s\": %.1f, \"arena_bytes\": %zu, "
+            printf("%s{\"passes\": \"%s\", \"backend\": \"%s\", \"ms\": %.4f, \"ms_min\": %.4f, \"ms_max\": %.4f, "
+                   "\"images_per_s\": %.1f, \"speedup\": %.4f, \"significant\": %s, \"arena_bytes\": %zu, "
                    "\"naive_bytes\": %zu, \"lower_bound_bytes\": %zu}",
-                   first ? "" : ", ", cfgs[c].name, backend_name(cfgs[c].backend), med * 1e3, (double)batch / med,
+                   first ? "" : ", ", cfgs[c].name, backend_name(cfgs[c].backend), med * 1e3, row.min * 1e3,
+                   row.max * 1e3, (double)batch / med, base.median / med, ns || first ? "false" : "true",
                    row.mem.planned, row.mem.naive, row.mem.lower_bound);
-        else
-            printf("%-14s %-8s %12.3f %12.1f %11.2fM %11.2fx\n", cfgs[c].name, backend_name(cfgs[c].backend), med * 1e3,
-                   (double)batch / med, (double)row.mem.planned / 1048576.0, base / med);
+        else {
+            char range[40];
+            snprintf(range, sizeof range, "[%.3f - %.3f]", row.min * 1e3, row.max * 1e3);
+            printf("%-14s %-8s %10.3f %21s %10.1f %9.2fM %9.2fx%s\n", cfgs[c].name, backend_name(cfgs[c].backend),
+                   med * 1e3, range, (double)batch / med, (double)row.mem.planned / 1048576.0, base.median / med,
+                   ns ? " ns" : "");
+        }
         first = false;
     }
     if (a->json)
-        printf("]}\n");
+        printf("]");
+    else if (any_ns)
+        printf("\nns: not significant, the row's [min - max] overlaps the first row's\n");
+    if (a->profile && !first) {
+        /* every node of the -O2 plan on the chosen backend, timed over fresh runs */
+        bench_config pc = {"-O2", CNN_PASSES_O2, a->opt.backend};
+        bench_row row;
+        cnn_status st = time_config(a, m, w, &pc, batch, labels, repeat, true, &row);
+        if (st != CNN_OK)
+            failed = st, first = true;
+    }
+    if (a->json)
+        printf("}\n");
     if (first) {
         /* not one configuration ran: the warnings said why */
         fprintf(stderr, "%s: error: every configuration failed\n", prog);

@@ -288,6 +288,24 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     return EXIT_OK;
 }
 
+/* The header line's "adamw lr 0.001, cosine schedule (warmup 1 epochs)": the optimizer, its
+ * rate, and the schedule when there is one. */
+static const char *optimizer_text(const cnn_train_config *tc, char *buf, size_t n)
+{
+    const char *name = tc->optimizer == 2 ? "adamw" : tc->optimizer == 1 ? "adam" : "sgd";
+    if (tc->schedule == CNN_SCHEDULE_STEP)
+        snprintf(buf, n, "%s lr %g, step schedule (x%g every %" PRId64 " epoch%s)", name, tc->lr, tc->schedule_gamma,
+                 tc->schedule_every, tc->schedule_every == 1 ? "" : "s");
+    else if (tc->schedule == CNN_SCHEDULE_COSINE && tc->warmup_epochs > 0)
+        snprintf(buf, n, "%s lr %g, cosine schedule (warmup %g epoch%s)", name, tc->lr, tc->warmup_epochs,
+                 tc->warmup_epochs == 1 ? "" : "s");
+    else if (tc->schedule == CNN_SCHEDULE_COSINE)
+        snprintf(buf, n, "%s lr %g, cosine schedule", name, tc->lr);
+    else
+        snprintf(buf, n, "%s lr %g", name, tc->lr);
+    return buf;
+}
+
 int cmd_train(const args *a)
 {
     if (!a->data)
@@ -330,10 +348,12 @@ int cmd_train(const args *a)
             goto done;
         }
     }
-    if (!a->quiet)
-        printf("training %s on %" PRId64 " examples%s: %" PRId64 " epochs, batch %" PRId64 ", %s lr %g\n",
+    if (!a->quiet) {
+        char opt_text[160];
+        printf("training %s on %" PRId64 " examples%s: %" PRId64 " epochs, batch %" PRId64 ", %s\n",
                cnn_model_name(m), n, test ? " (with a test set)" : "", tc.epochs, tc.batch,
-               tc.optimizer ? "adam" : "sgd", tc.lr);
+               optimizer_text(&tc, opt_text, sizeof opt_text));
+    }
     rc = train_and_save(a, s, w, train, test, &tc, &d);
 done:
     if (d.log && fclose(d.log) != 0 && rc == EXIT_OK)

@@ -375,7 +375,9 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
     };
     if (training) {
         co.ad.loss = tc->loss == 1 ? AD_LOSS_MSE : AD_LOSS_CROSS_ENTROPY;
-        co.ad.optimizer = tc->optimizer == 1 ? AD_OPTIM_ADAM : AD_OPTIM_SGD;
+        co.ad.optimizer = tc->optimizer == 2 ? AD_OPTIM_ADAMW : tc->optimizer == 1 ? AD_OPTIM_ADAM : AD_OPTIM_SGD;
+        co.ad.label_smoothing = tc->label_smoothing;
+        co.ad.clip_grad_norm = tc->clip_grad_norm;
         co.ad.optim.lr = tc->lr;
         co.ad.optim.momentum = tc->momentum;
         co.ad.optim.weight_decay = tc->weight_decay;

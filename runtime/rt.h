@@ -67,8 +67,15 @@ struct cnn_session {
     uint64_t weights_seen;    /* the weights' version the constant steps last ran on */
     bool consts_valid;
     int64_t step;             /* optimiser steps taken (and runs, for dropout seeds) */
+    double *prof;             /* profiling (runtime/profile.c): prof_cap runs x nsteps seconds */
+    int prof_cap, prof_runs;
     char err[RT_ERR_MAX];
 };
+
+/* runtime/profile.c: records step st's time of the current run (profiling on). */
+void rt_profile_record(cnn_session *s, int st, double seconds);
+void rt_profile_end_run(cnn_session *s);
+double rt_seconds(void);
 
 /* Formats an error into buf (RT_ERR_MAX) and returns status. */
 cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -241,6 +241,7 @@ void cnn_session_destroy(cnn_session *s)
         cnn_mem_free(s->consts[i]);
     cnn_mem_free(s->consts);
     cnn_mem_free(s->optstate);
+    cnn_mem_free(s->prof);
     cnn_mem_free(s->data);
     cnn_mem_aligned_free(s->arena);
     plan_destroy(s->plan);
@@ -321,11 +322,17 @@ static cnn_status execute_steps(cnn_session *s)
         uint64_t x = seed_base ^ name_hash(c->node->name);
         c->seed = rt_splitmix64(&x);
         c->step = s->step;
+        c->weights_version = version;
         char msg[1024];
         msg[0] = '\0';
+        double t0 = s->prof ? rt_seconds() : 0;
         if (s->kernels[st]->run(c, msg, sizeof msg) != 0)
             return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
+        if (s->prof)
+            rt_profile_record(s, st, rt_seconds() - t0);
     }
+    if (s->prof)
+        rt_profile_end_run(s);
     if (s->mode == CNN_MODE_TRAIN)
         version = atomic_fetch_add(&s->weights->version, 1) + 1; /* the step updated them */
     s->weights_seen = version;
@@ -341,7 +348,8 @@ cnn_status cnn_session_set_lr(cnn_session *s, double lr)
         return rt_fail(s->err, CNN_ERR_USAGE, "the learning rate must be a positive number, got %g", lr);
     s->train.lr = lr;
     for (int st = 0; st < s->plan->nsteps; st++)
-        if (s->nodes[st].op == OP_SGD_UPDATE || s->nodes[st].op == OP_ADAM_UPDATE)
+        if (s->nodes[st].op == OP_SGD_UPDATE || s->nodes[st].op == OP_ADAM_UPDATE ||
+            s->nodes[st].op == OP_ADAMW_UPDATE)
             s->nodes[st].attrs.optim.lr = lr;
     return CNN_OK;
 }

@@ -180,6 +180,7 @@ static inline void check_case(const tcase *tc, const char *label)
             }
             omp_set_num_threads(t + 1);
             err[0] = 0;
+            c->weights_version = (uint64_t)round + 1; /* new weights every round */
             cr_assert_eq(dnn->run(c, err, sizeof err), 0, "%s (%d threads): run: %s", label, t + 1, err);
             for (int i = 0; i < tc->nout; i++)
                 expect_close(dout[i], rout[i], numel(&tc->out[i]), label, "output", i, t + 1);

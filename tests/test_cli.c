@@ -1,6 +1,7 @@
 /* End-to-end tests of the `cnnc` command: every subcommand on good input, and bad input of
  * every kind (source, flags, weights, tensors, data) giving a clear message and the exit
  * status of spec section 8, never a crash. */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
 #include <math.h>
@@ -471,6 +472,46 @@ Test(cli, bench_prints_a_table_and_json)
 {
     EXPECT_RUN(0, "images/s", "bench %s --batch 4 --repeat 2", ex("lenet5"));
     EXPECT_RUN(0, "\"results\": [", "bench %s --batch 4 --repeat 2 --json --train", ex("lenet5"));
+    EXPECT_RUN(0, "[min - max] ms", "bench %s --batch 4 --repeat 2", ex("lenet5"));
+}
+
+/* --profile: every node of the -O2 training step, forward, backward and update, each with its
+ * median inside its range, the shares summing to one; the JSON parses and names the machine. */
+Test(cli, bench_profile_times_every_node)
+{
+    char args[1024], *out;
+    snprintf(args, sizeof args, "bench %s --batch 4 --repeat 3 --threads 1 --train --profile --json", ex("lenet5"));
+    cr_assert_eq(run(&out, args), 0, "%s", out);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "not JSON: %s", out);
+    cr_expect(cJSON_IsString(cJSON_GetObjectItem(j, "cpu")) && cJSON_IsString(cJSON_GetObjectItem(j, "isa")) &&
+              cJSON_IsString(cJSON_GetObjectItem(j, "cnnc_version")));
+    cJSON *nodes = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "profile"), "nodes");
+    cr_assert(cJSON_IsArray(nodes), "%s", out);
+    double share = 0;
+    bool phases[3] = {false, false, false};
+    const char *names[3] = {"forward", "backward", "update"};
+    bool conv1 = false;
+    cJSON *n;
+    cJSON_ArrayForEach(n, nodes)
+    {
+        cJSON *ms = cJSON_GetObjectItem(n, "ms");
+        double lo = cJSON_GetObjectItem(ms, "min")->valuedouble, med = cJSON_GetObjectItem(ms, "median")->valuedouble,
+               hi = cJSON_GetObjectItem(ms, "max")->valuedouble;
+        cr_expect(lo <= med && med <= hi, "%g %g %g", lo, med, hi);
+        share += cJSON_GetObjectItem(n, "share")->valuedouble;
+        const char *ph = cJSON_GetObjectItem(n, "phase")->valuestring;
+        for (int k = 0; k < 3; k++)
+            phases[k] |= strcmp(ph, names[k]) == 0;
+        conv1 |= strcmp(cJSON_GetObjectItem(n, "node")->valuestring, "conv2d_1") == 0;
+    }
+    cr_expect_gt(cJSON_GetArraySize(nodes), 20);
+    cr_expect_float_eq(share, 1.0, 1e-3);
+    cr_expect(phases[0] && phases[1] && phases[2]);
+    cr_expect(conv1);
+    cJSON_Delete(j);
+    free(out);
+    EXPECT_RUN(0, "profile: -O2 on auto", "bench %s --batch 4 --repeat 2 --profile", ex("lenet5"));
 }
 
 /* Counts the complete lines of a file (0 when it cannot be read). */

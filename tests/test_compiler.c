@@ -143,7 +143,8 @@ Test(registry, every_entry_is_complete)
     const op_kind training_only[] = {OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHTS, OP_MAXPOOL_BWD, OP_AVGPOOL_BWD,
                                      OP_GLOBAL_AVGPOOL_BWD, OP_DENSE_BWD_DATA, OP_DENSE_BWD_WEIGHTS,
                                      OP_BATCHNORM_BWD, OP_DROPOUT_BWD, OP_ACT_BWD, OP_SOFTMAX_BWD,
-                                     OP_CONCAT_BWD, OP_XENT_LOSS, OP_MSE_LOSS, OP_SGD_UPDATE, OP_ADAM_UPDATE};
+                                     OP_CONCAT_BWD, OP_XENT_LOSS, OP_MSE_LOSS, OP_SGD_UPDATE, OP_ADAM_UPDATE,
+                                     OP_ADAMW_UPDATE, OP_GRAD_SQNORM, OP_CLIP_SCALE};
     for (size_t k = 0; k < sizeof training_only / sizeof training_only[0]; k++)
         cr_assert(op_def_get(training_only[k])->props & OP_PROP_TRAINING_ONLY, "%s", op_name(training_only[k]));
     cr_assert(!(op_def_get(OP_REORDER)->props & OP_PROP_TRAINING_ONLY));
@@ -188,11 +189,12 @@ Test(registry, properties)
     cr_assert_str_eq(names[0], "mask");
     cr_assert(op_def_get(OP_SGD_UPDATE)->updates_inputs(&a));
     cr_assert(op_def_get(OP_ADAM_UPDATE)->updates_inputs(&a));
+    cr_assert(op_def_get(OP_ADAMW_UPDATE)->updates_inputs(&a));
     for (int op = 0; op < OP_COUNT; op++) {
         const op_def *d = op_def_get((op_kind)op);
         if (op != OP_BATCHNORM && op != OP_DROPOUT)
             cr_assert_null(d->train_outputs, "%s", d->name);
-        if (op != OP_BATCHNORM && op != OP_SGD_UPDATE && op != OP_ADAM_UPDATE)
+        if (op != OP_BATCHNORM && op != OP_SGD_UPDATE && op != OP_ADAM_UPDATE && op != OP_ADAMW_UPDATE)
             cr_assert_null(d->updates_inputs, "%s", d->name);
     }
     /* fusion slots: a conv with a fused pool, and a dense with a fused softmax, take no

@@ -218,14 +218,14 @@ GOLDEN(train_unknown_values,
        "\n"
        "train n {\n"
        "    loss = mes;\n"
-       "    optimizer = adamw(lr=0.1);\n"
+       "    optimizer = adan(lr=0.1);\n"
        "}\n",
        "t.cnn:7:12: error: unknown loss 'mes'; did you mean 'mse'?\n"
        "        loss = mes;\n"
        "               ^~~\n"
-       "t.cnn:8:17: error: unknown optimizer 'adamw'; did you mean 'adam'?\n"
-       "        optimizer = adamw(lr=0.1);\n"
-       "                    ^~~~~\n")
+       "t.cnn:8:17: error: unknown optimizer 'adan'; did you mean 'adam'?\n"
+       "        optimizer = adan(lr=0.1);\n"
+       "                    ^~~~\n")
 
 GOLDEN(train_counts,
        "network n {\n"
@@ -314,7 +314,7 @@ GOLDEN(train_bad_forms,
        "t.cnn:7:12: error: 'loss' must be cross_entropy or mse\n"
        "        loss = 3;\n"
        "               ^\n"
-       "t.cnn:8:17: error: 'optimizer' must be sgd(...) or adam(...)\n"
+       "t.cnn:8:17: error: 'optimizer' must be sgd(...), adam(...) or adamw(...)\n"
        "        optimizer = 0.1;\n"
        "                    ^~~\n"
        "t.cnn:9:14: error: 'epochs' must be a positive integer, got a layer\n"

@@ -231,8 +231,9 @@ static void run_and_compare(const tcase *tc, op_call *c, float **in, const char 
     }
 }
 
-/* The blocked copy of the weights is kept while they do not change, and redone when any
- * element changes (first, last), whether or not the data pointer moves. */
+/* The blocked copy of the weights is kept while the weights' version stays (even when the data
+ * changed behind its back: every writer of the weights bumps the version), and redone when the
+ * version changes or the weights move. */
 Test(onednn_conv, weights_reordered_only_when_changed)
 {
     op_conv_attrs a = conv_attrs(&conv_geoms[8]);
@@ -258,19 +259,33 @@ Test(onednn_conv, weights_reordered_only_when_changed)
         float *in[4];
         for (int i = 0; i < tc->nin; i++) in[i] = alloc_filled(&tc->in[i], &s);
         int64_t nw = numel(&tc->in[1]);
+        c.weights_version = 1;
         run_and_compare(tc, &c, in, "first run");
         free(in[0]);
         in[0] = alloc_filled(&tc->in[0], &s);
         run_and_compare(tc, &c, in, "new x, same w");
         in[1][nw - 1] += 0.5f;
+        c.weights_version = 2;
         run_and_compare(tc, &c, in, "last weight changed");
         in[1][0] -= 0.25f;
+        c.weights_version = 3;
         run_and_compare(tc, &c, in, "first weight changed");
         float *moved = clone(in[1], &tc->in[1]);
         free(in[1]);
         in[1] = moved;
-        run_and_compare(tc, &c, in, "weights moved, unchanged");
+        run_and_compare(tc, &c, in, "weights moved, same version");
+        /* a change without a new version is not seen: the kept copy is used */
+        int64_t ny = numel(&tc->out[0]);
+        float *before = malloc((size_t)ny * sizeof(float)), *after = malloc((size_t)ny * sizeof(float));
+        c.out[0].data = before;
+        cr_assert_eq(dnn->run(&c, err, sizeof err), 0, "%s", err);
         in[1][nw / 2] *= -1.0f;
+        c.out[0].data = after;
+        cr_assert_eq(dnn->run(&c, err, sizeof err), 0, "%s", err);
+        cr_expect(memcmp(before, after, (size_t)ny * sizeof(float)) == 0, "the weights were reordered again");
+        free(before);
+        free(after);
+        c.weights_version = 4;
         run_and_compare(tc, &c, in, "middle weight changed");
         dnn->release(c.state);
         for (int i = 0; i < tc->nin; i++) free(in[i]);
@@ -306,6 +321,7 @@ Test(onednn_conv, residual_in_place)
             cr_assert_eq(ref->run(&r, err, sizeof err), 0, "%s", err);
             for (int i = 0; i < tc.nin; i++) c.in[i].data = in[i];
             c.out[0].data = in[tc.nin - 1]; /* y over r */
+            c.weights_version = (uint64_t)round + 1;
             cr_assert_eq(dnn->run(&c, err, sizeof err), 0, "%s", err);
             expect_close(in[tc.nin - 1], ry, n, "conv residual in place", "output", 0, 2);
             for (int i = 0; i < tc.nin; i++) free(in[i]);

@@ -417,7 +417,8 @@ Test(onednn_table, covers_its_ops_and_leaves_the_rest)
         OP_AVGPOOL_BWD, OP_GLOBAL_AVGPOOL_BWD, OP_DENSE_BWD_DATA, OP_DENSE_BWD_WEIGHTS,
         OP_BATCHNORM_BWD, OP_ACT_BWD, OP_SOFTMAX_BWD, OP_CONCAT_BWD};
     static const op_kind none[] = {OP_FLATTEN, OP_DROPOUT, OP_DROPOUT_BWD, OP_XENT_LOSS,
-                                 OP_MSE_LOSS, OP_SGD_UPDATE, OP_ADAM_UPDATE};
+                                 OP_MSE_LOSS, OP_SGD_UPDATE, OP_ADAM_UPDATE,
+                                 OP_ADAMW_UPDATE, OP_GRAD_SQNORM, OP_CLIP_SCALE};
     for (size_t i = 0; i < sizeof have / sizeof have[0]; i++) {
         const op_kernel *k = op_onednn_kernel(have[i]);
         cr_assert_not_null(k, "no oneDNN kernel for %s", op_name(have[i]));

@@ -317,10 +317,8 @@ int op_dnn_weights(op_dnn_prog *p, const dnnl_memory_desc_t *plain, const dnnl_m
     int before = p->nsteps;
     int id = op_dnn_input(p, plain, want, OP_DNN_IN, idx, err, errlen);
     if (id < 0 || p->nsteps == before) return id;
-    op_dnn_step *s = &p->step[p->nsteps - 1];
-    s->snapshot_bytes = dnnl_memory_desc_get_size(plain);
-    s->snapshot = dnn_alloc(s->snapshot_bytes);
-    if (!s->snapshot) return op_dnn_errf(err, errlen, "oneDNN: out of memory");
+    p->step[p->nsteps - 1].weights_reorder = true;
+    (void)plain;
     return id;
 }
 
@@ -342,7 +340,6 @@ static void dnn_prog_free(op_dnn_prog *p)
     for (int i = 0; i < p->nsteps; i++) {
         if (p->step[i].prim) dnnl_primitive_destroy(p->step[i].prim);
         if (p->step[i].scratch) dnnl_memory_destroy(p->step[i].scratch);
-        cnn_mem_aligned_free(p->step[i].snapshot);
     }
     for (int i = 0; i < p->nmem; i++) {
         dnnl_memory_destroy(p->mem[i]);
@@ -462,8 +459,9 @@ int op_dnn_exec(op_dnn_prog *p, const op_call *c, int from, int to, char *err, s
         int n = 0;
         if (s->skip_if_alias && op_dnn_mem_data(p, s->mem[0]) == op_dnn_mem_data(p, s->mem[1]))
             continue;
-        const float *src = s->snapshot ? op_dnn_mem_data(p, s->mem[0]) : NULL;
-        if (src && s->snapshot_valid && memcmp(src, s->snapshot, s->snapshot_bytes) == 0) continue;
+        const void *src = s->weights_reorder ? op_dnn_mem_data(p, s->mem[0]) : NULL;
+        if (src && s->reordered && s->reordered_version == c->weights_version && s->reordered_src == src)
+            continue;
         for (int i = 0; i < s->nargs; i++) {
             args[n].arg = s->arg[i];
             args[n++].memory = p->mem[s->mem[i]];
@@ -474,8 +472,9 @@ int op_dnn_exec(op_dnn_prog *p, const op_call *c, int from, int to, char *err, s
         }
         OP_DNN_TRY(dnnl_primitive_execute(s->prim, stream, n, args), "execution");
         if (src) {
-            memcpy(s->snapshot, src, s->snapshot_bytes);
-            s->snapshot_valid = true;
+            s->reordered = true;
+            s->reordered_version = c->weights_version;
+            s->reordered_src = src;
         }
     }
     OP_DNN_TRY(dnnl_stream_wait(stream), "stream wait");

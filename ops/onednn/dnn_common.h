@@ -30,11 +30,13 @@ typedef struct op_dnn_step {
     int mem[OP_DNN_MAX_ARGS];   /* memory ids in the program */
     dnnl_memory_t scratch;      /* the step's view of the shared scratchpad, or NULL */
     bool skip_if_alias;         /* a copy: skipped when source and destination coincide */
-    /* a weights reorder: skipped while the source equals the copy kept of it at the last
-     * reorder (weights change only between training steps) */
-    void *snapshot;
-    size_t snapshot_bytes;
-    bool snapshot_valid;
+    /* a weights reorder: skipped while the weights' version (op_call.weights_version) and the
+     * source buffer are those of its last run: what a weights slot holds depends on the
+     * weights alone, and every writer of the weights bumps their version */
+    bool weights_reorder;
+    bool reordered;
+    uint64_t reordered_version;
+    const void *reordered_src;
 } op_dnn_step;
 
 typedef struct op_dnn_prog {

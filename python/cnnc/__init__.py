@@ -61,10 +61,26 @@ class _Options(C.Structure):
     _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64)]
 
 
+class _AugmentStep(C.Structure):
+    _fields_ = [("kind", C.c_int), ("pad", C.c_int64)]
+
+
 class _TrainConfig(C.Structure):
+    # cnn_train_config of cnn.h, field for field (CNN_MAX_AUGMENT 8, CNN_MAX_NORMALIZE 16)
     _fields_ = [("loss", C.c_int), ("optimizer", C.c_int), ("lr", C.c_double), ("momentum", C.c_double),
                 ("weight_decay", C.c_double), ("beta1", C.c_double), ("beta2", C.c_double),
-                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64)]
+                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64),
+                ("label_smoothing", C.c_double), ("schedule", C.c_int), ("schedule_every", C.c_int64),
+                ("schedule_gamma", C.c_double), ("warmup_epochs", C.c_double), ("clip_grad_norm", C.c_double),
+                ("naugment", C.c_int), ("augment", _AugmentStep * 8), ("nnormalize", C.c_int),
+                ("mean", C.c_double * 16), ("std", C.c_double * 16)]
+
+    def as_dict(self):
+        d = {n: getattr(self, n) for n, _ in self._fields_ if n not in ("augment", "mean", "std")}
+        d["augment"] = [(self.augment[i].kind, self.augment[i].pad) for i in range(min(self.naugment, 8))]
+        d["mean"] = list(self.mean[:min(self.nnormalize, 16)])
+        d["std"] = list(self.std[:min(self.nnormalize, 16)])
+        return d
 
 
 class _StepInfo(C.Structure):
@@ -304,7 +320,7 @@ class Model:
     def train_config(self):
         c = _TrainConfig()
         _lib.cnn_model_train_config(self.h, C.byref(c))
-        return {n: getattr(c, n) for n, _ in c._fields_}
+        return c.as_dict()
 
     def summary(self, batch=1, training=False):
         p = C.c_void_p()
