@@ -35,10 +35,9 @@ static bool exists(const char *path)
 bool rt_cifar_detect(const char *dir)
 {
     for (int k = 0; k <= CIFAR_BATCHES; k++) {
-        char *p = batch_path(dir, k > 0, k);
-        bool there = exists(p);
-        cnn_mem_free(p);
-        if (there)
+        char p[4096];
+        int n = k ? snprintf(p, sizeof p, "%s/data_batch_%d.bin", dir, k) : snprintf(p, sizeof p, "%s/test_batch.bin", dir);
+        if ((size_t)n < sizeof p && exists(p))
             return true;
     }
     return false;

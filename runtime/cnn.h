@@ -501,7 +501,8 @@ typedef struct cnn_allocator {
  * before any other call, or at least while no object of the library exists (an object must be
  * freed by the allocator that made it).  When an allocation fails the call returns
  * CNN_ERR_NOMEM and frees what it had made.  Outside it: oneDNN's and OpenMP's (libgomp's)
- * internal allocations, cJSON's (safetensors headers) and zlib's. */
+ * internal allocations, cJSON's (safetensors headers), zlib's and libjpeg's (JPEG images; libpng's
+ * go through it). */
 CNN_API void cnn_set_allocator(const cnn_allocator *a);
 
 CNN_API const char *cnn_version(void);

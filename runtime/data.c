@@ -37,15 +37,13 @@ void cnn_dataset_destroy(cnn_dataset *d)
 
 int64_t cnn_dataset_count(const cnn_dataset *d) { return d->count; }
 
-/* Whether dir/name or dir/name.gz exists. */
+/* Whether dir/name or dir/name.gz exists (a path too long to build cannot be opened either). */
 static bool idx_file_there(const char *dir, const char *name)
 {
     for (int gz = 0; gz < 2; gz++) {
-        char *p = cnn_mem_asprintf("%s/%s%s", dir, name, gz ? ".gz" : "");
+        char p[4096];
         struct stat sb;
-        bool there = p && stat(p, &sb) == 0;
-        cnn_mem_free(p);
-        if (there)
+        if ((size_t)snprintf(p, sizeof p, "%s/%s%s", dir, name, gz ? ".gz" : "") < sizeof p && stat(p, &sb) == 0)
             return true;
     }
     return false;

@@ -69,6 +69,19 @@ static void png_fail(png_structp p, png_const_charp msg)
     png_longjmp(p, 1);
 }
 
+/* libpng's allocations go through the library's allocator (cnn_set_allocator). */
+static png_voidp png_alloc(png_structp p, png_alloc_size_t n)
+{
+    (void)p;
+    return cnn_mem_malloc(n ? n : 1);
+}
+
+static void png_release(png_structp p, png_voidp ptr)
+{
+    (void)p;
+    cnn_mem_free(ptr);
+}
+
 static void png_warn(png_structp p, png_const_charp msg)
 {
     (void)p, (void)msg; /* benign: an ancillary chunk is skipped, the image is intact */
@@ -91,7 +104,8 @@ static cnn_status decode_png(const void *data, size_t len, const char *name, int
                              char *err, size_t errlen)
 {
     png_src src = {.data = data, .len = len};
-    png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_fail, png_warn);
+    png_structp p = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &src, png_fail, png_warn, NULL, png_alloc,
+                                             png_release);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!p || !info) {
         png_destroy_read_struct(p ? &p : NULL, NULL, NULL);
@@ -104,7 +118,12 @@ static cnn_status decode_png(const void *data, size_t len, const char *name, int
     uint8_t *volatile pixels = NULL;
     volatile cnn_status st = CNN_ERR_INPUT;
     if (setjmp(png_jmpbuf(p))) {
-        snprintf(err, errlen, "%s: %s", name, src.msg);
+        if (strcasestr(src.msg, "memory")) { /* "Out of memory", "insufficient memory": our allocator failed */
+            snprintf(err, errlen, "%s: out of memory (libpng: %s)", name, src.msg);
+            st = CNN_ERR_NOMEM;
+        } else {
+            snprintf(err, errlen, "%s: %s", name, src.msg);
+        }
         goto done;
     }
     png_set_user_limits(p, RT_DATA_MAX_SIDE, RT_DATA_MAX_SIDE);
@@ -376,13 +395,12 @@ static cnn_status list_folder(const char *dir, bool want_dirs, name_list *l, cha
 
 bool rt_images_detect(const char *dir)
 {
-    bool found = false;
-    for (int k = 0; k < 2 && !found; k++) {
-        char *p = cnn_mem_asprintf("%s/%s", dir, k ? "test" : "train");
-        found = p && is_dir(p);
-        cnn_mem_free(p);
+    for (int k = 0; k < 2; k++) {
+        char p[4096];
+        if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, k ? "test" : "train") < sizeof p && is_dir(p))
+            return true;
     }
-    return found;
+    return false;
 }
 
 /* Reads the whole regular file at path (at most MAX_FILE_BYTES). */

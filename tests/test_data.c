@@ -367,6 +367,81 @@ Test(data, bad_image_folders)
     load_fails(tpath("nowhere"), "train", CNN_ERR_INPUT, false, "nowhere: cannot open the data folder");
 }
 
+/* ---- running out of memory ---- */
+
+static long alloc_budget = -1; /* allocations left before they fail; -1: no limit */
+
+static void *budget_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (alloc_budget == 0)
+        return NULL;
+    if (alloc_budget > 0)
+        alloc_budget--;
+    return malloc(n);
+}
+
+static void *budget_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (alloc_budget == 0)
+        return NULL;
+    if (alloc_budget > 0)
+        alloc_budget--;
+    return realloc(p, n);
+}
+
+static void budget_free(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+
+/* Every allocation of loading a PNG+JPEG folder and a CIFAR folder, and of a loader, failing in
+ * turn: CNN_ERR_NOMEM with a message and nothing leaked (the sanitizer build), until it fits. */
+Test(data, out_of_memory_sweep)
+{
+    enum { W = 6, H = 5 };
+    uint8_t px[W * H * 3];
+    fill(px, sizeof px, 3);
+    tmkdirs("d/train/a"), tmkdirs("d/train/b");
+    write_png8(tpath("d/train/a/p.png"), W, H, 3, px);
+    write_png8(tpath("d/train/a/q.png"), W, H, 1, px);
+    write_jpeg(tpath("d/train/b/j.jpg"), W, H, 3, px, 90);
+    tmkdirs("c");
+    write_cifar(tpath("c/data_batch_1.bin"), 3, lab_mod10, pix_pattern);
+    cnn_allocator a = {budget_malloc, budget_realloc, budget_free, NULL};
+    cnn_set_allocator(&a);
+    const char *dirs[2] = {tpath("d"), tpath("c")};
+    for (int f = 0; f < 2; f++) {
+        long k;
+        for (k = 0; k < 10000; k++) {
+            alloc_budget = k;
+            cnn_dataset *d = NULL;
+            char err[1024] = "";
+            bool absent = false;
+            cnn_status st = cnn_dataset_load(&d, dirs[f], "train", &absent, err, sizeof err);
+            cnn_loader *l = NULL;
+            if (st == CNN_OK) {
+                cnn_loader_options o;
+                cnn_loader_options_default(&o);
+                o.batch = 2;
+                st = cnn_loader_create(&l, d, NULL, &o, err, sizeof err);
+            }
+            alloc_budget = -1;
+            cnn_loader_destroy(l);
+            cnn_dataset_destroy(d);
+            if (st == CNN_OK)
+                break;
+            cr_assert_eq(st, CNN_ERR_NOMEM, "%s, allocation %ld failing: status %d: %s", dirs[f], k, st, err);
+            cr_assert(strstr(err, "out of memory") || strstr(err, "Out of memory"), "%s", err);
+        }
+        cr_assert_lt(k, 10000);
+        cr_assert_gt(k, 2, "%s: only %ld allocations", dirs[f], k);
+    }
+    cnn_set_allocator(NULL);
+}
+
 /* ---- augmentation ---- */
 
 /* A CIFAR folder of n images with distinct, non-zero pixels. */

@@ -188,6 +188,7 @@ static void image_mutant(tally *t, const buf *b, int k)
         (void)last;
     } else {
         cr_assert_eq(strncmp(err, "m.png: ", 7), 0, "mutant %d: status %d, message \"%s\"", k, st, err);
+        cr_assert_eq(st, CNN_ERR_INPUT, "mutant %d: status %d (bad data is CNN_ERR_INPUT): %s", k, st, err);
         cr_assert_null(im.pixels, "mutant %d", k);
     }
     rt_image_free(&im);
@@ -479,6 +480,7 @@ Test(mutate_data, cifar, .timeout = 120)
         } else {
             cr_assert_null(d, "mutant %d", k);
             cr_assert(err[0] && strstr(err, "/c"), "mutant %d: status %d, message \"%s\"", k, st, err);
+            cr_assert_eq(st, CNN_ERR_INPUT, "mutant %d: status %d: %s", k, st, err);
         }
         cnn_dataset_destroy(d);
     }
