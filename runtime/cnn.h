@@ -338,13 +338,15 @@ CNN_API void cnn_dataset_batch(const cnn_dataset *d, const int64_t *order, int64
  * to the input's channel count, scaled to [0, 1] and normalised ((x - mean[c]) / std[c], as
  * torchvision's ToTensor and Normalize), by default on a background thread that prepares the
  * next two batches while the caller trains on the current one, in CPU time the training
- * leaves idle.  The batches do not depend on
- * the mode: a background loader gives the same batches, bit for bit, as a synchronous one.
+ * leaves idle.  The batches do not depend on the mode: a background loader gives the same
+ * batches, bit for bit, as a synchronous one.
  * Augmentation (cnn_train_config.augment, when cnn_loader_options.augment): random_crop(pad)
  * zero-pads (black, 0 before normalisation) each side and crops back at an offset uniform in
  * [0, 2 pad] on each axis; random_flip mirrors left to right with p = 0.5.  The choices for the
  * example at position p of an epoch's order are a function of (seed, epoch, p) only, so a run
- * resumed at any batch makes the same batches as one that was not interrupted. */
+ * resumed at any batch makes the same batches as one that was not interrupted.
+ * Thread-safety: a loader is used by one thread at a time; its own thread only reads the
+ * dataset, so other loaders and calls may read the dataset at the same time. */
 typedef struct cnn_loader cnn_loader;
 typedef struct cnn_loader_options {
     int64_t batch;        /* examples per batch (default 1) */
@@ -362,8 +364,8 @@ CNN_API void cnn_loader_options_default(cnn_loader_options *o);
 /* A loader over d (not owned: it must outlive the loader and not change) with tc's
  * normalisation and augmentation (tc NULL: none; copied).  opt NULL: the defaults.
  * CNN_ERR_INPUT for a normalisation that gives neither one nor `channels` means and deviations,
- * a deviation that is not positive, a bad crop pad; CNN_ERR_USAGE for a batch below 1 or
- * channels other than 1, 3 or the dataset's.  When a thread cannot be started the loader works
+ * a deviation that is not positive, a bad crop pad, or channels other than 1, 3 or the
+ * dataset's; CNN_ERR_USAGE for a batch below 1.  When a thread cannot be started the loader works
  * synchronously (cnn_loader_background tells). */
 CNN_API cnn_status cnn_loader_create(cnn_loader **out, const cnn_dataset *d, const cnn_train_config *tc,
                                      const cnn_loader_options *opt, char *err, size_t errlen);
@@ -378,13 +380,13 @@ CNN_API int64_t cnn_loader_caller_made(const cnn_loader *l);
  * count) (copied; order NULL: examples 0 .. count-1), from batch first_batch on (0: the start;
  * more to resume).  Batch k holds positions [k * batch, (k + 1) * batch).  Any batches of an
  * earlier epoch not taken are dropped.  CNN_ERR_USAGE for an index outside the dataset or a
- * first_batch past the epoch's batches. */
+ * first_batch past the epoch's batches (the loader then has no batches until the next start). */
 CNN_API cnn_status cnn_loader_start(cnn_loader *l, const int64_t *order, int64_t count, int64_t epoch,
                                     int64_t first_batch);
 /* Copies the epoch's next batch into x (*n examples of channels x H x W floats) and labels
  * (*n floats); *n is the batch, less for a last partial batch, and 0 when the epoch's batches
- * are all taken.  Never waits for the background thread: a batch it has not made yet is made
- * here. */
+ * are all taken.  Never waits for the background thread (unless wait_for_thread): a batch it
+ * has not made yet is made here. */
 CNN_API cnn_status cnn_loader_next(cnn_loader *l, float *x, float *labels, int64_t *n);
 
 /* Mean loss and top-1 accuracy of an inference session over a whole dataset. */
