@@ -322,12 +322,23 @@ typedef struct cnn_memory_info {
 } cnn_memory_info;
 CNN_API void cnn_session_memory(const cnn_session *s, cnn_memory_info *info);
 
-/* ---- data: MNIST-format folders (spec section 10) ---- */
+/* ---- data (spec section 10) ---- */
 
 typedef struct cnn_dataset cnn_dataset;
-/* Loads `split` ("train" or "test") of the IDX folder dir.  CNN_ERR_INPUT with a message
- * naming the file when it is missing or broken; *absent is set when the split's files are
- * simply not there (so a missing test set can be skipped). */
+/* Loads `split` ("train" or "test") of the data folder dir, whose format is detected:
+ *  - MNIST IDX: train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte,
+ *    t10k-labels-idx1-ubyte, each plain or .gz (one channel);
+ *  - CIFAR-10 binary: data_batch_1.bin ... data_batch_5.bin (training: data_batch_1.bin and the
+ *    files after it without a gap) and test_batch.bin, records of 1 label byte and 3x32x32
+ *    pixel bytes, channel-major (three channels);
+ *  - an image folder: train/CLASS/NAME.png|jpg|jpeg and test/CLASS/..., classes numbered in sorted
+ *    order of the class folder names under train/ and test/ together, files read in sorted
+ *    order; every image of a split the same size; one channel when every image is grayscale,
+ *    else three (alpha dropped, palettes expanded, 16-bit samples cut to 8).
+ * Images are kept as bytes (a batch is made from them when it is needed: cnn_loader).
+ * CNN_ERR_INPUT with a message naming the file when it is missing or broken (a corrupt PNG or
+ * JPEG, a CIFAR file that is not a whole number of records, mixed image sizes...); *absent is
+ * set when the split's files are simply not there (so a missing test set can be skipped). */
 CNN_API cnn_status cnn_dataset_load(cnn_dataset **out, const char *dir, const char *split,
                                     bool *absent, char *err, size_t errlen);
 CNN_API void cnn_dataset_destroy(cnn_dataset *d);
@@ -337,12 +348,71 @@ CNN_API void cnn_dataset_destroy(cnn_dataset *d);
 CNN_API cnn_status cnn_dataset_subset(const cnn_dataset *d, int64_t first, int64_t count, cnn_dataset **out,
                                       char *err, size_t errlen);
 CNN_API int64_t cnn_dataset_count(const cnn_dataset *d);
-/* Checks that the dataset's images fit input 0 of the model; CNN_ERR_INPUT with a message. */
+/* Checks that the dataset fits input 0 of the model: [C, H, W] with the images' height and
+ * width and C 1 or 3 (grayscale and colour are converted: RGB to gray as ITU-R 601 luma, gray
+ * to RGB replicated), or a vector of the images' C*H*W values; and that every label is a class
+ * of the output.  CNN_ERR_INPUT with a message. */
 CNN_API cnn_status cnn_dataset_check(const cnn_dataset *d, const cnn_model *m, char *err, size_t errlen);
-/* Copies examples order[first .. first+n) into x (n * image floats, [0,1]) and their labels
- * into labels (as floats). */
+/* Copies examples order[first .. first+n) (order NULL: first .. first+n) into x (n images of
+ * the dataset's own channels, scaled to [0,1], neither converted, normalised nor augmented) and
+ * their labels into labels (as floats). */
 CNN_API void cnn_dataset_batch(const cnn_dataset *d, const int64_t *order, int64_t first, int64_t n,
                                float *x, float *labels);
+
+/* A loader makes batches of a dataset as a network takes them: augmented (training), converted
+ * to the input's channel count, scaled to [0, 1] and normalised ((x - mean[c]) / std[c], as
+ * torchvision's ToTensor and Normalize), by default on a background thread that prepares the
+ * next two batches while the caller trains on the current one, in CPU time the training
+ * leaves idle.  The batches do not depend on the mode: a background loader gives the same
+ * batches, bit for bit, as a synchronous one.
+ * Augmentation (cnn_train_config.augment, when cnn_loader_options.augment): random_crop(pad)
+ * zero-pads (black, 0 before normalisation) each side and crops back at an offset uniform in
+ * [0, 2 pad] on each axis; random_flip mirrors left to right with p = 0.5.  The choices for the
+ * example at position p of an epoch's order are a function of (seed, epoch, p) only, so a run
+ * resumed at any batch makes the same batches as one that was not interrupted.
+ * Thread-safety: a loader is used by one thread at a time; its own thread only reads the
+ * dataset, so other loaders and calls may read the dataset at the same time. */
+typedef struct cnn_loader cnn_loader;
+typedef struct cnn_loader_options {
+    int64_t batch;        /* examples per batch (default 1) */
+    int64_t channels;     /* the batches' channels (the network input's); 0: the dataset's own */
+    bool augment;         /* apply the config's augmentation (training); false: none (evaluation) */
+    uint64_t seed;        /* the augmentation's seed */
+    bool background;      /* prepare batches on a background thread (default true) */
+    bool drop_last;       /* an epoch's last partial batch is dropped (default false) */
+    bool wait_for_thread; /* background: the caller waits for the thread's batches, and the thread
+                             runs at normal priority (a plain double-buffered loader, for tests and
+                             measurements); default false: idle priority, never waited for */
+} cnn_loader_options;
+/* Fills *o with the defaults. */
+CNN_API void cnn_loader_options_default(cnn_loader_options *o);
+/* A loader over d (not owned: it must outlive the loader and not change) with tc's
+ * normalisation and augmentation (tc NULL: none; copied).  opt NULL: the defaults.
+ * CNN_ERR_INPUT for a normalisation that gives neither one nor `channels` means and deviations,
+ * a deviation that is not positive, a bad crop pad, or channels other than 1, 3 or the
+ * dataset's; CNN_ERR_USAGE for a batch below 1.  When a thread cannot be started the loader works
+ * synchronously (cnn_loader_background tells). */
+CNN_API cnn_status cnn_loader_create(cnn_loader **out, const cnn_dataset *d, const cnn_train_config *tc,
+                                     const cnn_loader_options *opt, char *err, size_t errlen);
+CNN_API void cnn_loader_destroy(cnn_loader *l);
+/* Whether a background thread makes the batches. */
+CNN_API bool cnn_loader_background(const cnn_loader *l);
+/* The batches made on the caller's thread so far: all of them in synchronous mode; in
+ * background mode, those the thread had not made when they were asked for (the thread takes
+ * only CPU time nothing else wants, and the caller never waits for it). */
+CNN_API int64_t cnn_loader_caller_made(const cnn_loader *l);
+/* Starts an epoch (numbered `epoch`, for the augmentation) over the `count` examples order[0 ..
+ * count) (copied; order NULL: examples 0 .. count-1), from batch first_batch on (0: the start;
+ * more to resume).  Batch k holds positions [k * batch, (k + 1) * batch).  Any batches of an
+ * earlier epoch not taken are dropped.  CNN_ERR_USAGE for an index outside the dataset or a
+ * first_batch past the epoch's batches (the loader then has no batches until the next start). */
+CNN_API cnn_status cnn_loader_start(cnn_loader *l, const int64_t *order, int64_t count, int64_t epoch,
+                                    int64_t first_batch);
+/* Copies the epoch's next batch into x (*n examples of channels x H x W floats) and labels
+ * (*n floats); *n is the batch, less for a last partial batch, and 0 when the epoch's batches
+ * are all taken.  Never waits for the background thread (unless wait_for_thread): a batch it
+ * has not made yet is made here. */
+CNN_API cnn_status cnn_loader_next(cnn_loader *l, float *x, float *labels, int64_t *n);
 
 /* Mean loss and top-1 accuracy of an inference session over a whole dataset. */
 typedef struct cnn_eval_result {
@@ -352,6 +422,9 @@ typedef struct cnn_eval_result {
 } cnn_eval_result;
 /* Runs inference session s over every example of d in order (the last partial batch padded
  * and its padding ignored); loss_kind 0 is cross_entropy, 1 mse (as cnn_train_config.loss).
+ * The batches are made as training makes them without augmentation: converted to the input's
+ * channels and normalised by the session's train config (the one given to cnn_session_create,
+ * or the model's train section), so give it the config training used.
  * A label that is no index of the output (cnn_dataset_check not called) is CNN_ERR_INPUT with a
  * message, before anything runs; another loss_kind is CNN_ERR_USAGE. */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
@@ -576,7 +649,8 @@ typedef struct cnn_allocator {
  * before any other call, or at least while no object of the library exists (an object must be
  * freed by the allocator that made it).  When an allocation fails the call returns
  * CNN_ERR_NOMEM and frees what it had made.  Outside it: oneDNN's and OpenMP's (libgomp's)
- * internal allocations, cJSON's (safetensors headers) and zlib's. */
+ * internal allocations, cJSON's (safetensors headers), zlib's and libjpeg's (JPEG images; libpng's
+ * go through it). */
 CNN_API void cnn_set_allocator(const cnn_allocator *a);
 
 CNN_API const char *cnn_version(void);

@@ -228,37 +228,27 @@ static rt_idx_status read_labels(idx_file *f, rt_idx_set *s, char *err, size_t e
 
 static rt_idx_status read_images(idx_file *f, rt_idx_set *s, char *err, size_t errlen)
 {
-    float scale[256];
-    for (int v = 0; v < 256; v++)
-        scale[v] = (float)v / 255.0f;
     int64_t image = f->rows * f->cols;
     int64_t per_chunk = CHUNK / image > 0 ? CHUNK / image : 1;
-    unsigned char *raw = cnn_mem_malloc((size_t)(per_chunk * image));
-    if (!raw)
-        return fail(err, errlen, RT_IDX_ENOMEM, f->path, "out of memory");
     rt_idx_status st = RT_IDX_OK;
     int64_t cap = 0, done = 0;
     while (done < f->count && st == RT_IDX_OK) {
         int64_t n = f->count - done < per_chunk ? f->count - done : per_chunk;
-        if (!grow((void **)&s->pixels, &cap, (done + n) * image, f->count * image, sizeof(float))) {
+        if (!grow((void **)&s->pixels, &cap, (done + n) * image, f->count * image, 1)) {
             st = fail(err, errlen, RT_IDX_ENOMEM, f->path, "out of memory for the images");
             break;
         }
-        int64_t got = read_bytes(f->gz, raw, (size_t)(n * image));
+        int64_t got = read_bytes(f->gz, s->pixels + done * image, (size_t)(n * image));
         if (got < 0) {
             st = read_error(f, err, errlen);
             break;
         }
-        float *dst = s->pixels + done * image;
-        for (int64_t i = 0; i < got; i++)
-            dst[i] = scale[raw[i]];
         if (got < n * image)
             st = fail(err, errlen, RT_IDX_EFORMAT, f->path,
                       "truncated: the file ends after %lld of %lld images",
                       (long long)(done + got / image), (long long)f->count);
         done += n;
     }
-    cnn_mem_free(raw);
     return st != RT_IDX_OK ? st : check_end(f, "images", err, errlen);
 }
 

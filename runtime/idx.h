@@ -1,7 +1,7 @@
 /* MNIST IDX data folders (spec section 10): the training and test splits `cnnc train` and
  * `cnnc eval` read.  A folder holds train-images-idx3-ubyte, train-labels-idx1-ubyte,
  * t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, each plain or gzip-compressed with a ".gz"
- * suffix (the plain name is tried first).  Images are unsigned bytes scaled to [0, 1].
+ * suffix (the plain name is tried first).  Images are unsigned bytes, kept as bytes.
  *
  * Every function that can fail returns an rt_idx_status and, on failure, writes a message that
  * names the file and what is wrong into err (errlen bytes, always NUL-terminated when
@@ -27,7 +27,7 @@ typedef enum rt_idx_split { RT_IDX_TRAIN, RT_IDX_TEST } rt_idx_split;
 typedef struct rt_idx_set {
     int64_t count;      /* images, at least 1 */
     int64_t rows, cols;
-    float *pixels;      /* count * rows * cols: image by image, each row by row; value / 255 */
+    uint8_t *pixels;    /* count * rows * cols bytes: image by image, each row by row */
     uint8_t *labels;    /* count */
     int classes;        /* largest label + 1 */
     char *images_path;  /* the images file read (plain or .gz), for messages */

@@ -15,6 +15,7 @@
 
 #include "ops/mem.h"
 #include "runtime/checkpoint.h"
+#include "runtime/data.h"
 #include "runtime/dist.h"
 #include "runtime/rt.h"
 
@@ -57,6 +58,8 @@ typedef struct train_run {
     int64_t n, batch, epochs, steps_per_epoch, total_steps, run_steps, classes;
     int64_t *order;
     int64_t *shard;              /* data-parallel: this process's share of the epoch's order, or NULL */
+    int64_t nshard;              /* its length */
+    cnn_loader *loader;          /* makes the batches (augmented, normalised) on a background thread */
     float *labels;
     rt_ckpt_state cs;            /* where the run is (what a checkpoint holds) */
     bool order_ready;            /* the current epoch's order is already shuffled (resume mid-epoch) */
@@ -95,6 +98,13 @@ static cnn_status run_steps(train_run *r, int64_t epoch, cnn_train_epoch_info *e
     double t0 = now_seconds();
     int64_t seen_here = 0;
     rt_ckpt_state *cs = &r->cs;
+    /* the epoch's batches from its step on (a resume starts mid-epoch), made by the loader */
+    cnn_status lst = cnn_loader_start(r->loader, r->shard ? r->shard : r->order, r->shard ? r->nshard : r->n, epoch,
+                                      cs->epoch_step < r->steps_per_epoch ? cs->epoch_step : 0);
+    if (lst != CNN_OK)
+        return rt_dist_fail_step(s, rt_fail(s->err, lst, "cnn_train: %s epoch %" PRId64 "'s batches",
+                                            lst == CNN_ERR_NOMEM ? "out of memory starting" : "the loader refused",
+                                            epoch));
     while (cs->epoch_step < r->steps_per_epoch && !step_limit_reached(r)) {
         double lr = cnn_train_lr(&r->cfg, cs->step, r->steps_per_epoch, r->total_steps);
         if (!(lr > 0))
@@ -104,9 +114,16 @@ static cnn_status run_steps(train_run *r, int64_t epoch, cnn_train_epoch_info *e
             if (st != CNN_OK)
                 return st;
         }
-        /* the batch: one call, the data loader's */
-        cnn_dataset_batch(r->train, r->shard ? r->shard : r->order, cs->epoch_step * r->batch, r->batch,
-                          cnn_session_input(s, 0), r->labels);
+        int64_t got = 0;
+        cnn_status bst = cnn_loader_next(r->loader, cnn_session_input(s, 0), r->labels, &got);
+        if (bst == CNN_OK && got != r->batch)
+            bst = rt_fail(s->err, CNN_ERR_INTERNAL, "cnn_train: the loader gave %" PRId64 " examples, not a batch", got);
+        else if (bst != CNN_OK)
+            rt_fail(s->err, bst, "cnn_train: %s at step %" PRId64 " of epoch %" PRId64,
+                    bst == CNN_ERR_NOMEM ? "out of memory making the batch" : "the loader failed",
+                    cs->epoch_step + 1, epoch);
+        if (bst != CNN_OK) /* data-parallel: the others stop too instead of waiting */
+            return rt_dist_fail_step(s, bst);
         float loss;
         int64_t correct;
         cnn_status st = cnn_session_train_step(s, r->labels, true, &loss, &correct);
@@ -498,9 +515,24 @@ static cnn_status train_setup(train_run *r)
         return st;
     if (r->opt.resume && (st = resume(r)) != CNN_OK)
         return st;
+    /* the batches: converted to the input's channels, augmented and normalised by the session's
+     * train config, on a background thread */
+    int64_t dims[4];
+    cnn_loader_options lo;
+    cnn_loader_options_default(&lo);
+    lo.batch = r->batch;
+    lo.augment = true;
+    lo.seed = r->opt.seed;
+    lo.drop_last = true;
+    if (rt_dataset_fit(r->train, cnn_model_input_shape(s->model, 0, dims), dims, &lo.channels, err, sizeof err) !=
+        CNN_OK)
+        return rt_fail(s->err, CNN_ERR_INPUT, "%s", err);
+    if ((st = cnn_loader_create(&r->loader, r->train, &r->cfg, &lo, err, sizeof err)) != CNN_OK)
+        return rt_fail(s->err, st, "%s", err);
     if (r->test || r->val) {
+        /* evaluated with the training config: the same normalisation */
         st = cnn_session_create(&r->ev, s->model, s->weights, &s->opt, r->opt.eval_batch ? r->opt.eval_batch : 256,
-                                CNN_MODE_INFER, NULL);
+                                CNN_MODE_INFER, &r->cfg);
         if (st != CNN_OK)
             return rt_fail(s->err, st, "the evaluation session: %s", cnn_session_errmsg(r->ev));
     }
@@ -518,7 +550,7 @@ static cnn_status train_loop(train_run *r, bool *stop)
             shuffle_order(r->order, r->n, &cs->shuffle_state);
         r->order_ready = false;
         if (r->shard) /* every P-th example of the same order, this process's rank first */
-            rt_dist_shard(r->order, r->n, r->batch, r->shard);
+            r->nshard = rt_dist_shard(r->order, r->n, r->batch, r->shard);
         r->res->epochs = epoch;
         cnn_train_epoch_info ei;
         cnn_status st = run_steps(r, epoch, &ei, stop);
@@ -581,6 +613,7 @@ cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset
         cnn_session_set_lr(s, r.cfg.lr);
     r.res->seconds = now_seconds() - r.t_call;
     cnn_session_destroy(r.ev);
+    cnn_loader_destroy(r.loader);
     cnn_dataset_destroy(r.val);
     if (r.best_w)
         for (int i = 0; i < s->weights->count; i++)

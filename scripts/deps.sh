@@ -3,7 +3,7 @@
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
 pkgs=(gcc pkg-config flex bison meson ninja-build libdnnl-dev libcriterion-dev zlib1g-dev
-      libcjson-dev dataset-fashion-mnist python3-numpy python3-pytest
+      libcjson-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist python3-numpy python3-pytest
       libplplot-dev plplot-driver-cairo libopenmpi-dev openmpi-bin
       protobuf-c-compiler libprotobuf-c-dev libonnx-dev)
 missing=()

@@ -81,7 +81,7 @@ static void check_small_set(const rt_idx_set *s, int64_t count, int64_t rows, in
     cr_assert_eq(s->rows, rows);
     cr_assert_eq(s->cols, cols);
     for (int64_t i = 0; i < count * rows * cols; i++)
-        cr_assert_eq(s->pixels[i], (float)((i * 7 + 3) % 256) / 255.0f, "pixel %lld",
+        cr_assert_eq(s->pixels[i], (i * 7 + 3) % 256, "pixel %lld",
                      (long long)i);
     for (int64_t i = 0; i < count; i++)
         cr_assert_eq(s->labels[i], i % 10);
@@ -290,15 +290,15 @@ static void check_fashion(rt_idx_split split, int64_t count)
     }
     for (int c = 0; c < 10; c++)
         cr_assert_eq(per_class[c], count / 10, "Fashion-MNIST is balanced");
-    float lo = 1, hi = 0;
+    int lo = 255, hi = 0;
     double sum = 0;
     for (int64_t i = 0; i < s.count * 784; i++) {
-        lo = fminf(lo, s.pixels[i]);
-        hi = fmaxf(hi, s.pixels[i]);
-        sum += s.pixels[i];
+        lo = s.pixels[i] < lo ? s.pixels[i] : lo;
+        hi = s.pixels[i] > hi ? s.pixels[i] : hi;
+        sum += s.pixels[i] / 255.0;
     }
-    cr_assert_eq(lo, 0.0f);
-    cr_assert_eq(hi, 1.0f);
+    cr_assert_eq(lo, 0);
+    cr_assert_eq(hi, 255);
     double mean = sum / (double)(s.count * 784);
     cr_assert(mean > 0.2 && mean < 0.4, "mean pixel %f (Fashion-MNIST's is about 0.286)", mean);
     cr_assert_eq(rt_idx_check_input(&s, 3, (const int64_t[]){1, 28, 28}, err, sizeof err), RT_IDX_OK);
