@@ -357,3 +357,102 @@ Test(faults, read_only_folder_keeps_old_file)
     free(now_bytes);
     free(out);
 }
+
+/* ---- memory: what a session, weights and cnnc refuse before allocating ---- */
+
+#include "runtime/sysmem.h"
+
+static cnn_model *compile_text(const char *src)
+{
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "t.cnn", src, strlen(src), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    return m;
+}
+
+static const char LENET[] =
+    "network lenet { input image[1, 28, 28];\n"
+    "  output y = image -> conv2d(6, 5, pad=2) -> relu -> maxpool(2) -> conv2d(16, 5) -> relu -> maxpool(2)\n"
+    "    -> flatten -> dense(120) -> relu -> dense(84) -> relu -> dense(10); }\n";
+/* 16 channels of 1024 x 1024 per example: 64 MiB of activations at batch 1, tiny weights */
+static const char WIDE[] = "network wide { input x[1, 1024, 1024]; output y = x -> conv2d(16, 3, pad=1) -> relu; }\n";
+
+Test(faults, memory_figure_is_sane)
+{
+    unsetenv("CNN_MEMORY_LIMIT");
+    uint64_t avail = rt_mem_available();
+    cr_assert_gt(avail, 1u << 20, "%llu bytes available?", (unsigned long long)avail);
+    setenv("CNN_MEMORY_LIMIT", "12345", 1);
+    cr_assert_eq(rt_mem_available(), 12345);
+    char b[32];
+    rt_mem_format(b, sizeof b, 3ull << 30);
+    cr_assert_str_eq(b, "3.0 GiB");
+    rt_mem_format(b, sizeof b, 1536ull << 20);
+    cr_assert_str_eq(b, "1.5 GiB");
+    rt_mem_format(b, sizeof b, 100);
+    cr_assert_str_eq(b, "100 bytes");
+}
+
+Test(faults, session_larger_than_memory_is_refused)
+{
+    setenv("CNN_MEMORY_LIMIT", "10000000", 1); /* 9.5 MiB */
+    cnn_model *m = compile_text(LENET);
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_OK);
+    cnn_session *s = NULL;
+    cnn_status st = cnn_session_create(&s, m, w, NULL, 4096, CNN_MODE_INFER, NULL);
+    cr_log_info("%s", cnn_session_errmsg(s));
+    cr_assert_eq(st, CNN_ERR_INPUT, "status %d: %s", st, cnn_session_errmsg(s));
+    cr_assert_str_eq(cnn_session_errmsg(s),
+                     "the inference arena at batch 4096 needs 37.0 MiB, the machine has 9.5 MiB available");
+    cnn_session_destroy(s);
+    cr_assert_eq(cnn_session_create(&s, m, w, NULL, 64, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+
+    setenv("CNN_MEMORY_LIMIT", "100000", 1);
+    cr_assert_eq(cnn_weights_create(&w, m, 0), CNN_ERR_NOMEM);
+    cr_log_info("%s", cnn_weights_errmsg(w));
+    cr_assert_str_eq(cnn_weights_errmsg(w), "storing the weights needs 241.0 KiB, the machine has 97.7 KiB available");
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(faults, cnnc_memory_exit_statuses)
+{
+    const char *lenet = tmp("lenet.cnn"), *wide = tmp("wide.cnn");
+    put(lenet, LENET, sizeof LENET - 1);
+    put(wide, WIDE, sizeof WIDE - 1);
+    setenv("CNN_MEMORY_LIMIT", "10000000", 1);
+    struct {
+        const char *args;
+        int rc;
+        const char *needle, *needle2;
+    } cases[] = {
+        /* the batch makes it too large: usage */
+        {"run '%s' --batch 4096", 2, "the inference arena at batch 4096 needs 37.0 MiB, the machine has 9.5 MiB available",
+         "note: the network fits at batch 1; try a smaller --batch"},
+        /* too large at batch 1: the network */
+        {"run '%s' --batch 4", 1, "the inference arena at batch 4 needs ", "MiB, the machine has 9.5 MiB available"},
+        {"run '%s'", 1, "the inference arena at batch 1 needs ", "MiB, the machine has 9.5 MiB available"},
+    };
+    const char *nets[] = {lenet, wide, wide};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[2048], *out = NULL;
+        snprintf(args, sizeof args, cases[i].args, nets[i]);
+        int rc = run_cnnc(&out, args);
+        cr_log_info("cnnc %s: exit %d: %s", args, rc, out);
+        cr_expect_eq(rc, cases[i].rc, "cnnc %s: exit %d: %s", args, rc, out);
+        cr_expect_not_null(strstr(out, cases[i].needle), "cnnc %s: %s", args, out);
+        cr_expect_not_null(strstr(out, cases[i].needle2), "cnnc %s: %s", args, out);
+        free(out);
+    }
+    /* the weights of the network: exit 1 */
+    setenv("CNN_MEMORY_LIMIT", "100000", 1);
+    char args[2048], *out = NULL;
+    snprintf(args, sizeof args, "run '%s'", lenet);
+    int rc = run_cnnc(&out, args);
+    cr_log_info("cnnc %s: exit %d: %s", args, rc, out);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_not_null(strstr(out, "storing the weights needs 241.0 KiB, the machine has 97.7 KiB available"), "%s", out);
+    free(out);
+}
