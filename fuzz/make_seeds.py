@@ -80,10 +80,18 @@ def checkpoint(opt):
         for state in {"sgd": ["momentum_buffer"], "adam": ["exp_avg", "exp_avg_sq"]}[opt]:
             t.append((name + "." + state, shape, floats(numel(shape), k)))
             k += 1
-    meta = {"format": "cnnc-checkpoint", "epoch": "2", "step": "40", "optimizer": opt,
-            "schedule_step": "40", "lr": "0.05", "rng": "0x9e3779b97f4a7c15",
-            "shuffle_state": "12345678901234567", "best_accuracy": "0.8125",
-            "train_loss": "0.4375", "train_accuracy": "0.75"}
+    # the keys runtime/checkpoint.c writes (every value a string, as safetensors requires)
+    meta = {"format": "cnnc-checkpoint", "version": "1", "network": "fuzz_net",
+            "epochs_done": "2", "epoch_step": "0", "steps_per_epoch": "20", "total_steps": "60",
+            "step": "40", "session_step": "40", "lr": "0.05", "shuffle": "true",
+            "shuffle_state": "12345678901234567", "shuffle_seed": "0", "seed": "0", "batch": "4",
+            "examples": "80", "val": "0", "loss": "cross_entropy", "optimizer": opt,
+            "momentum": "0.9", "nesterov": "false", "weight_decay": "0", "beta1": "0.9",
+            "beta2": "0.999", "eps": "1e-08", "threads": "1", "backend": "auto",
+            "epoch_loss_sum": "0", "epoch_correct": "0", "epoch_seen": "0", "first_loss": "1.386",
+            "best_accuracy": "0.8125", "best_epoch": "2", "bad_epochs": "0", "elapsed": "1.5",
+            "train_loss": "0.4375", "train_accuracy": "0.75", "val_loss": "nan",
+            "val_accuracy": "nan", "test_loss": "0.5", "test_accuracy": "0.7"}
     return safetensors(t, meta)
 
 
