@@ -6,8 +6,9 @@
 # the readers in every build).  New inputs go to a scratch corpus under the build folder;
 # --merge minimises them into fuzz/corpus/TARGET (-merge=1: only inputs that add coverage).
 #
-#   scripts/fuzz.sh [-t SECONDS] [-b BUILD_DIR] [--merge] [--rss MB] [TARGET ...]
+#   scripts/fuzz.sh [-t SECONDS] [-b BUILD_DIR] [--merge | --merge-only] [--rss MB] [TARGET ...]
 #
+# --merge-only merges the scratch corpora of an earlier run without fuzzing.
 # Defaults: 60 seconds, build-fuzz, every target listed in fuzz/meson.build, rss limit 2048 MB.
 # Each target's -max_len and dictionary come from that list.  Environment: CC (default clang),
 # FUZZ_JOBS (targets run at the same time; default all), extra libFuzzer flags in FUZZ_FLAGS.
@@ -24,8 +25,9 @@ while [ $# -gt 0 ]; do
         -t) secs=$2; shift 2 ;;
         -b) build=$(realpath -m "$2"); shift 2 ;;
         --merge) merge=1; shift ;;
+        --merge-only) merge=1; secs=0; shift ;;
         --rss) rss=$2; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
         *) targets+=("$1"); shift ;;
     esac
@@ -70,7 +72,7 @@ run_target() {
 }
 
 pids=()
-for t in "${targets[@]}"; do
+[ "$secs" -gt 0 ] && for t in "${targets[@]}"; do
     read -r _ maxlen dict < <(grep "^$t " "$list")
     mkdir -p "$root/fuzz/corpus/$t" "$out/$t.corpus" "$out/$t.artifacts"
     run_target "$t" "$maxlen" "$dict" &
@@ -79,8 +81,8 @@ done
 status=0
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 
-printf '%-14s %8s %12s %8s %8s\n' target seconds executions edges crashes
-for t in "${targets[@]}"; do
+[ "$secs" -gt 0 ] && printf '%-14s %8s %12s %8s %8s\n' target seconds executions edges crashes
+[ "$secs" -gt 0 ] && for t in "${targets[@]}"; do
     log=$out/$t.log
     art=$out/$t.artifacts
     # executions summed over the restarts; edges as last reported
