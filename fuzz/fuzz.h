@@ -25,7 +25,7 @@ const char *fuzz_tmpdir(void);
  * storage, one per slot 0..3, valid until the slot is used again).  Aborts on failure. */
 const char *fuzz_write_file(int slot, const char *name, const void *data, size_t len);
 
-/* Removes dir/name if present. */
+/* Removes fuzz_tmpdir()/name if present. */
 void fuzz_remove_file(const char *name);
 
 /* Splits an input into two parts: a 4-byte little-endian length of the first part (clamped to
