@@ -33,6 +33,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+if ! command -v "${CC:-clang}" >/dev/null; then
+    echo "fuzz.sh: ${CC:-clang} not found (Debian: apt-get install clang libclang-rt-14-dev)" >&2
+    exit 2
+fi
 if [ ! -f "$build/build.ninja" ]; then
     CC=${CC:-clang} meson setup "$build" "$root" -Dfuzz=true -Donednn=disabled -Dpython=disabled \
         --buildtype=debugoptimized >/dev/null
