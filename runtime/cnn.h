@@ -183,7 +183,9 @@ CNN_API void cnn_free(void *p);
 typedef struct cnn_weights cnn_weights;
 
 /* Weights for model m, initialised as PyTorch does (Kaiming-uniform a=sqrt(5), bias uniform
- * in +-1/sqrt(fan_in), batchnorm 1, 0, 0, 1) from `seed`.  The model must outlive them. */
+ * in +-1/sqrt(fan_in), batchnorm 1, 0, 0, 1) from `seed`.  The model must outlive them.
+ * CNN_ERR_NOMEM, before anything is allocated, when they need more than the machine's
+ * available memory (as cnn_session_create says). */
 CNN_API cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t seed);
 CNN_API void cnn_weights_destroy(cnn_weights *w);
 CNN_API const char *cnn_weights_errmsg(const cnn_weights *w);
@@ -261,7 +263,11 @@ typedef enum cnn_mode { CNN_MODE_INFER = 0, CNN_MODE_TRAIN = 1 } cnn_mode;
  * together; a training session's steps update w in place and need it alone: a step that
  * would overlap another session's run on w fails (CNN_ERR_USAGE), and so does an inference
  * run that would overlap a training step.  Each session keeps its own kernel state (oneDNN
- * primitives, reordered weights, constant folding), so nothing it caches is shared. */
+ * primitives, reordered weights, constant folding), so nothing it caches is shared.
+ * Too large: CNN_ERR_INPUT when the plan passes the size limits, or when its arena needs more
+ * than the machine's available memory ("the training arena at batch 64 needs 12.0 GiB, the
+ * machine has 7.9 GiB available"; MemAvailable and the memory cgroup's limit, or the
+ * environment variable CNN_MEMORY_LIMIT in bytes when set), before anything is allocated. */
 CNN_API cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w,
                                       const cnn_options *opt, int64_t batch, cnn_mode mode,
                                       const cnn_train_config *train);

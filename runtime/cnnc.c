@@ -200,6 +200,16 @@ int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const args *a, i
         fprintf(stderr, "%s: error: %s\n", prog, cnn_session_errmsg(*s));
         cnn_session_destroy(*s);
         *s = NULL;
+        if ((st == CNN_ERR_INPUT || st == CNN_ERR_NOMEM) && batch > 1) {
+            /* too large (the limits, or the machine's memory): the batch's fault when the same
+             * session at batch 1 is made */
+            cnn_session *one = NULL;
+            cnn_status st1 = cnn_session_create(&one, m, w, &a->opt, 1, mode, tc);
+            cnn_session_destroy(one);
+            if (st1 == CNN_OK)
+                fprintf(stderr, "%s: note: the network fits at batch 1; try a smaller --batch\n", prog);
+            return st1 == CNN_OK ? EXIT_USAGE : EXIT_INPUT;
+        }
         return size_exit(a, m, st, mode == CNN_MODE_TRAIN);
     }
     return EXIT_OK;

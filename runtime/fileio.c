@@ -2,8 +2,10 @@
 #include "runtime/fileio.h"
 #include "ops/mem.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -124,6 +126,58 @@ static int create_temp(rt_outfile *o, mode_t mode, bool keep_mode)
     return -1;
 }
 
+/* When name is base.PID-K.tmp (PID and K decimal), returns PID; else 0. */
+static long temp_pid(const char *name, const char *base, size_t blen)
+{
+    if (strncmp(name, base, blen) != 0 || name[blen] != '.')
+        return 0;
+    const char *p = name + blen + 1;
+    long pid = 0;
+    int digits = 0;
+    for (; *p >= '0' && *p <= '9' && digits < 10; p++, digits++)
+        pid = pid * 10 + (*p - '0');
+    if (digits == 0 || *p++ != '-')
+        return 0;
+    digits = 0;
+    for (; *p >= '0' && *p <= '9'; p++)
+        digits++;
+    return digits > 0 && strcmp(p, ".tmp") == 0 ? pid : 0;
+}
+
+int rt_out_clean_stale(const char *target)
+{
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    size_t blen = strlen(base);
+    /* the folder's name on the stack: a best-effort cleaning allocates nothing it could fail on */
+    char dir[4096];
+    size_t dlen = !slash ? 1 : slash == target ? 1 : (size_t)(slash - target);
+    if (blen == 0 || dlen >= sizeof dir)
+        return 0;
+    memcpy(dir, slash ? target : ".", dlen);
+    dir[dlen] = '\0';
+    int removed = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        long pid = temp_pid(e->d_name, base, blen);
+        if (pid <= 0 || pid == (long)getpid() || (pid_t)pid != pid)
+            continue;
+        /* only the temporary files of a writer that is gone (a process that exists but is not
+         * ours gives EPERM: kept) */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        struct stat sb;
+        if (fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(sb.st_mode) &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
+}
+
 int rt_out_open(rt_outfile *o, const char *path)
 {
     memset(o, 0, sizeof *o);
@@ -154,6 +208,7 @@ int rt_out_open(rt_outfile *o, const char *path)
         errno = ENOMEM;
         return -1;
     }
+    o->stale_removed = rt_out_clean_stale(o->target);
     if (create_temp(o, st.st_mode & 07777, exists) != 0) {
         int e = errno;
         cnn_mem_free(o->target);

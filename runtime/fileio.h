@@ -31,7 +31,9 @@ int rt_write_floats(FILE *fp, const float *data, int64_t numel);
 /* A file being written: rt_out_open, writes to fp, then rt_out_commit or rt_out_abort.
  * - A regular file (or a new one) is replaced atomically: a temporary file target.PID-K.tmp is
  *   written beside it, synced and renamed over it on commit; an existing file's mode is kept,
- *   and through a symlink the file it names is replaced (the link stays a link).
+ *   and through a symlink the file it names is replaced (the link stays a link).  Stale
+ *   temporary files of the same target left by killed writers are removed first (see
+ *   rt_out_clean_stale).
  * - What exists and is not a regular file (a device such as /dev/null, a FIFO, a socket) is
  *   written in place (opened O_WRONLY | O_TRUNC, never created or replaced); so are "-",
  *   /dev/stdout (standard output) and /dev/stderr. */
@@ -39,7 +41,16 @@ typedef struct rt_outfile {
     FILE *fp;
     char *tmp;     /* the temporary file, or NULL when writing in place */
     char *target;  /* what tmp replaces: the path, or the file a symlink at the path names */
+    int stale_removed; /* stale temporary files of target that rt_out_open removed */
 } rt_outfile;
+
+/* Removes the temporary files target.PID-K.tmp beside target whose writer is gone: PID is not
+ * this process and kill(PID, 0) fails with ESRCH (a writer killed by SIGKILL or a crash left
+ * it).  Only regular files are removed; a live writer's file, or one of a process of another
+ * user (EPERM), is kept.  Quiet (the library never prints): returns how many were removed.
+ * Caveat: PIDs are those of this machine's PID namespace, so the folder must not be shared
+ * with writers on another machine writing the same target at the same time. */
+int rt_out_clean_stale(const char *target);
 
 /* 0, or -1 with errno set (nothing left to clean up). */
 int rt_out_open(rt_outfile *o, const char *path);

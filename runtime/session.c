@@ -22,6 +22,7 @@
 #include "runtime/dist.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
+#include "runtime/sysmem.h"
 
 int cnn_default_threads(void) { return omp_get_num_procs(); }
 
@@ -213,6 +214,11 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
     if (!s->plan)
         return st;
     size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;
+    char what[96], msg[256];
+    snprintf(what, sizeof what, "the %s arena at batch %" PRId64, mode == CNN_MODE_TRAIN ? "training" : "inference",
+             batch);
+    if (rt_mem_check(bytes, what, msg, sizeof msg) != 0) /* too large, as a plan past the limits */
+        return rt_fail(s->err, CNN_ERR_INPUT, "%s", msg);
     s->arena = cnn_mem_aligned_alloc(64, bytes ? bytes : 64, 0);
     if (!s->arena)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory: the arena needs %zu bytes", bytes);

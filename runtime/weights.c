@@ -13,6 +13,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/rng.h"
 #include "runtime/rt.h"
+#include "runtime/sysmem.h"
 #include "runtime/safetensors.h"
 
 int rt_weights_find(const cnn_weights *w, const char *name)
@@ -112,6 +113,9 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
             return rt_fail(w->err, CNN_ERR_USAGE, "the weights exceed the limit of %zu bytes (1 TiB) at %s",
                            OP_MAX_BYTES, val->name);
     }
+    char msg[256];
+    if (rt_mem_check(total, "storing the weights", msg, sizeof msg) != 0)
+        return rt_fail(w->err, CNN_ERR_NOMEM, "%s", msg);
     w->t = cnn_mem_calloc((size_t)n + 1, sizeof(rt_tensor));
     if (!w->t)
         return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
