@@ -5,11 +5,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "fuzz/fuzz.h"
 #include "runtime/cnn.h"
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+FUZZ_ENTRY(onnx)
 {
     cnn_model *m = NULL;
     if (cnn_model_load_onnx_memory(&m, "fuzz.onnx", data, size, NULL) != CNN_OK) {
