@@ -20,7 +20,8 @@ enum {
     CMD_EVAL = 1u << 3,
     CMD_BENCH = 1u << 4,
     CMD_EMIT = 1u << 5,
-    CMD_ALL = 0x3f,
+    CMD_QUANTIZE = 1u << 6,
+    CMD_ALL = 0x7f,
 };
 
 enum { CNNC_MAX_RENAMES = 64 };
@@ -47,6 +48,7 @@ typedef struct args {
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;
     int repeat;            /* bench: runs per configuration */
+    int64_t calibrate;     /* quantize: calibration examples (0: not given, 1000) */
     unsigned disabled;     /* passes switched off by --no-* flags (bench applies them to every row) */
     cnn_options opt;
 } args;
@@ -99,5 +101,6 @@ int cmd_run(const args *a);     /* cnnc_model.c */
 int cmd_train(const args *a);   /* cnnc_train.c */
 int cmd_eval(const args *a);    /* cnnc_train.c */
 int cmd_bench(const args *a);   /* cnnc_bench.c */
+int cmd_quantize(const args *a); /* cnnc_quantize.c */
 
 #endif

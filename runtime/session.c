@@ -20,6 +20,7 @@
 #include "ops/registry.h"
 #include "ops/mem.h"
 #include "runtime/rng.h"
+#include "runtime/quantize.h"
 #include "runtime/rt.h"
 
 int cnn_default_threads(void) { return omp_get_num_procs(); }
@@ -216,7 +217,9 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
     if (!s->arena)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory: the arena needs %zu bytes", bytes);
     memset(s->arena, 0, bytes);
-    st = bind_values(s);
+    st = rt_precision_check(s); /* runtime/quantize.c: --precision int8 / bf16 */
+    if (st == CNN_OK)
+        st = bind_values(s);
     if (st == CNN_OK)
         st = prepare_calls(s);
     return st;

@@ -58,7 +58,8 @@ _f32p = C.POINTER(C.c_float)
 
 
 class _Options(C.Structure):
-    _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64)]
+    _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64),
+                ("precision", C.c_int)]
 
 
 class _TrainConfig(C.Structure):

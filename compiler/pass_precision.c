@@ -1,0 +1,125 @@
+/* The precision pass: under --precision int8 or bf16, every conv and dense node (after
+ * batchnorm folding and fusion, so the epilogue travels with it) becomes a conv_q / dense_q
+ * node of that precision; everything else stays fp32.  A low-precision node reads and writes
+ * f32 tensors: it converts its input at its start (int8: u8 when the input can never be
+ * negative, s8 otherwise, with the calibrated input scale) and writes its output in f32
+ * (dequantised in the epilogue), so the conversions sit at the node's edges and layers without
+ * a low-precision kernel need nothing around them.  In int8 the node gains two inputs, the
+ * stored tensors NAME.weight_scale [F] and NAME.input_scale [1] (spec section 10: the weights
+ * file made by `cnnc quantize`).  Dense layers with a fused softmax stay fp32. */
+#include <stdio.h>
+#include <string.h>
+
+#include "compiler/passes.h"
+#include "ops/registry.h"
+
+static bool is_lowp_candidate(const ir_node *nd)
+{
+    const op_def *def = op_def_get(nd->op);
+    if (def && (def->props & OP_PROP_CONV))
+        return true;
+    return nd->op == OP_DENSE && !nd->attrs.dense.softmax;
+}
+
+static op_act node_act(const ir_node *nd)
+{
+    const op_def *def = op_def_get(nd->op);
+    if (def && def->act != OP_ACT_NONE)
+        return def->act;
+    if ((def && (def->props & OP_PROP_CONV)) || nd->op == OP_CONV_Q)
+        return nd->attrs.conv.act;
+    if (nd->op == OP_DENSE || nd->op == OP_DENSE_Q)
+        return nd->attrs.dense.softmax ? OP_ACT_SIGMOID /* softmax: never negative */ : nd->attrs.dense.act;
+    return OP_ACT_NONE;
+}
+
+bool pass_value_nonneg(const ir_graph *g, int v)
+{
+    for (int depth = 0; depth < 64; depth++) {
+        if (v < 0 || v >= g->nvals)
+            return false;
+        int p = g->vals[v].producer;
+        if (p < 0)
+            return false; /* a network input: anything */
+        const ir_node *nd = &g->nodes[p];
+        op_act act = node_act(nd);
+        if (act == OP_ACT_RELU || act == OP_ACT_SIGMOID || nd->op == OP_SOFTMAX)
+            return true;
+        switch (nd->op) {
+        case OP_MAXPOOL: case OP_AVGPOOL: case OP_GLOBAL_AVGPOOL: case OP_FLATTEN: case OP_DROPOUT:
+        case OP_REORDER:
+            v = nd->in[0];
+            continue;
+        case OP_ADD: case OP_CONCAT:
+            for (int k = 0; k < nd->nin; k++)
+                if (g->vals[nd->in[k]].batched && !pass_value_nonneg(g, nd->in[k]))
+                    return false;
+            return true;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+/* A stored tensor NAME.suffix of shape [n] for node nd: its value, or -1 when out of memory. */
+static int scale_value(ir_graph *g, const ir_node *nd, const char *suffix, int64_t n)
+{
+    char name[2 * OP_NAME_MAX];
+    snprintf(name, sizeof name, "%s.%s", nd->name, suffix);
+    if (strlen(name) >= OP_NAME_MAX)
+        return -1;
+    for (int v = 0; v < g->nvals; v++)
+        if (g->vals[v].kind == IR_VAL_STATE && strcmp(g->vals[v].name, name) == 0)
+            return v;
+    op_shape s = {.rank = 1, .d = {n}};
+    return ir_add_value(g, IR_VAL_STATE, &s, false, name);
+}
+
+int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    if (ctx->precision == OP_PREC_FP32)
+        return 0;
+    if (ctx->training) {
+        snprintf(err, errlen, "--precision %s is for inference; training runs in fp32",
+                 ctx->precision == OP_PREC_INT8 ? "int8" : "bf16");
+        return -1;
+    }
+    /* decide the input signs on the fp32 graph first: a converted node's input keeps its producer */
+    int nn = g->nnodes;
+    for (int n = 0; n < nn; n++) {
+        ir_node *nd = &g->nodes[n];
+        if (nd->dead || !is_lowp_candidate(nd))
+            continue;
+        bool nonneg = pass_value_nonneg(g, nd->in[0]);
+        int64_t f = g->vals[nd->in[1]].shape.d[0]; /* the weight's output channels */
+        int nin = nd->nin;
+        if (ctx->precision == OP_PREC_INT8) {
+            if (nin + 2 > OP_MAX_IN) {
+                snprintf(err, errlen, "%s: too many inputs for int8", nd->name);
+                return -1;
+            }
+            int ws = scale_value(g, nd, "weight_scale", f);
+            int is = ws < 0 ? -1 : scale_value(g, nd, "input_scale", 1);
+            if (is < 0) {
+                snprintf(err, errlen, "%s: cannot add its int8 scales (name too long or out of memory)", nd->name);
+                return -1;
+            }
+            nd = &g->nodes[n]; /* values may have moved the graph's arrays: nodes did not, but be safe */
+            nd->in[nin] = ws;
+            nd->in[nin + 1] = is;
+            nd->nin = nin + 2;
+        }
+        if (nd->op == OP_DENSE) {
+            nd->op = OP_DENSE_Q;
+            nd->attrs.dense.prec = ctx->precision;
+            nd->attrs.dense.q_unsigned = nonneg;
+        } else {
+            nd->op = OP_CONV_Q;
+            nd->attrs.conv.prec = ctx->precision;
+            nd->attrs.conv.q_unsigned = nonneg;
+        }
+        (*changes)++;
+    }
+    return 0;
+}
