@@ -415,9 +415,9 @@ static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
               what, p->batch, a, p->naive_bytes, b, p->arena_bytes, c, p->lower_bound);
 }
 
-/* The backend that runs layer nd of the unoptimised graph: its own node's, or that of the
- * optimised node it was fused into; "-" when it runs nowhere (removed). */
-static const char *layer_backend(const ir_plan *p, const ir_node *nd)
+/* The optimised node that runs layer nd of the unoptimised graph: its own node, or the one it
+ * was fused into; NULL when it runs nowhere (removed).  *step gets its step. */
+static const ir_node *layer_runner(const ir_plan *p, const ir_node *nd, int *step)
 {
     const ir_graph *og = p->graph;
     size_t len = strlen(nd->name);
@@ -430,17 +430,46 @@ static const char *layer_backend(const ir_plan *p, const ir_node *nd)
                 in_fused = true;
             f += len;
         }
-        if (strcmp(on->name, nd->name) == 0 || in_fused)
-            return op_backend_name(p->steps[s].backend);
+        if (strcmp(on->name, nd->name) == 0 || in_fused) {
+            *step = s;
+            return on;
+        }
     }
-    return "-";
+    return NULL;
+}
+
+static const char *layer_backend(const ir_plan *p, const ir_node *nd)
+{
+    int s;
+    return layer_runner(p, nd, &s) ? op_backend_name(p->steps[s].backend) : "-";
+}
+
+/* The arithmetic layer nd runs in: "int8 u8>f32" (the input converted to u8, the output
+ * dequantised to f32 in the epilogue), "bf16", "fp32", or "-". */
+static const char *layer_precision(const ir_plan *p, const ir_node *nd)
+{
+    int s;
+    const ir_node *on = layer_runner(p, nd, &s);
+    if (!on)
+        return "-";
+    if (on->op == OP_CONV_Q || on->op == OP_DENSE_Q) {
+        bool conv = on->op == OP_CONV_Q;
+        op_precision pr = conv ? on->attrs.conv.prec : on->attrs.dense.prec;
+        bool u = conv ? on->attrs.conv.q_unsigned : on->attrs.dense.q_unsigned;
+        if (pr == OP_PREC_INT8)
+            return u ? "int8 (f32>u8 .. >f32)" : "int8 (f32>s8 .. >f32)";
+        if (pr == OP_PREC_BF16)
+            return "bf16 (f32>bf16 .. >f32)";
+    }
+    return "fp32";
 }
 
 /* One row per layer of the source (name, kind, output shape, parameters, FLOPs, backend),
  * then the totals and the outputs. */
 static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
 {
-    sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %s\n", "layer", "kind", "output", "params", "FLOPs", "backend");
+    sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %-8s %s\n", "layer", "kind", "output", "params", "FLOPs", "backend",
+              "precision");
     int64_t tparams = 0, tflops = 0;
     char sh[64], pc[32], fc[32];
     for (int n = 0; n < g->nnodes; n++) {
@@ -449,9 +478,9 @@ static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
         tparams += np, tflops += nf;
         fmt_count(pc, sizeof pc, np);
         fmt_count(fc, sizeof fc, nf);
-        sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, op_name(nd->op),
+        sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %-8s %s\n", nd->name, op_name(nd->op),
                   nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc,
-                  layer_backend(p, nd));
+                  layer_backend(p, nd), layer_precision(p, nd));
     }
     fmt_count(pc, sizeof pc, tparams);
     fmt_count(fc, sizeof fc, tflops);
