@@ -58,7 +58,10 @@ int main(int argc, char **argv)
             continue;
         }
         float *x = cnn_session_input(s[p], 0);
-        for (int64_t i = 0; i < batch * 3 * 32 * 32 && x; i++) /* the input is at least this large here */
+        int64_t dims[4], per = 1;
+        int rank = cnn_model_input_shape(m, 0, dims);
+        for (int k = 0; k < rank && k < 4; k++) per *= dims[k];
+        for (int64_t i = 0; i < batch * per && x; i++)
             x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
         cnn_session_run(s[p]); /* warm-up: primitives, weight reorders */
         cnn_session_run(s[p]);

@@ -6,18 +6,29 @@
  * (dequantised in the epilogue), so the conversions sit at the node's edges and layers without
  * a low-precision kernel need nothing around them.  In int8 the node gains two inputs, the
  * stored tensors NAME.weight_scale [F] and NAME.input_scale [1] (spec section 10: the weights
- * file made by `cnnc quantize`).  Dense layers with a fused softmax stay fp32. */
+ * file made by `cnnc quantize`).  Dense layers with a fused softmax and convolutions over fewer
+ * than 4 input channels per group (int8 only) stay fp32. */
 #include <stdio.h>
 #include <string.h>
 
 #include "compiler/passes.h"
 #include "ops/registry.h"
 
-static bool is_lowp_candidate(const ir_node *nd)
+/* int8: convolutions over fewer input channels per group than this stay fp32: each output then sums
+ * a few dozen products at most (LeNet's and the CIFAR networks' first layers), the conversion
+ * of the input costs as much as the arithmetic saves, oneDNN's int8 kernels are slower than its
+ * fp32 ones there (LeNet-5's 1-channel 5x5 conv: 0.57 against 0.45 ms at batch 64), and the
+ * network input keeps its full precision.  (bf16 has no such cost: oneDNN's bf16 kernels are
+ * faster there too.) */
+#define LOWP_MIN_CHANNELS 4
+
+bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec)
 {
     const op_def *def = op_def_get(nd->op);
-    if (def && (def->props & OP_PROP_CONV))
-        return true;
+    if (def && (def->props & OP_PROP_CONV)) {
+        int64_t groups = nd->attrs.conv.groups > 0 ? nd->attrs.conv.groups : 1;
+        return prec != OP_PREC_INT8 || g->vals[nd->in[0]].shape.d[0] / groups >= LOWP_MIN_CHANNELS;
+    }
     return nd->op == OP_DENSE && !nd->attrs.dense.softmax;
 }
 
@@ -89,7 +100,7 @@ int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, si
     int nn = g->nnodes;
     for (int n = 0; n < nn; n++) {
         ir_node *nd = &g->nodes[n];
-        if (nd->dead || !is_lowp_candidate(nd))
+        if (nd->dead || !pass_precision_candidate(g, nd, ctx->precision))
             continue;
         bool nonneg = pass_value_nonneg(g, nd->in[0]);
         int64_t f = g->vals[nd->in[1]].shape.d[0]; /* the weight's output channels */

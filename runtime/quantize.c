@@ -259,8 +259,7 @@ cnn_status cnn_weights_quantize(cnn_weights *w, cnn_model *m, const cnn_dataset 
     }
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
-        const op_def *def = op_def_get(nd->op);
-        if (nd->dead || !((def->props & OP_PROP_CONV) || (nd->op == OP_DENSE && !nd->attrs.dense.softmax)))
+        if (nd->dead || !pass_precision_candidate(g, nd, OP_PREC_INT8))
             continue;
         cn[ncn].node = n;
         cn[ncn].in_unsigned = pass_value_nonneg(g, nd->in[0]);

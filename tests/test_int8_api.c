@@ -17,7 +17,7 @@ TestSuite(int8_api, .init = make_tmp, .fini = remove_tmp);
 
 static const char *src =
     "network q { input x[1, 6, 6];\n"
-    "  output y = x -> conv2d(4, 3, pad=1) -> batchnorm -> relu -> maxpool(2) -> flatten\n"
+    "  output y = x -> conv2d(4, 3, pad=1) -> conv2d(4, 3, pad=1) -> batchnorm -> relu -> maxpool(2) -> flatten\n"
     "             -> dense(8) -> relu -> dense(3); }\n";
 
 static void put_be32(FILE *f, uint32_t v)
@@ -130,7 +130,8 @@ Test(int8_api, quantize_save_load_and_run)
     rt_st_file *f = NULL;
     char err[512];
     cr_assert_eq(rt_st_read(&f, tmp("q2.safetensors"), err, sizeof err), RT_ST_OK, "%s", err);
-    cr_expect_not_null(rt_st_find(f, "conv2d_1.weight_scale"));
+    cr_expect_not_null(rt_st_find(f, "conv2d_2.weight_scale"));
+    cr_expect_null(rt_st_find(f, "conv2d_1.weight_scale")); /* fp32: not calibrated */
     cr_expect_not_null(rt_st_find(f, "dense_2.output_scale"));
     rt_st_free(f);
     /* the layer table */
@@ -139,7 +140,8 @@ Test(int8_api, quantize_save_load_and_run)
     o.precision = CNN_PRECISION_INT8;
     char *text = NULL;
     cr_assert_eq(cnn_model_summary(m, &o, 1, false, &text), CNN_OK);
-    cr_expect(strstr(text, "int8 (f32>s8") && strstr(text, "int8 (f32>u8"), "%s", text);
+    /* conv2d_1 (1 input channel) stays fp32; conv2d_2 reads a signed tensor, dense_1 a relu's */
+    cr_expect(strstr(text, "int8 (f32>s8") && strstr(text, "int8 (f32>u8") && strstr(text, "fp32"), "%s", text);
     cnn_free(text);
     free(x), free(y32), free(yref), free(ydnn);
     cnn_dataset_destroy(d);
@@ -189,11 +191,11 @@ Test(int8_api, bad_input_is_located)
     cr_expect_eq(st, CNN_ERR_INPUT);
     /* zero, negative, NaN, inf, wrong shape: refused when loading, naming file and tensor */
     struct { const char *name; float v; bool shrink; const char *says; } bad[] = {
-        {"conv2d_1.input_scale", 0.0f, false, "conv2d_1.input_scale[0] is 0"},
+        {"conv2d_2.input_scale", 0.0f, false, "conv2d_2.input_scale[0] is 0"},
         {"dense_1.weight_scale", -1.0f, false, "dense_1.weight_scale[0] is -1"},
         {"dense_2.output_scale", NAN, false, "dense_2.output_scale[0] is nan"},
-        {"conv2d_1.weight_scale", INFINITY, false, "conv2d_1.weight_scale[0] is inf"},
-        {"conv2d_1.weight_scale", 1.0f, true, "the network needs [4]"},
+        {"conv2d_2.weight_scale", INFINITY, false, "conv2d_2.weight_scale[0] is inf"},
+        {"conv2d_2.weight_scale", 1.0f, true, "the network needs [4]"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         doctor(bad[i].name, bad[i].v, bad[i].shrink, tmp("bad.safetensors"));
