@@ -134,3 +134,88 @@ int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, si
     }
     return 0;
 }
+
+/* ---- int8 tensors between int8 nodes */
+
+/* The layer's own inputs of a conv_q / dense_q node (x, w, bias, residual). */
+static int own_inputs(const ir_node *nd)
+{
+    if (nd->op == OP_CONV_Q)
+        return 2 + (nd->attrs.conv.bias ? 1 : 0) + (nd->attrs.conv.residual ? 1 : 0);
+    return 2 + (nd->attrs.dense.bias ? 1 : 0);
+}
+
+static bool is_int8(const ir_node *nd)
+{
+    return !nd->dead && ((nd->op == OP_CONV_Q && nd->attrs.conv.prec == OP_PREC_INT8) ||
+                         (nd->op == OP_DENSE_Q && nd->attrs.dense.prec == OP_PREC_INT8));
+}
+
+static bool is_output(const ir_graph *g, int v)
+{
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+/* Whether int8 node a may write its output as u8/s8 (`is_unsigned`): every reader is an int8
+ * node reading it as its input (of that sign) and nothing else, it is no network output, and a's
+ * epilogue commutes with the requantisation (no residual; activation none, relu or leaky_relu). */
+static bool int8_output_ok(const ir_graph *g, const ir_node *a, bool is_unsigned)
+{
+    bool conv = a->op == OP_CONV_Q;
+    op_act act = conv ? a->attrs.conv.act : a->attrs.dense.act;
+    if ((conv && a->attrs.conv.residual) || (act != OP_ACT_NONE && act != OP_ACT_RELU && act != OP_ACT_LEAKY_RELU))
+        return false;
+    int v = a->out[0];
+    if (!g->vals[v].batched || is_output(g, v) || a->nin != own_inputs(a) + 2)
+        return false;
+    int readers = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *b = &g->nodes[n];
+        if (b->dead)
+            continue;
+        for (int k = 0; k < b->nin; k++) {
+            if (b->in[k] != v)
+                continue;
+            bool b_unsigned = b->op == OP_CONV_Q ? b->attrs.conv.q_unsigned : b->attrs.dense.q_unsigned;
+            if (k != 0 || !is_int8(b) || b_unsigned != is_unsigned || b->nin != own_inputs(b) + 2)
+                return false;
+            readers++;
+        }
+    }
+    return readers > 0;
+}
+
+int pass_precision_io(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    if (ctx->precision != OP_PREC_INT8)
+        return 0;
+    int nn = g->nnodes;
+    for (int n = 0; n < nn; n++) {
+        ir_node *a = &g->nodes[n];
+        if (!is_int8(a))
+            continue;
+        int v = a->out[0];
+        bool is_unsigned = pass_value_nonneg(g, v);
+        if (!int8_output_ok(g, a, is_unsigned) || a->nin + 1 > OP_MAX_IN)
+            continue;
+        int so = scale_value(g, a, "output_scale", 1);
+        if (so < 0) {
+            snprintf(err, errlen, "%s: cannot add its int8 output scale", a->name);
+            return -1;
+        }
+        a = &g->nodes[n];
+        a->in[a->nin++] = so;
+        g->vals[v].dtype = is_unsigned ? OP_DT_U8 : OP_DT_S8;
+        /* the readers take the bytes with the scale they were written with */
+        for (int k = 0; k < g->nnodes; k++) {
+            ir_node *b = &g->nodes[k];
+            if (!b->dead && b->nin > 0 && b->in[0] == v)
+                b->in[own_inputs(b) + 1] = so;
+        }
+        (*changes)++;
+    }
+    return 0;
+}

@@ -58,6 +58,8 @@ bool pass_value_nonneg(const ir_graph *g, int v);
 /* Whether pass_precision makes node nd `prec` (a conv, over 4 or more input channels per group
  * in int8; a dense layer without a fused softmax); cnnc quantize calibrates the int8 ones. */
 bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec);
+/* After the layout pass: the outputs of int8 nodes read only by int8 nodes stay u8/s8. */
+int pass_precision_io(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 
 /* The backend that runs op under choice c, from the capability table: the first of oneDNN,

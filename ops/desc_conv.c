@@ -418,7 +418,8 @@ const op_def op_def_conv_bwd_weights = {
 
 /* A convolution in low precision (compiler/pass_precision.c): the layer's node with its
  * attributes, epilogue and name kept, attrs.conv.prec set, and in int8 two more inputs after
- * the conv's own (x, w, b?, r?): the weight scales [F] and the input scale [1]. */
+ * the conv's own (x, w, b?, r?): the weight scales [F] and the input scale [1], and a third, the
+ * output scale [1], when its output stays int8. */
 static void conv_q_describe(const op_attrs *a, char *buf, size_t n)
 {
     conv_describe(a, buf, n);
@@ -430,6 +431,6 @@ static void conv_q_describe(const op_attrs *a, char *buf, size_t n)
 }
 
 const op_def op_def_conv_q = {
-    .op = OP_CONV_Q, .name = "conv_q", .min_inputs = 2, .max_inputs = 6, .shape = conv_shape,
+    .op = OP_CONV_Q, .name = "conv_q", .min_inputs = 2, .max_inputs = 7, .shape = conv_shape,
     .flops = conv_flops, .epilogue = conv_epilogue, .describe = conv_q_describe,
 };

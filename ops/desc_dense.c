@@ -194,6 +194,6 @@ static void dense_q_describe(const op_attrs *a, char *buf, size_t n)
 }
 
 const op_def op_def_dense_q = {
-    .op = OP_DENSE_Q, .name = "dense_q", .min_inputs = 2, .max_inputs = 5, .shape = dense_shape,
+    .op = OP_DENSE_Q, .name = "dense_q", .min_inputs = 2, .max_inputs = 6, .shape = dense_shape,
     .flops = dense_flops, .epilogue = dense_epilogue, .describe = dense_q_describe,
 };

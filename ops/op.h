@@ -36,6 +36,15 @@ typedef enum op_layout {
     OP_LAYOUT_NHWC,        /* channels last: NHWC for images, NWC for signals */
 } op_layout;
 
+/* The element type of an activation in memory (op_tensor.dtype, ir_value.dtype): f32 everywhere
+ * except between two int8 nodes (compiler/pass_precision.c), where it is the quantised u8 or s8
+ * value, each element one byte (the buffer is still sized as for f32). */
+typedef enum op_dtype {
+    OP_DT_F32 = 0,
+    OP_DT_U8,
+    OP_DT_S8,
+} op_dtype;
+
 /* The activation kinds: none, then one per ACT(...) op of ops/ops.def, in that order. */
 typedef enum op_act {
     OP_ACT_NONE,

@@ -7,6 +7,9 @@
  *   accumulate acc = sum xq * wq                    exact, s32
  *   output     y = ((float)acc + bq[o]) * m[o]     m[o] = si * sw[o], bq[o] = b[o] / m[o]
  * then the fused epilogue in f32 (+ residual, activation, max pooling) as the fp32 layer.
+ * Between two int8 nodes the tensor stays int8 (op_tensor.dtype): the producer, with an output
+ * scale so, writes sat(rne(act(((float)acc + bq[o]) * (m[o] / so)))) (activation none, relu or
+ * leaky_relu, no residual), max-pooled after; the consumer reads those bytes with si = so.
  * rne is round to nearest, ties to even; 1/si and 1/sw[o] are float reciprocals.
  *
  * bf16: inputs and weights rounded to bf16 (nearest even), products accumulated in f32 or
@@ -46,14 +49,24 @@ static inline void op_q_weights(const float *w, const float *ws, int64_t f, int6
 }
 
 /* The output multipliers m[o] = si * ws[o] and the bias in accumulator units bq[o] = b[o] / m[o]
- * (0 without a bias). */
-static inline void op_q_out_scales(const float *ws, float si, const float *b, int64_t f, float *m, float *bq)
+ * (0 without a bias); with an int8 output of scale so > 0, m[o] is then divided by so (the
+ * output is sat(rne(act(((float)acc + bq[o]) * m[o])))). */
+static inline void op_q_out_scales(const float *ws, float si, const float *b, int64_t f, float so, float *m,
+                                   float *bq)
 {
     for (int64_t o = 0; o < f; o++) {
         m[o] = si * ws[o];
         if (bq)
             bq[o] = b ? b[o] / m[o] : 0.0f;
+        if (so > 0.0f)
+            m[o] = m[o] / so;
     }
+}
+
+/* An int8 output value: sat(rne(v)) as u8 or s8. */
+static inline int op_q_out(float v, bool is_unsigned)
+{
+    return op_q_act(v, 1.0f, is_unsigned);
 }
 
 /* Whether the scales are usable: finite and positive (checked before any kernel runs; the

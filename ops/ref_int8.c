@@ -22,14 +22,24 @@ static int own_inputs(const op_call *c)
     return 2 + (c->node->attrs.dense.bias ? 1 : 0);
 }
 
-/* The int8 scales of the call: ws (f values) and si; 0 or -1 with a message. */
-static int read_scales(const op_call *c, int own, int64_t f, const float **ws, float *si, char *err,
+/* The int8 scales of the call: ws (f values), si, and so (0 when the output is f32: an int8
+ * output has a third scale input); 0 or -1 with a message. */
+static int read_scales(const op_call *c, int own, int64_t f, const float **ws, float *si, float *so, char *err,
                        size_t errlen)
 {
     const char *name = c->node->name;
-    if (c->nin != own + 2)
-        return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and 2 scales), got %d", name,
-                        own + 2, c->nin);
+    bool qout = c->out[0].dtype != OP_DT_F32;
+    int want = own + (qout ? 3 : 2);
+    if (c->nin != want)
+        return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and %d scales), got %d", name, want,
+                        qout ? 3 : 2, c->nin);
+    *so = 0.0f;
+    if (qout) {
+        const op_tensor *to = &c->in[own + 2];
+        if (ref_numel(to) != 1 || !op_q_scales_ok(to->data, 1))
+            return ref_fail(err, errlen, "%s: the int8 output scale is not one positive finite value", name);
+        *so = to->data[0];
+    }
     const op_tensor *tw = &c->in[own], *ti = &c->in[own + 1];
     if (ref_numel(tw) != f || ref_numel(ti) != 1)
         return ref_fail(err, errlen, "%s: int8 scales must be [%lld] and [1], got %lld and %lld values", name,
@@ -41,6 +51,30 @@ static int read_scales(const op_call *c, int own, int64_t f, const float **ws, f
     return 0;
 }
 
+/* Input 0 quantised into xq: read as the bytes it holds (u8/s8) or converted from f32. */
+static void quantise_input(const op_tensor *x, int64_t n, float si, bool is_unsigned, int16_t *xq)
+{
+    if (x->dtype == OP_DT_U8)
+        for (int64_t i = 0; i < n; i++) xq[i] = ((const uint8_t *)(const void *)x->data)[i];
+    else if (x->dtype == OP_DT_S8)
+        for (int64_t i = 0; i < n; i++) xq[i] = ((const int8_t *)(const void *)x->data)[i];
+    else {
+        float inv = 1.0f / si;
+        for (int64_t i = 0; i < n; i++) xq[i] = (int16_t)op_q_act(x->data[i], inv, is_unsigned);
+    }
+}
+
+/* Stores value v at index i of output t (f32, or quantised to its u8/s8). */
+static inline void store_out(const op_tensor *t, int64_t i, float v)
+{
+    if (t->dtype == OP_DT_U8)
+        ((uint8_t *)(void *)t->data)[i] = (uint8_t)op_q_out(v, true);
+    else if (t->dtype == OP_DT_S8)
+        ((int8_t *)(void *)t->data)[i] = (int8_t)op_q_out(v, false);
+    else
+        t->data[i] = v;
+}
+
 /* bf16: the fp32 reference on rounded copies of x and w. */
 typedef int (*fp32_kernel)(op_call *c, char *err, size_t errlen);
 
@@ -49,6 +83,8 @@ static int run_bf16(op_call *c, fp32_kernel fp32, char *err, size_t errlen)
     int own = own_inputs(c);
     if (c->nin != own)
         return ref_fail(err, errlen, "%s: bf16 expects %d inputs, got %d", c->node->name, own, c->nin);
+    if (c->in[0].dtype != OP_DT_F32 || c->out[0].dtype != OP_DT_F32)
+        return ref_fail(err, errlen, "%s: bf16 takes f32 tensors", c->node->name);
     int64_t nx = ref_numel(&c->in[0]), nw = ref_numel(&c->in[1]);
     float *x = cnn_mem_malloc(sizeof(float) * (size_t)(nx + nw + 1));
     if (!x)
@@ -82,9 +118,11 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
     if (op_conv_geom_make3(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
     const float *ws, *b = NULL, *r = NULL;
-    float si;
-    if (read_scales(c, own, g.f, &ws, &si, err, errlen))
+    float si, so;
+    if (read_scales(c, own, g.f, &ws, &si, &so, err, errlen))
         return -1;
+    if (so > 0 && (a->residual || (a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)))
+        return ref_fail(err, errlen, "%s: an int8 output takes no residual and no activation but relu", name);
     int k = 2;
     if (a->bias) {
         if (ref_numel(&c->in[k]) != g.f)
@@ -115,18 +153,17 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
     int16_t *xq = cnn_mem_malloc(sizeof(int16_t) * (size_t)(nx + 1));
     int8_t *wq = cnn_mem_malloc((size_t)(g.f * per + 1));
     float *m = cnn_mem_malloc(sizeof(float) * (size_t)(2 * g.f + 1));
-    float *pre = a->pool ? cnn_mem_malloc(sizeof(float) * (size_t)(g.n * g.f * ovol + 1)) : NULL;
-    if (!xq || !wq || !m || (a->pool && !pre)) {
+    bool qout = so > 0;
+    float *pre = a->pool || qout ? cnn_mem_malloc(sizeof(float) * (size_t)(g.n * g.f * ovol + 1)) : NULL;
+    if (!xq || !wq || !m || ((a->pool || qout) && !pre)) {
         cnn_mem_free(xq), cnn_mem_free(wq), cnn_mem_free(m), cnn_mem_free(pre);
         return ref_fail(err, errlen, "%s: out of memory", name);
     }
     float *bq = m + g.f;
-    float inv = 1.0f / si;
-    for (int64_t i = 0; i < nx; i++)
-        xq[i] = (int16_t)op_q_act(c->in[0].data[i], inv, a->q_unsigned);
+    quantise_input(&c->in[0], nx, si, a->q_unsigned, xq);
     op_q_weights(c->in[1].data, ws, g.f, per, wq);
-    op_q_out_scales(ws, si, b, g.f, m, bq);
-    float *y = a->pool ? pre : c->out[0].data;
+    op_q_out_scales(ws, si, b, g.f, so, m, bq);
+    float *y = pre ? pre : c->out[0].data;
     int nt = ref_threads(c);
 #pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
     for (int64_t n = 0; n < g.n; n++)
@@ -166,7 +203,7 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
                     }
         }
     if (a->pool) {
-        float *out = c->out[0].data;
+        const op_tensor *out = &c->out[0];
         for (int64_t p = 0; p < g.n * g.f; p++)
             for (int64_t oy = 0; oy < yh; oy++)
                 for (int64_t ox = 0; ox < yw; ox++) {
@@ -179,8 +216,11 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
                                 best = pre[p * ovol + ch * g.ow + cw];
                         }
                     }
-                    out[(p * yh + oy) * yw + ox] = best;
+                    store_out(out, (p * yh + oy) * yw + ox, best);
                 }
+    } else if (qout) {
+        for (int64_t i = 0; i < g.n * g.f * ovol; i++)
+            store_out(&c->out[0], i, pre[i]);
     }
     cnn_mem_free(xq), cnn_mem_free(wq), cnn_mem_free(m), cnn_mem_free(pre);
     return 0;
@@ -188,7 +228,7 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
 
 OP_REF_KERNEL(op_ref_conv_q)
 {
-    if (ref_check_call(c, "conv_q", 2, 6, 1, 1, err, errlen))
+    if (ref_check_call(c, "conv_q", 2, 7, 1, 1, err, errlen))
         return -1;
     switch (c->node->attrs.conv.prec) {
     case OP_PREC_INT8: return conv_int8(c, err, errlen);
@@ -213,9 +253,11 @@ static int dense_int8(op_call *c, char *err, size_t errlen)
     if (c->out[0].rank != 2 || c->out[0].d[0] != n || c->out[0].d[1] != u)
         return ref_fail(err, errlen, "%s: output must be [%lld, %lld]", name, (long long)n, (long long)u);
     const float *ws, *b = NULL;
-    float si;
-    if (read_scales(c, own_inputs(c), u, &ws, &si, err, errlen))
+    float si, so;
+    if (read_scales(c, own_inputs(c), u, &ws, &si, &so, err, errlen))
         return -1;
+    if (so > 0 && a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)
+        return ref_fail(err, errlen, "%s: an int8 output takes no activation but relu", name);
     if (a->bias) {
         if (ref_numel(&c->in[2]) != u)
             return ref_fail(err, errlen, "%s: bias must be [%lld]", name, (long long)u);
@@ -229,12 +271,10 @@ static int dense_int8(op_call *c, char *err, size_t errlen)
         return ref_fail(err, errlen, "%s: out of memory", name);
     }
     float *bq = m + u;
-    float inv = 1.0f / si;
-    for (int64_t i = 0; i < n * f; i++)
-        xq[i] = (int16_t)op_q_act(x->data[i], inv, a->q_unsigned);
+    quantise_input(x, n * f, si, a->q_unsigned, xq);
     op_q_weights(w->data, ws, u, f, wq);
-    op_q_out_scales(ws, si, b, u, m, bq);
-    float *y = c->out[0].data;
+    op_q_out_scales(ws, si, b, u, so, m, bq);
+    const op_tensor *y = &c->out[0];
     int nt = ref_threads(c);
 #pragma omp parallel for collapse(2) num_threads(nt) schedule(static)
     for (int64_t i = 0; i < n; i++)
@@ -243,7 +283,7 @@ static int dense_int8(op_call *c, char *err, size_t errlen)
             for (int64_t k = 0; k < f; k++)
                 acc += (int64_t)xq[i * f + k] * wq[o * f + k];
             float v = ((float)(int32_t)acc + bq[o]) * m[o];
-            y[i * u + o] = op_apply_act(a->act, a->alpha, v);
+            store_out(y, i * u + o, op_apply_act(a->act, a->alpha, v));
         }
     cnn_mem_free(xq), cnn_mem_free(wq), cnn_mem_free(m);
     return 0;
@@ -251,7 +291,7 @@ static int dense_int8(op_call *c, char *err, size_t errlen)
 
 OP_REF_KERNEL(op_ref_dense_q)
 {
-    if (ref_check_call(c, "dense_q", 2, 5, 1, 1, err, errlen))
+    if (ref_check_call(c, "dense_q", 2, 6, 1, 1, err, errlen))
         return -1;
     switch (c->node->attrs.dense.prec) {
     case OP_PREC_INT8: return dense_int8(c, err, errlen);

@@ -444,24 +444,26 @@ static const char *layer_backend(const ir_plan *p, const ir_node *nd)
     return layer_runner(p, nd, &s) ? op_backend_name(p->steps[s].backend) : "-";
 }
 
-/* The arithmetic layer nd runs in: "int8 u8>f32" (the input converted to u8, the output
- * dequantised to f32 in the epilogue), "bf16", "fp32", or "-". */
-static const char *layer_precision(const ir_plan *p, const ir_node *nd)
+/* The arithmetic layer nd runs in, with the conversions at its node's edges: "int8 f32>u8,
+ * >f32" (the f32 input converted to u8, the output dequantised to f32), "int8 u8, >u8" (int8
+ * tensors from and to other int8 nodes), "bf16 f32>bf16, >f32", "fp32", or "-". */
+static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size_t n)
 {
+    static const char *const dt[3] = {"f32", "u8", "s8"};
     int s;
     const ir_node *on = layer_runner(p, nd, &s);
-    if (!on)
-        return "-";
-    if (on->op == OP_CONV_Q || on->op == OP_DENSE_Q) {
-        bool conv = on->op == OP_CONV_Q;
-        op_precision pr = conv ? on->attrs.conv.prec : on->attrs.dense.prec;
-        bool u = conv ? on->attrs.conv.q_unsigned : on->attrs.dense.q_unsigned;
-        if (pr == OP_PREC_INT8)
-            return u ? "int8 (f32>u8 .. >f32)" : "int8 (f32>s8 .. >f32)";
-        if (pr == OP_PREC_BF16)
-            return "bf16 (f32>bf16 .. >f32)";
-    }
-    return "fp32";
+    snprintf(buf, n, "%s", on ? "fp32" : "-");
+    if (!on || (on->op != OP_CONV_Q && on->op != OP_DENSE_Q))
+        return;
+    bool conv = on->op == OP_CONV_Q;
+    op_precision pr = conv ? on->attrs.conv.prec : on->attrs.dense.prec;
+    bool u = conv ? on->attrs.conv.q_unsigned : on->attrs.dense.q_unsigned;
+    op_dtype in = p->graph->vals[on->in[0]].dtype, out = p->graph->vals[on->out[0]].dtype;
+    if (pr == OP_PREC_BF16)
+        snprintf(buf, n, "bf16 f32>bf16, >f32");
+    else if (pr == OP_PREC_INT8)
+        snprintf(buf, n, "int8 %s%s, >%s", in == OP_DT_F32 ? "f32>" : "", in == OP_DT_F32 ? (u ? "u8" : "s8") : dt[in],
+                 dt[out]);
 }
 
 /* One row per layer of the source (name, kind, output shape, parameters, FLOPs, backend),
@@ -471,16 +473,17 @@ static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
     sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %-8s %s\n", "layer", "kind", "output", "params", "FLOPs", "backend",
               "precision");
     int64_t tparams = 0, tflops = 0;
-    char sh[64], pc[32], fc[32];
+    char sh[64], pc[32], fc[32], prec[64];
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
         int64_t np = ir_node_params(g, n), nf = ir_node_flops(g, n);
+        layer_precision(p, nd, prec, sizeof prec);
         tparams += np, tflops += nf;
         fmt_count(pc, sizeof pc, np);
         fmt_count(fc, sizeof fc, nf);
         sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %-8s %s\n", nd->name, op_name(nd->op),
                   nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc,
-                  layer_backend(p, nd), layer_precision(p, nd));
+                  layer_backend(p, nd), prec);
     }
     fmt_count(pc, sizeof pc, tparams);
     fmt_count(fc, sizeof fc, tflops);

@@ -109,6 +109,7 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
     const ir_value *val = &s->plan->graph->vals[v];
     t->data = s->data[v];
     t->layout = val->layout == OP_LAYOUT_NHWC ? 1 : 0;
+    t->dtype = (int)val->dtype;
     t->rank = 0;
     if (val->batched)
         t->d[t->rank++] = s->batch;

@@ -64,6 +64,8 @@ static op_tensor ot(const tens *t)
     return o;
 }
 
+static int in_dtype, out_dtype; /* of the next run()'s input 0 and output */
+
 /* Runs the kernel of op on backend b with inputs in and output out; returns its status. */
 static int run(op_backend b, const op_node *node, int nin, tens *in, tens *out, uint64_t version, char *msg)
 {
@@ -72,6 +74,8 @@ static int run(op_backend b, const op_node *node, int nin, tens *in, tens *out, 
     op_call c = {.node = node, .nin = nin, .nout = 1, .batch = in[0].d[0], .nthreads = 1, .weights_version = version};
     for (int i = 0; i < nin; i++) c.in[i] = ot(&in[i]);
     c.out[0] = ot(out);
+    c.in[0].dtype = in_dtype;
+    c.out[0].dtype = out_dtype;
     int rc = k->prepare ? k->prepare(&c, msg, 512) : 0;
     if (rc == 0) rc = k->run(&c, msg, 512);
     if (k->release && c.state) k->release(c.state);
@@ -303,6 +307,60 @@ Test(int8_onednn, bad_scales_refused)
             for (int i = 0; i < 4; i++) free(in[i].data);
             free(y.data);
         }
+}
+
+/* Between two int8 nodes the tensor stays u8/s8: a conv writing u8 (with its output scale, relu,
+ * and a fused max pool) and a dense layer reading those bytes agree exactly on both backends,
+ * and the u8 values are the f32 output requantised. */
+Test(int8_onednn, int8_tensors_between_nodes)
+{
+    for (int pool = 0; pool < 2; pool++) {
+        op_node nd = conv_node(16, 3, 1, 1, 1, false);
+        nd.attrs.conv.act = OP_ACT_RELU;
+        nd.attrs.conv.q_unsigned = true;
+        if (pool) {
+            nd.attrs.conv.pool = true;
+            for (int i = 0; i < 2; i++) nd.attrs.conv.pool_size[i] = nd.attrs.conv.pool_stride[i] = 2;
+        }
+        int64_t yh = pool ? 4 : 8;
+        tens in[5] = {MK(2, 16, 8, 8), MK(16, 16, 3, 3), MK(16), MK(1), MK(1)};
+        fill_real(&in[0], 0.0f, 60.0f);
+        fill_real(&in[1], -1.0f, 1.0f);
+        for (int o = 0; o < 16; o++) in[2].data[o] = ldexpf(1.0f, -7);
+        in[3].data[0] = 0.25f;
+        in[4].data[0] = 4.0f; /* the output scale */
+        tens yf = MK(2, 16, yh, yh), yr = MK(2, 16, yh, yh), yd = MK(2, 16, yh, yh);
+        char msg[512];
+        in_dtype = out_dtype = OP_DT_F32;
+        cr_assert_eq(run(OP_BACKEND_REF, &nd, 4, in, &yf, 1, msg), 0, "%s", msg);
+        out_dtype = OP_DT_U8;
+        cr_assert_eq(run(OP_BACKEND_REF, &nd, 5, in, &yr, 1, msg), 0, "ref: %s", msg);
+        cr_assert_eq(run(OP_BACKEND_ONEDNN, &nd, 5, in, &yd, 1, msg), 0, "onednn: %s", msg);
+        out_dtype = OP_DT_F32;
+        const uint8_t *qr = (const uint8_t *)(void *)yr.data, *qd = (const uint8_t *)(void *)yd.data;
+        int64_t n = 2 * 16 * yh * yh;
+        for (int64_t i = 0; i < n; i++) {
+            cr_assert_eq(qr[i], qd[i], "pool %d, element %lld: ref %d, onednn %d", pool, (long long)i, qr[i], qd[i]);
+            cr_assert_eq(qr[i], (uint8_t)op_q_act(yf.data[i], 0.25f, true), "element %lld", (long long)i);
+        }
+        /* a dense layer reading the bytes (si = the conv's output scale) */
+        op_node dn = dense_node(10, false, OP_PREC_INT8);
+        dn.attrs.dense.q_unsigned = true;
+        tens din[4] = {yr, MK(10, 16 * yh * yh), MK(10), MK(1)};
+        fill_real(&din[1], -0.5f, 0.5f);
+        for (int o = 0; o < 10; o++) din[2].data[o] = ldexpf(1.0f, -8);
+        din[3].data[0] = 4.0f;
+        tens zr = MK(2, 10), zd = MK(2, 10);
+        in_dtype = OP_DT_U8;
+        cr_assert_eq(run(OP_BACKEND_REF, &dn, 4, din, &zr, 1, msg), 0, "ref: %s", msg);
+        din[0] = yd;
+        cr_assert_eq(run(OP_BACKEND_ONEDNN, &dn, 4, din, &zd, 1, msg), 0, "onednn: %s", msg);
+        in_dtype = OP_DT_F32;
+        expect_equal(&zd, &zr, 0.0, "dense on u8");
+        for (int i = 0; i < 5; i++) free(in[i].data);
+        for (int i = 1; i < 4; i++) free(din[i].data);
+        free(yf.data), free(yr.data), free(yd.data), free(zr.data), free(zd.data);
+    }
 }
 
 Test(bf16_onednn, conv_and_dense_against_ref)

@@ -140,8 +140,10 @@ Test(int8_api, quantize_save_load_and_run)
     o.precision = CNN_PRECISION_INT8;
     char *text = NULL;
     cr_assert_eq(cnn_model_summary(m, &o, 1, false, &text), CNN_OK);
-    /* conv2d_1 (1 input channel) stays fp32; conv2d_2 reads a signed tensor, dense_1 a relu's */
-    cr_expect(strstr(text, "int8 (f32>s8") && strstr(text, "int8 (f32>u8") && strstr(text, "fp32"), "%s", text);
+    /* conv2d_1 (1 input channel) stays fp32; conv2d_2 reads a signed tensor, dense_1 a relu's
+     * and writes u8 for dense_2 */
+    cr_expect(strstr(text, "int8 f32>s8, >f32") && strstr(text, "int8 f32>u8, >u8") && strstr(text, "int8 u8, >f32") &&
+                  strstr(text, "fp32"), "%s", text);
     cnn_free(text);
     free(x), free(y32), free(yref), free(ydnn);
     cnn_dataset_destroy(d);

@@ -161,6 +161,8 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
     int64_t yd[4] = {g->n, g->f, pooled[0], pooled[1]};
     dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
     dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_cl(c, &c->out[0]));
+    /* the conv's type (f32; u8/s8 from an int8 conv_q) */
+    y_any.data_type = y_plain.data_type = op_dnn_mem_md(p, conv_dst)->data_type;
     dnnl_pooling_desc_t d;
     OP_DNN_TRY(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max,
                                               op_dnn_mem_md(p, conv_dst), &y_any, stride, kernel, pad, pad),

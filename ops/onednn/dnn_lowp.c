@@ -38,10 +38,24 @@ static int own_inputs(const op_call *c, bool *int8)
     return 2 + (c->node->attrs.dense.bias ? 1 : 0);
 }
 
-/* The output multipliers of an int8 call into m (f values); 0, or -1 when the scales are bad. */
+static dnnl_data_type_t dnn_type(int dtype)
+{
+    return dtype == OP_DT_U8 ? dnnl_u8 : dtype == OP_DT_S8 ? dnnl_s8 : dnnl_f32;
+}
+
+/* The output multipliers of an int8 call into m (f values): divided by the output scale when
+ * the output is int8; 0, or -1 when the scales are bad. */
 static int call_multipliers(const op_call *c, int own, int64_t f, float *m, char *err, size_t errlen)
 {
     const op_tensor *tw = &c->in[own], *ti = &c->in[own + 1];
+    float so = 0.0f;
+    if (c->out[0].dtype != OP_DT_F32) {
+        const op_tensor *to = &c->in[own + 2];
+        if (c->nin != own + 3 || !to->data || !op_q_scales_ok(to->data, 1))
+            return op_dnn_errf(err, errlen, "oneDNN %s: the int8 output scale is not one positive finite value",
+                               c->node->name);
+        so = to->data[0];
+    }
     int64_t nw = 1, ni = 1;
     for (int k = 0; k < tw->rank; k++) nw *= tw->d[k];
     for (int k = 0; k < ti->rank; k++) ni *= ti->d[k];
@@ -49,7 +63,7 @@ static int call_multipliers(const op_call *c, int own, int64_t f, float *m, char
         return op_dnn_errf(err, errlen, "oneDNN %s: int8 scales must be [%lld] and [1]", c->node->name, (long long)f);
     if (!op_q_scales_ok(tw->data, f) || !op_q_scales_ok(ti->data, 1))
         return op_dnn_errf(err, errlen, "oneDNN %s: an int8 scale is zero, negative or not finite", c->node->name);
-    op_q_out_scales(tw->data, ti->data[0], NULL, f, m, NULL);
+    op_q_out_scales(tw->data, ti->data[0], NULL, f, so, m, NULL);
     return 0;
 }
 
@@ -58,6 +72,10 @@ static int call_multipliers(const op_call *c, int own, int64_t f, float *m, char
 static int convert_input(op_dnn_prog *p, const op_call *c, const dnnl_memory_desc_t *plain,
                          const dnnl_memory_desc_t *want, bool int8, int own, char *err, size_t errlen)
 {
+    if (c->in[0].dtype != OP_DT_F32) { /* already quantised by the int8 node before: as it is */
+        dnnl_memory_desc_t typed = with_type(*plain, dnn_type(c->in[0].dtype));
+        return op_dnn_input(p, &typed, want, OP_DNN_IN, 0, err, errlen);
+    }
     int src = op_dnn_mem_bound(p, plain, OP_DNN_IN, 0, err, errlen);
     int dst = src < 0 ? -1 : op_dnn_mem_own(p, want, err, errlen);
     if (dst < 0) return -1;
@@ -131,8 +149,13 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     const op_conv_attrs *a = &c->node->attrs.conv;
     bool int8;
     int own = own_inputs(c, &int8);
-    if (c->nin != own + (int8 ? 2 : 0) || c->nout != 1)
-        return op_dnn_errf(err, errlen, "oneDNN conv_q: expected %d inputs and 1 output", own + (int8 ? 2 : 0));
+    int extra = int8 ? (c->out[0].dtype != OP_DT_F32 ? 3 : 2) : 0;
+    if (c->nin != own + extra || c->nout != 1)
+        return op_dnn_errf(err, errlen, "oneDNN conv_q: expected %d inputs and 1 output", own + extra);
+    if (!int8 && (c->in[0].dtype != OP_DT_F32 || c->out[0].dtype != OP_DT_F32))
+        return op_dnn_errf(err, errlen, "oneDNN conv_q: bf16 takes f32 tensors");
+    if (c->out[0].dtype != OP_DT_F32 && a->residual)
+        return op_dnn_errf(err, errlen, "oneDNN conv_q: an int8 output takes no residual");
     conv_geom g;
     if (op_dnn_conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
     if (a->pool && g.sp != 2)
@@ -151,6 +174,8 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
     xa = with_type(xa, xt);
     wa = with_type(wa, wt);
+    ya = with_type(ya, dnn_type(c->out[0].dtype));
+    yp = with_type(yp, dnn_type(c->out[0].dtype));
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
     dnnl_convolution_desc_t d;
     dnnl_primitive_desc_t pd = NULL;
@@ -204,8 +229,11 @@ static int dense_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     const op_dense_attrs *a = &c->node->attrs.dense;
     bool int8;
     int own = own_inputs(c, &int8);
-    if (c->nin != own + (int8 ? 2 : 0) || c->nout != 1)
-        return op_dnn_errf(err, errlen, "oneDNN dense_q: expected %d inputs and 1 output", own + (int8 ? 2 : 0));
+    int extra = int8 ? (c->out[0].dtype != OP_DT_F32 ? 3 : 2) : 0;
+    if (c->nin != own + extra || c->nout != 1)
+        return op_dnn_errf(err, errlen, "oneDNN dense_q: expected %d inputs and 1 output", own + extra);
+    if (!int8 && (c->in[0].dtype != OP_DT_F32 || c->out[0].dtype != OP_DT_F32))
+        return op_dnn_errf(err, errlen, "oneDNN dense_q: bf16 takes f32 tensors");
     if (a->softmax) return op_dnn_errf(err, errlen, "oneDNN dense_q: no fused softmax");
     if (op_dnn_plain_only(&c->in[0], "dense_q", err, errlen)) return -1;
     const op_tensor *xt = &c->in[0], *wt = &c->in[1];
@@ -220,8 +248,9 @@ static int dense_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     dnnl_data_type_t xdt = int8 ? (a->q_unsigned ? dnnl_u8 : dnnl_s8) : dnnl_bf16;
     dnnl_memory_desc_t xa = with_type(op_dnn_md_any(2, xd), xdt);
     dnnl_memory_desc_t wa = with_type(op_dnn_md_any(2, wd), int8 ? dnnl_s8 : dnnl_bf16);
-    dnnl_memory_desc_t ya = op_dnn_md_any(2, yd), bp = op_dnn_md(1, &u);
-    dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
+    dnnl_data_type_t ydt = dnn_type(c->out[0].dtype);
+    dnnl_memory_desc_t ya = with_type(op_dnn_md_any(2, yd), ydt), bp = op_dnn_md(1, &u);
+    dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = with_type(op_dnn_md(2, yd), ydt);
     dnnl_inner_product_desc_t d;
     dnnl_primitive_desc_t pd = NULL;
     dnnl_status_t s = dnnl_inner_product_forward_desc_init(&d, dnnl_forward_inference, &xa, &wa,
@@ -349,11 +378,9 @@ static int lowp_run(op_call *c, char *err, size_t errlen)
         int64_t per = 1;
         for (int k = 1; k < c->in[1].rank; k++) per *= c->in[1].d[k];
         op_q_weights(c->in[1].data, ws, f, per, (int8_t *)(void *)op_dnn_mem_data(p, p->memid[0]));
-        if (p->memid[1] >= 0) {
-            float *bq = op_dnn_mem_data(p, p->memid[1]);
-            const float *b = c->in[2].data;
-            for (int64_t o = 0; o < f; o++) bq[o] = b[o] / s->m[o];
-        }
+        if (p->memid[1] >= 0) /* the bias in accumulator units: b / (si * ws) */
+            op_q_out_scales(ws, c->in[own + 1].data[0], c->in[2].data, f, 0.0f, s->m_now,
+                            op_dnn_mem_data(p, p->memid[1]));
         s->quantised = true;
         s->version = c->weights_version;
     }
