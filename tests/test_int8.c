@@ -52,7 +52,7 @@ static void fill_int(tens *t, int lo, int hi, float scale)
     for (int64_t i = 0; i < nel(t); i++) t->data[i] = (float)(lo + (int)(rnd() % (uint32_t)(hi - lo + 1))) * scale;
 }
 
-static void fill_real(tens *t, float lo, float hi)
+__attribute__((unused)) static void fill_real(tens *t, float lo, float hi)
 {
     for (int64_t i = 0; i < nel(t); i++) t->data[i] = lo + (hi - lo) * (float)(rnd() >> 8) / 16777216.0f;
 }
@@ -94,9 +94,9 @@ static op_node conv_node(int64_t f, int64_t k, int64_t stride, int64_t pad, int6
     return n;
 }
 
-static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
+__attribute__((unused)) static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p) { return (in + 2 * p - k) / s + 1; }
 
-static void expect_equal(const tens *a, const tens *b, double rtol, const char *what)
+__attribute__((unused)) static void expect_equal(const tens *a, const tens *b, double rtol, const char *what)
 {
     for (int64_t i = 0; i < nel(a); i++) {
         double d = fabs((double)a->data[i] - b->data[i]);
