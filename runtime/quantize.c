@@ -164,8 +164,8 @@ static void hist_add(range_hist *h, const float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++) {
         float a = fabsf(x[i]);
-        if (!(a == a))
-            continue;
+        if (!isfinite(a))
+            continue; /* an overflowing activation says nothing about the range to keep */
         if (a > h->amax)
             h->amax = a;
         if (a > 0 && !(h->range > 0))
