@@ -83,8 +83,10 @@ typedef struct cnn_options {
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
     int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE) */
     uint64_t seed;        /* dropout masks, shuffling */
-    cnn_precision precision; /* inference sessions (default CNN_PRECISION_FP32); batchnorm folding and
-                              * fusion are always on in int8 (the scales are those of the folded layers) */
+    cnn_precision precision; /* inference sessions (default CNN_PRECISION_FP32; a training session refuses
+                              * others, CNN_ERR_USAGE, and drops the weights' int8 scales, which its steps
+                              * make stale); batchnorm folding and fusion are always on in int8 (the scales
+                              * are those of the folded layers) */
 } cnn_options;
 
 /* Fills *o with the defaults. */

@@ -367,7 +367,8 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         .passes = rt_pass_bits(opt),
         .backend = (plan_backend_choice)opt->backend,
         .caps = &caps,
-        .precision = (op_precision)opt->precision,
+        .precision = training ? OP_PREC_FP32 : (op_precision)opt->precision, /* training: fp32 (refused
+                                                                                 * by rt_precision_check) */
 #ifdef NDEBUG
         .verify = false,
 #else
@@ -387,7 +388,7 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         co.ad.optim.eps = tc->eps;
         co.ad.optim.nesterov = tc->nesterov;
     }
-    if (opt->precision == CNN_PRECISION_INT8)
+    if (co.precision == OP_PREC_INT8)
         co.passes |= PASS_FOLD_BN | PASS_FUSE | PASS_DCE; /* the scales are the folded layers' */
     plan_status why;
     ir_plan *p = compile_plan(m->graph, &co, &why, err, errlen);

@@ -119,6 +119,15 @@ cnn_status rt_scales_store(cnn_weights *w, const rt_st_file *f)
 
 cnn_status rt_precision_check(cnn_session *s)
 {
+    if (s->mode == CNN_MODE_TRAIN) {
+        if (s->opt.precision != CNN_PRECISION_FP32)
+            return rt_fail(s->err, CNN_ERR_USAGE, "--precision %s is for inference; training runs in fp32",
+                           s->opt.precision == CNN_PRECISION_BF16 ? "bf16" : "int8");
+        /* the steps will change the weights: their int8 scales no longer hold (quantize again) */
+        for (int i = s->weights->count; i < s->weights->count + s->weights->naux; i++)
+            s->weights->t[i].present = false;
+        return CNN_OK;
+    }
     if (s->opt.precision == CNN_PRECISION_FP32)
         return CNN_OK;
     if (s->opt.precision == CNN_PRECISION_BF16) {

@@ -18,7 +18,8 @@ cnn_status rt_scales_store(cnn_weights *w, const rt_st_file *f);
 /* Sets (adds) scale tensor name of numel values. */
 cnn_status rt_scale_set(cnn_weights *w, const char *name, int64_t numel, const float *data);
 /* A new session's precision against its weights and the CPU: int8 needs every scale the plan
- * reads (CNN_ERR_INPUT), bf16 a CPU with avx512_bf16 and oneDNN (CNN_ERR_USAGE). */
+ * reads (CNN_ERR_INPUT), bf16 a CPU with avx512_bf16 and oneDNN (CNN_ERR_USAGE), training fp32
+ * (CNN_ERR_USAGE); a training session drops the weights' int8 scales, which its steps make stale. */
 cnn_status rt_precision_check(cnn_session *s);
 
 #endif

@@ -218,8 +218,20 @@ Test(int8_api, bad_input_is_located)
     cnn_options_default(&o);
     o.precision = CNN_PRECISION_INT8;
     cnn_session *s = NULL;
-    cr_expect_neq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_TRAIN, NULL), CNN_OK);
+    cr_expect_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_TRAIN, NULL), CNN_ERR_USAGE);
+    cr_expect(strstr(cnn_session_errmsg(s), "training runs in fp32"), "%s", cnn_session_errmsg(s));
     cnn_session_destroy(s);
+    char *text = NULL;
+    cr_expect_eq(cnn_model_summary(m, &o, 1, true, &text), CNN_OK); /* the table of both plans */
+    cnn_free(text);
+    /* a training session makes the scales stale: they are dropped */
+    o.precision = CNN_PRECISION_FP32;
+    s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_TRAIN, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    float one[36] = {0};
+    cr_expect_null(run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_AUTO, one, 1, &st));
+    cr_expect_eq(st, CNN_ERR_INPUT);
     cnn_weights_destroy(plain);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
