@@ -4,7 +4,9 @@
  *
  *   bench_precision NET.cnn Q.safetensors [batch=64] [threads=1] [runs=20]
  *
- * Q.safetensors: weights with int8 scales (cnnc quantize, or bench/make_int8_weights.py). */
+ * Q.safetensors: weights with int8 scales (cnnc quantize, or bench/make_int8_weights.py).
+ * Then, from the library's per-node profile (the same runs again, interleaved), the sum of the
+ * convolution nodes' medians per precision: the convolutions alone, their conversions included. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,21 @@ int main(int argc, char **argv)
             cnn_session_run(s[p]);
             t[p][r] = now() - t0;
         }
+    /* the convolutions alone: per-node profile of more runs */
+    double conv_ms[3] = {0, 0, 0};
+    for (int p = 0; p < 3; p++)
+        if (s[p]) cnn_session_profile_start(s[p], runs);
+    for (int r = 0; r < runs; r++)
+        for (int p = 0; p < 3; p++)
+            if (s[p]) cnn_session_run(s[p]);
+    for (int p = 0; p < 3; p++) {
+        if (!s[p]) continue;
+        for (int i = 0; i < cnn_session_profile_steps(s[p]); i++) {
+            cnn_profile_entry e;
+            if (cnn_session_profile_entry(s[p], i, &e) == CNN_OK && strncmp(e.op, "conv", 4) == 0)
+                conv_ms[p] += e.median_s * 1e3;
+        }
+    }
     printf("%s, batch %lld, %d thread%s, %d interleaved runs (%s)\n", argv[1], (long long)batch, threads,
            threads == 1 ? "" : "s", runs, cnn_cpu_isa());
     double base = 0;
@@ -85,8 +102,9 @@ int main(int argc, char **argv)
         qsort(t[p], (size_t)runs, sizeof(double), cmp);
         double med = t[p][runs / 2];
         if (p == 0) base = med;
-        printf("  %-5s median %9.3f ms  [%.3f - %.3f]  %10.1f images/s  %5.2fx\n", names[p], med * 1e3, t[p][0] * 1e3,
-               t[p][runs - 1] * 1e3, (double)batch / med, base > 0 ? base / med : 0);
+        printf("  %-5s median %9.3f ms  [%.3f - %.3f]  %10.1f images/s  %5.2fx   convolutions %8.3f ms  %5.2fx\n",
+               names[p], med * 1e3, t[p][0] * 1e3, t[p][runs - 1] * 1e3, (double)batch / med, base > 0 ? base / med : 0,
+               conv_ms[p], conv_ms[p] > 0 ? conv_ms[0] / conv_ms[p] : 0);
         cnn_session_destroy(s[p]);
         free(t[p]);
     }

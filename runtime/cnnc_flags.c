@@ -73,7 +73,7 @@ static const flag_def flags[] = {
      "run: write the outputs to OUT.npy (a second output to OUT.NAME.npy); quantize: the Q.safetensors to write"},
     {"calibrate", 0, "N", F_INT64, OFF(calibrate), 1, INT64_MAX / 2, CMD_QUANTIZE,
      "calibration examples (default 1000, at most the training set)"},
-    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)CMD_EMIT, "examples per batch"},
+    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_QUANTIZE), "examples per batch"},
     {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL | CMD_QUANTIZE, "an MNIST-format (IDX) data folder"},
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
     {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},

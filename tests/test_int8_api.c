@@ -236,3 +236,47 @@ Test(int8_api, bad_input_is_located)
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
 }
+
+/* The driver: quantize, then run and the layer table with --precision int8; exit statuses. */
+Test(int8_api, cli)
+{
+    FILE *f = fopen(tmp("q.cnn"), "w");
+    cr_assert_not_null(f);
+    fputs(src, f);
+    fclose(f);
+    cnn_model *m = model();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cr_assert_eq(cnn_weights_save(w, tmp("w.safetensors")), CNN_OK);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+    write_idx(tmpdir, 30, 6);
+    char args[4096], *out = NULL;
+    snprintf(args, sizeof args, "quantize %s -w %s --data %s -o %s --calibrate 20", tmp("q.cnn"), tmp("w.safetensors"),
+             tmpdir, tmp("q.safetensors"));
+    cr_assert_eq(run_cnnc(&out, args), 0, "%s", out);
+    cr_expect(strstr(out, "quantized 3 conv/dense layers on 20 examples"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "run %s -w %s --precision int8 --batch 2", tmp("q.cnn"), tmp("q.safetensors"));
+    cr_expect_eq(run_cnnc(&out, args), 0, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "run %s -w %s --precision int8", tmp("q.cnn"), tmp("w.safetensors"));
+    cr_expect_eq(run_cnnc(&out, args), 1, "%s", out);
+    cr_expect(strstr(out, "w.safetensors: the weights have no conv2d_2.weight_scale"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "%s --precision int8", tmp("q.cnn"));
+    cr_expect_eq(run_cnnc(&out, args), 0, "%s", out);
+    cr_expect(strstr(out, "int8 f32>s8, >f32"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "quantize %s -w %s -o %s", tmp("q.cnn"), tmp("w.safetensors"), tmp("x.safetensors"));
+    cr_expect_eq(run_cnnc(&out, args), 2, "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "run %s --precision int4", tmp("q.cnn"));
+    cr_expect_eq(run_cnnc(&out, args), 2, "%s", out);
+    free(out);
+    write_idx(tmpdir, 30, 5); /* images that do not fit */
+    snprintf(args, sizeof args, "quantize %s -w %s --data %s -o %s", tmp("q.cnn"), tmp("w.safetensors"), tmpdir,
+             tmp("y.safetensors"));
+    cr_expect_eq(run_cnnc(&out, args), 1, "%s", out);
+    free(out);
+}
