@@ -171,9 +171,9 @@ static void print_header(const args *a, cnn_model *m, int64_t batch, int repeat)
     const char *prec = (unsigned)a->opt.precision < 3 ? precision[a->opt.precision] : "?";
     if (a->json)
         printf("{\"cnnc_version\": \"%s\", \"cpu\": \"%s\", \"isa\": \"%s\", \"network\": \"%s\", \"batch\": %" PRId64
-               ", \"mode\": \"%s\", \"precision\": \"%s\", \"threads\": %d, \"repeat\": %d, \"results\": [",
+               ", \"mode\": \"%s\", \"threads\": %d, \"repeat\": %d, \"precision\": \"%s\", \"results\": [",
                cnn_version(), cnn_cpu_model(), cnn_cpu_isa(), cnn_model_name(m), batch, a->train_flag ? "train" : "infer",
-               prec, threads, repeat);
+               threads, repeat, prec);
     else
         printf("%s, batch %" PRId64 ", %s%s%s, %d threads, %d runs per row (cnnc %s, %s, %s)\n\n"
                "%-14s %-8s %10s %21s %10s %10s %12s\n",
