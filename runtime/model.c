@@ -519,6 +519,25 @@ static void summary_rewrites(strbuf *sb, const ir_plan *p)
             sb_printf(sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
                       on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
     }
+    /* --precision bf16 / int8: the low-precision nodes and the conversions at their edges */
+    int nq = 0, nconv = 0, nbytes = 0;
+    const char *prec = "";
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        if (on->op != OP_CONV_Q && on->op != OP_DENSE_Q)
+            continue;
+        nq++;
+        op_precision pr = on->op == OP_CONV_Q ? on->attrs.conv.prec : on->attrs.dense.prec;
+        prec = pr == OP_PREC_INT8 ? "int8" : "bf16";
+        nconv += (og->vals[on->in[0]].dtype == OP_DT_F32) + (og->vals[on->out[0]].dtype == OP_DT_F32);
+        nbytes += og->vals[on->out[0]].dtype != OP_DT_F32;
+    }
+    if (nq && prec[0] == 'i')
+        sb_printf(sb, "\nprecision int8: %d of %d nodes, %d tensors kept in int8 between them, %d conversions from or to "
+                  "f32 at their edges\n", nq, p->nsteps, nbytes, nconv);
+    else if (nq)
+        sb_printf(sb, "\nprecision bf16: %d of %d nodes, each converting its f32 input to bf16 and writing f32\n", nq,
+                  p->nsteps);
 }
 
 cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
