@@ -6,7 +6,9 @@
  * loss are pinned for the whole run.  An elementwise op whose registry entry declares it
  * in-place-safe writes over its first input when that input has no other reader.  Buffers
  * are then placed greedily by size: each at the lowest offset where it overlaps no buffer
- * live at the same time (as in ggml's and TFLite's arena planners). */
+ * live at the same time (as in ggml's and TFLite's arena planners).  In a training plan the
+ * parameters' final gradients come first, one after the other at the start of the arena in
+ * the order the backward pass makes them (plan.h: ir_plan.grads), never in-place aliases. */
 #include "compiler/plan.h"
 #include "ops/mem.h"
 
@@ -92,8 +94,70 @@ static int value_bytes(ir_plan *p, char *err, size_t errlen)
     return 0;
 }
 
-/* Live ranges and locations of every value; in-place aliases when allowed. */
-static void compute_liveness(ir_plan *p, const plan_options *opt, const int *step_of_node)
+/* The parameters' final gradients (plan.h): for each parameter, the first-made PGRAD value
+ * that no sum of its contributions reads (a shared parameter's), in the order the steps make
+ * them; marks them in is_grad.  -1 when out of memory. */
+static int find_grads(ir_plan *p, const int *step_of_node, bool *is_grad)
+{
+    const ir_graph *g = p->graph;
+    bool *summed = cnn_mem_calloc((size_t)g->nvals + 1, sizeof(bool));
+    int *best = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    p->grads = cnn_mem_calloc((size_t)g->nvals + 1, sizeof(plan_grad));
+    if (!summed || !best || !p->grads) {
+        cnn_mem_free(summed), cnn_mem_free(best);
+        return -1;
+    }
+    /* a step whose inputs, two or more, are all gradients of the parameter whose gradient it
+     * makes sums that parameter's contributions (a gradient-norm or scaling step reads other
+     * tensors too: the gradients it reads stay final) */
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        if (nd->nin < 2 || nd->nout < 1 || g->vals[nd->out[0]].kind != IR_VAL_PGRAD)
+            continue;
+        int pr = g->vals[nd->out[0]].param_of;
+        bool sum = pr >= 0;
+        for (int k = 0; k < nd->nin && sum; k++)
+            sum = g->vals[nd->in[k]].kind == IR_VAL_PGRAD && g->vals[nd->in[k]].param_of == pr;
+        for (int k = 0; k < nd->nin && sum; k++)
+            summed[nd->in[k]] = true;
+    }
+    for (int v = 0; v < g->nvals; v++)
+        best[v] = -1;
+    for (int v = 0; v < g->nvals; v++) {
+        const ir_value *val = &g->vals[v];
+        if (val->kind != IR_VAL_PGRAD || val->param_of < 0 || val->param_of >= g->nvals || summed[v] ||
+            val->producer < 0 || step_of_node[val->producer] < 0)
+            continue;
+        int *b = &best[val->param_of];
+        if (*b < 0 || step_of_node[val->producer] < step_of_node[g->vals[*b].producer])
+            *b = v;
+    }
+    /* in step order: a step makes at most OP_MAX_OUT of them */
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < nd->nout; k++) {
+            int v = nd->out[k], pr = g->vals[v].param_of;
+            if (g->vals[v].kind == IR_VAL_PGRAD && pr >= 0 && pr < g->nvals && best[pr] == v && !is_grad[v]) {
+                is_grad[v] = true;
+                p->grads[p->ngrads++] = (plan_grad){.value = v, .step = s, .bytes = p->vals[v].bytes};
+            }
+        }
+    }
+    p->grads_read_step = p->nsteps;
+    for (int s = 0; s < p->nsteps && p->grads_read_step == p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        for (int k = 0; k < nd->nin; k++)
+            if (is_grad[nd->in[k]])
+                p->grads_read_step = s;
+    }
+    cnn_mem_free(summed);
+    cnn_mem_free(best);
+    return 0;
+}
+
+/* Live ranges and locations of every value; in-place aliases when allowed (never for a final
+ * gradient, which keeps its own place in the gradient region). */
+static void compute_liveness(ir_plan *p, const plan_options *opt, const int *step_of_node, const bool *is_grad)
 {
     ir_graph *g = p->graph;
     int last_step = p->nsteps - 1;
@@ -162,6 +226,8 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
             continue;
         if (value_pinned(g, in) || value_pinned(g, r) || value_pinned(g, out))
             continue;
+        if (is_grad[in] || is_grad[r] || is_grad[out])
+            continue;
         if (p->vals[in].bytes != p->vals[out].bytes || ir_value_readers(g, in) != 1)
             continue;
         if (p->vals[r].last != s) /* another alias of the same memory is read later */
@@ -202,7 +268,7 @@ static int cmp_placed(const void *a, const void *b)
 
 /* Greedy by size: biggest buffers first, each at the lowest offset that is free for its whole
  * live range. */
-static int place_buffers(ir_plan *p, const plan_options *opt)
+static int place_buffers(ir_plan *p, const plan_options *opt, const bool *is_grad)
 {
     ir_graph *g = p->graph;
     int *roots = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
@@ -214,9 +280,19 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
     }
     int nroots = 0;
     for (int v = 0; v < g->nvals; v++)
-        if (p->vals[v].loc == PLAN_LOC_ARENA && p->vals[v].alias_of < 0)
+        if (p->vals[v].loc == PLAN_LOC_ARENA && p->vals[v].alias_of < 0 && !is_grad[v])
             roots[nroots++] = v;
+    /* the gradient region first, each gradient with its own live range */
     size_t arena = 0;
+    int ndone = 0;
+    for (int i = 0; i < p->ngrads; i++) {
+        plan_value *pv = &p->vals[p->grads[i].value];
+        pv->offset = p->grads[i].offset = arena;
+        done[ndone++] = (placed){arena, pv->bytes, pv->first, pv->last};
+        arena = sat_add(arena, align_up(pv->bytes));
+    }
+    p->grad_offset = 0;
+    p->grad_bytes = arena;
     if (!opt->plan_memory) {
         for (int i = 0; i < nroots; i++) {
             p->vals[roots[i]].offset = arena;
@@ -224,7 +300,6 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
         }
     } else {
         qsort_r(roots, (size_t)nroots, sizeof(int), cmp_by_size, p->vals);
-        int ndone = 0;
         for (int i = 0; i < nroots; i++) {
             plan_value *pv = &p->vals[roots[i]];
             int nov = 0;
@@ -257,6 +332,8 @@ static int place_buffers(ir_plan *p, const plan_options *opt)
         if (p->vals[v].loc == PLAN_LOC_ARENA)
             p->naive_bytes = sat_add(p->naive_bytes, align_up(p->vals[v].bytes));
     p->lower_bound = 0;
+    for (int i = 0; i < p->ngrads; i++)
+        roots[nroots++] = p->grads[i].value;
     for (int s = 0; s < p->nsteps; s++) {
         size_t live = 0;
         for (int i = 0; i < nroots; i++) {
@@ -326,9 +403,21 @@ ir_plan *plan_create(ir_graph *g, const plan_options *opt, plan_status *why, cha
         plan_destroy(p);
         return NULL;
     }
-    compute_liveness(p, opt, step_of_node);
+    bool *is_grad = cnn_mem_calloc((size_t)g->nvals + 1, sizeof(bool));
+    if (!is_grad) {
+        snprintf(err, errlen, "out of memory while planning");
+        cnn_mem_free(step_of_node);
+        plan_destroy(p);
+        return NULL;
+    }
+    int rc = find_grads(p, step_of_node, is_grad);
+    if (rc == 0) {
+        compute_liveness(p, opt, step_of_node, is_grad);
+        rc = place_buffers(p, opt, is_grad);
+    }
     cnn_mem_free(step_of_node);
-    if (place_buffers(p, opt) != 0) {
+    cnn_mem_free(is_grad);
+    if (rc != 0) {
         snprintf(err, errlen, "out of memory while planning");
         plan_destroy(p);
         return NULL;
@@ -354,6 +443,7 @@ void plan_destroy(ir_plan *p)
     ir_graph_destroy(p->graph);
     cnn_mem_free(p->vals);
     cnn_mem_free(p->steps);
+    cnn_mem_free(p->grads);
     cnn_mem_free(p);
 }
 

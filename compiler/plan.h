@@ -47,6 +47,14 @@ typedef struct plan_options {
     bool inplace;       /* reuse an input's buffer for ops that declare it safe */
 } plan_options;
 
+/* A parameter's gradient as the backward pass finalises it (training plans): the value, the
+ * step that makes it, and where it lives in the arena. */
+typedef struct plan_grad {
+    int value;
+    int step;
+    size_t offset, bytes;
+} plan_grad;
+
 typedef struct ir_plan {
     ir_graph *graph;    /* owned */
     int64_t batch;
@@ -56,6 +64,18 @@ typedef struct ir_plan {
     size_t arena_bytes;  /* planned */
     size_t naive_bytes;  /* every arena value its own buffer, no in-place */
     size_t lower_bound;  /* the largest total of buffers live at one step */
+    /* Training plans: every parameter's final gradient, in the order the steps make them
+     * (the backward pass: last layer first), placed one after the other (64-byte aligned) in
+     * [grad_offset, grad_offset + grad_bytes) of the arena, so that a data-parallel run can
+     * average them in a few contiguous pieces as soon as they are made (runtime/dist.c).  A
+     * final gradient is a parameter's first PGRAD value that no step sums further (a step
+     * reading only gradients of that parameter and making one); each keeps its own live
+     * range, so the region serves activations before the backward pass reaches it.  grads_read_step: the first step that
+     * reads a final gradient (an optimiser update, a gradient-norm step), nsteps if none. */
+    plan_grad *grads;
+    int ngrads;
+    size_t grad_offset, grad_bytes;
+    int grads_read_step;
 } ir_plan;
 
 /* Why planning failed: PLAN_TOO_LARGE when a value or the arena passes the size limits (the

@@ -106,8 +106,27 @@ CNN_API cnn_status cnn_model_compile(cnn_model **out, const char *filename, cons
 /* The largest source cnn_model_compile and cnn_model_load take: 16 MiB.  cnn_model_load reads
  * no further (a FIFO or /dev/zero ends there with an error). */
 #define CNN_MAX_SOURCE_BYTES (16u << 20)
-/* Reads the file at path and compiles it, as cnn_model_compile. */
+/* Reads the file at path and compiles it, as cnn_model_compile.  A path ending in .onnx is
+ * an ONNX model (spec section 10), imported as cnn_model_load_onnx_memory does. */
 CNN_API cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network);
+
+/* ---- ONNX (spec sections 8 and 10; docs/commands.md lists the operators) ---- */
+
+/* True when the library was built with ONNX support (-Donnx); without it the calls below
+ * fail with CNN_ERR_INPUT and say so. */
+CNN_API bool cnn_onnx_available(void);
+/* Imports the len bytes of an ONNX model, named `filename` in messages: its graph becomes a
+ * network (printed as .cnn source: cnn_model_source) and its weights the ones
+ * cnn_weights_create starts from.  Unsupported operators and attributes are all listed in the
+ * message; a corrupt file, external data (never opened), a dtype other than float32, a cycle,
+ * a dangling name or an unresolved dynamic shape are CNN_ERR_INPUT with a message. */
+CNN_API cnn_status cnn_model_load_onnx_memory(cnn_model **out, const char *filename, const void *data,
+                                              size_t len, const char *network);
+/* The model's .cnn source: the text compiled, or for an imported model the printed network
+ * (len may be NULL). */
+CNN_API const char *cnn_model_source(const cnn_model *m, size_t *len);
+/* Writes the model's .cnn source (cnn_model_source) to path. */
+CNN_API cnn_status cnn_model_save_source(cnn_model *m, const char *path);
 CNN_API void cnn_model_destroy(cnn_model *m);
 CNN_API const char *cnn_model_errmsg(const cnn_model *m);
 CNN_API const char *cnn_model_name(const cnn_model *m);
@@ -232,6 +251,12 @@ CNN_API int cnn_weights_count(const cnn_weights *w);
 CNN_API float *cnn_weights_tensor(cnn_weights *w, int i, const char **name, int *rank,
                                   int64_t dims[CNN_WEIGHT_MAX_RANK]);
 
+/* Writes the model with weights w as an ONNX model (opset 13, a dynamic batch axis, the
+ * weights as initializers with their spec names).  Batchnorm stays BatchNormalization unless
+ * fold_bn, which folds each batchnorm that directly follows a conv or dense layer (and is its
+ * only reader) into that layer's weight and bias. */
+CNN_API cnn_status cnn_model_export_onnx(cnn_model *m, cnn_weights *w, const char *path, bool fold_bn);
+
 /* ---- sessions: a plan, an arena and the buffers for one batch size ---- */
 
 typedef struct cnn_session cnn_session;
@@ -342,6 +367,23 @@ typedef struct cnn_eval_result {
  * message, before anything runs; another loss_kind is CNN_ERR_USAGE. */
 CNN_API cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r);
 
+/* What cnn_evaluate_report measures. */
+typedef struct cnn_eval_report {
+    double loss;          /* as cnn_eval_result */
+    double accuracy;      /* top-1 */
+    double top5;          /* fraction whose label is among the 5 highest outputs (has_top5) */
+    bool has_top5;        /* the output has 5 classes or more */
+    int64_t count;
+    int64_t classes;      /* the output's length */
+} cnn_eval_report;
+/* cnn_evaluate with top-5 accuracy and, when confusion is not NULL, the confusion matrix:
+ * confusion[label * classes + predicted] counts the examples of each label by their top class
+ * (the caller's array of classes x classes, classes being the output's length: the diagonal over
+ * a row's sum is that class's accuracy).  Another `classes` is CNN_ERR_USAGE; the rest as
+ * cnn_evaluate (a label that is no class: CNN_ERR_INPUT, found before its batch runs). */
+CNN_API cnn_status cnn_evaluate_report(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_report *r,
+                                       int64_t *confusion, int64_t classes);
+
 /* ---- int8 post-training quantisation (cnnc quantize) ---- */
 
 typedef struct cnn_quantize_report {
@@ -363,77 +405,181 @@ CNN_API cnn_status cnn_weights_quantize(cnn_weights *w, cnn_model *m, const cnn_
 
 /* What the step callback is told after every optimiser step. */
 typedef struct cnn_train_step_info {
-    int64_t step;            /* optimiser steps taken in this cnn_train call, from 1 */
+    int64_t step;            /* optimiser steps of the run, from 1 (a resumed run goes on counting) */
     int64_t epoch, epochs;   /* the current epoch (from 1) and the number asked for */
     int64_t epoch_step;      /* the step within the epoch, from 1 */
-    int64_t steps_per_epoch; /* examples / batch (a last partial batch is dropped) */
+    int64_t steps_per_epoch; /* training examples / batch (a last partial batch is dropped) */
+    int64_t run_steps;       /* the steps the run will take: epochs x steps_per_epoch, or max_steps */
+    int64_t call_steps;      /* steps taken in this cnn_train call (a resumed run: since the resume) */
     int64_t batch;
+    double lr;               /* the learning rate this step used (the schedule's) */
     double loss;             /* this batch's mean loss */
-    double accuracy;         /* this batch's top-1 accuracy (0 for mse targets) */
+    double accuracy;         /* this batch's top-1 accuracy */
     double epoch_loss;       /* mean loss over the epoch's steps so far */
     double epoch_accuracy;   /* accuracy over the epoch's examples so far */
-    double images_per_s;     /* over the epoch so far */
-    double seconds;          /* since the epoch started */
+    double images_per_s;     /* over the epoch so far (in this call) */
+    double seconds;          /* since the epoch started (in this call) */
+    double call_seconds;     /* since this cnn_train call started */
+    double wall_seconds;     /* of the whole run, a resumed run's earlier part included */
 } cnn_train_step_info;
 
-/* What the epoch callback is told at the end of every epoch (after the test evaluation). */
+/* What the epoch callback is told at the end of every epoch (after the evaluations and the
+ * checkpoints). */
 typedef struct cnn_train_epoch_info {
     int64_t epoch, epochs;
     int64_t steps;           /* the epoch's steps (fewer than steps_per_epoch when max_steps ends it) */
-    int64_t total_steps;     /* optimiser steps taken in this call so far */
+    int64_t total_steps;     /* optimiser steps of the run so far */
+    double lr;               /* the rate of the epoch's last step */
     double train_loss, train_accuracy; /* means over the epoch's training batches */
     double images_per_s;
     double seconds;          /* the epoch's training time, without the evaluation */
+    double wall_seconds;     /* of the whole run so far */
+    bool has_val;            /* opt->val examples held out: the two fields below are set */
+    double val_loss, val_accuracy;
     bool has_test;           /* a test set was given: the two fields below are set */
     double test_loss, test_accuracy;
+    bool improved;           /* the validation (else test) accuracy is the best so far */
+    int64_t best_epoch;      /* the epoch of the best validation (else test) accuracy; 0: none */
+    double best_accuracy;
+    int64_t epochs_without_improvement;
+    bool early_stop;         /* opt->patience epochs without improvement: training ends here */
+    bool checkpointed;       /* opt->checkpoint_dir: last.safetensors (and best when improved) written */
+    /* Not NULL when training looks broken after this epoch (the accuracy at chance level with
+     * the loss above the first step's, or the loss far above it): a sentence saying so (valid
+     * during the callback).  Training goes on; the caller decides. */
+    const char *warning;
 } cnn_train_epoch_info;
 
 /* Callbacks return 0 to go on, nonzero to stop training cleanly (cnn_train returns CNN_OK
- * with cnn_train_result.stopped set).  They run on the calling thread, between steps; they may
- * read or save the session's weights but must not destroy the session or the datasets. */
+ * with cnn_train_result.stopped set, after writing opt->checkpoint_dir's last.safetensors at
+ * that step when there is one).  They run on the calling thread, between steps; they may read
+ * or save the session's weights but must not destroy the session or the datasets. */
 typedef int (*cnn_train_step_fn)(const cnn_train_step_info *info, void *user);
 typedef int (*cnn_train_epoch_fn)(const cnn_train_epoch_info *info, void *user);
 
 typedef struct cnn_train_options {
     int64_t epochs;          /* 0: the session's train config (the train section, or 1) */
-    int64_t max_steps;       /* stop after this many optimiser steps; 0: no limit */
+    int64_t max_steps;       /* stop when the run has taken this many optimiser steps (a resumed
+                              * run's earlier steps count); 0: no limit */
     bool shuffle;            /* reshuffle the examples every epoch (default true) */
     uint64_t seed;           /* the shuffle's seed (default 0; cnnc passes --seed) */
-    int64_t eval_batch;      /* batch of the test-set evaluation; 0: 256 */
+    int64_t eval_batch;      /* batch of the evaluations; 0: 256 */
+    int64_t val;             /* hold out the last `val` training examples and evaluate them after
+                              * every epoch; 0: none */
+    int64_t patience;        /* stop after this many epochs without a better validation (else
+                              * test) accuracy, and end with the best epoch's weights; 0: never */
+    const char *checkpoint_dir; /* write DIR/last.safetensors after every epoch and when a
+                              * callback stops training, DIR/best.safetensors whenever the
+                              * validation (else test) accuracy improves; created when missing;
+                              * NULL: no checkpoints */
+    const char *resume;      /* a checkpoint to continue from exactly (with patience, its folder's
+                              * best.safetensors too); NULL: a new run */
     cnn_train_step_fn on_step;   /* may be NULL */
     cnn_train_epoch_fn on_epoch; /* may be NULL */
     void *user;              /* passed to both callbacks */
 } cnn_train_options;
 
 typedef struct cnn_train_result {
-    int64_t steps;           /* optimiser steps taken */
+    int64_t steps;           /* optimiser steps of the run (a resumed run's earlier ones included) */
     int64_t epochs;          /* epochs begun */
+    int64_t resumed_step;    /* opt->resume: the step the checkpoint was at (0: a new run) */
     bool stopped;            /* a callback asked to stop */
+    bool early_stopped;      /* opt->patience ended it */
+    bool restored_best;      /* opt->patience: the weights were set back to best_epoch's */
     double train_loss, train_accuracy; /* of the last epoch */
+    bool has_val;
+    double val_loss, val_accuracy;     /* of the last evaluation */
     bool has_test;
     double test_loss, test_accuracy;   /* of the last evaluation */
+    int64_t best_epoch;      /* of the best validation (else test) accuracy; 0: none */
+    double best_accuracy;
     double seconds;          /* the whole call */
 } cnn_train_result;
 
 /* Fills *o with the defaults (epochs from the session, no step limit, shuffled, seed 0, no
- * callbacks). */
+ * validation, patience, checkpoints or resume, no callbacks). */
 CNN_API void cnn_train_options_default(cnn_train_options *o);
 
 /* Trains session s (CNN_MODE_TRAIN; its weights are updated in place) on `train` for
  * opt->epochs epochs of cnn_session_batch(s) examples per step, in an order reshuffled every
  * epoch (Fisher-Yates driven by a xorshift64 seeded with seed ^ 0x5eed, carried across epochs)
- * unless !opt->shuffle.  After each epoch, when `test` is not NULL, evaluates it with
- * cnn_evaluate on an inference session of its own (same model, weights and options).
+ * unless !opt->shuffle.  Before every step the learning rate is set by the session's schedule
+ * (cnn_train_lr with the rate the session had when the call began; the session has that rate
+ * again when the call returns).  After each epoch the held-out validation examples (opt->val)
+ * and `test` (when not NULL) are evaluated with cnn_evaluate on an inference session of its own
+ * (same model, weights and options); then the checkpoints are written and the epoch callback
+ * runs.
+ * Checkpoints (opt->checkpoint_dir) hold the weights, the optimiser state and the run's
+ * position; opt->resume continues from one so that the run ends with the same weights, bit for
+ * bit, as one that was never stopped (same threads and backend), whether it stopped at an epoch
+ * boundary or mid-epoch.  A checkpoint of another network (tensors or shapes), batch,
+ * optimiser, seed, shuffling, validation or training-set size is refused (CNN_ERR_INPUT, the
+ * message naming the file and both values) before anything changes.  The checkpoint folder is
+ * created and checked (a writable folder) before the first step.
  * opt NULL: the defaults; res may be NULL.
- * Returns CNN_OK when the epochs or max_steps are done or a callback stopped it;
- * CNN_ERR_DIVERGED when a step's loss is NaN or infinite (the message names the epoch and the
- * step; the weights are then those of that step); CNN_ERR_USAGE for a session that is not a
- * training session or a batch larger than the dataset; any error of the steps or the
- * evaluation.  The message is in cnn_session_errmsg(s).
+ * Returns CNN_OK when the epochs or max_steps are done, patience ended it or a callback stopped
+ * it; CNN_ERR_DIVERGED when a step's loss is NaN or infinite (the message names the epoch and
+ * the step; the weights are then those of that step); CNN_ERR_USAGE for a session that is not a
+ * training session, a batch larger than the training examples (after the validation hold-out)
+ * or patience without a validation or test set; CNN_ERR_INPUT for a checkpoint that cannot be
+ * read, written or resumed; any error of the steps or the evaluation.  The message is in
+ * cnn_session_errmsg(s).
  * Thread-safety: as the session; the datasets are only read, so other calls may read them at
  * the same time.  The caller's OpenMP settings are the same after the call as before. */
 CNN_API cnn_status cnn_train(cnn_session *s, const cnn_dataset *train, const cnn_dataset *test,
                              const cnn_train_options *opt, cnn_train_result *res);
+
+/* ---- many machines: data-parallel training on MPI (spec section 8; docs/distributed.md) ----
+ *
+ * Built in with the `mpi` Meson option (Open MPI).  While a communicator of P > 1 processes is
+ * set (cnn_dist_init under mpirun, or cnn_dist_set_comm), the library trains data-parallel:
+ *  - a training session is a replica: its first step after creation and after cnn_train starts
+ *    checks that every process has the same plan, weights and optimiser state (refused with
+ *    CNN_ERR_INPUT otherwise) and then copies rank 0's;
+ *  - cnn_session_train_step is collective: the gradients are averaged over the processes
+ *    (MPI_Iallreduce in buckets of a few MB, started while the backward pass still runs)
+ *    before the update, and the loss it reports is the mean over the processes' batches; the
+ *    batch is per process (the global batch is P x batch) and the learning rate is not scaled
+ *    (see docs/distributed.md for the linear-scaling rule);
+ *  - cnn_train gives each process every P-th example of the epoch's order (its rank first;
+ *    steps per epoch: examples / (P x batch)), reports metrics over all processes, runs the
+ *    callbacks on every process and stops all of them when one asks to stop;
+ *  - cnn_evaluate is collective: each process evaluates its share and the results are summed;
+ *    batchnorm running statistics are rank 0's (copied to every process before an evaluation
+ *    and when cnn_train returns);
+ *  - an error on one process stops every process at the next collective call with a non-zero
+ *    status; the process that saw it has the message, the others have
+ *    cnn_dist_failed_elsewhere() true.
+ * MPI is called only from the thread that calls the library (MPI_THREAD_FUNNELED). */
+
+/* True when the library was built with MPI. */
+CNN_API bool cnn_dist_available(void);
+/* Under mpirun (OMPI_COMM_WORLD_SIZE in the environment): initialises MPI (MPI_Init_thread
+ * with MPI_THREAD_FUNNELED) unless the program already did, and works data-parallel on a
+ * duplicate of MPI_COMM_WORLD.  Before initialising MPI it sets OMPI_MCA_mpi_yield_when_idle=1
+ * in the environment unless it is set (waiting processes yield their core; see
+ * docs/distributed.md).  Not under mpirun: does nothing (one process, as always).
+ * CNN_ERR_USAGE with a message in err when started by mpirun with P > 1 but built without
+ * MPI (P copies would each train alone and write the same files). */
+CNN_API cnn_status cnn_dist_init(char *err, size_t errlen);
+/* For a program that uses MPI itself: mpi_comm points to an MPI_Comm (kept by the caller; the
+ * library duplicates it); MPI must be initialised with at least MPI_THREAD_FUNNELED.  NULL
+ * leaves data-parallel mode.  Call it while no training session exists.  CNN_ERR_USAGE when
+ * built without MPI. */
+CNN_API cnn_status cnn_dist_set_comm(const void *mpi_comm, char *err, size_t errlen);
+/* This process's rank (0 outside data-parallel mode) and the number of processes (1). */
+CNN_API int cnn_dist_rank(void);
+CNN_API int cnn_dist_size(void);
+/* Collective: every process passes its own status; returns CNN_OK when all are CNN_OK, else
+ * the largest failing status, on every process (cnn_dist_failed_elsewhere() then tells the
+ * processes whose own status was CNN_OK).  For the points where processes can diverge
+ * before training: loading the network, the weights, the data. */
+CNN_API cnn_status cnn_dist_check(cnn_status local);
+/* True when the last failing collective call failed because another process did (that process
+ * reports the error): print nothing, exit with the status. */
+CNN_API bool cnn_dist_failed_elsewhere(void);
+/* Leaves data-parallel mode and, when cnn_dist_init initialised MPI, finalises it. */
+CNN_API void cnn_dist_finalize(void);
 
 /* ---- tensors: .npy files ---- */
 

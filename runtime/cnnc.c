@@ -1,6 +1,6 @@
 /* cnnc — the command-line driver: main, the command table and dispatch, help, and the helpers
  * the commands share.  The flags are in cnnc_flags.c, the commands in cnnc_model.c (compile,
- * emit, run), cnnc_train.c (train, eval) and cnnc_bench.c.  Everything it does goes through
+ * emit, run), cnnc_train.c (train, eval), cnnc_bench.c and cnnc_plot.c.  Everything it does goes through
  * runtime/cnn.h, as an embedding program would.
  *
  * Exit status: 0 success, 1 bad input (source, data, weights, tensors; a network too large
@@ -39,11 +39,20 @@ static const command commands[] = {
      "vector output, and the time."},
     {"train", CMD_TRAIN, cmd_train,
      "cnnc train NET.cnn --data DIR [-w INIT.safetensors] [--save OUT.safetensors]\n"
-     "                  [--epochs N] [--batch N] [--lr X] [--steps N] [--no-shuffle] [--log METRICS.csv]",
-     "Trains on an MNIST-format data folder with a progress display; prints loss, accuracy and\n"
-     "images/s per epoch, and test loss and accuracy when the folder has a test set."},
+     "                  [--epochs N] [--batch N] [--lr X] [--steps N] [--no-shuffle] [--log METRICS.csv]\n"
+     "                  [--checkpoint DIR] [--resume CKPT] [--val N] [--patience N]",
+     "Trains on a data folder with a progress display; prints loss, accuracy and images/s per\n"
+     "epoch, validation loss and accuracy with --val, and test loss and accuracy when the folder\n"
+     "has a test set.  The train section's schedule sets the learning rate of every step.\n"
+     "--checkpoint DIR keeps DIR/last.safetensors (every epoch) and DIR/best.safetensors (best\n"
+     "validation, else test, accuracy): weights, optimiser state and the run's position; any\n"
+     "checkpoint loads with -w, and --resume CKPT continues its run exactly.  Ctrl-C (SIGINT) or\n"
+     "SIGTERM finishes the step, writes DIR/last.safetensors with --checkpoint (else --save, with\n"
+     "the weights as they are), completes the log and exits 130 (143).  Every output place is\n"
+     "checked before the first step."},
     {"eval", CMD_EVAL, cmd_eval, "cnnc eval NET.cnn -w W.safetensors --data DIR [--batch N]",
-     "Test-set loss and accuracy."},
+     "Test-set loss, top-1 and top-5 accuracy (top-5 for outputs of 5 classes or more),\n"
+     "accuracy per class and the confusion matrix (rows: the label, columns: the prediction)."},
     {"bench", CMD_BENCH, cmd_bench, "cnnc bench NET.cnn [--batch N] [--train] [--json] [--repeat N]",
      "Times inference (or a training step) at each optimisation level and on each backend; prints\n"
      "a table of medians, or JSON."},
@@ -54,6 +63,17 @@ static const command commands[] = {
      "for --precision int8."},
     {"emit", CMD_EMIT, cmd_emit, "cnnc emit NET.cnn [--stage parsed|optimized|training] [--format text|dot]",
      "Prints the graph at a stage, as text or Graphviz dot."},
+    {"plot", CMD_PLOT, cmd_plot, "cnnc plot METRICS.csv -o CURVES.png [--width PX] [--height PX]",
+     "Draws the loss and accuracy curves (train, validation and test against the epoch) of a\n"
+     "`cnnc train --log` CSV as a PNG image, with PLplot."},
+    {"import", CMD_IMPORT, cmd_import, "cnnc import MODEL.onnx [-o NET.cnn]",
+     "Translates an ONNX model into a .cnn source (default: MODEL.cnn beside the model) and its\n"
+     "weights (NET.safetensors beside NET.cnn).  Every command that takes NET.cnn also takes\n"
+     "MODEL.onnx directly, with the model's weights unless -w is given."},
+    {"export", CMD_EXPORT, cmd_export, "cnnc export NET.cnn [-w W.safetensors] -o MODEL.onnx [--fold-bn]",
+     "Writes the network and its weights (without -w: initialised from --seed) as an ONNX model:\n"
+     "opset 13, a dynamic batch axis, weights as initializers with their .cnn names, batchnorm as\n"
+     "BatchNormalization unless --fold-bn folds it into the conv or dense layer before it."},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
 

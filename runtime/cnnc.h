@@ -20,8 +20,11 @@ enum {
     CMD_EVAL = 1u << 3,
     CMD_BENCH = 1u << 4,
     CMD_EMIT = 1u << 5,
-    CMD_QUANTIZE = 1u << 6,
-    CMD_ALL = 0x7f,
+    CMD_PLOT = 1u << 6,
+    CMD_IMPORT = 1u << 7,
+    CMD_EXPORT = 1u << 8,
+    CMD_QUANTIZE = 1u << 9,
+    CMD_ALL = 0x3ff,
 };
 
 enum { CNNC_MAX_RENAMES = 64 };
@@ -37,6 +40,11 @@ typedef struct args {
     const char *data;      /* --data */
     const char *save;      /* --save */
     const char *log;       /* --log */
+    const char *checkpoint;/* --checkpoint DIR */
+    const char *resume;    /* --resume CKPT */
+    int64_t val;           /* --val N: 0 none */
+    int64_t patience;      /* --patience N: 0 never */
+    int width, height;     /* plot: the image's size in pixels (0: the default) */
     const char *stage;     /* emit --stage */
     const char *format;    /* emit --format */
     int64_t batch;         /* 0: not given */
@@ -44,7 +52,9 @@ typedef struct args {
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
     bool no_shuffle, quiet, train_flag, json, allow_extra, profile;
+    bool fold_bn;          /* export --fold-bn */
     bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
+    bool lr_scale_by_world; /* train: lr x the number of processes (mpirun) */
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;
     int repeat;            /* bench: runs per configuration */
@@ -101,6 +111,18 @@ int cmd_run(const args *a);     /* cnnc_model.c */
 int cmd_train(const args *a);   /* cnnc_train.c */
 int cmd_eval(const args *a);    /* cnnc_train.c */
 int cmd_bench(const args *a);   /* cnnc_bench.c */
+int cmd_plot(const args *a);    /* cnnc_plot.c */
+
+/* cnnc_dist.c: data-parallel train and eval under mpirun.  dist_begin starts it (on ranks
+ * other than 0, *a becomes local: no --save, --log, quiet, stdout to /dev/null); dist_check(rc)
+ * is the collective agreement on the setup, called once just before the collective work (the
+ * status of the whole run, or this process's rc); dist_end(rc) joins that agreement when this
+ * process failed before it, leaves data-parallel mode and returns the exit status. */
+int dist_begin(const args **a, args *local);
+int dist_check(int rc);
+int dist_end(int rc);
+int cmd_import(const args *a);  /* cnnc_onnx.c */
+int cmd_export(const args *a);  /* cnnc_onnx.c */
 int cmd_quantize(const args *a); /* cnnc_quantize.c */
 
 #endif

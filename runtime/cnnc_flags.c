@@ -41,7 +41,7 @@ typedef struct flag_def {
 
 #define OFF(field) offsetof(args, field)
 #define TRAINING (CMD_TRAIN)
-#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_QUANTIZE)
+#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_EXPORT | CMD_QUANTIZE)
 
 static const flag_def flags[] = {
     {"help", 'h', NULL, F_HELP, 0, 0, 0, CMD_ALL, "describe the command and its flags"},
@@ -69,24 +69,42 @@ static const flag_def flags[] = {
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
-    {NULL, 'o', "OUT", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_QUANTIZE,
-     "run: write the outputs to OUT.npy (a second output to OUT.NAME.npy); quantize: the Q.safetensors to write"},
+    {NULL, 'o', "FILE", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_PLOT | CMD_IMPORT | CMD_EXPORT | CMD_QUANTIZE,
+     "run: write the outputs to FILE (OUT.npy; a second output to OUT.NAME.npy); plot: the PNG to draw; "
+     "import: the NET.cnn to write; export: the MODEL.onnx to write; quantize: the Q.safetensors to write"},
     {"calibrate", 0, "N", F_INT64, OFF(calibrate), 1, INT64_MAX / 2, CMD_QUANTIZE,
      "calibration examples (default 1000, at most the training set)"},
-    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20, CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_QUANTIZE), "examples per batch"},
+    {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20,
+     CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_PLOT | CMD_IMPORT | CMD_EXPORT | CMD_QUANTIZE), "examples per batch"},
     {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL | CMD_QUANTIZE, "an MNIST-format (IDX) data folder"},
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
     {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},
     {"lr", 0, "X", F_POS_DOUBLE, OFF(lr), 0, 0, TRAINING, "learning rate (default: the train section's)"},
+    {"lr-scale-by-world", 0, NULL, F_BOOL, OFF(lr_scale_by_world), 0, 0, TRAINING,
+     "under mpirun: multiply the learning rate by the number of processes (linear scaling; see docs/distributed.md)"},
     {"steps", 0, "N", F_INT64, OFF(steps), 1, INT64_MAX / 2, TRAINING, "stop after N optimiser steps"},
     {"no-shuffle", 0, NULL, F_BOOL, OFF(no_shuffle), 0, 0, TRAINING, "keep the data order, for reproducible runs"},
-    {"log", 0, "METRICS.csv", F_STR, OFF(log), 0, 0, TRAINING, "write per-step metrics as CSV"},
+    {"log", 0, "METRICS.csv", F_STR, OFF(log), 0, 0, TRAINING,
+     "write metrics as CSV: a row per step and per epoch (columns in docs/commands.md)"},
+    {"checkpoint", 0, "DIR", F_STR, OFF(checkpoint), 0, 0, TRAINING,
+     "write DIR/last.safetensors after every epoch and on Ctrl-C, DIR/best.safetensors when the validation (else "
+     "test) accuracy improves"},
+    {"resume", 0, "CKPT", F_STR, OFF(resume), 0, 0, TRAINING,
+     "continue the run of checkpoint CKPT exactly (same network, batch, optimiser, seed, data)"},
+    {"val", 0, "N", F_INT64, OFF(val), 1, INT64_MAX / 2, TRAINING,
+     "hold out the last N training examples and evaluate them after every epoch"},
+    {"patience", 0, "N", F_INT64, OFF(patience), 1, 1000000, TRAINING,
+     "stop after N epochs without a better validation (else test) accuracy; --save gets the best weights"},
+    {"width", 0, "PX", F_INT, OFF(width), 200, 8000, CMD_PLOT, "the image's width in pixels (default 1200)"},
+    {"height", 0, "PX", F_INT, OFF(height), 150, 8000, CMD_PLOT, "the image's height in pixels (default 800)"},
     {"train", 0, NULL, F_BOOL, OFF(train_flag), 0, 0, CMD_COMPILE | CMD_BENCH, "the training graph (or step)"},
     {"json", 0, NULL, F_BOOL, OFF(json), 0, 0, CMD_BENCH, "print JSON instead of a table"},
     {"repeat", 0, "N", F_INT, OFF(repeat), 1, 100000, CMD_BENCH, "runs per configuration (default 10)"},
     {"profile", 0, NULL, F_BOOL, OFF(profile), 0, 0, CMD_BENCH, "then time every node of the -O2 plan (median, spread, GFLOP/s, share)"},
     {"stage", 0, "STAGE", F_STR, OFF(stage), 0, 0, CMD_EMIT, "parsed|optimized|training (default parsed)"},
     {"format", 0, "FORMAT", F_STR, OFF(format), 0, 0, CMD_EMIT, "text|dot (default text)"},
+    {"fold-bn", 0, NULL, F_BOOL, OFF(fold_bn), 0, 0, CMD_EXPORT,
+     "fold each batchnorm into the conv or dense layer before it (default: BatchNormalization nodes)"},
 };
 enum { NFLAGS = sizeof flags / sizeof flags[0], LONG_VAL = 256 };
 
@@ -379,7 +397,7 @@ static int take_positionals(int argc, char **argv, int from, args *a)
             return usage_error("unexpected argument '%s' (the source is '%s')", argv[i], a->source);
     }
     if (!a->source)
-        return usage_error("no source file given");
+        return usage_error(a->command == CMD_PLOT ? "cnnc plot needs the METRICS.csv to draw" : "no source file given");
     return -1;
 }
 

@@ -6,7 +6,9 @@
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "runtime/cnnc.h"
@@ -35,7 +37,51 @@ static int load_split(const args *a, const char *split, cnn_model *m, cnn_datase
 
 /* ---- cnnc eval ---- */
 
+/* The accuracy of every class and the confusion matrix (rows: the label, columns: the
+ * prediction); classes with no example are left out of the first, and the matrix is printed for
+ * at most 30 classes. */
+static void print_classes(const int64_t *cm, int64_t classes)
+{
+    printf("per class:\n  class  accuracy  examples\n");
+    for (int64_t c = 0; c < classes; c++) {
+        int64_t total = 0;
+        for (int64_t p = 0; p < classes; p++)
+            total += cm[c * classes + p];
+        if (total > 0)
+            printf("  %5" PRId64 "  %7.2f%%  %8" PRId64 "\n", c, 100.0 * (double)cm[c * classes + c] / (double)total, total);
+    }
+    if (classes > 30) {
+        printf("(the confusion matrix is printed for at most 30 classes; this output has %" PRId64 ")\n", classes);
+        return;
+    }
+    int64_t most = 0;
+    for (int64_t i = 0; i < classes * classes; i++)
+        most = cm[i] > most ? cm[i] : most;
+    int w = 1;
+    for (int64_t v = most > classes ? most : classes; v >= 10; v /= 10)
+        w++;
+    printf("confusion matrix (rows: the label, columns: the predicted class):\n  %*s", w, "");
+    for (int64_t p = 0; p < classes; p++)
+        printf(" %*" PRId64, w, p);
+    printf("\n");
+    for (int64_t c = 0; c < classes; c++) {
+        printf("  %*" PRId64, w, c);
+        for (int64_t p = 0; p < classes; p++)
+            printf(" %*" PRId64, w, cm[c * classes + p]);
+        printf("\n");
+    }
+}
+
+static int eval_command(const args *a);
+
 int cmd_eval(const args *a)
+{
+    args local;
+    int rc = dist_begin(&a, &local);
+    return dist_end(rc ? rc : eval_command(a));
+}
+
+static int eval_command(const args *a)
 {
     if (!a->data)
         return usage_error("cnnc eval needs --data DIR");
@@ -54,23 +100,43 @@ int cmd_eval(const args *a)
     cnn_model_train_config(m, &tc);
     if ((rc = make_session(&s, m, w, a, a->batch ? a->batch : 256, CNN_MODE_INFER, NULL)))
         goto done;
-    cnn_eval_result r;
+    if ((rc = dist_check(rc)))
+        goto done;
+    int64_t odims[4], classes = 0;
+    if (cnn_model_output_shape(m, 0, odims) == 1)
+        classes = odims[0];
+    int64_t *confusion = NULL;
+    if (classes > 0 && classes <= 100000 && !(confusion = calloc((size_t)(classes * classes), sizeof *confusion))) {
+        fprintf(stderr, "%s: error: out of memory for the %" PRId64 " x %" PRId64 " confusion matrix\n", prog, classes,
+                classes);
+        rc = EXIT_INTERNAL;
+        goto done;
+    }
+    cnn_eval_report r;
     double t0 = now_seconds();
-    cnn_status st = cnn_evaluate(s, test, tc.loss, &r);
+    cnn_status st = cnn_evaluate_report(s, test, tc.loss, &r, confusion, confusion ? classes : 0);
     double t1 = now_seconds();
     if (st != CNN_OK) {
-        fprintf(stderr, "%s: error: %s\n", prog, cnn_session_errmsg(s));
+        if (!cnn_dist_failed_elsewhere())
+            fprintf(stderr, "%s: error: %s\n", prog, cnn_session_errmsg(s));
         rc = exit_for(st);
+        free(confusion);
         goto done;
     }
     if (!isfinite(r.loss) && !a->allow_nonfinite) {
         fprintf(stderr, "%s: error: the test-set loss is %s, not a finite number: the network's outputs overflow "
                 "with these weights (--allow-nonfinite to print it anyway)\n", prog, isnan(r.loss) ? "NaN" : "inf");
         rc = EXIT_INPUT;
+        free(confusion);
         goto done;
     }
-    printf("test: loss %.4f, accuracy %.2f%% (%" PRId64 " examples, %.0f images/s)\n", r.loss, r.accuracy * 100.0,
-           cnn_dataset_count(test), (double)cnn_dataset_count(test) / (t1 - t0));
+    printf("test: loss %.4f, accuracy %.2f%%", r.loss, r.accuracy * 100.0);
+    if (r.has_top5)
+        printf(", top-5 accuracy %.2f%%", r.top5 * 100.0);
+    printf(" (%" PRId64 " examples, %.0f images/s)\n", cnn_dataset_count(test), (double)cnn_dataset_count(test) / (t1 - t0));
+    if (confusion)
+        print_classes(confusion, classes);
+    free(confusion);
 done:
     cnn_dataset_destroy(test);
     cnn_session_destroy(s);
@@ -82,9 +148,10 @@ done:
 /* ---- cnnc train ---- */
 
 /* SIGINT and SIGTERM during training: the handler only records the signal; the step callback
- * sees it and stops cnn_train after the step it is in, and cmd_train then closes the log,
- * writes --save and exits 130 (SIGINT) or 143 (SIGTERM).  SA_RESETHAND: a second signal of
- * the same kind ends the process at once. */
+ * sees it and stops cnn_train after the step it is in (cnn_train then writes --checkpoint's
+ * last.safetensors at that step), and cmd_train closes the log, writes --save when there is no
+ * checkpoint and exits 130 (SIGINT) or 143 (SIGTERM).  SA_RESETHAND: a second signal of the
+ * same kind ends the process at once. */
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop_signal(int sig) { stop_signal = sig; }
@@ -111,18 +178,20 @@ static void restore_handlers(const saved_handlers *old)
     sigaction(SIGTERM, &old->term, NULL);
 }
 
+/* The --log CSV: one header, then a row per step and a row per epoch (docs/commands.md). */
+static const char log_header[] =
+    "kind,epoch,step,lr,loss,accuracy,images_per_s,time,val_loss,val_accuracy,test_loss,test_accuracy\n";
+
 /* What the callbacks print to. */
 typedef struct train_display {
     const args *a;
-    FILE *log;         /* --log, or NULL */
+    FILE *log;         /* --log, opened at the first row (the path is checked before training) */
+    bool log_append;   /* --resume onto a log of ours: rows are appended */
     int log_errno;     /* a write to the log failed: its errno (training stops) */
     bool tty;          /* stdout is a terminal and not -q: draw the progress line */
-    bool has_test;
+    bool has_test, has_val;
     double last_draw;  /* seconds into the epoch of the last progress line */
     int64_t steps, epoch; /* the last step taken and its epoch */
-    int64_t classes;   /* the output vector's length (0: not a vector output) */
-    bool mse;          /* mse loss: the training accuracy is not measured */
-    double first_loss; /* the first step's loss */
     bool warned;       /* the divergence warning was printed */
 } train_display;
 
@@ -137,69 +206,115 @@ static void format_duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%dm%02ds", sec / 60, sec % 60);
 }
 
+/* Opens the log at the first row: a new file with the header, or (--resume onto a log that
+ * starts with the header) the end of the existing one.  false with log_errno on failure. */
+static bool open_log(train_display *d)
+{
+    if (d->log || d->log_errno)
+        return d->log != NULL;
+    errno = 0;
+    d->log = fopen(d->a->log, d->log_append ? "a" : "w");
+    if (!d->log || (!d->log_append && (fputs(log_header, d->log) < 0 || fflush(d->log) != 0))) {
+        d->log_errno = errno ? errno : EIO;
+        return false;
+    }
+    return true;
+}
+
+/* Writes one row, whole, and flushes it: a stopped run leaves no half line. */
+static bool log_row(train_display *d, const char *row)
+{
+    if (!d->a->log)
+        return true;
+    if (!open_log(d))
+        return false;
+    errno = 0;
+    if (fputs(row, d->log) < 0 || fflush(d->log) != 0) {
+        d->log_errno = errno ? errno : EIO;
+        return false;
+    }
+    return true;
+}
+
 static int on_step(const cnn_train_step_info *si, void *user)
 {
     train_display *d = user;
-    if (d->log && (fprintf(d->log, "%" PRId64 ",%" PRId64 ",%.6f,%.6f,%.1f\n", si->epoch, si->step, si->loss,
-                           si->accuracy, si->images_per_s) < 0 ||
-                   fflush(d->log) != 0)) {
-        d->log_errno = errno ? errno : EIO;
+    char row[512];
+    snprintf(row, sizeof row, "step,%" PRId64 ",%" PRId64 ",%.6g,%.6f,%.6f,%.1f,%.3f,,,,\n", si->epoch, si->step,
+             si->lr, si->loss, si->accuracy, si->images_per_s, si->wall_seconds);
+    if (!log_row(d, row))
         return 1; /* stop: the log is what was asked for */
-    }
-    if (si->step == 1)
-        d->first_loss = si->loss;
     d->steps = si->step;
     d->epoch = si->epoch;
     if (stop_signal)
         return 1; /* SIGINT or SIGTERM: stop after this step */
-    if (si->epoch_step == 1)
+    if (si->epoch_step == 1 || si->call_steps == 1)
         d->last_draw = -1.0;
     if (d->tty && (si->seconds - d->last_draw > 0.1 || si->epoch_step == si->steps_per_epoch)) {
         d->last_draw = si->seconds;
         char left[32];
+        /* the time left of the whole run (--steps included), at this call's pace */
         format_duration(left, sizeof left,
-                        si->seconds / (double)si->epoch_step * (double)(si->steps_per_epoch - si->epoch_step));
-        printf("\repoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f%%  %.0f img/s  %s left   ",
+                        si->call_seconds / (double)si->call_steps * (double)(si->run_steps - si->step));
+        printf("\repoch %" PRId64 "/%" PRId64 "  step %" PRId64 "/%" PRId64 "  loss %.4f  acc %.2f%%  lr %.3g  %.0f img/s  "
+               "%s left   ",
                si->epoch, si->epochs, si->epoch_step, si->steps_per_epoch, si->epoch_loss, 100.0 * si->epoch_accuracy,
-               si->images_per_s, left);
+               si->lr, si->images_per_s, left);
         flush_stdout();
     }
     return 0;
 }
 
-/* Training that went wrong without the loss becoming inf or NaN: accuracy at chance level (at
- * most 1/classes + 0.02, on the test set when there is one) while the epoch's loss is more than
- * 3 times the first step's.  A warning, once: the run goes on. */
-static void warn_if_diverged(const cnn_train_epoch_info *ei, train_display *d)
+static void csv_num(char *buf, size_t n, bool has, double v)
 {
-    if (d->warned || d->classes < 2 || !(d->first_loss > 0) || (d->mse && !ei->has_test))
-        return;
-    double acc = ei->has_test ? ei->test_accuracy : ei->train_accuracy;
-    double chance = 1.0 / (double)d->classes;
-    if (acc > chance + 0.02 || !(ei->train_loss > 3.0 * d->first_loss))
-        return;
-    d->warned = true;
-    fprintf(stderr, "%s: warning: training has diverged: after epoch %" PRId64 " the %s accuracy is %.2f%%, chance "
-            "level for %" PRId64 " classes, and the loss %.4g is %.1f times the first step's %.4g; try a smaller --lr\n",
-            prog, ei->epoch, ei->has_test ? "test" : "training", 100.0 * acc, d->classes, ei->train_loss,
-            ei->train_loss / d->first_loss, d->first_loss);
+    if (has)
+        snprintf(buf, n, "%.6f", v);
+    else
+        buf[0] = '\0';
 }
 
 static int on_epoch(const cnn_train_epoch_info *ei, void *user)
 {
     train_display *d = user;
-    bool train_part = !d->a->quiet || !d->has_test;
+    char vl[32], va[32], tl[32], ta[32], row[512];
+    csv_num(vl, sizeof vl, ei->has_val, ei->val_loss);
+    csv_num(va, sizeof va, ei->has_val, ei->val_accuracy);
+    csv_num(tl, sizeof tl, ei->has_test, ei->test_loss);
+    csv_num(ta, sizeof ta, ei->has_test, ei->test_accuracy);
+    snprintf(row, sizeof row, "epoch,%" PRId64 ",%" PRId64 ",%.6g,%.6f,%.6f,%.1f,%.3f,%s,%s,%s,%s\n", ei->epoch,
+             ei->total_steps, ei->lr, ei->train_loss, ei->train_accuracy, ei->images_per_s, ei->wall_seconds, vl, va,
+             tl, ta);
+    if (!log_row(d, row))
+        return 1;
+    bool train_part = !d->a->quiet || (!ei->has_test && !ei->has_val);
     if (d->tty)
         printf("\r\033[K");
-    if (train_part)
+    const char *sep = "";
+    if (train_part) {
         printf("epoch %" PRId64 ": train loss %.4f, accuracy %.2f%%, %.0f images/s, %.1f s", ei->epoch, ei->train_loss,
                100.0 * ei->train_accuracy, ei->images_per_s, ei->seconds);
+        sep = "; ";
+    }
+    if (ei->has_val) {
+        printf("%sval loss %.4f, val accuracy %.2f%%", sep, ei->val_loss, ei->val_accuracy * 100.0);
+        sep = "; ";
+    }
     if (ei->has_test)
-        printf("%stest loss %.4f, test accuracy %.2f%%", train_part ? "; " : "", ei->test_loss,
-               ei->test_accuracy * 100.0);
+        printf("%stest loss %.4f, test accuracy %.2f%%", sep, ei->test_loss, ei->test_accuracy * 100.0);
+    if (ei->improved && (d->a->checkpoint || d->a->patience) && !d->a->quiet)
+        printf(" (best)");
     printf("\n");
     flush_stdout();
-    warn_if_diverged(ei, d);
+    if (ei->warning && !d->warned && cnn_dist_rank() == 0) {
+        d->warned = true;
+        fprintf(stderr, "%s: warning: %s; %s\n", prog, ei->warning,
+                strncmp(ei->warning, "training has diverged", 21) == 0 ? "try a smaller --lr"
+                                                                      : "try another --lr (or check the data)");
+    }
+    if (ei->early_stop && !d->a->quiet)
+        printf("early stop: no better %s accuracy for %" PRId64 " epoch%s; the best was epoch %" PRId64 " (%.2f%%)\n",
+               ei->has_val ? "validation" : "test", ei->epochs_without_improvement,
+               ei->epochs_without_improvement == 1 ? "" : "s", ei->best_epoch, 100.0 * ei->best_accuracy);
     return stop_signal != 0;
 }
 
@@ -213,6 +328,8 @@ static void train_config(const args *a, cnn_model *m, cnn_train_config *tc)
         tc->epochs = a->epochs;
     if (a->lr > 0)
         tc->lr = a->lr;
+    if (a->lr_scale_by_world) /* linear scaling for the global batch of P x batch */
+        tc->lr *= cnn_dist_size();
 }
 
 static int log_error(const args *a, int e)
@@ -221,8 +338,38 @@ static int log_error(const args *a, int e)
     return EXIT_INPUT;
 }
 
-/* cnn_train stopped on signal sig: closes the log (every line of it complete: each is written
- * and flushed whole), writes --save with the weights as they are and reports, on one line. */
+/* Checks, before any training, that a file can be written at path (what: the flag): not a
+ * folder, in a folder that exists and can be written.  An exit status (reported) or 0. */
+static int check_output_file(const char *what, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "%s: error: %s %s is a folder; a file is to be written there\n", prog, what, path);
+        return EXIT_INPUT;
+    }
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode))
+        return 0; /* a device or a pipe: written in place */
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
+        fprintf(stderr, "%s: error: cannot write %s %s: the folder %s %s\n", prog, what, path, dir,
+                stat(dir, &sb) != 0 ? "does not exist" : "is not a folder");
+        return EXIT_INPUT;
+    }
+    if (access(dir, W_OK | X_OK) != 0 || (access(path, F_OK) == 0 && access(path, W_OK) != 0)) {
+        fprintf(stderr, "%s: error: cannot write %s %s: %s\n", prog, what, path, strerror(errno));
+        return EXIT_INPUT;
+    }
+    return 0;
+}
+
+/* cnn_train stopped on signal sig (after writing --checkpoint's last.safetensors, when given):
+ * closes the log (every line of it complete: each is written and flushed whole), writes --save
+ * with the weights as they are when there is no checkpoint, and reports, on one line. */
 static int interrupted(const args *a, cnn_weights *w, train_display *d, int sig)
 {
     if (d->tty)
@@ -235,15 +382,23 @@ static int interrupted(const args *a, cnn_weights *w, train_display *d, int sig)
         if (fclose(f) != 0)
             return log_error(a, errno);
     }
-    if (a->save && cnn_weights_save(w, a->save) != CNN_OK) {
+    bool save = a->save && !a->checkpoint;
+    if (save && cnn_weights_save(w, a->save) != CNN_OK) {
         fprintf(stderr, "%s: error: interrupted by %s after step %" PRId64 ", and cannot save the weights: %s\n",
                 prog, name, d->steps, cnn_weights_errmsg(w));
         return EXIT_INPUT;
     }
-    fprintf(stderr, "%s: interrupted by %s after step %" PRId64 " (epoch %" PRId64 ")%s%s%s%s\n", prog, name,
-            d->steps, d->epoch, a->log ? "; the log is complete to that step" : "",
-            a->save ? "; saved the weights as they are, mid-training, to " : "", a->save ? a->save : "",
-            a->save ? "" : "; nothing saved (no --save)");
+    char what[8192];
+    if (a->checkpoint)
+        snprintf(what, sizeof what, "; wrote the checkpoint %s/last.safetensors (--resume it to go on)%s", a->checkpoint,
+                 a->save ? "; --save is written when training ends" : "");
+    else if (save)
+        snprintf(what, sizeof what, "; saved the weights as they are, mid-training, to %s", a->save);
+    else
+        snprintf(what, sizeof what, "; nothing saved (no --save or --checkpoint)");
+    if (cnn_dist_rank() == 0) /* data-parallel: every process stopped after the same step; rank 0 says so */
+        fprintf(stderr, "%s: interrupted by %s after step %" PRId64 " (epoch %" PRId64 ")%s%s\n", prog, name,
+                d->steps, d->epoch, a->log ? "; the log is complete to that step" : "", what);
     return sig == SIGINT ? EXIT_SIGINT : EXIT_SIGTERM;
 }
 
@@ -257,26 +412,38 @@ static int train_and_save(const args *a, cnn_session *s, cnn_weights *w, const c
     to.max_steps = a->steps;
     to.shuffle = !a->no_shuffle;
     to.seed = a->opt.seed;
+    to.val = a->val;
+    to.patience = a->patience;
+    to.checkpoint_dir = a->checkpoint;
+    to.resume = a->resume;
     to.on_step = on_step;
     to.on_epoch = on_epoch;
     to.user = d;
     errno = 0;
     saved_handlers old;
     install_stop_handlers(&old);
-    cnn_status st = cnn_train(s, train, test, &to, NULL);
+    cnn_train_result res;
+    cnn_status st = cnn_train(s, train, test, &to, &res);
     restore_handlers(&old);
     int sig = stop_signal;
     if (d->log_errno)
         return log_error(a, d->log_errno);
-    if (sig && st == CNN_OK)
+    if (sig && st == CNN_OK && res.stopped)
         return interrupted(a, w, d, sig);
     if (st != CNN_OK) {
         if (d->tty)
             printf("\n");
-        fprintf(stderr, "%s: error: %s%s\n", prog, cnn_session_errmsg(s),
-                st == CNN_ERR_DIVERGED ? "; try a smaller --lr" : "");
+        /* data-parallel: the process that failed says why (a divergence, seen by all: rank 0) */
+        if (!cnn_dist_failed_elsewhere() && (st != CNN_ERR_DIVERGED || cnn_dist_rank() == 0))
+            fprintf(stderr, "%s: error: %s%s\n", prog, cnn_session_errmsg(s),
+                    st == CNN_ERR_DIVERGED ? "; try a smaller --lr" : "");
         return exit_for(st);
     }
+    if (a->resume && !a->quiet && res.resumed_step >= res.steps)
+        printf("%s had already taken the run's %" PRId64 " steps: nothing to train\n", a->resume, res.steps);
+    if (res.restored_best && !a->quiet)
+        printf("restored the weights of epoch %" PRId64 ", the best (%s accuracy %.2f%%)\n", res.best_epoch,
+               res.has_val ? "validation" : "test", 100.0 * res.best_accuracy);
     if (a->save) {
         if (cnn_weights_save(w, a->save) != CNN_OK) {
             fprintf(stderr, "%s: error: %s\n", prog, cnn_weights_errmsg(w));
@@ -306,54 +473,98 @@ static const char *optimizer_text(const cnn_train_config *tc, char *buf, size_t 
     return buf;
 }
 
+/* --resume onto an existing log of ours: its rows go on (no second header). */
+static bool log_continues(const args *a)
+{
+    if (!a->resume || !a->log)
+        return false;
+    FILE *f = fopen(a->log, "r");
+    if (!f)
+        return false;
+    char line[256];
+    bool ours = fgets(line, sizeof line, f) && strcmp(line, log_header) == 0;
+    fclose(f);
+    return ours;
+}
+
+/* The header line: what is trained on what, for how long. */
+static void print_header(const args *a, cnn_model *m, const cnn_train_config *tc, int64_t n, bool has_test)
+{
+    int64_t trained = n - a->val, per_epoch = tc->batch > 0 ? trained / tc->batch : 0;
+    printf("training %s on %" PRId64 " examples", cnn_model_name(m), trained);
+    if (a->val)
+        printf(" (%" PRId64 " more held out for validation)", a->val);
+    printf("%s: ", has_test ? " (with a test set)" : "");
+    int64_t all = tc->epochs * per_epoch;
+    if (a->steps && a->steps < all)
+        printf("%" PRId64 " steps (epochs of %" PRId64 " steps), ", a->steps, per_epoch);
+    else
+        printf("%" PRId64 " epochs of %" PRId64 " steps, ", tc->epochs, per_epoch);
+    char opt_text[160];
+    printf("batch %" PRId64 ", %s\n", tc->batch, optimizer_text(tc, opt_text, sizeof opt_text));
+    if (a->resume)
+        printf("resuming from %s\n", a->resume);
+}
+
+static int train_command(const args *a);
+
 int cmd_train(const args *a)
+{
+    args local;
+    int rc = dist_begin(&a, &local);
+    return dist_end(rc ? rc : train_command(a));
+}
+
+static int train_command(const args *a)
 {
     if (!a->data)
         return usage_error("cnnc train needs --data DIR");
+    if (a->resume && a->weights)
+        return usage_error("--resume restores the weights of its checkpoint; -w cannot be given with it");
+    /* every output place, before anything is loaded or trained */
+    int rc;
+    if ((a->save && (rc = check_output_file("--save", a->save))) || (a->log && (rc = check_output_file("--log", a->log))))
+        return rc;
     cnn_model *m;
-    int rc = load_model(a, &m);
-    if (rc)
+    if ((rc = load_model(a, &m)))
         return rc;
     cnn_weights *w = NULL;
     cnn_session *s = NULL;
     cnn_dataset *train = NULL, *test = NULL;
-    train_display d = {.a = a, .tty = isatty(fileno(stdout)) && !a->quiet};
+    train_display d = {.a = a, .tty = isatty(fileno(stdout)) && !a->quiet, .log_append = log_continues(a)};
     if ((rc = make_weights(a, m, &w)) || (rc = load_split(a, "train", m, &train, false)) ||
         (rc = load_split(a, "test", m, &test, true)))
         goto done;
     d.has_test = test != NULL;
+    d.has_val = a->val > 0;
     cnn_train_config tc;
     train_config(a, m, &tc);
-    int64_t odims[4];
-    if (cnn_model_output_shape(m, 0, odims) == 1)
-        d.classes = odims[0];
-    d.mse = tc.loss == 1;
     int64_t n = cnn_dataset_count(train);
-    if (tc.batch > n) {
-        fprintf(stderr, "%s: error: batch %" PRId64 " is larger than the %" PRId64 " training examples\n", prog,
-                tc.batch, n);
+    if (a->val >= n) {
+        fprintf(stderr, "%s: error: --val %" PRId64 " holds out every one of the %" PRId64 " training examples\n", prog,
+                a->val, n);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (tc.batch > n - a->val) {
+        fprintf(stderr, "%s: error: batch %" PRId64 " is larger than the %" PRId64 " training examples%s\n", prog,
+                tc.batch, n - a->val, a->val ? " left after --val" : "");
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    if (a->patience && !a->val && !test) {
+        fprintf(stderr, "%s: error: --patience needs a validation set (--val N) or a test set in %s to measure "
+                "improvement\n", prog, a->data);
         rc = EXIT_USAGE;
         goto done;
     }
     if ((rc = make_session(&s, m, w, a, tc.batch, CNN_MODE_TRAIN, &tc)))
         goto done;
-    if (a->log) {
-        if (!(d.log = fopen(a->log, "w"))) {
-            fprintf(stderr, "%s: error: cannot write %s: %s\n", prog, a->log, strerror(errno));
-            rc = EXIT_INPUT;
-            goto done;
-        }
-        if (fprintf(d.log, "epoch,step,loss,accuracy,images_per_s\n") < 0 || fflush(d.log) != 0) {
-            rc = log_error(a, errno);
-            goto done;
-        }
-    }
-    if (!a->quiet) {
-        char opt_text[160];
-        printf("training %s on %" PRId64 " examples%s: %" PRId64 " epochs, batch %" PRId64 ", %s\n",
-               cnn_model_name(m), n, test ? " (with a test set)" : "", tc.epochs, tc.batch,
-               optimizer_text(&tc, opt_text, sizeof opt_text));
-    }
+    if ((rc = dist_check(rc))) /* data-parallel: every process is ready, or none starts */
+        goto done;
+    if (!a->quiet)
+        print_header(a, m, &tc, n, test != NULL);
+    flush_stdout();
     rc = train_and_save(a, s, w, train, test, &tc, &d);
 done:
     if (d.log && fclose(d.log) != 0 && rc == EXIT_OK)

@@ -7,6 +7,7 @@
 
 #include "runtime/idx.h"
 #include "ops/mem.h"
+#include "runtime/dist.h"
 #include "runtime/rt.h"
 
 struct cnn_dataset {
@@ -121,9 +122,10 @@ void cnn_dataset_batch(const cnn_dataset *d, const int64_t *order, int64_t first
     }
 }
 
-cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r)
+/* Loss and correct predictions summed over examples [first, end) of d. */
+static cnn_status evaluate_range(cnn_session *s, const cnn_dataset *d, int loss_kind, int64_t first_ex, int64_t end,
+                                 double *loss_out, int64_t *correct_out)
 {
-    memset(r, 0, sizeof *r);
     if (s->mode != CNN_MODE_INFER)
         return rt_fail(s->err, CNN_ERR_USAGE, "cnn_evaluate needs an inference session");
     const ir_graph *g = s->plan->graph;
@@ -144,9 +146,9 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
     if (!labels)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
     double loss = 0;
-    int64_t correct = 0, n = d->set.count;
+    int64_t correct = 0, n = end;
     float *x = cnn_session_input(s, 0);
-    for (int64_t first = 0; first < n; first += s->batch) {
+    for (int64_t first = first_ex; first < n; first += s->batch) {
         int64_t take = n - first < s->batch ? n - first : s->batch;
         cnn_dataset_batch(d, NULL, first, take, x, labels);
         if (take < s->batch)
@@ -182,6 +184,24 @@ cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn
         }
     }
     cnn_mem_free(labels);
+    *loss_out = loss;
+    *correct_out = correct;
+    return CNN_OK;
+}
+
+cnn_status cnn_evaluate(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_result *r)
+{
+    memset(r, 0, sizeof *r);
+    /* data-parallel: rank 0's running statistics, each process a share, the sums agreed on */
+    cnn_status st = rt_dist_sync_state(s->weights, s->err);
+    if (st != CNN_OK)
+        return st;
+    int64_t first, end, n = d->set.count, correct = 0;
+    double loss = 0;
+    rt_dist_eval_range(n, &first, &end);
+    st = rt_dist_eval_reduce(s, evaluate_range(s, d, loss_kind, first, end, &loss, &correct), &loss, &correct);
+    if (st != CNN_OK)
+        return st;
     r->count = n;
     r->loss = loss / (double)n;
     r->accuracy = (double)correct / (double)n;

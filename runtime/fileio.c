@@ -95,8 +95,10 @@ static int create_temp(rt_outfile *o, mode_t mode, bool keep_mode)
 {
     size_t len = strlen(o->target) + 48;
     o->tmp = cnn_mem_malloc(len);
-    if (!o->tmp)
+    if (!o->tmp) {
+        errno = ENOMEM; /* an embedder's allocator need not set it */
         return -1;
+    }
     for (int attempt = 0; attempt < 100; attempt++) {
         snprintf(o->tmp, len, "%s.%ld-%d.tmp", o->target, (long)getpid(), attempt);
         int fd = open(o->tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
@@ -148,8 +150,10 @@ int rt_out_open(rt_outfile *o, const char *path)
     }
     else
         o->target = cnn_mem_strdup(path);
-    if (!o->target)
+    if (!o->target) {
+        errno = ENOMEM;
         return -1;
+    }
     if (create_temp(o, st.st_mode & 07777, exists) != 0) {
         int e = errno;
         cnn_mem_free(o->target);

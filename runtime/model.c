@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "compiler/build.h"
 #include "ops/mem.h"
@@ -79,6 +80,17 @@ static void model_set_error(cnn_model *m, char *msg)
 {
     cnn_mem_free(m->errmsg);
     m->errmsg = msg ? msg : cnn_mem_strdup("out of memory");
+}
+
+cnn_model *rt_model_failed(const char *filename, char *msg)
+{
+    cnn_model *m = model_new(filename);
+    if (!m) {
+        cnn_mem_free(msg);
+        return NULL;
+    }
+    model_set_error(m, msg);
+    return m;
 }
 
 cnn_status cnn_model_compile(cnn_model **out, const char *filename, const char *source, size_t len,
@@ -171,9 +183,18 @@ static cnn_status load_failed(cnn_model **out, const char *path, const char *fmt
     return CNN_ERR_INPUT;
 }
 
+/* True when path names an ONNX model (ends in .onnx, any case). */
+static bool is_onnx_path(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && strcasecmp(path + n - 5, ".onnx") == 0;
+}
+
 cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network)
 {
     *out = NULL;
+    bool onnx = is_onnx_path(path);
+    size_t limit = onnx ? rt_onnx_max_bytes() : CNN_MAX_SOURCE_BYTES;
     FILE *f = fopen(path, "rb");
     if (!f)
         return load_failed(out, path, "cannot open: %s\n", strerror(errno));
@@ -182,24 +203,30 @@ cnn_status cnn_model_load(cnn_model **out, const char *path, const char *network
     char chunk[65536];
     size_t n;
     /* reads at most one byte past the limit: /dev/zero or an endless pipe stops there */
-    while (sb.len <= CNN_MAX_SOURCE_BYTES && !sb.oom &&
-           (n = fread(chunk, 1, sizeof chunk < CNN_MAX_SOURCE_BYTES + 1 - sb.len ? sizeof chunk
-                                                                               : CNN_MAX_SOURCE_BYTES + 1 - sb.len,
-                      f)) > 0)
+    while (sb.len <= limit && !sb.oom &&
+           (n = fread(chunk, 1, sizeof chunk < limit + 1 - sb.len ? sizeof chunk : limit + 1 - sb.len, f)) > 0)
         sb_append(&sb, chunk, n);
     bool bad = ferror(f);
     fclose(f);
-    if (bad || sb.oom || sb.len > CNN_MAX_SOURCE_BYTES) {
+    if (bad || sb.oom || sb.len > limit) {
         bool big = !bad && !sb.oom;
         sb_free(&sb);
         if (big)
-            return load_failed(out, path, "the source is larger than %u bytes (16 MiB), the limit\n",
-                               (unsigned)CNN_MAX_SOURCE_BYTES);
+            return load_failed(out, path, "the %s is larger than %zu bytes (%s), the limit\n", onnx ? "model" : "source",
+                               limit, onnx ? "2 GiB" : "16 MiB");
         return load_failed(out, path, "cannot read the file\n");
     }
-    cnn_status st = cnn_model_compile(out, path, sb.data ? sb.data : "", sb.len, network);
+    cnn_status st = onnx ? cnn_model_load_onnx_memory(out, path, sb.data ? sb.data : "", sb.len, network)
+                         : cnn_model_compile(out, path, sb.data ? sb.data : "", sb.len, network);
     sb_free(&sb);
     return st;
+}
+
+const char *cnn_model_source(const cnn_model *m, size_t *len)
+{
+    if (len)
+        *len = m && m->source ? m->source_len : 0;
+    return m && m->source ? m->source : "";
 }
 
 void cnn_model_destroy(cnn_model *m)
@@ -208,6 +235,7 @@ void cnn_model_destroy(cnn_model *m)
         return;
     ir_graph_destroy(m->graph);
     lang_program_free(m->program);
+    rt_model_free_imported(m);
     cnn_mem_free(m->source);
     cnn_mem_free(m->filename);
     cnn_mem_free(m->errmsg);

@@ -14,6 +14,12 @@
 
 #define RT_ERR_MAX 4096
 
+typedef struct rt_import_tensor {
+    char name[OP_NAME_MAX];
+    op_shape shape;
+    float *data;
+} rt_import_tensor;
+
 struct cnn_model {
     char *filename;
     char *source;
@@ -22,6 +28,10 @@ struct cnn_model {
     const lang_network *net;  /* the chosen network, inside program */
     ir_graph *graph;          /* the checked inference graph ("parsed" stage) */
     char *errmsg;             /* all diagnostics, rendered; "" when fine */
+    /* An imported model (ONNX): its weights, which cnn_weights_create starts from, and where
+     * `source` (the printed .cnn) came from. */
+    int nimported;
+    rt_import_tensor *imported;
 };
 
 typedef struct rt_tensor {
@@ -72,6 +82,7 @@ struct cnn_session {
     int64_t step;             /* optimiser steps taken (and runs, for dropout seeds) */
     double *prof;             /* profiling (runtime/profile.c): prof_cap runs x nsteps seconds */
     int prof_cap, prof_runs;
+    struct rt_dist_session *dist; /* data-parallel training: the replica's state (runtime/dist.c), or NULL */
     char err[RT_ERR_MAX];
 };
 
@@ -108,6 +119,14 @@ cnn_status rt_weights_match(cnn_weights *w, const char *path, const struct rt_st
  * CNN_ERR_INPUT when the network is too large for the limits, else CNN_ERR_INTERNAL. */
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                        const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen);
+
+/* runtime/onnx_import.c: the largest ONNX model cnn_model_load reads, and freeing an import's
+ * weights (both also without ONNX support). */
+size_t rt_onnx_max_bytes(void);
+/* model.c: a model without a network holding only msg (taken; NULL: "out of memory"), or NULL
+ * when out of memory. */
+cnn_model *rt_model_failed(const char *filename, char *msg);
+void rt_model_free_imported(cnn_model *m);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

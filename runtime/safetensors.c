@@ -65,6 +65,8 @@ typedef struct st_file {
     rt_st_tensor *tensors;
     char *names;
     float *data;
+    char **meta;        /* meta_slots keys then meta_slots values, each malloc'd (or NULL) */
+    int meta_slots;
 } st_file;
 
 static int cmp_name(const void *a, const void *b)
@@ -237,6 +239,9 @@ void rt_st_free(rt_st_file *f)
     st_file *s = (st_file *)f;
     if (!s)
         return;
+    for (int i = 0; s->meta && i < 2 * s->meta_slots; i++)
+        cnn_mem_free(s->meta[i]);
+    cnn_mem_free(s->meta);
     cnn_mem_free(s->tensors);
     cnn_mem_free(s->names);
     cnn_mem_free(s->data);
@@ -244,8 +249,45 @@ void rt_st_free(rt_st_file *f)
 }
 
 /* Builds the file from checked entries and the data area already in memory. */
+/* Copies the string entries of the "__metadata__" object meta (may be NULL) into s. */
+static int copy_meta(st_file *s, const cJSON *meta)
+{
+    int nm = 0;
+    const cJSON *item;
+    if (cJSON_IsObject(meta))
+        cJSON_ArrayForEach(item, meta)
+            nm += cJSON_IsString(item) && item->valuestring != NULL;
+    s->meta = cnn_mem_calloc((size_t)(2 * nm + 1), sizeof *s->meta);
+    if (!s->meta)
+        return -1;
+    s->meta_slots = nm; /* freed by rt_st_free from here on */
+    int k = 0;
+    if (nm > 0)
+        cJSON_ArrayForEach(item, meta) {
+            if (!cJSON_IsString(item) || !item->valuestring)
+                continue;
+            s->meta[k] = cnn_mem_strdup(item->string);
+            s->meta[nm + k] = cnn_mem_strdup(item->valuestring);
+            if (!s->meta[k] || !s->meta[nm + k])
+                return -1;
+            k++;
+        }
+    s->pub.nmeta = nm;
+    s->pub.meta_keys = (const char *const *)s->meta;
+    s->pub.meta_values = (const char *const *)s->meta + nm;
+    return 0;
+}
+
+const char *rt_st_meta(const rt_st_file *f, const char *key)
+{
+    for (int i = 0; f && key && i < f->nmeta; i++)
+        if (strcmp(f->meta_keys[i], key) == 0)
+            return f->meta_values[i];
+    return NULL;
+}
+
 static rt_st_status build_file(rt_st_file **out, const char *path, const entry *entries, int n,
-                               float *data, char *err, size_t errlen)
+                               float *data, const cJSON *meta, char *err, size_t errlen)
 {
     st_file *s = cnn_mem_calloc(1, sizeof *s);
     size_t names_len = 0;
@@ -261,6 +303,10 @@ static rt_st_status build_file(rt_st_file **out, const char *path, const entry *
         return fail(err, errlen, RT_ST_ENOMEM, path, "out of memory");
     }
     s->data = data;
+    if (copy_meta(s, meta) != 0) {
+        rt_st_free((rt_st_file *)s);
+        return fail(err, errlen, RT_ST_ENOMEM, path, "out of memory");
+    }
     char *p = s->names;
     for (int i = 0; i < n; i++) {
         rt_st_tensor *t = &s->tensors[i];
@@ -354,7 +400,8 @@ static rt_st_status read_tensors(rt_st_file **out, const char *path, source *src
     }
     if (RT_HOST_BIG_ENDIAN)
         rt_swap_floats(data, (size_t)data_len / 4);
-    st = build_file(out, path, entries, n, data, err, errlen);
+    st = build_file(out, path, entries, n, data, cJSON_GetObjectItemCaseSensitive(root, "__metadata__"), err,
+                    errlen);
     data = NULL;
 done:
     cnn_mem_free(data);
@@ -573,6 +620,13 @@ static rt_st_status check_write_args(const char *path, int n, const rt_st_tensor
 rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
                          char *err, size_t errlen)
 {
+    return rt_st_write_meta(path, n, tensors, 0, NULL, NULL, err, errlen);
+}
+
+rt_st_status rt_st_write_meta(const char *path, int n, const rt_st_tensor *tensors, int nmeta,
+                              const char *const *keys, const char *const *values, char *err,
+                              size_t errlen)
+{
     if (err && errlen > 0)
         err[0] = '\0';
     if (!path)
@@ -598,11 +652,27 @@ rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
         goto done;
     }
 
+    for (int i = 0; i < nmeta; i++)
+        if (!keys || !values || !keys[i] || !values[i]) {
+            st = fail(err, errlen, RT_ST_EARG, path, "metadata entry %d has no key or value", i);
+            goto done;
+        }
     sb_str(&h, "{");
+    if (nmeta > 0) {
+        sb_str(&h, "\"__metadata__\":{");
+        for (int i = 0; i < nmeta; i++) {
+            if (i > 0)
+                sb_str(&h, ",");
+            sb_json_string(&h, keys[i]);
+            sb_str(&h, ":");
+            sb_json_string(&h, values[i]);
+        }
+        sb_str(&h, "}");
+    }
     uint64_t offset = 0;
     for (int i = 0; i < n; i++) {
         const rt_st_tensor *t = &tensors[i];
-        if (i > 0)
+        if (i > 0 || nmeta > 0)
             sb_str(&h, ",");
         sb_json_string(&h, t->name);
         sb_str(&h, ":{\"dtype\":\"F32\",\"shape\":[");

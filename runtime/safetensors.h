@@ -39,10 +39,14 @@ typedef struct rt_st_tensor {
 typedef struct rt_st_file {
     int count;
     const rt_st_tensor *tensors;
+    int nmeta;                        /* the "__metadata__" object's string entries, in order */
+    const char *const *meta_keys;     /* (entries of other types are skipped) */
+    const char *const *meta_values;
 } rt_st_file;
 
 /* Reads the whole file at path.  On success stores a new file in *out (free it with
- * rt_st_free); on failure stores NULL.  The "__metadata__" entry is ignored; any dtype other
+ * rt_st_free); on failure stores NULL.  The "__metadata__" entry is no tensor: its string
+ * entries are kept in meta_keys/meta_values, anything else in it is ignored; any dtype other
  * than F32 is an error.  The header is checked completely: byte ranges must match the shapes,
  * lie inside the data area, not overlap and leave no byte unused, and names must be unique. */
 rt_st_status rt_st_read(rt_st_file **out, const char *path, char *err, size_t errlen);
@@ -55,6 +59,9 @@ rt_st_status rt_st_read_memory(rt_st_file **out, const char *name, const void *d
 /* The tensor called name, or NULL.  Linear in the number of tensors. */
 const rt_st_tensor *rt_st_find(const rt_st_file *f, const char *name);
 
+/* The value of metadata entry key, or NULL. */
+const char *rt_st_meta(const rt_st_file *f, const char *key);
+
 /* Frees everything rt_st_read allocated.  rt_st_free(NULL) does nothing. */
 void rt_st_free(rt_st_file *f);
 
@@ -64,6 +71,11 @@ void rt_st_free(rt_st_file *f);
  * any previous file intact.  Names must be unique, non-empty and not "__metadata__". */
 rt_st_status rt_st_write(const char *path, int n, const rt_st_tensor *tensors,
                          char *err, size_t errlen);
+/* As rt_st_write, with a "__metadata__" object of nmeta string entries (keys[i]: values[i]),
+ * written first in the header. */
+rt_st_status rt_st_write_meta(const char *path, int n, const rt_st_tensor *tensors, int nmeta,
+                              const char *const *keys, const char *const *values, char *err,
+                              size_t errlen);
 
 /* Formats a shape as "[6,1,5,5]" ("[]" for rank 0) into buf, truncating to buflen; returns the
  * length the full text has, as snprintf does. */

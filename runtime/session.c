@@ -19,6 +19,7 @@
 
 #include "ops/registry.h"
 #include "ops/mem.h"
+#include "runtime/dist.h"
 #include "runtime/rng.h"
 #include "runtime/quantize.h"
 #include "runtime/rt.h"
@@ -223,6 +224,8 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
         st = bind_values(s);
     if (st == CNN_OK)
         st = prepare_calls(s);
+    if (st == CNN_OK)
+        st = rt_dist_session_init(s);
     return st;
 }
 
@@ -230,6 +233,7 @@ void cnn_session_destroy(cnn_session *s)
 {
     if (!s)
         return;
+    rt_dist_session_free(s);
     if (s->calls && s->kernels)
         for (int st = 0; st < s->plan->nsteps; st++) {
             if (s->kernels[st] && s->kernels[st]->release && s->calls[st].state)
@@ -319,6 +323,11 @@ static cnn_status execute_steps(cnn_session *s)
     bool refresh = !s->consts_valid || s->weights_seen != version;
     for (int st = 0; st < s->plan->nsteps; st++) {
         op_call *c = &s->calls[st];
+        if (s->dist) { /* data-parallel: the gradients are averaged before the first step reading one */
+            cnn_status ds = rt_dist_before_step(s, st);
+            if (ds != CNN_OK)
+                return ds;
+        }
         if (s->plan->steps[st].constant && !refresh)
             continue;
         /* per node by name, not by step index: passes that add or remove steps (fusion, the
@@ -334,6 +343,8 @@ static cnn_status execute_steps(cnn_session *s)
             return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
         if (s->prof)
             rt_profile_record(s, st, rt_seconds() - t0);
+        if (s->dist) /* starts the allreduce of the gradients this step completed */
+            rt_dist_after_step(s, st);
     }
     if (s->prof)
         rt_profile_end_run(s);
@@ -365,11 +376,26 @@ cnn_status cnn_session_run(cnn_session *s)
     return rt_execute(s);
 }
 
+static cnn_status train_step(cnn_session *s, const float *labels, bool labels_are_classes, float *loss,
+                             int64_t *correct);
+
 cnn_status cnn_session_train_step(cnn_session *s, const float *labels, bool labels_are_classes, float *loss,
                                   int64_t *correct)
 {
     if (!s->plan || s->mode != CNN_MODE_TRAIN)
         return rt_fail(s->err, CNN_ERR_USAGE, "not a training session");
+    if (!s->dist)
+        return train_step(s, labels, labels_are_classes, loss, correct);
+    /* data-parallel: collective, whatever happens in the step (runtime/dist.h) */
+    cnn_status st = rt_dist_step_begin(s);
+    if (st != CNN_OK)
+        return st;
+    return rt_dist_step_end(s, train_step(s, labels, labels_are_classes, loss, correct), loss);
+}
+
+static cnn_status train_step(cnn_session *s, const float *labels, bool labels_are_classes, float *loss,
+                             int64_t *correct)
+{
     const ir_graph *g = s->plan->graph;
     if (g->label < 0 || g->loss < 0 || g->noutputs < 1)
         return rt_fail(s->err, CNN_ERR_INTERNAL, "the training plan has no loss");

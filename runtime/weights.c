@@ -10,6 +10,7 @@
 #include "ops/checked.h"
 #include "ops/mem.h"
 #include "ops/registry.h"
+#include "runtime/checkpoint.h"
 #include "runtime/rng.h"
 #include "runtime/quantize.h"
 #include "runtime/rt.h"
@@ -131,6 +132,14 @@ cnn_status cnn_weights_create(cnn_weights **out, const cnn_model *m, uint64_t se
         w->count++;
         init_tensor(g, v, t, &rng);
     }
+    /* an imported model's weights (ONNX) replace the initial values */
+    for (int k = 0; k < m->nimported; k++) {
+        int i = rt_weights_find(w, m->imported[k].name);
+        if (i < 0 || !op_shape_equal(&w->t[i].shape, &m->imported[k].shape))
+            return rt_fail(w->err, CNN_ERR_INTERNAL, "the imported tensor %s does not fit the network",
+                           m->imported[k].name);
+        memcpy(w->t[i].data, m->imported[k].data, sizeof(float) * (size_t)op_shape_numel(&w->t[i].shape));
+    }
     return CNN_OK;
 }
 
@@ -199,22 +208,50 @@ cnn_status cnn_weights_load(cnn_weights *w, const char *path, bool allow_extra)
     return cnn_weights_load_opts(w, path, &o);
 }
 
+/* A training checkpoint (checkpoint.h) loads as weights: its optimiser state (NAME.exp_avg ...
+ * of the network's tensors) is left out of view, so that only other unknown keys are errors.
+ * *view is f itself, or f without those keys (its tensors array in *kept, to free). */
+static bool checkpoint_view(const cnn_weights *w, const rt_st_file *f, rt_st_file *view, rt_st_tensor **kept)
+{
+    *view = *f;
+    *kept = NULL;
+    const char *fmt = rt_st_meta(f, "format");
+    if (!fmt || strcmp(fmt, RT_CKPT_FORMAT) != 0)
+        return true;
+    if (!(*kept = cnn_mem_calloc((size_t)f->count + 1, sizeof **kept)))
+        return false;
+    int n = 0;
+    for (int j = 0; j < f->count; j++)
+        if (!rt_ckpt_is_optstate_key(w, f->tensors[j].name))
+            (*kept)[n++] = f->tensors[j];
+    view->count = n;
+    view->tensors = *kept;
+    return true;
+}
+
 /* Matches the tensors of f (read from `path`, the name in messages) to the weights as opt says
  * and, when all is well, copies them in; frees f.  A writer of the weights. */
-static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, const cnn_load_options *opt)
+static cnn_status load_tensors(cnn_weights *w, rt_st_file *file, const char *path, const cnn_load_options *opt)
 {
+    rt_st_file view, *f = &view;
+    rt_st_tensor *kept;
+    if (!checkpoint_view(w, file, &view, &kept)) {
+        rt_st_free(file);
+        return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
+    }
     if (!rt_weights_claim_write(w)) {
-        rt_st_free(f);
+        cnn_mem_free(kept);
+        rt_st_free(file);
         return rt_fail(w->err, CNN_ERR_USAGE,
                        "%s: the weights are in use by a session running on another thread; loading "
                        "would change them under it", path);
     }
     /* check everything first, so a failed load changes nothing; the int8 scales (runtime/quantize.c)
      * are checked apart and matched by name only */
-    rt_st_file *file = f, view;
-    rt_st_tensor *kept = NULL;
-    cnn_status st = rt_scales_split(w, file, path, &view, &kept);
-    f = &view;
+    rt_st_file qview;
+    rt_st_tensor *qkept = NULL;
+    cnn_status st = rt_scales_split(w, f, path, &qview, &qkept);
+    f = &qview;
     int *idx = cnn_mem_malloc(sizeof(int) * ((size_t)w->count + 1));
     if (st == CNN_OK)
         st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
@@ -240,6 +277,7 @@ static cnn_status load_tensors(cnn_weights *w, rt_st_file *f, const char *path, 
     rt_weights_release_write(w);
     cnn_mem_free(idx);
     cnn_mem_free(kept);
+    cnn_mem_free(qkept);
     rt_st_free(file);
     return st;
 }

@@ -3,7 +3,9 @@
 # Installs only what is missing, so a second run costs nothing.
 set -euo pipefail
 pkgs=(gcc pkg-config flex bison meson ninja-build libdnnl-dev libcriterion-dev zlib1g-dev
-      libcjson-dev dataset-fashion-mnist python3-numpy python3-pytest)
+      libcjson-dev dataset-fashion-mnist python3-numpy python3-pytest
+      libplplot-dev plplot-driver-cairo libopenmpi-dev openmpi-bin
+      protobuf-c-compiler libprotobuf-c-dev libonnx-dev)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

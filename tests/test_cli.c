@@ -437,12 +437,16 @@ Test(cli, train_save_eval_on_small_data)
     cr_assert_not_null(f);
     char line[256];
     cr_assert_not_null(fgets(line, sizeof line, f));
-    cr_expect_str_eq(line, "epoch,step,loss,accuracy,images_per_s\n");
-    int lines = 0;
-    while (fgets(line, sizeof line, f))
-        lines++;
+    cr_expect_str_eq(line, "kind,epoch,step,lr,loss,accuracy,images_per_s,time,val_loss,val_accuracy,test_loss,"
+                           "test_accuracy\n");
+    int steps = 0, epochs = 0;
+    while (fgets(line, sizeof line, f)) {
+        steps += strncmp(line, "step,", 5) == 0;
+        epochs += strncmp(line, "epoch,", 6) == 0;
+    }
     fclose(f);
-    cr_expect_eq(lines, 3, "12 images at batch 4: 3 steps logged");
+    cr_expect_eq(steps, 3, "12 images at batch 4: 3 steps logged");
+    cr_expect_eq(epochs, 1, "one epoch row");
     EXPECT_RUN(0, "test: loss", "eval %s -w %s --data %s", fx("train_res.sgd.cnn"), tmp("w.safetensors"),
                fx("train_res_data"));
     EXPECT_RUN(0, "epoch 2", "train %s --data %s --epochs 3 --steps 8 --batch 2 --lr 0.01", fx("train_plain.cnn"),
@@ -573,7 +577,7 @@ static void interrupt_training(int sig, int want_status, const char *sig_name)
     cr_expect(strstr(msg, want) != NULL, "no \"%s\" in:\n%s", want, msg);
     cr_expect(strstr(msg, "saved the weights as they are") != NULL, "%s", msg);
     free(msg);
-    /* the log ends on a complete line of 5 fields */
+    /* the log ends on a complete line of 12 fields */
     f = fopen(log, "rb");
     cr_assert_not_null(f);
     char *text = calloc(1 << 20, 1);
@@ -588,10 +592,11 @@ static void interrupt_training(int sig, int want_status, const char *sig_name)
     int commas = 0;
     for (const char *p = last; *p; p++)
         commas += *p == ',';
-    cr_expect_eq(commas, 4, "last line '%s'", last);
+    cr_expect_eq(commas, 11, "last line '%s'", last);
     long long epoch, step;
-    double loss, acc, ips;
-    cr_expect_eq(sscanf(last, "%lld,%lld,%lf,%lf,%lf", &epoch, &step, &loss, &acc, &ips), 5, "last line '%s'", last);
+    double lr, loss, acc, ips;
+    cr_expect_eq(sscanf(last + strcspn(last, ","), ",%lld,%lld,%lf,%lf,%lf,%lf", &epoch, &step, &lr, &loss, &acc, &ips), 6,
+                 "last line '%s'", last);
     free(text);
     /* the saved weights load */
     cnn_model *m;

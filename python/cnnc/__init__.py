@@ -63,22 +63,44 @@ class _Options(C.Structure):
                 ("precision", C.c_int)]
 
 
+class _AugmentStep(C.Structure):
+    _fields_ = [("kind", C.c_int), ("pad", C.c_int64)]
+
+
 class _TrainConfig(C.Structure):
+    # cnn_train_config of cnn.h, field for field (CNN_MAX_AUGMENT 8, CNN_MAX_NORMALIZE 16)
     _fields_ = [("loss", C.c_int), ("optimizer", C.c_int), ("lr", C.c_double), ("momentum", C.c_double),
                 ("weight_decay", C.c_double), ("beta1", C.c_double), ("beta2", C.c_double),
-                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64)]
+                ("eps", C.c_double), ("nesterov", C.c_bool), ("batch", C.c_int64), ("epochs", C.c_int64),
+                ("label_smoothing", C.c_double), ("schedule", C.c_int), ("schedule_every", C.c_int64),
+                ("schedule_gamma", C.c_double), ("warmup_epochs", C.c_double), ("clip_grad_norm", C.c_double),
+                ("naugment", C.c_int), ("augment", _AugmentStep * 8), ("nnormalize", C.c_int),
+                ("mean", C.c_double * 16), ("std", C.c_double * 16)]
+
+    def as_dict(self):
+        d = {n: getattr(self, n) for n, _ in self._fields_ if n not in ("augment", "mean", "std")}
+        d["augment"] = [(self.augment[i].kind, self.augment[i].pad) for i in range(min(self.naugment, 8))]
+        d["mean"] = list(self.mean[:min(self.nnormalize, 16)])
+        d["std"] = list(self.std[:min(self.nnormalize, 16)])
+        return d
 
 
 class _StepInfo(C.Structure):
-    _fields_ = [(n, C.c_int64) for n in ("step", "epoch", "epochs", "epoch_step", "steps_per_epoch", "batch")] + \
-               [(n, C.c_double) for n in ("loss", "accuracy", "epoch_loss", "epoch_accuracy", "images_per_s",
-                                          "seconds")]
+    _fields_ = [(n, C.c_int64) for n in ("step", "epoch", "epochs", "epoch_step", "steps_per_epoch", "run_steps",
+                                         "call_steps", "batch")] + \
+               [(n, C.c_double) for n in ("lr", "loss", "accuracy", "epoch_loss", "epoch_accuracy", "images_per_s",
+                                          "seconds", "call_seconds", "wall_seconds")]
 
 
 class _EpochInfo(C.Structure):
     _fields_ = [(n, C.c_int64) for n in ("epoch", "epochs", "steps", "total_steps")] + \
-               [(n, C.c_double) for n in ("train_loss", "train_accuracy", "images_per_s", "seconds")] + \
-               [("has_test", C.c_bool), ("test_loss", C.c_double), ("test_accuracy", C.c_double)]
+               [(n, C.c_double) for n in ("lr", "train_loss", "train_accuracy", "images_per_s", "seconds",
+                                          "wall_seconds")] + \
+               [("has_val", C.c_bool), ("val_loss", C.c_double), ("val_accuracy", C.c_double),
+                ("has_test", C.c_bool), ("test_loss", C.c_double), ("test_accuracy", C.c_double),
+                ("improved", C.c_bool), ("best_epoch", C.c_int64), ("best_accuracy", C.c_double),
+                ("epochs_without_improvement", C.c_int64), ("early_stop", C.c_bool), ("checkpointed", C.c_bool),
+                ("warning", C.c_char_p)]
 
 
 _STEP_FN = C.CFUNCTYPE(C.c_int, C.POINTER(_StepInfo), C.c_void_p)
@@ -87,13 +109,18 @@ _EPOCH_FN = C.CFUNCTYPE(C.c_int, C.POINTER(_EpochInfo), C.c_void_p)
 
 class _TrainOptions(C.Structure):
     _fields_ = [("epochs", C.c_int64), ("max_steps", C.c_int64), ("shuffle", C.c_bool), ("seed", C.c_uint64),
-                ("eval_batch", C.c_int64), ("on_step", _STEP_FN), ("on_epoch", _EPOCH_FN), ("user", C.c_void_p)]
+                ("eval_batch", C.c_int64), ("val", C.c_int64), ("patience", C.c_int64),
+                ("checkpoint_dir", C.c_char_p), ("resume", C.c_char_p),
+                ("on_step", _STEP_FN), ("on_epoch", _EPOCH_FN), ("user", C.c_void_p)]
 
 
 class _TrainResult(C.Structure):
-    _fields_ = [("steps", C.c_int64), ("epochs", C.c_int64), ("stopped", C.c_bool),
-                ("train_loss", C.c_double), ("train_accuracy", C.c_double), ("has_test", C.c_bool),
-                ("test_loss", C.c_double), ("test_accuracy", C.c_double), ("seconds", C.c_double)]
+    _fields_ = [("steps", C.c_int64), ("epochs", C.c_int64), ("resumed_step", C.c_int64), ("stopped", C.c_bool),
+                ("early_stopped", C.c_bool), ("restored_best", C.c_bool),
+                ("train_loss", C.c_double), ("train_accuracy", C.c_double),
+                ("has_val", C.c_bool), ("val_loss", C.c_double), ("val_accuracy", C.c_double),
+                ("has_test", C.c_bool), ("test_loss", C.c_double), ("test_accuracy", C.c_double),
+                ("best_epoch", C.c_int64), ("best_accuracy", C.c_double), ("seconds", C.c_double)]
 
 
 class _EvalResult(C.Structure):
@@ -312,7 +339,7 @@ class Model:
     def train_config(self):
         c = _TrainConfig()
         _lib.cnn_model_train_config(self.h, C.byref(c))
-        return {n: getattr(c, n) for n, _ in c._fields_}
+        return c.as_dict()
 
     def summary(self, batch=1, training=False):
         p = C.c_void_p()
@@ -367,11 +394,14 @@ class Model:
         return ys[0] if len(ys) == 1 else tuple(ys)
 
     def train(self, data_dir, epochs=None, steps=0, batch=None, lr=None, shuffle=True, seed=None,
-              test=True, on_step=None, on_epoch=None):
+              test=True, on_step=None, on_epoch=None, val=0, patience=0, checkpoint=None, resume=None):
         """Trains the weights in place on the IDX folder data_dir with cnn_train (the network's
-        train section gives the defaults).  steps: stop after that many optimiser steps.  The
+        train section gives the defaults).  steps: stop after that many optimiser steps.  val:
+        hold out the last val examples; patience: stop after that many epochs without a better
+        validation (else test) accuracy, ending with the best weights; checkpoint: a folder for
+        last.safetensors and best.safetensors; resume: a checkpoint to continue exactly.  The
         callbacks get a dict per step / per epoch and may return True to stop.  Returns a dict
-        (steps, epochs, stopped, train_loss, train_accuracy, test_loss, test_accuracy, seconds)."""
+        (steps, epochs, stopped, train_loss, train_accuracy, val_*, test_*, best_epoch, seconds...)."""
         tr = _Dataset(data_dir, "train")
         te = _Dataset(data_dir, "test", optional=True) if test else None
         if te is not None and te.absent:
@@ -392,6 +422,10 @@ class Model:
         o.max_steps = steps or 0
         o.shuffle = shuffle
         o.seed = self._opt.seed if seed is None else seed
+        o.val = val
+        o.patience = patience
+        keep = [os.fsencode(p) if p is not None else None for p in (checkpoint, resume)]
+        o.checkpoint_dir, o.resume = keep
         raised = []
 
         def wrap(fn, kind):
@@ -421,6 +455,8 @@ class Model:
         res = {n: getattr(r, n) for n, _ in r._fields_}
         if not r.has_test:
             res.pop("test_loss"), res.pop("test_accuracy")
+        if not r.has_val:
+            res.pop("val_loss"), res.pop("val_accuracy")
         return res
 
     def evaluate(self, data_dir, batch=256, split="test"):

@@ -16,6 +16,9 @@ def test_shapes(root):
     assert m.inputs == [(1, 28, 28)] and m.outputs == [(10,)]
     assert m.input_names == ["image"] and m.output_names == ["logits"]
     assert m.train_config["batch"] == 64
+    # the whole of cnn_train_config (cnn_model_train_config writes all of it)
+    tc = m.train_config
+    assert tc["clip_grad_norm"] == 0 and tc["schedule"] == 0 and tc["augment"] == [] and tc["mean"] == []
 
 
 def test_run_matches_cnnc_run(root, cnnc_bin, tmp_path):
