@@ -24,6 +24,7 @@ typedef struct compile_options {
     plan_backend_choice backend;
     const op_caps *caps;          /* which kernels exist; the caller's (ops/kernels.c fills one) */
     bool verify;                  /* check the graph after every pass (shapes included) */
+    op_precision precision;       /* inference arithmetic of conv and dense (pass_precision) */
 } compile_options;
 
 /* The inference graph of a checked network, errors reported into diags (ir_build). */

@@ -32,6 +32,7 @@ typedef struct ir_value {
     int producer;            /* node index, or -1 */
     int param_of;            /* PGRAD/OPTSTATE: the PARAM value it belongs to, else -1 */
     op_layout layout;        /* memory order (batched activations only; plain by default) */
+    op_dtype dtype;          /* element type (f32; u8/s8 between int8 nodes: pass_precision) */
 } ir_value;
 
 typedef struct ir_node {

@@ -12,8 +12,10 @@ static const pass_info pipeline[] = {
     {"fold_bn", PASS_FOLD_BN, pass_fold_bn},
     {"fuse", PASS_FUSE, pass_fuse},
     {"dce", PASS_DCE, pass_dce},
+    {"precision", 0, pass_precision},     /* always: a no-op in fp32 */
     {"backend", 0, pass_backend},         /* always: every node gets its backend */
-    {"layout", PASS_LAYOUT, pass_layout}, /* last: it needs the final nodes and their backends */
+    {"layout", PASS_LAYOUT, pass_layout}, /* it needs the final nodes and their backends */
+    {"precision_io", 0, pass_precision_io}, /* always: int8 tensors between int8 nodes (a no-op else) */
     {NULL, 0, NULL},
 };
 

@@ -24,6 +24,7 @@ typedef struct pass_ctx {
     bool training;                /* the graph holds backward and update nodes */
     plan_backend_choice backend;  /* the backends asked for */
     const op_caps *caps;          /* which kernels exist (the caller's; ops/caps.h) */
+    op_precision precision;       /* inference arithmetic of conv and dense (pass_precision) */
 } pass_ctx;
 
 typedef struct pass_info {
@@ -50,6 +51,15 @@ int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t e
 int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+/* Whether value v can never be negative (made by a relu, sigmoid or softmax, possibly through
+ * pooling, flatten, dropout, or adds and concats of such values): an int8 input is then u8. */
+bool pass_value_nonneg(const ir_graph *g, int v);
+/* Whether pass_precision makes node nd `prec` (a conv, over 4 or more input channels per group
+ * in int8; a dense layer without a fused softmax); cnnc quantize calibrates the int8 ones. */
+bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec);
+/* After the layout pass: the outputs of int8 nodes read only by int8 nodes stay u8/s8. */
+int pass_precision_io(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 
 /* The backend that runs op under choice c, from the capability table: the first of oneDNN,

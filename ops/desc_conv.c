@@ -415,3 +415,22 @@ const op_def op_def_conv_bwd_weights = {
     .op = OP_CONV_BWD_WEIGHTS, .name = "conv_bwd_weights", .min_inputs = 2, .max_inputs = 2,
     .shape = conv_bwd_weights_shape, .flops = conv_bwd_weights_flops, .props = OP_PROP_TRAINING_ONLY,
 };
+
+/* A convolution in low precision (compiler/pass_precision.c): the layer's node with its
+ * attributes, epilogue and name kept, attrs.conv.prec set, and in int8 two more inputs after
+ * the conv's own (x, w, b?, r?): the weight scales [F] and the input scale [1], and a third, the
+ * output scale [1], when its output stays int8. */
+static void conv_q_describe(const op_attrs *a, char *buf, size_t n)
+{
+    conv_describe(a, buf, n);
+    size_t len = strlen(buf);
+    if (a->conv.prec == OP_PREC_INT8)
+        op_desc_printf(buf, n, &len, " int8 (%s input)", a->conv.q_unsigned ? "u8" : "s8");
+    else if (a->conv.prec == OP_PREC_BF16)
+        op_desc_printf(buf, n, &len, " bf16");
+}
+
+const op_def op_def_conv_q = {
+    .op = OP_CONV_Q, .name = "conv_q", .min_inputs = 2, .max_inputs = 7, .shape = conv_shape,
+    .flops = conv_flops, .epilogue = conv_epilogue, .describe = conv_q_describe,
+};

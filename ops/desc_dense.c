@@ -180,3 +180,20 @@ const op_def op_def_dense_bwd_weights = {
     .op = OP_DENSE_BWD_WEIGHTS, .name = "dense_bwd_weights", .min_inputs = 2, .max_inputs = 2,
     .shape = dense_bwd_weights_shape, .flops = dense_bwd_weights_flops, .props = OP_PROP_TRAINING_ONLY,
 };
+
+/* A dense layer in low precision (compiler/pass_precision.c), as conv_q: x, w, b?, then in
+ * int8 the weight scales [U] and the input scale [1]. */
+static void dense_q_describe(const op_attrs *a, char *buf, size_t n)
+{
+    dense_describe(a, buf, n);
+    size_t len = strlen(buf);
+    if (a->dense.prec == OP_PREC_INT8)
+        op_desc_printf(buf, n, &len, " int8 (%s input)", a->dense.q_unsigned ? "u8" : "s8");
+    else if (a->dense.prec == OP_PREC_BF16)
+        op_desc_printf(buf, n, &len, " bf16");
+}
+
+const op_def op_def_dense_q = {
+    .op = OP_DENSE_Q, .name = "dense_q", .min_inputs = 2, .max_inputs = 6, .shape = dense_shape,
+    .flops = dense_flops, .epilogue = dense_epilogue, .describe = dense_q_describe,
+};

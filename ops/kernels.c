@@ -52,6 +52,8 @@ static const op_kernel ref_kernels[OP_COUNT] = {
     [OP_GRAD_SQNORM] = {.run = op_ref_grad_sqnorm},
     [OP_CLIP_SCALE] = {.run = op_ref_clip_scale},
     [OP_REORDER] = {.run = op_ref_reorder, .layouts = OP_LAYOUT_EITHER},
+    [OP_CONV_Q] = {.run = op_ref_conv_q},
+    [OP_DENSE_Q] = {.run = op_ref_dense_q},
 };
 
 const op_kernel *op_kernel_get(op_kind op, op_backend b)

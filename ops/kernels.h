@@ -27,6 +27,8 @@ typedef struct op_tensor {
     int64_t d[OP_MAX_DIMS];
     int layout;            /* 0: plain (NCHW, NCL, NC); 1: channels-last (NHWC, NWC): the
                             * elements in that order, d[] still N, C, H, W (op_layout) */
+    int dtype;             /* op_dtype: OP_DT_F32 (data is float), or u8 / s8 bytes at data
+                            * (only conv_q and dense_q in int8 read or write those) */
 } op_tensor;
 
 typedef struct op_call {

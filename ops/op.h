@@ -36,6 +36,15 @@ typedef enum op_layout {
     OP_LAYOUT_NHWC,        /* channels last: NHWC for images, NWC for signals */
 } op_layout;
 
+/* The element type of an activation in memory (op_tensor.dtype, ir_value.dtype): f32 everywhere
+ * except between two int8 nodes (compiler/pass_precision.c), where it is the quantised u8 or s8
+ * value, each element one byte (the buffer is still sized as for f32). */
+typedef enum op_dtype {
+    OP_DT_F32 = 0,
+    OP_DT_U8,
+    OP_DT_S8,
+} op_dtype;
+
 /* The activation kinds: none, then one per ACT(...) op of ops/ops.def, in that order. */
 typedef enum op_act {
     OP_ACT_NONE,
@@ -45,6 +54,14 @@ typedef enum op_act {
 #undef ACT
 #undef X
 } op_act;
+
+/* The arithmetic of a low-precision node (conv_q, dense_q: compiler/pass_precision.c makes them
+ * from conv and dense layers). */
+typedef enum op_precision {
+    OP_PREC_FP32 = 0,
+    OP_PREC_BF16,          /* bf16 inputs and weights (rounded to nearest even), f32 accumulation */
+    OP_PREC_INT8,          /* u8/s8 inputs x s8 weights -> s32, per-output-channel weight scales */
+} op_precision;
 
 /* conv1d, conv2d and their backward ops.  1-D convolutions use index 1 (width) of each pair
  * and treat height as 1 with kernel 1, stride 1, pad 0, dilation 1, so kernels see one form. */
@@ -62,6 +79,9 @@ typedef struct op_conv_attrs {
     float alpha;           /* leaky_relu slope */
     bool pool;             /* fused max pooling of the activated output */
     int64_t pool_size[2], pool_stride[2], pool_pad[2];
+    /* conv_q only */
+    op_precision prec;
+    bool q_unsigned;       /* int8: the input is quantised as u8 (it is never negative), else s8 */
 } op_conv_attrs;
 
 typedef struct op_pool_attrs {
@@ -76,6 +96,9 @@ typedef struct op_dense_attrs {
     op_act act;            /* fused activation */
     float alpha;
     bool softmax;          /* fused softmax (inference) */
+    /* dense_q only */
+    op_precision prec;
+    bool q_unsigned;       /* int8: the input is quantised as u8, else s8 */
 } op_dense_attrs;
 
 typedef struct op_bn_attrs {

@@ -127,6 +127,8 @@ OP_REF_KERNEL(op_ref_adamw_update);
 OP_REF_KERNEL(op_ref_grad_sqnorm);
 OP_REF_KERNEL(op_ref_clip_scale);
 OP_REF_KERNEL(op_ref_reorder);
+OP_REF_KERNEL(op_ref_conv_q);    /* ops/ref_int8.c: int8 and bf16 */
+OP_REF_KERNEL(op_ref_dense_q);
 
 /* Applies an activation to one value (shared by every backend's epilogues). */
 static inline float op_apply_act(op_act act, float alpha, float x);

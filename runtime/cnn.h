@@ -71,11 +71,22 @@ enum {
 #define CNN_PASSES_O2 \
     (CNN_PASS_DCE | CNN_PASS_FOLD_BN | CNN_PASS_FUSE | CNN_PASS_PLAN | CNN_PASS_INPLACE | CNN_PASS_LAYOUT)
 
+/* The arithmetic of inference (spec section 8, --precision). */
+typedef enum cnn_precision {
+    CNN_PRECISION_FP32 = 0,
+    CNN_PRECISION_BF16,   /* conv and dense in bf16 through oneDNN; CNN_ERR_USAGE on a CPU without avx512_bf16 */
+    CNN_PRECISION_INT8,   /* conv and dense in int8: the weights need the scales of `cnnc quantize` */
+} cnn_precision;
+
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
     int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE) */
     uint64_t seed;        /* dropout masks, shuffling */
+    cnn_precision precision; /* inference sessions (default CNN_PRECISION_FP32; a training session refuses
+                              * others, CNN_ERR_USAGE, and drops the weights' int8 scales, which its steps
+                              * make stale); batchnorm folding and fusion are always on in int8 (the scales
+                              * are those of the folded layers) */
 } cnn_options;
 
 /* Fills *o with the defaults. */
@@ -451,6 +462,23 @@ typedef struct cnn_eval_report {
  * cnn_evaluate (a label that is no class: CNN_ERR_INPUT, found before its batch runs). */
 CNN_API cnn_status cnn_evaluate_report(cnn_session *s, const cnn_dataset *d, int loss_kind, cnn_eval_report *r,
                                        int64_t *confusion, int64_t classes);
+
+/* ---- int8 post-training quantisation (cnnc quantize) ---- */
+
+typedef struct cnn_quantize_report {
+    int64_t examples;          /* calibration examples used */
+    int layers;                /* conv and dense layers given scales */
+    int percentile_chosen;     /* activation tensors whose 99.99th percentile beat their maximum */
+} cnn_quantize_report;
+/* Calibrates the int8 scales of model m on the first `examples` examples of d (fewer when d
+ * has fewer) by fp32 inference with options opt (NULL: defaults; batchnorm folding and fusion
+ * always on) and stores them in w: NAME.weight_scale per output channel (max |w| / 127 of the
+ * folded weights), NAME.input_scale and NAME.output_scale per tensor (of the maximum and the
+ * 99.99th percentile of |x|, the one with the smaller estimated squared error, / 255 for a
+ * tensor that is never negative, / 127 otherwise).  cnn_weights_save then writes them with the
+ * weights (spec section 10).  rep may be NULL.  CNN_ERR_INPUT when the data do not fit m. */
+CNN_API cnn_status cnn_weights_quantize(cnn_weights *w, cnn_model *m, const cnn_dataset *d, const cnn_options *opt,
+                                        int64_t examples, cnn_quantize_report *rep, char *err, size_t errlen);
 
 /* ---- the training loop ---- */
 

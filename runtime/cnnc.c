@@ -56,6 +56,11 @@ static const command commands[] = {
     {"bench", CMD_BENCH, cmd_bench, "cnnc bench NET.cnn [--batch N] [--train] [--json] [--repeat N]",
      "Times inference (or a training step) at each optimisation level and on each backend; prints\n"
      "a table of medians, or JSON."},
+    {"quantize", CMD_QUANTIZE, cmd_quantize,
+     "cnnc quantize NET.cnn -w W.safetensors --data DIR -o Q.safetensors [--calibrate N]",
+     "Post-training int8 quantisation: weight scales per output channel, activation scales calibrated\n"
+     "on the first N (1000) training examples; writes the weights and the scales to Q.safetensors,\n"
+     "for --precision int8."},
     {"emit", CMD_EMIT, cmd_emit, "cnnc emit NET.cnn [--stage parsed|optimized|training] [--format text|dot]",
      "Prints the graph at a stage, as text or Graphviz dot."},
     {"plot", CMD_PLOT, cmd_plot, "cnnc plot METRICS.csv -o CURVES.png [--width PX] [--height PX]",

@@ -23,7 +23,8 @@ enum {
     CMD_PLOT = 1u << 6,
     CMD_IMPORT = 1u << 7,
     CMD_EXPORT = 1u << 8,
-    CMD_ALL = 0x1ff,
+    CMD_QUANTIZE = 1u << 9,
+    CMD_ALL = 0x3ff,
 };
 
 enum { CNNC_MAX_RENAMES = 64 };
@@ -57,6 +58,7 @@ typedef struct args {
     const char *renames[CNNC_MAX_RENAMES]; /* --rename FROM=TO, in order */
     int nrenames;
     int repeat;            /* bench: runs per configuration */
+    int64_t calibrate;     /* quantize: calibration examples (0: not given, 1000) */
     unsigned disabled;     /* passes switched off by --no-* flags (bench applies them to every row) */
     cnn_options opt;
 } args;
@@ -121,5 +123,6 @@ int dist_check(int rc);
 int dist_end(int rc);
 int cmd_import(const args *a);  /* cnnc_onnx.c */
 int cmd_export(const args *a);  /* cnnc_onnx.c */
+int cmd_quantize(const args *a); /* cnnc_quantize.c */
 
 #endif

@@ -21,6 +21,7 @@ typedef enum flag_kind {
     F_BOOL,      /* bool at offset, set */
     F_PASS_OFF,  /* switches pass bits `lo` off */
     F_BACKEND,
+    F_PRECISION,
     F_OLEVEL,
     F_RENAME,    /* appended to args.renames */
     F_HELP,
@@ -40,7 +41,7 @@ typedef struct flag_def {
 
 #define OFF(field) offsetof(args, field)
 #define TRAINING (CMD_TRAIN)
-#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_EXPORT)
+#define WITH_WEIGHTS (CMD_RUN | CMD_TRAIN | CMD_EVAL | CMD_BENCH | CMD_EXPORT | CMD_QUANTIZE)
 
 static const flag_def flags[] = {
     {"help", 'h', NULL, F_HELP, 0, 0, 0, CMD_ALL, "describe the command and its flags"},
@@ -48,6 +49,8 @@ static const flag_def flags[] = {
     {"network", 0, "NAME", F_STR, OFF(network), 0, 0, CMD_ALL, "the network to use when the file has several"},
     {"threads", 0, "N", F_INT, OFF(opt.threads), 1, 1024, CMD_ALL, "threads (default: all cores)"},
     {"backend", 0, "B", F_BACKEND, 0, 0, 0, CMD_ALL, "auto|native|onednn|ref (default auto)"},
+    {"precision", 0, "P", F_PRECISION, 0, 0, 0, CMD_ALL,
+     "fp32|bf16|int8: conv and dense arithmetic for inference (default fp32; int8 needs cnnc quantize's weights)"},
     {NULL, 'O', "LEVEL", F_OLEVEL, 0, 0, 0, CMD_ALL, "-O0 -O1 -O2: graph optimisation level (default -O2)"},
     {"no-dce", 0, NULL, F_PASS_OFF, 0, CNN_PASS_DCE, 0, CMD_ALL, "switch dead-node elimination off"},
     {"no-fold-bn", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FOLD_BN, 0, CMD_ALL, "switch batchnorm folding off"},
@@ -66,12 +69,14 @@ static const flag_def flags[] = {
     {NULL, 'q', NULL, F_BOOL, OFF(quiet), 0, 0, CMD_ALL, "quiet: results only"},
     {NULL, 'w', "W.safetensors", F_STR, OFF(weights), 0, 0, WITH_WEIGHTS, "weights (default: initialised from --seed)"},
     {NULL, 'i', "IN.npy", F_STR, OFF(input), 0, 0, CMD_RUN, "input batch (default: seeded random)"},
-    {NULL, 'o', "FILE", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_PLOT | CMD_IMPORT | CMD_EXPORT,
+    {NULL, 'o', "FILE", F_STR, OFF(output), 0, 0, CMD_RUN | CMD_PLOT | CMD_IMPORT | CMD_EXPORT | CMD_QUANTIZE,
      "run: write the outputs to FILE (OUT.npy; a second output to OUT.NAME.npy); plot: the PNG to draw; "
-     "import: the NET.cnn to write; export: the MODEL.onnx to write"},
+     "import: the NET.cnn to write; export: the MODEL.onnx to write; quantize: the Q.safetensors to write"},
+    {"calibrate", 0, "N", F_INT64, OFF(calibrate), 1, INT64_MAX / 2, CMD_QUANTIZE,
+     "calibration examples (default 1000, at most the training set)"},
     {"batch", 0, "N", F_INT64, OFF(batch), 1, 1 << 20,
-     CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_PLOT | CMD_IMPORT | CMD_EXPORT), "examples per batch"},
-    {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL, "an MNIST-format (IDX) data folder"},
+     CMD_ALL & ~(unsigned)(CMD_EMIT | CMD_PLOT | CMD_IMPORT | CMD_EXPORT | CMD_QUANTIZE), "examples per batch"},
+    {"data", 0, "DIR", F_STR, OFF(data), 0, 0, CMD_TRAIN | CMD_EVAL | CMD_QUANTIZE, "an MNIST-format (IDX) data folder"},
     {"save", 0, "OUT.safetensors", F_STR, OFF(save), 0, 0, TRAINING, "write the trained weights"},
     {"epochs", 0, "N", F_INT64, OFF(epochs), 1, 1000000, TRAINING, "epochs (default: the train section's)"},
     {"lr", 0, "X", F_POS_DOUBLE, OFF(lr), 0, 0, TRAINING, "learning rate (default: the train section's)"},
@@ -298,6 +303,16 @@ static int apply_flag(const flag_def *f, const char *val, args *a)
     case F_STR: *(const char **)field = val; return -1;
     case F_BOOL: *(bool *)field = true; return -1;
     case F_BACKEND: return set_backend(a, val);
+    case F_PRECISION:
+        if (strcmp(val, "fp32") == 0)
+            a->opt.precision = CNN_PRECISION_FP32;
+        else if (strcmp(val, "bf16") == 0)
+            a->opt.precision = CNN_PRECISION_BF16;
+        else if (strcmp(val, "int8") == 0)
+            a->opt.precision = CNN_PRECISION_INT8;
+        else
+            return usage_error("--precision takes fp32, bf16 or int8, got '%s'", val);
+        return -1;
     case F_RENAME:
         if (!strchr(val, '=') || val[0] == '=')
             return usage_error("--rename takes FROM=TO (FROM not empty), got '%s'", val);

@@ -395,6 +395,8 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         .passes = rt_pass_bits(opt),
         .backend = (plan_backend_choice)opt->backend,
         .caps = &caps,
+        .precision = training ? OP_PREC_FP32 : (op_precision)opt->precision, /* training: fp32 (refused
+                                                                                 * by rt_precision_check) */
 #ifdef NDEBUG
         .verify = false,
 #else
@@ -414,6 +416,8 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         co.ad.optim.eps = tc->eps;
         co.ad.optim.nesterov = tc->nesterov;
     }
+    if (co.precision == OP_PREC_INT8)
+        co.passes |= PASS_FOLD_BN | PASS_FUSE | PASS_DCE; /* the scales are the folded layers' */
     plan_status why;
     ir_plan *p = compile_plan(m->graph, &co, &why, err, errlen);
     if (st)
@@ -440,9 +444,9 @@ static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
               what, p->batch, a, p->naive_bytes, b, p->arena_bytes, c, p->lower_bound);
 }
 
-/* The backend that runs layer nd of the unoptimised graph: its own node's, or that of the
- * optimised node it was fused into; "-" when it runs nowhere (removed). */
-static const char *layer_backend(const ir_plan *p, const ir_node *nd)
+/* The optimised node that runs layer nd of the unoptimised graph: its own node, or the one it
+ * was fused into; NULL when it runs nowhere (removed).  *step gets its step. */
+static const ir_node *layer_runner(const ir_plan *p, const ir_node *nd, int *step)
 {
     const ir_graph *og = p->graph;
     size_t len = strlen(nd->name);
@@ -455,28 +459,60 @@ static const char *layer_backend(const ir_plan *p, const ir_node *nd)
                 in_fused = true;
             f += len;
         }
-        if (strcmp(on->name, nd->name) == 0 || in_fused)
-            return op_backend_name(p->steps[s].backend);
+        if (strcmp(on->name, nd->name) == 0 || in_fused) {
+            *step = s;
+            return on;
+        }
     }
-    return "-";
+    return NULL;
+}
+
+static const char *layer_backend(const ir_plan *p, const ir_node *nd)
+{
+    int s;
+    return layer_runner(p, nd, &s) ? op_backend_name(p->steps[s].backend) : "-";
+}
+
+/* The arithmetic layer nd runs in, with the conversions at its node's edges: "int8 f32>u8,
+ * >f32" (the f32 input converted to u8, the output dequantised to f32), "int8 u8, >u8" (int8
+ * tensors from and to other int8 nodes), "bf16 f32>bf16, >f32", "fp32", or "-". */
+static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size_t n)
+{
+    static const char *const dt[3] = {"f32", "u8", "s8"};
+    int s;
+    const ir_node *on = layer_runner(p, nd, &s);
+    snprintf(buf, n, "%s", on ? "fp32" : "-");
+    if (!on || (on->op != OP_CONV_Q && on->op != OP_DENSE_Q))
+        return;
+    bool conv = on->op == OP_CONV_Q;
+    op_precision pr = conv ? on->attrs.conv.prec : on->attrs.dense.prec;
+    bool u = conv ? on->attrs.conv.q_unsigned : on->attrs.dense.q_unsigned;
+    op_dtype in = p->graph->vals[on->in[0]].dtype, out = p->graph->vals[on->out[0]].dtype;
+    if (pr == OP_PREC_BF16)
+        snprintf(buf, n, "bf16 f32>bf16, >f32");
+    else if (pr == OP_PREC_INT8)
+        snprintf(buf, n, "int8 %s%s, >%s", in == OP_DT_F32 ? "f32>" : "", in == OP_DT_F32 ? (u ? "u8" : "s8") : dt[in],
+                 dt[out]);
 }
 
 /* One row per layer of the source (name, kind, output shape, parameters, FLOPs, backend),
  * then the totals and the outputs. */
 static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
 {
-    sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %s\n", "layer", "kind", "output", "params", "FLOPs", "backend");
+    sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %-8s %s\n", "layer", "kind", "output", "params", "FLOPs", "backend",
+              "precision");
     int64_t tparams = 0, tflops = 0;
-    char sh[64], pc[32], fc[32];
+    char sh[64], pc[32], fc[32], prec[64];
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
         int64_t np = ir_node_params(g, n), nf = ir_node_flops(g, n);
+        layer_precision(p, nd, prec, sizeof prec);
         tparams += np, tflops += nf;
         fmt_count(pc, sizeof pc, np);
         fmt_count(fc, sizeof fc, nf);
-        sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %s\n", nd->name, op_name(nd->op),
+        sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %-8s %s\n", nd->name, op_name(nd->op),
                   nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc,
-                  layer_backend(p, nd));
+                  layer_backend(p, nd), prec);
     }
     fmt_count(pc, sizeof pc, tparams);
     fmt_count(fc, sizeof fc, tflops);
@@ -511,6 +547,25 @@ static void summary_rewrites(strbuf *sb, const ir_plan *p)
             sb_printf(sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
                       on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
     }
+    /* --precision bf16 / int8: the low-precision nodes and the conversions at their edges */
+    int nq = 0, nconv = 0, nbytes = 0;
+    const char *prec = "";
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *on = &og->nodes[p->steps[s].node];
+        if (on->op != OP_CONV_Q && on->op != OP_DENSE_Q)
+            continue;
+        nq++;
+        op_precision pr = on->op == OP_CONV_Q ? on->attrs.conv.prec : on->attrs.dense.prec;
+        prec = pr == OP_PREC_INT8 ? "int8" : "bf16";
+        nconv += (og->vals[on->in[0]].dtype == OP_DT_F32) + (og->vals[on->out[0]].dtype == OP_DT_F32);
+        nbytes += og->vals[on->out[0]].dtype != OP_DT_F32;
+    }
+    if (nq && prec[0] == 'i')
+        sb_printf(sb, "\nprecision int8: %d of %d nodes, %d tensors kept in int8 between them, %d conversions from or to "
+                  "f32 at their edges\n", nq, p->nsteps, nbytes, nconv);
+    else if (nq)
+        sb_printf(sb, "\nprecision bf16: %d of %d nodes, each converting its f32 input to bf16 and writing f32\n", nq,
+                  p->nsteps);
 }
 
 cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,

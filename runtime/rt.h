@@ -38,13 +38,16 @@ typedef struct rt_tensor {
     char name[OP_NAME_MAX];
     op_shape shape;           /* parameter shapes have no batch axis */
     bool trainable;
+    bool present;             /* scale tensors (runtime/quantize.c): in force */
     float *data;
 } rt_tensor;
 
 struct cnn_weights {
     const cnn_model *model;
     int count;
-    rt_tensor *t;
+    rt_tensor *t;             /* count tensors of the network, then naux int8 scale tensors */
+    int naux;
+    char source[256];         /* the file last loaded, for messages ("" before any) */
     /* Shared by the sessions on these weights, which may run on other threads: */
     _Atomic uint64_t version; /* bumped whenever the tensors may have changed */
     _Atomic unsigned claims;  /* RT_CLAIM_WRITE, or the number of readers running now */

@@ -21,6 +21,7 @@
 #include "ops/mem.h"
 #include "runtime/dist.h"
 #include "runtime/rng.h"
+#include "runtime/quantize.h"
 #include "runtime/rt.h"
 #include "runtime/sysmem.h"
 
@@ -110,6 +111,7 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
     const ir_value *val = &s->plan->graph->vals[v];
     t->data = s->data[v];
     t->layout = val->layout == OP_LAYOUT_NHWC ? 1 : 0;
+    t->dtype = (int)val->dtype;
     t->rank = 0;
     if (val->batched)
         t->d[t->rank++] = s->batch;
@@ -223,7 +225,9 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
     if (!s->arena)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory: the arena needs %zu bytes", bytes);
     memset(s->arena, 0, bytes);
-    st = bind_values(s);
+    st = rt_precision_check(s); /* runtime/quantize.c: --precision int8 / bf16 */
+    if (st == CNN_OK)
+        st = bind_values(s);
     if (st == CNN_OK)
         st = prepare_calls(s);
     if (st == CNN_OK)

@@ -12,13 +12,14 @@
 #include "ops/registry.h"
 #include "runtime/checkpoint.h"
 #include "runtime/rng.h"
+#include "runtime/quantize.h"
 #include "runtime/rt.h"
 #include "runtime/sysmem.h"
 #include "runtime/safetensors.h"
 
 int rt_weights_find(const cnn_weights *w, const char *name)
 {
-    for (int i = 0; i < w->count; i++)
+    for (int i = 0; i < w->count + w->naux; i++)
         if (strcmp(w->t[i].name, name) == 0)
             return i;
     return -1;
@@ -150,7 +151,7 @@ void cnn_weights_destroy(cnn_weights *w)
 {
     if (!w)
         return;
-    for (int i = 0; i < w->count; i++)
+    for (int i = 0; i < w->count + w->naux; i++)
         cnn_mem_free(w->t[i].data);
     cnn_mem_free(w->t);
     cnn_mem_free(w->long_err);
@@ -249,9 +250,15 @@ static cnn_status load_tensors(cnn_weights *w, rt_st_file *file, const char *pat
                        "%s: the weights are in use by a session running on another thread; loading "
                        "would change them under it", path);
     }
-    /* check everything first, so a failed load changes nothing */
+    /* check everything first, so a failed load changes nothing; the int8 scales (runtime/quantize.c)
+     * are checked apart and matched by name only */
+    rt_st_file qview;
+    rt_st_tensor *qkept = NULL;
+    cnn_status st = rt_scales_split(w, f, path, &qview, &qkept);
+    f = &qview;
     int *idx = cnn_mem_malloc(sizeof(int) * ((size_t)w->count + 1));
-    cnn_status st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
+    if (st == CNN_OK)
+        st = idx ? rt_weights_match(w, path, f, opt, idx) : rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < w->count && st == CNN_OK && !opt->allow_nonfinite; i++) {
         const rt_st_tensor *t = &f->tensors[idx[i]];
         for (int64_t k = 0; k < t->numel; k++)
@@ -267,11 +274,14 @@ static cnn_status load_tensors(cnn_weights *w, rt_st_file *file, const char *pat
             const rt_st_tensor *t = &f->tensors[idx[i]];
             memcpy(w->t[i].data, t->data, sizeof(float) * (size_t)t->numel);
         }
+        st = rt_scales_store(w, file);
+        snprintf(w->source, sizeof w->source, "%s", path);
         atomic_fetch_add(&w->version, 1);
     }
     rt_weights_release_write(w);
     cnn_mem_free(idx);
     cnn_mem_free(kept);
+    cnn_mem_free(qkept);
     rt_st_free(file);
     return st;
 }
@@ -322,20 +332,23 @@ cnn_status cnn_weights_save(cnn_weights *w, const char *path)
     if (!rt_weights_claim_read(w))
         return rt_fail(w->err, CNN_ERR_USAGE,
                        "%s: the weights are being written by a training step on another thread", path);
-    rt_st_tensor *ts = cnn_mem_calloc((size_t)w->count + 1, sizeof *ts);
+    rt_st_tensor *ts = cnn_mem_calloc((size_t)(w->count + w->naux) + 1, sizeof *ts);
     if (!ts) {
         rt_weights_release_read(w);
         return rt_fail(w->err, CNN_ERR_NOMEM, "out of memory");
     }
-    for (int i = 0; i < w->count; i++) {
-        ts[i].name = w->t[i].name;
-        ts[i].rank = w->t[i].shape.rank;
+    int n = 0;
+    for (int i = 0; i < w->count + w->naux; i++) {
+        if (i >= w->count && !w->t[i].present)
+            continue;
+        ts[n].name = w->t[i].name;
+        ts[n].rank = w->t[i].shape.rank;
         for (int k = 0; k < w->t[i].shape.rank; k++)
-            ts[i].dims[k] = w->t[i].shape.d[k];
-        ts[i].data = w->t[i].data;
+            ts[n].dims[k] = w->t[i].shape.d[k];
+        ts[n++].data = w->t[i].data;
     }
     char msg[RT_ERR_MAX];
-    rt_st_status rs = rt_st_write(path, w->count, ts, msg, sizeof msg);
+    rt_st_status rs = rt_st_write(path, n, ts, msg, sizeof msg);
     rt_weights_release_read(w);
     cnn_mem_free(ts);
     if (rs != RT_ST_OK)

@@ -180,5 +180,6 @@ extern const op_kernel op_dnn_act_kernel, op_dnn_act_bwd_kernel, op_dnn_softmax_
 extern const op_kernel op_dnn_add_kernel, op_dnn_concat_kernel, op_dnn_concat_bwd_kernel;
 extern const op_kernel op_dnn_batchnorm_kernel, op_dnn_batchnorm_bwd_kernel;
 extern const op_kernel op_dnn_reorder_kernel;
+extern const op_kernel op_dnn_conv_q_kernel, op_dnn_dense_q_kernel; /* dnn_lowp.c: int8 and bf16 */
 
 #endif

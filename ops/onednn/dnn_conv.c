@@ -13,17 +13,9 @@
  *   conv_bwd_weights: dy, x  ->  dw [F,C/g,(kd,)kh,kw], db [F]? */
 #include <string.h>
 
-#include "ops/onednn/dnn_common.h"
+#include "ops/onednn/dnn_conv.h"
 
-typedef struct conv_geom {
-    int64_t n, c;            /* source batch and channels */
-    int sp;                  /* spatial dims given to oneDNN: 2 (1-D as height 1) or 3 */
-    int64_t in[3], k[3], out[3]; /* source size, kernel, conv output: (d,) h, w */
-    int64_t f, g;            /* filters, groups */
-    dnnl_dims_t stride, dil, pad;
-    int wnd;                 /* weights ndims: 2 + sp (oi(d)hw) or 3 + sp (goi(d)hw) */
-    int64_t wdims[6];
-} conv_geom;
+
 
 /* The spatial sizes of activation t as the oneDNN view of sp dims: [N,C,D,H,W] for sp 3,
  * [N,C,H,W] or [N,C,L] (H = 1) for sp 2.  0, or -1 when t has another rank. */
@@ -43,7 +35,7 @@ static int act_view(const op_tensor *t, int sp, int64_t v[5])
 }
 
 /* Whether activation t is [n, ch, sizes...] in the view of g. */
-static bool act_is(const conv_geom *g, const op_tensor *t, int64_t ch, const int64_t *sizes)
+bool op_dnn_conv_act_is(const conv_geom *g, const op_tensor *t, int64_t ch, const int64_t *sizes)
 {
     int64_t v[5];
     if (act_view(t, g->sp, v)) return false;
@@ -54,7 +46,7 @@ static bool act_is(const conv_geom *g, const op_tensor *t, int64_t ch, const int
 }
 
 /* Reads the geometry from the attributes and the source shape `xt`; checks w's shape. */
-static int conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_tensor *wt,
+int op_dnn_conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_tensor *wt,
                           conv_geom *g, char *err, size_t errlen)
 {
     memset(g, 0, sizeof *g);
@@ -116,14 +108,11 @@ static int conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_
     return 0;
 }
 
-/* Which activations of a call are channels-last: the source side x and the output side y. */
-typedef struct conv_layouts {
-    bool x, y;
-} conv_layouts;
+
 
 /* Descriptors for the primitive (prim: channels-last activations as they are, else "any";
  * weights "any") or of the call's tensors (activations in their layouts, weights plain). */
-static void conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory_desc_t *x,
+void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory_desc_t *x,
                      dnnl_memory_desc_t *w, dnnl_memory_desc_t *y)
 {
     int nd = 2 + g->sp;
@@ -142,7 +131,7 @@ static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_prop
                        const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, char *err, size_t errlen)
 {
     dnnl_memory_desc_t x, w, y;
-    conv_mds(g, cl, true, &x, &w, &y);
+    op_dnn_conv_mds(g, cl, true, &x, &w, &y);
     dnnl_memory_desc_t b = op_dnn_md(1, &g->f);
     dnnl_convolution_desc_t d;
     OP_DNN_TRY(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, &x, &w,
@@ -155,7 +144,7 @@ static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_prop
 
 /* ---- forward with the epilogue */
 
-static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g, int conv_dst,
+int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g, int conv_dst,
                            char *err, size_t errlen)
 {
     const op_conv_attrs *a = &c->node->attrs.conv;
@@ -167,11 +156,13 @@ static int conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
         return op_dnn_errf(err, errlen, "oneDNN conv: fused pooling is for 1-D and 2-D convolutions only");
     int64_t pooled[2] = {(g->out[0] + 2 * pad[0] - kernel[0]) / stride[0] + 1,
                          (g->out[1] + 2 * pad[1] - kernel[1]) / stride[1] + 1};
-    if (!act_is(g, &c->out[0], g->f, pooled))
+    if (!op_dnn_conv_act_is(g, &c->out[0], g->f, pooled))
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
     int64_t yd[4] = {g->n, g->f, pooled[0], pooled[1]};
     dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
     dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_cl(c, &c->out[0]));
+    /* the conv's type (f32; u8/s8 from an int8 conv_q) */
+    y_any.data_type = y_plain.data_type = op_dnn_mem_md(p, conv_dst)->data_type;
     dnnl_pooling_desc_t d;
     OP_DNN_TRY(dnnl_pooling_forward_desc_init(&d, dnnl_forward_inference, dnnl_pooling_max,
                                               op_dnn_mem_md(p, conv_dst), &y_any, stride, kernel, pad, pad),
@@ -198,12 +189,12 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
     if (c->nin != nin || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN conv: expected %d inputs and 1 output", nin);
     conv_geom g;
-    if (conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
+    if (op_dnn_conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
     if (a->pool && g.sp != 2)
         return op_dnn_errf(err, errlen, "oneDNN conv: fused pooling is for 1-D and 2-D convolutions only");
-    if (!a->pool && !act_is(&g, &c->out[0], g.f, g.out))
+    if (!a->pool && !op_dnn_conv_act_is(&g, &c->out[0], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the attributes");
-    if (a->residual && !act_is(&g, &c->in[nin - 1], g.f, g.out))
+    if (a->residual && !op_dnn_conv_act_is(&g, &c->in[nin - 1], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv: residual shape does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
@@ -219,7 +210,7 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
 
     rc = -1;
     dnnl_memory_desc_t xp, wp, yp;
-    conv_mds(&g, cl, false, &xp, &wp, &yp);
+    op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
     int x = op_dnn_input(p, &xp, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), OP_DNN_IN, 0,
                          err, errlen);
@@ -251,7 +242,7 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
                                          DNNL_ARG_DST, y);
     if (p->main_step < 0) goto done;
     if (a->pool)
-        rc = conv_build_pool(p, c, &g, y, err, errlen);
+        rc = op_dnn_conv_build_pool(p, c, &g, y, err, errlen);
     else
         rc = user >= 0 && op_dnn_reorder(p, y, user, false, err, errlen) < 0 ? -1 : 0;
 done:
@@ -269,8 +260,8 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
     if (c->nin != 2 || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: expected 2 inputs and 1 output");
     conv_geom g;
-    if (conv_geom_read(a, &c->out[0], &c->in[1], &g, err, errlen)) return -1;
-    if (!act_is(&g, &c->in[0], g.f, g.out))
+    if (op_dnn_conv_geom_read(a, &c->out[0], &c->in[1], &g, err, errlen)) return -1;
+    if (!op_dnn_conv_act_is(&g, &c->in[0], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: dy does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
@@ -279,8 +270,8 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
     int rc = -1;
     if (conv_fwd_pd(&g, cl, false, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
-    conv_mds(&g, cl, true, &xa, &wa, &ya);
-    conv_mds(&g, cl, false, &xp, &wp, &yp);
+    op_dnn_conv_mds(&g, cl, true, &xa, &wa, &ya);
+    op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
     dnnl_convolution_desc_t d;
     dnnl_status_t s = dnnl_dilated_convolution_backward_data_desc_init(
         &d, dnnl_convolution_direct, &xa, &wa, &ya, g.stride, g.dil, g.pad, g.pad);
@@ -321,8 +312,8 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
     if (c->nin != 2 || c->nout != nout)
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: expected 2 inputs and %d outputs", nout);
     conv_geom g;
-    if (conv_geom_read(a, &c->in[1], &c->out[0], &g, err, errlen)) return -1;
-    if (!act_is(&g, &c->in[0], g.f, g.out))
+    if (op_dnn_conv_geom_read(a, &c->in[1], &c->out[0], &g, err, errlen)) return -1;
+    if (!op_dnn_conv_act_is(&g, &c->in[0], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: dy does not match the attributes");
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != g.f))
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: db must be [F]");
@@ -333,8 +324,8 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
     int rc = -1;
     if (conv_fwd_pd(&g, cl, a->bias, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
-    conv_mds(&g, cl, true, &xa, &wa, &ya);
-    conv_mds(&g, cl, false, &xp, &wp, &yp);
+    op_dnn_conv_mds(&g, cl, true, &xa, &wa, &ya);
+    op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
     dnnl_convolution_desc_t d;
     dnnl_status_t s = dnnl_dilated_convolution_backward_weights_desc_init(

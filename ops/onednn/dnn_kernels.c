@@ -33,6 +33,8 @@ static const op_kernel *const onednn_kernels[OP_COUNT] = {
     [OP_BATCHNORM] = &op_dnn_batchnorm_kernel,
     [OP_BATCHNORM_BWD] = &op_dnn_batchnorm_bwd_kernel,
     [OP_REORDER] = &op_dnn_reorder_kernel,
+    [OP_CONV_Q] = &op_dnn_conv_q_kernel,
+    [OP_DENSE_Q] = &op_dnn_dense_q_kernel,
 };
 
 const op_kernel *op_onednn_kernel(op_kind op)

@@ -18,6 +18,7 @@ import numpy as np
 __all__ = ["Model", "Weights", "Error", "version"]
 
 _BACKENDS = {"auto": 0, "ref": 1, "native": 2, "onednn": 3}
+_PRECISIONS = {"fp32": 0, "bf16": 1, "int8": 2}
 
 
 class Error(Exception):
@@ -58,7 +59,8 @@ _f32p = C.POINTER(C.c_float)
 
 
 class _Options(C.Structure):
-    _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64)]
+    _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64),
+                ("precision", C.c_int)]
 
 
 class _AugmentStep(C.Structure):
@@ -259,11 +261,14 @@ class Model:
     """A compiled network with its weights (fresh from `seed`, or loaded with load_weights).
 
     path: a .cnn file (or source=TEXT to compile a string); network: which network of the file.
-    backend: "auto", "ref", "native" or "onednn"; threads: 0 for all cores."""
+    backend: "auto", "ref", "native" or "onednn"; threads: 0 for all cores.
+    precision: "fp32", "bf16" or "int8" for inference (int8 needs weights with the scales that
+    `cnnc quantize` writes, loaded with load_weights); training is always fp32."""
 
     _sessions = {}
 
-    def __init__(self, path=None, network=None, *, source=None, seed=0, backend="auto", threads=0, opt_level=2):
+    def __init__(self, path=None, network=None, *, source=None, seed=0, backend="auto", threads=0, opt_level=2,
+                 precision="fp32"):
         self.h = _P()
         if source is not None:
             data = source.encode()
@@ -280,6 +285,9 @@ class Model:
         if backend not in _BACKENDS:
             raise Error("unknown backend %r (one of %s)" % (backend, ", ".join(_BACKENDS)), 2)
         self._opt.backend = _BACKENDS[backend]
+        if precision not in _PRECISIONS:
+            raise Error("unknown precision %r (one of %s)" % (precision, ", ".join(_PRECISIONS)), 2)
+        self._opt.precision = _PRECISIONS[precision]
         self._opt.threads = threads
         self._opt.seed = seed
         if opt_level == 0:

@@ -1,0 +1,221 @@
+/* The precision pass: under --precision int8 or bf16, every conv and dense node (after
+ * batchnorm folding and fusion, so the epilogue travels with it) becomes a conv_q / dense_q
+ * node of that precision; everything else stays fp32.  A low-precision node reads and writes
+ * f32 tensors: it converts its input at its start (int8: u8 when the input can never be
+ * negative, s8 otherwise, with the calibrated input scale) and writes its output in f32
+ * (dequantised in the epilogue), so the conversions sit at the node's edges and layers without
+ * a low-precision kernel need nothing around them.  In int8 the node gains two inputs, the
+ * stored tensors NAME.weight_scale [F] and NAME.input_scale [1] (spec section 10: the weights
+ * file made by `cnnc quantize`).  Dense layers with a fused softmax and convolutions over fewer
+ * than 4 input channels per group (int8 only) stay fp32. */
+#include <stdio.h>
+#include <string.h>
+
+#include "compiler/passes.h"
+#include "ops/registry.h"
+
+/* int8: convolutions over fewer input channels per group than this stay fp32: each output then sums
+ * a few dozen products at most (LeNet's and the CIFAR networks' first layers), the conversion
+ * of the input costs as much as the arithmetic saves, oneDNN's int8 kernels are slower than its
+ * fp32 ones there (LeNet-5's 1-channel 5x5 conv: 0.57 against 0.45 ms at batch 64), and the
+ * network input keeps its full precision.  (bf16 has no such cost: oneDNN's bf16 kernels are
+ * faster there too.) */
+#define LOWP_MIN_CHANNELS 4
+
+bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec)
+{
+    const op_def *def = op_def_get(nd->op);
+    if (def && (def->props & OP_PROP_CONV)) {
+        int64_t groups = nd->attrs.conv.groups > 0 ? nd->attrs.conv.groups : 1;
+        return prec != OP_PREC_INT8 || g->vals[nd->in[0]].shape.d[0] / groups >= LOWP_MIN_CHANNELS;
+    }
+    return nd->op == OP_DENSE && !nd->attrs.dense.softmax;
+}
+
+static op_act node_act(const ir_node *nd)
+{
+    const op_def *def = op_def_get(nd->op);
+    if (def && def->act != OP_ACT_NONE)
+        return def->act;
+    if ((def && (def->props & OP_PROP_CONV)) || nd->op == OP_CONV_Q)
+        return nd->attrs.conv.act;
+    if (nd->op == OP_DENSE || nd->op == OP_DENSE_Q)
+        return nd->attrs.dense.softmax ? OP_ACT_SIGMOID /* softmax: never negative */ : nd->attrs.dense.act;
+    return OP_ACT_NONE;
+}
+
+bool pass_value_nonneg(const ir_graph *g, int v)
+{
+    for (int depth = 0; depth < 64; depth++) {
+        if (v < 0 || v >= g->nvals)
+            return false;
+        int p = g->vals[v].producer;
+        if (p < 0)
+            return false; /* a network input: anything */
+        const ir_node *nd = &g->nodes[p];
+        op_act act = node_act(nd);
+        if (act == OP_ACT_RELU || act == OP_ACT_SIGMOID || nd->op == OP_SOFTMAX)
+            return true;
+        switch (nd->op) {
+        case OP_MAXPOOL: case OP_AVGPOOL: case OP_GLOBAL_AVGPOOL: case OP_FLATTEN: case OP_DROPOUT:
+        case OP_REORDER:
+            v = nd->in[0];
+            continue;
+        case OP_ADD: case OP_CONCAT:
+            for (int k = 0; k < nd->nin; k++)
+                if (g->vals[nd->in[k]].batched && !pass_value_nonneg(g, nd->in[k]))
+                    return false;
+            return true;
+        default:
+            return false;
+        }
+    }
+    return false;
+}
+
+/* A stored tensor NAME.suffix of shape [n] for node nd: its value, or -1 when out of memory. */
+static int scale_value(ir_graph *g, const ir_node *nd, const char *suffix, int64_t n)
+{
+    char name[2 * OP_NAME_MAX];
+    snprintf(name, sizeof name, "%s.%s", nd->name, suffix);
+    if (strlen(name) >= OP_NAME_MAX)
+        return -1;
+    for (int v = 0; v < g->nvals; v++)
+        if (g->vals[v].kind == IR_VAL_STATE && strcmp(g->vals[v].name, name) == 0)
+            return v;
+    op_shape s = {.rank = 1, .d = {n}};
+    return ir_add_value(g, IR_VAL_STATE, &s, false, name);
+}
+
+int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    if (ctx->precision == OP_PREC_FP32)
+        return 0;
+    if (ctx->training) {
+        snprintf(err, errlen, "--precision %s is for inference; training runs in fp32",
+                 ctx->precision == OP_PREC_INT8 ? "int8" : "bf16");
+        return -1;
+    }
+    /* decide the input signs on the fp32 graph first: a converted node's input keeps its producer */
+    int nn = g->nnodes;
+    for (int n = 0; n < nn; n++) {
+        ir_node *nd = &g->nodes[n];
+        if (nd->dead || !pass_precision_candidate(g, nd, ctx->precision))
+            continue;
+        bool nonneg = pass_value_nonneg(g, nd->in[0]);
+        int64_t f = g->vals[nd->in[1]].shape.d[0]; /* the weight's output channels */
+        int nin = nd->nin;
+        if (ctx->precision == OP_PREC_INT8) {
+            if (nin + 2 > OP_MAX_IN) {
+                snprintf(err, errlen, "%s: too many inputs for int8", nd->name);
+                return -1;
+            }
+            int ws = scale_value(g, nd, "weight_scale", f);
+            int is = ws < 0 ? -1 : scale_value(g, nd, "input_scale", 1);
+            if (is < 0) {
+                snprintf(err, errlen, "%s: cannot add its int8 scales (name too long or out of memory)", nd->name);
+                return -1;
+            }
+            nd = &g->nodes[n]; /* values may have moved the graph's arrays: nodes did not, but be safe */
+            nd->in[nin] = ws;
+            nd->in[nin + 1] = is;
+            nd->nin = nin + 2;
+        }
+        if (nd->op == OP_DENSE) {
+            nd->op = OP_DENSE_Q;
+            nd->attrs.dense.prec = ctx->precision;
+            nd->attrs.dense.q_unsigned = nonneg;
+        } else {
+            nd->op = OP_CONV_Q;
+            nd->attrs.conv.prec = ctx->precision;
+            nd->attrs.conv.q_unsigned = nonneg;
+        }
+        (*changes)++;
+    }
+    return 0;
+}
+
+/* ---- int8 tensors between int8 nodes */
+
+/* The layer's own inputs of a conv_q / dense_q node (x, w, bias, residual). */
+static int own_inputs(const ir_node *nd)
+{
+    if (nd->op == OP_CONV_Q)
+        return 2 + (nd->attrs.conv.bias ? 1 : 0) + (nd->attrs.conv.residual ? 1 : 0);
+    return 2 + (nd->attrs.dense.bias ? 1 : 0);
+}
+
+static bool is_int8(const ir_node *nd)
+{
+    return !nd->dead && ((nd->op == OP_CONV_Q && nd->attrs.conv.prec == OP_PREC_INT8) ||
+                         (nd->op == OP_DENSE_Q && nd->attrs.dense.prec == OP_PREC_INT8));
+}
+
+static bool is_output(const ir_graph *g, int v)
+{
+    for (int i = 0; i < g->noutputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    return false;
+}
+
+/* Whether int8 node a may write its output as u8/s8 (`is_unsigned`): every reader is an int8
+ * node reading it as its input (of that sign) and nothing else, it is no network output, and a's
+ * epilogue commutes with the requantisation (no residual; activation none, relu or leaky_relu). */
+static bool int8_output_ok(const ir_graph *g, const ir_node *a, bool is_unsigned)
+{
+    bool conv = a->op == OP_CONV_Q;
+    op_act act = conv ? a->attrs.conv.act : a->attrs.dense.act;
+    if ((conv && a->attrs.conv.residual) || (act != OP_ACT_NONE && act != OP_ACT_RELU && act != OP_ACT_LEAKY_RELU))
+        return false;
+    int v = a->out[0];
+    if (!g->vals[v].batched || is_output(g, v) || a->nin != own_inputs(a) + 2)
+        return false;
+    int readers = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *b = &g->nodes[n];
+        if (b->dead)
+            continue;
+        for (int k = 0; k < b->nin; k++) {
+            if (b->in[k] != v)
+                continue;
+            bool b_unsigned = b->op == OP_CONV_Q ? b->attrs.conv.q_unsigned : b->attrs.dense.q_unsigned;
+            if (k != 0 || !is_int8(b) || b_unsigned != is_unsigned || b->nin != own_inputs(b) + 2)
+                return false;
+            readers++;
+        }
+    }
+    return readers > 0;
+}
+
+int pass_precision_io(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
+{
+    if (ctx->precision != OP_PREC_INT8)
+        return 0;
+    int nn = g->nnodes;
+    for (int n = 0; n < nn; n++) {
+        ir_node *a = &g->nodes[n];
+        if (!is_int8(a))
+            continue;
+        int v = a->out[0];
+        bool is_unsigned = pass_value_nonneg(g, v);
+        if (!int8_output_ok(g, a, is_unsigned) || a->nin + 1 > OP_MAX_IN)
+            continue;
+        int so = scale_value(g, a, "output_scale", 1);
+        if (so < 0) {
+            snprintf(err, errlen, "%s: cannot add its int8 output scale", a->name);
+            return -1;
+        }
+        a = &g->nodes[n];
+        a->in[a->nin++] = so;
+        g->vals[v].dtype = is_unsigned ? OP_DT_U8 : OP_DT_S8;
+        /* the readers take the bytes with the scale they were written with */
+        for (int k = 0; k < g->nnodes; k++) {
+            ir_node *b = &g->nodes[k];
+            if (!b->dead && b->nin > 0 && b->in[0] == v)
+                b->in[own_inputs(b) + 1] = so;
+        }
+        (*changes)++;
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* Internal to the oneDNN backend: the convolution geometry and helpers of dnn_conv.c, shared
+ * with the low-precision convolution (dnn_lowp.c). */
+#ifndef CNN_OPS_ONEDNN_CONV_H
+#define CNN_OPS_ONEDNN_CONV_H
+
+#include "ops/onednn/dnn_common.h"
+
+typedef struct conv_geom {
+    int64_t n, c;            /* source batch and channels */
+    int sp;                  /* spatial dims given to oneDNN: 2 (1-D as height 1) or 3 */
+    int64_t in[3], k[3], out[3]; /* source size, kernel, conv output: (d,) h, w */
+    int64_t f, g;            /* filters, groups */
+    dnnl_dims_t stride, dil, pad;
+    int wnd;                 /* weights ndims: 2 + sp (oi(d)hw) or 3 + sp (goi(d)hw) */
+    int64_t wdims[6];
+} conv_geom;
+
+/* Which activations of a call are channels-last: the source side x and the output side y. */
+typedef struct conv_layouts {
+    bool x, y;
+} conv_layouts;
+
+/* Reads the geometry from the attributes and the source shape xt; checks w's shape. */
+int op_dnn_conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_tensor *wt, conv_geom *g,
+                          char *err, size_t errlen);
+/* Whether activation t is [n, ch, sizes...] in the view of g. */
+bool op_dnn_conv_act_is(const conv_geom *g, const op_tensor *t, int64_t ch, const int64_t *sizes);
+/* f32 descriptors for the primitive (prim: channels-last activations as they are, else "any";
+ * weights "any") or of the call's tensors. */
+void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory_desc_t *x,
+                     dnnl_memory_desc_t *w, dnnl_memory_desc_t *y);
+/* The fused max pooling after the conv's output memory conv_dst, into the call's output. */
+int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g, int conv_dst, char *err,
+                           size_t errlen);
+
+#endif
