@@ -55,6 +55,18 @@ worst=$("$test_prog" --compare "$tmp/w1.safetensors" "$tmp/w2.safetensors")
 echo "cnnc train: 2 processes at batch 8 against one at batch 16: worst weight difference $worst"
 awk -v w="$worst" 'BEGIN { exit !(w < 1e-4) }' || fail "cnnc: the weights differ by $worst"
 
+# 1c. resume under mpirun: 2 epochs straight, and 1 epoch, a checkpoint, then --resume for the
+# second, end with the same weights, bit for bit (shuffled, momentum; rank 0 writes, every
+# process reads the checkpoint)
+timeout 120 "${run[@]}" -np 2 "$cnnc" "${common[@]}" --data "$tmp/good" --save "$tmp/straight.safetensors" -q \
+    >/dev/null 2>"$tmp/err" || { fail "2 epochs straight"; cat "$tmp/err"; }
+timeout 120 "${run[@]}" -np 2 "$cnnc" "${common[@]}" --data "$tmp/good" --epochs 1 --checkpoint "$tmp/ck" -q \
+    >/dev/null 2>"$tmp/err" || { fail "the first epoch with --checkpoint"; cat "$tmp/err"; }
+timeout 120 "${run[@]}" -np 2 "$cnnc" "${common[@]}" --data "$tmp/good" --resume "$tmp/ck/last.safetensors" \
+    --save "$tmp/resumed.safetensors" -q >/dev/null 2>"$tmp/err" || { fail "--resume"; cat "$tmp/err"; }
+cmp -s "$tmp/straight.safetensors" "$tmp/resumed.safetensors" && echo "resume under mpirun: the same weights, bit for bit" ||
+    fail "resumed under mpirun, the weights differ from the run that was not interrupted"
+
 # 2. rank 1's data is broken: both stop, the error printed once, a non-zero exit, no hang
 timeout 120 "${run[@]}" -np 1 "$cnnc" "${common[@]}" --data "$tmp/good" : -np 1 "$cnnc" "${common[@]}" \
     --data "$tmp/bad" >"$tmp/out" 2>"$tmp/err"
