@@ -14,6 +14,7 @@
 #include "ops/mem.h"
 #include "runtime/data.h"
 #include "runtime/fileio.h"
+#include "runtime/sysmem.h"
 
 #define CIFAR_SIDE 32
 #define CIFAR_IMAGE (3 * CIFAR_SIDE * CIFAR_SIDE)
@@ -138,6 +139,12 @@ cnn_status rt_cifar_load(cnn_dataset *d, const char *dir, bool train, bool *abse
     size_t bytes;
     if (!ck_bytes(total, CIFAR_IMAGE, 1, &bytes) || bytes > OP_MAX_BYTES) {
         snprintf(err, errlen, "%s: %" PRId64 " images are more than this machine can hold", dir, total);
+        st = CNN_ERR_INPUT;
+        goto done;
+    }
+    char why[256];
+    if (rt_mem_check((uint64_t)bytes + sizeof(int32_t) * (uint64_t)total, "loading its images", why, sizeof why) != 0) {
+        snprintf(err, errlen, "%s: %" PRId64 " images: %s", dir, total, why);
         st = CNN_ERR_INPUT;
         goto done;
     }

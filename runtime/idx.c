@@ -6,6 +6,7 @@
 #include "runtime/fileio.h"
 #include "ops/mem.h"
 #include "runtime/idx.h"
+#include "runtime/sysmem.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -232,6 +233,12 @@ static rt_idx_status read_images(idx_file *f, rt_idx_set *s, char *err, size_t e
     int64_t per_chunk = CHUNK / image > 0 ? CHUNK / image : 1;
     rt_idx_status st = RT_IDX_OK;
     int64_t cap = 0, done = 0;
+    /* the header's count, against the machine's memory, before anything grows (the buffer only
+     * grows as data arrives, so a lying header costs no more than the file holds) */
+    char why[256];
+    if (rt_mem_check((uint64_t)f->count * (uint64_t)image, "loading its images", why, sizeof why) != 0)
+        return fail(err, errlen, RT_IDX_EFORMAT, f->path, "%lld images of %lldx%lld: %s", (long long)f->count,
+                    (long long)f->rows, (long long)f->cols, why);
     while (done < f->count && st == RT_IDX_OK) {
         int64_t n = f->count - done < per_chunk ? f->count - done : per_chunk;
         if (!grow((void **)&s->pixels, &cap, (done + n) * image, f->count * image, 1)) {

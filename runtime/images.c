@@ -28,6 +28,7 @@
 #include "ops/checked.h"
 #include "ops/mem.h"
 #include "runtime/data.h"
+#include "runtime/sysmem.h"
 #include "runtime/fileio.h"
 
 /* Files above this are refused before they are read (a 4096x4096 RGB PNG stored without
@@ -482,6 +483,13 @@ static cnn_status add_image(filler *f, const rt_image *im, int32_t label, const 
         if (!ck_bytes(cap, 3 * plane, 1, &bytes) || bytes > OP_MAX_BYTES) {
             snprintf(err, errlen, "%s: %" PRId64 " images of %" PRId64 "x%" PRId64 " are more than this machine can hold",
                      path, f->total, d->height, d->width);
+            return CNN_ERR_INPUT;
+        }
+        char why[256];
+        if (f->cap == 0 && rt_mem_check((uint64_t)f->total * (uint64_t)(3 * plane + 4), "loading its images", why,
+                                        sizeof why) != 0) {
+            snprintf(err, errlen, "%s: %" PRId64 " images of %" PRId64 "x%" PRId64 ": %s", path, f->total, d->height,
+                     d->width, why);
             return CNN_ERR_INPUT;
         }
         uint8_t *p = cnn_mem_realloc(d->pixels, (size_t)(cap * d->channels * plane));

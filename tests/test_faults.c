@@ -456,3 +456,41 @@ Test(faults, cnnc_memory_exit_statuses)
     cr_expect_not_null(strstr(out, "storing the weights needs 241.0 KiB, the machine has 97.7 KiB available"), "%s", out);
     free(out);
 }
+
+/* A data folder larger than the memory left: refused with both figures before its images are
+ * read (IDX: the header's count; CIFAR-10: the files' sizes). */
+Test(faults, dataset_larger_than_memory_is_refused)
+{
+    char err[1024];
+    bool absent = false;
+    cnn_dataset *d = NULL;
+    /* Fashion-MNIST's training images: 60,000 x 28 x 28 bytes = 44.9 MiB */
+    setenv("CNN_MEMORY_LIMIT", "10000000", 1);
+    cnn_status st = cnn_dataset_load(&d, "/usr/share/datasets/fashion-mnist", "train", &absent, err, sizeof err);
+    unsetenv("CNN_MEMORY_LIMIT");
+    if (absent) {
+        cr_log_warn("no /usr/share/datasets/fashion-mnist: skipped");
+        return;
+    }
+    cr_log_info("%s", err);
+    cr_assert_eq(st, CNN_ERR_INPUT, "%s", err);
+    cr_assert_null(d);
+    cr_expect_not_null(strstr(err, "60000 images of 28x28: loading its images needs 44.9 MiB, the machine has 9.5 MiB "
+                                   "available"), "%s", err);
+    /* CIFAR-10: 3 records of 3073 bytes, refused at a limit below their 9,228 bytes */
+    const char *dir = tmp("cifar");
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    static unsigned char recs[3 * 3073];
+    char path[2048];
+    snprintf(path, sizeof path, "%s/data_batch_1.bin", dir);
+    put(path, (const char *)recs, sizeof recs);
+    setenv("CNN_MEMORY_LIMIT", "5000", 1);
+    st = cnn_dataset_load(&d, dir, "train", &absent, err, sizeof err);
+    unsetenv("CNN_MEMORY_LIMIT");
+    cr_log_info("%s", err);
+    cr_assert_eq(st, CNN_ERR_INPUT, "%s", err);
+    cr_expect_not_null(strstr(err, "3 images: loading its images needs 9.0 KiB, the machine has 4.9 KiB available"), "%s",
+                       err);
+    cr_assert_eq(cnn_dataset_load(&d, dir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
+    cnn_dataset_destroy(d);
+}
