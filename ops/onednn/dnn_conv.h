@@ -32,5 +32,12 @@ void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory
 /* The fused max pooling after the conv's output memory conv_dst, into the call's output. */
 int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g, int conv_dst, char *err,
                            size_t errlen);
+/* The end of a forward convolution's build, shared by the f32 and the low-precision kernels:
+ * the destination (owned when a pool follows, else the call's output or a memory reordered into
+ * it), the residual (input rin) copied into it for the sum post-op, the primitive on memories x,
+ * w, b (-1: no bias) and the destination, then the fused pool.  0, or -1 with err. */
+int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnnl_primitive_desc_t pd,
+                       const dnnl_memory_desc_t *yp, const op_conv_attrs *a, int rin, int x, int w, int b, char *err,
+                       size_t errlen);
 
 #endif

@@ -194,29 +194,7 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
                               : bias_mem(p, int8, &bp, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
                                          err, errlen);
     if (w < 0 || (a->bias && b < 0)) goto done;
-    const dnnl_memory_desc_t *ywant = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    int user = -1, y;
-    if (a->pool)
-        y = op_dnn_mem_own(p, ywant, err, errlen);
-    else
-        y = op_dnn_output(p, &yp, ywant, OP_DNN_OUT, 0, &user, err, errlen);
-    if (y < 0) goto done;
-    if (a->residual) {
-        int64_t rd[5] = {g.n, g.f};
-        for (int i = 0; i < g.sp; i++) rd[2 + i] = g.out[i];
-        dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g.sp, rd, op_dnn_tensor_cl(c, &c->in[own - 1]));
-        int r = op_dnn_mem_bound(p, &rp, OP_DNN_IN, own - 1, err, errlen);
-        if (r < 0 || op_dnn_reorder(p, r, y, true, err, errlen) < 0) goto done;
-    }
-    p->main_step = a->bias ? op_dnn_prim(p, pd, err, errlen, 4, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
-                                         DNNL_ARG_BIAS, b, DNNL_ARG_DST, y)
-                           : op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
-                                         DNNL_ARG_DST, y);
-    if (p->main_step < 0) goto done;
-    if (a->pool)
-        rc = op_dnn_conv_build_pool(p, c, &g, y, err, errlen);
-    else
-        rc = user >= 0 && op_dnn_reorder(p, y, user, false, err, errlen) < 0 ? -1 : 0;
+    rc = op_dnn_conv_finish(p, c, &g, pd, &yp, a, own - 1, x, w, b, err, errlen);
 done:
     dnnl_primitive_desc_destroy(pd);
     return rc;
