@@ -15,126 +15,20 @@
 #include "tests/file_util.h"
 #include "tests/test_data_util.h"
 #include "runtime/cnn.h"
+#include "tests/mutate_util.h"
 #include "runtime/data.h"
 
 TestSuite(mutate_data, .init = data_enter_tmpdir, .fini = data_leave_tmpdir, .timeout = 120);
 
-static int mutants_per_reader(void)
-{
-    const char *n = getenv("CNN_MUTANTS");
-    return n && atoi(n) > 10000 ? atoi(n) : 10000;
-}
 
-static uint64_t seeded(uint64_t s)
-{
-    const char *e = getenv("CNN_MUTATE_SEED");
-    uint64_t x = e ? strtoull(e, NULL, 0) * 0x9e3779b97f4a7c15ULL : 0;
-    return s ^ x ? s ^ x : s;
-}
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
-static uint64_t rnd(uint64_t *s)
-{
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    return *s;
-}
 
-static size_t below(uint64_t *s, size_t n) { return n ? (size_t)(rnd(s) % n) : 0; }
 
-typedef struct buf {
-    uint8_t *p;
-    size_t len, cap;
-} buf;
 
-static void reserve(buf *b, size_t n)
-{
-    if (n <= b->cap)
-        return;
-    b->cap = n * 2 + 64;
-    b->p = realloc(b->p, b->cap);
-    cr_assert_not_null(b->p);
-}
 
-static void set_to(buf *b, const void *data, size_t len)
-{
-    reserve(b, len + 1);
-    memmove(b->p, data, len);
-    b->len = len;
-}
 
-static void splice(buf *b, size_t pos, size_t n, const void *with, size_t m)
-{
-    reserve(b, b->len - n + m + 1);
-    memmove(b->p + pos + m, b->p + pos + n, b->len - pos - n);
-    memcpy(b->p + pos, with, m);
-    b->len = b->len - n + m;
-}
 
-/* One generic mutation. */
-static void byte_mutation(buf *b, uint64_t *s)
-{
-    size_t len = b->len;
-    uint8_t tmp[256];
-    switch (below(s, 9)) {
-    case 0:
-        for (size_t k = 1 + below(s, 4); k > 0 && len; k--)
-            b->p[below(s, len)] ^= (uint8_t)(1u << below(s, 8));
-        break;
-    case 1:
-        if (len)
-            b->p[below(s, len)] = 0;
-        break;
-    case 2:
-        if (len)
-            b->p[below(s, len)] = 0xff;
-        break;
-    case 3:
-        for (size_t k = 1 + below(s, 8); k > 0 && len; k--)
-            b->p[below(s, len)] = (uint8_t)rnd(s);
-        break;
-    case 4: {
-        size_t m = 1 + below(s, 16);
-        for (size_t i = 0; i < m; i++)
-            tmp[i] = (uint8_t)rnd(s);
-        splice(b, below(s, len + 1), 0, tmp, m);
-        break;
-    }
-    case 5: {
-        if (!len)
-            break;
-        size_t at = below(s, len), m = 1 + below(s, 16);
-        splice(b, at, m < len - at ? m : len - at, "", 0);
-        break;
-    }
-    case 6:
-        b->len = below(s, len + 1);
-        break;
-    case 7: {
-        if (!len)
-            break;
-        size_t at = below(s, len), m = 1 + below(s, sizeof tmp);
-        if (m > len - at)
-            m = len - at;
-        memcpy(tmp, b->p + at, m);
-        splice(b, below(s, len + 1), 0, tmp, m);
-        break;
-    }
-    default:
-        if (len) {
-            size_t at = below(s, len), m = 1 + below(s, 64);
-            memset(b->p + at, (int)(rnd(s) & 0xff), m < len - at ? m : len - at);
-        }
-        break;
-    }
-}
 
 static void put_be16(uint8_t *p, uint32_t v) { p[0] = (uint8_t)(v >> 8), p[1] = (uint8_t)v; }
 static void put_be32(uint8_t *p, uint32_t v)
