@@ -139,8 +139,6 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
         return ref_fail(err, errlen, "%s: dx is %s, x is %s", name,
                         ref_shape_str(&c->out[0], s1, sizeof s1),
                         ref_shape_str(&c->in[1], s2, sizeof s2));
-    if (g.d * g.h * g.w > INT32_MAX) /* the vector loop keeps 32-bit indices */
-        return op_ref_maxpool_bwd(c, err, errlen);
     const op_native_simd *v = op_native_simd_table();
     const float *dy = c->in[0].data, *x = c->in[1].data;
     float *dx = c->out[0].data;

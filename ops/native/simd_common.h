@@ -254,52 +254,131 @@ static float SX(window_sum)(const op_native_pool *g, const float *x, int64_t oz,
     return s;
 }
 
-/* Row loops: for the interior columns, taps outer and columns inner (a strided vector read
- * per tap), in the window's scan order, so the first maximum wins as in the reference. */
+/* The offsets of a window's valid taps (depth and height clipped to [t0,t1) x [i0,i1), every
+ * column) from its first column's position in row sy+i0 of slice sz+t0, in scan order.
+ * Returns the count, or -1 when there are more than POOL_MAX_TAPS. */
+#define POOL_MAX_TAPS 64
+
+static int SX(tap_offsets)(const op_native_pool *g, int64_t t0, int64_t t1, int64_t i0,
+                           int64_t i1, int64_t *off)
+{
+    int n = 0;
+    for (int64_t t = t0; t < t1; t++)
+        for (int64_t i = i0; i < i1; i++)
+            for (int64_t j = 0; j < g->kw; j++) {
+                if (n == POOL_MAX_TAPS)
+                    return -1;
+                off[n++] = ((t - t0) * g->h + (i - i0)) * g->w + j;
+            }
+    return n;
+}
+
+/* Max pooling of one volume.  Interior columns (windows inside the row): one vector loop over
+ * the columns with the window's taps inside it, in scan order, so the first maximum wins as in
+ * the reference (strided reads: permutes for stride 2); edge columns scalar.  Windows of more
+ * than POOL_MAX_TAPS taps run taps-outer over the row instead. */
 static void SX(maxpool)(const op_native_pool *g, const float *restrict x, float *restrict y)
 {
     int64_t lo, hi;
     SX(interior)(g, &lo, &hi);
-    const int64_t sw = g->sw;
+    const int64_t sw = g->sw, cnt = hi - lo;
+    int64_t off[POOL_MAX_TAPS];
     for (int64_t oz = 0; oz < g->od; oz++)
         for (int64_t oy = 0; oy < g->oh; oy++) {
             float *yr = y + (oz * g->oh + oy) * g->ow;
-            for (int64_t ox = 0; ox < g->ow; ox++)
-                if (ox < lo || ox >= hi)
-                    SX(window_max)(g, x, oz, oy, ox, &yr[ox]);
-            if (lo >= hi)
+            for (int64_t ox = 0; ox < lo; ox++)
+                SX(window_max)(g, x, oz, oy, ox, &yr[ox]);
+            for (int64_t ox = hi > lo ? hi : lo; ox < g->ow; ox++)
+                SX(window_max)(g, x, oz, oy, ox, &yr[ox]);
+            if (cnt <= 0)
                 continue;
             int64_t t0, t1, i0, i1;
             int64_t sz = oz * g->sd - g->pd, sy = oy * g->sh - g->ph;
             SX(taps)(sz, g->kd, g->d, &t0, &t1);
             SX(taps)(sy, g->kh, g->h, &i0, &i1);
+            /* the first tap of column lo's window (never before the row: lo*sw >= pw) */
+            const float *xw = x + ((sz + t0) * g->h + sy + i0) * g->w + (lo * sw - g->pw);
+            float *yb = yr + lo;
+            if (g->kw == 2 && sw == 2 && i1 - i0 == 2 && t1 - t0 == 1) {
+                /* the common 2x2 window, stride 2 across: two rows, scan order */
+                const float *r0 = xw, *r1 = xw + g->w;
+#pragma omp simd
+                for (int64_t q = 0; q < cnt; q++) {
+                    float m = r0[2 * q], v = r0[2 * q + 1];
+                    m = v > m ? v : m;
+                    v = r1[2 * q];
+                    m = v > m ? v : m;
+                    v = r1[2 * q + 1];
+                    yb[q] = v > m ? v : m;
+                }
+                continue;
+            }
+            int nt = SX(tap_offsets)(g, t0, t1, i0, i1, off);
+            if (nt > 0) {
+#pragma omp simd
+                for (int64_t q = 0; q < cnt; q++) {
+                    const float *xq = xw + q * sw;
+                    float m = xq[0];
+                    for (int k = 1; k < nt; k++) {
+                        float v = xq[off[k]];
+                        m = v > m ? v : m;
+                    }
+                    yb[q] = m;
+                }
+                continue;
+            }
             bool first = true;
             for (int64_t t = t0; t < t1; t++)
                 for (int64_t i = i0; i < i1; i++)
                     for (int64_t j = 0; j < g->kw; j++) {
-                        const float *xr = x + ((sz + t) * g->h + sy + i) * g->w + j;
-                        /* xr[ox*sw - pw] for the interior columns (never before the row) */
-                        const float *xb = xr + lo * sw - g->pw;
-                        float *yb = yr + lo;
-                        int64_t cnt = hi - lo;
-                        if (first) {
+                        const float *xb = xw + ((t - t0) * g->h + (i - i0)) * g->w + j;
 #pragma omp simd
-                            for (int64_t q = 0; q < cnt; q++)
-                                yb[q] = xb[q * sw];
-                            first = false;
-                        } else {
-#pragma omp simd
-                            for (int64_t q = 0; q < cnt; q++) {
-                                float v = xb[q * sw];
-                                yb[q] = v > yb[q] ? v : yb[q];
-                            }
+                        for (int64_t q = 0; q < cnt; q++) {
+                            float v = xb[q * sw];
+                            yb[q] = first || v > yb[q] ? v : yb[q];
                         }
+                        first = false;
                     }
         }
 }
 
 #define POOL_CHUNK 256
+#ifndef SIMD_POOL2_LEN
+#define SIMD_POOL2_LEN 4
+#endif
 
+/* Max-pool backward of one output row of 2x2 windows at stride 2 across (two input rows
+ * r0 = x, r1 = x + w; dx likewise).  Four lanes: wider vectors spend more on the permutes of
+ * the stride-2 loads and stores than they save, scalar code more on its selects
+ * (bench_native --mem). */
+static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float *restrict dy,
+                                 float *restrict dx, int64_t cnt)
+{
+    const float *r0 = x, *r1 = x + w;
+    float *d0 = dx, *d1 = dx + w;
+#pragma omp simd simdlen(SIMD_POOL2_LEN)
+    for (int64_t q = 0; q < cnt; q++) {
+        float a = r0[2 * q], b = r0[2 * q + 1], c = r1[2 * q], e = r1[2 * q + 1];
+        /* the first maximum in scan order (a, b, c, e) gets dy, branch-free */
+        bool wb = b > a;
+        float m = wb ? b : a;
+        bool wc = c > m;
+        m = wc ? c : m;
+        bool we = e > m;
+        float gq = dy[q];
+        float rest = we ? 0.0f : gq, rest2 = wc ? 0.0f : rest;
+        d1[2 * q + 1] = we ? gq : 0.0f;
+        d1[2 * q] = wc ? rest : 0.0f;
+        d0[2 * q + 1] = wb ? rest2 : 0.0f;
+        d0[2 * q] = wb ? 0.0f : rest2;
+    }
+}
+
+/* Max-pool backward of one volume: dx zeroed, then each dy added at its window's first
+ * maximum.  Interior columns find the winning tap per column in a vector loop (as the
+ * forward); when windows cannot overlap (kernel <= stride on every axis) each tap's cells are
+ * then written in a strided vector store (dy where the tap won, else 0), otherwise dy is
+ * added at each winner one by one (overlapping windows may share it).  Edge columns scalar. */
 static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
                             const float *restrict dy, float *restrict dx)
 {
@@ -307,8 +386,9 @@ static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
     int64_t lo, hi;
     SX(interior)(g, &lo, &hi);
     const int64_t sw = g->sw;
-    float m[POOL_CHUNK];
-    int32_t idx[POOL_CHUNK];
+    const bool disjoint = g->kd <= g->sd && g->kh <= g->sh && g->kw <= g->sw;
+    int64_t off[POOL_MAX_TAPS];
+    int32_t best[POOL_CHUNK];
     for (int64_t oz = 0; oz < g->od; oz++)
         for (int64_t oy = 0; oy < g->oh; oy++) {
             const float *dyr = dy + (oz * g->oh + oy) * g->ow;
@@ -317,40 +397,57 @@ static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
                     float v;
                     dx[SX(window_max)(g, x, oz, oy, ox, &v)] += dyr[ox];
                 }
+            if (lo >= hi)
+                continue;
             int64_t t0, t1, i0, i1;
             int64_t sz = oz * g->sd - g->pd, sy = oy * g->sh - g->ph;
             SX(taps)(sz, g->kd, g->d, &t0, &t1);
             SX(taps)(sy, g->kh, g->h, &i0, &i1);
-            for (int64_t c0 = lo; c0 < hi; c0 += POOL_CHUNK) {
-                int64_t cnt = hi - c0 < POOL_CHUNK ? hi - c0 : POOL_CHUNK;
-                bool first = true;
-                for (int64_t t = t0; t < t1; t++)
-                    for (int64_t i = i0; i < i1; i++)
-                        for (int64_t j = 0; j < g->kw; j++) {
-                            /* the volume has fewer than 2^31 elements (the driver checks) */
-                            int32_t base = (int32_t)(((sz + t) * g->h + sy + i) * g->w + j +
-                                                     c0 * sw - g->pw);
-                            int32_t st = (int32_t)sw;
-                            const float *xb = x + base;
-                            if (first) {
+            int64_t wbase = ((sz + t0) * g->h + sy + i0) * g->w + lo * sw - g->pw;
+            if (g->kw == 2 && sw == 2 && i1 - i0 == 2 && t1 - t0 == 1 && g->sh >= 2 &&
+                g->sd >= g->kd) {
+                /* the common 2x2 window, stride 2 (disjoint): the winner of each window gets
+                 * dy, its other three cells 0, in one pass */
+                SX(maxpool2_bwd_row)(x + wbase, g->w, dyr + lo, dx + wbase, hi - lo);
+                continue;
+            }
+            int nt = SX(tap_offsets)(g, t0, t1, i0, i1, off);
+            if (nt < 0) { /* a huge window: scalar */
+                for (int64_t ox = lo; ox < hi; ox++) {
+                    float v;
+                    dx[SX(window_max)(g, x, oz, oy, ox, &v)] += dyr[ox];
+                }
+                continue;
+            }
+            for (int64_t c0 = 0; c0 < hi - lo; c0 += POOL_CHUNK) {
+                int64_t cnt = hi - lo - c0 < POOL_CHUNK ? hi - lo - c0 : POOL_CHUNK;
+                const float *xw = x + wbase + c0 * sw;
+                float *dw = dx + wbase + c0 * sw;
+                const float *db = dyr + lo + c0;
 #pragma omp simd
-                                for (int32_t q = 0; q < (int32_t)cnt; q++) {
-                                    m[q] = xb[q * st];
-                                    idx[q] = base + q * st;
-                                }
-                                first = false;
-                            } else {
+                for (int64_t q = 0; q < cnt; q++) {
+                    const float *xq = xw + q * sw;
+                    float m = xq[0];
+                    int32_t bt = 0;
+                    for (int k = 1; k < nt; k++) {
+                        float v = xq[off[k]];
+                        bool gt = v > m;
+                        m = gt ? v : m;
+                        bt = gt ? k : bt;
+                    }
+                    best[q] = bt;
+                }
+                if (disjoint) {
+                    for (int k = 0; k < nt; k++) {
+                        float *dk = dw + off[k];
 #pragma omp simd
-                                for (int32_t q = 0; q < (int32_t)cnt; q++) {
-                                    float v = xb[q * st];
-                                    bool gt = v > m[q];
-                                    m[q] = gt ? v : m[q];
-                                    idx[q] = gt ? base + q * st : idx[q];
-                                }
-                            }
-                        }
-                for (int64_t q = 0; q < cnt; q++)
-                    dx[idx[q]] += dyr[c0 + q];
+                        for (int64_t q = 0; q < cnt; q++)
+                            dk[q * sw] = best[q] == k ? db[q] : 0.0f;
+                    }
+                } else {
+                    for (int64_t q = 0; q < cnt; q++)
+                        dw[q * sw + off[best[q]]] += db[q];
+                }
             }
         }
 }
