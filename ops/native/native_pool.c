@@ -4,11 +4,13 @@
  * zeros, count_include_pad), global average pooling, and their backward.
  *
  * Each (image, channel) volume is one job (simd_common.h): the output columns whose windows
- * need no padding run taps-outer with a strided vector read per tap, the edge columns run
- * scalar.  Max-pool backward finds each interior window's first maximum in vectors (value
- * and index per column) and scatters dy there, in the same pass: it needs only x and dy, so
- * the forward never runs a second time in a training step (the graph gives maxpool_bwd the
- * pool's input, not an index map; see the note in native_kernels.c).
+ * need no padding run in vector loops over the columns (2x2 windows at stride 2, the common
+ * case, in a dedicated loop; other windows a strided read per tap), the edge columns scalar.
+ * Max-pool backward finds each window's first maximum and writes dy there in the same pass
+ * (disjoint windows: every window cell written once, dy or 0; overlapping ones: dy added at
+ * the winner): it needs only x and dy, so the forward never runs a second time in a training
+ * step (the graph gives maxpool_bwd the pool's input, not an index map; see the note in
+ * native_kernels.c).
  *
  * Where results may differ from the reference in the last bits: average sums are in float
  * (the reference sums in double), and overlapping windows' gradients are added in another

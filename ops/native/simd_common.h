@@ -273,16 +273,15 @@ static int SX(tap_offsets)(const op_native_pool *g, int64_t t0, int64_t t1, int6
     return n;
 }
 
-/* Max pooling of one volume.  Interior columns (windows inside the row): one vector loop over
- * the columns with the window's taps inside it, in scan order, so the first maximum wins as in
- * the reference (strided reads: permutes for stride 2); edge columns scalar.  Windows of more
- * than POOL_MAX_TAPS taps run taps-outer over the row instead. */
+/* Max pooling of one volume.  Interior columns (windows inside the row): 2x2 windows at
+ * stride 2 in one vector loop over the columns; other windows taps-outer, a strided vector
+ * read per tap into the output row; both in scan order, so the first maximum wins as in the
+ * reference.  Edge columns scalar. */
 static void SX(maxpool)(const op_native_pool *g, const float *restrict x, float *restrict y)
 {
     int64_t lo, hi;
     SX(interior)(g, &lo, &hi);
     const int64_t sw = g->sw, cnt = hi - lo;
-    int64_t off[POOL_MAX_TAPS];
     for (int64_t oz = 0; oz < g->od; oz++)
         for (int64_t oy = 0; oy < g->oh; oy++) {
             float *yr = y + (oz * g->oh + oy) * g->ow;
@@ -310,20 +309,6 @@ static void SX(maxpool)(const op_native_pool *g, const float *restrict x, float 
                     m = v > m ? v : m;
                     v = r1[2 * q + 1];
                     yb[q] = v > m ? v : m;
-                }
-                continue;
-            }
-            int nt = SX(tap_offsets)(g, t0, t1, i0, i1, off);
-            if (nt > 0) {
-#pragma omp simd
-                for (int64_t q = 0; q < cnt; q++) {
-                    const float *xq = xw + q * sw;
-                    float m = xq[0];
-                    for (int k = 1; k < nt; k++) {
-                        float v = xq[off[k]];
-                        m = v > m ? v : m;
-                    }
-                    yb[q] = m;
                 }
                 continue;
             }
@@ -375,10 +360,11 @@ static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float
 }
 
 /* Max-pool backward of one volume: dx zeroed, then each dy added at its window's first
- * maximum.  Interior columns find the winning tap per column in a vector loop (as the
- * forward); when windows cannot overlap (kernel <= stride on every axis) each tap's cells are
- * then written in a strided vector store (dy where the tap won, else 0), otherwise dy is
- * added at each winner one by one (overlapping windows may share it).  Edge columns scalar. */
+ * maximum.  Interior columns: 2x2 windows at stride 2 in one pass (maxpool2_bwd_row); other
+ * windows find the winning tap per column in one loop over the columns, then, when windows
+ * cannot overlap (kernel <= stride on every axis), write each tap's cells in a strided store
+ * (dy where the tap won, else 0), otherwise add dy at each winner one by one (overlapping
+ * windows may share it).  Edge columns scalar. */
 static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
                             const float *restrict dy, float *restrict dx)
 {
