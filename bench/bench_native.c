@@ -5,9 +5,12 @@
  * median of RUNS timed runs, each run repeating the call until it lasts about 20 ms (the
  * reference: one call per run).  Native is measured at every ISA level the CPU has.
  *
- *   bench_native [--no-ref] [--bwd] [case-name filter]
+ *   bench_native [--no-ref] [--bwd] [--mem] [case-name filter]
  * --no-ref skips the (slow) reference; --bwd adds the backward kernels (data and weights) of
- * every case.  The single-core FMA peak of this Zen 4 machine is about 117 GFLOP/s. */
+ * every case.  The single-core FMA peak of this Zen 4 machine is about 117 GFLOP/s.
+ * --mem times the memory-bound kernels instead (batchnorm, pooling, element-wise ops, the SGD
+ * update, on resnet20's and LeNet-5's shapes at batch 64) and prints GB/s: the bytes of every
+ * tensor the call reads and writes, once, over the median time. */
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -66,7 +69,7 @@ typedef enum which { FWD, BWD_DATA, BWD_WEIGHTS } which;
 typedef struct bcall {
     op_node node;
     op_call c;
-    float *bufs[8];
+    float *bufs[12];
     int nbufs;
     double flops;
 } bcall;
@@ -250,6 +253,169 @@ static double measure(const op_kernel *k, bcall *b, bool single, const char *wha
     return rate[RUNS / 2];
 }
 
+static void print_gf(double v);
+
+/* ---- memory-bound kernels (--mem) */
+
+typedef enum mkind { M_BN_TRAIN, M_BN_BWD, M_MAXPOOL, M_MAXPOOL_BWD, M_RELU, M_ACT_BWD, M_ADD,
+                     M_GAP, M_GAP_BWD, M_SGD } mkind;
+
+typedef struct mcase {
+    const char *name;
+    mkind kind;
+    int64_t n, c, h, w;
+} mcase;
+
+static const mcase mcases[] = {
+    {"batchnorm train 16x32x32 b64", M_BN_TRAIN, 64, 16, 32, 32},
+    {"batchnorm train 64x8x8 b64", M_BN_TRAIN, 64, 64, 8, 8},
+    {"batchnorm bwd 16x32x32 b64", M_BN_BWD, 64, 16, 32, 32},
+    {"batchnorm bwd 64x8x8 b64", M_BN_BWD, 64, 64, 8, 8},
+    {"maxpool 2x2 6x28x28 b64", M_MAXPOOL, 64, 6, 28, 28},
+    {"maxpool bwd 2x2 6x28x28 b64", M_MAXPOOL_BWD, 64, 6, 28, 28},
+    {"relu 16x32x32 b64", M_RELU, 64, 16, 32, 32},
+    {"act_bwd relu 16x32x32 b64", M_ACT_BWD, 64, 16, 32, 32},
+    {"add+relu 16x32x32 b64", M_ADD, 64, 16, 32, 32},
+    {"global_avgpool 64x8x8 b64", M_GAP, 64, 64, 8, 8},
+    {"global_avgpool bwd 64x8x8 b64", M_GAP_BWD, 64, 64, 8, 8},
+    {"sgd momentum+wd 272474", M_SGD, 1, 1, 1, 272474},
+};
+
+static void make_mem_call(bcall *b, const mcase *mc, int nt)
+{
+    memset(b, 0, sizeof *b);
+    unsigned seed = 42;
+    op_call *c = &b->c;
+    int64_t x[4] = {mc->n, mc->c, mc->h, mc->w}, ch[1] = {mc->c};
+    int64_t pooled[4] = {mc->n, mc->c, mc->h / 2, mc->w / 2}, nc[2] = {mc->n, mc->c};
+    int64_t numel = mc->n * mc->c * mc->h * mc->w, vec[1] = {numel};
+    double bytes = 0.0;
+#define IN(shape, rank, count)                                                 \
+    (set_t(&c->in[c->nin++], buf(b, count, &seed), rank, shape), bytes += 4.0 * (double)(count))
+#define OUT(shape, rank, count)                                                \
+    (set_t(&c->out[c->nout++], buf(b, count, &seed), rank, shape), bytes += 4.0 * (double)(count))
+    switch (mc->kind) {
+    case M_BN_TRAIN:
+        b->node.op = OP_BATCHNORM;
+        b->node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true};
+        IN(x, 4, numel);
+        for (int k = 0; k < 4; k++)
+            IN(ch, 1, mc->c);
+        for (int64_t i = 0; i < mc->c; i++)
+            c->in[4].data[i] = 1.0f;
+        OUT(x, 4, numel);
+        OUT(ch, 1, mc->c);
+        OUT(ch, 1, mc->c);
+        break;
+    case M_BN_BWD:
+        b->node.op = OP_BATCHNORM_BWD;
+        b->node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true};
+        IN(x, 4, numel);
+        IN(x, 4, numel);
+        for (int k = 0; k < 3; k++)
+            IN(ch, 1, mc->c);
+        OUT(x, 4, numel);
+        OUT(ch, 1, mc->c);
+        OUT(ch, 1, mc->c);
+        break;
+    case M_MAXPOOL:
+    case M_MAXPOOL_BWD:
+        b->node.op = mc->kind == M_MAXPOOL ? OP_MAXPOOL : OP_MAXPOOL_BWD;
+        b->node.attrs.pool = (op_pool_attrs){.sdims = 2, .size = {2, 2}, .stride = {2, 2}};
+        if (mc->kind == M_MAXPOOL_BWD)
+            IN(pooled, 4, numel / 4);
+        IN(x, 4, numel);
+        if (mc->kind == M_MAXPOOL)
+            OUT(pooled, 4, numel / 4);
+        else
+            OUT(x, 4, numel);
+        break;
+    case M_RELU:
+        b->node.op = OP_RELU;
+        b->node.attrs.act.act = OP_ACT_RELU;
+        IN(x, 4, numel);
+        OUT(x, 4, numel);
+        break;
+    case M_ACT_BWD:
+        b->node.op = OP_ACT_BWD;
+        b->node.attrs.act.act = OP_ACT_RELU;
+        IN(x, 4, numel);
+        IN(x, 4, numel);
+        OUT(x, 4, numel);
+        break;
+    case M_ADD:
+        b->node.op = OP_ADD;
+        b->node.attrs.act.act = OP_ACT_RELU;
+        IN(x, 4, numel);
+        IN(x, 4, numel);
+        OUT(x, 4, numel);
+        break;
+    case M_GAP:
+        b->node.op = OP_GLOBAL_AVGPOOL;
+        IN(x, 4, numel);
+        OUT(nc, 2, mc->n * mc->c);
+        break;
+    case M_GAP_BWD:
+        b->node.op = OP_GLOBAL_AVGPOOL_BWD;
+        IN(nc, 2, mc->n * mc->c);
+        OUT(x, 4, numel);
+        break;
+    case M_SGD:
+        b->node.op = OP_SGD_UPDATE;
+        b->node.attrs.optim = (op_optim_attrs){.lr = 1e-3, .momentum = 0.9, .weight_decay = 1e-4};
+        IN(vec, 1, numel);
+        IN(vec, 1, numel);
+        IN(vec, 1, numel);
+        bytes += 8.0 * (double)numel; /* param and velocity written back */
+        break;
+    }
+#undef IN
+#undef OUT
+    b->flops = bytes;
+    c->node = &b->node;
+    c->batch = mc->n;
+    c->nthreads = nt;
+}
+
+static int run_mem(bool ref, const char *filter)
+{
+    op_native_isa_level top = op_native_isa_supported();
+    printf("GB/s (bytes read and written once / median time of %d runs); native ISA levels up "
+           "to %s\n", RUNS, op_native_isa_name(top));
+    printf("%-34s %3s", "case", "thr");
+    for (int l = (int)top; l >= 0; l--) {
+        char h[32];
+        snprintf(h, sizeof h, "nat-%s", op_native_isa_name((op_native_isa_level)l));
+        printf(" %9s", h);
+    }
+    printf(" %9s %9s\n", "ref", "onednn");
+    for (size_t ci = 0; ci < sizeof mcases / sizeof mcases[0]; ci++) {
+        const mcase *mc = &mcases[ci];
+        if (filter && !strstr(mc->name, filter))
+            continue;
+        for (int nt = 1; nt <= 2; nt++) {
+            bcall b;
+            make_mem_call(&b, mc, nt);
+            omp_set_num_threads(nt);
+            printf("%-34s %3d", mc->name, nt);
+            fflush(stdout);
+            for (int l = (int)top; l >= 0; l--) {
+                op_native_force_isa((op_native_isa_level)l);
+                print_gf(measure(op_kernel_get(b.node.op, OP_BACKEND_NATIVE), &b, false, "native"));
+                fflush(stdout);
+            }
+            op_native_force_isa(top);
+            print_gf(ref ? measure(op_kernel_get(b.node.op, OP_BACKEND_REF), &b, false, "ref") : NAN);
+            fflush(stdout);
+            print_gf(measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false, "onednn"));
+            printf("\n");
+            fflush(stdout);
+            free_call(&b);
+        }
+    }
+    return 0;
+}
+
 static void print_gf(double v)
 {
     if (isnan(v))
@@ -260,16 +426,20 @@ static void print_gf(double v)
 
 int main(int argc, char **argv)
 {
-    bool ref = true, bwd = false;
+    bool ref = true, bwd = false, mem = false;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-ref") == 0)
             ref = false;
         else if (strcmp(argv[i], "--bwd") == 0)
             bwd = true;
+        else if (strcmp(argv[i], "--mem") == 0)
+            mem = true;
         else
             filter = argv[i];
     }
+    if (mem)
+        return run_mem(ref, filter);
     op_native_isa_level top = op_native_isa_supported();
     printf("GFLOP/s, median of %d runs; native ISA levels up to %s; peak 117 per core\n", RUNS,
            op_native_isa_name(top));

@@ -1,6 +1,7 @@
 /* The kernel table: for each op kind and backend, the kernel that runs it.  The reference
- * backend covers every op; the native SIMD backend's table (conv and dense, forward and
- * backward) lives in ops/native/ and is reached through op_native_kernel(); the oneDNN
+ * backend covers every op; the native SIMD backend's table (every op but the layout reorder,
+ * batchnorm folding and the low-precision conv_q/dense_q) lives in ops/native/ and is reached
+ * through op_native_kernel(); the oneDNN
  * backend's table lives in ops/onednn/ and is reached through op_onednn_kernel() when the
  * build has oneDNN. */
 #include "ops/kernels.h"

@@ -1,9 +1,11 @@
 /* The native SIMD backend (ops/native/): convolution forward and backward, dense forward and
  * backward, as a packed SGEMM (register-blocked micro-kernel per ISA) with im2col packing and
- * fused epilogues.  The instruction set is chosen once, at the first call, from the CPU's
- * features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces a
- * lower one (never a higher one than the CPU has).  Kernels follow ops/kernels.h and the
- * in/out order and math of ops/ref.h. */
+ * fused epilogues; and every other op but reorder and bn_fold (batchnorm, pooling, element-wise
+ * and data-movement ops, softmax, losses, optimiser updates, gradient clipping) as float loops
+ * vectorised per ISA (simd.h).  The instruction set is chosen once, at the first call, from the
+ * CPU's features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces
+ * a lower one (never a higher one than the CPU has).  Kernels follow ops/kernels.h and the
+ * in/out order and math of ops/ref.h, on plain (NCHW) tensors only. */
 #ifndef CNN_OPS_NATIVE_H
 #define CNN_OPS_NATIVE_H
 

@@ -9,6 +9,7 @@
 
 #include "ops/native/native.h"
 #include "ops/native/native_ops.h"
+#include "ops/native/simd.h"
 
 static pthread_once_t isa_once = PTHREAD_ONCE_INIT;
 static op_native_isa_level isa_supported = OP_NATIVE_SCALAR;
@@ -80,7 +81,26 @@ const op_native_isa *op_native_isa_table(void)
     }
 }
 
+const op_native_simd *op_native_simd_table(void)
+{
+    switch (op_native_isa_active()) {
+#ifdef OP_NATIVE_HAVE_X86
+    case OP_NATIVE_AVX512: return &op_native_simd_avx512;
+    case OP_NATIVE_AVX2: return &op_native_simd_avx2;
+#endif
+    default: return &op_native_simd_scalar;
+    }
+}
+
 #define K(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch}
+#define K0(fn) {.run = op_native_##fn}
+
+/* Every op but reorder (native kernels take plain tensors only, so the layout pass never puts
+ * a reorder on this backend) and bn_fold (a weights-only step, left to the reference).
+ * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
+ * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
+ * storing an index map in the forward instead would need a second maxpool output in training
+ * and a maxpool_bwd reading it (compiler/autodiff.c, ops/desc_pool.c). */
 
 static const op_kernel native_kernels[OP_COUNT] = {
     [OP_CONV1D] = K(conv),
@@ -91,6 +111,35 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_DENSE] = K(dense),
     [OP_DENSE_BWD_DATA] = K(dense_bwd_data),
     [OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
+    [OP_BATCHNORM] = K(batchnorm),
+    [OP_BATCHNORM_BWD] = K(batchnorm_bwd),
+    [OP_MAXPOOL] = K0(maxpool),
+    [OP_MAXPOOL_BWD] = K0(maxpool_bwd),
+    [OP_AVGPOOL] = K0(avgpool),
+    [OP_AVGPOOL_BWD] = K0(avgpool_bwd),
+    [OP_GLOBAL_AVGPOOL] = K0(global_avgpool),
+    [OP_GLOBAL_AVGPOOL_BWD] = K0(global_avgpool_bwd),
+    [OP_RELU] = K0(act),
+    [OP_SIGMOID] = K0(act),
+    [OP_TANH] = K0(act),
+    [OP_LEAKY_RELU] = K0(act),
+    [OP_ACT_BWD] = K0(act_bwd),
+    [OP_ADD] = K0(add),
+    [OP_FLATTEN] = K0(flatten),
+    [OP_COPY] = K0(flatten),
+    [OP_DROPOUT] = K0(dropout),
+    [OP_DROPOUT_BWD] = K0(dropout_bwd),
+    [OP_SOFTMAX] = K0(softmax),
+    [OP_SOFTMAX_BWD] = K0(softmax_bwd),
+    [OP_CONCAT] = K0(concat),
+    [OP_CONCAT_BWD] = K0(concat_bwd),
+    [OP_XENT_LOSS] = K0(xent_loss),
+    [OP_MSE_LOSS] = K0(mse_loss),
+    [OP_SGD_UPDATE] = K0(sgd_update),
+    [OP_ADAM_UPDATE] = K0(adam_update),
+    [OP_ADAMW_UPDATE] = K0(adamw_update),
+    [OP_GRAD_SQNORM] = K0(grad_sqnorm),
+    [OP_CLIP_SCALE] = K0(clip_scale),
 };
 
 const op_kernel *op_native_kernel(op_kind op)

@@ -1,0 +1,287 @@
+/* Native losses, optimiser updates and gradient clipping, the semantics of ops/ref_loss.c and
+ * ops/ref_optim.c (PyTorch's CrossEntropyLoss with label smoothing, MSELoss, SGD with
+ * momentum / Nesterov / L2 weight decay, Adam, AdamW, clip_grad_norm_).
+ *
+ * The updates run in float vectors over fixed chunks in parallel (simd_common.h); their
+ * constants are rounded to float here (lr, momentum, weight decay, betas, eps, the bias
+ * corrections 1/(1-b1^t) and 1/(1-b2^t), computed in double first).  The reference computes
+ * each element in double and rounds the new param, velocity and moments once, so results may
+ * differ from it in the last bit of each updated value (about 1e-7 relative per step).
+ * The losses are small (one row per example): cross-entropy works per row in float
+ * (exponentials, their sum, the gradient) and sums the batch's loss in double; mse likewise.
+ * grad_sqnorm sums squares in float vectors over fixed chunks and the chunks in double. */
+#include <string.h>
+
+#include "ops/native/native_common.h"
+#include "ops/native/simd.h"
+
+#define CHUNK 16384
+
+/* ---- losses */
+
+int op_native_xent_loss(op_call *c, char *err, size_t errlen)
+{
+    const char *name = "native cross_entropy";
+    char s1[64], s2[64];
+    if (nat_check_call(c, name, 2, 2, 1, 2, true, err, errlen))
+        return -1;
+    const op_tensor *xt = &c->in[0], *lt = &c->in[1];
+    if (xt->rank != 2)
+        return ref_fail(err, errlen, "%s: logits are %s, expected [N, K]", name,
+                        ref_shape_str(xt, s1, sizeof s1));
+    int64_t n = xt->d[0], k = xt->d[1];
+    if (lt->rank < 1 || lt->d[0] != n || ref_inner(lt) != 1)
+        return ref_fail(err, errlen, "%s: labels are %s, expected [%lld, 1] for logits %s", name,
+                        ref_shape_str(lt, s1, sizeof s1), (long long)n,
+                        ref_shape_str(xt, s2, sizeof s2));
+    if (ref_numel(&c->out[0]) != 1)
+        return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
+                        ref_shape_str(&c->out[0], s1, sizeof s1));
+    if (c->nout > 1 && !ref_same_shape(&c->out[1], xt))
+        return ref_fail(err, errlen, "%s: dlogits is %s, logits are %s", name,
+                        ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(xt, s2, sizeof s2));
+    if (n < 1 || k < 1)
+        return ref_fail(err, errlen, "%s: empty logits %s", name, ref_shape_str(xt, s1, sizeof s1));
+    double eps = c->node->attrs.loss.label_smoothing;
+    if (!(eps >= 0.0 && eps < 1.0))
+        return ref_fail(err, errlen, "%s: label smoothing %g is not in [0, 1)", name, eps);
+    const float *x = xt->data, *labels = lt->data;
+    for (int64_t i = 0; i < n; i++) {
+        float l = labels[i];
+        if (!(l >= 0.0f && l < (float)k))
+            return ref_fail(err, errlen, "%s: label %g out of range [0, %lld) at example %lld",
+                            name, (double)l, (long long)k, (long long)i);
+        if (l != floorf(l))
+            return ref_fail(err, errlen, "%s: label %g is not a class index at example %lld",
+                            name, (double)l, (long long)i);
+    }
+    float *dx = c->nout > 1 ? c->out[1].data : NULL;
+    const float fe = (float)eps, on = (float)(1.0 - eps), off = (float)(eps / (double)k);
+    const float inv_n = (float)(1.0 / (double)n);
+    double total = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const float *xr = x + i * k;
+        int64_t label = (int64_t)labels[i];
+        float m = -INFINITY;
+        for (int64_t j = 0; j < k; j++)
+            m = xr[j] > m ? xr[j] : m;
+        float s = 0.0f, sx = 0.0f;
+        for (int64_t j = 0; j < k; j++) {
+            s += expf(xr[j] - m);
+            sx += xr[j];
+        }
+        float lse = logf(s) + m;
+        float nll = lse - xr[label];
+        total += eps == 0.0 ? (double)nll
+                            : (double)(on * nll + fe * (lse - sx / (float)k));
+        if (dx) {
+            float inv_s = 1.0f / s;
+            float *dr = dx + i * k;
+            for (int64_t j = 0; j < k; j++) {
+                float p = expf(xr[j] - m) * inv_s;
+                float target = (j == label ? on : 0.0f) + off;
+                dr[j] = (p - target) * inv_n;
+            }
+        }
+    }
+    c->out[0].data[0] = (float)(total / (double)n);
+    return 0;
+}
+
+int op_native_mse_loss(op_call *c, char *err, size_t errlen)
+{
+    const char *name = "native mse";
+    char s1[64], s2[64];
+    if (nat_check_call(c, name, 2, 2, 1, 2, true, err, errlen))
+        return -1;
+    const op_tensor *pt = &c->in[0], *tt = &c->in[1];
+    if (pt->rank < 1 || tt->rank < 1 || ref_numel(tt) != ref_numel(pt) || tt->d[0] != pt->d[0])
+        return ref_fail(err, errlen, "%s: target is %s, prediction is %s", name,
+                        ref_shape_str(tt, s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
+    if (ref_numel(&c->out[0]) != 1)
+        return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
+                        ref_shape_str(&c->out[0], s1, sizeof s1));
+    if (c->nout > 1 && !ref_same_shape(&c->out[1], pt))
+        return ref_fail(err, errlen, "%s: dpred is %s, prediction is %s", name,
+                        ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
+    int64_t count = ref_numel(pt);
+    if (count < 1)
+        return ref_fail(err, errlen, "%s: empty prediction", name);
+    const float *p = pt->data, *t = tt->data;
+    float *dp = c->nout > 1 ? c->out[1].data : NULL;
+    const float two_n = (float)(2.0 / (double)count);
+    double total = 0.0;
+    for (int64_t o = 0; o < count; o += CHUNK) {
+        int64_t len = count - o < CHUNK ? count - o : CHUNK;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int64_t i = o; i < o + len; i++) {
+            float d = p[i] - t[i];
+            part += d * d;
+        }
+        total += part;
+        if (dp)
+#pragma omp simd
+            for (int64_t i = o; i < o + len; i++)
+                dp[i] = (p[i] - t[i]) * two_n;
+    }
+    c->out[0].data[0] = (float)(total / (double)count);
+    return 0;
+}
+
+/* ---- optimiser updates */
+
+static int grad_scale(const op_call *c, const char *name, float *scale, char *err, size_t errlen)
+{
+    *scale = 1.0f;
+    if (!c->node->attrs.optim.clip)
+        return 0;
+    const op_tensor *t = &c->in[c->nin - 1];
+    if (ref_numel(t) != 1)
+        return ref_fail(err, errlen, "%s: the gradient scale is not a scalar", name);
+    *scale = t->data[0];
+    if (!(*scale > 0.0f && *scale <= 1.0f))
+        return ref_fail(err, errlen, "%s: gradient scale %g is not in (0, 1]", name, (double)*scale);
+    return 0;
+}
+
+static int check_like(const op_tensor *t, const op_tensor *param, const char *name,
+                      const char *what, char *err, size_t errlen)
+{
+    char s1[64], s2[64];
+    if (ref_numel(t) != ref_numel(param))
+        return ref_fail(err, errlen, "%s: %s is %s, param is %s", name, what,
+                        ref_shape_str(t, s1, sizeof s1), ref_shape_str(param, s2, sizeof s2));
+    return 0;
+}
+
+int op_native_sgd_update(op_call *c, char *err, size_t errlen)
+{
+    const char *name = "native sgd_update";
+    if (nat_check_call(c, name, 2, 4, 0, 0, true, err, errlen))
+        return -1;
+    const op_optim_attrs *a = &c->node->attrs.optim;
+    bool momentum = a->momentum != 0.0f;
+    int want = (momentum ? 3 : 2) + (a->clip ? 1 : 0);
+    if (c->nin != want)
+        return ref_fail(err, errlen, "%s: expected %d inputs (momentum %g%s), got %d", name, want,
+                        (double)a->momentum, a->clip ? ", clipped" : "", c->nin);
+    op_native_sgd k = {.lr = (float)a->lr, .momentum = (float)a->momentum,
+                       .wd = (float)a->weight_decay, .has_velocity = momentum,
+                       .nesterov = a->nesterov};
+    if (grad_scale(c, name, &k.scale, err, errlen))
+        return -1;
+    if (a->nesterov && !momentum)
+        return ref_fail(err, errlen, "%s: nesterov needs a momentum", name);
+    if (check_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
+        (momentum && check_like(&c->in[2], &c->in[0], name, "velocity", err, errlen)))
+        return -1;
+    float *p = c->in[0].data, *v = momentum ? c->in[2].data : NULL;
+    const float *grad = c->in[1].data;
+    const op_native_simd *vt = op_native_simd_table();
+    int64_t total = ref_numel(&c->in[0]), nch = (total + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (nch > 1)
+    for (int64_t q = 0; q < nch; q++) {
+        int64_t o = q * CHUNK, len = total - o < CHUNK ? total - o : CHUNK;
+        vt->sgd(p + o, grad + o, v ? v + o : NULL, len, &k);
+    }
+    return 0;
+}
+
+static int adam_like(op_call *c, const char *name, bool decoupled, char *err, size_t errlen)
+{
+    if (nat_check_call(c, name, 4, 5, 0, 0, true, err, errlen))
+        return -1;
+    const op_optim_attrs *a = &c->node->attrs.optim;
+    if (c->nin != (a->clip ? 5 : 4))
+        return ref_fail(err, errlen, "%s: expected %d inputs%s, got %d", name, a->clip ? 5 : 4,
+                        a->clip ? " (clipped)" : "", c->nin);
+    if (c->step < 1)
+        return ref_fail(err, errlen, "%s: step is %lld, steps count from 1", name,
+                        (long long)c->step);
+    if (!(a->beta1 >= 0.0f && a->beta1 < 1.0f && a->beta2 >= 0.0f && a->beta2 < 1.0f))
+        return ref_fail(err, errlen, "%s: betas (%g, %g) must be in [0, 1)", name,
+                        (double)a->beta1, (double)a->beta2);
+    if (check_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
+        check_like(&c->in[2], &c->in[0], name, "m", err, errlen) ||
+        check_like(&c->in[3], &c->in[0], name, "v", err, errlen))
+        return -1;
+    op_native_adam k;
+    if (grad_scale(c, name, &k.scale, err, errlen))
+        return -1;
+    double lr = a->lr, wd = a->weight_decay, b1 = a->beta1, b2 = a->beta2;
+    double bc1 = 1.0 - pow(b1, (double)c->step), bc2 = 1.0 - pow(b2, (double)c->step);
+    k.decay = decoupled ? (float)(1.0 - lr * wd) : 1.0f;
+    k.l2 = decoupled ? 0.0f : (float)wd;
+    k.b1 = (float)b1;
+    k.a1 = (float)(1.0 - b1);
+    k.b2 = (float)b2;
+    k.a2 = (float)(1.0 - b2);
+    k.step = (float)(lr / bc1);
+    k.inv_bc2 = (float)(1.0 / bc2);
+    k.eps = (float)a->eps;
+    float *p = c->in[0].data, *m = c->in[2].data, *v = c->in[3].data;
+    const float *grad = c->in[1].data;
+    const op_native_simd *vt = op_native_simd_table();
+    int64_t total = ref_numel(&c->in[0]), nch = (total + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (nch > 1)
+    for (int64_t q = 0; q < nch; q++) {
+        int64_t o = q * CHUNK, len = total - o < CHUNK ? total - o : CHUNK;
+        vt->adam(p + o, grad + o, m + o, v + o, len, &k);
+    }
+    return 0;
+}
+
+int op_native_adam_update(op_call *c, char *err, size_t errlen)
+{
+    return adam_like(c, "native adam_update", false, err, errlen);
+}
+
+int op_native_adamw_update(op_call *c, char *err, size_t errlen)
+{
+    return adam_like(c, "native adamw_update", true, err, errlen);
+}
+
+/* ---- clip_grad_norm */
+
+int op_native_grad_sqnorm(op_call *c, char *err, size_t errlen)
+{
+    const char *name = "native grad_sqnorm";
+    if (nat_check_call(c, name, 1, OP_MAX_IN, 1, 1, true, err, errlen))
+        return -1;
+    if (ref_numel(&c->out[0]) != 1)
+        return ref_fail(err, errlen, "%s: the output is not a scalar", name);
+    bool acc = c->node->attrs.clip.accumulate;
+    if (acc && ref_numel(&c->in[0]) != 1)
+        return ref_fail(err, errlen, "%s: the partial sum is not a scalar", name);
+    const op_native_simd *vt = op_native_simd_table();
+    double sum = acc ? (double)c->in[0].data[0] : 0.0;
+    for (int k = acc ? 1 : 0; k < c->nin; k++) {
+        const float *g = c->in[k].data;
+        int64_t n = ref_numel(&c->in[k]);
+        for (int64_t o = 0; o < n; o += CHUNK)
+            sum += (double)vt->sumsq(g + o, n - o < CHUNK ? n - o : CHUNK);
+    }
+    c->out[0].data[0] = (float)sum;
+    return 0;
+}
+
+/* A scalar op: the reference's arithmetic (in double), nothing to vectorise. */
+int op_native_clip_scale(op_call *c, char *err, size_t errlen)
+{
+    const char *name = "native clip_scale";
+    if (nat_check_call(c, name, 1, 1, 1, 1, true, err, errlen))
+        return -1;
+    if (ref_numel(&c->in[0]) != 1 || ref_numel(&c->out[0]) != 1)
+        return ref_fail(err, errlen, "%s: expected scalars", name);
+    double max_norm = c->node->attrs.clip.max_norm;
+    if (!(max_norm > 0.0))
+        return ref_fail(err, errlen, "%s: max_norm %g is not positive", name, max_norm);
+    double sq = (double)c->in[0].data[0];
+    if (!isfinite(sq))
+        return ref_fail(err, errlen, "%s: the gradients' norm is not finite (%g): the training diverged", name,
+                        sqrt(sq));
+    double s = max_norm / (sqrt(sq) + 1e-6);
+    c->out[0].data[0] = s < 1.0 ? (float)s : 1.0f;
+    return 0;
+}
