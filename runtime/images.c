@@ -52,6 +52,7 @@ typedef struct png_src {
     const uint8_t *data;
     size_t len, pos;
     char msg[256];
+    size_t refused;   /* a chunk buffer refused by png_alloc: its size, for the message */
 } png_src;
 
 static void png_read_memory(png_structp p, png_bytep out, size_t n)
@@ -70,10 +71,18 @@ static void png_fail(png_structp p, png_const_charp msg)
     png_longjmp(p, 1);
 }
 
-/* libpng's allocations go through the library's allocator (cnn_set_allocator). */
+/* libpng's allocations go through the library's allocator (cnn_set_allocator).  libpng sizes
+ * an ancillary chunk's buffer (sPLT, iCCP, text...) by the length the chunk claims, before
+ * reading it: a 41-byte file claiming a 2 GB sPLT would have it allocate 2 GB.  Its own buffers
+ * are never larger than a row (at most 65535 x 8 bytes) or what the file holds, so anything
+ * above both is refused (and reported as the file's fault, not as memory running out). */
 static png_voidp png_alloc(png_structp p, png_alloc_size_t n)
 {
-    (void)p;
+    png_src *s = png_get_mem_ptr(p);
+    if (s && n > ((size_t)1 << 20) && n > s->len + 4096) {
+        s->refused = n;
+        return NULL;
+    }
     return cnn_mem_malloc(n ? n : 1);
 }
 
@@ -105,7 +114,7 @@ static cnn_status decode_png(const void *data, size_t len, const char *name, int
                              char *err, size_t errlen)
 {
     png_src src = {.data = data, .len = len};
-    png_structp p = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &src, png_fail, png_warn, NULL, png_alloc,
+    png_structp p = png_create_read_struct_2(PNG_LIBPNG_VER_STRING, &src, png_fail, png_warn, &src, png_alloc,
                                              png_release);
     png_infop info = p ? png_create_info_struct(p) : NULL;
     if (!p || !info) {
@@ -119,7 +128,10 @@ static cnn_status decode_png(const void *data, size_t len, const char *name, int
     uint8_t *volatile pixels = NULL;
     volatile cnn_status st = CNN_ERR_INPUT;
     if (setjmp(png_jmpbuf(p))) {
-        if (strcasestr(src.msg, "memory")) { /* "Out of memory", "insufficient memory": our allocator failed */
+        if (src.refused) {
+            snprintf(err, errlen, "%s: a chunk claims %zu bytes, more than the %zu-byte file holds", name, src.refused,
+                     len);
+        } else if (strcasestr(src.msg, "memory")) { /* "Out of memory", "insufficient memory": our allocator failed */
             snprintf(err, errlen, "%s: out of memory (libpng: %s)", name, src.msg);
             st = CNN_ERR_NOMEM;
         } else {

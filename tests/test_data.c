@@ -399,6 +399,50 @@ static void budget_free(void *p, void *ud)
 
 /* Every allocation of loading a PNG+JPEG folder and a CIFAR folder, and of a loader, failing in
  * turn: CNN_ERR_NOMEM with a message and nothing leaked (the sanitizer build), until it fits. */
+/* Found by fuzzing (fuzz/corpus/image/regressions): a 41-byte PNG whose second chunk (sPLT)
+ * claims 2 GB.  libpng sizes an ancillary chunk's buffer by the claim before reading it; the
+ * decoder refuses that allocation, so the file is a located error at once, and no allocation
+ * above a megabyte is ever asked of the library's allocator. */
+static size_t largest_request;
+static void *big_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (n > largest_request)
+        largest_request = n;
+    return malloc(n);
+}
+static void *big_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (n > largest_request)
+        largest_request = n;
+    return realloc(p, n);
+}
+static void big_free(void *p, void *ud)
+{
+    (void)ud;
+    free(p);
+}
+
+Test(data, png_chunk_claiming_gigabytes_is_refused)
+{
+    static const unsigned char png[41] = {
+        0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 'I', 'H', 'D', 'R',
+        0, 0, 0, 8, 0, 0, 0, 4, 8, 3, 0, 0, 0, 0x84, 0x13, 0x8e,
+        0xc2, 0x79, 0, 0, 0x60, 's', 'P', 'L', 'T'};
+    cnn_allocator a = {big_malloc, big_realloc, big_free, NULL};
+    largest_request = 0;
+    cnn_set_allocator(&a);
+    rt_image im = {0};
+    char err[512] = "";
+    cnn_status st = rt_image_decode(png, sizeof png, "x.png", (int64_t)1 << 20, &im, err, sizeof err);
+    cnn_set_allocator(NULL);
+    cr_assert_eq(st, CNN_ERR_INPUT, "%s", err);
+    cr_expect_str_eq(err, "x.png: a chunk claims 2030043233 bytes, more than the 41-byte file holds");
+    cr_expect_lt(largest_request, (size_t)1 << 20, "largest allocation %zu bytes", largest_request);
+    cr_expect_null(im.pixels);
+}
+
 Test(data, out_of_memory_sweep)
 {
     enum { W = 6, H = 5 };
