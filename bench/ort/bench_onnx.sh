@@ -21,7 +21,7 @@ if [ -z "${CNNC_ORT_DIR:-}" ] || [ ! -d "$CNNC_ORT_DIR/node_modules/onnxruntime-
     echo "skipped: set CNNC_ORT_DIR to a folder where 'npm install --ignore-scripts onnxruntime-node' ran"
     exit 0
 fi
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+# OpenMP as a user runs it (libgomp's default wait policy) unless the environment says otherwise
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 # "median [min-max]" of the numbers on stdin
