@@ -5,7 +5,7 @@
 # at batch 1 and 64, 1 and 2 threads.  The two are interleaved ROUNDS times (default 5), each
 # round giving a median of REPEAT runs (default 10; 5 at batch 64); the table shows the median
 # of the rounds with their min-max, in ms per batch and images/s.
-#   CNNC_ORT_DIR=/work/ort bash bench/ort/bench_onnx.sh [BUILD_DIR] [NETWORK...]
+#   CNNC_ORT_DIR=$HOME/ort bash bench/ort/bench_onnx.sh [BUILD_DIR] [NETWORK...]
 # Without CNNC_ORT_DIR (a folder where `npm install --ignore-scripts onnxruntime-node` ran) it
 # prints "skipped" and stops.  The machine's load changes the figures: run it on a quiet one.
 set -uo pipefail

@@ -4,7 +4,7 @@
 # full shape inference) and run in ONNX Runtime on a random batch, whose outputs must be within
 # 1e-4 of `cnnc run`'s.  Then the import fixtures (tests/fixtures/onnx) in ONNX Runtime against
 # PyTorch's outputs.  Prints the worst error per network.
-#   CNNC_ORT_DIR=/work/ort bash bench/ort/onnx_check.sh [BUILD_DIR] [NETWORK...]
+#   CNNC_ORT_DIR=$HOME/ort bash bench/ort/onnx_check.sh [BUILD_DIR] [NETWORK...]
 # Without CNNC_ORT_DIR (a folder where `npm install --ignore-scripts onnxruntime-node` ran) the
 # ONNX Runtime runs are skipped with a message; without python3-onnx the checker is.
 set -uo pipefail
