@@ -133,4 +133,26 @@ static inline void ref_softmax_strided(const float *x, float *y, int64_t k, int6
         y[i * stride] = (float)(exp((double)x[i * stride] - (double)m) / s);
 }
 
+/* Batch normalisation's argument checks, shared by the backends: a per-channel vector [ch],
+ * and a tensor (`what`) of x's shape. */
+static inline int ref_check_channel_vec(const op_tensor *t, int64_t ch, const char *name, const char *what,
+                                        char *err, size_t errlen)
+{
+    char s1[64];
+    if (t->rank != 1 || t->d[0] != ch)
+        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld]", name, what, ref_shape_str(t, s1, sizeof s1),
+                        (long long)ch);
+    return 0;
+}
+
+static inline int ref_check_like_x(const op_tensor *t, const op_tensor *x, const char *name, const char *what,
+                                   char *err, size_t errlen)
+{
+    char s1[64], s2[64];
+    if (!ref_same_shape(t, x))
+        return ref_fail(err, errlen, "%s: %s is %s, x is %s", name, what, ref_shape_str(t, s1, sizeof s1),
+                        ref_shape_str(x, s2, sizeof s2));
+    return 0;
+}
+
 #endif

@@ -5,26 +5,7 @@
  * passes: mean, then squared deviations).  Work is split over channels. */
 #include "ops/ref_common.h"
 
-/* Checks a per-channel vector [C]. */
-static int check_vec(const op_tensor *t, int64_t ch, const char *name, const char *what,
-                     char *err, size_t errlen)
-{
-    char s1[64];
-    if (t->rank != 1 || t->d[0] != ch)
-        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld]", name, what,
-                        ref_shape_str(t, s1, sizeof s1), (long long)ch);
-    return 0;
-}
 
-static int check_act(const op_tensor *t, const op_tensor *x, const char *name, const char *what,
-                     char *err, size_t errlen)
-{
-    char s1[64], s2[64];
-    if (!ref_same_shape(t, x))
-        return ref_fail(err, errlen, "%s: %s is %s, x is %s", name, what,
-                        ref_shape_str(t, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2));
-    return 0;
-}
 
 OP_REF_KERNEL(op_ref_batchnorm)
 {
@@ -39,9 +20,9 @@ OP_REF_KERNEL(op_ref_batchnorm)
     int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s;
     static const char *const vec_names[] = {"gamma", "beta", "running_mean", "running_var"};
     for (int k = 1; k < 5; k++)
-        if (check_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
+        if (ref_check_channel_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
             return -1;
-    if (check_act(&c->out[0], xt, name, "output", err, errlen))
+    if (ref_check_like_x(&c->out[0], xt, name, "output", err, errlen))
         return -1;
     if (!(a->eps >= 0.0f) || !(a->momentum >= 0.0f && a->momentum <= 1.0f))
         return ref_fail(err, errlen, "%s: bad eps %g or momentum %g", name, (double)a->eps,
@@ -74,8 +55,8 @@ OP_REF_KERNEL(op_ref_batchnorm)
     if (c->nout != 3)
         return ref_fail(err, errlen, "%s: training makes 3 outputs (y, save_mean, save_invstd), "
                         "got %d", name, c->nout);
-    if (check_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
-        check_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
+    if (ref_check_channel_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
+        ref_check_channel_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
         return -1;
     if (m < 2)
         return ref_fail(err, errlen, "%s: training needs more than 1 value per channel, got %lld",
@@ -128,13 +109,13 @@ OP_REF_KERNEL(op_ref_batchnorm_bwd)
     if (xt->rank < 2)
         return ref_fail(err, errlen, "%s: x has rank %d, expected [N, C, ...]", name, xt->rank);
     int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s;
-    if (check_act(dyt, xt, name, "dy", err, errlen) ||
-        check_act(&c->out[0], xt, name, "dx", err, errlen) ||
-        check_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
-        check_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
-        check_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
-        (c->nout > 1 && check_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
-        (c->nout > 2 && check_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
+    if (ref_check_like_x(dyt, xt, name, "dy", err, errlen) ||
+        ref_check_like_x(&c->out[0], xt, name, "dx", err, errlen) ||
+        ref_check_channel_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
+        ref_check_channel_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
+        ref_check_channel_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
+        (c->nout > 1 && ref_check_channel_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
+        (c->nout > 2 && ref_check_channel_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
         return -1;
     if (m < 1)
         return ref_fail(err, errlen, "%s: no values per channel", name);
@@ -186,12 +167,12 @@ OP_REF_KERNEL(op_ref_bn_fold)
     if (f < 1 || ref_numel(&c->out[0]) != ref_numel(w))
         return ref_fail(err, errlen, "%s: the folded weight does not match the weight", name);
     int first = has_bias ? 2 : 1;
-    if ((has_bias && check_vec(&c->in[1], f, name, "bias", err, errlen)) ||
-        check_vec(&c->in[first], f, name, "gamma", err, errlen) ||
-        check_vec(&c->in[first + 1], f, name, "beta", err, errlen) ||
-        check_vec(&c->in[first + 2], f, name, "running_mean", err, errlen) ||
-        check_vec(&c->in[first + 3], f, name, "running_var", err, errlen) ||
-        check_vec(&c->out[1], f, name, "folded bias", err, errlen))
+    if ((has_bias && ref_check_channel_vec(&c->in[1], f, name, "bias", err, errlen)) ||
+        ref_check_channel_vec(&c->in[first], f, name, "gamma", err, errlen) ||
+        ref_check_channel_vec(&c->in[first + 1], f, name, "beta", err, errlen) ||
+        ref_check_channel_vec(&c->in[first + 2], f, name, "running_mean", err, errlen) ||
+        ref_check_channel_vec(&c->in[first + 3], f, name, "running_var", err, errlen) ||
+        ref_check_channel_vec(&c->out[1], f, name, "folded bias", err, errlen))
         return -1;
     const float *b = has_bias ? c->in[1].data : NULL;
     const float *gamma = c->in[first].data, *beta = c->in[first + 1].data;

@@ -22,25 +22,7 @@
 #include "ops/native/native_common.h"
 #include "ops/native/simd.h"
 
-static int check_vec(const op_tensor *t, int64_t ch, const char *name, const char *what,
-                     char *err, size_t errlen)
-{
-    char s1[64];
-    if (t->rank != 1 || t->d[0] != ch)
-        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld]", name, what,
-                        ref_shape_str(t, s1, sizeof s1), (long long)ch);
-    return 0;
-}
 
-static int check_act(const op_tensor *t, const op_tensor *x, const char *name, const char *what,
-                     char *err, size_t errlen)
-{
-    char s1[64], s2[64];
-    if (!ref_same_shape(t, x))
-        return ref_fail(err, errlen, "%s: %s is %s, x is %s", name, what,
-                        ref_shape_str(t, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2));
-    return 0;
-}
 
 /* Scratch floats: (mean, m2) or (sdy, sdyx) per plane, then two per channel. */
 static size_t bn_scratch_floats(const op_tensor *x)
@@ -77,9 +59,9 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
     int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s, planes = n * ch;
     static const char *const vec_names[] = {"gamma", "beta", "running_mean", "running_var"};
     for (int k = 1; k < 5; k++)
-        if (check_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
+        if (ref_check_channel_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
             return -1;
-    if (check_act(&c->out[0], xt, name, "output", err, errlen))
+    if (ref_check_like_x(&c->out[0], xt, name, "output", err, errlen))
         return -1;
     if (!(a->eps >= 0.0f) || !(a->momentum >= 0.0f && a->momentum <= 1.0f))
         return ref_fail(err, errlen, "%s: bad eps %g or momentum %g", name, (double)a->eps,
@@ -109,8 +91,8 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
     if (c->nout != 3)
         return ref_fail(err, errlen, "%s: training makes 3 outputs (y, save_mean, save_invstd), "
                         "got %d", name, c->nout);
-    if (check_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
-        check_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
+    if (ref_check_channel_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
+        ref_check_channel_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
         return -1;
     if (m < 2)
         return ref_fail(err, errlen, "%s: training needs more than 1 value per channel, got %lld",
@@ -168,13 +150,13 @@ int op_native_batchnorm_bwd(op_call *c, char *err, size_t errlen)
     if (xt->rank < 2)
         return ref_fail(err, errlen, "%s: x has rank %d, expected [N, C, ...]", name, xt->rank);
     int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s, planes = n * ch;
-    if (check_act(dyt, xt, name, "dy", err, errlen) ||
-        check_act(&c->out[0], xt, name, "dx", err, errlen) ||
-        check_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
-        check_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
-        check_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
-        (c->nout > 1 && check_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
-        (c->nout > 2 && check_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
+    if (ref_check_like_x(dyt, xt, name, "dy", err, errlen) ||
+        ref_check_like_x(&c->out[0], xt, name, "dx", err, errlen) ||
+        ref_check_channel_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
+        ref_check_channel_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
+        ref_check_channel_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
+        (c->nout > 1 && ref_check_channel_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
+        (c->nout > 2 && ref_check_channel_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
         return -1;
     if (m < 1)
         return ref_fail(err, errlen, "%s: no values per channel", name);
