@@ -155,4 +155,9 @@ static inline int ref_check_like_x(const op_tensor *t, const op_tensor *x, const
     return 0;
 }
 
+/* Cross-entropy's argument checks, shared by the backends (ops/ref_loss.c): logits [N, K],
+ * labels [N] of class indices, a scalar loss, dlogits (when asked) of the logits' shape, label
+ * smoothing in [0, 1).  Sets *n and *k; 0, or -1 with a message naming `name`. */
+int ref_xent_check(const op_call *c, const char *name, int64_t *n, int64_t *k, char *err, size_t errlen);
+
 #endif

@@ -5,16 +5,9 @@
  * sum in a fixed order in double. */
 #include "ops/ref_common.h"
 
-/* With label smoothing e (attrs.loss, 0 without), as PyTorch's
- * CrossEntropyLoss(label_smoothing=e):
- * loss = mean over n of (1-e) (lse - x[n,label]) + e mean_k (lse - x[n,k]), lse = logsumexp(x[n,:]);
- * dlogits[n,k] = (softmax(x[n,:])[k] - (1-e) (k == label) - e/K) / N. */
-OP_REF_KERNEL(op_ref_xent_loss)
+int ref_xent_check(const op_call *c, const char *name, int64_t *n_out, int64_t *k_out, char *err, size_t errlen)
 {
-    const char *name = "cross_entropy";
     char s1[64], s2[64];
-    if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
-        return -1;
     const op_tensor *xt = &c->in[0], *lt = &c->in[1];
     if (xt->rank != 2)
         return ref_fail(err, errlen, "%s: logits are %s, expected [N, K]", name,
@@ -35,7 +28,7 @@ OP_REF_KERNEL(op_ref_xent_loss)
     double eps = c->node->attrs.loss.label_smoothing;
     if (!(eps >= 0.0 && eps < 1.0))
         return ref_fail(err, errlen, "%s: label smoothing %g is not in [0, 1)", name, eps);
-    const float *x = xt->data, *labels = lt->data;
+    const float *labels = lt->data;
     for (int64_t i = 0; i < n; i++) {
         float l = labels[i];
         if (!(l >= 0.0f && l < (float)k))
@@ -45,6 +38,26 @@ OP_REF_KERNEL(op_ref_xent_loss)
             return ref_fail(err, errlen, "%s: label %g is not a class index at example %lld",
                             name, (double)l, (long long)i);
     }
+    *n_out = n;
+    *k_out = k;
+    return 0;
+}
+
+/* With label smoothing e (attrs.loss, 0 without), as PyTorch's
+ * CrossEntropyLoss(label_smoothing=e):
+ * loss = mean over n of (1-e) (lse - x[n,label]) + e mean_k (lse - x[n,k]), lse = logsumexp(x[n,:]);
+ * dlogits[n,k] = (softmax(x[n,:])[k] - (1-e) (k == label) - e/K) / N. */
+OP_REF_KERNEL(op_ref_xent_loss)
+{
+    const char *name = "cross_entropy";
+    if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
+        return -1;
+    const op_tensor *xt = &c->in[0], *lt = &c->in[1];
+    int64_t n, k;
+    if (ref_xent_check(c, name, &n, &k, err, errlen))
+        return -1;
+    const float *x = xt->data, *labels = lt->data;
+    double eps = c->node->attrs.loss.label_smoothing;
     float *dx = c->nout > 1 ? c->out[1].data : NULL;
     double total = 0.0;
     for (int64_t i = 0; i < n; i++) {

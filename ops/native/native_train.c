@@ -22,39 +22,14 @@
 int op_native_xent_loss(op_call *c, char *err, size_t errlen)
 {
     const char *name = "native cross_entropy";
-    char s1[64], s2[64];
     if (nat_check_call(c, name, 2, 2, 1, 2, true, err, errlen))
         return -1;
     const op_tensor *xt = &c->in[0], *lt = &c->in[1];
-    if (xt->rank != 2)
-        return ref_fail(err, errlen, "%s: logits are %s, expected [N, K]", name,
-                        ref_shape_str(xt, s1, sizeof s1));
-    int64_t n = xt->d[0], k = xt->d[1];
-    if (lt->rank < 1 || lt->d[0] != n || ref_inner(lt) != 1)
-        return ref_fail(err, errlen, "%s: labels are %s, expected [%lld, 1] for logits %s", name,
-                        ref_shape_str(lt, s1, sizeof s1), (long long)n,
-                        ref_shape_str(xt, s2, sizeof s2));
-    if (ref_numel(&c->out[0]) != 1)
-        return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
-                        ref_shape_str(&c->out[0], s1, sizeof s1));
-    if (c->nout > 1 && !ref_same_shape(&c->out[1], xt))
-        return ref_fail(err, errlen, "%s: dlogits is %s, logits are %s", name,
-                        ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(xt, s2, sizeof s2));
-    if (n < 1 || k < 1)
-        return ref_fail(err, errlen, "%s: empty logits %s", name, ref_shape_str(xt, s1, sizeof s1));
-    double eps = c->node->attrs.loss.label_smoothing;
-    if (!(eps >= 0.0 && eps < 1.0))
-        return ref_fail(err, errlen, "%s: label smoothing %g is not in [0, 1)", name, eps);
+    int64_t n, k;
+    if (ref_xent_check(c, name, &n, &k, err, errlen))
+        return -1;
     const float *x = xt->data, *labels = lt->data;
-    for (int64_t i = 0; i < n; i++) {
-        float l = labels[i];
-        if (!(l >= 0.0f && l < (float)k))
-            return ref_fail(err, errlen, "%s: label %g out of range [0, %lld) at example %lld",
-                            name, (double)l, (long long)k, (long long)i);
-        if (l != floorf(l))
-            return ref_fail(err, errlen, "%s: label %g is not a class index at example %lld",
-                            name, (double)l, (long long)i);
-    }
+    double eps = c->node->attrs.loss.label_smoothing;
     float *dx = c->nout > 1 ? c->out[1].data : NULL;
     const float fe = (float)eps, on = (float)(1.0 - eps), off = (float)(eps / (double)k);
     const float inv_n = (float)(1.0 / (double)n);
