@@ -160,4 +160,13 @@ static inline int ref_check_like_x(const op_tensor *t, const op_tensor *x, const
  * smoothing in [0, 1).  Sets *n and *k; 0, or -1 with a message naming `name`. */
 int ref_xent_check(const op_call *c, const char *name, int64_t *n, int64_t *k, char *err, size_t errlen);
 
+/* The optimiser updates' argument checks, shared by the backends (ops/ref_optim.c): the
+ * gradient scale of an update with attrs.optim.clip (its last input, a scalar in (0, 1]; 1
+ * without clipping); a state or gradient tensor with param's element count; Adam's and AdamW's
+ * inputs, step and betas.  0, or -1 with a message naming `name`. */
+int ref_optim_grad_scale(const op_call *c, const char *name, float *scale, char *err, size_t errlen);
+int ref_check_numel_like(const op_tensor *t, const op_tensor *param, const char *name, const char *what, char *err,
+                         size_t errlen);
+int ref_adam_check(const op_call *c, const char *name, char *err, size_t errlen);
+
 #endif

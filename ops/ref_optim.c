@@ -13,7 +13,7 @@
 
 /* The gradient scale of an update with attrs.optim.clip: its last input, a scalar in
  * (0, 1]; 1 without clipping.  -1 (with err) when it is malformed. */
-static int grad_scale(const op_call *c, const char *name, float *scale, char *err, size_t errlen)
+int ref_optim_grad_scale(const op_call *c, const char *name, float *scale, char *err, size_t errlen)
 {
     *scale = 1.0f;
     if (!c->node->attrs.optim.clip)
@@ -33,13 +33,32 @@ static inline double scaled(float g, float scale)
     return (double)(g * scale);
 }
 
-static int check_like(const op_tensor *t, const op_tensor *param, const char *name,
-                      const char *what, char *err, size_t errlen)
+int ref_check_numel_like(const op_tensor *t, const op_tensor *param, const char *name, const char *what, char *err,
+                         size_t errlen)
 {
     char s1[64], s2[64];
     if (ref_numel(t) != ref_numel(param))
         return ref_fail(err, errlen, "%s: %s is %s, param is %s", name, what,
                         ref_shape_str(t, s1, sizeof s1), ref_shape_str(param, s2, sizeof s2));
+    return 0;
+}
+
+int ref_adam_check(const op_call *c, const char *name, char *err, size_t errlen)
+{
+    const op_optim_attrs *a = &c->node->attrs.optim;
+    if (c->nin != (a->clip ? 5 : 4))
+        return ref_fail(err, errlen, "%s: expected %d inputs%s, got %d", name, a->clip ? 5 : 4,
+                        a->clip ? " (clipped)" : "", c->nin);
+    if (c->step < 1)
+        return ref_fail(err, errlen, "%s: step is %lld, steps count from 1", name,
+                        (long long)c->step);
+    if (!(a->beta1 >= 0.0f && a->beta1 < 1.0f && a->beta2 >= 0.0f && a->beta2 < 1.0f))
+        return ref_fail(err, errlen, "%s: betas (%g, %g) must be in [0, 1)", name,
+                        (double)a->beta1, (double)a->beta2);
+    if (ref_check_numel_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
+        ref_check_numel_like(&c->in[2], &c->in[0], name, "m", err, errlen) ||
+        ref_check_numel_like(&c->in[3], &c->in[0], name, "v", err, errlen))
+        return -1;
     return 0;
 }
 
@@ -57,12 +76,12 @@ OP_REF_KERNEL(op_ref_sgd_update)
         return ref_fail(err, errlen, "%s: expected %d inputs (momentum %g%s), got %d", name, want,
                         (double)a->momentum, a->clip ? ", clipped" : "", c->nin);
     float scale;
-    if (grad_scale(c, name, &scale, err, errlen))
+    if (ref_optim_grad_scale(c, name, &scale, err, errlen))
         return -1;
     if (a->nesterov && !momentum)
         return ref_fail(err, errlen, "%s: nesterov needs a momentum", name);
-    if (check_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
-        (momentum && check_like(&c->in[2], &c->in[0], name, "velocity", err, errlen)))
+    if (ref_check_numel_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
+        (momentum && ref_check_numel_like(&c->in[2], &c->in[0], name, "velocity", err, errlen)))
         return -1;
     float *p = c->in[0].data, *v = momentum ? c->in[2].data : NULL;
     const float *grad = c->in[1].data;
@@ -92,21 +111,10 @@ static int adam_like(const op_call *c, const char *name, bool decoupled, char *e
     if (ref_check_call(c, name, 4, 5, 0, 0, err, errlen))
         return -1;
     const op_optim_attrs *a = &c->node->attrs.optim;
-    if (c->nin != (a->clip ? 5 : 4))
-        return ref_fail(err, errlen, "%s: expected %d inputs%s, got %d", name, a->clip ? 5 : 4,
-                        a->clip ? " (clipped)" : "", c->nin);
-    if (c->step < 1)
-        return ref_fail(err, errlen, "%s: step is %lld, steps count from 1", name,
-                        (long long)c->step);
-    if (!(a->beta1 >= 0.0f && a->beta1 < 1.0f && a->beta2 >= 0.0f && a->beta2 < 1.0f))
-        return ref_fail(err, errlen, "%s: betas (%g, %g) must be in [0, 1)", name,
-                        (double)a->beta1, (double)a->beta2);
-    if (check_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
-        check_like(&c->in[2], &c->in[0], name, "m", err, errlen) ||
-        check_like(&c->in[3], &c->in[0], name, "v", err, errlen))
+    if (ref_adam_check(c, name, err, errlen))
         return -1;
     float scale;
-    if (grad_scale(c, name, &scale, err, errlen))
+    if (ref_optim_grad_scale(c, name, &scale, err, errlen))
         return -1;
     float *p = c->in[0].data, *m = c->in[2].data, *v = c->in[3].data;
     const float *grad = c->in[1].data;

@@ -106,29 +106,7 @@ int op_native_mse_loss(op_call *c, char *err, size_t errlen)
 
 /* ---- optimiser updates */
 
-static int grad_scale(const op_call *c, const char *name, float *scale, char *err, size_t errlen)
-{
-    *scale = 1.0f;
-    if (!c->node->attrs.optim.clip)
-        return 0;
-    const op_tensor *t = &c->in[c->nin - 1];
-    if (ref_numel(t) != 1)
-        return ref_fail(err, errlen, "%s: the gradient scale is not a scalar", name);
-    *scale = t->data[0];
-    if (!(*scale > 0.0f && *scale <= 1.0f))
-        return ref_fail(err, errlen, "%s: gradient scale %g is not in (0, 1]", name, (double)*scale);
-    return 0;
-}
 
-static int check_like(const op_tensor *t, const op_tensor *param, const char *name,
-                      const char *what, char *err, size_t errlen)
-{
-    char s1[64], s2[64];
-    if (ref_numel(t) != ref_numel(param))
-        return ref_fail(err, errlen, "%s: %s is %s, param is %s", name, what,
-                        ref_shape_str(t, s1, sizeof s1), ref_shape_str(param, s2, sizeof s2));
-    return 0;
-}
 
 int op_native_sgd_update(op_call *c, char *err, size_t errlen)
 {
@@ -144,12 +122,12 @@ int op_native_sgd_update(op_call *c, char *err, size_t errlen)
     op_native_sgd k = {.lr = (float)a->lr, .momentum = (float)a->momentum,
                        .wd = (float)a->weight_decay, .has_velocity = momentum,
                        .nesterov = a->nesterov};
-    if (grad_scale(c, name, &k.scale, err, errlen))
+    if (ref_optim_grad_scale(c, name, &k.scale, err, errlen))
         return -1;
     if (a->nesterov && !momentum)
         return ref_fail(err, errlen, "%s: nesterov needs a momentum", name);
-    if (check_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
-        (momentum && check_like(&c->in[2], &c->in[0], name, "velocity", err, errlen)))
+    if (ref_check_numel_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
+        (momentum && ref_check_numel_like(&c->in[2], &c->in[0], name, "velocity", err, errlen)))
         return -1;
     float *p = c->in[0].data, *v = momentum ? c->in[2].data : NULL;
     const float *grad = c->in[1].data;
@@ -168,21 +146,10 @@ static int adam_like(op_call *c, const char *name, bool decoupled, char *err, si
     if (nat_check_call(c, name, 4, 5, 0, 0, true, err, errlen))
         return -1;
     const op_optim_attrs *a = &c->node->attrs.optim;
-    if (c->nin != (a->clip ? 5 : 4))
-        return ref_fail(err, errlen, "%s: expected %d inputs%s, got %d", name, a->clip ? 5 : 4,
-                        a->clip ? " (clipped)" : "", c->nin);
-    if (c->step < 1)
-        return ref_fail(err, errlen, "%s: step is %lld, steps count from 1", name,
-                        (long long)c->step);
-    if (!(a->beta1 >= 0.0f && a->beta1 < 1.0f && a->beta2 >= 0.0f && a->beta2 < 1.0f))
-        return ref_fail(err, errlen, "%s: betas (%g, %g) must be in [0, 1)", name,
-                        (double)a->beta1, (double)a->beta2);
-    if (check_like(&c->in[1], &c->in[0], name, "grad", err, errlen) ||
-        check_like(&c->in[2], &c->in[0], name, "m", err, errlen) ||
-        check_like(&c->in[3], &c->in[0], name, "v", err, errlen))
+    if (ref_adam_check(c, name, err, errlen))
         return -1;
     op_native_adam k;
-    if (grad_scale(c, name, &k.scale, err, errlen))
+    if (ref_optim_grad_scale(c, name, &k.scale, err, errlen))
         return -1;
     double lr = a->lr, wd = a->weight_decay, b1 = a->beta1, b2 = a->beta2;
     double bc1 = 1.0 - pow(b1, (double)c->step), bc2 = 1.0 - pow(b2, (double)c->step);
