@@ -51,7 +51,7 @@ typedef struct args {
     int64_t epochs;        /* 0: not given */
     int64_t steps;         /* 0: no limit */
     double lr;             /* 0: not given */
-    bool no_shuffle, quiet, train_flag, json, allow_extra, profile;
+    bool no_shuffle, quiet, train_flag, json, allow_extra, profile, only_o2;
     bool fold_bn;          /* export --fold-bn */
     bool allow_nonfinite;  /* NaN/Inf accepted in inputs and weights, printed in outputs and losses */
     bool lr_scale_by_world; /* train: lr x the number of processes (mpirun) */

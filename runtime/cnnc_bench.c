@@ -1,6 +1,7 @@
 /* cnnc bench: times inference (or a training step) at each optimisation level on the chosen
  * backend, then -O2 on every other backend; a table of medians with their spread (a speed-up
- * whose range overlaps the first row's is marked not significant), or JSON.  --profile then
+ * whose range overlaps the first row's is marked not significant), or JSON; --only-o2 times the
+ * -O2 row alone.  --profile then
  * times every node of the -O2 plan on the chosen backend. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,11 +37,16 @@ static const char *backend_name(cnn_backend b)
     return "?";
 }
 
-/* Every pass level on the chosen backend, then -O2 on each other backend.  Returns the count. */
-static int make_configs(cnn_backend chosen, bench_config *cfgs)
+/* Every pass level on the chosen backend, then -O2 on each other backend (or -O2 on the chosen
+ * backend only).  Returns the count. */
+static int make_configs(cnn_backend chosen, bool only_o2, bench_config *cfgs)
 {
     static const cnn_backend backends[] = {CNN_BACKEND_REF, CNN_BACKEND_ONEDNN, CNN_BACKEND_NATIVE};
     int n = 0;
+    if (only_o2) {
+        cfgs[n++] = (bench_config){"-O2", CNN_PASSES_O2, chosen};
+        return n;
+    }
     cfgs[n++] = (bench_config){"-O0", 0, chosen};
     cfgs[n++] = (bench_config){"dce only", CNN_PASS_DCE, chosen};
     cfgs[n++] = (bench_config){"fold_bn only", CNN_PASS_FOLD_BN, chosen};
@@ -197,7 +203,7 @@ int cmd_bench(const args *a)
     }
     int64_t batch = a->batch ? a->batch : 64;
     bench_config cfgs[32];
-    int ncfg = make_configs(a->opt.backend, cfgs);
+    int ncfg = make_configs(a->opt.backend, a->only_o2, cfgs);
     int repeat = a->repeat ? a->repeat : 10;
     float *labels = calloc((size_t)batch, sizeof(float));
     if (!labels) {

@@ -101,6 +101,7 @@ static const flag_def flags[] = {
     {"json", 0, NULL, F_BOOL, OFF(json), 0, 0, CMD_BENCH, "print JSON instead of a table"},
     {"repeat", 0, "N", F_INT, OFF(repeat), 1, 100000, CMD_BENCH, "runs per configuration (default 10)"},
     {"profile", 0, NULL, F_BOOL, OFF(profile), 0, 0, CMD_BENCH, "then time every node of the -O2 plan (median, spread, GFLOP/s, share)"},
+    {"only-o2", 0, NULL, F_BOOL, OFF(only_o2), 0, 0, CMD_BENCH, "time the -O2 plan on the chosen backend only (one row; for comparisons)"},
     {"stage", 0, "STAGE", F_STR, OFF(stage), 0, 0, CMD_EMIT, "parsed|optimized|training (default parsed)"},
     {"format", 0, "FORMAT", F_STR, OFF(format), 0, 0, CMD_EMIT, "text|dot (default text)"},
     {"fold-bn", 0, NULL, F_BOOL, OFF(fold_bn), 0, 0, CMD_EXPORT,

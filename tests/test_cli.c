@@ -479,6 +479,25 @@ Test(cli, bench_prints_a_table_and_json)
     EXPECT_RUN(0, "[min - max] ms", "bench %s --batch 4 --repeat 2", ex("lenet5"));
 }
 
+/* --only-o2: one row, the -O2 plan on the chosen backend, as bench/compare reads it. */
+Test(cli, bench_only_o2_times_one_row)
+{
+    char args[1024], *out;
+    snprintf(args, sizeof args, "bench %s --batch 2 --repeat 2 --threads 1 --backend native --only-o2 --json",
+             ex("lenet5"));
+    cr_assert_eq(run(&out, args), 0, "%s", out);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "not JSON: %s", out);
+    cJSON *rows = cJSON_GetObjectItem(j, "results");
+    cr_assert(cJSON_IsArray(rows) && cJSON_GetArraySize(rows) == 1, "%s", out);
+    cJSON *r = cJSON_GetArrayItem(rows, 0);
+    cr_expect_str_eq(cJSON_GetObjectItem(r, "passes")->valuestring, "-O2");
+    cr_expect_str_eq(cJSON_GetObjectItem(r, "backend")->valuestring, "native");
+    cr_expect_gt(cJSON_GetObjectItem(r, "ms")->valuedouble, 0.0);
+    cJSON_Delete(j);
+    free(out);
+}
+
 /* --profile: every node of the -O2 training step, forward, backward and update, each with its
  * median inside its range, the shares summing to one; the JSON parses and names the machine. */
 Test(cli, bench_profile_times_every_node)
