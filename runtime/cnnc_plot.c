@@ -275,9 +275,12 @@ static void panel(const curves *c, double xlo, double xhi, const double *tr, con
     plcol0(15);
     plwidth(1.0);
     plwind(xlo, xhi, lo, hi);
-    /* whole epochs on the axis while they fit, else PLplot's own spacing */
-    double xtick = xhi - xlo <= 16 ? 1.0 : 0.0;
-    plbox("bcnst", xtick, xtick > 0 ? 1 : 0, "bcnstv", 0.0, 0);
+    /* whole epochs on the axis, every 1, 2, 5, 10, 20, ... so that at most 10 labels fit the
+     * panel's width */
+    double xtick = 1.0;
+    for (int k = 0; (xhi - xlo) / xtick > 10.0 && k < 30; k++)
+        xtick *= k % 3 == 1 ? 2.5 : 2.0; /* 1, 2, 5, 10, 20, 50, ... */
+    plbox("bcnst", xtick, xtick < 2.0 ? 1 : 0, "bcnstv", 0.0, 0);
     pllab("epoch", ylabel, title);
     PLINT colours[3] = {9, 3, 1};
     const char *symbols[3] = {"●", "■", "▲"};
