@@ -7,7 +7,8 @@
  * a low-precision kernel need nothing around them.  In int8 the node gains two inputs, the
  * stored tensors NAME.weight_scale [F] and NAME.input_scale [1] (spec section 10: the weights
  * file made by `cnnc quantize`).  Dense layers with a fused softmax and convolutions over fewer
- * than 4 input channels per group (int8 only) stay fp32. */
+ * than 4 input channels per group (int8 only) stay fp32.  In training (bf16 only) the nodes keep
+ * their ops and are marked bf16, backward ones too (precision_training). */
 #include <stdio.h>
 #include <string.h>
 
@@ -87,15 +88,39 @@ static int scale_value(ir_graph *g, const ir_node *nd, const char *suffix, int64
     return ir_add_value(g, IR_VAL_STATE, &s, false, name);
 }
 
+/* bf16 training: every conv and dense node, forward and backward (data and weights), keeps its
+ * op and gains prec = bf16: its kernel reads x, w and dy rounded to bf16 and writes f32 (oneDNN
+ * converts them at the node's start), so master weights, optimiser state, activations and
+ * gradients between nodes all stay f32. */
+static int precision_training(ir_graph *g, op_precision prec, int *changes, char *err, size_t errlen)
+{
+    if (prec != OP_PREC_BF16) {
+        snprintf(err, errlen, "--precision int8 is for inference; training runs in fp32 or bf16");
+        return -1;
+    }
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *nd = &g->nodes[n];
+        if (nd->dead)
+            continue;
+        const op_def *def = op_def_get(nd->op);
+        if ((def && (def->props & OP_PROP_CONV)) || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS)
+            nd->attrs.conv.prec = prec;
+        else if ((nd->op == OP_DENSE && !nd->attrs.dense.softmax) || nd->op == OP_DENSE_BWD_DATA ||
+                 nd->op == OP_DENSE_BWD_WEIGHTS)
+            nd->attrs.dense.prec = prec;
+        else
+            continue;
+        (*changes)++;
+    }
+    return 0;
+}
+
 int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
 {
     if (ctx->precision == OP_PREC_FP32)
         return 0;
-    if (ctx->training) {
-        snprintf(err, errlen, "--precision %s is for inference; training runs in fp32",
-                 ctx->precision == OP_PREC_INT8 ? "int8" : "bf16");
-        return -1;
-    }
+    if (ctx->training)
+        return precision_training(g, ctx->precision, changes, err, errlen);
     /* decide the input signs on the fp32 graph first: a converted node's input keeps its producer */
     int nn = g->nnodes;
     for (int n = 0; n < nn; n++) {

@@ -79,7 +79,8 @@ typedef struct op_conv_attrs {
     float alpha;           /* leaky_relu slope */
     bool pool;             /* fused max pooling of the activated output */
     int64_t pool_size[2], pool_stride[2], pool_pad[2];
-    /* conv_q only */
+    /* conv_q; and bf16 on conv, conv_bwd_data, conv_bwd_weights of a bf16 training graph (their
+     * x, w and dy read as bf16, outputs f32) */
     op_precision prec;
     bool q_unsigned;       /* int8: the input is quantised as u8 (it is never negative), else s8 */
 } op_conv_attrs;
@@ -96,7 +97,7 @@ typedef struct op_dense_attrs {
     op_act act;            /* fused activation */
     float alpha;
     bool softmax;          /* fused softmax (inference) */
-    /* dense_q only */
+    /* dense_q; and bf16 on dense, dense_bwd_data, dense_bwd_weights of a bf16 training graph */
     op_precision prec;
     bool q_unsigned;       /* int8: the input is quantised as u8, else s8 */
 } op_dense_attrs;

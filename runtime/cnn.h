@@ -83,10 +83,11 @@ typedef struct cnn_options {
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
     int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE) */
     uint64_t seed;        /* dropout masks, shuffling */
-    cnn_precision precision; /* inference sessions (default CNN_PRECISION_FP32; a training session refuses
-                              * others, CNN_ERR_USAGE, and drops the weights' int8 scales, which its steps
-                              * make stale); batchnorm folding and fusion are always on in int8 (the scales
-                              * are those of the folded layers) */
+    cnn_precision precision; /* default CNN_PRECISION_FP32.  A training session takes fp32 or bf16 (conv
+                              * and dense forward and backward read bf16, master weights, optimiser state
+                              * and gradients stay f32), refuses int8 (CNN_ERR_USAGE) and drops the
+                              * weights' int8 scales, which its steps make stale; batchnorm folding and
+                              * fusion are always on in int8 (the scales are those of the folded layers) */
 } cnn_options;
 
 /* Fills *o with the defaults. */

@@ -50,7 +50,7 @@ static const flag_def flags[] = {
     {"threads", 0, "N", F_INT, OFF(opt.threads), 1, 1024, CMD_ALL, "threads (default: all cores)"},
     {"backend", 0, "B", F_BACKEND, 0, 0, 0, CMD_ALL, "auto|native|onednn|ref (default auto)"},
     {"precision", 0, "P", F_PRECISION, 0, 0, 0, CMD_ALL,
-     "fp32|bf16|int8: conv and dense arithmetic for inference (default fp32; int8 needs cnnc quantize's weights)"},
+     "fp32|bf16|int8: conv and dense arithmetic (default fp32; bf16 also trains; int8, inference only, needs cnnc quantize's weights)"},
     {NULL, 'O', "LEVEL", F_OLEVEL, 0, 0, 0, CMD_ALL, "-O0 -O1 -O2: graph optimisation level (default -O2)"},
     {"no-dce", 0, NULL, F_PASS_OFF, 0, CNN_PASS_DCE, 0, CMD_ALL, "switch dead-node elimination off"},
     {"no-fold-bn", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FOLD_BN, 0, CMD_ALL, "switch batchnorm folding off"},

@@ -395,8 +395,8 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         .passes = rt_pass_bits(opt),
         .backend = (plan_backend_choice)opt->backend,
         .caps = &caps,
-        .precision = training ? OP_PREC_FP32 : (op_precision)opt->precision, /* training: fp32 (refused
-                                                                                 * by rt_precision_check) */
+        /* training: fp32 or bf16 (int8 is refused by rt_precision_check) */
+        .precision = training && opt->precision != CNN_PRECISION_BF16 ? OP_PREC_FP32 : (op_precision)opt->precision,
 #ifdef NDEBUG
         .verify = false,
 #else

@@ -118,31 +118,49 @@ cnn_status rt_scales_store(cnn_weights *w, const rt_st_file *f)
     return CNN_OK;
 }
 
+/* Whether node nd computes in bf16: a conv_q / dense_q of that precision, or a conv or dense
+ * node (forward or backward) of a bf16 training graph. */
+static bool node_is_bf16(const ir_node *nd)
+{
+    switch (nd->op) {
+    case OP_CONV_Q: case OP_CONV1D: case OP_CONV2D: case OP_CONV3D: case OP_CONV_BWD_DATA: case OP_CONV_BWD_WEIGHTS:
+        return nd->attrs.conv.prec == OP_PREC_BF16;
+    case OP_DENSE_Q: case OP_DENSE: case OP_DENSE_BWD_DATA: case OP_DENSE_BWD_WEIGHTS:
+        return nd->attrs.dense.prec == OP_PREC_BF16;
+    default:
+        return false;
+    }
+}
+
+/* bf16 runs on oneDNN's kernels on a CPU with avx512_bf16, never emulated. */
+static cnn_status bf16_check(cnn_session *s)
+{
+    if (!strstr(cnn_cpu_isa(), "bf16"))
+        return rt_fail(s->err, CNN_ERR_USAGE, "--precision bf16 needs a CPU with avx512_bf16 (this one: %s, %s); "
+                       "it is not emulated", cnn_cpu_model(), cnn_cpu_isa());
+    for (int st = 0; st < s->plan->nsteps; st++) {
+        const ir_node *nd = &s->plan->graph->nodes[s->plan->steps[st].node];
+        if (node_is_bf16(nd) && s->plan->steps[st].backend != OP_BACKEND_ONEDNN)
+            return rt_fail(s->err, CNN_ERR_USAGE, "--precision bf16 runs on the oneDNN backend; %s would run on %s",
+                           nd->name, op_backend_name(s->plan->steps[st].backend));
+    }
+    return CNN_OK;
+}
+
 cnn_status rt_precision_check(cnn_session *s)
 {
     if (s->mode == CNN_MODE_TRAIN) {
-        if (s->opt.precision != CNN_PRECISION_FP32)
-            return rt_fail(s->err, CNN_ERR_USAGE, "--precision %s is for inference; training runs in fp32",
-                           s->opt.precision == CNN_PRECISION_BF16 ? "bf16" : "int8");
+        if (s->opt.precision == CNN_PRECISION_INT8)
+            return rt_fail(s->err, CNN_ERR_USAGE, "--precision int8 is for inference; training runs in fp32 or bf16");
         /* the steps will change the weights: their int8 scales no longer hold (quantize again) */
         for (int i = s->weights->count; i < s->weights->count + s->weights->naux; i++)
             s->weights->t[i].present = false;
-        return CNN_OK;
+        return s->opt.precision == CNN_PRECISION_BF16 ? bf16_check(s) : CNN_OK;
     }
     if (s->opt.precision == CNN_PRECISION_FP32)
         return CNN_OK;
-    if (s->opt.precision == CNN_PRECISION_BF16) {
-        if (!strstr(cnn_cpu_isa(), "bf16"))
-            return rt_fail(s->err, CNN_ERR_USAGE, "--precision bf16 needs a CPU with avx512_bf16 (this one: %s, %s); "
-                           "it is not emulated", cnn_cpu_model(), cnn_cpu_isa());
-        for (int st = 0; st < s->plan->nsteps; st++) {
-            const ir_node *nd = &s->plan->graph->nodes[s->plan->steps[st].node];
-            if ((nd->op == OP_CONV_Q || nd->op == OP_DENSE_Q) && s->plan->steps[st].backend != OP_BACKEND_ONEDNN)
-                return rt_fail(s->err, CNN_ERR_USAGE, "--precision bf16 runs on the oneDNN backend; %s would run on %s",
-                               nd->name, op_backend_name(s->plan->steps[st].backend));
-        }
-        return CNN_OK;
-    }
+    if (s->opt.precision == CNN_PRECISION_BF16)
+        return bf16_check(s);
     if (s->opt.precision != CNN_PRECISION_INT8)
         return rt_fail(s->err, CNN_ERR_USAGE, "unknown precision %d", (int)s->opt.precision);
     const ir_graph *g = s->plan->graph;

@@ -1,7 +1,8 @@
 /* Low-precision kernels (ops/ref_int8.c, ops/onednn/dnn_lowp.c): the int8 reference against an
  * independent computation where the math is exact (integer-valued inputs, power-of-two scales),
  * the oneDNN int8 kernels against the reference (exactly equal where every step is exact, within
- * a float rounding with a bias), bf16 against the bf16 reference, weight re-quantisation when
+ * a float rounding with a bias), bf16 against the bf16 reference (inference and the training
+ * nodes), weight re-quantisation when
  * the weights' version changes, and bad scales refused. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -384,4 +385,83 @@ Test(bf16_onednn, conv_and_dense_against_ref)
     for (int i = 0; i < 3; i++) free(in[i].data);
     free(yr.data), free(yd.data);
 }
+/* bf16 training: conv and dense forward, backward data and backward weights marked bf16 read x, w
+ * and dy as bf16 and write f32: oneDNN against the fp32 reference on inputs rounded to bf16 (the
+ * products are then exact; only the f32 accumulation order differs). */
+static tens rounded(const tens *t)
+{
+    tens r = mk(t->rank, t->d);
+    for (int64_t i = 0; i < nel(t); i++) r.data[i] = op_bf16_round(t->data[i]);
+    return r;
+}
+
+/* |a - b| within 1e-4 of b's largest magnitude, and some element differing from the fp32 result
+ * on the unrounded inputs (so the bf16 rounding did happen). */
+static void expect_bf16(const tens *a, const tens *b, const tens *f32, const char *what)
+{
+    double big = 0;
+    for (int64_t i = 0; i < nel(b); i++) big = fmax(big, fabs((double)b->data[i]));
+    bool differs = false;
+    for (int64_t i = 0; i < nel(a); i++) {
+        cr_assert(fabs((double)a->data[i] - b->data[i]) <= 1e-4 * big, "%s: element %lld: %.9g vs %.9g", what,
+                  (long long)i, (double)a->data[i], (double)b->data[i]);
+        differs |= fabs((double)a->data[i] - f32->data[i]) > 1e-6 * big;
+    }
+    cr_expect(differs, "%s: the bf16 result equals the fp32 one", what);
+}
+
+/* Runs node nd (2 or 3 inputs) on oneDNN as given, and on the reference twice: on the inputs
+ * rounded to bf16 and as they are; compares. */
+static void check_bf16_node(const op_node *nd, int nin, tens *in, tens *out_shape, const char *what)
+{
+    tens rin[3], yd = mk(out_shape->rank, out_shape->d), yr = mk(out_shape->rank, out_shape->d),
+                 yf = mk(out_shape->rank, out_shape->d);
+    for (int i = 0; i < nin; i++) rin[i] = i < 2 ? rounded(&in[i]) : in[i]; /* the bias stays f32 */
+    char msg[512];
+    op_node ref = *nd;
+    if (ref.op == OP_CONV2D || ref.op == OP_CONV_BWD_DATA || ref.op == OP_CONV_BWD_WEIGHTS)
+        ref.attrs.conv.prec = OP_PREC_FP32;
+    else
+        ref.attrs.dense.prec = OP_PREC_FP32;
+    int rc = run(OP_BACKEND_ONEDNN, nd, nin, in, &yd, 1, msg);
+    if (rc != 0) {
+        cr_log_warn("%s: bf16 unavailable here: %s", what, msg);
+    } else {
+        cr_assert_eq(run(OP_BACKEND_REF, &ref, nin, rin, &yr, 1, msg), 0, "%s ref: %s", what, msg);
+        cr_assert_eq(run(OP_BACKEND_REF, &ref, nin, in, &yf, 1, msg), 0, "%s ref: %s", what, msg);
+        expect_bf16(&yd, &yr, &yf, what);
+    }
+    for (int i = 0; i < 2; i++) free(rin[i].data);
+    free(yd.data), free(yr.data), free(yf.data);
+}
+
+Test(bf16_onednn, training_nodes_against_rounded_ref)
+{
+    op_node conv = conv_node(8, 3, 1, 1, 1, true);
+    conv.attrs.conv.prec = OP_PREC_BF16;
+    conv.op = OP_CONV2D;
+    tens x = MK(2, 4, 6, 6), w = MK(8, 4, 3, 3), b = MK(8), dy = MK(2, 8, 6, 6);
+    fill_real(&x, -2, 2), fill_real(&w, -1, 1), fill_real(&b, -1, 1), fill_real(&dy, -1, 1);
+    check_bf16_node(&conv, 3, (tens[]){x, w, b}, &dy, "conv forward");
+    op_node bwd = conv;
+    bwd.op = OP_CONV_BWD_DATA;
+    bwd.attrs.conv.bias = false;
+    check_bf16_node(&bwd, 2, (tens[]){dy, w}, &x, "conv backward data");
+    bwd.op = OP_CONV_BWD_WEIGHTS;
+    check_bf16_node(&bwd, 2, (tens[]){dy, x}, &w, "conv backward weights");
+    op_node dense = dense_node(10, true, OP_PREC_BF16);
+    dense.op = OP_DENSE;
+    tens dx = MK(3, 20), dw = MK(10, 20), db = MK(10), ddy = MK(3, 10);
+    fill_real(&dx, -2, 2), fill_real(&dw, -1, 1), fill_real(&db, -1, 1), fill_real(&ddy, -1, 1);
+    check_bf16_node(&dense, 3, (tens[]){dx, dw, db}, &ddy, "dense forward");
+    op_node dbwd = dense;
+    dbwd.op = OP_DENSE_BWD_DATA;
+    dbwd.attrs.dense.bias = false;
+    check_bf16_node(&dbwd, 2, (tens[]){ddy, dw}, &dx, "dense backward data");
+    dbwd.op = OP_DENSE_BWD_WEIGHTS;
+    check_bf16_node(&dbwd, 2, (tens[]){ddy, dx}, &dw, "dense backward weights");
+    free(x.data), free(w.data), free(b.data), free(dy.data);
+    free(dx.data), free(dw.data), free(db.data), free(ddy.data);
+}
 #endif
+

@@ -1,7 +1,8 @@
-/* int8 and bf16 inference through the library: cnn_weights_quantize on a small network and
- * data set, the scales saved and loaded with the weights, int8 sessions (reference and oneDNN)
- * against fp32 within a bound from the scales, the layer table, and bad input: weights without
- * scales, zero / non-finite / misshapen scales, calibration data that do not fit. */
+/* int8 and bf16 through the library: cnn_weights_quantize on a small network and data set, the
+ * scales saved and loaded with the weights, int8 sessions (reference and oneDNN) against fp32
+ * within a bound from the scales, the layer table, bf16 training against fp32, and bad input:
+ * weights without scales, zero / non-finite / misshapen scales, calibration data that do not fit,
+ * int8 training, bf16 on a backend without bf16 kernels. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -237,6 +238,91 @@ Test(int8_api, bad_input_is_located)
     cnn_model_destroy(m);
 }
 
+/* One training session of precision p (threads 1, sgd lr 0.05 momentum 0.9) on fresh weights of
+ * seed 3, `steps` steps on a fixed batch of 8; the losses into loss[], the weights returned. */
+static cnn_weights *train_on(cnn_model *m, cnn_precision p, cnn_backend b, int steps, float *loss, cnn_status *st,
+                             char *msg, size_t msglen)
+{
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_options o;
+    cnn_options_default(&o);
+    o.precision = p;
+    o.backend = b;
+    o.threads = 1;
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    tc.batch = 8, tc.optimizer = 0, tc.lr = 0.05, tc.momentum = 0.9;
+    cnn_session *s = NULL;
+    *st = cnn_session_create(&s, m, w, &o, 8, CNN_MODE_TRAIN, &tc);
+    snprintf(msg, msglen, "%s", cnn_session_errmsg(s));
+    if (*st == CNN_OK) {
+        float *x = cnn_session_input(s, 0);
+        for (int i = 0; i < 8 * 36; i++) x[i] = (float)((i * 37 + i / 7) % 256) / 255.0f;
+        float labels[8];
+        for (int i = 0; i < 8; i++) labels[i] = (float)(i % 3);
+        for (int k = 0; k < steps && *st == CNN_OK; k++)
+            *st = cnn_session_train_step(s, labels, true, &loss[k], NULL);
+    }
+    cnn_session_destroy(s);
+    return w;
+}
+
+/* bf16 training: the losses follow fp32's closely, the weights end near fp32's but not equal to
+ * them (the arithmetic was bf16); the reference and native backends refuse it. */
+Test(int8_api, bf16_training_tracks_fp32)
+{
+    cnn_model *m = model();
+    float lf[20], lb[20];
+    cnn_status st;
+    char msg[512];
+    cnn_weights *wb = train_on(m, CNN_PRECISION_BF16, CNN_BACKEND_AUTO, 20, lb, &st, msg, sizeof msg);
+#ifdef CNN_HAVE_ONEDNN
+    if (!strstr(cnn_cpu_isa(), "bf16")) {
+        cr_expect_eq(st, CNN_ERR_USAGE);
+        cr_expect(strstr(msg, "avx512_bf16"), "%s", msg);
+        cnn_weights_destroy(wb);
+        cnn_model_destroy(m);
+        cr_skip_test("this CPU has no avx512_bf16");
+    }
+    cr_assert_eq(st, CNN_OK, "%s", msg);
+    cnn_weights *wf = train_on(m, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, 20, lf, &st, msg, sizeof msg);
+    cr_assert_eq(st, CNN_OK, "%s", msg);
+    for (int k = 0; k < 20; k++)
+        cr_expect(fabsf(lb[k] - lf[k]) <= 0.02f * fabsf(lf[k]) + 1e-3f, "step %d: loss %g in bf16, %g in fp32", k,
+                  (double)lb[k], (double)lf[k]);
+    cr_expect_lt(lb[19], 0.8f * lb[0], "bf16 loss did not fall: %g -> %g", (double)lb[0], (double)lb[19]);
+    double diff = 0, big = 0;
+    for (int i = 0; i < cnn_weights_count(wf); i++) {
+        int rank;
+        int64_t d[CNN_WEIGHT_MAX_RANK], n = 1;
+        float *a = cnn_weights_tensor(wf, i, NULL, &rank, d), *b = cnn_weights_tensor(wb, i, NULL, &rank, d);
+        for (int k = 0; k < rank; k++) n *= d[k];
+        for (int64_t j = 0; j < n; j++) diff = fmax(diff, fabs((double)a[j] - b[j])), big = fmax(big, fabs((double)a[j]));
+    }
+    cr_expect_gt(diff, 0.0, "the bf16 weights equal the fp32 ones");
+    cr_expect_lt(diff, 0.05 * big, "bf16 weights %g away from fp32 (largest weight %g)", diff, big);
+    cnn_weights_destroy(wf);
+#else
+    cr_expect_eq(st, CNN_ERR_USAGE);
+#endif
+    cnn_weights_destroy(wb);
+    /* never emulated on the other backends */
+    cnn_backend others[2] = {CNN_BACKEND_REF, CNN_BACKEND_NATIVE};
+    for (int i = 0; i < 2; i++) {
+        cnn_weights *w = train_on(m, CNN_PRECISION_BF16, others[i], 1, lb, &st, msg, sizeof msg);
+        cr_expect_eq(st, CNN_ERR_USAGE);
+        cr_expect(strstr(msg, "bf16"), "%s", msg);
+        cnn_weights_destroy(w);
+    }
+    /* int8 trains nowhere */
+    cnn_weights *w = train_on(m, CNN_PRECISION_INT8, CNN_BACKEND_AUTO, 1, lb, &st, msg, sizeof msg);
+    cr_expect_eq(st, CNN_ERR_USAGE);
+    cr_expect(strstr(msg, "training runs in fp32 or bf16"), "%s", msg);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
 /* The driver: quantize, then run and the layer table with --precision int8; exit statuses. */
 Test(int8_api, cli)
 {
@@ -273,6 +359,20 @@ Test(int8_api, cli)
     free(out);
     snprintf(args, sizeof args, "run %s --precision int4", tmp("q.cnn"));
     cr_expect_eq(run_cnnc(&out, args), 2, "%s", out);
+    free(out);
+    /* training: int8 refused (usage), bf16 where the CPU and the build have it */
+    snprintf(args, sizeof args, "train %s --data %s --steps 3 --batch 6 --precision int8", tmp("q.cnn"), tmpdir);
+    cr_expect_eq(run_cnnc(&out, args), 2, "%s", out);
+    cr_expect(strstr(out, "training runs in fp32 or bf16"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "train %s --data %s --steps 3 --batch 6 --precision bf16 --save %s", tmp("q.cnn"),
+             tmpdir, tmp("b.safetensors"));
+#ifdef CNN_HAVE_ONEDNN
+    bool bf16 = strstr(cnn_cpu_isa(), "bf16") != NULL;
+#else
+    bool bf16 = false;
+#endif
+    cr_expect_eq(run_cnnc(&out, args), bf16 ? 0 : 2, "%s", out);
     free(out);
     write_idx(tmpdir, 30, 5); /* images that do not fit */
     snprintf(args, sizeof args, "quantize %s -w %s --data %s -o %s", tmp("q.cnn"), tmp("w.safetensors"), tmpdir,

@@ -10,7 +10,10 @@
  *
  *   conv:             x [N,C,(D,)H,W], w [F,C/g,(kd,)kh,kw], b [F]?, r [N,F,(OD,)OH,OW]?  ->  y
  *   conv_bwd_data:    dy [N,F,(OD,)OH,OW], w  ->  dx [N,C,(D,)H,W]
- *   conv_bwd_weights: dy, x  ->  dw [F,C/g,(kd,)kh,kw], db [F]? */
+ *   conv_bwd_weights: dy, x  ->  dw [F,C/g,(kd,)kh,kw], db [F]?
+ *
+ * In a bf16 training graph (attrs.prec bf16) the three read x, w and dy as bf16 (the reorders
+ * into the primitive's layout round them to nearest even) and write f32. */
 #include <string.h>
 
 #include "ops/onednn/dnn_conv.h"
@@ -126,12 +129,20 @@ void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory
     *y = prim && !cl.y ? op_dnn_md_any(nd, yd) : op_dnn_md_layout(nd, yd, cl.y);
 }
 
-/* The forward primitive descriptor (also the hint of the backward ones). */
-static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_prop_kind_t prop,
+/* The type a node's x, w and dy are read as: bf16 in a bf16 training graph, else f32. */
+static dnnl_data_type_t conv_in_type(const op_conv_attrs *a)
+{
+    return a->prec == OP_PREC_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+/* The forward primitive descriptor (also the hint of the backward ones), its x and w read as
+ * `in` (f32 or bf16), y f32. */
+static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_data_type_t in, dnnl_prop_kind_t prop,
                        const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, char *err, size_t errlen)
 {
     dnnl_memory_desc_t x, w, y;
     op_dnn_conv_mds(g, cl, true, &x, &w, &y);
+    x.data_type = w.data_type = in;
     dnnl_memory_desc_t b = op_dnn_md(1, &g->f);
     dnnl_convolution_desc_t d;
     OP_DNN_TRY(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, &x, &w,
@@ -232,7 +243,7 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
     }
     conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[0]), op_dnn_tensor_cl(c, &c->out[0])};
     dnnl_primitive_desc_t pd = NULL;
-    int rc = conv_fwd_pd(&g, cl, a->bias, dnnl_forward_inference, attr, &pd, err, errlen);
+    int rc = conv_fwd_pd(&g, cl, a->bias, conv_in_type(a), dnnl_forward_inference, attr, &pd, err, errlen);
     dnnl_primitive_attr_destroy(attr);
     if (rc) return -1;
 
@@ -273,10 +284,11 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
     conv_layouts cl = {op_dnn_tensor_cl(c, &c->out[0]), op_dnn_tensor_cl(c, &c->in[0])};
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (conv_fwd_pd(&g, cl, false, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (conv_fwd_pd(&g, cl, false, conv_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
     op_dnn_conv_mds(&g, cl, true, &xa, &wa, &ya);
     op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
+    wa.data_type = ya.data_type = conv_in_type(a); /* w and dy; dx stays f32 */
     dnnl_convolution_desc_t d;
     dnnl_status_t s = dnnl_dilated_convolution_backward_data_desc_init(
         &d, dnnl_convolution_direct, &xa, &wa, &ya, g.stride, g.dil, g.pad, g.pad);
@@ -327,10 +339,11 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
     conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[1]), op_dnn_tensor_cl(c, &c->in[0])};
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (conv_fwd_pd(&g, cl, a->bias, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (conv_fwd_pd(&g, cl, a->bias, conv_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
     op_dnn_conv_mds(&g, cl, true, &xa, &wa, &ya);
     op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
+    xa.data_type = ya.data_type = conv_in_type(a); /* x and dy; dw and db stay f32 */
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
     dnnl_convolution_desc_t d;
     dnnl_status_t s = dnnl_dilated_convolution_backward_weights_desc_init(

@@ -6,7 +6,9 @@
  *
  *   dense:             x [N,...] as [N,F], w [U,F], b [U]?  ->  y [N,U]
  *   dense_bwd_data:    dy [N,U], w [U,F]  ->  dx [N,...]
- *   dense_bwd_weights: dy [N,U], x [N,...]  ->  dw [U,F], db [U]? */
+ *   dense_bwd_weights: dy [N,U], x [N,...]  ->  dw [U,F], db [U]?
+ *
+ * In a bf16 training graph (attrs.prec bf16) the three read x, w and dy as bf16 and write f32. */
 #include "ops/onednn/dnn_common.h"
 
 typedef struct dense_geom {
@@ -24,11 +26,19 @@ static int dense_geom_read(const op_tensor *x, const op_tensor *w, dense_geom *g
     return 0;
 }
 
-static int dense_fwd_pd(const dense_geom *g, bool bias, dnnl_prop_kind_t prop, const_dnnl_primitive_attr_t attr,
-                        dnnl_primitive_desc_t *pd, char *err, size_t errlen)
+/* The type a node's x, w and dy are read as: bf16 in a bf16 training graph, else f32. */
+static dnnl_data_type_t dense_in_type(const op_dense_attrs *a)
+{
+    return a->prec == OP_PREC_BF16 ? dnnl_bf16 : dnnl_f32;
+}
+
+/* The forward primitive descriptor (also the hint of the backward ones): x and w read as `in`. */
+static int dense_fwd_pd(const dense_geom *g, bool bias, dnnl_data_type_t in, dnnl_prop_kind_t prop,
+                        const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, char *err, size_t errlen)
 {
     int64_t xd[2] = {g->n, g->f}, wd[2] = {g->u, g->f}, yd[2] = {g->n, g->u};
     dnnl_memory_desc_t x = op_dnn_md_any(2, xd), w = op_dnn_md_any(2, wd), y = op_dnn_md_any(2, yd);
+    x.data_type = w.data_type = in;
     dnnl_memory_desc_t b = op_dnn_md(1, &g->u);
     dnnl_inner_product_desc_t d;
     OP_DNN_TRY(dnnl_inner_product_forward_desc_init(&d, prop, &x, &w, bias ? &b : NULL, &y),
@@ -72,7 +82,7 @@ static int dense_build(op_dnn_prog *p, const op_call *c, char *err, size_t errle
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
     if (op_dnn_attr_act(attr, a->act, a->alpha, false, err, errlen) ||
-        dense_fwd_pd(&g, a->bias, dnnl_forward_inference, attr, &pd, err, errlen))
+        dense_fwd_pd(&g, a->bias, dense_in_type(a), dnnl_forward_inference, attr, &pd, err, errlen))
         goto done;
     int64_t xd[2] = {g.n, g.f}, wd[2] = {g.u, g.f}, yd[2] = {g.n, g.u};
     dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
@@ -113,6 +123,7 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_dense_kernel, dense_build, OP_LAYOUT_PLAIN_ONLY);
 
 static int dense_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
+    const op_dense_attrs *a = &c->node->attrs.dense;
     if (c->nin != 2 || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN dense_bwd_data: expected 2 inputs and 1 output");
     dense_geom g;
@@ -125,10 +136,11 @@ static int dense_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, siz
     if (op_dnn_attr(&attr, err, errlen)) return -1;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (dense_fwd_pd(&g, false, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (dense_fwd_pd(&g, false, dense_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     int64_t xd[2] = {g.n, g.f}, wd[2] = {g.u, g.f}, yd[2] = {g.n, g.u};
     dnnl_memory_desc_t xa = op_dnn_md_any(2, xd), wa = op_dnn_md_any(2, wd), ya = op_dnn_md_any(2, yd);
     dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
+    wa.data_type = ya.data_type = dense_in_type(a); /* w and dy; dx stays f32 */
     dnnl_inner_product_desc_t d;
     dnnl_status_t s = dnnl_inner_product_backward_data_desc_init(&d, &xa, &wa, &ya);
     if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &d, attr, op_dnn_engine(), hint);
@@ -179,10 +191,11 @@ static int dense_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, 
     if (op_dnn_attr(&attr, err, errlen)) return -1;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (dense_fwd_pd(&g, a->bias, dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (dense_fwd_pd(&g, a->bias, dense_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
     int64_t xd[2] = {g.n, g.f}, wd[2] = {g.u, g.f}, yd[2] = {g.n, g.u};
     dnnl_memory_desc_t xa = op_dnn_md_any(2, xd), wa = op_dnn_md_any(2, wd), ya = op_dnn_md_any(2, yd);
     dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
+    xa.data_type = ya.data_type = dense_in_type(a); /* x and dy; dw and db stay f32 */
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.u);
     dnnl_inner_product_desc_t d;
     dnnl_status_t s = dnnl_inner_product_backward_weights_desc_init(&d, &xa, &wa, a->bias ? &bp : NULL, &ya);
