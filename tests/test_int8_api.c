@@ -289,7 +289,7 @@ Test(int8_api, bf16_training_tracks_fp32)
     cnn_weights *wf = train_on(m, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, 20, lf, &st, msg, sizeof msg);
     cr_assert_eq(st, CNN_OK, "%s", msg);
     for (int k = 0; k < 20; k++)
-        cr_expect(fabsf(lb[k] - lf[k]) <= 0.02f * fabsf(lf[k]) + 1e-3f, "step %d: loss %g in bf16, %g in fp32", k,
+        cr_expect(fabsf(lb[k] - lf[k]) <= 0.05f * fabsf(lf[k]) + 0.01f, "step %d: loss %g in bf16, %g in fp32", k,
                   (double)lb[k], (double)lf[k]);
     cr_expect_lt(lb[19], 0.8f * lb[0], "bf16 loss did not fall: %g -> %g", (double)lb[0], (double)lb[19]);
     double diff = 0, big = 0;
