@@ -268,15 +268,16 @@ static cnn_weights *train_on(cnn_model *m, cnn_precision p, cnn_backend b, int s
     return w;
 }
 
-/* bf16 training: the losses follow fp32's closely, the weights end near fp32's but not equal to
- * them (the arithmetic was bf16); the reference and native backends refuse it. */
+/* bf16 training: over the first steps the losses follow fp32's closely and the weights end near
+ * fp32's but not equal to them (the arithmetic was bf16; later the two trajectories drift apart,
+ * as any two roundings do); the loss falls; the reference and native backends refuse it. */
 Test(int8_api, bf16_training_tracks_fp32)
 {
     cnn_model *m = model();
     float lf[20], lb[20];
     cnn_status st;
     char msg[512];
-    cnn_weights *wb = train_on(m, CNN_PRECISION_BF16, CNN_BACKEND_AUTO, 20, lb, &st, msg, sizeof msg);
+    cnn_weights *wb = train_on(m, CNN_PRECISION_BF16, CNN_BACKEND_AUTO, 5, lb, &st, msg, sizeof msg);
 #ifdef CNN_HAVE_ONEDNN
     if (!strstr(cnn_cpu_isa(), "bf16")) {
         cr_expect_eq(st, CNN_ERR_USAGE);
@@ -286,12 +287,11 @@ Test(int8_api, bf16_training_tracks_fp32)
         cr_skip_test("this CPU has no avx512_bf16");
     }
     cr_assert_eq(st, CNN_OK, "%s", msg);
-    cnn_weights *wf = train_on(m, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, 20, lf, &st, msg, sizeof msg);
+    cnn_weights *wf = train_on(m, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, 5, lf, &st, msg, sizeof msg);
     cr_assert_eq(st, CNN_OK, "%s", msg);
-    for (int k = 0; k < 20; k++)
-        cr_expect(fabsf(lb[k] - lf[k]) <= 0.05f * fabsf(lf[k]) + 0.01f, "step %d: loss %g in bf16, %g in fp32", k,
+    for (int k = 0; k < 5; k++)
+        cr_expect(fabsf(lb[k] - lf[k]) <= 0.02f * fabsf(lf[k]) + 1e-3f, "step %d: loss %g in bf16, %g in fp32", k,
                   (double)lb[k], (double)lf[k]);
-    cr_expect_lt(lb[19], 0.8f * lb[0], "bf16 loss did not fall: %g -> %g", (double)lb[0], (double)lb[19]);
     double diff = 0, big = 0;
     for (int i = 0; i < cnn_weights_count(wf); i++) {
         int rank;
@@ -301,8 +301,12 @@ Test(int8_api, bf16_training_tracks_fp32)
         for (int64_t j = 0; j < n; j++) diff = fmax(diff, fabs((double)a[j] - b[j])), big = fmax(big, fabs((double)a[j]));
     }
     cr_expect_gt(diff, 0.0, "the bf16 weights equal the fp32 ones");
-    cr_expect_lt(diff, 0.05 * big, "bf16 weights %g away from fp32 (largest weight %g)", diff, big);
+    cr_expect_lt(diff, 0.02 * big, "bf16 weights %g away from fp32 (largest weight %g)", diff, big);
     cnn_weights_destroy(wf);
+    cnn_weights_destroy(wb);
+    wb = train_on(m, CNN_PRECISION_BF16, CNN_BACKEND_AUTO, 20, lb, &st, msg, sizeof msg);
+    cr_assert_eq(st, CNN_OK, "%s", msg);
+    cr_expect_lt(lb[19], 0.8f * lb[0], "bf16 loss did not fall: %g -> %g", (double)lb[0], (double)lb[19]);
 #else
     cr_expect_eq(st, CNN_ERR_USAGE);
 #endif
