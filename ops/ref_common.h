@@ -169,4 +169,10 @@ int ref_check_numel_like(const op_tensor *t, const op_tensor *param, const char 
                          size_t errlen);
 int ref_adam_check(const op_call *c, const char *name, char *err, size_t errlen);
 
+/* batchnorm's (bwd: batchnorm_bwd's) call checked as every backend's kernel must: shapes, the
+ * channel vectors, eps and momentum, the outputs of inference or training, positive running
+ * variances; *n, *ch, *s the batch, channels and spatial size of x (ops/ref_norm.c). */
+int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64_t *ch, int64_t *s, char *err,
+                 size_t errlen);
+
 #endif
