@@ -159,6 +159,9 @@ static inline int ref_check_like_x(const op_tensor *t, const op_tensor *x, const
  * labels [N] of class indices, a scalar loss, dlogits (when asked) of the logits' shape, label
  * smoothing in [0, 1).  Sets *n and *k; 0, or -1 with a message naming `name`. */
 int ref_xent_check(const op_call *c, const char *name, int64_t *n, int64_t *k, char *err, size_t errlen);
+/* mse's call checked (prediction and target of one batch and size, a scalar loss, dpred like the
+ * prediction); *count the elements (ops/ref_loss.c). */
+int ref_mse_check(const op_call *c, const char *name, int64_t *count, char *err, size_t errlen);
 
 /* The optimiser updates' argument checks, shared by the backends (ops/ref_optim.c): the
  * gradient scale of an update with attrs.optim.clip (its last input, a scalar in (0, 1]; 1

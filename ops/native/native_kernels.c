@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/ref.h"
 #include "ops/native/native.h"
 #include "ops/native/native_ops.h"
 #include "ops/native/simd.h"
@@ -139,7 +140,7 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_ADAM_UPDATE] = K0(adam_update),
     [OP_ADAMW_UPDATE] = K0(adamw_update),
     [OP_GRAD_SQNORM] = K0(grad_sqnorm),
-    [OP_CLIP_SCALE] = K0(clip_scale),
+    [OP_CLIP_SCALE] = {.run = op_ref_clip_scale}, /* a scalar op in double: the reference's */
 };
 
 const op_kernel *op_native_kernel(op_kind op)
