@@ -35,26 +35,29 @@ static int read_act(const op_call *c, const char *name, bool named, op_act *act,
     return 0;
 }
 
-int op_elt_check_act(const op_call *c, const char *name, op_act *act, float *alpha, char *err, size_t errlen)
+int op_elt_check_act(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
+                     size_t errlen)
 {
-    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen) || read_act(c, name, true, act, alpha, err, errlen))
+    if (ref_check_call_layouts(c, name, 1, 1, 1, 1, plain_only, err, errlen) ||
+        read_act(c, name, true, act, alpha, err, errlen))
         return -1;
     return check_same(&c->out[0], &c->in[0], name, "output", "input", err, errlen);
 }
 
-int op_elt_check_act_bwd(const op_call *c, const char *name, op_act *act, float *alpha, char *err,
+int op_elt_check_act_bwd(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
                          size_t errlen)
 {
-    if (ref_check_call(c, name, 2, 2, 1, 1, err, errlen) ||
+    if (ref_check_call_layouts(c, name, 2, 2, 1, 1, plain_only, err, errlen) ||
         check_same(&c->in[1], &c->in[0], name, "y", "dy", err, errlen) ||
         check_same(&c->out[0], &c->in[0], name, "dx", "dy", err, errlen))
         return -1;
     return read_act(c, name, false, act, alpha, err, errlen);
 }
 
-int op_elt_check_add(const op_call *c, const char *name, op_act *act, float *alpha, char *err, size_t errlen)
+int op_elt_check_add(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
+                     size_t errlen)
 {
-    if (ref_check_call(c, name, 2, OP_MAX_IN, 1, 1, err, errlen))
+    if (ref_check_call_layouts(c, name, 2, OP_MAX_IN, 1, 1, plain_only, err, errlen))
         return -1;
     for (int k = 1; k < c->nin; k++)
         if (check_same(&c->in[k], &c->in[0], name, "an input", "input 0", err, errlen))

@@ -2,7 +2,8 @@
  * (ops/ref_eltwise.c) and the native ones (ops/native/native_eltwise.c), as ops/pool_geom.h is
  * for pooling: one set of rules and messages, and what the kernels derive from them (the
  * activation, the dropout mask's generator, concat's offsets).  Each returns 0, or -1 with a
- * message naming `name` in err. */
+ * message naming `name` in err.  The element-wise ones take plain_only: false for a kernel that
+ * reads any layout (the node's tensors share one), true for one that reads plain tensors only. */
 #ifndef CNN_OPS_ELTWISE_CHECK_H
 #define CNN_OPS_ELTWISE_CHECK_H
 
@@ -13,12 +14,14 @@
 #include "ops/kernels.h"
 
 /* act: y = act(x) with a named activation (*act, *alpha from attrs.act). */
-int op_elt_check_act(const op_call *c, const char *name, op_act *act, float *alpha, char *err, size_t errlen);
+int op_elt_check_act(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
+                     size_t errlen);
 /* act_bwd: dy, y -> dx, all of one shape; the activation may be none. */
-int op_elt_check_act_bwd(const op_call *c, const char *name, op_act *act, float *alpha, char *err,
+int op_elt_check_act_bwd(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
                          size_t errlen);
 /* add: two or more inputs and the output of one shape, a fused activation. */
-int op_elt_check_add(const op_call *c, const char *name, op_act *act, float *alpha, char *err, size_t errlen);
+int op_elt_check_add(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
+                     size_t errlen);
 /* flatten and copy: an output with input 0's batch and element count. */
 int op_elt_check_flatten(const op_call *c, const char *name, char *err, size_t errlen);
 

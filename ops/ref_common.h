@@ -81,8 +81,19 @@ static inline int ref_threads(const op_call *c)
 
 /* Checks the node, the tensor counts and that every tensor has data, sane dimensions and the
  * plain layout.  name is the op's name for messages. */
+static inline int ref_check_call_layouts(const op_call *c, const char *name, int min_in, int max_in, int min_out,
+                                         int max_out, bool plain_only, char *err, size_t errlen);
+
 static inline int ref_check_call(const op_call *c, const char *name, int min_in, int max_in,
                                  int min_out, int max_out, char *err, size_t errlen)
+{
+    return ref_check_call_layouts(c, name, min_in, max_in, min_out, max_out, true, err, errlen);
+}
+
+/* ref_check_call for kernels that also take channels-last tensors (plain_only false): the
+ * layout pass then gives the node's tensors one layout (those whose two orders coincide aside). */
+static inline int ref_check_call_layouts(const op_call *c, const char *name, int min_in, int max_in, int min_out,
+                                         int max_out, bool plain_only, char *err, size_t errlen)
 {
     if (!c->node)
         return ref_fail(err, errlen, "%s: call has no node (attributes)", name);
@@ -111,7 +122,7 @@ static inline int ref_check_call(const op_call *c, const char *name, int min_in,
                                 idx);
         if (!t->data && ref_numel(t) > 0)
             return ref_fail(err, errlen, "%s: %s %d has no data", name, what, idx);
-        if (t->layout != 0) /* the layout pass never gives them one */
+        if (plain_only && t->layout != 0) /* the layout pass never gives them one */
             return ref_fail(err, errlen, "%s: %s %d is channels-last; reference kernels take plain tensors",
                             name, what, idx);
     }

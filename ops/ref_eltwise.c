@@ -16,7 +16,7 @@ OP_REF_KERNEL(op_ref_act)
 {
     op_act act;
     float alpha;
-    if (op_elt_check_act(c, "activation", &act, &alpha, err, errlen))
+    if (op_elt_check_act(c, "activation", true, &act, &alpha, err, errlen))
         return -1;
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
@@ -33,7 +33,7 @@ OP_REF_KERNEL(op_ref_act_bwd)
 {
     op_act act;
     float alpha;
-    if (op_elt_check_act_bwd(c, "act_bwd", &act, &alpha, err, errlen))
+    if (op_elt_check_act_bwd(c, "act_bwd", true, &act, &alpha, err, errlen))
         return -1;
     const float *dy = c->in[0].data, *y = c->in[1].data;
     float *dx = c->out[0].data;
@@ -61,7 +61,7 @@ OP_REF_KERNEL(op_ref_add)
 {
     op_act act;
     float alpha;
-    if (op_elt_check_add(c, "add", &act, &alpha, err, errlen))
+    if (op_elt_check_add(c, "add", true, &act, &alpha, err, errlen))
         return -1;
     int nin = c->nin;
     const op_tensor *in = c->in;

@@ -34,7 +34,7 @@ int op_native_act(op_call *c, char *err, size_t errlen)
 {
     op_act act;
     float alpha;
-    if (op_elt_check_act(c, "native activation", &act, &alpha, err, errlen))
+    if (op_elt_check_act(c, "native activation", false, &act, &alpha, err, errlen))
         return -1;
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
@@ -48,7 +48,7 @@ int op_native_act_bwd(op_call *c, char *err, size_t errlen)
 {
     op_act act;
     float alpha;
-    if (op_elt_check_act_bwd(c, "native act_bwd", &act, &alpha, err, errlen))
+    if (op_elt_check_act_bwd(c, "native act_bwd", false, &act, &alpha, err, errlen))
         return -1;
     const float *dy = c->in[0].data, *y = c->in[1].data;
     float *dx = c->out[0].data;
@@ -62,7 +62,7 @@ int op_native_add(op_call *c, char *err, size_t errlen)
 {
     op_act act;
     float alpha;
-    if (op_elt_check_add(c, "native add", &act, &alpha, err, errlen))
+    if (op_elt_check_add(c, "native add", false, &act, &alpha, err, errlen))
         return -1;
     const op_native_simd *v = op_native_simd_table();
     int nin = c->nin;

@@ -95,9 +95,14 @@ const op_native_simd *op_native_simd_table(void)
 
 #define K(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch}
 #define K0(fn) {.run = op_native_##fn}
+/* element-wise over flat memory: either layout, as long as the node's tensors share one */
+#define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER}
 
-/* Every op but reorder (native kernels take plain tensors only, so the layout pass never puts
- * a reorder on this backend) and bn_fold (a weights-only step, left to the reference).
+/* Every op but reorder and bn_fold (a weights-only step, left to the reference).  Convolutions,
+ * dense layers and the rest take plain tensors only; the element-wise ops (KE) and max pooling
+ * take channels-last ones too, so that where the tuner puts one of them between oneDNN kernels
+ * (which prefer channels-last) no reorder is needed.  An all-native plan stays plain (nothing
+ * in it prefers channels-last), so the layout pass never puts a reorder on this backend.
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
  * storing an index map in the forward instead would need a second maxpool output in training
@@ -114,18 +119,18 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
     [OP_BATCHNORM] = K(batchnorm),
     [OP_BATCHNORM_BWD] = K(batchnorm_bwd),
-    [OP_MAXPOOL] = K0(maxpool),
-    [OP_MAXPOOL_BWD] = K0(maxpool_bwd),
+    [OP_MAXPOOL] = {.run = op_native_maxpool, .layouts = OP_LAYOUT_EITHER},
+    [OP_MAXPOOL_BWD] = {.run = op_native_maxpool_bwd, .layouts = OP_LAYOUT_EITHER},
     [OP_AVGPOOL] = K0(avgpool),
     [OP_AVGPOOL_BWD] = K0(avgpool_bwd),
     [OP_GLOBAL_AVGPOOL] = K0(global_avgpool),
     [OP_GLOBAL_AVGPOOL_BWD] = K0(global_avgpool_bwd),
-    [OP_RELU] = K0(act),
-    [OP_SIGMOID] = K0(act),
-    [OP_TANH] = K0(act),
-    [OP_LEAKY_RELU] = K0(act),
-    [OP_ACT_BWD] = K0(act_bwd),
-    [OP_ADD] = K0(add),
+    [OP_RELU] = KE(act),
+    [OP_SIGMOID] = KE(act),
+    [OP_TANH] = KE(act),
+    [OP_LEAKY_RELU] = KE(act),
+    [OP_ACT_BWD] = KE(act_bwd),
+    [OP_ADD] = KE(add),
     [OP_FLATTEN] = K0(flatten),
     [OP_COPY] = K0(flatten),
     [OP_DROPOUT] = K0(dropout),
