@@ -6,14 +6,15 @@
  *     fewer than two exist), each as a uniform plan ("onednn": oneDNN, the reference where it has
  *     no kernel), and run on private weights (the session's are never touched) with the real
  *     batch, threads, passes and mode; after warm-up runs every step is timed over several runs
- *     (runtime/profile.c) and each step's median kept;
- *  2. a node's cost on a candidate is its step's median plus the medians of the reorders the
+ *     (runtime/profile.c) and each step's lower quartile kept (other work on a shared machine
+ *     only adds time);
+ *  2. a node's cost on a candidate is its step's time plus the times of the reorders the
  *     layout pass put in for it (a reorder counts towards the first node that reads its output,
  *     or, for a graph output, towards the node that made it); nodes are matched across plans by
  *     name and op (fusion does not depend on the backend, so every plan has the same nodes);
  *  3. each node takes the candidate where it costs least (the backend it ran on there);
  *  4. when that mix differs from the fastest uniform plan, both are built and timed end to end,
- *     interleaved, and the faster is kept, so the reorders a mix implies and whatever the
+ *     interleaved, and the mix is kept when at least 1% faster, so the reorders a mix implies and whatever the
  *     per-node times miss are paid for; exhaustive then tries, one at a time, moving each
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
@@ -50,6 +51,9 @@
 
 enum { MAX_CAND = 3, MAX_FLIPS = 8 };
 #define CACHE_VERSION 1
+/* A change of plan is kept only when at least 1% faster end to end: within the noise, the
+ * plan with fewer backends (and reorders) stays. */
+#define MIX_MARGIN 0.99
 
 /* The picks of the next plan made on this thread (a plan being timed end to end), or none. */
 static _Thread_local const plan_pick *forced;
@@ -76,7 +80,7 @@ typedef struct tuner {
     float *labels;
     op_backend cand[MAX_CAND];
     int ncand;
-    double total[MAX_CAND];    /* each uniform plan's median run */
+    double total[MAX_CAND];    /* each uniform plan's run (lower quartile) */
     tnode *nodes;
     int nnodes;
     rt_tune_state *ts;
@@ -90,12 +94,14 @@ static int cmp_double(const void *x, const void *y)
     return a < b ? -1 : a > b;
 }
 
-static double median(double *v, int n)
+/* The lower quartile of n times: other work on the machine only ever adds time, so the low
+ * end of the runs says more of the plan than the middle (sorts v). */
+static double quartile(double *v, int n)
 {
     if (n <= 0)
         return 0;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    return v[(n - 1) / 4];
 }
 
 static void note(rt_tune_state *ts, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -426,11 +432,11 @@ static cnn_status measure(tuner *t, int c)
         for (int r = 0; r < runs; r++)
             if ((st = run_once(t, s, &runs_s[r])) != CNN_OK)
                 goto done;
-        t->total[c] = median(runs_s, runs);
+        t->total[c] = quartile(runs_s, runs);
         for (int i = 0; i < n; i++) {
             for (int r = 0; r < s->prof_runs; r++)
                 tmp[r] = s->prof[(size_t)r * (size_t)n + (size_t)i];
-            med[i] = median(tmp, s->prof_runs);
+            med[i] = quartile(tmp, s->prof_runs);
         }
         cnn_session_profile_start(s, 0);
     }
@@ -467,7 +473,7 @@ static double fake_total(const tuner *t, const plan_pick *picks)
     return sum;
 }
 
-/* Times the plans of picks a and b end to end, interleaved: *ta, *tb their medians. */
+/* Times the plans of picks a and b end to end, interleaved: *ta, *tb their lower quartiles. */
 static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double *ta, double *tb)
 {
     if (t->fake != OP_BACKEND_COUNT) {
@@ -482,9 +488,9 @@ static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double 
     if (st == CNN_OK)
         st = make(t, OP_BACKEND_COUNT, b, &sb);
     if (st == CNN_OK)
-        st = warm_up(t, sa, 2, level_budget(t) / 2, 3, 201, &ra);
+        st = warm_up(t, sa, 2, level_budget(t), 5, 201, &ra);
     if (st == CNN_OK)
-        st = warm_up(t, sb, 2, level_budget(t) / 2, 3, 201, &rb);
+        st = warm_up(t, sb, 2, level_budget(t), 5, 201, &rb);
     int rounds = ra < rb ? ra : rb;
     if (st == CNN_OK && (!(va = cnn_mem_calloc((size_t)rounds, sizeof(double))) ||
                          !(vb = cnn_mem_calloc((size_t)rounds, sizeof(double)))))
@@ -495,8 +501,8 @@ static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double 
             st = run_once(t, sb, &vb[r]);
     }
     if (st == CNN_OK) {
-        *ta = median(va, rounds);
-        *tb = median(vb, rounds);
+        *ta = quartile(va, rounds);
+        *tb = quartile(vb, rounds);
     }
     cnn_mem_free(va);
     cnn_mem_free(vb);
@@ -547,7 +553,7 @@ static cnn_status choose(tuner *t)
     const plan_pick *keep = uni;
     snprintf(t->ts->plan, sizeof t->ts->plan, "%s", op_backend_name(t->cand[u]));
     double tmix = 0, tuni = 0;
-    if (!same && (st = race(t, mix, uni, &tmix, &tuni)) == CNN_OK && tmix < tuni) {
+    if (!same && (st = race(t, mix, uni, &tmix, &tuni)) == CNN_OK && tmix < MIX_MARGIN * tuni) {
         keep = mix;
         snprintf(t->ts->plan, sizeof t->ts->plan, "mixed");
     }
@@ -576,7 +582,7 @@ static cnn_status choose(tuner *t)
             memcpy(alt, cur, sizeof *cur * (size_t)t->nnodes);
             alt[pick].backend = to;
             double ta, tc;
-            if ((st = race(t, alt, cur, &ta, &tc)) == CNN_OK && ta < tc) {
+            if ((st = race(t, alt, cur, &ta, &tc)) == CNN_OK && ta < MIX_MARGIN * tc) {
                 plan_pick *sw = cur;
                 cur = alt, alt = sw;
                 tcur = ta;
