@@ -52,7 +52,7 @@ typedef enum cnn_status {
 } cnn_status;
 
 typedef enum cnn_backend {
-    CNN_BACKEND_AUTO = 0, /* per op: the fastest backend that has a kernel for it */
+    CNN_BACKEND_AUTO = 0, /* per op: oneDNN, native, reference, the first with a kernel; by measurement with tune */
     CNN_BACKEND_REF,      /* reference kernels only (the ground truth) */
     CNN_BACKEND_NATIVE,   /* native SIMD kernels, reference where none */
     CNN_BACKEND_ONEDNN,   /* oneDNN kernels, reference where none */
