@@ -5,7 +5,8 @@
  *  1. the plan is built once per candidate backend (oneDNN and native; the reference too when
  *     fewer than two exist), each as a uniform plan ("onednn": oneDNN, the reference where it has
  *     no kernel), and run on private weights (the session's are never touched) with the real
- *     batch, threads, passes and mode; after warm-up runs every step is timed over several runs
+ *     batch, threads, passes and mode, the candidates in turn so that the machine's load falls
+ *     on all alike; after warm-up runs every step is timed over several runs
  *     (runtime/profile.c) and each step's lower quartile kept (other work on a shared machine
  *     only adds time);
  *  2. a node's cost on a candidate is its step's time plus the times of the reorders the
@@ -13,8 +14,9 @@
  *     or, for a graph output, towards the node that made it); nodes are matched across plans by
  *     name and op (fusion does not depend on the backend, so every plan has the same nodes);
  *  3. each node takes the candidate where it costs least (the backend it ran on there);
- *  4. when that mix differs from the fastest uniform plan, both are built and timed end to end,
- *     interleaved, and the mix is kept when at least 1% faster, so the reorders a mix implies and whatever the
+ *  4. when that mix differs from the fastest uniform plan, both are built and timed end to end
+ *     in pairs of runs, and the mix is kept when the median ratio of a pair's times says it is at
+ *     least 1% faster, so the reorders a mix implies and whatever the
  *     per-node times miss are paid for; exhaustive then tries, one at a time, moving each
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
@@ -358,21 +360,28 @@ static cnn_status make(tuner *t, op_backend b, const plan_pick *picks, cnn_sessi
     return CNN_OK;
 }
 
-/* Runs the session `warm` times and returns how many timed runs fit in `budget` seconds. */
-static cnn_status warm_up(const tuner *t, cnn_session *s, int warm, double budget, int lo, int hi, int *runs)
+/* Runs the session twice; *fastest: the faster run's seconds. */
+static cnn_status warm_up(const tuner *t, cnn_session *s, double *fastest)
 {
-    double secs = 0;
-    for (int r = 0; r < warm; r++) {
+    double secs;
+    *fastest = INFINITY;
+    for (int r = 0; r < 2; r++) {
         cnn_status st = run_once(t, s, &secs);
         if (st != CNN_OK)
             return st;
+        if (secs < *fastest)
+            *fastest = secs;
     }
-    double n = secs > 0 ? budget / secs : hi;
-    *runs = n < lo ? lo : n > hi ? hi : (int)n;
     return CNN_OK;
 }
 
-static double level_budget(const tuner *t) { return t->level == CNN_TUNE_EXHAUSTIVE ? 1.0 : 0.25; }
+/* How many rounds of runs lasting `round` seconds fit in the level's budget. */
+static int rounds_for(const tuner *t, double round, int lo, int hi)
+{
+    double budget = t->level == CNN_TUNE_EXHAUSTIVE ? 1.0 : 0.25;
+    double n = round > 0 ? budget / round : hi;
+    return n < lo ? lo : n > hi ? hi : (int)n;
+}
 
 /* The step a reorder at step r serves: the first later non-reorder step reading its output, or
  * (a graph output's reorder) the step that made its input; -1 when neither. */
@@ -393,52 +402,17 @@ static int reorder_target(const ir_plan *p, int r)
     return -1;
 }
 
-/* Builds candidate c's uniform plan, times it and records every node's cost there. */
-static cnn_status measure(tuner *t, int c)
+/* Records the costs of candidate c's nodes from its steps' times t_step (seconds). */
+static cnn_status record(tuner *t, int c, const cnn_session *s, const double *t_step)
 {
-    cnn_session *s = NULL;
-    cnn_status st = make(t, t->cand[c], NULL, &s);
-    if (st != CNN_OK)
-        return st;
     const ir_plan *p = s->plan;
     int n = p->nsteps;
-    double *med = cnn_mem_calloc((size_t)n + 1, sizeof(double));
     int *at = cnn_mem_calloc((size_t)n + 1, sizeof(int));
-    double *tmp = NULL, *runs_s = NULL;
-    if (!med || !at) {
-        st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
-        goto done;
-    }
+    if (!at)
+        return rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < n; i++) {
         const ir_node *nd = &p->graph->nodes[p->steps[i].node];
         at[i] = nd->op == OP_REORDER ? -1 : find_node(t, nd);
-    }
-    if (t->fake != OP_BACKEND_COUNT) {
-        t->total[c] = 0;
-        for (int i = 0; i < n; i++)
-            if (at[i] >= 0)
-                t->total[c] += med[i] = p->steps[i].backend == t->fake ? 1.0 : 2.0;
-    } else {
-        int runs;
-        if ((st = warm_up(t, s, 2, level_budget(t), t->level == CNN_TUNE_EXHAUSTIVE ? 5 : 3, 101, &runs)) != CNN_OK ||
-            (st = cnn_session_profile_start(s, runs)) != CNN_OK)
-            goto done;
-        runs_s = cnn_mem_calloc((size_t)runs, sizeof(double));
-        tmp = cnn_mem_calloc((size_t)runs, sizeof(double));
-        if (!runs_s || !tmp) {
-            st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
-            goto done;
-        }
-        for (int r = 0; r < runs; r++)
-            if ((st = run_once(t, s, &runs_s[r])) != CNN_OK)
-                goto done;
-        t->total[c] = quartile(runs_s, runs);
-        for (int i = 0; i < n; i++) {
-            for (int r = 0; r < s->prof_runs; r++)
-                tmp[r] = s->prof[(size_t)r * (size_t)n + (size_t)i];
-            med[i] = quartile(tmp, s->prof_runs);
-        }
-        cnn_session_profile_start(s, 0);
     }
     for (int i = 0; i < n; i++) {
         int who = at[i];
@@ -451,16 +425,77 @@ static cnn_status measure(tuner *t, int c)
         tnode *tn = &t->nodes[who];
         if (!isfinite(tn->cost[c]))
             tn->cost[c] = 0;
-        tn->cost[c] += med[i];
+        tn->cost[c] += t_step[i];
         if (at[i] >= 0)
             tn->ran[c] = p->steps[i].backend;
     }
-done:
-    cnn_mem_free(med);
     cnn_mem_free(at);
+    return CNN_OK;
+}
+
+/* Builds every candidate's uniform plan, runs them in turn (interleaved, so that the machine's
+ * load falls on all alike) with every step timed, and records every node's cost on each. */
+static cnn_status measure(tuner *t)
+{
+    cnn_session *s[MAX_CAND] = {NULL};
+    double *runs_s[MAX_CAND] = {NULL}, *tmp = NULL, *t_step = NULL;
+    cnn_status st = CNN_OK;
+    int maxsteps = 0;
+    for (int c = 0; c < t->ncand && st == CNN_OK; c++)
+        if ((st = make(t, t->cand[c], NULL, &s[c])) == CNN_OK && s[c]->plan->nsteps > maxsteps)
+            maxsteps = s[c]->plan->nsteps;
+    if (st == CNN_OK && !(t_step = cnn_mem_calloc((size_t)maxsteps + 1, sizeof(double))))
+        st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
+    if (st == CNN_OK && t->fake != OP_BACKEND_COUNT) {
+        for (int c = 0; c < t->ncand && st == CNN_OK; c++) {
+            const ir_plan *p = s[c]->plan;
+            t->total[c] = 0;
+            for (int i = 0; i < p->nsteps; i++) {
+                bool reorder = p->graph->nodes[p->steps[i].node].op == OP_REORDER;
+                t_step[i] = reorder ? 0.0 : p->steps[i].backend == t->fake ? 1.0 : 2.0;
+                t->total[c] += t_step[i];
+            }
+            st = record(t, c, s[c], t_step);
+        }
+        goto done;
+    }
+    double round = 0;
+    for (int c = 0; c < t->ncand && st == CNN_OK; c++) {
+        double fastest;
+        if ((st = warm_up(t, s[c], &fastest)) == CNN_OK)
+            round += fastest;
+    }
+    int runs = rounds_for(t, round / (t->level == CNN_TUNE_EXHAUSTIVE ? 1 : t->ncand),
+                          t->level == CNN_TUNE_EXHAUSTIVE ? 7 : 3, 101);
+    for (int c = 0; c < t->ncand && st == CNN_OK; c++) {
+        st = cnn_session_profile_start(s[c], runs);
+        if (st == CNN_OK && !(runs_s[c] = cnn_mem_calloc((size_t)runs, sizeof(double))))
+            st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
+    }
+    if (st == CNN_OK && !(tmp = cnn_mem_calloc((size_t)runs, sizeof(double))))
+        st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
+    for (int r = 0; r < runs && st == CNN_OK; r++)
+        for (int k = 0; k < t->ncand && st == CNN_OK; k++) {
+            int c = (r + k) % t->ncand; /* each candidate first in turn */
+            st = run_once(t, s[c], &runs_s[c][r]);
+        }
+    for (int c = 0; c < t->ncand && st == CNN_OK; c++) {
+        t->total[c] = quartile(runs_s[c], runs);
+        int n = s[c]->plan->nsteps;
+        for (int i = 0; i < n; i++) {
+            for (int r = 0; r < s[c]->prof_runs; r++)
+                tmp[r] = s[c]->prof[(size_t)r * (size_t)n + (size_t)i];
+            t_step[i] = quartile(tmp, s[c]->prof_runs);
+        }
+        st = record(t, c, s[c], t_step);
+    }
+done:
+    for (int c = 0; c < t->ncand; c++) {
+        cnn_session_destroy(s[c]);
+        cnn_mem_free(runs_s[c]);
+    }
     cnn_mem_free(tmp);
-    cnn_mem_free(runs_s);
-    cnn_session_destroy(s);
+    cnn_mem_free(t_step);
     return st;
 }
 
@@ -473,39 +508,40 @@ static double fake_total(const tuner *t, const plan_pick *picks)
     return sum;
 }
 
-/* Times the plans of picks a and b end to end, interleaved: *ta, *tb their lower quartiles. */
-static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double *ta, double *tb)
+/* Times the plans of picks a and b end to end in pairs of runs (a then b, then b then a, ...):
+ * *ratio is the median over the pairs of a's time over b's, which a change of the machine's
+ * load between pairs does not move. */
+static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double *ratio)
 {
     if (t->fake != OP_BACKEND_COUNT) {
-        *ta = fake_total(t, a);
-        *tb = fake_total(t, b);
+        *ratio = fake_total(t, a) / fake_total(t, b);
         return CNN_OK;
     }
     cnn_session *sa = NULL, *sb = NULL;
-    double *va = NULL, *vb = NULL;
-    int ra, rb;
+    double *ratios = NULL, fa = 0, fb = 0;
     cnn_status st = make(t, OP_BACKEND_COUNT, a, &sa);
     if (st == CNN_OK)
         st = make(t, OP_BACKEND_COUNT, b, &sb);
     if (st == CNN_OK)
-        st = warm_up(t, sa, 2, level_budget(t), 5, 201, &ra);
+        st = warm_up(t, sa, &fa);
     if (st == CNN_OK)
-        st = warm_up(t, sb, 2, level_budget(t), 5, 201, &rb);
-    int rounds = ra < rb ? ra : rb;
-    if (st == CNN_OK && (!(va = cnn_mem_calloc((size_t)rounds, sizeof(double))) ||
-                         !(vb = cnn_mem_calloc((size_t)rounds, sizeof(double)))))
+        st = warm_up(t, sb, &fb);
+    int rounds = rounds_for(t, fa + fb, 9, 201);
+    if (st == CNN_OK && !(ratios = cnn_mem_calloc((size_t)rounds, sizeof(double))))
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
     for (int r = 0; r < rounds && st == CNN_OK; r++) {
-        st = run_once(t, sa, &va[r]);
-        if (st == CNN_OK)
-            st = run_once(t, sb, &vb[r]);
+        double ta = 0, tb = 0;
+        if (r % 2 == 0 && (st = run_once(t, sa, &ta)) == CNN_OK)
+            st = run_once(t, sb, &tb);
+        else if (r % 2 == 1 && (st = run_once(t, sb, &tb)) == CNN_OK)
+            st = run_once(t, sa, &ta);
+        ratios[r] = tb > 0 ? ta / tb : 1.0;
     }
     if (st == CNN_OK) {
-        *ta = quartile(va, rounds);
-        *tb = quartile(vb, rounds);
+        qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
+        *ratio = rounds % 2 ? ratios[rounds / 2] : 0.5 * (ratios[rounds / 2 - 1] + ratios[rounds / 2]);
     }
-    cnn_mem_free(va);
-    cnn_mem_free(vb);
+    cnn_mem_free(ratios);
     cnn_session_destroy(sa);
     cnn_session_destroy(sb);
     return st;
@@ -524,11 +560,9 @@ static int best_candidate(const tnode *tn, int ncand, int skip)
  * (and, exhaustive, single-node flips); the choice is left in t->nodes[].pick. */
 static cnn_status choose(tuner *t)
 {
-    for (int c = 0; c < t->ncand; c++) {
-        cnn_status st = measure(t, c);
-        if (st != CNN_OK)
-            return st;
-    }
+    cnn_status st = measure(t);
+    if (st != CNN_OK)
+        return st;
     int u = 0;
     for (int c = 1; c < t->ncand; c++)
         if (t->total[c] < t->total[u])
@@ -549,18 +583,16 @@ static cnn_status choose(tuner *t)
         mix[i].backend = b >= 0 ? tn->ran[b] : tn->pick.backend;
         same &= uni[i].backend == mix[i].backend;
     }
-    cnn_status st = CNN_OK;
     const plan_pick *keep = uni;
     snprintf(t->ts->plan, sizeof t->ts->plan, "%s", op_backend_name(t->cand[u]));
-    double tmix = 0, tuni = 0;
-    if (!same && (st = race(t, mix, uni, &tmix, &tuni)) == CNN_OK && tmix < MIX_MARGIN * tuni) {
+    double ratio = 1;
+    if (!same && (st = race(t, mix, uni, &ratio)) == CNN_OK && ratio < MIX_MARGIN) {
         keep = mix;
         snprintf(t->ts->plan, sizeof t->ts->plan, "mixed");
     }
     if (st == CNN_OK && t->level == CNN_TUNE_EXHAUSTIVE) {
         /* single-node flips of the contested nodes, largest first, each kept when faster */
         plan_pick *cur = keep == mix ? mix : uni, *alt = keep == mix ? uni : mix;
-        double tcur = keep == mix ? tmix : tuni;
         bool *tried = cnn_mem_calloc((size_t)t->nnodes + 1, sizeof(bool));
         for (int f = 0; f < MAX_FLIPS && tried && st == CNN_OK; f++) {
             int pick = -1, second = -1;
@@ -581,15 +613,12 @@ static cnn_status choose(tuner *t)
                                                                  : tn->ran[second];
             memcpy(alt, cur, sizeof *cur * (size_t)t->nnodes);
             alt[pick].backend = to;
-            double ta, tc;
-            if ((st = race(t, alt, cur, &ta, &tc)) == CNN_OK && ta < MIX_MARGIN * tc) {
+            if ((st = race(t, alt, cur, &ratio)) == CNN_OK && ratio < MIX_MARGIN) {
                 plan_pick *sw = cur;
                 cur = alt, alt = sw;
-                tcur = ta;
                 snprintf(t->ts->plan, sizeof t->ts->plan, "mixed");
             }
         }
-        (void)tcur;
         cnn_mem_free(tried);
         keep = cur;
     }
