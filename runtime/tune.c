@@ -13,7 +13,8 @@
  *     layout pass put in for it (a reorder counts towards the first node that reads its output,
  *     or, for a graph output, towards the node that made it); nodes are matched across plans by
  *     name and op (fusion does not depend on the backend, so every plan has the same nodes);
- *  3. each node takes the candidate where it costs least (the backend it ran on there);
+ *  3. each node takes the candidate where it costs least (the backend it ran on there), when at
+ *     least 5% less than on the fastest uniform plan's backend, which it keeps otherwise;
  *  4. when that mix differs from the fastest uniform plan, both are built and timed end to end
  *     in pairs of runs, and the mix is kept when the median ratio of a pair's times says it is at
  *     least 1% faster, so the reorders a mix implies and whatever the
@@ -56,6 +57,7 @@ enum { MAX_CAND = 3, MAX_FLIPS = 8 };
 /* A change of plan is kept only when at least 1% faster end to end: within the noise, the
  * plan with fewer backends (and reorders) stays. */
 #define MIX_MARGIN 0.99
+#define NODE_MARGIN 0.95
 
 /* The picks of the next plan made on this thread (a plan being timed end to end), or none. */
 static _Thread_local const plan_pick *forced;
@@ -526,7 +528,7 @@ static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double 
         st = warm_up(t, sa, &fa);
     if (st == CNN_OK)
         st = warm_up(t, sb, &fb);
-    int rounds = rounds_for(t, fa + fb, 9, 201);
+    int rounds = rounds_for(t, fa + fb, 5, 201);
     if (st == CNN_OK && !(ratios = cnn_mem_calloc((size_t)rounds, sizeof(double))))
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
     for (int r = 0; r < rounds && st == CNN_OK; r++) {
@@ -580,6 +582,9 @@ static cnn_status choose(tuner *t)
         uni[i] = mix[i] = tn->pick;
         int b = best_candidate(tn, t->ncand, -1);
         uni[i].backend = isfinite(tn->cost[u]) ? tn->ran[u] : tn->pick.backend;
+        /* a node leaves the fastest uniform plan's backend only for a clear gain (5%) */
+        if (b >= 0 && isfinite(tn->cost[u]) && tn->cost[b] >= NODE_MARGIN * tn->cost[u])
+            b = u;
         mix[i].backend = b >= 0 ? tn->ran[b] : tn->pick.backend;
         same &= uni[i].backend == mix[i].backend;
     }
