@@ -696,7 +696,17 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     cnn_model_train_config(m, &tc);
     char err[RT_ERR_MAX];
     cnn_status st;
-    ir_plan *p = model_plan(m, opt, 1, training, &tc, &st, err, sizeof err);
+    /* --tune: the backends measured (or cached) at batch 1 */
+    plan_pick *picks = NULL;
+    int npicks = 0;
+    rt_tune_state ts;
+    st = rt_tune_picks(m, opt, 1, training ? &tc : NULL, &picks, &npicks, &ts, err, sizeof err);
+    if (st == CNN_ERR_USAGE) {
+        model_set_error(m, cnn_mem_strdup(err));
+        return st;
+    }
+    ir_plan *p = model_plan_picks(m, opt, 1, training, &tc, picks, npicks, &st, err, sizeof err);
+    cnn_mem_free(picks);
     if (!p) {
         model_set_error(m, cnn_mem_strdup(err));
         return st;
