@@ -21,8 +21,8 @@
  *     per-node times miss are paid for; exhaustive then tries, one at a time, moving each
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
- *  5. the choices go to the cache (a JSON file): one entry per node, keyed by the CPU's model,
- *     its ISA, the thread count and the node's signature (op, attributes, phase, batch, passes,
+ *  5. the choices go to the cache (a JSON file): one entry per node, keyed by cnnc's version (its
+ *     kernels), the CPU's model, its ISA, the thread count and the node's signature (op, attributes, phase, batch, passes,
  *     the shapes and dtypes it reads and writes), holding the backend kept and the costs
  *     measured.  A session whose every node is in the cache measures nothing.  A cache that
  *     cannot be read or parsed is a warning (cnn_tune_info.note) and is rebuilt; it is written
@@ -260,7 +260,7 @@ static void value_sig(const ir_graph *g, int v, char *buf, size_t n, size_t *o)
     append(buf, n, o, "%s%s%s,", val->batched ? "Nx" : "", sh, d < 4 ? dt[d] : "?");
 }
 
-/* CPU model | ISA | threads | op | attributes | phase | batch | passes | inputs | outputs */
+/* cnnc version | CPU model | ISA | threads | op | attributes | phase | batch | passes | inputs | outputs */
 static void node_key(const tuner *t, const ir_graph *g, const ir_node *nd, char *buf, size_t n)
 {
     const char *phase = rt_node_phase(g, nd);
@@ -269,8 +269,8 @@ static void node_key(const tuner *t, const ir_graph *g, const ir_node *nd, char 
     if (d && d->describe && strcmp(phase, "update") != 0) /* an update's attributes hold the learning rate */
         d->describe(&nd->attrs, attrs, sizeof attrs);
     size_t o = 0;
-    append(buf, n, &o, "%s|%s|threads=%d|%s|%s|%s|batch=%" PRId64 "|passes=%u|in=", cnn_cpu_model(), cnn_cpu_isa(),
-           t->nthreads, op_name(nd->op), attrs, phase, t->batch, rt_pass_bits(&t->opt));
+    append(buf, n, &o, "cnnc %s|%s|%s|threads=%d|%s|%s|%s|batch=%" PRId64 "|passes=%u|in=", cnn_version(),
+           cnn_cpu_model(), cnn_cpu_isa(), t->nthreads, op_name(nd->op), attrs, phase, t->batch, rt_pass_bits(&t->opt));
     for (int k = 0; k < nd->nin; k++)
         value_sig(g, nd->in[k], buf, n, &o);
     append(buf, n, &o, "|out=");
