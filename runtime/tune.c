@@ -17,7 +17,7 @@
  *     least 5% less than on the fastest uniform plan's backend, which it keeps otherwise;
  *  4. when that mix differs from the fastest uniform plan, both are built and timed end to end
  *     in pairs of runs, and the mix is kept when the median ratio of a pair's times says it is at
- *     least 1% faster, so the reorders a mix implies and whatever the
+ *     least 1% faster, twice (two races of fresh sessions), so the reorders a mix implies and whatever the
  *     per-node times miss are paid for; exhaustive then tries, one at a time, moving each
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
@@ -157,13 +157,18 @@ static void cache_path(const cnn_options *o, char *buf, size_t n)
 static cJSON *cache_load(const char *path, rt_tune_state *ts)
 {
     cJSON *root = NULL;
-    if (path[0]) {
+    struct stat sb;
+    if (path[0] && stat(path, &sb) != 0) {
+        if (errno != ENOENT) /* absent: the first tuning */
+            note(ts, "the tuning cache %s was ignored: %s", path, strerror(errno));
+    } else if (path[0] && !S_ISREG(sb.st_mode)) { /* never opened: a FIFO would block */
+        note(ts, "the tuning cache %s was ignored: not a regular file", path);
+    } else if (path[0]) {
         uint64_t size = 0;
         char msg[256];
         FILE *f = rt_open_regular(path, &size, msg, sizeof msg);
         if (!f) {
-            if (errno != ENOENT)
-                note(ts, "the tuning cache %s was ignored: %s", path, msg);
+            note(ts, "the tuning cache %s was ignored: %s", path, msg);
         } else {
             char *text = size < (64u << 20) ? malloc((size_t)size + 1) : NULL;
             if (text && fread(text, 1, (size_t)size, f) == (size_t)size) {
@@ -217,6 +222,11 @@ static void cache_save(const char *path, cJSON *root, rt_tune_state *ts)
 {
     if (!path[0] || !root)
         return;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)) { /* a FIFO would block, a device take it */
+        note(ts, "the tuning cache %s was not written: not a regular file", path);
+        return;
+    }
     char *text = cJSON_Print(root);
     if (!text) {
         note(ts, "the tuning cache %s was not written: out of memory", path);
@@ -591,8 +601,9 @@ static cnn_status choose(tuner *t)
     const plan_pick *keep = uni;
     snprintf(t->ts->plan, sizeof t->ts->plan, "%s", op_backend_name(t->cand[u]));
     double ratio = 1;
-    if (!same && (st = race(t, mix, uni, &ratio)) == CNN_OK && ratio < MIX_MARGIN) {
-        keep = mix;
+    if (!same && (st = race(t, mix, uni, &ratio)) == CNN_OK && ratio < MIX_MARGIN &&
+        (t->fake != OP_BACKEND_COUNT || (st = race(t, mix, uni, &ratio)) == CNN_OK) && ratio < MIX_MARGIN) {
+        keep = mix; /* faster in two races of fresh sessions */
         snprintf(t->ts->plan, sizeof t->ts->plan, "mixed");
     }
     if (st == CNN_OK && t->level == CNN_TUNE_EXHAUSTIVE) {

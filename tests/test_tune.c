@@ -293,6 +293,12 @@ Test(tune, corrupt_cache_is_a_warning_and_is_rebuilt)
     cnn_tune_info d = tune_once(m, w, dir, 1, seen, sizeof seen);
     cr_assert(d.tuned);
     cr_assert(strstr(d.note, "adir"), "note '%s'", d.note);
+    /* a FIFO is neither opened (it would block) nor written */
+    snprintf(cmd, sizeof cmd, "mkfifo '%s'", tmp("fifo"));
+    cr_assert_eq(system(cmd), 0);
+    d = tune_once(m, w, tmp("fifo"), 1, seen, sizeof seen);
+    cr_assert(d.tuned);
+    cr_assert(strstr(d.note, "not a regular file"), "note '%s'", d.note);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
 }
