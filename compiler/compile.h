@@ -25,6 +25,8 @@ typedef struct compile_options {
     const op_caps *caps;          /* which kernels exist; the caller's (ops/kernels.c fills one) */
     bool verify;                  /* check the graph after every pass (shapes included) */
     op_precision precision;       /* inference arithmetic of conv and dense (pass_precision) */
+    const plan_pick *picks;       /* auto: per-node backends measured by the runtime (NULL: none) */
+    int npicks;
 } compile_options;
 
 /* The inference graph of a checked network, errors reported into diags (ir_build). */

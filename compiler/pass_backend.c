@@ -2,10 +2,13 @@
  * table the caller hands in (pass_ctx.caps, filled by the runtime from the kernel tables) and
  * the backend asked for.  Runs after the rewriting passes, so it sees the final ops (fused
  * ones included), and before the layout pass, which reads the backends.  It always runs,
- * even at -O0: the planner takes each step's backend from its node. */
+ * even at -O0: the planner takes each step's backend from its node.  Under auto, a node the
+ * caller picked a backend for (pass_ctx.picks: the runtime's measurements, runtime/tune.c) runs
+ * there; the layout pass then puts in the reorders the mix implies. */
 #include "compiler/passes.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "ops/registry.h"
 
@@ -26,6 +29,18 @@ op_backend pass_choose_backend(const op_caps *caps, op_kind op, plan_backend_cho
     return OP_BACKEND_REF;
 }
 
+/* The caller's pick for node nd, or OP_BACKEND_COUNT when it has none (or one without a kernel). */
+static op_backend picked(const pass_ctx *ctx, const ir_node *nd)
+{
+    for (int i = 0; i < ctx->npicks; i++) {
+        const plan_pick *p = &ctx->picks[i];
+        if (p->op == nd->op && (int)p->backend >= 0 && p->backend < OP_BACKEND_COUNT &&
+            strcmp(p->name, nd->name) == 0)
+            return ctx->caps->has[nd->op][p->backend] ? p->backend : OP_BACKEND_COUNT;
+    }
+    return OP_BACKEND_COUNT;
+}
+
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
 {
     if (!ctx->caps) {
@@ -36,7 +51,9 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         ir_node *nd = &g->nodes[n];
         if (nd->dead)
             continue;
-        op_backend b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);
+        op_backend b = ctx->backend == PLAN_BACKEND_AUTO ? picked(ctx, nd) : OP_BACKEND_COUNT;
+        if (b == OP_BACKEND_COUNT)
+            b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);
         if (!ctx->caps->has[nd->op][b]) {
             snprintf(err, errlen, "%s (%s): no kernel on any backend", nd->name, op_name(nd->op));
             return -1;

@@ -25,6 +25,8 @@ typedef struct pass_ctx {
     plan_backend_choice backend;  /* the backends asked for */
     const op_caps *caps;          /* which kernels exist (the caller's; ops/caps.h) */
     op_precision precision;       /* inference arithmetic of conv and dense (pass_precision) */
+    const plan_pick *picks;       /* per-node backends fixed by the caller (pass_backend), or NULL */
+    int npicks;
 } pass_ctx;
 
 typedef struct pass_info {

@@ -40,6 +40,15 @@ typedef enum plan_backend_choice {
     PLAN_BACKEND_AUTO, PLAN_BACKEND_REF, PLAN_BACKEND_NATIVE, PLAN_BACKEND_ONEDNN
 } plan_backend_choice;
 
+/* A backend fixed for one node by the caller (the runtime's tuner, runtime/tune.c): the live
+ * node called `name` running `op` runs on `backend` when that backend has a kernel for it;
+ * nodes without a pick (and the layout pass's reorders) get the choice's fixed order. */
+typedef struct plan_pick {
+    char name[OP_NAME_MAX];
+    op_kind op;
+    op_backend backend;
+} plan_pick;
+
 typedef struct plan_options {
     int64_t batch;
     plan_backend_choice backend;

@@ -52,7 +52,7 @@ typedef enum cnn_status {
 } cnn_status;
 
 typedef enum cnn_backend {
-    CNN_BACKEND_AUTO = 0, /* per op: the fastest backend that has a kernel for it */
+    CNN_BACKEND_AUTO = 0, /* per op: oneDNN, native, reference, the first with a kernel; by measurement with tune */
     CNN_BACKEND_REF,      /* reference kernels only (the ground truth) */
     CNN_BACKEND_NATIVE,   /* native SIMD kernels, reference where none */
     CNN_BACKEND_ONEDNN,   /* oneDNN kernels, reference where none */
@@ -78,6 +78,13 @@ typedef enum cnn_precision {
     CNN_PRECISION_INT8,   /* conv and dense in int8: the weights need the scales of `cnnc quantize` */
 } cnn_precision;
 
+/* How CNN_BACKEND_AUTO picks each node's backend (--tune; docs/commands.md "Tuning"). */
+typedef enum cnn_tune {
+    CNN_TUNE_OFF = 0,     /* the fixed order: oneDNN, then native, then reference */
+    CNN_TUNE_ON,          /* by measurement on the node's shapes, cached (see cnn_session_tune_info) */
+    CNN_TUNE_EXHAUSTIVE,  /* as on, with more runs, then single-node flips tried end to end */
+} cnn_tune;
+
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
@@ -88,6 +95,9 @@ typedef struct cnn_options {
                               * and gradients stay f32), refuses int8 (CNN_ERR_USAGE) and drops the
                               * weights' int8 scales, which its steps make stale; batchnorm folding and
                               * fusion are always on in int8 (the scales are those of the folded layers) */
+    cnn_tune tune;        /* default CNN_TUNE_OFF; only with CNN_BACKEND_AUTO and fp32 */
+    const char *tune_cache; /* the tuning cache file (NULL: $XDG_CACHE_HOME/cnnc/tune.json, else
+                             * ~/.cache/cnnc/tune.json; "" or "none": no cache) */
 } cnn_options;
 
 /* Fills *o with the defaults. */
@@ -331,6 +341,26 @@ typedef struct cnn_profile_entry {
 CNN_API cnn_status cnn_session_profile_start(cnn_session *s, int runs);
 CNN_API int cnn_session_profile_steps(const cnn_session *s);
 CNN_API cnn_status cnn_session_profile_entry(const cnn_session *s, int i, cnn_profile_entry *e);
+
+/* What tuning (cnn_options.tune) did when the session was created.  With tuning on and backend
+ * auto, cnn_session_create builds the plan once per backend (oneDNN, native; the reference too
+ * when fewer than two exist) on private weights, times every node on its real shapes, layouts
+ * and pass (the reorders a backend implies count towards the node they serve), picks per node
+ * the fastest, then times that mixed plan against the fastest uniform one, interleaved, and
+ * keeps the faster.  The choices are cached by CPU model, ISA, threads and node signature; a
+ * session whose every node is in the cache measures nothing.  Each step's backend is in
+ * cnn_session_profile_entry. */
+typedef struct cnn_tune_info {
+    bool tuned;            /* the backends were chosen by tuning (measured now or cached) */
+    int nodes;             /* nodes given a backend by tuning */
+    int measured;          /* of them, measured by this session */
+    int cached;            /* of them, read from the cache */
+    double seconds;        /* the time tuning took */
+    const char *plan;      /* "mixed", or the uniform backend kept ("onednn", "native", "ref"); "" untuned */
+    const char *cache;     /* the cache file used, or "" */
+    const char *note;      /* why tuning did not run, or a warning (an unreadable cache); "" */
+} cnn_tune_info;
+CNN_API void cnn_session_tune_info(const cnn_session *s, cnn_tune_info *info);
 
 /* Memory figures of the session's plan, in bytes of activations (and gradients). */
 typedef struct cnn_memory_info {

@@ -217,6 +217,10 @@ int make_session(cnn_session **s, cnn_model *m, cnn_weights *w, const args *a, i
         }
         return size_exit(a, m, st, mode == CNN_MODE_TRAIN);
     }
+    cnn_tune_info ti;
+    cnn_session_tune_info(*s, &ti);
+    if (ti.note[0])
+        fprintf(stderr, "%s: warning: %s\n", prog, ti.note);
     return EXIT_OK;
 }
 

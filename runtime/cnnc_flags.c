@@ -22,6 +22,7 @@ typedef enum flag_kind {
     F_PASS_OFF,  /* switches pass bits `lo` off */
     F_BACKEND,
     F_PRECISION,
+    F_TUNE,
     F_OLEVEL,
     F_RENAME,    /* appended to args.renames */
     F_HELP,
@@ -51,6 +52,10 @@ static const flag_def flags[] = {
     {"backend", 0, "B", F_BACKEND, 0, 0, 0, CMD_ALL, "auto|native|onednn|ref (default auto)"},
     {"precision", 0, "P", F_PRECISION, 0, 0, 0, CMD_ALL,
      "fp32|bf16|int8: conv and dense arithmetic (default fp32; bf16 also trains; int8, inference only, needs cnnc quantize's weights)"},
+    {"tune", 0, "T", F_TUNE, 0, 0, 0, CMD_ALL,
+     "off|on|exhaustive: backend auto picks each node's backend by measurement, cached (default off)"},
+    {"tune-cache", 0, "FILE", F_STR, OFF(opt.tune_cache), 0, 0, CMD_ALL,
+     "the tuning cache (default $XDG_CACHE_HOME/cnnc/tune.json or ~/.cache/cnnc/tune.json; none: no cache)"},
     {NULL, 'O', "LEVEL", F_OLEVEL, 0, 0, 0, CMD_ALL, "-O0 -O1 -O2: graph optimisation level (default -O2)"},
     {"no-dce", 0, NULL, F_PASS_OFF, 0, CNN_PASS_DCE, 0, CMD_ALL, "switch dead-node elimination off"},
     {"no-fold-bn", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FOLD_BN, 0, CMD_ALL, "switch batchnorm folding off"},
@@ -313,6 +318,16 @@ static int apply_flag(const flag_def *f, const char *val, args *a)
             a->opt.precision = CNN_PRECISION_INT8;
         else
             return usage_error("--precision takes fp32, bf16 or int8, got '%s'", val);
+        return -1;
+    case F_TUNE:
+        if (strcmp(val, "off") == 0)
+            a->opt.tune = CNN_TUNE_OFF;
+        else if (strcmp(val, "on") == 0)
+            a->opt.tune = CNN_TUNE_ON;
+        else if (strcmp(val, "exhaustive") == 0)
+            a->opt.tune = CNN_TUNE_EXHAUSTIVE;
+        else
+            return usage_error("--tune takes off, on or exhaustive, got '%s'", val);
         return -1;
     case F_RENAME:
         if (!strchr(val, '=') || val[0] == '=')

@@ -384,8 +384,9 @@ static void fmt_bytes(char *buf, size_t n, size_t b)
 }
 
 /* Builds the plan the options ask for (inference or training) from the model's graph. */
-static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
-                           const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen)
+static ir_plan *model_plan_picks(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                                 const cnn_train_config *tc, const plan_pick *picks, int npicks, cnn_status *st,
+                                 char *err, size_t errlen)
 {
     op_caps caps;
     op_kernel_caps(&caps);
@@ -397,6 +398,8 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
         .caps = &caps,
         /* training: fp32 or bf16 (int8 is refused by rt_precision_check) */
         .precision = training && opt->precision != CNN_PRECISION_BF16 ? OP_PREC_FP32 : (op_precision)opt->precision,
+        .picks = picks,
+        .npicks = npicks,
 #ifdef NDEBUG
         .verify = false,
 #else
@@ -428,10 +431,23 @@ static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, 
     return p;
 }
 
+static ir_plan *model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                           const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen)
+{
+    return model_plan_picks(m, opt, batch, training, tc, NULL, 0, st, err, errlen);
+}
+
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                        const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen)
 {
     return model_plan(m, opt, batch, training, tc, st, err, errlen);
+}
+
+ir_plan *rt_model_plan_picks(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                             const cnn_train_config *tc, const plan_pick *picks, int npicks, cnn_status *st,
+                             char *err, size_t errlen)
+{
+    return model_plan_picks(m, opt, batch, training, tc, picks, npicks, st, err, errlen);
 }
 
 static void summary_memory(strbuf *sb, const char *what, const ir_plan *p)
@@ -467,10 +483,14 @@ static const ir_node *layer_runner(const ir_plan *p, const ir_node *nd, int *ste
     return NULL;
 }
 
-static const char *layer_backend(const ir_plan *p, const ir_node *nd)
+/* The backend running layer nd, marked "*" when tuning measured it (--tune). */
+static const char *layer_backend(const ir_plan *p, const ir_node *nd, bool tuned, char *buf, size_t n)
 {
     int s;
-    return layer_runner(p, nd, &s) ? op_backend_name(p->steps[s].backend) : "-";
+    if (!layer_runner(p, nd, &s))
+        return "-";
+    snprintf(buf, n, "%s%s", op_backend_name(p->steps[s].backend), tuned ? "*" : "");
+    return buf;
 }
 
 /* The arithmetic layer nd runs in, with the conversions at its node's edges: "int8 f32>u8,
@@ -508,8 +528,9 @@ static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size
 
 /* One row per layer of the source (name, kind, output shape, parameters, FLOPs, backend),
  * then the totals and the outputs. */
-static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
+static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p, bool tuned)
 {
+    char bk[32];
     sb_printf(sb, "\n%-16s %-16s %-16s %12s %14s  %-8s %s\n", "layer", "kind", "output", "params", "FLOPs", "backend",
               "precision");
     int64_t tparams = 0, tflops = 0;
@@ -523,7 +544,7 @@ static void summary_layers(strbuf *sb, const ir_graph *g, const ir_plan *p)
         fmt_count(fc, sizeof fc, nf);
         sb_printf(sb, "%-16s %-16s %-16s %12s %14s  %-8s %s\n", nd->name, op_name(nd->op),
                   nd->nout ? op_shape_str(&g->vals[nd->out[0]].shape, sh, sizeof sh) : "-", pc, fc,
-                  layer_backend(p, nd), prec);
+                  layer_backend(p, nd, tuned, bk, sizeof bk), prec);
     }
     fmt_count(pc, sizeof pc, tparams);
     fmt_count(fc, sizeof fc, tflops);
@@ -592,7 +613,20 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
     }
     char err[RT_ERR_MAX];
     cnn_status st;
-    ir_plan *p = model_plan(m, opt, batch, false, NULL, &st, err, sizeof err);
+    /* --tune: the backends measured (or cached) for inference at this batch */
+    plan_pick *picks = NULL;
+    int npicks = 0;
+    rt_tune_state ts;
+    memset(&ts, 0, sizeof ts);
+    st = rt_tune_picks(m, opt, batch, NULL, &picks, &npicks, &ts, err, sizeof err);
+    if (st == CNN_ERR_USAGE) {
+        model_set_error(m, cnn_mem_strdup(err));
+        return st;
+    }
+    if (st != CNN_OK)
+        snprintf(ts.note, sizeof ts.note, "tuning failed (%.300s): the fixed order was used", err);
+    ir_plan *p = model_plan_picks(m, opt, batch, false, NULL, picks, npicks, &st, err, sizeof err);
+    cnn_mem_free(picks);
     if (!p) {
         model_set_error(m, cnn_mem_strdup(err));
         return st;
@@ -606,7 +640,13 @@ cnn_status cnn_model_summary(cnn_model *m, const cnn_options *opt, int64_t batch
         sb_printf(&sb, "input %s %s\n", g->vals[g->inputs[i]].name,
                   op_shape_str(&g->vals[g->inputs[i]].shape, sh, sizeof sh));
     }
-    summary_layers(&sb, g, p);
+    summary_layers(&sb, g, p, ts.tuned);
+    if (ts.tuned)
+        sb_printf(&sb, "backends marked * were chosen by measurement (--tune): %d nodes, %d measured now, %d from the "
+                  "cache%s%s, plan %s, %.2f s\n", ts.nodes, ts.measured, ts.cached, ts.cache[0] ? " " : "", ts.cache,
+                  ts.plan, ts.seconds);
+    if (ts.note[0])
+        sb_printf(&sb, "tuning: %s\n", ts.note);
     summary_rewrites(&sb, p);
     sb_putc(&sb, '\n');
     summary_memory(&sb, "inference", p);
@@ -667,7 +707,17 @@ cnn_status cnn_model_emit(cnn_model *m, const cnn_options *opt, const char *stag
     cnn_model_train_config(m, &tc);
     char err[RT_ERR_MAX];
     cnn_status st;
-    ir_plan *p = model_plan(m, opt, 1, training, &tc, &st, err, sizeof err);
+    /* --tune: the backends measured (or cached) at batch 1 */
+    plan_pick *picks = NULL;
+    int npicks = 0;
+    rt_tune_state ts;
+    st = rt_tune_picks(m, opt, 1, training ? &tc : NULL, &picks, &npicks, &ts, err, sizeof err);
+    if (st == CNN_ERR_USAGE) {
+        model_set_error(m, cnn_mem_strdup(err));
+        return st;
+    }
+    ir_plan *p = model_plan_picks(m, opt, 1, training, &tc, picks, npicks, &st, err, sizeof err);
+    cnn_mem_free(picks);
     if (!p) {
         model_set_error(m, cnn_mem_strdup(err));
         return st;

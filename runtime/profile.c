@@ -57,7 +57,7 @@ static int cmp_double(const void *x, const void *y)
 }
 
 /* forward, backward (it makes a gradient) or update (it writes a weight in place) */
-static const char *phase_of(const ir_graph *g, const ir_node *nd)
+const char *rt_node_phase(const ir_graph *g, const ir_node *nd)
 {
     const op_def *d = op_def_get(nd->op);
     if (d && d->updates_inputs && d->updates_inputs(&nd->attrs))
@@ -82,7 +82,7 @@ cnn_status cnn_session_profile_entry(const cnn_session *s, int i, cnn_profile_en
     e->op = op_name(nd->op);
     e->backend = op_backend_name(s->plan->steps[i].backend);
     e->layout = nd->nin > 0 && g->vals[nd->in[0]].layout == OP_LAYOUT_NHWC ? "nhwc" : "nchw";
-    e->phase = phase_of(g, nd);
+    e->phase = rt_node_phase(g, nd);
     e->flops = (double)ir_node_flops(g, n) * (double)s->batch;
     e->runs = s->prof_runs;
     if (s->prof_runs == 0)

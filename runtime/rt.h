@@ -59,6 +59,16 @@ struct cnn_weights {
  * (inference runs, cnn_weights_save) count in the bits below it. */
 #define RT_CLAIM_WRITE 0x80000000u
 
+/* What tuning did for a session (runtime/tune.c; cnn_session_tune_info). */
+typedef struct rt_tune_state {
+    bool tuned;
+    int nodes, measured, cached;
+    double seconds;
+    char plan[16];
+    char cache[512];
+    char note[512];
+} rt_tune_state;
+
 struct cnn_session {
     cnn_model *model;
     cnn_weights *weights;
@@ -83,6 +93,7 @@ struct cnn_session {
     double *prof;             /* profiling (runtime/profile.c): prof_cap runs x nsteps seconds */
     int prof_cap, prof_runs;
     struct rt_dist_session *dist; /* data-parallel training: the replica's state (runtime/dist.c), or NULL */
+    rt_tune_state tune;       /* runtime/tune.c */
     char err[RT_ERR_MAX];
 };
 
@@ -90,6 +101,8 @@ struct cnn_session {
 void rt_profile_record(cnn_session *s, int st, double seconds);
 void rt_profile_end_run(cnn_session *s);
 double rt_seconds(void);
+/* profile.c: a node's phase: "forward", "backward" (it makes a gradient) or "update". */
+const char *rt_node_phase(const ir_graph *g, const ir_node *nd);
 
 /* Formats an error into buf (RT_ERR_MAX) and returns status. */
 cnn_status rt_fail(char *buf, cnn_status status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -119,6 +132,21 @@ cnn_status rt_weights_match(cnn_weights *w, const char *path, const struct rt_st
  * CNN_ERR_INPUT when the network is too large for the limits, else CNN_ERR_INTERNAL. */
 ir_plan *rt_model_plan(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
                        const cnn_train_config *tc, cnn_status *st, char *err, size_t errlen);
+
+/* rt_model_plan with per-node backends fixed under auto (tune.c's measured choices). */
+ir_plan *rt_model_plan_picks(cnn_model *m, const cnn_options *opt, int64_t batch, bool training,
+                             const cnn_train_config *tc, const plan_pick *picks, int npicks, cnn_status *st,
+                             char *err, size_t errlen);
+
+/* runtime/tune.c: the session's plan (cnn_session_create).  Off, or not under auto: exactly
+ * rt_model_plan.  Otherwise the backends tuning chooses (measured, or from the cache), with
+ * what it did in s->tune. */
+ir_plan *rt_tune_plan(cnn_session *s, cnn_status *st);
+/* The per-node choices tuning makes for m (as a session of opt at batch would; training when
+ * tc is not NULL), for the summary: *picks malloc'd (NULL, 0 when tuning does not apply), what
+ * was done in *ts.  CNN_OK, or a failure with err. */
+cnn_status rt_tune_picks(cnn_model *m, const cnn_options *opt, int64_t batch, const cnn_train_config *tc,
+                         plan_pick **picks, int *npicks, rt_tune_state *ts, char *err, size_t errlen);
 
 /* runtime/onnx_import.c: the largest ONNX model cnn_model_load reads, and freeing an import's
  * weights (both also without ONNX support). */

@@ -212,7 +212,7 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
     else
         cnn_model_train_config(m, &s->train);
     cnn_status st;
-    s->plan = rt_model_plan(m, &s->opt, batch, mode == CNN_MODE_TRAIN, &s->train, &st, s->err, sizeof s->err);
+    s->plan = rt_tune_plan(s, &st); /* runtime/tune.c: rt_model_plan, unless --tune under auto */
     if (!s->plan)
         return st;
     size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;

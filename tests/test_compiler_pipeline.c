@@ -111,6 +111,59 @@ Test(compile, asking_for_a_backend_falls_back_to_the_reference)
     cr_assert_eq(pass_choose_backend(&caps, OP_DENSE, PLAN_BACKEND_AUTO), OP_BACKEND_ONEDNN);
 }
 
+/* Per-node picks under auto (the runtime's tuner): a picked node runs where it was picked when a
+ * kernel is there, the others keep the fixed order, and the layout pass puts reorders at the
+ * edges of a channels-last node the mix implies. */
+Test(compile, picks_override_auto_per_node)
+{
+    built b;
+    build(&b, tiny_src);
+    op_kind native[] = {OP_CONV2D};
+    op_caps caps;
+    caps_with(&caps, native, 1);
+    caps.has[OP_CONV2D][OP_BACKEND_ONEDNN] = true;
+    caps.layouts[OP_CONV2D][OP_BACKEND_ONEDNN] = OP_LAYOUT_PREFERS_CL;
+    caps.has[OP_REORDER][OP_BACKEND_REF] = true;
+    compile_options o = options(&caps, false);
+    plan_pick picks[3] = {{.op = OP_CONV2D, .backend = OP_BACKEND_NATIVE},
+                          {.op = OP_CONV2D, .backend = OP_BACKEND_ONEDNN},
+                          {.op = OP_DENSE, .backend = OP_BACKEND_NATIVE}}; /* no such kernel: ignored */
+    snprintf(picks[0].name, sizeof picks[0].name, "conv2d_1");
+    snprintf(picks[1].name, sizeof picks[1].name, "conv2d_2");
+    snprintf(picks[2].name, sizeof picks[2].name, "dense_1");
+    o.picks = picks;
+    o.npicks = 3;
+    char err[512] = "";
+    ir_plan *p = compile_plan(b.g, &o, NULL, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    int nreorder = 0, seen = 0;
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &p->graph->nodes[p->steps[s].node];
+        nreorder += nd->op == OP_REORDER;
+        op_backend want = strcmp(nd->name, "conv2d_1") == 0   ? OP_BACKEND_NATIVE
+                          : strcmp(nd->name, "conv2d_2") == 0 ? OP_BACKEND_ONEDNN
+                          : strcmp(nd->name, "dense_1") == 0  ? OP_BACKEND_REF
+                                                              : OP_BACKEND_COUNT;
+        if (want != OP_BACKEND_COUNT) {
+            cr_assert_eq(p->steps[s].backend, want, "%s runs on %s", nd->name, op_backend_name(p->steps[s].backend));
+            seen++;
+        }
+    }
+    cr_assert_eq(seen, 3);
+    cr_assert_geq(nreorder, 2, "the channels-last conv2d_2 needs a reorder in and one out");
+    plan_destroy(p);
+    /* without picks, auto's fixed order puts both convolutions on oneDNN */
+    o.picks = NULL;
+    o.npicks = 0;
+    p = compile_plan(b.g, &o, NULL, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    for (int s = 0; s < p->nsteps; s++)
+        if (p->graph->nodes[p->steps[s].node].op == OP_CONV2D)
+            cr_assert_eq(p->steps[s].backend, OP_BACKEND_ONEDNN);
+    plan_destroy(p);
+    built_free(&b);
+}
+
 Test(compile, an_op_without_any_kernel_is_an_error)
 {
     built b;

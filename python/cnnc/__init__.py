@@ -19,6 +19,7 @@ __all__ = ["Model", "Weights", "Error", "version"]
 
 _BACKENDS = {"auto": 0, "ref": 1, "native": 2, "onednn": 3}
 _PRECISIONS = {"fp32": 0, "bf16": 1, "int8": 2}
+_TUNES = {"off": 0, "on": 1, "exhaustive": 2}
 
 
 class Error(Exception):
@@ -60,7 +61,7 @@ _f32p = C.POINTER(C.c_float)
 
 class _Options(C.Structure):
     _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64),
-                ("precision", C.c_int)]
+                ("precision", C.c_int), ("tune", C.c_int), ("tune_cache", C.c_char_p)]
 
 
 class _AugmentStep(C.Structure):
@@ -263,12 +264,14 @@ class Model:
     path: a .cnn file (or source=TEXT to compile a string); network: which network of the file.
     backend: "auto", "ref", "native" or "onednn"; threads: 0 for all cores.
     precision: "fp32", "bf16" or "int8" for inference (int8 needs weights with the scales that
-    `cnnc quantize` writes, loaded with load_weights); training is always fp32."""
+    `cnnc quantize` writes, loaded with load_weights); training is always fp32.
+    tune: "off", "on" or "exhaustive": backend auto picks each node's backend by measurement,
+    cached in tune_cache (None: the default file; see docs/commands.md, "Tuning")."""
 
     _sessions = {}
 
     def __init__(self, path=None, network=None, *, source=None, seed=0, backend="auto", threads=0, opt_level=2,
-                 precision="fp32"):
+                 precision="fp32", tune="off", tune_cache=None):
         self.h = _P()
         if source is not None:
             data = source.encode()
@@ -288,6 +291,11 @@ class Model:
         if precision not in _PRECISIONS:
             raise Error("unknown precision %r (one of %s)" % (precision, ", ".join(_PRECISIONS)), 2)
         self._opt.precision = _PRECISIONS[precision]
+        if tune not in _TUNES:
+            raise Error("unknown tune %r (one of %s)" % (tune, ", ".join(_TUNES)), 2)
+        self._opt.tune = _TUNES[tune]
+        self._tune_cache = _b(tune_cache)  # kept alive as long as the options point at it
+        self._opt.tune_cache = self._tune_cache
         self._opt.threads = threads
         self._opt.seed = seed
         if opt_level == 0:

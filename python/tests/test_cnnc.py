@@ -49,6 +49,16 @@ def test_weights_round_trip(root, tmp_path):
     assert a.weights["conv2d_1.weight"].shape == (6, 1, 5, 5)
 
 
+def test_tuned_run_matches_untuned(root, tmp_path):
+    x = np.random.default_rng(3).random((2, 1, 28, 28), dtype=np.float32)
+    want = lenet(root, seed=5).run(x)
+    got = lenet(root, seed=5, tune="on", tune_cache=str(tmp_path / "tune.json")).run(x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "tune.json").exists()
+    with pytest.raises(cnnc.Error, match="unknown tune"):
+        lenet(root, tune="sometimes")
+
+
 def test_errors_carry_the_library_message(root, tmp_path):
     with pytest.raises(cnnc.Error, match="unknown layer 'foo'"):
         cnnc.Model(source="network x { input a[4]; output b = a -> foo; }")

@@ -1,0 +1,159 @@
+/* Backend auto with and without tuning (--tune) against each single backend, on one network,
+ * batch, thread count and mode, all interleaved run by run so that the machine's load falls on
+ * every row alike.  Prints per row the median with [min - max] and its ratio to the best single
+ * backend (the smaller median of onednn and native), and the same ratio of the minimums (less
+ * moved by other work on a shared machine); the tuned row's ratio is what issue 13 bounds (at
+ * most 1.03).  When tuning keeps a uniform plan ("plan onednn"), the tuned plan is that
+ * backend's plan step for step, and any gap between the two rows is noise.
+ *
+ *   bench_tune NET.cnn [--train] [--batch N] [--threads N] [--runs N] [--choices]
+ *
+ * The tuned session measures afresh (no cache); its tuning time is printed apart and not
+ * counted in the runs.  --choices then lists the tuned plan's steps with their backends. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "runtime/cnn.h"
+
+enum { ROWS = 4 };
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static cnn_status run(cnn_session *s, bool train, const float *labels)
+{
+    return train ? cnn_session_train_step(s, labels, true, NULL, NULL) : cnn_session_run(s);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    bool train = false, choices = false;
+    long long batch = 1;
+    int threads = 1, runs = 20;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--train") == 0)
+            train = true;
+        else if (strcmp(argv[i], "--choices") == 0)
+            choices = true;
+        else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
+            batch = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
+            threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else {
+            fprintf(stderr, "usage: %s NET.cnn [--train] [--batch N] [--threads N] [--runs N] [--choices]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (!path || batch < 1 || threads < 1 || runs < 1) {
+        fprintf(stderr, "usage: %s NET.cnn [--train] [--batch N] [--threads N] [--runs N] [--choices]\n", argv[0]);
+        return 2;
+    }
+    cnn_model *m = NULL;
+    cnn_weights *w = NULL;
+    if (cnn_model_load(&m, path, NULL) != CNN_OK) {
+        fprintf(stderr, "%s\n", cnn_model_errmsg(m));
+        return 1;
+    }
+    if (cnn_weights_create(&w, m, 1) != CNN_OK) {
+        fprintf(stderr, "%s\n", cnn_weights_errmsg(w));
+        return 1;
+    }
+    static const char *const names[ROWS] = {"auto untuned", "auto tuned", "onednn", "native"};
+    static const cnn_backend backends[ROWS] = {CNN_BACKEND_AUTO, CNN_BACKEND_AUTO, CNN_BACKEND_ONEDNN,
+                                               CNN_BACKEND_NATIVE};
+    cnn_session *s[ROWS] = {NULL};
+    double *t[ROWS] = {NULL};
+    float *labels = calloc((size_t)batch, sizeof(float));
+    cnn_tune_info ti = {0};
+    int64_t dims[4];
+    int rank = cnn_model_input_shape(m, 0, dims);
+    long long per = 1;
+    for (int k = 0; k < rank; k++)
+        per *= dims[k];
+    for (int r = 0; r < ROWS; r++) {
+        cnn_options o;
+        cnn_options_default(&o);
+        o.threads = threads;
+        o.backend = backends[r];
+        o.tune = r == 1 ? CNN_TUNE_ON : CNN_TUNE_OFF;
+        o.tune_cache = "none";
+        if (cnn_session_create(&s[r], m, w, &o, batch, train ? CNN_MODE_TRAIN : CNN_MODE_INFER, NULL) != CNN_OK) {
+            fprintf(stderr, "%s: %s\n", names[r], cnn_session_errmsg(s[r]));
+            cnn_session_destroy(s[r]);
+            s[r] = NULL;
+            continue;
+        }
+        if (r == 1)
+            cnn_session_tune_info(s[r], &ti);
+        float *x = cnn_session_input(s[r], 0);
+        for (long long i = 0; i < batch * per; i++)
+            x[i] = (float)((i * 7919) % 1000) / 1000.0f;
+        t[r] = calloc((size_t)runs, sizeof(double));
+        for (int k = 0; k < 2; k++)
+            run(s[r], train, labels);
+    }
+    for (int i = 0; i < runs; i++)
+        for (int r = 0; r < ROWS; r++) {
+            if (!s[r])
+                continue;
+            double t0 = now();
+            if (run(s[r], train, labels) != CNN_OK) {
+                fprintf(stderr, "%s: %s\n", names[r], cnn_session_errmsg(s[r]));
+                return 1;
+            }
+            t[r][i] = now() - t0;
+        }
+    double med[ROWS] = {0}, best = 0, best_min = 0;
+    for (int r = 0; r < ROWS; r++)
+        if (s[r]) {
+            qsort(t[r], (size_t)runs, sizeof(double), cmp);
+            med[r] = runs % 2 ? t[r][runs / 2] : 0.5 * (t[r][runs / 2 - 1] + t[r][runs / 2]);
+            if (r >= 2 && (best == 0 || med[r] < best))
+                best = med[r];
+            if (r >= 2 && (best_min == 0 || t[r][0] < best_min))
+                best_min = t[r][0];
+        }
+    printf("%s, %s, batch %lld, %d thread%s, %d interleaved runs (%s, %s)\n", cnn_model_name(m),
+           train ? "training step" : "inference", batch, threads, threads == 1 ? "" : "s", runs, cnn_cpu_model(),
+           cnn_cpu_isa());
+    printf("tuning: %.2f s, %d nodes measured, plan %s%s%s\n", ti.seconds, ti.measured, ti.plan, ti.note[0] ? "; " : "",
+           ti.note);
+    for (int r = 0; r < ROWS; r++)
+        if (s[r])
+            printf("  %-13s %10.3f ms  [%.3f - %.3f]  %.3fx best single (mins: %.3fx)\n", names[r], med[r] * 1e3,
+                   t[r][0] * 1e3, t[r][runs - 1] * 1e3, best > 0 ? med[r] / best : 0,
+                   best_min > 0 ? t[r][0] / best_min : 0);
+    if (choices && s[1]) {
+        printf("tuned plan's steps:\n");
+        for (int i = 0; i < cnn_session_profile_steps(s[1]); i++) {
+            cnn_profile_entry e;
+            cnn_session_profile_entry(s[1], i, &e);
+            printf("  %-28s %-18s %-8s %-7s %s\n", e.name, e.op, e.phase, e.backend, e.layout);
+        }
+    }
+    for (int r = 0; r < ROWS; r++) {
+        cnn_session_destroy(s[r]);
+        free(t[r]);
+    }
+    free(labels);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+    return 0;
+}

@@ -1,0 +1,361 @@
+/* Backend auto decided by measurement (cnn_options.tune, --tune): every node gets a backend
+ * that has its kernel, the tuned plan computes what the reference does, a fake clock
+ * (CNN_TUNE_FAKE) steers the choice, the cache is reused, keyed by threads, and survives being
+ * corrupt; the flag's bad values are usage errors. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cnn.h"
+#include "tests/cli_util.h"
+
+TestSuite(tune, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
+
+static cnn_model *lenet(void)
+{
+    const char *ex = getenv("CNN_EXAMPLES");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lenet5.cnn", ex ? ex : "examples");
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_load(&m, path, NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    return m;
+}
+
+static cnn_options tuned(cnn_tune level, const char *cache, int threads)
+{
+    cnn_options o;
+    cnn_options_default(&o);
+    o.tune = level;
+    o.tune_cache = cache;
+    o.threads = threads;
+    return o;
+}
+
+static cnn_session *session(cnn_model *m, cnn_weights *w, const cnn_options *o, int64_t batch, cnn_mode mode)
+{
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, o, batch, mode, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    float *x = cnn_session_input(s, 0);
+    for (int64_t i = 0; i < batch * 28 * 28; i++)
+        x[i] = (float)((i * 37) % 101) / 101.0f;
+    return s;
+}
+
+static bool known_backend(const char *b)
+{
+    return strcmp(b, "ref") == 0 || strcmp(b, "native") == 0 || strcmp(b, "onednn") == 0;
+}
+
+/* The backend of the step running node `name` in s, or NULL. */
+static const char *backend_of(const cnn_session *s, const char *name)
+{
+    for (int i = 0; i < cnn_session_profile_steps(s); i++) {
+        cnn_profile_entry e;
+        cnn_session_profile_entry(s, i, &e);
+        if (strcmp(e.name, name) == 0)
+            return e.backend;
+    }
+    return NULL;
+}
+
+Test(tune, measured_inference_is_valid_and_matches_the_reference)
+{
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_options o = tuned(CNN_TUNE_ON, tmp("tune.json"), 1);
+    cnn_session *s = session(m, w, &o, 2, CNN_MODE_INFER);
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned, "%s", ti.note);
+    cr_assert_gt(ti.nodes, 0);
+    cr_assert_eq(ti.measured, ti.nodes);
+    cr_assert_eq(ti.cached, 0);
+    cr_assert_str_empty(ti.note);
+    cr_assert_str_eq(ti.cache, tmp("tune.json"));
+    for (int i = 0; i < cnn_session_profile_steps(s); i++) {
+        cnn_profile_entry e;
+        cr_assert_eq(cnn_session_profile_entry(s, i, &e), CNN_OK);
+        cr_assert(known_backend(e.backend), "%s: %s", e.name, e.backend);
+    }
+    cnn_options ro;
+    cnn_options_default(&ro);
+    ro.backend = CNN_BACKEND_REF;
+    ro.threads = 1;
+    cnn_session *r = session(m, w, &ro, 2, CNN_MODE_INFER);
+    cr_assert_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_assert_eq(cnn_session_run(r), CNN_OK);
+    const float *a = cnn_session_output(s, 0), *b = cnn_session_output(r, 0);
+    for (int i = 0; i < 2 * 10; i++)
+        cr_assert_float_eq(a[i], b[i], 1e-4f + 1e-4f * fabsf(b[i]), "output %d: %g vs %g", i, a[i], b[i]);
+    cnn_session_destroy(s);
+    cnn_session_destroy(r);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(tune, measured_training_step_matches_the_reference)
+{
+    cnn_model *m = lenet();
+    cnn_weights *w1 = NULL, *w2 = NULL;
+    cr_assert_eq(cnn_weights_create(&w1, m, 5), CNN_OK);
+    cr_assert_eq(cnn_weights_create(&w2, m, 5), CNN_OK);
+    cnn_options o = tuned(CNN_TUNE_ON, tmp("tune.json"), 1);
+    cnn_session *s = session(m, w1, &o, 4, CNN_MODE_TRAIN);
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned, "%s", ti.note);
+    cr_assert_eq(ti.measured, ti.nodes);
+    cnn_options ro;
+    cnn_options_default(&ro);
+    ro.backend = CNN_BACKEND_REF;
+    ro.threads = 1;
+    cnn_session *r = session(m, w2, &ro, 4, CNN_MODE_TRAIN);
+    float labels[4] = {0, 3, 7, 9};
+    for (int step = 0; step < 2; step++) {
+        float la, lb;
+        cr_assert_eq(cnn_session_train_step(s, labels, true, &la, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+        cr_assert_eq(cnn_session_train_step(r, labels, true, &lb, NULL), CNN_OK);
+        cr_assert_float_eq(la, lb, 1e-4f * fabsf(lb) + 1e-5f, "step %d: loss %g vs %g", step, la, lb);
+    }
+    /* the tuner's own runs used private weights: the session's first step started from w1 as created */
+    const char *name;
+    int rank;
+    int64_t dims[CNN_WEIGHT_MAX_RANK];
+    float *p1 = cnn_weights_tensor(w1, 0, &name, &rank, dims), *p2 = cnn_weights_tensor(w2, 0, &name, &rank, dims);
+    cr_assert_float_eq(p1[0], p2[0], 1e-4f, "%s[0]: %g vs %g", name, p1[0], p2[0]);
+    cnn_session_destroy(s);
+    cnn_session_destroy(r);
+    cnn_weights_destroy(w1);
+    cnn_weights_destroy(w2);
+    cnn_model_destroy(m);
+}
+
+/* With the fake clock favouring native, the tuned plan runs every node where the uniform native
+ * plan does. */
+static void fake_matches_uniform(const char *fake, cnn_backend uniform, cnn_tune level, cnn_mode mode)
+{
+    setenv("CNN_TUNE_FAKE", fake, 1);
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cnn_options o = tuned(level, "none", 1);
+    cnn_session *s = session(m, w, &o, 3, mode);
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned, "%s", ti.note);
+    cr_assert_str_eq(ti.plan, fake);
+    cr_assert_str_empty(ti.cache);
+    cnn_options uo;
+    cnn_options_default(&uo);
+    uo.backend = uniform;
+    uo.threads = 1;
+    cnn_session *u = session(m, w, &uo, 3, mode);
+    int checked = 0;
+    for (int i = 0; i < cnn_session_profile_steps(s); i++) {
+        cnn_profile_entry e;
+        cnn_session_profile_entry(s, i, &e);
+        if (strcmp(e.op, "reorder") == 0)
+            continue;
+        const char *want = backend_of(u, e.name);
+        cr_assert_not_null(want, "%s", e.name);
+        cr_assert_str_eq(e.backend, want, "%s (%s)", e.name, e.op);
+        checked++;
+    }
+    cr_assert_eq(checked, ti.nodes);
+    cnn_session_destroy(s);
+    cnn_session_destroy(u);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(tune, fake_clock_favouring_native_picks_native)
+{
+    fake_matches_uniform("native", CNN_BACKEND_NATIVE, CNN_TUNE_ON, CNN_MODE_INFER);
+}
+
+Test(tune, fake_clock_favouring_ref_picks_ref_for_training)
+{
+    fake_matches_uniform("ref", CNN_BACKEND_REF, CNN_TUNE_ON, CNN_MODE_TRAIN);
+}
+
+Test(tune, exhaustive_with_the_fake_clock)
+{
+    fake_matches_uniform("native", CNN_BACKEND_NATIVE, CNN_TUNE_EXHAUSTIVE, CNN_MODE_TRAIN);
+}
+
+Test(tune, exhaustive_measured_is_valid)
+{
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cnn_options o = tuned(CNN_TUNE_EXHAUSTIVE, "none", 1);
+    cnn_session *s = session(m, w, &o, 1, CNN_MODE_INFER);
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned && ti.measured == ti.nodes, "%s", ti.note);
+    cr_assert_eq(cnn_session_run(s), CNN_OK);
+    for (int i = 0; i < cnn_session_profile_steps(s); i++) {
+        cnn_profile_entry e;
+        cnn_session_profile_entry(s, i, &e);
+        cr_assert(known_backend(e.backend));
+    }
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+/* Creates a tuned session and returns what tuning did. */
+static cnn_tune_info tune_once(cnn_model *m, cnn_weights *w, const char *cache, int threads, char *backends, size_t n)
+{
+    cnn_options o = tuned(CNN_TUNE_ON, cache, threads);
+    cnn_session *s = session(m, w, &o, 2, CNN_MODE_INFER);
+    static char note[512], plan[32];
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    snprintf(note, sizeof note, "%s", ti.note);
+    snprintf(plan, sizeof plan, "%s", ti.plan);
+    ti.note = note;
+    ti.plan = plan;
+    ti.cache = "";
+    size_t o2 = 0;
+    backends[0] = '\0';
+    for (int i = 0; i < cnn_session_profile_steps(s) && o2 < n; i++) {
+        cnn_profile_entry e;
+        cnn_session_profile_entry(s, i, &e);
+        o2 += (size_t)snprintf(backends + o2, n - o2, "%s=%s ", e.name, e.backend);
+    }
+    cnn_session_destroy(s);
+    return ti;
+}
+
+Test(tune, cache_round_trip_and_thread_key)
+{
+    setenv("CNN_TUNE_FAKE", "native", 1);
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    char first[4096], second[4096], third[4096];
+    cnn_tune_info a = tune_once(m, w, tmp("c/tune.json"), 1, first, sizeof first);
+    cr_assert(a.tuned && a.measured == a.nodes && a.cached == 0, "%s", a.note);
+    cr_assert_str_empty(a.note);
+    FILE *f = fopen(tmp("c/tune.json"), "r");
+    cr_assert_not_null(f, "the cache was not written (its folder is made)");
+    fclose(f);
+    cnn_tune_info b = tune_once(m, w, tmp("c/tune.json"), 1, second, sizeof second);
+    cr_assert(b.tuned, "%s", b.note);
+    cr_assert_eq(b.measured, 0, "the second session measured");
+    cr_assert_eq(b.cached, b.nodes);
+    cr_assert_str_eq(b.plan, a.plan);
+    cr_assert_str_eq(first, second);
+    /* another thread count is another key: measured again, and both stay in the file */
+    cnn_tune_info c = tune_once(m, w, tmp("c/tune.json"), 2, third, sizeof third);
+    cr_assert_eq(c.measured, c.nodes);
+    c = tune_once(m, w, tmp("c/tune.json"), 2, third, sizeof third);
+    cr_assert_eq(c.measured, 0);
+    b = tune_once(m, w, tmp("c/tune.json"), 1, second, sizeof second);
+    cr_assert_eq(b.measured, 0);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(tune, corrupt_cache_is_a_warning_and_is_rebuilt)
+{
+    setenv("CNN_TUNE_FAKE", "native", 1);
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    static const char *const bad[] = {"{not json", "[1, 2]", "{\"version\": 99, \"entries\": {}}",
+                                      "{\"version\": 1, \"entries\": {\"x\": {\"backend\": 7}}}", ""};
+    char seen[4096];
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        FILE *f = fopen(tmp("bad.json"), "w");
+        cr_assert_not_null(f);
+        fputs(bad[k], f);
+        fclose(f);
+        cnn_tune_info a = tune_once(m, w, tmp("bad.json"), 1, seen, sizeof seen);
+        cr_assert(a.tuned, "%s", a.note);
+        cr_assert_eq(a.measured, a.nodes, "case %zu", k);
+        if (k < 3)
+            cr_assert(strstr(a.note, "was ignored"), "case %zu: note '%s'", k, a.note);
+        cnn_tune_info b = tune_once(m, w, tmp("bad.json"), 1, seen, sizeof seen);
+        cr_assert_eq(b.measured, 0, "case %zu: the rebuilt cache was not used", k);
+        cr_assert_str_empty(b.note);
+    }
+    /* a folder where the file should be: a warning, never a failure */
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", tmp("adir"));
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+    cnn_tune_info d = tune_once(m, w, dir, 1, seen, sizeof seen);
+    cr_assert(d.tuned);
+    cr_assert(strstr(d.note, "adir"), "note '%s'", d.note);
+    /* a FIFO is neither opened (it would block) nor written */
+    snprintf(cmd, sizeof cmd, "mkfifo '%s'", tmp("fifo"));
+    cr_assert_eq(system(cmd), 0);
+    d = tune_once(m, w, tmp("fifo"), 1, seen, sizeof seen);
+    cr_assert(d.tuned);
+    cr_assert(strstr(d.note, "not a regular file"), "note '%s'", d.note);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(tune, off_and_other_backends_do_not_tune)
+{
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cnn_options o = tuned(CNN_TUNE_OFF, tmp("never.json"), 1);
+    cnn_session *s = session(m, w, &o, 1, CNN_MODE_INFER);
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(!ti.tuned);
+    cr_assert_str_empty(ti.plan);
+    cnn_session_destroy(s);
+    o = tuned(CNN_TUNE_ON, tmp("never.json"), 1);
+    o.backend = CNN_BACKEND_NATIVE;
+    s = session(m, w, &o, 1, CNN_MODE_INFER);
+    cnn_session_tune_info(s, &ti);
+    cr_assert(!ti.tuned);
+    cnn_session_destroy(s);
+    FILE *f = fopen(tmp("never.json"), "r");
+    cr_assert_null(f, "no cache is written when nothing is tuned");
+    o = tuned((cnn_tune)7, "none", 1);
+    s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 1, CNN_MODE_INFER, NULL), CNN_ERR_USAGE);
+    cr_assert(strstr(cnn_session_errmsg(s), "tune"), "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(tune, cli_flag_and_summary)
+{
+    setenv("CNN_TUNE_FAKE", "native", 1);
+    char *out = NULL, args[2048];
+    const char *ex = getenv("CNN_EXAMPLES");
+    snprintf(args, sizeof args, "%s/lenet5.cnn --tune=bogus", ex ? ex : "examples");
+    cr_assert_eq(run_cnnc(&out, args), 2, "%s", out);
+    cr_assert(strstr(out, "--tune takes off, on or exhaustive, got 'bogus'"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "%s/lenet5.cnn --tune on --tune-cache '%s' --threads 1", ex ? ex : "examples",
+             tmp("s.json"));
+    cr_assert_eq(run_cnnc(&out, args), 0, "%s", out);
+    cr_assert(strstr(out, "native*"), "%s", out);
+    cr_assert(strstr(out, "backends marked * were chosen by measurement"), "%s", out);
+    free(out);
+    snprintf(args, sizeof args, "run %s/lenet5.cnn --tune on --tune-cache '%s' --threads 1 -q", ex ? ex : "examples",
+             tmp("s.json"));
+    cr_assert_eq(run_cnnc(&out, args), 0, "%s", out);
+    free(out);
+    /* an unreadable cache is a warning on stderr, and the command succeeds */
+    FILE *f = fopen(tmp("s.json"), "w");
+    fputs("garbage", f);
+    fclose(f);
+    cr_assert_eq(run_cnnc(&out, args), 0, "%s", out);
+    cr_assert(strstr(out, "warning: the tuning cache"), "%s", out);
+    free(out);
+}
