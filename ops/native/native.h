@@ -14,6 +14,9 @@
 /* The native kernel for op, or NULL when the native backend has none (the planner then falls
  * back).  op_kernel_get(op, OP_BACKEND_NATIVE) forwards here. */
 const op_kernel *op_native_kernel(op_kind op);
+/* Whether the native int8 kernel of op stays fast on convolutions with fewer than 4 input
+ * channels per group (op_caps.int8_few_channels). */
+bool op_native_int8_few_channels(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {
@@ -34,5 +37,9 @@ const char *op_native_isa_name(op_native_isa_level level);
  * changes nothing) when the CPU does not support it.  Not to be called while a native kernel
  * runs on another thread. */
 int op_native_force_isa(op_native_isa_level level);
+
+/* The int8 convolution's path at the active level: "avx512_vnni" (vpdpbusd), "avx2" or
+ * "scalar" (exact integer C). */
+const char *op_native_conv_q_level(void);
 
 #endif

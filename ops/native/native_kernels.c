@@ -106,6 +106,7 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_CONV1D] = K(conv),
     [OP_CONV2D] = K(conv),
     [OP_CONV3D] = K(conv),
+    [OP_CONV_Q] = K(conv_q), /* int8 (bf16 and 3-D: the reference) */
     [OP_CONV_BWD_DATA] = K(conv_bwd_data),
     [OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
     [OP_DENSE] = K(dense),
@@ -141,6 +142,11 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_GRAD_SQNORM] = K0(grad_sqnorm),
     [OP_CLIP_SCALE] = K0(clip_scale),
 };
+
+bool op_native_int8_few_channels(op_kind op)
+{
+    return op == OP_CONV_Q; /* the tap-word direct convolution (native_conv_q.h) */
+}
 
 const op_kernel *op_native_kernel(op_kind op)
 {

@@ -1,0 +1,256 @@
+/* The native int8 convolution's job (see native_conv_q.h), compiled once per level: the file
+ * that includes this defines NQ_TILE (the FB x NV tile: vpdpbusd, or exact integer C) and
+ * NQ_NV(fb) (vectors per tile) first, and NQ_JOB, the name of the job routine to define.  The
+ * rest is plain C (input quantisation, tap-word expansion, epilogue, pooling, stores), left to
+ * the compiler's vectoriser under each level's flags.  Those flags include -ffp-contract=off:
+ * the float epilogue must round exactly as the reference's separate multiply and add do. */
+#include <math.h>
+#include <string.h>
+
+#include "ops/native/native_conv_q.h"
+#include "ops/quant.h"
+#include "ops/ref.h"
+
+/* Channel ch (of the whole input) of image n at padded row pr, quantised into the sw phase rows
+ * of q (wq bytes each): byte m of phase row s is padded column m * sw + s (the stored zero
+ * outside the image). */
+static void nq_fill_row(const nq_conv *p, int64_t n, int64_t ch, int64_t pr, uint8_t *q)
+{
+    int64_t ih = pr - p->ph, sw = p->sw, wq = p->wq;
+    if (ih < 0 || ih >= p->h) {
+        memset(q, p->padval, (size_t)(sw * wq));
+        return;
+    }
+    size_t off = ((size_t)(n * p->c + ch) * (size_t)p->h + (size_t)ih) * (size_t)p->w;
+    const float *xf = (const float *)p->x + off;
+    const uint8_t *xu = (const uint8_t *)p->x + off;
+    const int8_t *xs = (const int8_t *)p->x + off;
+    float inv = p->inv_si;
+    if (sw == 1) {
+        uint8_t *d = q + p->pw;
+        memset(q, p->padval, (size_t)p->pw);
+        memset(d + p->w, p->padval, (size_t)(wq - p->pw - p->w));
+        if (p->xdt == OP_DT_U8)
+            memcpy(d, xu, (size_t)p->w);
+        else if (p->xdt == OP_DT_S8)
+            for (int64_t i = 0; i < p->w; i++) d[i] = (uint8_t)(xs[i] + 128);
+        else if (p->is_unsigned)
+            for (int64_t i = 0; i < p->w; i++) d[i] = (uint8_t)op_q_act(xf[i], inv, true);
+        else
+            for (int64_t i = 0; i < p->w; i++) d[i] = (uint8_t)(op_q_act(xf[i], inv, false) + 128);
+        return;
+    }
+    for (int64_t s = 0; s < sw; s++)
+        for (int64_t m = 0; m < wq; m++) {
+            int64_t col = m * sw + s - p->pw;
+            uint8_t b = p->padval;
+            if (col >= 0 && col < p->w) {
+                if (p->xdt == OP_DT_U8)
+                    b = xu[col];
+                else if (p->xdt == OP_DT_S8)
+                    b = (uint8_t)(xs[col] + 128);
+                else
+                    b = (uint8_t)(op_q_act(xf[col], inv, p->is_unsigned) + (p->is_unsigned ? 0 : 128));
+            }
+            q[s * wq + m] = b;
+        }
+}
+
+/* The tap words of one quantised row q: phase row s of e (wm words) holds at m the word of
+ * padded column X = m * sw + s: bytes X, X + dw, X + 2 dw, X + 3 dw. */
+static void nq_expand(const nq_conv *p, const uint8_t *q, uint32_t *e)
+{
+    int64_t sw = p->sw, wq = p->wq, wm = p->wm;
+    for (int64_t s = 0; s < sw; s++) {
+        const uint8_t *b[4];
+        for (int u = 0; u < 4; u++) {
+            int64_t a = s + u * p->dw;
+            b[u] = q + (a % sw) * wq + a / sw;
+        }
+        uint32_t *d = e + s * wm;
+        for (int64_t m = 0; m < wm; m++)
+            d[m] = (uint32_t)b[0][m] | (uint32_t)b[1][m] << 8 | (uint32_t)b[2][m] << 16 | (uint32_t)b[3][m] << 24;
+    }
+}
+
+/* row[i] = act(row[i] + r[i]) for i < len (r may be NULL). */
+static void nq_act_row(const nq_conv *p, float *row, const float *r, int64_t len)
+{
+    if (r)
+        for (int64_t i = 0; i < len; i++) row[i] += r[i];
+    switch (p->act) {
+    case OP_ACT_NONE: break;
+    case OP_ACT_RELU:
+        for (int64_t i = 0; i < len; i++) row[i] = row[i] > 0.0f ? row[i] : 0.0f;
+        break;
+    case OP_ACT_LEAKY_RELU: {
+        float al = p->alpha;
+        for (int64_t i = 0; i < len; i++) row[i] = row[i] > 0.0f ? row[i] : al * row[i];
+        break;
+    }
+    default:
+        for (int64_t i = 0; i < len; i++) row[i] = op_apply_act(p->act, p->alpha, row[i]);
+        break;
+    }
+}
+
+/* Stores v[0 .. len) at element `at` of the output (f32, or u8/s8: sat(rne(v))). */
+static void nq_store(const nq_conv *p, size_t at, const float *v, int64_t len)
+{
+    if (p->ydt == OP_DT_U8) {
+        uint8_t *d = (uint8_t *)p->y + at;
+        for (int64_t i = 0; i < len; i++) d[i] = (uint8_t)op_q_out(v[i], true);
+    } else if (p->ydt == OP_DT_S8) {
+        int8_t *d = (int8_t *)p->y + at;
+        for (int64_t i = 0; i < len; i++) d[i] = (int8_t)op_q_out(v[i], false);
+    } else {
+        memcpy((float *)p->y + at, v, sizeof(float) * (size_t)len);
+    }
+}
+
+/* Pooled row py of one filter's activated convolution rows t (row cy0 first, stride owp) into
+ * out: the reference's window order and comparison (NaN never wins, -inf when nothing does). */
+static void nq_pool_row(const nq_conv *p, const float *t, int64_t cy0, int64_t py, float *out)
+{
+    int64_t owp = p->owp;
+    if (p->psh == 2 && p->psw == 2 && p->pst_h == 2 && p->pst_w == 2 && p->pph == 0 && p->ppw == 0) {
+        const float *a = t + (2 * py - cy0) * owp, *b = a + owp;
+        for (int64_t px = 0; px < p->yw; px++) {
+            float best = -INFINITY, e;
+            e = a[2 * px], best = e > best ? e : best;
+            e = a[2 * px + 1], best = e > best ? e : best;
+            e = b[2 * px], best = e > best ? e : best;
+            e = b[2 * px + 1], best = e > best ? e : best;
+            out[px] = best;
+        }
+        return;
+    }
+    for (int64_t px = 0; px < p->yw; px++) {
+        float best = -INFINITY;
+        for (int64_t i = 0; i < p->psh; i++) {
+            int64_t ch = py * p->pst_h - p->pph + i;
+            if (ch < 0 || ch >= p->oh)
+                continue;
+            const float *row = t + (ch - cy0) * owp;
+            for (int64_t j = 0; j < p->psw; j++) {
+                int64_t cw = px * p->pst_w - p->ppw + j;
+                if (cw >= 0 && cw < p->ow && row[cw] > best)
+                    best = row[cw];
+            }
+        }
+        out[px] = best;
+    }
+}
+
+/* The tile in exact integer C (the scalar and AVX2 levels): NQ_MAX_NV vectors of 16 outputs
+ * (E words at e + vb[v]) by p->fb filters (w [k4][fb] words of four s8), then
+ * t[f * tsf + to[v] + l] = ((float)(acc + comp[f]) + bq[f]) * m[f] for the nf filters kept.
+ * The sums wrap modulo 2^32 as vpdpbusd's (and the reference's int32 cast) do. */
+__attribute__((unused)) static void nq_tile_c(const nq_conv *p, const uint32_t *e, const int64_t *vb,
+                                              const int64_t *to, const int64_t *koff, const int32_t *w, int nf,
+                                              const int32_t *comp, const float *bq, const float *m, float *t,
+                                              int64_t tsf)
+{
+    int fb = (int)p->fb;
+    for (int v = 0; v < NQ_MAX_NV; v++) {
+        uint32_t acc[NQ_MAX_FB][16];
+        memset(acc, 0, sizeof acc);
+        for (int64_t k = 0; k < p->k4; k++) {
+            const uint32_t *xe = e + vb[v] + koff[k];
+            const int8_t *wk = (const int8_t *)(const void *)(w + k * fb);
+            for (int f = 0; f < fb; f++) {
+                int32_t w0 = wk[4 * f], w1 = wk[4 * f + 1], w2 = wk[4 * f + 2], w3 = wk[4 * f + 3];
+                for (int l = 0; l < 16; l++) {
+                    uint32_t x = xe[l];
+                    int32_t s = (int32_t)(x & 255u) * w0 + (int32_t)(x >> 8 & 255u) * w1 +
+                                (int32_t)(x >> 16 & 255u) * w2 + (int32_t)(x >> 24) * w3;
+                    acc[f][l] += (uint32_t)s;
+                }
+            }
+        }
+        for (int f = 0; f < nf; f++)
+            for (int l = 0; l < 16; l++)
+                t[f * tsf + to[v] + l] = ((float)(int32_t)(acc[f][l] + (uint32_t)comp[f]) + bq[f]) * m[f];
+    }
+}
+
+void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, void *scratch)
+{
+    int64_t cy0 = y0, cy1 = y1;
+    if (p->pool) {
+        cy0 = y0 * p->pst_h - p->pph;
+        cy0 = cy0 < 0 ? 0 : cy0;
+        cy1 = (y1 - 1) * p->pst_h - p->pph + p->psh;
+        cy1 = cy1 > p->oh ? p->oh : cy1;
+    }
+    if (cy1 <= cy0)
+        cy1 = cy0; /* pooling windows in the padding only: nothing to convolve */
+    uint8_t *q = scratch;
+    uint32_t *e = (uint32_t *)(void *)(q + nq_part_q(p));
+    float *tb = (float *)(void *)((char *)e + nq_part_e(p));
+    int64_t *koff = (int64_t *)(void *)((char *)tb + nq_part_t(p));
+    int64_t *vb = koff + p->k4, *to = vb + p->crows * p->owv + NQ_MAX_NV;
+    int64_t sw = p->sw, wm = p->wm, irows = p->irows, owp = p->owp;
+
+    /* the input rows this job reads, quantised and expanded */
+    int64_t ir0 = cy0 * p->sh, nir = cy1 > cy0 ? (cy1 - 1 - cy0) * p->sh + (p->kh - 1) * p->dh + 1 : 0;
+    for (int64_t c = 0; c < p->cpg; c++)
+        for (int64_t r = 0; r < nir; r++) {
+            nq_fill_row(p, n, grp * p->cpg + c, ir0 + r, q);
+            nq_expand(p, q, e + (c * irows + r) * sw * wm);
+        }
+
+    /* the reduction's word offsets, and the output vectors (padded with copies of the last) */
+    for (int64_t c = 0; c < p->cpg; c++)
+        for (int64_t i = 0; i < p->kh; i++)
+            for (int64_t t = 0; t < p->t; t++) {
+                int64_t a = 4 * t * p->dw;
+                koff[(c * p->kh + i) * p->t + t] = ((c * irows + i * p->dh) * sw + a % sw) * wm + a / sw;
+            }
+    int64_t nv = 0;
+    for (int64_t oy = cy0; oy < cy1; oy++)
+        for (int64_t b = 0; b < p->owv; b++, nv++) {
+            vb[nv] = (oy * p->sh - ir0) * sw * wm + b * 16;
+            to[nv] = (oy - cy0) * owp + b * 16;
+        }
+    for (int j = 0; j < NQ_MAX_NV && nv > 0; j++) {
+        vb[nv + j] = vb[nv - 1];
+        to[nv + j] = to[nv - 1];
+    }
+
+    /* the convolution rows, through the multipliers, into tb [fpgp][crows][owp] */
+    int64_t tsf = p->crows * owp, nblk = p->fpgp / p->fb;
+    int nvt = NQ_NV(p->fb);
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        const int32_t *w = p->wd + (grp * nblk + blk) * p->k4 * p->fb;
+        int64_t left = p->fpg - blk * p->fb;
+        int nf = (int)(left < p->fb ? left : p->fb);
+        int64_t gi = grp * p->fpgp + blk * p->fb;
+        for (int64_t v0 = 0; v0 < nv; v0 += nvt)
+            NQ_TILE(p, e, vb + v0, to + v0, koff, w, nf, p->comp + gi, p->bq + gi, p->m + gi, tb + blk * p->fb * tsf,
+                    tsf);
+    }
+
+    /* residual, activation, pooling, store */
+    float *pooled = tb + p->fpgp * tsf;
+    for (int64_t fl = 0; fl < p->fpg; fl++) {
+        int64_t fg = grp * p->fpg + fl;
+        float *tf = tb + fl * tsf;
+        const float *rf = p->r ? p->r + (size_t)(n * p->f + fg) * (size_t)(p->oh * p->ow) : NULL;
+        size_t ybase = (size_t)(n * p->f + fg) * (size_t)(p->yh * p->yw);
+        if (!p->pool) {
+            for (int64_t oy = y0; oy < y1; oy++) {
+                float *row = tf + (oy - cy0) * owp;
+                nq_act_row(p, row, rf ? rf + oy * p->ow : NULL, p->ow);
+                nq_store(p, ybase + (size_t)(oy * p->yw), row, p->ow);
+            }
+            continue;
+        }
+        for (int64_t oy = cy0; oy < cy1; oy++)
+            nq_act_row(p, tf + (oy - cy0) * owp, rf ? rf + oy * p->ow : NULL, p->ow);
+        for (int64_t py = y0; py < y1; py++) {
+            nq_pool_row(p, tf, cy0, py, pooled);
+            nq_store(p, ybase + (size_t)(py * p->yw), pooled, p->yw);
+        }
+    }
+}

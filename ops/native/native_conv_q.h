@@ -1,0 +1,101 @@
+/* The native int8 convolution (conv_q in int8): the call as the per-ISA job routines see it,
+ * shared by the driver (native_conv_q.c) and the job code (conv_q_common.h, compiled once per
+ * level into conv_q_scalar.c, conv_q_avx2.c and conv_q_vnni.c).  Internal to ops/native/.
+ *
+ * The arithmetic is ops/quant.h's, exactly: the input is quantised (or taken as its bytes), the
+ * weights quantised per output channel, the products summed in s32, then the reference's
+ * epilogue ((float)acc + bq[o]) * m[o], + residual, activation, max pooling, f32 or u8/s8 store.
+ *
+ * A direct convolution built around the dot product of four u8 by four s8 (vpdpbusd): every
+ * kernel row is cut into groups of four taps (the last one padded with zero weights), and each
+ * input row of the image is expanded once into "tap words": word X of a row holds the four
+ * input bytes the four taps of a group read for a window starting at padded column X (X, X +
+ * dw, X + 2 dw, X + 3 dw).  Sixteen consecutive output columns then read sixteen consecutive
+ * words of one row (for stride s the words are stored split by X mod s, so that they stay
+ * consecutive), and one vpdpbusd adds four taps of one filter to sixteen outputs.  A tile is
+ * FB filters by NV vectors of sixteen outputs (any rows), its reduction running over the
+ * channels, kernel rows and tap groups (k4 words per filter).  s8 inputs are stored plus 128
+ * (u8, the padding too) and each filter's sum gets -128 times its weights' sum, which gives the
+ * signed products exactly.  Few input channels and small kernels (LeNet's and the CIFAR
+ * networks' first layers) are what this is for: there the GEMM formulations spend their time
+ * packing.  Any 1-D or 2-D shape runs here; 3-D convolutions and bf16 go to the reference.
+ *
+ * Work is split in jobs of (image, group, run of final output rows); a job quantises and
+ * expands the input rows it needs, computes its convolution rows and finishes them (epilogue,
+ * pooling, store).  Every output is computed the same way whatever the split, so results do
+ * not depend on the thread count. */
+#ifndef CNN_OPS_NATIVE_CONV_Q_H
+#define CNN_OPS_NATIVE_CONV_Q_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ops/op.h"
+
+#define NQ_MAX_FB 8   /* filters per tile, at most */
+#define NQ_MAX_NV 4   /* vectors of 16 outputs per tile, at most */
+
+typedef struct nq_conv {
+    int64_t n, c, h, w, f, cpg, fpg;               /* input [n, c, h, w]; f filters in groups */
+    int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;  /* the convolution (1-D: h = kh = 1) */
+    bool pool;                                     /* fused max pooling */
+    int64_t psh, psw, pst_h, pst_w, pph, ppw;
+    int64_t yh, yw;                                /* the output planes (pooled or not) */
+    op_act act;
+    float alpha;
+    const void *x;                                 /* f32, or bytes when xdt is u8/s8 */
+    int xdt;
+    bool is_unsigned;                              /* u8 input (xdt u8, or f32 quantised as u8) */
+    float inv_si;                                  /* 1 / si (f32 input) */
+    uint8_t padval;                                /* the stored zero: 0 (u8), 128 (s8) */
+    void *y;                                       /* f32, or bytes when ydt is u8/s8 */
+    int ydt;
+    const float *r;                                /* residual [n, f, oh, ow] or NULL */
+    /* weights: per group, blocks of fb filters (fpgp = fpg rounded up to fb), each [k4][fb]
+     * words of four s8 taps; k = (channel * kh + kernel row) * t + tap group */
+    int64_t t, k4, fb, fpgp;
+    const int32_t *wd;                             /* [groups][fpgp / fb][k4][fb] */
+    const int32_t *comp;                           /* [groups * fpgp]: s8 compensation */
+    const float *bq, *m;                           /* [groups * fpgp]: ops/quant.h's bq, m */
+    /* the jobs' extent and the scratch they use */
+    int64_t rows;                                  /* final output rows per job */
+    int64_t crows, irows;                          /* at most: conv rows, padded input rows */
+    int64_t owv, owp;                              /* vectors per output row, owv * 16 */
+    int64_t wm, wq;                                /* tap words per phase row, bytes per row */
+} nq_conv;
+
+/* Per-thread scratch of a job, in bytes (64-byte multiples). */
+static inline size_t nq_part_q(const nq_conv *p)
+{
+    return (size_t)((p->sw * p->wq + 63) / 64 * 64);   /* one input row, quantised */
+}
+static inline size_t nq_part_e(const nq_conv *p)
+{
+    return (size_t)((p->cpg * p->irows * p->sw * p->wm * 4 + 63) / 64 * 64);
+}
+static inline size_t nq_part_t(const nq_conv *p)
+{
+    return (size_t)(((p->fpgp * p->crows * p->owp + p->yw) * 4 + 63) / 64 * 64); /* + a pooled row */
+}
+static inline size_t nq_part_idx(const nq_conv *p)
+{
+    /* tap offsets [k4], then per vector its E base and T offset (+ NQ_MAX_NV of padding) */
+    return (size_t)(((p->k4 + 2 * (p->crows * p->owv + NQ_MAX_NV)) * 8 + 63) / 64 * 64);
+}
+static inline size_t nq_thread_bytes(const nq_conv *p)
+{
+    return nq_part_q(p) + nq_part_e(p) + nq_part_t(p) + nq_part_idx(p) + 64;
+}
+
+/* One job: image n, group grp, final output rows [y0, y1).  scratch: nq_thread_bytes(p),
+ * 64-byte aligned. */
+typedef void (*nq_job_fn)(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, void *scratch);
+
+void op_native_convq_job_scalar(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, void *scratch);
+#if defined(__x86_64__) && defined(__GNUC__)
+void op_native_convq_job_avx2(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, void *scratch);
+void op_native_convq_job_vnni(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, void *scratch);
+#endif
+
+#endif
