@@ -11,6 +11,48 @@
 #include "ops/quant.h"
 #include "ops/ref.h"
 
+/* Hooks a level may define first (vectorised): NQ_QUANT_ROW(d, x, n, inv, is_unsigned) stores
+ * the quantised x[0 .. n) at d (s8 plus 128); NQ_EXPAND(d, b0, b1, b2, b3, n) stores
+ * d[m] = b0[m] | b1[m] << 8 | b2[m] << 16 | b3[m] << 24 for m < n (n a multiple of 16). */
+#ifndef NQ_QUANT_ROW
+#define NQ_QUANT_ROW nq_quant_row_c
+#endif
+#ifndef NQ_EXPAND
+#define NQ_EXPAND nq_expand_c
+#endif
+
+__attribute__((unused)) static void nq_quant_row_c(uint8_t *d, const float *x, int64_t n, float inv, bool is_unsigned)
+{
+    if (is_unsigned)
+        for (int64_t i = 0; i < n; i++) d[i] = (uint8_t)op_q_act(x[i], inv, true);
+    else
+        for (int64_t i = 0; i < n; i++) d[i] = (uint8_t)(op_q_act(x[i], inv, false) + 128);
+}
+
+__attribute__((unused)) static void nq_expand_c(uint32_t *d, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2,
+                                                const uint8_t *b3, int64_t n)
+{
+    for (int64_t m = 0; m < n; m++)
+        d[m] = (uint32_t)b0[m] | (uint32_t)b1[m] << 8 | (uint32_t)b2[m] << 16 | (uint32_t)b3[m] << 24;
+}
+
+/* One tile output value v (already ((float)acc + bq) * m) through d's epilogue, stored at i. */
+static inline void nq_put(const nq_dst *d, size_t i, float v)
+{
+    if (d->r)
+        v += d->r[i];
+    if (d->act == OP_ACT_RELU)
+        v = v > 0.0f ? v : 0.0f;
+    else if (d->act == OP_ACT_LEAKY_RELU)
+        v = v > 0.0f ? v : d->alpha * v;
+    if (d->dt == OP_DT_U8)
+        ((uint8_t *)d->y)[i] = (uint8_t)op_q_out(v, true);
+    else if (d->dt == OP_DT_S8)
+        ((int8_t *)d->y)[i] = (int8_t)op_q_out(v, false);
+    else
+        ((float *)d->y)[i] = v;
+}
+
 /* Channel ch (of the whole input) of image n at padded row pr, quantised into the sw phase rows
  * of q (wq bytes each): byte m of phase row s is padded column m * sw + s (the stored zero
  * outside the image). */
@@ -34,10 +76,8 @@ static void nq_fill_row(const nq_conv *p, int64_t n, int64_t ch, int64_t pr, uin
             memcpy(d, xu, (size_t)p->w);
         else if (p->xdt == OP_DT_S8)
             for (int64_t i = 0; i < p->w; i++) d[i] = (uint8_t)(xs[i] + 128);
-        else if (p->is_unsigned)
-            for (int64_t i = 0; i < p->w; i++) d[i] = (uint8_t)op_q_act(xf[i], inv, true);
         else
-            for (int64_t i = 0; i < p->w; i++) d[i] = (uint8_t)(op_q_act(xf[i], inv, false) + 128);
+            NQ_QUANT_ROW(d, xf, p->w, inv, p->is_unsigned);
         return;
     }
     for (int64_t s = 0; s < sw; s++)
@@ -67,9 +107,7 @@ static void nq_expand(const nq_conv *p, const uint8_t *q, uint32_t *e)
             int64_t a = s + u * p->dw;
             b[u] = q + (a % sw) * wq + a / sw;
         }
-        uint32_t *d = e + s * wm;
-        for (int64_t m = 0; m < wm; m++)
-            d[m] = (uint32_t)b[0][m] | (uint32_t)b[1][m] << 8 | (uint32_t)b[2][m] << 16 | (uint32_t)b[3][m] << 24;
+        NQ_EXPAND(e + s * wm, b[0], b[1], b[2], b[3], wm);
     }
 }
 
@@ -143,13 +181,13 @@ static void nq_pool_row(const nq_conv *p, const float *t, int64_t cy0, int64_t p
 }
 
 /* The tile in exact integer C (the scalar and AVX2 levels): NQ_MAX_NV vectors of 16 outputs
- * (E words at e + vb[v]) by p->fb filters (w [k4][fb] words of four s8), then
- * t[f * tsf + to[v] + l] = ((float)(acc + comp[f]) + bq[f]) * m[f] for the nf filters kept.
- * The sums wrap modulo 2^32 as vpdpbusd's (and the reference's int32 cast) do. */
+ * (E words at e + vb[v]) by p->fb filters (w [k4][fb] words of four s8), the nf filters kept
+ * put through d (nq_dst).  The sums wrap modulo 2^32 as vpdpbusd's (and the reference's int32
+ * cast) do. */
 __attribute__((unused)) static void nq_tile_c(const nq_conv *p, const uint32_t *e, const int64_t *vb,
-                                              const int64_t *to, const int64_t *koff, const int32_t *w, int nf,
-                                              const int32_t *comp, const float *bq, const float *m, float *t,
-                                              int64_t tsf)
+                                              const int64_t *to, const int64_t *cnt, const int64_t *koff,
+                                              const int32_t *w, int nf, const int32_t *comp, const float *bq,
+                                              const float *m, const nq_dst *d)
 {
     int fb = (int)p->fb;
     for (int v = 0; v < NQ_MAX_NV; v++) {
@@ -169,8 +207,9 @@ __attribute__((unused)) static void nq_tile_c(const nq_conv *p, const uint32_t *
             }
         }
         for (int f = 0; f < nf; f++)
-            for (int l = 0; l < 16; l++)
-                t[f * tsf + to[v] + l] = ((float)(int32_t)(acc[f][l] + (uint32_t)comp[f]) + bq[f]) * m[f];
+            for (int l = 0; l < cnt[v]; l++)
+                nq_put(d, d->base + (size_t)(f * d->fs + to[v] + l),
+                       ((float)(int32_t)(acc[f][l] + (uint32_t)comp[f]) + bq[f]) * m[f]);
     }
 }
 
@@ -189,7 +228,9 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
     uint32_t *e = (uint32_t *)(void *)(q + nq_part_q(p));
     float *tb = (float *)(void *)((char *)e + nq_part_e(p));
     int64_t *koff = (int64_t *)(void *)((char *)tb + nq_part_t(p));
-    int64_t *vb = koff + p->k4, *to = vb + p->crows * p->owv + NQ_MAX_NV;
+    int64_t *vb = koff + p->k4, *to = vb + p->crows * p->owv + NQ_MAX_NV, *cnt = to + p->crows * p->owv + NQ_MAX_NV;
+    /* without pooling the tiles write the output (epilogue and all, but sigmoid and tanh) */
+    bool direct = !p->pool && (p->act == OP_ACT_NONE || p->act == OP_ACT_RELU || p->act == OP_ACT_LEAKY_RELU);
     int64_t sw = p->sw, wm = p->wm, irows = p->irows, owp = p->owp;
 
     /* the input rows this job reads, quantised and expanded */
@@ -211,25 +252,32 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
     for (int64_t oy = cy0; oy < cy1; oy++)
         for (int64_t b = 0; b < p->owv; b++, nv++) {
             vb[nv] = (oy * p->sh - ir0) * sw * wm + b * 16;
-            to[nv] = (oy - cy0) * owp + b * 16;
+            to[nv] = direct ? oy * p->ow + b * 16 : (oy - cy0) * owp + b * 16;
+            cnt[nv] = direct && p->ow - b * 16 < 16 ? p->ow - b * 16 : 16;
         }
     for (int j = 0; j < NQ_MAX_NV && nv > 0; j++) {
         vb[nv + j] = vb[nv - 1];
         to[nv + j] = to[nv - 1];
+        cnt[nv + j] = 0; /* padding: stores nothing (a residual may be the output itself) */
     }
 
-    /* the convolution rows, through the multipliers, into tb [fpgp][crows][owp] */
+    /* the convolution rows: into the output, or through the multipliers into tb [fpgp][crows][owp] */
     int64_t tsf = p->crows * owp, nblk = p->fpgp / p->fb;
+    nq_dst d = {.y = tb, .dt = OP_DT_F32, .fs = tsf, .act = OP_ACT_NONE};
+    if (direct)
+        d = (nq_dst){.y = p->y, .dt = p->ydt, .fs = p->oh * p->ow, .r = p->r, .act = p->act, .alpha = p->alpha};
     int nvt = NQ_NV(p->fb);
     for (int64_t blk = 0; blk < nblk; blk++) {
         const int32_t *w = p->wd + (grp * nblk + blk) * p->k4 * p->fb;
         int64_t left = p->fpg - blk * p->fb;
         int nf = (int)(left < p->fb ? left : p->fb);
-        int64_t gi = grp * p->fpgp + blk * p->fb;
+        int64_t gi = grp * p->fpgp + blk * p->fb, fg0 = grp * p->fpg + blk * p->fb;
+        d.base = direct ? (size_t)(n * p->f + fg0) * (size_t)(p->oh * p->ow) : (size_t)(blk * p->fb * tsf);
         for (int64_t v0 = 0; v0 < nv; v0 += nvt)
-            NQ_TILE(p, e, vb + v0, to + v0, koff, w, nf, p->comp + gi, p->bq + gi, p->m + gi, tb + blk * p->fb * tsf,
-                    tsf);
+            NQ_TILE(p, e, vb + v0, to + v0, cnt + v0, koff, w, nf, p->comp + gi, p->bq + gi, p->m + gi, &d);
     }
+    if (direct)
+        return;
 
     /* residual, activation, pooling, store */
     float *pooled = tb + p->fpgp * tsf;

@@ -2,6 +2,7 @@
  * vpdpbusd (u8 tap words by broadcast s8 filter words into s32), FB filters by NV vectors of
  * 16 outputs held in registers (FB * NV accumulators, at most 24 of the 32 zmm registers). */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ops/native/native_conv_q.h"
@@ -9,12 +10,71 @@
 /* NV vectors per tile for fb filters: 4 up to 6 filters, 3 above (24 accumulators). */
 #define NQ_NV(fb) ((fb) <= 6 ? 4 : 3)
 
+/* sat(rne(v)) of 16 floats as ints in [lo, hi] (NaN: 0), as op_q_act with a scale of 1 */
+static inline __m512i q16(__m512 v, __m512 lo, __m512 hi)
+{
+    __mmask16 ord = _mm512_cmp_ps_mask(v, v, _CMP_ORD_Q);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+    return _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));
+}
+
+static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
+
+/* The quantised row: sat(rne(x * inv)), s8 stored plus 128. */
+static void quant_row(uint8_t *d, const float *x, int64_t n, float inv, bool is_unsigned)
+{
+    __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(is_unsigned ? 0.0f : -128.0f);
+    __m512 hi = _mm512_set1_ps(is_unsigned ? 255.0f : 127.0f);
+    __m512i off = _mm512_set1_epi32(is_unsigned ? 0 : 128);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 k = lanes(n - i);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vi);
+        _mm512_mask_cvtepi32_storeu_epi8(d + i, k, _mm512_add_epi32(q16(v, lo, hi), off));
+    }
+}
+
+static void expand(uint32_t *d, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3, int64_t n)
+{
+    for (int64_t m = 0; m < n; m += 16) {
+        __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b0 + m)));
+        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b1 + m))), 8));
+        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b2 + m))), 16));
+        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b3 + m))), 24));
+        _mm512_storeu_si512((void *)(d + m), w);
+    }
+}
+
+#define NQ_QUANT_ROW quant_row
+#define NQ_EXPAND expand
+
+/* Vector v's 16 values of one filter through d's epilogue (native_conv_q.h), stored at i. */
+static inline void put16(const nq_dst *d, size_t i, int64_t cnt, __m512 v)
+{
+    __mmask16 k = lanes(cnt);
+    if (d->r)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, d->r + i));
+    if (d->act == OP_ACT_RELU) {
+        v = _mm512_max_ps(v, _mm512_setzero_ps()); /* NaN and -0 give +0, as x > 0 ? x : 0 */
+    } else if (d->act == OP_ACT_LEAKY_RELU) {
+        __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, _mm512_set1_ps(d->alpha)), v);
+    }
+    if (d->dt == OP_DT_U8)
+        _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)d->y + i, k,
+                                         q16(v, _mm512_setzero_ps(), _mm512_set1_ps(255.0f)));
+    else if (d->dt == OP_DT_S8)
+        _mm512_mask_cvtepi32_storeu_epi8((int8_t *)d->y + i, k,
+                                         q16(v, _mm512_set1_ps(-128.0f), _mm512_set1_ps(127.0f)));
+    else
+        _mm512_mask_storeu_ps((float *)d->y + i, k, v);
+}
+
 static inline __attribute__((always_inline)) void tile_body(const int fb, const int nv, int64_t k4,
                                                             const uint32_t *e, const int64_t *vb,
-                                                            const int64_t *to, const int64_t *koff,
-                                                            const int32_t *w, int nf, const int32_t *comp,
-                                                            const float *bq, const float *m, float *t,
-                                                            int64_t tsf)
+                                                            const int64_t *to, const int64_t *cnt,
+                                                            const int64_t *koff, const int32_t *w, int nf,
+                                                            const int32_t *comp, const float *bq, const float *m,
+                                                            const nq_dst *d)
 {
     __m512i acc[NQ_MAX_FB][NQ_MAX_NV];
     const uint32_t *base[NQ_MAX_NV];
@@ -50,17 +110,17 @@ static inline __attribute__((always_inline)) void tile_body(const int fb, const 
         for (int v = 0; v < nv; v++) {
             __m512 r = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[f][v], cv));
             r = _mm512_mul_ps(_mm512_add_ps(r, bv), mv);
-            _mm512_storeu_ps(t + f * tsf + to[v], r);
+            put16(d, d->base + (size_t)(f * d->fs + to[v]), cnt[v], r);
         }
     }
 }
 
-#define TILE_FN(FB)                                                                                             \
-    static void tile_##FB(int64_t k4, const uint32_t *e, const int64_t *vb, const int64_t *to,                 \
-                          const int64_t *koff, const int32_t *w, int nf, const int32_t *comp, const float *bq, \
-                          const float *m, float *t, int64_t tsf)                                               \
-    {                                                                                                          \
-        tile_body(FB, NQ_NV(FB), k4, e, vb, to, koff, w, nf, comp, bq, m, t, tsf);                            \
+#define TILE_FN(FB)                                                                                          \
+    static void tile_##FB(int64_t k4, const uint32_t *e, const int64_t *vb, const int64_t *to,              \
+                          const int64_t *cnt, const int64_t *koff, const int32_t *w, int nf,                \
+                          const int32_t *comp, const float *bq, const float *m, const nq_dst *d)            \
+    {                                                                                                       \
+        tile_body(FB, NQ_NV(FB), k4, e, vb, to, cnt, koff, w, nf, comp, bq, m, d);                          \
     }
 TILE_FN(1)
 TILE_FN(2)
@@ -72,15 +132,15 @@ TILE_FN(7)
 TILE_FN(8)
 
 static void nq_tile_vnni(const nq_conv *p, const uint32_t *e, const int64_t *vb, const int64_t *to,
-                         const int64_t *koff, const int32_t *w, int nf, const int32_t *comp, const float *bq,
-                         const float *m, float *t, int64_t tsf)
+                         const int64_t *cnt, const int64_t *koff, const int32_t *w, int nf, const int32_t *comp,
+                         const float *bq, const float *m, const nq_dst *d)
 {
     static void (*const fns[NQ_MAX_FB + 1])(int64_t, const uint32_t *, const int64_t *, const int64_t *,
-                                            const int64_t *, const int32_t *, int, const int32_t *, const float *,
-                                            const float *, float *, int64_t) = {
+                                            const int64_t *, const int64_t *, const int32_t *, int,
+                                            const int32_t *, const float *, const float *, const nq_dst *) = {
         NULL, tile_1, tile_2, tile_3, tile_4, tile_5, tile_6, tile_7, tile_8,
     };
-    fns[p->fb](p->k4, e, vb, to, koff, w, nf, comp, bq, m, t, tsf);
+    fns[p->fb](p->k4, e, vb, to, cnt, koff, w, nf, comp, bq, m, d);
 }
 
 #define NQ_JOB op_native_convq_job_vnni

@@ -15,7 +15,7 @@
  * back).  op_kernel_get(op, OP_BACKEND_NATIVE) forwards here. */
 const op_kernel *op_native_kernel(op_kind op);
 /* Whether the native int8 kernel of op stays fast on convolutions with fewer than 4 input
- * channels per group (op_caps.int8_few_channels). */
+ * channels per group (op_caps.int8_few_channels): conv_q where the AVX-512 VNNI path runs. */
 bool op_native_int8_few_channels(op_kind op);
 
 /* Instruction-set levels, lowest first. */

@@ -65,6 +65,20 @@ typedef struct nq_conv {
     int64_t wm, wq;                                /* tap words per phase row, bytes per row */
 } nq_conv;
 
+/* Where a tile puts its outputs: element to[v] + l (l < cnt[v]) of vector v of filter f of the
+ * tile goes to element base + f * fs + to[v] + l of y (f32, or u8/s8 as dt), after
+ * ((float)(acc + comp) + bq) * m, + r at the same element (r NULL: none), activation act (none,
+ * relu or leaky_relu).  Either the output itself (no pooling), or the job's f32 rows. */
+typedef struct nq_dst {
+    void *y;
+    int dt;
+    size_t base;
+    int64_t fs;
+    const float *r;
+    op_act act;
+    float alpha;
+} nq_dst;
+
 /* Per-thread scratch of a job, in bytes (64-byte multiples). */
 static inline size_t nq_part_q(const nq_conv *p)
 {
@@ -80,8 +94,8 @@ static inline size_t nq_part_t(const nq_conv *p)
 }
 static inline size_t nq_part_idx(const nq_conv *p)
 {
-    /* tap offsets [k4], then per vector its E base and T offset (+ NQ_MAX_NV of padding) */
-    return (size_t)(((p->k4 + 2 * (p->crows * p->owv + NQ_MAX_NV)) * 8 + 63) / 64 * 64);
+    /* tap offsets [k4], then per vector its E base, output offset and count (+ NQ_MAX_NV) */
+    return (size_t)(((p->k4 + 3 * (p->crows * p->owv + NQ_MAX_NV)) * 8 + 63) / 64 * 64);
 }
 static inline size_t nq_thread_bytes(const nq_conv *p)
 {

@@ -145,7 +145,9 @@ static const op_kernel native_kernels[OP_COUNT] = {
 
 bool op_native_int8_few_channels(op_kind op)
 {
-    return op == OP_CONV_Q; /* the tap-word direct convolution (native_conv_q.h) */
+    /* the tap-word direct convolution (native_conv_q.h) with vpdpbusd; its exact C levels are
+     * slower than fp32 there */
+    return op == OP_CONV_Q && strcmp(op_native_conv_q_level(), "avx512_vnni") == 0;
 }
 
 const op_kernel *op_native_kernel(op_kind op)
