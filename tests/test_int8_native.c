@@ -258,6 +258,10 @@ Test(int8_native, groups_dilation_1d)
         {.n = 3, .c = 2, .h = 8, .w = 8, .f = 33, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .bias = true,
          .act = OP_ACT_RELU},
         {.n = 1, .c = 1, .h = 6, .w = 70, .f = 12, .kh = 2, .kw = 4, .stride = 1, .pad = 0},
+        {.n = 3, .c = 2, .h = 15, .w = 45, .f = 6, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .bias = true,
+         .residual = true, .pool = true, .act = OP_ACT_LEAKY_RELU},
+        {.n = 1, .c = 3, .h = 13, .w = 13, .f = 4, .kh = 3, .kw = 3, .stride = 1, .pad = 0, .pool3 = true,
+         .residual = true, .act = OP_ACT_NONE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         qcase q = cases[i];

@@ -13,7 +13,9 @@
 
 /* Hooks a level may define first (vectorised): NQ_QUANT_ROW(d, x, n, inv, is_unsigned) stores
  * the quantised x[0 .. n) at d (s8 plus 128); NQ_EXPAND(d, b0, b1, b2, b3, n) stores
- * d[m] = b0[m] | b1[m] << 8 | b2[m] << 16 | b3[m] << 24 for m < n (n a multiple of 16). */
+ * d[m] = b0[m] | b1[m] << 8 | b2[m] << 16 | b3[m] << 24 for m < n (n a multiple of 16);
+ * NQ_POOL_ROWS(p, t, r, cy0, y0, y1, ybase) finishes one filter's pooled rows (residual,
+ * activation, pooling, store) and returns true, or false to leave it to the C code below. */
 #ifndef NQ_QUANT_ROW
 #define NQ_QUANT_ROW nq_quant_row_c
 #endif
@@ -294,6 +296,10 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
             }
             continue;
         }
+#ifdef NQ_POOL_ROWS
+        if (NQ_POOL_ROWS(p, tf, rf, cy0, y0, y1, ybase))
+            continue;
+#endif
         for (int64_t oy = cy0; oy < cy1; oy++)
             nq_act_row(p, tf + (oy - cy0) * owp, rf ? rf + oy * p->ow : NULL, p->ow);
         for (int64_t py = y0; py < y1; py++) {

@@ -2,6 +2,7 @@
  * vpdpbusd (u8 tap words by broadcast s8 filter words into s32), FB filters by NV vectors of
  * 16 outputs held in registers (FB * NV accumulators, at most 24 of the 32 zmm registers). */
 #include <immintrin.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -18,7 +19,10 @@ static inline __m512i q16(__m512 v, __m512 lo, __m512 hi)
     return _mm512_maskz_mov_epi32(ord, _mm512_cvtps_epi32(v));
 }
 
-static inline __mmask16 lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1u); }
+static inline __mmask16 lanes(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xffff : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
 
 /* The quantised row: sat(rne(x * inv)), s8 stored plus 128. */
 static void quant_row(uint8_t *d, const float *x, int64_t n, float inv, bool is_unsigned)
@@ -68,6 +72,58 @@ static inline void put16(const nq_dst *d, size_t i, int64_t cnt, __m512 v)
     else
         _mm512_mask_storeu_ps((float *)d->y + i, k, v);
 }
+
+/* The residual and activation of 16 values at once (r NULL: none). */
+static inline __m512 act16(const nq_conv *p, __m512 v, const float *r, __mmask16 k)
+{
+    if (r)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, r));
+    if (p->act == OP_ACT_RELU) {
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    } else if (p->act == OP_ACT_LEAKY_RELU) {
+        __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
+        v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, _mm512_set1_ps(p->alpha)), v);
+    }
+    return v;
+}
+
+/* Fused 2x2 max pooling of stride 2 without padding (LeNet's, VGG's), with the residual and
+ * activation before it (none, relu, leaky_relu): pooled rows [y0, y1) of one filter from its
+ * convolution rows t (row cy0 first; r its residual plane or NULL) stored at element ybase of
+ * the output.  Window order and comparison as the reference's: max_ps(e, best) keeps best
+ * when e is NaN or equal, as e > best ? e : best does.  false: another pooling, left to C. */
+static bool pool_rows(const nq_conv *p, const float *t, const float *r, int64_t cy0, int64_t y0, int64_t y1,
+                      size_t ybase)
+{
+    if (p->psh != 2 || p->psw != 2 || p->pst_h != 2 || p->pst_w != 2 || p->pph != 0 || p->ppw != 0 ||
+        (p->act != OP_ACT_NONE && p->act != OP_ACT_RELU && p->act != OP_ACT_LEAKY_RELU))
+        return false;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    nq_dst d = {.y = p->y, .dt = p->ydt, .act = OP_ACT_NONE};
+    int64_t ow = p->ow;
+    for (int64_t py = y0; py < y1; py++) {
+        const float *a = t + (2 * py - cy0) * p->owp, *b = a + p->owp;
+        const float *ra = r ? r + 2 * py * ow : NULL, *rb = r ? ra + ow : NULL;
+        for (int64_t px = 0; px < p->yw; px += 16) {
+            int64_t c0 = 2 * px;
+            __mmask16 k0 = lanes(ow - c0), k1 = lanes(ow - c0 - 16);
+            __m512 a0 = act16(p, _mm512_maskz_loadu_ps(k0, a + c0), ra ? ra + c0 : NULL, k0);
+            __m512 a1 = act16(p, _mm512_maskz_loadu_ps(k1, a + c0 + 16), ra ? ra + c0 + 16 : NULL, k1);
+            __m512 b0 = act16(p, _mm512_maskz_loadu_ps(k0, b + c0), rb ? rb + c0 : NULL, k0);
+            __m512 b1 = act16(p, _mm512_maskz_loadu_ps(k1, b + c0 + 16), rb ? rb + c0 + 16 : NULL, k1);
+            __m512 best = _mm512_set1_ps(-INFINITY);
+            best = _mm512_max_ps(_mm512_permutex2var_ps(a0, ie, a1), best);
+            best = _mm512_max_ps(_mm512_permutex2var_ps(a0, io, a1), best);
+            best = _mm512_max_ps(_mm512_permutex2var_ps(b0, ie, b1), best);
+            best = _mm512_max_ps(_mm512_permutex2var_ps(b0, io, b1), best);
+            put16(&d, ybase + (size_t)(py * p->yw + px), p->yw - px, best);
+        }
+    }
+    return true;
+}
+
+#define NQ_POOL_ROWS pool_rows
 
 static inline __attribute__((always_inline)) void tile_body(const int fb, const int nv, int64_t k4,
                                                             const uint32_t *e, const int64_t *vb,
