@@ -212,13 +212,13 @@ static bool is_output(const ir_graph *g, int v)
 }
 
 /* Whether int8 node a may write its output as u8/s8 (`is_unsigned`): every reader is an int8
- * node reading it as its input (of that sign) and nothing else, it is no network output, and a's
- * epilogue commutes with the requantisation (no residual; activation none, relu or leaky_relu). */
+ * node reading it as its input (of that sign) or as its residual (the fused add), it is no
+ * network output, and a's activation commutes with the requantisation (none, relu, leaky_relu). */
 static bool int8_output_ok(const ir_graph *g, const ir_node *a, bool is_unsigned)
 {
     bool conv = a->op == OP_CONV_Q;
     op_act act = conv ? a->attrs.conv.act : a->attrs.dense.act;
-    if ((conv && a->attrs.conv.residual) || (act != OP_ACT_NONE && act != OP_ACT_RELU && act != OP_ACT_LEAKY_RELU))
+    if (act != OP_ACT_NONE && act != OP_ACT_RELU && act != OP_ACT_LEAKY_RELU)
         return false;
     int v = a->out[0];
     if (!g->vals[v].batched || is_output(g, v) || a->nin != own_inputs(a) + 2)
@@ -231,8 +231,12 @@ static bool int8_output_ok(const ir_graph *g, const ir_node *a, bool is_unsigned
         for (int k = 0; k < b->nin; k++) {
             if (b->in[k] != v)
                 continue;
+            if (!is_int8(b) || b->nin != own_inputs(b) + 2)
+                return false;
             bool b_unsigned = b->op == OP_CONV_Q ? b->attrs.conv.q_unsigned : b->attrs.dense.q_unsigned;
-            if (k != 0 || !is_int8(b) || b_unsigned != is_unsigned || b->nin != own_inputs(b) + 2)
+            bool as_input = k == 0 && b_unsigned == is_unsigned;
+            bool as_residual = b->op == OP_CONV_Q && b->attrs.conv.residual && k == own_inputs(b) - 1;
+            if (!as_input && !as_residual)
                 return false;
             readers++;
         }
@@ -261,13 +265,30 @@ int pass_precision_io(ir_graph *g, const pass_ctx *ctx, int *changes, char *err,
         a = &g->nodes[n];
         a->in[a->nin++] = so;
         g->vals[v].dtype = is_unsigned ? OP_DT_U8 : OP_DT_S8;
-        /* the readers take the bytes with the scale they were written with */
+        /* the readers of it as their input take the bytes with the scale they were written with */
         for (int k = 0; k < g->nnodes; k++) {
             ir_node *b = &g->nodes[k];
             if (!b->dead && b->nin > 0 && b->in[0] == v)
                 b->in[own_inputs(b) + 1] = so;
         }
         (*changes)++;
+    }
+    /* residuals: the sign their bytes have in an int8 output, and an int8 one's scale (the
+     * producer's output scale) after the node's other scales (ops/quant.h) */
+    for (int n = 0; n < nn; n++) {
+        ir_node *b = &g->nodes[n];
+        if (!is_int8(b) || b->op != OP_CONV_Q || !b->attrs.conv.residual)
+            continue;
+        int r = b->in[own_inputs(b) - 1];
+        b->attrs.conv.res_unsigned = pass_value_nonneg(g, r);
+        if (g->vals[r].dtype == OP_DT_F32)
+            continue;
+        const ir_node *p = &g->nodes[g->vals[r].producer];
+        if (b->nin + 1 > OP_MAX_IN || p->nin < own_inputs(p) + 3) {
+            snprintf(err, errlen, "%s: cannot add its int8 residual scale", b->name);
+            return -1;
+        }
+        b->in[b->nin++] = p->in[own_inputs(p) + 2];
     }
     return 0;
 }

@@ -4,7 +4,9 @@
  * topologically ordered).  Each arena value gets a live range over the schedule: from the
  * step that makes it to the last step that reads it; graph inputs, labels, outputs and the
  * loss are pinned for the whole run.  An elementwise op whose registry entry declares it
- * in-place-safe writes over its first input when that input has no other reader.  Buffers
+ * in-place-safe writes over its first input when that input has no other reader, and a conv
+ * with a fused residual over that residual when this conv is its last reader (the sum post-op
+ * then needs no copy of it; op_def.sum_input).  Buffers
  * are then placed greedily by size: each at the lowest offset where it overlaps no buffer
  * live at the same time (as in ggml's and TFLite's arena planners).  In a training plan the
  * parameters' final gradients come first, one after the other at the start of the arena in
@@ -77,11 +79,11 @@ static int value_bytes(ir_plan *p, char *err, size_t errlen)
     for (int v = 0; v < g->nvals; v++) {
         const ir_value *val = &g->vals[v];
         int64_t n = op_shape_numel(&val->shape), batch = val->batched ? p->batch : 1;
-        size_t bytes;
-        if (!ck_bytes(n, batch, sizeof(float), &bytes) || bytes > OP_MAX_BYTES) {
+        size_t bytes, elem = val->dtype == OP_DT_F32 ? sizeof(float) : 1; /* u8, s8 */
+        if (!ck_bytes(n, batch, elem, &bytes) || bytes > OP_MAX_BYTES) {
             char dims[OP_MAX_RANK * 24], h[32];
             op_shape_dims_str(&val->shape, dims, sizeof dims);
-            bool fits = ck_bytes(n, batch, sizeof(float), &bytes);
+            bool fits = ck_bytes(n, batch, elem, &bytes);
             if (fits)
                 human_bytes(h, sizeof h, bytes);
             snprintf(err, errlen, "%s: %" PRId64 " x %s floats need %s%zu bytes%s%s%s; the limit is %zu bytes (1 TiB)",
@@ -218,9 +220,12 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *nd = &g->nodes[p->steps[s].node];
         const op_def *def = op_def_get(nd->op);
-        if (!def->inplace || nd->nin < 1 || nd->nout < 1)
+        /* elementwise ops over input 0 (read by them alone); a fused residual summed in place
+         * (read earlier by others, as a block's input is: this step is its last reader) */
+        int k_in = def->inplace ? 0 : def->sum_input ? def->sum_input(&nd->attrs) : -1;
+        if (k_in < 0 || k_in >= nd->nin || nd->nout < 1)
             continue;
-        int in = nd->in[0], out = nd->out[0];
+        int in = nd->in[k_in], out = nd->out[0];
         int r = root_of(p->vals, in);
         if (p->vals[in].loc != PLAN_LOC_ARENA || p->vals[out].loc != PLAN_LOC_ARENA)
             continue;
@@ -228,13 +233,14 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
             continue;
         if (is_grad[in] || is_grad[r] || is_grad[out])
             continue;
-        if (p->vals[in].bytes != p->vals[out].bytes || ir_value_readers(g, in) != 1)
+        if (p->vals[in].bytes != p->vals[out].bytes || (g->vals[in].dtype == OP_DT_F32) != (g->vals[out].dtype == OP_DT_F32) ||
+            (k_in == 0 && ir_value_readers(g, in) != 1))
             continue;
         if (p->vals[r].last != s) /* another alias of the same memory is read later */
             continue;
         bool used_twice = false; /* the node reads the same memory through another input */
-        for (int k = 1; k < nd->nin; k++)
-            if (p->vals[nd->in[k]].loc == PLAN_LOC_ARENA && root_of(p->vals, nd->in[k]) == r)
+        for (int k = 0; k < nd->nin; k++)
+            if (k != k_in && p->vals[nd->in[k]].loc == PLAN_LOC_ARENA && root_of(p->vals, nd->in[k]) == r)
                 used_twice = true;
         if (used_twice)
             continue;

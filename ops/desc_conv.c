@@ -279,6 +279,12 @@ static bool conv_epilogue(const op_attrs *a)
     return a->conv.residual || a->conv.act != OP_ACT_NONE || a->conv.pool;
 }
 
+/* The fused residual (after x, w and the bias) when the output has its shape: no fused pool. */
+static int conv_sum_input(const op_attrs *a)
+{
+    return a->conv.residual && !a->conv.pool ? 2 + (a->conv.bias ? 1 : 0) : -1;
+}
+
 /* "6x5x5 stride 2 +relu +maxpool 2x2" */
 static void conv_describe(const op_attrs *a, char *buf, size_t n)
 {
@@ -383,7 +389,8 @@ static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int
 #define CONV_COMMON                                                                                \
     .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1, .shape = conv_shape,     \
     .params = conv_params, .flops = conv_flops, .grad = conv_grad, .act_slot = conv_act_slot,      \
-    .bias_flag = conv_bias_flag, .epilogue = conv_epilogue, .describe = conv_describe
+    .bias_flag = conv_bias_flag, .epilogue = conv_epilogue, .describe = conv_describe,          \
+    .sum_input = conv_sum_input
 
 const op_def op_def_conv1d = {
     .op = OP_CONV1D, .name = "conv1d", CONV_COMMON, CONV_ARGS(0), .make_attrs = conv1d_make_attrs,
@@ -418,8 +425,8 @@ const op_def op_def_conv_bwd_weights = {
 
 /* A convolution in low precision (compiler/pass_precision.c): the layer's node with its
  * attributes, epilogue and name kept, attrs.conv.prec set, and in int8 two more inputs after
- * the conv's own (x, w, b?, r?): the weight scales [F] and the input scale [1], and a third, the
- * output scale [1], when its output stays int8. */
+ * the conv's own (x, w, b?, r?): the weight scales [F] and the input scale [1], then the output
+ * scale [1] when its output stays int8 and the residual's [1] when that is int8 (ops/quant.h). */
 static void conv_q_describe(const op_attrs *a, char *buf, size_t n)
 {
     conv_describe(a, buf, n);
@@ -431,6 +438,6 @@ static void conv_q_describe(const op_attrs *a, char *buf, size_t n)
 }
 
 const op_def op_def_conv_q = {
-    .op = OP_CONV_Q, .name = "conv_q", .min_inputs = 2, .max_inputs = 7, .shape = conv_shape,
-    .flops = conv_flops, .epilogue = conv_epilogue, .describe = conv_q_describe,
+    .op = OP_CONV_Q, .name = "conv_q", .min_inputs = 2, .max_inputs = 8, .shape = conv_shape,
+    .flops = conv_flops, .epilogue = conv_epilogue, .describe = conv_q_describe, .sum_input = conv_sum_input,
 };

@@ -83,6 +83,8 @@ typedef struct op_conv_attrs {
      * x, w and dy read as bf16, outputs f32) */
     op_precision prec;
     bool q_unsigned;       /* int8: the input is quantised as u8 (it is never negative), else s8 */
+    bool res_unsigned;     /* int8 output with a residual: the residual's bytes are u8 (it is never
+                            * negative), else s8 (ops/quant.h) */
 } op_conv_attrs;
 
 typedef struct op_pool_attrs {

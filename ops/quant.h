@@ -9,7 +9,13 @@
  * then the fused epilogue in f32 (+ residual, activation, max pooling) as the fp32 layer.
  * Between two int8 nodes the tensor stays int8 (op_tensor.dtype): the producer, with an output
  * scale so, writes sat(rne(act(((float)acc + bq[o]) * (m[o] / so)))) (activation none, relu or
- * leaky_relu, no residual), max-pooled after; the consumer reads those bytes with si = so.
+ * leaky_relu; a residual as below), max-pooled after; the consumer reads those bytes with si = so.
+ * The residual of a conv_q (the fused add) is f32 or int8 (u8/s8 with its producer's output
+ * scale sr, an input after the others); it joins as the term t of v = ((float)acc + bq[o]) * m[o]
+ * + k * t, before the activation (op_q_res_term):
+ *   f32 output:  t = r (f32 residual) or (float)rq * sr (int8), k = 1
+ *   int8 output: t = sat(rne(r * (1/so))) as u8/s8 (f32 residual), k = 1; or t = rq, k = sr / so
+ * (this is oneDNN's order: the residual put in the destination's type first, then the sum).
  * rne is round to nearest, ties to even; 1/si and 1/sw[o] are float reciprocals.
  *
  * bf16: inputs and weights rounded to bf16 (nearest even), products accumulated in f32 or
@@ -61,6 +67,20 @@ static inline void op_q_out_scales(const float *ws, float si, const float *b, in
         if (so > 0.0f)
             m[o] = m[o] / so;
     }
+}
+
+/* The residual's term t and its factor k (above) for one element: r is the f32 residual's value
+ * or the int8 one's byte value (r_int8), so 0 for an f32 output. */
+static inline float op_q_res_term(float r, bool r_int8, float sr, float so, bool res_unsigned, float *k)
+{
+    *k = 1.0f;
+    if (so > 0.0f) {
+        if (!r_int8)
+            return (float)op_q_act(r, 1.0f / so, res_unsigned);
+        *k = sr / so;
+        return r;
+    }
+    return r_int8 ? r * sr : r;
 }
 
 /* An int8 output value: sat(rne(v)) as u8 or s8. */

@@ -3,7 +3,8 @@
  * and in bf16 (inputs and weights rounded to bf16, then the fp32 reference kernel, whose double
  * sums are exact for products of bf16 values).  Plain tensors only.
  *
- *   conv_q:  x, w, b?, r?, [int8: ws [F], si [1]]  ->  y   (the conv's fused epilogue)
+ *   conv_q:  x, w, b?, r?, [int8: ws [F], si [1], so [1] (int8 y), sr [1] (int8 r)]  ->  y
+ *            (the conv's fused epilogue)
  *   dense_q: x, w, b?, [int8: ws [U], si [1]]      ->  y   (fused activation; no softmax) */
 #include <stdlib.h>
 
@@ -22,24 +23,33 @@ static int own_inputs(const op_call *c)
     return 2 + (c->node->attrs.dense.bias ? 1 : 0);
 }
 
-/* The int8 scales of the call: ws (f values), si, and so (0 when the output is f32: an int8
- * output has a third scale input); 0 or -1 with a message. */
-static int read_scales(const op_call *c, int own, int64_t f, const float **ws, float *si, float *so, char *err,
-                       size_t errlen)
+/* One positive finite scale from input k, or -1 with a message naming it. */
+static int one_scale(const op_call *c, int k, const char *what, float *s, char *err, size_t errlen)
+{
+    const op_tensor *t = &c->in[k];
+    if (ref_numel(t) != 1 || !op_q_scales_ok(t->data, 1))
+        return ref_fail(err, errlen, "%s: the int8 %s scale is not one positive finite value", c->node->name, what);
+    *s = t->data[0];
+    return 0;
+}
+
+/* The int8 scales of the call: ws (f values), si, so (0 when the output is f32: an int8 output
+ * has a third scale input) and sr (0 unless input rin, the residual, is int8: then a scale input
+ * follows); 0 or -1 with a message. */
+static int read_scales(const op_call *c, int own, int rin, int64_t f, const float **ws, float *si, float *so,
+                       float *sr, char *err, size_t errlen)
 {
     const char *name = c->node->name;
-    bool qout = c->out[0].dtype != OP_DT_F32;
-    int want = own + (qout ? 3 : 2);
+    bool qout = c->out[0].dtype != OP_DT_F32, qres = rin >= 0 && c->in[rin].dtype != OP_DT_F32;
+    int nsc = 2 + qout + qres, want = own + nsc;
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and %d scales), got %d", name, want,
-                        qout ? 3 : 2, c->nin);
-    *so = 0.0f;
-    if (qout) {
-        const op_tensor *to = &c->in[own + 2];
-        if (ref_numel(to) != 1 || !op_q_scales_ok(to->data, 1))
-            return ref_fail(err, errlen, "%s: the int8 output scale is not one positive finite value", name);
-        *so = to->data[0];
-    }
+                        nsc, c->nin);
+    *so = *sr = 0.0f;
+    if (qout && one_scale(c, own + 2, "output", so, err, errlen))
+        return -1;
+    if (qres && one_scale(c, own + 2 + qout, "residual", sr, err, errlen))
+        return -1;
     const op_tensor *tw = &c->in[own], *ti = &c->in[own + 1];
     if (ref_numel(tw) != f || ref_numel(ti) != 1)
         return ref_fail(err, errlen, "%s: int8 scales must be [%lld] and [1], got %lld and %lld values", name,
@@ -117,12 +127,13 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
     op_conv_geom g;
     if (op_conv_geom_make3(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
-    const float *ws, *b = NULL, *r = NULL;
-    float si, so;
-    if (read_scales(c, own, g.f, &ws, &si, &so, err, errlen))
+    const float *ws, *b = NULL;
+    const op_tensor *r = NULL;
+    float si, so, sr;
+    if (read_scales(c, own, a->residual ? own - 1 : -1, g.f, &ws, &si, &so, &sr, err, errlen))
         return -1;
-    if (so > 0 && (a->residual || (a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)))
-        return ref_fail(err, errlen, "%s: an int8 output takes no residual and no activation but relu", name);
+    if (so > 0 && a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)
+        return ref_fail(err, errlen, "%s: an int8 output takes no activation but relu and leaky_relu", name);
     int k = 2;
     if (a->bias) {
         if (ref_numel(&c->in[k]) != g.f)
@@ -133,7 +144,10 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
     if (a->residual) {
         if (op_conv_check_act3(&c->in[k], a->sdims, g.n, g.f, g.od, g.oh, g.ow, name, "residual", err, errlen))
             return -1;
-        r = c->in[k++].data;
+        r = &c->in[k++];
+        if (sr > 0 && so > 0 && r->dtype != (a->res_unsigned ? OP_DT_U8 : OP_DT_S8))
+            return ref_fail(err, errlen, "%s: the int8 residual is %s but the node reads it as %s", name,
+                            r->dtype == OP_DT_U8 ? "u8" : "s8", a->res_unsigned ? "u8" : "s8");
     }
     int64_t yh = g.oh, yw = g.ow;
     if (a->pool) {
@@ -197,8 +211,13 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
                         int64_t e = (od * g.oh + oh) * g.ow + ow;
                         int64_t at = (n * g.f + f) * ovol + e;
                         float v = ((float)(int32_t)acc + bq[f]) * m[f];
-                        if (r)
-                            v += r[at];
+                        if (r) {
+                            float rk, rv = r->dtype == OP_DT_U8   ? (float)((const uint8_t *)(const void *)r->data)[at]
+                                           : r->dtype == OP_DT_S8 ? (float)((const int8_t *)(const void *)r->data)[at]
+                                                                  : r->data[at];
+                            float t = op_q_res_term(rv, r->dtype != OP_DT_F32, sr, so, a->res_unsigned, &rk);
+                            v += rk * t;
+                        }
                         y[at] = op_apply_act(a->act, a->alpha, v);
                     }
         }
@@ -228,7 +247,7 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
 
 OP_REF_KERNEL(op_ref_conv_q)
 {
-    if (ref_check_call(c, "conv_q", 2, 7, 1, 1, err, errlen))
+    if (ref_check_call(c, "conv_q", 2, 8, 1, 1, err, errlen))
         return -1;
     switch (c->node->attrs.conv.prec) {
     case OP_PREC_INT8: return conv_int8(c, err, errlen);
@@ -253,8 +272,8 @@ static int dense_int8(op_call *c, char *err, size_t errlen)
     if (c->out[0].rank != 2 || c->out[0].d[0] != n || c->out[0].d[1] != u)
         return ref_fail(err, errlen, "%s: output must be [%lld, %lld]", name, (long long)n, (long long)u);
     const float *ws, *b = NULL;
-    float si, so;
-    if (read_scales(c, own_inputs(c), u, &ws, &si, &so, err, errlen))
+    float si, so, sr;
+    if (read_scales(c, own_inputs(c), -1, u, &ws, &si, &so, &sr, err, errlen))
         return -1;
     if (so > 0 && a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)
         return ref_fail(err, errlen, "%s: an int8 output takes no activation but relu", name);

@@ -157,6 +157,10 @@ typedef struct op_def {
     unsigned props;
     /* True when output 0 may share input 0's memory (elementwise ops). */
     bool inplace;
+    /* The input whose memory output 0 may take over although the op is no elementwise one: a
+     * fused residual, summed into the output at the positions it is read from (a conv's fused
+     * add without a fused pool); -1 when none now.  NULL: never. */
+    int (*sum_input)(const op_attrs *a);
     /* The activation ops (ACT entries of ops.def): which activation they apply. */
     op_act act;
     /* is_layer ops: true when a .cnn file may call it by name.  False for add, which only

@@ -475,7 +475,8 @@ static const char *layer_backend(const ir_plan *p, const ir_node *nd)
 
 /* The arithmetic layer nd runs in, with the conversions at its node's edges: "int8 f32>u8,
  * >f32" (the f32 input converted to u8, the output dequantised to f32), "int8 u8, >u8" (int8
- * tensors from and to other int8 nodes), "bf16 f32>bf16, >f32", "fp32", or "-". */
+ * tensors from and to other int8 nodes), "int8 u8 +s8, >u8" (and a residual of s8 bytes; +f32>u8
+ * an f32 one quantised into an int8 output, +u8>f32 an int8 one dequantised into an f32 one), "bf16 f32>bf16, >f32", "fp32", "-". */
 static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size_t n)
 {
     static const char *const dt[3] = {"f32", "u8", "s8"};
@@ -490,9 +491,19 @@ static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size
     op_dtype in = p->graph->vals[on->in[0]].dtype, out = p->graph->vals[on->out[0]].dtype;
     if (pr == OP_PREC_BF16)
         snprintf(buf, n, "bf16 f32>bf16, >f32");
-    else if (pr == OP_PREC_INT8)
-        snprintf(buf, n, "int8 %s%s, >%s", in == OP_DT_F32 ? "f32>" : "", in == OP_DT_F32 ? (u ? "u8" : "s8") : dt[in],
-                 dt[out]);
+    else if (pr == OP_PREC_INT8) {
+        char res[16] = "";
+        if (conv && on->attrs.conv.residual) { /* the fused add's residual, as the sum reads it */
+            op_dtype r = p->graph->vals[on->in[1 + on->attrs.conv.bias + 1]].dtype;
+            const char *rv = on->attrs.conv.res_unsigned ? "u8" : "s8";
+            if (out == OP_DT_F32)
+                snprintf(res, sizeof res, " +%s%s", dt[r], r == OP_DT_F32 ? "" : ">f32");
+            else
+                snprintf(res, sizeof res, " +%s%s", r == OP_DT_F32 ? "f32>" : "", r == OP_DT_F32 ? rv : dt[r]);
+        }
+        snprintf(buf, n, "int8 %s%s%s, >%s", in == OP_DT_F32 ? "f32>" : "", in == OP_DT_F32 ? (u ? "u8" : "s8") : dt[in],
+                 res, dt[out]);
+    }
 }
 
 /* One row per layer of the source (name, kind, output shape, parameters, FLOPs, backend),

@@ -66,6 +66,7 @@ static op_tensor ot(const tens *t)
 }
 
 static int in_dtype, out_dtype; /* of the next run()'s input 0 and output */
+static int res_at = -1, res_dtype;  /* and of its input res_at (-1: none) */
 
 /* Runs the kernel of op on backend b with inputs in and output out; returns its status. */
 static int run(op_backend b, const op_node *node, int nin, tens *in, tens *out, uint64_t version, char *msg)
@@ -77,6 +78,7 @@ static int run(op_backend b, const op_node *node, int nin, tens *in, tens *out, 
     c.out[0] = ot(out);
     c.in[0].dtype = in_dtype;
     c.out[0].dtype = out_dtype;
+    if (res_at >= 0) c.in[res_at].dtype = res_dtype;
     int rc = k->prepare ? k->prepare(&c, msg, 512) : 0;
     if (rc == 0) rc = k->run(&c, msg, 512);
     if (k->release && c.state) k->release(c.state);
@@ -362,6 +364,105 @@ Test(int8_onednn, int8_tensors_between_nodes)
         for (int i = 1; i < 4; i++) free(din[i].data);
         free(yf.data), free(yr.data), free(yd.data), free(zr.data), free(zd.data);
     }
+}
+
+/* A fused residual in every combination of types (ops/quant.h): f32 or u8/s8 bytes (with their
+ * scale sr) into an f32 or u8/s8 output.  Power-of-two scales make every step exact, so oneDNN
+ * equals the reference; the reference equals the formula computed here. */
+Test(int8_onednn, residual_of_every_type)
+{
+    const int types[3] = {OP_DT_F32, OP_DT_U8, OP_DT_S8};
+    for (int rt = 0; rt < 3; rt++)
+        for (int yt = 0; yt < 3; yt++)
+            for (int relu = 0; relu < 2; relu++) {
+                if (types[yt] == OP_DT_U8 && !relu) continue; /* a u8 output is a relu's */
+                op_node nd = conv_node(8, 3, 1, 1, 1, false);
+                op_conv_attrs *a = &nd.attrs.conv;
+                a->residual = true;
+                a->act = relu ? OP_ACT_RELU : OP_ACT_NONE;
+                a->q_unsigned = true;
+                a->res_unsigned = types[rt] == OP_DT_U8 || (types[rt] == OP_DT_F32 && rt == 0 && relu);
+                bool qout = types[yt] != OP_DT_F32, qres = types[rt] != OP_DT_F32;
+                float si = 0.5f, so = 2.0f, sr = 0.25f;
+                tens in[8];
+                int nin = 0;
+                in[nin++] = MK(2, 8, 7, 7);
+                in[nin++] = MK(8, 8, 3, 3);
+                in[nin++] = MK(2, 8, 7, 7); /* the residual */
+                in[nin++] = MK(8);
+                in[nin++] = MK(1);
+                if (qout) in[nin++] = MK(1);
+                if (qres) in[nin++] = MK(1);
+                fill_int(&in[0], 0, 60, si);
+                fill_real(&in[1], -1.0f, 1.0f);
+                for (int o = 0; o < 8; o++) in[3].data[o] = ldexpf(1.0f, -7 - o % 2);
+                in[4].data[0] = si;
+                if (qout) in[5].data[0] = so;
+                if (qres) in[5 + qout].data[0] = sr;
+                int64_t nr = 2 * 8 * 7 * 7;
+                if (types[rt] == OP_DT_F32) {
+                    fill_int(&in[2], a->res_unsigned ? 0 : -90, 90, 1.0f);
+                } else {
+                    for (int64_t i = 0; i < nr; i++) {
+                        int v = (int)(rnd() % 200);
+                        if (types[rt] == OP_DT_U8)
+                            ((uint8_t *)(void *)in[2].data)[i] = (uint8_t)v;
+                        else
+                            ((int8_t *)(void *)in[2].data)[i] = (int8_t)(v - 100);
+                    }
+                }
+                tens yr = MK(2, 8, 7, 7), yd = MK(2, 8, 7, 7), ye = MK(2, 8, 7, 7);
+                char msg[512];
+                in_dtype = OP_DT_F32, out_dtype = types[yt], res_at = 2, res_dtype = types[rt];
+                int rr = run(OP_BACKEND_REF, &nd, nin, in, &yr, 1, msg);
+                {
+                    cr_assert_eq(rr, 0, "ref r%d y%d: %s", rt, yt, msg);
+                    cr_assert_eq(run(OP_BACKEND_ONEDNN, &nd, nin, in, &yd, 1, msg), 0, "onednn r%d y%d: %s", rt, yt, msg);
+                    /* the same conv without residual, f32 out: the formula's first term */
+                    op_node pn = nd;
+                    pn.attrs.conv.residual = false, pn.attrs.conv.act = OP_ACT_NONE;
+                    tens pin[4] = {in[0], in[1], in[3], in[4]};
+                    out_dtype = OP_DT_F32, res_at = -1;
+                    cr_assert_eq(run(OP_BACKEND_REF, &pn, 4, pin, &ye, 1, msg), 0, "%s", msg);
+                    size_t es = qout ? 1 : 4;
+                    for (int64_t i = 0; i < nr; i++) {
+                        float rv = types[rt] == OP_DT_U8   ? (float)((uint8_t *)(void *)in[2].data)[i]
+                                   : types[rt] == OP_DT_S8 ? (float)((int8_t *)(void *)in[2].data)[i]
+                                                           : in[2].data[i];
+                        float v;
+                        if (!qout)
+                            v = ye.data[i] + (qres ? rv * sr : rv);
+                        else
+                            v = ye.data[i] / so + (qres ? rv * (sr / so) : (float)op_q_act(rv, 1.0f / so, a->res_unsigned));
+                        if (relu && v < 0) v = 0;
+                        float want = qout ? (float)op_q_out(v, types[yt] == OP_DT_U8) : v;
+                        float got_r, got_d;
+                        if (es == 4) {
+                            got_r = yr.data[i], got_d = yd.data[i];
+                        } else if (types[yt] == OP_DT_U8) {
+                            got_r = ((uint8_t *)(void *)yr.data)[i], got_d = ((uint8_t *)(void *)yd.data)[i];
+                        } else {
+                            got_r = ((int8_t *)(void *)yr.data)[i], got_d = ((int8_t *)(void *)yd.data)[i];
+                        }
+                        cr_assert_eq(got_r, want, "r%d y%d relu%d element %lld: ref %g, formula %g", rt, yt, relu,
+                                     (long long)i, got_r, want);
+                        cr_assert_eq(got_d, got_r, "r%d y%d relu%d element %lld: onednn %g, ref %g", rt, yt, relu,
+                                     (long long)i, got_d, got_r);
+                    }
+                }
+                /* bytes of the other sign than the node reads them as: refused on both backends */
+                if (qout && qres) {
+                    nd.attrs.conv.res_unsigned = !a->res_unsigned;
+                    out_dtype = types[yt], res_at = 2;
+                    cr_expect_neq(run(OP_BACKEND_REF, &nd, nin, in, &yr, 1, msg), 0);
+                    cr_expect(strstr(msg, "residual"), "%s", msg);
+                    cr_expect_neq(run(OP_BACKEND_ONEDNN, &nd, nin, in, &yd, 1, msg), 0);
+                    cr_expect(strstr(msg, "residual"), "%s", msg);
+                }
+                in_dtype = out_dtype = OP_DT_F32, res_at = -1;
+                for (int i = 0; i < nin; i++) free(in[i].data);
+                free(yr.data), free(yd.data), free(ye.data);
+            }
 }
 
 Test(bf16_onednn, conv_and_dense_against_ref)

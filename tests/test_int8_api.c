@@ -173,6 +173,62 @@ Test(int8_api, quantize_save_load_and_run)
     cnn_model_destroy(m);
 }
 
+/* Residual blocks in int8: the block outputs stay u8 between the blocks and the fused adds read
+ * them as bytes; every kind of residual appears: an f32 one (the fp32 stem's) quantised into a
+ * u8 output, u8 into u8, s8 (a projection without activation) into u8, and u8 into the f32
+ * output the global average pool reads.  oneDNN agrees with the int8 reference, and both with
+ * fp32 within the quantisation's error. */
+Test(int8_api, residual_blocks_in_int8)
+{
+    static const char *rsrc =
+        "block basic(w) { y = in -> conv2d(w, 3, pad=1) -> relu -> conv2d(w, 3, pad=1); return (y + in) -> relu; }\n"
+        "block down(w) { y = in -> conv2d(w, 3, stride=2, pad=1) -> relu -> conv2d(w, 3, pad=1);\n"
+        "  s = in -> conv2d(w, 1, stride=2); return (y + s) -> relu; }\n"
+        "network r { input x[1, 6, 6];\n"
+        "  output y = x -> conv2d(4, 3, pad=1) -> relu -> basic(4) -> basic(4) -> down(8) -> basic(8)\n"
+        "             -> global_avgpool -> dense(3); }\n";
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "r.cnn", rsrc, strlen(rsrc), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 5), CNN_OK);
+    write_idx(tmpdir, 40, 6);
+    char err[1024];
+    bool absent;
+    cnn_dataset *d = NULL;
+    cr_assert_eq(cnn_dataset_load(&d, tmpdir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
+    cnn_quantize_report rep;
+    cr_assert_eq(cnn_weights_quantize(w, m, d, NULL, 1000, &rep, err, sizeof err), CNN_OK, "%s", err);
+    cnn_options o;
+    cnn_options_default(&o);
+    o.precision = CNN_PRECISION_INT8;
+    char *text = NULL;
+    cr_assert_eq(cnn_model_summary(m, &o, 1, false, &text), CNN_OK);
+    cr_expect(strstr(text, "int8 u8 +f32>u8, >u8") && strstr(text, "int8 u8 +u8, >u8") &&
+                  strstr(text, "int8 u8 +s8, >u8") && strstr(text, "int8 u8 +u8>f32, >f32") && strstr(text, ">s8"),
+              "%s", text);
+    cnn_free(text);
+    int64_t n = 16;
+    float *x = malloc(sizeof(float) * (size_t)(n * 36)), lab[16];
+    cnn_dataset_batch(d, NULL, 0, n, x, lab);
+    cnn_status st;
+    float *y32 = run_on(m, w, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, x, n, &st);
+    float *yref = run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_REF, x, n, &st);
+    float *ydnn = run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_AUTO, x, n, &st);
+    cr_assert(y32 && yref && ydnn);
+    float range = 0;
+    for (int i = 0; i < n * 3; i++) range = fmaxf(range, fabsf(y32[i]));
+    /* 9 quantised layers and their residuals: 10% of the output range covers their error; oneDNN
+     * rounds as the reference but for float ties, a step or two of the last layer's scale */
+    for (int i = 0; i < n * 3; i++) {
+        cr_expect(fabsf(yref[i] - y32[i]) <= 0.10f * range, "ref int8 %d: %g vs fp32 %g", i, yref[i], y32[i]);
+        cr_expect(fabsf(ydnn[i] - yref[i]) <= 0.01f * range, "onednn int8 %d: %g vs ref %g", i, ydnn[i], yref[i]);
+    }
+    free(x), free(y32), free(yref), free(ydnn);
+    cnn_dataset_destroy(d);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
 /* A copy of q.safetensors with tensor `name`'s first value set to v (or its shape cut to one
  * value less when shrink), written to `out`. */
 static void doctor(const char *name, float v, bool shrink, const char *out)

@@ -32,6 +32,8 @@ typedef struct qcase {
     bool is_unsigned; /* f32 input quantised as u8 */
     int ydt;          /* OP_DT_F32, OP_DT_U8, OP_DT_S8 */
     int sdims;        /* 2, or 1 (h = kh = 1, rank-3 tensors) */
+    int rdt;          /* the residual's: OP_DT_F32, or OP_DT_U8 / OP_DT_S8 (with its scale) */
+    bool res_unsigned;
 } qcase;
 
 typedef struct buf {
@@ -89,6 +91,7 @@ static void check(const qcase *q)
     a->act = q->act, a->alpha = 0.125f;
     a->prec = OP_PREC_INT8;
     a->q_unsigned = q->is_unsigned;
+    a->res_unsigned = q->res_unsigned;
     int64_t oh = osz(h, kh, a->stride[0], a->pad[0], a->dilation[0]), ow = osz(q->w, q->kw, q->stride, q->pad, q->dil);
     int64_t yh = oh, yw = ow;
     if (q->pool || q->pool3) {
@@ -103,7 +106,7 @@ static void check(const qcase *q)
         yw = (ow + 2 * p - s) / 2 + 1;
     }
     int64_t cpg = q->c / q->groups, per = cpg * kh * q->kw;
-    buf in[7];
+    buf in[8];
     int nin = 0;
     if (q->sdims == 1) {
         in[nin++] = mkbuf(3, (int64_t[]){q->n, q->c, q->w}, q->xdt);
@@ -117,12 +120,15 @@ static void check(const qcase *q)
         in[nin++] = mkbuf(1, (int64_t[]){q->f}, OP_DT_F32);
     int ir = nin;
     if (q->residual)
-        in[nin++] = q->sdims == 1 ? mkbuf(3, (int64_t[]){q->n, q->f, ow}, OP_DT_F32)
-                                  : mkbuf(4, (int64_t[]){q->n, q->f, oh, ow}, OP_DT_F32);
+        in[nin++] = q->sdims == 1 ? mkbuf(3, (int64_t[]){q->n, q->f, ow}, q->rdt)
+                                  : mkbuf(4, (int64_t[]){q->n, q->f, oh, ow}, q->rdt);
     int iws = nin;
     in[nin++] = mkbuf(1, (int64_t[]){q->f}, OP_DT_F32);
     in[nin++] = mkbuf(1, (int64_t[]){1}, OP_DT_F32);
     if (q->ydt != OP_DT_F32)
+        in[nin++] = mkbuf(1, (int64_t[]){1}, OP_DT_F32);
+    bool qres = q->residual && q->rdt != OP_DT_F32;
+    if (qres)
         in[nin++] = mkbuf(1, (int64_t[]){1}, OP_DT_F32);
     /* values: inputs past the int8 range on purpose (saturation), real-valued weights */
     float si = 0.03125f * uni(0.7f, 1.3f);
@@ -147,8 +153,12 @@ static void check(const qcase *q)
         in[iws + 2].t.data[0] = uni(0.5f, 2.0f);
     if (q->bias)
         for (int64_t o = 0; o < q->f; o++) in[ib].t.data[o] = uni(-2.0f, 2.0f);
-    if (q->residual)
+    if (qres) {
+        in[nin - 1].t.data[0] = uni(0.005f, 0.03f);
+        for (size_t i = 0; i < in[ir].bytes; i++) ((uint8_t *)in[ir].t.data)[i] = (uint8_t)rnd();
+    } else if (q->residual) {
         for (size_t i = 0; i < in[ir].bytes / 4; i++) in[ir].t.data[i] = uni(-3.0f, 3.0f);
+    }
     buf yr = q->sdims == 1 ? mkbuf(3, (int64_t[]){q->n, q->f, yw}, q->ydt) : mkbuf(4, (int64_t[]){q->n, q->f, yh, yw}, q->ydt);
     buf yn = q->sdims == 1 ? mkbuf(3, (int64_t[]){q->n, q->f, yw}, q->ydt) : mkbuf(4, (int64_t[]){q->n, q->f, yh, yw}, q->ydt);
     op_call c = {.node = &nd, .nin = nin, .nout = 1, .batch = q->n, .weights_version = 1};
@@ -275,6 +285,29 @@ Test(int8_native, groups_dilation_1d)
             check(&q);
         }
     }
+}
+
+/* Every residual form of ops/quant.h: f32 or u8/s8 residual into an f32 or u8/s8 output, with
+ * and without pooling, few and more channels. */
+Test(int8_native, residual_forms)
+{
+    static const int dts[] = {OP_DT_F32, OP_DT_U8, OP_DT_S8};
+    static const int64_t chans[] = {1, 3, 16};
+    int i = 0;
+    for (int rd = 0; rd < 3; rd++)
+        for (int yd = 0; yd < 3; yd++)
+            for (int pool = 0; pool < 2; pool++, i++) {
+                qcase q = {.n = 1 + i % 3, .c = chans[i % 3], .h = 8 + i % 5, .w = 13 + 3 * (i % 4), .f = 3 + i % 9,
+                           .kh = 3, .kw = i % 2 ? 5 : 3, .stride = 1, .pad = 1 + i % 2, .dil = 1, .groups = 1,
+                           .sdims = 2, .bias = i % 3 != 0, .residual = true, .pool = pool};
+                q.act = (op_act[]){OP_ACT_RELU, OP_ACT_NONE, OP_ACT_LEAKY_RELU}[i % 3];
+                q.xdt = i % 2 ? OP_DT_U8 : OP_DT_F32;
+                q.is_unsigned = true;
+                q.rdt = dts[rd];
+                q.ydt = dts[yd];
+                q.res_unsigned = q.rdt == OP_DT_U8 || (q.rdt == OP_DT_F32 && i % 4 == 0);
+                check(&q);
+            }
 }
 
 /* Bad scales: refused with the node's name, as the reference does. */

@@ -79,9 +79,11 @@ static void nq_tile_avx2(const nq_conv *p, const uint32_t *e, const int64_t *vb,
                     __m256 r = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(bq[f0 + f])),
                                              _mm256_set1_ps(m[f0 + f]));
                     size_t at = d->base + (size_t)((f0 + f) * d->fs + to[v] + l0);
-                    if (d->dt == OP_DT_F32 && l0 + 8 <= cnt[v] && d->act != OP_ACT_LEAKY_RELU) {
-                        if (d->r)
-                            r = _mm256_add_ps(r, _mm256_loadu_ps(d->r + at));
+                    bool res = d->res && d->res->r;
+                    if (d->dt == OP_DT_F32 && l0 + 8 <= cnt[v] && d->act != OP_ACT_LEAKY_RELU &&
+                        (!res || d->res->mode == NQ_R_F32)) {
+                        if (res)
+                            r = _mm256_add_ps(r, _mm256_loadu_ps((const float *)d->res->r + at));
                         if (d->act == OP_ACT_RELU)
                             r = _mm256_max_ps(r, _mm256_setzero_ps()); /* NaN, -0: +0 as x > 0 ? x : 0 */
                         _mm256_storeu_ps((float *)d->y + at, r);

@@ -14,7 +14,7 @@
 /* Hooks a level may define first (vectorised): NQ_QUANT_ROW(d, x, n, inv, is_unsigned) stores
  * the quantised x[0 .. n) at d (s8 plus 128); NQ_EXPAND(d, b0, b1, b2, b3, n) stores
  * d[m] = b0[m] | b1[m] << 8 | b2[m] << 16 | b3[m] << 24 for m < n (n a multiple of 16);
- * NQ_POOL_ROWS(p, t, r, cy0, y0, y1, ybase) finishes one filter's pooled rows (residual,
+ * NQ_POOL_ROWS(p, t, r0, cy0, y0, y1, ybase) finishes one filter's pooled rows (residual,
  * activation, pooling, store) and returns true, or false to leave it to the C code below. */
 #ifndef NQ_QUANT_ROW
 #define NQ_QUANT_ROW nq_quant_row_c
@@ -38,11 +38,27 @@ __attribute__((unused)) static void nq_expand_c(uint32_t *d, const uint8_t *b0, 
         d[m] = (uint32_t)b0[m] | (uint32_t)b1[m] << 8 | (uint32_t)b2[m] << 16 | (uint32_t)b3[m] << 24;
 }
 
+/* The residual's k * t for element i (ops/quant.h's op_q_res_term). */
+static inline float nq_res_kt(const nq_res *r, size_t i)
+{
+    float t;
+    if (r->dt == OP_DT_F32) {
+        t = ((const float *)r->r)[i];
+        if (r->mode == NQ_R_F32_Q)
+            t = (float)op_q_act(t, r->inv, r->uns);
+    } else {
+        t = r->dt == OP_DT_U8 ? (float)((const uint8_t *)r->r)[i] : (float)((const int8_t *)r->r)[i];
+        if (r->mode == NQ_R_I8_DQ)
+            t = t * r->sr;
+    }
+    return r->k * t;
+}
+
 /* One tile output value v (already ((float)acc + bq) * m) through d's epilogue, stored at i. */
 static inline void nq_put(const nq_dst *d, size_t i, float v)
 {
-    if (d->r)
-        v += d->r[i];
+    if (d->res && d->res->r)
+        v += nq_res_kt(d->res, i);
     if (d->act == OP_ACT_RELU)
         v = v > 0.0f ? v : 0.0f;
     else if (d->act == OP_ACT_LEAKY_RELU)
@@ -113,11 +129,13 @@ static void nq_expand(const nq_conv *p, const uint8_t *q, uint32_t *e)
     }
 }
 
-/* row[i] = act(row[i] + r[i]) for i < len (r may be NULL). */
-static void nq_act_row(const nq_conv *p, float *row, const float *r, int64_t len)
+/* row[i] = act(row[i] + the residual's term at element r0 + i) for i < len (r0 < 0: none). */
+static void nq_act_row(const nq_conv *p, float *row, int64_t r0, int64_t len)
 {
-    if (r)
-        for (int64_t i = 0; i < len; i++) row[i] += r[i];
+    if (r0 >= 0 && p->res.mode == NQ_R_F32)
+        for (int64_t i = 0; i < len; i++) row[i] += ((const float *)p->res.r)[r0 + i];
+    else if (r0 >= 0)
+        for (int64_t i = 0; i < len; i++) row[i] += nq_res_kt(&p->res, (size_t)(r0 + i));
     switch (p->act) {
     case OP_ACT_NONE: break;
     case OP_ACT_RELU:
@@ -267,7 +285,7 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
     int64_t tsf = p->crows * owp, nblk = p->fpgp / p->fb;
     nq_dst d = {.y = tb, .dt = OP_DT_F32, .fs = tsf, .act = OP_ACT_NONE};
     if (direct)
-        d = (nq_dst){.y = p->y, .dt = p->ydt, .fs = p->oh * p->ow, .r = p->r, .act = p->act, .alpha = p->alpha};
+        d = (nq_dst){.y = p->y, .dt = p->ydt, .fs = p->oh * p->ow, .res = &p->res, .act = p->act, .alpha = p->alpha};
     int nvt = NQ_NV(p->fb);
     for (int64_t blk = 0; blk < nblk; blk++) {
         const int32_t *w = p->wd + (grp * nblk + blk) * p->k4 * p->fb;
@@ -286,12 +304,12 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
     for (int64_t fl = 0; fl < p->fpg; fl++) {
         int64_t fg = grp * p->fpg + fl;
         float *tf = tb + fl * tsf;
-        const float *rf = p->r ? p->r + (size_t)(n * p->f + fg) * (size_t)(p->oh * p->ow) : NULL;
+        int64_t rf = p->res.r ? (n * p->f + fg) * p->oh * p->ow : -1; /* the residual plane's first element */
         size_t ybase = (size_t)(n * p->f + fg) * (size_t)(p->yh * p->yw);
         if (!p->pool) {
             for (int64_t oy = y0; oy < y1; oy++) {
                 float *row = tf + (oy - cy0) * owp;
-                nq_act_row(p, row, rf ? rf + oy * p->ow : NULL, p->ow);
+                nq_act_row(p, row, rf >= 0 ? rf + oy * p->ow : -1, p->ow);
                 nq_store(p, ybase + (size_t)(oy * p->yw), row, p->ow);
             }
             continue;
@@ -301,7 +319,7 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
             continue;
 #endif
         for (int64_t oy = cy0; oy < cy1; oy++)
-            nq_act_row(p, tf + (oy - cy0) * owp, rf ? rf + oy * p->ow : NULL, p->ow);
+            nq_act_row(p, tf + (oy - cy0) * owp, rf >= 0 ? rf + oy * p->ow : -1, p->ow);
         for (int64_t py = y0; py < y1; py++) {
             nq_pool_row(p, tf, cy0, py, pooled);
             nq_store(p, ybase + (size_t)(py * p->yw), pooled, p->yw);

@@ -51,12 +51,32 @@ static void expand(uint32_t *d, const uint8_t *b0, const uint8_t *b1, const uint
 #define NQ_QUANT_ROW quant_row
 #define NQ_EXPAND expand
 
+/* The residual's k * t of elements i .. i + 15 (lanes k; ops/quant.h's op_q_res_term). */
+static inline __m512 res16(const nq_res *r, size_t i, __mmask16 k)
+{
+    __m512 t;
+    if (r->dt == OP_DT_F32) {
+        t = _mm512_maskz_loadu_ps(k, (const float *)r->r + i);
+        if (r->mode == NQ_R_F32_Q)
+            t = _mm512_cvtepi32_ps(q16(_mm512_mul_ps(t, _mm512_set1_ps(r->inv)), _mm512_set1_ps(r->uns ? 0.0f : -128.0f),
+                                       _mm512_set1_ps(r->uns ? 255.0f : 127.0f)));
+        else
+            return t; /* k = 1 */
+    } else {
+        __m128i b = _mm_maskz_loadu_epi8(k, (const uint8_t *)r->r + i);
+        t = _mm512_cvtepi32_ps(r->dt == OP_DT_U8 ? _mm512_cvtepu8_epi32(b) : _mm512_cvtepi8_epi32(b));
+        if (r->mode == NQ_R_I8_DQ)
+            t = _mm512_mul_ps(t, _mm512_set1_ps(r->sr));
+    }
+    return _mm512_mul_ps(_mm512_set1_ps(r->k), t);
+}
+
 /* Vector v's 16 values of one filter through d's epilogue (native_conv_q.h), stored at i. */
 static inline void put16(const nq_dst *d, size_t i, int64_t cnt, __m512 v)
 {
     __mmask16 k = lanes(cnt);
-    if (d->r)
-        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, d->r + i));
+    if (d->res && d->res->r)
+        v = _mm512_add_ps(v, res16(d->res, i, k));
     if (d->act == OP_ACT_RELU) {
         v = _mm512_max_ps(v, _mm512_setzero_ps()); /* NaN and -0 give +0, as x > 0 ? x : 0 */
     } else if (d->act == OP_ACT_LEAKY_RELU) {
@@ -73,11 +93,11 @@ static inline void put16(const nq_dst *d, size_t i, int64_t cnt, __m512 v)
         _mm512_mask_storeu_ps((float *)d->y + i, k, v);
 }
 
-/* The residual and activation of 16 values at once (r NULL: none). */
-static inline __m512 act16(const nq_conv *p, __m512 v, const float *r, __mmask16 k)
+/* The residual (from element r0; r0 < 0: none) and activation of 16 values at once. */
+static inline __m512 act16(const nq_conv *p, __m512 v, int64_t r0, __mmask16 k)
 {
-    if (r)
-        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, r));
+    if (r0 >= 0)
+        v = _mm512_add_ps(v, res16(&p->res, (size_t)r0, k));
     if (p->act == OP_ACT_RELU) {
         v = _mm512_max_ps(v, _mm512_setzero_ps());
     } else if (p->act == OP_ACT_LEAKY_RELU) {
@@ -89,10 +109,10 @@ static inline __m512 act16(const nq_conv *p, __m512 v, const float *r, __mmask16
 
 /* Fused 2x2 max pooling of stride 2 without padding (LeNet's, VGG's), with the residual and
  * activation before it (none, relu, leaky_relu): pooled rows [y0, y1) of one filter from its
- * convolution rows t (row cy0 first; r its residual plane or NULL) stored at element ybase of
+ * convolution rows t (row cy0 first; r0 its residual plane's first element, or -1) stored at element ybase of
  * the output.  Window order and comparison as the reference's: max_ps(e, best) keeps best
  * when e is NaN or equal, as e > best ? e : best does.  false: another pooling, left to C. */
-static bool pool_rows(const nq_conv *p, const float *t, const float *r, int64_t cy0, int64_t y0, int64_t y1,
+static bool pool_rows(const nq_conv *p, const float *t, int64_t r0, int64_t cy0, int64_t y0, int64_t y1,
                       size_t ybase)
 {
     if (p->psh != 2 || p->psw != 2 || p->pst_h != 2 || p->pst_w != 2 || p->pph != 0 || p->ppw != 0 ||
@@ -104,14 +124,14 @@ static bool pool_rows(const nq_conv *p, const float *t, const float *r, int64_t 
     int64_t ow = p->ow;
     for (int64_t py = y0; py < y1; py++) {
         const float *a = t + (2 * py - cy0) * p->owp, *b = a + p->owp;
-        const float *ra = r ? r + 2 * py * ow : NULL, *rb = r ? ra + ow : NULL;
+        int64_t ra = r0 >= 0 ? r0 + 2 * py * ow : -1, rb = r0 >= 0 ? ra + ow : -1;
         for (int64_t px = 0; px < p->yw; px += 16) {
             int64_t c0 = 2 * px;
             __mmask16 k0 = lanes(ow - c0), k1 = lanes(ow - c0 - 16);
-            __m512 a0 = act16(p, _mm512_maskz_loadu_ps(k0, a + c0), ra ? ra + c0 : NULL, k0);
-            __m512 a1 = act16(p, _mm512_maskz_loadu_ps(k1, a + c0 + 16), ra ? ra + c0 + 16 : NULL, k1);
-            __m512 b0 = act16(p, _mm512_maskz_loadu_ps(k0, b + c0), rb ? rb + c0 : NULL, k0);
-            __m512 b1 = act16(p, _mm512_maskz_loadu_ps(k1, b + c0 + 16), rb ? rb + c0 + 16 : NULL, k1);
+            __m512 a0 = act16(p, _mm512_maskz_loadu_ps(k0, a + c0), ra >= 0 ? ra + c0 : -1, k0);
+            __m512 a1 = act16(p, _mm512_maskz_loadu_ps(k1, a + c0 + 16), ra >= 0 ? ra + c0 + 16 : -1, k1);
+            __m512 b0 = act16(p, _mm512_maskz_loadu_ps(k0, b + c0), rb >= 0 ? rb + c0 : -1, k0);
+            __m512 b1 = act16(p, _mm512_maskz_loadu_ps(k1, b + c0 + 16), rb >= 0 ? rb + c0 + 16 : -1, k1);
             __m512 best = _mm512_set1_ps(-INFINITY);
             best = _mm512_max_ps(_mm512_permutex2var_ps(a0, ie, a1), best);
             best = _mm512_max_ps(_mm512_permutex2var_ps(a0, io, a1), best);

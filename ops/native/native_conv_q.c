@@ -1,8 +1,9 @@
 /* Native conv_q: the int8 convolution (ops/quant.h's arithmetic, exactly the reference's
  * results) as a direct convolution on tap words (native_conv_q.h): vpdpbusd where the CPU has
  * AVX-512 VNNI (and the active level is avx512), exact integer C vectorised by the compiler at
- * the avx2 and scalar levels.  Inputs as the reference's: x, w, b?, r?, ws [F], si [1], and
- * so [1] when the output is u8/s8; x f32 (quantised here) or u8/s8 bytes.  Plain tensors.
+ * the avx2 and scalar levels.  Inputs as the reference's: x, w, b?, r?, ws [F], si [1], so [1]
+ * when the output is u8/s8, sr [1] when the residual is; x f32 (quantised here) or u8/s8 bytes,
+ * the residual f32 or u8/s8 (ops/quant.h's residual term).  Plain tensors.
  * bf16 (and fp32) conv_q and 3-D convolutions run the reference kernel. */
 #include <omp.h>
 #include <stdlib.h>
@@ -58,25 +59,25 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
     const op_conv_attrs *a = &c->node->attrs.conv;
     const char *name = c->node->name;
     int own = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
-    bool qout = c->out[0].dtype != OP_DT_F32;
-    int want = own + (qout ? 3 : 2);
+    bool qout = c->out[0].dtype != OP_DT_F32, qres = a->residual && c->in[own - 1].dtype != OP_DT_F32;
+    int nsc = 2 + qout + qres, want = own + nsc;
     if (c->nin != want)
-        return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and %d scales), got %d", name, want,
-                        qout ? 3 : 2, c->nin);
+        return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and %d scales), got %d", name, want, nsc,
+                        c->nin);
     op_conv_geom g;
     if (op_conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
-    if (ref_numel(&c->in[own]) != g.f || ref_numel(&c->in[own + 1]) != 1 ||
-        (qout && ref_numel(&c->in[own + 2]) != 1))
-        return ref_fail(err, errlen, "%s: int8 scales must be [%lld] and [1]%s, got %lld and %lld values", name,
-                        (long long)g.f, qout ? " (and [1] for the output)" : "", (long long)ref_numel(&c->in[own]),
-                        (long long)ref_numel(&c->in[own + 1]));
-    if (data && qout && !op_q_scales_ok(c->in[own + 2].data, 1))
-        return ref_fail(err, errlen, "%s: the int8 output scale is not one positive finite value", name);
+    for (int k = own + 2; k < want; k++)
+        if (ref_numel(&c->in[k]) != 1 || (data && !op_q_scales_ok(c->in[k].data, 1)))
+            return ref_fail(err, errlen, "%s: the int8 %s scale is not one positive finite value", name,
+                            k == own + 2 && qout ? "output" : "residual");
+    if (ref_numel(&c->in[own]) != g.f || ref_numel(&c->in[own + 1]) != 1)
+        return ref_fail(err, errlen, "%s: int8 scales must be [%lld] and [1], got %lld and %lld values", name,
+                        (long long)g.f, (long long)ref_numel(&c->in[own]), (long long)ref_numel(&c->in[own + 1]));
     if (data && (!op_q_scales_ok(c->in[own].data, g.f) || !op_q_scales_ok(c->in[own + 1].data, 1)))
         return ref_fail(err, errlen, "%s: an int8 scale is zero, negative or not finite", name);
-    if (qout && (a->residual || (a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)))
-        return ref_fail(err, errlen, "%s: an int8 output takes no residual and no activation but relu", name);
+    if (qout && a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)
+        return ref_fail(err, errlen, "%s: an int8 output takes no activation but relu and leaky_relu", name);
     if (c->in[1].dtype != OP_DT_F32 || (c->in[0].dtype != OP_DT_F32 && c->in[0].dtype != OP_DT_U8 &&
                                         c->in[0].dtype != OP_DT_S8))
         return ref_fail(err, errlen, "%s: int8 takes f32 weights and an f32, u8 or s8 input", name);
@@ -87,10 +88,29 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
         k++;
     }
     if (a->residual) {
-        if (op_conv_check_act(&c->in[k], a->sdims, g.n, g.f, g.oh, g.ow, name, "residual", err, errlen))
+        const op_tensor *r = &c->in[k];
+        if (op_conv_check_act(r, a->sdims, g.n, g.f, g.oh, g.ow, name, "residual", err, errlen))
             return -1;
-        if (data)
-            p->r = c->in[k].data;
+        if (r->dtype != OP_DT_F32 && r->dtype != OP_DT_U8 && r->dtype != OP_DT_S8)
+            return ref_fail(err, errlen, "%s: the residual is neither f32 nor u8/s8", name);
+        if (qres && qout && r->dtype != (a->res_unsigned ? OP_DT_U8 : OP_DT_S8))
+            return ref_fail(err, errlen, "%s: the int8 residual is %s but the node reads it as %s", name,
+                            r->dtype == OP_DT_U8 ? "u8" : "s8", a->res_unsigned ? "u8" : "s8");
+        nq_res *q = &p->res;
+        q->dt = r->dtype;
+        q->uns = a->res_unsigned;
+        q->mode = qres ? (qout ? NQ_R_I8 : NQ_R_I8_DQ) : (qout ? NQ_R_F32_Q : NQ_R_F32);
+        q->k = 1.0f;
+        if (data) {
+            float so = qout ? c->in[own + 2].data[0] : 0.0f, sr = qres ? c->in[own + 2 + qout].data[0] : 0.0f;
+            q->r = r->data;
+            q->sr = sr;
+            q->inv = qout ? 1.0f / so : 0.0f;
+            if (q->mode == NQ_R_I8)
+                q->k = sr / so;
+        } else {
+            q->r = r; /* not NULL: a residual (no data yet) */
+        }
         k++;
     }
     p->yh = g.oh, p->yw = g.ow;
@@ -159,7 +179,7 @@ size_t op_native_conv_q_scratch(const op_call *c)
     if (!c->node || delegated(c) || c->nin < 2 || c->nout != 1)
         return 0;
     nq_conv p;
-    if (nat_check_call(c, "native conv_q", 2, 7, 1, 1, false, NULL, 0) || setup(c, false, &p, NULL, 0))
+    if (nat_check_call(c, "native conv_q", 2, 8, 1, 1, false, NULL, 0) || setup(c, false, &p, NULL, 0))
         return 0;
     return total_bytes(&p, nat_threads(c));
 }
@@ -205,7 +225,7 @@ static void prepare_weights(nq_conv *p, const op_call *c, char *buf)
 
 int op_native_conv_q(op_call *c, char *err, size_t errlen)
 {
-    if (nat_check_call(c, "native conv_q", 2, 7, 1, 1, true, err, errlen))
+    if (nat_check_call(c, "native conv_q", 2, 8, 1, 1, true, err, errlen))
         return -1;
     if (delegated(c))
         return op_ref_conv_q(c, err, errlen);

@@ -36,6 +36,22 @@
 #define NQ_MAX_FB 8   /* filters per tile, at most */
 #define NQ_MAX_NV 4   /* vectors of 16 outputs per tile, at most */
 
+/* The fused residual add (ops/quant.h): v += k * t, t by mode from the residual's element. */
+typedef enum nq_rmode {
+    NQ_R_F32,    /* f32 residual, f32 output: t = r, k = 1 */
+    NQ_R_F32_Q,  /* f32 residual, int8 output: t = sat(rne(r * inv)) as u8/s8 (uns), k = 1 */
+    NQ_R_I8_DQ,  /* u8/s8 residual (dt), f32 output: t = rq * sr, k = 1 */
+    NQ_R_I8,     /* u8/s8 residual (dt), int8 output: t = rq, k = sr / so */
+} nq_rmode;
+
+typedef struct nq_res {
+    const void *r;                                 /* [n, f, oh, ow], or NULL: no residual */
+    nq_rmode mode;
+    int dt;                                        /* the residual's dtype */
+    bool uns;                                      /* NQ_R_F32_Q: quantised as u8 */
+    float k, sr, inv;
+} nq_res;
+
 typedef struct nq_conv {
     int64_t n, c, h, w, f, cpg, fpg;               /* input [n, c, h, w]; f filters in groups */
     int64_t kh, kw, sh, sw, ph, pw, dh, dw, oh, ow;  /* the convolution (1-D: h = kh = 1) */
@@ -51,7 +67,7 @@ typedef struct nq_conv {
     uint8_t padval;                                /* the stored zero: 0 (u8), 128 (s8) */
     void *y;                                       /* f32, or bytes when ydt is u8/s8 */
     int ydt;
-    const float *r;                                /* residual [n, f, oh, ow] or NULL */
+    nq_res res;                                    /* the fused residual add (res.r NULL: none) */
     /* weights: per group, blocks of fb filters (fpgp = fpg rounded up to fb), each [k4][fb]
      * words of four s8 taps; k = (channel * kh + kernel row) * t + tap group */
     int64_t t, k4, fb, fpgp;
@@ -67,14 +83,15 @@ typedef struct nq_conv {
 
 /* Where a tile puts its outputs: element to[v] + l (l < cnt[v]) of vector v of filter f of the
  * tile goes to element base + f * fs + to[v] + l of y (f32, or u8/s8 as dt), after
- * ((float)(acc + comp) + bq) * m, + r at the same element (r NULL: none), activation act (none,
- * relu or leaky_relu).  Either the output itself (no pooling), or the job's f32 rows. */
+ * ((float)(acc + comp) + bq) * m, the residual's term at the same element (res->r NULL: none),
+ * activation act (none, relu or leaky_relu).  Either the output itself (no pooling), or the
+ * job's f32 rows. */
 typedef struct nq_dst {
     void *y;
     int dt;
     size_t base;
     int64_t fs;
-    const float *r;
+    const nq_res *res;
     op_act act;
     float alpha;
 } nq_dst;

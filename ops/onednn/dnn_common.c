@@ -168,11 +168,17 @@ dnnl_alg_kind_t op_dnn_act_alg(op_act act, float alpha, float *dnn_alpha)
 int op_dnn_attr_act(dnnl_primitive_attr_t attr, op_act act, float alpha, bool with_sum,
                     char *err, size_t errlen)
 {
+    return op_dnn_attr_act_sum(attr, act, alpha, with_sum, 1.0f, dnnl_data_type_undef, err, errlen);
+}
+
+int op_dnn_attr_act_sum(dnnl_primitive_attr_t attr, op_act act, float alpha, bool with_sum, float sum_scale,
+                        dnnl_data_type_t sum_type, char *err, size_t errlen)
+{
     if (act == OP_ACT_NONE && !with_sum) return 0;
     dnnl_post_ops_t po = NULL;
     OP_DNN_TRY(dnnl_post_ops_create(&po), "post-ops");
     dnnl_status_t s = dnnl_success;
-    if (with_sum) s = dnnl_post_ops_append_sum(po, 1.0f);
+    if (with_sum) s = dnnl_post_ops_append_sum_v2(po, sum_scale, sum_type);
     if (s == dnnl_success && act != OP_ACT_NONE) {
         float a;
         dnnl_alg_kind_t alg = op_dnn_act_alg(act, alpha, &a);
@@ -225,6 +231,17 @@ int op_dnn_mem_own(op_dnn_prog *p, const dnnl_memory_desc_t *md, char *err, size
     }
     p->own[id] = buf;
     return id;
+}
+
+int op_dnn_mem_view(op_dnn_prog *p, int id, dnnl_data_type_t dt, char *err, size_t errlen)
+{
+    dnnl_memory_desc_t md = *op_dnn_mem_md(p, id);
+    if (md.data_type == dt) return id;
+    if (dnnl_data_type_size(md.data_type) != dnnl_data_type_size(dt))
+        return op_dnn_errf(err, errlen, "oneDNN: internal error: a view of another element size");
+    md.data_type = dt;
+    if (p->bind[id] != OP_DNN_OWN) return dnn_add_mem(p, &md, NULL, p->bind[id], p->bind_idx[id], err, errlen);
+    return dnn_add_mem(p, &md, p->own[id], OP_DNN_OWN, -1, err, errlen); /* own[] stays NULL: freed once */
 }
 
 const dnnl_memory_desc_t *op_dnn_mem_md(const op_dnn_prog *p, int id)
@@ -287,11 +304,19 @@ int op_dnn_prim(op_dnn_prog *p, const_dnnl_primitive_desc_t pd, char *err, size_
 
 int op_dnn_reorder(op_dnn_prog *p, int src, int dst, bool skip_if_alias, char *err, size_t errlen)
 {
+    return op_dnn_reorder_scaled(p, src, dst, 1.0f, skip_if_alias, err, errlen);
+}
+
+int op_dnn_reorder_scaled(op_dnn_prog *p, int src, int dst, float scale, bool skip_if_alias, char *err,
+                          size_t errlen)
+{
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
+    dnnl_status_t s = scale == 1.0f ? dnnl_success : dnnl_primitive_attr_set_output_scales(attr, 1, 0, &scale);
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, op_dnn_mem_md(p, src), op_dnn_engine(),
-                                                         op_dnn_mem_md(p, dst), op_dnn_engine(), attr);
+    if (s == dnnl_success)
+        s = dnnl_reorder_primitive_desc_create(&pd, op_dnn_mem_md(p, src), op_dnn_engine(), op_dnn_mem_md(p, dst),
+                                               op_dnn_engine(), attr);
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) return op_dnn_fail(s, "reorder", err, errlen);
     int arg[2] = {DNNL_ARG_FROM, DNNL_ARG_TO}, mem[2] = {src, dst};

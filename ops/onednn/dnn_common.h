@@ -108,6 +108,10 @@ int op_dnn_attr(dnnl_primitive_attr_t *attr, char *err, size_t errlen);
 /* Appends a fused activation (eltwise post-op); OP_ACT_NONE appends nothing. */
 int op_dnn_attr_act(dnnl_primitive_attr_t attr, op_act act, float alpha, bool with_sum,
                     char *err, size_t errlen);
+/* The same with the sum post-op's scale and the type it reads the destination as (undef: the
+ * destination's own; int8: u8 or s8 bytes into a u8 or s8 destination). */
+int op_dnn_attr_act_sum(dnnl_primitive_attr_t attr, op_act act, float alpha, bool with_sum, float sum_scale,
+                        dnnl_data_type_t sum_type, char *err, size_t errlen);
 /* The oneDNN eltwise algorithm and alpha for one of our activations. */
 dnnl_alg_kind_t op_dnn_act_alg(op_act act, float alpha, float *dnn_alpha);
 
@@ -125,6 +129,12 @@ int op_dnn_prim(op_dnn_prog *p, const_dnnl_primitive_desc_t pd, char *err, size_
                 int nargs, ...);
 /* A reorder step from memory src to memory dst.  Returns the step index or -1. */
 int op_dnn_reorder(op_dnn_prog *p, int src, int dst, bool skip_if_alias, char *err, size_t errlen);
+/* The same with dst = scale * src (int8: rounded to nearest even and saturated). */
+int op_dnn_reorder_scaled(op_dnn_prog *p, int src, int dst, float scale, bool skip_if_alias, char *err,
+                          size_t errlen);
+/* Memory id's buffer seen as elements of type dt (of the same size): id itself when it has that
+ * type, else a new memory on the same buffer (bound to the same tensor, or the same owned one). */
+int op_dnn_mem_view(op_dnn_prog *p, int id, dnnl_data_type_t dt, char *err, size_t errlen);
 
 /* A primitive's input: the call's tensor (bind, idx) in its plain layout `plain`, as the
  * primitive wants it (`want`, queried from its pd): the bound memory itself when the layouts

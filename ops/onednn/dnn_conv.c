@@ -194,8 +194,8 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
 }
 
 int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnnl_primitive_desc_t pd,
-                       const dnnl_memory_desc_t *yp, const op_conv_attrs *a, int rin, int x, int w, int b, char *err,
-                       size_t errlen)
+                       const dnnl_memory_desc_t *yp, const op_conv_attrs *a, int rin, float res_scale,
+                       dnnl_data_type_t res_view, int x, int w, int b, char *err, size_t errlen)
 {
     const dnnl_memory_desc_t *ywant = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     int user = -1, y;
@@ -209,8 +209,13 @@ int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnn
         int64_t rd[5] = {g->n, g->f};
         for (int i = 0; i < g->sp; i++) rd[2 + i] = g->out[i];
         dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g->sp, rd, op_dnn_tensor_cl(c, &c->in[rin]));
+        int rt = c->in[rin].dtype;
+        rp.data_type = rt == OP_DT_U8 ? dnnl_u8 : rt == OP_DT_S8 ? dnnl_s8 : dnnl_f32;
         int r = op_dnn_mem_bound(p, &rp, OP_DNN_IN, rin, err, errlen);
-        if (r < 0 || op_dnn_reorder(p, r, y, true, err, errlen) < 0) return -1;
+        int yv = r < 0 ? -1 : res_view == dnnl_data_type_undef ? y : op_dnn_mem_view(p, y, res_view, err, errlen);
+        /* (the copy is skipped when the residual already is the destination's buffer, as the same values) */
+        bool same = rp.data_type == op_dnn_mem_md(p, yv < 0 ? y : yv)->data_type && res_scale == 1.0f;
+        if (yv < 0 || op_dnn_reorder_scaled(p, r, yv, res_scale, same, err, errlen) < 0) return -1;
     }
     p->main_step = a->bias ? op_dnn_prim(p, pd, err, errlen, 4, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
                                          DNNL_ARG_BIAS, b, DNNL_ARG_DST, y)
@@ -260,7 +265,7 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
                               : op_dnn_input(p, &bp, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
                                              OP_DNN_IN, 2, err, errlen);
     if (w < 0 || (a->bias && b < 0)) goto done;
-    rc = op_dnn_conv_finish(p, c, &g, pd, &yp, a, nin - 1, x, w, b, err, errlen);
+    rc = op_dnn_conv_finish(p, c, &g, pd, &yp, a, nin - 1, 1.0f, dnnl_data_type_undef, x, w, b, err, errlen);
 done:
     dnnl_primitive_desc_destroy(pd);
     return rc;

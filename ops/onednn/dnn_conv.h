@@ -34,10 +34,11 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
                            size_t errlen);
 /* The end of a forward convolution's build, shared by the f32 and the low-precision kernels:
  * the destination (owned when a pool follows, else the call's output or a memory reordered into
- * it), the residual (input rin) copied into it for the sum post-op, the primitive on memories x,
- * w, b (-1: no bias) and the destination, then the fused pool.  0, or -1 with err. */
+ * it), the residual (input rin, of the tensor's type) copied into it for the sum post-op, as
+ * elements of type res_view (undef: the destination's own) times res_scale, the primitive on
+ * memories x, w, b (-1: no bias) and the destination, then the fused pool.  0, or -1 with err. */
 int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnnl_primitive_desc_t pd,
-                       const dnnl_memory_desc_t *yp, const op_conv_attrs *a, int rin, int x, int w, int b, char *err,
-                       size_t errlen);
+                       const dnnl_memory_desc_t *yp, const op_conv_attrs *a, int rin, float res_scale,
+                       dnnl_data_type_t res_view, int x, int w, int b, char *err, size_t errlen);
 
 #endif

@@ -11,7 +11,7 @@
  * attributes of the primitive: the program is rebuilt when the scales change.  The bias is
  * given in accumulator units (b[o] / m[o]): oneDNN adds it before scaling.
  *
- *   conv_q:  x, w, b?, r?, [int8: sw [F], si [1]]  ->  y
+ *   conv_q:  x, w, b?, r?, [int8: sw [F], si [1], so [1] (int8 y), sr [1] (int8 r)]  ->  y
  *   dense_q: x, w, b?, [int8: sw [U], si [1]]      ->  y */
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +44,15 @@ static dnnl_data_type_t dnn_type(int dtype)
 }
 
 /* The output multipliers of an int8 call into m (f values): divided by the output scale when
- * the output is int8; 0, or -1 when the scales are bad. */
+ * the output is int8; then m[f] = the int8 residual's scale (0 without one: the program is
+ * built with it too); 0, or -1 when the scales are bad. */
 static int call_multipliers(const op_call *c, int own, int64_t f, float *m, char *err, size_t errlen)
 {
     const op_tensor *tw = &c->in[own], *ti = &c->in[own + 1];
     float so = 0.0f;
     if (c->out[0].dtype != OP_DT_F32) {
         const op_tensor *to = &c->in[own + 2];
-        if (c->nin != own + 3 || !to->data || !op_q_scales_ok(to->data, 1))
+        if (c->nin < own + 3 || !to->data || !op_q_scales_ok(to->data, 1))
             return op_dnn_errf(err, errlen, "oneDNN %s: the int8 output scale is not one positive finite value",
                                c->node->name);
         so = to->data[0];
@@ -64,6 +65,14 @@ static int call_multipliers(const op_call *c, int own, int64_t f, float *m, char
     if (!op_q_scales_ok(tw->data, f) || !op_q_scales_ok(ti->data, 1))
         return op_dnn_errf(err, errlen, "oneDNN %s: an int8 scale is zero, negative or not finite", c->node->name);
     op_q_out_scales(tw->data, ti->data[0], NULL, f, so, m, NULL);
+    m[f] = 0.0f;
+    if (c->node->op == OP_CONV_Q && c->node->attrs.conv.residual && c->in[own - 1].dtype != OP_DT_F32) {
+        const op_tensor *tr = &c->in[own + 2 + (c->out[0].dtype != OP_DT_F32)];
+        if (c->nin <= own + 2 + (c->out[0].dtype != OP_DT_F32) || !tr->data || !op_q_scales_ok(tr->data, 1))
+            return op_dnn_errf(err, errlen, "oneDNN %s: the int8 residual scale is not one positive finite value",
+                               c->node->name);
+        m[f] = tr->data[0];
+    }
     return 0;
 }
 
@@ -123,9 +132,11 @@ static int bias_mem(op_dnn_prog *p, bool int8, const dnnl_memory_desc_t *plain, 
     return b;
 }
 
-/* An attribute with the int8 output scales (m: f values) and the activation post-ops. */
+/* An attribute with the int8 output scales (m: f values) and the post-ops: the sum (of scale
+ * sum_scale, reading the destination as sum_type) and the activation. */
 static int lowp_attr(dnnl_primitive_attr_t *attr, const op_call *c, bool int8, int own, int64_t f, op_act act,
-                     float alpha, bool residual, char *err, size_t errlen)
+                     float alpha, bool residual, float sum_scale, dnnl_data_type_t sum_type, char *err,
+                     size_t errlen)
 {
     if (op_dnn_attr(attr, err, errlen)) return -1;
     int rc = 0;
@@ -137,7 +148,7 @@ static int lowp_attr(dnnl_primitive_attr_t *attr, const op_call *c, bool int8, i
         if (s != dnnl_success) rc = op_dnn_fail(s, "output scales", err, errlen);
         cnn_mem_free(m);
     }
-    if (!rc) rc = op_dnn_attr_act(*attr, act, alpha, residual, err, errlen);
+    if (!rc) rc = op_dnn_attr_act_sum(*attr, act, alpha, residual, sum_scale, sum_type, err, errlen);
     if (rc) dnnl_primitive_attr_destroy(*attr);
     return rc;
 }
@@ -149,13 +160,25 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     const op_conv_attrs *a = &c->node->attrs.conv;
     bool int8;
     int own = own_inputs(c, &int8);
-    int extra = int8 ? (c->out[0].dtype != OP_DT_F32 ? 3 : 2) : 0;
+    bool qout = c->out[0].dtype != OP_DT_F32, qres = a->residual && c->in[own - 1].dtype != OP_DT_F32;
+    int extra = int8 ? 2 + qout + qres : 0;
     if (c->nin != own + extra || c->nout != 1)
         return op_dnn_errf(err, errlen, "oneDNN conv_q: expected %d inputs and 1 output", own + extra);
-    if (!int8 && (c->in[0].dtype != OP_DT_F32 || c->out[0].dtype != OP_DT_F32))
+    if (!int8 && (c->in[0].dtype != OP_DT_F32 || c->out[0].dtype != OP_DT_F32 || qres))
         return op_dnn_errf(err, errlen, "oneDNN conv_q: bf16 takes f32 tensors");
-    if (c->out[0].dtype != OP_DT_F32 && a->residual)
-        return op_dnn_errf(err, errlen, "oneDNN conv_q: an int8 output takes no residual");
+    /* the residual (ops/quant.h): into an f32 destination as f32 (an int8 one times sr); into an
+     * int8 one as u8/s8 bytes (an f32 one quantised with 1/so), summed times sr/so or 1 */
+    const float *pso = qout ? c->in[own + 2].data : NULL, *psr = qres ? c->in[own + 2 + qout].data : NULL;
+    float so = pso ? pso[0] : 0.0f, sr = psr ? psr[0] : 0.0f;
+    if ((qout && (!pso || !op_q_scales_ok(&so, 1))) || (qres && (!psr || !op_q_scales_ok(&sr, 1))))
+        return op_dnn_errf(err, errlen, "oneDNN %s: the int8 output or residual scale is not one positive finite value",
+                           c->node->name);
+    dnnl_data_type_t res_view = qout ? (a->res_unsigned ? dnnl_u8 : dnnl_s8) : dnnl_data_type_undef;
+    if (qout && qres && dnn_type(c->in[own - 1].dtype) != res_view)
+        return op_dnn_errf(err, errlen, "oneDNN %s: the int8 residual's sign does not match the node's",
+                           c->node->name);
+    float res_scale = qres && !qout ? sr : qout && !qres ? 1.0f / so : 1.0f;
+    float sum_scale = qres && qout ? sr / so : 1.0f;
     conv_geom g;
     if (op_dnn_conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
     if (a->pool && g.sp != 2)
@@ -165,7 +188,8 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     if (a->residual && !op_dnn_conv_act_is(&g, &c->in[own - 1], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv: residual shape does not match the attributes");
     dnnl_primitive_attr_t attr;
-    if (lowp_attr(&attr, c, int8, own, g.f, a->act, a->alpha, a->residual, err, errlen)) return -1;
+    if (lowp_attr(&attr, c, int8, own, g.f, a->act, a->alpha, a->residual, sum_scale, res_view, err, errlen))
+        return -1;
     conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[0]), op_dnn_tensor_cl(c, &c->out[0])};
     dnnl_data_type_t xt = int8 ? (a->q_unsigned ? dnnl_u8 : dnnl_s8) : dnnl_bf16;
     dnnl_data_type_t wt = int8 ? dnnl_s8 : dnnl_bf16;
@@ -194,7 +218,7 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
                               : bias_mem(p, int8, &bp, dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 1),
                                          err, errlen);
     if (w < 0 || (a->bias && b < 0)) goto done;
-    rc = op_dnn_conv_finish(p, c, &g, pd, &yp, a, own - 1, x, w, b, err, errlen);
+    rc = op_dnn_conv_finish(p, c, &g, pd, &yp, a, own - 1, res_scale, res_view, x, w, b, err, errlen);
 done:
     dnnl_primitive_desc_destroy(pd);
     return rc;
@@ -221,7 +245,8 @@ static int dense_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     if (op_dnn_inner(&c->out[0]) != u || c->out[0].d[0] != n)
         return op_dnn_errf(err, errlen, "oneDNN dense_q: output must be [N, %lld]", (long long)u);
     dnnl_primitive_attr_t attr;
-    if (lowp_attr(&attr, c, int8, own, u, a->act, a->alpha, false, err, errlen)) return -1;
+    if (lowp_attr(&attr, c, int8, own, u, a->act, a->alpha, false, 1.0f, dnnl_data_type_undef, err, errlen))
+        return -1;
     int64_t xd[2] = {n, f}, wd[2] = {u, f}, yd[2] = {n, u};
     dnnl_data_type_t xdt = int8 ? (a->q_unsigned ? dnnl_u8 : dnnl_s8) : dnnl_bf16;
     dnnl_memory_desc_t xa = with_type(op_dnn_md_any(2, xd), xdt);
@@ -335,8 +360,8 @@ static int lowp_run(op_call *c, char *err, size_t errlen)
     bool rebuild = !s->p;
     if (int8) {
         if (call_multipliers(c, own, f, s->m_now, err, errlen)) return -1;
-        if (memcmp(s->m, s->m_now, sizeof(float) * (size_t)f) != 0) {
-            memcpy(s->m, s->m_now, sizeof(float) * (size_t)f);
+        if (memcmp(s->m, s->m_now, sizeof(float) * (size_t)(f + 1)) != 0) {
+            memcpy(s->m, s->m_now, sizeof(float) * (size_t)(f + 1));
             rebuild = true;
         }
     }
