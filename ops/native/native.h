@@ -1,6 +1,8 @@
 /* The native SIMD backend (ops/native/): convolution forward and backward, dense forward and
  * backward, as a packed SGEMM (register-blocked micro-kernel per ISA) with im2col packing and
- * fused epilogues; and every other op but reorder and bn_fold (batchnorm, pooling, element-wise
+ * fused epilogues; the int8 convolution (conv_q: a direct convolution with vpdpbusd where the
+ * CPU has AVX-512 VNNI, native_conv_q.h); and every other op but reorder, bn_fold and dense_q
+ * (batchnorm, pooling, element-wise
  * and data-movement ops, softmax, losses, optimiser updates, gradient clipping) as float loops
  * vectorised per ISA (simd.h).  The instruction set is chosen once, at the first call, from the
  * CPU's features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces

@@ -96,7 +96,8 @@ const op_native_simd *op_native_simd_table(void)
 #define K0(fn) {.run = op_native_##fn}
 
 /* Every op but reorder (native kernels take plain tensors only, so the layout pass never puts
- * a reorder on this backend) and bn_fold (a weights-only step, left to the reference).
+ * a reorder on this backend), bn_fold (a weights-only step, left to the reference) and dense_q
+ * (int8 dense layers: the reference's).
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
  * storing an index map in the forward instead would need a second maxpool output in training
