@@ -64,6 +64,8 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and %d scales), got %d", name, want, nsc,
                         c->nin);
+    if (c->in[0].layout || c->out[0].layout || (a->residual && c->in[own - 1].layout))
+        return ref_fail(err, errlen, "%s: the native int8 convolution takes plain (NCHW) tensors only", name);
     op_conv_geom g;
     if (op_conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
