@@ -174,7 +174,8 @@ Test(int8_api, quantize_save_load_and_run)
 }
 
 /* Residual blocks in int8: the block outputs stay u8 between the blocks and the fused adds read
- * them as bytes; every kind of residual appears: an f32 one (the fp32 stem's) quantised into a
+ * them as bytes; every kind of residual appears: an f32 one (the stem's, fp32 without the native
+ * VNNI kernel) quantised into a
  * u8 output, u8 into u8, s8 (a projection without activation) into u8, and u8 into the f32
  * output the global average pool reads.  oneDNN agrees with the int8 reference, and both with
  * fp32 within the quantisation's error. */
@@ -203,7 +204,12 @@ Test(int8_api, residual_blocks_in_int8)
     o.precision = CNN_PRECISION_INT8;
     char *text = NULL;
     cr_assert_eq(cnn_model_summary(m, &o, 1, false, &text), CNN_OK);
-    cr_expect(strstr(text, "int8 u8 +f32>u8, >u8") && strstr(text, "int8 u8 +u8, >u8") &&
+    /* the stem (1 input channel) is int8 where the native VNNI kernel runs it: its output is then
+     * an f32 residual only when a reorder comes between (channels-last oneDNN convolutions) */
+    const char *stem = strstr(text, "conv2d_1 ");
+    cr_assert_not_null(stem);
+    bool stem_int8 = strstr(stem, "int8") && strstr(stem, "int8") < strchr(stem, '\n');
+    cr_expect((stem_int8 || strstr(text, "int8 u8 +f32>u8, >u8")) && strstr(text, "int8 u8 +u8, >u8") &&
                   strstr(text, "int8 u8 +s8, >u8") && strstr(text, "int8 u8 +u8>f32, >f32") && strstr(text, ">s8"),
               "%s", text);
     cnn_free(text);
