@@ -52,7 +52,10 @@ static buf mkbuf(int rank, const int64_t *d, int dtype)
     return b;
 }
 
-static int64_t osz(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+static int64_t osz(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d)
+{
+    return (in + 2 * p - d * (k - 1) - 1) / s + 1;
+}
 
 static int run(op_backend be, op_call *c, int nt, char *msg)
 {
@@ -159,8 +162,9 @@ static void check(const qcase *q)
     } else if (q->residual) {
         for (size_t i = 0; i < in[ir].bytes / 4; i++) in[ir].t.data[i] = uni(-3.0f, 3.0f);
     }
-    buf yr = q->sdims == 1 ? mkbuf(3, (int64_t[]){q->n, q->f, yw}, q->ydt) : mkbuf(4, (int64_t[]){q->n, q->f, yh, yw}, q->ydt);
-    buf yn = q->sdims == 1 ? mkbuf(3, (int64_t[]){q->n, q->f, yw}, q->ydt) : mkbuf(4, (int64_t[]){q->n, q->f, yh, yw}, q->ydt);
+    int yrank = q->sdims == 1 ? 3 : 4;
+    const int64_t *yd = q->sdims == 1 ? (int64_t[]){q->n, q->f, yw} : (int64_t[]){q->n, q->f, yh, yw};
+    buf yr = mkbuf(yrank, yd, q->ydt), yn = mkbuf(yrank, yd, q->ydt);
     op_call c = {.node = &nd, .nin = nin, .nout = 1, .batch = q->n, .weights_version = 1};
     for (int i = 0; i < nin; i++) c.in[i] = in[i].t;
     c.out[0] = yr.t;
@@ -178,8 +182,9 @@ static void check(const qcase *q)
                 size_t e = q->ydt == OP_DT_F32 ? i / 4 : i;
                 double rv = q->ydt == OP_DT_F32 ? yr.t.data[e] : ((uint8_t *)yr.t.data)[e];
                 double nv = q->ydt == OP_DT_F32 ? yn.t.data[e] : ((uint8_t *)yn.t.data)[e];
-                cr_assert_fail("%s level, %d threads, case n%lld c%lld %lldx%lld f%lld k%lldx%lld s%lld p%lld d%lld g%lld "
-                               "bias%d res%d pool%d/%d act%d xdt%d u%d ydt%d sdims%d: element %zu: %.9g vs ref %.9g",
+                cr_assert_fail("%s level, %d threads, case n%lld c%lld %lldx%lld f%lld k%lldx%lld s%lld p%lld d%lld "
+                               "g%lld bias%d res%d pool%d/%d act%d xdt%d u%d ydt%d sdims%d: element %zu: %.9g vs "
+                               "ref %.9g",
                                op_native_conv_q_level(), nt, (long long)q->n, (long long)q->c, (long long)h,
                                (long long)q->w, (long long)q->f, (long long)kh, (long long)q->kw, (long long)q->stride,
                                (long long)q->pad, (long long)q->dil, (long long)q->groups, q->bias, q->residual,
@@ -256,7 +261,8 @@ Test(int8_native, groups_dilation_1d)
 {
     qcase cases[] = {
         {.n = 3, .c = 4, .h = 10, .w = 13, .f = 8, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .groups = 2, .bias = true},
-        {.n = 1, .c = 6, .h = 9, .w = 9, .f = 6, .kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 3, .residual = true},
+        {.n = 1, .c = 6, .h = 9, .w = 9, .f = 6, .kh = 3, .kw = 3, .stride = 2, .pad = 1, .groups = 3,
+         .residual = true},
         {.n = 3, .c = 5, .h = 12, .w = 7, .f = 5, .kh = 5, .kw = 5, .stride = 1, .pad = 2, .groups = 5,
          .act = OP_ACT_RELU, .pool = true},
         {.n = 1, .c = 2, .h = 13, .w = 15, .f = 3, .kh = 3, .kw = 3, .stride = 1, .pad = 2, .dil = 2, .bias = true},

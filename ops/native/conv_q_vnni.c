@@ -37,13 +37,17 @@ static void quant_row(uint8_t *d, const float *x, int64_t n, float inv, bool is_
     }
 }
 
+/* 16 bytes at b, zero-extended to 16 words and shifted left by sh bits */
+static inline __m512i widen(const uint8_t *b, int sh)
+{
+    return _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b)), sh);
+}
+
 static void expand(uint32_t *d, const uint8_t *b0, const uint8_t *b1, const uint8_t *b2, const uint8_t *b3, int64_t n)
 {
     for (int64_t m = 0; m < n; m += 16) {
-        __m512i w = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b0 + m)));
-        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b1 + m))), 8));
-        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b2 + m))), 16));
-        w = _mm512_or_si512(w, _mm512_slli_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(b3 + m))), 24));
+        __m512i w = _mm512_or_si512(_mm512_or_si512(widen(b0 + m, 0), widen(b1 + m, 8)),
+                                    _mm512_or_si512(widen(b2 + m, 16), widen(b3 + m, 24)));
         _mm512_storeu_si512((void *)(d + m), w);
     }
 }
@@ -57,9 +61,9 @@ static inline __m512 res16(const nq_res *r, size_t i, __mmask16 k)
     __m512 t;
     if (r->dt == OP_DT_F32) {
         t = _mm512_maskz_loadu_ps(k, (const float *)r->r + i);
+        __m512 lo = _mm512_set1_ps(r->uns ? 0.0f : -128.0f), hi = _mm512_set1_ps(r->uns ? 255.0f : 127.0f);
         if (r->mode == NQ_R_F32_Q)
-            t = _mm512_cvtepi32_ps(q16(_mm512_mul_ps(t, _mm512_set1_ps(r->inv)), _mm512_set1_ps(r->uns ? 0.0f : -128.0f),
-                                       _mm512_set1_ps(r->uns ? 255.0f : 127.0f)));
+            t = _mm512_cvtepi32_ps(q16(_mm512_mul_ps(t, _mm512_set1_ps(r->inv)), lo, hi));
         else
             return t; /* k = 1 */
     } else {
