@@ -13,8 +13,9 @@
  * tensor the call reads and writes, once, over the median time.
  * --int8 times the int8 convolution (conv_q, the input quantised in the node, fused relu and
  * pooling as in the networks) of the first layers the native int8 kernel is for, in ms per
- * call: native int8 at each level, oneDNN int8, and the fp32 convolution on oneDNN and native;
- * oneDNN gets channels-last tensors, as the layout pass gives it in a network. */
+ * call: native int8 at each level (plain tensors), native int8 at the top level with
+ * channels-last tensors, oneDNN int8, and the fp32 convolution on oneDNN and native; oneDNN
+ * gets channels-last tensors, as the layout pass gives it in a network. */
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -507,7 +508,7 @@ static int run_int8(const char *filter)
         printf(" %9s", h);
     }
     op_native_force_isa(top);
-    printf(" %9s %9s %9s\n", "i8-onednn", "f32-dnn", "f32-nat");
+    printf(" %9s %9s %9s %9s\n", "i8-nat-cl", "i8-onednn", "f32-dnn", "f32-nat");
     for (size_t ci = 0; ci < sizeof qcases / sizeof qcases[0]; ci++) {
         const qbcase *q = &qcases[ci];
         if (filter && !strstr(q->name, filter))
@@ -526,6 +527,7 @@ static int run_int8(const char *filter)
             op_native_force_isa(top);
             free_call(&b);
             make_qcall(&b, q, true, true, nt);
+            print_ms(&b, measure(op_kernel_get(OP_CONV_Q, OP_BACKEND_NATIVE), &b, false, "native int8 cl"));
             print_ms(&b, measure(op_kernel_get(OP_CONV_Q, OP_BACKEND_ONEDNN), &b, false, "onednn int8"));
             free_call(&b);
             make_qcall(&b, q, false, true, nt);

@@ -2,8 +2,9 @@
  * (ops/ref_int8.c): bit-identical outputs over input channels 1, 2, 3, 4, 16, kernels 1x1, 3x3,
  * 5x5 (and 1-D, dilation), strides 1 and 2, padding, groups, u8 and s8 inputs (quantised from
  * f32 or given as bytes), bias, relu / leaky_relu / tanh, residual, fused max pooling, f32 and
- * u8/s8 outputs, odd sizes, batches 1 and 3, 1 and 2 threads, at every ISA level the CPU has
- * (the AVX-512 VNNI tile, the exact C tiles); bad scales refused with the node's name. */
+ * u8/s8 outputs, plain and channels-last tensors, odd sizes, batches 1 and 3, 1 and 2 threads,
+ * at every ISA level the CPU has (the AVX-512 VNNI tile, AVX2's vpmaddwd, exact C); bad scales
+ * refused with the node's name. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -77,6 +78,28 @@ static int run(op_backend be, op_call *c, int nt, char *msg)
 }
 
 static int64_t ncases;
+
+static bool quick(void) { return getenv("CNN_TEST_QUICK") != NULL; }
+
+/* A copy of activation b (N, C, spatial...) in channels-last order (to_cl) or back to plain; the
+ * layout flag set as the layout pass would: channels-last only when both orders differ. */
+static buf relayout(const buf *b, bool to_cl)
+{
+    buf o = *b;
+    o.t.data = calloc(b->bytes + 4, 1);
+    cr_assert_not_null(o.t.data);
+    int64_t n = b->t.d[0], c = b->t.d[1], sp = 1;
+    for (int i = 2; i < b->t.rank; i++) sp *= b->t.d[i];
+    size_t sz = b->t.dtype == OP_DT_F32 ? 4 : 1;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t j = 0; j < sp; j++) {
+                size_t pl = (size_t)((i * c + ch) * sp + j), cl = (size_t)((i * sp + j) * c + ch);
+                memcpy((char *)o.t.data + (to_cl ? cl : pl) * sz, (char *)b->t.data + (to_cl ? pl : cl) * sz, sz);
+            }
+    o.t.layout = to_cl && c > 1 && sp > 1;
+    return o;
+}
 
 static void check(const qcase *q)
 {
@@ -170,36 +193,55 @@ static void check(const qcase *q)
     c.out[0] = yr.t;
     char msg[512];
     cr_assert_eq(run(OP_BACKEND_REF, &c, 1, msg), 0, "%s", msg);
+    /* channels-last copies of the activations for the native kernel's second pass */
+    buf xcl = relayout(&in[0], true), rcl = q->residual ? relayout(&in[ir], true) : in[ir];
     for (int l = 0; l <= (int)op_native_isa_supported(); l++) {
         cr_assert_eq(op_native_force_isa((op_native_isa_level)l), 0);
         for (int nt = 1; nt <= 2; nt++) {
+            bool cl = nt == 2 && (l == (int)op_native_isa_supported() || !quick());
             memset(yn.t.data, 0xa5, yn.bytes);
+            c.in[0] = cl ? xcl.t : in[0].t;
+            if (q->residual)
+                c.in[ir] = cl ? rcl.t : in[ir].t;
             c.out[0] = yn.t;
-            cr_assert_eq(run(OP_BACKEND_NATIVE, &c, nt, msg), 0, "%s", msg);
+            if (cl) {
+                buf ycl = relayout(&yn, true);
+                c.out[0] = ycl.t;
+                cr_assert_eq(run(OP_BACKEND_NATIVE, &c, nt, msg), 0, "%s", msg);
+                ycl.t.layout = 1;
+                buf back = relayout(&ycl, false);
+                memcpy(yn.t.data, back.t.data, yn.bytes);
+                free(back.t.data);
+                free(ycl.t.data);
+            } else {
+                cr_assert_eq(run(OP_BACKEND_NATIVE, &c, nt, msg), 0, "%s", msg);
+            }
             if (memcmp(yr.t.data, yn.t.data, yr.bytes) != 0) {
                 size_t i = 0;
                 while (((char *)yr.t.data)[i] == ((char *)yn.t.data)[i]) i++;
                 size_t e = q->ydt == OP_DT_F32 ? i / 4 : i;
                 double rv = q->ydt == OP_DT_F32 ? yr.t.data[e] : ((uint8_t *)yr.t.data)[e];
                 double nv = q->ydt == OP_DT_F32 ? yn.t.data[e] : ((uint8_t *)yn.t.data)[e];
-                cr_assert_fail("%s level, %d threads, case n%lld c%lld %lldx%lld f%lld k%lldx%lld s%lld p%lld d%lld "
+                cr_assert_fail("%s level, %d threads%s, case n%lld c%lld %lldx%lld f%lld k%lldx%lld s%lld p%lld d%lld "
                                "g%lld bias%d res%d pool%d/%d act%d xdt%d u%d ydt%d sdims%d: element %zu: %.9g vs "
                                "ref %.9g",
-                               op_native_conv_q_level(), nt, (long long)q->n, (long long)q->c, (long long)h,
-                               (long long)q->w, (long long)q->f, (long long)kh, (long long)q->kw, (long long)q->stride,
+                               op_native_conv_q_level(), nt, cl ? " channels-last" : "", (long long)q->n,
+                               (long long)q->c, (long long)h, (long long)q->w, (long long)q->f, (long long)kh, (long long)q->kw, (long long)q->stride,
                                (long long)q->pad, (long long)q->dil, (long long)q->groups, q->bias, q->residual,
                                q->pool, q->pool3, (int)q->act, q->xdt, q->is_unsigned, q->ydt, q->sdims, e, nv, rv);
             }
         }
     }
     op_native_force_isa(op_native_isa_supported());
+    free(xcl.t.data);
+    if (q->residual)
+        free(rcl.t.data);
     for (int i = 0; i < nin; i++) free(in[i].t.data);
     free(yr.t.data);
     free(yn.t.data);
     ncases++;
 }
 
-static bool quick(void) { return getenv("CNN_TEST_QUICK") != NULL; }
 
 /* The first layers the kernel is for, in each input and output form. */
 Test(int8_native, first_layers)

@@ -78,9 +78,9 @@ static void nq_tile_avx2(const nq_conv *p, const uint32_t *e, const int64_t *vb,
                                                  _mm256_set1_epi32(comp[f0 + f]));
                     __m256 r = _mm256_mul_ps(_mm256_add_ps(_mm256_cvtepi32_ps(a), _mm256_set1_ps(bq[f0 + f])),
                                              _mm256_set1_ps(m[f0 + f]));
-                    size_t at = d->base + (size_t)((f0 + f) * d->fs + to[v] + l0);
+                    size_t at = d->base + (size_t)((f0 + f) * d->fs + to[v] + l0 * d->ls);
                     bool res = d->res && d->res->r;
-                    if (d->dt == OP_DT_F32 && l0 + 8 <= cnt[v] && d->act != OP_ACT_LEAKY_RELU &&
+                    if (d->dt == OP_DT_F32 && l0 + 8 <= cnt[v] && d->act != OP_ACT_LEAKY_RELU && d->ls == 1 &&
                         (!res || d->res->mode == NQ_R_F32)) {
                         if (res)
                             r = _mm256_add_ps(r, _mm256_loadu_ps((const float *)d->res->r + at));
@@ -92,7 +92,7 @@ static void nq_tile_avx2(const nq_conv *p, const uint32_t *e, const int64_t *vb,
                     float t[8];
                     _mm256_storeu_ps(t, r);
                     for (int64_t l = 0; l < 8 && l0 + l < cnt[v]; l++)
-                        nq_put(d, at + (size_t)l, t[l]);
+                        nq_put(d, at + (size_t)(l * d->ls), t[l]);
                 }
             }
         }

@@ -75,18 +75,163 @@ static inline __m512 res16(const nq_res *r, size_t i, __mmask16 k)
     return _mm512_mul_ps(_mm512_set1_ps(r->k), t);
 }
 
-/* Vector v's 16 values of one filter through d's epilogue (native_conv_q.h), stored at i. */
-static inline void put16(const nq_dst *d, size_t i, int64_t cnt, __m512 v)
+static inline void nq_put(const nq_dst *d, size_t i, float v);
+static inline float nq_res_kt(const nq_res *r, size_t i);
+
+/* d's activation of 16 values */
+static inline __m512 dact16(const nq_dst *d, __m512 v)
 {
-    __mmask16 k = lanes(cnt);
-    if (d->res && d->res->r)
-        v = _mm512_add_ps(v, res16(d->res, i, k));
     if (d->act == OP_ACT_RELU) {
         v = _mm512_max_ps(v, _mm512_setzero_ps()); /* NaN and -0 give +0, as x > 0 ? x : 0 */
     } else if (d->act == OP_ACT_LEAKY_RELU) {
         __mmask16 pos = _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_GT_OQ);
         v = _mm512_mask_blend_ps(pos, _mm512_mul_ps(v, _mm512_set1_ps(d->alpha)), v);
     }
+    return v;
+}
+
+/* lane l's element offset l * ls of a channels-last output */
+static inline __m512i lane_idx(int64_t ls)
+{
+    return _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                              _mm512_set1_epi32((int)ls));
+}
+
+/* The residual's k * t of the lanes k at elements i + l * ls (gathered). */
+static inline __m512 res_strided(const nq_dst *d, size_t i, __mmask16 k, __m512i idx)
+{
+    if (d->res->mode == NQ_R_F32)
+        return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), k, idx, (const float *)d->res->r + i, 4);
+    float t[16] = {0};
+    for (int l = 0; l < 16; l++)
+        if (k >> l & 1)
+            t[l] = nq_res_kt(d->res, i + (size_t)(l * d->ls));
+    return _mm512_loadu_ps(t);
+}
+
+/* put16 for a channels-last output: lane l at element i + l * ls (gather, scatter). */
+static void put16_strided(const nq_dst *d, size_t i, __mmask16 k, __m512 v)
+{
+    __m512i idx = lane_idx(d->ls);
+    if (d->res && d->res->r)
+        v = _mm512_add_ps(v, res_strided(d, i, k, idx));
+    v = dact16(d, v);
+    if (d->dt == OP_DT_F32) {
+        _mm512_mask_i32scatter_ps((float *)d->y + i, k, idx, v, 4);
+        return;
+    }
+    bool u = d->dt == OP_DT_U8;
+    int32_t t[16];
+    _mm512_storeu_si512((void *)t, q16(v, _mm512_set1_ps(u ? 0.0f : -128.0f), _mm512_set1_ps(u ? 255.0f : 127.0f)));
+    uint8_t *y = (uint8_t *)d->y + i;
+    for (int l = 0; l < 16; l++)
+        if (k >> l & 1)
+            y[l * d->ls] = (uint8_t)t[l];
+}
+
+/* store_cl's f32 case: the 8 x 16 floats transposed in 128-bit lanes (unpack, shuffle), each
+ * position's filters two masked 4-float stores. */
+static inline void store_cl_f32(const nq_dst *d, size_t i, __mmask16 k, __m512i idx, __m512 *r, int nf)
+{
+    __m512 v[8];
+    for (int f = 0; f < 8; f++) {
+        if (f >= nf) {
+            v[f] = _mm512_setzero_ps();
+            continue;
+        }
+        v[f] = r[f];
+        if (d->res && d->res->r)
+            v[f] = _mm512_add_ps(v[f], res_strided(d, i + (size_t)f, k, idx));
+        v[f] = dact16(d, v[f]);
+    }
+    /* per 128-bit lane c (positions 4c .. 4c + 3): a[j] holds filters 0-3 of position 4c + j,
+     * b[j] filters 4-7 */
+    __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+    __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+    __m512 t4 = _mm512_unpacklo_ps(v[4], v[5]), t5 = _mm512_unpackhi_ps(v[4], v[5]);
+    __m512 t6 = _mm512_unpacklo_ps(v[6], v[7]), t7 = _mm512_unpackhi_ps(v[6], v[7]);
+    __m512 a[4] = {_mm512_shuffle_ps(t0, t2, 0x44), _mm512_shuffle_ps(t0, t2, 0xee), _mm512_shuffle_ps(t1, t3, 0x44),
+                   _mm512_shuffle_ps(t1, t3, 0xee)};
+    __m512 b[4] = {_mm512_shuffle_ps(t4, t6, 0x44), _mm512_shuffle_ps(t4, t6, 0xee), _mm512_shuffle_ps(t5, t7, 0x44),
+                   _mm512_shuffle_ps(t5, t7, 0xee)};
+    __mmask8 lo = (__mmask8)(nf >= 4 ? 0xf : (1u << nf) - 1u), hi = (__mmask8)(nf <= 4 ? 0 : (1u << (nf - 4)) - 1u);
+    float *y = (float *)d->y + i;
+#define NQ_CL_LANE(c)                                                                              \
+    for (int j = 0; j < 4; j++) {                                                                  \
+        int l = 4 * (c) + j;                                                                       \
+        if (!(k >> l & 1))                                                                         \
+            continue;                                                                              \
+        _mm_mask_storeu_ps(y + l * d->ls, lo, _mm512_extractf32x4_ps(a[j], c));                    \
+        if (hi)                                                                                    \
+            _mm_mask_storeu_ps(y + l * d->ls + 4, hi, _mm512_extractf32x4_ps(b[j], c));            \
+    }
+    NQ_CL_LANE(0)
+    NQ_CL_LANE(1)
+    NQ_CL_LANE(2)
+    NQ_CL_LANE(3)
+#undef NQ_CL_LANE
+}
+
+/* The nf (<= 8) filters r[f] of 16 consecutive positions into a channels-last output from
+ * element i (filter f of lane l at i + f + l * ls; lanes < cnt): u8/s8 transposed in registers
+ * (8 filters by 16 positions of bytes), each position's filters one masked store; f32 as
+ * store_cl_f32. */
+static inline void store_cl(const nq_dst *d, size_t i, int64_t cnt, __m512 *r, int nf)
+{
+    __mmask16 k = lanes(cnt);
+    if (!k)
+        return;
+    __m512i idx = lane_idx(d->ls);
+    if (d->dt == OP_DT_F32) {
+        store_cl_f32(d, i, k, idx, r, nf);
+        return;
+    }
+    bool u = d->dt == OP_DT_U8;
+    __m512 lo = _mm512_set1_ps(u ? 0.0f : -128.0f), hi = _mm512_set1_ps(u ? 255.0f : 127.0f);
+    __m128i b[8];
+    for (int f = 0; f < 8; f++) {
+        if (f >= nf) {
+            b[f] = _mm_setzero_si128();
+            continue;
+        }
+        __m512 v = r[f];
+        if (d->res && d->res->r)
+            v = _mm512_add_ps(v, res_strided(d, i + (size_t)f, k, idx));
+        b[f] = _mm512_cvtepi32_epi8(q16(dact16(d, v), lo, hi));
+    }
+    __m128i t0 = _mm_unpacklo_epi8(b[0], b[1]), t1 = _mm_unpackhi_epi8(b[0], b[1]);
+    __m128i t2 = _mm_unpacklo_epi8(b[2], b[3]), t3 = _mm_unpackhi_epi8(b[2], b[3]);
+    __m128i t4 = _mm_unpacklo_epi8(b[4], b[5]), t5 = _mm_unpackhi_epi8(b[4], b[5]);
+    __m128i t6 = _mm_unpacklo_epi8(b[6], b[7]), t7 = _mm_unpackhi_epi8(b[6], b[7]);
+    __m128i u0 = _mm_unpacklo_epi16(t0, t2), u1 = _mm_unpackhi_epi16(t0, t2); /* positions 0-3, 4-7: f0-3 */
+    __m128i u2 = _mm_unpacklo_epi16(t1, t3), u3 = _mm_unpackhi_epi16(t1, t3); /* 8-11, 12-15 */
+    __m128i w0 = _mm_unpacklo_epi16(t4, t6), w1 = _mm_unpackhi_epi16(t4, t6); /* the same: f4-7 */
+    __m128i w2 = _mm_unpacklo_epi16(t5, t7), w3 = _mm_unpackhi_epi16(t5, t7);
+    __m128i x[8] = {_mm_unpacklo_epi32(u0, w0), _mm_unpackhi_epi32(u0, w0), _mm_unpacklo_epi32(u1, w1),
+                    _mm_unpackhi_epi32(u1, w1), _mm_unpacklo_epi32(u2, w2), _mm_unpackhi_epi32(u2, w2),
+                    _mm_unpacklo_epi32(u3, w3), _mm_unpackhi_epi32(u3, w3)}; /* two positions each */
+    __mmask16 fm = (__mmask16)((1u << nf) - 1u);
+    uint8_t *y = (uint8_t *)d->y + i;
+    for (int l = 0; l < 16; l++) {
+        if (!(k >> l & 1))
+            break;
+        __m128i pl = l & 1 ? _mm_srli_si128(x[l >> 1], 8) : x[l >> 1];
+        _mm_mask_storeu_epi8(y + l * d->ls, fm, pl);
+    }
+}
+
+/* Vector v's 16 values of one filter through d's epilogue (native_conv_q.h), stored at i. */
+static inline void put16(const nq_dst *d, size_t i, int64_t cnt, __m512 v)
+{
+    __mmask16 k = lanes(cnt);
+    if (d->ls != 1) {
+        if (k)
+            put16_strided(d, i, k, v);
+        return;
+    }
+    if (d->res && d->res->r)
+        v = _mm512_add_ps(v, res16(d->res, i, k));
+    v = dact16(d, v);
     if (d->dt == OP_DT_U8)
         _mm512_mask_cvtepi32_storeu_epi8((uint8_t *)d->y + i, k,
                                          q16(v, _mm512_setzero_ps(), _mm512_set1_ps(255.0f)));
@@ -113,18 +258,19 @@ static inline __m512 act16(const nq_conv *p, __m512 v, int64_t r0, __mmask16 k)
 
 /* Fused 2x2 max pooling of stride 2 without padding (LeNet's, VGG's), with the residual and
  * activation before it (none, relu, leaky_relu): pooled rows [y0, y1) of one filter from its
- * convolution rows t (row cy0 first; r0 its residual plane's first element, or -1) stored at element ybase of
- * the output.  Window order and comparison as the reference's: max_ps(e, best) keeps best
+ * convolution rows t (row cy0 first; r0 its residual plane's first element, or -1; plain
+ * residuals only) stored from element ybase of the output (ys the step between columns).
+ * Window order and comparison as the reference's: max_ps(e, best) keeps best
  * when e is NaN or equal, as e > best ? e : best does.  false: another pooling, left to C. */
-static bool pool_rows(const nq_conv *p, const float *t, int64_t r0, int64_t cy0, int64_t y0, int64_t y1,
-                      size_t ybase)
+static bool pool_rows(const nq_conv *p, const float *t, int64_t r0, int64_t rs, int64_t cy0, int64_t y0,
+                      int64_t y1, size_t ybase, int64_t ys)
 {
     if (p->psh != 2 || p->psw != 2 || p->pst_h != 2 || p->pst_w != 2 || p->pph != 0 || p->ppw != 0 ||
-        (p->act != OP_ACT_NONE && p->act != OP_ACT_RELU && p->act != OP_ACT_LEAKY_RELU))
+        (p->act != OP_ACT_NONE && p->act != OP_ACT_RELU && p->act != OP_ACT_LEAKY_RELU) || (r0 >= 0 && rs != 1))
         return false;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
-    nq_dst d = {.y = p->y, .dt = p->ydt, .act = OP_ACT_NONE};
+    nq_dst d = {.y = p->y, .dt = p->ydt, .ls = ys, .act = OP_ACT_NONE};
     int64_t ow = p->ow;
     for (int64_t py = y0; py < y1; py++) {
         const float *a = t + (2 * py - cy0) * p->owp, *b = a + p->owp;
@@ -141,7 +287,7 @@ static bool pool_rows(const nq_conv *p, const float *t, int64_t r0, int64_t cy0,
             best = _mm512_max_ps(_mm512_permutex2var_ps(a0, io, a1), best);
             best = _mm512_max_ps(_mm512_permutex2var_ps(b0, ie, b1), best);
             best = _mm512_max_ps(_mm512_permutex2var_ps(b0, io, b1), best);
-            put16(&d, ybase + (size_t)(py * p->yw + px), p->yw - px, best);
+            put16(&d, ybase + (size_t)((py * p->yw + px) * ys), p->yw - px, best);
         }
     }
     return true;
@@ -179,6 +325,19 @@ static inline __attribute__((always_inline)) void tile_body(const int fb, const 
             for (int v = 0; v < nv; v++)
                 acc[f][v] = _mm512_dpbusd_epi32(acc[f][v], x[v], wv);
         }
+    }
+    if (d->ls != 1) { /* channels-last: all filters of a position together */
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            __m512 r[NQ_MAX_FB];
+#pragma GCC unroll 8
+            for (int f = 0; f < fb; f++) {
+                __m512 a = _mm512_cvtepi32_ps(_mm512_add_epi32(acc[f][v], _mm512_set1_epi32(comp[f])));
+                r[f] = _mm512_mul_ps(_mm512_add_ps(a, _mm512_set1_ps(bq[f])), _mm512_set1_ps(m[f]));
+            }
+            store_cl(d, d->base + (size_t)to[v], cnt[v], r, nf);
+        }
+        return;
     }
 #pragma GCC unroll 8
     for (int f = 0; f < fb; f++) {

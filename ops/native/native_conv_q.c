@@ -1,10 +1,13 @@
 /* Native conv_q: the int8 convolution (ops/quant.h's arithmetic, exactly the reference's
  * results) as a direct convolution on tap words (native_conv_q.h): vpdpbusd where the CPU has
- * AVX-512 VNNI (and the active level is avx512), exact integer C vectorised by the compiler at
- * the avx2 and scalar levels.  Inputs as the reference's: x, w, b?, r?, ws [F], si [1], so [1]
+ * AVX-512 VNNI (and the active level is avx512), vpmaddwd at the avx2 level, exact integer C at
+ * the scalar level.  Inputs as the reference's: x, w, b?, r?, ws [F], si [1], so [1]
  * when the output is u8/s8, sr [1] when the residual is; x f32 (quantised here) or u8/s8 bytes,
- * the residual f32 or u8/s8 (ops/quant.h's residual term).  Plain tensors.
- * bf16 (and fp32) conv_q and 3-D convolutions run the reference kernel. */
+ * the residual f32 or u8/s8 (ops/quant.h's residual term).  Plain or channels-last activations
+ * (each tensor as its op_tensor.layout says; the kernel prefers channels-last, so that a first
+ * layer feeds oneDNN's channels-last convolutions without a reorder of its large output: the
+ * tiles then store with a stride of F).  bf16 (and fp32) conv_q and 3-D convolutions run the
+ * reference kernel, on plain copies of channels-last tensors. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +54,17 @@ const char *op_native_conv_q_level(void)
 
 static int64_t up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
+/* nat_check_call, channels-last tensors allowed */
+static int check_call(const op_call *c, bool data, char *err, size_t errlen)
+{
+    op_call probe = *c;
+    for (int k = 0; k < OP_MAX_IN; k++)
+        probe.in[k].layout = 0;
+    for (int k = 0; k < OP_MAX_OUT; k++)
+        probe.out[k].layout = 0;
+    return nat_check_call(&probe, "native conv_q", 2, 8, 1, 1, data, err, errlen);
+}
+
 /* Checks an int8 call as the reference does (the scale values only when data) and fills p
  * (pointers only when data). */
 static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errlen)
@@ -64,8 +78,6 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: int8 expects %d inputs (the layer's and %d scales), got %d", name, want, nsc,
                         c->nin);
-    if (c->in[0].layout || c->out[0].layout || (a->residual && c->in[own - 1].layout))
-        return ref_fail(err, errlen, "%s: the native int8 convolution takes plain (NCHW) tensors only", name);
     op_conv_geom g;
     if (op_conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
@@ -100,6 +112,7 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
                             r->dtype == OP_DT_U8 ? "u8" : "s8", a->res_unsigned ? "u8" : "s8");
         nq_res *q = &p->res;
         q->dt = r->dtype;
+        q->cl = r->layout != 0;
         q->uns = a->res_unsigned;
         q->mode = qres ? (qout ? NQ_R_I8 : NQ_R_I8_DQ) : (qout ? NQ_R_F32_Q : NQ_R_F32);
         q->k = 1.0f;
@@ -136,6 +149,8 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
     p->dh = g.dh, p->dw = g.dw, p->oh = g.oh, p->ow = g.ow;
     p->act = a->act, p->alpha = a->alpha;
     p->xdt = c->in[0].dtype;
+    p->xcl = c->in[0].layout != 0;
+    p->ycl = c->out[0].layout != 0;
     p->is_unsigned = p->xdt == OP_DT_U8 || (p->xdt == OP_DT_F32 && a->q_unsigned);
     p->padval = p->is_unsigned ? 0 : 128;
     p->ydt = c->out[0].dtype;
@@ -181,7 +196,7 @@ size_t op_native_conv_q_scratch(const op_call *c)
     if (!c->node || delegated(c) || c->nin < 2 || c->nout != 1)
         return 0;
     nq_conv p;
-    if (nat_check_call(c, "native conv_q", 2, 8, 1, 1, false, NULL, 0) || setup(c, false, &p, NULL, 0))
+    if (check_call(c, false, NULL, 0) || setup(c, false, &p, NULL, 0))
         return 0;
     return total_bytes(&p, nat_threads(c));
 }
@@ -225,12 +240,63 @@ static void prepare_weights(nq_conv *p, const op_call *c, char *buf)
     p->wd = wd, p->comp = comp, p->bq = bq, p->m = m;
 }
 
+/* Copies the n x c x s elements (each `size` bytes) of src into dst, from channels-last to plain
+ * order (to_plain) or back. */
+static void reorder(const char *src, char *dst, int64_t n, int64_t c, int64_t s, size_t size, bool to_plain)
+{
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t ch = 0; ch < c; ch++)
+            for (int64_t j = 0; j < s; j++) {
+                size_t pl = (size_t)((i * c + ch) * s + j), cl = (size_t)((i * s + j) * c + ch);
+                memcpy(dst + (to_plain ? pl : cl) * size, src + (to_plain ? cl : pl) * size, size);
+            }
+}
+
+/* The reference kernel (bf16, 3-D) on plain copies of the channels-last activations, if any. */
+static int run_reference(op_call *c, char *err, size_t errlen)
+{
+    const op_conv_attrs *a = &c->node->attrs.conv;
+    int act[3] = {0, a->residual ? 2 + (a->bias ? 1 : 0) : -1, -1}; /* x, residual; then y */
+    op_tensor *t[3] = {&c->in[0], act[1] >= 0 ? &c->in[act[1]] : NULL, &c->out[0]};
+    if (!t[0]->layout && !(t[1] && t[1]->layout) && !t[2]->layout)
+        return op_ref_conv_q(c, err, errlen);
+    op_call k = *c;
+    op_tensor *kt[3] = {&k.in[0], t[1] ? &k.in[act[1]] : NULL, &k.out[0]};
+    void *copy[3] = {NULL, NULL, NULL};
+    int rc = 0;
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        if (!t[i] || !t[i]->layout)
+            continue;
+        int64_t n = t[i]->d[0], ch = t[i]->rank > 1 ? t[i]->d[1] : 1, sp = ref_numel(t[i]) / (n * ch > 0 ? n * ch : 1);
+        size_t size = t[i]->dtype == OP_DT_F32 ? sizeof(float) : 1;
+        copy[i] = cnn_mem_malloc(size * (size_t)(n * ch * sp) + 1);
+        if (!copy[i]) {
+            rc = ref_fail(err, errlen, "%s: out of memory", c->node->name);
+            break;
+        }
+        if (i < 2)
+            reorder((const char *)t[i]->data, copy[i], n, ch, sp, size, true);
+        kt[i]->data = copy[i];
+        kt[i]->layout = 0;
+    }
+    if (rc == 0)
+        rc = op_ref_conv_q(&k, err, errlen);
+    if (rc == 0 && copy[2]) {
+        const op_tensor *y = t[2];
+        int64_t n = y->d[0], ch = y->rank > 1 ? y->d[1] : 1, sp = ref_numel(y) / (n * ch > 0 ? n * ch : 1);
+        reorder(copy[2], (char *)y->data, n, ch, sp, y->dtype == OP_DT_F32 ? sizeof(float) : 1, false);
+    }
+    for (int i = 0; i < 3; i++)
+        cnn_mem_free(copy[i]);
+    return rc;
+}
+
 int op_native_conv_q(op_call *c, char *err, size_t errlen)
 {
-    if (nat_check_call(c, "native conv_q", 2, 8, 1, 1, true, err, errlen))
+    if (check_call(c, true, err, errlen))
         return -1;
     if (delegated(c))
-        return op_ref_conv_q(c, err, errlen);
+        return run_reference(c, err, errlen);
     nq_conv p;
     if (setup(c, true, &p, err, errlen))
         return -1;

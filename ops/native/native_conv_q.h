@@ -49,6 +49,7 @@ typedef struct nq_res {
     nq_rmode mode;
     int dt;                                        /* the residual's dtype */
     bool uns;                                      /* NQ_R_F32_Q: quantised as u8 */
+    bool cl;                                       /* channels-last (NHWC) */
     float k, sr, inv;
 } nq_res;
 
@@ -62,6 +63,7 @@ typedef struct nq_conv {
     float alpha;
     const void *x;                                 /* f32, or bytes when xdt is u8/s8 */
     int xdt;
+    bool xcl, ycl;                                 /* x, y channels-last (NHWC; NWC) */
     bool is_unsigned;                              /* u8 input (xdt u8, or f32 quantised as u8) */
     float inv_si;                                  /* 1 / si (f32 input) */
     uint8_t padval;                                /* the stored zero: 0 (u8), 128 (s8) */
@@ -82,7 +84,7 @@ typedef struct nq_conv {
 } nq_conv;
 
 /* Where a tile puts its outputs: element to[v] + l (l < cnt[v]) of vector v of filter f of the
- * tile goes to element base + f * fs + to[v] + l of y (f32, or u8/s8 as dt), after
+ * tile goes to element base + f * fs + to[v] + l * ls of y (f32, or u8/s8 as dt), after
  * ((float)(acc + comp) + bq) * m, the residual's term at the same element (res->r NULL: none),
  * activation act (none, relu or leaky_relu).  Either the output itself (no pooling), or the
  * job's f32 rows. */
@@ -90,8 +92,8 @@ typedef struct nq_dst {
     void *y;
     int dt;
     size_t base;
-    int64_t fs;
-    const nq_res *res;
+    int64_t fs, ls;                                /* filter and lane strides */
+    const nq_res *res;                             /* (its elements are y's) */
     op_act act;
     float alpha;
 } nq_dst;
@@ -99,7 +101,8 @@ typedef struct nq_dst {
 /* Per-thread scratch of a job, in bytes (64-byte multiples). */
 static inline size_t nq_part_q(const nq_conv *p)
 {
-    return (size_t)((p->sw * p->wq + 63) / 64 * 64);   /* one input row, quantised */
+    /* one input row quantised into phase rows, and a channels-last row of all channels */
+    return (size_t)((p->sw * p->wq + p->w * p->c + 63) / 64 * 64);
 }
 static inline size_t nq_part_e(const nq_conv *p)
 {

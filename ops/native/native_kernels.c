@@ -95,8 +95,8 @@ const op_native_simd *op_native_simd_table(void)
 #define K(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch}
 #define K0(fn) {.run = op_native_##fn}
 
-/* Every op but reorder (native kernels take plain tensors only, so the layout pass never puts
- * a reorder on this backend), bn_fold (a weights-only step, left to the reference) and dense_q
+/* Every op but reorder (native kernels take plain tensors only, conv_q aside, so the layout
+ * pass puts reorders on the reference or oneDNN), bn_fold (a weights-only step, left to the reference) and dense_q
  * (int8 dense layers: the reference's).
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
@@ -107,7 +107,8 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_CONV1D] = K(conv),
     [OP_CONV2D] = K(conv),
     [OP_CONV3D] = K(conv),
-    [OP_CONV_Q] = K(conv_q), /* int8 (bf16 and 3-D: the reference) */
+    /* int8 (bf16 and 3-D: the reference); channels-last preferred: see native_conv_q.c */
+    [OP_CONV_Q] = {.run = op_native_conv_q, .scratch = op_native_conv_q_scratch, .layouts = OP_LAYOUT_PREFERS_CL},
     [OP_CONV_BWD_DATA] = K(conv_bwd_data),
     [OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
     [OP_DENSE] = K(dense),
