@@ -15,7 +15,8 @@
  * the quantised x[0 .. n) at d (s8 plus 128); NQ_EXPAND(d, b0, b1, b2, b3, n) stores
  * d[m] = b0[m] | b1[m] << 8 | b2[m] << 16 | b3[m] << 24 for m < n (n a multiple of 16);
  * NQ_POOL_ROWS(p, t, r0, rs, cy0, y0, y1, ybase, ys) finishes one filter's pooled rows (residual,
- * activation, pooling, store) and returns true, or false to leave it to the C code below. */
+ * activation, pooling, store) and returns true, or false to leave it to the C code below;
+ * NQ_POOL_GROUP(p, tb, tsf, n, grp, cy0, y0, y1) the same for all the group's filters. */
 #ifndef NQ_QUANT_ROW
 #define NQ_QUANT_ROW nq_quant_row_c
 #endif
@@ -370,6 +371,10 @@ void NQ_JOB(const nq_conv *p, int64_t n, int64_t grp, int64_t y0, int64_t y1, vo
         return;
 
     /* residual, activation, pooling, store */
+#ifdef NQ_POOL_GROUP
+    if (p->pool && NQ_POOL_GROUP(p, tb, tsf, n, grp, cy0, y0, y1))
+        return;
+#endif
     float *pooled = tb + p->fpgp * tsf;
     for (int64_t fl = 0; fl < p->fpg; fl++) {
         int64_t fg = grp * p->fpg + fl, rs = 1, ys;

@@ -295,6 +295,47 @@ static bool pool_rows(const nq_conv *p, const float *t, int64_t r0, int64_t rs, 
 
 #define NQ_POOL_ROWS pool_rows
 
+/* pool_rows for a channels-last output without a residual: all the group's filters of 16
+ * pooled positions at once, stored transposed (store_cl).  false: another case. */
+static bool pool_group_cl(const nq_conv *p, const float *tb, int64_t tsf, int64_t n, int64_t grp, int64_t cy0,
+                          int64_t y0, int64_t y1)
+{
+    if (!p->ycl || p->res.r || p->psh != 2 || p->psw != 2 || p->pst_h != 2 || p->pst_w != 2 || p->pph != 0 ||
+        p->ppw != 0 || (p->act != OP_ACT_NONE && p->act != OP_ACT_RELU && p->act != OP_ACT_LEAKY_RELU))
+        return false;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_add_epi32(ie, _mm512_set1_epi32(1));
+    nq_dst d = {.y = p->y, .dt = p->ydt, .ls = p->f, .act = OP_ACT_NONE};
+    int64_t ow = p->ow;
+    for (int64_t py = y0; py < y1; py++)
+        for (int64_t px = 0; px < p->yw; px += 16) {
+            int64_t c0 = 2 * px;
+            __mmask16 k0 = lanes(ow - c0), k1 = lanes(ow - c0 - 16);
+            for (int64_t f0 = 0; f0 < p->fpg; f0 += 8) {
+                int nf = (int)(p->fpg - f0 < 8 ? p->fpg - f0 : 8);
+                __m512 best[8];
+                for (int f = 0; f < nf; f++) {
+                    const float *a = tb + (f0 + f) * tsf + (2 * py - cy0) * p->owp, *b = a + p->owp;
+                    __m512 a0 = act16(p, _mm512_maskz_loadu_ps(k0, a + c0), -1, k0);
+                    __m512 a1 = act16(p, _mm512_maskz_loadu_ps(k1, a + c0 + 16), -1, k1);
+                    __m512 b0 = act16(p, _mm512_maskz_loadu_ps(k0, b + c0), -1, k0);
+                    __m512 b1 = act16(p, _mm512_maskz_loadu_ps(k1, b + c0 + 16), -1, k1);
+                    __m512 m = _mm512_set1_ps(-INFINITY);
+                    m = _mm512_max_ps(_mm512_permutex2var_ps(a0, ie, a1), m);
+                    m = _mm512_max_ps(_mm512_permutex2var_ps(a0, io, a1), m);
+                    m = _mm512_max_ps(_mm512_permutex2var_ps(b0, ie, b1), m);
+                    best[f] = _mm512_max_ps(_mm512_permutex2var_ps(b0, io, b1), m);
+                }
+                size_t at = ((size_t)(n * p->yh + py) * (size_t)p->yw + (size_t)px) * (size_t)p->f +
+                            (size_t)(grp * p->fpg + f0);
+                store_cl(&d, at, p->yw - px, best, nf);
+            }
+        }
+    return true;
+}
+
+#define NQ_POOL_GROUP pool_group_cl
+
 static inline __attribute__((always_inline)) void tile_body(const int fb, const int nv, int64_t k4,
                                                             const uint32_t *e, const int64_t *vb,
                                                             const int64_t *to, const int64_t *cnt,
