@@ -1,5 +1,5 @@
 /* The native int8 convolution's job (see native_conv_q.h), compiled once per level: the file
- * that includes this defines NQ_TILE (the FB x NV tile: vpdpbusd, or exact integer C) and
+ * that includes this defines NQ_TILE (the FB x NV tile: vpdpbusd, vpmaddwd, or exact C) and
  * NQ_NV(fb) (vectors per tile) first, and NQ_JOB, the name of the job routine to define.  The
  * rest is plain C (input quantisation, tap-word expansion, epilogue, pooling, stores), left to
  * the compiler's vectoriser under each level's flags.  Those flags include -ffp-contract=off:

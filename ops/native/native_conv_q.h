@@ -20,6 +20,11 @@
  * networks' first layers) are what this is for: there the GEMM formulations spend their time
  * packing.  Any 1-D or 2-D shape runs here; 3-D convolutions and bf16 go to the reference.
  *
+ * Activations may be plain or channels-last (each tensor as its layout says): a channels-last
+ * input row is quantised once for all its channels and split by channel; a channels-last output
+ * takes the tile's filters of each position together (a transpose in registers at the VNNI
+ * level), so that a first layer writes what oneDNN's channels-last convolutions read.
+ *
  * Work is split in jobs of (image, group, run of final output rows); a job quantises and
  * expands the input rows it needs, computes its convolution rows and finishes them (epilogue,
  * pooling, store).  Every output is computed the same way whatever the split, so results do
