@@ -64,3 +64,22 @@ int op_pool_geom_make(const op_pool_attrs *a, const op_tensor *x, bool max, cons
     g->ow = (g->w + 2 * g->pw - g->kw) / g->sw + 1;
     return 0;
 }
+
+int op_global_pool_check(const op_call *c, const char *name, bool bwd, int64_t *nc, int64_t *s, char *err,
+                         size_t errlen)
+{
+    char s1[64];
+    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+        return -1;
+    const op_tensor *plane = bwd ? &c->out[0] : &c->in[0], *pooled = bwd ? &c->in[0] : &c->out[0];
+    if (plane->rank < 2)
+        return ref_fail(err, errlen, "%s: %s %s has no channel axis", name, bwd ? "dx" : "input",
+                        ref_shape_str(plane, s1, sizeof s1));
+    *nc = plane->d[0] * plane->d[1], *s = ref_spatial(plane);
+    if (pooled->rank != 2 || pooled->d[0] != plane->d[0] || pooled->d[1] != plane->d[1])
+        return ref_fail(err, errlen, "%s: %s is %s, expected [%lld, %lld]", name, bwd ? "dy" : "output",
+                        ref_shape_str(pooled, s1, sizeof s1), (long long)plane->d[0], (long long)plane->d[1]);
+    if (!bwd && *s == 0)
+        return ref_fail(err, errlen, "%s: input has no spatial elements", name);
+    return 0;
+}

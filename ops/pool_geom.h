@@ -24,4 +24,9 @@ typedef struct op_pool_geom {
 int op_pool_geom_make(const op_pool_attrs *a, const op_tensor *x, bool max, const char *name, op_pool_geom *g,
                       char *err, size_t errlen);
 
+/* global_avgpool (bwd: global_avgpool_bwd, dy -> dx) checked: the plane tensor [N, C, ...] with
+ * spatial elements and the pooled one [N, C]; *nc planes of *s elements.  0, or -1 with err. */
+int op_global_pool_check(const op_call *c, const char *name, bool bwd, int64_t *nc, int64_t *s, char *err,
+                         size_t errlen);
+
 #endif

@@ -81,8 +81,19 @@ static inline int ref_threads(const op_call *c)
 
 /* Checks the node, the tensor counts and that every tensor has data, sane dimensions and the
  * plain layout.  name is the op's name for messages. */
+static inline int ref_check_call_layouts(const op_call *c, const char *name, int min_in, int max_in, int min_out,
+                                         int max_out, bool plain_only, char *err, size_t errlen);
+
 static inline int ref_check_call(const op_call *c, const char *name, int min_in, int max_in,
                                  int min_out, int max_out, char *err, size_t errlen)
+{
+    return ref_check_call_layouts(c, name, min_in, max_in, min_out, max_out, true, err, errlen);
+}
+
+/* ref_check_call for kernels that also take channels-last tensors (plain_only false): the
+ * layout pass then gives the node's tensors one layout (those whose two orders coincide aside). */
+static inline int ref_check_call_layouts(const op_call *c, const char *name, int min_in, int max_in, int min_out,
+                                         int max_out, bool plain_only, char *err, size_t errlen)
 {
     if (!c->node)
         return ref_fail(err, errlen, "%s: call has no node (attributes)", name);
@@ -111,7 +122,7 @@ static inline int ref_check_call(const op_call *c, const char *name, int min_in,
                                 idx);
         if (!t->data && ref_numel(t) > 0)
             return ref_fail(err, errlen, "%s: %s %d has no data", name, what, idx);
-        if (t->layout != 0) /* the layout pass never gives them one */
+        if (plain_only && t->layout != 0) /* the layout pass never gives them one */
             return ref_fail(err, errlen, "%s: %s %d is channels-last; reference kernels take plain tensors",
                             name, what, idx);
     }
@@ -159,6 +170,9 @@ static inline int ref_check_like_x(const op_tensor *t, const op_tensor *x, const
  * labels [N] of class indices, a scalar loss, dlogits (when asked) of the logits' shape, label
  * smoothing in [0, 1).  Sets *n and *k; 0, or -1 with a message naming `name`. */
 int ref_xent_check(const op_call *c, const char *name, int64_t *n, int64_t *k, char *err, size_t errlen);
+/* mse's call checked (prediction and target of one batch and size, a scalar loss, dpred like the
+ * prediction); *count the elements (ops/ref_loss.c). */
+int ref_mse_check(const op_call *c, const char *name, int64_t *count, char *err, size_t errlen);
 
 /* The optimiser updates' argument checks, shared by the backends (ops/ref_optim.c): the
  * gradient scale of an update with attrs.optim.clip (its last input, a scalar in (0, 1]; 1
@@ -168,5 +182,11 @@ int ref_optim_grad_scale(const op_call *c, const char *name, float *scale, char 
 int ref_check_numel_like(const op_tensor *t, const op_tensor *param, const char *name, const char *what, char *err,
                          size_t errlen);
 int ref_adam_check(const op_call *c, const char *name, char *err, size_t errlen);
+
+/* batchnorm's (bwd: batchnorm_bwd's) call checked as every backend's kernel must: shapes, the
+ * channel vectors, eps and momentum, the outputs of inference or training, positive running
+ * variances; *n, *ch, *s the batch, channels and spatial size of x (ops/ref_norm.c). */
+int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64_t *ch, int64_t *s, char *err,
+                 size_t errlen);
 
 #endif

@@ -86,26 +86,34 @@ OP_REF_KERNEL(op_ref_xent_loss)
     return 0;
 }
 
-/* loss = mean over all elements of (pred - target)^2; dpred = 2 (pred - target) / count. */
-OP_REF_KERNEL(op_ref_mse_loss)
+int ref_mse_check(const op_call *c, const char *name, int64_t *count, char *err, size_t errlen)
 {
-    const char *name = "mse";
     char s1[64], s2[64];
     if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
         return -1;
     const op_tensor *pt = &c->in[0], *tt = &c->in[1];
     if (pt->rank < 1 || tt->rank < 1 || ref_numel(tt) != ref_numel(pt) || tt->d[0] != pt->d[0])
-        return ref_fail(err, errlen, "%s: target is %s, prediction is %s", name,
-                        ref_shape_str(tt, s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
+        return ref_fail(err, errlen, "%s: target is %s, prediction is %s", name, ref_shape_str(tt, s1, sizeof s1),
+                        ref_shape_str(pt, s2, sizeof s2));
     if (ref_numel(&c->out[0]) != 1)
         return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
                         ref_shape_str(&c->out[0], s1, sizeof s1));
     if (c->nout > 1 && !ref_same_shape(&c->out[1], pt))
         return ref_fail(err, errlen, "%s: dpred is %s, prediction is %s", name,
                         ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
-    int64_t count = ref_numel(pt);
-    if (count < 1)
+    *count = ref_numel(pt);
+    if (*count < 1)
         return ref_fail(err, errlen, "%s: empty prediction", name);
+    return 0;
+}
+
+/* loss = mean over all elements of (pred - target)^2; dpred = 2 (pred - target) / count. */
+OP_REF_KERNEL(op_ref_mse_loss)
+{
+    int64_t count;
+    if (ref_mse_check(c, "mse", &count, err, errlen))
+        return -1;
+    const op_tensor *pt = &c->in[0], *tt = &c->in[1];
     const float *p = pt->data, *t = tt->data;
     float *dp = c->nout > 1 ? c->out[1].data : NULL;
     double total = 0.0;

@@ -7,37 +7,73 @@
 
 
 
-OP_REF_KERNEL(op_ref_batchnorm)
+int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64_t *ch, int64_t *s, char *err,
+                 size_t errlen)
 {
-    const char *name = "batchnorm";
     if (ref_check_call(c, name, 5, 5, 1, 3, err, errlen))
         return -1;
-    const op_bn_attrs *a = &c->node->attrs.bn;
-    const op_tensor *xt = &c->in[0];
+    const op_tensor *xt = &c->in[bwd ? 1 : 0];
     if (xt->rank < 2)
-        return ref_fail(err, errlen, "%s: input has rank %d, expected [N, C, ...]", name,
-                        xt->rank);
-    int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s;
+        return ref_fail(err, errlen, "%s: %s has rank %d, expected [N, C, ...]", name, bwd ? "x" : "input", xt->rank);
+    *n = xt->d[0], *ch = xt->d[1], *s = ref_spatial(xt);
+    int64_t m = *n * *s, k = *ch;
+    if (bwd) {
+        if (ref_check_like_x(&c->in[0], xt, name, "dy", err, errlen) ||
+            ref_check_like_x(&c->out[0], xt, name, "dx", err, errlen) ||
+            ref_check_channel_vec(&c->in[2], k, name, "gamma", err, errlen) ||
+            ref_check_channel_vec(&c->in[3], k, name, "save_mean", err, errlen) ||
+            ref_check_channel_vec(&c->in[4], k, name, "save_invstd", err, errlen) ||
+            (c->nout > 1 && ref_check_channel_vec(&c->out[1], k, name, "dgamma", err, errlen)) ||
+            (c->nout > 2 && ref_check_channel_vec(&c->out[2], k, name, "dbeta", err, errlen)))
+            return -1;
+        if (m < 1)
+            return ref_fail(err, errlen, "%s: no values per channel", name);
+        return 0;
+    }
     static const char *const vec_names[] = {"gamma", "beta", "running_mean", "running_var"};
-    for (int k = 1; k < 5; k++)
-        if (ref_check_channel_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
+    for (int i = 1; i < 5; i++)
+        if (ref_check_channel_vec(&c->in[i], k, name, vec_names[i - 1], err, errlen))
             return -1;
     if (ref_check_like_x(&c->out[0], xt, name, "output", err, errlen))
         return -1;
+    const op_bn_attrs *a = &c->node->attrs.bn;
     if (!(a->eps >= 0.0f) || !(a->momentum >= 0.0f && a->momentum <= 1.0f))
-        return ref_fail(err, errlen, "%s: bad eps %g or momentum %g", name, (double)a->eps,
-                        (double)a->momentum);
+        return ref_fail(err, errlen, "%s: bad eps %g or momentum %g", name, (double)a->eps, (double)a->momentum);
+    if (!a->training) {
+        if (c->nout != 1)
+            return ref_fail(err, errlen, "%s: inference makes 1 output, got %d", name, c->nout);
+        const float *rvar = c->in[4].data;
+        for (int64_t i = 0; i < k; i++)
+            if (!((double)rvar[i] + (double)a->eps > 0.0))
+                return ref_fail(err, errlen, "%s: running_var[%lld] = %g is not positive", name, (long long)i,
+                                (double)rvar[i]);
+        return 0;
+    }
+    if (c->nout != 3)
+        return ref_fail(err, errlen, "%s: training makes 3 outputs (y, save_mean, save_invstd), got %d", name,
+                        c->nout);
+    if (ref_check_channel_vec(&c->out[1], k, name, "save_mean", err, errlen) ||
+        ref_check_channel_vec(&c->out[2], k, name, "save_invstd", err, errlen))
+        return -1;
+    if (m < 2)
+        return ref_fail(err, errlen, "%s: training needs more than 1 value per channel, got %lld", name,
+                        (long long)m);
+    return 0;
+}
+
+OP_REF_KERNEL(op_ref_batchnorm)
+{
+    int64_t n, ch, s, m;
+    if (ref_bn_check(c, "batchnorm", false, &n, &ch, &s, err, errlen))
+        return -1;
+    m = n * s;
+    const op_bn_attrs *a = &c->node->attrs.bn;
+    const op_tensor *xt = &c->in[0];
     const float *x = xt->data, *gamma = c->in[1].data, *beta = c->in[2].data;
     float *rmean = c->in[3].data, *rvar = c->in[4].data, *y = c->out[0].data;
     double eps = a->eps;
 
     if (!a->training) {
-        if (c->nout != 1)
-            return ref_fail(err, errlen, "%s: inference makes 1 output, got %d", name, c->nout);
-        for (int64_t k = 0; k < ch; k++)
-            if (!((double)rvar[k] + eps > 0.0))
-                return ref_fail(err, errlen, "%s: running_var[%lld] = %g is not positive", name,
-                                (long long)k, (double)rvar[k]);
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
         for (int64_t k = 0; k < ch; k++) {
             double invstd = 1.0 / sqrt((double)rvar[k] + eps), mu = rmean[k];
@@ -52,15 +88,6 @@ OP_REF_KERNEL(op_ref_batchnorm)
         return 0;
     }
 
-    if (c->nout != 3)
-        return ref_fail(err, errlen, "%s: training makes 3 outputs (y, save_mean, save_invstd), "
-                        "got %d", name, c->nout);
-    if (ref_check_channel_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
-        ref_check_channel_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
-        return -1;
-    if (m < 2)
-        return ref_fail(err, errlen, "%s: training needs more than 1 value per channel, got %lld",
-                        name, (long long)m);
     float *save_mean = c->out[1].data, *save_invstd = c->out[2].data;
     double mom = a->momentum;
 
@@ -102,23 +129,11 @@ OP_REF_KERNEL(op_ref_batchnorm)
  *   dx = gamma * invstd * (dy - dbeta/M - xhat * dgamma/M). */
 OP_REF_KERNEL(op_ref_batchnorm_bwd)
 {
-    const char *name = "batchnorm_bwd";
-    if (ref_check_call(c, name, 5, 5, 1, 3, err, errlen))
+    int64_t n, ch, s, m;
+    if (ref_bn_check(c, "batchnorm_bwd", true, &n, &ch, &s, err, errlen))
         return -1;
+    m = n * s;
     const op_tensor *dyt = &c->in[0], *xt = &c->in[1];
-    if (xt->rank < 2)
-        return ref_fail(err, errlen, "%s: x has rank %d, expected [N, C, ...]", name, xt->rank);
-    int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s;
-    if (ref_check_like_x(dyt, xt, name, "dy", err, errlen) ||
-        ref_check_like_x(&c->out[0], xt, name, "dx", err, errlen) ||
-        ref_check_channel_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
-        ref_check_channel_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
-        ref_check_channel_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
-        (c->nout > 1 && ref_check_channel_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
-        (c->nout > 2 && ref_check_channel_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
-        return -1;
-    if (m < 1)
-        return ref_fail(err, errlen, "%s: no values per channel", name);
     const float *dy = dyt->data, *x = xt->data, *gamma = c->in[2].data;
     const float *mean = c->in[3].data, *invstd = c->in[4].data;
     float *dx = c->out[0].data;

@@ -213,21 +213,10 @@ OP_REF_KERNEL(op_ref_avgpool_bwd)
 
 OP_REF_KERNEL(op_ref_global_avgpool)
 {
-    const char *name = "global_avgpool";
-    char s1[64];
-    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+    int64_t nc, s;
+    if (op_global_pool_check(c, "global_avgpool", false, &nc, &s, err, errlen))
         return -1;
     const op_tensor *xt = &c->in[0], *yt = &c->out[0];
-    if (xt->rank < 2)
-        return ref_fail(err, errlen, "%s: input %s has no channel axis", name,
-                        ref_shape_str(xt, s1, sizeof s1));
-    int64_t nc = xt->d[0] * xt->d[1], s = ref_spatial(xt);
-    if (yt->rank != 2 || yt->d[0] != xt->d[0] || yt->d[1] != xt->d[1])
-        return ref_fail(err, errlen, "%s: output is %s, expected [%lld, %lld]", name,
-                        ref_shape_str(yt, s1, sizeof s1), (long long)xt->d[0],
-                        (long long)xt->d[1]);
-    if (s == 0)
-        return ref_fail(err, errlen, "%s: input has no spatial elements", name);
     const float *x = xt->data;
     float *y = yt->data;
 
@@ -243,19 +232,10 @@ OP_REF_KERNEL(op_ref_global_avgpool)
 
 OP_REF_KERNEL(op_ref_global_avgpool_bwd)
 {
-    const char *name = "global_avgpool_bwd";
-    char s1[64];
-    if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
+    int64_t nc, s;
+    if (op_global_pool_check(c, "global_avgpool_bwd", true, &nc, &s, err, errlen))
         return -1;
     const op_tensor *dyt = &c->in[0], *dxt = &c->out[0];
-    if (dxt->rank < 2)
-        return ref_fail(err, errlen, "%s: dx %s has no channel axis", name,
-                        ref_shape_str(dxt, s1, sizeof s1));
-    int64_t nc = dxt->d[0] * dxt->d[1], s = ref_spatial(dxt);
-    if (dyt->rank != 2 || dyt->d[0] != dxt->d[0] || dyt->d[1] != dxt->d[1])
-        return ref_fail(err, errlen, "%s: dy is %s, expected [%lld, %lld]", name,
-                        ref_shape_str(dyt, s1, sizeof s1), (long long)dxt->d[0],
-                        (long long)dxt->d[1]);
     const float *dy = dyt->data;
     float *dx = dxt->data;
 

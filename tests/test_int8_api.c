@@ -55,8 +55,8 @@ static cnn_model *model(void)
     return m;
 }
 
-/* Calibrated weights written to tmp("q.safetensors"); returns the dataset. */
-static cnn_dataset *quantize(cnn_model *m, cnn_weights *w)
+/* Calibrates w on 40 written 6x6 images, expecting `layers` int8 layers; returns the dataset. */
+static cnn_dataset *calibrate(cnn_model *m, cnn_weights *w, int layers)
 {
     write_idx(tmpdir, 40, 6);
     char err[1024];
@@ -65,8 +65,15 @@ static cnn_dataset *quantize(cnn_model *m, cnn_weights *w)
     cr_assert_eq(cnn_dataset_load(&d, tmpdir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
     cnn_quantize_report rep;
     cr_assert_eq(cnn_weights_quantize(w, m, d, NULL, 1000, &rep, err, sizeof err), CNN_OK, "%s", err);
-    cr_expect_eq(rep.layers, 4); /* conv2d_1 (1 input channel) too: the native kernel may run it in int8 */
+    cr_expect_eq(rep.layers, layers);
     cr_expect_eq(rep.examples, 40);
+    return d;
+}
+
+/* Calibrated weights written to tmp("q.safetensors"); returns the dataset. */
+static cnn_dataset *quantize(cnn_model *m, cnn_weights *w)
+{
+    cnn_dataset *d = calibrate(m, w, 4); /* conv2d_1 (1 input channel) too: the native kernel may run it */
     cr_assert_eq(cnn_weights_save(w, tmp("q.safetensors")), CNN_OK, "%s", cnn_weights_errmsg(w));
     return d;
 }
@@ -93,6 +100,31 @@ static float *run_on(cnn_model *m, cnn_weights *w, cnn_precision p, cnn_backend 
     return y;
 }
 
+/* int8 on the reference and on auto (oneDNN) against fp32 for the first n examples of d (3
+ * outputs each): the reference within ref_tol of the fp32 output range, oneDNN within 1% of it
+ * from the reference (it rounds as the reference but for float ties).  Returns y32 and x (the
+ * caller frees them) for further checks. */
+static float *int8_against_fp32(cnn_model *m, cnn_weights *w, cnn_dataset *d, int64_t n, float ref_tol, float **xout)
+{
+    float *x = malloc(sizeof(float) * (size_t)(n * 36)), lab[64];
+    cr_assert(x && n <= 64);
+    cnn_dataset_batch(d, NULL, 0, n, x, lab);
+    cnn_status st;
+    float *y32 = run_on(m, w, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, x, n, &st);
+    float *yref = run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_REF, x, n, &st);
+    float *ydnn = run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_AUTO, x, n, &st);
+    cr_assert(y32 && yref && ydnn);
+    float range = 0;
+    for (int i = 0; i < n * 3; i++) range = fmaxf(range, fabsf(y32[i]));
+    for (int i = 0; i < n * 3; i++) {
+        cr_expect(fabsf(yref[i] - y32[i]) <= ref_tol * range, "ref int8 %d: %g vs fp32 %g", i, yref[i], y32[i]);
+        cr_expect(fabsf(ydnn[i] - yref[i]) <= 0.01f * range, "onednn int8 %d: %g vs ref %g", i, ydnn[i], yref[i]);
+    }
+    free(yref), free(ydnn);
+    *xout = x;
+    return y32;
+}
+
 Test(int8_api, quantize_save_load_and_run)
 {
     cnn_model *m = model();
@@ -104,21 +136,13 @@ Test(int8_api, quantize_save_load_and_run)
     cr_assert_eq(cnn_weights_create(&q, m, 99), CNN_OK);
     cr_assert_eq(cnn_weights_load(q, tmp("q.safetensors"), false), CNN_OK, "%s", cnn_weights_errmsg(q));
     int64_t n = 16;
-    float *x = malloc(sizeof(float) * (size_t)(n * 36)), lab[16];
-    cnn_dataset_batch(d, NULL, 0, n, x, lab);
-    cnn_status st;
-    float *y32 = run_on(m, q, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, x, n, &st);
-    float *yref = run_on(m, q, CNN_PRECISION_INT8, CNN_BACKEND_REF, x, n, &st);
-    float *ydnn = run_on(m, q, CNN_PRECISION_INT8, CNN_BACKEND_AUTO, x, n, &st);
-    cr_assert(y32 && yref && ydnn);
-    float range = 0;
-    for (int i = 0; i < n * 3; i++) range = fmaxf(range, fabsf(y32[i]));
+    float *x;
     /* 3 quantised layers of at most ~0.5% relative error each (127+ levels), and the rounding
      * of the output: 5% of the output range covers them with margin */
-    for (int i = 0; i < n * 3; i++) {
-        cr_expect(fabsf(yref[i] - y32[i]) <= 0.05f * range, "ref int8 %d: %g vs fp32 %g", i, yref[i], y32[i]);
-        cr_expect(fabsf(ydnn[i] - yref[i]) <= 0.01f * range, "onednn int8 %d: %g vs ref %g", i, ydnn[i], yref[i]);
-    }
+    float *y32 = int8_against_fp32(m, q, d, n, 0.05f, &x);
+    cnn_status st;
+    float range = 0;
+    for (int i = 0; i < n * 3; i++) range = fmaxf(range, fabsf(y32[i]));
     /* bf16: oneDNN on a CPU with avx512_bf16, else refused (never emulated) */
     float *yb = run_on(m, q, CNN_PRECISION_BF16, CNN_BACKEND_AUTO, x, n, &st);
     if (yb) {
@@ -166,7 +190,7 @@ Test(int8_api, quantize_save_load_and_run)
     cr_expect(strstr(c1, "fp32") && strstr(c1, "fp32") < strchr(c1, '\n'), "%s", text);
 #endif
     cnn_free(text);
-    free(x), free(y32), free(yref), free(ydnn);
+    free(x), free(y32);
     cnn_dataset_destroy(d);
     cnn_weights_destroy(q);
     cnn_weights_destroy(w);
@@ -175,8 +199,7 @@ Test(int8_api, quantize_save_load_and_run)
 
 /* Residual blocks in int8: the block outputs stay u8 between the blocks and the fused adds read
  * them as bytes; every kind of residual appears: an f32 one (the stem's, fp32 without the native
- * VNNI kernel) quantised into a
- * u8 output, u8 into u8, s8 (a projection without activation) into u8, and u8 into the f32
+ * VNNI kernel) quantised into a u8 output, u8 into u8, s8 (a projection without activation) into u8, and u8 into the f32
  * output the global average pool reads.  oneDNN agrees with the int8 reference, and both with
  * fp32 within the quantisation's error. */
 Test(int8_api, residual_blocks_in_int8)
@@ -192,13 +215,7 @@ Test(int8_api, residual_blocks_in_int8)
     cr_assert_eq(cnn_model_compile(&m, "r.cnn", rsrc, strlen(rsrc), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
     cnn_weights *w = NULL;
     cr_assert_eq(cnn_weights_create(&w, m, 5), CNN_OK);
-    write_idx(tmpdir, 40, 6);
-    char err[1024];
-    bool absent;
-    cnn_dataset *d = NULL;
-    cr_assert_eq(cnn_dataset_load(&d, tmpdir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
-    cnn_quantize_report rep;
-    cr_assert_eq(cnn_weights_quantize(w, m, d, NULL, 1000, &rep, err, sizeof err), CNN_OK, "%s", err);
+    cnn_dataset *d = calibrate(m, w, 11); /* the stem too */
     cnn_options o;
     cnn_options_default(&o);
     o.precision = CNN_PRECISION_INT8;
@@ -213,23 +230,10 @@ Test(int8_api, residual_blocks_in_int8)
                   strstr(text, "int8 u8 +s8, >u8") && strstr(text, "int8 u8 +u8>f32, >f32") && strstr(text, ">s8"),
               "%s", text);
     cnn_free(text);
-    int64_t n = 16;
-    float *x = malloc(sizeof(float) * (size_t)(n * 36)), lab[16];
-    cnn_dataset_batch(d, NULL, 0, n, x, lab);
-    cnn_status st;
-    float *y32 = run_on(m, w, CNN_PRECISION_FP32, CNN_BACKEND_AUTO, x, n, &st);
-    float *yref = run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_REF, x, n, &st);
-    float *ydnn = run_on(m, w, CNN_PRECISION_INT8, CNN_BACKEND_AUTO, x, n, &st);
-    cr_assert(y32 && yref && ydnn);
-    float range = 0;
-    for (int i = 0; i < n * 3; i++) range = fmaxf(range, fabsf(y32[i]));
-    /* 9 quantised layers and their residuals: 10% of the output range covers their error; oneDNN
-     * rounds as the reference but for float ties, a step or two of the last layer's scale */
-    for (int i = 0; i < n * 3; i++) {
-        cr_expect(fabsf(yref[i] - y32[i]) <= 0.10f * range, "ref int8 %d: %g vs fp32 %g", i, yref[i], y32[i]);
-        cr_expect(fabsf(ydnn[i] - yref[i]) <= 0.01f * range, "onednn int8 %d: %g vs ref %g", i, ydnn[i], yref[i]);
-    }
-    free(x), free(y32), free(yref), free(ydnn);
+    /* 9 quantised layers (10 with the stem) and their residuals: 10% of the output range covers
+     * their error */
+    float *x, *y32 = int8_against_fp32(m, w, d, 16, 0.10f, &x);
+    free(x), free(y32);
     cnn_dataset_destroy(d);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);

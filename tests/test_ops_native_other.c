@@ -276,6 +276,111 @@ Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
     }
 }
 
+/* [N, C, S] -> [N, S, C] (to_cl) or back. */
+static float *transposed(const float *src, const tspec *t, bool to_cl)
+{
+    int64_t n = t->d[0], ch = t->d[1], sp = numel(t) / (n * ch > 0 ? n * ch : 1);
+    float *dst = malloc(bytes_of(t));
+    cr_assert_not_null(dst);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t k = 0; k < ch; k++)
+            for (int64_t i = 0; i < sp; i++) {
+                int64_t plain = (b * ch + k) * sp + i, cl = (b * sp + i) * ch + k;
+                dst[to_cl ? cl : plain] = src[to_cl ? plain : cl];
+            }
+    return dst;
+}
+
+/* Max pooling and its backward in channels-last order (every tensor of the call) equal the
+ * reference's plain results bit for bit, with ties (values rounded to a few levels) so that the
+ * first maximum must win, on 1 and 2 threads. */
+Test(native_pool, max_channels_last, .timeout = 600)
+{
+    for (int i = 0; i < NPOOL; i++) {
+        const pgeom *g = &pool_geoms[i];
+        if (g->p[1] >= g->k[1] || g->p[2] >= g->k[2] || g->p[0] >= g->k[0])
+            continue;
+        tspec x = pool_spec(g, g->d, g->h, g->w);
+        tspec y = pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]), pooled(g->h, g->k[1], g->s[1], g->p[1]),
+                            pooled(g->w, g->k[2], g->s[2], g->p[2]));
+        for (int bwd = 0; bwd < 2; bwd++) {
+            tcase tc = new_case(bwd ? OP_MAXPOOL_BWD : OP_MAXPOOL);
+            tc.node.attrs.pool = pool_attrs(g);
+            if (bwd) {
+                tc.in[tc.nin++] = y;
+                tc.in[tc.nin++] = x;
+                tc.out[tc.nout++] = x;
+            } else {
+                tc.in[tc.nin++] = x;
+                tc.out[tc.nout++] = y;
+            }
+            char label[96];
+            snprintf(label, sizeof label, "channels-last %s geometry %d", op_name(tc.node.op), i);
+            uint64_t seed = label_seed(label);
+            float *in[2], *cin[2];
+            for (int k = 0; k < tc.nin; k++) {
+                in[k] = alloc_random(&tc.in[k], &seed);
+                for (int64_t e = 0; e < numel(&tc.in[k]); e++) in[k][e] = roundf(in[k][e] * 3.0f); /* ties */
+                cin[k] = transposed(in[k], &tc.in[k], true);
+            }
+            char err[256] = "";
+            op_call rc;
+            make_call(&rc, &tc, 1);
+            for (int k = 0; k < tc.nin; k++) rc.in[k].data = in[k];
+            float *ref = alloc_nan(&tc.out[0]);
+            rc.out[0].data = ref;
+            cr_assert_eq(op_kernel_get(tc.node.op, OP_BACKEND_REF)->run(&rc, err, sizeof err), 0, "%s: %s", label, err);
+            for (int nt = 1; nt <= 2; nt++) {
+                op_call c;
+                make_call(&c, &tc, nt);
+                for (int k = 0; k < tc.nin; k++) c.in[k].data = cin[k], c.in[k].layout = OP_LAYOUT_NHWC;
+                float *got = alloc_nan(&tc.out[0]);
+                c.out[0].data = got, c.out[0].layout = OP_LAYOUT_NHWC;
+                cr_assert_eq(op_kernel_get(tc.node.op, OP_BACKEND_NATIVE)->run(&c, err, sizeof err), 0, "%s: %s", label,
+                             err);
+                float *plain = transposed(got, &tc.out[0], false);
+                for (int64_t e = 0; e < numel(&tc.out[0]); e++)
+                    cr_assert(memcmp(&plain[e], &ref[e], sizeof(float)) == 0, "%s, %d threads: element %lld: %g vs %g",
+                              label, nt, (long long)e, plain[e], ref[e]);
+                free(got), free(plain);
+            }
+            for (int k = 0; k < tc.nin; k++) free(in[k]), free(cin[k]);
+            free(ref);
+        }
+    }
+}
+
+/* The element-wise kernels take channels-last tensors as they are (every element alone): relu,
+ * act_bwd and add on tensors marked channels-last give the reference's plain results. */
+Test(native_eltwise, channels_last_accepted)
+{
+    static const op_kind ops[] = {OP_RELU, OP_ACT_BWD, OP_ADD};
+    for (int o = 0; o < 3; o++) {
+        tcase tc = new_case(ops[o]);
+        tc.node.attrs.act.act = OP_ACT_RELU;
+        tc.in[tc.nin++] = TS(2, 5, 7, 3);
+        if (ops[o] != OP_RELU) tc.in[tc.nin++] = TS(2, 5, 7, 3);
+        tc.out[tc.nout++] = TS(2, 5, 7, 3);
+        uint64_t seed = label_seed(op_name(ops[o]));
+        float *in[2];
+        for (int k = 0; k < tc.nin; k++) in[k] = alloc_random(&tc.in[k], &seed);
+        op_call rc, c;
+        make_call(&rc, &tc, 1);
+        make_call(&c, &tc, 2);
+        float *ref = alloc_nan(&tc.out[0]), *got = alloc_nan(&tc.out[0]);
+        for (int k = 0; k < tc.nin; k++) rc.in[k].data = c.in[k].data = in[k], c.in[k].layout = OP_LAYOUT_NHWC;
+        rc.out[0].data = ref, c.out[0].data = got, c.out[0].layout = OP_LAYOUT_NHWC;
+        char err[256] = "";
+        cr_assert_eq(op_kernel_get(ops[o], OP_BACKEND_REF)->run(&rc, err, sizeof err), 0, "%s", err);
+        cr_assert_eq(op_kernel_get(ops[o], OP_BACKEND_NATIVE)->run(&c, err, sizeof err), 0, "%s", err);
+        cr_assert(memcmp(ref, got, bytes_of(&tc.out[0])) == 0, "%s", op_name(ops[o]));
+        rc.in[0].layout = OP_LAYOUT_NHWC; /* and the reference still refuses them */
+        cr_assert_neq(op_kernel_get(ops[o], OP_BACKEND_REF)->run(&rc, err, sizeof err), 0);
+        for (int k = 0; k < tc.nin; k++) free(in[k]);
+        free(ref), free(got);
+    }
+}
+
 Test(native_pool, global_average, .timeout = 600)
 {
     static const tspec shapes[] = {
@@ -608,6 +713,11 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
             continue;
         }
         cr_assert_not_null(k, "%s has no native kernel", op_name((op_kind)op));
-        cr_assert_eq(k->layouts, op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL : OP_LAYOUT_PLAIN_ONLY);
+        /* element-wise ops and max pooling take either layout; the int8 convolution prefers
+         * channels-last (an all-native fp32 plan stays plain) */
+        bool either = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
+                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD;
+        op_layout_support want = op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL : either ? OP_LAYOUT_EITHER : OP_LAYOUT_PLAIN_ONLY;
+        cr_assert_eq(k->layouts, want, "%s", op_name((op_kind)op));
     }
 }

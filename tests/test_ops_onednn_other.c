@@ -428,3 +428,22 @@ Test(onednn_table, covers_its_ops_and_leaves_the_rest)
     for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) cr_expect_null(op_onednn_kernel(none[i]));
     cr_expect_null(op_onednn_kernel(OP_COUNT));
 }
+
+/* A dense layer of 128 MiB of weights at batch 2 reads them in their own layout (no reordered
+ * copy, ops/onednn/dnn_dense.c): the same results as the reference.  (Skipped in the quick
+ * sanitizer run: the tensors take half a GiB there.) */
+Test(onednn_dense, huge_weights_read_in_place)
+{
+    if (getenv("CNN_TEST_QUICK")) return;
+    tcase tc;
+    memset(&tc, 0, sizeof tc);
+    tc.node.op = OP_DENSE;
+    tc.node.attrs.dense.units = 1024;
+    tc.node.attrs.dense.bias = true;
+    tc.node.attrs.dense.act = OP_ACT_RELU;
+    tc.in[tc.nin++] = TS(F_RAND, 2, 32768);
+    tc.in[tc.nin++] = TS(F_RAND, 1024, 32768);
+    tc.in[tc.nin++] = TS(F_RAND, 1024);
+    tc.out[tc.nout++] = TS(F_RAND, 2, 1024);
+    check_case(&tc, "dense 32768 -> 1024");
+}

@@ -7,8 +7,8 @@
  * vectorised per ISA (simd.h).  The instruction set is chosen once, at the first call, from the
  * CPU's features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces
  * a lower one (never a higher one than the CPU has).  Kernels follow ops/kernels.h and the
- * in/out order and math of ops/ref.h, on plain (NCHW) tensors only, but conv_q, which takes
- * channels-last ones too. */
+ * in/out order and math of ops/ref.h, on plain (NCHW) tensors, and on channels-last ones where
+ * their table entry says so (element-wise ops, max pooling, conv_q: native_kernels.c). */
 #ifndef CNN_OPS_NATIVE_H
 #define CNN_OPS_NATIVE_H
 

@@ -14,6 +14,13 @@
 
 static inline int nat_threads(const op_call *c) { return c->nthreads > 0 ? c->nthreads : 1; }
 
+/* ref_check_call for a kernel that takes channels-last tensors too (max pooling). */
+static inline int nat_check_call_cl(const op_call *c, const char *name, int min_in, int max_in, int min_out,
+                                    int max_out, char *err, size_t errlen)
+{
+    return ref_check_call_layouts(c, name, min_in, max_in, min_out, max_out, false, err, errlen);
+}
+
 /* ref_check_call without the data check when need_data is false. */
 static inline int nat_check_call(const op_call *c, const char *name, int min_in, int max_in,
                                  int min_out, int max_out, bool need_data, char *err,

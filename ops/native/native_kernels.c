@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/ref.h"
 #include "ops/native/native.h"
 #include "ops/native/native_ops.h"
 #include "ops/native/simd.h"
@@ -94,10 +95,16 @@ const op_native_simd *op_native_simd_table(void)
 
 #define K(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch}
 #define K0(fn) {.run = op_native_##fn}
+/* element-wise over flat memory: either layout, as long as the node's tensors share one */
+#define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER}
 
-/* Every op but reorder (native kernels take plain tensors only, conv_q aside, so the layout
- * pass puts reorders on the reference or oneDNN), bn_fold (a weights-only step, left to the reference) and dense_q
- * (int8 dense layers: the reference's).
+/* Every op but reorder, bn_fold (a weights-only step, left to the reference) and dense_q (int8
+ * dense layers: the reference's).  Convolutions, dense layers and the rest take plain tensors
+ * only; the element-wise ops (KE) and max pooling take channels-last ones too, so that where the
+ * tuner puts one of them between oneDNN kernels (which prefer channels-last) no reorder is
+ * needed.  The int8 convolution prefers channels-last (native_conv_q.c: a first layer then feeds
+ * oneDNN's convolutions directly); an all-native fp32 plan stays plain, an int8 one gets its
+ * reorders (on the reference or oneDNN) where plain-only nodes read its convolutions' outputs.
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
  * storing an index map in the forward instead would need a second maxpool output in training
@@ -116,18 +123,18 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
     [OP_BATCHNORM] = K(batchnorm),
     [OP_BATCHNORM_BWD] = K(batchnorm_bwd),
-    [OP_MAXPOOL] = K0(maxpool),
-    [OP_MAXPOOL_BWD] = K0(maxpool_bwd),
+    [OP_MAXPOOL] = {.run = op_native_maxpool, .layouts = OP_LAYOUT_EITHER},
+    [OP_MAXPOOL_BWD] = {.run = op_native_maxpool_bwd, .layouts = OP_LAYOUT_EITHER},
     [OP_AVGPOOL] = K0(avgpool),
     [OP_AVGPOOL_BWD] = K0(avgpool_bwd),
     [OP_GLOBAL_AVGPOOL] = K0(global_avgpool),
     [OP_GLOBAL_AVGPOOL_BWD] = K0(global_avgpool_bwd),
-    [OP_RELU] = K0(act),
-    [OP_SIGMOID] = K0(act),
-    [OP_TANH] = K0(act),
-    [OP_LEAKY_RELU] = K0(act),
-    [OP_ACT_BWD] = K0(act_bwd),
-    [OP_ADD] = K0(add),
+    [OP_RELU] = KE(act),
+    [OP_SIGMOID] = KE(act),
+    [OP_TANH] = KE(act),
+    [OP_LEAKY_RELU] = KE(act),
+    [OP_ACT_BWD] = KE(act_bwd),
+    [OP_ADD] = KE(add),
     [OP_FLATTEN] = K0(flatten),
     [OP_COPY] = K0(flatten),
     [OP_DROPOUT] = K0(dropout),
@@ -142,7 +149,7 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_ADAM_UPDATE] = K0(adam_update),
     [OP_ADAMW_UPDATE] = K0(adamw_update),
     [OP_GRAD_SQNORM] = K0(grad_sqnorm),
-    [OP_CLIP_SCALE] = K0(clip_scale),
+    [OP_CLIP_SCALE] = {.run = op_ref_clip_scale}, /* a scalar op in double: the reference's */
 };
 
 bool op_native_int8_few_channels(op_kind op)

@@ -49,23 +49,12 @@ size_t op_native_batchnorm_bwd_scratch(const op_call *c)
 int op_native_batchnorm(op_call *c, char *err, size_t errlen)
 {
     const char *name = "native batchnorm";
-    if (nat_check_call(c, name, 5, 5, 1, 3, true, err, errlen))
+    int64_t n, ch, s;
+    if (ref_bn_check(c, name, false, &n, &ch, &s, err, errlen))
         return -1;
+    int64_t m = n * s, planes = n * ch;
     const op_bn_attrs *a = &c->node->attrs.bn;
     const op_tensor *xt = &c->in[0];
-    if (xt->rank < 2)
-        return ref_fail(err, errlen, "%s: input has rank %d, expected [N, C, ...]", name,
-                        xt->rank);
-    int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s, planes = n * ch;
-    static const char *const vec_names[] = {"gamma", "beta", "running_mean", "running_var"};
-    for (int k = 1; k < 5; k++)
-        if (ref_check_channel_vec(&c->in[k], ch, name, vec_names[k - 1], err, errlen))
-            return -1;
-    if (ref_check_like_x(&c->out[0], xt, name, "output", err, errlen))
-        return -1;
-    if (!(a->eps >= 0.0f) || !(a->momentum >= 0.0f && a->momentum <= 1.0f))
-        return ref_fail(err, errlen, "%s: bad eps %g or momentum %g", name, (double)a->eps,
-                        (double)a->momentum);
     const float *x = xt->data, *gamma = c->in[1].data, *beta = c->in[2].data;
     float *rmean = c->in[3].data, *rvar = c->in[4].data, *y = c->out[0].data;
     double eps = a->eps;
@@ -73,12 +62,6 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
     int nt = nat_threads(c);
 
     if (!a->training) {
-        if (c->nout != 1)
-            return ref_fail(err, errlen, "%s: inference makes 1 output, got %d", name, c->nout);
-        for (int64_t k = 0; k < ch; k++)
-            if (!((double)rvar[k] + eps > 0.0))
-                return ref_fail(err, errlen, "%s: running_var[%lld] = %g is not positive", name,
-                                (long long)k, (double)rvar[k]);
 #pragma omp parallel for schedule(static) num_threads(nt) if (planes * s > 16384)
         for (int64_t p = 0; p < planes; p++) {
             int64_t k = p % ch;
@@ -88,15 +71,6 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
         return 0;
     }
 
-    if (c->nout != 3)
-        return ref_fail(err, errlen, "%s: training makes 3 outputs (y, save_mean, save_invstd), "
-                        "got %d", name, c->nout);
-    if (ref_check_channel_vec(&c->out[1], ch, name, "save_mean", err, errlen) ||
-        ref_check_channel_vec(&c->out[2], ch, name, "save_invstd", err, errlen))
-        return -1;
-    if (m < 2)
-        return ref_fail(err, errlen, "%s: training needs more than 1 value per channel, got %lld",
-                        name, (long long)m);
     bool owned;
     float *part = nat_scratch(c, bn_scratch_floats(xt) * sizeof(float), &owned);
     if (!part)
@@ -144,22 +118,11 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
 int op_native_batchnorm_bwd(op_call *c, char *err, size_t errlen)
 {
     const char *name = "native batchnorm_bwd";
-    if (nat_check_call(c, name, 5, 5, 1, 3, true, err, errlen))
+    int64_t n, ch, s;
+    if (ref_bn_check(c, name, true, &n, &ch, &s, err, errlen))
         return -1;
+    int64_t m = n * s, planes = n * ch;
     const op_tensor *dyt = &c->in[0], *xt = &c->in[1];
-    if (xt->rank < 2)
-        return ref_fail(err, errlen, "%s: x has rank %d, expected [N, C, ...]", name, xt->rank);
-    int64_t n = xt->d[0], ch = xt->d[1], s = ref_spatial(xt), m = n * s, planes = n * ch;
-    if (ref_check_like_x(dyt, xt, name, "dy", err, errlen) ||
-        ref_check_like_x(&c->out[0], xt, name, "dx", err, errlen) ||
-        ref_check_channel_vec(&c->in[2], ch, name, "gamma", err, errlen) ||
-        ref_check_channel_vec(&c->in[3], ch, name, "save_mean", err, errlen) ||
-        ref_check_channel_vec(&c->in[4], ch, name, "save_invstd", err, errlen) ||
-        (c->nout > 1 && ref_check_channel_vec(&c->out[1], ch, name, "dgamma", err, errlen)) ||
-        (c->nout > 2 && ref_check_channel_vec(&c->out[2], ch, name, "dbeta", err, errlen)))
-        return -1;
-    if (m < 1)
-        return ref_fail(err, errlen, "%s: no values per channel", name);
     const float *dy = dyt->data, *x = xt->data, *gamma = c->in[2].data;
     const float *mean = c->in[3].data, *invstd = c->in[4].data;
     float *dx = c->out[0].data;

@@ -49,6 +49,5 @@ OP_NATIVE_KERNEL0(sgd_update)
 OP_NATIVE_KERNEL0(adam_update)
 OP_NATIVE_KERNEL0(adamw_update)
 OP_NATIVE_KERNEL0(grad_sqnorm)
-OP_NATIVE_KERNEL0(clip_scale)
 
 #endif

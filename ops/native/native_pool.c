@@ -15,6 +15,7 @@
  * Where results may differ from the reference in the last bits: average sums are in float
  * (the reference sums in double), and overlapping windows' gradients are added in another
  * order. */
+#include <omp.h>
 #include <string.h>
 
 #include "ops/native/native_common.h"
@@ -65,11 +66,92 @@ static int check_pooled(const op_tensor *t, const op_tensor *x, const op_native_
         }                                                                                      \
     } while (0)
 
+/* ---- max pooling in channels-last order ([N, D, H, W, C], a 2-D pool's NHWC with D = 1): the
+ * channels of one position are contiguous, so every loop runs over them (vectorised by the
+ * compiler); the window's taps in the reference's scan order, its first maximum winning (the
+ * first real tap, then a strictly greater one), so results equal the reference's bit for bit. */
+
+/* y for the output rows (image n, depth oz, row oy) of one image row at a time. */
+static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const float *x, float *y, int64_t oz, int64_t oy)
+{
+    for (int64_t ox = 0; ox < g->ow; ox++) {
+        float *yp = y + ((oz * g->oh + oy) * g->ow + ox) * ch;
+        bool first = true;
+        for (int64_t t = 0; t < g->kd; t++) {
+            int64_t id = oz * g->sd - g->pd + t;
+            for (int64_t i = 0; id >= 0 && id < g->d && i < g->kh; i++) {
+                int64_t ih = oy * g->sh - g->ph + i;
+                for (int64_t j = 0; ih >= 0 && ih < g->h && j < g->kw; j++) {
+                    int64_t iw = ox * g->sw - g->pw + j;
+                    if (iw < 0 || iw >= g->w)
+                        continue;
+                    const float *xp = x + ((id * g->h + ih) * g->w + iw) * ch;
+                    if (first) {
+                        memcpy(yp, xp, (size_t)ch * sizeof(float));
+                        first = false;
+                        continue;
+                    }
+#pragma omp simd
+                    for (int64_t k = 0; k < ch; k++)
+                        yp[k] = xp[k] > yp[k] ? xp[k] : yp[k];
+                }
+            }
+        }
+    }
+}
+
+/* dx of one image: zeroed, then dy added at each window's winner, channel by channel, in the
+ * reference's order of the output positions (the same sums when windows overlap).  best and
+ * arg: ch floats and ch offsets of scratch. */
+static void maxpool_bwd_cl_image(const op_native_pool *g, int64_t ch, const float *x, const float *dy, float *dx,
+                                 float *best, int64_t *arg)
+{
+    memset(dx, 0, (size_t)(g->d * g->h * g->w * ch) * sizeof(float));
+    for (int64_t oz = 0; oz < g->od; oz++)
+        for (int64_t oy = 0; oy < g->oh; oy++)
+            for (int64_t ox = 0; ox < g->ow; ox++) {
+                bool first = true;
+                for (int64_t t = 0; t < g->kd; t++) {
+                    int64_t id = oz * g->sd - g->pd + t;
+                    for (int64_t i = 0; id >= 0 && id < g->d && i < g->kh; i++) {
+                        int64_t ih = oy * g->sh - g->ph + i;
+                        for (int64_t j = 0; ih >= 0 && ih < g->h && j < g->kw; j++) {
+                            int64_t iw = ox * g->sw - g->pw + j;
+                            if (iw < 0 || iw >= g->w)
+                                continue;
+                            int64_t off = ((id * g->h + ih) * g->w + iw) * ch;
+                            const float *xp = x + off;
+                            if (first) {
+                                for (int64_t k = 0; k < ch; k++)
+                                    best[k] = xp[k], arg[k] = off + k;
+                                first = false;
+                                continue;
+                            }
+#pragma omp simd
+                            for (int64_t k = 0; k < ch; k++) {
+                                bool gt = xp[k] > best[k];
+                                best[k] = gt ? xp[k] : best[k];
+                                arg[k] = gt ? off + k : arg[k];
+                            }
+                        }
+                    }
+                }
+                const float *dyp = dy + ((oz * g->oh + oy) * g->ow + ox) * ch;
+                for (int64_t k = 0; k < ch; k++)
+                    dx[arg[k]] += dyp[k];
+            }
+}
+
+static bool channels_last(const op_tensor *t)
+{
+    return t->layout == OP_LAYOUT_NHWC && t->rank >= 3;
+}
+
 int op_native_maxpool(op_call *c, char *err, size_t errlen)
 {
     const char *name = "native maxpool";
     op_native_pool g;
-    if (nat_check_call(c, name, 1, 1, 1, 1, true, err, errlen) ||
+    if (nat_check_call_cl(c, name, 1, 1, 1, 1, err, errlen) ||
         pool_make(&c->node->attrs.pool, &c->in[0], true, name, &g, err, errlen) ||
         check_pooled(&c->out[0], &c->in[0], &g, c->node->attrs.pool.sdims, name, "output", err,
                      errlen))
@@ -77,6 +159,16 @@ int op_native_maxpool(op_call *c, char *err, size_t errlen)
     const op_native_simd *v = op_native_simd_table();
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
+    if (channels_last(&c->in[0])) {
+        int64_t n = c->in[0].d[0], ch = c->in[0].d[1], rows = n * g.od * g.oh;
+        int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
+#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (n * vin > 8192)
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t b = r / (g.od * g.oh), oz = r / g.oh % g.od, oy = r % g.oh;
+            maxpool_cl_row(&g, ch, x + b * vin, y + b * vout, oz, oy);
+        }
+        return 0;
+    }
     POOL_LOOP(c, &c->in[0], g, v->maxpool(&g, x + p * vin_, y + p * vout_));
     return 0;
 }
@@ -86,7 +178,7 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
     const char *name = "native maxpool_bwd";
     char s1[64], s2[64];
     op_native_pool g;
-    if (nat_check_call(c, name, 2, 2, 1, 1, true, err, errlen) ||
+    if (nat_check_call_cl(c, name, 2, 2, 1, 1, err, errlen) ||
         pool_make(&c->node->attrs.pool, &c->in[1], true, name, &g, err, errlen) ||
         check_pooled(&c->in[0], &c->in[1], &g, c->node->attrs.pool.sdims, name, "dy", err,
                      errlen))
@@ -98,6 +190,25 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
     const op_native_simd *v = op_native_simd_table();
     const float *dy = c->in[0].data, *x = c->in[1].data;
     float *dx = c->out[0].data;
+    if (channels_last(&c->in[1])) {
+        int64_t n = c->in[1].d[0], ch = c->in[1].d[1], nt = nat_threads(c);
+        int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
+        float *bests = cnn_mem_malloc(sizeof(float) * (size_t)(nt * ch) + 1);
+        int64_t *args = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * ch) + 1);
+        if (!bests || !args) {
+            cnn_mem_free(bests), cnn_mem_free(args);
+            return ref_fail(err, errlen, "%s: out of memory", name);
+        }
+#pragma omp parallel num_threads(nt) if (n * vin > 8192)
+        {
+            int t = omp_get_thread_num();
+#pragma omp for schedule(static)
+            for (int64_t b = 0; b < n; b++)
+                maxpool_bwd_cl_image(&g, ch, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, args + t * ch);
+        }
+        cnn_mem_free(bests), cnn_mem_free(args);
+        return 0;
+    }
     POOL_LOOP(c, &c->in[1], g, v->maxpool_bwd(&g, x + p * vin_, dy + p * vout_, dx + p * vin_));
     return 0;
 }
@@ -137,21 +248,10 @@ int op_native_avgpool_bwd(op_call *c, char *err, size_t errlen)
 /* y[n, c] = mean of the plane: a float vector sum (the reference sums in double). */
 int op_native_global_avgpool(op_call *c, char *err, size_t errlen)
 {
-    const char *name = "native global_avgpool";
-    char s1[64];
-    if (nat_check_call(c, name, 1, 1, 1, 1, true, err, errlen))
+    int64_t nc, s;
+    if (op_global_pool_check(c, "native global_avgpool", false, &nc, &s, err, errlen))
         return -1;
     const op_tensor *xt = &c->in[0], *yt = &c->out[0];
-    if (xt->rank < 2)
-        return ref_fail(err, errlen, "%s: input %s has no channel axis", name,
-                        ref_shape_str(xt, s1, sizeof s1));
-    int64_t nc = xt->d[0] * xt->d[1], s = ref_spatial(xt);
-    if (yt->rank != 2 || yt->d[0] != xt->d[0] || yt->d[1] != xt->d[1])
-        return ref_fail(err, errlen, "%s: output is %s, expected [%lld, %lld]", name,
-                        ref_shape_str(yt, s1, sizeof s1), (long long)xt->d[0],
-                        (long long)xt->d[1]);
-    if (s == 0)
-        return ref_fail(err, errlen, "%s: input has no spatial elements", name);
     const op_native_simd *v = op_native_simd_table();
     const float *x = xt->data;
     float *y = yt->data;
@@ -164,19 +264,10 @@ int op_native_global_avgpool(op_call *c, char *err, size_t errlen)
 /* dx = dy / S over each plane (the reference's rounding: the quotient in double). */
 int op_native_global_avgpool_bwd(op_call *c, char *err, size_t errlen)
 {
-    const char *name = "native global_avgpool_bwd";
-    char s1[64];
-    if (nat_check_call(c, name, 1, 1, 1, 1, true, err, errlen))
+    int64_t nc, s;
+    if (op_global_pool_check(c, "native global_avgpool_bwd", true, &nc, &s, err, errlen))
         return -1;
     const op_tensor *dyt = &c->in[0], *dxt = &c->out[0];
-    if (dxt->rank < 2)
-        return ref_fail(err, errlen, "%s: dx %s has no channel axis", name,
-                        ref_shape_str(dxt, s1, sizeof s1));
-    int64_t nc = dxt->d[0] * dxt->d[1], s = ref_spatial(dxt);
-    if (dyt->rank != 2 || dyt->d[0] != dxt->d[0] || dyt->d[1] != dxt->d[1])
-        return ref_fail(err, errlen, "%s: dy is %s, expected [%lld, %lld]", name,
-                        ref_shape_str(dyt, s1, sizeof s1), (long long)dxt->d[0],
-                        (long long)dxt->d[1]);
     const op_native_simd *v = op_native_simd_table();
     const float *dy = dyt->data;
     float *dx = dxt->data;

@@ -65,23 +65,10 @@ int op_native_xent_loss(op_call *c, char *err, size_t errlen)
 
 int op_native_mse_loss(op_call *c, char *err, size_t errlen)
 {
-    const char *name = "native mse";
-    char s1[64], s2[64];
-    if (nat_check_call(c, name, 2, 2, 1, 2, true, err, errlen))
+    int64_t count;
+    if (ref_mse_check(c, "native mse", &count, err, errlen))
         return -1;
     const op_tensor *pt = &c->in[0], *tt = &c->in[1];
-    if (pt->rank < 1 || tt->rank < 1 || ref_numel(tt) != ref_numel(pt) || tt->d[0] != pt->d[0])
-        return ref_fail(err, errlen, "%s: target is %s, prediction is %s", name,
-                        ref_shape_str(tt, s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
-    if (ref_numel(&c->out[0]) != 1)
-        return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
-                        ref_shape_str(&c->out[0], s1, sizeof s1));
-    if (c->nout > 1 && !ref_same_shape(&c->out[1], pt))
-        return ref_fail(err, errlen, "%s: dpred is %s, prediction is %s", name,
-                        ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
-    int64_t count = ref_numel(pt);
-    if (count < 1)
-        return ref_fail(err, errlen, "%s: empty prediction", name);
     const float *p = pt->data, *t = tt->data;
     float *dp = c->nout > 1 ? c->out[1].data : NULL;
     const float two_n = (float)(2.0 / (double)count);
@@ -205,25 +192,5 @@ int op_native_grad_sqnorm(op_call *c, char *err, size_t errlen)
             sum += (double)vt->sumsq(g + o, n - o < CHUNK ? n - o : CHUNK);
     }
     c->out[0].data[0] = (float)sum;
-    return 0;
-}
-
-/* A scalar op: the reference's arithmetic (in double), nothing to vectorise. */
-int op_native_clip_scale(op_call *c, char *err, size_t errlen)
-{
-    const char *name = "native clip_scale";
-    if (nat_check_call(c, name, 1, 1, 1, 1, true, err, errlen))
-        return -1;
-    if (ref_numel(&c->in[0]) != 1 || ref_numel(&c->out[0]) != 1)
-        return ref_fail(err, errlen, "%s: expected scalars", name);
-    double max_norm = c->node->attrs.clip.max_norm;
-    if (!(max_norm > 0.0))
-        return ref_fail(err, errlen, "%s: max_norm %g is not positive", name, max_norm);
-    double sq = (double)c->in[0].data[0];
-    if (!isfinite(sq))
-        return ref_fail(err, errlen, "%s: the gradients' norm is not finite (%g): the training diverged", name,
-                        sqrt(sq));
-    double s = max_norm / (sqrt(sq) + 1e-6);
-    c->out[0].data[0] = s < 1.0 ? (float)s : 1.0f;
     return 0;
 }

@@ -32,13 +32,33 @@ static dnnl_data_type_t dense_in_type(const op_dense_attrs *a)
     return a->prec == OP_PREC_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
-/* The forward primitive descriptor (also the hint of the backward ones): x and w read as `in`. */
+/* Inference at batch DENSE_PLAIN_MAX_BATCH or less reads weights of at least this many bytes in
+ * their own [U, F] layout instead of a reordered copy: such a layer is bound by reading its
+ * weights once, and the copy would double the memory (VGG-16's first dense layer: 392 MiB, its
+ * copy the largest part of the peak).  Measured on VGG-16 (2 threads): at batch 1 the plain
+ * 25088x4096 layer took 38-64 ms against 113-189 for oneDNN's blocked copy; at batch 16 it took
+ * 368-419 against 145-203 ms, and smaller plain layers (4096x4096, 4096x1000) were slower at
+ * batch 1 too, hence both limits. */
+#define DENSE_PLAIN_WEIGHT_BYTES (128u << 20)
+#define DENSE_PLAIN_MAX_BATCH 4
+
+/* The forward primitive descriptor (also the hint of the backward ones): x and w read as `in`;
+ * weights in the plain layout when plain_w (if oneDNN takes it; else its choice). */
 static int dense_fwd_pd(const dense_geom *g, bool bias, dnnl_data_type_t in, dnnl_prop_kind_t prop,
-                        const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, char *err, size_t errlen)
+                        const_dnnl_primitive_attr_t attr, bool plain_w, dnnl_primitive_desc_t *pd, char *err,
+                        size_t errlen)
 {
     int64_t xd[2] = {g->n, g->f}, wd[2] = {g->u, g->f}, yd[2] = {g->n, g->u};
     dnnl_memory_desc_t x = op_dnn_md_any(2, xd), w = op_dnn_md_any(2, wd), y = op_dnn_md_any(2, yd);
     x.data_type = w.data_type = in;
+    if (plain_w) {
+        dnnl_memory_desc_t wp = op_dnn_md(2, wd), b = op_dnn_md(1, &g->u);
+        wp.data_type = in;
+        dnnl_inner_product_desc_t d;
+        if (dnnl_inner_product_forward_desc_init(&d, prop, &x, &wp, bias ? &b : NULL, &y) == dnnl_success &&
+            dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL) == dnnl_success)
+            return 0;
+    }
     dnnl_memory_desc_t b = op_dnn_md(1, &g->u);
     dnnl_inner_product_desc_t d;
     OP_DNN_TRY(dnnl_inner_product_forward_desc_init(&d, prop, &x, &w, bias ? &b : NULL, &y),
@@ -82,7 +102,10 @@ static int dense_build(op_dnn_prog *p, const op_call *c, char *err, size_t errle
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
     if (op_dnn_attr_act(attr, a->act, a->alpha, false, err, errlen) ||
-        dense_fwd_pd(&g, a->bias, dense_in_type(a), dnnl_forward_inference, attr, &pd, err, errlen))
+        dense_fwd_pd(&g, a->bias, dense_in_type(a), dnnl_forward_inference, attr,
+                     g.n <= DENSE_PLAIN_MAX_BATCH &&
+                         (uint64_t)g.u * (uint64_t)g.f * sizeof(float) >= DENSE_PLAIN_WEIGHT_BYTES,
+                     &pd, err, errlen))
         goto done;
     int64_t xd[2] = {g.n, g.f}, wd[2] = {g.u, g.f}, yd[2] = {g.n, g.u};
     dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
@@ -136,7 +159,7 @@ static int dense_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, siz
     if (op_dnn_attr(&attr, err, errlen)) return -1;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (dense_fwd_pd(&g, false, dense_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (dense_fwd_pd(&g, false, dense_in_type(a), dnnl_forward_training, attr, false, &hint, err, errlen)) goto done;
     int64_t xd[2] = {g.n, g.f}, wd[2] = {g.u, g.f}, yd[2] = {g.n, g.u};
     dnnl_memory_desc_t xa = op_dnn_md_any(2, xd), wa = op_dnn_md_any(2, wd), ya = op_dnn_md_any(2, yd);
     dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
@@ -191,7 +214,7 @@ static int dense_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, 
     if (op_dnn_attr(&attr, err, errlen)) return -1;
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
     int rc = -1;
-    if (dense_fwd_pd(&g, a->bias, dense_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
+    if (dense_fwd_pd(&g, a->bias, dense_in_type(a), dnnl_forward_training, attr, false, &hint, err, errlen)) goto done;
     int64_t xd[2] = {g.n, g.f}, wd[2] = {g.u, g.f}, yd[2] = {g.n, g.u};
     dnnl_memory_desc_t xa = op_dnn_md_any(2, xd), wa = op_dnn_md_any(2, wd), ya = op_dnn_md_any(2, yd);
     dnnl_memory_desc_t xp = op_dnn_md(2, xd), wp = op_dnn_md(2, wd), yp = op_dnn_md(2, yd);
