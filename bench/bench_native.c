@@ -5,12 +5,17 @@
  * median of RUNS timed runs, each run repeating the call until it lasts about 20 ms (the
  * reference: one call per run).  Native is measured at every ISA level the CPU has.
  *
- *   bench_native [--no-ref] [--bwd] [--mem] [case-name filter]
+ *   bench_native [--no-ref] [--bwd] [--mem] [--int8] [case-name filter]
  * --no-ref skips the (slow) reference; --bwd adds the backward kernels (data and weights) of
  * every case.  The single-core FMA peak of this Zen 4 machine is about 117 GFLOP/s.
  * --mem times the memory-bound kernels instead (batchnorm, pooling, element-wise ops, the SGD
  * update, on resnet20's and LeNet-5's shapes at batch 64) and prints GB/s: the bytes of every
- * tensor the call reads and writes, once, over the median time. */
+ * tensor the call reads and writes, once, over the median time.
+ * --int8 times the int8 convolution (conv_q, the input quantised in the node, fused relu and
+ * pooling as in the networks) of the first layers the native int8 kernel is for, in ms per
+ * call: native int8 at each level (plain tensors), native int8 at the top level with
+ * channels-last tensors, oneDNN int8, and the fp32 convolution on oneDNN and native; oneDNN
+ * gets channels-last tensors, as the layout pass gives it in a network. */
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -416,6 +421,128 @@ static int run_mem(bool ref, const char *filter)
     return 0;
 }
 
+/* ---- int8 first layers (--int8) */
+
+typedef struct qbcase {
+    const char *name;
+    int64_t n, c, h, w, f, k, pad;
+    bool pool;
+} qbcase;
+
+static const qbcase qcases[] = {
+    {"LeNet c1 1->6 k5 28x28 p2 +pool b64", 64, 1, 28, 28, 6, 5, 2, true},
+    {"resnet20 stem 3->16 k3 32x32 b64", 64, 3, 32, 32, 16, 3, 1, false},
+    {"vgg_small c1 3->64 k3 32x32 b64", 64, 3, 32, 32, 64, 3, 1, false},
+    {"LeNet c2 6->16 k5 14x14 +pool b64", 64, 6, 14, 14, 16, 5, 0, true},
+};
+
+/* The conv (fp32: conv2d; int8: conv_q with its scales) of case q, with relu (and pooling). */
+static void make_qcall(bcall *b, const qbcase *q, bool int8, bool cl, int nt)
+{
+    memset(b, 0, sizeof *b);
+    unsigned seed = 7;
+    op_call *c = &b->c;
+    op_conv_attrs *a = &b->node.attrs.conv;
+    b->node.op = int8 ? OP_CONV_Q : OP_CONV2D;
+    snprintf(b->node.name, sizeof b->node.name, "conv2d_1");
+    a->sdims = 2, a->filters = q->f, a->groups = 1, a->bias = true, a->act = OP_ACT_RELU;
+    for (int i = 0; i < 2; i++)
+        a->kernel[i] = q->k, a->stride[i] = 1, a->pad[i] = q->pad, a->dilation[i] = 1;
+    a->kernel_d = a->stride_d = a->dilation_d = 1;
+    int64_t oh = q->h + 2 * q->pad - q->k + 1, ow = q->w + 2 * q->pad - q->k + 1, yh = oh, yw = ow;
+    if (q->pool) {
+        a->pool = true;
+        for (int i = 0; i < 2; i++)
+            a->pool_size[i] = a->pool_stride[i] = 2;
+        yh = oh / 2, yw = ow / 2;
+    }
+    if (int8)
+        a->prec = OP_PREC_INT8, a->q_unsigned = true;
+    int64_t x[4] = {q->n, q->c, q->h, q->w}, wt[4] = {q->f, q->c, q->k, q->k}, fv[1] = {q->f}, one[1] = {1};
+    int64_t y[4] = {q->n, q->f, yh, yw};
+    set_t(&c->in[0], buf(b, q->n * q->c * q->h * q->w, &seed), 4, x);
+    for (int64_t i = 0; i < q->n * q->c * q->h * q->w; i++)
+        c->in[0].data[i] += 0.5f; /* [0, 1) like an image */
+    set_t(&c->in[1], buf(b, q->f * q->c * q->k * q->k, &seed), 4, wt);
+    set_t(&c->in[2], buf(b, q->f, &seed), 1, fv);
+    c->nin = 3;
+    if (int8) {
+        set_t(&c->in[3], buf(b, q->f, &seed), 1, fv);
+        for (int64_t i = 0; i < q->f; i++)
+            c->in[3].data[i] = 0.5f / 127.0f;
+        set_t(&c->in[4], buf(b, 1, &seed), 1, one);
+        c->in[4].data[0] = 1.0f / 255.0f;
+        c->nin = 5;
+    }
+    set_t(&c->out[0], buf(b, q->n * q->f * yh * yw, &seed), 4, y);
+    c->nout = 1;
+    if (cl) { /* every batched tensor with more than one channel */
+        if (q->c > 1)
+            c->in[0].layout = 1;
+        c->out[0].layout = 1;
+    }
+    b->flops = 2.0 * (double)(q->n * q->f * oh * ow) * (double)(q->c * q->k * q->k);
+    c->node = &b->node;
+    c->batch = q->n;
+    c->nthreads = nt;
+}
+
+static void print_ms(const bcall *b, double gf)
+{
+    if (isnan(gf))
+        printf(" %9s", "-");
+    else
+        printf(" %9.3f", b->flops / (gf * 1e9) * 1e3);
+}
+
+static int run_int8(const char *filter)
+{
+    op_native_isa_level top = op_native_isa_supported();
+    printf("ms per call, median of %d runs; native int8 path at the top level: %s\n", RUNS,
+           op_native_conv_q_level());
+    printf("%-36s %3s", "case", "thr");
+    for (int l = (int)top; l >= 0; l--) {
+        op_native_force_isa((op_native_isa_level)l);
+        char h[32];
+        snprintf(h, sizeof h, "i8-%s", op_native_conv_q_level());
+        printf(" %9s", h);
+    }
+    op_native_force_isa(top);
+    printf(" %9s %9s %9s %9s\n", "i8-nat-cl", "i8-onednn", "f32-dnn", "f32-nat");
+    for (size_t ci = 0; ci < sizeof qcases / sizeof qcases[0]; ci++) {
+        const qbcase *q = &qcases[ci];
+        if (filter && !strstr(q->name, filter))
+            continue;
+        for (int nt = 1; nt <= 2; nt++) {
+            omp_set_num_threads(nt);
+            printf("%-36s %3d", q->name, nt);
+            fflush(stdout);
+            bcall b;
+            make_qcall(&b, q, true, false, nt);
+            for (int l = (int)top; l >= 0; l--) {
+                op_native_force_isa((op_native_isa_level)l);
+                print_ms(&b, measure(op_kernel_get(OP_CONV_Q, OP_BACKEND_NATIVE), &b, false, "native int8"));
+                fflush(stdout);
+            }
+            op_native_force_isa(top);
+            free_call(&b);
+            make_qcall(&b, q, true, true, nt);
+            print_ms(&b, measure(op_kernel_get(OP_CONV_Q, OP_BACKEND_NATIVE), &b, false, "native int8 cl"));
+            print_ms(&b, measure(op_kernel_get(OP_CONV_Q, OP_BACKEND_ONEDNN), &b, false, "onednn int8"));
+            free_call(&b);
+            make_qcall(&b, q, false, true, nt);
+            print_ms(&b, measure(op_kernel_get(OP_CONV2D, OP_BACKEND_ONEDNN), &b, false, "onednn fp32"));
+            free_call(&b);
+            make_qcall(&b, q, false, false, nt);
+            print_ms(&b, measure(op_kernel_get(OP_CONV2D, OP_BACKEND_NATIVE), &b, false, "native fp32"));
+            free_call(&b);
+            printf("\n");
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
+
 static void print_gf(double v)
 {
     if (isnan(v))
@@ -426,7 +553,7 @@ static void print_gf(double v)
 
 int main(int argc, char **argv)
 {
-    bool ref = true, bwd = false, mem = false;
+    bool ref = true, bwd = false, mem = false, int8 = false;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-ref") == 0)
@@ -435,11 +562,15 @@ int main(int argc, char **argv)
             bwd = true;
         else if (strcmp(argv[i], "--mem") == 0)
             mem = true;
+        else if (strcmp(argv[i], "--int8") == 0)
+            int8 = true;
         else
             filter = argv[i];
     }
     if (mem)
         return run_mem(ref, filter);
+    if (int8)
+        return run_int8(filter);
     op_native_isa_level top = op_native_isa_supported();
     printf("GFLOP/s, median of %d runs; native ISA levels up to %s; peak 117 per core\n", RUNS,
            op_native_isa_name(top));

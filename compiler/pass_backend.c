@@ -54,6 +54,13 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         op_backend b = ctx->backend == PLAN_BACKEND_AUTO ? picked(ctx, nd) : OP_BACKEND_COUNT;
         if (b == OP_BACKEND_COUNT)
             b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);
+        /* an int8 conv over few input channels is int8 only because some backend's kernel is
+         * fast there (pass_precision): under auto it runs on that backend, whatever was picked */
+        if (ctx->backend == PLAN_BACKEND_AUTO && nd->op == OP_CONV_Q && nd->attrs.conv.prec == OP_PREC_INT8 &&
+            !ctx->caps->int8_few_channels[nd->op][b] && pass_precision_few_channels(g, nd))
+            for (int k = 0; k < OP_BACKEND_COUNT; k++)
+                if (ctx->caps->int8_few_channels[nd->op][k])
+                    b = (op_backend)k;
         if (!ctx->caps->has[nd->op][b]) {
             snprintf(err, errlen, "%s (%s): no kernel on any backend", nd->name, op_name(nd->op));
             return -1;

@@ -6,8 +6,9 @@
  * (dequantised in the epilogue), so the conversions sit at the node's edges and layers without
  * a low-precision kernel need nothing around them.  In int8 the node gains two inputs, the
  * stored tensors NAME.weight_scale [F] and NAME.input_scale [1] (spec section 10: the weights
- * file made by `cnnc quantize`).  Dense layers with a fused softmax and convolutions over fewer
- * than 4 input channels per group (int8 only) stay fp32.  In training (bf16 only) the nodes keep
+ * file made by `cnnc quantize`).  Dense layers with a fused softmax stay fp32, and so do
+ * convolutions over fewer than 4 input channels per group in int8 unless the backend that runs
+ * them has an int8 kernel fast there (LOWP_MIN_CHANNELS below).  In training (bf16 only) the nodes keep
  * their ops and are marked bf16, backward ones too (precision_training). */
 #include <stdio.h>
 #include <string.h>
@@ -15,21 +16,47 @@
 #include "compiler/passes.h"
 #include "ops/registry.h"
 
-/* int8: convolutions over fewer input channels per group than this stay fp32: each output then sums
- * a few dozen products at most (LeNet's and the CIFAR networks' first layers), the conversion
- * of the input costs as much as the arithmetic saves, oneDNN's int8 kernels are slower than its
- * fp32 ones there (LeNet-5's 1-channel 5x5 conv: 0.57 against 0.45 ms at batch 64), and the
- * network input keeps its full precision.  (bf16 has no such cost: oneDNN's bf16 kernels are
- * faster there too.) */
+/* int8: convolutions over fewer input channels per group than this stay fp32, unless the
+ * backend that will run them has an int8 kernel that is fast there (op_caps.int8_few_channels:
+ * the native one with AVX-512 VNNI, a direct convolution on four-tap words).  Each output of
+ * such a layer sums a few dozen products at most (LeNet's and the CIFAR networks' first layers):
+ * GEMM-style int8 kernels spend their time converting and packing the input, and oneDNN's is
+ * slower than its fp32 one there (LeNet-5's 1-channel 5x5 conv: 0.57 against 0.45 ms at batch
+ * 64).  So with --backend onednn (or ref, or a CPU without VNNI) they stay fp32; with native,
+ * or auto (the backend pass then puts them on the backend that said so), they become int8.
+ * (bf16 has no such cost: oneDNN's bf16 kernels are faster there too.) */
 #define LOWP_MIN_CHANNELS 4
 
-bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec)
+bool pass_precision_few_channels(const ir_graph *g, const ir_node *nd)
 {
     const op_def *def = op_def_get(nd->op);
-    if (def && (def->props & OP_PROP_CONV)) {
-        int64_t groups = nd->attrs.conv.groups > 0 ? nd->attrs.conv.groups : 1;
-        return prec != OP_PREC_INT8 || g->vals[nd->in[0]].shape.d[0] / groups >= LOWP_MIN_CHANNELS;
-    }
+    if (!(def && (def->props & OP_PROP_CONV)) && nd->op != OP_CONV_Q)
+        return false;
+    int64_t groups = nd->attrs.conv.groups > 0 ? nd->attrs.conv.groups : 1;
+    return g->vals[nd->in[0]].shape.d[0] / groups < LOWP_MIN_CHANNELS;
+}
+
+/* Whether the backends ctx allows have an int8 conv kernel fast on few channels (ctx NULL:
+ * any backend may run the graph, as for calibration). */
+static bool few_channels_ok(const pass_ctx *ctx)
+{
+    if (!ctx)
+        return true;
+    if (!ctx->caps)
+        return false;
+    if (ctx->backend != PLAN_BACKEND_AUTO)
+        return ctx->caps->int8_few_channels[OP_CONV_Q][pass_choose_backend(ctx->caps, OP_CONV_Q, ctx->backend)];
+    for (int b = 0; b < OP_BACKEND_COUNT; b++)
+        if (ctx->caps->int8_few_channels[OP_CONV_Q][b])
+            return true;
+    return false;
+}
+
+bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec, const pass_ctx *ctx)
+{
+    const op_def *def = op_def_get(nd->op);
+    if (def && (def->props & OP_PROP_CONV))
+        return prec != OP_PREC_INT8 || !pass_precision_few_channels(g, nd) || few_channels_ok(ctx);
     return nd->op == OP_DENSE && !nd->attrs.dense.softmax;
 }
 
@@ -125,7 +152,7 @@ int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, si
     int nn = g->nnodes;
     for (int n = 0; n < nn; n++) {
         ir_node *nd = &g->nodes[n];
-        if (nd->dead || !pass_precision_candidate(g, nd, ctx->precision))
+        if (nd->dead || !pass_precision_candidate(g, nd, ctx->precision, ctx))
             continue;
         bool nonneg = pass_value_nonneg(g, nd->in[0]);
         int64_t f = g->vals[nd->in[1]].shape.d[0]; /* the weight's output channels */

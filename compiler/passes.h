@@ -57,9 +57,13 @@ int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, si
 /* Whether value v can never be negative (made by a relu, sigmoid or softmax, possibly through
  * pooling, flatten, dropout, or adds and concats of such values): an int8 input is then u8. */
 bool pass_value_nonneg(const ir_graph *g, int v);
-/* Whether pass_precision makes node nd `prec` (a conv, over 4 or more input channels per group
- * in int8; a dense layer without a fused softmax); cnnc quantize calibrates the int8 ones. */
-bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec);
+/* Whether pass_precision makes node nd `prec` (a conv: in int8, over 4 or more input channels
+ * per group, or fewer when a backend ctx allows has an int8 kernel fast there; a dense layer
+ * without a fused softmax).  ctx NULL: any backend (cnnc quantize calibrates those nodes). */
+bool pass_precision_candidate(const ir_graph *g, const ir_node *nd, op_precision prec, const pass_ctx *ctx);
+/* Whether conv (or conv_q) node nd has fewer than 4 input channels per group: in int8 it must
+ * run on a backend whose kernel is fast there (op_caps.int8_few_channels; pass_backend). */
+bool pass_precision_few_channels(const ir_graph *g, const ir_node *nd);
 /* After the layout pass: the outputs of int8 nodes read only by int8 nodes stay u8/s8. */
 int pass_precision_io(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);

@@ -288,7 +288,8 @@ cnn_status cnn_weights_quantize(cnn_weights *w, cnn_model *m, const cnn_dataset 
     }
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
-        if (nd->dead || !pass_precision_candidate(g, nd, OP_PREC_INT8))
+        /* every node some backend may run in int8 (the few-channel convolutions too) */
+        if (nd->dead || !pass_precision_candidate(g, nd, OP_PREC_INT8, NULL))
             continue;
         cn[ncn].node = n;
         cn[ncn].in_unsigned = pass_value_nonneg(g, nd->in[0]);

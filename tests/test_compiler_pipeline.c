@@ -206,3 +206,65 @@ Test(compile, the_verifier_checks_shapes_against_the_rules)
     cr_assert(strstr(err, "maxpool_1") && strstr(err, "shape rule"), "%s", err);
     built_free(&b);
 }
+
+/* int8: a convolution over fewer than 4 input channels per group becomes conv_q only where the
+ * backend that runs it has an int8 kernel fast there (op_caps.int8_few_channels), and under auto
+ * it then runs on that backend; the others follow the usual choice.  cnnc quantize's question
+ * (no context: any backend) takes it always. */
+Test(compile, int8_few_channel_convs_follow_the_capability)
+{
+    built b;
+    build(&b, "network f { input x[1, 8, 8];\n"
+              "  output y = x -> conv2d(4, 3, pad=1) -> relu -> conv2d(8, 3, pad=1) -> flatten -> dense(5); }\n");
+    op_caps caps;
+    caps_with(&caps, NULL, 0);
+    for (int op = 0; op < OP_COUNT; op++)
+        caps.has[op][OP_BACKEND_NATIVE] = caps.has[op][OP_BACKEND_ONEDNN] = true;
+    const struct {
+        plan_backend_choice backend;
+        bool few;                    /* native's conv_q says it is fast on few channels */
+        op_kind c1;                  /* conv2d_1's op and backend */
+        op_backend b1;
+    } cases[] = {
+        {PLAN_BACKEND_AUTO, true, OP_CONV_Q, OP_BACKEND_NATIVE},
+        {PLAN_BACKEND_AUTO, false, OP_CONV2D, OP_BACKEND_ONEDNN},
+        {PLAN_BACKEND_ONEDNN, true, OP_CONV2D, OP_BACKEND_ONEDNN},
+        {PLAN_BACKEND_NATIVE, true, OP_CONV_Q, OP_BACKEND_NATIVE},
+        {PLAN_BACKEND_NATIVE, false, OP_CONV2D, OP_BACKEND_NATIVE},
+        {PLAN_BACKEND_REF, true, OP_CONV2D, OP_BACKEND_REF},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        caps.int8_few_channels[OP_CONV_Q][OP_BACKEND_NATIVE] = cases[i].few;
+        compile_options o = options(&caps, false);
+        o.backend = cases[i].backend;
+        o.precision = OP_PREC_INT8;
+        char err[512] = "";
+        ir_plan *p = compile_plan(b.g, &o, NULL, err, sizeof err);
+        cr_assert_not_null(p, "%s", err);
+        int seen = 0;
+        for (int n = 0; n < p->graph->nnodes; n++) {
+            const ir_node *nd = &p->graph->nodes[n];
+            if (nd->dead)
+                continue;
+            if (strcmp(nd->name, "conv2d_1") == 0) {
+                cr_assert_eq(nd->op, cases[i].c1, "case %zu: conv2d_1 is %s", i, op_name(nd->op));
+                cr_assert_eq(nd->backend, cases[i].b1, "case %zu: conv2d_1 on %s", i, op_backend_name(nd->backend));
+                seen++;
+            } else if (strcmp(nd->name, "conv2d_2") == 0) { /* 4 channels: int8 on the usual backend */
+                cr_assert_eq(nd->op, OP_CONV_Q, "case %zu", i);
+                op_backend want = cases[i].backend == PLAN_BACKEND_AUTO ? OP_BACKEND_ONEDNN
+                                  : cases[i].backend == PLAN_BACKEND_NATIVE ? OP_BACKEND_NATIVE
+                                  : cases[i].backend == PLAN_BACKEND_ONEDNN ? OP_BACKEND_ONEDNN
+                                                                            : OP_BACKEND_REF;
+                cr_assert_eq(nd->backend, want, "case %zu: conv2d_2 on %s", i, op_backend_name(nd->backend));
+                seen++;
+            }
+        }
+        cr_assert_eq(seen, 2);
+        plan_destroy(p);
+    }
+    for (int n = 0; n < b.g->nnodes; n++)
+        if (strcmp(b.g->nodes[n].name, "conv2d_1") == 0)
+            cr_assert(pass_precision_candidate(b.g, &b.g->nodes[n], OP_PREC_INT8, NULL));
+    built_free(&b);
+}

@@ -1,11 +1,14 @@
 /* The native SIMD backend (ops/native/): convolution forward and backward, dense forward and
  * backward, as a packed SGEMM (register-blocked micro-kernel per ISA) with im2col packing and
- * fused epilogues; and every other op but reorder and bn_fold (batchnorm, pooling, element-wise
+ * fused epilogues; the int8 convolution (conv_q: a direct convolution with vpdpbusd where the
+ * CPU has AVX-512 VNNI, native_conv_q.h); and every other op but reorder, bn_fold and dense_q
+ * (batchnorm, pooling, element-wise
  * and data-movement ops, softmax, losses, optimiser updates, gradient clipping) as float loops
  * vectorised per ISA (simd.h).  The instruction set is chosen once, at the first call, from the
  * CPU's features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces
  * a lower one (never a higher one than the CPU has).  Kernels follow ops/kernels.h and the
- * in/out order and math of ops/ref.h, on plain (NCHW) tensors only. */
+ * in/out order and math of ops/ref.h, on plain (NCHW) tensors, and on channels-last ones where
+ * their table entry says so (element-wise ops, max pooling, conv_q: native_kernels.c). */
 #ifndef CNN_OPS_NATIVE_H
 #define CNN_OPS_NATIVE_H
 
@@ -14,6 +17,9 @@
 /* The native kernel for op, or NULL when the native backend has none (the planner then falls
  * back).  op_kernel_get(op, OP_BACKEND_NATIVE) forwards here. */
 const op_kernel *op_native_kernel(op_kind op);
+/* Whether the native int8 kernel of op stays fast on convolutions with fewer than 4 input
+ * channels per group (op_caps.int8_few_channels): conv_q where the AVX-512 VNNI path runs. */
+bool op_native_int8_few_channels(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {
@@ -34,5 +40,9 @@ const char *op_native_isa_name(op_native_isa_level level);
  * changes nothing) when the CPU does not support it.  Not to be called while a native kernel
  * runs on another thread. */
 int op_native_force_isa(op_native_isa_level level);
+
+/* The int8 convolution's path at the active level: "avx512_vnni" (vpdpbusd), "avx2" or
+ * "scalar" (exact integer C). */
+const char *op_native_conv_q_level(void);
 
 #endif

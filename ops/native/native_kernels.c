@@ -98,11 +98,13 @@ const op_native_simd *op_native_simd_table(void)
 /* element-wise over flat memory: either layout, as long as the node's tensors share one */
 #define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER}
 
-/* Every op but reorder and bn_fold (a weights-only step, left to the reference).  Convolutions,
- * dense layers and the rest take plain tensors only; the element-wise ops (KE) and max pooling
- * take channels-last ones too, so that where the tuner puts one of them between oneDNN kernels
- * (which prefer channels-last) no reorder is needed.  An all-native plan stays plain (nothing
- * in it prefers channels-last), so the layout pass never puts a reorder on this backend.
+/* Every op but reorder, bn_fold (a weights-only step, left to the reference) and dense_q (int8
+ * dense layers: the reference's).  Convolutions, dense layers and the rest take plain tensors
+ * only; the element-wise ops (KE) and max pooling take channels-last ones too, so that where the
+ * tuner puts one of them between oneDNN kernels (which prefer channels-last) no reorder is
+ * needed.  The int8 convolution prefers channels-last (native_conv_q.c: a first layer then feeds
+ * oneDNN's convolutions directly); an all-native fp32 plan stays plain, an int8 one gets its
+ * reorders (on the reference or oneDNN) where plain-only nodes read its convolutions' outputs.
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
  * storing an index map in the forward instead would need a second maxpool output in training
@@ -112,6 +114,8 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_CONV1D] = K(conv),
     [OP_CONV2D] = K(conv),
     [OP_CONV3D] = K(conv),
+    /* int8 (bf16 and 3-D: the reference); channels-last preferred: see native_conv_q.c */
+    [OP_CONV_Q] = {.run = op_native_conv_q, .scratch = op_native_conv_q_scratch, .layouts = OP_LAYOUT_PREFERS_CL},
     [OP_CONV_BWD_DATA] = K(conv_bwd_data),
     [OP_CONV_BWD_WEIGHTS] = K(conv_bwd_weights),
     [OP_DENSE] = K(dense),
@@ -147,6 +151,13 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_GRAD_SQNORM] = K0(grad_sqnorm),
     [OP_CLIP_SCALE] = {.run = op_ref_clip_scale}, /* a scalar op in double: the reference's */
 };
+
+bool op_native_int8_few_channels(op_kind op)
+{
+    /* the tap-word direct convolution (native_conv_q.h) with vpdpbusd; its exact C levels are
+     * slower than fp32 there */
+    return op == OP_CONV_Q && strcmp(op_native_conv_q_level(), "avx512_vnni") == 0;
+}
 
 const op_kernel *op_native_kernel(op_kind op)
 {

@@ -15,6 +15,7 @@ const op_native_isa *op_native_isa_table(void);
     size_t op_native_##fn##_scratch(const op_call *c);
 
 OP_NATIVE_KERNEL(conv)
+OP_NATIVE_KERNEL(conv_q)
 OP_NATIVE_KERNEL(conv_bwd_data)
 OP_NATIVE_KERNEL(conv_bwd_weights)
 OP_NATIVE_KERNEL(dense)
