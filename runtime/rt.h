@@ -59,6 +59,19 @@ struct cnn_weights {
  * (inference runs, cnn_weights_save) count in the bits below it. */
 #define RT_CLAIM_WRITE 0x80000000u
 
+/* How a session's runs use its threads (runtime/threads.c). */
+enum { RT_RUN_PLANNED = 0, RT_RUN_SINGLE = 1 };
+typedef struct rt_threads {
+    bool adaptive;            /* some step runs on several threads: runs choose between the two ways */
+    int variant;              /* the way runs take now: RT_RUN_PLANNED (per-step counts) or RT_RUN_SINGLE */
+    op_call *single;          /* per step of several threads: its call on one thread (prepared when first used) */
+    bool single_failed;       /* preparing them failed: the planned way only */
+    int64_t runs[2];          /* runs of each way */
+    double est[2];            /* seconds per run of each way (0: not timed yet) */
+    double next_probe, gap;   /* when a run next tries the other way; the gap after that */
+    int switches;             /* changes of way so far */
+} rt_threads;
+
 struct cnn_session {
     cnn_model *model;
     cnn_weights *weights;
@@ -83,6 +96,7 @@ struct cnn_session {
     double *prof;             /* profiling (runtime/profile.c): prof_cap runs x nsteps seconds */
     int prof_cap, prof_runs;
     struct rt_dist_session *dist; /* data-parallel training: the replica's state (runtime/dist.c), or NULL */
+    rt_threads thr;           /* runtime/threads.c */
     char err[RT_ERR_MAX];
 };
 
@@ -127,6 +141,15 @@ size_t rt_onnx_max_bytes(void);
  * when out of memory. */
 cnn_model *rt_model_failed(const char *filename, char *msg);
 void rt_model_free_imported(cnn_model *m);
+
+/* runtime/threads.c: a step's work (FLOPs, or 4 per tensor element when more) and its thread
+ * count (1 when the work is too small to split); the choice between the planned counts and
+ * one thread per run, by timing (rt_threads_pick before a run, rt_threads_record after). */
+double rt_step_work(const cnn_session *s, int st);
+int rt_step_threads(const cnn_session *s, int st);
+void rt_threads_init(cnn_session *s);
+int rt_threads_pick(cnn_session *s, double now);
+void rt_threads_record(cnn_session *s, int used, double seconds, double now);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

@@ -1,0 +1,112 @@
+/* How a session uses its threads (docs/choices.md, "Threads").
+ *
+ * 1. Per step, at session creation: a step whose work is too small to split runs on one thread
+ *    (its kernel is prepared and run with op_call.nthreads 1, and the executor sets the OpenMP
+ *    count to 1 around it, so oneDNN creates and runs its primitives on one thread too).  The
+ *    work of a step is its FLOPs, or 4 per element of its tensors when that is more.
+ *
+ * 2. Per run, by timing: a session of several threads has two ways to run its plan, the
+ *    planned counts of (1) and every step on one thread.  Runs use the one that was faster
+ *    when last timed; now and then (after 50 ms, then at doubling gaps up to 2 s while the
+ *    choice stands) a run tries the other.  Beside a busy process, OpenMP threads that wait
+ *    for a descheduled partner (libgomp spins before it sleeps) make parallel runs many times
+ *    slower than one thread; the timing sees it within a few runs and switches to one thread,
+ *    and back when the machine is free again.  The one-thread calls are prepared when first
+ *    tried.  Off while profiling and in data-parallel training.
+ *
+ * Results: the reference kernels' results do not depend on the thread count; native and
+ * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
+#include <math.h>
+
+#include "compiler/build.h"
+#include "runtime/rt.h"
+
+/* Work (FLOPs or 4 per tensor element) under which a step runs on one thread: about 20 us of
+ * one core's work, where waking and joining a second thread costs as much as it saves. */
+#define RT_THREADS_MIN_WORK 2.0e6
+
+/* The gaps between tries of the other way, in seconds. */
+#define RT_PROBE_MIN 0.05
+#define RT_PROBE_MAX 2.0
+
+double rt_step_work(const cnn_session *s, int st)
+{
+    const ir_graph *g = s->plan->graph;
+    int n = s->plan->steps[st].node;
+    const ir_node *nd = &g->nodes[n];
+    bool batched = false;
+    double elems = 0;
+    for (int k = 0; k < nd->nin + nd->nout; k++) {
+        const ir_value *v = &g->vals[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
+        double e = (double)op_shape_numel(&v->shape);
+        if (v->batched) {
+            e *= (double)s->batch;
+            batched = true;
+        }
+        elems += e;
+    }
+    double flops = (double)ir_node_flops(g, n) * (batched ? (double)s->batch : 1.0);
+    return fmax(flops, 4.0 * elems);
+}
+
+int rt_step_threads(const cnn_session *s, int st)
+{
+    if (s->nthreads <= 1)
+        return 1;
+    return rt_step_work(s, st) < RT_THREADS_MIN_WORK ? 1 : s->nthreads;
+}
+
+void rt_threads_init(cnn_session *s)
+{
+    rt_threads *t = &s->thr;
+    t->variant = RT_RUN_PLANNED;
+    t->adaptive = false;
+    for (int st = 0; st < s->plan->nsteps; st++)
+        if (s->calls[st].nthreads > 1)
+            t->adaptive = true;
+    t->gap = RT_PROBE_MIN;
+    t->next_probe = -1; /* set by the first run */
+}
+
+int rt_threads_pick(cnn_session *s, double now)
+{
+    rt_threads *t = &s->thr;
+    if (!t->adaptive || s->prof || s->dist)
+        return RT_RUN_PLANNED;
+    if (t->next_probe < 0)
+        t->next_probe = now + RT_PROBE_MIN;
+    if (now >= t->next_probe)
+        return 1 - t->variant;
+    return t->variant;
+}
+
+void rt_threads_record(cnn_session *s, int used, double seconds, double now)
+{
+    rt_threads *t = &s->thr;
+    if (!t->adaptive || s->prof || s->dist)
+        return;
+    if (t->runs[used]++ == 0) { /* a way's first run warms it up (weight reorders, caches): not timed */
+        if (used != t->variant)
+            t->next_probe = now; /* try it again at once */
+        return;
+    }
+    if (used != t->variant) { /* a try of the other way */
+        t->est[used] = seconds;
+        if (t->est[t->variant] > 0 && seconds < 0.9 * t->est[t->variant]) {
+            t->variant = used;
+            t->switches++;
+            t->gap = RT_PROBE_MIN;
+        } else {
+            t->gap = fmin(2 * t->gap, RT_PROBE_MAX);
+        }
+        t->next_probe = now + t->gap;
+        return;
+    }
+    t->est[used] = t->est[used] > 0 ? 0.8 * t->est[used] + 0.2 * seconds : seconds;
+    /* much slower than the other way was: try it now (a busy neighbour has just started) */
+    int other = 1 - used;
+    if (t->est[other] > 0 && t->est[used] > 1.5 * t->est[other] && t->next_probe > now) {
+        t->next_probe = now;
+        t->gap = RT_PROBE_MIN;
+    }
+}
