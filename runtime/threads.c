@@ -12,7 +12,9 @@
  *    for a descheduled partner (libgomp spins before it sleeps) make parallel runs many times
  *    slower than one thread; the timing sees it within a few runs and switches to one thread,
  *    and back when the machine is free again.  The one-thread calls are prepared when first
- *    tried.  Off while profiling and in data-parallel training.
+ *    tried.  Off while profiling, in data-parallel training and for networks of more than
+ *    128 MB of weights (the one-thread calls would hold a second copy of oneDNN's reordered
+ *    weights).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
@@ -24,6 +26,9 @@
 /* Work (FLOPs or 4 per tensor element) under which a step runs on one thread: about 20 us of
  * one core's work, where waking and joining a second thread costs as much as it saves. */
 #define RT_THREADS_MIN_WORK 2.0e6
+
+/* Weights (bytes) beyond which runs keep the planned counts. */
+#define RT_THREADS_MAX_WEIGHTS (128.0 * 1024 * 1024)
 
 /* The gaps between tries of the other way, in seconds. */
 #define RT_PROBE_MIN 0.05
@@ -64,6 +69,13 @@ void rt_threads_init(cnn_session *s)
     for (int st = 0; st < s->plan->nsteps; st++)
         if (s->calls[st].nthreads > 1)
             t->adaptive = true;
+    /* the one-thread calls hold their own copies of oneDNN's reordered weights: not for
+     * networks whose weights are large (their steps are large too, and split well) */
+    double bytes = 0;
+    for (int i = 0; i < s->weights->count; i++)
+        bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
+    if (bytes > RT_THREADS_MAX_WEIGHTS)
+        t->adaptive = false;
     t->gap = RT_PROBE_MIN;
     t->next_probe = -1; /* set by the first run */
 }
