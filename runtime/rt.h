@@ -150,6 +150,9 @@ int rt_step_threads(const cnn_session *s, int st);
 void rt_threads_init(cnn_session *s);
 int rt_threads_pick(cnn_session *s, double now);
 void rt_threads_record(cnn_session *s, int used, double seconds, double now);
+/* When a run of `way` started at `start` should take its remaining steps on one thread
+ * (0: never). */
+double rt_threads_deadline(const cnn_session *s, int way, double start);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

@@ -334,7 +334,7 @@ static uint64_t name_hash(const char *name)
     return h;
 }
 
-static cnn_status execute_steps(cnn_session *s, int way, bool *steady);
+static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady);
 
 cnn_status rt_execute(cnn_session *s)
 {
@@ -369,7 +369,7 @@ cnn_status rt_execute(cnn_session *s)
         t0 = rt_seconds();
     }
     bool steady = true;
-    cnn_status st = execute_steps(s, way, &steady);
+    cnn_status st = execute_steps(s, way, rt_threads_deadline(s, way, t0), &steady);
     if (omp_get_max_threads() != caller_threads)
         omp_set_num_threads(caller_threads);
     if (st == CNN_OK && steady) {
@@ -383,9 +383,10 @@ cnn_status rt_execute(cnn_session *s)
     return st;
 }
 
-/* Runs the steps, each on its own thread count (`way` RT_RUN_PLANNED) or all on one thread;
- * *steady is false when the weights-only steps ran again (a run not to time). */
-static cnn_status execute_steps(cnn_session *s, int way, bool *steady)
+/* Runs the steps, each on its own thread count (`way` RT_RUN_PLANNED) or all on one thread,
+ * and the rest on one thread once `deadline` (when not 0) has passed; *steady is false when
+ * the weights-only steps ran again (a run not to time). */
+static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady)
 {
     uint64_t seed_base = s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
     s->step++;
@@ -395,6 +396,8 @@ static cnn_status execute_steps(cnn_session *s, int way, bool *steady)
     int threads = omp_get_max_threads();
     for (int st = 0; st < s->plan->nsteps; st++) {
         op_call *c = &s->calls[st];
+        if (deadline > 0 && way == RT_RUN_PLANNED && c->nthreads > 1 && rt_seconds() > deadline)
+            way = RT_RUN_SINGLE;
         if (way == RT_RUN_SINGLE && s->thr.single && c->nthreads > 1)
             c = &s->thr.single[st];
         if (c->nthreads != threads) /* oneDNN reads it, and made the step's primitives under it */

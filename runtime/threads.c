@@ -6,15 +6,18 @@
  *    work of a step is its FLOPs, or 4 per element of its tensors when that is more.
  *
  * 2. Per run, by timing: a session of several threads has two ways to run its plan, the
- *    planned counts of (1) and every step on one thread.  Runs use the one that was faster
- *    when last timed; now and then (after 50 ms, then at doubling gaps up to 2 s while the
- *    choice stands) a run tries the other.  Beside a busy process, OpenMP threads that wait
- *    for a descheduled partner (libgomp spins before it sleeps) make parallel runs many times
- *    slower than one thread; the timing sees it within a few runs and switches to one thread,
- *    and back when the machine is free again.  The one-thread calls are prepared when first
- *    tried.  Off while profiling, in data-parallel training and for networks of more than
- *    128 MB of weights (the one-thread calls would hold a second copy of oneDNN's reordered
- *    weights).
+ *    planned counts of (1) and every step on one thread.  Beside a busy process, OpenMP
+ *    threads that wait for a descheduled partner (libgomp spins before it sleeps) make
+ *    parallel runs many times slower than one thread, and so may a machine whose cores are
+ *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
+ *    only the median) is lower; now and then (after 50 ms, then at gaps growing 2 or 4 times
+ *    up to 2 s while the other way loses) a run tries the other, and a run of the way in use
+ *    much slower than the other way was tries it at once.  Runs start on one thread; a run on
+ *    the planned counts that has taken twice the one-thread run time goes on with its
+ *    remaining steps on one thread (rt_threads_deadline), so a try costs little even when two
+ *    threads crawl.  The one-thread calls are prepared at the first run.  Off while
+ *    profiling, in data-parallel training and for networks of more than 128 MB of weights
+ *    (the one-thread calls hold a second copy of oneDNN's reordered weights).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
@@ -76,6 +79,7 @@ void rt_threads_init(cnn_session *s)
         bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
     if (bytes > RT_THREADS_MAX_WEIGHTS)
         t->adaptive = false;
+    t->variant = t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED; /* its runs bound the others' (below) */
     t->gap = RT_PROBE_MIN;
     t->next_probe = -1; /* set by the first run */
 }
@@ -87,7 +91,7 @@ int rt_threads_pick(cnn_session *s, double now)
         return RT_RUN_PLANNED;
     if (t->next_probe < 0)
         t->next_probe = now + RT_PROBE_MIN;
-    if (now >= t->next_probe)
+    if (now >= t->next_probe && t->est[t->variant] > 0) /* the way in use timed first */
         return 1 - t->variant;
     return t->variant;
 }
@@ -102,14 +106,16 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
             t->next_probe = now; /* try it again at once */
         return;
     }
-    if (used != t->variant) { /* a try of the other way */
-        t->est[used] = seconds;
-        if (t->est[t->variant] > 0 && seconds < 0.9 * t->est[t->variant]) {
+    if (used != t->variant) { /* a try of the other way: half its estimate (one run is noisy) */
+        t->est[used] = t->est[used] > 0 ? 0.5 * t->est[used] + 0.5 * seconds : seconds;
+        if (t->est[used] < 0.9 * t->est[t->variant]) {
             t->variant = used;
             t->switches++;
             t->gap = RT_PROBE_MIN;
-        } else {
-            t->gap = fmin(2 * t->gap, RT_PROBE_MAX);
+        } else if (seconds < t->est[t->variant]) {
+            t->gap = RT_PROBE_MIN; /* faster this time: try again soon */
+        } else { /* lost: wait longer, the longer the worse it lost */
+            t->gap = fmin((seconds > 2 * t->est[t->variant] ? 4 : 2) * t->gap, RT_PROBE_MAX);
         }
         t->next_probe = now + t->gap;
         return;
@@ -121,4 +127,12 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
         t->next_probe = now;
         t->gap = RT_PROBE_MIN;
     }
+}
+
+double rt_threads_deadline(const cnn_session *s, int way, double start)
+{
+    const rt_threads *t = &s->thr;
+    if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(t->est[RT_RUN_SINGLE] > 0) || s->prof || s->dist)
+        return 0;
+    return start + 2.0 * t->est[RT_RUN_SINGLE];
 }

@@ -102,7 +102,7 @@ Test(threads, large_steps_keep_the_sessions_threads_and_small_ones_get_one)
         cr_expect_eq(s->calls[st].nthreads, want, "step %d (%s)", st, s->calls[st].node->name);
         many += want == 2;
         one += want == 1;
-        if (strcmp(s->calls[st].node->name, "conv2d_1") == 0) /* 6x5x5 on 28x28, 64 images: 30 MFLOP */
+        if (strcmp(s->calls[st].node->name, "conv2d_1") == 0) /* 6x5x5 on 28x28, 64 images: 15 MFLOP */
             cr_expect_eq(s->calls[st].nthreads, 2);
     }
     cr_expect_gt(many, 0);
@@ -241,43 +241,71 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     load(&f, "lenet5.cnn");
     cnn_session *s = session(&f, CNN_BACKEND_REF, 2, 64, CNN_MODE_INFER);
     cr_assert(s->thr.adaptive);
+    cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "runs start on one thread");
+    cr_expect_null(s->thr.single);
+    fill(s, input_numel(s->model, 64), 1);
+    cr_assert_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_assert_not_null(s->thr.single, "the first run prepared the one-thread calls");
+    /* from here on, given times */
+    s->thr.runs[0] = s->thr.runs[1] = 0;
+    s->thr.est[0] = s->thr.est[1] = 0;
+    s->thr.next_probe = -1;
+    s->thr.gap = 0.05;
     double now = 100.0;
-    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED, "the planned counts first");
-    rt_threads_record(s, RT_RUN_PLANNED, 0.010, now); /* warm-up: not timed */
-    cr_expect_eq(s->thr.est[RT_RUN_PLANNED], 0.0);
+    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
+    rt_threads_record(s, RT_RUN_SINGLE, 0.010, now); /* a way's first run: not timed */
+    cr_expect_eq(s->thr.est[RT_RUN_SINGLE], 0.0);
+    cr_expect_eq(rt_threads_pick(s, now + 0.06), RT_RUN_SINGLE, "no try before the way in use is timed");
+    for (int r = 0; r < 5; r++) {
+        now += 0.002;
+        cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
+        rt_threads_record(s, RT_RUN_SINGLE, 0.002, now);
+    }
+    cr_expect_eq(rt_threads_deadline(s, RT_RUN_SINGLE, 10.0), 0.0);
+    cr_expect_float_eq(rt_threads_deadline(s, RT_RUN_PLANNED, 10.0), 10.004, 1e-9,
+                       "a planned run goes on on one thread after twice the one-thread time");
+    /* after 50 ms the planned way is tried: its first run warms it up, the next is timed and wins */
+    now += 0.06;
+    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.010, now);
+    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED, "tried again at once after its warm-up");
+    rt_threads_record(s, RT_RUN_PLANNED, 0.001, now);
+    cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "two threads were faster");
+    cr_expect_eq(s->thr.switches, 1);
     for (int r = 0; r < 5; r++) {
         now += 0.001;
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
         rt_threads_record(s, RT_RUN_PLANNED, 0.001, now);
     }
-    /* after 50 ms the other way is tried: its first run warms it up, the next is timed */
-    now += 0.06;
-    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
-    rt_threads_record(s, RT_RUN_SINGLE, 0.010, now);
-    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE, "tried again at once after its warm-up");
-    rt_threads_record(s, RT_RUN_SINGLE, 0.0015, now); /* slower: the planned way stays */
-    cr_expect_eq(s->thr.variant, RT_RUN_PLANNED);
-    cr_expect_eq(rt_threads_pick(s, now + 0.01), RT_RUN_PLANNED);
-    cr_expect_eq(rt_threads_pick(s, now + 0.11), RT_RUN_SINGLE, "the gap doubled to 100 ms");
-    /* a busy neighbour: the planned runs become 20 times slower; a run soon tries one thread */
-    for (int r = 0; r < 10 && s->thr.next_probe > now; r++) {
-        now += 0.02;
-        rt_threads_record(s, RT_RUN_PLANNED, 0.020, now);
-    }
+    /* a busy neighbour: the planned runs become 20 times slower; a run tries one thread at once */
+    now += 0.02;
+    rt_threads_record(s, RT_RUN_PLANNED, 0.020, now);
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE, "slower than one thread was: tried at once");
-    rt_threads_record(s, RT_RUN_SINGLE, 0.0016, now);
+    rt_threads_record(s, RT_RUN_SINGLE, 0.0021, now);
     cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "switched to one thread");
-    cr_expect_eq(s->thr.switches, 1);
-    /* the neighbour stops: the next try of the planned way (the gap reset to 50 ms) wins */
-    cr_expect_eq(rt_threads_pick(s, now + 0.01), RT_RUN_SINGLE);
+    cr_expect_eq(s->thr.switches, 2);
+    /* a try of two threads that loses badly: the next waits 4 times longer */
     now += 0.06;
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
-    rt_threads_record(s, RT_RUN_PLANNED, 0.001, now);
-    cr_expect_eq(s->thr.variant, RT_RUN_PLANNED);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.030, now);
+    cr_expect_eq(s->thr.variant, RT_RUN_SINGLE);
+    cr_expect_float_eq(s->thr.next_probe, now + 0.2, 1e-9);
+    cr_expect_eq(rt_threads_pick(s, now + 0.15), RT_RUN_SINGLE);
+    /* the neighbour stops: fast tries come back soon, and win within a few */
+    int tries = 0;
+    while (s->thr.variant == RT_RUN_SINGLE && tries < 8) {
+        now += 0.25;
+        cr_assert_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+        rt_threads_record(s, RT_RUN_PLANNED, 0.001, now);
+        tries++;
+    }
+    cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "back on two threads after %d tries", tries);
+    cr_expect_leq(tries, 5);
     /* profiling pins the planned way */
     cr_assert_eq(cnn_session_profile_start(s, 4), CNN_OK);
     force(s, RT_RUN_SINGLE);
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+    cr_expect_eq(rt_threads_deadline(s, RT_RUN_PLANNED, now), 0.0);
     cnn_session_destroy(s);
     unload(&f);
 }
