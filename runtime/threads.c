@@ -11,11 +11,11 @@
  *    parallel runs many times slower than one thread, and so may a machine whose cores are
  *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
  *    only the median) is lower; now and then (after 50 ms, then at gaps growing 2 or 4 times
- *    up to 2 s while the other way loses) a run tries the other, and a run of the way in use
- *    much slower than the other way was tries it at once.  Runs start on one thread; a run on
- *    the planned counts that has taken twice the one-thread run time goes on with its
- *    remaining steps on one thread (rt_threads_deadline), so a try costs little even when two
- *    threads crawl.  The one-thread calls are prepared at the first run.  Off while
+ *    up to 2 s, or 32 runs, while the other way loses; never less than 8 runs of the way in
+ *    use) a run tries the other, and a run of the way in use much slower than the other way
+ *    was tries it at once.  Runs start on one thread; a run on the planned counts that has
+ *    taken twice the one-thread run time goes on with its remaining steps on one thread
+ *    (rt_threads_deadline), so a try costs little even when two threads crawl.  The one-thread calls are prepared at the first run.  Off while
  *    profiling, in data-parallel training and for networks of more than 128 MB of weights
  *    (the one-thread calls hold a second copy of oneDNN's reordered weights).
  *
@@ -115,8 +115,11 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
         } else if (seconds < t->est[t->variant]) {
             t->gap = RT_PROBE_MIN; /* faster this time: try again soon */
         } else { /* lost: wait longer, the longer the worse it lost */
-            t->gap = fmin((seconds > 2 * t->est[t->variant] ? 4 : 2) * t->gap, RT_PROBE_MAX);
+            double cap = fmax(RT_PROBE_MAX, 32 * t->est[t->variant]);
+            t->gap = fmin((seconds > 2 * t->est[t->variant] ? 4 : 2) * t->gap, cap);
         }
+        /* a try costs up to about two runs: at least 8 runs of the way in use between tries */
+        t->gap = fmax(t->gap, 8 * t->est[t->variant]);
         t->next_probe = now + t->gap;
         return;
     }
