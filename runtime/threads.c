@@ -10,14 +10,16 @@
  *    threads that wait for a descheduled partner (libgomp spins before it sleeps) make
  *    parallel runs many times slower than one thread, and so may a machine whose cores are
  *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
- *    only the median) is lower; now and then (after 50 ms, then at gaps growing 2 or 4 times
- *    up to 2 s, or 32 runs, while the other way loses; never less than 8 runs of the way in
- *    use) a run tries the other, and a run of the way in use much slower than the other way
- *    was tries it at once.  Runs start on one thread; a run on the planned counts that has
- *    taken twice the one-thread run time goes on with its remaining steps on one thread
- *    (rt_threads_deadline), so a try costs little even when two threads crawl.  The one-thread calls are prepared at the first run.  Off while
- *    profiling, in data-parallel training and for networks of more than 128 MB of weights
- *    (the one-thread calls hold a second copy of oneDNN's reordered weights).
+ *    only the median) is lower.  Now and then a run tries the other way: first once the way
+ *    in use has been timed, then at gaps from 50 ms growing 2 or 4 times up to 2 s (or 32
+ *    runs) while the other way loses, never less than 8 runs of the way in use apart; and at
+ *    once when a run of the way in use is much slower than the other way was.  Runs start on
+ *    one thread; a run on the planned counts that has taken twice the one-thread run time
+ *    goes on with its remaining steps on one thread (rt_threads_deadline), so a try costs
+ *    little even when two threads crawl.  The one-thread calls are prepared at the first
+ *    run.  Off while profiling, in data-parallel training and for networks of more than
+ *    128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
+ *    weights).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
@@ -89,8 +91,8 @@ int rt_threads_pick(cnn_session *s, double now)
     rt_threads *t = &s->thr;
     if (!t->adaptive || s->prof || s->dist)
         return RT_RUN_PLANNED;
-    if (t->next_probe < 0)
-        t->next_probe = now + RT_PROBE_MIN;
+    if (t->next_probe < 0) /* the first try as soon as the way in use is timed */
+        t->next_probe = now;
     if (now >= t->next_probe && t->est[t->variant] > 0) /* the way in use timed first */
         return 1 - t->variant;
     return t->variant;
