@@ -62,10 +62,9 @@ struct cnn_weights {
 /* How a session's runs use its threads (runtime/threads.c). */
 enum { RT_RUN_PLANNED = 0, RT_RUN_SINGLE = 1 };
 typedef struct rt_threads {
-    bool adaptive;            /* some step runs on several threads: runs choose between the two ways */
+    bool adaptive;            /* runs choose between the two ways (some step has several threads) */
     int variant;              /* the way runs take now: RT_RUN_PLANNED (per-step counts) or RT_RUN_SINGLE */
     op_call *single;          /* per step of several threads: its call on one thread (prepared when first used) */
-    bool single_failed;       /* preparing them failed: the planned way only */
     int64_t runs[2];          /* runs of each way */
     double est[2];            /* seconds per run of each way (0: not timed yet) */
     double next_probe, gap;   /* when a run next tries the other way; the gap after that */
