@@ -11,11 +11,11 @@
  *    parallel runs many times slower than one thread, and so may a machine whose cores are
  *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
  *    only the median) is lower.  Now and then a run tries the other way: first once the way
- *    in use has been timed, then at gaps from 50 ms growing 2 or 4 times up to 2 s (or 32
+ *    in use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32
  *    runs) while the other way loses, never less than 8 runs of the way in use apart; and at
  *    once when a run of the way in use is much slower than the other way was.  Runs start on
- *    one thread; a run on the planned counts that has taken twice the one-thread run time
- *    goes on with its remaining steps on one thread (rt_threads_deadline), so a try costs
+ *    one thread; a run on the planned counts that has taken 1.5 times the one-thread run
+ *    time goes on with its remaining steps on one thread (rt_threads_deadline), so a try costs
  *    little even when two threads crawl.  The one-thread calls are prepared at the first
  *    run.  Off while profiling, in data-parallel training and for networks of more than
  *    128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
@@ -118,7 +118,7 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
             t->gap = RT_PROBE_MIN; /* faster this time: try again soon */
         } else { /* lost: wait longer, the longer the worse it lost */
             double cap = fmax(RT_PROBE_MAX, 32 * t->est[t->variant]);
-            t->gap = fmin((seconds > 2 * t->est[t->variant] ? 4 : 2) * t->gap, cap);
+            t->gap = fmin(4 * t->gap, cap);
         }
         /* a try costs up to about two runs: at least 8 runs of the way in use between tries */
         t->gap = fmax(t->gap, 8 * t->est[t->variant]);
@@ -139,5 +139,5 @@ double rt_threads_deadline(const cnn_session *s, int way, double start)
     const rt_threads *t = &s->thr;
     if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(t->est[RT_RUN_SINGLE] > 0) || s->prof || s->dist)
         return 0;
-    return start + 2.0 * t->est[RT_RUN_SINGLE];
+    return start + 1.5 * t->est[RT_RUN_SINGLE];
 }
