@@ -4,7 +4,8 @@
  *
  * backend: auto, ref, native, onednn; mode: infer (cnn_session_run) or train
  * (cnn_session_train_step, learning rate 1e-4).  Each round measures four configurations one
- * after the other (idle 1 thread, idle 2 threads, busy 2 threads, busy 1 thread); "busy" runs
+ * after the other (idle 1 thread, idle 2 threads, busy 2 threads, busy 1 thread; odd rounds
+ * swap the two idle ones and the two busy ones, so neither is always first); "busy" runs
  * beside a child process the bench starts (`yes` writing to /dev/null, or a spinning child if
  * `yes` cannot be run), killed after the busy configurations and on any exit or signal.  Each
  * configuration runs for `window` seconds of wall time per round; its figure is the total
@@ -150,7 +151,9 @@ int main(int argc, char **argv)
     conf cf[4] = {{"idle 1T", 1, 0, 0, 0, 1e30, 0}, {"idle 2T", 2, 0, 0, 0, 1e30, 0},
                   {"busy 2T", 2, 1, 0, 0, 1e30, 0}, {"busy 1T", 1, 1, 0, 0, 1e30, 0}};
     for (int r = 0; r < rounds; r++)
-        for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 4; i++) {
+            /* odd rounds swap the order within the idle pair and within the busy pair */
+            int k = r % 2 ? i ^ 1 : i;
             if (cf[k].busy && busy_pid == 0 && busy_start() != 0)
                 return 3;
             if (!cf[k].busy)
