@@ -307,3 +307,99 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     cnn_session_destroy(s);
     unload(&f);
 }
+
+/* ---- out of memory while preparing the one-thread calls: the run goes on on the planned counts */
+
+typedef struct fail_switch {
+    long calls, fail_at, failed, live; /* fail_at: the call to fail, from 1 after arming; 0 none */
+} fail_switch;
+
+static bool fs_fails(fail_switch *f)
+{
+    if (f->fail_at <= 0)
+        return false;
+    if (++f->calls != f->fail_at)
+        return false;
+    f->failed++;
+    return true;
+}
+
+static void *fs_malloc(size_t n, void *ud)
+{
+    fail_switch *f = ud;
+    if (fs_fails(f))
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        f->live++;
+    return p;
+}
+
+static void *fs_realloc(void *p, size_t n, void *ud)
+{
+    fail_switch *f = ud;
+    if (fs_fails(f))
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        f->live++;
+    return q;
+}
+
+static void fs_free(void *p, void *ud)
+{
+    fail_switch *f = ud;
+    if (p)
+        f->live--;
+    free(p);
+}
+
+/* Fails the k-th allocation of an adaptive session's first run, for every k: a failure while
+ * its one-thread calls are prepared leaves the run on the planned counts, with the right
+ * outputs; a later one fails the run with CNN_ERR_NOMEM; nothing leaks. */
+Test(threads, no_memory_for_the_one_thread_calls_keeps_the_planned_counts)
+{
+    static fail_switch fs;
+    cnn_allocator a = {fs_malloc, fs_realloc, fs_free, &fs};
+    cnn_set_allocator(&a);
+    fixture f;
+    load(&f, "lenet5.cnn");
+    int64_t nin = input_numel(f.m, 64), nout = output_numel(f.m, 64);
+    cnn_session *one = session(&f, CNN_BACKEND_REF, 1, 64, CNN_MODE_INFER);
+    fill(one, nin, 5);
+    cr_assert_eq(cnn_session_run(one), CNN_OK, "%s", cnn_session_errmsg(one));
+    const float *ref = cnn_session_output(one, 0);
+    int kept = 0;
+    for (long k = 1; k < 400; k++) {
+        cnn_session *two = session(&f, CNN_BACKEND_REF, 2, 64, CNN_MODE_INFER);
+        cr_assert(two->thr.adaptive);
+        fill(two, nin, 5);
+        fs.calls = fs.failed = 0;
+        fs.fail_at = k;
+        cnn_status st = cnn_session_run(two);
+        fs.fail_at = 0;
+        if (fs.failed == 0) { /* past the run's allocations */
+            cr_expect_eq(st, CNN_OK);
+            cr_expect_not_null(two->thr.single);
+            cnn_session_destroy(two);
+            break;
+        }
+        cr_assert(st == CNN_OK || st == CNN_ERR_NOMEM, "allocation %ld: status %d (%s)", k, (int)st,
+                  cnn_session_errmsg(two));
+        if (st == CNN_OK) { /* the failure was the one-thread calls' */
+            kept++;
+            cr_expect_null(two->thr.single, "allocation %ld", k);
+            cr_expect(!two->thr.adaptive, "allocation %ld: the planned counts only from then on", k);
+            cr_expect_eq(rt_threads_pick(two, 1e9), RT_RUN_PLANNED);
+            const float *y = cnn_session_output(two, 0);
+            for (int64_t i = 0; i < nout; i++)
+                cr_assert_eq(y[i], ref[i], "allocation %ld: output %lld", k, (long long)i);
+        }
+        cnn_session_destroy(two);
+    }
+    cr_expect_gt(kept, 0, "some allocation was the one-thread calls'");
+    cnn_session_destroy(one);
+    unload(&f);
+    cr_expect_eq(fs.live, 0, "%ld blocks not freed", fs.live);
+    cnn_set_allocator(NULL);
+}
