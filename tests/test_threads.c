@@ -1,8 +1,9 @@
 /* How sessions use their threads (runtime/threads.c): per-step counts decided at creation (one
  * thread for a step too small to split), a run on one thread when that way was faster.  The
  * counts decided, the results of both ways against a one-thread session (exact on the
- * reference kernels, within rounding on native and oneDNN), and the choice between the ways
- * from given timings.  Nothing is timed here (speed: bench/bench_threads.c). */
+ * reference kernels, within rounding on native and oneDNN), the choice between the ways from
+ * given timings, and a run that cannot get memory for the one-thread calls.  Nothing is timed
+ * here (speed: bench/bench_threads.c). */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <omp.h>
