@@ -86,7 +86,8 @@ static cnn_status one_run(cnn_session *s, int train, const float *labels)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s NET.cnn [batch] [auto|ref|native|onednn] [infer|train] [window] [rounds]\n", argv[0]);
+        fprintf(stderr, "usage: %s NET.cnn [batch] [auto|ref|native|onednn] [infer|train] [window] [rounds]\n",
+                argv[0]);
         return 2;
     }
     int64_t batch = argc > 2 ? atoll(argv[2]) : 1;

@@ -211,8 +211,8 @@ static void same_training(cnn_backend b, int64_t batch, bool exact)
                 cr_expect_eq(loss[k][t], loss[0][t], "way %d step %d: loss %.9g vs %.9g", k, t, (double)loss[k][t],
                              (double)loss[0][t]);
             else
-                cr_expect(fabsf(loss[k][t] - loss[0][t]) <= 1e-4f * (1 + fabsf(loss[0][t])), "way %d step %d: %.9g vs %.9g",
-                          k, t, (double)loss[k][t], (double)loss[0][t]);
+                cr_expect(fabsf(loss[k][t] - loss[0][t]) <= 1e-4f * (1 + fabsf(loss[0][t])),
+                          "way %d step %d: %.9g vs %.9g", k, t, (double)loss[k][t], (double)loss[0][t]);
         }
     }
     (void)nin;
