@@ -68,6 +68,8 @@ typedef struct rt_threads {
     int64_t runs[2];          /* runs of each way */
     double est[2];            /* seconds per run of each way (0: not timed yet) */
     double next_probe, gap;   /* when a run next tries the other way; the gap after that */
+    int probe;                /* runs of the current try of the other way done (0: none) */
+    double probe_best;        /* the faster timed run of the try so far */
     int switches;             /* changes of way so far */
 } rt_threads;
 

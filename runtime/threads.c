@@ -10,16 +10,17 @@
  *    threads that wait for a descheduled partner (libgomp spins before it sleeps) make
  *    parallel runs many times slower than one thread, and so may a machine whose cores are
  *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
- *    only the median) is lower.  Now and then a run tries the other way: first once the way
- *    in use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32
- *    runs) while the other way loses, never less than 8 runs of the way in use apart; and at
- *    once when a run of the way in use is much slower than the other way was.  Runs start on
- *    one thread; a run on the planned counts that has taken 1.5 times the one-thread run
- *    time goes on with its remaining steps on one thread (rt_threads_deadline), so a try costs
- *    little even when two threads crawl.  The one-thread calls are prepared at the first
- *    run.  Off while profiling, in data-parallel training and for networks of more than
- *    128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
- *    weights).
+ *    only the median) is lower.  Now and then runs try the other way: first once the way in
+ *    use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32 runs)
+ *    while the other way loses, never less than 8 runs of the way in use apart; and at once
+ *    when the way in use becomes much slower than the other was.  A try is three runs: the
+ *    first wakes threads that slept meanwhile, the faster of the other two is the way's new
+ *    estimate.  Runs start on one thread; a run on the planned counts that has taken 1.5
+ *    times the one-thread run time goes on with its remaining steps on one thread
+ *    (rt_threads_deadline), so a try costs little even when two threads crawl.  The
+ *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel
+ *    training and for networks of more than 128 MB of weights (the one-thread calls hold a
+ *    second copy of oneDNN's reordered weights).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
@@ -104,27 +105,43 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
     if (!t->adaptive || s->prof || s->dist)
         return;
     if (t->runs[used]++ == 0) { /* a way's first run warms it up (weight reorders, caches): not timed */
-        if (used != t->variant)
-            t->next_probe = now; /* try it again at once */
+        if (used != t->variant) {
+            t->next_probe = now; /* go on with the try at once */
+            t->probe = 1;
+        }
         return;
     }
-    if (used != t->variant) { /* a try of the other way: half its estimate (one run is noisy) */
-        t->est[used] = t->est[used] > 0 ? 0.5 * t->est[used] + 0.5 * seconds : seconds;
-        if (t->est[used] < 0.9 * t->est[t->variant]) {
+    if (used != t->variant) {
+        /* a try is three runs: the first wakes threads that have slept since the way was last
+         * used (in a virtual machine, a halted vCPU), the faster of the other two counts */
+        t->next_probe = now;
+        if (t->probe == 0) {
+            t->probe = 1;
+            return;
+        }
+        if (t->probe == 1) {
+            t->probe = 2;
+            t->probe_best = seconds;
+            return;
+        }
+        t->probe = 0;
+        double best = fmin(t->probe_best, seconds), cur = t->est[t->variant];
+        t->est[used] = best;
+        if (best < 0.9 * cur) {
             t->variant = used;
             t->switches++;
             t->gap = RT_PROBE_MIN;
-        } else if (seconds < t->est[t->variant]) {
-            t->gap = RT_PROBE_MIN; /* faster this time: try again soon */
-        } else { /* lost: wait longer, the longer the worse it lost */
-            double cap = fmax(RT_PROBE_MAX, 32 * t->est[t->variant]);
-            t->gap = fmin(4 * t->gap, cap);
+        } else if (best < cur) {
+            t->gap = RT_PROBE_MIN; /* close: try again soon */
+        } else { /* lost: wait 4 times longer */
+            t->gap = fmin(4 * t->gap, fmax(RT_PROBE_MAX, 32 * cur));
         }
         /* a try costs up to about two runs: at least 8 runs of the way in use between tries */
         t->gap = fmax(t->gap, 8 * t->est[t->variant]);
         t->next_probe = now + t->gap;
         return;
     }
+    t->probe = 0;
     t->est[used] = t->est[used] > 0 ? 0.8 * t->est[used] + 0.2 * seconds : seconds;
     /* much slower than the other way was: try it now (a busy neighbour has just started) */
     int other = 1 - used;
