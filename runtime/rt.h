@@ -70,6 +70,7 @@ typedef struct rt_threads {
     double next_probe, gap;   /* when a run next tries the other way; the gap after that */
     int probe;                /* runs of the current try of the other way done (0: none) */
     double probe_best;        /* the faster timed run of the try so far */
+    double last_try;          /* when the last try ended */
     int switches;             /* changes of way so far */
 } rt_threads;
 

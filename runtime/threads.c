@@ -13,9 +13,9 @@
  *    only the median) is lower.  Now and then runs try the other way: first once the way in
  *    use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32 runs)
  *    while the other way loses, never less than 8 runs of the way in use apart; and at once
- *    when the way in use becomes much slower than the other was.  A try is three runs: the
- *    first wakes threads that slept meanwhile, the faster of the other two is the way's new
- *    estimate.  Runs start on one thread; a run on the planned counts that has taken 1.5
+ *    (8 runs after the last try) when the way in use becomes 1.2 times slower than the other
+ *    was.  A try is three runs: the first wakes threads that slept meanwhile, the faster of
+ *    the other two is the way's new estimate.  Runs start on one thread; a run on the planned counts that has taken 1.5
  *    times the one-thread run time goes on with its remaining steps on one thread
  *    (rt_threads_deadline), so a try costs little even when two threads crawl.  The
  *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel
@@ -125,6 +125,7 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
             return;
         }
         t->probe = 0;
+        t->last_try = now;
         double best = fmin(t->probe_best, seconds), cur = t->est[t->variant];
         t->est[used] = best;
         if (best < 0.9 * cur) {
@@ -142,10 +143,12 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
         return;
     }
     t->probe = 0;
-    t->est[used] = t->est[used] > 0 ? 0.8 * t->est[used] + 0.2 * seconds : seconds;
-    /* much slower than the other way was: try it now (a busy neighbour has just started) */
+    t->est[used] = t->est[used] > 0 ? 0.7 * t->est[used] + 0.3 * seconds : seconds;
+    /* slower than the other way was: try it now (a busy neighbour has just started), if the
+     * last try is 8 runs back */
     int other = 1 - used;
-    if (t->est[other] > 0 && t->est[used] > 1.5 * t->est[other] && t->next_probe > now) {
+    if (t->est[other] > 0 && t->est[used] > 1.2 * t->est[other] && t->next_probe > now &&
+        now - t->last_try >= 8 * t->est[used]) {
         t->next_probe = now;
         t->gap = RT_PROBE_MIN;
     }

@@ -283,7 +283,7 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     }
     /* a busy neighbour: the planned runs become 20 times slower; one thread is tried at once
      * (three runs: a wake-up, then two timed) */
-    now += 0.02;
+    now += 0.1;
     rt_threads_record(s, RT_RUN_PLANNED, 0.020, now);
     for (int r = 0; r < 3; r++) {
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE, "slower than one thread was: tried at once (run %d)",
