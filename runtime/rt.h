@@ -71,6 +71,7 @@ typedef struct rt_threads {
     int probe;                /* runs of the current try of the other way done (0: none) */
     double probe_best;        /* the faster timed run of the try so far */
     double last_try;          /* when the last try ended */
+    double try_start;         /* when the current try began */
     int switches;             /* changes of way so far */
 } rt_threads;
 

@@ -14,13 +14,14 @@
  *    use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32 runs)
  *    while the other way loses, never less than 8 runs of the way in use apart; and at once
  *    (8 runs after the last try) when the way in use becomes 1.2 times slower than the other
- *    was.  A try is three runs: the first wakes threads that slept meanwhile, the faster of
- *    the other two is the way's new estimate.  Runs start on one thread; a run on the planned counts that has taken 1.5
- *    times the one-thread run time goes on with its remaining steps on one thread
- *    (rt_threads_deadline), so a try costs little even when two threads crawl.  The
- *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel
- *    training and for networks of more than 128 MB of weights (the one-thread calls hold a
- *    second copy of oneDNN's reordered weights).
+ *    was.  A try first runs untimed for 3 ms (at least one run), which wakes threads that
+ *    slept meanwhile; the faster of its next two runs is the way's new estimate.  Runs start
+ *    on one thread; a run on the planned counts that has taken 1.5 times the one-thread run
+ *    time (and 3 ms) goes on with its remaining steps on one thread (rt_threads_deadline), so
+ *    a try costs little even when two threads crawl.  The one-thread calls are prepared at
+ *    the first run.  Off while profiling, in data-parallel training and for networks of more
+ *    than 128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
+ *    weights).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
@@ -32,6 +33,10 @@
 /* Work (FLOPs or 4 per tensor element) under which a step runs on one thread: about 20 us of
  * one core's work, where waking and joining a second thread costs as much as it saves. */
 #define RT_THREADS_MIN_WORK 2.0e6
+
+/* How long a try of the other way runs untimed first: waking a sleeping OpenMP thread (on an
+ * idle vCPU) took about 1.5 ms on the 2-vCPU machine of docs/choices.md. */
+#define RT_WAKE 0.003
 
 /* Weights (bytes) beyond which runs keep the planned counts. */
 #define RT_THREADS_MAX_WEIGHTS (128.0 * 1024 * 1024)
@@ -108,6 +113,7 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
         if (used != t->variant) {
             t->next_probe = now; /* go on with the try at once */
             t->probe = 1;
+            t->try_start = now - seconds;
         }
         return;
     }
@@ -117,8 +123,11 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
         t->next_probe = now;
         if (t->probe == 0) {
             t->probe = 1;
+            t->try_start = now - seconds;
             return;
         }
+        if (t->probe == 1 && now - t->try_start < RT_WAKE)
+            return; /* still waking: short runs wake no faster than long ones */
         if (t->probe == 1) {
             t->probe = 2;
             t->probe_best = seconds;
@@ -159,5 +168,5 @@ double rt_threads_deadline(const cnn_session *s, int way, double start)
     const rt_threads *t = &s->thr;
     if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(t->est[RT_RUN_SINGLE] > 0) || s->prof || s->dist)
         return 0;
-    return start + 1.5 * t->est[RT_RUN_SINGLE];
+    return start + fmax(1.5 * t->est[RT_RUN_SINGLE], RT_WAKE);
 }

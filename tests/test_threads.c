@@ -285,10 +285,11 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
      * (three runs: a wake-up, then two timed) */
     now += 0.1;
     rt_threads_record(s, RT_RUN_PLANNED, 0.020, now);
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < 3; r++) { /* the first run, and any until 3 ms have passed, is untimed */
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE, "slower than one thread was: tried at once (run %d)",
                      r);
-        rt_threads_record(s, RT_RUN_SINGLE, 0.0021, now);
+        now += r == 0 ? 0.004 : 0.0021;
+        rt_threads_record(s, RT_RUN_SINGLE, r == 0 ? 0.004 : 0.0021, now);
     }
     cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "switched to one thread");
     cr_expect_eq(s->thr.switches, 2);
@@ -296,6 +297,7 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     now += 0.06;
     for (int r = 0; r < 3; r++) {
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+        now += 0.030;
         rt_threads_record(s, RT_RUN_PLANNED, 0.030, now);
     }
     cr_expect_eq(s->thr.variant, RT_RUN_SINGLE);
@@ -305,10 +307,23 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     now += 0.25;
     for (int r = 0; r < 3; r++) {
         cr_assert_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+        now += r == 0 ? 0.004 : 0.001;
         rt_threads_record(s, RT_RUN_PLANNED, r == 0 ? 0.004 : 0.001, now); /* the wake-up run is slow */
     }
     cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "back on two threads");
     cr_expect_eq(s->thr.switches, 3);
+    /* short runs: a try stays untimed until 3 ms have passed (at 0.1 ms a run, about 30) */
+    s->thr.est[RT_RUN_PLANNED] = 0.0003;
+    s->thr.est[RT_RUN_SINGLE] = 0.0001;
+    s->thr.next_probe = now;
+    int untimed = 0;
+    while (rt_threads_pick(s, now) == RT_RUN_SINGLE && s->thr.probe < 2 && untimed < 100) {
+        now += 0.0001;
+        rt_threads_record(s, RT_RUN_SINGLE, 0.0001, now);
+        untimed++;
+    }
+    cr_expect(untimed >= 29 && untimed <= 31, "%d untimed runs of 0.1 ms", untimed);
+    cr_expect_eq(s->thr.probe, 2, "then the timed runs");
     /* profiling pins the planned way */
     cr_assert_eq(cnn_session_profile_start(s, 4), CNN_OK);
     force(s, RT_RUN_SINGLE);
