@@ -88,7 +88,9 @@ typedef enum cnn_tune {
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
-    int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE) */
+    int threads;          /* 0: all cores; at most cnn_max_threads() (more: CNN_ERR_USAGE).  The most a
+                           * step uses: small steps, and whole runs when one thread proved faster
+                           * (a busy machine), use one (docs/choices.md, Threads) */
     uint64_t seed;        /* dropout masks, shuffling */
     cnn_precision precision; /* default CNN_PRECISION_FP32.  A training session takes fp32 or bf16 (conv
                               * and dense forward and backward read bf16, master weights, optimiser state

@@ -68,6 +68,21 @@ typedef struct rt_tune_state {
     char cache[512];
     char note[512];
 } rt_tune_state;
+/* How a session's runs use its threads (runtime/threads.c). */
+enum { RT_RUN_PLANNED = 0, RT_RUN_SINGLE = 1 };
+typedef struct rt_threads {
+    bool adaptive;            /* runs choose between the two ways (some step has several threads) */
+    int variant;              /* the way runs take now: RT_RUN_PLANNED (per-step counts) or RT_RUN_SINGLE */
+    op_call *single;          /* per step of several threads: its call on one thread (prepared when first used) */
+    int64_t runs[2];          /* runs of each way */
+    double est[2];            /* seconds per run of each way (0: not timed yet) */
+    double next_probe, gap;   /* when a run next tries the other way; the gap after that */
+    int probe;                /* runs of the current try of the other way done (0: none) */
+    double probe_best;        /* the faster timed run of the try so far */
+    double last_try;          /* when the last try ended */
+    double try_start;         /* when the current try began */
+    int switches;             /* changes of way so far */
+} rt_threads;
 
 struct cnn_session {
     cnn_model *model;
@@ -94,6 +109,7 @@ struct cnn_session {
     int prof_cap, prof_runs;
     struct rt_dist_session *dist; /* data-parallel training: the replica's state (runtime/dist.c), or NULL */
     rt_tune_state tune;       /* runtime/tune.c */
+    rt_threads thr;           /* runtime/threads.c */
     char err[RT_ERR_MAX];
 };
 
@@ -155,6 +171,18 @@ size_t rt_onnx_max_bytes(void);
  * when out of memory. */
 cnn_model *rt_model_failed(const char *filename, char *msg);
 void rt_model_free_imported(cnn_model *m);
+
+/* runtime/threads.c: a step's work (FLOPs, or 4 per tensor element when more) and its thread
+ * count (1 when the work is too small to split); the choice between the planned counts and
+ * one thread per run, by timing (rt_threads_pick before a run, rt_threads_record after). */
+double rt_step_work(const cnn_session *s, int st);
+int rt_step_threads(const cnn_session *s, int st);
+void rt_threads_init(cnn_session *s);
+int rt_threads_pick(cnn_session *s, double now);
+void rt_threads_record(cnn_session *s, int used, double seconds, double now);
+/* When a run of `way` started at `start` should take its remaining steps on one thread
+ * (0: never). */
+double rt_threads_deadline(const cnn_session *s, int way, double start);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

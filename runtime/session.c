@@ -3,9 +3,12 @@
  *
  * Threading policy: the executor runs the steps in order on the calling thread; each kernel
  * opens its own OpenMP region of c->nthreads threads (reference kernels) or lets oneDNN, which
- * uses the same OpenMP runtime, do so.  omp_set_num_threads() is set to the session's count
- * for the duration of every run, so oneDNN and our kernels use the same number, and nothing
- * nests; the caller's setting (omp_get_max_threads()) is restored before the run returns.
+ * uses the same OpenMP runtime, do so.  Each step has its own count (runtime/threads.c: one
+ * thread for a step too small to split), and omp_set_num_threads() is set to it around the
+ * step's preparation and every run of it, so oneDNN and our kernels use the same number, and
+ * nothing nests; the caller's setting (omp_get_max_threads()) is restored before the run
+ * returns.  A run may instead take every step on one thread, when that was faster
+ * (runtime/threads.c): those calls are prepared apart, when first used.
  *
  * Each tensor of a call carries its value's memory order (op_tensor.layout, from the layout
  * pass); a kernel that takes plain tensors only is never given a channels-last one (checked
@@ -119,6 +122,28 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
         t->d[t->rank++] = val->shape.d[k];
 }
 
+/* Lets step st's kernel prepare call c (oneDNN primitives, under c's thread count) and gives
+ * it its scratch. */
+static cnn_status prepare_kernel(cnn_session *s, int st, op_call *c)
+{
+    const op_kernel *k = s->kernels[st];
+    if (k->prepare) {
+        char msg[1024];
+        if (k->prepare(c, msg, sizeof msg) != 0)
+            return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL, "%s (%s, %s backend): %s",
+                           c->node->name, op_name(c->node->op), op_backend_name(s->plan->steps[st].backend), msg);
+    }
+    if (k->scratch) {
+        size_t bytes = k->scratch(c);
+        if (bytes) {
+            c->scratch = cnn_mem_aligned_alloc(64, (bytes + 63) / 64 * 64, 0);
+            if (!c->scratch)
+                return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
+        }
+    }
+    return CNN_OK;
+}
+
 /* Makes each step's op_call and lets its kernel prepare (oneDNN primitives). */
 static cnn_status prepare_calls(cnn_session *s)
 {
@@ -144,7 +169,7 @@ static cnn_status prepare_calls(cnn_session *s)
         for (int k = 0; k < nd->nout; k++)
             fill_tensor(s, nd->out[k], &c->out[k]);
         c->batch = s->batch;
-        c->nthreads = s->nthreads;
+        c->nthreads = rt_step_threads(s, st);
         const op_kernel *k = op_kernel_get(nd->op, p->steps[st].backend);
         if (!k)
             k = op_kernel_get(nd->op, OP_BACKEND_REF);
@@ -156,23 +181,45 @@ static cnn_status prepare_calls(cnn_session *s)
             if ((t < c->nin ? c->in[t] : c->out[t - c->nin]).layout != 0)
                 return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a channels-last tensor",
                                nd->name, op_name(nd->op), op_backend_name(p->steps[st].backend));
-        if (k->prepare) {
-            char msg[1024];
-            if (k->prepare(c, msg, sizeof msg) != 0)
-                return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INTERNAL,
-                               "%s (%s, %s backend): %s", nd->name,
-                               op_name(nd->op), op_backend_name(p->steps[st].backend), msg);
-        }
-        if (k->scratch) {
-            size_t bytes = k->scratch(c);
-            if (bytes) {
-                c->scratch = cnn_mem_aligned_alloc(64, (bytes + 63) / 64 * 64, 0);
-                if (!c->scratch)
-                    return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
-            }
-        }
+        cnn_status ks = prepare_kernel(s, st, c);
+        if (ks != CNN_OK)
+            return ks;
+    }
+    rt_threads_init(s);
+    return CNN_OK;
+}
+
+/* Step st's calls on one thread, for the steps of several (rt_threads.single). */
+static cnn_status prepare_single(cnn_session *s)
+{
+    int n = s->plan->nsteps;
+    op_call *one = cnn_mem_calloc((size_t)n + 1, sizeof(op_call));
+    if (!one)
+        return CNN_ERR_NOMEM;
+    s->thr.single = one;
+    for (int st = 0; st < n; st++) {
+        if (s->calls[st].nthreads <= 1)
+            continue;
+        one[st] = s->calls[st];
+        one[st].nthreads = 1;
+        one[st].state = NULL;
+        one[st].scratch = NULL;
+        cnn_status ks = prepare_kernel(s, st, &one[st]);
+        if (ks != CNN_OK)
+            return ks;
     }
     return CNN_OK;
+}
+
+static void release_calls(cnn_session *s, op_call *calls)
+{
+    if (!calls || !s->kernels)
+        return;
+    for (int st = 0; st < s->plan->nsteps; st++) {
+        if (s->kernels[st] && s->kernels[st]->release && calls[st].state)
+            s->kernels[st]->release(calls[st].state);
+        cnn_mem_aligned_free(calls[st].scratch);
+    }
 }
 
 cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
@@ -240,12 +287,9 @@ void cnn_session_destroy(cnn_session *s)
     if (!s)
         return;
     rt_dist_session_free(s);
-    if (s->calls && s->kernels)
-        for (int st = 0; st < s->plan->nsteps; st++) {
-            if (s->kernels[st] && s->kernels[st]->release && s->calls[st].state)
-                s->kernels[st]->release(s->calls[st].state);
-            cnn_mem_aligned_free(s->calls[st].scratch);
-        }
+    release_calls(s, s->calls);
+    release_calls(s, s->thr.single);
+    cnn_mem_free(s->thr.single);
     cnn_mem_free(s->calls);
     cnn_mem_free(s->kernels);
     cnn_mem_free(s->nodes);
@@ -290,7 +334,7 @@ static uint64_t name_hash(const char *name)
     return h;
 }
 
-static cnn_status execute_steps(cnn_session *s);
+static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady);
 
 cnn_status rt_execute(cnn_session *s)
 {
@@ -309,11 +353,29 @@ cnn_status rt_execute(cnn_session *s)
                        "inference may not run on them meanwhile (see cnn_session_create)");
     }
     int caller_threads = omp_get_max_threads();
-    if (caller_threads != s->nthreads)
-        omp_set_num_threads(s->nthreads);
-    cnn_status st = execute_steps(s);
-    if (caller_threads != s->nthreads)
+    double t0 = rt_seconds();
+    int way = rt_threads_pick(s, t0);
+    if (way == RT_RUN_SINGLE && !s->thr.single) {
+        char keep[RT_ERR_MAX];
+        memcpy(keep, s->err, sizeof keep);
+        if (prepare_single(s) != CNN_OK) { /* the planned counts only, then */
+            release_calls(s, s->thr.single);
+            cnn_mem_free(s->thr.single);
+            s->thr.single = NULL;
+            s->thr.adaptive = false;
+            way = RT_RUN_PLANNED;
+        }
+        memcpy(s->err, keep, sizeof keep);
+        t0 = rt_seconds();
+    }
+    bool steady = true;
+    cnn_status st = execute_steps(s, way, rt_threads_deadline(s, way, t0), &steady);
+    if (omp_get_max_threads() != caller_threads)
         omp_set_num_threads(caller_threads);
+    if (st == CNN_OK && steady) {
+        double t1 = rt_seconds();
+        rt_threads_record(s, way, t1 - t0, t1);
+    }
     if (train)
         rt_weights_release_write(s->weights);
     else
@@ -321,14 +383,25 @@ cnn_status rt_execute(cnn_session *s)
     return st;
 }
 
-static cnn_status execute_steps(cnn_session *s)
+/* Runs the steps, each on its own thread count (`way` RT_RUN_PLANNED) or all on one thread,
+ * and the rest on one thread once `deadline` (when not 0) has passed; *steady is false when
+ * the weights-only steps ran again (a run not to time). */
+static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady)
 {
     uint64_t seed_base = s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
     s->step++;
     uint64_t version = atomic_load(&s->weights->version);
     bool refresh = !s->consts_valid || s->weights_seen != version;
+    *steady = !refresh || s->mode == CNN_MODE_TRAIN;
+    int threads = omp_get_max_threads();
     for (int st = 0; st < s->plan->nsteps; st++) {
         op_call *c = &s->calls[st];
+        if (deadline > 0 && way == RT_RUN_PLANNED && c->nthreads > 1 && rt_seconds() > deadline)
+            way = RT_RUN_SINGLE;
+        if (way == RT_RUN_SINGLE && s->thr.single && c->nthreads > 1)
+            c = &s->thr.single[st];
+        if (c->nthreads != threads) /* oneDNN reads it, and made the step's primitives under it */
+            omp_set_num_threads(threads = c->nthreads);
         if (s->dist) { /* data-parallel: the gradients are averaged before the first step reading one */
             cnn_status ds = rt_dist_before_step(s, st);
             if (ds != CNN_OK)

@@ -1,0 +1,172 @@
+/* How a session uses its threads (docs/choices.md, "Threads").
+ *
+ * 1. Per step, at session creation: a step whose work is too small to split runs on one thread
+ *    (its kernel is prepared and run with op_call.nthreads 1, and the executor sets the OpenMP
+ *    count to 1 around it, so oneDNN creates and runs its primitives on one thread too).  The
+ *    work of a step is its FLOPs, or 4 per element of its tensors when that is more.
+ *
+ * 2. Per run, by timing: a session of several threads has two ways to run its plan, the
+ *    planned counts of (1) and every step on one thread.  Beside a busy process, OpenMP
+ *    threads that wait for a descheduled partner (libgomp spins before it sleeps) make
+ *    parallel runs many times slower than one thread, and so may a machine whose cores are
+ *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
+ *    only the median) is lower.  Now and then runs try the other way: first once the way in
+ *    use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32 runs)
+ *    while the other way loses, never less than 8 runs of the way in use apart; and at once
+ *    (8 runs after the last try) when the way in use becomes 1.2 times slower than the other
+ *    was.  A try first runs untimed for 3 ms (at least one run), which wakes threads that
+ *    slept meanwhile; the faster of its next two runs is the way's new estimate.  Runs start
+ *    on one thread; a run on the planned counts that has taken 1.5 times the one-thread run
+ *    time (and 3 ms) goes on with its remaining steps on one thread (rt_threads_deadline), so
+ *    a try costs little even when two threads crawl.  The one-thread calls are prepared at
+ *    the first run.  Off while profiling, in data-parallel training and for networks of more
+ *    than 128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
+ *    weights).
+ *
+ * Results: the reference kernels' results do not depend on the thread count; native and
+ * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
+#include <math.h>
+
+#include "compiler/build.h"
+#include "runtime/rt.h"
+
+/* Work (FLOPs or 4 per tensor element) under which a step runs on one thread: about 20 us of
+ * one core's work, where waking and joining a second thread costs as much as it saves. */
+#define RT_THREADS_MIN_WORK 2.0e6
+
+/* How long a try of the other way runs untimed first: waking a sleeping OpenMP thread (on an
+ * idle vCPU) took about 1.5 ms on the 2-vCPU machine of docs/choices.md. */
+#define RT_WAKE 0.003
+
+/* Weights (bytes) beyond which runs keep the planned counts. */
+#define RT_THREADS_MAX_WEIGHTS (128.0 * 1024 * 1024)
+
+/* The gaps between tries of the other way, in seconds. */
+#define RT_PROBE_MIN 0.05
+#define RT_PROBE_MAX 2.0
+
+double rt_step_work(const cnn_session *s, int st)
+{
+    const ir_graph *g = s->plan->graph;
+    int n = s->plan->steps[st].node;
+    const ir_node *nd = &g->nodes[n];
+    bool batched = false;
+    double elems = 0;
+    for (int k = 0; k < nd->nin + nd->nout; k++) {
+        const ir_value *v = &g->vals[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
+        double e = (double)op_shape_numel(&v->shape);
+        if (v->batched) {
+            e *= (double)s->batch;
+            batched = true;
+        }
+        elems += e;
+    }
+    double flops = (double)ir_node_flops(g, n) * (batched ? (double)s->batch : 1.0);
+    return fmax(flops, 4.0 * elems);
+}
+
+int rt_step_threads(const cnn_session *s, int st)
+{
+    if (s->nthreads <= 1)
+        return 1;
+    return rt_step_work(s, st) < RT_THREADS_MIN_WORK ? 1 : s->nthreads;
+}
+
+void rt_threads_init(cnn_session *s)
+{
+    rt_threads *t = &s->thr;
+    t->variant = RT_RUN_PLANNED;
+    t->adaptive = false;
+    for (int st = 0; st < s->plan->nsteps; st++)
+        if (s->calls[st].nthreads > 1)
+            t->adaptive = true;
+    /* the one-thread calls hold their own copies of oneDNN's reordered weights: not for
+     * networks whose weights are large (their steps are large too, and split well) */
+    double bytes = 0;
+    for (int i = 0; i < s->weights->count; i++)
+        bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
+    if (bytes > RT_THREADS_MAX_WEIGHTS)
+        t->adaptive = false;
+    t->variant = t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED; /* its runs bound the others' (below) */
+    t->gap = RT_PROBE_MIN;
+    t->next_probe = -1; /* set by the first run */
+}
+
+int rt_threads_pick(cnn_session *s, double now)
+{
+    rt_threads *t = &s->thr;
+    if (!t->adaptive || s->prof || s->dist)
+        return RT_RUN_PLANNED;
+    if (t->next_probe < 0) /* the first try as soon as the way in use is timed */
+        t->next_probe = now;
+    if (now >= t->next_probe && t->est[t->variant] > 0) /* the way in use timed first */
+        return 1 - t->variant;
+    return t->variant;
+}
+
+void rt_threads_record(cnn_session *s, int used, double seconds, double now)
+{
+    rt_threads *t = &s->thr;
+    if (!t->adaptive || s->prof || s->dist)
+        return;
+    if (t->runs[used]++ == 0) { /* a way's first run warms it up (weight reorders, caches): not timed */
+        if (used != t->variant) {
+            t->next_probe = now; /* go on with the try at once */
+            t->probe = 1;
+            t->try_start = now - seconds;
+        }
+        return;
+    }
+    if (used != t->variant) {
+        /* a try is three runs: the first wakes threads that have slept since the way was last
+         * used (in a virtual machine, a halted vCPU), the faster of the other two counts */
+        t->next_probe = now;
+        if (t->probe == 0) {
+            t->probe = 1;
+            t->try_start = now - seconds;
+            return;
+        }
+        if (t->probe == 1 && now - t->try_start < RT_WAKE)
+            return; /* still waking: short runs wake no faster than long ones */
+        if (t->probe == 1) {
+            t->probe = 2;
+            t->probe_best = seconds;
+            return;
+        }
+        t->probe = 0;
+        t->last_try = now;
+        double best = fmin(t->probe_best, seconds), cur = t->est[t->variant];
+        t->est[used] = best;
+        if (best < 0.9 * cur) {
+            t->variant = used;
+            t->switches++;
+            t->gap = RT_PROBE_MIN;
+        } else if (best < cur) {
+            t->gap = RT_PROBE_MIN; /* close: try again soon */
+        } else { /* lost: wait 4 times longer */
+            t->gap = fmin(4 * t->gap, fmax(RT_PROBE_MAX, 32 * cur));
+        }
+        /* a try costs up to about two runs: at least 8 runs of the way in use between tries */
+        t->gap = fmax(t->gap, 8 * t->est[t->variant]);
+        t->next_probe = now + t->gap;
+        return;
+    }
+    t->probe = 0;
+    t->est[used] = t->est[used] > 0 ? 0.7 * t->est[used] + 0.3 * seconds : seconds;
+    /* slower than the other way was: try it now (a busy neighbour has just started), if the
+     * last try is 8 runs back */
+    int other = 1 - used;
+    if (t->est[other] > 0 && t->est[used] > 1.2 * t->est[other] && t->next_probe > now &&
+        now - t->last_try >= 8 * t->est[used]) {
+        t->next_probe = now;
+        t->gap = RT_PROBE_MIN;
+    }
+}
+
+double rt_threads_deadline(const cnn_session *s, int way, double start)
+{
+    const rt_threads *t = &s->thr;
+    if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(t->est[RT_RUN_SINGLE] > 0) || s->prof || s->dist)
+        return 0;
+    return start + fmax(1.5 * t->est[RT_RUN_SINGLE], RT_WAKE);
+}
