@@ -12,20 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "runtime/cnn.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 int main(int argc, char **argv)
 {
@@ -99,7 +87,7 @@ int main(int argc, char **argv)
             printf("  %-5s unavailable\n", names[p]);
             continue;
         }
-        qsort(t[p], (size_t)runs, sizeof(double), cmp);
+        qsort(t[p], (size_t)runs, sizeof(double), cmp_double);
         double med = t[p][runs / 2];
         if (p == 0) base = med;
         printf("  %-5s median %9.3f ms  [%.3f - %.3f]  %10.1f images/s  %5.2fx   convolutions %8.3f ms  %5.2fx\n",

@@ -15,22 +15,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "runtime/cnn.h"
 
 enum { ROWS = 4 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 static cnn_status run(cnn_session *s, bool train, const float *labels)
 {
@@ -123,7 +111,7 @@ int main(int argc, char **argv)
     double med[ROWS] = {0}, best = 0, best_min = 0;
     for (int r = 0; r < ROWS; r++)
         if (s[r]) {
-            qsort(t[r], (size_t)runs, sizeof(double), cmp);
+            qsort(t[r], (size_t)runs, sizeof(double), cmp_double);
             med[r] = runs % 2 ? t[r][runs / 2] : 0.5 * (t[r][runs / 2 - 1] + t[r][runs / 2]);
             if (r >= 2 && (best == 0 || med[r] < best))
                 best = med[r];
