@@ -71,69 +71,63 @@ static int check_pooled(const op_tensor *t, const op_tensor *x, const op_native_
  * compiler); the window's taps in the reference's scan order, its first maximum winning (the
  * first real tap, then a strictly greater one), so results equal the reference's bit for bit. */
 
-/* y for the output rows (image n, depth oz, row oy) of one image row at a time. */
-static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const float *x, float *y, int64_t oz, int64_t oy)
+/* The offsets (of channel 0) of the real taps of output (oz, oy, ox)'s window, in the
+ * reference's scan order, into off (room for kd*kh*kw); returns how many.  There is at least
+ * one: op_pool_geom_make checked that max pooling's padding is smaller than its window. */
+static int64_t window_taps(const op_native_pool *g, int64_t ch, int64_t oz, int64_t oy, int64_t ox, int64_t *off)
+{
+    int64_t n = 0;
+    for (int64_t t = 0; t < g->kd; t++) {
+        int64_t id = oz * g->sd - g->pd + t;
+        for (int64_t i = 0; id >= 0 && id < g->d && i < g->kh; i++) {
+            int64_t ih = oy * g->sh - g->ph + i;
+            for (int64_t j = 0; ih >= 0 && ih < g->h && j < g->kw; j++) {
+                int64_t iw = ox * g->sw - g->pw + j;
+                if (iw >= 0 && iw < g->w)
+                    off[n++] = ((id * g->h + ih) * g->w + iw) * ch;
+            }
+        }
+    }
+    return n;
+}
+
+/* y of the output row (depth oz, row oy) of one image; off: room for a window's taps. */
+static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const float *x, float *y, int64_t oz, int64_t oy,
+                           int64_t *off)
 {
     for (int64_t ox = 0; ox < g->ow; ox++) {
         float *yp = y + ((oz * g->oh + oy) * g->ow + ox) * ch;
-        bool first = true;
-        for (int64_t t = 0; t < g->kd; t++) {
-            int64_t id = oz * g->sd - g->pd + t;
-            for (int64_t i = 0; id >= 0 && id < g->d && i < g->kh; i++) {
-                int64_t ih = oy * g->sh - g->ph + i;
-                for (int64_t j = 0; ih >= 0 && ih < g->h && j < g->kw; j++) {
-                    int64_t iw = ox * g->sw - g->pw + j;
-                    if (iw < 0 || iw >= g->w)
-                        continue;
-                    const float *xp = x + ((id * g->h + ih) * g->w + iw) * ch;
-                    if (first) {
-                        memcpy(yp, xp, (size_t)ch * sizeof(float));
-                        first = false;
-                        continue;
-                    }
+        int64_t n = window_taps(g, ch, oz, oy, ox, off);
+        memcpy(yp, x + off[0], (size_t)ch * sizeof(float));
+        for (int64_t t = 1; t < n; t++) {
+            const float *xp = x + off[t];
 #pragma omp simd
-                    for (int64_t k = 0; k < ch; k++)
-                        yp[k] = xp[k] > yp[k] ? xp[k] : yp[k];
-                }
-            }
+            for (int64_t k = 0; k < ch; k++)
+                yp[k] = xp[k] > yp[k] ? xp[k] : yp[k];
         }
     }
 }
 
 /* dx of one image: zeroed, then dy added at each window's winner, channel by channel, in the
  * reference's order of the output positions (the same sums when windows overlap).  best and
- * arg: ch floats and ch offsets of scratch. */
+ * arg: ch floats and ch offsets of scratch; off: room for a window's taps. */
 static void maxpool_bwd_cl_image(const op_native_pool *g, int64_t ch, const float *x, const float *dy, float *dx,
-                                 float *best, int64_t *arg)
+                                 float *best, int64_t *arg, int64_t *off)
 {
     memset(dx, 0, (size_t)(g->d * g->h * g->w * ch) * sizeof(float));
     for (int64_t oz = 0; oz < g->od; oz++)
         for (int64_t oy = 0; oy < g->oh; oy++)
             for (int64_t ox = 0; ox < g->ow; ox++) {
-                bool first = true;
-                for (int64_t t = 0; t < g->kd; t++) {
-                    int64_t id = oz * g->sd - g->pd + t;
-                    for (int64_t i = 0; id >= 0 && id < g->d && i < g->kh; i++) {
-                        int64_t ih = oy * g->sh - g->ph + i;
-                        for (int64_t j = 0; ih >= 0 && ih < g->h && j < g->kw; j++) {
-                            int64_t iw = ox * g->sw - g->pw + j;
-                            if (iw < 0 || iw >= g->w)
-                                continue;
-                            int64_t off = ((id * g->h + ih) * g->w + iw) * ch;
-                            const float *xp = x + off;
-                            if (first) {
-                                for (int64_t k = 0; k < ch; k++)
-                                    best[k] = xp[k], arg[k] = off + k;
-                                first = false;
-                                continue;
-                            }
+                int64_t n = window_taps(g, ch, oz, oy, ox, off);
+                for (int64_t k = 0; k < ch; k++)
+                    best[k] = x[off[0] + k], arg[k] = off[0] + k;
+                for (int64_t t = 1; t < n; t++) {
+                    const float *xp = x + off[t];
 #pragma omp simd
-                            for (int64_t k = 0; k < ch; k++) {
-                                bool gt = xp[k] > best[k];
-                                best[k] = gt ? xp[k] : best[k];
-                                arg[k] = gt ? off + k : arg[k];
-                            }
-                        }
+                    for (int64_t k = 0; k < ch; k++) {
+                        bool gt = xp[k] > best[k];
+                        best[k] = gt ? xp[k] : best[k];
+                        arg[k] = gt ? off[t] + k : arg[k];
                     }
                 }
                 const float *dyp = dy + ((oz * g->oh + oy) * g->ow + ox) * ch;
@@ -160,13 +154,22 @@ int op_native_maxpool(op_call *c, char *err, size_t errlen)
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
     if (channels_last(&c->in[0])) {
-        int64_t n = c->in[0].d[0], ch = c->in[0].d[1], rows = n * g.od * g.oh;
+        int64_t n = c->in[0].d[0], ch = c->in[0].d[1], rows = n * g.od * g.oh, taps = g.kd * g.kh * g.kw;
         int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (n * vin > 8192)
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t b = r / (g.od * g.oh), oz = r / g.oh % g.od, oy = r % g.oh;
-            maxpool_cl_row(&g, ch, x + b * vin, y + b * vout, oz, oy);
+        int nt = nat_threads(c);
+        int64_t *offs = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * taps) + 1);
+        if (!offs)
+            return ref_fail(err, errlen, "%s: out of memory", name);
+#pragma omp parallel num_threads(nt) if (n * vin > 8192)
+        {
+            int64_t *off = offs + omp_get_thread_num() * taps;
+#pragma omp for schedule(static)
+            for (int64_t r = 0; r < rows; r++) {
+                int64_t b = r / (g.od * g.oh), oz = r / g.oh % g.od, oy = r % g.oh;
+                maxpool_cl_row(&g, ch, x + b * vin, y + b * vout, oz, oy, off);
+            }
         }
+        cnn_mem_free(offs);
         return 0;
     }
     POOL_LOOP(c, &c->in[0], g, v->maxpool(&g, x + p * vin_, y + p * vout_));
@@ -193,8 +196,9 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
     if (channels_last(&c->in[1])) {
         int64_t n = c->in[1].d[0], ch = c->in[1].d[1], nt = nat_threads(c);
         int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
+        int64_t taps = g.kd * g.kh * g.kw;
         float *bests = cnn_mem_malloc(sizeof(float) * (size_t)(nt * ch) + 1);
-        int64_t *args = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * ch) + 1);
+        int64_t *args = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * (ch + taps)) + 1);
         if (!bests || !args) {
             cnn_mem_free(bests), cnn_mem_free(args);
             return ref_fail(err, errlen, "%s: out of memory", name);
@@ -202,9 +206,10 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
 #pragma omp parallel num_threads(nt) if (n * vin > 8192)
         {
             int t = omp_get_thread_num();
+            int64_t *arg = args + t * (ch + taps);
 #pragma omp for schedule(static)
             for (int64_t b = 0; b < n; b++)
-                maxpool_bwd_cl_image(&g, ch, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, args + t * ch);
+                maxpool_bwd_cl_image(&g, ch, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, arg, arg + ch);
         }
         cnn_mem_free(bests), cnn_mem_free(args);
         return 0;
