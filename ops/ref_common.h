@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "ops/ref.h"
 
@@ -188,5 +189,22 @@ int ref_adam_check(const op_call *c, const char *name, char *err, size_t errlen)
  * variances; *n, *ch, *s the batch, channels and spatial size of x (ops/ref_norm.c). */
 int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64_t *ch, int64_t *s, char *err,
                  size_t errlen);
+
+/* Copies the n x ch x sp elements (each `size` bytes) of src into dst, from the plain order
+ * (index (b*ch + k)*sp + s) into channels-last ((b*sp + s)*ch + k) when to_cl, else back; on
+ * nthreads threads.  The reference reorder's arithmetic, for any element type. */
+static inline void ref_layout_copy(const void *src, void *dst, int64_t n, int64_t ch, int64_t sp, size_t size,
+                                   bool to_cl, int nthreads)
+{
+    const char *from = src;
+    char *to = dst;
+#pragma omp parallel for collapse(2) schedule(static) num_threads(nthreads)
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t s = 0; s < sp; s++)
+            for (int64_t k = 0; k < ch; k++) {
+                size_t plain = (size_t)((b * ch + k) * sp + s), cl = (size_t)((b * sp + s) * ch + k);
+                memcpy(to + (to_cl ? cl : plain) * size, from + (to_cl ? plain : cl) * size, size);
+            }
+}
 
 #endif

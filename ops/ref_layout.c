@@ -34,20 +34,7 @@ OP_REF_KERNEL(op_ref_reorder)
         memcpy(y->data, x->data, (size_t)total * sizeof(float));
         return 0;
     }
-    int64_t n = x->d[0], ch = x->d[1], sp = ref_spatial(x);
-    bool to_cl = a->to == OP_LAYOUT_NHWC;
-    const float *src = x->data;
-    float *dst = y->data;
-
-#pragma omp parallel for collapse(2) schedule(static) num_threads(ref_threads(c))
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t s = 0; s < sp; s++)
-            for (int64_t k = 0; k < ch; k++) {
-                int64_t plain = (b * ch + k) * sp + s, cl = (b * sp + s) * ch + k;
-                if (to_cl)
-                    dst[cl] = src[plain];
-                else
-                    dst[plain] = src[cl];
-            }
+    ref_layout_copy(x->data, y->data, x->d[0], x->d[1], ref_spatial(x), sizeof(float), a->to == OP_LAYOUT_NHWC,
+                    ref_threads(c));
     return 0;
 }

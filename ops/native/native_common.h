@@ -14,11 +14,21 @@
 
 static inline int nat_threads(const op_call *c) { return c->nthreads > 0 ? c->nthreads : 1; }
 
-/* ref_check_call for a kernel that takes channels-last tensors too (max pooling). */
-static inline int nat_check_call_cl(const op_call *c, const char *name, int min_in, int max_in, int min_out,
-                                    int max_out, char *err, size_t errlen)
+/* ref_check_call_layouts without the data check when need_data is false (so that scratch()
+ * can size a call before its buffers exist); plain_only false for kernels that also take
+ * channels-last tensors. */
+static inline int nat_check_call_layouts(const op_call *c, const char *name, int min_in, int max_in, int min_out,
+                                         int max_out, bool need_data, bool plain_only, char *err, size_t errlen)
 {
-    return ref_check_call_layouts(c, name, min_in, max_in, min_out, max_out, false, err, errlen);
+    if (need_data)
+        return ref_check_call_layouts(c, name, min_in, max_in, min_out, max_out, plain_only, err, errlen);
+    op_call probe = *c;
+    static float dummy;
+    for (int k = 0; k < OP_MAX_IN; k++)
+        probe.in[k].data = &dummy;
+    for (int k = 0; k < OP_MAX_OUT; k++)
+        probe.out[k].data = &dummy;
+    return ref_check_call_layouts(&probe, name, min_in, max_in, min_out, max_out, plain_only, err, errlen);
 }
 
 /* ref_check_call without the data check when need_data is false. */
@@ -26,15 +36,7 @@ static inline int nat_check_call(const op_call *c, const char *name, int min_in,
                                  int min_out, int max_out, bool need_data, char *err,
                                  size_t errlen)
 {
-    if (need_data)
-        return ref_check_call(c, name, min_in, max_in, min_out, max_out, err, errlen);
-    op_call probe = *c;
-    static float dummy;
-    for (int k = 0; k < OP_MAX_IN; k++)
-        probe.in[k].data = &dummy;
-    for (int k = 0; k < OP_MAX_OUT; k++)
-        probe.out[k].data = &dummy;
-    return ref_check_call(&probe, name, min_in, max_in, min_out, max_out, err, errlen);
+    return nat_check_call_layouts(c, name, min_in, max_in, min_out, max_out, need_data, true, err, errlen);
 }
 
 /* The ISA table of a level (the scalar one where the build has no x86 levels). */

@@ -57,12 +57,7 @@ static int64_t up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 /* nat_check_call, channels-last tensors allowed */
 static int check_call(const op_call *c, bool data, char *err, size_t errlen)
 {
-    op_call probe = *c;
-    for (int k = 0; k < OP_MAX_IN; k++)
-        probe.in[k].layout = 0;
-    for (int k = 0; k < OP_MAX_OUT; k++)
-        probe.out[k].layout = 0;
-    return nat_check_call(&probe, "native conv_q", 2, 8, 1, 1, data, err, errlen);
+    return nat_check_call_layouts(c, "native conv_q", 2, 8, 1, 1, data, false, err, errlen);
 }
 
 /* Checks an int8 call as the reference does (the scale values only when data) and fills p
@@ -240,18 +235,6 @@ static void prepare_weights(nq_conv *p, const op_call *c, char *buf)
     p->wd = wd, p->comp = comp, p->bq = bq, p->m = m;
 }
 
-/* Copies the n x c x s elements (each `size` bytes) of src into dst, from channels-last to plain
- * order (to_plain) or back. */
-static void reorder(const char *src, char *dst, int64_t n, int64_t c, int64_t s, size_t size, bool to_plain)
-{
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t ch = 0; ch < c; ch++)
-            for (int64_t j = 0; j < s; j++) {
-                size_t pl = (size_t)((i * c + ch) * s + j), cl = (size_t)((i * s + j) * c + ch);
-                memcpy(dst + (to_plain ? pl : cl) * size, src + (to_plain ? cl : pl) * size, size);
-            }
-}
-
 /* The reference kernel (bf16, 3-D) on plain copies of the channels-last activations, if any. */
 static int run_reference(op_call *c, char *err, size_t errlen)
 {
@@ -275,7 +258,7 @@ static int run_reference(op_call *c, char *err, size_t errlen)
             break;
         }
         if (i < 2)
-            reorder((const char *)t[i]->data, copy[i], n, ch, sp, size, true);
+            ref_layout_copy(t[i]->data, copy[i], n, ch, sp, size, false, nat_threads(c));
         kt[i]->data = copy[i];
         kt[i]->layout = 0;
     }
@@ -284,7 +267,7 @@ static int run_reference(op_call *c, char *err, size_t errlen)
     if (rc == 0 && copy[2]) {
         const op_tensor *y = t[2];
         int64_t n = y->d[0], ch = y->rank > 1 ? y->d[1] : 1, sp = ref_numel(y) / (n * ch > 0 ? n * ch : 1);
-        reorder(copy[2], (char *)y->data, n, ch, sp, y->dtype == OP_DT_F32 ? sizeof(float) : 1, false);
+        ref_layout_copy(copy[2], y->data, n, ch, sp, y->dtype == OP_DT_F32 ? sizeof(float) : 1, true, nat_threads(c));
     }
     for (int i = 0; i < 3; i++)
         cnn_mem_free(copy[i]);

@@ -145,7 +145,7 @@ int op_native_maxpool(op_call *c, char *err, size_t errlen)
 {
     const char *name = "native maxpool";
     op_native_pool g;
-    if (nat_check_call_cl(c, name, 1, 1, 1, 1, err, errlen) ||
+    if (nat_check_call_layouts(c, name, 1, 1, 1, 1, true, false, err, errlen) ||
         pool_make(&c->node->attrs.pool, &c->in[0], true, name, &g, err, errlen) ||
         check_pooled(&c->out[0], &c->in[0], &g, c->node->attrs.pool.sdims, name, "output", err,
                      errlen))
@@ -181,7 +181,7 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
     const char *name = "native maxpool_bwd";
     char s1[64], s2[64];
     op_native_pool g;
-    if (nat_check_call_cl(c, name, 2, 2, 1, 1, err, errlen) ||
+    if (nat_check_call_layouts(c, name, 2, 2, 1, 1, true, false, err, errlen) ||
         pool_make(&c->node->attrs.pool, &c->in[1], true, name, &g, err, errlen) ||
         check_pooled(&c->in[0], &c->in[1], &g, c->node->attrs.pool.sdims, name, "dy", err,
                      errlen))
