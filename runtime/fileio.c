@@ -259,3 +259,26 @@ int rt_out_commit(rt_outfile *o, char *msg, size_t msglen)
     out_free(o);
     return rc;
 }
+
+int rt_mkdir_p(const char *dir, char *failed, size_t n)
+{
+    char p[4096];
+    if (snprintf(p, sizeof p, "%s", dir) >= (int)sizeof p) {
+        snprintf(failed, n, "%s", dir);
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char keep = *c;
+        *c = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            snprintf(failed, n, "%s", p);
+            return -1;
+        }
+        *c = keep;
+        if (!keep)
+            return 0;
+    }
+}

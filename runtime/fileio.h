@@ -61,4 +61,8 @@ int rt_out_commit(rt_outfile *o, char *msg, size_t msglen);
 /* Closes and removes the temporary file (after a write error). */
 void rt_out_abort(rt_outfile *o);
 
+/* mkdir -p: creates folder dir and the missing folders above it.  0, or -1 with errno set and
+ * the folder that could not be made in failed (n bytes). */
+int rt_mkdir_p(const char *dir, char *failed, size_t n);
+
 #endif

@@ -50,7 +50,7 @@ void rt_profile_end_run(cnn_session *s)
 
 int cnn_session_profile_steps(const cnn_session *s) { return s && s->plan ? s->plan->nsteps : 0; }
 
-static int cmp_double(const void *x, const void *y)
+int rt_cmp_double(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;
     return a < b ? -1 : a > b;
@@ -92,7 +92,7 @@ cnn_status cnn_session_profile_entry(const cnn_session *s, int i, cnn_profile_en
         return CNN_ERR_NOMEM;
     for (int r = 0; r < s->prof_runs; r++)
         t[r] = s->prof[(size_t)r * (size_t)s->plan->nsteps + (size_t)i];
-    qsort(t, (size_t)s->prof_runs, sizeof(double), cmp_double);
+    qsort(t, (size_t)s->prof_runs, sizeof(double), rt_cmp_double);
     int m = s->prof_runs;
     e->min_s = t[0];
     e->max_s = t[m - 1];

@@ -117,6 +117,8 @@ struct cnn_session {
 void rt_profile_record(cnn_session *s, int st, double seconds);
 void rt_profile_end_run(cnn_session *s);
 double rt_seconds(void);
+/* qsort comparator for doubles, ascending (runtime/profile.c). */
+int rt_cmp_double(const void *x, const void *y);
 /* profile.c: a node's phase: "forward", "backward" (it makes a gradient) or "update". */
 const char *rt_node_phase(const ir_graph *g, const ir_node *nd);
 

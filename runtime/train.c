@@ -17,6 +17,7 @@
 #include "runtime/checkpoint.h"
 #include "runtime/data.h"
 #include "runtime/dist.h"
+#include "runtime/fileio.h"
 #include "runtime/rt.h"
 
 static double now_seconds(void)
@@ -326,27 +327,10 @@ static cnn_status prepare_checkpoint_dir(train_run *r)
         return rt_fail(err, CNN_ERR_USAGE, "the checkpoint folder's name is empty");
     struct stat sb;
     if (stat(dir, &sb) != 0) {
-        /* mkdir -p */
-        char *p = cnn_mem_strdup(dir);
-        if (!p)
-            return rt_fail(err, CNN_ERR_NOMEM, "out of memory");
-        for (char *c = p + 1;; c++) {
-            if (*c == '/' || *c == '\0') {
-                char keep = *c;
-                *c = '\0';
-                if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-                    int e = errno;
-                    cnn_status st = rt_fail(err, CNN_ERR_INPUT, "%s: cannot create the checkpoint folder %s: %s", dir,
-                                            p, strerror(e));
-                    cnn_mem_free(p);
-                    return st;
-                }
-                *c = keep;
-                if (!keep)
-                    break;
-            }
-        }
-        cnn_mem_free(p);
+        char failed[4096];
+        if (rt_mkdir_p(dir, failed, sizeof failed) != 0)
+            return rt_fail(err, CNN_ERR_INPUT, "%s: cannot create the checkpoint folder %s: %s", dir, failed,
+                           strerror(errno));
         if (stat(dir, &sb) != 0)
             return rt_fail(err, CNN_ERR_INPUT, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
     }

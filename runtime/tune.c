@@ -92,19 +92,13 @@ typedef struct tuner {
     size_t errlen;
 } tuner;
 
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return a < b ? -1 : a > b;
-}
-
 /* The lower quartile of n times: other work on the machine only ever adds time, so the low
  * end of the runs says more of the plan than the middle (sorts v). */
 static double quartile(double *v, int n)
 {
     if (n <= 0)
         return 0;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    qsort(v, (size_t)n, sizeof *v, rt_cmp_double);
     return v[(n - 1) / 4];
 }
 
@@ -200,24 +194,6 @@ static cJSON *cache_load(const char *path, rt_tune_state *ts)
     return root;
 }
 
-/* mkdir -p of path's folder. */
-static void make_parent(const char *path)
-{
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return;
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(dir, 0755);
-            *p = '/';
-        }
-    mkdir(dir, 0755);
-}
-
 static void cache_save(const char *path, cJSON *root, rt_tune_state *ts)
 {
     if (!path[0] || !root)
@@ -232,7 +208,13 @@ static void cache_save(const char *path, cJSON *root, rt_tune_state *ts)
         note(ts, "the tuning cache %s was not written: out of memory", path);
         return;
     }
-    make_parent(path);
+    char dir[1024], failed[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        rt_mkdir_p(dir, failed, sizeof failed); /* on failure the open below says why */
+    }
     rt_outfile o;
     char msg[512];
     if (rt_out_open(&o, path) != 0) {
@@ -550,7 +532,7 @@ static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double 
         ratios[r] = tb > 0 ? ta / tb : 1.0;
     }
     if (st == CNN_OK) {
-        qsort(ratios, (size_t)rounds, sizeof(double), cmp_double);
+        qsort(ratios, (size_t)rounds, sizeof(double), rt_cmp_double);
         *ratio = rounds % 2 ? ratios[rounds / 2] : 0.5 * (ratios[rounds / 2 - 1] + ratios[rounds / 2]);
     }
     cnn_mem_free(ratios);
