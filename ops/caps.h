@@ -28,6 +28,10 @@ typedef struct op_caps {
      * channels per group (LeNet's first layer), where oneDNN's int8 is slower than its fp32:
      * only such a backend gets those convolutions in int8 (compiler/pass_precision.c) */
     bool int8_few_channels[OP_COUNT][OP_BACKEND_COUNT];
+    /* conv2d, conv_bwd_data, conv_bwd_weights: the backend's kernel runs fp32 3x3 stride-1 2-D
+     * convolutions by Winograd's algorithm when a node asks (attrs.conv.winograd, set by
+     * compiler/pass_conv_algo.c), on this machine */
+    bool winograd[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 
 const char *op_backend_name(op_backend b);

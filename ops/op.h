@@ -85,6 +85,12 @@ typedef struct op_conv_attrs {
     bool q_unsigned;       /* int8: the input is quantised as u8 (it is never negative), else s8 */
     bool res_unsigned;     /* int8 output with a residual: the residual's bytes are u8 (it is never
                             * negative), else s8 (ops/quant.h) */
+    /* fp32 conv, conv_bwd_data, conv_bwd_weights: by Winograd's algorithm F(4x4, 3x3) (or
+     * F(2x2, 3x3)) instead of directly; set by compiler/pass_conv_algo.c on backends that have
+     * it (op_caps.winograd).  A kernel without Winograd for the call runs it directly. */
+    bool winograd;
+    bool weights_vary;     /* a Winograd conv of a training graph: its weights change every step, so
+                            * they are transformed inside the kernel, not once ahead */
 } op_conv_attrs;
 
 typedef struct op_pool_attrs {

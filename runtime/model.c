@@ -62,6 +62,16 @@ unsigned rt_pass_bits(const cnn_options *opt)
     return opt->passes;
 }
 
+plan_conv_algo rt_conv_algo(const cnn_options *opt)
+{
+    switch (opt->conv_algo) {
+    case CNN_CONV_ALGO_WINOGRAD: return PLAN_CONV_WINOGRAD;
+    case CNN_CONV_ALGO_AUTO: return PLAN_CONV_AUTO;
+    case CNN_CONV_ALGO_DEFAULT: return opt->tune != CNN_TUNE_OFF ? PLAN_CONV_AUTO : PLAN_CONV_DIRECT;
+    default: return PLAN_CONV_DIRECT;
+    }
+}
+
 static cnn_model *model_new(const char *filename)
 {
     cnn_model *m = cnn_mem_calloc(1, sizeof *m);
@@ -400,6 +410,7 @@ static ir_plan *model_plan_picks(cnn_model *m, const cnn_options *opt, int64_t b
         .precision = training && opt->precision != CNN_PRECISION_BF16 ? OP_PREC_FP32 : (op_precision)opt->precision,
         .picks = picks,
         .npicks = npicks,
+        .conv_algo = rt_conv_algo(opt),
 #ifdef NDEBUG
         .verify = false,
 #else
@@ -503,6 +514,8 @@ static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size
     int s;
     const ir_node *on = layer_runner(p, nd, &s);
     snprintf(buf, n, "%s", on ? "fp32" : "-");
+    if (on && on->op == OP_CONV2D && on->attrs.conv.winograd)
+        snprintf(buf, n, "fp32 winograd");
     if (!on || (on->op != OP_CONV_Q && on->op != OP_DENSE_Q))
         return;
     bool conv = on->op == OP_CONV_Q;

@@ -244,6 +244,9 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
         return rt_fail(s->err, CNN_ERR_USAGE, "the weights belong to another model");
     if (batch < 1 || batch > (1 << 24))
         return rt_fail(s->err, CNN_ERR_USAGE, "batch must be between 1 and %d, got %" PRId64, 1 << 24, batch);
+    if ((unsigned)s->opt.conv_algo > CNN_CONV_ALGO_AUTO)
+        return rt_fail(s->err, CNN_ERR_USAGE, "conv_algo must be default, direct, winograd or auto, got %d",
+                       (int)s->opt.conv_algo);
     if (s->opt.threads < 0)
         return rt_fail(s->err, CNN_ERR_USAGE, "threads must be positive, got %d", s->opt.threads);
     /* libgomp ends the process when it cannot start a team's threads: absurd counts are refused

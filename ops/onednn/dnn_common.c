@@ -538,3 +538,10 @@ const char *op_onednn_impl_name(const void *state)
         return "";
     return name;
 }
+
+bool op_onednn_winograd(op_kind op)
+{
+    if (op != OP_CONV2D && op != OP_CONV_BWD_DATA && op != OP_CONV_BWD_WEIGHTS) return false;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
+}
