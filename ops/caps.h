@@ -24,6 +24,7 @@ typedef enum op_layout_support {
 typedef struct op_caps {
     bool has[OP_COUNT][OP_BACKEND_COUNT];
     op_layout_support layouts[OP_COUNT][OP_BACKEND_COUNT];
+    bool blocked[OP_COUNT][OP_BACKEND_COUNT]; /* takes OP_LAYOUT_BLOCK16 activations too */
     /* conv_q: the backend's int8 kernel stays fast on convolutions with fewer than 4 input
      * channels per group (LeNet's first layer), where oneDNN's int8 is slower than its fp32:
      * only such a backend gets those convolutions in int8 (compiler/pass_precision.c) */

@@ -34,6 +34,10 @@ typedef struct op_shape {
 typedef enum op_layout {
     OP_LAYOUT_PLAIN = 0,   /* NCHW, NCL, NC: the public layout and the reference kernels' */
     OP_LAYOUT_NHWC,        /* channels last: NHWC for images, NWC for signals */
+    OP_LAYOUT_BLOCK16,     /* channels in blocks of 16, innermost: [N, C/16, H, W, 16] (oneDNN's
+                            * nChw16c), for images whose channel count is a multiple of 16; only
+                            * kernels that declare it take it (op_kernel.blocked), between
+                            * Winograd convolutions, which read and write nothing else */
 } op_layout;
 
 /* The element type of an activation in memory (op_tensor.dtype, ir_value.dtype): f32 everywhere
@@ -184,5 +188,7 @@ char *op_shape_str(const op_shape *s, char *buf, size_t n);
 /* The same with another separator between the sizes ("," for compact labels). */
 char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n);
 const char *op_act_name(op_act a);
+/* "nchw" (plain), "nhwc" (channels-last), "nChw16c" (blocked) */
+const char *op_layout_name(op_layout l);
 
 #endif

@@ -580,17 +580,23 @@ static void summary_rewrites(strbuf *sb, const ir_plan *p)
         if (on->fused[0])
             sb_printf(sb, "  %s: %s\n", on->name, on->fused);
     }
-    int nr = 0, ncl = 0;
+    int nr = 0, ncl = 0, nblk = 0;
     for (int s = 0; s < p->nsteps; s++)
         nr += og->nodes[p->steps[s].node].op == OP_REORDER;
-    for (int v = 0; v < og->nvals; v++)
+    for (int v = 0; v < og->nvals; v++) {
         ncl += og->vals[v].layout == OP_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
-    sb_printf(sb, "\nlayout: %d tensors channels-last, %d reorders\n", ncl, nr);
+        nblk += og->vals[v].layout == OP_LAYOUT_BLOCK16 && p->vals[v].loc != PLAN_LOC_NONE;
+    }
+    sb_printf(sb, "\nlayout: %d tensors channels-last, %d reorders", ncl, nr);
+    if (nblk)
+        sb_printf(sb, ", %d tensors blocked (nChw16c, between Winograd convolutions)", nblk);
+    sb_printf(sb, "\n");
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *on = &og->nodes[p->steps[s].node];
+        op_layout to = on->attrs.reorder.to;
         if (on->op == OP_REORDER)
             sb_printf(sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
-                      on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
+                      to == OP_LAYOUT_NHWC ? "channels-last" : to == OP_LAYOUT_BLOCK16 ? "blocked" : "plain");
     }
     /* --precision bf16 / int8: the low-precision nodes and the conversions at their edges */
     int nq = 0, nconv = 0, nbytes = 0;

@@ -113,7 +113,7 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
 {
     const ir_value *val = &s->plan->graph->vals[v];
     t->data = s->data[v];
-    t->layout = val->layout == OP_LAYOUT_NHWC ? 1 : 0;
+    t->layout = (int)val->layout;
     t->dtype = (int)val->dtype;
     t->rank = 0;
     if (val->batched)
@@ -176,11 +176,13 @@ static cnn_status prepare_calls(cnn_session *s)
         if (!k || !k->run)
             return rt_fail(s->err, CNN_ERR_INTERNAL, "no kernel for %s (%s)", nd->name, op_name(nd->op));
         s->kernels[st] = k;
-        /* the layout pass gives channels-last tensors only to kernels that take them */
-        for (int t = 0; t < c->nin + c->nout && k->layouts == OP_LAYOUT_PLAIN_ONLY; t++)
-            if ((t < c->nin ? c->in[t] : c->out[t - c->nin]).layout != 0)
-                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a channels-last tensor",
-                               nd->name, op_name(nd->op), op_backend_name(p->steps[st].backend));
+        /* the layout pass gives channels-last and blocked tensors only to kernels that take them */
+        for (int t = 0; t < c->nin + c->nout; t++) {
+            int l = (t < c->nin ? c->in[t] : c->out[t - c->nin]).layout;
+            if ((l != OP_LAYOUT_PLAIN && k->layouts == OP_LAYOUT_PLAIN_ONLY) || (l == OP_LAYOUT_BLOCK16 && !k->blocked))
+                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a %s tensor", nd->name,
+                               op_name(nd->op), op_backend_name(p->steps[st].backend), op_layout_name((op_layout)l));
+        }
         cnn_status ks = prepare_kernel(s, st, c);
         if (ks != CNN_OK)
             return ks;

@@ -363,11 +363,18 @@ Test(tune, cli_flag_and_summary)
 
 /* ---- Winograd convolutions (cnn_options.conv_algo, --conv-algo) */
 
-static const char wino_src[] = "network w {\n"
+/* 3x3 convolutions of 32 channels with what sits between them in a residual network
+ * (batchnorm, the residual add, activations, pooling), in the blocked layout under Winograd */
+static const char wino_src[] = "block basic(w) {\n"
+                               "    y = in -> conv2d(w, 3, pad=1, bias=false) -> batchnorm -> relu\n"
+                               "           -> conv2d(w, 3, pad=1, bias=false) -> batchnorm;\n"
+                               "    return (y + in) -> relu;\n"
+                               "}\n"
+                               "network w {\n"
                                "    input image[32, 12, 12];\n"
-                               "    output logits = image -> conv2d(32, 3, pad=1) -> relu\n"
+                               "    output logits = image -> conv2d(32, 3, pad=1) -> relu -> basic(32)\n"
                                "        -> conv2d(32, 3, pad=1) -> relu -> maxpool(2)\n"
-                               "        -> flatten -> dense(10);\n"
+                               "        -> global_avgpool -> dense(10);\n"
                                "}\n";
 
 static cnn_session *wino_session(cnn_model *m, cnn_weights *w, cnn_conv_algo algo, cnn_tune tune, cnn_mode mode)
@@ -395,6 +402,8 @@ static bool summary_says_winograd(cnn_model *m, cnn_conv_algo algo, bool trainin
     char *text = NULL;
     cr_assert_eq(cnn_model_summary(m, &o, 64, training, &text), CNN_OK);
     bool yes = strstr(text, "fp32 winograd") != NULL;
+    if (yes) /* the layers between the Winograd convolutions stay blocked */
+        cr_assert(strstr(text, "tensors blocked (nChw16c"), "%s", text);
     cnn_free(text);
     return yes;
 }

@@ -124,9 +124,9 @@ void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory
         xd[2 + i] = g->in[i];
         yd[2 + i] = g->out[i];
     }
-    *x = prim && !cl.x ? op_dnn_md_any(nd, xd) : op_dnn_md_layout(nd, xd, cl.x);
+    *x = prim && cl.x == OP_LAYOUT_PLAIN ? op_dnn_md_any(nd, xd) : op_dnn_md_layout(nd, xd, cl.x);
     *w = prim ? op_dnn_md_any(g->wnd, g->wdims) : op_dnn_md(g->wnd, g->wdims);
-    *y = prim && !cl.y ? op_dnn_md_any(nd, yd) : op_dnn_md_layout(nd, yd, cl.y);
+    *y = prim && cl.y == OP_LAYOUT_PLAIN ? op_dnn_md_any(nd, yd) : op_dnn_md_layout(nd, yd, cl.y);
 }
 
 /* The type a node's x, w and dy are read as: bf16 in a bf16 training graph, else f32. */
@@ -143,11 +143,12 @@ static dnnl_alg_kind_t conv_alg(const op_conv_attrs *a)
 }
 
 /* The layouts a primitive of algorithm `alg` is described with: oneDNN's Winograd kernels read
- * and write their own blocked layout only, so their activations are "any" (the user's
- * channels-last tensors are reordered around them). */
+ * and write their own blocked layout only, so their activations are "any" (it is nChw16c, the
+ * layout pass's OP_LAYOUT_BLOCK16, which then needs no reorder; plain and channels-last tensors
+ * are reordered around them). */
 static conv_layouts prim_layouts(conv_layouts cl, dnnl_alg_kind_t alg)
 {
-    if (alg == dnnl_convolution_winograd) cl.x = cl.y = false;
+    if (alg == dnnl_convolution_winograd) cl.x = cl.y = OP_LAYOUT_PLAIN;
     return cl;
 }
 
@@ -234,7 +235,7 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
     int64_t yd[4] = {g->n, g->f, pooled[0], pooled[1]};
     dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
-    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_cl(c, &c->out[0]));
+    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_layout(c, &c->out[0]));
     /* the conv's type (f32; u8/s8 from an int8 conv_q) */
     y_any.data_type = y_plain.data_type = op_dnn_mem_md(p, conv_dst)->data_type;
     dnnl_pooling_desc_t d;
@@ -271,7 +272,7 @@ int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnn
         /* the sum post-op adds what dst holds: put the residual there first */
         int64_t rd[5] = {g->n, g->f};
         for (int i = 0; i < g->sp; i++) rd[2 + i] = g->out[i];
-        dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g->sp, rd, op_dnn_tensor_cl(c, &c->in[rin]));
+        dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g->sp, rd, op_dnn_tensor_layout(c, &c->in[rin]));
         int rt = c->in[rin].dtype;
         rp.data_type = rt == OP_DT_U8 ? dnnl_u8 : rt == OP_DT_S8 ? dnnl_s8 : dnnl_f32;
         int r = op_dnn_mem_bound(p, &rp, OP_DNN_IN, rin, err, errlen);
@@ -309,7 +310,7 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
         dnnl_primitive_attr_destroy(attr);
         return -1;
     }
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[0]), op_dnn_tensor_cl(c, &c->out[0])};
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->in[0]), op_dnn_tensor_layout(c, &c->out[0])};
     dnnl_primitive_desc_t pd = NULL;
     dnnl_alg_kind_t alg = conv_alg(a);
     /* (oneDNN's inference Winograd takes its weights pre-transformed, which a training step
@@ -338,7 +339,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build, OP_LAYOUT_PREFERS_CL);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build, OP_LAYOUT_PREFERS_CL, true);
 
 /* ---- backward data: dy, w -> dx */
 
@@ -353,7 +354,7 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: dy does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->out[0]), op_dnn_tensor_cl(c, &c->in[0])};
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->out[0]), op_dnn_tensor_layout(c, &c->in[0])};
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
     if (conv_bwd_pd(&g, cl, false, false, conv_in_type(a), attr, conv_alg(a), &pd, err, errlen)) goto done;
@@ -379,7 +380,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build, OP_LAYOUT_PREFERS_CL);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build, OP_LAYOUT_PREFERS_CL, true);
 
 /* ---- backward weights: dy, x -> dw, db */
 
@@ -397,7 +398,7 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: db must be [F]");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[1]), op_dnn_tensor_cl(c, &c->in[0])};
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->in[1]), op_dnn_tensor_layout(c, &c->in[0])};
     dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
     if (conv_bwd_pd(&g, cl, true, a->bias, conv_in_type(a), attr, conv_alg(a), &pd, err, errlen)) goto done;
@@ -432,4 +433,4 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build, OP_LAYOUT_PREFERS_CL);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build, OP_LAYOUT_PREFERS_CL, true);
