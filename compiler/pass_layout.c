@@ -17,10 +17,14 @@
  *
  * A third order, channels blocked by 16 (OP_LAYOUT_BLOCK16, oneDNN's nChw16c), is the only one
  * oneDNN's Winograd convolutions read and write.  A Winograd convolution (attrs.conv.winograd)
- * runs blocked; so do the kernels around it that take blocked tensors (op_caps.blocked) when
- * blocked inputs are at least as many as either other kind, and a channels-last-preferring
- * convolution when its inputs are mostly blocked, so that a stretch of Winograd layers with their
- * batchnorms, activations, adds and pools stays blocked without reorders.  A node runs blocked
+ * runs blocked; so do the kernels that take blocked tensors (op_caps.blocked) and either read or
+ * write a value of the shape of one a Winograd node reads or writes (the stretch of the network
+ * at that resolution and width: its batchnorms, activations, residual adds, pools, projection
+ * and strided convolutions, forward and backward), or whose layout-bearing inputs are mostly
+ * blocked (a tie goes the other way: a backward node of a direct stretch reading a blocked
+ * gradient and a channels-last activation stays channels-last, so the gradient is reordered once
+ * rather than every activation).  So a stretch of Winograd layers runs blocked from end to end,
+ * with reorders at its edges only.  A node runs blocked
  * only when every batched value it touches is an image [C, H, W] whose C is a multiple of 16
  * (or a vector): then a one-position image is the same bytes blocked as plain.
  *
@@ -78,12 +82,44 @@ static bool winograd(const ir_node *nd)
            nd->attrs.conv.winograd;
 }
 
+static bool same_shape(const op_shape *a, const op_shape *b)
+{
+    if (a->rank != b->rank)
+        return false;
+    for (int k = 0; k < a->rank; k++)
+        if (a->d[k] != b->d[k])
+            return false;
+    return true;
+}
+
+/* Marks (wshape[v]) the layout-bearing values whose shape is that of a value a Winograd node
+ * reads or writes: the stretch of the network at a Winograd convolution's resolution and width. */
+static void winograd_shapes(const ir_graph *g, bool *wshape)
+{
+    for (int v = 0; v < g->nvals; v++)
+        wshape[v] = false;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        if (nd->dead || !winograd(nd))
+            continue;
+        for (int k = 0; k < nd->nin + nd->nout; k++) {
+            const ir_value *w = &g->vals[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
+            if (!layout_bearing(w))
+                continue;
+            for (int v = 0; v < g->nvals; v++)
+                wshape[v] |= layout_bearing(&g->vals[v]) && same_shape(&g->vals[v].shape, &w->shape);
+        }
+    }
+}
+
 /* Decides every live node's layout (lay[n]) and sets the layouts of the values they make;
- * blocked ones only when `blocked` (the reorders can convert them). */
-static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_layout *lay)
+ * blocked ones only when `blocked` (the reorders can convert them).  wshape: scratch, one per
+ * value. */
+static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_layout *lay, bool *wshape)
 {
     for (int v = 0; v < g->nvals; v++)
         g->vals[v].layout = OP_LAYOUT_PLAIN;
+    winograd_shapes(g, wshape);
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
         lay[n] = OP_LAYOUT_PLAIN;
@@ -96,18 +132,19 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
                 count[v->layout]++;
         }
         bool blk = blocked && blockable(g, nd, caps);
+        bool near = false; /* it reads or writes a value of a Winograd stretch's shape */
+        for (int k = 0; k < nd->nin + nd->nout; k++)
+            near |= wshape[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
         switch (node_support(nd, caps)) {
         case OP_LAYOUT_PLAIN_ONLY:
             break;
         case OP_LAYOUT_PREFERS_CL:
-            lay[n] = blk && (winograd(nd) || (count[OP_LAYOUT_BLOCK16] > 0 &&
-                                              count[OP_LAYOUT_BLOCK16] >= count[OP_LAYOUT_PLAIN] + count[OP_LAYOUT_NHWC]))
+            lay[n] = blk && (winograd(nd) || near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_PLAIN] + count[OP_LAYOUT_NHWC])
                          ? OP_LAYOUT_BLOCK16
                          : OP_LAYOUT_NHWC;
             break;
         case OP_LAYOUT_EITHER:
-            if (blk && count[OP_LAYOUT_BLOCK16] > 0 && count[OP_LAYOUT_BLOCK16] >= count[OP_LAYOUT_NHWC] &&
-                count[OP_LAYOUT_BLOCK16] >= count[OP_LAYOUT_PLAIN])
+            if (blk && (near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_PLAIN]))
                 lay[n] = OP_LAYOUT_BLOCK16;
             else
                 lay[n] = count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] >= count[OP_LAYOUT_PLAIN] ? OP_LAYOUT_NHWC
@@ -179,12 +216,13 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
         r.copy[l] = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
     int *newidx = cnn_mem_malloc(sizeof(int) * (size_t)(g->nnodes + 1));
     op_layout *lay = cnn_mem_malloc(sizeof(op_layout) * (size_t)(g->nnodes + 1));
-    if (!r.nodes || !r.copy[0] || !r.copy[1] || !r.copy[2] || !newidx || !lay)
+    bool *wshape = cnn_mem_malloc(sizeof(bool) * (size_t)(g->nvals + 1));
+    if (!r.nodes || !r.copy[0] || !r.copy[1] || !r.copy[2] || !newidx || !lay || !wshape)
         goto oom;
     for (int v = 0; v < g->nvals; v++)
         r.copy[0][v] = r.copy[1][v] = r.copy[2][v] = -1;
     /* blocked tensors only when the reorders can convert them */
-    choose_layouts(g, ctx->caps, ctx->caps->blocked[OP_REORDER][r.reorder_backend], lay);
+    choose_layouts(g, ctx->caps, ctx->caps->blocked[OP_REORDER][r.reorder_backend], lay, wshape);
 
     for (int n = 0; n < g->nnodes; n++) {
         ir_node nd = g->nodes[n];
@@ -219,6 +257,7 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
         cnn_mem_free(r.copy[l]);
     cnn_mem_free(newidx);
     cnn_mem_free(lay);
+    cnn_mem_free(wshape);
     return 0;
 oom:
     cnn_mem_free(r.nodes);
@@ -226,6 +265,7 @@ oom:
         cnn_mem_free(r.copy[l]);
     cnn_mem_free(newidx);
     cnn_mem_free(lay);
+    cnn_mem_free(wshape);
     snprintf(err, errlen, "out of memory in the layout pass");
     return -1;
 }

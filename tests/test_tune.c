@@ -404,6 +404,8 @@ static bool summary_says_winograd(cnn_model *m, cnn_conv_algo algo, bool trainin
     bool yes = strstr(text, "fp32 winograd") != NULL;
     if (yes) /* the layers between the Winograd convolutions stay blocked */
         cr_assert(strstr(text, "tensors blocked (nChw16c"), "%s", text);
+    if (yes && !training) /* the one reorder: the image, into the blocked layout */
+        cr_assert(strstr(text, "layout: 0 tensors channels-last, 1 reorders"), "%s", text);
     cnn_free(text);
     return yes;
 }
