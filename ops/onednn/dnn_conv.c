@@ -160,26 +160,17 @@ static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_data
                        char *err, size_t errlen)
 {
     dnnl_memory_desc_t b = op_dnn_md(1, &g->f);
-    dnnl_convolution_desc_t d;
-    if (*alg == dnnl_convolution_winograd) {
+    for (;; *alg = dnnl_convolution_direct) {
         dnnl_memory_desc_t x, w, y;
         op_dnn_conv_mds(g, prim_layouts(cl, *alg), true, &x, &w, &y);
         x.data_type = w.data_type = in;
-        if (dnnl_dilated_convolution_forward_desc_init(&d, prop, *alg, &x, &w, bias ? &b : NULL, &y, g->stride,
-                                                       g->dil, g->pad, g->pad) == dnnl_success &&
-            dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL) == dnnl_success)
-            return 0;
-        *alg = dnnl_convolution_direct;
+        dnnl_convolution_desc_t d;
+        dnnl_status_t s = dnnl_dilated_convolution_forward_desc_init(&d, prop, *alg, &x, &w, bias ? &b : NULL, &y,
+                                                                     g->stride, g->dil, g->pad, g->pad);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL);
+        if (s == dnnl_success) return 0;
+        if (*alg == dnnl_convolution_direct) return op_dnn_fail(s, "convolution", err, errlen);
     }
-    dnnl_memory_desc_t x, w, y;
-    op_dnn_conv_mds(g, cl, true, &x, &w, &y);
-    x.data_type = w.data_type = in;
-    OP_DNN_TRY(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, &x, &w,
-                                                          bias ? &b : NULL, &y, g->stride, g->dil,
-                                                          g->pad, g->pad),
-               "convolution descriptor");
-    OP_DNN_TRY(dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL), "convolution");
-    return 0;
 }
 
 /* A backward primitive descriptor (data, or weights with the bias gradient when `bias`), x, w and
