@@ -82,16 +82,6 @@ static bool winograd(const ir_node *nd)
            nd->attrs.conv.winograd;
 }
 
-static bool same_shape(const op_shape *a, const op_shape *b)
-{
-    if (a->rank != b->rank)
-        return false;
-    for (int k = 0; k < a->rank; k++)
-        if (a->d[k] != b->d[k])
-            return false;
-    return true;
-}
-
 /* Marks (wshape[v]) the layout-bearing values whose shape is that of a value a Winograd node
  * reads or writes: the stretch of the network at a Winograd convolution's resolution and width. */
 static void winograd_shapes(const ir_graph *g, bool *wshape)
@@ -107,7 +97,7 @@ static void winograd_shapes(const ir_graph *g, bool *wshape)
             if (!layout_bearing(w))
                 continue;
             for (int v = 0; v < g->nvals; v++)
-                wshape[v] |= layout_bearing(&g->vals[v]) && same_shape(&g->vals[v].shape, &w->shape);
+                wshape[v] |= layout_bearing(&g->vals[v]) && op_shape_equal(&g->vals[v].shape, &w->shape);
         }
     }
 }
