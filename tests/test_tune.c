@@ -11,6 +11,7 @@
 #include "ops/kernels.h"
 #include "runtime/cnn.h"
 #include "tests/cli_util.h"
+#include "tests/file_util.h"
 
 TestSuite(tune, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
 
@@ -490,4 +491,48 @@ Test(tune, conv_algo_bad_values)
     cr_assert_eq(run_cnnc(&out, args), 2, "%s", out);
     cr_assert(strstr(out, "--conv-algo takes direct, winograd or auto, got 'fast'"), "%s", out);
     free(out);
+}
+
+/* Tuning with Winograd as a candidate: every 3x3 convolution's entry in the cache says which
+ * algorithm was kept (and nothing else's does), and a second session takes all its choices from
+ * the cache. */
+Test(tune, winograd_choices_are_cached)
+{
+    op_caps caps;
+    op_kernel_caps(&caps);
+    if (!caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN])
+        cr_skip_test("no Winograd convolutions on this build or CPU");
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "w.cnn", wino_src, sizeof wino_src - 1, NULL), CNN_OK, "%s",
+                 cnn_model_errmsg(m));
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_options o;
+    cnn_options_default(&o);
+    o.tune = CNN_TUNE_ON;
+    o.tune_cache = tmp("wino.json");
+    o.threads = 1;
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned && ti.measured == ti.nodes, "%s", ti.note);
+    cnn_session_destroy(s);
+    size_t len = 0;
+    char *json = test_read_file(tmp("wino.json"), &len);
+    cr_assert_not_null(json);
+    int n = 0, convs = 0; /* (identical layers share an entry) */
+    for (const char *p = json; (p = strstr(p, "\"algorithm\"")); p++)
+        n++;
+    for (const char *p = json; (p = strstr(p, "|conv2d|")); p++)
+        convs++;
+    cr_assert(convs >= 2 && n == convs, "%d convolution entries, %d with an algorithm:\n%s", convs, n, json);
+    free(json);
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_INFER, NULL), CNN_OK);
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned && ti.cached == ti.nodes && ti.measured == 0, "%d cached of %d", ti.cached, ti.nodes);
+    cr_assert_eq(cnn_session_run(s), CNN_OK);
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
 }
