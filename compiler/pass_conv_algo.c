@@ -12,7 +12,7 @@
  *     per call.  Below that the transforms cost more than they save: on the machine we measured
  *     (AVX-512, 2 threads), Winograd took 1.3-1.4x direct's time at 16 channels and batch 64,
  *     and 1.5x at 64 channels, 8x8, batch 1 (4.7 MFLOP), while it took 0.4-0.75x from 9.4 MFLOP
- *     up with 32 or more channels (bench/bench_winograd prints the figures for a machine).
+ *     up with 32 or more channels (`cnnc bench NET --profile --conv-algo direct` and `winograd` give them per node).
  * A convolution's backward nodes carry its attributes, so they get the same choice (oneDNN runs
  * all three passes by Winograd, with the forward as their hint).  In a training graph the
  * weights change every step: the nodes say so (attrs.conv.weights_vary), and oneDNN then
