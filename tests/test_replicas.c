@@ -1,0 +1,273 @@
+/* Training steps as replicas (runtime/replicas.c): which networks may use them, and that a
+ * step of replicas gives the plain step's weights, optimiser state, loss and accuracy count
+ * to float rounding, for SGD (momentum, weight decay), Adam with gradient clipping, mse,
+ * label smoothing, and a batch cut into unequal shares.  Nothing is timed here. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/cnn.h"
+#include "runtime/rt.h"
+
+/* conv + pool + dense: the shape of LeNet, small */
+static const char small_net[] = "network small {\n"
+                                "    input image[1, 12, 12];\n"
+                                "    output logits = image -> conv2d(4, 3, pad=1) -> relu -> maxpool(2)\n"
+                                "        -> conv2d(6, 3) -> relu -> maxpool(2) -> flatten -> dense(16) -> relu\n"
+                                "        -> dense(5);\n"
+                                "}\n";
+
+static const char bn_net[] = "network bn {\n"
+                             "    input image[1, 8, 8];\n"
+                             "    output logits = image -> conv2d(4, 3, pad=1) -> batchnorm -> relu -> flatten -> dense(3);\n"
+                             "}\n";
+
+static const char dropout_net[] = "network dr {\n"
+                                  "    input image[1, 8, 8];\n"
+                                  "    output logits = image -> flatten -> dense(16) -> relu -> dropout(0.5) -> dense(3);\n"
+                                  "}\n";
+
+static cnn_model *compile(const char *src)
+{
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "replicas.cnn", src, strlen(src), NULL), CNN_OK, "%s", cnn_model_errmsg(m));
+    return m;
+}
+
+/* A training session made with CNN_REPLICAS set to mode (NULL: unset). */
+static cnn_status make(cnn_session **s, cnn_model *m, cnn_weights *w, cnn_backend b, int threads, int64_t batch,
+                       const cnn_train_config *tc, const char *mode)
+{
+    cnn_options o;
+    cnn_options_default(&o);
+    o.backend = b;
+    o.threads = threads;
+    if (mode)
+        setenv("CNN_REPLICAS", mode, 1);
+    else
+        unsetenv("CNN_REPLICAS");
+    cnn_status st = cnn_session_create(s, m, w, &o, batch, CNN_MODE_TRAIN, tc);
+    unsetenv("CNN_REPLICAS");
+    return st;
+}
+
+static void fill(float *x, int64_t n, unsigned seed)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(((uint64_t)(i + seed) * 2654435761u) % 1000) / 500.0f - 1.0f;
+}
+
+static double rel_diff(const float *a, const float *b, int64_t n)
+{
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - (double)b[i]));
+        den = fmax(den, fabs((double)a[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* Steps of the same batches on a session without replicas and one with them (2 threads, or
+ * 3 for unequal shares at an even batch): the weights (each tensor), the optimiser state, the
+ * losses and the accuracy counts agree to float rounding. */
+static void same_steps(const char *src, cnn_backend b, int threads, int64_t batch, const cnn_train_config *tc_in,
+                       int steps)
+{
+    cnn_model *m = compile(src);
+    cnn_weights *wp, *wr;
+    cr_assert_eq(cnn_weights_create(&wp, m, 11), CNN_OK);
+    cr_assert_eq(cnn_weights_create(&wr, m, 11), CNN_OK);
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    if (tc_in)
+        tc = *tc_in;
+    cnn_session *plain = NULL, *rep = NULL;
+    cr_assert_eq(make(&plain, m, wp, b, threads, batch, &tc, "off"), CNN_OK, "%s", cnn_session_errmsg(plain));
+    cr_assert_eq(make(&rep, m, wr, b, threads, batch, &tc, "on"), CNN_OK, "%s", cnn_session_errmsg(rep));
+    cr_assert_str_eq(rt_replicas_why_not(rep), "", "the network may use replicas");
+    cr_assert_str_eq(rt_replicas_why_not(plain), "CNN_REPLICAS=off");
+    int64_t d[4], per = 1;
+    int r = cnn_model_input_shape(m, 0, d);
+    for (int k = 0; k < r; k++)
+        per *= d[k];
+    int64_t od[4];
+    cnn_model_output_shape(m, 0, od);
+    float *labels = malloc(sizeof(float) * (size_t)batch);
+    cr_assert_not_null(labels);
+    for (int step = 0; step < steps; step++) {
+        fill(cnn_session_input(plain, 0), batch * per, 17u * (unsigned)step + 1);
+        fill(cnn_session_input(rep, 0), batch * per, 17u * (unsigned)step + 1);
+        for (int64_t i = 0; i < batch; i++)
+            labels[i] = (float)((i * 7 + step) % od[0]);
+        float lp, lr;
+        int64_t cp, cr;
+        cr_assert_eq(cnn_session_train_step(plain, labels, true, &lp, &cp), CNN_OK, "%s", cnn_session_errmsg(plain));
+        int caller = omp_get_max_threads();
+        cr_assert_eq(cnn_session_train_step(rep, labels, true, &lr, &cr), CNN_OK, "%s", cnn_session_errmsg(rep));
+        cr_expect_eq(omp_get_max_threads(), caller, "the caller's OpenMP count is restored");
+        cr_expect(fabsf(lp - lr) <= 1e-5f * fmaxf(1.0f, fabsf(lp)), "step %d: loss %.9g plain, %.9g replicas", step,
+                  (double)lp, (double)lr);
+        cr_expect_eq(cp, cr, "step %d: %lld correct plain, %lld with replicas", step, (long long)cp, (long long)cr);
+        double od_ = rel_diff(cnn_session_output(plain, 0), cnn_session_output(rep, 0), batch * od[0]);
+        cr_expect(od_ < 1e-5, "step %d: the outputs differ by %g", step, od_);
+    }
+    cr_expect_eq(rt_replicas_steps(rep), steps, "every step ran as replicas");
+    cr_expect_eq(rt_replicas_steps(plain), 0);
+    for (int i = 0; i < wp->count; i++) {
+        double e = rel_diff(wp->t[i].data, wr->t[i].data, op_shape_numel(&wp->t[i].shape));
+        cr_expect(e < 1e-5, "%s differs by %g (relative to its largest element)", wp->t[i].name, e);
+    }
+    cr_assert_eq(plain->noptstate, rep->noptstate);
+    for (int i = 0; i < plain->noptstate; i++) {
+        double e = rel_diff(plain->optstate[i].data, rep->optstate[i].data, op_shape_numel(&plain->optstate[i].shape));
+        cr_expect(e < 1e-5, "optimiser state %s differs by %g", plain->optstate[i].name, e);
+    }
+    free(labels);
+    cnn_session_destroy(plain);
+    cnn_session_destroy(rep);
+    cnn_weights_destroy(wp);
+    cnn_weights_destroy(wr);
+    cnn_model_destroy(m);
+}
+
+static cnn_train_config sgd_config(void)
+{
+    cnn_model *m = compile(small_net);
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    cnn_model_destroy(m);
+    tc.loss = 0;
+    tc.optimizer = 0;
+    tc.lr = 0.05;
+    tc.momentum = 0.9;
+    tc.weight_decay = 0.0005;
+    tc.nesterov = true;
+    return tc;
+}
+
+Test(replicas, sgd_steps_match_the_plain_step)
+{
+    cnn_train_config tc = sgd_config();
+    same_steps(small_net, CNN_BACKEND_AUTO, 2, 16, &tc, 4);
+}
+
+Test(replicas, adam_with_clipping_and_label_smoothing_matches_the_plain_step)
+{
+    cnn_train_config tc = sgd_config();
+    tc.optimizer = 1;
+    tc.lr = 0.01;
+    tc.beta1 = 0.9;
+    tc.beta2 = 0.999;
+    tc.eps = 1e-8;
+    tc.weight_decay = 0;
+    tc.clip_grad_norm = 0.5;
+    tc.label_smoothing = 0.1;
+    same_steps(small_net, CNN_BACKEND_AUTO, 2, 16, &tc, 4);
+}
+
+Test(replicas, adamw_and_mse_match_the_plain_step)
+{
+    cnn_train_config tc = sgd_config();
+    tc.loss = 1;
+    tc.optimizer = 2;
+    tc.lr = 0.01;
+    tc.beta1 = 0.9;
+    tc.beta2 = 0.999;
+    tc.eps = 1e-8;
+    tc.weight_decay = 0.01;
+    same_steps(small_net, CNN_BACKEND_AUTO, 2, 12, &tc, 3);
+}
+
+Test(replicas, unequal_shares_are_weighted_by_their_examples)
+{
+    cnn_train_config tc = sgd_config();
+    same_steps(small_net, CNN_BACKEND_AUTO, 2, 7, &tc, 3); /* 3 + 4 */
+    same_steps(small_net, CNN_BACKEND_AUTO, 3, 8, &tc, 3); /* 2 + 3 + 3 */
+}
+
+Test(replicas, native_backend_matches_the_plain_step)
+{
+    cnn_train_config tc = sgd_config();
+    same_steps(small_net, CNN_BACKEND_NATIVE, 2, 16, &tc, 3);
+}
+
+Test(replicas, lenet_matches_the_plain_step)
+{
+    const char *dir = getenv("CNN_EXAMPLES");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/lenet5.cnn", dir ? dir : "examples");
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    static char src[1 << 16];
+    size_t n = fread(src, 1, sizeof src - 1, f);
+    fclose(f);
+    src[n] = '\0';
+    same_steps(src, CNN_BACKEND_AUTO, 2, getenv("CNN_TEST_QUICK") ? 8 : 32, NULL, 2);
+}
+
+/* Why a network's steps cannot use replicas, for a session of these settings. */
+static void expect_why(const char *src, cnn_backend b, int threads, int64_t batch, const char *mode, const char *want)
+{
+    cnn_model *m = compile(src);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_session *s = NULL;
+    cr_assert_eq(make(&s, m, w, b, threads, batch, NULL, mode), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_expect(strstr(rt_replicas_why_not(s), want) != NULL, "expected \"%s\" in \"%s\"", want, rt_replicas_why_not(s));
+    cr_expect_eq(rt_replicas_pick(s, 1.0), RT_STEP_PLANNED);
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(replicas, networks_whose_step_depends_on_the_whole_batch_keep_the_plain_step)
+{
+    expect_why(bn_net, CNN_BACKEND_AUTO, 2, 8, "on", "batchnorm");
+    expect_why(dropout_net, CNN_BACKEND_AUTO, 2, 8, "on", "dropout");
+    expect_why(small_net, CNN_BACKEND_AUTO, 1, 8, "on", "one thread");
+    expect_why(small_net, CNN_BACKEND_AUTO, 2, 1, "on", "batch 1");
+    expect_why(small_net, CNN_BACKEND_REF, 2, 8, "on", "reference backend");
+    expect_why(small_net, CNN_BACKEND_AUTO, 2, 8, "off", "CNN_REPLICAS=off");
+}
+
+Test(replicas, auto_starts_with_replicas_and_records_both_ways)
+{
+    cnn_model *m = compile(small_net);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_session *s = NULL;
+    cr_assert_eq(make(&s, m, w, CNN_BACKEND_AUTO, 2, 8, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_expect_str_eq(rt_replicas_why_not(s), "");
+    float labels[8] = {0, 1, 2, 3, 4, 0, 1, 2};
+    fill(cnn_session_input(s, 0), 8 * 144, 5);
+    /* whichever way the timing picks, every step trains */
+    for (int i = 0; i < 12; i++)
+        cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_expect_gt(rt_replicas_steps(s), 0, "the first steps use replicas");
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(replicas, a_bad_cnn_replicas_value_is_refused)
+{
+    cnn_model *m = compile(small_net);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_session *s = NULL;
+    cr_expect_eq(make(&s, m, w, CNN_BACKEND_AUTO, 2, 8, NULL, "maybe"), CNN_ERR_USAGE);
+    cr_expect(strstr(cnn_session_errmsg(s), "CNN_REPLICAS") != NULL, "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    /* an inference session does not read it */
+    cnn_options o;
+    cnn_options_default(&o);
+    setenv("CNN_REPLICAS", "maybe", 1);
+    cr_expect_eq(cnn_session_create(&s, m, w, &o, 4, CNN_MODE_INFER, NULL), CNN_OK);
+    unsetenv("CNN_REPLICAS");
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
