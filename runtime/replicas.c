@@ -9,9 +9,11 @@
  *    at most one example); it runs its plan's steps up to the first that reads a final
  *    gradient (compiler/plan.h: grads_read_step): the forward pass, the loss, the backward pass;
  *  - each of the session's final gradients becomes sum over r of (n_r / N) times replica r's,
- *    and its loss the same sum of the replicas' losses: a replica's loss is the mean over its
- *    share, so these are the full batch's mean loss and its gradients; the replicas' outputs
- *    are copied into the session's (the step's accuracy is counted from them);
+ *    summed by the thread of the last replica to make it as soon as it has (overlapping the
+ *    others' backward pass, as data-parallel training's buckets do: runtime/dist.c), and its
+ *    loss the same sum of the replicas' losses: a replica's loss is the mean over its share,
+ *    so these are the full batch's mean loss and its gradients; the replicas' outputs are
+ *    copied into the session's (the step's accuracy is counted from them);
  *  - the session's own steps from grads_read_step on (gradient clipping, the optimiser's
  *    updates) then run once, on the shared weights, as in a step without replicas.
  * The result is the plain step's up to float rounding (the same sums in another order).
@@ -43,6 +45,12 @@
 
 enum { REP_AUTO, REP_ON, REP_OFF };
 
+/* A replica's steps' hook: which session, which replica. */
+struct replica_ctx {
+    cnn_session *s;
+    int i;
+};
+
 typedef struct rt_replicas {
     int mode;                /* REP_AUTO, REP_ON or REP_OFF (CNN_REPLICAS) */
     char why_not[160];       /* why the session's steps never use replicas ("" when they may) */
@@ -52,6 +60,9 @@ typedef struct rt_replicas {
     int64_t *first;          /* replica r takes the examples [first[r], first[r + 1]) */
     float *share;            /* n_r / N */
     int *grad;               /* grad[r * ngrads + i]: replica r's value of the session's i-th final gradient */
+    int *made;               /* made[r * ngrads + i]: the step of replica r's plan that makes it */
+    int *ready;              /* per final gradient: the replicas that have made it in this step */
+    struct replica_ctx *ctx; /* per replica: what its steps' hook needs */
     int *read_step;          /* per replica: the first step of its plan that reads a final gradient */
     cnn_status *status;      /* per replica: its last step's */
     int64_t steps;           /* steps taken as replicas */
@@ -175,12 +186,18 @@ static void free_replicas(rt_replicas *r)
     cnn_mem_free(r->first);
     cnn_mem_free(r->share);
     cnn_mem_free(r->grad);
+    cnn_mem_free(r->made);
+    cnn_mem_free(r->ready);
+    cnn_mem_free(r->ctx);
     cnn_mem_free(r->read_step);
     cnn_mem_free(r->status);
     r->rep = NULL;
     r->first = NULL;
     r->share = NULL;
     r->grad = NULL;
+    r->made = NULL;
+    r->ready = NULL;
+    r->ctx = NULL;
     r->read_step = NULL;
     r->status = NULL;
     r->n = 0;
@@ -221,6 +238,7 @@ static int map_replica(const cnn_session *s, rt_replicas *r, int i)
         if (found < 0 || qp->grads[found].step >= qp->grads_read_step)
             return -1;
         r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].value;
+        r->made[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].step;
     }
     r->read_step[i] = qp->grads_read_step;
     return 0;
@@ -238,10 +256,14 @@ static cnn_status build(cnn_session *s)
     r->first = cnn_mem_calloc((size_t)n + 1, sizeof(int64_t));
     r->share = cnn_mem_calloc((size_t)n, sizeof(float));
     r->grad = cnn_mem_calloc((size_t)n * (size_t)p->ngrads, sizeof(int));
+    r->made = cnn_mem_calloc((size_t)n * (size_t)p->ngrads, sizeof(int));
+    r->ready = cnn_mem_calloc((size_t)p->ngrads, sizeof(int));
+    r->ctx = cnn_mem_calloc((size_t)n, sizeof(struct replica_ctx));
     r->read_step = cnn_mem_calloc((size_t)n, sizeof(int));
     r->status = cnn_mem_calloc((size_t)n, sizeof(cnn_status));
     plan_pick *picks = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(plan_pick));
-    if (!r->rep || !r->first || !r->share || !r->grad || !r->read_step || !r->status || !picks) {
+    if (!r->rep || !r->first || !r->share || !r->grad || !r->made || !r->ready || !r->ctx || !r->read_step ||
+        !r->status || !picks) {
         cnn_mem_free(picks);
         return CNN_ERR_NOMEM;
     }
@@ -261,6 +283,7 @@ static cnn_status build(cnn_session *s)
     for (int i = 0; i < n && st == CNN_OK; i++) {
         int64_t b = r->first[i + 1] - r->first[i];
         r->share[i] = (float)((double)b / (double)s->batch);
+        r->ctx[i] = (struct replica_ctx){s, i};
         st = rt_session_create_picks(&r->rep[i], s->model, s->weights, &o, b, CNN_MODE_TRAIN, &s->train, picks,
                                      p->nsteps);
         if (st == CNN_OK && map_replica(s, r, i) != 0)
@@ -295,6 +318,40 @@ void rt_replicas_record(cnn_session *s, int used, double seconds, double now)
     rt_choice_record(&r->choose, used, seconds, now);
 }
 
+/* The session's final gradient k: the sum over the replicas of their share times theirs. */
+static void sum_gradient(cnn_session *s, int k)
+{
+    rt_replicas *r = s->rep;
+    const ir_plan *p = s->plan;
+    int v = p->grads[k].value;
+    int64_t n = op_shape_numel(&p->graph->vals[v].shape);
+    float *dst = s->data[v];
+    for (int i = 0; i < r->n; i++) {
+        const float *src = r->rep[i]->data[r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k]];
+        float w = r->share[i];
+        if (i == 0)
+            for (int64_t e = 0; e < n; e++)
+                dst[e] = w * src[e];
+        else
+            for (int64_t e = 0; e < n; e++)
+                dst[e] += w * src[e];
+    }
+}
+
+/* After each step of a replica: the last replica to make a final gradient sums it at once,
+ * while the others go on with their backward pass (a replica's final gradients keep their
+ * memory to the end of its plan: nothing overwrites them). */
+static void after_step(void *ctx, int step)
+{
+    const struct replica_ctx *c = ctx;
+    rt_replicas *r = c->s->rep;
+    int ng = c->s->plan->ngrads;
+    const int *made = r->made + (size_t)c->i * (size_t)ng;
+    for (int k = 0; k < ng; k++)
+        if (made[k] == step && __atomic_add_fetch(&r->ready[k], 1, __ATOMIC_ACQ_REL) == r->n)
+            sum_gradient(c->s, k);
+}
+
 /* Replica i's share of the step: its examples in, its forward and backward pass, its outputs
  * out to the session's. */
 static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
@@ -308,7 +365,7 @@ static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
         int64_t per = op_shape_numel(&g->vals[v].shape);
         memcpy(q->data[qv], s->data[v] + off * per, sizeof(float) * (size_t)(n * per));
     }
-    cnn_status st = rt_execute_head(q, r->read_step[i], version);
+    cnn_status st = rt_execute_head(q, r->read_step[i], version, after_step, &r->ctx[i]);
     if (st != CNN_OK)
         return st;
     for (int k = 0; k < g->noutputs; k++) {
@@ -318,34 +375,13 @@ static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
     return CNN_OK;
 }
 
-/* Part t of nt of the weighted sum of the replicas' gradients into the session's. */
-static void sum_gradients(cnn_session *s, int t, int nt)
-{
-    rt_replicas *r = s->rep;
-    const ir_plan *p = s->plan;
-    for (int k = 0; k < p->ngrads; k++) {
-        int v = p->grads[k].value;
-        int64_t n = op_shape_numel(&p->graph->vals[v].shape), lo = n * t / nt, hi = n * (t + 1) / nt;
-        float *dst = s->data[v];
-        for (int i = 0; i < r->n; i++) {
-            const float *src = r->rep[i]->data[r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k]];
-            float w = r->share[i];
-            if (i == 0)
-                for (int64_t e = lo; e < hi; e++)
-                    dst[e] = w * src[e];
-            else
-                for (int64_t e = lo; e < hi; e++)
-                    dst[e] += w * src[e];
-        }
-    }
-}
-
 cnn_status rt_replicas_run(cnn_session *s)
 {
     rt_replicas *r = s->rep;
     const ir_graph *g = s->plan->graph;
     uint64_t version = atomic_load(&s->weights->version);
     int n = r->n;
+    memset(r->ready, 0, sizeof(int) * (size_t)s->plan->ngrads);
     /* one region: a replica per thread (a smaller team takes several each); oneDNN runs a
      * primitive on the calling thread inside a parallel region, and the replicas' kernels
      * were made for one thread */
@@ -354,12 +390,6 @@ cnn_status rt_replicas_run(cnn_session *s)
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = t; i < n; i += nt)
             r->status[i] = replica_step(s, i, version);
-#pragma omp barrier
-        bool ok = true;
-        for (int i = 0; i < n; i++)
-            ok = ok && r->status[i] == CNN_OK;
-        if (ok)
-            sum_gradients(s, t, nt);
     }
     for (int i = 0; i < n; i++)
         if (r->status[i] != CNN_OK)

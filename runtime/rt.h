@@ -215,8 +215,9 @@ cnn_status rt_session_create_picks(cnn_session **out, cnn_model *m, cnn_weights 
                                    int64_t batch, cnn_mode mode, const cnn_train_config *train,
                                    const plan_pick *picks, int npicks);
 /* session.c: runs steps [0, end) of a replica's plan on the weights at `version` (one run of
- * the replica: its seeds, its weights-only steps when the weights changed). */
-cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version);
+ * the replica: its seeds, its weights-only steps when the weights changed), calling
+ * after(ctx, step) after each step that ran (after may be NULL). */
+cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx);
 /* session.c: runs steps [first, nsteps) of s's plan as the step's end (the optimiser's steps
  * after the replicas), counting the step. */
 cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version);

@@ -429,7 +429,7 @@ cnn_status rt_execute(cnn_session *s)
  * thread, and the rest on one thread once `deadline` (when not 0) has passed; the weights-only
  * steps only when `refresh`. */
 static cnn_status run_range(cnn_session *s, int first, int end, int way, double deadline, uint64_t seed_base,
-                            uint64_t version, bool refresh)
+                            uint64_t version, bool refresh, void (*after)(void *, int), void *ctx)
 {
     int threads = omp_get_max_threads();
     for (int st = first; st < end; st++) {
@@ -462,6 +462,8 @@ static cnn_status run_range(cnn_session *s, int first, int end, int way, double 
             rt_profile_record(s, st, rt_seconds() - t0);
         if (s->dist) /* starts the allreduce of the gradients this step completed */
             rt_dist_after_step(s, st);
+        if (after)
+            after(ctx, st);
     }
     return CNN_OK;
 }
@@ -481,7 +483,7 @@ static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *
     uint64_t version = atomic_load(&s->weights->version);
     bool refresh = !s->consts_valid || s->weights_seen != version;
     *steady = !refresh || s->mode == CNN_MODE_TRAIN;
-    cnn_status st = run_range(s, 0, s->plan->nsteps, way, deadline, seed_base, version, refresh);
+    cnn_status st = run_range(s, 0, s->plan->nsteps, way, deadline, seed_base, version, refresh, NULL, NULL);
     if (st != CNN_OK)
         return st;
     if (s->prof)
@@ -493,12 +495,12 @@ static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *
     return CNN_OK;
 }
 
-cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version)
+cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx)
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
     bool refresh = !s->consts_valid || s->weights_seen != version;
-    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, 0, seed_base, version, refresh);
+    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, 0, seed_base, version, refresh, after, ctx);
     if (st == CNN_OK) {
         s->weights_seen = version;
         s->consts_valid = true;
@@ -510,7 +512,7 @@ cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version)
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
-    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, 0, seed_base, version, true);
+    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, 0, seed_base, version, true, NULL, NULL);
     if (st != CNN_OK)
         return st;
     atomic_fetch_add(&s->weights->version, 1); /* the step updated them */
