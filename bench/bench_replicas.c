@@ -1,9 +1,10 @@
 /* A training step on 1 thread, and on T threads as planned and as replicas of the step
  * (runtime/replicas.c), interleaved so that a busy neighbour slows each alike.
  *
- *   bench_replicas NET.cnn [batch=64] [threads=2] [steps=50] [rounds=10]
+ *   bench_replicas NET.cnn [batch=64] [threads=2] [steps=50] [rounds=10] [tune=off|on]
  *
- * Four training sessions, each on its own copy of the weights (the file's train section):
+ * Four training sessions, each on its own copy of the weights (the file's train section; with
+ * tune=on, backend auto by measurement, without a cache: each session tunes for itself):
  * 1 thread; T threads with CNN_REPLICAS=off (the step as planned: per-step thread counts, or
  * one thread per run when that proved faster); T threads with CNN_REPLICAS=on; T threads with
  * CNN_REPLICAS=auto (the default: replicas or not by timing).  Each round runs each session in
@@ -12,6 +13,7 @@
  * OMP_WAIT_POLICY=passive).  A configuration's figure is the median step time over all rounds' steps, as images/s,
  * with the slowest and fastest round's medians; then each one's speed-up over 1 thread, and a
  * one-line summary ("RESULT ...") for tables. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +36,14 @@ static double median(double *x, int n)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s NET.cnn [batch=64] [threads=2] [steps=50] [rounds=10]\n", argv[0]);
+        fprintf(stderr, "usage: %s NET.cnn [batch=64] [threads=2] [steps=50] [rounds=10] [tune=off|on]\n", argv[0]);
         return 2;
     }
     int64_t batch = argc > 2 ? atoll(argv[2]) : 64;
     int threads = argc > 3 ? atoi(argv[3]) : 2;
     int steps = argc > 4 ? atoi(argv[4]) : 50;
     int rounds = argc > 5 ? atoi(argv[5]) : 10;
+    bool tune = argc > 6 && strcmp(argv[6], "on") == 0;
     if (batch < 1 || threads < 2 || steps < 1 || rounds < 1) {
         fprintf(stderr, "%s: batch, steps and rounds must be positive, threads at least 2\n", argv[0]);
         return 2;
@@ -76,6 +79,10 @@ int main(int argc, char **argv)
         cnn_options o;
         cnn_options_default(&o);
         o.threads = c == 0 ? 1 : threads;
+        if (tune) {
+            o.tune = CNN_TUNE_ON;
+            o.tune_cache = "none";
+        }
         setenv("CNN_REPLICAS", cfg_env[c], 1);
         if (cnn_weights_create(&w[c], m, 1) != CNN_OK ||
             cnn_session_create(&s[c], m, w[c], &o, batch, CNN_MODE_TRAIN, &tc) != CNN_OK) {
@@ -107,8 +114,9 @@ int main(int argc, char **argv)
             }
         }
     if (rc == 0) {
-        printf("%s, batch %lld, training step, %d threads: %d rounds of %d steps per configuration, interleaved by round\n",
-               cnn_model_name(m), (long long)batch, threads, rounds, steps);
+        printf("%s, batch %lld, training step, %d threads%s: %d rounds of %d steps per configuration, interleaved by "
+               "round\n",
+               cnn_model_name(m), (long long)batch, threads, tune ? ", tuned" : "", rounds, steps);
         printf("%-22s %10s %12s %22s %9s\n", "configuration", "median ms", "images/s", "rounds' medians ms",
                "vs 1T");
         double ips[NCFG];
@@ -120,9 +128,9 @@ int main(int argc, char **argv)
             printf("%-22s %10.3f %12.1f %10.3f - %-9.3f %8.2fx\n", cfg_name[c], 1e3 * med, ips[c], 1e3 * rm[0],
                    1e3 * rm[rounds - 1], ips[c] / ips[0]);
         }
-        printf("RESULT %s batch %lld threads %d: 1T %.0f, planned %.0f (%.2fx), replicas %.0f (%.2fx), auto %.0f "
+        printf("RESULT %s batch %lld threads %d%s: 1T %.0f, planned %.0f (%.2fx), replicas %.0f (%.2fx), auto %.0f "
                "(%.2fx) images/s\n",
-               cnn_model_name(m), (long long)batch, threads, ips[0], ips[1], ips[1] / ips[0], ips[2], ips[2] / ips[0],
+               cnn_model_name(m), (long long)batch, threads, tune ? " tuned" : "", ips[0], ips[1], ips[1] / ips[0], ips[2], ips[2] / ips[0],
                ips[3], ips[3] / ips[0]);
     }
     for (int c = 0; c < NCFG; c++) {
