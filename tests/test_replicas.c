@@ -1,13 +1,16 @@
 /* Training steps as replicas (runtime/replicas.c): which networks may use them, and that a
  * step of replicas gives the plain step's weights, optimiser state, loss and accuracy count
  * to float rounding, for SGD (momentum, weight decay), Adam with gradient clipping, mse,
- * label smoothing, and a batch cut into unequal shares.  Nothing is timed here. */
+ * label smoothing, a batch cut into unequal shares, bf16, and whole runs of cnn_train with
+ * augmentation (made before the step: the same batches either way).  Nothing is timed here. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/cnn.h"
 #include "runtime/rt.h"
@@ -301,4 +304,94 @@ Test(replicas, a_bad_cnn_replicas_value_is_refused)
     cnn_session_destroy(s);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
+}
+
+static void put_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
+    cr_assert_eq(fwrite(b, 1, 4, f), 4);
+}
+
+/* An IDX training split of n 12x12 images in dir: class c (of 5) has rows 2c and 2c+1 bright. */
+static void write_idx(const char *dir, int n)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    FILE *fi = fopen(path, "wb");
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    FILE *fl = fopen(path, "wb");
+    cr_assert(fi && fl);
+    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, 12), put_be32(fi, 12);
+    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    uint32_t x = 9;
+    for (int i = 0; i < n; i++) {
+        int c = (i * 3) % 5;
+        unsigned char img[144];
+        for (int p = 0; p < 144; p++) {
+            x = x * 1664525u + 1013904223u;
+            img[p] = (unsigned char)(p / 12 / 2 == c ? 128 + (x >> 25) : (x >> 25));
+        }
+        unsigned char lab = (unsigned char)c;
+        cr_assert_eq(fwrite(img, 1, sizeof img, fi), sizeof img);
+        cr_assert_eq(fwrite(&lab, 1, 1, fl), 1);
+    }
+    fclose(fi);
+    fclose(fl);
+}
+
+/* cnn_train over two epochs with random crops and flips, on a session with replicas and one
+ * without: the same batches, so the same weights to float rounding and the same accuracy. */
+Test(replicas, cnn_train_with_augmentation_matches_the_plain_run)
+{
+    char dir[] = "/tmp/cnnc-replicas-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    write_idx(dir, 96);
+    char err[1024];
+    bool absent;
+    cnn_dataset *d = NULL;
+    cr_assert_eq(cnn_dataset_load(&d, dir, "train", &absent, err, sizeof err), CNN_OK, "%s", err);
+    cnn_model *m = compile(small_net);
+    cnn_train_config tc = sgd_config();
+    tc.batch = 16;
+    tc.naugment = 2;
+    tc.augment[0] = (cnn_augment_step){.kind = CNN_AUGMENT_RANDOM_CROP, .pad = 2};
+    tc.augment[1] = (cnn_augment_step){.kind = CNN_AUGMENT_RANDOM_FLIP};
+    tc.nnormalize = 1;
+    tc.mean[0] = 0.3;
+    tc.std[0] = 0.3;
+    cnn_weights *w[2];
+    cnn_session *s[2];
+    cnn_train_result res[2];
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(cnn_weights_create(&w[k], m, 4), CNN_OK);
+        cr_assert_eq(make(&s[k], m, w[k], CNN_BACKEND_AUTO, 2, 16, &tc, k ? "on" : "off"), CNN_OK, "%s",
+                     cnn_session_errmsg(s[k]));
+        cnn_train_options o;
+        cnn_train_options_default(&o);
+        o.epochs = 2;
+        o.seed = 5;
+        cr_assert_eq(cnn_train(s[k], d, NULL, &o, &res[k]), CNN_OK, "%s", cnn_session_errmsg(s[k]));
+    }
+    cr_expect_eq(rt_replicas_steps(s[1]), res[1].steps, "every step ran as replicas");
+    cr_expect_eq(res[0].steps, 12);
+    cr_expect_eq(res[1].steps, 12);
+    cr_expect(fabs(res[0].train_loss - res[1].train_loss) < 1e-4 * fmax(1.0, fabs(res[0].train_loss)),
+              "epoch loss %.9g plain, %.9g with replicas", res[0].train_loss, res[1].train_loss);
+    cr_expect_eq(res[0].train_accuracy, res[1].train_accuracy);
+    for (int i = 0; i < w[0]->count; i++) {
+        double e = rel_diff(w[0]->t[i].data, w[1]->t[i].data, op_shape_numel(&w[0]->t[i].shape));
+        cr_expect(e < 1e-4, "%s differs by %g after 12 steps", w[0]->t[i].name, e);
+    }
+    for (int k = 0; k < 2; k++) {
+        cnn_session_destroy(s[k]);
+        cnn_weights_destroy(w[k]);
+    }
+    cnn_model_destroy(m);
+    cnn_dataset_destroy(d);
+    char path[600];
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    unlink(path);
+    rmdir(dir);
 }
