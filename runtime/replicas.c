@@ -27,8 +27,8 @@
  * When: the environment variable CNN_REPLICAS, read when a training session is made: `auto`
  * (the default) chooses by timing between the step as planned (itself the choice of
  * runtime/threads.c between per-step thread counts and one thread) and replicas, as
- * runtime/threads.c chooses (rt_choice_*), starting with replicas; `on` always uses them where
- * the network allows, `off` never.
+ * runtime/threads.c chooses (rt_choice_*), after 16 steps of replicas alone; `on` always uses
+ * them where the network allows, `off` never.
  *
  * Memory: made at the first step that uses them, the replicas' arenas at batch n_r (together
  * about the session's own arena again), their weights-only steps' buffers and their optimiser
@@ -44,6 +44,9 @@
 #include "runtime/rt.h"
 
 enum { REP_AUTO, REP_ON, REP_OFF };
+
+/* Steps of replicas before the first try of the step as planned. */
+#define REP_FIRST 16
 
 /* A replica's steps' hook: which session, which replica. */
 struct replica_ctx {
@@ -298,7 +301,10 @@ int rt_replicas_pick(cnn_session *s, double now)
     rt_replicas *r = s->rep;
     if (!r || r->why_not[0] || r->built < 0 || s->prof || s->dist)
         return RT_STEP_PLANNED;
-    int way = r->mode == REP_ON ? RT_STEP_REPLICAS : rt_choice_pick(&r->choose, now);
+    /* replicas alone for the first steps (a short run, as `cnnc bench`'s, measures them), then
+     * by timing */
+    int way = r->mode == REP_ON || r->choose.runs[RT_STEP_REPLICAS] < REP_FIRST ? RT_STEP_REPLICAS
+                                                                              : rt_choice_pick(&r->choose, now);
     if (way == RT_STEP_REPLICAS && r->built == 0) {
         if (build(s) != CNN_OK) { /* no replicas, then: the step as planned */
             free_replicas(r);

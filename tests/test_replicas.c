@@ -267,7 +267,7 @@ Test(replicas, networks_whose_step_depends_on_the_whole_batch_keep_the_plain_ste
     expect_why(small_net, CNN_BACKEND_AUTO, 2, 8, "off", "CNN_REPLICAS=off");
 }
 
-Test(replicas, auto_starts_with_replicas_and_records_both_ways)
+Test(replicas, auto_starts_with_replicas_then_chooses_by_timing)
 {
     cnn_model *m = compile(small_net);
     cnn_weights *w;
@@ -277,10 +277,13 @@ Test(replicas, auto_starts_with_replicas_and_records_both_ways)
     cr_expect_str_eq(rt_replicas_why_not(s), "");
     float labels[8] = {0, 1, 2, 3, 4, 0, 1, 2};
     fill(cnn_session_input(s, 0), 8 * 144, 5);
-    /* whichever way the timing picks, every step trains */
-    for (int i = 0; i < 12; i++)
+    for (int i = 0; i < 16; i++)
         cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
-    cr_expect_gt(rt_replicas_steps(s), 0, "the first steps use replicas");
+    cr_expect_eq(rt_replicas_steps(s), 16, "the first 16 steps use replicas");
+    /* then by timing: whichever way it picks, every step trains */
+    for (int i = 0; i < 24; i++)
+        cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_expect_geq(rt_replicas_steps(s), 16);
     cnn_session_destroy(s);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
