@@ -158,7 +158,7 @@ cnn_status rt_replicas_init(cnn_session *s)
     const char *value;
     int mode = env_mode(&value);
     if (mode < 0)
-        return rt_fail(s->err, CNN_ERR_USAGE, "CNN_REPLICAS must be auto, on or off, not \"%.100s\"", value);
+        return rt_fail(s->err, CNN_ERR_USAGE, "the environment variable CNN_REPLICAS must be auto, on or off, not \"%.100s\"", value);
     rt_replicas *r = cnn_mem_calloc(1, sizeof *r);
     if (!r)
         return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
