@@ -336,7 +336,7 @@ char *ir_graph_dump_text(const ir_graph *g)
         for (int k = 0; k < node->nout; k++) {
             const ir_value *v = &g->vals[node->out[k]];
             sb_printf(&sb, "%s%s%s", k ? ", " : " -> ", op_shape_str(&v->shape, sh, sizeof sh),
-                      v->layout == OP_LAYOUT_NHWC ? " channels-last" : "");
+                      v->layout == OP_LAYOUT_NHWC ? " channels-last" : v->layout == OP_LAYOUT_BLOCK16 ? " blocked" : "");
         }
         if (node->fused[0])
             sb_printf(&sb, "  [fused: %s]", node->fused);

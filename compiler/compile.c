@@ -61,7 +61,7 @@ ir_plan *compile_plan(const ir_graph *src, const compile_options *o, plan_status
     }
     size_t naive = naive_bytes(g, o->batch);
     pass_ctx ctx = {.training = o->training, .backend = o->backend, .caps = o->caps, .precision = o->precision,
-                    .picks = o->picks, .npicks = o->npicks};
+                    .picks = o->picks, .npicks = o->npicks, .conv_algo = o->conv_algo, .batch = o->batch};
     if (pass_run_pipeline(g, o->passes, &ctx, o->verify, err, errlen) != 0) {
         *why = failure(err, PLAN_FAILED);
         ir_graph_destroy(g);

@@ -27,6 +27,7 @@ typedef struct compile_options {
     op_precision precision;       /* inference arithmetic of conv and dense (pass_precision) */
     const plan_pick *picks;       /* auto: per-node backends measured by the runtime (NULL: none) */
     int npicks;
+    plan_conv_algo conv_algo;     /* direct or Winograd (pass_conv_algo) */
 } compile_options;
 
 /* The inference graph of a checked network, errors reported into diags (ir_build). */

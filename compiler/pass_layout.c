@@ -15,7 +15,20 @@
  * others (vectors, one channel, one position) both orders are the same bytes, so they stay
  * plain and are never reordered.  Values made by no node (graph inputs, labels) are plain.
  *
- * Then every read of a value in the other order than the reader's goes through a reorder:
+ * A third order, channels blocked by 16 (OP_LAYOUT_BLOCK16, oneDNN's nChw16c), is the only one
+ * oneDNN's Winograd convolutions read and write.  A Winograd convolution (attrs.conv.winograd)
+ * runs blocked; so do the kernels that take blocked tensors (op_caps.blocked) and either read or
+ * write a value of the shape of one a Winograd node reads or writes (the stretch of the network
+ * at that resolution and width: its batchnorms, activations, residual adds, pools, projection
+ * and strided convolutions, forward and backward), or whose layout-bearing inputs are mostly
+ * blocked (a tie goes the other way: a backward node of a direct stretch reading a blocked
+ * gradient and a channels-last activation stays channels-last, so the gradient is reordered once
+ * rather than every activation).  So a stretch of Winograd layers runs blocked from end to end,
+ * with reorders at its edges only.  A node runs blocked
+ * only when every batched value it touches is an image [C, H, W] whose C is a multiple of 16
+ * (or a vector): then a one-position image is the same bytes blocked as plain.
+ *
+ * Then every read of a value in another order than the reader's goes through a reorder:
  * one per value and target order, placed just before the first node that needs it and shared
  * by every later reader (gradients are ordinary values, so training graphs follow the same
  * rule).  Graph outputs must be plain for the public API: a channels-last output is reordered
@@ -50,39 +63,88 @@ static op_layout_support node_support(const ir_node *nd, const op_caps *caps)
     return caps->has[nd->op][nd->backend] ? caps->layouts[nd->op][nd->backend] : OP_LAYOUT_PLAIN_ONLY;
 }
 
-/* Decides every live node's layout (cl[n]) and sets the layouts of the values they make. */
-static void choose_layouts(ir_graph *g, const op_caps *caps, bool *cl)
+/* Whether node nd may run blocked (see the header comment). */
+static bool blockable(const ir_graph *g, const ir_node *nd, const op_caps *caps)
+{
+    if (!caps->has[nd->op][nd->backend] || !caps->blocked[nd->op][nd->backend])
+        return false;
+    for (int k = 0; k < nd->nin + nd->nout; k++) {
+        const ir_value *v = &g->vals[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
+        if (v->batched && v->shape.rank != 1 && (v->shape.rank != 3 || v->shape.d[0] % 16 != 0))
+            return false;
+    }
+    return true;
+}
+
+static bool winograd(const ir_node *nd)
+{
+    return (nd->op == OP_CONV2D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS) &&
+           nd->attrs.conv.winograd;
+}
+
+/* Marks (wshape[v]) the layout-bearing values whose shape is that of a value a Winograd node
+ * reads or writes: the stretch of the network at a Winograd convolution's resolution and width. */
+static void winograd_shapes(const ir_graph *g, bool *wshape)
+{
+    for (int v = 0; v < g->nvals; v++)
+        wshape[v] = false;
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        if (nd->dead || !winograd(nd))
+            continue;
+        for (int k = 0; k < nd->nin + nd->nout; k++) {
+            const ir_value *w = &g->vals[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
+            if (!layout_bearing(w))
+                continue;
+            for (int v = 0; v < g->nvals; v++)
+                wshape[v] |= layout_bearing(&g->vals[v]) && op_shape_equal(&g->vals[v].shape, &w->shape);
+        }
+    }
+}
+
+/* Decides every live node's layout (lay[n]) and sets the layouts of the values they make;
+ * blocked ones only when `blocked` (the reorders can convert them).  wshape: scratch, one per
+ * value. */
+static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_layout *lay, bool *wshape)
 {
     for (int v = 0; v < g->nvals; v++)
         g->vals[v].layout = OP_LAYOUT_PLAIN;
+    winograd_shapes(g, wshape);
     for (int n = 0; n < g->nnodes; n++) {
         const ir_node *nd = &g->nodes[n];
-        cl[n] = false;
+        lay[n] = OP_LAYOUT_PLAIN;
         if (nd->dead)
             continue;
+        int count[3] = {0, 0, 0}; /* layout-bearing inputs per layout */
+        for (int k = 0; k < nd->nin; k++) {
+            const ir_value *v = &g->vals[nd->in[k]];
+            if (layout_bearing(v))
+                count[v->layout]++;
+        }
+        bool blk = blocked && blockable(g, nd, caps);
+        bool near = false; /* it reads or writes a value of a Winograd stretch's shape */
+        for (int k = 0; k < nd->nin + nd->nout; k++)
+            near |= wshape[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
         switch (node_support(nd, caps)) {
         case OP_LAYOUT_PLAIN_ONLY:
             break;
         case OP_LAYOUT_PREFERS_CL:
-            cl[n] = true;
+            lay[n] = blk && (winograd(nd) || near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_PLAIN] + count[OP_LAYOUT_NHWC])
+                         ? OP_LAYOUT_BLOCK16
+                         : OP_LAYOUT_NHWC;
             break;
-        case OP_LAYOUT_EITHER: {
-            int ncl = 0, nplain = 0;
-            for (int k = 0; k < nd->nin; k++) {
-                const ir_value *v = &g->vals[nd->in[k]];
-                if (layout_bearing(v) && v->layout == OP_LAYOUT_NHWC)
-                    ncl++;
-                else if (layout_bearing(v))
-                    nplain++;
-            }
-            cl[n] = ncl >= nplain;
+        case OP_LAYOUT_EITHER:
+            if (blk && (near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_PLAIN]))
+                lay[n] = OP_LAYOUT_BLOCK16;
+            else
+                lay[n] = count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] >= count[OP_LAYOUT_PLAIN] ? OP_LAYOUT_NHWC
+                                                                                                     : OP_LAYOUT_PLAIN;
             break;
         }
-        }
-        if (cl[n])
+        if (lay[n] != OP_LAYOUT_PLAIN)
             for (int k = 0; k < nd->nout; k++)
                 if (layout_bearing(&g->vals[nd->out[k]]))
-                    g->vals[nd->out[k]].layout = OP_LAYOUT_NHWC;
+                    g->vals[nd->out[k]].layout = lay[n];
     }
 }
 
@@ -90,7 +152,7 @@ typedef struct rewrite {
     ir_graph *g;
     ir_node *nodes;       /* the new node list */
     int nnodes, cap;
-    int *copy[2];         /* per original value: its copy in plain [0] / channels-last [1], or -1 */
+    int *copy[3];         /* per original value: its copy in each op_layout, or -1 */
     int nvals0;           /* values before the pass */
     int made;             /* reorders made */
     op_backend reorder_backend; /* where the reorders run */
@@ -100,15 +162,16 @@ typedef struct rewrite {
  * is none yet.  Returns the value, or -1 when out of memory. */
 static int copy_in(rewrite *r, int v, op_layout to)
 {
-    int *slot = &r->copy[to == OP_LAYOUT_NHWC][v];
+    int *slot = &r->copy[to][v];
     if (*slot >= 0)
         return *slot;
     ir_graph *g = r->g;
     const ir_value src = g->vals[v];
-    const char *order = to == OP_LAYOUT_NHWC ? (src.shape.rank == 2 ? "nwc" : "nhwc")
-                                              : (src.shape.rank == 2 ? "ncl" : "nchw");
+    const char *order = to == OP_LAYOUT_NHWC     ? (src.shape.rank == 2 ? "nwc" : "nhwc")
+                        : to == OP_LAYOUT_BLOCK16 ? "nChw16c"
+                                                  : (src.shape.rank == 2 ? "ncl" : "nchw");
     char name[OP_NAME_MAX];
-    snprintf(name, sizeof name, "%.*s.%s", OP_NAME_MAX - 6, src.name, order);
+    snprintf(name, sizeof name, "%.*s.%s", OP_NAME_MAX - 9, src.name, order);
     /* the copy is an activation like its source, but never an input or label (those are
      * pinned and the public API's) */
     ir_valkind kind = src.kind == IR_VAL_INPUT || src.kind == IR_VAL_LABEL ? IR_VAL_ACT : src.kind;
@@ -139,20 +202,22 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
     /* at most one reorder per value and order */
     r.cap = g->nnodes + 2 * g->nvals + 1;
     r.nodes = cnn_mem_malloc(sizeof(ir_node) * (size_t)r.cap);
-    r.copy[0] = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
-    r.copy[1] = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
+    for (int l = 0; l < 3; l++)
+        r.copy[l] = cnn_mem_malloc(sizeof(int) * (size_t)(g->nvals + 1));
     int *newidx = cnn_mem_malloc(sizeof(int) * (size_t)(g->nnodes + 1));
-    bool *cl = cnn_mem_malloc(sizeof(bool) * (size_t)(g->nnodes + 1));
-    if (!r.nodes || !r.copy[0] || !r.copy[1] || !newidx || !cl)
+    op_layout *lay = cnn_mem_malloc(sizeof(op_layout) * (size_t)(g->nnodes + 1));
+    bool *wshape = cnn_mem_malloc(sizeof(bool) * (size_t)(g->nvals + 1));
+    if (!r.nodes || !r.copy[0] || !r.copy[1] || !r.copy[2] || !newidx || !lay || !wshape)
         goto oom;
     for (int v = 0; v < g->nvals; v++)
-        r.copy[0][v] = r.copy[1][v] = -1;
-    choose_layouts(g, ctx->caps, cl);
+        r.copy[0][v] = r.copy[1][v] = r.copy[2][v] = -1;
+    /* blocked tensors only when the reorders can convert them */
+    choose_layouts(g, ctx->caps, ctx->caps->blocked[OP_REORDER][r.reorder_backend], lay, wshape);
 
     for (int n = 0; n < g->nnodes; n++) {
         ir_node nd = g->nodes[n];
         if (!nd.dead) {
-            op_layout want = cl[n] ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
+            op_layout want = lay[n];
             for (int k = 0; k < nd.nin; k++) {
                 int v = nd.in[k];
                 if (v >= r.nvals0 || !layout_bearing(&g->vals[v]) || g->vals[v].layout == want)
@@ -166,7 +231,7 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
     }
     for (int i = 0; i < g->noutputs; i++) {
         int v = g->outputs[i];
-        if (g->vals[v].layout == OP_LAYOUT_NHWC && (g->outputs[i] = copy_in(&r, v, OP_LAYOUT_PLAIN)) < 0)
+        if (g->vals[v].layout != OP_LAYOUT_PLAIN && (g->outputs[i] = copy_in(&r, v, OP_LAYOUT_PLAIN)) < 0)
             goto oom;
     }
     /* the new list replaces the old; producers move with their nodes */
@@ -178,17 +243,19 @@ int pass_layout(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_
     g->nnodes = r.nnodes;
     g->capnodes = r.cap;
     *changes += r.made;
-    cnn_mem_free(r.copy[0]);
-    cnn_mem_free(r.copy[1]);
+    for (int l = 0; l < 3; l++)
+        cnn_mem_free(r.copy[l]);
     cnn_mem_free(newidx);
-    cnn_mem_free(cl);
+    cnn_mem_free(lay);
+    cnn_mem_free(wshape);
     return 0;
 oom:
     cnn_mem_free(r.nodes);
-    cnn_mem_free(r.copy[0]);
-    cnn_mem_free(r.copy[1]);
+    for (int l = 0; l < 3; l++)
+        cnn_mem_free(r.copy[l]);
     cnn_mem_free(newidx);
-    cnn_mem_free(cl);
+    cnn_mem_free(lay);
+    cnn_mem_free(wshape);
     snprintf(err, errlen, "out of memory in the layout pass");
     return -1;
 }

@@ -14,6 +14,7 @@ static const pass_info pipeline[] = {
     {"dce", PASS_DCE, pass_dce},
     {"precision", 0, pass_precision},     /* always: a no-op in fp32 */
     {"backend", 0, pass_backend},         /* always: every node gets its backend */
+    {"conv_algo", 0, pass_conv_algo},     /* always: direct or Winograd, per backend (a no-op when direct) */
     {"layout", PASS_LAYOUT, pass_layout}, /* it needs the final nodes and their backends */
     {"precision_io", 0, pass_precision_io}, /* always: int8 tensors between int8 nodes (a no-op else) */
     {NULL, 0, NULL},

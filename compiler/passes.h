@@ -27,6 +27,8 @@ typedef struct pass_ctx {
     op_precision precision;       /* inference arithmetic of conv and dense (pass_precision) */
     const plan_pick *picks;       /* per-node backends fixed by the caller (pass_backend), or NULL */
     int npicks;
+    plan_conv_algo conv_algo;     /* pass_conv_algo */
+    int64_t batch;                /* the plan's batch (pass_conv_algo's rule) */
 } pass_ctx;
 
 typedef struct pass_info {
@@ -53,6 +55,7 @@ int pass_dce(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t e
 int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+int pass_conv_algo(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 /* Whether value v can never be negative (made by a relu, sigmoid or softmax, possibly through
  * pooling, flatten, dropout, or adds and concats of such values): an int8 input is then u8. */

@@ -40,13 +40,29 @@ typedef enum plan_backend_choice {
     PLAN_BACKEND_AUTO, PLAN_BACKEND_REF, PLAN_BACKEND_NATIVE, PLAN_BACKEND_ONEDNN
 } plan_backend_choice;
 
+/* How 3x3 convolutions are computed (compiler/pass_conv_algo.c). */
+typedef enum plan_conv_algo {
+    PLAN_CONV_DIRECT = 0,  /* directly, everywhere */
+    PLAN_CONV_WINOGRAD,    /* by Winograd's algorithm wherever a backend has it */
+    PLAN_CONV_AUTO,        /* by Winograd's algorithm where it is faster */
+} plan_conv_algo;
+
+/* A node's convolution algorithm as a pick fixes it (compiler/pass_conv_algo.c). */
+typedef enum plan_algo_pick {
+    PLAN_ALGO_ANY = 0,     /* as plan_conv_algo says */
+    PLAN_ALGO_DIRECT,
+    PLAN_ALGO_WINOGRAD,    /* when the node's backend has Winograd for it */
+} plan_algo_pick;
+
 /* A backend fixed for one node by the caller (the runtime's tuner, runtime/tune.c): the live
- * node called `name` running `op` runs on `backend` when that backend has a kernel for it;
- * nodes without a pick (and the layout pass's reorders) get the choice's fixed order. */
+ * node called `name` running `op` runs on `backend` when that backend has a kernel for it, by
+ * algorithm `algo` (convolutions); nodes without a pick (and the layout pass's reorders) get
+ * the choice's fixed order. */
 typedef struct plan_pick {
     char name[OP_NAME_MAX];
     op_kind op;
     op_backend backend;
+    plan_algo_pick algo;
 } plan_pick;
 
 typedef struct plan_options {

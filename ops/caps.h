@@ -24,10 +24,15 @@ typedef enum op_layout_support {
 typedef struct op_caps {
     bool has[OP_COUNT][OP_BACKEND_COUNT];
     op_layout_support layouts[OP_COUNT][OP_BACKEND_COUNT];
+    bool blocked[OP_COUNT][OP_BACKEND_COUNT]; /* takes OP_LAYOUT_BLOCK16 activations too */
     /* conv_q: the backend's int8 kernel stays fast on convolutions with fewer than 4 input
      * channels per group (LeNet's first layer), where oneDNN's int8 is slower than its fp32:
      * only such a backend gets those convolutions in int8 (compiler/pass_precision.c) */
     bool int8_few_channels[OP_COUNT][OP_BACKEND_COUNT];
+    /* conv2d, conv_bwd_data, conv_bwd_weights: the backend's kernel runs fp32 3x3 stride-1 2-D
+     * convolutions by Winograd's algorithm when a node asks (attrs.conv.winograd, set by
+     * compiler/pass_conv_algo.c), on this machine */
+    bool winograd[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 
 const char *op_backend_name(op_backend b);

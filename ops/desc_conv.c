@@ -316,6 +316,8 @@ static void conv_describe(const op_attrs *a, char *buf, size_t n)
     }
     if (c->groups != 1)
         op_desc_printf(buf, n, &len, " groups %" PRId64, c->groups);
+    if (c->winograd)
+        op_desc_printf(buf, n, &len, " winograd");
     if (c->residual)
         op_desc_printf(buf, n, &len, " +add");
     if (c->act != OP_ACT_NONE)

@@ -3,15 +3,15 @@
  * at another position). */
 #include "ops/desc_common.h"
 
-static const char *layout_name(op_layout l)
+const char *op_layout_name(op_layout l)
 {
-    return l == OP_LAYOUT_NHWC ? "nhwc" : "nchw";
+    return l == OP_LAYOUT_NHWC ? "nhwc" : l == OP_LAYOUT_BLOCK16 ? "nChw16c" : "nchw";
 }
 
 /* "nchw->nhwc" */
 static void reorder_describe(const op_attrs *a, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s->%s", layout_name(a->reorder.from), layout_name(a->reorder.to));
+    snprintf(buf, n, "%s->%s", op_layout_name(a->reorder.from), op_layout_name(a->reorder.to));
 }
 
 const op_def op_def_reorder = {

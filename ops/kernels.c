@@ -99,6 +99,11 @@ void op_kernel_caps(op_caps *caps)
             const op_kernel *k = op_kernel_get((op_kind)op, (op_backend)b);
             caps->has[op][b] = k != NULL;
             caps->layouts[op][b] = k ? k->layouts : OP_LAYOUT_PLAIN_ONLY;
+            caps->blocked[op][b] = k && k->blocked;
             caps->int8_few_channels[op][b] = k && b == OP_BACKEND_NATIVE && op_native_int8_few_channels((op_kind)op);
+            caps->winograd[op][b] = false;
+#ifdef CNN_HAVE_ONEDNN
+            caps->winograd[op][b] = k && b == OP_BACKEND_ONEDNN && op_onednn_winograd((op_kind)op);
+#endif
         }
 }

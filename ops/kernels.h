@@ -25,8 +25,9 @@ typedef struct op_tensor {
     float *data;
     int rank;
     int64_t d[OP_MAX_DIMS];
-    int layout;            /* 0: plain (NCHW, NCL, NC); 1: channels-last (NHWC, NWC): the
-                            * elements in that order, d[] still N, C, H, W (op_layout) */
+    int layout;            /* op_layout: 0 plain (NCHW, NCL, NC); 1 channels-last (NHWC, NWC);
+                            * 2 channels blocked by 16 (nChw16c): the elements in that order,
+                            * d[] still N, C, H, W */
     int dtype;             /* op_dtype: OP_DT_F32 (data is float), or u8 / s8 bytes at data
                             * (only conv_q and dense_q in int8 read or write those) */
 } op_tensor;
@@ -58,6 +59,7 @@ typedef struct op_kernel {
     size_t (*scratch)(const op_call *c);
     /* Which activation layouts it takes (compiler/pass_layout.c decides from this). */
     op_layout_support layouts;
+    bool blocked;          /* it also takes OP_LAYOUT_BLOCK16 activations (oneDNN kernels) */
 } op_kernel;
 
 /* The kernel for op on backend, or NULL when that backend has none. */

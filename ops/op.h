@@ -34,6 +34,10 @@ typedef struct op_shape {
 typedef enum op_layout {
     OP_LAYOUT_PLAIN = 0,   /* NCHW, NCL, NC: the public layout and the reference kernels' */
     OP_LAYOUT_NHWC,        /* channels last: NHWC for images, NWC for signals */
+    OP_LAYOUT_BLOCK16,     /* channels in blocks of 16, innermost: [N, C/16, H, W, 16] (oneDNN's
+                            * nChw16c), for images whose channel count is a multiple of 16; only
+                            * kernels that declare it take it (op_kernel.blocked), between
+                            * Winograd convolutions, which read and write nothing else */
 } op_layout;
 
 /* The element type of an activation in memory (op_tensor.dtype, ir_value.dtype): f32 everywhere
@@ -85,6 +89,12 @@ typedef struct op_conv_attrs {
     bool q_unsigned;       /* int8: the input is quantised as u8 (it is never negative), else s8 */
     bool res_unsigned;     /* int8 output with a residual: the residual's bytes are u8 (it is never
                             * negative), else s8 (ops/quant.h) */
+    /* fp32 conv, conv_bwd_data, conv_bwd_weights: by Winograd's algorithm F(4x4, 3x3) (or
+     * F(2x2, 3x3)) instead of directly; set by compiler/pass_conv_algo.c on backends that have
+     * it (op_caps.winograd).  A kernel without Winograd for the call runs it directly. */
+    bool winograd;
+    bool weights_vary;     /* a Winograd conv of a training graph: its weights change every step, so
+                            * they are transformed inside the kernel, not once ahead */
 } op_conv_attrs;
 
 typedef struct op_pool_attrs {
@@ -178,5 +188,7 @@ char *op_shape_str(const op_shape *s, char *buf, size_t n);
 /* The same with another separator between the sizes ("," for compact labels). */
 char *op_shape_format(const op_shape *s, const char *sep, char *buf, size_t n);
 const char *op_act_name(op_act a);
+/* "nchw" (plain), "nhwc" (channels-last), "nChw16c" (blocked) */
+const char *op_layout_name(op_layout l);
 
 #endif

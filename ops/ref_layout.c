@@ -23,6 +23,9 @@ OP_REF_KERNEL(op_ref_reorder)
     if ((int)a->from != x->layout || (int)a->to != y->layout)
         return ref_fail(err, errlen, "%s: attributes say layout %d -> %d, the tensors are %d -> %d", name,
                         (int)a->from, (int)a->to, x->layout, y->layout);
+    if (x->layout == OP_LAYOUT_BLOCK16 || y->layout == OP_LAYOUT_BLOCK16)
+        return ref_fail(err, errlen, "%s: converts plain and channels-last tensors only, not oneDNN's blocked layout",
+                        name);
     int64_t total = ref_numel(x);
     if (total == 0)
         return 0;

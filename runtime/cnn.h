@@ -85,6 +85,14 @@ typedef enum cnn_tune {
     CNN_TUNE_EXHAUSTIVE,  /* as on, with more runs, then single-node flips tried end to end */
 } cnn_tune;
 
+/* How fp32 3x3 stride-1 convolutions are computed (--conv-algo; docs/choices.md "Winograd"). */
+typedef enum cnn_conv_algo {
+    CNN_CONV_ALGO_DEFAULT = 0, /* direct; auto when tune is on */
+    CNN_CONV_ALGO_DIRECT,      /* directly, everywhere */
+    CNN_CONV_ALGO_WINOGRAD,    /* by Winograd's algorithm wherever the backend has it (oneDNN on AVX-512) */
+    CNN_CONV_ALGO_AUTO,        /* by Winograd's algorithm where it pays: 32+ channels in and out, 8+ MFLOP */
+} cnn_conv_algo;
+
 typedef struct cnn_options {
     unsigned passes;      /* CNN_PASS_* bits (default CNN_PASSES_O2) */
     cnn_backend backend;  /* default CNN_BACKEND_AUTO */
@@ -100,6 +108,8 @@ typedef struct cnn_options {
     cnn_tune tune;        /* default CNN_TUNE_OFF; only with CNN_BACKEND_AUTO and fp32 */
     const char *tune_cache; /* the tuning cache file (NULL: $XDG_CACHE_HOME/cnnc/tune.json, else
                              * ~/.cache/cnnc/tune.json; "" or "none": no cache) */
+    cnn_conv_algo conv_algo; /* default CNN_CONV_ALGO_DEFAULT.  Winograd's results differ from direct
+                              * convolution's by rounding (relative 1e-6 to 1e-5 per layer) */
 } cnn_options;
 
 /* Fills *o with the defaults. */

@@ -23,6 +23,7 @@ typedef enum flag_kind {
     F_BACKEND,
     F_PRECISION,
     F_TUNE,
+    F_CONV_ALGO,
     F_OLEVEL,
     F_RENAME,    /* appended to args.renames */
     F_HELP,
@@ -56,6 +57,8 @@ static const flag_def flags[] = {
      "off|on|exhaustive: backend auto picks each node's backend by measurement, cached (default off)"},
     {"tune-cache", 0, "FILE", F_STR, OFF(opt.tune_cache), 0, 0, CMD_ALL,
      "the tuning cache (default $XDG_CACHE_HOME/cnnc/tune.json or ~/.cache/cnnc/tune.json; none: no cache)"},
+    {"conv-algo", 0, "A", F_CONV_ALGO, 0, 0, 0, CMD_ALL,
+     "direct|winograd|auto: how fp32 3x3 stride-1 convolutions are computed (default direct, auto with --tune on)"},
     {NULL, 'O', "LEVEL", F_OLEVEL, 0, 0, 0, CMD_ALL, "-O0 -O1 -O2: graph optimisation level (default -O2)"},
     {"no-dce", 0, NULL, F_PASS_OFF, 0, CNN_PASS_DCE, 0, CMD_ALL, "switch dead-node elimination off"},
     {"no-fold-bn", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FOLD_BN, 0, CMD_ALL, "switch batchnorm folding off"},
@@ -328,6 +331,16 @@ static int apply_flag(const flag_def *f, const char *val, args *a)
             a->opt.tune = CNN_TUNE_EXHAUSTIVE;
         else
             return usage_error("--tune takes off, on or exhaustive, got '%s'", val);
+        return -1;
+    case F_CONV_ALGO:
+        if (strcmp(val, "direct") == 0)
+            a->opt.conv_algo = CNN_CONV_ALGO_DIRECT;
+        else if (strcmp(val, "winograd") == 0)
+            a->opt.conv_algo = CNN_CONV_ALGO_WINOGRAD;
+        else if (strcmp(val, "auto") == 0)
+            a->opt.conv_algo = CNN_CONV_ALGO_AUTO;
+        else
+            return usage_error("--conv-algo takes direct, winograd or auto, got '%s'", val);
         return -1;
     case F_RENAME:
         if (!strchr(val, '=') || val[0] == '=')

@@ -62,6 +62,16 @@ unsigned rt_pass_bits(const cnn_options *opt)
     return opt->passes;
 }
 
+plan_conv_algo rt_conv_algo(const cnn_options *opt)
+{
+    switch (opt->conv_algo) {
+    case CNN_CONV_ALGO_WINOGRAD: return PLAN_CONV_WINOGRAD;
+    case CNN_CONV_ALGO_AUTO: return PLAN_CONV_AUTO;
+    case CNN_CONV_ALGO_DEFAULT: return opt->tune != CNN_TUNE_OFF ? PLAN_CONV_AUTO : PLAN_CONV_DIRECT;
+    default: return PLAN_CONV_DIRECT;
+    }
+}
+
 static cnn_model *model_new(const char *filename)
 {
     cnn_model *m = cnn_mem_calloc(1, sizeof *m);
@@ -400,6 +410,7 @@ static ir_plan *model_plan_picks(cnn_model *m, const cnn_options *opt, int64_t b
         .precision = training && opt->precision != CNN_PRECISION_BF16 ? OP_PREC_FP32 : (op_precision)opt->precision,
         .picks = picks,
         .npicks = npicks,
+        .conv_algo = rt_conv_algo(opt),
 #ifdef NDEBUG
         .verify = false,
 #else
@@ -503,6 +514,8 @@ static void layer_precision(const ir_plan *p, const ir_node *nd, char *buf, size
     int s;
     const ir_node *on = layer_runner(p, nd, &s);
     snprintf(buf, n, "%s", on ? "fp32" : "-");
+    if (on && on->op == OP_CONV2D && on->attrs.conv.winograd)
+        snprintf(buf, n, "fp32 winograd");
     if (!on || (on->op != OP_CONV_Q && on->op != OP_DENSE_Q))
         return;
     bool conv = on->op == OP_CONV_Q;
@@ -567,17 +580,23 @@ static void summary_rewrites(strbuf *sb, const ir_plan *p)
         if (on->fused[0])
             sb_printf(sb, "  %s: %s\n", on->name, on->fused);
     }
-    int nr = 0, ncl = 0;
+    int nr = 0, ncl = 0, nblk = 0;
     for (int s = 0; s < p->nsteps; s++)
         nr += og->nodes[p->steps[s].node].op == OP_REORDER;
-    for (int v = 0; v < og->nvals; v++)
+    for (int v = 0; v < og->nvals; v++) {
         ncl += og->vals[v].layout == OP_LAYOUT_NHWC && p->vals[v].loc != PLAN_LOC_NONE;
-    sb_printf(sb, "\nlayout: %d tensors channels-last, %d reorders\n", ncl, nr);
+        nblk += og->vals[v].layout == OP_LAYOUT_BLOCK16 && p->vals[v].loc != PLAN_LOC_NONE;
+    }
+    sb_printf(sb, "\nlayout: %d tensors channels-last, %d reorders", ncl, nr);
+    if (nblk)
+        sb_printf(sb, ", %d tensors blocked (nChw16c, between Winograd convolutions)", nblk);
+    sb_printf(sb, "\n");
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *on = &og->nodes[p->steps[s].node];
+        op_layout to = on->attrs.reorder.to;
         if (on->op == OP_REORDER)
             sb_printf(sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
-                      on->attrs.reorder.to == OP_LAYOUT_NHWC ? "channels-last" : "plain");
+                      to == OP_LAYOUT_NHWC ? "channels-last" : to == OP_LAYOUT_BLOCK16 ? "blocked" : "plain");
     }
     /* --precision bf16 / int8: the low-precision nodes and the conversions at their edges */
     int nq = 0, nconv = 0, nbytes = 0;

@@ -81,7 +81,7 @@ cnn_status cnn_session_profile_entry(const cnn_session *s, int i, cnn_profile_en
     e->name = nd->name;
     e->op = op_name(nd->op);
     e->backend = op_backend_name(s->plan->steps[i].backend);
-    e->layout = nd->nin > 0 && g->vals[nd->in[0]].layout == OP_LAYOUT_NHWC ? "nhwc" : "nchw";
+    e->layout = op_layout_name(nd->nin > 0 ? g->vals[nd->in[0]].layout : OP_LAYOUT_PLAIN);
     e->phase = rt_node_phase(g, nd);
     e->flops = (double)ir_node_flops(g, n) * (double)s->batch;
     e->runs = s->prof_runs;

@@ -228,4 +228,8 @@ cnn_status rt_execute(cnn_session *s);
 /* The compiler's pass bits from the public options. */
 unsigned rt_pass_bits(const cnn_options *opt);
 
+/* The convolution algorithm the options ask for (CNN_CONV_ALGO_DEFAULT: auto when tuning, else
+ * direct). */
+plan_conv_algo rt_conv_algo(const cnn_options *opt);
+
 #endif

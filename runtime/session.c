@@ -115,7 +115,7 @@ static void fill_tensor(const cnn_session *s, int v, op_tensor *t)
 {
     const ir_value *val = &s->plan->graph->vals[v];
     t->data = s->data[v];
-    t->layout = val->layout == OP_LAYOUT_NHWC ? 1 : 0;
+    t->layout = (int)val->layout;
     t->dtype = (int)val->dtype;
     t->rank = 0;
     if (val->batched)
@@ -178,11 +178,13 @@ static cnn_status prepare_calls(cnn_session *s)
         if (!k || !k->run)
             return rt_fail(s->err, CNN_ERR_INTERNAL, "no kernel for %s (%s)", nd->name, op_name(nd->op));
         s->kernels[st] = k;
-        /* the layout pass gives channels-last tensors only to kernels that take them */
-        for (int t = 0; t < c->nin + c->nout && k->layouts == OP_LAYOUT_PLAIN_ONLY; t++)
-            if ((t < c->nin ? c->in[t] : c->out[t - c->nin]).layout != 0)
-                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a channels-last tensor",
-                               nd->name, op_name(nd->op), op_backend_name(p->steps[st].backend));
+        /* the layout pass gives channels-last and blocked tensors only to kernels that take them */
+        for (int t = 0; t < c->nin + c->nout; t++) {
+            int l = (t < c->nin ? c->in[t] : c->out[t - c->nin]).layout;
+            if ((l != OP_LAYOUT_PLAIN && k->layouts == OP_LAYOUT_PLAIN_ONLY) || (l == OP_LAYOUT_BLOCK16 && !k->blocked))
+                return rt_fail(s->err, CNN_ERR_INTERNAL, "%s (%s, %s backend) was given a %s tensor", nd->name,
+                               op_name(nd->op), op_backend_name(p->steps[st].backend), op_layout_name((op_layout)l));
+        }
         cnn_status ks = prepare_kernel(s, st, c);
         if (ks != CNN_OK)
             return ks;
@@ -265,6 +267,9 @@ static cnn_status session_create(cnn_session **out, cnn_model *m, cnn_weights *w
         return rt_fail(s->err, CNN_ERR_USAGE, "the weights belong to another model");
     if (batch < 1 || batch > (1 << 24))
         return rt_fail(s->err, CNN_ERR_USAGE, "batch must be between 1 and %d, got %" PRId64, 1 << 24, batch);
+    if ((unsigned)s->opt.conv_algo > CNN_CONV_ALGO_AUTO)
+        return rt_fail(s->err, CNN_ERR_USAGE, "conv_algo must be default, direct, winograd or auto, got %d",
+                       (int)s->opt.conv_algo);
     if (s->opt.threads < 0)
         return rt_fail(s->err, CNN_ERR_USAGE, "threads must be positive, got %d", s->opt.threads);
     /* libgomp ends the process when it cannot start a team's threads: absurd counts are refused

@@ -21,9 +21,16 @@
  *     per-node times miss are paid for; exhaustive then tries, one at a time, moving each
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
+ *  4b. when the network has 3x3 stride-1 convolutions and their algorithm is left to
+ *     measurement (cnn_options.conv_algo auto, the default under tuning), oneDNN with Winograd
+ *     convolutions wherever it has them is one more candidate ("onednn+winograd"), and a node's
+ *     choice is a backend and an algorithm.  A plan keeping any Winograd node then races the
+ *     same plan with those nodes direct, twice, and keeps Winograd only when faster in both
+ *     (at small batches on several threads its per-node lower quartiles can be fast while its
+ *     runs are slow);
  *  5. the choices go to the cache (a JSON file): one entry per node, keyed by cnnc's version (its
  *     kernels), the CPU's model, its ISA, the thread count and the node's signature (op, attributes, phase, batch, passes,
- *     the shapes and dtypes it reads and writes), holding the backend kept and the costs
+ *     the convolution algorithm asked for, the shapes and dtypes it reads and writes), holding the backend and algorithm kept and the costs
  *     measured.  A session whose every node is in the cache measures nothing.  A cache that
  *     cannot be read or parsed is a warning (cnn_tune_info.note) and is rebuilt; it is written
  *     atomically (runtime/fileio.h).
@@ -52,8 +59,8 @@
 #include "runtime/fileio.h"
 #include "runtime/rt.h"
 
-enum { MAX_CAND = 3, MAX_FLIPS = 8 };
-#define CACHE_VERSION 1
+enum { MAX_CAND = 4, MAX_FLIPS = 8 };
+#define CACHE_VERSION 2
 /* A change of plan is kept only when at least 1% faster end to end: within the noise, the
  * plan with fewer backends (and reorders) stays. */
 #define MIX_MARGIN 0.99
@@ -69,6 +76,7 @@ typedef struct tnode {
     char key[1024];            /* the cache key */
     double cost[MAX_CAND];     /* per candidate, seconds per run (INFINITY: not in that plan) */
     op_backend ran[MAX_CAND];  /* the backend it ran on in the candidate's plan */
+    plan_algo_pick algo[MAX_CAND]; /* and its convolution algorithm there (ANY: not a convolution) */
 } tnode;
 
 typedef struct tuner {
@@ -83,7 +91,9 @@ typedef struct tuner {
     cnn_weights *w;            /* private */
     float *labels;
     op_backend cand[MAX_CAND];
+    plan_algo_pick cand_algo[MAX_CAND]; /* WINOGRAD: oneDNN with Winograd wherever it has it */
     int ncand;
+    bool has_3x3;              /* the network has a 3x3 stride-1 2-D convolution */
     double total[MAX_CAND];    /* each uniform plan's run (lower quartile) */
     tnode *nodes;
     int nnodes;
@@ -119,6 +129,12 @@ static void note(rt_tune_state *ts, const char *fmt, ...)
 static cnn_backend public_backend(op_backend b)
 {
     return b == OP_BACKEND_ONEDNN ? CNN_BACKEND_ONEDNN : b == OP_BACKEND_NATIVE ? CNN_BACKEND_NATIVE : CNN_BACKEND_REF;
+}
+
+/* "onednn", "onednn+winograd", "native", "ref" */
+static const char *cand_name(const tuner *t, int c)
+{
+    return t->cand_algo[c] == PLAN_ALGO_WINOGRAD ? "onednn+winograd" : op_backend_name(t->cand[c]);
 }
 
 static op_backend backend_named(const char *name)
@@ -252,7 +268,8 @@ static void value_sig(const ir_graph *g, int v, char *buf, size_t n, size_t *o)
     append(buf, n, o, "%s%s%s,", val->batched ? "Nx" : "", sh, d < 4 ? dt[d] : "?");
 }
 
-/* cnnc version | CPU model | ISA | threads | op | attributes | phase | batch | passes | inputs | outputs */
+/* cnnc version | CPU model | ISA | threads | op | attributes | phase | batch | passes | convolution
+ * algorithm asked for | inputs | outputs */
 static void node_key(const tuner *t, const ir_graph *g, const ir_node *nd, char *buf, size_t n)
 {
     const char *phase = rt_node_phase(g, nd);
@@ -261,8 +278,11 @@ static void node_key(const tuner *t, const ir_graph *g, const ir_node *nd, char 
     if (d && d->describe && strcmp(phase, "update") != 0) /* an update's attributes hold the learning rate */
         d->describe(&nd->attrs, attrs, sizeof attrs);
     size_t o = 0;
-    append(buf, n, &o, "cnnc %s|%s|%s|threads=%d|%s|%s|%s|batch=%" PRId64 "|passes=%u|in=", cnn_version(),
-           cnn_cpu_model(), cnn_cpu_isa(), t->nthreads, op_name(nd->op), attrs, phase, t->batch, rt_pass_bits(&t->opt));
+    static const char *const algos[] = {"default", "direct", "winograd", "auto"};
+    unsigned ca = (unsigned)t->opt.conv_algo;
+    append(buf, n, &o, "cnnc %s|%s|%s|threads=%d|%s|%s|%s|batch=%" PRId64 "|passes=%u|conv=%s|in=", cnn_version(),
+           cnn_cpu_model(), cnn_cpu_isa(), t->nthreads, op_name(nd->op), attrs, phase, t->batch, rt_pass_bits(&t->opt),
+           ca < 4 ? algos[ca] : "?");
     for (int k = 0; k < nd->nin; k++)
         value_sig(g, nd->in[k], buf, n, &o);
     append(buf, n, &o, "|out=");
@@ -282,7 +302,9 @@ static int find_node(const tuner *t, const ir_node *nd)
 static cnn_status list_nodes(tuner *t)
 {
     cnn_status st;
-    ir_plan *p = rt_model_plan(t->m, &t->opt, t->batch, t->training, t->training ? &t->tc : NULL, &st, t->err,
+    cnn_options o = t->opt; /* direct: a node's key (its attributes) does not depend on the algorithm */
+    o.conv_algo = CNN_CONV_ALGO_DIRECT;
+    ir_plan *p = rt_model_plan(t->m, &o, t->batch, t->training, t->training ? &t->tc : NULL, &st, t->err,
                                t->errlen);
     if (!p)
         return st;
@@ -301,6 +323,9 @@ static cnn_status list_nodes(tuner *t)
         tn->pick.op = nd->op;
         tn->pick.backend = p->steps[s].backend;
         node_key(t, g, nd, tn->key, sizeof tn->key);
+        const op_conv_attrs *ca = &nd->attrs.conv;
+        if (nd->op == OP_CONV2D && ca->kernel[0] == 3 && ca->kernel[1] == 3 && ca->stride[0] == 1 && ca->stride[1] == 1)
+            t->has_3x3 = true;
         for (int c = 0; c < MAX_CAND; c++)
             tn->cost[c] = INFINITY;
     }
@@ -332,11 +357,13 @@ static cnn_status run_once(const tuner *t, cnn_session *s, double *secs)
     return st;
 }
 
-/* A session of backend b (uniform), or of the picks under auto when picks is not NULL. */
-static cnn_status make(tuner *t, op_backend b, const plan_pick *picks, cnn_session **s)
+/* A session of candidate c (a uniform plan), or of the picks under auto when picks is not NULL. */
+static cnn_status make(tuner *t, int c, const plan_pick *picks, cnn_session **s)
 {
     cnn_options o = t->opt;
-    o.backend = picks ? CNN_BACKEND_AUTO : public_backend(b);
+    o.backend = picks ? CNN_BACKEND_AUTO : public_backend(t->cand[c]);
+    if (!picks && t->opt.conv_algo == CNN_CONV_ALGO_AUTO) /* a uniform plan: one algorithm */
+        o.conv_algo = t->cand_algo[c] == PLAN_ALGO_WINOGRAD ? CNN_CONV_ALGO_WINOGRAD : CNN_CONV_ALGO_DIRECT;
     forced = picks;
     nforced = picks ? t->nnodes : 0;
     forcing = picks != NULL;
@@ -420,8 +447,12 @@ static cnn_status record(tuner *t, int c, const cnn_session *s, const double *t_
         if (!isfinite(tn->cost[c]))
             tn->cost[c] = 0;
         tn->cost[c] += t_step[i];
-        if (at[i] >= 0)
+        if (at[i] >= 0) {
+            const ir_node *nd = &p->graph->nodes[p->steps[i].node];
+            bool conv = nd->op == OP_CONV2D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS;
             tn->ran[c] = p->steps[i].backend;
+            tn->algo[c] = !conv ? PLAN_ALGO_ANY : nd->attrs.conv.winograd ? PLAN_ALGO_WINOGRAD : PLAN_ALGO_DIRECT;
+        }
     }
     cnn_mem_free(at);
     return CNN_OK;
@@ -436,7 +467,7 @@ static cnn_status measure(tuner *t)
     cnn_status st = CNN_OK;
     int maxsteps = 0;
     for (int c = 0; c < t->ncand && st == CNN_OK; c++)
-        if ((st = make(t, t->cand[c], NULL, &s[c])) == CNN_OK && s[c]->plan->nsteps > maxsteps)
+        if ((st = make(t, c, NULL, &s[c])) == CNN_OK && s[c]->plan->nsteps > maxsteps)
             maxsteps = s[c]->plan->nsteps;
     if (st == CNN_OK && !(t_step = cnn_mem_calloc((size_t)maxsteps + 1, sizeof(double))))
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
@@ -513,9 +544,9 @@ static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double 
     }
     cnn_session *sa = NULL, *sb = NULL;
     double *ratios = NULL, fa = 0, fb = 0;
-    cnn_status st = make(t, OP_BACKEND_COUNT, a, &sa);
+    cnn_status st = make(t, -1, a, &sa);
     if (st == CNN_OK)
-        st = make(t, OP_BACKEND_COUNT, b, &sb);
+        st = make(t, -1, b, &sb);
     if (st == CNN_OK)
         st = warm_up(t, sa, &fa);
     if (st == CNN_OK)
@@ -550,6 +581,16 @@ static int best_candidate(const tnode *tn, int ncand, int skip)
     return best;
 }
 
+/* Sets pick p to what node tn ran as on candidate c (its measured choice there); c < 0 leaves
+ * the node's present pick. */
+static void take(plan_pick *p, const tnode *tn, int c)
+{
+    if (c < 0)
+        return;
+    p->backend = tn->ran[c];
+    p->algo = tn->algo[c];
+}
+
 /* Measures every candidate, picks per node, races the mix against the fastest uniform plan
  * (and, exhaustive, single-node flips); the choice is left in t->nodes[].pick. */
 static cnn_status choose(tuner *t)
@@ -573,15 +614,15 @@ static cnn_status choose(tuner *t)
         tnode *tn = &t->nodes[i];
         uni[i] = mix[i] = tn->pick;
         int b = best_candidate(tn, t->ncand, -1);
-        uni[i].backend = isfinite(tn->cost[u]) ? tn->ran[u] : tn->pick.backend;
-        /* a node leaves the fastest uniform plan's backend only for a clear gain (5%) */
+        take(&uni[i], tn, isfinite(tn->cost[u]) ? u : -1);
+        /* a node leaves the fastest uniform plan's choice only for a clear gain (5%) */
         if (b >= 0 && isfinite(tn->cost[u]) && tn->cost[b] >= NODE_MARGIN * tn->cost[u])
             b = u;
-        mix[i].backend = b >= 0 ? tn->ran[b] : tn->pick.backend;
-        same &= uni[i].backend == mix[i].backend;
+        take(&mix[i], tn, b);
+        same &= uni[i].backend == mix[i].backend && uni[i].algo == mix[i].algo;
     }
     const plan_pick *keep = uni;
-    snprintf(t->ts->plan, sizeof t->ts->plan, "%s", op_backend_name(t->cand[u]));
+    snprintf(t->ts->plan, sizeof t->ts->plan, "%s", cand_name(t, u));
     double ratio = 1;
     if (!same && (st = race(t, mix, uni, &ratio)) == CNN_OK && ratio < MIX_MARGIN &&
         (t->fake != OP_BACKEND_COUNT || (st = race(t, mix, uni, &ratio)) == CNN_OK) && ratio < MIX_MARGIN) {
@@ -598,7 +639,8 @@ static cnn_status choose(tuner *t)
                 const tnode *tn = &t->nodes[i];
                 int b = best_candidate(tn, t->ncand, -1);
                 int b2 = b >= 0 ? best_candidate(tn, t->ncand, b) : -1;
-                if (tried[i] || b2 < 0 || tn->ran[b2] == tn->ran[b] || tn->cost[b2] > 1.5 * tn->cost[b])
+                if (tried[i] || b2 < 0 || (tn->ran[b2] == tn->ran[b] && tn->algo[b2] == tn->algo[b]) ||
+                    tn->cost[b2] > 1.5 * tn->cost[b])
                     continue;
                 if (pick < 0 || tn->cost[b] > t->nodes[pick].cost[best_candidate(&t->nodes[pick], t->ncand, -1)])
                     pick = i, second = b2;
@@ -607,10 +649,9 @@ static cnn_status choose(tuner *t)
                 break;
             tried[pick] = true;
             const tnode *tn = &t->nodes[pick];
-            op_backend to = cur[pick].backend == tn->ran[second] ? tn->ran[best_candidate(tn, t->ncand, -1)]
-                                                                 : tn->ran[second];
+            bool at_second = cur[pick].backend == tn->ran[second] && cur[pick].algo == tn->algo[second];
             memcpy(alt, cur, sizeof *cur * (size_t)t->nnodes);
-            alt[pick].backend = to;
+            take(&alt[pick], tn, at_second ? best_candidate(tn, t->ncand, -1) : second);
             if ((st = race(t, alt, cur, &ratio)) == CNN_OK && ratio < MIX_MARGIN) {
                 plan_pick *sw = cur;
                 cur = alt, alt = sw;
@@ -620,9 +661,32 @@ static cnn_status choose(tuner *t)
         cnn_mem_free(tried);
         keep = cur;
     }
+    /* Winograd is kept only when it wins end to end as well: its kernels' times can be bimodal
+     * on several threads at small batches (a fast lower quartile per node, a slow median run) */
+    bool wino = false;
+    for (int i = 0; i < t->nnodes; i++)
+        wino |= keep[i].algo == PLAN_ALGO_WINOGRAD;
+    plan_pick *direct = wino && st == CNN_OK ? cnn_mem_calloc((size_t)t->nnodes + 1, sizeof *direct) : NULL;
+    if (direct) {
+        for (int i = 0; i < t->nnodes; i++) {
+            direct[i] = keep[i];
+            if (direct[i].algo == PLAN_ALGO_WINOGRAD)
+                direct[i].algo = PLAN_ALGO_DIRECT;
+        }
+        if ((st = race(t, keep, direct, &ratio)) == CNN_OK && !(ratio < MIX_MARGIN &&
+                                                               (st = race(t, keep, direct, &ratio)) == CNN_OK &&
+                                                               ratio < MIX_MARGIN)) {
+            keep = direct;
+            if (strcmp(t->ts->plan, "onednn+winograd") == 0)
+                snprintf(t->ts->plan, sizeof t->ts->plan, "onednn");
+        }
+    } else if (wino && st == CNN_OK) {
+        st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
+    }
     if (st == CNN_OK)
         for (int i = 0; i < t->nnodes; i++)
-            t->nodes[i].pick.backend = keep[i].backend;
+            t->nodes[i].pick = keep[i];
+    cnn_mem_free(direct);
     cnn_mem_free(uni);
     cnn_mem_free(mix);
     return st;
@@ -643,6 +707,10 @@ static bool from_cache(tuner *t, cJSON *entries, const op_caps *caps)
     for (int i = 0; i < t->nnodes; i++) {
         cJSON *e = cJSON_GetObjectItemCaseSensitive(entries, t->nodes[i].key);
         t->nodes[i].pick.backend = backend_named(cJSON_GetObjectItemCaseSensitive(e, "backend")->valuestring);
+        cJSON *algo = cJSON_GetObjectItemCaseSensitive(e, "algorithm");
+        const char *an = cJSON_IsString(algo) ? algo->valuestring : "";
+        t->nodes[i].pick.algo = strcmp(an, "winograd") == 0 ? PLAN_ALGO_WINOGRAD
+                                : strcmp(an, "direct") == 0 ? PLAN_ALGO_DIRECT : PLAN_ALGO_ANY;
         cJSON *plan = cJSON_GetObjectItemCaseSensitive(e, "plan");
         if (i == 0 && cJSON_IsString(plan) && strlen(plan->valuestring) < sizeof t->ts->plan)
             snprintf(t->ts->plan, sizeof t->ts->plan, "%s", plan->valuestring);
@@ -656,14 +724,17 @@ static void to_cache(const tuner *t, cJSON *entries)
         const tnode *tn = &t->nodes[i];
         cJSON *e = cJSON_CreateObject();
         cJSON *times = e ? cJSON_AddObjectToObject(e, "seconds") : NULL;
+        const char *algo = tn->pick.algo == PLAN_ALGO_WINOGRAD ? "winograd"
+                           : tn->pick.algo == PLAN_ALGO_DIRECT ? "direct" : NULL;
         if (!times || !cJSON_AddStringToObject(e, "backend", op_backend_name(tn->pick.backend)) ||
+            (algo && !cJSON_AddStringToObject(e, "algorithm", algo)) ||
             !cJSON_AddStringToObject(e, "plan", t->ts->plan)) {
             cJSON_Delete(e);
             return;
         }
         for (int c = 0; c < t->ncand; c++)
             if (isfinite(tn->cost[c]))
-                cJSON_AddNumberToObject(times, op_backend_name(t->cand[c]), tn->cost[c]);
+                cJSON_AddNumberToObject(times, cand_name(t, c), tn->cost[c]);
         cJSON_DeleteItemFromObjectCaseSensitive(entries, tn->key);
         cJSON_AddItemToObject(entries, tn->key, e);
     }
@@ -692,6 +763,7 @@ static cnn_status tune_core(cnn_model *m, const cnn_options *opt, int64_t batch,
     double t0 = rt_seconds();
     tuner t = {.m = m, .opt = *opt, .batch = batch, .training = tc != NULL, .nthreads = nthreads,
                .level = opt->tune, .fake = OP_BACKEND_COUNT, .ts = ts, .err = err, .errlen = errlen};
+    t.opt.conv_algo = (cnn_conv_algo)(rt_conv_algo(opt) == PLAN_CONV_AUTO ? CNN_CONV_ALGO_AUTO : opt->conv_algo);
     t.opt.tune = CNN_TUNE_OFF;
     if (tc) {
         t.tc = *tc;
@@ -712,6 +784,13 @@ static cnn_status tune_core(cnn_model *m, const cnn_options *opt, int64_t batch,
     if (t.ncand < 2 || t.fake == OP_BACKEND_REF)
         t.cand[t.ncand++] = OP_BACKEND_REF;
     cnn_status st = list_nodes(&t);
+    /* oneDNN with Winograd convolutions, when the algorithm is left to measurement and the
+     * network has a convolution Winograd could run */
+    if (st == CNN_OK && t.has_3x3 && t.ncand < MAX_CAND && caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN] &&
+        t.opt.conv_algo == CNN_CONV_ALGO_AUTO && t.fake == OP_BACKEND_COUNT) {
+        t.cand_algo[t.ncand] = PLAN_ALGO_WINOGRAD;
+        t.cand[t.ncand++] = OP_BACKEND_ONEDNN;
+    }
     char path[1024];
     cache_path(opt, path, sizeof path);
     snprintf(ts->cache, sizeof ts->cache, "%s", path);

@@ -8,8 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/kernels.h"
 #include "runtime/cnn.h"
 #include "tests/cli_util.h"
+#include "tests/file_util.h"
 
 TestSuite(tune, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
 
@@ -358,4 +360,179 @@ Test(tune, cli_flag_and_summary)
     cr_assert_eq(run_cnnc(&out, args), 0, "%s", out);
     cr_assert(strstr(out, "warning: the tuning cache"), "%s", out);
     free(out);
+}
+
+/* ---- Winograd convolutions (cnn_options.conv_algo, --conv-algo) */
+
+/* 3x3 convolutions of 32 channels with what sits between them in a residual network
+ * (batchnorm, the residual add, activations, pooling), in the blocked layout under Winograd */
+static const char wino_src[] = "block basic(w) {\n"
+                               "    y = in -> conv2d(w, 3, pad=1, bias=false) -> batchnorm -> relu\n"
+                               "           -> conv2d(w, 3, pad=1, bias=false) -> batchnorm;\n"
+                               "    return (y + in) -> relu;\n"
+                               "}\n"
+                               "network w {\n"
+                               "    input image[32, 12, 12];\n"
+                               "    output logits = image -> conv2d(32, 3, pad=1) -> relu -> basic(32)\n"
+                               "        -> conv2d(32, 3, pad=1) -> relu -> maxpool(2)\n"
+                               "        -> global_avgpool -> dense(10);\n"
+                               "}\n";
+
+static cnn_session *wino_session(cnn_model *m, cnn_weights *w, cnn_conv_algo algo, cnn_tune tune, cnn_mode mode)
+{
+    cnn_options o;
+    cnn_options_default(&o);
+    o.conv_algo = algo;
+    o.tune = tune;
+    o.tune_cache = "none";
+    o.threads = 2;
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 4, mode, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    float *x = cnn_session_input(s, 0);
+    for (int64_t i = 0; i < 4 * 32 * 12 * 12; i++)
+        x[i] = (float)((i * 37) % 101) / 101.0f - 0.5f;
+    return s;
+}
+
+/* Whether the summary of these options shows a convolution computed by Winograd. */
+static bool summary_says_winograd(cnn_model *m, cnn_conv_algo algo, bool training)
+{
+    cnn_options o;
+    cnn_options_default(&o);
+    o.conv_algo = algo;
+    char *text = NULL;
+    cr_assert_eq(cnn_model_summary(m, &o, 64, training, &text), CNN_OK);
+    bool yes = strstr(text, "fp32 winograd") != NULL;
+    if (yes) /* the layers between the Winograd convolutions stay blocked */
+        cr_assert(strstr(text, "tensors blocked (nChw16c"), "%s", text);
+    if (yes && !training) /* the one reorder: the image, into the blocked layout */
+        cr_assert(strstr(text, "layout: 0 tensors channels-last, 1 reorders"), "%s", text);
+    cnn_free(text);
+    return yes;
+}
+
+/* Winograd everywhere, auto's rule and auto by measurement compute what direct convolution does,
+ * in inference and in training steps (weights after two SGD steps); the summary says which
+ * layers use it. */
+Test(tune, winograd_agrees_with_direct)
+{
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "w.cnn", wino_src, sizeof wino_src - 1, NULL), CNN_OK, "%s",
+                 cnn_model_errmsg(m));
+    op_caps caps;
+    op_kernel_caps(&caps);
+    bool have = caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN];
+    cr_assert_eq(summary_says_winograd(m, CNN_CONV_ALGO_WINOGRAD, false), have);
+    cr_assert_eq(summary_says_winograd(m, CNN_CONV_ALGO_WINOGRAD, true), have);
+    cr_assert(!summary_says_winograd(m, CNN_CONV_ALGO_DIRECT, false));
+    cr_assert(!summary_says_winograd(m, CNN_CONV_ALGO_DEFAULT, false));
+    static const cnn_conv_algo algos[] = {CNN_CONV_ALGO_WINOGRAD, CNN_CONV_ALGO_AUTO, CNN_CONV_ALGO_DEFAULT};
+    static const cnn_tune tunes[] = {CNN_TUNE_OFF, CNN_TUNE_OFF, CNN_TUNE_ON};
+    for (int k = 0; k < 3; k++) {
+        cnn_weights *w1 = NULL, *w2 = NULL;
+        cr_assert_eq(cnn_weights_create(&w1, m, 11), CNN_OK);
+        cr_assert_eq(cnn_weights_create(&w2, m, 11), CNN_OK);
+        cnn_session *d = wino_session(m, w1, CNN_CONV_ALGO_DIRECT, CNN_TUNE_OFF, CNN_MODE_INFER);
+        cnn_session *s = wino_session(m, w2, algos[k], tunes[k], CNN_MODE_INFER);
+        cr_assert_eq(cnn_session_run(d), CNN_OK);
+        cr_assert_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+        const float *a = cnn_session_output(s, 0), *b = cnn_session_output(d, 0);
+        for (int i = 0; i < 4 * 10; i++)
+            cr_assert_float_eq(a[i], b[i], 1e-4f + 1e-4f * fabsf(b[i]), "algo %d output %d: %g vs %g", k, i, a[i],
+                               b[i]);
+        cnn_session_destroy(d);
+        cnn_session_destroy(s);
+        d = wino_session(m, w1, CNN_CONV_ALGO_DIRECT, CNN_TUNE_OFF, CNN_MODE_TRAIN);
+        s = wino_session(m, w2, algos[k], tunes[k], CNN_MODE_TRAIN);
+        float labels[4] = {1, 3, 5, 7};
+        for (int step = 0; step < 2; step++) {
+            float la, lb;
+            cr_assert_eq(cnn_session_train_step(s, labels, true, &la, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+            cr_assert_eq(cnn_session_train_step(d, labels, true, &lb, NULL), CNN_OK);
+            cr_assert_float_eq(la, lb, 1e-4f * fabsf(lb) + 1e-5f, "algo %d step %d: loss %g vs %g", k, step, la, lb);
+        }
+        for (int t = 0; t < cnn_weights_count(w1); t++) {
+            const char *name;
+            int rank;
+            int64_t dims[CNN_WEIGHT_MAX_RANK];
+            float *p1 = cnn_weights_tensor(w1, t, &name, &rank, dims), *p2 = cnn_weights_tensor(w2, t, &name, &rank, dims);
+            int64_t n = 1;
+            for (int r = 0; r < rank; r++)
+                n *= dims[r];
+            for (int64_t i = 0; i < n; i++)
+                cr_assert_float_eq(p2[i], p1[i], 1e-4f + 1e-4f * fabsf(p1[i]), "algo %d %s[%lld]: %g vs %g", k, name,
+                                   (long long)i, p2[i], p1[i]);
+        }
+        cnn_session_destroy(d);
+        cnn_session_destroy(s);
+        cnn_weights_destroy(w1);
+        cnn_weights_destroy(w2);
+    }
+    cnn_model_destroy(m);
+}
+
+Test(tune, conv_algo_bad_values)
+{
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    cnn_options o;
+    cnn_options_default(&o);
+    o.conv_algo = (cnn_conv_algo)17;
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 1, CNN_MODE_INFER, NULL), CNN_ERR_USAGE);
+    cr_assert(strstr(cnn_session_errmsg(s), "conv_algo must be"), "%s", cnn_session_errmsg(s));
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+    char *out = NULL, args[2048];
+    const char *ex = getenv("CNN_EXAMPLES");
+    snprintf(args, sizeof args, "%s/lenet5.cnn --conv-algo fast", ex ? ex : "examples");
+    cr_assert_eq(run_cnnc(&out, args), 2, "%s", out);
+    cr_assert(strstr(out, "--conv-algo takes direct, winograd or auto, got 'fast'"), "%s", out);
+    free(out);
+}
+
+/* Tuning with Winograd as a candidate: every 3x3 convolution's entry in the cache says which
+ * algorithm was kept (and nothing else's does), and a second session takes all its choices from
+ * the cache. */
+Test(tune, winograd_choices_are_cached)
+{
+    op_caps caps;
+    op_kernel_caps(&caps);
+    if (!caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN])
+        cr_skip_test("no Winograd convolutions on this build or CPU");
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "w.cnn", wino_src, sizeof wino_src - 1, NULL), CNN_OK, "%s",
+                 cnn_model_errmsg(m));
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_options o;
+    cnn_options_default(&o);
+    o.tune = CNN_TUNE_ON;
+    o.tune_cache = tmp("wino.json");
+    o.threads = 1;
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    cnn_tune_info ti;
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned && ti.measured == ti.nodes, "%s", ti.note);
+    cnn_session_destroy(s);
+    size_t len = 0;
+    char *json = test_read_file(tmp("wino.json"), &len);
+    cr_assert_not_null(json);
+    int n = 0, convs = 0; /* (identical layers share an entry) */
+    for (const char *p = json; (p = strstr(p, "\"algorithm\"")); p++)
+        n++;
+    for (const char *p = json; (p = strstr(p, "|conv2d|")); p++)
+        convs++;
+    cr_assert(convs >= 2 && n == convs, "%d convolution entries, %d with an algorithm:\n%s", convs, n, json);
+    free(json);
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_INFER, NULL), CNN_OK);
+    cnn_session_tune_info(s, &ti);
+    cr_assert(ti.tuned && ti.cached == ti.nodes && ti.measured == 0, "%d cached of %d", ti.cached, ti.nodes);
+    cr_assert_eq(cnn_session_run(s), CNN_OK);
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
 }

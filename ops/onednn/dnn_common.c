@@ -88,11 +88,12 @@ dnnl_memory_desc_t op_dnn_md_any(int ndims, const int64_t *dims)
     return dnn_md_tag(ndims, dims, dnnl_format_tag_any);
 }
 
-dnnl_memory_desc_t op_dnn_md_layout(int ndims, const int64_t *dims, bool cl)
+dnnl_memory_desc_t op_dnn_md_layout(int ndims, const int64_t *dims, op_layout l)
 {
     static const dnnl_format_tag_t last[] = {dnnl_acb, dnnl_acdb, dnnl_acdeb};
-    if (!cl || ndims < 3 || ndims > 5) return op_dnn_md(ndims, dims);
-    return dnn_md_tag(ndims, dims, last[ndims - 3]);
+    static const dnnl_format_tag_t blocked[] = {dnnl_aBc16b, dnnl_aBcd16b, dnnl_aBcde16b};
+    if (l == OP_LAYOUT_PLAIN || ndims < 3 || ndims > 5) return op_dnn_md(ndims, dims);
+    return dnn_md_tag(ndims, dims, l == OP_LAYOUT_BLOCK16 ? blocked[ndims - 3] : last[ndims - 3]);
 }
 
 /* ---- layouts */
@@ -105,18 +106,19 @@ bool op_dnn_layout_free(const op_tensor *t)
     return t->d[1] == 1 || spatial == 1;
 }
 
-bool op_dnn_call_cl(const op_call *c)
+op_layout op_dnn_call_layout(const op_call *c)
 {
-    for (int i = 0; i < c->nin; i++)
-        if (c->in[i].layout == 1) return true;
-    for (int i = 0; i < c->nout; i++)
-        if (c->out[i].layout == 1) return true;
-    return false;
+    for (int i = 0; i < c->nin + c->nout; i++) {
+        const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
+        if (t->layout != OP_LAYOUT_PLAIN) return (op_layout)t->layout;
+    }
+    return OP_LAYOUT_PLAIN;
 }
 
-bool op_dnn_tensor_cl(const op_call *c, const op_tensor *t)
+op_layout op_dnn_tensor_layout(const op_call *c, const op_tensor *t)
 {
-    return t->layout == 1 || (op_dnn_layout_free(t) && op_dnn_call_cl(c));
+    if (t->layout != OP_LAYOUT_PLAIN) return (op_layout)t->layout;
+    return op_dnn_layout_free(t) ? op_dnn_call_layout(c) : OP_LAYOUT_PLAIN;
 }
 
 int op_dnn_one_layout(const op_call *c, const char *what, char *err, size_t errlen)
@@ -126,7 +128,7 @@ int op_dnn_one_layout(const op_call *c, const char *what, char *err, size_t errl
         const op_tensor *t = i < c->nin ? &c->in[i] : &c->out[i - c->nin];
         if (op_dnn_layout_free(t)) continue;
         if (seen >= 0 && t->layout != seen)
-            return op_dnn_errf(err, errlen, "oneDNN %s: the tensors mix plain and channels-last layouts", what);
+            return op_dnn_errf(err, errlen, "oneDNN %s: the tensors mix layouts", what);
         seen = t->layout;
     }
     return 0;
@@ -135,7 +137,8 @@ int op_dnn_one_layout(const op_call *c, const char *what, char *err, size_t errl
 int op_dnn_plain_only(const op_tensor *t, const char *what, char *err, size_t errlen)
 {
     if (t->layout != 0 && !op_dnn_layout_free(t))
-        return op_dnn_errf(err, errlen, "oneDNN %s: takes plain tensors, got a channels-last one", what);
+        return op_dnn_errf(err, errlen, "oneDNN %s: takes plain tensors, got a %s one", what,
+                           t->layout == OP_LAYOUT_BLOCK16 ? "blocked" : "channels-last");
     return 0;
 }
 
@@ -537,4 +540,11 @@ const char *op_onednn_impl_name(const void *state)
     if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) != dnnl_success || !name)
         return "";
     return name;
+}
+
+bool op_onednn_winograd(op_kind op)
+{
+    if (op != OP_CONV2D && op != OP_CONV_BWD_DATA && op != OP_CONV_BWD_WEIGHTS) return false;
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    return ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
 }

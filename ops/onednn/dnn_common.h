@@ -85,18 +85,21 @@ int op_dnn_errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((f
 dnnl_memory_desc_t op_dnn_md(int ndims, const int64_t *dims);
 /* A descriptor with format "any", for a primitive to choose. */
 dnnl_memory_desc_t op_dnn_md_any(int ndims, const int64_t *dims);
-/* Dense f32 descriptor of ndims (1..6) dims [N, C, spatial...]: plain, or channels-last
- * (N, spatial..., C: nwc, nhwc, ndhwc) when cl and ndims is 3 to 5. */
-dnnl_memory_desc_t op_dnn_md_layout(int ndims, const int64_t *dims, bool cl);
+/* Dense f32 descriptor of ndims (1..6) dims [N, C, spatial...] in layout l: plain, or when
+ * ndims is 3 to 5 channels-last (N, spatial..., C: nwc, nhwc, ndhwc) or channels blocked by 16
+ * (aBc16b, aBcd16b, aBcde16b). */
+dnnl_memory_desc_t op_dnn_md_layout(int ndims, const int64_t *dims, op_layout l);
 
 /* ---- layouts (op_tensor.layout; compiler/pass_layout.c decides them)
- * A call runs channels-last when one of its tensors is.  A tensor whose two orders coincide
- * (rank <= 2, one channel, or one spatial position) is then described channels-last too, so
- * that every activation descriptor of the primitive has one format. */
+ * A call runs in a layout other than plain when one of its tensors is.  A tensor whose orders
+ * coincide (rank <= 2, one channel, or one spatial position) is then described in that layout
+ * too, so that every activation descriptor of the primitive has one format.  (A blocked call
+ * has no one-channel tensors, and its channel counts are multiples of 16: the layout pass sees
+ * to it, so a one-position tensor is the same bytes blocked as plain.) */
 bool op_dnn_layout_free(const op_tensor *t);
-bool op_dnn_call_cl(const op_call *c);
-/* Whether to describe tensor t of call c channels-last. */
-bool op_dnn_tensor_cl(const op_call *c, const op_tensor *t);
+op_layout op_dnn_call_layout(const op_call *c);
+/* The layout to describe tensor t of call c in. */
+op_layout op_dnn_tensor_layout(const op_call *c, const op_tensor *t);
 /* Checks that the call's tensors agree on one layout (those whose orders coincide aside), as
  * kernels that view their tensors flat need.  0, or -1 with err. */
 int op_dnn_one_layout(const op_call *c, const char *what, char *err, size_t errlen);
@@ -160,7 +163,7 @@ void op_dnn_release(void *state);
 
 /* Defines the run/prepare functions and the op_kernel `name` for a kernel whose run is
  * "execute every step"; layouts is its op_layout_support. */
-#define OP_DNN_SIMPLE_KERNEL(name, build, layouts)                                   \
+#define OP_DNN_SIMPLE_KERNEL(name, build, layouts, blocked)                          \
     static int name##_prepare(op_call *c, char *err, size_t errlen)                  \
     {                                                                                \
         return op_dnn_prepare(c, build, err, errlen);                                \
@@ -170,7 +173,7 @@ void op_dnn_release(void *state);
         op_dnn_prog *p = op_dnn_ready(c, build, err, errlen);                        \
         return p ? op_dnn_exec(p, c, 0, p->nsteps, err, errlen) : -1;                \
     }                                                                                \
-    const op_kernel name = {name##_run, name##_prepare, op_dnn_release, NULL, layouts}
+    const op_kernel name = {name##_run, name##_prepare, op_dnn_release, NULL, layouts, blocked}
 
 /* Spatial geometry of an op as 2-D (1-D signals get height 1): batch, channels, H, W. */
 typedef struct op_dnn_nchw {

@@ -124,9 +124,9 @@ void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory
         xd[2 + i] = g->in[i];
         yd[2 + i] = g->out[i];
     }
-    *x = prim && !cl.x ? op_dnn_md_any(nd, xd) : op_dnn_md_layout(nd, xd, cl.x);
+    *x = prim && cl.x == OP_LAYOUT_PLAIN ? op_dnn_md_any(nd, xd) : op_dnn_md_layout(nd, xd, cl.x);
     *w = prim ? op_dnn_md_any(g->wnd, g->wdims) : op_dnn_md(g->wnd, g->wdims);
-    *y = prim && !cl.y ? op_dnn_md_any(nd, yd) : op_dnn_md_layout(nd, yd, cl.y);
+    *y = prim && cl.y == OP_LAYOUT_PLAIN ? op_dnn_md_any(nd, yd) : op_dnn_md_layout(nd, yd, cl.y);
 }
 
 /* The type a node's x, w and dy are read as: bf16 in a bf16 training graph, else f32. */
@@ -135,22 +135,77 @@ static dnnl_data_type_t conv_in_type(const op_conv_attrs *a)
     return a->prec == OP_PREC_BF16 ? dnnl_bf16 : dnnl_f32;
 }
 
-/* The forward primitive descriptor (also the hint of the backward ones), its x and w read as
- * `in` (f32 or bf16), y f32. */
-static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_data_type_t in, dnnl_prop_kind_t prop,
-                       const_dnnl_primitive_attr_t attr, dnnl_primitive_desc_t *pd, char *err, size_t errlen)
+/* The algorithm a node asks for: Winograd (attrs.winograd, from compiler/pass_conv_algo.c) or
+ * direct. */
+static dnnl_alg_kind_t conv_alg(const op_conv_attrs *a)
 {
-    dnnl_memory_desc_t x, w, y;
-    op_dnn_conv_mds(g, cl, true, &x, &w, &y);
-    x.data_type = w.data_type = in;
+    return a->winograd ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
+/* The layouts a primitive of algorithm `alg` is described with: oneDNN's Winograd kernels read
+ * and write their own blocked layout only, so their activations are "any" (it is nChw16c, the
+ * layout pass's OP_LAYOUT_BLOCK16, which then needs no reorder; plain and channels-last tensors
+ * are reordered around them). */
+static conv_layouts prim_layouts(conv_layouts cl, dnnl_alg_kind_t alg)
+{
+    if (alg == dnnl_convolution_winograd) cl.x = cl.y = OP_LAYOUT_PLAIN;
+    return cl;
+}
+
+/* The forward primitive descriptor (also the hint of the backward ones), its x and w read as
+ * `in` (f32 or bf16), y f32, by algorithm *alg.  A Winograd request oneDNN has no kernel for
+ * (shape, post-ops, ISA) falls back to direct, and *alg says so. */
+static int conv_fwd_pd(const conv_geom *g, conv_layouts cl, bool bias, dnnl_data_type_t in, dnnl_prop_kind_t prop,
+                       const_dnnl_primitive_attr_t attr, dnnl_alg_kind_t *alg, dnnl_primitive_desc_t *pd,
+                       char *err, size_t errlen)
+{
     dnnl_memory_desc_t b = op_dnn_md(1, &g->f);
-    dnnl_convolution_desc_t d;
-    OP_DNN_TRY(dnnl_dilated_convolution_forward_desc_init(&d, prop, dnnl_convolution_direct, &x, &w,
-                                                          bias ? &b : NULL, &y, g->stride, g->dil,
-                                                          g->pad, g->pad),
-               "convolution descriptor");
-    OP_DNN_TRY(dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL), "convolution");
-    return 0;
+    for (;; *alg = dnnl_convolution_direct) {
+        dnnl_memory_desc_t x, w, y;
+        op_dnn_conv_mds(g, prim_layouts(cl, *alg), true, &x, &w, &y);
+        x.data_type = w.data_type = in;
+        dnnl_convolution_desc_t d;
+        dnnl_status_t s = dnnl_dilated_convolution_forward_desc_init(&d, prop, *alg, &x, &w, bias ? &b : NULL, &y,
+                                                                     g->stride, g->dil, g->pad, g->pad);
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), NULL);
+        if (s == dnnl_success) return 0;
+        if (*alg == dnnl_convolution_direct) return op_dnn_fail(s, "convolution", err, errlen);
+    }
+}
+
+/* A backward primitive descriptor (data, or weights with the bias gradient when `bias`), x, w and
+ * dy read as `in`, with the forward one as its hint, by the node's algorithm; a Winograd request
+ * oneDNN has no kernel for falls back to direct. */
+static int conv_bwd_pd(const conv_geom *g, conv_layouts cl, bool weights, bool bias, dnnl_data_type_t in,
+                       const_dnnl_primitive_attr_t attr, dnnl_alg_kind_t alg, dnnl_primitive_desc_t *pd,
+                       char *err, size_t errlen)
+{
+    for (;; alg = dnnl_convolution_direct) {
+        dnnl_alg_kind_t fwd_alg = alg;
+        dnnl_primitive_desc_t hint = NULL;
+        if (conv_fwd_pd(g, cl, bias, in, dnnl_forward_training, attr, &fwd_alg, &hint, err, errlen)) return -1;
+        alg = fwd_alg;
+        dnnl_memory_desc_t xa, wa, ya;
+        op_dnn_conv_mds(g, prim_layouts(cl, alg), true, &xa, &wa, &ya);
+        dnnl_memory_desc_t bp = op_dnn_md(1, &g->f);
+        dnnl_convolution_desc_t d;
+        dnnl_status_t s;
+        if (weights) {
+            xa.data_type = ya.data_type = in; /* x and dy; dw and db stay f32 */
+            s = dnnl_dilated_convolution_backward_weights_desc_init(&d, alg, &xa, &wa, bias ? &bp : NULL, &ya,
+                                                                    g->stride, g->dil, g->pad, g->pad);
+        } else {
+            wa.data_type = ya.data_type = in; /* w and dy; dx stays f32 */
+            s = dnnl_dilated_convolution_backward_data_desc_init(&d, alg, &xa, &wa, &ya, g->stride, g->dil,
+                                                                 g->pad, g->pad);
+        }
+        if (s == dnnl_success) s = dnnl_primitive_desc_create(pd, &d, attr, op_dnn_engine(), hint);
+        dnnl_primitive_desc_destroy(hint);
+        if (s == dnnl_success) return 0;
+        if (alg == dnnl_convolution_direct)
+            return op_dnn_fail(s, weights ? "convolution backward weights" : "convolution backward data", err,
+                               errlen);
+    }
 }
 
 /* ---- forward with the epilogue */
@@ -171,7 +226,7 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
     int64_t yd[4] = {g->n, g->f, pooled[0], pooled[1]};
     dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
-    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_cl(c, &c->out[0]));
+    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_layout(c, &c->out[0]));
     /* the conv's type (f32; u8/s8 from an int8 conv_q) */
     y_any.data_type = y_plain.data_type = op_dnn_mem_md(p, conv_dst)->data_type;
     dnnl_pooling_desc_t d;
@@ -208,7 +263,7 @@ int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnn
         /* the sum post-op adds what dst holds: put the residual there first */
         int64_t rd[5] = {g->n, g->f};
         for (int i = 0; i < g->sp; i++) rd[2 + i] = g->out[i];
-        dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g->sp, rd, op_dnn_tensor_cl(c, &c->in[rin]));
+        dnnl_memory_desc_t rp = op_dnn_md_layout(2 + g->sp, rd, op_dnn_tensor_layout(c, &c->in[rin]));
         int rt = c->in[rin].dtype;
         rp.data_type = rt == OP_DT_U8 ? dnnl_u8 : rt == OP_DT_S8 ? dnnl_s8 : dnnl_f32;
         int r = op_dnn_mem_bound(p, &rp, OP_DNN_IN, rin, err, errlen);
@@ -246,9 +301,13 @@ static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen
         dnnl_primitive_attr_destroy(attr);
         return -1;
     }
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[0]), op_dnn_tensor_cl(c, &c->out[0])};
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->in[0]), op_dnn_tensor_layout(c, &c->out[0])};
     dnnl_primitive_desc_t pd = NULL;
-    int rc = conv_fwd_pd(&g, cl, a->bias, conv_in_type(a), dnnl_forward_inference, attr, &pd, err, errlen);
+    dnnl_alg_kind_t alg = conv_alg(a);
+    /* (oneDNN's inference Winograd takes its weights pre-transformed, which a training step
+     * would redo every time: there the training kernel transforms them itself) */
+    dnnl_prop_kind_t prop = a->weights_vary ? dnnl_forward_training : dnnl_forward_inference;
+    int rc = conv_fwd_pd(&g, cl, a->bias, conv_in_type(a), prop, attr, &alg, &pd, err, errlen);
     dnnl_primitive_attr_destroy(attr);
     if (rc) return -1;
 
@@ -271,7 +330,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build, OP_LAYOUT_PREFERS_CL);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_kernel, conv_build, OP_LAYOUT_PREFERS_CL, true);
 
 /* ---- backward data: dy, w -> dx */
 
@@ -286,22 +345,12 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_data: dy does not match the attributes");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->out[0]), op_dnn_tensor_cl(c, &c->in[0])};
-    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->out[0]), op_dnn_tensor_layout(c, &c->in[0])};
+    dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
-    if (conv_fwd_pd(&g, cl, false, conv_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
-    dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
-    op_dnn_conv_mds(&g, cl, true, &xa, &wa, &ya);
+    if (conv_bwd_pd(&g, cl, false, false, conv_in_type(a), attr, conv_alg(a), &pd, err, errlen)) goto done;
+    dnnl_memory_desc_t xp, wp, yp;
     op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
-    wa.data_type = ya.data_type = conv_in_type(a); /* w and dy; dx stays f32 */
-    dnnl_convolution_desc_t d;
-    dnnl_status_t s = dnnl_dilated_convolution_backward_data_desc_init(
-        &d, dnnl_convolution_direct, &xa, &wa, &ya, g.stride, g.dil, g.pad, g.pad);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &d, attr, op_dnn_engine(), hint);
-    if (s != dnnl_success) {
-        op_dnn_fail(s, "convolution backward data", err, errlen);
-        goto done;
-    }
     int dyid = op_dnn_input(p, &yp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0),
                             OP_DNN_IN, 0, err, errlen);
     int w = dyid < 0 ? -1
@@ -318,12 +367,11 @@ static int conv_bwd_data_build(op_dnn_prog *p, const op_call *c, char *err, size
     rc = user >= 0 && op_dnn_reorder(p, dx, user, false, err, errlen) < 0 ? -1 : 0;
 done:
     dnnl_primitive_attr_destroy(attr);
-    if (hint) dnnl_primitive_desc_destroy(hint);
     if (pd) dnnl_primitive_desc_destroy(pd);
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build, OP_LAYOUT_PREFERS_CL);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_data_kernel, conv_bwd_data_build, OP_LAYOUT_PREFERS_CL, true);
 
 /* ---- backward weights: dy, x -> dw, db */
 
@@ -341,23 +389,13 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
         return op_dnn_errf(err, errlen, "oneDNN conv_bwd_weights: db must be [F]");
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[1]), op_dnn_tensor_cl(c, &c->in[0])};
-    dnnl_primitive_desc_t hint = NULL, pd = NULL;
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->in[1]), op_dnn_tensor_layout(c, &c->in[0])};
+    dnnl_primitive_desc_t pd = NULL;
     int rc = -1;
-    if (conv_fwd_pd(&g, cl, a->bias, conv_in_type(a), dnnl_forward_training, attr, &hint, err, errlen)) goto done;
-    dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
-    op_dnn_conv_mds(&g, cl, true, &xa, &wa, &ya);
+    if (conv_bwd_pd(&g, cl, true, a->bias, conv_in_type(a), attr, conv_alg(a), &pd, err, errlen)) goto done;
+    dnnl_memory_desc_t xp, wp, yp;
     op_dnn_conv_mds(&g, cl, false, &xp, &wp, &yp);
-    xa.data_type = ya.data_type = conv_in_type(a); /* x and dy; dw and db stay f32 */
     dnnl_memory_desc_t bp = op_dnn_md(1, &g.f);
-    dnnl_convolution_desc_t d;
-    dnnl_status_t s = dnnl_dilated_convolution_backward_weights_desc_init(
-        &d, dnnl_convolution_direct, &xa, &wa, a->bias ? &bp : NULL, &ya, g.stride, g.dil, g.pad, g.pad);
-    if (s == dnnl_success) s = dnnl_primitive_desc_create(&pd, &d, attr, op_dnn_engine(), hint);
-    if (s != dnnl_success) {
-        op_dnn_fail(s, "convolution backward weights", err, errlen);
-        goto done;
-    }
     int dyid = op_dnn_input(p, &yp, dnnl_primitive_desc_query_md(pd, dnnl_query_diff_dst_md, 0),
                             OP_DNN_IN, 0, err, errlen);
     int x = dyid < 0 ? -1
@@ -382,9 +420,8 @@ static int conv_bwd_weights_build(op_dnn_prog *p, const op_call *c, char *err, s
     rc = 0;
 done:
     dnnl_primitive_attr_destroy(attr);
-    if (hint) dnnl_primitive_desc_destroy(hint);
     if (pd) dnnl_primitive_desc_destroy(pd);
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build, OP_LAYOUT_PREFERS_CL);
+OP_DNN_SIMPLE_KERNEL(op_dnn_conv_bwd_weights_kernel, conv_bwd_weights_build, OP_LAYOUT_PREFERS_CL, true);

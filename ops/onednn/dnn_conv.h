@@ -15,9 +15,9 @@ typedef struct conv_geom {
     int64_t wdims[6];
 } conv_geom;
 
-/* Which activations of a call are channels-last: the source side x and the output side y. */
+/* The layouts of a call's activations: the source side x and the output side y. */
 typedef struct conv_layouts {
-    bool x, y;
+    op_layout x, y;
 } conv_layouts;
 
 /* Reads the geometry from the attributes and the source shape xt; checks w's shape. */
@@ -25,7 +25,7 @@ int op_dnn_conv_geom_read(const op_conv_attrs *a, const op_tensor *xt, const op_
                           char *err, size_t errlen);
 /* Whether activation t is [n, ch, sizes...] in the view of g. */
 bool op_dnn_conv_act_is(const conv_geom *g, const op_tensor *t, int64_t ch, const int64_t *sizes);
-/* f32 descriptors for the primitive (prim: channels-last activations as they are, else "any";
+/* f32 descriptors for the primitive (prim: channels-last and blocked activations as they are, plain ones "any";
  * weights "any") or of the call's tensors. */
 void op_dnn_conv_mds(const conv_geom *g, conv_layouts cl, bool prim, dnnl_memory_desc_t *x,
                      dnnl_memory_desc_t *w, dnnl_memory_desc_t *y);

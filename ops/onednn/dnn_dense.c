@@ -140,7 +140,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_dense_kernel, dense_build, OP_LAYOUT_PLAIN_ONLY);
+OP_DNN_SIMPLE_KERNEL(op_dnn_dense_kernel, dense_build, OP_LAYOUT_PLAIN_ONLY, false);
 
 /* ---- backward data: dy, w -> dx */
 
@@ -192,7 +192,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_data_kernel, dense_bwd_data_build, OP_LAYOUT_PLAIN_ONLY);
+OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_data_kernel, dense_bwd_data_build, OP_LAYOUT_PLAIN_ONLY, false);
 
 /* ---- backward weights: dy, x -> dw, db */
 
@@ -256,4 +256,4 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_weights_kernel, dense_bwd_weights_build, OP_LAYOUT_PLAIN_ONLY);
+OP_DNN_SIMPLE_KERNEL(op_dnn_dense_bwd_weights_kernel, dense_bwd_weights_build, OP_LAYOUT_PLAIN_ONLY, false);

@@ -24,14 +24,14 @@ static bool same_numel(const op_tensor *a, const op_tensor *b)
     return (a->rank > 0 ? a->d[0] : 1) * op_dnn_inner(a) == (b->rank > 0 ? b->d[0] : 1) * op_dnn_inner(b);
 }
 
-/* [N, C, S] view (S = the product of the spatial axes), or [N, C] for rank 2, in plain order
- * or (cl) channels-last [N, S, C]. */
-static dnnl_memory_desc_t ncs_md(const op_tensor *t, bool cl, int *ndims)
+/* [N, C, S] view (S = the product of the spatial axes), or [N, C] for rank 2, in plain order,
+ * channels-last [N, S, C] or blocked [N, C/16, S, 16] (layout l). */
+static dnnl_memory_desc_t ncs_md(const op_tensor *t, op_layout l, int *ndims)
 {
     int64_t d[3] = {t->d[0], t->rank > 1 ? t->d[1] : 1, 1};
     for (int k = 2; k < t->rank; k++) d[2] *= t->d[k];
     *ndims = t->rank > 2 ? 3 : 2;
-    return op_dnn_md_layout(*ndims, d, cl);
+    return op_dnn_md_layout(*ndims, d, l);
 }
 
 static int simple_pd(dnnl_primitive_desc_t *pd, const void *desc, const_dnnl_primitive_desc_t hint,
@@ -71,7 +71,7 @@ static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     return y < 0 || p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_act_kernel, act_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_act_kernel, act_build, OP_LAYOUT_EITHER, true);
 
 /* act_bwd: relu and leaky_relu decide on the sign of the tensor given (y, or x when
  * alpha <= 0), which is oneDNN's relu backward "from src" applied to that tensor; sigmoid
@@ -115,7 +115,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_act_bwd_kernel, act_bwd_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_act_bwd_kernel, act_bwd_build, OP_LAYOUT_EITHER, true);
 
 /* ---- softmax over axis 1 */
 
@@ -125,7 +125,7 @@ static int softmax_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
         return op_dnn_errf(err, errlen, "oneDNN softmax: expected x [N,C,...] and y of its shape");
     if (op_dnn_one_layout(c, "softmax", err, errlen)) return -1;
     int nd;
-    dnnl_memory_desc_t md = ncs_md(&c->in[0], op_dnn_call_cl(c), &nd);
+    dnnl_memory_desc_t md = ncs_md(&c->in[0], op_dnn_call_layout(c), &nd);
     dnnl_softmax_desc_t d;
     OP_DNN_TRY(dnnl_softmax_forward_desc_init(&d, dnnl_forward_inference, &md, 1), "softmax descriptor");
     dnnl_primitive_desc_t pd = NULL;
@@ -137,7 +137,7 @@ static int softmax_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     return y < 0 || p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_kernel, softmax_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_kernel, softmax_build, OP_LAYOUT_EITHER, false);
 
 static int softmax_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
@@ -146,7 +146,7 @@ static int softmax_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t
         return op_dnn_errf(err, errlen, "oneDNN softmax_bwd: expected dy, y and dx of one shape");
     if (op_dnn_one_layout(c, "softmax_bwd", err, errlen)) return -1;
     int nd;
-    dnnl_memory_desc_t md = ncs_md(&c->in[0], op_dnn_call_cl(c), &nd);
+    dnnl_memory_desc_t md = ncs_md(&c->in[0], op_dnn_call_layout(c), &nd);
     dnnl_softmax_desc_t fd, bd;
     OP_DNN_TRY(dnnl_softmax_forward_desc_init(&fd, dnnl_forward_training, &md, 1), "softmax descriptor");
     OP_DNN_TRY(dnnl_softmax_backward_desc_init(&bd, &md, &md, 1), "softmax backward descriptor");
@@ -168,7 +168,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_bwd_kernel, softmax_bwd_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_bwd_kernel, softmax_bwd_build, OP_LAYOUT_EITHER, false);
 
 /* ---- add: a sum primitive, then the activation in place */
 
@@ -227,7 +227,7 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_add_kernel, add_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_add_kernel, add_build, OP_LAYOUT_EITHER, true);
 
 /* ---- concat along axis 1 and its backward */
 
@@ -241,10 +241,10 @@ static int concat_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     for (int i = 0; i < c->nin; i++) {
         if (c->in[i].rank != c->out[0].rank)
             return op_dnn_errf(err, errlen, "oneDNN concat: input %d differs in rank", i + 1);
-        srcs[i] = ncs_md(&c->in[i], op_dnn_tensor_cl(c, &c->in[i]), &nd);
+        srcs[i] = ncs_md(&c->in[i], op_dnn_tensor_layout(c, &c->in[i]), &nd);
         ctot += c->in[i].d[1];
     }
-    dnnl_memory_desc_t ymd = ncs_md(&c->out[0], op_dnn_tensor_cl(c, &c->out[0]), &nd);
+    dnnl_memory_desc_t ymd = ncs_md(&c->out[0], op_dnn_tensor_layout(c, &c->out[0]), &nd);
     if (ctot != c->out[0].d[1])
         return op_dnn_errf(err, errlen, "oneDNN concat: channels do not add up to the output's");
     dnnl_primitive_attr_t attr;
@@ -271,15 +271,15 @@ done:
     return rc;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_concat_kernel, concat_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_concat_kernel, concat_build, OP_LAYOUT_EITHER, true);
 
 static int concat_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     if (c->nin != 1 || c->nout != 1 || c->in[0].rank < 2 || c->in[0].rank != c->out[0].rank)
         return op_dnn_errf(err, errlen, "oneDNN concat_bwd: expected dy and dx of one rank");
     int nd;
-    dnnl_memory_desc_t dymd = ncs_md(&c->in[0], op_dnn_tensor_cl(c, &c->in[0]), &nd);
-    dnnl_memory_desc_t dxmd = ncs_md(&c->out[0], op_dnn_tensor_cl(c, &c->out[0]), &nd);
+    dnnl_memory_desc_t dymd = ncs_md(&c->in[0], op_dnn_tensor_layout(c, &c->in[0]), &nd);
+    dnnl_memory_desc_t dxmd = ncs_md(&c->out[0], op_dnn_tensor_layout(c, &c->out[0]), &nd);
     int64_t off = c->node->attrs.slice.offset;
     if (off < 0 || off + c->out[0].d[1] > c->in[0].d[1] || op_dnn_inner(&c->in[0]) / c->in[0].d[1] !=
                                                                 op_dnn_inner(&c->out[0]) / c->out[0].d[1])
@@ -295,4 +295,4 @@ static int concat_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t 
     return p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_concat_bwd_kernel, concat_bwd_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_concat_bwd_kernel, concat_bwd_build, OP_LAYOUT_EITHER, true);

@@ -2,7 +2,7 @@
  *
  *   reorder:  x [N,C,...] in attrs.reorder.from  ->  y, the same shape, in attrs.reorder.to
  *
- * plain is NCHW / NCL, channels-last NHWC / NWC; one reorder primitive does it. */
+ * plain is NCHW / NCL, channels-last NHWC / NWC, blocked nChw16c; one reorder primitive does it. */
 #include "ops/onednn/dnn_common.h"
 
 static int reorder_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
@@ -17,8 +17,8 @@ static int reorder_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     if ((int)a->from != x->layout || (int)a->to != y->layout)
         return op_dnn_errf(err, errlen, "oneDNN reorder: attributes say layout %d -> %d, the tensors are %d -> %d",
                            (int)a->from, (int)a->to, x->layout, y->layout);
-    dnnl_memory_desc_t xmd = op_dnn_md_layout(x->rank, x->d, x->layout == 1);
-    dnnl_memory_desc_t ymd = op_dnn_md_layout(y->rank, y->d, y->layout == 1);
+    dnnl_memory_desc_t xmd = op_dnn_md_layout(x->rank, x->d, (op_layout)x->layout);
+    dnnl_memory_desc_t ymd = op_dnn_md_layout(y->rank, y->d, (op_layout)y->layout);
     int xm = op_dnn_mem_bound(p, &xmd, OP_DNN_IN, 0, err, errlen);
     int ym = xm < 0 ? -1 : op_dnn_mem_bound(p, &ymd, OP_DNN_OUT, 0, err, errlen);
     if (ym < 0) return -1;
@@ -26,4 +26,4 @@ static int reorder_build(op_dnn_prog *p, const op_call *c, char *err, size_t err
     return p->main_step < 0 ? -1 : 0;
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_reorder_kernel, reorder_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_reorder_kernel, reorder_build, OP_LAYOUT_EITHER, true);

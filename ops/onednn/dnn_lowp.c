@@ -190,7 +190,7 @@ static int conv_q_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     dnnl_primitive_attr_t attr;
     if (lowp_attr(&attr, c, int8, own, g.f, a->act, a->alpha, a->residual, sum_scale, res_view, err, errlen))
         return -1;
-    conv_layouts cl = {op_dnn_tensor_cl(c, &c->in[0]), op_dnn_tensor_cl(c, &c->out[0])};
+    conv_layouts cl = {op_dnn_tensor_layout(c, &c->in[0]), op_dnn_tensor_layout(c, &c->out[0])};
     dnnl_data_type_t xt = int8 ? (a->q_unsigned ? dnnl_u8 : dnnl_s8) : dnnl_bf16;
     dnnl_data_type_t wt = int8 ? dnnl_s8 : dnnl_bf16;
     dnnl_memory_desc_t xa, wa, ya, xp, wp, yp;
@@ -390,5 +390,5 @@ static int lowp_run(op_call *c, char *err, size_t errlen)
     return op_dnn_exec(p, c, 0, p->nsteps, err, errlen);
 }
 
-const op_kernel op_dnn_conv_q_kernel = {lowp_run, lowp_prepare, lowp_release, NULL, OP_LAYOUT_PREFERS_CL};
-const op_kernel op_dnn_dense_q_kernel = {lowp_run, lowp_prepare, lowp_release, NULL, OP_LAYOUT_PLAIN_ONLY};
+const op_kernel op_dnn_conv_q_kernel = {lowp_run, lowp_prepare, lowp_release, NULL, OP_LAYOUT_PREFERS_CL, false};
+const op_kernel op_dnn_dense_q_kernel = {lowp_run, lowp_prepare, lowp_release, NULL, OP_LAYOUT_PLAIN_ONLY, false};

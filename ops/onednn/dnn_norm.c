@@ -58,7 +58,7 @@ static int bn_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     if (a->training && dims[0] * dims[3] < 2)
         return op_dnn_errf(err, errlen, "oneDNN batchnorm: training needs more than 1 value per channel");
     if (op_dnn_one_layout(c, "batchnorm", err, errlen)) return -1;
-    dnnl_memory_desc_t md = op_dnn_md_layout(4, dims, op_dnn_call_cl(c)), vmd = op_dnn_md(1, &ch);
+    dnnl_memory_desc_t md = op_dnn_md_layout(4, dims, op_dnn_call_layout(c)), vmd = op_dnn_md(1, &ch);
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (a->training ? 0u : (unsigned)dnnl_use_global_stats);
     dnnl_batch_normalization_desc_t d;
     OP_DNN_TRY(dnnl_batch_normalization_forward_desc_init(
@@ -115,7 +115,7 @@ static int bn_run(op_call *c, char *err, size_t errlen)
     return 0;
 }
 
-const op_kernel op_dnn_batchnorm_kernel = {bn_run, bn_prepare, op_dnn_release, NULL, OP_LAYOUT_EITHER};
+const op_kernel op_dnn_batchnorm_kernel = {bn_run, bn_prepare, op_dnn_release, NULL, OP_LAYOUT_EITHER, true};
 
 /* ---- backward */
 
@@ -134,7 +134,7 @@ static int bn_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     for (int i = 1; i < c->nout; i++)
         if (bn_check_vec(&c->out[i], ch, "dgamma and dbeta", err, errlen)) return -1;
     if (op_dnn_one_layout(c, "batchnorm_bwd", err, errlen)) return -1;
-    dnnl_memory_desc_t md = op_dnn_md_layout(4, dims, op_dnn_call_cl(c)), vmd = op_dnn_md(1, &ch);
+    dnnl_memory_desc_t md = op_dnn_md_layout(4, dims, op_dnn_call_layout(c)), vmd = op_dnn_md(1, &ch);
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     dnnl_batch_normalization_desc_t fd, bd;
     OP_DNN_TRY(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, &md, a->eps, flags),
@@ -194,4 +194,4 @@ static int bn_bwd_run(op_call *c, char *err, size_t errlen)
 }
 
 const op_kernel op_dnn_batchnorm_bwd_kernel = {bn_bwd_run, bn_bwd_prepare, op_dnn_release, NULL,
-                                               OP_LAYOUT_EITHER};
+                                               OP_LAYOUT_EITHER, true};

@@ -108,7 +108,7 @@ static int pool_check_out(const pool_geom *g, const op_tensor *yt, bool global, 
 }
 
 /* The descriptors of the source side (x, dx) and the pooled side (y, dy) in the call's layout. */
-static void pool_mds(const pool_geom *g, bool cl, dnnl_memory_desc_t *x, dnnl_memory_desc_t *y)
+static void pool_mds(const pool_geom *g, op_layout cl, dnnl_memory_desc_t *x, dnnl_memory_desc_t *y)
 {
     int nd = 2 + g->sp;
     int64_t xd[5] = {g->n, g->c}, yd[5] = {g->n, g->c};
@@ -120,7 +120,7 @@ static void pool_mds(const pool_geom *g, bool cl, dnnl_memory_desc_t *x, dnnl_me
     *y = op_dnn_md_layout(nd, yd, cl);
 }
 
-static int pool_fwd_pd(const pool_geom *g, bool cl, dnnl_prop_kind_t prop, dnnl_alg_kind_t alg,
+static int pool_fwd_pd(const pool_geom *g, op_layout cl, dnnl_prop_kind_t prop, dnnl_alg_kind_t alg,
                        dnnl_primitive_desc_t *pd, char *err, size_t errlen)
 {
     dnnl_memory_desc_t x, y;
@@ -148,7 +148,7 @@ static int pool_build_fwd(op_dnn_prog *p, const op_call *c, dnnl_alg_kind_t alg,
         pool_check_out(&g, &c->out[0], global, err, errlen) ||
         op_dnn_one_layout(c, "pool", err, errlen))
         return -1;
-    bool cl = op_dnn_call_cl(c);
+    op_layout cl = op_dnn_call_layout(c);
     dnnl_primitive_desc_t pd = NULL;
     if (pool_fwd_pd(&g, cl, dnnl_forward_inference, alg, &pd, err, errlen)) return -1;
     dnnl_memory_desc_t xp, yp;
@@ -175,9 +175,9 @@ static int global_avgpool_build(op_dnn_prog *p, const op_call *c, char *err, siz
     return pool_build_fwd(p, c, dnnl_pooling_avg_include_padding, true, err, errlen);
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_kernel, maxpool_build, OP_LAYOUT_EITHER);
-OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_kernel, avgpool_build, OP_LAYOUT_EITHER);
-OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_kernel, global_avgpool_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_kernel, maxpool_build, OP_LAYOUT_EITHER, true);
+OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_kernel, avgpool_build, OP_LAYOUT_EITHER, true);
+OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_kernel, global_avgpool_build, OP_LAYOUT_EITHER, true);
 
 /* ---- backward */
 
@@ -194,7 +194,7 @@ static int pool_build_bwd(op_dnn_prog *p, const op_call *c, dnnl_alg_kind_t alg,
     if (max && !act_is(&g, &c->in[1], false, g.in))
         return op_dnn_errf(err, errlen, "oneDNN maxpool_bwd: x and dx differ in shape");
     if (op_dnn_one_layout(c, "pool backward", err, errlen)) return -1;
-    bool cl = op_dnn_call_cl(c);
+    op_layout cl = op_dnn_call_layout(c);
     dnnl_memory_desc_t xp, yp;
     pool_mds(&g, cl, &xp, &yp);
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
@@ -251,6 +251,6 @@ static int global_avgpool_bwd_build(op_dnn_prog *p, const op_call *c, char *err,
     return pool_build_bwd(p, c, dnnl_pooling_avg_include_padding, true, err, errlen);
 }
 
-OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_bwd_kernel, maxpool_bwd_build, OP_LAYOUT_EITHER);
-OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_bwd_kernel, avgpool_bwd_build, OP_LAYOUT_EITHER);
-OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_bwd_kernel, global_avgpool_bwd_build, OP_LAYOUT_EITHER);
+OP_DNN_SIMPLE_KERNEL(op_dnn_maxpool_bwd_kernel, maxpool_bwd_build, OP_LAYOUT_EITHER, true);
+OP_DNN_SIMPLE_KERNEL(op_dnn_avgpool_bwd_kernel, avgpool_bwd_build, OP_LAYOUT_EITHER, true);
+OP_DNN_SIMPLE_KERNEL(op_dnn_global_avgpool_bwd_kernel, global_avgpool_bwd_build, OP_LAYOUT_EITHER, true);

@@ -20,4 +20,8 @@ const op_kernel *op_onednn_kernel(op_kind op);
  * and benchmarks. */
 const char *op_onednn_impl_name(const void *state);
 
+/* Whether oneDNN runs op (conv, conv_bwd_data, conv_bwd_weights) by Winograd's algorithm on
+ * this CPU when a node asks (op_conv_attrs.winograd): its f32 Winograd kernels need AVX-512. */
+bool op_onednn_winograd(op_kind op);
+
 #endif

@@ -20,6 +20,7 @@ __all__ = ["Model", "Weights", "Error", "version"]
 _BACKENDS = {"auto": 0, "ref": 1, "native": 2, "onednn": 3}
 _PRECISIONS = {"fp32": 0, "bf16": 1, "int8": 2}
 _TUNES = {"off": 0, "on": 1, "exhaustive": 2}
+_CONV_ALGOS = {"default": 0, "direct": 1, "winograd": 2, "auto": 3}
 
 
 class Error(Exception):
@@ -61,7 +62,7 @@ _f32p = C.POINTER(C.c_float)
 
 class _Options(C.Structure):
     _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64),
-                ("precision", C.c_int), ("tune", C.c_int), ("tune_cache", C.c_char_p)]
+                ("precision", C.c_int), ("tune", C.c_int), ("tune_cache", C.c_char_p), ("conv_algo", C.c_int)]
 
 
 class _AugmentStep(C.Structure):
@@ -266,12 +267,14 @@ class Model:
     precision: "fp32", "bf16" or "int8" for inference (int8 needs weights with the scales that
     `cnnc quantize` writes, loaded with load_weights); training is always fp32.
     tune: "off", "on" or "exhaustive": backend auto picks each node's backend by measurement,
-    cached in tune_cache (None: the default file; see docs/commands.md, "Tuning")."""
+    cached in tune_cache (None: the default file; see docs/commands.md, "Tuning").
+    conv_algo: "default" (direct, or auto when tuning), "direct", "winograd" or "auto": how fp32
+    3x3 stride-1 convolutions are computed (docs/commands.md, "Winograd convolutions")."""
 
     _sessions = {}
 
     def __init__(self, path=None, network=None, *, source=None, seed=0, backend="auto", threads=0, opt_level=2,
-                 precision="fp32", tune="off", tune_cache=None):
+                 precision="fp32", tune="off", tune_cache=None, conv_algo="default"):
         self.h = _P()
         if source is not None:
             data = source.encode()
@@ -294,6 +297,9 @@ class Model:
         if tune not in _TUNES:
             raise Error("unknown tune %r (one of %s)" % (tune, ", ".join(_TUNES)), 2)
         self._opt.tune = _TUNES[tune]
+        if conv_algo not in _CONV_ALGOS:
+            raise Error("unknown conv_algo %r (one of %s)" % (conv_algo, ", ".join(_CONV_ALGOS)), 2)
+        self._opt.conv_algo = _CONV_ALGOS[conv_algo]
         self._tune_cache = _b(tune_cache)  # kept alive as long as the options point at it
         self._opt.tune_cache = self._tune_cache
         self._opt.threads = threads

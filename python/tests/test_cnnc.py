@@ -59,6 +59,17 @@ def test_tuned_run_matches_untuned(root, tmp_path):
         lenet(root, tune="sometimes")
 
 
+def test_winograd_matches_direct():
+    src = ("network w { input image[32, 10, 10];\n"
+           "  output y = image -> conv2d(32, 3, pad=1) -> relu -> conv2d(32, 3, pad=1) -> flatten -> dense(4); }")
+    x = np.random.default_rng(4).random((3, 32, 10, 10), dtype=np.float32) - 0.5
+    want = cnnc.Model(source=src, seed=2, conv_algo="direct").run(x)
+    got = cnnc.Model(source=src, seed=2, conv_algo="winograd").run(x)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    with pytest.raises(cnnc.Error, match="unknown conv_algo"):
+        cnnc.Model(source=src, conv_algo="fast")
+
+
 def test_errors_carry_the_library_message(root, tmp_path):
     with pytest.raises(cnnc.Error, match="unknown layer 'foo'"):
         cnnc.Model(source="network x { input a[4]; output b = a -> foo; }")
