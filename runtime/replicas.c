@@ -181,6 +181,11 @@ const char *rt_replicas_why_not(const cnn_session *s)
 
 int64_t rt_replicas_steps(const cnn_session *s) { return s->rep ? s->rep->steps : 0; }
 
+cnn_session *rt_replicas_session(const cnn_session *s, int i)
+{
+    return s->rep && s->rep->built > 0 && i >= 0 && i < s->rep->n ? s->rep->rep[i] : NULL;
+}
+
 static void free_replicas(rt_replicas *r)
 {
     for (int i = 0; r->rep && i < r->n; i++)
@@ -270,16 +275,21 @@ static cnn_status build(cnn_session *s)
         cnn_mem_free(picks);
         return CNN_ERR_NOMEM;
     }
-    /* the session's backends, node by node (tuned ones too) */
+    /* the session's backends and convolution algorithms, node by node (tuned ones too; auto's
+     * Winograd rule depends on the batch) */
     for (int st = 0; st < p->nsteps; st++) {
         const ir_node *nd = &g->nodes[p->steps[st].node];
         snprintf(picks[st].name, sizeof picks[st].name, "%s", nd->name);
         picks[st].op = nd->op;
         picks[st].backend = p->steps[st].backend;
+        bool conv = nd->op == OP_CONV1D || nd->op == OP_CONV2D || nd->op == OP_CONV3D || nd->op == OP_CONV_BWD_DATA ||
+                    nd->op == OP_CONV_BWD_WEIGHTS;
+        picks[st].algo = !conv ? PLAN_ALGO_ANY : nd->attrs.conv.winograd ? PLAN_ALGO_WINOGRAD : PLAN_ALGO_DIRECT;
     }
     cnn_options o = s->opt;
     o.threads = 1;
     o.tune = CNN_TUNE_OFF;
+    o.conv_algo = CNN_CONV_ALGO_AUTO; /* where the picks' algorithms apply: every convolution has one */
     cnn_status st = CNN_OK;
     for (int i = 0; i <= n; i++)
         r->first[i] = s->batch * i / n;

@@ -208,6 +208,8 @@ void rt_replicas_record(cnn_session *s, int used, double seconds, double now);
 /* Why a session's steps never use replicas ("" when they may); the steps that did. */
 const char *rt_replicas_why_not(const cnn_session *s);
 int64_t rt_replicas_steps(const cnn_session *s);
+/* Replica i's session once made (tests), else NULL. */
+cnn_session *rt_replicas_session(const cnn_session *s, int i);
 
 /* session.c: a session as cnn_session_create makes it, on the plan with the backends `picks`
  * fixes (no tuning), for the replicas. */

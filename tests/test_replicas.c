@@ -41,11 +41,14 @@ static cnn_model *compile(const char *src)
 }
 
 /* A training session made with CNN_REPLICAS set to mode (NULL: unset). */
+static cnn_conv_algo conv_algo = CNN_CONV_ALGO_DEFAULT; /* for the sessions made next */
+
 static cnn_status make_p(cnn_session **s, cnn_model *m, cnn_weights *w, cnn_backend b, cnn_precision prec,
                          int threads, int64_t batch, const cnn_train_config *tc, const char *mode)
 {
     cnn_options o;
     cnn_options_default(&o);
+    o.conv_algo = conv_algo;
     o.backend = b;
     o.precision = prec;
     o.threads = threads;
@@ -220,6 +223,52 @@ Test(replicas, bf16_steps_match_the_plain_step)
 {
     cnn_train_config tc = sgd_config();
     same_steps_p(small_net, CNN_BACKEND_AUTO, CNN_PRECISION_BF16, 1e-4, 2, 16, &tc, 2);
+}
+
+/* 32 -> 32 channels, 3x3 on 8x8: auto's Winograd rule (8 MFLOP or more) holds at batch 8
+ * (9.4 MFLOP) but not at the replicas' 4; they compute each convolution as the session does */
+static const char wide_net[] = "network wide {\n"
+                               "    input image[32, 8, 8];\n"
+                               "    output logits = image -> conv2d(32, 3, pad=1) -> relu -> conv2d(32, 3, pad=1) -> relu\n"
+                               "        -> global_avgpool -> flatten -> dense(4);\n"
+                               "}\n";
+
+Test(replicas, replicas_compute_convolutions_by_the_sessions_algorithm)
+{
+    conv_algo = CNN_CONV_ALGO_AUTO;
+    cnn_train_config tc = sgd_config();
+    same_steps(wide_net, CNN_BACKEND_AUTO, 2, 8, &tc, 2);
+    cnn_model *m = compile(wide_net);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    cnn_session *s = NULL;
+    cr_assert_eq(make(&s, m, w, CNN_BACKEND_AUTO, 2, 8, &tc, "on"), CNN_OK, "%s", cnn_session_errmsg(s));
+    conv_algo = CNN_CONV_ALGO_DEFAULT;
+    float labels[8] = {0, 1, 2, 3, 0, 1, 2, 3};
+    fill(cnn_session_input(s, 0), 8 * 32 * 64, 1);
+    cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    int convs = 0;
+    for (int i = 0; i < 2; i++) {
+        const cnn_session *q = rt_replicas_session(s, i);
+        cr_assert_not_null(q);
+        for (int a = 0; a < q->plan->nsteps; a++) {
+            const ir_node *qn = &q->plan->graph->nodes[q->plan->steps[a].node];
+            for (int b = 0; b < s->plan->nsteps; b++) {
+                const ir_node *sn = &s->plan->graph->nodes[s->plan->steps[b].node];
+                if (qn->op != sn->op || strcmp(qn->name, sn->name) != 0)
+                    continue;
+                cr_expect_eq(q->plan->steps[a].backend, s->plan->steps[b].backend, "%s's backend", qn->name);
+                if (qn->op == OP_CONV2D || qn->op == OP_CONV_BWD_DATA || qn->op == OP_CONV_BWD_WEIGHTS) {
+                    cr_expect_eq(qn->attrs.conv.winograd, sn->attrs.conv.winograd, "%s's algorithm", qn->name);
+                    convs++;
+                }
+            }
+        }
+    }
+    cr_expect_geq(convs, 2 * 4, "the convolutions and their gradients were compared");
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
 }
 
 Test(replicas, native_backend_matches_the_plain_step)
