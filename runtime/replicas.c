@@ -5,9 +5,10 @@
  * such a network instead runs as R replicas (R = the session's threads, at most the batch),
  * all in one OpenMP region, one replica per thread:
  *  - replica r is a session of the same network on the same weights, of one thread and of the
- *    session's backends, at batch n_r (the batch cut into R consecutive shares that differ by
- *    at most one example); it runs its plan's steps up to the first that reads a final
- *    gradient (compiler/plan.h: grads_read_step): the forward pass, the loss, the backward pass;
+ *    session's backends and convolution algorithms node by node, at batch n_r (the batch cut
+ *    into R consecutive shares that differ by at most one example); it runs its plan's steps
+ *    up to the first that reads a final gradient (compiler/plan.h: grads_read_step): the
+ *    forward pass, the loss, the backward pass;
  *  - each of the session's final gradients becomes sum over r of (n_r / N) times replica r's,
  *    summed by the thread of the last replica to make it as soon as it has (overlapping the
  *    others' backward pass, as data-parallel training's buckets do: runtime/dist.c), and its
