@@ -68,7 +68,9 @@ typedef struct rt_tune_state {
     char cache[512];
     char note[512];
 } rt_tune_state;
-/* How a session's runs use its threads (runtime/threads.c). */
+/* How a session's runs use its threads (runtime/threads.c): a choice between two ways by
+ * timing (rt_choice_*), here the planned counts and one thread; replicas.c makes the same
+ * choice between a training step as planned and one of replicas. */
 enum { RT_RUN_PLANNED = 0, RT_RUN_SINGLE = 1 };
 typedef struct rt_threads {
     bool adaptive;            /* runs choose between the two ways (some step has several threads) */
@@ -110,6 +112,7 @@ struct cnn_session {
     struct rt_dist_session *dist; /* data-parallel training: the replica's state (runtime/dist.c), or NULL */
     rt_tune_state tune;       /* runtime/tune.c */
     rt_threads thr;           /* runtime/threads.c */
+    struct rt_replicas *rep;  /* training: the step's replicas (runtime/replicas.c), or NULL */
     char err[RT_ERR_MAX];
 };
 
@@ -185,6 +188,41 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now);
 /* When a run of `way` started at `start` should take its remaining steps on one thread
  * (0: never). */
 double rt_threads_deadline(const cnn_session *s, int way, double start);
+/* The choice itself, between ways 0 and 1: starts with `first`; pick before a run, record its
+ * time after (runtime/threads.c describes the policy). */
+void rt_choice_init(rt_threads *t, int first);
+int rt_choice_pick(rt_threads *t, double now);
+void rt_choice_record(rt_threads *t, int used, double seconds, double now);
+
+/* runtime/replicas.c: a training step on threads as R replicas of the step, each on its share
+ * of the batch on one thread, their gradients summed (weighted by their shares) before the
+ * optimiser's steps, which run once.  init at the session's creation (decides whether the
+ * network may: CNN_ERR_USAGE for a bad CNN_REPLICAS), pick before a step (RT_STEP_REPLICAS
+ * makes the replicas when first chosen), run in place of the step's run, record its time. */
+enum { RT_STEP_PLANNED = 0, RT_STEP_REPLICAS = 1 };
+cnn_status rt_replicas_init(cnn_session *s);
+void rt_replicas_free(cnn_session *s);
+int rt_replicas_pick(cnn_session *s, double now);
+cnn_status rt_replicas_run(cnn_session *s);
+void rt_replicas_record(cnn_session *s, int used, double seconds, double now);
+/* Why a session's steps never use replicas ("" when they may); the steps that did. */
+const char *rt_replicas_why_not(const cnn_session *s);
+int64_t rt_replicas_steps(const cnn_session *s);
+/* Replica i's session once made (tests), else NULL. */
+cnn_session *rt_replicas_session(const cnn_session *s, int i);
+
+/* session.c: a session as cnn_session_create makes it, on the plan with the backends `picks`
+ * fixes (no tuning), for the replicas. */
+cnn_status rt_session_create_picks(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
+                                   int64_t batch, cnn_mode mode, const cnn_train_config *train,
+                                   const plan_pick *picks, int npicks);
+/* session.c: runs steps [0, end) of a replica's plan on the weights at `version` (one run of
+ * the replica: its seeds, its weights-only steps when the weights changed), calling
+ * after(ctx, step) after each step that ran (after may be NULL). */
+cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx);
+/* session.c: runs steps [first, nsteps) of s's plan as the step's end (the optimiser's steps
+ * after the replicas), counting the step. */
+cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

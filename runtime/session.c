@@ -8,7 +8,9 @@
  * step's preparation and every run of it, so oneDNN and our kernels use the same number, and
  * nothing nests; the caller's setting (omp_get_max_threads()) is restored before the run
  * returns.  A run may instead take every step on one thread, when that was faster
- * (runtime/threads.c): those calls are prepared apart, when first used.
+ * (runtime/threads.c): those calls are prepared apart, when first used.  A training step may
+ * instead run as replicas of the step, one per thread in one parallel region, each a session
+ * of one thread on a share of the batch (runtime/replicas.c), when that was faster.
  *
  * Each tensor of a call carries its value's memory order (op_tensor.layout, from the layout
  * pass); a kernel that takes plain tensors only is never given a channels-last one (checked
@@ -224,8 +226,27 @@ static void release_calls(cnn_session *s, op_call *calls)
     }
 }
 
+static cnn_status session_create(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
+                                 int64_t batch, cnn_mode mode, const cnn_train_config *train, const plan_pick *picks,
+                                 int npicks, bool fixed);
+
 cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
                               int64_t batch, cnn_mode mode, const cnn_train_config *train)
+{
+    return session_create(out, m, w, opt, batch, mode, train, NULL, 0, false);
+}
+
+cnn_status rt_session_create_picks(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
+                                   int64_t batch, cnn_mode mode, const cnn_train_config *train,
+                                   const plan_pick *picks, int npicks)
+{
+    return session_create(out, m, w, opt, batch, mode, train, picks, npicks, true);
+}
+
+/* cnn_session_create; `fixed`: on the plan of `picks` instead of the tuner's. */
+static cnn_status session_create(cnn_session **out, cnn_model *m, cnn_weights *w, const cnn_options *opt,
+                                 int64_t batch, cnn_mode mode, const cnn_train_config *train, const plan_pick *picks,
+                                 int npicks, bool fixed)
 {
     *out = NULL;
     cnn_session *s = cnn_mem_calloc(1, sizeof *s);
@@ -264,7 +285,11 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
     else
         cnn_model_train_config(m, &s->train);
     cnn_status st;
-    s->plan = rt_tune_plan(s, &st); /* runtime/tune.c: rt_model_plan, unless --tune under auto */
+    if (fixed)
+        s->plan = rt_model_plan_picks(m, &s->opt, batch, mode == CNN_MODE_TRAIN, &s->train, picks, npicks, &st,
+                                      s->err, sizeof s->err);
+    else
+        s->plan = rt_tune_plan(s, &st); /* runtime/tune.c: rt_model_plan, unless --tune under auto */
     if (!s->plan)
         return st;
     size_t bytes = (s->plan->arena_bytes + 63) / 64 * 64;
@@ -284,6 +309,8 @@ cnn_status cnn_session_create(cnn_session **out, cnn_model *m, cnn_weights *w, c
         st = prepare_calls(s);
     if (st == CNN_OK)
         st = rt_dist_session_init(s);
+    if (st == CNN_OK && mode == CNN_MODE_TRAIN)
+        st = rt_replicas_init(s);
     return st;
 }
 
@@ -292,6 +319,7 @@ void cnn_session_destroy(cnn_session *s)
     if (!s)
         return;
     rt_dist_session_free(s);
+    rt_replicas_free(s);
     release_calls(s, s->calls);
     release_calls(s, s->thr.single);
     cnn_mem_free(s->thr.single);
@@ -359,6 +387,18 @@ cnn_status rt_execute(cnn_session *s)
     }
     int caller_threads = omp_get_max_threads();
     double t0 = rt_seconds();
+    if (train && rt_replicas_pick(s, t0) == RT_STEP_REPLICAS) {
+        t0 = rt_seconds(); /* (after the replicas' creation, at the first such step) */
+        cnn_status st = rt_replicas_run(s);
+        if (omp_get_max_threads() != caller_threads)
+            omp_set_num_threads(caller_threads);
+        if (st == CNN_OK) {
+            double t1 = rt_seconds();
+            rt_replicas_record(s, RT_STEP_REPLICAS, t1 - t0, t1);
+        }
+        rt_weights_release_write(s->weights);
+        return st;
+    }
     int way = rt_threads_pick(s, t0);
     if (way == RT_RUN_SINGLE && !s->thr.single) {
         char keep[RT_ERR_MAX];
@@ -380,6 +420,8 @@ cnn_status rt_execute(cnn_session *s)
     if (st == CNN_OK && steady) {
         double t1 = rt_seconds();
         rt_threads_record(s, way, t1 - t0, t1);
+        if (train)
+            rt_replicas_record(s, RT_STEP_PLANNED, t1 - t0, t1);
     }
     if (train)
         rt_weights_release_write(s->weights);
@@ -388,18 +430,14 @@ cnn_status rt_execute(cnn_session *s)
     return st;
 }
 
-/* Runs the steps, each on its own thread count (`way` RT_RUN_PLANNED) or all on one thread,
- * and the rest on one thread once `deadline` (when not 0) has passed; *steady is false when
- * the weights-only steps ran again (a run not to time). */
-static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady)
+/* Runs steps [first, end), each on its own thread count (`way` RT_RUN_PLANNED) or all on one
+ * thread, and the rest on one thread once `deadline` (when not 0) has passed; the weights-only
+ * steps only when `refresh`. */
+static cnn_status run_range(cnn_session *s, int first, int end, int way, double deadline, uint64_t seed_base,
+                            uint64_t version, bool refresh, void (*after)(void *, int), void *ctx)
 {
-    uint64_t seed_base = s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
-    s->step++;
-    uint64_t version = atomic_load(&s->weights->version);
-    bool refresh = !s->consts_valid || s->weights_seen != version;
-    *steady = !refresh || s->mode == CNN_MODE_TRAIN;
     int threads = omp_get_max_threads();
-    for (int st = 0; st < s->plan->nsteps; st++) {
+    for (int st = first; st < end; st++) {
         op_call *c = &s->calls[st];
         if (deadline > 0 && way == RT_RUN_PLANNED && c->nthreads > 1 && rt_seconds() > deadline)
             way = RT_RUN_SINGLE;
@@ -429,13 +467,61 @@ static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *
             rt_profile_record(s, st, rt_seconds() - t0);
         if (s->dist) /* starts the allreduce of the gradients this step completed */
             rt_dist_after_step(s, st);
+        if (after)
+            after(ctx, st);
     }
+    return CNN_OK;
+}
+
+/* The seeds of a run's dropout masks, from the session's seed and its runs so far. */
+static uint64_t run_seed_base(const cnn_session *s)
+{
+    return s->opt.seed ^ ((uint64_t)s->step * 0x9e3779b97f4a7c15ULL);
+}
+
+/* Runs the steps (run_range over the plan); *steady is false when the weights-only steps ran
+ * again (a run not to time). */
+static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady)
+{
+    uint64_t seed_base = run_seed_base(s);
+    s->step++;
+    uint64_t version = atomic_load(&s->weights->version);
+    bool refresh = !s->consts_valid || s->weights_seen != version;
+    *steady = !refresh || s->mode == CNN_MODE_TRAIN;
+    cnn_status st = run_range(s, 0, s->plan->nsteps, way, deadline, seed_base, version, refresh, NULL, NULL);
+    if (st != CNN_OK)
+        return st;
     if (s->prof)
         rt_profile_end_run(s);
     if (s->mode == CNN_MODE_TRAIN)
         version = atomic_fetch_add(&s->weights->version, 1) + 1; /* the step updated them */
     s->weights_seen = version;
     s->consts_valid = true;
+    return CNN_OK;
+}
+
+cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx)
+{
+    uint64_t seed_base = run_seed_base(s);
+    s->step++;
+    bool refresh = !s->consts_valid || s->weights_seen != version;
+    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, 0, seed_base, version, refresh, after, ctx);
+    if (st == CNN_OK) {
+        s->weights_seen = version;
+        s->consts_valid = true;
+    }
+    return st;
+}
+
+cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version)
+{
+    uint64_t seed_base = run_seed_base(s);
+    s->step++;
+    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, 0, seed_base, version, true, NULL, NULL);
+    if (st != CNN_OK)
+        return st;
+    atomic_fetch_add(&s->weights->version, 1); /* the step updated them */
+    s->consts_valid = false; /* the weights-only steps before `first` did not run */
     return CNN_OK;
 }
 

@@ -87,16 +87,11 @@ void rt_threads_init(cnn_session *s)
         bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
     if (bytes > RT_THREADS_MAX_WEIGHTS)
         t->adaptive = false;
-    t->variant = t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED; /* its runs bound the others' (below) */
-    t->gap = RT_PROBE_MIN;
-    t->next_probe = -1; /* set by the first run */
+    rt_choice_init(t, t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED); /* its runs bound the others' (below) */
 }
 
-int rt_threads_pick(cnn_session *s, double now)
+int rt_choice_pick(rt_threads *t, double now)
 {
-    rt_threads *t = &s->thr;
-    if (!t->adaptive || s->prof || s->dist)
-        return RT_RUN_PLANNED;
     if (t->next_probe < 0) /* the first try as soon as the way in use is timed */
         t->next_probe = now;
     if (now >= t->next_probe && t->est[t->variant] > 0) /* the way in use timed first */
@@ -104,11 +99,8 @@ int rt_threads_pick(cnn_session *s, double now)
     return t->variant;
 }
 
-void rt_threads_record(cnn_session *s, int used, double seconds, double now)
+void rt_choice_record(rt_threads *t, int used, double seconds, double now)
 {
-    rt_threads *t = &s->thr;
-    if (!t->adaptive || s->prof || s->dist)
-        return;
     if (t->runs[used]++ == 0) { /* a way's first run warms it up (weight reorders, caches): not timed */
         if (used != t->variant) {
             t->next_probe = now; /* go on with the try at once */
@@ -161,6 +153,27 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now)
         t->next_probe = now;
         t->gap = RT_PROBE_MIN;
     }
+}
+
+void rt_choice_init(rt_threads *t, int first)
+{
+    t->variant = first;
+    t->gap = RT_PROBE_MIN;
+    t->next_probe = -1; /* set by the first run */
+}
+
+int rt_threads_pick(cnn_session *s, double now)
+{
+    if (!s->thr.adaptive || s->prof || s->dist)
+        return RT_RUN_PLANNED;
+    return rt_choice_pick(&s->thr, now);
+}
+
+void rt_threads_record(cnn_session *s, int used, double seconds, double now)
+{
+    if (!s->thr.adaptive || s->prof || s->dist)
+        return;
+    rt_choice_record(&s->thr, used, seconds, now);
 }
 
 double rt_threads_deadline(const cnn_session *s, int way, double start)

@@ -1,0 +1,422 @@
+/* Replicas: a training step of small layers on several threads (docs/choices.md, "Threads").
+ *
+ * Splitting each kernel of a small network over threads gains nothing: LeNet's steps take a
+ * few microseconds, about what waking and joining a second thread costs.  A training step of
+ * such a network instead runs as R replicas (R = the session's threads, at most the batch),
+ * all in one OpenMP region, one replica per thread:
+ *  - replica r is a session of the same network on the same weights, of one thread and of the
+ *    session's backends and convolution algorithms node by node, at batch n_r (the batch cut
+ *    into R consecutive shares that differ by at most one example); it runs its plan's steps
+ *    up to the first that reads a final gradient (compiler/plan.h: grads_read_step): the
+ *    forward pass, the loss, the backward pass;
+ *  - each of the session's final gradients becomes sum over r of (n_r / N) times replica r's,
+ *    summed by the thread of the last replica to make it as soon as it has (overlapping the
+ *    others' backward pass, as data-parallel training's buckets do: runtime/dist.c), and its
+ *    loss the same sum of the replicas' losses: a replica's loss is the mean over its share,
+ *    so these are the full batch's mean loss and its gradients; the replicas' outputs are
+ *    copied into the session's (the step's accuracy is counted from them);
+ *  - the session's own steps from grads_read_step on (gradient clipping, the optimiser's
+ *    updates) then run once, on the shared weights, as in a step without replicas.
+ * The result is the plain step's up to float rounding (the same sums in another order).
+ *
+ * Only for networks whose step is that function of the batch's shares: no batchnorm (its
+ * statistics are the whole batch's), no dropout (its masks are drawn over the whole batch's
+ * elements: a replica would draw others), a mean loss (cross-entropy or mse), and no
+ * reference backend (its results do not depend on the thread count; replicas would change
+ * their last bits).  Never in data-parallel (MPI) training or while profiling.
+ *
+ * When: the environment variable CNN_REPLICAS, read when a training session is made: `auto`
+ * (the default) chooses by timing between the step as planned (itself the choice of
+ * runtime/threads.c between per-step thread counts and one thread) and replicas, as
+ * runtime/threads.c chooses (rt_choice_*), after 16 steps of replicas alone; `on` always uses
+ * them where the network allows, `off` never.
+ *
+ * Memory: made at the first step that uses them, the replicas' arenas at batch n_r (together
+ * about the session's own arena again), their weights-only steps' buffers and their optimiser
+ * state (never used: a replica runs no update). */
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ops/mem.h"
+#include "ops/registry.h"
+#include "runtime/dist.h"
+#include "runtime/rt.h"
+
+enum { REP_AUTO, REP_ON, REP_OFF };
+
+/* Steps of replicas before the first try of the step as planned. */
+#define REP_FIRST 16
+
+/* A replica's steps' hook: which session, which replica. */
+struct replica_ctx {
+    cnn_session *s;
+    int i;
+};
+
+typedef struct rt_replicas {
+    int mode;                /* REP_AUTO, REP_ON or REP_OFF (CNN_REPLICAS) */
+    char why_not[160];       /* why the session's steps never use replicas ("" when they may) */
+    int n;                   /* replicas */
+    int built;               /* 0: not made yet; 1: made; -1: could not be made (not tried again) */
+    cnn_session **rep;       /* n sessions of one thread */
+    int64_t *first;          /* replica r takes the examples [first[r], first[r + 1]) */
+    float *share;            /* n_r / N */
+    int *grad;               /* grad[r * ngrads + i]: replica r's value of the session's i-th final gradient */
+    int *made;               /* made[r * ngrads + i]: the step of replica r's plan that makes it */
+    int *ready;              /* per final gradient: the replicas that have made it in this step */
+    struct replica_ctx *ctx; /* per replica: what its steps' hook needs */
+    int *read_step;          /* per replica: the first step of its plan that reads a final gradient */
+    cnn_status *status;      /* per replica: its last step's */
+    int64_t steps;           /* steps taken as replicas */
+    rt_threads choose;       /* RT_STEP_PLANNED or RT_STEP_REPLICAS, by timing */
+} rt_replicas;
+
+/* The mode CNN_REPLICAS asks for, or -1 when it is not a mode. */
+static int env_mode(const char **value)
+{
+    const char *v = getenv("CNN_REPLICAS");
+    *value = v;
+    if (!v || !*v || strcmp(v, "auto") == 0)
+        return REP_AUTO;
+    if (strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
+        return REP_ON;
+    if (strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
+        return REP_OFF;
+    return -1;
+}
+
+static bool batched_f32(const ir_graph *g, int v)
+{
+    return v >= 0 && g->vals[v].batched && g->vals[v].dtype == OP_DT_F32;
+}
+
+/* Why the session's steps cannot run as replicas, or NULL when they can. */
+static const char *why_not(const cnn_session *s, int mode)
+{
+    if (mode == REP_OFF)
+        return "CNN_REPLICAS=off";
+    if (s->nthreads < 2)
+        return "one thread";
+    if (s->batch < 2)
+        return "batch 1";
+    if (s->dist || rt_dist_active())
+        return "data-parallel (MPI) training";
+    if (s->opt.backend == CNN_BACKEND_REF)
+        return "the reference backend (its results do not depend on the thread count)";
+    const ir_plan *p = s->plan;
+    const ir_graph *g = p->graph;
+    if (g->label < 0 || g->loss < 0 || g->noutputs < 1 || p->ngrads < 1)
+        return "no loss or no parameter to train";
+    if (!batched_f32(g, g->label))
+        return "labels without a batch axis";
+    for (int i = 0; i < g->ninputs; i++)
+        if (!batched_f32(g, g->inputs[i]))
+            return "an input without a batch axis";
+    for (int i = 0; i < g->noutputs; i++)
+        if (!batched_f32(g, g->outputs[i]))
+            return "an output without a batch axis";
+    int read = p->grads_read_step;
+    for (int st = 0; st < p->nsteps; st++) {
+        const ir_node *nd = &g->nodes[p->steps[st].node];
+        switch (nd->op) {
+        case OP_BATCHNORM: case OP_BATCHNORM_BWD: case OP_BN_FOLD:
+            return "batchnorm (its statistics are the whole batch's)";
+        case OP_DROPOUT: case OP_DROPOUT_BWD:
+            return "dropout (its masks are drawn over the whole batch)";
+        default: break;
+        }
+        bool makes_loss = false;
+        for (int k = 0; k < nd->nout; k++)
+            makes_loss |= nd->out[k] == g->loss;
+        if (makes_loss && nd->op != OP_XENT_LOSS && nd->op != OP_MSE_LOSS)
+            return "a loss that is not a mean over the examples";
+        const op_def *def = op_def_get(nd->op);
+        if (st < read && def->updates_inputs && def->updates_inputs(&nd->attrs))
+            return "a step that updates its inputs before the gradients are complete";
+        /* the steps from `read` on run on the session alone: they may read the final
+         * gradients and what they make themselves, nothing of the forward or backward pass */
+        for (int k = 0; k < nd->nin && st >= read; k++) {
+            int v = nd->in[k];
+            if (p->vals[v].loc != PLAN_LOC_ARENA)
+                continue;
+            bool ok = g->vals[v].producer >= 0 && p->vals[v].first >= read;
+            for (int i = 0; i < p->ngrads && !ok; i++)
+                ok = p->grads[i].value == v;
+            if (!ok)
+                return "the optimiser's steps read values of the forward or backward pass";
+        }
+    }
+    for (int i = 0; i < p->ngrads; i++)
+        if (p->grads[i].step >= read)
+            return "a gradient made after the optimiser's first step";
+    return NULL;
+}
+
+cnn_status rt_replicas_init(cnn_session *s)
+{
+    const char *value;
+    int mode = env_mode(&value);
+    if (mode < 0)
+        return rt_fail(s->err, CNN_ERR_USAGE, "the environment variable CNN_REPLICAS must be auto, on or off, not \"%.100s\"", value);
+    rt_replicas *r = cnn_mem_calloc(1, sizeof *r);
+    if (!r)
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory");
+    s->rep = r;
+    r->mode = mode;
+    const char *why = why_not(s, mode);
+    snprintf(r->why_not, sizeof r->why_not, "%s", why ? why : "");
+    rt_choice_init(&r->choose, RT_STEP_REPLICAS);
+    return CNN_OK;
+}
+
+const char *rt_replicas_why_not(const cnn_session *s)
+{
+    if (!s->rep)
+        return s->mode == CNN_MODE_TRAIN ? "not made" : "not a training session";
+    if (s->rep->built < 0)
+        return "the replicas could not be made";
+    return s->rep->why_not;
+}
+
+int64_t rt_replicas_steps(const cnn_session *s) { return s->rep ? s->rep->steps : 0; }
+
+cnn_session *rt_replicas_session(const cnn_session *s, int i)
+{
+    return s->rep && s->rep->built > 0 && i >= 0 && i < s->rep->n ? s->rep->rep[i] : NULL;
+}
+
+static void free_replicas(rt_replicas *r)
+{
+    for (int i = 0; r->rep && i < r->n; i++)
+        cnn_session_destroy(r->rep[i]);
+    cnn_mem_free(r->rep);
+    cnn_mem_free(r->first);
+    cnn_mem_free(r->share);
+    cnn_mem_free(r->grad);
+    cnn_mem_free(r->made);
+    cnn_mem_free(r->ready);
+    cnn_mem_free(r->ctx);
+    cnn_mem_free(r->read_step);
+    cnn_mem_free(r->status);
+    r->rep = NULL;
+    r->first = NULL;
+    r->share = NULL;
+    r->grad = NULL;
+    r->made = NULL;
+    r->ready = NULL;
+    r->ctx = NULL;
+    r->read_step = NULL;
+    r->status = NULL;
+    r->n = 0;
+}
+
+void rt_replicas_free(cnn_session *s)
+{
+    if (!s->rep)
+        return;
+    free_replicas(s->rep);
+    cnn_mem_free(s->rep);
+    s->rep = NULL;
+}
+
+/* The name of the parameter whose final gradient is value v. */
+static const char *grad_param(const ir_graph *g, int v)
+{
+    int p = g->vals[v].param_of;
+    return p >= 0 && p < g->nvals ? g->vals[p].name : "";
+}
+
+/* Checks that replica q's plan matches the session's (its inputs, outputs and final
+ * gradients) and maps its gradients: 0, or -1 when it does not. */
+static int map_replica(const cnn_session *s, rt_replicas *r, int i)
+{
+    const ir_plan *p = s->plan, *qp = r->rep[i]->plan;
+    const ir_graph *g = p->graph, *qg = qp->graph;
+    if (qg->ninputs != g->ninputs || qg->noutputs != g->noutputs || qg->label < 0 || qg->loss < 0 ||
+        qp->ngrads != p->ngrads)
+        return -1;
+    for (int k = 0; k < p->ngrads; k++) {
+        const char *name = grad_param(g, p->grads[k].value);
+        int found = -1;
+        for (int j = 0; j < qp->ngrads && found < 0; j++)
+            if (strcmp(grad_param(qg, qp->grads[j].value), name) == 0 &&
+                op_shape_equal(&qg->vals[qp->grads[j].value].shape, &g->vals[p->grads[k].value].shape))
+                found = j;
+        if (found < 0 || qp->grads[found].step >= qp->grads_read_step)
+            return -1;
+        r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].value;
+        r->made[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].step;
+    }
+    r->read_step[i] = qp->grads_read_step;
+    return 0;
+}
+
+/* Makes the replicas: CNN_OK, or a failure (then the session's steps run as planned). */
+static cnn_status build(cnn_session *s)
+{
+    rt_replicas *r = s->rep;
+    const ir_plan *p = s->plan;
+    const ir_graph *g = p->graph;
+    int n = s->nthreads < s->batch ? s->nthreads : (int)s->batch;
+    r->n = n;
+    r->rep = cnn_mem_calloc((size_t)n, sizeof(cnn_session *));
+    r->first = cnn_mem_calloc((size_t)n + 1, sizeof(int64_t));
+    r->share = cnn_mem_calloc((size_t)n, sizeof(float));
+    r->grad = cnn_mem_calloc((size_t)n * (size_t)p->ngrads, sizeof(int));
+    r->made = cnn_mem_calloc((size_t)n * (size_t)p->ngrads, sizeof(int));
+    r->ready = cnn_mem_calloc((size_t)p->ngrads, sizeof(int));
+    r->ctx = cnn_mem_calloc((size_t)n, sizeof(struct replica_ctx));
+    r->read_step = cnn_mem_calloc((size_t)n, sizeof(int));
+    r->status = cnn_mem_calloc((size_t)n, sizeof(cnn_status));
+    plan_pick *picks = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(plan_pick));
+    if (!r->rep || !r->first || !r->share || !r->grad || !r->made || !r->ready || !r->ctx || !r->read_step ||
+        !r->status || !picks) {
+        cnn_mem_free(picks);
+        return CNN_ERR_NOMEM;
+    }
+    /* the session's backends and convolution algorithms, node by node (tuned ones too; auto's
+     * Winograd rule depends on the batch) */
+    for (int st = 0; st < p->nsteps; st++) {
+        const ir_node *nd = &g->nodes[p->steps[st].node];
+        snprintf(picks[st].name, sizeof picks[st].name, "%s", nd->name);
+        picks[st].op = nd->op;
+        picks[st].backend = p->steps[st].backend;
+        bool conv = nd->op == OP_CONV1D || nd->op == OP_CONV2D || nd->op == OP_CONV3D || nd->op == OP_CONV_BWD_DATA ||
+                    nd->op == OP_CONV_BWD_WEIGHTS;
+        picks[st].algo = !conv ? PLAN_ALGO_ANY : nd->attrs.conv.winograd ? PLAN_ALGO_WINOGRAD : PLAN_ALGO_DIRECT;
+    }
+    cnn_options o = s->opt;
+    o.threads = 1;
+    o.tune = CNN_TUNE_OFF;
+    o.conv_algo = CNN_CONV_ALGO_AUTO; /* where the picks' algorithms apply: every convolution has one */
+    cnn_status st = CNN_OK;
+    for (int i = 0; i <= n; i++)
+        r->first[i] = s->batch * i / n;
+    for (int i = 0; i < n && st == CNN_OK; i++) {
+        int64_t b = r->first[i + 1] - r->first[i];
+        r->share[i] = (float)((double)b / (double)s->batch);
+        r->ctx[i] = (struct replica_ctx){s, i};
+        st = rt_session_create_picks(&r->rep[i], s->model, s->weights, &o, b, CNN_MODE_TRAIN, &s->train, picks,
+                                     p->nsteps);
+        if (st == CNN_OK && map_replica(s, r, i) != 0)
+            st = CNN_ERR_INTERNAL;
+    }
+    cnn_mem_free(picks);
+    return st;
+}
+
+int rt_replicas_pick(cnn_session *s, double now)
+{
+    rt_replicas *r = s->rep;
+    if (!r || r->why_not[0] || r->built < 0 || s->prof || s->dist)
+        return RT_STEP_PLANNED;
+    /* replicas alone for the first steps (a short run, as `cnnc bench`'s, measures them), then
+     * by timing */
+    int way = r->mode == REP_ON || r->choose.runs[RT_STEP_REPLICAS] < REP_FIRST ? RT_STEP_REPLICAS
+                                                                              : rt_choice_pick(&r->choose, now);
+    if (way == RT_STEP_REPLICAS && r->built == 0) {
+        if (build(s) != CNN_OK) { /* no replicas, then: the step as planned */
+            free_replicas(r);
+            r->built = -1;
+            return RT_STEP_PLANNED;
+        }
+        r->built = 1;
+    }
+    return way;
+}
+
+void rt_replicas_record(cnn_session *s, int used, double seconds, double now)
+{
+    rt_replicas *r = s->rep;
+    if (!r || r->why_not[0] || r->built < 0 || r->mode == REP_ON || s->prof || s->dist)
+        return;
+    rt_choice_record(&r->choose, used, seconds, now);
+}
+
+/* The session's final gradient k: the sum over the replicas of their share times theirs. */
+static void sum_gradient(cnn_session *s, int k)
+{
+    rt_replicas *r = s->rep;
+    const ir_plan *p = s->plan;
+    int v = p->grads[k].value;
+    int64_t n = op_shape_numel(&p->graph->vals[v].shape);
+    float *dst = s->data[v];
+    for (int i = 0; i < r->n; i++) {
+        const float *src = r->rep[i]->data[r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k]];
+        float w = r->share[i];
+        if (i == 0)
+            for (int64_t e = 0; e < n; e++)
+                dst[e] = w * src[e];
+        else
+            for (int64_t e = 0; e < n; e++)
+                dst[e] += w * src[e];
+    }
+}
+
+/* After each step of a replica: the last replica to make a final gradient sums it at once,
+ * while the others go on with their backward pass (a replica's final gradients keep their
+ * memory to the end of its plan: nothing overwrites them). */
+static void after_step(void *ctx, int step)
+{
+    const struct replica_ctx *c = ctx;
+    rt_replicas *r = c->s->rep;
+    int ng = c->s->plan->ngrads;
+    const int *made = r->made + (size_t)c->i * (size_t)ng;
+    for (int k = 0; k < ng; k++)
+        if (made[k] == step && __atomic_add_fetch(&r->ready[k], 1, __ATOMIC_ACQ_REL) == r->n)
+            sum_gradient(c->s, k);
+}
+
+/* Replica i's share of the step: its examples in, its forward and backward pass, its outputs
+ * out to the session's. */
+static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
+{
+    rt_replicas *r = s->rep;
+    cnn_session *q = r->rep[i];
+    const ir_graph *g = s->plan->graph, *qg = q->plan->graph;
+    int64_t off = r->first[i], n = r->first[i + 1] - off;
+    for (int k = 0; k <= g->ninputs; k++) { /* the inputs, then the labels */
+        int v = k < g->ninputs ? g->inputs[k] : g->label, qv = k < g->ninputs ? qg->inputs[k] : qg->label;
+        int64_t per = op_shape_numel(&g->vals[v].shape);
+        memcpy(q->data[qv], s->data[v] + off * per, sizeof(float) * (size_t)(n * per));
+    }
+    cnn_status st = rt_execute_head(q, r->read_step[i], version, after_step, &r->ctx[i]);
+    if (st != CNN_OK)
+        return st;
+    for (int k = 0; k < g->noutputs; k++) {
+        int64_t per = op_shape_numel(&g->vals[g->outputs[k]].shape);
+        memcpy(s->data[g->outputs[k]] + off * per, q->data[qg->outputs[k]], sizeof(float) * (size_t)(n * per));
+    }
+    return CNN_OK;
+}
+
+cnn_status rt_replicas_run(cnn_session *s)
+{
+    rt_replicas *r = s->rep;
+    const ir_graph *g = s->plan->graph;
+    uint64_t version = atomic_load(&s->weights->version);
+    int n = r->n;
+    memset(r->ready, 0, sizeof(int) * (size_t)s->plan->ngrads);
+    /* one region: a replica per thread (a smaller team takes several each); oneDNN runs a
+     * primitive on the calling thread inside a parallel region, and the replicas' kernels
+     * were made for one thread */
+#pragma omp parallel num_threads(n)
+    {
+        int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        for (int i = t; i < n; i += nt)
+            r->status[i] = replica_step(s, i, version);
+    }
+    for (int i = 0; i < n; i++)
+        if (r->status[i] != CNN_OK)
+            return rt_fail(s->err, r->status[i], "%s", cnn_session_errmsg(r->rep[i]));
+    double loss = 0;
+    for (int i = 0; i < n; i++)
+        loss += (double)r->share[i] * (double)r->rep[i]->data[r->rep[i]->plan->graph->loss][0];
+    s->data[g->loss][0] = (float)loss;
+    cnn_status st = rt_execute_tail(s, s->plan->grads_read_step, version);
+    if (st == CNN_OK)
+        r->steps++;
+    return st;
+}
