@@ -4,7 +4,9 @@
  * ones included), and before the layout pass, which reads the backends.  It always runs,
  * even at -O0: the planner takes each step's backend from its node.  Under auto, a node the
  * caller picked a backend for (pass_ctx.picks: the runtime's measurements, runtime/tune.c) runs
- * there; the layout pass then puts in the reorders the mix implies. */
+ * there; the layout pass then puts in the reorders the mix implies.  Untuned, auto runs a node
+ * on images of fewer than 16 channels on a backend whose kernel says it is the fast one there
+ * (op_caps.few_channels: native max pooling). */
 #include "compiler/passes.h"
 
 #include <stdio.h>
@@ -41,6 +43,16 @@ static op_backend picked(const pass_ctx *ctx, const ir_node *nd)
     return OP_BACKEND_COUNT;
 }
 
+/* Whether node nd works on images (or signals, volumes) of fewer than 16 channels: its first
+ * input is a batched [C, ...] value with spatial positions. */
+static bool few_channels(const ir_graph *g, const ir_node *nd)
+{
+    if (nd->nin < 1)
+        return false;
+    const ir_value *v = &g->vals[nd->in[0]];
+    return v->batched && v->shape.rank >= 2 && v->shape.d[0] < 16;
+}
+
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
 {
     if (!ctx->caps) {
@@ -52,6 +64,10 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         if (nd->dead)
             continue;
         op_backend b = ctx->backend == PLAN_BACKEND_AUTO ? picked(ctx, nd) : OP_BACKEND_COUNT;
+        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && few_channels(g, nd))
+            for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
+                if (ctx->caps->few_channels[nd->op][k])
+                    b = (op_backend)k;
         if (b == OP_BACKEND_COUNT)
             b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);
         /* an int8 conv over few input channels is int8 only because some backend's kernel is

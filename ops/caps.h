@@ -33,6 +33,11 @@ typedef struct op_caps {
      * convolutions by Winograd's algorithm when a node asks (attrs.conv.winograd, set by
      * compiler/pass_conv_algo.c), on this machine */
     bool winograd[OP_COUNT][OP_BACKEND_COUNT];
+    /* the backend's kernel is the fast one on images of fewer than 16 channels, where another
+     * backend first in auto's order is slow (oneDNN's max pooling on LeNet's 6 channels, backward
+     * 1.7 times the native kernel's time): untuned auto runs such nodes there
+     * (compiler/pass_backend.c) */
+    bool few_channels[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 
 const char *op_backend_name(op_backend b);

@@ -71,11 +71,33 @@ static int check_pooled(const op_tensor *t, const op_tensor *x, const op_native_
  * compiler); the window's taps in the reference's scan order, its first maximum winning (the
  * first real tap, then a strictly greater one), so results equal the reference's bit for bit. */
 
-/* The offsets (of channel 0) of the real taps of output (oz, oy, ox)'s window, in the
- * reference's scan order, into off (room for kd*kh*kw); returns how many.  There is at least
- * one: op_pool_geom_make checked that max pooling's padding is smaller than its window. */
-static int64_t window_taps(const op_native_pool *g, int64_t ch, int64_t oz, int64_t oy, int64_t ox, int64_t *off)
+/* The offsets (of channel 0) of a window's taps from its first one, in the reference's scan
+ * order, into rel (kd*kh*kw of them). */
+static void window_rel(const op_native_pool *g, int64_t ch, int64_t *rel)
 {
+    int64_t n = 0;
+    for (int64_t t = 0; t < g->kd; t++)
+        for (int64_t i = 0; i < g->kh; i++)
+            for (int64_t j = 0; j < g->kw; j++)
+                rel[n++] = ((t * g->h + i) * g->w + j) * ch;
+}
+
+/* The real taps of output (oz, oy, ox)'s window, in the reference's scan order: *base plus each
+ * of the offsets (of channel 0) *taps points at, and how many.  A window wholly inside the input
+ * (most of them) takes rel (window_rel); one at a border gets its real taps' offsets in off
+ * (room for kd*kh*kw), base 0.  There is at least one: op_pool_geom_make checked that max
+ * pooling's padding is smaller than its window. */
+static int64_t window_taps(const op_native_pool *g, int64_t ch, const int64_t *rel, int64_t oz, int64_t oy,
+                           int64_t ox, int64_t *off, const int64_t **taps, int64_t *base)
+{
+    int64_t d0 = oz * g->sd - g->pd, h0 = oy * g->sh - g->ph, w0 = ox * g->sw - g->pw;
+    if (d0 >= 0 && d0 + g->kd <= g->d && h0 >= 0 && h0 + g->kh <= g->h && w0 >= 0 && w0 + g->kw <= g->w) {
+        *taps = rel;
+        *base = ((d0 * g->h + h0) * g->w + w0) * ch;
+        return g->kd * g->kh * g->kw;
+    }
+    *taps = off;
+    *base = 0;
     int64_t n = 0;
     for (int64_t t = 0; t < g->kd; t++) {
         int64_t id = oz * g->sd - g->pd + t;
@@ -91,16 +113,20 @@ static int64_t window_taps(const op_native_pool *g, int64_t ch, int64_t oz, int6
     return n;
 }
 
-/* y of the output row (depth oz, row oy) of one image; off: room for a window's taps. */
-static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const float *x, float *y, int64_t oz, int64_t oy,
-                           int64_t *off)
+/* y of the output row (depth oz, row oy) of one image; rel: window_rel's; off: room for a
+ * window's taps. */
+static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const int64_t *rel, const float *x, float *y,
+                           int64_t oz, int64_t oy, int64_t *off)
 {
     for (int64_t ox = 0; ox < g->ow; ox++) {
         float *yp = y + ((oz * g->oh + oy) * g->ow + ox) * ch;
-        int64_t n = window_taps(g, ch, oz, oy, ox, off);
-        memcpy(yp, x + off[0], (size_t)ch * sizeof(float));
+        const int64_t *taps;
+        int64_t base;
+        int64_t n = window_taps(g, ch, rel, oz, oy, ox, off, &taps, &base);
+        const float *xw = x + base;
+        memcpy(yp, xw + taps[0], (size_t)ch * sizeof(float));
         for (int64_t t = 1; t < n; t++) {
-            const float *xp = x + off[t];
+            const float *xp = xw + taps[t];
 #pragma omp simd
             for (int64_t k = 0; k < ch; k++)
                 yp[k] = xp[k] > yp[k] ? xp[k] : yp[k];
@@ -110,24 +136,27 @@ static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const float *x, 
 
 /* dx of one image: zeroed, then dy added at each window's winner, channel by channel, in the
  * reference's order of the output positions (the same sums when windows overlap).  best and
- * arg: ch floats and ch offsets of scratch; off: room for a window's taps. */
-static void maxpool_bwd_cl_image(const op_native_pool *g, int64_t ch, const float *x, const float *dy, float *dx,
-                                 float *best, int64_t *arg, int64_t *off)
+ * arg: ch floats and ch offsets of scratch; rel: window_rel's; off: room for a window's taps. */
+static void maxpool_bwd_cl_image(const op_native_pool *g, int64_t ch, const int64_t *rel, const float *x,
+                                 const float *dy, float *dx, float *best, int64_t *arg, int64_t *off)
 {
     memset(dx, 0, (size_t)(g->d * g->h * g->w * ch) * sizeof(float));
     for (int64_t oz = 0; oz < g->od; oz++)
         for (int64_t oy = 0; oy < g->oh; oy++)
             for (int64_t ox = 0; ox < g->ow; ox++) {
-                int64_t n = window_taps(g, ch, oz, oy, ox, off);
+                const int64_t *taps;
+                int64_t base;
+                int64_t n = window_taps(g, ch, rel, oz, oy, ox, off, &taps, &base);
                 for (int64_t k = 0; k < ch; k++)
-                    best[k] = x[off[0] + k], arg[k] = off[0] + k;
+                    best[k] = x[base + taps[0] + k], arg[k] = base + taps[0] + k;
                 for (int64_t t = 1; t < n; t++) {
-                    const float *xp = x + off[t];
+                    int64_t o = base + taps[t];
+                    const float *xp = x + o;
 #pragma omp simd
                     for (int64_t k = 0; k < ch; k++) {
                         bool gt = xp[k] > best[k];
                         best[k] = gt ? xp[k] : best[k];
-                        arg[k] = gt ? off[t] + k : arg[k];
+                        arg[k] = gt ? o + k : arg[k];
                     }
                 }
                 const float *dyp = dy + ((oz * g->oh + oy) * g->ow + ox) * ch;
@@ -157,16 +186,17 @@ int op_native_maxpool(op_call *c, char *err, size_t errlen)
         int64_t n = c->in[0].d[0], ch = c->in[0].d[1], rows = n * g.od * g.oh, taps = g.kd * g.kh * g.kw;
         int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
         int nt = nat_threads(c);
-        int64_t *offs = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * taps) + 1);
+        int64_t *offs = cnn_mem_malloc(sizeof(int64_t) * (size_t)((nt + 1) * taps) + 1);
         if (!offs)
             return ref_fail(err, errlen, "%s: out of memory", name);
+        window_rel(&g, ch, offs + nt * taps);
 #pragma omp parallel num_threads(nt) if (n * vin > 8192)
         {
             int64_t *off = offs + omp_get_thread_num() * taps;
 #pragma omp for schedule(static)
             for (int64_t r = 0; r < rows; r++) {
                 int64_t b = r / (g.od * g.oh), oz = r / g.oh % g.od, oy = r % g.oh;
-                maxpool_cl_row(&g, ch, x + b * vin, y + b * vout, oz, oy, off);
+                maxpool_cl_row(&g, ch, offs + nt * taps, x + b * vin, y + b * vout, oz, oy, off);
             }
         }
         cnn_mem_free(offs);
@@ -198,18 +228,21 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
         int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
         int64_t taps = g.kd * g.kh * g.kw;
         float *bests = cnn_mem_malloc(sizeof(float) * (size_t)(nt * ch) + 1);
-        int64_t *args = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * (ch + taps)) + 1);
+        int64_t *args = cnn_mem_malloc(sizeof(int64_t) * (size_t)(nt * (ch + taps) + taps) + 1);
         if (!bests || !args) {
             cnn_mem_free(bests), cnn_mem_free(args);
             return ref_fail(err, errlen, "%s: out of memory", name);
         }
+        const int64_t *rel = args + nt * (ch + taps);
+        window_rel(&g, ch, args + nt * (ch + taps));
 #pragma omp parallel num_threads(nt) if (n * vin > 8192)
         {
             int t = omp_get_thread_num();
             int64_t *arg = args + t * (ch + taps);
 #pragma omp for schedule(static)
             for (int64_t b = 0; b < n; b++)
-                maxpool_bwd_cl_image(&g, ch, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, arg, arg + ch);
+                maxpool_bwd_cl_image(&g, ch, rel, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, arg,
+                                     arg + ch);
         }
         cnn_mem_free(bests), cnn_mem_free(args);
         return 0;
