@@ -5,8 +5,8 @@
  * even at -O0: the planner takes each step's backend from its node.  Under auto, a node the
  * caller picked a backend for (pass_ctx.picks: the runtime's measurements, runtime/tune.c) runs
  * there; the layout pass then puts in the reorders the mix implies.  Untuned, auto runs a node
- * on images of fewer than 16 channels on a backend whose kernel says it is the fast one there
- * (op_caps.few_channels: native max pooling). */
+ * on images of 16 channels or fewer on a backend whose kernel says it is the fast one there
+ * (op_caps.few_channels: native max pooling's backward). */
 #include "compiler/passes.h"
 
 #include <stdio.h>
@@ -43,14 +43,14 @@ static op_backend picked(const pass_ctx *ctx, const ir_node *nd)
     return OP_BACKEND_COUNT;
 }
 
-/* Whether node nd works on images (or signals, volumes) of fewer than 16 channels: its first
+/* Whether node nd works on images (or signals, volumes) of 16 channels or fewer: its first
  * input is a batched [C, ...] value with spatial positions. */
 static bool few_channels(const ir_graph *g, const ir_node *nd)
 {
     if (nd->nin < 1)
         return false;
     const ir_value *v = &g->vals[nd->in[0]];
-    return v->batched && v->shape.rank >= 2 && v->shape.d[0] < 16;
+    return v->batched && v->shape.rank >= 2 && v->shape.d[0] <= 16;
 }
 
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)

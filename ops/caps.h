@@ -33,10 +33,10 @@ typedef struct op_caps {
      * convolutions by Winograd's algorithm when a node asks (attrs.conv.winograd, set by
      * compiler/pass_conv_algo.c), on this machine */
     bool winograd[OP_COUNT][OP_BACKEND_COUNT];
-    /* the backend's kernel is the fast one on images of fewer than 16 channels, where another
-     * backend first in auto's order is slow (oneDNN's max pooling on LeNet's 6 channels, backward
-     * 1.7 times the native kernel's time): untuned auto runs such nodes there
-     * (compiler/pass_backend.c) */
+    /* the backend's kernel is the fast one on images of 16 channels or fewer, where another
+     * backend first in auto's order is slow (oneDNN's max pooling backward on LeNet-5's 6 and 16
+     * channels, channels-last: 2.5-7 times the native kernel's time): untuned auto runs such
+     * nodes there (compiler/pass_backend.c) */
     bool few_channels[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 

@@ -20,7 +20,7 @@ const op_kernel *op_native_kernel(op_kind op);
 /* Whether the native int8 kernel of op stays fast on convolutions with fewer than 4 input
  * channels per group (op_caps.int8_few_channels): conv_q where the AVX-512 VNNI path runs. */
 bool op_native_int8_few_channels(op_kind op);
-/* Whether the native kernel of op is the fast one on images of fewer than 16 channels
+/* Whether the native kernel of op is the fast one on images of 16 channels or fewer
  * (op_caps.few_channels). */
 bool op_native_few_channels(op_kind op);
 

@@ -113,17 +113,48 @@ static int64_t window_taps(const op_native_pool *g, int64_t ch, const int64_t *r
     return n;
 }
 
+/* Whether g's windows are 2-D, unpadded and never overlap (stride at least the window): then
+ * every input position is in one window at most. */
+static bool disjoint_windows(const op_native_pool *g)
+{
+    return g->kd == 1 && g->sd == 1 && g->pd == 0 && g->ph == 0 && g->pw == 0 && g->sh >= g->kh && g->sw >= g->kw;
+}
+
 /* y of the output row (depth oz, row oy) of one image; rel: window_rel's; off: room for a
  * window's taps. */
 static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const int64_t *rel, const float *x, float *y,
                            int64_t oz, int64_t oy, int64_t *off)
 {
+    if (disjoint_windows(g) && g->kh * g->kw == 4) { /* 2x2 windows (all inside), the common ones, unrolled */
+        const float *x0 = x + oy * g->sh * g->w * ch, *x1 = x0 + rel[1], *x2 = x0 + rel[2], *x3 = x0 + rel[3];
+        float *yp = y + oy * g->ow * ch;
+        for (int64_t ox = 0; ox < g->ow; ox++, yp += ch) {
+            int64_t o = ox * g->sw * ch;
+            for (int64_t k = 0; k < ch; k++) {
+                float m = x0[o + k];
+                m = x1[o + k] > m ? x1[o + k] : m;
+                m = x2[o + k] > m ? x2[o + k] : m;
+                yp[k] = x3[o + k] > m ? x3[o + k] : m;
+            }
+        }
+        return;
+    }
     for (int64_t ox = 0; ox < g->ow; ox++) {
         float *yp = y + ((oz * g->oh + oy) * g->ow + ox) * ch;
         const int64_t *taps;
         int64_t base;
         int64_t n = window_taps(g, ch, rel, oz, oy, ox, off, &taps, &base);
         const float *xw = x + base;
+        if (n == 4) { /* a whole 2x2 window, unrolled */
+            const float *x0 = xw + taps[0], *x1 = xw + taps[1], *x2 = xw + taps[2], *x3 = xw + taps[3];
+            for (int64_t k = 0; k < ch; k++) {
+                float m = x0[k];
+                m = x1[k] > m ? x1[k] : m;
+                m = x2[k] > m ? x2[k] : m;
+                yp[k] = x3[k] > m ? x3[k] : m;
+            }
+            continue;
+        }
         memcpy(yp, xw + taps[0], (size_t)ch * sizeof(float));
         for (int64_t t = 1; t < n; t++) {
             const float *xp = xw + taps[t];
@@ -163,6 +194,55 @@ static void maxpool_bwd_cl_image(const op_native_pool *g, int64_t ch, const int6
                 for (int64_t k = 0; k < ch; k++)
                     dx[arg[k]] += dyp[k];
             }
+}
+
+/* maxpool_bwd_cl_image for disjoint_windows: each window's taps get their dx once, dy at the
+ * first maximum and zero elsewhere (0 + dy, as the reference's sum gives it: +0 for a -0),
+ * channel by channel with the window's best kept in registers; positions under no window are
+ * zeroed. */
+static void maxpool_bwd_cl_disjoint(const op_native_pool *g, int64_t ch, const int64_t *rel, const float *x,
+                                    const float *dy, float *dx)
+{
+    int64_t taps = g->kh * g->kw, row = g->w * ch;
+    if (g->oh * g->sh != g->h || g->ow * g->sw != g->w || g->sh != g->kh || g->sw != g->kw)
+        memset(dx, 0, (size_t)(g->h * row) * sizeof(float));
+    for (int64_t oy = 0; oy < g->oh; oy++)
+        for (int64_t ox = 0; ox < g->ow; ox++) {
+            int64_t base = (oy * g->sh * g->w + ox * g->sw) * ch;
+            const float *xw = x + base, *dyp = dy + (oy * g->ow + ox) * ch;
+            float *dxw = dx + base;
+            if (taps == 4) { /* 2x2, the common window, unrolled */
+                const int64_t r1 = rel[1], r2 = rel[2], r3 = rel[3];
+                for (int64_t k = 0; k < ch; k++) {
+                    float best = xw[k], v;
+                    int bi = 0;
+                    if ((v = xw[r1 + k]) > best)
+                        best = v, bi = 1;
+                    if ((v = xw[r2 + k]) > best)
+                        best = v, bi = 2;
+                    if ((v = xw[r3 + k]) > best)
+                        bi = 3;
+                    float grad = 0.0f + dyp[k];
+                    dxw[k] = bi == 0 ? grad : 0.0f;
+                    dxw[r1 + k] = bi == 1 ? grad : 0.0f;
+                    dxw[r2 + k] = bi == 2 ? grad : 0.0f;
+                    dxw[r3 + k] = bi == 3 ? grad : 0.0f;
+                }
+                continue;
+            }
+            for (int64_t k = 0; k < ch; k++) {
+                float best = xw[rel[0] + k];
+                int64_t bi = 0;
+                for (int64_t t = 1; t < taps; t++) {
+                    float v = xw[rel[t] + k];
+                    if (v > best)
+                        best = v, bi = t;
+                }
+                float grad = 0.0f + dyp[k];
+                for (int64_t t = 0; t < taps; t++)
+                    dxw[rel[t] + k] = t == bi ? grad : 0.0f;
+            }
+        }
 }
 
 static bool channels_last(const op_tensor *t)
@@ -240,9 +320,13 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
             int t = omp_get_thread_num();
             int64_t *arg = args + t * (ch + taps);
 #pragma omp for schedule(static)
-            for (int64_t b = 0; b < n; b++)
-                maxpool_bwd_cl_image(&g, ch, rel, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, arg,
-                                     arg + ch);
+            for (int64_t b = 0; b < n; b++) {
+                if (disjoint_windows(&g))
+                    maxpool_bwd_cl_disjoint(&g, ch, rel, x + b * vin, dy + b * vout, dx + b * vin);
+                else
+                    maxpool_bwd_cl_image(&g, ch, rel, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, arg,
+                                         arg + ch);
+            }
         }
         cnn_mem_free(bests), cnn_mem_free(args);
         return 0;
