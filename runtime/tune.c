@@ -16,7 +16,7 @@
  *  3. each node takes the candidate where it costs least (the backend it ran on there), when at
  *     least 5% less than on the fastest uniform plan's backend, which it keeps otherwise;
  *  4. when that mix differs from the fastest uniform plan, both are built and timed end to end
- *     in pairs of runs, and the mix is kept when the median ratio of a pair's times says it is at
+ *     in pairs of runs (at least 9), and the mix is kept when the median ratio of a pair's times says it is at
  *     least 1% faster, twice (two races of fresh sessions), so the reorders a mix implies and whatever the
  *     per-node times miss are paid for; exhaustive then tries, one at a time, moving each
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
@@ -24,10 +24,13 @@
  *  4b. when the network has 3x3 stride-1 convolutions and their algorithm is left to
  *     measurement (cnn_options.conv_algo auto, the default under tuning), oneDNN with Winograd
  *     convolutions wherever it has them is one more candidate ("onednn+winograd"), and a node's
- *     choice is a backend and an algorithm.  A plan keeping any Winograd node then races the
- *     same plan with those nodes direct, twice, and keeps Winograd only when faster in both
- *     (at small batches on several threads its per-node lower quartiles can be fast while its
- *     runs are slow);
+ *     choice is a backend and an algorithm.  After the races above, each oneDNN convolution of
+ *     the plan kept takes the algorithm its own costs favour (Winograd when 5% cheaper than
+ *     direct), and that plan races the one kept, twice (a mix of backends can lose to its
+ *     reorders while oneDNN's convolutions alone would still gain); a plan keeping any Winograd
+ *     node then races the same plan with those nodes direct, twice, and keeps Winograd only
+ *     when faster in both (at small batches on several threads its per-node lower quartiles can
+ *     be fast while its runs are slow);
  *  5. the choices go to the cache (a JSON file): one entry per node, keyed by cnnc's version (its
  *     kernels), the CPU's model, its ISA, the thread count and the node's signature (op, attributes, phase, batch, passes,
  *     the convolution algorithm asked for, the shapes and dtypes it reads and writes), holding the backend and algorithm kept and the costs
@@ -377,6 +380,10 @@ static cnn_status make(tuner *t, int c, const plan_pick *picks, cnn_session **s)
         *s = NULL;
         return st;
     }
+    /* the plans are compared as planned: a session's per-run choice of one thread (threads.c)
+     * starts on one thread and tries the planned counts later, which two sessions raced in turn
+     * would do at different runs */
+    (*s)->thr.adaptive = false;
     fill_inputs(t, *s);
     return CNN_OK;
 }
@@ -551,7 +558,7 @@ static cnn_status race(tuner *t, const plan_pick *a, const plan_pick *b, double 
         st = warm_up(t, sa, &fa);
     if (st == CNN_OK)
         st = warm_up(t, sb, &fb);
-    int rounds = rounds_for(t, fa + fb, 5, 201);
+    int rounds = rounds_for(t, fa + fb, 9, 201);
     if (st == CNN_OK && !(ratios = cnn_mem_calloc((size_t)rounds, sizeof(double))))
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
     for (int r = 0; r < rounds && st == CNN_OK; r++) {
@@ -661,6 +668,37 @@ static cnn_status choose(tuner *t)
         cnn_mem_free(tried);
         keep = cur;
     }
+    /* The algorithm of each oneDNN convolution kept, by its own costs direct and by Winograd,
+     * raced against the plan kept: the mix of backends above may lose (a node cheaper on another
+     * backend's uniform plan can cost reorders among oneDNN nodes) while oneDNN's nodes would
+     * still gain from Winograd where it is faster */
+    int dc = -1, wc = -1;
+    for (int c = 0; c < t->ncand; c++) {
+        if (t->cand[c] == OP_BACKEND_ONEDNN && t->cand_algo[c] == PLAN_ALGO_WINOGRAD)
+            wc = c;
+        else if (t->cand[c] == OP_BACKEND_ONEDNN)
+            dc = c;
+    }
+    plan_pick *alg = st == CNN_OK && wc >= 0 && dc >= 0 ? cnn_mem_calloc((size_t)t->nnodes + 1, sizeof *alg) : NULL;
+    if (alg) {
+        bool differs = false;
+        for (int i = 0; i < t->nnodes; i++) {
+            const tnode *tn = &t->nodes[i];
+            alg[i] = keep[i];
+            if (keep[i].algo != PLAN_ALGO_ANY && keep[i].backend == OP_BACKEND_ONEDNN && isfinite(tn->cost[wc]) &&
+                isfinite(tn->cost[dc]) && tn->algo[wc] != PLAN_ALGO_ANY)
+                alg[i].algo = tn->cost[wc] < NODE_MARGIN * tn->cost[dc] ? tn->algo[wc] : PLAN_ALGO_DIRECT;
+            differs |= alg[i].algo != keep[i].algo;
+        }
+        if (differs && (st = race(t, alg, keep, &ratio)) == CNN_OK && ratio < MIX_MARGIN &&
+            (st = race(t, alg, keep, &ratio)) == CNN_OK && ratio < MIX_MARGIN) {
+            keep = alg;
+            if (strcmp(t->ts->plan, "onednn") == 0)
+                snprintf(t->ts->plan, sizeof t->ts->plan, "onednn+winograd");
+        }
+    } else if (st == CNN_OK && wc >= 0 && dc >= 0) {
+        st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
+    }
     /* Winograd is kept only when it wins end to end as well: its kernels' times can be bimodal
      * on several threads at small batches (a fast lower quartile per node, a slow median run) */
     bool wino = false;
@@ -687,6 +725,7 @@ static cnn_status choose(tuner *t)
         for (int i = 0; i < t->nnodes; i++)
             t->nodes[i].pick = keep[i];
     cnn_mem_free(direct);
+    cnn_mem_free(alg);
     cnn_mem_free(uni);
     cnn_mem_free(mix);
     return st;
