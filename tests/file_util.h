@@ -4,6 +4,7 @@
 #define CNN_TESTS_FILE_UTIL_H
 
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -29,6 +30,13 @@ static inline void *test_file_bytes(const char *path, size_t *len)
     if (len)
         *len = (size_t)n;
     return buf;
+}
+
+/* Writes v big-endian (the IDX format's integers), failing the test when it cannot. */
+static inline void test_put_be32(FILE *f, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
+    cr_assert_eq(fwrite(b, 1, 4, f), 4);
 }
 
 /* As test_file_bytes, failing the test when the file cannot be read. */

@@ -15,16 +15,11 @@
 
 #include "runtime/cnn.h"
 #include "runtime/safetensors.h"
+#include "tests/file_util.h"
 
 static char tmpdir[256];
 
 enum { SIDE = 6, NTRAIN = 100, NTEST = 24, CLASSES = 3 };
-
-static void put_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
-    cr_assert_eq(fwrite(b, 1, 4, f), 4);
-}
 
 /* An IDX split of n SIDExSIDE images: class c has rows 2c and 2c+1 bright, over noise. */
 static void write_split(const char *prefix, int n, uint32_t seed)
@@ -35,8 +30,8 @@ static void write_split(const char *prefix, int n, uint32_t seed)
     snprintf(path, sizeof path, "%s/data/%s-labels-idx1-ubyte", tmpdir, prefix);
     FILE *fl = fopen(path, "wb");
     cr_assert(fi && fl);
-    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, SIDE), put_be32(fi, SIDE);
-    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    test_put_be32(fi, 0x803), test_put_be32(fi, (uint32_t)n), test_put_be32(fi, SIDE), test_put_be32(fi, SIDE);
+    test_put_be32(fl, 0x801), test_put_be32(fl, (uint32_t)n);
     uint32_t x = seed;
     for (int i = 0; i < n; i++) {
         int c = (i * 7 + (int)(seed % 5)) % CLASSES;

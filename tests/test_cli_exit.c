@@ -11,6 +11,7 @@
 
 #include "runtime/cnn.h"
 #include "tests/cli_util.h"
+#include "tests/file_util.h"
 
 TestSuite(cli_exit, .init = make_tmp, .fini = remove_tmp, .timeout = 300);
 
@@ -122,12 +123,6 @@ Test(cli_exit, absurd_thread_counts_are_refused_by_the_library)
     cnn_model_destroy(m);
 }
 
-static void put_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
-    cr_assert_eq(fwrite(b, 1, 4, f), 4);
-}
-
 /* A train split of three 2x2 images with the given labels, in folder dir. */
 static void write_tiny_idx(const char *dir, const unsigned char labels[3])
 {
@@ -137,8 +132,8 @@ static void write_tiny_idx(const char *dir, const unsigned char labels[3])
     snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
     FILE *fl = fopen(path, "wb");
     cr_assert(fi && fl);
-    put_be32(fi, 0x803), put_be32(fi, 3), put_be32(fi, 2), put_be32(fi, 2);
-    put_be32(fl, 0x801), put_be32(fl, 3);
+    test_put_be32(fi, 0x803), test_put_be32(fi, 3), test_put_be32(fi, 2), test_put_be32(fi, 2);
+    test_put_be32(fl, 0x801), test_put_be32(fl, 3);
     const unsigned char px[12] = {0, 50, 100, 150, 200, 250, 10, 20, 30, 40, 60, 70};
     cr_assert_eq(fwrite(px, 1, sizeof px, fi), sizeof px);
     cr_assert_eq(fwrite(labels, 1, 3, fl), 3);

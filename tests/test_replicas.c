@@ -14,6 +14,7 @@
 
 #include "runtime/cnn.h"
 #include "runtime/rt.h"
+#include "tests/file_util.h"
 
 /* conv + pool + dense: the shape of LeNet, small */
 static const char small_net[] = "network small {\n"
@@ -359,12 +360,6 @@ Test(replicas, a_bad_cnn_replicas_value_is_refused)
     cnn_model_destroy(m);
 }
 
-static void put_be32(FILE *f, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8), (unsigned char)v};
-    cr_assert_eq(fwrite(b, 1, 4, f), 4);
-}
-
 /* An IDX training split of n 12x12 images in dir: class c (of 5) has rows 2c and 2c+1 bright. */
 static void write_idx(const char *dir, int n)
 {
@@ -374,8 +369,8 @@ static void write_idx(const char *dir, int n)
     snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
     FILE *fl = fopen(path, "wb");
     cr_assert(fi && fl);
-    put_be32(fi, 0x803), put_be32(fi, (uint32_t)n), put_be32(fi, 12), put_be32(fi, 12);
-    put_be32(fl, 0x801), put_be32(fl, (uint32_t)n);
+    test_put_be32(fi, 0x803), test_put_be32(fi, (uint32_t)n), test_put_be32(fi, 12), test_put_be32(fi, 12);
+    test_put_be32(fl, 0x801), test_put_be32(fl, (uint32_t)n);
     uint32_t x = 9;
     for (int i = 0; i < n; i++) {
         int c = (i * 3) % 5;
