@@ -63,8 +63,14 @@ static int make_configs(cnn_backend chosen, bool only_o2, bench_config *cfgs)
 
 static void print_profile(const args *a, cnn_session *s, const bench_config *cfg, int64_t batch, int runs);
 
-/* Times one configuration: two warm-up runs, then `repeat` timed ones (with every node timed
- * too when profile).  Its failure status (after a warning) when the configuration cannot run. */
+/* The least time a configuration runs before it is timed (time_config). */
+#define BENCH_WARM 0.2
+
+/* Times one configuration: warm-up runs (two, and more until BENCH_WARM seconds have passed: a
+ * session of several threads starts its runs on one thread and tries its planned counts after
+ * a few runs, docs/choices.md "Threads", and short runs would time that start), then `repeat`
+ * timed ones (with every node timed too when profile).  Its failure status (after a warning)
+ * when the configuration cannot run. */
 static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const bench_config *cfg, int64_t batch,
                               const float *labels, int repeat, bool profile, bench_row *row)
 {
@@ -81,9 +87,12 @@ static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const
         for (int64_t i = 0; i < batch * per; i++)
             x[i] = (float)((i * 7919) % 1000) / 1000.0f;
     }
+    double warm0 = now_seconds();
+    for (int r = 0; st == CNN_OK && (r < 2 || now_seconds() - warm0 < BENCH_WARM) && r < 10000; r++)
+        st = a->train_flag ? cnn_session_train_step(s, labels, true, NULL, NULL) : cnn_session_run(s);
     double times[1000];
     int nt = repeat < 1000 ? repeat : 1000;
-    for (int r = -2; r < nt && st == CNN_OK; r++) {
+    for (int r = 0; r < nt && st == CNN_OK; r++) {
         if (r == 0 && profile)
             st = cnn_session_profile_start(s, nt);
         double t0 = now_seconds();
