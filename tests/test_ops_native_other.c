@@ -211,6 +211,7 @@ static const pgeom pool_geoms[] = {
     {1, 2, 3, 1, 1, 50, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},    /* 1-D */
     {3, 1, 2, 5, 7, 9, {2, 2, 2}, {2, 2, 2}, {0, 0, 0}},     /* 3-D */
     {3, 2, 1, 4, 5, 6, {3, 3, 3}, {1, 2, 1}, {1, 1, 1}},     /* 3-D padded */
+    {3, 2, 3, 3, 6, 6, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},     /* 3-D, 2x2 windows on every depth */
 };
 #define NPOOL ((int)(sizeof pool_geoms / sizeof pool_geoms[0]))
 

@@ -113,11 +113,12 @@ static int64_t window_taps(const op_native_pool *g, int64_t ch, const int64_t *r
     return n;
 }
 
-/* Whether g's windows are 2-D, unpadded and never overlap (stride at least the window): then
- * every input position is in one window at most. */
+/* Whether g pools images (one depth: the fast paths below index rows only) with unpadded
+ * windows that never overlap (stride at least the window): then every input position is in one
+ * window at most. */
 static bool disjoint_windows(const op_native_pool *g)
 {
-    return g->kd == 1 && g->sd == 1 && g->pd == 0 && g->ph == 0 && g->pw == 0 && g->sh >= g->kh && g->sw >= g->kw;
+    return g->d == 1 && g->kd == 1 && g->pd == 0 && g->ph == 0 && g->pw == 0 && g->sh >= g->kh && g->sw >= g->kw;
 }
 
 /* y of the output row (depth oz, row oy) of one image; rel: window_rel's; off: room for a
@@ -145,16 +146,6 @@ static void maxpool_cl_row(const op_native_pool *g, int64_t ch, const int64_t *r
         int64_t base;
         int64_t n = window_taps(g, ch, rel, oz, oy, ox, off, &taps, &base);
         const float *xw = x + base;
-        if (n == 4) { /* a whole 2x2 window, unrolled */
-            const float *x0 = xw + taps[0], *x1 = xw + taps[1], *x2 = xw + taps[2], *x3 = xw + taps[3];
-            for (int64_t k = 0; k < ch; k++) {
-                float m = x0[k];
-                m = x1[k] > m ? x1[k] : m;
-                m = x2[k] > m ? x2[k] : m;
-                yp[k] = x3[k] > m ? x3[k] : m;
-            }
-            continue;
-        }
         memcpy(yp, xw + taps[0], (size_t)ch * sizeof(float));
         for (int64_t t = 1; t < n; t++) {
             const float *xp = xw + taps[t];
