@@ -47,12 +47,7 @@ int main(int argc, char **argv)
             s[p] = NULL;
             continue;
         }
-        float *x = cnn_session_input(s[p], 0);
-        int64_t dims[4], per = 1;
-        int rank = cnn_model_input_shape(m, 0, dims);
-        for (int k = 0; k < rank && k < 4; k++) per *= dims[k];
-        for (int64_t i = 0; i < batch * per && x; i++)
-            x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+        bench_fill_input(m, s[p], batch);
         cnn_session_run(s[p]); /* warm-up: primitives, weight reorders */
         cnn_session_run(s[p]);
     }

@@ -56,10 +56,7 @@ int main(int argc, char **argv)
     cnn_train_config tc;
     cnn_model_train_config(m, &tc);
     tc.lr = 1e-4; /* small steps: the weights stay in range however long it runs */
-    int64_t dims[4], per = 1, classes = 1;
-    int rank = cnn_model_input_shape(m, 0, dims);
-    for (int k = 0; k < rank; k++)
-        per *= dims[k];
+    int64_t dims[4], classes = 1;
     if (cnn_model_output_shape(m, 0, dims) >= 1)
         classes = dims[0];
     float *labels = malloc(sizeof(float) * (size_t)batch);
@@ -90,9 +87,7 @@ int main(int argc, char **argv)
             rc = 1;
             break;
         }
-        float *x = cnn_session_input(s[c], 0);
-        for (int64_t i = 0; i < batch * per; i++)
-            x[i] = (float)((i * 7919) % 1000) / 1000.0f;
+        bench_fill_input(m, s[c], batch);
     }
     unsetenv("CNN_REPLICAS");
     for (int r = 0; r < rounds && rc == 0; r++)

@@ -137,12 +137,7 @@ int main(int argc, char **argv)
             return 1;
         }
         if (train) cnn_session_set_lr(s[t], 1e-4);
-        float *x = cnn_session_input(s[t], 0);
-        int64_t dims[4], per = 1;
-        int rank = cnn_model_input_shape(m, 0, dims);
-        for (int k = 0; k < rank && k < 4; k++) per *= dims[k];
-        for (int64_t i = 0; i < batch * per && x; i++)
-            x[i] = (float)((i * 2654435761u) % 1000) / 1000.0f;
+        bench_fill_input(m, s[t], batch);
         for (int r = 0; r < 3; r++) /* warm-up: primitives, weight reorders */
             if (one_run(s[t], train, labels) != CNN_OK) {
                 fprintf(stderr, "%d threads: %s\n", t, cnn_session_errmsg(s[t]));

@@ -70,11 +70,6 @@ int main(int argc, char **argv)
     double *t[ROWS] = {NULL};
     float *labels = calloc((size_t)batch, sizeof(float));
     cnn_tune_info ti = {0};
-    int64_t dims[4];
-    int rank = cnn_model_input_shape(m, 0, dims);
-    long long per = 1;
-    for (int k = 0; k < rank; k++)
-        per *= dims[k];
     for (int r = 0; r < ROWS; r++) {
         cnn_options o;
         cnn_options_default(&o);
@@ -90,9 +85,7 @@ int main(int argc, char **argv)
         }
         if (r == 1)
             cnn_session_tune_info(s[r], &ti);
-        float *x = cnn_session_input(s[r], 0);
-        for (long long i = 0; i < batch * per; i++)
-            x[i] = (float)((i * 7919) % 1000) / 1000.0f;
+        bench_fill_input(m, s[r], batch);
         t[r] = calloc((size_t)runs, sizeof(double));
         for (int k = 0; k < 2; k++)
             run(s[r], train, labels);
