@@ -25,6 +25,18 @@
 
 #include "ops/registry.h"
 
+bool pass_conv_algo_node(const ir_node *nd)
+{
+    return nd->op == OP_CONV2D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS;
+}
+
+plan_algo_pick pass_conv_algo_pick(const ir_node *nd)
+{
+    if (!pass_conv_algo_node(nd))
+        return PLAN_ALGO_ANY;
+    return nd->attrs.conv.winograd ? PLAN_ALGO_WINOGRAD : PLAN_ALGO_DIRECT;
+}
+
 /* The weight shape [F, C, kh, kw] and the output's [F, OH, OW] of a conv-family node, or false. */
 static bool conv_shapes(const ir_graph *g, const ir_node *nd, const op_shape **w, const op_shape **y)
 {
@@ -91,7 +103,7 @@ int pass_conv_algo(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, si
         if (ctx->conv_algo != PLAN_CONV_DIRECT && eligible(g, nd, ctx, &w, &y))
             wino = pick != PLAN_ALGO_ANY ? pick == PLAN_ALGO_WINOGRAD
                                          : ctx->conv_algo == PLAN_CONV_WINOGRAD || pays(w, y, ctx->batch);
-        if (nd->op == OP_CONV1D || nd->op == OP_CONV2D || nd->op == OP_CONV3D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS) {
+        if (pass_conv_algo_node(nd)) {
             *changes += nd->attrs.conv.winograd != wino;
             nd->attrs.conv.winograd = wino;
             nd->attrs.conv.weights_vary = wino && ctx->training;

@@ -78,8 +78,7 @@ static bool blockable(const ir_graph *g, const ir_node *nd, const op_caps *caps)
 
 static bool winograd(const ir_node *nd)
 {
-    return (nd->op == OP_CONV2D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS) &&
-           nd->attrs.conv.winograd;
+    return pass_conv_algo_node(nd) && nd->attrs.conv.winograd;
 }
 
 /* Marks (wshape[v]) the layout-bearing values whose shape is that of a value a Winograd node

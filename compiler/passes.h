@@ -56,6 +56,11 @@ int pass_fold_bn(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
 int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 int pass_conv_algo(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
+/* Whether node nd's attributes carry a convolution algorithm (attrs.conv.winograd): conv2d and
+ * the convolutions' backward nodes. */
+bool pass_conv_algo_node(const ir_node *nd);
+/* Node nd's algorithm as a pick that fixes it (plan_pick.algo): ANY for a node without one. */
+plan_algo_pick pass_conv_algo_pick(const ir_node *nd);
 int pass_precision(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen);
 /* Whether value v can never be negative (made by a relu, sigmoid or softmax, possibly through
  * pooling, flatten, dropout, or adds and concats of such values): an int8 input is then u8. */

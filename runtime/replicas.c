@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compiler/passes.h"
 #include "ops/mem.h"
 #include "ops/registry.h"
 #include "runtime/dist.h"
@@ -283,9 +284,7 @@ static cnn_status build(cnn_session *s)
         snprintf(picks[st].name, sizeof picks[st].name, "%s", nd->name);
         picks[st].op = nd->op;
         picks[st].backend = p->steps[st].backend;
-        bool conv = nd->op == OP_CONV1D || nd->op == OP_CONV2D || nd->op == OP_CONV3D || nd->op == OP_CONV_BWD_DATA ||
-                    nd->op == OP_CONV_BWD_WEIGHTS;
-        picks[st].algo = !conv ? PLAN_ALGO_ANY : nd->attrs.conv.winograd ? PLAN_ALGO_WINOGRAD : PLAN_ALGO_DIRECT;
+        picks[st].algo = pass_conv_algo_pick(nd);
     }
     cnn_options o = s->opt;
     o.threads = 1;
