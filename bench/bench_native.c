@@ -41,6 +41,8 @@ typedef struct bcase {
 static const bcase cases[] = {
     {"conv 3x3 64->64 56x56 b1", 1, 64, 56, 56, 64, 3, 1, 0, 0},
     {"conv 3x3 128->128 16x16 b8", 8, 128, 16, 16, 128, 3, 1, 0, 0},
+    {"resnet20 3x3 16->16 32x32 b64", 64, 16, 32, 32, 16, 3, 1, 0, 0},
+    {"resnet20 3x3 64->64 8x8 b64", 64, 64, 8, 8, 64, 3, 1, 0, 0},
     {"LeNet c1 1->6 k5 28x28 p2 b64", 64, 1, 28, 28, 6, 5, 2, 0, 0},
     {"LeNet c2 6->16 k5 14x14 b64", 64, 6, 14, 14, 16, 5, 0, 0, 0},
     {"dense 64x1024->1024", 64, 1024, 1, 1, 0, 0, 0, 1024, 0},
@@ -191,6 +193,25 @@ static void make_call(bcall *b, const bcase *bc, which w, int nt)
     c->node = &b->node;
     c->batch = bc->n;
     c->nthreads = nt;
+}
+
+/* The 2-D convolution cases (not the first LeNet layer's single channel, nor 3-D) are also
+ * timed on channels-last activations. */
+static bool has_cl(const bcase *bc)
+{
+    return bc->units == 0 && bc->d == 0 && bc->c > 1;
+}
+
+/* Marks the call's batched activations channels-last (or plain again). */
+static void set_cl(bcall *b, which w, bool cl)
+{
+    op_call *c = &b->c;
+    int lay = cl ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
+    c->in[0].layout = lay;
+    if (w == BWD_WEIGHTS)
+        c->in[1].layout = lay;
+    else
+        c->out[0].layout = lay;
 }
 
 static void free_call(bcall *b)
@@ -580,7 +601,7 @@ int main(int argc, char **argv)
         snprintf(h, sizeof h, "nat-%s", op_native_isa_name((op_native_isa_level)l));
         printf(" %9s", h);
     }
-    printf(" %9s %9s\n", "ref", "onednn");
+    printf(" %9s %9s %9s %6s\n", "nat-cl", "ref", "onednn", "cl/dnn");
     static const char *const wname[] = {"", " bwd-data", " bwd-wts"};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const bcase *bc = &cases[ci];
@@ -602,11 +623,22 @@ int main(int argc, char **argv)
                     fflush(stdout);
                 }
                 op_native_force_isa(top);
+                bool cl = has_cl(bc);
+                double ncl = NAN;
+                if (cl) {
+                    set_cl(&b, (which)w, true);
+                    ncl = measure(op_kernel_get(b.node.op, OP_BACKEND_NATIVE), &b, false, "native cl");
+                    set_cl(&b, (which)w, false);
+                }
+                print_gf(ncl);
                 print_gf(ref ? measure(op_kernel_get(b.node.op, OP_BACKEND_REF), &b, true, "ref")
                              : NAN);
                 fflush(stdout);
-                print_gf(measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false,
-                                 "onednn"));
+                set_cl(&b, (which)w, cl);
+                double dnn = measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false, "onednn");
+                print_gf(dnn);
+                if (cl && !isnan(dnn))
+                    printf(" %5.0f%%", 100.0 * ncl / dnn);
                 printf("\n");
                 fflush(stdout);
                 free_call(&b);

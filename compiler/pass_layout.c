@@ -9,7 +9,9 @@
  *   - a kernel clearly faster in channels-last (oneDNN convolutions) runs channels-last;
  *   - a kernel indifferent to the layout (oneDNN pools, activations, add, batchnorm, concat,
  *     softmax and their backward) follows its inputs: channels-last when at least half of its
- *     layout-bearing inputs are (or it has none), so a chain of them never flips order.
+ *     layout-bearing inputs are (or it has none), so a chain of them never flips order;
+ *   - a kernel that follows its inputs (native fp32 convolutions) does the same, except that
+ *     with no layout-bearing input (a first layer on one channel) it runs plain.
  * A node's layout-bearing outputs take its layout.  Layout-bearing means a batched value of
  * shape [C, L] or [C, H, W] with more than one channel and more than one position: for the
  * others (vectors, one channel, one position) both orders are the same bytes, so they stay
@@ -132,6 +134,10 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
                          ? OP_LAYOUT_BLOCK16
                          : OP_LAYOUT_NHWC;
             break;
+        case OP_LAYOUT_FOLLOWS_INPUTS:
+            if (count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] == 0)
+                break;
+            /* fall through */
         case OP_LAYOUT_EITHER:
             if (blk && (near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_PLAIN]))
                 lay[n] = OP_LAYOUT_BLOCK16;

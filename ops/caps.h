@@ -19,6 +19,10 @@ typedef enum op_layout_support {
     OP_LAYOUT_PLAIN_ONLY = 0,  /* plain tensors only (the default) */
     OP_LAYOUT_EITHER,          /* either layout, at about the same speed */
     OP_LAYOUT_PREFERS_CL,      /* either layout, clearly faster in channels-last */
+    OP_LAYOUT_FOLLOWS_INPUTS,  /* either layout: channels-last only when its layout-bearing
+                                * inputs mostly are (plain when it has none), so that a plan of
+                                * such kernels fed plain inputs stays plain (the native fp32
+                                * convolutions) */
 } op_layout_support;
 
 typedef struct op_caps {

@@ -25,6 +25,7 @@
 #include "ops/kernels.h"
 #include "ops/native/native.h"
 #include "ops/ref.h"
+#include "ops/ref_common.h"
 
 #define RTOL 1e-5
 
@@ -38,6 +39,9 @@ typedef struct tcase {
     int nin, nout;
     tspec in[OP_MAX_IN], out[OP_MAX_OUT];
     int residual_in_place; /* the residual input (index) is also the output's memory, or -1 */
+    /* bit i: input (cl_in) or output (cl_out) i is given to the native kernel channels-last
+     * (NHWC, NWC); the reference always gets plain tensors */
+    unsigned cl_in, cl_out;
 } tcase;
 
 static tspec ts(int rank, const int64_t *d)
@@ -126,6 +130,18 @@ static void make_call(op_call *c, const tcase *tc, int nthreads)
     }
 }
 
+/* *p (of shape t) replaced by a copy in channels-last order (to_cl) or back in plain order. */
+static void relayout(float **p, const tspec *t, bool to_cl)
+{
+    int64_t n = t->d[0], ch = t->rank > 1 ? t->d[1] : 1;
+    int64_t sp = n * ch > 0 ? numel(t) / (n * ch) : 0;
+    float *q = malloc(bytes_of(t));
+    cr_assert_not_null(q);
+    ref_layout_copy(*p, q, n, ch, sp, sizeof(float), to_cl, 1);
+    free(*p);
+    *p = q;
+}
+
 /* max |got - ref| <= RTOL * max |ref|, NaN failing */
 static void expect_close(const float *got, const float *ref, int64_t n, const char *label,
                          const char *what, int idx)
@@ -183,10 +199,19 @@ static void check_case(const tcase *tc, const char *label)
             op_call c;
             make_call(&c, tc, nt);
             float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
-            for (int i = 0; i < tc->nin; i++)
-                c.in[i].data = din[i] = clone(in[i], &tc->in[i]);
-            for (int i = 0; i < tc->nout; i++)
+            for (int i = 0; i < tc->nin; i++) {
+                din[i] = clone(in[i], &tc->in[i]);
+                if (tc->cl_in >> i & 1u) {
+                    relayout(&din[i], &tc->in[i], true);
+                    c.in[i].layout = OP_LAYOUT_NHWC;
+                }
+                c.in[i].data = din[i];
+            }
+            for (int i = 0; i < tc->nout; i++) {
                 c.out[i].data = dout[i] = alloc_nan(&tc->out[i]);
+                if (tc->cl_out >> i & 1u)
+                    c.out[i].layout = OP_LAYOUT_NHWC;
+            }
             if (tc->residual_in_place >= 0) {
                 /* y over r: the output's memory holds the residual */
                 int k = tc->residual_in_place;
@@ -205,6 +230,12 @@ static void check_case(const tcase *tc, const char *label)
             omp_set_num_threads(nt);
             err[0] = '\0';
             cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
+            for (int i = 0; i < tc->nout; i++)
+                if (tc->cl_out >> i & 1u)
+                    relayout(&dout[i], &tc->out[i], false);
+            for (int i = 0; i < tc->nin; i++)
+                if (tc->cl_in >> i & 1u && i != tc->residual_in_place)
+                    relayout(&din[i], &tc->in[i], false);
             for (int i = 0; i < tc->nout; i++)
                 expect_close(dout[i], rout[i], numel(&tc->out[i]), what, "output", i);
             for (int i = 0; i < tc->nin; i++) {

@@ -714,11 +714,16 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
             continue;
         }
         cr_assert_not_null(k, "%s has no native kernel", op_name((op_kind)op));
-        /* element-wise ops and max pooling take either layout; the int8 convolution prefers
-         * channels-last (an all-native fp32 plan stays plain) */
+        /* element-wise ops and max pooling take either layout, the fp32 1-D/2-D convolutions
+         * and their backward follow their inputs' (an all-native fp32 plan stays plain); the
+         * int8 convolution prefers channels-last */
         bool either = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
                       op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD;
-        op_layout_support want = op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL : either ? OP_LAYOUT_EITHER : OP_LAYOUT_PLAIN_ONLY;
+        bool conv = op == OP_CONV1D || op == OP_CONV2D || op == OP_CONV_BWD_DATA || op == OP_CONV_BWD_WEIGHTS;
+        op_layout_support want = op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL
+                                 : conv      ? OP_LAYOUT_FOLLOWS_INPUTS
+                                 : either    ? OP_LAYOUT_EITHER
+                                             : OP_LAYOUT_PLAIN_ONLY;
         cr_assert_eq(k->layouts, want, "%s", op_name((op_kind)op));
     }
 }

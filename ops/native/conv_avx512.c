@@ -4,6 +4,7 @@
  * that stays inside the input (else masked) and stored whole when the panel row has room (the
  * next run, or the zero fill, overwrites the excess): masked moves are slow on Zen 4. */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ops/native/native_isa.h"
@@ -51,4 +52,208 @@ void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *
     if (ncols < width)
         for (int64_t kk = 0; kk < kc; kk++)
             cc_zero(dst + kk * width + ncols, width - ncols);
+}
+
+/* ---- channels-last direct convolution (op_native_clconv) ----
+ * An output tile is RW consecutive pixels of one output row by NB blocks of 16 filters, held
+ * in RW*NB zmm accumulators; each (tap, channel) step loads the NB weight vectors and
+ * broadcasts one input value per pixel.  A tap whose input row lies in the padding is skipped;
+ * a pixel whose input column does reads the zero buffer.  The channels are summed in order,
+ * the taps row by row, so every output is computed the same way whatever the tiling. */
+
+#define CL_RW 14 /* the widest tile (NB 2: 28 accumulators) */
+#define CL_ALWAYS static inline __attribute__((always_inline))
+
+static inline __mmask16 cl_mask(int64_t rem)
+{
+    return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
+}
+
+CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *x, float *y, const float *r,
+                       int64_t oy, int64_t ox0, int64_t fb, const int RW, const int NB)
+{
+    __m512 acc[CL_RW][2];
+#pragma GCC unroll 32
+    for (int q = 0; q < RW; q++)
+#pragma GCC unroll 2
+        for (int b = 0; b < NB; b++)
+            acc[q][b] = _mm512_setzero_ps();
+    const int64_t C = p->c, fp = p->fp;
+    for (int64_t i = 0; i < p->kh; i++) {
+        int64_t iy = oy * p->sh - p->ph + i * p->dh;
+        if (iy < 0 || iy >= p->h)
+            continue;
+        const float *xr = x + iy * p->w * C;
+        for (int64_t j = 0; j < p->kw; j++) {
+            const float *xp[CL_RW];
+#pragma GCC unroll 32
+            for (int q = 0; q < RW; q++) {
+                int64_t ix = (ox0 + q) * p->sw - p->pw + j * p->dw;
+                xp[q] = ix >= 0 && ix < p->w ? xr + ix * C : p->zero;
+            }
+            const float *wt = p->wp + (i * p->kw + j) * C * fp + fb * 16;
+            for (int64_t c = 0; c < C; c++, wt += fp) {
+                __m512 wv[2];
+#pragma GCC unroll 2
+                for (int b = 0; b < NB; b++)
+                    wv[b] = _mm512_loadu_ps(wt + b * 16);
+#pragma GCC unroll 32
+                for (int q = 0; q < RW; q++) {
+                    __m512 bc = _mm512_set1_ps(xp[q][c]);
+#pragma GCC unroll 2
+                    for (int b = 0; b < NB; b++)
+                        acc[q][b] = _mm512_fmadd_ps(bc, wv[b], acc[q][b]);
+                }
+            }
+        }
+    }
+#pragma GCC unroll 2
+    for (int b = 0; b < NB; b++) {
+        __mmask16 m = cl_mask(p->f - (fb + b) * 16);
+        __m512 bv = p->bias ? _mm512_maskz_loadu_ps(m, p->bias + (fb + b) * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 32
+        for (int q = 0; q < RW; q++) {
+            int64_t off = (ox0 + q) * p->f + (fb + b) * 16;
+            float *d = y + off;
+            __m512 v = _mm512_add_ps(acc[q][b], bv);
+            if (r) /* read before the store: the residual may be the output's memory */
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + off));
+            if (m == 0xFFFF)
+                _mm512_storeu_ps(d, v);
+            else
+                _mm512_mask_storeu_ps(d, m, v);
+        }
+    }
+}
+
+typedef void (*cl_tile_fn)(const op_native_clconv *p, const float *x, float *y, const float *r,
+                           int64_t oy, int64_t ox0, int64_t fb);
+
+#define CL_T(rw, nb)                                                                              \
+    static void cl_tile_##rw##_##nb(const op_native_clconv *p, const float *x, float *y,          \
+                                    const float *r, int64_t oy, int64_t ox0, int64_t fb)          \
+    {                                                                                             \
+        cl_tile(p, x, y, r, oy, ox0, fb, rw, nb);                                                 \
+    }
+#define CL_T2(rw) CL_T(rw, 1) CL_T(rw, 2)
+CL_T2(1) CL_T2(2) CL_T2(3) CL_T2(4) CL_T2(5) CL_T2(6) CL_T2(7)
+CL_T2(8) CL_T2(9) CL_T2(10) CL_T2(11) CL_T2(12) CL_T2(13) CL_T2(14)
+#define CL_E(rw) {cl_tile_##rw##_1, cl_tile_##rw##_2}
+static const cl_tile_fn cl_tiles[CL_RW][2] = {
+    CL_E(1), CL_E(2), CL_E(3), CL_E(4), CL_E(5), CL_E(6), CL_E(7),
+    CL_E(8), CL_E(9), CL_E(10), CL_E(11), CL_E(12), CL_E(13), CL_E(14),
+};
+
+void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy)
+{
+    const float *x = p->x + n * p->h * p->w * p->c;
+    int64_t row = (n * p->oh + oy) * p->ow * p->f;
+    float *y = p->y + row;
+    const float *r = p->res ? p->res + row : NULL;
+    int64_t nfb = p->fp / 16;
+    /* the row in tiles of near-equal width, at most CL_RW */
+    int64_t ntile = (p->ow + CL_RW - 1) / CL_RW;
+    for (int64_t fb = 0; fb < nfb;) {
+        int nb = nfb - fb >= 2 ? 2 : 1;
+        for (int64_t t = 0, ox = 0; t < ntile; t++) {
+            int64_t rw = (p->ow - ox) / (ntile - t);
+            cl_tiles[rw - 1][nb - 1](p, x, y, r, oy, ox, fb);
+            ox += rw;
+        }
+        fb += nb;
+    }
+}
+
+/* ---- channels-last weight gradient (op_native_clwgrad) ----
+ * A tile is CB <= 4 channels by NB <= 4 filter blocks of one tap, in CB*NB accumulators; each
+ * output pixel broadcasts its CB input values and loads its NB dy vectors.  The images' rows
+ * are taken in chunks of at least CL_WG_PIX pixels; per chunk every tap's tile is loaded from
+ * dw, summed over the chunk and stored back, so the chunk's rows stay in cache across the
+ * taps.  The order of the sums is fixed by the shapes. */
+
+#define CL_WG_PIX 64
+
+CL_ALWAYS void cl_wg_tile(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
+                          int64_t fb0, float *dw, const int CB, const int NB)
+{
+    const int64_t C = p->c, F = p->f, fp = p->fp;
+    __mmask16 mk[4];
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++)
+        mk[b] = cl_mask(F - (fb0 + b) * 16);
+    int64_t rows = (CL_WG_PIX + p->ow - 1) / p->ow;
+    bool first = true;
+    for (int64_t n = n0; n < n1; n++) {
+        const float *x = p->x + n * p->h * p->w * C + c0;
+        for (int64_t oy0 = 0; oy0 < p->oh; oy0 += rows, first = false) {
+            int64_t oy1 = oy0 + rows < p->oh ? oy0 + rows : p->oh;
+            for (int64_t i = 0; i < p->kh; i++)
+                for (int64_t j = 0; j < p->kw; j++) {
+                    float *d = dw + ((i * p->kw + j) * C + c0) * fp + fb0 * 16;
+                    __m512 acc[4][4];
+#pragma GCC unroll 4
+                    for (int cc = 0; cc < CB; cc++)
+#pragma GCC unroll 4
+                        for (int b = 0; b < NB; b++)
+                            acc[cc][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(d + cc * fp + b * 16);
+                    int64_t lo, hi;
+                    cc_tap_range(p->ow, p->w, p->sw, p->pw, j * p->dw, &lo, &hi);
+                    for (int64_t oy = oy0; oy < oy1; oy++) {
+                        int64_t iy = oy * p->sh - p->ph + i * p->dh;
+                        if (iy < 0 || iy >= p->h)
+                            continue;
+                        const float *dyr = p->dy + ((n * p->oh + oy) * p->ow) * F + fb0 * 16;
+                        const float *xr = x + iy * p->w * C;
+                        for (int64_t ox = lo; ox < hi; ox++) {
+                            const float *xv = xr + (ox * p->sw - p->pw + j * p->dw) * C;
+                            const float *dv = dyr + ox * F;
+                            __m512 g[4];
+#pragma GCC unroll 4
+                            for (int b = 0; b < NB; b++)
+                                g[b] = mk[b] == 0xFFFF ? _mm512_loadu_ps(dv + b * 16)
+                                                       : _mm512_maskz_loadu_ps(mk[b], dv + b * 16);
+#pragma GCC unroll 4
+                            for (int cc = 0; cc < CB; cc++) {
+                                __m512 bc = _mm512_set1_ps(xv[cc]);
+#pragma GCC unroll 4
+                                for (int b = 0; b < NB; b++)
+                                    acc[cc][b] = _mm512_fmadd_ps(bc, g[b], acc[cc][b]);
+                            }
+                        }
+                    }
+#pragma GCC unroll 4
+                    for (int cc = 0; cc < CB; cc++)
+#pragma GCC unroll 4
+                        for (int b = 0; b < NB; b++)
+                            _mm512_storeu_ps(d + cc * fp + b * 16, acc[cc][b]);
+                }
+        }
+    }
+    if (first) /* no images: zeros */
+        for (int64_t t = 0; t < p->kh * p->kw; t++)
+            for (int cc = 0; cc < CB; cc++)
+                for (int b = 0; b < NB; b++)
+                    _mm512_storeu_ps(dw + (t * C + c0 + cc) * fp + (fb0 + b) * 16, _mm512_setzero_ps());
+}
+
+typedef void (*cl_wg_fn)(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
+                         int64_t fb0, float *dw);
+#define CL_W(cb, nb)                                                                              \
+    static void cl_wg_##cb##_##nb(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0, \
+                                  int64_t fb0, float *dw)                                         \
+    {                                                                                             \
+        cl_wg_tile(p, n0, n1, c0, fb0, dw, cb, nb);                                               \
+    }
+#define CL_W4(cb) CL_W(cb, 1) CL_W(cb, 2) CL_W(cb, 3) CL_W(cb, 4)
+CL_W4(1) CL_W4(2) CL_W4(3) CL_W4(4)
+#define CL_WE(cb) {cl_wg_##cb##_1, cl_wg_##cb##_2, cl_wg_##cb##_3, cl_wg_##cb##_4}
+static const cl_wg_fn cl_wgs[4][4] = {CL_WE(1), CL_WE(2), CL_WE(3), CL_WE(4)};
+
+void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
+                                    int64_t nc, int64_t fb0, int64_t nfb, float *dw)
+{
+    for (int64_t c = c0; c < c0 + nc; c += 4) {
+        int64_t cb = c0 + nc - c < 4 ? c0 + nc - c : 4;
+        cl_wgs[cb - 1][nfb - 1](p, n0, n1, c, fb0, dw);
+    }
 }

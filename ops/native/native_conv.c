@@ -78,7 +78,7 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
 {
     const char *name = "native conv";
     memset(f, 0, sizeof *f);
-    if (nat_check_call(c, name, 2, 4, 1, 1, data, err, errlen))
+    if (nat_check_call_layouts(c, name, 2, 4, 1, 1, data, false, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
     int want = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
@@ -147,12 +147,45 @@ static size_t fwd_scratch_max(conv_fwd *f, int nt)
     return best;
 }
 
+/* The activations of a forward call (x, the residual, y) as nconv_layout_mode takes them. */
+static int fwd_acts(const op_call *c, int *acts)
+{
+    const op_conv_attrs *a = &c->node->attrs.conv;
+    int n = 0;
+    acts[n++] = 0;
+    if (a->residual)
+        acts[n++] = 2 + (a->bias ? 1 : 0);
+    acts[n++] = c->nin;
+    return n;
+}
+
+/* The channels-last direct path takes forward f on isa. */
+static bool cl_fwd_ok(const conv_fwd *f, const op_native_isa *isa)
+{
+    return nconv_cl_fits(&f->s, isa) && !f->pool;
+}
+
+static size_t max_size(size_t a, size_t b)
+{
+    return a > b ? a : b;
+}
+
+static int blocked_fail(const char *name, char *err, size_t errlen)
+{
+    return ref_fail(err, errlen, "%s: blocked (nChw16c) tensors are not taken", name);
+}
+
+/* The scratch covers the plain paths and the channels-last one alike (the layouts may be set
+ * after sizing). */
 size_t op_native_conv_scratch(const op_call *c)
 {
     conv_fwd f;
     if (fwd_setup(c, false, &f, NULL, 0))
         return 0;
-    return fwd_scratch_max(&f, nat_threads(c));
+    size_t b = fwd_scratch_max(&f, nat_threads(c));
+    if (cl_fwd_ok(&f, op_native_isa_table()))
+        b = max_size(b, nconv_cl_fwd_floats(&f.s) * sizeof(float));
+    return b;
 }
 
 int op_native_conv(op_call *c, char *err, size_t errlen)
@@ -161,6 +194,11 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     if (fwd_setup(c, true, &f, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
+    int acts[3], na = fwd_acts(c, acts), mode = nconv_layout_mode(c, acts, na);
+    if (mode < 0)
+        return blocked_fail("native conv", err, errlen);
+    if (mode == NCONV_MIXED || (mode == NCONV_CL && !cl_fwd_ok(&f, op_native_isa_table())))
+        return nconv_via_plain(c, acts, na, op_native_conv, err, errlen);
     int k = 2;
     f.x = c->in[0].data;
     f.w = c->in[1].data;
@@ -171,12 +209,15 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = fwd_scratch_max(&f, nt);
+    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&f.s) * sizeof(float) : fwd_scratch_max(&f, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv: out of memory");
-    nconv_fwd_run(&f, isa, nt, scratch);
+    if (mode == NCONV_CL)
+        nconv_cl_fwd(&f, isa, nt, scratch);
+    else
+        nconv_fwd_run(&f, isa, nt, scratch);
     if (owned)
         cnn_mem_aligned_free(scratch);
     return 0;
@@ -189,7 +230,7 @@ static int bwd_data_setup(const op_call *c, bool data, conv_bwd_data *d, char *e
 {
     const char *name = "native conv_bwd_data";
     memset(d, 0, sizeof *d);
-    if (nat_check_call(c, name, 2, 2, 1, 1, data, err, errlen))
+    if (nat_check_call_layouts(c, name, 2, 2, 1, 1, data, false, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
     if (conv_shape(a, &c->out[0], &c->in[1], name, &d->s, err, errlen))
@@ -245,12 +286,21 @@ static size_t bd_scratch_max(conv_bwd_data *d, int nt)
     return best;
 }
 
+/* The channels-last direct path takes backward data d on isa: the stride-1 transform. */
+static bool cl_bd_ok(const conv_bwd_data *d, const op_native_isa *isa)
+{
+    return d->transform && nconv_cl_fits(&d->fw.s, isa);
+}
+
 size_t op_native_conv_bwd_data_scratch(const op_call *c)
 {
     conv_bwd_data d;
     if (bwd_data_setup(c, false, &d, NULL, 0))
         return 0;
-    return bd_scratch_max(&d, nat_threads(c));
+    size_t b = bd_scratch_max(&d, nat_threads(c));
+    if (cl_bd_ok(&d, op_native_isa_table()))
+        b = max_size(b, nconv_cl_fwd_floats(&d.fw.s) * sizeof(float));
+    return b;
 }
 
 int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
@@ -258,6 +308,11 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
     conv_bwd_data d;
     if (bwd_data_setup(c, true, &d, err, errlen))
         return -1;
+    int acts[2] = {0, c->nin}, mode = nconv_layout_mode(c, acts, 2);
+    if (mode < 0)
+        return blocked_fail("native conv_bwd_data", err, errlen);
+    if (mode == NCONV_MIXED || (mode == NCONV_CL && !cl_bd_ok(&d, op_native_isa_table())))
+        return nconv_via_plain(c, acts, 2, op_native_conv_bwd_data, err, errlen);
     d.dy = c->in[0].data;
     d.w = c->in[1].data;
     d.dx = c->out[0].data;
@@ -265,12 +320,14 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = bd_scratch_max(&d, nt);
+    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s) * sizeof(float) : bd_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_data: out of memory");
-    if (d.transform) {
+    if (mode == NCONV_CL) {
+        nconv_cl_bwd_data(&d, isa, nt, scratch);
+    } else if (d.transform) {
         float *wt = scratch;
         nconv_flip_weights(&d, wt);
         d.fw.x = d.dy;
@@ -291,7 +348,7 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
 {
     const char *name = "native conv_bwd_weights";
     memset(d, 0, sizeof *d);
-    if (nat_check_call(c, name, 2, 2, 1, 2, data, err, errlen))
+    if (nat_check_call_layouts(c, name, 2, 2, 1, 2, data, false, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
     int want = a->bias ? 2 : 1;
@@ -332,7 +389,10 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
     conv_bwd_w d;
     if (bwd_w_setup(c, false, &d, NULL, 0))
         return 0;
-    return bw_scratch_max(&d, nat_threads(c));
+    size_t b = bw_scratch_max(&d, nat_threads(c));
+    if (nconv_cl_fits(&d.s, op_native_isa_table()))
+        b = max_size(b, nconv_cl_bw_floats(&d.s) * sizeof(float));
+    return b;
 }
 
 int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
@@ -340,6 +400,11 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     conv_bwd_w d;
     if (bwd_w_setup(c, true, &d, err, errlen))
         return -1;
+    int acts[2] = {0, 1}, mode = nconv_layout_mode(c, acts, 2);
+    if (mode < 0)
+        return blocked_fail("native conv_bwd_weights", err, errlen);
+    if (mode == NCONV_MIXED || (mode == NCONV_CL && !nconv_cl_fits(&d.s, op_native_isa_table())))
+        return nconv_via_plain(c, acts, 2, op_native_conv_bwd_weights, err, errlen);
     bool bias = c->node->attrs.conv.bias;
     d.dy = c->in[0].data;
     d.x = c->in[1].data;
@@ -347,11 +412,17 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     d.db = bias ? c->out[1].data : NULL;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = bw_scratch_max(&d, nt);
+    size_t bytes = mode == NCONV_CL ? nconv_cl_bw_floats(&d.s) * sizeof(float) : bw_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_weights: out of memory");
+    if (mode == NCONV_CL) {
+        nconv_cl_bwd_w(&d, isa, nt, scratch);
+        if (owned)
+            cnn_mem_aligned_free(scratch);
+        return 0;
+    }
     if (d.direct) {
         nconv_bw_direct(&d, isa, nt, scratch);
         if (owned)

@@ -11,6 +11,8 @@
 
 #include "ops/native/native_gemm.h"
 #include "ops/native/native_isa.h"
+#include "ops/op.h"
+#include "ops/kernels.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -157,5 +159,26 @@ size_t nconv_bw_gemm_floats(conv_bwd_w *d, int nt);
 void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
 /* The GEMM path: dW = dY im2col(X)^T over the images, db with it when bias. */
 void nconv_bw_gemm(conv_bwd_w *d, bool bias, const op_native_isa *isa, int nt, float *scratch);
+
+/* ---- channels-last activations (native_conv_cl.c) ---- */
+
+enum { NCONV_PLAIN, NCONV_CL, NCONV_MIXED };
+
+/* The layout of a call's activations acts (indices: inputs, then nin + outputs): NCONV_PLAIN,
+ * NCONV_CL (every one channels-last or of one channel or position), NCONV_MIXED; -1 for a
+ * blocked tensor. */
+int nconv_layout_mode(const op_call *c, const int *acts, int nacts);
+/* Runs `run` on plain copies of the channels-last activations acts, copying the outputs back. */
+int nconv_via_plain(op_call *c, const int *acts, int nacts, int (*run)(op_call *, char *, size_t),
+                    char *err, size_t errlen);
+/* Whether the level's direct channels-last kernels take convolution s (2-D or 1-D, one group). */
+bool nconv_cl_fits(const cshape *s, const op_native_isa *isa);
+/* Floats of scratch of the channels-last forward of s (packed weights, zero buffer). */
+size_t nconv_cl_fwd_floats(const cshape *s);
+void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch);
+/* Backward data at stride 1 (d->transform), through d->fw's shape. */
+void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
+size_t nconv_cl_bw_floats(const cshape *s);
+void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
 
 #endif

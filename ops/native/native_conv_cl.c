@@ -1,0 +1,241 @@
+/* Native convolution on channels-last activations (NHWC, NWC): the direct kernels of the
+ * levels that have them (op_native_isa.conv_cl_row, conv_cl_wgrad; avx512), for 1-D and 2-D
+ * convolutions of one group without fused pooling:
+ *   forward        the weights packed [kh][kw][c][f rounded to 16], then one job per output
+ *                  row (image, oy), split evenly between the threads; the kernel adds the bias
+ *                  and the residual, the row's activation follows (op_native_isa.epilogue).
+ *   backward data  stride 1 (with padding at most dil*(k-1)): the same kernel on dy with the
+ *                  flipped, transposed weights, padding dil*(k-1) - pad.
+ *   backward wts   dW in the packed order per part of the images (one part unless the tiles
+ *                  are too few for the threads; the parts fixed by the shapes), one job per
+ *                  tile of 4 channels by 4 filter blocks, then summed over the parts in order
+ *                  into OIHW; db sums dy over the pixels in order, in double.
+ * Each output's arithmetic is fixed by the shapes, so results do not depend on the thread
+ * count.  native_conv.c picks this path for channels-last calls it covers; other
+ * channels-last calls run the plain paths on plain copies (nconv_via_plain). */
+#include <string.h>
+
+#include "ops/native/native_common.h"
+#include "ops/native/native_conv.h"
+
+static inline int64_t round16(int64_t v)
+{
+    return (v + 15) / 16 * 16;
+}
+
+bool nconv_cl_fits(const cshape *s, const op_native_isa *isa)
+{
+    return isa->conv_cl_row && isa->conv_cl_wgrad && s->sdims <= 2 && s->groups == 1 && s->c > 0 &&
+           s->f > 0;
+}
+
+/* ---- forward (and backward data through it) ---- */
+
+size_t nconv_cl_fwd_floats(const cshape *s)
+{
+    return (size_t)(s->g.kh * s->g.kw * s->c * round16(s->f) + round16(s->c));
+}
+
+static void cl_params(const cshape *s, op_native_clconv *p)
+{
+    memset(p, 0, sizeof *p);
+    p->n = s->n, p->h = s->h, p->w = s->w, p->c = s->c;
+    p->oh = s->g.oh, p->ow = s->g.ow, p->f = s->f, p->fp = round16(s->f);
+    p->kh = s->g.kh, p->kw = s->g.kw, p->sh = s->g.sh, p->sw = s->g.sw;
+    p->ph = s->g.ph, p->pw = s->g.pw, p->dh = s->g.dh, p->dw = s->g.dw;
+}
+
+/* Runs the packed convolution p (weights packed, zero buffer set) with f's epilogue. */
+static void cl_run(const conv_fwd *f, const op_native_clconv *p, const op_native_isa *isa, int nt)
+{
+    int64_t rows = p->n * p->oh, len = p->ow * p->f;
+    bool epi = f->act != OP_ACT_NONE;
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t r = 0; r < rows; r++) {
+        isa->conv_cl_row(p, r / p->oh, r % p->oh);
+        if (epi) {
+            float *y = p->y + r * len;
+            isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
+        }
+    }
+}
+
+void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
+{
+    const cshape *s = &f->s;
+    op_native_clconv p;
+    cl_params(s, &p);
+    int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p.fp;
+    float *wp = scratch, *zero = scratch + khw * C * fp;
+    memset(zero, 0, (size_t)round16(C) * sizeof(float));
+    /* wp[t][c][f] = w[f][c][t] */
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t t = 0; t < khw; t++) {
+            float *d = wp + (t * C + c) * fp;
+            for (int64_t o = 0; o < F; o++)
+                d[o] = f->w[(o * C + c) * khw + t];
+            for (int64_t o = F; o < fp; o++)
+                d[o] = 0.0f;
+        }
+    p.x = f->x, p.wp = wp, p.bias = f->b, p.zero = zero, p.res = f->r, p.y = f->y;
+    cl_run(f, &p, isa, nt);
+}
+
+void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
+{
+    const conv_fwd *f = &d->fw;
+    const cshape *s = &f->s; /* the transformed convolution: c = forward f, f = forward c */
+    op_native_clconv p;
+    cl_params(s, &p);
+    int64_t kh = s->g.kh, kw = s->g.kw, khw = kh * kw, C = s->c, F = s->f, fp = p.fp;
+    float *wp = scratch, *zero = scratch + khw * C * fp;
+    memset(zero, 0, (size_t)round16(C) * sizeof(float));
+    /* wp[i][j][k][o] = W[k][o][kh-1-i][kw-1-j], W the forward weights [C][F][kh][kw] here */
+#pragma omp parallel for schedule(static) num_threads(nt)
+    for (int64_t k = 0; k < C; k++)
+        for (int64_t t = 0; t < khw; t++) {
+            float *dst = wp + (t * C + k) * fp;
+            for (int64_t o = 0; o < F; o++)
+                dst[o] = d->w[(k * F + o) * khw + (khw - 1 - t)];
+            for (int64_t o = F; o < fp; o++)
+                dst[o] = 0.0f;
+        }
+    p.x = d->dy, p.wp = wp, p.bias = NULL, p.zero = zero, p.y = d->dx;
+    cl_run(f, &p, isa, nt);
+}
+
+/* ---- backward to the weights ---- */
+
+#define CL_WG_CB 4  /* channels per tile */
+#define CL_WG_FB 4  /* filter blocks per tile */
+#define CL_WG_JOBS 16 /* fewer tiles than this: the images split into parts */
+
+static void wg_layout(const cshape *s, int64_t *ncb, int64_t *nfg, int64_t *parts)
+{
+    int64_t nfb = round16(s->f) / 16;
+    *ncb = (s->c + CL_WG_CB - 1) / CL_WG_CB;
+    *nfg = (nfb + CL_WG_FB - 1) / CL_WG_FB;
+    int64_t tiles = *ncb * *nfg, p = tiles >= CL_WG_JOBS ? 1 : (CL_WG_JOBS + tiles - 1) / tiles;
+    *parts = p > s->n ? (s->n > 0 ? s->n : 1) : p;
+}
+
+size_t nconv_cl_bw_floats(const cshape *s)
+{
+    int64_t ncb, nfg, parts;
+    wg_layout(s, &ncb, &nfg, &parts);
+    return (size_t)(parts * s->g.kh * s->g.kw * s->c * round16(s->f));
+}
+
+void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
+{
+    const cshape *s = &d->s;
+    int64_t ncb, nfg, parts;
+    wg_layout(s, &ncb, &nfg, &parts);
+    op_native_clwgrad p;
+    memset(&p, 0, sizeof p);
+    p.n = s->n, p.h = s->h, p.w = s->w, p.c = s->c;
+    p.oh = s->g.oh, p.ow = s->g.ow, p.f = s->f, p.fp = round16(s->f);
+    p.kh = s->g.kh, p.kw = s->g.kw, p.sh = s->g.sh, p.sw = s->g.sw;
+    p.ph = s->g.ph, p.pw = s->g.pw, p.dh = s->g.dh, p.dw = s->g.dw;
+    p.x = d->x, p.dy = d->dy;
+    int64_t khw = p.kh * p.kw, C = s->c, F = s->f, fp = p.fp, nfb = fp / 16;
+    int64_t part_floats = khw * C * fp, jobs = parts * ncb * nfg;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (int64_t jb = 0; jb < jobs; jb++) {
+            int64_t part = jb / (ncb * nfg), cb = (jb / nfg) % ncb, fg = jb % nfg;
+            int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
+            int64_t c0 = cb * CL_WG_CB, nc = C - c0 < CL_WG_CB ? C - c0 : CL_WG_CB;
+            int64_t fb0 = fg * CL_WG_FB, nf = nfb - fb0 < CL_WG_FB ? nfb - fb0 : CL_WG_FB;
+            isa->conv_cl_wgrad(&p, n0, n1, c0, nc, fb0, nf, scratch + part * part_floats);
+        }
+        /* dW[o][c][t] = the parts' sums in order */
+#pragma omp for schedule(static)
+        for (int64_t o = 0; o < F; o++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t t = 0; t < khw; t++) {
+                    const float *src = scratch + (t * C + c) * fp + o;
+                    float v = src[0];
+                    for (int64_t q = 1; q < parts; q++)
+                        v += src[q * part_floats];
+                    d->dw[(o * C + c) * khw + t] = v;
+                }
+        if (d->db) {
+            /* db[o]: dy summed over the pixels in order, in double, 16 channels per job */
+            int64_t pix = s->n * s->p;
+#pragma omp for schedule(static)
+            for (int64_t ob = 0; ob < nfb; ob++) {
+                double acc[16] = {0};
+                int64_t o0 = ob * 16, no = F - o0 < 16 ? F - o0 : 16;
+                for (int64_t q = 0; q < pix; q++) {
+                    const float *r = d->dy + q * F + o0;
+                    for (int64_t k = 0; k < no; k++)
+                        acc[k] += r[k];
+                }
+                for (int64_t k = 0; k < no; k++)
+                    d->db[o0 + k] = (float)acc[k];
+            }
+        }
+    }
+}
+
+/* ---- channels-last calls the direct kernels do not cover ---- */
+
+int nconv_layout_mode(const op_call *c, const int *acts, int nacts)
+{
+    bool cl = false, plain = false;
+    for (int k = 0; k < nacts; k++) {
+        const op_tensor *t = acts[k] < c->nin ? &c->in[acts[k]] : &c->out[acts[k] - c->nin];
+        if (t->layout == OP_LAYOUT_BLOCK16)
+            return -1;
+        int64_t n = t->rank > 0 ? t->d[0] : 1, ch = t->rank > 1 ? t->d[1] : 1;
+        int64_t sp = n * ch > 0 ? ref_numel(t) / (n * ch) : 0;
+        if (ch <= 1 || sp <= 1) /* both orders are the same bytes */
+            continue;
+        if (t->layout == OP_LAYOUT_NHWC)
+            cl = true;
+        else
+            plain = true;
+    }
+    return cl ? (plain ? NCONV_MIXED : NCONV_CL) : NCONV_PLAIN;
+}
+
+int nconv_via_plain(op_call *c, const int *acts, int nacts, int (*run)(op_call *, char *, size_t),
+                    char *err, size_t errlen)
+{
+    op_call k = *c;
+    void *copy[8] = {NULL};
+    int rc = 0, nt = nat_threads(c);
+    for (int i = 0; i < nacts && rc == 0; i++) {
+        bool in = acts[i] < c->nin;
+        const op_tensor *t = in ? &c->in[acts[i]] : &c->out[acts[i] - c->nin];
+        op_tensor *kt = in ? &k.in[acts[i]] : &k.out[acts[i] - c->nin];
+        if (t->layout != OP_LAYOUT_NHWC)
+            continue;
+        int64_t n = t->d[0], ch = t->rank > 1 ? t->d[1] : 1;
+        int64_t sp = n * ch > 0 ? ref_numel(t) / (n * ch) : 0;
+        copy[i] = cnn_mem_malloc(sizeof(float) * (size_t)(n * ch * sp) + 1);
+        if (!copy[i]) {
+            rc = ref_fail(err, errlen, "%s: out of memory", c->node->name);
+            break;
+        }
+        if (in)
+            ref_layout_copy(t->data, copy[i], n, ch, sp, sizeof(float), false, nt);
+        kt->data = copy[i];
+        kt->layout = OP_LAYOUT_PLAIN;
+    }
+    if (rc == 0)
+        rc = run(&k, err, errlen);
+    for (int i = 0; i < nacts; i++) {
+        const op_tensor *t = acts[i] < c->nin ? NULL : &c->out[acts[i] - c->nin];
+        if (rc == 0 && t && copy[i]) {
+            int64_t n = t->d[0], ch = t->rank > 1 ? t->d[1] : 1;
+            int64_t sp = n * ch > 0 ? ref_numel(t) / (n * ch) : 0;
+            ref_layout_copy(copy[i], t->data, n, ch, sp, sizeof(float), true, nt);
+        }
+        cnn_mem_free(copy[i]);
+    }
+    return rc;
+}

@@ -1,0 +1,202 @@
+/* The native convolutions on channels-last activations (NHWC, NWC) against the reference
+ * kernels (which get plain copies), through tests/native_check_util.h: every ISA level, 1 and 2
+ * threads, bitwise equal across thread counts.  The direct kernels (2-D and 1-D, one group:
+ * forward with bias, residual and activation, backward data at stride 1, backward weights) on
+ * 3x3 pad 1 stride 1 geometries with channel counts that are not multiples of 16, tile widths
+ * that do not divide the rows, batch 1 and more; everything else (groups, dilation, stride
+ * 2, fused pooling, padding beyond the kernel) through plain copies. */
+#include <criterion/criterion.h>
+
+#include "tests/conv_test_util.h"
+#include "tests/native_check_util.h"
+
+static const cgeom cl_geoms[] = {
+    {2, 1, 20, 9, 31, 35, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* 3x3: C, F odd, tiles */
+    {2, 3, 16, 6, 16, 48, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* F 3 blocks, batch 3 */
+    {2, 2, 7, 5, 5, 17, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},      /* small, no bias */
+    {2, 1, 3, 4, 45, 64, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},      /* wide rows */
+    {2, 2, 64, 8, 8, 64, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},      /* resnet20's last stage */
+    {2, 1, 5, 9, 9, 6, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 1x1 */
+    {2, 2, 6, 7, 9, 5, {3, 5}, {1, 1}, {0, 2}, {1, 1}, 1, true},        /* rectangular, uneven */
+    {2, 3, 9, 11, 11, 20, {3, 3}, {2, 2}, {1, 1}, {1, 1}, 1, true},     /* stride 2 (bwd data: copies) */
+    {2, 2, 8, 9, 9, 8, {3, 3}, {1, 1}, {2, 2}, {2, 2}, 1, true},        /* dilation 2 */
+    {2, 2, 6, 9, 9, 10, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 2, true},       /* groups: copies */
+    {2, 1, 3, 5, 5, 4, {1, 1}, {1, 1}, {1, 1}, {1, 1}, 1, true},        /* pad beyond the kernel */
+    {1, 2, 7, 1, 40, 19, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},      /* 1-D */
+    {1, 1, 1, 1, 13, 5, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},       /* 1-D, one channel */
+    {2, 2, 5, 1, 1, 7, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* one position */
+};
+#define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
+
+static tspec act(const cgeom *g, int64_t n, int64_t c, int64_t h, int64_t w)
+{
+    return g->sdims == 1 ? TS(n, c, w) : TS(n, c, h, w);
+}
+
+static tspec wts(const cgeom *g)
+{
+    return g->sdims == 1 ? TS(g->f, g->c / g->g, g->k[1]) : TS(g->f, g->c / g->g, g->k[0], g->k[1]);
+}
+
+static void out_hw(const cgeom *g, int64_t *oh, int64_t *ow)
+{
+    *oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
+    *ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
+}
+
+/* Epilogue e: 0 none, 1 relu, 2 residual + relu, 3 residual + leaky relu, 4 tanh without bias,
+ * 5 sigmoid, 6 residual in place + relu, 7 fused pooling (copies). */
+static void fwd_case(const cgeom *g, int e, const char *label)
+{
+    tcase tc;
+    memset(&tc, 0, sizeof tc);
+    tc.residual_in_place = -1;
+    tc.node.op = g->sdims == 1 ? OP_CONV1D : OP_CONV2D;
+    op_conv_attrs *a = &tc.node.attrs.conv;
+    *a = conv_attrs(g);
+    switch (e) {
+    case 1: a->act = OP_ACT_RELU; break;
+    case 2: case 6: a->residual = true; a->act = OP_ACT_RELU; break;
+    case 3: a->residual = true; a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.1f; break;
+    case 4: a->bias = !a->bias; a->act = OP_ACT_TANH; break;
+    case 5: a->act = OP_ACT_SIGMOID; break;
+    case 7:
+        a->pool = true;
+        a->pool_size[0] = a->pool_stride[0] = g->sdims == 1 ? 1 : 2;
+        a->pool_size[1] = a->pool_stride[1] = 2;
+        break;
+    default: break;
+    }
+    int64_t oh, ow;
+    out_hw(g, &oh, &ow);
+    tc.in[tc.nin++] = act(g, g->n, g->c, g->h, g->w);
+    tc.in[tc.nin++] = wts(g);
+    if (a->bias)
+        tc.in[tc.nin++] = TS(g->f);
+    tc.cl_in = 1u;
+    if (a->residual) {
+        tc.cl_in |= 1u << tc.nin;
+        tc.in[tc.nin++] = act(g, g->n, g->f, oh, ow);
+        if (e == 6)
+            tc.residual_in_place = tc.nin - 1;
+    }
+    if (a->pool) {
+        oh = g->sdims == 1 ? oh : oh / 2;
+        ow /= 2;
+    }
+    tc.out[tc.nout++] = act(g, g->n, g->f, oh, ow);
+    tc.cl_out = 1u;
+    check_case(&tc, label);
+}
+
+Test(native_conv_cl, forward, .timeout = 600)
+{
+    for (int i = 0; i < NCL; i++) {
+        int ne = i < 5 || i == 11 ? 8 : 1; /* every epilogue on the direct kernel's shapes */
+        for (int e = 0; e < ne; e++) {
+            if (e == 7 && (cl_geoms[i].h < 2 && cl_geoms[i].sdims == 2))
+                continue;
+            char label[80];
+            snprintf(label, sizeof label, "cl conv fwd geometry %d epilogue %d", i, e);
+            fwd_case(&cl_geoms[i], e, label);
+        }
+    }
+}
+
+Test(native_conv_cl, backward_data, .timeout = 600)
+{
+    for (int i = 0; i < NCL; i++) {
+        const cgeom *g = &cl_geoms[i];
+        tcase tc;
+        memset(&tc, 0, sizeof tc);
+        tc.residual_in_place = -1;
+        tc.node.op = OP_CONV_BWD_DATA;
+        tc.node.attrs.conv = conv_attrs(g);
+        tc.node.attrs.conv.bias = false;
+        int64_t oh, ow;
+        out_hw(g, &oh, &ow);
+        tc.in[tc.nin++] = act(g, g->n, g->f, oh, ow);
+        tc.in[tc.nin++] = wts(g);
+        tc.out[tc.nout++] = act(g, g->n, g->c, g->h, g->w);
+        tc.cl_in = 1u;
+        tc.cl_out = 1u;
+        char label[80];
+        snprintf(label, sizeof label, "cl conv bwd data geometry %d", i);
+        check_case(&tc, label);
+    }
+}
+
+Test(native_conv_cl, backward_weights, .timeout = 600)
+{
+    for (int i = 0; i < NCL; i++) {
+        const cgeom *g = &cl_geoms[i];
+        for (int bias = 0; bias < 2; bias++) {
+            tcase tc;
+            memset(&tc, 0, sizeof tc);
+            tc.residual_in_place = -1;
+            tc.node.op = OP_CONV_BWD_WEIGHTS;
+            tc.node.attrs.conv = conv_attrs(g);
+            tc.node.attrs.conv.bias = bias;
+            int64_t oh, ow;
+            out_hw(g, &oh, &ow);
+            tc.in[tc.nin++] = act(g, g->n, g->f, oh, ow);
+            tc.in[tc.nin++] = act(g, g->n, g->c, g->h, g->w);
+            tc.out[tc.nout++] = wts(g);
+            if (bias)
+                tc.out[tc.nout++] = TS(g->f);
+            tc.cl_in = 3u;
+            char label[80];
+            snprintf(label, sizeof label, "cl conv bwd weights geometry %d bias %d", i, bias);
+            check_case(&tc, label);
+        }
+    }
+}
+
+/* Many images, few tiles: the weight gradient's images in parts, summed in order. */
+Test(native_conv_cl, backward_weights_parts)
+{
+    static const cgeom g = {2, 37, 3, 7, 7, 5, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true};
+    tcase tc;
+    memset(&tc, 0, sizeof tc);
+    tc.residual_in_place = -1;
+    tc.node.op = OP_CONV_BWD_WEIGHTS;
+    tc.node.attrs.conv = conv_attrs(&g);
+    tc.in[tc.nin++] = act(&g, g.n, g.f, 7, 7);
+    tc.in[tc.nin++] = act(&g, g.n, g.c, 7, 7);
+    tc.out[tc.nout++] = wts(&g);
+    tc.out[tc.nout++] = TS(g.f);
+    tc.cl_in = 3u;
+    check_case(&tc, "cl conv bwd weights parts");
+}
+
+/* A blocked tensor is refused with a message. */
+Test(native_conv_cl, refuses_blocked)
+{
+    const cgeom *g = &cl_geoms[1];
+    op_node node;
+    memset(&node, 0, sizeof node);
+    node.op = OP_CONV2D;
+    node.attrs.conv = conv_attrs(g);
+    node.attrs.conv.bias = false;
+    tcase tc;
+    memset(&tc, 0, sizeof tc);
+    tc.node = node;
+    tc.nin = 2;
+    tc.nout = 1;
+    tc.in[0] = act(g, g->n, g->c, g->h, g->w);
+    tc.in[1] = wts(g);
+    tc.out[0] = act(g, g->n, g->f, g->h, g->w);
+    op_call c;
+    make_call(&c, &tc, 1);
+    float *x = calloc((size_t)numel(&tc.in[0]), sizeof(float));
+    float *w = calloc((size_t)numel(&tc.in[1]), sizeof(float));
+    float *y = calloc((size_t)numel(&tc.out[0]), sizeof(float));
+    c.in[0].data = x, c.in[1].data = w, c.out[0].data = y;
+    c.in[0].layout = c.out[0].layout = OP_LAYOUT_BLOCK16;
+    char err[256] = "";
+    cr_assert_eq(op_native_kernel(OP_CONV2D)->run(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "native conv") && strstr(err, "blocked"), "message: %s", err);
+    free(x);
+    free(w);
+    free(y);
+}
