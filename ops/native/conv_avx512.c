@@ -79,11 +79,36 @@ CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *x, float *y, cons
         for (int b = 0; b < NB; b++)
             acc[q][b] = _mm512_setzero_ps();
     const int64_t C = p->c, fp = p->fp;
+    /* every tap of every pixel inside the row, the taps' columns adjacent */
+    const bool inside = p->dw == 1 && ox0 * p->sw - p->pw >= 0 &&
+                        (ox0 + RW - 1) * p->sw - p->pw + p->kw - 1 < p->w;
     for (int64_t i = 0; i < p->kh; i++) {
         int64_t iy = oy * p->sh - p->ph + i * p->dh;
         if (iy < 0 || iy >= p->h)
             continue;
         const float *xr = x + iy * p->w * C;
+        if (inside) {
+            /* the row's taps and channels as one run: (j, c) -> j*C + c in x and in wp */
+            const float *xp[CL_RW];
+#pragma GCC unroll 32
+            for (int q = 0; q < RW; q++)
+                xp[q] = xr + ((ox0 + q) * p->sw - p->pw) * C;
+            const float *wt = p->wp + i * p->kw * C * fp + fb * 16;
+            for (int64_t k = 0; k < p->kw * C; k++, wt += fp) {
+                __m512 wv[2];
+#pragma GCC unroll 2
+                for (int b = 0; b < NB; b++)
+                    wv[b] = _mm512_loadu_ps(wt + b * 16);
+#pragma GCC unroll 32
+                for (int q = 0; q < RW; q++) {
+                    __m512 bc = _mm512_set1_ps(xp[q][k]);
+#pragma GCC unroll 2
+                    for (int b = 0; b < NB; b++)
+                        acc[q][b] = _mm512_fmadd_ps(bc, wv[b], acc[q][b]);
+                }
+            }
+            continue;
+        }
         for (int64_t j = 0; j < p->kw; j++) {
             const float *xp[CL_RW];
 #pragma GCC unroll 32
@@ -173,14 +198,38 @@ void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t 
 
 #define CL_WG_PIX 64
 
+/* acc += the outer products of n pixels: x values at xv (CB of them, the next pixel's xs
+ * floats on) by dy vectors at dv (NB of them, masked by mk unless FULL; the next pixel's F
+ * floats on). */
+CL_ALWAYS void cl_wg_px(__m512 (*acc)[4], const float *xv, const float *dv, int64_t n, int64_t xs,
+                        int64_t F, const __mmask16 *mk, const int CB, const int NB, const bool FULL)
+{
+    for (int64_t t = 0; t < n; t++, xv += xs, dv += F) {
+        __m512 g[4];
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            g[b] = FULL ? _mm512_loadu_ps(dv + b * 16) : _mm512_maskz_loadu_ps(mk[b], dv + b * 16);
+#pragma GCC unroll 4
+        for (int cc = 0; cc < CB; cc++) {
+            __m512 bc = _mm512_set1_ps(xv[cc]);
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; b++)
+                acc[cc][b] = _mm512_fmadd_ps(bc, g[b], acc[cc][b]);
+        }
+    }
+}
+
 CL_ALWAYS void cl_wg_tile(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                           int64_t fb0, float *dw, const int CB, const int NB)
 {
-    const int64_t C = p->c, F = p->f, fp = p->fp;
+    const int64_t C = p->c, F = p->f, fp = p->fp, xs = p->sw * C;
     __mmask16 mk[4];
+    bool full = true;
 #pragma GCC unroll 4
-    for (int b = 0; b < NB; b++)
+    for (int b = 0; b < NB; b++) {
         mk[b] = cl_mask(F - (fb0 + b) * 16);
+        full = full && mk[b] == 0xFFFF;
+    }
     int64_t rows = (CL_WG_PIX + p->ow - 1) / p->ow;
     bool first = true;
     for (int64_t n = n0; n < n1; n++) {
@@ -198,28 +247,16 @@ CL_ALWAYS void cl_wg_tile(const op_native_clwgrad *p, int64_t n0, int64_t n1, in
                             acc[cc][b] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(d + cc * fp + b * 16);
                     int64_t lo, hi;
                     cc_tap_range(p->ow, p->w, p->sw, p->pw, j * p->dw, &lo, &hi);
-                    for (int64_t oy = oy0; oy < oy1; oy++) {
+                    for (int64_t oy = oy0; oy < oy1 && lo < hi; oy++) {
                         int64_t iy = oy * p->sh - p->ph + i * p->dh;
                         if (iy < 0 || iy >= p->h)
                             continue;
-                        const float *dyr = p->dy + ((n * p->oh + oy) * p->ow) * F + fb0 * 16;
-                        const float *xr = x + iy * p->w * C;
-                        for (int64_t ox = lo; ox < hi; ox++) {
-                            const float *xv = xr + (ox * p->sw - p->pw + j * p->dw) * C;
-                            const float *dv = dyr + ox * F;
-                            __m512 g[4];
-#pragma GCC unroll 4
-                            for (int b = 0; b < NB; b++)
-                                g[b] = mk[b] == 0xFFFF ? _mm512_loadu_ps(dv + b * 16)
-                                                       : _mm512_maskz_loadu_ps(mk[b], dv + b * 16);
-#pragma GCC unroll 4
-                            for (int cc = 0; cc < CB; cc++) {
-                                __m512 bc = _mm512_set1_ps(xv[cc]);
-#pragma GCC unroll 4
-                                for (int b = 0; b < NB; b++)
-                                    acc[cc][b] = _mm512_fmadd_ps(bc, g[b], acc[cc][b]);
-                            }
-                        }
+                        const float *dv = p->dy + ((n * p->oh + oy) * p->ow + lo) * F + fb0 * 16;
+                        const float *xv = x + (iy * p->w + lo * p->sw - p->pw + j * p->dw) * C;
+                        if (full)
+                            cl_wg_px(acc, xv, dv, hi - lo, xs, F, mk, CB, NB, true);
+                        else
+                            cl_wg_px(acc, xv, dv, hi - lo, xs, F, mk, CB, NB, false);
                     }
 #pragma GCC unroll 4
                     for (int cc = 0; cc < CB; cc++)
@@ -255,5 +292,128 @@ void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int6
     for (int64_t c = c0; c < c0 + nc; c += 4) {
         int64_t cb = c0 + nc - c < 4 ? c0 + nc - c : 4;
         cl_wgs[cb - 1][nfb - 1](p, n0, n1, c, fb0, dw);
+    }
+}
+
+/* ---- channels-last weight gradient of a 3x3 kernel (op_native_clwgrad, kh = kw = 3) ----
+ * A tile is FB <= 3 filters by the 9 taps by 16 channels, in 9*FB accumulators over the
+ * channels, held through all the tile's pixels: per output pixel, FB dy values broadcast and
+ * nine input vectors (one per tap) loaded.  Input rows in the padding read a zero row; the
+ * columns whose taps leave the input check each tap.  Pixels are taken in order. */
+
+CL_ALWAYS void cl_wg3_px(__m512 (*acc)[9], const float *const *xr, const float *dv, int64_t ox,
+                         const op_native_clwgrad *p, __mmask16 m, const int FB, const bool CHECK)
+{
+    __m512 g[3];
+#pragma GCC unroll 3
+    for (int fi = 0; fi < FB; fi++)
+        g[fi] = _mm512_set1_ps(dv[fi]);
+    int64_t ix0 = ox * p->sw - p->pw;
+#pragma GCC unroll 3
+    for (int i = 0; i < 3; i++)
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++) {
+            int64_t ix = ix0 + j * p->dw;
+            if (CHECK && (ix < 0 || ix >= p->w))
+                continue;
+            __m512 v = _mm512_maskz_loadu_ps(m, xr[i] + ix * p->c);
+            __asm__("" : "+v"(v));
+#pragma GCC unroll 3
+            for (int fi = 0; fi < FB; fi++)
+                acc[fi][i * 3 + j] = _mm512_fmadd_ps(g[fi], v, acc[fi][i * 3 + j]);
+        }
+}
+
+/* The columns whose taps all read inside the input: n pixels from the one at b (9 tap
+ * pointers), the next pixel's xs floats on, dy at dv (the next pixel's f floats on). */
+CL_ALWAYS void cl_wg3_run(__m512 (*acc)[9], const float *const *b, const float *dv, int64_t n,
+                          int64_t xs, int64_t f, __mmask16 m, const int FB, const bool FULL)
+{
+    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3], *b4 = b[4], *b5 = b[5];
+    const float *b6 = b[6], *b7 = b[7], *b8 = b[8];
+    for (int64_t o = 0, e = n * xs; o < e; o += xs, dv += f) {
+        __m512 g[3];
+#pragma GCC unroll 3
+        for (int fi = 0; fi < FB; fi++)
+            g[fi] = _mm512_set1_ps(dv[fi]);
+        const float *src[9] = {b0 + o, b1 + o, b2 + o, b3 + o, b4 + o, b5 + o, b6 + o, b7 + o, b8 + o};
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++) {
+            __m512 v = FULL ? _mm512_loadu_ps(src[t]) : _mm512_maskz_loadu_ps(m, src[t]);
+            __asm__("" : "+v"(v)); /* one load, not one per filter folded into the FMAs */
+#pragma GCC unroll 3
+            for (int fi = 0; fi < FB; fi++)
+                acc[fi][t] = _mm512_fmadd_ps(g[fi], v, acc[fi][t]);
+        }
+    }
+}
+
+CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,
+                           int64_t c0, int64_t nc, int64_t f0, const float *zero, float *dw, bool add,
+                           const int FB)
+{
+    int64_t cp = (p->c + 15) / 16 * 16;
+    __m512 acc[3][9];
+#pragma GCC unroll 3
+    for (int fi = 0; fi < FB; fi++)
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++)
+            acc[fi][t] = add ? _mm512_loadu_ps(dw + ((f0 + fi) * 9 + t) * cp + c0) : _mm512_setzero_ps();
+    __mmask16 m = cl_mask(nc);
+    /* the output columns whose three taps all read inside the input */
+    int64_t lo = p->pw <= 0 ? 0 : (p->pw + p->sw - 1) / p->sw;
+    int64_t last = p->w - 1 + p->pw - 2 * p->dw; /* ox*sw <= last */
+    int64_t hi = last < 0 ? 0 : last / p->sw + 1;
+    hi = hi > p->ow ? p->ow : hi;
+    lo = lo > hi ? hi : lo;
+    const float *x = p->x + n * p->h * p->w * p->c + c0;
+    for (int64_t oy = oy0; oy < oy1; oy++) {
+        const float *xr[3];
+        for (int i = 0; i < 3; i++) {
+            int64_t iy = oy * p->sh - p->ph + i * p->dh;
+            xr[i] = iy >= 0 && iy < p->h ? x + iy * p->w * p->c : zero;
+        }
+        const float *dv = p->dy + (n * p->oh + oy) * p->ow * p->f + f0;
+        int64_t ox = 0;
+        for (; ox < lo; ox++)
+            cl_wg3_px(acc, xr, dv + ox * p->f, ox, p, m, FB, true);
+        if (ox < hi) {
+            const float *b[9];
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 3; j++)
+                    b[i * 3 + j] = xr[i] + (ox * p->sw - p->pw + j * p->dw) * p->c;
+            if (nc == 16)
+                cl_wg3_run(acc, b, dv + ox * p->f, hi - ox, p->sw * p->c, p->f, m, FB, true);
+            else
+                cl_wg3_run(acc, b, dv + ox * p->f, hi - ox, p->sw * p->c, p->f, m, FB, false);
+            ox = hi;
+        }
+        for (; ox < p->ow; ox++)
+            cl_wg3_px(acc, xr, dv + ox * p->f, ox, p, m, FB, true);
+    }
+#pragma GCC unroll 3
+    for (int fi = 0; fi < FB; fi++)
+#pragma GCC unroll 9
+        for (int t = 0; t < 9; t++)
+            _mm512_storeu_ps(dw + ((f0 + fi) * 9 + t) * cp + c0, acc[fi][t]);
+}
+
+#define CL_W3(fb)                                                                                 \
+    static void cl_wg3_##fb(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,      \
+                            int64_t c0, int64_t nc, int64_t f0, const float *zero, float *dw,     \
+                            bool add)                                                             \
+    {                                                                                             \
+        cl_wg3_tile(p, n, oy0, oy1, c0, nc, f0, zero, dw, add, fb);                               \
+    }
+CL_W3(1) CL_W3(2) CL_W3(3)
+
+void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,
+                                     int64_t c0, int64_t nc, int64_t f0, int64_t nf,
+                                     const float *zero, float *dw, bool add)
+{
+    switch (nf) {
+    case 1: cl_wg3_1(p, n, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    case 2: cl_wg3_2(p, n, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    default: cl_wg3_3(p, n, oy0, oy1, c0, nc, f0, zero, dw, add); break;
     }
 }

@@ -391,7 +391,7 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
         return 0;
     size_t b = bw_scratch_max(&d, nat_threads(c));
     if (nconv_cl_fits(&d.s, op_native_isa_table()))
-        b = max_size(b, nconv_cl_bw_floats(&d.s) * sizeof(float));
+        b = max_size(b, nconv_cl_bw_floats(&d.s, op_native_isa_table()) * sizeof(float));
     return b;
 }
 
@@ -412,7 +412,7 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     d.db = bias ? c->out[1].data : NULL;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = mode == NCONV_CL ? nconv_cl_bw_floats(&d.s) * sizeof(float) : bw_scratch_max(&d, nt);
+    size_t bytes = mode == NCONV_CL ? nconv_cl_bw_floats(&d.s, op_native_isa_table()) * sizeof(float) : bw_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)

@@ -27,6 +27,15 @@ static inline int nconv_thread_num(void)
 #endif
 }
 
+static inline int nconv_num_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* ---- geometry ---- */
 
 typedef struct cshape {
@@ -178,7 +187,7 @@ size_t nconv_cl_fwd_floats(const cshape *s);
 void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch);
 /* Backward data at stride 1 (d->transform), through d->fw's shape. */
 void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
-size_t nconv_cl_bw_floats(const cshape *s);
+size_t nconv_cl_bw_floats(const cshape *s, const op_native_isa *isa);
 void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
 
 #endif

@@ -6,9 +6,10 @@
  *                  and the residual, the row's activation follows (op_native_isa.epilogue).
  *   backward data  stride 1 (with padding at most dil*(k-1)): the same kernel on dy with the
  *                  flipped, transposed weights, padding dil*(k-1) - pad.
- *   backward wts   dW in the packed order per part of the images (one part unless the tiles
- *                  are too few for the threads; the parts fixed by the shapes), one job per
- *                  tile of 4 channels by 4 filter blocks, then summed over the parts in order
+ *   backward wts   dW per part of the images (one part unless the tiles are too few for the
+ *                  threads; the parts fixed by the shapes), one job per tile: 3x3 kernels 3
+ *                  filters by 16 channels by the 9 taps (conv_cl_wgrad3), others 4 channels by
+ *                  4 filter blocks per tap (conv_cl_wgrad); then summed over the parts in order
  *                  into OIHW; db sums dy over the pixels in order, in double.
  * Each output's arithmetic is fixed by the shapes, so results do not depend on the thread
  * count.  native_conv.c picks this path for channels-last calls it covers; other
@@ -107,31 +108,50 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
 
 /* ---- backward to the weights ---- */
 
-#define CL_WG_CB 4  /* channels per tile */
+#define CL_WG_CB 4  /* channels per tile (CB x NB kernel) */
 #define CL_WG_FB 4  /* filter blocks per tile */
+#define CL_WG3_F 3  /* filters per tile (3x3 kernel; by 16 channels) */
 #define CL_WG_JOBS 16 /* fewer tiles than this: the images split into parts */
+#define CL_WG_CHUNK (256 * 1024) /* bytes of x and dy per chunk of rows (3x3) */
 
-static void wg_layout(const cshape *s, int64_t *ncb, int64_t *nfg, int64_t *parts)
+/* The weight gradient's tiling, fixed by the shapes: the 3x3 kernel (three) or the other;
+ * tiles along the channels (ncb) and the filters (nfg), parts of the images, floats per part. */
+typedef struct wg_plan {
+    bool three;
+    int64_t ncb, nfg, parts, part_floats, zero_floats;
+} wg_plan;
+
+static void wg_layout(const cshape *s, const op_native_isa *isa, wg_plan *w)
 {
-    int64_t nfb = round16(s->f) / 16;
-    *ncb = (s->c + CL_WG_CB - 1) / CL_WG_CB;
-    *nfg = (nfb + CL_WG_FB - 1) / CL_WG_FB;
-    int64_t tiles = *ncb * *nfg, p = tiles >= CL_WG_JOBS ? 1 : (CL_WG_JOBS + tiles - 1) / tiles;
-    *parts = p > s->n ? (s->n > 0 ? s->n : 1) : p;
+    int64_t fp = round16(s->f), cp = round16(s->c), khw = s->g.kh * s->g.kw;
+    w->three = isa->conv_cl_wgrad3 && s->g.kh == 3 && s->g.kw == 3;
+    if (w->three) {
+        w->ncb = cp / 16;
+        w->nfg = (s->f + CL_WG3_F - 1) / CL_WG3_F;
+        w->part_floats = s->f * khw * cp;
+        w->zero_floats = round16(s->w * s->c + 16);
+    } else {
+        w->ncb = (s->c + CL_WG_CB - 1) / CL_WG_CB;
+        w->nfg = (fp / 16 + CL_WG_FB - 1) / CL_WG_FB;
+        w->part_floats = khw * s->c * fp;
+        w->zero_floats = 0;
+    }
+    int64_t tiles = w->ncb * w->nfg, p = tiles >= CL_WG_JOBS ? 1 : (CL_WG_JOBS + tiles - 1) / tiles;
+    w->parts = p > s->n ? (s->n > 0 ? s->n : 1) : p;
 }
 
-size_t nconv_cl_bw_floats(const cshape *s)
+size_t nconv_cl_bw_floats(const cshape *s, const op_native_isa *isa)
 {
-    int64_t ncb, nfg, parts;
-    wg_layout(s, &ncb, &nfg, &parts);
-    return (size_t)(parts * s->g.kh * s->g.kw * s->c * round16(s->f));
+    wg_plan w;
+    wg_layout(s, isa, &w);
+    return (size_t)(w.parts * w.part_floats + w.zero_floats);
 }
 
 void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
 {
     const cshape *s = &d->s;
-    int64_t ncb, nfg, parts;
-    wg_layout(s, &ncb, &nfg, &parts);
+    wg_plan w;
+    wg_layout(s, isa, &w);
     op_native_clwgrad p;
     memset(&p, 0, sizeof p);
     p.n = s->n, p.h = s->h, p.w = s->w, p.c = s->c;
@@ -139,27 +159,67 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
     p.kh = s->g.kh, p.kw = s->g.kw, p.sh = s->g.sh, p.sw = s->g.sw;
     p.ph = s->g.ph, p.pw = s->g.pw, p.dh = s->g.dh, p.dw = s->g.dw;
     p.x = d->x, p.dy = d->dy;
-    int64_t khw = p.kh * p.kw, C = s->c, F = s->f, fp = p.fp, nfb = fp / 16;
-    int64_t part_floats = khw * C * fp, jobs = parts * ncb * nfg;
+    int64_t khw = p.kh * p.kw, C = s->c, F = s->f, fp = p.fp, nfb = fp / 16, cp = round16(C);
+    int64_t ncb = w.ncb, nfg = w.nfg, parts = w.parts, jobs = parts * ncb * nfg;
+    float *zero = scratch + parts * w.part_floats;
+    if (w.zero_floats)
+        memset(zero, 0, (size_t)w.zero_floats * sizeof(float));
+    /* 3x3: each thread takes an even share of the jobs and walks the images in chunks of
+     * output rows (about CL_WG_CHUNK bytes of x and dy), running its jobs on each chunk while
+     * the chunk is in cache; a job's sum runs over the chunks in order whoever runs it */
+    int64_t chunk_px = CL_WG_CHUNK / ((C + F) * (int64_t)sizeof(float));
+    int64_t rows = p.ow > 0 ? chunk_px / p.ow : 1;
+    rows = rows < 1 ? 1 : rows;
 #pragma omp parallel num_threads(nt)
     {
+        if (w.three) {
+            int th = nconv_thread_num(), nth = nconv_num_threads();
+            int64_t j0 = jobs * th / nth, j1 = jobs * (th + 1) / nth, tpp = ncb * nfg;
+            for (int64_t part = j0 / tpp; j0 < j1 && part <= (j1 - 1) / tpp; part++) {
+                int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
+                int64_t a = j0 > part * tpp ? j0 : part * tpp, b = j1 < (part + 1) * tpp ? j1 : (part + 1) * tpp;
+                float *dst = scratch + part * w.part_floats;
+                for (int64_t n = n0; n < n1; n++)
+                    for (int64_t oy = 0; oy < p.oh; oy += rows)
+                        for (int64_t jb = a; jb < b; jb++) {
+                            int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
+                            int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
+                            int64_t f0 = fg * CL_WG3_F, nf = F - f0 < CL_WG3_F ? F - f0 : CL_WG3_F;
+                            int64_t oy1 = oy + rows < p.oh ? oy + rows : p.oh;
+                            isa->conv_cl_wgrad3(&p, n, oy, oy1, c0, nc, f0, nf, zero, dst,
+                                                n > n0 || oy > 0);
+                        }
+                if (n0 == n1 || p.oh == 0) /* no pixels: zeros */
+                    for (int64_t jb = a; jb < b; jb++) {
+                        int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
+                        int64_t f0 = fg * CL_WG3_F, nf = F - f0 < CL_WG3_F ? F - f0 : CL_WG3_F;
+                        for (int64_t o = f0; o < f0 + nf; o++)
+                            for (int64_t t = 0; t < khw; t++)
+                                memset(dst + (o * khw + t) * cp + cb * 16, 0, 16 * sizeof(float));
+                    }
+            }
+#pragma omp barrier
+        }
 #pragma omp for schedule(static)
-        for (int64_t jb = 0; jb < jobs; jb++) {
+        for (int64_t jb = 0; jb < (w.three ? 0 : jobs); jb++) {
             int64_t part = jb / (ncb * nfg), cb = (jb / nfg) % ncb, fg = jb % nfg;
             int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
-            int64_t c0 = cb * CL_WG_CB, nc = C - c0 < CL_WG_CB ? C - c0 : CL_WG_CB;
-            int64_t fb0 = fg * CL_WG_FB, nf = nfb - fb0 < CL_WG_FB ? nfb - fb0 : CL_WG_FB;
-            isa->conv_cl_wgrad(&p, n0, n1, c0, nc, fb0, nf, scratch + part * part_floats);
+            float *dst = scratch + part * w.part_floats;
+            {
+                int64_t c0 = cb * CL_WG_CB, nc = C - c0 < CL_WG_CB ? C - c0 : CL_WG_CB;
+                int64_t fb0 = fg * CL_WG_FB, nf = nfb - fb0 < CL_WG_FB ? nfb - fb0 : CL_WG_FB;
+                isa->conv_cl_wgrad(&p, n0, n1, c0, nc, fb0, nf, dst);
+            }
         }
         /* dW[o][c][t] = the parts' sums in order */
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < F; o++)
             for (int64_t c = 0; c < C; c++)
                 for (int64_t t = 0; t < khw; t++) {
-                    const float *src = scratch + (t * C + c) * fp + o;
+                    const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
                     float v = src[0];
                     for (int64_t q = 1; q < parts; q++)
-                        v += src[q * part_floats];
+                        v += src[q * w.part_floats];
                     d->dw[(o * C + c) * khw + t] = v;
                 }
         if (d->db) {
