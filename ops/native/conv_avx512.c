@@ -6,6 +6,7 @@
 #include <immintrin.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ops/native/native_isa.h"
 
@@ -57,11 +58,15 @@ void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *
 /* ---- channels-last direct convolution (op_native_clconv) ----
  * An output tile is RW consecutive pixels of one output row by NB blocks of 16 filters, held
  * in RW*NB zmm accumulators; each (tap, channel) step loads the NB weight vectors and
- * broadcasts one input value per pixel.  A tap whose input row lies in the padding is skipped;
- * a pixel whose input column does reads the zero buffer.  The channels are summed in order,
- * the taps row by row, so every output is computed the same way whatever the tiling. */
+ * broadcasts one input value per pixel.  The input rows a tile reads are first copied into
+ * zero-padded rows (the caller's buffer), so no tap leaves its row; a tap row in the padding
+ * is skipped.  At dilation 1 a row's taps and channels are one run (j*C + c, in the padded row
+ * and in wp alike).  The pixels' distance in the row (S = stride * C floats) is a constant in
+ * the variants for the common channel counts, so that the broadcasts need one pointer.  The
+ * channels are summed in order, the taps row by row, so every output is computed the same
+ * way whatever the tiling. */
 
-#define CL_RW 14 /* the widest tile (NB 2: 28 accumulators) */
+#define CL_ACC 28 /* accumulators at most */
 #define CL_ALWAYS static inline __attribute__((always_inline))
 
 static inline __mmask16 cl_mask(int64_t rem)
@@ -69,120 +74,201 @@ static inline __mmask16 cl_mask(int64_t rem)
     return rem >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << rem) - 1u);
 }
 
-CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *x, float *y, const float *r,
-                       int64_t oy, int64_t ox0, int64_t fb, const int RW, const int NB)
+/* The widest tile of NB filter blocks (accumulators, weights and a broadcast in 32 zmm), with
+ * a constant pixel distance (cs) or not. */
+static inline int cl_rwmax(int nb, bool cs)
 {
-    __m512 acc[CL_RW][2];
-#pragma GCC unroll 32
-    for (int q = 0; q < RW; q++)
-#pragma GCC unroll 2
-        for (int b = 0; b < NB; b++)
-            acc[q][b] = _mm512_setzero_ps();
-    const int64_t C = p->c, fp = p->fp;
-    /* every tap of every pixel inside the row, the taps' columns adjacent */
-    const bool inside = p->dw == 1 && ox0 * p->sw - p->pw >= 0 &&
-                        (ox0 + RW - 1) * p->sw - p->pw + p->kw - 1 < p->w;
+    switch (nb) {
+    case 1: return cs ? 28 : 14;
+    case 2: return 14;
+    case 3: return 9;
+    default: return 6;
+    }
+}
+
+/* The padded input rows: rows[i] = input row oy*sh - ph + i*dh of image n with pw zero
+ * pixels on either side, or NULL in the padding; buf holds kh rows of (w + 2 pw) * c floats. */
+static void cl_rows(const op_native_clconv *p, const float *x, int64_t oy, float *buf,
+                    const float **rows)
+{
+    int64_t C = p->c, wpad = (p->w + 2 * p->pw) * C;
     for (int64_t i = 0; i < p->kh; i++) {
         int64_t iy = oy * p->sh - p->ph + i * p->dh;
-        if (iy < 0 || iy >= p->h)
-            continue;
-        const float *xr = x + iy * p->w * C;
-        if (inside) {
-            /* the row's taps and channels as one run: (j, c) -> j*C + c in x and in wp */
-            const float *xp[CL_RW];
-#pragma GCC unroll 32
-            for (int q = 0; q < RW; q++)
-                xp[q] = xr + ((ox0 + q) * p->sw - p->pw) * C;
-            const float *wt = p->wp + i * p->kw * C * fp + fb * 16;
-            for (int64_t k = 0; k < p->kw * C; k++, wt += fp) {
-                __m512 wv[2];
-#pragma GCC unroll 2
-                for (int b = 0; b < NB; b++)
-                    wv[b] = _mm512_loadu_ps(wt + b * 16);
-#pragma GCC unroll 32
-                for (int q = 0; q < RW; q++) {
-                    __m512 bc = _mm512_set1_ps(xp[q][k]);
-#pragma GCC unroll 2
-                    for (int b = 0; b < NB; b++)
-                        acc[q][b] = _mm512_fmadd_ps(bc, wv[b], acc[q][b]);
-                }
-            }
+        if (iy < 0 || iy >= p->h) {
+            rows[i] = NULL;
             continue;
         }
-        for (int64_t j = 0; j < p->kw; j++) {
-            const float *xp[CL_RW];
-#pragma GCC unroll 32
-            for (int q = 0; q < RW; q++) {
-                int64_t ix = (ox0 + q) * p->sw - p->pw + j * p->dw;
-                xp[q] = ix >= 0 && ix < p->w ? xr + ix * C : p->zero;
-            }
-            const float *wt = p->wp + (i * p->kw + j) * C * fp + fb * 16;
-            for (int64_t c = 0; c < C; c++, wt += fp) {
-                __m512 wv[2];
-#pragma GCC unroll 2
-                for (int b = 0; b < NB; b++)
-                    wv[b] = _mm512_loadu_ps(wt + b * 16);
-#pragma GCC unroll 32
-                for (int q = 0; q < RW; q++) {
-                    __m512 bc = _mm512_set1_ps(xp[q][c]);
-#pragma GCC unroll 2
-                    for (int b = 0; b < NB; b++)
-                        acc[q][b] = _mm512_fmadd_ps(bc, wv[b], acc[q][b]);
-                }
-            }
-        }
+        float *d = buf + i * wpad;
+        memset(d, 0, (size_t)(p->pw * C) * sizeof(float));
+        memcpy(d + p->pw * C, x + iy * p->w * C, (size_t)(p->w * C) * sizeof(float));
+        memset(d + (p->pw + p->w) * C, 0, (size_t)(p->pw * C) * sizeof(float));
+        rows[i] = d;
     }
-#pragma GCC unroll 2
-    for (int b = 0; b < NB; b++) {
-        __mmask16 m = cl_mask(p->f - (fb + b) * 16);
-        __m512 bv = p->bias ? _mm512_maskz_loadu_ps(m, p->bias + (fb + b) * 16) : _mm512_setzero_ps();
-#pragma GCC unroll 32
+}
+
+/* acc += the n steps of a run: weights at wt (the next step's fp floats on), the pixel q's
+ * input at xb[q*S + k] for step k. */
+CL_ALWAYS void cl_steps(__m512 (*acc)[4], const float *xb, int64_t sx, const float *wt, int64_t n,
+                        int64_t fp, const int RW, const int NB, const int S)
+{
+    const int64_t s = S ? S : sx;
+    for (int64_t k = 0; k < n; k++, wt += fp) {
+        __m512 wv[4];
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            wv[b] = _mm512_loadu_ps(wt + b * 16);
+#pragma GCC unroll 28
         for (int q = 0; q < RW; q++) {
-            int64_t off = (ox0 + q) * p->f + (fb + b) * 16;
-            float *d = y + off;
-            __m512 v = _mm512_add_ps(acc[q][b], bv);
-            if (r) /* read before the store: the residual may be the output's memory */
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + off));
-            if (m == 0xFFFF)
-                _mm512_storeu_ps(d, v);
-            else
-                _mm512_mask_storeu_ps(d, m, v);
+            __m512 bc = _mm512_set1_ps(xb[q * s + k]);
+#pragma GCC unroll 4
+            for (int b = 0; b < NB; b++)
+                acc[q][b] = _mm512_fmadd_ps(bc, wv[b], acc[q][b]);
         }
     }
 }
 
-typedef void (*cl_tile_fn)(const op_native_clconv *p, const float *x, float *y, const float *r,
-                           int64_t oy, int64_t ox0, int64_t fb);
-
-#define CL_T(rw, nb)                                                                              \
-    static void cl_tile_##rw##_##nb(const op_native_clconv *p, const float *x, float *y,          \
-                                    const float *r, int64_t oy, int64_t ox0, int64_t fb)          \
-    {                                                                                             \
-        cl_tile(p, x, y, r, oy, ox0, fb, rw, nb);                                                 \
+CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *const *rows, float *y,
+                       const float *r, int64_t ox0, int64_t fb, const int RW, const int NB,
+                       const int S)
+{
+    __m512 acc[CL_ACC][4];
+#pragma GCC unroll 28
+    for (int q = 0; q < RW; q++)
+#pragma GCC unroll 4
+        for (int b = 0; b < NB; b++)
+            acc[q][b] = _mm512_setzero_ps();
+    const int64_t C = p->c, fp = p->fp, sx = p->sw * C;
+    for (int64_t i = 0; i < p->kh; i++) {
+        if (!rows[i])
+            continue;
+        const float *xb = rows[i] + ox0 * sx;
+        const float *wt = p->wp + i * p->kw * C * fp + fb * 16;
+        if (p->dw == 1) {
+            cl_steps(acc, xb, sx, wt, p->kw * C, fp, RW, NB, S);
+        } else {
+            for (int64_t j = 0; j < p->kw; j++)
+                cl_steps(acc, xb + j * p->dw * C, sx, wt + j * C * fp, C, fp, RW, NB, S);
+        }
     }
-#define CL_T2(rw) CL_T(rw, 1) CL_T(rw, 2)
-CL_T2(1) CL_T2(2) CL_T2(3) CL_T2(4) CL_T2(5) CL_T2(6) CL_T2(7)
-CL_T2(8) CL_T2(9) CL_T2(10) CL_T2(11) CL_T2(12) CL_T2(13) CL_T2(14)
-#define CL_E(rw) {cl_tile_##rw##_1, cl_tile_##rw##_2}
-static const cl_tile_fn cl_tiles[CL_RW][2] = {
-    CL_E(1), CL_E(2), CL_E(3), CL_E(4), CL_E(5), CL_E(6), CL_E(7),
-    CL_E(8), CL_E(9), CL_E(10), CL_E(11), CL_E(12), CL_E(13), CL_E(14),
+#pragma GCC unroll 4
+    for (int b = 0; b < NB; b++) {
+        __mmask16 m = cl_mask(p->f - (fb + b) * 16);
+        __m512 bv = p->bias ? _mm512_maskz_loadu_ps(m, p->bias + (fb + b) * 16) : _mm512_setzero_ps();
+#pragma GCC unroll 28
+        for (int q = 0; q < RW; q++) {
+            int64_t off = (ox0 + q) * p->f + (fb + b) * 16;
+            __m512 v = _mm512_add_ps(acc[q][b], bv);
+            if (r) /* read before the store: the residual may be the output's memory */
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, r + off));
+            if (m == 0xFFFF)
+                _mm512_storeu_ps(y + off, v);
+            else
+                _mm512_mask_storeu_ps(y + off, m, v);
+        }
+    }
+}
+
+typedef void (*cl_tile_fn)(const op_native_clconv *p, const float *const *rows, float *y,
+                           const float *r, int64_t ox0, int64_t fb);
+
+#define CL_T(rw, nb, s)                                                                           \
+    static void cl_tile_##rw##_##nb##_##s(const op_native_clconv *p, const float *const *rows,    \
+                                          float *y, const float *r, int64_t ox0, int64_t fb)      \
+    {                                                                                             \
+        cl_tile(p, rows, y, r, ox0, fb, rw, nb, s);                                               \
+    }
+/* NB 1 with a constant distance (16, 32, 64 floats) up to 28 pixels; the others up to their
+ * cl_rwmax with the distance in a register */
+#define CL_T1(rw) CL_T(rw, 1, 16) CL_T(rw, 1, 32) CL_T(rw, 1, 64)
+CL_T1(1) CL_T1(2) CL_T1(3) CL_T1(4) CL_T1(5) CL_T1(6) CL_T1(7) CL_T1(8) CL_T1(9) CL_T1(10)
+CL_T1(11) CL_T1(12) CL_T1(13) CL_T1(14) CL_T1(15) CL_T1(16) CL_T1(17) CL_T1(18) CL_T1(19)
+CL_T1(20) CL_T1(21) CL_T1(22) CL_T1(23) CL_T1(24) CL_T1(25) CL_T1(26) CL_T1(27) CL_T1(28)
+#define CL_TR(rw) CL_T(rw, 1, 0) CL_T(rw, 2, 0)
+CL_TR(1) CL_TR(2) CL_TR(3) CL_TR(4) CL_TR(5) CL_TR(6) CL_TR(7) CL_TR(8) CL_TR(9) CL_TR(10)
+CL_TR(11) CL_TR(12) CL_TR(13) CL_TR(14)
+#define CL_T34(rw) CL_T(rw, 3, 0) CL_T(rw, 4, 0)
+CL_T34(1) CL_T34(2) CL_T34(3) CL_T34(4) CL_T34(5) CL_T34(6)
+CL_T(7, 3, 0) CL_T(8, 3, 0) CL_T(9, 3, 0)
+
+#define CL_E1(rw, s) cl_tile_##rw##_1_##s
+#define CL_ROW1(s)                                                                                \
+    {CL_E1(1, s), CL_E1(2, s), CL_E1(3, s), CL_E1(4, s), CL_E1(5, s), CL_E1(6, s), CL_E1(7, s),   \
+     CL_E1(8, s), CL_E1(9, s), CL_E1(10, s), CL_E1(11, s), CL_E1(12, s), CL_E1(13, s),            \
+     CL_E1(14, s), CL_E1(15, s), CL_E1(16, s), CL_E1(17, s), CL_E1(18, s), CL_E1(19, s),          \
+     CL_E1(20, s), CL_E1(21, s), CL_E1(22, s), CL_E1(23, s), CL_E1(24, s), CL_E1(25, s),          \
+     CL_E1(26, s), CL_E1(27, s), CL_E1(28, s)}
+static const cl_tile_fn cl_tiles_c[3][CL_ACC] = {CL_ROW1(16), CL_ROW1(32), CL_ROW1(64)};
+#define CL_EN(rw, nb) cl_tile_##rw##_##nb##_0
+static const cl_tile_fn cl_tiles_r[4][14] = {
+    {CL_EN(1, 1), CL_EN(2, 1), CL_EN(3, 1), CL_EN(4, 1), CL_EN(5, 1), CL_EN(6, 1), CL_EN(7, 1),
+     CL_EN(8, 1), CL_EN(9, 1), CL_EN(10, 1), CL_EN(11, 1), CL_EN(12, 1), CL_EN(13, 1), CL_EN(14, 1)},
+    {CL_EN(1, 2), CL_EN(2, 2), CL_EN(3, 2), CL_EN(4, 2), CL_EN(5, 2), CL_EN(6, 2), CL_EN(7, 2),
+     CL_EN(8, 2), CL_EN(9, 2), CL_EN(10, 2), CL_EN(11, 2), CL_EN(12, 2), CL_EN(13, 2), CL_EN(14, 2)},
+    {CL_EN(1, 3), CL_EN(2, 3), CL_EN(3, 3), CL_EN(4, 3), CL_EN(5, 3), CL_EN(6, 3), CL_EN(7, 3),
+     CL_EN(8, 3), CL_EN(9, 3)},
+    {CL_EN(1, 4), CL_EN(2, 4), CL_EN(3, 4), CL_EN(4, 4), CL_EN(5, 4), CL_EN(6, 4)},
 };
 
-void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy)
+/* The tile of nb filter blocks and rw pixels for pixel distance sx. */
+static cl_tile_fn cl_pick(int nb, int64_t rw, int64_t sx)
 {
-    const float *x = p->x + n * p->h * p->w * p->c;
+    if (nb == 1 && (sx == 16 || sx == 32 || sx == 64))
+        return cl_tiles_c[sx == 16 ? 0 : sx == 32 ? 1 : 2][rw - 1];
+    return cl_tiles_r[nb - 1][rw - 1];
+}
+
+/* Estimated cycles of one step of the tiles of a row of ow pixels in blocks of nb. */
+static double cl_row_cost(int nb, int64_t ow, bool cs)
+{
+    int64_t rwmax = cl_rwmax(nb, cs), ntile = (ow + rwmax - 1) / rwmax;
+    double c = 0.0;
+    for (int64_t t = 0, ox = 0; t < ntile; t++) {
+        int64_t rw = (ow - ox) / (ntile - t);
+        /* two FMAs a cycle, loads, each accumulator's FMA latency (4 cycles and slack) */
+        double fma = 0.5 * (double)(nb * rw), ld = 0.4 * (double)(nb + rw), lat = 5.0;
+        double m = fma > ld ? fma : ld;
+        c += m > lat ? m : lat;
+        ox += rw;
+    }
+    return c;
+}
+
+/* The blocks per tile for the row: the least estimated time over the filter blocks, the
+ * most blocks (fewest loads per FMA) among equals. */
+static int cl_blocks(const op_native_clconv *p, bool cs)
+{
+    int64_t nfb = p->fp / 16;
+    int best = 0;
+    double bc = 0.0;
+    for (int nb = nfb < 4 ? (int)nfb : 4; nb >= 1; nb--) {
+        double c = (double)(nfb / nb) * cl_row_cost(nb, p->ow, cs);
+        if (nfb % nb)
+            c += cl_row_cost((int)(nfb % nb), p->ow, cs);
+        if (best == 0 || c < bc)
+            best = nb, bc = c;
+    }
+    return best;
+}
+
+void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf)
+{
+    const float *rows[64];
+    const float **rp = p->kh <= 64 ? rows : NULL;
+    if (!rp)
+        return; /* the driver sends taller kernels elsewhere */
+    cl_rows(p, p->x + n * p->h * p->w * p->c, oy, buf, rp);
     int64_t row = (n * p->oh + oy) * p->ow * p->f;
     float *y = p->y + row;
     const float *r = p->res ? p->res + row : NULL;
-    int64_t nfb = p->fp / 16;
-    /* the row in tiles of near-equal width, at most CL_RW */
-    int64_t ntile = (p->ow + CL_RW - 1) / CL_RW;
+    int64_t nfb = p->fp / 16, sx = p->sw * p->c;
+    bool cs = sx == 16 || sx == 32 || sx == 64;
+    int nb0 = cl_blocks(p, cs);
     for (int64_t fb = 0; fb < nfb;) {
-        int nb = nfb - fb >= 2 ? 2 : 1;
+        int nb = nfb - fb >= nb0 ? nb0 : (int)(nfb - fb);
+        int64_t rwmax = cl_rwmax(nb, cs), ntile = (p->ow + rwmax - 1) / rwmax;
         for (int64_t t = 0, ox = 0; t < ntile; t++) {
             int64_t rw = (p->ow - ox) / (ntile - t);
-            cl_tiles[rw - 1][nb - 1](p, x, y, r, oy, ox, fb);
+            cl_pick(nb, rw, sx)(p, rp, y, r, ox, fb);
             ox += rw;
         }
         fb += nb;

@@ -184,7 +184,7 @@ size_t op_native_conv_scratch(const op_call *c)
         return 0;
     size_t b = fwd_scratch_max(&f, nat_threads(c));
     if (cl_fwd_ok(&f, op_native_isa_table()))
-        b = max_size(b, nconv_cl_fwd_floats(&f.s) * sizeof(float));
+        b = max_size(b, nconv_cl_fwd_floats(&f.s, nat_threads(c)) * sizeof(float));
     return b;
 }
 
@@ -209,7 +209,7 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&f.s) * sizeof(float) : fwd_scratch_max(&f, nt);
+    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&f.s, nat_threads(c)) * sizeof(float) : fwd_scratch_max(&f, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
@@ -299,7 +299,7 @@ size_t op_native_conv_bwd_data_scratch(const op_call *c)
         return 0;
     size_t b = bd_scratch_max(&d, nat_threads(c));
     if (cl_bd_ok(&d, op_native_isa_table()))
-        b = max_size(b, nconv_cl_fwd_floats(&d.fw.s) * sizeof(float));
+        b = max_size(b, nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float));
     return b;
 }
 
@@ -320,7 +320,7 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s) * sizeof(float) : bd_scratch_max(&d, nt);
+    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float) : bd_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)

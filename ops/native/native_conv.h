@@ -182,8 +182,9 @@ int nconv_via_plain(op_call *c, const int *acts, int nacts, int (*run)(op_call *
                     char *err, size_t errlen);
 /* Whether the level's direct channels-last kernels take convolution s (2-D or 1-D, one group). */
 bool nconv_cl_fits(const cshape *s, const op_native_isa *isa);
-/* Floats of scratch of the channels-last forward of s (packed weights, zero buffer). */
-size_t nconv_cl_fwd_floats(const cshape *s);
+/* Floats of scratch of the channels-last forward of s on nt threads (packed weights, each
+ * thread's padded input rows). */
+size_t nconv_cl_fwd_floats(const cshape *s, int nt);
 void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch);
 /* Backward data at stride 1 (d->transform), through d->fw's shape. */
 void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);

@@ -2,7 +2,8 @@
  * levels that have them (op_native_isa.conv_cl_row, conv_cl_wgrad; avx512), for 1-D and 2-D
  * convolutions of one group without fused pooling:
  *   forward        the weights packed [kh][kw][c][f rounded to 16], then one job per output
- *                  row (image, oy), split evenly between the threads; the kernel adds the bias
+ *                  row (image, oy), split evenly between the threads, each with its buffer of
+ *                  zero-padded input rows; the kernel adds the bias
  *                  and the residual, the row's activation follows (op_native_isa.epilogue).
  *   backward data  stride 1 (with padding at most dil*(k-1)): the same kernel on dy with the
  *                  flipped, transposed weights, padding dil*(k-1) - pad.
@@ -27,14 +28,20 @@ static inline int64_t round16(int64_t v)
 bool nconv_cl_fits(const cshape *s, const op_native_isa *isa)
 {
     return isa->conv_cl_row && isa->conv_cl_wgrad && s->sdims <= 2 && s->groups == 1 && s->c > 0 &&
-           s->f > 0;
+           s->f > 0 && s->g.kh <= 64;
 }
 
 /* ---- forward (and backward data through it) ---- */
 
-size_t nconv_cl_fwd_floats(const cshape *s)
+/* Floats of one thread's padded input rows (op_native_isa.conv_cl_row's buf). */
+static int64_t rows_floats(const cshape *s)
 {
-    return (size_t)(s->g.kh * s->g.kw * s->c * round16(s->f) + round16(s->c));
+    return round16(s->g.kh * (s->w + 2 * s->g.pw) * s->c);
+}
+
+size_t nconv_cl_fwd_floats(const cshape *s, int nt)
+{
+    return (size_t)(s->g.kh * s->g.kw * s->c * round16(s->f) + nt * rows_floats(s));
 }
 
 static void cl_params(const cshape *s, op_native_clconv *p)
@@ -46,14 +53,16 @@ static void cl_params(const cshape *s, op_native_clconv *p)
     p->ph = s->g.ph, p->pw = s->g.pw, p->dh = s->g.dh, p->dw = s->g.dw;
 }
 
-/* Runs the packed convolution p (weights packed, zero buffer set) with f's epilogue. */
-static void cl_run(const conv_fwd *f, const op_native_clconv *p, const op_native_isa *isa, int nt)
+/* Runs the packed convolution p (weights packed) with f's activation; bufs: each thread's
+ * padded input rows (rows_floats). */
+static void cl_run(const conv_fwd *f, const op_native_clconv *p, const op_native_isa *isa, int nt,
+                   float *bufs)
 {
-    int64_t rows = p->n * p->oh, len = p->ow * p->f;
+    int64_t rows = p->n * p->oh, len = p->ow * p->f, per = rows_floats(&f->s);
     bool epi = f->act != OP_ACT_NONE;
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t r = 0; r < rows; r++) {
-        isa->conv_cl_row(p, r / p->oh, r % p->oh);
+        isa->conv_cl_row(p, r / p->oh, r % p->oh, bufs + nconv_thread_num() * per);
         if (epi) {
             float *y = p->y + r * len;
             isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
@@ -67,8 +76,7 @@ void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *sc
     op_native_clconv p;
     cl_params(s, &p);
     int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p.fp;
-    float *wp = scratch, *zero = scratch + khw * C * fp;
-    memset(zero, 0, (size_t)round16(C) * sizeof(float));
+    float *wp = scratch;
     /* wp[t][c][f] = w[f][c][t] */
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t c = 0; c < C; c++)
@@ -79,8 +87,8 @@ void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *sc
             for (int64_t o = F; o < fp; o++)
                 d[o] = 0.0f;
         }
-    p.x = f->x, p.wp = wp, p.bias = f->b, p.zero = zero, p.res = f->r, p.y = f->y;
-    cl_run(f, &p, isa, nt);
+    p.x = f->x, p.wp = wp, p.bias = f->b, p.res = f->r, p.y = f->y;
+    cl_run(f, &p, isa, nt, wp + khw * C * fp);
 }
 
 void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
@@ -90,8 +98,7 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
     op_native_clconv p;
     cl_params(s, &p);
     int64_t kh = s->g.kh, kw = s->g.kw, khw = kh * kw, C = s->c, F = s->f, fp = p.fp;
-    float *wp = scratch, *zero = scratch + khw * C * fp;
-    memset(zero, 0, (size_t)round16(C) * sizeof(float));
+    float *wp = scratch;
     /* wp[i][j][k][o] = W[k][o][kh-1-i][kw-1-j], W the forward weights [C][F][kh][kw] here */
 #pragma omp parallel for schedule(static) num_threads(nt)
     for (int64_t k = 0; k < C; k++)
@@ -102,8 +109,8 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
             for (int64_t o = F; o < fp; o++)
                 dst[o] = 0.0f;
         }
-    p.x = d->dy, p.wp = wp, p.bias = NULL, p.zero = zero, p.y = d->dx;
-    cl_run(f, &p, isa, nt);
+    p.x = d->dy, p.wp = wp, p.bias = NULL, p.y = d->dx;
+    cl_run(f, &p, isa, nt, wp + khw * C * fp);
 }
 
 /* ---- backward to the weights ---- */

@@ -36,13 +36,13 @@ typedef struct op_native_seg {
 
 /* A channels-last 2-D convolution (one group) as the avx512 level's direct kernels see it:
  * x [n][h][w][c], y [n][oh][ow][f], weights packed wp[kh][kw][c][fp] (fp = f rounded up to
- * 16, zero filters beyond f); zero holds at least c zeros (the taps that fall in the padding);
- * res, when not NULL, is added after the bias (it may be y itself).
+ * 16, zero filters beyond f); res, when not NULL, is added after the bias (it may be y
+ * itself).
  * Backward data at stride 1 is this with dy as x and the flipped, transposed weights. */
 typedef struct op_native_clconv {
     int64_t n, h, w, c, oh, ow, f, fp;
     int64_t kh, kw, sh, sw, ph, pw, dh, dw;
-    const float *x, *wp, *bias, *zero, *res;
+    const float *x, *wp, *bias, *res;
     float *y;
 } op_native_clconv;
 
@@ -85,7 +85,7 @@ typedef struct op_native_isa {
     void (*conv_wgrad)(const op_native_convg *g, const float *x, const float *dy, double *acc);
     /* Channels-last direct convolution (NULL on the levels without one): output row oy of
      * image n, all filters, y = conv + bias (no activation). */
-    void (*conv_cl_row)(const op_native_clconv *p, int64_t n, int64_t oy);
+    void (*conv_cl_row)(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
     /* Channels-last weight gradient (NULL where none): dw[tap][c][fp] for the channels c0 ..
      * c0+nc (nc <= 16) and filter blocks fb0 .. fb0+nfb (nfb <= 4) of every tap, summed over
      * the images n0 .. n1 in order, stored (not added) at dw (the whole packed array). */
@@ -120,7 +120,7 @@ extern const op_native_isa op_native_isa_avx512;
 OP_NATIVE_CONV_DECL(scalar)
 OP_NATIVE_CONV_DECL(avx2)
 OP_NATIVE_CONV_DECL(avx512)
-void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy);
+void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
 void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
 void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,
