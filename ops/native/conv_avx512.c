@@ -383,35 +383,12 @@ void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int6
 
 /* ---- channels-last weight gradient of a 3x3 kernel (op_native_clwgrad, kh = kw = 3) ----
  * A tile is FB <= 3 filters by the 9 taps by 16 channels, in 9*FB accumulators over the
- * channels, held through all the tile's pixels: per output pixel, FB dy values broadcast and
- * nine input vectors (one per tap) loaded.  Input rows in the padding read a zero row; the
- * columns whose taps leave the input check each tap.  Pixels are taken in order. */
+ * channels, held through a chunk of output rows: per output pixel, FB dy values broadcast
+ * and nine input vectors (one per tap) loaded.  Taps in the padding read zeros (a zero row).
+ * Pixels are taken in order. */
 
-CL_ALWAYS void cl_wg3_px(__m512 (*acc)[9], const float *const *xr, const float *dv, int64_t ox,
-                         const op_native_clwgrad *p, __mmask16 m, const int FB, const bool CHECK)
-{
-    __m512 g[3];
-#pragma GCC unroll 3
-    for (int fi = 0; fi < FB; fi++)
-        g[fi] = _mm512_set1_ps(dv[fi]);
-    int64_t ix0 = ox * p->sw - p->pw;
-#pragma GCC unroll 3
-    for (int i = 0; i < 3; i++)
-#pragma GCC unroll 3
-        for (int j = 0; j < 3; j++) {
-            int64_t ix = ix0 + j * p->dw;
-            if (CHECK && (ix < 0 || ix >= p->w))
-                continue;
-            __m512 v = _mm512_maskz_loadu_ps(m, xr[i] + ix * p->c);
-            __asm__("" : "+v"(v));
-#pragma GCC unroll 3
-            for (int fi = 0; fi < FB; fi++)
-                acc[fi][i * 3 + j] = _mm512_fmadd_ps(g[fi], v, acc[fi][i * 3 + j]);
-        }
-}
-
-/* The columns whose taps all read inside the input: n pixels from the one at b (9 tap
- * pointers), the next pixel's xs floats on, dy at dv (the next pixel's f floats on). */
+/* n pixels from the one at b (9 tap pointers), the next pixel's xs floats on, dy at dv (the
+ * next pixel's f floats on). */
 CL_ALWAYS void cl_wg3_run(__m512 (*acc)[9], const float *const *b, const float *dv, int64_t n,
                           int64_t xs, int64_t f, __mmask16 m, const int FB, const bool FULL)
 {
@@ -460,22 +437,23 @@ CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n, int64_t oy0, i
             xr[i] = iy >= 0 && iy < p->h ? x + iy * p->w * p->c : zero;
         }
         const float *dv = p->dy + (n * p->oh + oy) * p->ow * p->f + f0;
-        int64_t ox = 0;
-        for (; ox < lo; ox++)
-            cl_wg3_px(acc, xr, dv + ox * p->f, ox, p, m, FB, true);
-        if (ox < hi) {
+        /* runs of pixels: the edge pixels one at a time, their taps outside the input
+         * reading zeros; the columns in between as one run */
+        for (int64_t ox = 0; ox < p->ow;) {
+            int64_t end = ox < lo ? ox + 1 : ox < hi ? hi : ox + 1;
             const float *b[9];
-            for (int i = 0; i < 3; i++)
-                for (int j = 0; j < 3; j++)
-                    b[i * 3 + j] = xr[i] + (ox * p->sw - p->pw + j * p->dw) * p->c;
+            for (int j = 0; j < 3; j++) {
+                int64_t ix = ox * p->sw - p->pw + j * p->dw;
+                bool in = ix >= 0 && ix < p->w;
+                for (int i = 0; i < 3; i++)
+                    b[i * 3 + j] = in ? xr[i] + ix * p->c : zero;
+            }
             if (nc == 16)
-                cl_wg3_run(acc, b, dv + ox * p->f, hi - ox, p->sw * p->c, p->f, m, FB, true);
+                cl_wg3_run(acc, b, dv + ox * p->f, end - ox, p->sw * p->c, p->f, m, FB, true);
             else
-                cl_wg3_run(acc, b, dv + ox * p->f, hi - ox, p->sw * p->c, p->f, m, FB, false);
-            ox = hi;
+                cl_wg3_run(acc, b, dv + ox * p->f, end - ox, p->sw * p->c, p->f, m, FB, false);
+            ox = end;
         }
-        for (; ox < p->ow; ox++)
-            cl_wg3_px(acc, xr, dv + ox * p->f, ox, p, m, FB, true);
     }
 #pragma GCC unroll 3
     for (int fi = 0; fi < FB; fi++)
