@@ -411,7 +411,7 @@ CL_ALWAYS void cl_wg3_run(__m512 (*acc)[9], const float *const *b, const float *
     }
 }
 
-CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,
+CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0, int64_t oy1,
                            int64_t c0, int64_t nc, int64_t f0, const float *zero, float *dw, bool add,
                            const int FB)
 {
@@ -429,6 +429,7 @@ CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n, int64_t oy0, i
     int64_t hi = last < 0 ? 0 : last / p->sw + 1;
     hi = hi > p->ow ? p->ow : hi;
     lo = lo > hi ? hi : lo;
+    for (int64_t n = n0; n < n1; n++) {
     const float *x = p->x + n * p->h * p->w * p->c + c0;
     for (int64_t oy = oy0; oy < oy1; oy++) {
         const float *xr[3];
@@ -455,6 +456,7 @@ CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n, int64_t oy0, i
             ox = end;
         }
     }
+    }
 #pragma GCC unroll 3
     for (int fi = 0; fi < FB; fi++)
 #pragma GCC unroll 9
@@ -463,21 +465,21 @@ CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n, int64_t oy0, i
 }
 
 #define CL_W3(fb)                                                                                 \
-    static void cl_wg3_##fb(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,      \
-                            int64_t c0, int64_t nc, int64_t f0, const float *zero, float *dw,     \
-                            bool add)                                                             \
+    static void cl_wg3_##fb(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,      \
+                            int64_t oy1, int64_t c0, int64_t nc, int64_t f0, const float *zero,   \
+                            float *dw, bool add)                                                  \
     {                                                                                             \
-        cl_wg3_tile(p, n, oy0, oy1, c0, nc, f0, zero, dw, add, fb);                               \
+        cl_wg3_tile(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add, fb);                          \
     }
 CL_W3(1) CL_W3(2) CL_W3(3)
 
-void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n, int64_t oy0, int64_t oy1,
-                                     int64_t c0, int64_t nc, int64_t f0, int64_t nf,
+void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
+                                     int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
                                      const float *zero, float *dw, bool add)
 {
     switch (nf) {
-    case 1: cl_wg3_1(p, n, oy0, oy1, c0, nc, f0, zero, dw, add); break;
-    case 2: cl_wg3_2(p, n, oy0, oy1, c0, nc, f0, zero, dw, add); break;
-    default: cl_wg3_3(p, n, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    case 1: cl_wg3_1(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    case 2: cl_wg3_2(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    default: cl_wg3_3(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
     }
 }

@@ -175,8 +175,12 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
      * output rows (about CL_WG_CHUNK bytes of x and dy), running its jobs on each chunk while
      * the chunk is in cache; a job's sum runs over the chunks in order whoever runs it */
     int64_t chunk_px = CL_WG_CHUNK / ((C + F) * (int64_t)sizeof(float));
-    int64_t rows = p.ow > 0 ? chunk_px / p.ow : 1;
+    int64_t rows = p.ow > 0 ? chunk_px / p.ow : 1, imgs = 1;
     rows = rows < 1 ? 1 : rows;
+    if (rows >= p.oh && p.oh * p.ow > 0) {
+        imgs = chunk_px / (p.oh * p.ow);
+        imgs = imgs < 1 ? 1 : imgs;
+    }
 #pragma omp parallel num_threads(nt)
     {
         if (w.three) {
@@ -186,16 +190,19 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                 int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
                 int64_t a = j0 > part * tpp ? j0 : part * tpp, b = j1 < (part + 1) * tpp ? j1 : (part + 1) * tpp;
                 float *dst = scratch + part * w.part_floats;
-                for (int64_t n = n0; n < n1; n++)
+                /* chunks: whole images (imgs of them) when an image is small, else rows */
+                for (int64_t n = n0; n < n1; n += imgs) {
+                    int64_t ne = n + imgs < n1 ? n + imgs : n1;
                     for (int64_t oy = 0; oy < p.oh; oy += rows)
                         for (int64_t jb = a; jb < b; jb++) {
                             int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
                             int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
                             int64_t f0 = fg * CL_WG3_F, nf = F - f0 < CL_WG3_F ? F - f0 : CL_WG3_F;
                             int64_t oy1 = oy + rows < p.oh ? oy + rows : p.oh;
-                            isa->conv_cl_wgrad3(&p, n, oy, oy1, c0, nc, f0, nf, zero, dst,
+                            isa->conv_cl_wgrad3(&p, n, ne, oy, oy1, c0, nc, f0, nf, zero, dst,
                                                 n > n0 || oy > 0);
                         }
+                }
                 if (n0 == n1 || p.oh == 0) /* no pixels: zeros */
                     for (int64_t jb = a; jb < b; jb++) {
                         int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
