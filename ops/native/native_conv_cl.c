@@ -117,7 +117,7 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
 
 #define CL_WG_CB 4  /* channels per tile (CB x NB kernel) */
 #define CL_WG_FB 4  /* filter blocks per tile */
-#define CL_WG3_F 3  /* filters per tile (3x3 kernel; by 16 channels) */
+#define CL_WG3_F 3  /* filters per tile at most (3x3 kernel; by 16 channels), as even as can be */
 #define CL_WG_JOBS 16 /* fewer tiles than this: the images split into parts */
 #define CL_WG_CHUNK (256 * 1024) /* bytes of x and dy per chunk of rows (3x3) */
 
@@ -197,7 +197,7 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                         for (int64_t jb = a; jb < b; jb++) {
                             int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
                             int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
-                            int64_t f0 = fg * CL_WG3_F, nf = F - f0 < CL_WG3_F ? F - f0 : CL_WG3_F;
+                            int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
                             int64_t oy1 = oy + rows < p.oh ? oy + rows : p.oh;
                             isa->conv_cl_wgrad3(&p, n, ne, oy, oy1, c0, nc, f0, nf, zero, dst,
                                                 n > n0 || oy > 0);
@@ -206,7 +206,7 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                 if (n0 == n1 || p.oh == 0) /* no pixels: zeros */
                     for (int64_t jb = a; jb < b; jb++) {
                         int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
-                        int64_t f0 = fg * CL_WG3_F, nf = F - f0 < CL_WG3_F ? F - f0 : CL_WG3_F;
+                        int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
                         for (int64_t o = f0; o < f0 + nf; o++)
                             for (int64_t t = 0; t < khw; t++)
                                 memset(dst + (o * khw + t) * cp + cb * 16, 0, 16 * sizeof(float));
