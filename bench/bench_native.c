@@ -7,7 +7,20 @@
  *
  *   bench_native [--no-ref] [--bwd] [--mem] [--int8] [case-name filter]
  * --no-ref skips the (slow) reference; --bwd adds the backward kernels (data and weights) of
- * every case.  The single-core FMA peak of this Zen 4 machine is about 117 GFLOP/s.
+ * every case.  The columns of the default table:
+ *   nat-<level>  native at that ISA level, plain activations (NCHW, the GEMM paths);
+ *   nat-cl       native at the top level with channels-last activations (NHWC: the direct
+ *                kernels of ops/native/native_conv_cl.c on avx512, plain copies elsewhere),
+ *                for the 2-D convolutions of more than one input channel, "-" for the rest;
+ *   ref          the reference kernel, plain;
+ *   onednn       oneDNN with channels-last activations where nat-cl is timed (as the layout
+ *                pass gives its convolutions in a network, so the two compare like for like),
+ *                plain for the rest;
+ *   cl/dnn       nat-cl as a percentage of onednn.
+ * Every timed call includes its weight reordering (native packs OIHW weights each call).  On
+ * the development machine (an Intel Xeon with AVX-512, 2 vCPUs) oneDNN reaches about 185-200
+ * GFLOP/s on one core for the 3x3 convolutions; no FMA peak is quoted, the vCPU's clock being
+ * unknown.
  * --mem times the memory-bound kernels instead (batchnorm, pooling, element-wise ops, the SGD
  * update, on resnet20's and LeNet-5's shapes at batch 64) and prints GB/s: the bytes of every
  * tensor the call reads and writes, once, over the median time.
@@ -593,8 +606,8 @@ int main(int argc, char **argv)
     if (int8)
         return run_int8(filter);
     op_native_isa_level top = op_native_isa_supported();
-    printf("GFLOP/s, median of %d runs; native ISA levels up to %s; peak 117 per core\n", RUNS,
-           op_native_isa_name(top));
+    printf("GFLOP/s, median of %d runs; native ISA levels up to %s; nat-cl and onednn on "
+           "channels-last activations (2-D convolutions)\n", RUNS, op_native_isa_name(top));
     printf("%-34s %3s", "case", "thr");
     for (int l = (int)top; l >= 0; l--) {
         char h[32];

@@ -1,6 +1,7 @@
 /* The native SIMD backend (ops/native/): convolution forward and backward, dense forward and
  * backward, as a packed SGEMM (register-blocked micro-kernel per ISA) with im2col packing and
- * fused epilogues; the int8 convolution (conv_q: a direct convolution with vpdpbusd where the
+ * fused epilogues, and on channels-last activations as direct convolutions (avx512,
+ * native_conv_cl.c); the int8 convolution (conv_q: a direct convolution with vpdpbusd where the
  * CPU has AVX-512 VNNI, native_conv_q.h); and every other op but reorder, bn_fold and dense_q
  * (batchnorm, pooling, element-wise
  * and data-movement ops, softmax, losses, optimiser updates, gradient clipping) as float loops
@@ -8,7 +9,8 @@
  * CPU's features (__builtin_cpu_supports); CNN_ISA=avx512|avx2|scalar in the environment forces
  * a lower one (never a higher one than the CPU has).  Kernels follow ops/kernels.h and the
  * in/out order and math of ops/ref.h, on plain (NCHW) tensors, and on channels-last ones where
- * their table entry says so (element-wise ops, max pooling, conv_q: native_kernels.c). */
+ * their table entry says so (element-wise ops, max pooling, the fp32 1-D/2-D convolutions and
+ * their backward, conv_q: native_kernels.c). */
 #ifndef CNN_OPS_NATIVE_H
 #define CNN_OPS_NATIVE_H
 

@@ -101,10 +101,14 @@ const op_native_simd *op_native_simd_table(void)
 #define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER}
 
 /* Every op but reorder, bn_fold (a weights-only step, left to the reference) and dense_q (int8
- * dense layers: the reference's).  Convolutions, dense layers and the rest take plain tensors
- * only; the element-wise ops (KE) and max pooling take channels-last ones too, so that where the
- * tuner puts one of them between oneDNN kernels (which prefer channels-last) no reorder is
- * needed.  The int8 convolution prefers channels-last (native_conv_q.c: a first layer then feeds
+ * dense layers: the reference's).  Dense layers, 3-D convolutions and the rest take plain
+ * tensors only; the element-wise ops (KE) and max pooling take channels-last ones too, so that
+ * where the tuner puts one of them between oneDNN kernels (which prefer channels-last) no
+ * reorder is needed.  The fp32 1-D and 2-D convolutions and their backward (KL) follow their
+ * inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS): channels-last between oneDNN kernels, where the
+ * avx512 level runs them as direct convolutions (native_conv_cl.c, faster than the plain GEMM
+ * paths), plain otherwise, so that an all-native fp32 plan, whose inputs are plain, stays
+ * plain.  The int8 convolution prefers channels-last (native_conv_q.c: a first layer then feeds
  * oneDNN's convolutions directly); an all-native fp32 plan stays plain, an int8 one gets its
  * reorders (on the reference or oneDNN) where plain-only nodes read its convolutions' outputs.
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
