@@ -99,6 +99,26 @@ Test(layout, reorder_counts_of_the_examples, .disabled = WITHOUT_ONEDNN)
     }
 }
 
+/* The native fp32 convolutions follow their inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS): an
+ * all-native plan, its inputs plain, stays plain (LeNet-5's first layer reads one channel,
+ * which would run channels-last under OP_LAYOUT_EITHER). */
+Test(layout, native_plans_stay_plain)
+{
+    const char *names[] = {"lenet5", "resnet20", "signal1d"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        net n = example(names[i]);
+        cnn_model *m = load(&n);
+        for (int training = 0; training < 2; training++) {
+            ir_plan *p = plan_of(m, CNN_PASSES_O2, CNN_BACKEND_NATIVE, 4, training);
+            cr_expect_eq(count_reorders(p), 0, "%s %s: %d reorders", names[i], training ? "training" : "inference",
+                         count_reorders(p));
+            cr_expect_eq(count_cl(p), 0, "%s: something runs channels-last", names[i]);
+            plan_destroy(p);
+        }
+        cnn_model_destroy(m);
+    }
+}
+
 /* Invariants of every plan, examples and fixtures, inference and training: a step whose
  * kernel takes plain tensors only (every reference kernel but reorder's) neither reads nor
  * writes a channels-last value; the others see one layout; the public API's tensors are plain;
