@@ -165,6 +165,13 @@ static bool cl_fwd_ok(const conv_fwd *f, const op_native_isa *isa)
     return nconv_cl_fits(&f->s, isa) && !f->pool;
 }
 
+/* The highest level's table: the level may be raised back after the scratch is sized, and
+ * only the highest has the channels-last kernels. */
+static const op_native_isa *top_isa(void)
+{
+    return nat_isa_level((int)op_native_isa_supported());
+}
+
 static size_t max_size(size_t a, size_t b)
 {
     return a > b ? a : b;
@@ -183,7 +190,7 @@ size_t op_native_conv_scratch(const op_call *c)
     if (fwd_setup(c, false, &f, NULL, 0))
         return 0;
     size_t b = fwd_scratch_max(&f, nat_threads(c));
-    if (cl_fwd_ok(&f, op_native_isa_table()))
+    if (cl_fwd_ok(&f, top_isa()))
         b = max_size(b, nconv_cl_fwd_floats(&f.s, nat_threads(c)) * sizeof(float));
     return b;
 }
@@ -298,7 +305,7 @@ size_t op_native_conv_bwd_data_scratch(const op_call *c)
     if (bwd_data_setup(c, false, &d, NULL, 0))
         return 0;
     size_t b = bd_scratch_max(&d, nat_threads(c));
-    if (cl_bd_ok(&d, op_native_isa_table()))
+    if (cl_bd_ok(&d, top_isa()))
         b = max_size(b, nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float));
     return b;
 }
@@ -390,8 +397,8 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
     if (bwd_w_setup(c, false, &d, NULL, 0))
         return 0;
     size_t b = bw_scratch_max(&d, nat_threads(c));
-    if (nconv_cl_fits(&d.s, op_native_isa_table()))
-        b = max_size(b, nconv_cl_bw_floats(&d.s, op_native_isa_table()) * sizeof(float));
+    if (nconv_cl_fits(&d.s, top_isa()))
+        b = max_size(b, nconv_cl_bw_floats(&d.s, top_isa()) * sizeof(float));
     return b;
 }
 
