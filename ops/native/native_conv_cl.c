@@ -11,7 +11,8 @@
  *                  threads; the parts fixed by the shapes), one job per tile: 3x3 kernels 3
  *                  filters by 16 channels by the 9 taps (conv_cl_wgrad3), others 4 channels by
  *                  4 filter blocks per tap (conv_cl_wgrad); then summed over the parts in order
- *                  into OIHW; db sums dy over the pixels in order, in double.
+ *                  into OIHW; db sums dy in double over fixed ranges of the pixels, then over
+ *                  the ranges in order.
  * Each output's arithmetic is fixed by the shapes, so results do not depend on the thread
  * count.  native_conv.c picks this path for channels-last calls it covers; other
  * channels-last calls run the plain paths on plain copies (nconv_via_plain). */
@@ -120,6 +121,7 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
 #define CL_WG3_F 3  /* filters per tile at most (3x3 kernel; by 16 channels), as even as can be */
 #define CL_WG_JOBS 16 /* fewer tiles than this: the images split into parts */
 #define CL_WG_CHUNK (256 * 1024) /* bytes of x and dy per chunk of rows (3x3) */
+#define CL_DB_PARTS 8 /* the bias gradient's ranges of pixels */
 
 /* The weight gradient's tiling, fixed by the shapes: the 3x3 kernel (three) or the other;
  * tiles along the channels (ncb) and the filters (nfg), parts of the images, floats per part. */
@@ -147,11 +149,17 @@ static void wg_layout(const cshape *s, const op_native_isa *isa, wg_plan *w)
     w->parts = p > s->n ? (s->n > 0 ? s->n : 1) : p;
 }
 
+/* Floats of the bias gradient's partial sums (CL_DB_PARTS x f doubles), last in the scratch. */
+static int64_t db_floats(const cshape *s)
+{
+    return round16(2 * CL_DB_PARTS * s->f);
+}
+
 size_t nconv_cl_bw_floats(const cshape *s, const op_native_isa *isa)
 {
     wg_plan w;
     wg_layout(s, isa, &w);
-    return (size_t)(w.parts * w.part_floats + w.zero_floats);
+    return (size_t)(w.parts * w.part_floats + w.zero_floats + db_floats(s));
 }
 
 void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
@@ -237,19 +245,27 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                     d->dw[(o * C + c) * khw + t] = v;
                 }
         if (d->db) {
-            /* db[o]: dy summed over the pixels in order, in double, 16 channels per job */
+            /* db[o]: dy summed in double over CL_DB_PARTS fixed ranges of the pixels (in
+             * order within each), then over the ranges in order */
             int64_t pix = s->n * s->p;
+            double *part = (double *)(scratch + nconv_cl_bw_floats(s, isa) - db_floats(s));
 #pragma omp for schedule(static)
-            for (int64_t ob = 0; ob < nfb; ob++) {
-                double acc[16] = {0};
-                int64_t o0 = ob * 16, no = F - o0 < 16 ? F - o0 : 16;
-                for (int64_t q = 0; q < pix; q++) {
-                    const float *r = d->dy + q * F + o0;
-                    for (int64_t k = 0; k < no; k++)
-                        acc[k] += r[k];
+            for (int64_t q = 0; q < CL_DB_PARTS; q++) {
+                double *acc = part + q * F;
+                for (int64_t o = 0; o < F; o++)
+                    acc[o] = 0.0;
+                for (int64_t k = pix * q / CL_DB_PARTS; k < pix * (q + 1) / CL_DB_PARTS; k++) {
+                    const float *r = d->dy + k * F;
+                    for (int64_t o = 0; o < F; o++)
+                        acc[o] += r[o];
                 }
-                for (int64_t k = 0; k < no; k++)
-                    d->db[o0 + k] = (float)acc[k];
+            }
+#pragma omp for schedule(static)
+            for (int64_t o = 0; o < F; o++) {
+                double v = 0.0;
+                for (int64_t q = 0; q < CL_DB_PARTS; q++)
+                    v += part[q * F + o];
+                d->db[o] = (float)v;
             }
         }
     }
