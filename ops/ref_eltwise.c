@@ -40,17 +40,8 @@ OP_REF_KERNEL(op_ref_act_bwd)
     int64_t total = ref_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
-    for (int64_t i = 0; i < total; i++) {
-        float g = dy[i], v = y[i];
-        switch (act) {
-        case OP_ACT_RELU: g = v > 0.0f ? g : 0.0f; break;
-        case OP_ACT_SIGMOID: g = g * v * (1.0f - v); break;
-        case OP_ACT_TANH: g = g * (1.0f - v * v); break;
-        case OP_ACT_LEAKY_RELU: g = v > 0.0f ? g : alpha * g; break;
-        case OP_ACT_NONE: break;
-        }
-        dx[i] = g;
-    }
+    for (int64_t i = 0; i < total; i++)
+        dx[i] = op_act_grad(act, alpha, dy[i], y[i]);
     return 0;
 }
 

@@ -188,6 +188,218 @@ Test(native_norm, batchnorm_backward, .timeout = 600)
         }
 }
 
+/* [N, C, S] -> [N, C/16, S, 16] (to_blocked) or back. */
+static float *blocked16(const float *src, const tspec *t, bool to_blocked)
+{
+    int64_t n = t->d[0], ch = t->d[1], sp = numel(t) / (n * ch > 0 ? n * ch : 1);
+    float *dst = malloc(bytes_of(t));
+    cr_assert_not_null(dst);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t k = 0; k < ch; k++)
+            for (int64_t i = 0; i < sp; i++) {
+                int64_t plain = (b * ch + k) * sp + i, blk = ((b * (ch / 16) + k / 16) * sp + i) * 16 + k % 16;
+                dst[to_blocked ? blk : plain] = src[to_blocked ? plain : blk];
+            }
+    return dst;
+}
+
+static float *transposed(const float *src, const tspec *t, bool to_cl);
+
+/* src (plain) in `layout`, or back to plain (a new buffer either way). */
+static float *in_layout(const float *src, const tspec *t, int layout, bool to)
+{
+    if (layout == OP_LAYOUT_BLOCK16)
+        return blocked16(src, t, to);
+    if (layout == OP_LAYOUT_PLAIN)
+        return clone(src, t);
+    return transposed(src, t, to);
+}
+
+/* Batchnorm (inference and training) and its backward with x, y / dy, x, dx channels-last or
+ * blocked (nChw16c): the reference's plain results after reordering, at every ISA level, the
+ * same on 1 and 2 threads. */
+static void bn_layout_case(const tcase *tc, const char *label, int layout, init_fn init, unsigned inplace)
+{
+    const op_kernel *ref = op_kernel_get(tc->node.op, OP_BACKEND_REF);
+    const op_kernel *nat = op_kernel_get(tc->node.op, OP_BACKEND_NATIVE);
+    int xrank = tc->in[tc->node.op == OP_BATCHNORM_BWD ? 1 : 0].rank;
+    char err[256];
+    uint64_t s = label_seed(label);
+    float *in[OP_MAX_IN], *rin[OP_MAX_IN], *rout[OP_MAX_OUT];
+    for (int i = 0; i < tc->nin; i++)
+        in[i] = alloc_random(&tc->in[i], &s);
+    if (init)
+        init(tc, in);
+    op_call rc;
+    make_call(&rc, tc, 1);
+    for (int i = 0; i < tc->nin; i++)
+        rc.in[i].data = rin[i] = clone(in[i], &tc->in[i]);
+    for (int i = 0; i < tc->nout; i++)
+        rc.out[i].data = rout[i] = alloc_nan(&tc->out[i]);
+    cr_assert_eq(ref->run(&rc, err, sizeof err), 0, "%s: reference: %s", label, err);
+    op_native_isa_level top = op_native_isa_supported();
+    for (int level = OP_NATIVE_SCALAR; level <= (int)top; level++) {
+        cr_assert_eq(op_native_force_isa((op_native_isa_level)level), 0);
+        float *first[OP_MAX_OUT] = {0};
+        for (int nt = 1; nt <= 2; nt++) {
+            char what[200];
+            snprintf(what, sizeof what, "%s [%s, %d thread%s]", label, op_native_isa_name((op_native_isa_level)level),
+                     nt, nt > 1 ? "s" : "");
+            op_call c;
+            make_call(&c, tc, nt);
+            float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
+            for (int i = 0; i < tc->nin; i++) {
+                bool x = tc->in[i].rank == xrank;
+                c.in[i].data = din[i] = x ? in_layout(in[i], &tc->in[i], layout, true) : clone(in[i], &tc->in[i]);
+                c.in[i].layout = x ? layout : OP_LAYOUT_PLAIN;
+            }
+            for (int i = 0; i < tc->nout; i++) {
+                c.out[i].data = dout[i] = alloc_nan(&tc->out[i]);
+                c.out[i].layout = tc->out[i].rank == xrank ? layout : OP_LAYOUT_PLAIN;
+            }
+            void *scratch = NULL;
+            if (nt == 2) {
+                size_t bytes = nat->scratch(&c);
+                scratch = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
+                cr_assert_not_null(scratch);
+                c.scratch = scratch;
+            }
+            cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
+            for (int i = 0; i < tc->nout; i++) {
+                float *plain = tc->out[i].rank == xrank ? in_layout(dout[i], &tc->out[i], layout, false) : dout[i];
+                expect_close(plain, rout[i], numel(&tc->out[i]), what, "output", i);
+                if (plain != dout[i])
+                    free(plain);
+                if (nt == 1)
+                    first[i] = dout[i];
+                else {
+                    cr_assert(memcmp(first[i], dout[i], bytes_of(&tc->out[i])) == 0,
+                              "%s: output %d differs from the 1-thread run", what, i);
+                    free(first[i]);
+                    free(dout[i]);
+                }
+            }
+            for (int i = 0; i < tc->nin; i++) {
+                if (inplace & (1u << i))
+                    expect_close(din[i], rin[i], numel(&tc->in[i]), what, "updated input", i);
+                free(din[i]);
+            }
+            free(scratch);
+        }
+    }
+    cr_assert_eq(op_native_force_isa(top), 0);
+    for (int i = 0; i < tc->nin; i++) {
+        free(in[i]);
+        free(rin[i]);
+    }
+    for (int i = 0; i < tc->nout; i++)
+        free(rout[i]);
+}
+
+static const tspec bn_cl_shapes[] = {
+    {4, {2, 16, 5, 7}},
+    {4, {3, 5, 13, 13}},   /* channels-last only: no multiple of 16 */
+    {4, {1, 32, 9, 9}},    /* batch 1 */
+    {4, {2, 48, 32, 33}},  /* several threads' worth, tiles with a partial one */
+    {5, {2, 16, 3, 5, 7}}, /* 3-D */
+    {3, {3, 32, 37}},      /* 1-D */
+};
+
+Test(native_norm, batchnorm_channels_last_and_blocked, .timeout = 600)
+{
+    static const int layouts[] = {OP_LAYOUT_NHWC, OP_LAYOUT_BLOCK16};
+    for (size_t i = 0; i < sizeof bn_cl_shapes / sizeof bn_cl_shapes[0]; i++)
+        for (int l = 0; l < 2; l++) {
+            const tspec *x = &bn_cl_shapes[i];
+            int64_t ch = x->d[1];
+            if (layouts[l] == OP_LAYOUT_BLOCK16 && ch % 16 != 0)
+                continue;
+            for (int op = 0; op < 3; op++) { /* inference, training, backward */
+                tcase tc = new_case(op < 2 ? OP_BATCHNORM : OP_BATCHNORM_BWD);
+                tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = op > 0};
+                tc.in[tc.nin++] = *x;
+                if (op == 2)
+                    tc.in[tc.nin++] = *x;
+                for (int k = 0; k < (op == 2 ? 3 : 4); k++)
+                    tc.in[tc.nin++] = TS(ch);
+                tc.out[tc.nout++] = *x;
+                if (op > 0) {
+                    tc.out[tc.nout++] = TS(ch);
+                    tc.out[tc.nout++] = TS(ch);
+                }
+                char label[96];
+                snprintf(label, sizeof label, "%s shape %zu %s", op == 2 ? "batchnorm_bwd" : "batchnorm", i,
+                         l ? "blocked" : "channels-last");
+                bn_layout_case(&tc, label, layouts[l], op == 2 ? bn_bwd_init : bn_init,
+                               op == 1 ? (1u << 3) | (1u << 4) : 0);
+            }
+        }
+}
+
+/* Batchnorm with its fused epilogue (+ residual, activation) and batchnorm_bwd with a fused
+ * activation's backward, in every layout. */
+Test(native_norm, batchnorm_fused, .timeout = 600)
+{
+    static const int layouts[] = {OP_LAYOUT_PLAIN, OP_LAYOUT_NHWC, OP_LAYOUT_BLOCK16};
+    static const op_act acts[] = {OP_ACT_RELU, OP_ACT_TANH};
+    static const tspec shapes[] = {{4, {3, 16, 9, 11}}, {4, {2, 32, 16, 17}}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int l = 0; l < 3; l++)
+            for (int a = 0; a < 2; a++)
+                for (int op = 0; op < 4; op++) { /* inference, training, training + add, backward */
+                    const tspec *x = &shapes[i];
+                    int64_t ch = x->d[1];
+                    tcase tc = new_case(op < 3 ? OP_BATCHNORM : OP_BATCHNORM_BWD);
+                    tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = op > 0,
+                                                     .residual = op == 2, .act = acts[a], .alpha = 0.0f};
+                    tc.in[tc.nin++] = *x;
+                    if (op == 3)
+                        tc.in[tc.nin++] = *x;
+                    for (int k = 0; k < (op == 3 ? 3 : 4); k++)
+                        tc.in[tc.nin++] = TS(ch);
+                    if (op == 2 || op == 3) /* the residual; the activation's output */
+                        tc.in[tc.nin++] = *x;
+                    tc.out[tc.nout++] = *x;
+                    if (op > 0) {
+                        tc.out[tc.nout++] = TS(ch);
+                        tc.out[tc.nout++] = TS(ch);
+                    }
+                    char label[128];
+                    snprintf(label, sizeof label, "%s shape %zu layout %d op %d +%s", op == 3 ? "batchnorm_bwd" : "batchnorm",
+                             i, layouts[l], op, op_act_name(acts[a]));
+                    bn_layout_case(&tc, label, layouts[l], op == 3 ? bn_bwd_init : bn_init,
+                                   op == 1 || op == 2 ? (1u << 3) | (1u << 4) : 0);
+                }
+}
+
+/* A batchnorm whose output is in another layout than its input is refused. */
+Test(native_norm, batchnorm_refuses_mixed_layouts)
+{
+    tspec x = {4, {2, 16, 5, 7}};
+    tcase tc = new_case(OP_BATCHNORM);
+    tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true};
+    tc.in[tc.nin++] = x;
+    for (int k = 0; k < 4; k++)
+        tc.in[tc.nin++] = TS(16);
+    tc.out[tc.nout++] = x;
+    tc.out[tc.nout++] = TS(16);
+    tc.out[tc.nout++] = TS(16);
+    op_call c;
+    make_call(&c, &tc, 1);
+    uint64_t s = 7;
+    float *bufs[8];
+    for (int i = 0; i < tc.nin; i++)
+        c.in[i].data = bufs[i] = alloc_random(&tc.in[i], &s);
+    for (int i = 0; i < tc.nout; i++)
+        c.out[i].data = bufs[tc.nin + i] = alloc_nan(&tc.out[i]);
+    c.in[0].layout = OP_LAYOUT_NHWC;
+    char err[256] = "";
+    cr_assert_eq(op_kernel_get(OP_BATCHNORM, OP_BACKEND_NATIVE)->run(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "another layout"), "%s", err);
+    for (int i = 0; i < tc.nin + tc.nout; i++)
+        free(bufs[i]);
+}
+
 /* ---- pooling */
 
 typedef struct pgeom {
@@ -714,11 +926,14 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
             continue;
         }
         cr_assert_not_null(k, "%s has no native kernel", op_name((op_kind)op));
-        /* element-wise ops and max pooling take either layout; the int8 convolution prefers
-         * channels-last (an all-native fp32 plan stays plain) */
+        /* element-wise ops, batchnorm and max pooling take either layout (batchnorm the blocked
+         * one too); the int8 convolution prefers channels-last (an all-native fp32 plan stays
+         * plain) */
+        bool bn = op == OP_BATCHNORM || op == OP_BATCHNORM_BWD;
         bool either = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
-                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD;
+                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD || bn;
         op_layout_support want = op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL : either ? OP_LAYOUT_EITHER : OP_LAYOUT_PLAIN_ONLY;
         cr_assert_eq(k->layouts, want, "%s", op_name((op_kind)op));
+        cr_assert_eq(k->blocked, bn, "%s", op_name((op_kind)op));
     }
 }
