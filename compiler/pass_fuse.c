@@ -8,6 +8,8 @@
  *   act_bwd -> batchnorm_bwd               batchnorm_bwd that applies the activation's backward
  *                                          to its dy first (training: the activation after a
  *                                          batchnorm)
+ *   add -> act_bwd (as its dy)             act_bwd that sums its dy first (training: a gradient
+ *                                          sum where a shortcut joins, before a block's relu)
  *   conv(+act) -> maxpool                  conv with fused max pooling
  *   dense -> softmax                       dense with a fused softmax (inference)
  *
@@ -177,6 +179,33 @@ static int fuse_act_bwd(ir_graph *g)
     return changes;
 }
 
+/* add(g1, g2, ...) -> act_bwd(its output, y): the act_bwd reads g1 as its dy and the others
+ * after y, and sums them first */
+static int fuse_grad_sums(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *ab = &g->nodes[n];
+        if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
+            continue;
+        int p = g->vals[ab->in[0]].producer;
+        if (p < 0)
+            continue;
+        ir_node *add = &g->nodes[p];
+        if (add->dead || add->op != OP_ADD || add->attrs.act.act != OP_ACT_NONE || add->nin < 2 ||
+            ab->nin + add->nin - 1 > OP_MAX_IN || sole_reader(g, add->out[0]) != n)
+            continue;
+        ab->in[0] = add->in[0];
+        for (int k = 1; k < add->nin; k++)
+            ab->in[ab->nin++] = add->in[k];
+        g->vals[add->out[0]].producer = -1;
+        pass_note_fused(ab, add);
+        add->dead = true;
+        changes++;
+    }
+    return changes;
+}
+
 /* conv(+act) -> maxpool */
 static int fuse_pools(ir_graph *g)
 {
@@ -228,6 +257,7 @@ int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t 
     *changes += fuse_residuals(g);
     *changes += fuse_pools(g);
     *changes += fuse_act_bwd(g);
+    *changes += fuse_grad_sums(g); /* after fuse_act_bwd, which takes act_bwd of two inputs */
     if (!ctx->training)
         *changes += fuse_softmax(g);
     return 0;

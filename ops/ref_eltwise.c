@@ -40,8 +40,16 @@ OP_REF_KERNEL(op_ref_act_bwd)
     int64_t total = ref_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
-    for (int64_t i = 0; i < total; i++)
-        dx[i] = op_act_grad(act, alpha, dy[i], y[i]);
+    for (int64_t i = 0; i < total; i++) {
+        float g = dy[i];
+        if (c->nin > 2) { /* a fused gradient sum: as add sums, in double in input order */
+            double s = g;
+            for (int k = 2; k < c->nin; k++)
+                s += (double)c->in[k].data[i];
+            g = (float)s;
+        }
+        dx[i] = op_act_grad(act, alpha, g, y[i]);
+    }
     return 0;
 }
 

@@ -668,6 +668,11 @@ Test(native_eltwise, activations_forward_and_backward, .timeout = 600)
             b.out[b.nout++] = elt_shapes[i];
             snprintf(label, sizeof label, "act_bwd %s shape %d", op_name(act_ops[a]), i);
             check_case(&b, label);
+            for (int more = 1; more <= 2; more++) { /* a fused gradient sum: dy + inputs 2... */
+                b.in[b.nin++] = elt_shapes[i];
+                snprintf(label, sizeof label, "act_bwd %s shape %d, %d summed", op_name(act_ops[a]), i, more + 1);
+                check_case(&b, label);
+            }
         }
 }
 

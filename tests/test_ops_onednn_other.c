@@ -250,6 +250,11 @@ Test(onednn_eltwise, act_backward)
             char label[64];
             snprintf(label, sizeof label, "act_bwd %zu shape %d", k, i);
             check_case(&tc, label);
+            for (int more = 1; more <= 2; more++) { /* a fused gradient sum: dy + inputs 2... */
+                tc.in[tc.nin++] = elt_shapes[i];
+                snprintf(label, sizeof label, "act_bwd %zu shape %d, %d summed", k, i, more + 1);
+                check_case(&tc, label);
+            }
         }
 }
 

@@ -164,6 +164,13 @@ Test(plan, training_fuses_batchnorm_epilogues_resnet20)
     ir_plan *p = plan_of(m, CNN_PASSES_O2, 4, true);
     cr_expect_eq(count_ops(p->graph, OP_RELU), 0, "every relu fuses into its batchnorm or add");
     cr_expect_eq(count_ops(p->graph, OP_ACT_BWD), 9, "the nine block tails' relu backward stay");
+    int sums = 0;
+    for (int i = 0; i < p->graph->nnodes; i++) {
+        const ir_node *nd = &p->graph->nodes[i];
+        if (!nd->dead && nd->op == OP_ACT_BWD)
+            sums += nd->nin == 3;
+    }
+    cr_expect_eq(sums, 8, "the gradient sums where the shortcuts join fold into the relu backward before them");
     int residual = 0, relu = 0, bwd_act = 0, adds = 0;
     for (int i = 0; i < p->graph->nnodes; i++) {
         const ir_node *nd = &p->graph->nodes[i];

@@ -108,17 +108,30 @@ int op_dnn_act_bwd_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_act act
     return k;
 }
 
+/* act_bwd; inputs after y (a fused gradient sum) are summed with dy into dx first, and the
+ * activation's backward runs in place on dx */
 static int act_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
-    if (c->nin != 2 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]) ||
+    if (c->nin < 2 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]) ||
         !same_numel(&c->in[0], &c->in[1]))
         return op_dnn_errf(err, errlen, "oneDNN act_bwd: expected dy, y and dx of one shape");
+    for (int k = 2; k < c->nin; k++)
+        if (!same_numel(&c->in[k], &c->in[0]))
+            return op_dnn_errf(err, errlen, "oneDNN act_bwd: input %d differs in shape from dy", k);
     if (op_dnn_one_layout(c, "act_bwd", err, errlen)) return -1;
     dnnl_memory_desc_t md = flat_md(&c->in[0]);
     int dy = op_dnn_mem_bound(p, &md, OP_DNN_IN, 0, err, errlen);
     int y = dy < 0 ? -1 : op_dnn_mem_bound(p, &md, OP_DNN_IN, 1, err, errlen);
     int dx = y < 0 ? -1 : op_dnn_mem_bound(p, &md, OP_DNN_OUT, 0, err, errlen);
     if (dx < 0) return -1;
+    if (c->nin > 2) {
+        int src[OP_MAX_IN];
+        src[0] = dy;
+        for (int k = 2; k < c->nin; k++)
+            if ((src[k - 1] = op_dnn_mem_bound(p, &md, OP_DNN_IN, k, err, errlen)) < 0) return -1;
+        if (op_dnn_sum_step(p, &md, c->nin - 1, src, dx, err, errlen) < 0) return -1;
+        dy = dx;
+    }
     p->main_step = op_dnn_act_bwd_step(p, &md, c->node->attrs.act.act, c->node->attrs.act.alpha, dy, y, dx, err,
                                        errlen);
     return p->main_step < 0 ? -1 : 0;
