@@ -16,6 +16,17 @@
 typedef void (*init_fn)(const tcase *tc, float **in);
 
 static int64_t g_step = 1; /* c->step of the optimiser cases */
+/* The layout check_ex gives the native call's tensors of rank g_layout_rank (3 or more): plain,
+ * channels-last or blocked; the reference always runs plain and outputs are compared plain. */
+static int g_layout = 0, g_layout_rank = 0;
+
+static float *in_layout(const float *src, const tspec *t, int layout, bool to);
+
+/* A tensor of the native call as check_ex lays it out. */
+static bool laid_out(const tspec *t)
+{
+    return g_layout != OP_LAYOUT_PLAIN && t->rank == g_layout_rank && t->rank >= 3;
+}
 
 /* check_case with an init hook, inputs updated in place (bit k of inplace: input k) compared
  * with the reference's like outputs, and c->step set. */
@@ -52,11 +63,18 @@ static void check_ex(const tcase *tc, const char *label, init_fn init, unsigned 
             op_call c;
             make_call(&c, tc, nt);
             c.step = g_step;
-            float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
-            for (int i = 0; i < tc->nin; i++)
-                c.in[i].data = din[i] = clone(in[i], &tc->in[i]);
-            for (int i = 0; i < tc->nout; i++)
+            float *din[OP_MAX_IN], *dout[OP_MAX_OUT], *lin[OP_MAX_IN] = {0};
+            for (int i = 0; i < tc->nin; i++) {
+                bool l = laid_out(&tc->in[i]);
+                if (l)
+                    lin[i] = in_layout(in[i], &tc->in[i], g_layout, true);
+                c.in[i].data = din[i] = clone(l ? lin[i] : in[i], &tc->in[i]);
+                c.in[i].layout = l ? g_layout : OP_LAYOUT_PLAIN;
+            }
+            for (int i = 0; i < tc->nout; i++) {
                 c.out[i].data = dout[i] = alloc_nan(&tc->out[i]);
+                c.out[i].layout = laid_out(&tc->out[i]) ? g_layout : OP_LAYOUT_PLAIN;
+            }
             void *scratch = NULL;
             if (nt == 2 && nat->scratch) {
                 size_t bytes = nat->scratch(&c);
@@ -68,14 +86,19 @@ static void check_ex(const tcase *tc, const char *label, init_fn init, unsigned 
             }
             err[0] = '\0';
             cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
-            for (int i = 0; i < tc->nout; i++)
-                expect_close(dout[i], rout[i], numel(&tc->out[i]), what, "output", i);
+            for (int i = 0; i < tc->nout; i++) {
+                float *plain = laid_out(&tc->out[i]) ? in_layout(dout[i], &tc->out[i], g_layout, false) : dout[i];
+                expect_close(plain, rout[i], numel(&tc->out[i]), what, "output", i);
+                if (plain != dout[i])
+                    free(plain);
+            }
             for (int i = 0; i < tc->nin; i++) {
                 if (inplace & (1u << i))
                     expect_close(din[i], rin[i], numel(&tc->in[i]), what, "updated input", i);
                 else
-                    cr_assert(memcmp(din[i], in[i], bytes_of(&tc->in[i])) == 0,
+                    cr_assert(memcmp(din[i], lin[i] ? lin[i] : in[i], bytes_of(&tc->in[i])) == 0,
                               "%s: input %d changed by the run", what, i);
+                free(lin[i]);
             }
             for (int i = 0; i < tc->nin + tc->nout; i++) {
                 float *got = i < tc->nin ? din[i] : dout[i - tc->nin];
@@ -188,8 +211,9 @@ Test(native_norm, batchnorm_backward, .timeout = 600)
         }
 }
 
-/* [N, C, S] -> [N, C/16, S, 16] (to_blocked) or back. */
-static float *blocked16(const float *src, const tspec *t, bool to_blocked)
+/* src (plain [N, C, S]) in `layout` (channels-last [N, S, C], blocked [N, C/16, S, 16]), or
+ * back to plain when !to (a new buffer either way). */
+static float *in_layout(const float *src, const tspec *t, int layout, bool to)
 {
     int64_t n = t->d[0], ch = t->d[1], sp = numel(t) / (n * ch > 0 ? n * ch : 1);
     float *dst = malloc(bytes_of(t));
@@ -197,103 +221,23 @@ static float *blocked16(const float *src, const tspec *t, bool to_blocked)
     for (int64_t b = 0; b < n; b++)
         for (int64_t k = 0; k < ch; k++)
             for (int64_t i = 0; i < sp; i++) {
-                int64_t plain = (b * ch + k) * sp + i, blk = ((b * (ch / 16) + k / 16) * sp + i) * 16 + k % 16;
-                dst[to_blocked ? blk : plain] = src[to_blocked ? plain : blk];
+                int64_t plain = (b * ch + k) * sp + i;
+                int64_t other = layout == OP_LAYOUT_BLOCK16 ? ((b * (ch / 16) + k / 16) * sp + i) * 16 + k % 16
+                                : layout == OP_LAYOUT_NHWC ? (b * sp + i) * ch + k
+                                                           : plain;
+                dst[to ? other : plain] = src[to ? plain : other];
             }
     return dst;
 }
 
-static float *transposed(const float *src, const tspec *t, bool to_cl);
-
-/* src (plain) in `layout`, or back to plain (a new buffer either way). */
-static float *in_layout(const float *src, const tspec *t, int layout, bool to)
+/* check_ex with the tensors shaped like x in `layout`. */
+static void check_in_layout(const tcase *tc, const char *label, int layout, init_fn init, unsigned inplace)
 {
-    if (layout == OP_LAYOUT_BLOCK16)
-        return blocked16(src, t, to);
-    if (layout == OP_LAYOUT_PLAIN)
-        return clone(src, t);
-    return transposed(src, t, to);
-}
-
-/* Batchnorm (inference and training) and its backward with x, y / dy, x, dx channels-last or
- * blocked (nChw16c): the reference's plain results after reordering, at every ISA level, the
- * same on 1 and 2 threads. */
-static void bn_layout_case(const tcase *tc, const char *label, int layout, init_fn init, unsigned inplace)
-{
-    const op_kernel *ref = op_kernel_get(tc->node.op, OP_BACKEND_REF);
-    const op_kernel *nat = op_kernel_get(tc->node.op, OP_BACKEND_NATIVE);
-    int xrank = tc->in[tc->node.op == OP_BATCHNORM_BWD ? 1 : 0].rank;
-    char err[256];
-    uint64_t s = label_seed(label);
-    float *in[OP_MAX_IN], *rin[OP_MAX_IN], *rout[OP_MAX_OUT];
-    for (int i = 0; i < tc->nin; i++)
-        in[i] = alloc_random(&tc->in[i], &s);
-    if (init)
-        init(tc, in);
-    op_call rc;
-    make_call(&rc, tc, 1);
-    for (int i = 0; i < tc->nin; i++)
-        rc.in[i].data = rin[i] = clone(in[i], &tc->in[i]);
-    for (int i = 0; i < tc->nout; i++)
-        rc.out[i].data = rout[i] = alloc_nan(&tc->out[i]);
-    cr_assert_eq(ref->run(&rc, err, sizeof err), 0, "%s: reference: %s", label, err);
-    op_native_isa_level top = op_native_isa_supported();
-    for (int level = OP_NATIVE_SCALAR; level <= (int)top; level++) {
-        cr_assert_eq(op_native_force_isa((op_native_isa_level)level), 0);
-        float *first[OP_MAX_OUT] = {0};
-        for (int nt = 1; nt <= 2; nt++) {
-            char what[200];
-            snprintf(what, sizeof what, "%s [%s, %d thread%s]", label, op_native_isa_name((op_native_isa_level)level),
-                     nt, nt > 1 ? "s" : "");
-            op_call c;
-            make_call(&c, tc, nt);
-            float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
-            for (int i = 0; i < tc->nin; i++) {
-                bool x = tc->in[i].rank == xrank;
-                c.in[i].data = din[i] = x ? in_layout(in[i], &tc->in[i], layout, true) : clone(in[i], &tc->in[i]);
-                c.in[i].layout = x ? layout : OP_LAYOUT_PLAIN;
-            }
-            for (int i = 0; i < tc->nout; i++) {
-                c.out[i].data = dout[i] = alloc_nan(&tc->out[i]);
-                c.out[i].layout = tc->out[i].rank == xrank ? layout : OP_LAYOUT_PLAIN;
-            }
-            void *scratch = NULL;
-            if (nt == 2) {
-                size_t bytes = nat->scratch(&c);
-                scratch = aligned_alloc(64, (bytes + 63) / 64 * 64 + 64);
-                cr_assert_not_null(scratch);
-                c.scratch = scratch;
-            }
-            cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
-            for (int i = 0; i < tc->nout; i++) {
-                float *plain = tc->out[i].rank == xrank ? in_layout(dout[i], &tc->out[i], layout, false) : dout[i];
-                expect_close(plain, rout[i], numel(&tc->out[i]), what, "output", i);
-                if (plain != dout[i])
-                    free(plain);
-                if (nt == 1)
-                    first[i] = dout[i];
-                else {
-                    cr_assert(memcmp(first[i], dout[i], bytes_of(&tc->out[i])) == 0,
-                              "%s: output %d differs from the 1-thread run", what, i);
-                    free(first[i]);
-                    free(dout[i]);
-                }
-            }
-            for (int i = 0; i < tc->nin; i++) {
-                if (inplace & (1u << i))
-                    expect_close(din[i], rin[i], numel(&tc->in[i]), what, "updated input", i);
-                free(din[i]);
-            }
-            free(scratch);
-        }
-    }
-    cr_assert_eq(op_native_force_isa(top), 0);
-    for (int i = 0; i < tc->nin; i++) {
-        free(in[i]);
-        free(rin[i]);
-    }
-    for (int i = 0; i < tc->nout; i++)
-        free(rout[i]);
+    g_layout = layout;
+    g_layout_rank = tc->in[tc->node.op == OP_BATCHNORM_BWD ? 1 : 0].rank;
+    check_ex(tc, label, init, inplace);
+    g_layout = OP_LAYOUT_PLAIN;
+    g_layout_rank = 0;
 }
 
 static const tspec bn_cl_shapes[] = {
@@ -330,7 +274,7 @@ Test(native_norm, batchnorm_channels_last_and_blocked, .timeout = 600)
                 char label[96];
                 snprintf(label, sizeof label, "%s shape %zu %s", op == 2 ? "batchnorm_bwd" : "batchnorm", i,
                          l ? "blocked" : "channels-last");
-                bn_layout_case(&tc, label, layouts[l], op == 2 ? bn_bwd_init : bn_init,
+                check_in_layout(&tc, label, layouts[l], op == 2 ? bn_bwd_init : bn_init,
                                op == 1 ? (1u << 3) | (1u << 4) : 0);
             }
         }
@@ -367,7 +311,7 @@ Test(native_norm, batchnorm_fused, .timeout = 600)
                     char label[128];
                     snprintf(label, sizeof label, "%s shape %zu layout %d op %d +%s", op == 3 ? "batchnorm_bwd" : "batchnorm",
                              i, layouts[l], op, op_act_name(acts[a]));
-                    bn_layout_case(&tc, label, layouts[l], op == 3 ? bn_bwd_init : bn_init,
+                    check_in_layout(&tc, label, layouts[l], op == 3 ? bn_bwd_init : bn_init,
                                    op == 1 || op == 2 ? (1u << 3) | (1u << 4) : 0);
                 }
 }
@@ -489,20 +433,6 @@ Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
     }
 }
 
-/* [N, C, S] -> [N, S, C] (to_cl) or back. */
-static float *transposed(const float *src, const tspec *t, bool to_cl)
-{
-    int64_t n = t->d[0], ch = t->d[1], sp = numel(t) / (n * ch > 0 ? n * ch : 1);
-    float *dst = malloc(bytes_of(t));
-    cr_assert_not_null(dst);
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t k = 0; k < ch; k++)
-            for (int64_t i = 0; i < sp; i++) {
-                int64_t plain = (b * ch + k) * sp + i, cl = (b * sp + i) * ch + k;
-                dst[to_cl ? cl : plain] = src[to_cl ? plain : cl];
-            }
-    return dst;
-}
 
 /* Max pooling and its backward in channels-last order (every tensor of the call) equal the
  * reference's plain results bit for bit, with ties (values rounded to a few levels) so that the
@@ -534,7 +464,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
             for (int k = 0; k < tc.nin; k++) {
                 in[k] = alloc_random(&tc.in[k], &seed);
                 for (int64_t e = 0; e < numel(&tc.in[k]); e++) in[k][e] = roundf(in[k][e] * 3.0f); /* ties */
-                cin[k] = transposed(in[k], &tc.in[k], true);
+                cin[k] = in_layout(in[k], &tc.in[k], OP_LAYOUT_NHWC, true);
             }
             char err[256] = "";
             op_call rc;
@@ -551,7 +481,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
                 c.out[0].data = got, c.out[0].layout = OP_LAYOUT_NHWC;
                 cr_assert_eq(op_kernel_get(tc.node.op, OP_BACKEND_NATIVE)->run(&c, err, sizeof err), 0, "%s: %s", label,
                              err);
-                float *plain = transposed(got, &tc.out[0], false);
+                float *plain = in_layout(got, &tc.out[0], OP_LAYOUT_NHWC, false);
                 for (int64_t e = 0; e < numel(&tc.out[0]); e++)
                     cr_assert(memcmp(&plain[e], &ref[e], sizeof(float)) == 0, "%s, %d threads: element %lld: %g vs %g",
                               label, nt, (long long)e, plain[e], ref[e]);

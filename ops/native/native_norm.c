@@ -36,7 +36,7 @@ size_t op_native_batchnorm_scratch(const op_call *c)
 {
     if (c->nin < 1 || !c->node || c->in[0].rank < 2)
         return 0;
-    if (!c->node->attrs.bn.training) /* channels-last: the per-channel mean and scale */
+    if (!c->node->attrs.bn.training) /* the per-channel mean and scale */
         return 2 * (size_t)c->in[0].d[1] * sizeof(float);
     return bn_scratch_floats(&c->in[0]) * sizeof(float);
 }
@@ -70,6 +70,17 @@ static bn_order bn_order_of(const op_tensor *x, int64_t ch)
     else if (x->rank >= 3 && x->layout == OP_LAYOUT_BLOCK16 && ch % 16 == 0)
         o.cl = true, o.nb = ch / 16, o.cw = 16;
     return o;
+}
+
+/* Tile t of the element-wise passes over channels-last segments (tps tiles of CL_TILE
+ * positions per segment of s positions): its first float *off, its positions *len, its
+ * segment's channel block *b. */
+static void cl_tile(const bn_order *o, int64_t s, int64_t tps, int64_t t, int64_t *off, int64_t *len, int64_t *b)
+{
+    int64_t j = t / tps, p0 = t % tps * CL_TILE;
+    *b = j % o->nb;
+    *len = s - p0 < CL_TILE ? s - p0 : CL_TILE;
+    *off = j * s * o->cw + p0 * o->cw;
 }
 
 /* The per-plane (or per-segment) partial sums: image i's pair for channel k is at
@@ -132,75 +143,53 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
     bn_parts pp = bn_parts_of(&o, ch);
     int64_t segs = n * o.nb, seg = s * o.cw, tps = (s + CL_TILE - 1) / CL_TILE;
 
-    bool owned = false;
-    size_t floats = a->training ? bn_scratch_floats(xt) : (o.cl ? 2 * (size_t)ch : 0); /* as the scratch() */
-    float *part = floats ? nat_scratch(c, floats * sizeof(float), &owned) : NULL;
-    if (floats && !part)
+    bool owned;
+    float *part = nat_scratch(c, op_native_batchnorm_scratch(c), &owned);
+    if (!part)
         return ref_fail(err, errlen, "%s: out of memory", name);
-    float *cmu = a->training ? part + 2 * planes : part, *cscale = cmu ? cmu + ch : NULL;
-
-    if (!a->training) {
-        if (o.cl) {
-            for (int64_t k = 0; k < ch; k++) {
-                cmu[k] = rmean[k];
-                cscale[k] = (float)((double)gamma[k] / sqrt((double)rvar[k] + eps));
-            }
-#pragma omp parallel for schedule(static) num_threads(nt) if (planes * s > 16384)
-            for (int64_t t = 0; t < segs * tps; t++) {
-                int64_t j = t / tps, p0 = t % tps * CL_TILE, b = j % o.nb;
-                int64_t len = s - p0 < CL_TILE ? s - p0 : CL_TILE, off = j * seg + p0 * o.cw;
-                v->bn_apply_cl(x + off, y + off, len, o.cw, o.cw, cmu + b * o.cw, cscale + b * o.cw,
-                               beta + b * o.cw);
-                bn_epilogue(v, a, y + off, res ? res + off : NULL, len * o.cw);
-            }
-        } else {
-#pragma omp parallel for schedule(static) num_threads(nt) if (planes * s > 16384)
-            for (int64_t p = 0; p < planes; p++) {
-                int64_t k = p % ch;
-                float scale = (float)((double)gamma[k] / sqrt((double)rvar[k] + eps));
-                v->bn_apply(x + p * s, y + p * s, s, rmean[k], scale, beta[k]);
-                bn_epilogue(v, a, y + p * s, res ? res + p * s : NULL, s);
-            }
-        }
-        if (owned)
-            cnn_mem_aligned_free(part);
-        return 0;
-    }
-
-    float *save_mean = c->out[1].data, *save_invstd = c->out[2].data;
+    /* y = (x - cmu) * cscale + beta per channel: the running statistics, or the batch's */
+    float *cmu = a->training ? part + 2 * planes : part, *cscale = cmu + ch;
+    float *save_mean = a->training ? c->out[1].data : NULL, *save_invstd = a->training ? c->out[2].data : NULL;
     double mom = a->momentum;
+    if (!a->training)
+        for (int64_t k = 0; k < ch; k++) {
+            cmu[k] = rmean[k];
+            cscale[k] = (float)((double)gamma[k] / sqrt((double)rvar[k] + eps));
+        }
 
 #pragma omp parallel num_threads(nt) if (planes * s > 16384)
     {
-        if (o.cl) {
+        if (a->training && o.cl) {
 #pragma omp for schedule(static)
             for (int64_t j = 0; j < segs; j++) {
                 int64_t i = j / o.nb, b = j % o.nb;
                 v->bn_stats_cl(x + j * seg, s, o.cw, o.cw, part + i * 2 * ch + b * o.cw,
                                part + i * 2 * ch + ch + b * o.cw);
             }
-        } else {
+        } else if (a->training) {
 #pragma omp for schedule(static)
             for (int64_t p = 0; p < planes; p++)
                 v->bn_stats(x + p * s, s, &part[2 * p], &part[2 * p + 1]);
         }
+        if (a->training) {
 #pragma omp single
-        for (int64_t k = 0; k < ch; k++) {
-            double mu, var;
-            bn_combine_stats(part, pp, n, ch, s, k, &mu, &var);
-            double invstd = 1.0 / sqrt(var + eps);
-            save_mean[k] = (float)mu;
-            save_invstd[k] = (float)invstd;
-            rmean[k] = (float)((1.0 - mom) * rmean[k] + mom * mu);
-            rvar[k] = (float)((1.0 - mom) * rvar[k] + mom * var * (double)m / (double)(m - 1));
-            cmu[k] = (float)mu;
-            cscale[k] = (float)(invstd * (double)gamma[k]);
+            for (int64_t k = 0; k < ch; k++) {
+                double mu, var;
+                bn_combine_stats(part, pp, n, ch, s, k, &mu, &var);
+                double invstd = 1.0 / sqrt(var + eps);
+                save_mean[k] = (float)mu;
+                save_invstd[k] = (float)invstd;
+                rmean[k] = (float)((1.0 - mom) * rmean[k] + mom * mu);
+                rvar[k] = (float)((1.0 - mom) * rvar[k] + mom * var * (double)m / (double)(m - 1));
+                cmu[k] = (float)mu;
+                cscale[k] = (float)(invstd * (double)gamma[k]);
+            }
         }
         if (o.cl) {
 #pragma omp for schedule(static)
             for (int64_t t = 0; t < segs * tps; t++) {
-                int64_t j = t / tps, p0 = t % tps * CL_TILE, b = j % o.nb;
-                int64_t len = s - p0 < CL_TILE ? s - p0 : CL_TILE, off = j * seg + p0 * o.cw;
+                int64_t off, len, b;
+                cl_tile(&o, s, tps, t, &off, &len, &b);
                 v->bn_apply_cl(x + off, y + off, len, o.cw, o.cw, cmu + b * o.cw, cscale + b * o.cw,
                                beta + b * o.cw);
                 bn_epilogue(v, a, y + off, res ? res + off : NULL, len * o.cw);
@@ -289,8 +278,8 @@ int op_native_batchnorm_bwd(op_call *c, char *err, size_t errlen)
         if (o.cl) {
 #pragma omp for schedule(static)
             for (int64_t t = 0; t < segs * tps; t++) {
-                int64_t j = t / tps, p0 = t % tps * CL_TILE, b = j % o.nb;
-                int64_t len = s - p0 < CL_TILE ? s - p0 : CL_TILE, off = j * seg + p0 * o.cw;
+                int64_t off, len, b;
+                cl_tile(&o, s, tps, t, &off, &len, &b);
                 v->bn_bwd_dx_cl(g + off, x + off, dx + off, len, o.cw, o.cw, mean + b * o.cw, ck + b * o.cw,
                                 cmdy + b * o.cw, cg + b * o.cw);
             }
