@@ -23,7 +23,8 @@
  * unknown.
  * --mem times the memory-bound kernels instead (batchnorm, pooling, element-wise ops, the SGD
  * update, on resnet20's and LeNet-5's shapes at batch 64) and prints GB/s: the bytes of every
- * tensor the call reads and writes, once, over the median time.
+ * tensor the call reads and writes, once, over the median time (batchnorm also channels-last,
+ * the "nhwc" cases: native and oneDNN both read and write that order, as in a network).
  * --int8 times the int8 convolution (conv_q, the input quantised in the node, fused relu and
  * pooling as in the networks) of the first layers the native int8 kernel is for, in ms per
  * call: native int8 at each level (plain tensors), native int8 at the top level with
@@ -303,21 +304,26 @@ typedef struct mcase {
     const char *name;
     mkind kind;
     int64_t n, c, h, w;
+    int layout; /* of the [n, c, h, w] tensors (the reference, plain only, is left out otherwise) */
 } mcase;
 
 static const mcase mcases[] = {
-    {"batchnorm train 16x32x32 b64", M_BN_TRAIN, 64, 16, 32, 32},
-    {"batchnorm train 64x8x8 b64", M_BN_TRAIN, 64, 64, 8, 8},
-    {"batchnorm bwd 16x32x32 b64", M_BN_BWD, 64, 16, 32, 32},
-    {"batchnorm bwd 64x8x8 b64", M_BN_BWD, 64, 64, 8, 8},
-    {"maxpool 2x2 6x28x28 b64", M_MAXPOOL, 64, 6, 28, 28},
-    {"maxpool bwd 2x2 6x28x28 b64", M_MAXPOOL_BWD, 64, 6, 28, 28},
-    {"relu 16x32x32 b64", M_RELU, 64, 16, 32, 32},
-    {"act_bwd relu 16x32x32 b64", M_ACT_BWD, 64, 16, 32, 32},
-    {"add+relu 16x32x32 b64", M_ADD, 64, 16, 32, 32},
-    {"global_avgpool 64x8x8 b64", M_GAP, 64, 64, 8, 8},
-    {"global_avgpool bwd 64x8x8 b64", M_GAP_BWD, 64, 64, 8, 8},
-    {"sgd momentum+wd 272474", M_SGD, 1, 1, 1, 272474},
+    {"batchnorm train 16x32x32 b64", M_BN_TRAIN, 64, 16, 32, 32, 0},
+    {"batchnorm train 64x8x8 b64", M_BN_TRAIN, 64, 64, 8, 8, 0},
+    {"batchnorm bwd 16x32x32 b64", M_BN_BWD, 64, 16, 32, 32, 0},
+    {"batchnorm bwd 64x8x8 b64", M_BN_BWD, 64, 64, 8, 8, 0},
+    {"batchnorm train 16x32x32 b64 nhwc", M_BN_TRAIN, 64, 16, 32, 32, OP_LAYOUT_NHWC},
+    {"batchnorm train 64x8x8 b64 nhwc", M_BN_TRAIN, 64, 64, 8, 8, OP_LAYOUT_NHWC},
+    {"batchnorm bwd 16x32x32 b64 nhwc", M_BN_BWD, 64, 16, 32, 32, OP_LAYOUT_NHWC},
+    {"batchnorm bwd 64x8x8 b64 nhwc", M_BN_BWD, 64, 64, 8, 8, OP_LAYOUT_NHWC},
+    {"maxpool 2x2 6x28x28 b64", M_MAXPOOL, 64, 6, 28, 28, 0},
+    {"maxpool bwd 2x2 6x28x28 b64", M_MAXPOOL_BWD, 64, 6, 28, 28, 0},
+    {"relu 16x32x32 b64", M_RELU, 64, 16, 32, 32, 0},
+    {"act_bwd relu 16x32x32 b64", M_ACT_BWD, 64, 16, 32, 32, 0},
+    {"add+relu 16x32x32 b64", M_ADD, 64, 16, 32, 32, 0},
+    {"global_avgpool 64x8x8 b64", M_GAP, 64, 64, 8, 8, 0},
+    {"global_avgpool bwd 64x8x8 b64", M_GAP_BWD, 64, 64, 8, 8, 0},
+    {"sgd momentum+wd 272474", M_SGD, 1, 1, 1, 272474, 0},
 };
 
 static void make_mem_call(bcall *b, const mcase *mc, int nt)
@@ -410,6 +416,11 @@ static void make_mem_call(bcall *b, const mcase *mc, int nt)
     }
 #undef IN
 #undef OUT
+    for (int k = 0; k < c->nin + c->nout; k++) {
+        op_tensor *t = k < c->nin ? &c->in[k] : &c->out[k - c->nin];
+        if (t->rank == 4)
+            t->layout = mc->layout;
+    }
     b->flops = bytes;
     c->node = &b->node;
     c->batch = mc->n;
@@ -444,7 +455,7 @@ static int run_mem(bool ref, const char *filter)
                 fflush(stdout);
             }
             op_native_force_isa(top);
-            print_gf(ref ? measure(op_kernel_get(b.node.op, OP_BACKEND_REF), &b, false, "ref") : NAN);
+            print_gf(ref && !mc->layout ? measure(op_kernel_get(b.node.op, OP_BACKEND_REF), &b, false, "ref") : NAN);
             fflush(stdout);
             print_gf(measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false, "onednn"));
             printf("\n");

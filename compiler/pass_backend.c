@@ -6,7 +6,8 @@
  * caller picked a backend for (pass_ctx.picks: the runtime's measurements, runtime/tune.c) runs
  * there; the layout pass then puts in the reorders the mix implies.  Untuned, auto runs a node
  * on images of 16 channels or fewer on a backend whose kernel says it is the fast one there
- * (op_caps.few_channels: native max pooling's backward). */
+ * (op_caps.few_channels: native max pooling's backward), and an op on the backend whose kernel
+ * is the fast one everywhere (op_caps.preferred: native batchnorm). */
 #include "compiler/passes.h"
 
 #include <stdio.h>
@@ -64,6 +65,10 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         if (nd->dead)
             continue;
         op_backend b = ctx->backend == PLAN_BACKEND_AUTO ? picked(ctx, nd) : OP_BACKEND_COUNT;
+        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO)
+            for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
+                if (ctx->caps->preferred[nd->op][k])
+                    b = (op_backend)k;
         if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && few_channels(g, nd))
             for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
                 if (ctx->caps->few_channels[nd->op][k])

@@ -2,16 +2,22 @@
  * feeds them, so they run as that kernel's epilogue and no intermediate tensor is written:
  *
  *   add -> activation                      add with a fused activation
- *   conv/dense -> activation               conv/dense with a fused activation
- *   conv -> add(with another tensor)       conv with a residual input (ResNet's block tail;
- *                                          the add's fused activation moves along)
+ *   conv/dense/batchnorm -> activation     conv/dense/batchnorm with a fused activation
+ *   conv/batchnorm -> add(another tensor)  conv/batchnorm with a residual input (ResNet's block
+ *                                          tail; the add's fused activation moves along)
+ *   act_bwd -> batchnorm_bwd               batchnorm_bwd that applies the activation's backward
+ *                                          to its dy first (training: the activation after a
+ *                                          batchnorm)
+ *   add -> act_bwd (as its dy)             act_bwd that sums its dy first (training: a gradient
+ *                                          sum where a shortcut joins, before a block's relu)
  *   conv(+act) -> maxpool                  conv with fused max pooling
  *   dense -> softmax                       dense with a fused softmax (inference)
  *
  * A producer is fused with its consumer only when the consumer is its only reader and the
  * producer's output is not a graph output: so in training graphs every tensor the backward
  * nodes read is still made (act_bwd reads the activation's output, which the fused node now
- * makes; maxpool_bwd reads the pool's input, which keeps it unfused). */
+ * makes; maxpool_bwd reads the pool's input, which keeps it unfused).  A batchnorm's other
+ * outputs (its saved statistics in training) stay its own. */
 #include "compiler/passes.h"
 #include "ops/registry.h"
 
@@ -66,11 +72,6 @@ static op_act act_of(const ir_node *nd)
     return op_def_get(nd->op)->act;
 }
 
-static bool is_conv(const ir_node *nd)
-{
-    return (op_def_get(nd->op)->props & OP_PROP_CONV) != 0;
-}
-
 /* True when the node carries a fused epilogue already (registry: epilogue). */
 static bool has_epilogue(const ir_node *nd)
 {
@@ -84,7 +85,7 @@ static int fuse_activations(ir_graph *g)
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *p = &g->nodes[n];
-        if (p->dead || p->nout != 1)
+        if (p->dead || p->nout < 1)
             continue;
         /* where the producer takes a fused activation (registry: act_slot), if it is free */
         const op_def *def = op_def_get(p->op);
@@ -103,7 +104,14 @@ static int fuse_activations(ir_graph *g)
     return changes;
 }
 
-/* conv -> add(conv's output, other): the conv adds `other` before its activation */
+/* The node's fused-residual flag (registry: residual_flag), or NULL. */
+static bool *residual_flag(ir_node *nd)
+{
+    const op_def *def = op_def_get(nd->op);
+    return def->residual_flag ? def->residual_flag(&nd->attrs) : NULL;
+}
+
+/* p -> add(p's output, other), p a conv or batchnorm: p adds `other` before its activation */
 static int fuse_residuals(ir_graph *g)
 {
     int changes = 0;
@@ -115,7 +123,7 @@ static int fuse_residuals(ir_graph *g)
         int best = -1, other = -1;
         for (int k = 0; k < 2; k++) {
             int p = g->vals[add->in[k]].producer;
-            if (p < 0 || !is_conv(&g->nodes[p]) || g->nodes[p].dead)
+            if (p < 0 || g->nodes[p].dead || !residual_flag(&g->nodes[p]))
                 continue;
             if (has_epilogue(&g->nodes[p]) || sole_reader(g, add->in[k]) != n)
                 continue;
@@ -128,14 +136,71 @@ static int fuse_residuals(ir_graph *g)
         }
         if (best < 0)
             continue;
-        ir_node *conv = &g->nodes[best];
-        if (conv->nin >= OP_MAX_IN)
+        ir_node *p = &g->nodes[best];
+        const op_def *def = op_def_get(p->op);
+        float *alpha = NULL;
+        op_act *act = def->act_slot ? def->act_slot(&p->attrs, &alpha) : NULL;
+        if (p->nin >= OP_MAX_IN || !act)
             continue;
-        conv->attrs.conv.residual = true;
-        conv->attrs.conv.act = add->attrs.act.act;
-        conv->attrs.conv.alpha = add->attrs.act.alpha;
-        conv->in[conv->nin++] = other;
+        *residual_flag(p) = true;
+        *act = add->attrs.act.act;
+        *alpha = add->attrs.act.alpha;
+        p->in[p->nin++] = other;
         absorb(g, best, n);
+        changes++;
+    }
+    return changes;
+}
+
+/* act_bwd(dy, y) -> batchnorm_bwd(its output, x, ...): the batchnorm_bwd reads dy and, as a
+ * last input, y, and applies the activation's backward itself */
+static int fuse_act_bwd(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *ab = &g->nodes[n];
+        if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
+            continue;
+        int r = sole_reader(g, ab->out[0]);
+        if (r < 0)
+            continue;
+        ir_node *bb = &g->nodes[r];
+        if (bb->op != OP_BATCHNORM_BWD || bb->nin != 5 || bb->in[0] != ab->out[0] || bb->attrs.bn.act != OP_ACT_NONE)
+            continue;
+        bb->attrs.bn.act = ab->attrs.act.act;
+        bb->attrs.bn.alpha = ab->attrs.act.alpha;
+        bb->in[0] = ab->in[0];
+        bb->in[bb->nin++] = ab->in[1];
+        g->vals[ab->out[0]].producer = -1;
+        pass_note_fused(bb, ab);
+        ab->dead = true;
+        changes++;
+    }
+    return changes;
+}
+
+/* add(g1, g2, ...) -> act_bwd(its output, y): the act_bwd reads g1 as its dy and the others
+ * after y, and sums them first */
+static int fuse_grad_sums(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *ab = &g->nodes[n];
+        if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
+            continue;
+        int p = g->vals[ab->in[0]].producer;
+        if (p < 0)
+            continue;
+        ir_node *add = &g->nodes[p];
+        if (add->dead || add->op != OP_ADD || add->attrs.act.act != OP_ACT_NONE || add->nin < 2 ||
+            ab->nin + add->nin - 1 > OP_MAX_IN || sole_reader(g, add->out[0]) != n)
+            continue;
+        ab->in[0] = add->in[0];
+        for (int k = 1; k < add->nin; k++)
+            ab->in[ab->nin++] = add->in[k];
+        g->vals[add->out[0]].producer = -1;
+        pass_note_fused(ab, add);
+        add->dead = true;
         changes++;
     }
     return changes;
@@ -191,6 +256,8 @@ int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t 
     *changes += fuse_activations(g);
     *changes += fuse_residuals(g);
     *changes += fuse_pools(g);
+    *changes += fuse_act_bwd(g);
+    *changes += fuse_grad_sums(g); /* after fuse_act_bwd, which takes act_bwd of two inputs */
     if (!ctx->training)
         *changes += fuse_softmax(g);
     return 0;

@@ -42,6 +42,11 @@ typedef struct op_caps {
      * channels, channels-last: 2.5-7 times the native kernel's time): untuned auto runs such
      * nodes there (compiler/pass_backend.c) */
     bool few_channels[OP_COUNT][OP_BACKEND_COUNT];
+    /* the backend's kernel is the fast one for the op in every layout, where another backend
+     * first in auto's order is slow (batchnorm in training: oneDNN's channels-last kernels take
+     * 2-3 times the native ones' time on resnet20): untuned auto runs such nodes there
+     * (compiler/pass_backend.c) */
+    bool preferred[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 
 const char *op_backend_name(op_backend b);

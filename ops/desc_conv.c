@@ -274,6 +274,11 @@ static bool *conv_bias_flag(op_attrs *a)
     return &a->conv.bias;
 }
 
+static bool *conv_residual_flag(op_attrs *a)
+{
+    return &a->conv.residual;
+}
+
 static bool conv_epilogue(const op_attrs *a)
 {
     return a->conv.residual || a->conv.act != OP_ACT_NONE || a->conv.pool;
@@ -391,7 +396,7 @@ static int64_t conv_bwd_weights_flops(const op_attrs *a, const op_shape *in, int
 #define CONV_COMMON                                                                                \
     .is_layer = true, .callable = true, .min_inputs = 1, .max_inputs = 1, .shape = conv_shape,     \
     .params = conv_params, .flops = conv_flops, .grad = conv_grad, .act_slot = conv_act_slot,      \
-    .bias_flag = conv_bias_flag, .epilogue = conv_epilogue, .describe = conv_describe,          \
+    .bias_flag = conv_bias_flag, .residual_flag = conv_residual_flag, .epilogue = conv_epilogue, .describe = conv_describe,          \
     .sum_input = conv_sum_input
 
 const op_def op_def_conv1d = {

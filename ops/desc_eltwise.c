@@ -221,7 +221,7 @@ const op_def op_def_add = {
 
 /* act_bwd: a test and a multiply per element */
 const op_def op_def_act_bwd = {
-    .op = OP_ACT_BWD, .name = "act_bwd", .min_inputs = 2, .max_inputs = 2, .shape = op_desc_same_shape,
+    .op = OP_ACT_BWD, .name = "act_bwd", .min_inputs = 2, .max_inputs = OP_MAX_IN, .shape = op_desc_same_shape,
     .flops = op_desc_flops_2, .inplace = true, .describe = act_bwd_describe, .props = OP_PROP_TRAINING_ONLY,
 };
 

@@ -133,6 +133,8 @@ static void dropout_describe(const op_attrs *a, char *buf, size_t n)
 
 /* ---------------------------------------------------------------- gradients */
 
+static bool bn_epilogue(const op_attrs *a);
+
 static int bn_grad(const op_grad_ctx *c, op_err *e)
 {
     int dy = c->gout[0];
@@ -140,6 +142,10 @@ static int bn_grad(const op_grad_ctx *c, op_err *e)
         return 0;
     if (!c->fwd->attrs.bn.training || c->nout < 3) {
         snprintf(e->msg, sizeof e->msg, "%s: batchnorm in inference mode has no gradient rule here", c->fwd->name);
+        return -1;
+    }
+    if (bn_epilogue(&c->fwd->attrs)) {
+        snprintf(e->msg, sizeof e->msg, "%s: a fused batchnorm has no gradient rule", c->fwd->name);
         return -1;
     }
     int x = c->in[0], gamma = c->in[1], beta = c->in[2];
@@ -163,6 +169,36 @@ static int dropout_grad(const op_grad_ctx *c, op_err *e)
     return op_desc_grad_unary(c, e, OP_DROPOUT_BWD, c->out[1], NULL);
 }
 
+/* ---------------------------------------------------------------- fusion, summaries */
+
+/* batchnorm takes the activation that follows it, and a residual add before that */
+static op_act *bn_act_slot(op_attrs *a, float **alpha)
+{
+    *alpha = &a->bn.alpha;
+    return &a->bn.act;
+}
+
+static bool *bn_residual_flag(op_attrs *a)
+{
+    return &a->bn.residual;
+}
+
+static bool bn_epilogue(const op_attrs *a)
+{
+    return a->bn.residual || a->bn.act != OP_ACT_NONE;
+}
+
+static void bn_describe(const op_attrs *a, char *buf, size_t n)
+{
+    size_t len = 0;
+    if (n > 0)
+        buf[0] = '\0';
+    if (a->bn.residual)
+        op_desc_printf(buf, n, &len, "+add");
+    if (a->bn.act != OP_ACT_NONE)
+        op_desc_printf(buf, n, &len, "%s+%s", len ? " " : "", op_act_name(a->bn.act));
+}
+
 /* ---------------------------------------------------------------- entries */
 
 const op_def op_def_batchnorm = {
@@ -174,7 +210,8 @@ const op_def op_def_batchnorm = {
         {"name", OP_ARG_STRING, 0, ""},
     },
     .make_attrs = bn_make_attrs, .shape = bn_shape, .params = bn_params, .flops = bn_flops, .grad = bn_grad,
-    .updates_inputs = bn_updates_inputs, .train_outputs = bn_train_outputs, .props = OP_PROP_HAS_WEIGHTS,
+    .updates_inputs = bn_updates_inputs, .train_outputs = bn_train_outputs, .act_slot = bn_act_slot,
+    .residual_flag = bn_residual_flag, .epilogue = bn_epilogue, .describe = bn_describe, .props = OP_PROP_HAS_WEIGHTS,
 };
 
 const op_def op_def_dropout = {
@@ -185,8 +222,8 @@ const op_def op_def_dropout = {
 };
 
 const op_def op_def_batchnorm_bwd = {
-    .op = OP_BATCHNORM_BWD, .name = "batchnorm_bwd", .min_inputs = 5, .max_inputs = 5,
-    .shape = op_desc_shape_of_second, .flops = bn_bwd_flops, .props = OP_PROP_TRAINING_ONLY,
+    .op = OP_BATCHNORM_BWD, .name = "batchnorm_bwd", .min_inputs = 5, .max_inputs = 6,
+    .shape = op_desc_shape_of_second, .flops = bn_bwd_flops, .describe = bn_describe, .props = OP_PROP_TRAINING_ONLY,
 };
 
 const op_def op_def_dropout_bwd = {

@@ -47,10 +47,13 @@ int op_elt_check_act(const op_call *c, const char *name, bool plain_only, op_act
 int op_elt_check_act_bwd(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
                          size_t errlen)
 {
-    if (ref_check_call_layouts(c, name, 2, 2, 1, 1, plain_only, err, errlen) ||
+    if (ref_check_call_layouts(c, name, 2, OP_MAX_IN, 1, 1, plain_only, err, errlen) ||
         check_same(&c->in[1], &c->in[0], name, "y", "dy", err, errlen) ||
         check_same(&c->out[0], &c->in[0], name, "dx", "dy", err, errlen))
         return -1;
+    for (int k = 2; k < c->nin; k++)
+        if (check_same(&c->in[k], &c->in[0], name, "a gradient summed into dy", "dy", err, errlen))
+            return -1;
     return read_act(c, name, false, act, alpha, err, errlen);
 }
 

@@ -16,7 +16,8 @@
 /* act: y = act(x) with a named activation (*act, *alpha from attrs.act). */
 int op_elt_check_act(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
                      size_t errlen);
-/* act_bwd: dy, y -> dx, all of one shape; the activation may be none. */
+/* act_bwd: dy, y[, more gradients] -> dx, all of one shape; the activation may be none.  The
+ * inputs after y (compiler/pass_fuse.c: a gradient sum before it) add to dy, in their order. */
 int op_elt_check_act_bwd(const op_call *c, const char *name, bool plain_only, op_act *act, float *alpha, char *err,
                          size_t errlen);
 /* add: two or more inputs and the output of one shape, a fused activation. */

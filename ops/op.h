@@ -117,6 +117,13 @@ typedef struct op_dense_attrs {
 typedef struct op_bn_attrs {
     float eps, momentum;
     bool training;         /* batch statistics, running-statistics update, saved mean/invstd */
+    /* fused epilogue (compiler/pass_fuse.c), in this order: + residual (an input after the four
+     * parameter vectors), activation.  batchnorm_bwd with an activation: its dy is the
+     * activation's output gradient and it also reads the activation's output (a last input),
+     * so it applies the activation's backward first */
+    bool residual;
+    op_act act;
+    float alpha;
 } op_bn_attrs;
 
 typedef struct op_act_attrs {

@@ -146,4 +146,17 @@ static inline float op_apply_act(op_act act, float alpha, float x)
     return x;
 }
 
+/* The gradient at an activation's input from g at its output y = act(x). */
+static inline float op_act_grad(op_act act, float alpha, float g, float y)
+{
+    switch (act) {
+    case OP_ACT_RELU: return y > 0.0f ? g : 0.0f;
+    case OP_ACT_SIGMOID: return g * y * (1.0f - y);
+    case OP_ACT_TANH: return g * (1.0f - y * y);
+    case OP_ACT_LEAKY_RELU: return y > 0.0f ? g : alpha * g;
+    case OP_ACT_NONE: break;
+    }
+    return g;
+}
+
 #endif

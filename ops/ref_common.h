@@ -189,6 +189,10 @@ int ref_adam_check(const op_call *c, const char *name, char *err, size_t errlen)
  * variances; *n, *ch, *s the batch, channels and spatial size of x (ops/ref_norm.c). */
 int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64_t *ch, int64_t *s, char *err,
                  size_t errlen);
+/* ref_bn_check for kernels that take x in any layout (plain_only false): the tensors shaped
+ * like x (y; dy, dx) must have x's layout (op_tensor.layout), blocked ones 16n channels. */
+int ref_bn_check_layouts(const op_call *c, const char *name, bool bwd, bool plain_only, int64_t *n, int64_t *ch,
+                         int64_t *s, char *err, size_t errlen);
 
 /* Copies the n x ch x sp elements (each `size` bytes) of src into dst, from the plain order
  * (index (b*ch + k)*sp + s) into channels-last ((b*sp + s)*ch + k) when to_cl, else back; on

@@ -41,15 +41,14 @@ OP_REF_KERNEL(op_ref_act_bwd)
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++) {
-        float g = dy[i], v = y[i];
-        switch (act) {
-        case OP_ACT_RELU: g = v > 0.0f ? g : 0.0f; break;
-        case OP_ACT_SIGMOID: g = g * v * (1.0f - v); break;
-        case OP_ACT_TANH: g = g * (1.0f - v * v); break;
-        case OP_ACT_LEAKY_RELU: g = v > 0.0f ? g : alpha * g; break;
-        case OP_ACT_NONE: break;
+        float g = dy[i];
+        if (c->nin > 2) { /* a fused gradient sum: as add sums, in double in input order */
+            double s = g;
+            for (int k = 2; k < c->nin; k++)
+                s += (double)c->in[k].data[i];
+            g = (float)s;
         }
-        dx[i] = g;
+        dx[i] = op_act_grad(act, alpha, g, y[i]);
     }
     return 0;
 }

@@ -10,11 +10,37 @@
 int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64_t *ch, int64_t *s, char *err,
                  size_t errlen)
 {
-    if (ref_check_call(c, name, 5, 5, 1, 3, err, errlen))
+    return ref_bn_check_layouts(c, name, bwd, true, n, ch, s, err, errlen);
+}
+
+int ref_bn_check_layouts(const op_call *c, const char *name, bool bwd, bool plain_only, int64_t *n, int64_t *ch,
+                         int64_t *s, char *err, size_t errlen)
+{
+    if (ref_check_call_layouts(c, name, 5, 6, 1, 3, plain_only, err, errlen))
         return -1;
+    const op_bn_attrs *ba = &c->node->attrs.bn;
+    /* the fused epilogue's extra input: the residual (forward), the activation's output (backward) */
+    bool extra = bwd ? ba->act != OP_ACT_NONE : ba->residual;
+    if (c->nin != (extra ? 6 : 5))
+        return ref_fail(err, errlen, "%s: expected %d inputs%s, got %d", name, extra ? 6 : 5,
+                        !extra ? "" : bwd ? " (with the activation's output)" : " (with the residual)", c->nin);
     const op_tensor *xt = &c->in[bwd ? 1 : 0];
     if (xt->rank < 2)
         return ref_fail(err, errlen, "%s: %s has rank %d, expected [N, C, ...]", name, bwd ? "x" : "input", xt->rank);
+    if (extra && ref_check_like_x(&c->in[5], xt, name, bwd ? "the activation's output" : "the residual", err, errlen))
+        return -1;
+    if (!plain_only) {
+        const op_tensor *like[] = {&c->out[0], bwd ? &c->in[0] : &c->out[0], extra ? &c->in[5] : &c->out[0]};
+        static const char *const names[2][3] = {{"the output", "the output", "the residual"},
+                                                {"dx", "dy", "the activation's output"}};
+        for (int i = 0; i < 3; i++)
+            if (like[i]->layout != xt->layout)
+                return ref_fail(err, errlen, "%s: %s is in another layout than %s", name, names[bwd][i],
+                                bwd ? "x" : "the input");
+        if (xt->layout == OP_LAYOUT_BLOCK16 && (xt->rank < 3 || xt->d[1] % 16 != 0))
+            return ref_fail(err, errlen, "%s: a blocked %s needs [N, 16n, ...], got %lld channels", name,
+                            bwd ? "x" : "input", (long long)xt->d[1]);
+    }
     *n = xt->d[0], *ch = xt->d[1], *s = ref_spatial(xt);
     int64_t m = *n * *s, k = *ch;
     if (bwd) {
@@ -61,6 +87,15 @@ int ref_bn_check(const op_call *c, const char *name, bool bwd, int64_t *n, int64
     return 0;
 }
 
+/* The fused epilogue of a normalised value v at element e: + residual, then the activation,
+ * rounded as the unfused sequence batchnorm -> add (in double) -> activation rounds. */
+static inline float bn_epilogue(const op_bn_attrs *a, float v, const float *res, int64_t e)
+{
+    if (res)
+        v = (float)((double)v + (double)res[e]);
+    return op_apply_act(a->act, a->alpha, v);
+}
+
 OP_REF_KERNEL(op_ref_batchnorm)
 {
     int64_t n, ch, s, m;
@@ -70,6 +105,7 @@ OP_REF_KERNEL(op_ref_batchnorm)
     const op_bn_attrs *a = &c->node->attrs.bn;
     const op_tensor *xt = &c->in[0];
     const float *x = xt->data, *gamma = c->in[1].data, *beta = c->in[2].data;
+    const float *res = a->residual ? c->in[5].data : NULL;
     float *rmean = c->in[3].data, *rvar = c->in[4].data, *y = c->out[0].data;
     double eps = a->eps;
 
@@ -82,7 +118,8 @@ OP_REF_KERNEL(op_ref_batchnorm)
                 const float *xp = x + (i * ch + k) * s;
                 float *yp = y + (i * ch + k) * s;
                 for (int64_t j = 0; j < s; j++)
-                    yp[j] = (float)(((double)xp[j] - mu) * invstd * g + b);
+                    yp[j] = bn_epilogue(a, (float)(((double)xp[j] - mu) * invstd * g + b), res,
+                                        (i * ch + k) * s + j);
             }
         }
         return 0;
@@ -114,7 +151,7 @@ OP_REF_KERNEL(op_ref_batchnorm)
             const float *xp = x + (i * ch + k) * s;
             float *yp = y + (i * ch + k) * s;
             for (int64_t j = 0; j < s; j++)
-                yp[j] = (float)(((double)xp[j] - mu) * invstd * g + b);
+                yp[j] = bn_epilogue(a, (float)(((double)xp[j] - mu) * invstd * g + b), res, (i * ch + k) * s + j);
         }
         save_mean[k] = (float)mu;
         save_invstd[k] = (float)invstd;
@@ -139,24 +176,32 @@ OP_REF_KERNEL(op_ref_batchnorm_bwd)
     float *dx = c->out[0].data;
     float *dgamma = c->nout > 1 ? c->out[1].data : NULL;
     float *dbeta = c->nout > 2 ? c->out[2].data : NULL;
+    /* a fused activation: dy is its output's gradient, in[5] its output */
+    op_act act = c->node->attrs.bn.act;
+    float alpha = c->node->attrs.bn.alpha;
+    const float *ay = act != OP_ACT_NONE ? c->in[5].data : NULL;
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t k = 0; k < ch; k++) {
         double mu = mean[k], is = invstd[k], sdy = 0.0, sdyx = 0.0;
         for (int64_t i = 0; i < n; i++) {
             const float *xp = x + (i * ch + k) * s, *dyp = dy + (i * ch + k) * s;
+            const float *yp = ay ? ay + (i * ch + k) * s : NULL;
             for (int64_t j = 0; j < s; j++) {
-                sdy += dyp[j];
-                sdyx += (double)dyp[j] * (((double)xp[j] - mu) * is);
+                float g = yp ? op_act_grad(act, alpha, dyp[j], yp[j]) : dyp[j];
+                sdy += g;
+                sdyx += (double)g * (((double)xp[j] - mu) * is);
             }
         }
         double scale = (double)gamma[k] * is, mdy = sdy / (double)m, mdyx = sdyx / (double)m;
         for (int64_t i = 0; i < n; i++) {
             const float *xp = x + (i * ch + k) * s, *dyp = dy + (i * ch + k) * s;
+            const float *yp = ay ? ay + (i * ch + k) * s : NULL;
             float *dxp = dx + (i * ch + k) * s;
             for (int64_t j = 0; j < s; j++) {
+                float g = yp ? op_act_grad(act, alpha, dyp[j], yp[j]) : dyp[j];
                 double xhat = ((double)xp[j] - mu) * is;
-                dxp[j] = (float)(scale * ((double)dyp[j] - mdy - xhat * mdyx));
+                dxp[j] = (float)(scale * ((double)g - mdy - xhat * mdyx));
             }
         }
         if (dgamma)

@@ -144,6 +144,10 @@ typedef struct op_def {
      * NULL when it cannot take one now (e.g. a conv with a fused pool).  The slot holds
      * OP_ACT_NONE while free.  NULL: the op never takes one. */
     op_act *(*act_slot)(op_attrs *a, float **alpha);
+    /* Where the node's fused-residual flag lives (conv, batchnorm): an add of its output 0 and
+     * another tensor fuses in, the other tensor appended to its inputs, the add's activation
+     * moving into act_slot.  NULL: the op never takes one. */
+    bool *(*residual_flag)(op_attrs *a);
     /* Where the layer's bias flag lives (conv, dense): the layer reads (x, weight[, bias]), and
      * a batchnorm following it can be folded into its weight and bias.  NULL otherwise. */
     bool *(*bias_flag)(op_attrs *a);

@@ -18,7 +18,8 @@
  *    slept meanwhile; the faster of its next two runs is the way's new estimate.  Runs start
  *    on one thread; a run on the planned counts that has taken 1.5 times the one-thread run
  *    time (and 3 ms) goes on with its remaining steps on one thread (rt_threads_deadline), so
- *    a try costs little even when two threads crawl.  The one-thread calls are prepared at
+ *    a try costs little even when two threads crawl (the planned counts' first run, which warms
+ *    them up, gets longer: RT_FIRST_RUN_FACTOR).  The one-thread calls are prepared at
  *    the first run.  Off while profiling, in data-parallel training and for networks of more
  *    than 128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
  *    weights).
@@ -37,6 +38,16 @@
 /* How long a try of the other way runs untimed first: waking a sleeping OpenMP thread (on an
  * idle vCPU) took about 1.5 ms on the 2-vCPU machine of docs/choices.md. */
 #define RT_WAKE 0.003
+
+/* The deadline of the planned counts' first run, their warm-up (untimed): RT_FIRST_RUN_FACTOR
+ * times the one-thread run time, and at least RT_FIRST_RUN_MIN seconds.  That run makes the
+ * multi-thread kernels' first passes (oneDNN's Winograd convolutions transform their weights;
+ * scratch pages are touched for the first time): vgg_small's first run at batch 1 took 18.6 ms
+ * on 2 threads against 2.1 ms on one.  Under the normal deadline it went on on one thread after
+ * 3 ms, which left the later steps cold, so the next runs were cut too and the try lost (runs of
+ * 5 ms against 2 ms), and runs stayed on one thread for another 0.2 s. */
+#define RT_FIRST_RUN_FACTOR 10.0
+#define RT_FIRST_RUN_MIN 0.02
 
 /* Weights (bytes) beyond which runs keep the planned counts. */
 #define RT_THREADS_MAX_WEIGHTS (128.0 * 1024 * 1024)
@@ -181,5 +192,7 @@ double rt_threads_deadline(const cnn_session *s, int way, double start)
     const rt_threads *t = &s->thr;
     if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(t->est[RT_RUN_SINGLE] > 0) || s->prof || s->dist)
         return 0;
+    if (t->runs[RT_RUN_PLANNED] == 0) /* its warm-up run: see RT_FIRST_RUN */
+        return start + fmax(RT_FIRST_RUN_FACTOR * t->est[RT_RUN_SINGLE], RT_FIRST_RUN_MIN);
     return start + fmax(1.5 * t->est[RT_RUN_SINGLE], RT_WAKE);
 }

@@ -22,8 +22,7 @@
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
  *  4b. when the network has 3x3 stride-1 convolutions, their algorithm is left to measurement
- *     (cnn_options.conv_algo auto, the default under tuning) and the batch is 4 or more or the
- *     session has one thread (see tune_core), oneDNN with Winograd
+ *     (cnn_options.conv_algo auto, the default under tuning), oneDNN with Winograd
  *     convolutions wherever it has them is one more candidate ("onednn+winograd"), and a node's
  *     choice is a backend and an algorithm.  After the races above, each oneDNN convolution of
  *     the plan kept takes the algorithm its own costs favour (Winograd when 5% cheaper than
@@ -833,12 +832,9 @@ static cnn_status tune_core(cnn_model *m, const cnn_options *opt, int64_t batch,
         t.cand[t.ncand++] = OP_BACKEND_REF;
     cnn_status st = list_nodes(&t);
     /* oneDNN with Winograd convolutions, when the algorithm is left to measurement and the
-     * network has a convolution Winograd could run; not below batch 4 on several threads, where
-     * oneDNN's Winograd kernels take one time or twice it from run to run (vgg_small at batch 1
-     * on 2 threads: 0.17 or 0.33 ms a layer) and the session's per-run choice then falls back to
-     * one thread: the races see the planned counts, not that */
+     * network has a convolution Winograd could run */
     if (st == CNN_OK && t.has_3x3 && t.ncand < MAX_CAND && caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN] &&
-        t.opt.conv_algo == CNN_CONV_ALGO_AUTO && t.fake == OP_BACKEND_COUNT && (batch >= 4 || nthreads == 1)) {
+        t.opt.conv_algo == CNN_CONV_ALGO_AUTO && t.fake == OP_BACKEND_COUNT) {
         t.cand_algo[t.ncand] = PLAN_ALGO_WINOGRAD;
         t.cand[t.ncand++] = OP_BACKEND_ONEDNN;
     }

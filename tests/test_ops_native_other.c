@@ -16,6 +16,17 @@
 typedef void (*init_fn)(const tcase *tc, float **in);
 
 static int64_t g_step = 1; /* c->step of the optimiser cases */
+/* The layout check_ex gives the native call's tensors of rank g_layout_rank (3 or more): plain,
+ * channels-last or blocked; the reference always runs plain and outputs are compared plain. */
+static int g_layout = 0, g_layout_rank = 0;
+
+static float *in_layout(const float *src, const tspec *t, int layout, bool to);
+
+/* A tensor of the native call as check_ex lays it out. */
+static bool laid_out(const tspec *t)
+{
+    return g_layout != OP_LAYOUT_PLAIN && t->rank == g_layout_rank && t->rank >= 3;
+}
 
 /* check_case with an init hook, inputs updated in place (bit k of inplace: input k) compared
  * with the reference's like outputs, and c->step set. */
@@ -52,11 +63,18 @@ static void check_ex(const tcase *tc, const char *label, init_fn init, unsigned 
             op_call c;
             make_call(&c, tc, nt);
             c.step = g_step;
-            float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
-            for (int i = 0; i < tc->nin; i++)
-                c.in[i].data = din[i] = clone(in[i], &tc->in[i]);
-            for (int i = 0; i < tc->nout; i++)
+            float *din[OP_MAX_IN], *dout[OP_MAX_OUT], *lin[OP_MAX_IN] = {0};
+            for (int i = 0; i < tc->nin; i++) {
+                bool l = laid_out(&tc->in[i]);
+                if (l)
+                    lin[i] = in_layout(in[i], &tc->in[i], g_layout, true);
+                c.in[i].data = din[i] = clone(l ? lin[i] : in[i], &tc->in[i]);
+                c.in[i].layout = l ? g_layout : OP_LAYOUT_PLAIN;
+            }
+            for (int i = 0; i < tc->nout; i++) {
                 c.out[i].data = dout[i] = alloc_nan(&tc->out[i]);
+                c.out[i].layout = laid_out(&tc->out[i]) ? g_layout : OP_LAYOUT_PLAIN;
+            }
             void *scratch = NULL;
             if (nt == 2 && nat->scratch) {
                 size_t bytes = nat->scratch(&c);
@@ -68,14 +86,19 @@ static void check_ex(const tcase *tc, const char *label, init_fn init, unsigned 
             }
             err[0] = '\0';
             cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
-            for (int i = 0; i < tc->nout; i++)
-                expect_close(dout[i], rout[i], numel(&tc->out[i]), what, "output", i);
+            for (int i = 0; i < tc->nout; i++) {
+                float *plain = laid_out(&tc->out[i]) ? in_layout(dout[i], &tc->out[i], g_layout, false) : dout[i];
+                expect_close(plain, rout[i], numel(&tc->out[i]), what, "output", i);
+                if (plain != dout[i])
+                    free(plain);
+            }
             for (int i = 0; i < tc->nin; i++) {
                 if (inplace & (1u << i))
                     expect_close(din[i], rin[i], numel(&tc->in[i]), what, "updated input", i);
                 else
-                    cr_assert(memcmp(din[i], in[i], bytes_of(&tc->in[i])) == 0,
+                    cr_assert(memcmp(din[i], lin[i] ? lin[i] : in[i], bytes_of(&tc->in[i])) == 0,
                               "%s: input %d changed by the run", what, i);
+                free(lin[i]);
             }
             for (int i = 0; i < tc->nin + tc->nout; i++) {
                 float *got = i < tc->nin ? din[i] : dout[i - tc->nin];
@@ -188,6 +211,139 @@ Test(native_norm, batchnorm_backward, .timeout = 600)
         }
 }
 
+/* src (plain [N, C, S]) in `layout` (channels-last [N, S, C], blocked [N, C/16, S, 16]), or
+ * back to plain when !to (a new buffer either way). */
+static float *in_layout(const float *src, const tspec *t, int layout, bool to)
+{
+    int64_t n = t->d[0], ch = t->d[1], sp = numel(t) / (n * ch > 0 ? n * ch : 1);
+    float *dst = malloc(bytes_of(t));
+    cr_assert_not_null(dst);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t k = 0; k < ch; k++)
+            for (int64_t i = 0; i < sp; i++) {
+                int64_t plain = (b * ch + k) * sp + i;
+                int64_t other = layout == OP_LAYOUT_BLOCK16 ? ((b * (ch / 16) + k / 16) * sp + i) * 16 + k % 16
+                                : layout == OP_LAYOUT_NHWC ? (b * sp + i) * ch + k
+                                                           : plain;
+                dst[to ? other : plain] = src[to ? plain : other];
+            }
+    return dst;
+}
+
+/* check_ex with the tensors shaped like x in `layout`. */
+static void check_in_layout(const tcase *tc, const char *label, int layout, init_fn init, unsigned inplace)
+{
+    g_layout = layout;
+    g_layout_rank = tc->in[tc->node.op == OP_BATCHNORM_BWD ? 1 : 0].rank;
+    check_ex(tc, label, init, inplace);
+    g_layout = OP_LAYOUT_PLAIN;
+    g_layout_rank = 0;
+}
+
+static const tspec bn_cl_shapes[] = {
+    {4, {2, 16, 5, 7}},
+    {4, {3, 5, 13, 13}},   /* channels-last only: no multiple of 16 */
+    {4, {1, 32, 9, 9}},    /* batch 1 */
+    {4, {2, 48, 32, 33}},  /* several threads' worth, tiles with a partial one */
+    {5, {2, 16, 3, 5, 7}}, /* 3-D */
+    {3, {3, 32, 37}},      /* 1-D */
+};
+
+Test(native_norm, batchnorm_channels_last_and_blocked, .timeout = 600)
+{
+    static const int layouts[] = {OP_LAYOUT_NHWC, OP_LAYOUT_BLOCK16};
+    for (size_t i = 0; i < sizeof bn_cl_shapes / sizeof bn_cl_shapes[0]; i++)
+        for (int l = 0; l < 2; l++) {
+            const tspec *x = &bn_cl_shapes[i];
+            int64_t ch = x->d[1];
+            if (layouts[l] == OP_LAYOUT_BLOCK16 && ch % 16 != 0)
+                continue;
+            for (int op = 0; op < 3; op++) { /* inference, training, backward */
+                tcase tc = new_case(op < 2 ? OP_BATCHNORM : OP_BATCHNORM_BWD);
+                tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = op > 0};
+                tc.in[tc.nin++] = *x;
+                if (op == 2)
+                    tc.in[tc.nin++] = *x;
+                for (int k = 0; k < (op == 2 ? 3 : 4); k++)
+                    tc.in[tc.nin++] = TS(ch);
+                tc.out[tc.nout++] = *x;
+                if (op > 0) {
+                    tc.out[tc.nout++] = TS(ch);
+                    tc.out[tc.nout++] = TS(ch);
+                }
+                char label[96];
+                snprintf(label, sizeof label, "%s shape %zu %s", op == 2 ? "batchnorm_bwd" : "batchnorm", i,
+                         l ? "blocked" : "channels-last");
+                check_in_layout(&tc, label, layouts[l], op == 2 ? bn_bwd_init : bn_init,
+                               op == 1 ? (1u << 3) | (1u << 4) : 0);
+            }
+        }
+}
+
+/* Batchnorm with its fused epilogue (+ residual, activation) and batchnorm_bwd with a fused
+ * activation's backward, in every layout. */
+Test(native_norm, batchnorm_fused, .timeout = 600)
+{
+    static const int layouts[] = {OP_LAYOUT_PLAIN, OP_LAYOUT_NHWC, OP_LAYOUT_BLOCK16};
+    static const op_act acts[] = {OP_ACT_RELU, OP_ACT_TANH};
+    static const tspec shapes[] = {{4, {3, 16, 9, 11}}, {4, {2, 32, 16, 17}}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int l = 0; l < 3; l++)
+            for (int a = 0; a < 2; a++)
+                for (int op = 0; op < 4; op++) { /* inference, training, training + add, backward */
+                    const tspec *x = &shapes[i];
+                    int64_t ch = x->d[1];
+                    tcase tc = new_case(op < 3 ? OP_BATCHNORM : OP_BATCHNORM_BWD);
+                    tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = op > 0,
+                                                     .residual = op == 2, .act = acts[a], .alpha = 0.0f};
+                    tc.in[tc.nin++] = *x;
+                    if (op == 3)
+                        tc.in[tc.nin++] = *x;
+                    for (int k = 0; k < (op == 3 ? 3 : 4); k++)
+                        tc.in[tc.nin++] = TS(ch);
+                    if (op == 2 || op == 3) /* the residual; the activation's output */
+                        tc.in[tc.nin++] = *x;
+                    tc.out[tc.nout++] = *x;
+                    if (op > 0) {
+                        tc.out[tc.nout++] = TS(ch);
+                        tc.out[tc.nout++] = TS(ch);
+                    }
+                    char label[128];
+                    snprintf(label, sizeof label, "%s shape %zu layout %d op %d +%s", op == 3 ? "batchnorm_bwd" : "batchnorm",
+                             i, layouts[l], op, op_act_name(acts[a]));
+                    check_in_layout(&tc, label, layouts[l], op == 3 ? bn_bwd_init : bn_init,
+                                   op == 1 || op == 2 ? (1u << 3) | (1u << 4) : 0);
+                }
+}
+
+/* A batchnorm whose output is in another layout than its input is refused. */
+Test(native_norm, batchnorm_refuses_mixed_layouts)
+{
+    tspec x = {4, {2, 16, 5, 7}};
+    tcase tc = new_case(OP_BATCHNORM);
+    tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true};
+    tc.in[tc.nin++] = x;
+    for (int k = 0; k < 4; k++)
+        tc.in[tc.nin++] = TS(16);
+    tc.out[tc.nout++] = x;
+    tc.out[tc.nout++] = TS(16);
+    tc.out[tc.nout++] = TS(16);
+    op_call c;
+    make_call(&c, &tc, 1);
+    uint64_t s = 7;
+    float *bufs[8];
+    for (int i = 0; i < tc.nin; i++)
+        c.in[i].data = bufs[i] = alloc_random(&tc.in[i], &s);
+    for (int i = 0; i < tc.nout; i++)
+        c.out[i].data = bufs[tc.nin + i] = alloc_nan(&tc.out[i]);
+    c.in[0].layout = OP_LAYOUT_NHWC;
+    char err[256] = "";
+    cr_assert_eq(op_kernel_get(OP_BATCHNORM, OP_BACKEND_NATIVE)->run(&c, err, sizeof err), -1);
+    cr_assert(strstr(err, "another layout"), "%s", err);
+    for (int i = 0; i < tc.nin + tc.nout; i++)
+        free(bufs[i]);
+}
+
 /* ---- pooling */
 
 typedef struct pgeom {
@@ -277,20 +433,6 @@ Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
     }
 }
 
-/* [N, C, S] -> [N, S, C] (to_cl) or back. */
-static float *transposed(const float *src, const tspec *t, bool to_cl)
-{
-    int64_t n = t->d[0], ch = t->d[1], sp = numel(t) / (n * ch > 0 ? n * ch : 1);
-    float *dst = malloc(bytes_of(t));
-    cr_assert_not_null(dst);
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t k = 0; k < ch; k++)
-            for (int64_t i = 0; i < sp; i++) {
-                int64_t plain = (b * ch + k) * sp + i, cl = (b * sp + i) * ch + k;
-                dst[to_cl ? cl : plain] = src[to_cl ? plain : cl];
-            }
-    return dst;
-}
 
 /* Max pooling and its backward in channels-last order (every tensor of the call) equal the
  * reference's plain results bit for bit, with ties (values rounded to a few levels) so that the
@@ -322,7 +464,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
             for (int k = 0; k < tc.nin; k++) {
                 in[k] = alloc_random(&tc.in[k], &seed);
                 for (int64_t e = 0; e < numel(&tc.in[k]); e++) in[k][e] = roundf(in[k][e] * 3.0f); /* ties */
-                cin[k] = transposed(in[k], &tc.in[k], true);
+                cin[k] = in_layout(in[k], &tc.in[k], OP_LAYOUT_NHWC, true);
             }
             char err[256] = "";
             op_call rc;
@@ -339,7 +481,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
                 c.out[0].data = got, c.out[0].layout = OP_LAYOUT_NHWC;
                 cr_assert_eq(op_kernel_get(tc.node.op, OP_BACKEND_NATIVE)->run(&c, err, sizeof err), 0, "%s: %s", label,
                              err);
-                float *plain = transposed(got, &tc.out[0], false);
+                float *plain = in_layout(got, &tc.out[0], OP_LAYOUT_NHWC, false);
                 for (int64_t e = 0; e < numel(&tc.out[0]); e++)
                     cr_assert(memcmp(&plain[e], &ref[e], sizeof(float)) == 0, "%s, %d threads: element %lld: %g vs %g",
                               label, nt, (long long)e, plain[e], ref[e]);
@@ -456,6 +598,11 @@ Test(native_eltwise, activations_forward_and_backward, .timeout = 600)
             b.out[b.nout++] = elt_shapes[i];
             snprintf(label, sizeof label, "act_bwd %s shape %d", op_name(act_ops[a]), i);
             check_case(&b, label);
+            for (int more = 1; more <= 2; more++) { /* a fused gradient sum: dy + inputs 2... */
+                b.in[b.nin++] = elt_shapes[i];
+                snprintf(label, sizeof label, "act_bwd %s shape %d, %d summed", op_name(act_ops[a]), i, more + 1);
+                check_case(&b, label);
+            }
         }
 }
 
@@ -714,16 +861,18 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
             continue;
         }
         cr_assert_not_null(k, "%s has no native kernel", op_name((op_kind)op));
-        /* element-wise ops and max pooling take either layout, the fp32 1-D/2-D convolutions
-         * and their backward follow their inputs' (an all-native fp32 plan stays plain); the
-         * int8 convolution prefers channels-last */
+        /* element-wise ops, batchnorm and max pooling take either layout (batchnorm the blocked
+         * one too), the fp32 1-D/2-D convolutions and their backward follow their inputs' (an
+         * all-native fp32 plan stays plain); the int8 convolution prefers channels-last */
+        bool bn = op == OP_BATCHNORM || op == OP_BATCHNORM_BWD;
         bool either = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
-                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD;
+                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD || bn;
         bool conv = op == OP_CONV1D || op == OP_CONV2D || op == OP_CONV_BWD_DATA || op == OP_CONV_BWD_WEIGHTS;
         op_layout_support want = op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL
                                  : conv      ? OP_LAYOUT_FOLLOWS_INPUTS
                                  : either    ? OP_LAYOUT_EITHER
                                              : OP_LAYOUT_PLAIN_ONLY;
         cr_assert_eq(k->layouts, want, "%s", op_name((op_kind)op));
+        cr_assert_eq(k->blocked, bn, "%s", op_name((op_kind)op));
     }
 }

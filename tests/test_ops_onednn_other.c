@@ -250,6 +250,11 @@ Test(onednn_eltwise, act_backward)
             char label[64];
             snprintf(label, sizeof label, "act_bwd %zu shape %d", k, i);
             check_case(&tc, label);
+            for (int more = 1; more <= 2; more++) { /* a fused gradient sum: dy + inputs 2... */
+                tc.in[tc.nin++] = elt_shapes[i];
+                snprintf(label, sizeof label, "act_bwd %zu shape %d, %d summed", k, i, more + 1);
+                check_case(&tc, label);
+            }
         }
 }
 
@@ -402,6 +407,47 @@ Test(onednn_norm, batchnorm_backward)
             for (int k = 1; k < nout; k++) tc.out[tc.nout++] = TS(F_RAND, ch);
             char label[64];
             snprintf(label, sizeof label, "batchnorm_bwd shape %d outputs %d", i, nout);
+            check_case(&tc, label);
+        }
+}
+
+/* batchnorm with its fused epilogue (+ residual, activation) and batchnorm_bwd with a fused
+ * activation's backward (dy at the activation's output, its output a sixth input) */
+Test(onednn_norm, batchnorm_fused)
+{
+    static const op_act acts[] = {OP_ACT_RELU, OP_ACT_SIGMOID};
+    for (int i = 0; i < NBN; i++)
+        for (int t = 0; t < 2; t++)
+            for (int res = 0; res < 2; res++)
+                for (int a = 0; a < 2; a++) {
+                    tcase tc = bn_case(&bn_shapes[i], t == 1);
+                    tc.node.attrs.bn.act = acts[a];
+                    if (res) {
+                        tc.node.attrs.bn.residual = true;
+                        tc.in[tc.nin++] = bn_shapes[i];
+                    }
+                    char label[96];
+                    snprintf(label, sizeof label, "batchnorm %s shape %d%s +%s", t ? "training" : "inference", i,
+                             res ? " +add" : "", op_act_name(acts[a]));
+                    check_case(&tc, label);
+                }
+    for (int i = 0; i < NBN; i++)
+        for (int a = 0; a < 2; a++) {
+            const tspec *x = &bn_shapes[i];
+            int64_t ch = x->d[1];
+            tcase tc;
+            memset(&tc, 0, sizeof tc);
+            tc.node.op = OP_BATCHNORM_BWD;
+            tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true, .act = acts[a]};
+            tc.in[tc.nin++] = *x;             /* dy at the activation's output */
+            tc.in[tc.nin++] = *x;             /* x */
+            tc.in[tc.nin++] = TS(F_POS, ch);  /* gamma */
+            tc.in[tc.nin++] = TS(F_RAND, ch); /* save_mean */
+            tc.in[tc.nin++] = TS(F_POS, ch);  /* save_invstd */
+            tc.in[tc.nin++] = *x;             /* the activation's output */
+            for (int k = 0; k < 3; k++) tc.out[tc.nout++] = k ? TS(F_RAND, ch) : *x;
+            char label[64];
+            snprintf(label, sizeof label, "batchnorm_bwd shape %d +%s", i, op_act_name(acts[a]));
             check_case(&tc, label);
         }
 }

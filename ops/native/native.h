@@ -25,6 +25,9 @@ bool op_native_int8_few_channels(op_kind op);
 /* Whether the native kernel of op is the fast one on images of 16 channels or fewer
  * (op_caps.few_channels). */
 bool op_native_few_channels(op_kind op);
+/* Whether the native kernel of op is the fast one in every layout, so that untuned auto runs
+ * the op natively (op_caps.preferred). */
+bool op_native_preferred(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {

@@ -54,7 +54,27 @@ int op_native_act_bwd(op_call *c, char *err, size_t errlen)
     float *dx = c->out[0].data;
     const op_native_simd *v = op_native_simd_table();
     int64_t total = ref_numel(&c->in[0]);
-    CHUNKED(c, total, v->act_bwd(dy + o, y + o, dx + o, len, act, alpha));
+    if (c->nin == 2) {
+        CHUNKED(c, total, v->act_bwd(dy + o, y + o, dx + o, len, act, alpha));
+        return 0;
+    }
+    /* a fused gradient sum (inputs 2...): summed into dx chunk by chunk as add sums, then the
+     * activation's backward in place while the chunk is in cache */
+    const op_tensor *in = c->in;
+    int nin = c->nin;
+    CHUNKED(c, total, {
+        if (nin == 3) {
+            v->add2(dy + o, in[2].data + o, dx + o, len, OP_ACT_NONE, 0.0f);
+        } else {
+            for (int64_t i = o; i < o + len; i++) {
+                double s = dy[i];
+                for (int k = 2; k < nin; k++)
+                    s += (double)in[k].data[i];
+                dx[i] = (float)s;
+            }
+        }
+        v->act_bwd(dx + o, y + o, dx + o, len, act, alpha);
+    });
     return 0;
 }
 

@@ -102,14 +102,14 @@ const op_native_simd *op_native_simd_table(void)
 
 /* Every op but reorder, bn_fold (a weights-only step, left to the reference) and dense_q (int8
  * dense layers: the reference's).  Dense layers, 3-D convolutions and the rest take plain
- * tensors only; the element-wise ops (KE) and max pooling take channels-last ones too, so that
- * where the tuner puts one of them between oneDNN kernels (which prefer channels-last) no
- * reorder is needed.  The fp32 1-D and 2-D convolutions and their backward (KL) follow their
- * inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS): channels-last between oneDNN kernels, where the
- * avx512 level runs them as direct convolutions (native_conv_cl.c, faster than the plain GEMM
- * paths), plain otherwise, so that an all-native fp32 plan, whose inputs are plain, stays
- * plain.  The int8 convolution prefers channels-last (native_conv_q.c: a first layer then feeds
- * oneDNN's convolutions directly); an all-native fp32 plan stays plain, an int8 one gets its
+ * tensors only; the element-wise ops (KE), batchnorm and max pooling take channels-last ones too
+ * (batchnorm the blocked order as well), so that where the tuner puts one of them between oneDNN
+ * kernels (which prefer channels-last) no reorder is needed.  The fp32 1-D and 2-D convolutions
+ * and their backward (KL) follow their inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS): channels-last
+ * between oneDNN kernels, where the avx512 level runs them as direct convolutions
+ * (native_conv_cl.c, faster than the plain GEMM paths), plain otherwise, so that an all-native
+ * fp32 plan, whose inputs are plain, stays plain.  The int8 convolution prefers channels-last
+ * (native_conv_q.c: a first layer then feeds oneDNN's convolutions directly); an all-native fp32 plan stays plain, an int8 one gets its
  * reorders (on the reference or oneDNN) where plain-only nodes read its convolutions' outputs.
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
@@ -127,8 +127,9 @@ static const op_kernel native_kernels[OP_COUNT] = {
     [OP_DENSE] = K(dense),
     [OP_DENSE_BWD_DATA] = K(dense_bwd_data),
     [OP_DENSE_BWD_WEIGHTS] = K(dense_bwd_weights),
-    [OP_BATCHNORM] = K(batchnorm),
-    [OP_BATCHNORM_BWD] = K(batchnorm_bwd),
+    /* batchnorm in every layout, channels-last and blocked vectorised over the channels */
+    [OP_BATCHNORM] = {.run = op_native_batchnorm, .scratch = op_native_batchnorm_scratch, .layouts = OP_LAYOUT_EITHER, .blocked = true},
+    [OP_BATCHNORM_BWD] = {.run = op_native_batchnorm_bwd, .scratch = op_native_batchnorm_bwd_scratch, .layouts = OP_LAYOUT_EITHER, .blocked = true},
     [OP_MAXPOOL] = {.run = op_native_maxpool, .layouts = OP_LAYOUT_EITHER},
     [OP_MAXPOOL_BWD] = {.run = op_native_maxpool_bwd, .layouts = OP_LAYOUT_EITHER},
     [OP_AVGPOOL] = K0(avgpool),
@@ -171,6 +172,14 @@ bool op_native_few_channels(op_kind op)
      * threads (cnnc bench --train --profile): native 0.12 and 0.09-0.13 ms, oneDNN 0.81 and
      * 0.24.  (Not the forward: native 0.11 and 0.04 ms, oneDNN 0.09 and 0.03.) */
     return op == OP_MAXPOOL_BWD;
+}
+
+bool op_native_preferred(op_kind op)
+{
+    /* batchnorm in training (forward with the batch statistics, and backward), channels-last,
+     * resnet20's shapes at batch 64 on 2 threads (bench_native --mem batchnorm, and the
+     * per-node profile of a training step): docs/choices.md, "Memory layout" */
+    return op == OP_BATCHNORM || op == OP_BATCHNORM_BWD;
 }
 
 const op_kernel *op_native_kernel(op_kind op)

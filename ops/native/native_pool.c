@@ -187,6 +187,31 @@ static void maxpool_bwd_cl_image(const op_native_pool *g, int64_t ch, const int6
             }
 }
 
+/* One 2x2 window of maxpool_bwd_cl_disjoint, all ch channels: the first maximum in scan order
+ * (taps 0, 1, 2, 3 at rel[0..3], rel[0] = 0) gets 0 + dy, the other taps 0; branch-free so
+ * that it vectorises over the channels. */
+static void maxpool2_bwd_cl(const float *restrict xw, const int64_t *rel, const float *restrict dyp,
+                            float *restrict dxw, int64_t ch)
+{
+    const float *x1 = xw + rel[1], *x2 = xw + rel[2], *x3 = xw + rel[3];
+    float *d1 = dxw + rel[1], *d2 = dxw + rel[2], *d3 = dxw + rel[3];
+#pragma omp simd
+    for (int64_t k = 0; k < ch; k++) {
+        float a = xw[k], b = x1[k], c = x2[k], e = x3[k];
+        bool wb = b > a;
+        float m = wb ? b : a;
+        bool wc = c > m;
+        m = wc ? c : m;
+        bool we = e > m;
+        float gq = 0.0f + dyp[k];
+        float rest = we ? 0.0f : gq, rest2 = wc ? 0.0f : rest;
+        d3[k] = we ? gq : 0.0f;
+        d2[k] = wc ? rest : 0.0f;
+        d1[k] = wb ? rest2 : 0.0f;
+        dxw[k] = wb ? 0.0f : rest2;
+    }
+}
+
 /* maxpool_bwd_cl_image for disjoint_windows: each window's taps get their dx once, dy at the
  * first maximum and zero elsewhere (0 + dy, as the reference's sum gives it: +0 for a -0),
  * channel by channel with the window's best kept in registers; positions under no window are
@@ -202,23 +227,8 @@ static void maxpool_bwd_cl_disjoint(const op_native_pool *g, int64_t ch, const i
             int64_t base = (oy * g->sh * g->w + ox * g->sw) * ch;
             const float *xw = x + base, *dyp = dy + (oy * g->ow + ox) * ch;
             float *dxw = dx + base;
-            if (taps == 4) { /* 2x2, the common window, unrolled */
-                const int64_t r1 = rel[1], r2 = rel[2], r3 = rel[3];
-                for (int64_t k = 0; k < ch; k++) {
-                    float best = xw[k], v;
-                    int bi = 0;
-                    if ((v = xw[r1 + k]) > best)
-                        best = v, bi = 1;
-                    if ((v = xw[r2 + k]) > best)
-                        best = v, bi = 2;
-                    if ((v = xw[r3 + k]) > best)
-                        bi = 3;
-                    float grad = 0.0f + dyp[k];
-                    dxw[k] = bi == 0 ? grad : 0.0f;
-                    dxw[r1 + k] = bi == 1 ? grad : 0.0f;
-                    dxw[r2 + k] = bi == 2 ? grad : 0.0f;
-                    dxw[r3 + k] = bi == 3 ? grad : 0.0f;
-                }
+            if (taps == 4) { /* 2x2, the common window */
+                maxpool2_bwd_cl(xw, rel, dyp, dxw, ch);
                 continue;
             }
             for (int64_t k = 0; k < ch; k++) {

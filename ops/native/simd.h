@@ -50,6 +50,21 @@ typedef struct op_native_simd {
     /* dx = (dy - mdy - (x - mu) * k) * scale */
     void (*bn_bwd_dx)(const float *dy, const float *x, float *dx, int64_t s, float mu, float k,
                       float mdy, float scale);
+    /* ---- batchnorm, channels-last: p positions of ch channels, `stride` floats apart (ch for
+     * NHWC; 16 for a channel block of nChw16c), per-channel arrays of ch values */
+    /* mean[k] = the positions' mean, m2[k] = sum of (x - mean)^2 (two passes over them) */
+    void (*bn_stats_cl)(const float *x, int64_t p, int64_t ch, int64_t stride, float *mean,
+                        float *m2);
+    /* y = (x - mu[k]) * scale[k] + shift[k] */
+    void (*bn_apply_cl)(const float *x, float *y, int64_t p, int64_t ch, int64_t stride,
+                        const float *mu, const float *scale, const float *shift);
+    /* sdy[k] = sum dy, sdyx[k] = sum dy * (x - mu[k]) */
+    void (*bn_bwd_sums_cl)(const float *dy, const float *x, int64_t p, int64_t ch,
+                           int64_t stride, const float *mu, float *sdy, float *sdyx);
+    /* dx = (dy - mdy[k] - (x - mu[k]) * k[k]) * scale[k] (dx may be dy) */
+    void (*bn_bwd_dx_cl)(const float *dy, const float *x, float *dx, int64_t p, int64_t ch,
+                         int64_t stride, const float *mu, const float *k, const float *mdy,
+                         const float *scale);
     /* ---- element-wise (y may be x; dx may be dy) */
     void (*act)(const float *x, float *y, int64_t n, op_act act, float alpha);
     void (*act_bwd)(const float *dy, const float *y, float *dx, int64_t n, op_act act,

@@ -70,6 +70,75 @@ static void SX(bn_bwd_dx)(const float *dy, const float *restrict x, float *dx, i
         dx[i] = (dy[i] - mdy - (x[i] - mu) * k) * scale;
 }
 
+/* ---- batchnorm, channels-last (see simd.h) */
+
+static void SX(bn_stats_cl)(const float *restrict x, int64_t p, int64_t ch, int64_t stride,
+                            float *restrict mean, float *restrict m2)
+{
+    for (int64_t k = 0; k < ch; k++)
+        mean[k] = 0.0f, m2[k] = 0.0f;
+    for (int64_t i = 0; i < p; i++) {
+        const float *xr = x + i * stride;
+#pragma omp simd
+        for (int64_t k = 0; k < ch; k++)
+            mean[k] += xr[k];
+    }
+    float inv = p > 0 ? 1.0f / (float)p : 0.0f;
+    for (int64_t k = 0; k < ch; k++)
+        mean[k] = p > 0 ? mean[k] * inv : 0.0f;
+    for (int64_t i = 0; i < p; i++) {
+        const float *xr = x + i * stride;
+#pragma omp simd
+        for (int64_t k = 0; k < ch; k++) {
+            float d = xr[k] - mean[k];
+            m2[k] += d * d;
+        }
+    }
+}
+
+static void SX(bn_apply_cl)(const float *restrict x, float *restrict y, int64_t p, int64_t ch,
+                            int64_t stride, const float *restrict mu, const float *restrict scale,
+                            const float *restrict shift)
+{
+    for (int64_t i = 0; i < p; i++) {
+        const float *xr = x + i * stride;
+        float *yr = y + i * stride;
+#pragma omp simd
+        for (int64_t k = 0; k < ch; k++)
+            yr[k] = (xr[k] - mu[k]) * scale[k] + shift[k];
+    }
+}
+
+static void SX(bn_bwd_sums_cl)(const float *restrict dy, const float *restrict x, int64_t p,
+                               int64_t ch, int64_t stride, const float *restrict mu,
+                               float *restrict sdy, float *restrict sdyx)
+{
+    for (int64_t k = 0; k < ch; k++)
+        sdy[k] = 0.0f, sdyx[k] = 0.0f;
+    for (int64_t i = 0; i < p; i++) {
+        const float *dr = dy + i * stride, *xr = x + i * stride;
+#pragma omp simd
+        for (int64_t k = 0; k < ch; k++) {
+            sdy[k] += dr[k];
+            sdyx[k] += dr[k] * (xr[k] - mu[k]);
+        }
+    }
+}
+
+static void SX(bn_bwd_dx_cl)(const float *dy, const float *restrict x, float *dx, int64_t p,
+                             int64_t ch, int64_t stride, const float *restrict mu,
+                             const float *restrict k, const float *restrict mdy,
+                             const float *restrict scale)
+{
+    for (int64_t i = 0; i < p; i++) {
+        const float *dr = dy + i * stride, *xr = x + i * stride;
+        float *o = dx + i * stride;
+#pragma omp simd
+        for (int64_t c = 0; c < ch; c++)
+            o[c] = (dr[c] - mdy[c] - (xr[c] - mu[c]) * k[c]) * scale[c];
+    }
+}
+
 /* ---- element-wise */
 
 static void SX(act)(const float *x, float *y, int64_t n, op_act act, float alpha)
@@ -567,6 +636,10 @@ const op_native_simd SIMD_CAT(op_native_simd, SIMD_SFX) = {
     .bn_apply = SX(bn_apply),
     .bn_bwd_sums = SX(bn_bwd_sums),
     .bn_bwd_dx = SX(bn_bwd_dx),
+    .bn_stats_cl = SX(bn_stats_cl),
+    .bn_apply_cl = SX(bn_apply_cl),
+    .bn_bwd_sums_cl = SX(bn_bwd_sums_cl),
+    .bn_bwd_dx_cl = SX(bn_bwd_dx_cl),
     .act = SX(act),
     .act_bwd = SX(act_bwd),
     .add2 = SX(add2),

@@ -117,6 +117,16 @@ int op_dnn_attr_act_sum(dnnl_primitive_attr_t attr, op_act act, float alpha, boo
                         dnnl_data_type_t sum_type, char *err, size_t errlen);
 /* The oneDNN eltwise algorithm and alpha for one of our activations. */
 dnnl_alg_kind_t op_dnn_act_alg(op_act act, float alpha, float *dnn_alpha);
+/* Appends a step applying act to memory src into dst (may be src), both described by md;
+ * returns the step's index, or -1 with err (dnn_eltwise.c). */
+int op_dnn_act_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_act act, float alpha, int src, int dst,
+                    char *err, size_t errlen);
+/* Appends a step summing the n memories srcs (each described by md) into dst. */
+int op_dnn_sum_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, int n, const int *srcs, int dst, char *err,
+                    size_t errlen);
+/* Appends a step writing to dx the gradient at act's input from dy at its output y. */
+int op_dnn_act_bwd_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_act act, float alpha, int dy, int y,
+                        int dx, char *err, size_t errlen);
 
 /* Memory ids.  A memory bound to a tensor of the call, described by md. */
 int op_dnn_mem_bound(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_dnn_bind bind, int idx,

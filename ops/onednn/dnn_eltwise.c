@@ -47,6 +47,20 @@ static int simple_pd(dnnl_primitive_desc_t *pd, const void *desc, const_dnnl_pri
 
 /* ---- activations */
 
+int op_dnn_act_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_act act, float alpha, int src, int dst,
+                    char *err, size_t errlen)
+{
+    float a;
+    dnnl_alg_kind_t alg = op_dnn_act_alg(act, alpha, &a);
+    dnnl_eltwise_desc_t d;
+    OP_DNN_TRY(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, md, a, 0.0f), "eltwise descriptor");
+    dnnl_primitive_desc_t pd = NULL;
+    if (simple_pd(&pd, &d, NULL, "eltwise", err, errlen)) return -1;
+    int k = op_dnn_prim(p, pd, err, errlen, 2, DNNL_ARG_SRC, src, DNNL_ARG_DST, dst);
+    dnnl_primitive_desc_destroy(pd);
+    return k;
+}
+
 static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     if (c->nin != 1 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]))
@@ -56,63 +70,71 @@ static int act_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     const op_def *def = op_def_get(c->node->op);
     op_act act = def && def->act != OP_ACT_NONE ? def->act : c->node->attrs.act.act;
     if (act == OP_ACT_NONE) return op_dnn_errf(err, errlen, "oneDNN activation: no activation given");
-    float alpha;
-    dnnl_alg_kind_t alg = op_dnn_act_alg(act, c->node->attrs.act.alpha, &alpha);
     dnnl_memory_desc_t md = flat_md(&c->in[0]);
-    dnnl_eltwise_desc_t d;
-    OP_DNN_TRY(dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, &md, alpha, 0.0f),
-               "eltwise descriptor");
-    dnnl_primitive_desc_t pd = NULL;
-    if (simple_pd(&pd, &d, NULL, "eltwise", err, errlen)) return -1;
     int x = op_dnn_mem_bound(p, &md, OP_DNN_IN, 0, err, errlen);
     int y = x < 0 ? -1 : op_dnn_mem_bound(p, &md, OP_DNN_OUT, 0, err, errlen);
-    if (y >= 0) p->main_step = op_dnn_prim(p, pd, err, errlen, 2, DNNL_ARG_SRC, x, DNNL_ARG_DST, y);
-    dnnl_primitive_desc_destroy(pd);
+    if (y >= 0) p->main_step = op_dnn_act_step(p, &md, act, c->node->attrs.act.alpha, x, y, err, errlen);
     return y < 0 || p->main_step < 0 ? -1 : 0;
 }
 
 OP_DNN_SIMPLE_KERNEL(op_dnn_act_kernel, act_build, OP_LAYOUT_EITHER, true);
 
-/* act_bwd: relu and leaky_relu decide on the sign of the tensor given (y, or x when
- * alpha <= 0), which is oneDNN's relu backward "from src" applied to that tensor; sigmoid
- * and tanh use oneDNN's backward from the forward output. */
-static int act_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+/* The activation's backward: relu and leaky_relu decide on the sign of the tensor given (y,
+ * or x when alpha <= 0), which is oneDNN's relu backward "from src" applied to that tensor;
+ * sigmoid and tanh use oneDNN's backward from the forward output. */
+int op_dnn_act_bwd_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, op_act act, float alpha, int dy, int y,
+                        int dx, char *err, size_t errlen)
 {
-    if (c->nin != 2 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]) ||
-        !same_numel(&c->in[0], &c->in[1]))
-        return op_dnn_errf(err, errlen, "oneDNN act_bwd: expected dy, y and dx of one shape");
-    if (op_dnn_one_layout(c, "act_bwd", err, errlen)) return -1;
-    const op_act_attrs *a = &c->node->attrs.act;
     dnnl_alg_kind_t alg;
-    float alpha = 0.0f;
+    float a = 0.0f;
     int data_arg = DNNL_ARG_SRC;
-    switch (a->act) {
+    switch (act) {
     case OP_ACT_RELU: alg = dnnl_eltwise_relu; break;
-    case OP_ACT_LEAKY_RELU: alg = dnnl_eltwise_relu; alpha = a->alpha; break;
+    case OP_ACT_LEAKY_RELU: alg = dnnl_eltwise_relu; a = alpha; break;
     case OP_ACT_SIGMOID: alg = dnnl_eltwise_logistic_use_dst_for_bwd; data_arg = DNNL_ARG_DST; break;
     case OP_ACT_TANH: alg = dnnl_eltwise_tanh_use_dst_for_bwd; data_arg = DNNL_ARG_DST; break;
     default: return op_dnn_errf(err, errlen, "oneDNN act_bwd: no activation given");
     }
-    dnnl_memory_desc_t md = flat_md(&c->in[0]);
     dnnl_eltwise_desc_t fd, bd;
-    OP_DNN_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &md, alpha, 0.0f),
-               "eltwise descriptor");
-    OP_DNN_TRY(dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, alpha, 0.0f), "eltwise backward descriptor");
+    OP_DNN_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, md, a, 0.0f), "eltwise descriptor");
+    OP_DNN_TRY(dnnl_eltwise_backward_desc_init(&bd, alg, md, md, a, 0.0f), "eltwise backward descriptor");
     dnnl_primitive_desc_t hint = NULL, pd = NULL;
-    int rc = -1;
-    if (simple_pd(&hint, &fd, NULL, "eltwise", err, errlen) ||
-        simple_pd(&pd, &bd, hint, "eltwise backward", err, errlen))
-        goto done;
+    int k = -1;
+    if (!simple_pd(&hint, &fd, NULL, "eltwise", err, errlen) &&
+        !simple_pd(&pd, &bd, hint, "eltwise backward", err, errlen))
+        k = op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_DIFF_DST, dy, data_arg, y, DNNL_ARG_DIFF_SRC, dx);
+    if (hint) dnnl_primitive_desc_destroy(hint);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    return k;
+}
+
+/* act_bwd; inputs after y (a fused gradient sum) are summed with dy into dx first, and the
+ * activation's backward runs in place on dx */
+static int act_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+{
+    if (c->nin < 2 || c->nout != 1 || !same_numel(&c->in[0], &c->out[0]) ||
+        !same_numel(&c->in[0], &c->in[1]))
+        return op_dnn_errf(err, errlen, "oneDNN act_bwd: expected dy, y and dx of one shape");
+    for (int k = 2; k < c->nin; k++)
+        if (!same_numel(&c->in[k], &c->in[0]))
+            return op_dnn_errf(err, errlen, "oneDNN act_bwd: input %d differs in shape from dy", k);
+    if (op_dnn_one_layout(c, "act_bwd", err, errlen)) return -1;
+    dnnl_memory_desc_t md = flat_md(&c->in[0]);
     int dy = op_dnn_mem_bound(p, &md, OP_DNN_IN, 0, err, errlen);
     int y = dy < 0 ? -1 : op_dnn_mem_bound(p, &md, OP_DNN_IN, 1, err, errlen);
     int dx = y < 0 ? -1 : op_dnn_mem_bound(p, &md, OP_DNN_OUT, 0, err, errlen);
-    if (dx < 0) goto done;
-    p->main_step = op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_DIFF_DST, dy, data_arg, y, DNNL_ARG_DIFF_SRC, dx);
-    rc = p->main_step < 0 ? -1 : 0;
-done:
-    if (hint) dnnl_primitive_desc_destroy(hint);
-    if (pd) dnnl_primitive_desc_destroy(pd);
-    return rc;
+    if (dx < 0) return -1;
+    if (c->nin > 2) {
+        int src[OP_MAX_IN];
+        src[0] = dy;
+        for (int k = 2; k < c->nin; k++)
+            if ((src[k - 1] = op_dnn_mem_bound(p, &md, OP_DNN_IN, k, err, errlen)) < 0) return -1;
+        if (op_dnn_sum_step(p, &md, c->nin - 1, src, dx, err, errlen) < 0) return -1;
+        dy = dx;
+    }
+    p->main_step = op_dnn_act_bwd_step(p, &md, c->node->attrs.act.act, c->node->attrs.act.alpha, dy, y, dx, err,
+                                       errlen);
+    return p->main_step < 0 ? -1 : 0;
 }
 
 OP_DNN_SIMPLE_KERNEL(op_dnn_act_bwd_kernel, act_bwd_build, OP_LAYOUT_EITHER, true);
@@ -172,59 +194,51 @@ OP_DNN_SIMPLE_KERNEL(op_dnn_softmax_bwd_kernel, softmax_bwd_build, OP_LAYOUT_EIT
 
 /* ---- add: a sum primitive, then the activation in place */
 
-static int add_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+int op_dnn_sum_step(op_dnn_prog *p, const dnnl_memory_desc_t *md, int n, const int *srcs, int dst, char *err,
+                    size_t errlen)
 {
-    if (c->nin < 2 || c->nin > OP_MAX_IN || c->nout != 1)
-        return op_dnn_errf(err, errlen, "oneDNN add: expected 2 to %d inputs and 1 output", OP_MAX_IN);
-    if (op_dnn_one_layout(c, "add", err, errlen)) return -1;
-    dnnl_memory_desc_t md = flat_md(&c->out[0]), srcs[OP_MAX_IN];
+    dnnl_memory_desc_t mds[OP_MAX_IN];
     float scales[OP_MAX_IN];
-    int mem[OP_MAX_IN];
-    for (int i = 0; i < c->nin; i++) {
-        if (!same_numel(&c->in[i], &c->out[0]))
-            return op_dnn_errf(err, errlen, "oneDNN add: input %d differs in shape", i + 1);
-        srcs[i] = md;
+    if (n < 1 || n > OP_MAX_IN) return op_dnn_errf(err, errlen, "oneDNN sum: %d inputs", n);
+    for (int i = 0; i < n; i++) {
+        mds[i] = *md;
         scales[i] = 1.0f;
     }
     dnnl_primitive_attr_t attr;
     if (op_dnn_attr(&attr, err, errlen)) return -1;
     dnnl_primitive_desc_t pd = NULL;
-    dnnl_status_t s = dnnl_sum_primitive_desc_create(&pd, &md, c->nin, scales, srcs, attr, op_dnn_engine());
+    dnnl_status_t s = dnnl_sum_primitive_desc_create(&pd, md, n, scales, mds, attr, op_dnn_engine());
     dnnl_primitive_attr_destroy(attr);
     if (s != dnnl_success) return op_dnn_fail(s, "sum", err, errlen);
-    int rc = -1;
-    for (int i = 0; i < c->nin; i++)
-        if ((mem[i] = op_dnn_mem_bound(p, &md, OP_DNN_IN, i, err, errlen)) < 0) goto done;
-    int y = op_dnn_mem_bound(p, &md, OP_DNN_OUT, 0, err, errlen);
-    if (y < 0) goto done;
-    int k = op_dnn_prim(p, pd, err, errlen, 1, DNNL_ARG_DST, y);
-    if (k < 0) goto done;
-    op_dnn_step *st = &p->step[k];
-    for (int i = 0; i < c->nin; i++) {
-        st->arg[st->nargs] = DNNL_ARG_MULTIPLE_SRC + i;
-        st->mem[st->nargs++] = mem[i];
-    }
-    p->main_step = k;
-    const op_act_attrs *a = &c->node->attrs.act;
-    if (a->act != OP_ACT_NONE) {
-        float alpha;
-        dnnl_alg_kind_t alg = op_dnn_act_alg(a->act, a->alpha, &alpha);
-        dnnl_eltwise_desc_t d;
-        dnnl_primitive_desc_t epd = NULL;
-        s = dnnl_eltwise_forward_desc_init(&d, dnnl_forward_inference, alg, &md, alpha, 0.0f);
-        if (s != dnnl_success) {
-            op_dnn_fail(s, "eltwise descriptor", err, errlen);
-            goto done;
-        }
-        if (simple_pd(&epd, &d, NULL, "eltwise", err, errlen)) goto done;
-        k = op_dnn_prim(p, epd, err, errlen, 2, DNNL_ARG_SRC, y, DNNL_ARG_DST, y);
-        dnnl_primitive_desc_destroy(epd);
-        if (k < 0) goto done;
-    }
-    rc = 0;
-done:
+    int k = op_dnn_prim(p, pd, err, errlen, 1, DNNL_ARG_DST, dst);
     dnnl_primitive_desc_destroy(pd);
-    return rc;
+    if (k < 0) return -1;
+    op_dnn_step *st = &p->step[k];
+    for (int i = 0; i < n; i++) {
+        st->arg[st->nargs] = DNNL_ARG_MULTIPLE_SRC + i;
+        st->mem[st->nargs++] = srcs[i];
+    }
+    return k;
+}
+
+static int add_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
+{
+    if (c->nin < 2 || c->nin > OP_MAX_IN || c->nout != 1)
+        return op_dnn_errf(err, errlen, "oneDNN add: expected 2 to %d inputs and 1 output", OP_MAX_IN);
+    if (op_dnn_one_layout(c, "add", err, errlen)) return -1;
+    dnnl_memory_desc_t md = flat_md(&c->out[0]);
+    int mem[OP_MAX_IN];
+    for (int i = 0; i < c->nin; i++)
+        if (!same_numel(&c->in[i], &c->out[0]))
+            return op_dnn_errf(err, errlen, "oneDNN add: input %d differs in shape", i + 1);
+    for (int i = 0; i < c->nin; i++)
+        if ((mem[i] = op_dnn_mem_bound(p, &md, OP_DNN_IN, i, err, errlen)) < 0) return -1;
+    int y = op_dnn_mem_bound(p, &md, OP_DNN_OUT, 0, err, errlen);
+    if (y < 0 || (p->main_step = op_dnn_sum_step(p, &md, c->nin, mem, y, err, errlen)) < 0) return -1;
+    const op_act_attrs *a = &c->node->attrs.act;
+    if (a->act != OP_ACT_NONE && op_dnn_act_step(p, &md, a->act, a->alpha, y, y, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 OP_DNN_SIMPLE_KERNEL(op_dnn_add_kernel, add_build, OP_LAYOUT_EITHER, true);

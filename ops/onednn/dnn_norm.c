@@ -6,7 +6,11 @@
  *              (oneDNN gives the batch mean and biased variance; here the variance becomes
  *              save_invstd = 1/sqrt(var+eps) and the running variance takes the unbiased one)
  *   batchnorm_bwd: dy, x, gamma, save_mean, save_invstd -> dx, dgamma, dbeta
- *              (oneDNN wants the variance: var = 1/invstd^2 - eps, recomputed each run) */
+ *              (oneDNN wants the variance: var = 1/invstd^2 - eps, recomputed each run)
+ * Fused epilogues (compiler/pass_fuse.c): batchnorm + residual (a sixth input) + activation
+ * as more steps in place on y; batchnorm_bwd with an activation (dy its output's gradient, a
+ * sixth input its output) as the activation's backward into dx, then the normalisation's
+ * backward in place on dx. */
 #include <math.h>
 
 #include "ops/onednn/dnn_common.h"
@@ -46,8 +50,11 @@ static int bn_pd(const void *desc, const_dnnl_primitive_desc_t hint, dnnl_primit
 static int bn_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     const op_bn_attrs *a = &c->node->attrs.bn;
-    if (c->nin != 5 || c->nout != (a->training ? 3 : 1))
-        return op_dnn_errf(err, errlen, "oneDNN batchnorm: expected 5 inputs and %d outputs", a->training ? 3 : 1);
+    int nin = a->residual ? 6 : 5;
+    if (c->nin != nin || c->nout != (a->training ? 3 : 1))
+        return op_dnn_errf(err, errlen, "oneDNN batchnorm: expected %d inputs and %d outputs", nin, a->training ? 3 : 1);
+    if (a->residual && op_dnn_inner(&c->in[5]) != op_dnn_inner(&c->in[0]))
+        return op_dnn_errf(err, errlen, "oneDNN batchnorm: the residual differs in shape from x");
     int64_t dims[4];
     if (bn_geom(&c->in[0], dims, err, errlen)) return -1;
     int64_t ch = dims[1];
@@ -84,7 +91,14 @@ static int bn_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
     if (var < 0) goto done;
     p->main_step = op_dnn_prim(p, pd, err, errlen, 6, DNNL_ARG_SRC, x, DNNL_ARG_SCALE, gamma, DNNL_ARG_SHIFT,
                                beta, DNNL_ARG_MEAN, mean, DNNL_ARG_VARIANCE, var, DNNL_ARG_DST, y);
-    rc = p->main_step < 0 ? -1 : 0;
+    if (p->main_step < 0) goto done;
+    /* the fused epilogue: + residual, activation, in place on y */
+    if (a->residual) {
+        int src[2] = {y, op_dnn_mem_bound(p, &md, OP_DNN_IN, 5, err, errlen)};
+        if (src[1] < 0 || op_dnn_sum_step(p, &md, 2, src, y, err, errlen) < 0) goto done;
+    }
+    if (a->act != OP_ACT_NONE && op_dnn_act_step(p, &md, a->act, a->alpha, y, y, err, errlen) < 0) goto done;
+    rc = 0;
 done:
     dnnl_primitive_desc_destroy(pd);
     return rc;
@@ -122,8 +136,11 @@ const op_kernel op_dnn_batchnorm_kernel = {bn_run, bn_prepare, op_dnn_release, N
 static int bn_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     const op_bn_attrs *a = &c->node->attrs.bn;
-    if (c->nin != 5 || c->nout < 1 || c->nout > 3)
-        return op_dnn_errf(err, errlen, "oneDNN batchnorm_bwd: expected 5 inputs and 1 to 3 outputs");
+    int nin = a->act != OP_ACT_NONE ? 6 : 5;
+    if (c->nin != nin || c->nout < 1 || c->nout > 3)
+        return op_dnn_errf(err, errlen, "oneDNN batchnorm_bwd: expected %d inputs and 1 to 3 outputs", nin);
+    if (nin == 6 && op_dnn_inner(&c->in[5]) != op_dnn_inner(&c->in[1]))
+        return op_dnn_errf(err, errlen, "oneDNN batchnorm_bwd: the activation's output differs in shape from x");
     int64_t dims[4];
     if (bn_geom(&c->in[1], dims, err, errlen)) return -1;
     int64_t ch = dims[1];
@@ -162,6 +179,13 @@ static int bn_bwd_build(op_dnn_prog *p, const op_call *c, char *err, size_t errl
     int beta = dbeta < 0 ? -1 : op_dnn_mem_own(p, &vmd, err, errlen);
     if (beta < 0) goto done;
     p->memid[0] = var;
+    if (a->act != OP_ACT_NONE) {
+        /* a fused activation: the gradient at its input into dx first, then the
+         * normalisation's backward in place on dx */
+        int ay = op_dnn_mem_bound(p, &md, OP_DNN_IN, 5, err, errlen);
+        if (ay < 0 || op_dnn_act_bwd_step(p, &md, a->act, a->alpha, dy, ay, dx, err, errlen) < 0) goto done;
+        dy = dx;
+    }
     p->main_step = op_dnn_prim(p, pd, err, errlen, 9, DNNL_ARG_SRC, x, DNNL_ARG_MEAN, mean, DNNL_ARG_VARIANCE,
                                var, DNNL_ARG_SCALE, gamma, DNNL_ARG_SHIFT, beta, DNNL_ARG_DIFF_DST, dy,
                                DNNL_ARG_DIFF_SRC, dx, DNNL_ARG_DIFF_SCALE, dgamma, DNNL_ARG_DIFF_SHIFT, dbeta);
