@@ -54,64 +54,62 @@ static void cl_params(const cshape *s, op_native_clconv *p)
     p->ph = s->g.ph, p->pw = s->g.pw, p->dh = s->g.dh, p->dw = s->g.dw;
 }
 
-/* Runs the packed convolution p (weights packed) with f's activation; bufs: each thread's
- * padded input rows (rows_floats). */
-static void cl_run(const conv_fwd *f, const op_native_clconv *p, const op_native_isa *isa, int nt,
-                   float *bufs)
+/* Packs the weights w into scratch, then runs convolution p with f's activation, in one
+ * parallel region (one wake-up of the threads): wp[t][c][o] = w[o][c][t] for the forward, or
+ * with flip (backward data) w[c][o][khw-1-t], w being the forward weights [c][o][kh][kw] there
+ * (c the transformed convolution's input channels, o its filters); then one job per output row,
+ * each thread with its padded input rows after the packed weights. */
+static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool flip,
+                    const op_native_isa *isa, int nt, float *scratch)
 {
-    int64_t rows = p->n * p->oh, len = p->ow * p->f, per = rows_floats(&f->s);
+    const cshape *s = &f->s;
+    int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p->fp;
+    int64_t rows = p->n * p->oh, len = p->ow * p->f, per = rows_floats(s);
+    float *wp = scratch, *bufs = scratch + khw * C * fp;
     bool epi = f->act != OP_ACT_NONE;
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t r = 0; r < rows; r++) {
-        isa->conv_cl_row(p, r / p->oh, r % p->oh, bufs + nconv_thread_num() * per);
-        if (epi) {
-            float *y = p->y + r * len;
-            isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
+    p->wp = wp;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t t = 0; t < khw; t++) {
+                float *d = wp + (t * C + c) * fp;
+                if (flip)
+                    for (int64_t o = 0; o < F; o++)
+                        d[o] = w[(c * F + o) * khw + (khw - 1 - t)];
+                else
+                    for (int64_t o = 0; o < F; o++)
+                        d[o] = w[(o * C + c) * khw + t];
+                for (int64_t o = F; o < fp; o++)
+                    d[o] = 0.0f;
+            }
+        float *buf = bufs + nconv_thread_num() * per;
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) {
+            isa->conv_cl_row(p, r / p->oh, r % p->oh, buf);
+            if (epi) {
+                float *y = p->y + r * len;
+                isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
+            }
         }
     }
 }
 
 void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
 {
-    const cshape *s = &f->s;
     op_native_clconv p;
-    cl_params(s, &p);
-    int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p.fp;
-    float *wp = scratch;
-    /* wp[t][c][f] = w[f][c][t] */
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t t = 0; t < khw; t++) {
-            float *d = wp + (t * C + c) * fp;
-            for (int64_t o = 0; o < F; o++)
-                d[o] = f->w[(o * C + c) * khw + t];
-            for (int64_t o = F; o < fp; o++)
-                d[o] = 0.0f;
-        }
-    p.x = f->x, p.wp = wp, p.bias = f->b, p.res = f->r, p.y = f->y;
-    cl_run(f, &p, isa, nt, wp + khw * C * fp);
+    cl_params(&f->s, &p);
+    p.x = f->x, p.bias = f->b, p.res = f->r, p.y = f->y;
+    cl_conv(f, &p, f->w, false, isa, nt, scratch);
 }
 
 void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
 {
-    const conv_fwd *f = &d->fw;
-    const cshape *s = &f->s; /* the transformed convolution: c = forward f, f = forward c */
+    /* the transformed convolution d->fw: its channels are the forward filters and back */
     op_native_clconv p;
-    cl_params(s, &p);
-    int64_t kh = s->g.kh, kw = s->g.kw, khw = kh * kw, C = s->c, F = s->f, fp = p.fp;
-    float *wp = scratch;
-    /* wp[i][j][k][o] = W[k][o][kh-1-i][kw-1-j], W the forward weights [C][F][kh][kw] here */
-#pragma omp parallel for schedule(static) num_threads(nt)
-    for (int64_t k = 0; k < C; k++)
-        for (int64_t t = 0; t < khw; t++) {
-            float *dst = wp + (t * C + k) * fp;
-            for (int64_t o = 0; o < F; o++)
-                dst[o] = d->w[(k * F + o) * khw + (khw - 1 - t)];
-            for (int64_t o = F; o < fp; o++)
-                dst[o] = 0.0f;
-        }
-    p.x = d->dy, p.wp = wp, p.bias = NULL, p.y = d->dx;
-    cl_run(f, &p, isa, nt, wp + khw * C * fp);
+    cl_params(&d->fw.s, &p);
+    p.x = d->dy, p.bias = NULL, p.res = NULL, p.y = d->dx;
+    cl_conv(&d->fw, &p, d->w, true, isa, nt, scratch);
 }
 
 /* ---- backward to the weights ---- */
