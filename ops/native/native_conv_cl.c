@@ -218,38 +218,24 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                                 memset(dst + (o * khw + t) * cp + cb * 16, 0, 16 * sizeof(float));
                     }
             }
-#pragma omp barrier
-        }
-#pragma omp for schedule(static)
-        for (int64_t jb = 0; jb < (w.three ? 0 : jobs); jb++) {
-            int64_t part = jb / (ncb * nfg), cb = (jb / nfg) % ncb, fg = jb % nfg;
-            int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
-            float *dst = scratch + part * w.part_floats;
-            {
+        } else {
+#pragma omp for schedule(static) nowait
+            for (int64_t jb = 0; jb < jobs; jb++) {
+                int64_t part = jb / (ncb * nfg), cb = (jb / nfg) % ncb, fg = jb % nfg;
+                int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
                 int64_t c0 = cb * CL_WG_CB, nc = C - c0 < CL_WG_CB ? C - c0 : CL_WG_CB;
                 int64_t fb0 = fg * CL_WG_FB, nf = nfb - fb0 < CL_WG_FB ? nfb - fb0 : CL_WG_FB;
-                isa->conv_cl_wgrad(&p, n0, n1, c0, nc, fb0, nf, dst);
+                isa->conv_cl_wgrad(&p, n0, n1, c0, nc, fb0, nf, scratch + part * w.part_floats);
             }
         }
-        /* dW[o][c][t] = the parts' sums in order */
-#pragma omp for schedule(static)
-        for (int64_t o = 0; o < F; o++)
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t t = 0; t < khw; t++) {
-                    const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
-                    float v = src[0];
-                    for (int64_t q = 1; q < parts; q++)
-                        v += src[q * w.part_floats];
-                    d->dw[(o * C + c) * khw + t] = v;
-                }
+        /* db: dy summed in double over CL_DB_PARTS fixed ranges of the pixels (in order within
+         * each), then (below) over the ranges in order */
+        double *dbp = (double *)(scratch + nconv_cl_bw_floats(s, isa) - db_floats(s));
         if (d->db) {
-            /* db[o]: dy summed in double over CL_DB_PARTS fixed ranges of the pixels (in
-             * order within each), then over the ranges in order */
             int64_t pix = s->n * s->p;
-            double *part = (double *)(scratch + nconv_cl_bw_floats(s, isa) - db_floats(s));
-#pragma omp for schedule(static)
+#pragma omp for schedule(static) nowait
             for (int64_t q = 0; q < CL_DB_PARTS; q++) {
-                double *acc = part + q * F;
+                double *acc = dbp + q * F;
                 for (int64_t o = 0; o < F; o++)
                     acc[o] = 0.0;
                 for (int64_t k = pix * q / CL_DB_PARTS; k < pix * (q + 1) / CL_DB_PARTS; k++) {
@@ -258,11 +244,23 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                         acc[o] += r[o];
                 }
             }
+        }
+#pragma omp barrier
+        /* dW[o][c][t] = the parts' sums in order; db[o] the ranges' sums in order */
 #pragma omp for schedule(static)
-            for (int64_t o = 0; o < F; o++) {
+        for (int64_t o = 0; o < F; o++) {
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t t = 0; t < khw; t++) {
+                    const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
+                    float v = src[0];
+                    for (int64_t q = 1; q < parts; q++)
+                        v += src[q * w.part_floats];
+                    d->dw[(o * C + c) * khw + t] = v;
+                }
+            if (d->db) {
                 double v = 0.0;
                 for (int64_t q = 0; q < CL_DB_PARTS; q++)
-                    v += part[q * F + o];
+                    v += dbp[q * F + o];
                 d->db[o] = (float)v;
             }
         }
