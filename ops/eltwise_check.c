@@ -13,6 +13,9 @@ static int check_same(const op_tensor *a, const op_tensor *b, const char *name, 
     if (!ref_same_shape(a, b))
         return ref_fail(err, errlen, "%s: %s is %s but %s is %s", name, wa,
                         ref_shape_str(a, s1, sizeof s1), wb, ref_shape_str(b, s2, sizeof s2));
+    /* element by element over flat memory: any order, the same for both */
+    if (a->layout != b->layout)
+        return ref_fail(err, errlen, "%s: %s and %s are in different layouts", name, wa, wb);
     return 0;
 }
 

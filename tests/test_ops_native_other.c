@@ -493,35 +493,42 @@ Test(native_pool, max_channels_last, .timeout = 600)
     }
 }
 
-/* The element-wise kernels take channels-last tensors as they are (every element alone): relu,
- * act_bwd and add on tensors marked channels-last give the reference's plain results. */
-Test(native_eltwise, channels_last_accepted)
+/* The element-wise kernels take channels-last and blocked tensors as they are (every element
+ * alone): relu, act_bwd (with a summed gradient too) and add give the reference's results after
+ * reordering; tensors of one call in two layouts are refused, and the reference refuses any but
+ * plain ones. */
+Test(native_eltwise, channels_last_and_blocked_accepted)
 {
-    static const op_kind ops[] = {OP_RELU, OP_ACT_BWD, OP_ADD};
-    for (int o = 0; o < 3; o++) {
-        tcase tc = new_case(ops[o]);
-        tc.node.attrs.act.act = OP_ACT_RELU;
-        tc.in[tc.nin++] = TS(2, 5, 7, 3);
-        if (ops[o] != OP_RELU) tc.in[tc.nin++] = TS(2, 5, 7, 3);
-        tc.out[tc.nout++] = TS(2, 5, 7, 3);
-        uint64_t seed = label_seed(op_name(ops[o]));
-        float *in[2];
-        for (int k = 0; k < tc.nin; k++) in[k] = alloc_random(&tc.in[k], &seed);
-        op_call rc, c;
-        make_call(&rc, &tc, 1);
-        make_call(&c, &tc, 2);
-        float *ref = alloc_nan(&tc.out[0]), *got = alloc_nan(&tc.out[0]);
-        for (int k = 0; k < tc.nin; k++) rc.in[k].data = c.in[k].data = in[k], c.in[k].layout = OP_LAYOUT_NHWC;
-        rc.out[0].data = ref, c.out[0].data = got, c.out[0].layout = OP_LAYOUT_NHWC;
-        char err[256] = "";
-        cr_assert_eq(op_kernel_get(ops[o], OP_BACKEND_REF)->run(&rc, err, sizeof err), 0, "%s", err);
-        cr_assert_eq(op_kernel_get(ops[o], OP_BACKEND_NATIVE)->run(&c, err, sizeof err), 0, "%s", err);
-        cr_assert(memcmp(ref, got, bytes_of(&tc.out[0])) == 0, "%s", op_name(ops[o]));
-        rc.in[0].layout = OP_LAYOUT_NHWC; /* and the reference still refuses them */
-        cr_assert_neq(op_kernel_get(ops[o], OP_BACKEND_REF)->run(&rc, err, sizeof err), 0);
-        for (int k = 0; k < tc.nin; k++) free(in[k]);
-        free(ref), free(got);
-    }
+    static const op_kind ops[] = {OP_RELU, OP_ACT_BWD, OP_ACT_BWD, OP_ADD};
+    static const int layouts[] = {OP_LAYOUT_NHWC, OP_LAYOUT_BLOCK16};
+    for (int o = 0; o < 4; o++)
+        for (int l = 0; l < 2; l++) {
+            tcase tc = new_case(ops[o]);
+            tc.node.attrs.act.act = OP_ACT_RELU;
+            int nin = ops[o] == OP_RELU ? 1 : o == 2 ? 3 : 2;
+            for (int k = 0; k < nin; k++)
+                tc.in[tc.nin++] = TS(2, 32, 7, 3);
+            tc.out[tc.nout++] = TS(2, 32, 7, 3);
+            char label[96];
+            snprintf(label, sizeof label, "%s with %d inputs, layout %d", op_name(ops[o]), nin, layouts[l]);
+            check_in_layout(&tc, label, layouts[l], NULL, 0);
+
+            op_call c;
+            make_call(&c, &tc, 1);
+            uint64_t seed = 5;
+            float *bufs[4];
+            for (int k = 0; k < tc.nin; k++)
+                c.in[k].data = bufs[k] = alloc_random(&tc.in[k], &seed), c.in[k].layout = layouts[l];
+            c.out[0].data = bufs[tc.nin] = alloc_nan(&tc.out[0]);
+            c.out[0].layout = layouts[1 - l];
+            char err[256] = "";
+            cr_assert_neq(op_kernel_get(ops[o], OP_BACKEND_NATIVE)->run(&c, err, sizeof err), 0, "%s", label);
+            cr_assert(strstr(err, "different layouts"), "%s: %s", label, err);
+            c.out[0].layout = layouts[l];
+            cr_assert_neq(op_kernel_get(ops[o], OP_BACKEND_REF)->run(&c, err, sizeof err), 0, "%s", label);
+            for (int k = 0; k <= tc.nin; k++)
+                free(bufs[k]);
+        }
 }
 
 Test(native_pool, global_average, .timeout = 600)
@@ -861,9 +868,10 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
             continue;
         }
         cr_assert_not_null(k, "%s has no native kernel", op_name((op_kind)op));
-        /* element-wise ops, batchnorm and max pooling take either layout (batchnorm the blocked
-         * one too), the fp32 1-D/2-D convolutions and their backward follow their inputs' (an
-         * all-native fp32 plan stays plain); the int8 convolution prefers channels-last */
+        /* element-wise ops, batchnorm and max pooling take either layout (element-wise ops and
+         * batchnorm the blocked one too), the fp32 1-D/2-D convolutions and their backward
+         * follow their inputs' (an all-native fp32 plan stays plain); the int8 convolution
+         * prefers channels-last */
         bool bn = op == OP_BATCHNORM || op == OP_BATCHNORM_BWD;
         bool either = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
                       op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD || bn;
@@ -873,6 +881,8 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
                                  : either    ? OP_LAYOUT_EITHER
                                              : OP_LAYOUT_PLAIN_ONLY;
         cr_assert_eq(k->layouts, want, "%s", op_name((op_kind)op));
-        cr_assert_eq(k->blocked, bn, "%s", op_name((op_kind)op));
+        bool elementwise = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
+                           op == OP_ACT_BWD || op == OP_ADD;
+        cr_assert_eq(k->blocked, bn || elementwise, "%s", op_name((op_kind)op));
     }
 }

@@ -97,8 +97,9 @@ const op_native_simd *op_native_simd_table(void)
 #define K0(fn) {.run = op_native_##fn}
 /* the fp32 convolutions: either layout, following their inputs (native_conv_cl.c) */
 #define KL(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch, .layouts = OP_LAYOUT_FOLLOWS_INPUTS}
-/* element-wise over flat memory: either layout, as long as the node's tensors share one */
-#define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER}
+/* element-wise over flat memory: any layout (channels-last, blocked too), as long as the node's
+ * tensors share one */
+#define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER, .blocked = true}
 
 /* Every op but reorder, bn_fold (a weights-only step, left to the reference) and dense_q (int8
  * dense layers: the reference's).  Dense layers, 3-D convolutions and the rest take plain
