@@ -9,8 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tests/conv_test_util.h"
-#include "tests/native_check_util.h"
+#include "tests/native_conv_cases.h"
 
 /* ---- convolution */
 
@@ -44,40 +43,6 @@ static const cgeom conv_geoms[] = {
     {1, 1, 5, 1, 1, 3, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 1-D length 1 */
 };
 #define NGEOMS ((int)(sizeof conv_geoms / sizeof conv_geoms[0]))
-
-static tspec act_spec(const cgeom *g, int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    return g->sdims == 1 ? TS(n, c, w) : TS(n, c, h, w);
-}
-
-static tspec weight_spec(const cgeom *g)
-{
-    return g->sdims == 1 ? TS(g->f, g->c / g->g, g->k[1])
-                         : TS(g->f, g->c / g->g, g->k[0], g->k[1]);
-}
-
-static tcase conv_fwd_case(const cgeom *g, const op_conv_attrs *a)
-{
-    tcase tc;
-    memset(&tc, 0, sizeof tc);
-    tc.residual_in_place = -1;
-    tc.node.op = g->sdims == 1 ? OP_CONV1D : OP_CONV2D;
-    tc.node.attrs.conv = *a;
-    int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
-    int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
-    tc.in[tc.nin++] = act_spec(g, g->n, g->c, g->h, g->w);
-    tc.in[tc.nin++] = weight_spec(g);
-    if (a->bias)
-        tc.in[tc.nin++] = TS(g->f);
-    if (a->residual)
-        tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
-    if (a->pool) {
-        oh = (oh + 2 * a->pool_pad[0] - a->pool_size[0]) / a->pool_stride[0] + 1;
-        ow = (ow + 2 * a->pool_pad[1] - a->pool_size[1]) / a->pool_stride[1] + 1;
-    }
-    tc.out[tc.nout++] = act_spec(g, g->n, g->f, oh, ow);
-    return tc;
-}
 
 static void set_pool(op_conv_attrs *a, int64_t size, int64_t stride, int64_t pad)
 {
@@ -159,17 +124,7 @@ Test(native_conv, residual_in_place)
 Test(native_conv, backward_data, .timeout = 600)
 {
     for (int i = 0; i < NGEOMS; i++) {
-        const cgeom *g = &conv_geoms[i];
-        tcase tc;
-        memset(&tc, 0, sizeof tc);
-        tc.residual_in_place = -1;
-        tc.node.op = OP_CONV_BWD_DATA;
-        tc.node.attrs.conv = conv_attrs(g);
-        int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
-        int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
-        tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
-        tc.in[tc.nin++] = weight_spec(g);
-        tc.out[tc.nout++] = act_spec(g, g->n, g->c, g->h, g->w);
+        tcase tc = conv_bwd_data_case(&conv_geoms[i]);
         char label[64];
         snprintf(label, sizeof label, "conv bwd data geometry %d", i);
         check_case(&tc, label);
@@ -179,21 +134,8 @@ Test(native_conv, backward_data, .timeout = 600)
 Test(native_conv, backward_weights, .timeout = 600)
 {
     for (int i = 0; i < NGEOMS; i++) {
-        const cgeom *g = &conv_geoms[i];
         for (int bias = 0; bias < 2; bias++) {
-            tcase tc;
-            memset(&tc, 0, sizeof tc);
-            tc.residual_in_place = -1;
-            tc.node.op = OP_CONV_BWD_WEIGHTS;
-            tc.node.attrs.conv = conv_attrs(g);
-            tc.node.attrs.conv.bias = bias;
-            int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
-            int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
-            tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
-            tc.in[tc.nin++] = act_spec(g, g->n, g->c, g->h, g->w);
-            tc.out[tc.nout++] = weight_spec(g);
-            if (bias)
-                tc.out[tc.nout++] = TS(g->f);
+            tcase tc = conv_bwd_weights_case(&conv_geoms[i], bias);
             char label[64];
             snprintf(label, sizeof label, "conv bwd weights geometry %d bias %d", i, bias);
             check_case(&tc, label);
@@ -218,9 +160,9 @@ Test(native_conv, backward_weights_split_batch)
         tc.node.attrs.conv = conv_attrs(g);
         int64_t oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
         int64_t ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
-        tc.in[tc.nin++] = act_spec(g, g->n, g->f, oh, ow);
-        tc.in[tc.nin++] = act_spec(g, g->n, g->c, g->h, g->w);
-        tc.out[tc.nout++] = weight_spec(g);
+        tc.in[tc.nin++] = conv_act_spec(g, g->n, g->f, oh, ow);
+        tc.in[tc.nin++] = conv_act_spec(g, g->n, g->c, g->h, g->w);
+        tc.out[tc.nout++] = conv_weight_spec(g);
         if (g->bias)
             tc.out[tc.nout++] = TS(g->f);
         char label[64];

@@ -7,8 +7,7 @@
  * 2, fused pooling, padding beyond the kernel) through plain copies. */
 #include <criterion/criterion.h>
 
-#include "tests/conv_test_util.h"
-#include "tests/native_check_util.h"
+#include "tests/native_conv_cases.h"
 
 static const cgeom cl_geoms[] = {
     {2, 1, 20, 9, 31, 35, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* 3x3: C, F odd, tiles */
@@ -28,64 +27,32 @@ static const cgeom cl_geoms[] = {
 };
 #define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
 
-static tspec act(const cgeom *g, int64_t n, int64_t c, int64_t h, int64_t w)
-{
-    return g->sdims == 1 ? TS(n, c, w) : TS(n, c, h, w);
-}
-
-static tspec wts(const cgeom *g)
-{
-    return g->sdims == 1 ? TS(g->f, g->c / g->g, g->k[1]) : TS(g->f, g->c / g->g, g->k[0], g->k[1]);
-}
-
-static void out_hw(const cgeom *g, int64_t *oh, int64_t *ow)
-{
-    *oh = conv_out(g->h, g->k[0], g->s[0], g->p[0], g->d[0]);
-    *ow = conv_out(g->w, g->k[1], g->s[1], g->p[1], g->d[1]);
-}
-
 /* Epilogue e: 0 none, 1 relu, 2 residual + relu, 3 residual + leaky relu, 4 tanh without bias,
  * 5 sigmoid, 6 residual in place + relu, 7 fused pooling (copies). */
 static void fwd_case(const cgeom *g, int e, const char *label)
 {
-    tcase tc;
-    memset(&tc, 0, sizeof tc);
-    tc.residual_in_place = -1;
-    tc.node.op = g->sdims == 1 ? OP_CONV1D : OP_CONV2D;
-    op_conv_attrs *a = &tc.node.attrs.conv;
-    *a = conv_attrs(g);
+    op_conv_attrs a = conv_attrs(g);
     switch (e) {
-    case 1: a->act = OP_ACT_RELU; break;
-    case 2: case 6: a->residual = true; a->act = OP_ACT_RELU; break;
-    case 3: a->residual = true; a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.1f; break;
-    case 4: a->bias = !a->bias; a->act = OP_ACT_TANH; break;
-    case 5: a->act = OP_ACT_SIGMOID; break;
+    case 1: a.act = OP_ACT_RELU; break;
+    case 2: case 6: a.residual = true; a.act = OP_ACT_RELU; break;
+    case 3: a.residual = true; a.act = OP_ACT_LEAKY_RELU; a.alpha = 0.1f; break;
+    case 4: a.bias = !a.bias; a.act = OP_ACT_TANH; break;
+    case 5: a.act = OP_ACT_SIGMOID; break;
     case 7:
-        a->pool = true;
-        a->pool_size[0] = a->pool_stride[0] = g->sdims == 1 ? 1 : 2;
-        a->pool_size[1] = a->pool_stride[1] = 2;
+        a.pool = true;
+        a.pool_size[0] = a.pool_stride[0] = g->sdims == 1 ? 1 : 2;
+        a.pool_size[1] = a.pool_stride[1] = 2;
         break;
     default: break;
     }
-    int64_t oh, ow;
-    out_hw(g, &oh, &ow);
-    tc.in[tc.nin++] = act(g, g->n, g->c, g->h, g->w);
-    tc.in[tc.nin++] = wts(g);
-    if (a->bias)
-        tc.in[tc.nin++] = TS(g->f);
+    tcase tc = conv_fwd_case(g, &a);
     tc.cl_in = 1u;
-    if (a->residual) {
-        tc.cl_in |= 1u << tc.nin;
-        tc.in[tc.nin++] = act(g, g->n, g->f, oh, ow);
+    tc.cl_out = 1u;
+    if (a.residual) { /* the last input */
+        tc.cl_in |= 1u << (tc.nin - 1);
         if (e == 6)
             tc.residual_in_place = tc.nin - 1;
     }
-    if (a->pool) {
-        oh = g->sdims == 1 ? oh : oh / 2;
-        ow /= 2;
-    }
-    tc.out[tc.nout++] = act(g, g->n, g->f, oh, ow);
-    tc.cl_out = 1u;
     check_case(&tc, label);
 }
 
@@ -106,18 +73,8 @@ Test(native_conv_cl, forward, .timeout = 600)
 Test(native_conv_cl, backward_data, .timeout = 600)
 {
     for (int i = 0; i < NCL; i++) {
-        const cgeom *g = &cl_geoms[i];
-        tcase tc;
-        memset(&tc, 0, sizeof tc);
-        tc.residual_in_place = -1;
-        tc.node.op = OP_CONV_BWD_DATA;
-        tc.node.attrs.conv = conv_attrs(g);
+        tcase tc = conv_bwd_data_case(&cl_geoms[i]);
         tc.node.attrs.conv.bias = false;
-        int64_t oh, ow;
-        out_hw(g, &oh, &ow);
-        tc.in[tc.nin++] = act(g, g->n, g->f, oh, ow);
-        tc.in[tc.nin++] = wts(g);
-        tc.out[tc.nout++] = act(g, g->n, g->c, g->h, g->w);
         tc.cl_in = 1u;
         tc.cl_out = 1u;
         char label[80];
@@ -129,21 +86,8 @@ Test(native_conv_cl, backward_data, .timeout = 600)
 Test(native_conv_cl, backward_weights, .timeout = 600)
 {
     for (int i = 0; i < NCL; i++) {
-        const cgeom *g = &cl_geoms[i];
         for (int bias = 0; bias < 2; bias++) {
-            tcase tc;
-            memset(&tc, 0, sizeof tc);
-            tc.residual_in_place = -1;
-            tc.node.op = OP_CONV_BWD_WEIGHTS;
-            tc.node.attrs.conv = conv_attrs(g);
-            tc.node.attrs.conv.bias = bias;
-            int64_t oh, ow;
-            out_hw(g, &oh, &ow);
-            tc.in[tc.nin++] = act(g, g->n, g->f, oh, ow);
-            tc.in[tc.nin++] = act(g, g->n, g->c, g->h, g->w);
-            tc.out[tc.nout++] = wts(g);
-            if (bias)
-                tc.out[tc.nout++] = TS(g->f);
+            tcase tc = conv_bwd_weights_case(&cl_geoms[i], bias);
             tc.cl_in = 3u;
             char label[80];
             snprintf(label, sizeof label, "cl conv bwd weights geometry %d bias %d", i, bias);
@@ -156,15 +100,7 @@ Test(native_conv_cl, backward_weights, .timeout = 600)
 Test(native_conv_cl, backward_weights_parts)
 {
     static const cgeom g = {2, 37, 3, 7, 7, 5, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true};
-    tcase tc;
-    memset(&tc, 0, sizeof tc);
-    tc.residual_in_place = -1;
-    tc.node.op = OP_CONV_BWD_WEIGHTS;
-    tc.node.attrs.conv = conv_attrs(&g);
-    tc.in[tc.nin++] = act(&g, g.n, g.f, 7, 7);
-    tc.in[tc.nin++] = act(&g, g.n, g.c, 7, 7);
-    tc.out[tc.nout++] = wts(&g);
-    tc.out[tc.nout++] = TS(g.f);
+    tcase tc = conv_bwd_weights_case(&g, true);
     tc.cl_in = 3u;
     check_case(&tc, "cl conv bwd weights parts");
 }
@@ -173,19 +109,9 @@ Test(native_conv_cl, backward_weights_parts)
 Test(native_conv_cl, refuses_blocked)
 {
     const cgeom *g = &cl_geoms[1];
-    op_node node;
-    memset(&node, 0, sizeof node);
-    node.op = OP_CONV2D;
-    node.attrs.conv = conv_attrs(g);
-    node.attrs.conv.bias = false;
-    tcase tc;
-    memset(&tc, 0, sizeof tc);
-    tc.node = node;
-    tc.nin = 2;
-    tc.nout = 1;
-    tc.in[0] = act(g, g->n, g->c, g->h, g->w);
-    tc.in[1] = wts(g);
-    tc.out[0] = act(g, g->n, g->f, g->h, g->w);
+    op_conv_attrs a = conv_attrs(g);
+    a.bias = false;
+    tcase tc = conv_fwd_case(g, &a);
     op_call c;
     make_call(&c, &tc, 1);
     float *x = calloc((size_t)numel(&tc.in[0]), sizeof(float));
