@@ -14,6 +14,48 @@
 #define CONV_SFX avx512
 #include "ops/native/conv_common.h"
 
+/* conv_plane_pad (native_isa.h): CP_ROWS output rows at a time, two vectors each, held in
+ * registers over every channel's taps (independent sums, so the FMAs overlap); a tap's inputs
+ * are unaligned loads of the padded rows, a row above or below the plane being the zero row
+ * after it. */
+#define CP_ROWS 4
+void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
+                                     float *acc)
+{
+    __mmask16 s0 = g->ow >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << g->ow) - 1u);
+    __mmask16 s1 = g->ow > 16 ? (__mmask16)((1u << (g->ow - 16)) - 1u) : 0;
+    int64_t pstride = (g->h + 1) * wp;
+    for (int64_t oy = 0; oy < g->oh; oy += CP_ROWS) {
+        __m512 a0[CP_ROWS], a1[CP_ROWS];
+        for (int q = 0; q < CP_ROWS; q++)
+            a0[q] = a1[q] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < g->c; c++) {
+            const float *pc = xp + c * pstride, *wc = w + c * g->kh * g->kw;
+            for (int64_t i = 0; i < g->kh; i++) {
+                const float *rows[CP_ROWS];
+                for (int q = 0; q < CP_ROWS; q++) {
+                    int64_t r = (oy + q) * g->sh - g->ph + i * g->dh;
+                    rows[q] = pc + (r >= 0 && r < g->h ? r : g->h) * wp;
+                }
+                const float *wr = wc + i * g->kw;
+                for (int64_t j = 0; j < g->kw; j++) {
+                    __m512 wv = _mm512_set1_ps(wr[j]);
+                    for (int q = 0; q < CP_ROWS; q++) {
+                        a0[q] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[q] + j), wv, a0[q]);
+                        a1[q] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[q] + j + 16), wv, a1[q]);
+                    }
+                }
+            }
+        }
+        for (int q = 0; q < CP_ROWS && oy + q < g->oh; q++) {
+            float *ar = acc + (oy + q) * g->ow;
+            _mm512_mask_storeu_ps(ar, s0, a0[q]);
+            if (s1)
+                _mm512_mask_storeu_ps(ar + 16, s1, a1[q]);
+        }
+    }
+}
+
 void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *koff,
                                int64_t kc, const op_native_seg *seg, int nseg, int64_t stride,
                                int64_t ncols, int width, float *dst)

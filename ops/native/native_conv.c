@@ -36,6 +36,7 @@
 #include "ops/ref.h"
 
 #define DIRECT_FPG 4  /* groups with fewer filters than this use the direct loop */
+#define DIRECT_CPG 4  /* and, forward, first layers with fewer input channels (first_layer) */
 
 /* ---- geometry ---- */
 
@@ -69,6 +70,18 @@ static int conv_shape(const op_conv_attrs *a, const op_tensor *x, const op_tenso
 static bool use_direct(const cshape *s)
 {
     return s->fpg < DIRECT_FPG && s->sdims != 3;
+}
+
+/* First layers take the direct loop too, forward, on a machine with AVX-512 (its conv_plane_pad
+ * holds output rows in registers and reads one zero-padded copy of each image): fewer than
+ * DIRECT_CPG input channels, one group, column stride and dilation 1, rows of at most 32
+ * outputs.  The im2col GEMM packs as much as it computes there and scales poorly (LeNet-5's
+ * 1 -> 6 channels 5x5).  It depends on the machine, not on the level in use, so that a forced
+ * lower level (tests) runs the same path, through its generic loop. */
+static bool first_layer(const cshape *s)
+{
+    return s->sdims == 2 && s->groups == 1 && s->cpg < DIRECT_CPG && s->g.sw == 1 && s->g.dw == 1 &&
+           s->g.ow <= 32 && op_native_isa_supported() == OP_NATIVE_AVX512;
 }
 
 /* ---- forward ---- */
@@ -131,7 +144,8 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
     if (op_conv_check_act3(&c->out[0], a->sdims, s->n, s->f, s->g.od, f->yh, f->yw, name,
                            "output", err, errlen))
         return -1;
-    f->direct = use_direct(s);
+    f->first = !use_direct(s) && first_layer(s);
+    f->direct = use_direct(s) || f->first;
     return 0;
 }
 

@@ -116,6 +116,7 @@ typedef struct conv_fwd {
     bool pool;
     int64_t psh, psw, pst_h, pst_w, pph, ppw, yh, yw;
     bool direct;
+    bool first;           /* direct, a first layer: from one zero-padded copy per image (conv_plane_pad) */
     padded_in in;         /* the GEMM path's view of x */
 } conv_fwd;
 

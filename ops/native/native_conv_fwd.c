@@ -208,12 +208,36 @@ static void fwd_gemm_spec(conv_fwd *f, op_native_gemm *gm)
     }
 }
 
+/* The first-layer path's zero-padded copy of one image (conv_plane_pad): per input channel,
+ * h rows and a zero row, each w + 2 pw + 32 floats (rounded up to 16). */
+static int64_t first_wp(const cshape *s)
+{
+    return (int64_t)op_native_round16((size_t)(s->w + 2 * s->g.pw + 32));
+}
+
+static size_t first_pad_floats(const cshape *s)
+{
+    return op_native_round16((size_t)(s->cpg * (s->h + 1) * first_wp(s)));
+}
+
+/* Image n's channels into the padded copy xp (first_pad_floats of it). */
+static void first_pad(const conv_fwd *f, int64_t n, float *xp)
+{
+    const cshape *s = &f->s;
+    int64_t wp = first_wp(s);
+    memset(xp, 0, first_pad_floats(s) * sizeof(float));
+    for (int64_t c = 0; c < s->cpg; c++)
+        for (int64_t r = 0; r < s->h; r++)
+            memcpy(xp + (c * (s->h + 1) + r) * wp + s->g.pw, f->x + ((n * s->c + c) * s->h + r) * s->w,
+                   (size_t)s->w * sizeof(float));
+}
+
 /* Fills sc for isa (laying out f->in on the GEMM path); returns the bytes of all parts. */
 size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fwd_scratch *sc)
 {
     memset(sc, 0, sizeof *sc);
     if (f->direct) {
-        sc->gemm = (size_t)nt * op_native_round16((size_t)f->s.p);
+        sc->gemm = (size_t)nt * (op_native_round16((size_t)f->s.p) + (f->first ? first_pad_floats(&f->s) : 0));
     } else {
         op_native_gemm gm;
         nconv_pad_layout(&f->in, &f->s);
@@ -226,23 +250,52 @@ size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fw
     return (sc->gemm + sc->pool + sc->pad) * sizeof(float);
 }
 
-/* Direct path: one output plane per item, into the thread's plane, then epilogue and pool. */
+/* The epilogue and pooling of item it (image, filter) from its plane acc. */
+static void direct_finish(const conv_fwd *f, const op_native_isa *isa, int64_t it, float *acc)
+{
+    const cshape *s = &f->s;
+    int64_t ch = it % s->f;
+    float *dst = f->pool ? acc : f->y + it * s->p;
+    isa->epilogue(dst, acc, s->p, f->b ? f->b[ch] : 0.0f, NULL, f->r ? f->r + it * s->p : NULL, f->act,
+                  f->alpha);
+    if (f->pool)
+        pool_plane(f, acc, f->y + it * f->yh * f->yw);
+}
+
+/* Direct path: one output plane per item, into the thread's plane, then epilogue and pool.  A
+ * first layer's items run in static chunks (an image's filters together), the image padded once
+ * per thread and run of items. */
 static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
 {
     const cshape *s = &f->s;
     size_t plane = op_native_round16((size_t)s->p);
     int64_t items = s->n * s->f;
+    if (f->first && isa->conv_plane_pad) {
+        size_t per = plane + first_pad_floats(s);
+        int64_t wp = first_wp(s);
+#pragma omp parallel num_threads(nt)
+        {
+            float *acc = scratch + (size_t)nconv_thread_num() * per, *xp = acc + plane;
+            int64_t have = -1;
+#pragma omp for schedule(static)
+            for (int64_t it = 0; it < items; it++) {
+                int64_t n = it / s->f;
+                if (n != have)
+                    first_pad(f, n, xp), have = n;
+                isa->conv_plane_pad(&s->g, xp, wp, f->w + (it % s->f) * s->kf, acc);
+                direct_finish(f, isa, it, acc);
+            }
+        }
+        return;
+    }
+    size_t per = plane + (f->first ? first_pad_floats(s) : 0);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int64_t it = 0; it < items; it++) {
-        float *acc = scratch + (size_t)nconv_thread_num() * plane;
+        float *acc = scratch + (size_t)nconv_thread_num() * per;
         int64_t n = it / s->f, ch = it % s->f, g = ch / s->fpg;
         const float *x = f->x + (n * s->c + g * s->cpg) * s->h * s->w;
         isa->conv_plane(&s->g, x, f->w + ch * s->kf, acc);
-        float *dst = f->pool ? acc : f->y + it * s->p;
-        isa->epilogue(dst, acc, s->p, f->b ? f->b[ch] : 0.0f, NULL,
-                      f->r ? f->r + it * s->p : NULL, f->act, f->alpha);
-        if (f->pool)
-            pool_plane(f, acc, f->y + it * f->yh * f->yw);
+        direct_finish(f, isa, it, acc);
     }
 }
 

@@ -79,6 +79,11 @@ typedef struct op_native_isa {
     /* Direct convolution of one output plane: acc[oh*ow] = sum over the g->c channels of x and
      * their taps of w[c][kh][kw] (used when a group has too few filters for the GEMM). */
     void (*conv_plane)(const op_native_convg *g, const float *x, const float *w, float *acc);
+    /* conv_plane from a zero-padded copy of the image's g->c input planes (NULL on the levels
+     * without one): plane c's row r at xp + (c * (g->h + 1) + r) * wp, g->pw zeros left of it
+     * and zeros to wp right (wp >= w + 2 pw + 32), a zero row after each plane; for rows of at
+     * most 32 outputs at column stride and dilation 1 (nconv_fwd's first-layer path). */
+    void (*conv_plane_pad)(const op_native_convg *g, const float *xp, int64_t wp, const float *w, float *acc);
     /* Weight gradient of one (input channel, filter) pair over one image, added to acc:
      * acc[i*kw + j] += sum over outputs of dy[oy][ox] * x[oy*sh - ph + i*dh][ox*sw - pw + j*dw]
      * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
@@ -120,6 +125,8 @@ extern const op_native_isa op_native_isa_avx512;
 OP_NATIVE_CONV_DECL(scalar)
 OP_NATIVE_CONV_DECL(avx2)
 OP_NATIVE_CONV_DECL(avx512)
+void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
+                                     float *acc);
 void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
 void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
