@@ -66,6 +66,15 @@ static void absorb(ir_graph *g, int into, int from)
     b->dead = true;
 }
 
+/* `into` now reads what `from` read instead of `from`'s output 0, which no node makes any
+ * more; `from` dies (the backward fusions: the consumer absorbs its producer). */
+static void absorb_input(ir_graph *g, ir_node *into, ir_node *from)
+{
+    g->vals[from->out[0]].producer = -1;
+    pass_note_fused(into, from);
+    from->dead = true;
+}
+
 /* The activation an activation op applies (its registry entry's .act), else OP_ACT_NONE. */
 static op_act act_of(const ir_node *nd)
 {
@@ -171,9 +180,7 @@ static int fuse_act_bwd(ir_graph *g)
         bb->attrs.bn.alpha = ab->attrs.act.alpha;
         bb->in[0] = ab->in[0];
         bb->in[bb->nin++] = ab->in[1];
-        g->vals[ab->out[0]].producer = -1;
-        pass_note_fused(bb, ab);
-        ab->dead = true;
+        absorb_input(g, bb, ab);
         changes++;
     }
     return changes;
@@ -198,9 +205,7 @@ static int fuse_grad_sums(ir_graph *g)
         ab->in[0] = add->in[0];
         for (int k = 1; k < add->nin; k++)
             ab->in[ab->nin++] = add->in[k];
-        g->vals[add->out[0]].producer = -1;
-        pass_note_fused(ab, add);
-        add->dead = true;
+        absorb_input(g, ab, add);
         changes++;
     }
     return changes;

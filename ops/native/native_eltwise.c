@@ -30,6 +30,22 @@
         }                                                                                      \
     } while (0)
 
+/* y[o, o + len) = the sum of the n arrays src at those elements: two round once in float (the
+ * reference's double sum, the same bits), more sum in double in their order. */
+static void sum_chunk(const op_native_simd *v, const float *const *src, int n, float *y, int64_t o, int64_t len)
+{
+    if (n == 2) {
+        v->add2(src[0] + o, src[1] + o, y + o, len, OP_ACT_NONE, 0.0f);
+        return;
+    }
+    for (int64_t i = o; i < o + len; i++) {
+        double s = 0.0;
+        for (int k = 0; k < n; k++)
+            s += (double)src[k][i];
+        y[i] = (float)s;
+    }
+}
+
 int op_native_act(op_call *c, char *err, size_t errlen)
 {
     op_act act;
@@ -60,19 +76,13 @@ int op_native_act_bwd(op_call *c, char *err, size_t errlen)
     }
     /* a fused gradient sum (inputs 2...): summed into dx chunk by chunk as add sums, then the
      * activation's backward in place while the chunk is in cache */
-    const op_tensor *in = c->in;
-    int nin = c->nin;
+    const float *src[OP_MAX_IN];
+    int n = 0;
+    src[n++] = dy;
+    for (int k = 2; k < c->nin; k++)
+        src[n++] = c->in[k].data;
     CHUNKED(c, total, {
-        if (nin == 3) {
-            v->add2(dy + o, in[2].data + o, dx + o, len, OP_ACT_NONE, 0.0f);
-        } else {
-            for (int64_t i = o; i < o + len; i++) {
-                double s = dy[i];
-                for (int k = 2; k < nin; k++)
-                    s += (double)in[k].data[i];
-                dx[i] = (float)s;
-            }
-        }
+        sum_chunk(v, src, n, dx, o, len);
         v->act_bwd(dx + o, y + o, dx + o, len, act, alpha);
     });
     return 0;
@@ -85,22 +95,19 @@ int op_native_add(op_call *c, char *err, size_t errlen)
     if (op_elt_check_add(c, "native add", false, &act, &alpha, err, errlen))
         return -1;
     const op_native_simd *v = op_native_simd_table();
-    int nin = c->nin;
-    const op_tensor *in = c->in;
     float *y = c->out[0].data;
     int64_t total = ref_numel(&c->in[0]);
-    if (nin == 2) {
-        const float *a = in[0].data, *b = in[1].data;
+    if (c->nin == 2) { /* the activation in the same pass */
+        const float *a = c->in[0].data, *b = c->in[1].data;
         CHUNKED(c, total, v->add2(a + o, b + o, y + o, len, act, alpha));
         return 0;
     }
+    const float *src[OP_MAX_IN];
+    for (int k = 0; k < c->nin; k++)
+        src[k] = c->in[k].data;
+    int n = c->nin;
     CHUNKED(c, total, {
-        for (int64_t i = o; i < o + len; i++) {
-            double s = 0.0;
-            for (int k = 0; k < nin; k++)
-                s += (double)in[k].data[i];
-            y[i] = (float)s;
-        }
+        sum_chunk(v, src, n, y, o, len);
         if (act != OP_ACT_NONE)
             v->act(y + o, y + o, len, act, alpha);
     });
