@@ -10,14 +10,16 @@
  *                                          batchnorm)
  *   add -> act_bwd (as its dy)             act_bwd that sums its dy first (training: a gradient
  *                                          sum where a shortcut joins, before a block's relu)
- *   conv(+act) -> maxpool                  conv with fused max pooling
+ *   conv(+act) -> maxpool                  conv with fused max pooling (in training, where
+ *                                          backward nodes read the pool's input, the conv
+ *                                          keeps it as output 0 and pools into output 1)
  *   dense -> softmax                       dense with a fused softmax (inference)
  *
  * A producer is fused with its consumer only when the consumer is its only reader and the
- * producer's output is not a graph output: so in training graphs every tensor the backward
- * nodes read is still made (act_bwd reads the activation's output, which the fused node now
- * makes; maxpool_bwd reads the pool's input, which keeps it unfused).  A batchnorm's other
- * outputs (its saved statistics in training) stay its own. */
+ * producer's output is not a graph output (except the kept pool input): so in training graphs
+ * every tensor the backward nodes read is still made (act_bwd reads the activation's output,
+ * which the fused node now makes; maxpool_bwd reads the pool's input, which the conv keeps).
+ * A batchnorm's other outputs (its saved statistics in training) stay its own. */
 #include "compiler/passes.h"
 #include "ops/registry.h"
 
@@ -211,26 +213,55 @@ static int fuse_grad_sums(ir_graph *g)
     return changes;
 }
 
-/* conv(+act) -> maxpool */
-static int fuse_pools(ir_graph *g)
+/* A live max pooling node reading v as its input, or -1. */
+static int pool_reader(const ir_graph *g, int v)
+{
+    for (int n = 0; n < g->nnodes; n++) {
+        const ir_node *nd = &g->nodes[n];
+        if (!nd->dead && nd->op == OP_MAXPOOL && nd->nin == 1 && nd->nout == 1 && nd->in[0] == v)
+            return n;
+    }
+    return -1;
+}
+
+/* conv(+act) -> maxpool.  When the pool is the conv output's only reader, the pooled values
+ * become the conv's output; in fp32 training (keep), where maxpool_bwd and act_bwd read the
+ * pool's input too, the conv keeps that as output 0 and writes the pooled values as output 1
+ * (pool_keep): the pooling then runs over each plane while it is in cache, and no pooling node
+ * remains. */
+static int fuse_pools(ir_graph *g, bool keep_ok)
 {
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *p = &g->nodes[n];
-        if (p->dead || !(op_def_get(p->op)->props & OP_PROP_POOL_EPILOGUE) || p->attrs.conv.pool)
+        if (p->dead || !(op_def_get(p->op)->props & OP_PROP_POOL_EPILOGUE) || p->attrs.conv.pool || p->nout != 1)
             continue;
         int r = sole_reader(g, p->out[0]);
-        if (r < 0 || g->nodes[r].op != OP_MAXPOOL)
-            continue;
+        bool keep = false;
+        if (r < 0 || g->nodes[r].op != OP_MAXPOOL) {
+            r = keep_ok ? pool_reader(g, p->out[0]) : -1;
+            if (r < 0)
+                continue;
+            keep = true;
+        }
         const op_pool_attrs *pa = &g->nodes[r].attrs.pool;
         op_conv_attrs *c = &p->attrs.conv;
         c->pool = true;
+        c->pool_keep = keep;
         for (int k = 0; k < 2; k++) {
             c->pool_size[k] = pa->size[k];
             c->pool_stride[k] = pa->stride[k];
             c->pool_pad[k] = pa->pad[k];
         }
-        absorb(g, n, r);
+        if (keep) {
+            ir_node *m = &g->nodes[r];
+            p->out[p->nout++] = m->out[0];
+            g->vals[m->out[0]].producer = n;
+            pass_note_fused(p, m);
+            m->dead = true;
+        } else {
+            absorb(g, n, r);
+        }
         changes++;
     }
     return changes;
@@ -260,7 +291,7 @@ int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t 
     /* order matters: add+act first, so the residual fusion carries the activation along */
     *changes += fuse_activations(g);
     *changes += fuse_residuals(g);
-    *changes += fuse_pools(g);
+    *changes += fuse_pools(g, ctx->training && ctx->precision == OP_PREC_FP32);
     *changes += fuse_act_bwd(g);
     *changes += fuse_grad_sums(g); /* after fuse_act_bwd, which takes act_bwd of two inputs */
     if (!ctx->training)

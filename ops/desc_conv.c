@@ -197,8 +197,13 @@ static int conv_shape(const op_attrs *a, const op_shape *in, int nin, op_shape *
     op_shape y;
     if (conv_out_shape(c, &in[0], &y, e) != 0)
         return -1;
-    if (c->pool)
-        return fused_pool_out(c, &y, out, e);
+    if (c->pool) {
+        op_shape pooled;
+        if (fused_pool_out(c, &y, &pooled, e) != 0)
+            return -1;
+        *out = c->pool_keep ? y : pooled; /* kept: output 0 is the pool's input */
+        return 0;
+    }
     *out = y;
     return 0;
 }
@@ -253,8 +258,9 @@ static int64_t conv_flops(const op_attrs *a, const op_shape *in, int nin, const 
     int64_t f = ck_sat_mul_i64(2, conv_macs(c, nout, in[0].d[0]));
     int64_t per_out = (c->bias ? 1 : 0) + (c->residual ? 1 : 0) + (c->act != OP_ACT_NONE ? 1 : 0);
     f = ck_sat_add_i64(f, ck_sat_mul_i64(per_out, nout));
-    if (c->pool && out)
-        f = ck_sat_add_i64(f, ck_sat_mul_i64(op_shape_numel(out), ck_sat_mul_i64(c->pool_size[0], c->pool_size[1])));
+    op_shape pooled;
+    if (c->pool && out && fused_pool_out(c, &y, &pooled, NULL) == 0)
+        f = ck_sat_add_i64(f, ck_sat_mul_i64(op_shape_numel(&pooled), ck_sat_mul_i64(c->pool_size[0], c->pool_size[1])));
     return f;
 }
 
@@ -332,6 +338,8 @@ static void conv_describe(const op_attrs *a, char *buf, size_t n)
         op_desc_printf(buf, n, &len, " +maxpool %s", w);
         if (!op_desc_pair_eq(c->sdims, c->pool_stride, c->pool_size))
             op_desc_printf(buf, n, &len, "/%" PRId64, c->pool_stride[1]);
+        if (c->pool_keep)
+            op_desc_printf(buf, n, &len, " (input kept)");
     }
 }
 

@@ -83,6 +83,10 @@ typedef struct op_conv_attrs {
     float alpha;           /* leaky_relu slope */
     bool pool;             /* fused max pooling of the activated output */
     int64_t pool_size[2], pool_stride[2], pool_pad[2];
+    /* with pool: the activated output, which the pooling reads, is kept as output 0 and the
+     * pooled one is output 1 (training: maxpool_bwd and act_bwd read output 0); else the
+     * pooled one is the only output */
+    bool pool_keep;
     /* conv_q; and bf16 on conv, conv_bwd_data, conv_bwd_weights of a bf16 training graph (their
      * x, w and dy read as bf16, outputs f32) */
     op_precision prec;

@@ -159,13 +159,16 @@ static void pool_plane(const fused_pool *p, const float *actp, int64_t oh, int64
 OP_REF_KERNEL(op_ref_conv)
 {
     const char *name = "conv";
-    if (ref_check_call(c, name, 2, 4, 1, 1, err, errlen))
+    if (ref_check_call(c, name, 2, 4, 1, 2, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
     int want = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
                         name, want, a->bias ? "on" : "off", a->residual ? "on" : "off", c->nin);
+    bool keep = a->pool && a->pool_keep;
+    if (c->nout != (keep ? 2 : 1))
+        return ref_fail(err, errlen, "%s: expected %d outputs, got %d", name, keep ? 2 : 1, c->nout);
     op_conv_geom g;
     if (op_conv_geom_make3(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
@@ -185,17 +188,20 @@ OP_REF_KERNEL(op_ref_conv)
             return -1;
         r = c->in[k++].data;
     }
-    if (op_conv_check_act3(&c->out[0], a->sdims, g.n, g.f, g.od, pool.yh, pool.yw, name, "output", err,
-                           errlen))
+    if (keep && op_conv_check_act3(&c->out[0], a->sdims, g.n, g.f, g.od, g.oh, g.ow, name, "output", err, errlen))
         return -1;
-    float *y = c->out[0].data;
+    if (op_conv_check_act3(&c->out[keep ? 1 : 0], a->sdims, g.n, g.f, g.od, pool.yh, pool.yw, name,
+                           keep ? "pooled output" : "output", err, errlen))
+        return -1;
+    /* y: the pooled values (or the activated output without a pool); kept: the activated output */
+    float *y = c->out[keep ? 1 : 0].data, *kept = keep ? c->out[0].data : NULL;
 
     int nt = ref_threads(c);
     int64_t ovol = g.od * g.oh * g.ow, yvol = g.od * pool.yh * pool.yw; /* od is 1 when pooling */
     size_t plane = (size_t)ovol > 0 ? (size_t)ovol : 1;
     double *acc = cnn_mem_malloc((size_t)nt * plane * sizeof(double));
-    float *act = a->pool ? cnn_mem_malloc((size_t)nt * plane * sizeof(float)) : NULL;
-    if (!acc || (a->pool && !act)) {
+    float *act = a->pool && !keep ? cnn_mem_malloc((size_t)nt * plane * sizeof(float)) : NULL;
+    if (!acc || (a->pool && !keep && !act)) {
         cnn_mem_free(acc);
         cnn_mem_free(act);
         return ref_fail(err, errlen, "%s: out of memory", name);
@@ -213,7 +219,7 @@ OP_REF_KERNEL(op_ref_conv)
                 /* epilogue: act((float)(sum + b) + r), rounded as the unfused sequence
                  * conv(+bias) -> add -> activation rounds */
                 float *yp = y + (n * g.f + f) * yvol;
-                float *vp = actp ? actp : yp;
+                float *vp = kept ? kept + (n * g.f + f) * ovol : actp ? actp : yp;
                 const float *rp = r ? r + (n * g.f + f) * ovol : NULL;
                 for (int64_t e = 0; e < ovol; e++) {
                     double sum = accp[e];
@@ -224,8 +230,8 @@ OP_REF_KERNEL(op_ref_conv)
                         v += rp[e];
                     vp[e] = op_apply_act(a->act, a->alpha, v);
                 }
-                if (actp)
-                    pool_plane(&pool, actp, g.oh, g.ow, yp);
+                if (a->pool)
+                    pool_plane(&pool, vp, g.oh, g.ow, yp);
             }
         }
     }

@@ -33,7 +33,7 @@ static inline tcase conv_case(const cgeom *g, op_kind op)
     return tc;
 }
 
-/* x, w[, b][, residual] -> y (pooled when a pools), with attributes a */
+/* x, w[, b][, residual] -> [the pool's input when kept,] y (pooled when a pools), with attributes a */
 static inline tcase conv_fwd_case(const cgeom *g, const op_conv_attrs *a)
 {
     tcase tc = conv_case(g, g->sdims == 1 ? OP_CONV1D : OP_CONV2D);
@@ -46,6 +46,8 @@ static inline tcase conv_fwd_case(const cgeom *g, const op_conv_attrs *a)
         tc.in[tc.nin++] = TS(g->f);
     if (a->residual)
         tc.in[tc.nin++] = conv_act_spec(g, g->n, g->f, oh, ow);
+    if (a->pool && a->pool_keep) /* the pool's input kept: output 0 */
+        tc.out[tc.nout++] = conv_act_spec(g, g->n, g->f, oh, ow);
     if (a->pool) {
         oh = (oh + 2 * a->pool_pad[0] - a->pool_size[0]) / a->pool_stride[0] + 1;
         ow = (ow + 2 * a->pool_pad[1] - a->pool_size[1]) / a->pool_stride[1] + 1;

@@ -67,7 +67,7 @@ Test(native_conv, forward_geometries, .timeout = 600)
     }
 }
 
-/* Applies epilogue variant e (0..11) to a. */
+/* Applies epilogue variant e (0..13) to a; 12 and 13 keep the pool's input (training). */
 static void set_epilogue(op_conv_attrs *a, int e)
 {
     switch (e) {
@@ -82,10 +82,12 @@ static void set_epilogue(op_conv_attrs *a, int e)
     case 8: a->residual = true; a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.2f; set_pool(a, 2, 2, 0); break;
     case 9: a->residual = true; a->act = OP_ACT_TANH; set_pool(a, 3, 1, 1); break;
     case 10: a->bias = !a->bias; a->residual = true; a->act = OP_ACT_SIGMOID; set_pool(a, 2, 1, 0); break;
-    default: a->bias = !a->bias; a->act = OP_ACT_TANH; break;
+    case 11: a->bias = !a->bias; a->act = OP_ACT_TANH; break;
+    case 12: a->act = OP_ACT_RELU; set_pool(a, 2, 2, 0); a->pool_keep = true; break;
+    default: a->residual = true; a->act = OP_ACT_LEAKY_RELU; a->alpha = 0.2f; set_pool(a, 3, 2, 1); a->pool_keep = true; break;
     }
 }
-#define NEPILOGUES 12
+#define NEPILOGUES 14
 
 /* Every fused epilogue on GEMM and direct geometries, 2-D and 1-D. */
 Test(native_conv, forward_epilogues, .timeout = 600)

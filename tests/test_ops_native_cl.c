@@ -28,7 +28,8 @@ static const cgeom cl_geoms[] = {
 #define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
 
 /* Epilogue e: 0 none, 1 relu, 2 residual + relu, 3 residual + leaky relu, 4 tanh without bias,
- * 5 sigmoid, 6 residual in place + relu, 7 fused pooling (copies). */
+ * 5 sigmoid, 6 residual in place + relu, 7 fused pooling (copies), 8 relu and fused pooling
+ * with the pool's input kept (copies). */
 static void fwd_case(const cgeom *g, int e, const char *label)
 {
     op_conv_attrs a = conv_attrs(g);
@@ -38,7 +39,9 @@ static void fwd_case(const cgeom *g, int e, const char *label)
     case 3: a.residual = true; a.act = OP_ACT_LEAKY_RELU; a.alpha = 0.1f; break;
     case 4: a.bias = !a.bias; a.act = OP_ACT_TANH; break;
     case 5: a.act = OP_ACT_SIGMOID; break;
-    case 7:
+    case 7: case 8:
+        a.act = e == 8 ? OP_ACT_RELU : OP_ACT_NONE;
+        a.pool_keep = e == 8;
         a.pool = true;
         a.pool_size[0] = a.pool_stride[0] = g->sdims == 1 ? 1 : 2;
         a.pool_size[1] = a.pool_stride[1] = 2;
@@ -47,7 +50,7 @@ static void fwd_case(const cgeom *g, int e, const char *label)
     }
     tcase tc = conv_fwd_case(g, &a);
     tc.cl_in = 1u;
-    tc.cl_out = 1u;
+    tc.cl_out = a.pool_keep ? 3u : 1u;
     if (a.residual) { /* the last input */
         tc.cl_in |= 1u << (tc.nin - 1);
         if (e == 6)
@@ -59,9 +62,9 @@ static void fwd_case(const cgeom *g, int e, const char *label)
 Test(native_conv_cl, forward, .timeout = 600)
 {
     for (int i = 0; i < NCL; i++) {
-        int ne = i < 5 || i == 11 ? 8 : 1; /* every epilogue on the direct kernel's shapes */
+        int ne = i < 5 || i == 11 ? 9 : 1; /* every epilogue on the direct kernel's shapes */
         for (int e = 0; e < ne; e++) {
-            if (e == 7 && (cl_geoms[i].h < 2 && cl_geoms[i].sdims == 2))
+            if (e >= 7 && (cl_geoms[i].h < 2 && cl_geoms[i].sdims == 2))
                 continue;
             char label[80];
             snprintf(label, sizeof label, "cl conv fwd geometry %d epilogue %d", i, e);

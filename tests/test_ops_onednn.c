@@ -61,6 +61,8 @@ static tcase conv_fwd_case(const cgeom *g, const op_conv_attrs *a)
     tc.in[tc.nin++] = weight_spec(g);
     if (a->bias) tc.in[tc.nin++] = TS(F_RAND, g->f);
     if (a->residual) tc.in[tc.nin++] = act_spec(g, F_RAND, g->n, g->f, oh, ow);
+    if (a->pool && a->pool_keep) /* the pool's input kept: output 0 */
+        tc.out[tc.nout++] = act_spec(g, F_RAND, g->n, g->f, oh, ow);
     if (a->pool) {
         oh = (oh + 2 * a->pool_pad[0] - a->pool_size[0]) / a->pool_stride[0] + 1;
         ow = (ow + 2 * a->pool_pad[1] - a->pool_size[1]) / a->pool_stride[1] + 1;
@@ -92,13 +94,14 @@ Test(onednn_conv, forward_geometries)
     }
 }
 
-/* Every fused epilogue on a few geometries (2-D plain, stride 2, blocked, 1-D). */
+/* Every fused epilogue on a few geometries (2-D plain, stride 2, blocked, 1-D), the pooling ones
+ * also with the pool's input kept. */
 Test(onednn_conv, forward_epilogues)
 {
     static const int geoms[] = {0, 2, 8, 14, 5};
     for (size_t gi = 0; gi < sizeof geoms / sizeof geoms[0]; gi++) {
         const cgeom *g = &conv_geoms[geoms[gi]];
-        for (int e = 0; e < 11; e++) {
+        for (int e = 0; e < 13; e++) {
             op_conv_attrs a = conv_attrs(g);
             switch (e) {
             case 0: a.act = OP_ACT_RELU; break;
@@ -111,7 +114,10 @@ Test(onednn_conv, forward_epilogues)
             case 7: set_pool(&a, 3, 2, 1); a.act = OP_ACT_RELU; break;
             case 8: a.residual = true; a.act = OP_ACT_LEAKY_RELU; a.alpha = 0.2f; set_pool(&a, 2, 2, 0); break;
             case 9: a.residual = true; a.act = OP_ACT_TANH; set_pool(&a, 3, 1, 1); break;
-            default: a.bias = !a.bias; a.residual = true; a.act = OP_ACT_SIGMOID; set_pool(&a, 2, 1, 0); break;
+            case 10: a.bias = !a.bias; a.residual = true; a.act = OP_ACT_SIGMOID; set_pool(&a, 2, 1, 0); break;
+            /* the pool's input kept as output 0 (training) */
+            case 11: a.act = OP_ACT_RELU; set_pool(&a, 2, 2, 0); a.pool_keep = true; break;
+            default: a.residual = true; a.act = OP_ACT_TANH; set_pool(&a, 3, 1, 1); a.pool_keep = true; break;
             }
             tcase tc = conv_fwd_case(g, &a);
             char label[64];

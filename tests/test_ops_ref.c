@@ -415,6 +415,7 @@ static void check_fused_conv(int sdims, op_act act, bool residual, bool pool, in
         kc_ok(&kact);
         cur = out;
     }
+    op_tensor prepool = cur;
     if (pool) {
         int64_t ph = sdims == 2 ? (h + 2 * ppad - psize) / pstride + 1 : 1;
         int64_t pw = (w + 2 * ppad - psize) / pstride + 1;
@@ -454,6 +455,22 @@ static void check_fused_conv(int sdims, op_act act, bool residual, bool pool, in
     kc_out(&kf, fused);
     kc_ok(&kf);
     expect_close(&fused, &cur, 1e-6, "fused conv");
+    if (!pool)
+        return;
+    /* the pool's input kept (training): output 0 as before the pooling, output 1 pooled */
+    fa.conv.pool_keep = true;
+    op_tensor kept = t_like(&prepool), pooled = t_like(&cur);
+    kcall kk = kc_make(sdims == 2 ? OP_CONV2D : OP_CONV1D, &fa);
+    kc_in(&kk, x);
+    kc_in(&kk, wt);
+    kc_in(&kk, b);
+    if (residual)
+        kc_in(&kk, r);
+    kc_out(&kk, kept);
+    kc_out(&kk, pooled);
+    kc_ok(&kk);
+    expect_close(&kept, &prepool, 1e-6, "fused conv, kept input");
+    expect_close(&pooled, &cur, 1e-6, "fused conv, pooled with the input kept");
 }
 
 Test(ops_ref, fused_conv_epilogue_equals_unfused)

@@ -199,8 +199,21 @@ Test(plan, training_keeps_what_backward_needs)
 {
     cnn_model *m = load_example("lenet5");
     ir_plan *p = plan_of(m, CNN_PASSES_O2, 8, true);
-    /* maxpool's backward reads the pool input, so conv+relu fuses but maxpool stays */
-    cr_expect_eq(count_ops(p->graph, OP_MAXPOOL), 2);
+    /* maxpool's backward reads the pool input: conv+relu+maxpool fuse, the conv keeping the
+     * pool's input as its output 0 and writing the pooled values as output 1 */
+    cr_expect_eq(count_ops(p->graph, OP_MAXPOOL), 0);
+    int kept = 0;
+    for (int i = 0; i < p->graph->nnodes; i++) {
+        const ir_node *nd = &p->graph->nodes[i];
+        if (nd->dead || nd->op != OP_CONV2D)
+            continue;
+        cr_expect(nd->attrs.conv.pool && nd->attrs.conv.pool_keep, "%s", nd->name);
+        cr_expect_eq(nd->nout, 2, "%s", nd->name);
+        const op_shape *y = &p->graph->vals[nd->out[0]].shape, *q = &p->graph->vals[nd->out[1]].shape;
+        cr_expect(y->d[1] == 2 * q->d[1] && y->d[2] == 2 * q->d[2], "%s: pooled 2x2", nd->name);
+        kept++;
+    }
+    cr_expect_eq(kept, 2);
     cr_expect_eq(count_ops(p->graph, OP_RELU), 0);
     cr_expect_eq(count_ops(p->graph, OP_SGD_UPDATE), 10, "one update per parameter tensor");
     cr_expect_eq(count_ops(p->graph, OP_XENT_LOSS), 1);

@@ -91,13 +91,16 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
 {
     const char *name = "native conv";
     memset(f, 0, sizeof *f);
-    if (nat_check_call_layouts(c, name, 2, 4, 1, 1, data, false, err, errlen))
+    if (nat_check_call_layouts(c, name, 2, 4, 1, 2, data, false, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
     int want = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
     if (c->nin != want)
         return ref_fail(err, errlen, "%s: expected %d inputs (bias %s, residual %s), got %d",
                         name, want, a->bias ? "on" : "off", a->residual ? "on" : "off", c->nin);
+    bool keep = a->pool && a->pool_keep;
+    if (c->nout != (keep ? 2 : 1))
+        return ref_fail(err, errlen, "%s: expected %d outputs, got %d", name, keep ? 2 : 1, c->nout);
     if (conv_shape(a, &c->in[0], &c->in[1], name, &f->s, err, errlen))
         return -1;
     const cshape *s = &f->s;
@@ -141,8 +144,11 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
         f->yh = (s->g.oh + 2 * f->pph - f->psh) / f->pst_h + 1;
         f->yw = (s->g.ow + 2 * f->ppw - f->psw) / f->pst_w + 1;
     }
-    if (op_conv_check_act3(&c->out[0], a->sdims, s->n, s->f, s->g.od, f->yh, f->yw, name,
-                           "output", err, errlen))
+    if (keep && op_conv_check_act3(&c->out[0], a->sdims, s->n, s->f, s->g.od, s->g.oh, s->g.ow, name,
+                                   "output", err, errlen))
+        return -1;
+    if (op_conv_check_act3(&c->out[keep ? 1 : 0], a->sdims, s->n, s->f, s->g.od, f->yh, f->yw, name,
+                           keep ? "pooled output" : "output", err, errlen))
         return -1;
     f->first = !use_direct(s) && first_layer(s);
     f->direct = use_direct(s) || f->first;
@@ -170,6 +176,8 @@ static int fwd_acts(const op_call *c, int *acts)
     if (a->residual)
         acts[n++] = 2 + (a->bias ? 1 : 0);
     acts[n++] = c->nin;
+    if (a->pool && a->pool_keep)
+        acts[n++] = c->nin + 1;
     return n;
 }
 
@@ -215,7 +223,7 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     if (fwd_setup(c, true, &f, err, errlen))
         return -1;
     const op_conv_attrs *a = &c->node->attrs.conv;
-    int acts[3], na = fwd_acts(c, acts), mode = nconv_layout_mode(c, acts, na);
+    int acts[4], na = fwd_acts(c, acts), mode = nconv_layout_mode(c, acts, na);
     if (mode < 0)
         return blocked_fail("native conv", err, errlen);
     if (mode == NCONV_MIXED || (mode == NCONV_CL && !cl_fwd_ok(&f, op_native_isa_table())))
@@ -225,7 +233,9 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     f.w = c->in[1].data;
     f.b = a->bias ? c->in[k++].data : NULL;
     f.r = a->residual ? c->in[k++].data : NULL;
-    f.y = c->out[0].data;
+    bool keep = a->pool && a->pool_keep;
+    f.y = c->out[keep ? 1 : 0].data;
+    f.kept = keep ? c->out[0].data : NULL;
     if (ref_numel(&c->out[0]) == 0)
         return 0;
     const op_native_isa *isa = op_native_isa_table();

@@ -109,8 +109,9 @@ static inline int nconv_make_segs(const cshape *s, const padded_in *pi, int64_t 
 typedef struct conv_fwd {
     cshape s;
     const float *x, *w, *b, *r;
-    float *y;             /* the output */
+    float *y;             /* the output (the pooled one with a fused pool) */
     float *t;             /* the convolution's output before pooling (y without pooling) */
+    float *kept;          /* pool_keep: the activated output before pooling, output 0 */
     op_act act;
     float alpha;
     bool pool;

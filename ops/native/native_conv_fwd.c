@@ -243,7 +243,7 @@ size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fw
         nconv_pad_layout(&f->in, &f->s);
         fwd_gemm_spec(f, &gm);
         sc->gemm = op_native_gemm_scratch(&gm, isa, nt) / sizeof(float);
-        if (f->pool)
+        if (f->pool && !f->kept)
             sc->pool = op_native_round16((size_t)(f->s.n * f->s.f * f->s.p));
         sc->pad = nconv_pad_floats(&f->in, &f->s);
     }
@@ -255,11 +255,11 @@ static void direct_finish(const conv_fwd *f, const op_native_isa *isa, int64_t i
 {
     const cshape *s = &f->s;
     int64_t ch = it % s->f;
-    float *dst = f->pool ? acc : f->y + it * s->p;
+    float *dst = f->kept ? f->kept + it * s->p : f->pool ? acc : f->y + it * s->p;
     isa->epilogue(dst, acc, s->p, f->b ? f->b[ch] : 0.0f, NULL, f->r ? f->r + it * s->p : NULL, f->act,
                   f->alpha);
     if (f->pool)
-        pool_plane(f, acc, f->y + it * f->yh * f->yw);
+        pool_plane(f, dst, f->y + it * f->yh * f->yw);
 }
 
 /* Direct path: one output plane per item, into the thread's plane, then epilogue and pool.  A
@@ -309,7 +309,7 @@ void nconv_fwd_run(conv_fwd *f, const op_native_isa *isa, int nt, float *scratch
     fwd_scratch sc;
     nconv_fwd_scratch_parts(f, isa, nt, &sc);
     float *pool = scratch + sc.gemm;
-    f->t = f->pool ? pool : f->y;
+    f->t = f->kept ? f->kept : f->pool ? pool : f->y;
     nconv_pad_bind(&f->in, &f->s, f->x, pool + sc.pool);
     op_native_gemm gm;
     fwd_gemm_spec(f, &gm);

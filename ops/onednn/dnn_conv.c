@@ -222,11 +222,12 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
         return op_dnn_errf(err, errlen, "oneDNN conv: fused pooling is for 1-D and 2-D convolutions only");
     int64_t pooled[2] = {(g->out[0] + 2 * pad[0] - kernel[0]) / stride[0] + 1,
                          (g->out[1] + 2 * pad[1] - kernel[1]) / stride[1] + 1};
-    if (!op_dnn_conv_act_is(g, &c->out[0], g->f, pooled))
+    int po = a->pool_keep ? 1 : 0; /* the pooled output (kept: output 0 is the conv's) */
+    if (!op_dnn_conv_act_is(g, &c->out[po], g->f, pooled))
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the fused pooling");
     int64_t yd[4] = {g->n, g->f, pooled[0], pooled[1]};
     dnnl_memory_desc_t y_any = op_dnn_md_any(4, yd);
-    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_layout(c, &c->out[0]));
+    dnnl_memory_desc_t y_plain = op_dnn_md_layout(4, yd, op_dnn_tensor_layout(c, &c->out[po]));
     /* the conv's type (f32; u8/s8 from an int8 conv_q) */
     y_any.data_type = y_plain.data_type = op_dnn_mem_md(p, conv_dst)->data_type;
     dnnl_pooling_desc_t d;
@@ -241,7 +242,7 @@ int op_dnn_conv_build_pool(op_dnn_prog *p, const op_call *c, const conv_geom *g,
     if (s != dnnl_success) return op_dnn_fail(s, "fused pooling", err, errlen);
     int user, rc = -1;
     int dst = op_dnn_output(p, &y_plain, dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0),
-                            OP_DNN_OUT, 0, &user, err, errlen);
+                            OP_DNN_OUT, po, &user, err, errlen);
     if (dst >= 0 && op_dnn_prim(p, pd, err, errlen, 2, DNNL_ARG_SRC, conv_dst, DNNL_ARG_DST, dst) >= 0)
         rc = user >= 0 && op_dnn_reorder(p, dst, user, false, err, errlen) < 0 ? -1 : 0;
     dnnl_primitive_desc_destroy(pd);
@@ -254,7 +255,7 @@ int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnn
 {
     const dnnl_memory_desc_t *ywant = dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     int user = -1, y;
-    if (a->pool)
+    if (a->pool && !a->pool_keep)
         y = op_dnn_mem_own(p, ywant, err, errlen);
     else
         y = op_dnn_output(p, yp, ywant, OP_DNN_OUT, 0, &user, err, errlen);
@@ -277,21 +278,23 @@ int op_dnn_conv_finish(op_dnn_prog *p, const op_call *c, const conv_geom *g, dnn
                            : op_dnn_prim(p, pd, err, errlen, 3, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w,
                                          DNNL_ARG_DST, y);
     if (p->main_step < 0) return -1;
-    if (a->pool) return op_dnn_conv_build_pool(p, c, g, y, err, errlen);
-    return user >= 0 && op_dnn_reorder(p, y, user, false, err, errlen) < 0 ? -1 : 0;
+    if (user >= 0 && op_dnn_reorder(p, y, user, false, err, errlen) < 0) return -1;
+    return a->pool ? op_dnn_conv_build_pool(p, c, g, y, err, errlen) : 0;
 }
 
 static int conv_build(op_dnn_prog *p, const op_call *c, char *err, size_t errlen)
 {
     const op_conv_attrs *a = &c->node->attrs.conv;
     int nin = 2 + (a->bias ? 1 : 0) + (a->residual ? 1 : 0);
-    if (c->nin != nin || c->nout != 1)
-        return op_dnn_errf(err, errlen, "oneDNN conv: expected %d inputs and 1 output", nin);
+    int nout = a->pool && a->pool_keep ? 2 : 1;
+    if (c->nin != nin || c->nout != nout)
+        return op_dnn_errf(err, errlen, "oneDNN conv: expected %d inputs and %d output%s", nin, nout,
+                           nout > 1 ? "s" : "");
     conv_geom g;
     if (op_dnn_conv_geom_read(a, &c->in[0], &c->in[1], &g, err, errlen)) return -1;
     if (a->pool && g.sp != 2)
         return op_dnn_errf(err, errlen, "oneDNN conv: fused pooling is for 1-D and 2-D convolutions only");
-    if (!a->pool && !op_dnn_conv_act_is(&g, &c->out[0], g.f, g.out))
+    if ((!a->pool || a->pool_keep) && !op_dnn_conv_act_is(&g, &c->out[0], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv: output shape does not match the attributes");
     if (a->residual && !op_dnn_conv_act_is(&g, &c->in[nin - 1], g.f, g.out))
         return op_dnn_errf(err, errlen, "oneDNN conv: residual shape does not match the attributes");
