@@ -6,8 +6,9 @@
  * caller picked a backend for (pass_ctx.picks: the runtime's measurements, runtime/tune.c) runs
  * there; the layout pass then puts in the reorders the mix implies.  Untuned, auto runs a node
  * on images of 16 channels or fewer on a backend whose kernel says it is the fast one there
- * (op_caps.few_channels: native max pooling's backward), and an op on the backend whose kernel
- * is the fast one everywhere (op_caps.preferred: native batchnorm). */
+ * (op_caps.few_channels: native max pooling's backward), an op on the backend whose kernel
+ * is the fast one everywhere (op_caps.preferred: native batchnorm), and a first layer over one
+ * input channel on the backend whose kernel is fast there (op_caps.first_layer). */
 #include "compiler/passes.h"
 
 #include <stdio.h>
@@ -54,6 +55,23 @@ static bool few_channels(const ir_graph *g, const ir_node *nd)
     return v->batched && v->shape.rank >= 2 && v->shape.d[0] <= 16;
 }
 
+/* Whether node nd is an fp32 2-D convolution (or its weight gradient) of one group over one
+ * input channel with rows of at most 32 outputs at column stride and dilation 1 (what
+ * op_caps.first_layer speaks of). */
+static bool grey_first_layer(const ir_graph *g, const ir_node *nd)
+{
+    int xi = nd->op == OP_CONV2D ? 0 : nd->op == OP_CONV_BWD_WEIGHTS ? 1 : -1;
+    if (xi < 0 || nd->nin <= xi)
+        return false;
+    const op_conv_attrs *a = &nd->attrs.conv;
+    const ir_value *x = &g->vals[nd->in[xi]];
+    if (a->prec != OP_PREC_FP32 || a->groups != 1 || a->sdims != 2 || x->shape.rank != 3 || x->shape.d[0] != 1 ||
+        a->stride[1] != 1 || a->dilation[1] != 1)
+        return false;
+    int64_t ow = x->shape.d[2] + 2 * a->pad[1] - a->kernel[1] + 1;
+    return ow >= 1 && ow <= 32;
+}
+
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
 {
     if (!ctx->caps) {
@@ -72,6 +90,10 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && few_channels(g, nd))
             for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
                 if (ctx->caps->few_channels[nd->op][k])
+                    b = (op_backend)k;
+        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && grey_first_layer(g, nd))
+            for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
+                if (ctx->caps->first_layer[nd->op][k])
                     b = (op_backend)k;
         if (b == OP_BACKEND_COUNT)
             b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);

@@ -116,12 +116,22 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
         lay[n] = OP_LAYOUT_PLAIN;
         if (nd->dead)
             continue;
-        int count[3] = {0, 0, 0}; /* layout-bearing inputs per layout */
+        int count[3] = {0, 0, 0};      /* layout-bearing inputs per layout */
+        int64_t elems[3] = {0, 0, 0};  /* and their elements per example */
         for (int k = 0; k < nd->nin; k++) {
             const ir_value *v = &g->vals[nd->in[k]];
-            if (layout_bearing(v))
+            if (layout_bearing(v)) {
                 count[v->layout]++;
+                elems[v->layout] += op_shape_numel(&v->shape);
+            }
         }
+        /* channels-last when most inputs are; on a tie, when most of their elements are (the
+         * reorders then copy the smaller tensors: maxpool_bwd reads its pooled gradient and
+         * the 4 times larger pool input) */
+        int cl_n = count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16];
+        bool cl_most = cl_n > count[OP_LAYOUT_PLAIN] ||
+                       (cl_n == count[OP_LAYOUT_PLAIN] &&
+                        elems[OP_LAYOUT_NHWC] + elems[OP_LAYOUT_BLOCK16] >= elems[OP_LAYOUT_PLAIN]);
         bool blk = blocked && blockable(g, nd, caps);
         bool near = false; /* it reads or writes a value of a Winograd stretch's shape */
         for (int k = 0; k < nd->nin + nd->nout; k++)
@@ -142,8 +152,7 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
             if (blk && (near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_PLAIN]))
                 lay[n] = OP_LAYOUT_BLOCK16;
             else
-                lay[n] = count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] >= count[OP_LAYOUT_PLAIN] ? OP_LAYOUT_NHWC
-                                                                                                     : OP_LAYOUT_PLAIN;
+                lay[n] = cl_most ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
             break;
         }
         if (lay[n] != OP_LAYOUT_PLAIN)

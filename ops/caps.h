@@ -47,6 +47,12 @@ typedef struct op_caps {
      * 2-3 times the native ones' time on resnet20): untuned auto runs such nodes there
      * (compiler/pass_backend.c) */
     bool preferred[OP_COUNT][OP_BACKEND_COUNT];
+    /* conv2d, conv_bwd_weights: the backend's kernel is the fast one on fp32 first layers of
+     * one input channel (grayscale images, rows of at most 32 outputs at column stride 1),
+     * where oneDNN's kernels are slow (LeNet-5's 1 -> 6 channels 5x5 at batch 64, one thread:
+     * forward 60 GFLOP/s against 30, weight gradient 69 against 38): untuned auto runs such
+     * nodes there (compiler/pass_backend.c) */
+    bool first_layer[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 
 const char *op_backend_name(op_backend b);

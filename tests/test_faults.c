@@ -402,8 +402,12 @@ Test(faults, session_larger_than_memory_is_refused)
     cnn_status st = cnn_session_create(&s, m, w, NULL, 4096, CNN_MODE_INFER, NULL);
     cr_log_info("%s", cnn_session_errmsg(s));
     cr_assert_eq(st, CNN_ERR_INPUT, "status %d: %s", st, cnn_session_errmsg(s));
-    cr_assert_str_eq(cnn_session_errmsg(s),
-                     "the inference arena at batch 4096 needs 37.0 MiB, the machine has 9.5 MiB available");
+    /* (the arena's size depends on the plan: which backends run the first layer) */
+    double need = 0.0;
+    cr_assert_eq(sscanf(cnn_session_errmsg(s), "the inference arena at batch 4096 needs %lf MiB, the machine has 9.5 MiB available",
+                        &need), 1, "%s", cnn_session_errmsg(s));
+    cr_assert(need > 30.0 && need < 60.0, "%s", cnn_session_errmsg(s));
+    cr_assert(strstr(cnn_session_errmsg(s), "MiB, the machine has 9.5 MiB available"), "%s", cnn_session_errmsg(s));
     cnn_session_destroy(s);
     cr_assert_eq(cnn_session_create(&s, m, w, NULL, 64, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
     cnn_session_destroy(s);
@@ -429,7 +433,7 @@ Test(faults, cnnc_memory_exit_statuses)
         const char *needle, *needle2;
     } cases[] = {
         /* the batch makes it too large: usage */
-        {"run '%s' --batch 4096", 2, "the inference arena at batch 4096 needs 37.0 MiB, the machine has 9.5 MiB available",
+        {"run '%s' --batch 4096", 2, "the inference arena at batch 4096 needs ",
          "note: the network fits at batch 1; try a smaller --batch"},
         /* too large at batch 1: the network */
         {"run '%s' --batch 4", 1, "the inference arena at batch 4 needs ", "MiB, the machine has 9.5 MiB available"},

@@ -173,6 +173,25 @@ Test(native_conv, backward_weights_split_batch)
     }
 }
 
+/* First layers (fewer than 4 channels, rows of at most 32 outputs): the weight gradient from
+ * padded copies of the images, in parts of 8 images, on a machine with AVX-512 (elsewhere and
+ * on the lower levels the GEMM path: the same results within the tolerance). */
+Test(native_conv, backward_weights_first_layer)
+{
+    static const cgeom gs[] = {
+        {2, 19, 1, 28, 28, 6, {5, 5}, {1, 1}, {2, 2}, {1, 1}, 1, true},   /* LeNet c1, 3 parts */
+        {2, 9, 3, 32, 32, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},    /* RGB, rows of 32 */
+        {2, 10, 2, 15, 12, 5, {7, 7}, {2, 1}, {3, 3}, {2, 1}, 1, false},  /* row stride and dilation 2 */
+        {2, 3, 1, 9, 16, 2, {3, 3}, {1, 1}, {0, 0}, {1, 1}, 1, true},     /* no padding, rows of 14 */
+    };
+    for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++) {
+        tcase tc = conv_bwd_weights_case(&gs[i], gs[i].bias);
+        char label[64];
+        snprintf(label, sizeof label, "conv bwd weights first layer %zu", i);
+        check_case(&tc, label);
+    }
+}
+
 Test(native_conv, rejects_bad_shapes)
 {
     const cgeom *g = &conv_geoms[0];

@@ -56,6 +56,79 @@ void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, 
     }
 }
 
+/* conv_wgrad_pad (native_isa.h): IB kernel rows of one channel and one half of the output
+ * columns (16 lanes) at a time, IB x KW accumulators held in registers over the images.  Each
+ * input row's KW shifted vectors are loaded once and serve every kernel row of the block whose
+ * output row reads it (dy's row, zero beyond ow); padding rows add nothing and are skipped. */
+#define WG_ALWAYS static inline __attribute__((always_inline))
+WG_ALWAYS void wgrad_pad_kw(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
+                            const float *dy, int64_t dstride, int64_t nimg, float *out, const int KW, const int IB)
+{
+    /* the geometry in locals: the loop bodies below read them at every row */
+    const int64_t pstride = (g->h + 1) * wp, sh = g->sh, ih = g->h, oh = g->oh, ow = g->ow, ph = g->ph, dh = g->dh;
+    int halves = ow > 16 ? 2 : 1;
+    for (int64_t c = 0; c < g->c; c++)
+        for (int64_t i0 = 0; i0 < g->kh; i0 += IB) {
+            int nb = g->kh - i0 < IB ? (int)(g->kh - i0) : IB;
+            __m512 acc[8][7]; /* constant bounds (not IB x KW, a VLA in memory): IB <= 8, KW <= 7 */
+#pragma GCC unroll 8
+            for (int q = 0; q < IB; q++)
+#pragma GCC unroll 8
+                for (int j = 0; j < KW; j++)
+                    acc[q][j] = _mm512_setzero_ps();
+            for (int h = 0; h < halves; h++) {
+                int64_t off = 16 * h, left = ow - off;
+                __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+                for (int64_t n = 0; n < nimg; n++) {
+                    const float *pc = xp + n * istride + c * pstride, *dn = dy + n * dstride + off;
+                    for (int64_t r = 0; r < ih; r++) {
+                        const float *row = pc + r * wp + off;
+                        __m512 xv[7];
+#pragma GCC unroll 8
+                        for (int j = 0; j < KW; j++)
+                            xv[j] = _mm512_loadu_ps(row + j);
+#pragma GCC unroll 8
+                        for (int q = 0; q < IB; q++) {
+                            /* the output row whose kernel row i0 + q reads input row r */
+                            int64_t t = r + ph - (i0 + q) * dh;
+                            if (q >= nb || t < 0)
+                                continue;
+                            if (sh > 1) { /* (no division at stride 1) */
+                                if (t % sh != 0)
+                                    continue;
+                                t /= sh;
+                            }
+                            if (t >= oh)
+                                continue;
+                            __m512 dv = _mm512_maskz_loadu_ps(m, dn + t * ow);
+#pragma GCC unroll 8
+                            for (int j = 0; j < KW; j++)
+                                acc[q][j] = _mm512_fmadd_ps(dv, xv[j], acc[q][j]);
+                        }
+                    }
+                }
+            }
+            /* constant bounds, so that acc stays in registers */
+#pragma GCC unroll 8
+            for (int q = 0; q < IB; q++)
+#pragma GCC unroll 8
+                for (int j = 0; j < KW; j++)
+                    if (q < nb)
+                        out[(c * g->kh + i0 + q) * KW + j] = _mm512_reduce_add_ps(acc[q][j]);
+        }
+}
+
+void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
+                                     const float *dy, int64_t dstride, int64_t nimg, float *out)
+{
+    switch (g->kw) {
+    case 3: wgrad_pad_kw(g, xp, wp, istride, dy, dstride, nimg, out, 3, 8); break;
+    case 5: wgrad_pad_kw(g, xp, wp, istride, dy, dstride, nimg, out, 5, 5); break;
+    case 7: wgrad_pad_kw(g, xp, wp, istride, dy, dstride, nimg, out, 7, 3); break;
+    default: break; /* the caller takes this path only for these widths */
+    }
+}
+
 void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *koff,
                                int64_t kc, const op_native_seg *seg, int nseg, int64_t stride,
                                int64_t ncols, int width, float *dst)

@@ -61,6 +61,7 @@ const op_native_isa op_native_isa_avx512 = {
     .pack_seg = op_native_pack_seg_avx512,
     .conv_plane = op_native_conv_plane_avx512,
     .conv_plane_pad = op_native_conv_plane_pad_avx512,
+    .conv_wgrad_pad = op_native_conv_wgrad_pad_avx512,
     .conv_wgrad = op_native_conv_wgrad_avx512,
     .conv_cl_row = op_native_conv_cl_row_avx512,
     .conv_cl_wgrad = op_native_conv_cl_wgrad_avx512,

@@ -28,6 +28,9 @@ bool op_native_few_channels(op_kind op);
 /* Whether the native kernel of op is the fast one in every layout, so that untuned auto runs
  * the op natively (op_caps.preferred). */
 bool op_native_preferred(op_kind op);
+/* Whether the native kernel of op is the fast one on fp32 first layers of one input channel
+ * on this machine (op_caps.first_layer). */
+bool op_native_first_layer(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {

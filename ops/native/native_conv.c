@@ -403,6 +403,7 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
         d->ksplit = s->n > 0 ? s->n : 1;
     nconv_pad_layout(&d->in, s);
     d->direct = use_direct(s);
+    d->first = first_layer(s) && (s->g.kw == 3 || s->g.kw == 5 || s->g.kw == 7);
     return 0;
 }
 
@@ -410,9 +411,11 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
  * GEMM's scratch followed by the padded input and the offsets. */
 static size_t bw_scratch_max(conv_bwd_w *d, int nt)
 {
+    /* a first layer takes the GEMM or direct path on the levels without conv_wgrad_pad */
+    size_t first = d->first ? nconv_bw_first_floats(&d->s) * sizeof(float) : 0;
     if (d->direct) /* each thread's kh*kw double accumulators */
-        return (size_t)nt * op_native_round16((size_t)(2 * d->s.g.kh * d->s.g.kw)) * sizeof(float);
-    return (nconv_bw_gemm_floats(d, nt) + nconv_pad_floats(&d->in, &d->s)) * sizeof(float);
+        return max_size(first, (size_t)nt * op_native_round16((size_t)(2 * d->s.g.kh * d->s.g.kw)) * sizeof(float));
+    return max_size(first, (nconv_bw_gemm_floats(d, nt) + nconv_pad_floats(&d->in, &d->s)) * sizeof(float));
 }
 
 size_t op_native_conv_bwd_weights_scratch(const op_call *c)
@@ -434,7 +437,9 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     int acts[2] = {0, 1}, mode = nconv_layout_mode(c, acts, 2);
     if (mode < 0)
         return blocked_fail("native conv_bwd_weights", err, errlen);
-    if (mode == NCONV_MIXED || (mode == NCONV_CL && !nconv_cl_fits(&d.s, op_native_isa_table())))
+    /* a first layer's plain path, through plain copies, beats the channels-last kernel there */
+    if (mode == NCONV_MIXED ||
+        (mode == NCONV_CL && (!nconv_cl_fits(&d.s, op_native_isa_table()) || (d.first && op_native_isa_table()->conv_wgrad_pad))))
         return nconv_via_plain(c, acts, 2, op_native_conv_bwd_weights, err, errlen);
     bool bias = c->node->attrs.conv.bias;
     d.dy = c->in[0].data;
@@ -450,6 +455,12 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
         return ref_fail(err, errlen, "native conv_bwd_weights: out of memory");
     if (mode == NCONV_CL) {
         nconv_cl_bwd_w(&d, isa, nt, scratch);
+        if (owned)
+            cnn_mem_aligned_free(scratch);
+        return 0;
+    }
+    if (d.first && isa->conv_wgrad_pad) {
+        nconv_bw_first(&d, isa, nt, scratch);
         if (owned)
             cnn_mem_aligned_free(scratch);
         return 0;

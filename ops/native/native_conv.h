@@ -121,6 +121,14 @@ typedef struct conv_fwd {
     padded_in in;         /* the GEMM path's view of x */
 } conv_fwd;
 
+/* The first-layer paths' zero-padded copy of one image (conv_plane_pad, conv_wgrad_pad): per
+ * input channel, h rows and a zero row, each nconv_first_wp floats (w + 2 pw + 32, rounded up
+ * to 16); nconv_first_pad_floats in all. */
+int64_t nconv_first_wp(const cshape *s);
+size_t nconv_first_pad_floats(const cshape *s);
+/* Image n of x into its padded copy xp. */
+void nconv_first_pad(const cshape *s, const float *x, int64_t n, float *xp);
+
 /* Scratch of a forward convolution, in this order: the GEMM's (or the direct loop's planes),
  * the unpooled output when pooling is fused, the padded input and the patch offsets. */
 typedef struct fwd_scratch {
@@ -161,6 +169,8 @@ typedef struct conv_bwd_w {
     int64_t ksplit;
     padded_in in;
     bool direct;           /* few filters per group: per (filter, channel) pair, no GEMM */
+    bool first;            /* a first layer (as the forward's, kernel 3, 5 or 7 wide): per
+                            * filter from padded copies of the images (conv_wgrad_pad) */
 } conv_bwd_w;
 
 /* Floats of the GEMM path's own scratch (the largest over the ISA levels); the padded input
@@ -168,6 +178,9 @@ typedef struct conv_bwd_w {
 size_t nconv_bw_gemm_floats(conv_bwd_w *d, int nt);
 /* The direct path: few filters per group. */
 void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
+/* The first-layer path (isa->conv_wgrad_pad): its scratch in floats, and the run. */
+size_t nconv_bw_first_floats(const cshape *s);
+void nconv_bw_first(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
 /* The GEMM path: dW = dY im2col(X)^T over the images, db with it when bias. */
 void nconv_bw_gemm(conv_bwd_w *d, bool bias, const op_native_isa *isa, int nt, float *scratch);
 

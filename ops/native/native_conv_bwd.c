@@ -298,6 +298,56 @@ void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scr
     }
 }
 
+/* First layers: the images in parts of BW_FIRST_PART, fixed by the shapes, so that the sums do
+ * not depend on the threads. */
+#define BW_FIRST_PART 8
+
+static int64_t bw_first_parts(const cshape *s)
+{
+    return (s->n + BW_FIRST_PART - 1) / BW_FIRST_PART;
+}
+
+/* Every image's padded copy, then each (filter, part) item's sums. */
+size_t nconv_bw_first_floats(const cshape *s)
+{
+    return (size_t)s->n * nconv_first_pad_floats(s) + op_native_round16((size_t)(s->f * bw_first_parts(s) * s->kf));
+}
+
+/* The first-layer path: the images padded once; per (filter, part of the images) item the
+ * kernel's sums of every tap and channel; the parts summed in order in double; then the bias
+ * gradient. */
+void nconv_bw_first(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
+{
+    const cshape *s = &d->s;
+    size_t img = nconv_first_pad_floats(s);
+    int64_t parts = bw_first_parts(s), items = s->f * parts, wp = nconv_first_wp(s);
+    float *part = scratch + (size_t)s->n * img;
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < s->n; n++)
+            nconv_first_pad(s, d->x, n, scratch + (size_t)n * img);
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < items; it++) {
+            int64_t f = it / parts, n0 = it % parts * BW_FIRST_PART;
+            int64_t nimg = s->n - n0 < BW_FIRST_PART ? s->n - n0 : BW_FIRST_PART;
+            isa->conv_wgrad_pad(&s->g, scratch + (size_t)n0 * img, wp, (int64_t)img, d->dy + (n0 * s->f + f) * s->p,
+                                s->f * s->p, nimg, part + it * s->kf);
+        }
+#pragma omp for schedule(static)
+        for (int64_t f = 0; f < s->f; f++) {
+            for (int64_t k = 0; k < s->kf; k++) {
+                double acc = 0.0;
+                for (int64_t q = 0; q < parts; q++)
+                    acc += part[(f * parts + q) * s->kf + k];
+                d->dw[f * s->kf + k] = (float)acc;
+            }
+            if (d->db)
+                bw_bias(d, isa, f);
+        }
+    }
+}
+
 /* The GEMM path: the padded input and offsets after the GEMM's own scratch. */
 void nconv_bw_gemm(conv_bwd_w *d, bool bias, const op_native_isa *isa, int nt, float *scratch)
 {

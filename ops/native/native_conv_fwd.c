@@ -208,27 +208,23 @@ static void fwd_gemm_spec(conv_fwd *f, op_native_gemm *gm)
     }
 }
 
-/* The first-layer path's zero-padded copy of one image (conv_plane_pad): per input channel,
- * h rows and a zero row, each w + 2 pw + 32 floats (rounded up to 16). */
-static int64_t first_wp(const cshape *s)
+int64_t nconv_first_wp(const cshape *s)
 {
     return (int64_t)op_native_round16((size_t)(s->w + 2 * s->g.pw + 32));
 }
 
-static size_t first_pad_floats(const cshape *s)
+size_t nconv_first_pad_floats(const cshape *s)
 {
-    return op_native_round16((size_t)(s->cpg * (s->h + 1) * first_wp(s)));
+    return op_native_round16((size_t)(s->cpg * (s->h + 1) * nconv_first_wp(s)));
 }
 
-/* Image n's channels into the padded copy xp (first_pad_floats of it). */
-static void first_pad(const conv_fwd *f, int64_t n, float *xp)
+void nconv_first_pad(const cshape *s, const float *x, int64_t n, float *xp)
 {
-    const cshape *s = &f->s;
-    int64_t wp = first_wp(s);
-    memset(xp, 0, first_pad_floats(s) * sizeof(float));
+    int64_t wp = nconv_first_wp(s);
+    memset(xp, 0, nconv_first_pad_floats(s) * sizeof(float));
     for (int64_t c = 0; c < s->cpg; c++)
         for (int64_t r = 0; r < s->h; r++)
-            memcpy(xp + (c * (s->h + 1) + r) * wp + s->g.pw, f->x + ((n * s->c + c) * s->h + r) * s->w,
+            memcpy(xp + (c * (s->h + 1) + r) * wp + s->g.pw, x + ((n * s->c + c) * s->h + r) * s->w,
                    (size_t)s->w * sizeof(float));
 }
 
@@ -237,7 +233,7 @@ size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fw
 {
     memset(sc, 0, sizeof *sc);
     if (f->direct) {
-        sc->gemm = (size_t)nt * (op_native_round16((size_t)f->s.p) + (f->first ? first_pad_floats(&f->s) : 0));
+        sc->gemm = (size_t)nt * (op_native_round16((size_t)f->s.p) + (f->first ? nconv_first_pad_floats(&f->s) : 0));
     } else {
         op_native_gemm gm;
         nconv_pad_layout(&f->in, &f->s);
@@ -271,8 +267,8 @@ static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scr
     size_t plane = op_native_round16((size_t)s->p);
     int64_t items = s->n * s->f;
     if (f->first && isa->conv_plane_pad) {
-        size_t per = plane + first_pad_floats(s);
-        int64_t wp = first_wp(s);
+        size_t per = plane + nconv_first_pad_floats(s);
+        int64_t wp = nconv_first_wp(s);
 #pragma omp parallel num_threads(nt)
         {
             float *acc = scratch + (size_t)nconv_thread_num() * per, *xp = acc + plane;
@@ -281,14 +277,14 @@ static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scr
             for (int64_t it = 0; it < items; it++) {
                 int64_t n = it / s->f;
                 if (n != have)
-                    first_pad(f, n, xp), have = n;
+                    nconv_first_pad(s, f->x, n, xp), have = n;
                 isa->conv_plane_pad(&s->g, xp, wp, f->w + (it % s->f) * s->kf, acc);
                 direct_finish(f, isa, it, acc);
             }
         }
         return;
     }
-    size_t per = plane + (f->first ? first_pad_floats(s) : 0);
+    size_t per = plane + (f->first ? nconv_first_pad_floats(s) : 0);
 #pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
     for (int64_t it = 0; it < items; it++) {
         float *acc = scratch + (size_t)nconv_thread_num() * per;

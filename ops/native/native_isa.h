@@ -84,6 +84,13 @@ typedef struct op_native_isa {
      * and zeros to wp right (wp >= w + 2 pw + 32), a zero row after each plane; for rows of at
      * most 32 outputs at column stride and dilation 1 (nconv_fwd's first-layer path). */
     void (*conv_plane_pad)(const op_native_convg *g, const float *xp, int64_t wp, const float *w, float *acc);
+    /* The weight gradient of one filter from the same padded copies (NULL on the levels without
+     * one; kernels 3, 5 or 7 wide): out[(c*kh + i)*kw + j] = sum over the nimg images (copies
+     * istride floats apart, dy planes dstride floats apart) and their outputs of
+     * dy[oy][ox] * x[c][oy*sh - ph + i*dh][ox - pw + j], stored; per vector lane in a fixed
+     * order, whatever the threads (nconv's first-layer backward). */
+    void (*conv_wgrad_pad)(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
+                           const float *dy, int64_t dstride, int64_t nimg, float *out);
     /* Weight gradient of one (input channel, filter) pair over one image, added to acc:
      * acc[i*kw + j] += sum over outputs of dy[oy][ox] * x[oy*sh - ph + i*dh][ox*sw - pw + j*dw]
      * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
@@ -127,6 +134,8 @@ OP_NATIVE_CONV_DECL(avx2)
 OP_NATIVE_CONV_DECL(avx512)
 void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
                                      float *acc);
+void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
+                                     const float *dy, int64_t dstride, int64_t nimg, float *out);
 void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
 void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
