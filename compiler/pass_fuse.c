@@ -10,6 +10,8 @@
  *                                          batchnorm)
  *   add -> act_bwd (as its dy)             act_bwd that sums its dy first (training: a gradient
  *                                          sum where a shortcut joins, before a block's relu)
+ *   maxpool_bwd -> act_bwd                 maxpool_bwd that applies the backward of the
+ *                                          activation before the pool (training: LeNet's relus)
  *   conv(+act) -> maxpool                  conv with fused max pooling (in training, where
  *                                          backward nodes read the pool's input, the conv
  *                                          keeps it as output 0 and pools into output 1)
@@ -188,6 +190,31 @@ static int fuse_act_bwd(ir_graph *g)
     return changes;
 }
 
+/* maxpool_bwd(dy, x) -> act_bwd(its output, x): the activation before a max pooling, whose
+ * output is the pool's input; maxpool_bwd applies the activation's backward to each plane it
+ * writes (LeNet's relu -> maxpool) */
+static int fuse_pool_act_bwd(ir_graph *g)
+{
+    int changes = 0;
+    for (int n = 0; n < g->nnodes; n++) {
+        ir_node *ab = &g->nodes[n];
+        if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
+            continue;
+        int p = g->vals[ab->in[0]].producer;
+        if (p < 0)
+            continue;
+        ir_node *pb = &g->nodes[p];
+        if (pb->dead || pb->op != OP_MAXPOOL_BWD || pb->nin != 2 || pb->attrs.pool.act != OP_ACT_NONE ||
+            pb->in[1] != ab->in[1] || sole_reader(g, pb->out[0]) != n)
+            continue;
+        pb->attrs.pool.act = ab->attrs.act.act;
+        pb->attrs.pool.alpha = ab->attrs.act.alpha;
+        absorb(g, p, n);
+        changes++;
+    }
+    return changes;
+}
+
 /* add(g1, g2, ...) -> act_bwd(its output, y): the act_bwd reads g1 as its dy and the others
  * after y, and sums them first */
 static int fuse_grad_sums(ir_graph *g)
@@ -293,7 +320,8 @@ int pass_fuse(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t 
     *changes += fuse_residuals(g);
     *changes += fuse_pools(g, ctx->training && ctx->precision == OP_PREC_FP32);
     *changes += fuse_act_bwd(g);
-    *changes += fuse_grad_sums(g); /* after fuse_act_bwd, which takes act_bwd of two inputs */
+    *changes += fuse_pool_act_bwd(g);
+    *changes += fuse_grad_sums(g); /* after those, which take act_bwd of two inputs */
     if (!ctx->training)
         *changes += fuse_softmax(g);
     return 0;

@@ -248,9 +248,20 @@ const op_def op_def_global_avgpool = {
 
 /* backward: maxpool_bwd reads (dy, x) and makes dx like x; the average pools' dx shape comes
  * from the forward value (a strided window does not determine it) */
+/* "2x2 +relu_bwd": the window, and the fused activation backward */
+static void maxpool_bwd_describe(const op_attrs *a, char *buf, size_t n)
+{
+    pool_describe(a, buf, n);
+    if (a->pool.act != OP_ACT_NONE) {
+        size_t len = strlen(buf);
+        op_desc_printf(buf, n, &len, " +%s_bwd", op_act_name(a->pool.act));
+    }
+}
+
 const op_def op_def_maxpool_bwd = {
     .op = OP_MAXPOOL_BWD, .name = "maxpool_bwd", .min_inputs = 2, .max_inputs = 2,
     .shape = op_desc_shape_of_second, .flops = pool_bwd_flops, .props = OP_PROP_TRAINING_ONLY,
+    .describe = maxpool_bwd_describe,
 };
 
 const op_def op_def_avgpool_bwd = {

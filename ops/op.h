@@ -105,6 +105,10 @@ typedef struct op_pool_attrs {
     int sdims;             /* 1, 2 or 3 */
     int64_t size[2], stride[2], pad[2]; /* [h, w] */
     int64_t size_d, stride_d, pad_d;    /* 3-D pools only (sdims 3): the depth axis */
+    /* maxpool_bwd: the backward of the activation before the pool (whose output is the pool's
+     * input x), fused: dx = act'(x) * the pooled gradient's scatter; OP_ACT_NONE: none */
+    op_act act;
+    float alpha;           /* leaky_relu slope */
 } op_pool_attrs;
 
 typedef struct op_dense_attrs {

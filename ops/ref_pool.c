@@ -102,6 +102,8 @@ OP_REF_KERNEL(op_ref_maxpool_bwd)
                         ref_shape_str(&c->in[1], s2, sizeof s2));
     const float *dy = c->in[0].data, *x = c->in[1].data;
     float *dx = c->out[0].data;
+    op_act act = c->node->attrs.pool.act;
+    float alpha = c->node->attrs.pool.alpha;
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t p = 0; p < g.n * g.c; p++) {
@@ -113,6 +115,10 @@ OP_REF_KERNEL(op_ref_maxpool_bwd)
             for (int64_t oy = 0; oy < g.oh; oy++)
                 for (int64_t ox = 0; ox < g.ow; ox++)
                     dxp[max_index(&g, xp, oz, oy, ox)] += dyp[(oz * g.oh + oy) * g.ow + ox];
+        /* the fused activation backward: x is the activation's output */
+        if (act != OP_ACT_NONE)
+            for (int64_t i = 0; i < g.d * g.h * g.w; i++)
+                dxp[i] = op_act_grad(act, alpha, dxp[i], xp[i]);
     }
     return 0;
 }

@@ -429,6 +429,14 @@ Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
             char label[96];
             snprintf(label, sizeof label, "%s geometry %d", op_name(ops[o]), i);
             check_case(&tc, label);
+            if (ops[o] == OP_MAXPOOL_BWD) /* the activation's backward fused */
+                for (int ai = 0; ai < 4; ai++) {
+                    op_act act = (const op_act[]){OP_ACT_RELU, OP_ACT_LEAKY_RELU, OP_ACT_SIGMOID, OP_ACT_TANH}[ai];
+                    tc.node.attrs.pool.act = act;
+                    tc.node.attrs.pool.alpha = 0.1f;
+                    snprintf(label, sizeof label, "maxpool_bwd +%s_bwd geometry %d", op_act_name(act), i);
+                    check_case(&tc, label);
+                }
         }
     }
 }
@@ -446,9 +454,11 @@ Test(native_pool, max_channels_last, .timeout = 600)
         tspec x = pool_spec(g, g->d, g->h, g->w);
         tspec y = pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]), pooled(g->h, g->k[1], g->s[1], g->p[1]),
                             pooled(g->w, g->k[2], g->s[2], g->p[2]));
-        for (int bwd = 0; bwd < 2; bwd++) {
+        for (int bwd = 0; bwd < 3; bwd++) { /* 2: backward with the relu's backward fused */
             tcase tc = new_case(bwd ? OP_MAXPOOL_BWD : OP_MAXPOOL);
             tc.node.attrs.pool = pool_attrs(g);
+            if (bwd == 2)
+                tc.node.attrs.pool.act = OP_ACT_RELU;
             if (bwd) {
                 tc.in[tc.nin++] = y;
                 tc.in[tc.nin++] = x;
@@ -458,7 +468,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
                 tc.out[tc.nout++] = y;
             }
             char label[96];
-            snprintf(label, sizeof label, "channels-last %s geometry %d", op_name(tc.node.op), i);
+            snprintf(label, sizeof label, "channels-last %s%s geometry %d", op_name(tc.node.op), bwd == 2 ? " +relu_bwd" : "", i);
             uint64_t seed = label_seed(label);
             float *in[2], *cin[2];
             for (int k = 0; k < tc.nin; k++) {

@@ -180,6 +180,15 @@ Test(onednn_pool, max_with_ties)
         tc = pool_case(&pool_geoms[i], OP_MAXPOOL, F_RELU);
         snprintf(label, sizeof label, "maxpool ties geometry %d", i);
         check_case(&tc, label);
+        /* with the activation's backward fused (x its output) */
+        for (int ai = 0; ai < 4; ai++) {
+                    op_act act = (const op_act[]){OP_ACT_RELU, OP_ACT_LEAKY_RELU, OP_ACT_SIGMOID, OP_ACT_TANH}[ai];
+            tc = pool_case(&pool_geoms[i], OP_MAXPOOL_BWD, act == OP_ACT_RELU ? F_RELU : F_RAND);
+            tc.node.attrs.pool.act = act;
+            tc.node.attrs.pool.alpha = 0.1f;
+            snprintf(label, sizeof label, "maxpool_bwd +%s_bwd geometry %d", op_act_name(act), i);
+            check_case(&tc, label);
+        }
     }
 }
 

@@ -169,6 +169,47 @@ Test(ops_ref, maxpool_bwd_first_max_takes_the_gradient)
     expect_values(&dx, (const float[]){3, 0, 0, 0}, 4, 0.0, "dx");
 }
 
+/* maxpool_bwd with the activation backward fused (x is the activation's output) equals
+ * maxpool_bwd then act_bwd, for every activation. */
+Test(ops_ref, maxpool_bwd_fused_activation_equals_unfused)
+{
+    const op_act acts[] = {OP_ACT_RELU, OP_ACT_LEAKY_RELU, OP_ACT_SIGMOID, OP_ACT_TANH};
+    static const op_kind act_op[] = {[OP_ACT_RELU] = OP_RELU, [OP_ACT_SIGMOID] = OP_SIGMOID,
+                                   [OP_ACT_TANH] = OP_TANH, [OP_ACT_LEAKY_RELU] = OP_LEAKY_RELU};
+    uint64_t rng = 300;
+    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++) {
+        /* x: the activation's output over random inputs, so relu's has zeros */
+        op_tensor pre = t_rand(&rng, -1, 1, SHAPE(2, 3, 6, 7)), x = t_like(&pre);
+        op_attrs aa = act_attrs(acts[ai], 0.1f);
+        kcall ka = kc_make(act_op[acts[ai]], &aa);
+        kc_in(&ka, pre);
+        kc_out(&ka, x);
+        kc_ok(&ka);
+        op_tensor dy = t_rand(&rng, -1, 1, SHAPE(2, 3, 3, 3)), dxp = t_like(&x), want = t_like(&x);
+        op_attrs a = pool_attrs(2, 2, 2, 2, 2, 0, 0);
+        kcall kp = kc_make(OP_MAXPOOL_BWD, &a);
+        kc_in(&kp, dy);
+        kc_in(&kp, x);
+        kc_out(&kp, dxp);
+        kc_ok(&kp);
+        op_attrs ab = act_attrs(acts[ai], 0.1f);
+        kcall kb = kc_make(OP_ACT_BWD, &ab);
+        kc_in(&kb, dxp);
+        kc_in(&kb, x);
+        kc_out(&kb, want);
+        kc_ok(&kb);
+        a.pool.act = acts[ai];
+        a.pool.alpha = 0.1f;
+        op_tensor got = t_like(&x);
+        kcall kf = kc_make(OP_MAXPOOL_BWD, &a);
+        kc_in(&kf, dy);
+        kc_in(&kf, x);
+        kc_out(&kf, got);
+        kc_ok(&kf);
+        expect_close(&got, &want, 0.0, "maxpool_bwd with a fused activation backward");
+    }
+}
+
 Test(ops_ref, avgpool_padding_counts_zeros)
 {
     /* [1 2 3; 4 5 6; 7 8 9], size 2, stride 2, pad 1 -> 2x2 windows each divided by 4:

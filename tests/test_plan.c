@@ -214,6 +214,13 @@ Test(plan, training_keeps_what_backward_needs)
         kept++;
     }
     cr_expect_eq(kept, 2);
+    /* the relus before the pools: their backward runs in maxpool_bwd; the dense ones' stay */
+    cr_expect_eq(count_ops(p->graph, OP_ACT_BWD), 2);
+    for (int i = 0; i < p->graph->nnodes; i++) {
+        const ir_node *nd = &p->graph->nodes[i];
+        if (!nd->dead && nd->op == OP_MAXPOOL_BWD)
+            cr_expect_eq(nd->attrs.pool.act, OP_ACT_RELU, "%s", nd->name);
+    }
     cr_expect_eq(count_ops(p->graph, OP_RELU), 0);
     cr_expect_eq(count_ops(p->graph, OP_SGD_UPDATE), 10, "one update per parameter tensor");
     cr_expect_eq(count_ops(p->graph, OP_XENT_LOSS), 1);

@@ -304,6 +304,9 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
     const op_native_simd *v = op_native_simd_table();
     const float *dy = c->in[0].data, *x = c->in[1].data;
     float *dx = c->out[0].data;
+    /* the fused activation backward (x is its output), over each image or plane while in cache */
+    op_act act = c->node->attrs.pool.act;
+    float alpha = c->node->attrs.pool.alpha;
     if (channels_last(&c->in[1])) {
         int64_t n = c->in[1].d[0], ch = c->in[1].d[1], nt = nat_threads(c);
         int64_t vin = g.d * g.h * g.w * ch, vout = g.od * g.oh * g.ow * ch;
@@ -327,12 +330,18 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
                 else
                     maxpool_bwd_cl_image(&g, ch, rel, x + b * vin, dy + b * vout, dx + b * vin, bests + t * ch, arg,
                                          arg + ch);
+                if (act != OP_ACT_NONE)
+                    v->act_bwd(dx + b * vin, x + b * vin, dx + b * vin, vin, act, alpha);
             }
         }
         cnn_mem_free(bests), cnn_mem_free(args);
         return 0;
     }
-    POOL_LOOP(c, &c->in[1], g, v->maxpool_bwd(&g, x + p * vin_, dy + p * vout_, dx + p * vin_));
+    POOL_LOOP(c, &c->in[1], g, {
+        v->maxpool_bwd(&g, x + p * vin_, dy + p * vout_, dx + p * vin_);
+        if (act != OP_ACT_NONE)
+            v->act_bwd(dx + p * vin_, x + p * vin_, dx + p * vin_, vin_, act, alpha);
+    });
     return 0;
 }
 

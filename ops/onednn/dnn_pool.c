@@ -211,11 +211,11 @@ static int pool_build_bwd(op_dnn_prog *p, const op_call *c, dnnl_alg_kind_t alg,
         op_dnn_fail(s, "pooling backward", err, errlen);
         goto done;
     }
-    int ws = -1;
+    int ws = -1, x = -1;
     if (max) {
         /* recompute the forward pass for the workspace (argmax per window) */
         const dnnl_memory_desc_t *wsmd = dnnl_primitive_desc_query_md(hint, dnnl_query_workspace_md, 0);
-        int x = op_dnn_mem_bound(p, &xp, OP_DNN_IN, 1, err, errlen);
+        x = op_dnn_mem_bound(p, &xp, OP_DNN_IN, 1, err, errlen);
         int y = x < 0 ? -1 : op_dnn_mem_own(p, &yp, err, errlen);
         ws = y < 0 || !wsmd ? -1 : op_dnn_mem_own(p, wsmd, err, errlen);
         if (ws < 0 ||
@@ -229,6 +229,11 @@ static int pool_build_bwd(op_dnn_prog *p, const op_call *c, dnnl_alg_kind_t alg,
                                      DNNL_ARG_DIFF_SRC, dx)
                        : op_dnn_prim(p, pd, err, errlen, 2, DNNL_ARG_DIFF_DST, dy, DNNL_ARG_DIFF_SRC, dx);
     rc = p->main_step < 0 ? -1 : 0;
+    /* a fused activation backward (maxpool_bwd; x is the activation's output): in place on dx */
+    op_act act = c->node->attrs.pool.act;
+    if (rc == 0 && max && act != OP_ACT_NONE &&
+        op_dnn_act_bwd_step(p, &xp, act, c->node->attrs.pool.alpha, dx, x, dx, err, errlen) < 0)
+        rc = -1;
 done:
     if (attr) dnnl_primitive_attr_destroy(attr);
     dnnl_primitive_desc_destroy(hint);
