@@ -46,11 +46,20 @@ static op_backend picked(const pass_ctx *ctx, const ir_node *nd)
 }
 
 /* Whether node nd works on images (or signals, volumes) of 16 channels or fewer: its first
- * input is a batched [C, ...] value with spatial positions. */
+ * input is a batched [C, ...] value with spatial positions.  For a convolution's backward to
+ * the data: in fp32, dx (the forward's input) has fewer than 16 channels, and the 2-D kernel
+ * of one group, column dilation 1, over them is at most 160 values (native_conv.h's outer
+ * products). */
 static bool few_channels(const ir_graph *g, const ir_node *nd)
 {
     if (nd->nin < 1)
         return false;
+    if (nd->op == OP_CONV_BWD_DATA) {
+        const op_conv_attrs *a = &nd->attrs.conv;
+        const ir_value *dx = &g->vals[nd->out[0]];
+        return nd->nout == 1 && a->prec == OP_PREC_FP32 && a->sdims == 2 && a->groups == 1 && a->dilation[1] == 1 && dx->shape.rank == 3 &&
+               dx->shape.d[0] < 16 && dx->shape.d[0] * a->kernel[0] * a->kernel[1] <= 160;
+    }
     const ir_value *v = &g->vals[nd->in[0]];
     return v->batched && v->shape.rank >= 2 && v->shape.d[0] <= 16;
 }

@@ -39,8 +39,9 @@ typedef struct op_caps {
     bool winograd[OP_COUNT][OP_BACKEND_COUNT];
     /* the backend's kernel is the fast one on images of 16 channels or fewer, where another
      * backend first in auto's order is slow (oneDNN's max pooling backward on LeNet-5's 6 and 16
-     * channels, channels-last: 2.5-7 times the native kernel's time): untuned auto runs such
-     * nodes there (compiler/pass_backend.c) */
+     * channels, channels-last: 2.5-7 times the native kernel's time; a convolution's backward
+     * to the data of fewer than 16 channels: 1.3 times): untuned auto runs such nodes there
+     * (compiler/pass_backend.c) */
     bool few_channels[OP_COUNT][OP_BACKEND_COUNT];
     /* the backend's kernel is the fast one for the op in every layout, where another backend
      * first in auto's order is slow (batchnorm in training: oneDNN's channels-last kernels take

@@ -24,6 +24,11 @@ static const cgeom cl_geoms[] = {
     {1, 2, 7, 1, 40, 19, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},      /* 1-D */
     {1, 1, 1, 1, 13, 5, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},       /* 1-D, one channel */
     {2, 2, 5, 1, 1, 7, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* one position */
+    /* backward data of fewer than 16 channels by outer products: */
+    {2, 3, 6, 14, 14, 16, {5, 5}, {1, 1}, {0, 0}, {1, 1}, 1, true},     /* LeNet's c2 */
+    {2, 2, 4, 12, 11, 6, {5, 5}, {2, 2}, {2, 1}, {2, 1}, 1, true},      /* strides 2, row dilation 2 */
+    {2, 2, 15, 6, 7, 33, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},     /* 9 vectors a pixel */
+    {2, 1, 10, 5, 6, 3, {4, 4}, {1, 2}, {3, 0}, {1, 1}, 1, true},       /* 10 vectors, pad 3 rows */
 };
 #define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
 

@@ -551,7 +551,8 @@ static const char *layout_of(const cnn_session *s, const char *name)
 /* Untuned auto runs a first layer over one channel (LeNet-5's) where the kernels that say they
  * are fast there are (op_caps.first_layer: native, on a machine with AVX-512), forward and
  * weight gradient, and that layer's backward on plain tensors: its pool input, read by
- * maxpool_bwd, is 4 times the pooled gradient, which is reordered instead. */
+ * maxpool_bwd, is 4 times the pooled gradient, which is reordered instead.  The backward to the
+ * data of few channels likewise (op_caps.few_channels). */
 Test(tune, grey_first_layer_runs_natively)
 {
     op_caps caps;
@@ -565,6 +566,9 @@ Test(tune, grey_first_layer_runs_natively)
     const char *other = op_kernel_get(OP_CONV2D, OP_BACKEND_ONEDNN) ? "onednn" : "native";
     cr_assert_str_eq(backend_of(s, "conv2d_1"), first ? "native" : other);
     cr_assert_str_eq(backend_of(s, "conv2d_1.bwd_weights"), first ? "native" : other);
+    /* and conv2d_2's backward to its 6 channels by outer products (op_caps.few_channels) */
+    bool few = caps.few_channels[OP_CONV_BWD_DATA][OP_BACKEND_NATIVE];
+    cr_assert_str_eq(backend_of(s, "conv2d_2.bwd_data"), few ? "native" : other);
     if (first) {
         cr_assert_str_eq(layout_of(s, "maxpool_1.bwd"), "nchw");
         cr_assert_str_eq(layout_of(s, "conv2d_1.bwd_weights"), "nchw");

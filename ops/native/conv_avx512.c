@@ -129,6 +129,84 @@ void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, 
     }
 }
 
+/* conv_cl_scatter (native_isa.h): PB pixels of one dy row at a time, their NV column vectors
+ * in PB x NV accumulators over the filters (each packed weight vector loaded once for the PB
+ * pixels, the dy values broadcast); each pixel's kh runs of kw*c floats then added to the
+ * padded dx.  The pixels of a block are `step` apart, step pixels' runs being disjoint, and the
+ * blocks go phase by phase, so that an add seldom reloads what the previous one has just
+ * stored (a masked store forwards to no load).  The sums run over the filters in order, and
+ * each dx element takes its pixels' runs in a fixed order. */
+#define SC_PB_MAX 4
+WG_ALWAYS void scatter_nv(const op_native_clscatter *p, int64_t n, float *dxp, const int NV, const int PB)
+{
+    const int64_t F = p->f, run = p->kw * p->c, ow = p->ow;
+    const int64_t step = (p->kw + p->sw - 1) / p->sw;
+    const float *dy = p->dy + n * p->oh * ow * F;
+    float tmp[SC_PB_MAX][160] __attribute__((aligned(64)));
+    for (int64_t oy = 0; oy < p->oh; oy++)
+        for (int64_t ph = 0; ph < step; ph++)
+        for (int64_t ox0 = ph; ox0 < ow; ox0 += step * PB) {
+            int np = 0;
+            while (np < PB && ox0 + np * step < ow)
+                np++;
+            const float *d0 = dy + (oy * ow + ox0) * F;
+            __m512 acc[SC_PB_MAX][10];
+#pragma GCC unroll 4
+            for (int q = 0; q < PB; q++)
+#pragma GCC unroll 10
+                for (int v = 0; v < NV; v++)
+                    acc[q][v] = _mm512_setzero_ps();
+            for (int64_t f = 0; f < F; f++) {
+                __m512 b[SC_PB_MAX];
+#pragma GCC unroll 4
+                for (int q = 0; q < PB; q++)
+                    b[q] = _mm512_set1_ps(q < np ? d0[q * step * F + f] : 0.0f);
+                const float *wf = p->wp + f * NV * 16;
+#pragma GCC unroll 10
+                for (int v = 0; v < NV; v++) {
+                    __m512 wv = _mm512_load_ps(wf + v * 16);
+#pragma GCC unroll 4
+                    for (int q = 0; q < PB; q++)
+                        acc[q][v] = _mm512_fmadd_ps(b[q], wv, acc[q][v]);
+                }
+            }
+#pragma GCC unroll 4
+            for (int q = 0; q < PB; q++)
+#pragma GCC unroll 10
+                for (int v = 0; v < NV; v++)
+                    _mm512_store_ps(tmp[q] + v * 16, acc[q][v]);
+            for (int q = 0; q < np; q++) {
+                float *base = dxp + oy * p->sh * p->wpad + (ox0 + q * step) * p->sw * p->c;
+                for (int64_t i = 0; i < p->kh; i++) {
+                    float *dr = base + i * p->dh * p->wpad;
+                    const float *tr = tmp[q] + i * run;
+                    for (int64_t t = 0; t < run; t += 16) {
+                        __mmask16 m = run - t >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (run - t)) - 1u);
+                        __m512 s = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dr + t), _mm512_maskz_loadu_ps(m, tr + t));
+                        _mm512_mask_storeu_ps(dr + t, m, s);
+                    }
+                }
+            }
+        }
+}
+
+void op_native_conv_cl_scatter_avx512(const op_native_clscatter *p, int64_t n, float *dxp)
+{
+    switch (p->nv) {
+    case 1: scatter_nv(p, n, dxp, 1, 4); break;
+    case 2: scatter_nv(p, n, dxp, 2, 4); break;
+    case 3: scatter_nv(p, n, dxp, 3, 4); break;
+    case 4: scatter_nv(p, n, dxp, 4, 4); break;
+    case 5: scatter_nv(p, n, dxp, 5, 4); break;
+    case 6: scatter_nv(p, n, dxp, 6, 4); break;
+    case 7: scatter_nv(p, n, dxp, 7, 3); break;
+    case 8: scatter_nv(p, n, dxp, 8, 3); break;
+    case 9: scatter_nv(p, n, dxp, 9, 3); break;
+    case 10: scatter_nv(p, n, dxp, 10, 2); break;
+    default: break; /* the caller takes this path only for these */
+    }
+}
+
 void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *koff,
                                int64_t kc, const op_native_seg *seg, int nseg, int64_t stride,
                                int64_t ncols, int width, float *dst)

@@ -331,6 +331,8 @@ size_t op_native_conv_bwd_data_scratch(const op_call *c)
     size_t b = bd_scratch_max(&d, nat_threads(c));
     if (cl_bd_ok(&d, top_isa()))
         b = max_size(b, nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float));
+    if (nconv_bd_scatter_fits(&d, top_isa()))
+        b = max_size(b, nconv_bd_scatter_floats(&d, nat_threads(c)) * sizeof(float));
     return b;
 }
 
@@ -342,7 +344,10 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
     int acts[2] = {0, c->nin}, mode = nconv_layout_mode(c, acts, 2);
     if (mode < 0)
         return blocked_fail("native conv_bwd_data", err, errlen);
-    if (mode == NCONV_MIXED || (mode == NCONV_CL && !cl_bd_ok(&d, op_native_isa_table())))
+    /* channels-last: by outer products where they fit (few channels of dx), else the
+     * transformed convolution */
+    bool scatter = mode == NCONV_CL && nconv_bd_scatter_fits(&d, op_native_isa_table());
+    if (mode == NCONV_MIXED || (mode == NCONV_CL && !scatter && !cl_bd_ok(&d, op_native_isa_table())))
         return nconv_via_plain(c, acts, 2, op_native_conv_bwd_data, err, errlen);
     d.dy = c->in[0].data;
     d.w = c->in[1].data;
@@ -351,12 +356,16 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float) : bd_scratch_max(&d, nt);
+    size_t bytes = scatter           ? nconv_bd_scatter_floats(&d, nt) * sizeof(float)
+                   : mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float)
+                                      : bd_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_data: out of memory");
-    if (mode == NCONV_CL) {
+    if (scatter) {
+        nconv_bd_scatter(&d, isa, nt, scratch);
+    } else if (mode == NCONV_CL) {
         nconv_cl_bwd_data(&d, isa, nt, scratch);
     } else if (d.transform) {
         float *wt = scratch;

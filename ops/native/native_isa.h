@@ -54,6 +54,16 @@ typedef struct op_native_clwgrad {
     const float *x, *dy;
 } op_native_clwgrad;
 
+/* Channels-last backward to the data by outer products (one group, column dilation 1): for
+ * each dy pixel, its F values times the packed weights wp[f][nv*16] (columns (i, j, c) of
+ * W[f][c][i][j], zero beyond kh*kw*c) give kh runs of kw*c floats, added to a zero-padded dx
+ * image dxp (row (oy*sh + i*dh), pixel (ox*sw + j) for output pixel (oy, ox); wpad floats a
+ * row). */
+typedef struct op_native_clscatter {
+    const float *dy, *wp;
+    int64_t f, c, kh, kw, oh, ow, sh, sw, dh, nv, wpad;
+} op_native_clscatter;
+
 typedef struct op_native_isa {
     const char *name;
     int mr, nr;     /* micro-tile: MR rows of C by NR columns */
@@ -91,6 +101,9 @@ typedef struct op_native_isa {
      * order, whatever the threads (nconv's first-layer backward). */
     void (*conv_wgrad_pad)(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
                            const float *dy, int64_t dstride, int64_t nimg, float *out);
+    /* Channels-last backward to the data of image n by outer products into its padded dx
+     * (added; NULL on the levels without one; nv <= 10 vectors a pixel). */
+    void (*conv_cl_scatter)(const op_native_clscatter *p, int64_t n, float *dxp);
     /* Weight gradient of one (input channel, filter) pair over one image, added to acc:
      * acc[i*kw + j] += sum over outputs of dy[oy][ox] * x[oy*sh - ph + i*dh][ox*sw - pw + j*dw]
      * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
@@ -134,6 +147,7 @@ OP_NATIVE_CONV_DECL(avx2)
 OP_NATIVE_CONV_DECL(avx512)
 void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
                                      float *acc);
+void op_native_conv_cl_scatter_avx512(const op_native_clscatter *p, int64_t n, float *dxp);
 void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
                                      const float *dy, int64_t dstride, int64_t nimg, float *out);
 void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);

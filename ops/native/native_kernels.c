@@ -171,8 +171,10 @@ bool op_native_few_channels(op_kind op)
 {
     /* max pooling's backward on LeNet-5's channels-last 6x28x28 and 16x10x10, batch 64, 2
      * threads (cnnc bench --train --profile): native 0.12 and 0.09-0.13 ms, oneDNN 0.81 and
-     * 0.24.  (Not the forward: native 0.11 and 0.04 ms, oneDNN 0.09 and 0.03.) */
-    return op == OP_MAXPOOL_BWD;
+     * 0.24.  (Not the forward: native 0.11 and 0.04 ms, oneDNN 0.09 and 0.03.)  The backward to
+     * the data of fewer than 16 channels by outer products, on a machine with AVX-512
+     * (bench_native --bwd "LeNet c2", one thread: 85 GFLOP/s, oneDNN 66). */
+    return op == OP_MAXPOOL_BWD || (op == OP_CONV_BWD_DATA && op_native_isa_supported() == OP_NATIVE_AVX512);
 }
 
 bool op_native_preferred(op_kind op)
