@@ -10,49 +10,88 @@
 
 #include "ops/native/native_isa.h"
 
+/* Keeps a loaded vector in a register: where one load feeds several FMAs, the compiler would
+ * otherwise fold it into each of them, loading it again every time. */
+#define IN_REG(v) __asm__("" : "+v"(v))
+
 #define CC_HAVE_PACK_SEG 1
 #define CONV_SFX avx512
 #include "ops/native/conv_common.h"
 
-/* conv_plane_pad (native_isa.h): CP_ROWS output rows at a time, two vectors each, held in
- * registers over every channel's taps (independent sums, so the FMAs overlap); a tap's inputs
- * are unaligned loads of the padded rows, a row above or below the plane being the zero row
- * after it. */
+/* conv_plane_pad (native_isa.h): CP_ROWS output rows at a time, two vectors each, for NF
+ * filters, held in registers over every channel's taps (independent sums, so the FMAs
+ * overlap); a tap's inputs are unaligned loads of the padded rows, each serving the NF filters
+ * (their weights broadcast), a row above or below the plane being the zero row after it. */
 #define CP_ROWS 4
-void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
-                                     float *acc)
+#define CP_ALWAYS static inline __attribute__((always_inline))
+
+CP_ALWAYS void plane_pad_nf(const op_native_convg *g, const float *xp, int64_t wp, const float *w, int64_t wstride,
+                            float *acc, int64_t astride, const int NF)
 {
     __mmask16 s0 = g->ow >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << g->ow) - 1u);
     __mmask16 s1 = g->ow > 16 ? (__mmask16)((1u << (g->ow - 16)) - 1u) : 0;
-    int64_t pstride = (g->h + 1) * wp;
+    bool two = s1 != 0;
+    int64_t pstride = (g->h + 1) * wp, khw = g->kh * g->kw;
     for (int64_t oy = 0; oy < g->oh; oy += CP_ROWS) {
-        __m512 a0[CP_ROWS], a1[CP_ROWS];
-        for (int q = 0; q < CP_ROWS; q++)
-            a0[q] = a1[q] = _mm512_setzero_ps();
+        __m512 a0[3][CP_ROWS], a1[3][CP_ROWS];
+#pragma GCC unroll 3
+        for (int k = 0; k < NF; k++)
+#pragma GCC unroll 4
+            for (int q = 0; q < CP_ROWS; q++)
+                a0[k][q] = a1[k][q] = _mm512_setzero_ps();
         for (int64_t c = 0; c < g->c; c++) {
-            const float *pc = xp + c * pstride, *wc = w + c * g->kh * g->kw;
+            const float *pc = xp + c * pstride, *wc = w + c * khw;
             for (int64_t i = 0; i < g->kh; i++) {
                 const float *rows[CP_ROWS];
+#pragma GCC unroll 4
                 for (int q = 0; q < CP_ROWS; q++) {
                     int64_t r = (oy + q) * g->sh - g->ph + i * g->dh;
                     rows[q] = pc + (r >= 0 && r < g->h ? r : g->h) * wp;
                 }
                 const float *wr = wc + i * g->kw;
                 for (int64_t j = 0; j < g->kw; j++) {
-                    __m512 wv = _mm512_set1_ps(wr[j]);
+                    __m512 wv[3];
+#pragma GCC unroll 3
+                    for (int k = 0; k < NF; k++)
+                        wv[k] = _mm512_set1_ps(wr[k * wstride + j]);
+#pragma GCC unroll 4
                     for (int q = 0; q < CP_ROWS; q++) {
-                        a0[q] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[q] + j), wv, a0[q]);
-                        a1[q] = _mm512_fmadd_ps(_mm512_loadu_ps(rows[q] + j + 16), wv, a1[q]);
+                        __m512 x0 = _mm512_loadu_ps(rows[q] + j);
+                        IN_REG(x0);
+#pragma GCC unroll 3
+                        for (int k = 0; k < NF; k++)
+                            a0[k][q] = _mm512_fmadd_ps(x0, wv[k], a0[k][q]);
+                        if (two) {
+                            __m512 x1 = _mm512_loadu_ps(rows[q] + j + 16);
+                            IN_REG(x1);
+#pragma GCC unroll 3
+                            for (int k = 0; k < NF; k++)
+                                a1[k][q] = _mm512_fmadd_ps(x1, wv[k], a1[k][q]);
+                        }
                     }
                 }
             }
         }
-        for (int q = 0; q < CP_ROWS && oy + q < g->oh; q++) {
-            float *ar = acc + (oy + q) * g->ow;
-            _mm512_mask_storeu_ps(ar, s0, a0[q]);
-            if (s1)
-                _mm512_mask_storeu_ps(ar + 16, s1, a1[q]);
-        }
+#pragma GCC unroll 3
+        for (int k = 0; k < NF; k++)
+#pragma GCC unroll 4
+            for (int q = 0; q < CP_ROWS; q++)
+                if (oy + q < g->oh) {
+                    float *ar = acc + k * astride + (oy + q) * g->ow;
+                    _mm512_mask_storeu_ps(ar, s0, a0[k][q]);
+                    if (two)
+                        _mm512_mask_storeu_ps(ar + 16, s1, a1[k][q]);
+                }
+    }
+}
+
+void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
+                                     int64_t wstride, int nf, float *acc, int64_t astride)
+{
+    switch (nf) {
+    case 1: plane_pad_nf(g, xp, wp, w, wstride, acc, astride, 1); break;
+    case 2: plane_pad_nf(g, xp, wp, w, wstride, acc, astride, 2); break;
+    default: plane_pad_nf(g, xp, wp, w, wstride, acc, astride, 3); break;
     }
 }
 
@@ -85,8 +124,10 @@ WG_ALWAYS void wgrad_pad_kw(const op_native_convg *g, const float *xp, int64_t w
                         const float *row = pc + r * wp + off;
                         __m512 xv[7];
 #pragma GCC unroll 8
-                        for (int j = 0; j < KW; j++)
+                        for (int j = 0; j < KW; j++) {
                             xv[j] = _mm512_loadu_ps(row + j);
+                            IN_REG(xv[j]);
+                        }
 #pragma GCC unroll 8
                         for (int q = 0; q < IB; q++) {
                             /* the output row whose kernel row i0 + q reads input row r */
@@ -165,6 +206,7 @@ WG_ALWAYS void scatter_nv(const op_native_clscatter *p, int64_t n, float *dxp, c
 #pragma GCC unroll 10
                 for (int v = 0; v < NV; v++) {
                     __m512 wv = _mm512_load_ps(wf + v * 16);
+                    IN_REG(wv);
 #pragma GCC unroll 4
                     for (int q = 0; q < PB; q++)
                         acc[q][v] = _mm512_fmadd_ps(b[q], wv, acc[q][v]);

@@ -228,12 +228,15 @@ void nconv_first_pad(const cshape *s, const float *x, int64_t n, float *xp)
                    (size_t)s->w * sizeof(float));
 }
 
+#define FIRST_NF 3 /* a first layer's filters per conv_plane_pad call */
+
 /* Fills sc for isa (laying out f->in on the GEMM path); returns the bytes of all parts. */
 size_t nconv_fwd_scratch_parts(conv_fwd *f, const op_native_isa *isa, int nt, fwd_scratch *sc)
 {
     memset(sc, 0, sizeof *sc);
     if (f->direct) {
-        sc->gemm = (size_t)nt * (op_native_round16((size_t)f->s.p) + (f->first ? nconv_first_pad_floats(&f->s) : 0));
+        sc->gemm = (size_t)nt * (op_native_round16((size_t)f->s.p) * (f->first ? FIRST_NF : 1) +
+                                 (f->first ? nconv_first_pad_floats(&f->s) : 0));
     } else {
         op_native_gemm gm;
         nconv_pad_layout(&f->in, &f->s);
@@ -259,27 +262,30 @@ static void direct_finish(const conv_fwd *f, const op_native_isa *isa, int64_t i
 }
 
 /* Direct path: one output plane per item, into the thread's plane, then epilogue and pool.  A
- * first layer's items run in static chunks (an image's filters together), the image padded once
- * per thread and run of items. */
+ * first layer's items are an image's filters FIRST_NF at a time (each input load serves them),
+ * in static chunks (an image's items together), the image padded once per thread and run of
+ * items. */
 static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
 {
     const cshape *s = &f->s;
     size_t plane = op_native_round16((size_t)s->p);
     int64_t items = s->n * s->f;
     if (f->first && isa->conv_plane_pad) {
-        size_t per = plane + nconv_first_pad_floats(s);
-        int64_t wp = nconv_first_wp(s);
+        size_t per = FIRST_NF * plane + nconv_first_pad_floats(s);
+        int64_t wp = nconv_first_wp(s), groups = (s->f + FIRST_NF - 1) / FIRST_NF;
 #pragma omp parallel num_threads(nt)
         {
-            float *acc = scratch + (size_t)nconv_thread_num() * per, *xp = acc + plane;
+            float *acc = scratch + (size_t)nconv_thread_num() * per, *xp = acc + FIRST_NF * plane;
             int64_t have = -1;
 #pragma omp for schedule(static)
-            for (int64_t it = 0; it < items; it++) {
-                int64_t n = it / s->f;
+            for (int64_t it = 0; it < s->n * groups; it++) {
+                int64_t n = it / groups, f0 = it % groups * FIRST_NF;
+                int nf = s->f - f0 < FIRST_NF ? (int)(s->f - f0) : FIRST_NF;
                 if (n != have)
                     nconv_first_pad(s, f->x, n, xp), have = n;
-                isa->conv_plane_pad(&s->g, xp, wp, f->w + (it % s->f) * s->kf, acc);
-                direct_finish(f, isa, it, acc);
+                isa->conv_plane_pad(&s->g, xp, wp, f->w + f0 * s->kf, s->kf, nf, acc, (int64_t)plane);
+                for (int k = 0; k < nf; k++)
+                    direct_finish(f, isa, n * s->f + f0 + k, acc + k * plane);
             }
         }
         return;

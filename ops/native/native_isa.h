@@ -92,8 +92,10 @@ typedef struct op_native_isa {
     /* conv_plane from a zero-padded copy of the image's g->c input planes (NULL on the levels
      * without one): plane c's row r at xp + (c * (g->h + 1) + r) * wp, g->pw zeros left of it
      * and zeros to wp right (wp >= w + 2 pw + 32), a zero row after each plane; for rows of at
-     * most 32 outputs at column stride and dilation 1 (nconv_fwd's first-layer path). */
-    void (*conv_plane_pad)(const op_native_convg *g, const float *xp, int64_t wp, const float *w, float *acc);
+     * most 32 outputs at column stride and dilation 1 (nconv_fwd's first-layer path).  nf
+     * (1 to 3) filters at once: their weights wstride floats apart, their planes astride. */
+    void (*conv_plane_pad)(const op_native_convg *g, const float *xp, int64_t wp, const float *w, int64_t wstride,
+                           int nf, float *acc, int64_t astride);
     /* The weight gradient of one filter from the same padded copies (NULL on the levels without
      * one; kernels 3, 5 or 7 wide): out[(c*kh + i)*kw + j] = sum over the nimg images (copies
      * istride floats apart, dy planes dstride floats apart) and their outputs of
@@ -146,7 +148,7 @@ OP_NATIVE_CONV_DECL(scalar)
 OP_NATIVE_CONV_DECL(avx2)
 OP_NATIVE_CONV_DECL(avx512)
 void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
-                                     float *acc);
+                                     int64_t wstride, int nf, float *acc, int64_t astride);
 void op_native_conv_cl_scatter_avx512(const op_native_clscatter *p, int64_t n, float *dxp);
 void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
                                      const float *dy, int64_t dstride, int64_t nimg, float *out);
