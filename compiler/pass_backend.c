@@ -64,6 +64,18 @@ static bool few_channels(const ir_graph *g, const ir_node *nd)
     return v->batched && v->shape.rank >= 2 && v->shape.d[0] <= 16;
 }
 
+/* Whether node nd computes in fp32 (bf16 training marks its conv and dense nodes, which
+ * then stay on the backend the precision asks for). */
+static bool fp32(const ir_node *nd)
+{
+    switch (nd->op) {
+    case OP_DENSE:
+    case OP_DENSE_BWD_DATA:
+    case OP_DENSE_BWD_WEIGHTS: return nd->attrs.dense.prec == OP_PREC_FP32;
+    default: return !(op_def_get(nd->op)->props & OP_PROP_CONV) || nd->attrs.conv.prec == OP_PREC_FP32;
+    }
+}
+
 /* Whether node nd is an fp32 2-D convolution (or its weight gradient) of one group over one
  * input channel with rows of at most 32 outputs at column stride and dilation 1 (what
  * op_caps.first_layer speaks of). */
@@ -92,7 +104,7 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         if (nd->dead)
             continue;
         op_backend b = ctx->backend == PLAN_BACKEND_AUTO ? picked(ctx, nd) : OP_BACKEND_COUNT;
-        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO)
+        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && fp32(nd))
             for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
                 if (ctx->caps->preferred[nd->op][k])
                     b = (op_backend)k;

@@ -45,8 +45,8 @@ typedef struct op_caps {
     bool few_channels[OP_COUNT][OP_BACKEND_COUNT];
     /* the backend's kernel is the fast one for the op in every layout, where another backend
      * first in auto's order is slow (batchnorm in training: oneDNN's channels-last kernels take
-     * 2-3 times the native ones' time on resnet20): untuned auto runs such nodes there
-     * (compiler/pass_backend.c) */
+     * 2-3 times the native ones' time on resnet20; the dense layer's weight gradient: up to 1.8
+     * times on LeNet-5): untuned auto runs such nodes there (compiler/pass_backend.c) */
     bool preferred[OP_COUNT][OP_BACKEND_COUNT];
     /* conv2d, conv_bwd_weights: the backend's kernel is the fast one on fp32 first layers of
      * one input channel (grayscale images, rows of at most 32 outputs at column stride 1),
