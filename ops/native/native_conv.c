@@ -344,9 +344,9 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
     int acts[2] = {0, c->nin}, mode = nconv_layout_mode(c, acts, 2);
     if (mode < 0)
         return blocked_fail("native conv_bwd_data", err, errlen);
-    /* channels-last: by outer products where they fit (few channels of dx), else the
-     * transformed convolution */
-    bool scatter = mode == NCONV_CL && nconv_bd_scatter_fits(&d, op_native_isa_table());
+    /* by outer products where they fit (few channels of dx); else channels-last the transformed
+     * convolution */
+    bool scatter = mode != NCONV_MIXED && nconv_bd_scatter_fits(&d, op_native_isa_table());
     if (mode == NCONV_MIXED || (mode == NCONV_CL && !scatter && !cl_bd_ok(&d, op_native_isa_table())))
         return nconv_via_plain(c, acts, 2, op_native_conv_bwd_data, err, errlen);
     d.dy = c->in[0].data;
@@ -364,7 +364,7 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_data: out of memory");
     if (scatter) {
-        nconv_bd_scatter(&d, isa, nt, scratch);
+        nconv_bd_scatter(&d, mode == NCONV_CL, isa, nt, scratch);
     } else if (mode == NCONV_CL) {
         nconv_cl_bwd_data(&d, isa, nt, scratch);
     } else if (d.transform) {

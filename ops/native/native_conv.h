@@ -156,13 +156,13 @@ void nconv_flip_weights(const conv_bwd_data *d, float *wt);
 /* Bytes of scratch of either path on isa: the flipped weights and the forward convolution's,
  * or the col2im GEMM's. */
 size_t nconv_bd_scratch_bytes(conv_bwd_data *d, const op_native_isa *isa, int nt);
-/* The channels-last outer-product path (isa->conv_cl_scatter): whether it takes d (one group,
- * column dilation 1, 2-D, dx of fewer than 16 channels, kh*kw*c <= 160), its scratch in
- * floats, and the run (dy, dx channels-last).  LeNet-5's 6 <- 16 channels 5x5 at batch 64, one
+/* The outer-product path (isa->conv_cl_scatter): whether it takes d (one group, column
+ * dilation 1, 2-D, dx of fewer than 16 channels, kh*kw*c <= 160), its scratch in floats, and
+ * the run (dy and dx channels-last when cl, else plain through per-image copies).  LeNet-5's 6 <- 16 channels 5x5 at batch 64, one
  * thread: 85 GFLOP/s, oneDNN's 66. */
 bool nconv_bd_scatter_fits(const conv_bwd_data *d, const op_native_isa *isa);
 size_t nconv_bd_scatter_floats(const conv_bwd_data *d, int nt);
-void nconv_bd_scatter(conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
+void nconv_bd_scatter(conv_bwd_data *d, bool cl, const op_native_isa *isa, int nt, float *scratch);
 /* The col2im path (where the transform does not apply): col = W^T dY per image and group,
  * scattered into dx. */
 void nconv_bd_col2im(conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);

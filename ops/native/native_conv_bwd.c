@@ -325,28 +325,35 @@ bool nconv_bd_scatter_fits(const conv_bwd_data *d, const op_native_isa *isa)
            s->g.kd == 1 && s->c < 16 && scatter_nv(d) <= 10;
 }
 
-size_t nconv_bd_scatter_floats(const conv_bwd_data *d, int nt)
+/* Per thread: the padded dx image, and for plain tensors the image's dy channels-last. */
+static size_t scatter_thread_floats(const conv_bwd_data *d)
 {
     int64_t hp, wpix;
     scatter_pad(d, &hp, &wpix);
-    return op_native_round16((size_t)(d->s.f * scatter_nv(d) * 16)) +
-           (size_t)nt * op_native_round16((size_t)(hp * wpix * d->s.c));
+    return op_native_round16((size_t)(hp * wpix * d->s.c)) + op_native_round16((size_t)(d->s.g.oh * d->s.g.ow * d->s.f));
+}
+
+size_t nconv_bd_scatter_floats(const conv_bwd_data *d, int nt)
+{
+    return op_native_round16((size_t)(d->s.f * scatter_nv(d) * 16)) + (size_t)nt * scatter_thread_floats(d);
 }
 
 /* The weights packed by filter, columns (i, j, c) zero-padded to whole vectors; then each
- * image into the thread's padded dx (zeroed), whose inside is copied to dx. */
-void nconv_bd_scatter(conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
+ * image into the thread's padded dx (zeroed), whose inside is copied to dx.  Plain tensors
+ * (cl false) go through per-image transposed copies: dy's in, dx's out. */
+void nconv_bd_scatter(conv_bwd_data *d, bool cl, const op_native_isa *isa, int nt, float *scratch)
 {
     const cshape *s = &d->s;
     const op_native_convg *g = &s->g;
-    int64_t nv = scatter_nv(d), hp, wpix, khw = g->kh * g->kw;
+    int64_t nv = scatter_nv(d), hp, wpix, khw = g->kh * g->kw, pdy = g->oh * g->ow;
     scatter_pad(d, &hp, &wpix);
     float *wp = scratch;
     size_t packed = op_native_round16((size_t)(s->f * nv * 16)), img = op_native_round16((size_t)(hp * wpix * s->c));
-    op_native_clscatter p = {.dy = d->dy, .wp = wp, .f = s->f, .c = s->c, .kh = g->kh, .kw = g->kw, .oh = g->oh,
-                             .ow = g->ow, .sh = g->sh, .sw = g->sw, .dh = g->dh, .nv = nv, .wpad = wpix * s->c};
+    op_native_clscatter p0 = {.dy = d->dy, .wp = wp, .f = s->f, .c = s->c, .kh = g->kh, .kw = g->kw, .oh = g->oh,
+                              .ow = g->ow, .sh = g->sh, .sw = g->sw, .dh = g->dh, .nv = nv, .wpad = wpix * s->c};
 #pragma omp parallel num_threads(nt)
     {
+        op_native_clscatter p = p0;
 #pragma omp for schedule(static)
         for (int64_t f = 0; f < s->f; f++) {
             float *wf = wp + f * nv * 16;
@@ -355,14 +362,31 @@ void nconv_bd_scatter(conv_bwd_data *d, const op_native_isa *isa, int nt, float 
                 for (int64_t t = 0; t < khw; t++) /* t = i*kw + j */
                     wf[t * s->c + c] = d->w[(f * s->c + c) * khw + t];
         }
-        float *dxp = scratch + packed + (size_t)nconv_thread_num() * img;
+        float *dxp = scratch + packed + (size_t)nconv_thread_num() * scatter_thread_floats(d), *dyt = dxp + img;
 #pragma omp for schedule(static)
         for (int64_t n = 0; n < s->n; n++) {
             memset(dxp, 0, img * sizeof(float));
-            isa->conv_cl_scatter(&p, n, dxp);
-            for (int64_t y = 0; y < s->h; y++)
-                memcpy(d->dx + (n * s->h + y) * s->w * s->c, dxp + ((y + g->ph) * wpix + g->pw) * s->c,
-                       (size_t)(s->w * s->c) * sizeof(float));
+            if (cl) {
+                isa->conv_cl_scatter(&p, n, dxp);
+                for (int64_t y = 0; y < s->h; y++)
+                    memcpy(d->dx + (n * s->h + y) * s->w * s->c, dxp + ((y + g->ph) * wpix + g->pw) * s->c,
+                           (size_t)(s->w * s->c) * sizeof(float));
+                continue;
+            }
+            const float *dyn = d->dy + n * s->f * pdy;
+            for (int64_t q = 0; q < pdy; q++)
+                for (int64_t f = 0; f < s->f; f++)
+                    dyt[q * s->f + f] = dyn[f * pdy + q];
+            p.dy = dyt;
+            isa->conv_cl_scatter(&p, 0, dxp);
+            float *dxn = d->dx + n * s->c * s->h * s->w;
+            for (int64_t c = 0; c < s->c; c++)
+                for (int64_t y = 0; y < s->h; y++) {
+                    const float *src = dxp + ((y + g->ph) * wpix + g->pw) * s->c + c;
+                    float *dst = dxn + (c * s->h + y) * s->w;
+                    for (int64_t x = 0; x < s->w; x++)
+                        dst[x] = src[x * s->c];
+                }
         }
     }
 }
