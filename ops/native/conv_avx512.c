@@ -249,6 +249,63 @@ void op_native_conv_cl_scatter_avx512(const op_native_clscatter *p, int64_t n, f
     }
 }
 
+/* conv_cl_wgrad_outer (native_isa.h): nb kernel rows by KWC = kw * c values (KWC a
+ * compile-time count, so that the accumulators stay in registers), each accumulator a vector
+ * over 16 filters; per output pixel one dy vector times the KWC consecutive input values of
+ * each kernel row it reads (broadcast). */
+WG_ALWAYS void outer_kwc(const op_native_clouter *p, int64_t n0, int64_t n1, int64_t fb, int64_t i0, int64_t nb,
+                         float *out, const int KWC)
+{
+    const int NB = 30 / KWC;
+    /* the geometry in locals: the pixel loop would reload it through p */
+    const int64_t rowf = p->wpix * p->c, F = p->f, drow = p->dh * rowf, oh = p->oh, ow = p->ow;
+    const int64_t sy = p->sh * rowf, sx = p->sw * p->c, istride = p->istride;
+    const float *xpb = p->xp, *dyb = p->dy;
+    int64_t left = F - fb * 16;
+    __mmask16 m = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+    __m512 acc[30];
+#pragma GCC unroll 30
+    for (int a = 0; a < NB * KWC; a++)
+        acc[a] = _mm512_setzero_ps();
+    for (int64_t n = n0; n < n1; n++) {
+        const float *xn = xpb + n * istride + i0 * drow, *dn = dyb + n * oh * ow * F + fb * 16;
+        for (int64_t oy = 0; oy < oh; oy++)
+            for (int64_t ox = 0; ox < ow; ox++) {
+                __m512 dv = _mm512_maskz_loadu_ps(m, dn + (oy * ow + ox) * F);
+                const float *x0 = xn + oy * sy + ox * sx;
+#pragma GCC unroll 30
+                for (int q = 0; q < NB; q++) {
+                    if (q >= nb)
+                        break;
+                    const float *xq = x0 + q * drow;
+#pragma GCC unroll 30
+                    for (int t = 0; t < KWC; t++)
+                        acc[q * KWC + t] = _mm512_fmadd_ps(_mm512_set1_ps(xq[t]), dv, acc[q * KWC + t]);
+                }
+            }
+    }
+#pragma GCC unroll 30
+    for (int q = 0; q < NB; q++)
+#pragma GCC unroll 30
+        for (int t = 0; t < KWC; t++)
+            if (q < nb)
+                _mm512_storeu_ps(out + (q * KWC + t) * 16, acc[q * KWC + t]);
+}
+
+#define OUTER_CASE(k) case k: outer_kwc(p, n0, n1, fb, i0, nb, out, k); break;
+void op_native_conv_cl_wgrad_outer_avx512(const op_native_clouter *p, int64_t n0, int64_t n1, int64_t fb, int64_t i0,
+                                          int64_t nb, float *out)
+{
+    switch (p->kw * p->c) {
+        OUTER_CASE(1) OUTER_CASE(2) OUTER_CASE(3) OUTER_CASE(4) OUTER_CASE(5) OUTER_CASE(6) OUTER_CASE(7)
+        OUTER_CASE(8) OUTER_CASE(9) OUTER_CASE(10) OUTER_CASE(11) OUTER_CASE(12) OUTER_CASE(13) OUTER_CASE(14)
+        OUTER_CASE(15) OUTER_CASE(16) OUTER_CASE(17) OUTER_CASE(18) OUTER_CASE(19) OUTER_CASE(20) OUTER_CASE(21)
+        OUTER_CASE(22) OUTER_CASE(23) OUTER_CASE(24) OUTER_CASE(25) OUTER_CASE(26) OUTER_CASE(27) OUTER_CASE(28)
+        OUTER_CASE(29) OUTER_CASE(30)
+    default: break; /* the caller keeps kw * c within 1 .. 30, and nb * kw * c within 30 */
+    }
+}
+
 void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *koff,
                                int64_t kc, const op_native_seg *seg, int nseg, int64_t stride,
                                int64_t ncols, int width, float *dst)

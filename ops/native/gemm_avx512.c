@@ -63,6 +63,7 @@ const op_native_isa op_native_isa_avx512 = {
     .conv_plane_pad = op_native_conv_plane_pad_avx512,
     .conv_wgrad_pad = op_native_conv_wgrad_pad_avx512,
     .conv_cl_scatter = op_native_conv_cl_scatter_avx512,
+    .conv_cl_wgrad_outer = op_native_conv_cl_wgrad_outer_avx512,
     .conv_wgrad = op_native_conv_wgrad_avx512,
     .conv_cl_row = op_native_conv_cl_row_avx512,
     .conv_cl_wgrad = op_native_conv_cl_wgrad_avx512,

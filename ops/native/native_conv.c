@@ -433,6 +433,8 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
     if (bwd_w_setup(c, false, &d, NULL, 0))
         return 0;
     size_t b = bw_scratch_max(&d, nat_threads(c));
+    if (nconv_bw_outer_fits(&d, top_isa()))
+        b = max_size(b, nconv_bw_outer_floats(&d) * sizeof(float));
     if (nconv_cl_fits(&d.s, top_isa()))
         b = max_size(b, nconv_cl_bw_floats(&d.s, top_isa()) * sizeof(float));
     return b;
@@ -446,6 +448,23 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     int acts[2] = {0, 1}, mode = nconv_layout_mode(c, acts, 2);
     if (mode < 0)
         return blocked_fail("native conv_bwd_weights", err, errlen);
+    /* few channels (and 8 filters or more, else a first layer's own path): by outer products,
+     * channels-last or plain */
+    const op_native_isa *top = op_native_isa_table();
+    if (mode != NCONV_MIXED && nconv_bw_outer_fits(&d, top) && (d.s.f >= 8 || !(d.first && top->conv_wgrad_pad))) {
+        d.dy = c->in[0].data;
+        d.x = c->in[1].data;
+        d.dw = c->out[0].data;
+        d.db = c->node->attrs.conv.bias ? c->out[1].data : NULL;
+        bool owned;
+        float *scratch = nat_scratch(c, nconv_bw_outer_floats(&d) * sizeof(float), &owned);
+        if (!scratch)
+            return ref_fail(err, errlen, "native conv_bwd_weights: out of memory");
+        nconv_bw_outer(&d, mode == NCONV_CL, top, nat_threads(c), scratch);
+        if (owned)
+            cnn_mem_aligned_free(scratch);
+        return 0;
+    }
     /* a first layer's plain path, through plain copies, beats the channels-last kernel there */
     if (mode == NCONV_MIXED ||
         (mode == NCONV_CL && (!nconv_cl_fits(&d.s, op_native_isa_table()) || (d.first && op_native_isa_table()->conv_wgrad_pad))))

@@ -185,6 +185,13 @@ typedef struct conv_bwd_w {
 size_t nconv_bw_gemm_floats(conv_bwd_w *d, int nt);
 /* The direct path: few filters per group. */
 void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
+/* The outer-product path (isa->conv_cl_wgrad_outer): whether it takes d (one group, 2-D,
+ * column dilation 1, fewer than 16 channels, kw * c <= 30), its scratch in floats, and the run
+ * (x and dy channels-last when cl, else plain through copies).  resnet20's 3 -> 16 first layer
+ * and LeNet-5's 6 -> 16 second one. */
+bool nconv_bw_outer_fits(const conv_bwd_w *d, const op_native_isa *isa);
+size_t nconv_bw_outer_floats(const conv_bwd_w *d);
+void nconv_bw_outer(conv_bwd_w *d, bool cl, const op_native_isa *isa, int nt, float *scratch);
 /* The first-layer path (isa->conv_wgrad_pad): its scratch in floats, and the run. */
 size_t nconv_bw_first_floats(const cshape *s);
 void nconv_bw_first(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);

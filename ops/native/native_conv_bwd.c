@@ -391,6 +391,121 @@ void nconv_bd_scatter(conv_bwd_data *d, bool cl, const op_native_isa *isa, int n
     }
 }
 
+/* ---- weight gradient by outer products, few channels ---- */
+
+#define BW_OUTER_PARTS 8 /* parts of the images, summed in order: fixed, whatever the threads */
+#define BW_OUTER_ACC 30  /* accumulators of the kernel */
+
+/* Kernel rows per item: as many as fit the accumulators. */
+static int64_t outer_rows(const cshape *s)
+{
+    int64_t nb = BW_OUTER_ACC / (s->g.kw * s->c);
+    return nb > s->g.kh ? s->g.kh : nb;
+}
+
+bool nconv_bw_outer_fits(const conv_bwd_w *d, const op_native_isa *isa)
+{
+    const cshape *s = &d->s;
+    return isa->conv_cl_wgrad_outer && s->sdims == 2 && s->groups == 1 && s->g.dw == 1 && s->g.d == 1 &&
+           s->g.kd == 1 && s->c < 16 && s->g.kw * s->c <= BW_OUTER_ACC;
+}
+
+/* The padded images, dy channels-last (plain tensors), the parts' sums. */
+static void outer_sizes(const cshape *s, size_t *img, size_t *dyt, size_t *part)
+{
+    *img = (size_t)((s->h + 2 * s->g.ph) * (s->w + 2 * s->g.pw) * s->c);
+    *dyt = op_native_round16((size_t)(s->n * s->g.oh * s->g.ow * s->f));
+    /* and each image's bias sums */
+    *part = (size_t)(BW_OUTER_PARTS * (s->f + 15) / 16 * 16 * s->g.kh * s->g.kw * s->c + s->n * s->f);
+}
+
+size_t nconv_bw_outer_floats(const conv_bwd_w *d)
+{
+    size_t img, dyt, part;
+    outer_sizes(&d->s, &img, &dyt, &part);
+    return op_native_round16((size_t)d->s.n * img) + dyt + op_native_round16(part);
+}
+
+/* The images padded channels-last once (and dy transposed, plain tensors); then per (part of
+ * the images, filter block, kernel rows) item the kernel's sums; the parts summed in order in
+ * double; the bias gradient from dy channels-last, image by image in order. */
+void nconv_bw_outer(conv_bwd_w *d, bool cl, const op_native_isa *isa, int nt, float *scratch)
+{
+    const cshape *s = &d->s;
+    const op_native_convg *g = &s->g;
+    size_t img, dytn, partn;
+    outer_sizes(s, &img, &dytn, &partn);
+    int64_t wpix = s->w + 2 * g->pw, pdy = g->oh * g->ow, kwc = g->kw * s->c, khwc = g->kh * kwc;
+    int64_t nfb = (s->f + 15) / 16, nb = outer_rows(s), nib = (g->kh + nb - 1) / nb;
+    int64_t parts = s->n < BW_OUTER_PARTS ? s->n : BW_OUTER_PARTS;
+    float *xp = scratch, *dyt = xp + op_native_round16((size_t)s->n * img), *part = dyt + dytn;
+    float *bsum = part + (partn - (size_t)(s->n * s->f)); /* [n][f] */
+    const float *dyc = cl ? d->dy : dyt; /* dy channels-last */
+    op_native_clouter p = {.xp = xp, .dy = dyc, .f = s->f, .c = s->c, .kw = g->kw, .oh = g->oh, .ow = g->ow,
+                           .sh = g->sh, .sw = g->sw, .dh = g->dh, .wpix = wpix, .istride = (int64_t)img};
+#pragma omp parallel num_threads(nt)
+    {
+#pragma omp for schedule(static)
+        for (int64_t n = 0; n < s->n; n++) {
+            float *xn = xp + (size_t)n * img;
+            memset(xn, 0, img * sizeof(float));
+            for (int64_t y = 0; y < s->h; y++) {
+                float *row = xn + ((y + g->ph) * wpix + g->pw) * s->c;
+                if (cl) {
+                    memcpy(row, d->x + (n * s->h + y) * s->w * s->c, (size_t)(s->w * s->c) * sizeof(float));
+                    continue;
+                }
+                for (int64_t c = 0; c < s->c; c++) {
+                    const float *src = d->x + ((n * s->c + c) * s->h + y) * s->w;
+                    for (int64_t x = 0; x < s->w; x++)
+                        row[x * s->c + c] = src[x];
+                }
+            }
+            if (!cl) {
+                const float *dyn = d->dy + n * s->f * pdy;
+                for (int64_t q = 0; q < pdy; q++)
+                    for (int64_t f = 0; f < s->f; f++)
+                        dyt[(n * pdy + q) * s->f + f] = dyn[f * pdy + q];
+            }
+            if (d->db) { /* the image's bias sums, pixel by pixel in order */
+                float *bs = bsum + n * s->f;
+                memset(bs, 0, (size_t)s->f * sizeof(float));
+                for (int64_t q = 0; q < pdy; q++) {
+                    const float *dq = dyc + (n * pdy + q) * s->f;
+                    for (int64_t f = 0; f < s->f; f++)
+                        bs[f] += dq[f];
+                }
+            }
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < parts * nfb * nib; it++) {
+            int64_t q = it / (nfb * nib), fb = it / nib % nfb, i0 = it % nib * nb;
+            int64_t rows = g->kh - i0 < nb ? g->kh - i0 : nb;
+            isa->conv_cl_wgrad_outer(&p, q * s->n / parts, (q + 1) * s->n / parts, fb, i0, rows,
+                                     part + ((q * nfb + fb) * khwc + i0 * kwc) * 16);
+        }
+#pragma omp for schedule(static)
+        for (int64_t f = 0; f < s->f; f++) {
+            int64_t fb = f / 16, lane = f % 16;
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++)
+                    for (int64_t c = 0; c < s->c; c++) {
+                        int64_t a = (i * g->kw + j) * s->c + c;
+                        double acc = 0.0;
+                        for (int64_t q = 0; q < parts; q++)
+                            acc += part[((q * nfb + fb) * khwc + a) * 16 + lane];
+                        d->dw[((f * s->c + c) * g->kh + i) * g->kw + j] = (float)acc;
+                    }
+            if (d->db) {
+                double acc = 0.0;
+                for (int64_t n = 0; n < s->n; n++)
+                    acc += bsum[n * s->f + f];
+                d->db[f] = (float)acc;
+            }
+        }
+    }
+}
+
 /* First layers: the images in parts of BW_FIRST_PART, fixed by the shapes, so that the sums do
  * not depend on the threads. */
 #define BW_FIRST_PART 8

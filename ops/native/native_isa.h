@@ -64,6 +64,16 @@ typedef struct op_native_clscatter {
     int64_t f, c, kh, kw, oh, ow, sh, sw, dh, nv, wpad;
 } op_native_clscatter;
 
+/* The weight gradient by outer products (channels-last, one group, column dilation 1, few
+ * channels): over the output pixels of images n0 .. n1, dy's vector of 16 filters (from fb*16;
+ * zero beyond f) times the input values its taps read, for the kernel rows i0 .. i0+nb: xp
+ * holds the images zero-padded channels-last (row r*wpix*c, pixel x*c; istride floats an
+ * image), out[((q*kw + j)*c + cc)*16 + lane] the sums of row i0+q, stored. */
+typedef struct op_native_clouter {
+    const float *xp, *dy;
+    int64_t f, c, kw, oh, ow, sh, sw, dh, wpix, istride;
+} op_native_clouter;
+
 typedef struct op_native_isa {
     const char *name;
     int mr, nr;     /* micro-tile: MR rows of C by NR columns */
@@ -103,6 +113,10 @@ typedef struct op_native_isa {
      * order, whatever the threads (nconv's first-layer backward). */
     void (*conv_wgrad_pad)(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
                            const float *dy, int64_t dstride, int64_t nimg, float *out);
+    /* The weight gradient by outer products (NULL on the levels without one): nb * kw * c <= 30
+     * accumulators. */
+    void (*conv_cl_wgrad_outer)(const op_native_clouter *p, int64_t n0, int64_t n1, int64_t fb, int64_t i0,
+                                int64_t nb, float *out);
     /* Channels-last backward to the data of image n by outer products into its padded dx
      * (added; NULL on the levels without one; nv <= 10 vectors a pixel). */
     void (*conv_cl_scatter)(const op_native_clscatter *p, int64_t n, float *dxp);
@@ -150,6 +164,8 @@ OP_NATIVE_CONV_DECL(avx512)
 void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, const float *w,
                                      int64_t wstride, int nf, float *acc, int64_t astride);
 void op_native_conv_cl_scatter_avx512(const op_native_clscatter *p, int64_t n, float *dxp);
+void op_native_conv_cl_wgrad_outer_avx512(const op_native_clouter *p, int64_t n0, int64_t n1, int64_t fb, int64_t i0,
+                                          int64_t nb, float *out);
 void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
                                      const float *dy, int64_t dstride, int64_t nimg, float *out);
 void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
