@@ -3,7 +3,8 @@
  * threads, bitwise equal across thread counts.  The direct kernels (2-D and 1-D, one group:
  * forward with bias, residual and activation, backward data at stride 1, backward weights) on
  * 3x3 pad 1 stride 1 geometries with channel counts that are not multiples of 16, tile widths
- * that do not divide the rows, batch 1 and more; everything else (groups, dilation, stride
+ * that do not divide the rows, batch 1 and more; 3x3 weight gradients split into parts and
+ * chunks of rows, without padding, with padding 2, on one column; everything else (groups, dilation, stride
  * 2, fused pooling, padding beyond the kernel) through plain copies. */
 #include <criterion/criterion.h>
 
@@ -24,6 +25,11 @@ static const cgeom cl_geoms[] = {
     {1, 2, 7, 1, 40, 19, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},      /* 1-D */
     {1, 1, 1, 1, 13, 5, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},       /* 1-D, one channel */
     {2, 2, 5, 1, 1, 7, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* one position */
+    {2, 8, 16, 12, 12, 16, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},    /* 3x3 dW: 4 parts, chunks */
+    {2, 2, 5, 6, 7, 9, {3, 3}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 3x3 without padding */
+    {2, 2, 4, 5, 6, 3, {3, 3}, {1, 1}, {2, 2}, {1, 1}, 1, true},        /* 3x3 padding 2 */
+    {2, 3, 6, 5, 1, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},        /* 3x3 on one column */
+    {2, 2, 33, 6, 5, 17, {3, 3}, {2, 1}, {1, 1}, {1, 2}, 1, true},      /* 3x3 mixed strides */
 };
 #define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
 

@@ -424,104 +424,170 @@ void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int6
 }
 
 /* ---- channels-last weight gradient of a 3x3 kernel (op_native_clwgrad, kh = kw = 3) ----
- * A tile is FB <= 3 filters by the 9 taps by 16 channels, in 9*FB accumulators over the
- * channels, held through a chunk of output rows: per output pixel, FB dy values broadcast
- * and nine input vectors (one per tap) loaded.  Taps in the padding read zeros (a zero row).
- * Pixels are taken in order. */
+ * A tile is FB <= 8 filters by the three taps of one kernel row i by 16 channels, in 3*FB
+ * accumulators held through a range of output rows: per output pixel, the three input
+ * vectors of its taps are loaded (channels c0 .. c0+16 of the pixels left of, at and right of
+ * it, at dilation 1) and each of the FB dy values broadcast once (3 + FB loads for 3*FB
+ * FMAs).  Output rows whose tap row i lies in the padding are skipped; in a row, the pixels
+ * whose three taps read inside the input run as one loop, the edge pixels each with only the
+ * taps that do (a compile-time tap mask), so no FMA reads padding.  Pixels are taken in
+ * order. */
 
-/* n pixels from the one at b (9 tap pointers), the next pixel's xs floats on, dy at dv (the
- * next pixel's f floats on). */
-CL_ALWAYS void cl_wg3_run(__m512 (*acc)[9], const float *const *b, const float *dv, int64_t n,
-                          int64_t xs, int64_t f, __mmask16 m, const int FB, const bool FULL)
+/* acc[.][j] += the pixel's tap j (j in MASK) times its FB dy values: taps at x + xo + j*dj
+ * (masked by m unless FULL), dy at dv. */
+CL_ALWAYS void cl_wg3_px(__m512 (*acc)[3], const float *x, int64_t xo, int64_t dj, const float *dv,
+                         __mmask16 m, const int FB, const int MASK, const bool FULL)
 {
-    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3], *b4 = b[4], *b5 = b[5];
-    const float *b6 = b[6], *b7 = b[7], *b8 = b[8];
-    for (int64_t o = 0, e = n * xs; o < e; o += xs, dv += f) {
-        __m512 g[3];
+    __m512 v[3];
 #pragma GCC unroll 3
-        for (int fi = 0; fi < FB; fi++)
-            g[fi] = _mm512_set1_ps(dv[fi]);
-        const float *src[9] = {b0 + o, b1 + o, b2 + o, b3 + o, b4 + o, b5 + o, b6 + o, b7 + o, b8 + o};
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++) {
-            __m512 v = FULL ? _mm512_loadu_ps(src[t]) : _mm512_maskz_loadu_ps(m, src[t]);
-            __asm__("" : "+v"(v)); /* one load, not one per filter folded into the FMAs */
-#pragma GCC unroll 3
-            for (int fi = 0; fi < FB; fi++)
-                acc[fi][t] = _mm512_fmadd_ps(g[fi], v, acc[fi][t]);
+    for (int j = 0; j < 3; j++)
+        if (MASK & (1 << j)) {
+            v[j] = FULL ? _mm512_loadu_ps(x + xo + j * dj) : _mm512_maskz_loadu_ps(m, x + xo + j * dj);
+            __asm__("" : "+v"(v[j])); /* one load, not one per filter folded into the FMAs */
         }
+#pragma GCC unroll 8
+    for (int fi = 0; fi < FB; fi++) {
+        __m512 g = _mm512_set1_ps(dv[fi]);
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            if (MASK & (1 << j))
+                acc[fi][j] = _mm512_fmadd_ps(g, v[j], acc[fi][j]);
     }
 }
 
-CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0, int64_t oy1,
-                           int64_t c0, int64_t nc, int64_t f0, const float *zero, float *dw, bool add,
-                           const int FB)
+/* An edge pixel: its taps inside the input (mask, 1..7) as a constant. */
+CL_ALWAYS void cl_wg3_edge(__m512 (*acc)[3], const float *x, int64_t xo, int64_t dj, const float *dv,
+                           __mmask16 m, int mask, const int FB, const bool FULL)
 {
-    int64_t cp = (p->c + 15) / 16 * 16;
-    __m512 acc[3][9];
-#pragma GCC unroll 3
+    switch (mask) {
+    case 1: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 1, FULL); break;
+    case 2: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 2, FULL); break;
+    case 3: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 3, FULL); break;
+    case 4: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 4, FULL); break;
+    case 5: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 5, FULL); break;
+    case 6: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 6, FULL); break;
+    case 7: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 7, FULL); break;
+    default: break;
+    }
+}
+
+/* PAD1: padding 1, stride 1, dilation 1 and rows of 2 or more, the edge pixels known (the
+ * first without its left tap, the last without its right one), the row in straight code. */
+CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
+                           int64_t nc, int64_t f0, float *dw, bool add, const int FB, const bool FULL,
+                           const bool PAD1)
+{
+    const int64_t C = p->c, F = p->f, cp = (C + 15) / 16 * 16, W = p->w, OW = p->ow, OH = p->oh;
+    const int64_t H = p->h, xs = p->sw * C, dj = p->dw * C;
+    float *d = dw + (f0 * 9 + i * 3) * cp + c0; /* filter fi, tap j at d + (fi*9 + j)*cp */
+    __m512 acc[8][3];
+#pragma GCC unroll 8
     for (int fi = 0; fi < FB; fi++)
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++)
-            acc[fi][t] = add ? _mm512_loadu_ps(dw + ((f0 + fi) * 9 + t) * cp + c0) : _mm512_setzero_ps();
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            acc[fi][j] = add ? _mm512_loadu_ps(d + (fi * 9 + j) * cp) : _mm512_setzero_ps();
     __mmask16 m = cl_mask(nc);
-    /* the output columns whose three taps all read inside the input */
+    /* the columns whose three taps all read inside the input: lo .. hi */
     int64_t lo = p->pw <= 0 ? 0 : (p->pw + p->sw - 1) / p->sw;
-    int64_t last = p->w - 1 + p->pw - 2 * p->dw; /* ox*sw <= last */
+    int64_t last = W - 1 + p->pw - 2 * p->dw; /* ox*sw <= last */
     int64_t hi = last < 0 ? 0 : last / p->sw + 1;
-    hi = hi > p->ow ? p->ow : hi;
+    hi = hi > OW ? OW : hi;
     lo = lo > hi ? hi : lo;
-    for (int64_t n = n0; n < n1; n++) {
-    const float *x = p->x + n * p->h * p->w * p->c + c0;
-    for (int64_t oy = oy0; oy < oy1; oy++) {
-        const float *xr[3];
-        for (int i = 0; i < 3; i++) {
-            int64_t iy = oy * p->sh - p->ph + i * p->dh;
-            xr[i] = iy >= 0 && iy < p->h ? x + iy * p->w * p->c : zero;
-        }
-        const float *dv = p->dy + (n * p->oh + oy) * p->ow * p->f + f0;
-        /* runs of pixels: the edge pixels one at a time, their taps outside the input
-         * reading zeros; the columns in between as one run */
-        for (int64_t ox = 0; ox < p->ow;) {
-            int64_t end = ox < lo ? ox + 1 : ox < hi ? hi : ox + 1;
-            const float *b[9];
-            for (int j = 0; j < 3; j++) {
-                int64_t ix = ox * p->sw - p->pw + j * p->dw;
-                bool in = ix >= 0 && ix < p->w;
-                for (int i = 0; i < 3; i++)
-                    b[i * 3 + j] = in ? xr[i] + ix * p->c : zero;
+    int64_t n = r0 / OH, oy = r0 % OH, iy = oy * p->sh - p->ph + i * p->dh;
+    const float *xi = p->x + c0, *dv = p->dy + r0 * OW * F + f0;
+    for (int64_t r = r0; r < r1; r++, dv += OW * F) {
+        if (iy >= 0 && iy < H) {
+            const float *x = xi + (n * H + iy) * W * C;
+            if (PAD1) {
+                /* pixel ox's taps at x + (ox - 1 + j)*C */
+                cl_wg3_px(acc, x, -C, C, dv, m, FB, 6, FULL);
+                const float *xm = x, *dm = dv + F;
+                for (int64_t q = 1; q < OW - 1; q++, xm += C, dm += F)
+                    cl_wg3_px(acc, xm, 0, C, dm, m, FB, 7, FULL);
+                cl_wg3_px(acc, xm, 0, C, dm, m, FB, 3, FULL);
+            } else {
+                /* pixel ox's tap j at x + (ox*sw - pw)*C + j*dj, offsets kept as integers (the
+                 * edge pixels' would-be taps lie before or after the row) */
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    if (ox == lo) {
+                        const float *xm = x + (lo * p->sw - p->pw) * C, *dm = dv + lo * F;
+                        for (int64_t q = lo; q < hi; q++, xm += xs, dm += F)
+                            cl_wg3_px(acc, xm, 0, dj, dm, m, FB, 7, FULL);
+                        ox = hi;
+                        if (ox >= OW)
+                            break;
+                    }
+                    int64_t ix = ox * p->sw - p->pw;
+                    int mask = 0;
+                    for (int j = 0; j < 3; j++)
+                        mask |= (ix + j * p->dw >= 0 && ix + j * p->dw < W) << j;
+                    cl_wg3_edge(acc, x, ix * C, dj, dv + ox * F, m, mask, FB, FULL);
+                }
             }
-            if (nc == 16)
-                cl_wg3_run(acc, b, dv + ox * p->f, end - ox, p->sw * p->c, p->f, m, FB, true);
-            else
-                cl_wg3_run(acc, b, dv + ox * p->f, end - ox, p->sw * p->c, p->f, m, FB, false);
-            ox = end;
         }
+        if (++oy == OH)
+            oy = 0, n++, iy = i * p->dh - p->ph;
+        else
+            iy += p->sh;
     }
-    }
-#pragma GCC unroll 3
+#pragma GCC unroll 8
     for (int fi = 0; fi < FB; fi++)
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++)
-            _mm512_storeu_ps(dw + ((f0 + fi) * 9 + t) * cp + c0, acc[fi][t]);
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            _mm512_storeu_ps(d + (fi * 9 + j) * cp, acc[fi][j]);
 }
 
-#define CL_W3(fb)                                                                                 \
-    static void cl_wg3_##fb(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,      \
-                            int64_t oy1, int64_t c0, int64_t nc, int64_t f0, const float *zero,   \
-                            float *dw, bool add)                                                  \
+typedef void (*cl_wg3_fn)(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
+                          int64_t nc, int64_t f0, float *dw, bool add);
+#define CL_W3(fb, full, pad1)                                                                     \
+    static void cl_wg3_##fb##_##full##_##pad1(const op_native_clwgrad *p, int64_t r0, int64_t r1, \
+                                              int64_t i, int64_t c0, int64_t nc, int64_t f0,      \
+                                              float *dw, bool add)                                \
     {                                                                                             \
-        cl_wg3_tile(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add, fb);                          \
+        cl_wg3_tile(p, r0, r1, i, c0, nc, f0, dw, add, fb, full, pad1);                           \
     }
-CL_W3(1) CL_W3(2) CL_W3(3)
+#define CL_W3F(fb) CL_W3(fb, 0, 0) CL_W3(fb, 0, 1) CL_W3(fb, 1, 0) CL_W3(fb, 1, 1)
+CL_W3F(1) CL_W3F(2) CL_W3F(3) CL_W3F(4) CL_W3F(5) CL_W3F(6) CL_W3F(7) CL_W3F(8)
+#define CL_W3E(fb) {{cl_wg3_##fb##_0_0, cl_wg3_##fb##_0_1}, {cl_wg3_##fb##_1_0, cl_wg3_##fb##_1_1}}
+static const cl_wg3_fn cl_wg3s[8][2][2] = {CL_W3E(1), CL_W3E(2), CL_W3E(3), CL_W3E(4),
+                                           CL_W3E(5), CL_W3E(6), CL_W3E(7), CL_W3E(8)};
 
-void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
-                                     int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
-                                     const float *zero, float *dw, bool add)
+void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,
+                                     int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
+                                     bool add)
 {
-    switch (nf) {
-    case 1: cl_wg3_1(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
-    case 2: cl_wg3_2(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
-    default: cl_wg3_3(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    bool pad1 = p->pw == 1 && p->sw == 1 && p->dw == 1 && p->w >= 2;
+    cl_wg3s[nf - 1][nc == 16][pad1](p, r0, r1, i, c0, nc, f0, dw, add);
+}
+
+/* acc[o] += the sum of dy[k][o] over the n pixels k, in double (the bias gradient): four
+ * partial sums per filter (pixels k mod 4, in order), then ((s0 + s1) + (s2 + s3)) added. */
+void op_native_conv_cl_dbias_avx512(const float *dy, int64_t n, int64_t f, double *acc)
+{
+    for (int64_t o = 0; o < f; o += 16) {
+        int64_t rem = f - o < 16 ? f - o : 16;
+        __mmask8 m0 = (__mmask8)(rem >= 8 ? 0xFF : (1u << rem) - 1u);
+        __mmask8 m1 = (__mmask8)(rem <= 8 ? 0 : rem >= 16 ? 0xFF : (1u << (rem - 8)) - 1u);
+        __m512d s[4][2];
+        for (int u = 0; u < 4; u++)
+            s[u][0] = s[u][1] = _mm512_setzero_pd();
+        const float *r = dy + o;
+        int64_t k = 0;
+        for (; k + 4 <= n; k += 4, r += 4 * f)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                s[u][0] = _mm512_add_pd(s[u][0], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m0, r + u * f)));
+                s[u][1] = _mm512_add_pd(s[u][1], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m1, r + u * f + 8)));
+            }
+        for (int u = 0; k < n; k++, u++, r += f) {
+            s[u][0] = _mm512_add_pd(s[u][0], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m0, r)));
+            s[u][1] = _mm512_add_pd(s[u][1], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m1, r + 8)));
+        }
+        for (int h = 0; h < 2; h++) {
+            __mmask8 mh = h ? m1 : m0;
+            __m512d t = _mm512_add_pd(_mm512_add_pd(s[0][h], s[1][h]), _mm512_add_pd(s[2][h], s[3][h]));
+            t = _mm512_add_pd(_mm512_maskz_loadu_pd(mh, acc + o + 8 * h), t);
+            _mm512_mask_storeu_pd(acc + o + 8 * h, mh, t);
+        }
     }
 }

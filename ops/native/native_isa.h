@@ -97,13 +97,15 @@ typedef struct op_native_isa {
     void (*conv_cl_wgrad)(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                           int64_t nc, int64_t fb0, int64_t nfb, float *dw);
     /* The same for a 3x3 kernel (NULL where none), in another order and a row range at a
-     * time: dw[f][tap][cp] (cp = c rounded up to 16) for the channels c0 .. c0+nc (nc <= 16,
-     * c0 a multiple of 16) and the filters f0 .. f0+nf (nf <= 3), summed over the output rows
-     * oy0 .. oy1 of the images n0 .. n1 in order, added to dw when add (else stored); zero
-     * holds a zero input row (w * c + 16 floats). */
-    void (*conv_cl_wgrad3)(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
-                           int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
-                           const float *zero, float *dw, bool add);
+     * time: dw[f][tap][cp] (cp = c rounded up to 16) for the three taps of kernel row i, the
+     * channels c0 .. c0+nc (nc <= 16, c0 a multiple of 16) and the filters f0 .. f0+nf
+     * (nf <= 8), summed over the output rows r0 .. r1 (row r: image r / oh, row r % oh) in
+     * order, added to dw when add (else stored). */
+    void (*conv_cl_wgrad3)(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
+                           int64_t nc, int64_t f0, int64_t nf, float *dw, bool add);
+    /* acc[o] += the sum over n pixels of dy[k][o] (dy [n][f]), in an order fixed by n (the
+     * bias gradient; NULL where the level has no channels-last kernels). */
+    void (*conv_cl_dbias)(const float *dy, int64_t n, int64_t f, double *acc);
 } op_native_isa;
 
 extern const op_native_isa op_native_isa_scalar;
@@ -130,8 +132,9 @@ void op_native_conv_plane_pad_avx512(const op_native_convg *g, const float *xp, 
 void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
 void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
-void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
-                                     int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
-                                     const float *zero, float *dw, bool add);
+void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,
+                                     int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
+                                     bool add);
+void op_native_conv_cl_dbias_avx512(const float *dy, int64_t n, int64_t f, double *acc);
 
 #endif
