@@ -129,22 +129,30 @@ static inline int cl_rwmax(int nb, bool cs)
 }
 
 /* The padded input rows: rows[i] = input row oy*sh - ph + i*dh of image n with pw zero
- * pixels on either side, or NULL in the padding; buf holds kh rows of (w + 2 pw) * c floats. */
-static void cl_rows(const op_native_clconv *p, const float *x, int64_t oy, float *buf,
-                    const float **rows)
+ * pixels on either side, or NULL in the padding; from the ring (op_native_cl_ring_floats),
+ * copied there unless its slot's tag says it is already. */
+static void cl_rows(const op_native_clconv *p, int64_t n, int64_t oy, float *ring, const float **rows)
 {
-    int64_t C = p->c, wpad = (p->w + 2 * p->pw) * C;
+    int64_t C = p->c, wpad = (p->w + 2 * p->pw) * C, ns = op_native_cl_ring_slots(p->kh, p->dh);
+    int64_t *tag = (int64_t *)(void *)ring;
+    bool keep = ns <= OP_NATIVE_CL_RING_TAGS;
+    float *slots = ring + 2 * OP_NATIVE_CL_RING_TAGS;
     for (int64_t i = 0; i < p->kh; i++) {
         int64_t iy = oy * p->sh - p->ph + i * p->dh;
         if (iy < 0 || iy >= p->h) {
             rows[i] = NULL;
             continue;
         }
-        float *d = buf + i * wpad;
-        memset(d, 0, (size_t)(p->pw * C) * sizeof(float));
-        memcpy(d + p->pw * C, x + iy * p->w * C, (size_t)(p->w * C) * sizeof(float));
-        memset(d + (p->pw + p->w) * C, 0, (size_t)(p->pw * C) * sizeof(float));
+        int64_t slot = keep ? iy % ns : i, id = n * p->h + iy;
+        float *d = slots + slot * ((wpad + 15) / 16 * 16);
         rows[i] = d;
+        if (keep && tag[slot] == id)
+            continue;
+        memset(d, 0, (size_t)(p->pw * C) * sizeof(float));
+        memcpy(d + p->pw * C, p->x + id * p->w * C, (size_t)(p->w * C) * sizeof(float));
+        memset(d + (p->pw + p->w) * C, 0, (size_t)(p->pw * C) * sizeof(float));
+        if (keep)
+            tag[slot] = id;
     }
 }
 
@@ -259,34 +267,41 @@ static cl_tile_fn cl_pick(int nb, int64_t rw, int64_t sx)
     return cl_tiles_r[nb - 1][rw - 1];
 }
 
-/* Estimated cycles of one step of the tiles of a row of ow pixels in blocks of nb. */
-static double cl_row_cost(int nb, int64_t ow, bool cs)
+/* Estimated cycles of one step of the tiles of a row of ow pixels in blocks of nb, the
+ * weights of the nb blocks in L2 (l2) or in L1. */
+static double cl_row_cost(int nb, int64_t ow, bool cs, bool l2)
 {
     int64_t rwmax = cl_rwmax(nb, cs), ntile = (ow + rwmax - 1) / rwmax;
     double c = 0.0;
     for (int64_t t = 0, ox = 0; t < ntile; t++) {
         int64_t rw = (ow - ox) / (ntile - t);
-        /* two FMAs a cycle, loads, each accumulator's FMA latency (4 cycles and slack) */
-        double fma = 0.5 * (double)(nb * rw), ld = 0.4 * (double)(nb + rw), lat = 5.0;
+        /* two FMAs and two loads a cycle, each accumulator's FMA latency (4 cycles and
+         * slack), and from L2 the step's nb weight vectors at about 16 bytes a cycle */
+        double fma = 0.5 * (double)(nb * rw), ld = 0.5 * (double)(nb + rw), lat = 5.0;
+        double wl = l2 ? 4.0 * (double)nb : 0.0;
         double m = fma > ld ? fma : ld;
+        m = m > wl ? m : wl;
         c += m > lat ? m : lat;
         ox += rw;
     }
     return c;
 }
 
+#define CL_L1_WEIGHTS (32 * 1024) /* bytes of a tile's weights (all steps) that stay in L1 */
+
 /* The blocks per tile for the row: the least estimated time over the filter blocks, the
- * most blocks (fewest loads per FMA) among equals. */
+ * most blocks (fewest loads per FMA) among those within 2% of it. */
 static int cl_blocks(const op_native_clconv *p, bool cs)
 {
-    int64_t nfb = p->fp / 16;
+    int64_t nfb = p->fp / 16, wstep = p->kh * p->kw * p->c * 16 * (int64_t)sizeof(float);
     int best = 0;
     double bc = 0.0;
     for (int nb = nfb < 4 ? (int)nfb : 4; nb >= 1; nb--) {
-        double c = (double)(nfb / nb) * cl_row_cost(nb, p->ow, cs);
-        if (nfb % nb)
-            c += cl_row_cost((int)(nfb % nb), p->ow, cs);
-        if (best == 0 || c < bc)
+        int rem = (int)(nfb % nb);
+        double c = (double)(nfb / nb) * cl_row_cost(nb, p->ow, cs, nb * wstep > CL_L1_WEIGHTS);
+        if (rem)
+            c += cl_row_cost(rem, p->ow, cs, rem * wstep > CL_L1_WEIGHTS);
+        if (best == 0 || c < 0.98 * bc)
             best = nb, bc = c;
     }
     return best;
@@ -298,7 +313,7 @@ void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t 
     const float **rp = p->kh <= 64 ? rows : NULL;
     if (!rp)
         return; /* the driver sends taller kernels elsewhere */
-    cl_rows(p, p->x + n * p->h * p->w * p->c, oy, buf, rp);
+    cl_rows(p, n, oy, buf, rp);
     int64_t row = (n * p->oh + oy) * p->ow * p->f;
     float *y = p->y + row;
     const float *r = p->res ? p->res + row : NULL;

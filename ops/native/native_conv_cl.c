@@ -2,8 +2,9 @@
  * levels that have them (op_native_isa.conv_cl_row, conv_cl_wgrad; avx512), for 1-D and 2-D
  * convolutions of one group without fused pooling:
  *   forward        the weights packed [kh][kw][c][f rounded to 16], then one job per output
- *                  row (image, oy), split evenly between the threads, each with its buffer of
- *                  zero-padded input rows; the kernel adds the bias
+ *                  row (image, oy), split evenly between the threads (consecutive rows each),
+ *                  each with its ring of zero-padded input rows (a row copied once for the
+ *                  output rows that read it); the kernel adds the bias
  *                  and the residual, the row's activation follows (op_native_isa.epilogue).
  *   backward data  stride 1 (with padding at most dil*(k-1)): the same kernel on dy with the
  *                  flipped, transposed weights, padding dil*(k-1) - pad.
@@ -36,10 +37,10 @@ bool nconv_cl_fits(const cshape *s, const op_native_isa *isa)
 
 /* ---- forward (and backward data through it) ---- */
 
-/* Floats of one thread's padded input rows (op_native_isa.conv_cl_row's buf). */
+/* Floats of one thread's ring of padded input rows (op_native_isa.conv_cl_row's buf). */
 static int64_t rows_floats(const cshape *s)
 {
-    return round16(s->g.kh * (s->w + 2 * s->g.pw) * s->c);
+    return round16(op_native_cl_ring_floats(s->g.kh, s->g.dh, s->w, s->g.pw, s->c));
 }
 
 size_t nconv_cl_fwd_floats(const cshape *s, int nt)
@@ -86,6 +87,7 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
                     d[o] = 0.0f;
             }
         float *buf = bufs + nconv_thread_num() * per;
+        op_native_cl_ring_reset(buf);
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             isa->conv_cl_row(p, r / p->oh, r % p->oh, buf);

@@ -46,8 +46,29 @@ typedef struct op_native_clconv {
     float *y;
 } op_native_clconv;
 
-/* The weight gradient of a channels-last 2-D convolution (one group): dW[kh][kw][c][fp]
- * (the packed form above) = sum over the images n0 .. n1 of dy (as y above) times x. */
+/* The ring of padded input rows of op_native_isa.conv_cl_row, for one thread: the rows'
+ * tags (OP_NATIVE_CL_RING_TAGS int64), then op_native_cl_ring_slots slots of (w + 2 pw) * c
+ * floats (rounded up to 16); all tags -1 (op_native_cl_ring_reset) before the thread's first
+ * row of a call.  (kh-1)*dh + 1 slots let one output row's tap rows take distinct slots (row
+ * iy in slot iy mod slots); beyond OP_NATIVE_CL_RING_TAGS, kh slots copied for each row. */
+#define OP_NATIVE_CL_RING_TAGS 64
+static inline int64_t op_native_cl_ring_slots(int64_t kh, int64_t dh)
+{
+    int64_t ns = (kh - 1) * dh + 1;
+    return ns <= OP_NATIVE_CL_RING_TAGS ? ns : kh;
+}
+static inline int64_t op_native_cl_ring_floats(int64_t kh, int64_t dh, int64_t w, int64_t pw, int64_t c)
+{
+    int64_t row = ((w + 2 * pw) * c + 15) / 16 * 16;
+    return 2 * OP_NATIVE_CL_RING_TAGS + op_native_cl_ring_slots(kh, dh) * row;
+}
+static inline void op_native_cl_ring_reset(float *ring)
+{
+    int64_t *tag = (int64_t *)(void *)ring;
+    for (int k = 0; k < OP_NATIVE_CL_RING_TAGS; k++)
+        tag[k] = -1;
+}
+
 typedef struct op_native_clwgrad {
     int64_t n, h, w, c, oh, ow, f, fp;
     int64_t kh, kw, sh, sw, ph, pw, dh, dw;
@@ -89,7 +110,9 @@ typedef struct op_native_isa {
      * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
     void (*conv_wgrad)(const op_native_convg *g, const float *x, const float *dy, double *acc);
     /* Channels-last direct convolution (NULL on the levels without one): output row oy of
-     * image n, all filters, y = conv + bias (no activation). */
+     * image n, all filters, y = conv + bias (no activation).  buf is the calling thread's
+     * ring of zero-padded input rows (op_native_cl_ring_floats, reset before the thread's
+     * first row of a call): a row copied for one output row serves the next ones. */
     void (*conv_cl_row)(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
     /* Channels-last weight gradient (NULL where none): dw[tap][c][fp] for the channels c0 ..
      * c0+nc (nc <= 16) and filter blocks fb0 .. fb0+nfb (nfb <= 4) of every tap, summed over
