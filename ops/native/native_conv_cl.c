@@ -269,8 +269,8 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
         /* dW[o][c][t] = the parts' sums in order; db[o] the partial sums in order */
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < F; o++) {
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t t = 0; t < khw; t++) {
+            for (int64_t t = 0; t < khw; t++) /* the channels inner: 3x3's partial sums' order */
+                for (int64_t c = 0; c < C; c++) {
                     const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
                     float v = src[0];
                     for (int64_t q = 1; q < parts; q++)
