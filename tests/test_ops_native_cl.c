@@ -4,8 +4,8 @@
  * forward with bias, residual and activation, backward data at stride 1, backward weights) on
  * 3x3 pad 1 stride 1 geometries with channel counts that are not multiples of 16, tile widths
  * that do not divide the rows, batch 1 and more; 3x3 weight gradients split into parts and
- * chunks of rows, without padding, with padding 2, on one column; one block of filters (the
- * input-stationary tiles) at 16, 32 and 64 channels; everything else (groups, dilation, stride
+ * chunks of rows, without padding, with padding 2, on one column; one and two blocks of
+ * filters (the input-stationary tiles) at 16, 32 and 64 channels; everything else (groups, dilation, stride
  * 2, fused pooling, padding beyond the kernel) through plain copies. */
 #include <criterion/criterion.h>
 
@@ -34,8 +34,11 @@ static const cgeom cl_geoms[] = {
     {2, 2, 32, 5, 30, 10, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* one filter block, C 32 */
     {2, 1, 64, 4, 27, 16, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},    /* one filter block, C 64 */
     {2, 2, 10, 6, 9, 32, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},      /* bwd data: one block, C 32 */
+    {2, 2, 32, 5, 11, 20, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* two blocks, C 32, masked */
+    {2, 1, 16, 6, 20, 32, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* two blocks, C 16 */
+    {2, 2, 32, 4, 10, 40, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},    /* two blocks and one */
 };
-#define FIRST_ONE_BLOCK 19 /* the one-filter-block (input-stationary) geometries from here */
+#define FIRST_IS3 19 /* the input-stationary geometries (one or two filter blocks) from here */
 #define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
 
 /* Epilogue e: 0 none, 1 relu, 2 residual + relu, 3 residual + leaky relu, 4 tanh without bias,
@@ -71,7 +74,7 @@ Test(native_conv_cl, forward, .timeout = 600)
 {
     for (int i = 0; i < NCL; i++) {
         /* every epilogue on the direct kernel's shapes */
-        int ne = i < 5 || i == 11 || i >= FIRST_ONE_BLOCK ? 8 : 1;
+        int ne = i < 5 || i == 11 || i >= FIRST_IS3 ? 8 : 1;
         for (int e = 0; e < ne; e++) {
             if (e == 7 && (cl_geoms[i].h < 2 && cl_geoms[i].sdims == 2))
                 continue;

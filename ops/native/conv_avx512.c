@@ -106,10 +106,11 @@ void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *
  * and in wp alike).  The pixels' distance in the row (S = stride * C floats) is a constant in
  * the variants for the common channel counts, so that the broadcasts need one pointer.  The
  * channels are summed in order, the taps row by row, so every output is computed the same
- * way whatever the tiling.  A tile of one filter block (NB 1, one broadcast per FMA: bound by
- * the loads) of a 3-wide kernel at stride and dilation 1 and 16, 32 or 64 channels is
- * input-stationary instead (cl_steps3: one broadcast per input pixel for up to three FMAs);
- * its outputs' sums run over the channels, each channel's three taps in order. */
+ * way whatever the tiling.  A tile of one or two filter blocks (one broadcast per FMA or
+ * two: bound by the loads) of a 3-wide kernel at stride and dilation 1 and 16, 32 or 64
+ * channels is input-stationary instead (cl_steps3: one broadcast per input pixel for up to
+ * three FMAs per block); its outputs' sums run over the channels, each channel's three taps
+ * in order. */
 
 #define CL_ACC 28 /* accumulators at most */
 #define CL_ALWAYS static inline __attribute__((always_inline))
@@ -180,32 +181,40 @@ CL_ALWAYS void cl_steps(__m512 (*acc)[4], const float *xb, int64_t sx, const flo
     }
 }
 
-/* One block of filters (NB 1), three taps at stride and dilation 1 (IS3 below): acc += the
+/* NB (1 or 2) blocks of filters, three taps at stride and dilation 1 (IS3 below): acc += the
  * C channels of a tap row, input-stationary: per channel, the three taps' weight vectors
  * (at wt, wt + C fp, wt + 2 C fp) loaded once and each of the RW + 2 input pixels the tile
- * reads (xb[P*S + c]) broadcast once into the (up to three) outputs it reaches, 3 RW FMAs for
- * RW + 5 loads.  An output's sum runs over the channels, each channel's three taps in order. */
+ * reads (xb[P*S + c]) broadcast once into the (up to three) outputs it reaches, 3 NB RW FMAs
+ * for 3 NB + RW + 2 loads.  An output's sum runs over the channels, each channel's three
+ * taps in order. */
 CL_ALWAYS void cl_steps3(__m512 (*acc)[4], const float *xb, const float *wt, int64_t C, int64_t fp,
-                         const int RW, const int S)
+                         const int RW, const int NB, const int S)
 {
     for (int64_t c = 0; c < C; c++, xb++, wt += fp) {
-        __m512 w0 = _mm512_loadu_ps(wt), w1 = _mm512_loadu_ps(wt + C * fp);
-        __m512 w2 = _mm512_loadu_ps(wt + 2 * C * fp);
+        __m512 w[3][2];
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+#pragma GCC unroll 2
+            for (int b = 0; b < NB; b++)
+                w[j][b] = _mm512_loadu_ps(wt + j * C * fp + b * 16);
 #pragma GCC unroll 30
         for (int P = 0; P < RW + 2; P++) {
             __m512 bc = _mm512_set1_ps(xb[P * S]);
-            if (P < RW)
-                acc[P][0] = _mm512_fmadd_ps(bc, w0, acc[P][0]);
-            if (P >= 1 && P - 1 < RW)
-                acc[P - 1][0] = _mm512_fmadd_ps(bc, w1, acc[P - 1][0]);
-            if (P >= 2)
-                acc[P - 2][0] = _mm512_fmadd_ps(bc, w2, acc[P - 2][0]);
+#pragma GCC unroll 2
+            for (int b = 0; b < NB; b++) {
+                if (P < RW)
+                    acc[P][b] = _mm512_fmadd_ps(bc, w[0][b], acc[P][b]);
+                if (P >= 1 && P - 1 < RW)
+                    acc[P - 1][b] = _mm512_fmadd_ps(bc, w[1][b], acc[P - 1][b]);
+                if (P >= 2)
+                    acc[P - 2][b] = _mm512_fmadd_ps(bc, w[2][b], acc[P - 2][b]);
+            }
         }
     }
 }
 
-/* IS3: cl_steps3 for each tap row (kw 3, stride and dilation 1 along the row, NB 1, S the
- * channel count); else cl_steps: each output's sum over a tap row's taps, each tap's
+/* IS3: cl_steps3 for each tap row (kw 3, stride and dilation 1 along the row, NB 1 or 2, S
+ * the channel count); else cl_steps: each output's sum over a tap row's taps, each tap's
  * channels in order. */
 CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *const *rows, float *y,
                        const float *r, int64_t ox0, int64_t fb, const int RW, const int NB,
@@ -224,7 +233,7 @@ CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *const *rows, floa
         const float *xb = rows[i] + ox0 * sx;
         const float *wt = p->wp + i * p->kw * C * fp + fb * 16;
         if (IS3) {
-            cl_steps3(acc, xb, wt, C, fp, RW, S);
+            cl_steps3(acc, xb, wt, C, fp, RW, NB, S);
         } else if (p->dw == 1) {
             cl_steps(acc, xb, sx, wt, p->kw * C, fp, RW, NB, S);
         } else {
@@ -271,18 +280,22 @@ CL_TR(11) CL_TR(12) CL_TR(13) CL_TR(14)
 #define CL_T34(rw) CL_T(rw, 3, 0) CL_T(rw, 4, 0)
 CL_T34(1) CL_T34(2) CL_T34(3) CL_T34(4) CL_T34(5) CL_T34(6)
 CL_T(7, 3, 0) CL_T(8, 3, 0) CL_T(9, 3, 0)
-/* IS3 tiles up to CL_RW3 pixels, channel counts 16, 32, 64 */
+/* IS3 tiles up to CL_RW3 pixels (one block) or CL_RW3B (two), channel counts 16, 32, 64 */
 #define CL_RW3 24
-#define CL_T3(rw, s)                                                                              \
-    static void cl_tile3_##rw##_##s(const op_native_clconv *p, const float *const *rows,          \
-                                    float *y, const float *r, int64_t ox0, int64_t fb)            \
+#define CL_RW3B 12
+#define CL_T3(rw, nb, s)                                                                          \
+    static void cl_tile3_##rw##_##nb##_##s(const op_native_clconv *p, const float *const *rows,   \
+                                           float *y, const float *r, int64_t ox0, int64_t fb)     \
     {                                                                                             \
-        cl_tile(p, rows, y, r, ox0, fb, rw, 1, s, true);                                          \
+        cl_tile(p, rows, y, r, ox0, fb, rw, nb, s, true);                                         \
     }
-#define CL_T3S(rw) CL_T3(rw, 16) CL_T3(rw, 32) CL_T3(rw, 64)
-CL_T3S(1) CL_T3S(2) CL_T3S(3) CL_T3S(4) CL_T3S(5) CL_T3S(6) CL_T3S(7) CL_T3S(8) CL_T3S(9)
-CL_T3S(10) CL_T3S(11) CL_T3S(12) CL_T3S(13) CL_T3S(14) CL_T3S(15) CL_T3S(16) CL_T3S(17)
-CL_T3S(18) CL_T3S(19) CL_T3S(20) CL_T3S(21) CL_T3S(22) CL_T3S(23) CL_T3S(24)
+#define CL_T3S(rw, nb) CL_T3(rw, nb, 16) CL_T3(rw, nb, 32) CL_T3(rw, nb, 64)
+CL_T3S(1, 1) CL_T3S(2, 1) CL_T3S(3, 1) CL_T3S(4, 1) CL_T3S(5, 1) CL_T3S(6, 1) CL_T3S(7, 1)
+CL_T3S(8, 1) CL_T3S(9, 1) CL_T3S(10, 1) CL_T3S(11, 1) CL_T3S(12, 1) CL_T3S(13, 1) CL_T3S(14, 1)
+CL_T3S(15, 1) CL_T3S(16, 1) CL_T3S(17, 1) CL_T3S(18, 1) CL_T3S(19, 1) CL_T3S(20, 1)
+CL_T3S(21, 1) CL_T3S(22, 1) CL_T3S(23, 1) CL_T3S(24, 1)
+CL_T3S(1, 2) CL_T3S(2, 2) CL_T3S(3, 2) CL_T3S(4, 2) CL_T3S(5, 2) CL_T3S(6, 2) CL_T3S(7, 2)
+CL_T3S(8, 2) CL_T3S(9, 2) CL_T3S(10, 2) CL_T3S(11, 2) CL_T3S(12, 2)
 
 #define CL_E1(rw, s) cl_tile_##rw##_1_##s
 #define CL_ROW1(s)                                                                                \
@@ -303,13 +316,19 @@ static const cl_tile_fn cl_tiles_r[4][14] = {
     {CL_EN(1, 4), CL_EN(2, 4), CL_EN(3, 4), CL_EN(4, 4), CL_EN(5, 4), CL_EN(6, 4)},
 };
 
-#define CL_E3(rw, s) cl_tile3_##rw##_##s
+#define CL_E3(rw, nb, s) cl_tile3_##rw##_##nb##_##s
 #define CL_ROW3(s)                                                                                \
-    {CL_E3(1, s), CL_E3(2, s), CL_E3(3, s), CL_E3(4, s), CL_E3(5, s), CL_E3(6, s), CL_E3(7, s),   \
-     CL_E3(8, s), CL_E3(9, s), CL_E3(10, s), CL_E3(11, s), CL_E3(12, s), CL_E3(13, s),            \
-     CL_E3(14, s), CL_E3(15, s), CL_E3(16, s), CL_E3(17, s), CL_E3(18, s), CL_E3(19, s),          \
-     CL_E3(20, s), CL_E3(21, s), CL_E3(22, s), CL_E3(23, s), CL_E3(24, s)}
+    {CL_E3(1, 1, s), CL_E3(2, 1, s), CL_E3(3, 1, s), CL_E3(4, 1, s), CL_E3(5, 1, s),              \
+     CL_E3(6, 1, s), CL_E3(7, 1, s), CL_E3(8, 1, s), CL_E3(9, 1, s), CL_E3(10, 1, s),             \
+     CL_E3(11, 1, s), CL_E3(12, 1, s), CL_E3(13, 1, s), CL_E3(14, 1, s), CL_E3(15, 1, s),         \
+     CL_E3(16, 1, s), CL_E3(17, 1, s), CL_E3(18, 1, s), CL_E3(19, 1, s), CL_E3(20, 1, s),         \
+     CL_E3(21, 1, s), CL_E3(22, 1, s), CL_E3(23, 1, s), CL_E3(24, 1, s)}
+#define CL_ROW3B(s)                                                                               \
+    {CL_E3(1, 2, s), CL_E3(2, 2, s), CL_E3(3, 2, s), CL_E3(4, 2, s), CL_E3(5, 2, s),              \
+     CL_E3(6, 2, s), CL_E3(7, 2, s), CL_E3(8, 2, s), CL_E3(9, 2, s), CL_E3(10, 2, s),             \
+     CL_E3(11, 2, s), CL_E3(12, 2, s)}
 static const cl_tile_fn cl_tiles3[3][CL_RW3] = {CL_ROW3(16), CL_ROW3(32), CL_ROW3(64)};
+static const cl_tile_fn cl_tiles3b[3][CL_RW3B] = {CL_ROW3B(16), CL_ROW3B(32), CL_ROW3B(64)};
 
 /* The tile of nb filter blocks and rw pixels for pixel distance sx. */
 static cl_tile_fn cl_pick(int nb, int64_t rw, int64_t sx)
@@ -320,18 +339,19 @@ static cl_tile_fn cl_pick(int nb, int64_t rw, int64_t sx)
 }
 
 /* Estimated cycles of one step (a tap and a channel) of the tiles of a row of ow pixels in
- * blocks of nb, the weights of the nb blocks in L2 (l2) or in L1, the IS3 tiles for one
- * block where is3. */
+ * blocks of nb, the weights of the nb blocks in L2 (l2) or in L1, the IS3 tiles for one or
+ * two blocks where is3. */
 static double cl_row_cost(int nb, int64_t ow, bool cs, bool l2, bool is3)
 {
-    bool t3 = is3 && nb == 1;
-    int64_t rwmax = t3 ? CL_RW3 : cl_rwmax(nb, cs), ntile = (ow + rwmax - 1) / rwmax;
+    bool t3 = is3 && nb <= 2;
+    int64_t rwmax = t3 ? (nb == 1 ? CL_RW3 : CL_RW3B) : cl_rwmax(nb, cs);
+    int64_t ntile = (ow + rwmax - 1) / rwmax;
     double c = 0.0;
     for (int64_t t = 0, ox = 0; t < ntile; t++) {
         int64_t rw = (ow - ox) / (ntile - t);
         /* two FMAs and two loads a cycle, each accumulator's FMA latency (4 cycles and
          * slack), and from L2 the step's nb weight vectors at about 16 bytes a cycle */
-        double fma = 0.5 * (double)(nb * rw), ld = 0.5 * (double)(t3 ? (rw + 5) / 3.0 : nb + rw);
+        double fma = 0.5 * (double)(nb * rw), ld = 0.5 * (t3 ? (double)(3 * nb + rw + 2) / 3.0 : (double)(nb + rw));
         double lat = 5.0, wl = l2 ? 4.0 * (double)nb : 0.0;
         double m = fma > ld ? fma : ld;
         m = m > wl ? m : wl;
@@ -377,11 +397,13 @@ void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t 
     int nb0 = cl_blocks(p, cs, is3);
     for (int64_t fb = 0; fb < nfb;) {
         int nb = nfb - fb >= nb0 ? nb0 : (int)(nfb - fb);
-        bool t3 = is3 && nb == 1;
-        int64_t rwmax = t3 ? CL_RW3 : cl_rwmax(nb, cs), ntile = (p->ow + rwmax - 1) / rwmax;
+        bool t3 = is3 && nb <= 2;
+        int64_t rwmax = t3 ? (nb == 1 ? CL_RW3 : CL_RW3B) : cl_rwmax(nb, cs);
+        int64_t ntile = (p->ow + rwmax - 1) / rwmax, sc = sx == 16 ? 0 : sx == 32 ? 1 : 2;
         for (int64_t t = 0, ox = 0; t < ntile; t++) {
             int64_t rw = (p->ow - ox) / (ntile - t);
-            (t3 ? cl_tiles3[sx == 16 ? 0 : sx == 32 ? 1 : 2][rw - 1] : cl_pick(nb, rw, sx))(p, rp, y, r, ox, fb);
+            cl_tile_fn fn = !t3 ? cl_pick(nb, rw, sx) : nb == 1 ? cl_tiles3[sc][rw - 1] : cl_tiles3b[sc][rw - 1];
+            fn(p, rp, y, r, ox, fb);
             ox += rw;
         }
         fb += nb;
