@@ -31,8 +31,8 @@ static inline int64_t round16(int64_t v)
 
 bool nconv_cl_fits(const cshape *s, const op_native_isa *isa)
 {
-    return isa->conv_cl_row && isa->conv_cl_wgrad && isa->conv_cl_dbias && s->sdims <= 2 && s->groups == 1 && s->c > 0 &&
-           s->f > 0 && s->g.kh <= 64;
+    return isa->conv_cl_row && isa->conv_cl_wgrad && isa->conv_cl_dbias && s->sdims <= 2 &&
+           s->groups == 1 && s->c > 0 && s->f > 0 && s->g.kh <= 64;
 }
 
 /* ---- forward (and backward data through it) ---- */
