@@ -3,7 +3,9 @@
  * threads, bitwise equal across thread counts.  The direct kernels (2-D and 1-D, one group:
  * forward with bias, residual and activation, backward data at stride 1, backward weights) on
  * 3x3 pad 1 stride 1 geometries with channel counts that are not multiples of 16, tile widths
- * that do not divide the rows, batch 1 and more; everything else (groups, dilation, stride
+ * that do not divide the rows, batch 1 and more; 3x3 weight gradients split into parts and
+ * chunks of rows, without padding, with padding 2, on one column; one and two blocks of
+ * filters (the input-stationary tiles) at 16, 32 and 64 channels; everything else (groups, dilation, stride
  * 2, fused pooling, padding beyond the kernel) through plain copies. */
 #include <criterion/criterion.h>
 
@@ -24,12 +26,25 @@ static const cgeom cl_geoms[] = {
     {1, 2, 7, 1, 40, 19, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},      /* 1-D */
     {1, 1, 1, 1, 13, 5, {1, 3}, {1, 1}, {0, 1}, {1, 1}, 1, true},       /* 1-D, one channel */
     {2, 2, 5, 1, 1, 7, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* one position */
-    /* backward data of fewer than 16 channels by outer products: */
+    {2, 8, 16, 12, 12, 16, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},    /* 3x3 dW: 4 parts, chunks */
+    {2, 2, 5, 6, 7, 9, {3, 3}, {1, 1}, {0, 0}, {1, 1}, 1, true},        /* 3x3 without padding */
+    {2, 2, 4, 5, 6, 3, {3, 3}, {1, 1}, {2, 2}, {1, 1}, 1, true},        /* 3x3 padding 2 */
+    {2, 3, 6, 5, 1, 4, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},        /* 3x3 on one column */
+    {2, 2, 33, 6, 5, 17, {3, 3}, {2, 1}, {1, 1}, {1, 2}, 1, true},      /* 3x3 mixed strides */
+    {2, 2, 32, 5, 30, 10, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* one filter block, C 32 */
+    {2, 1, 64, 4, 27, 16, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},    /* one filter block, C 64 */
+    {2, 2, 10, 6, 9, 32, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},      /* bwd data: one block, C 32 */
+    {2, 2, 32, 5, 11, 20, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* two blocks, C 32, masked */
+    {2, 1, 16, 6, 20, 32, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true},     /* two blocks, C 16 */
+    {2, 2, 32, 4, 10, 40, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},    /* two blocks and one */
+    /* fewer than 16 channels: backward data and weight gradient by outer products */
     {2, 3, 6, 14, 14, 16, {5, 5}, {1, 1}, {0, 0}, {1, 1}, 1, true},     /* LeNet's c2 */
     {2, 2, 4, 12, 11, 6, {5, 5}, {2, 2}, {2, 1}, {2, 1}, 1, true},      /* strides 2, row dilation 2 */
     {2, 2, 15, 6, 7, 33, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, false},     /* 9 vectors a pixel */
     {2, 1, 10, 5, 6, 3, {4, 4}, {1, 2}, {3, 0}, {1, 1}, 1, true},       /* 10 vectors, pad 3 rows */
 };
+#define FIRST_IS3 19 /* the input-stationary geometries (one or two filter blocks) from here */
+#define FIRST_OUTER 25 /* to here; then the outer-product ones (fewer than 16 channels) */
 #define NCL ((int)(sizeof cl_geoms / sizeof cl_geoms[0]))
 
 /* Epilogue e: 0 none, 1 relu, 2 residual + relu, 3 residual + leaky relu, 4 tanh without bias,
@@ -67,7 +82,8 @@ static void fwd_case(const cgeom *g, int e, const char *label)
 Test(native_conv_cl, forward, .timeout = 600)
 {
     for (int i = 0; i < NCL; i++) {
-        int ne = i < 5 || i == 11 ? 9 : 1; /* every epilogue on the direct kernel's shapes */
+        /* every epilogue on the direct kernel's shapes */
+        int ne = i < 5 || i == 11 || (i >= FIRST_IS3 && i < FIRST_OUTER) ? 9 : 1;
         for (int e = 0; e < ne; e++) {
             if (e >= 7 && (cl_geoms[i].h < 2 && cl_geoms[i].sdims == 2))
                 continue;

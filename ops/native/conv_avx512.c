@@ -356,7 +356,11 @@ void op_native_pack_seg_avx512(const float *base, int64_t avail, const int64_t *
  * and in wp alike).  The pixels' distance in the row (S = stride * C floats) is a constant in
  * the variants for the common channel counts, so that the broadcasts need one pointer.  The
  * channels are summed in order, the taps row by row, so every output is computed the same
- * way whatever the tiling. */
+ * way whatever the tiling.  A tile of one or two filter blocks (one broadcast per FMA or
+ * two: bound by the loads) of a 3-wide kernel at stride and dilation 1 and 16, 32 or 64
+ * channels is input-stationary instead (cl_steps3: one broadcast per input pixel for up to
+ * three FMAs per block); its outputs' sums run over the channels, each channel's three taps
+ * in order. */
 
 #define CL_ACC 28 /* accumulators at most */
 #define CL_ALWAYS static inline __attribute__((always_inline))
@@ -379,22 +383,30 @@ static inline int cl_rwmax(int nb, bool cs)
 }
 
 /* The padded input rows: rows[i] = input row oy*sh - ph + i*dh of image n with pw zero
- * pixels on either side, or NULL in the padding; buf holds kh rows of (w + 2 pw) * c floats. */
-static void cl_rows(const op_native_clconv *p, const float *x, int64_t oy, float *buf,
-                    const float **rows)
+ * pixels on either side, or NULL in the padding; from the ring (op_native_cl_ring_floats),
+ * copied there unless its slot's tag says it is already. */
+static void cl_rows(const op_native_clconv *p, int64_t n, int64_t oy, float *ring, const float **rows)
 {
-    int64_t C = p->c, wpad = (p->w + 2 * p->pw) * C;
+    int64_t C = p->c, wpad = (p->w + 2 * p->pw) * C, ns = op_native_cl_ring_slots(p->kh, p->dh);
+    int64_t *tag = (int64_t *)(void *)ring;
+    bool keep = ns <= OP_NATIVE_CL_RING_TAGS;
+    float *slots = ring + 2 * OP_NATIVE_CL_RING_TAGS;
     for (int64_t i = 0; i < p->kh; i++) {
         int64_t iy = oy * p->sh - p->ph + i * p->dh;
         if (iy < 0 || iy >= p->h) {
             rows[i] = NULL;
             continue;
         }
-        float *d = buf + i * wpad;
-        memset(d, 0, (size_t)(p->pw * C) * sizeof(float));
-        memcpy(d + p->pw * C, x + iy * p->w * C, (size_t)(p->w * C) * sizeof(float));
-        memset(d + (p->pw + p->w) * C, 0, (size_t)(p->pw * C) * sizeof(float));
+        int64_t slot = keep ? iy % ns : i, id = n * p->h + iy;
+        float *d = slots + slot * ((wpad + 15) / 16 * 16);
         rows[i] = d;
+        if (keep && tag[slot] == id)
+            continue;
+        memset(d, 0, (size_t)(p->pw * C) * sizeof(float));
+        memcpy(d + p->pw * C, p->x + id * p->w * C, (size_t)(p->w * C) * sizeof(float));
+        memset(d + (p->pw + p->w) * C, 0, (size_t)(p->pw * C) * sizeof(float));
+        if (keep)
+            tag[slot] = id;
     }
 }
 
@@ -419,9 +431,44 @@ CL_ALWAYS void cl_steps(__m512 (*acc)[4], const float *xb, int64_t sx, const flo
     }
 }
 
+/* NB (1 or 2) blocks of filters, three taps at stride and dilation 1 (IS3 below): acc += the
+ * C channels of a tap row, input-stationary: per channel, the three taps' weight vectors
+ * (at wt, wt + C fp, wt + 2 C fp) loaded once and each of the RW + 2 input pixels the tile
+ * reads (xb[P*S + c]) broadcast once into the (up to three) outputs it reaches, 3 NB RW FMAs
+ * for 3 NB + RW + 2 loads.  An output's sum runs over the channels, each channel's three
+ * taps in order. */
+CL_ALWAYS void cl_steps3(__m512 (*acc)[4], const float *xb, const float *wt, int64_t C, int64_t fp,
+                         const int RW, const int NB, const int S)
+{
+    for (int64_t c = 0; c < C; c++, xb++, wt += fp) {
+        __m512 w[3][2];
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+#pragma GCC unroll 2
+            for (int b = 0; b < NB; b++)
+                w[j][b] = _mm512_loadu_ps(wt + j * C * fp + b * 16);
+#pragma GCC unroll 30
+        for (int P = 0; P < RW + 2; P++) {
+            __m512 bc = _mm512_set1_ps(xb[P * S]);
+#pragma GCC unroll 2
+            for (int b = 0; b < NB; b++) {
+                if (P < RW)
+                    acc[P][b] = _mm512_fmadd_ps(bc, w[0][b], acc[P][b]);
+                if (P >= 1 && P - 1 < RW)
+                    acc[P - 1][b] = _mm512_fmadd_ps(bc, w[1][b], acc[P - 1][b]);
+                if (P >= 2)
+                    acc[P - 2][b] = _mm512_fmadd_ps(bc, w[2][b], acc[P - 2][b]);
+            }
+        }
+    }
+}
+
+/* IS3: cl_steps3 for each tap row (kw 3, stride and dilation 1 along the row, NB 1 or 2, S
+ * the channel count); else cl_steps: each output's sum over a tap row's taps, each tap's
+ * channels in order. */
 CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *const *rows, float *y,
                        const float *r, int64_t ox0, int64_t fb, const int RW, const int NB,
-                       const int S)
+                       const int S, const bool IS3)
 {
     __m512 acc[CL_ACC][4];
 #pragma GCC unroll 28
@@ -435,7 +482,9 @@ CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *const *rows, floa
             continue;
         const float *xb = rows[i] + ox0 * sx;
         const float *wt = p->wp + i * p->kw * C * fp + fb * 16;
-        if (p->dw == 1) {
+        if (IS3) {
+            cl_steps3(acc, xb, wt, C, fp, RW, NB, S);
+        } else if (p->dw == 1) {
             cl_steps(acc, xb, sx, wt, p->kw * C, fp, RW, NB, S);
         } else {
             for (int64_t j = 0; j < p->kw; j++)
@@ -467,7 +516,7 @@ typedef void (*cl_tile_fn)(const op_native_clconv *p, const float *const *rows, 
     static void cl_tile_##rw##_##nb##_##s(const op_native_clconv *p, const float *const *rows,    \
                                           float *y, const float *r, int64_t ox0, int64_t fb)      \
     {                                                                                             \
-        cl_tile(p, rows, y, r, ox0, fb, rw, nb, s);                                               \
+        cl_tile(p, rows, y, r, ox0, fb, rw, nb, s, false);                                        \
     }
 /* NB 1 with a constant distance (16, 32, 64 floats) up to 28 pixels; the others up to their
  * cl_rwmax with the distance in a register */
@@ -481,6 +530,22 @@ CL_TR(11) CL_TR(12) CL_TR(13) CL_TR(14)
 #define CL_T34(rw) CL_T(rw, 3, 0) CL_T(rw, 4, 0)
 CL_T34(1) CL_T34(2) CL_T34(3) CL_T34(4) CL_T34(5) CL_T34(6)
 CL_T(7, 3, 0) CL_T(8, 3, 0) CL_T(9, 3, 0)
+/* IS3 tiles up to CL_RW3 pixels (one block) or CL_RW3B (two), channel counts 16, 32, 64 */
+#define CL_RW3 24
+#define CL_RW3B 12
+#define CL_T3(rw, nb, s)                                                                          \
+    static void cl_tile3_##rw##_##nb##_##s(const op_native_clconv *p, const float *const *rows,   \
+                                           float *y, const float *r, int64_t ox0, int64_t fb)     \
+    {                                                                                             \
+        cl_tile(p, rows, y, r, ox0, fb, rw, nb, s, true);                                         \
+    }
+#define CL_T3S(rw, nb) CL_T3(rw, nb, 16) CL_T3(rw, nb, 32) CL_T3(rw, nb, 64)
+CL_T3S(1, 1) CL_T3S(2, 1) CL_T3S(3, 1) CL_T3S(4, 1) CL_T3S(5, 1) CL_T3S(6, 1) CL_T3S(7, 1)
+CL_T3S(8, 1) CL_T3S(9, 1) CL_T3S(10, 1) CL_T3S(11, 1) CL_T3S(12, 1) CL_T3S(13, 1) CL_T3S(14, 1)
+CL_T3S(15, 1) CL_T3S(16, 1) CL_T3S(17, 1) CL_T3S(18, 1) CL_T3S(19, 1) CL_T3S(20, 1)
+CL_T3S(21, 1) CL_T3S(22, 1) CL_T3S(23, 1) CL_T3S(24, 1)
+CL_T3S(1, 2) CL_T3S(2, 2) CL_T3S(3, 2) CL_T3S(4, 2) CL_T3S(5, 2) CL_T3S(6, 2) CL_T3S(7, 2)
+CL_T3S(8, 2) CL_T3S(9, 2) CL_T3S(10, 2) CL_T3S(11, 2) CL_T3S(12, 2)
 
 #define CL_E1(rw, s) cl_tile_##rw##_1_##s
 #define CL_ROW1(s)                                                                                \
@@ -501,6 +566,20 @@ static const cl_tile_fn cl_tiles_r[4][14] = {
     {CL_EN(1, 4), CL_EN(2, 4), CL_EN(3, 4), CL_EN(4, 4), CL_EN(5, 4), CL_EN(6, 4)},
 };
 
+#define CL_E3(rw, nb, s) cl_tile3_##rw##_##nb##_##s
+#define CL_ROW3(s)                                                                                \
+    {CL_E3(1, 1, s), CL_E3(2, 1, s), CL_E3(3, 1, s), CL_E3(4, 1, s), CL_E3(5, 1, s),              \
+     CL_E3(6, 1, s), CL_E3(7, 1, s), CL_E3(8, 1, s), CL_E3(9, 1, s), CL_E3(10, 1, s),             \
+     CL_E3(11, 1, s), CL_E3(12, 1, s), CL_E3(13, 1, s), CL_E3(14, 1, s), CL_E3(15, 1, s),         \
+     CL_E3(16, 1, s), CL_E3(17, 1, s), CL_E3(18, 1, s), CL_E3(19, 1, s), CL_E3(20, 1, s),         \
+     CL_E3(21, 1, s), CL_E3(22, 1, s), CL_E3(23, 1, s), CL_E3(24, 1, s)}
+#define CL_ROW3B(s)                                                                               \
+    {CL_E3(1, 2, s), CL_E3(2, 2, s), CL_E3(3, 2, s), CL_E3(4, 2, s), CL_E3(5, 2, s),              \
+     CL_E3(6, 2, s), CL_E3(7, 2, s), CL_E3(8, 2, s), CL_E3(9, 2, s), CL_E3(10, 2, s),             \
+     CL_E3(11, 2, s), CL_E3(12, 2, s)}
+static const cl_tile_fn cl_tiles3[3][CL_RW3] = {CL_ROW3(16), CL_ROW3(32), CL_ROW3(64)};
+static const cl_tile_fn cl_tiles3b[3][CL_RW3B] = {CL_ROW3B(16), CL_ROW3B(32), CL_ROW3B(64)};
+
 /* The tile of nb filter blocks and rw pixels for pixel distance sx. */
 static cl_tile_fn cl_pick(int nb, int64_t rw, int64_t sx)
 {
@@ -509,34 +588,44 @@ static cl_tile_fn cl_pick(int nb, int64_t rw, int64_t sx)
     return cl_tiles_r[nb - 1][rw - 1];
 }
 
-/* Estimated cycles of one step of the tiles of a row of ow pixels in blocks of nb. */
-static double cl_row_cost(int nb, int64_t ow, bool cs)
+/* Estimated cycles of one step (a tap and a channel) of the tiles of a row of ow pixels in
+ * blocks of nb, the weights of the nb blocks in L2 (l2) or in L1, the IS3 tiles for one or
+ * two blocks where is3. */
+static double cl_row_cost(int nb, int64_t ow, bool cs, bool l2, bool is3)
 {
-    int64_t rwmax = cl_rwmax(nb, cs), ntile = (ow + rwmax - 1) / rwmax;
+    bool t3 = is3 && nb <= 2;
+    int64_t rwmax = t3 ? (nb == 1 ? CL_RW3 : CL_RW3B) : cl_rwmax(nb, cs);
+    int64_t ntile = (ow + rwmax - 1) / rwmax;
     double c = 0.0;
     for (int64_t t = 0, ox = 0; t < ntile; t++) {
         int64_t rw = (ow - ox) / (ntile - t);
-        /* two FMAs a cycle, loads, each accumulator's FMA latency (4 cycles and slack) */
-        double fma = 0.5 * (double)(nb * rw), ld = 0.4 * (double)(nb + rw), lat = 5.0;
+        /* two FMAs and two loads a cycle, each accumulator's FMA latency (4 cycles and
+         * slack), and from L2 the step's nb weight vectors at about 16 bytes a cycle */
+        double fma = 0.5 * (double)(nb * rw), ld = 0.5 * (t3 ? (double)(3 * nb + rw + 2) / 3.0 : (double)(nb + rw));
+        double lat = 5.0, wl = l2 ? 4.0 * (double)nb : 0.0;
         double m = fma > ld ? fma : ld;
+        m = m > wl ? m : wl;
         c += m > lat ? m : lat;
         ox += rw;
     }
     return c;
 }
 
+#define CL_L1_WEIGHTS (32 * 1024) /* bytes of a tile's weights (all steps) that stay in L1 */
+
 /* The blocks per tile for the row: the least estimated time over the filter blocks, the
- * most blocks (fewest loads per FMA) among equals. */
-static int cl_blocks(const op_native_clconv *p, bool cs)
+ * most blocks (fewest loads per FMA) among those within 2% of it. */
+static int cl_blocks(const op_native_clconv *p, bool cs, bool is3)
 {
-    int64_t nfb = p->fp / 16;
+    int64_t nfb = p->fp / 16, wstep = p->kh * p->kw * p->c * 16 * (int64_t)sizeof(float);
     int best = 0;
     double bc = 0.0;
     for (int nb = nfb < 4 ? (int)nfb : 4; nb >= 1; nb--) {
-        double c = (double)(nfb / nb) * cl_row_cost(nb, p->ow, cs);
-        if (nfb % nb)
-            c += cl_row_cost((int)(nfb % nb), p->ow, cs);
-        if (best == 0 || c < bc)
+        int rem = (int)(nfb % nb);
+        double c = (double)(nfb / nb) * cl_row_cost(nb, p->ow, cs, nb * wstep > CL_L1_WEIGHTS, is3);
+        if (rem)
+            c += cl_row_cost(rem, p->ow, cs, rem * wstep > CL_L1_WEIGHTS, is3);
+        if (best == 0 || c < 0.98 * bc)
             best = nb, bc = c;
     }
     return best;
@@ -548,19 +637,23 @@ void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t 
     const float **rp = p->kh <= 64 ? rows : NULL;
     if (!rp)
         return; /* the driver sends taller kernels elsewhere */
-    cl_rows(p, p->x + n * p->h * p->w * p->c, oy, buf, rp);
+    cl_rows(p, n, oy, buf, rp);
     int64_t row = (n * p->oh + oy) * p->ow * p->f;
     float *y = p->y + row;
     const float *r = p->res ? p->res + row : NULL;
     int64_t nfb = p->fp / 16, sx = p->sw * p->c;
     bool cs = sx == 16 || sx == 32 || sx == 64;
-    int nb0 = cl_blocks(p, cs);
+    bool is3 = cs && p->kw == 3 && p->sw == 1 && p->dw == 1;
+    int nb0 = cl_blocks(p, cs, is3);
     for (int64_t fb = 0; fb < nfb;) {
         int nb = nfb - fb >= nb0 ? nb0 : (int)(nfb - fb);
-        int64_t rwmax = cl_rwmax(nb, cs), ntile = (p->ow + rwmax - 1) / rwmax;
+        bool t3 = is3 && nb <= 2;
+        int64_t rwmax = t3 ? (nb == 1 ? CL_RW3 : CL_RW3B) : cl_rwmax(nb, cs);
+        int64_t ntile = (p->ow + rwmax - 1) / rwmax, sc = sx == 16 ? 0 : sx == 32 ? 1 : 2;
         for (int64_t t = 0, ox = 0; t < ntile; t++) {
             int64_t rw = (p->ow - ox) / (ntile - t);
-            cl_pick(nb, rw, sx)(p, rp, y, r, ox, fb);
+            cl_tile_fn fn = !t3 ? cl_pick(nb, rw, sx) : nb == 1 ? cl_tiles3[sc][rw - 1] : cl_tiles3b[sc][rw - 1];
+            fn(p, rp, y, r, ox, fb);
             ox += rw;
         }
         fb += nb;
@@ -674,104 +767,170 @@ void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int6
 }
 
 /* ---- channels-last weight gradient of a 3x3 kernel (op_native_clwgrad, kh = kw = 3) ----
- * A tile is FB <= 3 filters by the 9 taps by 16 channels, in 9*FB accumulators over the
- * channels, held through a chunk of output rows: per output pixel, FB dy values broadcast
- * and nine input vectors (one per tap) loaded.  Taps in the padding read zeros (a zero row).
- * Pixels are taken in order. */
+ * A tile is FB <= 8 filters by the three taps of one kernel row i by 16 channels, in 3*FB
+ * accumulators held through a range of output rows: per output pixel, the three input
+ * vectors of its taps are loaded (channels c0 .. c0+16 of the pixels left of, at and right of
+ * it, at dilation 1) and each of the FB dy values broadcast once (3 + FB loads for 3*FB
+ * FMAs).  Output rows whose tap row i lies in the padding are skipped; in a row, the pixels
+ * whose three taps read inside the input run as one loop, the edge pixels each with only the
+ * taps that do (a compile-time tap mask), so no FMA reads padding.  Pixels are taken in
+ * order. */
 
-/* n pixels from the one at b (9 tap pointers), the next pixel's xs floats on, dy at dv (the
- * next pixel's f floats on). */
-CL_ALWAYS void cl_wg3_run(__m512 (*acc)[9], const float *const *b, const float *dv, int64_t n,
-                          int64_t xs, int64_t f, __mmask16 m, const int FB, const bool FULL)
+/* acc[.][j] += the pixel's tap j (j in MASK) times its FB dy values: taps at x + xo + j*dj
+ * (masked by m unless FULL), dy at dv. */
+CL_ALWAYS void cl_wg3_px(__m512 (*acc)[3], const float *x, int64_t xo, int64_t dj, const float *dv,
+                         __mmask16 m, const int FB, const int MASK, const bool FULL)
 {
-    const float *b0 = b[0], *b1 = b[1], *b2 = b[2], *b3 = b[3], *b4 = b[4], *b5 = b[5];
-    const float *b6 = b[6], *b7 = b[7], *b8 = b[8];
-    for (int64_t o = 0, e = n * xs; o < e; o += xs, dv += f) {
-        __m512 g[3];
+    __m512 v[3];
 #pragma GCC unroll 3
-        for (int fi = 0; fi < FB; fi++)
-            g[fi] = _mm512_set1_ps(dv[fi]);
-        const float *src[9] = {b0 + o, b1 + o, b2 + o, b3 + o, b4 + o, b5 + o, b6 + o, b7 + o, b8 + o};
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++) {
-            __m512 v = FULL ? _mm512_loadu_ps(src[t]) : _mm512_maskz_loadu_ps(m, src[t]);
-            __asm__("" : "+v"(v)); /* one load, not one per filter folded into the FMAs */
-#pragma GCC unroll 3
-            for (int fi = 0; fi < FB; fi++)
-                acc[fi][t] = _mm512_fmadd_ps(g[fi], v, acc[fi][t]);
+    for (int j = 0; j < 3; j++)
+        if (MASK & (1 << j)) {
+            v[j] = FULL ? _mm512_loadu_ps(x + xo + j * dj) : _mm512_maskz_loadu_ps(m, x + xo + j * dj);
+            __asm__("" : "+v"(v[j])); /* one load, not one per filter folded into the FMAs */
         }
+#pragma GCC unroll 8
+    for (int fi = 0; fi < FB; fi++) {
+        __m512 g = _mm512_set1_ps(dv[fi]);
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            if (MASK & (1 << j))
+                acc[fi][j] = _mm512_fmadd_ps(g, v[j], acc[fi][j]);
     }
 }
 
-CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0, int64_t oy1,
-                           int64_t c0, int64_t nc, int64_t f0, const float *zero, float *dw, bool add,
-                           const int FB)
+/* An edge pixel: its taps inside the input (mask, 1..7) as a constant. */
+CL_ALWAYS void cl_wg3_edge(__m512 (*acc)[3], const float *x, int64_t xo, int64_t dj, const float *dv,
+                           __mmask16 m, int mask, const int FB, const bool FULL)
 {
-    int64_t cp = (p->c + 15) / 16 * 16;
-    __m512 acc[3][9];
-#pragma GCC unroll 3
+    switch (mask) {
+    case 1: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 1, FULL); break;
+    case 2: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 2, FULL); break;
+    case 3: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 3, FULL); break;
+    case 4: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 4, FULL); break;
+    case 5: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 5, FULL); break;
+    case 6: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 6, FULL); break;
+    case 7: cl_wg3_px(acc, x, xo, dj, dv, m, FB, 7, FULL); break;
+    default: break;
+    }
+}
+
+/* PAD1: padding 1, stride 1, dilation 1 and rows of 2 or more, the edge pixels known (the
+ * first without its left tap, the last without its right one), the row in straight code. */
+CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
+                           int64_t nc, int64_t f0, float *dw, bool add, const int FB, const bool FULL,
+                           const bool PAD1)
+{
+    const int64_t C = p->c, F = p->f, cp = (C + 15) / 16 * 16, W = p->w, OW = p->ow, OH = p->oh;
+    const int64_t H = p->h, xs = p->sw * C, dj = p->dw * C;
+    float *d = dw + (f0 * 9 + i * 3) * cp + c0; /* filter fi, tap j at d + (fi*9 + j)*cp */
+    __m512 acc[8][3];
+#pragma GCC unroll 8
     for (int fi = 0; fi < FB; fi++)
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++)
-            acc[fi][t] = add ? _mm512_loadu_ps(dw + ((f0 + fi) * 9 + t) * cp + c0) : _mm512_setzero_ps();
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            acc[fi][j] = add ? _mm512_loadu_ps(d + (fi * 9 + j) * cp) : _mm512_setzero_ps();
     __mmask16 m = cl_mask(nc);
-    /* the output columns whose three taps all read inside the input */
+    /* the columns whose three taps all read inside the input: lo .. hi */
     int64_t lo = p->pw <= 0 ? 0 : (p->pw + p->sw - 1) / p->sw;
-    int64_t last = p->w - 1 + p->pw - 2 * p->dw; /* ox*sw <= last */
+    int64_t last = W - 1 + p->pw - 2 * p->dw; /* ox*sw <= last */
     int64_t hi = last < 0 ? 0 : last / p->sw + 1;
-    hi = hi > p->ow ? p->ow : hi;
+    hi = hi > OW ? OW : hi;
     lo = lo > hi ? hi : lo;
-    for (int64_t n = n0; n < n1; n++) {
-    const float *x = p->x + n * p->h * p->w * p->c + c0;
-    for (int64_t oy = oy0; oy < oy1; oy++) {
-        const float *xr[3];
-        for (int i = 0; i < 3; i++) {
-            int64_t iy = oy * p->sh - p->ph + i * p->dh;
-            xr[i] = iy >= 0 && iy < p->h ? x + iy * p->w * p->c : zero;
-        }
-        const float *dv = p->dy + (n * p->oh + oy) * p->ow * p->f + f0;
-        /* runs of pixels: the edge pixels one at a time, their taps outside the input
-         * reading zeros; the columns in between as one run */
-        for (int64_t ox = 0; ox < p->ow;) {
-            int64_t end = ox < lo ? ox + 1 : ox < hi ? hi : ox + 1;
-            const float *b[9];
-            for (int j = 0; j < 3; j++) {
-                int64_t ix = ox * p->sw - p->pw + j * p->dw;
-                bool in = ix >= 0 && ix < p->w;
-                for (int i = 0; i < 3; i++)
-                    b[i * 3 + j] = in ? xr[i] + ix * p->c : zero;
+    int64_t n = r0 / OH, oy = r0 % OH, iy = oy * p->sh - p->ph + i * p->dh;
+    const float *xi = p->x + c0, *dv = p->dy + r0 * OW * F + f0;
+    for (int64_t r = r0; r < r1; r++, dv += OW * F) {
+        if (iy >= 0 && iy < H) {
+            const float *x = xi + (n * H + iy) * W * C;
+            if (PAD1) {
+                /* pixel ox's taps at x + (ox - 1 + j)*C */
+                cl_wg3_px(acc, x, -C, C, dv, m, FB, 6, FULL);
+                const float *xm = x, *dm = dv + F;
+                for (int64_t q = 1; q < OW - 1; q++, xm += C, dm += F)
+                    cl_wg3_px(acc, xm, 0, C, dm, m, FB, 7, FULL);
+                cl_wg3_px(acc, xm, 0, C, dm, m, FB, 3, FULL);
+            } else {
+                /* pixel ox's tap j at x + (ox*sw - pw)*C + j*dj, offsets kept as integers (the
+                 * edge pixels' would-be taps lie before or after the row) */
+                for (int64_t ox = 0; ox < OW; ox++) {
+                    if (ox == lo) {
+                        const float *xm = x + (lo * p->sw - p->pw) * C, *dm = dv + lo * F;
+                        for (int64_t q = lo; q < hi; q++, xm += xs, dm += F)
+                            cl_wg3_px(acc, xm, 0, dj, dm, m, FB, 7, FULL);
+                        ox = hi;
+                        if (ox >= OW)
+                            break;
+                    }
+                    int64_t ix = ox * p->sw - p->pw;
+                    int mask = 0;
+                    for (int j = 0; j < 3; j++)
+                        mask |= (ix + j * p->dw >= 0 && ix + j * p->dw < W) << j;
+                    cl_wg3_edge(acc, x, ix * C, dj, dv + ox * F, m, mask, FB, FULL);
+                }
             }
-            if (nc == 16)
-                cl_wg3_run(acc, b, dv + ox * p->f, end - ox, p->sw * p->c, p->f, m, FB, true);
-            else
-                cl_wg3_run(acc, b, dv + ox * p->f, end - ox, p->sw * p->c, p->f, m, FB, false);
-            ox = end;
         }
+        if (++oy == OH)
+            oy = 0, n++, iy = i * p->dh - p->ph;
+        else
+            iy += p->sh;
     }
-    }
-#pragma GCC unroll 3
+#pragma GCC unroll 8
     for (int fi = 0; fi < FB; fi++)
-#pragma GCC unroll 9
-        for (int t = 0; t < 9; t++)
-            _mm512_storeu_ps(dw + ((f0 + fi) * 9 + t) * cp + c0, acc[fi][t]);
+#pragma GCC unroll 3
+        for (int j = 0; j < 3; j++)
+            _mm512_storeu_ps(d + (fi * 9 + j) * cp, acc[fi][j]);
 }
 
-#define CL_W3(fb)                                                                                 \
-    static void cl_wg3_##fb(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,      \
-                            int64_t oy1, int64_t c0, int64_t nc, int64_t f0, const float *zero,   \
-                            float *dw, bool add)                                                  \
+typedef void (*cl_wg3_fn)(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
+                          int64_t nc, int64_t f0, float *dw, bool add);
+#define CL_W3(fb, full, pad1)                                                                     \
+    static void cl_wg3_##fb##_##full##_##pad1(const op_native_clwgrad *p, int64_t r0, int64_t r1, \
+                                              int64_t i, int64_t c0, int64_t nc, int64_t f0,      \
+                                              float *dw, bool add)                                \
     {                                                                                             \
-        cl_wg3_tile(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add, fb);                          \
+        cl_wg3_tile(p, r0, r1, i, c0, nc, f0, dw, add, fb, full, pad1);                           \
     }
-CL_W3(1) CL_W3(2) CL_W3(3)
+#define CL_W3F(fb) CL_W3(fb, 0, 0) CL_W3(fb, 0, 1) CL_W3(fb, 1, 0) CL_W3(fb, 1, 1)
+CL_W3F(1) CL_W3F(2) CL_W3F(3) CL_W3F(4) CL_W3F(5) CL_W3F(6) CL_W3F(7) CL_W3F(8)
+#define CL_W3E(fb) {{cl_wg3_##fb##_0_0, cl_wg3_##fb##_0_1}, {cl_wg3_##fb##_1_0, cl_wg3_##fb##_1_1}}
+static const cl_wg3_fn cl_wg3s[8][2][2] = {CL_W3E(1), CL_W3E(2), CL_W3E(3), CL_W3E(4),
+                                           CL_W3E(5), CL_W3E(6), CL_W3E(7), CL_W3E(8)};
 
-void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
-                                     int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
-                                     const float *zero, float *dw, bool add)
+void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,
+                                     int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
+                                     bool add)
 {
-    switch (nf) {
-    case 1: cl_wg3_1(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
-    case 2: cl_wg3_2(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
-    default: cl_wg3_3(p, n0, n1, oy0, oy1, c0, nc, f0, zero, dw, add); break;
+    bool pad1 = p->pw == 1 && p->sw == 1 && p->dw == 1 && p->w >= 2;
+    cl_wg3s[nf - 1][nc == 16][pad1](p, r0, r1, i, c0, nc, f0, dw, add);
+}
+
+/* acc[o] += the sum of dy[k][o] over the n pixels k, in double (the bias gradient): four
+ * partial sums per filter (pixels k mod 4, in order), then ((s0 + s1) + (s2 + s3)) added. */
+void op_native_conv_cl_dbias_avx512(const float *dy, int64_t n, int64_t f, double *acc)
+{
+    for (int64_t o = 0; o < f; o += 16) {
+        int64_t rem = f - o < 16 ? f - o : 16;
+        __mmask8 m0 = (__mmask8)(rem >= 8 ? 0xFF : (1u << rem) - 1u);
+        __mmask8 m1 = (__mmask8)(rem <= 8 ? 0 : rem >= 16 ? 0xFF : (1u << (rem - 8)) - 1u);
+        __m512d s[4][2];
+        for (int u = 0; u < 4; u++)
+            s[u][0] = s[u][1] = _mm512_setzero_pd();
+        const float *r = dy + o;
+        int64_t k = 0;
+        for (; k + 4 <= n; k += 4, r += 4 * f)
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                s[u][0] = _mm512_add_pd(s[u][0], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m0, r + u * f)));
+                s[u][1] = _mm512_add_pd(s[u][1], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m1, r + u * f + 8)));
+            }
+        for (int u = 0; k < n; k++, u++, r += f) {
+            s[u][0] = _mm512_add_pd(s[u][0], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m0, r)));
+            s[u][1] = _mm512_add_pd(s[u][1], _mm512_cvtps_pd(_mm256_maskz_loadu_ps(m1, r + 8)));
+        }
+        for (int h = 0; h < 2; h++) {
+            __mmask8 mh = h ? m1 : m0;
+            __m512d t = _mm512_add_pd(_mm512_add_pd(s[0][h], s[1][h]), _mm512_add_pd(s[2][h], s[3][h]));
+            t = _mm512_add_pd(_mm512_maskz_loadu_pd(mh, acc + o + 8 * h), t);
+            _mm512_mask_storeu_pd(acc + o + 8 * h, mh, t);
+        }
     }
 }

@@ -68,4 +68,5 @@ const op_native_isa op_native_isa_avx512 = {
     .conv_cl_row = op_native_conv_cl_row_avx512,
     .conv_cl_wgrad = op_native_conv_cl_wgrad_avx512,
     .conv_cl_wgrad3 = op_native_conv_cl_wgrad3_avx512,
+    .conv_cl_dbias = op_native_conv_cl_dbias_avx512,
 };

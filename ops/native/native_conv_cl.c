@@ -2,17 +2,20 @@
  * levels that have them (op_native_isa.conv_cl_row, conv_cl_wgrad; avx512), for 1-D and 2-D
  * convolutions of one group without fused pooling:
  *   forward        the weights packed [kh][kw][c][f rounded to 16], then one job per output
- *                  row (image, oy), split evenly between the threads, each with its buffer of
- *                  zero-padded input rows; the kernel adds the bias
+ *                  row (image, oy), split evenly between the threads (consecutive rows each),
+ *                  each with its ring of zero-padded input rows (a row copied once for the
+ *                  output rows that read it); the kernel adds the bias
  *                  and the residual, the row's activation follows (op_native_isa.epilogue).
  *   backward data  stride 1 (with padding at most dil*(k-1)): the same kernel on dy with the
  *                  flipped, transposed weights, padding dil*(k-1) - pad.
- *   backward wts   dW per part of the images (one part unless the tiles are too few for the
- *                  threads; the parts fixed by the shapes), one job per tile: 3x3 kernels 3
- *                  filters by 16 channels by the 9 taps (conv_cl_wgrad3), others 4 channels by
- *                  4 filter blocks per tap (conv_cl_wgrad); then summed over the parts in order
- *                  into OIHW; db sums dy in double over fixed ranges of the pixels, then over
- *                  the ranges in order.
+ *   backward wts   dW per part of the work (the parts fixed by the shapes), summed over the
+ *                  parts in order into OIHW.  3x3 kernels: parts of the output rows while the
+ *                  partial sums are small, tiles of up to 8 filters by 16 channels by one
+ *                  kernel row's three taps (conv_cl_wgrad3), the rows walked in chunks that
+ *                  stay in L1, db summed per part as the chunks pass (conv_cl_dbias).  Others:
+ *                  parts of the images unless the tiles are enough for the threads, one job per
+ *                  tile of 4 channels by 4 filter blocks per tap (conv_cl_wgrad); db over fixed
+ *                  ranges of the pixels, then over the ranges in order.
  * Each output's arithmetic is fixed by the shapes, so results do not depend on the thread
  * count.  native_conv.c picks this path for channels-last calls it covers; other
  * channels-last calls run the plain paths on plain copies (nconv_via_plain). */
@@ -28,16 +31,16 @@ static inline int64_t round16(int64_t v)
 
 bool nconv_cl_fits(const cshape *s, const op_native_isa *isa)
 {
-    return isa->conv_cl_row && isa->conv_cl_wgrad && s->sdims <= 2 && s->groups == 1 && s->c > 0 &&
-           s->f > 0 && s->g.kh <= 64;
+    return isa->conv_cl_row && isa->conv_cl_wgrad && isa->conv_cl_dbias && s->sdims <= 2 &&
+           s->groups == 1 && s->c > 0 && s->f > 0 && s->g.kh <= 64;
 }
 
 /* ---- forward (and backward data through it) ---- */
 
-/* Floats of one thread's padded input rows (op_native_isa.conv_cl_row's buf). */
+/* Floats of one thread's ring of padded input rows (op_native_isa.conv_cl_row's buf). */
 static int64_t rows_floats(const cshape *s)
 {
-    return round16(s->g.kh * (s->w + 2 * s->g.pw) * s->c);
+    return round16(op_native_cl_ring_floats(s->g.kh, s->g.dh, s->w, s->g.pw, s->c));
 }
 
 size_t nconv_cl_fwd_floats(const cshape *s, int nt)
@@ -84,6 +87,7 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
                     d[o] = 0.0f;
             }
         float *buf = bufs + nconv_thread_num() * per;
+        op_native_cl_ring_reset(buf);
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) {
             isa->conv_cl_row(p, r / p->oh, r % p->oh, buf);
@@ -116,16 +120,21 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
 
 #define CL_WG_CB 4  /* channels per tile (CB x NB kernel) */
 #define CL_WG_FB 4  /* filter blocks per tile */
-#define CL_WG3_F 3  /* filters per tile at most (3x3 kernel; by 16 channels), as even as can be */
 #define CL_WG_JOBS 16 /* fewer tiles than this: the images split into parts */
-#define CL_WG_CHUNK (256 * 1024) /* bytes of x and dy per chunk of rows (3x3) */
-#define CL_DB_PARTS 8 /* the bias gradient's ranges of pixels */
+#define CL_DB_PARTS 8 /* the bias gradient's ranges of pixels (not 3x3) */
+#define CL_WG3_F 8  /* 3x3: filters per tile at most, as even as can be */
+#define CL_WG3_PARTS 4 /* 3x3: parts of the output rows at most ... */
+#define CL_WG3_PART_BYTES (1280 * 1024) /* ... with partial sums of at most this many bytes */
+#define CL_WG3_CHUNK (24 * 1024) /* 3x3: bytes of dy and x per chunk of output rows (in L1) ... */
+#define CL_WG3_MIN_PX 64 /* ... but this many pixels at least (a tile's sums pass through dW) */
 
 /* The weight gradient's tiling, fixed by the shapes: the 3x3 kernel (three) or the other;
- * tiles along the channels (ncb) and the filters (nfg), parts of the images, floats per part. */
+ * tiles along the channels (ncb) and the filters (nfg), parts of the images (of the output
+ * rows for 3x3), floats per part; 3x3: output rows per chunk; the bias gradient's partial
+ * sums (dbparts x f doubles). */
 typedef struct wg_plan {
     bool three;
-    int64_t ncb, nfg, parts, part_floats, zero_floats;
+    int64_t ncb, nfg, parts, part_floats, chunk_rows, dbparts;
 } wg_plan;
 
 static void wg_layout(const cshape *s, const op_native_isa *isa, wg_plan *w)
@@ -136,28 +145,81 @@ static void wg_layout(const cshape *s, const op_native_isa *isa, wg_plan *w)
         w->ncb = cp / 16;
         w->nfg = (s->f + CL_WG3_F - 1) / CL_WG3_F;
         w->part_floats = s->f * khw * cp;
-        w->zero_floats = round16(s->w * s->c + 16);
-    } else {
-        w->ncb = (s->c + CL_WG_CB - 1) / CL_WG_CB;
-        w->nfg = (fp / 16 + CL_WG_FB - 1) / CL_WG_FB;
-        w->part_floats = khw * s->c * fp;
-        w->zero_floats = 0;
+        int64_t row_bytes = (s->g.ow * s->f + s->g.sh * s->w * s->c) * (int64_t)sizeof(float);
+        w->chunk_rows = row_bytes > 0 && CL_WG3_CHUNK / row_bytes > 1 ? CL_WG3_CHUNK / row_bytes : 1;
+        if (s->g.ow > 0 && w->chunk_rows * s->g.ow < CL_WG3_MIN_PX)
+            w->chunk_rows = (CL_WG3_MIN_PX + s->g.ow - 1) / s->g.ow;
+        /* parts of the rows (partial sums in order) when the partial sums are small and each
+         * part has a chunk or more */
+        int64_t rows = s->n * s->g.oh, p = CL_WG3_PARTS;
+        while (p > 1 && (p * w->part_floats * (int64_t)sizeof(float) > CL_WG3_PART_BYTES ||
+                         rows < p * w->chunk_rows))
+            p /= 2;
+        w->parts = p;
+        w->dbparts = p;
+        return;
     }
+    w->ncb = (s->c + CL_WG_CB - 1) / CL_WG_CB;
+    w->nfg = (fp / 16 + CL_WG_FB - 1) / CL_WG_FB;
+    w->part_floats = khw * s->c * fp;
+    w->chunk_rows = 0;
+    w->dbparts = CL_DB_PARTS;
     int64_t tiles = w->ncb * w->nfg, p = tiles >= CL_WG_JOBS ? 1 : (CL_WG_JOBS + tiles - 1) / tiles;
     w->parts = p > s->n ? (s->n > 0 ? s->n : 1) : p;
 }
 
-/* Floats of the bias gradient's partial sums (CL_DB_PARTS x f doubles), last in the scratch. */
-static int64_t db_floats(const cshape *s)
+/* Floats of the bias gradient's partial sums (dbparts x f doubles), last in the scratch. */
+static int64_t db_floats(const cshape *s, const wg_plan *w)
 {
-    return round16(2 * CL_DB_PARTS * s->f);
+    return round16(2 * w->dbparts * s->f);
 }
 
 size_t nconv_cl_bw_floats(const cshape *s, const op_native_isa *isa)
 {
     wg_plan w;
     wg_layout(s, isa, &w);
-    return (size_t)(w.parts * w.part_floats + w.zero_floats + db_floats(s));
+    return (size_t)(w.parts * w.part_floats + db_floats(s, &w));
+}
+
+/* 3x3: the jobs j0 .. j1 of this thread, parts * tiles of them (part-major); a part is a
+ * range of the output rows (of every image, in order), a tile three taps of one kernel row
+ * by 16 channels by up to CL_WG3_F filters (op_native_isa.conv_cl_wgrad3).  The thread walks
+ * each of its parts' rows in chunks (about CL_WG3_CHUNK bytes of dy and x), running its tiles
+ * on each chunk while the chunk is in cache: a tile's sum runs over its part's rows in order,
+ * whoever runs it.  The thread with a part's first tile also sums the part's dy (db). */
+static void wg3_jobs(const conv_bwd_w *d, const op_native_clwgrad *p, const wg_plan *w,
+                     const op_native_isa *isa, int64_t j0, int64_t j1, float *scratch, double *dbp)
+{
+    const cshape *s = &d->s;
+    int64_t C = s->c, F = s->f, cp = round16(C), nfg = w->nfg, T = w->ncb * nfg * 3;
+    int64_t rows = s->n * p->oh, R = w->chunk_rows;
+    for (int64_t part = j0 / T; j0 < j1 && part <= (j1 - 1) / T; part++) {
+        int64_t a = j0 > part * T ? j0 - part * T : 0, b = j1 < (part + 1) * T ? j1 - part * T : T;
+        int64_t r0 = rows * part / w->parts, r1 = rows * (part + 1) / w->parts;
+        float *dst = scratch + part * w->part_floats;
+        double *db = d->db && a == 0 ? dbp + part * F : NULL;
+        if (db)
+            memset(db, 0, (size_t)F * sizeof(double));
+        for (int64_t r = r0; r < r1; r += R) {
+            int64_t re = r + R < r1 ? r + R : r1;
+            for (int64_t t = a; t < b; t++) {
+                int64_t cb = t / (nfg * 3), fg = t / 3 % nfg, i = t % 3;
+                int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
+                int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
+                isa->conv_cl_wgrad3(p, r, re, i, c0, nc, f0, nf, dst, r > r0);
+            }
+            if (db)
+                isa->conv_cl_dbias(d->dy + r * p->ow * F, (re - r) * p->ow, F, db);
+        }
+        if (r0 == r1) /* no rows: zeros */
+            for (int64_t t = a; t < b; t++) {
+                int64_t cb = t / (nfg * 3), fg = t / 3 % nfg, i = t % 3;
+                int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
+                for (int64_t o = f0; o < f0 + nf; o++)
+                    for (int64_t j = 0; j < 3; j++)
+                        memset(dst + (o * 9 + i * 3 + j) * cp + cb * 16, 0, 16 * sizeof(float));
+            }
+    }
 }
 
 void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
@@ -173,52 +235,16 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
     p.ph = s->g.ph, p.pw = s->g.pw, p.dh = s->g.dh, p.dw = s->g.dw;
     p.x = d->x, p.dy = d->dy;
     int64_t khw = p.kh * p.kw, C = s->c, F = s->f, fp = p.fp, nfb = fp / 16, cp = round16(C);
-    int64_t ncb = w.ncb, nfg = w.nfg, parts = w.parts, jobs = parts * ncb * nfg;
-    float *zero = scratch + parts * w.part_floats;
-    if (w.zero_floats)
-        memset(zero, 0, (size_t)w.zero_floats * sizeof(float));
-    /* 3x3: each thread takes an even share of the jobs and walks the images in chunks of
-     * output rows (about CL_WG_CHUNK bytes of x and dy), running its jobs on each chunk while
-     * the chunk is in cache; a job's sum runs over the chunks in order whoever runs it */
-    int64_t chunk_px = CL_WG_CHUNK / ((C + F) * (int64_t)sizeof(float));
-    int64_t rows = p.ow > 0 ? chunk_px / p.ow : 1, imgs = 1;
-    rows = rows < 1 ? 1 : rows;
-    if (rows >= p.oh && p.oh * p.ow > 0) {
-        imgs = chunk_px / (p.oh * p.ow);
-        imgs = imgs < 1 ? 1 : imgs;
-    }
+    int64_t ncb = w.ncb, nfg = w.nfg, parts = w.parts;
+    double *dbp = (double *)(scratch + parts * w.part_floats);
 #pragma omp parallel num_threads(nt)
     {
         if (w.three) {
             int th = nconv_thread_num(), nth = nconv_num_threads();
-            int64_t j0 = jobs * th / nth, j1 = jobs * (th + 1) / nth, tpp = ncb * nfg;
-            for (int64_t part = j0 / tpp; j0 < j1 && part <= (j1 - 1) / tpp; part++) {
-                int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
-                int64_t a = j0 > part * tpp ? j0 : part * tpp, b = j1 < (part + 1) * tpp ? j1 : (part + 1) * tpp;
-                float *dst = scratch + part * w.part_floats;
-                /* chunks: whole images (imgs of them) when an image is small, else rows */
-                for (int64_t n = n0; n < n1; n += imgs) {
-                    int64_t ne = n + imgs < n1 ? n + imgs : n1;
-                    for (int64_t oy = 0; oy < p.oh; oy += rows)
-                        for (int64_t jb = a; jb < b; jb++) {
-                            int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
-                            int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
-                            int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
-                            int64_t oy1 = oy + rows < p.oh ? oy + rows : p.oh;
-                            isa->conv_cl_wgrad3(&p, n, ne, oy, oy1, c0, nc, f0, nf, zero, dst,
-                                                n > n0 || oy > 0);
-                        }
-                }
-                if (n0 == n1 || p.oh == 0) /* no pixels: zeros */
-                    for (int64_t jb = a; jb < b; jb++) {
-                        int64_t cb = (jb % tpp) / nfg, fg = jb % nfg;
-                        int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
-                        for (int64_t o = f0; o < f0 + nf; o++)
-                            for (int64_t t = 0; t < khw; t++)
-                                memset(dst + (o * khw + t) * cp + cb * 16, 0, 16 * sizeof(float));
-                    }
-            }
+            int64_t jobs = parts * ncb * nfg * 3;
+            wg3_jobs(d, &p, &w, isa, jobs * th / nth, jobs * (th + 1) / nth, scratch, dbp);
         } else {
+            int64_t jobs = parts * ncb * nfg;
 #pragma omp for schedule(static) nowait
             for (int64_t jb = 0; jb < jobs; jb++) {
                 int64_t part = jb / (ncb * nfg), cb = (jb / nfg) % ncb, fg = jb % nfg;
@@ -227,30 +253,24 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                 int64_t fb0 = fg * CL_WG_FB, nf = nfb - fb0 < CL_WG_FB ? nfb - fb0 : CL_WG_FB;
                 isa->conv_cl_wgrad(&p, n0, n1, c0, nc, fb0, nf, scratch + part * w.part_floats);
             }
-        }
-        /* db: dy summed in double over CL_DB_PARTS fixed ranges of the pixels (in order within
-         * each), then (below) over the ranges in order */
-        double *dbp = (double *)(scratch + nconv_cl_bw_floats(s, isa) - db_floats(s));
-        if (d->db) {
-            int64_t pix = s->n * s->p;
+            /* db: dy summed over CL_DB_PARTS fixed ranges of the pixels, then (below) over
+             * the ranges in order */
+            if (d->db) {
+                int64_t pix = s->n * s->p;
 #pragma omp for schedule(static) nowait
-            for (int64_t q = 0; q < CL_DB_PARTS; q++) {
-                double *acc = dbp + q * F;
-                for (int64_t o = 0; o < F; o++)
-                    acc[o] = 0.0;
-                for (int64_t k = pix * q / CL_DB_PARTS; k < pix * (q + 1) / CL_DB_PARTS; k++) {
-                    const float *r = d->dy + k * F;
-                    for (int64_t o = 0; o < F; o++)
-                        acc[o] += r[o];
+                for (int64_t q = 0; q < CL_DB_PARTS; q++) {
+                    int64_t k0 = pix * q / CL_DB_PARTS, k1 = pix * (q + 1) / CL_DB_PARTS;
+                    memset(dbp + q * F, 0, (size_t)F * sizeof(double));
+                    isa->conv_cl_dbias(d->dy + k0 * F, k1 - k0, F, dbp + q * F);
                 }
             }
         }
 #pragma omp barrier
-        /* dW[o][c][t] = the parts' sums in order; db[o] the ranges' sums in order */
+        /* dW[o][c][t] = the parts' sums in order; db[o] the partial sums in order */
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < F; o++) {
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t t = 0; t < khw; t++) {
+            for (int64_t t = 0; t < khw; t++) /* the channels inner: 3x3's partial sums' order */
+                for (int64_t c = 0; c < C; c++) {
                     const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
                     float v = src[0];
                     for (int64_t q = 1; q < parts; q++)
@@ -259,7 +279,7 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                 }
             if (d->db) {
                 double v = 0.0;
-                for (int64_t q = 0; q < CL_DB_PARTS; q++)
+                for (int64_t q = 0; q < w.dbparts; q++)
                     v += dbp[q * F + o];
                 d->db[o] = (float)v;
             }

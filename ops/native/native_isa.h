@@ -46,8 +46,29 @@ typedef struct op_native_clconv {
     float *y;
 } op_native_clconv;
 
-/* The weight gradient of a channels-last 2-D convolution (one group): dW[kh][kw][c][fp]
- * (the packed form above) = sum over the images n0 .. n1 of dy (as y above) times x. */
+/* The ring of padded input rows of op_native_isa.conv_cl_row, for one thread: the rows'
+ * tags (OP_NATIVE_CL_RING_TAGS int64), then op_native_cl_ring_slots slots of (w + 2 pw) * c
+ * floats (rounded up to 16); all tags -1 (op_native_cl_ring_reset) before the thread's first
+ * row of a call.  (kh-1)*dh + 1 slots let one output row's tap rows take distinct slots (row
+ * iy in slot iy mod slots); beyond OP_NATIVE_CL_RING_TAGS, kh slots copied for each row. */
+#define OP_NATIVE_CL_RING_TAGS 64
+static inline int64_t op_native_cl_ring_slots(int64_t kh, int64_t dh)
+{
+    int64_t ns = (kh - 1) * dh + 1;
+    return ns <= OP_NATIVE_CL_RING_TAGS ? ns : kh;
+}
+static inline int64_t op_native_cl_ring_floats(int64_t kh, int64_t dh, int64_t w, int64_t pw, int64_t c)
+{
+    int64_t row = ((w + 2 * pw) * c + 15) / 16 * 16;
+    return 2 * OP_NATIVE_CL_RING_TAGS + op_native_cl_ring_slots(kh, dh) * row;
+}
+static inline void op_native_cl_ring_reset(float *ring)
+{
+    int64_t *tag = (int64_t *)(void *)ring;
+    for (int k = 0; k < OP_NATIVE_CL_RING_TAGS; k++)
+        tag[k] = -1;
+}
+
 typedef struct op_native_clwgrad {
     int64_t n, h, w, c, oh, ow, f, fp;
     int64_t kh, kw, sh, sw, ph, pw, dh, dw;
@@ -125,7 +146,9 @@ typedef struct op_native_isa {
      * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
     void (*conv_wgrad)(const op_native_convg *g, const float *x, const float *dy, double *acc);
     /* Channels-last direct convolution (NULL on the levels without one): output row oy of
-     * image n, all filters, y = conv + bias (no activation). */
+     * image n, all filters, y = conv + bias (no activation).  buf is the calling thread's
+     * ring of zero-padded input rows (op_native_cl_ring_floats, reset before the thread's
+     * first row of a call): a row copied for one output row serves the next ones. */
     void (*conv_cl_row)(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
     /* Channels-last weight gradient (NULL where none): dw[tap][c][fp] for the channels c0 ..
      * c0+nc (nc <= 16) and filter blocks fb0 .. fb0+nfb (nfb <= 4) of every tap, summed over
@@ -133,13 +156,15 @@ typedef struct op_native_isa {
     void (*conv_cl_wgrad)(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                           int64_t nc, int64_t fb0, int64_t nfb, float *dw);
     /* The same for a 3x3 kernel (NULL where none), in another order and a row range at a
-     * time: dw[f][tap][cp] (cp = c rounded up to 16) for the channels c0 .. c0+nc (nc <= 16,
-     * c0 a multiple of 16) and the filters f0 .. f0+nf (nf <= 3), summed over the output rows
-     * oy0 .. oy1 of the images n0 .. n1 in order, added to dw when add (else stored); zero
-     * holds a zero input row (w * c + 16 floats). */
-    void (*conv_cl_wgrad3)(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
-                           int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
-                           const float *zero, float *dw, bool add);
+     * time: dw[f][tap][cp] (cp = c rounded up to 16) for the three taps of kernel row i, the
+     * channels c0 .. c0+nc (nc <= 16, c0 a multiple of 16) and the filters f0 .. f0+nf
+     * (nf <= 8), summed over the output rows r0 .. r1 (row r: image r / oh, row r % oh) in
+     * order, added to dw when add (else stored). */
+    void (*conv_cl_wgrad3)(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
+                           int64_t nc, int64_t f0, int64_t nf, float *dw, bool add);
+    /* acc[o] += the sum over n pixels of dy[k][o] (dy [n][f]), in an order fixed by n (the
+     * bias gradient; NULL where the level has no channels-last kernels). */
+    void (*conv_cl_dbias)(const float *dy, int64_t n, int64_t f, double *acc);
 } op_native_isa;
 
 extern const op_native_isa op_native_isa_scalar;
@@ -171,8 +196,9 @@ void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, 
 void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
 void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
-void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t oy0,
-                                     int64_t oy1, int64_t c0, int64_t nc, int64_t f0, int64_t nf,
-                                     const float *zero, float *dw, bool add);
+void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,
+                                     int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
+                                     bool add);
+void op_native_conv_cl_dbias_avx512(const float *dy, int64_t n, int64_t f, double *acc);
 
 #endif
