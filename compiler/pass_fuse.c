@@ -190,6 +190,16 @@ static int fuse_act_bwd(ir_graph *g)
     return changes;
 }
 
+/* The live node of kind op that makes the dy of node ab, an act_bwd of two inputs (dy, y), or
+ * -1. */
+static int act_bwd_dy_producer(const ir_graph *g, const ir_node *ab, op_kind op)
+{
+    if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
+        return -1;
+    int p = g->vals[ab->in[0]].producer;
+    return p >= 0 && !g->nodes[p].dead && g->nodes[p].op == op ? p : -1;
+}
+
 /* maxpool_bwd(dy, x) -> act_bwd(its output, x): the activation before a max pooling, whose
  * output is the pool's input; maxpool_bwd applies the activation's backward to each plane it
  * writes (LeNet's relu -> maxpool) */
@@ -198,14 +208,12 @@ static int fuse_pool_act_bwd(ir_graph *g)
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *ab = &g->nodes[n];
-        if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
-            continue;
-        int p = g->vals[ab->in[0]].producer;
+        int p = act_bwd_dy_producer(g, ab, OP_MAXPOOL_BWD);
         if (p < 0)
             continue;
         ir_node *pb = &g->nodes[p];
-        if (pb->dead || pb->op != OP_MAXPOOL_BWD || pb->nin != 2 || pb->attrs.pool.act != OP_ACT_NONE ||
-            pb->in[1] != ab->in[1] || sole_reader(g, pb->out[0]) != n)
+        if (pb->nin != 2 || pb->attrs.pool.act != OP_ACT_NONE || pb->in[1] != ab->in[1] ||
+            sole_reader(g, pb->out[0]) != n)
             continue;
         pb->attrs.pool.act = ab->attrs.act.act;
         pb->attrs.pool.alpha = ab->attrs.act.alpha;
@@ -222,13 +230,11 @@ static int fuse_grad_sums(ir_graph *g)
     int changes = 0;
     for (int n = 0; n < g->nnodes; n++) {
         ir_node *ab = &g->nodes[n];
-        if (ab->dead || ab->op != OP_ACT_BWD || ab->nin != 2)
-            continue;
-        int p = g->vals[ab->in[0]].producer;
+        int p = act_bwd_dy_producer(g, ab, OP_ADD);
         if (p < 0)
             continue;
         ir_node *add = &g->nodes[p];
-        if (add->dead || add->op != OP_ADD || add->attrs.act.act != OP_ACT_NONE || add->nin < 2 ||
+        if (add->attrs.act.act != OP_ACT_NONE || add->nin < 2 ||
             ab->nin + add->nin - 1 > OP_MAX_IN || sole_reader(g, add->out[0]) != n)
             continue;
         ab->in[0] = add->in[0];
