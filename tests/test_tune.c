@@ -51,15 +51,21 @@ static bool known_backend(const char *b)
 }
 
 /* The backend of the step running node `name` in s, or NULL. */
-static const char *backend_of(const cnn_session *s, const char *name)
+/* The step of the session's plan named `name` (its profile entry), false when there is none. */
+static bool step_named(const cnn_session *s, const char *name, cnn_profile_entry *e)
 {
     for (int i = 0; i < cnn_session_profile_steps(s); i++) {
-        cnn_profile_entry e;
-        cnn_session_profile_entry(s, i, &e);
-        if (strcmp(e.name, name) == 0)
-            return e.backend;
+        cnn_session_profile_entry(s, i, e);
+        if (strcmp(e->name, name) == 0)
+            return true;
     }
-    return NULL;
+    return false;
+}
+
+static const char *backend_of(const cnn_session *s, const char *name)
+{
+    cnn_profile_entry e;
+    return step_named(s, name, &e) ? e.backend : NULL;
 }
 
 Test(tune, measured_inference_is_valid_and_matches_the_reference)
@@ -539,13 +545,8 @@ Test(tune, winograd_choices_are_cached)
 
 static const char *layout_of(const cnn_session *s, const char *name)
 {
-    for (int i = 0; i < cnn_session_profile_steps(s); i++) {
-        cnn_profile_entry e;
-        cnn_session_profile_entry(s, i, &e);
-        if (strcmp(e.name, name) == 0)
-            return e.layout;
-    }
-    return NULL;
+    cnn_profile_entry e;
+    return step_named(s, name, &e) ? e.layout : NULL;
 }
 
 /* Untuned auto runs a first layer over one channel (LeNet-5's) where the kernels that say they
