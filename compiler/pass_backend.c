@@ -45,6 +45,21 @@ static op_backend picked(const pass_ctx *ctx, const ir_node *nd)
     return OP_BACKEND_COUNT;
 }
 
+/* Whether node nd computes in fp32 (bf16 training marks its conv and dense nodes, forward and
+ * backward, which then stay on the backend the precision asks for; conv_q is int8 or bf16). */
+static bool fp32(const ir_node *nd)
+{
+    switch (nd->op) {
+    case OP_DENSE:
+    case OP_DENSE_BWD_DATA:
+    case OP_DENSE_BWD_WEIGHTS: return nd->attrs.dense.prec == OP_PREC_FP32;
+    case OP_CONV_Q:
+    case OP_CONV_BWD_DATA:
+    case OP_CONV_BWD_WEIGHTS: return nd->attrs.conv.prec == OP_PREC_FP32;
+    default: return !(op_def_get(nd->op)->props & OP_PROP_CONV) || nd->attrs.conv.prec == OP_PREC_FP32;
+    }
+}
+
 /* Whether node nd works on images (or signals, volumes) of 16 channels or fewer: its first
  * input is a batched [C, ...] value with spatial positions.  For a convolution's backward to
  * the data: in fp32, dx (the forward's input) has fewer than 16 channels, and the 2-D kernel
@@ -57,23 +72,11 @@ static bool few_channels(const ir_graph *g, const ir_node *nd)
     if (nd->op == OP_CONV_BWD_DATA) {
         const op_conv_attrs *a = &nd->attrs.conv;
         const ir_value *dx = &g->vals[nd->out[0]];
-        return nd->nout == 1 && a->prec == OP_PREC_FP32 && a->sdims == 2 && a->groups == 1 && a->dilation[1] == 1 && dx->shape.rank == 3 &&
+        return nd->nout == 1 && fp32(nd) && a->sdims == 2 && a->groups == 1 && a->dilation[1] == 1 && dx->shape.rank == 3 &&
                dx->shape.d[0] < 16 && dx->shape.d[0] * a->kernel[0] * a->kernel[1] <= 160;
     }
     const ir_value *v = &g->vals[nd->in[0]];
     return v->batched && v->shape.rank >= 2 && v->shape.d[0] <= 16;
-}
-
-/* Whether node nd computes in fp32 (bf16 training marks its conv and dense nodes, which
- * then stay on the backend the precision asks for). */
-static bool fp32(const ir_node *nd)
-{
-    switch (nd->op) {
-    case OP_DENSE:
-    case OP_DENSE_BWD_DATA:
-    case OP_DENSE_BWD_WEIGHTS: return nd->attrs.dense.prec == OP_PREC_FP32;
-    default: return !(op_def_get(nd->op)->props & OP_PROP_CONV) || nd->attrs.conv.prec == OP_PREC_FP32;
-    }
 }
 
 /* Whether node nd is an fp32 2-D convolution (or its weight gradient) of one group over one
@@ -86,11 +89,20 @@ static bool grey_first_layer(const ir_graph *g, const ir_node *nd)
         return false;
     const op_conv_attrs *a = &nd->attrs.conv;
     const ir_value *x = &g->vals[nd->in[xi]];
-    if (a->prec != OP_PREC_FP32 || a->groups != 1 || a->sdims != 2 || x->shape.rank != 3 || x->shape.d[0] != 1 ||
+    if (!fp32(nd) || a->groups != 1 || a->sdims != 2 || x->shape.rank != 3 || x->shape.d[0] != 1 ||
         a->stride[1] != 1 || a->dilation[1] != 1)
         return false;
     int64_t ow = x->shape.d[2] + 2 * a->pad[1] - a->kernel[1] + 1;
     return ow >= 1 && ow <= 32;
+}
+
+/* The first backend a capability row names, or OP_BACKEND_COUNT when none. */
+static op_backend first_backend(const bool row[OP_BACKEND_COUNT])
+{
+    for (int k = 0; k < OP_BACKEND_COUNT; k++)
+        if (row[k])
+            return (op_backend)k;
+    return OP_BACKEND_COUNT;
 }
 
 int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size_t errlen)
@@ -104,18 +116,13 @@ int pass_backend(ir_graph *g, const pass_ctx *ctx, int *changes, char *err, size
         if (nd->dead)
             continue;
         op_backend b = ctx->backend == PLAN_BACKEND_AUTO ? picked(ctx, nd) : OP_BACKEND_COUNT;
-        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && fp32(nd))
-            for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
-                if (ctx->caps->preferred[nd->op][k])
-                    b = (op_backend)k;
-        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && few_channels(g, nd))
-            for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
-                if (ctx->caps->few_channels[nd->op][k])
-                    b = (op_backend)k;
-        if (b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO && grey_first_layer(g, nd))
-            for (int k = 0; k < OP_BACKEND_COUNT && b == OP_BACKEND_COUNT; k++)
-                if (ctx->caps->first_layer[nd->op][k])
-                    b = (op_backend)k;
+        bool unpicked = b == OP_BACKEND_COUNT && ctx->backend == PLAN_BACKEND_AUTO; /* untuned auto, or a node the tuner left */
+        if (unpicked && fp32(nd))
+            b = first_backend(ctx->caps->preferred[nd->op]);
+        if (unpicked && b == OP_BACKEND_COUNT && few_channels(g, nd))
+            b = first_backend(ctx->caps->few_channels[nd->op]);
+        if (unpicked && b == OP_BACKEND_COUNT && grey_first_layer(g, nd))
+            b = first_backend(ctx->caps->first_layer[nd->op]);
         if (b == OP_BACKEND_COUNT)
             b = pass_choose_backend(ctx->caps, nd->op, ctx->backend);
         /* an int8 conv over few input channels is int8 only because some backend's kernel is

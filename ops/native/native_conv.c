@@ -448,58 +448,37 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     int acts[2] = {0, 1}, mode = nconv_layout_mode(c, acts, 2);
     if (mode < 0)
         return blocked_fail("native conv_bwd_weights", err, errlen);
+    const op_native_isa *isa = op_native_isa_table();
     /* few channels (and 8 filters or more, else a first layer's own path): by outer products,
      * channels-last or plain */
-    const op_native_isa *top = op_native_isa_table();
-    if (mode != NCONV_MIXED && nconv_bw_outer_fits(&d, top) && (d.s.f >= 8 || !(d.first && top->conv_wgrad_pad))) {
-        d.dy = c->in[0].data;
-        d.x = c->in[1].data;
-        d.dw = c->out[0].data;
-        d.db = c->node->attrs.conv.bias ? c->out[1].data : NULL;
-        bool owned;
-        float *scratch = nat_scratch(c, nconv_bw_outer_floats(&d) * sizeof(float), &owned);
-        if (!scratch)
-            return ref_fail(err, errlen, "native conv_bwd_weights: out of memory");
-        nconv_bw_outer(&d, mode == NCONV_CL, top, nat_threads(c), scratch);
-        if (owned)
-            cnn_mem_aligned_free(scratch);
-        return 0;
-    }
+    bool outer = mode != NCONV_MIXED && nconv_bw_outer_fits(&d, isa) && (d.s.f >= 8 || !(d.first && isa->conv_wgrad_pad));
     /* a first layer's plain path, through plain copies, beats the channels-last kernel there */
-    if (mode == NCONV_MIXED ||
-        (mode == NCONV_CL && (!nconv_cl_fits(&d.s, op_native_isa_table()) || (d.first && op_native_isa_table()->conv_wgrad_pad))))
+    if (!outer && (mode == NCONV_MIXED ||
+                   (mode == NCONV_CL && (!nconv_cl_fits(&d.s, isa) || (d.first && isa->conv_wgrad_pad)))))
         return nconv_via_plain(c, acts, 2, op_native_conv_bwd_weights, err, errlen);
     bool bias = c->node->attrs.conv.bias;
     d.dy = c->in[0].data;
     d.x = c->in[1].data;
     d.dw = c->out[0].data;
     d.db = bias ? c->out[1].data : NULL;
-    const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = mode == NCONV_CL ? nconv_cl_bw_floats(&d.s, op_native_isa_table()) * sizeof(float) : bw_scratch_max(&d, nt);
+    size_t bytes = outer              ? nconv_bw_outer_floats(&d) * sizeof(float)
+                   : mode == NCONV_CL ? nconv_cl_bw_floats(&d.s, isa) * sizeof(float)
+                                      : bw_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_weights: out of memory");
-    if (mode == NCONV_CL) {
+    if (outer)
+        nconv_bw_outer(&d, mode == NCONV_CL, isa, nt, scratch);
+    else if (mode == NCONV_CL)
         nconv_cl_bwd_w(&d, isa, nt, scratch);
-        if (owned)
-            cnn_mem_aligned_free(scratch);
-        return 0;
-    }
-    if (d.first && isa->conv_wgrad_pad) {
+    else if (d.first && isa->conv_wgrad_pad)
         nconv_bw_first(&d, isa, nt, scratch);
-        if (owned)
-            cnn_mem_aligned_free(scratch);
-        return 0;
-    }
-    if (d.direct) {
+    else if (d.direct)
         nconv_bw_direct(&d, isa, nt, scratch);
-        if (owned)
-            cnn_mem_aligned_free(scratch);
-        return 0;
-    }
-    nconv_bw_gemm(&d, bias, isa, nt, scratch);
+    else
+        nconv_bw_gemm(&d, bias, isa, nt, scratch);
     if (owned)
         cnn_mem_aligned_free(scratch);
     return 0;

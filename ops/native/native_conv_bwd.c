@@ -300,6 +300,15 @@ void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scr
 
 /* ---- backward to the data by outer products, channels-last ---- */
 
+/* One image's ch planes of sp values (plain) into channels-last order: dst[q*ch + k] =
+ * src[k*sp + q] (the outer-product paths' dy from plain tensors). */
+static void image_to_cl(const float *src, float *dst, int64_t ch, int64_t sp)
+{
+    for (int64_t q = 0; q < sp; q++)
+        for (int64_t k = 0; k < ch; k++)
+            dst[q * ch + k] = src[k * sp + q];
+}
+
 /* The padded dx image: rows (oy*sh + i*dh) and pixels (ox*sw + j) every output pixel's taps
  * reach, and the image itself at (ph, pw). */
 static void scatter_pad(const conv_bwd_data *d, int64_t *hp, int64_t *wpix)
@@ -385,10 +394,7 @@ void nconv_bd_scatter(conv_bwd_data *d, bool cl, const op_native_isa *isa, int n
                            (size_t)(s->w * s->c) * sizeof(float));
                 continue;
             }
-            const float *dyn = d->dy + n * s->f * pdy;
-            for (int64_t q = 0; q < pdy; q++)
-                for (int64_t f = 0; f < s->f; f++)
-                    dyt[q * s->f + f] = dyn[f * pdy + q];
+            image_to_cl(d->dy + n * s->f * pdy, dyt, s->f, pdy);
             p.dy = dyt;
             isa->conv_cl_scatter(&p, 0, dxp);
             float *dxn = d->dx + n * s->c * s->h * s->w;
@@ -473,12 +479,8 @@ void nconv_bw_outer(conv_bwd_w *d, bool cl, const op_native_isa *isa, int nt, fl
                         row[x * s->c + c] = src[x];
                 }
             }
-            if (!cl) {
-                const float *dyn = d->dy + n * s->f * pdy;
-                for (int64_t q = 0; q < pdy; q++)
-                    for (int64_t f = 0; f < s->f; f++)
-                        dyt[(n * pdy + q) * s->f + f] = dyn[f * pdy + q];
-            }
+            if (!cl)
+                image_to_cl(d->dy + n * s->f * pdy, dyt + n * pdy * s->f, s->f, pdy);
             if (d->db) { /* the image's bias sums, pixel by pixel in order */
                 float *bs = bsum + n * s->f;
                 memset(bs, 0, (size_t)s->f * sizeof(float));
