@@ -66,9 +66,10 @@ static void print_profile(const args *a, cnn_session *s, const bench_config *cfg
 /* The least time a configuration runs before it is timed (time_config). */
 #define BENCH_WARM 0.2
 
-/* Times one configuration: warm-up runs (two, and more until BENCH_WARM seconds have passed: a
- * session of several threads starts its runs on one thread and tries its planned counts after
- * a few runs, docs/choices.md "Threads", and short runs would time that start), then `repeat`
+/* Times one configuration: warm-up runs (two, and more until BENCH_WARM seconds have passed
+ * since the first, which also prepares the one-thread calls: a session of several threads
+ * starts its runs on one thread and tries its planned counts after a few runs, docs/choices.md
+ * "Threads", and short runs would time that start), then `repeat`
  * timed ones (with every node timed too when profile).  Its failure status (after a warning)
  * when the configuration cannot run. */
 static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const bench_config *cfg, int64_t batch,
@@ -87,9 +88,12 @@ static cnn_status time_config(const args *a, cnn_model *m, cnn_weights *w, const
         for (int64_t i = 0; i < batch * per; i++)
             x[i] = (float)((i * 7919) % 1000) / 1000.0f;
     }
-    double warm0 = now_seconds();
-    for (int r = 0; st == CNN_OK && (r < 2 || now_seconds() - warm0 < BENCH_WARM) && r < 10000; r++)
+    double warm0 = 0;
+    for (int r = 0; st == CNN_OK && (r < 2 || now_seconds() - warm0 < BENCH_WARM) && r < 10000; r++) {
         st = a->train_flag ? cnn_session_train_step(s, labels, true, NULL, NULL) : cnn_session_run(s);
+        if (r == 0)
+            warm0 = now_seconds();
+    }
     double times[1000];
     int nt = repeat < 1000 ? repeat : 1000;
     for (int r = 0; r < nt && st == CNN_OK; r++) {

@@ -168,7 +168,7 @@ cnn_status rt_replicas_init(cnn_session *s)
     r->mode = mode;
     const char *why = why_not(s, mode);
     snprintf(r->why_not, sizeof r->why_not, "%s", why ? why : "");
-    rt_choice_init(&r->choose, RT_STEP_REPLICAS);
+    rt_choice_init(&r->choose, RT_STEP_REPLICAS, -1);
     return CNN_OK;
 }
 

@@ -84,6 +84,7 @@ typedef struct rt_threads {
     double last_try;          /* when the last try ended */
     double try_start;         /* when the current try began */
     int switches;             /* changes of way so far */
+    int patient;              /* the way whose use makes tries of the other rarer (threads.c), or -1 */
 } rt_threads;
 
 struct cnn_session {
@@ -188,9 +189,10 @@ void rt_threads_record(cnn_session *s, int used, double seconds, double now);
 /* When a run of `way` started at `start` should take its remaining steps on one thread
  * (0: never). */
 double rt_threads_deadline(const cnn_session *s, int way, double start);
-/* The choice itself, between ways 0 and 1: starts with `first`; pick before a run, record its
- * time after (runtime/threads.c describes the policy). */
-void rt_choice_init(rt_threads *t, int first);
+/* The choice itself, between ways 0 and 1: starts with `first`; while `patient` (a way, or -1)
+ * is in use, tries of the other are rarer; pick before a run, record its time after
+ * (runtime/threads.c describes the policy). */
+void rt_choice_init(rt_threads *t, int first, int patient);
 int rt_choice_pick(rt_threads *t, double now);
 void rt_choice_record(rt_threads *t, int used, double seconds, double now);
 

@@ -12,9 +12,10 @@
  *    shared.  Runs use the way whose mean run time (a moving average: a collapse counts, not
  *    only the median) is lower.  Now and then runs try the other way: first once the way in
  *    use has been timed, then at gaps from 50 ms growing 4 times up to 2 s (or 32 runs)
- *    while the other way loses, never less than 8 runs of the way in use apart; and at once
- *    (8 runs after the last try) when the way in use becomes 1.2 times slower than the other
- *    was.  A try first runs untimed for 3 ms (at least one run), which wakes threads that
+ *    while the other way loses, never less than 8 runs of the way in use apart (tries of one
+ *    thread while the planned counts are in use: from 1 s after a clear win, growing up to
+ *    30 s); and at once (8 runs after the last try) when the way in use becomes 1.2 times
+ *    slower than the other was.  A try first runs untimed for 3 ms (at least one run), which wakes threads that
  *    slept meanwhile; the faster of its next two runs is the way's new estimate.  Runs start
  *    on one thread; a run on the planned counts that has taken 1.5 times the one-thread run
  *    time (and 3 ms) goes on with its remaining steps on one thread (rt_threads_deadline), so
@@ -52,9 +53,17 @@
 /* Weights (bytes) beyond which runs keep the planned counts. */
 #define RT_THREADS_MAX_WEIGHTS (128.0 * 1024 * 1024)
 
-/* The gaps between tries of the other way, in seconds. */
+/* The gaps between tries of the other way, in seconds.  While the patient way (here the planned
+ * counts) is in use, tries of the other wait longer (RT_PROBE_CLEAR after it has won by
+ * RT_CLEAR_MARGIN, growing up to RT_PROBE_MAX_PATIENT): a busy neighbour shows first as slower
+ * planned runs, which start a try at once, and each try of one thread costs about three runs
+ * of twice the time (resnet20 at batch 64 on 2 threads: 3 x 26 ms every 2 s had been 4% of
+ * the run time, and a try in a short benchmark's timed runs moved its median). */
 #define RT_PROBE_MIN 0.05
 #define RT_PROBE_MAX 2.0
+#define RT_PROBE_CLEAR 1.0
+#define RT_PROBE_MAX_PATIENT 30.0
+#define RT_CLEAR_MARGIN 1.5
 
 double rt_step_work(const cnn_session *s, int st)
 {
@@ -98,7 +107,9 @@ void rt_threads_init(cnn_session *s)
         bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
     if (bytes > RT_THREADS_MAX_WEIGHTS)
         t->adaptive = false;
-    rt_choice_init(t, t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED); /* its runs bound the others' (below) */
+    /* runs start on one thread (its runs bound the others', below); the planned counts are the
+     * patient way (RT_PROBE_MAX_PATIENT) */
+    rt_choice_init(t, t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED, RT_RUN_PLANNED);
 }
 
 int rt_choice_pick(rt_threads *t, double now)
@@ -143,11 +154,12 @@ void rt_choice_record(rt_threads *t, int used, double seconds, double now)
         if (best < 0.9 * cur) {
             t->variant = used;
             t->switches++;
-            t->gap = RT_PROBE_MIN;
+            t->gap = used == t->patient && RT_CLEAR_MARGIN * best < cur ? RT_PROBE_CLEAR : RT_PROBE_MIN;
         } else if (best < cur) {
             t->gap = RT_PROBE_MIN; /* close: try again soon */
         } else { /* lost: wait 4 times longer */
-            t->gap = fmin(4 * t->gap, fmax(RT_PROBE_MAX, 32 * cur));
+            double most = t->variant == t->patient ? RT_PROBE_MAX_PATIENT : RT_PROBE_MAX;
+            t->gap = fmin(4 * t->gap, fmax(most, 32 * cur));
         }
         /* a try costs up to about two runs: at least 8 runs of the way in use between tries */
         t->gap = fmax(t->gap, 8 * t->est[t->variant]);
@@ -166,9 +178,10 @@ void rt_choice_record(rt_threads *t, int used, double seconds, double now)
     }
 }
 
-void rt_choice_init(rt_threads *t, int first)
+void rt_choice_init(rt_threads *t, int first, int patient)
 {
     t->variant = first;
+    t->patient = patient;
     t->gap = RT_PROBE_MIN;
     t->next_probe = -1; /* set by the first run */
 }

@@ -278,6 +278,8 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "two threads were faster");
     cr_expect_float_eq(s->thr.est[RT_RUN_PLANNED], 0.001, 1e-12, "the faster timed run of the try");
     cr_expect_eq(s->thr.switches, 1);
+    cr_expect_float_eq(s->thr.next_probe, now + 1.0, 1e-9,
+                       "a clear win of the planned counts (2 times): one thread is tried again 1 s later");
     for (int r = 0; r < 5; r++) {
         now += 0.001;
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
@@ -314,6 +316,19 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     }
     cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "back on two threads");
     cr_expect_eq(s->thr.switches, 3);
+    /* while the planned counts win, tries of one thread wait 4 times longer each, up to 30 s */
+    double gaps[] = {4.0, 16.0, 30.0, 30.0};
+    for (int k = 0; k < 4; k++) {
+        now = s->thr.next_probe;
+        cr_expect_eq(rt_threads_pick(s, now - 0.01), RT_RUN_PLANNED, "no try before its time (%d)", k);
+        for (int r = 0; r < 3; r++) {
+            cr_assert_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
+            now += 0.004;
+            rt_threads_record(s, RT_RUN_SINGLE, 0.004, now);
+        }
+        cr_expect_eq(s->thr.variant, RT_RUN_PLANNED);
+        cr_expect_float_eq(s->thr.next_probe, now + gaps[k], 1e-9, "gap %d", k);
+    }
     /* short runs: a try stays untimed until 3 ms have passed (at 0.1 ms a run, about 30) */
     s->thr.est[RT_RUN_PLANNED] = 0.0003;
     s->thr.est[RT_RUN_SINGLE] = 0.0001;
