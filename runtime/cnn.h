@@ -110,6 +110,8 @@ typedef struct cnn_options {
                              * ~/.cache/cnnc/tune.json; "" or "none": no cache) */
     cnn_conv_algo conv_algo; /* default CNN_CONV_ALGO_DEFAULT.  Winograd's results differ from direct
                               * convolution's by rounding (relative 1e-6 to 1e-5 per layer) */
+    bool keep_denormals;  /* default false: runs flush denormal floats (below 1.2e-38) to zero, on
+                           * x86 (docs/choices.md, Denormals); true keeps them, at their cost */
 } cnn_options;
 
 /* Fills *o with the defaults. */

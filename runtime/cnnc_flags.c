@@ -59,6 +59,8 @@ static const flag_def flags[] = {
      "the tuning cache (default $XDG_CACHE_HOME/cnnc/tune.json or ~/.cache/cnnc/tune.json; none: no cache)"},
     {"conv-algo", 0, "A", F_CONV_ALGO, 0, 0, 0, CMD_ALL,
      "direct|winograd|auto: how fp32 3x3 stride-1 convolutions are computed (default direct, auto with --tune on)"},
+    {"keep-denormals", 0, NULL, F_BOOL, OFF(opt.keep_denormals), 0, 0, CMD_ALL,
+     "compute with denormal floats (below 1.2e-38) instead of flushing them to zero, at their cost on x86"},
     {NULL, 'O', "LEVEL", F_OLEVEL, 0, 0, 0, CMD_ALL, "-O0 -O1 -O2: graph optimisation level (default -O2)"},
     {"no-dce", 0, NULL, F_PASS_OFF, 0, CNN_PASS_DCE, 0, CMD_ALL, "switch dead-node elimination off"},
     {"no-fold-bn", 0, NULL, F_PASS_OFF, 0, CNN_PASS_FOLD_BN, 0, CMD_ALL, "switch batchnorm folding off"},

@@ -85,7 +85,19 @@ typedef struct rt_threads {
     double try_start;         /* when the current try began */
     int switches;             /* changes of way so far */
     int patient;              /* the way whose use makes tries of the other rarer (threads.c), or -1 */
+    int planned_threads;      /* the most threads a step of the planned counts uses */
 } rt_threads;
+
+/* runtime/fpenv.c: denormals flushed during a run.  enter sets the bits on the calling thread
+ * and, when nthreads > 1, on OpenMP's other threads of a team of nthreads; leave puts back
+ * what each had. */
+typedef struct rt_fpenv {
+    bool flush;
+    int nthreads;
+    unsigned caller;
+} rt_fpenv;
+void rt_fpenv_enter(rt_fpenv *e, bool flush, int nthreads);
+void rt_fpenv_leave(const rt_fpenv *e);
 
 struct cnn_session {
     cnn_model *model;

@@ -387,9 +387,12 @@ cnn_status rt_execute(cnn_session *s)
     }
     int caller_threads = omp_get_max_threads();
     double t0 = rt_seconds();
+    rt_fpenv fp;
     if (train && rt_replicas_pick(s, t0) == RT_STEP_REPLICAS) {
+        rt_fpenv_enter(&fp, !s->opt.keep_denormals, s->nthreads);
         t0 = rt_seconds(); /* (after the replicas' creation, at the first such step) */
         cnn_status st = rt_replicas_run(s);
+        rt_fpenv_leave(&fp);
         if (omp_get_max_threads() != caller_threads)
             omp_set_num_threads(caller_threads);
         if (st == CNN_OK) {
@@ -414,7 +417,9 @@ cnn_status rt_execute(cnn_session *s)
         t0 = rt_seconds();
     }
     bool steady = true;
+    rt_fpenv_enter(&fp, !s->opt.keep_denormals, way == RT_RUN_PLANNED ? s->thr.planned_threads : 1);
     cnn_status st = execute_steps(s, way, rt_threads_deadline(s, way, t0), &steady);
+    rt_fpenv_leave(&fp);
     if (omp_get_max_threads() != caller_threads)
         omp_set_num_threads(caller_threads);
     if (st == CNN_OK && steady) {

@@ -97,9 +97,12 @@ void rt_threads_init(cnn_session *s)
     rt_threads *t = &s->thr;
     t->variant = RT_RUN_PLANNED;
     t->adaptive = false;
+    t->planned_threads = 1;
     for (int st = 0; st < s->plan->nsteps; st++)
-        if (s->calls[st].nthreads > 1)
-            t->adaptive = true;
+        if (s->calls[st].nthreads > t->planned_threads)
+            t->planned_threads = s->calls[st].nthreads;
+    if (t->planned_threads > 1)
+        t->adaptive = true;
     /* the one-thread calls hold their own copies of oneDNN's reordered weights: not for
      * networks whose weights are large (their steps are large too, and split well) */
     double bytes = 0;

@@ -445,3 +445,79 @@ Test(threads, no_memory_for_the_one_thread_calls_keeps_the_planned_counts)
     cr_expect_eq(fs.live, 0, "%ld blocks not freed", fs.live);
     cnn_set_allocator(NULL);
 }
+
+/* ---- denormals (runtime/fpenv.c): flushed to zero during runs unless keep_denormals, on
+ * every thread that computes; each thread's own control bits are back after the run */
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+
+static const char tiny_net[] = "network tiny {\n    input x[256];\n    output y = x -> dense(256);\n}\n";
+
+/* y = x W with every x 1e-20 and every weight 1e-21: each product (1e-41) and their sum
+ * (2.56e-39) are below FLT_MIN, also where the sum is made in double (the reference) */
+static void denormal_run(cnn_backend b, int threads, bool keep, int way)
+{
+    cnn_model *m = NULL;
+    cr_assert_eq(cnn_model_compile(&m, "tiny.cnn", tiny_net, sizeof tiny_net - 1, NULL), CNN_OK, "%s",
+                 cnn_model_errmsg(m));
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    for (int i = 0; i < cnn_weights_count(w); i++) {
+        const char *name;
+        int rank;
+        int64_t dims[8], n = 1;
+        float *p = cnn_weights_tensor(w, i, &name, &rank, dims);
+        for (int k = 0; k < rank; k++)
+            n *= dims[k];
+        for (int64_t j = 0; j < n; j++)
+            p[j] = strstr(name, "bias") ? 0.0f : 1e-21f;
+    }
+    cnn_options o;
+    cnn_options_default(&o);
+    o.backend = b;
+    o.threads = threads;
+    o.keep_denormals = keep;
+    const int64_t batch = 256;
+    cnn_session *s = NULL;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, batch, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    float *x = cnn_session_input(s, 0);
+    for (int64_t i = 0; i < batch * 256; i++)
+        x[i] = 1e-20f;
+    force(s, way);
+    unsigned before[2] = {0, 0}, after[2] = {0, 0};
+#pragma omp parallel num_threads(2)
+    before[omp_get_thread_num()] = _mm_getcsr();
+    for (int r = 0; r < 2; r++) /* the first run prepares the one-thread calls */
+        cr_assert_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+#pragma omp parallel num_threads(2)
+    after[omp_get_thread_num()] = _mm_getcsr();
+    for (int t = 0; t < 2; t++) /* (not the exception flags, bits 0-5: a run may raise them) */
+        cr_expect_eq(after[t] & ~0x3fu, before[t] & ~0x3fu,
+                     "thread %d's control bits are back after the run: %#x, were %#x", t, after[t], before[t]);
+    const float *y = cnn_session_output(s, 0);
+    int64_t nonzero = 0;
+    for (int64_t i = 0; i < batch * 256; i++)
+        nonzero += y[i] != 0.0f;
+    if (keep)
+        cr_expect_gt(nonzero, 0, "backend %d, %d threads, way %d: denormals kept, yet every output is 0", (int)b,
+                     threads, way);
+    else
+        cr_expect_eq(nonzero, 0, "backend %d, %d threads, way %d: %lld of %lld outputs are not 0 (y[0] %g)",
+                     (int)b, threads, way, (long long)nonzero, (long long)(batch * 256), (double)y[0]);
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(threads, denormals_are_flushed_on_every_thread_and_the_bits_put_back)
+{
+    cnn_backend bs[] = {CNN_BACKEND_REF, CNN_BACKEND_NATIVE, CNN_BACKEND_AUTO};
+    for (size_t k = 0; k < sizeof bs / sizeof bs[0]; k++) {
+        denormal_run(bs[k], 1, false, RT_RUN_PLANNED);
+        denormal_run(bs[k], 2, false, RT_RUN_PLANNED);
+        denormal_run(bs[k], 2, false, RT_RUN_SINGLE);
+        denormal_run(bs[k], 2, true, RT_RUN_PLANNED);
+    }
+}
+#endif

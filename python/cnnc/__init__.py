@@ -62,7 +62,8 @@ _f32p = C.POINTER(C.c_float)
 
 class _Options(C.Structure):
     _fields_ = [("passes", C.c_uint), ("backend", C.c_int), ("threads", C.c_int), ("seed", C.c_uint64),
-                ("precision", C.c_int), ("tune", C.c_int), ("tune_cache", C.c_char_p), ("conv_algo", C.c_int)]
+                ("precision", C.c_int), ("tune", C.c_int), ("tune_cache", C.c_char_p), ("conv_algo", C.c_int),
+                ("keep_denormals", C.c_bool)]
 
 
 class _AugmentStep(C.Structure):
@@ -269,12 +270,14 @@ class Model:
     tune: "off", "on" or "exhaustive": backend auto picks each node's backend by measurement,
     cached in tune_cache (None: the default file; see docs/commands.md, "Tuning").
     conv_algo: "default" (direct, or auto when tuning), "direct", "winograd" or "auto": how fp32
-    3x3 stride-1 convolutions are computed (docs/commands.md, "Winograd convolutions")."""
+    3x3 stride-1 convolutions are computed (docs/commands.md, "Winograd convolutions").
+    keep_denormals: compute with denormal floats instead of flushing them to zero during runs
+    (docs/choices.md, "Denormals")."""
 
     _sessions = {}
 
     def __init__(self, path=None, network=None, *, source=None, seed=0, backend="auto", threads=0, opt_level=2,
-                 precision="fp32", tune="off", tune_cache=None, conv_algo="default"):
+                 precision="fp32", tune="off", tune_cache=None, conv_algo="default", keep_denormals=False):
         self.h = _P()
         if source is not None:
             data = source.encode()
@@ -300,6 +303,7 @@ class Model:
         if conv_algo not in _CONV_ALGOS:
             raise Error("unknown conv_algo %r (one of %s)" % (conv_algo, ", ".join(_CONV_ALGOS)), 2)
         self._opt.conv_algo = _CONV_ALGOS[conv_algo]
+        self._opt.keep_denormals = bool(keep_denormals)
         self._tune_cache = _b(tune_cache)  # kept alive as long as the options point at it
         self._opt.tune_cache = self._tune_cache
         self._opt.threads = threads

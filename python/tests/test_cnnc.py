@@ -70,6 +70,14 @@ def test_winograd_matches_direct():
         cnnc.Model(source=src, conv_algo="fast")
 
 
+def test_denormals_flushed_unless_kept():
+    src = "network t { input x[64]; output y = x -> dense(8, bias=false); }"
+    x = np.full((4, 64), 1e-39, dtype=np.float32)  # denormal inputs, read as 0 when flushed
+    assert not cnnc.Model(source=src, seed=1).run(x).any()
+    kept = cnnc.Model(source=src, seed=1, keep_denormals=True).run(x)
+    assert np.count_nonzero(kept) == kept.size and np.abs(kept).max() < 1.2e-38
+
+
 def test_errors_carry_the_library_message(root, tmp_path):
     with pytest.raises(cnnc.Error, match="unknown layer 'foo'"):
         cnnc.Model(source="network x { input a[4]; output b = a -> foo; }")
