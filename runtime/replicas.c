@@ -16,7 +16,11 @@
  *    so these are the full batch's mean loss and its gradients; the replicas' outputs are
  *    copied into the session's (the step's accuracy is counted from them);
  *  - the session's own steps from grads_read_step on (gradient clipping, the optimiser's
- *    updates) then run once, on the shared weights, as in a step without replicas.
+ *    updates) then run once, on the shared weights, as in a step without replicas; when they
+ *    are all updates without clipping, each reading one gradient, each runs instead right
+ *    after its gradient's sum, by the same thread (plan_ahead), so the updates overlap the
+ *    replicas' backward pass too.  A gradient is then summed once every replica has made it
+ *    and read its parameter for the last time (an update writes the weights they read).
  * The result is the plain step's up to float rounding (the same sums in another order).
  *
  * Only for networks whose step is that function of the batch's shares: no batchnorm (its
@@ -70,6 +74,12 @@ typedef struct rt_replicas {
     struct replica_ctx *ctx; /* per replica: what its steps' hook needs */
     int *read_step;          /* per replica: the first step of its plan that reads a final gradient */
     cnn_status *status;      /* per replica: its last step's */
+    int *ahead;              /* per final gradient: the session's update step of its parameter, run as soon
+                              * as the gradient is summed (-1: in the tail, after the region) */
+    unsigned char *done;     /* per session step: ran ahead in this step */
+    uint64_t version;        /* the weights' version of the step being run */
+    int ahead_status;        /* the first failure of a step run ahead (0: none) */
+    char ahead_err[1024];
     int64_t steps;           /* steps taken as replicas */
     rt_threads choose;       /* RT_STEP_PLANNED or RT_STEP_REPLICAS, by timing */
 } rt_replicas;
@@ -201,6 +211,10 @@ static void free_replicas(rt_replicas *r)
     cnn_mem_free(r->ctx);
     cnn_mem_free(r->read_step);
     cnn_mem_free(r->status);
+    cnn_mem_free(r->ahead);
+    cnn_mem_free(r->done);
+    r->ahead = NULL;
+    r->done = NULL;
     r->rep = NULL;
     r->first = NULL;
     r->share = NULL;
@@ -248,10 +262,47 @@ static int map_replica(const cnn_session *s, rt_replicas *r, int i)
         if (found < 0 || qp->grads[found].step >= qp->grads_read_step)
             return -1;
         r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].value;
-        r->made[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].step;
+        /* done with it: the gradient made and the parameter read for the last time in the
+         * replica's part (an update run ahead writes the parameter the replicas read) */
+        int done = qp->grads[found].step, param = qg->vals[qp->grads[found].value].param_of;
+        for (int st = done + 1; param >= 0 && st < qp->grads_read_step; st++) {
+            const ir_node *nd = &qg->nodes[qp->steps[st].node];
+            for (int j = 0; j < nd->nin; j++)
+                if (nd->in[j] == param)
+                    done = st;
+        }
+        r->made[(size_t)i * (size_t)p->ngrads + (size_t)k] = done;
     }
     r->read_step[i] = qp->grads_read_step;
     return 0;
+}
+
+/* Which of the session's tail steps run ahead, each as soon as its gradient is summed: all or
+ * none, and only when every tail step is an optimiser update without clipping (clipping reads
+ * every gradient's norm) that reads one final gradient no other step reads. */
+static void plan_ahead(const cnn_session *s, rt_replicas *r)
+{
+    const ir_plan *p = s->plan;
+    const ir_graph *g = p->graph;
+    for (int k = 0; k < p->ngrads; k++)
+        r->ahead[k] = -1;
+    for (int st = p->grads_read_step; st < p->nsteps; st++) {
+        const ir_node *nd = &g->nodes[p->steps[st].node];
+        bool update = nd->op == OP_SGD_UPDATE || nd->op == OP_ADAM_UPDATE || nd->op == OP_ADAMW_UPDATE;
+        int reads = 0, k = -1;
+        for (int j = 0; update && j < nd->nin; j++)
+            for (int q = 0; q < p->ngrads; q++)
+                if (nd->in[j] == p->grads[q].value) {
+                    reads++;
+                    k = q;
+                }
+        if (!update || nd->attrs.optim.clip || reads != 1 || r->ahead[k] >= 0) {
+            for (int q = 0; q < p->ngrads; q++)
+                r->ahead[q] = -1;
+            return;
+        }
+        r->ahead[k] = st;
+    }
 }
 
 /* Makes the replicas: CNN_OK, or a failure (then the session's steps run as planned). */
@@ -271,9 +322,11 @@ static cnn_status build(cnn_session *s)
     r->ctx = cnn_mem_calloc((size_t)n, sizeof(struct replica_ctx));
     r->read_step = cnn_mem_calloc((size_t)n, sizeof(int));
     r->status = cnn_mem_calloc((size_t)n, sizeof(cnn_status));
+    r->ahead = cnn_mem_calloc((size_t)p->ngrads, sizeof(int));
+    r->done = cnn_mem_calloc((size_t)p->nsteps, 1);
     plan_pick *picks = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(plan_pick));
     if (!r->rep || !r->first || !r->share || !r->grad || !r->made || !r->ready || !r->ctx || !r->read_step ||
-        !r->status || !picks) {
+        !r->status || !r->ahead || !r->done || !picks) {
         cnn_mem_free(picks);
         return CNN_ERR_NOMEM;
     }
@@ -286,6 +339,7 @@ static cnn_status build(cnn_session *s)
         picks[st].backend = p->steps[st].backend;
         picks[st].algo = pass_conv_algo_pick(nd);
     }
+    plan_ahead(s, r);
     cnn_options o = s->opt;
     o.threads = 1;
     o.tune = CNN_TUNE_OFF;
@@ -364,8 +418,22 @@ static void after_step(void *ctx, int step)
     int ng = c->s->plan->ngrads;
     const int *made = r->made + (size_t)c->i * (size_t)ng;
     for (int k = 0; k < ng; k++)
-        if (made[k] == step && __atomic_add_fetch(&r->ready[k], 1, __ATOMIC_ACQ_REL) == r->n)
+        if (made[k] == step && __atomic_add_fetch(&r->ready[k], 1, __ATOMIC_ACQ_REL) == r->n) {
             sum_gradient(c->s, k);
+            int st = r->ahead[k];
+            if (st >= 0) { /* its update, at once too */
+                char msg[1024];
+                int rc = rt_execute_ahead(c->s, st, r->version, msg, sizeof msg);
+                if (rc == 0) {
+                    r->done[st] = 1;
+                } else {
+                    int none = 0;
+                    if (__atomic_compare_exchange_n(&r->ahead_status, &none, rc, false, __ATOMIC_ACQ_REL,
+                                                    __ATOMIC_ACQUIRE))
+                        snprintf(r->ahead_err, sizeof r->ahead_err, "%s", msg);
+                }
+            }
+        }
 }
 
 /* Replica i's share of the step: its examples in, its forward and backward pass, its outputs
@@ -398,6 +466,9 @@ cnn_status rt_replicas_run(cnn_session *s)
     uint64_t version = atomic_load(&s->weights->version);
     int n = r->n;
     memset(r->ready, 0, sizeof(int) * (size_t)s->plan->ngrads);
+    memset(r->done, 0, (size_t)s->plan->nsteps);
+    r->version = version;
+    r->ahead_status = 0;
     /* one region: a replica per thread (a smaller team takes several each); oneDNN runs a
      * primitive on the calling thread inside a parallel region, and the replicas' kernels
      * were made for one thread */
@@ -410,11 +481,13 @@ cnn_status rt_replicas_run(cnn_session *s)
     for (int i = 0; i < n; i++)
         if (r->status[i] != CNN_OK)
             return rt_fail(s->err, r->status[i], "%s", cnn_session_errmsg(r->rep[i]));
+    if (r->ahead_status)
+        return rt_fail(s->err, (cnn_status)r->ahead_status, "%s", r->ahead_err);
     double loss = 0;
     for (int i = 0; i < n; i++)
         loss += (double)r->share[i] * (double)r->rep[i]->data[r->rep[i]->plan->graph->loss][0];
     s->data[g->loss][0] = (float)loss;
-    cnn_status st = rt_execute_tail(s, s->plan->grads_read_step, version);
+    cnn_status st = rt_execute_tail(s, s->plan->grads_read_step, version, r->done);
     if (st == CNN_OK)
         r->steps++;
     return st;

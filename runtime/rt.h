@@ -235,8 +235,12 @@ cnn_status rt_session_create_picks(cnn_session **out, cnn_model *m, cnn_weights 
  * after(ctx, step) after each step that ran (after may be NULL). */
 cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx);
 /* session.c: runs steps [first, nsteps) of s's plan as the step's end (the optimiser's steps
- * after the replicas), counting the step. */
-cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version);
+ * after the replicas), counting the step; those marked in `done` (NULL: none) have run ahead. */
+cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version, const unsigned char *done);
+/* session.c: runs step st of the coming rt_execute_tail ahead of it, on the calling thread's
+ * own (inside the replicas' region, a kernel's parallel loops run on that thread alone): 0, or
+ * a failure status with the message in msg. */
+int rt_execute_ahead(cnn_session *s, int st, uint64_t version, char *msg, size_t len);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

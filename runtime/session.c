@@ -439,10 +439,13 @@ cnn_status rt_execute(cnn_session *s)
  * thread, and the rest on one thread once `deadline` (when not 0) has passed; the weights-only
  * steps only when `refresh`. */
 static cnn_status run_range(cnn_session *s, int first, int end, int way, double deadline, uint64_t seed_base,
-                            uint64_t version, bool refresh, void (*after)(void *, int), void *ctx)
+                            uint64_t version, bool refresh, void (*after)(void *, int), void *ctx,
+                            const unsigned char *skip)
 {
     int threads = omp_get_max_threads();
     for (int st = first; st < end; st++) {
+        if (skip && skip[st])
+            continue;
         op_call *c = &s->calls[st];
         if (deadline > 0 && way == RT_RUN_PLANNED && c->nthreads > 1 && rt_seconds() > deadline)
             way = RT_RUN_SINGLE;
@@ -493,7 +496,7 @@ static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *
     uint64_t version = atomic_load(&s->weights->version);
     bool refresh = !s->consts_valid || s->weights_seen != version;
     *steady = !refresh || s->mode == CNN_MODE_TRAIN;
-    cnn_status st = run_range(s, 0, s->plan->nsteps, way, deadline, seed_base, version, refresh, NULL, NULL);
+    cnn_status st = run_range(s, 0, s->plan->nsteps, way, deadline, seed_base, version, refresh, NULL, NULL, NULL);
     if (st != CNN_OK)
         return st;
     if (s->prof)
@@ -510,7 +513,7 @@ cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*aft
     uint64_t seed_base = run_seed_base(s);
     s->step++;
     bool refresh = !s->consts_valid || s->weights_seen != version;
-    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, 0, seed_base, version, refresh, after, ctx);
+    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, 0, seed_base, version, refresh, after, ctx, NULL);
     if (st == CNN_OK) {
         s->weights_seen = version;
         s->consts_valid = true;
@@ -518,11 +521,28 @@ cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*aft
     return st;
 }
 
-cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version)
+int rt_execute_ahead(cnn_session *s, int st, uint64_t version, char *msg, size_t len)
+{
+    op_call *c = &s->calls[st];
+    uint64_t x = run_seed_base(s) ^ name_hash(c->node->name);
+    c->seed = rt_splitmix64(&x);
+    c->step = s->step + 1; /* as rt_execute_tail will count it */
+    c->weights_version = version;
+    msg[0] = '\0';
+    if (s->kernels[st]->run(c, msg, len) == 0)
+        return 0;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", msg);
+    snprintf(msg, len, "%s (%s): %s", c->node->name, op_name(c->node->op), why);
+    return cnn_mem_is_oom(why) ? CNN_ERR_NOMEM : CNN_ERR_INPUT;
+}
+
+cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version, const unsigned char *done)
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
-    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, 0, seed_base, version, true, NULL, NULL);
+    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, 0, seed_base, version, true, NULL, NULL,
+                              done);
     if (st != CNN_OK)
         return st;
     atomic_fetch_add(&s->weights->version, 1); /* the step updated them */
