@@ -36,6 +36,12 @@ static inline int nconv_num_threads(void)
 #endif
 }
 
+/* Floats between scratch regions that different threads write: a line next to another thread's
+ * stores pulled in by the prefetcher made the first thread's image 1.4 times slower (LeNet-5's
+ * c2 backward to the data on 2 threads: 187-210 against 133 us for the same 32 images; with
+ * 1 KB between them, 136-159). */
+#define NCONV_THREAD_GAP 256
+
 /* ---- geometry ---- */
 
 typedef struct cshape {

@@ -334,10 +334,6 @@ bool nconv_bd_scatter_fits(const conv_bwd_data *d, const op_native_isa *isa)
            s->g.kd == 1 && s->c < 16 && scatter_nv(d) <= 10;
 }
 
-/* Floats between regions that different threads write: a line next to another thread's stores
- * pulled in by the prefetcher made the first thread's image 1.4 times slower (LeNet-5's c2 on 2
- * threads: 187-210 against 133 us for the same 32 images; with 1 KB between them, 136-159). */
-#define SCATTER_GAP 256
 
 /* Per thread: the padded dx image, and for plain tensors the image's dy channels-last. */
 static size_t scatter_thread_floats(const conv_bwd_data *d)
@@ -345,13 +341,13 @@ static size_t scatter_thread_floats(const conv_bwd_data *d)
     int64_t hp, wpix;
     scatter_pad(d, &hp, &wpix);
     return op_native_round16((size_t)(hp * wpix * d->s.c)) + op_native_round16((size_t)(d->s.g.oh * d->s.g.ow * d->s.f)) +
-           SCATTER_GAP;
+           NCONV_THREAD_GAP;
 }
 
 /* The packed weights (and a gap), then each thread's part. */
 static size_t scatter_packed_floats(const conv_bwd_data *d)
 {
-    return op_native_round16((size_t)(d->s.f * scatter_nv(d) * 16)) + SCATTER_GAP;
+    return op_native_round16((size_t)(d->s.f * scatter_nv(d) * 16)) + NCONV_THREAD_GAP;
 }
 
 size_t nconv_bd_scatter_floats(const conv_bwd_data *d, int nt)

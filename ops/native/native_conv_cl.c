@@ -40,12 +40,12 @@ bool nconv_cl_fits(const cshape *s, const op_native_isa *isa)
 /* Floats of one thread's ring of padded input rows (op_native_isa.conv_cl_row's buf). */
 static int64_t rows_floats(const cshape *s)
 {
-    return round16(op_native_cl_ring_floats(s->g.kh, s->g.dh, s->w, s->g.pw, s->c));
+    return round16(op_native_cl_ring_floats(s->g.kh, s->g.dh, s->w, s->g.pw, s->c)) + NCONV_THREAD_GAP;
 }
 
 size_t nconv_cl_fwd_floats(const cshape *s, int nt)
 {
-    return (size_t)(s->g.kh * s->g.kw * s->c * round16(s->f) + nt * rows_floats(s));
+    return (size_t)(s->g.kh * s->g.kw * s->c * round16(s->f) + NCONV_THREAD_GAP + nt * rows_floats(s));
 }
 
 static void cl_params(const cshape *s, op_native_clconv *p)
@@ -68,7 +68,7 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
     const cshape *s = &f->s;
     int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p->fp;
     int64_t rows = p->n * p->oh, len = p->ow * p->f, per = rows_floats(s);
-    float *wp = scratch, *bufs = scratch + khw * C * fp;
+    float *wp = scratch, *bufs = scratch + khw * C * fp + NCONV_THREAD_GAP;
     bool epi = f->act != OP_ACT_NONE;
     p->wp = wp;
 #pragma omp parallel num_threads(nt)
