@@ -8,8 +8,9 @@
  * fails too).  Inputs must be unchanged by the run.  At one ISA level the results at 1 and 2
  * threads must be bitwise equal (the kernels sum each element in an order fixed by the
  * shapes).  The 2-thread runs use the scratch the kernel asks for through scratch(), the
- * 1-thread runs let the kernel allocate its own.  Static functions: include from one test
- * file each. */
+ * 1-thread runs let the kernel allocate its own.  A kernel with a prepare() runs twice, the
+ * second run on the state the first left (the convolutions' kept packed weights).  Static
+ * functions: include from one test file each. */
 #ifndef CNN_TESTS_NATIVE_CHECK_UTIL_H
 #define CNN_TESTS_NATIVE_CHECK_UTIL_H
 
@@ -229,7 +230,15 @@ static void check_case(const tcase *tc, const char *label)
             }
             omp_set_num_threads(nt);
             err[0] = '\0';
+            if (nat->prepare)
+                cr_assert_eq(nat->prepare(&c, err, sizeof err), 0, "%s: prepare: %s", what, err);
             cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: run: %s", what, err);
+            /* a kernel with state runs twice: the second run reads what the first kept (the
+             * convolutions' packed weights, the weights' version unchanged) */
+            if (c.state && tc->residual_in_place < 0)
+                cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s: second run: %s", what, err);
+            if (nat->release)
+                nat->release(c.state);
             for (int i = 0; i < tc->nout; i++)
                 if (tc->cl_out >> i & 1u)
                     relayout(&dout[i], &tc->out[i], false);

@@ -129,6 +129,72 @@ Test(native_conv_cl, backward_weights_parts)
     check_case(&tc, "cl conv bwd weights parts");
 }
 
+/* 128 -> 250 channels: 1.2 MB of packed weights, more than the forward keeps in L2, so the
+ * filters go in chunks (native_conv_cl.c: CL_CHUNK_BYTES; here two of 8 blocks), with the
+ * activations applied after every chunk of a row is done. */
+Test(native_conv_cl, filters_in_chunks, .timeout = 600)
+{
+    static const cgeom g = {2, 2, 128, 3, 5, 250, {3, 3}, {1, 1}, {1, 1}, {1, 1}, 1, true};
+    for (int e = 0; e < 7; e++) {
+        if (e == 4 || e == 5) /* tanh and sigmoid: outputs near 1 where the sums of 1152 terms
+                               * are large, beyond the relative tolerance of their errors */
+            continue;
+        char label[80];
+        snprintf(label, sizeof label, "cl conv fwd in chunks epilogue %d", e);
+        fwd_case(&g, e, label);
+    }
+    tcase tc = conv_bwd_data_case(&g);
+    tc.node.attrs.conv.bias = false;
+    tc.cl_in = 1u;
+    tc.cl_out = 1u;
+    check_case(&tc, "cl conv bwd data in chunks");
+}
+
+/* The packed weights a convolution keeps between runs: used while the weights' version stays,
+ * packed again when it changes (the weights rewritten in place, as an optimiser step does). */
+Test(native_conv_cl, kept_weights_follow_the_version)
+{
+    const cgeom *g = &cl_geoms[4];
+    op_conv_attrs a = conv_attrs(g);
+    tcase tc = conv_fwd_case(g, &a);
+    const op_kernel *nat = op_kernel_get(tc.node.op, OP_BACKEND_NATIVE);
+    cr_assert(nat && nat->prepare && nat->release);
+    uint64_t seed = 11;
+    float *in[OP_MAX_IN], *y[3];
+    for (int i = 0; i < tc.nin; i++)
+        in[i] = alloc_random(&tc.in[i], &seed);
+    relayout(&in[0], &tc.in[0], true);
+    op_call c, fresh;
+    make_call(&c, &tc, 1);
+    make_call(&fresh, &tc, 1);
+    for (int i = 0; i < tc.nin; i++)
+        c.in[i].data = fresh.in[i].data = in[i];
+    c.in[0].layout = fresh.in[0].layout = c.out[0].layout = fresh.out[0].layout = OP_LAYOUT_NHWC;
+    for (int k = 0; k < 3; k++)
+        y[k] = alloc_nan(&tc.out[0]);
+    char err[256] = "";
+    cr_assert_eq(nat->prepare(&c, err, sizeof err), 0, "%s", err);
+    cr_assert_not_null(c.state);
+    c.weights_version = 1;
+    c.out[0].data = y[0];
+    cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s", err);
+    for (int64_t i = 0; i < numel(&tc.in[1]); i++) /* new weights in place, a new version */
+        in[1][i] = 0.5f - in[1][i];
+    c.weights_version = 2;
+    c.out[0].data = y[1];
+    cr_assert_eq(nat->run(&c, err, sizeof err), 0, "%s", err);
+    fresh.out[0].data = y[2]; /* no state: packed at the call */
+    cr_assert_eq(nat->run(&fresh, err, sizeof err), 0, "%s", err);
+    size_t bytes = bytes_of(&tc.out[0]);
+    cr_expect(memcmp(y[0], y[1], bytes) != 0, "the new weights changed the output");
+    cr_expect(memcmp(y[1], y[2], bytes) == 0, "after a new version, the output of a call without kept weights");
+    nat->release(c.state);
+    for (int k = 0; k < 3; k++)
+        free(y[k]);
+    for (int i = 0; i < tc.nin; i++)
+        free(in[i]);
+}
+
 /* A blocked tensor is refused with a message. */
 Test(native_conv_cl, refuses_blocked)
 {

@@ -631,7 +631,8 @@ static int cl_blocks(const op_native_clconv *p, bool cs, bool is3)
     return best;
 }
 
-void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf)
+void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, int64_t fb0, int64_t fb1,
+                                  float *buf)
 {
     const float *rows[64];
     const float **rp = p->kh <= 64 ? rows : NULL;
@@ -641,12 +642,12 @@ void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t 
     int64_t row = (n * p->oh + oy) * p->ow * p->f;
     float *y = p->y + row;
     const float *r = p->res ? p->res + row : NULL;
-    int64_t nfb = p->fp / 16, sx = p->sw * p->c;
+    int64_t sx = p->sw * p->c;
     bool cs = sx == 16 || sx == 32 || sx == 64;
     bool is3 = cs && p->kw == 3 && p->sw == 1 && p->dw == 1;
     int nb0 = cl_blocks(p, cs, is3);
-    for (int64_t fb = 0; fb < nfb;) {
-        int nb = nfb - fb >= nb0 ? nb0 : (int)(nfb - fb);
+    for (int64_t fb = fb0; fb < fb1;) {
+        int nb = fb1 - fb >= nb0 ? nb0 : (int)(fb1 - fb);
         bool t3 = is3 && nb <= 2;
         int64_t rwmax = t3 ? (nb == 1 ? CL_RW3 : CL_RW3B) : cl_rwmax(nb, cs);
         int64_t ntile = (p->ow + rwmax - 1) / rwmax, sc = sx == 16 ? 0 : sx == 32 ? 1 : 2;

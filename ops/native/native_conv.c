@@ -217,6 +217,22 @@ size_t op_native_conv_scratch(const op_call *c)
     return b;
 }
 
+int op_native_conv_prepare(op_call *c, char *err, size_t errlen)
+{
+    c->state = cnn_mem_calloc(1, sizeof(nconv_wcache));
+    if (!c->state)
+        return ref_fail(err, errlen, "native conv: out of memory");
+    return 0;
+}
+
+void op_native_conv_release(void *state)
+{
+    nconv_wcache *wc = state;
+    if (wc)
+        cnn_mem_aligned_free(wc->wp);
+    cnn_mem_free(wc);
+}
+
 int op_native_conv(op_call *c, char *err, size_t errlen)
 {
     conv_fwd f;
@@ -236,6 +252,8 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     bool keep = a->pool && a->pool_keep;
     f.y = c->out[keep ? 1 : 0].data;
     f.kept = keep ? c->out[0].data : NULL;
+    f.wcache = c->state;
+    f.wversion = c->weights_version;
     if (ref_numel(&c->out[0]) == 0)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
@@ -352,6 +370,8 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
     d.dy = c->in[0].data;
     d.w = c->in[1].data;
     d.dx = c->out[0].data;
+    d.fw.wcache = c->state;
+    d.fw.wversion = c->weights_version;
     if (ref_numel(&c->out[0]) == 0)
         return 0;
     const op_native_isa *isa = op_native_isa_table();

@@ -112,7 +112,20 @@ static inline int nconv_make_segs(const cshape *s, const padded_in *pi, int64_t 
 
 /* ---- forward ---- */
 
+/* The channels-last path's packed weights, kept between runs while the weights' version
+ * (op_call.weights_version) and address stay: the state of a conv or conv_bwd_data call
+ * (op_native_conv_prepare).  Inference repacks nothing; a training step packs once. */
+typedef struct nconv_wcache {
+    float *wp;
+    size_t floats;
+    uint64_t version;
+    const float *src;
+    bool valid;
+} nconv_wcache;
+
 typedef struct conv_fwd {
+    nconv_wcache *wcache;  /* or NULL: packed into the scratch at every call */
+    uint64_t wversion;
     cshape s;
     const float *x, *w, *b, *r;
     float *y;             /* the output (the pooled one with a fused pool) */

@@ -21,6 +21,7 @@
  * channels-last calls run the plain paths on plain copies (nconv_via_plain). */
 #include <string.h>
 
+#include "ops/mem.h"
 #include "ops/native/native_common.h"
 #include "ops/native/native_conv.h"
 
@@ -57,6 +58,11 @@ static void cl_params(const cshape *s, op_native_clconv *p)
     p->ph = s->g.ph, p->pw = s->g.pw, p->dh = s->g.dh, p->dw = s->g.dw;
 }
 
+/* Bytes of packed weights a forward job keeps reading (in L2): above, the filters go in chunks.
+ * vgg_small's 256 -> 256 3x3 at 8x8, batch 1: its 2.4 MB of weights had been read from L3 for
+ * every output row of 8 pixels. */
+#define CL_CHUNK_BYTES (768 * 1024)
+
 /* Packs the weights w into scratch, then runs convolution p with f's activation, in one
  * parallel region (one wake-up of the threads): wp[t][c][o] = w[o][c][t] for the forward, or
  * with flip (backward data) w[c][o][khw-1-t], w being the forward weights [c][o][kh][kw] there
@@ -69,12 +75,35 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
     int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p->fp;
     int64_t rows = p->n * p->oh, len = p->ow * p->f, per = rows_floats(s);
     float *wp = scratch, *bufs = scratch + khw * C * fp + NCONV_THREAD_GAP;
-    bool epi = f->act != OP_ACT_NONE;
+    bool epi = f->act != OP_ACT_NONE, pack = true;
+    nconv_wcache *wc = f->wcache;
+    if (wc) {
+        size_t need = (size_t)(khw * C * fp);
+        if (wc->floats < need) {
+            cnn_mem_aligned_free(wc->wp);
+            wc->wp = cnn_mem_aligned_alloc(64, need * sizeof(float), 0);
+            wc->floats = wc->wp ? need : 0;
+            wc->valid = false;
+        }
+        if (wc->wp) { /* (else packed into the scratch, as without a cache) */
+            wp = wc->wp;
+            pack = !(wc->valid && wc->version == f->wversion && wc->src == w);
+            wc->valid = false;
+        }
+    }
     p->wp = wp;
+    /* filter blocks per chunk: all of them when their weights fit CL_CHUNK_BYTES, else a
+     * multiple of 4 blocks (the tiles' most) */
+    int64_t nfb = fp / 16, block = khw * C * 16 * (int64_t)sizeof(float), cb = nfb;
+    if (nfb * block > CL_CHUNK_BYTES) {
+        cb = CL_CHUNK_BYTES / block / 4 * 4;
+        cb = cb < 4 ? 4 : cb;
+    }
+    int64_t chunks = (nfb + cb - 1) / cb;
 #pragma omp parallel num_threads(nt)
     {
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < C; c++)
+        for (int64_t c = 0; c < (pack ? C : 0); c++)
             for (int64_t t = 0; t < khw; t++) {
                 float *d = wp + (t * C + c) * fp;
                 if (flip)
@@ -88,14 +117,36 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
             }
         float *buf = bufs + nconv_thread_num() * per;
         op_native_cl_ring_reset(buf);
+        if (chunks == 1) {
 #pragma omp for schedule(static)
-        for (int64_t r = 0; r < rows; r++) {
-            isa->conv_cl_row(p, r / p->oh, r % p->oh, buf);
+            for (int64_t r = 0; r < rows; r++) {
+                isa->conv_cl_row(p, r / p->oh, r % p->oh, 0, nfb, buf);
+                if (epi) {
+                    float *y = p->y + r * len;
+                    isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
+                }
+            }
+        } else {
+            /* chunk by chunk of the filters, each chunk's weights kept in L2 over the rows (a
+             * thread's consecutive jobs: the threads split the filters when the rows are few) */
+#pragma omp for schedule(static)
+            for (int64_t j = 0; j < chunks * rows; j++) {
+                int64_t k = j / rows, r = j % rows, fb1 = (k + 1) * cb < nfb ? (k + 1) * cb : nfb;
+                isa->conv_cl_row(p, r / p->oh, r % p->oh, k * cb, fb1, buf);
+            }
             if (epi) {
-                float *y = p->y + r * len;
-                isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
+#pragma omp for schedule(static)
+                for (int64_t r = 0; r < rows; r++) {
+                    float *y = p->y + r * len;
+                    isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
+                }
             }
         }
+    }
+    if (wc && wc->wp == wp) {
+        wc->valid = true;
+        wc->version = f->wversion;
+        wc->src = w;
     }
 }
 

@@ -146,10 +146,11 @@ typedef struct op_native_isa {
      * (x one h x w plane, dy one oh x ow plane; the direct path's backward). */
     void (*conv_wgrad)(const op_native_convg *g, const float *x, const float *dy, double *acc);
     /* Channels-last direct convolution (NULL on the levels without one): output row oy of
-     * image n, all filters, y = conv + bias (no activation).  buf is the calling thread's
-     * ring of zero-padded input rows (op_native_cl_ring_floats, reset before the thread's
-     * first row of a call): a row copied for one output row serves the next ones. */
-    void (*conv_cl_row)(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
+     * image n, the filters of blocks fb0 .. fb1 (16 each), y = conv + bias (no activation).
+     * buf is the calling thread's ring of zero-padded input rows (op_native_cl_ring_floats,
+     * reset before the thread's first row of a call): a row copied for one output row serves
+     * the next ones. */
+    void (*conv_cl_row)(const op_native_clconv *p, int64_t n, int64_t oy, int64_t fb0, int64_t fb1, float *buf);
     /* Channels-last weight gradient (NULL where none): dw[tap][c][fp] for the channels c0 ..
      * c0+nc (nc <= 16) and filter blocks fb0 .. fb0+nfb (nfb <= 4) of every tap, summed over
      * the images n0 .. n1 in order, stored (not added) at dw (the whole packed array). */
@@ -193,7 +194,8 @@ void op_native_conv_cl_wgrad_outer_avx512(const op_native_clouter *p, int64_t n0
                                           int64_t nb, float *out);
 void op_native_conv_wgrad_pad_avx512(const op_native_convg *g, const float *xp, int64_t wp, int64_t istride,
                                      const float *dy, int64_t dstride, int64_t nimg, float *out);
-void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, float *buf);
+void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t oy, int64_t fb0, int64_t fb1,
+                                  float *buf);
 void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int64_t n1, int64_t c0,
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
 void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,

@@ -97,6 +97,10 @@ const op_native_simd *op_native_simd_table(void)
 #define K0(fn) {.run = op_native_##fn}
 /* the fp32 convolutions: either layout, following their inputs (native_conv_cl.c) */
 #define KL(fn) {.run = op_native_##fn, .scratch = op_native_##fn##_scratch, .layouts = OP_LAYOUT_FOLLOWS_INPUTS}
+/* ... keeping their channels-last packed weights between runs (native_conv.h: nconv_wcache) */
+#define KLW(fn)                                                                                    \
+    {.run = op_native_##fn, .prepare = op_native_conv_prepare, .release = op_native_conv_release,  \
+     .scratch = op_native_##fn##_scratch, .layouts = OP_LAYOUT_FOLLOWS_INPUTS}
 /* element-wise over flat memory: any layout (channels-last, blocked too), as long as the node's
  * tensors share one */
 #define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER, .blocked = true}
@@ -118,12 +122,12 @@ const op_native_simd *op_native_simd_table(void)
  * and a maxpool_bwd reading it (compiler/autodiff.c, ops/desc_pool.c). */
 
 static const op_kernel native_kernels[OP_COUNT] = {
-    [OP_CONV1D] = KL(conv),
-    [OP_CONV2D] = KL(conv),
+    [OP_CONV1D] = KLW(conv),
+    [OP_CONV2D] = KLW(conv),
     [OP_CONV3D] = K(conv),
     /* int8 (bf16 and 3-D: the reference); channels-last preferred: see native_conv_q.c */
     [OP_CONV_Q] = {.run = op_native_conv_q, .scratch = op_native_conv_q_scratch, .layouts = OP_LAYOUT_PREFERS_CL},
-    [OP_CONV_BWD_DATA] = KL(conv_bwd_data),
+    [OP_CONV_BWD_DATA] = KLW(conv_bwd_data),
     [OP_CONV_BWD_WEIGHTS] = KL(conv_bwd_weights),
     [OP_DENSE] = K(dense),
     [OP_DENSE_BWD_DATA] = K(dense_bwd_data),

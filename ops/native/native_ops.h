@@ -23,6 +23,9 @@ OP_NATIVE_KERNEL(dense_bwd_data)
 OP_NATIVE_KERNEL(dense_bwd_weights)
 OP_NATIVE_KERNEL(batchnorm)
 OP_NATIVE_KERNEL(batchnorm_bwd)
+/* the state of conv and conv_bwd_data calls: their channels-last packed weights (native_conv.h) */
+int op_native_conv_prepare(op_call *c, char *err, size_t errlen);
+void op_native_conv_release(void *state);
 
 /* kernels that need no scratch */
 #define OP_NATIVE_KERNEL0(fn) int op_native_##fn(op_call *c, char *err, size_t errlen);
