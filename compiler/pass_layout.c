@@ -11,7 +11,9 @@
  *     softmax and their backward) follows its inputs: channels-last when at least half of its
  *     layout-bearing inputs are (or it has none), so a chain of them never flips order;
  *   - a kernel that follows its inputs (native fp32 convolutions) does the same, except that
- *     with no layout-bearing input (a first layer on one channel) it runs plain.
+ *     with no layout-bearing input (a first layer on one channel) it runs plain; and one that
+ *     is faster channels-last on 16 channels or more (op_caps.wide_cl: the native direct
+ *     kernels with AVX-512) runs channels-last on such images even when its inputs are plain.
  * A node's layout-bearing outputs take its layout.  Layout-bearing means a batched value of
  * shape [C, L] or [C, H, W] with more than one channel and more than one position: for the
  * others (vectors, one channel, one position) both orders are the same bytes, so they stay
@@ -63,6 +65,39 @@ static bool layout_bearing(const ir_value *v)
 static op_layout_support node_support(const ir_node *nd, const op_caps *caps)
 {
     return caps->has[nd->op][nd->backend] ? caps->layouts[nd->op][nd->backend] : OP_LAYOUT_PLAIN_ONLY;
+}
+
+/* A native fp32 2-D convolution the direct channels-last kernels take, on images of 16 channels
+ * or more (op_caps.wide_cl): one group, no fused pooling, the backward to the data at stride 1.
+ * (1-D ones stay with their inputs: signal1d's all-native step took 1.7 times as long with
+ * them channels-last.) */
+static bool wide_cl(const ir_graph *g, const ir_node *nd, const op_caps *caps)
+{
+    if (!caps->has[nd->op][nd->backend] || !caps->wide_cl[nd->op][nd->backend])
+        return false;
+    const op_conv_attrs *a = &nd->attrs.conv;
+    if (a->prec != OP_PREC_FP32 || a->groups != 1 || a->pool || a->sdims != 2 ||
+        (nd->op == OP_CONV_BWD_DATA && (a->stride[0] != 1 || a->stride[1] != 1)))
+        return false;
+    bool any = false;
+    for (int k = 0; k < nd->nin + nd->nout; k++) {
+        const ir_value *v = &g->vals[k < nd->nin ? nd->in[k] : nd->out[k - nd->nin]];
+        if (layout_bearing(v)) {
+            if (v->shape.d[0] < 16)
+                return false;
+            any = true;
+        }
+    }
+    return any;
+}
+
+/* A native fp32 2-D convolution with a fused pooling, which the direct channels-last kernels do
+ * not take (they would run it on plain copies of its tensors): on a machine with them
+ * (op_caps.wide_cl) it runs plain, so the reorders around it are shared nodes. */
+static bool pooled_plain(const ir_node *nd, const op_caps *caps)
+{
+    return nd->op == OP_CONV2D && caps->has[nd->op][nd->backend] && caps->wide_cl[nd->op][nd->backend] &&
+           nd->attrs.conv.pool;
 }
 
 /* Whether node nd may run blocked (see the header comment). */
@@ -145,8 +180,13 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
                          : OP_LAYOUT_NHWC;
             break;
         case OP_LAYOUT_FOLLOWS_INPUTS:
-            if (count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] == 0)
+            if ((count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] == 0 && !wide_cl(g, nd, caps)) ||
+                pooled_plain(nd, caps))
                 break;
+            if (count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] == 0) {
+                lay[n] = OP_LAYOUT_NHWC;
+                break;
+            }
             /* fall through */
         case OP_LAYOUT_EITHER:
             if (blk && (near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_PLAIN]))

@@ -94,6 +94,11 @@
 
 #define OP_REF_KERNEL(fn) int fn(op_call *c, char *err, size_t errlen)
 
+/* reorder's checks (ops/ref_layout.c), shared with the native kernel: -1 with err; 1 when done
+ * (nothing to move, or the same order: copied); 0 when the caller moves the elements, to
+ * channels-last when *to_cl, else back to plain. */
+int ref_reorder_check(op_call *c, const char *name, bool *to_cl, char *err, size_t errlen);
+
 OP_REF_KERNEL(op_ref_conv);
 OP_REF_KERNEL(op_ref_conv_bwd_data);
 OP_REF_KERNEL(op_ref_conv_bwd_weights);

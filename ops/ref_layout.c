@@ -5,11 +5,8 @@
 
 #include "ops/ref_common.h"
 
-/* x [N,C,S...] -> y of the same shape; attrs.reorder says from which order to which, and the
- * tensors' layout fields must agree.  Plain index (n*C + c)*S + s, channels-last (n*S + s)*C + c. */
-OP_REF_KERNEL(op_ref_reorder)
+int ref_reorder_check(op_call *c, const char *name, bool *to_cl, char *err, size_t errlen)
 {
-    const char *name = "reorder";
     char s1[64], s2[64];
     if (!c->node)
         return ref_fail(err, errlen, "%s: call has no node (attributes)", name);
@@ -28,16 +25,28 @@ OP_REF_KERNEL(op_ref_reorder)
                         name);
     int64_t total = ref_numel(x);
     if (total == 0)
-        return 0;
+        return 1;
     if (!x->data || !y->data)
         return ref_fail(err, errlen, "%s: a tensor has no data", name);
     if (x->data == y->data)
         return ref_fail(err, errlen, "%s: output aliases the input", name);
     if (a->from == a->to || x->rank < 3) {
         memcpy(y->data, x->data, (size_t)total * sizeof(float));
-        return 0;
+        return 1;
     }
-    ref_layout_copy(x->data, y->data, x->d[0], x->d[1], ref_spatial(x), sizeof(float), a->to == OP_LAYOUT_NHWC,
-                    ref_threads(c));
+    *to_cl = a->to == OP_LAYOUT_NHWC;
+    return 0;
+}
+
+/* x [N,C,S...] -> y of the same shape; attrs.reorder says from which order to which, and the
+ * tensors' layout fields must agree.  Plain index (n*C + c)*S + s, channels-last (n*S + s)*C + c. */
+OP_REF_KERNEL(op_ref_reorder)
+{
+    bool to_cl;
+    int r = ref_reorder_check(c, "reorder", &to_cl, err, errlen);
+    if (r != 0)
+        return r < 0 ? -1 : 0;
+    const op_tensor *x = &c->in[0];
+    ref_layout_copy(x->data, c->out[0].data, x->d[0], x->d[1], ref_spatial(x), sizeof(float), to_cl, ref_threads(c));
     return 0;
 }

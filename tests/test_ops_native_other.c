@@ -869,11 +869,11 @@ Test(native_train, grad_sqnorm_and_clip_scale)
 
 /* (the low-precision dense_q runs on oneDNN and the reference only; conv_q is native too:
  * tests/test_int8_native.c) */
-Test(native_table, covers_every_op_but_reorder_and_bn_fold)
+Test(native_table, covers_every_op_but_bn_fold_and_dense_q)
 {
     for (int op = 0; op < OP_COUNT; op++) {
         const op_kernel *k = op_kernel_get((op_kind)op, OP_BACKEND_NATIVE);
-        if (op == OP_REORDER || op == OP_BN_FOLD || op == OP_DENSE_Q) {
+        if (op == OP_BN_FOLD || op == OP_DENSE_Q) {
             cr_assert_null(k, "%s", op_name((op_kind)op));
             continue;
         }
@@ -884,7 +884,8 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
          * prefers channels-last */
         bool bn = op == OP_BATCHNORM || op == OP_BATCHNORM_BWD;
         bool either = op == OP_RELU || op == OP_SIGMOID || op == OP_TANH || op == OP_LEAKY_RELU ||
-                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD || bn;
+                      op == OP_ACT_BWD || op == OP_ADD || op == OP_MAXPOOL || op == OP_MAXPOOL_BWD || bn ||
+                      op == OP_REORDER;
         bool conv = op == OP_CONV1D || op == OP_CONV2D || op == OP_CONV_BWD_DATA || op == OP_CONV_BWD_WEIGHTS;
         op_layout_support want = op == OP_CONV_Q ? OP_LAYOUT_PREFERS_CL
                                  : conv      ? OP_LAYOUT_FOLLOWS_INPUTS
@@ -895,4 +896,82 @@ Test(native_table, covers_every_op_but_reorder_and_bn_fold)
                            op == OP_ACT_BWD || op == OP_ADD;
         cr_assert_eq(k->blocked, bn || elementwise, "%s", op_name((op_kind)op));
     }
+}
+
+/* ---- reorder: the reference's bytes, both ways, 1 and 2 threads; oneDNN's blocked order refused */
+
+static void reorder_run(const op_kernel *k, const float *x, float *y, const int64_t *d, int rank, bool to_cl,
+                        int nt)
+{
+    op_node node;
+    memset(&node, 0, sizeof node);
+    node.op = OP_REORDER;
+    node.attrs.reorder.from = to_cl ? OP_LAYOUT_PLAIN : OP_LAYOUT_NHWC;
+    node.attrs.reorder.to = to_cl ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
+    op_call c;
+    memset(&c, 0, sizeof c);
+    c.node = &node;
+    c.nin = c.nout = 1;
+    c.nthreads = nt;
+    c.batch = d[0];
+    c.in[0].rank = c.out[0].rank = rank;
+    memcpy(c.in[0].d, d, sizeof(int64_t) * (size_t)rank);
+    memcpy(c.out[0].d, d, sizeof(int64_t) * (size_t)rank);
+    c.in[0].layout = (int)node.attrs.reorder.from;
+    c.out[0].layout = (int)node.attrs.reorder.to;
+    c.in[0].data = (float *)x;
+    c.out[0].data = y;
+    char err[256] = "";
+    cr_assert_eq(k->run(&c, err, sizeof err), 0, "%s", err);
+}
+
+Test(native_layout, reorder_matches_the_reference)
+{
+    const op_kernel *nat = op_kernel_get(OP_REORDER, OP_BACKEND_NATIVE), *ref = op_kernel_get(OP_REORDER, OP_BACKEND_REF);
+    cr_assert(nat && ref && nat != ref);
+    static const struct {
+        int rank;
+        int64_t d[4];
+    } shapes[] = {{4, {3, 19, 5, 7}}, {4, {2, 16, 32, 32}}, {3, {2, 33, 17}}, {4, {1, 1, 4, 4}}, {4, {2, 40, 1, 1}}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        int64_t n = 1;
+        for (int k = 0; k < shapes[i].rank; k++)
+            n *= shapes[i].d[k];
+        float *x = malloc(sizeof(float) * (size_t)n), *want = malloc(sizeof(float) * (size_t)n),
+              *got = malloc(sizeof(float) * (size_t)n);
+        cr_assert(x && want && got);
+        for (int64_t e = 0; e < n; e++)
+            x[e] = (float)e * 0.5f - 3.0f;
+        for (int to_cl = 0; to_cl < 2; to_cl++)
+            for (int nt = 1; nt <= 2; nt++) {
+                reorder_run(ref, x, want, shapes[i].d, shapes[i].rank, to_cl, 1);
+                memset(got, 0xff, sizeof(float) * (size_t)n);
+                reorder_run(nat, x, got, shapes[i].d, shapes[i].rank, to_cl, nt);
+                cr_expect(memcmp(got, want, sizeof(float) * (size_t)n) == 0, "shape %zu, to_cl %d, %d threads", i,
+                          to_cl, nt);
+            }
+        free(x);
+        free(want);
+        free(got);
+    }
+    op_node node;
+    memset(&node, 0, sizeof node);
+    node.op = OP_REORDER;
+    node.attrs.reorder.to = OP_LAYOUT_BLOCK16;
+    float x[32 * 4] = {0}, y[32 * 4];
+    op_call c;
+    memset(&c, 0, sizeof c);
+    c.node = &node;
+    c.nin = c.nout = 1;
+    c.nthreads = 1;
+    c.in[0].rank = c.out[0].rank = 4;
+    int64_t d[4] = {1, 32, 2, 2};
+    memcpy(c.in[0].d, d, sizeof d);
+    memcpy(c.out[0].d, d, sizeof d);
+    c.out[0].layout = OP_LAYOUT_BLOCK16;
+    c.in[0].data = x;
+    c.out[0].data = y;
+    char err[256] = "";
+    cr_expect_eq(nat->run(&c, err, sizeof err), -1);
+    cr_expect(strstr(err, "blocked") != NULL, "%s", err);
 }

@@ -31,6 +31,9 @@ bool op_native_preferred(op_kind op);
 /* Whether the native kernel of op is the fast one on fp32 first layers of one input channel
  * on this machine (op_caps.first_layer). */
 bool op_native_first_layer(op_kind op);
+/* Whether the native kernel of op runs faster channels-last on images of 16 channels or more
+ * on this machine, whatever its inputs' layout (op_caps.wide_cl). */
+bool op_native_wide_cl(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {

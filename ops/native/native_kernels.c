@@ -105,23 +105,28 @@ const op_native_simd *op_native_simd_table(void)
  * tensors share one */
 #define KE(fn) {.run = op_native_##fn, .layouts = OP_LAYOUT_EITHER, .blocked = true}
 
-/* Every op but reorder, bn_fold (a weights-only step, left to the reference) and dense_q (int8
+/* Every op but bn_fold (a weights-only step, left to the reference) and dense_q (int8
  * dense layers: the reference's).  Dense layers, 3-D convolutions and the rest take plain
  * tensors only; the element-wise ops (KE), batchnorm and max pooling take channels-last ones too
  * (batchnorm the blocked order as well), so that where the tuner puts one of them between oneDNN
  * kernels (which prefer channels-last) no reorder is needed.  The fp32 1-D and 2-D convolutions
  * and their backward (KL) follow their inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS): channels-last
  * between oneDNN kernels, where the avx512 level runs them as direct convolutions
- * (native_conv_cl.c, faster than the plain GEMM paths), plain otherwise, so that an all-native
- * fp32 plan, whose inputs are plain, stays plain.  The int8 convolution prefers channels-last
- * (native_conv_q.c: a first layer then feeds oneDNN's convolutions directly); an all-native fp32 plan stays plain, an int8 one gets its
- * reorders (on the reference or oneDNN) where plain-only nodes read its convolutions' outputs.
+ * (native_conv_cl.c, faster than the plain GEMM paths), plain otherwise; except that with the
+ * avx512 level the 2-D ones on 16 channels or more run channels-last whatever their inputs
+ * (op_native_wide_cl; compiler/pass_layout.c), so an all-native plan of few-channel layers
+ * (LeNet-5) stays plain.  The int8 convolution prefers channels-last (native_conv_q.c: a first
+ * layer then feeds oneDNN's convolutions directly); an int8 plan gets its reorders where
+ * plain-only nodes read its convolutions' outputs.  Reorders convert plain and channels-last
+ * (native_layout.c), not oneDNN's blocked order.
  * Max-pool backward reads the pool's input (the graph's maxpool_bwd has in: dy, x) and finds
  * each window's maximum in the same pass that scatters dy, so the forward runs once per step;
  * storing an index map in the forward instead would need a second maxpool output in training
  * and a maxpool_bwd reading it (compiler/autodiff.c, ops/desc_pool.c). */
 
 static const op_kernel native_kernels[OP_COUNT] = {
+    /* between plain and channels-last (not oneDNN's blocked order) */
+    [OP_REORDER] = {.run = op_native_reorder, .layouts = OP_LAYOUT_EITHER},
     [OP_CONV1D] = KLW(conv),
     [OP_CONV2D] = KLW(conv),
     [OP_CONV3D] = K(conv),
@@ -198,6 +203,15 @@ bool op_native_first_layer(op_kind op)
      * with AVX-512: LeNet-5's first layer at batch 64 (bench_native --bwd "LeNet c1"), one
      * thread: forward 60 GFLOP/s against oneDNN's 30, weight gradient 69 against 38 */
     return (op == OP_CONV2D || op == OP_CONV_BWD_WEIGHTS) && op_native_isa_supported() == OP_NATIVE_AVX512;
+}
+
+bool op_native_wide_cl(op_kind op)
+{
+    /* the channels-last direct kernels (native_conv_cl.c, AVX-512) against the plain paths'
+     * GEMMs: resnet20's 16 -> 16 3x3 at batch 64, one thread, 178 GFLOP/s against 104 forward,
+     * 188 against 94 to the data, 186 against 65 to the weights (bench_native --bwd) */
+    return (op == OP_CONV2D || op == OP_CONV_BWD_DATA || op == OP_CONV_BWD_WEIGHTS) &&
+           op_native_isa_supported() == OP_NATIVE_AVX512;
 }
 
 const op_kernel *op_native_kernel(op_kind op)

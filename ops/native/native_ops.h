@@ -30,6 +30,7 @@ void op_native_conv_release(void *state);
 /* kernels that need no scratch */
 #define OP_NATIVE_KERNEL0(fn) int op_native_##fn(op_call *c, char *err, size_t errlen);
 
+OP_NATIVE_KERNEL0(reorder)
 OP_NATIVE_KERNEL0(maxpool)
 OP_NATIVE_KERNEL0(maxpool_bwd)
 OP_NATIVE_KERNEL0(avgpool)
