@@ -180,10 +180,9 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
                          : OP_LAYOUT_NHWC;
             break;
         case OP_LAYOUT_FOLLOWS_INPUTS:
-            if ((count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] == 0 && !wide_cl(g, nd, caps)) ||
-                pooled_plain(nd, caps))
+            if (pooled_plain(nd, caps) || (cl_n == 0 && !wide_cl(g, nd, caps)))
                 break;
-            if (count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_BLOCK16] == 0) {
+            if (cl_n == 0) {
                 lay[n] = OP_LAYOUT_NHWC;
                 break;
             }

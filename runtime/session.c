@@ -435,6 +435,26 @@ cnn_status rt_execute(cnn_session *s)
     return st;
 }
 
+/* Runs step st's kernel on call c, counted as step `step` of the weights at `version`, its
+ * dropout seed from seed_base and its name: CNN_OK, or a failure status with "name (op):
+ * reason" in msg. */
+static cnn_status call_step(cnn_session *s, op_call *c, int st, uint64_t seed_base, int64_t step, uint64_t version,
+                            char *msg, size_t len)
+{
+    /* per node by name, not by step index: passes that add or remove steps (fusion, the
+     * layout pass's reorders) leave every dropout mask as it was */
+    uint64_t x = seed_base ^ name_hash(c->node->name);
+    c->seed = rt_splitmix64(&x);
+    c->step = step;
+    c->weights_version = version;
+    char why[1024];
+    why[0] = '\0';
+    if (s->kernels[st]->run(c, why, sizeof why) == 0)
+        return CNN_OK;
+    snprintf(msg, len, "%s (%s): %s", c->node->name, op_name(c->node->op), why);
+    return cnn_mem_is_oom(why) ? CNN_ERR_NOMEM : CNN_ERR_INPUT;
+}
+
 /* Runs steps [first, end), each on its own thread count (`way` RT_RUN_PLANNED) or all on one
  * thread, and the rest on one thread once `deadline` (when not 0) has passed; the weights-only
  * steps only when `refresh`. */
@@ -460,17 +480,11 @@ static cnn_status run_range(cnn_session *s, int first, int end, int way, double 
         }
         if (s->plan->steps[st].constant && !refresh)
             continue;
-        /* per node by name, not by step index: passes that add or remove steps (fusion, the
-         * layout pass's reorders) leave every dropout mask as it was */
-        uint64_t x = seed_base ^ name_hash(c->node->name);
-        c->seed = rt_splitmix64(&x);
-        c->step = s->step;
-        c->weights_version = version;
-        char msg[1024];
-        msg[0] = '\0';
+        char msg[1100];
         double t0 = s->prof ? rt_seconds() : 0;
-        if (s->kernels[st]->run(c, msg, sizeof msg) != 0)
-            return rt_fail(s->err, cnn_mem_is_oom(msg) ? CNN_ERR_NOMEM : CNN_ERR_INPUT, "%s (%s): %s", c->node->name, op_name(c->node->op), msg);
+        cnn_status cs = call_step(s, c, st, seed_base, s->step, version, msg, sizeof msg);
+        if (cs != CNN_OK)
+            return rt_fail(s->err, cs, "%s", msg);
         if (s->prof)
             rt_profile_record(s, st, rt_seconds() - t0);
         if (s->dist) /* starts the allreduce of the gradients this step completed */
@@ -523,18 +537,8 @@ cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*aft
 
 int rt_execute_ahead(cnn_session *s, int st, uint64_t version, char *msg, size_t len)
 {
-    op_call *c = &s->calls[st];
-    uint64_t x = run_seed_base(s) ^ name_hash(c->node->name);
-    c->seed = rt_splitmix64(&x);
-    c->step = s->step + 1; /* as rt_execute_tail will count it */
-    c->weights_version = version;
-    msg[0] = '\0';
-    if (s->kernels[st]->run(c, msg, len) == 0)
-        return 0;
-    char why[1024];
-    snprintf(why, sizeof why, "%s", msg);
-    snprintf(msg, len, "%s (%s): %s", c->node->name, op_name(c->node->op), why);
-    return cnn_mem_is_oom(why) ? CNN_ERR_NOMEM : CNN_ERR_INPUT;
+    /* the step as rt_execute_tail will count it (its seed base from the count before) */
+    return (int)call_step(s, &s->calls[st], st, run_seed_base(s), s->step + 1, version, msg, len);
 }
 
 cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version, const unsigned char *done)

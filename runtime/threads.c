@@ -15,13 +15,13 @@
  *    while the other way loses, never less than 8 runs of the way in use apart (tries of one
  *    thread while the planned counts are in use: from 1 s after a clear win, growing up to
  *    30 s); and at once (8 runs after the last try) when the way in use becomes 1.2 times
- *    slower than the other was.  A try first runs untimed for 3 ms (at least one run), which wakes threads that
- *    slept meanwhile; the faster of its next two runs is the way's new estimate.  Runs start
- *    on one thread; a run on the planned counts that has taken 1.5 times the one-thread run
- *    time (and 3 ms) goes on with its remaining steps on one thread (rt_threads_deadline), so
- *    a try costs little even when two threads crawl (the planned counts' first run, which warms
- *    them up, gets longer: RT_FIRST_RUN_FACTOR).  The one-thread calls are prepared at
- *    the first run.  Off while profiling, in data-parallel training and for networks of more
+ *    slower than the other was.  A try first runs untimed for 3 ms (at least one run), which
+ *    wakes threads that slept meanwhile; the faster of its next two runs is the way's new
+ *    estimate.  Runs start on one thread; a run on the planned counts that has taken 1.5 times
+ *    the one-thread run time (and 3 ms) goes on with its remaining steps on one thread
+ *    (rt_threads_deadline), so a try costs little even when two threads crawl (the planned
+ *    counts' first run, which warms them up, gets longer: RT_FIRST_RUN_FACTOR).  The
+ *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel training and for networks of more
  *    than 128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
  *    weights).
  *

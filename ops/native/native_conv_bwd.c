@@ -334,7 +334,6 @@ bool nconv_bd_scatter_fits(const conv_bwd_data *d, const op_native_isa *isa)
            s->g.kd == 1 && s->c < 16 && scatter_nv(d) <= 10;
 }
 
-
 /* Per thread: the padded dx image, and for plain tensors the image's dy channels-last. */
 static size_t scatter_thread_floats(const conv_bwd_data *d)
 {
