@@ -818,8 +818,8 @@ CL_ALWAYS void cl_wg3_edge(__m512 (*acc)[3], const float *x, int64_t xo, int64_t
 /* PAD1: padding 1, stride 1, dilation 1 and rows of 2 or more, the edge pixels known (the
  * first without its left tap, the last without its right one), the row in straight code. */
 CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
-                           int64_t nc, int64_t f0, float *dw, bool add, const int FB, const bool FULL,
-                           const bool PAD1)
+                           int64_t nc, int64_t f0, float *dw, bool add, float *out, const int FB,
+                           const bool FULL, const bool PAD1)
 {
     const int64_t C = p->c, F = p->f, cp = (C + 15) / 16 * 16, W = p->w, OW = p->ow, OH = p->oh;
     const int64_t H = p->h, xs = p->sw * C, dj = p->dw * C;
@@ -874,6 +874,19 @@ CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t r0, int64_t r1, i
         else
             iy += p->sh;
     }
+    if (out) {
+        /* filter f's tap (i, j) of channel c at out[(f*C + c)*9 + i*3 + j]: 16 channels 9 floats
+         * apart */
+        const __m512i nine = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                                _mm512_set1_epi32(9));
+        float *o = out + (f0 * C + c0) * 9 + i * 3;
+#pragma GCC unroll 8
+        for (int fi = 0; fi < FB; fi++)
+#pragma GCC unroll 3
+            for (int j = 0; j < 3; j++)
+                _mm512_mask_i32scatter_ps(o + fi * C * 9 + j, m, nine, acc[fi][j], 4);
+        return;
+    }
 #pragma GCC unroll 8
     for (int fi = 0; fi < FB; fi++)
 #pragma GCC unroll 3
@@ -882,13 +895,13 @@ CL_ALWAYS void cl_wg3_tile(const op_native_clwgrad *p, int64_t r0, int64_t r1, i
 }
 
 typedef void (*cl_wg3_fn)(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
-                          int64_t nc, int64_t f0, float *dw, bool add);
+                          int64_t nc, int64_t f0, float *dw, bool add, float *out);
 #define CL_W3(fb, full, pad1)                                                                     \
     static void cl_wg3_##fb##_##full##_##pad1(const op_native_clwgrad *p, int64_t r0, int64_t r1, \
                                               int64_t i, int64_t c0, int64_t nc, int64_t f0,      \
-                                              float *dw, bool add)                                \
+                                              float *dw, bool add, float *out)                    \
     {                                                                                             \
-        cl_wg3_tile(p, r0, r1, i, c0, nc, f0, dw, add, fb, full, pad1);                           \
+        cl_wg3_tile(p, r0, r1, i, c0, nc, f0, dw, add, out, fb, full, pad1);                      \
     }
 #define CL_W3F(fb) CL_W3(fb, 0, 0) CL_W3(fb, 0, 1) CL_W3(fb, 1, 0) CL_W3(fb, 1, 1)
 CL_W3F(1) CL_W3F(2) CL_W3F(3) CL_W3F(4) CL_W3F(5) CL_W3F(6) CL_W3F(7) CL_W3F(8)
@@ -898,10 +911,10 @@ static const cl_wg3_fn cl_wg3s[8][2][2] = {CL_W3E(1), CL_W3E(2), CL_W3E(3), CL_W
 
 void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,
                                      int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
-                                     bool add)
+                                     bool add, float *out)
 {
     bool pad1 = p->pw == 1 && p->sw == 1 && p->dw == 1 && p->w >= 2;
-    cl_wg3s[nf - 1][nc == 16][pad1](p, r0, r1, i, c0, nc, f0, dw, add);
+    cl_wg3s[nf - 1][nc == 16][pad1](p, r0, r1, i, c0, nc, f0, dw, add, out);
 }
 
 /* acc[o] += the sum of dy[k][o] over the n pixels k, in double (the bias gradient): four

@@ -12,7 +12,8 @@
  *                  parts in order into OIHW.  3x3 kernels: parts of the output rows while the
  *                  partial sums are small, tiles of up to 8 filters by 16 channels by one
  *                  kernel row's three taps (conv_cl_wgrad3), the rows walked in chunks that
- *                  stay in L1, db summed per part as the chunks pass (conv_cl_dbias).  Others:
+ *                  stay in L1, db summed per part as the chunks pass (conv_cl_dbias); with
+ *                  one part (sums over 64 KB), each tile's last chunk writes OIHW itself.  Others:
  *                  parts of the images unless the tiles are enough for the threads, one job per
  *                  tile of 4 channels by 4 filter blocks per tap (conv_cl_wgrad); db over fixed
  *                  ranges of the pixels, then over the ranges in order.
@@ -175,7 +176,8 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
 #define CL_DB_PARTS 8 /* the bias gradient's ranges of pixels (not 3x3) */
 #define CL_WG3_F 8  /* 3x3: filters per tile at most, as even as can be */
 #define CL_WG3_PARTS 4 /* 3x3: parts of the output rows at most ... */
-#define CL_WG3_PART_BYTES (1280 * 1024) /* ... with partial sums of at most this many bytes */
+#define CL_WG3_PART_BYTES (1280 * 1024) /* ... with partial sums of at most this many bytes, */
+#define CL_WG3_ONE_PART (64 * 1024) /* ... and one part when a part's sums pass this */
 #define CL_WG3_CHUNK (24 * 1024) /* 3x3: bytes of dy and x per chunk of output rows (in L1) ... */
 #define CL_WG3_MIN_PX 64 /* ... but this many pixels at least (a tile's sums pass through dW) */
 
@@ -203,6 +205,8 @@ static void wg_layout(const cshape *s, const op_native_isa *isa, wg_plan *w)
         /* parts of the rows (partial sums in order) when the partial sums are small and each
          * part has a chunk or more */
         int64_t rows = s->n * s->g.oh, p = CL_WG3_PARTS;
+        if (w->part_floats * (int64_t)sizeof(float) > CL_WG3_ONE_PART)
+            p = 1;
         while (p > 1 && (p * w->part_floats * (int64_t)sizeof(float) > CL_WG3_PART_BYTES ||
                          rows < p * w->chunk_rows))
             p /= 2;
@@ -237,7 +241,9 @@ size_t nconv_cl_bw_floats(const cshape *s, const op_native_isa *isa)
  * by 16 channels by up to CL_WG3_F filters (op_native_isa.conv_cl_wgrad3).  The thread walks
  * each of its parts' rows in chunks (about CL_WG3_CHUNK bytes of dy and x), running its tiles
  * on each chunk while the chunk is in cache: a tile's sum runs over its part's rows in order,
- * whoever runs it.  The thread with a part's first tile also sums the part's dy (db). */
+ * whoever runs it.  With one part, a tile's last chunk writes its sums into dW itself (no
+ * pass over partial sums that may not fit in L2).  The thread with a part's first tile also
+ * sums the part's dy (db). */
 static void wg3_jobs(const conv_bwd_w *d, const op_native_clwgrad *p, const wg_plan *w,
                      const op_native_isa *isa, int64_t j0, int64_t j1, float *scratch, double *dbp)
 {
@@ -253,11 +259,12 @@ static void wg3_jobs(const conv_bwd_w *d, const op_native_clwgrad *p, const wg_p
             memset(db, 0, (size_t)F * sizeof(double));
         for (int64_t r = r0; r < r1; r += R) {
             int64_t re = r + R < r1 ? r + R : r1;
+            float *out = w->parts == 1 && re == r1 ? d->dw : NULL;
             for (int64_t t = a; t < b; t++) {
                 int64_t cb = t / (nfg * 3), fg = t / 3 % nfg, i = t % 3;
                 int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
                 int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
-                isa->conv_cl_wgrad3(p, r, re, i, c0, nc, f0, nf, dst, r > r0);
+                isa->conv_cl_wgrad3(p, r, re, i, c0, nc, f0, nf, dst, r > r0, out);
             }
             if (db)
                 isa->conv_cl_dbias(d->dy + r * p->ow * F, (re - r) * p->ow, F, db);
@@ -266,9 +273,15 @@ static void wg3_jobs(const conv_bwd_w *d, const op_native_clwgrad *p, const wg_p
             for (int64_t t = a; t < b; t++) {
                 int64_t cb = t / (nfg * 3), fg = t / 3 % nfg, i = t % 3;
                 int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
+                int64_t nc = C - cb * 16 < 16 ? C - cb * 16 : 16;
                 for (int64_t o = f0; o < f0 + nf; o++)
-                    for (int64_t j = 0; j < 3; j++)
-                        memset(dst + (o * 9 + i * 3 + j) * cp + cb * 16, 0, 16 * sizeof(float));
+                    for (int64_t j = 0; j < 3; j++) {
+                        if (w->parts > 1)
+                            memset(dst + (o * 9 + i * 3 + j) * cp + cb * 16, 0, 16 * sizeof(float));
+                        else
+                            for (int64_t c = cb * 16; c < cb * 16 + nc; c++)
+                                d->dw[(o * C + c) * 9 + i * 3 + j] = 0.0f;
+                    }
             }
     }
 }
@@ -318,9 +331,10 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
         }
 #pragma omp barrier
         /* dW[o][c][t] = the parts' sums in order; db[o] the partial sums in order */
+        bool done = w.three && parts == 1; /* the tiles wrote dW */
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < F; o++) {
-            for (int64_t t = 0; t < khw; t++) /* the channels inner: 3x3's partial sums' order */
+            for (int64_t t = 0; t < (done ? 0 : khw); t++) /* the channels inner: 3x3's order */
                 for (int64_t c = 0; c < C; c++) {
                     const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
                     float v = src[0];

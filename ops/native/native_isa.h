@@ -160,9 +160,11 @@ typedef struct op_native_isa {
      * time: dw[f][tap][cp] (cp = c rounded up to 16) for the three taps of kernel row i, the
      * channels c0 .. c0+nc (nc <= 16, c0 a multiple of 16) and the filters f0 .. f0+nf
      * (nf <= 8), summed over the output rows r0 .. r1 (row r: image r / oh, row r % oh) in
-     * order, added to dw when add (else stored). */
+     * order, added to dw when add (else stored).  When out is not NULL the sums go there
+     * instead, in the weights' own layout (filter f's tap (i, j) of channel c at
+     * out[(f*p->c + c)*9 + i*3 + j], the whole array), and dw is only read (when add). */
     void (*conv_cl_wgrad3)(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i, int64_t c0,
-                           int64_t nc, int64_t f0, int64_t nf, float *dw, bool add);
+                           int64_t nc, int64_t f0, int64_t nf, float *dw, bool add, float *out);
     /* acc[o] += the sum over n pixels of dy[k][o] (dy [n][f]), in an order fixed by n (the
      * bias gradient; NULL where the level has no channels-last kernels). */
     void (*conv_cl_dbias)(const float *dy, int64_t n, int64_t f, double *acc);
@@ -200,7 +202,7 @@ void op_native_conv_cl_wgrad_avx512(const op_native_clwgrad *p, int64_t n0, int6
                                     int64_t nc, int64_t fb0, int64_t nfb, float *dw);
 void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int64_t r1, int64_t i,
                                      int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
-                                     bool add);
+                                     bool add, float *out);
 void op_native_conv_cl_dbias_avx512(const float *dy, int64_t n, int64_t f, double *acc);
 
 #endif
