@@ -13,7 +13,8 @@
  *   - a kernel that follows its inputs (native fp32 convolutions) does the same, except that
  *     with no layout-bearing input (a first layer on one channel) it runs plain; and one that
  *     is faster channels-last on 16 channels or more (op_caps.wide_cl: the native direct
- *     kernels with AVX-512) runs channels-last on such images even when its inputs are plain.
+ *     kernels with AVX-512; oneDNN's batchnorms, indifferent otherwise) runs channels-last on
+ *     such images even when its inputs are plain.
  * A node's layout-bearing outputs take its layout.  Layout-bearing means a batched value of
  * shape [C, L] or [C, H, W] with more than one channel and more than one position: for the
  * others (vectors, one channel, one position) both orders are the same bytes, so they stay
@@ -67,17 +68,18 @@ static op_layout_support node_support(const ir_node *nd, const op_caps *caps)
     return caps->has[nd->op][nd->backend] ? caps->layouts[nd->op][nd->backend] : OP_LAYOUT_PLAIN_ONLY;
 }
 
-/* A native fp32 2-D convolution the direct channels-last kernels take, on images of 16 channels
- * or more (op_caps.wide_cl): one group, no fused pooling, the backward to the data at stride 1.
- * (1-D ones stay with their inputs: signal1d's all-native step took 1.7 times as long with
- * them channels-last.) */
+/* A node faster channels-last on images of 16 channels or more (op_caps.wide_cl) on such
+ * images; for a convolution, a native fp32 2-D one the direct channels-last kernels take: one
+ * group, no fused pooling, the backward to the data at stride 1.  (1-D ones stay with their
+ * inputs: signal1d's all-native step took 1.7 times as long with them channels-last.) */
 static bool wide_cl(const ir_graph *g, const ir_node *nd, const op_caps *caps)
 {
     if (!caps->has[nd->op][nd->backend] || !caps->wide_cl[nd->op][nd->backend])
         return false;
     const op_conv_attrs *a = &nd->attrs.conv;
-    if (a->prec != OP_PREC_FP32 || a->groups != 1 || a->pool || a->sdims != 2 ||
-        (nd->op == OP_CONV_BWD_DATA && (a->stride[0] != 1 || a->stride[1] != 1)))
+    bool conv = nd->op == OP_CONV2D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS;
+    if (conv && (a->prec != OP_PREC_FP32 || a->groups != 1 || a->pool || a->sdims != 2 ||
+                 (nd->op == OP_CONV_BWD_DATA && (a->stride[0] != 1 || a->stride[1] != 1))))
         return false;
     bool any = false;
     for (int k = 0; k < nd->nin + nd->nout; k++) {
@@ -191,7 +193,7 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
             if (blk && (near || count[OP_LAYOUT_BLOCK16] > count[OP_LAYOUT_NHWC] + count[OP_LAYOUT_PLAIN]))
                 lay[n] = OP_LAYOUT_BLOCK16;
             else
-                lay[n] = cl_most ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
+                lay[n] = cl_most || wide_cl(g, nd, caps) ? OP_LAYOUT_NHWC : OP_LAYOUT_PLAIN;
             break;
         }
         if (lay[n] != OP_LAYOUT_PLAIN)

@@ -54,10 +54,11 @@ typedef struct op_caps {
      * forward 60 GFLOP/s against 30, weight gradient 69 against 38): untuned auto runs such
      * nodes there (compiler/pass_backend.c) */
     bool first_layer[OP_COUNT][OP_BACKEND_COUNT];
-    /* a kernel that follows its inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS) is nonetheless faster
-     * channels-last on images of 16 channels or more, on this machine (the native convolutions'
-     * direct kernels with AVX-512): the layout pass runs such a node channels-last even where
-     * its inputs are plain, so that an all-native plan runs them (and the tuner measures them) */
+    /* a kernel that follows its inputs' layout (OP_LAYOUT_FOLLOWS_INPUTS) or takes either
+     * (OP_LAYOUT_EITHER) is nonetheless faster channels-last on images of 16 channels or more,
+     * on this machine (the native convolutions' direct kernels with AVX-512; oneDNN's
+     * batchnorms): the layout pass runs such a node channels-last even where its inputs are
+     * plain, so that an all-native plan runs them (and the tuner measures them as they run) */
     bool wide_cl[OP_COUNT][OP_BACKEND_COUNT];
 } op_caps;
 

@@ -108,6 +108,7 @@ void op_kernel_caps(op_caps *caps)
             caps->wide_cl[op][b] = k && b == OP_BACKEND_NATIVE && op_native_wide_cl((op_kind)op);
 #ifdef CNN_HAVE_ONEDNN
             caps->winograd[op][b] = k && b == OP_BACKEND_ONEDNN && op_onednn_winograd((op_kind)op);
+            caps->wide_cl[op][b] |= k && b == OP_BACKEND_ONEDNN && op_onednn_wide_cl((op_kind)op);
 #endif
         }
 }

@@ -142,6 +142,50 @@ Test(layout, native_plans_run_wide_convolutions_channels_last)
     }
 }
 
+/* oneDNN's batchnorms are many times faster channels-last than on plain images
+ * (op_onednn_wide_cl): behind a stem convolution that runs natively on plain tensors, batchnorm_1
+ * and its backward on oneDNN (picks, as tuning made on resnet20) run channels-last all the same,
+ * with the reorder after the convolution, rather than following its plain output. */
+Test(layout, onednn_batchnorm_runs_channels_last_behind_a_plain_stem, .disabled = WITHOUT_ONEDNN)
+{
+    op_caps caps;
+    op_kernel_caps(&caps);
+    cr_assert(caps.wide_cl[OP_BATCHNORM][OP_BACKEND_ONEDNN] && caps.wide_cl[OP_BATCHNORM_BWD][OP_BACKEND_ONEDNN]);
+    net n = example("resnet20");
+    cnn_model *m = load(&n);
+    cnn_options o;
+    cnn_options_default(&o);
+    cnn_train_config tc;
+    cnn_model_train_config(m, &tc);
+    plan_pick picks[3] = {{.name = "conv2d_1", .op = OP_CONV2D, .backend = OP_BACKEND_NATIVE},
+                          {.name = "batchnorm_1", .op = OP_BATCHNORM, .backend = OP_BACKEND_ONEDNN},
+                          {.name = "batchnorm_1.bwd", .op = OP_BATCHNORM_BWD, .backend = OP_BACKEND_ONEDNN}};
+    char err[4096];
+    ir_plan *p = rt_model_plan_picks(m, &o, 8, true, &tc, picks, 3, NULL, err, sizeof err);
+    cr_assert_not_null(p, "%s", err);
+    const ir_graph *g = p->graph;
+    int seen = 0;
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        if (!strcmp(nd->name, "conv2d_1") && nd->op == OP_CONV2D) {
+            cr_expect_eq(nd->backend, OP_BACKEND_NATIVE);
+            cr_expect_eq(g->vals[nd->out[0]].layout, OP_LAYOUT_PLAIN, "the stem's output is channels-last");
+        }
+        if (strncmp(nd->name, "batchnorm_1", 11) || (nd->name[11] && nd->name[11] != '.') ||
+            (nd->op != OP_BATCHNORM && nd->op != OP_BATCHNORM_BWD))
+            continue;
+        seen++;
+        cr_expect_eq(nd->backend, OP_BACKEND_ONEDNN);
+        cr_expect_eq(g->vals[nd->in[0]].layout, OP_LAYOUT_NHWC, "%s (%s) reads a plain %s", nd->name,
+                     op_name(nd->op), g->vals[nd->in[0]].name);
+        cr_expect_eq(g->vals[nd->out[0]].layout, OP_LAYOUT_NHWC, "%s (%s) writes a plain %s", nd->name,
+                     op_name(nd->op), g->vals[nd->out[0]].name);
+    }
+    cr_expect_eq(seen, 2, "batchnorm_1 forward and backward: %d steps", seen);
+    plan_destroy(p);
+    cnn_model_destroy(m);
+}
+
 /* Invariants of every plan, examples and fixtures, inference and training: a step whose
  * kernel takes plain tensors only (every reference kernel but reorder's) neither reads nor
  * writes a channels-last value; the others see one layout; the public API's tensors are plain;

@@ -542,6 +542,11 @@ const char *op_onednn_impl_name(const void *state)
     return name;
 }
 
+bool op_onednn_wide_cl(op_kind op)
+{
+    return op == OP_BATCHNORM || op == OP_BATCHNORM_BWD;
+}
+
 bool op_onednn_winograd(op_kind op)
 {
     if (op != OP_CONV2D && op != OP_CONV_BWD_DATA && op != OP_CONV_BWD_WEIGHTS) return false;

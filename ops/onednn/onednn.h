@@ -24,4 +24,10 @@ const char *op_onednn_impl_name(const void *state);
  * this CPU when a node asks (op_conv_attrs.winograd): its f32 Winograd kernels need AVX-512. */
 bool op_onednn_winograd(op_kind op);
 
+/* Whether oneDNN's kernel for op is much faster channels-last than on plain images of 16
+ * channels or more (op_caps.wide_cl): batchnorm forward and backward, whose NCHW
+ * implementation ran 6-8 times slower than the NHWC one (bench_native --mem, 16x32x32 at
+ * batch 64 on 2 threads: training 7.9 against 45 GB/s, backward 9.1 against 54). */
+bool op_onednn_wide_cl(op_kind op);
+
 #endif
