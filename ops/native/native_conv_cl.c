@@ -184,9 +184,10 @@ void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt,
 /* The weight gradient's tiling, fixed by the shapes: the 3x3 kernel (three) or the other;
  * tiles along the channels (ncb) and the filters (nfg), parts of the images (of the output
  * rows for 3x3), floats per part; 3x3: output rows per chunk; the bias gradient's partial
- * sums (dbparts x f doubles). */
+ * sums (dbparts x f doubles); 3x3: whether the tiles write dW themselves (one part of one row
+ * or more). */
 typedef struct wg_plan {
-    bool three;
+    bool three, direct;
     int64_t ncb, nfg, parts, part_floats, chunk_rows, dbparts;
 } wg_plan;
 
@@ -212,8 +213,10 @@ static void wg_layout(const cshape *s, const op_native_isa *isa, wg_plan *w)
             p /= 2;
         w->parts = p;
         w->dbparts = p;
+        w->direct = p == 1 && rows > 0;
         return;
     }
+    w->direct = false;
     w->ncb = (s->c + CL_WG_CB - 1) / CL_WG_CB;
     w->nfg = (fp / 16 + CL_WG_FB - 1) / CL_WG_FB;
     w->part_floats = khw * s->c * fp;
@@ -259,7 +262,7 @@ static void wg3_jobs(const conv_bwd_w *d, const op_native_clwgrad *p, const wg_p
             memset(db, 0, (size_t)F * sizeof(double));
         for (int64_t r = r0; r < r1; r += R) {
             int64_t re = r + R < r1 ? r + R : r1;
-            float *out = w->parts == 1 && re == r1 ? d->dw : NULL;
+            float *out = w->direct && re == r1 ? d->dw : NULL;
             for (int64_t t = a; t < b; t++) {
                 int64_t cb = t / (nfg * 3), fg = t / 3 % nfg, i = t % 3;
                 int64_t c0 = cb * 16, nc = C - c0 < 16 ? C - c0 : 16;
@@ -273,15 +276,9 @@ static void wg3_jobs(const conv_bwd_w *d, const op_native_clwgrad *p, const wg_p
             for (int64_t t = a; t < b; t++) {
                 int64_t cb = t / (nfg * 3), fg = t / 3 % nfg, i = t % 3;
                 int64_t f0 = F * fg / nfg, nf = F * (fg + 1) / nfg - f0;
-                int64_t nc = C - cb * 16 < 16 ? C - cb * 16 : 16;
                 for (int64_t o = f0; o < f0 + nf; o++)
-                    for (int64_t j = 0; j < 3; j++) {
-                        if (w->parts > 1)
-                            memset(dst + (o * 9 + i * 3 + j) * cp + cb * 16, 0, 16 * sizeof(float));
-                        else
-                            for (int64_t c = cb * 16; c < cb * 16 + nc; c++)
-                                d->dw[(o * C + c) * 9 + i * 3 + j] = 0.0f;
-                    }
+                    for (int64_t j = 0; j < 3; j++)
+                        memset(dst + (o * 9 + i * 3 + j) * cp + cb * 16, 0, 16 * sizeof(float));
             }
     }
 }
@@ -331,10 +328,9 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
         }
 #pragma omp barrier
         /* dW[o][c][t] = the parts' sums in order; db[o] the partial sums in order */
-        bool done = w.three && parts == 1; /* the tiles wrote dW */
 #pragma omp for schedule(static)
         for (int64_t o = 0; o < F; o++) {
-            for (int64_t t = 0; t < (done ? 0 : khw); t++) /* the channels inner: 3x3's order */
+            for (int64_t t = 0; t < (w.direct ? 0 : khw); t++) /* the channels inner: 3x3's order */
                 for (int64_t c = 0; c < C; c++) {
                     const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
                     float v = src[0];
