@@ -77,9 +77,9 @@ static bool wide_cl(const ir_graph *g, const ir_node *nd, const op_caps *caps)
     if (!caps->has[nd->op][nd->backend] || !caps->wide_cl[nd->op][nd->backend])
         return false;
     const op_conv_attrs *a = &nd->attrs.conv;
-    bool conv = nd->op == OP_CONV2D || nd->op == OP_CONV_BWD_DATA || nd->op == OP_CONV_BWD_WEIGHTS;
-    if (conv && (a->prec != OP_PREC_FP32 || a->groups != 1 || a->pool || a->sdims != 2 ||
-                 (nd->op == OP_CONV_BWD_DATA && (a->stride[0] != 1 || a->stride[1] != 1))))
+    if (pass_conv_algo_node(nd) &&
+        (a->prec != OP_PREC_FP32 || a->groups != 1 || a->pool || a->sdims != 2 ||
+         (nd->op == OP_CONV_BWD_DATA && (a->stride[0] != 1 || a->stride[1] != 1))))
         return false;
     bool any = false;
     for (int k = 0; k < nd->nin + nd->nout; k++) {
