@@ -79,7 +79,7 @@ typedef struct rt_replicas {
     unsigned char *done;     /* per session step: ran ahead in this step */
     uint64_t version;        /* the weights' version of the step being run */
     int ahead_status;        /* the first failure of a step run ahead (0: none) */
-    char ahead_err[1100];
+    char ahead_err[RT_STEP_ERR_MAX];
     int64_t steps;           /* steps taken as replicas */
     rt_threads choose;       /* RT_STEP_PLANNED or RT_STEP_REPLICAS, by timing */
 } rt_replicas;
@@ -422,7 +422,7 @@ static void after_step(void *ctx, int step)
             sum_gradient(c->s, k);
             int st = r->ahead[k];
             if (st >= 0) { /* its update, at once too */
-                char msg[1100];
+                char msg[RT_STEP_ERR_MAX];
                 int rc = rt_execute_ahead(c->s, st, r->version, msg, sizeof msg);
                 if (rc == 0) {
                     r->done[st] = 1;

@@ -13,6 +13,9 @@
 #include "runtime/cnn.h"
 
 #define RT_ERR_MAX 4096
+/* A kernel's reason for a failed run, and a step's failure message: "name (op): reason". */
+#define RT_KERNEL_ERR_MAX 1024
+#define RT_STEP_ERR_MAX (OP_NAME_MAX + 32 + RT_KERNEL_ERR_MAX)
 
 typedef struct rt_import_tensor {
     char name[OP_NAME_MAX];

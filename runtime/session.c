@@ -447,7 +447,7 @@ static cnn_status call_step(cnn_session *s, op_call *c, int st, uint64_t seed_ba
     c->seed = rt_splitmix64(&x);
     c->step = step;
     c->weights_version = version;
-    char why[1024];
+    char why[RT_KERNEL_ERR_MAX];
     why[0] = '\0';
     if (s->kernels[st]->run(c, why, sizeof why) == 0)
         return CNN_OK;
@@ -480,7 +480,7 @@ static cnn_status run_range(cnn_session *s, int first, int end, int way, double 
         }
         if (s->plan->steps[st].constant && !refresh)
             continue;
-        char msg[1100];
+        char msg[RT_STEP_ERR_MAX];
         double t0 = s->prof ? rt_seconds() : 0;
         cnn_status cs = call_step(s, c, st, seed_base, s->step, version, msg, sizeof msg);
         if (cs != CNN_OK)

@@ -21,9 +21,9 @@
  *    the one-thread run time (and 3 ms) goes on with its remaining steps on one thread
  *    (rt_threads_deadline), so a try costs little even when two threads crawl (the planned
  *    counts' first run, which warms them up, gets longer: RT_FIRST_RUN_FACTOR).  The
- *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel training and for networks of more
- *    than 128 MB of weights (the one-thread calls hold a second copy of oneDNN's reordered
- *    weights).
+ *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel
+ *    training and for networks of more than 128 MB of weights (the one-thread calls hold a
+ *    second copy of oneDNN's reordered weights).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
