@@ -276,6 +276,7 @@ cnn_status cnn_weights_quantize(cnn_weights *w, cnn_model *m, const cnn_dataset 
         cnn_session_destroy(s);
         return st;
     }
+    rt_replicas_off(s, "int8 calibration reads the session's values");
     const ir_graph *g = s->plan->graph;
     cnn_loader *loader = NULL;
     calib_node *cn = cnn_mem_calloc((size_t)g->nnodes + 1, sizeof *cn);

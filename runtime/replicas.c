@@ -37,11 +37,33 @@
  *
  * Memory: made at the first step that uses them, the replicas' arenas at batch n_r (together
  * about the session's own arena again), their weights-only steps' buffers and their optimiser
- * state (never used: a replica runs no update). */
+ * state (never used: a replica runs no update).
+ *
+ * Inference runs as replicas too, in chunks of the batch.  In inference an example's outputs
+ * depend on its inputs alone, so a run of several threads may cut the batch into chunks of C
+ * examples and let the threads take chunks in turn from a shared counter, each running its
+ * replica (a session of one thread at batch C, made as above) on the chunks it takes: the
+ * chunk's examples copied in, the replica's whole plan, its outputs copied out (of a last,
+ * shorter chunk only the examples it has; the rest of the replica's input holds what an earlier
+ * chunk left, and its outputs there are dropped).  C: REP_CHUNKS chunks per thread, but no
+ * fewer than REP_MIN_CHUNK examples unless the batch cut evenly over the threads is smaller (on
+ * one thread vgg_small ran 7% slower per example at batch 16 than at 64, 4% at 32).  One
+ * parallel region per run instead of one per kernel (LeNet-5's steps are a few microseconds),
+ * and no thread waits for another before the run's end, where a step split over the threads
+ * waits at every join for a thread a busy neighbour has descheduled.  The chunks are runtime/
+ * threads.c's way of several threads for such a session, in place of the per-step counts, so
+ * runs choose between them and one thread by timing.  Not for the reference backend (as above),
+ * networks of more than RT_WEIGHT_COPIES_MAX of weights (each replica holds its own copy of
+ * oneDNN's reordered weights), while profiling, nor for a session whose values are read after
+ * the run (int8 calibration: rt_replicas_off). */
+#include <limits.h>
+#include <linux/futex.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "compiler/passes.h"
 #include "ops/mem.h"
@@ -53,6 +75,12 @@ enum { REP_AUTO, REP_ON, REP_OFF };
 
 /* Steps of replicas before the first try of the step as planned. */
 #define REP_FIRST 16
+
+/* Inference: chunks per thread, and the fewest examples a chunk has (see the top); how long a
+ * thread out of chunks spins before it sleeps (wait_others). */
+#define REP_CHUNKS 2
+#define REP_MIN_CHUNK 32
+#define REP_SPIN 50e-6
 
 /* A replica's steps' hook: which session, which replica. */
 struct replica_ctx {
@@ -82,6 +110,14 @@ typedef struct rt_replicas {
     char ahead_err[RT_STEP_ERR_MAX];
     int64_t steps;           /* steps taken as replicas */
     rt_threads choose;       /* RT_STEP_PLANNED or RT_STEP_REPLICAS, by timing */
+    /* inference */
+    int64_t chunk;           /* examples per chunk (each replica's batch) */
+    int nchunks;
+    int next;                /* the next chunk to take in this run */
+    int failed;              /* a replica failed in this run: the others take no more chunks */
+    bool cold;               /* some replica ran its weights-only steps in this run (not timed) */
+    int running;             /* threads of the run's region still taking chunks */
+    int sleepers;            /* threads asleep in wait_others */
 } rt_replicas;
 
 /* The mode CNN_REPLICAS asks for, or -1 when it is not a mode. */
@@ -112,12 +148,28 @@ static const char *why_not(const cnn_session *s, int mode)
         return "one thread";
     if (s->batch < 2)
         return "batch 1";
-    if (s->dist || rt_dist_active())
-        return "data-parallel (MPI) training";
     if (s->opt.backend == CNN_BACKEND_REF)
         return "the reference backend (its results do not depend on the thread count)";
     const ir_plan *p = s->plan;
     const ir_graph *g = p->graph;
+    if (s->mode != CNN_MODE_TRAIN) {
+        for (int i = 0; i < g->ninputs; i++)
+            if (!batched_f32(g, g->inputs[i]))
+                return "an input without a batch axis";
+        if (g->noutputs < 1)
+            return "no output";
+        for (int i = 0; i < g->noutputs; i++)
+            if (!batched_f32(g, g->outputs[i]))
+                return "an output without a batch axis";
+        double bytes = 0;
+        for (int i = 0; i < s->weights->count; i++)
+            bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
+        if (bytes > RT_WEIGHT_COPIES_MAX)
+            return "more than 128 MB of weights (each replica would hold its own copy of oneDNN's reordered weights)";
+        return NULL;
+    }
+    if (s->dist || rt_dist_active())
+        return "data-parallel (MPI) training";
     if (g->label < 0 || g->loss < 0 || g->noutputs < 1 || p->ngrads < 1)
         return "no loss or no parameter to train";
     if (!batched_f32(g, g->label))
@@ -182,10 +234,16 @@ cnn_status rt_replicas_init(cnn_session *s)
     return CNN_OK;
 }
 
+void rt_replicas_off(cnn_session *s, const char *why)
+{
+    if (s->rep && !s->rep->why_not[0])
+        snprintf(s->rep->why_not, sizeof s->rep->why_not, "%s", why);
+}
+
 const char *rt_replicas_why_not(const cnn_session *s)
 {
     if (!s->rep)
-        return s->mode == CNN_MODE_TRAIN ? "not made" : "not a training session";
+        return "not made";
     if (s->rep->built < 0)
         return "the replicas could not be made";
     return s->rep->why_not;
@@ -305,41 +363,61 @@ static void plan_ahead(const cnn_session *s, rt_replicas *r)
     }
 }
 
-/* Makes the replicas: CNN_OK, or a failure (then the session's steps run as planned). */
-static cnn_status build(cnn_session *s)
+/* The session's backends and convolution algorithms, node by node (tuned ones too; auto's
+ * Winograd rule depends on the batch), for its replicas: malloc'd, or NULL. */
+static plan_pick *session_picks(const cnn_session *s)
 {
-    rt_replicas *r = s->rep;
     const ir_plan *p = s->plan;
     const ir_graph *g = p->graph;
-    int n = s->nthreads < s->batch ? s->nthreads : (int)s->batch;
-    r->n = n;
-    r->rep = cnn_mem_calloc((size_t)n, sizeof(cnn_session *));
-    r->first = cnn_mem_calloc((size_t)n + 1, sizeof(int64_t));
-    r->share = cnn_mem_calloc((size_t)n, sizeof(float));
-    r->grad = cnn_mem_calloc((size_t)n * (size_t)p->ngrads, sizeof(int));
-    r->made = cnn_mem_calloc((size_t)n * (size_t)p->ngrads, sizeof(int));
-    r->ready = cnn_mem_calloc((size_t)p->ngrads, sizeof(int));
-    r->ctx = cnn_mem_calloc((size_t)n, sizeof(struct replica_ctx));
-    r->read_step = cnn_mem_calloc((size_t)n, sizeof(int));
-    r->status = cnn_mem_calloc((size_t)n, sizeof(cnn_status));
-    r->ahead = cnn_mem_calloc((size_t)p->ngrads, sizeof(int));
-    r->done = cnn_mem_calloc((size_t)p->nsteps, 1);
     plan_pick *picks = cnn_mem_calloc((size_t)p->nsteps + 1, sizeof(plan_pick));
-    if (!r->rep || !r->first || !r->share || !r->grad || !r->made || !r->ready || !r->ctx || !r->read_step ||
-        !r->status || !r->ahead || !r->done || !picks) {
-        cnn_mem_free(picks);
-        return CNN_ERR_NOMEM;
-    }
-    /* the session's backends and convolution algorithms, node by node (tuned ones too; auto's
-     * Winograd rule depends on the batch) */
-    for (int st = 0; st < p->nsteps; st++) {
+    for (int st = 0; picks && st < p->nsteps; st++) {
         const ir_node *nd = &g->nodes[p->steps[st].node];
         snprintf(picks[st].name, sizeof picks[st].name, "%s", nd->name);
         picks[st].op = nd->op;
         picks[st].backend = p->steps[st].backend;
         picks[st].algo = pass_conv_algo_pick(nd);
     }
-    plan_ahead(s, r);
+    return picks;
+}
+
+/* Makes the replicas: CNN_OK, or a failure (then the session's steps run as planned). */
+static cnn_status build(cnn_session *s)
+{
+    rt_replicas *r = s->rep;
+    const ir_plan *p = s->plan;
+    bool train = s->mode == CNN_MODE_TRAIN;
+    int n = s->nthreads < s->batch ? s->nthreads : (int)s->batch;
+    if (!train) { /* REP_CHUNKS chunks per thread of REP_MIN_CHUNK examples or more (fewer when the
+                   * batch over the threads is less), and no more replicas than chunks */
+        int64_t want = (int64_t)n * REP_CHUNKS, even = (s->batch + n - 1) / n;
+        r->chunk = (s->batch + want - 1) / want;
+        if (r->chunk < REP_MIN_CHUNK)
+            r->chunk = even < REP_MIN_CHUNK ? even : REP_MIN_CHUNK;
+        r->nchunks = (int)((s->batch + r->chunk - 1) / r->chunk);
+        if (n > r->nchunks)
+            n = r->nchunks;
+    }
+    r->n = n;
+    size_t ng = (size_t)p->ngrads + 1;
+    r->rep = cnn_mem_calloc((size_t)n, sizeof(cnn_session *));
+    r->first = cnn_mem_calloc((size_t)n + 1, sizeof(int64_t));
+    r->share = cnn_mem_calloc((size_t)n, sizeof(float));
+    r->grad = cnn_mem_calloc((size_t)n * ng, sizeof(int));
+    r->made = cnn_mem_calloc((size_t)n * ng, sizeof(int));
+    r->ready = cnn_mem_calloc(ng, sizeof(int));
+    r->ctx = cnn_mem_calloc((size_t)n, sizeof(struct replica_ctx));
+    r->read_step = cnn_mem_calloc((size_t)n, sizeof(int));
+    r->status = cnn_mem_calloc((size_t)n, sizeof(cnn_status));
+    r->ahead = cnn_mem_calloc(ng, sizeof(int));
+    r->done = cnn_mem_calloc((size_t)p->nsteps + 1, 1);
+    plan_pick *picks = session_picks(s);
+    if (!r->rep || !r->first || !r->share || !r->grad || !r->made || !r->ready || !r->ctx || !r->read_step ||
+        !r->status || !r->ahead || !r->done || !picks) {
+        cnn_mem_free(picks);
+        return CNN_ERR_NOMEM;
+    }
+    if (train)
+        plan_ahead(s, r);
     cnn_options o = s->opt;
     o.threads = 1;
     o.tune = CNN_TUNE_OFF;
@@ -348,42 +426,66 @@ static cnn_status build(cnn_session *s)
     for (int i = 0; i <= n; i++)
         r->first[i] = s->batch * i / n;
     for (int i = 0; i < n && st == CNN_OK; i++) {
-        int64_t b = r->first[i + 1] - r->first[i];
+        int64_t b = train ? r->first[i + 1] - r->first[i] : r->chunk;
         r->share[i] = (float)((double)b / (double)s->batch);
         r->ctx[i] = (struct replica_ctx){s, i};
-        st = rt_session_create_picks(&r->rep[i], s->model, s->weights, &o, b, CNN_MODE_TRAIN, &s->train, picks,
+        st = rt_session_create_picks(&r->rep[i], s->model, s->weights, &o, b, s->mode, &s->train, picks,
                                      p->nsteps);
-        if (st == CNN_OK && map_replica(s, r, i) != 0)
+        if (st == CNN_OK && train && map_replica(s, r, i) != 0)
             st = CNN_ERR_INTERNAL;
     }
     cnn_mem_free(picks);
     return st;
 }
 
+/* Makes the replicas when first used: whether they are there (when they cannot be made, the
+ * session's steps run as planned from then on). */
+static bool ensure_built(cnn_session *s)
+{
+    rt_replicas *r = s->rep;
+    if (r->built == 0) {
+        if (build(s) != CNN_OK) {
+            free_replicas(r);
+            r->built = -1;
+            return false;
+        }
+        r->built = 1;
+    }
+    return r->built > 0;
+}
+
+bool rt_replicas_chunks_may(const cnn_session *s)
+{
+    return s->rep && s->mode != CNN_MODE_TRAIN && !s->rep->why_not[0] && s->rep->built >= 0;
+}
+
+bool rt_replicas_forced(const cnn_session *s) { return s->rep && s->rep->mode == REP_ON && !s->rep->why_not[0]; }
+
+bool rt_replicas_chunks_ready(cnn_session *s)
+{
+    return rt_replicas_chunks_may(s) && !s->prof && ensure_built(s);
+}
+
+bool rt_replicas_cold(const cnn_session *s) { return s->rep && s->rep->cold; }
+
 int rt_replicas_pick(cnn_session *s, double now)
 {
     rt_replicas *r = s->rep;
-    if (!r || r->why_not[0] || r->built < 0 || s->prof || s->dist)
+    if (!r || s->mode != CNN_MODE_TRAIN || r->why_not[0] || r->built < 0 || s->prof || s->dist)
         return RT_STEP_PLANNED;
     /* replicas alone for the first steps (a short run, as `cnnc bench`'s, measures them), then
      * by timing */
     int way = r->mode == REP_ON || r->choose.runs[RT_STEP_REPLICAS] < REP_FIRST ? RT_STEP_REPLICAS
                                                                               : rt_choice_pick(&r->choose, now);
-    if (way == RT_STEP_REPLICAS && r->built == 0) {
-        if (build(s) != CNN_OK) { /* no replicas, then: the step as planned */
-            free_replicas(r);
-            r->built = -1;
-            return RT_STEP_PLANNED;
-        }
-        r->built = 1;
-    }
+    if (way == RT_STEP_REPLICAS && !ensure_built(s)) /* the step as planned, then */
+        return RT_STEP_PLANNED;
     return way;
 }
 
 void rt_replicas_record(cnn_session *s, int used, double seconds, double now)
 {
     rt_replicas *r = s->rep;
-    if (!r || r->why_not[0] || r->built < 0 || r->mode == REP_ON || s->prof || s->dist)
+    if (!r || s->mode != CNN_MODE_TRAIN || r->why_not[0] || r->built < 0 || r->mode == REP_ON || s->prof || s->dist)
         return;
     rt_choice_record(&r->choose, used, seconds, now);
 }
@@ -459,8 +561,106 @@ static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
     return CNN_OK;
 }
 
+/* Inference: replica i takes chunks until none is left (or another failed): 0, or its
+ * failure's status (the message in its session). */
+static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
+{
+    rt_replicas *r = s->rep;
+    cnn_session *q = r->rep[i];
+    const ir_graph *g = s->plan->graph, *qg = q->plan->graph;
+    for (;;) {
+        int c = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
+        if (c >= r->nchunks || __atomic_load_n(&r->failed, __ATOMIC_RELAXED))
+            return CNN_OK;
+        int64_t off = (int64_t)c * r->chunk, n = s->batch - off < r->chunk ? s->batch - off : r->chunk;
+        for (int k = 0; k < g->ninputs; k++) {
+            int64_t per = op_shape_numel(&g->vals[g->inputs[k]].shape);
+            memcpy(q->data[qg->inputs[k]], s->data[g->inputs[k]] + off * per, sizeof(float) * (size_t)(n * per));
+        }
+        if (q->weights_seen != version || !q->consts_valid)
+            r->cold = true; /* (racy, but only ever set to true within a run) */
+        cnn_status st = rt_execute_head(q, q->plan->nsteps, version, NULL, NULL);
+        if (st != CNN_OK) {
+            __atomic_store_n(&r->failed, 1, __ATOMIC_RELAXED);
+            return st;
+        }
+        for (int k = 0; k < g->noutputs; k++) {
+            int64_t per = op_shape_numel(&g->vals[g->outputs[k]].shape);
+            memcpy(s->data[g->outputs[k]] + off * per, q->data[qg->outputs[k]], sizeof(float) * (size_t)(n * per));
+        }
+    }
+}
+
+/* Inference: the end of a run's region.  A thread out of chunks waits for the others here,
+ * not at the region's barrier, where libgomp spins (unless OMP_WAIT_POLICY says otherwise, which a
+ * library cannot set) for a partner that a busy neighbour may have descheduled, holding the
+ * core that partner could run on: it spins for REP_SPIN seconds, then sleeps until the last one
+ * wakes it (a futex), so the others' chunks get its core. */
+static void futex_wait(int *addr, int val)
+{
+    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(int *addr)
+{
+    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+static void wait_others(rt_replicas *r)
+{
+    if (__atomic_sub_fetch(&r->running, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (__atomic_load_n(&r->sleepers, __ATOMIC_ACQUIRE))
+            futex_wake(&r->running);
+        return;
+    }
+    double until = rt_seconds() + REP_SPIN;
+    for (int i = 0;; i++) {
+        int v = __atomic_load_n(&r->running, __ATOMIC_ACQUIRE);
+        if (v == 0)
+            return;
+        if (i % 64 != 63 || rt_seconds() < until) {
+            __builtin_ia32_pause();
+            continue;
+        }
+        __atomic_add_fetch(&r->sleepers, 1, __ATOMIC_ACQ_REL);
+        futex_wait(&r->running, v);
+        __atomic_sub_fetch(&r->sleepers, 1, __ATOMIC_ACQ_REL);
+    }
+}
+
+/* Inference: the batch's chunks on the replicas, one thread each, in one region. */
+static cnn_status run_chunks(cnn_session *s)
+{
+    rt_replicas *r = s->rep;
+    uint64_t version = atomic_load(&s->weights->version);
+    int n = r->n;
+    r->next = 0;
+    r->failed = 0;
+    r->cold = false;
+    for (int i = 0; i < n; i++)
+        r->status[i] = CNN_OK;
+    /* a smaller team than n: its threads take all the chunks between them */
+#pragma omp parallel num_threads(n)
+    {
+        int t = omp_get_thread_num();
+#pragma omp single
+        r->running = omp_get_num_threads();
+        /* (single's barrier: running is set before anyone finishes) */
+        if (t < n)
+            r->status[t] = take_chunks(s, t, version);
+        wait_others(r);
+    }
+    for (int i = 0; i < n; i++)
+        if (r->status[i] != CNN_OK)
+            return rt_fail(s->err, r->status[i], "%s", cnn_session_errmsg(r->rep[i]));
+    r->steps++;
+    return CNN_OK;
+}
+
 cnn_status rt_replicas_run(cnn_session *s)
 {
+    if (s->mode != CNN_MODE_TRAIN)
+        return run_chunks(s);
     rt_replicas *r = s->rep;
     const ir_graph *g = s->plan->graph;
     uint64_t version = atomic_load(&s->weights->version);

@@ -71,6 +71,11 @@ typedef struct rt_tune_state {
     char cache[512];
     char note[512];
 } rt_tune_state;
+/* Weights (bytes) beyond which a session makes no second set of kernel calls (threads.c's
+ * one-thread calls, replicas.c's inference chunks): each holds its own copy of oneDNN's
+ * reordered weights. */
+#define RT_WEIGHT_COPIES_MAX (128.0 * 1024 * 1024)
+
 /* How a session's runs use its threads (runtime/threads.c): a choice between two ways by
  * timing (rt_choice_*), here the planned counts and one thread; replicas.c makes the same
  * choice between a training step as planned and one of replicas. */
@@ -88,7 +93,8 @@ typedef struct rt_threads {
     double try_start;         /* when the current try began */
     int switches;             /* changes of way so far */
     int patient;              /* the way whose use makes tries of the other rarer (threads.c), or -1 */
-    int planned_threads;      /* the most threads a step of the planned counts uses */
+    int split;                /* the most threads a step of the planned counts uses */
+    int planned_threads;      /* the threads of the way of several: split, or all in chunks */
 } rt_threads;
 
 /* runtime/fpenv.c: denormals flushed during a run.  enter sets the bits on the calling thread
@@ -222,7 +228,19 @@ void rt_replicas_free(cnn_session *s);
 int rt_replicas_pick(cnn_session *s, double now);
 cnn_status rt_replicas_run(cnn_session *s);
 void rt_replicas_record(cnn_session *s, int used, double seconds, double now);
-/* Why a session's steps never use replicas ("" when they may); the steps that did. */
+/* Inference runs may take chunks of the batch on replicas (replicas.c), as the way of several
+ * threads of threads.c's choice: whether the session's may (at its creation); whether they may
+ * now (making the replicas at the first, or keeping the steps as planned when they cannot be
+ * made; not while profiling); whether the last such run made their weights-only values (not
+ * timed).  rt_replicas_run runs them.  rt_replicas_off keeps a session's runs as planned (int8
+ * calibration reads its values). */
+bool rt_replicas_chunks_may(const cnn_session *s);
+bool rt_replicas_chunks_ready(cnn_session *s);
+bool rt_replicas_cold(const cnn_session *s);
+void rt_replicas_off(cnn_session *s, const char *why);
+/* CNN_REPLICAS=on, where the network may: always replicas (or chunks). */
+bool rt_replicas_forced(const cnn_session *s);
+/* Why a session's steps never use replicas ("" when they may); the steps (runs) that did. */
 const char *rt_replicas_why_not(const cnn_session *s);
 int64_t rt_replicas_steps(const cnn_session *s);
 /* Replica i's session once made (tests), else NULL. */

@@ -10,7 +10,8 @@
  * returns.  A run may instead take every step on one thread, when that was faster
  * (runtime/threads.c): those calls are prepared apart, when first used.  A training step may
  * instead run as replicas of the step, one per thread in one parallel region, each a session
- * of one thread on a share of the batch (runtime/replicas.c), when that was faster.
+ * of one thread on a share of the batch (runtime/replicas.c), when that was faster; so may an
+ * inference run, its replicas taking chunks of the batch.
  *
  * Each tensor of a call carries its value's memory order (op_tensor.layout, from the layout
  * pass); a kernel that takes plain tensors only is never given a channels-last one (checked
@@ -189,7 +190,6 @@ static cnn_status prepare_calls(cnn_session *s)
         if (ks != CNN_OK)
             return ks;
     }
-    rt_threads_init(s);
     return CNN_OK;
 }
 
@@ -309,8 +309,10 @@ static cnn_status session_create(cnn_session **out, cnn_model *m, cnn_weights *w
         st = prepare_calls(s);
     if (st == CNN_OK)
         st = rt_dist_session_init(s);
-    if (st == CNN_OK && mode == CNN_MODE_TRAIN)
+    if (st == CNN_OK)
         st = rt_replicas_init(s);
+    if (st == CNN_OK)
+        rt_threads_init(s);
     return st;
 }
 
@@ -403,7 +405,7 @@ cnn_status rt_execute(cnn_session *s)
         return st;
     }
     int way = rt_threads_pick(s, t0);
-    if (way == RT_RUN_SINGLE && !s->thr.single) {
+    if (way == RT_RUN_SINGLE && !s->thr.single && s->thr.split > 1) {
         char keep[RT_ERR_MAX];
         memcpy(keep, s->err, sizeof keep);
         if (prepare_single(s) != CNN_OK) { /* the planned counts only, then */
@@ -416,9 +418,16 @@ cnn_status rt_execute(cnn_session *s)
         memcpy(s->err, keep, sizeof keep);
         t0 = rt_seconds();
     }
-    bool steady = true;
+    bool steady = true, chunks = !train && way == RT_RUN_PLANNED && rt_replicas_chunks_ready(s);
+    cnn_status st;
     rt_fpenv_enter(&fp, !s->opt.keep_denormals, way == RT_RUN_PLANNED ? s->thr.planned_threads : 1);
-    cnn_status st = execute_steps(s, way, rt_threads_deadline(s, way, t0), &steady);
+    if (chunks) { /* inference in chunks of the batch on the replicas (made at the first) */
+        t0 = rt_seconds();
+        st = rt_replicas_run(s);
+        steady = !rt_replicas_cold(s);
+    } else {
+        st = execute_steps(s, way, rt_threads_deadline(s, way, t0), &steady);
+    }
     rt_fpenv_leave(&fp);
     if (omp_get_max_threads() != caller_threads)
         omp_set_num_threads(caller_threads);

@@ -23,7 +23,10 @@
  *    counts' first run, which warms them up, gets longer: RT_FIRST_RUN_FACTOR).  The
  *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel
  *    training and for networks of more than 128 MB of weights (the one-thread calls hold a
- *    second copy of oneDNN's reordered weights).
+ *    second copy of oneDNN's reordered weights).  An inference session whose runs may take
+ *    chunks of the batch on replicas (runtime/replicas.c) has those as its way of several
+ *    threads, in place of the planned counts, and chooses in the same way between them and one
+ *    thread (CNN_REPLICAS=on: always the chunks).
  *
  * Results: the reference kernels' results do not depend on the thread count; native and
  * oneDNN kernels may differ in the last bits between counts, as between --threads 1 and 2. */
@@ -50,8 +53,6 @@
 #define RT_FIRST_RUN_FACTOR 10.0
 #define RT_FIRST_RUN_MIN 0.02
 
-/* Weights (bytes) beyond which runs keep the planned counts. */
-#define RT_THREADS_MAX_WEIGHTS (128.0 * 1024 * 1024)
 
 /* The gaps between tries of the other way, in seconds.  While the patient way (here the planned
  * counts) is in use, tries of the other wait longer (RT_PROBE_CLEAR after it has won by
@@ -101,6 +102,12 @@ void rt_threads_init(cnn_session *s)
     for (int st = 0; st < s->plan->nsteps; st++)
         if (s->calls[st].nthreads > t->planned_threads)
             t->planned_threads = s->calls[st].nthreads;
+    /* inference that may run in chunks of the batch (runtime/replicas.c): that is the way of
+     * several threads, on all of them */
+    t->split = t->planned_threads;
+    bool chunks = rt_replicas_chunks_may(s);
+    if (chunks)
+        t->planned_threads = s->nthreads;
     if (t->planned_threads > 1)
         t->adaptive = true;
     /* the one-thread calls hold their own copies of oneDNN's reordered weights: not for
@@ -108,7 +115,7 @@ void rt_threads_init(cnn_session *s)
     double bytes = 0;
     for (int i = 0; i < s->weights->count; i++)
         bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
-    if (bytes > RT_THREADS_MAX_WEIGHTS)
+    if (bytes > RT_WEIGHT_COPIES_MAX || (chunks && rt_replicas_forced(s))) /* CNN_REPLICAS=on: chunks */
         t->adaptive = false;
     /* runs start on one thread (its runs bound the others', below); the planned counts are the
      * patient way (RT_PROBE_MAX_PATIENT) */

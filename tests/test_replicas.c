@@ -340,6 +340,153 @@ Test(replicas, auto_starts_with_replicas_then_chooses_by_timing)
     cnn_model_destroy(m);
 }
 
+/* ---------------------------------------------------------------- inference in chunks */
+
+/* An inference session made with CNN_REPLICAS set to mode. */
+static cnn_session *make_infer(cnn_model *m, cnn_weights *w, cnn_backend b, int threads, int64_t batch,
+                               const char *mode)
+{
+    cnn_options o;
+    cnn_options_default(&o);
+    o.backend = b;
+    o.threads = threads;
+    setenv("CNN_REPLICAS", mode, 1);
+    cnn_session *s = NULL;
+    cnn_status st = cnn_session_create(&s, m, w, &o, batch, CNN_MODE_INFER, NULL);
+    unsetenv("CNN_REPLICAS");
+    cr_assert_eq(st, CNN_OK, "%s", cnn_session_errmsg(s));
+    return s;
+}
+
+/* Elements per example of input or output i. */
+static int64_t numel_of(const cnn_model *m, int i, bool input)
+{
+    int64_t dims[4];
+    int rank = input ? cnn_model_input_shape(m, i, dims) : cnn_model_output_shape(m, i, dims);
+    int64_t n = 1;
+    for (int k = 0; k < rank; k++)
+        n *= dims[k];
+    return rank > 0 ? n : 0;
+}
+
+/* Runs of a session in chunks (2 threads, CNN_REPLICAS=on) and of one on one thread, on the
+ * same inputs: the same outputs to float rounding, also after the weights change between
+ * runs (the replicas' weights-only steps run again). */
+static void same_outputs(const char *src, cnn_backend b, int64_t batch)
+{
+    cnn_model *m = compile(src);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 7), CNN_OK);
+    cnn_session *one = make_infer(m, w, b, 1, batch, "off"), *ch = make_infer(m, w, b, 2, batch, "on");
+    cr_assert_str_eq(rt_replicas_why_not(ch), "");
+    int64_t per = numel_of(m, 0, true), outs = 0;
+    cr_assert_gt(per, 0);
+    for (int round = 0; round < 3; round++) {
+        if (round == 2) { /* new weights: every tensor scaled through the API */
+            for (int i = 0; i < cnn_weights_count(w); i++) {
+                int rank = 0;
+                int64_t dims[CNN_WEIGHT_MAX_RANK], numel = 1;
+                float *t = cnn_weights_tensor(w, i, NULL, &rank, dims);
+                cr_assert_not_null(t);
+                for (int k = 0; k < rank; k++)
+                    numel *= dims[k];
+                for (int64_t k = 0; k < numel; k++)
+                    t[k] *= 0.75f;
+            }
+        }
+        fill(cnn_session_input(one, 0), batch * per, 3 + (unsigned)round);
+        memcpy(cnn_session_input(ch, 0), cnn_session_input(one, 0), sizeof(float) * (size_t)(batch * per));
+        cr_assert_eq(cnn_session_run(one), CNN_OK, "%s", cnn_session_errmsg(one));
+        cr_assert_eq(cnn_session_run(ch), CNN_OK, "%s", cnn_session_errmsg(ch));
+        outs = numel_of(m, 0, false) * batch;
+        double d = rel_diff(cnn_session_output(one, 0), cnn_session_output(ch, 0), outs);
+        cr_expect_lt(d, 1e-5, "round %d: outputs differ by %g of their largest", round, d);
+    }
+    cr_expect_eq(rt_replicas_steps(ch), 3, "every run took chunks");
+    cr_expect_not_null(rt_replicas_session(ch, 1), "two replicas");
+    cr_expect_lt(cnn_session_batch(rt_replicas_session(ch, 0)), batch, "replicas at the chunks' batch");
+    cnn_session_destroy(one);
+    cnn_session_destroy(ch);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(replicas, inference_in_chunks_matches_one_thread)
+{
+    same_outputs(small_net, CNN_BACKEND_AUTO, 16);
+    same_outputs(small_net, CNN_BACKEND_NATIVE, 16);
+}
+
+Test(replicas, inference_in_chunks_with_a_shorter_last_chunk)
+{
+    same_outputs(small_net, CNN_BACKEND_AUTO, 9);   /* chunks of 5: 5, 4 */
+    same_outputs(small_net, CNN_BACKEND_AUTO, 3);   /* chunks of 2: 2, 1 */
+    same_outputs(small_net, CNN_BACKEND_AUTO, 150); /* chunks of 38: 38, 38, 38, 36 */
+}
+
+Test(replicas, inference_in_chunks_with_batchnorm_and_dropout)
+{
+    /* in inference batchnorm uses its running statistics and dropout passes its input */
+    same_outputs(bn_net, CNN_BACKEND_AUTO, 12);
+    same_outputs(dropout_net, CNN_BACKEND_AUTO, 12);
+}
+
+Test(replicas, inference_by_default_chooses_between_chunks_and_one_thread)
+{
+    cnn_model *m = compile(small_net);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 5), CNN_OK);
+    cnn_session *one = make_infer(m, w, CNN_BACKEND_AUTO, 1, 16, "off"), *two = make_infer(m, w, CNN_BACKEND_AUTO, 2, 16, "auto");
+    cr_expect(two->thr.adaptive, "chunks or one thread, by timing");
+    cr_expect_eq(two->thr.planned_threads, 2, "the chunks take both threads");
+    fill(cnn_session_input(one, 0), 16 * 144, 9);
+    cr_assert_eq(cnn_session_run(one), CNN_OK, "%s", cnn_session_errmsg(one));
+    memcpy(cnn_session_input(two, 0), cnn_session_input(one, 0), sizeof(float) * 16 * 144);
+    for (int i = 0; i < 40; i++) { /* whichever way a run takes, its outputs are the same */
+        cr_assert_eq(cnn_session_run(two), CNN_OK, "%s", cnn_session_errmsg(two));
+        double d = rel_diff(cnn_session_output(one, 0), cnn_session_output(two, 0), 16 * 5);
+        cr_assert_lt(d, 1e-5, "run %d: outputs differ by %g of their largest", i, d);
+    }
+    cr_expect_gt(rt_replicas_steps(two), 0, "the chunks were tried");
+    cr_expect_eq(cnn_session_batch(rt_replicas_session(two, 0)), 8, "two chunks of 8: the batch over the threads");
+    cnn_session_destroy(one);
+    cnn_session_destroy(two);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+Test(replicas, inference_chunks_are_not_for_every_session)
+{
+    cnn_model *m = compile(small_net);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 3), CNN_OK);
+    struct { cnn_backend b; int threads; int64_t batch; const char *mode, *want; } cases[] = {
+        {CNN_BACKEND_AUTO, 1, 8, "on", "one thread"},
+        {CNN_BACKEND_AUTO, 2, 1, "on", "batch 1"},
+        {CNN_BACKEND_REF, 2, 8, "on", "reference backend"},
+        {CNN_BACKEND_AUTO, 2, 8, "off", "CNN_REPLICAS=off"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cnn_session *s = make_infer(m, w, cases[i].b, cases[i].threads, cases[i].batch, cases[i].mode);
+        cr_expect(strstr(rt_replicas_why_not(s), cases[i].want) != NULL, "expected \"%s\" in \"%s\"", cases[i].want,
+                  rt_replicas_why_not(s));
+        cr_expect_not(rt_replicas_chunks_may(s));
+        fill(cnn_session_input(s, 0), cases[i].batch * 144, 1);
+        cr_expect_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+        cr_expect_eq(rt_replicas_steps(s), 0);
+        cnn_session_destroy(s);
+    }
+    /* and a session whose values are read after its runs (int8 calibration) */
+    cnn_session *s = make_infer(m, w, CNN_BACKEND_AUTO, 2, 8, "on");
+    rt_replicas_off(s, "int8 calibration reads the session's values");
+    fill(cnn_session_input(s, 0), 8 * 144, 1);
+    cr_expect_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+    cr_expect_eq(rt_replicas_steps(s), 0);
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
 Test(replicas, a_bad_cnn_replicas_value_is_refused)
 {
     cnn_model *m = compile(small_net);
@@ -349,12 +496,14 @@ Test(replicas, a_bad_cnn_replicas_value_is_refused)
     cr_expect_eq(make(&s, m, w, CNN_BACKEND_AUTO, 2, 8, NULL, "maybe"), CNN_ERR_USAGE);
     cr_expect(strstr(cnn_session_errmsg(s), "CNN_REPLICAS") != NULL, "%s", cnn_session_errmsg(s));
     cnn_session_destroy(s);
-    /* an inference session does not read it */
+    /* an inference session reads it too (its runs may take chunks of the batch) */
     cnn_options o;
     cnn_options_default(&o);
     setenv("CNN_REPLICAS", "maybe", 1);
-    cr_expect_eq(cnn_session_create(&s, m, w, &o, 4, CNN_MODE_INFER, NULL), CNN_OK);
+    s = NULL;
+    cr_expect_eq(cnn_session_create(&s, m, w, &o, 4, CNN_MODE_INFER, NULL), CNN_ERR_USAGE);
     unsetenv("CNN_REPLICAS");
+    cr_expect(strstr(cnn_session_errmsg(s), "CNN_REPLICAS") != NULL, "%s", cnn_session_errmsg(s));
     cnn_session_destroy(s);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);

@@ -41,7 +41,12 @@ static cnn_session *session(fixture *f, cnn_backend b, int threads, int64_t batc
     o.backend = b;
     o.threads = threads;
     cnn_session *s = NULL;
-    cr_assert_eq(cnn_session_create(&s, f->m, f->w, &o, batch, mode, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    /* the threads' ways alone: inference in chunks of the batch is test_replicas.c's */
+    if (mode == CNN_MODE_INFER)
+        setenv("CNN_REPLICAS", "off", 1);
+    cnn_status st = cnn_session_create(&s, f->m, f->w, &o, batch, mode, NULL);
+    unsetenv("CNN_REPLICAS");
+    cr_assert_eq(st, CNN_OK, "%s", cnn_session_errmsg(s));
     return s;
 }
 
