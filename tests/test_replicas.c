@@ -455,6 +455,92 @@ Test(replicas, inference_by_default_chooses_between_chunks_and_one_thread)
     cnn_model_destroy(m);
 }
 
+/* An allocator that fails its fail_at-th call after arming (counts shared by the threads). */
+static long fs_calls, fs_fail_at, fs_failed, fs_live;
+
+static bool fs_fails(void)
+{
+    if (__atomic_load_n(&fs_fail_at, __ATOMIC_RELAXED) <= 0)
+        return false;
+    if (__atomic_add_fetch(&fs_calls, 1, __ATOMIC_RELAXED) != fs_fail_at)
+        return false;
+    __atomic_add_fetch(&fs_failed, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+static void *fs_malloc(size_t n, void *ud)
+{
+    (void)ud;
+    if (fs_fails())
+        return NULL;
+    void *p = malloc(n);
+    if (p)
+        __atomic_add_fetch(&fs_live, 1, __ATOMIC_RELAXED);
+    return p;
+}
+
+static void *fs_realloc(void *p, size_t n, void *ud)
+{
+    (void)ud;
+    if (fs_fails())
+        return NULL;
+    void *q = realloc(p, n);
+    if (q && !p)
+        __atomic_add_fetch(&fs_live, 1, __ATOMIC_RELAXED);
+    return q;
+}
+
+static void fs_free(void *p, void *ud)
+{
+    (void)ud;
+    if (p)
+        __atomic_sub_fetch(&fs_live, 1, __ATOMIC_RELAXED);
+    free(p);
+}
+
+/* Fails each allocation of the run that makes the chunks' replicas in turn: the run goes on as
+ * planned with the right outputs (or fails with CNN_ERR_NOMEM), and nothing leaks. */
+Test(replicas, no_memory_for_the_chunks_replicas_keeps_the_run_as_planned)
+{
+    cnn_model *m = compile(small_net);
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 5), CNN_OK);
+    cnn_session *one = make_infer(m, w, CNN_BACKEND_AUTO, 1, 16, "off");
+    fill(cnn_session_input(one, 0), 16 * 144, 4);
+    cr_assert_eq(cnn_session_run(one), CNN_OK, "%s", cnn_session_errmsg(one));
+    cnn_allocator a = {fs_malloc, fs_realloc, fs_free, NULL};
+    cnn_set_allocator(&a);
+    int fell_back = 0;
+    for (long k = 1; k < 2000; k++) {
+        cnn_session *s = make_infer(m, w, CNN_BACKEND_AUTO, 2, 16, "on");
+        memcpy(cnn_session_input(s, 0), cnn_session_input(one, 0), sizeof(float) * 16 * 144);
+        fs_calls = fs_failed = 0;
+        fs_fail_at = k;
+        cnn_status st = cnn_session_run(s);
+        fs_fail_at = 0;
+        if (fs_failed == 0) { /* past the run's allocations */
+            cr_expect_eq(st, CNN_OK);
+            cr_expect_eq(rt_replicas_steps(s), 1);
+            cnn_session_destroy(s);
+            break;
+        }
+        cr_assert(st == CNN_OK || st == CNN_ERR_NOMEM, "allocation %ld: status %d (%s)", k, (int)st,
+                  cnn_session_errmsg(s));
+        if (st == CNN_OK) {
+            fell_back += rt_replicas_steps(s) == 0;
+            double d = rel_diff(cnn_session_output(one, 0), cnn_session_output(s, 0), 16 * 5);
+            cr_assert_lt(d, 1e-5, "allocation %ld: outputs differ by %g", k, d);
+        }
+        cnn_session_destroy(s);
+    }
+    cnn_set_allocator(NULL);
+    cr_expect_gt(fell_back, 0, "some failure fell back to the steps as planned");
+    cr_expect_eq(fs_live, 0, "%ld blocks not freed", fs_live);
+    cnn_session_destroy(one);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
 Test(replicas, inference_chunks_are_not_for_every_session)
 {
     cnn_model *m = compile(small_net);
