@@ -56,14 +56,10 @@
  * networks of more than RT_WEIGHT_COPIES_MAX of weights (each replica holds its own copy of
  * oneDNN's reordered weights), while profiling, nor for a session whose values are read after
  * the run (int8 calibration: rt_replicas_off). */
-#include <limits.h>
-#include <linux/futex.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "compiler/passes.h"
 #include "ops/mem.h"
@@ -76,11 +72,9 @@ enum { REP_AUTO, REP_ON, REP_OFF };
 /* Steps of replicas before the first try of the step as planned. */
 #define REP_FIRST 16
 
-/* Inference: chunks per thread, and the fewest examples a chunk has (see the top); how long a
- * thread out of chunks spins before it sleeps (wait_others). */
+/* Inference: chunks per thread, and the fewest examples a chunk has (see the top). */
 #define REP_CHUNKS 2
 #define REP_MIN_CHUNK 32
-#define REP_SPIN 50e-6
 
 /* A replica's steps' hook: which session, which replica. */
 struct replica_ctx {
@@ -116,8 +110,6 @@ typedef struct rt_replicas {
     int next;                /* the next chunk to take in this run */
     int failed;              /* a replica failed in this run: the others take no more chunks */
     bool cold;               /* some replica ran its weights-only steps in this run (not timed) */
-    int running;             /* threads of the run's region still taking chunks */
-    int sleepers;            /* threads asleep in wait_others */
 } rt_replicas;
 
 /* The mode CNN_REPLICAS asks for, or -1 when it is not a mode. */
@@ -591,43 +583,6 @@ static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
     }
 }
 
-/* Inference: the end of a run's region.  A thread out of chunks waits for the others here,
- * not at the region's barrier, where libgomp spins (unless OMP_WAIT_POLICY says otherwise, which a
- * library cannot set) for a partner that a busy neighbour may have descheduled, holding the
- * core that partner could run on: it spins for REP_SPIN seconds, then sleeps until the last one
- * wakes it (a futex), so the others' chunks get its core. */
-static void futex_wait(int *addr, int val)
-{
-    syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
-}
-
-static void futex_wake(int *addr)
-{
-    syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
-}
-
-static void wait_others(rt_replicas *r)
-{
-    if (__atomic_sub_fetch(&r->running, 1, __ATOMIC_ACQ_REL) == 0) {
-        if (__atomic_load_n(&r->sleepers, __ATOMIC_ACQUIRE))
-            futex_wake(&r->running);
-        return;
-    }
-    double until = rt_seconds() + REP_SPIN;
-    for (int i = 0;; i++) {
-        int v = __atomic_load_n(&r->running, __ATOMIC_ACQUIRE);
-        if (v == 0)
-            return;
-        if (i % 64 != 63 || rt_seconds() < until) {
-            __builtin_ia32_pause();
-            continue;
-        }
-        __atomic_add_fetch(&r->sleepers, 1, __ATOMIC_ACQ_REL);
-        futex_wait(&r->running, v);
-        __atomic_sub_fetch(&r->sleepers, 1, __ATOMIC_ACQ_REL);
-    }
-}
-
 /* Inference: the batch's chunks on the replicas, one thread each, in one region. */
 static cnn_status run_chunks(cnn_session *s)
 {
@@ -643,12 +598,8 @@ static cnn_status run_chunks(cnn_session *s)
 #pragma omp parallel num_threads(n)
     {
         int t = omp_get_thread_num();
-#pragma omp single
-        r->running = omp_get_num_threads();
-        /* (single's barrier: running is set before anyone finishes) */
         if (t < n)
             r->status[t] = take_chunks(s, t, version);
-        wait_others(r);
     }
     for (int i = 0; i < n; i++)
         if (r->status[i] != CNN_OK)
