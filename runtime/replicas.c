@@ -570,7 +570,7 @@ static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
             memcpy(q->data[qg->inputs[k]], s->data[g->inputs[k]] + off * per, sizeof(float) * (size_t)(n * per));
         }
         if (q->weights_seen != version || !q->consts_valid)
-            r->cold = true; /* (racy, but only ever set to true within a run) */
+            __atomic_store_n(&r->cold, true, __ATOMIC_RELAXED);
         cnn_status st = rt_execute_head(q, q->plan->nsteps, version, NULL, NULL);
         if (st != CNN_OK) {
             __atomic_store_n(&r->failed, 1, __ATOMIC_RELAXED);
