@@ -153,10 +153,7 @@ static const char *why_not(const cnn_session *s, int mode)
         for (int i = 0; i < g->noutputs; i++)
             if (!batched_f32(g, g->outputs[i]))
                 return "an output without a batch axis";
-        double bytes = 0;
-        for (int i = 0; i < s->weights->count; i++)
-            bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
-        if (bytes > RT_WEIGHT_COPIES_MAX)
+        if (!rt_weight_copies_fit(s->weights))
             return "more than 128 MB of weights (each replica would hold its own copy of oneDNN's reordered weights)";
         return NULL;
     }
@@ -415,11 +412,11 @@ static cnn_status build(cnn_session *s)
     o.tune = CNN_TUNE_OFF;
     o.conv_algo = CNN_CONV_ALGO_AUTO; /* where the picks' algorithms apply: every convolution has one */
     cnn_status st = CNN_OK;
-    for (int i = 0; i <= n; i++)
+    for (int i = 0; i <= n && train; i++)
         r->first[i] = s->batch * i / n;
     for (int i = 0; i < n && st == CNN_OK; i++) {
         int64_t b = train ? r->first[i + 1] - r->first[i] : r->chunk;
-        r->share[i] = (float)((double)b / (double)s->batch);
+        r->share[i] = train ? (float)((double)b / (double)s->batch) : 0.0f; /* n_r / N: training only */
         r->ctx[i] = (struct replica_ctx){s, i};
         st = rt_session_create_picks(&r->rep[i], s->model, s->weights, &o, b, s->mode, &s->train, picks,
                                      p->nsteps);
@@ -532,24 +529,38 @@ static void after_step(void *ctx, int step)
 
 /* Replica i's share of the step: its examples in, its forward and backward pass, its outputs
  * out to the session's. */
-static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
+/* Examples [off, off + n) of the session's inputs (then its labels, when `labels`) into the
+ * first n of replica q's. */
+static void share_in(const cnn_session *s, cnn_session *q, int64_t off, int64_t n, bool labels)
 {
-    rt_replicas *r = s->rep;
-    cnn_session *q = r->rep[i];
     const ir_graph *g = s->plan->graph, *qg = q->plan->graph;
-    int64_t off = r->first[i], n = r->first[i + 1] - off;
-    for (int k = 0; k <= g->ninputs; k++) { /* the inputs, then the labels */
+    for (int k = 0; k < g->ninputs + (labels ? 1 : 0); k++) {
         int v = k < g->ninputs ? g->inputs[k] : g->label, qv = k < g->ninputs ? qg->inputs[k] : qg->label;
         int64_t per = op_shape_numel(&g->vals[v].shape);
         memcpy(q->data[qv], s->data[v] + off * per, sizeof(float) * (size_t)(n * per));
     }
-    cnn_status st = rt_execute_head(q, r->read_step[i], version, after_step, &r->ctx[i]);
-    if (st != CNN_OK)
-        return st;
+}
+
+/* The first n examples of replica q's outputs out to examples [off, off + n) of the session's. */
+static void share_out(cnn_session *s, const cnn_session *q, int64_t off, int64_t n)
+{
+    const ir_graph *g = s->plan->graph, *qg = q->plan->graph;
     for (int k = 0; k < g->noutputs; k++) {
         int64_t per = op_shape_numel(&g->vals[g->outputs[k]].shape);
         memcpy(s->data[g->outputs[k]] + off * per, q->data[qg->outputs[k]], sizeof(float) * (size_t)(n * per));
     }
+}
+
+static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
+{
+    rt_replicas *r = s->rep;
+    cnn_session *q = r->rep[i];
+    int64_t off = r->first[i], n = r->first[i + 1] - off;
+    share_in(s, q, off, n, true);
+    cnn_status st = rt_execute_head(q, r->read_step[i], version, after_step, &r->ctx[i]);
+    if (st != CNN_OK)
+        return st;
+    share_out(s, q, off, n);
     return CNN_OK;
 }
 
@@ -559,16 +570,12 @@ static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
 {
     rt_replicas *r = s->rep;
     cnn_session *q = r->rep[i];
-    const ir_graph *g = s->plan->graph, *qg = q->plan->graph;
     for (;;) {
         int c = __atomic_fetch_add(&r->next, 1, __ATOMIC_RELAXED);
         if (c >= r->nchunks || __atomic_load_n(&r->failed, __ATOMIC_RELAXED))
             return CNN_OK;
         int64_t off = (int64_t)c * r->chunk, n = s->batch - off < r->chunk ? s->batch - off : r->chunk;
-        for (int k = 0; k < g->ninputs; k++) {
-            int64_t per = op_shape_numel(&g->vals[g->inputs[k]].shape);
-            memcpy(q->data[qg->inputs[k]], s->data[g->inputs[k]] + off * per, sizeof(float) * (size_t)(n * per));
-        }
+        share_in(s, q, off, n, false);
         if (q->weights_seen != version || !q->consts_valid)
             __atomic_store_n(&r->cold, true, __ATOMIC_RELAXED);
         cnn_status st = rt_execute_head(q, q->plan->nsteps, version, NULL, NULL);
@@ -576,10 +583,7 @@ static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
             __atomic_store_n(&r->failed, 1, __ATOMIC_RELAXED);
             return st;
         }
-        for (int k = 0; k < g->noutputs; k++) {
-            int64_t per = op_shape_numel(&g->vals[g->outputs[k]].shape);
-            memcpy(s->data[g->outputs[k]] + off * per, q->data[qg->outputs[k]], sizeof(float) * (size_t)(n * per));
-        }
+        share_out(s, q, off, n);
     }
 }
 

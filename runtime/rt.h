@@ -75,6 +75,8 @@ typedef struct rt_tune_state {
  * one-thread calls, replicas.c's inference chunks): each holds its own copy of oneDNN's
  * reordered weights. */
 #define RT_WEIGHT_COPIES_MAX (128.0 * 1024 * 1024)
+/* threads.c: whether w's weights are within RT_WEIGHT_COPIES_MAX. */
+bool rt_weight_copies_fit(const cnn_weights *w);
 
 /* How a session's runs use its threads (runtime/threads.c): a choice between two ways by
  * timing (rt_choice_*), here the planned counts and one thread; replicas.c makes the same

@@ -66,6 +66,14 @@
 #define RT_PROBE_MAX_PATIENT 30.0
 #define RT_CLEAR_MARGIN 1.5
 
+bool rt_weight_copies_fit(const cnn_weights *w)
+{
+    double bytes = 0;
+    for (int i = 0; i < w->count; i++)
+        bytes += 4.0 * (double)op_shape_numel(&w->t[i].shape);
+    return bytes <= RT_WEIGHT_COPIES_MAX;
+}
+
 double rt_step_work(const cnn_session *s, int st)
 {
     const ir_graph *g = s->plan->graph;
@@ -112,10 +120,7 @@ void rt_threads_init(cnn_session *s)
         t->adaptive = true;
     /* the one-thread calls hold their own copies of oneDNN's reordered weights: not for
      * networks whose weights are large (their steps are large too, and split well) */
-    double bytes = 0;
-    for (int i = 0; i < s->weights->count; i++)
-        bytes += 4.0 * (double)op_shape_numel(&s->weights->t[i].shape);
-    if (bytes > RT_WEIGHT_COPIES_MAX || (chunks && rt_replicas_forced(s))) /* CNN_REPLICAS=on: chunks */
+    if (!rt_weight_copies_fit(s->weights) || (chunks && rt_replicas_forced(s))) /* CNN_REPLICAS=on: chunks */
         t->adaptive = false;
     /* runs start on one thread (its runs bound the others', below); the planned counts are the
      * patient way (RT_PROBE_MAX_PATIENT) */
