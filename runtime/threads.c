@@ -53,7 +53,6 @@
 #define RT_FIRST_RUN_FACTOR 10.0
 #define RT_FIRST_RUN_MIN 0.02
 
-
 /* The gaps between tries of the other way, in seconds.  While the patient way (here the planned
  * counts) is in use, tries of the other wait longer (RT_PROBE_CLEAR after it has won by
  * RT_CLEAR_MARGIN, growing up to RT_PROBE_MAX_PATIENT): a busy neighbour shows first as slower

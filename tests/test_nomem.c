@@ -2,9 +2,7 @@
  * every k in a compile-and-run of examples/lenet5.cnn (weights, a reference and an auto
  * session, one run of each).  Every failure must come back as CNN_ERR_NOMEM, with a message
  * where an object exists, free everything it made (counted here; the sanitizer build checks
- * leaks too), and leave the library working once the allocator is restored; a failure while
- * the auto session's run makes its replicas (chunks of the batch) leaves that run as planned,
- * which must then succeed.  CNN_TEST_QUICK
+ * leaks too), and leave the library working once the allocator is restored.  CNN_TEST_QUICK
  * samples every 7th k. */
 #include <criterion/criterion.h>
 #include <stdatomic.h>
@@ -15,7 +13,6 @@
 #include <time.h>
 
 #include "runtime/cnn.h"
-#include "runtime/rt.h"
 
 /* ---- the counting allocator */
 
@@ -80,8 +77,6 @@ static void install(counter *c, long fail_at, bool after)
 /* ---- the chain: compile, weights, two sessions, a run of each */
 
 static char *source;
-/* set when a run went on as planned because its replicas could not be made */
-static bool fell_back;
 static size_t source_len;
 
 static void load_source(void)
@@ -142,9 +137,6 @@ static cnn_status run_session(cnn_model *m, cnn_weights *w, cnn_backend backend,
     st = cnn_session_run(s);
     if (st != CNN_OK)
         check_msg(*step, cnn_session_errmsg(s), st);
-    /* replicas that could not be made leave the run as planned, as it should */
-    if (st == CNN_OK && strcmp(rt_replicas_why_not(s), "the replicas could not be made") == 0)
-        fell_back = true;
     cnn_session_destroy(s);
     return st;
 }
@@ -199,7 +191,6 @@ static void sweep(bool after)
     long runs = 0, nomem = 0;
     for (long k = 1; k <= total; k += stride) {
         install(&c, k, after);
-        fell_back = false;
         cnn_status st = chain(&step);
         long failed = atomic_load(&c.failed);
         long live = atomic_load(&c.live);
@@ -208,7 +199,7 @@ static void sweep(bool after)
         if (failed > 0) {
             /* with one failure only, a caller may recover (a message that could not be
              * rendered while the object still works); never another error */
-            cr_assert(st == CNN_ERR_NOMEM || ((!after || fell_back) && st == CNN_OK),
+            cr_assert(st == CNN_ERR_NOMEM || (!after && st == CNN_OK),
                       "k=%ld (%s): %s returned %d, not CNN_ERR_NOMEM", k, after ? "and after" : "only", step,
                       st);
             nomem += st == CNN_ERR_NOMEM;
