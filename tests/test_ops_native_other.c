@@ -782,7 +782,7 @@ static void optim_init(const tcase *tc, float **in)
         in[tc->nin - 1][0] = 0.375f;
 }
 
-static const int64_t optim_sizes[] = {1, 17, 40001};
+static const int64_t optim_sizes[] = {1, 17, 257, 40001}; /* 257: a block of the updates and one more */
 
 Test(native_train, sgd_updates, .timeout = 600)
 {

@@ -584,31 +584,57 @@ static void SX(avgpool_bwd)(const op_native_pool *g, const float *restrict dy,
         }
 }
 
-/* ---- optimiser updates */
+/* ---- optimiser updates
+ *
+ * In blocks of UPD_BLOCK elements, each block's arrays written (the parameter, its moments)
+ * prefetched for writing one block ahead.  A parameter that another core has read since its
+ * last update (a training step's replicas all read the shared weights, runtime/replicas.c) is
+ * in both cores' caches, and each store must first take its line from the other core; without
+ * the prefetch those transfers go one at a time: an SGD update with momentum of 48,000
+ * parameters took 137 us instead of 31 on this machine (32 with it).  On the x86 levels the
+ * prefetch is PREFETCHW (-mprfchw); a plain prefetch did not help. */
+#define UPD_BLOCK 256
+
+static inline void SX(prefetch_w)(float *p, int64_t from, int64_t n)
+{
+    if (!p)
+        return;
+    int64_t end = from + UPD_BLOCK < n ? from + UPD_BLOCK : n;
+    for (int64_t j = from; j < end; j += 16)
+        __builtin_prefetch(p + j, 1, 3);
+}
 
 static void SX(sgd)(float *restrict p, const float *restrict grad, float *restrict v, int64_t n,
                     const op_native_sgd *k)
 {
     const float lr = k->lr, mu = k->momentum, wd = k->wd, sc = k->scale;
-    if (!k->has_velocity) {
+    const bool vel = k->has_velocity, nest = k->nesterov;
+    SX(prefetch_w)(p, 0, n);
+    SX(prefetch_w)(vel ? v : NULL, 0, n);
+    for (int64_t b = 0; b < n; b += UPD_BLOCK) {
+        int64_t e = b + UPD_BLOCK < n ? b + UPD_BLOCK : n;
+        SX(prefetch_w)(p, e, n);
+        SX(prefetch_w)(vel ? v : NULL, e, n);
+        if (!vel) {
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++)
-            p[i] = p[i] - lr * (grad[i] * sc + wd * p[i]);
-    } else if (!k->nesterov) {
+            for (int64_t i = b; i < e; i++)
+                p[i] = p[i] - lr * (grad[i] * sc + wd * p[i]);
+        } else if (!nest) {
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            float g = grad[i] * sc + wd * p[i];
-            float vi = mu * v[i] + g;
-            v[i] = vi;
-            p[i] = p[i] - lr * vi;
-        }
-    } else {
+            for (int64_t i = b; i < e; i++) {
+                float g = grad[i] * sc + wd * p[i];
+                float vi = mu * v[i] + g;
+                v[i] = vi;
+                p[i] = p[i] - lr * vi;
+            }
+        } else {
 #pragma omp simd
-        for (int64_t i = 0; i < n; i++) {
-            float g = grad[i] * sc + wd * p[i];
-            float vi = mu * v[i] + g;
-            v[i] = vi;
-            p[i] = p[i] - lr * (g + mu * vi);
+            for (int64_t i = b; i < e; i++) {
+                float g = grad[i] * sc + wd * p[i];
+                float vi = mu * v[i] + g;
+                v[i] = vi;
+                p[i] = p[i] - lr * (g + mu * vi);
+            }
         }
     }
 }
@@ -618,15 +644,24 @@ static void SX(adam)(float *restrict p, const float *restrict grad, float *restr
 {
     const float decay = k->decay, l2 = k->l2, sc = k->scale, b1 = k->b1, a1 = k->a1;
     const float b2 = k->b2, a2 = k->a2, step = k->step, ibc2 = k->inv_bc2, eps = k->eps;
+    SX(prefetch_w)(p, 0, n);
+    SX(prefetch_w)(m, 0, n);
+    SX(prefetch_w)(v, 0, n);
+    for (int64_t b = 0; b < n; b += UPD_BLOCK) {
+        int64_t e = b + UPD_BLOCK < n ? b + UPD_BLOCK : n;
+        SX(prefetch_w)(p, e, n);
+        SX(prefetch_w)(m, e, n);
+        SX(prefetch_w)(v, e, n);
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        float pi = p[i] * decay;
-        float g = grad[i] * sc + l2 * pi;
-        float mi = b1 * m[i] + a1 * g;
-        float vi = b2 * v[i] + a2 * (g * g);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] = pi - step * mi / (sqrtf(vi * ibc2) + eps);
+        for (int64_t i = b; i < e; i++) {
+            float pi = p[i] * decay;
+            float g = grad[i] * sc + l2 * pi;
+            float mi = b1 * m[i] + a1 * g;
+            float vi = b2 * v[i] + a2 * (g * g);
+            m[i] = mi;
+            v[i] = vi;
+            p[i] = pi - step * mi / (sqrtf(vi * ibc2) + eps);
+        }
     }
 }
 
