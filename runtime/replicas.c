@@ -476,7 +476,7 @@ void rt_replicas_record(cnn_session *s, int used, double seconds, double now)
     rt_replicas *r = s->rep;
     if (!r || s->mode != CNN_MODE_TRAIN || r->why_not[0] || r->built < 0 || r->mode == REP_ON || s->prof || s->dist)
         return;
-    rt_choice_record(&r->choose, used, seconds, now);
+    rt_choice_record(&r->choose, used, seconds, now, false);
 }
 
 /* The session's final gradient k: the sum over the replicas of their share times theirs. */

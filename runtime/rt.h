@@ -96,6 +96,7 @@ typedef struct rt_threads {
     int switches;             /* changes of way so far */
     int patient;              /* the way whose use makes tries of the other rarer (threads.c), or -1 */
     int split;                /* the most threads a step of the planned counts uses */
+    double *done;             /* per step: the share of the planned work before it (rt_threads_cut) */
     int planned_threads;      /* the threads of the way of several: split, or all in chunks */
 } rt_threads;
 
@@ -206,18 +207,26 @@ void rt_model_free_imported(cnn_model *m);
  * one thread per run, by timing (rt_threads_pick before a run, rt_threads_record after). */
 double rt_step_work(const cnn_session *s, int st);
 int rt_step_threads(const cnn_session *s, int st);
-void rt_threads_init(cnn_session *s);
+cnn_status rt_threads_init(cnn_session *s);
 int rt_threads_pick(cnn_session *s, double now);
-void rt_threads_record(cnn_session *s, int used, double seconds, double now);
-/* When a run of `way` started at `start` should take its remaining steps on one thread
- * (0: never). */
-double rt_threads_deadline(const cnn_session *s, int way, double start);
+/* `cut`: the run went on on one thread (rt_cut.hit) */
+void rt_threads_record(cnn_session *s, int used, double seconds, double now, bool cut);
+/* When a run of the planned counts goes on with its remaining steps on one thread: before a
+ * step st of several threads, once rt_seconds() > start + slack + per * done[st] (done NULL:
+ * 1 for every step); `hit` is set when it does. */
+typedef struct rt_cut {
+    double start, slack, per;
+    const double *done;
+    bool hit;
+} rt_cut;
+/* Fills *cut for a run of `way` started at `start`: false when it is never cut. */
+bool rt_threads_cut(const cnn_session *s, int way, double start, rt_cut *cut);
 /* The choice itself, between ways 0 and 1: starts with `first`; while `patient` (a way, or -1)
  * is in use, tries of the other are rarer; pick before a run, record its time after
  * (runtime/threads.c describes the policy). */
 void rt_choice_init(rt_threads *t, int first, int patient);
 int rt_choice_pick(rt_threads *t, double now);
-void rt_choice_record(rt_threads *t, int used, double seconds, double now);
+void rt_choice_record(rt_threads *t, int used, double seconds, double now, bool cut);
 
 /* runtime/replicas.c: a training step on threads as R replicas of the step, each on its share
  * of the batch on one thread, their gradients summed (weighted by their shares) before the

@@ -312,7 +312,7 @@ static cnn_status session_create(cnn_session **out, cnn_model *m, cnn_weights *w
     if (st == CNN_OK)
         st = rt_replicas_init(s);
     if (st == CNN_OK)
-        rt_threads_init(s);
+        st = rt_threads_init(s);
     return st;
 }
 
@@ -325,6 +325,7 @@ void cnn_session_destroy(cnn_session *s)
     release_calls(s, s->calls);
     release_calls(s, s->thr.single);
     cnn_mem_free(s->thr.single);
+    cnn_mem_free(s->thr.done);
     cnn_mem_free(s->calls);
     cnn_mem_free(s->kernels);
     cnn_mem_free(s->nodes);
@@ -369,7 +370,7 @@ static uint64_t name_hash(const char *name)
     return h;
 }
 
-static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady);
+static cnn_status execute_steps(cnn_session *s, int way, rt_cut *cut, bool *steady);
 
 cnn_status rt_execute(cnn_session *s)
 {
@@ -419,6 +420,7 @@ cnn_status rt_execute(cnn_session *s)
         t0 = rt_seconds();
     }
     bool steady = true, chunks = !train && way == RT_RUN_PLANNED && rt_replicas_chunks_ready(s);
+    rt_cut cut = {0};
     cnn_status st;
     rt_fpenv_enter(&fp, !s->opt.keep_denormals, way == RT_RUN_PLANNED ? s->thr.planned_threads : 1);
     if (chunks) { /* inference in chunks of the batch on the replicas (made at the first) */
@@ -426,14 +428,14 @@ cnn_status rt_execute(cnn_session *s)
         st = rt_replicas_run(s);
         steady = !rt_replicas_cold(s);
     } else {
-        st = execute_steps(s, way, rt_threads_deadline(s, way, t0), &steady);
+        st = execute_steps(s, way, rt_threads_cut(s, way, t0, &cut) ? &cut : NULL, &steady);
     }
     rt_fpenv_leave(&fp);
     if (omp_get_max_threads() != caller_threads)
         omp_set_num_threads(caller_threads);
     if (st == CNN_OK && steady) {
         double t1 = rt_seconds();
-        rt_threads_record(s, way, t1 - t0, t1);
+        rt_threads_record(s, way, t1 - t0, t1, cut.hit);
         if (train)
             rt_replicas_record(s, RT_STEP_PLANNED, t1 - t0, t1);
     }
@@ -465,9 +467,9 @@ static cnn_status call_step(cnn_session *s, op_call *c, int st, uint64_t seed_ba
 }
 
 /* Runs steps [first, end), each on its own thread count (`way` RT_RUN_PLANNED) or all on one
- * thread, and the rest on one thread once `deadline` (when not 0) has passed; the weights-only
+ * thread, and the rest on one thread once `cut` (when not NULL) says so; the weights-only
  * steps only when `refresh`. */
-static cnn_status run_range(cnn_session *s, int first, int end, int way, double deadline, uint64_t seed_base,
+static cnn_status run_range(cnn_session *s, int first, int end, int way, rt_cut *cut, uint64_t seed_base,
                             uint64_t version, bool refresh, void (*after)(void *, int), void *ctx,
                             const unsigned char *skip)
 {
@@ -476,8 +478,11 @@ static cnn_status run_range(cnn_session *s, int first, int end, int way, double 
         if (skip && skip[st])
             continue;
         op_call *c = &s->calls[st];
-        if (deadline > 0 && way == RT_RUN_PLANNED && c->nthreads > 1 && rt_seconds() > deadline)
+        if (cut && way == RT_RUN_PLANNED && c->nthreads > 1 &&
+            rt_seconds() > cut->start + cut->slack + cut->per * (cut->done ? cut->done[st] : 1.0)) {
             way = RT_RUN_SINGLE;
+            cut->hit = true;
+        }
         if (way == RT_RUN_SINGLE && s->thr.single && c->nthreads > 1)
             c = &s->thr.single[st];
         if (c->nthreads != threads) /* oneDNN reads it, and made the step's primitives under it */
@@ -512,14 +517,14 @@ static uint64_t run_seed_base(const cnn_session *s)
 
 /* Runs the steps (run_range over the plan); *steady is false when the weights-only steps ran
  * again (a run not to time). */
-static cnn_status execute_steps(cnn_session *s, int way, double deadline, bool *steady)
+static cnn_status execute_steps(cnn_session *s, int way, rt_cut *cut, bool *steady)
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
     uint64_t version = atomic_load(&s->weights->version);
     bool refresh = !s->consts_valid || s->weights_seen != version;
     *steady = !refresh || s->mode == CNN_MODE_TRAIN;
-    cnn_status st = run_range(s, 0, s->plan->nsteps, way, deadline, seed_base, version, refresh, NULL, NULL, NULL);
+    cnn_status st = run_range(s, 0, s->plan->nsteps, way, cut, seed_base, version, refresh, NULL, NULL, NULL);
     if (st != CNN_OK)
         return st;
     if (s->prof)
@@ -536,7 +541,7 @@ cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*aft
     uint64_t seed_base = run_seed_base(s);
     s->step++;
     bool refresh = !s->consts_valid || s->weights_seen != version;
-    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, 0, seed_base, version, refresh, after, ctx, NULL);
+    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, NULL, seed_base, version, refresh, after, ctx, NULL);
     if (st == CNN_OK) {
         s->weights_seen = version;
         s->consts_valid = true;
@@ -554,7 +559,7 @@ cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version, const un
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
-    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, 0, seed_base, version, true, NULL, NULL,
+    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, NULL, seed_base, version, true, NULL, NULL,
                               done);
     if (st != CNN_OK)
         return st;

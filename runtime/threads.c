@@ -17,10 +17,13 @@
  *    30 s); and at once (8 runs after the last try) when the way in use becomes 1.2 times
  *    slower than the other was.  A try first runs untimed for 3 ms (at least one run), which
  *    wakes threads that slept meanwhile; the faster of its next two runs is the way's new
- *    estimate.  Runs start on one thread; a run on the planned counts that has taken 1.5 times
- *    the one-thread run time (and 3 ms) goes on with its remaining steps on one thread
- *    (rt_threads_deadline), so a try costs little even when two threads crawl (the planned
- *    counts' first run, which warms them up, gets longer: RT_FIRST_RUN_FACTOR).  The
+ *    estimate.  Runs start on one thread.  A run on the planned counts that falls behind the
+ *    one-thread pace goes on with its remaining steps on one thread (rt_threads_cut): before
+ *    a step, once it has taken 3 ms + (RT_CUT_BASE + RT_CUT_PER x the share of the work done)
+ *    times the one-thread run time; and that way is then left at once (a try of it is lost),
+ *    so a busy neighbour costs a few runs' share, and a try little even when two threads
+ *    crawl (the planned counts' first run, which warms them up, gets longer:
+ *    RT_FIRST_RUN_FACTOR times the one-thread run, whatever its share).  The
  *    one-thread calls are prepared at the first run.  Off while profiling, in data-parallel
  *    training and for networks of more than 128 MB of weights (the one-thread calls hold a
  *    second copy of oneDNN's reordered weights).  An inference session whose runs may take
@@ -33,6 +36,7 @@
 #include <math.h>
 
 #include "compiler/build.h"
+#include "ops/mem.h"
 #include "runtime/rt.h"
 
 /* Work (FLOPs or 4 per tensor element) under which a step runs on one thread: about 20 us of
@@ -52,6 +56,15 @@
  * 5 ms against 2 ms), and runs stayed on one thread for another 0.2 s. */
 #define RT_FIRST_RUN_FACTOR 10.0
 #define RT_FIRST_RUN_MIN 0.02
+
+/* A run of the planned counts is cut before a step once it has taken RT_WAKE + (RT_CUT_BASE +
+ * RT_CUT_PER x the share of the planned work (rt_step_work) before the step) times the
+ * one-thread run time: at most 1.3 times that run time at the end (it was 1.5, at the end
+ * only).  Beside a `yes`, resnet20's training runs at batch 64 on 2 threads took 99, 122, 153
+ * and 239 ms (one thread: 99-114, two idle: 61) before the moving average called for a try of
+ * one thread, and a later try of two threads 201, 195 and 117 ms before it was lost. */
+#define RT_CUT_BASE 0.25
+#define RT_CUT_PER 1.05
 
 /* The gaps between tries of the other way, in seconds.  While the patient way (here the planned
  * counts) is in use, tries of the other wait longer (RT_PROBE_CLEAR after it has won by
@@ -100,7 +113,7 @@ int rt_step_threads(const cnn_session *s, int st)
     return rt_step_work(s, st) < RT_THREADS_MIN_WORK ? 1 : s->nthreads;
 }
 
-void rt_threads_init(cnn_session *s)
+cnn_status rt_threads_init(cnn_session *s)
 {
     rt_threads *t = &s->thr;
     t->variant = RT_RUN_PLANNED;
@@ -124,6 +137,22 @@ void rt_threads_init(cnn_session *s)
     /* runs start on one thread (its runs bound the others', below); the planned counts are the
      * patient way (RT_PROBE_MAX_PATIENT) */
     rt_choice_init(t, t->adaptive ? RT_RUN_SINGLE : RT_RUN_PLANNED, RT_RUN_PLANNED);
+    if (!t->adaptive)
+        return CNN_OK;
+    /* the share of the planned work before each step, for rt_threads_cut */
+    int n = s->plan->nsteps;
+    t->done = cnn_mem_calloc((size_t)n + 1, sizeof(double));
+    if (!t->done)
+        return rt_fail(s->err, CNN_ERR_NOMEM, "out of memory: the steps' shares of the work");
+    double sum = 0;
+    for (int st = 0; st < n; st++) {
+        t->done[st] = sum;
+        sum += rt_step_work(s, st);
+    }
+    t->done[n] = sum;
+    for (int st = 0; st <= n; st++)
+        t->done[st] = sum > 0 ? t->done[st] / sum : 1.0;
+    return CNN_OK;
 }
 
 int rt_choice_pick(rt_threads *t, double now)
@@ -135,7 +164,14 @@ int rt_choice_pick(rt_threads *t, double now)
     return t->variant;
 }
 
-void rt_choice_record(rt_threads *t, int used, double seconds, double now)
+/* A try of the other way lost (`cur`: the way in use's time): the next after a longer gap. */
+static void try_lost(rt_threads *t, double cur)
+{
+    double most = t->variant == t->patient ? RT_PROBE_MAX_PATIENT : RT_PROBE_MAX;
+    t->gap = fmin(4 * t->gap, fmax(most, 32 * cur));
+}
+
+void rt_choice_record(rt_threads *t, int used, double seconds, double now, bool cut)
 {
     if (t->runs[used]++ == 0) { /* a way's first run warms it up (weight reorders, caches): not timed */
         if (used != t->variant) {
@@ -143,6 +179,21 @@ void rt_choice_record(rt_threads *t, int used, double seconds, double now)
             t->probe = 1;
             t->try_start = now - seconds;
         }
+        return;
+    }
+    if (cut) { /* fell behind the other way's pace (rt_threads_cut): leave it at once */
+        t->probe = 0;
+        t->last_try = now;
+        t->est[used] = fmax(t->est[used], seconds);
+        if (used == t->variant) {
+            t->variant = 1 - used;
+            t->switches++;
+            t->gap = RT_PROBE_MIN;
+        } else {
+            try_lost(t, t->est[t->variant]);
+        }
+        t->gap = fmax(t->gap, 8 * t->est[t->variant]);
+        t->next_probe = now + t->gap;
         return;
     }
     if (used != t->variant) {
@@ -172,8 +223,7 @@ void rt_choice_record(rt_threads *t, int used, double seconds, double now)
         } else if (best < cur) {
             t->gap = RT_PROBE_MIN; /* close: try again soon */
         } else { /* lost: wait 4 times longer */
-            double most = t->variant == t->patient ? RT_PROBE_MAX_PATIENT : RT_PROBE_MAX;
-            t->gap = fmin(4 * t->gap, fmax(most, 32 * cur));
+            try_lost(t, cur);
         }
         /* a try costs up to about two runs: at least 8 runs of the way in use between tries */
         t->gap = fmax(t->gap, 8 * t->est[t->variant]);
@@ -207,19 +257,26 @@ int rt_threads_pick(cnn_session *s, double now)
     return rt_choice_pick(&s->thr, now);
 }
 
-void rt_threads_record(cnn_session *s, int used, double seconds, double now)
+void rt_threads_record(cnn_session *s, int used, double seconds, double now, bool cut)
 {
     if (!s->thr.adaptive || s->prof || s->dist)
         return;
-    rt_choice_record(&s->thr, used, seconds, now);
+    rt_choice_record(&s->thr, used, seconds, now, cut);
 }
 
-double rt_threads_deadline(const cnn_session *s, int way, double start)
+bool rt_threads_cut(const cnn_session *s, int way, double start, rt_cut *cut)
 {
     const rt_threads *t = &s->thr;
-    if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(t->est[RT_RUN_SINGLE] > 0) || s->prof || s->dist)
-        return 0;
-    if (t->runs[RT_RUN_PLANNED] == 0) /* its warm-up run: see RT_FIRST_RUN */
-        return start + fmax(RT_FIRST_RUN_FACTOR * t->est[RT_RUN_SINGLE], RT_FIRST_RUN_MIN);
-    return start + fmax(1.5 * t->est[RT_RUN_SINGLE], RT_WAKE);
+    double one = t->est[RT_RUN_SINGLE];
+    if (way != RT_RUN_PLANNED || !t->adaptive || !t->single || !(one > 0) || s->prof || s->dist)
+        return false;
+    *cut = (rt_cut){.start = start};
+    if (t->runs[RT_RUN_PLANNED] == 0) { /* its warm-up run: see RT_FIRST_RUN */
+        cut->slack = fmax(RT_FIRST_RUN_FACTOR * one, RT_FIRST_RUN_MIN);
+    } else {
+        cut->slack = RT_WAKE + RT_CUT_BASE * one;
+        cut->per = RT_CUT_PER * one;
+        cut->done = t->done;
+    }
+    return true;
 }

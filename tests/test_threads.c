@@ -259,27 +259,39 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     s->thr.gap = 0.05;
     double now = 100.0;
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
-    rt_threads_record(s, RT_RUN_SINGLE, 0.010, now); /* a way's first run: not timed */
+    rt_threads_record(s, RT_RUN_SINGLE, 0.010, now, false); /* a way's first run: not timed */
     cr_expect_eq(s->thr.est[RT_RUN_SINGLE], 0.0);
     now += 0.002;
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE, "no try before the way in use is timed");
-    rt_threads_record(s, RT_RUN_SINGLE, 0.002, now);
+    rt_threads_record(s, RT_RUN_SINGLE, 0.002, now, false);
     cr_expect_float_eq(s->thr.est[RT_RUN_SINGLE], 0.002, 1e-12);
-    cr_expect_eq(rt_threads_deadline(s, RT_RUN_SINGLE, 10.0), 0.0);
-    cr_expect_float_eq(rt_threads_deadline(s, RT_RUN_PLANNED, 10.0), 10.02, 1e-9,
+    rt_cut cut;
+    cr_expect_not(rt_threads_cut(s, RT_RUN_SINGLE, 10.0, &cut));
+    cr_assert(rt_threads_cut(s, RT_RUN_PLANNED, 10.0, &cut));
+    cr_expect_float_eq(cut.start + cut.slack + cut.per, 10.02, 1e-9,
                        "the planned way's first run (its warm-up) gets 10 times the one-thread time, and 20 ms");
+    cr_expect_null(cut.done, "whatever its share of the work");
     /* then the planned way is tried: its first run warms it up, the next two are timed, and
      * the faster of them wins */
     now += 0.002;
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED, "tried once the way in use is timed");
-    rt_threads_record(s, RT_RUN_PLANNED, 0.010, now);
-    cr_expect_float_eq(rt_threads_deadline(s, RT_RUN_PLANNED, 10.0), 10.003, 1e-9,
-                       "a planned run goes on on one thread after 1.5 times the one-thread time");
+    rt_threads_record(s, RT_RUN_PLANNED, 0.010, now, false);
+    cr_assert(rt_threads_cut(s, RT_RUN_PLANNED, 10.0, &cut));
+    cr_assert_not_null(cut.done);
+    int n = s->plan->nsteps;
+    cr_expect_float_eq(cut.done[0], 0.0, 1e-12);
+    cr_expect_float_eq(cut.done[n], 1.0, 1e-12);
+    for (int st = 0; st < n; st++)
+        cr_expect(cut.done[st] <= cut.done[st + 1], "the shares of the work grow (step %d)", st);
+    cr_expect_float_eq(cut.start + cut.slack, 10.0035, 1e-9,
+                       "before the first step: 3 ms and a quarter of the one-thread time");
+    cr_expect_float_eq(cut.start + cut.slack + cut.per * cut.done[n], 10.0056, 1e-9,
+                       "at the end: 3 ms and 1.3 times the one-thread time");
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED, "the try goes on after its warm-up");
-    rt_threads_record(s, RT_RUN_PLANNED, 0.003, now);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.003, now, false);
     cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "not decided on one timed run");
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
-    rt_threads_record(s, RT_RUN_PLANNED, 0.001, now);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.001, now, false);
     cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "two threads were faster");
     cr_expect_float_eq(s->thr.est[RT_RUN_PLANNED], 0.001, 1e-12, "the faster timed run of the try");
     cr_expect_eq(s->thr.switches, 1);
@@ -288,17 +300,17 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     for (int r = 0; r < 5; r++) {
         now += 0.001;
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
-        rt_threads_record(s, RT_RUN_PLANNED, 0.001, now);
+        rt_threads_record(s, RT_RUN_PLANNED, 0.001, now, false);
     }
     /* a busy neighbour: the planned runs become 20 times slower; one thread is tried at once
      * (three runs: a wake-up, then two timed) */
     now += 0.1;
-    rt_threads_record(s, RT_RUN_PLANNED, 0.020, now);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.020, now, false);
     for (int r = 0; r < 3; r++) { /* the first run, and any until 3 ms have passed, is untimed */
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE, "slower than one thread was: tried at once (run %d)",
                      r);
         now += r == 0 ? 0.004 : 0.0021;
-        rt_threads_record(s, RT_RUN_SINGLE, r == 0 ? 0.004 : 0.0021, now);
+        rt_threads_record(s, RT_RUN_SINGLE, r == 0 ? 0.004 : 0.0021, now, false);
     }
     cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "switched to one thread");
     cr_expect_eq(s->thr.switches, 2);
@@ -307,7 +319,7 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     for (int r = 0; r < 3; r++) {
         cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
         now += 0.030;
-        rt_threads_record(s, RT_RUN_PLANNED, 0.030, now);
+        rt_threads_record(s, RT_RUN_PLANNED, 0.030, now, false);
     }
     cr_expect_eq(s->thr.variant, RT_RUN_SINGLE);
     cr_expect_float_eq(s->thr.next_probe, now + 0.2, 1e-9);
@@ -317,7 +329,7 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     for (int r = 0; r < 3; r++) {
         cr_assert_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
         now += r == 0 ? 0.004 : 0.001;
-        rt_threads_record(s, RT_RUN_PLANNED, r == 0 ? 0.004 : 0.001, now); /* the wake-up run is slow */
+        rt_threads_record(s, RT_RUN_PLANNED, r == 0 ? 0.004 : 0.001, now, false); /* the wake-up run is slow */
     }
     cr_expect_eq(s->thr.variant, RT_RUN_PLANNED, "back on two threads");
     cr_expect_eq(s->thr.switches, 3);
@@ -329,7 +341,7 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
         for (int r = 0; r < 3; r++) {
             cr_assert_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
             now += 0.004;
-            rt_threads_record(s, RT_RUN_SINGLE, 0.004, now);
+            rt_threads_record(s, RT_RUN_SINGLE, 0.004, now, false);
         }
         cr_expect_eq(s->thr.variant, RT_RUN_PLANNED);
         cr_expect_float_eq(s->thr.next_probe, now + gaps[k], 1e-9, "gap %d", k);
@@ -341,16 +353,40 @@ Test(threads, runs_take_the_faster_way_and_try_the_other_now_and_then)
     int untimed = 0;
     while (rt_threads_pick(s, now) == RT_RUN_SINGLE && s->thr.probe < 2 && untimed < 100) {
         now += 0.0001;
-        rt_threads_record(s, RT_RUN_SINGLE, 0.0001, now);
+        rt_threads_record(s, RT_RUN_SINGLE, 0.0001, now, false);
         untimed++;
     }
     cr_expect(untimed >= 29 && untimed <= 31, "%d untimed runs of 0.1 ms", untimed);
     cr_expect_eq(s->thr.probe, 2, "then the timed runs");
+    /* a run of the planned counts cut (it fell behind one thread's pace): one thread at once,
+     * and a try of the planned counts that is cut is lost at once */
+    s->thr.variant = RT_RUN_PLANNED;
+    s->thr.est[RT_RUN_PLANNED] = 0.001;
+    s->thr.est[RT_RUN_SINGLE] = 0.002;
+    s->thr.probe = 0;
+    int switches = s->thr.switches;
+    now += 1.0;
+    s->thr.next_probe = now + 10;
+    rt_threads_record(s, RT_RUN_PLANNED, 0.0025, now, true);
+    cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "a cut run: one thread at once");
+    cr_expect_eq(s->thr.switches, switches + 1);
+    cr_expect_float_eq(s->thr.est[RT_RUN_PLANNED], 0.0025, 1e-12);
+    cr_expect_float_eq(s->thr.next_probe, now + 0.05, 1e-9, "the planned counts tried again from 50 ms");
+    now = s->thr.next_probe;
+    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.004, now, false); /* the try's wake-up run */
+    now += 0.004;
+    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
+    rt_threads_record(s, RT_RUN_PLANNED, 0.003, now, true);
+    cr_expect_eq(s->thr.variant, RT_RUN_SINGLE, "the try was cut: lost");
+    cr_expect_eq(s->thr.probe, 0);
+    cr_expect_float_eq(s->thr.next_probe, now + 0.2, 1e-9, "the next try 4 times later");
+    cr_expect_eq(rt_threads_pick(s, now), RT_RUN_SINGLE);
     /* profiling pins the planned way */
     cr_assert_eq(cnn_session_profile_start(s, 4), CNN_OK);
     force(s, RT_RUN_SINGLE);
     cr_expect_eq(rt_threads_pick(s, now), RT_RUN_PLANNED);
-    cr_expect_eq(rt_threads_deadline(s, RT_RUN_PLANNED, now), 0.0);
+    cr_expect_not(rt_threads_cut(s, RT_RUN_PLANNED, now, &cut));
     cnn_session_destroy(s);
     unload(&f);
 }
