@@ -9,18 +9,20 @@
  *    into R consecutive shares that differ by at most one example); it runs its plan's steps
  *    up to the first that reads a final gradient (compiler/plan.h: grads_read_step): the
  *    forward pass, the loss, the backward pass;
- *  - each of the session's final gradients becomes sum over r of (n_r / N) times replica r's,
- *    summed by the thread of the last replica to make it as soon as it has (overlapping the
- *    others' backward pass, as data-parallel training's buckets do: runtime/dist.c), and its
- *    loss the same sum of the replicas' losses: a replica's loss is the mean over its share,
- *    so these are the full batch's mean loss and its gradients; the replicas' outputs are
- *    copied into the session's (the step's accuracy is counted from them);
+ *  - once every replica is done (a barrier in the region), each of the session's final
+ *    gradients becomes sum over r of (n_r / N) times replica r's, each thread summing a slice
+ *    of every gradient (slices of whole cache lines); its loss is the same sum of the
+ *    replicas' losses: a replica's loss is the mean over its share, so these are the full
+ *    batch's mean loss and its gradients; the replicas' outputs are copied into the
+ *    session's (the step's accuracy is counted from them);
  *  - the session's own steps from grads_read_step on (gradient clipping, the optimiser's
  *    updates) then run once, on the shared weights, as in a step without replicas; when they
- *    are all updates without clipping, each reading one gradient, each runs instead right
- *    after its gradient's sum, by the same thread (plan_ahead), so the updates overlap the
- *    replicas' backward pass too.  A gradient is then summed once every replica has made it
- *    and read its parameter for the last time (an update writes the weights they read).
+ *    are all updates without clipping, each reading one gradient, each thread instead runs
+ *    the updates of its slices right after summing them (plan_ahead; an update works element
+ *    by element), so a thread always writes the same slice of the weights and their moments.
+ *    (Summing each gradient as soon as the last replica had made it, and updating it at once
+ *    on that thread, overlapped the other replicas' backward pass, but was slower: LeNet-5's
+ *    step at batch 64 on 2 threads 0.955 ms against 0.91; docs/choices.md.)
  * The result is the plain step's up to float rounding (the same sums in another order).
  *
  * Only for networks whose step is that function of the batch's shares: no batchnorm (its
@@ -76,12 +78,6 @@ enum { REP_AUTO, REP_ON, REP_OFF };
 #define REP_CHUNKS 2
 #define REP_MIN_CHUNK 32
 
-/* A replica's steps' hook: which session, which replica. */
-struct replica_ctx {
-    cnn_session *s;
-    int i;
-};
-
 typedef struct rt_replicas {
     int mode;                /* REP_AUTO, REP_ON or REP_OFF (CNN_REPLICAS) */
     char why_not[160];       /* why the session's steps never use replicas ("" when they may) */
@@ -91,16 +87,13 @@ typedef struct rt_replicas {
     int64_t *first;          /* replica r takes the examples [first[r], first[r + 1]) */
     float *share;            /* n_r / N */
     int *grad;               /* grad[r * ngrads + i]: replica r's value of the session's i-th final gradient */
-    int *made;               /* made[r * ngrads + i]: the step of replica r's plan that makes it */
-    int *ready;              /* per final gradient: the replicas that have made it in this step */
-    struct replica_ctx *ctx; /* per replica: what its steps' hook needs */
     int *read_step;          /* per replica: the first step of its plan that reads a final gradient */
     cnn_status *status;      /* per replica: its last step's */
-    int *ahead;              /* per final gradient: the session's update step of its parameter, run as soon
-                              * as the gradient is summed (-1: in the tail, after the region) */
-    unsigned char *done;     /* per session step: ran ahead in this step */
+    int *ahead;              /* per final gradient: the session's update step of its parameter, run by
+                              * slices in the region (-1: in the tail, after the region) */
+    unsigned char *done;     /* per session step: ran in the region (by slices) in this step */
     uint64_t version;        /* the weights' version of the step being run */
-    int ahead_status;        /* the first failure of a step run ahead (0: none) */
+    int ahead_status;        /* the first failure of an update in the region (0: none) */
     char ahead_err[RT_STEP_ERR_MAX];
     int64_t steps;           /* steps taken as replicas */
     rt_threads choose;       /* RT_STEP_PLANNED or RT_STEP_REPLICAS, by timing */
@@ -253,9 +246,6 @@ static void free_replicas(rt_replicas *r)
     cnn_mem_free(r->first);
     cnn_mem_free(r->share);
     cnn_mem_free(r->grad);
-    cnn_mem_free(r->made);
-    cnn_mem_free(r->ready);
-    cnn_mem_free(r->ctx);
     cnn_mem_free(r->read_step);
     cnn_mem_free(r->status);
     cnn_mem_free(r->ahead);
@@ -266,9 +256,6 @@ static void free_replicas(rt_replicas *r)
     r->first = NULL;
     r->share = NULL;
     r->grad = NULL;
-    r->made = NULL;
-    r->ready = NULL;
-    r->ctx = NULL;
     r->read_step = NULL;
     r->status = NULL;
     r->n = 0;
@@ -309,24 +296,14 @@ static int map_replica(const cnn_session *s, rt_replicas *r, int i)
         if (found < 0 || qp->grads[found].step >= qp->grads_read_step)
             return -1;
         r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k] = qp->grads[found].value;
-        /* done with it: the gradient made and the parameter read for the last time in the
-         * replica's part (an update run ahead writes the parameter the replicas read) */
-        int done = qp->grads[found].step, param = qg->vals[qp->grads[found].value].param_of;
-        for (int st = done + 1; param >= 0 && st < qp->grads_read_step; st++) {
-            const ir_node *nd = &qg->nodes[qp->steps[st].node];
-            for (int j = 0; j < nd->nin; j++)
-                if (nd->in[j] == param)
-                    done = st;
-        }
-        r->made[(size_t)i * (size_t)p->ngrads + (size_t)k] = done;
     }
     r->read_step[i] = qp->grads_read_step;
     return 0;
 }
 
-/* Which of the session's tail steps run ahead, each as soon as its gradient is summed: all or
- * none, and only when every tail step is an optimiser update without clipping (clipping reads
- * every gradient's norm) that reads one final gradient no other step reads. */
+/* Which of the session's tail steps run in the region, by slices after their gradient's sums:
+ * all or none, and only when every tail step is an optimiser update without clipping
+ * (clipping reads every gradient's norm) that reads one final gradient no other step reads. */
 static void plan_ahead(const cnn_session *s, rt_replicas *r)
 {
     const ir_plan *p = s->plan;
@@ -392,15 +369,12 @@ static cnn_status build(cnn_session *s)
     r->first = cnn_mem_calloc((size_t)n + 1, sizeof(int64_t));
     r->share = cnn_mem_calloc((size_t)n, sizeof(float));
     r->grad = cnn_mem_calloc((size_t)n * ng, sizeof(int));
-    r->made = cnn_mem_calloc((size_t)n * ng, sizeof(int));
-    r->ready = cnn_mem_calloc(ng, sizeof(int));
-    r->ctx = cnn_mem_calloc((size_t)n, sizeof(struct replica_ctx));
     r->read_step = cnn_mem_calloc((size_t)n, sizeof(int));
     r->status = cnn_mem_calloc((size_t)n, sizeof(cnn_status));
     r->ahead = cnn_mem_calloc(ng, sizeof(int));
     r->done = cnn_mem_calloc((size_t)p->nsteps + 1, 1);
     plan_pick *picks = session_picks(s);
-    if (!r->rep || !r->first || !r->share || !r->grad || !r->made || !r->ready || !r->ctx || !r->read_step ||
+    if (!r->rep || !r->first || !r->share || !r->grad || !r->read_step ||
         !r->status || !r->ahead || !r->done || !picks) {
         cnn_mem_free(picks);
         return CNN_ERR_NOMEM;
@@ -417,7 +391,6 @@ static cnn_status build(cnn_session *s)
     for (int i = 0; i < n && st == CNN_OK; i++) {
         int64_t b = train ? r->first[i + 1] - r->first[i] : r->chunk;
         r->share[i] = train ? (float)((double)b / (double)s->batch) : 0.0f; /* n_r / N: training only */
-        r->ctx[i] = (struct replica_ctx){s, i};
         st = rt_session_create_picks(&r->rep[i], s->model, s->weights, &o, b, s->mode, &s->train, picks,
                                      p->nsteps);
         if (st == CNN_OK && train && map_replica(s, r, i) != 0)
@@ -479,56 +452,55 @@ void rt_replicas_record(cnn_session *s, int used, double seconds, double now)
     rt_choice_record(&r->choose, used, seconds, now, false);
 }
 
-/* The session's final gradient k: the sum over the replicas of their share times theirs. */
-static void sum_gradient(cnn_session *s, int k)
+/* Elements [lo, hi) of the session's final gradient k: the sum over the replicas of their
+ * share times theirs. */
+static void sum_gradient(cnn_session *s, int k, int64_t lo, int64_t hi)
 {
     rt_replicas *r = s->rep;
     const ir_plan *p = s->plan;
-    int v = p->grads[k].value;
-    int64_t n = op_shape_numel(&p->graph->vals[v].shape);
-    float *dst = s->data[v];
+    float *restrict dst = s->data[p->grads[k].value];
     for (int i = 0; i < r->n; i++) {
-        const float *src = r->rep[i]->data[r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k]];
+        const float *restrict src = r->rep[i]->data[r->grad[(size_t)i * (size_t)p->ngrads + (size_t)k]];
         float w = r->share[i];
-        if (i == 0)
-            for (int64_t e = 0; e < n; e++)
+        if (i == 0) {
+#pragma omp simd
+            for (int64_t e = lo; e < hi; e++)
                 dst[e] = w * src[e];
-        else
-            for (int64_t e = 0; e < n; e++)
+        } else {
+#pragma omp simd
+            for (int64_t e = lo; e < hi; e++)
                 dst[e] += w * src[e];
+        }
     }
 }
 
-/* After each step of a replica: the last replica to make a final gradient sums it at once,
- * while the others go on with their backward pass (a replica's final gradients keep their
- * memory to the end of its plan: nothing overwrites them). */
-static void after_step(void *ctx, int step)
+/* Thread t of nt's part of the step's end, once every replica is done: its slice of every
+ * final gradient summed, and when the updates run here (plan_ahead), the update of that slice
+ * of its parameter.  Slice t of n elements: [n t / nt, n (t + 1) / nt), each end rounded up to
+ * 16 floats (a cache line: no two threads write one). */
+static void sum_and_update(cnn_session *s, int t, int nt)
 {
-    const struct replica_ctx *c = ctx;
-    rt_replicas *r = c->s->rep;
-    int ng = c->s->plan->ngrads;
-    const int *made = r->made + (size_t)c->i * (size_t)ng;
-    for (int k = 0; k < ng; k++)
-        if (made[k] == step && __atomic_add_fetch(&r->ready[k], 1, __ATOMIC_ACQ_REL) == r->n) {
-            sum_gradient(c->s, k);
-            int st = r->ahead[k];
-            if (st >= 0) { /* its update, at once too */
-                char msg[RT_STEP_ERR_MAX];
-                int rc = rt_execute_ahead(c->s, st, r->version, msg, sizeof msg);
-                if (rc == 0) {
-                    r->done[st] = 1;
-                } else {
-                    int none = 0;
-                    if (__atomic_compare_exchange_n(&r->ahead_status, &none, rc, false, __ATOMIC_ACQ_REL,
-                                                    __ATOMIC_ACQUIRE))
-                        snprintf(r->ahead_err, sizeof r->ahead_err, "%s", msg);
-                }
-            }
-        }
+    rt_replicas *r = s->rep;
+    const ir_plan *p = s->plan;
+    for (int k = 0; k < p->ngrads; k++) {
+        int64_t n = op_shape_numel(&p->graph->vals[p->grads[k].value].shape);
+        int64_t lo = (n * t / nt + 15) / 16 * 16, hi = (n * (t + 1) / nt + 15) / 16 * 16;
+        lo = lo < n ? lo : n;
+        hi = t == nt - 1 || hi > n ? n : hi;
+        if (lo >= hi)
+            continue;
+        sum_gradient(s, k, lo, hi);
+        if (r->ahead[k] < 0)
+            continue;
+        char msg[RT_STEP_ERR_MAX];
+        int rc = rt_execute_update_part(s, r->ahead[k], r->version, lo, hi, msg, sizeof msg);
+        int none = 0;
+        if (rc != 0 && __atomic_compare_exchange_n(&r->ahead_status, &none, rc, false, __ATOMIC_ACQ_REL,
+                                                   __ATOMIC_ACQUIRE))
+            snprintf(r->ahead_err, sizeof r->ahead_err, "%s", msg);
+    }
 }
 
-/* Replica i's share of the step: its examples in, its forward and backward pass, its outputs
- * out to the session's. */
 /* Examples [off, off + n) of the session's inputs (then its labels, when `labels`) into the
  * first n of replica q's. */
 static void share_in(const cnn_session *s, cnn_session *q, int64_t off, int64_t n, bool labels)
@@ -551,13 +523,15 @@ static void share_out(cnn_session *s, const cnn_session *q, int64_t off, int64_t
     }
 }
 
+/* Replica i's share of the step: its examples in, its forward and backward pass, its outputs
+ * out to the session's. */
 static cnn_status replica_step(cnn_session *s, int i, uint64_t version)
 {
     rt_replicas *r = s->rep;
     cnn_session *q = r->rep[i];
     int64_t off = r->first[i], n = r->first[i + 1] - off;
     share_in(s, q, off, n, true);
-    cnn_status st = rt_execute_head(q, r->read_step[i], version, after_step, &r->ctx[i]);
+    cnn_status st = rt_execute_head(q, r->read_step[i], version);
     if (st != CNN_OK)
         return st;
     share_out(s, q, off, n);
@@ -578,7 +552,7 @@ static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
         share_in(s, q, off, n, false);
         if (q->weights_seen != version || !q->consts_valid)
             __atomic_store_n(&r->cold, true, __ATOMIC_RELAXED);
-        cnn_status st = rt_execute_head(q, q->plan->nsteps, version, NULL, NULL);
+        cnn_status st = rt_execute_head(q, q->plan->nsteps, version);
         if (st != CNN_OK) {
             __atomic_store_n(&r->failed, 1, __ATOMIC_RELAXED);
             return st;
@@ -620,18 +594,26 @@ cnn_status rt_replicas_run(cnn_session *s)
     const ir_graph *g = s->plan->graph;
     uint64_t version = atomic_load(&s->weights->version);
     int n = r->n;
-    memset(r->ready, 0, sizeof(int) * (size_t)s->plan->ngrads);
     memset(r->done, 0, (size_t)s->plan->nsteps);
+    for (int k = 0; k < s->plan->ngrads; k++)
+        if (r->ahead[k] >= 0)
+            r->done[r->ahead[k]] = 1; /* (run in the region: the step fails if one does) */
     r->version = version;
     r->ahead_status = 0;
     /* one region: a replica per thread (a smaller team takes several each); oneDNN runs a
      * primitive on the calling thread inside a parallel region, and the replicas' kernels
-     * were made for one thread */
+     * were made for one thread; then the sums (and updates) by slices */
 #pragma omp parallel num_threads(n)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
         for (int i = t; i < n; i += nt)
             r->status[i] = replica_step(s, i, version);
+#pragma omp barrier
+        bool ok = true;
+        for (int i = 0; i < n; i++)
+            ok = ok && r->status[i] == CNN_OK;
+        if (ok)
+            sum_and_update(s, t, nt);
     }
     for (int i = 0; i < n; i++)
         if (r->status[i] != CNN_OK)

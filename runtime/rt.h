@@ -263,16 +263,17 @@ cnn_status rt_session_create_picks(cnn_session **out, cnn_model *m, cnn_weights 
                                    int64_t batch, cnn_mode mode, const cnn_train_config *train,
                                    const plan_pick *picks, int npicks);
 /* session.c: runs steps [0, end) of a replica's plan on the weights at `version` (one run of
- * the replica: its seeds, its weights-only steps when the weights changed), calling
- * after(ctx, step) after each step that ran (after may be NULL). */
-cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx);
+ * the replica: its seeds, its weights-only steps when the weights changed). */
+cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version);
 /* session.c: runs steps [first, nsteps) of s's plan as the step's end (the optimiser's steps
- * after the replicas), counting the step; those marked in `done` (NULL: none) have run ahead. */
+ * after the replicas), counting the step; those marked in `done` (NULL: none) have run
+ * already (rt_execute_update_part). */
 cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version, const unsigned char *done);
-/* session.c: runs step st of the coming rt_execute_tail ahead of it, on the calling thread's
- * own (inside the replicas' region, a kernel's parallel loops run on that thread alone): 0, or
- * a failure status with the message in msg. */
-int rt_execute_ahead(cnn_session *s, int st, uint64_t version, char *msg, size_t len);
+/* session.c: elements [lo, hi) of optimiser update step st of the coming rt_execute_tail, ahead
+ * of it (an update works element by element): its tensors of its parameter's size seen as
+ * those elements, on the calling thread alone (inside the replicas' region).  0, or a failure
+ * status with the message in msg. */
+int rt_execute_update_part(cnn_session *s, int st, uint64_t version, int64_t lo, int64_t hi, char *msg, size_t len);
 
 /* Runs every step of the session's plan. */
 cnn_status rt_execute(cnn_session *s);

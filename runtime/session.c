@@ -470,8 +470,7 @@ static cnn_status call_step(cnn_session *s, op_call *c, int st, uint64_t seed_ba
  * thread, and the rest on one thread once `cut` (when not NULL) says so; the weights-only
  * steps only when `refresh`. */
 static cnn_status run_range(cnn_session *s, int first, int end, int way, rt_cut *cut, uint64_t seed_base,
-                            uint64_t version, bool refresh, void (*after)(void *, int), void *ctx,
-                            const unsigned char *skip)
+                            uint64_t version, bool refresh, const unsigned char *skip)
 {
     int threads = omp_get_max_threads();
     for (int st = first; st < end; st++) {
@@ -503,8 +502,6 @@ static cnn_status run_range(cnn_session *s, int first, int end, int way, rt_cut 
             rt_profile_record(s, st, rt_seconds() - t0);
         if (s->dist) /* starts the allreduce of the gradients this step completed */
             rt_dist_after_step(s, st);
-        if (after)
-            after(ctx, st);
     }
     return CNN_OK;
 }
@@ -524,7 +521,7 @@ static cnn_status execute_steps(cnn_session *s, int way, rt_cut *cut, bool *stea
     uint64_t version = atomic_load(&s->weights->version);
     bool refresh = !s->consts_valid || s->weights_seen != version;
     *steady = !refresh || s->mode == CNN_MODE_TRAIN;
-    cnn_status st = run_range(s, 0, s->plan->nsteps, way, cut, seed_base, version, refresh, NULL, NULL, NULL);
+    cnn_status st = run_range(s, 0, s->plan->nsteps, way, cut, seed_base, version, refresh, NULL);
     if (st != CNN_OK)
         return st;
     if (s->prof)
@@ -536,12 +533,12 @@ static cnn_status execute_steps(cnn_session *s, int way, rt_cut *cut, bool *stea
     return CNN_OK;
 }
 
-cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*after)(void *, int), void *ctx)
+cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version)
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
     bool refresh = !s->consts_valid || s->weights_seen != version;
-    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, NULL, seed_base, version, refresh, after, ctx, NULL);
+    cnn_status st = run_range(s, 0, end, RT_RUN_PLANNED, NULL, seed_base, version, refresh, NULL);
     if (st == CNN_OK) {
         s->weights_seen = version;
         s->consts_valid = true;
@@ -549,18 +546,33 @@ cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version, void (*aft
     return st;
 }
 
-int rt_execute_ahead(cnn_session *s, int st, uint64_t version, char *msg, size_t len)
+int rt_execute_update_part(cnn_session *s, int st, uint64_t version, int64_t lo, int64_t hi, char *msg, size_t len)
 {
-    /* the step as rt_execute_tail will count it (its seed base from the count before) */
-    return (int)call_step(s, &s->calls[st], st, run_seed_base(s), s->step + 1, version, msg, len);
+    op_call c = s->calls[st];
+    int64_t n = 1;
+    for (int j = 0; j < c.in[0].rank; j++)
+        n *= c.in[0].d[j];
+    for (int j = 0; j < c.nin + c.nout; j++) {
+        op_tensor *t = j < c.nin ? &c.in[j] : &c.out[j - c.nin];
+        int64_t e = 1;
+        for (int q = 0; q < t->rank; q++)
+            e *= t->d[q];
+        if (e != n) /* (a clipping scale) */
+            continue;
+        t->data += lo;
+        t->rank = 1;
+        t->d[0] = hi - lo;
+        t->layout = OP_LAYOUT_PLAIN;
+    }
+    c.nthreads = 1;
+    return (int)call_step(s, &c, st, run_seed_base(s), s->step + 1, version, msg, len);
 }
 
 cnn_status rt_execute_tail(cnn_session *s, int first, uint64_t version, const unsigned char *done)
 {
     uint64_t seed_base = run_seed_base(s);
     s->step++;
-    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, NULL, seed_base, version, true, NULL, NULL,
-                              done);
+    cnn_status st = run_range(s, first, s->plan->nsteps, RT_RUN_PLANNED, NULL, seed_base, version, true, done);
     if (st != CNN_OK)
         return st;
     atomic_fetch_add(&s->weights->version, 1); /* the step updated them */
