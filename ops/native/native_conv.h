@@ -18,24 +18,6 @@
 #include <omp.h>
 #endif
 
-static inline int nconv_thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static inline int nconv_num_threads(void)
-{
-#ifdef _OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
-
 /* Floats between scratch regions that different threads write: a line next to another thread's
  * stores pulled in by the prefetcher made the first thread's image 1.4 times slower (LeNet-5's
  * c2 backward to the data on 2 threads: 187-210 against 133 us for the same 32 images; with

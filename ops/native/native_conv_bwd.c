@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/native/native_conv.h"
 
 /* ---- backward to the data ---- */
@@ -276,11 +277,10 @@ void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scr
     const cshape *s = &d->s;
     int64_t khw = s->g.kh * s->g.kw, items = s->f * s->cpg;
     size_t per = op_native_round16((size_t)(2 * khw));
-#pragma omp parallel num_threads(nt)
-    {
-        double *acc = (double *)(scratch + (size_t)nconv_thread_num() * per);
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t it = 0; it < items; it++) {
+    int64_t next = 0;
+    NAT_PAR(nt, {
+        double *acc = (double *)(scratch + (size_t)nat_tid * per);
+        NAT_DYNAMIC(it, items, next) {
             int64_t f = it / s->cpg, cl = it % s->cpg, ch = (f / s->fpg) * s->cpg + cl;
             for (int64_t t = 0; t < khw; t++)
                 acc[t] = 0.0;
@@ -290,12 +290,13 @@ void nconv_bw_direct(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scr
             for (int64_t t = 0; t < khw; t++)
                 d->dw[it * khw + t] = (float)acc[t];
         }
+        NAT_BARRIER();
         if (d->db) {
-#pragma omp for schedule(static)
-            for (int64_t f = 0; f < s->f; f++)
+            NAT_STATIC(f, s->f)
                 bw_bias(d, isa, f);
+            NAT_BARRIER();
         }
-    }
+    });
 }
 
 /* ---- backward to the data by outer products, channels-last ---- */
@@ -367,20 +368,18 @@ void nconv_bd_scatter(conv_bwd_data *d, bool cl, const op_native_isa *isa, int n
     size_t packed = scatter_packed_floats(d), img = op_native_round16((size_t)(hp * wpix * s->c));
     op_native_clscatter p0 = {.dy = d->dy, .wp = wp, .f = s->f, .c = s->c, .kh = g->kh, .kw = g->kw, .oh = g->oh,
                               .ow = g->ow, .sh = g->sh, .sw = g->sw, .dh = g->dh, .nv = nv, .wpad = wpix * s->c};
-#pragma omp parallel num_threads(nt)
-    {
+    NAT_PAR(nt, {
         op_native_clscatter p = p0;
-#pragma omp for schedule(static)
-        for (int64_t f = 0; f < s->f; f++) {
+        NAT_STATIC(f, s->f) {
             float *wf = wp + f * nv * 16;
             memset(wf, 0, (size_t)(nv * 16) * sizeof(float));
             for (int64_t c = 0; c < s->c; c++)
                 for (int64_t t = 0; t < khw; t++) /* t = i*kw + j */
                     wf[t * s->c + c] = d->w[(f * s->c + c) * khw + t];
         }
-        float *dxp = scratch + packed + (size_t)nconv_thread_num() * scatter_thread_floats(d), *dyt = dxp + img;
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < s->n; n++) {
+        NAT_BARRIER();
+        float *dxp = scratch + packed + (size_t)nat_tid * scatter_thread_floats(d), *dyt = dxp + img;
+        NAT_STATIC(n, s->n) {
             memset(dxp, 0, img * sizeof(float));
             if (cl) {
                 isa->conv_cl_scatter(&p, n, dxp);
@@ -401,7 +400,7 @@ void nconv_bd_scatter(conv_bwd_data *d, bool cl, const op_native_isa *isa, int n
                         dst[x] = src[x * s->c];
                 }
         }
-    }
+    });
 }
 
 /* ---- weight gradient by outer products, few channels ---- */
@@ -456,10 +455,8 @@ void nconv_bw_outer(conv_bwd_w *d, bool cl, const op_native_isa *isa, int nt, fl
     const float *dyc = cl ? d->dy : dyt; /* dy channels-last */
     op_native_clouter p = {.xp = xp, .dy = dyc, .f = s->f, .c = s->c, .kw = g->kw, .oh = g->oh, .ow = g->ow,
                            .sh = g->sh, .sw = g->sw, .dh = g->dh, .wpix = wpix, .istride = (int64_t)img};
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < s->n; n++) {
+    NAT_PAR(nt, {
+        NAT_STATIC(n, s->n) {
             float *xn = xp + (size_t)n * img;
             memset(xn, 0, img * sizeof(float));
             for (int64_t y = 0; y < s->h; y++) {
@@ -486,16 +483,16 @@ void nconv_bw_outer(conv_bwd_w *d, bool cl, const op_native_isa *isa, int nt, fl
                 }
             }
         }
+        NAT_BARRIER();
         /* static chunks of the parts in order: a thread mostly reads the images it padded */
-#pragma omp for schedule(static)
-        for (int64_t it = 0; it < parts * nfb * nib; it++) {
+        NAT_STATIC(it, parts * nfb * nib) {
             int64_t q = it / (nfb * nib), fb = it / nib % nfb, i0 = it % nib * nb;
             int64_t rows = g->kh - i0 < nb ? g->kh - i0 : nb;
             isa->conv_cl_wgrad_outer(&p, q * s->n / parts, (q + 1) * s->n / parts, fb, i0, rows,
                                      part + ((q * nfb + fb) * khwc + i0 * kwc) * 16);
         }
-#pragma omp for schedule(static)
-        for (int64_t f = 0; f < s->f; f++) {
+        NAT_BARRIER();
+        NAT_STATIC(f, s->f) {
             int64_t fb = f / 16, lane = f % 16;
             for (int64_t i = 0; i < g->kh; i++)
                 for (int64_t j = 0; j < g->kw; j++)
@@ -513,7 +510,7 @@ void nconv_bw_outer(conv_bwd_w *d, bool cl, const op_native_isa *isa, int nt, fl
                 d->db[f] = (float)acc;
             }
         }
-    }
+    });
 }
 
 /* First layers: the images in parts of BW_FIRST_PART, fixed by the shapes, so that the sums do
@@ -540,22 +537,20 @@ void nconv_bw_first(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scra
     size_t img = nconv_first_pad_floats(s);
     int64_t parts = bw_first_parts(s), items = s->f * parts, wp = nconv_first_wp(s);
     float *part = scratch + (size_t)s->n * img;
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(static)
-        for (int64_t n = 0; n < s->n; n++)
+    NAT_PAR(nt, {
+        NAT_STATIC(n, s->n)
             nconv_first_pad(s, d->x, n, scratch + (size_t)n * img);
+        NAT_BARRIER();
         /* the parts in order of their images, in static chunks: a thread mostly reads the
          * images it padded (was 1.65 times one thread's speed on two, with dynamic items) */
-#pragma omp for schedule(static)
-        for (int64_t it = 0; it < items; it++) {
+        NAT_STATIC(it, items) {
             int64_t q = it / s->f, f = it % s->f, n0 = q * BW_FIRST_PART;
             int64_t nimg = s->n - n0 < BW_FIRST_PART ? s->n - n0 : BW_FIRST_PART;
             isa->conv_wgrad_pad(&s->g, scratch + (size_t)n0 * img, wp, (int64_t)img, d->dy + (n0 * s->f + f) * s->p,
                                 s->f * s->p, nimg, part + (f * parts + q) * s->kf);
         }
-#pragma omp for schedule(static)
-        for (int64_t f = 0; f < s->f; f++) {
+        NAT_BARRIER();
+        NAT_STATIC(f, s->f) {
             for (int64_t k = 0; k < s->kf; k++) {
                 double acc = 0.0;
                 for (int64_t q = 0; q < parts; q++)
@@ -565,7 +560,7 @@ void nconv_bw_first(conv_bwd_w *d, const op_native_isa *isa, int nt, float *scra
             if (d->db)
                 bw_bias(d, isa, f);
         }
-    }
+    });
 }
 
 /* The GEMM path: the padded input and offsets after the GEMM's own scratch. */

@@ -24,6 +24,7 @@
 
 #include "ops/mem.h"
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/native/native_conv.h"
 
 static inline int64_t round16(int64_t v)
@@ -101,10 +102,8 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
         cb = cb < 4 ? 4 : cb;
     }
     int64_t chunks = (nfb + cb - 1) / cb;
-#pragma omp parallel num_threads(nt)
-    {
-#pragma omp for schedule(static)
-        for (int64_t c = 0; c < (pack ? C : 0); c++)
+    NAT_PAR(nt, {
+        NAT_STATIC(c, (pack ? C : 0))
             for (int64_t t = 0; t < khw; t++) {
                 float *d = wp + (t * C + c) * fp;
                 if (flip)
@@ -116,34 +115,35 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
                 for (int64_t o = F; o < fp; o++)
                     d[o] = 0.0f;
             }
-        float *buf = bufs + nconv_thread_num() * per;
+        NAT_BARRIER();
+        float *buf = bufs + nat_tid * per;
         op_native_cl_ring_reset(buf);
         if (chunks == 1) {
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
+            NAT_STATIC(r, rows) {
                 isa->conv_cl_row(p, r / p->oh, r % p->oh, 0, nfb, buf);
                 if (epi) {
                     float *y = p->y + r * len;
                     isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
                 }
             }
+            NAT_BARRIER();
         } else {
             /* chunk by chunk of the filters, each chunk's weights kept in L2 over the rows (a
              * thread's consecutive jobs: the threads split the filters when the rows are few) */
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < chunks * rows; j++) {
+            NAT_STATIC(j, chunks * rows) {
                 int64_t k = j / rows, r = j % rows, fb1 = (k + 1) * cb < nfb ? (k + 1) * cb : nfb;
                 isa->conv_cl_row(p, r / p->oh, r % p->oh, k * cb, fb1, buf);
             }
+            NAT_BARRIER();
             if (epi) {
-#pragma omp for schedule(static)
-                for (int64_t r = 0; r < rows; r++) {
+                NAT_STATIC(r, rows) {
                     float *y = p->y + r * len;
                     isa->epilogue(y, y, len, 0.0f, NULL, NULL, f->act, f->alpha);
                 }
+                NAT_BARRIER();
             }
         }
-    }
+    });
     if (wc && wc->wp == wp) {
         wc->valid = true;
         wc->version = f->wversion;
@@ -298,16 +298,14 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
     int64_t khw = p.kh * p.kw, C = s->c, F = s->f, fp = p.fp, nfb = fp / 16, cp = round16(C);
     int64_t ncb = w.ncb, nfg = w.nfg, parts = w.parts;
     double *dbp = (double *)(scratch + parts * w.part_floats);
-#pragma omp parallel num_threads(nt)
-    {
+    NAT_PAR(nt, {
         if (w.three) {
-            int th = nconv_thread_num(), nth = nconv_num_threads();
+            int th = nat_tid, nth = nat_nt;
             int64_t jobs = parts * ncb * nfg * 3;
             wg3_jobs(d, &p, &w, isa, jobs * th / nth, jobs * (th + 1) / nth, scratch, dbp);
         } else {
             int64_t jobs = parts * ncb * nfg;
-#pragma omp for schedule(static) nowait
-            for (int64_t jb = 0; jb < jobs; jb++) {
+            NAT_STATIC(jb, jobs) {
                 int64_t part = jb / (ncb * nfg), cb = (jb / nfg) % ncb, fg = jb % nfg;
                 int64_t n0 = s->n * part / parts, n1 = s->n * (part + 1) / parts;
                 int64_t c0 = cb * CL_WG_CB, nc = C - c0 < CL_WG_CB ? C - c0 : CL_WG_CB;
@@ -318,18 +316,16 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
              * the ranges in order */
             if (d->db) {
                 int64_t pix = s->n * s->p;
-#pragma omp for schedule(static) nowait
-                for (int64_t q = 0; q < CL_DB_PARTS; q++) {
+                NAT_STATIC(q, CL_DB_PARTS) {
                     int64_t k0 = pix * q / CL_DB_PARTS, k1 = pix * (q + 1) / CL_DB_PARTS;
                     memset(dbp + q * F, 0, (size_t)F * sizeof(double));
                     isa->conv_cl_dbias(d->dy + k0 * F, k1 - k0, F, dbp + q * F);
                 }
             }
         }
-#pragma omp barrier
+        NAT_BARRIER();
         /* dW[o][c][t] = the parts' sums in order; db[o] the partial sums in order */
-#pragma omp for schedule(static)
-        for (int64_t o = 0; o < F; o++) {
+        NAT_STATIC(o, F) {
             for (int64_t t = 0; t < (w.direct ? 0 : khw); t++) /* the channels inner: 3x3's order */
                 for (int64_t c = 0; c < C; c++) {
                     const float *src = scratch + (w.three ? (o * khw + t) * cp + c : (t * C + c) * fp + o);
@@ -345,7 +341,7 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
                 d->db[o] = (float)v;
             }
         }
-    }
+    });
 }
 
 /* ---- channels-last calls the direct kernels do not cover ---- */

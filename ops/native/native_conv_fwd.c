@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ops/native/native_conv.h"
+#include "ops/native/native_par.h"
 
 /* ---- the zero-padded input the GEMM paths read (im2col without bounds checks) ---- */
 
@@ -273,12 +274,10 @@ static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scr
     if (f->first && isa->conv_plane_pad) {
         size_t per = FIRST_NF * plane + nconv_first_pad_floats(s);
         int64_t wp = nconv_first_wp(s), groups = (s->f + FIRST_NF - 1) / FIRST_NF;
-#pragma omp parallel num_threads(nt)
-        {
-            float *acc = scratch + (size_t)nconv_thread_num() * per, *xp = acc + FIRST_NF * plane;
+        NAT_PAR(nt, {
+            float *acc = scratch + (size_t)nat_tid * per, *xp = acc + FIRST_NF * plane;
             int64_t have = -1;
-#pragma omp for schedule(static)
-            for (int64_t it = 0; it < s->n * groups; it++) {
+            NAT_STATIC(it, s->n * groups) {
                 int64_t n = it / groups, f0 = it % groups * FIRST_NF;
                 int nf = s->f - f0 < FIRST_NF ? (int)(s->f - f0) : FIRST_NF;
                 if (n != have)
@@ -287,18 +286,18 @@ static void fwd_direct(conv_fwd *f, const op_native_isa *isa, int nt, float *scr
                 for (int k = 0; k < nf; k++)
                     direct_finish(f, isa, n * s->f + f0 + k, acc + k * plane);
             }
-        }
+        });
         return;
     }
     size_t per = plane + (f->first ? nconv_first_pad_floats(s) : 0);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t it = 0; it < items; it++) {
-        float *acc = scratch + (size_t)nconv_thread_num() * per;
+    int64_t next = 0;
+    NAT_PAR(nt, NAT_DYNAMIC(it, items, next) {
+        float *acc = scratch + (size_t)nat_tid * per;
         int64_t n = it / s->f, ch = it % s->f, g = ch / s->fpg;
         const float *x = f->x + (n * s->c + g * s->cpg) * s->h * s->w;
         isa->conv_plane(&s->g, x, f->w + ch * s->kf, acc);
         direct_finish(f, isa, it, acc);
-    }
+    });
 }
 
 /* Runs a set-up forward convolution (data pointers filled in) on its path. */

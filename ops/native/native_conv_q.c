@@ -14,6 +14,7 @@
 
 #include "ops/conv_geom.h"
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/native/native_conv_q.h"
 #include "ops/quant.h"
 #include "ops/ref.h"
@@ -299,16 +300,14 @@ int op_native_conv_q(op_call *c, char *err, size_t errlen)
     int64_t groups = p.f / p.fpg, chunks = (p.yh + p.rows - 1) / p.rows, njobs = p.n * groups * chunks;
     if (nt > njobs)
         nt = (int)njobs;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        void *mine = threads + (size_t)omp_get_thread_num() * tb;
-#pragma omp for schedule(static)
-        for (int64_t j = 0; j < njobs; j++) {
+    NAT_PAR(nt, {
+        void *mine = threads + (size_t)nat_tid * tb;
+        NAT_STATIC(j, njobs) {
             int64_t ch = j % chunks, ng = j / chunks, y0 = ch * p.rows;
             int64_t y1 = y0 + p.rows < p.yh ? y0 + p.rows : p.yh;
             job(&p, ng / groups, ng % groups, y0, y1, mine);
         }
-    }
+    });
     if (owned)
         cnn_mem_aligned_free(buf);
     return 0;

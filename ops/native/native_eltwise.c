@@ -14,20 +14,20 @@
 
 #include "ops/eltwise_check.h"
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/native/simd.h"
 #include "ops/registry.h"
 
 #define CHUNK 16384  /* elements per parallel job */
 
 /* Runs body over [o, o + len) chunks of total elements. */
-#define CHUNKED(c, total, body)                                                                \
-    do {                                                                                       \
-        int64_t nch_ = ((total) + CHUNK - 1) / CHUNK;                                          \
-        _Pragma("omp parallel for schedule(static) num_threads(nat_threads(c)) if (nch_ > 1)") \
-        for (int64_t q_ = 0; q_ < nch_; q_++) {                                                \
-            int64_t o = q_ * CHUNK, len = (total) - o < CHUNK ? (total) - o : CHUNK;           \
-            body;                                                                              \
-        }                                                                                      \
+#define CHUNKED(c, total, ...)                                                                  \
+    do {                                                                                        \
+        int64_t nch_ = ((total) + CHUNK - 1) / CHUNK;                                           \
+        NAT_FOR(nch_ > 1 ? nat_threads(c) : 1, q_, nch_, {                                      \
+            int64_t o = q_ * CHUNK, len = (total) - o < CHUNK ? (total) - o : CHUNK;            \
+            __VA_ARGS__;                                                                        \
+        });                                                                                     \
     } while (0)
 
 /* y[o, o + len) = the sum of the n arrays src at those elements: two round once in float (the
@@ -195,11 +195,10 @@ int op_native_softmax(op_call *c, char *err, size_t errlen)
         return -1;
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (n * s * ch > CHUNK)
-    for (int64_t p = 0; p < n * s; p++) {
+    NAT_FOR(n * s * ch > CHUNK ? nat_threads(c) : 1, p, n * s, {
         int64_t base = (p / s) * ch * s + p % s;
         softmax_strided(x + base, y + base, ch, s);
-    }
+    });
     return 0;
 }
 
@@ -210,8 +209,7 @@ int op_native_softmax_bwd(op_call *c, char *err, size_t errlen)
         return -1;
     const float *dy = c->in[0].data, *y = c->in[1].data;
     float *dx = c->out[0].data;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (n * s * ch > CHUNK)
-    for (int64_t p = 0; p < n * s; p++) {
+    NAT_FOR(n * s * ch > CHUNK ? nat_threads(c) : 1, p, n * s, {
         int64_t base = (p / s) * ch * s + p % s;
         float dot = 0.0f;
         for (int64_t k = 0; k < ch; k++)
@@ -220,7 +218,7 @@ int op_native_softmax_bwd(op_call *c, char *err, size_t errlen)
             int64_t i = base + k * s;
             dx[i] = y[i] * (dy[i] - dot);
         }
-    }
+    });
     return 0;
 }
 
@@ -234,15 +232,14 @@ int op_native_concat(op_call *c, char *err, size_t errlen)
     int64_t n = y->d[0], s = ref_spatial(y), yc = y->d[1];
     int nin = c->nin;
     const op_tensor *in = c->in;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (n * yc * s > CHUNK)
-    for (int64_t i = 0; i < n; i++) {
+    NAT_FOR(n * yc * s > CHUNK ? nat_threads(c) : 1, i, n, {
         int64_t off = 0;
         for (int k = 0; k < nin; k++) {
             int64_t len = in[k].d[1] * s;
             memcpy(y->data + (i * yc) * s + off, in[k].data + i * len, (size_t)len * sizeof(float));
             off += len;
         }
-    }
+    });
     return 0;
 }
 
@@ -253,9 +250,7 @@ int op_native_concat_bwd(op_call *c, char *err, size_t errlen)
         return -1;
     const op_tensor *dy = &c->in[0], *dx = &c->out[0];
     int64_t n = dy->d[0], s = ref_spatial(dy), len = dx->d[1] * s;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (n * len > CHUNK)
-    for (int64_t i = 0; i < n; i++)
-        memcpy(dx->data + i * len, dy->data + (i * dy->d[1] + off) * s,
-               (size_t)len * sizeof(float));
+    NAT_FOR(n * len > CHUNK ? nat_threads(c) : 1, i, n,
+            memcpy(dx->data + i * len, dy->data + (i * dy->d[1] + off) * s, (size_t)len * sizeof(float)););
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ops/native/native_gemm.h"
+#include "ops/native/native_par.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -17,15 +18,6 @@
 #define MC_MAX 512      /* rows per job in the normal mode */
 #define NCP_MAX 4       /* B panels per column chunk */
 #define NCP_OWN 4       /* own-rows mode: fixed, so the store order never depends on threads */
-
-static int thread_num(void)
-{
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
@@ -220,44 +212,43 @@ void op_native_gemm_run(const op_native_gemm *g, const op_native_isa *isa, int n
     int64_t nblocks = p.njobs / p.ksplit;
     bool work = g->m > 0 && g->n > 0;
 
-#pragma omp parallel num_threads(nt)
-    {
-        float *bbuf = tbufs + (size_t)thread_num() * (p.b_floats + p.c_floats);
+    int64_t next_job = 0, next_block = 0;
+    NAT_PAR(nt, {
+        float *bbuf = tbufs + (size_t)nat_tid * (p.b_floats + p.c_floats);
         float *cbuf = bbuf + p.b_floats;
         if (g->npre > 0) {
-#pragma omp for schedule(static)
-            for (int64_t i = 0; i < g->npre; i++)
+            NAT_STATIC(i, g->npre)
                 g->pre(g->ctx, isa, i);
+            NAT_BARRIER();
         }
         if (work) {
-#pragma omp for schedule(static)
-            for (int64_t i = 0; i < apanels * p.nkb; i++) {
+            NAT_STATIC(i, apanels * p.nkb) {
                 int64_t t = i % p.nkb, pi = i / p.nkb, per = p.mcp / p.mr;
                 int64_t mp = pi % per, rb = (pi / per) % p.nrb, a = pi / per / p.nrb;
                 pack_a_block(g, &p, isa, a, rb, mp, t, apack);
             }
-#pragma omp for schedule(dynamic, 1)
-            for (int64_t j = 0; j < p.njobs; j++)
+            NAT_BARRIER();
+            NAT_DYNAMIC(j, p.njobs, next_job)
                 run_job(g, &p, isa, j, apack, bbuf, cbuf, part);
+            NAT_BARRIER();
             if (p.ksplit > 1) {
-#pragma omp for schedule(dynamic, 1)
-                for (int64_t blk = 0; blk < nblocks; blk++)
+                NAT_DYNAMIC(blk, nblocks, next_block)
                     reduce_parts(g, &p, isa, blk, part, cbuf);
+                NAT_BARRIER();
             }
         }
         if (g->npost > 0) {
-#pragma omp for schedule(static)
-            for (int64_t i = 0; i < g->npost; i++)
+            NAT_STATIC(i, g->npost)
                 g->post(g->ctx, isa, i);
+            NAT_BARRIER();
         }
-    }
+    });
 }
 
 void op_native_parallel_for(int64_t n, int nthreads, const op_native_isa *isa, void *ctx,
                             void (*fn)(void *ctx, const op_native_isa *isa, int64_t item))
 {
     int nt = nthreads > 0 ? nthreads : 1;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(nt)
-    for (int64_t i = 0; i < n; i++)
-        fn(ctx, isa, i);
+    int64_t next = 0;
+    NAT_PAR(nt, NAT_DYNAMIC(i, n, next) fn(ctx, isa, i););
 }

@@ -7,6 +7,7 @@
  * few channels, a convolution with a fused pooling, global pooling, dense) meet the 2-D
  * convolutions that run channels-last (compiler/pass_layout.c, op_caps.wide_cl). */
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 
 #define TILE 16
 
@@ -36,10 +37,10 @@ int op_native_reorder(op_call *c, char *err, size_t errlen)
     float *dst = c->out[0].data;
     int64_t n = x->d[0], C = x->d[1], S = ref_spatial(x);
     int64_t ct = (C + TILE - 1) / TILE, st = (S + TILE - 1) / TILE;
-#pragma omp parallel for collapse(2) schedule(static) num_threads(nat_threads(c))
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t j = 0; j < st; j++)
-            for (int64_t i = 0; i < ct; i++)
-                transpose_tile(src + b * C * S, dst + b * C * S, C, S, i * TILE, j * TILE, to_cl);
+    NAT_FOR(nat_threads(c), q, n * st, {
+        int64_t b = q / st, j = q % st;
+        for (int64_t i = 0; i < ct; i++)
+            transpose_tile(src + b * C * S, dst + b * C * S, C, S, i * TILE, j * TILE, to_cl);
+    });
     return 0;
 }

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/native/simd.h"
 
 
@@ -157,52 +158,53 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
             cscale[k] = (float)((double)gamma[k] / sqrt((double)rvar[k] + eps));
         }
 
-#pragma omp parallel num_threads(nt) if (planes * s > 16384)
-    {
+    NAT_PAR((planes * s > 16384) ? nt : 1, {
         if (a->training && o.cl) {
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < segs; j++) {
+            NAT_STATIC(j, segs) {
                 int64_t i = j / o.nb, b = j % o.nb;
                 v->bn_stats_cl(x + j * seg, s, o.cw, o.cw, part + i * 2 * ch + b * o.cw,
                                part + i * 2 * ch + ch + b * o.cw);
             }
+            NAT_BARRIER();
         } else if (a->training) {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < planes; p++)
+            NAT_STATIC(p, planes)
                 v->bn_stats(x + p * s, s, &part[2 * p], &part[2 * p + 1]);
+            NAT_BARRIER();
         }
         if (a->training) {
-#pragma omp single
-            for (int64_t k = 0; k < ch; k++) {
-                double mu, var;
-                bn_combine_stats(part, pp, n, ch, s, k, &mu, &var);
-                double invstd = 1.0 / sqrt(var + eps);
-                save_mean[k] = (float)mu;
-                save_invstd[k] = (float)invstd;
-                rmean[k] = (float)((1.0 - mom) * rmean[k] + mom * mu);
-                rvar[k] = (float)((1.0 - mom) * rvar[k] + mom * var * (double)m / (double)(m - 1));
-                cmu[k] = (float)mu;
-                cscale[k] = (float)(invstd * (double)gamma[k]);
+            if (nat_tid == 0) {
+                for (int64_t k = 0; k < ch; k++) {
+                    double mu, var;
+                    bn_combine_stats(part, pp, n, ch, s, k, &mu, &var);
+                    double invstd = 1.0 / sqrt(var + eps);
+                    save_mean[k] = (float)mu;
+                    save_invstd[k] = (float)invstd;
+                    rmean[k] = (float)((1.0 - mom) * rmean[k] + mom * mu);
+                    rvar[k] = (float)((1.0 - mom) * rvar[k] + mom * var * (double)m / (double)(m - 1));
+                    cmu[k] = (float)mu;
+                    cscale[k] = (float)(invstd * (double)gamma[k]);
+                }
             }
+            NAT_BARRIER();
         }
         if (o.cl) {
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < segs * tps; t++) {
+            NAT_STATIC(t, segs * tps) {
                 int64_t off, len, b;
                 cl_tile(&o, s, tps, t, &off, &len, &b);
                 v->bn_apply_cl(x + off, y + off, len, o.cw, o.cw, cmu + b * o.cw, cscale + b * o.cw,
                                beta + b * o.cw);
                 bn_epilogue(v, a, y + off, res ? res + off : NULL, len * o.cw);
             }
+            NAT_BARRIER();
         } else {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < planes; p++) {
+            NAT_STATIC(p, planes) {
                 int64_t k = p % ch;
                 v->bn_apply(x + p * s, y + p * s, s, cmu[k], cscale[k], beta[k]);
                 bn_epilogue(v, a, y + p * s, res ? res + p * s : NULL, s);
             }
+            NAT_BARRIER();
         }
-    }
+    });
     if (owned)
         cnn_mem_aligned_free(part);
     return 0;
@@ -239,58 +241,59 @@ int op_native_batchnorm_bwd(op_call *c, char *err, size_t errlen)
     bn_parts pp = bn_parts_of(&o, ch);
     int64_t segs = n * o.nb, seg = s * o.cw, tps = (s + CL_TILE - 1) / CL_TILE;
 
-#pragma omp parallel num_threads(nt) if (planes * s > 16384)
-    {
+    NAT_PAR((planes * s > 16384) ? nt : 1, {
         if (o.cl) {
-#pragma omp for schedule(static)
-            for (int64_t j = 0; j < segs; j++) {
+            NAT_STATIC(j, segs) {
                 int64_t i = j / o.nb, b = j % o.nb;
                 if (ay)
                     v->act_bwd(dy + j * seg, ay + j * seg, dx + j * seg, seg, act, alpha);
                 v->bn_bwd_sums_cl(g + j * seg, x + j * seg, s, o.cw, o.cw, mean + b * o.cw,
                                   part + i * 2 * ch + b * o.cw, part + i * 2 * ch + ch + b * o.cw);
             }
+            NAT_BARRIER();
         } else {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < planes; p++) {
+            NAT_STATIC(p, planes) {
                 int64_t k = p % ch;
                 if (ay)
                     v->act_bwd(dy + p * s, ay + p * s, dx + p * s, s, act, alpha);
                 v->bn_bwd_sums(g + p * s, x + p * s, s, mean[k], &part[2 * p], &part[2 * p + 1]);
             }
+            NAT_BARRIER();
         }
-#pragma omp single
-        for (int64_t k = 0; k < ch; k++) {
-            double sdy = 0.0, sdyx = 0.0, is = invstd[k];
-            for (int64_t i = 0; i < n; i++) {
-                sdy += part[i * 2 * ch + k * pp.sk];
-                sdyx += part[i * 2 * ch + k * pp.sk + pp.so];
+        if (nat_tid == 0) {
+            for (int64_t k = 0; k < ch; k++) {
+                double sdy = 0.0, sdyx = 0.0, is = invstd[k];
+                for (int64_t i = 0; i < n; i++) {
+                    sdy += part[i * 2 * ch + k * pp.sk];
+                    sdyx += part[i * 2 * ch + k * pp.sk + pp.so];
+                }
+                sdyx *= is;
+                if (dgamma)
+                    dgamma[k] = (float)sdyx;
+                if (dbeta)
+                    dbeta[k] = (float)sdy;
+                cmdy[k] = (float)(sdy / (double)m);
+                ck[k] = (float)(is * sdyx / (double)m);
+                cg[k] = gamma[k] * invstd[k];
             }
-            sdyx *= is;
-            if (dgamma)
-                dgamma[k] = (float)sdyx;
-            if (dbeta)
-                dbeta[k] = (float)sdy;
-            cmdy[k] = (float)(sdy / (double)m);
-            ck[k] = (float)(is * sdyx / (double)m);
-            cg[k] = gamma[k] * invstd[k];
         }
+        NAT_BARRIER();
         if (o.cl) {
-#pragma omp for schedule(static)
-            for (int64_t t = 0; t < segs * tps; t++) {
+            NAT_STATIC(t, segs * tps) {
                 int64_t off, len, b;
                 cl_tile(&o, s, tps, t, &off, &len, &b);
                 v->bn_bwd_dx_cl(g + off, x + off, dx + off, len, o.cw, o.cw, mean + b * o.cw, ck + b * o.cw,
                                 cmdy + b * o.cw, cg + b * o.cw);
             }
+            NAT_BARRIER();
         } else {
-#pragma omp for schedule(static)
-            for (int64_t p = 0; p < planes; p++) {
+            NAT_STATIC(p, planes) {
                 int64_t k = p % ch;
                 v->bn_bwd_dx(g + p * s, x + p * s, dx + p * s, s, mean[k], ck[k], cmdy[k], cg[k]);
             }
+            NAT_BARRIER();
         }
-    }
+    });
     if (owned)
         cnn_mem_aligned_free(part);
     return 0;

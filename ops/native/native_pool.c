@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/pool_geom.h"
 #include "ops/native/simd.h"
 
@@ -54,16 +55,13 @@ static int check_pooled(const op_tensor *t, const op_tensor *x, const op_native_
 }
 
 /* Runs fn over the n*c volumes in parallel. */
-#define POOL_LOOP(c, xt, g, body)                                                               \
+#define POOL_LOOP(c, xt, g, ...)                                                                \
     do {                                                                                       \
         int64_t nvol_ = (xt)->d[0] * (xt)->d[1];                                               \
         int64_t vin_ = (g).d * (g).h * (g).w, vout_ = (g).od * (g).oh * (g).ow;                \
         (void)vin_;                                                                            \
         (void)vout_;                                                                           \
-        _Pragma("omp parallel for schedule(static) num_threads(nat_threads(c)) if (nvol_ * vin_ > 8192)") \
-        for (int64_t p = 0; p < nvol_; p++) {                                                  \
-            body;                                                                              \
-        }                                                                                      \
+        NAT_FOR(nvol_ * vin_ > 8192 ? nat_threads(c) : 1, p, nvol_, { __VA_ARGS__; });          \
     } while (0)
 
 /* ---- max pooling in channels-last order ([N, D, H, W, C], a 2-D pool's NHWC with D = 1): the
@@ -271,15 +269,13 @@ int op_native_maxpool(op_call *c, char *err, size_t errlen)
         if (!offs)
             return ref_fail(err, errlen, "%s: out of memory", name);
         window_rel(&g, ch, offs + nt * taps);
-#pragma omp parallel num_threads(nt) if (n * vin > 8192)
-        {
-            int64_t *off = offs + omp_get_thread_num() * taps;
-#pragma omp for schedule(static)
-            for (int64_t r = 0; r < rows; r++) {
+        NAT_PAR((n * vin > 8192) ? nt : 1, {
+            int64_t *off = offs + nat_tid * taps;
+            NAT_STATIC(r, rows) {
                 int64_t b = r / (g.od * g.oh), oz = r / g.oh % g.od, oy = r % g.oh;
                 maxpool_cl_row(&g, ch, offs + nt * taps, x + b * vin, y + b * vout, oz, oy, off);
             }
-        }
+        });
         cnn_mem_free(offs);
         return 0;
     }
@@ -319,12 +315,10 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
         }
         const int64_t *rel = args + nt * (ch + taps);
         window_rel(&g, ch, args + nt * (ch + taps));
-#pragma omp parallel num_threads(nt) if (n * vin > 8192)
-        {
-            int t = omp_get_thread_num();
+        NAT_PAR((n * vin > 8192) ? nt : 1, {
+            int t = nat_tid;
             int64_t *arg = args + t * (ch + taps);
-#pragma omp for schedule(static)
-            for (int64_t b = 0; b < n; b++) {
+            NAT_STATIC(b, n) {
                 if (disjoint_windows(&g))
                     maxpool_bwd_cl_disjoint(&g, ch, rel, x + b * vin, dy + b * vout, dx + b * vin);
                 else
@@ -333,7 +327,7 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
                 if (act != OP_ACT_NONE)
                     v->act_bwd(dx + b * vin, x + b * vin, dx + b * vin, vin, act, alpha);
             }
-        }
+        });
         cnn_mem_free(bests), cnn_mem_free(args);
         return 0;
     }
@@ -387,9 +381,7 @@ int op_native_global_avgpool(op_call *c, char *err, size_t errlen)
     const op_native_simd *v = op_native_simd_table();
     const float *x = xt->data;
     float *y = yt->data;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (nc * s > 16384)
-    for (int64_t p = 0; p < nc; p++)
-        y[p] = v->sum(x + p * s, s) / (float)s;
+    NAT_FOR(nc * s > 16384 ? nat_threads(c) : 1, p, nc, y[p] = v->sum(x + p * s, s) / (float)s;);
     return 0;
 }
 
@@ -403,8 +395,6 @@ int op_native_global_avgpool_bwd(op_call *c, char *err, size_t errlen)
     const op_native_simd *v = op_native_simd_table();
     const float *dy = dyt->data;
     float *dx = dxt->data;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (nc * s > 16384)
-    for (int64_t p = 0; p < nc; p++)
-        v->fill(dx + p * s, s, (float)((double)dy[p] / (double)s));
+    NAT_FOR(nc * s > 16384 ? nat_threads(c) : 1, p, nc, v->fill(dx + p * s, s, (float)((double)dy[p] / (double)s)););
     return 0;
 }

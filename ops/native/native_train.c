@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "ops/native/native_common.h"
+#include "ops/native/native_par.h"
 #include "ops/native/simd.h"
 
 #define CHUNK 16384
@@ -120,11 +121,10 @@ int op_native_sgd_update(op_call *c, char *err, size_t errlen)
     const float *grad = c->in[1].data;
     const op_native_simd *vt = op_native_simd_table();
     int64_t total = ref_numel(&c->in[0]), nch = (total + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (nch > 1)
-    for (int64_t q = 0; q < nch; q++) {
+    NAT_FOR(nch > 1 ? nat_threads(c) : 1, q, nch, {
         int64_t o = q * CHUNK, len = total - o < CHUNK ? total - o : CHUNK;
         vt->sgd(p + o, grad + o, v ? v + o : NULL, len, &k);
-    }
+    });
     return 0;
 }
 
@@ -153,11 +153,10 @@ static int adam_like(op_call *c, const char *name, bool decoupled, char *err, si
     const float *grad = c->in[1].data;
     const op_native_simd *vt = op_native_simd_table();
     int64_t total = ref_numel(&c->in[0]), nch = (total + CHUNK - 1) / CHUNK;
-#pragma omp parallel for schedule(static) num_threads(nat_threads(c)) if (nch > 1)
-    for (int64_t q = 0; q < nch; q++) {
+    NAT_FOR(nch > 1 ? nat_threads(c) : 1, q, nch, {
         int64_t o = q * CHUNK, len = total - o < CHUNK ? total - o : CHUNK;
         vt->adam(p + o, grad + o, m + o, v + o, len, &k);
-    }
+    });
     return 0;
 }
 
