@@ -12,7 +12,7 @@
  * thread that runs its kernels, as TensorFlow does for its ops, and puts back each thread's
  * own bits after: the calling thread's always, and OpenMP's other threads' (one parallel region
  * before the run and one after, each thread saving its bits in a thread-local) when the run
- * uses several threads.  A run on one thread, which is how runs go beside a busy process,
+ * uses several threads, or in the run's own region (the replicas': rt_fpenv_thread_set).  A run on one thread, which is how runs go beside a busy process,
  * opens no region for it.  Results change only where a value below FLT_MIN (1.2e-38) was made
  * or read.  Elsewhere than x86 the calls do nothing. */
 #include <omp.h>
@@ -50,6 +50,21 @@ void rt_fpenv_enter(rt_fpenv *e, bool flush, int nthreads)
             fp_set(worker_saved | FP_FLUSH_BITS);
         }
     }
+}
+
+unsigned rt_fpenv_thread_set(const rt_fpenv *e)
+{
+    if (!e->flush)
+        return 0;
+    unsigned saved = fp_get();
+    fp_set(saved | FP_FLUSH_BITS);
+    return saved;
+}
+
+void rt_fpenv_thread_restore(const rt_fpenv *e, unsigned saved)
+{
+    if (e->flush)
+        fp_set(saved);
 }
 
 void rt_fpenv_leave(const rt_fpenv *e)

@@ -562,7 +562,7 @@ static cnn_status take_chunks(cnn_session *s, int i, uint64_t version)
 }
 
 /* Inference: the batch's chunks on the replicas, one thread each, in one region. */
-static cnn_status run_chunks(cnn_session *s)
+static cnn_status run_chunks(cnn_session *s, const rt_fpenv *fp)
 {
     rt_replicas *r = s->rep;
     uint64_t version = atomic_load(&s->weights->version);
@@ -576,8 +576,11 @@ static cnn_status run_chunks(cnn_session *s)
 #pragma omp parallel num_threads(n)
     {
         int t = omp_get_thread_num();
+        unsigned saved = t ? rt_fpenv_thread_set(fp) : 0; /* (the caller's are set) */
         if (t < n)
             r->status[t] = take_chunks(s, t, version);
+        if (t)
+            rt_fpenv_thread_restore(fp, saved);
     }
     for (int i = 0; i < n; i++)
         if (r->status[i] != CNN_OK)
@@ -586,10 +589,10 @@ static cnn_status run_chunks(cnn_session *s)
     return CNN_OK;
 }
 
-cnn_status rt_replicas_run(cnn_session *s)
+cnn_status rt_replicas_run(cnn_session *s, const rt_fpenv *fp)
 {
     if (s->mode != CNN_MODE_TRAIN)
-        return run_chunks(s);
+        return run_chunks(s, fp);
     rt_replicas *r = s->rep;
     const ir_graph *g = s->plan->graph;
     uint64_t version = atomic_load(&s->weights->version);
@@ -606,6 +609,7 @@ cnn_status rt_replicas_run(cnn_session *s)
 #pragma omp parallel num_threads(n)
     {
         int t = omp_get_thread_num(), nt = omp_get_num_threads();
+        unsigned saved = t ? rt_fpenv_thread_set(fp) : 0; /* (the caller's are set) */
         for (int i = t; i < n; i += nt)
             r->status[i] = replica_step(s, i, version);
 #pragma omp barrier
@@ -614,6 +618,8 @@ cnn_status rt_replicas_run(cnn_session *s)
             ok = ok && r->status[i] == CNN_OK;
         if (ok)
             sum_and_update(s, t, nt);
+        if (t)
+            rt_fpenv_thread_restore(fp, saved);
     }
     for (int i = 0; i < n; i++)
         if (r->status[i] != CNN_OK)

@@ -102,7 +102,9 @@ typedef struct rt_threads {
 
 /* runtime/fpenv.c: denormals flushed during a run.  enter sets the bits on the calling thread
  * and, when nthreads > 1, on OpenMP's other threads of a team of nthreads; leave puts back
- * what each had. */
+ * what each had.  A run whose work is all in one region of its own (the replicas') enters on
+ * the calling thread alone, and each other thread of the region calls thread_set at its start
+ * and thread_restore with what that returned at its end (two regions less a run). */
 typedef struct rt_fpenv {
     bool flush;
     int nthreads;
@@ -110,6 +112,8 @@ typedef struct rt_fpenv {
 } rt_fpenv;
 void rt_fpenv_enter(rt_fpenv *e, bool flush, int nthreads);
 void rt_fpenv_leave(const rt_fpenv *e);
+unsigned rt_fpenv_thread_set(const rt_fpenv *e);
+void rt_fpenv_thread_restore(const rt_fpenv *e, unsigned saved);
 
 struct cnn_session {
     cnn_model *model;
@@ -237,7 +241,7 @@ enum { RT_STEP_PLANNED = 0, RT_STEP_REPLICAS = 1 };
 cnn_status rt_replicas_init(cnn_session *s);
 void rt_replicas_free(cnn_session *s);
 int rt_replicas_pick(cnn_session *s, double now);
-cnn_status rt_replicas_run(cnn_session *s);
+cnn_status rt_replicas_run(cnn_session *s, const rt_fpenv *fp);
 void rt_replicas_record(cnn_session *s, int used, double seconds, double now);
 /* Inference runs may take chunks of the batch on replicas (replicas.c), as the way of several
  * threads of threads.c's choice: whether the session's may (at its creation); whether they may

@@ -392,9 +392,9 @@ cnn_status rt_execute(cnn_session *s)
     double t0 = rt_seconds();
     rt_fpenv fp;
     if (train && rt_replicas_pick(s, t0) == RT_STEP_REPLICAS) {
-        rt_fpenv_enter(&fp, !s->opt.keep_denormals, s->nthreads);
+        rt_fpenv_enter(&fp, !s->opt.keep_denormals, 1); /* (the others' in the replicas' region) */
         t0 = rt_seconds(); /* (after the replicas' creation, at the first such step) */
-        cnn_status st = rt_replicas_run(s);
+        cnn_status st = rt_replicas_run(s, &fp);
         rt_fpenv_leave(&fp);
         if (omp_get_max_threads() != caller_threads)
             omp_set_num_threads(caller_threads);
@@ -422,10 +422,10 @@ cnn_status rt_execute(cnn_session *s)
     bool steady = true, chunks = !train && way == RT_RUN_PLANNED && rt_replicas_chunks_ready(s);
     rt_cut cut = {0};
     cnn_status st;
-    rt_fpenv_enter(&fp, !s->opt.keep_denormals, way == RT_RUN_PLANNED ? s->thr.planned_threads : 1);
+    rt_fpenv_enter(&fp, !s->opt.keep_denormals, way == RT_RUN_PLANNED && !chunks ? s->thr.planned_threads : 1);
     if (chunks) { /* inference in chunks of the batch on the replicas (made at the first) */
         t0 = rt_seconds();
-        st = rt_replicas_run(s);
+        st = rt_replicas_run(s, &fp);
         steady = !rt_replicas_cold(s);
     } else {
         st = execute_steps(s, way, rt_threads_cut(s, way, t0, &cut) ? &cut : NULL, &steady);

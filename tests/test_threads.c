@@ -522,6 +522,8 @@ static void denormal_run(cnn_backend b, int threads, bool keep, int way)
     const int64_t batch = 256;
     cnn_session *s = NULL;
     cr_assert_eq(cnn_session_create(&s, m, w, &o, batch, CNN_MODE_INFER, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    const char *rep = getenv("CNN_REPLICAS");
+    bool chunks = b != CNN_BACKEND_REF && threads > 1 && way == RT_RUN_PLANNED && rep && strcmp(rep, "on") == 0;
     float *x = cnn_session_input(s, 0);
     for (int64_t i = 0; i < batch * 256; i++)
         x[i] = 1e-20f;
@@ -531,6 +533,8 @@ static void denormal_run(cnn_backend b, int threads, bool keep, int way)
     before[omp_get_thread_num()] = _mm_getcsr();
     for (int r = 0; r < 2; r++) /* the first run prepares the one-thread calls */
         cr_assert_eq(cnn_session_run(s), CNN_OK, "%s", cnn_session_errmsg(s));
+    if (chunks) /* the bits set inside the replicas' region, not by regions of their own */
+        cr_expect(rt_replicas_steps(s) >= 2, "the runs took chunks of the batch");
 #pragma omp parallel num_threads(2)
     after[omp_get_thread_num()] = _mm_getcsr();
     for (int t = 0; t < 2; t++) /* (not the exception flags, bits 0-5: a run may raise them) */
@@ -559,6 +563,12 @@ Test(threads, denormals_are_flushed_on_every_thread_and_the_bits_put_back)
         denormal_run(bs[k], 2, false, RT_RUN_PLANNED);
         denormal_run(bs[k], 2, false, RT_RUN_SINGLE);
         denormal_run(bs[k], 2, true, RT_RUN_PLANNED);
+        for (int on = 0; on < 2; on++) { /* inference in chunks of the batch, or not */
+            setenv("CNN_REPLICAS", on ? "on" : "off", 1);
+            denormal_run(bs[k], 2, false, RT_RUN_PLANNED);
+            denormal_run(bs[k], 2, true, RT_RUN_PLANNED);
+            unsetenv("CNN_REPLICAS");
+        }
     }
 }
 #endif
