@@ -18,17 +18,7 @@
 #include "ops/native/simd.h"
 #include "ops/registry.h"
 
-#define CHUNK 16384  /* elements per parallel job */
-
-/* Runs body over [o, o + len) chunks of total elements. */
-#define CHUNKED(c, total, ...)                                                                  \
-    do {                                                                                        \
-        int64_t nch_ = ((total) + CHUNK - 1) / CHUNK;                                           \
-        NAT_FOR(nch_ > 1 ? nat_threads(c) : 1, q_, nch_, {                                      \
-            int64_t o = q_ * CHUNK, len = (total) - o < CHUNK ? (total) - o : CHUNK;            \
-            __VA_ARGS__;                                                                        \
-        });                                                                                     \
-    } while (0)
+#define CHUNK NAT_CHUNK /* elements per parallel job */
 
 /* y[o, o + len) = the sum of the n arrays src at those elements: two round once in float (the
  * reference's double sum, the same bits), more sum in double in their order. */
@@ -56,7 +46,7 @@ int op_native_act(op_call *c, char *err, size_t errlen)
     float *y = c->out[0].data;
     const op_native_simd *v = op_native_simd_table();
     int64_t total = ref_numel(&c->in[0]);
-    CHUNKED(c, total, v->act(x + o, y + o, len, act, alpha));
+    NAT_CHUNKED(nat_threads(c), total, v->act(x + o, y + o, len, act, alpha));
     return 0;
 }
 
@@ -71,7 +61,7 @@ int op_native_act_bwd(op_call *c, char *err, size_t errlen)
     const op_native_simd *v = op_native_simd_table();
     int64_t total = ref_numel(&c->in[0]);
     if (c->nin == 2) {
-        CHUNKED(c, total, v->act_bwd(dy + o, y + o, dx + o, len, act, alpha));
+        NAT_CHUNKED(nat_threads(c), total, v->act_bwd(dy + o, y + o, dx + o, len, act, alpha));
         return 0;
     }
     /* a fused gradient sum (inputs 2...): summed into dx chunk by chunk as add sums, then the
@@ -81,7 +71,7 @@ int op_native_act_bwd(op_call *c, char *err, size_t errlen)
     src[n++] = dy;
     for (int k = 2; k < c->nin; k++)
         src[n++] = c->in[k].data;
-    CHUNKED(c, total, {
+    NAT_CHUNKED(nat_threads(c), total, {
         sum_chunk(v, src, n, dx, o, len);
         v->act_bwd(dx + o, y + o, dx + o, len, act, alpha);
     });
@@ -99,14 +89,14 @@ int op_native_add(op_call *c, char *err, size_t errlen)
     int64_t total = ref_numel(&c->in[0]);
     if (c->nin == 2) { /* the activation in the same pass */
         const float *a = c->in[0].data, *b = c->in[1].data;
-        CHUNKED(c, total, v->add2(a + o, b + o, y + o, len, act, alpha));
+        NAT_CHUNKED(nat_threads(c), total, v->add2(a + o, b + o, y + o, len, act, alpha));
         return 0;
     }
     const float *src[OP_MAX_IN];
     for (int k = 0; k < c->nin; k++)
         src[k] = c->in[k].data;
     int n = c->nin;
-    CHUNKED(c, total, {
+    NAT_CHUNKED(nat_threads(c), total, {
         sum_chunk(v, src, n, y, o, len);
         if (act != OP_ACT_NONE)
             v->act(y + o, y + o, len, act, alpha);
@@ -131,7 +121,7 @@ int op_native_flatten(op_call *c, char *err, size_t errlen)
         memmove(dst, src, (size_t)total * sizeof(float));
         return 0;
     }
-    CHUNKED(c, total, memcpy(dst + o, src + o, (size_t)len * sizeof(float)));
+    NAT_CHUNKED(nat_threads(c), total, memcpy(dst + o, src + o, (size_t)len * sizeof(float)));
     return 0;
 }
 
@@ -146,7 +136,7 @@ int op_native_dropout(op_call *c, char *err, size_t errlen)
     const float *x = c->in[0].data;
     float *y = c->out[0].data, *mask = c->out[1].data;
     int64_t total = ref_numel(&c->in[0]);
-    CHUNKED(c, total, {
+    NAT_CHUNKED(nat_threads(c), total, {
         for (int64_t i = o; i < o + len; i++) {
             float m = op_dropout_mask(&gen, i);
             mask[i] = m;
@@ -164,7 +154,7 @@ int op_native_dropout_bwd(op_call *c, char *err, size_t errlen)
     float *dx = c->out[0].data;
     const op_native_simd *v = op_native_simd_table();
     int64_t total = ref_numel(&c->in[0]);
-    CHUNKED(c, total, v->mul(dy + o, mask + o, dx + o, len));
+    NAT_CHUNKED(nat_threads(c), total, v->mul(dy + o, mask + o, dx + o, len));
     return 0;
 }
 

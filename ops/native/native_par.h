@@ -13,8 +13,10 @@
  *   NAT_DYNAMIC(i, n, ctr)  items of [0, n) taken one at a time from the shared int64_t
  *                           counter ctr (zero it before the region; one loop per counter);
  *   NAT_BARRIER()           waits for the team (nothing alone).
- * NAT_FOR(nt, i, n, ...) is a loop over [0, n) in static shares.  The statements are compiled
- * twice (the region's and the calling thread's); they may not hold a preprocessor line. */
+ * NAT_FOR(nt, i, n, ...) is a loop over [0, n) in static shares, and NAT_CHUNKED(nt, total, ...)
+ * runs the statements for every chunk [o, o + len) of NAT_CHUNK elements of [0, total) (one
+ * chunk: on the calling thread).  The statements are compiled twice (the region's and the
+ * calling thread's); they may not hold a preprocessor line. */
 #ifndef CNN_OPS_NATIVE_PAR_H
 #define CNN_OPS_NATIVE_PAR_H
 
@@ -59,5 +61,16 @@ static inline int64_t nat_take_(int64_t *ctr, int nt)
     } while (0)
 
 #define NAT_FOR(nt, i, n, ...) NAT_PAR(nt, NAT_STATIC(i, n) { __VA_ARGS__ })
+
+#define NAT_CHUNK 16384 /* elements per parallel job of the element-wise kernels */
+
+#define NAT_CHUNKED(nt, total, ...)                                                         \
+    do {                                                                                    \
+        int64_t nat_nch_ = ((total) + NAT_CHUNK - 1) / NAT_CHUNK;                           \
+        NAT_FOR(nat_nch_ > 1 ? (nt) : 1, nat_q_, nat_nch_, {                                \
+            int64_t o = nat_q_ * NAT_CHUNK, len = (total) - o < NAT_CHUNK ? (total) - o : NAT_CHUNK; \
+            __VA_ARGS__;                                                                    \
+        });                                                                                 \
+    } while (0)
 
 #endif

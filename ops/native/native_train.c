@@ -16,7 +16,7 @@
 #include "ops/native/native_par.h"
 #include "ops/native/simd.h"
 
-#define CHUNK 16384
+#define CHUNK NAT_CHUNK
 
 /* ---- losses */
 
@@ -120,11 +120,8 @@ int op_native_sgd_update(op_call *c, char *err, size_t errlen)
     float *p = c->in[0].data, *v = momentum ? c->in[2].data : NULL;
     const float *grad = c->in[1].data;
     const op_native_simd *vt = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]), nch = (total + CHUNK - 1) / CHUNK;
-    NAT_FOR(nch > 1 ? nat_threads(c) : 1, q, nch, {
-        int64_t o = q * CHUNK, len = total - o < CHUNK ? total - o : CHUNK;
-        vt->sgd(p + o, grad + o, v ? v + o : NULL, len, &k);
-    });
+    int64_t total = ref_numel(&c->in[0]);
+    NAT_CHUNKED(nat_threads(c), total, vt->sgd(p + o, grad + o, v ? v + o : NULL, len, &k));
     return 0;
 }
 
@@ -152,11 +149,8 @@ static int adam_like(op_call *c, const char *name, bool decoupled, char *err, si
     float *p = c->in[0].data, *m = c->in[2].data, *v = c->in[3].data;
     const float *grad = c->in[1].data;
     const op_native_simd *vt = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]), nch = (total + CHUNK - 1) / CHUNK;
-    NAT_FOR(nch > 1 ? nat_threads(c) : 1, q, nch, {
-        int64_t o = q * CHUNK, len = total - o < CHUNK ? total - o : CHUNK;
-        vt->adam(p + o, grad + o, m + o, v + o, len, &k);
-    });
+    int64_t total = ref_numel(&c->in[0]);
+    NAT_CHUNKED(nat_threads(c), total, vt->adam(p + o, grad + o, m + o, v + o, len, &k));
     return 0;
 }
 

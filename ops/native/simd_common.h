@@ -610,11 +610,11 @@ static void SX(sgd)(float *restrict p, const float *restrict grad, float *restri
     const float lr = k->lr, mu = k->momentum, wd = k->wd, sc = k->scale;
     const bool vel = k->has_velocity, nest = k->nesterov;
     SX(prefetch_w)(p, 0, n);
-    SX(prefetch_w)(vel ? v : NULL, 0, n);
+    SX(prefetch_w)(v, 0, n); /* (NULL without velocity) */
     for (int64_t b = 0; b < n; b += UPD_BLOCK) {
         int64_t e = b + UPD_BLOCK < n ? b + UPD_BLOCK : n;
         SX(prefetch_w)(p, e, n);
-        SX(prefetch_w)(vel ? v : NULL, e, n);
+        SX(prefetch_w)(v, e, n);
         if (!vel) {
 #pragma omp simd
             for (int64_t i = b; i < e; i++)
