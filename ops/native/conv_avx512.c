@@ -410,17 +410,17 @@ static void cl_rows(const op_native_clconv *p, int64_t n, int64_t oy, float *rin
     }
 }
 
-/* acc += the n steps of a run: weights at wt (the next step's fp floats on), the pixel q's
- * input at xb[q*S + k] for step k. */
+/* acc += the n steps of a run: block b's weights at wt + b*bs (the next step's 16 floats
+ * on), the pixel q's input at xb[q*S + k] for step k. */
 CL_ALWAYS void cl_steps(__m512 (*acc)[4], const float *xb, int64_t sx, const float *wt, int64_t n,
-                        int64_t fp, const int RW, const int NB, const int S)
+                        int64_t bs, const int RW, const int NB, const int S)
 {
     const int64_t s = S ? S : sx;
-    for (int64_t k = 0; k < n; k++, wt += fp) {
+    for (int64_t k = 0; k < n; k++, wt += 16) {
         __m512 wv[4];
 #pragma GCC unroll 4
         for (int b = 0; b < NB; b++)
-            wv[b] = _mm512_loadu_ps(wt + b * 16);
+            wv[b] = _mm512_loadu_ps(wt + b * bs);
 #pragma GCC unroll 28
         for (int q = 0; q < RW; q++) {
             __m512 bc = _mm512_set1_ps(xb[q * s + k]);
@@ -433,20 +433,20 @@ CL_ALWAYS void cl_steps(__m512 (*acc)[4], const float *xb, int64_t sx, const flo
 
 /* NB (1 or 2) blocks of filters, three taps at stride and dilation 1 (IS3 below): acc += the
  * C channels of a tap row, input-stationary: per channel, the three taps' weight vectors
- * (at wt, wt + C fp, wt + 2 C fp) loaded once and each of the RW + 2 input pixels the tile
+ * (at wt, wt + 16 C, wt + 32 C; block b's bs floats on) loaded once and each of the RW + 2 input pixels the tile
  * reads (xb[P*S + c]) broadcast once into the (up to three) outputs it reaches, 3 NB RW FMAs
  * for 3 NB + RW + 2 loads.  An output's sum runs over the channels, each channel's three
  * taps in order. */
-CL_ALWAYS void cl_steps3(__m512 (*acc)[4], const float *xb, const float *wt, int64_t C, int64_t fp,
+CL_ALWAYS void cl_steps3(__m512 (*acc)[4], const float *xb, const float *wt, int64_t C, int64_t bs,
                          const int RW, const int NB, const int S)
 {
-    for (int64_t c = 0; c < C; c++, xb++, wt += fp) {
+    for (int64_t c = 0; c < C; c++, xb++, wt += 16) {
         __m512 w[3][2];
 #pragma GCC unroll 3
         for (int j = 0; j < 3; j++)
 #pragma GCC unroll 2
             for (int b = 0; b < NB; b++)
-                w[j][b] = _mm512_loadu_ps(wt + j * C * fp + b * 16);
+                w[j][b] = _mm512_loadu_ps(wt + j * C * 16 + b * bs);
 #pragma GCC unroll 30
         for (int P = 0; P < RW + 2; P++) {
             __m512 bc = _mm512_set1_ps(xb[P * S]);
@@ -476,19 +476,19 @@ CL_ALWAYS void cl_tile(const op_native_clconv *p, const float *const *rows, floa
 #pragma GCC unroll 4
         for (int b = 0; b < NB; b++)
             acc[q][b] = _mm512_setzero_ps();
-    const int64_t C = p->c, fp = p->fp, sx = p->sw * C;
+    const int64_t C = p->c, sx = p->sw * C, bs = p->kh * p->kw * C * 16;
     for (int64_t i = 0; i < p->kh; i++) {
         if (!rows[i])
             continue;
         const float *xb = rows[i] + ox0 * sx;
-        const float *wt = p->wp + i * p->kw * C * fp + fb * 16;
+        const float *wt = p->wp + fb * bs + i * p->kw * C * 16;
         if (IS3) {
-            cl_steps3(acc, xb, wt, C, fp, RW, NB, S);
+            cl_steps3(acc, xb, wt, C, bs, RW, NB, S);
         } else if (p->dw == 1) {
-            cl_steps(acc, xb, sx, wt, p->kw * C, fp, RW, NB, S);
+            cl_steps(acc, xb, sx, wt, p->kw * C, bs, RW, NB, S);
         } else {
             for (int64_t j = 0; j < p->kw; j++)
-                cl_steps(acc, xb + j * p->dw * C, sx, wt + j * C * fp, C, fp, RW, NB, S);
+                cl_steps(acc, xb + j * p->dw * C, sx, wt + j * C * 16, C, bs, RW, NB, S);
         }
     }
 #pragma GCC unroll 4

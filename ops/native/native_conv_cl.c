@@ -1,7 +1,8 @@
 /* Native convolution on channels-last activations (NHWC, NWC): the direct kernels of the
  * levels that have them (op_native_isa.conv_cl_row, conv_cl_wgrad; avx512), for 1-D and 2-D
  * convolutions of one group without fused pooling:
- *   forward        the weights packed [kh][kw][c][f rounded to 16], then one job per output
+ *   forward        the weights packed [f/16][kh][kw][c][16] (f rounded up to 16: each block
+ *                  of 16 filters one run, read in order), then one job per output
  *                  row (image, oy), split evenly between the threads (consecutive rows each),
  *                  each with its ring of zero-padded input rows (a row copied once for the
  *                  output rows that read it); the kernel adds the bias
@@ -66,7 +67,7 @@ static void cl_params(const cshape *s, op_native_clconv *p)
 #define CL_CHUNK_BYTES (768 * 1024)
 
 /* Packs the weights w into scratch, then runs convolution p with f's activation, in one
- * parallel region (one wake-up of the threads): wp[t][c][o] = w[o][c][t] for the forward, or
+ * parallel region (one wake-up of the threads): wp[o/16][t][c][o%16] = w[o][c][t] for the forward, or
  * with flip (backward data) w[c][o][khw-1-t], w being the forward weights [c][o][kh][kw] there
  * (c the transformed convolution's input channels, o its filters); then one job per output row,
  * each thread with its padded input rows after the packed weights. */
@@ -104,17 +105,11 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
     int64_t chunks = (nfb + cb - 1) / cb;
     NAT_PAR(nt, {
         NAT_STATIC(c, (pack ? C : 0))
-            for (int64_t t = 0; t < khw; t++) {
-                float *d = wp + (t * C + c) * fp;
-                if (flip)
-                    for (int64_t o = 0; o < F; o++)
-                        d[o] = w[(c * F + o) * khw + (khw - 1 - t)];
-                else
-                    for (int64_t o = 0; o < F; o++)
-                        d[o] = w[(o * C + c) * khw + t];
-                for (int64_t o = F; o < fp; o++)
-                    d[o] = 0.0f;
-            }
+            for (int64_t t = 0; t < khw; t++)
+                for (int64_t o = 0; o < fp; o++) {
+                    float v = o >= F ? 0.0f : flip ? w[(c * F + o) * khw + (khw - 1 - t)] : w[(o * C + c) * khw + t];
+                    wp[((o / 16 * khw + t) * C + c) * 16 + o % 16] = v;
+                }
         NAT_BARRIER();
         float *buf = bufs + nat_tid * per;
         op_native_cl_ring_reset(buf);

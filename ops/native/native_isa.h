@@ -35,8 +35,9 @@ typedef struct op_native_seg {
 #define OP_NATIVE_MAX_NR 64  /* the widest micro-tile of any level */
 
 /* A channels-last 2-D convolution (one group) as the avx512 level's direct kernels see it:
- * x [n][h][w][c], y [n][oh][ow][f], weights packed wp[kh][kw][c][fp] (fp = f rounded up to
- * 16, zero filters beyond f); res, when not NULL, is added after the bias (it may be y
+ * x [n][h][w][c], y [n][oh][ow][f], weights packed in blocks of 16 filters, each block's
+ * taps and channels in a run: wp[fp/16][kh][kw][c][16] (fp = f rounded up to 16, zero
+ * filters beyond f); res, when not NULL, is added after the bias (it may be y
  * itself).
  * Backward data at stride 1 is this with dy as x and the flipped, transposed weights. */
 typedef struct op_native_clconv {
