@@ -613,11 +613,13 @@ static double cl_row_cost(int nb, int64_t ow, bool cs, bool l2, bool is3)
 
 #define CL_L1_WEIGHTS (32 * 1024) /* bytes of a tile's weights (all steps) that stay in L1 */
 
-/* The blocks per tile for the row: the least estimated time over the filter blocks, the
- * most blocks (fewest loads per FMA) among those within 2% of it. */
-static int cl_blocks(const op_native_clconv *p, bool cs, bool is3)
+/* The blocks per tile for a row's nfb filter blocks (a call's: the driver's chunk of them):
+ * the least estimated time, the most blocks (fewest loads per FMA) among those within 2% of
+ * it.  A chunk of 4 blocks at 8 pixels a row takes two tiles of 2, not 3 and 1 (vgg_small's
+ * 256 -> 256 at 8x8). */
+static int cl_blocks(const op_native_clconv *p, int64_t nfb, bool cs, bool is3)
 {
-    int64_t nfb = p->fp / 16, wstep = p->kh * p->kw * p->c * 16 * (int64_t)sizeof(float);
+    int64_t wstep = p->kh * p->kw * p->c * 16 * (int64_t)sizeof(float);
     int best = 0;
     double bc = 0.0;
     for (int nb = nfb < 4 ? (int)nfb : 4; nb >= 1; nb--) {
@@ -645,7 +647,7 @@ void op_native_conv_cl_row_avx512(const op_native_clconv *p, int64_t n, int64_t 
     int64_t sx = p->sw * p->c;
     bool cs = sx == 16 || sx == 32 || sx == 64;
     bool is3 = cs && p->kw == 3 && p->sw == 1 && p->dw == 1;
-    int nb0 = cl_blocks(p, cs, is3);
+    int nb0 = cl_blocks(p, fb1 - fb0, cs, is3);
     for (int64_t fb = fb0; fb < fb1;) {
         int nb = fb1 - fb >= nb0 ? nb0 : (int)(fb1 - fb);
         bool t3 = is3 && nb <= 2;
