@@ -18,11 +18,15 @@
 #include <omp.h>
 #endif
 
-/* Floats between scratch regions that different threads write: a line next to another thread's
- * stores pulled in by the prefetcher made the first thread's image 1.4 times slower (LeNet-5's
- * c2 backward to the data on 2 threads: 187-210 against 133 us for the same 32 images; with
- * 1 KB between them, 136-159). */
-#define NCONV_THREAD_GAP 256
+/* Floats between scratch regions that different threads write (8 KB: a whole page between
+ * them, which a prefetcher's stream does not cross).  A line next to another thread's stores
+ * pulled in by the prefetcher made the first thread's image 1.4 times slower (LeNet-5's c2
+ * backward to the data on 2 threads: 187-210 against 133 us for the same 32 images; with 1 KB
+ * between them, 136-159).  With 1 KB, the channels-last forward's rings of padded rows
+ * (native_conv_cl.c) still cost the thread of the higher one a third more time on the same
+ * rows (resnet20's 64 -> 64 at 8x8, batch 64: 820 against 645 us a call; the other thread
+ * took the slow place when the rings were swapped); with 8 KB, 652 and 679. */
+#define NCONV_THREAD_GAP 2048
 
 /* ---- geometry ---- */
 
