@@ -81,7 +81,7 @@ int op_elt_check_flatten(const op_call *c, const char *name, char *err, size_t e
     const op_tensor *x = &c->in[0], *y = &c->out[0];
     /* flatten is also autodiff's reshape of a gradient back to the input's shape: any output
      * with the same batch and element count */
-    if (x->rank < 1 || y->rank < 1 || y->d[0] != x->d[0] || ref_numel(y) != ref_numel(x))
+    if (x->rank < 1 || y->rank < 1 || y->d[0] != x->d[0] || op_tensor_numel(y) != op_tensor_numel(x))
         return ref_fail(err, errlen, "%s: output %s does not flatten input %s", name,
                         ref_shape_str(y, s1, sizeof s1), ref_shape_str(x, s2, sizeof s2));
     return 0;
@@ -97,7 +97,7 @@ int op_elt_check_dropout(const op_call *c, const char *name, op_dropout_gen *gen
         if (c->nout != 1)
             return ref_fail(err, errlen, "%s: inference makes 1 output, got %d", name, c->nout);
         if (c->out[0].data != c->in[0].data)
-            memmove(c->out[0].data, c->in[0].data, (size_t)ref_numel(&c->in[0]) * sizeof(float));
+            memmove(c->out[0].data, c->in[0].data, (size_t)op_tensor_numel(&c->in[0]) * sizeof(float));
         return 1;
     }
     if (c->nout != 2)

@@ -32,6 +32,15 @@ typedef struct op_tensor {
                             * (only conv_q and dense_q in int8 read or write those) */
 } op_tensor;
 
+/* Elements of a tensor (1 for rank 0). */
+static inline int64_t op_tensor_numel(const op_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->rank; i++)
+        n *= t->d[i];
+    return n;
+}
+
 typedef struct op_call {
     const op_node *node;   /* op, attributes and name */
     int nin, nout;

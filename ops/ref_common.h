@@ -25,15 +25,6 @@ static inline int ref_fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* Elements of a tensor (1 for rank 0). */
-static inline int64_t ref_numel(const op_tensor *t)
-{
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++)
-        n *= t->d[i];
-    return n;
-}
-
 /* Elements per batch item (all axes after the first). */
 static inline int64_t ref_inner(const op_tensor *t)
 {
@@ -121,7 +112,7 @@ static inline int ref_check_call_layouts(const op_call *c, const char *name, int
             if (t->d[i] < 0)
                 return ref_fail(err, errlen, "%s: %s %d has a negative dimension", name, what,
                                 idx);
-        if (!t->data && ref_numel(t) > 0)
+        if (!t->data && op_tensor_numel(t) > 0)
             return ref_fail(err, errlen, "%s: %s %d has no data", name, what, idx);
         if (plain_only && t->layout != 0) /* the layout pass never gives them one */
             return ref_fail(err, errlen, "%s: %s %d is channels-last; reference kernels take plain tensors",

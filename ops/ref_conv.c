@@ -31,9 +31,9 @@ static int thread_index(void)
 static int check_bias(const op_tensor *b, int64_t f, const char *name, const char *what,
                       char *err, size_t errlen)
 {
-    if (ref_numel(b) != f || b->rank != 1)
+    if (op_tensor_numel(b) != f || b->rank != 1)
         return ref_fail(err, errlen, "%s: %s has %lld elements, expected [%lld]", name, what,
-                        (long long)ref_numel(b), (long long)f);
+                        (long long)op_tensor_numel(b), (long long)f);
     return 0;
 }
 

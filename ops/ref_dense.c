@@ -63,7 +63,7 @@ OP_REF_KERNEL(op_ref_dense)
     int64_t u = c->in[1].d[0];
     if (a->bias && (c->in[2].rank != 1 || c->in[2].d[0] != u))
         return ref_fail(err, errlen, "%s: bias has %lld elements, expected %lld", name,
-                        (long long)ref_numel(&c->in[2]), (long long)u);
+                        (long long)op_tensor_numel(&c->in[2]), (long long)u);
     if (check_batch_units(&c->out[0], n, u, name, "output", err, errlen))
         return -1;
     const float *x = xt->data, *w = c->in[1].data, *b = a->bias ? c->in[2].data : NULL;
@@ -160,7 +160,7 @@ OP_REF_KERNEL(op_ref_dense_bwd_weights)
         return -1;
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != u))
         return ref_fail(err, errlen, "%s: bias gradient has %lld elements, expected %lld", name,
-                        (long long)ref_numel(&c->out[1]), (long long)u);
+                        (long long)op_tensor_numel(&c->out[1]), (long long)u);
     const float *dy = c->in[0].data, *x = xt->data;
     float *dw = c->out[0].data, *db = a->bias ? c->out[1].data : NULL;
     int nt = ref_threads(c);

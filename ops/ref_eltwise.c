@@ -20,7 +20,7 @@ OP_REF_KERNEL(op_ref_act)
         return -1;
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++)
@@ -37,7 +37,7 @@ OP_REF_KERNEL(op_ref_act_bwd)
         return -1;
     const float *dy = c->in[0].data, *y = c->in[1].data;
     float *dx = c->out[0].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++) {
@@ -65,7 +65,7 @@ OP_REF_KERNEL(op_ref_add)
     int nin = c->nin;
     const op_tensor *in = c->in;
     float *y = c->out[0].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++) {
@@ -84,7 +84,7 @@ OP_REF_KERNEL(op_ref_flatten)
         return -1;
     const op_tensor *x = &c->in[0], *y = &c->out[0];
     if (y->data != x->data)
-        memmove(y->data, x->data, (size_t)ref_numel(x) * sizeof(float));
+        memmove(y->data, x->data, (size_t)op_tensor_numel(x) * sizeof(float));
     return 0;
 }
 
@@ -101,7 +101,7 @@ OP_REF_KERNEL(op_ref_dropout)
         return rc < 0 ? -1 : 0; /* inference: copied */
     const float *x = c->in[0].data;
     float *y = c->out[0].data, *mask = c->out[1].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++) {
@@ -118,7 +118,7 @@ OP_REF_KERNEL(op_ref_dropout_bwd)
         return -1;
     const float *dy = c->in[0].data, *mask = c->in[1].data;
     float *dx = c->out[0].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++)

@@ -27,7 +27,7 @@ static int own_inputs(const op_call *c)
 static int one_scale(const op_call *c, int k, const char *what, float *s, char *err, size_t errlen)
 {
     const op_tensor *t = &c->in[k];
-    if (ref_numel(t) != 1 || !op_q_scales_ok(t->data, 1))
+    if (op_tensor_numel(t) != 1 || !op_q_scales_ok(t->data, 1))
         return ref_fail(err, errlen, "%s: the int8 %s scale is not one positive finite value", c->node->name, what);
     *s = t->data[0];
     return 0;
@@ -51,9 +51,9 @@ static int read_scales(const op_call *c, int own, int rin, int64_t f, const floa
     if (qres && one_scale(c, own + 2 + qout, "residual", sr, err, errlen))
         return -1;
     const op_tensor *tw = &c->in[own], *ti = &c->in[own + 1];
-    if (ref_numel(tw) != f || ref_numel(ti) != 1)
+    if (op_tensor_numel(tw) != f || op_tensor_numel(ti) != 1)
         return ref_fail(err, errlen, "%s: int8 scales must be [%lld] and [1], got %lld and %lld values", name,
-                        (long long)f, (long long)ref_numel(tw), (long long)ref_numel(ti));
+                        (long long)f, (long long)op_tensor_numel(tw), (long long)op_tensor_numel(ti));
     if (!op_q_scales_ok(tw->data, f) || !op_q_scales_ok(ti->data, 1))
         return ref_fail(err, errlen, "%s: an int8 scale is zero, negative or not finite", name);
     *ws = tw->data;
@@ -95,7 +95,7 @@ static int run_bf16(op_call *c, fp32_kernel fp32, char *err, size_t errlen)
         return ref_fail(err, errlen, "%s: bf16 expects %d inputs, got %d", c->node->name, own, c->nin);
     if (c->in[0].dtype != OP_DT_F32 || c->out[0].dtype != OP_DT_F32)
         return ref_fail(err, errlen, "%s: bf16 takes f32 tensors", c->node->name);
-    int64_t nx = ref_numel(&c->in[0]), nw = ref_numel(&c->in[1]);
+    int64_t nx = op_tensor_numel(&c->in[0]), nw = op_tensor_numel(&c->in[1]);
     float *x = cnn_mem_malloc(sizeof(float) * (size_t)(nx + nw + 1));
     if (!x)
         return ref_fail(err, errlen, "%s: out of memory", c->node->name);
@@ -136,7 +136,7 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
         return ref_fail(err, errlen, "%s: an int8 output takes no activation but relu and leaky_relu", name);
     int k = 2;
     if (a->bias) {
-        if (ref_numel(&c->in[k]) != g.f)
+        if (op_tensor_numel(&c->in[k]) != g.f)
             return ref_fail(err, errlen, "%s: bias must be [%lld]", name, (long long)g.f);
         b = c->in[k++].data;
     }
@@ -163,7 +163,7 @@ static int conv_int8(op_call *c, char *err, size_t errlen)
     if (op_conv_check_act3(&c->out[0], a->sdims, g.n, g.f, g.od, yh, yw, name, "output", err, errlen))
         return -1;
 
-    int64_t nx = ref_numel(&c->in[0]), per = g.cpg * g.kd * g.kh * g.kw;
+    int64_t nx = op_tensor_numel(&c->in[0]), per = g.cpg * g.kd * g.kh * g.kw;
     int16_t *xq = cnn_mem_malloc(sizeof(int16_t) * (size_t)(nx + 1));
     int8_t *wq = cnn_mem_malloc((size_t)(g.f * per + 1));
     float *m = cnn_mem_malloc(sizeof(float) * (size_t)(2 * g.f + 1));
@@ -278,7 +278,7 @@ static int dense_int8(op_call *c, char *err, size_t errlen)
     if (so > 0 && a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)
         return ref_fail(err, errlen, "%s: an int8 output takes no activation but relu", name);
     if (a->bias) {
-        if (ref_numel(&c->in[2]) != u)
+        if (op_tensor_numel(&c->in[2]) != u)
             return ref_fail(err, errlen, "%s: bias must be [%lld]", name, (long long)u);
         b = c->in[2].data;
     }

@@ -23,7 +23,7 @@ int ref_reorder_check(op_call *c, const char *name, bool *to_cl, char *err, size
     if (x->layout == OP_LAYOUT_BLOCK16 || y->layout == OP_LAYOUT_BLOCK16)
         return ref_fail(err, errlen, "%s: converts plain and channels-last tensors only, not oneDNN's blocked layout",
                         name);
-    int64_t total = ref_numel(x);
+    int64_t total = op_tensor_numel(x);
     if (total == 0)
         return 1;
     if (!x->data || !y->data)

@@ -17,7 +17,7 @@ int ref_xent_check(const op_call *c, const char *name, int64_t *n_out, int64_t *
         return ref_fail(err, errlen, "%s: labels are %s, expected [%lld, 1] for logits %s", name,
                         ref_shape_str(lt, s1, sizeof s1), (long long)n,
                         ref_shape_str(xt, s2, sizeof s2));
-    if (ref_numel(&c->out[0]) != 1)
+    if (op_tensor_numel(&c->out[0]) != 1)
         return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
                         ref_shape_str(&c->out[0], s1, sizeof s1));
     if (c->nout > 1 && !ref_same_shape(&c->out[1], xt))
@@ -92,16 +92,16 @@ int ref_mse_check(const op_call *c, const char *name, int64_t *count, char *err,
     if (ref_check_call(c, name, 2, 2, 1, 2, err, errlen))
         return -1;
     const op_tensor *pt = &c->in[0], *tt = &c->in[1];
-    if (pt->rank < 1 || tt->rank < 1 || ref_numel(tt) != ref_numel(pt) || tt->d[0] != pt->d[0])
+    if (pt->rank < 1 || tt->rank < 1 || op_tensor_numel(tt) != op_tensor_numel(pt) || tt->d[0] != pt->d[0])
         return ref_fail(err, errlen, "%s: target is %s, prediction is %s", name, ref_shape_str(tt, s1, sizeof s1),
                         ref_shape_str(pt, s2, sizeof s2));
-    if (ref_numel(&c->out[0]) != 1)
+    if (op_tensor_numel(&c->out[0]) != 1)
         return ref_fail(err, errlen, "%s: loss output is %s, expected a scalar", name,
                         ref_shape_str(&c->out[0], s1, sizeof s1));
     if (c->nout > 1 && !ref_same_shape(&c->out[1], pt))
         return ref_fail(err, errlen, "%s: dpred is %s, prediction is %s", name,
                         ref_shape_str(&c->out[1], s1, sizeof s1), ref_shape_str(pt, s2, sizeof s2));
-    *count = ref_numel(pt);
+    *count = op_tensor_numel(pt);
     if (*count < 1)
         return ref_fail(err, errlen, "%s: empty prediction", name);
     return 0;

@@ -224,7 +224,7 @@ OP_REF_KERNEL(op_ref_bn_fold)
     bool has_bias = c->nin == 6;
     const op_tensor *w = &c->in[0];
     int64_t f = w->rank >= 1 ? w->d[0] : 0;
-    if (f < 1 || ref_numel(&c->out[0]) != ref_numel(w))
+    if (f < 1 || op_tensor_numel(&c->out[0]) != op_tensor_numel(w))
         return ref_fail(err, errlen, "%s: the folded weight does not match the weight", name);
     int first = has_bias ? 2 : 1;
     if ((has_bias && ref_check_channel_vec(&c->in[1], f, name, "bias", err, errlen)) ||
@@ -238,7 +238,7 @@ OP_REF_KERNEL(op_ref_bn_fold)
     const float *gamma = c->in[first].data, *beta = c->in[first + 1].data;
     const float *mean = c->in[first + 2].data, *var = c->in[first + 3].data;
     double eps = c->node->attrs.bn.eps;
-    int64_t per = ref_numel(w) / f;
+    int64_t per = op_tensor_numel(w) / f;
     for (int64_t k = 0; k < f; k++) {
         double s = (double)gamma[k] / sqrt((double)var[k] + eps);
         for (int64_t i = 0; i < per; i++)

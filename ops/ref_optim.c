@@ -19,7 +19,7 @@ int ref_optim_grad_scale(const op_call *c, const char *name, float *scale, char 
     if (!c->node->attrs.optim.clip)
         return 0;
     const op_tensor *t = &c->in[c->nin - 1];
-    if (ref_numel(t) != 1)
+    if (op_tensor_numel(t) != 1)
         return ref_fail(err, errlen, "%s: the gradient scale is not a scalar", name);
     *scale = t->data[0];
     if (!(*scale > 0.0f && *scale <= 1.0f))
@@ -37,7 +37,7 @@ int ref_check_numel_like(const op_tensor *t, const op_tensor *param, const char 
                          size_t errlen)
 {
     char s1[64], s2[64];
-    if (ref_numel(t) != ref_numel(param))
+    if (op_tensor_numel(t) != op_tensor_numel(param))
         return ref_fail(err, errlen, "%s: %s is %s, param is %s", name, what,
                         ref_shape_str(t, s1, sizeof s1), ref_shape_str(param, s2, sizeof s2));
     return 0;
@@ -87,7 +87,7 @@ OP_REF_KERNEL(op_ref_sgd_update)
     const float *grad = c->in[1].data;
     double lr = a->lr, mu = a->momentum, wd = a->weight_decay;
     bool nesterov = a->nesterov;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++) {
@@ -121,7 +121,7 @@ static int adam_like(const op_call *c, const char *name, bool decoupled, char *e
     double lr = a->lr, wd = a->weight_decay, b1 = a->beta1, b2 = a->beta2, eps = a->eps;
     double bc1 = 1.0 - pow(b1, (double)c->step), bc2 = 1.0 - pow(b2, (double)c->step);
     double l2 = decoupled ? 0.0 : wd, decay = decoupled ? 1.0 - lr * wd : 1.0;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
 
 #pragma omp parallel for schedule(static) num_threads(ref_threads(c))
     for (int64_t i = 0; i < total; i++) {
@@ -154,15 +154,15 @@ OP_REF_KERNEL(op_ref_grad_sqnorm)
     const char *name = "grad_sqnorm";
     if (ref_check_call(c, name, 1, OP_MAX_IN, 1, 1, err, errlen))
         return -1;
-    if (ref_numel(&c->out[0]) != 1)
+    if (op_tensor_numel(&c->out[0]) != 1)
         return ref_fail(err, errlen, "%s: the output is not a scalar", name);
     bool acc = c->node->attrs.clip.accumulate;
-    if (acc && ref_numel(&c->in[0]) != 1)
+    if (acc && op_tensor_numel(&c->in[0]) != 1)
         return ref_fail(err, errlen, "%s: the partial sum is not a scalar", name);
     double sum = acc ? (double)c->in[0].data[0] : 0.0;
     for (int k = acc ? 1 : 0; k < c->nin; k++) {
         const float *g = c->in[k].data;
-        int64_t n = ref_numel(&c->in[k]);
+        int64_t n = op_tensor_numel(&c->in[k]);
         double part = 0.0;
         for (int64_t i = 0; i < n; i++)
             part += (double)g[i] * (double)g[i];
@@ -179,7 +179,7 @@ OP_REF_KERNEL(op_ref_clip_scale)
     const char *name = "clip_scale";
     if (ref_check_call(c, name, 1, 1, 1, 1, err, errlen))
         return -1;
-    if (ref_numel(&c->in[0]) != 1 || ref_numel(&c->out[0]) != 1)
+    if (op_tensor_numel(&c->in[0]) != 1 || op_tensor_numel(&c->out[0]) != 1)
         return ref_fail(err, errlen, "%s: expected scalars", name);
     double max_norm = c->node->attrs.clip.max_norm;
     if (!(max_norm > 0.0))

@@ -13,8 +13,9 @@
  * own bits after: the calling thread's always, and OpenMP's other threads' (one parallel region
  * before the run and one after, each thread saving its bits in a thread-local) when the run
  * uses several threads, or in the run's own region (the replicas': rt_fpenv_thread_set).  A
- * run on one thread, which is how runs go beside a busy process, opens no region for it.  Results change only where a value below FLT_MIN (1.2e-38) was made
- * or read.  Elsewhere than x86 the calls do nothing. */
+ * run on one thread, which is how runs go beside a busy process, opens no region for it.
+ * Results change only where a value below FLT_MIN (1.2e-38) was made or read.  Elsewhere than
+ * x86 the calls do nothing. */
 #include <omp.h>
 #include <stdbool.h>
 

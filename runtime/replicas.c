@@ -91,7 +91,7 @@ typedef struct rt_replicas {
     cnn_status *status;      /* per replica: its last step's */
     int *ahead;              /* per final gradient: the session's update step of its parameter, run by
                               * slices in the region (-1: in the tail, after the region) */
-    unsigned char *done;     /* per session step: ran in the region (by slices) in this step */
+    unsigned char *done;     /* per session step: runs in the region (by slices), not in the tail */
     uint64_t version;        /* the weights' version of the step being run */
     int ahead_status;        /* the first failure of an update in the region (0: none) */
     char ahead_err[RT_STEP_ERR_MAX];
@@ -327,6 +327,9 @@ static void plan_ahead(const cnn_session *s, rt_replicas *r)
         }
         r->ahead[k] = st;
     }
+    for (int k = 0; k < p->ngrads; k++)
+        if (r->ahead[k] >= 0)
+            r->done[r->ahead[k]] = 1; /* (run in the region: the step fails if one does) */
 }
 
 /* The session's backends and convolution algorithms, node by node (tuned ones too; auto's
@@ -597,10 +600,6 @@ cnn_status rt_replicas_run(cnn_session *s, const rt_fpenv *fp)
     const ir_graph *g = s->plan->graph;
     uint64_t version = atomic_load(&s->weights->version);
     int n = r->n;
-    memset(r->done, 0, (size_t)s->plan->nsteps);
-    for (int k = 0; k < s->plan->ngrads; k++)
-        if (r->ahead[k] >= 0)
-            r->done[r->ahead[k]] = 1; /* (run in the region: the step fails if one does) */
     r->version = version;
     r->ahead_status = 0;
     /* one region: a replica per thread (a smaller team takes several each); oneDNN runs a

@@ -546,21 +546,13 @@ cnn_status rt_execute_head(cnn_session *s, int end, uint64_t version)
     return st;
 }
 
-static int64_t tensor_numel(const op_tensor *t)
-{
-    int64_t n = 1;
-    for (int q = 0; q < t->rank; q++)
-        n *= t->d[q];
-    return n;
-}
-
 int rt_execute_update_part(cnn_session *s, int st, uint64_t version, int64_t lo, int64_t hi, char *msg, size_t len)
 {
     op_call c = s->calls[st];
-    int64_t n = tensor_numel(&c.in[0]);
+    int64_t n = op_tensor_numel(&c.in[0]);
     for (int j = 0; j < c.nin + c.nout; j++) {
         op_tensor *t = j < c.nin ? &c.in[j] : &c.out[j - c.nin];
-        if (tensor_numel(t) != n) /* (a clipping scale) */
+        if (op_tensor_numel(t) != n) /* (a clipping scale) */
             continue;
         t->data += lo;
         t->rank = 1;

@@ -108,7 +108,7 @@ static int fwd_setup(const op_call *c, bool data, conv_fwd *f, char *err, size_t
     if (a->bias) {
         if (c->in[k].rank != 1 || c->in[k].d[0] != s->f)
             return ref_fail(err, errlen, "%s: bias has %lld elements, expected [%lld]", name,
-                            (long long)ref_numel(&c->in[k]), (long long)s->f);
+                            (long long)op_tensor_numel(&c->in[k]), (long long)s->f);
         k++;
     }
     if (a->residual &&
@@ -254,7 +254,7 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     f.kept = keep ? c->out[0].data : NULL;
     f.wcache = c->state;
     f.wversion = c->weights_version;
-    if (ref_numel(&c->out[0]) == 0)
+    if (op_tensor_numel(&c->out[0]) == 0)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
@@ -372,7 +372,7 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
     d.dx = c->out[0].data;
     d.fw.wcache = c->state;
     d.fw.wversion = c->weights_version;
-    if (ref_numel(&c->out[0]) == 0)
+    if (op_tensor_numel(&c->out[0]) == 0)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
@@ -423,7 +423,7 @@ static int bwd_w_setup(const op_call *c, bool data, conv_bwd_w *d, char *err, si
         return -1;
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != s->f))
         return ref_fail(err, errlen, "%s: bias gradient has %lld elements, expected [%lld]",
-                        name, (long long)ref_numel(&c->out[1]), (long long)s->f);
+                        name, (long long)op_tensor_numel(&c->out[1]), (long long)s->f);
     /* Split the images into parts when the weight matrix gives too few column jobs to keep
      * the threads busy; decided by the shapes alone, so results do not vary with threads. */
     int64_t cols = s->groups * ((s->kf + 63) / 64);

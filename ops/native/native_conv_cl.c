@@ -67,8 +67,8 @@ static void cl_params(const cshape *s, op_native_clconv *p)
 #define CL_CHUNK_BYTES (768 * 1024)
 
 /* Packs the weights w into scratch, then runs convolution p with f's activation, in one
- * parallel region (one wake-up of the threads): wp[o/16][t][c][o%16] = w[o][c][t] for the forward, or
- * with flip (backward data) w[c][o][khw-1-t], w being the forward weights [c][o][kh][kw] there
+ * parallel region (one wake-up of the threads): wp[o/16][t][c][o%16] = w[o][c][t] for the
+ * forward, or with flip (backward data) w[c][o][khw-1-t], w being the forward weights [c][o][kh][kw] there
  * (c the transformed convolution's input channels, o its filters); then one job per output row,
  * each thread with its padded input rows after the packed weights. */
 static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool flip,
@@ -107,7 +107,9 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
         NAT_STATIC(c, (pack ? C : 0))
             for (int64_t t = 0; t < khw; t++)
                 for (int64_t o = 0; o < fp; o++) {
-                    float v = o >= F ? 0.0f : flip ? w[(c * F + o) * khw + (khw - 1 - t)] : w[(o * C + c) * khw + t];
+                    float v = o >= F ? 0.0f
+                              : flip ? w[(c * F + o) * khw + (khw - 1 - t)]
+                                     : w[(o * C + c) * khw + t];
                     wp[((o / 16 * khw + t) * C + c) * 16 + o % 16] = v;
                 }
         NAT_BARRIER();
@@ -349,7 +351,7 @@ int nconv_layout_mode(const op_call *c, const int *acts, int nacts)
         if (t->layout == OP_LAYOUT_BLOCK16)
             return -1;
         int64_t n = t->rank > 0 ? t->d[0] : 1, ch = t->rank > 1 ? t->d[1] : 1;
-        int64_t sp = n * ch > 0 ? ref_numel(t) / (n * ch) : 0;
+        int64_t sp = n * ch > 0 ? op_tensor_numel(t) / (n * ch) : 0;
         if (ch <= 1 || sp <= 1) /* both orders are the same bytes */
             continue;
         if (t->layout == OP_LAYOUT_NHWC)
@@ -373,7 +375,7 @@ int nconv_via_plain(op_call *c, const int *acts, int nacts, int (*run)(op_call *
         if (t->layout != OP_LAYOUT_NHWC)
             continue;
         int64_t n = t->d[0], ch = t->rank > 1 ? t->d[1] : 1;
-        int64_t sp = n * ch > 0 ? ref_numel(t) / (n * ch) : 0;
+        int64_t sp = n * ch > 0 ? op_tensor_numel(t) / (n * ch) : 0;
         copy[i] = cnn_mem_malloc(sizeof(float) * (size_t)(n * ch * sp) + 1);
         if (!copy[i]) {
             rc = ref_fail(err, errlen, "%s: out of memory", c->node->name);
@@ -390,7 +392,7 @@ int nconv_via_plain(op_call *c, const int *acts, int nacts, int (*run)(op_call *
         const op_tensor *t = acts[i] < c->nin ? NULL : &c->out[acts[i] - c->nin];
         if (rc == 0 && t && copy[i]) {
             int64_t n = t->d[0], ch = t->rank > 1 ? t->d[1] : 1;
-            int64_t sp = n * ch > 0 ? ref_numel(t) / (n * ch) : 0;
+            int64_t sp = n * ch > 0 ? op_tensor_numel(t) / (n * ch) : 0;
             ref_layout_copy(copy[i], t->data, n, ch, sp, sizeof(float), true, nt);
         }
         cnn_mem_free(copy[i]);

@@ -78,12 +78,12 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
     if (op_conv_geom_make(a, &c->in[0], &c->in[1], name, &g, err, errlen))
         return -1;
     for (int k = own + 2; k < want; k++)
-        if (ref_numel(&c->in[k]) != 1 || (data && !op_q_scales_ok(c->in[k].data, 1)))
+        if (op_tensor_numel(&c->in[k]) != 1 || (data && !op_q_scales_ok(c->in[k].data, 1)))
             return ref_fail(err, errlen, "%s: the int8 %s scale is not one positive finite value", name,
                             k == own + 2 && qout ? "output" : "residual");
-    if (ref_numel(&c->in[own]) != g.f || ref_numel(&c->in[own + 1]) != 1)
+    if (op_tensor_numel(&c->in[own]) != g.f || op_tensor_numel(&c->in[own + 1]) != 1)
         return ref_fail(err, errlen, "%s: int8 scales must be [%lld] and [1], got %lld and %lld values", name,
-                        (long long)g.f, (long long)ref_numel(&c->in[own]), (long long)ref_numel(&c->in[own + 1]));
+                        (long long)g.f, (long long)op_tensor_numel(&c->in[own]), (long long)op_tensor_numel(&c->in[own + 1]));
     if (data && (!op_q_scales_ok(c->in[own].data, g.f) || !op_q_scales_ok(c->in[own + 1].data, 1)))
         return ref_fail(err, errlen, "%s: an int8 scale is zero, negative or not finite", name);
     if (qout && a->act != OP_ACT_NONE && a->act != OP_ACT_RELU && a->act != OP_ACT_LEAKY_RELU)
@@ -93,7 +93,7 @@ static int setup(const op_call *c, bool data, nq_conv *p, char *err, size_t errl
         return ref_fail(err, errlen, "%s: int8 takes f32 weights and an f32, u8 or s8 input", name);
     int k = 2;
     if (a->bias) {
-        if (ref_numel(&c->in[k]) != g.f)
+        if (op_tensor_numel(&c->in[k]) != g.f)
             return ref_fail(err, errlen, "%s: bias must be [%lld]", name, (long long)g.f);
         k++;
     }
@@ -251,7 +251,7 @@ static int run_reference(op_call *c, char *err, size_t errlen)
     for (int i = 0; i < 3 && rc == 0; i++) {
         if (!t[i] || !t[i]->layout)
             continue;
-        int64_t n = t[i]->d[0], ch = t[i]->rank > 1 ? t[i]->d[1] : 1, sp = ref_numel(t[i]) / (n * ch > 0 ? n * ch : 1);
+        int64_t n = t[i]->d[0], ch = t[i]->rank > 1 ? t[i]->d[1] : 1, sp = op_tensor_numel(t[i]) / (n * ch > 0 ? n * ch : 1);
         size_t size = t[i]->dtype == OP_DT_F32 ? sizeof(float) : 1;
         copy[i] = cnn_mem_malloc(size * (size_t)(n * ch * sp) + 1);
         if (!copy[i]) {
@@ -267,7 +267,7 @@ static int run_reference(op_call *c, char *err, size_t errlen)
         rc = op_ref_conv_q(&k, err, errlen);
     if (rc == 0 && copy[2]) {
         const op_tensor *y = t[2];
-        int64_t n = y->d[0], ch = y->rank > 1 ? y->d[1] : 1, sp = ref_numel(y) / (n * ch > 0 ? n * ch : 1);
+        int64_t n = y->d[0], ch = y->rank > 1 ? y->d[1] : 1, sp = op_tensor_numel(y) / (n * ch > 0 ? n * ch : 1);
         ref_layout_copy(copy[2], y->data, n, ch, sp, y->dtype == OP_DT_F32 ? sizeof(float) : 1, true, nat_threads(c));
     }
     for (int i = 0; i < 3; i++)
@@ -284,7 +284,7 @@ int op_native_conv_q(op_call *c, char *err, size_t errlen)
     nq_conv p;
     if (setup(c, true, &p, err, errlen))
         return -1;
-    if (ref_numel(&c->out[0]) == 0)
+    if (op_tensor_numel(&c->out[0]) == 0)
         return 0;
     int nt = nat_threads(c);
     size_t bytes = total_bytes(&p, nt);

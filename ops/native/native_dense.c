@@ -89,7 +89,7 @@ static int fwd_setup(const op_call *c, bool data, dense_job *d, char *err, size_
     d->u = c->in[1].d[0];
     if (a->bias && (c->in[2].rank != 1 || c->in[2].d[0] != d->u))
         return ref_fail(err, errlen, "%s: bias has %lld elements, expected %lld", name,
-                        (long long)ref_numel(&c->in[2]), (long long)d->u);
+                        (long long)op_tensor_numel(&c->in[2]), (long long)d->u);
     if (check_nu(&c->out[0], d->n, d->u, name, "output", err, errlen))
         return -1;
     d->act = a->act;
@@ -281,7 +281,7 @@ static int bw_setup(const op_call *c, bool data, dense_job *d, char *err, size_t
         return -1;
     if (a->bias && (c->out[1].rank != 1 || c->out[1].d[0] != d->u))
         return ref_fail(err, errlen, "%s: bias gradient has %lld elements, expected %lld", name,
-                        (long long)ref_numel(&c->out[1]), (long long)d->u);
+                        (long long)op_tensor_numel(&c->out[1]), (long long)d->u);
     return 0;
 }
 

@@ -18,8 +18,6 @@
 #include "ops/native/simd.h"
 #include "ops/registry.h"
 
-#define CHUNK NAT_CHUNK /* elements per parallel job */
-
 /* y[o, o + len) = the sum of the n arrays src at those elements: two round once in float (the
  * reference's double sum, the same bits), more sum in double in their order. */
 static void sum_chunk(const op_native_simd *v, const float *const *src, int n, float *y, int64_t o, int64_t len)
@@ -45,7 +43,7 @@ int op_native_act(op_call *c, char *err, size_t errlen)
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
     const op_native_simd *v = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     NAT_CHUNKED(nat_threads(c), total, v->act(x + o, y + o, len, act, alpha));
     return 0;
 }
@@ -59,7 +57,7 @@ int op_native_act_bwd(op_call *c, char *err, size_t errlen)
     const float *dy = c->in[0].data, *y = c->in[1].data;
     float *dx = c->out[0].data;
     const op_native_simd *v = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     if (c->nin == 2) {
         NAT_CHUNKED(nat_threads(c), total, v->act_bwd(dy + o, y + o, dx + o, len, act, alpha));
         return 0;
@@ -86,7 +84,7 @@ int op_native_add(op_call *c, char *err, size_t errlen)
         return -1;
     const op_native_simd *v = op_native_simd_table();
     float *y = c->out[0].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     if (c->nin == 2) { /* the activation in the same pass */
         const float *a = c->in[0].data, *b = c->in[1].data;
         NAT_CHUNKED(nat_threads(c), total, v->add2(a + o, b + o, y + o, len, act, alpha));
@@ -116,7 +114,7 @@ int op_native_flatten(op_call *c, char *err, size_t errlen)
         return 0;
     const float *src = x->data;
     float *dst = y->data;
-    int64_t total = ref_numel(x);
+    int64_t total = op_tensor_numel(x);
     if (src < dst + total && dst < src + total) { /* overlapping: never split */
         memmove(dst, src, (size_t)total * sizeof(float));
         return 0;
@@ -135,7 +133,7 @@ int op_native_dropout(op_call *c, char *err, size_t errlen)
         return rc < 0 ? -1 : 0; /* inference: copied */
     const float *x = c->in[0].data;
     float *y = c->out[0].data, *mask = c->out[1].data;
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     NAT_CHUNKED(nat_threads(c), total, {
         for (int64_t i = o; i < o + len; i++) {
             float m = op_dropout_mask(&gen, i);
@@ -153,7 +151,7 @@ int op_native_dropout_bwd(op_call *c, char *err, size_t errlen)
     const float *dy = c->in[0].data, *mask = c->in[1].data;
     float *dx = c->out[0].data;
     const op_native_simd *v = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     NAT_CHUNKED(nat_threads(c), total, v->mul(dy + o, mask + o, dx + o, len));
     return 0;
 }
@@ -185,7 +183,7 @@ int op_native_softmax(op_call *c, char *err, size_t errlen)
         return -1;
     const float *x = c->in[0].data;
     float *y = c->out[0].data;
-    NAT_FOR(n * s * ch > CHUNK ? nat_threads(c) : 1, p, n * s, {
+    NAT_FOR(n * s * ch > NAT_CHUNK ? nat_threads(c) : 1, p, n * s, {
         int64_t base = (p / s) * ch * s + p % s;
         softmax_strided(x + base, y + base, ch, s);
     });
@@ -199,7 +197,7 @@ int op_native_softmax_bwd(op_call *c, char *err, size_t errlen)
         return -1;
     const float *dy = c->in[0].data, *y = c->in[1].data;
     float *dx = c->out[0].data;
-    NAT_FOR(n * s * ch > CHUNK ? nat_threads(c) : 1, p, n * s, {
+    NAT_FOR(n * s * ch > NAT_CHUNK ? nat_threads(c) : 1, p, n * s, {
         int64_t base = (p / s) * ch * s + p % s;
         float dot = 0.0f;
         for (int64_t k = 0; k < ch; k++)
@@ -222,7 +220,7 @@ int op_native_concat(op_call *c, char *err, size_t errlen)
     int64_t n = y->d[0], s = ref_spatial(y), yc = y->d[1];
     int nin = c->nin;
     const op_tensor *in = c->in;
-    NAT_FOR(n * yc * s > CHUNK ? nat_threads(c) : 1, i, n, {
+    NAT_FOR(n * yc * s > NAT_CHUNK ? nat_threads(c) : 1, i, n, {
         int64_t off = 0;
         for (int k = 0; k < nin; k++) {
             int64_t len = in[k].d[1] * s;
@@ -240,7 +238,7 @@ int op_native_concat_bwd(op_call *c, char *err, size_t errlen)
         return -1;
     const op_tensor *dy = &c->in[0], *dx = &c->out[0];
     int64_t n = dy->d[0], s = ref_spatial(dy), len = dx->d[1] * s;
-    NAT_FOR(n * len > CHUNK ? nat_threads(c) : 1, i, n,
+    NAT_FOR(n * len > NAT_CHUNK ? nat_threads(c) : 1, i, n,
             memcpy(dx->data + i * len, dy->data + (i * dy->d[1] + off) * s, (size_t)len * sizeof(float)););
     return 0;
 }

@@ -120,7 +120,7 @@ int op_native_sgd_update(op_call *c, char *err, size_t errlen)
     float *p = c->in[0].data, *v = momentum ? c->in[2].data : NULL;
     const float *grad = c->in[1].data;
     const op_native_simd *vt = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     NAT_CHUNKED(nat_threads(c), total, vt->sgd(p + o, grad + o, v ? v + o : NULL, len, &k));
     return 0;
 }
@@ -149,7 +149,7 @@ static int adam_like(op_call *c, const char *name, bool decoupled, char *err, si
     float *p = c->in[0].data, *m = c->in[2].data, *v = c->in[3].data;
     const float *grad = c->in[1].data;
     const op_native_simd *vt = op_native_simd_table();
-    int64_t total = ref_numel(&c->in[0]);
+    int64_t total = op_tensor_numel(&c->in[0]);
     NAT_CHUNKED(nat_threads(c), total, vt->adam(p + o, grad + o, m + o, v + o, len, &k));
     return 0;
 }
@@ -171,16 +171,16 @@ int op_native_grad_sqnorm(op_call *c, char *err, size_t errlen)
     const char *name = "native grad_sqnorm";
     if (nat_check_call(c, name, 1, OP_MAX_IN, 1, 1, true, err, errlen))
         return -1;
-    if (ref_numel(&c->out[0]) != 1)
+    if (op_tensor_numel(&c->out[0]) != 1)
         return ref_fail(err, errlen, "%s: the output is not a scalar", name);
     bool acc = c->node->attrs.clip.accumulate;
-    if (acc && ref_numel(&c->in[0]) != 1)
+    if (acc && op_tensor_numel(&c->in[0]) != 1)
         return ref_fail(err, errlen, "%s: the partial sum is not a scalar", name);
     const op_native_simd *vt = op_native_simd_table();
     double sum = acc ? (double)c->in[0].data[0] : 0.0;
     for (int k = acc ? 1 : 0; k < c->nin; k++) {
         const float *g = c->in[k].data;
-        int64_t n = ref_numel(&c->in[k]);
+        int64_t n = op_tensor_numel(&c->in[k]);
         for (int64_t o = 0; o < n; o += CHUNK)
             sum += (double)vt->sumsq(g + o, n - o < CHUNK ? n - o : CHUNK);
     }
