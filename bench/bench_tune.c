@@ -1,6 +1,7 @@
 /* Backend auto with and without tuning (--tune) against each single backend, on one network,
- * batch, thread count and mode, all interleaved run by run so that the machine's load falls on
- * every row alike.  Prints per row the median with [min - max] and its ratio to the best single
+ * batch, thread count and mode, interleaved in blocks of BLOCK timed runs (each after one
+ * untimed run, which finds the caches full of the previous session's data) so that the
+ * machine's load falls on every row alike.  Prints per row the median with [min - max] and its ratio to the best single
  * backend (the smaller median of onednn and native), and the same ratio of the minimums (less
  * moved by other work on a shared machine); the tuned row's ratio is what issue 13 bounds (at
  * most 1.03).  When tuning keeps a uniform plan ("plan onednn"), the tuned plan is that
@@ -18,7 +19,7 @@
 #include "bench/bench_util.h"
 #include "runtime/cnn.h"
 
-enum { ROWS = 4 };
+enum { ROWS = 4, BLOCK = 4 };
 
 static cnn_status run(cnn_session *s, bool train, const float *labels)
 {
@@ -90,16 +91,23 @@ int main(int argc, char **argv)
         for (int k = 0; k < 2; k++)
             run(s[r], train, labels);
     }
-    for (int i = 0; i < runs; i++)
-        for (int r = 0; r < ROWS; r++) {
+    /* blocks of BLOCK timed runs per session, the sessions in turn (each first in turn), each
+     * block after one untimed run: a plan runs alone in use, and a run right after another
+     * session's finds the caches full of that one's data */
+    for (int i0 = 0; i0 < runs; i0 += BLOCK)
+        for (int k = 0; k < ROWS; k++) {
+            int r = (i0 / BLOCK + k) % ROWS;
             if (!s[r])
                 continue;
-            double t0 = now();
-            if (run(s[r], train, labels) != CNN_OK) {
-                fprintf(stderr, "%s: %s\n", names[r], cnn_session_errmsg(s[r]));
-                return 1;
+            for (int i = i0 - 1; i < i0 + BLOCK && i < runs; i++) {
+                double t0 = now();
+                if (run(s[r], train, labels) != CNN_OK) {
+                    fprintf(stderr, "%s: %s\n", names[r], cnn_session_errmsg(s[r]));
+                    return 1;
+                }
+                if (i >= i0)
+                    t[r][i] = now() - t0;
             }
-            t[r][i] = now() - t0;
         }
     double med[ROWS] = {0}, best = 0, best_min = 0;
     for (int r = 0; r < ROWS; r++)
@@ -111,8 +119,8 @@ int main(int argc, char **argv)
             if (r >= 2 && (best_min == 0 || t[r][0] < best_min))
                 best_min = t[r][0];
         }
-    printf("%s, %s, batch %lld, %d thread%s, %d interleaved runs (%s, %s)\n", cnn_model_name(m),
-           train ? "training step" : "inference", batch, threads, threads == 1 ? "" : "s", runs, cnn_cpu_model(),
+    printf("%s, %s, batch %lld, %d thread%s, %d runs in interleaved blocks of %d (%s, %s)\n", cnn_model_name(m),
+           train ? "training step" : "inference", batch, threads, threads == 1 ? "" : "s", runs, BLOCK, cnn_cpu_model(),
            cnn_cpu_isa());
     printf("tuning: %.2f s, %d nodes measured, plan %s%s%s\n", ti.seconds, ti.measured, ti.plan, ti.note[0] ? "; " : "",
            ti.note);

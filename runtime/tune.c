@@ -5,10 +5,10 @@
  *  1. the plan is built once per candidate backend (oneDNN and native; the reference too when
  *     fewer than two exist), each as a uniform plan ("onednn": oneDNN, the reference where it has
  *     no kernel), and run on private weights (the session's are never touched) with the real
- *     batch, threads, passes and mode, the candidates in turn so that the machine's load falls
- *     on all alike; after warm-up runs every step is timed over several runs
- *     (runtime/profile.c) and each step's lower quartile kept (other work on a shared machine
- *     only adds time);
+ *     batch, threads, passes and mode, the candidates in turn (in blocks of MEASURE_BLOCK runs)
+ *     so that the machine's load falls on all alike; after warm-up runs every step is timed
+ *     over several runs (runtime/profile.c) and each step's lower quartile kept (other work on
+ *     a shared machine only adds time);
  *  2. a node's cost on a candidate is its step's time plus the times of the reorders the
  *     layout pass put in for it (a reorder counts towards the first node that reads its output,
  *     or, for a graph output, towards the node that made it); nodes are matched across plans by
@@ -31,8 +31,9 @@
  *     node then races the same plan with those nodes direct, twice, and keeps Winograd only
  *     when faster in both (at small batches on several threads its per-node lower quartiles can
  *     be fast while its runs are slow);
- *  5. the choices go to the cache (a JSON file): one entry per node, keyed by cnnc's version (its
- *     kernels), the CPU's model, its ISA, the thread count and the node's signature (op, attributes, phase, batch, passes,
+ *  5. the choices go to the cache (a JSON file): one entry per node, keyed by cnnc's version and
+ *     build (cnn_build_id, the commit built: its kernels; writing drops other builds' entries of
+ *     the same version), the CPU's model, its ISA, the thread count and the node's signature (op, attributes, phase, batch, passes,
  *     the convolution algorithm asked for, the shapes and dtypes it reads and writes), holding the backend and algorithm kept and the costs
  *     measured.  A session whose every node is in the cache measures nothing.  A cache that
  *     cannot be read or parsed is a warning (cnn_tune_info.note) and is rebuilt; it is written
@@ -69,6 +70,13 @@ enum { MAX_CAND = 4, MAX_FLIPS = 8 };
  * plan with fewer backends (and reorders) stays. */
 #define MIX_MARGIN 0.99
 #define NODE_MARGIN 0.95
+/* Runs of one candidate in a row while measuring.  A plan runs alone in use, so its steps are
+ * timed warm: taken run by run in turn, each plan's run found the caches full of another's
+ * data, which cost oneDNN's Winograd convolutions (whose transformed weights are four times
+ * the direct ones) up to a quarter more than alone (vgg_small, batch 1, 2 threads: 191 against
+ * 156 us for conv2d_2), and tuning kept direct convolutions whose runs took 0.83 ms, not 0.73.  A
+ * block's first run, still cold, falls among the slower quarter of a step's times. */
+#define MEASURE_BLOCK 4
 
 /* The picks of the next plan made on this thread (a plan being timed end to end), or none. */
 static _Thread_local const plan_pick *forced;
@@ -506,10 +514,12 @@ static cnn_status measure(tuner *t)
     }
     if (st == CNN_OK && !(tmp = cnn_mem_calloc((size_t)runs, sizeof(double))))
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
-    for (int r = 0; r < runs && st == CNN_OK; r++)
+    /* in blocks of MEASURE_BLOCK runs, the candidates in turn (each first in turn) */
+    for (int r0 = 0; r0 < runs && st == CNN_OK; r0 += MEASURE_BLOCK)
         for (int k = 0; k < t->ncand && st == CNN_OK; k++) {
-            int c = (r + k) % t->ncand; /* each candidate first in turn */
-            st = run_once(t, s[c], &runs_s[c][r]);
+            int c = (r0 / MEASURE_BLOCK + k) % t->ncand;
+            for (int r = r0; r < r0 + MEASURE_BLOCK && r < runs && st == CNN_OK; r++)
+                st = run_once(t, s[c], &runs_s[c][r]);
         }
     for (int c = 0; c < t->ncand && st == CNN_OK; c++) {
         t->total[c] = quartile(runs_s[c], runs);
