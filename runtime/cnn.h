@@ -733,6 +733,10 @@ typedef struct cnn_allocator {
 CNN_API void cnn_set_allocator(const cnn_allocator *a);
 
 CNN_API const char *cnn_version(void);
+/* The checkout the library was built from (`git describe --always --dirty`: a commit, with the
+ * tag before it when there is one, and "-dirty" for uncommitted changes), or "" when it was
+ * built outside a git checkout. */
+CNN_API const char *cnn_build_id(void);
 /* The number of threads "all cores" means here. */
 CNN_API int cnn_default_threads(void);
 /* The most threads a session takes: 4 per core, 256 at most.  cnn_session_create refuses more

@@ -188,16 +188,17 @@ static void print_header(const args *a, cnn_model *m, int64_t batch, int repeat)
     static const char *const precision[3] = {"fp32", "bf16", "int8"};
     const char *prec = (unsigned)a->opt.precision < 3 ? precision[a->opt.precision] : "?";
     if (a->json)
-        printf("{\"cnnc_version\": \"%s\", \"cpu\": \"%s\", \"isa\": \"%s\", \"network\": \"%s\", \"batch\": %" PRId64
-               ", \"mode\": \"%s\", \"threads\": %d, \"repeat\": %d, \"precision\": \"%s\", \"results\": [",
-               cnn_version(), cnn_cpu_model(), cnn_cpu_isa(), cnn_model_name(m), batch, a->train_flag ? "train" : "infer",
+        printf("{\"cnnc_version\": \"%s\", \"cnnc_build\": \"%s\", \"cpu\": \"%s\", \"isa\": \"%s\", \"network\": "
+               "\"%s\", \"batch\": %" PRId64 ", \"mode\": \"%s\", \"threads\": %d, \"repeat\": %d, \"precision\": \"%s\", "
+               "\"results\": [",
+               cnn_version(), cnn_build_id(), cnn_cpu_model(), cnn_cpu_isa(), cnn_model_name(m), batch, a->train_flag ? "train" : "infer",
                threads, repeat, prec);
     else
-        printf("%s, batch %" PRId64 ", %s%s%s, %d threads, %d runs per row (cnnc %s, %s, %s)\n\n"
+        printf("%s, batch %" PRId64 ", %s%s%s, %d threads, %d runs per row (cnnc %s%s%s, %s, %s)\n\n"
                "%-14s %-8s %10s %21s %10s %10s %12s\n",
                cnn_model_name(m), batch, a->train_flag ? "training step" : "inference",
                a->opt.precision != CNN_PRECISION_FP32 ? " in " : "", a->opt.precision != CNN_PRECISION_FP32 ? prec : "",
-               threads, repeat, cnn_version(),
+               threads, repeat, cnn_version(), cnn_build_id()[0] ? " " : "", cnn_build_id(),
                cnn_cpu_model(), cnn_cpu_isa(), "passes", "backend", "median ms", "[min - max] ms", "images/s", "arena",
                "speed-up");
 }

@@ -12,6 +12,7 @@
 #include "compiler/compile.h"
 #include "compiler/passes.h"
 #include "ops/registry.h"
+#include "runtime/build_id.h"
 #include "runtime/rt.h"
 #include "lang/strbuf.h"
 
@@ -42,6 +43,8 @@ void cnn_set_allocator(const cnn_allocator *a)
 }
 
 const char *cnn_version(void) { return "0.1.0"; }
+
+const char *cnn_build_id(void) { return CNN_BUILD_ID; }
 
 void cnn_options_default(cnn_options *o)
 {

@@ -280,8 +280,16 @@ static void value_sig(const ir_graph *g, int v, char *buf, size_t n, size_t *o)
     append(buf, n, o, "%s%s%s,", val->batched ? "Nx" : "", sh, d < 4 ? dt[d] : "?");
 }
 
-/* cnnc version | CPU model | ISA | threads | op | attributes | phase | batch | passes | convolution
- * algorithm asked for | inputs | outputs */
+/* The build a cache entry's key names (its first field): "cnnc VERSION+BUILD", or "cnnc VERSION"
+ * outside a git checkout. */
+static void build_name(char *buf, size_t n)
+{
+    const char *id = cnn_build_id();
+    snprintf(buf, n, "cnnc %s%s%s", cnn_version(), id[0] ? "+" : "", id);
+}
+
+/* cnnc version and build | CPU model | ISA | threads | op | attributes | phase | batch | passes |
+ * convolution algorithm asked for | inputs | outputs */
 static void node_key(const tuner *t, const ir_graph *g, const ir_node *nd, char *buf, size_t n)
 {
     const char *phase = rt_node_phase(g, nd);
@@ -292,7 +300,9 @@ static void node_key(const tuner *t, const ir_graph *g, const ir_node *nd, char 
     size_t o = 0;
     static const char *const algos[] = {"default", "direct", "winograd", "auto"};
     unsigned ca = (unsigned)t->opt.conv_algo;
-    append(buf, n, &o, "cnnc %s|%s|%s|threads=%d|%s|%s|%s|batch=%" PRId64 "|passes=%u|conv=%s|in=", cnn_version(),
+    char build[128];
+    build_name(build, sizeof build);
+    append(buf, n, &o, "%s|%s|%s|threads=%d|%s|%s|%s|batch=%" PRId64 "|passes=%u|conv=%s|in=", build,
            cnn_cpu_model(), cnn_cpu_isa(), t->nthreads, op_name(nd->op), attrs, phase, t->batch, rt_pass_bits(&t->opt),
            ca < 4 ? algos[ca] : "?");
     for (int k = 0; k < nd->nin; k++)
@@ -774,8 +784,28 @@ static bool from_cache(tuner *t, cJSON *entries, const op_caps *caps)
     return true;
 }
 
+/* Drops the entries of other builds of this version (a rebuild's choices supersede them; the
+ * file would otherwise grow by a network's nodes at every commit); other versions' stay. */
+static void prune_other_builds(cJSON *entries)
+{
+    char mine[160], version[64];
+    build_name(mine, sizeof mine - 1);
+    strcat(mine, "|");
+    snprintf(version, sizeof version, "cnnc %s", cnn_version());
+    size_t vl = strlen(version);
+    cJSON *e = entries ? entries->child : NULL;
+    while (e) {
+        cJSON *next = e->next;
+        const char *k = e->string;
+        if (k && strncmp(k, version, vl) == 0 && (k[vl] == '|' || k[vl] == '+') && strncmp(k, mine, strlen(mine)) != 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(entries, e));
+        e = next;
+    }
+}
+
 static void to_cache(const tuner *t, cJSON *entries)
 {
+    prune_other_builds(entries);
     for (int i = 0; i < t->nnodes && entries; i++) {
         const tnode *tn = &t->nodes[i];
         cJSON *e = cJSON_CreateObject();

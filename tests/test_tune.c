@@ -2,6 +2,7 @@
  * that has its kernel, the tuned plan computes what the reference does, a fake clock
  * (CNN_TUNE_FAKE) steers the choice, the cache is reused, keyed by threads, and survives being
  * corrupt; the flag's bad values are usage errors. */
+#include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -265,6 +266,57 @@ Test(tune, cache_round_trip_and_thread_key)
     cr_assert_eq(c.measured, 0);
     b = tune_once(m, w, tmp("c/tune.json"), 1, second, sizeof second);
     cr_assert_eq(b.measured, 0);
+    cnn_weights_destroy(w);
+    cnn_model_destroy(m);
+}
+
+/* The cache's keys name the build (a commit's kernels are not another's): writing drops the
+ * entries of other builds of this version and keeps other versions'. */
+Test(tune, cache_keys_name_the_build_and_drop_other_builds)
+{
+    setenv("CNN_TUNE_FAKE", "native", 1);
+    cnn_model *m = lenet();
+    cnn_weights *w = NULL;
+    cr_assert_eq(cnn_weights_create(&w, m, 1), CNN_OK);
+    char backends[4096], mine[160];
+    const char *id = cnn_build_id();
+    snprintf(mine, sizeof mine, "cnnc %s%s%s|", cnn_version(), id[0] ? "+" : "", id);
+    cnn_tune_info a = tune_once(m, w, tmp("b/tune.json"), 1, backends, sizeof backends);
+    cr_assert(a.tuned && a.measured == a.nodes, "%s", a.note);
+    size_t len = 0;
+    char *text = test_read_file(tmp("b/tune.json"), &len);
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    cJSON *entries = cJSON_GetObjectItemCaseSensitive(root, "entries");
+    cr_assert(cJSON_IsObject(entries) && entries->child);
+    int n = 0;
+    for (cJSON *e = entries->child; e; e = e->next, n++)
+        cr_expect(strncmp(e->string, mine, strlen(mine)) == 0, "key %s does not begin with %s", e->string, mine);
+    /* an entry of another build of this version, and one of another version */
+    char other[4096], older[4096];
+    const char *rest = strchr(entries->child->string, '|');
+    snprintf(other, sizeof other, "cnnc %s+0000000other%s", cnn_version(), rest);
+    snprintf(older, sizeof older, "cnnc 0.0.1%s", rest);
+    cJSON_AddItemToObject(entries, other, cJSON_Duplicate(entries->child, true));
+    cJSON_AddItemToObject(entries, older, cJSON_Duplicate(entries->child, true));
+    char *out = cJSON_Print(root);
+    FILE *f = fopen(tmp("b/tune.json"), "w");
+    cr_assert_not_null(f);
+    fputs(out, f);
+    fclose(f);
+    cJSON_free(out);
+    cJSON_Delete(root);
+    /* a session of another thread count measures and writes the cache again */
+    cnn_tune_info b = tune_once(m, w, tmp("b/tune.json"), 2, backends, sizeof backends);
+    cr_assert(b.tuned && b.measured == b.nodes, "%s", b.note);
+    text = test_read_file(tmp("b/tune.json"), &len);
+    root = cJSON_Parse(text);
+    free(text);
+    entries = cJSON_GetObjectItemCaseSensitive(root, "entries");
+    cr_expect_null(cJSON_GetObjectItemCaseSensitive(entries, other), "another build's entry stayed");
+    cr_expect_not_null(cJSON_GetObjectItemCaseSensitive(entries, older), "another version's entry was dropped");
+    cr_expect_eq(cJSON_GetArraySize(entries), 2 * n + 1, "this build's entries of both thread counts, and the older");
+    cJSON_Delete(root);
     cnn_weights_destroy(w);
     cnn_model_destroy(m);
 }
