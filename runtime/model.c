@@ -44,7 +44,8 @@ void cnn_set_allocator(const cnn_allocator *a)
 
 const char *cnn_version(void) { return "0.1.0"; }
 
-const char *cnn_build_id(void) { return CNN_BUILD_ID; }
+/* (the build outside a git checkout, or at the version's own tag, is the version) */
+const char *cnn_build_id(void) { return strcmp(CNN_BUILD_ID, cnn_version()) == 0 ? "" : CNN_BUILD_ID; }
 
 void cnn_options_default(cnn_options *o)
 {
