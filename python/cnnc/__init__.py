@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-__all__ = ["Model", "Weights", "Error", "version"]
+__all__ = ["Model", "Weights", "Error", "version", "build_id"]
 
 _BACKENDS = {"auto": 0, "ref": 1, "native": 2, "onednn": 3}
 _PRECISIONS = {"fp32": 0, "bf16": 1, "int8": 2}
@@ -136,6 +136,7 @@ def _sig(name, res, *args):
 
 
 _sig("cnn_version", C.c_char_p)
+_sig("cnn_build_id", C.c_char_p)
 _sig("cnn_options_default", None, C.POINTER(_Options))
 _sig("cnn_model_load", C.c_int, C.POINTER(_P), C.c_char_p, C.c_char_p)
 _sig("cnn_model_compile", C.c_int, C.POINTER(_P), C.c_char_p, C.c_char_p, C.c_size_t, C.c_char_p)
@@ -174,6 +175,11 @@ _sig("cnn_train", C.c_int, _P, _P, _P, C.POINTER(_TrainOptions), C.POINTER(_Trai
 
 def version():
     return _lib.cnn_version().decode()
+
+
+def build_id():
+    """The commit the library was built from (git describe), or "" outside a git checkout."""
+    return _lib.cnn_build_id().decode()
 
 
 def _b(s):

@@ -21,6 +21,12 @@ def test_shapes(root):
     assert tc["clip_grad_norm"] == 0 and tc["schedule"] == 0 and tc["augment"] == [] and tc["mean"] == []
 
 
+def test_version_and_build_match_cnnc(cnnc_bin):
+    out = subprocess.run([cnnc_bin, "--version"], check=True, capture_output=True, text=True).stdout.strip()
+    b = cnnc.build_id()
+    assert out == "cnnc " + cnnc.version() + (" (" + b + ")" if b else "")
+
+
 def test_run_matches_cnnc_run(root, cnnc_bin, tmp_path):
     x = np.random.default_rng(1).random((5, 1, 28, 28), dtype=np.float32)
     np.save(tmp_path / "in.npy", x)
