@@ -41,11 +41,6 @@ static void permute(const float *src, float *dst, const op_tensor *t, bool to_cl
             }
 }
 
-static int64_t tensor_numel(const op_tensor *t)
-{
-    return numel(t->rank, t->d);
-}
-
 static uint64_t seed_of(const char *name)
 {
     uint64_t h = 1469598103934665603ULL;
@@ -111,7 +106,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
         for (int o = 0; o < c->nout; o++) {
             kept *e = &k[nkept++];
             snprintf(e->key, sizeof e->key, "%s#%d", c->node->name, o);
-            e->n = tensor_numel(&c->out[o]);
+            e->n = op_tensor_numel(&c->out[o]);
             e->data = malloc(sizeof(float) * (size_t)(e->n + 1));
             memcpy(e->data, c->out[o].data, sizeof(float) * (size_t)e->n);
             for (int j = 0; j < nkept - 1; j++)
@@ -124,10 +119,10 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
         op_call *c = &b->calls[st];
         if (c->node->op == OP_REORDER) {
             const op_tensor *x = &c->in[0], *y = &c->out[0];
-            float *want = malloc(sizeof(float) * (size_t)(tensor_numel(x) + 1));
+            float *want = malloc(sizeof(float) * (size_t)(op_tensor_numel(x) + 1));
             run_step(b, st, what);
             permute(x->data, want, x, y->layout == 1);
-            cr_expect_eq(memcmp(want, y->data, sizeof(float) * (size_t)tensor_numel(x)), 0,
+            cr_expect_eq(memcmp(want, y->data, sizeof(float) * (size_t)op_tensor_numel(x)), 0,
                          "%s: %s does not move the elements exactly", what, c->node->name);
             free(want);
             continue;
@@ -142,7 +137,7 @@ static void lockstep_at(cnn_model *m, unsigned base, int threads, int64_t batch,
                     e = &k[j];
             cr_assert_not_null(e, "%s: %s has no counterpart without the pass", what, key);
             op_tensor *y = &c->out[o];
-            cr_assert_eq(tensor_numel(y), e->n);
+            cr_assert_eq(op_tensor_numel(y), e->n);
             float *plain = malloc(sizeof(float) * (size_t)(e->n + 1));
             if (y->layout == 1)
                 permute(y->data, plain, y, false);
