@@ -310,10 +310,11 @@ static int apply_flag(const flag_def *f, const char *val, args *a)
     int64_t v;
     switch (f->kind) {
     case F_HELP: return a->command_name ? print_command_help(a->command) : (print_usage(), EXIT_OK);
-    case F_VERSION:
-        printf("cnnc %s%s%s%s\n", cnn_version(), cnn_build_id()[0] ? " (" : "", cnn_build_id(),
-               cnn_build_id()[0] ? ")" : "");
+    case F_VERSION: {
+        const char *id = cnn_build_id();
+        printf("cnnc %s%s%s%s\n", cnn_version(), id[0] ? " (" : "", id, id[0] ? ")" : "");
         return EXIT_OK;
+    }
     case F_STR: *(const char **)field = val; return -1;
     case F_BOOL: *(bool *)field = true; return -1;
     case F_BACKEND: return set_backend(a, val);

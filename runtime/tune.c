@@ -788,16 +788,16 @@ static bool from_cache(tuner *t, cJSON *entries, const op_caps *caps)
  * file would otherwise grow by a network's nodes at every commit); other versions' stay. */
 static void prune_other_builds(cJSON *entries)
 {
-    char mine[160], version[64];
-    build_name(mine, sizeof mine - 1);
-    strcat(mine, "|");
+    char build[128], mine[160], version[64];
+    build_name(build, sizeof build);
+    snprintf(mine, sizeof mine, "%s|", build); /* (a key's first field, whole) */
     snprintf(version, sizeof version, "cnnc %s", cnn_version());
-    size_t vl = strlen(version);
+    size_t vl = strlen(version), ml = strlen(mine);
     cJSON *e = entries ? entries->child : NULL;
     while (e) {
         cJSON *next = e->next;
         const char *k = e->string;
-        if (k && strncmp(k, version, vl) == 0 && (k[vl] == '|' || k[vl] == '+') && strncmp(k, mine, strlen(mine)) != 0)
+        if (k && strncmp(k, version, vl) == 0 && (k[vl] == '|' || k[vl] == '+') && strncmp(k, mine, ml) != 0)
             cJSON_Delete(cJSON_DetachItemViaPointer(entries, e));
         e = next;
     }
