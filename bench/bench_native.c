@@ -16,7 +16,11 @@
  *   onednn       oneDNN with channels-last activations where nat-cl is timed (as the layout
  *                pass gives its convolutions in a network, so the two compare like for like),
  *                plain for the rest;
- *   cl/dnn       nat-cl as a percentage of onednn.
+ *   cl/dnn       nat-cl as a percentage of onednn: the two are timed run by run in turn (the
+ *                order alternating), and this is the median of the RUNS pairs' ratios, then
+ *                the lowest and highest of them.  On a shared machine whose speed drifts
+ *                within a second, timed one after the other their medians had read 65-102%
+ *                on one case and thread count from one invocation to the next.
  * Every timed call includes its weight reordering (native packs OIHW weights each call).  On
  * the development machine (an Intel Xeon with AVX-512, 2 vCPUs) oneDNN reaches about 185-200
  * GFLOP/s on one core for the 3x3 convolutions; no FMA peak is quoted, the vCPU's clock being
@@ -248,54 +252,118 @@ static void run_or_die(const op_kernel *k, op_call *c, const char *what)
     }
 }
 
-/* Median GFLOP/s of kernel k on call b (prepare/scratch as the runtime does), or NAN. */
-static double measure(const op_kernel *k, bcall *b, bool single, const char *what)
+/* Kernel k made ready on its own copy of a call: prepared, its scratch, warmed up, and the
+ * calls per timed run (enough for about RUN_SECONDS; one when single). */
+typedef struct timed {
+    const op_kernel *k;
+    op_call c;
+    void *scratch;
+    int iters;
+    double flops;
+    const char *what;
+} timed;
+
+static void timed_start(timed *t, const op_kernel *k, const bcall *b, bool single, const char *what)
 {
-    if (!k)
-        return NAN;
-    op_call *c = &b->c;
     char err[512];
+    *t = (timed){.k = k, .c = b->c, .iters = 1, .flops = b->flops, .what = what};
+    op_call *c = &t->c;
     c->state = NULL;
     c->scratch = NULL;
     if (k->prepare && k->prepare(c, err, sizeof err) != 0) {
         fprintf(stderr, "%s: prepare: %s\n", what, err);
         exit(1);
     }
-    void *scratch = NULL;
     if (k->scratch) {
         size_t bytes = k->scratch(c);
         if (bytes) {
-            scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
-            c->scratch = scratch;
+            t->scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+            c->scratch = t->scratch;
         }
     }
     run_or_die(k, c, what); /* warm up: caches, pages, oneDNN's first reorders */
-    int iters = 1;
     if (!single) {
         for (;;) {
             double t0 = now();
-            for (int i = 0; i < iters; i++)
+            for (int i = 0; i < t->iters; i++)
                 run_or_die(k, c, what);
-            if (now() - t0 >= RUN_SECONDS || iters >= (1 << 20))
+            if (now() - t0 >= RUN_SECONDS || t->iters >= (1 << 20))
                 break;
-            iters *= 2;
+            t->iters *= 2;
         }
     }
+}
+
+/* One timed run: GFLOP/s. */
+static double timed_run(timed *t)
+{
+    double t0 = now();
+    for (int i = 0; i < t->iters; i++)
+        run_or_die(t->k, &t->c, t->what);
+    return t->flops / ((now() - t0) / t->iters) * 1e-9;
+}
+
+static void timed_end(timed *t)
+{
+    if (t->k->release)
+        t->k->release(t->c.state);
+    free(t->scratch);
+}
+
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Median GFLOP/s of kernel k on call b (prepare/scratch as the runtime does), or NAN. */
+static double measure(const op_kernel *k, bcall *b, bool single, const char *what)
+{
+    if (!k)
+        return NAN;
+    timed t;
+    timed_start(&t, k, b, single, what);
     double rate[RUNS];
+    for (int r = 0; r < RUNS; r++)
+        rate[r] = timed_run(&t);
+    timed_end(&t);
+    return median_of(rate, RUNS);
+}
+
+/* Kernels a and b on call c, interleaved run by run (a b, then b a, ...) so that the machine's
+ * load falls on both alike: each one's median GFLOP/s, and the median of the RUNS pairs' ratios
+ * a / b with the lowest and highest of them. */
+typedef struct paired {
+    double a, b, ratio, lo, hi;
+} paired;
+
+static paired measure_pair(const op_kernel *ka, const char *wa, const op_kernel *kb, const char *wb, bcall *c)
+{
+    paired p = {NAN, NAN, NAN, NAN, NAN};
+    if (!ka || !kb)
+        return p;
+    timed ta, tb;
+    timed_start(&ta, ka, c, false, wa);
+    timed_start(&tb, kb, c, false, wb);
+    double ra[RUNS], rb[RUNS], q[RUNS];
     for (int r = 0; r < RUNS; r++) {
-        double t0 = now();
-        for (int i = 0; i < iters; i++)
-            run_or_die(k, c, what);
-        double dt = (now() - t0) / iters;
-        rate[r] = b->flops / dt * 1e-9;
+        if (r % 2) {
+            rb[r] = timed_run(&tb);
+            ra[r] = timed_run(&ta);
+        } else {
+            ra[r] = timed_run(&ta);
+            rb[r] = timed_run(&tb);
+        }
+        q[r] = ra[r] / rb[r];
     }
-    qsort(rate, RUNS, sizeof rate[0], cmp_double);
-    if (k->release)
-        k->release(c->state);
-    c->state = NULL;
-    c->scratch = NULL;
-    free(scratch);
-    return rate[RUNS / 2];
+    timed_end(&ta);
+    timed_end(&tb);
+    p.a = median_of(ra, RUNS);
+    p.b = median_of(rb, RUNS);
+    p.ratio = median_of(q, RUNS); /* sorts q */
+    p.lo = q[0];
+    p.hi = q[RUNS - 1];
+    return p;
 }
 
 static void print_gf(double v);
@@ -623,14 +691,15 @@ int main(int argc, char **argv)
         return run_int8(filter);
     op_native_isa_level top = op_native_isa_supported();
     printf("GFLOP/s, median of %d runs; native ISA levels up to %s; nat-cl and onednn on "
-           "channels-last activations (2-D convolutions)\n", RUNS, op_native_isa_name(top));
+           "channels-last activations (2-D convolutions), interleaved run by run: cl/dnn the "
+           "median of the %d pairs' ratios\n", RUNS, op_native_isa_name(top), RUNS);
     printf("%-34s %3s", "case", "thr");
     for (int l = (int)top; l >= 0; l--) {
         char h[32];
         snprintf(h, sizeof h, "nat-%s", op_native_isa_name((op_native_isa_level)l));
         printf(" %9s", h);
     }
-    printf(" %9s %9s %9s %6s\n", "nat-cl", "ref", "onednn", "cl/dnn");
+    printf(" %9s %9s %9s %6s %s\n", "nat-cl", "ref", "onednn", "cl/dnn", "pairs' range");
     static const char *const wname[] = {"", " bwd-data", " bwd-wts"};
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         const bcase *bc = &cases[ci];
@@ -653,21 +722,27 @@ int main(int argc, char **argv)
                 }
                 op_native_force_isa(top);
                 bool cl = has_cl(bc);
-                double ncl = NAN;
+                double ncl = NAN, dnn = NAN;
+                paired pr = {NAN, NAN, NAN, NAN, NAN};
                 if (cl) {
                     set_cl(&b, (which)w, true);
-                    ncl = measure(op_kernel_get(b.node.op, OP_BACKEND_NATIVE), &b, false, "native cl");
+                    pr = measure_pair(op_kernel_get(b.node.op, OP_BACKEND_NATIVE), "native cl",
+                                      op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), "onednn", &b);
+                    ncl = pr.a;
+                    dnn = pr.b;
+                    if (isnan(ncl)) /* no oneDNN in this build */
+                        ncl = measure(op_kernel_get(b.node.op, OP_BACKEND_NATIVE), &b, false, "native cl");
                     set_cl(&b, (which)w, false);
                 }
                 print_gf(ncl);
                 print_gf(ref ? measure(op_kernel_get(b.node.op, OP_BACKEND_REF), &b, true, "ref")
                              : NAN);
                 fflush(stdout);
-                set_cl(&b, (which)w, cl);
-                double dnn = measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false, "onednn");
+                if (!cl)
+                    dnn = measure(op_kernel_get(b.node.op, OP_BACKEND_ONEDNN), &b, false, "onednn");
                 print_gf(dnn);
-                if (cl && !isnan(dnn))
-                    printf(" %5.0f%%", 100.0 * ncl / dnn);
+                if (!isnan(pr.ratio))
+                    printf(" %5.0f%% %4.0f-%.0f%%", 100.0 * pr.ratio, 100.0 * pr.lo, 100.0 * pr.hi);
                 printf("\n");
                 fflush(stdout);
                 free_call(&b);
