@@ -16,6 +16,7 @@
 #include "ops/kernels.h"
 #include "ops/onednn/onednn.h"
 #include "ops/ref.h"
+#include "ops/ref_common.h"
 
 #define RTOL 1e-4
 
@@ -135,6 +136,23 @@ static inline void expect_close(const float *got, const float *ref, int64_t n, c
               nthreads, what, idx, maxdiff, (long long)worst, (double)got[worst], (double)ref[worst], maxref);
 }
 
+/* The layout check_case gives oneDNN's tensors of rank 3 or more: plain, or OP_LAYOUT_NHWC (the
+ * inputs copied into channels-last order before the run, the outputs and inputs copied back
+ * before they are compared; the reference always runs plain). */
+static int g_dnn_layout = OP_LAYOUT_PLAIN;
+
+static inline void dnn_relayout(float **p, const op_tensor *t, bool to_cl)
+{
+    if (g_dnn_layout == OP_LAYOUT_PLAIN || t->rank < 3) return;
+    int64_t n = t->d[0], ch = t->d[1], sp = 1;
+    for (int k = 2; k < t->rank; k++) sp *= t->d[k];
+    float *q = malloc((size_t)(n * ch * sp > 0 ? n * ch * sp : 1) * sizeof(float));
+    cr_assert_not_null(q);
+    ref_layout_copy(*p, q, n, ch, sp, sizeof(float), to_cl, 1);
+    free(*p);
+    *p = q;
+}
+
 /* Runs the case on both backends and compares; see the file comment. */
 static inline void check_case(const tcase *tc, const char *label)
 {
@@ -147,6 +165,10 @@ static inline void check_case(const tcase *tc, const char *label)
     op_call dc[2];
     for (int t = 0; t < 2; t++) {
         make_call(&dc[t], tc, t + 1);
+        for (int i = 0; i < tc->nin + tc->nout; i++) {
+            op_tensor *o = i < tc->nin ? &dc[t].in[i] : &dc[t].out[i - tc->nin];
+            if (o->rank >= 3) o->layout = g_dnn_layout;
+        }
         omp_set_num_threads(t + 1);
         err[0] = 0;
         cr_assert_not_null(dnn->prepare);
@@ -171,7 +193,11 @@ static inline void check_case(const tcase *tc, const char *label)
         for (int t = 0; t < 2; t++) {
             op_call *c = &dc[t];
             float *din[OP_MAX_IN], *dout[OP_MAX_OUT];
-            for (int i = 0; i < tc->nin; i++) c->in[i].data = din[i] = clone(in[i], &tc->in[i]);
+            for (int i = 0; i < tc->nin; i++) {
+                din[i] = clone(in[i], &tc->in[i]);
+                dnn_relayout(&din[i], &c->in[i], true);
+                c->in[i].data = din[i];
+            }
             for (int i = 0; i < tc->nout; i++) {
                 int64_t n = numel(&tc->out[i]);
                 dout[i] = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
@@ -182,6 +208,8 @@ static inline void check_case(const tcase *tc, const char *label)
             err[0] = 0;
             c->weights_version = (uint64_t)round + 1; /* new weights every round */
             cr_assert_eq(dnn->run(c, err, sizeof err), 0, "%s (%d threads): run: %s", label, t + 1, err);
+            for (int i = 0; i < tc->nout; i++) dnn_relayout(&dout[i], &c->out[i], false);
+            for (int i = 0; i < tc->nin; i++) dnn_relayout(&din[i], &c->in[i], false);
             for (int i = 0; i < tc->nout; i++)
                 expect_close(dout[i], rout[i], numel(&tc->out[i]), label, "output", i, t + 1);
             for (int i = 0; i < tc->nin; i++)

@@ -461,6 +461,48 @@ Test(onednn_norm, batchnorm_fused)
         }
 }
 
+/* Batchnorm and its backward on channels-last tensors, fused epilogues included: 16 channels
+ * (which ops/onednn/dnn_norm.c describes to oneDNN as its blocked layout, the same bytes),
+ * others (its channels-last kernels), 1-D and 3-D. */
+Test(onednn_norm, batchnorm_channels_last)
+{
+    static const tspec shapes[] = {{4, {3, 16, 9, 11}, F_RAND}, {4, {2, 16, 32, 32}, F_RAND},
+                                   {4, {2, 32, 7, 7}, F_RAND},  {4, {3, 5, 6, 4}, F_RAND},
+                                   {3, {3, 16, 37}, F_RAND},    {5, {2, 16, 3, 5, 7}, F_RAND}};
+    g_dnn_layout = OP_LAYOUT_NHWC;
+    for (int i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++) {
+        const tspec *x = &shapes[i];
+        int64_t ch = x->d[1];
+        for (int op = 0; op < 5; op++) { /* inference, training, training +add+relu, backward, backward +relu */
+            tcase tc;
+            if (op < 3) {
+                tc = bn_case(x, op > 0);
+                if (op == 2) {
+                    tc.node.attrs.bn.residual = true;
+                    tc.node.attrs.bn.act = OP_ACT_RELU;
+                    tc.in[tc.nin++] = *x;
+                }
+            } else {
+                memset(&tc, 0, sizeof tc);
+                tc.node.op = OP_BATCHNORM_BWD;
+                tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true,
+                                                 .act = op == 4 ? OP_ACT_RELU : OP_ACT_NONE};
+                tc.in[tc.nin++] = *x;             /* dy */
+                tc.in[tc.nin++] = *x;             /* x */
+                tc.in[tc.nin++] = TS(F_POS, ch);  /* gamma */
+                tc.in[tc.nin++] = TS(F_RAND, ch); /* save_mean */
+                tc.in[tc.nin++] = TS(F_POS, ch);  /* save_invstd */
+                if (op == 4) tc.in[tc.nin++] = *x; /* the activation's output */
+                for (int k = 0; k < 3; k++) tc.out[tc.nout++] = k ? TS(F_RAND, ch) : *x;
+            }
+            char label[96];
+            snprintf(label, sizeof label, "channels-last batchnorm shape %d op %d", i, op);
+            check_case(&tc, label);
+        }
+    }
+    g_dnn_layout = OP_LAYOUT_PLAIN;
+}
+
 /* ---- the table */
 
 Test(onednn_table, covers_its_ops_and_leaves_the_rest)
