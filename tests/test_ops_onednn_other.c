@@ -384,6 +384,26 @@ static tcase bn_case(const tspec *x, bool training)
     return tc;
 }
 
+/* batchnorm_bwd on x with nout outputs (dx, then dgamma and dbeta) and, when act is not
+ * OP_ACT_NONE, a fused activation's backward: dy is at the activation's output, which is a
+ * sixth input. */
+static tcase bn_bwd_case(const tspec *x, int nout, op_act act)
+{
+    int64_t ch = x->d[1];
+    tcase tc;
+    memset(&tc, 0, sizeof tc);
+    tc.node.op = OP_BATCHNORM_BWD;
+    tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true, .act = act};
+    tc.in[tc.nin++] = *x;             /* dy */
+    tc.in[tc.nin++] = *x;             /* x */
+    tc.in[tc.nin++] = TS(F_POS, ch);  /* gamma */
+    tc.in[tc.nin++] = TS(F_RAND, ch); /* save_mean */
+    tc.in[tc.nin++] = TS(F_POS, ch);  /* save_invstd */
+    if (act != OP_ACT_NONE) tc.in[tc.nin++] = *x; /* the activation's output */
+    for (int k = 0; k < nout; k++) tc.out[tc.nout++] = k ? TS(F_RAND, ch) : *x;
+    return tc;
+}
+
 Test(onednn_norm, batchnorm_inference_and_training)
 {
     for (int i = 0; i < NBN; i++)
@@ -399,21 +419,7 @@ Test(onednn_norm, batchnorm_backward)
 {
     for (int i = 0; i < NBN; i++)
         for (int nout = 3; nout >= 1; nout -= 2) {
-            const tspec *x = &bn_shapes[i];
-            int64_t ch = x->d[1];
-            tcase tc;
-            memset(&tc, 0, sizeof tc);
-            tc.node.op = OP_BATCHNORM_BWD;
-            tc.node.attrs.bn.eps = 1e-5f;
-            tc.node.attrs.bn.momentum = 0.1f;
-            tc.node.attrs.bn.training = true;
-            tc.in[tc.nin++] = *x;             /* dy */
-            tc.in[tc.nin++] = *x;             /* x */
-            tc.in[tc.nin++] = TS(F_POS, ch);  /* gamma */
-            tc.in[tc.nin++] = TS(F_RAND, ch); /* save_mean */
-            tc.in[tc.nin++] = TS(F_POS, ch);  /* save_invstd */
-            tc.out[tc.nout++] = *x;
-            for (int k = 1; k < nout; k++) tc.out[tc.nout++] = TS(F_RAND, ch);
+            tcase tc = bn_bwd_case(&bn_shapes[i], nout, OP_ACT_NONE);
             char label[64];
             snprintf(label, sizeof label, "batchnorm_bwd shape %d outputs %d", i, nout);
             check_case(&tc, label);
@@ -442,19 +448,7 @@ Test(onednn_norm, batchnorm_fused)
                 }
     for (int i = 0; i < NBN; i++)
         for (int a = 0; a < 2; a++) {
-            const tspec *x = &bn_shapes[i];
-            int64_t ch = x->d[1];
-            tcase tc;
-            memset(&tc, 0, sizeof tc);
-            tc.node.op = OP_BATCHNORM_BWD;
-            tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true, .act = acts[a]};
-            tc.in[tc.nin++] = *x;             /* dy at the activation's output */
-            tc.in[tc.nin++] = *x;             /* x */
-            tc.in[tc.nin++] = TS(F_POS, ch);  /* gamma */
-            tc.in[tc.nin++] = TS(F_RAND, ch); /* save_mean */
-            tc.in[tc.nin++] = TS(F_POS, ch);  /* save_invstd */
-            tc.in[tc.nin++] = *x;             /* the activation's output */
-            for (int k = 0; k < 3; k++) tc.out[tc.nout++] = k ? TS(F_RAND, ch) : *x;
+            tcase tc = bn_bwd_case(&bn_shapes[i], 3, acts[a]);
             char label[64];
             snprintf(label, sizeof label, "batchnorm_bwd shape %d +%s", i, op_act_name(acts[a]));
             check_case(&tc, label);
@@ -472,7 +466,6 @@ Test(onednn_norm, batchnorm_channels_last)
     g_dnn_layout = OP_LAYOUT_NHWC;
     for (int i = 0; i < (int)(sizeof shapes / sizeof shapes[0]); i++) {
         const tspec *x = &shapes[i];
-        int64_t ch = x->d[1];
         for (int op = 0; op < 5; op++) { /* inference, training, training +add+relu, backward, backward +relu */
             tcase tc;
             if (op < 3) {
@@ -483,17 +476,7 @@ Test(onednn_norm, batchnorm_channels_last)
                     tc.in[tc.nin++] = *x;
                 }
             } else {
-                memset(&tc, 0, sizeof tc);
-                tc.node.op = OP_BATCHNORM_BWD;
-                tc.node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true,
-                                                 .act = op == 4 ? OP_ACT_RELU : OP_ACT_NONE};
-                tc.in[tc.nin++] = *x;             /* dy */
-                tc.in[tc.nin++] = *x;             /* x */
-                tc.in[tc.nin++] = TS(F_POS, ch);  /* gamma */
-                tc.in[tc.nin++] = TS(F_RAND, ch); /* save_mean */
-                tc.in[tc.nin++] = TS(F_POS, ch);  /* save_invstd */
-                if (op == 4) tc.in[tc.nin++] = *x; /* the activation's output */
-                for (int k = 0; k < 3; k++) tc.out[tc.nout++] = k ? TS(F_RAND, ch) : *x;
+                tc = bn_bwd_case(x, 3, op == 4 ? OP_ACT_RELU : OP_ACT_NONE);
             }
             char label[96];
             snprintf(label, sizeof label, "channels-last batchnorm shape %d op %d", i, op);
