@@ -442,6 +442,44 @@ Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
 }
 
 
+/* Rounds every input to a few levels (ties: the first maximum in scan order must win) and puts
+ * a NaN in every 37th element of x, which the reference's comparisons never pick. */
+static void ties_and_nans(const tcase *tc, float **in)
+{
+    for (int k = 0; k < tc->nin; k++)
+        for (int64_t e = 0; e < numel(&tc->in[k]); e++)
+            in[k][e] = k == 1 && e % 37 == 5 ? NAN : roundf(in[k][e] * 3.0f);
+}
+
+/* Max-pool backward of 2x2 windows at stride 2 on plain tensors (the row loop of
+ * simd_common.h, its vector body and tail) gives the reference's gradients with ties and NaNs
+ * in x, alone and with an activation's backward fused, at every level. */
+Test(native_pool, max_backward_2x2_ties_and_nans)
+{
+    static const pgeom geoms[] = {
+        {2, 3, 6, 1, 28, 28, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},  /* LeNet-5's: 14 windows a row, 8 + 6 */
+        {2, 2, 3, 1, 13, 13, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},  /* floor mode: 6 windows, a column unread */
+        {2, 1, 2, 1, 4, 34, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},   /* 17 windows: an odd count */
+        {3, 2, 3, 3, 6, 6, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},    /* 3-D, 2x2 windows on every depth */
+    };
+    for (int i = 0; i < (int)(sizeof geoms / sizeof geoms[0]); i++) {
+        const pgeom *g = &geoms[i];
+        tcase tc = new_case(OP_MAXPOOL_BWD);
+        tc.node.attrs.pool = pool_attrs(g);
+        tc.in[tc.nin++] = pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]), pooled(g->h, g->k[1], g->s[1], g->p[1]),
+                                    pooled(g->w, g->k[2], g->s[2], g->p[2]));
+        tc.in[tc.nin++] = pool_spec(g, g->d, g->h, g->w);
+        tc.out[tc.nout++] = tc.in[1];
+        for (int ai = 0; ai < 3; ai++) {
+            tc.node.attrs.pool.act = (const op_act[]){OP_ACT_NONE, OP_ACT_RELU, OP_ACT_LEAKY_RELU}[ai];
+            tc.node.attrs.pool.alpha = 0.1f;
+            char label[96];
+            snprintf(label, sizeof label, "maxpool_bwd 2x2 ties +%s geometry %d", op_act_name(tc.node.attrs.pool.act), i);
+            check_ex(&tc, label, ties_and_nans, 0);
+        }
+    }
+}
+
 /* Max pooling and its backward in channels-last order (every tensor of the call) equal the
  * reference's plain results bit for bit, with ties (values rounded to a few levels) so that the
  * first maximum must win, on 1 and 2 threads. */
