@@ -21,8 +21,11 @@
  *                the lowest and highest of them.  On a shared machine whose speed drifts
  *                within a second, timed one after the other their medians had read 65-102%
  *                on one case and thread count from one invocation to the next.
- * Every timed call includes its weight reordering (native packs OIHW weights each call).  On
- * the development machine (an Intel Xeon with AVX-512, 2 vCPUs) oneDNN reaches about 185-200
+ * Weights are packed (native) or reordered (oneDNN) by the warm-up call and kept, their version
+ * not changing between calls, as in inference; in training they change every step, so that
+ * each convolution call of a step packs them again (forced on every call here, native's packing
+ * took about a quarter of vgg_small's 128->128 forward at batch 1 on 2 threads).  On the
+ * development machine (an Intel Xeon with AVX-512, 2 vCPUs) oneDNN reaches about 185-200
  * GFLOP/s on one core for the 3x3 convolutions; no FMA peak is quoted, the vCPU's clock being
  * unknown.
  * --mem times the memory-bound kernels instead (batchnorm, pooling, element-wise ops, the SGD
