@@ -395,15 +395,20 @@ static int64_t pooled(int64_t n, int64_t k, int64_t s, int64_t p)
     return (n + 2 * p - k) / s + 1;
 }
 
+/* The pooled output's spec of geometry g. */
+static tspec pooled_spec(const pgeom *g)
+{
+    return pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]), pooled(g->h, g->k[1], g->s[1], g->p[1]),
+                     pooled(g->w, g->k[2], g->s[2], g->p[2]));
+}
+
 Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
 {
     static const op_kind ops[] = {OP_MAXPOOL, OP_MAXPOOL_BWD, OP_AVGPOOL, OP_AVGPOOL_BWD};
     for (int i = 0; i < NPOOL; i++) {
         const pgeom *g = &pool_geoms[i];
         tspec x = pool_spec(g, g->d, g->h, g->w);
-        tspec y = pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]),
-                            pooled(g->h, g->k[1], g->s[1], g->p[1]),
-                            pooled(g->w, g->k[2], g->s[2], g->p[2]));
+        tspec y = pooled_spec(g);
         for (int o = 0; o < 4; o++) {
             bool max = ops[o] == OP_MAXPOOL || ops[o] == OP_MAXPOOL_BWD;
             if (max && (g->p[1] >= g->k[1] || g->p[2] >= g->k[2] || g->p[0] >= g->k[0]))
@@ -457,7 +462,7 @@ static void ties_and_nans(const tcase *tc, float **in)
 Test(native_pool, max_backward_2x2_ties_and_nans)
 {
     static const pgeom geoms[] = {
-        {2, 3, 6, 1, 28, 28, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},  /* LeNet-5's: 14 windows a row, 8 + 6 */
+        {2, 3, 6, 1, 28, 28, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},  /* LeNet-5's: 14 windows a row */
         {2, 2, 3, 1, 13, 13, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},  /* floor mode: 6 windows, a column unread */
         {2, 1, 2, 1, 4, 34, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},   /* 17 windows: an odd count */
         {3, 2, 3, 3, 6, 6, {1, 2, 2}, {1, 2, 2}, {0, 0, 0}},    /* 3-D, 2x2 windows on every depth */
@@ -466,8 +471,7 @@ Test(native_pool, max_backward_2x2_ties_and_nans)
         const pgeom *g = &geoms[i];
         tcase tc = new_case(OP_MAXPOOL_BWD);
         tc.node.attrs.pool = pool_attrs(g);
-        tc.in[tc.nin++] = pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]), pooled(g->h, g->k[1], g->s[1], g->p[1]),
-                                    pooled(g->w, g->k[2], g->s[2], g->p[2]));
+        tc.in[tc.nin++] = pooled_spec(g);
         tc.in[tc.nin++] = pool_spec(g, g->d, g->h, g->w);
         tc.out[tc.nout++] = tc.in[1];
         for (int ai = 0; ai < 3; ai++) {
@@ -490,8 +494,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
         if (g->p[1] >= g->k[1] || g->p[2] >= g->k[2] || g->p[0] >= g->k[0])
             continue;
         tspec x = pool_spec(g, g->d, g->h, g->w);
-        tspec y = pool_spec(g, pooled(g->d, g->k[0], g->s[0], g->p[0]), pooled(g->h, g->k[1], g->s[1], g->p[1]),
-                            pooled(g->w, g->k[2], g->s[2], g->p[2]));
+        tspec y = pooled_spec(g);
         for (int bwd = 0; bwd < 3; bwd++) { /* 2: backward with the relu's backward fused */
             tcase tc = new_case(bwd ? OP_MAXPOOL_BWD : OP_MAXPOOL);
             tc.node.attrs.pool = pool_attrs(g);
