@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,57 @@ static int load_split(const args *a, const char *split, cnn_model *m, cnn_datase
         return EXIT_INPUT;
     }
     return EXIT_OK;
+}
+
+/* A split loaded on a thread of its own (cnn_dataset_load, then the check against the model, as
+ * load_split does) while the caller loads another: the two files decompress at once. */
+typedef struct split_job {
+    const args *a;
+    const char *split;
+    cnn_model *m;
+    cnn_dataset *d;
+    bool absent;
+    cnn_status st;
+    bool checked; /* cnn_dataset_check passed */
+    char err[1024];
+} split_job;
+
+static void *split_thread(void *p)
+{
+    split_job *j = p;
+    j->st = cnn_dataset_load(&j->d, j->a->data, j->split, &j->absent, j->err, sizeof j->err);
+    if (j->st == CNN_OK)
+        j->checked = cnn_dataset_check(j->d, j->m, j->err, sizeof j->err) == CNN_OK;
+    return NULL;
+}
+
+/* The train split (required) and the test split (optional: *test NULL when absent), the test
+ * split on a second thread while this one loads the train split; errors as load_split reports
+ * them, the train split's first. */
+static int load_train_test(const args *a, cnn_model *m, cnn_dataset **train, cnn_dataset **test)
+{
+    split_job j = {.a = a, .split = "test", .m = m};
+    pthread_t t;
+    bool threaded = pthread_create(&t, NULL, split_thread, &j) == 0;
+    int rc = load_split(a, "train", m, train, false);
+    if (threaded)
+        pthread_join(t, NULL);
+    else
+        split_thread(&j);
+    if (rc == EXIT_OK && j.st != CNN_OK && !j.absent) {
+        fprintf(stderr, "%s: error: %s\n", prog, j.err);
+        rc = exit_for(j.st);
+    } else if (rc == EXIT_OK && j.st == CNN_OK && !j.checked) {
+        fprintf(stderr, "%s: error: %s\n", prog, j.err);
+        rc = EXIT_INPUT;
+    }
+    if (rc == EXIT_OK && j.st == CNN_OK) {
+        *test = j.d;
+        return EXIT_OK;
+    }
+    cnn_dataset_destroy(j.d);
+    *test = NULL;
+    return rc;
 }
 
 /* ---- cnnc eval ---- */
@@ -532,8 +584,7 @@ static int train_command(const args *a)
     cnn_session *s = NULL;
     cnn_dataset *train = NULL, *test = NULL;
     train_display d = {.a = a, .tty = isatty(fileno(stdout)) && !a->quiet, .log_append = log_continues(a)};
-    if ((rc = make_weights(a, m, &w)) || (rc = load_split(a, "train", m, &train, false)) ||
-        (rc = load_split(a, "test", m, &test, true)))
+    if ((rc = make_weights(a, m, &w)) || (rc = load_train_test(a, m, &train, &test)))
         goto done;
     d.has_test = test != NULL;
     d.has_val = a->val > 0;
