@@ -243,6 +243,7 @@ static void check_in_layout(const tcase *tc, const char *label, int layout, init
 static const tspec bn_cl_shapes[] = {
     {4, {2, 16, 5, 7}},
     {4, {3, 5, 13, 13}},   /* channels-last only: no multiple of 16 */
+    {4, {2, 20, 7, 5}},    /* channels-last only: a chunk of 16 channels and 4 more */
     {4, {1, 32, 9, 9}},    /* batch 1 */
     {4, {2, 48, 32, 33}},  /* several threads' worth, tiles with a partial one */
     {5, {2, 16, 3, 5, 7}}, /* 3-D */

@@ -188,7 +188,7 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
             NAT_BARRIER();
         }
         if (o.cl) {
-            NAT_STATIC(t, segs * tps) {
+            NAT_STATIC_REV(t, segs * tps) {
                 int64_t off, len, b;
                 cl_tile(&o, s, tps, t, &off, &len, &b);
                 v->bn_apply_cl(x + off, y + off, len, o.cw, o.cw, cmu + b * o.cw, cscale + b * o.cw,
@@ -197,7 +197,7 @@ int op_native_batchnorm(op_call *c, char *err, size_t errlen)
             }
             NAT_BARRIER();
         } else {
-            NAT_STATIC(p, planes) {
+            NAT_STATIC_REV(p, planes) {
                 int64_t k = p % ch;
                 v->bn_apply(x + p * s, y + p * s, s, cmu[k], cscale[k], beta[k]);
                 bn_epilogue(v, a, y + p * s, res ? res + p * s : NULL, s);
@@ -279,7 +279,7 @@ int op_native_batchnorm_bwd(op_call *c, char *err, size_t errlen)
         }
         NAT_BARRIER();
         if (o.cl) {
-            NAT_STATIC(t, segs * tps) {
+            NAT_STATIC_REV(t, segs * tps) {
                 int64_t off, len, b;
                 cl_tile(&o, s, tps, t, &off, &len, &b);
                 v->bn_bwd_dx_cl(g + off, x + off, dx + off, len, o.cw, o.cw, mean + b * o.cw, ck + b * o.cw,
@@ -287,7 +287,7 @@ int op_native_batchnorm_bwd(op_call *c, char *err, size_t errlen)
             }
             NAT_BARRIER();
         } else {
-            NAT_STATIC(p, planes) {
+            NAT_STATIC_REV(p, planes) {
                 int64_t k = p % ch;
                 v->bn_bwd_dx(g + p * s, x + p * s, dx + p * s, s, mean[k], ck[k], cmdy[k], cg[k]);
             }

@@ -46,6 +46,12 @@
     for (int64_t i = (int64_t)(n) * nat_tid / nat_nt, i##_end_ = (int64_t)(n) * (nat_tid + 1) / nat_nt; \
          i < i##_end_; i++)
 
+/* NAT_STATIC's share of this thread, last item first: a pass over what the thread's previous
+ * pass read in order meets the most recent (still cached) items first. */
+#define NAT_STATIC_REV(i, n)                                                               \
+    for (int64_t i##_lo_ = (int64_t)(n) * nat_tid / nat_nt, i = (int64_t)(n) * (nat_tid + 1) / nat_nt - 1; \
+         i >= i##_lo_; i--)
+
 static inline int64_t nat_take_(int64_t *ctr, int nt)
 {
     return nt > 1 ? __atomic_fetch_add(ctr, 1, __ATOMIC_RELAXED) : (*ctr)++;
