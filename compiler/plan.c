@@ -157,6 +157,18 @@ static int find_grads(ir_plan *p, const int *step_of_node, bool *is_grad)
     return 0;
 }
 
+/* Reorder nd copies bytes to the same places: channels-last to blocked by 16 or back, of a
+ * value of exactly 16 channels ([16, spatial...] per example), whose element (n, s, c) is at
+ * n*S*16 + s*16 + c in both orders. */
+static bool same_bytes(const ir_graph *g, const ir_node *nd)
+{
+    op_layout from = nd->attrs.reorder.from, to = nd->attrs.reorder.to;
+    bool pair = (from == OP_LAYOUT_NHWC && to == OP_LAYOUT_BLOCK16) || (from == OP_LAYOUT_BLOCK16 && to == OP_LAYOUT_NHWC);
+    const ir_value *v = &g->vals[nd->in[0]];
+    return pair && v->batched && v->shape.rank >= 2 && v->shape.d[0] == 16 && v->layout == from &&
+           g->vals[nd->out[0]].layout == to && v->dtype == g->vals[nd->out[0]].dtype;
+}
+
 /* Live ranges and locations of every value; in-place aliases when allowed (never for a final
  * gradient, which keeps its own place in the gradient region). */
 static void compute_liveness(ir_plan *p, const plan_options *opt, const int *step_of_node, const bool *is_grad)
@@ -217,6 +229,19 @@ static void compute_liveness(ir_plan *p, const plan_options *opt, const int *ste
     }
     if (!opt->inplace)
         return;
+    for (int s = 0; s < p->nsteps; s++) {
+        const ir_node *nd = &g->nodes[p->steps[s].node];
+        if (nd->op != OP_REORDER || !same_bytes(g, nd))
+            continue;
+        int in = nd->in[0], out = nd->out[0], r = root_of(p->vals, in);
+        if (p->vals[in].loc != PLAN_LOC_ARENA || p->vals[out].loc != PLAN_LOC_ARENA || value_pinned(g, out) ||
+            is_grad[in] || is_grad[r] || is_grad[out] || p->vals[in].bytes != p->vals[out].bytes)
+            continue;
+        p->vals[out].alias_of = r;
+        p->steps[s].view = true;
+        if (p->vals[out].last > p->vals[r].last)
+            p->vals[r].last = p->vals[out].last;
+    }
     for (int s = 0; s < p->nsteps; s++) {
         const ir_node *nd = &g->nodes[p->steps[s].node];
         const op_def *def = op_def_get(nd->op);

@@ -34,6 +34,9 @@ typedef struct plan_step {
     op_backend backend;
     bool constant;     /* reads only weights (or other constant steps' outputs): rerun only
                         * when the weights change */
+    bool view;         /* a reorder between two orders that are the same bytes (16 channels,
+                        * channels-last and blocked by 16): its output aliases its input, and
+                        * it does not run */
 } plan_step;
 
 typedef enum plan_backend_choice {

@@ -599,8 +599,9 @@ static void summary_rewrites(strbuf *sb, const ir_plan *p)
         const ir_node *on = &og->nodes[p->steps[s].node];
         op_layout to = on->attrs.reorder.to;
         if (on->op == OP_REORDER)
-            sb_printf(sb, "  %s: %s to %s\n", on->name, og->vals[on->in[0]].name,
-                      to == OP_LAYOUT_NHWC ? "channels-last" : to == OP_LAYOUT_BLOCK16 ? "blocked" : "plain");
+            sb_printf(sb, "  %s: %s to %s%s\n", on->name, og->vals[on->in[0]].name,
+                      to == OP_LAYOUT_NHWC ? "channels-last" : to == OP_LAYOUT_BLOCK16 ? "blocked" : "plain",
+                      p->steps[s].view ? " (the same bytes: a view, no copy)" : "");
     }
     /* --precision bf16 / int8: the low-precision nodes and the conversions at their edges */
     int nq = 0, nconv = 0, nbytes = 0;

@@ -454,6 +454,8 @@ static cnn_status call_step(cnn_session *s, op_call *c, int st, uint64_t seed_ba
 {
     /* per node by name, not by step index: passes that add or remove steps (fusion, the
      * layout pass's reorders) leave every dropout mask as it was */
+    if (s->plan->steps[st].view) /* its output is its input's memory, already in order */
+        return CNN_OK;
     uint64_t x = seed_base ^ name_hash(c->node->name);
     c->seed = rt_splitmix64(&x);
     c->step = step;

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "compiler/plan.h"
+#include "ops/kernels.h"
 #include "runtime/cnn.h"
 #include "runtime/rt.h"
 
@@ -380,4 +381,103 @@ Test(plan, optimised_training_step_equals_unoptimised, .timeout = 300)
         free(after[2]);
         cnn_model_destroy(m);
     }
+}
+
+/* The weights after two training steps of resnet20 at batch 4 with Winograd's convolutions
+ * (oneDNN), under passes: malloc'd, *total floats. */
+static float *winograd_steps(cnn_model *m, unsigned passes, int64_t *total)
+{
+    cnn_weights *w;
+    cr_assert_eq(cnn_weights_create(&w, m, 5), CNN_OK);
+    cnn_options o;
+    cnn_options_default(&o);
+    o.passes = passes;
+    o.conv_algo = CNN_CONV_ALGO_WINOGRAD;
+    cnn_session *s;
+    cr_assert_eq(cnn_session_create(&s, m, w, &o, 4, CNN_MODE_TRAIN, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    float labels[4] = {0, 1, 2, 3};
+    for (int step = 0; step < 2; step++) {
+        float *x = cnn_session_input(s, 0);
+        for (int64_t k = 0; k < 4 * 3 * 32 * 32; k++)
+            x[k] = (float)((k * 29 + step * 13) % 97) / 97.0f - 0.5f;
+        cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
+    }
+    *total = 0;
+    for (int t = 0; t < cnn_weights_count(w); t++) {
+        int rank;
+        int64_t d[CNN_WEIGHT_MAX_RANK], e = 1;
+        cnn_weights_tensor(w, t, NULL, &rank, d);
+        for (int k = 0; k < rank; k++)
+            e *= d[k];
+        *total += e;
+    }
+    float *all = malloc(sizeof(float) * (size_t)*total);
+    int64_t off = 0;
+    for (int t = 0; t < cnn_weights_count(w); t++) {
+        int rank;
+        int64_t d[CNN_WEIGHT_MAX_RANK], e = 1;
+        const float *p = cnn_weights_tensor(w, t, NULL, &rank, d);
+        for (int k = 0; k < rank; k++)
+            e *= d[k];
+        memcpy(all + off, p, sizeof(float) * (size_t)e);
+        off += e;
+    }
+    cnn_session_destroy(s);
+    cnn_weights_destroy(w);
+    return all;
+}
+
+/* A reorder between channels-last and blocked by 16 of a 16-channel value moves no byte: it is
+ * planned as a view (its output at its input's place, the step not run), and a training step
+ * computes with views what it computes with copies (in-place reuse off), bit for bit.  In
+ * resnet20 with Winograd's convolutions the first stage (16 channels, channels-last) meets the
+ * blocked second stage twice: its output, and that output's gradient on the way back. */
+Test(plan, same_byte_reorders_are_views, .timeout = 300)
+{
+    op_caps caps;
+    op_kernel_caps(&caps);
+    if (!caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN])
+        cr_skip_test("no Winograd convolutions here (oneDNN on AVX-512)");
+    cnn_model *m = load_example("resnet20");
+    for (int inplace = 1; inplace >= 0; inplace--) {
+        cnn_options o;
+        cnn_options_default(&o);
+        o.passes = inplace ? CNN_PASSES_O2 : CNN_PASSES_O2 & ~(unsigned)CNN_PASS_INPLACE;
+        o.conv_algo = CNN_CONV_ALGO_WINOGRAD;
+        cnn_train_config tc;
+        cnn_model_train_config(m, &tc);
+        char err[4096];
+        ir_plan *p = rt_model_plan(m, &o, 8, true, &tc, NULL, err, sizeof err);
+        cr_assert_not_null(p, "%s", err);
+        cr_assert_eq(plan_check_overlap(p, err, sizeof err), 0, "%s", err);
+        int views = 0, copies = 0;
+        for (int s = 0; s < p->nsteps; s++) {
+            const ir_node *nd = &p->graph->nodes[p->steps[s].node];
+            if (nd->op != OP_REORDER) {
+                cr_assert(!p->steps[s].view, "%s is no reorder", nd->name);
+                continue;
+            }
+            const ir_value *in = &p->graph->vals[nd->in[0]];
+            bool same = in->shape.d[0] == 16 && nd->attrs.reorder.from != OP_LAYOUT_PLAIN &&
+                        nd->attrs.reorder.to != OP_LAYOUT_PLAIN;
+            cr_assert_eq(p->steps[s].view, same && inplace, "%s (%d channels)", nd->name, (int)in->shape.d[0]);
+            if (p->steps[s].view) {
+                cr_assert_eq(p->vals[nd->out[0]].offset, p->vals[nd->in[0]].offset, "%s", nd->name);
+                cr_assert_geq(p->vals[nd->out[0]].alias_of, 0);
+                views++;
+            } else {
+                copies++;
+            }
+        }
+        cr_assert_eq(views, inplace ? 2 : 0, "%d views, %d copies", views, copies);
+        plan_destroy(p);
+    }
+    int64_t n1, n2;
+    float *a = winograd_steps(m, CNN_PASSES_O2, &n1);
+    float *b = winograd_steps(m, CNN_PASSES_O2 & ~(unsigned)CNN_PASS_INPLACE, &n2);
+    cr_assert_eq(n1, n2);
+    cr_assert_eq(memcmp(a, b, sizeof(float) * (size_t)n1), 0, "the weights after two steps differ");
+    free(a);
+    free(b);
+    cnn_model_destroy(m);
 }
