@@ -374,7 +374,7 @@ static void print_gf(double v);
 
 /* ---- memory-bound kernels (--mem) */
 
-typedef enum mkind { M_BN_TRAIN, M_BN_BWD, M_MAXPOOL, M_MAXPOOL_BWD, M_RELU, M_ACT_BWD, M_ADD,
+typedef enum mkind { M_BN_TRAIN, M_BN_BWD, M_BN_BWD_RELU, M_MAXPOOL, M_MAXPOOL_BWD, M_RELU, M_ACT_BWD, M_ADD,
                      M_GAP, M_GAP_BWD, M_SGD } mkind;
 
 typedef struct mcase {
@@ -393,6 +393,7 @@ static const mcase mcases[] = {
     {"batchnorm train 64x8x8 b64 nhwc", M_BN_TRAIN, 64, 64, 8, 8, OP_LAYOUT_NHWC},
     {"batchnorm bwd 16x32x32 b64 nhwc", M_BN_BWD, 64, 16, 32, 32, OP_LAYOUT_NHWC},
     {"batchnorm bwd 64x8x8 b64 nhwc", M_BN_BWD, 64, 64, 8, 8, OP_LAYOUT_NHWC},
+    {"batchnorm bwd+relu 16x32x32 b64 nhwc", M_BN_BWD_RELU, 64, 16, 32, 32, OP_LAYOUT_NHWC},
     {"maxpool 2x2 6x28x28 b64", M_MAXPOOL, 64, 6, 28, 28, 0},
     {"maxpool bwd 2x2 6x28x28 b64", M_MAXPOOL_BWD, 64, 6, 28, 28, 0},
     {"relu 16x32x32 b64", M_RELU, 64, 16, 32, 32, 0},
@@ -430,12 +431,17 @@ static void make_mem_call(bcall *b, const mcase *mc, int nt)
         OUT(ch, 1, mc->c);
         break;
     case M_BN_BWD:
+    case M_BN_BWD_RELU:
         b->node.op = OP_BATCHNORM_BWD;
         b->node.attrs.bn = (op_bn_attrs){.eps = 1e-5f, .momentum = 0.1f, .training = true};
         IN(x, 4, numel);
         IN(x, 4, numel);
         for (int k = 0; k < 3; k++)
             IN(ch, 1, mc->c);
+        if (mc->kind == M_BN_BWD_RELU) { /* the fused activation's output, read for its mask */
+            b->node.attrs.bn.act = OP_ACT_RELU;
+            IN(x, 4, numel);
+        }
         OUT(x, 4, numel);
         OUT(ch, 1, mc->c);
         OUT(ch, 1, mc->c);
