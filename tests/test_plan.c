@@ -311,6 +311,33 @@ Test(plan, optimised_outputs_equal_unoptimised, .timeout = 900)
 }
 
 /* A training step at -O2 equals one at -O0 (fusion keeps the backward pass exact). */
+/* Every weight of w, tensor after tensor: malloc'd, *total floats. */
+static float *all_weights(cnn_weights *w, int64_t *total)
+{
+    *total = 0;
+    for (int t = 0; t < cnn_weights_count(w); t++) {
+        int rank;
+        int64_t d[CNN_WEIGHT_MAX_RANK], e = 1;
+        cnn_weights_tensor(w, t, NULL, &rank, d);
+        for (int k = 0; k < rank; k++)
+            e *= d[k];
+        *total += e;
+    }
+    float *all = malloc(sizeof(float) * (size_t)(*total > 0 ? *total : 1));
+    cr_assert_not_null(all);
+    int64_t off = 0;
+    for (int t = 0; t < cnn_weights_count(w); t++) {
+        int rank;
+        int64_t d[CNN_WEIGHT_MAX_RANK], e = 1;
+        const float *p = cnn_weights_tensor(w, t, NULL, &rank, d);
+        for (int k = 0; k < rank; k++)
+            e *= d[k];
+        memcpy(all + off, p, sizeof(float) * (size_t)e);
+        off += e;
+    }
+    return all;
+}
+
 Test(plan, optimised_training_step_equals_unoptimised, .timeout = 300)
 {
     const char *nets[] = {"lenet5", "resnet20", "signal1d"};
@@ -339,28 +366,7 @@ Test(plan, optimised_training_step_equals_unoptimised, .timeout = 300)
                     x[k] = (float)((k * 31 + step * 17) % 101) / 101.0f;
                 cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
             }
-            total = 0;
-            for (int t = 0; t < cnn_weights_count(w); t++) {
-                int rank2;
-                int64_t d2[CNN_WEIGHT_MAX_RANK];
-                cnn_weights_tensor(w, t, NULL, &rank2, d2);
-                int64_t e = 1;
-                for (int k = 0; k < rank2; k++)
-                    e *= d2[k];
-                total += e;
-            }
-            after[c] = malloc(sizeof(float) * (size_t)total);
-            int64_t off = 0;
-            for (int t = 0; t < cnn_weights_count(w); t++) {
-                int rank2;
-                int64_t d2[CNN_WEIGHT_MAX_RANK];
-                float *d = cnn_weights_tensor(w, t, NULL, &rank2, d2);
-                int64_t e = 1;
-                for (int k = 0; k < rank2; k++)
-                    e *= d2[k];
-                memcpy(after[c] + off, d, sizeof(float) * (size_t)e);
-                off += e;
-            }
+            after[c] = all_weights(w, &total);
             cnn_session_destroy(s);
             cnn_weights_destroy(w);
         }
@@ -402,26 +408,7 @@ static float *winograd_steps(cnn_model *m, unsigned passes, int64_t *total)
             x[k] = (float)((k * 29 + step * 13) % 97) / 97.0f - 0.5f;
         cr_assert_eq(cnn_session_train_step(s, labels, true, NULL, NULL), CNN_OK, "%s", cnn_session_errmsg(s));
     }
-    *total = 0;
-    for (int t = 0; t < cnn_weights_count(w); t++) {
-        int rank;
-        int64_t d[CNN_WEIGHT_MAX_RANK], e = 1;
-        cnn_weights_tensor(w, t, NULL, &rank, d);
-        for (int k = 0; k < rank; k++)
-            e *= d[k];
-        *total += e;
-    }
-    float *all = malloc(sizeof(float) * (size_t)*total);
-    int64_t off = 0;
-    for (int t = 0; t < cnn_weights_count(w); t++) {
-        int rank;
-        int64_t d[CNN_WEIGHT_MAX_RANK], e = 1;
-        const float *p = cnn_weights_tensor(w, t, NULL, &rank, d);
-        for (int k = 0; k < rank; k++)
-            e *= d[k];
-        memcpy(all + off, p, sizeof(float) * (size_t)e);
-        off += e;
-    }
+    float *all = all_weights(w, total);
     cnn_session_destroy(s);
     cnn_weights_destroy(w);
     return all;
