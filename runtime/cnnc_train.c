@@ -14,30 +14,8 @@
 
 #include "runtime/cnnc.h"
 
-static int load_split(const args *a, const char *split, cnn_model *m, cnn_dataset **d, bool optional)
-{
-    char err[1024];
-    bool absent = false;
-    cnn_status st = cnn_dataset_load(d, a->data, split, &absent, err, sizeof err);
-    if (st != CNN_OK) {
-        if (absent && optional) {
-            *d = NULL;
-            return EXIT_OK;
-        }
-        fprintf(stderr, "%s: error: %s\n", prog, err);
-        return exit_for(st);
-    }
-    if (cnn_dataset_check(*d, m, err, sizeof err) != CNN_OK) {
-        fprintf(stderr, "%s: error: %s\n", prog, err);
-        cnn_dataset_destroy(*d);
-        *d = NULL;
-        return EXIT_INPUT;
-    }
-    return EXIT_OK;
-}
-
-/* A split loaded on a thread of its own (cnn_dataset_load, then the check against the model, as
- * load_split does) while the caller loads another: the two files decompress at once. */
+/* A split loaded (cnn_dataset_load) and checked against the model, nothing reported yet: on
+ * the caller's thread, or on one of its own while the caller loads another split. */
 typedef struct split_job {
     const args *a;
     const char *split;
@@ -58,9 +36,36 @@ static void *split_thread(void *p)
     return NULL;
 }
 
+/* Job j's outcome: its dataset in *d and EXIT_OK, or an exit status with its error reported
+ * (*d NULL; an absent optional split is no error). */
+static int split_result(split_job *j, bool optional, cnn_dataset **d)
+{
+    *d = NULL;
+    if (j->st != CNN_OK) {
+        if (j->absent && optional)
+            return EXIT_OK;
+        fprintf(stderr, "%s: error: %s\n", prog, j->err);
+        return exit_for(j->st);
+    }
+    if (!j->checked) {
+        fprintf(stderr, "%s: error: %s\n", prog, j->err);
+        cnn_dataset_destroy(j->d);
+        return EXIT_INPUT;
+    }
+    *d = j->d;
+    return EXIT_OK;
+}
+
+static int load_split(const args *a, const char *split, cnn_model *m, cnn_dataset **d, bool optional)
+{
+    split_job j = {.a = a, .split = split, .m = m};
+    split_thread(&j);
+    return split_result(&j, optional, d);
+}
+
 /* The train split (required) and the test split (optional: *test NULL when absent), the test
- * split on a second thread while this one loads the train split; errors as load_split reports
- * them, the train split's first. */
+ * split on a second thread while this one loads the train split (the two files decompress at
+ * once); a failing train split is the one error reported. */
 static int load_train_test(const args *a, cnn_model *m, cnn_dataset **train, cnn_dataset **test)
 {
     split_job j = {.a = a, .split = "test", .m = m};
@@ -71,17 +76,8 @@ static int load_train_test(const args *a, cnn_model *m, cnn_dataset **train, cnn
         pthread_join(t, NULL);
     else
         split_thread(&j);
-    if (rc == EXIT_OK && j.st != CNN_OK && !j.absent) {
-        fprintf(stderr, "%s: error: %s\n", prog, j.err);
-        rc = exit_for(j.st);
-    } else if (rc == EXIT_OK && j.st == CNN_OK && !j.checked) {
-        fprintf(stderr, "%s: error: %s\n", prog, j.err);
-        rc = EXIT_INPUT;
-    }
-    if (rc == EXIT_OK && j.st == CNN_OK) {
-        *test = j.d;
-        return EXIT_OK;
-    }
+    if (rc == EXIT_OK)
+        return split_result(&j, true, test);
     cnn_dataset_destroy(j.d);
     *test = NULL;
     return rc;

@@ -452,10 +452,10 @@ cnn_status rt_execute(cnn_session *s)
 static cnn_status call_step(cnn_session *s, op_call *c, int st, uint64_t seed_base, int64_t step, uint64_t version,
                             char *msg, size_t len)
 {
-    /* per node by name, not by step index: passes that add or remove steps (fusion, the
-     * layout pass's reorders) leave every dropout mask as it was */
     if (s->plan->steps[st].view) /* its output is its input's memory, already in order */
         return CNN_OK;
+    /* per node by name, not by step index: passes that add or remove steps (fusion, the
+     * layout pass's reorders) leave every dropout mask as it was */
     uint64_t x = seed_base ^ name_hash(c->node->name);
     c->seed = rt_splitmix64(&x);
     c->step = step;
