@@ -448,13 +448,22 @@ Test(native_pool, max_and_avg_forward_and_backward, .timeout = 600)
 }
 
 
-/* Rounds every input to a few levels (ties: the first maximum in scan order must win) and puts
- * a NaN in every 37th element of x, which the reference's comparisons never pick. */
+/* Rounds the n values at v to a few levels: ties, where the first maximum in scan order must
+ * win. */
+static void round_ties(float *v, int64_t n)
+{
+    for (int64_t e = 0; e < n; e++)
+        v[e] = roundf(v[e] * 3.0f);
+}
+
+/* Every input rounded (round_ties), and a NaN in every 37th element of x, which the reference's
+ * comparisons never pick. */
 static void ties_and_nans(const tcase *tc, float **in)
 {
     for (int k = 0; k < tc->nin; k++)
-        for (int64_t e = 0; e < numel(&tc->in[k]); e++)
-            in[k][e] = k == 1 && e % 37 == 5 ? NAN : roundf(in[k][e] * 3.0f);
+        round_ties(in[k], numel(&tc->in[k]));
+    for (int64_t e = 5; e < numel(&tc->in[1]); e += 37)
+        in[1][e] = NAN;
 }
 
 /* Max-pool backward of 2x2 windows at stride 2 on plain tensors (the row loop of
@@ -515,7 +524,7 @@ Test(native_pool, max_channels_last, .timeout = 600)
             float *in[2], *cin[2];
             for (int k = 0; k < tc.nin; k++) {
                 in[k] = alloc_random(&tc.in[k], &seed);
-                for (int64_t e = 0; e < numel(&tc.in[k]); e++) in[k][e] = roundf(in[k][e] * 3.0f); /* ties */
+                round_ties(in[k], numel(&tc.in[k]));
                 cin[k] = in_layout(in[k], &tc.in[k], OP_LAYOUT_NHWC, true);
             }
             char err[256] = "";
