@@ -5,7 +5,7 @@
  * median of RUNS timed runs, each run repeating the call until it lasts about 20 ms (the
  * reference: one call per run).  Native is measured at every ISA level the CPU has.
  *
- *   bench_native [--no-ref] [--bwd] [--mem] [--int8] [case-name filter]
+ *   bench_native [--no-ref] [--bwd] [--mem] [--int8] [--wino] [case-name filter]
  * --no-ref skips the (slow) reference; --bwd adds the backward kernels (data and weights) of
  * every case.  The columns of the default table:
  *   nat-<level>  native at that ISA level, plain activations (NCHW, the GEMM paths);
@@ -36,7 +36,8 @@
  * pooling as in the networks) of the first layers the native int8 kernel is for, in ms per
  * call: native int8 at each level (plain tensors), native int8 at the top level with
  * channels-last tensors, oneDNN int8, and the fp32 convolution on oneDNN and native; oneDNN
- * gets channels-last tensors, as the layout pass gives it in a network. */
+ * gets channels-last tensors, as the layout pass gives it in a network.
+ * --wino times Winograd's F(4x4, 3x3) on the 3x3 cases of 16k channels (see run_wino). */
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
@@ -341,14 +342,15 @@ typedef struct paired {
     double a, b, ratio, lo, hi;
 } paired;
 
-static paired measure_pair(const op_kernel *ka, const char *wa, const op_kernel *kb, const char *wb, bcall *c)
+static paired measure_pair2(const op_kernel *ka, const char *wa, bcall *ca, const op_kernel *kb, const char *wb,
+                            bcall *cb)
 {
     paired p = {NAN, NAN, NAN, NAN, NAN};
     if (!ka || !kb)
         return p;
     timed ta, tb;
-    timed_start(&ta, ka, c, false, wa);
-    timed_start(&tb, kb, c, false, wb);
+    timed_start(&ta, ka, ca, false, wa);
+    timed_start(&tb, kb, cb, false, wb);
     double ra[RUNS], rb[RUNS], q[RUNS];
     for (int r = 0; r < RUNS; r++) {
         if (r % 2) {
@@ -368,6 +370,11 @@ static paired measure_pair(const op_kernel *ka, const char *wa, const op_kernel 
     p.lo = q[0];
     p.hi = q[RUNS - 1];
     return p;
+}
+
+static paired measure_pair(const op_kernel *ka, const char *wa, const op_kernel *kb, const char *wb, bcall *c)
+{
+    return measure_pair2(ka, wa, c, kb, wb, c);
 }
 
 static void print_gf(double v);
@@ -679,9 +686,71 @@ static void print_gf(double v)
         printf(" %9.1f", v);
 }
 
+/* --wino: the 3x3 stride-1 cases of 16k channels and filters by Winograd's F(4x4, 3x3) (the
+ * node asking for it): native (channels-last, ops/native/native_conv_wino.c) against native's
+ * direct kernels on the same tensors, and against oneDNN's Winograd on blocked tensors (nChw16c,
+ * the only layout it takes), each pair interleaved run by run; forward, backward to the data and
+ * to the weights; GFLOP/s counted as direct convolution's. */
+static bool wino_case(const bcase *bc)
+{
+    return bc->units == 0 && bc->d == 0 && bc->k == 3 && bc->pad == 1 && bc->c % 16 == 0 && bc->f % 16 == 0;
+}
+
+static int run_wino(const char *filter)
+{
+    printf("GFLOP/s (direct convolution's FLOPs), median of %d runs; pairs interleaved run by run, "
+           "ratios the median of the %d pairs' with their range\n", RUNS, RUNS);
+    printf("%-34s %3s %9s %9s %9s %15s %9s %15s\n", "case", "thr", "nat-wino", "nat-cl", "dnn-wino", "wino/cl",
+           "wino", "wino/dnn-wino");
+    static const char *const wname[] = {"", " bwd-data", " bwd-wts"};
+    const op_kernel *nat = NULL, *dnn = NULL;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        const bcase *bc = &cases[ci];
+        if (!wino_case(bc) || (filter && !strstr(bc->name, filter)))
+            continue;
+        for (int w = FWD; w <= BWD_WEIGHTS; w++)
+            for (int nt = 1; nt <= 2; nt++) {
+                bcall a, d, o;
+                make_call(&a, bc, (which)w, nt);
+                make_call(&d, bc, (which)w, nt);
+                make_call(&o, bc, (which)w, nt);
+                set_cl(&a, (which)w, true);
+                set_cl(&d, (which)w, true);
+                a.node.attrs.conv.winograd = o.node.attrs.conv.winograd = true;
+                o.c.in[0].layout = OP_LAYOUT_BLOCK16;
+                if (w == BWD_WEIGHTS)
+                    o.c.in[1].layout = OP_LAYOUT_BLOCK16;
+                else
+                    o.c.out[0].layout = OP_LAYOUT_BLOCK16;
+                nat = op_kernel_get(a.node.op, OP_BACKEND_NATIVE);
+                dnn = op_kernel_get(a.node.op, OP_BACKEND_ONEDNN);
+                omp_set_num_threads(nt);
+                char label[80];
+                snprintf(label, sizeof label, "%s%s", bc->name, wname[w]);
+                printf("%-34s %3d", label, nt);
+                fflush(stdout);
+                paired pc = measure_pair2(nat, "native winograd", &a, nat, "native direct", &d);
+                paired pd = measure_pair2(nat, "native winograd", &a, dnn, "onednn winograd", &o);
+                print_gf(pc.a);
+                print_gf(pc.b);
+                print_gf(pd.b);
+                printf(" %4.0f%% %4.0f-%.0f%%", 100.0 * pc.ratio, 100.0 * pc.lo, 100.0 * pc.hi);
+                print_gf(pd.a);
+                if (!isnan(pd.ratio))
+                    printf(" %4.0f%% %4.0f-%.0f%%", 100.0 * pd.ratio, 100.0 * pd.lo, 100.0 * pd.hi);
+                printf("\n");
+                fflush(stdout);
+                free_call(&a);
+                free_call(&d);
+                free_call(&o);
+            }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    bool ref = true, bwd = false, mem = false, int8 = false;
+    bool ref = true, bwd = false, mem = false, int8 = false, wino = false;
     const char *filter = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--no-ref") == 0)
@@ -692,6 +761,8 @@ int main(int argc, char **argv)
             mem = true;
         else if (strcmp(argv[i], "--int8") == 0)
             int8 = true;
+        else if (strcmp(argv[i], "--wino") == 0)
+            wino = true;
         else
             filter = argv[i];
     }
@@ -699,6 +770,8 @@ int main(int argc, char **argv)
         return run_mem(ref, filter);
     if (int8)
         return run_int8(filter);
+    if (wino)
+        return run_wino(filter);
     op_native_isa_level top = op_native_isa_supported();
     printf("GFLOP/s, median of %d runs; native ISA levels up to %s; nat-cl and onednn on "
            "channels-last activations (2-D convolutions), interleaved run by run: cl/dnn the "

@@ -21,17 +21,17 @@
  * plain and are never reordered.  Values made by no node (graph inputs, labels) are plain.
  *
  * A third order, channels blocked by 16 (OP_LAYOUT_BLOCK16, oneDNN's nChw16c), is the only one
- * oneDNN's Winograd convolutions read and write.  A Winograd convolution (attrs.conv.winograd)
- * runs blocked; so do the kernels that take blocked tensors (op_caps.blocked) and either read or
- * write a value of the shape of one a Winograd node reads or writes (the stretch of the network
- * at that resolution and width: its batchnorms, activations, residual adds, pools, projection
- * and strided convolutions, forward and backward), or whose layout-bearing inputs are mostly
- * blocked (a tie goes the other way: a backward node of a direct stretch reading a blocked
- * gradient and a channels-last activation stays channels-last, so the gradient is reordered once
- * rather than every activation).  So a stretch of Winograd layers runs blocked from end to end,
- * with reorders at its edges only.  A node runs blocked
- * only when every batched value it touches is an image [C, H, W] whose C is a multiple of 16
- * (or a vector): then a one-position image is the same bytes blocked as plain.
+ * oneDNN's Winograd convolutions read and write.  A oneDNN Winograd convolution
+ * (attrs.conv.winograd; the native one runs channels-last) runs blocked; so do the kernels that
+ * take blocked tensors (op_caps.blocked) and either read or write a value of the shape of one a
+ * Winograd node reads or writes (the stretch of the network at that resolution and width: its
+ * batchnorms, activations, residual adds, pools, projection and strided convolutions, forward and
+ * backward), or whose layout-bearing inputs are mostly blocked (a tie goes the other way: a
+ * backward node of a direct stretch reading a blocked gradient and a channels-last activation
+ * stays channels-last, so the gradient is reordered once rather than every activation).  So a
+ * stretch of Winograd layers runs blocked from end to end, with reorders at its edges only.  A node
+ * runs blocked only when every batched value it touches is an image [C, H, W] whose C is a
+ * multiple of 16 (or a vector): then a one-position image is the same bytes blocked as plain.
  *
  * Then every read of a value in another order than the reader's goes through a reorder:
  * one per value and target order, placed just before the first node that needs it and shared
@@ -115,9 +115,11 @@ static bool blockable(const ir_graph *g, const ir_node *nd, const op_caps *caps)
     return true;
 }
 
+/* A oneDNN Winograd convolution (blocked only); the native one runs channels-last like the
+ * native direct kernels. */
 static bool winograd(const ir_node *nd)
 {
-    return pass_conv_algo_node(nd) && nd->attrs.conv.winograd;
+    return pass_conv_algo_node(nd) && nd->attrs.conv.winograd && nd->backend == OP_BACKEND_ONEDNN;
 }
 
 /* Marks (wshape[v]) the layout-bearing values whose shape is that of a value a Winograd node

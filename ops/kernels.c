@@ -101,13 +101,13 @@ void op_kernel_caps(op_caps *caps)
             caps->layouts[op][b] = k ? k->layouts : OP_LAYOUT_PLAIN_ONLY;
             caps->blocked[op][b] = k && k->blocked;
             caps->int8_few_channels[op][b] = k && b == OP_BACKEND_NATIVE && op_native_int8_few_channels((op_kind)op);
-            caps->winograd[op][b] = false;
+            caps->winograd[op][b] = k && b == OP_BACKEND_NATIVE && op_native_winograd((op_kind)op);
             caps->few_channels[op][b] = k && b == OP_BACKEND_NATIVE && op_native_few_channels((op_kind)op);
             caps->preferred[op][b] = k && b == OP_BACKEND_NATIVE && op_native_preferred((op_kind)op);
             caps->first_layer[op][b] = k && b == OP_BACKEND_NATIVE && op_native_first_layer((op_kind)op);
             caps->wide_cl[op][b] = k && b == OP_BACKEND_NATIVE && op_native_wide_cl((op_kind)op);
 #ifdef CNN_HAVE_ONEDNN
-            caps->winograd[op][b] = k && b == OP_BACKEND_ONEDNN && op_onednn_winograd((op_kind)op);
+            caps->winograd[op][b] |= k && b == OP_BACKEND_ONEDNN && op_onednn_winograd((op_kind)op);
             caps->wide_cl[op][b] |= k && b == OP_BACKEND_ONEDNN && op_onednn_wide_cl((op_kind)op);
 #endif
         }

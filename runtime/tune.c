@@ -22,12 +22,13 @@
  *     contested node (its second-best cost within 50% of its best) to its second choice, kept
  *     when the whole plan gets faster;
  *  4b. when the network has 3x3 stride-1 convolutions, their algorithm is left to measurement
- *     (cnn_options.conv_algo auto, the default under tuning), oneDNN with Winograd
- *     convolutions wherever it has them is one more candidate ("onednn+winograd"), and a node's
- *     choice is a backend and an algorithm.  After the races above, each oneDNN convolution of
- *     the plan kept takes the algorithm its own costs favour (Winograd when 5% cheaper than
- *     direct), and that plan races the one kept, twice (a mix of backends can lose to its
- *     reorders while oneDNN's convolutions alone would still gain); a plan keeping any Winograd
+ *     (cnn_options.conv_algo auto, the default under tuning), each backend with Winograd
+ *     convolutions wherever it has them is one more candidate ("onednn+winograd",
+ *     "native+winograd"), and a node's choice is a backend and an algorithm.  After the races
+ *     above, each convolution of the plan kept takes the algorithm its own costs on its backend
+ *     favour (Winograd when 5% cheaper than direct), and that plan races the one kept, twice (a
+ *     mix of backends can lose to its reorders while the convolutions alone would still gain);
+ *     a plan keeping any Winograd
  *     node then races the same plan with those nodes direct, twice, and keeps Winograd only
  *     when faster in both (at small batches on several threads its per-node lower quartiles can
  *     be fast while its runs are slow);
@@ -64,7 +65,7 @@
 #include "runtime/fileio.h"
 #include "runtime/rt.h"
 
-enum { MAX_CAND = 4, MAX_FLIPS = 8 };
+enum { MAX_CAND = 5, MAX_FLIPS = 8 };
 #define CACHE_VERSION 2
 /* A change of plan is kept only when at least 1% faster end to end: within the noise, the
  * plan with fewer backends (and reorders) stays. */
@@ -103,7 +104,7 @@ typedef struct tuner {
     cnn_weights *w;            /* private */
     float *labels;
     op_backend cand[MAX_CAND];
-    plan_algo_pick cand_algo[MAX_CAND]; /* WINOGRAD: oneDNN with Winograd wherever it has it */
+    plan_algo_pick cand_algo[MAX_CAND]; /* WINOGRAD: the backend with Winograd wherever it has it */
     int ncand;
     bool has_3x3;              /* the network has a 3x3 stride-1 2-D convolution */
     double total[MAX_CAND];    /* each uniform plan's run (lower quartile) */
@@ -143,10 +144,12 @@ static cnn_backend public_backend(op_backend b)
     return b == OP_BACKEND_ONEDNN ? CNN_BACKEND_ONEDNN : b == OP_BACKEND_NATIVE ? CNN_BACKEND_NATIVE : CNN_BACKEND_REF;
 }
 
-/* "onednn", "onednn+winograd", "native", "ref" */
+/* "onednn", "onednn+winograd", "native", "native+winograd", "ref" */
 static const char *cand_name(const tuner *t, int c)
 {
-    return t->cand_algo[c] == PLAN_ALGO_WINOGRAD ? "onednn+winograd" : op_backend_name(t->cand[c]);
+    if (t->cand_algo[c] == PLAN_ALGO_WINOGRAD)
+        return t->cand[c] == OP_BACKEND_NATIVE ? "native+winograd" : "onednn+winograd";
+    return op_backend_name(t->cand[c]);
 }
 
 static op_backend backend_named(const char *name)
@@ -698,34 +701,42 @@ static cnn_status choose(tuner *t)
         cnn_mem_free(tried);
         keep = cur;
     }
-    /* The algorithm of each oneDNN convolution kept, by its own costs direct and by Winograd,
-     * raced against the plan kept: the mix of backends above may lose (a node cheaper on another
-     * backend's uniform plan can cost reorders among oneDNN nodes) while oneDNN's nodes would
-     * still gain from Winograd where it is faster */
-    int dc = -1, wc = -1;
+    /* The algorithm of each convolution kept, by its own costs on its backend direct and by
+     * Winograd, raced against the plan kept: the mix of backends above may lose (a node cheaper
+     * on another backend's uniform plan can cost reorders among the other nodes) while the
+     * nodes would still gain from Winograd where it is faster */
+    int dc[OP_BACKEND_COUNT], wc[OP_BACKEND_COUNT];
+    bool any = false;
+    for (int b = 0; b < OP_BACKEND_COUNT; b++)
+        dc[b] = wc[b] = -1;
     for (int c = 0; c < t->ncand; c++) {
-        if (t->cand[c] == OP_BACKEND_ONEDNN && t->cand_algo[c] == PLAN_ALGO_WINOGRAD)
-            wc = c;
-        else if (t->cand[c] == OP_BACKEND_ONEDNN)
-            dc = c;
+        if (t->cand_algo[c] == PLAN_ALGO_WINOGRAD)
+            wc[t->cand[c]] = c;
+        else
+            dc[t->cand[c]] = c;
     }
-    plan_pick *alg = st == CNN_OK && wc >= 0 && dc >= 0 ? cnn_mem_calloc((size_t)t->nnodes + 1, sizeof *alg) : NULL;
+    for (int b = 0; b < OP_BACKEND_COUNT; b++)
+        any |= wc[b] >= 0 && dc[b] >= 0;
+    plan_pick *alg = st == CNN_OK && any ? cnn_mem_calloc((size_t)t->nnodes + 1, sizeof *alg) : NULL;
     if (alg) {
         bool differs = false;
         for (int i = 0; i < t->nnodes; i++) {
             const tnode *tn = &t->nodes[i];
+            int kb = keep[i].backend, w = kb < OP_BACKEND_COUNT ? wc[kb] : -1, d = kb < OP_BACKEND_COUNT ? dc[kb] : -1;
             alg[i] = keep[i];
-            if (keep[i].algo != PLAN_ALGO_ANY && keep[i].backend == OP_BACKEND_ONEDNN && isfinite(tn->cost[wc]) &&
-                isfinite(tn->cost[dc]) && tn->algo[wc] != PLAN_ALGO_ANY)
-                alg[i].algo = tn->cost[wc] < NODE_MARGIN * tn->cost[dc] ? tn->algo[wc] : PLAN_ALGO_DIRECT;
+            if (keep[i].algo != PLAN_ALGO_ANY && w >= 0 && d >= 0 && isfinite(tn->cost[w]) && isfinite(tn->cost[d]) &&
+                tn->algo[w] != PLAN_ALGO_ANY)
+                alg[i].algo = tn->cost[w] < NODE_MARGIN * tn->cost[d] ? tn->algo[w] : PLAN_ALGO_DIRECT;
             differs |= alg[i].algo != keep[i].algo;
         }
         if (differs && faster_twice(t, alg, keep, &st)) {
             keep = alg;
             if (strcmp(t->ts->plan, "onednn") == 0)
                 snprintf(t->ts->plan, sizeof t->ts->plan, "onednn+winograd");
+            else if (strcmp(t->ts->plan, "native") == 0)
+                snprintf(t->ts->plan, sizeof t->ts->plan, "native+winograd");
         }
-    } else if (st == CNN_OK && wc >= 0 && dc >= 0) {
+    } else if (st == CNN_OK && any) {
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
     }
     /* Winograd is kept only when it wins end to end as well: its kernels' times can be bimodal
@@ -742,8 +753,9 @@ static cnn_status choose(tuner *t)
         }
         if (!faster_twice(t, keep, direct, &st) && st == CNN_OK) {
             keep = direct;
-            if (strcmp(t->ts->plan, "onednn+winograd") == 0)
-                snprintf(t->ts->plan, sizeof t->ts->plan, "onednn");
+            char *plus = strstr(t->ts->plan, "+winograd");
+            if (plus)
+                *plus = '\0';
         }
     } else if (wino && st == CNN_OK) {
         st = rt_fail(t->err, CNN_ERR_NOMEM, "out of memory");
@@ -871,13 +883,14 @@ static cnn_status tune_core(cnn_model *m, const cnn_options *opt, int64_t batch,
     if (t.ncand < 2 || t.fake == OP_BACKEND_REF)
         t.cand[t.ncand++] = OP_BACKEND_REF;
     cnn_status st = list_nodes(&t);
-    /* oneDNN with Winograd convolutions, when the algorithm is left to measurement and the
-     * network has a convolution Winograd could run */
-    if (st == CNN_OK && t.has_3x3 && t.ncand < MAX_CAND && caps.winograd[OP_CONV2D][OP_BACKEND_ONEDNN] &&
-        t.opt.conv_algo == CNN_CONV_ALGO_AUTO && t.fake == OP_BACKEND_COUNT) {
-        t.cand_algo[t.ncand] = PLAN_ALGO_WINOGRAD;
-        t.cand[t.ncand++] = OP_BACKEND_ONEDNN;
-    }
+    /* each backend with Winograd convolutions, when the algorithm is left to measurement and
+     * the network has a convolution Winograd could run */
+    for (size_t k = 0; k < sizeof order / sizeof order[0]; k++)
+        if (st == CNN_OK && t.has_3x3 && t.ncand < MAX_CAND && caps.winograd[OP_CONV2D][order[k]] &&
+            t.opt.conv_algo == CNN_CONV_ALGO_AUTO && t.fake == OP_BACKEND_COUNT) {
+            t.cand_algo[t.ncand] = PLAN_ALGO_WINOGRAD;
+            t.cand[t.ncand++] = order[k];
+        }
     char path[1024];
     cache_path(opt, path, sizeof path);
     snprintf(ts->cache, sizeof ts->cache, "%s", path);

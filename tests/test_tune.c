@@ -551,9 +551,9 @@ Test(tune, conv_algo_bad_values)
     free(out);
 }
 
-/* Tuning with Winograd as a candidate: every 3x3 convolution's entry in the cache says which
- * algorithm was kept (and nothing else's does), and a second session takes all its choices from
- * the cache. */
+/* Tuning with Winograd as a candidate (oneDNN's, and native's where it has it): every 3x3
+ * convolution's entry in the cache says which algorithm was kept (and nothing else's does), and
+ * a second session takes all its choices from the cache. */
 Test(tune, winograd_choices_are_cached)
 {
     op_caps caps;
@@ -585,6 +585,10 @@ Test(tune, winograd_choices_are_cached)
     for (const char *p = json; (p = strstr(p, "|conv2d|")); p++)
         convs++;
     cr_assert(convs >= 2 && n == convs, "%d convolution entries, %d with an algorithm:\n%s", convs, n, json);
+    /* every backend with Winograd convolutions is a candidate of its own */
+    if (caps.winograd[OP_CONV2D][OP_BACKEND_NATIVE])
+        cr_assert(strstr(json, "\"native+winograd\""), "%s", json);
+    cr_assert(strstr(json, "\"onednn+winograd\""), "%s", json);
     free(json);
     cr_assert_eq(cnn_session_create(&s, m, w, &o, 2, CNN_MODE_INFER, NULL), CNN_OK);
     cnn_session_tune_info(s, &ti);

@@ -69,4 +69,6 @@ const op_native_isa op_native_isa_avx512 = {
     .conv_cl_wgrad = op_native_conv_cl_wgrad_avx512,
     .conv_cl_wgrad3 = op_native_conv_cl_wgrad3_avx512,
     .conv_cl_dbias = op_native_conv_cl_dbias_avx512,
+    .wino_tiles = op_native_wino_tiles_avx512,
+    .wino_wgrad = op_native_wino_wgrad_avx512,
 };

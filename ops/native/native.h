@@ -34,6 +34,9 @@ bool op_native_first_layer(op_kind op);
 /* Whether the native kernel of op runs faster channels-last on images of 16 channels or more
  * on this machine, whatever its inputs' layout (op_caps.wide_cl). */
 bool op_native_wide_cl(op_kind op);
+/* Whether the native kernel of op can run a node by Winograd's algorithm on this machine
+ * (op_caps.winograd: native_conv_wino.c, for the calls that fit). */
+bool op_native_winograd(op_kind op);
 
 /* Instruction-set levels, lowest first. */
 typedef enum op_native_isa_level {

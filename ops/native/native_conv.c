@@ -25,7 +25,8 @@
  *
  * This file checks each call, picks its path (direct or GEMM, the stride-1 transform or col2im)
  * and sizes its scratch, and holds the kernel entry points; the paths run in
- * native_conv_fwd.c and native_conv_bwd.c, sharing ops/native/native_conv.h. */
+ * native_conv_fwd.c, native_conv_bwd.c, native_conv_cl.c and native_conv_wino.c, sharing
+ * ops/native/native_conv.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,6 +188,13 @@ static bool cl_fwd_ok(const conv_fwd *f, const op_native_isa *isa)
     return nconv_cl_fits(&f->s, isa) && !f->pool;
 }
 
+/* Whether call c's node asks for Winograd's algorithm (compiler/pass_conv_algo.c): the
+ * channels-last calls that fit run it (native_conv_wino.c), the others directly. */
+static bool wino_asked(const op_call *c)
+{
+    return c->node->attrs.conv.winograd;
+}
+
 /* The highest level's table: the level may be raised back after the scratch is sized, and
  * only the highest has the channels-last kernels. */
 static const op_native_isa *top_isa(void)
@@ -214,6 +222,8 @@ size_t op_native_conv_scratch(const op_call *c)
     size_t b = fwd_scratch_max(&f, nat_threads(c));
     if (cl_fwd_ok(&f, top_isa()))
         b = max_size(b, nconv_cl_fwd_floats(&f.s, nat_threads(c)) * sizeof(float));
+    if (wino_asked(c) && !f.pool && nconv_wino_fits(&f.s, top_isa()))
+        b = max_size(b, nconv_wino_floats(&f.s, nat_threads(c)) * sizeof(float));
     return b;
 }
 
@@ -258,12 +268,17 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = mode == NCONV_CL ? nconv_cl_fwd_floats(&f.s, nat_threads(c)) * sizeof(float) : fwd_scratch_max(&f, nt);
+    bool wino = mode == NCONV_CL && !f.pool && wino_asked(c) && nconv_wino_fits(&f.s, isa);
+    size_t bytes = wino               ? nconv_wino_floats(&f.s, nt) * sizeof(float)
+                   : mode == NCONV_CL ? nconv_cl_fwd_floats(&f.s, nt) * sizeof(float)
+                                      : fwd_scratch_max(&f, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv: out of memory");
-    if (mode == NCONV_CL)
+    if (wino)
+        nconv_wino_fwd(&f, isa, nt, scratch);
+    else if (mode == NCONV_CL)
         nconv_cl_fwd(&f, isa, nt, scratch);
     else
         nconv_fwd_run(&f, isa, nt, scratch);
@@ -351,6 +366,8 @@ size_t op_native_conv_bwd_data_scratch(const op_call *c)
         b = max_size(b, nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float));
     if (nconv_bd_scatter_fits(&d, top_isa()))
         b = max_size(b, nconv_bd_scatter_floats(&d, nat_threads(c)) * sizeof(float));
+    if (wino_asked(c) && d.transform && nconv_wino_fits(&d.fw.s, top_isa()))
+        b = max_size(b, nconv_wino_floats(&d.fw.s, nat_threads(c)) * sizeof(float));
     return b;
 }
 
@@ -364,7 +381,8 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
         return blocked_fail("native conv_bwd_data", err, errlen);
     /* by outer products where they fit (few channels of dx); else channels-last the transformed
      * convolution */
-    bool scatter = mode != NCONV_MIXED && nconv_bd_scatter_fits(&d, op_native_isa_table());
+    bool wino = mode == NCONV_CL && wino_asked(c) && d.transform && nconv_wino_fits(&d.fw.s, op_native_isa_table());
+    bool scatter = !wino && mode != NCONV_MIXED && nconv_bd_scatter_fits(&d, op_native_isa_table());
     if (mode == NCONV_MIXED || (mode == NCONV_CL && !scatter && !cl_bd_ok(&d, op_native_isa_table())))
         return nconv_via_plain(c, acts, 2, op_native_conv_bwd_data, err, errlen);
     d.dy = c->in[0].data;
@@ -376,14 +394,17 @@ int op_native_conv_bwd_data(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    size_t bytes = scatter           ? nconv_bd_scatter_floats(&d, nt) * sizeof(float)
-                   : mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s, nat_threads(c)) * sizeof(float)
+    size_t bytes = wino              ? nconv_wino_floats(&d.fw.s, nt) * sizeof(float)
+                   : scatter         ? nconv_bd_scatter_floats(&d, nt) * sizeof(float)
+                   : mode == NCONV_CL ? nconv_cl_fwd_floats(&d.fw.s, nt) * sizeof(float)
                                       : bd_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_data: out of memory");
-    if (scatter) {
+    if (wino) {
+        nconv_wino_bwd_data(&d, isa, nt, scratch);
+    } else if (scatter) {
         nconv_bd_scatter(&d, mode == NCONV_CL, isa, nt, scratch);
     } else if (mode == NCONV_CL) {
         nconv_cl_bwd_data(&d, isa, nt, scratch);
@@ -457,6 +478,8 @@ size_t op_native_conv_bwd_weights_scratch(const op_call *c)
         b = max_size(b, nconv_bw_outer_floats(&d) * sizeof(float));
     if (nconv_cl_fits(&d.s, top_isa()))
         b = max_size(b, nconv_cl_bw_floats(&d.s, top_isa()) * sizeof(float));
+    if (wino_asked(c) && nconv_wino_wgrad_fits(&d.s, top_isa()))
+        b = max_size(b, nconv_wino_wgrad_floats(&d.s, nat_threads(c)) * sizeof(float));
     return b;
 }
 
@@ -469,11 +492,12 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     if (mode < 0)
         return blocked_fail("native conv_bwd_weights", err, errlen);
     const op_native_isa *isa = op_native_isa_table();
+    bool wino = mode == NCONV_CL && wino_asked(c) && nconv_wino_wgrad_fits(&d.s, isa);
     /* few channels (and 8 filters or more, else a first layer's own path): by outer products,
      * channels-last or plain */
-    bool outer = mode != NCONV_MIXED && nconv_bw_outer_fits(&d, isa) && (d.s.f >= 8 || !(d.first && isa->conv_wgrad_pad));
+    bool outer = !wino && mode != NCONV_MIXED && nconv_bw_outer_fits(&d, isa) && (d.s.f >= 8 || !(d.first && isa->conv_wgrad_pad));
     /* a first layer's plain path, through plain copies, beats the channels-last kernel there */
-    if (!outer && (mode == NCONV_MIXED ||
+    if (!outer && !wino && (mode == NCONV_MIXED ||
                    (mode == NCONV_CL && (!nconv_cl_fits(&d.s, isa) || (d.first && isa->conv_wgrad_pad)))))
         return nconv_via_plain(c, acts, 2, op_native_conv_bwd_weights, err, errlen);
     bool bias = c->node->attrs.conv.bias;
@@ -482,14 +506,17 @@ int op_native_conv_bwd_weights(op_call *c, char *err, size_t errlen)
     d.dw = c->out[0].data;
     d.db = bias ? c->out[1].data : NULL;
     int nt = nat_threads(c);
-    size_t bytes = outer              ? nconv_bw_outer_floats(&d) * sizeof(float)
+    size_t bytes = wino               ? nconv_wino_wgrad_floats(&d.s, nt) * sizeof(float)
+                   : outer            ? nconv_bw_outer_floats(&d) * sizeof(float)
                    : mode == NCONV_CL ? nconv_cl_bw_floats(&d.s, isa) * sizeof(float)
                                       : bw_scratch_max(&d, nt);
     bool owned;
     float *scratch = nat_scratch(c, bytes, &owned);
     if (!scratch && bytes > 0)
         return ref_fail(err, errlen, "native conv_bwd_weights: out of memory");
-    if (outer)
+    if (wino)
+        nconv_wino_bwd_w(&d, isa, nt, scratch);
+    else if (outer)
         nconv_bw_outer(&d, mode == NCONV_CL, isa, nt, scratch);
     else if (mode == NCONV_CL)
         nconv_cl_bwd_w(&d, isa, nt, scratch);

@@ -107,6 +107,7 @@ typedef struct nconv_wcache {
     uint64_t version;
     const float *src;
     bool valid;
+    bool wino;             /* wp holds Winograd's transformed weights (native_conv_wino.c) */
 } nconv_wcache;
 
 typedef struct conv_fwd {
@@ -224,5 +225,20 @@ void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *sc
 void nconv_cl_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
 size_t nconv_cl_bw_floats(const cshape *s, const op_native_isa *isa);
 void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
+
+/* ---- Winograd's F(4x4, 3x3), channels-last (native_conv_wino.c) ---- */
+
+/* Whether the Winograd path takes convolution s on isa (3x3, stride 1, padding 1, 16k channels
+ * and filters, 2-D, one group, a level with the tile kernel). */
+bool nconv_wino_fits(const cshape *s, const op_native_isa *isa);
+/* Floats of scratch for nt threads. */
+size_t nconv_wino_floats(const cshape *s, int nt);
+void nconv_wino_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch);
+void nconv_wino_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
+/* The weight gradient (and the bias's) by the same transforms: whether it takes s, its scratch
+ * in floats, the run (x and dy channels-last). */
+bool nconv_wino_wgrad_fits(const cshape *s, const op_native_isa *isa);
+size_t nconv_wino_wgrad_floats(const cshape *s, int nt);
+void nconv_wino_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch);
 
 #endif

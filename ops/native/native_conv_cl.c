@@ -90,7 +90,7 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
         }
         if (wc->wp) { /* (else packed into the scratch, as without a cache) */
             wp = wc->wp;
-            pack = !(wc->valid && wc->version == f->wversion && wc->src == w);
+            pack = !(wc->valid && !wc->wino && wc->version == f->wversion && wc->src == w);
             wc->valid = false;
         }
     }
@@ -143,6 +143,7 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
     });
     if (wc && wc->wp == wp) {
         wc->valid = true;
+        wc->wino = false;
         wc->version = f->wversion;
         wc->src = w;
     }

@@ -47,6 +47,21 @@ typedef struct op_native_clconv {
     float *y;
 } op_native_clconv;
 
+/* A channels-last 2-D convolution by Winograd's F(4x4, 3x3) (3x3, stride 1, padding 1: the
+ * output as large as the input), as the avx512 level's tile kernels see it: x [n][h][w][c],
+ * y (or dy) [n][h][w][f], c and f multiples of 16; the output in tiles of 4x4 pixels, numbered
+ * image by image, row by row (tiles_w = ceil(w / 4) a row, tiles_h rows).  Forward: u the
+ * transformed weights [36][f/16][c][16] (native_conv_wino.c); bias (or NULL) and res (or NULL,
+ * it may be y) added, then a ReLU when relu.  v and m are the calling thread's scratch of
+ * OP_NATIVE_WINO_TJ tiles: [36][TJ][c] and [36][TJ][f] floats, 64-byte aligned. */
+#define OP_NATIVE_WINO_TJ 16
+typedef struct op_native_wino {
+    int64_t n, h, w, c, f, tiles_h, tiles_w;
+    const float *x, *u, *bias, *res, *dy;
+    float *y;
+    bool relu;
+} op_native_wino;
+
 /* The ring of padded input rows of op_native_isa.conv_cl_row, for one thread: the rows'
  * tags (OP_NATIVE_CL_RING_TAGS int64), then op_native_cl_ring_slots slots of (w + 2 pw) * c
  * floats (rounded up to 16); all tags -1 (op_native_cl_ring_reset) before the thread's first
@@ -169,6 +184,17 @@ typedef struct op_native_isa {
     /* acc[o] += the sum over n pixels of dy[k][o] (dy [n][f]), in an order fixed by n (the
      * bias gradient; NULL where the level has no channels-last kernels). */
     void (*conv_cl_dbias)(const float *dy, int64_t n, int64_t f, double *acc);
+    /* Winograd F(4x4, 3x3) on channels-last activations (NULL where none): the tiles t0 ..
+     * t0+nt (nt <= OP_NATIVE_WINO_TJ) of p, their filters fb0*16 .. fb1*16, through the scratch
+     * v and m. */
+    void (*wino_tiles)(const op_native_wino *p, int64_t t0, int64_t nt, int64_t fb0, int64_t fb1, float *v,
+                       float *m);
+    /* Its weight gradient before the inverse transform: du[xi][c][f] (the filters fb0*16 ..
+     * fb1*16 of it) += the sum over the tiles t0 .. t0+nt, in order, of (B^T d B)[xi][c] times
+     * (A dy A^T)[xi][f], d a tile's input pixels and dy its output gradient (zero outside the
+     * image); through the scratch v and m as above. */
+    void (*wino_wgrad)(const op_native_wino *p, int64_t t0, int64_t nt, int64_t fb0, int64_t fb1, float *v,
+                       float *m, float *du);
 } op_native_isa;
 
 extern const op_native_isa op_native_isa_scalar;
@@ -205,5 +231,9 @@ void op_native_conv_cl_wgrad3_avx512(const op_native_clwgrad *p, int64_t r0, int
                                      int64_t c0, int64_t nc, int64_t f0, int64_t nf, float *dw,
                                      bool add, float *out);
 void op_native_conv_cl_dbias_avx512(const float *dy, int64_t n, int64_t f, double *acc);
+void op_native_wino_tiles_avx512(const op_native_wino *p, int64_t t0, int64_t nt, int64_t fb0, int64_t fb1, float *v,
+                                 float *m);
+void op_native_wino_wgrad_avx512(const op_native_wino *p, int64_t t0, int64_t nt, int64_t fb0, int64_t fb1, float *v,
+                                 float *m, float *du);
 
 #endif

@@ -214,6 +214,14 @@ bool op_native_wide_cl(op_kind op)
            op_native_isa_supported() == OP_NATIVE_AVX512;
 }
 
+bool op_native_winograd(op_kind op)
+{
+    /* Winograd's F(4x4, 3x3) on channels-last activations (native_conv_wino.c), forward and
+     * backward, on a machine with AVX-512 */
+    return (op == OP_CONV2D || op == OP_CONV_BWD_DATA || op == OP_CONV_BWD_WEIGHTS) &&
+           op_native_isa_supported() == OP_NATIVE_AVX512;
+}
+
 const op_kernel *op_native_kernel(op_kind op)
 {
     if ((int)op < 0 || op >= OP_COUNT)
