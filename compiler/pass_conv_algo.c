@@ -1,7 +1,8 @@
 /* Convolution algorithm: asks for Winograd's algorithm (attrs.conv.winograd) on the fp32 3x3
  * stride-1 2-D convolutions where it pays, on the backends whose kernels have it
- * (op_caps.winograd: oneDNN on AVX-512).  Winograd's F(4x4, 3x3) does a quarter of direct
- * convolution's multiplications, but transforms every input and output tile; its results round
+ * (op_caps.winograd: oneDNN, and native's channels-last kernels, on AVX-512; a kernel takes
+ * the calls it can and runs the others directly).  Winograd's F(4x4, 3x3) does a quarter of
+ * direct convolution's multiplications, but transforms every input and output tile; its results round
  * differently from direct ones (relative differences about 1e-6 to 1e-5 per layer).
  *
  * pass_ctx.conv_algo says where:

@@ -29,6 +29,7 @@
 #include "ops/native/native_conv.h"
 
 #define TJ OP_NATIVE_WINO_TJ
+#define TJW OP_NATIVE_WINO_TJW
 
 static inline int64_t round16(int64_t v)
 {
@@ -60,14 +61,14 @@ static int64_t u_floats(const cshape *s)
     return round16(36 * s->c * s->f);
 }
 
-static int64_t job_floats(const cshape *s)
+static int64_t job_floats(const cshape *s, int64_t tj)
 {
-    return 36 * TJ * (s->c + s->f) + NCONV_THREAD_GAP;
+    return 36 * tj * (s->c + s->f) + NCONV_THREAD_GAP;
 }
 
 size_t nconv_wino_floats(const cshape *s, int nt)
 {
-    return (size_t)(u_floats(s) + NCONV_THREAD_GAP + (nt > 1 ? nt : 1) * job_floats(s));
+    return (size_t)(u_floats(s) + NCONV_THREAD_GAP + (nt > 1 ? nt : 1) * job_floats(s, TJ));
 }
 
 /* U[xi][o/16][c][o%16] = (G g G^T)[xi] for filter o's channel c, g = w[o][c] (or, with flip,
@@ -134,9 +135,9 @@ static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *
         }
     }
     op_native_wino p = {.n = s->n, .h = s->h, .w = s->w, .c = C, .f = F, .tiles_h = (s->h + 3) / 4,
-                        .tiles_w = (s->w + 3) / 4, .x = x, .u = u, .bias = bias, .res = res, .y = y,
+                        .tiles_w = (s->w + 3) / 4, .tj = TJ, .x = x, .u = u, .bias = bias, .res = res, .y = y,
                         .relu = f->act == OP_ACT_RELU};
-    int64_t tiles = p.n * p.tiles_h * p.tiles_w, njobs = (tiles + TJ - 1) / TJ, per = job_floats(s);
+    int64_t tiles = p.n * p.tiles_h * p.tiles_w, njobs = (tiles + TJ - 1) / TJ, per = job_floats(s, TJ);
     /* few jobs for the threads (a small image at batch 1): each job's filters in chunks too,
      * each chunk transforming the job's input again */
     int64_t nfb = F / 16, chunks = 1;
@@ -196,7 +197,7 @@ typedef struct wg_split {
 static void wg_split_of(const cshape *s, wg_split *w)
 {
     w->tiles = s->n * ((s->h + 3) / 4) * ((s->w + 3) / 4);
-    w->jobs = (w->tiles + TJ - 1) / TJ;
+    w->jobs = (w->tiles + TJW - 1) / TJW;
     w->part_floats = u_floats(s);
     int64_t p = WG_PARTS;
     while (p > 1 && p * w->part_floats * (int64_t)sizeof(float) > WG_PART_BYTES)
@@ -216,7 +217,8 @@ size_t nconv_wino_wgrad_floats(const cshape *s, int nt)
 {
     wg_split w;
     wg_split_of(s, &w);
-    return (size_t)(w.parts * w.part_floats + NCONV_THREAD_GAP + (nt > 1 ? nt : 1) * job_floats(s) + db_floats(s, &w));
+    return (size_t)(w.parts * w.part_floats + NCONV_THREAD_GAP + (nt > 1 ? nt : 1) * job_floats(s, TJW) +
+                    db_floats(s, &w));
 }
 
 /* dw[o][c][3][3] = G^T s G for the 16 filters o0 .. o0+16 of channel c, s[xi][l] the sum over
@@ -258,13 +260,13 @@ void nconv_wino_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, flo
     wg_split w;
     wg_split_of(s, &w);
     float *du = scratch, *jobs_at = scratch + w.parts * w.part_floats + NCONV_THREAD_GAP;
-    int64_t per = job_floats(s);
+    int64_t per = job_floats(s, TJW);
     double *dbp = (double *)(jobs_at + (nt > 1 ? nt : 1) * per);
     int64_t pixels = s->n * s->h * s->w;
     op_native_wino p = {.n = s->n, .h = s->h, .w = s->w, .c = C, .f = F, .tiles_h = (s->h + 3) / 4,
-                        .tiles_w = (s->w + 3) / 4, .x = d->x, .dy = d->dy};
+                        .tiles_w = (s->w + 3) / 4, .tj = TJW, .x = d->x, .dy = d->dy};
     NAT_PAR(nt, {
-        float *v = jobs_at + nat_tid * per, *m = v + 36 * TJ * C;
+        float *v = jobs_at + nat_tid * per, *m = v + 36 * TJW * C;
         NAT_STATIC(it, w.parts * w.chunks) {
             int64_t part = it / w.chunks, q = it % w.chunks;
             int64_t fb0 = nfb * q / w.chunks, fb1 = nfb * (q + 1) / w.chunks;
@@ -272,8 +274,8 @@ void nconv_wino_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, flo
             for (int64_t r = 0; r < 36 * C; r++)
                 memset(dup + r * F + fb0 * 16, 0, (size_t)(fb1 - fb0) * 16 * sizeof(float));
             for (int64_t j = w.jobs * part / w.parts, j1 = w.jobs * (part + 1) / w.parts; j < j1; j++) {
-                int64_t t0 = j * TJ;
-                isa->wino_wgrad(&p, t0, w.tiles - t0 < TJ ? w.tiles - t0 : TJ, fb0, fb1, v, m, dup);
+                int64_t t0 = j * TJW;
+                isa->wino_wgrad(&p, t0, w.tiles - t0 < TJW ? w.tiles - t0 : TJW, fb0, fb1, v, m, dup);
             }
             if (d->db && q == 0) {
                 int64_t r0 = pixels * part / w.parts, r1 = pixels * (part + 1) / w.parts;

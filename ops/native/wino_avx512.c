@@ -22,7 +22,6 @@
 
 #define WT_ALWAYS static inline __attribute__((always_inline))
 #define WT_GROUP 8 /* tiles whose products are summed at once */
-#define TJ OP_NATIVE_WINO_TJ
 
 /* o = B^T d (six vectors) */
 WT_ALWAYS void bt6(const __m512 d[6], __m512 o[6])
@@ -52,7 +51,46 @@ WT_ALWAYS void at6(const __m512 m[6], __m512 o[4])
 }
 
 /* The products of WT_GROUP tiles for one xi: m[t][fb*16 ..] = sum over c of v[t][c] u[fb][c],
- * for NB (1 or 2) filter blocks fb (u's blocks c*16 floats apart, m's rows f floats long). */
+ * for NB (1 or 2) filter blocks fb (u's blocks c*16 floats apart, m's rows f floats long).
+ * products_c: the same for a channel count known here, so that the tiles' broadcasts are
+ * constant offsets from one pointer (with c in a register the eight offsets took eight
+ * registers, reloaded from the stack every channel). */
+WT_ALWAYS void products(const float *v, int64_t c, const float *u, float *m, int64_t f, const int NB);
+
+static void products_any(const float *v, int64_t c, const float *u, float *m, int64_t f, int nb)
+{
+    if (nb > 1)
+        products(v, c, u, m, f, 2);
+    else
+        products(v, c, u, m, f, 1);
+}
+
+#define WT_PRODUCTS_C(C)                                                                          \
+    static void products_##C(const float *v, const float *u, float *m, int64_t f, int nb)         \
+    {                                                                                             \
+        if (nb > 1)                                                                               \
+            products(v, C, u, m, f, 2);                                                           \
+        else                                                                                      \
+            products(v, C, u, m, f, 1);                                                           \
+    }
+WT_PRODUCTS_C(16)
+WT_PRODUCTS_C(32)
+WT_PRODUCTS_C(64)
+WT_PRODUCTS_C(128)
+WT_PRODUCTS_C(256)
+
+static void products_c(const float *v, int64_t c, const float *u, float *m, int64_t f, int nb)
+{
+    switch (c) {
+    case 16: products_16(v, u, m, f, nb); break;
+    case 32: products_32(v, u, m, f, nb); break;
+    case 64: products_64(v, u, m, f, nb); break;
+    case 128: products_128(v, u, m, f, nb); break;
+    case 256: products_256(v, u, m, f, nb); break;
+    default: products_any(v, c, u, m, f, nb); break;
+    }
+}
+
 WT_ALWAYS void products(const float *v, int64_t c, const float *u, float *m, int64_t f, const int NB)
 {
     __m512 acc[2][WT_GROUP];
@@ -105,7 +143,7 @@ static void input_transform(const op_native_wino *p, int64_t q, int64_t slot, fl
             __m512 o[6];
             bt6(t[i], o);
             for (int j = 0; j < 6; j++)
-                _mm512_store_ps(v + ((i * 6 + j) * TJ + slot) * c + cb, o[j]);
+                _mm512_store_ps(v + ((i * 6 + j) * p->tj + slot) * c + cb, o[j]);
         }
     }
 }
@@ -121,7 +159,7 @@ static void output_transform(const op_native_wino *p, int64_t q, int64_t slot, i
         for (int j = 0; j < 6; j++) {
             __m512 mm[6], o[4];
             for (int i = 0; i < 6; i++)
-                mm[i] = _mm512_load_ps(m + ((i * 6 + j) * TJ + slot) * f + fb);
+                mm[i] = _mm512_load_ps(m + ((i * 6 + j) * p->tj + slot) * f + fb);
             at6(mm, o);
             for (int i = 0; i < 4; i++)
                 t[i][j] = o[i];
@@ -158,18 +196,18 @@ void op_native_wino_tiles_avx512(const op_native_wino *p, int64_t t0, int64_t nt
     /* a last group's slots past nt: zeros (their products are never read) */
     for (int64_t s = nt; s < groups * WT_GROUP; s++)
         for (int xi = 0; xi < 36; xi++)
-            memset(v + (xi * TJ + s) * c, 0, (size_t)c * sizeof(float));
+            memset(v + (xi * p->tj + s) * c, 0, (size_t)c * sizeof(float));
     int64_t nfb = f / 16;
     for (int xi = 0; xi < 36; xi++) {
         const float *uxi = p->u + xi * nfb * c * 16;
         for (int64_t g = 0; g < groups; g++) {
-            const float *vg = v + (xi * TJ + g * WT_GROUP) * c;
-            float *mg = m + (xi * TJ + g * WT_GROUP) * f;
+            const float *vg = v + (xi * p->tj + g * WT_GROUP) * c;
+            float *mg = m + (xi * p->tj + g * WT_GROUP) * f;
             int64_t fb = fb0;
             for (; fb + 2 <= fb1; fb += 2)
-                products(vg, c, uxi + fb * c * 16, mg + fb * 16, f, 2);
+                products_c(vg, c, uxi + fb * c * 16, mg + fb * 16, f, 2);
             if (fb < fb1)
-                products(vg, c, uxi + fb * c * 16, mg + fb * 16, f, 1);
+                products_c(vg, c, uxi + fb * c * 16, mg + fb * 16, f, 1);
         }
     }
     for (int64_t s = 0; s < nt; s++)
@@ -215,7 +253,7 @@ static void grad_transform(const op_native_wino *p, int64_t q, int64_t slot, int
             __m512 o[6];
             a4(t[i], o);
             for (int j = 0; j < 6; j++)
-                _mm512_store_ps(m + ((i * 6 + j) * TJ + slot) * f + fb, o[j]);
+                _mm512_store_ps(m + ((i * 6 + j) * p->tj + slot) * f + fb, o[j]);
         }
     }
 }
@@ -255,7 +293,7 @@ void op_native_wino_wgrad_avx512(const op_native_wino *p, int64_t t0, int64_t nt
         grad_transform(p, t0 + s, s, fb0, fb1, m);
     }
     for (int xi = 0; xi < 36; xi++) {
-        const float *vx = v + xi * TJ * c, *mx = m + xi * TJ * f;
+        const float *vx = v + xi * p->tj * c, *mx = m + xi * p->tj * f;
         float *dx = du + xi * c * f;
         int64_t fb = fb0;
         for (; fb + 2 <= fb1; fb += 2)
