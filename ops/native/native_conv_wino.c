@@ -185,8 +185,12 @@ void nconv_wino_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int n
 
 /* ---- backward to the weights ---- */
 
+/* Parts of the weight gradient's tiles, fewer when all parts' sums would pass WG_PART_BYTES.
+ * With 2 MB, resnet20's 64 -> 64 at batch 64 took 3 parts of two filter chunks, each chunk
+ * transforming its part's input again: 315 GFLOP/s on 2 threads; with 8 MB, 4 parts of all the
+ * filters: 414 (bench_native --wino, oneDNN's Winograd 370-375 beside each). */
 #define WG_PARTS 4
-#define WG_PART_BYTES (2 * 1024 * 1024)
+#define WG_PART_BYTES (8 * 1024 * 1024)
 
 /* The weight gradient's parts of the tiles and chunks of the filter blocks (fixed by the
  * shapes), and the floats of one part's sums. */

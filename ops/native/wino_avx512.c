@@ -125,15 +125,25 @@ static void input_transform(const op_native_wino *p, int64_t q, int64_t slot, fl
     int64_t n, ty, tx, c = p->c;
     tile_at(p, q, &n, &ty, &tx);
     const float *img = p->x + n * p->h * p->w * c;
+    /* a tile whose 6x6 pixels are all inside the image: no checks */
+    bool inside = ty > 0 && tx > 0 && ty * 4 + 5 <= p->h && tx * 4 + 5 <= p->w;
+    const float *corner = img + ((ty * 4 - 1) * p->w + tx * 4 - 1) * c;
+    int64_t row = p->w * c;
     for (int64_t cb = 0; cb < c; cb += 16) {
         __m512 t[6][6];
         for (int j = 0; j < 6; j++) {
             __m512 d[6], o[6];
             int64_t ix = tx * 4 - 1 + j;
-            for (int i = 0; i < 6; i++) {
-                int64_t iy = ty * 4 - 1 + i;
-                d[i] = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w ? _mm512_loadu_ps(img + (iy * p->w + ix) * c + cb)
-                                                                    : _mm512_setzero_ps();
+            if (inside) {
+                for (int i = 0; i < 6; i++)
+                    d[i] = _mm512_loadu_ps(corner + i * row + j * c + cb);
+            } else {
+                for (int i = 0; i < 6; i++) {
+                    int64_t iy = ty * 4 - 1 + i;
+                    d[i] = iy >= 0 && iy < p->h && ix >= 0 && ix < p->w
+                               ? _mm512_loadu_ps(img + (iy * p->w + ix) * c + cb)
+                               : _mm512_setzero_ps();
+                }
             }
             bt6(d, o);
             for (int i = 0; i < 6; i++)
