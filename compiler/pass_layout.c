@@ -68,6 +68,21 @@ static op_layout_support node_support(const ir_node *nd, const op_caps *caps)
     return caps->has[nd->op][nd->backend] ? caps->layouts[nd->op][nd->backend] : OP_LAYOUT_PLAIN_ONLY;
 }
 
+/* A native convolution forward that runs by Winograd, a fused pooling included: the calls
+ * ops/native/native_conv_wino.c takes (nconv_wino_fits: fp32, 2-D, 3x3, stride 1, padding 1,
+ * no dilation, one group, 16k channels and filters), on a machine where it has them. */
+static bool native_winograd(const ir_graph *g, const ir_node *nd, const op_caps *caps)
+{
+    const op_conv_attrs *a = &nd->attrs.conv;
+    if (nd->op != OP_CONV2D || nd->backend != OP_BACKEND_NATIVE || !a->winograd ||
+        !caps->winograd[nd->op][nd->backend] || nd->nin < 2 || nd->nout < 1)
+        return false;
+    const op_shape *x = &g->vals[nd->in[0]].shape, *w = &g->vals[nd->in[1]].shape;
+    return a->prec == OP_PREC_FP32 && a->sdims == 2 && a->groups <= 1 && a->kernel[0] == 3 && a->kernel[1] == 3 &&
+           a->stride[0] == 1 && a->stride[1] == 1 && a->pad[0] == 1 && a->pad[1] == 1 && a->dilation[0] == 1 &&
+           a->dilation[1] == 1 && x->rank == 3 && w->rank == 4 && x->d[0] % 16 == 0 && w->d[0] % 16 == 0;
+}
+
 /* A node faster channels-last on images of 16 channels or more (op_caps.wide_cl) on such
  * images; for a convolution, a native fp32 2-D one the direct channels-last kernels take: one
  * group, no fused pooling, the backward to the data at stride 1.  (1-D ones stay with their
@@ -78,7 +93,7 @@ static bool wide_cl(const ir_graph *g, const ir_node *nd, const op_caps *caps)
         return false;
     const op_conv_attrs *a = &nd->attrs.conv;
     if (pass_conv_algo_node(nd) &&
-        (a->prec != OP_PREC_FP32 || a->groups != 1 || a->pool || a->sdims != 2 ||
+        (a->prec != OP_PREC_FP32 || a->groups != 1 || (a->pool && !native_winograd(g, nd, caps)) || a->sdims != 2 ||
          (nd->op == OP_CONV_BWD_DATA && (a->stride[0] != 1 || a->stride[1] != 1))))
         return false;
     bool any = false;
@@ -95,11 +110,12 @@ static bool wide_cl(const ir_graph *g, const ir_node *nd, const op_caps *caps)
 
 /* A native fp32 2-D convolution with a fused pooling, which the direct channels-last kernels do
  * not take (they would run it on plain copies of its tensors): on a machine with them
- * (op_caps.wide_cl) it runs plain, so the reorders around it are shared nodes. */
-static bool pooled_plain(const ir_node *nd, const op_caps *caps)
+ * (op_caps.wide_cl) it runs plain, so the reorders around it are shared nodes; unless it runs by
+ * Winograd, which takes the pooling channels-last. */
+static bool pooled_plain(const ir_graph *g, const ir_node *nd, const op_caps *caps)
 {
     return nd->op == OP_CONV2D && caps->has[nd->op][nd->backend] && caps->wide_cl[nd->op][nd->backend] &&
-           nd->attrs.conv.pool;
+           nd->attrs.conv.pool && !native_winograd(g, nd, caps);
 }
 
 /* Whether node nd may run blocked (see the header comment). */
@@ -184,7 +200,7 @@ static void choose_layouts(ir_graph *g, const op_caps *caps, bool blocked, op_la
                          : OP_LAYOUT_NHWC;
             break;
         case OP_LAYOUT_FOLLOWS_INPUTS:
-            if (pooled_plain(nd, caps) || (cl_n == 0 && !wide_cl(g, nd, caps)))
+            if (pooled_plain(g, nd, caps) || (cl_n == 0 && !wide_cl(g, nd, caps)))
                 break;
             if (cl_n == 0) {
                 lay[n] = OP_LAYOUT_NHWC;

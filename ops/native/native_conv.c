@@ -222,8 +222,9 @@ size_t op_native_conv_scratch(const op_call *c)
     size_t b = fwd_scratch_max(&f, nat_threads(c));
     if (cl_fwd_ok(&f, top_isa()))
         b = max_size(b, nconv_cl_fwd_floats(&f.s, nat_threads(c)) * sizeof(float));
-    if (wino_asked(c) && !f.pool && nconv_wino_fits(&f.s, top_isa()))
-        b = max_size(b, nconv_wino_floats(&f.s, nat_threads(c)) * sizeof(float));
+    if (wino_asked(c) && nconv_wino_fits(&f.s, top_isa()))
+        b = max_size(b, nconv_wino_fwd_floats(&f.s, f.pool && !c->node->attrs.conv.pool_keep, nat_threads(c)) *
+                            sizeof(float));
     return b;
 }
 
@@ -252,7 +253,8 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
     int acts[4], na = fwd_acts(c, acts), mode = nconv_layout_mode(c, acts, na);
     if (mode < 0)
         return blocked_fail("native conv", err, errlen);
-    if (mode == NCONV_MIXED || (mode == NCONV_CL && !cl_fwd_ok(&f, op_native_isa_table())))
+    bool wino = mode == NCONV_CL && wino_asked(c) && nconv_wino_fits(&f.s, op_native_isa_table());
+    if (mode == NCONV_MIXED || (mode == NCONV_CL && !wino && !cl_fwd_ok(&f, op_native_isa_table())))
         return nconv_via_plain(c, acts, na, op_native_conv, err, errlen);
     int k = 2;
     f.x = c->in[0].data;
@@ -268,8 +270,7 @@ int op_native_conv(op_call *c, char *err, size_t errlen)
         return 0;
     const op_native_isa *isa = op_native_isa_table();
     int nt = nat_threads(c);
-    bool wino = mode == NCONV_CL && !f.pool && wino_asked(c) && nconv_wino_fits(&f.s, isa);
-    size_t bytes = wino               ? nconv_wino_floats(&f.s, nt) * sizeof(float)
+    size_t bytes = wino               ? nconv_wino_fwd_floats(&f.s, f.pool && !keep, nt) * sizeof(float)
                    : mode == NCONV_CL ? nconv_cl_fwd_floats(&f.s, nt) * sizeof(float)
                                       : fwd_scratch_max(&f, nt);
     bool owned;

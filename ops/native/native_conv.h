@@ -233,6 +233,10 @@ void nconv_cl_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float
 bool nconv_wino_fits(const cshape *s, const op_native_isa *isa);
 /* Floats of scratch for nt threads. */
 size_t nconv_wino_floats(const cshape *s, int nt);
+/* The forward's scratch in floats (pooled: with the activated output, for a fused pooling whose
+ * input is not kept), and the run (x, y and the residual channels-last; a fused max pooling
+ * after). */
+size_t nconv_wino_fwd_floats(const cshape *s, bool pooled, int nt);
 void nconv_wino_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch);
 void nconv_wino_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch);
 /* The weight gradient (and the bias's) by the same transforms: whether it takes s, its scratch

@@ -8,7 +8,8 @@
  *                  split evenly between the threads (consecutive jobs each), each through the
  *                  thread's own scratch (with fewer than two jobs a thread, a job's filters in
  *                  chunks, each chunk a job); the bias, the residual and a ReLU in the kernel, any
- *                  other activation in a pass after;
+ *                  other activation in a pass after; a fused max pooling in a pass after that,
+ *                  from the activated output (kept as output 0, or in the scratch);
  *   backward data  padding 1 stays padding 1 (3x3): the same on dy with the flipped, transposed
  *                  weights;
  *   backward wts   dU[xi][c][f] = the sum over the tiles of (B^T d B)[xi][c] (A dy A^T)[xi][f]
@@ -21,6 +22,7 @@
  * G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1].  Its
  * results round differently from direct convolution's (relative differences about 1e-6 to
  * 1e-5, as oneDNN's Winograd), but each output's arithmetic is fixed by the shapes. */
+#include <math.h>
 #include <string.h>
 
 #include "ops/mem.h"
@@ -172,9 +174,50 @@ static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *
     }
 }
 
+/* The fused max pooling of the activated output t (channels-last, the convolution's size) into
+ * f->y (channels-last), the images of this thread's share; padding never wins. */
+static void pool_cl(const conv_fwd *f, const float *t, int nat_tid, int nat_nt)
+{
+    const cshape *s = &f->s;
+    int64_t F = s->f, h = s->h, w = s->w;
+    NAT_STATIC(r, s->n * f->yh) {
+        int64_t n = r / f->yh, oy = r % f->yh;
+        int64_t h0 = oy * f->pst_h - f->pph, h1 = h0 + f->psh;
+        h0 = h0 < 0 ? 0 : h0;
+        h1 = h1 > h ? h : h1;
+        for (int64_t ox = 0; ox < f->yw; ox++) {
+            int64_t w0 = ox * f->pst_w - f->ppw, w1 = w0 + f->psw;
+            w0 = w0 < 0 ? 0 : w0;
+            w1 = w1 > w ? w : w1;
+            float *restrict d = f->y + ((n * f->yh + oy) * f->yw + ox) * F;
+            for (int64_t k = 0; k < F; k++)
+                d[k] = -INFINITY;
+            for (int64_t i = h0; i < h1; i++)
+                for (int64_t j = w0; j < w1; j++) {
+                    const float *restrict q = t + ((n * h + i) * w + j) * F;
+#pragma omp simd
+                    for (int64_t k = 0; k < F; k++)
+                        d[k] = q[k] > d[k] ? q[k] : d[k];
+                }
+        }
+    }
+}
+
+size_t nconv_wino_fwd_floats(const cshape *s, bool pooled, int nt)
+{
+    return nconv_wino_floats(s, nt) + (pooled ? (size_t)round16(s->n * s->h * s->w * s->f) : 0);
+}
+
 void nconv_wino_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
 {
-    wino_run(f, f->w, false, f->x, f->b, f->r, f->y, isa, nt, scratch);
+    if (!f->pool) {
+        wino_run(f, f->w, false, f->x, f->b, f->r, f->y, isa, nt, scratch);
+        return;
+    }
+    /* the activated output into the kept output (or after the scratch), then pooled */
+    float *t = f->kept ? f->kept : scratch + nconv_wino_floats(&f->s, nt);
+    wino_run(f, f->w, false, f->x, f->b, f->r, t, isa, nt, scratch);
+    NAT_PAR(nt, { pool_cl(f, t, nat_tid, nat_nt); });
 }
 
 void nconv_wino_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
