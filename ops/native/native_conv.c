@@ -236,6 +236,34 @@ int op_native_conv_prepare(op_call *c, char *err, size_t errlen)
     return 0;
 }
 
+float *nconv_wcache_take(nconv_wcache *wc, size_t need, bool wino, uint64_t version, const float *src, bool *prepare)
+{
+    *prepare = true;
+    if (!wc)
+        return NULL;
+    if (wc->floats < need) {
+        cnn_mem_aligned_free(wc->wp);
+        wc->wp = cnn_mem_aligned_alloc(64, need * sizeof(float), 0);
+        wc->floats = wc->wp ? need : 0;
+        wc->valid = false;
+    }
+    if (!wc->wp)
+        return NULL;
+    *prepare = !(wc->valid && wc->wino == wino && wc->version == version && wc->src == src);
+    wc->valid = false;
+    return wc->wp;
+}
+
+void nconv_wcache_keep(nconv_wcache *wc, const float *buf, bool wino, uint64_t version, const float *src)
+{
+    if (!wc || !buf || wc->wp != buf)
+        return;
+    wc->valid = true;
+    wc->wino = wino;
+    wc->version = version;
+    wc->src = src;
+}
+
 void op_native_conv_release(void *state)
 {
     nconv_wcache *wc = state;

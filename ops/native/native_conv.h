@@ -110,6 +110,23 @@ typedef struct nconv_wcache {
     bool wino;             /* wp holds Winograd's transformed weights (native_conv_wino.c) */
 } nconv_wcache;
 
+/* The input rows (or columns) [*lo, *hi) of a fused max pooling's output o: window size at
+ * stride, less padding pad, clipped to [0, limit) (padding never wins). */
+static inline void nconv_pool_range(int64_t o, int64_t stride, int64_t pad, int64_t size, int64_t limit, int64_t *lo,
+                                    int64_t *hi)
+{
+    int64_t a = o * stride - pad, b = a + size;
+    *lo = a < 0 ? 0 : a;
+    *hi = b > limit ? limit : b;
+}
+
+/* The cache wc's buffer for `need` floats of prepared weights (Winograd's transformed ones when
+ * wino, else the direct kernels' packing) of the weights src at version, or NULL (no cache, or
+ * out of memory: prepare them into the scratch); *prepare: whether they must be prepared (not
+ * already there).  The cache stays invalid until nconv_wcache_keep says the run prepared them. */
+float *nconv_wcache_take(nconv_wcache *wc, size_t need, bool wino, uint64_t version, const float *src, bool *prepare);
+void nconv_wcache_keep(nconv_wcache *wc, const float *buf, bool wino, uint64_t version, const float *src);
+
 typedef struct conv_fwd {
     nconv_wcache *wcache;  /* or NULL: packed into the scratch at every call */
     uint64_t wversion;

@@ -78,22 +78,10 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
     int64_t khw = s->g.kh * s->g.kw, C = s->c, F = s->f, fp = p->fp;
     int64_t rows = p->n * p->oh, len = p->ow * p->f, per = rows_floats(s);
     float *wp = scratch, *bufs = scratch + khw * C * fp + NCONV_THREAD_GAP;
-    bool epi = f->act != OP_ACT_NONE, pack = true;
-    nconv_wcache *wc = f->wcache;
-    if (wc) {
-        size_t need = (size_t)(khw * C * fp);
-        if (wc->floats < need) {
-            cnn_mem_aligned_free(wc->wp);
-            wc->wp = cnn_mem_aligned_alloc(64, need * sizeof(float), 0);
-            wc->floats = wc->wp ? need : 0;
-            wc->valid = false;
-        }
-        if (wc->wp) { /* (else packed into the scratch, as without a cache) */
-            wp = wc->wp;
-            pack = !(wc->valid && !wc->wino && wc->version == f->wversion && wc->src == w);
-            wc->valid = false;
-        }
-    }
+    bool epi = f->act != OP_ACT_NONE, pack;
+    float *kept = nconv_wcache_take(f->wcache, (size_t)(khw * C * fp), false, f->wversion, w, &pack);
+    if (kept) /* (else packed into the scratch, as without a cache) */
+        wp = kept;
     p->wp = wp;
     /* filter blocks per chunk: all of them when their weights fit CL_CHUNK_BYTES, else a
      * multiple of 4 blocks (the tiles' most) */
@@ -141,12 +129,7 @@ static void cl_conv(const conv_fwd *f, op_native_clconv *p, const float *w, bool
             }
         }
     });
-    if (wc && wc->wp == wp) {
-        wc->valid = true;
-        wc->wino = false;
-        wc->version = f->wversion;
-        wc->src = w;
-    }
+    nconv_wcache_keep(f->wcache, kept, false, f->wversion, w);
 }
 
 void nconv_cl_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)

@@ -119,13 +119,11 @@ static void pool_plane(const conv_fwd *f, const float *src, float *dst)
         return;
     }
     for (int64_t oy = 0; oy < f->yh; oy++) {
-        int64_t h0 = oy * f->pst_h - f->pph, h1 = h0 + f->psh;
-        h0 = h0 < 0 ? 0 : h0;
-        h1 = h1 > oh ? oh : h1;
+        int64_t h0, h1;
+        nconv_pool_range(oy, f->pst_h, f->pph, f->psh, oh, &h0, &h1);
         for (int64_t ox = 0; ox < f->yw; ox++) {
-            int64_t w0 = ox * f->pst_w - f->ppw, w1 = w0 + f->psw;
-            w0 = w0 < 0 ? 0 : w0;
-            w1 = w1 > ow ? ow : w1;
+            int64_t w0, w1;
+            nconv_pool_range(ox, f->pst_w, f->ppw, f->psw, ow, &w0, &w1);
             float m = -INFINITY;
             for (int64_t i = h0; i < h1; i++)
                 for (int64_t j = w0; j < w1; j++)

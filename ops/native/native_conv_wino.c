@@ -120,22 +120,10 @@ static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *
     const cshape *s = &f->s;
     int64_t C = s->c, F = s->f;
     float *u = scratch, *jobs_at = scratch + u_floats(s) + NCONV_THREAD_GAP;
-    bool transform = true;
-    nconv_wcache *wc = f->wcache;
-    if (wc) {
-        size_t need = (size_t)u_floats(s);
-        if (wc->floats < need) {
-            cnn_mem_aligned_free(wc->wp);
-            wc->wp = cnn_mem_aligned_alloc(64, need * sizeof(float), 0);
-            wc->floats = wc->wp ? need : 0;
-            wc->valid = false;
-        }
-        if (wc->wp) { /* (else transformed into the scratch, as without a cache) */
-            u = wc->wp;
-            transform = !(wc->valid && wc->wino && wc->version == f->wversion && wc->src == w);
-            wc->valid = false;
-        }
-    }
+    bool transform;
+    float *kept = nconv_wcache_take(f->wcache, (size_t)u_floats(s), true, f->wversion, w, &transform);
+    if (kept) /* (else transformed into the scratch, as without a cache) */
+        u = kept;
     op_native_wino p = {.n = s->n, .h = s->h, .w = s->w, .c = C, .f = F, .tiles_h = (s->h + 3) / 4,
                         .tiles_w = (s->w + 3) / 4, .tj = TJ, .x = x, .u = u, .bias = bias, .res = res, .y = y,
                         .relu = f->act == OP_ACT_RELU};
@@ -166,12 +154,7 @@ static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *
             }
         }
     });
-    if (wc && wc->wp == u) {
-        wc->valid = true;
-        wc->wino = true;
-        wc->version = f->wversion;
-        wc->src = w;
-    }
+    nconv_wcache_keep(f->wcache, kept, true, f->wversion, w);
 }
 
 /* The fused max pooling of the activated output t (channels-last, the convolution's size) into
@@ -181,15 +164,12 @@ static void pool_cl(const conv_fwd *f, const float *t, int nat_tid, int nat_nt)
     const cshape *s = &f->s;
     int64_t F = s->f, h = s->h, w = s->w;
     NAT_STATIC(r, s->n * f->yh) {
-        int64_t n = r / f->yh, oy = r % f->yh;
-        int64_t h0 = oy * f->pst_h - f->pph, h1 = h0 + f->psh;
-        h0 = h0 < 0 ? 0 : h0;
-        h1 = h1 > h ? h : h1;
+        int64_t n = r / f->yh, h0, h1;
+        nconv_pool_range(r % f->yh, f->pst_h, f->pph, f->psh, h, &h0, &h1);
         for (int64_t ox = 0; ox < f->yw; ox++) {
-            int64_t w0 = ox * f->pst_w - f->ppw, w1 = w0 + f->psw;
-            w0 = w0 < 0 ? 0 : w0;
-            w1 = w1 > w ? w : w1;
-            float *restrict d = f->y + ((n * f->yh + oy) * f->yw + ox) * F;
+            int64_t w0, w1;
+            nconv_pool_range(ox, f->pst_w, f->ppw, f->psw, w, &w0, &w1);
+            float *restrict d = f->y + ((n * f->yh + r % f->yh) * f->yw + ox) * F;
             for (int64_t k = 0; k < F; k++)
                 d[k] = -INFINITY;
             for (int64_t i = h0; i < h1; i++)
