@@ -35,7 +35,7 @@
 
 static inline int64_t round16(int64_t v)
 {
-    return (v + 15) / 16 * 16;
+    return (int64_t)op_native_round16((size_t)v);
 }
 
 /* The geometry the tile kernels take. */
@@ -73,47 +73,79 @@ size_t nconv_wino_floats(const cshape *s, int nt)
     return (size_t)(u_floats(s) + NCONV_THREAD_GAP + (nt > 1 ? nt : 1) * job_floats(s, TJ));
 }
 
+/* o = G (a, b, d)^T: one column (or row) of a 3x3 kernel to the 6 points */
+static inline void g6(float a, float b, float d, float o[6])
+{
+    o[0] = a * 0.25f;
+    o[1] = (a + b + d) * (-1.0f / 6.0f);
+    o[2] = (a - b + d) * (-1.0f / 6.0f);
+    o[3] = a * (1.0f / 24.0f) + b * (1.0f / 12.0f) + d * (1.0f / 6.0f);
+    o[4] = a * (1.0f / 24.0f) - b * (1.0f / 12.0f) + d * (1.0f / 6.0f);
+    o[5] = d;
+}
+
+/* o = G^T s: the 6 points back to 3 (the adjoint of g6) */
+static inline void gt3(const float s[6], float o[3])
+{
+    o[0] = s[0] * 0.25f - (s[1] + s[2]) * (1.0f / 6.0f) + (s[3] + s[4]) * (1.0f / 24.0f);
+    o[1] = (s[2] - s[1]) * (1.0f / 6.0f) + (s[3] - s[4]) * (1.0f / 12.0f);
+    o[2] = (s[3] + s[4] - s[1] - s[2]) * (1.0f / 6.0f) + s[5];
+}
+
 /* U[xi][o/16][c][o%16] = (G g G^T)[xi] for filter o's channel c, g = w[o][c] (or, with flip,
  * w[c][o] turned by 180 degrees: backward data), for the channel blocks cb (16 filters each) of
  * this thread's share. */
 static void transform_weights(const float *w, int64_t C, int64_t F, bool flip, float *u, int64_t o0,
                               int64_t c)
 {
-    float g[9][16], t[6][3][16];
-    for (int k = 0; k < 9; k++)
-        for (int l = 0; l < 16; l++) {
-            int64_t o = o0 + l;
-            g[k][l] = flip ? w[(c * F + o) * 9 + (8 - k)] : w[(o * C + c) * 9 + k];
-        }
-    for (int j = 0; j < 3; j++)
-        for (int l = 0; l < 16; l++) {
-            float a = g[j][l], b = g[3 + j][l], d = g[6 + j][l];
-            t[0][j][l] = a * 0.25f;
-            t[1][j][l] = (a + b + d) * (-1.0f / 6.0f);
-            t[2][j][l] = (a - b + d) * (-1.0f / 6.0f);
-            t[3][j][l] = a * (1.0f / 24.0f) + b * (1.0f / 12.0f) + d * (1.0f / 6.0f);
-            t[4][j][l] = a * (1.0f / 24.0f) - b * (1.0f / 12.0f) + d * (1.0f / 6.0f);
-            t[5][j][l] = d;
-        }
     int64_t nfb = F / 16;
-    for (int i = 0; i < 6; i++) {
-        float row[6][16];
-        for (int l = 0; l < 16; l++) {
-            float a = t[i][0][l], b = t[i][1][l], d = t[i][2][l];
-            row[0][l] = a * 0.25f;
-            row[1][l] = (a + b + d) * (-1.0f / 6.0f);
-            row[2][l] = (a - b + d) * (-1.0f / 6.0f);
-            row[3][l] = a * (1.0f / 24.0f) + b * (1.0f / 12.0f) + d * (1.0f / 6.0f);
-            row[4][l] = a * (1.0f / 24.0f) - b * (1.0f / 12.0f) + d * (1.0f / 6.0f);
-            row[5][l] = d;
+    for (int l = 0; l < 16; l++) {
+        int64_t o = o0 + l;
+        float g[9], t[6][3], r[6];
+        for (int k = 0; k < 9; k++)
+            g[k] = flip ? w[(c * F + o) * 9 + (8 - k)] : w[(o * C + c) * 9 + k];
+        for (int j = 0; j < 3; j++) { /* G g: the kernel's columns */
+            g6(g[j], g[3 + j], g[6 + j], r);
+            for (int i = 0; i < 6; i++)
+                t[i][j] = r[i];
         }
-        for (int j = 0; j < 6; j++)
-            memcpy(u + (((i * 6 + j) * nfb + o0 / 16) * C + c) * 16, row[j], sizeof row[j]);
+        for (int i = 0; i < 6; i++) { /* (G g) G^T: its rows */
+            g6(t[i][0], t[i][1], t[i][2], r);
+            for (int j = 0; j < 6; j++)
+                u[(((i * 6 + j) * nfb + o0 / 16) * C + c) * 16 + l] = r[j];
+        }
+    }
+}
+
+/* The fused max pooling of the activated output t (channels-last, the convolution's size) into
+ * f->y (channels-last), the images of this thread's share; padding never wins. */
+static void pool_cl(const conv_fwd *f, const float *t, int nat_tid, int nat_nt)
+{
+    const cshape *s = &f->s;
+    int64_t F = s->f, h = s->h, w = s->w;
+    NAT_STATIC(r, s->n * f->yh) {
+        int64_t n = r / f->yh, h0, h1;
+        nconv_pool_range(r % f->yh, f->pst_h, f->pph, f->psh, h, &h0, &h1);
+        for (int64_t ox = 0; ox < f->yw; ox++) {
+            int64_t w0, w1;
+            nconv_pool_range(ox, f->pst_w, f->ppw, f->psw, w, &w0, &w1);
+            float *restrict d = f->y + ((n * f->yh + r % f->yh) * f->yw + ox) * F;
+            for (int64_t k = 0; k < F; k++)
+                d[k] = -INFINITY;
+            for (int64_t i = h0; i < h1; i++)
+                for (int64_t j = w0; j < w1; j++) {
+                    const float *restrict q = t + ((n * h + i) * w + j) * F;
+#pragma omp simd
+                    for (int64_t k = 0; k < F; k++)
+                        d[k] = q[k] > d[k] ? q[k] : d[k];
+                }
+        }
     }
 }
 
 /* Runs convolution s (x -> y, the kernel's weights w: [F][C][3][3], or with flip the forward
- * weights [C][F][3][3] of the convolution this is the backward of) in one parallel region. */
+ * weights [C][F][3][3] of the convolution this is the backward of) in one parallel region;
+ * with f's fused pooling, y is the activated output and the pooled one goes to f->y. */
 static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *x, const float *bias,
                      const float *res, float *y, const op_native_isa *isa, int nt, float *scratch)
 {
@@ -153,34 +185,12 @@ static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *
                 isa->epilogue(yi, yi, len, 0.0f, NULL, NULL, f->act, f->alpha);
             }
         }
+        if (f->pool) {
+            NAT_BARRIER();
+            pool_cl(f, y, nat_tid, nat_nt);
+        }
     });
     nconv_wcache_keep(f->wcache, kept, true, f->wversion, w);
-}
-
-/* The fused max pooling of the activated output t (channels-last, the convolution's size) into
- * f->y (channels-last), the images of this thread's share; padding never wins. */
-static void pool_cl(const conv_fwd *f, const float *t, int nat_tid, int nat_nt)
-{
-    const cshape *s = &f->s;
-    int64_t F = s->f, h = s->h, w = s->w;
-    NAT_STATIC(r, s->n * f->yh) {
-        int64_t n = r / f->yh, h0, h1;
-        nconv_pool_range(r % f->yh, f->pst_h, f->pph, f->psh, h, &h0, &h1);
-        for (int64_t ox = 0; ox < f->yw; ox++) {
-            int64_t w0, w1;
-            nconv_pool_range(ox, f->pst_w, f->ppw, f->psw, w, &w0, &w1);
-            float *restrict d = f->y + ((n * f->yh + r % f->yh) * f->yw + ox) * F;
-            for (int64_t k = 0; k < F; k++)
-                d[k] = -INFINITY;
-            for (int64_t i = h0; i < h1; i++)
-                for (int64_t j = w0; j < w1; j++) {
-                    const float *restrict q = t + ((n * h + i) * w + j) * F;
-#pragma omp simd
-                    for (int64_t k = 0; k < F; k++)
-                        d[k] = q[k] > d[k] ? q[k] : d[k];
-                }
-        }
-    }
 }
 
 size_t nconv_wino_fwd_floats(const cshape *s, bool pooled, int nt)
@@ -190,14 +200,9 @@ size_t nconv_wino_fwd_floats(const cshape *s, bool pooled, int nt)
 
 void nconv_wino_fwd(const conv_fwd *f, const op_native_isa *isa, int nt, float *scratch)
 {
-    if (!f->pool) {
-        wino_run(f, f->w, false, f->x, f->b, f->r, f->y, isa, nt, scratch);
-        return;
-    }
-    /* the activated output into the kept output (or after the scratch), then pooled */
-    float *t = f->kept ? f->kept : scratch + nconv_wino_floats(&f->s, nt);
-    wino_run(f, f->w, false, f->x, f->b, f->r, t, isa, nt, scratch);
-    NAT_PAR(nt, { pool_cl(f, t, nat_tid, nat_nt); });
+    /* with a fused pooling, the activated output into the kept output (or after the scratch) */
+    float *y = !f->pool ? f->y : f->kept ? f->kept : scratch + nconv_wino_floats(&f->s, nt);
+    wino_run(f, f->w, false, f->x, f->b, f->r, y, isa, nt, scratch);
 }
 
 void nconv_wino_bwd_data(const conv_bwd_data *d, const op_native_isa *isa, int nt, float *scratch)
@@ -253,7 +258,7 @@ size_t nconv_wino_wgrad_floats(const cshape *s, int nt)
 static void inverse_transform(const float *du, int64_t parts, int64_t part_floats, int64_t C, int64_t F, int64_t c,
                               int64_t o0, float *dw)
 {
-    float sx[36][16], t[3][6][16];
+    float sx[36][16];
     for (int xi = 0; xi < 36; xi++) {
         const float *d = du + (xi * C + c) * F + o0;
         for (int l = 0; l < 16; l++)
@@ -262,22 +267,18 @@ static void inverse_transform(const float *du, int64_t parts, int64_t part_float
             for (int l = 0; l < 16; l++)
                 sx[xi][l] += d[p * part_floats + l];
     }
-    for (int j = 0; j < 6; j++)
-        for (int l = 0; l < 16; l++) {
-            float s0 = sx[j][l], s1 = sx[6 + j][l], s2 = sx[12 + j][l], s3 = sx[18 + j][l], s4 = sx[24 + j][l],
-                  s5 = sx[30 + j][l];
-            t[0][j][l] = s0 * 0.25f - (s1 + s2) * (1.0f / 6.0f) + (s3 + s4) * (1.0f / 24.0f);
-            t[1][j][l] = (s2 - s1) * (1.0f / 6.0f) + (s3 - s4) * (1.0f / 12.0f);
-            t[2][j][l] = (s3 + s4 - s1 - s2) * (1.0f / 6.0f) + s5;
+    for (int l = 0; l < 16; l++) {
+        float t[3][6], col[6], r[3];
+        for (int j = 0; j < 6; j++) { /* G^T s: the columns */
+            for (int i = 0; i < 6; i++)
+                col[i] = sx[i * 6 + j][l];
+            gt3(col, r);
+            for (int i = 0; i < 3; i++)
+                t[i][j] = r[i];
         }
-    for (int i = 0; i < 3; i++)
-        for (int l = 0; l < 16; l++) {
-            float s0 = t[i][0][l], s1 = t[i][1][l], s2 = t[i][2][l], s3 = t[i][3][l], s4 = t[i][4][l], s5 = t[i][5][l];
-            float *o = dw + ((o0 + l) * C + c) * 9 + i * 3;
-            o[0] = s0 * 0.25f - (s1 + s2) * (1.0f / 6.0f) + (s3 + s4) * (1.0f / 24.0f);
-            o[1] = (s2 - s1) * (1.0f / 6.0f) + (s3 - s4) * (1.0f / 12.0f);
-            o[2] = (s3 + s4 - s1 - s2) * (1.0f / 6.0f) + s5;
-        }
+        for (int i = 0; i < 3; i++) /* (G^T s) G: the rows, into filter o0 + l's kernel */
+            gt3(t[i], dw + ((o0 + l) * C + c) * 9 + i * 3);
+    }
 }
 
 void nconv_wino_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, float *scratch)
