@@ -331,11 +331,7 @@ int op_native_maxpool_bwd(op_call *c, char *err, size_t errlen)
         cnn_mem_free(bests), cnn_mem_free(args);
         return 0;
     }
-    POOL_LOOP(c, &c->in[1], g, {
-        v->maxpool_bwd(&g, x + p * vin_, dy + p * vout_, dx + p * vin_);
-        if (act != OP_ACT_NONE)
-            v->act_bwd(dx + p * vin_, x + p * vin_, dx + p * vin_, vin_, act, alpha);
-    });
+    POOL_LOOP(c, &c->in[1], g, v->maxpool_bwd(&g, x + p * vin_, dy + p * vout_, dx + p * vin_, act, alpha));
     return 0;
 }
 

@@ -78,8 +78,10 @@ typedef struct op_native_simd {
     void (*fill)(float *y, int64_t n, float v);
     /* ---- pooling, one (image, channel) volume */
     void (*maxpool)(const op_native_pool *g, const float *x, float *y);
-    /* dx (zeroed here) gets each dy at the first maximum of its window */
-    void (*maxpool_bwd)(const op_native_pool *g, const float *x, const float *dy, float *dx);
+    /* dx (zeroed here) gets each dy at the first maximum of its window, then the backward of
+     * activation act (x being its output) */
+    void (*maxpool_bwd)(const op_native_pool *g, const float *x, const float *dy, float *dx, op_act act,
+                        float alpha);
     void (*avgpool)(const op_native_pool *g, const float *x, float *y);
     void (*avgpool_bwd)(const op_native_pool *g, const float *dy, float *dx);
     /* ---- optimiser updates of n elements in place */

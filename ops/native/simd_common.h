@@ -493,11 +493,15 @@ static void SX(maxpool)(const op_native_pool *g, const float *restrict x, float 
 #endif
 
 /* Max-pool backward of one output row of 2x2 windows at stride 2 across (two input rows
- * r0 = x, r1 = x + w; dx likewise).  Four lanes: wider vectors spend more on the permutes of
- * the stride-2 loads and stores than they save, scalar code more on its selects
- * (bench_native --mem). */
+ * r0 = x, r1 = x + w; dx likewise), every cell of the two rows written.  With relu (x being a
+ * ReLU's output), the ReLU's backward too: the winner gets dy only where its x is above 0.
+ * Four lanes: wider vectors spend more on the permutes of the compiler's stride-2 loads and
+ * stores than they save, scalar code more on its selects (bench_native --mem); a level with
+ * its own row kernel (SIMD_HAVE_POOL2_BWD_ROW: avx512's permutes by hand) defines it before
+ * including this file. */
+#ifndef SIMD_HAVE_POOL2_BWD_ROW
 static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float *restrict dy,
-                                 float *restrict dx, int64_t cnt)
+                                 float *restrict dx, int64_t cnt, bool relu)
 {
     const float *r0 = x, *r1 = x + w;
     float *d0 = dx, *d1 = dx + w;
@@ -510,7 +514,8 @@ static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float
         bool wc = c > m;
         m = wc ? c : m;
         bool we = e > m;
-        float gq = dy[q];
+        m = we ? e : m;
+        float gq = relu && !(m > 0.0f) ? 0.0f : dy[q];
         float rest = we ? 0.0f : gq, rest2 = wc ? 0.0f : rest;
         d1[2 * q + 1] = we ? gq : 0.0f;
         d1[2 * q] = wc ? rest : 0.0f;
@@ -518,6 +523,7 @@ static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float
         d0[2 * q] = wb ? 0.0f : rest2;
     }
 }
+#endif
 
 /* Max-pool backward of one volume: dx zeroed, then each dy added at its window's first
  * maximum.  Interior columns: 2x2 windows at stride 2 in one pass (maxpool2_bwd_row); other
@@ -526,8 +532,21 @@ static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float
  * (dy where the tap won, else 0), otherwise add dy at each winner one by one (overlapping
  * windows may share it).  Edge columns scalar. */
 static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
-                            const float *restrict dy, float *restrict dx)
+                            const float *restrict dy, float *restrict dx, op_act act, float alpha)
 {
+    /* 2x2 windows at stride 2 that tile the whole volume: every cell written by the row
+     * kernel, with the ReLU's backward (no zeroing first, no pass after) */
+    if (g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 && g->pw == 0 &&
+        g->kd == 1 && g->sd == 1 && g->pd == 0 && g->h == 2 * g->oh && g->w == 2 * g->ow &&
+        g->d == g->od && (act == OP_ACT_NONE || act == OP_ACT_RELU)) {
+        for (int64_t z = 0; z < g->od; z++)
+            for (int64_t oy = 0; oy < g->oh; oy++) {
+                int64_t at = (z * g->h + 2 * oy) * g->w;
+                SX(maxpool2_bwd_row)(x + at, g->w, dy + (z * g->oh + oy) * g->ow, dx + at, g->ow,
+                                     act == OP_ACT_RELU);
+            }
+        return;
+    }
     memset(dx, 0, (size_t)(g->d * g->h * g->w) * sizeof(float));
     int64_t lo, hi;
     SX(interior)(g, &lo, &hi);
@@ -554,7 +573,7 @@ static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
                 g->sd >= g->kd) {
                 /* the common 2x2 window, stride 2 (disjoint): the winner of each window gets
                  * dy, its other three cells 0, in one pass */
-                SX(maxpool2_bwd_row)(x + wbase, g->w, dyr + lo, dx + wbase, hi - lo);
+                SX(maxpool2_bwd_row)(x + wbase, g->w, dyr + lo, dx + wbase, hi - lo, false);
                 continue;
             }
             int nt = SX(tap_offsets)(g, t0, t1, i0, i1, off);
@@ -596,6 +615,8 @@ static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
                 }
             }
         }
+    if (act != OP_ACT_NONE) /* over the volume while in cache (x is the activation's output) */
+        SX(act_bwd)(dx, x, dx, g->d * g->h * g->w, act, alpha);
 }
 
 static void SX(avgpool)(const op_native_pool *g, const float *restrict x, float *restrict y)
