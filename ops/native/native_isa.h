@@ -53,7 +53,7 @@ typedef struct op_native_clconv {
  * image by image, row by row (tiles_w = ceil(w / 4) a row, tiles_h rows).  Forward: u the
  * transformed weights [36][f/16][c][16] (native_conv_wino.c); bias (or NULL) and res (or NULL,
  * it may be y) added, then a ReLU when relu.  v and m are the calling thread's scratch of tj
- * tiles (slots): [36][tj][c] and [36][tj][f] floats, 64-byte aligned; a call takes at most tj
+ * tiles (slots): [tj][36][c] and [tj][36][f] floats, 64-byte aligned; a call takes at most tj
  * tiles (OP_NATIVE_WINO_TJ in the forward, OP_NATIVE_WINO_TJW in the weight gradient, whose
  * sums then pass through du half as often). */
 #define OP_NATIVE_WINO_TJ 16

@@ -2,11 +2,14 @@
  * wino_tiles; the driver is native_conv_wino.c), compiled with -mavx512f -mfma.  A pixel's 16
  * channels are one vector, so every transform works on whole vectors:
  *   input      V = B^T d B for each tile's 6x6 input pixels (zero outside the image), each
- *              16-channel block, stored v[xi][tile][c] (xi = 6 i + j);
+ *              16-channel block, stored v[tile][xi][c] (xi = 6 i + j: a tile's 36 vectors of a
+ *              block one after another, each a whole cache line, so that a tile's stores
+ *              fill consecutive lines instead of 36 lines 1 KB apart in a few L1 sets);
  *   products   for each of the 36 xi, M[xi][tile][f] = sum over c of V[xi][tile][c] U[xi][c][f]:
  *              8 tiles at a time, one (or two) 16-filter blocks of U per channel, each V value
  *              broadcast from memory into its tile's accumulator;
- *   output     Y = A^T M A, 4x4 pixels a tile, plus the bias and the residual, then the ReLU.
+ *   output     Y = A^T M A (m[tile][xi][f]), 4x4 pixels a tile, plus the bias and the residual,
+ *              then the ReLU.
  * The 1-D transforms (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
  * 2015, with the points 0, 1, -1, 2, -2):
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
@@ -51,7 +54,8 @@ WT_ALWAYS void at6(const __m512 m[6], __m512 o[4])
 }
 
 /* The products of WT_GROUP tiles for one xi: m[t][fb*16 ..] = sum over c of v[t][c] u[fb][c],
- * for NB (1 or 2) filter blocks fb (u's blocks c*16 floats apart, m's rows f floats long).
+ * for NB (1 or 2) filter blocks fb (u's blocks c*16 floats apart; the tiles 36 c floats apart
+ * in v, 36 f in m).
  * products_c: the same for a channel count known here, so that the tiles' broadcasts are
  * constant offsets from one pointer (with c in a register the eight offsets took eight
  * registers, reloaded from the stack every channel). */
@@ -101,7 +105,7 @@ WT_ALWAYS void products(const float *v, int64_t c, const float *u, float *m, int
         __m512 u0 = _mm512_load_ps(u + k * 16), u1 = NB > 1 ? _mm512_load_ps(u + (c + k) * 16) : u0;
 #pragma GCC unroll 8
         for (int t = 0; t < WT_GROUP; t++) {
-            __m512 x = _mm512_set1_ps(v[t * c + k]);
+            __m512 x = _mm512_set1_ps(v[t * 36 * c + k]);
             acc[0][t] = _mm512_fmadd_ps(x, u0, acc[0][t]);
             if (NB > 1)
                 acc[1][t] = _mm512_fmadd_ps(x, u1, acc[1][t]);
@@ -109,7 +113,7 @@ WT_ALWAYS void products(const float *v, int64_t c, const float *u, float *m, int
     }
     for (int b = 0; b < NB; b++)
         for (int t = 0; t < WT_GROUP; t++)
-            _mm512_store_ps(m + t * f + b * 16, acc[b][t]);
+            _mm512_store_ps(m + t * 36 * f + b * 16, acc[b][t]);
 }
 
 /* Tile q's image, tile row and column from its number. */
@@ -153,7 +157,7 @@ static void input_transform(const op_native_wino *p, int64_t q, int64_t slot, fl
             __m512 o[6];
             bt6(t[i], o);
             for (int j = 0; j < 6; j++)
-                _mm512_store_ps(v + ((i * 6 + j) * p->tj + slot) * c + cb, o[j]);
+                _mm512_store_ps(v + (slot * 36 + i * 6 + j) * c + cb, o[j]);
         }
     }
 }
@@ -169,7 +173,7 @@ static void output_transform(const op_native_wino *p, int64_t q, int64_t slot, i
         for (int j = 0; j < 6; j++) {
             __m512 mm[6], o[4];
             for (int i = 0; i < 6; i++)
-                mm[i] = _mm512_load_ps(m + ((i * 6 + j) * p->tj + slot) * f + fb);
+                mm[i] = _mm512_load_ps(m + (slot * 36 + i * 6 + j) * f + fb);
             at6(mm, o);
             for (int i = 0; i < 4; i++)
                 t[i][j] = o[i];
@@ -204,15 +208,14 @@ void op_native_wino_tiles_avx512(const op_native_wino *p, int64_t t0, int64_t nt
     for (int64_t s = 0; s < nt; s++)
         input_transform(p, t0 + s, s, v);
     /* a last group's slots past nt: zeros (their products are never read) */
-    for (int64_t s = nt; s < groups * WT_GROUP; s++)
-        for (int xi = 0; xi < 36; xi++)
-            memset(v + (xi * p->tj + s) * c, 0, (size_t)c * sizeof(float));
+    if (nt < groups * WT_GROUP)
+        memset(v + nt * 36 * c, 0, (size_t)((groups * WT_GROUP - nt) * 36 * c) * sizeof(float));
     int64_t nfb = f / 16;
     for (int xi = 0; xi < 36; xi++) {
         const float *uxi = p->u + xi * nfb * c * 16;
         for (int64_t g = 0; g < groups; g++) {
-            const float *vg = v + (xi * p->tj + g * WT_GROUP) * c;
-            float *mg = m + (xi * p->tj + g * WT_GROUP) * f;
+            const float *vg = v + (g * WT_GROUP * 36 + xi) * c;
+            float *mg = m + (g * WT_GROUP * 36 + xi) * f;
             int64_t fb = fb0;
             for (; fb + 2 <= fb1; fb += 2)
                 products_c(vg, c, uxi + fb * c * 16, mg + fb * 16, f, 2);
@@ -263,13 +266,13 @@ static void grad_transform(const op_native_wino *p, int64_t q, int64_t slot, int
             __m512 o[6];
             a4(t[i], o);
             for (int j = 0; j < 6; j++)
-                _mm512_store_ps(m + ((i * 6 + j) * p->tj + slot) * f + fb, o[j]);
+                _mm512_store_ps(m + (slot * 36 + i * 6 + j) * f + fb, o[j]);
         }
     }
 }
 
 /* du[c0 + k][fb*16 ..] += sum over the nt tiles of v[t][c0 + k] m[t][fb*16 ..], for NC channels
- * (k < NC) and NB (1 or 2) filter blocks */
+ * (k < NC) and NB (1 or 2) filter blocks (the tiles 36 c floats apart in v, 36 f in m) */
 WT_ALWAYS void wgrad_block(const float *v, int64_t c, const float *m, int64_t f, int64_t nt, float *du, const int NC,
                            const int NB)
 {
@@ -278,10 +281,10 @@ WT_ALWAYS void wgrad_block(const float *v, int64_t c, const float *m, int64_t f,
         for (int b = 0; b < NB; b++)
             acc[k][b] = _mm512_setzero_ps();
     for (int64_t t = 0; t < nt; t++) {
-        __m512 m0 = _mm512_load_ps(m + t * f), m1 = NB > 1 ? _mm512_load_ps(m + t * f + 16) : m0;
+        __m512 m0 = _mm512_load_ps(m + t * 36 * f), m1 = NB > 1 ? _mm512_load_ps(m + t * 36 * f + 16) : m0;
 #pragma GCC unroll 16
         for (int k = 0; k < NC; k++) {
-            __m512 x = _mm512_set1_ps(v[t * c + k]);
+            __m512 x = _mm512_set1_ps(v[t * 36 * c + k]);
             acc[k][0] = _mm512_fmadd_ps(x, m0, acc[k][0]);
             if (NB > 1)
                 acc[k][1] = _mm512_fmadd_ps(x, m1, acc[k][1]);
@@ -303,7 +306,7 @@ void op_native_wino_wgrad_avx512(const op_native_wino *p, int64_t t0, int64_t nt
         grad_transform(p, t0 + s, s, fb0, fb1, m);
     }
     for (int xi = 0; xi < 36; xi++) {
-        const float *vx = v + xi * p->tj * c, *mx = m + xi * p->tj * f;
+        const float *vx = v + xi * c, *mx = m + xi * f;
         float *dx = du + xi * c * f;
         int64_t fb = fb0;
         for (; fb + 2 <= fb1; fb += 2)
