@@ -167,35 +167,35 @@ static void output_transform(const op_native_wino *p, int64_t q, int64_t slot, i
 {
     int64_t n, ty, tx, f = p->f;
     tile_at(p, q, &n, &ty, &tx);
-    int64_t base = n * p->h * p->w;
+    /* the tile's rows and columns inside the output (4 but at the bottom and right edges) */
+    int64_t rows = p->h - ty * 4 < 4 ? p->h - ty * 4 : 4, cols = p->w - tx * 4 < 4 ? p->w - tx * 4 : 4;
+    int64_t first = ((n * p->h + ty * 4) * p->w + tx * 4) * f, rs = p->w * f;
+    const float *ms = m + slot * 36 * f;
     for (int64_t fb = fb0 * 16; fb < fb1 * 16; fb += 16) {
         __m512 t[4][6];
         for (int j = 0; j < 6; j++) {
             __m512 mm[6], o[4];
             for (int i = 0; i < 6; i++)
-                mm[i] = _mm512_load_ps(m + (slot * 36 + i * 6 + j) * f + fb);
+                mm[i] = _mm512_load_ps(ms + (i * 6 + j) * f + fb);
             at6(mm, o);
             for (int i = 0; i < 4; i++)
                 t[i][j] = o[i];
         }
         __m512 bias = p->bias ? _mm512_loadu_ps(p->bias + fb) : _mm512_setzero_ps();
-        for (int i = 0; i < 4; i++) {
-            int64_t oy = ty * 4 + i;
-            if (oy >= p->h)
-                break;
+        float *yr = p->y + first + fb;
+        const float *rr = p->res ? p->res + first + fb : NULL;
+        for (int i = 0; i < rows; i++, yr += rs, rr = rr ? rr + rs : NULL) {
             __m512 o[4];
             at6(t[i], o);
             for (int j = 0; j < 4; j++) {
-                int64_t ox = tx * 4 + j;
-                if (ox >= p->w)
+                if (j >= cols)
                     break;
-                int64_t at = (base + oy * p->w + ox) * f + fb;
                 __m512 r = _mm512_add_ps(o[j], bias);
-                if (p->res)
-                    r = _mm512_add_ps(r, _mm512_loadu_ps(p->res + at));
+                if (rr)
+                    r = _mm512_add_ps(r, _mm512_loadu_ps(rr + j * f));
                 if (p->relu)
                     r = _mm512_max_ps(r, _mm512_setzero_ps());
-                _mm512_storeu_ps(p->y + at, r);
+                _mm512_storeu_ps(yr + j * f, r);
             }
         }
     }
