@@ -2,14 +2,13 @@
  * wino_tiles; the driver is native_conv_wino.c), compiled with -mavx512f -mfma.  A pixel's 16
  * channels are one vector, so every transform works on whole vectors:
  *   input      V = B^T d B for each tile's 6x6 input pixels (zero outside the image), each
- *              16-channel block, stored v[tile][xi][c] (xi = 6 i + j: a tile's 36 vectors of a
- *              block one after another, each a whole cache line, so that a tile's stores
- *              fill consecutive lines instead of 36 lines 1 KB apart in a few L1 sets);
- *   products   for each of the 36 xi, M[xi][tile][f] = sum over c of V[xi][tile][c] U[xi][c][f]:
+ *              16-channel block, stored v[tile][xi][c] (xi = 6 i + j): a tile's 36 vectors
+ *              fill consecutive cache lines (position-major, v[xi][tile][c], had put them 1 KB
+ *              apart, in a few L1 sets);
+ *   products   for each of the 36 xi, M[tile][xi][f] = sum over c of V[tile][xi][c] U[xi][c][f]:
  *              8 tiles at a time, one (or two) 16-filter blocks of U per channel, each V value
  *              broadcast from memory into its tile's accumulator;
- *   output     Y = A^T M A (m[tile][xi][f]), 4x4 pixels a tile, plus the bias and the residual,
- *              then the ReLU.
+ *   output     Y = A^T M A, 4x4 pixels a tile, plus the bias and the residual, then the ReLU.
  * The 1-D transforms (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks",
  * 2015, with the points 0, 1, -1, 2, -2):
  *   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
