@@ -525,12 +525,14 @@ static void SX(maxpool2_bwd_row)(const float *restrict x, int64_t w, const float
 }
 #endif
 
-/* Max-pool backward of one volume: dx zeroed, then each dy added at its window's first
- * maximum.  Interior columns: 2x2 windows at stride 2 in one pass (maxpool2_bwd_row); other
- * windows find the winning tap per column in one loop over the columns, then, when windows
- * cannot overlap (kernel <= stride on every axis), write each tap's cells in a strided store
- * (dy where the tap won, else 0), otherwise add dy at each winner one by one (overlapping
- * windows may share it).  Edge columns scalar. */
+/* Max-pool backward of one volume, then the backward of activation act (x its output).  2x2
+ * windows at stride 2 that tile the volume: row by row (maxpool2_bwd_row, the ReLU's backward
+ * in the same pass).  Otherwise dx zeroed, then each dy added at its window's first maximum:
+ * interior columns of 2x2 windows at stride 2 in one pass (maxpool2_bwd_row); other windows
+ * find the winning tap per column in one loop over the columns, then, when windows cannot
+ * overlap (kernel <= stride on every axis), write each tap's cells in a strided store (dy
+ * where the tap won, else 0), otherwise add dy at each winner one by one (overlapping windows
+ * may share it); edge columns scalar; the activation's backward in a pass over the volume. */
 static void SX(maxpool_bwd)(const op_native_pool *g, const float *restrict x,
                             const float *restrict dy, float *restrict dx, op_act act, float alpha)
 {
