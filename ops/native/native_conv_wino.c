@@ -157,7 +157,7 @@ static void wino_run(const conv_fwd *f, const float *w, bool flip, const float *
     if (kept) /* (else transformed into the scratch, as without a cache) */
         u = kept;
     op_native_wino p = {.n = s->n, .h = s->h, .w = s->w, .c = C, .f = F, .tiles_h = (s->h + 3) / 4,
-                        .tiles_w = (s->w + 3) / 4, .tj = TJ, .x = x, .u = u, .bias = bias, .res = res, .y = y,
+                        .tiles_w = (s->w + 3) / 4, .x = x, .u = u, .bias = bias, .res = res, .y = y,
                         .relu = f->act == OP_ACT_RELU};
     int64_t tiles = p.n * p.tiles_h * p.tiles_w, njobs = (tiles + TJ - 1) / TJ, per = job_floats(s, TJ);
     /* few jobs for the threads (a small image at batch 1): each job's filters in chunks too,
@@ -292,7 +292,7 @@ void nconv_wino_bwd_w(const conv_bwd_w *d, const op_native_isa *isa, int nt, flo
     double *dbp = (double *)(jobs_at + (nt > 1 ? nt : 1) * per);
     int64_t pixels = s->n * s->h * s->w;
     op_native_wino p = {.n = s->n, .h = s->h, .w = s->w, .c = C, .f = F, .tiles_h = (s->h + 3) / 4,
-                        .tiles_w = (s->w + 3) / 4, .tj = TJW, .x = d->x, .dy = d->dy};
+                        .tiles_w = (s->w + 3) / 4, .x = d->x, .dy = d->dy};
     NAT_PAR(nt, {
         float *v = jobs_at + nat_tid * per, *m = v + 36 * TJW * C;
         NAT_STATIC(it, w.parts * w.chunks) {

@@ -52,14 +52,14 @@ typedef struct op_native_clconv {
  * y (or dy) [n][h][w][f], c and f multiples of 16; the output in tiles of 4x4 pixels, numbered
  * image by image, row by row (tiles_w = ceil(w / 4) a row, tiles_h rows).  Forward: u the
  * transformed weights [36][f/16][c][16] (native_conv_wino.c); bias (or NULL) and res (or NULL,
- * it may be y) added, then a ReLU when relu.  v and m are the calling thread's scratch of tj
- * tiles (slots): [tj][36][c] and [tj][36][f] floats, 64-byte aligned; a call takes at most tj
- * tiles (OP_NATIVE_WINO_TJ in the forward, OP_NATIVE_WINO_TJW in the weight gradient, whose
- * sums then pass through du half as often). */
+ * it may be y) added, then a ReLU when relu.  v and m are the calling thread's scratch, one
+ * slot per tile of the call: [slot][36][c] and [slot][36][f] floats, 64-byte aligned; a call
+ * takes at most OP_NATIVE_WINO_TJ tiles in the forward, OP_NATIVE_WINO_TJW in the weight
+ * gradient (whose sums then pass through du half as often), the scratch's slots. */
 #define OP_NATIVE_WINO_TJ 16
 #define OP_NATIVE_WINO_TJW 32
 typedef struct op_native_wino {
-    int64_t n, h, w, c, f, tiles_h, tiles_w, tj;
+    int64_t n, h, w, c, f, tiles_h, tiles_w;
     const float *x, *u, *bias, *res, *dy;
     float *y;
     bool relu;
@@ -188,8 +188,8 @@ typedef struct op_native_isa {
      * bias gradient; NULL where the level has no channels-last kernels). */
     void (*conv_cl_dbias)(const float *dy, int64_t n, int64_t f, double *acc);
     /* Winograd F(4x4, 3x3) on channels-last activations (NULL where none): the tiles t0 ..
-     * t0+nt (nt <= p->tj) of p, their filters fb0*16 .. fb1*16, through the scratch
-     * v and m. */
+     * t0+nt (nt <= OP_NATIVE_WINO_TJ) of p, their filters fb0*16 .. fb1*16, through the
+     * scratch v and m. */
     void (*wino_tiles)(const op_native_wino *p, int64_t t0, int64_t nt, int64_t fb0, int64_t fb1, float *v,
                        float *m);
     /* Its weight gradient before the inverse transform: du[xi][c][f] (the filters fb0*16 ..
